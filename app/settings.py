@@ -1,0 +1,179 @@
+"""Settings, read from the environment in one place and passed around frozen.
+
+Every bad value is reported at once, with the variable name and what was expected, so an
+operator fixes a deployment in one round instead of one crash per variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import platformdirs
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class IdentityBackend(StrEnum):
+    LOCAL = "local"
+    KEYCLOAK = "keycloak"
+
+
+class SettingsError(ValueError):
+    """Raised with every problem found in the environment, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    environment: Environment = Environment.DEVELOPMENT
+    #: Administrative connection (runs migrations, creates roles). None: embedded PostgreSQL.
+    database_url: str | None = None
+    #: Runtime connection as a role that owns nothing. None: derived from database_url.
+    app_database_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("tenantry")))
+    database_name: str = "tenantry"
+    app_role: str = "tenantry_app"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    secret_key: str = ""
+    log_level: str = "INFO"
+    log_json: bool = True
+    max_body_bytes: int = 1_048_576
+    pool_size: int = 10
+    identity_backend: IdentityBackend = IdentityBackend.LOCAL
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``).
+
+        Raises SettingsError naming every bad variable. In development a missing
+        ``TENANTRY_SECRET_KEY`` is generated once and kept in the data folder so that
+        sessions survive restarts; production refuses to start without one.
+        """
+        env = os.environ if env is None else env
+        problems: list[str] = []
+        values: dict[str, object] = {}
+
+        def text(name: str, attr: str) -> None:
+            raw = env.get(name)
+            if raw is not None and raw.strip():
+                values[attr] = raw.strip()
+
+        def integer(name: str, attr: str, low: int, high: int) -> None:
+            raw = env.get(name)
+            if raw is None or not raw.strip():
+                return
+            try:
+                number = int(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r}: expected a whole number")
+                return
+            if not low <= number <= high:
+                problems.append(f"{name}={raw!r}: expected a number from {low} to {high}")
+                return
+            values[attr] = number
+
+        def choice(name: str, attr: str, enum: type[StrEnum]) -> None:
+            raw = env.get(name)
+            if raw is None or not raw.strip():
+                return
+            try:
+                values[attr] = enum(raw.strip().lower())
+            except ValueError:
+                allowed = ", ".join(e.value for e in enum)
+                problems.append(f"{name}={raw!r}: expected one of {allowed}")
+
+        def url(name: str, attr: str, schemes: tuple[str, ...]) -> None:
+            raw = env.get(name)
+            if raw is None or not raw.strip():
+                return
+            parts = urlsplit(raw.strip())
+            if parts.scheme not in schemes:
+                problems.append(f"{name}: expected a URL starting with {' or '.join(schemes)}://")
+                return
+            values[attr] = raw.strip()
+
+        choice("TENANTRY_ENV", "environment", Environment)
+        url("DATABASE_URL", "database_url", ("postgres", "postgresql"))
+        url("APP_DATABASE_URL", "app_database_url", ("postgres", "postgresql"))
+        url("TENANTRY_PUBLIC_URL", "public_url", ("http", "https"))
+        text("TENANTRY_HOST", "host")
+        integer("TENANTRY_PORT", "port", 1, 65535)
+        integer("TENANTRY_MAX_BODY_BYTES", "max_body_bytes", 1024, 512 * 1024 * 1024)
+        integer("DATABASE_POOL_SIZE", "pool_size", 1, 500)
+        choice("IDENTITY_BACKEND", "identity_backend", IdentityBackend)
+        text("TENANTRY_APP_ROLE", "app_role")
+        text("TENANTRY_DATABASE_NAME", "database_name")
+        raw_dir = env.get("TENANTRY_DATA_DIR")
+        if raw_dir and raw_dir.strip():
+            values["data_dir"] = Path(raw_dir.strip()).expanduser().resolve()
+        level = env.get("LOG_LEVEL", "").strip().upper()
+        if level:
+            if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+                problems.append(f"LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+            else:
+                values["log_level"] = level
+        log_format = env.get("LOG_FORMAT", "").strip().lower()
+        if log_format:
+            if log_format not in {"json", "console"}:
+                problems.append(f"LOG_FORMAT={log_format!r}: expected json or console")
+            else:
+                values["log_json"] = log_format == "json"
+        for name in ("TENANTRY_APP_ROLE", "TENANTRY_DATABASE_NAME"):
+            value = env.get(name, "").strip()
+            if value and not value.replace("_", "").isalnum():
+                problems.append(f"{name}={value!r}: only letters, digits and _ are allowed")
+
+        environment = values.get("environment", Environment.DEVELOPMENT)
+        secret = env.get("TENANTRY_SECRET_KEY", "").strip()
+        if secret:
+            if len(secret) < 32:
+                problems.append("TENANTRY_SECRET_KEY: expected at least 32 characters")
+            values["secret_key"] = secret
+        elif environment is Environment.PRODUCTION:
+            problems.append("TENANTRY_SECRET_KEY: required in production (32+ random characters)")
+        if environment is Environment.PRODUCTION and "database_url" not in values:
+            problems.append("DATABASE_URL: required in production (the embedded database is for trying out)")
+
+        if problems:
+            raise SettingsError(problems)
+        settings = cls(**values)  # type: ignore[arg-type]
+        if not settings.secret_key:
+            settings = replace(settings, secret_key=_development_secret(settings.data_dir))
+        return settings
+
+
+def _development_secret(data_dir: Path) -> str:
+    """A per-installation secret for development, created on first use and kept."""
+    path = data_dir / "secret-key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

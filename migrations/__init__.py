@@ -1,0 +1,1 @@
+"""Schema migrations (tortoise-orm native) and the SQL for row-level security."""

@@ -1,0 +1,38 @@
+"""Who is acting, recorded on every audit event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ActorKind(StrEnum):
+    API_TOKEN = "api_token"
+    MEMBER = "member"
+    PRODUCT = "product"
+    IDENTITY_PROVIDER = "identity_provider"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The author of a write and where it came from.
+
+    ``request_id`` and ``client_addr`` travel with the actor because the audit event needs
+    them and every write already takes the actor.
+    """
+
+    kind: ActorKind
+    id: str
+    display: str
+    request_id: str | None = None
+    client_addr: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind.value}:{self.id}"
+
+
+def system_actor(what: str, *, request_id: str | None = None) -> Actor:
+    """An actor for work nobody triggered over HTTP: the CLI, the demo seed, a worker."""
+    return Actor(ActorKind.SYSTEM, what, what, request_id=request_id)

@@ -1,0 +1,81 @@
+"""The tenant transaction: the one way the domain reaches the database.
+
+Row-level security filters every tenant table on ``app.tenant_id``; it is set with
+``set_config(..., true)`` so it lives exactly as long as the transaction and cannot leak to
+the next user of a pooled connection (a session-level ``SET`` would).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from tenants.ids import OrgId
+
+_current_org: ContextVar[OrgId | None] = ContextVar("tenantry_current_org", default=None)
+_current_conn: ContextVar[BaseDBAsyncClient | None] = ContextVar(
+    "tenantry_current_conn", default=None
+)
+
+
+class NoTenantTransactionError(RuntimeError):
+    """A service function was called outside ``tenant_transaction``: a programming error."""
+
+
+@asynccontextmanager
+async def tenant_transaction(org_id: OrgId) -> AsyncIterator[BaseDBAsyncClient]:
+    """Open a transaction bound to one organisation; commit on success, roll back on error.
+
+    Nested use for the same organisation joins the outer transaction, so a service may
+    call another service. Nesting with a different organisation is refused: one
+    transaction never spans two tenants.
+    """
+    outer = _current_org.get()
+    if outer is not None:
+        if outer != org_id:
+            raise NoTenantTransactionError("a tenant transaction cannot switch organisation")
+        conn = _current_conn.get()
+        assert conn is not None
+        yield conn
+        return
+    async with in_transaction("default") as conn:
+        await conn.execute_query("SELECT set_config('app.tenant_id', $1, true)", [str(org_id)])
+        org_token = _current_org.set(org_id)
+        conn_token = _current_conn.set(conn)
+        try:
+            yield conn
+        finally:
+            _current_conn.reset(conn_token)
+            _current_org.reset(org_token)
+
+
+def current_org() -> OrgId:
+    """The organisation of the open tenant transaction; raises when there is none."""
+    org = _current_org.get()
+    if org is None:
+        raise NoTenantTransactionError("no tenant transaction is open")
+    return org
+
+
+def connection() -> BaseDBAsyncClient:
+    """The connection of the open tenant transaction, for hand-written SQL."""
+    conn = _current_conn.get()
+    if conn is None:
+        raise NoTenantTransactionError("no tenant transaction is open")
+    return conn
+
+
+async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Run hand-written SQL in the tenant transaction; rows as dicts."""
+    _, rows = await connection().execute_query(sql, list(args))
+    return [dict(r) for r in rows]
+
+
+async def fetch_one(sql: str, *args: Any) -> dict[str, Any] | None:
+    rows = await fetch(sql, *args)
+    return rows[0] if rows else None

@@ -1,0 +1,36 @@
+"""Groups cut across units; their priority orders their policy rules."""
+
+from __future__ import annotations
+
+import uuid
+
+from tortoise import fields
+
+from tenants.models_base import TenantModel
+
+
+class Group(TenantModel):
+    name = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    #: Higher wins when two groups' rules set the same setting.
+    priority = fields.IntField(default=0)
+
+    class Meta:
+        table = "groups"
+        unique_together = (("tenant_id", "name"),)
+
+
+class GroupMembership(TenantModel):
+    group: fields.ForeignKeyRelation[Group] = fields.ForeignKeyField(
+        "tenants.Group", related_name="memberships", on_delete=fields.CASCADE, db_index=False
+    )
+    group_id: uuid.UUID
+    member: fields.ForeignKeyRelation[TenantModel] = fields.ForeignKeyField(
+        "tenants.Member", related_name="group_memberships", on_delete=fields.CASCADE, db_index=False
+    )
+    member_id: uuid.UUID
+
+    class Meta:
+        table = "group_memberships"
+        unique_together = (("tenant_id", "group_id", "member_id"),)
+        indexes = (("tenant_id", "member_id"),)

@@ -1,0 +1,85 @@
+"""The member lifecycle as a table of legal transitions; plain Python, no I/O.
+
+    invited ──activate──▶ active ──begin_departure──▶ departing ──suspend──▶ suspended
+                           ▲  │                                               │
+                           │  └──────────────suspend─────────────────────────▶│
+                           │                                               depart
+                      reinstate (from departing, suspended, departed)         ▼
+                           └───────────────────────────────────────────── departed ──purge──▶ purged
+
+Purged is final: the member's data is gone and only the audit trail remains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tenants.errors import IllegalTransitionError
+
+
+class MemberStatus(StrEnum):
+    INVITED = "invited"
+    ACTIVE = "active"
+    DEPARTING = "departing"
+    SUSPENDED = "suspended"
+    DEPARTED = "departed"
+    PURGED = "purged"
+
+
+class LifecycleAction(StrEnum):
+    ACTIVATE = "activate"
+    BEGIN_DEPARTURE = "begin_departure"
+    SUSPEND = "suspend"
+    DEPART = "depart"
+    PURGE = "purge"
+    REINSTATE = "reinstate"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    sources: frozenset[MemberStatus]
+    target: MemberStatus
+
+
+S = MemberStatus
+TRANSITIONS: dict[LifecycleAction, Transition] = {
+    LifecycleAction.ACTIVATE: Transition(frozenset({S.INVITED}), S.ACTIVE),
+    LifecycleAction.BEGIN_DEPARTURE: Transition(frozenset({S.ACTIVE}), S.DEPARTING),
+    LifecycleAction.SUSPEND: Transition(frozenset({S.INVITED, S.ACTIVE, S.DEPARTING}), S.SUSPENDED),
+    LifecycleAction.DEPART: Transition(frozenset({S.SUSPENDED}), S.DEPARTED),
+    LifecycleAction.PURGE: Transition(frozenset({S.DEPARTED}), S.PURGED),
+    LifecycleAction.REINSTATE: Transition(
+        frozenset({S.DEPARTING, S.SUSPENDED, S.DEPARTED}), S.ACTIVE
+    ),
+}
+
+#: Statuses in which a member may sign in and use products.
+SIGN_IN_ALLOWED: frozenset[MemberStatus] = frozenset({S.INVITED, S.ACTIVE, S.DEPARTING})
+
+
+def allowed_actions(status: MemberStatus) -> list[LifecycleAction]:
+    """The actions legal from ``status``, in declaration order (stable for messages)."""
+    return [action for action, t in TRANSITIONS.items() if status in t.sources]
+
+
+def next_status(status: MemberStatus, action: LifecycleAction) -> MemberStatus:
+    """The status after ``action``; raises IllegalTransitionError naming the legal actions."""
+    transition = TRANSITIONS[action]
+    if status not in transition.sources:
+        allowed = allowed_actions(status)
+        names = ", ".join(a.value for a in allowed) or "none (this status is final)"
+        raise IllegalTransitionError(
+            f"cannot {action.value.replace('_', ' ')} a member who is {status.value}; "
+            f"allowed from {status.value}: {names}",
+            extra={
+                "status": status.value,
+                "action": action.value,
+                "allowed_actions": [a.value for a in allowed],
+            },
+        )
+    return transition.target
+
+
+def can_sign_in(status: MemberStatus) -> bool:
+    return status in SIGN_IN_ALLOWED

@@ -1,0 +1,28 @@
+"""What every tenant-owned table has: ``tenant_id`` first, and creation/update times."""
+
+from __future__ import annotations
+
+import uuid
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class TenantModel(Model):
+    """Base of every tenant table.
+
+    Row-level security keys on ``tenant_id`` (see migrations), so it is a plain column
+    that every secondary index leads with; the foreign key to the organisation keeps
+    orphans out.
+    """
+
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    tenant: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "tenants.Organisation", related_name=False, on_delete=fields.RESTRICT, db_index=False
+    )
+    tenant_id: uuid.UUID
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        abstract = True

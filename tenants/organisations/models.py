@@ -1,0 +1,34 @@
+"""The organisation is the tenant: its own row is visible only inside its transaction."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class OrganisationKind(StrEnum):
+    EMPLOYER = "employer"
+    SCHOOL = "school"
+
+
+class OrganisationStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class Organisation(Model):
+    id = fields.UUIDField(primary_key=True, default=uuid.uuid4)
+    slug = fields.CharField(max_length=63, unique=True)
+    name = fields.CharField(max_length=200)
+    kind = fields.CharEnumField(OrganisationKind, max_length=16)
+    #: Verified email domains, lower case; used for home-realm discovery at sign-in.
+    domains: fields.Field[list[str]] = fields.JSONField(default=list)
+    status = fields.CharEnumField(OrganisationStatus, max_length=16, default=OrganisationStatus.ACTIVE)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "organisations"

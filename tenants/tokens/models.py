@@ -1,0 +1,22 @@
+"""API tokens for scripts: only a SHA-256 of the secret is stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tortoise import fields
+
+from tenants.models_base import TenantModel
+
+
+class ApiToken(TenantModel):
+    name = fields.CharField(max_length=200)
+    secret_hash = fields.CharField(max_length=64)
+    scopes: fields.Field[list[str]] = fields.JSONField(default=list)
+    expires_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    revoked_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    last_used_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    created_by = fields.CharField(max_length=255)
+
+    class Meta:
+        table = "api_tokens"
