@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
-from app.settings import Settings
 from migrations.config import tortoise_config
 
 log = logging.getLogger(__name__)
@@ -129,15 +128,16 @@ def _ident(name: str) -> str:
     return '"' + name + '"'
 
 
-async def prepare_database(settings: Settings, admin_server_url: str) -> DatabaseUrls:
-    """Create the database and the three roles if they are missing; idempotent.
+async def prepare_database(admin_url: str, *, app_role: str, app_database_url: str | None) -> DatabaseUrls:
+    """Create the database named in ``admin_url`` and the three roles if missing; idempotent.
 
-    ``admin_server_url`` may point at any database of the server (``postgres``); the
-    service's database is ``settings.database_name`` unless the URL names another one
-    and the name was not configured.
+    The database is created from the server's ``postgres`` database. Without
+    ``app_database_url`` the runtime login role ``app_role`` is created too and the
+    service connects as it (password-less: fine for the embedded server's socket and
+    trust setups; give APP_DATABASE_URL with a password elsewhere).
     """
-    database = settings.database_name
-    conn = await _admin_connect(admin_server_url)
+    database = connection_params(admin_url)["database"]
+    conn = await _admin_connect(with_database(admin_url, "postgres"))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
@@ -147,42 +147,41 @@ async def prepare_database(settings: Settings, admin_server_url: str) -> Databas
         can_create_roles = is_super or await conn.fetchval(
             "SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user"
         )
-        wanted = [
-            (OWNER_ROLE, "NOLOGIN"),
-            (RUNTIME_ROLE, "NOLOGIN NOBYPASSRLS"),
-        ]
-        if settings.app_database_url is None:
-            wanted.append((settings.app_role, "LOGIN NOBYPASSRLS NOSUPERUSER"))
+        wanted = [(OWNER_ROLE, "NOLOGIN"), (RUNTIME_ROLE, "NOLOGIN NOBYPASSRLS")]
+        if app_database_url is None:
+            wanted.append((app_role, "LOGIN NOBYPASSRLS NOSUPERUSER"))
         for role, options in wanted:
-            present = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-            if present:
+            if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
                 continue
             if not can_create_roles:
                 raise DatabaseSetupError(
-                    f"role {role} is missing and {_redact(admin_server_url)} may not create roles; "
+                    f"role {role} is missing and {_redact(admin_url)} may not create roles; "
                     f"create it: CREATE ROLE {role} {options}"
                 )
-            await conn.execute(f"CREATE ROLE {_ident(role)} {options}")
+            try:
+                await conn.execute(f"CREATE ROLE {_ident(role)} {options}")
+            except asyncpg.DuplicateObjectError:
+                pass  # created at the same moment by another node starting up
             log.info("created role %s", role)
-        if settings.app_database_url is None:
-            await conn.execute(f"GRANT {_ident(RUNTIME_ROLE)} TO {_ident(settings.app_role)}")
+        if app_database_url is None:
+            await conn.execute(f"GRANT {_ident(RUNTIME_ROLE)} TO {_ident(app_role)}")
         if not is_super:
             await conn.execute(f"GRANT {_ident(OWNER_ROLE)} TO CURRENT_USER")
     finally:
         await conn.close()
 
-    admin_url = with_database(admin_server_url, database)
     conn = await _admin_connect(admin_url)
     try:
         await conn.execute(f"ALTER SCHEMA public OWNER TO {_ident(OWNER_ROLE)}")
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        await conn.execute(
-            f"GRANT CONNECT ON DATABASE {_ident(database)} TO {_ident(RUNTIME_ROLE)}"
-        )
+        await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(database)} TO {_ident(RUNTIME_ROLE)}")
     finally:
         await conn.close()
-    app_url = settings.app_database_url or with_user(admin_url, settings.app_role)
-    return DatabaseUrls(admin=admin_url, app=app_url)
+    return urls_for(admin_url, app_role=app_role, app_database_url=app_database_url)
+
+
+def urls_for(admin_url: str, *, app_role: str, app_database_url: str | None) -> DatabaseUrls:
+    return DatabaseUrls(admin=admin_url, app=app_database_url or with_user(admin_url, app_role))
 
 
 async def migrate(urls: DatabaseUrls) -> list[str]:
@@ -206,13 +205,15 @@ async def migrate(urls: DatabaseUrls) -> list[str]:
 
 async def pending_migrations(conn: asyncpg.Connection) -> list[str]:
     """Migrations on disk that the database has not recorded; empty when current."""
-    on_disk = _migrations_on_disk()
     try:
         rows = await conn.fetch("SELECT app, name FROM tortoise_migrations")
     except asyncpg.UndefinedTableError:
-        return sorted(on_disk)
-    recorded = {f"{r['app']}.{r['name']}" for r in rows}
-    return sorted(on_disk - recorded)
+        return sorted(_migrations_on_disk())
+    return pending_migrations_from({f"{r['app']}.{r['name']}" for r in rows})
+
+
+def pending_migrations_from(recorded: set[str]) -> list[str]:
+    return sorted(_migrations_on_disk() - recorded)
 
 
 def _migrations_on_disk() -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
 from tortoise import fields
 from tortoise.models import Model
@@ -26,3 +27,25 @@ class TenantModel(Model):
 
     class Meta:
         abstract = True
+
+
+M = TypeVar("M", bound=Model)
+
+
+async def get_by_id(
+    model: type[M], id_: object, what: str, *, for_update: bool = False
+) -> M:
+    """The row with this id in the current organisation, or NotFoundError.
+
+    Row-level security already hides other organisations' rows, so an id from another
+    organisation is indistinguishable from one that never existed.
+    """
+    from tenants.errors import NotFoundError
+
+    query = model.filter(id=id_)
+    if for_update:
+        query = query.select_for_update()
+    found = await query.first()
+    if found is None:
+        raise NotFoundError(f"there is no {what} with id {id_}", extra={"resource": what})
+    return found

@@ -188,7 +188,17 @@ const provider = new Provider(issuer, {
   },
 });
 
-provider.on('backchannel.error', (err, client) => {
+// Static clients are only validated on first use; validate them now so a bad test config fails
+// at start (with the reason on stderr) instead of as a puzzling error page mid-sign-in.
+for (const { client_id: clientId } of config.clients) {
+  try {
+    await provider.Client.find(clientId);
+  } catch (err) {
+    fail(`invalid client ${clientId}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}`);
+  }
+}
+
+provider.on('backchannel.error', (ctx, err, client) => {
   console.error(`backchannel logout to ${client?.clientId} failed: ${err.message}`);
 });
 

@@ -1,0 +1,261 @@
+"""Declared API endpoints: parsing, authentication, the tenant transaction, rendering.
+
+Each endpoint states its method, path, permission and pydantic models once; from that
+the same declaration serves the request and writes the OpenAPI document, so the two
+cannot drift. A handler receives a parsed ``Call`` and returns a model (or None for
+204); everything around it (one transaction per request, problem responses) is here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from tortoise.exceptions import IntegrityError
+
+from app.auth import Authenticator, Principal
+from app.problems import from_domain_error, from_validation_error, http_problem
+from tenants.actors import Actor
+from tenants.db import tenant_transaction
+from tenants.errors import ConflictError, PermissionDeniedError, TenantryError
+from tenants.permissions import Permission
+
+log = logging.getLogger(__name__)
+
+B = TypeVar("B", bound=BaseModel)
+Q = TypeVar("Q", bound=BaseModel)
+
+PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+class NoBody(BaseModel):
+    """Marker for endpoints without a request body."""
+
+
+class NoQuery(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[B, Q]):
+    """What a handler gets: the request, who is calling, and the parsed input."""
+
+    request: Request
+    principal: Principal
+    body: B
+    query: Q
+    path: dict[str, uuid.UUID]
+
+    @property
+    def actor(self) -> Actor:
+        return self.principal.actor
+
+    def id(self, name: str = "id") -> uuid.UUID:
+        return self.path[name]
+
+
+Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    permission: Permission | None
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    description: str = ""
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+    @property
+    def path_params(self) -> list[str]:
+        return PATH_PARAM.findall(self.path)
+
+
+@dataclass
+class ApiRouter:
+    """Collects endpoints of one resource; ``prefix`` is prepended to every path."""
+
+    prefix: str
+    tag: str
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        permission: Permission | None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        errors: Sequence[int] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(
+                Endpoint(
+                    method=method, path=self.prefix + path, handler=handler, summary=summary,
+                    permission=permission, tag=self.tag, body=body, query=query,
+                    response=response, status=status, errors=tuple(errors),
+                    description=(handler.__doc__ or "").strip(),
+                )
+            )
+            return handler
+
+        return register
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+
+class _Refused(Exception):
+    """Carries an already-built problem response out of input parsing."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _parse_path(request: Request, endpoint: Endpoint) -> dict[str, uuid.UUID]:
+    values = {}
+    for name in endpoint.path_params:
+        raw = request.path_params.get(name, "")
+        try:
+            values[name] = uuid.UUID(raw)
+        except ValueError:
+            # A malformed id names nothing, exactly like a well-formed id of nothing.
+            raise _Refused(
+                from_domain_error(
+                    request,
+                    _not_found(f"there is no such resource: {raw!r} is not an id"),
+                )
+            ) from None
+    return values
+
+
+def _not_found(message: str) -> TenantryError:
+    from tenants.errors import NotFoundError
+
+    return NotFoundError(message)
+
+
+def _parse_query(request: Request, model: type[BaseModel] | None) -> BaseModel:
+    model = model or NoQuery
+    raw: dict[str, Any] = {}
+    for key, value in request.query_params.multi_items():
+        if key in raw:
+            raise _Refused(
+                http_problem(request, "validation", f"query parameter {key} is given twice",
+                             fields=[_field(f"query.{key}", "is given more than once")])
+            )
+        raw[key] = value
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _Refused(from_validation_error(request, exc, prefix="query")) from None
+
+
+def _field(name: str, reason: str) -> Any:
+    from tenants.errors import FieldProblem
+
+    return FieldProblem(name, reason)
+
+
+async def _parse_body(request: Request, model: type[BaseModel] | None, limit: int) -> BaseModel:
+    if model is None:
+        return NoBody()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/json", "application/merge-patch+json") and not content_type.endswith("+json"):
+        raise _Refused(http_problem(request, "unsupported_media_type",
+                                    f"expected Content-Type application/json, got {content_type or 'none'}"))
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _Refused(http_problem(request, "body_too_large",
+                                        f"the body is larger than {limit} bytes"))
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _Refused(http_problem(request, "malformed_json", f"the body is not valid JSON: {exc}")) from None
+    if not isinstance(data, dict):
+        raise _Refused(http_problem(request, "validation", "the body must be a JSON object",
+                                    fields=[_field("body", "expected a JSON object")]))
+    try:
+        return model.model_validate(data, strict=False)
+    except ValidationError as exc:
+        raise _Refused(from_validation_error(request, exc)) from None
+
+
+def _render(endpoint: Endpoint, result: BaseModel | None) -> Response:
+    if result is None or endpoint.status == 204:
+        return Response(status_code=204)
+    return Response(result.model_dump_json(), status_code=endpoint.status, media_type="application/json")
+
+
+def build_route(endpoint: Endpoint, authenticator: Authenticator, max_body: int) -> Route:
+    """The Starlette route that runs ``endpoint`` in one tenant transaction."""
+
+    async def asgi_endpoint(request: Request) -> Response:
+        try:
+            credential = authenticator.identify(request)
+            path = _parse_path(request, endpoint)
+            query = _parse_query(request, endpoint.query)
+            body = await _parse_body(request, endpoint.body, max_body)
+            async with tenant_transaction(credential.org_id):
+                principal = await credential.verify(request)
+                if endpoint.permission is not None and endpoint.permission not in principal.permissions:
+                    raise PermissionDeniedError(
+                        f"this needs the permission {endpoint.permission.value}",
+                        extra={"required_permission": endpoint.permission.value},
+                    )
+                result = await endpoint.handler(Call(request, principal, body, query, path))
+        except _Refused as refused:
+            return refused.response
+        except TenantryError as error:
+            return from_domain_error(request, error)
+        except IntegrityError as error:
+            # A uniqueness race the service's own checks could not see (two requests at once).
+            log.info("integrity error turned into 409: %s", error)
+            return from_domain_error(
+                request, ConflictError("the change clashes with data written at the same time; retry")
+            )
+        return _render(endpoint, result)
+
+    asgi_endpoint.__name__ = endpoint.operation_id
+    starlette_path = endpoint.path
+    return Route(starlette_path, asgi_endpoint, methods=[endpoint.method], name=endpoint.operation_id)

@@ -1,0 +1,252 @@
+"""The ``tenantry`` command: serve, migrate, organisations, tokens, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from app.database import DatabaseSetupError
+from app.settings import Settings, SettingsError
+from tenants.errors import TenantryError
+
+T = TypeVar("T")
+
+cli = typer.Typer(help="Tenantry: organisation-administered account governance.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+org_cli = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
+token_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True)
+audit_cli = typer.Typer(help="The audit log.", no_args_is_help=True)
+cli.add_typer(org_cli, name="org")
+cli.add_typer(token_cli, name="token")
+cli.add_typer(audit_cli, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        err.print(f"[red]Configuration problem:[/red]\n{exc}")
+        raise typer.Exit(2) from None
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return settings.with_overrides(**changes) if changes else settings
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def run_with_orm(settings: Settings, work: Callable[[], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Run ``work`` with the ORM on the runtime role of a ready database."""
+    from app.runtime import admin_url, orm, ready_database
+
+    async def main(url: str) -> T:
+        urls = await ready_database(settings, url, migrate=migrate)
+        async with orm(urls):
+            return await work()
+
+    try:
+        with admin_url(settings) as url:
+            return asyncio.run(main(url))
+    except DatabaseSetupError as exc:
+        raise fail(str(exc)) from None
+    except TenantryError as exc:
+        fields = "".join(f"\n  {f.field}: {f.reason}" for f in exc.fields)
+        raise fail(exc.message + fields) from None
+
+
+@cli.command()
+def serve(
+    demo: Annotated[bool, typer.Option("--demo", help="Seed demo organisations and print credentials.")] = False,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    migrate: Annotated[bool | None, typer.Option(
+        "--migrate/--no-migrate", help="Apply migrations first (default: only with the embedded database).")] = None,
+) -> None:
+    """Serve the web console, account pages and API."""
+    import uvicorn
+
+    from app.factory import create_app
+    from app.logs import configure_logging
+    from app.runtime import admin_url, orm, ready_database
+
+    settings = load_settings(host=host, port=port)
+    configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
+    do_migrate = migrate if migrate is not None else settings.database_url is None
+
+    try:
+        with admin_url(settings) as url:
+            with out.status("Preparing the database…"):
+                urls = asyncio.run(ready_database(settings, url, migrate=do_migrate))
+            if demo:
+                from app.demo import seed_demo
+
+                async def seed() -> list[object]:
+                    async with orm(urls):
+                        return list(await seed_demo())
+
+                with out.status("Seeding demo organisations…"):
+                    credentials = asyncio.run(seed())
+                _print_demo(settings, credentials)
+            app = create_app(settings, urls)
+            uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
+                        proxy_headers=True, server_header=False)
+    except DatabaseSetupError as exc:
+        raise fail(str(exc)) from None
+
+
+def _print_demo(settings: Settings, credentials: list[object]) -> None:
+    from app.demo import DemoCredentials
+
+    lines = [f"[bold]Tenantry[/bold] with demo data at [link]{settings.base_url}[/link]", ""]
+    for c in credentials:
+        assert isinstance(c, DemoCredentials)
+        lines += [f"[bold]{c.name}[/bold] ({c.slug})", f"  API token (all scopes, 24 h): {c.api_token}"]
+    first = credentials[0]
+    assert isinstance(first, DemoCredentials)
+    lines += [
+        "",
+        f"OpenAPI: {settings.base_url}/openapi.json",
+        f"Try:     curl -H 'Authorization: Bearer {first.api_token}' '{settings.base_url}/v1/members?limit=5'",
+    ]
+    for line in lines:
+        out.print(line, soft_wrap=True, highlight=False)
+
+
+@cli.command()
+def migrate() -> None:
+    """Create roles and database if needed and apply pending migrations."""
+    from app import database
+    from app.runtime import admin_url
+
+    settings = load_settings()
+
+    async def main(url: str) -> list[str]:
+        urls = await database.prepare_database(
+            url, app_role=settings.app_role, app_database_url=settings.app_database_url
+        )
+        return await database.migrate(urls)
+
+    try:
+        with admin_url(settings) as url, out.status("Migrating…"):
+            applied = asyncio.run(main(url))
+    except DatabaseSetupError as exc:
+        raise fail(str(exc)) from None
+    if applied:
+        for name in applied:
+            out.print(f"[green]applied[/green] {name}")
+    else:
+        out.print("The schema is up to date.")
+
+
+@org_cli.command("create")
+def org_create(
+    slug: Annotated[str, typer.Argument(help="Short name used in URLs, e.g. acme.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    kind: Annotated[str, typer.Option(help="employer or school.")] = "employer",
+    domain: Annotated[list[str] | None, typer.Option(help="Verified email domain (repeatable).")] = None,
+) -> None:
+    """Create an organisation with its root unit and audit chain."""
+    from tenants.actors import system_actor
+    from tenants.organisations import service
+    from tenants.organisations.models import OrganisationKind
+
+    try:
+        kind_value = OrganisationKind(kind)
+    except ValueError:
+        raise fail("--kind must be employer or school", 2) from None
+
+    async def work() -> object:
+        return await service.create_organisation(
+            slug=slug, name=name, kind=kind_value, domains=list(domain or []),
+            actor=system_actor("cli"),
+        )
+
+    org = run_with_orm(load_settings(), work)
+    out.print(f"[green]created[/green] organisation {slug} ({getattr(org, 'id', '')})")
+
+
+@token_cli.command("create")
+def token_create(
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+    name: Annotated[str, typer.Option(help="What the token is for.")],
+    scope: Annotated[list[str] | None, typer.Option(help="Permission scope (repeatable); default all.")] = None,
+    expires_days: Annotated[int | None, typer.Option(min=1, max=3650, help="Expiry in days.")] = 90,
+) -> None:
+    """Create an API token; it is printed once and never shown again."""
+    from tenants import db
+    from tenants.actors import system_actor
+    from tenants.organisations import service as organisations
+    from tenants.permissions import Permission
+    from tenants.tokens import service
+
+    async def work() -> str:
+        org_id = await organisations.id_by_slug(org)
+        if org_id is None:
+            raise fail(f"no organisation with slug {org!r}")
+        async with db.tenant_transaction(org_id):
+            _, text = await service.create_token(
+                name, scope or [p.value for p in Permission],
+                expires_in=timedelta(days=expires_days) if expires_days else None,
+                actor=system_actor("cli"),
+            )
+        return text
+
+    text = run_with_orm(load_settings(), work)
+    out.print(Panel.fit(text, title=f"API token for {org} (shown once)", border_style="yellow"))
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+    expect_head: Annotated[str | None, typer.Option(
+        help="A head SEQ:HASH printed by an earlier run; catches events cut from the end.")] = None,
+) -> None:
+    """Walk the organisation's audit hash chain and name the first broken event."""
+    from tenants import db
+    from tenants.audit import service
+    from tenants.audit.chain import ChainHead, Verification
+    from tenants.organisations import service as organisations
+
+    expected = None
+    if expect_head:
+        try:
+            expected = ChainHead.parse(expect_head)
+        except ValueError as exc:
+            raise fail(f"--expect-head: {exc}", 2) from None
+
+    async def work() -> Verification:
+        org_id = await organisations.id_by_slug(org)
+        if org_id is None:
+            raise fail(f"no organisation with slug {org!r}")
+        async with db.tenant_transaction(org_id):
+            return await service.verify(expected)
+
+    with out.status("Verifying the audit chain…"):
+        result = run_with_orm(load_settings(), work)
+    if result.broken is None:
+        out.print(f"[green]intact[/green]: {result.checked} events; head {result.head}")
+        out.print("[dim]Keep the head; pass it as --expect-head next time to detect truncation.[/dim]")
+        return
+    out.print(f"[red]broken at event {result.broken.seq}[/red]: {result.broken.reason}")
+    out.print(f"{result.checked} events verified before it.")
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

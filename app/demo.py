@@ -1,0 +1,187 @@
+"""Demo data: a school and an employer with a few hundred members, for trying Tenantry out.
+
+Seeding is idempotent (an organisation that exists is left as it is); credentials are
+minted fresh at every start and printed, never stored in the repository.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tenants import db
+from tenants.actors import system_actor
+from tenants.audit import service as audit
+from tenants.groups.models import Group, GroupMembership
+from tenants.members.lifecycle import MemberStatus
+from tenants.members.models import Member
+from tenants.organisations import service as organisations
+from tenants.organisations.models import OrganisationKind
+from tenants.permissions import Permission, Role
+from tenants.products.models import Product, ProductAccount, ProductAccountStatus
+from tenants.tokens import service as tokens
+from tenants.units import service as units
+from tenants.units.models import Unit
+
+FIRST = ["Ada", "Ben", "Chloé", "Dmitri", "Esra", "Farid", "Grace", "Hiro", "Inès", "Jonas", "Kofi",
+         "Lena", "Mateo", "Nadia", "Oscar", "Priya", "Quinn", "Rosa", "Sami", "Tove", "Uma", "Vik",
+         "Wen", "Xavier", "Yara", "Zoltan"]
+LAST = ["Okafor", "Larsen", "Moreau", "Ivanova", "Yilmaz", "Haddad", "Hopper", "Tanaka", "Silva",
+        "Berg", "Mensah", "Novak", "García", "Rahman", "Lindqvist", "Patel", "Murphy", "Rossi",
+        "Kowalski", "Nguyen", "Schmidt", "Kaur", "Dubois", "Costa"]
+
+Tree = dict[str, "Tree"]
+
+
+@dataclass(frozen=True)
+class DemoOrganisation:
+    slug: str
+    name: str
+    kind: OrganisationKind
+    domain: str
+    tree: Tree
+    groups: list[tuple[str, int]]
+    products: list[tuple[str, str]]
+    members: int
+
+
+SCHOOL = DemoOrganisation(
+    slug="demo-school", name="Northfield School", kind=OrganisationKind.SCHOOL,
+    domain="northfield.example",
+    tree={
+        "Staff": {
+            "Teaching": {"Mathematics": {}, "Sciences": {"Physics": {}, "Biology": {}}, "Languages": {}},
+            "Administration": {"Admissions": {}, "Finance office": {}},
+        },
+        "Students": {f"Year {y}": {f"Class {y}{c}": {} for c in "AB"} for y in range(7, 12)},
+    },
+    groups=[("Safeguarding leads", 50), ("Exam board", 30), ("Sixth-form mentors", 10)],
+    products=[("mail", "Mail"), ("drive", "Drive"), ("classroom", "Classroom"), ("chat", "Chat")],
+    members=220,
+)
+EMPLOYER = DemoOrganisation(
+    slug="demo-employer", name="Acme Corporation", kind=OrganisationKind.EMPLOYER,
+    domain="acme.example",
+    tree={
+        "Engineering": {"Platform": {"Storage": {}, "Identity": {}}, "Apps": {"Mobile": {}, "Web": {}}},
+        "Sales": {"EMEA": {"Nordics": {}, "DACH": {}}, "Americas": {}},
+        "Operations": {"Finance": {}, "People": {}, "Legal": {}},
+    },
+    groups=[("Managers", 40), ("Contractors", 20), ("Works council", 60)],
+    products=[("mail", "Mail"), ("drive", "Drive"), ("chat", "Chat"), ("crm", "CRM")],
+    members=160,
+)
+DEMO_ORGANISATIONS = (SCHOOL, EMPLOYER)
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    slug: str
+    name: str
+    api_token: str
+
+
+async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> None:
+    """Create one demo organisation with its tree, groups, products and members."""
+    actor = system_actor("demo-seed")
+    org = await organisations.create_organisation(
+        slug=spec.slug, name=spec.name, kind=spec.kind, domains=[spec.domain], actor=actor
+    )
+    async with db.tenant_transaction(org.id):
+        root = await Unit.get(parent_id=None)
+        leaves: list[Unit] = []
+
+        async def build(parent: Unit, tree: Tree) -> None:
+            for name, children in tree.items():
+                unit = await units.create_unit(name, parent.id, actor=actor)
+                if children:
+                    await build(unit, children)
+                else:
+                    leaves.append(unit)
+
+        await build(root, spec.tree)
+        groups = [
+            await Group.create(tenant_id=org.id, name=name, priority=priority, description="")
+            for name, priority in spec.groups
+        ]
+        products = [
+            await Product.create(tenant_id=org.id, key=key, name=name, description="")
+            for key, name in spec.products
+        ]
+        head = Member(
+            id=uuid.uuid4(), tenant_id=org.id, email=f"admin@{spec.domain}", name="Demo Admin",
+            unit_id=root.id, roles=[Role.OWNER.value], status=MemberStatus.ACTIVE,
+            status_changed_at=datetime.now(UTC),
+        )
+        people: list[Member] = [head]
+        managers: dict[uuid.UUID, uuid.UUID] = {}
+        used: set[str] = {head.email}
+        for index in range(spec.members):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            email = f"{first}.{last}".lower().encode("ascii", "ignore").decode() + f"@{spec.domain}"
+            if email in used:
+                email = email.replace("@", f"{index}@")
+            used.add(email)
+            unit = leaves[index % len(leaves)]
+            status = MemberStatus.ACTIVE if index % 23 else rng.choice(
+                [MemberStatus.INVITED, MemberStatus.SUSPENDED, MemberStatus.DEPARTING]
+            )
+            member = Member(
+                id=uuid.uuid4(), tenant_id=org.id, email=email, name=f"{first} {last}",
+                unit_id=unit.id, manager_id=managers.get(unit.id, head.id),
+                roles=[Role.MEMBER.value], status=status,
+                status_changed_at=datetime.now(UTC) - timedelta(days=rng.randint(0, 700)),
+            )
+            managers.setdefault(unit.id, member.id)
+            people.append(member)
+        people[1].roles = [Role.ADMIN.value]
+        people[2].roles = [Role.PRIVACY_OFFICER.value]
+        people[3].roles = [Role.HELPDESK.value]
+        people[4].roles = [Role.AUDITOR.value]
+        await Member.bulk_create(people, batch_size=500)
+        await GroupMembership.bulk_create(
+            [
+                GroupMembership(tenant_id=org.id, group_id=group.id, member_id=m.id)
+                for group in groups
+                for m in rng.sample(people, k=min(len(people), 12))
+            ],
+            batch_size=500,
+        )
+        await ProductAccount.bulk_create(
+            [
+                ProductAccount(
+                    tenant_id=org.id, member_id=m.id, product_id=p.id,
+                    status=ProductAccountStatus.ASSIGNED,
+                )
+                for m in people
+                for p in products
+                if p.key in ("mail", "drive") or rng.random() < 0.6
+            ],
+            batch_size=1000,
+        )
+        await audit.record(
+            "demo.seeded", "organisation", org.id, actor=actor,
+            after={"members": len(people), "units": len(leaves), "groups": len(groups),
+                   "products": len(products)},
+        )
+
+
+async def seed_demo(*, seed: int = 7) -> list[DemoCredentials]:
+    """Seed the demo organisations that do not exist yet; mint fresh API tokens for all."""
+    rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
+    credentials = []
+    for spec in DEMO_ORGANISATIONS:
+        org_id = await organisations.id_by_slug(spec.slug)
+        if org_id is None:
+            await seed_organisation(spec, rng=rng)
+            org_id = await organisations.id_by_slug(spec.slug)
+        assert org_id is not None
+        async with db.tenant_transaction(org_id):
+            _, text = await tokens.create_token(
+                "demo (printed at start)", [p.value for p in Permission],
+                expires_in=timedelta(days=1), actor=system_actor("demo-seed"),
+            )
+        credentials.append(DemoCredentials(spec.slug, spec.name, text))
+    return credentials

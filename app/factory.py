@@ -1,0 +1,124 @@
+"""The composition root: ``create_app`` wires settings, database, routes and middleware."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from tortoise.context import TortoiseContext
+
+from app import database
+from app.api import Endpoint, build_route
+from app.auth import Authenticator, BearerAuthenticator
+from app.database import DatabaseUrls
+from app.middleware import RequestContextMiddleware
+from app.openapi import build_openapi
+from app.problems import http_problem, problem_catalogue
+from app.routes.health import healthz, readyz
+from app.settings import Settings
+from app.v1 import ROUTERS
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+def api_endpoints() -> list[Endpoint]:
+    return [e for router in ROUTERS for e in router.endpoints]
+
+
+def create_app(
+    settings: Settings,
+    urls: DatabaseUrls,
+    *,
+    authenticator: Authenticator | None = None,
+) -> Starlette:
+    """Build the ASGI application; connects to the database when the app starts (lifespan).
+
+    The runtime role is checked at start: a role that could bypass row-level security
+    stops the service rather than serving with weaker isolation.
+    """
+    authenticator = authenticator or BearerAuthenticator()
+    endpoints = api_endpoints()
+    openapi_document = build_openapi(endpoints, title="Tenantry", version=VERSION, server_url=None)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        conn = await asyncpg.connect(**database.connection_params(urls.app))
+        try:
+            await database.check_runtime_role(conn)
+        finally:
+            await conn.close()
+        async with TortoiseContext() as ctx:
+            # Global fallback: requests run in other tasks than the lifespan.
+            await ctx.init(
+                config=database.runtime_config(urls, settings.pool_size),
+                _enable_global_fallback=True,
+            )
+            log.info("serving on %s", settings.base_url)
+            yield
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(openapi_document)
+
+    async def problems_index(request: Request) -> HTMLResponse:
+        rows = "".join(
+            f'<tr id="{p.code}"><td><code>/problems/{p.code}</code></td><td>{p.status}</td>'
+            f"<td>{html.escape(p.title)}</td><td>{html.escape(p.description)}</td></tr>"
+            for p in problem_catalogue()
+        )
+        return HTMLResponse(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Tenantry problem types</title>"
+            "<h1>Problem types</h1><p>Every error answer is an RFC 9457 problem document whose "
+            "<code>type</code> is one of these.</p><table><thead><tr><th>type<th>status<th>title"
+            f"<th>meaning</thead><tbody>{rows}</tbody></table></html>"
+        )
+
+    async def problem_page(request: Request) -> Response:
+        code = request.path_params["code"]
+        if code not in {p.code for p in problem_catalogue()}:
+            return http_problem(request, "route_not_found")
+        return RedirectResponse(f"/problems#{code}", status_code=303)
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/openapi.json", status_code=307)
+
+    routes: list[BaseRoute] = [
+        Route("/", root, methods=["GET"], include_in_schema=False),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/problems", problems_index, methods=["GET"]),
+        Route("/problems/{code}", problem_page, methods=["GET"]),
+    ]
+    routes += [build_route(e, authenticator, settings.max_body_bytes) for e in endpoints]
+
+    async def not_found(request: Request, exc: Any) -> Response:
+        return http_problem(request, "route_not_found", f"nothing lives at {request.url.path}")
+
+    async def http_error(request: Request, exc: Any) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            return http_problem(request, "method_not_allowed", f"{request.method} is not allowed here")
+        if exc.status_code == 404:
+            return await not_found(request, exc)
+        return http_problem(request, "internal", str(exc.detail))
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, HTTPException: http_error},
+    )
+    app.state.settings = settings
+    app.state.openapi = openapi_document
+    app.add_middleware(RequestContextMiddleware, production=settings.is_production)
+    return app

@@ -1,0 +1,162 @@
+"""The OpenAPI 3.1 document, written from the same endpoint declarations that serve requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from app.api import Endpoint, NoQuery
+from app.problems import STATUS_BY_CODE
+
+REF = "#/components/schemas/{model}"
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "Stable identifier of the problem: /problems/<code>."},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "reason"],
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+ERROR_TEXT = {
+    400: "Malformed request",
+    401: "Missing or invalid credentials",
+    403: "The credentials lack the permission",
+    404: "Not found (also for other organisations' ids)",
+    405: "Method not allowed",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    415: "Body is not JSON",
+    422: "Invalid input; see errors",
+    500: "Internal error",
+}
+
+
+def build_openapi(endpoints: list[Endpoint], *, title: str, version: str, server_url: str | None) -> dict[str, Any]:
+    models: list[type[BaseModel]] = []
+    for e in endpoints:
+        for model, mode in ((e.body, "validation"), (e.query, "validation"), (e.response, "serialization")):
+            if model is not None and (model, mode) not in models:
+                models.append((model, mode))  # type: ignore[arg-type]
+    keyed, definitions = models_json_schema(models, ref_template=REF)  # type: ignore[arg-type]
+    schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
+    schemas["Problem"] = PROBLEM_SCHEMA
+
+    paths: dict[str, dict[str, Any]] = {}
+    for e in endpoints:
+        operation: dict[str, Any] = {
+            "operationId": e.operation_id,
+            "summary": e.summary,
+            "tags": [e.tag],
+            "parameters": _parameters(e, keyed, schemas),
+            "responses": {},
+        }
+        if e.description:
+            operation["description"] = e.description
+        if e.permission is not None:
+            operation["security"] = [{"bearer": [e.permission.value]}]
+            operation["x-permission"] = e.permission.value
+        if e.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": keyed[(e.body, "validation")]}},
+            }
+        if e.response is not None and e.status != 204:
+            operation["responses"][str(e.status)] = {
+                "description": "Success",
+                "content": {"application/json": {"schema": keyed[(e.response, "serialization")]}},
+            }
+        else:
+            operation["responses"][str(e.status)] = {"description": "Done; no content"}
+        statuses = set(e.errors) | {400, 401, 403}
+        if e.body is not None:
+            statuses |= {413, 415, 422}
+        if e.query is not None:
+            statuses |= {422}
+        if e.path_params:
+            statuses |= {404}
+        for status in sorted(statuses):
+            operation["responses"][str(status)] = {
+                "description": ERROR_TEXT.get(status, "Error"),
+                "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+            }
+        paths.setdefault(e.path, {})[e.method.lower()] = operation
+
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": version,
+            "description": (
+                "Organisation-administered account governance. Every error is an RFC 9457 "
+                "problem document; ids of another organisation answer 404."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An organisation API token (tnt_…) created with `tenantry token create`.",
+                }
+            },
+        },
+    }
+    if server_url:
+        document["servers"] = [{"url": server_url}]
+    assert set(STATUS_BY_CODE.values()) <= set(ERROR_TEXT)
+    return document
+
+
+def _parameters(e: Endpoint, keyed: dict[Any, Any], schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        for name in e.path_params
+    ]
+    if e.query is None or e.query is NoQuery:
+        return params
+    schema = schemas[keyed[(e.query, "validation")]["$ref"].rsplit("/", 1)[-1]]
+    required = set(schema.get("required", []))
+    for name, prop in schema.get("properties", {}).items():
+        prop = _without_null(dict(prop))
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        entry: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if description:
+            entry["description"] = description
+        params.append(entry)
+    return params
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query string cannot carry JSON null: drop it from optional parameters' schemas."""
+    options = schema.get("anyOf")
+    if options:
+        kept = [o for o in options if o.get("type") != "null"]
+        schema.pop("anyOf")
+        if len(kept) == 1:
+            schema.update(kept[0])
+        else:
+            schema["anyOf"] = kept
+    if schema.get("default", ...) is None:
+        schema.pop("default")
+    return schema

@@ -1,0 +1,149 @@
+"""RFC 9457 problem details: the one place where errors become HTTP answers.
+
+Every 4xx and 5xx the service sends is ``application/problem+json`` with a stable
+``type`` (``/problems/<code>``, documented at that address), a ``title``, the ``status``,
+a ``detail`` written for the caller, the ``instance`` (request path), the request id,
+and for input problems an ``errors`` list of ``{field, reason}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tenants.errors import FieldProblem, TenantryError
+
+MEDIA_TYPE = "application/problem+json"
+
+#: Domain error code → HTTP status. A test checks every TenantryError subclass is here.
+STATUS_BY_CODE: dict[str, int] = {
+    "error": 400,
+    "not_found": 404,
+    "invalid_input": 422,
+    "conflict": 409,
+    "illegal_transition": 409,
+    "permission_denied": 403,
+    "unauthenticated": 401,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    code: str
+    title: str
+    status: int
+    description: str
+
+
+#: Problems raised by the HTTP layer itself (not by the domain).
+HTTP_PROBLEMS: dict[str, ProblemType] = {
+    p.code: p
+    for p in (
+        ProblemType("malformed_json", "Malformed JSON", 400, "The request body is not valid JSON."),
+        ProblemType("validation", "Invalid input", 422, "One or more fields are missing, of the wrong type or out of range; see errors."),
+        ProblemType("unsupported_media_type", "Unsupported media type", 415, "Send the body as application/json."),
+        ProblemType("body_too_large", "Request body too large", 413, "The body is larger than the service accepts."),
+        ProblemType("method_not_allowed", "Method not allowed", 405, "The resource exists but not with this method."),
+        ProblemType("route_not_found", "Not found", 404, "No resource lives at this address."),
+        ProblemType("not_acceptable", "Not acceptable", 406, "The service answers in JSON only."),
+        ProblemType("rate_limited", "Too many requests", 429, "Slow down and retry after the time given in Retry-After."),
+        ProblemType("internal", "Internal error", 500, "Something failed on our side; the request id helps the operator find it."),
+        ProblemType("unavailable", "Service unavailable", 503, "A dependency (the database) is not reachable right now."),
+    )
+}
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    code: str,
+    title: str,
+    status: int,
+    detail: str,
+    fields: Sequence[FieldProblem] = (),
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        request_id = getattr(request.state, "request_id", None)
+        if request_id:
+            body["request_id"] = request_id
+    if fields:
+        body["errors"] = [{"field": f.field, "reason": f.reason} for f in fields]
+    for key, value in (extra or {}).items():
+        body.setdefault(key, value)
+    return Response(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status_code=status,
+        media_type=MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def http_problem(request: Request | None, code: str, detail: str | None = None, **kw: Any) -> Response:
+    kind = HTTP_PROBLEMS[code]
+    return problem_response(
+        request, code=kind.code, title=kind.title, status=kind.status,
+        detail=detail or kind.description, **kw,
+    )
+
+
+def from_domain_error(request: Request | None, error: TenantryError) -> Response:
+    status = STATUS_BY_CODE[error.code]
+    headers = {"WWW-Authenticate": 'Bearer realm="tenantry"'} if status == 401 else None
+    return problem_response(
+        request, code=error.code, title=error.title, status=status, detail=error.message,
+        fields=error.fields, extra=error.extra, headers=headers,
+    )
+
+
+def field_problems(error: ValidationError, prefix: str = "") -> list[FieldProblem]:
+    """Pydantic's errors as ``{field, reason}`` with dotted paths (``roles[1]``)."""
+    problems = []
+    for item in error.errors(include_url=False):
+        path = prefix
+        for part in item["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path += ("." if path else "") + str(part)
+        reason = item["msg"]
+        if item["type"] == "extra_forbidden":
+            reason = "is not a known field"
+        elif item["type"] == "missing":
+            reason = "is required"
+        problems.append(FieldProblem(path or "body", reason))
+    return problems
+
+
+def from_validation_error(request: Request | None, error: ValidationError, prefix: str = "") -> Response:
+    problems = field_problems(error, prefix)
+    summary = "; ".join(f"{p.field}: {p.reason}" for p in problems[:5])
+    return http_problem(request, "validation", f"The input is not valid: {summary}", fields=problems)
+
+
+def problem_catalogue() -> list[ProblemType]:
+    """Every problem type the service can answer with, for the /problems pages."""
+    from tenants.errors import TenantryError
+
+    seen: dict[str, ProblemType] = dict(HTTP_PROBLEMS)
+    stack: list[type[TenantryError]] = [TenantryError]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        doc = (cls.__doc__ or cls.title).strip().splitlines()[0]
+        seen.setdefault(cls.code, ProblemType(cls.code, cls.title, STATUS_BY_CODE[cls.code], doc))
+    return sorted(seen.values(), key=lambda p: p.code)

@@ -1,0 +1,43 @@
+"""Getting a command to a ready database: embedded or configured, prepared, migrated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+from tortoise.context import TortoiseContext
+
+from app import database
+from app.database import DatabaseUrls
+from app.settings import Settings
+
+
+@contextmanager
+def admin_url(settings: Settings) -> Iterator[str]:
+    """The administrative URL: ``DATABASE_URL``, or the embedded server started for the
+    duration of the block (stopped at process exit, reused by the next start)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    with database.embedded_server(settings.data_dir) as server_url:
+        yield database.with_database(server_url, settings.database_name)
+
+
+async def ready_database(settings: Settings, url: str, *, migrate: bool) -> DatabaseUrls:
+    """Prepare roles and database and apply migrations when ``migrate``; returns the URLs."""
+    if not migrate:
+        return database.urls_for(url, app_role=settings.app_role, app_database_url=settings.app_database_url)
+    urls = await database.prepare_database(
+        url, app_role=settings.app_role, app_database_url=settings.app_database_url
+    )
+    await database.migrate(urls)
+    return urls
+
+
+@asynccontextmanager
+async def orm(urls: DatabaseUrls, *, pool_size: int = 4) -> AsyncIterator[TortoiseContext]:
+    """The ORM on the runtime role, for commands that run outside the web app."""
+    ctx = TortoiseContext()
+    async with ctx:
+        await ctx.init(config=database.runtime_config(urls, pool_size))
+        yield ctx

@@ -1,0 +1,16 @@
+"""The admin and product API under ``/v1``."""
+
+from __future__ import annotations
+
+from app.api import ApiRouter
+from app.v1 import audit, groups, members, organisation, products, units
+
+ROUTERS: list[ApiRouter] = [
+    products.accounts,
+    organisation.router,
+    units.router,
+    groups.router,
+    members.router,
+    products.router,
+    audit.router,
+]

@@ -1,0 +1,79 @@
+"""The audit log, newest first."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from app.api import ApiRouter, Call
+from app.v1.common import Input, Output, Page
+from tenants.audit import service
+from tenants.errors import FieldProblem, InvalidInputError
+from tenants.pagination import MAX_LIMIT
+from tenants.permissions import Permission
+
+router = ApiRouter("/v1/audit-events", "audit")
+
+Short = Annotated[str, StringConstraints(max_length=300)]
+
+
+class AuditEventOut(Output):
+    seq: int
+    occurred_at: datetime
+    actor: str
+    actor_display: str
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+    client_addr: str | None
+    prev_hash: str
+    hash: str
+
+
+class AuditEventPage(Page[AuditEventOut]):
+    pass
+
+
+class AuditQuery(Input):
+    action: Short | None = None
+    actor: Short | None = Field(None, description="e.g. api_token:<id> or member:<id>")
+    target_type: Short | None = None
+    target_id: Short | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    cursor: Annotated[str, StringConstraints(max_length=100)] | None = None
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+
+
+def _seq_from_cursor(cursor: str) -> int:
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        seq = int(value.removeprefix("seq:")) if value.startswith("seq:") else -1
+    except (ValueError, UnicodeDecodeError):
+        seq = -1
+    if seq < 1:
+        raise InvalidInputError("the cursor is not valid", fields=[FieldProblem("cursor", "was not issued by this service")])
+    return seq
+
+
+@router.get("", summary="List audit events, newest first", permission=Permission.AUDIT_READ,
+            query=AuditQuery, response=AuditEventPage, errors=(422,))
+async def list_audit_events(call: Call[Input, AuditQuery]) -> AuditEventPage:
+    q = call.query
+    before_seq = _seq_from_cursor(q.cursor) if q.cursor else None
+    filters = service.AuditFilter(
+        action=q.action, actor=q.actor, target_type=q.target_type, target_id=q.target_id,
+        since=q.since, until=q.until,
+    )
+    rows = await service.list_events(filters, before_seq=before_seq, limit=q.limit + 1)
+    next_cursor = None
+    if len(rows) > q.limit:
+        rows = rows[: q.limit]
+        next_cursor = base64.urlsafe_b64encode(f"seq:{rows[-1]['seq']}".encode()).decode().rstrip("=")
+    return AuditEventPage(items=[AuditEventOut.model_validate(r) for r in rows], next_cursor=next_cursor)

@@ -1,0 +1,220 @@
+"""The audit hash chain: canonical encoding, hashing and verification. No I/O.
+
+Each event's hash is SHA-256 over the previous event's hash and the canonical JSON of
+the event (RFC 8785 style: sorted keys, no insignificant white space, UTF-8), so editing,
+deleting, reordering or inserting an event breaks the chain at that event, and cutting
+off the newest events is caught by comparing with a head recorded elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedEvent:
+    """The hashed content of one audit event, as stored."""
+
+    tenant_id: str
+    seq: int
+    occurred_at: datetime
+    actor: str
+    actor_display: str
+    action: str
+    target_type: str
+    target_id: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    request_id: str | None
+    client_addr: str | None
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "seq": self.seq,
+            "occurred_at": format_time(self.occurred_at),
+            "actor": self.actor,
+            "actor_display": self.actor_display,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "before": self.before,
+            "after": self.after,
+            "request_id": self.request_id,
+            "client_addr": self.client_addr,
+        }
+
+
+def format_time(moment: datetime) -> str:
+    """UTC, microseconds, ``Z``: the one textual form of a time inside the chain."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785-style canonical JSON. Raises ValueError on NaN or infinity."""
+    return json.dumps(
+        _canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        allow_nan=False,
+    ).encode()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("non-finite numbers have no canonical JSON form")
+        return int(value) if value.is_integer() else value
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def event_hash(prev_hash: str, event: ChainedEvent) -> str:
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode())
+    digest.update(b"\n")
+    digest.update(canonical_json(event.payload()))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    event: ChainedEvent
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> ChainHead:
+        """Parse ``SEQ:HASH`` as printed by ``tenantry audit verify``; ValueError if malformed."""
+        seq, _, digest = text.partition(":")
+        if not seq.isdigit() or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise ValueError("expected SEQ:HASH, e.g. 42:3f0c…(64 hex digits)")
+        return cls(int(seq), digest)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """Where and why verification failed; ``seq`` is the first event that does not hold."""
+
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    checked: int
+    head: ChainHead
+    broken: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+class ChainVerifier:
+    """Checks events fed one at a time in ``seq`` order, so a long chain streams through.
+
+    ``expected_head`` is a head recorded outside the database (a previous run's output);
+    ``stored_head`` the head the database keeps. Either catches a truncated tail, which
+    the chain alone cannot show.
+    """
+
+    def __init__(
+        self, *, expected_head: ChainHead | None = None, stored_head: ChainHead | None = None
+    ) -> None:
+        self.expected_head = expected_head
+        self.stored_head = stored_head
+        self.prev_hash = GENESIS
+        self.next_seq = 1
+        self.checked = 0
+        self.broken: ChainBreak | None = None
+
+    @property
+    def head(self) -> ChainHead:
+        return ChainHead(self.next_seq - 1, self.prev_hash)
+
+    def feed(self, stored: StoredEvent) -> bool:
+        """Check one event; returns False (and sets ``broken``) at the first bad one."""
+        if self.broken is not None:
+            return False
+        seq = stored.event.seq
+        if seq != self.next_seq:
+            if seq > self.next_seq:
+                self.broken = ChainBreak(self.next_seq, f"event {self.next_seq} is missing")
+            else:
+                self.broken = ChainBreak(seq, f"event {seq} is out of order or duplicated")
+        elif stored.prev_hash != self.prev_hash:
+            self.broken = ChainBreak(
+                seq, "its link to the previous event does not match (inserted, removed or reordered)"
+            )
+        elif event_hash(self.prev_hash, stored.event) != stored.hash:
+            self.broken = ChainBreak(seq, "its content does not match its hash (edited)")
+        elif (
+            self.expected_head is not None
+            and seq == self.expected_head.seq
+            and stored.hash != self.expected_head.hash
+        ):
+            self.broken = ChainBreak(seq, "it does not match the recorded head (the chain was rewritten)")
+        if self.broken is not None:
+            return False
+        self.prev_hash = stored.hash
+        self.next_seq += 1
+        self.checked += 1
+        return True
+
+    def finish(self) -> Verification:
+        if self.broken is None:
+            self.broken = self._check_heads()
+        return Verification(self.checked, self.head, self.broken)
+
+    def _check_heads(self) -> ChainBreak | None:
+        head = self.head
+        for label, reference in (("recorded", self.expected_head), ("stored", self.stored_head)):
+            if reference is None:
+                continue
+            if reference.seq > head.seq:
+                return ChainBreak(
+                    head.seq + 1,
+                    f"the chain ends at {head.seq} but the {label} head is at {reference.seq} "
+                    "(events were removed from the end)",
+                )
+            if reference.seq == head.seq and reference.hash != head.hash:
+                return ChainBreak(head.seq, f"the last event does not match the {label} head")
+            if label == "stored" and reference.seq < head.seq:
+                return ChainBreak(
+                    reference.seq + 1,
+                    f"events after the stored head {reference.seq} were added outside the service",
+                )
+        return None
+
+
+def verify_chain(
+    events: Iterable[StoredEvent],
+    *,
+    expected_head: ChainHead | None = None,
+    stored_head: ChainHead | None = None,
+) -> Verification:
+    """Verify a whole chain in memory; see ChainVerifier for the streaming form."""
+    verifier = ChainVerifier(expected_head=expected_head, stored_head=stored_head)
+    for stored in events:
+        if not verifier.feed(stored):
+            break
+    return verifier.finish()

@@ -1,0 +1,94 @@
+"""Writes and reads of groups and group membership, in the caller's tenant transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tenants import db
+from tenants.actors import Actor
+from tenants.audit import service as audit
+from tenants.errors import ConflictError, FieldProblem
+from tenants.groups.models import Group, GroupMembership
+from tenants.members.service import get_member
+from tenants.models_base import get_by_id
+
+SORTABLE = ("name", "priority", "created_at")
+
+
+def snapshot(group: Group) -> dict[str, Any]:
+    return {"name": group.name, "description": group.description, "priority": group.priority}
+
+
+async def get_group(group_id: uuid.UUID, *, for_update: bool = False) -> Group:
+    return await get_by_id(Group, group_id, "group", for_update=for_update)
+
+
+async def _check_name(name: str, exclude: uuid.UUID | None) -> None:
+    query = Group.filter(name=name)
+    if exclude is not None:
+        query = query.exclude(id=exclude)
+    if await query.exists():
+        raise ConflictError(
+            f"a group named {name!r} exists", fields=[FieldProblem("name", "is already taken")]
+        )
+
+
+async def create_group(name: str, description: str, priority: int, *, actor: Actor) -> Group:
+    await _check_name(name, None)
+    group = await Group.create(
+        tenant_id=db.current_org(), name=name, description=description, priority=priority
+    )
+    await audit.record("group.created", "group", group.id, actor=actor, after=snapshot(group))
+    return group
+
+
+async def update_group(group_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor) -> Group:
+    group = await get_group(group_id, for_update=True)
+    if "name" in changes and changes["name"] != group.name:
+        await _check_name(changes["name"], group.id)
+    before = snapshot(group)
+    for field, value in changes.items():
+        setattr(group, field, value)
+    old, new = audit.changed_fields(before, snapshot(group))
+    if not new:
+        return group
+    await group.save(update_fields=[*new.keys(), "updated_at"])
+    await audit.record("group.updated", "group", group.id, actor=actor, before=old, after=new)
+    return group
+
+
+async def delete_group(group_id: uuid.UUID, *, actor: Actor) -> None:
+    """Delete a group and its memberships (members themselves are untouched)."""
+    group = await get_group(group_id, for_update=True)
+    before = snapshot(group)
+    count = await GroupMembership.filter(group_id=group.id).count()
+    await group.delete()
+    await audit.record(
+        "group.deleted", "group", group.id, actor=actor, before={**before, "member_count": count}
+    )
+
+
+async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor) -> bool:
+    """Add a member to a group; False when they already were in it (nothing written)."""
+    group = await get_group(group_id)
+    member = await get_member(member_id)
+    if await GroupMembership.filter(group_id=group.id, member_id=member.id).exists():
+        return False
+    await GroupMembership.create(tenant_id=db.current_org(), group_id=group.id, member_id=member.id)
+    await audit.record(
+        "group.member_added", "group", group.id, actor=actor, after={"member_id": member.id}
+    )
+    return True
+
+
+async def remove_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor) -> bool:
+    """Remove a member from a group; False when they were not in it (nothing written)."""
+    group = await get_group(group_id)
+    deleted = await GroupMembership.filter(group_id=group.id, member_id=member_id).delete()
+    if not deleted:
+        return False
+    await audit.record(
+        "group.member_removed", "group", group.id, actor=actor, before={"member_id": member_id}
+    )
+    return True

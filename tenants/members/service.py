@@ -1,0 +1,243 @@
+"""Writes and reads of members, in the caller's tenant transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from tenants import db
+from tenants.actors import Actor
+from tenants.audit import service as audit
+from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
+from tenants.members import lifecycle
+from tenants.members.lifecycle import LifecycleAction, MemberStatus
+from tenants.members.models import Member
+from tenants.models_base import get_by_id
+from tenants.pagination import Page, Sort, paginate
+from tenants.permissions import Role
+from tenants.units.models import Unit
+from tenants.units.service import get_unit
+
+SORTABLE = ("email", "name", "created_at", "status")
+UPDATABLE = ("email", "name", "manager_id", "roles", "idp_subject", "external_id")
+
+
+def snapshot(member: Member) -> dict[str, Any]:
+    return {
+        "email": member.email,
+        "name": member.name,
+        "unit_id": member.unit_id,
+        "manager_id": member.manager_id,
+        "roles": sorted(member.roles),
+        "idp_subject": member.idp_subject,
+        "external_id": member.external_id,
+        "status": member.status,
+    }
+
+
+async def get_member(member_id: uuid.UUID, *, for_update: bool = False) -> Member:
+    return await get_by_id(Member, member_id, "member", for_update=for_update)
+
+
+async def find_member(*, email: str | None = None, idp_subject: str | None = None) -> Member | None:
+    if email is not None:
+        return await Member.filter(email=email.strip().lower()).first()
+    if idp_subject is not None:
+        return await Member.filter(idp_subject=idp_subject).first()
+    return None
+
+
+async def _unit(unit_id: uuid.UUID, field: str = "unit_id") -> Unit:
+    try:
+        return await get_unit(unit_id)
+    except NotFoundError:
+        raise InvalidInputError(
+            "the unit does not exist", fields=[FieldProblem(field, f"no unit with id {unit_id}")]
+        ) from None
+
+
+async def _check_manager(member_id: uuid.UUID | None, manager_id: uuid.UUID) -> None:
+    """The manager must exist and the reporting line must not loop back to the member."""
+    if member_id is not None and manager_id == member_id:
+        raise InvalidInputError(
+            "a member cannot be their own manager",
+            fields=[FieldProblem("manager_id", "is the member themselves")],
+        )
+    if not await Member.filter(id=manager_id).exists():
+        raise InvalidInputError(
+            "the manager does not exist",
+            fields=[FieldProblem("manager_id", f"no member with id {manager_id}")],
+        )
+    if member_id is None:
+        return
+    row = await db.fetch_one(
+        """
+        WITH RECURSIVE line(id, depth) AS (
+          SELECT manager_id, 1 FROM members WHERE tenant_id = $1 AND id = $2
+          UNION ALL
+          SELECT m.manager_id, line.depth + 1 FROM members m JOIN line ON m.id = line.id
+           WHERE m.tenant_id = $1 AND line.depth < 1000
+        )
+        SELECT 1 AS loops FROM line WHERE id = $3 LIMIT 1
+        """,
+        db.current_org(), manager_id, member_id,
+    )
+    if row is not None:
+        raise InvalidInputError(
+            "the reporting line would loop back to the member",
+            fields=[FieldProblem("manager_id", "reports (directly or not) to this member")],
+        )
+
+
+async def _check_unique(field: str, value: str | None, exclude: uuid.UUID | None) -> None:
+    if value is None:
+        return
+    query = Member.filter(**{field: value})
+    if exclude is not None:
+        query = query.exclude(id=exclude)
+    if await query.exists():
+        raise ConflictError(
+            f"another member already has this {field.replace('_', ' ')}",
+            fields=[FieldProblem(field, "is already used by another member")],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewMember:
+    email: str
+    name: str
+    unit_id: uuid.UUID
+    manager_id: uuid.UUID | None = None
+    roles: tuple[Role, ...] = (Role.MEMBER,)
+    status: MemberStatus = MemberStatus.INVITED
+    idp_subject: str | None = None
+    external_id: str | None = None
+
+
+async def create_member(new: NewMember, *, actor: Actor) -> Member:
+    """Create a member (invited or active); the email is stored lower-cased."""
+    if new.status not in (MemberStatus.INVITED, MemberStatus.ACTIVE):
+        raise InvalidInputError(
+            "a new member starts invited or active",
+            fields=[FieldProblem("status", "expected invited or active")],
+        )
+    email = new.email.strip().lower()
+    await _unit(new.unit_id)
+    if new.manager_id is not None:
+        await _check_manager(None, new.manager_id)
+    await _check_unique("email", email, None)
+    await _check_unique("idp_subject", new.idp_subject, None)
+    await _check_unique("external_id", new.external_id, None)
+    member = await Member.create(
+        tenant_id=db.current_org(), email=email, name=new.name, unit_id=new.unit_id,
+        manager_id=new.manager_id, roles=sorted({r.value for r in new.roles}),
+        status=new.status, status_changed_at=datetime.now(UTC),
+        idp_subject=new.idp_subject, external_id=new.external_id,
+    )
+    await audit.record("member.created", "member", member.id, actor=actor, after=snapshot(member))
+    return member
+
+
+async def update_member(member_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor) -> Member:
+    """Apply ``changes`` (a subset of UPDATABLE); returns early when nothing differs."""
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise InvalidInputError(
+            "these fields cannot be changed here",
+            fields=[FieldProblem(f, "cannot be changed with this operation") for f in sorted(unknown)],
+        )
+    member = await get_member(member_id, for_update=True)
+    before = snapshot(member)
+    if "email" in changes:
+        changes["email"] = changes["email"].strip().lower()
+        await _check_unique("email", changes["email"], member.id)
+    for field in ("idp_subject", "external_id"):
+        if changes.get(field) is not None:
+            await _check_unique(field, changes[field], member.id)
+    if changes.get("manager_id") is not None and changes["manager_id"] != member.manager_id:
+        await _check_manager(member.id, changes["manager_id"])
+    if "roles" in changes:
+        changes["roles"] = sorted({Role(r).value for r in changes["roles"]})
+    for field, value in changes.items():
+        setattr(member, field, value)
+    old, new = audit.changed_fields(before, snapshot(member))
+    if not new:
+        return member
+    await member.save(update_fields=[*new.keys(), "updated_at"])
+    await audit.record("member.updated", "member", member.id, actor=actor, before=old, after=new)
+    return member
+
+
+async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor) -> Member:
+    member = await get_member(member_id, for_update=True)
+    if member.unit_id == unit_id:
+        return member
+    await _unit(unit_id)
+    before = member.unit_id
+    member.unit_id = unit_id
+    await member.save(update_fields=["unit_id", "updated_at"])
+    await audit.record(
+        "member.moved", "member", member.id, actor=actor,
+        before={"unit_id": before}, after={"unit_id": unit_id},
+    )
+    return member
+
+
+async def transition_member(
+    member_id: uuid.UUID, action: LifecycleAction, *, reason: str | None, actor: Actor
+) -> Member:
+    """Apply a lifecycle action; IllegalTransitionError names the allowed ones."""
+    member = await get_member(member_id, for_update=True)
+    before = member.status
+    member.status = lifecycle.next_status(member.status, action)
+    member.status_changed_at = datetime.now(UTC)
+    await member.save(update_fields=["status", "status_changed_at", "updated_at"])
+    await audit.record(
+        f"member.{action.value}", "member", member.id, actor=actor,
+        before={"status": before}, after={"status": member.status, "reason": reason},
+    )
+    return member
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFilter:
+    status: MemberStatus | None = None
+    unit_id: uuid.UUID | None = None
+    include_subunits: bool = True
+    group_id: uuid.UUID | None = None
+    q: str | None = None
+    manager_id: uuid.UUID | None = None
+
+
+async def _filtered(filters: MemberFilter) -> QuerySet[Member]:
+    query = Member.all()
+    if filters.status is not None:
+        query = query.filter(status=filters.status)
+    if filters.unit_id is not None:
+        unit = await get_unit(filters.unit_id)
+        if filters.include_subunits:
+            query = query.filter(
+                Q(unit_id=unit.id) | Q(unit__path__startswith=unit.path + "/")
+            )
+        else:
+            query = query.filter(unit_id=unit.id)
+    if filters.group_id is not None:
+        query = query.filter(group_memberships__group_id=filters.group_id)
+    if filters.manager_id is not None:
+        query = query.filter(manager_id=filters.manager_id)
+    if filters.q:
+        text = filters.q.strip()
+        query = query.filter(Q(email__icontains=text) | Q(name__icontains=text))
+    return query
+
+
+async def list_members(
+    filters: MemberFilter, sort: Sort, *, cursor: str | None, limit: int
+) -> Page[Member]:
+    return await paginate(await _filtered(filters), sort, cursor=cursor, limit=limit)
+

@@ -1,0 +1,153 @@
+"""Writes and reads of the unit tree, in the caller's tenant transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tenants import db
+from tenants.actors import Actor
+from tenants.audit import service as audit
+from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
+from tenants.models_base import get_by_id
+from tenants.units import rules
+from tenants.units.models import Unit
+
+AUDITED = ("name", "parent_id", "path")
+
+
+def snapshot(unit: Unit) -> dict[str, Any]:
+    return {"name": unit.name, "parent_id": unit.parent_id, "path": unit.path}
+
+
+async def get_unit(unit_id: uuid.UUID, *, for_update: bool = False) -> Unit:
+    return await get_by_id(Unit, unit_id, "unit", for_update=for_update)
+
+
+async def _parent(parent_id: uuid.UUID) -> Unit:
+    try:
+        return await get_unit(parent_id)
+    except NotFoundError:
+        raise InvalidInputError(
+            "the parent unit does not exist",
+            fields=[FieldProblem("parent_id", f"no unit with id {parent_id}")],
+        ) from None
+
+
+async def _check_sibling_name(parent_id: uuid.UUID | None, name: str, exclude: uuid.UUID | None) -> None:
+    query = Unit.filter(parent_id=parent_id, name=name)
+    if exclude is not None:
+        query = query.exclude(id=exclude)
+    if await query.exists():
+        raise ConflictError(
+            f"a unit named {name!r} already exists there",
+            fields=[FieldProblem("name", "is already used by a sibling unit")],
+        )
+
+
+async def create_root_unit(name: str, *, actor: Actor) -> Unit:
+    unit_id = uuid.uuid4()
+    unit = await Unit.create(
+        id=unit_id, tenant_id=db.current_org(), parent_id=None, name=name,
+        path=rules.child_path(None, unit_id), depth=0,
+    )
+    await audit.record("unit.created", "unit", unit.id, actor=actor, after=snapshot(unit))
+    return unit
+
+
+async def create_unit(name: str, parent_id: uuid.UUID, *, actor: Actor) -> Unit:
+    """A new unit under ``parent_id``; names are unique among siblings."""
+    parent = await _parent(parent_id)
+    rules.check_new_child_depth(parent.path)
+    await _check_sibling_name(parent.id, name, None)
+    unit_id = uuid.uuid4()
+    path = rules.child_path(parent.path, unit_id)
+    unit = await Unit.create(
+        id=unit_id, tenant_id=db.current_org(), parent_id=parent.id, name=name,
+        path=path, depth=rules.depth_of(path),
+    )
+    await audit.record("unit.created", "unit", unit.id, actor=actor, after=snapshot(unit))
+    return unit
+
+
+async def rename_unit(unit_id: uuid.UUID, name: str, *, actor: Actor) -> Unit:
+    unit = await get_unit(unit_id, for_update=True)
+    if unit.name == name:
+        return unit
+    await _check_sibling_name(unit.parent_id, name, unit.id)
+    before = snapshot(unit)
+    unit.name = name
+    await unit.save(update_fields=["name", "updated_at"])
+    await audit.record("unit.renamed", "unit", unit.id, actor=actor, before=before, after=snapshot(unit))
+    return unit
+
+
+async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Actor) -> Unit:
+    """Move a unit and its whole subtree under another parent, in one UPDATE.
+
+    Raises InvalidInputError for the root, a move into its own subtree, or a tree that
+    would grow too deep.
+    """
+    unit = await get_unit(unit_id, for_update=True)
+    if unit.parent_id == new_parent_id:
+        return unit
+    parent = await _parent(new_parent_id)
+    height_row = await db.fetch_one(
+        "SELECT coalesce(max(depth), 0) - $2 AS height FROM units "
+        "WHERE tenant_id = $1 AND (path = $3 OR path LIKE $4)",
+        db.current_org(), unit.depth, unit.path, _like_prefix(unit.path),
+    )
+    rules.check_move(unit.path, parent.path, int(height_row["height"]) if height_row else 0)
+    await _check_sibling_name(parent.id, unit.name, unit.id)
+    before = snapshot(unit)
+    old_path = unit.path
+    new_path = rules.child_path(parent.path, unit.id)
+    await db.connection().execute_query(
+        """
+        UPDATE units
+           SET path = $3 || substr(path, length($2) + 1),
+               depth = depth + $4,
+               parent_id = CASE WHEN id = $5 THEN $6 ELSE parent_id END,
+               updated_at = now()
+         WHERE tenant_id = $1 AND (path = $2 OR path LIKE $7)
+        """,
+        [db.current_org(), old_path, new_path, rules.depth_of(new_path) - unit.depth,
+         unit.id, parent.id, _like_prefix(old_path)],
+    )
+    moved = await get_unit(unit.id)
+    await audit.record("unit.moved", "unit", unit.id, actor=actor, before=before, after=snapshot(moved))
+    return moved
+
+
+def _like_prefix(path: str) -> str:
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + rules.SEPARATOR + "%"
+
+
+def subtree_like(path: str) -> str:
+    """A LIKE pattern matching every unit strictly below ``path``."""
+    return _like_prefix(path)
+
+
+async def delete_unit(unit_id: uuid.UUID, *, actor: Actor) -> None:
+    """Delete an empty leaf unit; refuses the root, units with children or members."""
+    from tenants.members.models import Member
+
+    unit = await get_unit(unit_id, for_update=True)
+    if unit.parent_id is None:
+        raise ConflictError("the root unit cannot be deleted")
+    if await Unit.filter(parent_id=unit.id).exists():
+        raise ConflictError("the unit has child units; move or delete them first")
+    if await Member.filter(unit_id=unit.id).exists():
+        raise ConflictError("the unit has members; move them to another unit first")
+    before = snapshot(unit)
+    await unit.delete()
+    await audit.record("unit.deleted", "unit", unit.id, actor=actor, before=before)
+
+
+async def unit_ids_in_subtree(unit: Unit) -> list[uuid.UUID]:
+    rows = await db.fetch(
+        "SELECT id FROM units WHERE tenant_id = $1 AND (path = $2 OR path LIKE $3)",
+        db.current_org(), unit.path, _like_prefix(unit.path),
+    )
+    return [r["id"] for r in rows]
