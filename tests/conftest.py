@@ -1,0 +1,196 @@
+"""Test fixtures: a real PostgreSQL (embedded by default, ``TEST_DATABASE_URL`` when given),
+the real app in process, and small factories.
+
+Isolation: every test starts from empty tables (TRUNCATE as the owner, a few ms), and the
+app under test connects as the runtime role exactly as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from app import database
+from app.database import DatabaseUrls
+from app.factory import create_app
+from app.settings import Settings
+from tenants import db
+from tenants.actors import Actor, system_actor
+from tenants.ids import OrgId
+from tenants.organisations import service as organisations
+from tenants.organisations.models import OrganisationKind
+from tenants.permissions import Permission
+from tenants.tokens import service as tokens
+from tenants.units.models import Unit
+
+TENANT_TABLES = (
+    "audit_events", "audit_heads", "api_tokens", "product_accounts", "products",
+    "group_memberships", "groups", "members", "units", "organisations",
+)
+
+
+@pytest.fixture(scope="session")
+def admin_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server we may create databases on."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    data_dir = Path(os.environ.get("TENANTRY_TEST_DATA_DIR") or tmp_path_factory.mktemp("pg"))
+    with database.embedded_server(data_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def database_urls(admin_server_url: str) -> AsyncIterator[DatabaseUrls]:
+    """A fresh, migrated database for this test session, dropped afterwards."""
+    name = f"tenantry_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin_url = database.with_database(admin_server_url, name)
+    urls = await database.prepare_database(admin_url, app_role="tenantry_app", app_database_url=None)
+    await database.migrate(urls)
+    yield urls
+    conn = await asyncpg.connect(**database.connection_params(database.with_database(admin_server_url, "postgres")))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def owner_conn(database_urls: DatabaseUrls) -> AsyncIterator[asyncpg.Connection]:
+    """An administrative connection (superuser on the test server): for cleaning and for
+    tampering with rows the runtime role may not touch."""
+    conn = await asyncpg.connect(**database.connection_params(database_urls.admin))
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(secret_key="test-secret-" + "x" * 40, data_dir=tmp_path_factory.mktemp("data"),
+                    log_json=False)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, database_urls: DatabaseUrls) -> AsyncIterator[Any]:
+    application = create_app(settings, database_urls)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def clean_db(owner_conn: asyncpg.Connection, app: Any) -> None:
+    """Empty every tenant table; every fixture that touches data depends on it."""
+    await owner_conn.execute(f"TRUNCATE {', '.join(TENANT_TABLES)} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+async def client(app: Any, clean_db: None) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4242))
+    async with httpx.AsyncClient(transport=transport, base_url="http://tenantry.test") as c:
+        yield c
+
+
+@dataclass
+class OrgHandle:
+    """An organisation made for a test, with an all-scopes token and its root unit."""
+
+    id: OrgId
+    slug: str
+    token: str
+    root_unit_id: uuid.UUID
+    client: httpx.AsyncClient
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.get(path, headers=self.headers, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.client.post(path, headers=self.headers, json=json, **kw)
+
+    async def patch(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.client.patch(path, headers=self.headers, json=json, **kw)
+
+    async def put(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.put(path, headers=self.headers, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.delete(path, headers=self.headers, **kw)
+
+    async def token_with(self, *scopes: Permission) -> str:
+        async with db.tenant_transaction(self.id):
+            _, text = await tokens.create_token("scoped", [s.value for s in scopes], expires_in=None, actor=ACTOR)
+        return text
+
+
+ACTOR: Actor = system_actor("tests")
+
+
+async def make_org(client: httpx.AsyncClient, slug: str | None = None, *,
+                   kind: OrganisationKind = OrganisationKind.EMPLOYER) -> OrgHandle:
+    slug = slug or f"org-{uuid.uuid4().hex[:8]}"
+    org = await organisations.create_organisation(
+        slug=slug, name=slug.title(), kind=kind, domains=[f"{slug}.example"], actor=ACTOR
+    )
+    async with db.tenant_transaction(org.id):
+        _, text = await tokens.create_token("tests", [p.value for p in Permission], expires_in=None, actor=ACTOR)
+        root = await Unit.get(parent_id=None)
+    return OrgHandle(org.id, slug, text, root.id, client)
+
+
+@pytest.fixture
+async def org(client: httpx.AsyncClient) -> OrgHandle:
+    return await make_org(client)
+
+
+@pytest.fixture
+async def two_orgs(client: httpx.AsyncClient) -> tuple[OrgHandle, OrgHandle]:
+    return await make_org(client, "alpha"), await make_org(client, "bravo")
+
+
+async def make_unit(org: OrgHandle, name: str | None = None, parent: uuid.UUID | None = None) -> dict[str, Any]:
+    response = await org.post("/v1/units", {"name": name or f"unit-{uuid.uuid4().hex[:6]}",
+                                            "parent_id": str(parent or org.root_unit_id)})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def make_member(org: OrgHandle, *, unit: uuid.UUID | str | None = None, **fields: Any) -> dict[str, Any]:
+    body = {"email": f"m-{uuid.uuid4().hex[:8]}@{org.slug}.example", "name": "Test Member",
+            "unit_id": str(unit or org.root_unit_id), "status": "active", **fields}
+    response = await org.post("/v1/members", body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def make_group(org: OrgHandle, **fields: Any) -> dict[str, Any]:
+    response = await org.post("/v1/groups", {"name": f"group-{uuid.uuid4().hex[:6]}", **fields})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def make_product(org: OrgHandle, **fields: Any) -> dict[str, Any]:
+    response = await org.post("/v1/products", {"key": f"p{uuid.uuid4().hex[:6]}", "name": "Product", **fields})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def row_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Rows per tenant table, read as the owner (sees every organisation)."""
+    counts = {}
+    for table in TENANT_TABLES:
+        counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608
+    return counts
+
+

@@ -1,0 +1,69 @@
+"""The member lifecycle table, exercised without a database."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tenants.errors import IllegalTransitionError
+from tenants.members.lifecycle import (
+    TRANSITIONS,
+    LifecycleAction,
+    MemberStatus,
+    allowed_actions,
+    can_sign_in,
+    next_status,
+)
+
+S, A = MemberStatus, LifecycleAction
+
+LEGAL = {
+    (S.INVITED, A.ACTIVATE): S.ACTIVE,
+    (S.INVITED, A.SUSPEND): S.SUSPENDED,
+    (S.ACTIVE, A.BEGIN_DEPARTURE): S.DEPARTING,
+    (S.ACTIVE, A.SUSPEND): S.SUSPENDED,
+    (S.DEPARTING, A.SUSPEND): S.SUSPENDED,
+    (S.DEPARTING, A.REINSTATE): S.ACTIVE,
+    (S.SUSPENDED, A.DEPART): S.DEPARTED,
+    (S.SUSPENDED, A.REINSTATE): S.ACTIVE,
+    (S.DEPARTED, A.PURGE): S.PURGED,
+    (S.DEPARTED, A.REINSTATE): S.ACTIVE,
+}
+
+
+@pytest.mark.parametrize(("status", "action"), [(s, a) for s in S for a in A])
+def test_every_pair_is_legal_exactly_as_the_design_says(status: MemberStatus, action: LifecycleAction) -> None:
+    if (status, action) in LEGAL:
+        assert next_status(status, action) is LEGAL[(status, action)]
+    else:
+        with pytest.raises(IllegalTransitionError) as refused:
+            next_status(status, action)
+        assert refused.value.extra["allowed_actions"] == [a.value for a in allowed_actions(status)]
+        assert status.value in refused.value.message
+
+
+def test_purged_is_final() -> None:
+    assert allowed_actions(S.PURGED) == []
+
+
+def test_reinstate_is_possible_until_purge_and_not_after() -> None:
+    assert [s for s in S if A.REINSTATE in allowed_actions(s)] == [S.DEPARTING, S.SUSPENDED, S.DEPARTED]
+
+
+def test_only_invited_active_and_departing_members_may_sign_in() -> None:
+    assert {s for s in S if can_sign_in(s)} == {S.INVITED, S.ACTIVE, S.DEPARTING}
+
+
+@given(st.lists(st.sampled_from(list(A)), max_size=30))
+def test_any_sequence_of_actions_stays_inside_the_table(actions: list[LifecycleAction]) -> None:
+    status = S.INVITED
+    for action in actions:
+        if action in allowed_actions(status):
+            after = next_status(status, action)
+            assert after is TRANSITIONS[action].target
+            status = after
+        else:
+            with pytest.raises(IllegalTransitionError):
+                next_status(status, action)
+    assert status in S
