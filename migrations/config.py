@@ -18,6 +18,9 @@ MODEL_MODULES: dict[str, list[str]] = {
         "tenants.products.models",
         "tenants.tokens.models",
         "tenants.audit.models",
+        "tenants.sso.models",
+        "tenants.sessions.models",
+        "tenants.clients.models",
     ],
 }
 

@@ -4,7 +4,10 @@ Each tenant table gets:
 
 - the primary key ``(tenant_id, id)`` and composite foreign keys ``(tenant_id, x_id)``, so
   a row can never point at another organisation's row even if the application asks it to
-  (foreign-key checks do not see row-level security, composite keys do the job);
+  (foreign-key checks do not see row-level security, composite keys do the job). The
+  models declare their links with ``db_constraint=False``; tortoise's migrations still
+  create single-column foreign keys, which ``drop_single_column_foreign_keys`` removes
+  before the composite ones replace them;
 - row-level security ENABLEd and FORCEd, with one policy comparing ``tenant_id`` to the
   transaction-local ``app.tenant_id`` (``NULLIF`` because a pooled connection reports
   ``''`` once a local setting has ended);
@@ -31,7 +34,7 @@ class TenantForeignKey:
 
 
 def drop_single_column_foreign_keys(table: str) -> str:
-    """Drop the one-column foreign keys tortoise created, except the one to organisations."""
+    """Drop the foreign keys tortoise created, except the one to organisations."""
     return f"""
 DO $$
 DECLARE r record;

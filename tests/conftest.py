@@ -32,6 +32,7 @@ from tenants.tokens import service as tokens
 from tenants.units.models import Unit
 
 TENANT_TABLES = (
+    "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "audit_events", "audit_heads", "api_tokens", "product_accounts", "products",
     "group_memberships", "groups", "members", "units", "organisations",
 )

@@ -1,10 +1,9 @@
-"""Row-level security, tenant-first keys and runtime grants for the initial tables."""
+"""Row-level security, tenant-first keys and runtime grants for every tenant table."""
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 
 from migrations.rls import (
-
     OWNER_ROLE,
     RUNTIME_ROLE,
     TenantForeignKey as FK,
@@ -25,6 +24,11 @@ TENANT_TABLES: dict[str, list[FK]] = {
     "api_tokens": [],
     "audit_heads": [],
     "audit_events": [],
+    "sso_connections": [FK("default_unit_id", "units", "SET NULL")],
+    "login_attempts": [],
+    "sessions": [FK("member_id", "members", "CASCADE")],
+    "local_credentials": [FK("member_id", "members", "CASCADE")],
+    "product_clients": [FK("product_id", "products", "CASCADE")],
 }
 
 # Foreign keys first (they depend on the primary keys), then keys, then the new links.
@@ -42,6 +46,7 @@ SQL += [
     "ALTER TABLE members ADD CONSTRAINT members_email_lower CHECK (email = lower(email));",
     "CREATE INDEX members_tenant_email_pattern ON members (tenant_id, email text_pattern_ops);",
     "CREATE INDEX units_tenant_path_pattern ON units (tenant_id, path text_pattern_ops);",
+    "CREATE INDEX login_attempts_tenant_created ON login_attempts (tenant_id, created_at);",
     # The organisation row is its own tenant.
     row_level_security("organisations", column="id"),
     grant_runtime("organisations", "SELECT, INSERT, UPDATE"),
@@ -58,12 +63,14 @@ CREATE FUNCTION organisation_id_by_domain(p_domain text) RETURNS uuid
 REVOKE ALL ON FUNCTION organisation_id_by_slug(text), organisation_id_by_domain(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION organisation_id_by_slug(text), organisation_id_by_domain(text) TO {RUNTIME_ROLE};
 """,
+    # Signing keys belong to the service, not to an organisation: no tenant_id, no RLS.
+    # The runtime role creates and retires them but never deletes one.
+    grant_runtime("signing_keys", "SELECT, INSERT, UPDATE"),
     f"GRANT USAGE ON SCHEMA public TO {RUNTIME_ROLE};",
     f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {RUNTIME_ROLE};",
     f"GRANT SELECT ON tortoise_migrations TO {RUNTIME_ROLE};",
     f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} GRANT USAGE ON SEQUENCES TO {RUNTIME_ROLE};",
 ]
-
 
 
 class Migration(migrations.Migration):

@@ -17,11 +17,11 @@ class Member(TenantModel):
     email = fields.CharField(max_length=320)
     name = fields.CharField(max_length=200)
     unit: fields.ForeignKeyRelation[Unit] = fields.ForeignKeyField(
-        "tenants.Unit", related_name="members", on_delete=fields.RESTRICT, db_index=False
+        "tenants.Unit", related_name="members", on_delete=fields.RESTRICT, db_index=False, db_constraint=False
     )
     unit_id: uuid.UUID
     manager: fields.ForeignKeyNullableRelation[Member] = fields.ForeignKeyField(
-        "tenants.Member", related_name="reports", null=True, on_delete=fields.SET_NULL, db_index=False
+        "tenants.Member", related_name="reports", null=True, on_delete=fields.SET_NULL, db_index=False, db_constraint=False
     )
     manager_id: uuid.UUID | None
     #: The ``sub`` claim from the organisation's identity provider.

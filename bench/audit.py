@@ -1,0 +1,340 @@
+"""What the audit log costs a write, and whether one organisation's writes slow another's.
+
+Two figures, each a ratio of two variants measured in this run on the same database:
+
+- ``audit_write``: updates/s of ``update_member`` (a name change, audited, in its own
+  tenant transaction as a request runs it) divided by updates/s of the same ORM update of
+  the same rows in the same kind of transaction without the audit record. Goal >= 0.85.
+- ``audit_concurrency``: updates/s of 4 organisations writing at once (N writers each)
+  divided by 4 x the updates/s of one organisation alone with the same N writers. Every
+  append locks its organisation's chain head until commit, so one organisation's writes
+  serialise at the end of the transaction; different organisations should not contend,
+  so 4 organisations should do ~4x the work. Goal >= 0.9.
+
+Run: ``python bench/audit.py [--quick]`` (``BENCH_DATABASE_URL`` = a superuser URL to use a
+server of your own; otherwise the embedded server in a temporary folder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from _common import (
+    BenchDatabase,
+    bench_database,
+    connect,
+    console,
+    meets,
+    ms,
+    parse_args,
+    percentile,
+    progress,
+    ratio_line,
+    server_facts,
+    server_url,
+)
+
+from app.runtime import orm
+from tenants import db
+from tenants.actors import Actor, ActorKind
+from tenants.ids import OrgId
+from tenants.members import service as members
+from tenants.members.models import Member
+from tenants.organisations import service as organisations
+from tenants.organisations.models import OrganisationKind
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    members_per_org: int
+    #: audit_write: concurrent writers on one organisation, and the pool they share.
+    writers: int
+    pool_size: int
+    #: audit_write: measured A/B pairs and updates per round.
+    write_pairs: int
+    write_ops: int
+    #: audit_concurrency: writers per organisation, pairs, updates per org per round.
+    orgs: int
+    per_org_writers: int
+    concurrency_pairs: int
+    concurrency_ops: int
+    warmup_ops: int
+
+
+QUICK = Config(members_per_org=300, writers=8, pool_size=10, write_pairs=2, write_ops=300,
+               orgs=4, per_org_writers=2, concurrency_pairs=1, concurrency_ops=150, warmup_ops=100)
+FULL = Config(members_per_org=2_000, writers=8, pool_size=10, write_pairs=6, write_ops=2_000,
+              orgs=4, per_org_writers=2, concurrency_pairs=4, concurrency_ops=800, warmup_ops=400)
+
+
+@dataclass(slots=True)
+class Tally:
+    """Updates done and wall time spent by one variant over all its rounds."""
+
+    ops: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, ops: int, seconds: float, latencies: Sequence[float]) -> None:
+        self.ops += ops
+        self.seconds += seconds
+        self.latencies.extend(latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.seconds if self.seconds else 0.0
+
+    def describe(self, label: str) -> str:
+        return (
+            f"{label:<34} {self.rate:8.1f} updates/s   p50 {ms(percentile(self.latencies, 50)):>10}"
+            f"   p95 {ms(percentile(self.latencies, 95)):>10}   ({self.ops} updates)"
+        )
+
+
+#: One update: member id and the new name, run in its own tenant transaction.
+Update = Callable[[OrgId, uuid.UUID, str], Awaitable[None]]
+
+
+def actor() -> Actor:
+    """An API-token actor with a request id and client address, as an HTTP request has."""
+    return Actor(ActorKind.API_TOKEN, "bench-token", "bench token",
+                 request_id=uuid.uuid4().hex, client_addr="127.0.0.1")
+
+
+async def audited_update(org: OrgId, member_id: uuid.UUID, name: str) -> None:
+    """The product path: ``update_member`` in its own tenant transaction."""
+    async with db.tenant_transaction(org):
+        await members.update_member(member_id, {"name": name}, actor=actor())
+
+
+async def unaudited_update(org: OrgId, member_id: uuid.UUID, name: str) -> None:
+    """The baseline: the same locked read and ORM update of the same row, same transaction
+    kind, without the snapshot/diff and the audit record (no switch in the product)."""
+    async with db.tenant_transaction(org):
+        member = await members.get_member(member_id, for_update=True)
+        member.name = name
+        await member.save(update_fields=["name", "updated_at"])
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+async def create_orgs(count: int) -> list[OrgId]:
+    """Organisations through the service (root unit, audit chain head, first events)."""
+    made: list[OrgId] = []
+    for _ in range(count):
+        slug = f"bench-{uuid.uuid4().hex[:10]}"
+        org = await organisations.create_organisation(
+            slug=slug, name=slug, kind=OrganisationKind.EMPLOYER,
+            domains=[f"{slug}.example"], actor=actor(),
+        )
+        made.append(OrgId(org.id))
+    return made
+
+
+async def load_members(bench: BenchDatabase, orgs: Sequence[OrgId], per_org: int) -> None:
+    """Members with plain SQL as the superuser: loading is not what is measured here."""
+    batch = 500
+    conn = await connect(bench.admin_url)
+    try:
+        with progress() as bar:
+            task = bar.add_task("members", total=len(orgs) * per_org)
+            for org in orgs:
+                root = await conn.fetchval(
+                    "SELECT id FROM units WHERE tenant_id = $1 AND parent_id IS NULL", org
+                )
+                for start in range(0, per_org, batch):
+                    count = min(batch, per_org - start)
+                    await conn.execute(
+                        """
+                        INSERT INTO members (id, tenant_id, email, name, unit_id, roles, status,
+                                             status_changed_at, created_at, updated_at)
+                        SELECT gen_random_uuid(), $1, 'm' || g || '@bench.example', 'Member ' || g,
+                               $2, '["member"]'::jsonb, 'active', now(), now(), now()
+                          FROM generate_series($3::int, $4::int) AS g
+                        """,
+                        org, root, start, start + count - 1,
+                    )
+                    bar.advance(task, count)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def member_ids(org: OrgId) -> list[uuid.UUID]:
+    async with db.tenant_transaction(org):
+        return sorted(await Member.all().values_list("id", flat=True))  # type: ignore[arg-type]
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A fixed list of (member, new name) for one organisation, worked by N writers."""
+
+    org: OrgId
+    items: list[tuple[uuid.UUID, str]]
+    writers: int
+
+
+def work_for(org: OrgId, ids: Sequence[uuid.UUID], ops: int, rng: random.Random,
+             writers: int) -> Work:
+    """Random members of the organisation; the names are made unique per variant later."""
+    return Work(org, [(rng.choice(ids), f"n{i}") for i in range(ops)], writers)
+
+
+async def run_work(work: Work, update: Update, tag: str, latencies: list[float]) -> None:
+    """``work.writers`` tasks pulling from one queue; each update timed end to end
+    (transaction begin to commit), so a wait on the chain head lock shows in latency."""
+    queue = iter(work.items)
+
+    async def writer() -> None:
+        for member_id, name in queue:
+            started = time.perf_counter()
+            await update(work.org, member_id, f"{name}-{tag}")
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(writer() for _ in range(work.writers)))
+
+
+async def run_round(works: Sequence[Work], update: Update, tag: str) -> tuple[int, float, list[float]]:
+    """All ``works`` at once; returns updates, wall seconds and per-update latencies."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(run_work(w, update, tag, latencies) for w in works))
+    return sum(len(w.items) for w in works), time.perf_counter() - started, latencies
+
+
+async def ab_rounds(
+    pairs: int,
+    make: Callable[[int], tuple[Sequence[Work], Sequence[Work]]],
+    a: Update,
+    b: Update,
+    label: str,
+) -> tuple[Tally, Tally]:
+    """Interleave A and B (A B, B A, A B, ...) so drift (table growth, checkpoints,
+    autovacuum) falls on both; ``make(i)`` gives round i's work for A and for B."""
+    tally_a, tally_b = Tally(), Tally()
+    with progress() as bar:
+        task = bar.add_task(label, total=pairs * 2)
+        for i in range(pairs):
+            works_a, works_b = make(i)
+            order = [("A", a, works_a, tally_a), ("B", b, works_b, tally_b)]
+            if i % 2:
+                order.reverse()
+            for name, update, works, tally in order:
+                tally.add(*await run_round(works, update, f"{label}{i}{name}"))
+                bar.advance(task)
+    return tally_a, tally_b
+
+
+# --- figures ---------------------------------------------------------------------------
+
+
+async def audit_write(cfg: Config, org: OrgId, ids: list[uuid.UUID], rng: random.Random) -> float:
+    """Audited vs unaudited updates on one organisation, same writers, same members."""
+    console.rule("audit_write")
+    console.print(f"{cfg.writers} concurrent writers on one organisation ({len(ids)} members), "
+                  f"pool of {cfg.pool_size}; {cfg.write_pairs} A/B pairs of {cfg.write_ops} updates")
+
+    def make(_: int) -> tuple[list[Work], list[Work]]:
+        work = work_for(org, ids, cfg.write_ops, rng, cfg.writers)
+        return [work], [work]  # the same members in the same order for both variants
+
+    audited, plain = await ab_rounds(cfg.write_pairs, make, audited_update, unaudited_update, "audit_write")
+    console.print(audited.describe("audited (update_member)"))
+    console.print(plain.describe("unaudited (same ORM update)"))
+    ratio = audited.rate / plain.rate
+    console.print(f"audited / unaudited throughput = {ratio:.3f}")
+    return ratio
+
+
+async def audit_concurrency(cfg: Config, orgs: list[OrgId], ids: dict[OrgId, list[uuid.UUID]],
+                            rng: random.Random, update: Update, label: str) -> tuple[float, Tally, Tally]:
+    """4 organisations at once vs one alone, N writers per organisation in both.
+
+    The organisation that runs alone rotates between rounds so no single organisation's
+    table pages or chain decide the baseline.
+    """
+    n = cfg.per_org_writers
+
+    def make(i: int) -> tuple[list[Work], list[Work]]:
+        together = [work_for(o, ids[o], cfg.concurrency_ops, rng, n) for o in orgs]
+        alone = orgs[i % len(orgs)]
+        return together, [work_for(alone, ids[alone], cfg.concurrency_ops, rng, n)]
+
+    together, alone = await ab_rounds(cfg.concurrency_pairs, make, update, update, label)
+    return together.rate / (len(orgs) * alone.rate), together, alone
+
+
+async def warm_up(cfg: Config, orgs: list[OrgId], ids: dict[OrgId, list[uuid.UUID]],
+                  rng: random.Random) -> None:
+    """Fill caches, the pool and prepared statements for both variants before measuring."""
+    for update in (audited_update, unaudited_update):
+        works = [work_for(o, ids[o], cfg.warmup_ops // len(orgs), rng, cfg.writers // 2) for o in orgs]
+        await run_round(works, update, "warm")
+
+
+async def main_async(quick: bool, seed: int) -> list[tuple[str, float, str, float]]:
+    cfg = QUICK if quick else FULL
+    rng = random.Random(seed)
+    pool = max(cfg.pool_size, cfg.orgs * cfg.per_org_writers + 2)
+    with server_url() as server:
+        console.print(await server_facts(server))
+        async with bench_database(server) as bench, orm(bench.urls, pool_size=pool):
+            orgs = await create_orgs(cfg.orgs)
+            await load_members(bench, orgs, cfg.members_per_org)
+            ids = {o: await member_ids(o) for o in orgs}
+            await warm_up(cfg, orgs, ids, rng)
+
+            write_ratio = await audit_write(cfg, orgs[0], ids[orgs[0]], rng)
+
+            console.rule("audit_concurrency")
+            n = cfg.per_org_writers
+            console.print(
+                f"definition: updates/s of {cfg.orgs} organisations writing at once ({n} writers "
+                f"each, {cfg.orgs * n} in all) / ({cfg.orgs} x updates/s of one organisation alone "
+                f"with {n} writers). 1.0 = organisations do not slow each other; the chain head "
+                "lock is per organisation, so only the machine (2 CPUs shared by this client and "
+                "the server) should keep it below 1."
+            )
+            conc_ratio, together, alone = await audit_concurrency(
+                cfg, orgs, ids, rng, audited_update, "audited"
+            )
+            console.print(together.describe(f"audited, {cfg.orgs} orgs at once"))
+            console.print(alone.describe("audited, 1 org alone"))
+            control, c_together, c_alone = await audit_concurrency(
+                cfg, orgs, ids, rng, unaudited_update, "control"
+            )
+            console.print(c_together.describe(f"unaudited, {cfg.orgs} orgs at once"))
+            console.print(c_alone.describe("unaudited, 1 org alone"))
+            console.print(f"info: same scaling without auditing (machine's own limit) = {control:.3f}; "
+                          f"audited scaling relative to it = {conc_ratio / control:.3f}")
+    return [
+        ("audit_write", write_ratio, ">=", 0.85),
+        ("audit_concurrency", conc_ratio, ">=", 0.9),
+    ]
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0] if __doc__ else "audit benchmark")
+    started = time.perf_counter()
+    figures = asyncio.run(main_async(args.quick, args.seed))
+    console.print(f"finished in {time.perf_counter() - started:.1f} s "
+                  f"({'quick' if args.quick else 'full'} mode)")
+    for name, value, op, target in figures:
+        if not meets(value, op, target):
+            console.print(f"{name}: goal missed (see bench/README.md for the known causes)")
+    for name, value, op, target in figures:
+        print(ratio_line(name, value, op, target), flush=True)
+
+
+if __name__ == "__main__":
+    main()
