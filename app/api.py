@@ -180,10 +180,37 @@ def _parse_query(request: Request, model: type[BaseModel] | None) -> BaseModel:
                              fields=[_field(f"query.{key}", "is given more than once")])
             )
         raw[key] = value
+    unstorable = [_field(f"query.{key}", NUL_REASON) for key, value in raw.items() if "\x00" in key + value]
+    if unstorable:
+        raise _Refused(http_problem(request, "validation", "a query parameter contains a NUL character",
+                                    fields=unstorable))
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise _Refused(from_validation_error(request, exc, prefix="query")) from None
+
+
+#: PostgreSQL text cannot hold U+0000, so such input is refused up front rather than failing in
+#: the database as a 500.
+NUL_REASON = "contains a NUL character (U+0000), which cannot be stored"
+
+
+def _paths_with_nul(value: Any, path: str) -> list[str]:
+    """Dotted paths (as in validation errors) of the keys and strings in ``value`` holding NUL.
+
+    Recursive: give it validated data (bounded by a schema), not raw JSON.
+    """
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else key
+            found += [child] if "\x00" in key else _paths_with_nul(item, child)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths_with_nul(item, f"{path}[{index}]")
+    return found
 
 
 def _field(name: str, reason: str) -> Any:
@@ -210,15 +237,24 @@ async def _parse_body(request: Request, model: type[BaseModel] | None, limit: in
     raw = b"".join(chunks)
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and the int-size limit (over 4300 digits).
         raise _Refused(http_problem(request, "malformed_json", f"the body is not valid JSON: {exc}")) from None
+    except RecursionError:
+        raise _Refused(http_problem(request, "malformed_json", "the body nests arrays or objects too deeply")) from None
     if not isinstance(data, dict):
         raise _Refused(http_problem(request, "validation", "the body must be a JSON object",
                                     fields=[_field("body", "expected a JSON object")]))
     try:
-        return model.model_validate(data, strict=False)
+        parsed = model.model_validate(data, strict=False)
     except ValidationError as exc:
         raise _Refused(from_validation_error(request, exc)) from None
+    # Checked on the validated model, whose shape (and so depth) the schema bounds.
+    unstorable = [_field(name, NUL_REASON) for name in _paths_with_nul(parsed.model_dump(), "")]
+    if unstorable:
+        raise _Refused(http_problem(request, "validation", "a text value contains a NUL character",
+                                    fields=unstorable))
+    return parsed
 
 
 def _render(endpoint: Endpoint, result: BaseModel | None) -> Response:

@@ -109,10 +109,16 @@ def serve(
 def _print_demo(settings: Settings, credentials: list[object]) -> None:
     from app.demo import DemoCredentials
 
-    lines = [f"[bold]Tenantry[/bold] with demo data at [link]{settings.base_url}[/link]", ""]
+    lines = [f"[bold]Tenantry[/bold] with demo data at [link]{settings.base_url}[/link]",
+             "Sign in at " + settings.base_url + "/login with these (generated at this start):", ""]
     for c in credentials:
         assert isinstance(c, DemoCredentials)
-        lines += [f"[bold]{c.name}[/bold] ({c.slug})", f"  API token (all scopes, 24 h): {c.api_token}"]
+        lines += [
+            f"[bold]{c.name}[/bold] ({c.slug})",
+            f"  console (owner):     {c.admin_email}  password: {c.password}",
+            f"  account (member):    {c.member_email}  password: {c.password}",
+            f"  API token (24 h):    {c.api_token}",
+        ]
     first = credentials[0]
     assert isinstance(first, DemoCredentials)
     lines += [

@@ -21,6 +21,7 @@ from tenants.organisations import service as organisations
 from tenants.organisations.models import OrganisationKind
 from tenants.permissions import Permission, Role
 from tenants.products.models import Product, ProductAccount, ProductAccountStatus
+from tenants.sessions import passwords
 from tenants.tokens import service as tokens
 from tenants.units import service as units
 from tenants.units.models import Unit
@@ -81,6 +82,9 @@ class DemoCredentials:
     slug: str
     name: str
     api_token: str
+    admin_email: str
+    member_email: str
+    password: str
 
 
 async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> None:
@@ -178,10 +182,18 @@ async def seed_demo(*, seed: int = 7) -> list[DemoCredentials]:
             await seed_organisation(spec, rng=rng)
             org_id = await organisations.id_by_slug(spec.slug)
         assert org_id is not None
+        actor = system_actor("demo-seed")
+        password = passwords.generate_password()
         async with db.tenant_transaction(org_id):
             _, text = await tokens.create_token(
                 "demo (printed at start)", [p.value for p in Permission],
-                expires_in=timedelta(days=1), actor=system_actor("demo-seed"),
+                expires_in=timedelta(days=1), actor=actor,
             )
-        credentials.append(DemoCredentials(spec.slug, spec.name, text))
+            await organisations.set_local_sign_in(True, actor=actor)
+            admin = await Member.get(email=f"admin@{spec.domain}")
+            candidates = await Member.filter(status=MemberStatus.ACTIVE).order_by("email").limit(50)
+            member = next(m for m in candidates if m.roles == [Role.MEMBER.value])
+            for person in (admin, member):
+                await passwords.set_password(person, password, break_glass=False, actor=actor)
+        credentials.append(DemoCredentials(spec.slug, spec.name, text, admin.email, member.email, password))
     return credentials

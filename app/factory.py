@@ -6,14 +6,17 @@ import html
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from tortoise.context import TortoiseContext
 
 from app import database
@@ -26,10 +29,16 @@ from app.problems import http_problem, problem_catalogue
 from app.routes.health import healthz, readyz
 from app.settings import Settings
 from app.v1 import ROUTERS
+from app.web import account, console, signin
+from app.web.cookies import CookieJar
+from app.web.pages import Web
+from tenants.secrets import SecretBox
+from tenants.sso.oidc import RelyingParty
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def api_endpoints() -> list[Endpoint]:
@@ -48,6 +57,14 @@ def create_app(
     stops the service rather than serving with weaker isolation.
     """
     authenticator = authenticator or BearerAuthenticator()
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False,
+                             headers={"User-Agent": f"Tenantry/{VERSION}"})
+    web = Web(
+        settings=settings,
+        cookies=CookieJar(settings.secret_key, secure=settings.is_production),
+        rp=RelyingParty(http),
+        box=SecretBox(settings.secret_key, "sso-client-secrets"),
+    )
     endpoints = api_endpoints()
     openapi_document = build_openapi(endpoints, title="Tenantry", version=VERSION, server_url=None)
 
@@ -65,7 +82,10 @@ def create_app(
                 _enable_global_fallback=True,
             )
             log.info("serving on %s", settings.base_url)
-            yield
+            try:
+                yield
+            finally:
+                await http.aclose()
 
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(openapi_document)
@@ -90,7 +110,8 @@ def create_app(
         return RedirectResponse(f"/problems#{code}", status_code=303)
 
     async def root(request: Request) -> Response:
-        return RedirectResponse("/openapi.json", status_code=307)
+        signed_in = web.cookies.signed_in(request).token() is not None
+        return RedirectResponse("/console" if signed_in else "/login", status_code=303)
 
     routes: list[BaseRoute] = [
         Route("/", root, methods=["GET"], include_in_schema=False),
@@ -101,6 +122,8 @@ def create_app(
         Route("/problems/{code}", problem_page, methods=["GET"]),
     ]
     routes += [build_route(e, authenticator, settings.max_body_bytes) for e in endpoints]
+    routes += signin.routes(web) + console.routes(web) + account.routes(web)
+    routes.append(Mount("/static", StaticFiles(directory=str(STATIC)), name="static"))
 
     async def not_found(request: Request, exc: Any) -> Response:
         return http_problem(request, "route_not_found", f"nothing lives at {request.url.path}")

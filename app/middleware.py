@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 
 from app.logs import request_id_var
 from app.problems import http_problem
@@ -84,7 +85,17 @@ class RequestContextMiddleware:
             errors.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if response_started:
                 raise
-            response = http_problem(Request(scope), "internal")
+            request = Request(scope)
+            if _wants_html(request):
+                response: Response = HTMLResponse(
+                    "<!doctype html><html lang=en><meta charset=utf-8><title>Something went wrong</title>"
+                    "<link rel=stylesheet href=/static/app.css><main class=narrow><h1>Something went wrong</h1>"
+                    f"<p>We could not finish this. Try again; if it keeps happening, give your administrator "
+                    f"this reference: <code>{request_id}</code>.</p></main></html>",
+                    status_code=500,
+                )
+            else:
+                response = http_problem(request, "internal")
             await response(scope, receive, send_with_headers)
         finally:
             log.info(
@@ -96,3 +107,11 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+def _wants_html(request: Request) -> bool:
+    """Browser pages get an HTML error; the API, SCIM and machine endpoints problem+json."""
+    path = request.url.path
+    if path.startswith(("/v1", "/scim", "/oauth", "/.well-known", "/oidc")):
+        return False
+    return "text/html" in request.headers.get("accept", "")

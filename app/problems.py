@@ -30,6 +30,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "illegal_transition": 409,
     "permission_denied": 403,
     "unauthenticated": 401,
+    "sign_in_failed": 401,
 }
 
 

@@ -43,7 +43,8 @@ from app.database import DatabaseUrls  # noqa: E402
 #: The runtime login role the service uses by default (see app/settings.py).
 APP_ROLE = "tenantry_app"
 
-console = Console(stderr=False, highlight=False)
+#: Wide enough that a result line is not wrapped when the output goes to a file or a pipe.
+console = Console(highlight=False, width=120)
 
 
 def parse_args(description: str) -> argparse.Namespace:

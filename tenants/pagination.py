@@ -10,11 +10,12 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from tortoise.expressions import Q
+from tortoise.fields import Field
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -64,18 +65,47 @@ def encode_cursor(sort: Sort, value: Any, id_: UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, UUID]:
+def decode_cursor(cursor: str, sort: Sort, field: Field[Any] | None = None) -> tuple[Any, UUID]:
+    """The sort value and id a cursor continues after; InvalidInputError if it was altered.
+
+    With ``field`` (the model field sorted on) the value must also be of that field's type,
+    so a crafted cursor is refused here rather than failing in the database.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         made_for, value, id_text = json.loads(raw)
         id_ = UUID(id_text)
         if isinstance(value, dict):
             value = datetime.fromisoformat(value["t"])
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
         raise _bad_cursor("it was not issued by this service or was altered") from None
     if made_for != str(sort):
         raise _bad_cursor(f"it was issued for sort={made_for}, not sort={sort}")
+    if field is not None and not _fits(value, field):
+        raise _bad_cursor("it was not issued by this service or was altered")
     return value, id_
+
+
+def _fits(value: Any, field: Field[Any]) -> bool:
+    """Whether ``value`` can be compared with ``field`` in SQL without a database error."""
+    kind = field.field_type
+    if isinstance(kind, type) and issubclass(kind, datetime):
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            return False
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            return False
+        return True
+    if kind is int:
+        limits = getattr(field, "constraints", {})
+        return (
+            isinstance(value, int) and not isinstance(value, bool)
+            and limits.get("ge", -(2**63)) <= value <= limits.get("le", 2**63 - 1)
+        )
+    if isinstance(kind, type) and issubclass(kind, str):
+        return isinstance(value, str) and "\x00" not in value
+    return True
 
 
 async def paginate(
@@ -84,7 +114,7 @@ async def paginate(
     """One page of ``query`` ordered by ``sort`` then id, starting after ``cursor``."""
     direction = "-" if sort.descending else ""
     if cursor:
-        value, last_id = decode_cursor(cursor, sort)
+        value, last_id = decode_cursor(cursor, sort, query.model._meta.fields_map.get(sort.field))
         op = "lt" if sort.descending else "gt"
         query = query.filter(
             Q(**{f"{sort.field}__{op}": value}) | Q(**{sort.field: value, f"id__{op}": last_id})

@@ -16,10 +16,13 @@ class Role(StrEnum):
 
 
 class Permission(StrEnum):
-    """Named ``resource:action``; API tokens carry them as scopes."""
+    """Named ``resource:action``; API tokens and product clients carry them as scopes."""
 
+    CONSOLE_ACCESS = "console:access"
     ORGANISATION_READ = "organisation:read"
     ORGANISATION_WRITE = "organisation:write"
+    SSO_READ = "sso:read"
+    SSO_WRITE = "sso:write"
     UNITS_READ = "units:read"
     UNITS_WRITE = "units:write"
     GROUPS_READ = "groups:read"
@@ -27,31 +30,64 @@ class Permission(StrEnum):
     MEMBERS_READ = "members:read"
     MEMBERS_WRITE = "members:write"
     MEMBERS_LIFECYCLE = "members:lifecycle"
+    MEMBERS_SESSIONS = "members:sessions"
     PRODUCTS_READ = "products:read"
     PRODUCTS_WRITE = "products:write"
+    POLICIES_READ = "policies:read"
+    POLICIES_WRITE = "policies:write"
+    DEPARTURES_READ = "departures:read"
+    DEPARTURES_WRITE = "departures:write"
+    ACCESS_READ = "access:read"
+    ACCESS_REQUEST = "access:request"
+    ACCESS_APPROVE = "access:approve"
+    PRIVACY_REQUESTS_READ = "privacy_requests:read"
+    PRIVACY_REQUESTS_WRITE = "privacy_requests:write"
     AUDIT_READ = "audit:read"
     TOKENS_WRITE = "tokens:write"
+    # Scopes for products calling the API with client credentials.
+    SETTINGS_READ = "settings:read"
+    SETTINGS_WRITE = "settings:write"
+    CONTENT_WRITE = "content:write"
+    ACCESS_CHECK = "access:check"
 
 
 P = Permission
-_READ = frozenset(
+#: What products do; no person's role includes these.
+PRODUCT_SCOPES = frozenset({P.SETTINGS_READ, P.SETTINGS_WRITE, P.CONTENT_WRITE, P.ACCESS_CHECK})
+READS = frozenset(p for p in Permission if p.value.endswith(":read") and p not in PRODUCT_SCOPES)
+_BASIC_READS = frozenset(
     {P.ORGANISATION_READ, P.UNITS_READ, P.GROUPS_READ, P.MEMBERS_READ, P.PRODUCTS_READ}
 )
+
+#: The role table. Least privilege: auditors read everything and change nothing; the
+#: helpdesk handles accounts but not policies; only privacy officers approve data access.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.OWNER: frozenset(Permission),
-    Role.ADMIN: frozenset(Permission) - {P.TOKENS_WRITE, P.ORGANISATION_WRITE},
-    Role.HELPDESK: _READ | {P.MEMBERS_WRITE, P.MEMBERS_LIFECYCLE},
-    Role.PRIVACY_OFFICER: _READ | {P.AUDIT_READ},
-    Role.AUDITOR: _READ | {P.AUDIT_READ},
+    Role.OWNER: frozenset(Permission) - PRODUCT_SCOPES,
+    Role.ADMIN: frozenset(Permission) - PRODUCT_SCOPES - {P.TOKENS_WRITE, P.ACCESS_APPROVE, P.ORGANISATION_WRITE},
+    Role.HELPDESK: _BASIC_READS
+    | {P.CONSOLE_ACCESS, P.MEMBERS_WRITE, P.MEMBERS_LIFECYCLE, P.MEMBERS_SESSIONS, P.POLICIES_READ,
+       P.DEPARTURES_READ},
+    Role.PRIVACY_OFFICER: _BASIC_READS
+    | {P.CONSOLE_ACCESS, P.AUDIT_READ, P.POLICIES_READ, P.DEPARTURES_READ, P.ACCESS_READ,
+       P.ACCESS_APPROVE, P.PRIVACY_REQUESTS_READ, P.PRIVACY_REQUESTS_WRITE},
+    Role.AUDITOR: READS | {P.CONSOLE_ACCESS},
     Role.MEMBER: frozenset(),
 }
 
 
-def permissions_of(roles: Iterable[Role]) -> frozenset[Permission]:
+def permissions_of(roles: Iterable[Role | str]) -> frozenset[Permission]:
+    """The union of the roles' permissions; unknown role names grant nothing."""
     granted: frozenset[Permission] = frozenset()
     for role in roles:
-        granted |= ROLE_PERMISSIONS[role]
+        try:
+            granted |= ROLE_PERMISSIONS[Role(role)]
+        except ValueError:
+            continue
     return granted
+
+
+def is_admin(roles: Iterable[Role | str]) -> bool:
+    return P.CONSOLE_ACCESS in permissions_of(roles)
 
 
 def parse_scopes(scopes: Iterable[str]) -> frozenset[Permission]:

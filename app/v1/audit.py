@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 from app.api import ApiRouter, Call
 from app.v1.common import Input, Output, Page
@@ -18,6 +18,20 @@ from tenants.permissions import Permission
 router = ApiRouter("/v1/audit-events", "audit")
 
 Short = Annotated[str, StringConstraints(max_length=300)]
+
+#: The largest seq a cursor may carry (audit_events.seq is a bigint).
+MAX_SEQ = 2**63 - 1
+
+
+def _storable(value: datetime) -> datetime:
+    """A time PostgreSQL can compare with: in UTC it must still fall in years 1 to 9999."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
 
 
 class AuditEventOut(Output):
@@ -45,8 +59,8 @@ class AuditQuery(Input):
     actor: Short | None = Field(None, description="e.g. api_token:<id> or member:<id>")
     target_type: Short | None = None
     target_id: Short | None = None
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     cursor: Annotated[str, StringConstraints(max_length=100)] | None = None
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
 
@@ -57,7 +71,7 @@ def _seq_from_cursor(cursor: str) -> int:
         seq = int(value.removeprefix("seq:")) if value.startswith("seq:") else -1
     except (ValueError, UnicodeDecodeError):
         seq = -1
-    if seq < 1:
+    if not 1 <= seq <= MAX_SEQ:
         raise InvalidInputError("the cursor is not valid", fields=[FieldProblem("cursor", "was not issued by this service")])
     return seq
 

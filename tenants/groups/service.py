@@ -83,9 +83,13 @@ async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor)
 
 
 async def remove_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor) -> bool:
-    """Remove a member from a group; False when they were not in it (nothing written)."""
+    """Remove a member from a group; False when they were not in it (nothing written).
+
+    NotFoundError when the group or the member does not exist, as for ``add_member``.
+    """
     group = await get_group(group_id)
-    deleted = await GroupMembership.filter(group_id=group.id, member_id=member_id).delete()
+    member = await get_member(member_id)
+    deleted = await GroupMembership.filter(group_id=group.id, member_id=member.id).delete()
     if not deleted:
         return False
     await audit.record(

@@ -191,7 +191,13 @@ async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor)
 async def transition_member(
     member_id: uuid.UUID, action: LifecycleAction, *, reason: str | None, actor: Actor
 ) -> Member:
-    """Apply a lifecycle action; IllegalTransitionError names the allowed ones."""
+    """Apply a lifecycle action; IllegalTransitionError names the allowed ones.
+
+    Entering a status that may not sign in ends all of the member's sessions in the same
+    transaction.
+    """
+    from tenants.sessions.service import end_member_sessions
+
     member = await get_member(member_id, for_update=True)
     before = member.status
     member.status = lifecycle.next_status(member.status, action)
@@ -201,6 +207,8 @@ async def transition_member(
         f"member.{action.value}", "member", member.id, actor=actor,
         before={"status": before}, after={"status": member.status, "reason": reason},
     )
+    if not lifecycle.can_sign_in(member.status):
+        await end_member_sessions(member.id, reason=f"member {member.status.value}", actor=actor)
     return member
 
 

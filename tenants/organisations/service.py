@@ -131,3 +131,17 @@ async def update_organisation(
     await org.save()
     await audit.record("organisation.updated", "organisation", org.id, actor=actor, before=old, after=new)
     return org
+
+
+async def set_local_sign_in(enabled: bool, *, actor: Actor) -> Organisation:
+    """Allow or forbid members' password sign-in (the break-glass admin is unaffected)."""
+    org = await Organisation.filter(id=db.current_org()).select_for_update().first()
+    if org is None:
+        raise NotFoundError("the organisation does not exist")
+    if org.local_sign_in == enabled:
+        return org
+    org.local_sign_in = enabled
+    await org.save(update_fields=["local_sign_in", "updated_at"])
+    await audit.record("organisation.local_sign_in_changed", "organisation", org.id, actor=actor,
+                       before={"local_sign_in": not enabled}, after={"local_sign_in": enabled})
+    return org

@@ -1,0 +1,1 @@
+"""Server-rendered pages: sign-in, the admin console (/console) and the account page (/account)."""

@@ -1,0 +1,95 @@
+"""Organisation settings: the identity provider connection and password sign-in."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.web.pages import PageContext, Web, page
+from tenants.errors import FieldProblem, InvalidInputError
+from tenants.organisations import service as organisations
+from tenants.permissions import Permission
+from tenants.sso import service as sso
+from tenants.units.models import Unit
+
+
+def _lines(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").replace(",", "\n").splitlines() if part.strip()]
+
+
+def connection_changes(form: dict[str, str]) -> dict[str, Any]:
+    """Form fields to connection changes; InvalidInputError naming the bad field."""
+    issuer = form.get("issuer", "").strip()
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise InvalidInputError("the issuer must be the identity provider's URL",
+                                fields=[FieldProblem("issuer", "expected https://…")])
+    client_id = form.get("client_id", "").strip()
+    if not client_id:
+        raise InvalidInputError("the client id is required", fields=[FieldProblem("client_id", "is empty")])
+    scopes = _lines(form.get("scopes")) or ["openid", "email", "profile"]
+    default_unit = form.get("default_unit_id") or None
+    try:
+        default_unit_id = uuid.UUID(default_unit) if default_unit else None
+    except ValueError:
+        raise InvalidInputError("choose a unit", fields=[FieldProblem("default_unit_id", "is not a unit")]) from None
+    changes: dict[str, Any] = {
+        "issuer": issuer.rstrip("/") if issuer.endswith("/") and parts.path == "/" else issuer,
+        "client_id": client_id[:255],
+        "scopes": scopes[:20],
+        "email_claim": (form.get("email_claim") or "email").strip()[:100],
+        "name_claim": (form.get("name_claim") or "name").strip()[:100],
+        "groups_claim": (form.get("groups_claim") or "").strip()[:100] or None,
+        "unit_claim": (form.get("unit_claim") or "").strip()[:100] or None,
+        "allowed_domains": organisations.normalise_domains(_lines(form.get("allowed_domains"))),
+        "jit_provisioning": form.get("jit_provisioning") == "on",
+        "default_unit_id": default_unit_id,
+        "enabled": form.get("enabled") == "on",
+    }
+    if form.get("client_secret"):
+        changes["client_secret"] = form["client_secret"]
+    return changes
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    async def render(ctx: PageContext, test: sso.ConnectionTest | None = None) -> Response:
+        connection = await sso.get_connection()
+        units = await Unit.all().order_by("path")
+        return ctx.render("console/settings.html", connection=connection, units=units, test=test,
+                          callback=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/callback",
+                          logout_uri=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/backchannel-logout",
+                          login_url=f"{web.settings.base_url}/login/{ctx.organisation.slug}")
+
+    @page(web, permission=Permission.SSO_READ)
+    async def settings_page(ctx: PageContext) -> Response:
+        return await render(ctx)
+
+    @page(web, permission=Permission.SSO_WRITE)
+    async def save_sso(ctx: PageContext) -> Response:
+        await sso.save_connection(connection_changes(ctx.form), box=web.box, actor=ctx.actor)
+        return ctx.redirect("/console/settings", "Saved the identity provider connection.")
+
+    @page(web, permission=Permission.SSO_WRITE)
+    async def test_sso(ctx: PageContext) -> Response:
+        result = await sso.test_connection(web.rp, actor=ctx.actor)
+        return await render(ctx, result)
+
+    @page(web, permission=Permission.ORGANISATION_WRITE)
+    async def save_sign_in(ctx: PageContext) -> Response:
+        wanted = ctx.form.get("local_sign_in") == "on"
+        org = await organisations.set_local_sign_in(wanted, actor=ctx.actor)
+        state = "on" if org.local_sign_in else "off"
+        return ctx.redirect("/console/settings", f"Password sign-in for members is {state}.")
+
+    return [
+        Route("/console/settings", settings_page, methods=["GET"]),
+        Route("/console/settings/sso", save_sso, methods=["POST"]),
+        Route("/console/settings/sso/test", test_sso, methods=["POST"]),
+        Route("/console/settings/sign-in", save_sign_in, methods=["POST"]),
+    ]
+
+

@@ -1,0 +1,115 @@
+"""The browser's cookies: signed, HttpOnly, SameSite=Lax, Secure outside development.
+
+``tenantry_session`` holds one session token per organisation the browser signed in to
+(an admin of several organisations switches between them) and which one is current;
+``tenantry_browser`` is a random id set before sign-in, binding a login attempt and the
+login forms' CSRF tokens to this browser.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tenants.ids import OrgId
+from tenants.sessions.service import ABSOLUTE_TIMEOUT, SessionToken
+
+SESSION_COOKIE = "tenantry_session"
+BROWSER_COOKIE = "tenantry_browser"
+FLASH_COOKIE = "tenantry_flash"
+MAX_ORGS = 8
+
+
+@dataclass
+class SignedIn:
+    """The organisations this browser has sessions with; ``current`` is the active one."""
+
+    sessions: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # org hex → (secret, slug, name)
+    current: str | None = None
+
+    def token(self, org_hex: str | None = None) -> SessionToken | None:
+        key = org_hex or self.current
+        if key is None or key not in self.sessions:
+            return None
+        return SessionToken.parse(f"{key}.{self.sessions[key][0]}")
+
+    def add(self, token: SessionToken, slug: str, name: str) -> None:
+        key = token.org_id.hex
+        self.sessions.pop(key, None)
+        self.sessions[key] = (token.secret, slug, name)
+        while len(self.sessions) > MAX_ORGS:
+            self.sessions.pop(next(iter(self.sessions)))
+        self.current = key
+
+    def remove(self, org_id: OrgId) -> None:
+        self.sessions.pop(org_id.hex, None)
+        if self.current == org_id.hex:
+            self.current = next(iter(self.sessions), None)
+
+    def others(self) -> list[tuple[str, str, str]]:
+        """(org hex, slug, name) of the signed-in organisations other than the current one."""
+        return [(k, v[1], v[2]) for k, v in self.sessions.items() if k != self.current]
+
+
+class CookieJar:
+    def __init__(self, secret_key: str, *, secure: bool) -> None:
+        self._signer = URLSafeSerializer(secret_key, salt="tenantry.cookies")
+        self.secure = secure
+
+    def signed_in(self, request: Request) -> SignedIn:
+        raw = request.cookies.get(SESSION_COOKIE)
+        if not raw:
+            return SignedIn()
+        try:
+            data = self._signer.loads(raw)
+            sessions = {str(k): (str(v[0]), str(v[1]), str(v[2])) for k, v in data["s"].items()}
+            current = data.get("c")
+            return SignedIn(sessions, current if current in sessions else None)
+        except (BadSignature, KeyError, TypeError, ValueError, IndexError, AttributeError):
+            return SignedIn()
+
+    def store(self, response: Response, state: SignedIn) -> None:
+        if not state.sessions:
+            response.delete_cookie(SESSION_COOKIE, path="/", secure=self.secure, httponly=True, samesite="lax")
+            return
+        value = self._signer.dumps({"s": {k: list(v) for k, v in state.sessions.items()}, "c": state.current})
+        response.set_cookie(SESSION_COOKIE, value, max_age=int(ABSOLUTE_TIMEOUT.total_seconds()), path="/",
+                            secure=self.secure, httponly=True, samesite="lax")
+
+    def browser_id(self, request: Request) -> str | None:
+        raw = request.cookies.get(BROWSER_COOKIE)
+        if not raw:
+            return None
+        try:
+            value = self._signer.loads(raw, salt="tenantry.browser")
+        except BadSignature:
+            return None
+        return value if isinstance(value, str) else None
+
+    def ensure_browser_id(self, request: Request, response: Response) -> str:
+        existing = self.browser_id(request)
+        if existing:
+            return existing
+        value = secrets.token_urlsafe(24)
+        response.set_cookie(BROWSER_COOKIE, self._signer.dumps(value, salt="tenantry.browser"),
+                            max_age=30 * 24 * 3600, path="/", secure=self.secure, httponly=True, samesite="lax")
+        return value
+
+    def flash(self, response: Response, message: str) -> None:
+        response.set_cookie(FLASH_COOKIE, self._signer.dumps(message, salt="tenantry.flash"), max_age=60,
+                            path="/", secure=self.secure, httponly=True, samesite="lax")
+
+    def take_flash(self, request: Request, response: Response) -> str | None:
+        raw = request.cookies.get(FLASH_COOKIE)
+        if not raw:
+            return None
+        response.delete_cookie(FLASH_COOKIE, path="/")
+        try:
+            value = self._signer.loads(raw, salt="tenantry.flash")
+        except BadSignature:
+            return None
+        return value if isinstance(value, str) else None

@@ -1,0 +1,114 @@
+"""Local passwords (argon2id): for organisations without an identity provider and for the
+break-glass admin. Repeated failures lock the credential for a while."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from tenants import db
+from tenants.actors import Actor
+from tenants.audit import service as audit
+from tenants.errors import FieldProblem, InvalidInputError
+from tenants.members.lifecycle import can_sign_in
+from tenants.members.models import Member
+from tenants.sessions.models import LocalCredential
+
+HASHER = PasswordHasher()
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+MIN_LENGTH = 12
+#: Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
+_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_LENGTH:
+        raise InvalidInputError(
+            f"the password must have at least {MIN_LENGTH} characters",
+            fields=[FieldProblem("password", f"shorter than {MIN_LENGTH} characters")],
+        )
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(15)
+
+
+async def set_password(member: Member, password: str, *, break_glass: bool, actor: Actor) -> None:
+    check_password_strength(password)
+    existing = await LocalCredential.filter(member_id=member.id).first()
+    hashed = HASHER.hash(password)
+    if existing:
+        await LocalCredential.filter(id=existing.id).update(
+            password_hash=hashed, break_glass=break_glass, failed_attempts=0, locked_until=None
+        )
+    else:
+        await LocalCredential.create(
+            tenant_id=db.current_org(), member_id=member.id, password_hash=hashed, break_glass=break_glass
+        )
+    await audit.record("credential.password_set", "member", member.id, actor=actor,
+                       after={"break_glass": break_glass})
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """The outcome of a password sign-in. ``refusal`` is None when it succeeded.
+
+    A refusal is returned rather than raised so that the caller commits the failure
+    count and its audit event; raising would roll them back with the transaction.
+    """
+
+    member: Member | None
+    credential: LocalCredential | None
+    refusal: str | None
+
+
+async def check_password(email: str, password: str, *, actor: Actor) -> PasswordCheck:
+    """Check a password sign-in. Failures are counted and audited; after MAX_FAILURES the
+    credential is locked for LOCKOUT. An unknown email and a wrong password are refused
+    with the same words and (by hashing anyway) the same time."""
+    wrong = "the email or password is not right"
+    member = await Member.filter(email=email.strip().lower()).first()
+    credential = (
+        await LocalCredential.filter(member_id=member.id).select_for_update().first() if member else None
+    )
+    if member is None or credential is None:
+        _verify(_DUMMY_HASH, password)
+        return PasswordCheck(None, None, wrong)
+    now = datetime.now(UTC)
+    if credential.locked_until is not None and credential.locked_until > now:
+        return PasswordCheck(member, credential, "too many failed attempts; try again in a few minutes")
+    if not _verify(credential.password_hash, password):
+        failures = credential.failed_attempts + 1
+        locked = now + LOCKOUT if failures >= MAX_FAILURES else None
+        await LocalCredential.filter(id=credential.id).update(
+            failed_attempts=0 if locked else failures, locked_until=locked
+        )
+        await audit.record(
+            "session.sign_in_refused", "member", member.id, actor=actor,
+            after={"reason": "wrong password", "locked": locked is not None,
+                   "break_glass": credential.break_glass},
+        )
+        return PasswordCheck(member, credential, wrong)
+    if not can_sign_in(member.status):
+        await audit.record("session.sign_in_refused", "member", member.id, actor=actor,
+                           after={"reason": f"member is {member.status.value}"})
+        return PasswordCheck(member, credential, f"this account is {member.status.value} and cannot sign in")
+    await LocalCredential.filter(id=credential.id).update(failed_attempts=0, locked_until=None, last_used_at=now)
+    return PasswordCheck(member, credential, None)
+
+
+def _verify(hashed: str, password: str) -> bool:
+    try:
+        return HASHER.verify(hashed, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+async def has_password(member_id: uuid.UUID) -> bool:
+    return await LocalCredential.filter(member_id=member_id).exists()

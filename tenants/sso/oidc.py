@@ -1,0 +1,321 @@
+"""The OpenID Connect relying party: discovery, authorization requests, the code exchange,
+and ID-token and logout-token validation. No web framework here; HTTP goes through an
+injected ``httpx.AsyncClient``.
+
+Validation follows OpenID Connect Core 1.0 §3.1.3.7 (ID token) and Back-Channel Logout
+1.0 §2.6 (logout token). Every failure raises ``SignInError`` with a reason a person can
+act on; library errors are translated here so callers never see joserfc or httpx types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from tenants.errors import TenantryError
+
+#: Asymmetric algorithms only: HS256 would let anyone holding the client secret mint tokens,
+#: and "none" is never acceptable.
+ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+LEEWAY_SECONDS = 60
+MAX_AGE_SECONDS = 600
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+class SignInError(TenantryError):
+    """Sign-in through the identity provider failed; the message says why."""
+
+    code = "sign_in_failed"
+    title = "Sign-in failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderMetadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: str | None = None
+    end_session_endpoint: str | None = None
+
+    @classmethod
+    def from_document(cls, issuer: str, document: Mapping[str, Any]) -> ProviderMetadata:
+        """Validate a discovery document (OpenID Connect Discovery 1.0 §4.3)."""
+        if document.get("issuer") != issuer:
+            raise SignInError(
+                f"the discovery document names issuer {document.get('issuer')!r}, not {issuer!r}"
+            )
+        missing = [k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri") if not document.get(k)]
+        if missing:
+            raise SignInError(f"the discovery document lacks {', '.join(missing)}")
+        return cls(
+            issuer=issuer,
+            authorization_endpoint=str(document["authorization_endpoint"]),
+            token_endpoint=str(document["token_endpoint"]),
+            jwks_uri=str(document["jwks_uri"]),
+            userinfo_endpoint=document.get("userinfo_endpoint"),
+            end_session_endpoint=document.get("end_session_endpoint"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    url: str
+    state: str
+    nonce: str
+    code_verifier: str
+
+
+def new_authorization_request(
+    metadata: ProviderMetadata, *, client_id: str, redirect_uri: str, scopes: list[str]
+) -> AuthorizationRequest:
+    """An authorization-code request with PKCE (S256), state and nonce (all fresh)."""
+    state = secrets.token_urlsafe(32)
+    nonce = secrets.token_urlsafe(32)
+    verifier = secrets.token_urlsafe(64)
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": " ".join(dict.fromkeys(["openid", *scopes])),
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": create_s256_code_challenge(verifier),
+        "code_challenge_method": "S256",
+    }
+    separator = "&" if "?" in metadata.authorization_endpoint else "?"
+    return AuthorizationRequest(
+        f"{metadata.authorization_endpoint}{separator}{urlencode(params)}", state, nonce, verifier
+    )
+
+
+def validate_id_token(
+    token: str,
+    keys: KeySet,
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """The ID token's claims after every check of OIDC Core §3.1.3.7; SignInError otherwise.
+
+    Checks: signature with a key of the IdP (asymmetric algorithms only), ``iss``,
+    ``aud`` contains the client (and ``azp`` is the client when there are several
+    audiences), ``exp`` in the future, ``iat`` not in the future nor too old, ``nonce``
+    equal to the one sent, ``sub`` present.
+    """
+    claims = _decode(token, keys, "ID token")
+    now = int(time.time()) if now is None else now
+    _check_common(claims, issuer=issuer, client_id=client_id, now=now, what="ID token")
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or exp <= now - LEEWAY_SECONDS:
+        raise SignInError("the ID token has expired")
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if len(audiences) > 1 and claims.get("azp") != client_id:
+        raise SignInError("the ID token has several audiences but is not authorised for this client (azp)")
+    if "azp" in claims and claims["azp"] != client_id:
+        raise SignInError("the ID token was issued to another client (azp)")
+    if not isinstance(claims.get("nonce"), str):
+        raise SignInError("the ID token carries no nonce")
+    if not secrets.compare_digest(claims["nonce"], nonce):
+        raise SignInError("the ID token's nonce does not match this sign-in (replayed or mixed up)")
+    return claims
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutClaims:
+    subject: str | None
+    sid: str | None
+    jti: str
+
+
+def validate_logout_token(
+    token: str, keys: KeySet, *, issuer: str, client_id: str, now: int | None = None
+) -> LogoutClaims:
+    """A back-channel logout token's claims (Back-Channel Logout 1.0 §2.6); SignInError otherwise."""
+    claims = _decode(token, keys, "logout token")
+    now = int(time.time()) if now is None else now
+    _check_common(claims, issuer=issuer, client_id=client_id, now=now, what="logout token")
+    exp = claims.get("exp")
+    if exp is not None and (not isinstance(exp, int | float) or exp <= now - LEEWAY_SECONDS):
+        raise SignInError("the logout token has expired")
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict):
+        raise SignInError("the logout token lacks the back-channel logout event")
+    if "nonce" in claims:
+        raise SignInError("a logout token must not contain a nonce")
+    subject, sid = claims.get("sub"), claims.get("sid")
+    if not isinstance(subject, str) and not isinstance(sid, str):
+        raise SignInError("the logout token names neither sub nor sid")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti:
+        raise SignInError("the logout token has no jti")
+    return LogoutClaims(subject if isinstance(subject, str) else None, sid if isinstance(sid, str) else None, jti)
+
+
+def _decode(token: str, keys: KeySet, what: str) -> dict[str, Any]:
+    try:
+        decoded = jwt.decode(token, keys, algorithms=list(ALLOWED_ALGORITHMS))
+    except (JoseError, ValueError, TypeError) as exc:
+        raise SignInError(f"the {what} is not validly signed by the identity provider ({exc.__class__.__name__})") from exc
+    return dict(decoded.claims)
+
+
+def _check_common(claims: dict[str, Any], *, issuer: str, client_id: str, now: int, what: str) -> None:
+    if claims.get("iss") != issuer:
+        raise SignInError(f"the {what} was issued by {claims.get('iss')!r}, not {issuer!r}")
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if client_id not in audiences:
+        raise SignInError(f"the {what} is meant for another client (aud)")
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float):
+        raise SignInError(f"the {what} has no issue time (iat)")
+    if iat > now + LEEWAY_SECONDS:
+        raise SignInError(f"the {what} was issued in the future (iat); check the clocks")
+    if iat < now - MAX_AGE_SECONDS - LEEWAY_SECONDS:
+        raise SignInError(f"the {what} was issued too long ago (iat)")
+    if what == "ID token" and not isinstance(claims.get("sub"), str):
+        raise SignInError("the ID token has no subject (sub)")
+
+
+def kid_of(token: str) -> str | None:
+    """The ``kid`` in a compact JWS header, or None; for choosing to refresh the JWKS."""
+    import base64
+    import json
+
+    try:
+        header_part = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(header_part + "=" * (-len(header_part) % 4)))
+        kid = header.get("kid")
+        return kid if isinstance(kid, str) else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class _Cached:
+    value: Any
+    fetched_at: float
+
+
+@dataclass
+class RelyingParty:
+    """Talks to identity providers; caches discovery and keys per issuer.
+
+    One instance per process (made in the composition root). The JWKS is refetched when a
+    token names a ``kid`` we do not know (key rotation), at most once per 30 s per issuer
+    so a hostile token cannot make us hammer the provider.
+    """
+
+    http: httpx.AsyncClient
+    metadata_ttl: float = 300.0
+    jwks_ttl: float = 600.0
+    _metadata: dict[str, _Cached] = field(default_factory=dict)
+    _jwks: dict[str, _Cached] = field(default_factory=dict)
+
+    async def metadata(self, issuer: str, *, fresh: bool = False) -> ProviderMetadata:
+        cached = self._metadata.get(issuer)
+        if cached and not fresh and time.monotonic() - cached.fetched_at < self.metadata_ttl:
+            return cached.value  # type: ignore[no-any-return]
+        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        document = await self._get_json(url, "the discovery document")
+        metadata = ProviderMetadata.from_document(issuer, document)
+        self._metadata[issuer] = _Cached(metadata, time.monotonic())
+        return metadata
+
+    async def keys(self, metadata: ProviderMetadata, *, wanted_kid: str | None = None, fresh: bool = False) -> KeySet:
+        cached = self._jwks.get(metadata.jwks_uri)
+        age = time.monotonic() - cached.fetched_at if cached else None
+        stale = cached is None or age is None or age >= self.jwks_ttl or fresh
+        if cached and not stale and wanted_kid is not None:
+            known = {k.kid for k in cached.value.keys}
+            stale = wanted_kid not in known and age is not None and age >= 30
+        if not stale and cached:
+            return cached.value  # type: ignore[no-any-return]
+        document = await self._get_json(metadata.jwks_uri, "the key set (JWKS)")
+        try:
+            keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise SignInError("the identity provider's key set (JWKS) is not valid") from exc
+        self._jwks[metadata.jwks_uri] = _Cached(keys, time.monotonic())
+        return keys
+
+    async def keys_for(self, metadata: ProviderMetadata, token: str) -> KeySet:
+        return await self.keys(metadata, wanted_kid=kid_of(token))
+
+    async def exchange_code(
+        self, metadata: ProviderMetadata, *, client_id: str, client_secret: str, code: str,
+        redirect_uri: str, code_verifier: str,
+    ) -> dict[str, Any]:
+        try:
+            response = await self.http.post(
+                metadata.token_endpoint,
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": redirect_uri,
+                    "code_verifier": code_verifier,
+                },
+                auth=httpx.BasicAuth(client_id, client_secret),
+                headers={"Accept": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise SignInError(f"the identity provider's token endpoint did not answer ({exc.__class__.__name__})") from exc
+        body = _json_or_none(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            error = body.get("error") if isinstance(body, dict) else None
+            raise SignInError(
+                f"the identity provider refused the code exchange (HTTP {response.status_code}"
+                + (f", {error}" if error else "") + ")"
+            )
+        if not isinstance(body.get("id_token"), str):
+            raise SignInError("the identity provider returned no ID token")
+        return body
+
+    async def userinfo(self, metadata: ProviderMetadata, access_token: str) -> dict[str, Any]:
+        if not metadata.userinfo_endpoint:
+            return {}
+        try:
+            response = await self.http.get(
+                metadata.userinfo_endpoint, headers={"Authorization": f"Bearer {access_token}"}
+            )
+        except httpx.HTTPError as exc:
+            raise SignInError("the identity provider's userinfo endpoint did not answer") from exc
+        body = _json_or_none(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise SignInError(f"the identity provider's userinfo endpoint answered HTTP {response.status_code}")
+        return body
+
+    async def _get_json(self, url: str, what: str) -> Any:
+        try:
+            response = await self.http.get(url, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise SignInError(f"cannot fetch {what} from {url} ({exc.__class__.__name__})") from exc
+        body = _json_or_none(response)
+        if response.status_code != 200 or body is None:
+            raise SignInError(f"cannot fetch {what} from {url} (HTTP {response.status_code})")
+        return body
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def hash_secret(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()

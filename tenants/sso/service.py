@@ -1,0 +1,328 @@
+"""Single sign-on through the organisation's identity provider: the connection settings,
+starting a sign-in, finishing it (finding or provisioning the member), and logout.
+
+Refusals that must leave a trace (a suspended member, a foreign email domain) are
+returned as ``SignInOutcome.refusal`` after their audit event, not raised: raising
+would roll the audit event back with the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tenants import db
+from tenants.actors import Actor, ActorKind
+from tenants.audit import service as audit
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
+from tenants.members.lifecycle import MemberStatus, can_sign_in
+from tenants.members.models import Member
+from tenants.members.service import NewMember, create_member
+from tenants.organisations.models import Organisation
+from tenants.secrets import SecretBox
+from tenants.sessions import service as sessions
+from tenants.sessions.models import AuthMethod
+from tenants.sso import oidc
+from tenants.sso.models import LoginAttempt, SsoConnection
+from tenants.units.models import Unit
+
+ATTEMPT_LIFETIME = timedelta(minutes=10)
+CLAIM_NAME_MAX = 100
+
+
+def connection_view(connection: SsoConnection) -> dict[str, Any]:
+    """What admins may see of a connection; the client secret is never included."""
+    return {
+        "issuer": connection.issuer,
+        "client_id": connection.client_id,
+        "has_client_secret": bool(connection.client_secret_enc),
+        "scopes": connection.scopes,
+        "email_claim": connection.email_claim,
+        "name_claim": connection.name_claim,
+        "groups_claim": connection.groups_claim,
+        "unit_claim": connection.unit_claim,
+        "allowed_domains": connection.allowed_domains,
+        "jit_provisioning": connection.jit_provisioning,
+        "default_unit_id": connection.default_unit_id,
+        "enabled": connection.enabled,
+    }
+
+
+async def get_connection() -> SsoConnection | None:
+    return await SsoConnection.filter().first()
+
+
+async def save_connection(changes: dict[str, Any], *, box: SecretBox, actor: Actor) -> SsoConnection:
+    """Create or change the organisation's connection. ``client_secret`` is encrypted; an
+    empty or absent one keeps the stored secret."""
+    connection = await SsoConnection.filter().select_for_update().first()
+    before = connection_view(connection) if connection else None
+    secret = changes.pop("client_secret", None)
+    if "default_unit_id" in changes and changes["default_unit_id"] is not None:
+        if not await Unit.filter(id=changes["default_unit_id"]).exists():
+            raise InvalidInputError("the default unit does not exist",
+                                    fields=[FieldProblem("default_unit_id", "no such unit")])
+    if connection is None:
+        for required in ("issuer", "client_id"):
+            if not changes.get(required):
+                raise InvalidInputError(f"{required} is required for a new connection",
+                                        fields=[FieldProblem(required, "is required")])
+        connection = SsoConnection(tenant_id=db.current_org(), **changes)
+    else:
+        for key, value in changes.items():
+            setattr(connection, key, value)
+    if secret:
+        connection.client_secret_enc = box.encrypt(secret)
+    after = connection_view(connection)
+    old, new = audit.changed_fields(before or {}, after)
+    if before is not None and not new and not secret:
+        return connection
+    await connection.save()
+    if secret:
+        new["client_secret"] = "(changed)"
+    await audit.record("sso.connection_saved", "sso_connection", connection.id, actor=actor,
+                       before=old if before else None, after=new)
+    return connection
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTest:
+    ok: bool
+    steps: list[tuple[str, bool, str]]
+
+
+async def test_connection(rp: oidc.RelyingParty, *, actor: Actor) -> ConnectionTest:
+    """Fetch discovery and JWKS fresh and say plainly what works and what does not."""
+    connection = await get_connection()
+    if connection is None:
+        raise NotFoundError("no identity provider is configured yet")
+    steps: list[tuple[str, bool, str]] = []
+    try:
+        metadata = await rp.metadata(connection.issuer, fresh=True)
+        steps.append(("discovery", True, f"found at {connection.issuer.rstrip('/')}/.well-known/openid-configuration"))
+        keys = await rp.keys(metadata, fresh=True)
+        steps.append(("keys", True, f"{len(keys.keys)} signing key(s) at {metadata.jwks_uri}"))
+        if not metadata.userinfo_endpoint:
+            steps.append(("userinfo", True, "no userinfo endpoint: claims must come in the ID token"))
+        if not connection.client_secret_enc:
+            steps.append(("client secret", False, "no client secret is stored"))
+    except oidc.SignInError as exc:
+        steps.append(("identity provider", False, exc.message))
+    ok = all(step[1] for step in steps)
+    connection.last_tested_at = datetime.now(UTC)
+    connection.last_test_result = {"ok": ok, "steps": [list(s) for s in steps]}
+    await connection.save(update_fields=["last_tested_at", "last_test_result", "updated_at"])
+    await audit.record("sso.connection_tested", "sso_connection", connection.id, actor=actor, after={"ok": ok})
+    return ConnectionTest(ok, steps)
+
+
+def browser_binding(browser_id: str) -> str:
+    return hashlib.sha256(browser_id.encode()).hexdigest()
+
+
+async def begin_sign_in(
+    rp: oidc.RelyingParty, *, redirect_uri: str, browser_id: str, return_to: str
+) -> str:
+    """Record a login attempt and return the identity provider's authorization URL."""
+    connection = await get_connection()
+    if connection is None or not connection.enabled:
+        raise oidc.SignInError("this organisation has no identity provider for sign-in")
+    metadata = await rp.metadata(connection.issuer)
+    request = oidc.new_authorization_request(
+        metadata, client_id=connection.client_id, redirect_uri=redirect_uri, scopes=connection.scopes
+    )
+    await LoginAttempt.filter(created_at__lt=datetime.now(UTC) - timedelta(days=1)).delete()
+    await LoginAttempt.create(
+        tenant_id=db.current_org(), state=request.state, nonce=request.nonce,
+        code_verifier=request.code_verifier, browser_binding=browser_binding(browser_id),
+        return_to=return_to[:500],
+    )
+    return request.url
+
+
+@dataclass(frozen=True, slots=True)
+class SignInOutcome:
+    token: sessions.SessionToken | None
+    member: Member | None
+    refusal: str | None
+    return_to: str = ""
+
+
+def _claim(claims: dict[str, Any], name: str | None) -> Any:
+    return claims.get(name) if name else None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignIn:
+    """A consumed login attempt and the connection it was made with, for the callback."""
+
+    nonce: str
+    code_verifier: str
+    browser_binding: str
+    created_at: datetime
+    return_to: str
+    issuer: str
+    client_id: str
+    client_secret: str
+    connection_id: uuid.UUID
+
+
+async def consume_login_attempt(state: str, *, box: SecretBox) -> PendingSignIn:
+    """Mark the attempt for ``state`` used (in its own short transaction, so a failure
+    later cannot un-use it) and return what the callback needs.
+
+    Raises SignInError when the state is unknown or was already used (a replay).
+    """
+    attempt = await LoginAttempt.filter(state=state).select_for_update().first()
+    if attempt is None:
+        raise oidc.SignInError("this sign-in link is unknown or has expired; start again")
+    if attempt.used_at is not None:
+        raise oidc.SignInError("this sign-in was already completed (replayed state); start again")
+    await LoginAttempt.filter(id=attempt.id).update(used_at=datetime.now(UTC))
+    connection = await get_connection()
+    if connection is None or not connection.enabled:
+        raise oidc.SignInError("this organisation has no identity provider for sign-in")
+    secret = box.decrypt(connection.client_secret_enc) if connection.client_secret_enc else ""
+    return PendingSignIn(
+        nonce=attempt.nonce, code_verifier=attempt.code_verifier,
+        browser_binding=attempt.browser_binding, created_at=attempt.created_at,
+        return_to=attempt.return_to, issuer=connection.issuer, client_id=connection.client_id,
+        client_secret=secret, connection_id=connection.id,
+    )
+
+
+async def verify_callback(
+    rp: oidc.RelyingParty,
+    pending: PendingSignIn,
+    *,
+    code: str,
+    iss: str | None,
+    redirect_uri: str,
+    browser_id: str,
+) -> dict[str, Any]:
+    """Exchange the code and validate the ID token; the person's claims, merged with
+    userinfo when the ID token lacks them. Runs outside any transaction: it waits on the
+    identity provider. Raises SignInError for every protocol failure."""
+    if datetime.now(UTC) - pending.created_at > ATTEMPT_LIFETIME:
+        raise oidc.SignInError("the sign-in took too long; start again")
+    if not _same(pending.browser_binding, browser_binding(browser_id)):
+        raise oidc.SignInError("the sign-in was started in another browser; start again here")
+    metadata = await rp.metadata(pending.issuer)
+    if iss is not None and iss != metadata.issuer:
+        # RFC 9207: the authorization response names its issuer; a mix-up attack shows here.
+        raise oidc.SignInError("the answer came from another identity provider (iss)")
+    tokens = await rp.exchange_code(
+        metadata, client_id=pending.client_id, client_secret=pending.client_secret, code=code,
+        redirect_uri=redirect_uri, code_verifier=pending.code_verifier,
+    )
+    id_token = tokens["id_token"]
+    keys = await rp.keys_for(metadata, id_token)
+    claims = oidc.validate_id_token(
+        id_token, keys, issuer=metadata.issuer, client_id=pending.client_id, nonce=pending.nonce
+    )
+    access_token = tokens.get("access_token")
+    if isinstance(access_token, str) and metadata.userinfo_endpoint:
+        info = await rp.userinfo(metadata, access_token)
+        if info.get("sub") != claims["sub"]:
+            raise oidc.SignInError("the userinfo answer is about another person (sub)")
+        claims = {**info, **claims}
+    return claims
+
+
+async def admit(
+    claims: dict[str, Any], *, return_to: str, actor: Actor, user_agent: str | None = None
+) -> SignInOutcome:
+    """Find (or provision) the member the validated claims name and open their session;
+    an audited refusal when they may not sign in."""
+    connection = await get_connection()
+    if connection is None or not connection.enabled:
+        raise oidc.SignInError("this organisation has no identity provider for sign-in")
+    return await _admit(connection, claims, actor=actor, return_to=return_to, user_agent=user_agent)
+
+
+def _same(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a, b)
+
+
+async def _admit(
+    connection: SsoConnection, claims: dict[str, Any], *, actor: Actor, return_to: str, user_agent: str | None
+) -> SignInOutcome:
+    subject = str(claims["sub"])
+    email_value = _claim(claims, connection.email_claim)
+    email = email_value.strip().lower() if isinstance(email_value, str) else None
+    name_value = _claim(claims, connection.name_claim)
+    member = await Member.filter(idp_subject=subject).first()
+    if member is None and email:
+        member = await Member.filter(email=email).first()
+    org = await Organisation.get(id=db.current_org())
+    allowed = connection.allowed_domains or org.domains
+    domain = email.rsplit("@", 1)[-1] if email and "@" in email else None
+    target = member.id if member else subject
+
+    async def refuse(reason: str, code: str) -> SignInOutcome:
+        await audit.record("session.sign_in_refused", "member", target, actor=actor,
+                           after={"reason": code, "email": email, "idp_subject": subject})
+        return SignInOutcome(None, member, reason)
+
+    if email is None:
+        return await refuse("your identity provider did not tell us your email address", "no_email")
+    if domain not in allowed:
+        return await refuse(f"accounts from {domain} cannot sign in to {org.name}", "domain_not_allowed")
+    if member is None:
+        if not connection.jit_provisioning:
+            return await refuse(f"you have no account at {org.name}; ask your administrator", "unknown_member")
+        unit_id = await _unit_for(connection, claims)
+        member = await create_member(
+            NewMember(email=email, name=str(name_value or email.split("@")[0]), unit_id=unit_id,
+                      status=MemberStatus.ACTIVE, idp_subject=subject),
+            actor=Actor(ActorKind.IDENTITY_PROVIDER, connection.issuer, "just-in-time provisioning",
+                        request_id=actor.request_id, client_addr=actor.client_addr),
+        )
+    if not can_sign_in(member.status):
+        return await refuse(f"your account is {member.status.value}; it cannot sign in", f"member_{member.status.value}")
+    if member.idp_subject is None:
+        await Member.filter(id=member.id).update(idp_subject=subject)
+        await audit.record("member.updated", "member", member.id, actor=actor,
+                           before={"idp_subject": None}, after={"idp_subject": subject})
+    if member.status == MemberStatus.INVITED:
+        member.status = MemberStatus.ACTIVE
+        await Member.filter(id=member.id).update(status=MemberStatus.ACTIVE, status_changed_at=datetime.now(UTC))
+        await audit.record("member.activate", "member", member.id, actor=actor,
+                           before={"status": "invited"}, after={"status": "active", "reason": "first sign-in"})
+    member_actor = Actor(ActorKind.MEMBER, str(member.id), f"{member.name} <{member.email}>",
+                         request_id=actor.request_id, client_addr=actor.client_addr)
+    token = await sessions.create_session(
+        member, AuthMethod.OIDC, actor=member_actor, idp_sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
+        idp_subject=subject, user_agent=user_agent,
+    )
+    return SignInOutcome(token, member, None, return_to)
+
+
+async def _unit_for(connection: SsoConnection, claims: dict[str, Any]) -> uuid.UUID:
+    """The unit for a just-in-time member: the unit named by the mapped claim, else the
+    connection's default unit, else the root."""
+    value = _claim(claims, connection.unit_claim)
+    if isinstance(value, str) and value.strip():
+        unit = await Unit.filter(name=value.strip()).first()
+        if unit is not None:
+            return unit.id
+    if connection.default_unit_id is not None:
+        return connection.default_unit_id
+    root = await Unit.get(parent_id=None)
+    return root.id
+
+
+async def backchannel_logout(rp: oidc.RelyingParty, logout_token: str, *, actor: Actor) -> int:
+    """End the sessions a valid logout token names; SignInError for an invalid one."""
+    connection = await get_connection()
+    if connection is None:
+        raise oidc.SignInError("this organisation has no identity provider")
+    metadata = await rp.metadata(connection.issuer)
+    keys = await rp.keys_for(metadata, logout_token)
+    claims = oidc.validate_logout_token(logout_token, keys, issuer=metadata.issuer, client_id=connection.client_id)
+    return await sessions.end_idp_sessions(sid=claims.sid, subject=claims.subject, actor=actor)

@@ -1,0 +1,307 @@
+"""The served OpenAPI document as test data: its operations, and request bodies built from it.
+
+Tests that must hold for every route (isolation, validation, scopes) walk the document the
+app serves instead of a hand-kept list of routes, so a route is covered the day it is
+declared. What the document cannot say (which existing row a path id should name, which
+body makes a write actually change something) lives in the small tables of ``World``; a new
+resource prefix fails loudly here until it is added to them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.conftest import OrgHandle, make_group, make_member, make_product, make_unit
+
+JSON = dict[str, Any]
+
+PATH_PARAM = re.compile(r"{(\w+)}")
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path of the document."""
+
+    method: str
+    path: str
+    spec: JSON
+    document: JSON
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def path_params(self) -> list[str]:
+        return PATH_PARAM.findall(self.path)
+
+    @property
+    def prefix(self) -> str:
+        """The collection the path's ``{id}`` belongs to: ``/v1/groups`` for ``/v1/groups/{id}/members``."""
+        return self.path.split("/{", 1)[0]
+
+    @property
+    def query_params(self) -> list[JSON]:
+        return [
+            {**p, "schema": resolve(self.document, p.get("schema", {}))}
+            for p in self.spec.get("parameters", [])
+            if p["in"] == "query"
+        ]
+
+    @property
+    def body_schema(self) -> JSON | None:
+        body = self.spec.get("requestBody")
+        if body is None:
+            return None
+        return resolve(self.document, body["content"]["application/json"]["schema"])
+
+    @property
+    def permission(self) -> str | None:
+        value = self.spec.get("x-permission")
+        return str(value) if value is not None else None
+
+    @property
+    def is_write(self) -> bool:
+        return self.method != "GET"
+
+    @property
+    def is_list(self) -> bool:
+        return self.method == "GET" and not self.path_params
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def resolve(document: JSON, schema: JSON) -> JSON:
+    """``schema`` with a top-level local ``$ref`` followed (repeatedly); other keys kept."""
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        rest = {k: v for k, v in schema.items() if k != "$ref"}
+        schema = {**document["components"]["schemas"][name], **rest}
+    return schema
+
+
+def allows_null(document: JSON, schema: JSON) -> bool:
+    schema = resolve(document, schema)
+    if schema.get("type") == "null":
+        return True
+    return any(allows_null(document, option) for option in schema.get("anyOf", []))
+
+
+def non_null(document: JSON, schema: JSON) -> JSON:
+    """The schema a non-null value must match (the non-null branch of ``X | None``)."""
+    schema = resolve(document, schema)
+    options = [o for o in schema.get("anyOf", []) if resolve(document, o).get("type") != "null"]
+    if len(options) == 1:
+        return non_null(document, options[0])
+    return schema
+
+
+def operations(document: JSON) -> list[Operation]:
+    """Every operation of the document, in document order."""
+    found = []
+    for path, methods in document["paths"].items():
+        for method, spec in methods.items():
+            found.append(Operation(method.upper(), path, spec, document))
+    return found
+
+
+async def served_document(client: httpx.AsyncClient) -> JSON:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    document: JSON = response.json()
+    assert document["paths"], "the served document lists no paths"
+    return document
+
+
+def sample(document: JSON, name: str, schema: JSON, ids: Mapping[str, str], slug: str) -> Any:
+    """A valid value for the property ``name``; uuid properties take ``ids[name]``."""
+    schema = non_null(document, schema)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    fmt = schema.get("format")
+    if kind == "string":
+        if fmt == "uuid":
+            if name not in ids:
+                raise AssertionError(f"no test id for the uuid property {name!r}; add it to World.body_ids")
+            return ids[name]
+        if fmt == "email":
+            return f"probe-{uuid.uuid4().hex[:8]}@{slug}.example"
+        if fmt == "date-time":
+            return "2030-01-01T00:00:00Z"
+        text = f"probe-{uuid.uuid4().hex[:10]}"
+        low, high = int(schema.get("minLength", 0)), int(schema.get("maxLength", len(text)))
+        return (text * 10)[: max(low, min(len(text), high))]
+    if kind == "integer":
+        low, high = schema.get("minimum", -(2**31)), schema.get("maximum", 2**31)
+        return max(low, min(0, high))
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return [sample(document, name, schema["items"], ids, slug) for _ in range(schema.get("minItems", 0))]
+    if kind == "object":
+        return valid_object(document, schema, ids, slug)
+    raise AssertionError(f"cannot make a value for {name!r} from {schema}")
+
+
+def valid_object(document: JSON, schema: JSON, ids: Mapping[str, str], slug: str) -> JSON:
+    """An object with exactly the required properties, each valid."""
+    schema = resolve(document, schema)
+    properties = schema.get("properties", {})
+    return {name: sample(document, name, properties[name], ids, slug) for name in schema.get("required", [])}
+
+
+#: The collection a path's ``{id}`` belongs to → the World attribute holding that resource.
+RESOURCE_BY_PREFIX = {
+    "/v1/units": "unit",
+    "/v1/members": "member",
+    "/v1/groups": "group",
+    "/v1/products": "spare_product",
+    "/v1/product-accounts": "account",
+}
+
+#: Other path parameters → the World attribute they name.
+RESOURCE_BY_PARAM = {"member_id": "member"}
+
+#: Bodies (merged over the required properties) that make each write change something, so a
+#: request refused for isolation or permission is one that would otherwise have succeeded.
+#: ``{n}`` becomes a fresh suffix (names are unique among siblings).
+CHANGES: dict[str, JSON] = {
+    "PATCH /v1/organisation": {"name": "Renamed Organisation {n}"},
+    "PATCH /v1/units/{id}": {"name": "renamed-unit-{n}"},
+    "PATCH /v1/members/{id}": {"name": "Renamed Member {n}"},
+    "POST /v1/members/{id}/transitions": {"action": "suspend", "reason": "probe"},
+    "PATCH /v1/groups/{id}": {"name": "renamed-group-{n}", "priority": 7},
+    "PATCH /v1/products/{id}": {"name": "Renamed Product {n}"},
+    "PATCH /v1/product-accounts/{id}": {"status": "suspended"},
+}
+
+
+def changes(operation: Operation) -> JSON:
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        k: v.replace("{n}", suffix) if isinstance(v, str) else v
+        for k, v in CHANGES.get(operation.key, {}).items()
+    }
+
+
+@dataclass(frozen=True)
+class World:
+    """One of each resource in one organisation, shaped so that every write on it succeeds
+    for its owner: ``unit`` is an empty leaf (renamable, movable, deletable), ``member``
+    sits in the root unit, belongs to ``group`` and has ``account`` in ``product``;
+    ``spare_product`` has no accounts so it can be deleted."""
+
+    org: OrgHandle
+    unit: JSON
+    other_unit: JSON
+    member: JSON
+    group: JSON
+    product: JSON
+    spare_product: JSON
+    account: JSON
+
+    def resource(self, attribute: str) -> JSON:
+        value: JSON = getattr(self, attribute)
+        return value
+
+    def path_ids(self, operation: Operation) -> dict[str, str]:
+        ids = {}
+        for name in operation.path_params:
+            if name == "id":
+                if operation.prefix not in RESOURCE_BY_PREFIX:
+                    raise AssertionError(
+                        f"{operation}: no test resource for {operation.prefix}/{{id}}; "
+                        "add it to World and RESOURCE_BY_PREFIX in tests/support/api_schema.py"
+                    )
+                ids[name] = self.resource(RESOURCE_BY_PREFIX[operation.prefix])["id"]
+            else:
+                if name not in RESOURCE_BY_PARAM:
+                    raise AssertionError(f"{operation}: no test resource for {{{name}}}; add it to RESOURCE_BY_PARAM")
+                ids[name] = self.resource(RESOURCE_BY_PARAM[name])["id"]
+        return ids
+
+    def url(self, operation: Operation, ids: Mapping[str, str] | None = None) -> str:
+        ids = self.path_ids(operation) if ids is None else ids
+        return PATH_PARAM.sub(lambda m: str(ids[m.group(1)]), operation.path)
+
+    @property
+    def body_ids(self) -> dict[str, str]:
+        """Ids for uuid body properties, chosen so that the write is legal."""
+        return {
+            "parent_id": self.other_unit["id"],
+            "unit_id": self.other_unit["id"],
+            "member_id": self.member["id"],
+            "product_id": self.product["id"],
+            "manager_id": self.member["id"],
+        }
+
+    def body(self, operation: Operation) -> JSON | None:
+        """A body that is valid for ``operation`` and changes something; None without a body."""
+        schema = operation.body_schema
+        if schema is None:
+            return None
+        body = valid_object(operation.document, schema, self.body_ids, self.org.slug)
+        body.update(changes(operation))
+        return body
+
+    @property
+    def ids(self) -> set[str]:
+        """Every id of this organisation's rows that the API can show."""
+        found = {str(self.org.id), str(self.org.root_unit_id)}
+        for attribute in ("unit", "other_unit", "member", "group", "product", "spare_product", "account"):
+            found.add(self.resource(attribute)["id"])
+        return found
+
+
+async def build_world(org: OrgHandle) -> World:
+    unit = await make_unit(org)
+    other_unit = await make_unit(org)
+    member = await make_member(org)
+    group = await make_group(org)
+    response = await org.put(f"/v1/groups/{group['id']}/members/{member['id']}")
+    assert response.status_code == 204, response.text
+    product = await make_product(org)
+    spare_product = await make_product(org)
+    response = await org.post("/v1/product-accounts", {"member_id": member["id"], "product_id": product["id"]})
+    assert response.status_code == 201, response.text
+    return World(org, unit, other_unit, member, group, product, spare_product, response.json())
+
+
+async def send(org: OrgHandle, operation: Operation, url: str, body: JSON | None, **kw: Any) -> httpx.Response:
+    """``operation`` on ``url`` with ``org``'s credentials (or ``headers`` given in ``kw``)."""
+    headers = kw.pop("headers", org.headers)
+    return await org.client.request(operation.method, url, json=body, headers=headers, **kw)
+
+
+def assert_problem(response: httpx.Response, status: int) -> JSON:
+    """The response is an RFC 9457 problem with ``status``; returns its body."""
+    assert response.status_code == status, f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
+    assert response.headers["content-type"].split(";")[0] == PROBLEM_JSON, response.headers
+    problem: JSON = response.json()
+    for member in ("type", "title", "status", "detail"):
+        assert member in problem, problem
+    assert problem["status"] == status
+    assert problem["type"].startswith("/problems/")
+    assert problem["detail"]
+    return problem
+
+
+def error_fields(problem: JSON) -> dict[str, str]:
+    """``{field: reason}`` of a validation problem; every entry must have both."""
+    errors = problem.get("errors")
+    assert isinstance(errors, list) and errors, f"the problem names no field: {problem}"
+    found = {}
+    for entry in errors:
+        assert set(entry) == {"field", "reason"}, entry
+        assert entry["field"] and entry["reason"], entry
+        found[entry["field"]] = entry["reason"]
+    return found
