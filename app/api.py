@@ -268,7 +268,7 @@ def build_route(endpoint: Endpoint, authenticator: Authenticator, max_body: int)
 
     async def asgi_endpoint(request: Request) -> Response:
         try:
-            credential = authenticator.identify(request)
+            credential = await authenticator.identify(request)
             path = _parse_path(request, endpoint)
             query = _parse_query(request, endpoint.query)
             body = await _parse_body(request, endpoint.body, max_body)

@@ -1,23 +1,41 @@
-"""Who is calling: credentials found in a request, verified inside the tenant transaction.
+"""Who is calling the API: credentials found in a request, verified inside the tenant
+transaction.
 
 Authentication has two halves because row-level security needs the organisation before
-any lookup: ``identify`` reads the credential without touching the database and says
-which organisation it claims; ``verify`` checks it inside that organisation's
-transaction. A credential claiming the wrong organisation finds nothing there.
+any tenant lookup: ``identify`` reads the credential (checking signatures where there
+are any) and says which organisation it belongs to; ``verify`` finishes the check inside
+that organisation's transaction. A credential claiming the wrong organisation finds
+nothing there. Three kinds are accepted on ``Authorization: Bearer``:
+
+- API tokens for scripts (``tnt_…``);
+- access tokens this service issued to products (client credentials, ES256 JWTs);
+- access tokens from configured trusted issuers (e.g. a Keycloak realm).
 """
 
 from __future__ import annotations
 
+import base64
+import uuid
+import json
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from joserfc import jwt
+from joserfc.errors import JoseError
 from starlette.requests import Request
 
+from app.settings import TrustedIssuer
 from tenants.actors import Actor, ActorKind
+from tenants.clients.keys import KeyRing, TokenError
+from tenants.clients.models import ProductClient
 from tenants.errors import AuthenticationError
 from tenants.ids import OrgId
+from tenants.organisations import service as organisations
 from tenants.permissions import Permission
+from tenants.sso.oidc import ALLOWED_ALGORITHMS, JwksCache, SignInError, kid_of
 from tenants.tokens import service as tokens
+
+API_AUDIENCE = "tenantry-api"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +53,19 @@ class Credential(Protocol):
 
 
 class Authenticator(Protocol):
-    def identify(self, request: Request) -> Credential:
-        """The credential in ``request``; AuthenticationError if there is none or it is malformed."""
+    async def identify(self, request: Request) -> Credential:
+        """The credential in ``request``; AuthenticationError if there is none or it is invalid."""
         ...
 
 
 def request_origin(request: Request) -> tuple[str | None, str | None]:
-    """The request id and client address to record with the actor."""
     client = request.client.host if request.client else None
     return getattr(request.state, "request_id", None), client
+
+
+def _actor(request: Request, kind: ActorKind, id_: str, display: str) -> Actor:
+    request_id, client = request_origin(request)
+    return Actor(kind, id_, display, request_id=request_id, client_addr=client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,24 +78,133 @@ class ApiTokenCredential:
 
     async def verify(self, request: Request) -> Principal:
         found = await tokens.authenticate(self.parsed)
-        request_id, client = request_origin(request)
-        actor = Actor(
-            ActorKind.API_TOKEN, str(found.token_id), f"API token {found.name}",
-            request_id=request_id, client_addr=client,
-        )
+        actor = _actor(request, ActorKind.API_TOKEN, str(found.token_id), f"API token {found.name}")
         return Principal(found.org_id, found.permissions, actor)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductTokenCredential:
+    """An access token this service issued; the signature is already checked."""
+
+    org_id: OrgId
+    client_id: str
+    scopes: frozenset[Permission]
+
+    async def verify(self, request: Request) -> Principal:
+        client = await ProductClient.filter(client_id=self.client_id).first()
+        if client is None or client.revoked_at is not None:
+            raise AuthenticationError("the product's client was revoked")
+        actor = _actor(request, ActorKind.PRODUCT, self.client_id, f"product client {client.name}")
+        return Principal(self.org_id, self.scopes, actor)
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalTokenCredential:
+    """An access token from a trusted issuer; signature, issuer and audience checked."""
+
+    org_id: OrgId
+    issuer: str
+    subject: str
+    scopes: frozenset[Permission]
+
+    async def verify(self, request: Request) -> Principal:
+        actor = _actor(request, ActorKind.PRODUCT, f"{self.issuer}#{self.subject}", f"token from {self.issuer}")
+        return Principal(self.org_id, self.scopes, actor)
 
 
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise AuthenticationError("send an API token as Authorization: Bearer <token>")
+        raise AuthenticationError("send a token as Authorization: Bearer <token>")
     return value.strip()
 
 
-class BearerAuthenticator:
-    """API tokens in ``Authorization: Bearer``."""
+def scopes_from(value: Any) -> frozenset[Permission]:
+    """Known permissions in a space-separated scope string (or list); others are ignored."""
+    items = value.split() if isinstance(value, str) else value if isinstance(value, list) else []
+    known = {p.value for p in Permission}
+    return frozenset(Permission(s) for s in items if isinstance(s, str) and s in known)
 
-    def identify(self, request: Request) -> Credential:
-        return ApiTokenCredential(tokens.parse_token(bearer_token(request)))
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """Claims read without checking the signature: only to choose how to verify."""
+    try:
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError, UnicodeDecodeError):
+        raise AuthenticationError("the bearer token is malformed") from None
+    if not isinstance(claims, dict):
+        raise AuthenticationError("the bearer token is malformed")
+    return claims
+
+
+def organisation_slug(value: Any) -> str | None:
+    """Keycloak puts organisations in a claim as a string, a list, or a map keyed by alias."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        return value[0]
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return key if isinstance(key, str) else None
+    return None
+
+
+class BearerAuthenticator:
+    def __init__(
+        self,
+        *,
+        keyring: KeyRing,
+        issuer: str,
+        trusted: tuple[TrustedIssuer, ...] = (),
+        jwks: JwksCache | None = None,
+    ) -> None:
+        self.keyring = keyring
+        self.issuer = issuer
+        self.trusted = {t.issuer: t for t in trusted}
+        self.jwks = jwks
+
+    async def identify(self, request: Request) -> Credential:
+        token = bearer_token(request)
+        if token.startswith(f"{tokens.PREFIX}_"):
+            return ApiTokenCredential(tokens.parse_token(token))
+        if token.count(".") != 2:
+            raise AuthenticationError("the bearer token is not a token this service accepts")
+        iss = unverified_claims(token).get("iss")
+        if iss == self.issuer:
+            return await self._own(token)
+        if isinstance(iss, str) and iss in self.trusted:
+            return await self._external(token, self.trusted[iss])
+        raise AuthenticationError("the bearer token comes from an issuer this service does not trust")
+
+    async def _own(self, token: str) -> Credential:
+        try:
+            claims = await self.keyring.verify(token, issuer=self.issuer, audience=API_AUDIENCE)
+        except TokenError as exc:
+            raise AuthenticationError(str(exc)) from None
+        try:
+            org = OrgId(uuid.UUID(str(claims.get("org"))))
+        except ValueError:
+            raise AuthenticationError("the access token names no organisation") from None
+        return ProductTokenCredential(org, str(claims.get("sub")), scopes_from(claims.get("scope")))
+
+    async def _external(self, token: str, trusted: TrustedIssuer) -> Credential:
+        if self.jwks is None:
+            raise AuthenticationError("external tokens are not accepted here")
+        try:
+            keys = await self.jwks.get(trusted.jwks_uri, wanted_kid=kid_of(token))
+            decoded = jwt.decode(token, keys, algorithms=list(ALLOWED_ALGORITHMS))
+            registry = jwt.JWTClaimsRegistry(
+                leeway=30, iss={"essential": True, "value": trusted.issuer},
+                aud={"essential": True, "value": trusted.audience}, exp={"essential": True},
+            )
+            registry.validate(decoded.claims)
+        except (SignInError, JoseError, ValueError) as exc:
+            raise AuthenticationError(f"the token from {trusted.issuer} is not valid") from exc
+        slug = organisation_slug(decoded.claims.get(trusted.organisation_claim))
+        org_id = await organisations.id_by_slug(slug) if slug else None
+        if org_id is None:
+            raise AuthenticationError("the token names no organisation known here")
+        return ExternalTokenCredential(org_id, trusted.issuer, str(decoded.claims.get("sub")),
+                                       scopes_from(decoded.claims.get(trusted.scope_claim)))

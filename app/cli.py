@@ -24,9 +24,11 @@ cli = typer.Typer(help="Tenantry: organisation-administered account governance."
 org_cli = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
 token_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The audit log.", no_args_is_help=True)
+admin_cli = typer.Typer(help="Administrators.", no_args_is_help=True)
 cli.add_typer(org_cli, name="org")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(admin_cli, name="admin")
 
 out = Console()
 err = Console(stderr=True)
@@ -162,11 +164,16 @@ def org_create(
     name: Annotated[str, typer.Option(help="Display name.")],
     kind: Annotated[str, typer.Option(help="employer or school.")] = "employer",
     domain: Annotated[list[str] | None, typer.Option(help="Verified email domain (repeatable).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Email of the first owner; they sign in through SSO.")] = None,
 ) -> None:
-    """Create an organisation with its root unit and audit chain."""
+    """Create an organisation with its root unit, audit chain and (optionally) first owner."""
+    from tenants import db
     from tenants.actors import system_actor
+    from tenants.members.service import NewMember, create_member
     from tenants.organisations import service
     from tenants.organisations.models import OrganisationKind
+    from tenants.permissions import Role
+    from tenants.units.models import Unit
 
     try:
         kind_value = OrganisationKind(kind)
@@ -174,13 +181,22 @@ def org_create(
         raise fail("--kind must be employer or school", 2) from None
 
     async def work() -> object:
-        return await service.create_organisation(
-            slug=slug, name=name, kind=kind_value, domains=list(domain or []),
-            actor=system_actor("cli"),
+        actor = system_actor("cli")
+        org = await service.create_organisation(
+            slug=slug, name=name, kind=kind_value, domains=list(domain or []), actor=actor,
         )
+        if owner:
+            async with db.tenant_transaction(org.id):
+                root = await Unit.get(parent_id=None)
+                await create_member(NewMember(email=owner, name=owner.split("@")[0], unit_id=root.id,
+                                              roles=(Role.OWNER,)), actor=actor)
+        return org
 
     org = run_with_orm(load_settings(), work)
     out.print(f"[green]created[/green] organisation {slug} ({getattr(org, 'id', '')})")
+    if owner:
+        out.print(f"{owner} is its owner; they sign in at /login/{slug} once SSO is set up, "
+                  "or create a break-glass admin with `tenantry admin create-local`.")
 
 
 @token_cli.command("create")
@@ -210,7 +226,49 @@ def token_create(
         return text
 
     text = run_with_orm(load_settings(), work)
-    out.print(Panel.fit(text, title=f"API token for {org} (shown once)", border_style="yellow"))
+    out.print(f"[yellow]API token for {org}[/yellow] (shown once; store it now):")
+    out.print(text, soft_wrap=True, highlight=False)
+
+
+@admin_cli.command("create-local")
+def admin_create_local(
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+    email: Annotated[str, typer.Option(help="The administrator's email.")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "Emergency administrator",
+) -> None:
+    """Create (or reset) the break-glass local administrator; prints a generated password once.
+
+    Break-glass sessions last at most an hour, are flagged in the console and audited;
+    use them when the identity provider is down, not as a daily account.
+    """
+    from tenants import db
+    from tenants.actors import system_actor
+    from tenants.members.lifecycle import MemberStatus
+    from tenants.members.models import Member
+    from tenants.members.service import NewMember, create_member
+    from tenants.organisations import service as organisations
+    from tenants.permissions import Role
+    from tenants.sessions import passwords
+    from tenants.units.models import Unit
+
+    async def work() -> str:
+        org_id = await organisations.id_by_slug(org)
+        if org_id is None:
+            raise fail(f"no organisation with slug {org!r}")
+        actor = system_actor("cli")
+        password = passwords.generate_password()
+        async with db.tenant_transaction(org_id):
+            member = await Member.filter(email=email.strip().lower()).first()
+            if member is None:
+                root = await Unit.get(parent_id=None)
+                member = await create_member(NewMember(email=email, name=name, unit_id=root.id, roles=(Role.OWNER,),
+                                                       status=MemberStatus.ACTIVE), actor=actor)
+            await passwords.set_password(member, password, break_glass=True, actor=actor)
+        return password
+
+    password = run_with_orm(load_settings(), work)
+    out.print(Panel.fit(f"email:    {email}\npassword: {password}\nsign in:  /login/{org}?break_glass=1",
+                        title="Break-glass administrator (shown once)", border_style="red"))
 
 
 @audit_cli.command("verify")
@@ -242,7 +300,8 @@ def audit_verify(
     with out.status("Verifying the audit chain…"):
         result = run_with_orm(load_settings(), work)
     if result.broken is None:
-        out.print(f"[green]intact[/green]: {result.checked} events; head {result.head}")
+        out.print(f"[green]intact[/green]: {result.checked} events; head:")
+        out.print(str(result.head), soft_wrap=True, highlight=False)
         out.print("[dim]Keep the head; pass it as --expect-head next time to detect truncation.[/dim]")
         return
     out.print(f"[red]broken at event {result.broken.seq}[/red]: {result.broken.reason}")

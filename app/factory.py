@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from tortoise.context import TortoiseContext
 
-from app import database
+from app import database, oauth
 from app.api import Endpoint, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
@@ -32,6 +32,7 @@ from app.v1 import ROUTERS
 from app.web import account, console, signin
 from app.web.cookies import CookieJar
 from app.web.pages import Web
+from tenants.clients.keys import KeyRing
 from tenants.secrets import SecretBox
 from tenants.sso.oidc import RelyingParty
 
@@ -56,13 +57,17 @@ def create_app(
     The runtime role is checked at start: a role that could bypass row-level security
     stops the service rather than serving with weaker isolation.
     """
-    authenticator = authenticator or BearerAuthenticator()
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False,
                              headers={"User-Agent": f"Tenantry/{VERSION}"})
+    keyring = KeyRing(SecretBox(settings.secret_key, "signing-keys"))
+    rp = RelyingParty(http)
+    authenticator = authenticator or BearerAuthenticator(
+        keyring=keyring, issuer=settings.base_url, trusted=settings.trusted_issuers, jwks=rp.jwks
+    )
     web = Web(
         settings=settings,
         cookies=CookieJar(settings.secret_key, secure=settings.is_production),
-        rp=RelyingParty(http),
+        rp=rp,
         box=SecretBox(settings.secret_key, "sso-client-secrets"),
     )
     endpoints = api_endpoints()
@@ -123,6 +128,7 @@ def create_app(
     ]
     routes += [build_route(e, authenticator, settings.max_body_bytes) for e in endpoints]
     routes += signin.routes(web) + console.routes(web) + account.routes(web)
+    routes += oauth.routes(keyring, settings.base_url)
     routes.append(Mount("/static", StaticFiles(directory=str(STATIC)), name="static"))
 
     async def not_found(request: Request, exc: Any) -> Response:
@@ -142,6 +148,8 @@ def create_app(
         exception_handlers={404: not_found, HTTPException: http_error},
     )
     app.state.settings = settings
+    app.state.web = web
+    app.state.keyring = keyring
     app.state.openapi = openapi_document
     app.add_middleware(RequestContextMiddleware, production=settings.is_production)
     return app

@@ -27,6 +27,21 @@ class IdentityBackend(StrEnum):
     KEYCLOAK = "keycloak"
 
 
+@dataclass(frozen=True, slots=True)
+class TrustedIssuer:
+    """An external token issuer (e.g. a Keycloak realm) whose access tokens the API accepts.
+
+    ``organisation_claim`` names the claim carrying the organisation's slug (Keycloak 26
+    puts the organisation in ``organization``); ``scope_claim`` the space-separated scopes.
+    """
+
+    issuer: str
+    jwks_uri: str
+    audience: str
+    organisation_claim: str = "organization"
+    scope_claim: str = "scope"
+
+
 class SettingsError(ValueError):
     """Raised with every problem found in the environment, one per line."""
 
@@ -54,6 +69,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     pool_size: int = 10
     identity_backend: IdentityBackend = IdentityBackend.LOCAL
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -128,6 +144,12 @@ class Settings:
         choice("IDENTITY_BACKEND", "identity_backend", IdentityBackend)
         text("TENANTRY_APP_ROLE", "app_role")
         text("TENANTRY_DATABASE_NAME", "database_name")
+        raw_issuers = env.get("TRUSTED_ISSUERS", "").strip()
+        if raw_issuers:
+            try:
+                values["trusted_issuers"] = _parse_trusted_issuers(raw_issuers)
+            except ValueError as exc:
+                problems.append(f"TRUSTED_ISSUERS: {exc}")
         raw_dir = env.get("TENANTRY_DATA_DIR")
         if raw_dir and raw_dir.strip():
             values["data_dir"] = Path(raw_dir.strip()).expanduser().resolve()
@@ -177,3 +199,30 @@ def _development_secret(data_dir: Path) -> str:
     path.write_text(key)
     path.chmod(0o600)
     return key
+
+
+def _parse_trusted_issuers(raw: str) -> tuple[TrustedIssuer, ...]:
+    """``[{"issuer": …, "jwks_uri": …, "audience": …, "organisation_claim"?: …}]``."""
+    import json
+
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg})") from None
+    if not isinstance(items, list):
+        raise ValueError("expected a JSON list of objects")
+    issuers = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"item {index} is not an object")
+        missing = [k for k in ("issuer", "jwks_uri", "audience") if not isinstance(item.get(k), str)]
+        if missing:
+            raise ValueError(f"item {index} lacks {', '.join(missing)}")
+        unknown = set(item) - {"issuer", "jwks_uri", "audience", "organisation_claim", "scope_claim"}
+        if unknown:
+            raise ValueError(f"item {index} has unknown keys {', '.join(sorted(unknown))}")
+        for key in ("issuer", "jwks_uri"):
+            if urlsplit(item[key]).scheme not in ("https", "http"):
+                raise ValueError(f"item {index}: {key} must be an http(s) URL")
+        issuers.append(TrustedIssuer(**item))
+    return tuple(issuers)

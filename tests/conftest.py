@@ -7,7 +7,10 @@ app under test connects as the runtime role exactly as in production.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 
 from app import database
 from app.database import DatabaseUrls
@@ -75,9 +79,11 @@ async def owner_conn(database_urls: DatabaseUrls) -> AsyncIterator[asyncpg.Conne
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(tmp_path_factory: pytest.TempPathFactory, live_port: int) -> Settings:
+    # public_url is the live server's address (see live_server), so redirect URIs the app
+    # builds point where a browser or an identity provider can reach it.
     return Settings(secret_key="test-secret-" + "x" * 40, data_dir=tmp_path_factory.mktemp("data"),
-                    log_json=False)
+                    log_json=False, public_url=f"http://127.0.0.1:{live_port}")
 
 
 @pytest.fixture(scope="session")
@@ -195,3 +201,50 @@ async def row_counts(conn: asyncpg.Connection) -> dict[str, int]:
     return counts
 
 
+# --- a live HTTP server (browser and identity-provider tests) ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def live_socket() -> Iterator[socket.socket]:
+    """A listening socket on 127.0.0.1 with a free port, bound before the app is built (its
+    settings carry the port) and served by ``live_server``; bound early, so no port race."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+@pytest.fixture(scope="session")
+def live_port(live_socket: socket.socket) -> int:
+    port: int = live_socket.getsockname()[1]
+    return port
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers: Ctrl-C must still stop pytest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@pytest.fixture(scope="session")
+async def live_server(app: Any, live_socket: socket.socket, live_port: int) -> AsyncIterator[str]:
+    """The app served over real HTTP in the session's event loop; yields its base URL.
+
+    Runs the already started ``app`` (lifespan off: only one app instance may own the
+    ORM). Anything that calls it synchronously must run in a thread (asyncio.to_thread),
+    or the server cannot answer. uvicorn trusts X-Forwarded-For from 127.0.0.1, so a test
+    client can present its own client address.
+    """
+    server = _QuietServer(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[live_socket]))
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the live server stopped before it started")
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{live_port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=10)

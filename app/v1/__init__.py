@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.api import ApiRouter
-from app.v1 import audit, groups, members, organisation, products, units
+from app.v1 import audit, groups, members, organisation, products, sso, units
 
 ROUTERS: list[ApiRouter] = [
     products.accounts,
@@ -13,4 +13,5 @@ ROUTERS: list[ApiRouter] = [
     members.router,
     products.router,
     audit.router,
+    sso.router,
 ]

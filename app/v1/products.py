@@ -10,6 +10,9 @@ from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
 from app.v1.common import Input, ListQuery, Name, Output, Page, Text, absent, changes_of
+from tenants.clients import service as clients
+from tenants.clients.models import ProductClient
+from tenants.errors import NotFoundError
 from tenants.pagination import Sort, paginate
 from tenants.permissions import Permission
 from tenants.products import service
@@ -145,3 +148,55 @@ async def update_product_account(call: Call[AccountPatch, Input]) -> AccountOut:
     return AccountOut.model_validate(
         await service.set_account_status(call.id(), call.body.status, actor=call.actor)
     )
+
+
+class ClientOut(Output):
+    id: uuid.UUID
+    product_id: uuid.UUID
+    name: str
+    client_id: str
+    scopes: list[str]
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+class ClientCreated(ClientOut):
+    client_secret: str = Field(description="Shown once; store it in the product's secret store.")
+    token_endpoint: str
+
+
+class ClientPage(Page[ClientOut]):
+    pass
+
+
+class ClientCreate(Input):
+    name: Name
+    scopes: list[Annotated[str, StringConstraints(max_length=50)]] = Field(min_length=1, max_length=20)
+
+
+@router.get("/{id}/clients", summary="List a product's API clients", permission=Permission.PRODUCTS_READ,
+            query=ListQuery, response=ClientPage, errors=(404,))
+async def list_product_clients(call: Call[Input, ListQuery]) -> ClientPage:
+    product = await service.get_product(call.id())
+    page = await paginate(ProductClient.filter(product_id=product.id), Sort("created_at"),
+                          cursor=call.query.cursor, limit=call.query.limit)
+    return ClientPage(items=[ClientOut.model_validate(c) for c in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/{id}/clients", summary="Register an OAuth 2.0 client (client credentials) for a product",
+             permission=Permission.PRODUCTS_WRITE, body=ClientCreate, response=ClientCreated, status=201,
+             errors=(404, 422))
+async def create_product_client(call: Call[ClientCreate, Input]) -> ClientCreated:
+    client, secret = await clients.create_client(call.id(), call.body.name, call.body.scopes, actor=call.actor)
+    base = call.request.app.state.settings.base_url
+    return ClientCreated(**ClientOut.model_validate(client).model_dump(), client_secret=secret,
+                         token_endpoint=f"{base}/oauth/token")
+
+
+@router.delete("/{id}/clients/{client_id}", summary="Revoke a product's client", permission=Permission.PRODUCTS_WRITE,
+               status=204, errors=(404,))
+async def revoke_product_client(call: Call[Input, Input]) -> None:
+    client = await clients.get_client(call.id("client_id"))
+    if client.product_id != call.id():
+        raise NotFoundError("there is no such client for this product")
+    await clients.revoke_client(client.id, actor=call.actor)

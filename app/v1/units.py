@@ -59,7 +59,7 @@ class UnitQuery(ListQuery):
 
 
 @router.get("", summary="List units (depth-first order by default)", permission=Permission.UNITS_READ,
-            query=UnitQuery, response=UnitPage, errors=(422,))
+            query=UnitQuery, response=UnitPage, errors=(404, 422))
 async def list_units(call: Call[Input, UnitQuery]) -> UnitPage:
     q = call.query
     query = Unit.all()

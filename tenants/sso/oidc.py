@@ -9,7 +9,6 @@ act on; library errors are translated here so callers never see joserfc or httpx
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -212,49 +211,61 @@ class _Cached:
 
 
 @dataclass
-class RelyingParty:
-    """Talks to identity providers; caches discovery and keys per issuer.
+class JwksCache:
+    """Key sets by URL, cached; refetched when a token names a ``kid`` we do not know (key
+    rotation), at most once per ``min_refresh`` seconds per URL so a hostile token cannot
+    make us hammer the provider."""
 
-    One instance per process (made in the composition root). The JWKS is refetched when a
-    token names a ``kid`` we do not know (key rotation), at most once per 30 s per issuer
-    so a hostile token cannot make us hammer the provider.
-    """
+    http: httpx.AsyncClient
+    ttl: float = 600.0
+    min_refresh: float = 30.0
+    _sets: dict[str, _Cached] = field(default_factory=dict)
+
+    async def get(self, url: str, *, wanted_kid: str | None = None, fresh: bool = False) -> KeySet:
+        cached = self._sets.get(url)
+        age = time.monotonic() - cached.fetched_at if cached else None
+        stale = cached is None or age is None or age >= self.ttl or fresh
+        if cached and not stale and wanted_kid is not None:
+            known = {k.kid for k in cached.value.keys}
+            stale = wanted_kid not in known and age is not None and age >= self.min_refresh
+        if not stale and cached:
+            return cached.value  # type: ignore[no-any-return]
+        document = await get_json(self.http, url, "the key set (JWKS)")
+        try:
+            keys = KeySet.import_key_set(document)
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise SignInError(f"the key set (JWKS) at {url} is not valid") from exc
+        self._sets[url] = _Cached(keys, time.monotonic())
+        return keys
+
+
+@dataclass
+class RelyingParty:
+    """Talks to identity providers; caches discovery and keys per issuer. One per process."""
 
     http: httpx.AsyncClient
     metadata_ttl: float = 300.0
-    jwks_ttl: float = 600.0
     _metadata: dict[str, _Cached] = field(default_factory=dict)
-    _jwks: dict[str, _Cached] = field(default_factory=dict)
+    jwks: JwksCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.jwks = JwksCache(self.http)
 
     async def metadata(self, issuer: str, *, fresh: bool = False) -> ProviderMetadata:
         cached = self._metadata.get(issuer)
         if cached and not fresh and time.monotonic() - cached.fetched_at < self.metadata_ttl:
             return cached.value  # type: ignore[no-any-return]
         url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = await self._get_json(url, "the discovery document")
+        document = await get_json(self.http, url, "the discovery document")
         metadata = ProviderMetadata.from_document(issuer, document)
         self._metadata[issuer] = _Cached(metadata, time.monotonic())
         return metadata
 
-    async def keys(self, metadata: ProviderMetadata, *, wanted_kid: str | None = None, fresh: bool = False) -> KeySet:
-        cached = self._jwks.get(metadata.jwks_uri)
-        age = time.monotonic() - cached.fetched_at if cached else None
-        stale = cached is None or age is None or age >= self.jwks_ttl or fresh
-        if cached and not stale and wanted_kid is not None:
-            known = {k.kid for k in cached.value.keys}
-            stale = wanted_kid not in known and age is not None and age >= 30
-        if not stale and cached:
-            return cached.value  # type: ignore[no-any-return]
-        document = await self._get_json(metadata.jwks_uri, "the key set (JWKS)")
-        try:
-            keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
-        except (JoseError, ValueError, TypeError, KeyError) as exc:
-            raise SignInError("the identity provider's key set (JWKS) is not valid") from exc
-        self._jwks[metadata.jwks_uri] = _Cached(keys, time.monotonic())
-        return keys
+    async def keys(self, metadata: ProviderMetadata, *, fresh: bool = False) -> KeySet:
+        return await self.jwks.get(metadata.jwks_uri, fresh=fresh)
 
     async def keys_for(self, metadata: ProviderMetadata, token: str) -> KeySet:
-        return await self.keys(metadata, wanted_kid=kid_of(token))
+        return await self.jwks.get(metadata.jwks_uri, wanted_kid=kid_of(token))
 
     async def exchange_code(
         self, metadata: ProviderMetadata, *, client_id: str, client_secret: str, code: str,
@@ -299,15 +310,17 @@ class RelyingParty:
             raise SignInError(f"the identity provider's userinfo endpoint answered HTTP {response.status_code}")
         return body
 
-    async def _get_json(self, url: str, what: str) -> Any:
-        try:
-            response = await self.http.get(url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise SignInError(f"cannot fetch {what} from {url} ({exc.__class__.__name__})") from exc
-        body = _json_or_none(response)
-        if response.status_code != 200 or body is None:
-            raise SignInError(f"cannot fetch {what} from {url} (HTTP {response.status_code})")
-        return body
+
+
+async def get_json(http: httpx.AsyncClient, url: str, what: str) -> Any:
+    try:
+        response = await http.get(url, headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise SignInError(f"cannot fetch {what} from {url} ({exc.__class__.__name__})") from exc
+    body = _json_or_none(response)
+    if response.status_code != 200 or body is None:
+        raise SignInError(f"cannot fetch {what} from {url} (HTTP {response.status_code})")
+    return body
 
 
 def _json_or_none(response: httpx.Response) -> Any:
@@ -316,6 +329,3 @@ def _json_or_none(response: httpx.Response) -> Any:
     except ValueError:
         return None
 
-
-def hash_secret(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()

@@ -1,0 +1,105 @@
+"""The OAuth 2.0 token endpoint for products (client credentials, RFC 6749 §4.4) and the
+JWKS that publishes the keys its tokens are signed with."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import time
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from app.auth import API_AUDIENCE
+from app.web.ratelimit import RateLimiter
+from tenants.clients import service as clients
+from tenants.clients.keys import KeyRing
+from tenants.db import tenant_transaction
+from tenants.errors import AuthenticationError
+
+TOKEN_LIFETIME = 900
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _error(error: str, description: str, status: int = 400) -> JSONResponse:
+    headers = dict(NO_STORE)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="tenantry"'
+    return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=headers)
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    return (unquote(client_id), unquote(secret)) if sep else None
+
+
+def routes(keyring: KeyRing, issuer: str) -> list[BaseRoute]:
+    limiter = RateLimiter(120, 60)
+
+    async def token(request: Request) -> Response:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        basic = _basic(request)
+        posted = (form.get("client_id"), form.get("client_secret"))
+        if basic and any(posted):
+            return _error("invalid_request", "authenticate the client one way only")
+        client_id, secret = basic or posted
+        if not client_id or not secret:
+            return _error("invalid_client", "client authentication is required", 401)
+        if form.get("grant_type") != "client_credentials":
+            return _error("unsupported_grant_type", "only client_credentials is supported")
+        address = request.client.host if request.client else "unknown"
+        if (wait := limiter.retry_after(address)) is not None:
+            response = _error("slow_down", "too many token requests", 429)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        org_id = clients.org_of_client_id(client_id)
+        if org_id is None:
+            return _error("invalid_client", "the client credentials are not valid", 401)
+        try:
+            async with tenant_transaction(org_id):
+                found = await clients.authenticate_client(client_id, secret)
+        except AuthenticationError as exc:
+            return _error("invalid_client", exc.message, 401)
+        granted = {s.value for s in found.scopes}
+        requested = set((form.get("scope") or "").split()) or granted
+        if not requested <= granted:
+            extra = " ".join(sorted(requested - granted))
+            return _error("invalid_scope", f"the client may not request: {extra}")
+        now = int(time.time())
+        scope = " ".join(sorted(requested))
+        access_token = await keyring.sign({
+            "iss": issuer, "sub": client_id, "aud": API_AUDIENCE, "org": str(org_id),
+            "product": found.product.key, "scope": scope, "iat": now, "exp": now + TOKEN_LIFETIME,
+            "jti": secrets.token_urlsafe(16), "client_id": client_id,
+        })
+        return JSONResponse({"access_token": access_token, "token_type": "Bearer",
+                             "expires_in": TOKEN_LIFETIME, "scope": scope}, headers=NO_STORE)
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse(await keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    async def metadata(request: Request) -> Response:
+        """RFC 8414 authorization server metadata, so clients can discover the endpoints."""
+        return JSONResponse({
+            "issuer": issuer,
+            "token_endpoint": f"{issuer}/oauth/token",
+            "jwks_uri": f"{issuer}/.well-known/jwks.json",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        })
+
+    return [
+        Route("/oauth/token", token, methods=["POST"]),
+        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+    ]
