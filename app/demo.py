@@ -15,6 +15,7 @@ from tenants import db
 from tenants.actors import system_actor
 from tenants.audit import service as audit
 from tenants.groups.models import Group, GroupMembership
+from tenants.ids import OrgId
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.organisations import service as organisations
@@ -26,12 +27,60 @@ from tenants.tokens import service as tokens
 from tenants.units import service as units
 from tenants.units.models import Unit
 
-FIRST = ["Ada", "Ben", "Chloé", "Dmitri", "Esra", "Farid", "Grace", "Hiro", "Inès", "Jonas", "Kofi",
-         "Lena", "Mateo", "Nadia", "Oscar", "Priya", "Quinn", "Rosa", "Sami", "Tove", "Uma", "Vik",
-         "Wen", "Xavier", "Yara", "Zoltan"]
-LAST = ["Okafor", "Larsen", "Moreau", "Ivanova", "Yilmaz", "Haddad", "Hopper", "Tanaka", "Silva",
-        "Berg", "Mensah", "Novak", "García", "Rahman", "Lindqvist", "Patel", "Murphy", "Rossi",
-        "Kowalski", "Nguyen", "Schmidt", "Kaur", "Dubois", "Costa"]
+FIRST = [
+    "Ada",
+    "Ben",
+    "Chloé",
+    "Dmitri",
+    "Esra",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Inès",
+    "Jonas",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Oscar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tove",
+    "Uma",
+    "Vik",
+    "Wen",
+    "Xavier",
+    "Yara",
+    "Zoltan",
+]
+LAST = [
+    "Okafor",
+    "Larsen",
+    "Moreau",
+    "Ivanova",
+    "Yilmaz",
+    "Haddad",
+    "Hopper",
+    "Tanaka",
+    "Silva",
+    "Berg",
+    "Mensah",
+    "Novak",
+    "García",
+    "Rahman",
+    "Lindqvist",
+    "Patel",
+    "Murphy",
+    "Rossi",
+    "Kowalski",
+    "Nguyen",
+    "Schmidt",
+    "Kaur",
+    "Dubois",
+    "Costa",
+]
 
 Tree = dict[str, "Tree"]
 
@@ -49,11 +98,17 @@ class DemoOrganisation:
 
 
 SCHOOL = DemoOrganisation(
-    slug="demo-school", name="Northfield School", kind=OrganisationKind.SCHOOL,
+    slug="demo-school",
+    name="Northfield School",
+    kind=OrganisationKind.SCHOOL,
     domain="northfield.example",
     tree={
         "Staff": {
-            "Teaching": {"Mathematics": {}, "Sciences": {"Physics": {}, "Biology": {}}, "Languages": {}},
+            "Teaching": {
+                "Mathematics": {},
+                "Sciences": {"Physics": {}, "Biology": {}},
+                "Languages": {},
+            },
             "Administration": {"Admissions": {}, "Finance office": {}},
         },
         "Students": {f"Year {y}": {f"Class {y}{c}": {} for c in "AB"} for y in range(7, 12)},
@@ -63,10 +118,15 @@ SCHOOL = DemoOrganisation(
     members=220,
 )
 EMPLOYER = DemoOrganisation(
-    slug="demo-employer", name="Acme Corporation", kind=OrganisationKind.EMPLOYER,
+    slug="demo-employer",
+    name="Acme Corporation",
+    kind=OrganisationKind.EMPLOYER,
     domain="acme.example",
     tree={
-        "Engineering": {"Platform": {"Storage": {}, "Identity": {}}, "Apps": {"Mobile": {}, "Web": {}}},
+        "Engineering": {
+            "Platform": {"Storage": {}, "Identity": {}},
+            "Apps": {"Mobile": {}, "Web": {}},
+        },
         "Sales": {"EMEA": {"Nordics": {}, "DACH": {}}, "Americas": {}},
         "Operations": {"Finance": {}, "People": {}, "Legal": {}},
     },
@@ -93,7 +153,7 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
     org = await organisations.create_organisation(
         slug=spec.slug, name=spec.name, kind=spec.kind, domains=[spec.domain], actor=actor
     )
-    async with db.tenant_transaction(org.id):
+    async with db.tenant_transaction(OrgId(org.id)):
         root = await Unit.get(parent_id=None)
         leaves: list[Unit] = []
 
@@ -115,8 +175,13 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
             for key, name in spec.products
         ]
         head = Member(
-            id=uuid.uuid4(), tenant_id=org.id, email=f"admin@{spec.domain}", name="Demo Admin",
-            unit_id=root.id, roles=[Role.OWNER.value], status=MemberStatus.ACTIVE,
+            id=uuid.uuid4(),
+            tenant_id=org.id,
+            email=f"admin@{spec.domain}",
+            name="Demo Admin",
+            unit_id=root.id,
+            roles=[Role.OWNER.value],
+            status=MemberStatus.ACTIVE,
             status_changed_at=datetime.now(UTC),
         )
         people: list[Member] = [head]
@@ -129,13 +194,22 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
                 email = email.replace("@", f"{index}@")
             used.add(email)
             unit = leaves[index % len(leaves)]
-            status = MemberStatus.ACTIVE if index % 23 else rng.choice(
-                [MemberStatus.INVITED, MemberStatus.SUSPENDED, MemberStatus.DEPARTING]
+            status = (
+                MemberStatus.ACTIVE
+                if index % 23
+                else rng.choice(
+                    [MemberStatus.INVITED, MemberStatus.SUSPENDED, MemberStatus.DEPARTING]
+                )
             )
             member = Member(
-                id=uuid.uuid4(), tenant_id=org.id, email=email, name=f"{first} {last}",
-                unit_id=unit.id, manager_id=managers.get(unit.id, head.id),
-                roles=[Role.MEMBER.value], status=status,
+                id=uuid.uuid4(),
+                tenant_id=org.id,
+                email=email,
+                name=f"{first} {last}",
+                unit_id=unit.id,
+                manager_id=managers.get(unit.id, head.id),
+                roles=[Role.MEMBER.value],
+                status=status,
                 status_changed_at=datetime.now(UTC) - timedelta(days=rng.randint(0, 700)),
             )
             managers.setdefault(unit.id, member.id)
@@ -156,7 +230,9 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
         await ProductAccount.bulk_create(
             [
                 ProductAccount(
-                    tenant_id=org.id, member_id=m.id, product_id=p.id,
+                    tenant_id=org.id,
+                    member_id=m.id,
+                    product_id=p.id,
                     status=ProductAccountStatus.ASSIGNED,
                 )
                 for m in people
@@ -166,15 +242,22 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
             batch_size=1000,
         )
         await audit.record(
-            "demo.seeded", "organisation", org.id, actor=actor,
-            after={"members": len(people), "units": len(leaves), "groups": len(groups),
-                   "products": len(products)},
+            "demo.seeded",
+            "organisation",
+            org.id,
+            actor=actor,
+            after={
+                "members": len(people),
+                "units": len(leaves),
+                "groups": len(groups),
+                "products": len(products),
+            },
         )
 
 
 async def seed_demo(*, seed: int = 7) -> list[DemoCredentials]:
     """Seed the demo organisations that do not exist yet; mint fresh API tokens for all."""
-    rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
+    rng = random.Random(seed)
     credentials = []
     for spec in DEMO_ORGANISATIONS:
         org_id = await organisations.id_by_slug(spec.slug)
@@ -186,8 +269,10 @@ async def seed_demo(*, seed: int = 7) -> list[DemoCredentials]:
         password = passwords.generate_password()
         async with db.tenant_transaction(org_id):
             _, text = await tokens.create_token(
-                "demo (printed at start)", [p.value for p in Permission],
-                expires_in=timedelta(days=1), actor=actor,
+                "demo (printed at start)",
+                [p.value for p in Permission],
+                expires_in=timedelta(days=1),
+                actor=actor,
             )
             await organisations.set_local_sign_in(True, actor=actor)
             admin = await Member.get(email=f"admin@{spec.domain}")
@@ -195,5 +280,7 @@ async def seed_demo(*, seed: int = 7) -> list[DemoCredentials]:
             member = next(m for m in candidates if m.roles == [Role.MEMBER.value])
             for person in (admin, member):
                 await passwords.set_password(person, password, break_glass=False, actor=actor)
-        credentials.append(DemoCredentials(spec.slug, spec.name, text, admin.email, member.email, password))
+        credentials.append(
+            DemoCredentials(spec.slug, spec.name, text, admin.email, member.email, password)
+        )
     return credentials

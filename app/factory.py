@@ -57,8 +57,11 @@ def create_app(
     The runtime role is checked at start: a role that could bypass row-level security
     stops the service rather than serving with weaker isolation.
     """
-    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False,
-                             headers={"User-Agent": f"Tenantry/{VERSION}"})
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0),
+        follow_redirects=False,
+        headers={"User-Agent": f"Tenantry/{VERSION}"},
+    )
     keyring = KeyRing(SecretBox(settings.secret_key, "signing-keys"))
     rp = RelyingParty(http)
     authenticator = authenticator or BearerAuthenticator(
@@ -137,7 +140,9 @@ def create_app(
     async def http_error(request: Request, exc: Any) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 405:
-            return http_problem(request, "method_not_allowed", f"{request.method} is not allowed here")
+            return http_problem(
+                request, "method_not_allowed", f"{request.method} is not allowed here"
+            )
         if exc.status_code == 404:
             return await not_found(request, exc)
         return http_problem(request, "internal", str(exc.detail))

@@ -99,9 +99,14 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_headers)
         finally:
             log.info(
-                "%s %s %s", scope.get("method"), scope.get("path"), status,
+                "%s %s %s",
+                scope.get("method"),
+                scope.get("path"),
+                status,
                 extra={
-                    "method": scope.get("method"), "path": scope.get("path"), "status": status,
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "client": (scope.get("client") or ("", 0))[0],
                 },

@@ -28,7 +28,9 @@ def _error(error: str, description: str, status: int = 400) -> JSONResponse:
     headers = dict(NO_STORE)
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="tenantry"'
-    return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=status, headers=headers
+    )
 
 
 def _basic(request: Request) -> tuple[str, str] | None:
@@ -77,26 +79,47 @@ def routes(keyring: KeyRing, issuer: str) -> list[BaseRoute]:
             return _error("invalid_scope", f"the client may not request: {extra}")
         now = int(time.time())
         scope = " ".join(sorted(requested))
-        access_token = await keyring.sign({
-            "iss": issuer, "sub": client_id, "aud": API_AUDIENCE, "org": str(org_id),
-            "product": found.product.key, "scope": scope, "iat": now, "exp": now + TOKEN_LIFETIME,
-            "jti": secrets.token_urlsafe(16), "client_id": client_id,
-        })
-        return JSONResponse({"access_token": access_token, "token_type": "Bearer",
-                             "expires_in": TOKEN_LIFETIME, "scope": scope}, headers=NO_STORE)
+        access_token = await keyring.sign(
+            {
+                "iss": issuer,
+                "sub": client_id,
+                "aud": API_AUDIENCE,
+                "org": str(org_id),
+                "product": found.product.key,
+                "scope": scope,
+                "iat": now,
+                "exp": now + TOKEN_LIFETIME,
+                "jti": secrets.token_urlsafe(16),
+                "client_id": client_id,
+            }
+        )
+        return JSONResponse(
+            {
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": TOKEN_LIFETIME,
+                "scope": scope,
+            },
+            headers=NO_STORE,
+        )
 
     async def jwks(request: Request) -> Response:
         return JSONResponse(await keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     async def metadata(request: Request) -> Response:
         """RFC 8414 authorization server metadata, so clients can discover the endpoints."""
-        return JSONResponse({
-            "issuer": issuer,
-            "token_endpoint": f"{issuer}/oauth/token",
-            "jwks_uri": f"{issuer}/.well-known/jwks.json",
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        })
+        return JSONResponse(
+            {
+                "issuer": issuer,
+                "token_endpoint": f"{issuer}/oauth/token",
+                "jwks_uri": f"{issuer}/.well-known/jwks.json",
+                "grant_types_supported": ["client_credentials"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_basic",
+                    "client_secret_post",
+                ],
+            }
+        )
 
     return [
         Route("/oauth/token", token, methods=["POST"]),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -17,7 +17,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "description": "RFC 9457 problem details.",
     "required": ["type", "title", "status", "detail"],
     "properties": {
-        "type": {"type": "string", "description": "Stable identifier of the problem: /problems/<code>."},
+        "type": {
+            "type": "string",
+            "description": "Stable identifier of the problem: /problems/<code>.",
+        },
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
@@ -49,13 +52,20 @@ ERROR_TEXT = {
 }
 
 
-def build_openapi(endpoints: list[Endpoint], *, title: str, version: str, server_url: str | None) -> dict[str, Any]:
-    models: list[type[BaseModel]] = []
+def build_openapi(
+    endpoints: list[Endpoint], *, title: str, version: str, server_url: str | None
+) -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = []
     for e in endpoints:
-        for model, mode in ((e.body, "validation"), (e.query, "validation"), (e.response, "serialization")):
+        pairs: tuple[tuple[type[BaseModel] | None, Literal["validation", "serialization"]], ...] = (
+            (e.body, "validation"),
+            (e.query, "validation"),
+            (e.response, "serialization"),
+        )
+        for model, mode in pairs:
             if model is not None and (model, mode) not in models:
-                models.append((model, mode))  # type: ignore[arg-type]
-    keyed, definitions = models_json_schema(models, ref_template=REF)  # type: ignore[arg-type]
+                models.append((model, mode))
+    keyed, definitions = models_json_schema(models, ref_template=REF)
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     schemas["Problem"] = PROBLEM_SCHEMA
 
@@ -95,7 +105,9 @@ def build_openapi(endpoints: list[Endpoint], *, title: str, version: str, server
         for status in sorted(statuses):
             operation["responses"][str(status)] = {
                 "description": ERROR_TEXT.get(status, "Error"),
-                "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
+                },
             }
         paths.setdefault(e.path, {})[e.method.lower()] = operation
 
@@ -127,9 +139,16 @@ def build_openapi(endpoints: list[Endpoint], *, title: str, version: str, server
     return document
 
 
-def _parameters(e: Endpoint, keyed: dict[Any, Any], schemas: dict[str, Any]) -> list[dict[str, Any]]:
+def _parameters(
+    e: Endpoint, keyed: dict[Any, Any], schemas: dict[str, Any]
+) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "format": "uuid"},
+        }
         for name in e.path_params
     ]
     if e.query is None or e.query is NoQuery:
@@ -140,7 +159,12 @@ def _parameters(e: Endpoint, keyed: dict[Any, Any], schemas: dict[str, Any]) -> 
         prop = _without_null(dict(prop))
         description = prop.pop("description", None)
         prop.pop("title", None)
-        entry: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        entry: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+        }
         if description:
             entry["description"] = description
         params.append(entry)

@@ -47,15 +47,50 @@ HTTP_PROBLEMS: dict[str, ProblemType] = {
     p.code: p
     for p in (
         ProblemType("malformed_json", "Malformed JSON", 400, "The request body is not valid JSON."),
-        ProblemType("validation", "Invalid input", 422, "One or more fields are missing, of the wrong type or out of range; see errors."),
-        ProblemType("unsupported_media_type", "Unsupported media type", 415, "Send the body as application/json."),
-        ProblemType("body_too_large", "Request body too large", 413, "The body is larger than the service accepts."),
-        ProblemType("method_not_allowed", "Method not allowed", 405, "The resource exists but not with this method."),
+        ProblemType(
+            "validation",
+            "Invalid input",
+            422,
+            "One or more fields are missing, of the wrong type or out of range; see errors.",
+        ),
+        ProblemType(
+            "unsupported_media_type",
+            "Unsupported media type",
+            415,
+            "Send the body as application/json.",
+        ),
+        ProblemType(
+            "body_too_large",
+            "Request body too large",
+            413,
+            "The body is larger than the service accepts.",
+        ),
+        ProblemType(
+            "method_not_allowed",
+            "Method not allowed",
+            405,
+            "The resource exists but not with this method.",
+        ),
         ProblemType("route_not_found", "Not found", 404, "No resource lives at this address."),
         ProblemType("not_acceptable", "Not acceptable", 406, "The service answers in JSON only."),
-        ProblemType("rate_limited", "Too many requests", 429, "Slow down and retry after the time given in Retry-After."),
-        ProblemType("internal", "Internal error", 500, "Something failed on our side; the request id helps the operator find it."),
-        ProblemType("unavailable", "Service unavailable", 503, "A dependency (the database) is not reachable right now."),
+        ProblemType(
+            "rate_limited",
+            "Too many requests",
+            429,
+            "Slow down and retry after the time given in Retry-After.",
+        ),
+        ProblemType(
+            "internal",
+            "Internal error",
+            500,
+            "Something failed on our side; the request id helps the operator find it.",
+        ),
+        ProblemType(
+            "unavailable",
+            "Service unavailable",
+            503,
+            "A dependency (the database) is not reachable right now.",
+        ),
     )
 }
 
@@ -94,11 +129,17 @@ def problem_response(
     )
 
 
-def http_problem(request: Request | None, code: str, detail: str | None = None, **kw: Any) -> Response:
+def http_problem(
+    request: Request | None, code: str, detail: str | None = None, **kw: Any
+) -> Response:
     kind = HTTP_PROBLEMS[code]
     return problem_response(
-        request, code=kind.code, title=kind.title, status=kind.status,
-        detail=detail or kind.description, **kw,
+        request,
+        code=kind.code,
+        title=kind.title,
+        status=kind.status,
+        detail=detail or kind.description,
+        **kw,
     )
 
 
@@ -106,8 +147,14 @@ def from_domain_error(request: Request | None, error: TenantryError) -> Response
     status = STATUS_BY_CODE[error.code]
     headers = {"WWW-Authenticate": 'Bearer realm="tenantry"'} if status == 401 else None
     return problem_response(
-        request, code=error.code, title=error.title, status=status, detail=error.message,
-        fields=error.fields, extra=error.extra, headers=headers,
+        request,
+        code=error.code,
+        title=error.title,
+        status=status,
+        detail=error.message,
+        fields=error.fields,
+        extra=error.extra,
+        headers=headers,
     )
 
 
@@ -130,10 +177,14 @@ def field_problems(error: ValidationError, prefix: str = "") -> list[FieldProble
     return problems
 
 
-def from_validation_error(request: Request | None, error: ValidationError, prefix: str = "") -> Response:
+def from_validation_error(
+    request: Request | None, error: ValidationError, prefix: str = ""
+) -> Response:
     problems = field_problems(error, prefix)
     summary = "; ".join(f"{p.field}: {p.reason}" for p in problems[:5])
-    return http_problem(request, "validation", f"The input is not valid: {summary}", fields=problems)
+    return http_problem(
+        request, "validation", f"The input is not valid: {summary}", fields=problems
+    )
 
 
 def problem_catalogue() -> list[ProblemType]:

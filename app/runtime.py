@@ -26,7 +26,9 @@ def admin_url(settings: Settings) -> Iterator[str]:
 async def ready_database(settings: Settings, url: str, *, migrate: bool) -> DatabaseUrls:
     """Prepare roles and database and apply migrations when ``migrate``; returns the URLs."""
     if not migrate:
-        return database.urls_for(url, app_role=settings.app_role, app_database_url=settings.app_database_url)
+        return database.urls_for(
+            url, app_role=settings.app_role, app_database_url=settings.app_database_url
+        )
     urls = await database.prepare_database(
         url, app_role=settings.app_role, app_database_url=settings.app_database_url
     )

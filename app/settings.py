@@ -179,7 +179,9 @@ class Settings:
         elif environment is Environment.PRODUCTION:
             problems.append("TENANTRY_SECRET_KEY: required in production (32+ random characters)")
         if environment is Environment.PRODUCTION and "database_url" not in values:
-            problems.append("DATABASE_URL: required in production (the embedded database is for trying out)")
+            problems.append(
+                "DATABASE_URL: required in production (the embedded database is for trying out)"
+            )
 
         if problems:
             raise SettingsError(problems)
@@ -215,10 +217,18 @@ def _parse_trusted_issuers(raw: str) -> tuple[TrustedIssuer, ...]:
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise ValueError(f"item {index} is not an object")
-        missing = [k for k in ("issuer", "jwks_uri", "audience") if not isinstance(item.get(k), str)]
+        missing = [
+            k for k in ("issuer", "jwks_uri", "audience") if not isinstance(item.get(k), str)
+        ]
         if missing:
             raise ValueError(f"item {index} lacks {', '.join(missing)}")
-        unknown = set(item) - {"issuer", "jwks_uri", "audience", "organisation_claim", "scope_claim"}
+        unknown = set(item) - {
+            "issuer",
+            "jwks_uri",
+            "audience",
+            "organisation_claim",
+            "scope_claim",
+        }
         if unknown:
             raise ValueError(f"item {index} has unknown keys {', '.join(sorted(unknown))}")
         for key in ("issuer", "jwks_uri"):

@@ -126,6 +126,13 @@ async def server_facts(url: str) -> str:
     )
 
 
+def machine_load() -> str:
+    """The load average: this machine may be shared (tests of other work running), which
+    moves absolute numbers; the ratios are interleaved to survive it, but say so."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
 def progress() -> Progress:
     """A rich progress bar for data loading (transient lines would hide what was loaded)."""
     return Progress(

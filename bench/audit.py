@@ -18,6 +18,7 @@ server of your own; otherwise the embedded server in a temporary folder).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -30,6 +31,7 @@ from _common import (
     bench_database,
     connect,
     console,
+    machine_load,
     meets,
     ms,
     parse_args,
@@ -169,7 +171,7 @@ async def load_members(bench: BenchDatabase, orgs: Sequence[OrgId], per_org: int
 
 async def member_ids(org: OrgId) -> list[uuid.UUID]:
     async with db.tenant_transaction(org):
-        return sorted(await Member.all().values_list("id", flat=True))  # type: ignore[arg-type]
+        return sorted(await Member.all().values_list("id", flat=True))
 
 
 # --- running ---------------------------------------------------------------------------
@@ -195,10 +197,8 @@ class WaitSampler:
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
         await self._conn.close()
 
     async def _run(self) -> None:
@@ -387,6 +387,7 @@ async def main_async(quick: bool, seed: int) -> list[tuple[str, float, str, floa
     pool = max(cfg.pool_size, cfg.orgs * cfg.per_org_writers + 2)
     with server_url() as server:
         console.print(await server_facts(server))
+        console.print(f"at start: {machine_load()}")
         async with bench_database(server) as bench, orm(bench.urls, pool_size=pool):
             orgs = await create_orgs(cfg.orgs)
             await load_members(bench, orgs, cfg.members_per_org)
@@ -405,7 +406,7 @@ def main() -> None:
     started = time.perf_counter()
     figures = asyncio.run(main_async(args.quick, args.seed))
     console.print(f"finished in {time.perf_counter() - started:.1f} s "
-                  f"({'quick' if args.quick else 'full'} mode)")
+                  f"({'quick' if args.quick else 'full'} mode); at the end: {machine_load()}")
     for name, value, op, target in figures:
         if not meets(value, op, target):
             console.print(f"{name}: goal missed (see bench/README.md for the known causes)")

@@ -17,6 +17,7 @@ server of your own; otherwise the embedded server in a temporary folder).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -25,12 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from tortoise.expressions import Q
 from _common import (
     BenchDatabase,
     bench_database,
     connect,
     console,
+    machine_load,
     meets,
     ms,
     parse_args,
@@ -40,6 +41,7 @@ from _common import (
     server_facts,
     server_url,
 )
+from tortoise.expressions import Q
 
 from app import database
 from app.runtime import orm
@@ -179,14 +181,12 @@ async def create_bypass_role(bench: BenchDatabase) -> str:
     conn = await connect(bench.server_admin_url)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", BYPASS_ROLE):
-            try:
+            with contextlib.suppress(asyncpg.DuplicateObjectError):  # another run, same moment
                 await conn.execute(f"CREATE ROLE {BYPASS_ROLE} LOGIN BYPASSRLS NOSUPERUSER")
-            except asyncpg.DuplicateObjectError:
-                pass
         await conn.execute(f"GRANT {database.RUNTIME_ROLE} TO {BYPASS_ROLE}")
     finally:
         await conn.close()
-    return database.with_user(bench.admin_url, BYPASS_ROLE)
+    return str(database.with_user(bench.admin_url, BYPASS_ROLE))
 
 
 async def drop_bypass_role(server_admin_url: str) -> None:
@@ -385,6 +385,7 @@ async def main_async(quick: bool, seed: int) -> tuple[list[tuple[str, float, str
     rng = random.Random(seed)
     with server_url() as server:
         console.print(await server_facts(server))
+        console.print(f"at start: {machine_load()}")
         async with bench_database(server) as bench:
             try:
                 async with orm(bench.urls, pool_size=4):
@@ -432,7 +433,7 @@ def main() -> None:
     started = time.perf_counter()
     figures, index_cond = asyncio.run(main_async(args.quick, args.seed))
     console.print(f"finished in {time.perf_counter() - started:.1f} s "
-                  f"({'quick' if args.quick else 'full'} mode)")
+                  f"({'quick' if args.quick else 'full'} mode); at the end: {machine_load()}")
     for name, value, op, target in figures:
         if not meets(value, op, target):
             console.print(f"{name}: goal missed (see bench/README.md for the known causes)")

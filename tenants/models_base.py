@@ -32,9 +32,7 @@ class TenantModel(Model):
 M = TypeVar("M", bound=Model)
 
 
-async def get_by_id(
-    model: type[M], id_: object, what: str, *, for_update: bool = False
-) -> M:
+async def get_by_id(model: type[M], id_: object, what: str, *, for_update: bool = False) -> M:
     """The row with this id in the current organisation, or NotFoundError.
 
     Row-level security already hides other organisations' rows, so an id from another

@@ -100,7 +100,8 @@ def _fits(value: Any, field: Field[Any]) -> bool:
     if kind is int:
         limits = getattr(field, "constraints", {})
         return (
-            isinstance(value, int) and not isinstance(value, bool)
+            isinstance(value, int)
+            and not isinstance(value, bool)
             and limits.get("ge", -(2**63)) <= value <= limits.get("le", 2**63 - 1)
         )
     if isinstance(kind, type) and issubclass(kind, str):
@@ -108,9 +109,7 @@ def _fits(value: Any, field: Field[Any]) -> bool:
     return True
 
 
-async def paginate(
-    query: QuerySet[M], sort: Sort, *, cursor: str | None, limit: int
-) -> Page[M]:
+async def paginate(query: QuerySet[M], sort: Sort, *, cursor: str | None, limit: int) -> Page[M]:
     """One page of ``query`` ordered by ``sort`` then id, starting after ``cursor``."""
     direction = "-" if sort.descending else ""
     if cursor:

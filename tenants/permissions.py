@@ -63,13 +63,29 @@ _BASIC_READS = frozenset(
 #: helpdesk handles accounts but not policies; only privacy officers approve data access.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission) - PRODUCT_SCOPES,
-    Role.ADMIN: frozenset(Permission) - PRODUCT_SCOPES - {P.TOKENS_WRITE, P.ACCESS_APPROVE, P.ORGANISATION_WRITE},
+    Role.ADMIN: frozenset(Permission)
+    - PRODUCT_SCOPES
+    - {P.TOKENS_WRITE, P.ACCESS_APPROVE, P.ORGANISATION_WRITE},
     Role.HELPDESK: _BASIC_READS
-    | {P.CONSOLE_ACCESS, P.MEMBERS_WRITE, P.MEMBERS_LIFECYCLE, P.MEMBERS_SESSIONS, P.POLICIES_READ,
-       P.DEPARTURES_READ},
+    | {
+        P.CONSOLE_ACCESS,
+        P.MEMBERS_WRITE,
+        P.MEMBERS_LIFECYCLE,
+        P.MEMBERS_SESSIONS,
+        P.POLICIES_READ,
+        P.DEPARTURES_READ,
+    },
     Role.PRIVACY_OFFICER: _BASIC_READS
-    | {P.CONSOLE_ACCESS, P.AUDIT_READ, P.POLICIES_READ, P.DEPARTURES_READ, P.ACCESS_READ,
-       P.ACCESS_APPROVE, P.PRIVACY_REQUESTS_READ, P.PRIVACY_REQUESTS_WRITE},
+    | {
+        P.CONSOLE_ACCESS,
+        P.AUDIT_READ,
+        P.POLICIES_READ,
+        P.DEPARTURES_READ,
+        P.ACCESS_READ,
+        P.ACCESS_APPROVE,
+        P.PRIVACY_REQUESTS_READ,
+        P.PRIVACY_REQUESTS_WRITE,
+    },
     Role.AUDITOR: READS | {P.CONSOLE_ACCESS},
     Role.MEMBER: frozenset(),
 }

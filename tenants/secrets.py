@@ -24,9 +24,9 @@ class SecretBox:
     VERSION = b"v1"
 
     def __init__(self, secret_key: str, purpose: str) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"tenantry", info=purpose.encode()).derive(
-            secret_key.encode()
-        )
+        key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=b"tenantry", info=purpose.encode()
+        ).derive(secret_key.encode())
         self._aead = AESGCM(key)
         self._aad = purpose.encode()
 
@@ -43,4 +43,6 @@ class SecretBox:
         try:
             return self._aead.decrypt(raw[:12], raw[12:], self._aad).decode()
         except InvalidTag as exc:
-            raise SecretDecryptionError("the secret cannot be decrypted with this secret key") from exc
+            raise SecretDecryptionError(
+                "the secret cannot be decrypted with this secret key"
+            ) from exc

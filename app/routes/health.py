@@ -26,7 +26,9 @@ async def readyz(request: Request) -> JSONResponse:
     ready = True
     try:
         conn = connections.get("default")
-        _, rows = await asyncio.wait_for(conn.execute_query("SELECT app, name FROM tortoise_migrations"), 2)
+        _, rows = await asyncio.wait_for(
+            conn.execute_query("SELECT app, name FROM tortoise_migrations"), 2
+        )
         checks["database"] = "ok"
         pending = pending_migrations_from({f"{r['app']}.{r['name']}" for r in rows})
         if pending:
@@ -34,9 +36,11 @@ async def readyz(request: Request) -> JSONResponse:
             checks["migrations"] = "pending: " + ", ".join(pending)
         else:
             checks["migrations"] = "ok"
-    except (OSError, TimeoutError, Exception) as exc:  # noqa: BLE001 - any failure means not ready
+    except (OSError, TimeoutError, Exception) as exc:
         log.warning("readiness check failed: %s", exc)
         ready = False
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

@@ -72,22 +72,39 @@ def _seq_from_cursor(cursor: str) -> int:
     except (ValueError, UnicodeDecodeError):
         seq = -1
     if not 1 <= seq <= MAX_SEQ:
-        raise InvalidInputError("the cursor is not valid", fields=[FieldProblem("cursor", "was not issued by this service")])
+        raise InvalidInputError(
+            "the cursor is not valid",
+            fields=[FieldProblem("cursor", "was not issued by this service")],
+        )
     return seq
 
 
-@router.get("", summary="List audit events, newest first", permission=Permission.AUDIT_READ,
-            query=AuditQuery, response=AuditEventPage, errors=(422,))
+@router.get(
+    "",
+    summary="List audit events, newest first",
+    permission=Permission.AUDIT_READ,
+    query=AuditQuery,
+    response=AuditEventPage,
+    errors=(422,),
+)
 async def list_audit_events(call: Call[Input, AuditQuery]) -> AuditEventPage:
     q = call.query
     before_seq = _seq_from_cursor(q.cursor) if q.cursor else None
     filters = service.AuditFilter(
-        action=q.action, actor=q.actor, target_type=q.target_type, target_id=q.target_id,
-        since=q.since, until=q.until,
+        action=q.action,
+        actor=q.actor,
+        target_type=q.target_type,
+        target_id=q.target_id,
+        since=q.since,
+        until=q.until,
     )
     rows = await service.list_events(filters, before_seq=before_seq, limit=q.limit + 1)
     next_cursor = None
     if len(rows) > q.limit:
         rows = rows[: q.limit]
-        next_cursor = base64.urlsafe_b64encode(f"seq:{rows[-1]['seq']}".encode()).decode().rstrip("=")
-    return AuditEventPage(items=[AuditEventOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+        next_cursor = (
+            base64.urlsafe_b64encode(f"seq:{rows[-1]['seq']}".encode()).decode().rstrip("=")
+        )
+    return AuditEventPage(
+        items=[AuditEventOut.model_validate(r) for r in rows], next_cursor=next_cursor
+    )

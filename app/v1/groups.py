@@ -48,35 +48,72 @@ class GroupQuery(ListQuery):
     sort: str = Field("name", description="name, priority or created_at; prefix - for descending.")
 
 
-@router.get("", summary="List groups", permission=Permission.GROUPS_READ, query=GroupQuery,
-            response=GroupPage, errors=(422,))
+@router.get(
+    "",
+    summary="List groups",
+    permission=Permission.GROUPS_READ,
+    query=GroupQuery,
+    response=GroupPage,
+    errors=(422,),
+)
 async def list_groups(call: Call[Input, GroupQuery]) -> GroupPage:
     q = call.query
-    page = await paginate(Group.all(), Sort.parse(q.sort, service.SORTABLE), cursor=q.cursor, limit=q.limit)
-    return GroupPage(items=[GroupOut.model_validate(g) for g in page.items], next_cursor=page.next_cursor)
+    page = await paginate(
+        Group.all(), Sort.parse(q.sort, service.SORTABLE), cursor=q.cursor, limit=q.limit
+    )
+    return GroupPage(
+        items=[GroupOut.model_validate(g) for g in page.items], next_cursor=page.next_cursor
+    )
 
 
-@router.post("", summary="Create a group", permission=Permission.GROUPS_WRITE, body=GroupCreate,
-             response=GroupOut, status=201, errors=(409, 422))
+@router.post(
+    "",
+    summary="Create a group",
+    permission=Permission.GROUPS_WRITE,
+    body=GroupCreate,
+    response=GroupOut,
+    status=201,
+    errors=(409, 422),
+)
 async def create_group(call: Call[GroupCreate, Input]) -> GroupOut:
     b = call.body
-    return GroupOut.model_validate(await service.create_group(b.name, b.description, b.priority, actor=call.actor))
+    return GroupOut.model_validate(
+        await service.create_group(b.name, b.description, b.priority, actor=call.actor)
+    )
 
 
-@router.get("/{id}", summary="Get a group", permission=Permission.GROUPS_READ, response=GroupOut,
-            errors=(404,))
+@router.get(
+    "/{id}",
+    summary="Get a group",
+    permission=Permission.GROUPS_READ,
+    response=GroupOut,
+    errors=(404,),
+)
 async def get_group(call: Call[Input, Input]) -> GroupOut:
     return GroupOut.model_validate(await service.get_group(call.id()))
 
 
-@router.patch("/{id}", summary="Change a group", permission=Permission.GROUPS_WRITE, body=GroupPatch,
-              response=GroupOut, errors=(404, 409, 422))
+@router.patch(
+    "/{id}",
+    summary="Change a group",
+    permission=Permission.GROUPS_WRITE,
+    body=GroupPatch,
+    response=GroupOut,
+    errors=(404, 409, 422),
+)
 async def update_group(call: Call[GroupPatch, Input]) -> GroupOut:
-    return GroupOut.model_validate(await service.update_group(call.id(), changes_of(call.body), actor=call.actor))
+    return GroupOut.model_validate(
+        await service.update_group(call.id(), changes_of(call.body), actor=call.actor)
+    )
 
 
-@router.delete("/{id}", summary="Delete a group (members stay)", permission=Permission.GROUPS_WRITE,
-               status=204, errors=(404,))
+@router.delete(
+    "/{id}",
+    summary="Delete a group (members stay)",
+    permission=Permission.GROUPS_WRITE,
+    status=204,
+    errors=(404,),
+)
 async def delete_group(call: Call[Input, Input]) -> None:
     await service.delete_group(call.id(), actor=call.actor)
 
@@ -85,8 +122,14 @@ class GroupMemberQuery(ListQuery):
     pass
 
 
-@router.get("/{id}/members", summary="List a group's members", permission=Permission.GROUPS_READ,
-            query=GroupMemberQuery, response=MemberPage, errors=(404, 422))
+@router.get(
+    "/{id}/members",
+    summary="List a group's members",
+    permission=Permission.GROUPS_READ,
+    query=GroupMemberQuery,
+    response=MemberPage,
+    errors=(404, 422),
+)
 async def list_group_members(call: Call[Input, GroupMemberQuery]) -> MemberPage:
     group = await service.get_group(call.id())
     query = Member.filter(group_memberships__group_id=group.id)
@@ -94,13 +137,23 @@ async def list_group_members(call: Call[Input, GroupMemberQuery]) -> MemberPage:
     return MemberPage(items=[MemberOut.of(m) for m in page.items], next_cursor=page.next_cursor)
 
 
-@router.put("/{id}/members/{member_id}", summary="Add a member to a group (idempotent)",
-            permission=Permission.GROUPS_WRITE, status=204, errors=(404,))
+@router.put(
+    "/{id}/members/{member_id}",
+    summary="Add a member to a group (idempotent)",
+    permission=Permission.GROUPS_WRITE,
+    status=204,
+    errors=(404,),
+)
 async def add_group_member(call: Call[Input, Input]) -> None:
     await service.add_member(call.id(), call.id("member_id"), actor=call.actor)
 
 
-@router.delete("/{id}/members/{member_id}", summary="Remove a member from a group (idempotent)",
-               permission=Permission.GROUPS_WRITE, status=204, errors=(404,))
+@router.delete(
+    "/{id}/members/{member_id}",
+    summary="Remove a member from a group (idempotent)",
+    permission=Permission.GROUPS_WRITE,
+    status=204,
+    errors=(404,),
+)
 async def remove_group_member(call: Call[Input, Input]) -> None:
     await service.remove_member(call.id(), call.id("member_id"), actor=call.actor)

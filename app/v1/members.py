@@ -39,11 +39,18 @@ class MemberOut(Output):
     @classmethod
     def of(cls, member: Member) -> MemberOut:
         return cls(
-            id=member.id, email=member.email, name=member.name, unit_id=member.unit_id,
-            manager_id=member.manager_id, roles=[Role(r) for r in member.roles],
-            status=member.status, allowed_actions=allowed_actions(member.status),
-            idp_subject=member.idp_subject, external_id=member.external_id,
-            status_changed_at=member.status_changed_at, created_at=member.created_at,
+            id=member.id,
+            email=member.email,
+            name=member.name,
+            unit_id=member.unit_id,
+            manager_id=member.manager_id,
+            roles=[Role(r) for r in member.roles],
+            status=member.status,
+            allowed_actions=allowed_actions(member.status),
+            idp_subject=member.idp_subject,
+            external_id=member.external_id,
+            status_changed_at=member.status_changed_at,
+            created_at=member.created_at,
             updated_at=member.updated_at,
         )
 
@@ -66,7 +73,9 @@ class MemberCreate(Input):
 class MemberPatch(Input):
     email: EmailStr = Field(default_factory=absent)
     name: Name = Field(default_factory=absent)
-    manager_id: uuid.UUID | None = Field(default_factory=absent, description="null removes the manager")
+    manager_id: uuid.UUID | None = Field(
+        default_factory=absent, description="null removes the manager"
+    )
     roles: list[Role] = Field(default_factory=absent, max_length=len(Role))
     idp_subject: ExternalRef | None = Field(default_factory=absent)
     external_id: ExternalRef | None = Field(default_factory=absent)
@@ -83,23 +92,37 @@ class MemberTransition(Input):
 
 class MemberQuery(ListQuery):
     status: MemberStatus | None = None
-    unit_id: uuid.UUID | None = Field(None, description="Members of this unit (and below, see subtree).")
+    unit_id: uuid.UUID | None = Field(
+        None, description="Members of this unit (and below, see subtree)."
+    )
     subtree: bool = Field(True, description="With unit_id: include members of descendant units.")
     group_id: uuid.UUID | None = None
     manager_id: uuid.UUID | None = None
     q: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         None, description="Text found in the email or name."
     )
-    sort: str = Field("email", description="email, name, created_at or status; prefix - for descending.")
+    sort: str = Field(
+        "email", description="email, name, created_at or status; prefix - for descending."
+    )
 
 
-@router.get("", summary="List members", permission=Permission.MEMBERS_READ, query=MemberQuery,
-            response=MemberPage, errors=(404, 422))
+@router.get(
+    "",
+    summary="List members",
+    permission=Permission.MEMBERS_READ,
+    query=MemberQuery,
+    response=MemberPage,
+    errors=(404, 422),
+)
 async def list_members(call: Call[Input, MemberQuery]) -> MemberPage:
     q = call.query
     filters = service.MemberFilter(
-        status=q.status, unit_id=q.unit_id, include_subunits=q.subtree, group_id=q.group_id,
-        q=q.q, manager_id=q.manager_id,
+        status=q.status,
+        unit_id=q.unit_id,
+        include_subunits=q.subtree,
+        group_id=q.group_id,
+        q=q.q,
+        manager_id=q.manager_id,
     )
     page = await service.list_members(
         filters, Sort.parse(q.sort, service.SORTABLE), cursor=q.cursor, limit=q.limit
@@ -107,14 +130,26 @@ async def list_members(call: Call[Input, MemberQuery]) -> MemberPage:
     return MemberPage(items=[MemberOut.of(m) for m in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("", summary="Create a member", permission=Permission.MEMBERS_WRITE, body=MemberCreate,
-             response=MemberOut, status=201, errors=(409, 422))
+@router.post(
+    "",
+    summary="Create a member",
+    permission=Permission.MEMBERS_WRITE,
+    body=MemberCreate,
+    response=MemberOut,
+    status=201,
+    errors=(409, 422),
+)
 async def create_member(call: Call[MemberCreate, Input]) -> MemberOut:
     b = call.body
     member = await service.create_member(
         service.NewMember(
-            email=b.email, name=b.name, unit_id=b.unit_id, manager_id=b.manager_id,
-            roles=tuple(b.roles), status=b.status, idp_subject=b.idp_subject,
+            email=b.email,
+            name=b.name,
+            unit_id=b.unit_id,
+            manager_id=b.manager_id,
+            roles=tuple(b.roles),
+            status=b.status,
+            idp_subject=b.idp_subject,
             external_id=b.external_id,
         ),
         actor=call.actor,
@@ -122,14 +157,25 @@ async def create_member(call: Call[MemberCreate, Input]) -> MemberOut:
     return MemberOut.of(member)
 
 
-@router.get("/{id}", summary="Get a member", permission=Permission.MEMBERS_READ, response=MemberOut,
-            errors=(404,))
+@router.get(
+    "/{id}",
+    summary="Get a member",
+    permission=Permission.MEMBERS_READ,
+    response=MemberOut,
+    errors=(404,),
+)
 async def get_member(call: Call[Input, Input]) -> MemberOut:
     return MemberOut.of(await service.get_member(call.id()))
 
 
-@router.patch("/{id}", summary="Change a member's details", permission=Permission.MEMBERS_WRITE,
-              body=MemberPatch, response=MemberOut, errors=(404, 409, 422))
+@router.patch(
+    "/{id}",
+    summary="Change a member's details",
+    permission=Permission.MEMBERS_WRITE,
+    body=MemberPatch,
+    response=MemberOut,
+    errors=(404, 409, 422),
+)
 async def update_member(call: Call[MemberPatch, Input]) -> MemberOut:
     changes = changes_of(call.body)
     if "roles" in changes:
@@ -137,15 +183,26 @@ async def update_member(call: Call[MemberPatch, Input]) -> MemberOut:
     return MemberOut.of(await service.update_member(call.id(), changes, actor=call.actor))
 
 
-@router.post("/{id}/move", summary="Move a member to another unit", permission=Permission.MEMBERS_WRITE,
-             body=MemberMove, response=MemberOut, errors=(404, 422))
+@router.post(
+    "/{id}/move",
+    summary="Move a member to another unit",
+    permission=Permission.MEMBERS_WRITE,
+    body=MemberMove,
+    response=MemberOut,
+    errors=(404, 422),
+)
 async def move_member(call: Call[MemberMove, Input]) -> MemberOut:
     return MemberOut.of(await service.move_member(call.id(), call.body.unit_id, actor=call.actor))
 
 
-@router.post("/{id}/transitions", summary="Apply a lifecycle action (activate, suspend, reinstate…)",
-             permission=Permission.MEMBERS_LIFECYCLE, body=MemberTransition, response=MemberOut,
-             errors=(404, 409, 422))
+@router.post(
+    "/{id}/transitions",
+    summary="Apply a lifecycle action (activate, suspend, reinstate…)",
+    permission=Permission.MEMBERS_LIFECYCLE,
+    body=MemberTransition,
+    response=MemberOut,
+    errors=(404, 409, 422),
+)
 async def transition_member(call: Call[MemberTransition, Input]) -> MemberOut:
     """Illegal actions answer 409 with ``allowed_actions`` listing the legal ones."""
     member = await service.transition_member(

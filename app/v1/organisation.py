@@ -35,15 +35,24 @@ class OrganisationPatch(Input):
     domains: list[Domain] = Field(default_factory=absent, max_length=100)
 
 
-@router.get("", summary="Get the organisation", permission=Permission.ORGANISATION_READ,
-            response=OrganisationOut)
+@router.get(
+    "",
+    summary="Get the organisation",
+    permission=Permission.ORGANISATION_READ,
+    response=OrganisationOut,
+)
 async def get_organisation(call: Call[Input, Input]) -> OrganisationOut:
     return OrganisationOut.model_validate(await service.get_current_organisation())
 
 
-@router.patch("", summary="Change the organisation's name or verified domains",
-              permission=Permission.ORGANISATION_WRITE, body=OrganisationPatch,
-              response=OrganisationOut, errors=(409, 422))
+@router.patch(
+    "",
+    summary="Change the organisation's name or verified domains",
+    permission=Permission.ORGANISATION_WRITE,
+    body=OrganisationPatch,
+    response=OrganisationOut,
+    errors=(409, 422),
+)
 async def update_organisation(call: Call[OrganisationPatch, Input]) -> OrganisationOut:
     org = await service.update_organisation(changes_of(call.body), actor=call.actor)
     return OrganisationOut.model_validate(org)

@@ -38,7 +38,9 @@ class ProductPage(Page[ProductOut]):
 
 
 class ProductCreate(Input):
-    key: Key = Field(description="Short stable name: lower-case letter, then letters, digits, - or _.")
+    key: Key = Field(
+        description="Short stable name: lower-case letter, then letters, digits, - or _."
+    )
     name: Name
     description: Text = ""
 
@@ -52,36 +54,75 @@ class ProductQuery(ListQuery):
     sort: str = Field("key", description="key, name or created_at; prefix - for descending.")
 
 
-@router.get("", summary="List products", permission=Permission.PRODUCTS_READ, query=ProductQuery,
-            response=ProductPage, errors=(422,))
+@router.get(
+    "",
+    summary="List products",
+    permission=Permission.PRODUCTS_READ,
+    query=ProductQuery,
+    response=ProductPage,
+    errors=(422,),
+)
 async def list_products(call: Call[Input, ProductQuery]) -> ProductPage:
     q = call.query
-    page = await paginate(Product.all(), Sort.parse(q.sort, ("key", "name", "created_at")),
-                          cursor=q.cursor, limit=q.limit)
-    return ProductPage(items=[ProductOut.model_validate(p) for p in page.items], next_cursor=page.next_cursor)
+    page = await paginate(
+        Product.all(),
+        Sort.parse(q.sort, ("key", "name", "created_at")),
+        cursor=q.cursor,
+        limit=q.limit,
+    )
+    return ProductPage(
+        items=[ProductOut.model_validate(p) for p in page.items], next_cursor=page.next_cursor
+    )
 
 
-@router.post("", summary="Create a product", permission=Permission.PRODUCTS_WRITE, body=ProductCreate,
-             response=ProductOut, status=201, errors=(409, 422))
+@router.post(
+    "",
+    summary="Create a product",
+    permission=Permission.PRODUCTS_WRITE,
+    body=ProductCreate,
+    response=ProductOut,
+    status=201,
+    errors=(409, 422),
+)
 async def create_product(call: Call[ProductCreate, Input]) -> ProductOut:
     b = call.body
-    return ProductOut.model_validate(await service.create_product(b.key, b.name, b.description, actor=call.actor))
+    return ProductOut.model_validate(
+        await service.create_product(b.key, b.name, b.description, actor=call.actor)
+    )
 
 
-@router.get("/{id}", summary="Get a product", permission=Permission.PRODUCTS_READ, response=ProductOut,
-            errors=(404,))
+@router.get(
+    "/{id}",
+    summary="Get a product",
+    permission=Permission.PRODUCTS_READ,
+    response=ProductOut,
+    errors=(404,),
+)
 async def get_product(call: Call[Input, Input]) -> ProductOut:
     return ProductOut.model_validate(await service.get_product(call.id()))
 
 
-@router.patch("/{id}", summary="Change a product", permission=Permission.PRODUCTS_WRITE,
-              body=ProductPatch, response=ProductOut, errors=(404, 422))
+@router.patch(
+    "/{id}",
+    summary="Change a product",
+    permission=Permission.PRODUCTS_WRITE,
+    body=ProductPatch,
+    response=ProductOut,
+    errors=(404, 422),
+)
 async def update_product(call: Call[ProductPatch, Input]) -> ProductOut:
-    return ProductOut.model_validate(await service.update_product(call.id(), changes_of(call.body), actor=call.actor))
+    return ProductOut.model_validate(
+        await service.update_product(call.id(), changes_of(call.body), actor=call.actor)
+    )
 
 
-@router.delete("/{id}", summary="Delete a product without live accounts",
-               permission=Permission.PRODUCTS_WRITE, status=204, errors=(404, 409))
+@router.delete(
+    "/{id}",
+    summary="Delete a product without live accounts",
+    permission=Permission.PRODUCTS_WRITE,
+    status=204,
+    errors=(404, 409),
+)
 async def delete_product(call: Call[Input, Input]) -> None:
     await service.delete_product(call.id(), actor=call.actor)
 
@@ -114,8 +155,14 @@ class AccountQuery(ListQuery):
     status: ProductAccountStatus | None = None
 
 
-@accounts.get("", summary="List product accounts", permission=Permission.PRODUCTS_READ,
-              query=AccountQuery, response=AccountPage, errors=(422,))
+@accounts.get(
+    "",
+    summary="List product accounts",
+    permission=Permission.PRODUCTS_READ,
+    query=AccountQuery,
+    response=AccountPage,
+    errors=(422,),
+)
 async def list_product_accounts(call: Call[Input, AccountQuery]) -> AccountPage:
     q = call.query
     query = ProductAccount.all()
@@ -124,26 +171,46 @@ async def list_product_accounts(call: Call[Input, AccountQuery]) -> AccountPage:
         if value is not None:
             query = query.filter(**{field: value})
     page = await paginate(query, Sort("created_at"), cursor=q.cursor, limit=q.limit)
-    return AccountPage(items=[AccountOut.model_validate(a) for a in page.items], next_cursor=page.next_cursor)
+    return AccountPage(
+        items=[AccountOut.model_validate(a) for a in page.items], next_cursor=page.next_cursor
+    )
 
 
-@accounts.post("", summary="Give a member an account in a product (idempotent)",
-               permission=Permission.PRODUCTS_WRITE, body=AccountCreate, response=AccountOut,
-               status=201, errors=(404, 422))
+@accounts.post(
+    "",
+    summary="Give a member an account in a product (idempotent)",
+    permission=Permission.PRODUCTS_WRITE,
+    body=AccountCreate,
+    response=AccountOut,
+    status=201,
+    errors=(404, 422),
+)
 async def assign_product(call: Call[AccountCreate, Input]) -> AccountOut:
-    account, _ = await service.assign_product(call.body.member_id, call.body.product_id, actor=call.actor)
+    account, _ = await service.assign_product(
+        call.body.member_id, call.body.product_id, actor=call.actor
+    )
     return AccountOut.model_validate(account)
 
 
-@accounts.get("/{id}", summary="Get a product account", permission=Permission.PRODUCTS_READ,
-              response=AccountOut, errors=(404,))
+@accounts.get(
+    "/{id}",
+    summary="Get a product account",
+    permission=Permission.PRODUCTS_READ,
+    response=AccountOut,
+    errors=(404,),
+)
 async def get_product_account(call: Call[Input, Input]) -> AccountOut:
     return AccountOut.model_validate(await service.get_account(call.id()))
 
 
-@accounts.patch("/{id}", summary="Assign, suspend or remove a product account",
-                permission=Permission.PRODUCTS_WRITE, body=AccountPatch, response=AccountOut,
-                errors=(404, 422))
+@accounts.patch(
+    "/{id}",
+    summary="Assign, suspend or remove a product account",
+    permission=Permission.PRODUCTS_WRITE,
+    body=AccountPatch,
+    response=AccountOut,
+    errors=(404, 422),
+)
 async def update_product_account(call: Call[AccountPatch, Input]) -> AccountOut:
     return AccountOut.model_validate(
         await service.set_account_status(call.id(), call.body.status, actor=call.actor)
@@ -171,30 +238,60 @@ class ClientPage(Page[ClientOut]):
 
 class ClientCreate(Input):
     name: Name
-    scopes: list[Annotated[str, StringConstraints(max_length=50)]] = Field(min_length=1, max_length=20)
+    scopes: list[Annotated[str, StringConstraints(max_length=50)]] = Field(
+        min_length=1, max_length=20
+    )
 
 
-@router.get("/{id}/clients", summary="List a product's API clients", permission=Permission.PRODUCTS_READ,
-            query=ListQuery, response=ClientPage, errors=(404,))
+@router.get(
+    "/{id}/clients",
+    summary="List a product's API clients",
+    permission=Permission.PRODUCTS_READ,
+    query=ListQuery,
+    response=ClientPage,
+    errors=(404,),
+)
 async def list_product_clients(call: Call[Input, ListQuery]) -> ClientPage:
     product = await service.get_product(call.id())
-    page = await paginate(ProductClient.filter(product_id=product.id), Sort("created_at"),
-                          cursor=call.query.cursor, limit=call.query.limit)
-    return ClientPage(items=[ClientOut.model_validate(c) for c in page.items], next_cursor=page.next_cursor)
+    page = await paginate(
+        ProductClient.filter(product_id=product.id),
+        Sort("created_at"),
+        cursor=call.query.cursor,
+        limit=call.query.limit,
+    )
+    return ClientPage(
+        items=[ClientOut.model_validate(c) for c in page.items], next_cursor=page.next_cursor
+    )
 
 
-@router.post("/{id}/clients", summary="Register an OAuth 2.0 client (client credentials) for a product",
-             permission=Permission.PRODUCTS_WRITE, body=ClientCreate, response=ClientCreated, status=201,
-             errors=(404, 422))
+@router.post(
+    "/{id}/clients",
+    summary="Register an OAuth 2.0 client (client credentials) for a product",
+    permission=Permission.PRODUCTS_WRITE,
+    body=ClientCreate,
+    response=ClientCreated,
+    status=201,
+    errors=(404, 422),
+)
 async def create_product_client(call: Call[ClientCreate, Input]) -> ClientCreated:
-    client, secret = await clients.create_client(call.id(), call.body.name, call.body.scopes, actor=call.actor)
+    client, secret = await clients.create_client(
+        call.id(), call.body.name, call.body.scopes, actor=call.actor
+    )
     base = call.request.app.state.settings.base_url
-    return ClientCreated(**ClientOut.model_validate(client).model_dump(), client_secret=secret,
-                         token_endpoint=f"{base}/oauth/token")
+    return ClientCreated(
+        **ClientOut.model_validate(client).model_dump(),
+        client_secret=secret,
+        token_endpoint=f"{base}/oauth/token",
+    )
 
 
-@router.delete("/{id}/clients/{client_id}", summary="Revoke a product's client", permission=Permission.PRODUCTS_WRITE,
-               status=204, errors=(404,))
+@router.delete(
+    "/{id}/clients/{client_id}",
+    summary="Revoke a product's client",
+    permission=Permission.PRODUCTS_WRITE,
+    status=204,
+    errors=(404,),
+)
 async def revoke_product_client(call: Call[Input, Input]) -> None:
     client = await clients.get_client(call.id("client_id"))
     if client.product_id != call.id():

@@ -39,15 +39,22 @@ class SsoConnectionOut(Output):
 
 class SsoConnectionIn(Input):
     issuer: AnyHttpUrl
-    client_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    client_id: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)
+    ]
     client_secret: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = Field(
-        None, description="Omit to keep the stored secret.")
-    scopes: list[Scope] = Field(default_factory=lambda: ["openid", "email", "profile"], max_length=20)
+        None, description="Omit to keep the stored secret."
+    )
+    scopes: list[Scope] = Field(
+        default_factory=lambda: ["openid", "email", "profile"], max_length=20
+    )
     email_claim: Claim = "email"
     name_claim: Claim = "name"
     groups_claim: Claim | None = None
     unit_claim: Claim | None = None
-    allowed_domains: list[Annotated[str, StringConstraints(max_length=253)]] = Field(default_factory=list, max_length=100)
+    allowed_domains: list[Annotated[str, StringConstraints(max_length=253)]] = Field(
+        default_factory=list, max_length=100
+    )
     jit_provisioning: bool = False
     default_unit_id: uuid.UUID | None = None
     enabled: bool = True
@@ -72,23 +79,39 @@ async def _view(call: Call[Any, Any]) -> SsoConnectionOut:
         raise NotFoundError("no identity provider is configured yet")
     org = await get_current_organisation()
     base = call.request.app.state.settings.base_url
-    return SsoConnectionOut(**service.connection_view(connection),
-                            redirect_uri=f"{base}/oidc/{org.slug}/callback",
-                            backchannel_logout_uri=f"{base}/oidc/{org.slug}/backchannel-logout")
+    return SsoConnectionOut(
+        **service.connection_view(connection),
+        redirect_uri=f"{base}/oidc/{org.slug}/callback",
+        backchannel_logout_uri=f"{base}/oidc/{org.slug}/backchannel-logout",
+    )
 
 
-@router.get("", summary="Get the identity provider connection", permission=Permission.SSO_READ,
-            response=SsoConnectionOut, errors=(404,))
+@router.get(
+    "",
+    summary="Get the identity provider connection",
+    permission=Permission.SSO_READ,
+    response=SsoConnectionOut,
+    errors=(404,),
+)
 async def get_sso_connection(call: Call[Input, Input]) -> SsoConnectionOut:
     return await _view(call)
 
 
-@router.put("", summary="Create or replace the identity provider connection", permission=Permission.SSO_WRITE,
-            body=SsoConnectionIn, response=SsoConnectionOut, errors=(422,))
+@router.put(
+    "",
+    summary="Create or replace the identity provider connection",
+    permission=Permission.SSO_WRITE,
+    body=SsoConnectionIn,
+    response=SsoConnectionOut,
+    errors=(422,),
+)
 async def put_sso_connection(call: Call[SsoConnectionIn, Input]) -> SsoConnectionOut:
     changes = call.body.model_dump()
-    changes["issuer"] = str(call.body.issuer).rstrip("/") if str(call.body.issuer).endswith("/") and \
-        call.body.issuer.path in ("/", None) else str(call.body.issuer)
+    changes["issuer"] = (
+        str(call.body.issuer).rstrip("/")
+        if str(call.body.issuer).endswith("/") and call.body.issuer.path in ("/", None)
+        else str(call.body.issuer)
+    )
     changes["allowed_domains"] = normalise_domains(changes["allowed_domains"])
     if changes["client_secret"] is None:
         changes.pop("client_secret")
@@ -96,9 +119,15 @@ async def put_sso_connection(call: Call[SsoConnectionIn, Input]) -> SsoConnectio
     return await _view(call)
 
 
-@router.post("/test", summary="Fetch discovery and keys now and report what is wrong",
-             permission=Permission.SSO_WRITE, response=ConnectionTestOut, errors=(404,))
+@router.post(
+    "/test",
+    summary="Fetch discovery and keys now and report what is wrong",
+    permission=Permission.SSO_WRITE,
+    response=ConnectionTestOut,
+    errors=(404,),
+)
 async def test_sso_connection(call: Call[Input, Input]) -> ConnectionTestOut:
     result = await service.test_connection(call.request.app.state.web.rp, actor=call.actor)
-    return ConnectionTestOut(ok=result.ok, steps=[TestStep(step=s, ok=o, detail=d) for s, o, d in result.steps])
-
+    return ConnectionTestOut(
+        ok=result.ok, steps=[TestStep(step=s, ok=o, detail=d) for s, o, d in result.steps]
+    )

@@ -29,9 +29,13 @@ class UnitOut(Output):
     @classmethod
     def of(cls, unit: Unit) -> UnitOut:
         return cls(
-            id=unit.id, parent_id=unit.parent_id, name=unit.name, depth=unit.depth,
+            id=unit.id,
+            parent_id=unit.parent_id,
+            name=unit.name,
+            depth=unit.depth,
             path=[uuid.UUID(p) for p in unit.path.split("/")],
-            created_at=unit.created_at, updated_at=unit.updated_at,
+            created_at=unit.created_at,
+            updated_at=unit.updated_at,
         )
 
 
@@ -58,8 +62,14 @@ class UnitQuery(ListQuery):
     sort: str = Field("path", description="path, name, -name, created_at or -created_at.")
 
 
-@router.get("", summary="List units (depth-first order by default)", permission=Permission.UNITS_READ,
-            query=UnitQuery, response=UnitPage, errors=(404, 422))
+@router.get(
+    "",
+    summary="List units (depth-first order by default)",
+    permission=Permission.UNITS_READ,
+    query=UnitQuery,
+    response=UnitPage,
+    errors=(404, 422),
+)
 async def list_units(call: Call[Input, UnitQuery]) -> UnitPage:
     q = call.query
     query = Unit.all()
@@ -73,32 +83,58 @@ async def list_units(call: Call[Input, UnitQuery]) -> UnitPage:
     return UnitPage(items=[UnitOut.of(u) for u in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("", summary="Create a unit", permission=Permission.UNITS_WRITE, body=UnitCreate,
-             response=UnitOut, status=201, errors=(409, 422))
+@router.post(
+    "",
+    summary="Create a unit",
+    permission=Permission.UNITS_WRITE,
+    body=UnitCreate,
+    response=UnitOut,
+    status=201,
+    errors=(409, 422),
+)
 async def create_unit(call: Call[UnitCreate, Input]) -> UnitOut:
-    return UnitOut.of(await service.create_unit(call.body.name, call.body.parent_id, actor=call.actor))
+    return UnitOut.of(
+        await service.create_unit(call.body.name, call.body.parent_id, actor=call.actor)
+    )
 
 
-@router.get("/{id}", summary="Get a unit", permission=Permission.UNITS_READ, response=UnitOut,
-            errors=(404,))
+@router.get(
+    "/{id}", summary="Get a unit", permission=Permission.UNITS_READ, response=UnitOut, errors=(404,)
+)
 async def get_unit(call: Call[Input, Input]) -> UnitOut:
     return UnitOut.of(await service.get_unit(call.id()))
 
 
-@router.patch("/{id}", summary="Rename a unit", permission=Permission.UNITS_WRITE, body=UnitPatch,
-              response=UnitOut, errors=(404, 409, 422))
+@router.patch(
+    "/{id}",
+    summary="Rename a unit",
+    permission=Permission.UNITS_WRITE,
+    body=UnitPatch,
+    response=UnitOut,
+    errors=(404, 409, 422),
+)
 async def rename_unit(call: Call[UnitPatch, Input]) -> UnitOut:
     return UnitOut.of(await service.rename_unit(call.id(), call.body.name, actor=call.actor))
 
 
-@router.post("/{id}/move", summary="Move a unit and its subtree under another parent",
-             permission=Permission.UNITS_WRITE, body=UnitMove, response=UnitOut,
-             errors=(404, 409, 422))
+@router.post(
+    "/{id}/move",
+    summary="Move a unit and its subtree under another parent",
+    permission=Permission.UNITS_WRITE,
+    body=UnitMove,
+    response=UnitOut,
+    errors=(404, 409, 422),
+)
 async def move_unit(call: Call[UnitMove, Input]) -> UnitOut:
     return UnitOut.of(await service.move_unit(call.id(), call.body.parent_id, actor=call.actor))
 
 
-@router.delete("/{id}", summary="Delete an empty unit", permission=Permission.UNITS_WRITE,
-               status=204, errors=(404, 409))
+@router.delete(
+    "/{id}",
+    summary="Delete an empty unit",
+    permission=Permission.UNITS_WRITE,
+    status=204,
+    errors=(404, 409),
+)
 async def delete_unit(call: Call[Input, Input]) -> None:
     await service.delete_unit(call.id(), actor=call.actor)

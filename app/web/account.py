@@ -16,7 +16,11 @@ def routes(web: Web) -> list[BaseRoute]:
         member = ctx.active.member
         accounts = await ProductAccount.filter(member_id=member.id).order_by("created_at")
         products = {p.id: p for p in await Product.filter(id__in=[a.product_id for a in accounts])}
-        return ctx.render("account/home.html", notice=organisation_notice(ctx.organisation),
-                          accounts=accounts, products=products)
+        return ctx.render(
+            "account/home.html",
+            notice=organisation_notice(ctx.organisation),
+            accounts=accounts,
+            products=products,
+        )
 
     return [Route("/account", account_home, methods=["GET"])]

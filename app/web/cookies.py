@@ -28,7 +28,9 @@ MAX_ORGS = 8
 class SignedIn:
     """The organisations this browser has sessions with; ``current`` is the active one."""
 
-    sessions: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # org hex → (secret, slug, name)
+    sessions: dict[str, tuple[str, str, str]] = field(
+        default_factory=dict
+    )  # org hex → (secret, slug, name)
     current: str | None = None
 
     def token(self, org_hex: str | None = None) -> SessionToken | None:
@@ -74,11 +76,22 @@ class CookieJar:
 
     def store(self, response: Response, state: SignedIn) -> None:
         if not state.sessions:
-            response.delete_cookie(SESSION_COOKIE, path="/", secure=self.secure, httponly=True, samesite="lax")
+            response.delete_cookie(
+                SESSION_COOKIE, path="/", secure=self.secure, httponly=True, samesite="lax"
+            )
             return
-        value = self._signer.dumps({"s": {k: list(v) for k, v in state.sessions.items()}, "c": state.current})
-        response.set_cookie(SESSION_COOKIE, value, max_age=int(ABSOLUTE_TIMEOUT.total_seconds()), path="/",
-                            secure=self.secure, httponly=True, samesite="lax")
+        value = self._signer.dumps(
+            {"s": {k: list(v) for k, v in state.sessions.items()}, "c": state.current}
+        )
+        response.set_cookie(
+            SESSION_COOKIE,
+            value,
+            max_age=int(ABSOLUTE_TIMEOUT.total_seconds()),
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
 
     def browser_id(self, request: Request) -> str | None:
         raw = request.cookies.get(BROWSER_COOKIE)
@@ -95,13 +108,27 @@ class CookieJar:
         if existing:
             return existing
         value = secrets.token_urlsafe(24)
-        response.set_cookie(BROWSER_COOKIE, self._signer.dumps(value, salt="tenantry.browser"),
-                            max_age=30 * 24 * 3600, path="/", secure=self.secure, httponly=True, samesite="lax")
+        response.set_cookie(
+            BROWSER_COOKIE,
+            self._signer.dumps(value, salt="tenantry.browser"),
+            max_age=30 * 24 * 3600,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
         return value
 
     def flash(self, response: Response, message: str) -> None:
-        response.set_cookie(FLASH_COOKIE, self._signer.dumps(message, salt="tenantry.flash"), max_age=60,
-                            path="/", secure=self.secure, httponly=True, samesite="lax")
+        response.set_cookie(
+            FLASH_COOKIE,
+            self._signer.dumps(message, salt="tenantry.flash"),
+            max_age=60,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
 
     def take_flash(self, request: Request, response: Response) -> str | None:
         raw = request.cookies.get(FLASH_COOKIE)

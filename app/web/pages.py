@@ -45,16 +45,29 @@ class Web:
     rp: RelyingParty
     box: SecretBox
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(30, 300))
-    templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES)))
+    templates: Jinja2Templates = field(
+        default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES))
+    )
 
-    def render(self, request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    def render(
+        self, request: Request, template: str, context: dict[str, Any], status: int = 200
+    ) -> HTMLResponse:
         response = self.templates.TemplateResponse(request, template, context, status_code=status)
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    def message(self, request: Request, title: str, text: str, *, status: int = 200,
-                link: tuple[str, str] | None = None) -> HTMLResponse:
-        return self.render(request, "message.html", {"title": title, "text": text, "link": link}, status)
+    def message(
+        self,
+        request: Request,
+        title: str,
+        text: str,
+        *,
+        status: int = 200,
+        link: tuple[str, str] | None = None,
+    ) -> HTMLResponse:
+        return self.render(
+            request, "message.html", {"title": title, "text": text, "link": link}, status
+        )
 
 
 #: Console navigation: (label, path, permission). Pages the role may not open are hidden.
@@ -89,8 +102,13 @@ class PageContext:
     def actor(self) -> Actor:
         base = self.active.actor
         client = self.request.client.host if self.request.client else None
-        return Actor(base.kind, base.id, base.display, request_id=getattr(self.request.state, "request_id", None),
-                     client_addr=client)
+        return Actor(
+            base.kind,
+            base.id,
+            base.display,
+            request_id=getattr(self.request.state, "request_id", None),
+            client_addr=client,
+        )
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
@@ -122,7 +140,9 @@ class PageContext:
 Handler = Callable[[PageContext], Awaitable[Response]]
 
 
-def page(web: Web, *, permission: Permission | None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+def page(
+    web: Web, *, permission: Permission | None
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap a page handler: signed-in session required, ``permission`` checked, and on POST
     the form's CSRF token checked. ``permission=None`` means any signed-in member."""
 
@@ -137,9 +157,12 @@ def page(web: Web, *, permission: Permission | None) -> Callable[[Handler], Call
                 raw = await request.form()
                 form = {k: v for k, v in raw.items() if isinstance(v, str)}
                 if not sessions.is_valid_csrf(web.settings.secret_key, token, form.get("csrf")):
-                    return web.message(request, "Form expired",
-                                       "This form was not sent from this session. Go back, reload and try again.",
-                                       status=403)
+                    return web.message(
+                        request,
+                        "Form expired",
+                        "This form was not sent from this session. Go back, reload and try again.",
+                        status=403,
+                    )
             response: Response
             try:
                 async with tenant_transaction(token.org_id):
@@ -153,11 +176,23 @@ def page(web: Web, *, permission: Permission | None) -> Callable[[Handler], Call
                     organisation = await Organisation.get(id=token.org_id)
                     granted = permissions_of(active.member.roles)
                     if permission is not None and permission not in granted:
-                        return web.message(request, "Not allowed",
-                                           "Your role in this organisation does not allow this page.", status=403,
-                                           link=("/account", "Go to your account"))
-                    ctx = PageContext(request, web, active, organisation, granted, state,
-                                      sessions.csrf_token(web.settings.secret_key, token), form)
+                        return web.message(
+                            request,
+                            "Not allowed",
+                            "Your role in this organisation does not allow this page.",
+                            status=403,
+                            link=("/account", "Go to your account"),
+                        )
+                    ctx = PageContext(
+                        request,
+                        web,
+                        active,
+                        organisation,
+                        granted,
+                        state,
+                        sessions.csrf_token(web.settings.secret_key, token),
+                        form,
+                    )
                     placeholder = Response()
                     ctx.flash = web.cookies.take_flash(request, placeholder)
                     response = await handler(ctx)
@@ -167,9 +202,13 @@ def page(web: Web, *, permission: Permission | None) -> Callable[[Handler], Call
             except TenantryError as error:
                 if request.method == "POST":
                     back = request.headers.get("referer") or request.url.path
-                    response = RedirectResponse(_same_site_path(back, request.url.path), status_code=303)
+                    response = RedirectResponse(
+                        _same_site_path(back, request.url.path), status_code=303
+                    )
                     fields = "; ".join(f"{f.field}: {f.reason}" for f in error.fields)
-                    web.cookies.flash(response, f"Not done: {error.message}" + (f" ({fields})" if fields else ""))
+                    web.cookies.flash(
+                        response, f"Not done: {error.message}" + (f" ({fields})" if fields else "")
+                    )
                     return response
                 status = 404 if error.code == "not_found" else 400
                 return web.message(request, error.title, error.message, status=status)

@@ -18,7 +18,8 @@ from tenants.actors import Actor, ActorKind
 from tenants.organisations import service as organisations
 from tenants.organisations.models import Organisation
 from tenants.permissions import is_admin
-from tenants.sessions import passwords, service as sessions
+from tenants.sessions import passwords
+from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
 from tenants.sso import service as sso
 from tenants.sso.oidc import SignInError
@@ -33,8 +34,13 @@ def _client(request: Request) -> str:
 
 
 def _anonymous(request: Request, what: str) -> Actor:
-    return Actor(ActorKind.SYSTEM, what, what, request_id=getattr(request.state, "request_id", None),
-                 client_addr=_client(request))
+    return Actor(
+        ActorKind.SYSTEM,
+        what,
+        what,
+        request_id=getattr(request.state, "request_id", None),
+        client_addr=_client(request),
+    )
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -45,7 +51,9 @@ def routes(web: Web) -> list[BaseRoute]:
 
     def login_form_ok(request: Request, form: dict[str, str]) -> bool:
         browser = web.cookies.browser_id(request)
-        return browser is not None and sessions.is_valid_csrf(settings.secret_key, f"browser:{browser}", form.get("csrf"))
+        return browser is not None and sessions.is_valid_csrf(
+            settings.secret_key, f"browser:{browser}", form.get("csrf")
+        )
 
     def landing(roles: list[str], next_path: str) -> str:
         default = "/console" if is_admin(roles) else "/account"
@@ -78,10 +86,17 @@ def routes(web: Web) -> list[BaseRoute]:
                     if form.get("next"):
                         target += "&next=" + quote(safe_next(form.get("next"), ""))
                     return RedirectResponse(target, status_code=303)
-        page = web.render(request, "login.html", {
-            "csrf": login_csrf(browser), "error": error, "next": next_path,
-            "signed_out": request.query_params.get("signed_out") == "1",
-        }, status=400 if error and request.method == "POST" else 200)
+        page = web.render(
+            request,
+            "login.html",
+            {
+                "csrf": login_csrf(browser),
+                "error": error,
+                "next": next_path,
+                "signed_out": request.query_params.get("signed_out") == "1",
+            },
+            status=400 if error and request.method == "POST" else 200,
+        )
         _copy_cookies(response, page)
         return page
 
@@ -90,21 +105,31 @@ def routes(web: Web) -> list[BaseRoute]:
         slug = request.path_params["slug"]
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:
-            return web.message(request, "Unknown organisation", f"There is no organisation {slug!r} here.", status=404,
-                               link=("/login", "Sign in with your email"))
+            return web.message(
+                request,
+                "Unknown organisation",
+                f"There is no organisation {slug!r} here.",
+                status=404,
+                link=("/login", "Sign in with your email"),
+            )
         async with db.tenant_transaction(org_id):
             org = await Organisation.get(id=org_id)
             connection = await sso.get_connection()
         response = Response()
         browser = web.cookies.ensure_browser_id(request, response)
-        page = web.render(request, "login_org.html", {
-            "org": org, "csrf": login_csrf(browser),
-            "has_sso": connection is not None and connection.enabled,
-            "email": request.query_params.get("email", ""),
-            "next": safe_next(request.query_params.get("next"), ""),
-            "error": request.query_params.get("reason"),
-            "break_glass": request.query_params.get("break_glass") == "1",
-        })
+        page = web.render(
+            request,
+            "login_org.html",
+            {
+                "org": org,
+                "csrf": login_csrf(browser),
+                "has_sso": connection is not None and connection.enabled,
+                "email": request.query_params.get("email", ""),
+                "next": safe_next(request.query_params.get("next"), ""),
+                "error": request.query_params.get("reason"),
+                "break_glass": request.query_params.get("break_glass") == "1",
+            },
+        )
         _copy_cookies(response, page)
         return page
 
@@ -113,21 +138,32 @@ def routes(web: Web) -> list[BaseRoute]:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         browser = web.cookies.browser_id(request)
         if browser is None or not login_form_ok(request, form):
-            return RedirectResponse(f"/login/{quote(slug)}?reason=" + quote("The form expired; try again."), 303)
+            return RedirectResponse(
+                f"/login/{quote(slug)}?reason=" + quote("The form expired; try again."), 303
+            )
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:
-            return web.message(request, "Unknown organisation", "There is no such organisation.", status=404)
+            return web.message(
+                request, "Unknown organisation", "There is no such organisation.", status=404
+            )
         if (wait := web.login_limiter.retry_after(_client(request))) is not None:
             return _too_many(web, request, wait)
         try:
             async with db.tenant_transaction(org_id):
                 url = await sso.begin_sign_in(
-                    web.rp, redirect_uri=f"{settings.base_url}/oidc/{slug}/callback", browser_id=browser,
+                    web.rp,
+                    redirect_uri=f"{settings.base_url}/oidc/{slug}/callback",
+                    browser_id=browser,
                     return_to=safe_next(form.get("next"), ""),
                 )
         except SignInError as exc:
-            return web.message(request, "Sign-in is not available", exc.message, status=502,
-                               link=(f"/login/{slug}", "Back"))
+            return web.message(
+                request,
+                "Sign-in is not available",
+                exc.message,
+                status=502,
+                link=(f"/login/{slug}", "Back"),
+            )
         return RedirectResponse(url, status_code=303)
 
     async def callback(request: Request) -> Response:
@@ -137,79 +173,132 @@ def routes(web: Web) -> list[BaseRoute]:
         params = request.query_params
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:
-            return web.message(request, "Unknown organisation", "There is no such organisation.", status=404)
+            return web.message(
+                request, "Unknown organisation", "There is no such organisation.", status=404
+            )
         if params.get("error"):
             text = params.get("error_description") or params["error"]
-            return web.message(request, "Sign-in was not completed", f"Your identity provider said: {text}",
-                               status=400, link=back)
+            return web.message(
+                request,
+                "Sign-in was not completed",
+                f"Your identity provider said: {text}",
+                status=400,
+                link=back,
+            )
         code, state = params.get("code"), params.get("state")
         browser = web.cookies.browser_id(request)
         if not code or not state or browser is None:
-            return web.message(request, "Sign-in failed", "The answer from your identity provider is incomplete.",
-                               status=400, link=back)
+            return web.message(
+                request,
+                "Sign-in failed",
+                "The answer from your identity provider is incomplete.",
+                status=400,
+                link=back,
+            )
         try:
             async with db.tenant_transaction(org_id):
                 pending = await sso.consume_login_attempt(state, box=web.box)
             claims = await sso.verify_callback(
-                web.rp, pending, code=code, iss=params.get("iss"),
-                redirect_uri=f"{settings.base_url}/oidc/{slug}/callback", browser_id=browser,
+                web.rp,
+                pending,
+                code=code,
+                iss=params.get("iss"),
+                redirect_uri=f"{settings.base_url}/oidc/{slug}/callback",
+                browser_id=browser,
             )
             async with db.tenant_transaction(org_id):
-                outcome = await sso.admit(claims, return_to=pending.return_to, actor=_anonymous(request, "oidc-callback"),
-                                          user_agent=request.headers.get("user-agent"))
+                outcome = await sso.admit(
+                    claims,
+                    return_to=pending.return_to,
+                    actor=_anonymous(request, "oidc-callback"),
+                    user_agent=request.headers.get("user-agent"),
+                )
                 org = await Organisation.get(id=org_id)
         except SignInError as exc:
             log.info("sign-in refused for %s: %s", slug, exc.message)
             return web.message(request, "Sign-in failed", exc.message, status=401, link=back)
         if outcome.refusal is not None or outcome.token is None or outcome.member is None:
-            return web.message(request, "You cannot sign in", outcome.refusal or "Sign-in refused.", status=403,
-                               link=back)
-        return _signed_in(web, request, outcome.token, org, landing(outcome.member.roles, outcome.return_to))
+            return web.message(
+                request,
+                "You cannot sign in",
+                outcome.refusal or "Sign-in refused.",
+                status=403,
+                link=back,
+            )
+        return _signed_in(
+            web, request, outcome.token, org, landing(outcome.member.roles, outcome.return_to)
+        )
 
     async def password_sign_in(request: Request) -> Response:
         slug = request.path_params["slug"]
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         if not login_form_ok(request, form):
-            return RedirectResponse(f"/login/{quote(slug)}?reason=" + quote("The form expired; try again."), 303)
+            return RedirectResponse(
+                f"/login/{quote(slug)}?reason=" + quote("The form expired; try again."), 303
+            )
         if (wait := web.login_limiter.retry_after(_client(request))) is not None:
             return _too_many(web, request, wait)
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:
-            return web.message(request, "Unknown organisation", "There is no such organisation.", status=404)
+            return web.message(
+                request, "Unknown organisation", "There is no such organisation.", status=404
+            )
         async with db.tenant_transaction(org_id):
             org = await Organisation.get(id=org_id)
-            check = await passwords.check_password(form.get("email", ""), form.get("password", ""),
-                                                   actor=_anonymous(request, "password-sign-in"))
+            check = await passwords.check_password(
+                form.get("email", ""),
+                form.get("password", ""),
+                actor=_anonymous(request, "password-sign-in"),
+            )
             refusal = check.refusal
-            if refusal is None and check.credential is not None and not check.credential.break_glass \
-                    and not org.local_sign_in:
+            if (
+                refusal is None
+                and check.credential is not None
+                and not check.credential.break_glass
+                and not org.local_sign_in
+            ):
                 refusal = "password sign-in is switched off for this organisation; use your identity provider"
             token = None
             if refusal is None and check.member is not None and check.credential is not None:
-                method = AuthMethod.BREAK_GLASS if check.credential.break_glass else AuthMethod.PASSWORD
-                member_actor = Actor(ActorKind.MEMBER, str(check.member.id),
-                                     f"{check.member.name} <{check.member.email}>",
-                                     request_id=getattr(request.state, "request_id", None),
-                                     client_addr=_client(request))
-                token = await sessions.create_session(check.member, method, actor=member_actor,
-                                                      user_agent=request.headers.get("user-agent"))
+                method = (
+                    AuthMethod.BREAK_GLASS if check.credential.break_glass else AuthMethod.PASSWORD
+                )
+                member_actor = Actor(
+                    ActorKind.MEMBER,
+                    str(check.member.id),
+                    f"{check.member.name} <{check.member.email}>",
+                    request_id=getattr(request.state, "request_id", None),
+                    client_addr=_client(request),
+                )
+                token = await sessions.create_session(
+                    check.member,
+                    method,
+                    actor=member_actor,
+                    user_agent=request.headers.get("user-agent"),
+                )
         if token is None or check.member is None:
             target = f"/login/{quote(slug)}?email={quote(form.get('email', ''))}&reason={quote(refusal or '')}"
             if form.get("break_glass"):
                 target += "&break_glass=1"
             return RedirectResponse(target, status_code=303)
-        return _signed_in(web, request, token, org, landing(check.member.roles, form.get("next", "")))
+        return _signed_in(
+            web, request, token, org, landing(check.member.roles, form.get("next", ""))
+        )
 
     async def logout(request: Request) -> Response:
         state = web.cookies.signed_in(request)
         token = state.token()
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        if token is not None and sessions.is_valid_csrf(settings.secret_key, token, form.get("csrf")):
+        if token is not None and sessions.is_valid_csrf(
+            settings.secret_key, token, form.get("csrf")
+        ):
             async with db.tenant_transaction(token.org_id):
                 try:
                     active = await sessions.authenticate_session(token)
-                    await sessions.end_session(active.session, reason="signed out", actor=active.actor)
-                except Exception as exc:  # noqa: BLE001 - an already-ended session still signs out
+                    await sessions.end_session(
+                        active.session, reason="signed out", actor=active.actor
+                    )
+                except Exception as exc:
                     log.info("sign-out of an ended session: %s", exc)
             state.remove(token.org_id)
         response = RedirectResponse("/login?signed_out=1", status_code=303)
@@ -221,8 +310,11 @@ def routes(web: Web) -> list[BaseRoute]:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         token = state.token()
         target = form.get("org", "")
-        if token is None or not sessions.is_valid_csrf(settings.secret_key, token, form.get("csrf")) \
-                or target not in state.sessions:
+        if (
+            token is None
+            or not sessions.is_valid_csrf(settings.secret_key, token, form.get("csrf"))
+            or target not in state.sessions
+        ):
             return RedirectResponse("/console", status_code=303)
         state.current = target
         response = RedirectResponse("/console", status_code=303)
@@ -241,11 +333,16 @@ def routes(web: Web) -> list[BaseRoute]:
             return JSONResponse({"error": "invalid_request"}, status_code=400, headers=headers)
         try:
             async with db.tenant_transaction(org_id):
-                ended = await sso.backchannel_logout(web.rp, token, actor=_anonymous(request, "backchannel-logout"))
+                ended = await sso.backchannel_logout(
+                    web.rp, token, actor=_anonymous(request, "backchannel-logout")
+                )
         except SignInError as exc:
             log.warning("back-channel logout refused for %s: %s", slug, exc.message)
-            return JSONResponse({"error": "invalid_request", "error_description": exc.message}, status_code=400,
-                                headers=headers)
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": exc.message},
+                status_code=400,
+                headers=headers,
+            )
         log.info("back-channel logout for %s ended %d sessions", slug, ended)
         return Response(status_code=200, headers=headers)
 
@@ -261,7 +358,9 @@ def routes(web: Web) -> list[BaseRoute]:
     ]
 
 
-def _signed_in(web: Web, request: Request, token: sessions.SessionToken, org: Organisation, target: str) -> Response:
+def _signed_in(
+    web: Web, request: Request, token: sessions.SessionToken, org: Organisation, target: str
+) -> Response:
     state = web.cookies.signed_in(request)
     state.add(token, org.slug, org.name)
     response = RedirectResponse(target, status_code=303)
@@ -270,8 +369,12 @@ def _signed_in(web: Web, request: Request, token: sessions.SessionToken, org: Or
 
 
 def _too_many(web: Web, request: Request, wait: int) -> Response:
-    response = web.message(request, "Too many attempts", f"Too many sign-in attempts from your address. "
-                           f"Wait {wait} seconds and try again.", status=429)
+    response = web.message(
+        request,
+        "Too many attempts",
+        f"Too many sign-in attempts from your address. Wait {wait} seconds and try again.",
+        status=429,
+    )
     response.headers["Retry-After"] = str(wait)
     return response
 

@@ -6,19 +6,24 @@ from tortoise.migrations import operations as ops
 from migrations.rls import (
     OWNER_ROLE,
     RUNTIME_ROLE,
-    TenantForeignKey as FK,
     drop_single_column_foreign_keys,
     grant_runtime,
     row_level_security,
     tenant_foreign_keys,
     tenant_primary_key,
 )
+from migrations.rls import (
+    TenantForeignKey as FK,
+)
 
 TENANT_TABLES: dict[str, list[FK]] = {
     "units": [FK("parent_id", "units")],
     "groups": [],
     "members": [FK("unit_id", "units"), FK("manager_id", "members", "SET NULL")],
-    "group_memberships": [FK("group_id", "groups", "CASCADE"), FK("member_id", "members", "CASCADE")],
+    "group_memberships": [
+        FK("group_id", "groups", "CASCADE"),
+        FK("member_id", "members", "CASCADE"),
+    ],
     "products": [],
     "product_accounts": [FK("member_id", "members"), FK("product_id", "products")],
     "api_tokens": [],

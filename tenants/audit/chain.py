@@ -61,7 +61,10 @@ def format_time(moment: datetime) -> str:
 def canonical_json(value: Any) -> bytes:
     """RFC 8785-style canonical JSON. Raises ValueError on NaN or infinity."""
     return json.dumps(
-        _canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        _canonical(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
         allow_nan=False,
     ).encode()
 
@@ -105,7 +108,11 @@ class ChainHead:
     def parse(cls, text: str) -> ChainHead:
         """Parse ``SEQ:HASH`` as printed by ``tenantry audit verify``; ValueError if malformed."""
         seq, _, digest = text.partition(":")
-        if not seq.isdigit() or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        if (
+            not seq.isdigit()
+            or len(digest) != 64
+            or not all(c in "0123456789abcdef" for c in digest)
+        ):
             raise ValueError("expected SEQ:HASH, e.g. 42:3f0c…(64 hex digits)")
         return cls(int(seq), digest)
 
@@ -163,7 +170,8 @@ class ChainVerifier:
                 self.broken = ChainBreak(seq, f"event {seq} is out of order or duplicated")
         elif stored.prev_hash != self.prev_hash:
             self.broken = ChainBreak(
-                seq, "its link to the previous event does not match (inserted, removed or reordered)"
+                seq,
+                "its link to the previous event does not match (inserted, removed or reordered)",
             )
         elif event_hash(self.prev_hash, stored.event) != stored.hash:
             self.broken = ChainBreak(seq, "its content does not match its hash (edited)")
@@ -172,7 +180,9 @@ class ChainVerifier:
             and seq == self.expected_head.seq
             and stored.hash != self.expected_head.hash
         ):
-            self.broken = ChainBreak(seq, "it does not match the recorded head (the chain was rewritten)")
+            self.broken = ChainBreak(
+                seq, "it does not match the recorded head (the chain was rewritten)"
+            )
         if self.broken is not None:
             return False
         self.prev_hash = stored.hash

@@ -103,9 +103,20 @@ async def record(
         UPDATE audit_heads SET seq = $2, hash = $14, updated_at = $3 WHERE tenant_id = $1
         """,
         [
-            org, seq, event.occurred_at, event.actor, event.actor_display, action, target_type,
-            event.target_id, _json_or_none(event.before), _json_or_none(event.after),
-            event.request_id, event.client_addr, prev_hash, digest,
+            org,
+            seq,
+            event.occurred_at,
+            event.actor,
+            event.actor_display,
+            action,
+            target_type,
+            event.target_id,
+            _json_or_none(event.before),
+            _json_or_none(event.after),
+            event.request_id,
+            event.client_addr,
+            prev_hash,
+            digest,
         ],
     )
     return seq
@@ -184,7 +195,9 @@ async def _stream(batch: int = 5000) -> AsyncIterator[StoredEvent]:
         rows = await fetch(
             f"SELECT {EVENT_COLUMNS} FROM audit_events WHERE tenant_id = $1 AND seq > $2 "  # noqa: S608
             "ORDER BY seq LIMIT $3",
-            org, after, batch,
+            org,
+            after,
+            batch,
         )
         for row in rows:
             row = _decoded(row)

@@ -42,18 +42,28 @@ class KeyRing:
     _private_cache: dict[str, ECKey] = field(default_factory=dict)
 
     async def _load(self, *, force: bool = False) -> None:
-        if not force and time.monotonic() - self._loaded_at < CACHE_SECONDS and self._public is not None:
+        if (
+            not force
+            and time.monotonic() - self._loaded_at < CACHE_SECONDS
+            and self._public is not None
+        ):
             return
         now = datetime.now(UTC)
-        rows = await SigningKey.filter(created_at__gt=now - SIGNING_PERIOD - PUBLISH_AFTER).order_by("-created_at")
-        current = next((r for r in rows if r.retired_at is None and r.created_at > now - SIGNING_PERIOD), None)
+        rows = await SigningKey.filter(
+            created_at__gt=now - SIGNING_PERIOD - PUBLISH_AFTER
+        ).order_by("-created_at")
+        current = next(
+            (r for r in rows if r.retired_at is None and r.created_at > now - SIGNING_PERIOD), None
+        )
         if current is None:
             current = await self._create()
             rows = [current, *rows]
         published = [r for r in rows if r.retired_at is None or r.retired_at > now - PUBLISH_AFTER]
         self._public = KeySet([ECKey.import_key(r.public_jwk) for r in published])  # type: ignore[arg-type]
         if current.kid not in self._private_cache:
-            self._private_cache[current.kid] = ECKey.import_key(json.loads(self.box.decrypt(current.private_jwk_enc)))
+            self._private_cache[current.kid] = ECKey.import_key(
+                json.loads(self.box.decrypt(current.private_jwk_enc))
+            )
         self._signing = (current.kid, self._private_cache[current.kid])
         self._loaded_at = time.monotonic()
 
@@ -61,7 +71,8 @@ class KeyRing:
         kid = secrets.token_hex(8)
         key = ECKey.generate_key("P-256", parameters={"kid": kid, "use": "sig", "alg": ALGORITHM})
         return await SigningKey.create(
-            kid=kid, private_jwk_enc=self.box.encrypt(json.dumps(key.as_dict(private=True))),
+            kid=kid,
+            private_jwk_enc=self.box.encrypt(json.dumps(key.as_dict(private=True))),
             public_jwk=key.as_dict(private=False),
         )
 

@@ -14,7 +14,11 @@ from tenants.products.models import Product
 
 class ProductClient(TenantModel):
     product: fields.ForeignKeyRelation[Product] = fields.ForeignKeyField(
-        "tenants.Product", related_name="clients", on_delete=fields.CASCADE, db_index=False, db_constraint=False
+        "tenants.Product",
+        related_name="clients",
+        on_delete=fields.CASCADE,
+        db_index=False,
+        db_constraint=False,
     )
     product_id: uuid.UUID
     name = fields.CharField(max_length=200)
@@ -22,7 +26,7 @@ class ProductClient(TenantModel):
     client_id = fields.CharField(max_length=100)
     secret_hash = fields.CharField(max_length=64)
     scopes: fields.Field[list[str]] = fields.JSONField(default=list)
-    revoked_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    revoked_at: datetime | None = fields.DatetimeField(null=True)
 
     class Meta:
         table = "product_clients"
@@ -40,7 +44,7 @@ class SigningKey(Model):
     private_jwk_enc = fields.TextField()
     public_jwk: fields.Field[dict[str, object]] = fields.JSONField()
     created_at = fields.DatetimeField(auto_now_add=True)
-    retired_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    retired_at: datetime | None = fields.DatetimeField(null=True)
 
     class Meta:
         table = "signing_keys"

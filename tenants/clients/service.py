@@ -26,8 +26,13 @@ from tenants.products.models import Product
 
 PREFIX = "pc"
 #: What a product may be granted: its own scopes plus reading members and structure.
-GRANTABLE = PRODUCT_SCOPES | {Permission.MEMBERS_READ, Permission.UNITS_READ, Permission.GROUPS_READ,
-                              Permission.PRODUCTS_READ, Permission.ORGANISATION_READ}
+GRANTABLE = PRODUCT_SCOPES | {
+    Permission.MEMBERS_READ,
+    Permission.UNITS_READ,
+    Permission.GROUPS_READ,
+    Permission.PRODUCTS_READ,
+    Permission.ORGANISATION_READ,
+}
 
 
 def org_of_client_id(client_id: str) -> OrgId | None:
@@ -55,17 +60,28 @@ async def create_client(
     beyond = permissions - GRANTABLE
     if beyond:
         names = ", ".join(sorted(p.value for p in beyond))
-        raise InvalidInputError(f"a product cannot hold {names}",
-                                fields=[FieldProblem("scopes", f"not grantable to products: {names}")])
+        raise InvalidInputError(
+            f"a product cannot hold {names}",
+            fields=[FieldProblem("scopes", f"not grantable to products: {names}")],
+        )
     product = await get_by_id(Product, product_id, "product")
     client_id = f"{PREFIX}_{db.current_org().hex}_{secrets.token_hex(8)}"
     secret = secrets.token_urlsafe(32)
     client = await ProductClient.create(
-        tenant_id=db.current_org(), product_id=product.id, name=name, client_id=client_id,
-        secret_hash=_digest(secret), scopes=sorted(p.value for p in permissions),
+        tenant_id=db.current_org(),
+        product_id=product.id,
+        name=name,
+        client_id=client_id,
+        secret_hash=_digest(secret),
+        scopes=sorted(p.value for p in permissions),
     )
-    await audit.record("product_client.created", "product_client", client.id, actor=actor,
-                       after={"client_id": client_id, "product_id": product.id, "scopes": client.scopes})
+    await audit.record(
+        "product_client.created",
+        "product_client",
+        client.id,
+        actor=actor,
+        after={"client_id": client_id, "product_id": product.id, "scopes": client.scopes},
+    )
     return client, secret
 
 
@@ -100,6 +116,11 @@ async def revoke_client(client_pk: uuid.UUID, *, actor: Actor) -> ProductClient:
         return client
     client.revoked_at = datetime.now(UTC)
     await client.save(update_fields=["revoked_at", "updated_at"])
-    await audit.record("product_client.revoked", "product_client", client.id, actor=actor,
-                       after={"client_id": client.client_id})
+    await audit.record(
+        "product_client.revoked",
+        "product_client",
+        client.id,
+        actor=actor,
+        after={"client_id": client.client_id},
+    )
     return client

@@ -22,11 +22,19 @@ class Group(TenantModel):
 
 class GroupMembership(TenantModel):
     group: fields.ForeignKeyRelation[Group] = fields.ForeignKeyField(
-        "tenants.Group", related_name="memberships", on_delete=fields.CASCADE, db_index=False, db_constraint=False
+        "tenants.Group",
+        related_name="memberships",
+        on_delete=fields.CASCADE,
+        db_index=False,
+        db_constraint=False,
     )
     group_id: uuid.UUID
     member: fields.ForeignKeyRelation[TenantModel] = fields.ForeignKeyField(
-        "tenants.Member", related_name="group_memberships", on_delete=fields.CASCADE, db_index=False, db_constraint=False
+        "tenants.Member",
+        related_name="group_memberships",
+        on_delete=fields.CASCADE,
+        db_index=False,
+        db_constraint=False,
     )
     member_id: uuid.UUID
 

@@ -17,11 +17,20 @@ class Member(TenantModel):
     email = fields.CharField(max_length=320)
     name = fields.CharField(max_length=200)
     unit: fields.ForeignKeyRelation[Unit] = fields.ForeignKeyField(
-        "tenants.Unit", related_name="members", on_delete=fields.RESTRICT, db_index=False, db_constraint=False
+        "tenants.Unit",
+        related_name="members",
+        on_delete=fields.RESTRICT,
+        db_index=False,
+        db_constraint=False,
     )
     unit_id: uuid.UUID
     manager: fields.ForeignKeyNullableRelation[Member] = fields.ForeignKeyField(
-        "tenants.Member", related_name="reports", null=True, on_delete=fields.SET_NULL, db_index=False, db_constraint=False
+        "tenants.Member",
+        related_name="reports",
+        null=True,
+        on_delete=fields.SET_NULL,
+        db_index=False,
+        db_constraint=False,
     )
     manager_id: uuid.UUID | None
     #: The ``sub`` claim from the organisation's identity provider.
@@ -30,7 +39,7 @@ class Member(TenantModel):
     external_id = fields.CharField(max_length=255, null=True)
     roles: fields.Field[list[str]] = fields.JSONField(default=list)
     status = fields.CharEnumField(MemberStatus, max_length=16, default=MemberStatus.INVITED)
-    status_changed_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    status_changed_at: datetime | None = fields.DatetimeField(null=True)
 
     class Meta:
         table = "members"

@@ -85,7 +85,9 @@ async def _check_manager(member_id: uuid.UUID | None, manager_id: uuid.UUID) -> 
         )
         SELECT 1 AS loops FROM line WHERE id = $3 LIMIT 1
         """,
-        db.current_org(), manager_id, member_id,
+        db.current_org(),
+        manager_id,
+        member_id,
     )
     if row is not None:
         raise InvalidInputError(
@@ -134,10 +136,16 @@ async def create_member(new: NewMember, *, actor: Actor) -> Member:
     await _check_unique("idp_subject", new.idp_subject, None)
     await _check_unique("external_id", new.external_id, None)
     member = await Member.create(
-        tenant_id=db.current_org(), email=email, name=new.name, unit_id=new.unit_id,
-        manager_id=new.manager_id, roles=sorted({r.value for r in new.roles}),
-        status=new.status, status_changed_at=datetime.now(UTC),
-        idp_subject=new.idp_subject, external_id=new.external_id,
+        tenant_id=db.current_org(),
+        email=email,
+        name=new.name,
+        unit_id=new.unit_id,
+        manager_id=new.manager_id,
+        roles=sorted({r.value for r in new.roles}),
+        status=new.status,
+        status_changed_at=datetime.now(UTC),
+        idp_subject=new.idp_subject,
+        external_id=new.external_id,
     )
     await audit.record("member.created", "member", member.id, actor=actor, after=snapshot(member))
     return member
@@ -149,7 +157,9 @@ async def update_member(member_id: uuid.UUID, changes: dict[str, Any], *, actor:
     if unknown:
         raise InvalidInputError(
             "these fields cannot be changed here",
-            fields=[FieldProblem(f, "cannot be changed with this operation") for f in sorted(unknown)],
+            fields=[
+                FieldProblem(f, "cannot be changed with this operation") for f in sorted(unknown)
+            ],
         )
     member = await get_member(member_id, for_update=True)
     before = snapshot(member)
@@ -182,8 +192,12 @@ async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor)
     member.unit_id = unit_id
     await member.save(update_fields=["unit_id", "updated_at"])
     await audit.record(
-        "member.moved", "member", member.id, actor=actor,
-        before={"unit_id": before}, after={"unit_id": unit_id},
+        "member.moved",
+        "member",
+        member.id,
+        actor=actor,
+        before={"unit_id": before},
+        after={"unit_id": unit_id},
     )
     return member
 
@@ -204,8 +218,12 @@ async def transition_member(
     member.status_changed_at = datetime.now(UTC)
     await member.save(update_fields=["status", "status_changed_at", "updated_at"])
     await audit.record(
-        f"member.{action.value}", "member", member.id, actor=actor,
-        before={"status": before}, after={"status": member.status, "reason": reason},
+        f"member.{action.value}",
+        "member",
+        member.id,
+        actor=actor,
+        before={"status": before},
+        after={"status": member.status, "reason": reason},
     )
     if not lifecycle.can_sign_in(member.status):
         await end_member_sessions(member.id, reason=f"member {member.status.value}", actor=actor)
@@ -229,9 +247,7 @@ async def _filtered(filters: MemberFilter) -> QuerySet[Member]:
     if filters.unit_id is not None:
         unit = await get_unit(filters.unit_id)
         if filters.include_subunits:
-            query = query.filter(
-                Q(unit_id=unit.id) | Q(unit__path__startswith=unit.path + "/")
-            )
+            query = query.filter(Q(unit_id=unit.id) | Q(unit__path__startswith=unit.path + "/"))
         else:
             query = query.filter(unit_id=unit.id)
     if filters.group_id is not None:
@@ -248,4 +264,3 @@ async def list_members(
     filters: MemberFilter, sort: Sort, *, cursor: str | None, limit: int
 ) -> Page[Member]:
     return await paginate(await _filtered(filters), sort, cursor=cursor, limit=limit)
-

@@ -26,7 +26,9 @@ class Organisation(Model):
     kind = fields.CharEnumField(OrganisationKind, max_length=16)
     #: Verified email domains, lower case; used for home-realm discovery at sign-in.
     domains: fields.Field[list[str]] = fields.JSONField(default=list)
-    status = fields.CharEnumField(OrganisationStatus, max_length=16, default=OrganisationStatus.ACTIVE)
+    status = fields.CharEnumField(
+        OrganisationStatus, max_length=16, default=OrganisationStatus.ACTIVE
+    )
     #: Members may sign in with a local password (off by default; SSO is the normal way).
     local_sign_in = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -43,7 +43,13 @@ def check_slug(slug: str) -> str:
 
 
 def snapshot(org: Organisation) -> dict[str, Any]:
-    return {"slug": org.slug, "name": org.name, "kind": org.kind, "domains": org.domains, "status": org.status}
+    return {
+        "slug": org.slug,
+        "name": org.name,
+        "kind": org.kind,
+        "domains": org.domains,
+        "status": org.status,
+    }
 
 
 async def id_by_slug(slug: str) -> OrgId | None:
@@ -105,9 +111,7 @@ async def get_current_organisation() -> Organisation:
     return org
 
 
-async def update_organisation(
-    changes: dict[str, Any], *, actor: Actor
-) -> Organisation:
+async def update_organisation(changes: dict[str, Any], *, actor: Actor) -> Organisation:
     """Change name or domains; returns early when nothing changes."""
     org = await Organisation.filter(id=db.current_org()).select_for_update().first()
     if org is None:
@@ -129,7 +133,9 @@ async def update_organisation(
     if not new:
         return org
     await org.save()
-    await audit.record("organisation.updated", "organisation", org.id, actor=actor, before=old, after=new)
+    await audit.record(
+        "organisation.updated", "organisation", org.id, actor=actor, before=old, after=new
+    )
     return org
 
 
@@ -142,6 +148,12 @@ async def set_local_sign_in(enabled: bool, *, actor: Actor) -> Organisation:
         return org
     org.local_sign_in = enabled
     await org.save(update_fields=["local_sign_in", "updated_at"])
-    await audit.record("organisation.local_sign_in_changed", "organisation", org.id, actor=actor,
-                       before={"local_sign_in": not enabled}, after={"local_sign_in": enabled})
+    await audit.record(
+        "organisation.local_sign_in_changed",
+        "organisation",
+        org.id,
+        actor=actor,
+        before={"local_sign_in": not enabled},
+        after={"local_sign_in": enabled},
+    )
     return org

@@ -30,14 +30,24 @@ class Product(TenantModel):
 
 class ProductAccount(TenantModel):
     member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
-        "tenants.Member", related_name="product_accounts", on_delete=fields.RESTRICT, db_index=False, db_constraint=False
+        "tenants.Member",
+        related_name="product_accounts",
+        on_delete=fields.RESTRICT,
+        db_index=False,
+        db_constraint=False,
     )
     member_id: uuid.UUID
     product: fields.ForeignKeyRelation[Product] = fields.ForeignKeyField(
-        "tenants.Product", related_name="accounts", on_delete=fields.RESTRICT, db_index=False, db_constraint=False
+        "tenants.Product",
+        related_name="accounts",
+        on_delete=fields.RESTRICT,
+        db_index=False,
+        db_constraint=False,
     )
     product_id: uuid.UUID
-    status = fields.CharEnumField(ProductAccountStatus, max_length=16, default=ProductAccountStatus.ASSIGNED)
+    status = fields.CharEnumField(
+        ProductAccountStatus, max_length=16, default=ProductAccountStatus.ASSIGNED
+    )
 
     class Meta:
         table = "product_accounts"

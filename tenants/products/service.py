@@ -22,7 +22,11 @@ def snapshot(product: Product) -> dict[str, Any]:
 
 
 def account_snapshot(account: ProductAccount) -> dict[str, Any]:
-    return {"member_id": account.member_id, "product_id": account.product_id, "status": account.status}
+    return {
+        "member_id": account.member_id,
+        "product_id": account.product_id,
+        "status": account.status,
+    }
 
 
 async def get_product(product_id: uuid.UUID, *, for_update: bool = False) -> Product:
@@ -42,11 +46,15 @@ async def create_product(key: str, name: str, description: str, *, actor: Actor)
     product = await Product.create(
         tenant_id=db.current_org(), key=key, name=name, description=description
     )
-    await audit.record("product.created", "product", product.id, actor=actor, after=snapshot(product))
+    await audit.record(
+        "product.created", "product", product.id, actor=actor, after=snapshot(product)
+    )
     return product
 
 
-async def update_product(product_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor) -> Product:
+async def update_product(
+    product_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor
+) -> Product:
     product = await get_product(product_id, for_update=True)
     before = snapshot(product)
     for field, value in changes.items():
@@ -62,9 +70,11 @@ async def update_product(product_id: uuid.UUID, changes: dict[str, Any], *, acto
 async def delete_product(product_id: uuid.UUID, *, actor: Actor) -> None:
     """Delete a product nobody has an account in any more (removed accounts are kept)."""
     product = await get_product(product_id, for_update=True)
-    live = await ProductAccount.filter(product_id=product.id).exclude(
-        status=ProductAccountStatus.REMOVED
-    ).count()
+    live = (
+        await ProductAccount.filter(product_id=product.id)
+        .exclude(status=ProductAccountStatus.REMOVED)
+        .count()
+    )
     if live:
         raise ConflictError(
             f"{live} members still have an account in this product; remove the accounts first",
@@ -93,17 +103,28 @@ async def assign_product(
             "the product does not exist",
             fields=[FieldProblem("product_id", f"no product with id {product_id}")],
         ) from None
-    existing = await ProductAccount.filter(member_id=member.id, product_id=product.id).select_for_update().first()
+    existing = (
+        await ProductAccount.filter(member_id=member.id, product_id=product.id)
+        .select_for_update()
+        .first()
+    )
     if existing is not None:
         if existing.status == ProductAccountStatus.ASSIGNED:
             return existing, False
-        return await set_account_status(existing.id, ProductAccountStatus.ASSIGNED, actor=actor), False
+        return await set_account_status(
+            existing.id, ProductAccountStatus.ASSIGNED, actor=actor
+        ), False
     account = await ProductAccount.create(
-        tenant_id=db.current_org(), member_id=member.id, product_id=product.id,
+        tenant_id=db.current_org(),
+        member_id=member.id,
+        product_id=product.id,
         status=ProductAccountStatus.ASSIGNED,
     )
     await audit.record(
-        "product_account.assigned", "product_account", account.id, actor=actor,
+        "product_account.assigned",
+        "product_account",
+        account.id,
+        actor=actor,
         after=account_snapshot(account),
     )
     return account, True
@@ -119,7 +140,11 @@ async def set_account_status(
     account.status = status
     await account.save(update_fields=["status", "updated_at"])
     await audit.record(
-        f"product_account.{status.value}", "product_account", account.id, actor=actor,
-        before={"status": before}, after={"status": status},
+        f"product_account.{status.value}",
+        "product_account",
+        account.id,
+        actor=actor,
+        before={"status": before},
+        after={"status": status},
     )
     return account

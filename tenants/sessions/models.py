@@ -20,7 +20,11 @@ class AuthMethod(StrEnum):
 
 class Session(TenantModel):
     member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
-        "tenants.Member", related_name="sessions", on_delete=fields.CASCADE, db_index=False, db_constraint=False
+        "tenants.Member",
+        related_name="sessions",
+        on_delete=fields.CASCADE,
+        db_index=False,
+        db_constraint=False,
     )
     member_id: uuid.UUID
     #: SHA-256 of the secret in the browser's cookie.
@@ -28,7 +32,7 @@ class Session(TenantModel):
     auth_method = fields.CharEnumField(AuthMethod, max_length=16)
     last_seen_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()
-    revoked_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    revoked_at: datetime | None = fields.DatetimeField(null=True)
     revoked_reason = fields.CharField(max_length=200, null=True)
     #: The IdP's session id (``sid``) and subject, for back-channel logout.
     idp_sid = fields.CharField(max_length=255, null=True)
@@ -38,21 +42,29 @@ class Session(TenantModel):
 
     class Meta:
         table = "sessions"
-        indexes = (("tenant_id", "member_id"), ("tenant_id", "idp_sid"), ("tenant_id", "idp_subject"))
+        indexes = (
+            ("tenant_id", "member_id"),
+            ("tenant_id", "idp_sid"),
+            ("tenant_id", "idp_subject"),
+        )
 
 
 class LocalCredential(TenantModel):
     """A password for local sign-in (argon2id), or the break-glass admin's."""
 
     member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
-        "tenants.Member", related_name=False, on_delete=fields.CASCADE, db_index=False, db_constraint=False
+        "tenants.Member",
+        related_name=False,
+        on_delete=fields.CASCADE,
+        db_index=False,
+        db_constraint=False,
     )
     member_id: uuid.UUID
     password_hash = fields.CharField(max_length=300)
     break_glass = fields.BooleanField(default=False)
     failed_attempts = fields.IntField(default=0)
-    locked_until: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
-    last_used_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    locked_until: datetime | None = fields.DatetimeField(null=True)
+    last_used_at: datetime | None = fields.DatetimeField(null=True)
 
     class Meta:
         table = "local_credentials"

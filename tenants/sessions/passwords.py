@@ -49,10 +49,18 @@ async def set_password(member: Member, password: str, *, break_glass: bool, acto
         )
     else:
         await LocalCredential.create(
-            tenant_id=db.current_org(), member_id=member.id, password_hash=hashed, break_glass=break_glass
+            tenant_id=db.current_org(),
+            member_id=member.id,
+            password_hash=hashed,
+            break_glass=break_glass,
         )
-    await audit.record("credential.password_set", "member", member.id, actor=actor,
-                       after={"break_glass": break_glass})
+    await audit.record(
+        "credential.password_set",
+        "member",
+        member.id,
+        actor=actor,
+        after={"break_glass": break_glass},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +83,18 @@ async def check_password(email: str, password: str, *, actor: Actor) -> Password
     wrong = "the email or password is not right"
     member = await Member.filter(email=email.strip().lower()).first()
     credential = (
-        await LocalCredential.filter(member_id=member.id).select_for_update().first() if member else None
+        await LocalCredential.filter(member_id=member.id).select_for_update().first()
+        if member
+        else None
     )
     if member is None or credential is None:
         _verify(_DUMMY_HASH, password)
         return PasswordCheck(None, None, wrong)
     now = datetime.now(UTC)
     if credential.locked_until is not None and credential.locked_until > now:
-        return PasswordCheck(member, credential, "too many failed attempts; try again in a few minutes")
+        return PasswordCheck(
+            member, credential, "too many failed attempts; try again in a few minutes"
+        )
     if not _verify(credential.password_hash, password):
         failures = credential.failed_attempts + 1
         locked = now + LOCKOUT if failures >= MAX_FAILURES else None
@@ -90,16 +102,31 @@ async def check_password(email: str, password: str, *, actor: Actor) -> Password
             failed_attempts=0 if locked else failures, locked_until=locked
         )
         await audit.record(
-            "session.sign_in_refused", "member", member.id, actor=actor,
-            after={"reason": "wrong password", "locked": locked is not None,
-                   "break_glass": credential.break_glass},
+            "session.sign_in_refused",
+            "member",
+            member.id,
+            actor=actor,
+            after={
+                "reason": "wrong password",
+                "locked": locked is not None,
+                "break_glass": credential.break_glass,
+            },
         )
         return PasswordCheck(member, credential, wrong)
     if not can_sign_in(member.status):
-        await audit.record("session.sign_in_refused", "member", member.id, actor=actor,
-                           after={"reason": f"member is {member.status.value}"})
-        return PasswordCheck(member, credential, f"this account is {member.status.value} and cannot sign in")
-    await LocalCredential.filter(id=credential.id).update(failed_attempts=0, locked_until=None, last_used_at=now)
+        await audit.record(
+            "session.sign_in_refused",
+            "member",
+            member.id,
+            actor=actor,
+            after={"reason": f"member is {member.status.value}"},
+        )
+        return PasswordCheck(
+            member, credential, f"this account is {member.status.value} and cannot sign in"
+        )
+    await LocalCredential.filter(id=credential.id).update(
+        failed_attempts=0, locked_until=None, last_used_at=now
+    )
     return PasswordCheck(member, credential, None)
 
 

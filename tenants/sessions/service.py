@@ -55,7 +55,9 @@ class ActiveSession:
 
     @property
     def actor(self) -> Actor:
-        return Actor(ActorKind.MEMBER, str(self.member.id), f"{self.member.name} <{self.member.email}>")
+        return Actor(
+            ActorKind.MEMBER, str(self.member.id), f"{self.member.name} <{self.member.email}>"
+        )
 
 
 def _digest(secret: str) -> str:
@@ -76,13 +78,27 @@ async def create_session(
     lifetime = BREAK_GLASS_TIMEOUT if method is AuthMethod.BREAK_GLASS else ABSOLUTE_TIMEOUT
     secret = secrets.token_urlsafe(32)
     session = await Session.create(
-        tenant_id=db.current_org(), member_id=member.id, secret_hash=_digest(secret),
-        auth_method=method, last_seen_at=now, expires_at=now + lifetime, idp_sid=idp_sid,
-        idp_subject=idp_subject, client_addr=actor.client_addr, user_agent=(user_agent or "")[:300] or None,
+        tenant_id=db.current_org(),
+        member_id=member.id,
+        secret_hash=_digest(secret),
+        auth_method=method,
+        last_seen_at=now,
+        expires_at=now + lifetime,
+        idp_sid=idp_sid,
+        idp_subject=idp_subject,
+        client_addr=actor.client_addr,
+        user_agent=(user_agent or "")[:300] or None,
     )
     await audit.record(
-        "session.signed_in", "member", member.id, actor=actor,
-        after={"method": method, "session_id": session.id, "break_glass": method is AuthMethod.BREAK_GLASS},
+        "session.signed_in",
+        "member",
+        member.id,
+        actor=actor,
+        after={
+            "method": method,
+            "session_id": session.id,
+            "break_glass": method is AuthMethod.BREAK_GLASS,
+        },
     )
     return SessionToken(db.current_org(), secret)
 
@@ -112,8 +128,13 @@ async def end_session(session: Session, *, reason: str, actor: Actor) -> None:
     if session.revoked_at is not None:
         return
     await Session.filter(id=session.id).update(revoked_at=datetime.now(UTC), revoked_reason=reason)
-    await audit.record("session.ended", "member", session.member_id, actor=actor,
-                       after={"session_id": session.id, "reason": reason})
+    await audit.record(
+        "session.ended",
+        "member",
+        session.member_id,
+        actor=actor,
+        after={"session_id": session.id, "reason": reason},
+    )
 
 
 async def end_member_sessions(member_id: uuid.UUID, *, reason: str, actor: Actor) -> int:
@@ -122,8 +143,13 @@ async def end_member_sessions(member_id: uuid.UUID, *, reason: str, actor: Actor
         revoked_at=datetime.now(UTC), revoked_reason=reason
     )
     if count:
-        await audit.record("session.ended_all", "member", member_id, actor=actor,
-                           after={"sessions": count, "reason": reason})
+        await audit.record(
+            "session.ended_all",
+            "member",
+            member_id,
+            actor=actor,
+            after={"sessions": count, "reason": reason},
+        )
     return int(count)
 
 
@@ -134,10 +160,15 @@ async def end_idp_sessions(*, sid: str | None, subject: str | None, actor: Actor
     sessions = await query
     now = datetime.now(UTC)
     for session in sessions:
-        await Session.filter(id=session.id).update(revoked_at=now, revoked_reason="identity provider logout")
+        await Session.filter(id=session.id).update(
+            revoked_at=now, revoked_reason="identity provider logout"
+        )
     if sessions:
         await audit.record(
-            "session.ended_by_idp", "member", sessions[0].member_id, actor=actor,
+            "session.ended_by_idp",
+            "member",
+            sessions[0].member_id,
+            actor=actor,
             after={"sessions": len(sessions), "sid": sid, "sub": subject},
         )
     return len(sessions)

@@ -31,11 +31,16 @@ class SsoConnection(TenantModel):
     allowed_domains: fields.Field[list[str]] = fields.JSONField(default=list)
     jit_provisioning = fields.BooleanField(default=False)
     default_unit: fields.ForeignKeyNullableRelation[Unit] = fields.ForeignKeyField(
-        "tenants.Unit", related_name=False, null=True, on_delete=fields.SET_NULL, db_index=False, db_constraint=False
+        "tenants.Unit",
+        related_name=False,
+        null=True,
+        on_delete=fields.SET_NULL,
+        db_index=False,
+        db_constraint=False,
     )
     default_unit_id: uuid.UUID | None
     enabled = fields.BooleanField(default=True)
-    last_tested_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    last_tested_at: datetime | None = fields.DatetimeField(null=True)
     last_test_result: fields.Field[dict[str, object] | None] = fields.JSONField(null=True)
 
     class Meta:
@@ -52,7 +57,7 @@ class LoginAttempt(TenantModel):
     #: SHA-256 of a cookie set on the browser that started the sign-in (login CSRF guard).
     browser_binding = fields.CharField(max_length=64)
     return_to = fields.CharField(max_length=500, default="")
-    used_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    used_at: datetime | None = fields.DatetimeField(null=True)
 
     class Meta:
         table = "login_attempts"

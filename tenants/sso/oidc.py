@@ -26,7 +26,18 @@ from tenants.errors import TenantryError
 
 #: Asymmetric algorithms only: HS256 would let anyone holding the client secret mint tokens,
 #: and "none" is never acceptable.
-ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+ALLOWED_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 LEEWAY_SECONDS = 60
 MAX_AGE_SECONDS = 600
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -55,7 +66,11 @@ class ProviderMetadata:
             raise SignInError(
                 f"the discovery document names issuer {document.get('issuer')!r}, not {issuer!r}"
             )
-        missing = [k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri") if not document.get(k)]
+        missing = [
+            k
+            for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")
+            if not document.get(k)
+        ]
         if missing:
             raise SignInError(f"the discovery document lacks {', '.join(missing)}")
         return cls(
@@ -123,7 +138,9 @@ def validate_id_token(
         raise SignInError("the ID token has expired")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     if len(audiences) > 1 and claims.get("azp") != client_id:
-        raise SignInError("the ID token has several audiences but is not authorised for this client (azp)")
+        raise SignInError(
+            "the ID token has several audiences but is not authorised for this client (azp)"
+        )
     if "azp" in claims and claims["azp"] != client_id:
         raise SignInError("the ID token was issued to another client (azp)")
     if not isinstance(claims.get("nonce"), str):
@@ -161,18 +178,24 @@ def validate_logout_token(
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
         raise SignInError("the logout token has no jti")
-    return LogoutClaims(subject if isinstance(subject, str) else None, sid if isinstance(sid, str) else None, jti)
+    return LogoutClaims(
+        subject if isinstance(subject, str) else None, sid if isinstance(sid, str) else None, jti
+    )
 
 
 def _decode(token: str, keys: KeySet, what: str) -> dict[str, Any]:
     try:
         decoded = jwt.decode(token, keys, algorithms=list(ALLOWED_ALGORITHMS))
     except (JoseError, ValueError, TypeError) as exc:
-        raise SignInError(f"the {what} is not validly signed by the identity provider ({exc.__class__.__name__})") from exc
+        raise SignInError(
+            f"the {what} is not validly signed by the identity provider ({exc.__class__.__name__})"
+        ) from exc
     return dict(decoded.claims)
 
 
-def _check_common(claims: dict[str, Any], *, issuer: str, client_id: str, now: int, what: str) -> None:
+def _check_common(
+    claims: dict[str, Any], *, issuer: str, client_id: str, now: int, what: str
+) -> None:
     if claims.get("iss") != issuer:
         raise SignInError(f"the {what} was issued by {claims.get('iss')!r}, not {issuer!r}")
     audience = claims.get("aud")
@@ -268,8 +291,14 @@ class RelyingParty:
         return await self.jwks.get(metadata.jwks_uri, wanted_kid=kid_of(token))
 
     async def exchange_code(
-        self, metadata: ProviderMetadata, *, client_id: str, client_secret: str, code: str,
-        redirect_uri: str, code_verifier: str,
+        self,
+        metadata: ProviderMetadata,
+        *,
+        client_id: str,
+        client_secret: str,
+        code: str,
+        redirect_uri: str,
+        code_verifier: str,
     ) -> dict[str, Any]:
         try:
             response = await self.http.post(
@@ -284,13 +313,16 @@ class RelyingParty:
                 headers={"Accept": "application/json"},
             )
         except httpx.HTTPError as exc:
-            raise SignInError(f"the identity provider's token endpoint did not answer ({exc.__class__.__name__})") from exc
+            raise SignInError(
+                f"the identity provider's token endpoint did not answer ({exc.__class__.__name__})"
+            ) from exc
         body = _json_or_none(response)
         if response.status_code != 200 or not isinstance(body, dict):
             error = body.get("error") if isinstance(body, dict) else None
             raise SignInError(
                 f"the identity provider refused the code exchange (HTTP {response.status_code}"
-                + (f", {error}" if error else "") + ")"
+                + (f", {error}" if error else "")
+                + ")"
             )
         if not isinstance(body.get("id_token"), str):
             raise SignInError("the identity provider returned no ID token")
@@ -307,9 +339,10 @@ class RelyingParty:
             raise SignInError("the identity provider's userinfo endpoint did not answer") from exc
         body = _json_or_none(response)
         if response.status_code != 200 or not isinstance(body, dict):
-            raise SignInError(f"the identity provider's userinfo endpoint answered HTTP {response.status_code}")
+            raise SignInError(
+                f"the identity provider's userinfo endpoint answered HTTP {response.status_code}"
+            )
         return body
-
 
 
 async def get_json(http: httpx.AsyncClient, url: str, what: str) -> Any:
@@ -328,4 +361,3 @@ def _json_or_none(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-

@@ -55,21 +55,27 @@ async def get_connection() -> SsoConnection | None:
     return await SsoConnection.filter().first()
 
 
-async def save_connection(changes: dict[str, Any], *, box: SecretBox, actor: Actor) -> SsoConnection:
+async def save_connection(
+    changes: dict[str, Any], *, box: SecretBox, actor: Actor
+) -> SsoConnection:
     """Create or change the organisation's connection. ``client_secret`` is encrypted; an
     empty or absent one keeps the stored secret."""
     connection = await SsoConnection.filter().select_for_update().first()
     before = connection_view(connection) if connection else None
     secret = changes.pop("client_secret", None)
-    if "default_unit_id" in changes and changes["default_unit_id"] is not None:
-        if not await Unit.filter(id=changes["default_unit_id"]).exists():
-            raise InvalidInputError("the default unit does not exist",
-                                    fields=[FieldProblem("default_unit_id", "no such unit")])
+    default_unit = changes.get("default_unit_id")
+    if default_unit is not None and not await Unit.filter(id=default_unit).exists():
+        raise InvalidInputError(
+            "the default unit does not exist",
+            fields=[FieldProblem("default_unit_id", "no such unit")],
+        )
     if connection is None:
         for required in ("issuer", "client_id"):
             if not changes.get(required):
-                raise InvalidInputError(f"{required} is required for a new connection",
-                                        fields=[FieldProblem(required, "is required")])
+                raise InvalidInputError(
+                    f"{required} is required for a new connection",
+                    fields=[FieldProblem(required, "is required")],
+                )
         connection = SsoConnection(tenant_id=db.current_org(), **changes)
     else:
         for key, value in changes.items():
@@ -82,9 +88,15 @@ async def save_connection(changes: dict[str, Any], *, box: SecretBox, actor: Act
         return connection
     await connection.save()
     if secret:
-        new["client_secret"] = "(changed)"
-    await audit.record("sso.connection_saved", "sso_connection", connection.id, actor=actor,
-                       before=old if before else None, after=new)
+        new["client_secret"] = "(changed)"  # noqa: S105 - a marker, not the secret
+    await audit.record(
+        "sso.connection_saved",
+        "sso_connection",
+        connection.id,
+        actor=actor,
+        before=old if before else None,
+        after=new,
+    )
     return connection
 
 
@@ -102,11 +114,19 @@ async def test_connection(rp: oidc.RelyingParty, *, actor: Actor) -> ConnectionT
     steps: list[tuple[str, bool, str]] = []
     try:
         metadata = await rp.metadata(connection.issuer, fresh=True)
-        steps.append(("discovery", True, f"found at {connection.issuer.rstrip('/')}/.well-known/openid-configuration"))
+        steps.append(
+            (
+                "discovery",
+                True,
+                f"found at {connection.issuer.rstrip('/')}/.well-known/openid-configuration",
+            )
+        )
         keys = await rp.keys(metadata, fresh=True)
         steps.append(("keys", True, f"{len(keys.keys)} signing key(s) at {metadata.jwks_uri}"))
         if not metadata.userinfo_endpoint:
-            steps.append(("userinfo", True, "no userinfo endpoint: claims must come in the ID token"))
+            steps.append(
+                ("userinfo", True, "no userinfo endpoint: claims must come in the ID token")
+            )
         if not connection.client_secret_enc:
             steps.append(("client secret", False, "no client secret is stored"))
     except oidc.SignInError as exc:
@@ -115,7 +135,9 @@ async def test_connection(rp: oidc.RelyingParty, *, actor: Actor) -> ConnectionT
     connection.last_tested_at = datetime.now(UTC)
     connection.last_test_result = {"ok": ok, "steps": [list(s) for s in steps]}
     await connection.save(update_fields=["last_tested_at", "last_test_result", "updated_at"])
-    await audit.record("sso.connection_tested", "sso_connection", connection.id, actor=actor, after={"ok": ok})
+    await audit.record(
+        "sso.connection_tested", "sso_connection", connection.id, actor=actor, after={"ok": ok}
+    )
     return ConnectionTest(ok, steps)
 
 
@@ -132,12 +154,18 @@ async def begin_sign_in(
         raise oidc.SignInError("this organisation has no identity provider for sign-in")
     metadata = await rp.metadata(connection.issuer)
     request = oidc.new_authorization_request(
-        metadata, client_id=connection.client_id, redirect_uri=redirect_uri, scopes=connection.scopes
+        metadata,
+        client_id=connection.client_id,
+        redirect_uri=redirect_uri,
+        scopes=connection.scopes,
     )
     await LoginAttempt.filter(created_at__lt=datetime.now(UTC) - timedelta(days=1)).delete()
     await LoginAttempt.create(
-        tenant_id=db.current_org(), state=request.state, nonce=request.nonce,
-        code_verifier=request.code_verifier, browser_binding=browser_binding(browser_id),
+        tenant_id=db.current_org(),
+        state=request.state,
+        nonce=request.nonce,
+        code_verifier=request.code_verifier,
+        browser_binding=browser_binding(browser_id),
         return_to=return_to[:500],
     )
     return request.url
@@ -187,10 +215,15 @@ async def consume_login_attempt(state: str, *, box: SecretBox) -> PendingSignIn:
         raise oidc.SignInError("this organisation has no identity provider for sign-in")
     secret = box.decrypt(connection.client_secret_enc) if connection.client_secret_enc else ""
     return PendingSignIn(
-        nonce=attempt.nonce, code_verifier=attempt.code_verifier,
-        browser_binding=attempt.browser_binding, created_at=attempt.created_at,
-        return_to=attempt.return_to, issuer=connection.issuer, client_id=connection.client_id,
-        client_secret=secret, connection_id=connection.id,
+        nonce=attempt.nonce,
+        code_verifier=attempt.code_verifier,
+        browser_binding=attempt.browser_binding,
+        created_at=attempt.created_at,
+        return_to=attempt.return_to,
+        issuer=connection.issuer,
+        client_id=connection.client_id,
+        client_secret=secret,
+        connection_id=connection.id,
     )
 
 
@@ -215,8 +248,12 @@ async def verify_callback(
         # RFC 9207: the authorization response names its issuer; a mix-up attack shows here.
         raise oidc.SignInError("the answer came from another identity provider (iss)")
     tokens = await rp.exchange_code(
-        metadata, client_id=pending.client_id, client_secret=pending.client_secret, code=code,
-        redirect_uri=redirect_uri, code_verifier=pending.code_verifier,
+        metadata,
+        client_id=pending.client_id,
+        client_secret=pending.client_secret,
+        code=code,
+        redirect_uri=redirect_uri,
+        code_verifier=pending.code_verifier,
     )
     id_token = tokens["id_token"]
     keys = await rp.keys_for(metadata, id_token)
@@ -250,7 +287,12 @@ def _same(a: str, b: str) -> bool:
 
 
 async def _admit(
-    connection: SsoConnection, claims: dict[str, Any], *, actor: Actor, return_to: str, user_agent: str | None
+    connection: SsoConnection,
+    claims: dict[str, Any],
+    *,
+    actor: Actor,
+    return_to: str,
+    user_agent: str | None,
 ) -> SignInOutcome:
     subject = str(claims["sub"])
     email_value = _claim(claims, connection.email_claim)
@@ -265,40 +307,85 @@ async def _admit(
     target = member.id if member else subject
 
     async def refuse(reason: str, code: str) -> SignInOutcome:
-        await audit.record("session.sign_in_refused", "member", target, actor=actor,
-                           after={"reason": code, "email": email, "idp_subject": subject})
+        await audit.record(
+            "session.sign_in_refused",
+            "member",
+            target,
+            actor=actor,
+            after={"reason": code, "email": email, "idp_subject": subject},
+        )
         return SignInOutcome(None, member, reason)
 
     if email is None:
         return await refuse("your identity provider did not tell us your email address", "no_email")
     if domain not in allowed:
-        return await refuse(f"accounts from {domain} cannot sign in to {org.name}", "domain_not_allowed")
+        return await refuse(
+            f"accounts from {domain} cannot sign in to {org.name}", "domain_not_allowed"
+        )
     if member is None:
         if not connection.jit_provisioning:
-            return await refuse(f"you have no account at {org.name}; ask your administrator", "unknown_member")
+            return await refuse(
+                f"you have no account at {org.name}; ask your administrator", "unknown_member"
+            )
         unit_id = await _unit_for(connection, claims)
         member = await create_member(
-            NewMember(email=email, name=str(name_value or email.split("@")[0]), unit_id=unit_id,
-                      status=MemberStatus.ACTIVE, idp_subject=subject),
-            actor=Actor(ActorKind.IDENTITY_PROVIDER, connection.issuer, "just-in-time provisioning",
-                        request_id=actor.request_id, client_addr=actor.client_addr),
+            NewMember(
+                email=email,
+                name=str(name_value or email.split("@")[0]),
+                unit_id=unit_id,
+                status=MemberStatus.ACTIVE,
+                idp_subject=subject,
+            ),
+            actor=Actor(
+                ActorKind.IDENTITY_PROVIDER,
+                connection.issuer,
+                "just-in-time provisioning",
+                request_id=actor.request_id,
+                client_addr=actor.client_addr,
+            ),
         )
     if not can_sign_in(member.status):
-        return await refuse(f"your account is {member.status.value}; it cannot sign in", f"member_{member.status.value}")
+        return await refuse(
+            f"your account is {member.status.value}; it cannot sign in",
+            f"member_{member.status.value}",
+        )
     if member.idp_subject is None:
         await Member.filter(id=member.id).update(idp_subject=subject)
-        await audit.record("member.updated", "member", member.id, actor=actor,
-                           before={"idp_subject": None}, after={"idp_subject": subject})
+        await audit.record(
+            "member.updated",
+            "member",
+            member.id,
+            actor=actor,
+            before={"idp_subject": None},
+            after={"idp_subject": subject},
+        )
     if member.status == MemberStatus.INVITED:
         member.status = MemberStatus.ACTIVE
-        await Member.filter(id=member.id).update(status=MemberStatus.ACTIVE, status_changed_at=datetime.now(UTC))
-        await audit.record("member.activate", "member", member.id, actor=actor,
-                           before={"status": "invited"}, after={"status": "active", "reason": "first sign-in"})
-    member_actor = Actor(ActorKind.MEMBER, str(member.id), f"{member.name} <{member.email}>",
-                         request_id=actor.request_id, client_addr=actor.client_addr)
+        await Member.filter(id=member.id).update(
+            status=MemberStatus.ACTIVE, status_changed_at=datetime.now(UTC)
+        )
+        await audit.record(
+            "member.activate",
+            "member",
+            member.id,
+            actor=actor,
+            before={"status": "invited"},
+            after={"status": "active", "reason": "first sign-in"},
+        )
+    member_actor = Actor(
+        ActorKind.MEMBER,
+        str(member.id),
+        f"{member.name} <{member.email}>",
+        request_id=actor.request_id,
+        client_addr=actor.client_addr,
+    )
     token = await sessions.create_session(
-        member, AuthMethod.OIDC, actor=member_actor, idp_sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
-        idp_subject=subject, user_agent=user_agent,
+        member,
+        AuthMethod.OIDC,
+        actor=member_actor,
+        idp_sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
+        idp_subject=subject,
+        user_agent=user_agent,
     )
     return SignInOutcome(token, member, None, return_to)
 
@@ -324,5 +411,7 @@ async def backchannel_logout(rp: oidc.RelyingParty, logout_token: str, *, actor:
         raise oidc.SignInError("this organisation has no identity provider")
     metadata = await rp.metadata(connection.issuer)
     keys = await rp.keys_for(metadata, logout_token)
-    claims = oidc.validate_logout_token(logout_token, keys, issuer=metadata.issuer, client_id=connection.client_id)
+    claims = oidc.validate_logout_token(
+        logout_token, keys, issuer=metadata.issuer, client_id=connection.client_id
+    )
     return await sessions.end_idp_sessions(sid=claims.sid, subject=claims.subject, actor=actor)

@@ -13,9 +13,9 @@ class ApiToken(TenantModel):
     name = fields.CharField(max_length=200)
     secret_hash = fields.CharField(max_length=64)
     scopes: fields.Field[list[str]] = fields.JSONField(default=list)
-    expires_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
-    revoked_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
-    last_used_at: datetime | None = fields.DatetimeField(null=True)  # type: ignore[assignment]
+    expires_at: datetime | None = fields.DatetimeField(null=True)
+    revoked_at: datetime | None = fields.DatetimeField(null=True)
+    last_used_at: datetime | None = fields.DatetimeField(null=True)
     created_by = fields.CharField(max_length=255)
 
     class Meta:

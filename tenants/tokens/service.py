@@ -79,12 +79,19 @@ async def create_token(
     secret = secrets.token_urlsafe(32).replace("_", "-")
     expires_at = datetime.now(UTC) + expires_in if expires_in else None
     row = await ApiToken.create(
-        id=token_id, tenant_id=org, name=name, secret_hash=_digest(secret),
-        scopes=sorted(p.value for p in permissions), expires_at=expires_at,
+        id=token_id,
+        tenant_id=org,
+        name=name,
+        secret_hash=_digest(secret),
+        scopes=sorted(p.value for p in permissions),
+        expires_at=expires_at,
         created_by=actor.ref,
     )
     await audit.record(
-        "api_token.created", "api_token", token_id, actor=actor,
+        "api_token.created",
+        "api_token",
+        token_id,
+        actor=actor,
         after={"name": name, "scopes": row.scopes, "expires_at": expires_at},
     )
     return row, f"{PREFIX}_{org.hex}_{token_id.hex}_{secret}"
@@ -114,5 +121,7 @@ async def revoke_token(token_id: uuid.UUID, *, actor: Actor) -> ApiToken:
         return row
     row.revoked_at = datetime.now(UTC)
     await row.save(update_fields=["revoked_at", "updated_at"])
-    await audit.record("api_token.revoked", "api_token", row.id, actor=actor, after={"revoked_at": row.revoked_at})
+    await audit.record(
+        "api_token.revoked", "api_token", row.id, actor=actor, after={"revoked_at": row.revoked_at}
+    )
     return row

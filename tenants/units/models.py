@@ -15,7 +15,12 @@ from tenants.models_base import TenantModel
 
 class Unit(TenantModel):
     parent: fields.ForeignKeyNullableRelation[Unit] = fields.ForeignKeyField(
-        "tenants.Unit", related_name="children", null=True, on_delete=fields.RESTRICT, db_index=False, db_constraint=False
+        "tenants.Unit",
+        related_name="children",
+        null=True,
+        on_delete=fields.RESTRICT,
+        db_index=False,
+        db_constraint=False,
     )
     parent_id: uuid.UUID | None
     name = fields.CharField(max_length=200)

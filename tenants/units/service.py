@@ -34,7 +34,9 @@ async def _parent(parent_id: uuid.UUID) -> Unit:
         ) from None
 
 
-async def _check_sibling_name(parent_id: uuid.UUID | None, name: str, exclude: uuid.UUID | None) -> None:
+async def _check_sibling_name(
+    parent_id: uuid.UUID | None, name: str, exclude: uuid.UUID | None
+) -> None:
     query = Unit.filter(parent_id=parent_id, name=name)
     if exclude is not None:
         query = query.exclude(id=exclude)
@@ -48,8 +50,12 @@ async def _check_sibling_name(parent_id: uuid.UUID | None, name: str, exclude: u
 async def create_root_unit(name: str, *, actor: Actor) -> Unit:
     unit_id = uuid.uuid4()
     unit = await Unit.create(
-        id=unit_id, tenant_id=db.current_org(), parent_id=None, name=name,
-        path=rules.child_path(None, unit_id), depth=0,
+        id=unit_id,
+        tenant_id=db.current_org(),
+        parent_id=None,
+        name=name,
+        path=rules.child_path(None, unit_id),
+        depth=0,
     )
     await audit.record("unit.created", "unit", unit.id, actor=actor, after=snapshot(unit))
     return unit
@@ -63,8 +69,12 @@ async def create_unit(name: str, parent_id: uuid.UUID, *, actor: Actor) -> Unit:
     unit_id = uuid.uuid4()
     path = rules.child_path(parent.path, unit_id)
     unit = await Unit.create(
-        id=unit_id, tenant_id=db.current_org(), parent_id=parent.id, name=name,
-        path=path, depth=rules.depth_of(path),
+        id=unit_id,
+        tenant_id=db.current_org(),
+        parent_id=parent.id,
+        name=name,
+        path=path,
+        depth=rules.depth_of(path),
     )
     await audit.record("unit.created", "unit", unit.id, actor=actor, after=snapshot(unit))
     return unit
@@ -78,7 +88,9 @@ async def rename_unit(unit_id: uuid.UUID, name: str, *, actor: Actor) -> Unit:
     before = snapshot(unit)
     unit.name = name
     await unit.save(update_fields=["name", "updated_at"])
-    await audit.record("unit.renamed", "unit", unit.id, actor=actor, before=before, after=snapshot(unit))
+    await audit.record(
+        "unit.renamed", "unit", unit.id, actor=actor, before=before, after=snapshot(unit)
+    )
     return unit
 
 
@@ -95,7 +107,10 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
     height_row = await db.fetch_one(
         "SELECT coalesce(max(depth), 0) - $2 AS height FROM units "
         "WHERE tenant_id = $1 AND (path = $3 OR path LIKE $4)",
-        db.current_org(), unit.depth, unit.path, _like_prefix(unit.path),
+        db.current_org(),
+        unit.depth,
+        unit.path,
+        _like_prefix(unit.path),
     )
     rules.check_move(unit.path, parent.path, int(height_row["height"]) if height_row else 0)
     await _check_sibling_name(parent.id, unit.name, unit.id)
@@ -111,11 +126,20 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
                updated_at = now()
          WHERE tenant_id = $1 AND (path = $2 OR path LIKE $7)
         """,
-        [db.current_org(), old_path, new_path, rules.depth_of(new_path) - unit.depth,
-         unit.id, parent.id, _like_prefix(old_path)],
+        [
+            db.current_org(),
+            old_path,
+            new_path,
+            rules.depth_of(new_path) - unit.depth,
+            unit.id,
+            parent.id,
+            _like_prefix(old_path),
+        ],
     )
     moved = await get_unit(unit.id)
-    await audit.record("unit.moved", "unit", unit.id, actor=actor, before=before, after=snapshot(moved))
+    await audit.record(
+        "unit.moved", "unit", unit.id, actor=actor, before=before, after=snapshot(moved)
+    )
     return moved
 
 
@@ -148,6 +172,8 @@ async def delete_unit(unit_id: uuid.UUID, *, actor: Actor) -> None:
 async def unit_ids_in_subtree(unit: Unit) -> list[uuid.UUID]:
     rows = await db.fetch(
         "SELECT id FROM units WHERE tenant_id = $1 AND (path = $2 OR path LIKE $3)",
-        db.current_org(), unit.path, _like_prefix(unit.path),
+        db.current_org(),
+        unit.path,
+        _like_prefix(unit.path),
     )
     return [r["id"] for r in rows]

@@ -305,10 +305,12 @@ async def test_text_with_a_nul_character_is_refused_naming_the_field(org: OrgHan
     for op in body_operations(document):
         for name, schema in properties(op).items():
             schema = non_null(document, schema)
-            if schema.get("type") != "string" or "enum" in schema or schema.get("format") in ("uuid", "email"):
+            if schema.get("type") != "string" or "enum" in schema:
                 continue
             problem = await refused(org, op, world, {**(world.body(op) or {}), name: "before\x00after"})
-            assert "NUL" in names(problem, name), (op, name)
+            reason = names(problem, name)
+            if "format" not in schema and "pattern" not in schema:  # otherwise the format may object first
+                assert "NUL" in reason, (op, name, reason)
             checked += 1
     assert checked >= 8
 

@@ -137,6 +137,8 @@ def sample(document: JSON, name: str, schema: JSON, ids: Mapping[str, str], slug
             return f"probe-{uuid.uuid4().hex[:8]}@{slug}.example"
         if fmt == "date-time":
             return "2030-01-01T00:00:00Z"
+        if fmt == "uri":
+            return f"https://idp-{uuid.uuid4().hex[:8]}.{slug}.example"
         text = f"probe-{uuid.uuid4().hex[:10]}"
         low, high = int(schema.get("minLength", 0)), int(schema.get("maxLength", len(text)))
         return (text * 10)[: max(low, min(len(text), high))]
@@ -169,7 +171,7 @@ RESOURCE_BY_PREFIX = {
 }
 
 #: Other path parameters → the World attribute they name.
-RESOURCE_BY_PARAM = {"member_id": "member"}
+RESOURCE_BY_PARAM = {"member_id": "member", "client_id": "client"}
 
 #: Bodies (merged over the required properties) that make each write change something, so a
 #: request refused for isolation or permission is one that would otherwise have succeeded.
@@ -182,6 +184,7 @@ CHANGES: dict[str, JSON] = {
     "PATCH /v1/groups/{id}": {"name": "renamed-group-{n}", "priority": 7},
     "PATCH /v1/products/{id}": {"name": "Renamed Product {n}"},
     "PATCH /v1/product-accounts/{id}": {"status": "suspended"},
+    "POST /v1/products/{id}/clients": {"scopes": ["members:read"]},
 }
 
 
@@ -198,7 +201,8 @@ class World:
     """One of each resource in one organisation, shaped so that every write on it succeeds
     for its owner: ``unit`` is an empty leaf (renamable, movable, deletable), ``member``
     sits in the root unit, belongs to ``group`` and has ``account`` in ``product``;
-    ``spare_product`` has no accounts so it can be deleted."""
+    ``spare_product`` has no accounts so it can be deleted, and ``client`` (a product's API
+    client) belongs to it; ``sso`` is the organisation's identity provider connection."""
 
     org: OrgHandle
     unit: JSON
@@ -208,6 +212,8 @@ class World:
     product: JSON
     spare_product: JSON
     account: JSON
+    client: JSON
+    sso: JSON
 
     def resource(self, attribute: str) -> JSON:
         value: JSON = getattr(self, attribute)
@@ -254,10 +260,15 @@ class World:
         return body
 
     @property
+    def markers(self) -> set[str]:
+        """Strings found only in this organisation's data: its ids and its email/IdP domain."""
+        return self.ids | {f"{self.org.slug}.example"}
+
+    @property
     def ids(self) -> set[str]:
         """Every id of this organisation's rows that the API can show."""
         found = {str(self.org.id), str(self.org.root_unit_id)}
-        for attribute in ("unit", "other_unit", "member", "group", "product", "spare_product", "account"):
+        for attribute in ("unit", "other_unit", "member", "group", "product", "spare_product", "account", "client"):
             found.add(self.resource(attribute)["id"])
         return found
 
@@ -273,7 +284,15 @@ async def build_world(org: OrgHandle) -> World:
     spare_product = await make_product(org)
     response = await org.post("/v1/product-accounts", {"member_id": member["id"], "product_id": product["id"]})
     assert response.status_code == 201, response.text
-    return World(org, unit, other_unit, member, group, product, spare_product, response.json())
+    account = response.json()
+    response = await org.post(f"/v1/products/{spare_product['id']}/clients",
+                              {"name": "probe client", "scopes": ["members:read"]})
+    assert response.status_code == 201, response.text
+    client = response.json()
+    response = await org.put("/v1/sso-connection", json={"issuer": f"https://idp.{org.slug}.example",
+                                                         "client_id": f"tenantry-{org.slug}"})
+    assert response.status_code == 200, response.text
+    return World(org, unit, other_unit, member, group, product, spare_product, account, client, response.json())
 
 
 async def send(org: OrgHandle, operation: Operation, url: str, body: JSON | None, **kw: Any) -> httpx.Response:

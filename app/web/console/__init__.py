@@ -9,5 +9,10 @@ from app.web.pages import Web
 
 
 def routes(web: Web) -> list[BaseRoute]:
-    return [*home.routes(web), *members.routes(web), *structure.routes(web), *settings.routes(web),
-            *audit.routes(web)]
+    return [
+        *home.routes(web),
+        *members.routes(web),
+        *structure.routes(web),
+        *settings.routes(web),
+        *audit.routes(web),
+    ]

@@ -20,12 +20,21 @@ def routes(web: Web) -> list[BaseRoute]:
         target = (params.get("target_id") or "").strip()[:100] or None
         before = params.get("before")
         before_seq = int(before) if before and before.isdigit() else None
-        rows = await audit.list_events(audit.AuditFilter(action=action, target_id=target),
-                                       before_seq=before_seq, limit=PAGE + 1)
+        rows = await audit.list_events(
+            audit.AuditFilter(action=action, target_id=target),
+            before_seq=before_seq,
+            limit=PAGE + 1,
+        )
         more = len(rows) > PAGE
         rows = rows[:PAGE]
         head = await audit.stored_head()
-        return ctx.render("console/audit.html", events=rows, action=action or "", target_id=target or "",
-                          next_before=rows[-1]["seq"] if more and rows else None, head=head)
+        return ctx.render(
+            "console/audit.html",
+            events=rows,
+            action=action or "",
+            target_id=target or "",
+            next_before=rows[-1]["seq"] if more and rows else None,
+            head=head,
+        )
 
     return [Route("/console/audit", audit_log, methods=["GET"])]

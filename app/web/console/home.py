@@ -11,14 +11,26 @@ from tenants.members.lifecycle import MemberStatus
 from tenants.permissions import Permission
 
 UPCOMING = {
-    "/console/policies": ("Policies", Permission.POLICIES_READ,
-                          "Privacy-setting policies per unit and group, with impact previews."),
-    "/console/departures": ("Departures", Permission.DEPARTURES_READ,
-                            "Previewable offboarding plans and their progress."),
-    "/console/data-access": ("Data access", Permission.ACCESS_READ,
-                             "Justified, approved, time-bound access to members' data."),
-    "/console/privacy-requests": ("Privacy requests", Permission.PRIVACY_REQUESTS_READ,
-                                  "Members' privacy inquiries and data-protection requests, with deadlines."),
+    "/console/policies": (
+        "Policies",
+        Permission.POLICIES_READ,
+        "Privacy-setting policies per unit and group, with impact previews.",
+    ),
+    "/console/departures": (
+        "Departures",
+        Permission.DEPARTURES_READ,
+        "Previewable offboarding plans and their progress.",
+    ),
+    "/console/data-access": (
+        "Data access",
+        Permission.ACCESS_READ,
+        "Justified, approved, time-bound access to members' data.",
+    ),
+    "/console/privacy-requests": (
+        "Privacy requests",
+        Permission.PRIVACY_REQUESTS_READ,
+        "Members' privacy inquiries and data-protection requests, with deadlines.",
+    ),
 }
 
 
@@ -28,14 +40,20 @@ def routes(web: Web) -> list[BaseRoute]:
         counts = {s.value: 0 for s in MemberStatus}
         for row in await db.fetch("SELECT status, count(*) AS n FROM members GROUP BY status"):
             counts[row["status"]] = row["n"]
-        totals = (await db.fetch(
-            "SELECT (SELECT count(*) FROM units) AS units, (SELECT count(*) FROM groups) AS groups, "
-            "(SELECT count(*) FROM products) AS products"))[0]
+        totals = (
+            await db.fetch(
+                "SELECT (SELECT count(*) FROM units) AS units, (SELECT count(*) FROM groups) AS groups, "
+                "(SELECT count(*) FROM products) AS products"
+            )
+        )[0]
         break_glass = await db.fetch(
             "SELECT occurred_at, actor_display, client_addr FROM audit_events "
             "WHERE action = 'session.signed_in' AND after->>'break_glass' = 'true' "
-            "ORDER BY seq DESC LIMIT 5")
-        return ctx.render("console/home.html", counts=counts, totals=totals, break_glass_events=break_glass)
+            "ORDER BY seq DESC LIMIT 5"
+        )
+        return ctx.render(
+            "console/home.html", counts=counts, totals=totals, break_glass_events=break_glass
+        )
 
     def upcoming(path: str, title: str, permission: Permission, text: str) -> Route:
         @page(web, permission=permission)
@@ -45,5 +63,7 @@ def routes(web: Web) -> list[BaseRoute]:
         handler.__name__ = "upcoming_" + path.rsplit("/", 1)[-1].replace("-", "_")
         return Route(path, handler, methods=["GET"])
 
-    return [Route("/console", overview, methods=["GET"]),
-            *[upcoming(path, *spec) for path, spec in UPCOMING.items()]]
+    return [
+        Route("/console", overview, methods=["GET"]),
+        *[upcoming(path, *spec) for path, spec in UPCOMING.items()],
+    ]

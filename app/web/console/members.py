@@ -44,14 +44,26 @@ def routes(web: Web) -> list[BaseRoute]:
         unit_id = _uuid(params.get("unit"))
         filters = service.MemberFilter(
             status=MemberStatus(status) if status in {s.value for s in MemberStatus} else None,
-            unit_id=unit_id, group_id=_uuid(params.get("group")), q=(params.get("q") or "").strip()[:200] or None,
+            unit_id=unit_id,
+            group_id=_uuid(params.get("group")),
+            q=(params.get("q") or "").strip()[:200] or None,
         )
         sort = Sort.parse(params.get("sort") or "name", service.SORTABLE)
-        page_ = await service.list_members(filters, sort, cursor=params.get("cursor") or None, limit=50)
+        page_ = await service.list_members(
+            filters, sort, cursor=params.get("cursor") or None, limit=50
+        )
         units = {u.id: u for u in await Unit.all().order_by("path")}
-        return ctx.render("console/members.html", members=page_.items, next_cursor=page_.next_cursor,
-                          units=units, q=filters.q or "", status=status or "", unit_id=unit_id,
-                          statuses=[s.value for s in MemberStatus], sort=str(sort))
+        return ctx.render(
+            "console/members.html",
+            members=page_.items,
+            next_cursor=page_.next_cursor,
+            units=units,
+            q=filters.q or "",
+            status=status or "",
+            unit_id=unit_id,
+            statuses=[s.value for s in MemberStatus],
+            sort=str(sort),
+        )
 
     @page(web, permission=Permission.MEMBERS_READ)
     async def member_detail(ctx: PageContext) -> Response:
@@ -65,9 +77,17 @@ def routes(web: Web) -> list[BaseRoute]:
         accounts = await ProductAccount.filter(member_id=member.id)
         products = {p.id: p for p in await Product.all()}
         live_sessions = await Session.filter(member_id=member.id, revoked_at=None).count()
-        return ctx.render("console/member.html", member=member, unit=unit, manager=manager, groups=groups,
-                          accounts=accounts, products=products, live_sessions=live_sessions,
-                          actions=[(a.value, ACTION_LABELS[a]) for a in allowed_actions(member.status)])
+        return ctx.render(
+            "console/member.html",
+            member=member,
+            unit=unit,
+            manager=manager,
+            groups=groups,
+            accounts=accounts,
+            products=products,
+            live_sessions=live_sessions,
+            actions=[(a.value, ACTION_LABELS[a]) for a in allowed_actions(member.status)],
+        )
 
     @page(web, permission=Permission.MEMBERS_LIFECYCLE)
     async def member_transition(ctx: PageContext) -> Response:
@@ -75,9 +95,12 @@ def routes(web: Web) -> list[BaseRoute]:
         if member_id is None:
             raise NotFoundError("there is no such member")
         action = LifecycleAction(ctx.form.get("action", ""))
-        member = await service.transition_member(member_id, action, reason=ctx.form.get("reason") or None,
-                                                 actor=ctx.actor)
-        return ctx.redirect(f"/console/members/{member.id}", f"{member.name} is now {member.status.value}.")
+        member = await service.transition_member(
+            member_id, action, reason=ctx.form.get("reason") or None, actor=ctx.actor
+        )
+        return ctx.redirect(
+            f"/console/members/{member.id}", f"{member.name} is now {member.status.value}."
+        )
 
     @page(web, permission=Permission.MEMBERS_SESSIONS)
     async def member_sign_out_everywhere(ctx: PageContext) -> Response:
@@ -85,9 +108,12 @@ def routes(web: Web) -> list[BaseRoute]:
         if member_id is None:
             raise NotFoundError("there is no such member")
         member = await service.get_member(member_id)
-        count = await sessions.end_member_sessions(member.id, reason="signed out by an administrator",
-                                                   actor=ctx.actor)
-        return ctx.redirect(f"/console/members/{member.id}", f"Ended {count} session(s) of {member.name}.")
+        count = await sessions.end_member_sessions(
+            member.id, reason="signed out by an administrator", actor=ctx.actor
+        )
+        return ctx.redirect(
+            f"/console/members/{member.id}", f"Ended {count} session(s) of {member.name}."
+        )
 
     return [
         Route("/console/members", members_list, methods=["GET"]),

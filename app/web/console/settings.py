@@ -26,17 +26,23 @@ def connection_changes(form: dict[str, str]) -> dict[str, Any]:
     issuer = form.get("issuer", "").strip()
     parts = urlsplit(issuer)
     if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise InvalidInputError("the issuer must be the identity provider's URL",
-                                fields=[FieldProblem("issuer", "expected https://…")])
+        raise InvalidInputError(
+            "the issuer must be the identity provider's URL",
+            fields=[FieldProblem("issuer", "expected https://…")],
+        )
     client_id = form.get("client_id", "").strip()
     if not client_id:
-        raise InvalidInputError("the client id is required", fields=[FieldProblem("client_id", "is empty")])
+        raise InvalidInputError(
+            "the client id is required", fields=[FieldProblem("client_id", "is empty")]
+        )
     scopes = _lines(form.get("scopes")) or ["openid", "email", "profile"]
     default_unit = form.get("default_unit_id") or None
     try:
         default_unit_id = uuid.UUID(default_unit) if default_unit else None
     except ValueError:
-        raise InvalidInputError("choose a unit", fields=[FieldProblem("default_unit_id", "is not a unit")]) from None
+        raise InvalidInputError(
+            "choose a unit", fields=[FieldProblem("default_unit_id", "is not a unit")]
+        ) from None
     changes: dict[str, Any] = {
         "issuer": issuer.rstrip("/") if issuer.endswith("/") and parts.path == "/" else issuer,
         "client_id": client_id[:255],
@@ -59,10 +65,15 @@ def routes(web: Web) -> list[BaseRoute]:
     async def render(ctx: PageContext, test: sso.ConnectionTest | None = None) -> Response:
         connection = await sso.get_connection()
         units = await Unit.all().order_by("path")
-        return ctx.render("console/settings.html", connection=connection, units=units, test=test,
-                          callback=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/callback",
-                          logout_uri=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/backchannel-logout",
-                          login_url=f"{web.settings.base_url}/login/{ctx.organisation.slug}")
+        return ctx.render(
+            "console/settings.html",
+            connection=connection,
+            units=units,
+            test=test,
+            callback=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/callback",
+            logout_uri=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/backchannel-logout",
+            login_url=f"{web.settings.base_url}/login/{ctx.organisation.slug}",
+        )
 
     @page(web, permission=Permission.SSO_READ)
     async def settings_page(ctx: PageContext) -> Response:
@@ -91,5 +102,3 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/console/settings/sso/test", test_sso, methods=["POST"]),
         Route("/console/settings/sign-in", save_sign_in, methods=["POST"]),
     ]
-
-

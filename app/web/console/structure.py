@@ -9,8 +9,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.pages import PageContext, Web, page
-from tenants.errors import FieldProblem, InvalidInputError
 from tenants import db
+from tenants.errors import FieldProblem, InvalidInputError
 from tenants.groups.models import Group
 from tenants.permissions import Permission
 from tenants.products.models import Product
@@ -22,7 +22,9 @@ def _unit_id(value: str | None, field: str) -> uuid.UUID:
     try:
         return uuid.UUID(value or "")
     except ValueError:
-        raise InvalidInputError("choose a unit", fields=[FieldProblem(field, "is not a unit")]) from None
+        raise InvalidInputError(
+            "choose a unit", fields=[FieldProblem(field, "is not a unit")]
+        ) from None
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -32,32 +34,49 @@ def routes(web: Web) -> list[BaseRoute]:
         children: dict[uuid.UUID | None, list[Unit]] = defaultdict(list)
         for unit in all_units:
             children[unit.parent_id].append(unit)
-        counts = {r["unit_id"]: r["n"] for r in await db.fetch("SELECT unit_id, count(*) AS n FROM members GROUP BY 1")}
+        counts = {
+            r["unit_id"]: r["n"]
+            for r in await db.fetch("SELECT unit_id, count(*) AS n FROM members GROUP BY 1")
+        }
         ordered = sorted(all_units, key=lambda u: u.path)
-        return ctx.render("console/units.html", children=children, roots=children[None], counts=counts,
-                          all_units=ordered)
+        return ctx.render(
+            "console/units.html",
+            children=children,
+            roots=children[None],
+            counts=counts,
+            all_units=ordered,
+        )
 
     @page(web, permission=Permission.UNITS_WRITE)
     async def unit_create(ctx: PageContext) -> Response:
         parent = _unit_id(ctx.form.get("parent_id"), "parent_id")
         name = (ctx.form.get("name") or "").strip()
         if not name:
-            raise InvalidInputError("give the unit a name", fields=[FieldProblem("name", "is empty")])
+            raise InvalidInputError(
+                "give the unit a name", fields=[FieldProblem("name", "is empty")]
+            )
         unit = await units.create_unit(name[:200], parent, actor=ctx.actor)
         return ctx.redirect("/console/units", f"Created unit {unit.name}.")
 
     @page(web, permission=Permission.UNITS_WRITE)
     async def unit_move(ctx: PageContext) -> Response:
-        unit = await units.move_unit(_unit_id(ctx.request.path_params["id"], "unit"),
-                                     _unit_id(ctx.form.get("parent_id"), "parent_id"), actor=ctx.actor)
+        unit = await units.move_unit(
+            _unit_id(ctx.request.path_params["id"], "unit"),
+            _unit_id(ctx.form.get("parent_id"), "parent_id"),
+            actor=ctx.actor,
+        )
         return ctx.redirect("/console/units", f"Moved {unit.name}.")
 
     @page(web, permission=Permission.UNITS_WRITE)
     async def unit_rename(ctx: PageContext) -> Response:
         name = (ctx.form.get("name") or "").strip()
         if not name:
-            raise InvalidInputError("give the unit a name", fields=[FieldProblem("name", "is empty")])
-        unit = await units.rename_unit(_unit_id(ctx.request.path_params["id"], "unit"), name[:200], actor=ctx.actor)
+            raise InvalidInputError(
+                "give the unit a name", fields=[FieldProblem("name", "is empty")]
+            )
+        unit = await units.rename_unit(
+            _unit_id(ctx.request.path_params["id"], "unit"), name[:200], actor=ctx.actor
+        )
         return ctx.redirect("/console/units", f"Renamed to {unit.name}.")
 
     @page(web, permission=Permission.UNITS_WRITE)
@@ -68,15 +87,23 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.GROUPS_READ)
     async def group_list(ctx: PageContext) -> Response:
         groups = await Group.all().order_by("-priority", "name")
-        sizes = {r["group_id"]: r["n"] for r in await db.fetch(
-            "SELECT group_id, count(*) AS n FROM group_memberships GROUP BY 1")}
+        sizes = {
+            r["group_id"]: r["n"]
+            for r in await db.fetch(
+                "SELECT group_id, count(*) AS n FROM group_memberships GROUP BY 1"
+            )
+        }
         return ctx.render("console/groups.html", groups=groups, sizes=sizes)
 
     @page(web, permission=Permission.PRODUCTS_READ)
     async def product_list(ctx: PageContext) -> Response:
         products = await Product.all().order_by("name")
-        sizes = {r["product_id"]: r["n"] for r in await db.fetch(
-            "SELECT product_id, count(*) AS n FROM product_accounts WHERE status = 'assigned' GROUP BY 1")}
+        sizes = {
+            r["product_id"]: r["n"]
+            for r in await db.fetch(
+                "SELECT product_id, count(*) AS n FROM product_accounts WHERE status = 'assigned' GROUP BY 1"
+            )
+        }
         return ctx.render("console/products.html", products=products, sizes=sizes)
 
     return [

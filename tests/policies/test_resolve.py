@@ -1,0 +1,199 @@
+"""Policy resolution, exercised without a database: each precedence case, and properties
+over random organisations (hypothesis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policies.catalogue import BUILTIN, Catalogue, Purpose, Setting, SettingType
+from policies.resolve import (
+    GroupRef,
+    MemberFacts,
+    Rule,
+    SourceKind,
+    TargetKind,
+    compile_policy,
+    resolve_settings,
+)
+
+ADS = "advertising.personalised_ads"
+U, G = TargetKind.UNIT, TargetKind.GROUP
+
+
+def rule(
+    id_: str, kind: TargetKind, target: str, value: Any, enforced: bool = False, key: str = ADS
+) -> Rule:
+    return Rule(id_, kind, target, key, value, enforced, reason=f"reason {id_}")
+
+
+def resolve(
+    rules: list[Rule],
+    *,
+    path: tuple[str, ...] = ("root", "mid", "leaf"),
+    groups: tuple[GroupRef, ...] = (),
+    choices: dict[str, Any] | None = None,
+) -> Any:
+    return resolve_settings(BUILTIN, rules, MemberFacts(path, groups, choices or {}))[ADS]
+
+
+def test_with_no_rules_the_catalogue_default_applies() -> None:
+    result = resolve([])
+    assert result.value is False and result.source.kind is SourceKind.DEFAULT and not result.locked
+
+
+def test_a_lock_on_the_root_beats_a_lock_below_and_everything_else() -> None:
+    rules = [
+        rule("r1", U, "root", False, True),
+        rule("r2", U, "leaf", True, True),
+        rule("r3", G, "g", True, True),
+    ]
+    result = resolve(rules, groups=(GroupRef("g", 99),), choices={ADS: True})
+    assert result.locked and result.value is False and result.source.rule_id == "r1"
+    assert result.hidden_choice is True and result.reason == "reason r1"
+
+
+def test_an_enforced_group_rule_locks_when_no_unit_lock_exists() -> None:
+    result = resolve(
+        [rule("r1", G, "g", True, True)], groups=(GroupRef("g", 1),), choices={ADS: False}
+    )
+    assert result.locked and result.value is True and result.source.target_kind is G
+
+
+def test_the_members_choice_beats_unlocked_rules() -> None:
+    result = resolve(
+        [rule("r1", G, "g", True), rule("r2", U, "leaf", True)],
+        groups=(GroupRef("g", 1),),
+        choices={ADS: False},
+    )
+    assert result.value is False and result.source.kind is SourceKind.MEMBER
+
+
+def test_a_choice_on_a_setting_members_may_not_change_is_kept_but_not_applied() -> None:
+    result = resolve_settings(BUILTIN, [], MemberFacts(("root",), (), {"cookies.necessary": False}))
+    necessary = result["cookies.necessary"]
+    assert necessary.value is True and necessary.hidden_choice is False
+
+
+def test_a_group_rule_beats_unit_rules_and_the_highest_priority_group_wins() -> None:
+    rules = [rule("low", G, "a", False), rule("high", G, "b", True), rule("unit", U, "leaf", False)]
+    result = resolve(rules, groups=(GroupRef("a", 1), GroupRef("b", 5)))
+    assert result.source.rule_id == "high" and result.value is True
+
+
+def test_the_nearest_unit_rule_wins_among_unit_rules() -> None:
+    result = resolve([rule("far", U, "root", True), rule("near", U, "mid", False)])
+    assert result.source.rule_id == "near" and result.value is False
+
+
+UNITS = [f"u{i}" for i in range(8)]
+GROUPS = [f"g{i}" for i in range(4)]
+CATALOGUE = Catalogue.of(
+    [
+        Setting("a", SettingType.BOOL, False, "A", "", Purpose.PERSONALISE, frozenset()),
+        Setting(
+            "b",
+            SettingType.ENUM,
+            "x",
+            "B",
+            "",
+            Purpose.SOCIAL,
+            frozenset(),
+            allowed=("x", "y", "z"),
+        ),
+        Setting(
+            "c",
+            SettingType.BOOL,
+            True,
+            "C",
+            "",
+            Purpose.PROVIDE,
+            frozenset(),
+            member_choosable=False,
+        ),
+    ]
+)
+VALUES = {"a": st.booleans(), "b": st.sampled_from(["x", "y", "z"]), "c": st.booleans()}
+
+
+@st.composite
+def organisations(
+    draw: st.DrawFn,
+) -> tuple[dict[str, str | None], list[Rule], dict[str, int], MemberFacts]:
+    parents: dict[str, str | None] = {"u0": None}
+    for index, unit in enumerate(UNITS[1:], start=1):
+        parents[unit] = UNITS[draw(st.integers(0, index - 1))]
+    priorities = {g: draw(st.integers(-3, 3)) for g in GROUPS}
+    rules = []
+    seen = set()
+    for n in range(draw(st.integers(0, 25))):
+        kind = draw(st.sampled_from([U, G]))
+        target = draw(st.sampled_from(UNITS if kind is U else GROUPS))
+        key = draw(st.sampled_from(["a", "b", "c"]))
+        if (kind, target, key) in seen:
+            continue
+        seen.add((kind, target, key))
+        rules.append(Rule(f"r{n}", kind, target, key, draw(VALUES[key]), draw(st.booleans())))
+    unit = draw(st.sampled_from(UNITS))
+    path = [unit]
+    while parents[path[-1]] is not None:
+        path.append(parents[path[-1]])  # type: ignore[arg-type]
+    groups = tuple(
+        GroupRef(g, priorities[g]) for g in draw(st.lists(st.sampled_from(GROUPS), unique=True))
+    )
+    choices = {k: draw(v) for k, v in VALUES.items() if draw(st.booleans())}
+    return parents, rules, priorities, MemberFacts(tuple(reversed(path)), groups, choices)
+
+
+@settings(max_examples=150, deadline=None)
+@given(organisations())
+def test_compiled_resolution_equals_resolution_from_scratch(org: Any) -> None:
+    parents, rules, priorities, member = org
+    compiled = compile_policy(CATALOGUE, parents, rules, priorities)
+    fast = compiled.resolve(member.unit_path[-1], [g.id for g in member.groups], member.choices)
+    assert fast == resolve_settings(CATALOGUE, rules, member)
+
+
+@settings(max_examples=150, deadline=None)
+@given(organisations())
+def test_a_lock_on_an_ancestor_is_never_undone_below_it(org: Any) -> None:
+    _, rules, _, member = org
+    result = resolve_settings(CATALOGUE, rules, member)
+    for unit in member.unit_path:
+        for r in rules:
+            if r.target_kind is U and r.target_id == unit and r.enforced:
+                assert result[r.setting].locked
+                locker = result[r.setting].source
+                assert locker.target_kind is U
+                assert member.unit_path.index(locker.target_id) <= member.unit_path.index(unit)  # type: ignore[arg-type]
+
+
+@settings(max_examples=150, deadline=None)
+@given(organisations())
+def test_a_choice_applies_exactly_when_choosable_and_not_locked(org: Any) -> None:
+    _, rules, _, member = org
+    for key, resolved in resolve_settings(CATALOGUE, rules, member).items():
+        applies = key in member.choices and CATALOGUE[key].member_choosable and not resolved.locked
+        assert (resolved.source.kind is SourceKind.MEMBER) == applies
+        if applies:
+            assert resolved.value == member.choices[key]
+
+
+@settings(max_examples=100, deadline=None)
+@given(organisations(), st.randoms())
+def test_the_result_is_deterministic_and_every_source_is_a_real_rule(org: Any, rnd: Any) -> None:
+    _, rules, _, member = org
+    shuffled_rules = list(rules)
+    rnd.shuffle(shuffled_rules)
+    shuffled_groups = list(member.groups)
+    rnd.shuffle(shuffled_groups)
+    again = MemberFacts(member.unit_path, tuple(shuffled_groups), member.choices)
+    first = resolve_settings(CATALOGUE, rules, member)
+    assert first == resolve_settings(CATALOGUE, shuffled_rules, again)
+    ids = {r.id: r for r in rules}
+    for key, resolved in first.items():
+        if resolved.source.kind is SourceKind.RULE:
+            source = ids[resolved.source.rule_id]  # type: ignore[index]
+            assert source.setting == key and source.value == resolved.value

@@ -1,0 +1,202 @@
+"""Driving the web face like a browser without one: sign-in flows, forms and their CSRF
+tokens, and reading what the app recorded (sessions, audit events) as the database owner.
+
+A ``WebClient`` is one browser: it keeps cookies and presents its own client address, so
+the per-address sign-in limiter of one test never counts another test's attempts. Against
+the live server the address travels in X-Forwarded-For (uvicorn trusts it from 127.0.0.1);
+in process it is the ASGI client address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import httpx
+
+from app.settings import Settings
+from tenants import db
+from tenants.actors import Actor, system_actor
+from tenants.ids import OrgId
+from tenants.members.models import Member
+from tenants.organisations import service as organisations
+from tenants.secrets import SecretBox
+from tenants.sessions import passwords
+from tenants.sso import service as sso
+from tests.support.oidc_provider import login_with_browserless_flow
+
+ACTOR: Actor = system_actor("web-tests")
+SESSION_COOKIE = "tenantry_session"
+BROWSER_COOKIE = "tenantry_browser"
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+_addresses = itertools.count(1)
+
+
+def fresh_address() -> str:
+    """A client address no other WebClient of this session uses (TEST-NET-2 and beyond)."""
+    n = next(_addresses)
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+def csrf_in(page: str) -> str:
+    match = CSRF_FIELD.search(page)
+    assert match, f"no CSRF field in the page:\n{page[:2000]}"
+    return html.unescape(match.group(1))
+
+
+def text_of(page: str) -> str:
+    """The page's visible text, roughly (tags dropped, entities decoded, spaces collapsed)."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+@dataclass
+class WebClient:
+    """One browser talking to the app (cookies kept, redirects not followed)."""
+
+    http: httpx.AsyncClient
+    address: str
+
+    @property
+    def session_cookie(self) -> str | None:
+        return self.http.cookies.get(SESSION_COOKIE)
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.http.get(path, **kw)
+
+    async def post(self, path: str, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        return await self.http.post(path, data=data or {}, **kw)
+
+    async def login_csrf(self, slug: str) -> str:
+        """Open the organisation's sign-in page (sets the browser cookie) and read its token."""
+        page = await self.get(f"/login/{slug}")
+        assert page.status_code == 200, page.text
+        return csrf_in(page.text)
+
+    async def start_sso(self, slug: str, *, next_path: str = "") -> str:
+        """Press "Continue with …'s sign-in": the identity provider's authorization URL."""
+        csrf = await self.login_csrf(slug)
+        response = await self.post(f"/login/{slug}/sso", {"csrf": csrf, "next": next_path})
+        assert response.status_code == 303, response.text
+        return response.headers["location"]
+
+    async def sso_sign_in(self, slug: str, login: str, *, next_path: str = "") -> httpx.Response:
+        """The whole OIDC sign-in at the real provider; the app's answer to the callback."""
+        callback = await self.sso_callback_url(slug, login, next_path=next_path)
+        return await self.get(callback)
+
+    async def sso_callback_url(self, slug: str, login: str, *, next_path: str = "") -> str:
+        """Sign in at the provider and return the callback URL it sends the browser to (unvisited)."""
+        authorization_url = await self.start_sso(slug, next_path=next_path)
+        return await asyncio.to_thread(login_with_browserless_flow, authorization_url, login)
+
+    async def password_sign_in(self, slug: str, email: str, password: str, *, next_path: str = "",
+                               break_glass: bool = False) -> httpx.Response:
+        csrf = await self.login_csrf(slug)
+        form = {"csrf": csrf, "email": email, "password": password, "next": next_path}
+        if break_glass:
+            form["break_glass"] = "1"
+        return await self.post(f"/login/{slug}/password", form)
+
+    async def csrf_of(self, path: str = "/account") -> str:
+        """The session's CSRF token, read from a page's form."""
+        page = await self.get(path)
+        assert page.status_code == 200, f"{path}: {page.status_code} {page.headers.get('location')}"
+        return csrf_in(page.text)
+
+    async def sign_out(self) -> httpx.Response:
+        return await self.post("/logout", {"csrf": await self.csrf_of()})
+
+
+@asynccontextmanager
+async def live_client(base_url: str, *, address: str | None = None) -> AsyncIterator[WebClient]:
+    """A browser-like client of the live server, presenting its own client address."""
+    address = address or fresh_address()
+    async with httpx.AsyncClient(base_url=base_url, headers={"X-Forwarded-For": address},
+                                 follow_redirects=False, timeout=30) as http:
+        yield WebClient(http, address)
+
+
+@asynccontextmanager
+async def asgi_client(app: Any, *, address: str | None = None) -> AsyncIterator[WebClient]:
+    """A browser-like client of the app in process (no server), with its own client address."""
+    address = address or fresh_address()
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://tenantry.test",
+                                 follow_redirects=False) as http:
+        yield WebClient(http, address)
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+# --- set-up through the services ------------------------------------------------------------
+
+
+async def configure_sso(
+    settings: Settings, org_id: OrgId, *, issuer: str, client_id: str, client_secret: str,
+    jit_provisioning: bool = False, default_unit_id: uuid.UUID | None = None,
+    allowed_domains: list[str] | None = None,
+) -> None:
+    box = SecretBox(settings.secret_key, "sso-client-secrets")
+    async with db.tenant_transaction(org_id):
+        await sso.save_connection(
+            {"issuer": issuer, "client_id": client_id, "client_secret": client_secret,
+             "scopes": ["openid", "email", "profile"], "jit_provisioning": jit_provisioning,
+             "default_unit_id": default_unit_id, "allowed_domains": allowed_domains or [],
+             "enabled": True},
+            box=box, actor=ACTOR,
+        )
+
+
+async def set_password(org_id: OrgId, member_id: uuid.UUID | str, password: str, *,
+                       break_glass: bool = False) -> None:
+    async with db.tenant_transaction(org_id):
+        member = await Member.get(id=member_id)
+        await passwords.set_password(member, password, break_glass=break_glass, actor=ACTOR)
+
+
+async def set_local_sign_in(org_id: OrgId, enabled: bool) -> None:
+    async with db.tenant_transaction(org_id):
+        await organisations.set_local_sign_in(enabled, actor=ACTOR)
+
+
+# --- reading what happened (as the database owner, across row-level security) ---------------
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    action: str
+    target_id: str
+    after: dict[str, Any]
+    actor: str
+
+
+async def audit_events(conn: asyncpg.Connection, org_id: OrgId, action: str) -> list[AuditRow]:
+    rows = await conn.fetch(
+        "SELECT action, target_id, after, actor FROM audit_events WHERE tenant_id = $1 AND action = $2 "
+        "ORDER BY seq", org_id, action)
+    return [AuditRow(r["action"], r["target_id"], json.loads(r["after"]) if r["after"] else {}, r["actor"])
+            for r in rows]
+
+
+async def live_sessions(conn: asyncpg.Connection, member_id: uuid.UUID | str) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM sessions WHERE member_id = $1 AND revoked_at IS NULL", uuid.UUID(str(member_id)))
+    return count
+
+
+async def member_row(conn: asyncpg.Connection, org_id: OrgId, email: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT * FROM members WHERE tenant_id = $1 AND email = $2", org_id, email)
+    return row

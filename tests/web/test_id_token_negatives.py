@@ -1,0 +1,139 @@
+"""Every defect of an ID token (and a failing token endpoint) ends the sign-in with a readable
+401 page and no session, never a 500. The identity provider is the hostile one from
+tests/support/hostile_idp.py, which is correct in everything but the one defect asked for;
+its well-behaved sign-in must succeed, so these tests can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+
+from app.settings import Settings
+from tests.conftest import OrgHandle, make_member, make_org
+from tests.support.hostile_idp import HostileIdp, Misbehaviour, run_hostile_idp
+from tests.web.flows import WebClient, configure_sso, live_client, text_of
+
+pytestmark = pytest.mark.oidc
+
+SLUG = "gamma"
+CLIENT_ID = "tenantry-gamma"
+CLIENT_SECRET = "gamma-client-secret-0123456789"  # noqa: S105 (test-only client)
+ACCOUNT = {"sub": "gamma-mia", "email": f"mia@{SLUG}.example", "email_verified": True, "name": "Mia Gamma",
+           "groups": ["staff"]}
+
+#: What the refusal page says for each defect (OIDC Core 1.0 §3.1.3.7 checks, in words).
+REASONS: dict[Misbehaviour, str] = {
+    Misbehaviour.WRONG_ISSUER: r"ID token was issued by .* not",
+    Misbehaviour.WRONG_AUDIENCE: r"ID token is meant for another client",
+    Misbehaviour.EXPIRED: r"ID token (has expired|was issued too long ago)",
+    Misbehaviour.IAT_IN_FUTURE: r"ID token was issued in the future",
+    Misbehaviour.MISSING_NONCE: r"ID token carries no nonce",
+    Misbehaviour.WRONG_NONCE: r"ID token's nonce does not match",
+    Misbehaviour.BAD_SIGNATURE: r"ID token is not validly signed",
+    Misbehaviour.UNKNOWN_KID: r"ID token is not validly signed",
+    Misbehaviour.ALG_NONE: r"ID token is not validly signed",
+    Misbehaviour.MISSING_SUB: r"ID token has no subject",
+    Misbehaviour.TOKEN_ENDPOINT_ERROR: r"refused the code exchange \(HTTP 500",
+}
+
+
+@pytest.fixture(scope="module")
+async def hostile(live_server: str) -> AsyncIterator[HostileIdp]:
+    manager = run_hostile_idp(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account=ACCOUNT)
+    idp = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield idp
+    finally:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
+
+
+@pytest.fixture
+async def gamma(client: httpx.AsyncClient, hostile: HostileIdp, settings: Settings) -> OrgHandle:
+    hostile.reset()
+    org = await make_org(client, SLUG)
+    await make_member(org, email=ACCOUNT["email"], name=ACCOUNT["name"], roles=["admin"])
+    await configure_sso(settings, org.id, issuer=hostile.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    return org
+
+
+async def callback_url(browser: WebClient) -> str:
+    """Start a sign-in and let the hostile provider answer; the callback URL it redirects to."""
+    authorization_url = await browser.start_sso(SLUG)
+    async with httpx.AsyncClient(timeout=30) as at_provider:
+        answer = await at_provider.get(authorization_url)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["location"]
+
+
+async def sessions_of(conn: asyncpg.Connection, org: OrgHandle) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM sessions WHERE tenant_id = $1", org.id)
+    return count
+
+
+@pytest.mark.parametrize("defect", list(REASONS), ids=lambda d: d.value)
+async def test_defective_id_token_is_refused_with_a_readable_401_and_no_session(
+    gamma: OrgHandle, hostile: HostileIdp, live_server: str, owner_conn: asyncpg.Connection,
+    defect: Misbehaviour,
+) -> None:
+    hostile.misbehaviour = defect
+    async with live_client(live_server) as browser:
+        response = await browser.get(await callback_url(browser))
+        assert response.status_code == 401, text_of(response.text)
+        assert response.headers["content-type"].startswith("text/html")
+        assert "tenantry_session" not in response.headers.get("set-cookie", "")
+        assert browser.session_cookie is None
+        text = text_of(response.text)
+        assert text.startswith("Sign-in failed")
+        assert re.search(REASONS[defect], text), text
+        assert 'href="/login/gamma"' in response.text  # a way to try again
+        assert await sessions_of(owner_conn, gamma) == 0
+
+        # Nothing was left broken: the same browser signs in once the provider behaves.
+        hostile.misbehaviour = Misbehaviour.NONE
+        retry = await browser.get(await callback_url(browser))
+        assert retry.status_code == 303, text_of(retry.text)
+        assert retry.headers["location"] == "/console"
+        assert browser.session_cookie
+
+
+@pytest.mark.parametrize("claims_in_id_token", [True, False], ids=["claims-in-id-token", "claims-in-userinfo"])
+async def test_well_behaved_provider_signs_the_member_in(
+    gamma: OrgHandle, hostile: HostileIdp, live_server: str, owner_conn: asyncpg.Connection,
+    claims_in_id_token: bool,
+) -> None:
+    hostile.claims_in_id_token = claims_in_id_token
+    async with live_client(live_server) as browser:
+        response = await browser.get(await callback_url(browser))
+        assert response.status_code == 303, text_of(response.text)
+        assert response.headers["location"] == "/console"
+        assert browser.session_cookie
+        assert (await browser.get("/console")).status_code == 200
+    assert await sessions_of(owner_conn, gamma) == 1
+
+
+async def test_replayed_state_is_refused(gamma: OrgHandle, live_server: str, owner_conn: asyncpg.Connection) -> None:
+    async with live_client(live_server) as browser:
+        callback = await callback_url(browser)
+        assert (await browser.get(callback)).status_code == 303
+    async with live_client(live_server) as browser:
+        await browser.login_csrf(SLUG)
+        replay = await browser.get(callback)
+        assert replay.status_code == 401
+        assert "already completed (replayed state)" in text_of(replay.text)
+        assert browser.session_cookie is None
+    assert await sessions_of(owner_conn, gamma) == 1
+
+
+async def test_unknown_state_is_refused(gamma: OrgHandle, live_server: str) -> None:
+    async with live_client(live_server) as browser:
+        callback = await callback_url(browser)
+        forged = re.sub(r"state=[^&]+", "state=made-up-state", callback)
+        response = await browser.get(forged)
+        assert response.status_code == 401
+        assert "unknown or has expired" in text_of(response.text)
