@@ -18,6 +18,8 @@ from tenants import db
 from tenants.actors import Actor, ActorKind
 from tenants.audit import service as audit
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
+from tenants.groups.models import Group
+from tenants.groups.service import add_member
 from tenants.members.lifecycle import MemberStatus, can_sign_in
 from tenants.members.models import Member
 from tenants.members.service import NewMember, create_member
@@ -349,6 +351,7 @@ async def _admit(
             f"your account is {member.status.value}; it cannot sign in",
             f"member_{member.status.value}",
         )
+    await _join_claimed_groups(connection, claims, member, actor=actor)
     if member.idp_subject is None:
         await Member.filter(id=member.id).update(idp_subject=subject)
         await audit.record(
@@ -388,6 +391,24 @@ async def _admit(
         user_agent=user_agent,
     )
     return SignInOutcome(token, member, None, return_to)
+
+
+async def _join_claimed_groups(
+    connection: SsoConnection, claims: dict[str, Any], member: Member, *, actor: Actor
+) -> None:
+    """Add the member to the organisation's groups named in the mapped groups claim.
+
+    Only additions: a group membership set by an admin is never removed by a sign-in,
+    because nothing marks which memberships the identity provider owns (SCIM does).
+    """
+    names = _claim(claims, connection.groups_claim)
+    if not isinstance(names, list):
+        return
+    wanted = {n for n in names if isinstance(n, str)}
+    if not wanted:
+        return
+    for group in await Group.filter(name__in=sorted(wanted)):
+        await add_member(group.id, member.id, actor=actor)
 
 
 async def _unit_for(connection: SsoConnection, claims: dict[str, Any]) -> uuid.UUID:
