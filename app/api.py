@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -22,8 +23,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from tortoise.exceptions import IntegrityError
 
-from app.auth import Authenticator, Principal
+from app.auth import Authenticator, Credential, Principal
 from app.problems import from_domain_error, from_validation_error, http_problem
+from tenants import notifications
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
 from tenants.errors import ConflictError, PermissionDeniedError, TenantryError
@@ -63,7 +65,9 @@ class Call(Generic[B, Q]):
         return self.path[name]
 
 
-Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | None]]
+Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | Response | None]]
+#: A read answered from memory without a transaction, or None to take the normal path.
+FastPath = Callable[[Request, Principal, dict[str, uuid.UUID]], Awaitable[Response | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,9 @@ class Endpoint:
     status: int = 200
     errors: tuple[int, ...] = ()
     description: str = ""
+    fast: FastPath | None = None
+    #: Other media types the success response may come in (OpenAPI only).
+    alternatives: tuple[str, ...] = ()
 
     @property
     def operation_id(self) -> str:
@@ -110,6 +117,8 @@ class ApiRouter:
         response: type[BaseModel] | None = None,
         status: int = 200,
         errors: Sequence[int] = (),
+        fast: FastPath | None = None,
+        alternatives: Sequence[str] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -126,6 +135,8 @@ class ApiRouter:
                     status=status,
                     errors=tuple(errors),
                     description=(handler.__doc__ or "").strip(),
+                    fast=fast,
+                    alternatives=tuple(alternatives),
                 )
             )
             return handler
@@ -285,7 +296,9 @@ async def _parse_body(request: Request, model: type[BaseModel] | None, limit: in
             )
         )
     try:
-        parsed = model.model_validate(data, strict=False)
+        # Strict JSON mode: the types the OpenAPI document states, no coercion (false is not
+        # an integer, 1 is not a boolean); uuids, times and enum values come as JSON strings.
+        parsed = model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise _Refused(from_validation_error(request, exc)) from None
     # Checked on the validated model, whose shape (and so depth) the schema bounds.
@@ -299,7 +312,9 @@ async def _parse_body(request: Request, model: type[BaseModel] | None, limit: in
     return parsed
 
 
-def _render(endpoint: Endpoint, result: BaseModel | None) -> Response:
+def _render(endpoint: Endpoint, result: BaseModel | Response | None) -> Response:
+    if isinstance(result, Response):
+        return result
     if result is None or endpoint.status == 204:
         return Response(status_code=204)
     return Response(
@@ -307,26 +322,77 @@ def _render(endpoint: Endpoint, result: BaseModel | None) -> Response:
     )
 
 
-def build_route(endpoint: Endpoint, authenticator: Authenticator, max_body: int) -> Route:
-    """The Starlette route that runs ``endpoint`` in one tenant transaction."""
+class PrincipalCache:
+    """Verified principals for a few seconds, so reads answered from memory (the decision
+    endpoint) need no database round trip to re-check a credential. Cleared whenever a
+    token or client is revoked (see app/notifications.py)."""
+
+    def __init__(self, ttl: float = 15.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[Hashable, tuple[float, Principal]] = {}
+
+    def get(self, credential: Credential) -> Principal | None:
+        key = getattr(credential, "cache_key", None)
+        if key is None:
+            return None
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > self.ttl:
+            return None
+        return entry[1]
+
+    def put(self, credential: Credential, principal: Principal) -> None:
+        key = getattr(credential, "cache_key", None)
+        if key is None:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _check_permission(endpoint: Endpoint, principal: Principal) -> None:
+    if endpoint.permission is not None and endpoint.permission not in principal.permissions:
+        raise PermissionDeniedError(
+            f"this needs the permission {endpoint.permission.value}",
+            extra={"required_permission": endpoint.permission.value},
+        )
+
+
+def build_route(
+    endpoint: Endpoint,
+    authenticator: Authenticator,
+    max_body: int,
+    principals: PrincipalCache | None = None,
+    committed: Callable[[list[str]], None] | None = None,
+) -> Route:
+    """The Starlette route that runs ``endpoint`` in one tenant transaction (or, for a read
+    with a fast path and a recently verified credential, from memory)."""
 
     async def asgi_endpoint(request: Request) -> Response:
         try:
             credential = await authenticator.identify(request)
             path = _parse_path(request, endpoint)
+            if endpoint.fast is not None and principals is not None:
+                known = principals.get(credential)
+                if known is not None:
+                    _check_permission(endpoint, known)
+                    answered = await endpoint.fast(request, known, path)
+                    if answered is not None:
+                        return answered
             query = _parse_query(request, endpoint.query)
             body = await _parse_body(request, endpoint.body, max_body)
-            async with tenant_transaction(credential.org_id):
-                principal = await credential.verify(request)
-                if (
-                    endpoint.permission is not None
-                    and endpoint.permission not in principal.permissions
-                ):
-                    raise PermissionDeniedError(
-                        f"this needs the permission {endpoint.permission.value}",
-                        extra={"required_permission": endpoint.permission.value},
-                    )
-                result = await endpoint.handler(Call(request, principal, body, query, path))
+            with notifications.collect() as sent:
+                async with tenant_transaction(credential.org_id):
+                    principal = await credential.verify(request)
+                    if principals is not None:
+                        principals.put(credential, principal)
+                    _check_permission(endpoint, principal)
+                    result = await endpoint.handler(Call(request, principal, body, query, path))
+            if sent and committed is not None:
+                committed(sent)
         except _Refused as refused:
             return refused.response
         except TenantryError as error:

@@ -76,6 +76,10 @@ class ApiTokenCredential:
     def org_id(self) -> OrgId:
         return self.parsed.org_id
 
+    @property
+    def cache_key(self) -> tuple[str, str, str]:
+        return ("api_token", str(self.parsed.token_id), self.parsed.secret)
+
     async def verify(self, request: Request) -> Principal:
         found = await tokens.authenticate(self.parsed)
         actor = _actor(request, ActorKind.API_TOKEN, str(found.token_id), f"API token {found.name}")
@@ -89,6 +93,10 @@ class ProductTokenCredential:
     org_id: OrgId
     client_id: str
     scopes: frozenset[Permission]
+
+    @property
+    def cache_key(self) -> tuple[str, str, str, frozenset[Permission]]:
+        return ("product", str(self.org_id), self.client_id, self.scopes)
 
     async def verify(self, request: Request) -> Principal:
         client = await ProductClient.filter(client_id=self.client_id).first()
@@ -106,6 +114,10 @@ class ExternalTokenCredential:
     issuer: str
     subject: str
     scopes: frozenset[Permission]
+
+    @property
+    def cache_key(self) -> tuple[str, str, str, str, frozenset[Permission]]:
+        return ("external", str(self.org_id), self.issuer, self.subject, self.scopes)
 
     async def verify(self, request: Request) -> Principal:
         actor = _actor(

@@ -20,10 +20,11 @@ from starlette.staticfiles import StaticFiles
 from tortoise.context import TortoiseContext
 
 from app import database, oauth
-from app.api import Endpoint, build_route
+from app.api import Endpoint, PrincipalCache, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
 from app.middleware import RequestContextMiddleware
+from app.notifications import Listener
 from app.openapi import build_openapi
 from app.problems import http_problem, problem_catalogue
 from app.routes.health import healthz, readyz
@@ -32,7 +33,9 @@ from app.v1 import ROUTERS
 from app.web import account, console, signin
 from app.web.cookies import CookieJar
 from app.web.pages import Web
+from policies.cache import DecisionCache
 from tenants.clients.keys import KeyRing
+from tenants.ids import OrgId
 from tenants.secrets import SecretBox
 from tenants.sso.oidc import RelyingParty
 
@@ -73,6 +76,11 @@ def create_app(
         rp=rp,
         box=SecretBox(settings.secret_key, "sso-client-secrets"),
     )
+    decisions: DecisionCache[OrgId] = DecisionCache()
+    principals = PrincipalCache()
+    listener = Listener(
+        lambda: asyncpg.connect(**database.connection_params(urls.app)), decisions, principals
+    )
     endpoints = api_endpoints()
     openapi_document = build_openapi(endpoints, title="Tenantry", version=VERSION, server_url=None)
 
@@ -89,10 +97,12 @@ def create_app(
                 config=database.runtime_config(urls, settings.pool_size),
                 _enable_global_fallback=True,
             )
+            listener.start()
             log.info("serving on %s", settings.base_url)
             try:
                 yield
             finally:
+                await listener.stop()
                 await http.aclose()
 
     async def openapi(request: Request) -> JSONResponse:
@@ -129,7 +139,10 @@ def create_app(
         Route("/problems", problems_index, methods=["GET"]),
         Route("/problems/{code}", problem_page, methods=["GET"]),
     ]
-    routes += [build_route(e, authenticator, settings.max_body_bytes) for e in endpoints]
+    routes += [
+        build_route(e, authenticator, settings.max_body_bytes, principals, listener.applied_locally)
+        for e in endpoints
+    ]
     routes += signin.routes(web) + console.routes(web) + account.routes(web)
     routes += oauth.routes(keyring, settings.base_url)
     routes.append(Mount("/static", StaticFiles(directory=str(STATIC)), name="static"))
@@ -155,6 +168,8 @@ def create_app(
     app.state.settings = settings
     app.state.web = web
     app.state.keyring = keyring
+    app.state.decisions = decisions
+    app.state.listener = listener
     app.state.openapi = openapi_document
     app.add_middleware(RequestContextMiddleware, production=settings.is_production)
     return app

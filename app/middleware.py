@@ -10,7 +10,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from starlette.requests import Request
@@ -31,17 +31,24 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,100}$")
 
 
+def content_security_policy(*, form_targets: Iterable[str] = ()) -> str:
+    """The pages' CSP. ``form_targets`` are extra origins a form may lead to: form-action
+    also governs the redirects after a submission (CSP 3, §6.4.1), so a form answered
+    with a redirect to an identity provider needs that provider's origin here."""
+    form_action = " ".join(["'self'", *form_targets])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"object-src 'none'; base-uri 'none'; form-action {form_action}; frame-ancestors 'none'"
+    )
+
+
 def security_headers(production: bool) -> list[tuple[bytes, bytes]]:
     headers = [
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"same-origin"),
         (b"x-frame-options", b"DENY"),
         (b"cross-origin-opener-policy", b"same-origin"),
-        (
-            b"content-security-policy",
-            b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
+        (b"content-security-policy", content_security_policy().encode()),
     ]
     if production:
         headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))

@@ -143,8 +143,18 @@ def http_problem(
     )
 
 
+def status_for(error_class: type[TenantryError]) -> int:
+    """The status of the nearest class in the error's ancestry that the table names, so a
+    new subclass of ConflictError answers 409 without being listed."""
+    for cls in error_class.__mro__:
+        code = getattr(cls, "code", None)
+        if code in STATUS_BY_CODE:
+            return STATUS_BY_CODE[code]
+    return 500
+
+
 def from_domain_error(request: Request | None, error: TenantryError) -> Response:
-    status = STATUS_BY_CODE[error.code]
+    status = status_for(type(error))
     headers = {"WWW-Authenticate": 'Bearer realm="tenantry"'} if status == 401 else None
     return problem_response(
         request,
@@ -197,5 +207,5 @@ def problem_catalogue() -> list[ProblemType]:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
         doc = (cls.__doc__ or cls.title).strip().splitlines()[0]
-        seen.setdefault(cls.code, ProblemType(cls.code, cls.title, STATUS_BY_CODE[cls.code], doc))
+        seen.setdefault(cls.code, ProblemType(cls.code, cls.title, status_for(cls), doc))
     return sorted(seen.values(), key=lambda p: p.code)

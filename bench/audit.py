@@ -69,8 +69,8 @@ class Config:
     warmup_ops: int
 
 
-QUICK = Config(members_per_org=500, writers=8, pool_size=10, write_pairs=4, write_ops=500,
-               orgs=4, per_org_writers=2, concurrency_rounds=5, concurrency_ops=120, warmup_ops=400)
+QUICK = Config(members_per_org=500, writers=8, pool_size=10, write_pairs=4, write_ops=400,
+               orgs=4, per_org_writers=2, concurrency_rounds=5, concurrency_ops=80, warmup_ops=400)
 FULL = Config(members_per_org=2_000, writers=8, pool_size=10, write_pairs=8, write_ops=2_500,
               orgs=4, per_org_writers=2, concurrency_rounds=10, concurrency_ops=500, warmup_ops=2_000)
 

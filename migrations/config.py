@@ -21,6 +21,8 @@ MODEL_MODULES: dict[str, list[str]] = {
         "tenants.sso.models",
         "tenants.sessions.models",
         "tenants.clients.models",
+        "tenants.policy.models",
+        "tenants.outbox.models",
     ],
 }
 

@@ -79,3 +79,15 @@ CREATE POLICY tenant_isolation ON {table}
 
 def grant_runtime(table: str, privileges: str = "SELECT, INSERT, UPDATE, DELETE") -> str:
     return f"GRANT {privileges} ON {table} TO {RUNTIME_ROLE};"
+
+
+def referable_ids(tables: list[str]) -> str:
+    """Temporary unique indexes on ``id`` alone, for a migration that creates tables linking
+    to these: tortoise's migration editor writes single-column foreign keys (it ignores
+    ``db_constraint=False``), which need them. The next migration replaces those keys with
+    composite ones and drops these indexes with ``drop_referable_ids``."""
+    return "\n".join(f"CREATE UNIQUE INDEX {t}_id_referable ON {t} (id);" for t in tables)
+
+
+def drop_referable_ids(tables: list[str]) -> str:
+    return "\n".join(f"DROP INDEX {t}_id_referable;" for t in tables)

@@ -62,7 +62,9 @@ _BASIC_READS = frozenset(
 #: The role table. Least privilege: auditors read everything and change nothing; the
 #: helpdesk handles accounts but not policies; only privacy officers approve data access.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.OWNER: frozenset(Permission) - PRODUCT_SCOPES,
+    # Not even the owner approves data access: a second person, a privacy officer, does
+    # (an owner who must can hold both roles).
+    Role.OWNER: frozenset(Permission) - PRODUCT_SCOPES - {P.ACCESS_APPROVE},
     Role.ADMIN: frozenset(Permission)
     - PRODUCT_SCOPES
     - {P.TOKENS_WRITE, P.ACCESS_APPROVE, P.ORGANISATION_WRITE},

@@ -36,6 +36,7 @@ from tenants.tokens import service as tokens
 from tenants.units.models import Unit
 
 TENANT_TABLES = (
+    "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "audit_events", "audit_heads", "api_tokens", "product_accounts", "products",
     "group_memberships", "groups", "members", "units", "organisations",

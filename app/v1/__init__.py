@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.api import ApiRouter
-from app.v1 import audit, groups, members, organisation, products, sso, units
+from app.v1 import audit, groups, members, organisation, policy, products, settings, sso, units
 
 ROUTERS: list[ApiRouter] = [
     products.accounts,
@@ -14,4 +14,6 @@ ROUTERS: list[ApiRouter] = [
     products.router,
     audit.router,
     sso.router,
+    settings.router,
+    policy.router,
 ]

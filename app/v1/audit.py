@@ -6,7 +6,7 @@ import base64
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
 from app.api import ApiRouter, Call
 from app.v1.common import Input, Output, Page
@@ -31,7 +31,20 @@ def _storable(value: datetime) -> datetime:
         raise ValueError("is out of range once converted to UTC") from None
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
+def _rfc3339_text(value: object) -> object:
+    """Query strings are text; refuse the Unix timestamps pydantic would otherwise accept,
+    since the documented format is an RFC 3339 date-time."""
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                "expected an RFC 3339 date-time such as 2024-01-31T09:00:00Z"
+            ) from None
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable)]
 
 
 class AuditEventOut(Output):

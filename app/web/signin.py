@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app.middleware import content_security_policy
 from app.web.pages import Web, safe_next
 from tenants import db
 from tenants.actors import Actor, ActorKind
@@ -130,6 +131,11 @@ def routes(web: Web) -> list[BaseRoute]:
                 "break_glass": request.query_params.get("break_glass") == "1",
             },
         )
+        if connection is not None and connection.enabled:
+            # The SSO form is answered with a redirect to the identity provider, which the
+            # browser blocks unless this page's CSP form-action names the provider.
+            targets = await _identity_provider_origins(web, connection.issuer)
+            page.headers["content-security-policy"] = content_security_policy(form_targets=targets)
         _copy_cookies(response, page)
         return page
 
@@ -366,6 +372,27 @@ def _signed_in(
     response = RedirectResponse(target, status_code=303)
     web.cookies.store(response, state)
     return response
+
+
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+async def _identity_provider_origins(web: Web, issuer: str) -> list[str]:
+    """The origins of the issuer and of its authorization endpoint (discovery is cached and
+    warmed here for the sign-in that follows); only well-formed origins, never anything
+    that could add a directive to the header."""
+    urls = [issuer]
+    try:
+        urls.append((await web.rp.metadata(issuer)).authorization_endpoint)
+    except SignInError as exc:
+        log.info("no discovery for %s while showing the sign-in page: %s", issuer, exc.message)
+    origins = set()
+    for url in urls:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if ORIGIN.match(origin):
+            origins.add(origin)
+    return sorted(origins)
 
 
 def _too_many(web: Web, request: Request, wait: int) -> Response:

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tenants import db
+from tenants import db, notifications
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.clients.models import ProductClient
@@ -116,6 +116,7 @@ async def revoke_client(client_pk: uuid.UUID, *, actor: Actor) -> ProductClient:
         return client
     client.revoked_at = datetime.now(UTC)
     await client.save(update_fields=["revoked_at", "updated_at"])
+    await notifications.credentials_revoked()
     await audit.record(
         "product_client.revoked",
         "product_client",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from policies.resolve import TargetKind
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
@@ -12,6 +13,7 @@ from tenants.errors import ConflictError, FieldProblem
 from tenants.groups.models import Group, GroupMembership
 from tenants.members.service import get_member
 from tenants.models_base import get_by_id
+from tenants.policy import service as policy
 
 SORTABLE = ("name", "priority", "created_at")
 
@@ -55,6 +57,8 @@ async def update_group(group_id: uuid.UUID, changes: dict[str, Any], *, actor: A
         return group
     await group.save(update_fields=[*new.keys(), "updated_at"])
     await audit.record("group.updated", "group", group.id, actor=actor, before=old, after=new)
+    if "priority" in new:
+        await policy.structure_changed()
     return group
 
 
@@ -63,10 +67,12 @@ async def delete_group(group_id: uuid.UUID, *, actor: Actor) -> None:
     group = await get_group(group_id, for_update=True)
     before = snapshot(group)
     count = await GroupMembership.filter(group_id=group.id).count()
+    await policy.rules_removed_with(TargetKind.GROUP, group.id, actor=actor)
     await group.delete()
     await audit.record(
         "group.deleted", "group", group.id, actor=actor, before={**before, "member_count": count}
     )
+    await policy.structure_changed()
 
 
 async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor) -> bool:
@@ -79,6 +85,7 @@ async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor)
     await audit.record(
         "group.member_added", "group", group.id, actor=actor, after={"member_id": member.id}
     )
+    await policy.member_changed(member.id)
     return True
 
 
@@ -95,4 +102,5 @@ async def remove_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Act
     await audit.record(
         "group.member_removed", "group", group.id, actor=actor, before={"member_id": member_id}
     )
+    await policy.member_changed(member_id)
     return True

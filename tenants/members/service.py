@@ -20,6 +20,7 @@ from tenants.members.models import Member
 from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
 from tenants.permissions import Role
+from tenants.policy import service as policy
 from tenants.units.models import Unit
 from tenants.units.service import get_unit
 
@@ -199,6 +200,7 @@ async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor)
         before={"unit_id": before},
         after={"unit_id": unit_id},
     )
+    await policy.member_changed(member.id)
     return member
 
 

@@ -31,6 +31,11 @@ class Organisation(Model):
     )
     #: Members may sign in with a local password (off by default; SSO is the normal way).
     local_sign_in = fields.BooleanField(default=False)
+    #: Bumped by every change of the rule set (the number in the policy history).
+    policy_version = fields.IntField(default=0)
+    #: Bumped when units or groups change in ways resolution sees (tree, priorities).
+    #: Compiled policies are keyed on both versions.
+    structure_version = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

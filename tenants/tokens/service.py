@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tenants import db
+from tenants import db, notifications
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import AuthenticationError, FieldProblem, InvalidInputError
@@ -121,6 +121,7 @@ async def revoke_token(token_id: uuid.UUID, *, actor: Actor) -> ApiToken:
         return row
     row.revoked_at = datetime.now(UTC)
     await row.save(update_fields=["revoked_at", "updated_at"])
+    await notifications.credentials_revoked()
     await audit.record(
         "api_token.revoked", "api_token", row.id, actor=actor, after={"revoked_at": row.revoked_at}
     )

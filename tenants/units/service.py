@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from policies.resolve import TargetKind
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
 from tenants.models_base import get_by_id
+from tenants.policy import service as policy
 from tenants.units import rules
 from tenants.units.models import Unit
 
@@ -77,6 +79,7 @@ async def create_unit(name: str, parent_id: uuid.UUID, *, actor: Actor) -> Unit:
         depth=rules.depth_of(path),
     )
     await audit.record("unit.created", "unit", unit.id, actor=actor, after=snapshot(unit))
+    await policy.structure_changed()
     return unit
 
 
@@ -165,8 +168,10 @@ async def delete_unit(unit_id: uuid.UUID, *, actor: Actor) -> None:
     if await Member.filter(unit_id=unit.id).exists():
         raise ConflictError("the unit has members; move them to another unit first")
     before = snapshot(unit)
+    await policy.rules_removed_with(TargetKind.UNIT, unit.id, actor=actor)
     await unit.delete()
     await audit.record("unit.deleted", "unit", unit.id, actor=actor, before=before)
+    await policy.structure_changed()
 
 
 async def unit_ids_in_subtree(unit: Unit) -> list[uuid.UUID]:

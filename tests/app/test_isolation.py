@@ -19,7 +19,6 @@ from app.database import DatabaseUrls
 from tests.conftest import TENANT_TABLES, OrgHandle, row_counts
 from tests.support.api_schema import (
     JSON,
-    Operation,
     World,
     assert_problem,
     build_world,
@@ -61,7 +60,10 @@ async def test_every_route_answers_404_to_another_organisations_ids_and_changes_
 
         response = await send(alpha, op, url, body)
 
-        if response.status_code != 404 or response.headers.get("content-type") != "application/problem+json":
+        if (
+            response.status_code != 404
+            or response.headers.get("content-type") != "application/problem+json"
+        ):
             failures.append(f"{op}: {response.status_code} {response.text[:300]}")
         else:
             assert_problem(response, 404)
@@ -71,7 +73,9 @@ async def test_every_route_answers_404_to_another_organisations_ids_and_changes_
             failures.append(f"{op}: bravo's data changed")
         control = await send(bravo, op, url, body)
         if not 200 <= control.status_code < 300:
-            failures.append(f"{op}: the probe is not a request its owner can make: {control.status_code} {control.text[:300]}")
+            failures.append(
+                f"{op}: the probe is not a request its owner can make: {control.status_code} {control.text[:300]}"
+            )
     assert not failures, "\n".join(failures)
 
 
@@ -87,26 +91,42 @@ async def test_routes_with_several_ids_refuse_a_mix_of_own_and_foreign_ids(
         for name in op.path_params:
             ids = {**own.path_ids(op), name: foreign.path_ids(op)[name]}
             counts = await row_counts(owner_conn)
-            before = (await snapshot(alpha, document, own), await snapshot(bravo, document, foreign))
+            before = (
+                await snapshot(alpha, document, own),
+                await snapshot(bravo, document, foreign),
+            )
 
             response = await send(alpha, op, own.url(op, ids), own.body(op))
 
             assert_problem(response, 404)
             assert await row_counts(owner_conn) == counts, op
-            assert (await snapshot(alpha, document, own), await snapshot(bravo, document, foreign)) == before, op
+            assert (
+                await snapshot(alpha, document, own),
+                await snapshot(bravo, document, foreign),
+            ) == before, op
 
 
-async def test_list_routes_show_none_of_another_organisations_rows(two_orgs: tuple[OrgHandle, OrgHandle]) -> None:
+async def test_list_routes_show_none_of_another_organisations_rows(
+    two_orgs: tuple[OrgHandle, OrgHandle],
+) -> None:
     alpha, bravo = two_orgs
     document = await served_document(alpha.client)
     own, foreign = await build_world(alpha), await build_world(bravo)
     lists = [op for op in operations(document) if op.is_list]
-    assert {op.path for op in lists} >= {"/v1/units", "/v1/members", "/v1/groups", "/v1/products", "/v1/audit-events"}
+    assert {op.path for op in lists} >= {
+        "/v1/units",
+        "/v1/members",
+        "/v1/groups",
+        "/v1/products",
+        "/v1/audit-events",
+    }
     for op in lists:
         params = {"limit": 500} if any(p["name"] == "limit" for p in op.query_params) else {}
         response = await alpha.get(op.path, params=params)
         assert response.status_code == 200, (op, response.text)
-        assert any(i in response.text for i in own.markers), f"{op} shows none of alpha's own rows either"
+        assert any(i in response.text for i in own.markers), (
+            f"{op} shows none of alpha's own rows either"
+        )
         leaked = [i for i in foreign.markers if i in response.text]
         assert not leaked, f"{op} shows bravo's ids {leaked}"
 
@@ -142,8 +162,16 @@ async def test_list_filters_naming_another_organisations_ids_reveal_nothing(
 
 #: Tables the API fills for every organisation with a World: the reads below must see rows there.
 CORE_TABLES = (
-    "organisations", "units", "members", "groups", "group_memberships", "products",
-    "product_accounts", "api_tokens", "audit_heads", "audit_events",
+    "organisations",
+    "units",
+    "members",
+    "groups",
+    "group_memberships",
+    "products",
+    "product_accounts",
+    "api_tokens",
+    "audit_heads",
+    "audit_events",
 )
 
 
@@ -170,17 +198,31 @@ async def set_tenant(conn: asyncpg.Connection, org_id: uuid.UUID) -> None:
     await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(org_id))
 
 
+async def execute_as(conn: asyncpg.Connection, org_id: uuid.UUID, sql: str, *args: Any) -> str:
+    """Run ``sql`` in one transaction bound to ``org_id``, as the service does."""
+    async with conn.transaction():
+        await set_tenant(conn, org_id)
+        status: str = await conn.execute(sql, *args)
+    return status
+
+
 async def test_runtime_role_reads_only_the_organisation_set_in_its_transaction(
-    two_orgs: tuple[OrgHandle, OrgHandle], owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+    two_orgs: tuple[OrgHandle, OrgHandle],
+    owner_conn: asyncpg.Connection,
+    runtime_conn: asyncpg.Connection,
 ) -> None:
     alpha, bravo = two_orgs
     await build_world(alpha)
     await build_world(bravo)
     tables = await tenant_tables(owner_conn)
-    assert await runtime_conn.fetchval("SELECT current_user") != await owner_conn.fetchval("SELECT current_user")
+    assert await runtime_conn.fetchval("SELECT current_user") != await owner_conn.fetchval(
+        "SELECT current_user"
+    )
     filled = set()
     for table, column in tables.items():
-        expected = await owner_conn.fetchval(f"SELECT count(*) FROM {table} WHERE {column} = $1", alpha.id)
+        expected = await owner_conn.fetchval(
+            f"SELECT count(*) FROM {table} WHERE {column} = $1", alpha.id
+        )
         async with runtime_conn.transaction():
             await set_tenant(runtime_conn, alpha.id)
             rows = await runtime_conn.fetch(f"SELECT * FROM {table}")  # no filter on purpose
@@ -188,11 +230,15 @@ async def test_runtime_role_reads_only_the_organisation_set_in_its_transaction(
         assert {r[column] for r in rows} <= {alpha.id}, table
         if rows:
             filled.add(table)
-    assert filled >= set(CORE_TABLES), f"alpha has no rows in {set(CORE_TABLES) - filled}; the check proves nothing there"
+    assert filled >= set(CORE_TABLES), (
+        f"alpha has no rows in {set(CORE_TABLES) - filled}; the check proves nothing there"
+    )
 
 
 async def test_runtime_role_reads_nothing_when_no_organisation_is_set(
-    two_orgs: tuple[OrgHandle, OrgHandle], owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+    two_orgs: tuple[OrgHandle, OrgHandle],
+    owner_conn: asyncpg.Connection,
+    runtime_conn: asyncpg.Connection,
 ) -> None:
     alpha, _ = two_orgs
     tables = await tenant_tables(owner_conn)
@@ -208,51 +254,69 @@ async def test_runtime_role_reads_nothing_when_no_organisation_is_set(
 
 
 async def test_runtime_role_cannot_write_rows_of_another_organisation(
-    two_orgs: tuple[OrgHandle, OrgHandle], owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+    two_orgs: tuple[OrgHandle, OrgHandle],
+    owner_conn: asyncpg.Connection,
+    runtime_conn: asyncpg.Connection,
 ) -> None:
     alpha, bravo = two_orgs
     await build_world(alpha)
     theirs = await build_world(bravo)
     counts = await row_counts(owner_conn)
+    insert = (
+        "INSERT INTO members (id, tenant_id, email, name, unit_id, roles, status, created_at, updated_at) "
+        "VALUES ($1, $2, 'intruder@bravo.example', 'Intruder', $3, '[]', 'active', now(), now())"
+    )
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
-        async with runtime_conn.transaction():
-            await set_tenant(runtime_conn, alpha.id)
-            await runtime_conn.execute(
-                "INSERT INTO members (id, tenant_id, email, name, unit_id, roles, status, created_at, updated_at) "
-                "VALUES ($1, $2, 'intruder@bravo.example', 'Intruder', $3, '[]', 'active', now(), now())",
-                uuid.uuid4(), bravo.id, bravo.root_unit_id,
-            )
+        await execute_as(runtime_conn, alpha.id, insert, uuid.uuid4(), bravo.id, bravo.root_unit_id)
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
-        async with runtime_conn.transaction():
-            await set_tenant(runtime_conn, alpha.id)
-            await runtime_conn.execute("UPDATE groups SET tenant_id = $1", bravo.id)
+        await execute_as(runtime_conn, alpha.id, "UPDATE groups SET tenant_id = $1", bravo.id)
     async with runtime_conn.transaction():
         await set_tenant(runtime_conn, alpha.id)
-        updated = await runtime_conn.execute("UPDATE members SET name = 'hijacked' WHERE id = $1", uuid.UUID(theirs.member["id"]))
-        deleted = await runtime_conn.execute("DELETE FROM group_memberships WHERE member_id = $1", uuid.UUID(theirs.member["id"]))
+        updated = await runtime_conn.execute(
+            "UPDATE members SET name = 'hijacked' WHERE id = $1", uuid.UUID(theirs.member["id"])
+        )
+        deleted = await runtime_conn.execute(
+            "DELETE FROM group_memberships WHERE member_id = $1", uuid.UUID(theirs.member["id"])
+        )
     assert (updated, deleted) == ("UPDATE 0", "DELETE 0")
     assert await row_counts(owner_conn) == counts
-    assert await owner_conn.fetchval("SELECT name FROM members WHERE id = $1", uuid.UUID(theirs.member["id"])) == "Test Member"
+    assert (
+        await owner_conn.fetchval(
+            "SELECT name FROM members WHERE id = $1", uuid.UUID(theirs.member["id"])
+        )
+        == "Test Member"
+    )
 
 
 @pytest.mark.parametrize(
     "statement",
-    ["UPDATE audit_events SET action = 'rewritten'", "DELETE FROM audit_events", "TRUNCATE audit_events"],
+    [
+        "UPDATE audit_events SET action = 'rewritten'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ],
 )
 async def test_runtime_role_cannot_rewrite_the_audit_log(
     statement: str, org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
 ) -> None:
-    events = await owner_conn.fetch("SELECT seq, action, hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq", org.id)
+    events = await owner_conn.fetch(
+        "SELECT seq, action, hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq", org.id
+    )
     assert events
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
-        async with runtime_conn.transaction():
-            await set_tenant(runtime_conn, org.id)
-            await runtime_conn.execute(statement)
-    assert await owner_conn.fetch("SELECT seq, action, hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq", org.id) == events
+        await execute_as(runtime_conn, org.id, statement)
+    assert (
+        await owner_conn.fetch(
+            "SELECT seq, action, hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq", org.id
+        )
+        == events
+    )
 
 
 async def test_rows_cannot_reference_another_organisations_rows_even_in_raw_sql(
-    two_orgs: tuple[OrgHandle, OrgHandle], owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+    two_orgs: tuple[OrgHandle, OrgHandle],
+    owner_conn: asyncpg.Connection,
+    runtime_conn: asyncpg.Connection,
 ) -> None:
     alpha, bravo = two_orgs
     ours, theirs = await build_world(alpha), await build_world(bravo)
@@ -260,7 +324,10 @@ async def test_rows_cannot_reference_another_organisations_rows_even_in_raw_sql(
     member = uuid.UUID(ours.member["id"])
     attempts = [
         ("UPDATE members SET unit_id = $1 WHERE id = $2", [uuid.UUID(theirs.unit["id"]), member]),
-        ("UPDATE members SET manager_id = $1 WHERE id = $2", [uuid.UUID(theirs.member["id"]), member]),
+        (
+            "UPDATE members SET manager_id = $1 WHERE id = $2",
+            [uuid.UUID(theirs.member["id"]), member],
+        ),
         (
             "INSERT INTO members (id, tenant_id, email, name, unit_id, roles, status, created_at, updated_at) "
             "VALUES ($1, $2, 'stray@alpha.example', 'Stray', $3, '[]', 'active', now(), now())",
@@ -276,35 +343,44 @@ async def test_rows_cannot_reference_another_organisations_rows_even_in_raw_sql(
             "VALUES ($1, $2, $3, $4, 'assigned', now(), now())",
             [uuid.uuid4(), alpha.id, member, uuid.UUID(theirs.spare_product["id"])],
         ),
-        ("UPDATE units SET parent_id = $1 WHERE id = $2", [uuid.UUID(theirs.unit["id"]), uuid.UUID(ours.unit["id"])]),
+        (
+            "UPDATE units SET parent_id = $1 WHERE id = $2",
+            [uuid.UUID(theirs.unit["id"]), uuid.UUID(ours.unit["id"])],
+        ),
     ]
     for sql, args in attempts:
         with pytest.raises(asyncpg.ForeignKeyViolationError):
-            async with runtime_conn.transaction():
-                await set_tenant(runtime_conn, alpha.id)
-                await runtime_conn.execute(sql, *args)
+            await execute_as(runtime_conn, alpha.id, sql, *args)
     assert await row_counts(owner_conn) == counts
 
 
-async def test_every_tenant_table_has_forced_row_level_security_with_a_policy(owner_conn: asyncpg.Connection) -> None:
+async def test_every_tenant_table_has_forced_row_level_security_with_a_policy(
+    owner_conn: asyncpg.Connection,
+) -> None:
     tables = await tenant_tables(owner_conn)
     assert len(tables) >= 10, tables
     rows = await owner_conn.fetch(
         """
         SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
-               (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname) AS policies
+               (SELECT count(*) FROM pg_policies p
+                 WHERE p.schemaname = 'public' AND p.tablename = c.relname) AS policies
           FROM pg_class c
          WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relname = ANY($1::text[])
         """,
         list(tables),
     )
-    found = {r["relname"]: (r["relrowsecurity"], r["relforcerowsecurity"], r["policies"] > 0) for r in rows}
+    found = {
+        r["relname"]: (r["relrowsecurity"], r["relforcerowsecurity"], r["policies"] > 0)
+        for r in rows
+    }
     assert set(found) == set(tables)
     unsafe = {table: flags for table, flags in found.items() if flags != (True, True, True)}
     assert not unsafe, f"(enabled, forced, has a policy) is not all true for {unsafe}"
 
 
-async def test_the_test_fixtures_clean_and_count_every_tenant_table(owner_conn: asyncpg.Connection) -> None:
+async def test_the_test_fixtures_clean_and_count_every_tenant_table(
+    owner_conn: asyncpg.Connection,
+) -> None:
     """``clean_db`` and ``row_counts`` (tests/conftest.py) must know every tenant table, or
     'nothing was written' assertions miss a table and tests leak rows into each other."""
     assert set(await tenant_tables(owner_conn)) <= set(TENANT_TABLES)

@@ -77,7 +77,9 @@ def test_every_status_is_reachable_from_a_creation_status() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "action"), list(itertools.product(MemberStatus, LifecycleAction)), ids=lambda v: v.value
+    ("status", "action"),
+    list(itertools.product(MemberStatus, LifecycleAction)),
+    ids=lambda v: v.value,
 )
 async def test_each_action_from_each_status_follows_the_transition_table(
     status: MemberStatus, action: LifecycleAction, org: OrgHandle, owner_conn: asyncpg.Connection
@@ -92,7 +94,9 @@ async def test_each_action_from_each_status_follows_the_transition_table(
     assert member["allowed_actions"] == legal_from(status)
     counts, events = await row_counts(owner_conn), await audit_events(org)
 
-    response = await org.post(f"/v1/members/{member['id']}/transitions", {"action": action.value, "reason": "tested"})
+    response = await org.post(
+        f"/v1/members/{member['id']}/transitions", {"action": action.value, "reason": "tested"}
+    )
 
     if status in TRANSITIONS[action].sources:
         target = TRANSITIONS[action].target
@@ -120,11 +124,20 @@ def test_purged_is_final_and_every_other_status_has_a_way_out() -> None:
     assert all(legal_from(s) for s in MemberStatus if s is not MemberStatus.PURGED)
 
 
-async def test_a_new_member_starts_invited_or_active_only(org: OrgHandle, owner_conn: asyncpg.Connection) -> None:
+async def test_a_new_member_starts_invited_or_active_only(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
     before = await row_counts(owner_conn)
     for status in set(MemberStatus) - set(CREATED_AS):
-        response = await org.post("/v1/members", {"email": f"x@{org.slug}.example", "name": "X",
-                                                  "unit_id": str(org.root_unit_id), "status": status.value})
+        response = await org.post(
+            "/v1/members",
+            {
+                "email": f"x@{org.slug}.example",
+                "name": "X",
+                "unit_id": str(org.root_unit_id),
+                "status": status.value,
+            },
+        )
         problem = assert_problem(response, 422)
         assert problem["errors"] == [{"field": "status", "reason": "expected invited or active"}]
     assert await row_counts(owner_conn) == before
@@ -160,7 +173,10 @@ async def walk(org: OrgHandle, params: dict[str, Any], limit: int) -> list[list[
     pages: list[list[str]] = []
     cursor = None
     while True:
-        response = await org.get("/v1/members", params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})})
+        response = await org.get(
+            "/v1/members",
+            params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})},
+        )
         assert response.status_code == 200, response.text
         page = response.json()
         assert len(page["items"]) <= limit
@@ -172,8 +188,10 @@ async def walk(org: OrgHandle, params: dict[str, Any], limit: int) -> list[list[
 
 
 async def test_the_cursor_walks_every_member_exactly_once_in_each_sort(org: OrgHandle) -> None:
-    made = [await make_member(org, email=f"{local}@{org.slug}.example", name=name, status=status)
-            for local, name, status in PEOPLE]
+    made = [
+        await make_member(org, email=f"{local}@{org.slug}.example", name=name, status=status)
+        for local, name, status in PEOPLE
+    ]
     everyone = (await org.get("/v1/members", params={"limit": 500})).json()["items"]
     assert {m["id"] for m in everyone} == {m["id"] for m in made}
     assert set(SORTABLE) == {"email", "name", "created_at", "status"}
@@ -187,7 +205,9 @@ async def test_the_cursor_walks_every_member_exactly_once_in_each_sort(org: OrgH
         assert all(len(page) == limit for page in pages[:-1]), (sort, limit)
 
 
-async def test_the_cursor_still_walks_every_member_once_when_members_join_between_pages(org: OrgHandle) -> None:
+async def test_the_cursor_still_walks_every_member_once_when_members_join_between_pages(
+    org: OrgHandle,
+) -> None:
     first = [await make_member(org, email=f"{c}@{org.slug}.example") for c in "bdfh"]
     page = (await org.get("/v1/members", params={"limit": 2})).json()
     seen = [m["id"] for m in page["items"]]
@@ -217,16 +237,31 @@ async def test_filters_select_exactly_the_matching_members(org: OrgHandle) -> No
     north = await make_unit(org, "North", parent=sales["id"])
     far_north = await make_unit(org, "Far North", parent=north["id"])
     support = await make_unit(org, "Support")
-    boss = await make_member(org, name="Ada Boss", email=f"ada@{org.slug}.example", unit=sales["id"])
+    boss = await make_member(
+        org, name="Ada Boss", email=f"ada@{org.slug}.example", unit=sales["id"]
+    )
     ann = await make_member(org, name="Ann North", unit=north["id"], manager_id=boss["id"])
-    far = await make_member(org, name="Frank Far", unit=far_north["id"], manager_id=boss["id"], status="invited")
-    sam = await make_member(org, name="Sam Support", email=f"helpdesk-sam@{org.slug}.example", unit=support["id"],
-                            manager_id=ann["id"], status="invited")
+    far = await make_member(
+        org, name="Frank Far", unit=far_north["id"], manager_id=boss["id"], status="invited"
+    )
+    sam = await make_member(
+        org,
+        name="Sam Support",
+        email=f"helpdesk-sam@{org.slug}.example",
+        unit=support["id"],
+        manager_id=ann["id"],
+        status="invited",
+    )
     root = await make_member(org, name="Rita Root")
     group = await make_group(org)
     for member in (ann, sam):
-        assert (await org.put(f"/v1/groups/{group['id']}/members/{member['id']}")).status_code == 204
-    ids = {name: m["id"] for name, m in {"boss": boss, "ann": ann, "far": far, "sam": sam, "root": root}.items()}
+        assert (
+            await org.put(f"/v1/groups/{group['id']}/members/{member['id']}")
+        ).status_code == 204
+    ids = {
+        name: m["id"]
+        for name, m in {"boss": boss, "ann": ann, "far": far, "sam": sam, "root": root}.items()
+    }
 
     def of(*names: str) -> set[str]:
         return {ids[n] for n in names}
@@ -240,7 +275,9 @@ async def test_filters_select_exactly_the_matching_members(org: OrgHandle) -> No
     assert await listed(org, unit_id=sales["id"], subtree="false") == of("boss")
     assert await listed(org, unit_id=north["id"]) == of("ann", "far")
     assert await listed(org, unit_id=far_north["id"], subtree="false") == of("far")
-    assert await listed(org, unit_id=str(org.root_unit_id)) == of("boss", "ann", "far", "sam", "root")
+    assert await listed(org, unit_id=str(org.root_unit_id)) == of(
+        "boss", "ann", "far", "sam", "root"
+    )
     assert await listed(org, unit_id=str(org.root_unit_id), subtree="false") == of("root")
     assert await listed(org, group_id=group["id"]) == of("ann", "sam")
     assert await listed(org, group_id=str(uuid.uuid4())) == set()
@@ -255,14 +292,18 @@ async def test_filters_select_exactly_the_matching_members(org: OrgHandle) -> No
     assert await listed(org, q="nobody") == set()
     assert await listed(org, unit_id=sales["id"], status="invited") == of("far")
     assert await listed(org, group_id=group["id"], manager_id=ann["id"], q="sam") == of("sam")
-    problem = assert_problem(await org.get("/v1/members", params={"unit_id": str(uuid.uuid4())}), 404)
+    problem = assert_problem(
+        await org.get("/v1/members", params={"unit_id": str(uuid.uuid4())}), 404
+    )
     assert problem["type"] == "/problems/not_found"
 
 
 # --- the audit trail of each write ------------------------------------------------------------
 
 
-async def test_each_member_write_appends_exactly_one_audit_event_with_actor_and_changes(org: OrgHandle) -> None:
+async def test_each_member_write_appends_exactly_one_audit_event_with_actor_and_changes(
+    org: OrgHandle,
+) -> None:
     unit = await make_unit(org)
     manager = await make_member(org)
     events = await audit_events(org)
@@ -281,34 +322,67 @@ async def test_each_member_write_appends_exactly_one_audit_event_with_actor_and_
         return event
 
     email = f"Grace@{org.slug}.example"
-    response = await org.post("/v1/members", {"email": email, "name": "Grace Hopper", "unit_id": str(org.root_unit_id),
-                                              "manager_id": manager["id"], "roles": ["admin", "member", "admin"]})
+    response = await org.post(
+        "/v1/members",
+        {
+            "email": email,
+            "name": "Grace Hopper",
+            "unit_id": str(org.root_unit_id),
+            "manager_id": manager["id"],
+            "roles": ["admin", "member", "admin"],
+        },
+    )
     member = response.json()
     event = await one_event(response, 201)
-    assert (event["action"], event["target_id"], event["before"]) == ("member.created", member["id"], None)
+    assert (event["action"], event["target_id"], event["before"]) == (
+        "member.created",
+        member["id"],
+        None,
+    )
     assert event["after"] == {
-        "email": email.lower(), "name": "Grace Hopper", "unit_id": str(org.root_unit_id),
-        "manager_id": manager["id"], "roles": ["admin", "member"], "idp_subject": None, "external_id": None,
+        "email": email.lower(),
+        "name": "Grace Hopper",
+        "unit_id": str(org.root_unit_id),
+        "manager_id": manager["id"],
+        "roles": ["admin", "member"],
+        "idp_subject": None,
+        "external_id": None,
         "status": "invited",
     }
 
-    event = await one_event(await org.patch(f"/v1/members/{member['id']}", {"name": "Grace B. Hopper", "email": email}))
+    event = await one_event(
+        await org.patch(f"/v1/members/{member['id']}", {"name": "Grace B. Hopper", "email": email})
+    )
     assert (event["action"], event["before"], event["after"]) == (
-        "member.updated", {"name": "Grace Hopper"}, {"name": "Grace B. Hopper"}
+        "member.updated",
+        {"name": "Grace Hopper"},
+        {"name": "Grace B. Hopper"},
     )
 
-    event = await one_event(await org.patch(f"/v1/members/{member['id']}", {"manager_id": None, "external_id": "e-1"}))
-    assert (event["before"], event["after"]) == ({"manager_id": manager["id"], "external_id": None},
-                                                 {"manager_id": None, "external_id": "e-1"})
-
-    event = await one_event(await org.post(f"/v1/members/{member['id']}/move", {"unit_id": unit["id"]}))
-    assert (event["action"], event["before"], event["after"]) == (
-        "member.moved", {"unit_id": str(org.root_unit_id)}, {"unit_id": unit["id"]}
+    event = await one_event(
+        await org.patch(f"/v1/members/{member['id']}", {"manager_id": None, "external_id": "e-1"})
+    )
+    assert (event["before"], event["after"]) == (
+        {"manager_id": manager["id"], "external_id": None},
+        {"manager_id": None, "external_id": "e-1"},
     )
 
-    event = await one_event(await org.post(f"/v1/members/{member['id']}/transitions", {"action": "activate"}))
+    event = await one_event(
+        await org.post(f"/v1/members/{member['id']}/move", {"unit_id": unit["id"]})
+    )
     assert (event["action"], event["before"], event["after"]) == (
-        "member.activate", {"status": "invited"}, {"status": "active", "reason": None}
+        "member.moved",
+        {"unit_id": str(org.root_unit_id)},
+        {"unit_id": unit["id"]},
+    )
+
+    event = await one_event(
+        await org.post(f"/v1/members/{member['id']}/transitions", {"action": "activate"})
+    )
+    assert (event["action"], event["before"], event["after"]) == (
+        "member.activate",
+        {"status": "invited"},
+        {"status": "active", "reason": None},
     )
 
     # Writes that change nothing succeed and record nothing.
@@ -323,4 +397,10 @@ async def test_each_member_write_appends_exactly_one_audit_event_with_actor_and_
     # The trail can be read back per member, newest first.
     response = await org.get("/v1/audit-events", params={"target_id": member["id"]})
     actions = [e["action"] for e in response.json()["items"]]
-    assert actions == ["member.activate", "member.moved", "member.updated", "member.updated", "member.created"]
+    assert actions == [
+        "member.activate",
+        "member.moved",
+        "member.updated",
+        "member.updated",
+        "member.created",
+    ]

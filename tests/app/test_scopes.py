@@ -16,7 +16,15 @@ from tenants import db
 from tenants.permissions import Permission
 from tenants.tokens import service as tokens
 from tests.conftest import ACTOR, OrgHandle, row_counts
-from tests.support.api_schema import JSON, World, assert_problem, build_world, operations, send, served_document
+from tests.support.api_schema import (
+    JSON,
+    World,
+    assert_problem,
+    build_world,
+    operations,
+    send,
+    served_document,
+)
 
 pytestmark = pytest.mark.usefixtures("client")
 
@@ -58,11 +66,17 @@ async def test_a_members_read_token_lists_members_but_is_refused_every_write_nam
     listed = await org.client.get("/v1/members", headers=headers)
     assert listed.status_code == 200, listed.text
     assert [m["id"] for m in listed.json()["items"]] == [world.member["id"]]
-    assert (await org.client.get(f"/v1/members/{world.member['id']}", headers=headers)).status_code == 200
+    assert (
+        await org.client.get(f"/v1/members/{world.member['id']}", headers=headers)
+    ).status_code == 200
 
     before = await row_counts(owner_conn)
     writes = [op for op in operations(document) if op.is_write]
-    assert {op.path for op in writes} >= {"/v1/members", "/v1/members/{id}", "/v1/members/{id}/transitions"}
+    assert {op.path for op in writes} >= {
+        "/v1/members",
+        "/v1/members/{id}",
+        "/v1/members/{id}/transitions",
+    }
     for op in writes:
         response = await send(org, op, world.url(op), world.body(op), headers=headers)
         problem = assert_problem(response, 403)
@@ -95,7 +109,7 @@ async def test_each_permission_opens_its_own_operations_and_no_other(
 
 
 def malformed_authorizations(token: str) -> list[str | None]:
-    prefix, org_hex, token_hex, secret = token.split("_")
+    _, org_hex, token_hex, secret = token.split("_")
     return [
         None,
         "",
@@ -133,35 +147,51 @@ async def test_missing_or_malformed_credentials_get_401_with_www_authenticate_on
 
 async def test_the_bearer_scheme_name_is_case_insensitive(org: OrgHandle) -> None:
     for scheme in ("bearer", "BEARER", "BeArEr"):
-        response = await org.client.get("/v1/organisation", headers={"Authorization": f"{scheme} {org.token}"})
+        response = await org.client.get(
+            "/v1/organisation", headers={"Authorization": f"{scheme} {org.token}"}
+        )
         assert response.status_code == 200, (scheme, response.text)
 
 
-async def test_an_expired_token_gets_401(org: OrgHandle, world: World, owner_conn: asyncpg.Connection) -> None:
+async def test_an_expired_token_gets_401(
+    org: OrgHandle, world: World, owner_conn: asyncpg.Connection
+) -> None:
     async with db.tenant_transaction(org.id):
-        row, token = await tokens.create_token("short-lived", [p.value for p in Permission],
-                                               expires_in=timedelta(hours=1), actor=ACTOR)
+        row, token = await tokens.create_token(
+            "short-lived", [p.value for p in Permission], expires_in=timedelta(hours=1), actor=ACTOR
+        )
     assert (await org.client.get("/v1/members", headers=bearer(token))).status_code == 200
-    await owner_conn.execute("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = $1", row.id)
+    await owner_conn.execute(
+        "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = $1", row.id
+    )
     before = await row_counts(owner_conn)
     assert_unauthenticated(await org.client.get("/v1/members", headers=bearer(token)))
     body = {"email": f"late@{org.slug}.example", "name": "Late", "unit_id": str(org.root_unit_id)}
     assert_unauthenticated(await org.client.post("/v1/members", json=body, headers=bearer(token)))
-    assert_unauthenticated(await org.client.delete(f"/v1/groups/{world.group['id']}", headers=bearer(token)))
+    assert_unauthenticated(
+        await org.client.delete(f"/v1/groups/{world.group['id']}", headers=bearer(token))
+    )
     assert await row_counts(owner_conn) == before
 
 
-async def test_a_revoked_token_gets_401(org: OrgHandle, world: World, owner_conn: asyncpg.Connection) -> None:
+async def test_a_revoked_token_gets_401(
+    org: OrgHandle, world: World, owner_conn: asyncpg.Connection
+) -> None:
     token = await org.token_with(*Permission)
     assert (await org.client.get("/v1/members", headers=bearer(token))).status_code == 200
     async with db.tenant_transaction(org.id):
         await tokens.revoke_token(uuid.UUID(hex=token.split("_")[2]), actor=ACTOR)
     before = await row_counts(owner_conn)
     assert_unauthenticated(await org.client.get("/v1/members", headers=bearer(token)))
-    assert_unauthenticated(await org.client.patch(f"/v1/members/{world.member['id']}", json={"name": "Nope"},
-                                                  headers=bearer(token)))
+    assert_unauthenticated(
+        await org.client.patch(
+            f"/v1/members/{world.member['id']}", json={"name": "Nope"}, headers=bearer(token)
+        )
+    )
     assert await row_counts(owner_conn) == before
-    assert (await org.get(f"/v1/members/{world.member['id']}")).json()["name"] == world.member["name"]
+    assert (await org.get(f"/v1/members/{world.member['id']}")).json()["name"] == world.member[
+        "name"
+    ]
 
 
 async def test_a_token_whose_organisation_part_names_another_organisation_gets_401(
@@ -178,11 +208,18 @@ async def test_a_token_whose_organisation_part_names_another_organisation_gets_4
     before = await row_counts(owner_conn)
     for token in forged:
         assert_unauthenticated(await alpha.client.get("/v1/members", headers=bearer(token)))
-        assert_unauthenticated(await alpha.client.get(f"/v1/members/{theirs.member['id']}", headers=bearer(token)))
-        assert_unauthenticated(await alpha.client.patch(f"/v1/members/{theirs.member['id']}", json={"name": "Forged"},
-                                                        headers=bearer(token)))
+        assert_unauthenticated(
+            await alpha.client.get(f"/v1/members/{theirs.member['id']}", headers=bearer(token))
+        )
+        assert_unauthenticated(
+            await alpha.client.patch(
+                f"/v1/members/{theirs.member['id']}", json={"name": "Forged"}, headers=bearer(token)
+            )
+        )
     assert await row_counts(owner_conn) == before
-    assert (await bravo.get(f"/v1/members/{theirs.member['id']}")).json()["name"] == theirs.member["name"]
+    assert (await bravo.get(f"/v1/members/{theirs.member['id']}")).json()["name"] == theirs.member[
+        "name"
+    ]
 
 
 async def test_refused_tokens_all_get_the_same_answer(
@@ -192,8 +229,10 @@ async def test_refused_tokens_all_get_the_same_answer(
     alpha, bravo = two_orgs
     prefix, org_hex, token_hex, secret = alpha.token.split("_")
     expired = await alpha.token_with(Permission.MEMBERS_READ)
-    await owner_conn.execute("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = $1",
-                             uuid.UUID(hex=expired.split("_")[2]))
+    await owner_conn.execute(
+        "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = $1",
+        uuid.UUID(hex=expired.split("_")[2]),
+    )
     revoked = await alpha.token_with(Permission.MEMBERS_READ)
     async with db.tenant_transaction(alpha.id):
         await tokens.revoke_token(uuid.UUID(hex=revoked.split("_")[2]), actor=ACTOR)
@@ -206,6 +245,8 @@ async def test_refused_tokens_all_get_the_same_answer(
     ]
     answers = set()
     for token in candidates:
-        problem = assert_unauthenticated(await alpha.client.get("/v1/members", headers=bearer(token)))
+        problem = assert_unauthenticated(
+            await alpha.client.get("/v1/members", headers=bearer(token))
+        )
         answers.add((problem["title"], problem["detail"]))
     assert len(answers) == 1, answers

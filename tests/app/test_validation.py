@@ -34,11 +34,34 @@ from tests.support.api_schema import (
     served_document,
 )
 
-MALFORMED_JSON = [b'{"name": ', b"{name: 1}", b"{'name': 'x'}", b'{"a": 1,}', b"\xff\xfe{}", b"", b"[" * 100_000,
-                  b'{"a": ' + b"1" * 5000 + b"}"]
+MALFORMED_JSON = [
+    b'{"name": ',
+    b"{name: 1}",
+    b"{'name': 'x'}",
+    b'{"a": 1,}',
+    b"\xff\xfe{}",
+    b"",
+    b"[" * 100_000,
+    b'{"a": ' + b"1" * 5000 + b"}",
+]
 NOT_AN_OBJECT: list[Any] = [[], [{"name": "x"}], "text", 42, None, True]
-BAD_EMAILS = ["not-an-email", "a@", "@example.org", "two@@example.org", "spaces in@example.org", "a@-bad-.example"]
-MALFORMED_IDS = ["not-a-uuid", "1", "0" * 31, "00000000-0000-0000-0000-00000000000g", "%00", "null", "%7Bid%7D"]
+BAD_EMAILS = [
+    "not-an-email",
+    "a@",
+    "@example.org",
+    "two@@example.org",
+    "spaces in@example.org",
+    "a@-bad-.example",
+]
+MALFORMED_IDS = [
+    "not-a-uuid",
+    "1",
+    "0" * 31,
+    "00000000-0000-0000-0000-00000000000g",
+    "%00",
+    "null",
+    "%7Bid%7D",
+]
 BAD_SORTS = ["bogus", "--name", "-", "id", "tenant_id", "name,email", " name", "secret_hash"]
 BAD_LIMITS = ["0", "-1", "501", "ten", "1.5", "1e3", ""]
 
@@ -82,7 +105,9 @@ def names(problem: JSON, field: str) -> str:
     raise AssertionError(f"the problem does not name {field!r}: {problem}")
 
 
-async def refused(org: OrgHandle, op: Operation, world: World, body: Any, status: int = 422, **kw: Any) -> JSON:
+async def refused(
+    org: OrgHandle, op: Operation, world: World, body: Any, status: int = 422, **kw: Any
+) -> JSON:
     response = await send(org, op, kw.pop("url", world.url(op)), body, **kw)
     return assert_problem(response, status)
 
@@ -91,8 +116,14 @@ def wrong_type(document: JSON, schema: JSON) -> Any:
     schema = non_null(document, schema)
     if "enum" in schema:
         return 12345
-    return {"string": 12345, "integer": "twelve", "number": "twelve", "boolean": "perhaps",
-            "array": "not-a-list", "object": ["not", "an", "object"]}[schema["type"]]
+    return {
+        "string": 12345,
+        "integer": "twelve",
+        "number": "twelve",
+        "boolean": "perhaps",
+        "array": "not-a-list",
+        "object": ["not", "an", "object"],
+    }[schema["type"]]
 
 
 def too_big(document: JSON, name: str, schema: JSON) -> Iterator[tuple[Any, str]]:
@@ -117,11 +148,15 @@ def too_big(document: JSON, name: str, schema: JSON) -> Iterator[tuple[Any, str]
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_malformed_json_on_every_write_route_is_a_400_problem(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_malformed_json_on_every_write_route_is_a_400_problem(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     for op in body_operations(document):
         for raw in MALFORMED_JSON:
             response = await org.client.request(
-                op.method, world.url(op), content=raw,
+                op.method,
+                world.url(op),
+                content=raw,
                 headers={**org.headers, "content-type": "application/json"},
             )
             problem = assert_problem(response, 400)
@@ -135,10 +170,15 @@ async def test_a_json_value_that_is_not_an_object_is_refused_naming_the_body(
     for op in body_operations(document):
         for value in NOT_AN_OBJECT:
             response = await org.client.request(
-                op.method, world.url(op), content=json.dumps(value).encode(),
+                op.method,
+                world.url(op),
+                content=json.dumps(value).encode(),
                 headers={**org.headers, "content-type": "application/json"},
             )
-            assert names(assert_problem(response, 422), "body") == "expected a JSON object", (op, value)
+            assert names(assert_problem(response, 422), "body") == "expected a JSON object", (
+                op,
+                value,
+            )
 
 
 @pytest.mark.usefixtures("nothing_written")
@@ -150,34 +190,50 @@ async def test_a_body_over_the_size_limit_is_a_413_problem(
 
     async def chunks(data: bytes) -> AsyncIterator[bytes]:
         for start in range(0, len(data), 64 * 1024):
-            yield data[start:start + 64 * 1024]
+            yield data[start : start + 64 * 1024]
 
     for op in body_operations(document):
         raw = json.dumps({**(world.body(op) or {}), "padding": "x" * limit}).encode()
         headers = {**org.headers, "content-type": "application/json"}
         for content in (raw, chunks(raw)):  # with Content-Length, and streamed without it
-            response = await org.client.request(op.method, world.url(op), content=content, headers=headers)
+            response = await org.client.request(
+                op.method, world.url(op), content=content, headers=headers
+            )
             problem = assert_problem(response, 413)
             assert problem["type"] == "/problems/body_too_large", op
     # Just under the limit is read (and then judged on its content).
     op = next(op for op in body_operations(document) if op.key == "POST /v1/units")
     body = {**(world.body(op) or {}), "padding": ""}
     body["padding"] = "x" * (limit - len(json.dumps(body).encode()))
-    response = await org.client.request(op.method, op.path, content=json.dumps(body).encode(),
-                                        headers={**org.headers, "content-type": "application/json"})
+    response = await org.client.request(
+        op.method,
+        op.path,
+        content=json.dumps(body).encode(),
+        headers={**org.headers, "content-type": "application/json"},
+    )
     assert names(assert_problem(response, 422), "padding") == "is not a known field"
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_a_body_not_sent_as_json_is_a_415_problem(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_a_body_not_sent_as_json_is_a_415_problem(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     for op in body_operations(document):
         raw = json.dumps(world.body(op)).encode()
-        for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-                             "application/xml", "application/jsonx", None):
+        for content_type in (
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/xml",
+            "application/jsonx",
+            None,
+        ):
             headers = dict(org.headers)
             if content_type is not None:
                 headers["content-type"] = content_type
-            response = await org.client.request(op.method, world.url(op), content=raw, headers=headers)
+            response = await org.client.request(
+                op.method, world.url(op), content=raw, headers=headers
+            )
             problem = assert_problem(response, 415)
             assert problem["type"] == "/problems/unsupported_media_type", (op, content_type)
 
@@ -186,18 +242,24 @@ async def test_a_body_not_sent_as_json_is_a_415_problem(org: OrgHandle, document
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_wrong_types_are_refused_naming_the_field(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_wrong_types_are_refused_naming_the_field(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     checked = 0
     for op in body_operations(document):
         for name, schema in properties(op).items():
-            problem = await refused(org, op, world, {**(world.body(op) or {}), name: wrong_type(document, schema)})
+            problem = await refused(
+                org, op, world, {**(world.body(op) or {}), name: wrong_type(document, schema)}
+            )
             assert names(problem, name), (op, name)
             checked += 1
     assert checked >= 25
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_unknown_fields_are_refused_naming_them(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_unknown_fields_are_refused_naming_them(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     # tenant_id and id would be mass assignment if they were accepted.
     for op in body_operations(document):
         for name in ("surprise", "tenant_id", "id", "created_at"):
@@ -208,7 +270,9 @@ async def test_unknown_fields_are_refused_naming_them(org: OrgHandle, document: 
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_missing_required_fields_are_each_named(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_missing_required_fields_are_each_named(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     checked = 0
     for op in body_operations(document):
         required = (op.body_schema or {}).get("required", [])
@@ -240,7 +304,9 @@ async def test_values_past_their_declared_bounds_are_refused_naming_the_field(
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_an_email_that_is_not_one_is_refused_naming_the_field(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_an_email_that_is_not_one_is_refused_naming_the_field(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     checked = 0
     for op in body_operations(document):
         for name, schema in properties(op).items():
@@ -300,16 +366,22 @@ async def test_null_clears_a_field_that_may_be_cleared(org: OrgHandle, world: Wo
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_text_with_a_nul_character_is_refused_naming_the_field(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_text_with_a_nul_character_is_refused_naming_the_field(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     checked = 0
     for op in body_operations(document):
         for name, schema in properties(op).items():
             schema = non_null(document, schema)
             if schema.get("type") != "string" or "enum" in schema:
                 continue
-            problem = await refused(org, op, world, {**(world.body(op) or {}), name: "before\x00after"})
+            problem = await refused(
+                org, op, world, {**(world.body(op) or {}), name: "before\x00after"}
+            )
             reason = names(problem, name)
-            if "format" not in schema and "pattern" not in schema:  # otherwise the format may object first
+            if (
+                "format" not in schema and "pattern" not in schema
+            ):  # otherwise the format may object first
                 assert "NUL" in reason, (op, name, reason)
             checked += 1
     assert checked >= 8
@@ -319,7 +391,9 @@ async def test_text_with_a_nul_character_is_refused_naming_the_field(org: OrgHan
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_malformed_and_unknown_ids_in_paths_are_404_problems(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_malformed_and_unknown_ids_in_paths_are_404_problems(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     checked = 0
     for op in operations(document):
         for name in op.path_params:
@@ -332,7 +406,9 @@ async def test_malformed_and_unknown_ids_in_paths_are_404_problems(org: OrgHandl
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_unknown_query_parameters_are_refused_naming_them(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_unknown_query_parameters_are_refused_naming_them(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     for op in operations(document):
         for name in ("surprise", "tenant_id", "Limit"):
             problem = await refused(org, op, world, world.body(op), params={name: "1"})
@@ -340,17 +416,23 @@ async def test_unknown_query_parameters_are_refused_naming_them(org: OrgHandle, 
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_duplicated_query_parameters_are_refused_naming_them(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_duplicated_query_parameters_are_refused_naming_them(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     for op in operations(document):
         declared = [p["name"] for p in op.query_params]
         name = declared[0] if declared else "surprise"
         value = "1" if name == "limit" else "x"
-        problem = await refused(org, op, world, world.body(op), params=[(name, value), (name, value)])
+        problem = await refused(
+            org, op, world, world.body(op), params=[(name, value), (name, value)]
+        )
         assert names(problem, name) == "is given more than once", (op, problem)
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_bad_query_values_are_refused_naming_the_parameter(org: OrgHandle, document: JSON, world: World) -> None:
+async def test_bad_query_values_are_refused_naming_the_parameter(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
     checked = 0
     for op in operations(document):
         for param in op.query_params:
@@ -364,8 +446,15 @@ async def test_bad_query_values_are_refused_naming_the_parameter(org: OrgHandle,
             elif schema.get("format") == "uuid":
                 bad = ["not-a-uuid", "1"]
             elif schema.get("format") == "date-time":
-                bad = ["yesterday", "2024-01-01T00:00:00", "2024-13-01T00:00:00Z",
-                       "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"]
+                bad = [
+                    "yesterday",
+                    "2024-01-01T00:00:00",
+                    "2024-13-01T00:00:00Z",
+                    "1700000000",
+                    "0.5",
+                    "0001-01-01T00:00:00+01:00",
+                    "9999-12-31T23:59:59-05:00",
+                ]
             elif schema.get("type") == "boolean":
                 bad = ["perhaps", "2"]
             if schema.get("type") == "string" and "maxLength" in schema:
@@ -380,8 +469,12 @@ async def test_bad_query_values_are_refused_naming_the_parameter(org: OrgHandle,
 
 
 @pytest.mark.usefixtures("nothing_written")
-async def test_a_sort_the_route_does_not_offer_is_refused_naming_sort(org: OrgHandle, document: JSON, world: World) -> None:
-    sortable = [op for op in operations(document) if any(p["name"] == "sort" for p in op.query_params)]
+async def test_a_sort_the_route_does_not_offer_is_refused_naming_sort(
+    org: OrgHandle, document: JSON, world: World
+) -> None:
+    sortable = [
+        op for op in operations(document) if any(p["name"] == "sort" for p in op.query_params)
+    ]
     assert len(sortable) >= 4
     for op in sortable:
         for value in BAD_SORTS:
@@ -397,16 +490,44 @@ def tampered(cursor: str) -> list[str]:
         text = value if isinstance(value, bytes) else json.dumps(value).encode()
         return base64.urlsafe_b64encode(text).decode().rstrip("=")
 
-    generic = ["!!!", "not base64 at all", cursor[: len(cursor) // 2], cursor + "AAAA", encode(b"\xff\xfe"),
-               encode(b"[" * 5000)]
+    generic = [
+        "!!!",
+        "not base64 at all",
+        cursor[: len(cursor) // 2],
+        cursor + "AAAA",
+        encode(b"\xff\xfe"),
+        encode(b"[" * 5000),
+    ]
     if raw.startswith(b"seq:"):
-        return [*generic, encode(b"seq:0"), encode(b"seq:-5"), encode(b"seq:abc"), encode(b"seq:" + b"9" * 30),
-                encode(b"seq:1\x00"), encode(b"1")]
+        return [
+            *generic,
+            encode(b"seq:0"),
+            encode(b"seq:-5"),
+            encode(b"seq:abc"),
+            encode(b"seq:" + b"9" * 30),
+            encode(b"seq:1\x00"),
+            encode(b"1"),
+        ]
     sort, _, id_ = json.loads(raw)
-    values: list[Any] = [None, [1], {"x": 1}, True, 10**30, "a\x00b", {"t": "0001-01-01T00:00:00+01:00"},
-                         {"t": "2020-01-01T00:00:00"}, {"t": "not a time"}]
-    return [*generic, *(encode([sort, v, id_]) for v in values), encode([sort, "a", "not-a-uuid"]),
-            encode([sort, "a"]), encode({"sort": sort}), encode("abc")]
+    values: list[Any] = [
+        None,
+        [1],
+        {"x": 1},
+        True,
+        10**30,
+        "a\x00b",
+        {"t": "0001-01-01T00:00:00+01:00"},
+        {"t": "2020-01-01T00:00:00"},
+        {"t": "not a time"},
+    ]
+    return [
+        *generic,
+        *(encode([sort, v, id_]) for v in values),
+        encode([sort, "a", "not-a-uuid"]),
+        encode([sort, "a"]),
+        encode({"sort": sort}),
+        encode("abc"),
+    ]
 
 
 @pytest.fixture
@@ -415,8 +536,10 @@ async def world_with_second_rows(world: World) -> World:
     org = world.org
     await make_group(org)
     await make_member(org)
-    response = await org.post("/v1/product-accounts", {"member_id": world.member["id"],
-                                                        "product_id": world.spare_product["id"]})
+    response = await org.post(
+        "/v1/product-accounts",
+        {"member_id": world.member["id"], "product_id": world.spare_product["id"]},
+    )
     assert response.status_code == 201, response.text
     return world
 
@@ -425,13 +548,19 @@ async def test_cursors_that_were_not_issued_are_refused_naming_cursor(
     org: OrgHandle, document: JSON, world_with_second_rows: World, owner_conn: asyncpg.Connection
 ) -> None:
     world = world_with_second_rows
-    paged = [op for op in operations(document) if op.is_list and any(p["name"] == "cursor" for p in op.query_params)]
+    paged = [
+        op
+        for op in operations(document)
+        if op.is_list and any(p["name"] == "cursor" for p in op.query_params)
+    ]
     assert len(paged) >= 5
     before = await row_counts(owner_conn)
     checked = 0
     for op in paged:
         sort = next((p for p in op.query_params if p["name"] == "sort"), None)
-        sorts = [None] if sort is None else ["-created_at", "created_at", sort["schema"].get("default")]
+        sorts = (
+            [None] if sort is None else ["-created_at", "created_at", sort["schema"].get("default")]
+        )
         for sort_value in sorts:
             params: dict[str, Any] = {"limit": 1, **({"sort": sort_value} if sort_value else {})}
             page = await org.get(op.path, params=params)
@@ -445,7 +574,9 @@ async def test_cursors_that_were_not_issued_are_refused_naming_cursor(
                 checked += 1
             if sort_value:  # a cursor is only good for the sort it was issued for
                 other = sort_value[1:] if sort_value.startswith("-") else f"-{sort_value}"
-                problem = await refused(org, op, world, None, params={"limit": 1, "sort": other, "cursor": cursor})
+                problem = await refused(
+                    org, op, world, None, params={"limit": 1, "sort": other, "cursor": cursor}
+                )
                 assert "sort" in names(problem, "cursor"), (op, problem)
     assert checked >= 100
     assert await row_counts(owner_conn) == before
@@ -462,27 +593,39 @@ async def test_moving_a_unit_under_itself_or_its_descendant_is_refused_naming_pa
     grandchild = await make_unit(org, parent=child["id"])
     before = await row_counts(owner_conn)
     for unit, parent in ((top, grandchild), (top, child), (top, top), (child, grandchild)):
-        problem = assert_problem(await org.post(f"/v1/units/{unit['id']}/move", {"parent_id": parent["id"]}), 422)
+        problem = assert_problem(
+            await org.post(f"/v1/units/{unit['id']}/move", {"parent_id": parent["id"]}), 422
+        )
         assert "subtree" in names(problem, "parent_id"), problem
-    problem = assert_problem(await org.post(f"/v1/units/{org.root_unit_id}/move", {"parent_id": top["id"]}), 422)
+    problem = assert_problem(
+        await org.post(f"/v1/units/{org.root_unit_id}/move", {"parent_id": top["id"]}), 422
+    )
     assert names(problem, "parent_id")
     assert await row_counts(owner_conn) == before
     assert (await org.get(f"/v1/units/{grandchild['id']}")).json()["path"] == grandchild["path"]
 
 
-async def test_deleting_the_root_unit_or_a_unit_in_use_is_a_conflict(org: OrgHandle, owner_conn: asyncpg.Connection) -> None:
+async def test_deleting_the_root_unit_or_a_unit_in_use_is_a_conflict(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
     parent = await make_unit(org)
     await make_unit(org, parent=parent["id"])
     staffed = await make_unit(org)
     await make_member(org, unit=staffed["id"])
     before = await row_counts(owner_conn)
-    for unit_id, words in ((org.root_unit_id, "root"), (parent["id"], "child"), (staffed["id"], "members")):
+    for unit_id, words in (
+        (org.root_unit_id, "root"),
+        (parent["id"], "child"),
+        (staffed["id"], "members"),
+    ):
         problem = assert_problem(await org.delete(f"/v1/units/{unit_id}"), 409)
         assert words in problem["detail"], problem
     assert await row_counts(owner_conn) == before
 
 
-async def test_a_duplicate_member_email_is_a_conflict_naming_email(org: OrgHandle, owner_conn: asyncpg.Connection) -> None:
+async def test_a_duplicate_member_email_is_a_conflict_naming_email(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
     taken = await make_member(org, email=f"taken@{org.slug}.example")
     other = await make_member(org)
     before = await row_counts(owner_conn)
@@ -490,20 +633,28 @@ async def test_a_duplicate_member_email_is_a_conflict_naming_email(org: OrgHandl
         body = {"email": email, "name": "Twin", "unit_id": str(org.root_unit_id)}
         problem = assert_problem(await org.post("/v1/members", body), 409)
         assert names(problem, "email") == "is already used by another member", problem
-        problem = assert_problem(await org.patch(f"/v1/members/{other['id']}", {"email": email}), 409)
+        problem = assert_problem(
+            await org.patch(f"/v1/members/{other['id']}", {"email": email}), 409
+        )
         assert names(problem, "email"), problem
     assert await row_counts(owner_conn) == before
 
 
-async def test_a_reporting_loop_is_refused_naming_manager_id(org: OrgHandle, owner_conn: asyncpg.Connection) -> None:
+async def test_a_reporting_loop_is_refused_naming_manager_id(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
     top = await make_member(org)
     middle = await make_member(org, manager_id=top["id"])
     bottom = await make_member(org, manager_id=middle["id"])
     before = await row_counts(owner_conn)
     for member, manager in ((top, bottom), (top, middle), (middle, bottom), (top, top)):
-        problem = assert_problem(await org.patch(f"/v1/members/{member['id']}", {"manager_id": manager["id"]}), 422)
+        problem = assert_problem(
+            await org.patch(f"/v1/members/{member['id']}", {"manager_id": manager["id"]}), 422
+        )
         assert names(problem, "manager_id"), problem
-    problem = assert_problem(await org.patch(f"/v1/members/{top['id']}", {"manager_id": str(uuid.uuid4())}), 422)
+    problem = assert_problem(
+        await org.patch(f"/v1/members/{top['id']}", {"manager_id": str(uuid.uuid4())}), 422
+    )
     assert names(problem, "manager_id"), problem
     assert await row_counts(owner_conn) == before
     assert (await org.get(f"/v1/members/{top['id']}")).json()["manager_id"] is None
@@ -520,9 +671,13 @@ async def test_a_member_cannot_be_created_or_moved_into_another_organisations_un
         body = {"email": f"new@{alpha.slug}.example", "name": "New", "unit_id": unit_id}
         problem = assert_problem(await alpha.post("/v1/members", body), 422)
         assert names(problem, "unit_id"), problem
-        problem = assert_problem(await alpha.post(f"/v1/members/{ours['id']}/move", {"unit_id": unit_id}), 422)
+        problem = assert_problem(
+            await alpha.post(f"/v1/members/{ours['id']}/move", {"unit_id": unit_id}), 422
+        )
         assert names(problem, "unit_id"), problem
-        problem = assert_problem(await alpha.post("/v1/units", {"name": "stray", "parent_id": unit_id}), 422)
+        problem = assert_problem(
+            await alpha.post("/v1/units", {"name": "stray", "parent_id": unit_id}), 422
+        )
         assert names(problem, "parent_id"), problem
     assert await row_counts(owner_conn) == before
     assert (await alpha.get("/v1/members", params={"q": "new@"})).json()["items"] == []

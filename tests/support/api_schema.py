@@ -131,7 +131,9 @@ def sample(document: JSON, name: str, schema: JSON, ids: Mapping[str, str], slug
     if kind == "string":
         if fmt == "uuid":
             if name not in ids:
-                raise AssertionError(f"no test id for the uuid property {name!r}; add it to World.body_ids")
+                raise AssertionError(
+                    f"no test id for the uuid property {name!r}; add it to World.body_ids"
+                )
             return ids[name]
         if fmt == "email":
             return f"probe-{uuid.uuid4().hex[:8]}@{slug}.example"
@@ -148,7 +150,10 @@ def sample(document: JSON, name: str, schema: JSON, ids: Mapping[str, str], slug
     if kind == "boolean":
         return True
     if kind == "array":
-        return [sample(document, name, schema["items"], ids, slug) for _ in range(schema.get("minItems", 0))]
+        return [
+            sample(document, name, schema["items"], ids, slug)
+            for _ in range(schema.get("minItems", 0))
+        ]
     if kind == "object":
         return valid_object(document, schema, ids, slug)
     raise AssertionError(f"cannot make a value for {name!r} from {schema}")
@@ -158,7 +163,10 @@ def valid_object(document: JSON, schema: JSON, ids: Mapping[str, str], slug: str
     """An object with exactly the required properties, each valid."""
     schema = resolve(document, schema)
     properties = schema.get("properties", {})
-    return {name: sample(document, name, properties[name], ids, slug) for name in schema.get("required", [])}
+    return {
+        name: sample(document, name, properties[name], ids, slug)
+        for name in schema.get("required", [])
+    }
 
 
 #: The collection a path's ``{id}`` belongs to → the World attribute holding that resource.
@@ -231,7 +239,9 @@ class World:
                 ids[name] = self.resource(RESOURCE_BY_PREFIX[operation.prefix])["id"]
             else:
                 if name not in RESOURCE_BY_PARAM:
-                    raise AssertionError(f"{operation}: no test resource for {{{name}}}; add it to RESOURCE_BY_PARAM")
+                    raise AssertionError(
+                        f"{operation}: no test resource for {{{name}}}; add it to RESOURCE_BY_PARAM"
+                    )
                 ids[name] = self.resource(RESOURCE_BY_PARAM[name])["id"]
         return ids
 
@@ -268,7 +278,16 @@ class World:
     def ids(self) -> set[str]:
         """Every id of this organisation's rows that the API can show."""
         found = {str(self.org.id), str(self.org.root_unit_id)}
-        for attribute in ("unit", "other_unit", "member", "group", "product", "spare_product", "account", "client"):
+        for attribute in (
+            "unit",
+            "other_unit",
+            "member",
+            "group",
+            "product",
+            "spare_product",
+            "account",
+            "client",
+        ):
             found.add(self.resource(attribute)["id"])
         return found
 
@@ -282,20 +301,39 @@ async def build_world(org: OrgHandle) -> World:
     assert response.status_code == 204, response.text
     product = await make_product(org)
     spare_product = await make_product(org)
-    response = await org.post("/v1/product-accounts", {"member_id": member["id"], "product_id": product["id"]})
+    response = await org.post(
+        "/v1/product-accounts", {"member_id": member["id"], "product_id": product["id"]}
+    )
     assert response.status_code == 201, response.text
     account = response.json()
-    response = await org.post(f"/v1/products/{spare_product['id']}/clients",
-                              {"name": "probe client", "scopes": ["members:read"]})
+    response = await org.post(
+        f"/v1/products/{spare_product['id']}/clients",
+        {"name": "probe client", "scopes": ["members:read"]},
+    )
     assert response.status_code == 201, response.text
     client = response.json()
-    response = await org.put("/v1/sso-connection", json={"issuer": f"https://idp.{org.slug}.example",
-                                                         "client_id": f"tenantry-{org.slug}"})
+    response = await org.put(
+        "/v1/sso-connection",
+        json={"issuer": f"https://idp.{org.slug}.example", "client_id": f"tenantry-{org.slug}"},
+    )
     assert response.status_code == 200, response.text
-    return World(org, unit, other_unit, member, group, product, spare_product, account, client, response.json())
+    return World(
+        org,
+        unit,
+        other_unit,
+        member,
+        group,
+        product,
+        spare_product,
+        account,
+        client,
+        response.json(),
+    )
 
 
-async def send(org: OrgHandle, operation: Operation, url: str, body: JSON | None, **kw: Any) -> httpx.Response:
+async def send(
+    org: OrgHandle, operation: Operation, url: str, body: JSON | None, **kw: Any
+) -> httpx.Response:
     """``operation`` on ``url`` with ``org``'s credentials (or ``headers`` given in ``kw``)."""
     headers = kw.pop("headers", org.headers)
     return await org.client.request(operation.method, url, json=body, headers=headers, **kw)
@@ -303,7 +341,9 @@ async def send(org: OrgHandle, operation: Operation, url: str, body: JSON | None
 
 def assert_problem(response: httpx.Response, status: int) -> JSON:
     """The response is an RFC 9457 problem with ``status``; returns its body."""
-    assert response.status_code == status, f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
+    assert response.status_code == status, (
+        f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
+    )
     assert response.headers["content-type"].split(";")[0] == PROBLEM_JSON, response.headers
     problem: JSON = response.json()
     for member in ("type", "title", "status", "detail"):

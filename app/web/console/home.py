@@ -35,8 +35,12 @@ UPCOMING = {
 
 
 def routes(web: Web) -> list[BaseRoute]:
-    @page(web, permission=Permission.CONSOLE_ACCESS)
+    @page(web, permission=None)
     async def overview(ctx: PageContext) -> Response:
+        if not ctx.can(Permission.CONSOLE_ACCESS):
+            # The console's front door (where "/" and old bookmarks lead): a member without
+            # console access belongs on their account page, not on a refusal.
+            return ctx.redirect("/account")
         counts = {s.value: 0 for s in MemberStatus}
         for row in await db.fetch("SELECT status, count(*) AS n FROM members GROUP BY status"):
             counts[row["status"]] = row["n"]

@@ -1,0 +1,1175 @@
+"""What sign-in and API authentication cost the service, measured against real servers.
+
+Two figures, measured in this run on one database, each app a single uvicorn worker in its
+own process (``python bench/signin.py --serve …``, started by this script), the load
+generator in this process, everything on 127.0.0.1:
+
+- ``callbacks_per_core``: completed OpenID Connect callbacks (``GET /oidc/{slug}/callback``:
+  login attempt consumed, code exchanged at the test provider, ID token checked, userinfo,
+  member admitted, session opened and audited, session cookie set) per second per core of
+  the app process. The test provider is the real npm ``oidc-provider``
+  (tests/oidc/provider.mjs, ``npm ci --prefix tests/oidc``). Authorization codes are prepared
+  untimed just before each timed round (``GET /login/{slug}``, ``POST /login/{slug}/sso``, the
+  provider's login), because the provider's codes live 60 s. The figure is callbacks divided
+  by the CPU seconds the app process used while serving them, i.e. the rate one fully busy
+  core sustains; the provider's time is not in it (another process) and is measured from
+  inside the app (its RelyingParty HTTP client is wrapped with a timing transport) and
+  shown, with the wall-clock variant "callbacks / (wall - time the app only waited on the
+  provider)". Goal >= 150.
+- ``auth_overhead``: requests/s of ``GET /v1/members/{id}`` with a real API token
+  (``BearerAuthenticator``) divided by requests/s of the same route on a second app built
+  with ``create_app(..., authenticator=OpenAuthenticator)`` — an authenticator that checks
+  nothing and gives the same organisation and every permission (it still opens the tenant
+  transaction). Interleaved rounds of equal duration, the same request sequence, the same
+  load generator (``wrk`` when installed, else an httpx client). Goal >= 0.9.
+
+Run: ``python bench/signin.py [--quick] [--profile]``. ``BENCH_DATABASE_URL`` = a superuser
+URL of a server of your own, else the embedded server in a temporary folder.
+``--profile`` samples the app processes with py-spy (``pip install py-spy``) during one
+round of each measurement and prints where their time goes (slower; for diagnosis).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.cookiejar
+import json
+import os
+import random
+import re
+import resource
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as ``python bench/signin.py`` from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from tenants.actors import Actor, ActorKind  # noqa: E402
+from tenants.ids import OrgId  # noqa: E402
+from tenants.permissions import Permission  # noqa: E402
+
+ALL_PERMISSIONS = frozenset(Permission)
+CLIENT_ID = "tenantry-bench"
+CLIENT_SECRET = "bench-client-secret-" + "s" * 24
+#: oidc-provider's authorization codes live 60 s (AuthorizationCodeTTL): a batch must be
+#: prepared and consumed well within it.
+CODE_LIFETIME_S = 60.0
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    #: People at the provider, each with one app "browser" and one provider session.
+    accounts: int
+    #: Codes prepared then consumed per timed round, and the timed rounds.
+    batch: int
+    rounds: int
+    callback_concurrency: int
+    prep_threads: int
+    #: auth_overhead: members to read, interleaved pairs, seconds per variant per round.
+    api_members: int
+    api_pairs: int
+    api_seconds: float
+    api_concurrency: int
+    warmup_seconds: float
+
+
+QUICK = Config(accounts=16, batch=160, rounds=2, callback_concurrency=8, prep_threads=4,
+               api_members=200, api_pairs=2, api_seconds=2.0, api_concurrency=16, warmup_seconds=1.0)
+FULL = Config(accounts=40, batch=600, rounds=5, callback_concurrency=8, prep_threads=4,
+              api_members=2_000, api_pairs=6, api_seconds=8.0, api_concurrency=16, warmup_seconds=3.0)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small batches and short rounds (< 1 min)")
+    parser.add_argument("--seed", type=int, default=20240601, help="random seed (same for both variants)")
+    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
+                        help="load generator for auth_overhead (auto: wrk when on PATH)")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the app processes with py-spy during one round of each figure")
+    parser.add_argument("--only", choices=("callbacks", "auth"),
+                        help="measure one figure only (for working on it; the full run measures both)")
+    parser.add_argument("--serve", metavar="CONFIG_JSON", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+# --- the app server (runs in its own process: ``--serve``) -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCredential:
+    """What the open authenticator finds in every request: one organisation, all rights."""
+
+    org_id: OrgId
+
+    async def verify(self, request: Any) -> Any:
+        from app.auth import Principal
+
+        client = request.client.host if request.client else None
+        actor = Actor(ActorKind.API_TOKEN, "bench-open", "benchmark: no authentication",
+                      request_id=getattr(request.state, "request_id", None), client_addr=client)
+        return Principal(self.org_id, ALL_PERMISSIONS, actor)
+
+
+class OpenAuthenticator:
+    """Authentication off: identifies every request as the same organisation, checks nothing.
+    The route still opens the tenant transaction and calls ``verify`` inside it."""
+
+    def __init__(self, org_id: OrgId) -> None:
+        self.credential = OpenCredential(org_id)
+
+    async def identify(self, request: Any) -> OpenCredential:
+        return self.credential
+
+
+class ServerStats:
+    """Counters kept inside the app process (one event loop, so no locks).
+
+    Time is split while a callback is in flight into *provider-only* (every in-flight
+    callback is waiting on the identity provider) and *working* (at least one is not);
+    ``idle`` is time with no callback in flight.
+    """
+
+    def __init__(self) -> None:
+        self.callbacks_inflight = 0
+        self.provider_inflight = 0
+        self.reset()
+
+    def reset(self) -> None:
+        now = time.perf_counter()
+        self.t0 = now
+        self.last = now
+        self.cpu0 = time.process_time()
+        self.idle = self.provider_only = self.working = 0.0
+        self.callbacks = 0
+        self.callback_seconds = 0.0
+        self.provider_calls: Counter[str] = Counter()
+        self.provider_seconds: Counter[str] = Counter()
+        self.provider_failures = 0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        elapsed = now - self.last
+        self.last = now
+        if self.callbacks_inflight == 0:
+            self.idle += elapsed
+        elif self.provider_inflight >= self.callbacks_inflight:
+            self.provider_only += elapsed
+        else:
+            self.working += elapsed
+
+    def callback_started(self) -> None:
+        self._tick()
+        self.callbacks_inflight += 1
+
+    def callback_ended(self, seconds: float) -> None:
+        self._tick()
+        self.callbacks_inflight -= 1
+        self.callbacks += 1
+        self.callback_seconds += seconds
+
+    def provider_started(self) -> None:
+        self._tick()
+        self.provider_inflight += 1
+
+    def provider_ended(self, endpoint: str, seconds: float, ok: bool) -> None:
+        self._tick()
+        self.provider_inflight -= 1
+        self.provider_calls[endpoint] += 1
+        self.provider_seconds[endpoint] += seconds
+        self.provider_failures += 0 if ok else 1
+
+    def snapshot(self) -> dict[str, Any]:
+        self._tick()
+        return {
+            "wall": time.perf_counter() - self.t0,
+            "cpu": time.process_time() - self.cpu0,
+            "idle": self.idle, "provider_only": self.provider_only, "working": self.working,
+            "callbacks": self.callbacks, "callback_seconds": self.callback_seconds,
+            "provider_calls": dict(self.provider_calls),
+            "provider_seconds": dict(self.provider_seconds),
+            "provider_failures": self.provider_failures,
+            "threads": threading.active_count(),
+        }
+
+
+def _endpoint_name(path: str) -> str:
+    for name in ("token", "userinfo", "me", "jwks", "openid-configuration"):
+        if path.rstrip("/").endswith(name):
+            return {"me": "userinfo", "openid-configuration": "discovery"}.get(name, name)
+    return path
+
+
+class TimingTransport(httpx.AsyncBaseTransport):
+    """Wraps the RelyingParty's transport: time from sending a request to the provider to
+    having its whole answer, per endpoint."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, stats: ServerStats) -> None:
+        self.inner = inner
+        self.stats = stats
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.stats.provider_started()
+        started = time.perf_counter()
+        ok = False
+        try:
+            response = await self.inner.handle_async_request(request)
+            try:
+                content = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+            finally:
+                await response.aclose()
+            ok = True
+        finally:
+            self.stats.provider_ended(_endpoint_name(request.url.path), time.perf_counter() - started, ok)
+        return httpx.Response(response.status_code, headers=response.headers, content=content,
+                              extensions=response.extensions)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class BenchASGI:
+    """The app, plus ``/__bench/reset`` and ``/__bench/stats``, and callback accounting."""
+
+    def __init__(self, app: Any, stats: ServerStats) -> None:
+        self.app = app
+        self.stats = stats
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path.startswith("/__bench/"):
+                from starlette.responses import JSONResponse
+
+                if path == "/__bench/reset":
+                    self.stats.reset()
+                response = JSONResponse(self.stats.snapshot() | {"pid": os.getpid()})
+                await response(scope, receive, send)
+                return
+            if path.startswith("/oidc/") and path.endswith("/callback"):
+                self.stats.callback_started()
+                started = time.perf_counter()
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    self.stats.callback_ended(time.perf_counter() - started)
+                return
+        await self.app(scope, receive, send)
+
+
+def serve(config_path: str) -> None:
+    """The app as ``tenantry serve`` runs it (one uvicorn worker, JSON access logs to
+    stderr, here a file), with the bench's hooks."""
+    import uvicorn
+
+    from app.database import DatabaseUrls
+    from app.factory import create_app
+    from app.logs import configure_logging
+    from app.settings import Settings
+    from app.web.ratelimit import RateLimiter
+
+    cfg = json.loads(Path(config_path).read_text())
+    configure_logging("INFO", json_lines=True)
+    settings = Settings(secret_key=cfg["secret_key"], public_url=cfg["public_url"], host="127.0.0.1",
+                        port=cfg["port"], data_dir=Path(cfg["data_dir"]), log_json=True,
+                        pool_size=cfg["pool_size"])
+    urls = DatabaseUrls(admin=cfg["admin_url"], app=cfg["app_url"])
+    authenticator = OpenAuthenticator(OrgId(uuid.UUID(cfg["org_id"]))) if cfg["auth"] == "open" else None
+    app = create_app(settings, urls, authenticator=authenticator)
+    # Every code is prepared from 127.0.0.1: lift the per-address sign-in limit (30 per
+    # 5 minutes). The callback itself does not consult it.
+    app.state.web.login_limiter = RateLimiter(10**9, 1.0)
+    stats = ServerStats()
+    rp_http = app.state.web.rp.http
+    rp_http._transport = TimingTransport(rp_http._transport, stats)
+    for pattern, transport in list(rp_http._mounts.items()):
+        if transport is not None:
+            rp_http._mounts[pattern] = TimingTransport(transport, stats)
+    uvicorn.run(BenchASGI(app, stats), host="127.0.0.1", port=cfg["port"], log_config=None,
+                proxy_headers=True, server_header=False)
+
+
+# --- processes and CPU accounting --------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _proc_cpu(pid: int) -> float | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields_ = text.rsplit(")", 1)[1].split()
+    return (int(fields_[11]) + int(fields_[12])) / CLK_TCK
+
+
+def _postgres_backends(database: str) -> list[int]:
+    """The server processes serving ``database`` (their title names it), not other servers'."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() != "postgres":
+                    continue
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if f" {database} " in f" {title} ":
+                pids.append(int(entry.name))
+    return pids
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = values
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+class CpuMeter:
+    """CPU seconds used by named processes between ``start`` and ``stop`` (from /proc), and
+    by everything else on the machine (``other processes``: work that is not this bench)."""
+
+    def __init__(self, groups: dict[str, list[int]], database: str) -> None:
+        self.groups = groups
+        self.database = database
+        self.before: dict[int, float] = {}
+        self.machine = 0.0
+        self.used: Counter[str] = Counter()
+
+    def start(self) -> None:
+        self.groups[f"postgres backends"] = _postgres_backends(self.database)
+        self.before = {pid: cpu for pids in self.groups.values() for pid in pids
+                       if (cpu := _proc_cpu(pid)) is not None}
+        self.machine = _machine_busy()
+
+    def stop(self) -> None:
+        machine = _machine_busy() - self.machine
+        for name, pids in self.groups.items():
+            for pid in pids:
+                after = _proc_cpu(pid)
+                if after is not None and pid in self.before:
+                    self.used[name] += after - self.before[pid]
+        self.used["other processes"] += max(0.0, machine - sum(self.used.values()))
+
+
+class AppServer:
+    """One app process (``--serve``), a single uvicorn worker on its own port."""
+
+    def __init__(self, name: str, workdir: Path, *, port: int, auth: str, org_id: OrgId, db_urls: Any,
+                 secret_key: str, pool_size: int = 10) -> None:
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = workdir / f"server-{name}.log"
+        config = {
+            "secret_key": secret_key, "public_url": self.url, "port": port, "auth": auth,
+            "org_id": str(org_id), "admin_url": db_urls.admin, "app_url": db_urls.app,
+            "data_dir": str(workdir / f"data-{name}"), "pool_size": pool_size,
+        }
+        self.config_path = workdir / f"server-{name}.json"
+        self.config_path.write_text(json.dumps(config))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.pid = 0
+
+    def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--serve", str(self.config_path)],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.pid = self.process.pid
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"app server {self.name} exited:\n{self.log_tail()}")
+                try:
+                    if (await client.get("/__bench/stats")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"app server {self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    async def control(self, what: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
+            response = await client.get(f"/__bench/{what}")
+            response.raise_for_status()
+            return dict(response.json())
+
+    def log_tail(self, limit: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+    def errors_logged(self) -> list[str]:
+        """Log lines at error level or with a 5xx status (the access log is JSON lines)."""
+        found = []
+        try:
+            with self.log_path.open(errors="replace") as log:
+                for line in log:
+                    if '"level": "error"' in line or '"status": 5' in line or "Traceback" in line:
+                        found.append(line.strip()[:300])
+        except OSError:
+            pass
+        return found
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+@contextmanager
+def running(servers: Sequence[AppServer]) -> Iterator[None]:
+    try:
+        for server in servers:
+            server.start()
+        yield
+    finally:
+        for server in servers:
+            server.stop()
+
+
+class Profiler:
+    """py-spy sampling of one process for a while (raw collapsed stacks), if installed."""
+
+    def __init__(self, enabled: bool, workdir: Path) -> None:
+        self.exe = shutil.which("py-spy") if enabled else None
+        self.workdir = workdir
+        if enabled and self.exe is None:
+            from _common import console
+
+            console.print("[yellow]--profile: py-spy is not installed (pip install py-spy); no profiles[/]")
+
+    def start(self, pid: int, label: str, seconds: float) -> tuple[subprocess.Popen[bytes], Path] | None:
+        if self.exe is None:
+            return None
+        out = self.workdir / f"profile-{label}.txt"
+        process = subprocess.Popen(
+            [self.exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--nonblocking",
+             "--duration", str(max(1, int(seconds))), "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        return process, out
+
+    @staticmethod
+    def report(handle: tuple[subprocess.Popen[bytes], Path] | None, label: str, top: int = 16) -> None:
+        from _common import console
+
+        if handle is None:
+            return
+        process, out = handle
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if not out.exists():
+            console.print(f"profile {label}: py-spy wrote nothing")
+            return
+        inclusive: Counter[str] = Counter()
+        by_package: Counter[str] = Counter()
+        total = 0
+        for line in out.read_text(errors="replace").splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not count_text.isdigit():
+                continue
+            count = int(count_text)
+            frames = [f.strip() for f in stack.split(";") if f.strip()]
+            if not frames:
+                continue
+            total += count
+            for frame in {_short_frame(f) for f in frames}:
+                inclusive[frame] += count
+            by_package[_package(frames[-1])] += count
+        if not total:
+            return
+        console.print(f"[bold]profile {label}[/]: {total} samples at 200/s (py-spy, wall time of the running "
+                      f"thread, including time preempted by other processes)")
+        console.print("  own time by package: " + "; ".join(
+            f"{100 * c / total:.1f}% {p}" for p, c in by_package.most_common(12)))
+        console.print("  inclusive, project code and what it calls (the ASGI/uvicorn plumbing omitted):")
+        shown = 0
+        for frame, count in inclusive.most_common():
+            if frame.split(" (")[0] in PLUMBING:
+                continue
+            console.print(f"    {100 * count / total:5.1f}%  {frame}")
+            shown += 1
+            if shown >= top:
+                break
+
+
+#: Frames on every request's stack (server, middleware, routing): not informative.
+PLUMBING = {
+    "<module>", "main", "serve", "Runner.run", "asyncio_run", "Server.run", "Server.serve", "run", "_run",
+    "run_forever", "run_until_complete", "_run_once", "BaseEventLoop.run_forever",
+    "BaseEventLoop.run_until_complete", "BaseEventLoop._run_once", "Handle._run",
+    "RequestResponseCycle.run_asgi", "ProxyHeadersMiddleware.__call__", "BenchASGI.__call__",
+    "Starlette.__call__", "ServerErrorMiddleware.__call__", "RequestContextMiddleware.__call__",
+    "ExceptionMiddleware.__call__", "wrap_app_handling_exceptions.<locals>.wrapped_app", "Router.__call__",
+    "Router.app", "Route.handle", "request_response.<locals>.app", "request_response.<locals>.app.<locals>.app",
+    "ASGI3Middleware.__call__", "uvloop.loop.Handle._run", "_run_module_as_main", "_run_code",
+    "TaskStepMethWrapper", "Task.__step", "Task.__step_run_and_handle_result",
+}
+
+
+def _package(frame: str) -> str:
+    """Which package a frame's code lives in: ours by top folder, else the site-packages name."""
+    match = re.match(r".* \((.*?)(?::\d+)?\)$", frame)
+    path = match.group(1) if match else frame
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    root = str(ROOT) + "/"
+    if path.startswith(root):
+        return path[len(root):].split("/", 1)[0]
+    if "/lib/python3" in path:
+        rest = path.split("/lib/python3", 1)[1].split("/", 2)
+        return "stdlib " + (rest[1].removesuffix(".py") if len(rest) > 1 else "?")
+    return path or "?"
+
+
+def _short_frame(frame: str) -> str:
+    """``func (path/to/file.py:12)`` → ``func (file.py)`` with the package for context."""
+    match = re.match(r"(.*) \((.*?):?(\d+)?\)$", frame.strip())
+    if not match:
+        return frame.strip()
+    func, path = match.group(1), match.group(2)
+    parts = Path(path).parts
+    where = "/".join(parts[-2:]) if parts else path
+    return f"{func} ({where})"
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    org_id: OrgId
+    slug: str
+    token: str
+    member_ids: list[uuid.UUID]
+    subjects: list[str]
+
+
+async def create_data(db_urls: Any, cfg: Config, *, slug: str, issuer: str, secret_key: str) -> Setup:
+    """One organisation through the service: members (the first ``accounts`` linked to the
+    provider's accounts by subject, as after their first sign-in), an all-scopes API
+    token, and the SSO connection to the test provider."""
+    from _common import console, progress
+
+    from app.runtime import orm
+    from tenants import db
+    from tenants.actors import system_actor
+    from tenants.members.lifecycle import MemberStatus
+    from tenants.members.service import NewMember, create_member
+    from tenants.organisations import service as organisations
+    from tenants.organisations.models import OrganisationKind
+    from tenants.secrets import SecretBox
+    from tenants.sso import service as sso
+    from tenants.tokens import service as tokens
+    from tenants.units.models import Unit
+
+    actor = system_actor("bench")
+    started = time.perf_counter()
+    members_total = max(cfg.api_members, cfg.accounts)
+    async with orm(db_urls, pool_size=4):
+        org = await organisations.create_organisation(
+            slug=slug, name="Bench Organisation", kind=OrganisationKind.EMPLOYER,
+            domains=[f"{slug}.example"], actor=actor,
+        )
+        org_id = OrgId(org.id)
+        async with db.tenant_transaction(org_id):
+            _, token = await tokens.create_token("bench", [p.value for p in Permission], expires_in=None,
+                                                 actor=actor)
+            root = await Unit.get(parent_id=None)
+            await sso.save_connection(
+                {"issuer": issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                 "scopes": ["openid", "email", "profile"], "enabled": True},
+                box=SecretBox(secret_key, "sso-client-secrets"), actor=actor,
+            )
+        member_ids: list[uuid.UUID] = []
+        subjects = [f"bench-{i:05d}" for i in range(cfg.accounts)]
+        with progress() as bar:
+            task = bar.add_task("members (create_member)", total=members_total)
+            for start in range(0, members_total, 200):
+                async with db.tenant_transaction(org_id):
+                    for i in range(start, min(start + 200, members_total)):
+                        member = await create_member(
+                            NewMember(email=f"user{i:05d}@{slug}.example", name=f"Bench User {i}", unit_id=root.id,
+                                      status=MemberStatus.ACTIVE,
+                                      idp_subject=subjects[i] if i < len(subjects) else None),
+                            actor=actor,
+                        )
+                        member_ids.append(member.id)
+                        bar.advance(task)
+    console.print(f"organisation {slug}: {members_total} members, API token, SSO connection to {issuer} "
+                  f"({time.perf_counter() - started:.1f} s)")
+    return Setup(org_id, slug, token, member_ids, subjects)
+
+
+# --- figure 1: OIDC callbacks ----------------------------------------------------------
+
+
+class _NoCookies(http.cookiejar.CookiePolicy):
+    """The timed client keeps no cookies: every callback sends exactly its browser's cookie."""
+
+    netscape = True
+    rfc2965 = False
+    hide_cookie2 = False
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: Any, request: Any) -> bool:
+        return False
+
+    def path_return_ok(self, path: Any, request: Any) -> bool:
+        return False
+
+
+@dataclass(slots=True)
+class Browser:
+    """A person's browser towards the app (its ``tenantry_browser`` cookie and the login
+    form's CSRF token) and towards the provider (its session cookie: after the first login
+    the provider answers the authorization request without showing the form again)."""
+
+    sub: str
+    app: httpx.Client
+    op: httpx.Client
+    csrf: str
+    cookie: str
+
+    def close(self) -> None:
+        self.app.close()
+        self.op.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A completed authorization: the callback URL the provider redirected to, unvisited."""
+
+    path: str
+    cookie: str
+
+
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def open_browser(app_url: str, slug: str, sub: str) -> Browser:
+    app = httpx.Client(base_url=app_url, timeout=30)
+    response = app.get(f"/login/{slug}")
+    match = CSRF_FIELD.search(response.text)
+    cookie = app.cookies.get("tenantry_browser")
+    if response.status_code != 200 or match is None or cookie is None:
+        raise RuntimeError(f"GET /login/{slug} gave {response.status_code} without a CSRF field or browser "
+                           f"cookie: {response.text[:300]}")
+    return Browser(sub, app, httpx.Client(timeout=30), match.group(1), cookie)
+
+
+def prepare_codes(browsers: Sequence[Browser], count: int, slug: str, threads: int, bar: Any,
+                  task: Any) -> list[Pending]:
+    """``count`` completed authorizations, spread over the browsers (one thread per browser
+    at a time, so a browser's cookie jars are never shared between threads)."""
+    from tests.support.oidc_provider import login_with_browserless_flow
+
+    share = [count // len(browsers) + (1 if i < count % len(browsers) else 0) for i in range(len(browsers))]
+
+    def one_browser(browser: Browser, n: int) -> list[Pending]:
+        made = []
+        for _ in range(n):
+            response = browser.app.post(f"/login/{slug}/sso", data={"csrf": browser.csrf, "next": ""})
+            location = response.headers.get("location", "")
+            if response.status_code != 303 or not location.startswith("http"):
+                raise RuntimeError(f"POST /login/{slug}/sso gave {response.status_code} {location!r}: "
+                                   f"{response.text[:300]}")
+            callback = login_with_browserless_flow(location, browser.sub, client=browser.op)
+            parts = urlsplit(callback)
+            if "code=" not in parts.query:
+                raise RuntimeError(f"the provider answered without a code: {callback}")
+            made.append(Pending(f"{parts.path}?{parts.query}", browser.cookie))
+            bar.advance(task)
+        return made
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        results = list(pool.map(one_browser, browsers, share))
+    return [p for batch in results for p in batch]
+
+
+@dataclass(slots=True)
+class CallbackRound:
+    ok: int
+    failures: Counter[str]
+    wall: float
+    latencies: list[float]
+    server: dict[str, Any]
+    cpu: Counter[str]
+    prep_seconds: float
+    oldest_code_age: float
+
+
+async def run_callbacks(app_url: str, pendings: Sequence[Pending], concurrency: int, bar: Any,
+                        task: Any) -> tuple[int, Counter[str], float, list[float]]:
+    """Visit every callback URL with its browser cookie, ``concurrency`` at a time.
+    Success: 303 to the console/account with the session cookie set."""
+    latencies: list[float] = []
+    failures: Counter[str] = Counter()
+    ok = 0
+    next_index = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    jar = http.cookiejar.CookieJar(policy=_NoCookies())
+    async with httpx.AsyncClient(base_url=app_url, timeout=30, limits=limits, cookies=jar) as client:
+
+        async def worker() -> None:
+            nonlocal ok, next_index
+            while next_index < len(pendings):
+                item = pendings[next_index]
+                next_index += 1
+                started = time.perf_counter()
+                response = await client.get(item.path, headers={"Cookie": f"tenantry_browser={item.cookie}"})
+                latencies.append(time.perf_counter() - started)
+                if response.status_code == 303 and "tenantry_session=" in response.headers.get("set-cookie", ""):
+                    ok += 1
+                else:
+                    reason = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.text))[-160:]
+                    failures[f"{response.status_code}: {reason.strip()}"] += 1
+                bar.advance(task)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return ok, failures, wall, latencies
+
+
+async def figure_callbacks(cfg: Config, server: AppServer, setup: Setup, provider_pid: int,
+                           profiler: Profiler, database: str) -> list[CallbackRound]:
+    from _common import console, progress
+
+    loop = asyncio.get_running_loop()
+    browsers = await loop.run_in_executor(
+        None, lambda: [open_browser(server.url, setup.slug, sub) for sub in setup.subjects])
+    rounds: list[CallbackRound] = []
+    try:
+        # Warm-up (untimed): each browser's first login at the provider shows its form; the
+        # app fetches discovery and JWKS and fills its pools.
+        with progress() as bar:
+            prep = bar.add_task("warm-up codes", total=len(browsers))
+            pendings = await asyncio.to_thread(prepare_codes, browsers, len(browsers), setup.slug,
+                                               cfg.prep_threads, bar, prep)
+            run = bar.add_task("warm-up callbacks", total=len(pendings))
+            ok, failures, _, _ = await run_callbacks(server.url, pendings, cfg.callback_concurrency, bar, run)
+        if failures:
+            raise RuntimeError(f"warm-up callbacks failed: {dict(failures)}\n{server.log_tail()}")
+        for index in range(cfg.rounds):
+            with progress() as bar:
+                prep = bar.add_task(f"round {index + 1}/{cfg.rounds}: prepare codes (untimed)", total=cfg.batch)
+                prep_started = time.perf_counter()
+                pendings = await asyncio.to_thread(prepare_codes, browsers, cfg.batch, setup.slug,
+                                                   cfg.prep_threads, bar, prep)
+                prep_seconds = time.perf_counter() - prep_started
+                random.shuffle(pendings)
+                run = bar.add_task(f"round {index + 1}/{cfg.rounds}: callbacks (timed)", total=len(pendings))
+                meter = CpuMeter({"app": [server.pid], "provider (node)": [provider_pid],
+                                  "bench client": [os.getpid()]}, database)
+                profile = profiler.start(server.pid, "callbacks", 4) if index == 0 else None
+                await server.control("reset")
+                meter.start()
+                ok, failures, wall, latencies = await run_callbacks(
+                    server.url, pendings, cfg.callback_concurrency, bar, run)
+                meter.stop()
+                stats = await server.control("stats")
+                oldest = time.perf_counter() - prep_started
+            rounds.append(CallbackRound(ok, failures, wall, latencies, stats, meter.used, prep_seconds, oldest))
+            console.print(
+                f"  round {index + 1}: {ok}/{len(pendings)} callbacks in {wall:.2f} s = {ok / wall:.1f}/s wall, "
+                f"app CPU {stats['cpu']:.2f} s → {ok / stats['cpu']:.1f} callbacks per CPU-second "
+                f"(codes prepared in {prep_seconds:.1f} s, oldest used at {oldest:.0f} s of {CODE_LIFETIME_S:.0f})"
+            )
+            if failures:
+                console.print(f"  [red]failures[/]: {dict(failures.most_common(3))}")
+            Profiler.report(profile, "app process during OIDC callbacks")
+    finally:
+        for browser in browsers:
+            browser.close()
+    return rounds
+
+
+def report_callbacks(rounds: Sequence[CallbackRound], cfg: Config) -> float:
+    from _common import console, ms, percentile
+
+    ok = sum(r.ok for r in rounds)
+    failed = sum(sum(r.failures.values()) for r in rounds)
+    wall = sum(r.wall for r in rounds)
+    cpu = sum(r.server["cpu"] for r in rounds)
+    server_wall = sum(r.server["wall"] for r in rounds)
+    provider_only = sum(r.server["provider_only"] for r in rounds)
+    idle = sum(r.server["idle"] for r in rounds)
+    callback_seconds = sum(r.server["callback_seconds"] for r in rounds)
+    calls: Counter[str] = Counter()
+    call_seconds: Counter[str] = Counter()
+    for r in rounds:
+        calls.update(r.server["provider_calls"])
+        call_seconds.update(r.server["provider_seconds"])
+    latencies = [x for r in rounds for x in r.latencies]
+    cpu_by: Counter[str] = Counter()
+    for r in rounds:
+        cpu_by.update(r.cpu)
+    provider_seconds = sum(call_seconds.values())
+    per_core = ok / cpu if cpu else float("nan")
+    active = server_wall - idle - provider_only
+    console.print()
+    console.print("[bold]callbacks_per_core[/] — OIDC callbacks completed by one app process (1 uvicorn worker)")
+    console.print(f"  {ok} callbacks in {cfg.rounds} timed rounds of {cfg.batch}, {cfg.callback_concurrency} at a time, "
+                  f"{failed} failed; machine: {os.cpu_count()} CPUs")
+    console.print(f"  raw throughput            {ok / wall:8.1f} callbacks/s (wall {wall:.2f} s)   "
+                  f"latency p50 {ms(percentile(latencies, 50))}  p99 {ms(percentile(latencies, 99))}")
+    console.print(f"  app process CPU           {cpu:8.2f} s = {cpu / wall:.2f} cores used → "
+                  f"{1000 * cpu / max(ok, 1):.2f} ms CPU per callback")
+    console.print(f"  per core (CPU)            {per_core:8.1f} callbacks per app CPU-second  ← the figure")
+    console.print(f"  per core (wall − provider){ok / active if active > 0 else float('nan'):8.1f} callbacks/s over "
+                  f"{active:.2f} s (wall {server_wall:.2f} s − only waiting on the provider {provider_only:.2f} s − "
+                  f"idle {idle:.2f} s), 1 core")
+    share = provider_seconds / callback_seconds if callback_seconds else float("nan")
+    console.print(f"  provider share            {100 * share:8.1f} % of callback time was spent waiting on the "
+                  f"provider ({provider_seconds:.2f} s of {callback_seconds:.2f} s, in-app latency)")
+    console.print("  provider calls            " + ", ".join(
+        f"{name} {calls[name] / max(ok, 1):.2f}/callback × {ms(call_seconds[name] / calls[name])}"
+        for name in sorted(calls)))
+    console.print("  CPU during timed rounds   " + ", ".join(
+        f"{name} {seconds:.2f} s ({1000 * seconds / max(ok, 1):.2f} ms/callback)" for name, seconds in cpu_by.items()))
+    contention_note(cpu_by["other processes"], wall)
+    return per_core
+
+
+def contention_note(other_seconds: float, wall: float) -> None:
+    """Say so when something else kept the machine busy: wall-clock figures then suffer."""
+    from _common import console
+
+    if wall > 0 and other_seconds / wall > 0.15:
+        console.print(f"  [yellow]other processes used {other_seconds / wall:.2f} cores during the timed rounds: "
+                      f"wall-clock figures (req/s, latency) are depressed; CPU-per-request figures much less[/]")
+
+
+# --- figure 2: authentication overhead ---------------------------------------------------
+
+WRK_SCRIPT = r"""
+local paths = {}
+for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+local counter = 0
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+wrk.headers["Accept"] = "application/json"
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[((counter - 1) % #paths) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "status_errors": %d, ' ..
+    '"socket_errors": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout))
+end
+"""
+
+
+@dataclass(slots=True)
+class LoadResult:
+    requests: int
+    seconds: float
+    p50: float
+    p99: float
+    errors: int
+    cpu: float = 0.0
+    cpu_by: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+async def load_wrk(url: str, paths_file: Path, script: Path, token: str, seconds: float,
+                   concurrency: int, meter: CpuMeter) -> LoadResult:
+    process = await asyncio.create_subprocess_exec(
+        "wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url,
+        env={**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_TOKEN": token},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    # wrk is reaped before the meter stops: count it from the children's resource usage.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out, _ = await process.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    meter.used["load generator"] += (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    text = out.decode(errors="replace")
+    line = next((x for x in text.splitlines() if x.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result:\n{text}")
+    data = json.loads(line.removeprefix("BENCH "))
+    return LoadResult(data["requests"], data["duration_us"] / 1e6, data["p50_us"] / 1e6, data["p99_us"] / 1e6,
+                      data["status_errors"] + data["socket_errors"])
+
+
+async def load_httpx(url: str, paths: Sequence[str], token: str, seconds: float, concurrency: int) -> LoadResult:
+    from _common import percentile
+
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    limit = int(seconds * 50_000)  # bounded even if the server answered impossibly fast
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits, headers=headers) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal counter, errors
+            while counter < limit and time.perf_counter() < deadline:
+                path = paths[counter % len(paths)]
+                counter += 1
+                started = time.perf_counter()
+                response = await client.get(path)
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return LoadResult(len(latencies), wall, percentile(latencies, 50), percentile(latencies, 99), errors)
+
+
+@dataclass(slots=True)
+class Variant:
+    label: str
+    server: AppServer
+    results: list[LoadResult] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return sum(r.requests for r in self.results)
+
+    @property
+    def rate(self) -> float:
+        seconds = sum(r.seconds for r in self.results)
+        return self.requests / seconds if seconds else 0.0
+
+    def median(self, attr: str) -> float:
+        values = sorted(getattr(r, attr) for r in self.results)
+        return values[len(values) // 2] if values else float("nan")
+
+
+async def figure_auth(cfg: Config, setup: Setup, servers: dict[str, AppServer], workdir: Path, client_kind: str,
+                      seed: int, profiler: Profiler, database: str) -> tuple[Variant, Variant]:
+    from _common import console, progress
+
+    rng = random.Random(seed)
+    paths = [f"/v1/members/{rng.choice(setup.member_ids)}" for _ in range(20_000)]
+    paths_file = workdir / "paths.txt"
+    paths_file.write_text("\n".join(paths) + "\n")
+    script = workdir / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    authenticated = Variant("authenticated (API token, BearerAuthenticator)", servers["bearer"])
+    open_ = Variant("authentication off (OpenAuthenticator)", servers["open"])
+
+    # Both answer with the member; only the authenticated one refuses a request without a token.
+    async with httpx.AsyncClient(timeout=10) as client:
+        for variant, token, expected in ((authenticated, setup.token, 200), (authenticated, None, 401),
+                                         (open_, setup.token, 200), (open_, None, 200)):
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            response = await client.get(variant.server.url + paths[0], headers=headers)
+            if response.status_code != expected:
+                raise RuntimeError(f"{variant.label}: {paths[0]} with{'out' if not token else ''} a token gave "
+                                   f"{response.status_code}, expected {expected}: {response.text[:300]}")
+
+    async def measure(variant: Variant, seconds: float, label: str | None = None) -> LoadResult:
+        groups = {"app": [variant.server.pid]} | ({} if client_kind == "wrk" else {"load generator": [os.getpid()]})
+        meter = CpuMeter(groups, database)
+        await variant.server.control("reset")
+        profile = profiler.start(variant.server.pid, label, seconds - 0.5) if label else None
+        meter.start()
+        if client_kind == "wrk":
+            result = await load_wrk(variant.server.url, paths_file, script, setup.token, seconds, cfg.api_concurrency,
+                                    meter)
+        else:
+            result = await load_httpx(variant.server.url, paths, setup.token, seconds, cfg.api_concurrency)
+        meter.stop()
+        result.cpu = float((await variant.server.control("stats"))["cpu"])
+        result.cpu_by = meter.used
+        if result.errors:
+            raise RuntimeError(f"{variant.label}: {result.errors} requests failed\n{variant.server.log_tail()}")
+        Profiler.report(profile, f"{label}: {variant.label}")
+        return result
+
+    with progress() as bar:
+        task = bar.add_task("warm-up (both apps)", total=2)
+        for variant in (authenticated, open_):
+            await measure(variant, cfg.warmup_seconds)
+            bar.advance(task)
+        task = bar.add_task(f"interleaved rounds, {cfg.api_seconds:g} s each", total=2 * cfg.api_pairs)
+        for index in range(cfg.api_pairs):
+            order = (authenticated, open_) if index % 2 == 0 else (open_, authenticated)
+            for variant in order:
+                label = ("auth" if variant is authenticated else "open") if index == 0 and profiler.exe else None
+                variant.results.append(await measure(variant, cfg.api_seconds, label))
+                bar.advance(task)
+    return authenticated, open_
+
+
+def report_auth(authenticated: Variant, open_: Variant, client_kind: str, cfg: Config) -> float:
+    from _common import console, ms
+
+    console.print()
+    console.print(f"[bold]auth_overhead[/] — GET /v1/members/{{id}}, {cfg.api_concurrency} connections ({client_kind}), "
+                  f"{cfg.api_pairs} interleaved pairs of {cfg.api_seconds:g} s, one uvicorn worker per app")
+    for variant in (authenticated, open_):
+        seconds = sum(r.seconds for r in variant.results)
+        cpu_by: Counter[str] = Counter()
+        for r in variant.results:
+            cpu_by.update(r.cpu_by)
+        per_request = {name: 1e6 * value / max(variant.requests, 1) for name, value in cpu_by.items()}
+        console.print(
+            f"  {variant.label:<48} {variant.rate:8.1f} req/s   p50 {ms(variant.median('p50')):>9}   "
+            f"p99 {ms(variant.median('p99')):>9}   ({variant.requests} requests)"
+        )
+        console.print(
+            "      CPU per request: " + ", ".join(f"{name} {value:.0f} µs" for name, value in per_request.items())
+            + f"; app process busy {cpu_by['app'] / seconds:.2f} cores, other processes "
+            f"{cpu_by['other processes'] / seconds:.2f} cores"
+        )
+    contention_note(sum(r.cpu_by["other processes"] for v in (authenticated, open_) for r in v.results),
+                    sum(r.seconds for r in authenticated.results + open_.results))
+    pairs = [a.rate / b.rate for a, b in zip(authenticated.results, open_.results, strict=True) if b.rate]
+    console.print("  per-pair ratios: " + " ".join(f"{p:.3f}" for p in pairs))
+    cpu_a = sum(r.cpu for r in authenticated.results) / max(authenticated.requests, 1)
+    cpu_b = sum(r.cpu for r in open_.results) / max(open_.requests, 1)
+    console.print(f"  authentication costs {1e6 * (cpu_a - cpu_b):.0f} µs of app CPU per request "
+                  f"({100 * (cpu_a - cpu_b) / cpu_b:.1f} % of the unauthenticated request); "
+                  f"CPU-based ratio (unauthenticated/authenticated app CPU per request) {cpu_b / cpu_a:.3f}")
+    return authenticated.rate / open_.rate if open_.rate else float("nan")
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace) -> None:
+    from _common import bench_database, console, meets, ratio_line, server_facts, server_url
+
+    from tests.support.oidc_provider import OidcAccount, OidcClient, ProviderConfig, run_oidc_provider
+
+    cfg = QUICK if args.quick else FULL
+    random.seed(args.seed)
+    client_kind = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+    if client_kind == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit("--client wrk: wrk is not installed (apt-get install wrk)")
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="tenantry-bench-signin-"))
+    profiler = Profiler(args.profile, workdir)
+    secret_key = secrets.token_urlsafe(48)
+    slug = f"bench-{uuid.uuid4().hex[:8]}"
+    figures: list[tuple[str, float, str, float]] = []
+    try:
+        with server_url() as server:
+            async with bench_database(server) as bdb:
+                console.print(await server_facts(bdb.admin_url))
+                console.print(f"mode: {'quick' if args.quick else 'full'}; load generator for auth_overhead: "
+                              f"{client_kind}; app servers: uvicorn, 1 worker each, JSON access logs as "
+                              f"`tenantry serve`")
+                sso_port = free_port()
+                provider_config = ProviderConfig(
+                    clients=[OidcClient(CLIENT_ID, CLIENT_SECRET,
+                                        redirect_uris=[f"http://127.0.0.1:{sso_port}/oidc/{slug}/callback"])],
+                    accounts=[OidcAccount(f"bench-{i:05d}", f"user{i:05d}@{slug}.example", name=f"Bench User {i}")
+                              for i in range(cfg.accounts)],
+                )
+                if args.only != "auth":
+                    with run_oidc_provider(provider_config) as provider:
+                        console.print(f"test provider (node oidc-provider) at {provider.issuer}, "
+                                      f"pid {provider.process.pid}")
+                        setup = await create_data(bdb.urls, cfg, slug=slug, issuer=provider.issuer,
+                                                  secret_key=secret_key)
+                        sso_server = AppServer("sso", workdir, port=sso_port, auth="bearer", org_id=setup.org_id,
+                                               db_urls=bdb.urls, secret_key=secret_key)
+                        with running([sso_server]):
+                            await sso_server.wait_ready()
+                            rounds = await figure_callbacks(cfg, sso_server, setup, provider.process.pid, profiler,
+                                                            bdb.name)
+                            logged = sso_server.errors_logged()
+                    figures.append(("callbacks_per_core", report_callbacks(rounds, cfg), ">=", 150))
+                    if logged:
+                        console.print(f"  [yellow]{len(logged)} error lines in the app's log[/], first: {logged[0]}")
+                else:
+                    setup = await create_data(bdb.urls, cfg, slug=slug, issuer=f"http://127.0.0.1:{sso_port}",
+                                              secret_key=secret_key)
+
+                if args.only != "callbacks":
+                    servers = {
+                        "bearer": AppServer("bearer", workdir, port=free_port(), auth="bearer", org_id=setup.org_id,
+                                            db_urls=bdb.urls, secret_key=secret_key),
+                        "open": AppServer("open", workdir, port=free_port(), auth="open", org_id=setup.org_id,
+                                          db_urls=bdb.urls, secret_key=secret_key),
+                    }
+                    with running(list(servers.values())):
+                        for s in servers.values():
+                            await s.wait_ready()
+                        authenticated, open_ = await figure_auth(cfg, setup, servers, workdir, client_kind,
+                                                                 args.seed, profiler, bdb.name)
+                    figures.append(("auth_overhead", report_auth(authenticated, open_, client_kind, cfg), ">=", 0.9))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    console.print()
+    console.print("; ".join(f"{name}: {'goal met' if meets(value, op, target) else 'goal MISSED'}"
+                            for name, value, op, target in figures)
+                  + f"; total {time.perf_counter() - started:.0f} s")
+    for name, value, op, target in figures:
+        print(ratio_line(name, value, op, target), flush=True)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,646 @@
+"""Policy rules, members' choices and effective settings, in the caller's tenant transaction.
+
+Every change of the rule set bumps the organisation's ``policy_version``, stores the whole
+rule set as that version (history, diff, rollback), writes a ``policy.changed`` event to
+the outbox and notifies every process (``NOTIFY tenantry_policy``) so their compiled
+caches drop the organisation at once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.expressions import Q
+
+from policies.cache import DecisionCache
+from policies.catalogue import (
+    BUILTIN,
+    Catalogue,
+    CatalogueError,
+    Purpose,
+    Setting,
+    SettingType,
+    Value,
+)
+from policies.history import RuleChange, diff_rules
+from policies.resolve import CompiledPolicy, Resolved, Rule, SourceKind, TargetKind, compile_policy
+from tenants import db, notifications
+from tenants.actors import Actor
+from tenants.audit import service as audit
+from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
+from tenants.groups.models import Group
+from tenants.ids import OrgId
+from tenants.members.models import Member
+from tenants.models_base import get_by_id
+from tenants.organisations.models import Organisation
+from tenants.outbox import service as outbox
+from tenants.policy.models import DeclaredSetting, MemberChoice, PolicyRule, PolicyVersion
+from tenants.products.models import Product
+from tenants.units.models import Unit
+
+
+class ConfirmationRequiredError(ConflictError):
+    """Switching off a setting products need; repeat with confirmation to go ahead."""
+
+    code = "confirmation_required"
+    title = "Confirmation required"
+
+
+class SettingLockedError(ConflictError):
+    """The organisation enforces this setting; members cannot choose it."""
+
+    code = "setting_locked"
+    title = "Set by your organisation"
+
+
+# --- the catalogue -------------------------------------------------------------------
+
+
+def setting_from_definition(definition: Mapping[str, Any], product: str) -> Setting:
+    """A declared setting from its JSON definition; CatalogueError naming the bad field."""
+    try:
+        kind = SettingType(definition["type"])
+        purpose = Purpose(definition.get("purpose", Purpose.PROVIDE.value))
+    except (KeyError, ValueError) as exc:
+        raise CatalogueError(f"invalid setting declaration: {exc}", field="type") from None
+    default = definition.get("default")
+    if default is None:
+        raise CatalogueError("a declared setting needs a default", field="default")
+    if kind is SettingType.STRING_LIST and isinstance(default, list):
+        default = tuple(default)
+    setting = Setting(
+        key=str(definition["key"]),
+        type=kind,
+        default=default,
+        title=str(definition.get("title", "")),
+        description=str(definition.get("description", "")),
+        purpose=purpose,
+        data_categories=frozenset(definition.get("data_categories", [])),
+        off_effect=str(definition.get("off_effect", "")),
+        allowed=tuple(definition.get("allowed", [])),
+        minimum=definition.get("minimum"),
+        maximum=definition.get("maximum"),
+        member_choosable=bool(definition.get("member_choosable", True)),
+        required=bool(definition.get("required", False)),
+        product=product,
+    )
+    setting.validate(setting.default)
+    return setting
+
+
+async def catalogue() -> Catalogue:
+    """The built-in catalogue plus the settings this organisation's products declared."""
+    declared = await DeclaredSetting.all()
+    if not declared:
+        return BUILTIN
+    products = {p["id"]: p["key"] for p in await db.fetch("SELECT id, key FROM products")}
+    return BUILTIN.with_declared(
+        setting_from_definition(d.definition, products.get(d.product_id, "?")) for d in declared
+    )
+
+
+async def declare_settings(
+    product_id: uuid.UUID, definitions: list[dict[str, Any]], *, actor: Actor
+) -> Catalogue:
+    """Add or update a product's own settings; refuses clashes of key or type."""
+    product = await get_by_id(Product, product_id, "product")
+    current = await catalogue()
+    settings = []
+    for index, definition in enumerate(definitions):
+        try:
+            settings.append(setting_from_definition(definition, product.key))
+        except CatalogueError as exc:
+            raise InvalidInputError(
+                str(exc), fields=[FieldProblem(f"settings[{index}].{exc.field}", str(exc))]
+            ) from None
+    try:
+        current.with_declared(settings)
+    except CatalogueError as exc:
+        raise ConflictError(str(exc), fields=[FieldProblem("settings.key", str(exc))]) from None
+    for setting, definition in zip(settings, definitions, strict=True):
+        existing = await DeclaredSetting.filter(key=setting.key).first()
+        if existing is None:
+            await DeclaredSetting.create(
+                tenant_id=db.current_org(),
+                product_id=product.id,
+                key=setting.key,
+                definition=definition,
+            )
+        elif existing.definition != definition:
+            await DeclaredSetting.filter(id=existing.id).update(definition=definition)
+        else:
+            continue
+        await audit.record(
+            "policy.setting_declared",
+            "setting",
+            setting.key,
+            actor=actor,
+            after={"product": product.key, "definition": definition},
+        )
+    await _changed(actor, summary=f"{product.key} declared {len(settings)} setting(s)")
+    return await catalogue()
+
+
+# --- rules ---------------------------------------------------------------------------
+
+
+def rule_view(rule: PolicyRule) -> dict[str, Any]:
+    return {
+        "id": str(rule.id),
+        "target_kind": TargetKind.UNIT.value if rule.unit_id else TargetKind.GROUP.value,
+        "target_id": str(rule.unit_id or rule.group_id),
+        "setting": rule.setting,
+        "value": rule.value,
+        "enforced": rule.enforced,
+        "reason": rule.reason,
+        "effective_from": rule.effective_from.isoformat() if rule.effective_from else None,
+    }
+
+
+def as_rule(rule: PolicyRule) -> Rule:
+    value = tuple(rule.value) if isinstance(rule.value, list) else rule.value
+    kind = TargetKind.UNIT if rule.unit_id else TargetKind.GROUP
+    return Rule(
+        str(rule.id),
+        kind,
+        str(rule.unit_id or rule.group_id),
+        rule.setting,
+        value,
+        rule.enforced,
+        rule.reason,
+    )
+
+
+def _in_force(rules: Iterable[PolicyRule], now: datetime) -> list[PolicyRule]:
+    return [r for r in rules if r.effective_from is None or r.effective_from <= now]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInput:
+    target_kind: TargetKind
+    target_id: uuid.UUID
+    setting: str
+    value: Any
+    enforced: bool
+    reason: str = ""
+    effective_from: datetime | None = None
+
+
+async def _check_target(target_kind: TargetKind, target_id: uuid.UUID) -> None:
+    model = Unit if target_kind is TargetKind.UNIT else Group
+    if not await model.filter(id=target_id).exists():
+        raise InvalidInputError(
+            f"there is no {target_kind.value} with id {target_id}",
+            fields=[FieldProblem("target_id", f"no such {target_kind.value}")],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredImpact:
+    setting: str
+    members: int
+    products: list[str]
+    off_effect: str
+
+
+async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) -> PolicyRule:
+    """Create or replace the rule for (target, setting); returns it.
+
+    Raises InvalidInputError when the value does not fit the catalogue, and
+    ConfirmationRequiredError (with the impact) when it switches off a setting products
+    need and ``confirm`` is not given.
+    """
+    cat = await catalogue()
+    try:
+        value = cat.validate(change.setting, change.value)
+    except CatalogueError as exc:
+        raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
+    await _check_target(change.target_kind, change.target_id)
+    setting = cat[change.setting]
+    if setting.required and setting.is_off(value) and not confirm:
+        impact = await required_impact(setting, change.target_kind, change.target_id)
+        raise ConfirmationRequiredError(
+            f"{setting.title} is required for products to work; switching it off affects "
+            f"{impact.members} member(s): {impact.off_effect} Confirm to go ahead.",
+            extra={
+                "impact": {
+                    "members": impact.members,
+                    "products": impact.products,
+                    "off_effect": impact.off_effect,
+                }
+            },
+        )
+    stored_value = list(value) if isinstance(value, tuple) else value
+    target = (
+        {"unit_id": change.target_id}
+        if change.target_kind is TargetKind.UNIT
+        else {"group_id": change.target_id}
+    )
+    existing = await PolicyRule.filter(setting=change.setting, **target).select_for_update().first()
+    before = rule_view(existing) if existing else None
+    if existing is None:
+        rule = await PolicyRule.create(
+            tenant_id=db.current_org(),
+            setting=change.setting,
+            value=stored_value,
+            enforced=change.enforced,
+            reason=change.reason,
+            effective_from=change.effective_from,
+            unit_id=target.get("unit_id"),
+            group_id=target.get("group_id"),
+        )
+    else:
+        existing.value, existing.enforced = stored_value, change.enforced
+        existing.reason, existing.effective_from = change.reason, change.effective_from
+        if rule_view(existing) == before:
+            return existing
+        await existing.save()
+        rule = existing
+    await audit.record(
+        "policy.rule_set", "policy_rule", rule.id, actor=actor, before=before, after=rule_view(rule)
+    )
+    await _changed(
+        actor, summary=f"{change.setting} on {change.target_kind.value} {change.target_id}"
+    )
+    return rule
+
+
+async def delete_rule(rule_id: uuid.UUID, *, actor: Actor) -> None:
+    rule = await get_by_id(PolicyRule, rule_id, "rule", for_update=True)
+    before = rule_view(rule)
+    await rule.delete()
+    await audit.record("policy.rule_deleted", "policy_rule", rule_id, actor=actor, before=before)
+    await _changed(actor, summary=f"removed {rule.setting} rule")
+
+
+async def list_rules(*, target_id: uuid.UUID | None = None) -> list[PolicyRule]:
+    """All rules, or those on one unit or group, by setting."""
+    query = PolicyRule.all()
+    if target_id is not None:
+        query = query.filter(Q(unit_id=target_id) | Q(group_id=target_id))
+    return list(await query.order_by("setting"))
+
+
+async def _changed(actor: Actor, *, summary: str) -> int:
+    """Bump the version, snapshot the rule set, announce the change; returns the version."""
+    org = await Organisation.filter(id=db.current_org()).select_for_update().first()
+    assert org is not None
+    version = org.policy_version + 1
+    await Organisation.filter(id=org.id).update(policy_version=version)
+    rules = [rule_view(r) for r in await PolicyRule.all().order_by("setting", "id")]
+    await PolicyVersion.create(
+        tenant_id=org.id, number=version, summary=summary, actor=actor.display, rules=rules
+    )
+    await outbox.emit(
+        "policy.changed",
+        {"organisation_id": str(org.id), "policy_version": version, "summary": summary},
+        key=f"policy.changed:{org.id}:{version}",
+    )
+    await notify_policy_changed(OrgId(org.id))
+    return version
+
+
+async def notify_policy_changed(org_id: OrgId, member_id: uuid.UUID | None = None) -> None:
+    """Tell every process (at commit) that cached answers for the org or member are stale."""
+    if member_id is None:
+        await notifications.organisation_changed(org_id)
+    else:
+        await notifications.member_changed(org_id, member_id)
+
+
+async def history(limit: int = 50) -> list[PolicyVersion]:
+    return list(await PolicyVersion.all().order_by("-number").limit(limit))
+
+
+async def version_rules(number: int) -> list[dict[str, Any]]:
+    if number == 0:
+        return []
+    version = await PolicyVersion.filter(number=number).first()
+    if version is None:
+        raise NotFoundError(f"there is no policy version {number}")
+    return list(version.rules)
+
+
+async def diff_versions(a: int, b: int) -> list[RuleChange]:
+    return diff_rules(await version_rules(a), await version_rules(b))
+
+
+async def rollback(to_version: int, *, actor: Actor) -> int:
+    """Make the rule set what it was at ``to_version`` (as a new version); returns it."""
+    wanted = await version_rules(to_version)
+    await PolicyRule.all().delete()
+    for r in wanted:
+        target = (
+            {"unit_id": r["target_id"]}
+            if r["target_kind"] == "unit"
+            else {"group_id": r["target_id"]}
+        )
+        model = Unit if r["target_kind"] == "unit" else Group
+        if not await model.filter(id=r["target_id"]).exists():
+            continue  # the unit or group is gone; its rule cannot come back
+        await PolicyRule.create(
+            tenant_id=db.current_org(),
+            setting=r["setting"],
+            value=r["value"],
+            enforced=r["enforced"],
+            reason=r["reason"],
+            effective_from=datetime.fromisoformat(r["effective_from"])
+            if r["effective_from"]
+            else None,
+            **target,
+        )
+    await audit.record(
+        "policy.rolled_back", "policy", to_version, actor=actor, after={"to_version": to_version}
+    )
+    return await _changed(actor, summary=f"rolled back to version {to_version}")
+
+
+# --- choices -------------------------------------------------------------------------
+
+
+async def set_choice(
+    member_id: uuid.UUID, setting_key: str, value: Any, *, actor: Actor
+) -> Resolved:
+    """A member's own value for a setting they may change; returns the new effective value.
+
+    Raises InvalidInputError for unknown settings, bad values and settings members may
+    not choose, and SettingLockedError when the organisation enforces it.
+    """
+    cat = await catalogue()
+    try:
+        checked = cat.validate(setting_key, value)
+    except CatalogueError as exc:
+        raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
+    if not cat[setting_key].member_choosable:
+        raise InvalidInputError(
+            f"{cat[setting_key].title} is not yours to choose",
+            fields=[FieldProblem("setting", "members cannot change it")],
+        )
+    member = await get_by_id(Member, member_id, "member")
+    current = (await effective_settings([member.id]))[member.id][setting_key]
+    if current.locked:
+        raise SettingLockedError(
+            f"{cat[setting_key].title} is set by your organisation: {current.reason}".rstrip(": "),
+            extra={"rule_id": current.source.rule_id},
+        )
+    stored = list(checked) if isinstance(checked, tuple) else checked
+    existing = await MemberChoice.filter(member_id=member.id, setting=setting_key).first()
+    before = existing.value if existing else None
+    if existing is None:
+        await MemberChoice.create(
+            tenant_id=db.current_org(), member_id=member.id, setting=setting_key, value=stored
+        )
+    elif existing.value != stored:
+        await MemberChoice.filter(id=existing.id).update(value=stored)
+    else:
+        return current
+    await audit.record(
+        "policy.choice_set",
+        "member",
+        member.id,
+        actor=actor,
+        before={setting_key: before},
+        after={setting_key: stored},
+    )
+    await notify_policy_changed(db.current_org(), member.id)
+    return (await effective_settings([member.id]))[member.id][setting_key]
+
+
+async def clear_choice(member_id: uuid.UUID, setting_key: str, *, actor: Actor) -> None:
+    deleted = await MemberChoice.filter(member_id=member_id, setting=setting_key).delete()
+    if deleted:
+        await audit.record(
+            "policy.choice_cleared", "member", member_id, actor=actor, before={setting_key: "set"}
+        )
+        await notify_policy_changed(db.current_org(), member_id)
+
+
+# --- effective settings --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySnapshot:
+    policy_version: int
+    compiled: CompiledPolicy
+    #: Seconds until a scheduled rule comes into force (the snapshot is stale then).
+    valid_for: float
+
+
+async def compiled_policy(cache: DecisionCache[OrgId] | None = None) -> PolicySnapshot:
+    """The current organisation's compiled policy, from ``cache`` when it is current.
+
+    The cache is keyed on the organisation's policy and structure versions, read here in
+    the caller's transaction, so a stale entry is never used even if a notification was
+    missed.
+    """
+    org = db.current_org()
+    row = await db.fetch_one(
+        "SELECT policy_version, structure_version FROM organisations WHERE id = $1", org
+    )
+    if row is None:
+        raise NotFoundError("the organisation does not exist")
+    key = (row["policy_version"], row["structure_version"])
+    if cache is not None:
+        hit = cache.compiled(org, key)
+        if hit is not None:
+            return PolicySnapshot(row["policy_version"], hit[0], hit[1])
+    now = datetime.now(UTC)
+    cat = await catalogue()
+    units, groups = await _structure()
+    stored = await PolicyRule.all()
+    compiled = compile_policy(cat, units, [as_rule(r) for r in _in_force(stored, now)], groups)
+    upcoming = [
+        r.effective_from for r in stored if r.effective_from is not None and r.effective_from > now
+    ]
+    valid_for = min(upcoming).timestamp() - now.timestamp() if upcoming else float("inf")
+    if cache is not None:
+        cache.store_compiled(org, key, compiled, valid_for=valid_for)
+    return PolicySnapshot(row["policy_version"], compiled, valid_for)
+
+
+async def _structure() -> tuple[dict[str, str | None], dict[str, int]]:
+    """Every unit's parent and every group's priority."""
+    units = {
+        str(u["id"]): (str(u["parent_id"]) if u["parent_id"] else None)
+        for u in await db.fetch("SELECT id, parent_id FROM units")
+    }
+    groups = {
+        str(g["id"]): g["priority"] for g in await db.fetch("SELECT id, priority FROM groups")
+    }
+    return units, groups
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFactsRow:
+    member_id: uuid.UUID
+    unit_id: uuid.UUID
+    group_ids: tuple[str, ...]
+    choices: Mapping[str, Value]
+
+
+async def member_facts(member_ids: list[uuid.UUID]) -> dict[uuid.UUID, MemberFactsRow]:
+    """Unit, groups and choices of many members in one query."""
+    rows = await db.fetch(
+        """
+        SELECT m.id, m.unit_id,
+               coalesce((SELECT array_agg(gm.group_id::text) FROM group_memberships gm
+                          WHERE gm.tenant_id = m.tenant_id AND gm.member_id = m.id), '{}') AS groups,
+               coalesce((SELECT jsonb_object_agg(c.setting, c.value) FROM member_choices c
+                          WHERE c.tenant_id = m.tenant_id AND c.member_id = m.id), '{}'::jsonb) AS choices
+          FROM members m
+         WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[])
+        """,
+        db.current_org(),
+        member_ids,
+    )
+    result = {}
+    for row in rows:
+        choices = row["choices"] if isinstance(row["choices"], dict) else json.loads(row["choices"])
+        result[row["id"]] = MemberFactsRow(
+            row["id"],
+            row["unit_id"],
+            tuple(row["groups"]),
+            {k: tuple(v) if isinstance(v, list) else v for k, v in choices.items()},
+        )
+    return result
+
+
+async def effective_settings(
+    member_ids: list[uuid.UUID], cache: DecisionCache[OrgId] | None = None
+) -> dict[uuid.UUID, dict[str, Resolved]]:
+    """Every setting of each member, with provenance; members that do not exist are absent."""
+    compiled = (await compiled_policy(cache)).compiled
+    facts = await member_facts(member_ids)
+    return {
+        mid: compiled.resolve(str(f.unit_id), f.group_ids, f.choices) for mid, f in facts.items()
+    }
+
+
+async def required_impact(
+    setting: Setting, target_kind: TargetKind, target_id: uuid.UUID
+) -> RequiredImpact:
+    members = await _members_in_scope(target_kind, target_id)
+    products = [p["name"] for p in await db.fetch("SELECT name FROM products ORDER BY name")]
+    if setting.product:
+        products = [p for p in products if p.lower() == setting.product.lower()] or [
+            setting.product
+        ]
+    return RequiredImpact(setting.key, len(members), products, setting.off_effect)
+
+
+async def _members_in_scope(target_kind: TargetKind, target_id: uuid.UUID) -> list[uuid.UUID]:
+    if target_kind is TargetKind.GROUP:
+        rows = await db.fetch(
+            "SELECT member_id AS id FROM group_memberships WHERE tenant_id = $1 AND group_id = $2",
+            db.current_org(),
+            target_id,
+        )
+    else:
+        unit = await get_by_id(Unit, target_id, "unit")
+        rows = await db.fetch(
+            "SELECT m.id FROM members m JOIN units u ON u.tenant_id = m.tenant_id AND u.id = m.unit_id "
+            "WHERE m.tenant_id = $1 AND (u.path = $2 OR u.path LIKE $3)",
+            db.current_org(),
+            unit.path,
+            unit.path + "/%",
+        )
+    return [r["id"] for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    """What a rule change would do, before it is made."""
+
+    setting: str
+    members_in_scope: int
+    value_changes: int
+    choices_overridden: int
+    by_unit: list[tuple[str, int]]
+    stops_working: str
+    locked_after: int
+
+
+async def preview_rule_change(change: RuleInput) -> Impact:
+    """Resolve everyone in the change's scope before and after it, without writing."""
+    cat = await catalogue()
+    try:
+        value = cat.validate(change.setting, change.value)
+    except CatalogueError as exc:
+        raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
+    await _check_target(change.target_kind, change.target_id)
+    before = (await compiled_policy()).compiled
+    current = [as_rule(r) for r in _in_force(await PolicyRule.all(), datetime.now(UTC))]
+    kept = [
+        r
+        for r in current
+        if not (r.setting == change.setting and r.target_id == str(change.target_id))
+    ]
+    candidate = Rule(
+        "preview",
+        change.target_kind,
+        str(change.target_id),
+        change.setting,
+        value,
+        change.enforced,
+        change.reason,
+    )
+    unit_parents, groups = await _structure()
+    after = compile_policy(cat, unit_parents, [*kept, candidate], groups)
+    scope = await _members_in_scope(change.target_kind, change.target_id)
+    facts = await member_facts(scope)
+    names = {str(u["id"]): u["name"] for u in await db.fetch("SELECT id, name FROM units")}
+    changed = overridden = locked = 0
+    per_unit: dict[str, int] = defaultdict(int)
+    for f in facts.values():
+        old = before.resolve(str(f.unit_id), f.group_ids, f.choices)[change.setting]
+        new = after.resolve(str(f.unit_id), f.group_ids, f.choices)[change.setting]
+        if new.value != old.value:
+            changed += 1
+            per_unit[names.get(str(f.unit_id), "?")] += 1
+        if (
+            old.source.kind is SourceKind.MEMBER
+            and new.source.kind is not SourceKind.MEMBER
+            and new.value != old.value
+        ):
+            overridden += 1
+        locked += int(new.locked)
+    setting = cat[change.setting]
+    return Impact(
+        setting=change.setting,
+        members_in_scope=len(facts),
+        value_changes=changed,
+        choices_overridden=overridden,
+        by_unit=sorted(per_unit.items(), key=lambda kv: (-kv[1], kv[0])),
+        stops_working=setting.off_effect if setting.is_off(value) else "",
+        locked_after=locked,
+    )
+
+
+async def structure_changed() -> None:
+    """Units or group priorities changed: compiled policies of this organisation are stale."""
+    await db.connection().execute_query(
+        "UPDATE organisations SET structure_version = structure_version + 1 WHERE id = $1",
+        [db.current_org()],
+    )
+    await notify_policy_changed(db.current_org())
+
+
+async def rules_removed_with(
+    target_kind: TargetKind, target_id: uuid.UUID, *, actor: Actor
+) -> None:
+    """Call before deleting a unit or group: its rules go with it, as a new policy version."""
+    column = "unit_id" if target_kind is TargetKind.UNIT else "group_id"
+    if await PolicyRule.filter(**{column: target_id}).exists():
+        await PolicyRule.filter(**{column: target_id}).delete()
+        await _changed(actor, summary=f"rules removed with {target_kind.value} {target_id}")
+
+
+async def member_changed(member_id: uuid.UUID) -> None:
+    """A member's unit, groups or choices changed: cached answers for them are stale."""
+    await notify_policy_changed(db.current_org(), member_id)

@@ -1,0 +1,135 @@
+"""Real Chromium (Playwright) against the live server and the real test OpenID provider: the
+sign-in a person actually goes through, typing into the provider's own login form.
+
+Each test saves a screenshot of the page it lands on under its tmp_path, and fails on any
+Content-Security-Policy complaint the browser logs for the app's pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Error, Page, async_playwright, expect
+
+from tests.support.oidc_provider import OidcAccount
+from tests.web.conftest import ADA, BEA, MAX, SsoWorld
+
+pytestmark = [pytest.mark.browser, pytest.mark.oidc]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+@dataclass
+class Tab:
+    """One page in a fresh browser context, with what the browser logged."""
+
+    page: Page
+    base_url: str
+    logged: list[str] = field(default_factory=list)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        url = message.location.get("url", "") if message.location else ""
+        self.logged.append(f"{message.type} {url}: {message.text}")
+
+    def on_page_error(self, error: Error) -> None:
+        self.logged.append(f"pageerror {self.page.url}: {error}")
+
+    def csp_complaints(self) -> list[str]:
+        return [line for line in self.logged
+                if "Content Security Policy" in line or "Content-Security-Policy" in line]
+
+    async def land(self, url_path: str, shots: Path, name: str) -> None:
+        """Wait for ``url_path`` (a path, or a regex over it when it starts with ^) and check it."""
+        if url_path.startswith("^"):
+            await self.page.wait_for_url(re.compile(re.escape(self.base_url) + url_path[1:]))
+        else:
+            await self.page.wait_for_url(f"{self.base_url}{url_path}")
+        await self.page.wait_for_load_state("load")
+        await self.page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        assert (shots / f"{name}.png").stat().st_size > 0
+        assert self.csp_complaints() == [], self.logged
+
+
+@pytest.fixture
+async def tab(chromium: Browser, live_server: str) -> AsyncIterator[Tab]:
+    context: BrowserContext = await chromium.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    tab = Tab(page, live_server)
+    page.on("console", tab.on_console)
+    page.on("pageerror", tab.on_page_error)
+    try:
+        yield tab
+    finally:
+        await context.close()
+
+
+async def sign_in(tab: Tab, person: OidcAccount) -> None:
+    """From the app's front door through the provider's login form, as a person would."""
+    page = tab.page
+    await page.goto(f"{tab.base_url}/")
+    await page.wait_for_url(f"{tab.base_url}/login")
+    await page.get_by_label("Work or school email").fill(person.email)
+    await page.get_by_role("button", name="Continue").click()
+    await page.get_by_role("button", name="Continue with Alpha's sign-in").click()
+    # Now at the identity provider, on its own login page.
+    await page.locator("input[name=login]").fill(person.email)
+    await page.locator("input[name=password]").fill("any-password")
+    await page.locator("button[type=submit]").click()
+
+
+async def test_admin_signs_in_through_the_provider_and_sees_only_their_organisations_members(
+    world: SsoWorld, tab: Tab, tmp_path: Path,
+) -> None:
+    await sign_in(tab, ADA)
+    await tab.land("/console", tmp_path, "admin-console")
+    page = tab.page
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Alpha")
+    await page.get_by_role("navigation", name="Console").get_by_role("link", name="Members").click()
+    await tab.land("/console/members", tmp_path, "admin-members")
+    table = page.get_by_role("table")
+    await expect(table.get_by_role("link", name=ADA.name)).to_be_visible()
+    await expect(table.get_by_role("link", name=MAX.name)).to_be_visible()
+    await expect(table).not_to_contain_text(BEA.email)
+    await expect(table).not_to_contain_text(BEA.name)
+    await expect(table.locator("tbody tr")).to_have_count(2)
+
+
+async def test_member_signs_in_and_reaches_their_account_page(world: SsoWorld, tab: Tab, tmp_path: Path) -> None:
+    await sign_in(tab, MAX)
+    await tab.land("/account", tmp_path, "member-account")
+    await expect(tab.page.get_by_role("heading", level=1)).to_have_text("This account is managed by Alpha")
+    await expect(tab.page.get_by_text(f"Signed in as {MAX.email}")).to_be_visible()
+
+
+async def test_sign_out_returns_to_the_login_page(world: SsoWorld, tab: Tab, tmp_path: Path) -> None:
+    await sign_in(tab, ADA)
+    await tab.land("/console", tmp_path, "before-sign-out")
+    await tab.page.get_by_role("button", name="Sign out").click()
+    await tab.land("/login?signed_out=1", tmp_path, "signed-out")
+    await expect(tab.page.get_by_role("status")).to_have_text("You are signed out.")
+    await tab.page.goto(f"{tab.base_url}/console")
+    await tab.page.wait_for_url(f"{tab.base_url}/login?next=/console")
+
+
+async def test_suspended_member_is_refused_with_a_visible_message(world: SsoWorld, tab: Tab, tmp_path: Path) -> None:
+    response = await world.alpha.post(f"/v1/members/{world.max['id']}/transitions", {"action": "suspend"})
+    assert response.status_code == 200, response.text
+    await sign_in(tab, MAX)
+    await tab.land(r"^/oidc/alpha/callback\?.*", tmp_path, "suspended-refused")
+    page = tab.page
+    await expect(page.get_by_role("heading", level=1)).to_have_text("You cannot sign in")
+    await expect(page.get_by_text("your account is suspended; it cannot sign in")).to_be_visible()
+    await expect(page.get_by_role("link", name="Try again")).to_be_visible()

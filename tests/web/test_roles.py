@@ -1,0 +1,248 @@
+"""The role matrix: every role signs in (by password) and tries every console route, and the
+answer matches the role table in tenants.permissions, computed from it, not restated here.
+Spot checks then say the policy in plain words.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from app.settings import Settings
+from app.web.pages import CONSOLE_NAV
+from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
+from tests.conftest import OrgHandle, make_member, make_unit, row_counts
+from tests.web.flows import (
+    WebClient,
+    asgi_client,
+    configure_sso,
+    set_local_sign_in,
+    set_password,
+    text_of,
+)
+
+PASSWORD = "correct-horse-battery-staple"
+UNREACHABLE_ISSUER = "http://127.0.0.1:9"  # the discard port: connection refused at once
+
+
+@dataclass
+class Targets:
+    """What the console actions act on, made fresh for each role."""
+
+    root: str
+    member: str
+    rename: str
+    move: str
+    move_under: str
+    delete: str
+
+
+@dataclass(frozen=True)
+class ConsoleRoute:
+    method: str
+    path: str  # may name {member}, {rename}, {move}, {delete}
+    permission: Permission | None
+    form: Callable[[Targets], dict[str, str]] = lambda t: {}
+
+    def url(self, t: Targets) -> str:
+        return self.path.format(member=t.member, rename=t.rename, move=t.move, delete=t.delete)
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+#: Every console page and action and the permission it needs. The pages come from the
+#: navigation itself; a test below checks that no console route of the app is missing.
+ROUTES: list[ConsoleRoute] = [
+    *[ConsoleRoute("GET", path, permission) for _, path, permission in CONSOLE_NAV],
+    ConsoleRoute("GET", "/console/members/{member}", Permission.MEMBERS_READ),
+    ConsoleRoute("GET", "/account", None),
+    ConsoleRoute("POST", "/console/units", Permission.UNITS_WRITE,
+                 lambda t: {"parent_id": t.root, "name": f"Made {uuid.uuid4().hex[:6]}"}),
+    ConsoleRoute("POST", "/console/units/{rename}/rename", Permission.UNITS_WRITE,
+                 lambda t: {"name": f"Renamed {uuid.uuid4().hex[:6]}"}),
+    ConsoleRoute("POST", "/console/units/{move}/move", Permission.UNITS_WRITE,
+                 lambda t: {"parent_id": t.move_under}),
+    ConsoleRoute("POST", "/console/units/{delete}/delete", Permission.UNITS_WRITE),
+    ConsoleRoute("POST", "/console/members/{member}/transition", Permission.MEMBERS_LIFECYCLE,
+                 lambda t: {"action": "suspend", "reason": "role matrix"}),
+    ConsoleRoute("POST", "/console/members/{member}/sign-out", Permission.MEMBERS_SESSIONS),
+    ConsoleRoute("POST", "/console/settings/sso", Permission.SSO_WRITE,
+                 lambda t: {"issuer": UNREACHABLE_ISSUER, "client_id": "matrix-client",
+                            "client_secret": "matrix-secret-0123456789", "enabled": "on"}),
+    ConsoleRoute("POST", "/console/settings/sso/test", Permission.SSO_WRITE),
+    ConsoleRoute("POST", "/console/settings/sign-in", Permission.ORGANISATION_WRITE,
+                 lambda t: {"local_sign_in": "on"}),
+]
+
+ALLOWED, REFUSED, TO_ACCOUNT = "allowed", "refused (403)", "sent to /account"
+
+
+def expected_outcome(role: Role, route: ConsoleRoute) -> str:
+    if route.permission is None or route.permission in ROLE_PERMISSIONS[role]:
+        return ALLOWED
+    # The console's front door sends people without console access to their account page.
+    return TO_ACCOUNT if route.key == "GET /console" else REFUSED
+
+
+async def outcome_of(browser: WebClient, response: httpx.Response) -> str:
+    if response.status_code == 403:
+        return REFUSED
+    if response.status_code == 200:
+        return ALLOWED
+    if response.status_code == 303:
+        location = response.headers["location"]
+        if location == "/account" and response.request.url.path == "/console":
+            return TO_ACCOUNT
+        if location.startswith("/login"):
+            return f"signed out ({location})"
+        # An action that was allowed but did not do its work would flash "Not done: …".
+        landing = text_of((await browser.get(location)).text)
+        return f"allowed but failed: {landing[:300]}" if "Not done:" in landing else ALLOWED
+    return f"unexpected HTTP {response.status_code}"
+
+
+async def make_targets(org: OrgHandle) -> Targets:
+    units = {name: (await make_unit(org, name))["id"] for name in ("Rename", "Move", "Under", "Delete")}
+    member = await make_member(org, name="Target Member")
+    return Targets(str(org.root_unit_id), member["id"], units["Rename"], units["Move"], units["Under"],
+                   units["Delete"])
+
+
+async def person_with_role(org: OrgHandle, role: Role) -> dict[str, Any]:
+    person = await make_member(org, name=f"{role.value.title()} Person", roles=[role.value])
+    await set_password(org.id, person["id"], PASSWORD)
+    return person
+
+
+@pytest.fixture
+async def matrix_org(org: OrgHandle, settings: Settings) -> OrgHandle:
+    await set_local_sign_in(org.id, True)
+    await configure_sso(settings, org.id, issuer=UNREACHABLE_ISSUER, client_id="before-matrix",
+                        client_secret="before-matrix-secret-0123")
+    return org
+
+
+async def sign_in(browser: WebClient, org: OrgHandle, person: dict[str, Any], next_path: str = "") -> str:
+    response = await browser.password_sign_in(org.slug, person["email"], PASSWORD, next_path=next_path)
+    assert response.status_code == 303, response.text
+    assert browser.session_cookie, response.headers
+    location: str = response.headers["location"]
+    return location
+
+
+async def try_route(browser: WebClient, route: ConsoleRoute, targets: Targets, csrf: str) -> httpx.Response:
+    if route.method == "GET":
+        return await browser.get(route.url(targets))
+    return await browser.post(route.url(targets), {**route.form(targets), "csrf": csrf})
+
+
+# --- the matrix ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+async def test_every_console_route_answers_as_the_role_table_says(app: Any, matrix_org: OrgHandle,
+                                                                  role: Role) -> None:
+    person = await person_with_role(matrix_org, role)
+    targets = await make_targets(matrix_org)
+    async with asgi_client(app) as browser:
+        landing = await sign_in(browser, matrix_org, person)
+        assert landing == ("/console" if Permission.CONSOLE_ACCESS in ROLE_PERMISSIONS[role] else "/account")
+        csrf = await browser.csrf_of("/account")
+        outcomes: dict[str, str] = {}
+        for route in ROUTES:
+            response = await try_route(browser, route, targets, csrf)
+            outcomes[route.key] = await outcome_of(browser, response)
+    assert outcomes == {route.key: expected_outcome(role, route) for route in ROUTES}
+
+
+def test_the_matrix_covers_every_console_route_of_the_app(app: Any) -> None:
+    served = {
+        f"{method} {route.path}"
+        for route in app.routes
+        if getattr(route, "path", "").startswith("/console") and route.path != "/console/switch"
+        for method in (route.methods or set()) - {"HEAD"}
+    }
+    covered = {f"{r.method} {re.sub(r'[{][a-z]+[}]', '{id}', r.path)}" for r in ROUTES}
+    assert served - covered == set(), "console routes missing from the role matrix"
+
+
+# --- the policy in plain words ------------------------------------------------------------
+
+
+async def test_auditors_read_every_console_page_and_change_nothing(
+    app: Any, matrix_org: OrgHandle, owner_conn: asyncpg.Connection,
+) -> None:
+    auditor = await person_with_role(matrix_org, Role.AUDITOR)
+    targets = await make_targets(matrix_org)
+    async with asgi_client(app) as browser:
+        await sign_in(browser, matrix_org, auditor)
+        csrf = await browser.csrf_of("/console")
+        for route in [r for r in ROUTES if r.method == "GET"]:
+            assert (await try_route(browser, route, targets, csrf)).status_code == 200, route.key
+        before = await row_counts(owner_conn)
+        sso_before = await owner_conn.fetchrow("SELECT issuer, client_id FROM sso_connections")
+        for route in [r for r in ROUTES if r.method == "POST"]:
+            response = await try_route(browser, route, targets, csrf)
+            assert response.status_code == 403, route.key
+            assert "Your role in this organisation does not allow this page" in text_of(response.text)
+    assert await row_counts(owner_conn) == before  # not even an audit event
+    assert await owner_conn.fetchrow("SELECT issuer, client_id FROM sso_connections") == sso_before
+    status = await owner_conn.fetchval("SELECT status FROM members WHERE id = $1", uuid.UUID(targets.member))
+    assert status == "active"
+
+
+async def test_helpdesk_handles_accounts_but_not_policies_or_sso_settings(
+    app: Any, matrix_org: OrgHandle, owner_conn: asyncpg.Connection,
+) -> None:
+    helpdesk = ROLE_PERMISSIONS[Role.HELPDESK]
+    assert Permission.POLICIES_WRITE not in helpdesk
+    assert Permission.SSO_WRITE not in helpdesk
+    assert Permission.SSO_READ not in helpdesk
+
+    person = await person_with_role(matrix_org, Role.HELPDESK)
+    targets = await make_targets(matrix_org)
+    async with asgi_client(app) as browser:
+        await sign_in(browser, matrix_org, person)
+        csrf = await browser.csrf_of("/console")
+        assert (await browser.get("/console/settings")).status_code == 403
+        saved = await browser.post("/console/settings/sso", {
+            "csrf": csrf, "issuer": "https://evil.example", "client_id": "evil", "enabled": "on"})
+        assert saved.status_code == 403
+        tested = await browser.post("/console/settings/sso/test", {"csrf": csrf})
+        assert tested.status_code == 403
+        suspended = await browser.post(f"/console/members/{targets.member}/transition",
+                                       {"csrf": csrf, "action": "suspend"})
+        assert suspended.status_code == 303
+    assert await owner_conn.fetchval("SELECT issuer FROM sso_connections") == UNREACHABLE_ISSUER
+    assert await owner_conn.fetchval("SELECT status FROM members WHERE id = $1",
+                                     uuid.UUID(targets.member)) == "suspended"
+
+
+def test_only_privacy_officers_hold_access_approve() -> None:
+    holders = {role for role in Role if Permission.ACCESS_APPROVE in ROLE_PERMISSIONS[role]}
+    assert holders == {Role.PRIVACY_OFFICER}
+    assert Permission.ACCESS_APPROVE not in ROLE_PERMISSIONS[Role.ADMIN]
+
+
+async def test_members_are_sent_to_their_account_from_the_console(app: Any, matrix_org: OrgHandle) -> None:
+    person = await person_with_role(matrix_org, Role.MEMBER)
+    async with asgi_client(app) as browser:
+        assert await sign_in(browser, matrix_org, person, next_path="/console/members") == "/account"
+        front_door = await browser.get("/console")
+        assert front_door.status_code == 303
+        assert front_door.headers["location"] == "/account"
+        inner = await browser.get("/console/members")
+        assert inner.status_code == 403
+        assert 'href="/account"' in inner.text
+        root = await browser.get("/")
+        assert root.status_code == 303
+        assert (await browser.get(root.headers["location"])).headers.get("location") == "/account"
