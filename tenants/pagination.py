@@ -115,8 +115,12 @@ async def paginate(query: QuerySet[M], sort: Sort, *, cursor: str | None, limit:
     if cursor:
         value, last_id = decode_cursor(cursor, sort, query.model._meta.fields_map.get(sort.field))
         op = "lt" if sort.descending else "gt"
+        # "field >= v AND (field > v OR id > last)": the first part is an index range on
+        # (tenant_id, field), so a deep page reads about as few rows as the first; the
+        # second only filters the rows that tie on the sort value.
         query = query.filter(
-            Q(**{f"{sort.field}__{op}": value}) | Q(**{sort.field: value, f"id__{op}": last_id})
+            Q(**{f"{sort.field}__{op}e": value})
+            & (Q(**{f"{sort.field}__{op}": value}) | Q(**{f"id__{op}": last_id}))
         )
     rows = await query.order_by(f"{direction}{sort.field}", f"{direction}id").limit(limit + 1)
     next_cursor = None
