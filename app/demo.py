@@ -7,6 +7,7 @@ minted fresh at every start and printed, never stored in the repository.
 from __future__ import annotations
 
 import random
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -150,10 +151,18 @@ class DemoCredentials:
 async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> None:
     """Create one demo organisation with its tree, groups, products and members."""
     actor = system_actor("demo-seed")
-    org = await organisations.create_organisation(
-        slug=spec.slug, name=spec.name, kind=spec.kind, domains=[spec.domain], actor=actor
-    )
-    async with db.tenant_transaction(OrgId(org.id)):
+    # One transaction: a seed interrupted half-way (a killed first start) leaves nothing,
+    # so the next start seeds again instead of finding a half-made organisation.
+    new_id = OrgId(uuid.uuid4())
+    async with db.tenant_transaction(new_id):
+        org = await organisations.create_organisation(
+            slug=spec.slug,
+            name=spec.name,
+            kind=spec.kind,
+            domains=[spec.domain],
+            actor=actor,
+            org_id=new_id,
+        )
         root = await Unit.get(parent_id=None)
         leaves: list[Unit] = []
 
@@ -189,7 +198,12 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
         used: set[str] = {head.email}
         for index in range(spec.members):
             first, last = rng.choice(FIRST), rng.choice(LAST)
-            email = f"{first}.{last}".lower().encode("ascii", "ignore").decode() + f"@{spec.domain}"
+            local = (
+                unicodedata.normalize("NFKD", f"{first}.{last}".lower())
+                .encode("ascii", "ignore")
+                .decode()
+            )
+            email = f"{local}@{spec.domain}"
             if email in used:
                 email = email.replace("@", f"{index}@")
             used.add(email)

@@ -34,6 +34,7 @@ from app.web import account, console, signin
 from app.web.cookies import CookieJar
 from app.web.pages import Web
 from policies.cache import DecisionCache
+from tenants.audit.sealer import AuditSealer
 from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
 from tenants.secrets import SecretBox
@@ -98,10 +99,12 @@ def create_app(
                 _enable_global_fallback=True,
             )
             listener.start()
+            sealer = AuditSealer.start()  # chains audit events after their writes commit
             log.info("serving on %s", settings.base_url)
             try:
                 yield
             finally:
+                await sealer.stop()
                 await listener.stop()
                 await http.aclose()
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -168,29 +169,79 @@ def from_domain_error(request: Request | None, error: TenantryError) -> Response
     )
 
 
-def field_problems(error: ValidationError, prefix: str = "") -> list[FieldProblem]:
-    """Pydantic's errors as ``{field, reason}`` with dotted paths (``roles[1]``)."""
-    problems = []
+def field_problems(
+    error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[FieldProblem]:
+    """Pydantic's errors as ``{field, reason}`` with dotted paths (``roles[1]``), one entry
+    per field.
+
+    When a value matches no member of a union, pydantic reports one error per member and
+    puts the member's name (``bool``, ``list[constrained-str]``) in the location as if it
+    were a field. Given the ``model`` that was validated, those names are left out and the
+    reasons joined, so the problem names the field the client actually sent.
+    """
+    reasons: dict[str, list[str]] = {}
     for item in error.errors(include_url=False):
-        path = prefix
-        for part in item["loc"]:
-            if isinstance(part, int):
-                path += f"[{part}]"
-            else:
-                path += ("." if path else "") + str(part)
+        path = _field_path(item["loc"], model, prefix)
         reason = item["msg"]
         if item["type"] == "extra_forbidden":
             reason = "is not a known field"
         elif item["type"] == "missing":
             reason = "is required"
-        problems.append(FieldProblem(path or "body", reason))
-    return problems
+        found = reasons.setdefault(path, [])
+        if reason not in found:
+            found.append(reason)
+    return [FieldProblem(path, " or ".join(found)) for path, found in reasons.items()]
+
+
+def _field_path(loc: tuple[int | str, ...], model: type[BaseModel] | None, prefix: str) -> str:
+    path = prefix
+    node: Any = model
+    for part in loc:
+        node = _unwrap(node)
+        if _is_union(node):
+            members = [m for m in get_args(node) if m is not type(None)]
+            if len(members) > 1 and isinstance(part, str):
+                node = None  # a union member's name, not a field; which member is not known
+                continue
+            node = _unwrap(members[0]) if members else None
+        if isinstance(part, int):
+            path += f"[{part}]"
+            args = get_args(node) if get_origin(node) in (list, tuple, set, frozenset) else ()
+            node = args[0] if args else None
+        else:
+            path += ("." if path else "") + str(part)
+            node = _field_type(node, part)
+    return path or "body"
+
+
+def _unwrap(node: Any) -> Any:
+    while get_origin(node) is Annotated:
+        node = get_args(node)[0]
+    return node
+
+
+def _is_union(node: Any) -> bool:
+    return get_origin(node) in (Union, UnionType)
+
+
+def _field_type(node: Any, name: str) -> Any:
+    """The annotation of field ``name`` (or alias) of model ``node``; None when unknown."""
+    if not (isinstance(node, type) and issubclass(node, BaseModel)):
+        return None
+    for field_name, info in node.model_fields.items():
+        if name in (field_name, info.alias):
+            return info.annotation
+    return None
 
 
 def from_validation_error(
-    request: Request | None, error: ValidationError, prefix: str = ""
+    request: Request | None,
+    error: ValidationError,
+    prefix: str = "",
+    model: type[BaseModel] | None = None,
 ) -> Response:
-    problems = field_problems(error, prefix)
+    problems = field_problems(error, prefix, model)
     summary = "; ".join(f"{p.field}: {p.reason}" for p in problems[:5])
     return http_problem(
         request, "validation", f"The input is not valid: {summary}", fields=problems

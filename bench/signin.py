@@ -23,19 +23,21 @@ generator in this process, everything on 127.0.0.1:
   transaction). Interleaved rounds of equal duration, the same request sequence, the same
   load generator (``wrk`` when installed, else an httpx client). Goal >= 0.9.
 
-Run: ``python bench/signin.py [--quick] [--profile]``. ``BENCH_DATABASE_URL`` = a superuser
-URL of a server of your own, else the embedded server in a temporary folder.
-``--profile`` samples the app processes with py-spy (``pip install py-spy``) during one
-round of each measurement and prints where their time goes (slower; for diagnosis).
+Run: ``python bench/signin.py [--quick] [--profile [cprofile|py-spy]] [--only callbacks|auth]``.
+``BENCH_DATABASE_URL`` = a superuser URL of a server of your own, else the embedded server in
+a temporary folder. ``--profile`` adds one profiled round per figure (not counted) and prints
+where the app process's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import http.cookiejar
 import json
 import os
+import pstats
 import random
 import re
 import resource
@@ -55,7 +57,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as ``python bench/signin.py`` from a checkout
@@ -95,10 +97,13 @@ class Config:
     warmup_seconds: float
 
 
-QUICK = Config(accounts=16, batch=160, rounds=2, callback_concurrency=8, prep_threads=4,
-               api_members=200, api_pairs=2, api_seconds=2.0, api_concurrency=16, warmup_seconds=1.0)
-FULL = Config(accounts=40, batch=600, rounds=5, callback_concurrency=8, prep_threads=4,
-              api_members=2_000, api_pairs=6, api_seconds=8.0, api_concurrency=16, warmup_seconds=3.0)
+QUICK = Config(accounts=10, batch=100, rounds=2, callback_concurrency=8, prep_threads=4,
+               api_members=100, api_pairs=5, api_seconds=1.0, api_concurrency=16, warmup_seconds=1.0)
+#: Batches of 400 keep every code well inside its 60 s even at ~20 callbacks/s on a busy
+#: machine. auth_overhead alternates many 1 s rounds (wrk's shortest) so that load from
+#: other processes falls on both variants alike.
+FULL = Config(accounts=40, batch=400, rounds=4, callback_concurrency=8, prep_threads=4,
+              api_members=2_000, api_pairs=40, api_seconds=1.0, api_concurrency=16, warmup_seconds=2.0)
 
 
 def parse_args() -> argparse.Namespace:
@@ -107,8 +112,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20240601, help="random seed (same for both variants)")
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
                         help="load generator for auth_overhead (auto: wrk when on PATH)")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the app processes with py-spy during one round of each figure")
+    parser.add_argument("--profile", nargs="?", const="cprofile", choices=("cprofile", "py-spy"),
+                        help="profile the app process during the first round of each figure and print where "
+                             "its time goes: cprofile (default; CPU clock, in the app) or py-spy (sampling)")
     parser.add_argument("--only", choices=("callbacks", "auth"),
                         help="measure one figure only (for working on it; the full run measures both)")
     parser.add_argument("--serve", metavar="CONFIG_JSON", help=argparse.SUPPRESS)
@@ -256,6 +262,8 @@ class BenchASGI:
     def __init__(self, app: Any, stats: ServerStats) -> None:
         self.app = app
         self.stats = stats
+        self.profile: Any = None
+        self.profile_path = ""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -263,8 +271,18 @@ class BenchASGI:
             if path.startswith("/__bench/"):
                 from starlette.responses import JSONResponse
 
+                if self.profile is not None:
+                    self.profile.disable()
+                    self.profile.dump_stats(self.profile_path)
+                    self.profile = None
                 if path == "/__bench/reset":
                     self.stats.reset()
+                    query = dict(parse_qsl(scope.get("query_string", b"").decode()))
+                    if query.get("profile"):
+                        # CPU clock: time the process spent preempted or waiting is not counted.
+                        self.profile = cProfile.Profile(time.process_time)
+                        self.profile_path = query["profile"]
+                        self.profile.enable()
                 response = JSONResponse(self.stats.snapshot() | {"pid": os.getpid()})
                 await response(scope, receive, send)
                 return
@@ -350,7 +368,7 @@ def _postgres_backends(database: str) -> list[int]:
 def _machine_busy() -> float:
     """CPU seconds the whole machine spent not idle (all cores), from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    user, nice, system, idle, iowait, irq, softirq, steal = values
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
@@ -366,7 +384,7 @@ class CpuMeter:
         self.used: Counter[str] = Counter()
 
     def start(self) -> None:
-        self.groups[f"postgres backends"] = _postgres_backends(self.database)
+        self.groups["postgres backends"] = _postgres_backends(self.database)
         self.before = {pid: cpu for pids in self.groups.values() for pid in pids
                        if (cpu := _proc_cpu(pid)) is not None}
         self.machine = _machine_busy()
@@ -408,8 +426,8 @@ class AppServer:
             )
         self.pid = self.process.pid
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_ready(self, within: float = 60.0) -> None:
+        deadline = time.monotonic() + within
         async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
             while time.monotonic() < deadline:
                 assert self.process is not None
@@ -421,11 +439,12 @@ class AppServer:
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.1)
-        raise RuntimeError(f"app server {self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(f"app server {self.name} not ready after {within:.0f} s:\n{self.log_tail()}")
 
-    async def control(self, what: str) -> dict[str, Any]:
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
-            response = await client.get(f"/__bench/{what}")
+    async def control(self, what: str, profile: Path | None = None) -> dict[str, Any]:
+        query = f"?{urlencode({'profile': str(profile)})}" if profile else ""
+        async with httpx.AsyncClient(base_url=self.url, timeout=60) as client:
+            response = await client.get(f"/__bench/{what}{query}")
             response.raise_for_status()
             return dict(response.json())
 
@@ -468,72 +487,139 @@ def running(servers: Sequence[AppServer]) -> Iterator[None]:
             server.stop()
 
 
-class Profiler:
-    """py-spy sampling of one process for a while (raw collapsed stacks), if installed."""
+@dataclass(frozen=True, slots=True)
+class Profile:
+    kind: str
+    label: str
+    path: Path
+    process: subprocess.Popen[bytes] | None = None
 
-    def __init__(self, enabled: bool, workdir: Path) -> None:
-        self.exe = shutil.which("py-spy") if enabled else None
+    @property
+    def cprofile_path(self) -> Path | None:
+        return self.path if self.kind == "cprofile" else None
+
+
+class Profiler:
+    """Where an app process spends its time during one measured round.
+
+    ``cprofile``: the app profiles itself with cProfile on a CPU clock (time preempted by
+    other processes or waiting on the database is not counted, so it holds on a busy
+    machine; it slows the app about 2x, so the round's figures are not representative).
+    ``py-spy``: samples from outside (``pip install py-spy``), little overhead, but it counts
+    wall time of the running thread, including time preempted by other processes.
+    """
+
+    def __init__(self, kind: str | None, workdir: Path) -> None:
+        self.kind = kind
         self.workdir = workdir
-        if enabled and self.exe is None:
+        self.exe = shutil.which("py-spy") if kind == "py-spy" else None
+        if kind == "py-spy" and self.exe is None:
             from _common import console
 
-            console.print("[yellow]--profile: py-spy is not installed (pip install py-spy); no profiles[/]")
+            console.print("[yellow]--profile py-spy: py-spy is not installed (pip install py-spy); no profiles[/]")
+            self.kind = None
 
-    def start(self, pid: int, label: str, seconds: float) -> tuple[subprocess.Popen[bytes], Path] | None:
-        if self.exe is None:
-            return None
-        out = self.workdir / f"profile-{label}.txt"
-        process = subprocess.Popen(
-            [self.exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--nonblocking",
-             "--duration", str(max(1, int(seconds))), "--output", str(out)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        return process, out
+    def start(self, pid: int, label: str, seconds: float) -> Profile | None:
+        if self.kind == "cprofile":
+            return Profile("cprofile", label, self.workdir / f"profile-{label}.pstats")
+        if self.kind == "py-spy" and self.exe:
+            out = self.workdir / f"profile-{label}.txt"
+            process = subprocess.Popen(
+                [self.exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--nonblocking",
+                 "--duration", str(max(1, int(seconds))), "--output", str(out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            return Profile("py-spy", label, out, process)
+        return None
 
     @staticmethod
-    def report(handle: tuple[subprocess.Popen[bytes], Path] | None, label: str, top: int = 16) -> None:
-        from _common import console
+    def report(profile: Profile | None, units: int, unit: str, top: int = 24) -> None:
+        if profile is None:
+            return
+        if profile.kind == "cprofile":
+            _report_cprofile(profile, units, unit, top)
+        else:
+            _report_py_spy(profile, top)
 
-        if handle is None:
-            return
-        process, out = handle
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if not out.exists():
-            console.print(f"profile {label}: py-spy wrote nothing")
-            return
-        inclusive: Counter[str] = Counter()
-        by_package: Counter[str] = Counter()
-        total = 0
-        for line in out.read_text(errors="replace").splitlines():
-            stack, _, count_text = line.rpartition(" ")
-            if not count_text.isdigit():
-                continue
-            count = int(count_text)
-            frames = [f.strip() for f in stack.split(";") if f.strip()]
-            if not frames:
-                continue
-            total += count
-            for frame in {_short_frame(f) for f in frames}:
-                inclusive[frame] += count
-            by_package[_package(frames[-1])] += count
-        if not total:
-            return
-        console.print(f"[bold]profile {label}[/]: {total} samples at 200/s (py-spy, wall time of the running "
-                      f"thread, including time preempted by other processes)")
-        console.print("  own time by package: " + "; ".join(
-            f"{100 * c / total:.1f}% {p}" for p, c in by_package.most_common(12)))
-        console.print("  inclusive, project code and what it calls (the ASGI/uvicorn plumbing omitted):")
-        shown = 0
-        for frame, count in inclusive.most_common():
-            if frame.split(" (")[0] in PLUMBING:
-                continue
-            console.print(f"    {100 * count / total:5.1f}%  {frame}")
-            shown += 1
-            if shown >= top:
-                break
+
+def _report_cprofile(profile: Profile, units: int, unit: str, top: int) -> None:
+    from _common import console
+
+    if not profile.path.exists() or units == 0:
+        console.print(f"profile {profile.label}: nothing recorded")
+        return
+    data = pstats.Stats(str(profile.path)).stats  # type: ignore[attr-defined]
+    own: Counter[str] = Counter()
+    cumulative: Counter[str] = Counter()
+    total = 0.0
+    for (filename, line, func), (_, _, tottime, cumtime, _) in data.items():
+        package = _package(f"x ({filename}:{line})")
+        own[package] += tottime
+        total += tottime
+        where = _where(filename)
+        if filename.startswith("~") or where.startswith(PLUMBING_FILES):
+            continue
+        cumulative[f"{func} ({where}:{line})"] = max(cumulative[f"{func} ({where}:{line})"], cumtime)
+    per = 1e6 / units
+    console.print(f"[bold]profile {profile.label}[/] (cProfile, CPU clock, slows the app ~2x): "
+                  f"{total * per:.0f} µs CPU per {unit} while profiled")
+    console.print(f"  own time per {unit} by package: " + "; ".join(
+        f"{'C functions' if p == '~' else p} {t * per:.0f} µs" for p, t in own.most_common(14)))
+    console.print(f"  cumulative per {unit}, functions of this project and what they call into:")
+    for frame, seconds in cumulative.most_common(top):
+        console.print(f"    {seconds * per:7.0f} µs  {frame}")
+
+
+def _where(filename: str) -> str:
+    root = str(ROOT) + "/"
+    if filename.startswith(root):
+        return filename[len(root):]
+    if "site-packages/" in filename:
+        return filename.split("site-packages/", 1)[1]
+    return "/".join(Path(filename).parts[-2:])
+
+
+def _report_py_spy(profile: Profile, top: int) -> None:
+    from _common import console
+
+    assert profile.process is not None
+    try:
+        profile.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        profile.process.kill()
+    if not profile.path.exists():
+        console.print(f"profile {profile.label}: py-spy wrote nothing")
+        return
+    inclusive: Counter[str] = Counter()
+    by_package: Counter[str] = Counter()
+    total = 0
+    for line in profile.path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f.strip() for f in stack.split(";") if f.strip()]
+        if not frames:
+            continue
+        total += count
+        for frame in {_short_frame(f) for f in frames}:
+            inclusive[frame] += count
+        by_package[_package(frames[-1])] += count
+    if not total:
+        return
+    console.print(f"[bold]profile {profile.label}[/]: {total} samples at 200/s (py-spy, wall time of the running "
+                  f"thread, including time preempted by other processes)")
+    console.print("  own time by package: " + "; ".join(
+        f"{100 * c / total:.1f}% {p}" for p, c in by_package.most_common(12)))
+    console.print("  inclusive, project code and what it calls (the ASGI/uvicorn plumbing omitted):")
+    shown = 0
+    for frame, count in inclusive.most_common():
+        if frame.split(" (")[0] in PLUMBING:
+            continue
+        console.print(f"    {100 * count / total:5.1f}%  {frame}")
+        shown += 1
+        if shown >= top:
+            break
 
 
 #: Frames on every request's stack (server, middleware, routing): not informative.
@@ -548,6 +634,12 @@ PLUMBING = {
     "ASGI3Middleware.__call__", "uvloop.loop.Handle._run", "_run_module_as_main", "_run_code",
     "TaskStepMethWrapper", "Task.__step", "Task.__step_run_and_handle_result",
 }
+
+
+#: Files of the server, middleware and routing layers every request passes through.
+PLUMBING_FILES = ("uvicorn/", "starlette/applications.py", "starlette/middleware/", "starlette/routing.py",
+                  "starlette/_exception_handler.py", "app/middleware.py", "bench/", "asyncio/", "uvloop/",
+                  "contextlib.py")
 
 
 def _package(frame: str) -> str:
@@ -799,34 +891,38 @@ async def figure_callbacks(cfg: Config, server: AppServer, setup: Setup, provide
             ok, failures, _, _ = await run_callbacks(server.url, pendings, cfg.callback_concurrency, bar, run)
         if failures:
             raise RuntimeError(f"warm-up callbacks failed: {dict(failures)}\n{server.log_tail()}")
-        for index in range(cfg.rounds):
+        # With --profile, one extra round first, profiled and left out of the figures.
+        first = 0 if profiler.kind else 1
+        for index in range(first, cfg.rounds + 1):
+            name = f"round {index}/{cfg.rounds}" if index else "profiled round (not counted)"
             with progress() as bar:
-                prep = bar.add_task(f"round {index + 1}/{cfg.rounds}: prepare codes (untimed)", total=cfg.batch)
+                prep = bar.add_task(f"{name}: prepare codes (untimed)", total=cfg.batch)
                 prep_started = time.perf_counter()
                 pendings = await asyncio.to_thread(prepare_codes, browsers, cfg.batch, setup.slug,
                                                    cfg.prep_threads, bar, prep)
                 prep_seconds = time.perf_counter() - prep_started
                 random.shuffle(pendings)
-                run = bar.add_task(f"round {index + 1}/{cfg.rounds}: callbacks (timed)", total=len(pendings))
+                run = bar.add_task(f"{name}: callbacks (timed)", total=len(pendings))
                 meter = CpuMeter({"app": [server.pid], "provider (node)": [provider_pid],
                                   "bench client": [os.getpid()]}, database)
-                profile = profiler.start(server.pid, "callbacks", 4) if index == 0 else None
-                await server.control("reset")
+                profile = profiler.start(server.pid, "app process during OIDC callbacks", 4) if not index else None
+                await server.control("reset", profile=profile.cprofile_path if profile else None)
                 meter.start()
                 ok, failures, wall, latencies = await run_callbacks(
                     server.url, pendings, cfg.callback_concurrency, bar, run)
                 meter.stop()
                 stats = await server.control("stats")
                 oldest = time.perf_counter() - prep_started
-            rounds.append(CallbackRound(ok, failures, wall, latencies, stats, meter.used, prep_seconds, oldest))
+            if index:
+                rounds.append(CallbackRound(ok, failures, wall, latencies, stats, meter.used, prep_seconds, oldest))
             console.print(
-                f"  round {index + 1}: {ok}/{len(pendings)} callbacks in {wall:.2f} s = {ok / wall:.1f}/s wall, "
+                f"  {name}: {ok}/{len(pendings)} callbacks in {wall:.2f} s = {ok / wall:.1f}/s wall, "
                 f"app CPU {stats['cpu']:.2f} s → {ok / stats['cpu']:.1f} callbacks per CPU-second "
                 f"(codes prepared in {prep_seconds:.1f} s, oldest used at {oldest:.0f} s of {CODE_LIFETIME_S:.0f})"
             )
             if failures:
                 console.print(f"  [red]failures[/]: {dict(failures.most_common(3))}")
-            Profiler.report(profile, "app process during OIDC callbacks")
+            Profiler.report(profile, ok, "callback")
     finally:
         for browser in browsers:
             browser.close()
@@ -858,21 +954,22 @@ def report_callbacks(rounds: Sequence[CallbackRound], cfg: Config) -> float:
     active = server_wall - idle - provider_only
     console.print()
     console.print("[bold]callbacks_per_core[/] — OIDC callbacks completed by one app process (1 uvicorn worker)")
-    console.print(f"  {ok} callbacks in {cfg.rounds} timed rounds of {cfg.batch}, {cfg.callback_concurrency} at a time, "
+    console.print(f"  {ok} callbacks in {cfg.rounds} timed rounds of {cfg.batch}, "
+                  f"{cfg.callback_concurrency} at a time, "
                   f"{failed} failed; machine: {os.cpu_count()} CPUs")
     console.print(f"  raw throughput            {ok / wall:8.1f} callbacks/s (wall {wall:.2f} s)   "
                   f"latency p50 {ms(percentile(latencies, 50))}  p99 {ms(percentile(latencies, 99))}")
     console.print(f"  app process CPU           {cpu:8.2f} s = {cpu / wall:.2f} cores used → "
                   f"{1000 * cpu / max(ok, 1):.2f} ms CPU per callback")
     console.print(f"  per core (CPU)            {per_core:8.1f} callbacks per app CPU-second  ← the figure")
-    console.print(f"  per core (wall − provider){ok / active if active > 0 else float('nan'):8.1f} callbacks/s over "
-                  f"{active:.2f} s (wall {server_wall:.2f} s − only waiting on the provider {provider_only:.2f} s − "
+    console.print(f"  per core (wall - provider){ok / active if active > 0 else float('nan'):8.1f} callbacks/s over "
+                  f"{active:.2f} s (wall {server_wall:.2f} s - only waiting on the provider {provider_only:.2f} s - "
                   f"idle {idle:.2f} s), 1 core")
     share = provider_seconds / callback_seconds if callback_seconds else float("nan")
     console.print(f"  provider share            {100 * share:8.1f} % of callback time was spent waiting on the "
                   f"provider ({provider_seconds:.2f} s of {callback_seconds:.2f} s, in-app latency)")
     console.print("  provider calls            " + ", ".join(
-        f"{name} {calls[name] / max(ok, 1):.2f}/callback × {ms(call_seconds[name] / calls[name])}"
+        f"{name} {calls[name] / max(ok, 1):.2f}/callback x {ms(call_seconds[name] / calls[name])}"
         for name in sorted(calls)))
     console.print("  CPU during timed rounds   " + ", ".join(
         f"{name} {seconds:.2f} s ({1000 * seconds / max(ok, 1):.2f} ms/callback)" for name, seconds in cpu_by.items()))
@@ -930,7 +1027,8 @@ class LoadResult:
 async def load_wrk(url: str, paths_file: Path, script: Path, token: str, seconds: float,
                    concurrency: int, meter: CpuMeter) -> LoadResult:
     process = await asyncio.create_subprocess_exec(
-        "wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url,
+        # wrk takes whole seconds only
+        "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), url,
         env={**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_TOKEN": token},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
@@ -998,7 +1096,7 @@ class Variant:
 
 async def figure_auth(cfg: Config, setup: Setup, servers: dict[str, AppServer], workdir: Path, client_kind: str,
                       seed: int, profiler: Profiler, database: str) -> tuple[Variant, Variant]:
-    from _common import console, progress
+    from _common import progress
 
     rng = random.Random(seed)
     paths = [f"/v1/members/{rng.choice(setup.member_ids)}" for _ in range(20_000)]
@@ -1022,8 +1120,8 @@ async def figure_auth(cfg: Config, setup: Setup, servers: dict[str, AppServer], 
     async def measure(variant: Variant, seconds: float, label: str | None = None) -> LoadResult:
         groups = {"app": [variant.server.pid]} | ({} if client_kind == "wrk" else {"load generator": [os.getpid()]})
         meter = CpuMeter(groups, database)
-        await variant.server.control("reset")
-        profile = profiler.start(variant.server.pid, label, seconds - 0.5) if label else None
+        profile = profiler.start(variant.server.pid, f"{label}: {variant.label}", seconds - 0.5) if label else None
+        await variant.server.control("reset", profile=profile.cprofile_path if profile else None)
         meter.start()
         if client_kind == "wrk":
             result = await load_wrk(variant.server.url, paths_file, script, setup.token, seconds, cfg.api_concurrency,
@@ -1035,7 +1133,7 @@ async def figure_auth(cfg: Config, setup: Setup, servers: dict[str, AppServer], 
         result.cpu_by = meter.used
         if result.errors:
             raise RuntimeError(f"{variant.label}: {result.errors} requests failed\n{variant.server.log_tail()}")
-        Profiler.report(profile, f"{label}: {variant.label}")
+        Profiler.report(profile, result.requests, "request")
         return result
 
     with progress() as bar:
@@ -1043,12 +1141,16 @@ async def figure_auth(cfg: Config, setup: Setup, servers: dict[str, AppServer], 
         for variant in (authenticated, open_):
             await measure(variant, cfg.warmup_seconds)
             bar.advance(task)
+        if profiler.kind:  # profiled, not counted
+            task = bar.add_task("profiled rounds (not counted)", total=2)
+            for variant in (authenticated, open_):
+                await measure(variant, min(cfg.api_seconds, 4.0), "profiled")
+                bar.advance(task)
         task = bar.add_task(f"interleaved rounds, {cfg.api_seconds:g} s each", total=2 * cfg.api_pairs)
         for index in range(cfg.api_pairs):
             order = (authenticated, open_) if index % 2 == 0 else (open_, authenticated)
             for variant in order:
-                label = ("auth" if variant is authenticated else "open") if index == 0 and profiler.exe else None
-                variant.results.append(await measure(variant, cfg.api_seconds, label))
+                variant.results.append(await measure(variant, cfg.api_seconds))
                 bar.advance(task)
     return authenticated, open_
 
@@ -1057,8 +1159,9 @@ def report_auth(authenticated: Variant, open_: Variant, client_kind: str, cfg: C
     from _common import console, ms
 
     console.print()
-    console.print(f"[bold]auth_overhead[/] — GET /v1/members/{{id}}, {cfg.api_concurrency} connections ({client_kind}), "
-                  f"{cfg.api_pairs} interleaved pairs of {cfg.api_seconds:g} s, one uvicorn worker per app")
+    console.print(f"[bold]auth_overhead[/] — GET /v1/members/{{id}}, {cfg.api_concurrency} connections "
+                  f"({client_kind}), {cfg.api_pairs} interleaved pairs of {cfg.api_seconds:g} s, "
+                  "one uvicorn worker per app")
     for variant in (authenticated, open_):
         seconds = sum(r.seconds for r in variant.results)
         cpu_by: Counter[str] = Counter()
@@ -1077,7 +1180,10 @@ def report_auth(authenticated: Variant, open_: Variant, client_kind: str, cfg: C
     contention_note(sum(r.cpu_by["other processes"] for v in (authenticated, open_) for r in v.results),
                     sum(r.seconds for r in authenticated.results + open_.results))
     pairs = [a.rate / b.rate for a, b in zip(authenticated.results, open_.results, strict=True) if b.rate]
-    console.print("  per-pair ratios: " + " ".join(f"{p:.3f}" for p in pairs))
+    ordered = sorted(pairs)
+    console.print(f"  per-pair ratios: median {ordered[len(ordered) // 2]:.3f}, "
+                  f"range {ordered[0]:.3f}-{ordered[-1]:.3f} ({len(pairs)} pairs; p50/p99 above are the "
+                  f"medians of the rounds')")
     cpu_a = sum(r.cpu for r in authenticated.results) / max(authenticated.requests, 1)
     cpu_b = sum(r.cpu for r in open_.results) / max(open_.requests, 1)
     console.print(f"  authentication costs {1e6 * (cpu_a - cpu_b):.0f} µs of app CPU per request "
@@ -1092,7 +1198,12 @@ def report_auth(authenticated: Variant, open_: Variant, client_kind: str, cfg: C
 async def bench(args: argparse.Namespace) -> None:
     from _common import bench_database, console, meets, ratio_line, server_facts, server_url
 
-    from tests.support.oidc_provider import OidcAccount, OidcClient, ProviderConfig, run_oidc_provider
+    from tests.support.oidc_provider import (
+        OidcAccount,
+        OidcClient,
+        ProviderConfig,
+        run_oidc_provider,
+    )
 
     cfg = QUICK if args.quick else FULL
     random.seed(args.seed)

@@ -133,21 +133,46 @@ def resolve_settings(
 
 @dataclass(frozen=True, slots=True)
 class _UnitView:
-    """Per setting, the lock from the unit path (root first) and the nearest unit rule."""
+    """Per setting, the lock from the unit path (root first) and the nearest unit rule,
+    and the whole answer for a member of the unit with no groups and no choices."""
 
     locks: Mapping[str, Rule]
     nearest: Mapping[str, Rule]
+    #: Every setting's ``Resolved`` (catalogue order) when no group or choice applies.
+    base: Mapping[str, Resolved]
+
+
+#: Distinct group sets remembered per compiled policy (a set is usually shared by many
+#: members); the memo is emptied when it is full, so memory stays bounded.
+GROUP_SETS_REMEMBERED = 4096
+
+_GroupPatch = tuple[tuple[str, Resolved], ...]
 
 
 @dataclass(frozen=True)
 class CompiledPolicy:
-    """One organisation's rules, precomputed per unit; resolve many members quickly."""
+    """One organisation's rules, precomputed per unit; resolve many members quickly.
+
+    ``resolve`` starts from the unit's ready answer (immutable ``Resolved`` objects,
+    shared), overwrites the settings the member's groups set (merged once per distinct
+    set of groups and remembered) and then the settings the member chose.
+    """
 
     catalogue: Catalogue
     units: Mapping[str, _UnitView]
     group_rules: Mapping[str, Mapping[str, Rule]]
     group_priority: Mapping[str, int]
     rule_ids: frozenset[str]
+    #: Per group and setting: the group rule's answer as a lock and as a plain rule.
+    _group_answers: Mapping[str, Mapping[str, tuple[Resolved, Resolved]]] = field(
+        repr=False, compare=False
+    )
+    #: Setting keys members may choose.
+    _choosable: frozenset[str] = field(repr=False, compare=False)
+    #: frozenset of group ids -> what those groups set, as (key, Resolved) pairs.
+    _group_patches: dict[frozenset[str], _GroupPatch] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def resolve(
         self, unit_id: str, group_ids: Iterable[str], choices: Mapping[str, Value]
@@ -157,34 +182,59 @@ class CompiledPolicy:
         Raises KeyError for a unit the compiled organisation does not have.
         """
         view = self.units[unit_id]
-        priority = self.group_priority
-        ordered = sorted((g for g in group_ids if g in priority), key=lambda g: (-priority[g], g))
-        group_lock: dict[str, Rule] = {}
-        group_first: dict[str, Rule] = {}
-        for group in ordered:
-            for key, candidate in self.group_rules.get(group, {}).items():
-                if key not in group_first:
-                    group_first[key] = candidate
-                if candidate.enforced and key not in group_lock:
-                    group_lock[key] = candidate
-        result: dict[str, Resolved] = {}
-        locks, nearest = view.locks, view.nearest
-        for setting in self.catalogue.settings.values():
-            key = setting.key
-            choice = choices.get(key)
-            lock = locks.get(key) or group_lock.get(key)
-            if lock is not None:
-                hidden = choice if choice is not None and choice != lock.value else None
-                result[key] = Resolved(lock.value, True, _source(lock), hidden, lock.reason)
-            elif setting.member_choosable and choice is not None:
-                result[key] = Resolved(choice, False, MEMBER_SOURCE)
-            else:
-                rule = group_first.get(key) or nearest.get(key)
-                if rule is not None:
-                    result[key] = Resolved(rule.value, False, _source(rule), choice, rule.reason)
+        result = dict(view.base)
+        if group_ids:
+            groups = group_ids if isinstance(group_ids, frozenset) else frozenset(group_ids)
+            patch = self._group_patches.get(groups)
+            if patch is None:
+                patch = self._group_patch(groups)
+            if patch:
+                locks = view.locks
+                for key, answer in patch:
+                    if key not in locks:
+                        result[key] = answer
+        if choices:
+            choosable = self._choosable
+            for key, choice in choices.items():
+                if choice is None:
+                    continue
+                current = result.get(key)
+                if current is None:
+                    continue  # not a setting of this catalogue
+                if current.locked:
+                    if choice != current.value:
+                        result[key] = Resolved(
+                            current.value, True, current.source, choice, current.reason
+                        )
+                elif key in choosable:
+                    result[key] = Resolved(choice, False, MEMBER_SOURCE)
                 else:
-                    result[key] = Resolved(setting.default, False, DEFAULT_SOURCE, choice)
+                    result[key] = Resolved(
+                        current.value, False, current.source, choice, current.reason
+                    )
         return result
+
+    def _group_patch(self, groups: frozenset[str]) -> _GroupPatch:
+        """What ``groups`` set, before unit locks: per setting the highest-priority
+        enforced group rule as a lock, else the highest-priority group rule."""
+        priority = self.group_priority
+        ordered = sorted((g for g in groups if g in priority), key=lambda g: (-priority[g], g))
+        group_lock: dict[str, Resolved] = {}
+        group_first: dict[str, Resolved] = {}
+        for group in ordered:
+            answers = self._group_answers.get(group)
+            if not answers:
+                continue
+            for key, candidate in self.group_rules[group].items():
+                if key not in group_first:
+                    group_first[key] = answers[key][1]
+                if candidate.enforced and key not in group_lock:
+                    group_lock[key] = answers[key][0]
+        patch = tuple((key, group_lock.get(key, first)) for key, first in group_first.items())
+        if len(self._group_patches) >= GROUP_SETS_REMEMBERED:
+            self._group_patches.clear()
+        self._group_patches[groups] = patch
+        return patch
 
 
 def compile_policy(
@@ -193,7 +243,7 @@ def compile_policy(
     rules: Iterable[Rule],
     group_priority: Mapping[str, int],
 ) -> CompiledPolicy:
-    """Precompute each unit's locks and nearest rules, top-down from the root.
+    """Precompute each unit's locks, nearest rules and ready answer, top-down from the root.
 
     ``unit_parents`` maps every unit of the organisation to its parent (None for the root).
     Rules for settings missing from the catalogue are ignored.
@@ -207,6 +257,22 @@ def compile_policy(
         ids.add(rule.id)
         table = unit_rules if rule.target_kind is TargetKind.UNIT else group_rules
         table.setdefault(rule.target_id, {})[rule.setting] = rule
+
+    def answers(rule: Rule) -> tuple[Resolved, Resolved]:
+        """The rule's answer as a lock and as a plain rule (sharing one Source)."""
+        source = _source(rule)
+        return (
+            Resolved(rule.value, True, source, None, rule.reason),
+            Resolved(rule.value, False, source, None, rule.reason),
+        )
+
+    group_answers = {
+        group: {key: answers(rule) for key, rule in own.items()}
+        for group, own in group_rules.items()
+    }
+    defaults = {
+        s.key: Resolved(s.default, False, DEFAULT_SOURCE, None) for s in catalogue.settings.values()
+    }
     children: dict[str | None, list[str]] = {}
     for unit, parent in unit_parents.items():
         children.setdefault(parent, []).append(unit)
@@ -215,13 +281,37 @@ def compile_policy(
     while stack:
         unit, parent_view = stack.pop()
         own = unit_rules.get(unit, {})
-        locks = dict(parent_view.locks) if parent_view else {}
-        nearest = dict(parent_view.nearest) if parent_view else {}
+        if parent_view is None:
+            locks: dict[str, Rule] = {}
+            nearest: dict[str, Rule] = {}
+            base = dict(defaults)
+        elif own:
+            locks = dict(parent_view.locks)
+            nearest = dict(parent_view.nearest)
+            base = dict(parent_view.base)
+        else:  # nothing changes below a unit without rules: share the parent's tables
+            views[unit] = parent_view
+            stack.extend((child, parent_view) for child in children.get(unit, []))
+            continue
         for key, rule in own.items():
-            if rule.enforced and key not in locks:
-                locks[key] = rule
+            if key not in locks:
+                as_lock, as_rule = answers(rule)
+                if rule.enforced:
+                    locks[key] = rule
+                    base[key] = as_lock
+                else:
+                    base[key] = as_rule
             nearest[key] = rule
-        view = _UnitView(locks, nearest)
+        view = _UnitView(locks, nearest, base)
         views[unit] = view
         stack.extend((child, view) for child in children.get(unit, []))
-    return CompiledPolicy(catalogue, views, group_rules, dict(group_priority), frozenset(ids))
+    choosable = frozenset(s.key for s in catalogue.settings.values() if s.member_choosable)
+    return CompiledPolicy(
+        catalogue,
+        views,
+        group_rules,
+        dict(group_priority),
+        frozenset(ids),
+        group_answers,
+        choosable,
+    )

@@ -118,10 +118,10 @@ async def paginate(query: QuerySet[M], sort: Sort, *, cursor: str | None, limit:
         # "field >= v AND (field > v OR id > last)": the first part is an index range on
         # (tenant_id, field), so a deep page reads about as few rows as the first; the
         # second only filters the rows that tie on the sort value.
-        query = query.filter(
-            Q(**{f"{sort.field}__{op}e": value})
-            & (Q(**{f"{sort.field}__{op}": value}) | Q(**{f"id__{op}": last_id}))
-        )
+        at_or_after: dict[str, Any] = {f"{sort.field}__{op}e": value}
+        after: dict[str, Any] = {f"{sort.field}__{op}": value}
+        later_id: dict[str, Any] = {f"id__{op}": last_id}
+        query = query.filter(Q(**at_or_after) & (Q(**after) | Q(**later_id)))
     rows = await query.order_by(f"{direction}{sort.field}", f"{direction}id").limit(limit + 1)
     next_cursor = None
     if len(rows) > limit:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from app.factory import create_app
 from app.settings import Settings
 from tenants import db
 from tenants.actors import Actor, system_actor
+from tenants.audit.sealer import seal_all
 from tenants.ids import OrgId
 from tenants.organisations import service as organisations
 from tenants.organisations.models import OrganisationKind
@@ -36,22 +38,28 @@ from tenants.tokens import service as tokens
 from tenants.units.models import Unit
 
 TENANT_TABLES = (
+    # The audit tables first, in the order the app's background sealer locks them: TRUNCATE
+    # (which locks in this order) then waits for a sealing pass instead of deadlocking.
+    "audit_heads", "audit_pending", "audit_events", "audit_chain",
     "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
-    "audit_events", "audit_heads", "api_tokens", "product_accounts", "products",
+    "api_tokens", "product_accounts", "products",
     "group_memberships", "groups", "members", "units", "organisations",
 )
 
 
 @pytest.fixture(scope="session")
-def admin_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL server we may create databases on."""
+def admin_server_url() -> Iterator[str]:
+    """A PostgreSQL server we may create databases on: ``TEST_DATABASE_URL``, or an
+    embedded server of this session's own. Its folder is not under pytest's basetemp,
+    which pytest prunes while other sessions may still be running; it is deleted when
+    the session's process exits."""
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
         yield given
         return
-    data_dir = Path(os.environ.get("TENANTRY_TEST_DATA_DIR") or tmp_path_factory.mktemp("pg"))
-    with database.embedded_server(data_dir) as url:
+    data_dir = Path(tempfile.mkdtemp(prefix="tenantry-test-pg-"))
+    with database.embedded_server(data_dir, delete_on_exit=True) as url:
         yield url
 
 
@@ -195,7 +203,10 @@ async def make_product(org: OrgHandle, **fields: Any) -> dict[str, Any]:
 
 
 async def row_counts(conn: asyncpg.Connection) -> dict[str, int]:
-    """Rows per tenant table, read as the owner (sees every organisation)."""
+    """Rows per tenant table, read as the owner (sees every organisation), once every audit
+    event recorded so far is sealed: the app's sealer moves events from audit_pending to
+    audit_chain in the background, which would otherwise change counts between two calls."""
+    await seal_all(wait=True)
     counts = {}
     for table in TENANT_TABLES:
         counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608

@@ -1,4 +1,5 @@
-"""The audit log, newest first."""
+"""The audit log, newest first (by event id; an event's place in the chain follows once
+it is sealed)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ router = ApiRouter("/v1/audit-events", "audit")
 
 Short = Annotated[str, StringConstraints(max_length=300)]
 
-#: The largest seq a cursor may carry (audit_events.seq is a bigint).
-MAX_SEQ = 2**63 - 1
+#: The largest event id a cursor may carry (audit_events.id is a bigint).
+MAX_ID = 2**63 - 1
 
 
 def _storable(value: datetime) -> datetime:
@@ -48,7 +49,11 @@ Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidato
 
 
 class AuditEventOut(Output):
-    seq: int
+    id: int = Field(description="The event's id; a newer event has a higher id.")
+    seq: int | None = Field(
+        description="Its place in the organisation's hash chain; null until it is sealed, "
+        "which happens shortly after the write commits."
+    )
     occurred_at: datetime
     actor: str
     actor_display: str
@@ -59,8 +64,8 @@ class AuditEventOut(Output):
     after: dict[str, Any] | None
     request_id: str | None
     client_addr: str | None
-    prev_hash: str
-    hash: str
+    prev_hash: str | None = Field(description="The previous chain entry's hash; null until sealed.")
+    hash: str | None = Field(description="SHA-256 chaining this event; null until sealed.")
 
 
 class AuditEventPage(Page[AuditEventOut]):
@@ -78,18 +83,22 @@ class AuditQuery(Input):
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
 
 
-def _seq_from_cursor(cursor: str) -> int:
+def _id_from_cursor(cursor: str) -> int:
     try:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        seq = int(value.removeprefix("seq:")) if value.startswith("seq:") else -1
+        event_id = int(value.removeprefix("id:")) if value.startswith("id:") else -1
     except (ValueError, UnicodeDecodeError):
-        seq = -1
-    if not 1 <= seq <= MAX_SEQ:
+        event_id = -1
+    if not 1 <= event_id <= MAX_ID:
         raise InvalidInputError(
             "the cursor is not valid",
             fields=[FieldProblem("cursor", "was not issued by this service")],
         )
-    return seq
+    return event_id
+
+
+def _cursor_for(event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{event_id}".encode()).decode().rstrip("=")
 
 
 @router.get(
@@ -102,7 +111,7 @@ def _seq_from_cursor(cursor: str) -> int:
 )
 async def list_audit_events(call: Call[Input, AuditQuery]) -> AuditEventPage:
     q = call.query
-    before_seq = _seq_from_cursor(q.cursor) if q.cursor else None
+    before_id = _id_from_cursor(q.cursor) if q.cursor else None
     filters = service.AuditFilter(
         action=q.action,
         actor=q.actor,
@@ -111,13 +120,11 @@ async def list_audit_events(call: Call[Input, AuditQuery]) -> AuditEventPage:
         since=q.since,
         until=q.until,
     )
-    rows = await service.list_events(filters, before_seq=before_seq, limit=q.limit + 1)
+    rows = await service.list_events(filters, before_id=before_id, limit=q.limit + 1)
     next_cursor = None
     if len(rows) > q.limit:
         rows = rows[: q.limit]
-        next_cursor = (
-            base64.urlsafe_b64encode(f"seq:{rows[-1]['seq']}".encode()).decode().rstrip("=")
-        )
+        next_cursor = _cursor_for(rows[-1]["id"])
     return AuditEventPage(
         items=[AuditEventOut.model_validate(r) for r in rows], next_cursor=next_cursor
     )

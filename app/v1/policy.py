@@ -18,6 +18,10 @@ from tenants.policy.models import PolicyRule
 router = ApiRouter("/v1/policy", "policy")
 
 SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
+#: What a setting can hold: checked against the setting's type by the catalogue.
+SettingValue = bool | int | Annotated[str, StringConstraints(max_length=500)] | list[
+    Annotated[str, StringConstraints(max_length=200)]
+]
 
 
 class RuleOut(Output):
@@ -55,7 +59,7 @@ class RuleIn(Input):
     target_kind: TargetKind
     target_id: uuid.UUID
     setting: SettingKey
-    value: Any
+    value: SettingValue
     enforced: bool = Field(False, description="Lock the setting for everyone below the target.")
     reason: Annotated[str, StringConstraints(max_length=1000)] = Field(
         "", description="Shown to members."
@@ -195,8 +199,8 @@ async def list_policy_versions(call: Call[Input, Input]) -> VersionList:
 
 
 class DiffQuery(Input):
-    from_version: int = Field(alias="from", ge=0)
-    to_version: int = Field(alias="to", ge=0)
+    from_version: int = Field(alias="from", ge=0, le=2**31 - 1)
+    to_version: int = Field(alias="to", ge=0, le=2**31 - 1)
 
 
 class ChangeOut(Output):
@@ -238,7 +242,7 @@ async def diff_policy_versions(call: Call[Input, DiffQuery]) -> DiffOut:
 
 
 class RollbackIn(Input):
-    version: int = Field(ge=0, description="The version whose rules to restore (0: no rules).")
+    version: int = Field(ge=0, le=2**31 - 1, description="The version whose rules to restore (0: no rules).")
 
 
 class RollbackOut(Output):

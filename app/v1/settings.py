@@ -38,6 +38,10 @@ from tenants.policy import service as policy
 router = ApiRouter("/v1", "settings")
 
 SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
+#: What a setting can hold: checked against the setting's type by the catalogue.
+SettingValue = bool | int | Annotated[str, StringConstraints(max_length=500)] | list[
+    Annotated[str, StringConstraints(max_length=200)]
+]
 
 
 class SourceOut(Output):
@@ -239,7 +243,7 @@ async def get_catalogue(call: Call[Input, Input]) -> CatalogueOut:
 class Declaration(Input):
     key: SettingKey
     type: Annotated[str, StringConstraints(pattern="^(bool|enum|int|string_list)$")]
-    default: Any
+    default: SettingValue
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
     purpose: Annotated[str, StringConstraints(max_length=50)] = "provide_the_product"
@@ -281,7 +285,7 @@ async def declare_settings(call: Call[DeclarationIn, Input]) -> CatalogueOut:
 
 class ChoiceIn(Input):
     setting: SettingKey
-    value: Any = Field(description="The member's value; null removes their choice.")
+    value: SettingValue | None = Field(description="The member's value; null removes their choice.")
 
 
 @router.post(

@@ -1,13 +1,84 @@
-"""The member's account page: what the organisation controls and can see, and their products."""
+"""The member's account page: what the organisation controls and can see, their products,
+and their privacy settings — each either set by the organisation (with its reason), the
+organisation's default that they may change, or their own choice."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.policies import (
+    anchor,
+    by_purpose,
+    parse_value,
+    provenance,
+    show_value,
+    target_names,
+)
 from app.web.pages import PageContext, Web, page
+from policies.catalogue import Catalogue, Setting
+from policies.resolve import Resolved, SourceKind
+from tenants.errors import FieldProblem, InvalidInputError
 from tenants.notice import organisation_notice
+from tenants.policy import service as policy
 from tenants.products.models import Product, ProductAccount
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacySetting:
+    """One setting as the member sees it."""
+
+    setting: Setting
+    resolved: Resolved
+    #: ``locked`` (a rule enforces it), ``fixed`` (members may never choose it),
+    #: ``choice`` (their own) or ``default`` (the organisation's, theirs to change).
+    status: str
+    #: The unit or group whose rule sets the value; empty for defaults and choices.
+    where: str
+    #: What the member gets without their own choice: "use the organisation's default".
+    org_default: Resolved
+
+    @property
+    def editable(self) -> bool:
+        return self.status in {"choice", "default"}
+
+
+def privacy_settings(
+    cat: Catalogue,
+    mine: dict[str, Resolved],
+    without_choices: dict[str, Resolved],
+    names: dict[str, str],
+) -> list[PrivacySetting]:
+    rows = []
+    for setting in cat:
+        resolved = mine[setting.key]
+        if resolved.locked:
+            status = "locked"
+        elif not setting.member_choosable:
+            status = "fixed"
+        elif resolved.source.kind is SourceKind.MEMBER:
+            status = "choice"
+        else:
+            status = "default"
+        where = provenance(resolved, names).where
+        rows.append(PrivacySetting(setting, resolved, status, where, without_choices[setting.key]))
+    return rows
+
+
+def _back(key: str) -> str:
+    """The account page scrolled to the setting, naming it so the outcome shows beside it."""
+    return f"/account?setting={quote(key)}#{anchor(key)}"
+
+
+def _setting(cat: Catalogue, key: str) -> Setting:
+    if key not in cat:
+        raise InvalidInputError(
+            f"there is no setting {key!r}", fields=[FieldProblem("setting", "no such setting")]
+        )
+    return cat[key]
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -16,11 +87,61 @@ def routes(web: Web) -> list[BaseRoute]:
         member = ctx.active.member
         accounts = await ProductAccount.filter(member_id=member.id).order_by("created_at")
         products = {p.id: p for p in await Product.filter(id__in=[a.product_id for a in accounts])}
+        # The same compiled policy (and cache) that answers products, so the page and the
+        # products never disagree about a member's settings.
+        compiled = (await policy.compiled_policy(ctx.request.app.state.decisions)).compiled
+        facts = (await policy.member_facts([member.id]))[member.id]
+        mine = compiled.resolve(str(facts.unit_id), facts.group_ids, facts.choices)
+        defaults = compiled.resolve(str(facts.unit_id), facts.group_ids, {})
+        focus = ctx.request.query_params.get("setting")
+        rows = privacy_settings(compiled.catalogue, mine, defaults, await target_names())
         return ctx.render(
             "account/home.html",
             notice=organisation_notice(ctx.organisation),
             accounts=accounts,
             products=products,
+            purposes=by_purpose(rows, lambda r: r.setting),
+            # A setting named after a change shows the outcome beside it (where the page
+            # scrolls to); any other message stays in the banner at the top.
+            focus=focus if focus in compiled.catalogue else None,
+            show_value=show_value,
+            anchor=anchor,
         )
 
-    return [Route("/account", account_home, methods=["GET"])]
+    @page(web, permission=None)
+    async def choose(ctx: PageContext) -> Response:
+        """The member's own value; refused with the organisation's reason when locked."""
+        key = ctx.form.get("setting", "")
+        try:
+            setting = _setting(await policy.catalogue(), key)
+            value = parse_value(setting, ctx.form.get("value"))
+            result = await policy.set_choice(ctx.active.member.id, key, value, actor=ctx.actor)
+        except (InvalidInputError, policy.SettingLockedError) as error:
+            # Both are raised before anything is written.
+            return ctx.redirect(_back(key), f"Not changed: {error.message.rstrip('.')}.")
+        return ctx.redirect(
+            _back(key),
+            f"Saved: {setting.title} is now {show_value(setting, result.value)}, in every product.",
+        )
+
+    @page(web, permission=None)
+    async def use_default(ctx: PageContext) -> Response:
+        key = ctx.form.get("setting", "")
+        try:
+            setting = _setting(await policy.catalogue(), key)
+        except InvalidInputError as error:
+            return ctx.redirect("/account", f"Not changed: {error.message.rstrip('.')}.")
+        member_id = ctx.active.member.id
+        await policy.clear_choice(member_id, key, actor=ctx.actor)
+        now = (await policy.effective_settings([member_id]))[member_id][key]
+        return ctx.redirect(
+            _back(key),
+            f"{setting.title} now follows {ctx.organisation.name}'s default: "
+            f"{show_value(setting, now.value)}.",
+        )
+
+    return [
+        Route("/account", account_home, methods=["GET"]),
+        Route("/account/settings", choose, methods=["POST"]),
+        Route("/account/settings/default", use_default, methods=["POST"]),
+    ]

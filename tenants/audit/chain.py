@@ -4,6 +4,9 @@ Each event's hash is SHA-256 over the previous event's hash and the canonical JS
 the event (RFC 8785 style: sorted keys, no insignificant white space, UTF-8), so editing,
 deleting, reordering or inserting an event breaks the chain at that event, and cutting
 off the newest events is caught by comparing with a head recorded elsewhere.
+
+The hashed payload is the event's position (``seq``) and its content exactly as stored:
+the sealer hashes what it reads back from the database, not what the write meant to store.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +39,25 @@ class ChainedEvent:
     request_id: str | None
     client_addr: str | None
 
+    @classmethod
+    def from_row(cls, tenant_id: str, seq: int, row: Mapping[str, Any]) -> ChainedEvent:
+        """The event at ``seq`` from a row of ``audit_events`` (columns named as the fields;
+        ``before``/``after`` as decoded JSON or as the JSON text the driver returns)."""
+        return cls(
+            tenant_id=tenant_id,
+            seq=seq,
+            occurred_at=row["occurred_at"],
+            actor=row["actor"],
+            actor_display=row["actor_display"],
+            action=row["action"],
+            target_type=row["target_type"],
+            target_id=row["target_id"],
+            before=_decoded_json(row["before"]),
+            after=_decoded_json(row["after"]),
+            request_id=row["request_id"],
+            client_addr=row["client_addr"],
+        )
+
     def payload(self) -> dict[str, Any]:
         return {
             "tenant_id": self.tenant_id,
@@ -51,6 +73,10 @@ class ChainedEvent:
             "request_id": self.request_id,
             "client_addr": self.client_addr,
         }
+
+
+def _decoded_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def format_time(moment: datetime) -> str:
@@ -69,7 +95,13 @@ def canonical_json(value: Any) -> bytes:
     ).encode()
 
 
+#: Types that are their own canonical form (checked first: events are mostly text).
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _canonical(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("non-finite numbers have no canonical JSON form")
@@ -127,9 +159,13 @@ class ChainBreak:
 
 @dataclass(frozen=True, slots=True)
 class Verification:
+    """The outcome of walking a chain. ``pending`` counts events recorded but not chained
+    yet: they are not covered by the chain, which is not an error (the sealer is behind)."""
+
     checked: int
     head: ChainHead
     broken: ChainBreak | None
+    pending: int = field(default=0)
 
     @property
     def ok(self) -> bool:
@@ -162,33 +198,46 @@ class ChainVerifier:
         """Check one event; returns False (and sets ``broken``) at the first bad one."""
         if self.broken is not None:
             return False
-        seq = stored.event.seq
-        if seq != self.next_seq:
-            if seq > self.next_seq:
-                self.broken = ChainBreak(self.next_seq, f"event {self.next_seq} is missing")
-            else:
-                self.broken = ChainBreak(seq, f"event {seq} is out of order or duplicated")
-        elif stored.prev_hash != self.prev_hash:
-            self.broken = ChainBreak(
-                seq,
-                "its link to the previous event does not match (inserted, removed or reordered)",
-            )
-        elif event_hash(self.prev_hash, stored.event) != stored.hash:
-            self.broken = ChainBreak(seq, "its content does not match its hash (edited)")
-        elif (
-            self.expected_head is not None
-            and seq == self.expected_head.seq
-            and stored.hash != self.expected_head.hash
-        ):
-            self.broken = ChainBreak(
-                seq, "it does not match the recorded head (the chain was rewritten)"
-            )
+        self.broken = self._misplaced(stored.event.seq) or self._mislinked(stored)
         if self.broken is not None:
             return False
         self.prev_hash = stored.hash
         self.next_seq += 1
         self.checked += 1
         return True
+
+    def feed_missing(self, seq: int) -> bool:
+        """A chain entry at ``seq`` whose event is gone (its content deleted behind the
+        service's back); always returns False and sets ``broken``."""
+        if self.broken is None:
+            self.broken = self._misplaced(seq) or ChainBreak(
+                seq, "its chain entry remains but the event itself was deleted"
+            )
+        return False
+
+    def _misplaced(self, seq: int) -> ChainBreak | None:
+        if seq > self.next_seq:
+            return ChainBreak(self.next_seq, f"event {self.next_seq} is missing")
+        if seq < self.next_seq:
+            return ChainBreak(seq, f"event {seq} is out of order or duplicated")
+        return None
+
+    def _mislinked(self, stored: StoredEvent) -> ChainBreak | None:
+        seq = stored.event.seq
+        if stored.prev_hash != self.prev_hash:
+            return ChainBreak(
+                seq,
+                "its link to the previous event does not match (inserted, removed or reordered)",
+            )
+        if event_hash(self.prev_hash, stored.event) != stored.hash:
+            return ChainBreak(seq, "its content does not match its hash (edited)")
+        if (
+            self.expected_head is not None
+            and seq == self.expected_head.seq
+            and stored.hash != self.expected_head.hash
+        ):
+            return ChainBreak(seq, "it does not match the recorded head (the chain was rewritten)")
+        return None
 
     def finish(self) -> Verification:
         if self.broken is None:

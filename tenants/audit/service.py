@@ -1,23 +1,30 @@
-"""Recording, listing and verifying audit events, inside the caller's tenant transaction."""
+"""Recording, listing and verifying audit events, inside the caller's tenant transaction.
+
+Recording writes the event and queues it; the sealer (``tenants.audit.sealer``) gives it
+its place in the organisation's hash chain after the write commits. Listing shows events
+at once, with their place in the chain once sealed; verification walks the chain and
+says how many events are still waiting.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from tenants.actors import Actor
 from tenants.audit.chain import (
     GENESIS,
+    ChainBreak,
     ChainedEvent,
     ChainHead,
     ChainVerifier,
     StoredEvent,
     Verification,
-    event_hash,
 )
+from tenants.audit.sealer import request_sealing
 from tenants.db import connection, current_org, fetch, fetch_one
 from tenants.ids import OrgId
 
@@ -53,6 +60,19 @@ async def start_chain(org_id: OrgId) -> None:
     )
 
 
+#: The event and its place in the sealing queue, in one statement (one round trip).
+RECORD_SQL = """
+WITH recorded AS (
+  INSERT INTO audit_events (tenant_id, occurred_at, actor, actor_display, action, target_type,
+                            target_id, before, after, request_id, client_addr)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11)
+  RETURNING tenant_id, id
+)
+INSERT INTO audit_pending (tenant_id, event_id) SELECT tenant_id, id FROM recorded
+RETURNING event_id
+"""
+
+
 async def record(
     action: str,
     target_type: str,
@@ -62,64 +82,32 @@ async def record(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
 ) -> int:
-    """Append one event to the organisation's chain; returns its ``seq``.
+    """Record one event in the open tenant transaction; returns the event's id.
 
-    Locks the chain head until the transaction ends, so appends of one organisation are
-    serialised while other organisations write undisturbed. Call it last in a write so
-    the lock is held briefly.
+    The event is queued (``audit_pending``) and gets its place in the organisation's hash
+    chain after the transaction commits (``tenants.audit.sealer``): nothing shared by the
+    organisation's other writers is locked here, so concurrent writes of one organisation
+    do not queue behind each other. If the transaction rolls back, neither the event nor
+    its queue entry remain. Raises NoTenantTransactionError outside a tenant transaction.
     """
-    org = current_org()
-    conn = connection()
-    _, rows = await conn.execute_query(
-        "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE", [org]
-    )
-    if not rows:
-        raise RuntimeError(f"organisation {org} has no audit chain")
-    seq = int(rows[0]["seq"]) + 1
-    prev_hash = str(rows[0]["hash"])
-    event = ChainedEvent(
-        tenant_id=str(org),
-        seq=seq,
-        occurred_at=datetime.now(UTC),
-        actor=actor.ref,
-        actor_display=actor.display,
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        before=jsonable(before) if before is not None else None,
-        after=jsonable(after) if after is not None else None,
-        request_id=actor.request_id,
-        client_addr=actor.client_addr,
-    )
-    digest = event_hash(prev_hash, event)
-    await conn.execute_query(
-        """
-        WITH appended AS (
-          INSERT INTO audit_events (tenant_id, seq, occurred_at, actor, actor_display, action,
-                                    target_type, target_id, before, after, request_id,
-                                    client_addr, prev_hash, hash)
-          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13, $14)
-        )
-        UPDATE audit_heads SET seq = $2, hash = $14, updated_at = $3 WHERE tenant_id = $1
-        """,
+    _, rows = await connection().execute_query(
+        RECORD_SQL,
         [
-            org,
-            seq,
-            event.occurred_at,
-            event.actor,
-            event.actor_display,
+            current_org(),
+            datetime.now(UTC),
+            actor.ref,
+            actor.display,
             action,
             target_type,
-            event.target_id,
-            _json_or_none(event.before),
-            _json_or_none(event.after),
-            event.request_id,
-            event.client_addr,
-            prev_hash,
-            digest,
+            str(target_id),
+            _json_or_none(jsonable(before) if before is not None else None),
+            _json_or_none(jsonable(after) if after is not None else None),
+            actor.request_id,
+            actor.client_addr,
         ],
     )
-    return seq
+    request_sealing()
+    return int(rows[0]["event_id"])
 
 
 def _json_or_none(value: Mapping[str, Any] | None) -> str | None:
@@ -136,17 +124,19 @@ class AuditFilter:
     until: datetime | None = None
 
 
-EVENT_COLUMNS = (
-    "seq, occurred_at, actor, actor_display, action, target_type, target_id, before, after, "
-    "request_id, client_addr, prev_hash, hash"
+#: An event's columns, with its place in the chain (NULL while it waits to be sealed).
+LISTED_COLUMNS = (
+    "e.id, c.seq, e.occurred_at, e.actor, e.actor_display, e.action, e.target_type, "
+    "e.target_id, e.before, e.after, e.request_id, e.client_addr, c.prev_hash, c.hash"
 )
 
 
 async def list_events(
-    filters: AuditFilter, *, before_seq: int | None, limit: int
+    filters: AuditFilter, *, before_id: int | None, limit: int
 ) -> list[dict[str, Any]]:
-    """Newest first; ``before_seq`` continues a previous page."""
-    clauses = ["tenant_id = $1"]
+    """Newest first by event id, sealed or not (``seq``/``prev_hash``/``hash`` are None
+    until the sealer has chained the event); ``before_id`` continues a previous page."""
+    clauses = ["e.tenant_id = $1"]
     args: list[Any] = [current_org()]
     for column, value in (
         ("action", filters.action),
@@ -156,20 +146,21 @@ async def list_events(
     ):
         if value is not None:
             args.append(value)
-            clauses.append(f"{column} = ${len(args)}")
+            clauses.append(f"e.{column} = ${len(args)}")
     if filters.since is not None:
         args.append(filters.since)
-        clauses.append(f"occurred_at >= ${len(args)}")
+        clauses.append(f"e.occurred_at >= ${len(args)}")
     if filters.until is not None:
         args.append(filters.until)
-        clauses.append(f"occurred_at < ${len(args)}")
-    if before_seq is not None:
-        args.append(before_seq)
-        clauses.append(f"seq < ${len(args)}")
+        clauses.append(f"e.occurred_at < ${len(args)}")
+    if before_id is not None:
+        args.append(before_id)
+        clauses.append(f"e.id < ${len(args)}")
     args.append(limit)
     sql = (
-        f"SELECT {EVENT_COLUMNS} FROM audit_events WHERE {' AND '.join(clauses)} "  # noqa: S608
-        f"ORDER BY seq DESC LIMIT ${len(args)}"
+        f"SELECT {LISTED_COLUMNS} FROM audit_events e "  # noqa: S608
+        "LEFT JOIN audit_chain c ON c.tenant_id = e.tenant_id AND c.event_id = e.id "
+        f"WHERE {' AND '.join(clauses)} ORDER BY e.id DESC LIMIT ${len(args)}"
     )
     return [_decoded(row) for row in await fetch(sql, *args)]
 
@@ -182,52 +173,105 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def stored_head() -> ChainHead:
+    """The head the database keeps for the open organisation; the empty chain's head when
+    the organisation has none."""
     row = await fetch_one("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1", current_org())
     if row is None:
         return ChainHead(0, GENESIS)
     return ChainHead(int(row["seq"]), str(row["hash"]))
 
 
-async def _stream(batch: int = 5000) -> AsyncIterator[StoredEvent]:
+async def _hold_head() -> ChainHead:
+    """The stored head, share-locked until the transaction ends: sealers skip (or wait
+    for) the organisation meanwhile, so the chain cannot grow under the walk."""
+    row = await fetch_one(
+        "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR SHARE", current_org()
+    )
+    if row is None:
+        return ChainHead(0, GENESIS)
+    return ChainHead(int(row["seq"]), str(row["hash"]))
+
+
+#: The chain in seq order with each entry's event (event columns NULL when it is gone).
+CHAIN_SQL = """
+SELECT c.seq, c.prev_hash, c.hash, e.id AS event_id, e.occurred_at, e.actor, e.actor_display,
+       e.action, e.target_type, e.target_id, e.before, e.after, e.request_id, e.client_addr
+  FROM audit_chain c
+  LEFT JOIN audit_events e ON e.tenant_id = c.tenant_id AND e.id = c.event_id
+ WHERE c.tenant_id = $1 AND c.seq > $2
+ ORDER BY c.seq
+ LIMIT $3
+"""
+
+
+async def _stream(batch: int = 5000) -> AsyncIterator[tuple[int, StoredEvent | None]]:
+    """Each chain entry as ``(seq, stored event)``, or ``(seq, None)`` when its event is
+    gone; batched by seq so a long chain streams through."""
     org = current_org()
     after = 0
     while True:
-        rows = await fetch(
-            f"SELECT {EVENT_COLUMNS} FROM audit_events WHERE tenant_id = $1 AND seq > $2 "  # noqa: S608
-            "ORDER BY seq LIMIT $3",
-            org,
-            after,
-            batch,
-        )
+        rows = await fetch(CHAIN_SQL, org, after, batch)
         for row in rows:
-            row = _decoded(row)
-            yield StoredEvent(
-                ChainedEvent(
-                    tenant_id=str(org),
-                    seq=int(row["seq"]),
-                    occurred_at=row["occurred_at"],
-                    actor=row["actor"],
-                    actor_display=row["actor_display"],
-                    action=row["action"],
-                    target_type=row["target_type"],
-                    target_id=row["target_id"],
-                    before=row["before"],
-                    after=row["after"],
-                    request_id=row["request_id"],
-                    client_addr=row["client_addr"],
-                ),
-                prev_hash=row["prev_hash"],
-                hash=row["hash"],
-            )
+            seq = int(row["seq"])
+            if row["event_id"] is None:
+                yield seq, None
+                continue
+            event = ChainedEvent.from_row(str(org), seq, row)
+            yield seq, StoredEvent(event, prev_hash=row["prev_hash"], hash=row["hash"])
         if len(rows) < batch:
             return
         after = int(rows[-1]["seq"])
 
 
+#: Events not covered by the chain, in one statement so a sealer committing in between
+#: cannot make an event look both unchained and not pending.
+QUEUE_SQL = """
+SELECT
+  (SELECT count(*) FROM audit_pending p WHERE p.tenant_id = $1) AS pending,
+  (SELECT min(p.event_id) FROM audit_pending p
+    WHERE p.tenant_id = $1
+      AND NOT EXISTS (SELECT 1 FROM audit_events e
+                       WHERE e.tenant_id = p.tenant_id AND e.id = p.event_id)) AS vanished,
+  (SELECT min(e.id) FROM audit_events e
+    WHERE e.tenant_id = $1
+      AND NOT EXISTS (SELECT 1 FROM audit_chain c
+                       WHERE c.tenant_id = e.tenant_id AND c.event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM audit_pending p
+                       WHERE p.tenant_id = e.tenant_id AND p.event_id = e.id)) AS unchained
+"""
+
+
+def _unsealable(head: ChainHead, row: Mapping[str, Any]) -> ChainBreak | None:
+    """An event the chain can never cover: one that was neither chained nor queued (written
+    behind the service's back, or its chain and queue entries removed), or a queued event
+    deleted before it was sealed. Reported just past the head, where it would have gone."""
+    if row["unchained"] is not None:
+        return ChainBreak(
+            head.seq + 1,
+            f"event id {row['unchained']} is neither in the chain nor waiting to be sealed "
+            "(written or unlinked behind the service's back)",
+        )
+    if row["vanished"] is not None:
+        return ChainBreak(
+            head.seq + 1, f"event id {row['vanished']} was deleted before it was sealed"
+        )
+    return None
+
+
 async def verify(expected_head: ChainHead | None = None) -> Verification:
-    """Walk the organisation's whole chain and report the first event that does not hold."""
-    verifier = ChainVerifier(expected_head=expected_head, stored_head=await stored_head())
-    async for stored in _stream():
-        if not verifier.feed(stored):
+    """Walk the open organisation's chain in seq order and report the first entry that
+    does not hold, then the events it does not cover: ``pending`` counts those waiting to
+    be sealed (not an error); one that can never be sealed is a break.
+
+    Share-locks the chain head until the caller's transaction ends (see ``_hold_head``).
+    """
+    verifier = ChainVerifier(expected_head=expected_head, stored_head=await _hold_head())
+    async for seq, stored in _stream():
+        held = verifier.feed(stored) if stored is not None else verifier.feed_missing(seq)
+        if not held:
             break
-    return verifier.finish()
+    result = verifier.finish()
+    queue = await fetch_one(QUEUE_SQL, current_org())
+    assert queue is not None
+    broken = result.broken or _unsealable(result.head, queue)
+    return replace(result, broken=broken, pending=int(queue["pending"]))

@@ -73,7 +73,7 @@ def next_status(status: MemberStatus, action: LifecycleAction) -> MemberStatus:
             f"cannot {action.value.replace('_', ' ')} a member who is {status.value}; "
             f"allowed from {status.value}: {names}",
             extra={
-                "status": status.value,
+                "member_status": status.value,
                 "action": action.value,
                 "allowed_actions": [a.value for a in allowed],
             },

@@ -73,9 +73,17 @@ async def id_by_domain(domain: str) -> OrgId | None:
 
 
 async def create_organisation(
-    *, slug: str, name: str, kind: OrganisationKind, domains: list[str], actor: Actor
+    *,
+    slug: str,
+    name: str,
+    kind: OrganisationKind,
+    domains: list[str],
+    actor: Actor,
+    org_id: OrgId | None = None,
 ) -> Organisation:
-    """Create an organisation with its audit chain and root unit, in its own transaction.
+    """Create an organisation with its audit chain and root unit, in its own transaction
+    — or in the caller's, when the caller opened ``tenant_transaction(org_id)`` to create
+    more in the same breath (all or nothing, e.g. the demo seed).
 
     Raises ConflictError when the slug is taken (checked across organisations by a
     SECURITY DEFINER lookup, since the runtime role cannot see other organisations).
@@ -93,7 +101,7 @@ async def create_organisation(
                 f"the domain {domain} is verified by another organisation",
                 fields=[FieldProblem(f"domains[{index}]", "belongs to another organisation")],
             )
-    org_id = OrgId(uuid.uuid4())
+    org_id = org_id or OrgId(uuid.uuid4())
     async with db.tenant_transaction(org_id):
         org = await Organisation.create(id=org_id, slug=slug, name=name, kind=kind, domains=domains)
         await audit.start_chain(org_id)

@@ -150,6 +150,22 @@ async def declare_settings(
 # --- rules ---------------------------------------------------------------------------
 
 
+def _json_value(value: Any) -> Any:
+    """``value`` as tortoise's JSONField must be given it: the field takes a str for JSON
+    text that is already encoded, so an enum value (``"nobody"``) is encoded here or it
+    cannot be stored at all. Other values pass unchanged."""
+    return json.dumps(value) if isinstance(value, str) else value
+
+
+async def _save_value(row: PolicyRule | MemberChoice, value: Any) -> None:
+    """Save ``row`` with ``value`` in its JSON column (see ``_json_value``); the row keeps
+    the plain value afterwards. Not through ``Model.create``: its constructor decodes a
+    str again, which fails for the same reason."""
+    row.value = _json_value(value)
+    await row.save()
+    row.value = value
+
+
 def rule_view(rule: PolicyRule) -> dict[str, Any]:
     return {
         "id": str(rule.id),
@@ -245,22 +261,22 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
     existing = await PolicyRule.filter(setting=change.setting, **target).select_for_update().first()
     before = rule_view(existing) if existing else None
     if existing is None:
-        rule = await PolicyRule.create(
+        rule = PolicyRule(
             tenant_id=db.current_org(),
             setting=change.setting,
-            value=stored_value,
             enforced=change.enforced,
             reason=change.reason,
             effective_from=change.effective_from,
             unit_id=target.get("unit_id"),
             group_id=target.get("group_id"),
         )
+        await _save_value(rule, stored_value)
     else:
         existing.value, existing.enforced = stored_value, change.enforced
         existing.reason, existing.effective_from = change.reason, change.effective_from
         if rule_view(existing) == before:
             return existing
-        await existing.save()
+        await _save_value(existing, stored_value)
         rule = existing
     await audit.record(
         "policy.rule_set", "policy_rule", rule.id, actor=actor, before=before, after=rule_view(rule)
@@ -344,10 +360,9 @@ async def rollback(to_version: int, *, actor: Actor) -> int:
         model = Unit if r["target_kind"] == "unit" else Group
         if not await model.filter(id=r["target_id"]).exists():
             continue  # the unit or group is gone; its rule cannot come back
-        await PolicyRule.create(
+        restored = PolicyRule(
             tenant_id=db.current_org(),
             setting=r["setting"],
-            value=r["value"],
             enforced=r["enforced"],
             reason=r["reason"],
             effective_from=datetime.fromisoformat(r["effective_from"])
@@ -355,6 +370,7 @@ async def rollback(to_version: int, *, actor: Actor) -> int:
             else None,
             **target,
         )
+        await _save_value(restored, r["value"])
     await audit.record(
         "policy.rolled_back", "policy", to_version, actor=actor, after={"to_version": to_version}
     )
@@ -393,11 +409,10 @@ async def set_choice(
     existing = await MemberChoice.filter(member_id=member.id, setting=setting_key).first()
     before = existing.value if existing else None
     if existing is None:
-        await MemberChoice.create(
-            tenant_id=db.current_org(), member_id=member.id, setting=setting_key, value=stored
-        )
+        choice = MemberChoice(tenant_id=db.current_org(), member_id=member.id, setting=setting_key)
+        await _save_value(choice, stored)
     elif existing.value != stored:
-        await MemberChoice.filter(id=existing.id).update(value=stored)
+        await MemberChoice.filter(id=existing.id).update(value=_json_value(stored))
     else:
         return current
     await audit.record(
@@ -413,6 +428,12 @@ async def set_choice(
 
 
 async def clear_choice(member_id: uuid.UUID, setting_key: str, *, actor: Actor) -> None:
+    """Remove a member's own choice (the organisation's value applies again); no-op when
+    there was none. InvalidInputError for a setting that does not exist."""
+    if setting_key not in await catalogue():
+        raise InvalidInputError(f"there is no setting {setting_key!r}",
+                                fields=[FieldProblem("setting", "no such setting")])
+    await get_by_id(Member, member_id, "member")
     deleted = await MemberChoice.filter(member_id=member_id, setting=setting_key).delete()
     if deleted:
         await audit.record(
@@ -574,13 +595,6 @@ async def preview_rule_change(change: RuleInput) -> Impact:
     except CatalogueError as exc:
         raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
     await _check_target(change.target_kind, change.target_id)
-    before = (await compiled_policy()).compiled
-    current = [as_rule(r) for r in _in_force(await PolicyRule.all(), datetime.now(UTC))]
-    kept = [
-        r
-        for r in current
-        if not (r.setting == change.setting and r.target_id == str(change.target_id))
-    ]
     candidate = Rule(
         "preview",
         change.target_kind,
@@ -590,19 +604,57 @@ async def preview_rule_change(change: RuleInput) -> Impact:
         change.enforced,
         change.reason,
     )
+    return await _impact(cat, change.target_kind, change.target_id, change.setting, candidate)
+
+
+async def preview_rule_removal(
+    target_kind: TargetKind, target_id: uuid.UUID, setting_key: str
+) -> Impact:
+    """What removing the rule for (target, setting) would do, without removing it.
+
+    Removing a lock gives members their hidden choices back, so an admin needs the same
+    preview as for setting a rule. With no such rule, nothing changes (zero counts).
+    Raises InvalidInputError for an unknown setting or target.
+    """
+    cat = await catalogue()
+    if setting_key not in cat:
+        raise InvalidInputError(
+            f"there is no setting {setting_key!r}",
+            fields=[FieldProblem("setting", "no such setting")],
+        )
+    await _check_target(target_kind, target_id)
+    return await _impact(cat, target_kind, target_id, setting_key, None)
+
+
+async def _impact(
+    cat: Catalogue,
+    target_kind: TargetKind,
+    target_id: uuid.UUID,
+    setting_key: str,
+    candidate: Rule | None,
+) -> Impact:
+    """Everyone in the target's scope resolved with the current rules and with the rule
+    for (target, setting) replaced by ``candidate`` (or removed when it is None)."""
+    before = (await compiled_policy()).compiled
+    current = [as_rule(r) for r in _in_force(await PolicyRule.all(), datetime.now(UTC))]
+    kept = [
+        r for r in current if not (r.setting == setting_key and r.target_id == str(target_id))
+    ]
     unit_parents, groups = await _structure()
-    after = compile_policy(cat, unit_parents, [*kept, candidate], groups)
-    scope = await _members_in_scope(change.target_kind, change.target_id)
+    after = compile_policy(cat, unit_parents, [*kept, *([candidate] if candidate else [])], groups)
+    scope = await _members_in_scope(target_kind, target_id)
     facts = await member_facts(scope)
     names = {str(u["id"]): u["name"] for u in await db.fetch("SELECT id, name FROM units")}
-    changed = overridden = locked = 0
+    setting = cat[setting_key]
+    changed = overridden = locked = switched_off = 0
     per_unit: dict[str, int] = defaultdict(int)
     for f in facts.values():
-        old = before.resolve(str(f.unit_id), f.group_ids, f.choices)[change.setting]
-        new = after.resolve(str(f.unit_id), f.group_ids, f.choices)[change.setting]
+        old = before.resolve(str(f.unit_id), f.group_ids, f.choices)[setting_key]
+        new = after.resolve(str(f.unit_id), f.group_ids, f.choices)[setting_key]
         if new.value != old.value:
             changed += 1
             per_unit[names.get(str(f.unit_id), "?")] += 1
+            switched_off += int(setting.is_off(new.value))
         if (
             old.source.kind is SourceKind.MEMBER
             and new.source.kind is not SourceKind.MEMBER
@@ -610,14 +662,17 @@ async def preview_rule_change(change: RuleInput) -> Impact:
         ):
             overridden += 1
         locked += int(new.locked)
-    setting = cat[change.setting]
+    if candidate is not None:
+        stops_working = setting.off_effect if setting.is_off(candidate.value) else ""
+    else:
+        stops_working = setting.off_effect if switched_off else ""
     return Impact(
-        setting=change.setting,
+        setting=setting_key,
         members_in_scope=len(facts),
         value_changes=changed,
         choices_overridden=overridden,
         by_unit=sorted(per_unit.items(), key=lambda kv: (-kv[1], kv[0])),
-        stops_working=setting.off_effect if setting.is_off(value) else "",
+        stops_working=stops_working,
         locked_after=locked,
     )
 

@@ -301,8 +301,10 @@ async def _admit(
     email = email_value.strip().lower() if isinstance(email_value, str) else None
     name_value = _claim(claims, connection.name_claim)
     member = await Member.filter(idp_subject=subject).first()
+    matched_by_email = False
     if member is None and email:
         member = await Member.filter(email=email).first()
+        matched_by_email = member is not None
     org = await Organisation.get(id=db.current_org())
     allowed = connection.allowed_domains or org.domains
     domain = email.rsplit("@", 1)[-1] if email and "@" in email else None
@@ -323,6 +325,23 @@ async def _admit(
     if domain not in allowed:
         return await refuse(
             f"accounts from {domain} cannot sign in to {org.name}", "domain_not_allowed"
+        )
+    # An email address only identifies a person the first time (linking or provisioning),
+    # and only if the identity provider vouches for it: otherwise another identity at the
+    # provider that carries (or made up) a member's address would sign in as that member.
+    if (
+        (member is None or matched_by_email)
+        and connection.email_claim == "email"
+        and claims.get("email_verified") is False
+    ):
+        return await refuse(
+            "your identity provider has not verified your email address", "email_not_verified"
+        )
+    if matched_by_email and member is not None and member.idp_subject not in (None, subject):
+        return await refuse(
+            f"this {org.name} account is linked to another identity at your identity provider;"
+            " ask your administrator",
+            "subject_mismatch",
         )
     if member is None:
         if not connection.jit_provisioning:

@@ -13,14 +13,34 @@ ADS = "advertising.personalised_ads"
 
 
 async def settings_of(org: OrgHandle, member_id: str, **headers: str) -> Any:
-    return await org.client.get(f"/v1/members/{member_id}/settings", headers={**org.headers, **headers})
+    return await org.client.get(
+        f"/v1/members/{member_id}/settings", headers={**org.headers, **headers}
+    )
 
 
-async def set_rule(org: OrgHandle, target_kind: str, target_id: str, value: Any, *, enforced: bool = False,
-                   setting: str = ADS, reason: str = "because", **extra: Any) -> Any:
-    response = await org.put("/v1/policy/rules", json={"target_kind": target_kind, "target_id": target_id,
-                                                      "setting": setting, "value": value, "enforced": enforced,
-                                                      "reason": reason, **extra})
+async def set_rule(
+    org: OrgHandle,
+    target_kind: str,
+    target_id: str,
+    value: Any,
+    *,
+    enforced: bool = False,
+    setting: str = ADS,
+    reason: str = "because",
+    **extra: Any,
+) -> Any:
+    response = await org.put(
+        "/v1/policy/rules",
+        json={
+            "target_kind": target_kind,
+            "target_id": target_id,
+            "setting": setting,
+            "value": value,
+            "enforced": enforced,
+            "reason": reason,
+            **extra,
+        },
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -35,17 +55,35 @@ async def test_a_member_gets_every_setting_with_its_source(org: OrgHandle) -> No
     assert len(body["settings"]) >= 16
 
 
-async def test_a_lock_on_a_parent_unit_shows_with_its_reason_and_hides_the_members_choice(org: OrgHandle) -> None:
+async def test_a_lock_on_a_parent_unit_shows_with_its_reason_and_hides_the_members_choice(
+    org: OrgHandle,
+) -> None:
     parent = await make_unit(org)
     child = await make_unit(org, parent=parent["id"])
     member = await make_member(org, unit=child["id"])
-    chosen = await org.post(f"/v1/members/{member['id']}/choices", json={"setting": ADS, "value": True})
+    chosen = await org.post(
+        f"/v1/members/{member['id']}/choices", json={"setting": ADS, "value": True}
+    )
     assert chosen.status_code == 200 and chosen.json()["source"]["kind"] == "member"
-    rule = await set_rule(org, "unit", parent["id"], False, enforced=True, reason="No ads at school")
+    rule = await set_rule(
+        org, "unit", parent["id"], False, enforced=True, reason="No ads at school"
+    )
     ads = (await settings_of(org, member["id"])).json()["settings"][ADS]
-    assert ads == {"value": False, "locked": True, "reason": "No ads at school", "hidden_choice": True,
-                   "source": {"kind": "rule", "rule_id": rule["id"], "target_kind": "unit", "target_id": parent["id"]}}
-    refused = await org.post(f"/v1/members/{member['id']}/choices", json={"setting": ADS, "value": True})
+    assert ads == {
+        "value": False,
+        "locked": True,
+        "reason": "No ads at school",
+        "hidden_choice": True,
+        "source": {
+            "kind": "rule",
+            "rule_id": rule["id"],
+            "target_kind": "unit",
+            "target_id": parent["id"],
+        },
+    }
+    refused = await org.post(
+        f"/v1/members/{member['id']}/choices", json={"setting": ADS, "value": True}
+    )
     assert refused.status_code == 409 and refused.json()["type"] == "/problems/setting_locked"
     assert (await org.delete(f"/v1/policy/rules/{rule['id']}")).status_code == 204
     back = (await settings_of(org, member["id"])).json()["settings"][ADS]
@@ -75,7 +113,9 @@ async def test_etag_gives_304_until_something_changes(org: OrgHandle) -> None:
     assert changed.json()["policy_version"] == 1
 
 
-async def test_moving_a_member_or_joining_a_group_changes_the_answer_at_once(org: OrgHandle) -> None:
+async def test_moving_a_member_or_joining_a_group_changes_the_answer_at_once(
+    org: OrgHandle,
+) -> None:
     unit = await make_unit(org)
     member = await make_member(org)
     await set_rule(org, "unit", unit["id"], True)
@@ -93,12 +133,18 @@ async def test_members_are_found_by_email_or_identity_provider_subject(org: OrgH
     by_email = await org.get("/v1/effective-settings", params={"email": member["email"].upper()})
     by_subject = await org.get("/v1/effective-settings", params={"idp_subject": "sub-123"})
     assert by_email.json()["member_id"] == by_subject.json()["member_id"] == member["id"]
-    both = await org.get("/v1/effective-settings", params={"email": member["email"], "idp_subject": "x"})
+    both = await org.get(
+        "/v1/effective-settings", params={"email": member["email"], "idp_subject": "x"}
+    )
     assert both.status_code == 422
-    assert (await org.get("/v1/effective-settings", params={"email": "nobody@x.example"})).status_code == 404
+    assert (
+        await org.get("/v1/effective-settings", params={"email": "nobody@x.example"})
+    ).status_code == 404
 
 
-async def test_a_batch_answers_many_members_and_names_the_unknown(two_orgs: tuple[OrgHandle, OrgHandle]) -> None:
+async def test_a_batch_answers_many_members_and_names_the_unknown(
+    two_orgs: tuple[OrgHandle, OrgHandle],
+) -> None:
     alpha, bravo = two_orgs
     ours = [await make_member(alpha) for _ in range(3)]
     theirs = await make_member(bravo)
@@ -108,7 +154,9 @@ async def test_a_batch_answers_many_members_and_names_the_unknown(two_orgs: tupl
     assert body["not_found"] == [theirs["id"]]
 
 
-async def test_another_organisations_member_is_not_found(two_orgs: tuple[OrgHandle, OrgHandle]) -> None:
+async def test_another_organisations_member_is_not_found(
+    two_orgs: tuple[OrgHandle, OrgHandle],
+) -> None:
     alpha, bravo = two_orgs
     theirs = await make_member(bravo)
     await settings_of(bravo, theirs["id"])  # cached for bravo; must not leak to alpha
@@ -117,46 +165,93 @@ async def test_another_organisations_member_is_not_found(two_orgs: tuple[OrgHand
         assert response.status_code == 404, path
 
 
-async def test_invalid_rules_are_refused_and_change_nothing(org: OrgHandle, owner_conn: asyncpg.Connection) -> None:
+async def test_invalid_rules_are_refused_and_change_nothing(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
     before = await row_counts(owner_conn)
     for body, field in (
         ({"setting": ADS, "value": "yes"}, "value"),
         ({"setting": "no.such.setting", "value": True}, "setting"),
         ({"setting": "diagnostics.level", "value": "everything"}, "value"),
     ):
-        response = await org.put("/v1/policy/rules", json={"target_kind": "unit", "target_id": str(org.root_unit_id),
-                                                          "enforced": True, **body})
+        response = await org.put(
+            "/v1/policy/rules",
+            json={
+                "target_kind": "unit",
+                "target_id": str(org.root_unit_id),
+                "enforced": True,
+                **body,
+            },
+        )
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == field
-    missing = await org.put("/v1/policy/rules", json={"target_kind": "group", "target_id": str(org.root_unit_id),
-                                                      "setting": ADS, "value": True})
+    missing = await org.put(
+        "/v1/policy/rules",
+        json={
+            "target_kind": "group",
+            "target_id": str(org.root_unit_id),
+            "setting": ADS,
+            "value": True,
+        },
+    )
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "target_id"
     assert await row_counts(owner_conn) == before
 
 
-async def test_switching_off_a_required_setting_needs_confirmation_with_its_impact(org: OrgHandle) -> None:
+async def test_switching_off_a_required_setting_needs_confirmation_with_its_impact(
+    org: OrgHandle,
+) -> None:
     await make_member(org)
     await make_product(org, name="Mail")
-    body = {"target_kind": "unit", "target_id": str(org.root_unit_id), "setting": "cookies.necessary",
-            "value": False, "enforced": True}
+    body = {
+        "target_kind": "unit",
+        "target_id": str(org.root_unit_id),
+        "setting": "cookies.necessary",
+        "value": False,
+        "enforced": True,
+    }
     refused = await org.put("/v1/policy/rules", json=body)
-    assert refused.status_code == 409 and refused.json()["type"] == "/problems/confirmation_required"
-    assert refused.json()["impact"]["members"] == 1 and "Mail" in refused.json()["impact"]["products"]
+    assert (
+        refused.status_code == 409 and refused.json()["type"] == "/problems/confirmation_required"
+    )
+    assert (
+        refused.json()["impact"]["members"] == 1 and "Mail" in refused.json()["impact"]["products"]
+    )
     assert (await org.put("/v1/policy/rules", json={**body, "confirm": True})).status_code == 200
 
 
-async def test_preview_counts_changes_and_overridden_choices_without_writing(org: OrgHandle) -> None:
+async def test_preview_counts_changes_and_overridden_choices_without_writing(
+    org: OrgHandle,
+) -> None:
     unit = await make_unit(org, name="Sales")
     a = await make_member(org, unit=unit["id"])
     await make_member(org, unit=unit["id"])
     await org.post(f"/v1/members/{a['id']}/choices", json={"setting": ADS, "value": True})
-    preview = await org.post("/v1/policy/preview", json={"target_kind": "unit", "target_id": unit["id"],
-                                                        "setting": ADS, "value": True, "enforced": True})
+    preview = await org.post(
+        "/v1/policy/preview",
+        json={
+            "target_kind": "unit",
+            "target_id": unit["id"],
+            "setting": ADS,
+            "value": True,
+            "enforced": True,
+        },
+    )
     impact = preview.json()
     assert impact["members_in_scope"] == 2 and impact["value_changes"] == 1
     assert impact["choices_overridden"] == 0 and impact["locked_after"] == 2
-    off = (await org.post("/v1/policy/preview", json={"target_kind": "unit", "target_id": unit["id"],
-                                                      "setting": ADS, "value": False, "enforced": True})).json()
+    off = (
+        await org.post(
+            "/v1/policy/preview",
+            json={
+                "target_kind": "unit",
+                "target_id": unit["id"],
+                "setting": ADS,
+                "value": False,
+                "enforced": True,
+            },
+        )
+    ).json()
     assert off["choices_overridden"] == 1 and off["by_unit"] == [["Sales", 1]]
     assert (await org.get("/v1/policy/rules")).json()["items"] == []
 
@@ -172,23 +267,42 @@ async def test_history_diff_and_rollback(org: OrgHandle) -> None:
     rolled = await org.post("/v1/policy/rollback", json={"version": 1})
     assert rolled.json()["policy_version"] == 3
     rules = (await org.get("/v1/policy/rules")).json()["items"]
-    assert [(r["value"], r["enforced"]) for r in rules] == [(True, False)] and rules[0]["id"] != first["id"]
-    events = (await org.get("/v1/audit-events", params={"action": "policy.rolled_back"})).json()["items"]
+    assert [(r["value"], r["enforced"]) for r in rules] == [(True, False)] and rules[0][
+        "id"
+    ] != first["id"]
+    events = (await org.get("/v1/audit-events", params={"action": "policy.rolled_back"})).json()[
+        "items"
+    ]
     assert len(events) == 1
 
 
 async def test_products_declare_their_own_settings_and_clashes_are_refused(org: OrgHandle) -> None:
     product = await make_product(org, key="chat")
-    declaration = {"key": "chat.read_receipts", "type": "bool", "default": True, "title": "Read receipts",
-                   "description": "Others see when you have read a message.", "purpose": "social_features"}
-    declared = await org.put("/v1/settings/declared", json={"product_id": product["id"], "settings": [declaration]})
+    declaration = {
+        "key": "chat.read_receipts",
+        "type": "bool",
+        "default": True,
+        "title": "Read receipts",
+        "description": "Others see when you have read a message.",
+        "purpose": "social_features",
+    }
+    declared = await org.put(
+        "/v1/settings/declared", json={"product_id": product["id"], "settings": [declaration]}
+    )
     assert declared.status_code == 200
     assert "chat.read_receipts" in {s["key"] for s in declared.json()["settings"]}
-    clash = await org.put("/v1/settings/declared", json={"product_id": product["id"], "settings": [
-        {**declaration, "key": "cookies.analytics"}]})
+    clash = await org.put(
+        "/v1/settings/declared",
+        json={
+            "product_id": product["id"],
+            "settings": [{**declaration, "key": "cookies.analytics"}],
+        },
+    )
     assert clash.status_code == 409
     member = await make_member(org)
-    assert (await settings_of(org, member["id"])).json()["settings"]["chat.read_receipts"]["value"] is True
+    assert (await settings_of(org, member["id"])).json()["settings"]["chat.read_receipts"][
+        "value"
+    ] is True
 
 
 async def test_the_notice_names_the_organisation_and_its_locks(org: OrgHandle) -> None:
@@ -196,7 +310,9 @@ async def test_the_notice_names_the_organisation_and_its_locks(org: OrgHandle) -
     await set_rule(org, "unit", str(org.root_unit_id), False, enforced=True, reason="Policy 7 <b>")
     notice = (await org.get(f"/v1/members/{member['id']}/notice")).json()
     assert notice["organisation"] == org.slug.title() and len(notice["notice"]) == 5
-    assert notice["locked"] == [{"setting": ADS, "title": "Personalised ads", "value": False, "reason": "Policy 7 <b>"}]
+    assert notice["locked"] == [
+        {"setting": ADS, "title": "Personalised ads", "value": False, "reason": "Policy 7 <b>"}
+    ]
     fragment = await org.get(f"/v1/members/{member['id']}/notice.html")
     assert fragment.headers["content-type"].startswith("text/html")
     assert "This account is managed by" in fragment.text and "Policy 7 &lt;b&gt;" in fragment.text

@@ -59,8 +59,8 @@ async def audit_events(org: OrgHandle) -> list[JSON]:
 
 async def appended(org: OrgHandle, since: list[JSON]) -> list[JSON]:
     """Audit events added after the listing ``since`` (oldest first)."""
-    last = max((e["seq"] for e in since), default=0)
-    return sorted((e for e in await audit_events(org) if e["seq"] > last), key=lambda e: e["seq"])
+    last = max((e["id"] for e in since), default=0)
+    return sorted((e for e in await audit_events(org) if e["id"] > last), key=lambda e: e["id"])
 
 
 # --- lifecycle --------------------------------------------------------------------------------

@@ -21,14 +21,21 @@ from tests.support.hostile_idp import run_hostile_idp
 
 async def register(org: OrgHandle, scopes: list[str]) -> dict[str, Any]:
     product = await make_product(org)
-    response = await org.post(f"/v1/products/{product['id']}/clients", {"name": "sync", "scopes": scopes})
+    response = await org.post(
+        f"/v1/products/{product['id']}/clients", {"name": "sync", "scopes": scopes}
+    )
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-async def token_for(client: httpx.AsyncClient, registered: dict[str, Any], **form: str) -> httpx.Response:
-    return await client.post("/oauth/token", data={"grant_type": "client_credentials", **form},
-                             auth=(registered["client_id"], registered["client_secret"]))
+async def token_for(
+    client: httpx.AsyncClient, registered: dict[str, Any], **form: str
+) -> httpx.Response:
+    return await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", **form},
+        auth=(registered["client_id"], registered["client_secret"]),
+    )
 
 
 async def test_a_product_gets_a_token_and_reads_members_within_its_scopes(org: OrgHandle) -> None:
@@ -43,7 +50,9 @@ async def test_a_product_gets_a_token_and_reads_members_within_its_scopes(org: O
     bearer = {"Authorization": f"Bearer {body['access_token']}"}
     read = await org.client.get(f"/v1/members/{member['id']}", headers=bearer)
     assert read.status_code == 200 and read.json()["id"] == member["id"]
-    write = await org.client.patch(f"/v1/members/{member['id']}", headers=bearer, json={"name": "X"})
+    write = await org.client.patch(
+        f"/v1/members/{member['id']}", headers=bearer, json={"name": "X"}
+    )
     assert write.status_code == 403 and write.json()["required_permission"] == "members:write"
 
 
@@ -56,22 +65,28 @@ async def test_the_listing_never_shows_the_secret(org: OrgHandle) -> None:
 
 async def test_token_endpoint_errors_follow_rfc_6749(org: OrgHandle) -> None:
     registered = await register(org, ["members:read"])
-    wrong = await org.client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                  auth=(registered["client_id"], "not-the-secret"))
+    wrong = await org.client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(registered["client_id"], "not-the-secret"),
+    )
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
     assert wrong.headers["www-authenticate"].startswith("Basic")
     grant = await token_for(org.client, registered, grant_type="password")
     assert grant.status_code == 400 and grant.json()["error"] == "unsupported_grant_type"
     scope = await token_for(org.client, registered, scope="members:write")
     assert scope.status_code == 400 and scope.json()["error"] == "invalid_scope"
-    unknown = await org.client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                    auth=("pc_nothing_here", "x"))
+    unknown = await org.client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=("pc_nothing_here", "x")
+    )
     assert unknown.status_code == 401
 
 
 async def test_a_product_cannot_be_granted_admin_permissions(org: OrgHandle) -> None:
     product = await make_product(org)
-    response = await org.post(f"/v1/products/{product['id']}/clients", {"name": "x", "scopes": ["members:write"]})
+    response = await org.post(
+        f"/v1/products/{product['id']}/clients", {"name": "x", "scopes": ["members:write"]}
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "scopes"
 
@@ -79,19 +94,29 @@ async def test_a_product_cannot_be_granted_admin_permissions(org: OrgHandle) -> 
 async def test_a_revoked_client_gets_no_token_and_its_tokens_stop_working(org: OrgHandle) -> None:
     member = await make_member(org)
     registered = await register(org, ["members:read"])
-    bearer = {"Authorization": f"Bearer {(await token_for(org.client, registered)).json()['access_token']}"}
-    revoked = await org.delete(f"/v1/products/{registered['product_id']}/clients/{registered['id']}")
+    bearer = {
+        "Authorization": f"Bearer {(await token_for(org.client, registered)).json()['access_token']}"
+    }
+    revoked = await org.delete(
+        f"/v1/products/{registered['product_id']}/clients/{registered['id']}"
+    )
     assert revoked.status_code == 204
     assert (await token_for(org.client, registered)).status_code == 401
     assert (await org.client.get(f"/v1/members/{member['id']}", headers=bearer)).status_code == 401
 
 
-async def test_a_token_for_one_organisation_cannot_read_another(two_orgs: tuple[OrgHandle, OrgHandle]) -> None:
+async def test_a_token_for_one_organisation_cannot_read_another(
+    two_orgs: tuple[OrgHandle, OrgHandle],
+) -> None:
     alpha, bravo = two_orgs
     theirs = await make_member(bravo)
     registered = await register(alpha, ["members:read"])
-    bearer = {"Authorization": f"Bearer {(await token_for(alpha.client, registered)).json()['access_token']}"}
-    assert (await alpha.client.get(f"/v1/members/{theirs['id']}", headers=bearer)).status_code == 404
+    bearer = {
+        "Authorization": f"Bearer {(await token_for(alpha.client, registered)).json()['access_token']}"
+    }
+    assert (
+        await alpha.client.get(f"/v1/members/{theirs['id']}", headers=bearer)
+    ).status_code == 404
 
 
 async def test_forged_and_tampered_tokens_are_refused(org: OrgHandle, app: Any) -> None:
@@ -101,16 +126,28 @@ async def test_forged_and_tampered_tokens_are_refused(org: OrgHandle, app: Any) 
     header, payload, signature = good.split(".")
     tampered = f"{header}.{payload[:-4]}AAAA.{signature}"
     stranger = ECKey.generate_key("P-256", parameters={"kid": "stranger"})
-    forged = jwt.encode({"alg": "ES256", "kid": "stranger"},
-                        {"iss": app.state.settings.base_url, "aud": "tenantry-api", "org": str(org.id),
-                         "sub": registered["client_id"], "scope": "members:read", "exp": int(time.time()) + 60},
-                        stranger)
+    forged = jwt.encode(
+        {"alg": "ES256", "kid": "stranger"},
+        {
+            "iss": app.state.settings.base_url,
+            "aud": "tenantry-api",
+            "org": str(org.id),
+            "sub": registered["client_id"],
+            "scope": "members:read",
+            "exp": int(time.time()) + 60,
+        },
+        stranger,
+    )
     for token in (tampered, forged, "not.a.token", "garbage"):
-        response = await org.client.get(f"/v1/members/{member['id']}", headers={"Authorization": f"Bearer {token}"})
+        response = await org.client.get(
+            f"/v1/members/{member['id']}", headers={"Authorization": f"Bearer {token}"}
+        )
         assert response.status_code == 401, token
 
 
-async def test_jwks_publishes_the_signing_key_and_rotation_keeps_old_tokens_valid(org: OrgHandle, app: Any) -> None:
+async def test_jwks_publishes_the_signing_key_and_rotation_keeps_old_tokens_valid(
+    org: OrgHandle, app: Any
+) -> None:
     member = await make_member(org)
     registered = await register(org, ["members:read"])
     old = (await token_for(org.client, registered)).json()["access_token"]
@@ -122,35 +159,63 @@ async def test_jwks_publishes_the_signing_key_and_rotation_keeps_old_tokens_vali
     published = {k["kid"] for k in (await org.client.get("/.well-known/jwks.json")).json()["keys"]}
     assert {kid_old, kid_new} <= published
     for token in (old, new):
-        response = await org.client.get(f"/v1/members/{member['id']}", headers={"Authorization": f"Bearer {token}"})
+        response = await org.client.get(
+            f"/v1/members/{member['id']}", headers={"Authorization": f"Bearer {token}"}
+        )
         assert response.status_code == 200
 
 
 def _request(token: str) -> Request:
-    return Request({"type": "http", "method": "GET", "path": "/v1/members", "headers": [
-        (b"authorization", f"Bearer {token}".encode())], "query_string": b"", "state": {}})
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/v1/members",
+            "headers": [(b"authorization", f"Bearer {token}".encode())],
+            "query_string": b"",
+            "state": {},
+        }
+    )
 
 
 async def test_tokens_from_a_trusted_issuer_are_accepted_with_issuer_audience_and_organisation_checks(
     org: OrgHandle, app: Any
 ) -> None:
     with run_hostile_idp() as idp:
-        trusted = TrustedIssuer(issuer=idp.issuer, jwks_uri=f"{idp.issuer}/jwks", audience="tenantry")
+        trusted = TrustedIssuer(
+            issuer=idp.issuer, jwks_uri=f"{idp.issuer}/jwks", audience="tenantry"
+        )
         async with httpx.AsyncClient() as http:
-            authenticator = BearerAuthenticator(keyring=app.state.keyring, issuer="http://self", trusted=(trusted,),
-                                                jwks=JwksCache(http))
+            authenticator = BearerAuthenticator(
+                keyring=app.state.keyring,
+                issuer="http://self",
+                trusted=(trusted,),
+                jwks=JwksCache(http),
+            )
 
             def mint(**claims: Any) -> str:
-                base = {"iss": idp.issuer, "aud": "tenantry", "sub": "svc", "exp": int(time.time()) + 60,
-                        "organization": [org.slug], "scope": "members:read unknown:scope"}
+                base = {
+                    "iss": idp.issuer,
+                    "aud": "tenantry",
+                    "sub": "svc",
+                    "exp": int(time.time()) + 60,
+                    "organization": [org.slug],
+                    "scope": "members:read unknown:scope",
+                }
                 base.update(claims)
-                return jwt.encode({"alg": "RS256", "kid": idp.signing_key.kid}, base, idp.signing_key)
+                return jwt.encode(
+                    {"alg": "RS256", "kid": idp.signing_key.kid}, base, idp.signing_key
+                )
 
             credential = await authenticator.identify(_request(mint()))
             assert credential.org_id == org.id
             assert {p.value for p in credential.scopes} == {"members:read"}  # type: ignore[attr-defined]
-            for bad in (mint(aud="someone-else"), mint(exp=int(time.time()) - 120),
-                        mint(organization=["no-such-org"]), mint(iss="https://evil.example")):
+            for bad in (
+                mint(aud="someone-else"),
+                mint(exp=int(time.time()) - 120),
+                mint(organization=["no-such-org"]),
+                mint(iss="https://evil.example"),
+            ):
                 try:
                     await authenticator.identify(_request(bad))
                 except AuthenticationError:

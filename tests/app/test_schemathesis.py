@@ -110,6 +110,8 @@ async def seeded(org: OrgHandle) -> SeededIds:
             "/v1/groups": groups,
             "/v1/products": products,
             "/v1/product-accounts": [world.account["id"]],
+            "/v1/policy/rules": [world.rule["id"]],
+            "client_id": [world.client["id"]],
             "unit_id": units,
             "parent_id": units,
             "within": units,

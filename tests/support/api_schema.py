@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,9 +88,15 @@ def resolve(document: JSON, schema: JSON) -> JSON:
     return schema
 
 
+def is_any(document: JSON, schema: JSON) -> bool:
+    """Whether ``schema`` accepts any JSON value (a property typed ``Any``)."""
+    schema = resolve(document, schema)
+    return not any(k in schema for k in ("type", "enum", "const", "anyOf", "oneOf", "allOf"))
+
+
 def allows_null(document: JSON, schema: JSON) -> bool:
     schema = resolve(document, schema)
-    if schema.get("type") == "null":
+    if schema.get("type") == "null" or is_any(document, schema):
         return True
     return any(allows_null(document, option) for option in schema.get("anyOf", []))
 
@@ -126,6 +132,8 @@ def sample(document: JSON, name: str, schema: JSON, ids: Mapping[str, str], slug
     schema = non_null(document, schema)
     if "enum" in schema:
         return schema["enum"][0]
+    if schema.get("anyOf"):  # a union: a value of its first kind
+        return sample(document, name, schema["anyOf"][0], ids, slug)
     kind = schema.get("type")
     fmt = schema.get("format")
     if kind == "string":
@@ -150,12 +158,15 @@ def sample(document: JSON, name: str, schema: JSON, ids: Mapping[str, str], slug
     if kind == "boolean":
         return True
     if kind == "array":
+        item = name.removesuffix("s")  # member_ids -> member_id
         return [
-            sample(document, name, schema["items"], ids, slug)
+            sample(document, item, schema["items"], ids, slug)
             for _ in range(schema.get("minItems", 0))
         ]
     if kind == "object":
         return valid_object(document, schema, ids, slug)
+    if kind is None and not schema.get("anyOf"):
+        return True  # any JSON value: the per-operation tables give meaningful ones
     raise AssertionError(f"cannot make a value for {name!r} from {schema}")
 
 
@@ -176,31 +187,56 @@ RESOURCE_BY_PREFIX = {
     "/v1/groups": "group",
     "/v1/products": "spare_product",
     "/v1/product-accounts": "account",
+    "/v1/policy/rules": "rule",
 }
 
 #: Other path parameters → the World attribute they name.
 RESOURCE_BY_PARAM = {"member_id": "member", "client_id": "client"}
 
+#: A setting members may choose and the organisation may set (from the built-in catalogue).
+SETTING = "cookies.analytics"
+
+Table = dict[str, Callable[["World"], JSON]]
+
 #: Bodies (merged over the required properties) that make each write change something, so a
 #: request refused for isolation or permission is one that would otherwise have succeeded.
-#: ``{n}`` becomes a fresh suffix (names are unique among siblings).
-CHANGES: dict[str, JSON] = {
-    "PATCH /v1/organisation": {"name": "Renamed Organisation {n}"},
-    "PATCH /v1/units/{id}": {"name": "renamed-unit-{n}"},
-    "PATCH /v1/members/{id}": {"name": "Renamed Member {n}"},
-    "POST /v1/members/{id}/transitions": {"action": "suspend", "reason": "probe"},
-    "PATCH /v1/groups/{id}": {"name": "renamed-group-{n}", "priority": 7},
-    "PATCH /v1/products/{id}": {"name": "Renamed Product {n}"},
-    "PATCH /v1/product-accounts/{id}": {"status": "suspended"},
-    "POST /v1/products/{id}/clients": {"scopes": ["members:read"]},
+CHANGES: Table = {
+    "PATCH /v1/organisation": lambda w: {"name": f"Renamed Organisation {fresh()}"},
+    "PATCH /v1/units/{id}": lambda w: {"name": f"renamed-unit-{fresh()}"},
+    "PATCH /v1/members/{id}": lambda w: {"name": f"Renamed Member {fresh()}"},
+    "POST /v1/members/{id}/transitions": lambda w: {"action": "suspend", "reason": "probe"},
+    "PATCH /v1/groups/{id}": lambda w: {"name": f"renamed-group-{fresh()}", "priority": 7},
+    "PATCH /v1/products/{id}": lambda w: {"name": f"Renamed Product {fresh()}"},
+    "PATCH /v1/product-accounts/{id}": lambda w: {"status": "suspended"},
+    "POST /v1/products/{id}/clients": lambda w: {"scopes": ["members:read"]},
+    "POST /v1/members/{id}/choices": lambda w: {"setting": SETTING, "value": True},
+    "PUT /v1/policy/rules": lambda w: {"target_kind": "unit", "setting": SETTING, "value": False},
+    "POST /v1/policy/preview": lambda w: {
+        "target_kind": "unit",
+        "setting": SETTING,
+        "value": False,
+    },
+    "PUT /v1/settings/declared": lambda w: {"settings": [declaration(w.product)]},
+}
+
+#: Query parameters an operation needs to answer 200 (the document marks few as required).
+QUERIES: Table = {
+    "GET /v1/effective-settings": lambda w: {"email": w.member["email"]},
+    "GET /v1/policy/diff": lambda w: {"from": 0, "to": 1},
 }
 
 
-def changes(operation: Operation) -> JSON:
-    suffix = uuid.uuid4().hex[:8]
+def fresh() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def declaration(product: JSON) -> JSON:
+    """A product's own setting, declared through PUT /v1/settings/declared."""
     return {
-        k: v.replace("{n}", suffix) if isinstance(v, str) else v
-        for k, v in CHANGES.get(operation.key, {}).items()
+        "key": f"{product['key']}.probe-{fresh()}",
+        "type": "bool",
+        "default": True,
+        "title": "Probe setting",
     }
 
 
@@ -210,7 +246,9 @@ class World:
     for its owner: ``unit`` is an empty leaf (renamable, movable, deletable), ``member``
     sits in the root unit, belongs to ``group`` and has ``account`` in ``product``;
     ``spare_product`` has no accounts so it can be deleted, and ``client`` (a product's API
-    client) belongs to it; ``sso`` is the organisation's identity provider connection."""
+    client) belongs to it; ``sso`` is the organisation's identity provider connection;
+    ``rule`` a policy rule on ``other_unit``. ``product`` declares a setting of its own and
+    ``member`` has made a choice, so the settings and policy reads have something to show."""
 
     org: OrgHandle
     unit: JSON
@@ -222,6 +260,7 @@ class World:
     account: JSON
     client: JSON
     sso: JSON
+    rule: JSON
 
     def resource(self, attribute: str) -> JSON:
         value: JSON = getattr(self, attribute)
@@ -258,6 +297,7 @@ class World:
             "member_id": self.member["id"],
             "product_id": self.product["id"],
             "manager_id": self.member["id"],
+            "target_id": self.other_unit["id"],
         }
 
     def body(self, operation: Operation) -> JSON | None:
@@ -266,13 +306,22 @@ class World:
         if schema is None:
             return None
         body = valid_object(operation.document, schema, self.body_ids, self.org.slug)
-        body.update(changes(operation))
+        body.update(CHANGES.get(operation.key, lambda w: {})(self))
         return body
+
+    def params(self, operation: Operation) -> JSON:
+        """Query parameters with which ``operation`` answers 200 (list routes: one big page)."""
+        params = QUERIES.get(operation.key, lambda w: {})(self)
+        if any(p["name"] == "limit" for p in operation.query_params):
+            params["limit"] = 500
+        return params
 
     @property
     def markers(self) -> set[str]:
-        """Strings found only in this organisation's data: its ids and its email/IdP domain."""
-        return self.ids | {f"{self.org.slug}.example"}
+        """Strings found only in this organisation's data: its ids, its email/IdP domain and
+        its product keys (which name the settings it declared)."""
+        keys = {self.product["key"], self.spare_product["key"]}
+        return self.ids | keys | {f"{self.org.slug}.example"}
 
     @property
     def ids(self) -> set[str]:
@@ -287,6 +336,7 @@ class World:
             "spare_product",
             "account",
             "client",
+            "rule",
         ):
             found.add(self.resource(attribute)["id"])
         return found
@@ -317,17 +367,30 @@ async def build_world(org: OrgHandle) -> World:
         json={"issuer": f"https://idp.{org.slug}.example", "client_id": f"tenantry-{org.slug}"},
     )
     assert response.status_code == 200, response.text
+    sso = response.json()
+    response = await org.put(
+        "/v1/policy/rules",
+        json={
+            "target_kind": "unit",
+            "target_id": other_unit["id"],
+            "setting": SETTING,
+            "value": True,
+            "reason": "probe",
+        },
+    )
+    assert response.status_code == 200, response.text
+    rule = response.json()
+    response = await org.put(
+        "/v1/settings/declared",
+        json={"product_id": product["id"], "settings": [declaration(product)]},
+    )
+    assert response.status_code == 200, response.text
+    response = await org.post(
+        f"/v1/members/{member['id']}/choices", {"setting": "cookies.preferences", "value": False}
+    )
+    assert response.status_code == 200, response.text
     return World(
-        org,
-        unit,
-        other_unit,
-        member,
-        group,
-        product,
-        spare_product,
-        account,
-        client,
-        response.json(),
+        org, unit, other_unit, member, group, product, spare_product, account, client, sso, rule
     )
 
 

@@ -25,8 +25,20 @@ def chain(n: int) -> list[StoredEvent]:
     events, prev = [], GENESIS
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for seq in range(1, n + 1):
-        event = ChainedEvent("org", seq, start + timedelta(seconds=seq), "system:t", "t", "member.updated",
-                             "member", f"m{seq}", {"name": "a"}, {"name": f"b{seq}"}, "r", "127.0.0.1")
+        event = ChainedEvent(
+            "org",
+            seq,
+            start + timedelta(seconds=seq),
+            "system:t",
+            "t",
+            "member.updated",
+            "member",
+            f"m{seq}",
+            {"name": "a"},
+            {"name": f"b{seq}"},
+            "r",
+            "127.0.0.1",
+        )
         digest = event_hash(prev, event)
         events.append(StoredEvent(event, prev, digest))
         prev = digest
@@ -64,7 +76,10 @@ def test_swapped_events_are_found_at_the_first() -> None:
 def test_an_inserted_event_renumbering_the_rest_is_found() -> None:
     events = chain(5)
     forged = dataclasses.replace(events[2].event, action="member.deleted")
-    tail = [dataclasses.replace(e, event=dataclasses.replace(e.event, seq=e.event.seq + 1)) for e in events[2:]]
+    tail = [
+        dataclasses.replace(e, event=dataclasses.replace(e.event, seq=e.event.seq + 1))
+        for e in events[2:]
+    ]
     inserted = StoredEvent(forged, events[1].hash, event_hash(events[1].hash, forged))
     result = verify_chain([*events[:2], inserted, *tail])
     assert result.broken is not None and result.broken.seq == 4
@@ -104,7 +119,9 @@ def test_canonical_json_refuses_nan() -> None:
 
 
 @given(st.integers(min_value=1, max_value=12), st.data())
-def test_changing_any_single_event_breaks_the_chain_exactly_there(n: int, data: st.DataObject) -> None:
+def test_changing_any_single_event_breaks_the_chain_exactly_there(
+    n: int, data: st.DataObject
+) -> None:
     events = chain(n)
     index = data.draw(st.integers(min_value=0, max_value=n - 1))
     field = data.draw(st.sampled_from(["actor", "action", "target_id", "request_id"]))

@@ -33,7 +33,9 @@ LEGAL = {
 
 
 @pytest.mark.parametrize(("status", "action"), [(s, a) for s in S for a in A])
-def test_every_pair_is_legal_exactly_as_the_design_says(status: MemberStatus, action: LifecycleAction) -> None:
+def test_every_pair_is_legal_exactly_as_the_design_says(
+    status: MemberStatus, action: LifecycleAction
+) -> None:
     if (status, action) in LEGAL:
         assert next_status(status, action) is LEGAL[(status, action)]
     else:
@@ -48,7 +50,11 @@ def test_purged_is_final() -> None:
 
 
 def test_reinstate_is_possible_until_purge_and_not_after() -> None:
-    assert [s for s in S if A.REINSTATE in allowed_actions(s)] == [S.DEPARTING, S.SUSPENDED, S.DEPARTED]
+    assert [s for s in S if A.REINSTATE in allowed_actions(s)] == [
+        S.DEPARTING,
+        S.SUSPENDED,
+        S.DEPARTED,
+    ]
 
 
 def test_only_invited_active_and_departing_members_may_sign_in() -> None:

@@ -17,7 +17,13 @@ import pytest
 
 from app.settings import Settings
 from tests.conftest import OrgHandle, make_member
-from tests.support.oidc_provider import OidcAccount, OidcClient, ProviderConfig, RunningProvider, run_oidc_provider
+from tests.support.oidc_provider import (
+    OidcAccount,
+    OidcClient,
+    ProviderConfig,
+    RunningProvider,
+    run_oidc_provider,
+)
 from tests.web.flows import configure_sso
 
 ALPHA, BRAVO = "alpha", "bravo"
@@ -28,7 +34,16 @@ MAX = OidcAccount("alpha-member-max", "max@alpha.example", name="Max Member")
 BEA = OidcAccount("bravo-member-bea", "bea@bravo.example", name="Bea Bravo")
 NORA = OidcAccount("alpha-newcomer-nora", "nora@alpha.example", name="Nora Newcomer")
 EVE = OidcAccount("foreign-eve", "eve@evil.example", name="Eve Outsider")
-ACCOUNTS = (ADA, MAX, BEA, NORA, EVE)
+#: Another identity at the provider carrying Ada's address (a reused or edited email).
+IMPOSTOR = OidcAccount("alpha-impostor", ADA.email, name="Not Ada")
+#: People whose address the provider says it has not verified.
+UNVERIFIED_MAX = OidcAccount(
+    "alpha-unverified-max", MAX.email, email_verified=False, name="Unverified Max"
+)
+UNVERIFIED_UMA = OidcAccount(
+    "alpha-unverified-uma", "uma@alpha.example", email_verified=False, name="Uma"
+)
+ACCOUNTS = (ADA, MAX, BEA, NORA, EVE, IMPOSTOR, UNVERIFIED_MAX, UNVERIFIED_UMA)
 
 
 def client_id(slug: str) -> str:
@@ -41,8 +56,12 @@ def client_secret(slug: str) -> str:
 
 def provider_config(base_url: str, *, claims_in_id_token: bool) -> ProviderConfig:
     clients = [
-        OidcClient(client_id(slug), client_secret(slug), redirect_uris=[f"{base_url}/oidc/{slug}/callback"],
-                   backchannel_logout_uri=f"{base_url}/oidc/{slug}/backchannel-logout")
+        OidcClient(
+            client_id(slug),
+            client_secret(slug),
+            redirect_uris=[f"{base_url}/oidc/{slug}/callback"],
+            backchannel_logout_uri=f"{base_url}/oidc/{slug}/backchannel-logout",
+        )
         for slug in (ALPHA, BRAVO)
     ]
     return ProviderConfig(clients=clients, accounts=ACCOUNTS, claims_in_id_token=claims_in_id_token)
@@ -85,12 +104,20 @@ class SsoWorld:
     settings: Settings
 
     async def use_issuer(self, org: OrgHandle, provider: RunningProvider, **options: Any) -> None:
-        await configure_sso(self.settings, org.id, issuer=provider.issuer, client_id=client_id(org.slug),
-                            client_secret=client_secret(org.slug), **options)
+        await configure_sso(
+            self.settings,
+            org.id,
+            issuer=provider.issuer,
+            client_id=client_id(org.slug),
+            client_secret=client_secret(org.slug),
+            **options,
+        )
 
 
 @pytest.fixture
-async def world(two_orgs: tuple[OrgHandle, OrgHandle], idp: RunningProvider, settings: Settings) -> SsoWorld:
+async def world(
+    two_orgs: tuple[OrgHandle, OrgHandle], idp: RunningProvider, settings: Settings
+) -> SsoWorld:
     alpha, bravo = two_orgs
     assert (alpha.slug, bravo.slug) == (ALPHA, BRAVO)
     ada = await make_member(alpha, email=ADA.email, name=ADA.name, roles=["admin"])

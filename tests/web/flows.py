@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
@@ -37,13 +36,12 @@ from tests.support.oidc_provider import login_with_browserless_flow
 
 ACTOR: Actor = system_actor("web-tests")
 SESSION_COOKIE = "tenantry_session"
-BROWSER_COOKIE = "tenantry_browser"
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 _addresses = itertools.count(1)
 
 
 def fresh_address() -> str:
-    """A client address no other WebClient of this session uses (TEST-NET-2 and beyond)."""
+    """A client address (10.0.0.0/8) no other WebClient of this test session uses."""
     n = next(_addresses)
     return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
@@ -73,7 +71,9 @@ class WebClient:
     async def get(self, path: str, **kw: Any) -> httpx.Response:
         return await self.http.get(path, **kw)
 
-    async def post(self, path: str, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    async def post(
+        self, path: str, data: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         return await self.http.post(path, data=data or {}, **kw)
 
     async def login_csrf(self, slug: str) -> str:
@@ -99,8 +99,15 @@ class WebClient:
         authorization_url = await self.start_sso(slug, next_path=next_path)
         return await asyncio.to_thread(login_with_browserless_flow, authorization_url, login)
 
-    async def password_sign_in(self, slug: str, email: str, password: str, *, next_path: str = "",
-                               break_glass: bool = False) -> httpx.Response:
+    async def password_sign_in(
+        self,
+        slug: str,
+        email: str,
+        password: str,
+        *,
+        next_path: str = "",
+        break_glass: bool = False,
+    ) -> httpx.Response:
         csrf = await self.login_csrf(slug)
         form = {"csrf": csrf, "email": email, "password": password, "next": next_path}
         if break_glass:
@@ -121,8 +128,9 @@ class WebClient:
 async def live_client(base_url: str, *, address: str | None = None) -> AsyncIterator[WebClient]:
     """A browser-like client of the live server, presenting its own client address."""
     address = address or fresh_address()
-    async with httpx.AsyncClient(base_url=base_url, headers={"X-Forwarded-For": address},
-                                 follow_redirects=False, timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"X-Forwarded-For": address}, follow_redirects=False, timeout=30
+    ) as http:
         yield WebClient(http, address)
 
 
@@ -131,36 +139,47 @@ async def asgi_client(app: Any, *, address: str | None = None) -> AsyncIterator[
     """A browser-like client of the app in process (no server), with its own client address."""
     address = address or fresh_address()
     transport = httpx.ASGITransport(app=app, client=(address, 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://tenantry.test",
-                                 follow_redirects=False) as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://tenantry.test", follow_redirects=False
+    ) as http:
         yield WebClient(http, address)
-
-
-def query_of(url: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
 # --- set-up through the services ------------------------------------------------------------
 
 
 async def configure_sso(
-    settings: Settings, org_id: OrgId, *, issuer: str, client_id: str, client_secret: str,
-    jit_provisioning: bool = False, default_unit_id: uuid.UUID | None = None,
+    settings: Settings,
+    org_id: OrgId,
+    *,
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    jit_provisioning: bool = False,
+    default_unit_id: uuid.UUID | None = None,
     allowed_domains: list[str] | None = None,
 ) -> None:
     box = SecretBox(settings.secret_key, "sso-client-secrets")
     async with db.tenant_transaction(org_id):
         await sso.save_connection(
-            {"issuer": issuer, "client_id": client_id, "client_secret": client_secret,
-             "scopes": ["openid", "email", "profile"], "jit_provisioning": jit_provisioning,
-             "default_unit_id": default_unit_id, "allowed_domains": allowed_domains or [],
-             "enabled": True},
-            box=box, actor=ACTOR,
+            {
+                "issuer": issuer,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "scopes": ["openid", "email", "profile"],
+                "jit_provisioning": jit_provisioning,
+                "default_unit_id": default_unit_id,
+                "allowed_domains": allowed_domains or [],
+                "enabled": True,
+            },
+            box=box,
+            actor=ACTOR,
         )
 
 
-async def set_password(org_id: OrgId, member_id: uuid.UUID | str, password: str, *,
-                       break_glass: bool = False) -> None:
+async def set_password(
+    org_id: OrgId, member_id: uuid.UUID | str, password: str, *, break_glass: bool = False
+) -> None:
     async with db.tenant_transaction(org_id):
         member = await Member.get(id=member_id)
         await passwords.set_password(member, password, break_glass=break_glass, actor=ACTOR)
@@ -185,18 +204,28 @@ class AuditRow:
 async def audit_events(conn: asyncpg.Connection, org_id: OrgId, action: str) -> list[AuditRow]:
     rows = await conn.fetch(
         "SELECT action, target_id, after, actor FROM audit_events WHERE tenant_id = $1 AND action = $2 "
-        "ORDER BY seq", org_id, action)
-    return [AuditRow(r["action"], r["target_id"], json.loads(r["after"]) if r["after"] else {}, r["actor"])
-            for r in rows]
+        "ORDER BY id",
+        org_id,
+        action,
+    )
+    return [
+        AuditRow(
+            r["action"], r["target_id"], json.loads(r["after"]) if r["after"] else {}, r["actor"]
+        )
+        for r in rows
+    ]
 
 
 async def live_sessions(conn: asyncpg.Connection, member_id: uuid.UUID | str) -> int:
     count: int = await conn.fetchval(
-        "SELECT count(*) FROM sessions WHERE member_id = $1 AND revoked_at IS NULL", uuid.UUID(str(member_id)))
+        "SELECT count(*) FROM sessions WHERE member_id = $1 AND revoked_at IS NULL",
+        uuid.UUID(str(member_id)),
+    )
     return count
 
 
 async def member_row(conn: asyncpg.Connection, org_id: OrgId, email: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT * FROM members WHERE tenant_id = $1 AND email = $2", org_id, email)
+        "SELECT * FROM members WHERE tenant_id = $1 AND email = $2", org_id, email
+    )
     return row

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Error, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    async_playwright,
+    expect,
+)
 
 from tests.support.oidc_provider import OidcAccount
 from tests.web.conftest import ADA, BEA, MAX, SsoWorld
@@ -26,7 +34,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture(scope="module")
 async def chromium() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
         yield browser
         await browser.close()
 
@@ -47,8 +57,11 @@ class Tab:
         self.logged.append(f"pageerror {self.page.url}: {error}")
 
     def csp_complaints(self) -> list[str]:
-        return [line for line in self.logged
-                if "Content Security Policy" in line or "Content-Security-Policy" in line]
+        return [
+            line
+            for line in self.logged
+            if "Content Security Policy" in line or "Content-Security-Policy" in line
+        ]
 
     async def land(self, url_path: str, shots: Path, name: str) -> None:
         """Wait for ``url_path`` (a path, or a regex over it when it starts with ^) and check it."""
@@ -85,13 +98,15 @@ async def sign_in(tab: Tab, person: OidcAccount) -> None:
     await page.get_by_role("button", name="Continue").click()
     await page.get_by_role("button", name="Continue with Alpha's sign-in").click()
     # Now at the identity provider, on its own login page.
-    await page.locator("input[name=login]").fill(person.email)
+    await page.locator("input[name=login]").fill(person.sub)
     await page.locator("input[name=password]").fill("any-password")
     await page.locator("button[type=submit]").click()
 
 
 async def test_admin_signs_in_through_the_provider_and_sees_only_their_organisations_members(
-    world: SsoWorld, tab: Tab, tmp_path: Path,
+    world: SsoWorld,
+    tab: Tab,
+    tmp_path: Path,
 ) -> None:
     await sign_in(tab, ADA)
     await tab.land("/console", tmp_path, "admin-console")
@@ -107,14 +122,20 @@ async def test_admin_signs_in_through_the_provider_and_sees_only_their_organisat
     await expect(table.locator("tbody tr")).to_have_count(2)
 
 
-async def test_member_signs_in_and_reaches_their_account_page(world: SsoWorld, tab: Tab, tmp_path: Path) -> None:
+async def test_member_signs_in_and_reaches_their_account_page(
+    world: SsoWorld, tab: Tab, tmp_path: Path
+) -> None:
     await sign_in(tab, MAX)
     await tab.land("/account", tmp_path, "member-account")
-    await expect(tab.page.get_by_role("heading", level=1)).to_have_text("This account is managed by Alpha")
+    await expect(tab.page.get_by_role("heading", level=1)).to_have_text(
+        "This account is managed by Alpha"
+    )
     await expect(tab.page.get_by_text(f"Signed in as {MAX.email}")).to_be_visible()
 
 
-async def test_sign_out_returns_to_the_login_page(world: SsoWorld, tab: Tab, tmp_path: Path) -> None:
+async def test_sign_out_returns_to_the_login_page(
+    world: SsoWorld, tab: Tab, tmp_path: Path
+) -> None:
     await sign_in(tab, ADA)
     await tab.land("/console", tmp_path, "before-sign-out")
     await tab.page.get_by_role("button", name="Sign out").click()
@@ -124,8 +145,12 @@ async def test_sign_out_returns_to_the_login_page(world: SsoWorld, tab: Tab, tmp
     await tab.page.wait_for_url(f"{tab.base_url}/login?next=/console")
 
 
-async def test_suspended_member_is_refused_with_a_visible_message(world: SsoWorld, tab: Tab, tmp_path: Path) -> None:
-    response = await world.alpha.post(f"/v1/members/{world.max['id']}/transitions", {"action": "suspend"})
+async def test_suspended_member_is_refused_with_a_visible_message(
+    world: SsoWorld, tab: Tab, tmp_path: Path
+) -> None:
+    response = await world.alpha.post(
+        f"/v1/members/{world.max['id']}/transitions", {"action": "suspend"}
+    )
     assert response.status_code == 200, response.text
     await sign_in(tab, MAX)
     await tab.land(r"^/oidc/alpha/callback\?.*", tmp_path, "suspended-refused")

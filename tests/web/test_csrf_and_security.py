@@ -37,7 +37,9 @@ async def local_org(org: OrgHandle) -> OrgHandle:
     return org
 
 
-async def admin_of(org: OrgHandle, *, break_glass: bool = False, role: str = "admin") -> dict[str, Any]:
+async def admin_of(
+    org: OrgHandle, *, break_glass: bool = False, role: str = "admin"
+) -> dict[str, Any]:
     person = await make_member(org, name="Alex Admin", roles=[role])
     await set_password(org.id, person["id"], PASSWORD, break_glass=break_glass)
     return person
@@ -56,7 +58,7 @@ def refused_reason(response: httpx.Response) -> str:
     assert "tenantry_session" not in response.headers.get("set-cookie", "")
     location = response.headers["location"]
     assert location.startswith("/login/"), location
-    return httpx.URL(location).params.get("reason", "")
+    return str(httpx.URL(location).params.get("reason", ""))
 
 
 # --- CSRF ---------------------------------------------------------------------------------
@@ -64,7 +66,10 @@ def refused_reason(response: httpx.Response) -> str:
 
 @pytest.mark.parametrize("token", ["missing", "wrong", "another-sessions", "login-form"])
 async def test_console_post_without_its_sessions_csrf_token_is_refused_and_changes_nothing(
-    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection, token: str,
+    app: Any,
+    local_org: OrgHandle,
+    owner_conn: asyncpg.Connection,
+    token: str,
 ) -> None:
     admin = await admin_of(local_org)
     target = await make_member(local_org)
@@ -84,15 +89,28 @@ async def test_console_post_without_its_sessions_csrf_token_is_refused_and_chang
             (f"/console/members/{target['id']}/transition", {"action": "suspend"}),
             (f"/console/members/{target['id']}/sign-out", {}),
             ("/console/settings/sign-in", {}),
-            ("/console/settings/sso", {"issuer": "https://evil.example", "client_id": "evil", "enabled": "on"}),
+            (
+                "/console/settings/sso",
+                {"issuer": "https://evil.example", "client_id": "evil", "enabled": "on"},
+            ),
         ]:
             response = await browser.post(path, {**fields, **form})
             assert response.status_code == 403, path
             assert "This form was not sent from this session" in text_of(response.text)
         assert await row_counts(owner_conn) == before
         assert (await browser.get("/console")).status_code == 200  # still signed in
-    assert await owner_conn.fetchval("SELECT status FROM members WHERE id = $1", uuid.UUID(target["id"])) == "active"
-    assert await owner_conn.fetchval("SELECT local_sign_in FROM organisations WHERE id = $1", local_org.id) is True
+    assert (
+        await owner_conn.fetchval(
+            "SELECT status FROM members WHERE id = $1", uuid.UUID(target["id"])
+        )
+        == "active"
+    )
+    assert (
+        await owner_conn.fetchval(
+            "SELECT local_sign_in FROM organisations WHERE id = $1", local_org.id
+        )
+        is True
+    )
 
 
 async def test_sign_out_needs_the_csrf_token(app: Any, local_org: OrgHandle) -> None:
@@ -101,15 +119,25 @@ async def test_sign_out_needs_the_csrf_token(app: Any, local_org: OrgHandle) -> 
         await signed_in_admin(browser, local_org, admin)
         forged = await browser.post("/logout", {})
         assert forged.status_code == 303
-        assert (await browser.get("/console")).status_code == 200  # a cross-site form cannot sign you out
+        assert (
+            await browser.get("/console")
+        ).status_code == 200  # a cross-site form cannot sign you out
 
 
 async def test_login_forms_need_their_csrf_token(
-    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection, settings: Settings,
+    app: Any,
+    local_org: OrgHandle,
+    owner_conn: asyncpg.Connection,
+    settings: Settings,
 ) -> None:
     admin = await admin_of(local_org)
-    await configure_sso(settings, local_org.id, issuer="https://idp.example", client_id="c",
-                        client_secret="c-secret-0123456789")
+    await configure_sso(
+        settings,
+        local_org.id,
+        issuer="https://idp.example",
+        client_id="c",
+        client_secret="c-secret-0123456789",
+    )
     async with asgi_client(app) as browser, asgi_client(app) as other:
         await browser.login_csrf(local_org.slug)  # the browser has its browser cookie
         others_token = await other.login_csrf(local_org.slug)
@@ -118,8 +146,10 @@ async def test_login_forms_need_their_csrf_token(
             assert email.status_code == 400, label
             assert "The form expired" in text_of(email.text)
 
-            password = await browser.post(f"/login/{local_org.slug}/password",
-                                          {**form, "email": admin["email"], "password": PASSWORD})
+            password = await browser.post(
+                f"/login/{local_org.slug}/password",
+                {**form, "email": admin["email"], "password": PASSWORD},
+            )
             assert "form expired" in refused_reason(password), label
 
             sso = await browser.post(f"/login/{local_org.slug}/sso", form)
@@ -136,11 +166,17 @@ async def test_login_forms_need_their_csrf_token(
 async def test_pages_carry_the_security_headers(app: Any, local_org: OrgHandle) -> None:
     admin = await admin_of(local_org)
     async with asgi_client(app) as browser:
-        pages = [await browser.get("/login"), await browser.get(f"/login/{local_org.slug}"),
-                 await browser.get("/login/no-such-org")]
+        pages = [
+            await browser.get("/login"),
+            await browser.get(f"/login/{local_org.slug}"),
+            await browser.get("/login/no-such-org"),
+        ]
         await signed_in_admin(browser, local_org, admin)
-        pages += [await browser.get("/console"), await browser.get("/console/members"),
-                  await browser.get("/account")]
+        pages += [
+            await browser.get("/console"),
+            await browser.get("/console/members"),
+            await browser.get("/account"),
+        ]
     for page in pages:
         where = page.request.url.path
         assert page.headers["content-type"].startswith("text/html"), where
@@ -162,7 +198,9 @@ def form_action(response: httpx.Response) -> str:
 
 
 async def test_sign_in_page_lets_the_sso_form_lead_to_the_identity_provider_only(
-    app: Any, local_org: OrgHandle, settings: Settings,
+    app: Any,
+    local_org: OrgHandle,
+    settings: Settings,
 ) -> None:
     """CSP form-action also covers the redirect that answers the SSO form: the organisation's
     sign-in page names its identity provider, and every other page still only itself."""
@@ -170,28 +208,42 @@ async def test_sign_in_page_lets_the_sso_form_lead_to_the_identity_provider_only
     async with asgi_client(app) as browser:
         without_sso = await browser.get(f"/login/{local_org.slug}")
         assert form_action(without_sso) == "form-action 'self'"
-        await configure_sso(settings, local_org.id, issuer="http://127.0.0.1:9/realms/x", client_id="c",
-                            client_secret="c-secret-0123456789")
+        await configure_sso(
+            settings,
+            local_org.id,
+            issuer="http://127.0.0.1:9/realms/x",
+            client_id="c",
+            client_secret="c-secret-0123456789",
+        )
         with_sso = await browser.get(f"/login/{local_org.slug}")
         assert form_action(with_sso) == "form-action 'self' http://127.0.0.1:9"
         await signed_in_admin(browser, local_org, admin)
         assert form_action(await browser.get("/console")) == "form-action 'self'"
 
         # An issuer that tries to smuggle a directive into the header adds nothing.
-        await configure_sso(settings, local_org.id, issuer="https://idp.example; script-src *", client_id="c",
-                            client_secret="c-secret-0123456789")
+        await configure_sso(
+            settings,
+            local_org.id,
+            issuer="https://idp.example; script-src *",
+            client_id="c",
+            client_secret="c-secret-0123456789",
+        )
         hostile = await browser.get(f"/login/{local_org.slug}")
         assert form_action(hostile) == "form-action 'self'"
         assert "script-src *" not in hostile.headers["content-security-policy"]
 
 
-async def test_session_and_browser_cookies_are_http_only_and_same_site_lax(app: Any, local_org: OrgHandle) -> None:
+async def test_session_and_browser_cookies_are_http_only_and_same_site_lax(
+    app: Any, local_org: OrgHandle
+) -> None:
     admin = await admin_of(local_org)
     async with asgi_client(app) as browser:
         login_page = await browser.get(f"/login/{local_org.slug}")
         response = await browser.password_sign_in(local_org.slug, admin["email"], PASSWORD)
-    cookies = {c.split("=", 1)[0]: c for c in
-               login_page.headers.get_list("set-cookie") + response.headers.get_list("set-cookie")}
+    cookies = {
+        c.split("=", 1)[0]: c
+        for c in login_page.headers.get_list("set-cookie") + response.headers.get_list("set-cookie")
+    }
     for name in ("tenantry_session", "tenantry_browser"):
         flags = {part.strip().lower() for part in cookies[name].split(";")[1:]}
         assert "httponly" in flags, cookies[name]
@@ -202,22 +254,28 @@ async def test_session_and_browser_cookies_are_http_only_and_same_site_lax(app: 
 # --- sign-in limits -----------------------------------------------------------------------
 
 
-async def test_password_sign_in_is_rate_limited_per_client_address(app: Any, local_org: OrgHandle) -> None:
+async def test_password_sign_in_is_rate_limited_per_client_address(
+    app: Any, local_org: OrgHandle
+) -> None:
     admin = await admin_of(local_org)
     async with asgi_client(app) as attacker:
         csrf = await attacker.login_csrf(local_org.slug)
         answers = []
         for n in range(31):
-            response = await attacker.post(f"/login/{local_org.slug}/password", {
-                "csrf": csrf, "email": f"guess-{n}@{local_org.slug}.example", "password": WRONG})
+            response = await attacker.post(
+                f"/login/{local_org.slug}/password",
+                {"csrf": csrf, "email": f"guess-{n}@{local_org.slug}.example", "password": WRONG},
+            )
             answers.append(response.status_code)
         assert answers[:30] == [303] * 30
         assert answers[30] == 429
         assert 0 < int(response.headers["retry-after"]) <= 300
         assert "Too many sign-in attempts from your address" in text_of(response.text)
         # Even the right password waits: the limit is on the address, not the guess.
-        right = await attacker.post(f"/login/{local_org.slug}/password",
-                                    {"csrf": csrf, "email": admin["email"], "password": PASSWORD})
+        right = await attacker.post(
+            f"/login/{local_org.slug}/password",
+            {"csrf": csrf, "email": admin["email"], "password": PASSWORD},
+        )
         assert right.status_code == 429
     async with asgi_client(app) as someone_else:
         response = await someone_else.password_sign_in(local_org.slug, admin["email"], PASSWORD)
@@ -225,7 +283,9 @@ async def test_password_sign_in_is_rate_limited_per_client_address(app: Any, loc
 
 
 async def test_credential_locks_after_five_wrong_passwords(
-    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection,
+    app: Any,
+    local_org: OrgHandle,
+    owner_conn: asyncpg.Connection,
 ) -> None:
     admin = await admin_of(local_org)
     async with asgi_client(app) as browser:
@@ -242,8 +302,11 @@ async def test_credential_locks_after_five_wrong_passwords(
         assert await owner_conn.fetchval("SELECT count(*) FROM sessions") == 0
 
         # When the lock ends, the right password works again.
-        await owner_conn.execute("UPDATE local_credentials SET locked_until = now() - interval '1 second' "
-                                 "WHERE member_id = $1", uuid.UUID(admin["id"]))
+        await owner_conn.execute(
+            "UPDATE local_credentials SET locked_until = now() - interval '1 second' "
+            "WHERE member_id = $1",
+            uuid.UUID(admin["id"]),
+        )
         unlocked = await browser.password_sign_in(local_org.slug, admin["email"], PASSWORD)
         assert unlocked.headers["location"] == "/console"
 
@@ -252,11 +315,22 @@ async def test_credential_locks_after_five_wrong_passwords(
 
 
 async def test_break_glass_admin_signs_in_when_password_sign_in_is_off_and_is_shown_to_all(
-    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection, settings: Settings,
+    app: Any,
+    org: OrgHandle,
+    owner_conn: asyncpg.Connection,
+    settings: Settings,
 ) -> None:
-    await configure_sso(settings, org.id, issuer="https://idp.example", client_id="c",
-                        client_secret="c-secret-0123456789")
-    assert await owner_conn.fetchval("SELECT local_sign_in FROM organisations WHERE id = $1", org.id) is False
+    await configure_sso(
+        settings,
+        org.id,
+        issuer="https://idp.example",
+        client_id="c",
+        client_secret="c-secret-0123456789",
+    )
+    assert (
+        await owner_conn.fetchval("SELECT local_sign_in FROM organisations WHERE id = $1", org.id)
+        is False
+    )
     rescuer = await admin_of(org, break_glass=True, role="owner")
     ordinary = await admin_of(org)
     async with asgi_client(app) as browser:
@@ -266,15 +340,21 @@ async def test_break_glass_admin_signs_in_when_password_sign_in_is_off_and_is_sh
         refused = await browser.password_sign_in(org.slug, ordinary["email"], PASSWORD)
         assert "password sign-in is switched off" in refused_reason(refused)
 
-        response = await browser.password_sign_in(org.slug, rescuer["email"], PASSWORD, break_glass=True)
+        response = await browser.password_sign_in(
+            org.slug, rescuer["email"], PASSWORD, break_glass=True
+        )
         assert response.status_code == 303
         assert response.headers["location"] == "/console"
         console = text_of((await browser.get("/console")).text)
         assert "Emergency (break-glass) session" in console
         assert "None recorded." not in console
-        assert re.search(r"Emergency \(break-glass\) sign-ins When Who From \S+ \S+ UTC Alex Admin", console), console
+        assert re.search(
+            r"Emergency \(break-glass\) sign-ins When Who From \S+ \S+ UTC Alex Admin", console
+        ), console
     lifetime = await owner_conn.fetchval(
-        "SELECT expires_at - last_seen_at FROM sessions WHERE member_id = $1", uuid.UUID(rescuer["id"]))
+        "SELECT expires_at - last_seen_at FROM sessions WHERE member_id = $1",
+        uuid.UUID(rescuer["id"]),
+    )
     assert lifetime.total_seconds() <= 3600
 
     # Every other administrator sees it on the overview too.
@@ -289,21 +369,42 @@ async def test_break_glass_admin_signs_in_when_password_sign_in_is_off_and_is_sh
 # --- open redirects -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("next_path", ["//evil.example", "//evil.example/console", "https://evil.example/",
-                                       "/\\evil.example", "http:/evil.example"])
-async def test_next_cannot_send_anyone_off_site(app: Any, local_org: OrgHandle, next_path: str) -> None:
+@pytest.mark.parametrize(
+    "next_path",
+    [
+        "//evil.example",
+        "//evil.example/console",
+        "https://evil.example/",
+        "/\\evil.example",
+        "http:/evil.example",
+    ],
+)
+async def test_next_cannot_send_anyone_off_site(
+    app: Any, local_org: OrgHandle, next_path: str
+) -> None:
     admin = await admin_of(local_org)
     async with asgi_client(app) as browser:
         for page in ("/login", f"/login/{local_org.slug}"):
             form = (await browser.get(page, params={"next": next_path})).text
             assert 'name="next" value=""' in form, page
-        email = await browser.post("/login", {"csrf": await browser.login_csrf(local_org.slug),
-                                              "email": admin["email"], "next": next_path})
+        email = await browser.post(
+            "/login",
+            {
+                "csrf": await browser.login_csrf(local_org.slug),
+                "email": admin["email"],
+                "next": next_path,
+            },
+        )
         assert email.status_code == 303
         onward = httpx.URL(email.headers["location"])
         assert (onward.path, onward.params.get("email"), onward.params.get("next", "")) == (
-            f"/login/{local_org.slug}", admin["email"], "")
-        response = await browser.password_sign_in(local_org.slug, admin["email"], PASSWORD, next_path=next_path)
+            f"/login/{local_org.slug}",
+            admin["email"],
+            "",
+        )
+        response = await browser.password_sign_in(
+            local_org.slug, admin["email"], PASSWORD, next_path=next_path
+        )
         assert response.status_code == 303
         assert response.headers["location"] == "/console"
 
@@ -311,6 +412,7 @@ async def test_next_cannot_send_anyone_off_site(app: Any, local_org: OrgHandle, 
 async def test_next_within_the_site_is_followed(app: Any, local_org: OrgHandle) -> None:
     admin = await admin_of(local_org)
     async with asgi_client(app) as browser:
-        response = await browser.password_sign_in(local_org.slug, admin["email"], PASSWORD,
-                                                  next_path="/console/members")
+        response = await browser.password_sign_in(
+            local_org.slug, admin["email"], PASSWORD, next_path="/console/members"
+        )
         assert response.headers["location"] == "/console/members"

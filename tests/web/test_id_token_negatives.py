@@ -23,9 +23,14 @@ pytestmark = pytest.mark.oidc
 
 SLUG = "gamma"
 CLIENT_ID = "tenantry-gamma"
-CLIENT_SECRET = "gamma-client-secret-0123456789"  # noqa: S105 (test-only client)
-ACCOUNT = {"sub": "gamma-mia", "email": f"mia@{SLUG}.example", "email_verified": True, "name": "Mia Gamma",
-           "groups": ["staff"]}
+CLIENT_SECRET = "gamma-client-secret-0123456789"
+ACCOUNT = {
+    "sub": "gamma-mia",
+    "email": f"mia@{SLUG}.example",
+    "email_verified": True,
+    "name": "Mia Gamma",
+    "groups": ["staff"],
+}
 
 #: What the refusal page says for each defect (OIDC Core 1.0 §3.1.3.7 checks, in words).
 REASONS: dict[Misbehaviour, str] = {
@@ -58,7 +63,9 @@ async def gamma(client: httpx.AsyncClient, hostile: HostileIdp, settings: Settin
     hostile.reset()
     org = await make_org(client, SLUG)
     await make_member(org, email=ACCOUNT["email"], name=ACCOUNT["name"], roles=["admin"])
-    await configure_sso(settings, org.id, issuer=hostile.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    await configure_sso(
+        settings, org.id, issuer=hostile.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    )
     return org
 
 
@@ -78,7 +85,10 @@ async def sessions_of(conn: asyncpg.Connection, org: OrgHandle) -> int:
 
 @pytest.mark.parametrize("defect", list(REASONS), ids=lambda d: d.value)
 async def test_defective_id_token_is_refused_with_a_readable_401_and_no_session(
-    gamma: OrgHandle, hostile: HostileIdp, live_server: str, owner_conn: asyncpg.Connection,
+    gamma: OrgHandle,
+    hostile: HostileIdp,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
     defect: Misbehaviour,
 ) -> None:
     hostile.misbehaviour = defect
@@ -102,9 +112,14 @@ async def test_defective_id_token_is_refused_with_a_readable_401_and_no_session(
         assert browser.session_cookie
 
 
-@pytest.mark.parametrize("claims_in_id_token", [True, False], ids=["claims-in-id-token", "claims-in-userinfo"])
+@pytest.mark.parametrize(
+    "claims_in_id_token", [True, False], ids=["claims-in-id-token", "claims-in-userinfo"]
+)
 async def test_well_behaved_provider_signs_the_member_in(
-    gamma: OrgHandle, hostile: HostileIdp, live_server: str, owner_conn: asyncpg.Connection,
+    gamma: OrgHandle,
+    hostile: HostileIdp,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
     claims_in_id_token: bool,
 ) -> None:
     hostile.claims_in_id_token = claims_in_id_token
@@ -117,7 +132,9 @@ async def test_well_behaved_provider_signs_the_member_in(
     assert await sessions_of(owner_conn, gamma) == 1
 
 
-async def test_replayed_state_is_refused(gamma: OrgHandle, live_server: str, owner_conn: asyncpg.Connection) -> None:
+async def test_replayed_state_is_refused(
+    gamma: OrgHandle, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
     async with live_client(live_server) as browser:
         callback = await callback_url(browser)
         assert (await browser.get(callback)).status_code == 303

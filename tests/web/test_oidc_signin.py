@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+
 import asyncpg
 import httpx
 import pytest
@@ -16,7 +17,20 @@ from joserfc.jwk import RSAKey
 from tests.conftest import make_unit
 from tests.support.hostile_idp import HostileIdp, LogoutTokenMisbehaviour
 from tests.support.oidc_provider import RunningProvider, login_with_browserless_flow
-from tests.web.conftest import ADA, ALPHA, BEA, BRAVO, EVE, MAX, NORA, SsoWorld, client_id
+from tests.web.conftest import (
+    ADA,
+    ALPHA,
+    BEA,
+    BRAVO,
+    EVE,
+    IMPOSTOR,
+    MAX,
+    NORA,
+    UNVERIFIED_MAX,
+    UNVERIFIED_UMA,
+    SsoWorld,
+    client_id,
+)
 from tests.web.flows import (
     audit_events,
     live_client,
@@ -41,7 +55,9 @@ async def assert_refused_page(response: httpx.Response, *words: str) -> str:
 # --- landing ------------------------------------------------------------------------------
 
 
-async def test_admin_signs_in_and_sees_only_their_organisations_members(world: SsoWorld, live_server: str) -> None:
+async def test_admin_signs_in_and_sees_only_their_organisations_members(
+    world: SsoWorld, live_server: str
+) -> None:
     async with live_client(live_server) as bea_browser:
         assert (await bea_browser.sso_sign_in(BRAVO, BEA.sub)).headers["location"] == "/account"
     async with live_client(live_server) as browser:
@@ -59,8 +75,9 @@ async def test_admin_signs_in_and_sees_only_their_organisations_members(world: S
         assert "2 shown" in members
 
 
-async def test_member_lands_on_the_account_page_managed_by_their_organisation(world: SsoWorld,
-                                                                             live_server: str) -> None:
+async def test_member_lands_on_the_account_page_managed_by_their_organisation(
+    world: SsoWorld, live_server: str
+) -> None:
     async with live_client(live_server) as browser:
         response = await browser.sso_sign_in(ALPHA, MAX.sub, next_path="/console/members")
         assert response.status_code == 303
@@ -73,13 +90,17 @@ async def test_member_lands_on_the_account_page_managed_by_their_organisation(wo
 
 
 @pytest.fixture(params=["claims-only-in-userinfo", "claims-in-the-id-token"])
-def provider(request: pytest.FixtureRequest, idp: RunningProvider,
-             idp_claims_in_id_token: RunningProvider) -> RunningProvider:
+def provider(
+    request: pytest.FixtureRequest, idp: RunningProvider, idp_claims_in_id_token: RunningProvider
+) -> RunningProvider:
     return idp if request.param == "claims-only-in-userinfo" else idp_claims_in_id_token
 
 
 async def test_sign_in_works_whether_claims_come_from_userinfo_or_the_id_token(
-    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection, provider: RunningProvider,
+    world: SsoWorld,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
+    provider: RunningProvider,
 ) -> None:
     await world.use_issuer(world.alpha, provider)
     async with live_client(live_server) as browser:
@@ -98,10 +119,15 @@ async def test_sign_in_works_whether_claims_come_from_userinfo_or_the_id_token(
 
 
 async def test_just_in_time_provisioning_creates_the_member_in_the_default_unit(
-    world: SsoWorld, live_server: str, idp: RunningProvider, owner_conn: asyncpg.Connection,
+    world: SsoWorld,
+    live_server: str,
+    idp: RunningProvider,
+    owner_conn: asyncpg.Connection,
 ) -> None:
     newcomers = await make_unit(world.alpha, "Newcomers")
-    await world.use_issuer(world.alpha, idp, jit_provisioning=True, default_unit_id=uuid.UUID(newcomers["id"]))
+    await world.use_issuer(
+        world.alpha, idp, jit_provisioning=True, default_unit_id=uuid.UUID(newcomers["id"])
+    )
     assert await member_row(owner_conn, world.alpha.id, NORA.email) is None
 
     async with live_client(live_server) as browser:
@@ -116,13 +142,18 @@ async def test_just_in_time_provisioning_creates_the_member_in_the_default_unit(
     assert row["idp_subject"] == NORA.sub
     assert row["status"] == "active"
     assert row["name"] == NORA.name
-    created = [e for e in await audit_events(owner_conn, world.alpha.id, "member.created")
-               if e.target_id == str(row["id"])]
+    created = [
+        e
+        for e in await audit_events(owner_conn, world.alpha.id, "member.created")
+        if e.target_id == str(row["id"])
+    ]
     assert len(created) == 1 and created[0].actor.startswith("identity_provider:")
 
 
 async def test_unknown_person_is_refused_with_an_audit_event_when_provisioning_is_off(
-    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection,
+    world: SsoWorld,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
 ) -> None:
     async with live_client(live_server) as browser:
         response = await browser.sso_sign_in(ALPHA, NORA.sub)
@@ -131,16 +162,22 @@ async def test_unknown_person_is_refused_with_an_audit_event_when_provisioning_i
     assert await member_row(owner_conn, world.alpha.id, NORA.email) is None
     refused = await audit_events(owner_conn, world.alpha.id, "session.sign_in_refused")
     assert [(e.after["reason"], e.after["email"], e.after["idp_subject"]) for e in refused] == [
-        ("unknown_member", NORA.email, NORA.sub)]
+        ("unknown_member", NORA.email, NORA.sub)
+    ]
 
 
 @pytest.mark.parametrize("status", ["suspended", "departed"])
 async def test_suspended_and_departed_members_are_refused_with_an_audit_event(
-    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection, status: str,
+    world: SsoWorld,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
+    status: str,
 ) -> None:
     actions = ["suspend"] if status == "suspended" else ["suspend", "depart"]
     for action in actions:
-        response = await world.alpha.post(f"/v1/members/{world.max['id']}/transitions", {"action": action})
+        response = await world.alpha.post(
+            f"/v1/members/{world.max['id']}/transitions", {"action": action}
+        )
         assert response.status_code == 200, response.text
     async with live_client(live_server) as browser:
         response = await browser.sso_sign_in(ALPHA, MAX.sub)
@@ -148,11 +185,16 @@ async def test_suspended_and_departed_members_are_refused_with_an_audit_event(
         assert browser.session_cookie is None
     assert await live_sessions(owner_conn, world.max["id"]) == 0
     refused = await audit_events(owner_conn, world.alpha.id, "session.sign_in_refused")
-    assert [(e.target_id, e.after["reason"]) for e in refused] == [(world.max["id"], f"member_{status}")]
+    assert [(e.target_id, e.after["reason"]) for e in refused] == [
+        (world.max["id"], f"member_{status}")
+    ]
 
 
 async def test_foreign_email_domain_is_refused_with_an_audit_event_even_with_provisioning_on(
-    world: SsoWorld, live_server: str, idp: RunningProvider, owner_conn: asyncpg.Connection,
+    world: SsoWorld,
+    live_server: str,
+    idp: RunningProvider,
+    owner_conn: asyncpg.Connection,
 ) -> None:
     await world.use_issuer(world.alpha, idp, jit_provisioning=True)
     async with live_client(live_server) as browser:
@@ -160,23 +202,32 @@ async def test_foreign_email_domain_is_refused_with_an_audit_event_even_with_pro
         await assert_refused_page(response, "accounts from evil.example cannot sign in to Alpha")
     assert await member_row(owner_conn, world.alpha.id, EVE.email) is None
     refused = await audit_events(owner_conn, world.alpha.id, "session.sign_in_refused")
-    assert [(e.after["reason"], e.after["email"]) for e in refused] == [("domain_not_allowed", EVE.email)]
+    assert [(e.after["reason"], e.after["email"]) for e in refused] == [
+        ("domain_not_allowed", EVE.email)
+    ]
 
 
 async def test_identity_provider_subject_is_linked_to_the_member_on_first_sign_in(
-    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection,
+    world: SsoWorld,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
 ) -> None:
     assert world.max["idp_subject"] is None
     async with live_client(live_server) as browser:
         assert (await browser.sso_sign_in(ALPHA, MAX.sub)).status_code == 303
     row = await member_row(owner_conn, world.alpha.id, MAX.email)
     assert row is not None and row["idp_subject"] == MAX.sub
-    linked = [e for e in await audit_events(owner_conn, world.alpha.id, "member.updated")
-              if e.target_id == world.max["id"]]
+    linked = [
+        e
+        for e in await audit_events(owner_conn, world.alpha.id, "member.updated")
+        if e.target_id == world.max["id"]
+    ]
     assert [e.after for e in linked] == [{"idp_subject": MAX.sub}]
 
     # From now on the subject finds the member, even after their address changed here.
-    renamed = await world.alpha.patch(f"/v1/members/{world.max['id']}", {"email": "maxwell@alpha.example"})
+    renamed = await world.alpha.patch(
+        f"/v1/members/{world.max['id']}", {"email": "maxwell@alpha.example"}
+    )
     assert renamed.status_code == 200, renamed.text
     async with live_client(live_server) as browser:
         response = await browser.sso_sign_in(ALPHA, MAX.sub)
@@ -184,11 +235,53 @@ async def test_identity_provider_subject_is_linked_to_the_member_on_first_sign_i
         assert "Signed in as maxwell@alpha.example" in text_of((await browser.get("/account")).text)
 
 
+async def test_another_identity_carrying_a_linked_members_email_is_refused(
+    world: SsoWorld,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
+) -> None:
+    async with live_client(live_server) as ada:
+        assert (await ada.sso_sign_in(ALPHA, ADA.sub)).headers["location"] == "/console"
+    async with live_client(live_server) as impostor:
+        response = await impostor.sso_sign_in(ALPHA, IMPOSTOR.sub)
+        await assert_refused_page(response, "linked to another identity")
+    assert await live_sessions(owner_conn, world.ada["id"]) == 1
+    row = await member_row(owner_conn, world.alpha.id, ADA.email)
+    assert row is not None and row["idp_subject"] == ADA.sub
+    refused = await audit_events(owner_conn, world.alpha.id, "session.sign_in_refused")
+    assert [(e.target_id, e.after["reason"], e.after["idp_subject"]) for e in refused] == [
+        (world.ada["id"], "subject_mismatch", IMPOSTOR.sub)
+    ]
+
+
+@pytest.mark.parametrize("who", ["existing member", "newcomer"])
+async def test_an_unverified_email_neither_links_a_member_nor_provisions_one(
+    world: SsoWorld,
+    live_server: str,
+    idp: RunningProvider,
+    owner_conn: asyncpg.Connection,
+    who: str,
+) -> None:
+    await world.use_issuer(world.alpha, idp, jit_provisioning=True)
+    person = UNVERIFIED_MAX if who == "existing member" else UNVERIFIED_UMA
+    async with live_client(live_server) as browser:
+        response = await browser.sso_sign_in(ALPHA, person.sub)
+        await assert_refused_page(response, "has not verified your email address")
+    row = await member_row(owner_conn, world.alpha.id, person.email)
+    if who == "existing member":
+        assert row is not None and row["idp_subject"] is None
+    else:
+        assert row is None
+    refused = await audit_events(owner_conn, world.alpha.id, "session.sign_in_refused")
+    assert [e.after["reason"] for e in refused] == ["email_not_verified"]
+
+
 # --- the state and the browser binding ----------------------------------------------------
 
 
-async def test_replayed_callback_is_refused(world: SsoWorld, live_server: str,
-                                           owner_conn: asyncpg.Connection) -> None:
+async def test_replayed_callback_is_refused(
+    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
     async with live_client(live_server) as browser:
         callback = await browser.sso_callback_url(ALPHA, ADA.sub)
         assert (await browser.get(callback)).status_code == 303
@@ -199,8 +292,9 @@ async def test_replayed_callback_is_refused(world: SsoWorld, live_server: str,
     assert await live_sessions(owner_conn, world.ada["id"]) == 1
 
 
-async def test_callback_in_another_browser_is_refused(world: SsoWorld, live_server: str,
-                                                     owner_conn: asyncpg.Connection) -> None:
+async def test_callback_in_another_browser_is_refused(
+    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
     async with live_client(live_server) as victim, live_client(live_server) as attacker:
         callback = await victim.sso_callback_url(ALPHA, ADA.sub)
         await attacker.login_csrf(ALPHA)  # the attacker's browser has its own browser cookie
@@ -218,12 +312,14 @@ async def test_callback_in_another_browser_is_refused(world: SsoWorld, live_serv
 # --- ending sessions ----------------------------------------------------------------------
 
 
-async def test_sign_out_ends_the_session(world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection) -> None:
+async def test_sign_out_ends_the_session(
+    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
     async with live_client(live_server) as browser:
         assert (await browser.sso_sign_in(ALPHA, ADA.sub)).status_code == 303
         old_cookie = browser.session_cookie
         assert old_cookie
-        response = await browser.post("/logout", {"csrf": await browser.csrf_of("/console")})
+        response = await browser.sign_out()
         assert response.status_code == 303
         assert response.headers["location"] == "/login?signed_out=1"
         assert browser.session_cookie is None
@@ -238,20 +334,27 @@ async def test_sign_out_ends_the_session(world: SsoWorld, live_server: str, owne
 
 
 async def test_back_channel_logout_from_the_provider_ends_the_members_session(
-    world: SsoWorld, live_server: str, idp: RunningProvider, owner_conn: asyncpg.Connection,
+    world: SsoWorld,
+    live_server: str,
+    idp: RunningProvider,
+    owner_conn: asyncpg.Connection,
 ) -> None:
     async with live_client(live_server) as ada, live_client(live_server) as max_:
         assert (await ada.sso_sign_in(ALPHA, ADA.sub)).status_code == 303
         assert (await max_.sso_sign_in(ALPHA, MAX.sub)).status_code == 303
         assert (await ada.get("/console")).status_code == 200
 
-        delivered = await asyncio.to_thread(idp.trigger_backchannel_logout, ADA.sub, client_id(ALPHA))
+        delivered = await asyncio.to_thread(
+            idp.trigger_backchannel_logout, ADA.sub, client_id(ALPHA)
+        )
         assert delivered == 200
 
         console = await ada.get("/console")
         assert console.status_code == 303
         assert console.headers["location"].startswith("/login")
-        assert (await max_.get("/account")).status_code == 200  # only the named person is signed out
+        assert (
+            await max_.get("/account")
+        ).status_code == 200  # only the named person is signed out
     ended = await audit_events(owner_conn, world.alpha.id, "session.ended_by_idp")
     assert [(e.target_id, e.after["sessions"]) for e in ended] == [(world.ada["id"], 1)]
 
@@ -259,7 +362,9 @@ async def test_back_channel_logout_from_the_provider_ends_the_members_session(
 async def post_logout_token(base_url: str, slug: str, token: str) -> httpx.Response:
     """POST a logout token the way an identity provider does: no cookies, form-encoded."""
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as provider_side:
-        return await provider_side.post(f"/oidc/{slug}/backchannel-logout", data={"logout_token": token})
+        return await provider_side.post(
+            f"/oidc/{slug}/backchannel-logout", data={"logout_token": token}
+        )
 
 
 @pytest.fixture(scope="module")
@@ -271,13 +376,23 @@ def forger(idp: RunningProvider) -> HostileIdp:
     return hostile
 
 
-@pytest.mark.parametrize("defect", [
-    LogoutTokenMisbehaviour.BAD_SIGNATURE, LogoutTokenMisbehaviour.WRONG_AUDIENCE,
-    LogoutTokenMisbehaviour.WRONG_ISSUER, LogoutTokenMisbehaviour.EXPIRED,
-    LogoutTokenMisbehaviour.MISSING_EVENTS, LogoutTokenMisbehaviour.CONTAINS_NONCE,
-], ids=lambda d: d.value)
+@pytest.mark.parametrize(
+    "defect",
+    [
+        LogoutTokenMisbehaviour.BAD_SIGNATURE,
+        LogoutTokenMisbehaviour.WRONG_AUDIENCE,
+        LogoutTokenMisbehaviour.WRONG_ISSUER,
+        LogoutTokenMisbehaviour.EXPIRED,
+        LogoutTokenMisbehaviour.MISSING_EVENTS,
+        LogoutTokenMisbehaviour.CONTAINS_NONCE,
+    ],
+    ids=lambda d: d.value,
+)
 async def test_forged_logout_token_is_answered_400_and_ends_nothing(
-    world: SsoWorld, live_server: str, forger: HostileIdp, owner_conn: asyncpg.Connection,
+    world: SsoWorld,
+    live_server: str,
+    forger: HostileIdp,
+    owner_conn: asyncpg.Connection,
     defect: LogoutTokenMisbehaviour,
 ) -> None:
     async with live_client(live_server) as ada:
@@ -293,7 +408,9 @@ async def test_forged_logout_token_is_answered_400_and_ends_nothing(
 
 
 async def test_logout_token_made_like_the_forged_ones_but_without_a_defect_is_accepted(
-    world: SsoWorld, live_server: str, forger: HostileIdp,
+    world: SsoWorld,
+    live_server: str,
+    forger: HostileIdp,
 ) -> None:
     """The control for the forged-token test: its tokens fail only because of their defect."""
     async with live_client(live_server) as ada:
@@ -305,10 +422,15 @@ async def test_logout_token_made_like_the_forged_ones_but_without_a_defect_is_ac
 
 
 async def test_sign_out_everywhere_from_the_console_ends_all_sessions_of_a_member(
-    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection,
+    world: SsoWorld,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
 ) -> None:
-    async with live_client(live_server) as admin, live_client(live_server) as laptop, \
-            live_client(live_server) as phone:
+    async with (
+        live_client(live_server) as admin,
+        live_client(live_server) as laptop,
+        live_client(live_server) as phone,
+    ):
         assert (await admin.sso_sign_in(ALPHA, ADA.sub)).status_code == 303
         for device in (laptop, phone):
             assert (await device.sso_sign_in(ALPHA, MAX.sub)).status_code == 303
@@ -317,8 +439,10 @@ async def test_sign_out_everywhere_from_the_console_ends_all_sessions_of_a_membe
 
         detail = await admin.get(f"/console/members/{world.max['id']}")
         assert "Live sessions 2" in text_of(detail.text)
-        response = await admin.post(f"/console/members/{world.max['id']}/sign-out",
-                                    {"csrf": await admin.csrf_of("/console")})
+        response = await admin.post(
+            f"/console/members/{world.max['id']}/sign-out",
+            {"csrf": await admin.csrf_of("/console")},
+        )
         assert response.status_code == 303
         assert response.headers["location"] == f"/console/members/{world.max['id']}"
         flash = text_of((await admin.get(response.headers["location"])).text)
@@ -334,19 +458,24 @@ async def test_sign_out_everywhere_from_the_console_ends_all_sessions_of_a_membe
 
 
 async def test_suspending_a_member_through_the_api_ends_their_sessions(
-    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection,
+    world: SsoWorld,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
 ) -> None:
     async with live_client(live_server) as browser:
         assert (await browser.sso_sign_in(ALPHA, MAX.sub)).status_code == 303
         assert (await browser.get("/account")).status_code == 200
 
-        suspended = await world.alpha.post(f"/v1/members/{world.max['id']}/transitions", {"action": "suspend"})
+        suspended = await world.alpha.post(
+            f"/v1/members/{world.max['id']}/transitions", {"action": "suspend"}
+        )
         assert suspended.status_code == 200, suspended.text
         assert await live_sessions(owner_conn, world.max["id"]) == 0
 
         # Reinstating the member does not bring the ended session back.
-        reinstated = await world.alpha.post(f"/v1/members/{world.max['id']}/transitions",
-                                            {"action": "reinstate"})
+        reinstated = await world.alpha.post(
+            f"/v1/members/{world.max['id']}/transitions", {"action": "reinstate"}
+        )
         assert reinstated.status_code == 200, reinstated.text
         account = await browser.get("/account")
         assert account.status_code == 303

@@ -43,6 +43,15 @@ class Targets:
     move_under: str
     delete: str
 
+    @property
+    def rule(self) -> dict[str, str]:
+        """A policy rule on the root unit, as the rules form sends it."""
+        return {
+            "target": f"unit:{self.root}",
+            "setting": "advertising.personalised_ads",
+            "value": "off",
+        }
+
 
 @dataclass(frozen=True)
 class ConsoleRoute:
@@ -65,22 +74,67 @@ ROUTES: list[ConsoleRoute] = [
     *[ConsoleRoute("GET", path, permission) for _, path, permission in CONSOLE_NAV],
     ConsoleRoute("GET", "/console/members/{member}", Permission.MEMBERS_READ),
     ConsoleRoute("GET", "/account", None),
-    ConsoleRoute("POST", "/console/units", Permission.UNITS_WRITE,
-                 lambda t: {"parent_id": t.root, "name": f"Made {uuid.uuid4().hex[:6]}"}),
-    ConsoleRoute("POST", "/console/units/{rename}/rename", Permission.UNITS_WRITE,
-                 lambda t: {"name": f"Renamed {uuid.uuid4().hex[:6]}"}),
-    ConsoleRoute("POST", "/console/units/{move}/move", Permission.UNITS_WRITE,
-                 lambda t: {"parent_id": t.move_under}),
+    ConsoleRoute(
+        "POST",
+        "/console/units",
+        Permission.UNITS_WRITE,
+        lambda t: {"parent_id": t.root, "name": f"Made {uuid.uuid4().hex[:6]}"},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/units/{rename}/rename",
+        Permission.UNITS_WRITE,
+        lambda t: {"name": f"Renamed {uuid.uuid4().hex[:6]}"},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/units/{move}/move",
+        Permission.UNITS_WRITE,
+        lambda t: {"parent_id": t.move_under},
+    ),
     ConsoleRoute("POST", "/console/units/{delete}/delete", Permission.UNITS_WRITE),
-    ConsoleRoute("POST", "/console/members/{member}/transition", Permission.MEMBERS_LIFECYCLE,
-                 lambda t: {"action": "suspend", "reason": "role matrix"}),
+    ConsoleRoute(
+        "POST",
+        "/console/members/{member}/transition",
+        Permission.MEMBERS_LIFECYCLE,
+        lambda t: {"action": "suspend", "reason": "role matrix"},
+    ),
     ConsoleRoute("POST", "/console/members/{member}/sign-out", Permission.MEMBERS_SESSIONS),
-    ConsoleRoute("POST", "/console/settings/sso", Permission.SSO_WRITE,
-                 lambda t: {"issuer": UNREACHABLE_ISSUER, "client_id": "matrix-client",
-                            "client_secret": "matrix-secret-0123456789", "enabled": "on"}),
+    ConsoleRoute(
+        "POST",
+        "/console/settings/sso",
+        Permission.SSO_WRITE,
+        lambda t: {
+            "issuer": UNREACHABLE_ISSUER,
+            "client_id": "matrix-client",
+            "client_secret": "matrix-secret-0123456789",
+            "enabled": "on",
+        },
+    ),
     ConsoleRoute("POST", "/console/settings/sso/test", Permission.SSO_WRITE),
-    ConsoleRoute("POST", "/console/settings/sign-in", Permission.ORGANISATION_WRITE,
-                 lambda t: {"local_sign_in": "on"}),
+    ConsoleRoute(
+        "POST",
+        "/console/settings/sign-in",
+        Permission.ORGANISATION_WRITE,
+        lambda t: {"local_sign_in": "on"},
+    ),
+    ConsoleRoute("GET", "/console/policies/history", Permission.POLICIES_READ),
+    ConsoleRoute("GET", "/console/policies/diff", Permission.POLICIES_READ),
+    ConsoleRoute("GET", "/console/policies/member?q=target", Permission.POLICIES_READ),
+    # In this order: preview a rule, make it (version 1), remove it (2), go back to 1 (3).
+    ConsoleRoute("POST", "/console/policies/preview", Permission.POLICIES_WRITE, lambda t: t.rule),
+    ConsoleRoute(
+        "POST",
+        "/console/policies/rules",
+        Permission.POLICIES_WRITE,
+        lambda t: {**t.rule, "enforced": "on", "reason": "role matrix"},
+    ),
+    ConsoleRoute(
+        "POST", "/console/policies/rules/remove", Permission.POLICIES_WRITE, lambda t: t.rule
+    ),
+    ConsoleRoute(
+        "POST", "/console/policies/rollback", Permission.POLICIES_WRITE, lambda t: {"version": "1"}
+    ),
 ]
 
 ALLOWED, REFUSED, TO_ACCOUNT = "allowed", "refused (403)", "sent to /account"
@@ -111,10 +165,18 @@ async def outcome_of(browser: WebClient, response: httpx.Response) -> str:
 
 
 async def make_targets(org: OrgHandle) -> Targets:
-    units = {name: (await make_unit(org, name))["id"] for name in ("Rename", "Move", "Under", "Delete")}
+    units = {
+        name: (await make_unit(org, name))["id"] for name in ("Rename", "Move", "Under", "Delete")
+    }
     member = await make_member(org, name="Target Member")
-    return Targets(str(org.root_unit_id), member["id"], units["Rename"], units["Move"], units["Under"],
-                   units["Delete"])
+    return Targets(
+        str(org.root_unit_id),
+        member["id"],
+        units["Rename"],
+        units["Move"],
+        units["Under"],
+        units["Delete"],
+    )
 
 
 async def person_with_role(org: OrgHandle, role: Role) -> dict[str, Any]:
@@ -126,20 +188,31 @@ async def person_with_role(org: OrgHandle, role: Role) -> dict[str, Any]:
 @pytest.fixture
 async def matrix_org(org: OrgHandle, settings: Settings) -> OrgHandle:
     await set_local_sign_in(org.id, True)
-    await configure_sso(settings, org.id, issuer=UNREACHABLE_ISSUER, client_id="before-matrix",
-                        client_secret="before-matrix-secret-0123")
+    await configure_sso(
+        settings,
+        org.id,
+        issuer=UNREACHABLE_ISSUER,
+        client_id="before-matrix",
+        client_secret="before-matrix-secret-0123",
+    )
     return org
 
 
-async def sign_in(browser: WebClient, org: OrgHandle, person: dict[str, Any], next_path: str = "") -> str:
-    response = await browser.password_sign_in(org.slug, person["email"], PASSWORD, next_path=next_path)
+async def sign_in(
+    browser: WebClient, org: OrgHandle, person: dict[str, Any], next_path: str = ""
+) -> str:
+    response = await browser.password_sign_in(
+        org.slug, person["email"], PASSWORD, next_path=next_path
+    )
     assert response.status_code == 303, response.text
     assert browser.session_cookie, response.headers
     location: str = response.headers["location"]
     return location
 
 
-async def try_route(browser: WebClient, route: ConsoleRoute, targets: Targets, csrf: str) -> httpx.Response:
+async def try_route(
+    browser: WebClient, route: ConsoleRoute, targets: Targets, csrf: str
+) -> httpx.Response:
     if route.method == "GET":
         return await browser.get(route.url(targets))
     return await browser.post(route.url(targets), {**route.form(targets), "csrf": csrf})
@@ -149,13 +222,16 @@ async def try_route(browser: WebClient, route: ConsoleRoute, targets: Targets, c
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
-async def test_every_console_route_answers_as_the_role_table_says(app: Any, matrix_org: OrgHandle,
-                                                                  role: Role) -> None:
+async def test_every_console_route_answers_as_the_role_table_says(
+    app: Any, matrix_org: OrgHandle, role: Role
+) -> None:
     person = await person_with_role(matrix_org, role)
     targets = await make_targets(matrix_org)
     async with asgi_client(app) as browser:
         landing = await sign_in(browser, matrix_org, person)
-        assert landing == ("/console" if Permission.CONSOLE_ACCESS in ROLE_PERMISSIONS[role] else "/account")
+        assert landing == (
+            "/console" if Permission.CONSOLE_ACCESS in ROLE_PERMISSIONS[role] else "/account"
+        )
         csrf = await browser.csrf_of("/account")
         outcomes: dict[str, str] = {}
         for route in ROUTES:
@@ -171,7 +247,9 @@ def test_the_matrix_covers_every_console_route_of_the_app(app: Any) -> None:
         if getattr(route, "path", "").startswith("/console") and route.path != "/console/switch"
         for method in (route.methods or set()) - {"HEAD"}
     }
-    covered = {f"{r.method} {re.sub(r'[{][a-z]+[}]', '{id}', r.path)}" for r in ROUTES}
+    covered = {
+        f"{r.method} {re.sub(r'[{][a-z]+[}]', '{id}', r.path.split('?')[0])}" for r in ROUTES
+    }
     assert served - covered == set(), "console routes missing from the role matrix"
 
 
@@ -179,7 +257,9 @@ def test_the_matrix_covers_every_console_route_of_the_app(app: Any) -> None:
 
 
 async def test_auditors_read_every_console_page_and_change_nothing(
-    app: Any, matrix_org: OrgHandle, owner_conn: asyncpg.Connection,
+    app: Any,
+    matrix_org: OrgHandle,
+    owner_conn: asyncpg.Connection,
 ) -> None:
     auditor = await person_with_role(matrix_org, Role.AUDITOR)
     targets = await make_targets(matrix_org)
@@ -193,15 +273,21 @@ async def test_auditors_read_every_console_page_and_change_nothing(
         for route in [r for r in ROUTES if r.method == "POST"]:
             response = await try_route(browser, route, targets, csrf)
             assert response.status_code == 403, route.key
-            assert "Your role in this organisation does not allow this page" in text_of(response.text)
+            assert "Your role in this organisation does not allow this page" in text_of(
+                response.text
+            )
     assert await row_counts(owner_conn) == before  # not even an audit event
     assert await owner_conn.fetchrow("SELECT issuer, client_id FROM sso_connections") == sso_before
-    status = await owner_conn.fetchval("SELECT status FROM members WHERE id = $1", uuid.UUID(targets.member))
+    status = await owner_conn.fetchval(
+        "SELECT status FROM members WHERE id = $1", uuid.UUID(targets.member)
+    )
     assert status == "active"
 
 
 async def test_helpdesk_handles_accounts_but_not_policies_or_sso_settings(
-    app: Any, matrix_org: OrgHandle, owner_conn: asyncpg.Connection,
+    app: Any,
+    matrix_org: OrgHandle,
+    owner_conn: asyncpg.Connection,
 ) -> None:
     helpdesk = ROLE_PERMISSIONS[Role.HELPDESK]
     assert Permission.POLICIES_WRITE not in helpdesk
@@ -214,17 +300,33 @@ async def test_helpdesk_handles_accounts_but_not_policies_or_sso_settings(
         await sign_in(browser, matrix_org, person)
         csrf = await browser.csrf_of("/console")
         assert (await browser.get("/console/settings")).status_code == 403
-        saved = await browser.post("/console/settings/sso", {
-            "csrf": csrf, "issuer": "https://evil.example", "client_id": "evil", "enabled": "on"})
+        saved = await browser.post(
+            "/console/settings/sso",
+            {"csrf": csrf, "issuer": "https://evil.example", "client_id": "evil", "enabled": "on"},
+        )
         assert saved.status_code == 403
         tested = await browser.post("/console/settings/sso/test", {"csrf": csrf})
         assert tested.status_code == 403
-        suspended = await browser.post(f"/console/members/{targets.member}/transition",
-                                       {"csrf": csrf, "action": "suspend"})
+        assert (await browser.get("/console/policies")).status_code == 200  # may read them
+        for path in (
+            "/console/policies/rules",
+            "/console/policies/rules/remove",
+            "/console/policies/rollback",
+        ):
+            written = await browser.post(path, {"csrf": csrf, **targets.rule, "version": "0"})
+            assert written.status_code == 403, path
+        suspended = await browser.post(
+            f"/console/members/{targets.member}/transition", {"csrf": csrf, "action": "suspend"}
+        )
         assert suspended.status_code == 303
     assert await owner_conn.fetchval("SELECT issuer FROM sso_connections") == UNREACHABLE_ISSUER
-    assert await owner_conn.fetchval("SELECT status FROM members WHERE id = $1",
-                                     uuid.UUID(targets.member)) == "suspended"
+    assert await owner_conn.fetchval("SELECT count(*) FROM policy_rules") == 0
+    assert (
+        await owner_conn.fetchval(
+            "SELECT status FROM members WHERE id = $1", uuid.UUID(targets.member)
+        )
+        == "suspended"
+    )
 
 
 def test_only_privacy_officers_hold_access_approve() -> None:
@@ -233,10 +335,14 @@ def test_only_privacy_officers_hold_access_approve() -> None:
     assert Permission.ACCESS_APPROVE not in ROLE_PERMISSIONS[Role.ADMIN]
 
 
-async def test_members_are_sent_to_their_account_from_the_console(app: Any, matrix_org: OrgHandle) -> None:
+async def test_members_are_sent_to_their_account_from_the_console(
+    app: Any, matrix_org: OrgHandle
+) -> None:
     person = await person_with_role(matrix_org, Role.MEMBER)
     async with asgi_client(app) as browser:
-        assert await sign_in(browser, matrix_org, person, next_path="/console/members") == "/account"
+        assert (
+            await sign_in(browser, matrix_org, person, next_path="/console/members") == "/account"
+        )
         front_door = await browser.get("/console")
         assert front_door.status_code == 303
         assert front_door.headers["location"] == "/account"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from app.web.console import audit, home, members, settings, structure
+from app.web.console import audit, home, members, policies, settings, structure
 from app.web.pages import Web
 
 
@@ -13,6 +13,7 @@ def routes(web: Web) -> list[BaseRoute]:
         *home.routes(web),
         *members.routes(web),
         *structure.routes(web),
+        *policies.routes(web),
         *settings.routes(web),
         *audit.routes(web),
     ]

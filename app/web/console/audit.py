@@ -1,4 +1,5 @@
-"""The audit log, newest first, filterable."""
+"""The audit log, newest first (by event id), filterable; events not sealed into the chain
+yet are shown as pending."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ def routes(web: Web) -> list[BaseRoute]:
         action = (params.get("action") or "").strip()[:100] or None
         target = (params.get("target_id") or "").strip()[:100] or None
         before = params.get("before")
-        before_seq = int(before) if before and before.isdigit() else None
+        before_id = int(before) if before and before.isdigit() and len(before) < 19 else None
         rows = await audit.list_events(
             audit.AuditFilter(action=action, target_id=target),
-            before_seq=before_seq,
+            before_id=before_id,
             limit=PAGE + 1,
         )
         more = len(rows) > PAGE
@@ -33,7 +34,7 @@ def routes(web: Web) -> list[BaseRoute]:
             events=rows,
             action=action or "",
             target_id=target or "",
-            next_before=rows[-1]["seq"] if more and rows else None,
+            next_before=rows[-1]["id"] if more and rows else None,
             head=head,
         )
 

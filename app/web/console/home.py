@@ -11,11 +11,6 @@ from tenants.members.lifecycle import MemberStatus
 from tenants.permissions import Permission
 
 UPCOMING = {
-    "/console/policies": (
-        "Policies",
-        Permission.POLICIES_READ,
-        "Privacy-setting policies per unit and group, with impact previews.",
-    ),
     "/console/departures": (
         "Departures",
         Permission.DEPARTURES_READ,
@@ -53,7 +48,7 @@ def routes(web: Web) -> list[BaseRoute]:
         break_glass = await db.fetch(
             "SELECT occurred_at, actor_display, client_addr FROM audit_events "
             "WHERE action = 'session.signed_in' AND after->>'break_glass' = 'true' "
-            "ORDER BY seq DESC LIMIT 5"
+            "ORDER BY id DESC LIMIT 5"
         )
         return ctx.render(
             "console/home.html", counts=counts, totals=totals, break_glass_events=break_glass

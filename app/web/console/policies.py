@@ -1,0 +1,565 @@
+"""The console's policy pages: rules per unit or group with an impact preview before
+every change, the history of the rule set with diffs and rollback, and "view as member".
+
+Handlers parse the form, call one service function of ``tenants.policy.service`` and
+render; the presentation helpers here (value labels, provenance, purposes) are shared
+with the member's account page so both faces describe a setting in the same words.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.web.pages import PageContext, Web, page
+from policies.catalogue import Catalogue, Purpose, Setting, SettingType
+from policies.resolve import Resolved, SourceKind, TargetKind
+from tenants import db
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError, TenantryError
+from tenants.groups.models import Group
+from tenants.members import service as members
+from tenants.pagination import Sort
+from tenants.permissions import Permission
+from tenants.policy import service as policy
+from tenants.policy.models import PolicyRule, PolicyVersion
+from tenants.units.models import Unit
+
+T = TypeVar("T")
+
+# --- words shared with the account page ------------------------------------------------
+
+PURPOSE_TITLES: dict[Purpose, str] = {
+    Purpose.PROVIDE: "Providing the products",
+    Purpose.IMPROVE: "Improving the products",
+    Purpose.PERSONALISE: "Personalisation and recommendations",
+    Purpose.ADVERTISING: "Advertising and promotional communications",
+    Purpose.COMBINE: "Combining data across products",
+    Purpose.SHARE: "Sharing with third parties",
+    Purpose.COOKIES: "Cookies and web beacons",
+    Purpose.SOCIAL: "Social features",
+}
+
+#: Plain words for the built-in enum values; other values are shown capitalised.
+ENUM_LABELS = {
+    "off": "Off",
+    "required": "Required data only",
+    "optional": "Required and optional data",
+    "nobody": "Nobody",
+    "network": "Network only",
+    "organisation": "Everyone in the organisation",
+}
+
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+TARGET_TEXT = re.compile(r"(unit|group):" + UUID_TEXT.pattern)
+SETTING_TEXT = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+
+
+def show_value(setting: Setting | None, value: Any) -> str:
+    """A value as people read it: On/Off, the enum's label, the list joined."""
+    if isinstance(value, bool):
+        return "On" if value else "Off"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    if isinstance(value, str) and (setting is None or setting.type is SettingType.ENUM):
+        return ENUM_LABELS.get(value, value.replace("_", " ").capitalize())
+    return str(value)
+
+
+def anchor(key: str) -> str:
+    """An id for a setting's block: setting keys hold dots, which CSS selectors (htmx
+    targets) would read as classes."""
+    return "setting-" + re.sub(r"[^a-z0-9]+", "-", key.lower())
+
+
+def by_purpose(items: Iterable[T], setting_of: Callable[[T], Setting]) -> list[tuple[str, list[T]]]:
+    """Items grouped under their setting's purpose, in the privacy statement's order."""
+    grouped: dict[Purpose, list[T]] = {p: [] for p in Purpose}
+    for item in items:
+        grouped[setting_of(item).purpose].append(item)
+    return [(PURPOSE_TITLES[p], rows) for p, rows in grouped.items() if rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Why a member has a value: ``kind`` is locked, group, unit, member or default."""
+
+    kind: str
+    label: str
+    #: The unit or group the rule is on; empty for a choice or the default.
+    where: str = ""
+
+
+def provenance(resolved: Resolved, names: Mapping[str, str]) -> Provenance:
+    if resolved.source.kind is SourceKind.MEMBER:
+        return Provenance("member", "Own choice")
+    if resolved.source.kind is SourceKind.DEFAULT:
+        return Provenance("default", "Default")
+    where = names.get(resolved.source.target_id or "", "a unit or group that is gone")
+    if resolved.locked:
+        return Provenance("locked", "Locked", where)
+    if resolved.source.target_kind is TargetKind.GROUP:
+        return Provenance("group", "Group rule", where)
+    return Provenance("unit", "Unit rule", where)
+
+
+async def target_names() -> dict[str, str]:
+    """Every unit's and group's name by id (as text, the form rule targets use)."""
+    rows = await db.fetch("SELECT id, name FROM units UNION ALL SELECT id, name FROM groups")
+    return {str(r["id"]): r["name"] for r in rows}
+
+
+# --- parsing forms ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: TargetKind
+    id: uuid.UUID
+    name: str
+
+    @property
+    def token(self) -> str:
+        return f"{self.kind.value}:{self.id}"
+
+
+async def find_target(text: str | None) -> Target | None:
+    """The unit or group named by ``unit:<id>`` / ``group:<id>``; None when there is none."""
+    kind, _, raw = (text or "").partition(":")
+    try:
+        target_kind, target_id = TargetKind(kind), uuid.UUID(raw)
+    except ValueError:
+        return None
+    model = Unit if target_kind is TargetKind.UNIT else Group
+    found = await model.filter(id=target_id).first()
+    return Target(target_kind, target_id, found.name) if found else None
+
+
+def parse_value(setting: Setting, text: str | None) -> Any:
+    """The form's text as the setting's type; the service validates the range.
+
+    A checkbox sends nothing when unticked, so a missing boolean is Off."""
+    raw = (text or "").strip()
+    if setting.type is SettingType.BOOL:
+        return raw.lower() in {"on", "true", "1", "yes"}
+    if setting.type is SettingType.INT:
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidInputError(
+                f"{setting.title} takes a whole number",
+                fields=[FieldProblem("value", "is not a whole number")],
+            ) from None
+    if setting.type is SettingType.STRING_LIST:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def form_value(value: Any) -> str:
+    """A value as a form field carries it, so that ``parse_value`` reads it back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _effective_from(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError(
+            "the effective date is not a date", fields=[FieldProblem("effective_from", text)]
+        ) from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeForm:
+    """A rule change as the console's forms send it."""
+
+    target: Target
+    setting: Setting
+    change: policy.RuleInput
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Hidden fields that carry the change from the preview to the save."""
+        when = self.change.effective_from
+        return {
+            "target": self.target.token,
+            "setting": self.setting.key,
+            "value": form_value(self.change.value),
+            "enforced": "on" if self.change.enforced else "",
+            "reason": self.change.reason,
+            "effective_from": when.date().isoformat() if when else "",
+        }
+
+    @property
+    def back(self) -> str:
+        """The rules page scrolled to the setting, naming it so the outcome shows there."""
+        key = self.setting.key
+        return f"/console/policies?target={self.target.token}&setting={quote(key)}#{anchor(key)}"
+
+
+async def read_change(form: Mapping[str, str], cat: Catalogue) -> ChangeForm:
+    """The change a form describes; InvalidInputError naming the field that is wrong."""
+    target = await find_target(form.get("target"))
+    if target is None:
+        raise InvalidInputError("choose a unit or group", fields=[FieldProblem("target", "none")])
+    key = form.get("setting", "")
+    if key not in cat:
+        raise InvalidInputError(
+            f"there is no setting {key!r}", fields=[FieldProblem("setting", key)]
+        )
+    setting = cat[key]
+    change = policy.RuleInput(
+        target.kind,
+        target.id,
+        key,
+        parse_value(setting, form.get("value")),
+        form.get("enforced") in {"on", "true", "1"},
+        (form.get("reason") or "").strip()[:1000],
+        _effective_from(form.get("effective_from")),
+    )
+    return ChangeForm(target, setting, change)
+
+
+def _back_from(form: Mapping[str, str]) -> str:
+    """The rules page of the form's target (whether or not it still exists)."""
+    target, key = form.get("target", ""), form.get("setting", "")
+    if not TARGET_TEXT.fullmatch(target):
+        return "/console/policies"
+    if SETTING_TEXT.fullmatch(key):
+        return f"/console/policies?target={target}&setting={key}#{anchor(key)}"
+    return f"/console/policies?target={target}"
+
+
+def _explained(error: TenantryError) -> str:
+    fields = "; ".join(f"{f.field}: {f.reason}" for f in error.fields)
+    return error.message + (f" ({fields})" if fields else "")
+
+
+def _version_number(text: str | None) -> int | None:
+    try:
+        number = int(text or "")
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+# --- what the pages show -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSetting:
+    """One setting as the chosen unit or group sees it."""
+
+    setting: Setting
+    #: What a member of the unit with no groups and no choices gets (None for a group).
+    here: Resolved | None
+    #: What the unit would get without its own rule: its parent's view, or the default.
+    inherited: Resolved | None
+    rule: PolicyRule | None
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    unit: Unit
+    depth: int
+
+
+def unit_tree(units: list[Unit]) -> list[TreeEntry]:
+    """Units in tree order, siblings by name (the stored path orders by id, not name)."""
+    children: dict[uuid.UUID | None, list[Unit]] = {}
+    for unit in sorted(units, key=lambda u: u.name.lower()):
+        children.setdefault(unit.parent_id, []).append(unit)
+    ordered: list[TreeEntry] = []
+    stack = [(u, 0) for u in reversed(children.get(None, []))]
+    while stack:
+        unit, depth = stack.pop()
+        ordered.append(TreeEntry(unit, depth))
+        stack.extend((c, depth + 1) for c in reversed(children.get(unit.id, [])))
+    return ordered
+
+
+def describe_rule(setting: Setting | None, rule: Mapping[str, Any] | None) -> str:
+    """A stored rule (as versions keep it) in one line."""
+    if rule is None:
+        return "no rule"
+    text = show_value(setting, rule.get("value"))
+    if rule.get("enforced"):
+        text += ", locked for everyone below"
+    if rule.get("reason"):
+        text += f" — “{rule['reason']}”"
+    if rule.get("effective_from"):
+        text += f" — from {str(rule['effective_from'])[:10]}"
+    return text
+
+
+def readable_summary(summary: str, names: Mapping[str, str], cat: Catalogue) -> str:
+    """A version's summary (written by the service with ids and setting keys) with unit and
+    group names and setting titles in their place."""
+    text = UUID_TEXT.sub(lambda m: names.get(m.group(0), "(removed)"), summary)
+    return re.sub(
+        r"[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)+",
+        lambda m: cat[m.group(0)].title if m.group(0) in cat else m.group(0),
+        text,
+    )
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    def is_htmx(ctx: PageContext) -> bool:
+        return ctx.request.headers.get("hx-request") == "true"
+
+    @page(web, permission=Permission.POLICIES_READ)
+    async def rules_page(ctx: PageContext) -> Response:
+        """Every setting as the chosen unit (default: the root) or group sees it. A unit's
+        values come from resolving a member of it with no groups or choices through the
+        same compiled policy products get, so the page cannot disagree with them."""
+        units = await Unit.all()
+        groups = await Group.all().order_by("-priority", "name")
+        root = next(u for u in units if u.parent_id is None)
+        wanted = ctx.request.query_params.get("target")
+        target = (
+            await find_target(wanted) if wanted else Target(TargetKind.UNIT, root.id, root.name)
+        )
+        if target is None:
+            raise NotFoundError("there is no such unit or group")
+        cat = await policy.catalogue()
+        compiled = (await policy.compiled_policy(ctx.request.app.state.decisions)).compiled
+        own = {r.setting: r for r in await policy.list_rules(target_id=target.id)}
+        here: dict[str, Resolved] = {}
+        inherited: dict[str, Resolved] = {}
+        parent = None
+        if target.kind is TargetKind.UNIT:
+            unit = next(u for u in units if u.id == target.id)
+            parent = next((u for u in units if u.id == unit.parent_id), None)
+            here = compiled.resolve(str(unit.id), (), {})
+            if parent is not None:
+                inherited = compiled.resolve(str(parent.id), (), {})
+        rows = [
+            TargetSetting(s, here.get(s.key), inherited.get(s.key), own.get(s.key)) for s in cat
+        ]
+        counts = {
+            str(r["t"]): r["n"]
+            for r in await db.fetch(
+                "SELECT coalesce(unit_id, group_id) AS t, count(*) AS n FROM policy_rules GROUP BY 1"
+            )
+        }
+        # After a save the outcome shows beside the setting, where the page scrolls to,
+        # rather than in the banner at the top, out of sight.
+        focus = ctx.request.query_params.get("setting")
+        beside = focus is not None and focus in cat and ctx.flash is not None
+        return ctx.render(
+            "console/policies.html",
+            focus=focus if beside else None,
+            inline_flash=ctx.flash if beside else None,
+            flash=None if beside else ctx.flash,
+            target=target,
+            parent=parent,
+            tree=unit_tree(units),
+            groups=groups,
+            counts=counts,
+            purposes=by_purpose(rows, lambda r: r.setting),
+            names=await target_names(),
+            show_value=show_value,
+            form_value=form_value,
+            provenance=provenance,
+            anchor=anchor,
+            now=datetime.now(UTC),
+        )
+
+    @page(web, permission=Permission.POLICIES_WRITE)
+    async def preview(ctx: PageContext) -> Response:
+        """The impact of a change, before it is made: a fragment for htmx, else a page."""
+        removing = ctx.form.get("remove") == "yes"
+        try:
+            form = await read_change(ctx.form, await policy.catalogue())
+            c = form.change
+            impact = await (
+                policy.preview_rule_removal(c.target_kind, c.target_id, c.setting)
+                if removing
+                else policy.preview_rule_change(c)
+            )
+        except (InvalidInputError, NotFoundError) as error:
+            if not is_htmx(ctx):
+                raise
+            return ctx.render("console/policies_impact.html", error=error.message)
+        context: dict[str, Any] = {
+            "form": form,
+            "impact": impact,
+            "removing": removing,
+            "shown": show_value(form.setting, c.value),
+            "required_off": form.setting.required and not removing and form.setting.is_off(c.value),
+        }
+        if is_htmx(ctx):
+            return ctx.render("console/policies_impact.html", heading_level=5, **context)
+        return ctx.render("console/policies_preview.html", heading_level=2, **context)
+
+    @page(web, permission=Permission.POLICIES_WRITE)
+    async def save(ctx: PageContext) -> Response:
+        """Save the previewed rule. A required setting switched off comes back as a page
+        naming the products and members it stops, until confirmed."""
+        try:
+            form = await read_change(ctx.form, await policy.catalogue())
+            await policy.set_rule(
+                form.change, confirm=ctx.form.get("confirm") == "yes", actor=ctx.actor
+            )
+        except (InvalidInputError, NotFoundError) as error:
+            # Refused before anything was written. Say so on the rules page: the page the
+            # form came from may be the preview, which is only answered to a POST.
+            return ctx.redirect(_back_from(ctx.form), f"Not done: {_explained(error)}")
+        except policy.ConfirmationRequiredError as error:
+            # Raised before anything is written: ask again, naming what stops for whom.
+            return ctx.render(
+                "console/policies_confirm.html",
+                form=form,
+                impact=error.extra["impact"],
+                message=error.message,
+                shown=show_value(form.setting, form.change.value),
+            )
+        lock = ", locked for everyone below," if form.change.enforced else ""
+        return ctx.redirect(
+            form.back,
+            f"Saved: {form.setting.title} is {show_value(form.setting, form.change.value)}"
+            f"{lock} on {form.target.name}.",
+        )
+
+    @page(web, permission=Permission.POLICIES_WRITE)
+    async def remove(ctx: PageContext) -> Response:
+        """Remove the target's rule for the setting; the form names (target, setting)
+        rather than a rule id, as the preview of the removal does."""
+        form = await read_change(ctx.form, await policy.catalogue())
+        rule = next(
+            (
+                r
+                for r in await policy.list_rules(target_id=form.target.id)
+                if r.setting == form.setting.key
+            ),
+            None,
+        )
+        if rule is None:
+            return ctx.redirect(
+                form.back, f"{form.target.name} has no rule for {form.setting.title}."
+            )
+        await policy.delete_rule(rule.id, actor=ctx.actor)
+        return ctx.redirect(
+            form.back, f"Removed the rule for {form.setting.title} on {form.target.name}."
+        )
+
+    @page(web, permission=Permission.POLICIES_READ)
+    async def history(ctx: PageContext) -> Response:
+        return ctx.render(
+            "console/policies_history.html",
+            cat=await policy.catalogue(),
+            versions=await policy.history(limit=100),
+            current=ctx.organisation.policy_version,
+            names=await target_names(),
+            readable=readable_summary,
+        )
+
+    @page(web, permission=Permission.POLICIES_READ)
+    async def diff(ctx: PageContext) -> Response:
+        """Version N against N-1 (the latest when none is asked for), and what restoring
+        version N would change now."""
+        current = ctx.organisation.policy_version
+        number = _version_number(ctx.request.query_params.get("version"))
+        number = current if number is None else number
+        if number > current:
+            raise NotFoundError(f"there is no policy version {number}")
+        version = await PolicyVersion.filter(number=number).first() if number else None
+        changes = await policy.diff_versions(number - 1, number) if number else []
+        restoring = (
+            await policy.diff_versions(current, number)
+            if number != current and ctx.can(Permission.POLICIES_WRITE)
+            else []
+        )
+        cat = await policy.catalogue()
+        return ctx.render(
+            "console/policies_diff.html",
+            cat=cat,
+            number=number,
+            version=version,
+            current=current,
+            changes=changes,
+            restoring=restoring,
+            names=await target_names(),
+            settings=cat.settings,
+            describe=describe_rule,
+            readable=readable_summary,
+        )
+
+    @page(web, permission=Permission.POLICIES_WRITE)
+    async def rollback(ctx: PageContext) -> Response:
+        """Restore a version's rules, as a new version (history is never rewritten)."""
+        number = _version_number(ctx.form.get("version"))
+        if number is None:
+            raise InvalidInputError("choose a version", fields=[FieldProblem("version", "none")])
+        new = await policy.rollback(number, actor=ctx.actor)
+        return ctx.redirect(
+            "/console/policies/history",
+            f"Restored the rules of version {number}; this is now version {new}.",
+        )
+
+    @page(web, permission=Permission.POLICIES_READ)
+    async def as_member(ctx: PageContext) -> Response:
+        """A member's resolved settings with provenance, found by email or name."""
+        params = ctx.request.query_params
+        q = (params.get("q") or "").strip()[:200]
+        found = []
+        if q:
+            found = (
+                await members.list_members(
+                    members.MemberFilter(q=q), Sort("email"), cursor=None, limit=20
+                )
+            ).items
+        member = unit = None
+        rows: list[tuple[Setting, Resolved]] = []
+        group_names: list[str] = []
+        try:
+            member_id = uuid.UUID(params.get("id") or "")
+        except ValueError:
+            member_id = None
+        if member_id is not None:
+            member = await members.get_member(member_id)
+            unit = await Unit.get(id=member.unit_id)
+            group_names = [
+                g.name
+                for g in await Group.filter(memberships__member_id=member.id).order_by("name")
+            ]
+            resolved = (await policy.effective_settings([member.id]))[member.id]
+            cat = await policy.catalogue()
+            rows = [(s, resolved[s.key]) for s in cat]
+        return ctx.render(
+            "console/policies_member.html",
+            q=q,
+            found=found,
+            member=member,
+            unit=unit,
+            group_names=group_names,
+            purposes=by_purpose(rows, lambda r: r[0]),
+            names=await target_names(),
+            show_value=show_value,
+            provenance=provenance,
+        )
+
+    return [
+        Route("/console/policies", rules_page, methods=["GET"]),
+        Route("/console/policies/preview", preview, methods=["POST"]),
+        Route("/console/policies/rules", save, methods=["POST"]),
+        Route("/console/policies/rules/remove", remove, methods=["POST"]),
+        Route("/console/policies/history", history, methods=["GET"]),
+        Route("/console/policies/diff", diff, methods=["GET"]),
+        Route("/console/policies/rollback", rollback, methods=["POST"]),
+        Route("/console/policies/member", as_member, methods=["GET"]),
+    ]
