@@ -424,6 +424,7 @@ def build_route(
                 recent = principals.presented(request.headers.get("authorization", ""))
             credential = recent[0] if recent else await authenticator.identify(request)
             path = _parse_path(request, endpoint)
+            query = _parse_query(request, endpoint.query)
             if endpoint.fast is not None and principals is not None:
                 known = recent[1] if recent else principals.get(credential)
                 if known is not None:
@@ -431,7 +432,6 @@ def build_route(
                     answered = await endpoint.fast(request, known, path)
                     if answered is not None:
                         return answered
-            query = _parse_query(request, endpoint.query)
             body = await _parse_body(request, endpoint.body, max_body)
             with notifications.collect() as sent:
                 async with tenant_transaction(credential.org_id):

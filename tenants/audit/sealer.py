@@ -207,7 +207,7 @@ class AuditSealer:
         self,
         *,
         interval: float = 1.0,
-        settle: float = 0.05,
+        settle: float = 0.2,
         seal: Callable[[], Awaitable[int]] = seal_all,
     ) -> None:
         self.interval = interval
@@ -223,7 +223,7 @@ class AuditSealer:
         cls,
         *,
         interval: float = 1.0,
-        settle: float = 0.05,
+        settle: float = 0.2,
         seal: Callable[[], Awaitable[int]] = seal_all,
     ) -> AuditSealer:
         """Create a sealer and run it as a task of the running event loop."""
