@@ -70,6 +70,8 @@ class Settings:
     pool_size: int = 10
     identity_backend: IdentityBackend = IdentityBackend.LOCAL
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    #: Sign-in attempts per client address per 5 minutes (a school may share one address).
+    login_rate_limit: int = 300
 
     @property
     def is_production(self) -> bool:
@@ -141,6 +143,7 @@ class Settings:
         integer("TENANTRY_PORT", "port", 1, 65535)
         integer("TENANTRY_MAX_BODY_BYTES", "max_body_bytes", 1024, 512 * 1024 * 1024)
         integer("DATABASE_POOL_SIZE", "pool_size", 1, 500)
+        integer("TENANTRY_LOGIN_RATE_LIMIT", "login_rate_limit", 1, 1_000_000)
         choice("IDENTITY_BACKEND", "identity_backend", IdentityBackend)
         text("TENANTRY_APP_ROLE", "app_role")
         text("TENANTRY_DATABASE_NAME", "database_name")

@@ -92,7 +92,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory, live_port: int) -> Settin
     # public_url is the live server's address (see live_server), so redirect URIs the app
     # builds point where a browser or an identity provider can reach it.
     return Settings(secret_key="test-secret-" + "x" * 40, data_dir=tmp_path_factory.mktemp("data"),
-                    log_json=False, public_url=f"http://127.0.0.1:{live_port}")
+                    log_json=False, public_url=f"http://127.0.0.1:{live_port}",
+                    # Low, so the rate-limit test needs few (slow, argon2) attempts; every
+                    # test client presents its own address, so others never reach it.
+                    login_rate_limit=30)
 
 
 @pytest.fixture(scope="session")

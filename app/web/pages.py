@@ -44,10 +44,15 @@ class Web:
     cookies: CookieJar
     rp: RelyingParty
     box: SecretBox
-    login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(30, 300))
+    #: Sign-in attempts per client address per 5 minutes (settings.login_rate_limit);
+    #: passwords also lock per credential after 5 failures.
+    login_limiter: RateLimiter = field(init=False)
     templates: Jinja2Templates = field(
         default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES))
     )
+
+    def __post_init__(self) -> None:
+        self.login_limiter = RateLimiter(self.settings.login_rate_limit, 300)
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200

@@ -100,8 +100,11 @@ _SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _canonical(value: Any) -> Any:
-    if type(value) in _SCALARS:
+    kind = type(value)
+    if kind in _SCALARS:
         return value
+    if kind is dict:
+        return {str(k): _canonical(v) for k, v in value.items()}
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("non-finite numbers have no canonical JSON form")

@@ -29,9 +29,13 @@ from tenants.db import connection, current_org, fetch, fetch_one
 from tenants.ids import OrgId
 
 
+#: Values that appear in an audit event as they are (checked first: most values are).
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """Values as they appear in an audit event: ids and times as strings, enums as values."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if type(value) in _PLAIN or value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()

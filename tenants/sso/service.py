@@ -198,6 +198,15 @@ class PendingSignIn:
     client_id: str
     client_secret: str
     connection_id: uuid.UUID
+    #: Claims the sign-in needs; when the ID token carries them all, userinfo is skipped.
+    wanted_claims: tuple[str, ...] = ()
+
+
+def wanted_claims(connection: SsoConnection) -> tuple[str, ...]:
+    names = [connection.email_claim, connection.name_claim, connection.groups_claim, connection.unit_claim]
+    if connection.email_claim == "email":
+        names.append("email_verified")
+    return tuple(n for n in names if n)
 
 
 async def consume_login_attempt(state: str, *, box: SecretBox) -> PendingSignIn:
@@ -226,6 +235,7 @@ async def consume_login_attempt(state: str, *, box: SecretBox) -> PendingSignIn:
         client_id=connection.client_id,
         client_secret=secret,
         connection_id=connection.id,
+        wanted_claims=wanted_claims(connection),
     )
 
 
@@ -263,7 +273,8 @@ async def verify_callback(
         id_token, keys, issuer=metadata.issuer, client_id=pending.client_id, nonce=pending.nonce
     )
     access_token = tokens.get("access_token")
-    if isinstance(access_token, str) and metadata.userinfo_endpoint:
+    complete = all(name in claims for name in pending.wanted_claims)
+    if isinstance(access_token, str) and metadata.userinfo_endpoint and not complete:
         info = await rp.userinfo(metadata, access_token)
         if info.get("sub") != claims["sub"]:
             raise oidc.SignInError("the userinfo answer is about another person (sub)")

@@ -8,7 +8,9 @@ entropy, which is why a fast hash (not argon2) is right here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import hmac
 import secrets
 import uuid
@@ -104,15 +106,30 @@ async def authenticate(parsed: ParsedToken) -> TokenPrincipal:
     message for each so a caller learns nothing about which.
     """
     refused = AuthenticationError("the bearer token is not valid")
-    row = await ApiToken.filter(id=parsed.token_id).first()
-    if row is None or not hmac.compare_digest(row.secret_hash, _digest(parsed.secret)):
+    # Hand-written: this runs on every API request, and the ORM's query building and row
+    # loading cost more than the lookup itself (measured by bench/signin.py).
+    row = await db.fetch_one(
+        "SELECT name, secret_hash, scopes, expires_at, revoked_at, last_used_at FROM api_tokens "
+        "WHERE tenant_id = $1 AND id = $2",
+        db.current_org(), parsed.token_id,
+    )
+    if row is None or not hmac.compare_digest(row["secret_hash"], _digest(parsed.secret)):
         raise refused
     now = datetime.now(UTC)
-    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+    if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
         raise refused
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_GRANULARITY:
-        await ApiToken.filter(id=row.id).update(last_used_at=now)
-    return TokenPrincipal(parsed.org_id, parsed.token_id, row.name, parse_scopes(row.scopes))
+    if row["last_used_at"] is None or now - row["last_used_at"] > LAST_USED_GRANULARITY:
+        await db.connection().execute_query(
+            "UPDATE api_tokens SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2",
+            [db.current_org(), parsed.token_id, now],
+        )
+    scopes = row["scopes"] if isinstance(row["scopes"], list) else json.loads(row["scopes"])
+    return TokenPrincipal(parsed.org_id, parsed.token_id, row["name"], _permissions(tuple(scopes)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _permissions(scopes: tuple[str, ...]) -> frozenset[Permission]:
+    return parse_scopes(scopes)
 
 
 async def revoke_token(token_id: uuid.UUID, *, actor: Actor) -> ApiToken:
