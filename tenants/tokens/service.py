@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import hmac
+import json
 import secrets
 import uuid
 from dataclasses import dataclass
