@@ -87,6 +87,24 @@ def link_events(tenant_id: str, head: ChainHead, rows: Sequence[Mapping[str, Any
     return links
 
 
+#: Events hashed between two yields to the event loop: hashing a whole batch at once would
+#: hold up every request of the process for milliseconds.
+SLICE = 25
+
+
+async def _link_in_slices(
+    tenant_id: str, head: ChainHead, rows: list[dict[str, Any]]
+) -> list[Link]:
+    """``link_events`` a slice at a time, letting the process's requests run in between."""
+    links: list[Link] = []
+    for start in range(0, len(rows), SLICE):
+        if start:
+            await asyncio.sleep(0)
+        links += link_events(tenant_id, head, rows[start : start + SLICE])
+        head = ChainHead(links[-1].seq, links[-1].hash)
+    return links
+
+
 LOCK_HEAD_SQL = "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE"
 TAKE_FREE_HEAD_SQL = LOCK_HEAD_SQL + " SKIP LOCKED"
 
@@ -117,7 +135,9 @@ async def _seal_batch(org_id: OrgId, *, wait: bool, batch: int) -> Batch | None:
         if head is None:
             return None
         rows = await db.fetch(PENDING_SQL, org_id, batch)
-        links = link_events(str(org_id), head, [row for row in rows if row["found"] is not None])
+        links = await _link_in_slices(
+            str(org_id), head, [r for r in rows if r["found"] is not None]
+        )
         if not links:
             return Batch(len(rows), 0)
         await db.fetch(
@@ -148,7 +168,7 @@ async def seal_pending(org_id: OrgId, *, wait: bool = False, batch: int = BATCH)
         if done is None:
             return sealed
         sealed += done.sealed
-        if done.read < batch:
+        if done.read < batch or not done.sealed:  # drained, or only vanished events left
             return sealed
 
 
@@ -207,7 +227,7 @@ class AuditSealer:
         self,
         *,
         interval: float = 1.0,
-        settle: float = 0.2,
+        settle: float = 0.1,
         seal: Callable[[], Awaitable[int]] = seal_all,
     ) -> None:
         self.interval = interval
@@ -223,7 +243,7 @@ class AuditSealer:
         cls,
         *,
         interval: float = 1.0,
-        settle: float = 0.2,
+        settle: float = 0.1,
         seal: Callable[[], Awaitable[int]] = seal_all,
     ) -> AuditSealer:
         """Create a sealer and run it as a task of the running event loop."""

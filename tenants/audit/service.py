@@ -28,14 +28,13 @@ from tenants.audit.sealer import request_sealing
 from tenants.db import connection, current_org, fetch, fetch_one
 from tenants.ids import OrgId
 
-
 #: Values that appear in an audit event as they are (checked first: most values are).
 _PLAIN = frozenset({str, int, bool, float, type(None)})
 
 
 def jsonable(value: Any) -> Any:
     """Values as they appear in an audit event: ids and times as strings, enums as values."""
-    if type(value) in _PLAIN or value is None or isinstance(value, bool | int | float | str):
+    if type(value) in _PLAIN or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
@@ -176,21 +175,23 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+HEAD_SQL = "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1"
+
+
 async def stored_head() -> ChainHead:
     """The head the database keeps for the open organisation; the empty chain's head when
     the organisation has none."""
-    row = await fetch_one("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1", current_org())
-    if row is None:
-        return ChainHead(0, GENESIS)
-    return ChainHead(int(row["seq"]), str(row["hash"]))
+    return await _read_head(HEAD_SQL)
 
 
 async def _hold_head() -> ChainHead:
     """The stored head, share-locked until the transaction ends: sealers skip (or wait
     for) the organisation meanwhile, so the chain cannot grow under the walk."""
-    row = await fetch_one(
-        "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR SHARE", current_org()
-    )
+    return await _read_head(HEAD_SQL + " FOR SHARE")
+
+
+async def _read_head(sql: str) -> ChainHead:
+    row = await fetch_one(sql, current_org())
     if row is None:
         return ChainHead(0, GENESIS)
     return ChainHead(int(row["seq"]), str(row["hash"]))

@@ -5,7 +5,9 @@ found at the right place once sealed."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -17,6 +19,7 @@ from tenants.audit import service as audit
 from tenants.audit.chain import ChainHead, Verification
 from tenants.audit.sealer import seal_all, seal_pending
 from tests.conftest import ACTOR, OrgHandle, make_member
+from tests.web.flows import asgi_client, set_local_sign_in, set_password
 
 
 async def verify(org: OrgHandle, expected: ChainHead | None = None) -> Verification:
@@ -379,9 +382,11 @@ async def test_an_event_deleted_before_it_was_sealed_is_named(
 ) -> None:
     await seed(org, 1)
     await owner_conn.execute(
-        "INSERT INTO audit_pending (tenant_id, event_id) VALUES ($1, 999999999)", org.id
+        "INSERT INTO audit_pending (tenant_id, event_id) SELECT $1, g FROM generate_series(1e9, 1e9 + 2) g",
+        org.id,
     )
-    assert await seal_pending(org.id, wait=True) == 0  # nothing to chain; the sealer goes on
+    # Nothing to chain, however small the batches: the sealer stops rather than spins.
+    assert await asyncio.wait_for(seal_pending(org.id, wait=True, batch=2), 5) == 0
     result = await verify(org)
     assert result.broken is not None and "before it was sealed" in result.broken.reason
 
@@ -457,3 +462,33 @@ async def test_audit_events_list_newest_first_with_a_cursor(org: OrgHandle) -> N
 async def test_a_cursor_of_another_kind_is_refused(org: OrgHandle) -> None:
     response = await org.get("/v1/audit-events", params={"cursor": "c2VxOjU"})  # "seq:5"
     assert response.status_code == 422
+
+
+async def test_the_console_lists_pending_events_then_their_place_in_the_chain(
+    app: Any, org: OrgHandle, head_holder: asyncpg.Connection
+) -> None:
+    auditor = await make_member(org, name="Audrey Auditor", roles=["auditor"])
+    await set_password(org.id, auditor["id"], "correct-horse-battery-staple")
+    await set_local_sign_in(org.id, True)
+    await seal_all(wait=True)
+
+    def first_row(page: str) -> str:
+        return page.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+
+    async with asgi_client(app) as browser:
+        signed_in = await browser.password_sign_in(
+            org.slug, auditor["email"], "correct-horse-battery-staple"
+        )
+        assert signed_in.status_code == 303
+        async with head_holder.transaction():
+            await head_holder.execute(
+                "SELECT 1 FROM audit_heads WHERE tenant_id = $1 FOR UPDATE", org.id
+            )
+            await make_member(org, name="Newest Member")
+            page = (await browser.get("/console/audit")).text
+            assert "member.created" in first_row(page) and "pending" in first_row(page)
+        await seal_all(wait=True)
+        page = (await browser.get("/console/audit")).text
+        head = (await verify(org)).head
+        assert re.search(rf"<td>{head.seq}</td>", first_row(page))
+        assert f"{head.seq}:{head.hash}" in page
