@@ -346,6 +346,9 @@ class PrincipalCache:
         entry = self._entries.get(key)
         if entry is None or time.monotonic() - entry[0] > self.ttl:
             return None
+        until = entry[1].valid_until
+        if until is not None and time.time() >= until:
+            return None
         return entry[1]
 
     def presented(self, authorization: str) -> tuple[Credential, Principal] | None:
@@ -435,10 +438,16 @@ def build_route(
             body = await _parse_body(request, endpoint.body, max_body)
             with notifications.collect() as sent:
                 async with tenant_transaction(credential.org_id):
-                    principal = await credential.verify(request)
-                    if principals is not None:
-                        header = request.headers.get("authorization") if by_header else None
-                        principals.put(credential, principal, header)
+                    # A credential verified in the last seconds is not looked up again
+                    # (revocations clear the cache on every process at once).
+                    known = principals.get(credential) if principals is not None else None
+                    if known is not None:
+                        principal = known.for_request(request)
+                    else:
+                        principal = await credential.verify(request)
+                        if principals is not None:
+                            header = request.headers.get("authorization") if by_header else None
+                            principals.put(credential, principal, header)
                     _check_permission(endpoint, principal)
                     result = await endpoint.handler(Call(request, principal, body, query, path))
             if sent and committed is not None:

@@ -43,6 +43,20 @@ class Principal:
     org_id: OrgId
     permissions: frozenset[Permission]
     actor: Actor
+    #: Epoch seconds after which the credential is no longer valid (None: no expiry).
+    valid_until: float | None = None
+
+    def for_request(self, request: Request) -> Principal:
+        """The same principal acting in ``request`` (its id and client address on the actor)."""
+        request_id, client = request_origin(request)
+        actor = Actor(
+            self.actor.kind,
+            self.actor.id,
+            self.actor.display,
+            request_id=request_id,
+            client_addr=client,
+        )
+        return Principal(self.org_id, self.permissions, actor, self.valid_until)
 
 
 class Credential(Protocol):
@@ -77,13 +91,16 @@ class ApiTokenCredential:
         return self.parsed.org_id
 
     @property
-    def cache_key(self) -> tuple[str, str, str]:
-        return ("api_token", str(self.parsed.token_id), self.parsed.secret)
+    def cache_key(self) -> tuple[str, str, str, str]:
+        # The organisation is part of the key: the token was checked inside that
+        # organisation's transaction, and only there does the check hold.
+        return ("api_token", str(self.parsed.org_id), str(self.parsed.token_id), self.parsed.secret)
 
     async def verify(self, request: Request) -> Principal:
         found = await tokens.authenticate(self.parsed)
         actor = _actor(request, ActorKind.API_TOKEN, str(found.token_id), f"API token {found.name}")
-        return Principal(found.org_id, found.permissions, actor)
+        until = found.expires_at.timestamp() if found.expires_at else None
+        return Principal(found.org_id, found.permissions, actor, until)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,12 @@ router = ApiRouter("/v1/policy", "policy")
 
 SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
 #: What a setting can hold: checked against the setting's type by the catalogue.
-SettingValue = bool | int | Annotated[str, StringConstraints(max_length=500)] | list[
-    Annotated[str, StringConstraints(max_length=200)]
-]
+SettingValue = (
+    bool
+    | int
+    | Annotated[str, StringConstraints(max_length=500)]
+    | list[Annotated[str, StringConstraints(max_length=200)]]
+)
 
 
 class RuleOut(Output):
@@ -242,7 +245,9 @@ async def diff_policy_versions(call: Call[Input, DiffQuery]) -> DiffOut:
 
 
 class RollbackIn(Input):
-    version: int = Field(ge=0, le=2**31 - 1, description="The version whose rules to restore (0: no rules).")
+    version: int = Field(
+        ge=0, le=2**31 - 1, description="The version whose rules to restore (0: no rules)."
+    )
 
 
 class RollbackOut(Output):

@@ -39,9 +39,12 @@ router = ApiRouter("/v1", "settings")
 
 SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
 #: What a setting can hold: checked against the setting's type by the catalogue.
-SettingValue = bool | int | Annotated[str, StringConstraints(max_length=500)] | list[
-    Annotated[str, StringConstraints(max_length=200)]
-]
+SettingValue = (
+    bool
+    | int
+    | Annotated[str, StringConstraints(max_length=500)]
+    | list[Annotated[str, StringConstraints(max_length=200)]]
+)
 
 
 class SourceOut(Output):

@@ -43,6 +43,7 @@ class TokenPrincipal:
     token_id: TokenId
     name: str
     permissions: frozenset[Permission]
+    expires_at: datetime | None = None
 
 
 def parse_token(text: str) -> ParsedToken:
@@ -124,7 +125,9 @@ async def authenticate(parsed: ParsedToken) -> TokenPrincipal:
             [db.current_org(), parsed.token_id, now],
         )
     scopes = row["scopes"] if isinstance(row["scopes"], list) else json.loads(row["scopes"])
-    return TokenPrincipal(parsed.org_id, parsed.token_id, row["name"], _permissions(tuple(scopes)))
+    return TokenPrincipal(
+        parsed.org_id, parsed.token_id, row["name"], _permissions(tuple(scopes)), row["expires_at"]
+    )
 
 
 @functools.lru_cache(maxsize=1024)
