@@ -227,7 +227,7 @@ class AuditSealer:
         self,
         *,
         interval: float = 1.0,
-        settle: float = 0.1,
+        settle: float = 0.5,
         seal: Callable[[], Awaitable[int]] = seal_all,
     ) -> None:
         self.interval = interval
@@ -243,7 +243,7 @@ class AuditSealer:
         cls,
         *,
         interval: float = 1.0,
-        settle: float = 0.1,
+        settle: float = 0.5,
         seal: Callable[[], Awaitable[int]] = seal_all,
     ) -> AuditSealer:
         """Create a sealer and run it as a task of the running event loop."""
