@@ -167,3 +167,26 @@ def ratio_line(name: str, value: float, op: str, target: float) -> str:
 
 def meets(value: float, op: str, target: float) -> bool:
     return value >= target if op == ">=" else value <= target
+
+
+#: wrk script shared by the HTTP benchmarks: GETs the paths listed in $BENCH_PATHS in turn
+#: with $BENCH_TOKEN as bearer, and prints one JSON summary line prefixed "BENCH".
+WRK_SCRIPT = r"""
+local paths = {}
+for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+local counter = 0
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+wrk.headers["Accept"] = "application/json"
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[((counter - 1) % #paths) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "status_errors": %d, ' ..
+    '"socket_errors": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout))
+end
+"""

@@ -56,6 +56,7 @@ from typing import Any
 import httpx
 from _common import (
     ROOT,
+    WRK_SCRIPT,
     BenchDatabase,
     bench_database,
     connect,
@@ -507,25 +508,6 @@ async def warm(url: str, token: str, member_ids: Sequence[uuid.UUID], concurrenc
 
 # --- load generators --------------------------------------------------------------------
 
-WRK_SCRIPT = r"""
-local paths = {}
-for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
-local counter = 0
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
-wrk.headers["Accept"] = "application/json"
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", paths[((counter - 1) % #paths) + 1])
-end
-done = function(summary, latency, requests)
-  io.write(string.format(
-    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "status_errors": %d, ' ..
-    '"socket_errors": %d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.timeout))
-end
-"""
 
 
 @dataclass(slots=True)

@@ -988,25 +988,6 @@ def contention_note(other_seconds: float, wall: float) -> None:
 
 # --- figure 2: authentication overhead ---------------------------------------------------
 
-WRK_SCRIPT = r"""
-local paths = {}
-for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
-local counter = 0
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
-wrk.headers["Accept"] = "application/json"
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", paths[((counter - 1) % #paths) + 1])
-end
-done = function(summary, latency, requests)
-  io.write(string.format(
-    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "status_errors": %d, ' ..
-    '"socket_errors": %d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.timeout))
-end
-"""
 
 
 @dataclass(slots=True)
@@ -1096,7 +1077,7 @@ class Variant:
 
 async def figure_auth(cfg: Config, setup: Setup, servers: dict[str, AppServer], workdir: Path, client_kind: str,
                       seed: int, profiler: Profiler, database: str) -> tuple[Variant, Variant]:
-    from _common import progress
+    from _common import WRK_SCRIPT, progress
 
     rng = random.Random(seed)
     paths = [f"/v1/members/{rng.choice(setup.member_ids)}" for _ in range(20_000)]
