@@ -43,6 +43,7 @@ TENANT_TABLES = (
     "audit_heads", "audit_pending", "audit_events", "audit_chain",
     "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
+    "seen_logout_tokens",
     "api_tokens", "product_accounts", "products",
     "group_memberships", "groups", "members", "units", "organisations",
 )

@@ -62,3 +62,15 @@ class LoginAttempt(TenantModel):
     class Meta:
         table = "login_attempts"
         unique_together = (("tenant_id", "state"),)
+
+
+class SeenLogoutToken(TenantModel):
+    """A back-channel logout token already acted on, kept until it expires so a captured
+    token cannot be replayed (Back-Channel Logout 1.0 §2.6: the jti SHOULD be tracked)."""
+
+    jti = fields.CharField(max_length=255)
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "seen_logout_tokens"
+        unique_together = (("tenant_id", "jti"),)

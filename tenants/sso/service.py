@@ -28,7 +28,7 @@ from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
 from tenants.sso import oidc
-from tenants.sso.models import LoginAttempt, SsoConnection
+from tenants.sso.models import LoginAttempt, SeenLogoutToken, SsoConnection
 from tenants.units.models import Unit
 
 ATTEMPT_LIFETIME = timedelta(minutes=10)
@@ -203,7 +203,12 @@ class PendingSignIn:
 
 
 def wanted_claims(connection: SsoConnection) -> tuple[str, ...]:
-    names = [connection.email_claim, connection.name_claim, connection.groups_claim, connection.unit_claim]
+    names = [
+        connection.email_claim,
+        connection.name_claim,
+        connection.groups_claim,
+        connection.unit_claim,
+    ]
     if connection.email_claim == "email":
         names.append("email_verified")
     return tuple(n for n in names if n)
@@ -465,4 +470,24 @@ async def backchannel_logout(rp: oidc.RelyingParty, logout_token: str, *, actor:
     claims = oidc.validate_logout_token(
         logout_token, keys, issuer=metadata.issuer, client_id=connection.client_id
     )
+    await _remember_logout_token(claims.jti)
     return await sessions.end_idp_sessions(sid=claims.sid, subject=claims.subject, actor=actor)
+
+
+async def _remember_logout_token(jti: str) -> None:
+    """Refuse a logout token seen before; remember this one for as long as its issue time
+    keeps it acceptable (older ones fail the ``iat`` check anyway)."""
+    now = datetime.now(UTC)
+    keep = timedelta(seconds=oidc.MAX_AGE_SECONDS + 2 * oidc.LEEWAY_SECONDS)
+    await SeenLogoutToken.filter(expires_at__lt=now).delete()
+    row = await db.fetch_one(
+        "WITH remembered AS (INSERT INTO seen_logout_tokens "
+        "(id, tenant_id, jti, expires_at, created_at, updated_at) "
+        "VALUES (gen_random_uuid(), $1, $2, $3, now(), now()) ON CONFLICT (tenant_id, jti) DO NOTHING "
+        "RETURNING id) SELECT id FROM remembered",
+        db.current_org(),
+        jti[:255],
+        now + keep,
+    )
+    if row is None:
+        raise oidc.SignInError("this logout token was already used (replayed jti)")

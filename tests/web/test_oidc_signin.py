@@ -421,6 +421,26 @@ async def test_logout_token_made_like_the_forged_ones_but_without_a_defect_is_ac
         assert (await ada.get("/console")).status_code == 303
 
 
+async def test_a_replayed_logout_token_is_refused_and_ends_nothing(
+    world: SsoWorld,
+    live_server: str,
+    forger: HostileIdp,
+    owner_conn: asyncpg.Connection,
+) -> None:
+    """Back-Channel Logout 1.0 §2.6: a logout token's jti is remembered, so a captured
+    token replayed after the member signed in again does not sign them out."""
+    async with live_client(live_server) as ada:
+        assert (await ada.sso_sign_in(ALPHA, ADA.sub)).status_code == 303
+        token = forger.logout_token(ADA.sub, client_id(ALPHA))
+        assert (await post_logout_token(live_server, ALPHA, token)).status_code == 200
+        assert (await ada.sso_sign_in(ALPHA, ADA.sub)).status_code == 303
+        replayed = await post_logout_token(live_server, ALPHA, token)
+        assert replayed.status_code == 400
+        assert "replayed" in replayed.json()["error_description"]
+        assert (await ada.get("/console")).status_code == 200
+    assert await live_sessions(owner_conn, world.ada["id"]) == 1
+
+
 async def test_sign_out_everywhere_from_the_console_ends_all_sessions_of_a_member(
     world: SsoWorld,
     live_server: str,
