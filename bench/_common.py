@@ -9,15 +9,17 @@ between scripts and keeps the scripts themselves about what they measure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
 import math
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,3 +192,25 @@ done = function(summary, latency, requests)
     summary.errors.timeout))
 end
 """
+
+
+async def wait_for_http(
+    url: str, path: str, process: subprocess.Popen[bytes], describe: str, log_tail: Callable[[], str],
+    within: float = 60.0,
+) -> None:
+    """Poll ``url + path`` until it answers 200; RuntimeError with the server's log tail if
+    the process exits or ``within`` seconds pass first."""
+    import httpx
+
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(base_url=url, timeout=2) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{describe} exited:\n{log_tail()}")
+            try:
+                if (await client.get(path)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{describe} was not ready after {within:.0f} s:\n{log_tail()}")

@@ -68,6 +68,7 @@ from _common import (
     ratio_line,
     server_facts,
     server_url,
+    wait_for_http,
 )
 
 from policies.catalogue import BUILTIN, Catalogue, Setting, SettingType, Value
@@ -424,19 +425,8 @@ class AppServer:
             )
 
     async def wait_ready(self, limit: float = 60.0) -> None:
-        deadline = time.monotonic() + limit
-        async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"the app server exited:\n{self.log_tail()}")
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"the app server was not ready after {limit:.0f} s:\n{self.log_tail()}")
+        assert self.process is not None
+        await wait_for_http(self.url, "/healthz", self.process, "the app server", self.log_tail, limit)
 
     def log_tail(self, limit: int = 3000) -> str:
         try:

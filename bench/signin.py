@@ -427,19 +427,11 @@ class AppServer:
         self.pid = self.process.pid
 
     async def wait_ready(self, within: float = 60.0) -> None:
-        deadline = time.monotonic() + within
-        async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"app server {self.name} exited:\n{self.log_tail()}")
-                try:
-                    if (await client.get("/__bench/stats")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"app server {self.name} not ready after {within:.0f} s:\n{self.log_tail()}")
+        from _common import wait_for_http
+
+        assert self.process is not None
+        await wait_for_http(self.url, "/__bench/stats", self.process, f"app server {self.name}", self.log_tail,
+                            within)
 
     async def control(self, what: str, profile: Path | None = None) -> dict[str, Any]:
         query = f"?{urlencode({'profile': str(profile)})}" if profile else ""

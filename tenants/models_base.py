@@ -47,3 +47,19 @@ async def get_by_id(model: type[M], id_: object, what: str, *, for_update: bool 
     if found is None:
         raise NotFoundError(f"there is no {what} with id {id_}", extra={"resource": what})
     return found
+
+
+async def get_referenced(model: type[M], id_: object, what: str, *, field: str) -> M:
+    """The row an input field refers to, or InvalidInputError naming that field.
+
+    A missing row behind an id in the request body is a problem with the input (422),
+    unlike a missing resource in the path (404, ``get_by_id``).
+    """
+    from tenants.errors import FieldProblem, InvalidInputError
+
+    found = await model.filter(id=id_).first()
+    if found is None:
+        raise InvalidInputError(
+            f"the {what} does not exist", fields=[FieldProblem(field, f"no {what} with id {id_}")]
+        )
+    return found

@@ -13,11 +13,11 @@ from tortoise.queryset import QuerySet
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
-from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
+from tenants.errors import ConflictError, FieldProblem, InvalidInputError
 from tenants.members import lifecycle
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.members.models import Member
-from tenants.models_base import get_by_id
+from tenants.models_base import get_by_id, get_referenced
 from tenants.pagination import Page, Sort, paginate
 from tenants.permissions import Role
 from tenants.policy import service as policy
@@ -51,15 +51,6 @@ async def find_member(*, email: str | None = None, idp_subject: str | None = Non
     if idp_subject is not None:
         return await Member.filter(idp_subject=idp_subject).first()
     return None
-
-
-async def _unit(unit_id: uuid.UUID, field: str = "unit_id") -> Unit:
-    try:
-        return await get_unit(unit_id)
-    except NotFoundError:
-        raise InvalidInputError(
-            "the unit does not exist", fields=[FieldProblem(field, f"no unit with id {unit_id}")]
-        ) from None
 
 
 async def _check_manager(member_id: uuid.UUID | None, manager_id: uuid.UUID) -> None:
@@ -130,7 +121,7 @@ async def create_member(new: NewMember, *, actor: Actor) -> Member:
             fields=[FieldProblem("status", "expected invited or active")],
         )
     email = new.email.strip().lower()
-    await _unit(new.unit_id)
+    await get_referenced(Unit, new.unit_id, "unit", field="unit_id")
     if new.manager_id is not None:
         await _check_manager(None, new.manager_id)
     await _check_unique("email", email, None)
@@ -188,7 +179,7 @@ async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor)
     member = await get_member(member_id, for_update=True)
     if member.unit_id == unit_id:
         return member
-    await _unit(unit_id)
+    await get_referenced(Unit, unit_id, "unit", field="unit_id")
     before = member.unit_id
     member.unit_id = unit_id
     await member.save(update_fields=["unit_id", "updated_at"])

@@ -37,7 +37,7 @@ from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFo
 from tenants.groups.models import Group
 from tenants.ids import OrgId
 from tenants.members.models import Member
-from tenants.models_base import get_by_id
+from tenants.models_base import get_by_id, get_referenced
 from tenants.organisations.models import Organisation
 from tenants.outbox import service as outbox
 from tenants.policy.models import DeclaredSetting, MemberChoice, PolicyRule, PolicyVersion
@@ -209,12 +209,8 @@ class RuleInput:
 
 
 async def _check_target(target_kind: TargetKind, target_id: uuid.UUID) -> None:
-    model = Unit if target_kind is TargetKind.UNIT else Group
-    if not await model.filter(id=target_id).exists():
-        raise InvalidInputError(
-            f"there is no {target_kind.value} with id {target_id}",
-            fields=[FieldProblem("target_id", f"no such {target_kind.value}")],
-        )
+    model: type[Unit] | type[Group] = Unit if target_kind is TargetKind.UNIT else Group
+    await get_referenced(model, target_id, target_kind.value, field="target_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,8 +427,10 @@ async def clear_choice(member_id: uuid.UUID, setting_key: str, *, actor: Actor) 
     """Remove a member's own choice (the organisation's value applies again); no-op when
     there was none. InvalidInputError for a setting that does not exist."""
     if setting_key not in await catalogue():
-        raise InvalidInputError(f"there is no setting {setting_key!r}",
-                                fields=[FieldProblem("setting", "no such setting")])
+        raise InvalidInputError(
+            f"there is no setting {setting_key!r}",
+            fields=[FieldProblem("setting", "no such setting")],
+        )
     await get_by_id(Member, member_id, "member")
     deleted = await MemberChoice.filter(member_id=member_id, setting=setting_key).delete()
     if deleted:
@@ -637,9 +635,7 @@ async def _impact(
     for (target, setting) replaced by ``candidate`` (or removed when it is None)."""
     before = (await compiled_policy()).compiled
     current = [as_rule(r) for r in _in_force(await PolicyRule.all(), datetime.now(UTC))]
-    kept = [
-        r for r in current if not (r.setting == setting_key and r.target_id == str(target_id))
-    ]
+    kept = [r for r in current if not (r.setting == setting_key and r.target_id == str(target_id))]
     unit_parents, groups = await _structure()
     after = compile_policy(cat, unit_parents, [*kept, *([candidate] if candidate else [])], groups)
     scope = await _members_in_scope(target_kind, target_id)

@@ -9,9 +9,9 @@ from typing import Any
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
-from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
+from tenants.errors import ConflictError, FieldProblem, InvalidInputError
 from tenants.members.service import get_member
-from tenants.models_base import get_by_id
+from tenants.models_base import get_by_id, get_referenced
 from tenants.products.models import Product, ProductAccount, ProductAccountStatus
 
 KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -96,13 +96,7 @@ async def assign_product(
     """Give a member an account in a product; (account, created). A removed account is
     assigned again rather than duplicated."""
     member = await get_member(member_id)
-    try:
-        product = await get_product(product_id)
-    except NotFoundError:
-        raise InvalidInputError(
-            "the product does not exist",
-            fields=[FieldProblem("product_id", f"no product with id {product_id}")],
-        ) from None
+    product = await get_referenced(Product, product_id, "product", field="product_id")
     existing = (
         await ProductAccount.filter(member_id=member.id, product_id=product.id)
         .select_for_update()

@@ -23,6 +23,7 @@ from tenants.groups.service import add_member
 from tenants.members.lifecycle import MemberStatus, can_sign_in
 from tenants.members.models import Member
 from tenants.members.service import NewMember, create_member
+from tenants.models_base import get_referenced
 from tenants.organisations.models import Organisation
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
@@ -65,12 +66,8 @@ async def save_connection(
     connection = await SsoConnection.filter().select_for_update().first()
     before = connection_view(connection) if connection else None
     secret = changes.pop("client_secret", None)
-    default_unit = changes.get("default_unit_id")
-    if default_unit is not None and not await Unit.filter(id=default_unit).exists():
-        raise InvalidInputError(
-            "the default unit does not exist",
-            fields=[FieldProblem("default_unit_id", "no such unit")],
-        )
+    if changes.get("default_unit_id") is not None:
+        await get_referenced(Unit, changes["default_unit_id"], "unit", field="default_unit_id")
     if connection is None:
         for required in ("issuer", "client_id"):
             if not changes.get(required):

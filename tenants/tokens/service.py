@@ -112,12 +112,15 @@ async def authenticate(parsed: ParsedToken) -> TokenPrincipal:
     row = await db.fetch_one(
         "SELECT name, secret_hash, scopes, expires_at, revoked_at, last_used_at FROM api_tokens "
         "WHERE tenant_id = $1 AND id = $2",
-        db.current_org(), parsed.token_id,
+        db.current_org(),
+        parsed.token_id,
     )
     if row is None or not hmac.compare_digest(row["secret_hash"], _digest(parsed.secret)):
         raise refused
     now = datetime.now(UTC)
-    if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
+    if row["revoked_at"] is not None or (
+        row["expires_at"] is not None and row["expires_at"] <= now
+    ):
         raise refused
     if row["last_used_at"] is None or now - row["last_used_at"] > LAST_USED_GRANULARITY:
         await db.connection().execute_query(

@@ -9,8 +9,8 @@ from policies.resolve import TargetKind
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
-from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
-from tenants.models_base import get_by_id
+from tenants.errors import ConflictError, FieldProblem
+from tenants.models_base import get_by_id, get_referenced
 from tenants.policy import service as policy
 from tenants.units import rules
 from tenants.units.models import Unit
@@ -24,16 +24,6 @@ def snapshot(unit: Unit) -> dict[str, Any]:
 
 async def get_unit(unit_id: uuid.UUID, *, for_update: bool = False) -> Unit:
     return await get_by_id(Unit, unit_id, "unit", for_update=for_update)
-
-
-async def _parent(parent_id: uuid.UUID) -> Unit:
-    try:
-        return await get_unit(parent_id)
-    except NotFoundError:
-        raise InvalidInputError(
-            "the parent unit does not exist",
-            fields=[FieldProblem("parent_id", f"no unit with id {parent_id}")],
-        ) from None
 
 
 async def _check_sibling_name(
@@ -65,7 +55,7 @@ async def create_root_unit(name: str, *, actor: Actor) -> Unit:
 
 async def create_unit(name: str, parent_id: uuid.UUID, *, actor: Actor) -> Unit:
     """A new unit under ``parent_id``; names are unique among siblings."""
-    parent = await _parent(parent_id)
+    parent = await get_referenced(Unit, parent_id, "unit", field="parent_id")
     rules.check_new_child_depth(parent.path)
     await _check_sibling_name(parent.id, name, None)
     unit_id = uuid.uuid4()
@@ -106,7 +96,7 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
     unit = await get_unit(unit_id, for_update=True)
     if unit.parent_id == new_parent_id:
         return unit
-    parent = await _parent(new_parent_id)
+    parent = await get_referenced(Unit, new_parent_id, "unit", field="parent_id")
     height_row = await db.fetch_one(
         "SELECT coalesce(max(depth), 0) - $2 AS height FROM units "
         "WHERE tenant_id = $1 AND (path = $3 OR path LIKE $4)",
