@@ -23,6 +23,10 @@ MODEL_MODULES: dict[str, list[str]] = {
         "tenants.clients.models",
         "tenants.policy.models",
         "tenants.outbox.models",
+        "tenants.content.models",
+        "tenants.departures.models",
+        "tenants.jobs.models",
+        "tenants.webhooks.models",
     ],
 }
 

@@ -44,6 +44,8 @@ TENANT_TABLES = (
     "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "seen_logout_tokens",
+    "webhook_deliveries", "jobs", "departure_steps", "departures", "departure_policies",
+    "content_items",
     "api_tokens", "product_accounts", "products",
     "group_memberships", "groups", "members", "units", "organisations",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
 from tortoise import fields
@@ -22,6 +23,14 @@ class Product(TenantModel):
     key = fields.CharField(max_length=63)
     name = fields.CharField(max_length=200)
     description = fields.TextField(default="")
+    #: Where Tenantry posts events for this product (``tenants.webhooks``); None: no webhooks.
+    webhook_url = fields.CharField(max_length=2000, null=True)
+    #: The signing secret, encrypted (``tenants.secrets``).
+    webhook_secret = fields.CharField(max_length=500, null=True)
+    #: The secret before the last rotation, still signed with until ``webhook_previous_until``
+    #: so receivers can switch without losing events.
+    webhook_previous_secret = fields.CharField(max_length=500, null=True)
+    webhook_previous_until: datetime | None = fields.DatetimeField(null=True)
 
     class Meta:
         table = "products"
