@@ -55,14 +55,15 @@ SQL += [
     f"""
 -- A job is due when queued and its time has come, or running with an expired lease (its
 -- worker died). A job with a queue waits for every older unfinished job of that queue.
+-- p_ahead_seconds claims jobs due that far ahead (tests and `worker --once` drills).
 -- SKIP LOCKED lets many workers claim side by side without waiting on each other.
-CREATE FUNCTION claim_jobs(p_worker text, p_lease_seconds int, p_limit int)
+CREATE FUNCTION claim_jobs(p_worker text, p_lease_seconds int, p_limit int, p_ahead_seconds int)
   RETURNS TABLE (tenant_id uuid, id uuid)
   LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public
   AS $$
     WITH due AS (
       SELECT j.tenant_id, j.id FROM jobs j
-       WHERE ((j.status = 'queued' AND j.run_at <= now())
+       WHERE ((j.status = 'queued' AND j.run_at <= now() + make_interval(secs => p_ahead_seconds))
               OR (j.status = 'running' AND j.lease_until < now()))
          AND (j.queue IS NULL OR NOT EXISTS (
                SELECT 1 FROM jobs o
@@ -80,8 +81,8 @@ CREATE FUNCTION claim_jobs(p_worker text, p_lease_seconds int, p_limit int)
      WHERE j.tenant_id = due.tenant_id AND j.id = due.id
     RETURNING j.tenant_id, j.id
   $$;
-REVOKE ALL ON FUNCTION claim_jobs(text, int, int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION claim_jobs(text, int, int) TO {RUNTIME_ROLE};
+REVOKE ALL ON FUNCTION claim_jobs(text, int, int, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION claim_jobs(text, int, int, int) TO {RUNTIME_ROLE};
 -- When the next job falls due, for a worker deciding how long to sleep.
 CREATE FUNCTION next_job_due() RETURNS timestamptz
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public

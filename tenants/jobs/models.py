@@ -40,7 +40,7 @@ class Job(TenantModel):
     heartbeat_at: datetime | None = fields.DatetimeField(null=True)
     #: Where a resumable job stopped; written in the same transaction as the work it covers.
     checkpoint: fields.Field[dict[str, Any]] = fields.JSONField(default=dict)
-    last_error = fields.TextField(null=True)
+    last_error: str | None = fields.TextField(null=True)
     finished_at: datetime | None = fields.DatetimeField(null=True)
 
     class Meta:
