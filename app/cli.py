@@ -125,6 +125,30 @@ def serve(
         raise fail(str(exc)) from None
 
 
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once.")] = 4,
+    lease: Annotated[
+        int, typer.Option(min=5, max=3600, help="Seconds a claimed job stays reserved.")
+    ] = 30,
+    name: Annotated[str | None, typer.Option(help="Worker name (default host:pid).")] = None,
+) -> None:
+    """Run durable jobs (departure steps, webhooks, email) and seal audit events.
+
+    Run as many as you like on any node; they share the work through PostgreSQL. Set
+    TENANTRY_EMBEDDED_WORKER=false on the `serve` nodes when workers run separately.
+    """
+    from app.logs import configure_logging
+    from app.worker import run_worker_process
+    from tenants.jobs.worker import Worker
+
+    settings = load_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
+    job_worker = Worker(name=name, lease_seconds=lease, concurrency=concurrency)
+    out.print(f"worker [bold]{job_worker.name}[/bold] running; Ctrl+C stops it")
+    run_with_orm(settings, lambda: run_worker_process(job_worker), migrate=False)
+
+
 def _print_demo(settings: Settings, credentials: list[object]) -> None:
     from app.demo import DemoCredentials
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from collections.abc import AsyncIterator
@@ -33,8 +34,10 @@ from app.v1 import ROUTERS
 from app.web import account, console, signin
 from app.web.cookies import CookieJar
 from app.web.pages import Web
+from app.worker import background_worker
 from policies.cache import DecisionCache
 from tenants.audit.sealer import AuditSealer
+from tenants.jobs.worker import Worker
 from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
 from tenants.secrets import SecretBox
@@ -101,10 +104,14 @@ def create_app(
             listener.start()
             sealer = AuditSealer.start()  # chains audit events after their writes commit
             log.info("serving on %s", settings.base_url)
-            try:
-                yield
-            finally:
-                await sealer.stop()
+            async with contextlib.AsyncExitStack() as stack:
+                if settings.embedded_worker:
+                    await stack.enter_async_context(background_worker(Worker()))
+                try:
+                    yield
+                finally:
+                    await stack.aclose()
+                    await sealer.stop()
                 await listener.stop()
                 await http.aclose()
 

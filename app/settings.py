@@ -72,6 +72,9 @@ class Settings:
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
     #: Sign-in attempts per client address per 5 minutes (a school may share one address).
     login_rate_limit: int = 300
+    #: Run a job worker inside ``tenantry serve`` (departures, webhooks, email progress
+    #: without a second process). Turn off where ``tenantry worker`` runs separately.
+    embedded_worker: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -168,6 +171,14 @@ class Settings:
                 problems.append(f"LOG_FORMAT={log_format!r}: expected json or console")
             else:
                 values["log_json"] = log_format == "json"
+        embedded = env.get("TENANTRY_EMBEDDED_WORKER", "").strip().lower()
+        if embedded:
+            if embedded not in {"true", "false", "1", "0", "on", "off"}:
+                problems.append(
+                    f"TENANTRY_EMBEDDED_WORKER={embedded!r}: expected true or false"
+                )
+            else:
+                values["embedded_worker"] = embedded in {"true", "1", "on"}
         for name in ("TENANTRY_APP_ROLE", "TENANTRY_DATABASE_NAME"):
             value = env.get(name, "").strip()
             if value and not value.replace("_", "").isalnum():

@@ -44,6 +44,7 @@ TENANT_TABLES = (
     "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "seen_logout_tokens",
+    "access_log", "access_grants", "access_policies",
     "webhook_deliveries", "jobs", "departure_steps", "departures", "departure_policies",
     "content_items",
     "api_tokens", "product_accounts", "products",
@@ -98,7 +99,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory, live_port: int) -> Settin
                     log_json=False, public_url=f"http://127.0.0.1:{live_port}",
                     # Low, so the rate-limit test needs few (slow, argon2) attempts; every
                     # test client presents its own address, so others never reach it.
-                    login_rate_limit=30)
+                    login_rate_limit=30,
+                    # Tests run jobs themselves (Worker.run_until_idle), deterministically.
+                    embedded_worker=False)
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,10 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     async def claim(self, limit: int, *, ahead: timedelta = timedelta(0)) -> list[Claimed]:
         conn = connections.get("default")
         _, rows = await conn.execute_query(

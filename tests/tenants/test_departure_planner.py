@@ -1,0 +1,174 @@
+"""The departure planner: pure decisions, checked over generated policies and items."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tenants.content.models import ContentKind
+from tenants.departures import planner
+from tenants.departures.models import ContentAction, PersonalOutcome
+from tenants.departures.planner import (
+    Item,
+    ItemAction,
+    Person,
+    PolicyView,
+    SuccessorSource,
+    choose_successor,
+    decide,
+    groups_of,
+    plan_departure,
+    schedule_for,
+)
+
+PRODUCTS = [uuid.UUID(int=i) for i in range(1, 5)]
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+LEAVER = Person(uuid.uuid4(), "Lea Leaver", "lea@example.org", manager_id=None)
+BOSS = Person(uuid.uuid4(), "Bo Boss", "bo@example.org")
+
+policies = st.builds(
+    PolicyView,
+    fallback_successor_id=st.none(),
+    default_action=st.sampled_from(ContentAction),
+    product_actions=st.dictionaries(st.sampled_from(PRODUCTS), st.sampled_from(ContentAction)),
+    retention_days=st.integers(0, 400),
+    export_window_days=st.integers(0, 60),
+    personal_outcome=st.sampled_from(PersonalOutcome),
+    reinstatement_returns_items=st.booleans(),
+)
+items = st.lists(
+    st.builds(
+        Item,
+        id=st.uuids(),
+        product_id=st.sampled_from(PRODUCTS),
+        kind=st.sampled_from(ContentKind),
+        legal_hold=st.booleans(),
+        size=st.integers(0, 10**9),
+    ),
+    max_size=60,
+)
+
+
+def plan_for(policy: PolicyView, its: list[Item], successor: Person | None) -> planner.Plan:
+    return plan_departure(
+        policy, LEAVER, groups_of(its),
+        schedule=schedule_for(date(2026, 12, 31), policy),
+        successor=successor,
+        successor_source=SuccessorSource.MANAGER if successor else SuccessorSource.NONE,
+        now=NOW,
+    )
+
+
+@given(policies, items, st.booleans())
+def test_every_item_gets_exactly_one_action_and_totals_add_up(
+    policy: PolicyView, its: list[Item], has_successor: bool
+) -> None:
+    plan = plan_for(policy, its, BOSS if has_successor else None)
+    matching = [
+        [r for r in plan.rows if (r.product_id, r.kind, r.legal_hold) ==
+         (i.product_id, i.kind, i.legal_hold)]
+        for i in its
+    ]
+    assert all(len(m) == 1 for m in matching)
+    assert plan.total.count == len(its)
+    assert plan.total.bytes == sum(i.size for i in its)
+    assert sum(t.count for t in plan.totals_by("action").values()) == len(its)
+    assert sum(t.count for t in plan.totals_by("product").values()) == len(its)
+
+
+@given(policies, items, st.booleans())
+def test_items_under_legal_hold_are_never_deleted(
+    policy: PolicyView, its: list[Item], has_successor: bool
+) -> None:
+    plan = plan_for(policy, its, BOSS if has_successor else None)
+    deleting = {ItemAction.DELETE_AFTER_RETENTION, ItemAction.EXPORT_THEN_DELETE}
+    for item in its:
+        if item.legal_hold:
+            assert plan.decision_for(item).action not in deleting
+
+
+@given(policies, items)
+def test_personal_items_are_never_transferred_to_a_successor(
+    policy: PolicyView, its: list[Item]
+) -> None:
+    plan = plan_for(policy, its, BOSS)
+    for item in its:
+        row = plan.decision_for(item)
+        if item.kind is ContentKind.PERSONAL:
+            assert row.action in {ItemAction.EXPORT_THEN_DELETE, ItemAction.EXPORT_THEN_ARCHIVE}
+            assert row.target_id is None
+            assert row.deadline == plan.schedule.export_until
+
+
+def test_work_content_goes_to_the_successor_when_the_policy_transfers_it() -> None:
+    decision = decide(PolicyView(), PRODUCTS[0], ContentKind.ORGANISATION, False,
+                      has_successor=True)
+    assert decision.action is ItemAction.TRANSFER
+
+
+def test_without_a_successor_work_content_is_archived_and_the_plan_warns() -> None:
+    its = [Item(uuid.uuid4(), PRODUCTS[0], ContentKind.ORGANISATION, False, size=10)]
+    plan = plan_for(PolicyView(), its, None)
+    assert plan.rows[0].action is ItemAction.ARCHIVE
+    assert [w.code for w in plan.warnings] == ["no_successor"]
+
+
+def test_a_per_product_action_overrides_the_default() -> None:
+    policy = PolicyView(product_actions={PRODUCTS[1]: ContentAction.DELETE})
+    its = [
+        Item(uuid.uuid4(), PRODUCTS[0], ContentKind.ORGANISATION, False),
+        Item(uuid.uuid4(), PRODUCTS[1], ContentKind.ORGANISATION, False),
+        Item(uuid.uuid4(), PRODUCTS[1], ContentKind.ORGANISATION, True),
+    ]
+    plan = plan_for(policy, its, BOSS)
+    assert [plan.decision_for(i).action for i in its] == [
+        ItemAction.TRANSFER, ItemAction.DELETE_AFTER_RETENTION, ItemAction.ARCHIVE,
+    ]
+    assert plan.held.count == 1
+    assert plan.decision_for(its[1]).deadline == plan.schedule.purge_at
+    assert "legal_hold" in {w.code for w in plan.warnings}
+
+
+def test_dates_follow_the_last_day_and_retention() -> None:
+    schedule = schedule_for(date(2026, 12, 31), PolicyView(retention_days=30))
+    assert schedule.suspend_at == datetime(2027, 1, 1, tzinfo=UTC)
+    assert schedule.export_until == schedule.suspend_at
+    assert schedule.purge_at == schedule.suspend_at + timedelta(days=30)
+
+
+def test_short_notice_for_personal_items_is_flagged() -> None:
+    its = [Item(uuid.uuid4(), PRODUCTS[0], ContentKind.PERSONAL, False)]
+    plan = plan_departure(
+        PolicyView(export_window_days=14), LEAVER, groups_of(its),
+        schedule=schedule_for(NOW.date() + timedelta(days=2), PolicyView()),
+        successor=BOSS, successor_source=SuccessorSource.MANAGER, now=NOW,
+    )
+    assert "short_export_window" in {w.code for w in plan.warnings}
+
+
+def test_successor_is_the_chosen_one_then_the_manager_then_the_fallback() -> None:
+    fallback = Person(uuid.uuid4(), "Fay Fallback", "fay@example.org")
+    inactive = Person(uuid.uuid4(), "Ina", "ina@example.org", is_active=False)
+    policy = PolicyView()
+    pick = choose_successor
+    assert pick(policy, LEAVER, chosen=BOSS, manager=fallback, fallback=None) == (
+        BOSS, SuccessorSource.CHOSEN)
+    assert pick(policy, LEAVER, chosen=inactive, manager=BOSS, fallback=fallback) == (
+        BOSS, SuccessorSource.MANAGER)
+    assert pick(policy, LEAVER, chosen=None, manager=inactive, fallback=fallback) == (
+        fallback, SuccessorSource.FALLBACK)
+    assert pick(policy, LEAVER, chosen=LEAVER, manager=None, fallback=None) == (
+        None, SuccessorSource.NONE)
+
+
+def test_policy_survives_a_round_trip_through_json() -> None:
+    policy = PolicyView(
+        fallback_successor_id=uuid.uuid4(), default_action=ContentAction.ARCHIVE,
+        product_actions={PRODUCTS[0]: ContentAction.DELETE}, retention_days=7,
+        export_window_days=3, personal_outcome=PersonalOutcome.ARCHIVE,
+        reinstatement_returns_items=False,
+    )
+    assert PolicyView.from_json(policy.to_json()) == policy

@@ -1,0 +1,221 @@
+"""The durable job queue on the real database: claims, retries, dead letters, ordering,
+leases."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tenants import db
+from tenants.errors import IllegalTransitionError
+from tenants.jobs import service as jobs
+from tenants.jobs.registry import (
+    LeaseLostError,
+    PermanentJobError,
+    RetryLaterError,
+    RunningJob,
+    handler,
+)
+from tenants.jobs.worker import BACKOFF_CAP, Worker, backoff_seconds
+from tests.conftest import ACTOR, OrgHandle
+
+SEEN: list[tuple[str, Any]] = []
+FAILS_LEFT: dict[str, int] = {}
+
+
+@handler("test.record")
+async def record_payload(job: RunningJob) -> None:
+    SEEN.append((job.kind, job.payload["n"]))
+
+
+@handler("test.flaky")
+async def flaky(job: RunningJob) -> None:
+    left = FAILS_LEFT.get(job.key, 0)
+    if left:
+        FAILS_LEFT[job.key] = left - 1
+        raise RetryLaterError("receiver down", delay=60)
+    SEEN.append((job.kind, job.payload["n"]))
+
+
+@handler("test.broken")
+async def broken(job: RunningJob) -> None:
+    raise ValueError("boom")
+
+
+@handler("test.permanent")
+async def permanent(job: RunningJob) -> None:
+    raise PermanentJobError("the subject is gone")
+
+
+@handler("test.counter")
+async def counter(job: RunningJob) -> None:
+    """Counts to payload["to"] one checkpointed step at a time."""
+    while (step := int(job.state.get("i", 0))) < job.payload["to"]:
+        async with db.tenant_transaction(job.org_id):
+            SEEN.append(("step", step))
+            await job.checkpoint({"i": step + 1})
+
+
+@pytest.fixture(autouse=True)
+def reset() -> None:
+    SEEN.clear()
+    FAILS_LEFT.clear()
+
+
+async def enqueue(org: OrgHandle, kind: str, *, n: int = 0, key: str | None = None,
+                  **kw: Any) -> str:
+    key = key or f"{kind}:{uuid.uuid4()}"
+    async with db.tenant_transaction(org.id):
+        await jobs.enqueue(kind, {"n": n, **kw.pop("payload", {})}, key=key, **kw)
+    return key
+
+
+async def job_row(conn: asyncpg.Connection, key: str) -> asyncpg.Record:
+    row = await conn.fetchrow("SELECT * FROM jobs WHERE key = $1", key)
+    assert row is not None
+    return row
+
+
+async def test_a_queued_job_runs_once_and_is_done(org: OrgHandle, owner_conn: asyncpg.Connection) -> None:
+    key = await enqueue(org, "test.record", n=7)
+    assert await Worker(name="w").run_until_idle() == 1
+    assert SEEN == [("test.record", 7)]
+    row = await job_row(owner_conn, key)
+    assert (row["status"], row["attempts"], row["claims"], row["locked_by"]) == ("done", 0, 1, None)
+    assert await Worker(name="w").run_until_idle() == 0
+
+
+async def test_enqueueing_the_same_key_twice_makes_one_job(org: OrgHandle, owner_conn: asyncpg.Connection) -> None:
+    await enqueue(org, "test.record", key="same")
+    await enqueue(org, "test.record", key="same")
+    assert await owner_conn.fetchval("SELECT count(*) FROM jobs WHERE key = 'same'") == 1
+
+
+async def test_a_job_rolled_back_with_its_transaction_never_runs(org: OrgHandle) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.tenant_transaction(org.id):
+            await jobs.enqueue("test.record", {"n": 1}, key="rolled-back")
+            raise RuntimeError("the change failed")
+    assert await Worker(name="w").run_until_idle() == 0
+
+
+async def test_a_future_job_waits_for_its_time(org: OrgHandle) -> None:
+    from datetime import UTC, datetime
+
+    await enqueue(org, "test.record", n=1, run_at=datetime.now(UTC) + timedelta(hours=1))
+    assert await Worker(name="w").run_until_idle() == 0
+    assert await Worker(name="w").run_until_idle(ahead=timedelta(hours=2)) == 1
+
+
+async def test_a_failing_job_is_retried_with_backoff_and_then_succeeds(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    key = await enqueue(org, "test.flaky", n=3)
+    FAILS_LEFT[key] = 2
+    worker = Worker(name="w")
+    assert await worker.run_until_idle() == 1
+    row = await job_row(owner_conn, key)
+    assert (row["status"], row["attempts"], row["last_error"]) == ("queued", 1, "receiver down")
+    assert row["run_at"] > row["updated_at"] + timedelta(seconds=55)
+    await worker.run_until_idle(ahead=timedelta(minutes=2))
+    await worker.run_until_idle(ahead=timedelta(minutes=2))
+    row = await job_row(owner_conn, key)
+    assert (row["status"], row["attempts"]) == ("done", 2)
+    assert SEEN == [("test.flaky", 3)]
+
+
+async def test_a_job_out_of_attempts_is_dead_until_someone_retries_it(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    key = await enqueue(org, "test.broken", max_attempts=3)
+    worker = Worker(name="w")
+    for _ in range(3):
+        await worker.run_until_idle(ahead=timedelta(hours=1))
+    row = await job_row(owner_conn, key)
+    assert (row["status"], row["attempts"]) == ("dead", 3)
+    assert "ValueError: boom" in row["last_error"]
+    assert await worker.run_until_idle(ahead=timedelta(days=1)) == 0
+    async with db.tenant_transaction(org.id):
+        retried = await jobs.retry_job(row["id"], actor=ACTOR)
+    assert (retried.status, retried.attempts) == ("queued", 0)
+    async with db.tenant_transaction(org.id):
+        with pytest.raises(IllegalTransitionError):
+            await jobs.retry_job(row["id"], actor=ACTOR)
+
+
+async def test_a_permanent_error_goes_straight_to_the_dead_letters(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    key = await enqueue(org, "test.permanent")
+    await Worker(name="w").run_until_idle()
+    row = await job_row(owner_conn, key)
+    assert (row["status"], row["attempts"], row["last_error"]) == ("dead", 1, "the subject is gone")
+
+
+async def test_jobs_sharing_a_queue_run_in_order_and_a_failing_one_holds_the_rest(
+    org: OrgHandle,
+) -> None:
+    first = await enqueue(org, "test.flaky", n=1, queue="member-1")
+    await enqueue(org, "test.record", n=2, queue="member-1")
+    await enqueue(org, "test.record", n=9, queue="member-2")
+    FAILS_LEFT[first] = 1
+    worker = Worker(name="w", concurrency=8)
+    await worker.run_until_idle()
+    assert SEEN == [("test.record", 9)]
+    await worker.run_until_idle(ahead=timedelta(minutes=5))
+    assert SEEN == [("test.record", 9), ("test.flaky", 1), ("test.record", 2)]
+
+
+async def test_a_job_of_a_killed_worker_is_taken_over_when_its_lease_expires(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    key = await enqueue(org, "test.counter", payload={"to": 3})
+    dead = Worker(name="killed", lease_seconds=5)
+    claimed = await dead.claim(1)
+    assert len(claimed) == 1
+    assert await Worker(name="other").run_until_idle() == 0  # leased: nobody else takes it
+    await owner_conn.execute("UPDATE jobs SET lease_until = now() - interval '1 second'")
+    assert await Worker(name="other").run_until_idle() == 1
+    row = await job_row(owner_conn, key)
+    assert (row["status"], row["claims"], row["attempts"]) == ("done", 2, 0)
+    assert SEEN == [("step", 0), ("step", 1), ("step", 2)]
+
+
+async def test_a_worker_that_lost_its_lease_cannot_commit_work(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    key = await enqueue(org, "test.counter", payload={"to": 1})
+    stale = Worker(name="stale")
+    [claimed] = await stale.claim(1)
+    await owner_conn.execute("UPDATE jobs SET locked_by = 'new-owner'")
+    job = RunningJob(org.id, claimed.id, "test.counter", key, {"to": 1}, {}, 0, 1, "stale", 30)
+    with pytest.raises(LeaseLostError):
+        async with db.tenant_transaction(org.id):
+            await job.checkpoint({"i": 1})
+    assert (await job_row(owner_conn, key))["checkpoint"] == "{}"
+
+
+async def test_checkpointed_work_resumes_where_it_stopped(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    key = await enqueue(org, "test.counter", payload={"to": 4})
+    await owner_conn.execute("UPDATE jobs SET checkpoint = '{\"i\": 2}'::jsonb WHERE key = $1", key)
+    await Worker(name="w").run_until_idle()
+    assert SEEN == [("step", 2), ("step", 3)]
+
+
+async def test_two_workers_never_run_the_same_job(org: OrgHandle) -> None:
+    for n in range(20):
+        await enqueue(org, "test.record", n=n)
+    await asyncio.gather(Worker(name="a").run_until_idle(), Worker(name="b").run_until_idle())
+    assert sorted(n for _, n in SEEN) == list(range(20))
+
+
+def test_backoff_doubles_up_to_a_cap() -> None:
+    assert [backoff_seconds(n, jitter=0) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
+    assert backoff_seconds(40, jitter=0) == BACKOFF_CAP
