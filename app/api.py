@@ -47,6 +47,27 @@ class NoQuery(BaseModel):
     model_config = {"extra": "forbid"}
 
 
+class RawBody(BaseModel):
+    """``call.body`` of an endpoint with a ``StreamBody``: the bytes as sent."""
+
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBody:
+    """A body that is a stream of records, not one JSON object (NDJSON bulk uploads).
+
+    It is read whole up to its own ``max_bytes`` (the JSON limit is far smaller), refused
+    with 415 unless sent as ``media_type``, and handed to the handler as ``RawBody``: the
+    service parses it record by record so it can name bad records by line. ``item`` is the
+    schema of one record, for the OpenAPI document.
+    """
+
+    media_type: str
+    item: type[BaseModel]
+    max_bytes: int
+
+
 @dataclass(frozen=True, slots=True)
 class Call(Generic[B, Q]):
     """What a handler gets: the request, who is calling, and the parsed input."""
@@ -87,6 +108,8 @@ class Endpoint:
     fast: FastPath | None = None
     #: Other media types the success response may come in (OpenAPI only).
     alternatives: tuple[str, ...] = ()
+    #: Instead of ``body``: a streamed body of records (see StreamBody).
+    stream: StreamBody | None = None
 
     @property
     def operation_id(self) -> str:
@@ -119,6 +142,7 @@ class ApiRouter:
         errors: Sequence[int] = (),
         fast: FastPath | None = None,
         alternatives: Sequence[str] = (),
+        stream: StreamBody | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -137,6 +161,7 @@ class ApiRouter:
                     description=(handler.__doc__ or "").strip(),
                     fast=fast,
                     alternatives=tuple(alternatives),
+                    stream=stream,
                 )
             )
             return handler
@@ -236,8 +261,9 @@ def _paths_with_nul(value: Any, path: str) -> list[str]:
     found: list[str] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            child = f"{path}.{key}" if path else key
-            found += [child] if "\x00" in key else _paths_with_nul(item, child)
+            # Keys may be uuids or enums (dict[uuid.UUID, ...] fields), not only strings.
+            child = f"{path}.{key}" if path else str(key)
+            found += [child] if "\x00" in str(key) else _paths_with_nul(item, child)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             found += _paths_with_nul(item, f"{path}[{index}]")
@@ -250,21 +276,22 @@ def _field(name: str, reason: str) -> Any:
     return FieldProblem(name, reason)
 
 
-async def _parse_body(request: Request, model: type[BaseModel] | None, limit: int) -> BaseModel:
-    if model is None:
-        return NoBody()
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in (
-        "application/json",
-        "application/merge-patch+json",
-    ) and not content_type.endswith("+json"):
-        raise _Refused(
-            http_problem(
-                request,
-                "unsupported_media_type",
-                f"expected Content-Type application/json, got {content_type or 'none'}",
-            )
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _unsupported(request: Request, expected: str) -> _Refused:
+    return _Refused(
+        http_problem(
+            request,
+            "unsupported_media_type",
+            f"expected Content-Type {expected}, got {_media_type(request) or 'none'}",
         )
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it grows past ``limit`` bytes."""
     chunks = []
     size = 0
     async for chunk in request.stream():
@@ -274,7 +301,25 @@ async def _parse_body(request: Request, model: type[BaseModel] | None, limit: in
                 http_problem(request, "body_too_large", f"the body is larger than {limit} bytes")
             )
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def _read_stream(request: Request, stream: StreamBody) -> RawBody:
+    if _media_type(request) != stream.media_type:
+        raise _unsupported(request, stream.media_type)
+    return RawBody(content=await _read_body(request, stream.max_bytes))
+
+
+async def _parse_body(request: Request, model: type[BaseModel] | None, limit: int) -> BaseModel:
+    if model is None:
+        return NoBody()
+    content_type = _media_type(request)
+    if content_type not in (
+        "application/json",
+        "application/merge-patch+json",
+    ) and not content_type.endswith("+json"):
+        raise _unsupported(request, "application/json")
+    raw = await _read_body(request, limit)
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -435,7 +480,11 @@ def build_route(
                     answered = await endpoint.fast(request, known, path)
                     if answered is not None:
                         return answered
-            body = await _parse_body(request, endpoint.body, max_body)
+            body = (
+                await _read_stream(request, endpoint.stream)
+                if endpoint.stream is not None
+                else await _parse_body(request, endpoint.body, max_body)
+            )
             with notifications.collect() as sent:
                 async with tenant_transaction(credential.org_id):
                     # A credential verified in the last seconds is not looked up again

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 #: Modules whose import registers job handlers (``tenants.jobs.registry.handler``).
 HANDLER_MODULES: tuple[str, ...] = (
     "tenants.departures.steps",
+    "tenants.webhooks.sender",
 )
 
 

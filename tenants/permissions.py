@@ -37,6 +37,9 @@ class Permission(StrEnum):
     POLICIES_WRITE = "policies:write"
     DEPARTURES_READ = "departures:read"
     DEPARTURES_WRITE = "departures:write"
+    #: Background jobs: the dead-letter list and its retry button.
+    JOBS_READ = "jobs:read"
+    JOBS_WRITE = "jobs:write"
     ACCESS_READ = "access:read"
     ACCESS_REQUEST = "access:request"
     ACCESS_APPROVE = "access:approve"
@@ -44,6 +47,10 @@ class Permission(StrEnum):
     PRIVACY_REQUESTS_WRITE = "privacy_requests:write"
     AUDIT_READ = "audit:read"
     TOKENS_WRITE = "tokens:write"
+    #: Members' content items as products registered them (admins read; products write).
+    CONTENT_READ = "content:read"
+    #: Putting content items under legal hold and lifting it.
+    CONTENT_HOLD = "content:hold"
     # Scopes for products calling the API with client credentials.
     SETTINGS_READ = "settings:read"
     SETTINGS_WRITE = "settings:write"
@@ -87,6 +94,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.ACCESS_APPROVE,
         P.PRIVACY_REQUESTS_READ,
         P.PRIVACY_REQUESTS_WRITE,
+        P.CONTENT_READ,
+        P.CONTENT_HOLD,
     },
     Role.AUDITOR: READS | {P.CONSOLE_ACCESS},
     Role.MEMBER: frozenset(),

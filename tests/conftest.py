@@ -27,6 +27,7 @@ from app import database
 from app.database import DatabaseUrls
 from app.factory import create_app
 from app.settings import Settings
+from app.worker import load_handlers
 from tenants import db
 from tenants.actors import Actor, system_actor
 from tenants.audit.sealer import seal_all
@@ -37,6 +38,9 @@ from tenants.permissions import Permission
 from tenants.tokens import service as tokens
 from tenants.units.models import Unit
 
+# Job handlers register on import, as in `tenantry worker` (tests run jobs in-process).
+load_handlers()
+
 TENANT_TABLES = (
     # The audit tables first, in the order the app's background sealer locks them: TRUNCATE
     # (which locks in this order) then waits for a sealing pass instead of deadlocking.
@@ -44,6 +48,7 @@ TENANT_TABLES = (
     "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "seen_logout_tokens",
+    "identity_backends", "signal_transmitters", "seen_security_events",
     "access_log", "access_grants", "access_policies",
     "webhook_deliveries", "jobs", "departure_steps", "departures", "departure_policies",
     "content_items",

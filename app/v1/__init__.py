@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.api import ApiRouter
-from app.v1 import audit, groups, members, organisation, policy, products, settings, sso, units
+from app.v1 import audit, departures, groups, members, organisation, policy, products, settings, sso, units
 
 ROUTERS: list[ApiRouter] = [
     products.accounts,
@@ -16,4 +16,5 @@ ROUTERS: list[ApiRouter] = [
     sso.router,
     settings.router,
     policy.router,
+    departures.router,
 ]

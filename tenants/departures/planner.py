@@ -288,7 +288,7 @@ class Plan:
         """Totals per ``product`` (id), ``kind`` or ``action``."""
         out: dict[str, Totals] = {}
         for row in self.rows:
-            k = {"product": str(row.product_id), "kind": row.kind.value, "action": row.action}[key]
+            k = {"product": str(row.product_id), "kind": row.kind.value, "action": row.action.value}[key]
             out[k] = out.get(k, Totals()).add(row.count, row.bytes)
         return out
 
