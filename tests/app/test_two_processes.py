@@ -93,6 +93,8 @@ def start_server(name: str, urls: DatabaseUrls, secret_key: str, folder: Path) -
         "TENANTRY_DATA_DIR": str(folder / f"data-{name}"),
         "TENANTRY_ENV": "development",
         "DATABASE_POOL_SIZE": "3",
+        # The session's tests run jobs themselves; a server's worker must not take them.
+        "TENANTRY_EMBEDDED_WORKER": "false",
     }
     env.pop("TENANTRY_PUBLIC_URL", None)
     found = shutil.which("tenantry")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -188,6 +189,8 @@ RESOURCE_BY_PREFIX = {
     "/v1/products": "spare_product",
     "/v1/product-accounts": "account",
     "/v1/policy/rules": "rule",
+    "/v1/departures": "departure",
+    "/v1/jobs": "dead_job",
 }
 
 #: Other path parameters → the World attribute they name.
@@ -217,6 +220,14 @@ CHANGES: Table = {
         "value": False,
     },
     "PUT /v1/settings/declared": lambda w: {"settings": [declaration(w.product)]},
+    "POST /v1/departures": lambda w: {
+        "member_id": w.resource("stayer")["id"],
+        "last_day": datetime.now(UTC).date().isoformat(),
+    },
+    "POST /v1/members/{id}/departure-preview": lambda w: {
+        "last_day": datetime.now(UTC).date().isoformat()
+    },
+    "PUT /v1/departure-policy": lambda w: {"retention_days": 45},
 }
 
 #: Query parameters an operation needs to answer 200 (the document marks few as required).
@@ -261,8 +272,12 @@ class World:
     client: JSON
     sso: JSON
     rule: JSON
+    #: Resources of later features, by name (see WORLD_EXTENSIONS).
+    extra: dict[str, JSON] = field(default_factory=dict)
 
     def resource(self, attribute: str) -> JSON:
+        if attribute in self.extra:
+            return self.extra[attribute]
         value: JSON = getattr(self, attribute)
         return value
 
@@ -339,7 +354,44 @@ class World:
             "rule",
         ):
             found.add(self.resource(attribute)["id"])
+        found |= {str(value["id"]) for value in self.extra.values() if "id" in value}
         return found
+
+
+#: Builders of resources for later features' routes: each adds entries to ``extra`` (name →
+#: resource with an ``id``), for RESOURCE_BY_PREFIX / RESOURCE_BY_PARAM / CHANGES to name.
+WorldExtension = Callable[[OrgHandle, "World"], Awaitable[dict[str, JSON]]]
+WORLD_EXTENSIONS: list[WorldExtension] = []
+
+
+def world_extension(fn: WorldExtension) -> WorldExtension:
+    WORLD_EXTENSIONS.append(fn)
+    return fn
+
+
+@world_extension
+async def departures_world(org: OrgHandle, world: World) -> dict[str, JSON]:
+    """A running departure of a member of its own (so ``member`` stays active), and a dead
+    job to retry."""
+    from tenants import db
+    from tenants.jobs import service as jobs
+
+    leaver = await make_member(org)
+    response = await org.post(
+        "/v1/departures",
+        {"member_id": leaver["id"], "last_day": datetime.now(UTC).date().isoformat()},
+    )
+    assert response.status_code == 201, response.text
+    async with db.tenant_transaction(org.id):
+        key = f"probe:{fresh()}"
+        await jobs.enqueue("probe.never-run", {}, key=key)
+        await db.connection().execute_query(
+            "UPDATE jobs SET status = 'dead', attempts = max_attempts WHERE key = $1", [key]
+        )
+        job = await db.fetch_one("SELECT id FROM jobs WHERE key = $1", key)
+    assert job is not None
+    stayer = await make_member(org)
+    return {"departure": response.json(), "dead_job": {"id": str(job["id"])}, "stayer": stayer}
 
 
 async def build_world(org: OrgHandle) -> World:
@@ -389,9 +441,12 @@ async def build_world(org: OrgHandle) -> World:
         f"/v1/members/{member['id']}/choices", {"setting": "cookies.preferences", "value": False}
     )
     assert response.status_code == 200, response.text
-    return World(
+    world = World(
         org, unit, other_unit, member, group, product, spare_product, account, client, sso, rule
     )
+    for extend in WORLD_EXTENSIONS:
+        world.extra.update(await extend(org, world))
+    return world
 
 
 async def send(
