@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from app.cli_identity import identity_cli
 from app.database import DatabaseSetupError
 from app.settings import Settings, SettingsError
 from tenants.errors import TenantryError
@@ -31,6 +32,7 @@ cli.add_typer(org_cli, name="org")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(admin_cli, name="admin")
+cli.add_typer(identity_cli, name="identity")
 
 out = Console()
 err = Console(stderr=True)
@@ -129,7 +131,7 @@ def serve(
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once.")] = 4,
     lease: Annotated[
-        int, typer.Option(min=5, max=3600, help="Seconds a claimed job stays reserved.")
+        int, typer.Option(min=1, max=3600, help="Seconds a claimed job stays reserved.")
     ] = 30,
     name: Annotated[str | None, typer.Option(help="Worker name (default host:pid).")] = None,
 ) -> None:
@@ -146,7 +148,7 @@ def worker(
     configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
     job_worker = Worker(name=name, lease_seconds=lease, concurrency=concurrency)
     out.print(f"worker [bold]{job_worker.name}[/bold] running; Ctrl+C stops it")
-    run_with_orm(settings, lambda: run_worker_process(job_worker), migrate=False)
+    run_with_orm(settings, lambda: run_worker_process(job_worker, settings), migrate=False)
 
 
 def _print_demo(settings: Settings, credentials: list[object]) -> None:

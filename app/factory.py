@@ -24,13 +24,15 @@ from app import database, oauth
 from app.api import Endpoint, PrincipalCache, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
+from app.mail import configure_mail
 from app.middleware import RequestContextMiddleware
 from app.notifications import Listener
 from app.openapi import build_openapi
 from app.problems import http_problem, problem_catalogue
 from app.routes.health import healthz, readyz
 from app.settings import Settings
-from app.v1 import ROUTERS
+from app.v1 import ROUTERS, signals
+from app.scim.routes import scim_routes
 from app.web import account, console, signin
 from app.web.cookies import CookieJar
 from app.web.pages import Web
@@ -70,6 +72,7 @@ def create_app(
         headers={"User-Agent": f"Tenantry/{VERSION}"},
     )
     keyring = KeyRing(SecretBox(settings.secret_key, "signing-keys"))
+    configure_mail(settings)  # links in emails, and SMTP when configured
     rp = RelyingParty(http)
     authenticator = authenticator or BearerAuthenticator(
         keyring=keyring, issuer=settings.base_url, trusted=settings.trusted_issuers, jwks=rp.jwks
@@ -106,7 +109,7 @@ def create_app(
             log.info("serving on %s", settings.base_url)
             async with contextlib.AsyncExitStack() as stack:
                 if settings.embedded_worker:
-                    await stack.enter_async_context(background_worker(Worker()))
+                    await stack.enter_async_context(background_worker(Worker(), settings))
                 try:
                     yield
                 finally:
@@ -153,8 +156,16 @@ def create_app(
         build_route(e, authenticator, settings.max_body_bytes, principals, listener.applied_locally)
         for e in endpoints
     ]
+    routes += scim_routes(
+        authenticator=authenticator,
+        base_url=settings.base_url,
+        max_body=settings.max_body_bytes,
+        principals=principals,
+        committed=listener.applied_locally,
+    )
     routes += signin.routes(web) + console.routes(web) + account.routes(web)
     routes += oauth.routes(keyring, settings.base_url)
+    routes += signals.receiver_routes(rp.jwks)
     routes.append(Mount("/static", StaticFiles(directory=str(STATIC)), name="static"))
 
     async def not_found(request: Request, exc: Any) -> Response:

@@ -12,6 +12,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from app.settings import Settings
 from tenants.audit.sealer import AuditSealer
 from tenants.jobs.worker import Worker
 
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 #: Modules whose import registers job handlers (``tenants.jobs.registry.handler``).
 HANDLER_MODULES: tuple[str, ...] = (
     "tenants.departures.steps",
+    "tenants.identity.sync",
+    "tenants.mail.delivery",
+    "tenants.requests.jobs",
     "tenants.webhooks.sender",
 )
 
@@ -29,10 +33,25 @@ def load_handlers() -> None:
         importlib.import_module(name)
 
 
-@asynccontextmanager
-async def background_worker(worker: Worker) -> AsyncIterator[Worker]:
-    """Run ``worker`` as a task for the duration of the block; stop it cleanly after."""
+def configure_handlers(settings: Settings) -> None:
+    """Register the handlers and give those that need them the service's settings (the
+    webhook sender unseals product secrets with the secret key)."""
     load_handlers()
+    from tenants.webhooks import sender
+
+    sender.configure(settings.secret_key)
+    from app.mail import configure_mail
+
+    configure_mail(settings)
+    from tenants.identity import sync as identity_sync
+
+    identity_sync.configure(settings.secret_key)
+
+
+@asynccontextmanager
+async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator[Worker]:
+    """Run ``worker`` as a task for the duration of the block; stop it cleanly after."""
+    configure_handlers(settings)
     task = asyncio.create_task(worker.run_forever(), name=f"worker-{worker.name}")
     try:
         yield worker
@@ -42,7 +61,7 @@ async def background_worker(worker: Worker) -> AsyncIterator[Worker]:
             await task
 
 
-async def run_worker_process(worker: Worker) -> None:
+async def run_worker_process(worker: Worker, settings: Settings) -> None:
     """``tenantry worker``: jobs and audit sealing until SIGINT or SIGTERM.
 
     A stop lets running handlers finish their current unit of work; a SIGKILL is also
@@ -53,8 +72,11 @@ async def run_worker_process(worker: Worker) -> None:
         loop.add_signal_handler(sig, worker.stop)
     sealer = AuditSealer.start()
     try:
-        async with background_worker(worker):
+        async with background_worker(worker, settings):
             while not worker.stopping:
                 await asyncio.sleep(0.2)
     finally:
         await sealer.stop()
+        from tenants.webhooks import sender
+
+        await sender.aclose()

@@ -27,7 +27,7 @@ from app import database
 from app.database import DatabaseUrls
 from app.factory import create_app
 from app.settings import Settings
-from app.worker import load_handlers
+from app.worker import configure_handlers, load_handlers
 from tenants import db
 from tenants.actors import Actor, system_actor
 from tenants.audit.sealer import seal_all
@@ -50,8 +50,11 @@ TENANT_TABLES = (
     "seen_logout_tokens",
     "identity_backends", "signal_transmitters", "seen_security_events",
     "access_log", "access_grants", "access_policies",
+    "mail_messages", "mail_template_overrides", "privacy_export_parts", "privacy_exports",
+    "privacy_request_events", "privacy_requests", "privacy_request_policies",
     "webhook_deliveries", "jobs", "departure_steps", "departures", "departure_policies",
     "content_items",
+    "scim_users", "scim_groups", "scim_settings",
     "api_tokens", "product_accounts", "products",
     "group_memberships", "groups", "members", "units", "organisations",
 )
@@ -111,6 +114,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, live_port: int) -> Settin
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings, database_urls: DatabaseUrls) -> AsyncIterator[Any]:
+    configure_handlers(settings)
     application = create_app(settings, database_urls)
     async with application.router.lifespan_context(application):
         yield application

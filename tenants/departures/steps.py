@@ -138,7 +138,8 @@ async def plan_for_run(departure: Departure) -> Plan:
     )
 
 
-#: One batch: take the next ``$8`` of the leaver's active items in id order, apply each
+#: One batch: take the next ``$8`` of the leaver's active items in id order after ``$10``
+#: (an index range on (tenant_id, member_id, status, id)), apply each
 #: one's planned action, and return what changed. The plan arrives as arrays.
 MOVE_SQL = """
 WITH plan (product_id, kind, legal_hold, action) AS (
@@ -149,6 +150,7 @@ WITH plan (product_id, kind, legal_hold, action) AS (
     JOIN plan p ON p.product_id = c.product_id AND p.kind = c.kind
                AND p.legal_hold = c.legal_hold
    WHERE c.tenant_id = $1 AND c.member_id = $2 AND c.status = 'active'
+     AND ($10::uuid IS NULL OR c.id > $10::uuid)
    ORDER BY c.id
    LIMIT $8
    FOR UPDATE OF c
@@ -167,13 +169,22 @@ UPDATE content_items c
        updated_at = now()
   FROM batch b
  WHERE c.tenant_id = $1 AND c.id = b.id
-RETURNING c.product_id, c.external_id, b.action
+RETURNING c.id, c.product_id, c.external_id, b.action
 """
 
 
 @handler("departure.transfer")
 async def transfer(job: RunningJob) -> None:
-    """Move the leaver's content in batches until none is left, then mark them departed."""
+    """Move the leaver's content in batches until none is left, then mark them departed.
+
+    Batches walk the leaver's active items in id order from a cursor kept in the
+    checkpoint, so each batch starts where the last one ended instead of stepping over
+    everything already moved (which made a million-item transfer quadratic). At the end
+    of the id range one more sweep from the start, with a fresh plan, picks up items
+    registered meanwhile; the step ends when a sweep from the start finds nothing.
+    """
+    plan: Plan | None = None
+    replanned = False
     while True:
         async with db.tenant_transaction(job.org_id):
             departure = await _running(job)
@@ -184,20 +195,37 @@ async def transfer(job: RunningJob) -> None:
                 return
             if step.status == StepStatus.PENDING:
                 await _start_step(step)
-            plan = await plan_for_run(departure)
-            if plan.total.count == 0:
-                await _finish_transfer(job, departure, step, plan)
-                return
+            if plan is None:
+                plan = await plan_for_run(departure)
+            after = job.state.get("after")
             batch_no = int(job.state.get("batch", 0))
-            moved = await _move_batch(job, departure, plan, batch_no)
-            step.done += moved
-            if step.done > step.total:
-                step.total = step.done
-            await step.save(update_fields=["done", "total", "updated_at"])
-            await job.checkpoint({"batch": batch_no + 1, "moved": step.done})
+            moved, last = await _move_batch(
+                job, departure, plan, batch_no, None if after is None else uuid.UUID(after)
+            )
+            if moved:
+                step.done += moved
+                step.total = max(step.total, step.done)
+                await step.save(update_fields=["done", "total", "updated_at"])
+                await job.checkpoint(
+                    {"batch": batch_no + 1, "moved": step.done, "after": str(last)}
+                )
+                continue
+            if after is not None:
+                await job.checkpoint({**job.state, "after": None})
+                plan, replanned = None, False
+                continue
+            fresh = await plan_for_run(departure)
+            if fresh.total.count and not replanned:
+                plan, replanned = fresh, True
+                continue
+            await _finish_transfer(job, departure, step, fresh)
+            return
 
 
-async def _move_batch(job: RunningJob, departure: Departure, plan: Plan, batch_no: int) -> int:
+async def _move_batch(
+    job: RunningJob, departure: Departure, plan: Plan, batch_no: int, after: uuid.UUID | None
+) -> tuple[int, uuid.UUID | None]:
+    """Apply the plan to the next batch after ``after``; (items moved, last id)."""
     table = planner.decision_table(plan)
     successor_id = plan.successor.id if plan.successor else None
     _, rows = await db.connection().execute_query(
@@ -212,6 +240,7 @@ async def _move_batch(job: RunningJob, departure: Departure, plan: Plan, batch_n
             [r[3].value for r in table],
             BATCH,
             departure.id,
+            after,
         ],
     )
     by_product: dict[uuid.UUID, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -230,7 +259,7 @@ async def _move_batch(job: RunningJob, departure: Departure, plan: Plan, batch_n
             key=f"departure:{departure.id}:items:{batch_no}:{product_id}",
             product_ids=[product_id],
         )
-    return len(rows)
+    return len(rows), max((row["id"] for row in rows), default=None)
 
 
 async def _finish_transfer(
@@ -261,10 +290,11 @@ PURGE_SQL = """
 WITH batch AS (
   SELECT id FROM content_items
    WHERE tenant_id = $1 AND departure_id = $2 AND status = ANY($3::text[]) AND NOT legal_hold
+     AND ($5::uuid IS NULL OR id > $5::uuid)
    ORDER BY id LIMIT $4 FOR UPDATE
 )
 DELETE FROM content_items c USING batch b WHERE c.tenant_id = $1 AND c.id = b.id
-RETURNING c.product_id, c.external_id
+RETURNING c.id, c.product_id, c.external_id
 """
 
 
@@ -281,9 +311,11 @@ async def purge(job: RunningJob) -> None:
                 return
             await _start_step(step)
             batch_no = int(job.state.get("batch", 0))
+            after = job.state.get("after")
             _, rows = await db.connection().execute_query(
                 PURGE_SQL,
-                [job.org_id, departure.id, [s.value for s in DELETED_AT_PURGE], BATCH],
+                [job.org_id, departure.id, [s.value for s in DELETED_AT_PURGE], BATCH,
+                 None if after is None else uuid.UUID(after)],
             )
             if rows:
                 by_product: dict[uuid.UUID, list[str]] = defaultdict(list)
@@ -297,7 +329,8 @@ async def purge(job: RunningJob) -> None:
                         product_ids=[product_id],
                     )
                 deleted = int(job.state.get("deleted", 0)) + len(rows)
-                await job.checkpoint({"batch": batch_no + 1, "deleted": deleted})
+                await job.checkpoint({"batch": batch_no + 1, "deleted": deleted,
+                                      "after": str(max(row["id"] for row in rows))})
                 continue
             await _anonymise(departure)
             await _finish_step(step, departure, items_deleted=int(job.state.get("deleted", 0)))
@@ -332,6 +365,8 @@ async def _anonymise(departure: Departure) -> None:
         "WHERE tenant_id = $1 AND member_id = $2",
         [org, member.id],
     )
-    await conn.execute_query(
-        "DELETE FROM member_choices WHERE tenant_id = $1 AND member_id = $2", [org, member.id]
-    )
+    for table in ("member_choices", "local_credentials"):
+        await conn.execute_query(
+            f"DELETE FROM {table} WHERE tenant_id = $1 AND member_id = $2",  # noqa: S608
+            [org, member.id],
+        )
