@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -39,10 +38,8 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     refused: int = 0
     forged: int = 0
-    down_until: float = 0.0
-
-    def go_down(self, seconds: float) -> None:
-        self.down_until = time.monotonic() + seconds
+    #: While true, every request is answered 503 (the product is down).
+    down: bool = False
 
     def by_id(self) -> dict[str, list[Received]]:
         found: dict[str, list[Received]] = {}
@@ -52,7 +49,7 @@ class Receiver:
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
-        if time.monotonic() < self.down_until:
+        if self.down:
             self.refused += 1
             return Response(status_code=503)
         try:
