@@ -46,7 +46,7 @@ ERROR_TEXT = {
     405: "Method not allowed",
     409: "Conflicts with the current state",
     413: "Body too large",
-    415: "Body is not JSON",
+    415: "Body is not of the media type the operation takes",
     422: "Invalid input; see errors",
     500: "Internal error",
 }
@@ -61,6 +61,7 @@ def build_openapi(
             (e.body, "validation"),
             (e.query, "validation"),
             (e.response, "serialization"),
+            (e.stream.item if e.stream else None, "validation"),
         )
         for model, mode in pairs:
             if model is not None and (model, mode) not in models:
@@ -88,6 +89,15 @@ def build_openapi(
                 "required": True,
                 "content": {"application/json": {"schema": keyed[(e.body, "validation")]}},
             }
+        if e.stream is not None:
+            # OpenAPI 3.1 has no schema for a sequence of records (3.2's itemSchema): the
+            # schema given is that of each line.
+            operation["requestBody"] = {
+                "required": True,
+                "description": f"One JSON object per line ({e.stream.media_type}), each "
+                f"matching the schema; at most {e.stream.max_bytes} bytes.",
+                "content": {e.stream.media_type: {"schema": keyed[(e.stream.item, "validation")]}},
+            }
         if e.response is not None and e.status != 204:
             operation["responses"][str(e.status)] = {
                 "description": "Success",
@@ -96,7 +106,7 @@ def build_openapi(
         else:
             operation["responses"][str(e.status)] = {"description": "Done; no content"}
         statuses = set(e.errors) | {400, 401, 403}
-        if e.body is not None:
+        if e.body is not None or e.stream is not None:
             statuses |= {413, 415, 422}
         if e.query is not None:
             statuses |= {422}

@@ -1,9 +1,9 @@
 """Policy rules, members' choices and effective settings, in the caller's tenant transaction.
 
 Every change of the rule set bumps the organisation's ``policy_version``, stores the whole
-rule set as that version (history, diff, rollback), writes a ``policy.changed`` event to
-the outbox and notifies every process (``NOTIFY tenantry_policy``) so their compiled
-caches drop the organisation at once.
+rule set as that version (history, diff, rollback), publishes a ``policy.changed`` webhook
+to products (``tenants.webhooks.service.publish``) and notifies every process
+(``NOTIFY tenantry_policy``) so their compiled caches drop the organisation at once.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from tenants.ids import OrgId
 from tenants.members.models import Member
 from tenants.models_base import get_by_id, get_referenced
 from tenants.organisations.models import Organisation
-from tenants.outbox import service as outbox
 from tenants.policy.models import DeclaredSetting, MemberChoice, PolicyRule, PolicyVersion
 from tenants.products.models import Product
 from tenants.units.models import Unit
+from tenants.webhooks.service import publish
 
 
 class ConfirmationRequiredError(ConflictError):
@@ -309,7 +309,7 @@ async def _changed(actor: Actor, *, summary: str) -> int:
     await PolicyVersion.create(
         tenant_id=org.id, number=version, summary=summary, actor=actor.display, rules=rules
     )
-    await outbox.emit(
+    await publish(
         "policy.changed",
         {"organisation_id": str(org.id), "policy_version": version, "summary": summary},
         key=f"policy.changed:{org.id}:{version}",

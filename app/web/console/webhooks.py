@@ -1,0 +1,127 @@
+"""A product's webhooks in the console: where events go, the signing secret (shown once
+when made), and the delivery log with a retry button for dead deliveries.
+
+The log refreshes itself every few seconds while deliveries are pending (htmx asks for
+the log fragment alone), so an admin who pressed retry sees it go through.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.web.pages import PageContext, Web, page
+from tenants.errors import InvalidInputError, NotFoundError
+from tenants.permissions import Permission
+from tenants.products.service import get_product
+from tenants.secrets import SecretBox
+from tenants.webhooks import service
+from tenants.webhooks.models import DeliveryStatus
+
+LOG_SIZE = 50
+
+
+def _id(ctx: PageContext, name: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(ctx.request.path_params[name])
+    except ValueError:
+        raise NotFoundError("there is no such page") from None
+
+
+def _status(ctx: PageContext) -> DeliveryStatus | None:
+    try:
+        return DeliveryStatus(ctx.request.query_params.get("status", ""))
+    except ValueError:
+        return None
+
+
+async def _log_context(ctx: PageContext, product_id: uuid.UUID) -> dict[str, Any]:
+    status = _status(ctx)
+    log = await service.list_deliveries(product_id, status=status, limit=LOG_SIZE)
+    counts = await service.delivery_counts(product_id)
+    return {
+        "deliveries": log.items,
+        "more": log.next_cursor is not None,
+        "counts": counts,
+        "status_filter": status,
+        "statuses": list(DeliveryStatus),
+        "pending": counts[DeliveryStatus.PENDING] > 0,
+    }
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    def box() -> SecretBox:
+        return service.secret_box(web.settings.secret_key)
+
+    async def render(
+        ctx: PageContext, product_id: uuid.UUID, http_status: int = 200, **extra: Any
+    ) -> Response:
+        product = await get_product(product_id)
+        return ctx.render(
+            "console/webhooks.html",
+            http_status,
+            product=product,
+            previous_until=service.previous_secret_until(product),
+            **await _log_context(ctx, product.id),
+            **extra,
+        )
+
+    @page(web, permission=Permission.PRODUCTS_READ)
+    async def webhooks_page(ctx: PageContext) -> Response:
+        return await render(ctx, _id(ctx))
+
+    @page(web, permission=Permission.PRODUCTS_READ)
+    async def webhooks_log(ctx: PageContext) -> Response:
+        """The delivery log alone, polled by the page while deliveries are pending."""
+        product = await get_product(_id(ctx))
+        return ctx.render(
+            "console/webhook_log.html", product=product, **await _log_context(ctx, product.id)
+        )
+
+    @page(web, permission=Permission.PRODUCTS_WRITE)
+    async def save_url(ctx: PageContext) -> Response:
+        """Save the address; a refused one is shown again beside the reason (422)."""
+        product_id = _id(ctx)
+        url = (ctx.form.get("url") or "").strip()
+        try:
+            product, secret = await service.set_webhook_url(
+                product_id, url, box=box(), actor=ctx.actor
+            )
+        except InvalidInputError as error:
+            reason = "; ".join(f.reason for f in error.fields) or error.message
+            return await render(ctx, product_id, url_error=reason, url_value=url, http_status=422)
+        if secret is None:
+            return ctx.redirect(f"/console/products/{product.id}/webhooks", "Saved the address.")
+        return await render(ctx, product.id, new_secret=secret)
+
+    @page(web, permission=Permission.PRODUCTS_WRITE)
+    async def clear_url(ctx: PageContext) -> Response:
+        product = await service.clear_webhook_url(_id(ctx), actor=ctx.actor)
+        return ctx.redirect(
+            f"/console/products/{product.id}/webhooks", "Webhooks to this product are off."
+        )
+
+    @page(web, permission=Permission.PRODUCTS_WRITE)
+    async def rotate(ctx: PageContext) -> Response:
+        product, secret = await service.rotate_secret(_id(ctx), box=box(), actor=ctx.actor)
+        return await render(ctx, product.id, new_secret=secret, rotated=True)
+
+    @page(web, permission=Permission.PRODUCTS_WRITE)
+    async def retry(ctx: PageContext) -> Response:
+        delivery = await service.retry_delivery(_id(ctx), actor=ctx.actor)
+        return ctx.redirect(
+            f"/console/products/{delivery.product_id}/webhooks",
+            f"Delivery of {delivery.topic} queued again.",
+        )
+
+    return [
+        Route("/console/products/{id}/webhooks", webhooks_page, methods=["GET"]),
+        Route("/console/products/{id}/webhooks/log", webhooks_log, methods=["GET"]),
+        Route("/console/products/{id}/webhooks/url", save_url, methods=["POST"]),
+        Route("/console/products/{id}/webhooks/clear", clear_url, methods=["POST"]),
+        Route("/console/products/{id}/webhooks/rotate", rotate, methods=["POST"]),
+        Route("/console/webhook-deliveries/{id}/retry", retry, methods=["POST"]),
+    ]

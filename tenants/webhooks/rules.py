@@ -1,0 +1,59 @@
+"""Which webhook addresses Tenantry posts to, and which secrets sign a request; pure.
+
+Events carry members' names and what happens to their content, so they travel over TLS.
+Plain http is accepted for this machine only (a product developer's receiver, the tests).
+Addresses that reach cloud metadata services or carry credentials are refused: the
+service would otherwise be a way to probe its own network or leak a password in logs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from urllib.parse import urlsplit
+
+MAX_URL = 2000
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_webhook_url(url: str) -> str | None:
+    """Why Tenantry will not post to ``url``, or None when it will."""
+    if len(url) > MAX_URL:
+        return f"is longer than {MAX_URL} characters"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "contains whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError:
+        return "is not a URL"
+    if not host:
+        return "names no host"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry a user name or password (the signature authenticates Tenantry)"
+    if parts.fragment:
+        return "must not have a #fragment"
+    if parts.scheme == "http":
+        if host not in LOCAL_HOSTS:
+            return "must use https:// (http:// only for localhost, during development)"
+    elif parts.scheme != "https":
+        return "must use https://"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.is_link_local or address.is_multicast or address.is_unspecified:
+        return "names an address that is not a web server"
+    return None
+
+
+def secrets_in_use(
+    current: str | None, previous: str | None, previous_until: datetime | None, now: datetime
+) -> list[str]:
+    """The secrets a request is signed with: the current one, and the one before the last
+    rotation until its grace period ends."""
+    found = [current] if current else []
+    if previous and previous_until is not None and now < previous_until:
+        found.append(previous)
+    return found

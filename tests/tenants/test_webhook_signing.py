@@ -1,0 +1,144 @@
+"""Webhook signatures (Standard Webhooks), the addresses webhooks may go to, and which
+secrets sign during a rotation; all without I/O."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tenants.webhooks.rules import check_webhook_url, secrets_in_use
+from tenants.webhooks.signing import (
+    WebhookVerificationError,
+    generate_secret,
+    sign,
+    signature,
+    verify,
+)
+
+NOW = 1_700_000_000
+BODY = b'{"id":"evt-1","type":"policy.changed","data":{}}'
+
+
+def test_the_signature_is_the_standard_webhooks_hmac_over_id_timestamp_and_body() -> None:
+    # The example of the Standard Webhooks specification.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    msg_id, timestamp = "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330
+    body = b'{"test": 2432232314}'
+    assert signature(secret, msg_id, timestamp, body) == (
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    expected = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    assert signature(secret, msg_id, timestamp, body) == "v1," + base64.b64encode(expected).decode()
+
+
+def test_a_signed_request_verifies_with_its_secret_and_returns_its_id() -> None:
+    secret = generate_secret()
+    headers = sign([secret], "evt-1", NOW, BODY)
+    assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert verify(secret, headers, BODY, now=NOW + 10) == "evt-1"
+    shouting = {k.upper(): v for k, v in headers.items()}
+    assert verify(secret, shouting, BODY, now=NOW) == "evt-1"
+
+
+def test_during_a_rotation_both_secrets_sign_and_either_verifies() -> None:
+    new, old = generate_secret(), generate_secret()
+    headers = sign([new, old], "evt-2", NOW, BODY)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert verify(new, headers, BODY, now=NOW) == "evt-2"
+    assert verify(old, headers, BODY, now=NOW) == "evt-2"
+    with pytest.raises(WebhookVerificationError, match="no signature"):
+        verify(generate_secret(), headers, BODY, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda h, b: (h, b + b" "), "no signature"),
+        (lambda h, b: ({**h, "webhook-id": "evt-other"}, b), "no signature"),
+        (lambda h, b: ({**h, "webhook-timestamp": str(NOW + 1)}, b), "no signature"),
+        (lambda h, b: ({k: v for k, v in h.items() if k != "webhook-signature"}, b), "missing"),
+        (lambda h, b: ({**h, "webhook-timestamp": "yesterday"}, b), "unix seconds"),
+        (lambda h, b: ({**h, "webhook-signature": "v2," + h["webhook-signature"][3:]}, b),
+         "no signature"),
+    ],
+)
+def test_a_tampered_request_is_refused(change: object, message: str) -> None:
+    secret = generate_secret()
+    headers, body = change(sign([secret], "evt-3", NOW, BODY), BODY)  # type: ignore[operator]
+    with pytest.raises(WebhookVerificationError, match=message):
+        verify(secret, headers, body, now=NOW)
+
+
+def test_an_old_or_future_timestamp_is_refused_outside_the_tolerance() -> None:
+    secret = generate_secret()
+    headers = sign([secret], "evt-4", NOW, BODY)
+    verify(secret, headers, BODY, now=NOW + 300)
+    for now in (NOW + 301, NOW - 301):
+        with pytest.raises(WebhookVerificationError, match="window"):
+            verify(secret, headers, BODY, now=now)
+    assert verify(secret, headers, BODY, now=NOW + 3000, tolerance=3600) == "evt-4"
+
+
+def test_signing_needs_a_secret_and_secrets_are_random() -> None:
+    with pytest.raises(ValueError, match="at least one secret"):
+        sign([], "evt", NOW, BODY)
+    secrets = {generate_secret() for _ in range(50)}
+    assert len(secrets) == 50
+    assert all(s.startswith("whsec_") and len(base64.b64decode(s[6:])) == 32 for s in secrets)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=2000), st.text(min_size=1, max_size=100).filter(str.strip))
+def test_any_body_and_id_round_trip_through_sign_and_verify(body: bytes, msg_id: str) -> None:
+    msg_id = "".join(msg_id.split())
+    secret = generate_secret()
+    assert verify(secret, sign([secret], msg_id, NOW, body), body, now=NOW) == msg_id
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/tenantry",
+        "https://hooks.example.com:8443/in?team=7",
+        "http://127.0.0.1:9999/hook",
+        "http://localhost/hook",
+        "http://[::1]:8080/",
+    ],
+)
+def test_https_addresses_and_plain_http_on_this_machine_are_accepted(url: str) -> None:
+    assert check_webhook_url(url) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://hooks.example.com/", "must use https://"),
+        ("ftp://hooks.example.com/", "must use https://"),
+        ("https:///nohost", "names no host"),
+        ("https://user:pw@hooks.example.com/", "user name or password"),
+        ("https://hooks.example.com/a b", "whitespace"),
+        ("https://169.254.169.254/latest/meta-data", "not a web server"),
+        ("https://hooks.example.com:99999/", "is not a URL"),
+        ("https://hooks.example.com/#frag", "fragment"),
+        ("https://h.example/" + "x" * 2000, "longer than"),
+    ],
+)
+def test_other_addresses_are_refused_with_a_reason(url: str, reason: str) -> None:
+    found = check_webhook_url(url)
+    assert found is not None and reason in found, found
+
+
+def test_the_previous_secret_signs_only_until_its_grace_period_ends() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    later = now + timedelta(hours=24)
+    assert secrets_in_use("new", "old", later, now) == ["new", "old"]
+    assert secrets_in_use("new", "old", later, later) == ["new"]
+    assert secrets_in_use("new", None, None, now) == ["new"]
+    assert secrets_in_use(None, None, None, now) == []
