@@ -10,6 +10,7 @@ from pydantic import EmailStr, Field, StringConstraints
 
 from app.api import ApiRouter, Call
 from app.v1.common import Input, ListQuery, Name, Output, Page, absent, changes_of
+from tenants.departures import service as departures
 from tenants.members import service
 from tenants.members.lifecycle import LifecycleAction, MemberStatus, allowed_actions
 from tenants.members.models import Member
@@ -204,8 +205,10 @@ async def move_member(call: Call[MemberMove, Input]) -> MemberOut:
     errors=(404, 409, 422),
 )
 async def transition_member(call: Call[MemberTransition, Input]) -> MemberOut:
-    """Illegal actions answer 409 with ``allowed_actions`` listing the legal ones."""
-    member = await service.transition_member(
+    """Illegal actions answer 409 with ``allowed_actions`` listing the legal ones.
+    ``begin_departure`` is refused here: a departure starts with ``POST /v1/departures``;
+    ``reinstate`` of a member whose departure runs cancels that departure."""
+    member = await departures.apply_member_action(
         call.id(), call.body.action, reason=call.body.reason, actor=call.actor
     )
     return MemberOut.of(member)

@@ -16,7 +16,7 @@ from typing import Any
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
-from tenants.content.models import ContentKind
+from tenants.content.models import ContentItem, ContentKind
 from tenants.departures import planner
 from tenants.departures.models import (
     ContentAction,
@@ -28,8 +28,15 @@ from tenants.departures.models import (
     StepStatus,
 )
 from tenants.departures.planner import Person, Plan, PolicyView
-from tenants.errors import ConflictError, FieldProblem, InvalidInputError
+from tenants.errors import (
+    ConflictError,
+    FieldProblem,
+    IllegalTransitionError,
+    InvalidInputError,
+    NotFoundError,
+)
 from tenants.jobs import service as jobs
+from tenants.mail import service as mail
 from tenants.members import lifecycle
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.members.models import Member
@@ -202,6 +209,17 @@ def step_key(departure_id: uuid.UUID, step: str) -> str:
     return f"departure:{departure_id}:{step}"
 
 
+def check_last_day(last_day: date) -> None:
+    """InvalidInputError naming ``last_day`` when it is before today (UTC): a departure
+    cannot start in the past (the console's preview says so before anyone confirms)."""
+    today = datetime.now(UTC).date()
+    if last_day < today:
+        raise InvalidInputError(
+            "the last day cannot be in the past",
+            fields=[FieldProblem("last_day", f"must be {today.isoformat()} or later")],
+        )
+
+
 async def start_departure(
     member_id: uuid.UUID,
     *,
@@ -213,12 +231,7 @@ async def start_departure(
     """Start a departure: the member becomes ``departing`` at once, is told, and the steps
     are scheduled. IllegalTransitionError (409) unless the member is active;
     InvalidInputError when the last day is in the past or the successor cannot receive."""
-    today = datetime.now(UTC).date()
-    if last_day < today:
-        raise InvalidInputError(
-            "the last day cannot be in the past",
-            fields=[FieldProblem("last_day", f"must be {today.isoformat()} or later")],
-        )
+    check_last_day(last_day)
     await get_referenced(Member, member_id, "member", field="member_id")
     member = await get_member(member_id, for_update=True)
     # Refuse before planning, with the lifecycle's own message and allowed actions.
@@ -290,18 +303,15 @@ async def start_departure(
 
 
 async def _notify_member_by_email(member: Member, departure: Departure) -> None:
-    """The departure notice by email, where mail is part of this build."""
-    try:
-        from tenants.mail import service as mail
-    except ImportError:  # pragma: no cover - mail lands with the privacy-requests work
-        return
+    """The departure notice, queued with the departure (sent only if it commits)."""
     await mail.send_later(
         "departure_notice",
         to=[member.email],
         context={
             "member_name": member.name,
             "last_day": departure.last_day.isoformat(),
-            "export_until": departure.export_until.isoformat(),
+            "export_until": departure.export_until.strftime("%Y-%m-%d %H:%M UTC"),
+            "link_path": "/account",
         },
         key=f"departure:{departure.id}:notice-email",
     )
@@ -389,6 +399,64 @@ async def reinstate_departure(departure_id: uuid.UUID, *, reason: str, actor: Ac
         key=f"departure:{departure.id}:reinstated",
     )
     return departure
+
+
+# --- the member taking out their personal items ------------------------------------------
+
+
+async def export_personal_item(item_id: uuid.UUID, *, member_id: uuid.UUID, actor: Actor) -> str:
+    """The product's export link for one of ``member_id``'s own personal items, recording
+    that they took it out (``content.exported``).
+
+    NotFoundError unless the item is a personal item held by that member: another member's
+    item, or work content, answers exactly like an id that does not exist. ConflictError
+    when the product registered no export link (the member must ask the product).
+    """
+    item = await ContentItem.filter(
+        id=item_id, member_id=member_id, kind=ContentKind.PERSONAL
+    ).first()
+    if item is None:
+        raise NotFoundError(
+            f"you have no personal item with id {item_id}", extra={"resource": "content item"}
+        )
+    if not item.export_url:
+        raise ConflictError(
+            "the product has not given an export link for this item; ask the product to "
+            "export it for you",
+            extra={"export_url": None},
+        )
+    departure = await current_departure(member_id)
+    await audit.record(
+        "content.exported", "content_item", item.id, actor=actor,
+        after={
+            "member_id": member_id,
+            "product_id": item.product_id,
+            "external_id": item.external_id,
+            "export_url": item.export_url,
+            "departure_id": departure.id if departure else None,
+        },
+    )
+    return item.export_url
+
+
+async def apply_member_action(
+    member_id: uuid.UUID, action: LifecycleAction, *, reason: str | None, actor: Actor
+) -> Member:
+    """A lifecycle action asked for directly (API, console), kept consistent with
+    departures: a departure is begun only with its plan and steps (``start_departure``),
+    and reinstating a member whose departure runs cancels that departure."""
+    if action is LifecycleAction.BEGIN_DEPARTURE:
+        raise IllegalTransitionError(
+            "a departure starts with its plan and dates: use POST /v1/departures "
+            "(console: the member's page, Start a departure)",
+            extra={"action": action.value, "use": "/v1/departures"},
+        )
+    if action is LifecycleAction.REINSTATE:
+        running = await current_departure(member_id)
+        if running is not None:
+            await reinstate_departure(running.id, reason=reason or "", actor=actor)
+            return await get_member(member_id)
+    return await transition_member(member_id, action, reason=reason, actor=actor)
 
 
 # --- erasure --------------------------------------------------------------------------

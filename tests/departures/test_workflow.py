@@ -49,6 +49,9 @@ async def test_a_departure_runs_from_notice_to_purge_and_every_step_is_audited(
     assert [s["status"] for s in departure["steps"]] == ["done", "pending", "pending", "pending"]
     member = (await org.get(f"/v1/members/{leaver['id']}")).json()
     assert member["status"] == "departing"
+    notice = await owner_conn.fetchrow(
+        "SELECT recipients, subject FROM mail_messages WHERE template = 'departure_notice'")
+    assert notice is not None and leaver["email"] in notice["recipients"]
 
     await run_jobs()  # nothing is due before the end of the last day
     assert (await org.get(f"/v1/members/{leaver['id']}")).json()["status"] == "departing"
@@ -141,3 +144,21 @@ async def test_a_departure_policy_naming_unknown_things_is_refused(org: OrgHandl
     response = await org.put("/v1/departure-policy", json={"retention_days": -1})
     assert response.status_code == 422
     assert (await org.get("/v1/departure-policy")).json()["retention_days"] == 30
+
+
+async def test_a_departure_cannot_be_begun_without_its_plan_and_reinstating_cancels_it(
+    org: OrgHandle,
+) -> None:
+    member = await make_member(org)
+    response = await org.post(f"/v1/members/{member['id']}/transitions",
+                              {"action": "begin_departure"})
+    assert response.status_code == 409
+    assert "/v1/departures" in response.json()["detail"]
+    assert (await org.get(f"/v1/members/{member['id']}")).json()["status"] == "active"
+
+    departure = await start(org, member["id"])
+    response = await org.post(f"/v1/members/{member['id']}/transitions", {"action": "reinstate"})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "active"
+    got = (await org.get(f"/v1/departures/{departure['id']}")).json()
+    assert got["status"] == "cancelled"

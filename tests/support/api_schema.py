@@ -9,11 +9,12 @@ resource prefix fails loudly here until it is added to them.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ JSON = dict[str, Any]
 
 PATH_PARAM = re.compile(r"{(\w+)}")
 PROBLEM_JSON = "application/problem+json"
+NDJSON = "application/x-ndjson"
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,19 @@ class Operation:
 
     @property
     def body_schema(self) -> JSON | None:
+        """The JSON body's schema; None without a body or for a stream of records."""
         body = self.spec.get("requestBody")
-        if body is None:
+        if body is None or "application/json" not in body["content"]:
             return None
         return resolve(self.document, body["content"]["application/json"]["schema"])
+
+    @property
+    def record_schema(self) -> JSON | None:
+        """The schema of each line of an NDJSON body (bulk uploads); None for others."""
+        body = self.spec.get("requestBody")
+        if body is None or NDJSON not in body["content"]:
+            return None
+        return resolve(self.document, body["content"][NDJSON]["schema"])
 
     @property
     def permission(self) -> str | None:
@@ -191,7 +202,15 @@ RESOURCE_BY_PREFIX = {
     "/v1/policy/rules": "rule",
     "/v1/departures": "departure",
     "/v1/jobs": "dead_job",
+    "/v1/content": "content_item",
+    "/v1/webhook-deliveries": "dead_delivery",
+    "/v1/access/grants": "access_grant",
+    "/v1/privacy-requests": "privacy_request",
 }
+
+#: Operations whose ``{id}`` must name a resource in a particular state (before
+#: RESOURCE_BY_PREFIX): only emergency access is reviewed.
+RESOURCE_BY_OPERATION = {"POST /v1/access/grants/{id}/review": "emergency_grant"}
 
 #: Other path parameters → the World attribute they name.
 RESOURCE_BY_PARAM = {"member_id": "member", "client_id": "client"}
@@ -204,6 +223,19 @@ Table = dict[str, Callable[["World"], JSON]]
 #: Bodies (merged over the required properties) that make each write change something, so a
 #: request refused for isolation or permission is one that would otherwise have succeeded.
 CHANGES: Table = {
+    "PUT /v1/identity-backend": lambda w: {
+        "kind": "local",
+        "server_url": f"https://kc2.{w.org.slug}.example",
+    },
+    "PUT /v1/signal-transmitter": lambda w: {
+        "issuer": f"https://ssf2.{w.org.slug}.example",
+        "jwks_uri": f"https://ssf2.{w.org.slug}.example/jwks",
+        "audience": "tenantry",
+    },
+    "POST /v1/claims/token-issuance": lambda w: {
+        "type": "microsoft.graph.authenticationEvent.tokenIssuanceStart",
+        "data": {"authenticationContext": {"user": {"mail": w.member["email"]}}},
+    },
     "PATCH /v1/organisation": lambda w: {"name": f"Renamed Organisation {fresh()}"},
     "PATCH /v1/units/{id}": lambda w: {"name": f"renamed-unit-{fresh()}"},
     "PATCH /v1/members/{id}": lambda w: {"name": f"Renamed Member {fresh()}"},
@@ -228,10 +260,33 @@ CHANGES: Table = {
         "last_day": datetime.now(UTC).date().isoformat()
     },
     "PUT /v1/departure-policy": lambda w: {"retention_days": 45},
+    "POST /v1/content": lambda w: {"product_id": w.product["id"], "size": 7},
+    "POST /v1/content/bulk": lambda w: {"product_id": w.product["id"], "size": 7},
+    "PUT /v1/products/{id}/webhook": lambda w: {"url": f"https://hooks.{w.org.slug}.example/in"},
+    "POST /v1/privacy-requests/{id}/assign": lambda w: {
+        "assignee_id": w.resource("privacy_officer")["id"]
+    },
+    "PUT /v1/privacy-requests/{id}/export/parts": lambda w: {
+        "product_id": w.product["id"],
+        "data": {"probe": True},
+    },
+    "PUT /v1/privacy-request-policy": lambda w: {"reminder_days": 3},
+    "PATCH /v1/access/policy": lambda w: {"max_duration_hours": 200},
+    "POST /v1/access/grants": lambda w: {
+        "admin_id": w.resource("access_admin")["id"],
+        "member_id": w.member["id"],
+        "justification": "Probing the API with a justified request.",
+    },
+    "POST /v1/access/check": lambda w: {"admin_id": w.resource("access_admin")["id"]},
+    "PUT /v1/access/grants/{id}/disclosure-delay": lambda w: {
+        "until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        "reason": "Probing: an investigation is under way.",
+    },
 }
 
 #: Query parameters an operation needs to answer 200 (the document marks few as required).
 QUERIES: Table = {
+    "GET /v1/claims": lambda w: {"email": w.member["email"]},
     "GET /v1/effective-settings": lambda w: {"email": w.member["email"]},
     "GET /v1/policy/diff": lambda w: {"from": 0, "to": 1},
 }
@@ -290,7 +345,8 @@ class World:
                         f"{operation}: no test resource for {operation.prefix}/{{id}}; "
                         "add it to World and RESOURCE_BY_PREFIX in tests/support/api_schema.py"
                     )
-                ids[name] = self.resource(RESOURCE_BY_PREFIX[operation.prefix])["id"]
+                attribute = RESOURCE_BY_OPERATION.get(operation.key)
+                ids[name] = self.resource(attribute or RESOURCE_BY_PREFIX[operation.prefix])["id"]
             else:
                 if name not in RESOURCE_BY_PARAM:
                     raise AssertionError(
@@ -315,14 +371,15 @@ class World:
             "target_id": self.other_unit["id"],
         }
 
-    def body(self, operation: Operation) -> JSON | None:
-        """A body that is valid for ``operation`` and changes something; None without a body."""
-        schema = operation.body_schema
+    def body(self, operation: Operation) -> Any:
+        """A body that is valid for ``operation`` and changes something; None without a body.
+        For an NDJSON operation: a list of one record (``send`` writes it as NDJSON)."""
+        schema = operation.body_schema or operation.record_schema
         if schema is None:
             return None
         body = valid_object(operation.document, schema, self.body_ids, self.org.slug)
         body.update(CHANGES.get(operation.key, lambda w: {})(self))
-        return body
+        return body if operation.body_schema else [body]
 
     def params(self, operation: Operation) -> JSON:
         """Query parameters with which ``operation`` answers 200 (list routes: one big page)."""
@@ -376,12 +433,20 @@ async def departures_world(org: OrgHandle, world: World) -> dict[str, JSON]:
     from tenants import db
     from tenants.jobs import service as jobs
 
-    leaver = await make_member(org)
-    response = await org.post(
-        "/v1/departures",
-        {"member_id": leaver["id"], "last_day": datetime.now(UTC).date().isoformat()},
+    departures, leavers = [], {}
+    for n in range(2):  # two, so the list issues a cursor
+        leaver = leavers[f"leaver_{n}"] = await make_member(org)
+        response = await org.post(
+            "/v1/departures",
+            {"member_id": leaver["id"], "last_day": datetime.now(UTC).date().isoformat()},
+        )
+        assert response.status_code == 201, response.text
+        departures.append(response.json())
+    # A policy naming the organisation's product, so reading it shows one of its ids.
+    response = await org.put(
+        "/v1/departure-policy", json={"product_actions": {world.product["id"]: "archive"}}
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     async with db.tenant_transaction(org.id):
         key = f"probe:{fresh()}"
         await jobs.enqueue("probe.never-run", {}, key=key)
@@ -391,7 +456,141 @@ async def departures_world(org: OrgHandle, world: World) -> dict[str, JSON]:
         job = await db.fetch_one("SELECT id FROM jobs WHERE key = $1", key)
     assert job is not None
     stayer = await make_member(org)
-    return {"departure": response.json(), "dead_job": {"id": str(job["id"])}, "stayer": stayer}
+    return {"departure": departures[0], "dead_job": {"id": str(job["id"])}, "stayer": stayer,
+            **leavers}
+
+
+@world_extension
+async def content_world(org: OrgHandle, world: World) -> dict[str, JSON]:
+    """A content item of ``member`` in ``product``, and a dead webhook delivery to
+    ``spare_product`` (its webhook points at a port nobody listens on)."""
+    from tenants import db
+    from tenants.webhooks import service as webhooks
+
+    response = await org.post(
+        "/v1/content",
+        {
+            "product_id": world.product["id"],
+            "external_id": f"probe-{fresh()}",
+            "member_id": world.member["id"],
+            "title": "Probe item",
+            "kind": "organisation",
+        },
+    )
+    assert response.status_code == 200, response.text
+    item = response.json()
+    hooked = await org.put(
+        f"/v1/products/{world.spare_product['id']}/webhook",
+        json={"url": "http://127.0.0.1:9/unreachable"},
+    )
+    assert hooked.status_code == 200, hooked.text
+    product_id = uuid.UUID(world.spare_product["id"])
+    async with db.tenant_transaction(org.id):
+        await webhooks.publish("probe.event", {}, key=f"probe:{fresh()}", product_ids=[product_id])
+        delivery = await db.fetch_one(
+            "SELECT id FROM webhook_deliveries WHERE product_id = $1", product_id
+        )
+        assert delivery is not None
+        await db.connection().execute_query(
+            "UPDATE webhook_deliveries SET status = 'dead' WHERE id = $1", [delivery["id"]]
+        )
+        await db.connection().execute_query(
+            "UPDATE jobs SET status = 'dead', attempts = max_attempts WHERE key = $1",
+            [webhooks.job_key(delivery["id"])],
+        )
+    return {"content_item": item, "dead_delivery": {"id": str(delivery["id"])}}
+
+
+@world_extension
+async def access_world(org: OrgHandle, world: World) -> dict[str, JSON]:
+    """An admin's request for ``member``'s data (to approve, deny, revoke or delay), an
+    emergency access of theirs (to review), and two checks in the access log. Requested as
+    the admin (a member), so the organisation's token may decide on them (four eyes)."""
+    from tenants import db
+    from tenants.access import log as access_log
+    from tenants.access import service as access
+    from tenants.access.models import DataCategory
+    from tenants.actors import Actor, ActorKind
+    from tenants.permissions import permissions_of
+
+    response = await org.patch(
+        "/v1/access/policy", {"emergency_allowed": True, "max_disclosure_delay_days": 30}
+    )
+    assert response.status_code == 200, response.text
+    admin = await make_member(org, roles=["admin"])
+    actor = Actor(ActorKind.MEMBER, admin["id"], "probe admin")
+    request = access.NewGrant(
+        member_id=uuid.UUID(world.member["id"]),
+        unit_id=None,
+        categories=[DataCategory.INTERACTION],
+        product_ids=None,
+        justification="Probing the API with a justified request.",
+        duration_hours=4,
+    )
+    async with db.tenant_transaction(org.id):
+        grant = await access.request_access(
+            request, permissions=permissions_of(["admin"]), actor=actor
+        )
+        emergency = await access.request_access(
+            replace(request, emergency=True), permissions=permissions_of(["admin"]), actor=actor
+        )
+        question = access_log.CheckQuestion(
+            member_id=uuid.UUID(world.member["id"]),
+            product_id=uuid.UUID(world.product["id"]),
+            category=DataCategory.INTERACTION,
+            admin_id=uuid.UUID(admin["id"]),
+        )
+        for _ in range(2):
+            await access_log.check_access(question, checked_by="tests")
+    return {
+        "access_admin": admin,
+        "access_grant": {"id": str(grant.id)},
+        "emergency_grant": {"id": str(emergency.id)},
+    }
+
+
+@world_extension
+async def identity_world(org: OrgHandle, world: World) -> dict[str, JSON]:
+    """A (local) identity backend and a Shared Signals transmitter, both naming the
+    organisation's domain, so their reads have something of this organisation to show."""
+    response = await org.put(
+        "/v1/identity-backend",
+        json={"kind": "local", "server_url": f"https://kc.{org.slug}.example"},
+    )
+    assert response.status_code == 200, response.text
+    response = await org.put(
+        "/v1/signal-transmitter",
+        json={
+            "issuer": f"https://ssf.{org.slug}.example",
+            "jwks_uri": f"https://ssf.{org.slug}.example/jwks",
+            "audience": "tenantry",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return {}
+
+
+@world_extension
+async def privacy_world(org: OrgHandle, world: World) -> dict[str, JSON]:
+    """An open erasure request of ``member`` whose export is collecting (every queue action,
+    the erasure and a product's upload succeed on it), an inquiry, and a privacy officer to
+    assign."""
+    privacy_officer = await make_member(org, roles=["privacy_officer"])
+    response = await org.post(
+        "/v1/privacy-requests",
+        {"member_id": world.member["id"], "kind": "erasure", "message": "Erase my data."},
+    )
+    assert response.status_code == 201, response.text
+    request = response.json()
+    started = await org.post(f"/v1/privacy-requests/{request['id']}/export")
+    assert started.status_code == 202, started.text
+    inquiry = await org.post(  # a second row, so the queue has a next page
+        "/v1/privacy-requests",
+        {"member_id": world.member["id"], "kind": "inquiry", "message": "What do you keep?"},
+    )
+    assert inquiry.status_code == 201, inquiry.text
+    return {"privacy_request": request, "privacy_officer": privacy_officer,
+            "privacy_inquiry": inquiry.json()}
 
 
 async def build_world(org: OrgHandle) -> World:
@@ -450,10 +649,17 @@ async def build_world(org: OrgHandle) -> World:
 
 
 async def send(
-    org: OrgHandle, operation: Operation, url: str, body: JSON | None, **kw: Any
+    org: OrgHandle, operation: Operation, url: str, body: Any, **kw: Any
 ) -> httpx.Response:
-    """``operation`` on ``url`` with ``org``'s credentials (or ``headers`` given in ``kw``)."""
+    """``operation`` on ``url`` with ``org``'s credentials (or ``headers`` given in ``kw``);
+    a list body of an NDJSON operation goes as one JSON line per record."""
     headers = kw.pop("headers", org.headers)
+    if operation.record_schema is not None and isinstance(body, list):
+        content = b"".join(json.dumps(record).encode() + b"\n" for record in body)
+        headers = {**headers, "content-type": NDJSON}
+        return await org.client.request(
+            operation.method, url, content=content, headers=headers, **kw
+        )
     return await org.client.request(operation.method, url, json=body, headers=headers, **kw)
 
 

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.pages import PageContext, Web, page
+from tenants.departures import service as departures
 from tenants.errors import NotFoundError
 from tenants.groups.models import Group
 from tenants.members import service
@@ -86,7 +87,12 @@ def routes(web: Web) -> list[BaseRoute]:
             accounts=accounts,
             products=products,
             live_sessions=live_sessions,
-            actions=[(a.value, ACTION_LABELS[a]) for a in allowed_actions(member.status)],
+            # A departure starts from its own form (plan, dates, successor).
+            actions=[
+                (a.value, ACTION_LABELS[a])
+                for a in allowed_actions(member.status)
+                if a is not LifecycleAction.BEGIN_DEPARTURE
+            ],
         )
 
     @page(web, permission=Permission.MEMBERS_LIFECYCLE)
@@ -95,7 +101,7 @@ def routes(web: Web) -> list[BaseRoute]:
         if member_id is None:
             raise NotFoundError("there is no such member")
         action = LifecycleAction(ctx.form.get("action", ""))
-        member = await service.transition_member(
+        member = await departures.apply_member_action(
             member_id, action, reason=ctx.form.get("reason") or None, actor=ctx.actor
         )
         return ctx.redirect(
