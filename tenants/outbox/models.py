@@ -1,5 +1,6 @@
 """The transactional outbox: events written in the same transaction as the change they
-announce, delivered afterwards (webhooks to products, identity backends)."""
+announce (``tenants.webhooks.service.publish``), delivered afterwards by jobs, one webhook
+delivery per product (``tenants.webhooks.models.WebhookDelivery``)."""
 
 from __future__ import annotations
 
