@@ -15,11 +15,16 @@ from tenants.errors import IllegalTransitionError
 from tenants.jobs.models import Job, JobStatus
 from tenants.models_base import get_by_id
 
+#: WITH … SELECT so the driver returns the row (a bare INSERT answers a status line only).
 ENQUEUE_SQL = """
-INSERT INTO jobs (id, tenant_id, kind, payload, key, queue, status, run_at, attempts,
-                  max_attempts, claims, checkpoint, created_at, updated_at)
-VALUES ($1, $2, $3, $4::jsonb, $5, $6, 'queued', $7, 0, $8, 0, '{}'::jsonb, now(), now())
-ON CONFLICT (tenant_id, key) DO NOTHING
+WITH queued AS (
+  INSERT INTO jobs (id, tenant_id, kind, payload, key, queue, status, run_at, attempts,
+                    max_attempts, claims, checkpoint, created_at, updated_at)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6, 'queued', $7, 0, $8, 0, '{}'::jsonb, now(), now())
+  ON CONFLICT (tenant_id, key) DO NOTHING
+  RETURNING id
+)
+SELECT id FROM queued
 """
 
 
@@ -39,20 +44,18 @@ async def enqueue(
     Jobs sharing ``queue`` run one at a time in the order they were enqueued.
     Raises NoTenantTransactionError outside a tenant transaction.
     """
-    result = await db.connection().execute_query(
+    inserted = await db.fetch(
         ENQUEUE_SQL,
-        [
-            uuid.uuid4(),
-            db.current_org(),
-            kind,
-            json.dumps(payload),
-            key,
-            queue,
-            run_at or datetime.now(UTC),
-            max_attempts,
-        ],
+        uuid.uuid4(),
+        db.current_org(),
+        kind,
+        json.dumps(payload),
+        key,
+        queue,
+        run_at or datetime.now(UTC),
+        max_attempts,
     )
-    return bool(result[0])
+    return bool(inserted)
 
 
 async def get_job(job_id: uuid.UUID) -> Job:

@@ -91,8 +91,9 @@ async def test_a_queued_job_runs_once_and_is_done(org: OrgHandle, owner_conn: as
 
 
 async def test_enqueueing_the_same_key_twice_makes_one_job(org: OrgHandle, owner_conn: asyncpg.Connection) -> None:
-    await enqueue(org, "test.record", key="same")
-    await enqueue(org, "test.record", key="same")
+    async with db.tenant_transaction(org.id):
+        assert await jobs.enqueue("test.record", {"n": 1}, key="same") is True
+        assert await jobs.enqueue("test.record", {"n": 2}, key="same") is False
     assert await owner_conn.fetchval("SELECT count(*) FROM jobs WHERE key = 'same'") == 1
 
 
