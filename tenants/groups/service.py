@@ -11,6 +11,7 @@ from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem
 from tenants.groups.models import Group, GroupMembership
+from tenants.identity import changes as identity
 from tenants.members.service import get_member
 from tenants.models_base import get_by_id
 from tenants.policy import service as policy
@@ -42,6 +43,7 @@ async def create_group(name: str, description: str, priority: int, *, actor: Act
         tenant_id=db.current_org(), name=name, description=description, priority=priority
     )
     await audit.record("group.created", "group", group.id, actor=actor, after=snapshot(group))
+    await identity.group_changed(group.id, "created")
     return group
 
 
@@ -57,6 +59,7 @@ async def update_group(group_id: uuid.UUID, changes: dict[str, Any], *, actor: A
         return group
     await group.save(update_fields=[*new.keys(), "updated_at"])
     await audit.record("group.updated", "group", group.id, actor=actor, before=old, after=new)
+    await identity.group_changed(group.id, "updated")
     if "priority" in new:
         await policy.structure_changed()
     return group
@@ -72,6 +75,7 @@ async def delete_group(group_id: uuid.UUID, *, actor: Actor) -> None:
     await audit.record(
         "group.deleted", "group", group.id, actor=actor, before={**before, "member_count": count}
     )
+    await identity.group_changed(group.id, "deleted")
     await policy.structure_changed()
 
 
@@ -85,6 +89,7 @@ async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor)
     await audit.record(
         "group.member_added", "group", group.id, actor=actor, after={"member_id": member.id}
     )
+    await identity.member_changed(member.id, "groups")
     await policy.member_changed(member.id)
     return True
 
@@ -102,5 +107,6 @@ async def remove_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Act
     await audit.record(
         "group.member_removed", "group", group.id, actor=actor, before={"member_id": member_id}
     )
+    await identity.member_changed(member_id, "groups")
     await policy.member_changed(member_id)
     return True

@@ -14,6 +14,7 @@ from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError
+from tenants.identity import changes as identity
 from tenants.members import lifecycle
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.members.models import Member
@@ -140,6 +141,7 @@ async def create_member(new: NewMember, *, actor: Actor) -> Member:
         external_id=new.external_id,
     )
     await audit.record("member.created", "member", member.id, actor=actor, after=snapshot(member))
+    await identity.member_changed(member.id, "created")
     return member
 
 
@@ -172,6 +174,7 @@ async def update_member(member_id: uuid.UUID, changes: dict[str, Any], *, actor:
         return member
     await member.save(update_fields=[*new.keys(), "updated_at"])
     await audit.record("member.updated", "member", member.id, actor=actor, before=old, after=new)
+    await identity.member_changed(member.id, "updated")
     return member
 
 
@@ -220,6 +223,7 @@ async def transition_member(
     )
     if not lifecycle.can_sign_in(member.status):
         await end_member_sessions(member.id, reason=f"member {member.status.value}", actor=actor)
+    await identity.member_changed(member.id, action.value)
     return member
 
 

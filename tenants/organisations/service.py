@@ -10,6 +10,7 @@ from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
+from tenants.identity import changes as identity
 from tenants.ids import OrgId
 from tenants.organisations.models import Organisation, OrganisationKind
 from tenants.units.service import create_root_unit
@@ -144,6 +145,7 @@ async def update_organisation(changes: dict[str, Any], *, actor: Actor) -> Organ
     await audit.record(
         "organisation.updated", "organisation", org.id, actor=actor, before=old, after=new
     )
+    await identity.organisation_changed("updated")
     return org
 
 

@@ -20,6 +20,7 @@ from tenants.audit import service as audit
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups.models import Group
 from tenants.groups.service import add_member
+from tenants.identity import changes as identity
 from tenants.members.lifecycle import MemberStatus, can_sign_in
 from tenants.members.models import Member
 from tenants.members.service import NewMember, create_member
@@ -96,6 +97,7 @@ async def save_connection(
         before=old if before else None,
         after=new,
     )
+    await identity.organisation_changed("sso_connection")
     return connection
 
 

@@ -1,0 +1,114 @@
+"""The console's Identity backend page, in process: an admin points the organisation at
+Keycloak (the secret never shown), queues a reconcile, configures the Shared Signals
+transmitter; bad input is refused naming the field; roles without sso:write see it read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import OrgHandle, make_member
+from tests.identity.conftest import job_rows, run_jobs
+from tests.support.keycloak_fake import KeycloakFakeServer
+from tests.web.flows import WebClient, asgi_client, set_local_sign_in, set_password, text_of
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+async def local_org(org: OrgHandle) -> OrgHandle:
+    await set_local_sign_in(org.id, True)
+    return org
+
+
+async def signed_in(browser: WebClient, org: OrgHandle, role: str = "admin") -> str:
+    who = await make_member(org, name=f"{role.title()} Person", roles=[role])
+    await set_password(org.id, who["id"], PASSWORD)
+    response = await browser.password_sign_in(org.slug, who["email"], PASSWORD)
+    assert response.status_code == 303, response.text
+    return await browser.csrf_of("/account")
+
+
+async def test_an_admin_points_the_organisation_at_keycloak_and_reconciles(
+    app: Any, local_org: OrgHandle, keycloak: KeycloakFakeServer
+) -> None:
+    org = local_org
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, org)
+        page = await browser.get("/console/identity")
+        assert page.status_code == 200
+        assert 'href="/console/identity"' in page.text
+        assert f"/ssf/{org.slug}/events" in page.text
+        assert "Reconcile now" not in page.text
+        form = {
+            "csrf": csrf,
+            "kind": "keycloak",
+            "server_url": keycloak.url,
+            "realm": keycloak.fake.realm,
+            "client_id": keycloak.fake.client_id,
+            "client_secret": keycloak.fake.client_secret,
+        }
+        saved = await browser.post("/console/identity/backend", data=form)
+        assert saved.status_code == 303
+        page = await browser.get("/console/identity")
+        assert "Saved the identity backend." in page.text
+        assert keycloak.fake.client_secret not in page.text
+        assert "stored encrypted; leave empty to keep it" in page.text
+        assert "Reconcile now" in page.text
+        queued = await browser.post("/console/identity/reconcile", data={"csrf": csrf})
+        assert queued.status_code == 303
+        assert [r["kind"] for r in await job_rows(org)] == ["identity.reconcile"] * 2
+        await run_jobs()
+        page = await browser.get("/console/identity")
+        assert "Reconcile queued" in text_of(page.text)
+        assert len(keycloak.fake.organizations) == 1
+
+
+async def test_bad_input_is_refused_naming_the_field(app: Any, local_org: OrgHandle) -> None:
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, local_org)
+        refused = await browser.post(
+            "/console/identity/backend",
+            data={"csrf": csrf, "kind": "keycloak", "server_url": "not a url"},
+            headers={"Referer": "/console/identity"},
+        )
+        assert refused.status_code == 303
+        page = await browser.get("/console/identity")
+        assert "Not done" in page.text and "server_url" in page.text
+        refused = await browser.post(
+            "/console/identity/transmitter",
+            data={
+                "csrf": csrf,
+                "issuer": "https://ssf.example",
+                "jwks_uri": "https://ssf.example/jwks",
+            },
+            headers={"Referer": "/console/identity"},
+        )
+        page = await browser.get("/console/identity")
+        assert "audience" in page.text and "Not done" in page.text
+        saved = await browser.post(
+            "/console/identity/transmitter",
+            data={
+                "csrf": csrf,
+                "issuer": "https://ssf.example",
+                "jwks_uri": "https://ssf.example/jwks",
+                "audience": "tenantry",
+                "enabled": "on",
+            },
+        )
+        assert saved.status_code == 303
+        page = await browser.get("/console/identity")
+        assert 'value="https://ssf.example/jwks"' in page.text
+
+
+async def test_a_helpdesk_member_cannot_open_it_and_a_missing_csrf_token_is_refused(
+    app: Any, local_org: OrgHandle
+) -> None:
+    async with asgi_client(app) as browser:
+        await signed_in(browser, local_org, role="helpdesk")
+        assert (await browser.get("/console/identity")).status_code == 403
+    async with asgi_client(app) as browser:
+        await signed_in(browser, local_org)
+        response = await browser.post("/console/identity/backend", data={"kind": "local"})
+        assert response.status_code == 403
