@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from tenants import db
 from tenants.actors import system_actor
 from tenants.audit import service as audit
+from tenants.departures import service as departures
 from tenants.groups.models import Group, GroupMembership
 from tenants.ids import OrgId
 from tenants.members.lifecycle import MemberStatus
@@ -211,9 +212,8 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
             status = (
                 MemberStatus.ACTIVE
                 if index % 23
-                else rng.choice(
-                    [MemberStatus.INVITED, MemberStatus.SUSPENDED, MemberStatus.DEPARTING]
-                )
+                # Departing members come from a real departure (below), with a plan.
+                else rng.choice([MemberStatus.INVITED, MemberStatus.SUSPENDED])
             )
             member = Member(
                 id=uuid.uuid4(),
@@ -255,6 +255,17 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
             ],
             batch_size=1000,
         )
+        await _seed_content(org.id, people, products, rng)
+        leaver = next(
+            m for m in people[10:] if m.status == MemberStatus.ACTIVE and m.manager_id is not None
+        )
+        await departures.start_departure(
+            leaver.id,
+            last_day=datetime.now(UTC).date() + timedelta(days=21),
+            successor_id=None,
+            reason="end of contract (demo)",
+            actor=actor,
+        )
         await audit.record(
             "demo.seeded",
             "organisation",
@@ -266,6 +277,41 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
                 "groups": len(groups),
                 "products": len(products),
             },
+        )
+
+
+#: Content items per member and product: work documents, and a few personal purchases.
+CONTENT_SQL = """
+INSERT INTO content_items (id, tenant_id, member_id, product_id, external_id, title, kind,
+                           size, legal_hold, status, transfer_count, item_created_at,
+                           created_at, updated_at)
+SELECT gen_random_uuid(), $1, m.id, $2, $3 || '-' || m.id || '-' || g,
+       CASE WHEN g % 7 = 0 THEN $4 || ' (personal) #' || g ELSE $5 || ' #' || g END,
+       CASE WHEN g % 7 = 0 THEN 'personal' ELSE 'organisation' END,
+       (g * 7919) % 5000000, g % 29 = 0, 'active', 0, now() - g * interval '3 days',
+       now(), now()
+  FROM unnest($6::uuid[]) AS m(id), generate_series(1, $7) AS g
+"""
+
+CONTENT_TITLES = {
+    "mail": ("Mailbox folder", "Newsletter subscription"),
+    "drive": ("Document", "Photo album"),
+    "chat": ("Channel history", "Sticker pack"),
+    "classroom": ("Course material", "Study notes"),
+    "crm": ("Account notes", "Saved search"),
+}
+
+
+async def _seed_content(
+    org_id: uuid.UUID, people: list[Member], products: list[Product], rng: random.Random
+) -> None:
+    """Items for the members who hold products, so departures have something to plan."""
+    holders = [m.id for m in people if m.status != MemberStatus.INVITED]
+    for product in products:
+        work, personal = CONTENT_TITLES.get(product.key, ("Item", "Personal item"))
+        await db.connection().execute_query(
+            CONTENT_SQL,
+            [org_id, product.id, product.key, personal, work, holders, rng.randint(8, 16)],
         )
 
 

@@ -1,0 +1,27 @@
+"""The demo seed the README's first command runs: organisations with content to plan
+departures on, one departure under way, and repeatable (a second start seeds nothing)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from app.demo import DEMO_ORGANISATIONS, seed_demo
+
+
+async def test_the_demo_seeds_content_and_a_departure_and_can_run_twice(
+    client: object, owner_conn: asyncpg.Connection
+) -> None:
+    first = await seed_demo()
+    assert [c.slug for c in first] == [spec.slug for spec in DEMO_ORGANISATIONS]
+    counts = await owner_conn.fetchrow(
+        "SELECT (SELECT count(*) FROM organisations) AS orgs,"
+        " (SELECT count(*) FROM content_items) AS items,"
+        " (SELECT count(*) FROM departures WHERE status = 'running') AS departures,"
+        " (SELECT count(*) FROM members WHERE status = 'departing') AS departing")
+    assert counts["orgs"] == 2
+    assert counts["items"] > 1000
+    assert counts["departures"] == counts["departing"] == 2
+    second = await seed_demo()
+    assert len(second) == 2
+    assert await owner_conn.fetchval("SELECT count(*) FROM content_items") == counts["items"]
+
