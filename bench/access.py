@@ -1,0 +1,526 @@
+"""What a product's access check costs over a bare JSON answer from the same server.
+
+One figure, measured in this run:
+
+- ``access_check_vs_bare``: requests/s of ``POST /v1/access/check`` (a product's
+  client-credentials token with ``access:check``; every check allowed by an active grant,
+  so each one writes its row in the access log) divided by requests/s of a bare Starlette
+  route on the **same server process** that reads the same JSON body and answers a JSON
+  body of the same shape, without authentication or database. The app is built by
+  ``create_app`` exactly as ``tenantry serve`` builds it (one uvicorn worker, JSON access
+  logs, its own process); the bare route is inserted into its router right before the
+  check route. Same load generator (``wrk`` with a Lua script posting the bodies, or an
+  httpx client in a separate process), same connections and duration, interleaved rounds
+  with the order alternating. Goal >= 0.7.
+
+The check is answered by one SQL statement (``check_data_access``: find the grant, rank
+the outcome, insert the log row) and, once the token was verified in the last seconds, on
+the route's fast path without a transaction around it: one round trip per check. At the
+end the script counts the access-log rows the rounds wrote against the checks answered.
+
+Data: one organisation created by the product's ``create_organisation``; 1,000 members
+(``--quick``; full: 10,000) and 20 admins loaded with COPY as the superuser; one approved,
+active grant per member (all categories, every product) held by one of the admins; its
+access policy does not email members about accesses (each new access would queue an
+email, which is the mail queue's cost, not the check's). Each check asks about a random
+member with the admin holding their grant and a random category.
+
+Run: ``python bench/access.py [--quick] [--connections N] [--client wrk|httpx]``.
+``BENCH_DATABASE_URL`` = a superuser URL of a server of your own, else the embedded server
+in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import (
+    ROOT,
+    BenchDatabase,
+    bench_database,
+    connect,
+    console,
+    machine_load,
+    meets,
+    percentile,
+    progress,
+    ratio_line,
+    server_facts,
+    server_url,
+    wait_for_http,
+)
+from decision import CLK_TCK, Round, Variant, _parse_bench_line, free_port, process_cpu
+
+SCRIPT = Path(__file__).resolve()
+CHECK, BARE = "check", "bare"
+CHECK_PATH, BARE_PATH = "/v1/access/check", "/bench/bare/check"
+CATEGORIES = ("interaction", "diagnostic", "communications", "files")
+GOAL = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    members: int
+    admins: int
+    rounds: int
+    seconds: float
+
+
+QUICK = Config(members=1_000, admins=20, rounds=2, seconds=2.0)
+FULL = Config(members=10_000, admins=20, rounds=8, seconds=6.0)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data and short rounds (seconds)")
+    parser.add_argument("--seed", type=int, default=20240601, help="random seed")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
+                        help="load generator (auto: wrk when on PATH)")
+    parser.add_argument("--serve", metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument("--load", metavar="CONFIG", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+# --- the organisation ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Loaded:
+    org_id: uuid.UUID
+    product_id: uuid.UUID
+    #: (member, the admin holding an active grant on them)
+    pairs: list[tuple[uuid.UUID, uuid.UUID]]
+
+
+async def load_organisation(bench: BenchDatabase, cfg: Config, rng: random.Random) -> Loaded:
+    """The organisation through the product's service, then members, admins, a product and
+    one active grant per member with COPY as the superuser (bypassing row-level security)."""
+    from app.runtime import orm
+    from tenants.actors import system_actor
+    from tenants.organisations import service as organisations
+    from tenants.organisations.models import OrganisationKind
+
+    slug = f"bench-access-{uuid.uuid4().hex[:6]}"
+    async with orm(bench.urls, pool_size=2):
+        org = await organisations.create_organisation(
+            slug=slug, name="Bench access", kind=OrganisationKind.EMPLOYER,
+            domains=[f"{slug}.example"], actor=system_actor("bench"),
+        )
+    admin = await connect(bench.admin_url)
+    try:
+        root = await admin.fetchval("SELECT id FROM units WHERE tenant_id = $1 AND parent_id IS NULL", org.id)
+        now = datetime.now(UTC)
+        tenant = org.id
+        person = ["id", "tenant_id", "created_at", "updated_at", "email", "name", "roles", "status",
+                  "status_changed_at", "unit_id"]
+        admins = [(uuid.uuid4(), tenant, now, now, f"admin{i}@{slug}.example", f"Admin {i}", '["admin"]',
+                   "active", now, root) for i in range(cfg.admins)]
+        members = [(uuid.uuid4(), tenant, now, now, f"m{i}@{slug}.example", f"Member {i}", '["member"]',
+                    "active", now, root) for i in range(cfg.members)]
+        product_id = uuid.uuid4()
+        pairs = [(m[0], rng.choice(admins)[0]) for m in members]
+        grants = [(uuid.uuid4(), tenant, now, now, admin_id, member_id, json.dumps(list(CATEGORIES)), True, "[]",
+                   "Benchmark: a justified, approved access.", 48, False, "approved", "system:bench",
+                   "bench", now, now + timedelta(hours=48), now, False)
+                  for member_id, admin_id in pairs]
+        tables: list[tuple[str, list[str], list[tuple[Any, ...]]]] = [
+            ("members", person, admins + members),
+            ("products", ["id", "tenant_id", "created_at", "updated_at", "key", "name", "description"],
+             [(product_id, tenant, now, now, "mailbox", "Mailbox", "")]),
+            # Members are not emailed about accesses here (the policy's switch): the figure is
+            # the check and its log row; the emails are the mail queue's work.
+            ("access_policies", ["id", "tenant_id", "created_at", "updated_at", "max_duration_hours",
+                                 "emergency_allowed", "emergency_max_hours", "notify_member_per_access",
+                                 "max_disclosure_delay_days"],
+             [(uuid.uuid4(), tenant, now, now, 168, False, 24, False, 0)]),
+            ("access_grants", ["id", "tenant_id", "created_at", "updated_at", "admin_id", "member_id", "categories",
+                               "all_products", "product_ids", "justification", "duration_hours", "emergency",
+                               "status", "requested_by", "requested_by_display", "starts_at", "ends_at",
+                               "decided_at", "review_required"], grants),
+        ]
+        started = time.perf_counter()
+        with progress() as bar:
+            task = bar.add_task("rows (COPY)", total=sum(len(rows) for _, _, rows in tables))
+            async with admin.transaction():
+                for table, columns, rows in tables:
+                    await admin.copy_records_to_table(table, records=rows, columns=columns)
+                    bar.advance(task, len(rows))
+        await admin.execute("VACUUM (ANALYZE)")
+        console.print(f"loaded {cfg.members:,} members, {cfg.admins} admins, {len(grants):,} active grants in "
+                      f"{time.perf_counter() - started:.1f} s")
+    finally:
+        await admin.close()
+    return Loaded(org.id, product_id, pairs)
+
+
+async def api_token(bench: BenchDatabase, org_id: uuid.UUID) -> str:
+    """An administrator's API token, only to register the product's client through the API."""
+    from app.runtime import orm
+    from tenants import db
+    from tenants.actors import system_actor
+    from tenants.ids import OrgId
+    from tenants.tokens import service as tokens
+
+    async with orm(bench.urls, pool_size=1), db.tenant_transaction(OrgId(org_id)):
+        _, text = await tokens.create_token("bench", ["products:write", "products:read"], expires_in=None,
+                                            actor=system_actor("bench"))
+    return text
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+#: What the bare route answers: an allowed check's answer, same shape and size.
+BARE_ANSWER = json.dumps({
+    "allowed": True, "reason": None, "grant_id": str(uuid.uuid4()), "admin_id": str(uuid.uuid4()),
+    "log_id": 123456,
+}, separators=(",", ":")).encode()
+
+
+def serve(config_path: str) -> None:
+    """The app as ``tenantry serve`` runs it, plus the bare route right before the check."""
+    import uvicorn
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from app.database import DatabaseUrls
+    from app.factory import create_app
+    from app.logs import configure_logging
+    from app.settings import Settings
+
+    cfg = json.loads(Path(config_path).read_text())
+    settings = Settings(secret_key=cfg["secret_key"], public_url=cfg["public_url"], host="127.0.0.1",
+                        port=cfg["port"], data_dir=Path(cfg["data_dir"]), log_json=True, embedded_worker=False)
+    configure_logging(settings.log_level, json_lines=True)
+    app = create_app(settings, DatabaseUrls(admin=cfg["admin_url"], app=cfg["app_url"]))
+
+    async def bare(request: Request) -> Response:
+        await request.body()  # a JSON route reads its body too
+        return Response(BARE_ANSWER, media_type="application/json")
+
+    async def batches(request: Request) -> Response:
+        batcher = getattr(app.state, "access_checks", None)
+        counts = {"statements": batcher.statements, "checks": batcher.checks} if batcher else {}
+        return Response(json.dumps(counts), media_type="application/json")
+
+    routes = app.router.routes
+    at = next(i for i, r in enumerate(routes) if getattr(r, "path", "") == CHECK_PATH)
+    routes.insert(at, Route(BARE_PATH, bare, methods=["POST"]))
+    routes.insert(0, Route("/bench/batches", batches, methods=["GET"]))
+    uvicorn.run(app, host="127.0.0.1", port=cfg["port"], log_config=None, proxy_headers=True,
+                server_header=False)
+
+
+class AppServer:
+    def __init__(self, workdir: Path, bench: BenchDatabase) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "server.log"
+        self.config_path = workdir / "server.json"
+        self.config_path.write_text(json.dumps({
+            "secret_key": "bench-secret-" + "k" * 40, "public_url": self.url, "port": self.port,
+            "data_dir": str(workdir / "data"), "admin_url": bench.urls.admin, "app_url": bench.urls.app,
+        }))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(SCRIPT), "--serve", str(self.config_path)],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    async def wait_ready(self) -> None:
+        assert self.process is not None
+        await wait_for_http(self.url, "/healthz", self.process, "the app server", self.log_tail)
+
+    def log_tail(self, limit: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+    def errors_logged(self) -> int:
+        with self.log_path.open(errors="replace") as log:
+            return sum('"level": "error"' in line or '"status": 5' in line or "Traceback" in line
+                       for line in log)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+async def product_token(url: str, admin_token: str, product_id: uuid.UUID) -> str:
+    """A client of the product with ``access:check``, registered through the API; its token."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        registered = await client.post(f"/v1/products/{product_id}/clients",
+                                       headers={"Authorization": f"Bearer {admin_token}"},
+                                       json={"name": "bench", "scopes": ["access:check"]})
+        registered.raise_for_status()
+        issued = await client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                   auth=(registered.json()["client_id"], registered.json()["client_secret"]))
+        issued.raise_for_status()
+    return str(issued.json()["access_token"])
+
+
+# --- load generators -----------------------------------------------------------------------
+
+#: wrk: POSTs the JSON bodies listed in $BENCH_BODIES (one per line) in turn to $BENCH_PATH,
+#: with $BENCH_TOKEN as bearer; prints the same BENCH summary line as _common.WRK_SCRIPT.
+WRK_POST_SCRIPT = r"""
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local path = os.getenv("BENCH_PATH")
+local counter = 0
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json"
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", path, nil, bodies[((counter - 1) % #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "status_errors": %d, ' ..
+    '"socket_errors": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout))
+end
+"""
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on this machine so far (the server's work for
+    the app; other databases' work when the machine is shared lands here too)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text[:64]:
+            fields_ = text.rsplit(")", 1)[1].split()
+            total += (int(fields_[11]) + int(fields_[12])) / CLK_TCK
+    return total
+
+
+async def run_load(kind: str, url: str, path: str, bodies: Path, workdir: Path, token: str, seconds: float,
+                   connections: int, server_pid: int, database_cpu: dict[str, float] | None = None) -> Round:
+    """One timed round in a separate process (``wrk`` or this script's ``--load``)."""
+    if kind == "wrk":
+        script = workdir / "post.lua"
+        if not script.exists():
+            script.write_text(WRK_POST_SCRIPT)
+        argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url]
+    else:
+        config = workdir / "load.json"
+        config.write_text(json.dumps({"url": url, "seconds": seconds, "connections": connections}))
+        argv = [sys.executable, str(SCRIPT), "--load", str(config)]
+    cpu_before, pg_before = process_cpu(server_pid), postgres_cpu()
+    process = await asyncio.create_subprocess_exec(
+        *argv, env={**os.environ, "BENCH_BODIES": str(bodies), "BENCH_PATH": path, "BENCH_TOKEN": token},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    cpu = process_cpu(server_pid) - cpu_before
+    if database_cpu is not None:
+        database_cpu[path] = database_cpu.get(path, 0.0) + postgres_cpu() - pg_before
+    data = _parse_bench_line(out.decode(errors="replace"))
+    return Round(data["requests"], data["duration_us"] / 1e6, data["p50_us"] / 1e6, data["p99_us"] / 1e6,
+                 data["status_errors"] + data["socket_errors"], cpu)
+
+
+def load_httpx(config_path: str) -> None:
+    """``--load``: N concurrent POSTs with one httpx client; prints wrk's BENCH line."""
+    cfg = json.loads(Path(config_path).read_text())
+    bodies = Path(os.environ["BENCH_BODIES"]).read_text().splitlines()
+    path, token = os.environ["BENCH_PATH"], os.environ["BENCH_TOKEN"]
+
+    async def main() -> None:
+        latencies: list[float] = []
+        errors = counter = 0
+        limit = int(cfg["seconds"] * 50_000)
+        limits = httpx.Limits(max_connections=cfg["connections"], max_keepalive_connections=cfg["connections"])
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        async with httpx.AsyncClient(base_url=cfg["url"], timeout=10, limits=limits, headers=headers) as client:
+            deadline = time.perf_counter() + cfg["seconds"]
+
+            async def worker() -> None:
+                nonlocal counter, errors
+                while counter < limit and time.perf_counter() < deadline:
+                    body = bodies[counter % len(bodies)]
+                    counter += 1
+                    started = time.perf_counter()
+                    response = await client.post(path, content=body)
+                    latencies.append(time.perf_counter() - started)
+                    errors += response.status_code != 200
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(cfg["connections"])))
+            wall = time.perf_counter() - started
+        print("BENCH " + json.dumps({
+            "requests": len(latencies), "duration_us": int(wall * 1e6),
+            "p50_us": int(percentile(latencies, 50) * 1e6), "p99_us": int(percentile(latencies, 99) * 1e6),
+            "status_errors": errors, "socket_errors": 0,
+        }), flush=True)
+
+    asyncio.run(main())
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+
+async def log_rows(bench: BenchDatabase, org_id: uuid.UUID) -> tuple[int, int]:
+    """(access-log rows, allowed ones) of the organisation, read as the superuser."""
+    conn = await connect(bench.admin_url)
+    try:
+        row = await conn.fetchrow("SELECT count(*) AS n, count(*) FILTER (WHERE allowed) AS ok FROM access_log "
+                                  "WHERE tenant_id = $1", org_id)
+    finally:
+        await conn.close()
+    assert row is not None
+    return int(row["n"]), int(row["ok"])
+
+
+async def measure(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argparse.Namespace,
+                  workdir: Path) -> tuple[Variant, Variant, str, int, tuple[int, int]]:
+    kind = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+    admin_token = await api_token(bench, loaded.org_id)
+    rng = random.Random(args.seed + 1)
+    bodies = workdir / "bodies.txt"
+    bodies.write_text("".join(
+        json.dumps({"admin_id": str(admin_id), "member_id": str(member_id), "product_id": str(loaded.product_id),
+                    "category": rng.choice(CATEGORIES)}, separators=(",", ":")) + "\n"
+        for member_id, admin_id in (rng.choice(loaded.pairs) for _ in range(20_000))
+    ))
+    variants = {
+        CHECK: Variant(f"POST {CHECK_PATH} (product token, allowed, one log row each)", bodies),
+        BARE: Variant(f"POST {BARE_PATH} (reads the body, same-sized JSON answer)", bodies),
+    }
+    paths = {CHECK: CHECK_PATH, BARE: BARE_PATH}
+    server = AppServer(workdir, bench)
+    database_cpu: dict[str, float] = {}
+    server.start()
+    try:
+        await server.wait_ready()
+        token = await product_token(server.url, admin_token, loaded.product_id)
+        console.print(f"server pid {server.pid} at {server.url}; load generator {kind}, {args.connections} "
+                      f"connections, {cfg.rounds} rounds x {cfg.seconds:g} s per variant")
+        before = await log_rows(bench, loaded.org_id)
+        warm = 0
+        for name in (CHECK, BARE):  # untimed: connections, code paths and the principal cache
+            round_ = await run_load(kind, server.url, paths[name], bodies, workdir, token, 1.0, args.connections,
+                                    server.pid)
+            warm += round_.requests if name == CHECK else 0
+        with progress() as bar:
+            task = bar.add_task("interleaved rounds", total=cfg.rounds * 2)
+            for index in range(cfg.rounds):
+                for name in (CHECK, BARE) if index % 2 == 0 else (BARE, CHECK):
+                    variants[name].rounds.append(await run_load(
+                        kind, server.url, paths[name], bodies, workdir, token, cfg.seconds, args.connections,
+                        server.pid, database_cpu))
+                    bar.advance(task)
+        after = await log_rows(bench, loaded.org_id)
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            batches = (await client.get("/bench/batches")).json()
+        if batches.get("statements"):
+            console.print(f"fast path: {batches['checks']:,} checks in {batches['statements']:,} statements "
+                          f"({batches['checks'] / batches['statements']:.1f} checks per statement)")
+        logged = server.errors_logged()
+        if logged:
+            console.print(f"[red]the server logged {logged} errors or 5xx; tail:[/]\n{server.log_tail()}")
+    finally:
+        server.stop()
+    written = (after[0] - before[0], after[1] - before[1])
+    for name, variant in variants.items():
+        answered = sum(r.requests for r in variant.rounds)
+        console.print(f"PostgreSQL CPU during the {name} rounds: "
+                      f"{database_cpu.get(paths[name], 0.0) / max(1, answered) * 1e6:.0f} us/request")
+    return variants[CHECK], variants[BARE], kind, warm, written
+
+
+async def main_async(args: argparse.Namespace) -> list[tuple[str, float, str, float]]:
+    cfg = QUICK if args.quick else FULL
+    rng = random.Random(args.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="tenantry-bench-access-"))
+    try:
+        with server_url() as server:
+            console.print(await server_facts(server))
+            console.print(f"at start: {machine_load()}")
+            async with bench_database(server) as bench:
+                loaded = await load_organisation(bench, cfg, rng)
+                check, bare, kind, warm, (rows, allowed) = await measure(cfg, bench, loaded, args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    console.rule(f"access check against a bare route (same server process, interleaved, {kind})")
+    for v in (check, bare):
+        console.print(v.name)
+        console.print(f"    {v.rate:>9,.0f} req/s   p50 {v.median('p50') * 1e3:6.2f} ms   p99 "
+                      f"{v.median('p99') * 1e3:6.2f} ms (median of rounds)   errors {v.errors}")
+        console.print(f"    server CPU {v.cpu_per_request * 1e6:.0f} us/request; rounds req/s: "
+                      + ", ".join(f"{r.rate:,.0f}" for r in v.rounds))
+    answered = warm + sum(r.requests for r in check.rounds)
+    console.print(f"access-log rows written during the run: {rows:,} ({allowed:,} allowed) for {answered:,} "
+                  "checks answered (rows may exceed answers by the checks in flight when a round ended)")
+    if allowed < answered:
+        console.print("[red]fewer allowed log rows than allowed answers: a check went unrecorded[/]")
+    pairs = statistics.median(c.rate / b.rate for c, b in zip(check.rounds, bare.rounds, strict=True))
+    console.print(f"info: median over rounds of check / bare (each pair run back to back) = {pairs:.3f}")
+    console.print(f"info: server CPU per request, bare / check = {bare.cpu_per_request / check.cpu_per_request:.3f}"
+                  f" (the app process only; PostgreSQL's work is not in it); CLK_TCK {CLK_TCK}")
+    if check.errors or bare.errors:
+        console.print(f"[red]non-2xx answers or socket errors: check {check.errors}, bare {bare.errors}[/]")
+    return [("access_check_vs_bare", check.rate / bare.rate, ">=", GOAL)]
+
+
+def main() -> None:
+    args = parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    if args.load:
+        load_httpx(args.load)
+        return
+    started = time.perf_counter()
+    figures = asyncio.run(main_async(args))
+    console.print(f"finished in {time.perf_counter() - started:.1f} s "
+                  f"({'quick' if args.quick else 'full'} mode); at the end: {machine_load()}")
+    for name, value, op, target in figures:
+        if not meets(value, op, target):
+            console.print(f"{name}: goal missed (see bench/README.md)")
+    for name, value, op, target in figures:
+        print(ratio_line(name, value, op, target), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""The rules of data access, without a database: four eyes, time, requests, the check."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tenants.access.models import DataCategory, GrantStatus
+from tenants.access.rules import (
+    DEFAULT_POLICY,
+    CheckedGrant,
+    DenyReason,
+    GrantAction,
+    GrantFacts,
+    GrantRequest,
+    GrantState,
+    Party,
+    PolicyRules,
+    answer_check,
+    can_approve_access,
+    can_delay_disclosure,
+    can_review_access,
+    can_revoke_access,
+    disclosure_delay_problems,
+    grant_outcome,
+    grant_state,
+    is_disclosed,
+    next_status,
+    policy_problems,
+    request_problems,
+)
+from tenants.permissions import Permission, permissions_of
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+ADMIN = uuid.uuid4()
+OFFICER = uuid.uuid4()
+PRODUCT = uuid.uuid4()
+
+
+def party(member: uuid.UUID, *roles: str) -> Party:
+    return Party(f"member:{member}", member, permissions_of(roles))
+
+
+def grant(**changes: object) -> GrantFacts:
+    values: dict[str, object] = {
+        "admin_id": ADMIN,
+        "requested_by": f"member:{ADMIN}",
+        "status": GrantStatus.REQUESTED,
+        "ends_at": None,
+    }
+    values.update(changes)
+    return GrantFacts(**values)  # type: ignore[arg-type]
+
+
+# --- four eyes ------------------------------------------------------------------------------
+
+
+def test_the_requester_can_never_approve_their_own_request_even_as_a_privacy_officer() -> None:
+    verdict = can_approve_access(grant(), party(ADMIN, "admin", "privacy_officer"))
+    assert not verdict
+    assert "another privacy officer" in verdict.reason
+
+
+def test_another_privacy_officer_can_approve() -> None:
+    assert can_approve_access(grant(), party(OFFICER, "privacy_officer"))
+
+
+def test_an_owner_is_not_a_privacy_officer() -> None:
+    verdict = can_approve_access(grant(), party(OFFICER, "owner"))
+    assert not verdict and "access:approve" in verdict.reason
+
+
+def test_whoever_asked_on_an_admins_behalf_cannot_approve_either() -> None:
+    asked_by_officer = grant(requested_by=f"member:{OFFICER}")
+    assert not can_approve_access(asked_by_officer, party(OFFICER, "privacy_officer"))
+    token_of_officer = Party(f"member:{OFFICER}", None, frozenset({Permission.ACCESS_APPROVE}))
+    assert not can_approve_access(asked_by_officer, token_of_officer)
+
+
+@given(st.sampled_from(["owner", "admin", "helpdesk", "privacy_officer", "auditor", "member"]))
+def test_nobody_approves_access_to_data_for_themselves(role: str) -> None:
+    for rule in (can_approve_access, can_review_access, can_delay_disclosure):
+        assert not rule(grant(requested_by="api_token:x"), party(ADMIN, role, "privacy_officer"))
+
+
+def test_revoking_needs_no_second_person() -> None:
+    active = grant(status=GrantStatus.APPROVED, ends_at=NOW + timedelta(hours=1))
+    assert can_revoke_access(active, party(ADMIN, "admin"))
+    assert can_revoke_access(active, party(OFFICER, "privacy_officer"))
+    assert can_revoke_access(active, party(OFFICER, "owner"))
+    assert not can_revoke_access(active, party(OFFICER, "auditor"))
+    assert not can_revoke_access(active, party(OFFICER, "helpdesk"))
+
+
+# --- time and transitions -------------------------------------------------------------------
+
+
+def test_an_approved_grant_is_active_until_its_end_and_expired_from_it() -> None:
+    end = NOW + timedelta(hours=2)
+    assert grant_state(GrantStatus.APPROVED, end, NOW) is GrantState.ACTIVE
+    assert grant_state(GrantStatus.APPROVED, end, end - timedelta(microseconds=1)) is (
+        GrantState.ACTIVE
+    )
+    assert grant_state(GrantStatus.APPROVED, end, end) is GrantState.EXPIRED
+    assert grant_state(GrantStatus.REVOKED, end, NOW) is GrantState.REVOKED
+
+
+def test_only_requests_are_decided_and_only_live_grants_revoked() -> None:
+    assert next_status(GrantState.REQUESTED, GrantAction.APPROVE) is GrantStatus.APPROVED
+    assert next_status(GrantState.REQUESTED, GrantAction.REVOKE) is GrantStatus.REVOKED
+    assert next_status(GrantState.ACTIVE, GrantAction.REVOKE) is GrantStatus.REVOKED
+    for state in (GrantState.EXPIRED, GrantState.DENIED, GrantState.REVOKED):
+        assert all(next_status(state, action) is None for action in GrantAction)
+    assert next_status(GrantState.ACTIVE, GrantAction.APPROVE) is None
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def request(**changes: object) -> GrantRequest:
+    values: dict[str, object] = {
+        "on_unit": False,
+        "categories": frozenset({DataCategory.FILES}),
+        "product_ids": None,
+        "justification": "Investigating a reported data leak.",
+        "duration_hours": 24,
+        "emergency": False,
+    }
+    values.update(changes)
+    return GrantRequest(**values)  # type: ignore[arg-type]
+
+
+def fields(problems: list[object]) -> set[str]:
+    return {p.field for p in problems}  # type: ignore[attr-defined]
+
+
+def test_a_sound_request_has_no_problems() -> None:
+    assert request_problems(request(), DEFAULT_POLICY) == []
+
+
+def test_a_unit_may_be_opened_for_diagnostic_data_only() -> None:
+    assert fields(request_problems(request(on_unit=True), DEFAULT_POLICY)) == {"categories"}
+    diagnostic = request(on_unit=True, categories=frozenset({DataCategory.DIAGNOSTIC}))
+    assert request_problems(diagnostic, DEFAULT_POLICY) == []
+
+
+def test_the_duration_is_capped_by_the_policy_and_emergency_by_its_own_cap() -> None:
+    assert fields(request_problems(request(duration_hours=169), DEFAULT_POLICY)) == {
+        "duration_hours"
+    }
+    allowing = PolicyRules(emergency_allowed=True, emergency_max_hours=8)
+    assert request_problems(request(emergency=True, duration_hours=8), allowing) == []
+    assert fields(request_problems(request(emergency=True, duration_hours=9), allowing)) == {
+        "duration_hours"
+    }
+
+
+def test_emergency_access_needs_the_policy_to_allow_it() -> None:
+    assert fields(request_problems(request(emergency=True, duration_hours=1), DEFAULT_POLICY)) == {
+        "emergency"
+    }
+
+
+def test_a_justification_says_why_in_more_than_a_word() -> None:
+    assert fields(request_problems(request(justification="   because   "), DEFAULT_POLICY)) == {
+        "justification"
+    }
+
+
+def test_emergency_access_may_not_outlast_ordinary_access() -> None:
+    assert fields(policy_problems(PolicyRules(max_duration_hours=12))) == {"emergency_max_hours"}
+
+
+# --- disclosure -----------------------------------------------------------------------------
+
+
+def test_disclosure_may_be_delayed_only_where_allowed_with_a_reason_and_an_end() -> None:
+    reason = "Ongoing investigation of fraud, HR-17."
+    soon = NOW + timedelta(days=3)
+    assert fields(disclosure_delay_problems(soon, reason, DEFAULT_POLICY, NOW)) == {"until"}
+    policy = PolicyRules(max_disclosure_delay_days=30)
+    assert disclosure_delay_problems(soon, reason, policy, NOW) == []
+    assert fields(disclosure_delay_problems(NOW + timedelta(days=31), reason, policy, NOW)) == {
+        "until"
+    }
+    assert fields(disclosure_delay_problems(NOW, reason, policy, NOW)) == {"until"}
+    assert fields(disclosure_delay_problems(soon, "secret", policy, NOW)) == {"reason"}
+
+
+def test_a_delayed_grant_is_shown_once_the_delay_ends() -> None:
+    assert is_disclosed(None, NOW)
+    assert not is_disclosed(NOW + timedelta(seconds=1), NOW)
+    assert is_disclosed(NOW, NOW)
+
+
+# --- the check ------------------------------------------------------------------------------
+
+
+def checked(**changes: object) -> CheckedGrant:
+    values: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "status": GrantStatus.APPROVED,
+        "ends_at": NOW + timedelta(hours=1),
+        "categories": frozenset({"files"}),
+        "all_products": False,
+        "product_ids": frozenset({str(PRODUCT)}),
+    }
+    values.update(changes)
+    return CheckedGrant(**values)  # type: ignore[arg-type]
+
+
+def test_each_reason_for_a_refusal() -> None:
+    def outcome(**changes: object) -> str:
+        return grant_outcome(checked(**changes), "files", PRODUCT, NOW)
+
+    assert outcome() == "allowed"
+    assert outcome(ends_at=NOW) == DenyReason.EXPIRED
+    assert outcome(status=GrantStatus.REQUESTED, ends_at=None) == DenyReason.PENDING_APPROVAL
+    assert outcome(status=GrantStatus.DENIED) == DenyReason.DENIED
+    assert outcome(status=GrantStatus.REVOKED) == DenyReason.REVOKED
+    assert outcome(categories=frozenset({"diagnostic"})) == DenyReason.CATEGORY_NOT_GRANTED
+    assert outcome(product_ids=frozenset({str(uuid.uuid4())})) == DenyReason.PRODUCT_NOT_GRANTED
+    assert outcome(product_ids=frozenset(), all_products=True) == "allowed"
+    assert answer_check([], "files", PRODUCT, NOW) == (DenyReason.NO_GRANT, None)
+
+
+def test_the_grant_that_allows_wins_over_any_that_refuse() -> None:
+    allowing = checked()
+    others = [checked(status=GrantStatus.DENIED), checked(ends_at=NOW - timedelta(hours=1))]
+    assert answer_check([*others, allowing], "files", PRODUCT, NOW) == ("allowed", allowing.id)
+    narrower = checked(categories=frozenset({"diagnostic"}))
+    assert answer_check([others[0], narrower], "files", PRODUCT, NOW) == (
+        DenyReason.CATEGORY_NOT_GRANTED,
+        narrower.id,
+    )
