@@ -93,7 +93,21 @@ def tortoise_connection(
         credentials["password"] = params["password"]
     if "ssl" in params:
         credentials["ssl"] = params["ssl"]
+    if role is None:
+        # The runtime pool: see keep_session.
+        credentials["reset"] = keep_session
     return {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
+
+
+async def keep_session(connection: object) -> None:
+    """Release a runtime connection to the pool as it is, without asyncpg's reset query
+    (``RESET ALL``, ``UNLISTEN *``, …): one round trip saved on every request.
+
+    Safe because the service keeps no session state on pooled connections: the tenant is
+    set per transaction (``set_config(..., true)``, gone at commit or rollback), the role
+    comes from the connection settings, and LISTEN uses a connection of its own
+    (``app/notifications.py``). Code that needs session state must not use the pool.
+    """
 
 
 @contextmanager
