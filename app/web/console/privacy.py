@@ -1,0 +1,273 @@
+"""Privacy requests in the console: the queue with deadline badges and filters, and a
+request's page with its timeline and the work on it (assign, notes, extend, answer or
+reject, build the export, run the erasure), plus the organisation's request policy.
+
+Handlers parse the form, call one function of ``tenants.requests`` and redirect back with
+what happened. The words for kinds, statuses and timeline entries (``TIMELINE_TITLES``)
+are shared with the member's pages, so both sides describe a request the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.web.pages import PageContext, Web, page
+from tenants.content.models import ContentKind
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
+from tenants.members.models import Member
+from tenants.pagination import Sort, paginate
+from tenants.permissions import Permission
+from tenants.products.models import Product
+from tenants.requests import fulfilment, rules, service
+from tenants.requests.models import (
+    PrivacyExportPart,
+    PrivacyRequest,
+    RequestKind,
+    RequestStatus,
+)
+
+#: How timeline entries read, for the organisation and the member alike.
+TIMELINE_TITLES: dict[str, str] = {
+    "received": "Request received",
+    "status": "Work started",
+    "assigned": "Assigned",
+    "note": "Internal note",
+    "extended": "Deadline extended",
+    "export_requested": "Collecting the data",
+    "export_part": "A product sent its data",
+    "export_ready": "Data ready to download",
+    "erased": "Data erased",
+    "answered": "Answered",
+    "rejected": "Rejected",
+    "withdrawn": "Withdrawn",
+    "reminder": "Reminder sent",
+}
+#: The dot of each entry (classes of ``ol.timeline``).
+TIMELINE_TONES: dict[str, str] = {
+    "answered": "step-done", "export_ready": "step-done", "erased": "step-done",
+    "rejected": "step-failed", "withdrawn": "step-skipped", "status": "step-running",
+    "export_requested": "step-running", "extended": "step-running",
+}
+
+
+def badge_of(request: PrivacyRequest) -> rules.DeadlineBadge:
+    """How long is left; once closed, whether it was closed in time."""
+    if request.closed_at is not None and not rules.is_open(request.status):
+        return rules.closed_badge(request.due_on, request.closed_at.astimezone(UTC).date(),
+                                  request.status)
+    return rules.deadline_badge(request.due_on, datetime.now(UTC).date(), request.status)
+
+
+def template_helpers() -> dict[str, Any]:
+    """What the queue, request and account templates use to show requests."""
+    return {
+        "kind_labels": rules.KIND_LABELS,
+        "status_labels": rules.STATUS_LABELS,
+        "timeline_titles": TIMELINE_TITLES,
+        "timeline_tones": TIMELINE_TONES,
+        "deadline_badge": badge_of,
+        "can_export": rules.can_export,
+        "can_erase": rules.can_erase,
+        "is_open": rules.is_open,
+    }
+
+
+def _uuid(text: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:
+        return None
+
+
+def _request_id(ctx: PageContext) -> uuid.UUID:
+    found = _uuid(ctx.request.path_params["id"])
+    if found is None:
+        raise NotFoundError("there is no such privacy request")
+    return found
+
+
+def _months(text: str | None) -> int:
+    if text not in {"1", "2"}:
+        raise InvalidInputError("choose one or two months",
+                                fields=[FieldProblem("months", "1 or 2")])
+    return int(text)
+
+
+async def names_of(ids: set[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    wanted = [i for i in ids if i is not None]
+    return {m.id: m.name for m in await Member.filter(id__in=wanted).only("id", "name")}
+
+
+async def handlers_choice() -> list[Member]:
+    """Members a request may be assigned to (active, with a privacy-handling role)."""
+    members = await Member.filter(status="active").order_by("name")
+    return [m for m in members if service.can_handle(m)]
+
+
+FILTERS = ("open", "overdue", "mine", "unassigned", "closed")
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    @page(web, permission=Permission.PRIVACY_REQUESTS_READ)
+    async def queue(ctx: PageContext) -> Response:
+        params = ctx.request.query_params
+        show = params.get("show") if params.get("show") in FILTERS else "open"
+        kind_text = params.get("kind") or ""
+        kind = RequestKind(kind_text) if kind_text in {k.value for k in RequestKind} else None
+        filters = service.RequestFilter(
+            kind=kind,
+            open=show in ("open", "mine", "unassigned"),
+            overdue=show == "overdue",
+            assignee_id=ctx.active.member.id if show == "mine" else None,
+        )
+        query = service.filtered(filters)
+        if show == "unassigned":
+            query = query.filter(assignee_id=None)
+        if show == "closed":
+            query = query.filter(status__not_in=list(rules.OPEN))
+        page_ = await paginate(
+            query, Sort("received_at", descending=True) if show == "closed" else Sort("due_on"),
+            cursor=params.get("cursor") or None, limit=50,
+        )
+        counts = {
+            "open": await service.filtered(service.RequestFilter(open=True)).count(),
+            "overdue": await service.filtered(service.RequestFilter(overdue=True)).count(),
+            "mine": await service.filtered(service.RequestFilter(
+                open=True, assignee_id=ctx.active.member.id)).count(),
+            "unassigned": await service.filtered(
+                service.RequestFilter(open=True)).filter(assignee_id=None).count(),
+            "closed": await PrivacyRequest.filter(status__not_in=list(rules.OPEN)).count(),
+        }
+        wanted: set[uuid.UUID | None] = {r.member_id for r in page_.items}
+        wanted |= {r.assignee_id for r in page_.items}
+        people = await names_of(wanted)
+        return ctx.render(
+            "console/privacy_requests.html",
+            requests=page_.items, next_cursor=page_.next_cursor, show=show,
+            kind=kind_text if kind else "", kinds=list(RequestKind), counts=counts,
+            names=people, policy=await service.get_policy(), **template_helpers(),
+        )
+
+    @page(web, permission=Permission.PRIVACY_REQUESTS_READ)
+    async def detail(ctx: PageContext) -> Response:
+        request = await service.get_request(_request_id(ctx))
+        events = await service.timeline(request.id, for_member=False)
+        export = await fulfilment.export_of(request.id)
+        parts: list[PrivacyExportPart] = []
+        products: dict[uuid.UUID, Product] = {}
+        if export is not None:
+            parts = await PrivacyExportPart.filter(export_id=export.id)
+            asked = {uuid.UUID(p) for p in export.expected_product_ids} | {
+                p.product_id for p in parts}
+            products = {p.id: p for p in await Product.filter(id__in=list(asked))}
+        member = await Member.filter(id=request.member_id).first()
+        people = await names_of({request.member_id, request.assignee_id})
+        return ctx.render(
+            "console/privacy_request.html",
+            r=request, member=member, events=events, export=export,
+            uploaded={p.product_id for p in parts}, products=products,
+            handlers=await handlers_choice(), names=people,
+            source=(await Product.filter(id=request.product_id).first()
+                    if request.product_id else None),
+            content_kinds=list(ContentKind), max_extension=rules.MAX_EXTENSION_MONTHS,
+            product_names={str(p.id): p.name for p in await Product.all().only("id", "name")},
+            **template_helpers(),
+        )
+
+    def back(request_id: uuid.UUID) -> str:
+        return f"/console/privacy-requests/{request_id}"
+
+    @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
+    async def assign(ctx: PageContext) -> Response:
+        request_id = _request_id(ctx)
+        raw = ctx.form.get("assignee_id") or ""
+        assignee = _uuid(raw)
+        if raw and assignee is None:
+            raise InvalidInputError("choose someone from the list",
+                                    fields=[FieldProblem("assignee_id", "not a member")])
+        request = await service.assign_request(request_id, assignee, actor=ctx.actor)
+        who = (await names_of({request.assignee_id})).get(request.assignee_id) if (
+            request.assignee_id) else None
+        return ctx.redirect(back(request_id), f"Assigned to {who}." if who else
+                            "Back in the queue, assigned to nobody.")
+
+    @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
+    async def note(ctx: PageContext) -> Response:
+        request_id = _request_id(ctx)
+        await service.add_note(request_id, ctx.form.get("text", ""), actor=ctx.actor)
+        return ctx.redirect(back(request_id), "Note added (the member does not see it).")
+
+    @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
+    async def extend(ctx: PageContext) -> Response:
+        request_id = _request_id(ctx)
+        request = await service.extend_deadline(
+            request_id, _months(ctx.form.get("months")), ctx.form.get("reason", ""),
+            actor=ctx.actor,
+        )
+        return ctx.redirect(back(request_id),
+                            f"Deadline extended to {request.due_on.isoformat()}; the member "
+                            "was told why.")
+
+    @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
+    async def close(ctx: PageContext) -> Response:
+        request_id = _request_id(ctx)
+        outcome = ctx.form.get("outcome")
+        status = RequestStatus.REJECTED if outcome == "reject" else RequestStatus.ANSWERED
+        await service.close_request(request_id, status, ctx.form.get("answer", ""),
+                                    actor=ctx.actor)
+        return ctx.redirect(back(request_id),
+                            f"{rules.STATUS_LABELS[status]}; the member was emailed.")
+
+    @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
+    async def export(ctx: PageContext) -> Response:
+        request_id = _request_id(ctx)
+        started = await fulfilment.start_export(request_id, actor=ctx.actor)
+        asked = len(started.expected_product_ids)
+        return ctx.redirect(
+            back(request_id),
+            f"Export started: {asked} product(s) asked for their part." if asked
+            else "Export started; it is built in a moment (no product to ask).",
+        )
+
+    @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
+    async def erase(ctx: PageContext) -> Response:
+        request_id = _request_id(ctx)
+        kinds = [k for k in ContentKind if ctx.form.get(f"kind_{k.value}") == "on"]
+        if ctx.form.get("confirm") != "on":
+            raise InvalidInputError("tick the box to confirm the erasure",
+                                    fields=[FieldProblem("confirm", "required")])
+        run = await fulfilment.erase_for_request(request_id, kinds, actor=ctx.actor)
+        deleted = sum(p["deleted"] for p in run["by_product"].values())
+        held = sum(p["held"] for p in run["by_product"].values())
+        return ctx.redirect(back(request_id),
+                            f"Erased {deleted} item(s); {held} kept under legal hold.")
+
+    @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
+    async def set_policy(ctx: PageContext) -> Response:
+        values = {}
+        for name in ("reminder_days", "export_link_days", "export_collect_hours"):
+            text = (ctx.form.get(name) or "").strip()
+            if not text.isdigit():
+                raise InvalidInputError("enter whole numbers",
+                                        fields=[FieldProblem(name, "a whole number")])
+            values[name] = int(text)
+        await service.set_policy(rules.RequestPolicyView(**values), actor=ctx.actor)
+        return ctx.redirect("/console/privacy-requests", "Privacy request settings saved.")
+
+    return [
+        Route("/console/privacy-requests", queue, methods=["GET"]),
+        Route("/console/privacy-requests/settings", set_policy, methods=["POST"]),
+        Route("/console/privacy-requests/{id}", detail, methods=["GET"]),
+        Route("/console/privacy-requests/{id}/assign", assign, methods=["POST"]),
+        Route("/console/privacy-requests/{id}/notes", note, methods=["POST"]),
+        Route("/console/privacy-requests/{id}/extend", extend, methods=["POST"]),
+        Route("/console/privacy-requests/{id}/close", close, methods=["POST"]),
+        Route("/console/privacy-requests/{id}/export", export, methods=["POST"]),
+        Route("/console/privacy-requests/{id}/erasure", erase, methods=["POST"]),
+    ]
+

@@ -1,0 +1,132 @@
+"""Deadline arithmetic of privacy requests (GDPR art. 12(3)), statuses and badges: pure,
+no database."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tenants.errors import IllegalTransitionError, InvalidInputError
+from tenants.requests import rules
+from tenants.requests.rules import RequestStatus
+
+days = st.dates(min_value=date(2000, 1, 1), max_value=date(2200, 12, 31))
+
+
+@pytest.mark.parametrize(
+    ("received", "extension", "due"),
+    [
+        (date(2025, 1, 15), 0, date(2025, 2, 15)),
+        (date(2025, 1, 31), 0, date(2025, 2, 28)),
+        (date(2024, 1, 31), 0, date(2024, 2, 29)),
+        (date(2025, 3, 31), 0, date(2025, 4, 30)),
+        (date(2025, 12, 31), 0, date(2026, 1, 31)),
+        (date(2025, 1, 31), 1, date(2025, 3, 31)),
+        (date(2025, 1, 31), 2, date(2025, 4, 30)),
+        (date(2024, 12, 30), 2, date(2025, 3, 30)),
+        (date(2025, 11, 30), 2, date(2026, 2, 28)),
+    ],
+)
+def test_a_request_is_due_on_the_same_date_a_month_later_or_that_months_last_day(
+    received: date, extension: int, due: date
+) -> None:
+    assert rules.due_date(received, extension) == due
+
+
+def test_an_extension_counts_from_the_day_of_receipt_not_from_the_earlier_due_date() -> None:
+    received = date(2025, 1, 31)
+    stepwise = rules.add_months(rules.due_date(received), 1)
+    assert stepwise == date(2025, 3, 28)
+    assert rules.due_date(received, 1) == date(2025, 3, 31)
+
+
+@given(days, st.integers(min_value=0, max_value=2))
+def test_the_due_date_is_in_the_right_month_and_never_past_the_same_day(
+    received: date, extension: int
+) -> None:
+    due = rules.due_date(received, extension)
+    months = (due.year - received.year) * 12 + due.month - received.month
+    assert months == 1 + extension
+    assert due.day <= received.day
+    if due.day != received.day:
+        assert due.day == calendar.monthrange(due.year, due.month)[1]
+    assert timedelta(days=28) <= due - received <= timedelta(days=92)
+
+
+@given(days)
+def test_extensions_only_ever_move_the_deadline_later(received: date) -> None:
+    dues = [rules.due_date(received, n) for n in range(3)]
+    assert dues == sorted(dues) and len(set(dues)) == 3
+
+
+def test_a_deadline_cannot_be_extended_past_two_months_in_total() -> None:
+    assert rules.check_extension(0, 2, "complex request") == 2
+    assert rules.check_extension(1, 1, "many products") == 2
+    with pytest.raises(InvalidInputError) as refused:
+        rules.check_extension(1, 2, "still more")
+    assert [f.field for f in refused.value.fields] == ["months"]
+    assert "1 left" in refused.value.fields[0].reason
+    with pytest.raises(InvalidInputError) as again:
+        rules.check_extension(2, 1, "once more")
+    assert "it already is" in again.value.fields[0].reason
+
+
+def test_an_extension_needs_a_reason_and_a_positive_number_of_months() -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        rules.check_extension(0, 0, "   ")
+    assert {f.field for f in refused.value.fields} == {"months", "reason"}
+
+
+@pytest.mark.parametrize(
+    ("due", "status", "text", "tone"),
+    [
+        (date(2025, 3, 20), RequestStatus.RECEIVED, "due in 10 days", "ok"),
+        (date(2025, 3, 17), RequestStatus.IN_PROGRESS, "due in 7 days", "soon"),
+        (date(2025, 3, 11), RequestStatus.RECEIVED, "due in 1 day", "soon"),
+        (date(2025, 3, 10), RequestStatus.RECEIVED, "due today", "today"),
+        (date(2025, 3, 9), RequestStatus.IN_PROGRESS, "overdue by 1 day", "overdue"),
+        (date(2025, 3, 1), RequestStatus.RECEIVED, "overdue by 9 days", "overdue"),
+        (date(2025, 3, 1), RequestStatus.ANSWERED, "answered", "closed"),
+    ],
+)
+def test_the_deadline_badge_says_how_long_is_left_or_how_late_it_is(
+    due: date, status: RequestStatus, text: str, tone: str
+) -> None:
+    badge = rules.deadline_badge(due, date(2025, 3, 10), status)
+    assert (badge.text, badge.tone) == (text, tone)
+
+
+def test_a_closed_request_shows_whether_it_was_answered_in_time() -> None:
+    due = date(2025, 3, 10)
+    assert rules.closed_badge(due, date(2025, 3, 10), RequestStatus.ANSWERED) == (
+        rules.DeadlineBadge("answered on time", "ontime")
+    )
+    assert rules.closed_badge(due, date(2025, 3, 12), RequestStatus.REJECTED) == (
+        rules.DeadlineBadge("rejected 2 days late", "overdue")
+    )
+    assert rules.closed_badge(due, date(2025, 4, 1), RequestStatus.WITHDRAWN).tone == "closed"
+
+
+def test_the_reminder_goes_out_the_configured_days_before_the_due_day_in_the_morning() -> None:
+    now = datetime(2025, 1, 31, 15, tzinfo=UTC)
+    assert rules.reminder_at(date(2025, 2, 28), 7, now) == datetime(2025, 2, 21, 7, tzinfo=UTC)
+    # Already past the reminder day but not the due day: at once.
+    late = datetime(2025, 2, 25, 9, tzinfo=UTC)
+    assert rules.reminder_at(date(2025, 2, 28), 7, late) == late
+    assert rules.reminder_at(date(2025, 2, 28), 0, now) is None
+    assert rules.reminder_at(date(2025, 2, 28), 7, datetime(2025, 3, 1, tzinfo=UTC)) is None
+
+
+def test_closed_requests_stay_closed_and_open_ones_move_forward_only() -> None:
+    rules.check_transition(RequestStatus.RECEIVED, RequestStatus.IN_PROGRESS)
+    rules.check_transition(RequestStatus.IN_PROGRESS, RequestStatus.ANSWERED)
+    for closed in (RequestStatus.ANSWERED, RequestStatus.REJECTED, RequestStatus.WITHDRAWN):
+        for target in RequestStatus:
+            with pytest.raises(IllegalTransitionError):
+                rules.check_transition(closed, target)
+    with pytest.raises(IllegalTransitionError):
+        rules.check_transition(RequestStatus.IN_PROGRESS, RequestStatus.RECEIVED)

@@ -1,0 +1,91 @@
+"""Erasure requests: the member's personal content goes, items under legal hold and work
+content stay, products are told, and durable evidence is kept on the request and in an
+audit chain that still verifies."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from tenants import db
+from tenants.audit import service as audit
+from tenants.audit.sealer import seal_all
+from tests.conftest import OrgHandle, make_member, make_product
+from tests.departures.support import make_items
+from tests.requests.support import officer, submit
+from tests.support.api_schema import assert_problem, error_fields
+
+
+async def remaining(conn: asyncpg.Connection, member_id: str) -> dict[tuple[str, bool], int]:
+    rows = await conn.fetch(
+        "SELECT kind, legal_hold, count(*) AS n FROM content_items WHERE member_id = $1 "
+        "GROUP BY kind, legal_hold", uuid.UUID(member_id),
+    )
+    return {(r["kind"], r["legal_hold"]): r["n"] for r in rows}
+
+
+async def test_erasure_deletes_personal_items_keeps_held_and_work_items_and_records_evidence(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    mia, other = await make_member(org, name="Mia Member"), await make_member(org)
+    olivia = await officer(org)
+    store, drive = await make_product(org, key="store"), await make_product(org, key="drive")
+    await make_items(org, mia["id"], store["id"], 12, kind="personal")
+    await make_items(org, mia["id"], drive["id"], 3, kind="personal", legal_hold=True)
+    await make_items(org, mia["id"], drive["id"], 7, kind="organisation")
+    await make_items(org, other["id"], store["id"], 4, kind="personal")
+    request = await submit(org, mia, "erasure", "Delete what I bought myself.")
+    await org.post(f"/v1/privacy-requests/{request['id']}/assign", {"assignee_id": olivia["id"]})
+
+    erased = await org.post(f"/v1/privacy-requests/{request['id']}/erasure", {})
+
+    assert erased.status_code == 200, erased.text
+    evidence = erased.json()
+    assert evidence["kinds"] == ["personal"]
+    assert evidence["by_product"] == {
+        store["id"]: {"deleted": 12, "held": 0},
+        drive["id"]: {"deleted": 0, "held": 3},
+    }
+    assert evidence["kept_by_kind"] == {"personal": 3, "organisation": 7}
+    assert await remaining(owner_conn, mia["id"]) == {
+        ("personal", True): 3, ("organisation", False): 7
+    }
+    assert await remaining(owner_conn, other["id"]) == {("personal", False): 4}
+    detail = (await org.get(f"/v1/privacy-requests/{request['id']}")).json()
+    assert detail["erasure_evidence"]["runs"][0]["audit_event_id"] == evidence["audit_event_id"]
+    assert detail["timeline"][-1]["body"] == (
+        "Deleted 12 item(s) in 2 product(s); 3 kept under legal hold"
+    )
+    actions = [r["action"] for r in await owner_conn.fetch(
+        "SELECT action FROM audit_events WHERE tenant_id = $1 ORDER BY id", org.id)]
+    assert actions.index("content.erased") < actions.index("privacy_request.erased")
+    told = await owner_conn.fetch(
+        "SELECT topic, payload FROM outbox_events WHERE tenant_id = $1 AND topic = 'content.erased'",
+        org.id,
+    )
+    assert len(told) == 1  # one product lost items; the held product is not told
+
+    await seal_all(wait=True)
+    async with db.tenant_transaction(org.id):
+        verification = await audit.verify()
+    assert verification.ok and verification.pending == 0
+    assert verification.checked >= len(actions)
+
+
+async def test_erasure_is_only_for_open_erasure_requests_and_needs_a_kind(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    mia = await make_member(org)
+    access = await submit(org, mia, "access")
+    erasure = await submit(org, mia, "erasure")
+    await org.post(f"/v1/privacy-requests/{erasure['id']}/reject", {"reason": "Held by law."})
+
+    wrong_kind = await org.post(f"/v1/privacy-requests/{access['id']}/erasure", {})
+    closed = await org.post(f"/v1/privacy-requests/{erasure['id']}/erasure", {})
+    other = await submit(org, mia, "erasure")
+    no_kinds = await org.post(f"/v1/privacy-requests/{other['id']}/erasure", {"kinds": []})
+
+    assert_problem(wrong_kind, 409)
+    assert_problem(closed, 409)
+    assert "kinds" in error_fields(assert_problem(no_kinds, 422))

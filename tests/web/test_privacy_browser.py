@@ -1,0 +1,151 @@
+"""Real Chromium: a member sends an access request from the account page, follows it, and
+downloads the export once it is built (the privacy team's side is driven through the API,
+and the jobs run in the test's process)."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.conftest import OrgHandle, make_member, make_product
+from tests.departures.support import make_items
+from tests.requests.support import run_jobs, submit
+from tests.web.flows import fresh_address, set_local_sign_in, set_password
+from tests.web.test_browser import Tab, chromium  # noqa: F401  (reused browser fixture)
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+async def tab(chromium: Browser, live_server: str) -> AsyncIterator[Tab]:  # noqa: F811
+    context = await chromium.new_context(
+        extra_http_headers={"X-Forwarded-For": fresh_address()},
+        viewport={"width": 1280, "height": 900}, accept_downloads=True,
+    )
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    tab = Tab(page, live_server)
+    page.on("console", tab.on_console)
+    page.on("pageerror", tab.on_page_error)
+    try:
+        yield tab
+    finally:
+        await context.close()
+
+
+async def test_a_member_sends_an_access_request_and_downloads_the_export_when_it_is_done(
+    org: OrgHandle, tab: Tab, tmp_path: Path
+) -> None:
+    await set_local_sign_in(org.id, True)
+    mia = await make_member(org, name="Mia Member")
+    await set_password(org.id, mia["id"], PASSWORD)
+    drive = await make_product(org, name="Drive", key="drive")
+    await org.post("/v1/product-accounts", {"member_id": mia["id"], "product_id": drive["id"]})
+    await make_items(org, mia["id"], drive["id"], 25, prefix="doc")
+    page = tab.page
+
+    await page.goto(f"{tab.base_url}/login/{org.slug}")
+    await page.get_by_label("Email").fill(mia["email"])
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in with password").click()
+    await tab.land("/account", tmp_path, "account")
+    card = page.locator("#privacy-requests")
+    await expect(card.get_by_role("heading", name="Your privacy requests")).to_be_visible()
+    await card.get_by_role("link", name="Send a privacy request").click()
+    await tab.land("/account/privacy-requests", tmp_path, "send-form")
+    await page.get_by_label("Access: a copy of your data").check()
+    await page.get_by_label("Your message").fill("Please send me everything you hold about me.")
+    await page.get_by_role("button", name="Send request").click()
+    await tab.land("^/account/privacy-requests/[0-9a-f-]{36}$", tmp_path, "request-sent")
+    await expect(page.get_by_role("status")).to_contain_text("Sent.")
+    await expect(page.locator(".deadline")).to_contain_text("due in")
+    await expect(page.locator("ol.timeline")).to_contain_text("Request received")
+    request_id = page.url.rsplit("/", 1)[-1]
+
+    started = await org.post(f"/v1/privacy-requests/{request_id}/export")
+    assert started.status_code == 202, started.text
+    await page.reload()
+    await expect(page.get_by_text("Your data is being collected")).to_be_visible()
+    await run_jobs()
+    answered = await org.post(f"/v1/privacy-requests/{request_id}/answer",
+                              {"answer": "Your data is attached as a download."})
+    assert answered.status_code == 200, answered.text
+
+    await page.reload()
+    await tab.land(f"/account/privacy-requests/{request_id}", tmp_path, "export-ready")
+    await expect(page.get_by_role("heading", name="Your data is ready")).to_be_visible()
+    await expect(page.locator("ol.timeline")).to_contain_text("Data ready to download")
+    await expect(page.locator("blockquote.answer")).to_have_text("Your data is attached as a download.")
+    async with page.expect_download() as info:
+        await page.get_by_role("link", name="Download your data").click()
+    download = await info.value
+    saved = tmp_path / download.suggested_filename
+    await download.save_as(saved)
+
+    assert saved.name.startswith("my-data-") and saved.suffix == ".zip"
+    archive = zipfile.ZipFile(io.BytesIO(saved.read_bytes()))
+    assert archive.namelist()[0] == "README.txt"
+    assert "Mia Member" in archive.read("README.txt").decode()
+    assert len(json.loads(archive.read("content_items.json"))) == 25
+    assert tab.csp_complaints() == [], tab.logged
+
+
+async def test_a_privacy_officer_works_the_queue_from_the_overdue_badge_to_the_answer(
+    org: OrgHandle, tab: Tab, tmp_path: Path, owner_conn: asyncpg.Connection
+) -> None:
+    await set_local_sign_in(org.id, True)
+    olivia = await make_member(org, name="Olivia Officer", roles=["privacy_officer"])
+    await set_password(org.id, olivia["id"], PASSWORD)
+    mia, max_ = await make_member(org, name="Mia Member"), await make_member(org, name="Max M")
+    late = await submit(org, mia, "erasure", "Delete the photos I uploaded.")
+    await submit(org, max_, "inquiry", "Who can read my messages?")
+    await owner_conn.execute(
+        "UPDATE privacy_requests SET due_on = current_date - 3 WHERE id = $1",
+        uuid.UUID(late["id"]),
+    )
+    page = tab.page
+
+    await page.goto(f"{tab.base_url}/login/{org.slug}")
+    await page.get_by_label("Email").fill(olivia["email"])
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in with password").click()
+    await tab.land("/console", tmp_path, "console")
+    await page.get_by_role("navigation", name="Console").get_by_role(
+        "link", name="Privacy requests").click()
+    await tab.land("/console/privacy-requests", tmp_path, "queue")
+    rows = page.locator("table.privacy-queue tbody tr")
+    await expect(rows).to_have_count(2)
+    await expect(rows.first).to_contain_text("overdue by 3 days")
+    await expect(rows.first.locator(".deadline.overdue")).to_be_visible()
+    await expect(rows.nth(1)).to_contain_text("due in")
+    await rows.first.get_by_role("link", name="Mia Member").click()
+    await tab.land(f"/console/privacy-requests/{late['id']}", tmp_path, "request")
+
+    await page.get_by_label("Assign to").select_option(label="Olivia Officer")
+    await page.get_by_role("button", name="Assign").click()
+    await expect(page.get_by_role("status")).to_contain_text("Assigned to Olivia Officer")
+    await page.get_by_label("Internal note").fill("Photos are in Drive and in Chat.")
+    await page.get_by_role("button", name="Add note").click()
+    await page.get_by_label("Personal items").check()
+    await page.get_by_label("I confirm").check()
+    await page.get_by_role("button", name="Run erasure").click()
+    await expect(page.get_by_role("status")).to_contain_text("Erased 0 item(s)")
+    await page.get_by_label("Answer").fill("Your photos are deleted.")
+    await page.get_by_role("button", name="Send answer").click()
+    await tab.land(f"/console/privacy-requests/{late['id']}", tmp_path, "answered")
+    timeline = page.locator("ol.timeline")
+    for text in ("Request received", "Work started", "Assigned", "Internal note",
+                 "Data erased", "Answered"):
+        await expect(timeline).to_contain_text(text)
+    await expect(timeline.locator("li.internal")).to_have_count(2)
+    await expect(page.locator("h1 .badge")).to_have_text("Answered")

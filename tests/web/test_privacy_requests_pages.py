@@ -1,0 +1,162 @@
+"""Privacy requests on the web, in process: a member sends one from the account page and
+follows it; the privacy officer works it in the console queue (deadline badges, internal
+notes the member never sees, extension told to the member, the answer); the export is
+downloaded through its signed link by that member only."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+import zipfile
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from tests.conftest import OrgHandle, make_member
+from tests.requests.support import run_jobs
+from tests.web.flows import WebClient, asgi_client, set_local_sign_in, set_password, text_of
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+async def local_org(org: OrgHandle) -> OrgHandle:
+    await set_local_sign_in(org.id, True)
+    return org
+
+
+async def person(org: OrgHandle, name: str, roles: list[str] | None = None) -> dict[str, Any]:
+    made = await make_member(org, name=name, roles=roles or ["member"])
+    await set_password(org.id, made["id"], PASSWORD)
+    return made
+
+
+async def sign_in(browser: WebClient, org: OrgHandle, who: dict[str, Any]) -> str:
+    response = await browser.password_sign_in(org.slug, who["email"], PASSWORD)
+    assert response.status_code == 303, response.text
+    return await browser.csrf_of("/account")
+
+
+async def send_request(browser: WebClient, csrf: str, kind: str, message: str) -> str:
+    sent = await browser.post("/account/privacy-requests",
+                              {"csrf": csrf, "kind": kind, "message": message})
+    assert sent.status_code == 303, sent.text
+    location = sent.headers["location"]
+    assert location.startswith("/account/privacy-requests/"), location
+    return location.rsplit("/", 1)[-1]
+
+
+async def test_a_member_sends_a_request_and_follows_it_while_the_officer_works_on_it(
+    app: Any, local_org: OrgHandle
+) -> None:
+    mia = await person(local_org, "Mia Member")
+    olivia = await person(local_org, "Olivia Officer", ["privacy_officer"])
+    async with asgi_client(app) as member, asgi_client(app) as officer:
+        csrf = await sign_in(member, local_org, mia)
+        request_id = await send_request(member, csrf, "rectification",
+                                        "My surname is misspelt everywhere.")
+        status = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
+        assert "Sent." in status and "Rectification: correct your data" in status
+        assert "due in" in status and "Request received" in status
+
+        officer_csrf = await sign_in(officer, local_org, olivia)
+        queue = await officer.get("/console/privacy-requests")
+        assert queue.status_code == 200
+        assert "Mia Member" in queue.text and 'class="deadline ok"' in queue.text
+        page = f"/console/privacy-requests/{request_id}"
+        for path, form in (
+            ("assign", {"assignee_id": olivia["id"]}),
+            ("notes", {"text": "Check the spelling in the HR export too."}),
+            ("extend", {"months": "1", "reason": "Three products store your name."}),
+            ("close", {"outcome": "answer", "answer": "Corrected in every product."}),
+        ):
+            done = await officer.post(f"{page}/{path}", {"csrf": officer_csrf, **form})
+            assert done.status_code == 303 and done.headers["location"] == page, (path, done.text)
+        console = text_of((await officer.get(page)).text)
+        assert "Check the spelling in the HR export too." in console
+        assert "internal: the member does not see this" in console
+
+        seen = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
+        assert "Corrected in every product." in seen
+        assert "Deadline extended" in seen and "Three products store your name." in seen
+        assert "HR export" not in seen and "Assigned" not in seen
+        home = text_of((await member.get("/account")).text)
+        assert "Your privacy requests" in home and "Answered" in home
+
+
+async def test_the_export_downloads_through_its_signed_link_for_its_member_only(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    mia, max_ = await person(local_org, "Mia Member"), await person(local_org, "Max Member")
+    async with asgi_client(app) as member, asgi_client(app) as other:
+        csrf = await sign_in(member, local_org, mia)
+        request_id = await send_request(member, csrf, "access", "A copy of my data, please.")
+        started = await local_org.post(f"/v1/privacy-requests/{request_id}/export")
+        assert started.status_code == 202, started.text
+        waiting = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
+        assert "being collected" in waiting
+        await run_jobs()
+
+        page = (await member.get(f"/account/privacy-requests/{request_id}")).text
+        match = re.search(r'href="(/account/privacy-requests/[^"]+/export\?[^"]+)"', page)
+        assert match, page
+        link = match.group(1).replace("&amp;", "&")
+        download = await member.get(link)
+        assert download.status_code == 200, download.text
+        assert download.headers["content-type"] == "application/zip"
+        archive = zipfile.ZipFile(io.BytesIO(download.content))
+        assert "README.txt" in archive.namelist()
+
+        await sign_in(other, local_org, max_)
+        assert (await other.get(link)).status_code == 404  # not Max's request at all
+        query = dict(p.split("=", 1) for p in urlsplit(link).query.split("&"))
+        forged = link.replace(query["sig"], "A" * len(query["sig"]))
+        assert (await member.get(forged)).status_code == 403
+        later = link.replace(f"expires={query['expires']}", f"expires={int(query['expires']) + 1}")
+        assert (await member.get(later)).status_code == 403
+    downloads = await owner_conn.fetchval(
+        "SELECT count(*) FROM audit_events WHERE action = 'privacy_request.export_downloaded' "
+        "AND target_id = $1", request_id)
+    assert downloads == 1
+
+
+async def test_a_member_cannot_open_or_withdraw_another_members_request(
+    app: Any, local_org: OrgHandle
+) -> None:
+    mia, max_ = await person(local_org, "Mia Member"), await person(local_org, "Max Member")
+    async with asgi_client(app) as member, asgi_client(app) as other:
+        csrf = await sign_in(member, local_org, mia)
+        request_id = await send_request(member, csrf, "erasure", "Delete my photos.")
+        other_csrf = await sign_in(other, local_org, max_)
+
+        assert (await other.get(f"/account/privacy-requests/{request_id}")).status_code == 404
+        await other.post(f"/account/privacy-requests/{request_id}/withdraw", {"csrf": other_csrf})
+        assert (await other.get(f"/account/privacy-requests/{uuid.uuid4()}")).status_code == 404
+        console = await other.get("/console/privacy-requests")
+        assert console.status_code == 403
+
+        still = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
+        assert "Received" in still and "Withdrawn" not in still
+        withdrawn = await member.post(f"/account/privacy-requests/{request_id}/withdraw",
+                                      {"csrf": csrf})
+        assert withdrawn.status_code == 303
+        after = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
+        assert "Withdrawn" in after
+
+
+async def test_an_empty_message_is_refused_and_nothing_is_sent(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    mia = await person(local_org, "Mia Member")
+    async with asgi_client(app) as member:
+        csrf = await sign_in(member, local_org, mia)
+        refused = await member.post("/account/privacy-requests",
+                                    {"csrf": csrf, "kind": "access", "message": "   "},
+                                    headers={"referer": "/account/privacy-requests"})
+        assert refused.status_code == 303
+        shown = text_of((await member.get(refused.headers["location"])).text)
+        assert "Not done" in shown and "message" in shown
+    assert await owner_conn.fetchval("SELECT count(*) FROM privacy_requests") == 0
