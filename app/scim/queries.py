@@ -1,0 +1,127 @@
+"""Query parameters (RFC 7644 §3.4.2) and SearchRequest bodies (§3.4.3) as a ListQuery
+plus the ``attributes`` / ``excludedAttributes`` to project the results on (§3.9)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tenants.scim.errors import InvalidFilterError, InvalidSyntaxError, InvalidValueError
+from tenants.scim.listing import DEFAULT_COUNT, ListQuery, bind_path
+from tenants.scim.schemas import SEARCH_URN, ResourceKind
+
+Refs = list[tuple[str, str | None]]
+
+_PARAMS = (
+    "filter",
+    "sortby",
+    "sortorder",
+    "startindex",
+    "count",
+    "attributes",
+    "excludedattributes",
+)
+
+
+def attribute_refs(kind: ResourceKind, paths: Iterable[str]) -> Refs:
+    """Attribute paths as ``(top-level key of the rendered resource, sub-attribute)``.
+
+    Unknown attributes are left out: they name nothing to return (a filter naming one,
+    by contrast, is refused, because dropping a filter term would widen the result).
+    """
+    refs: Refs = []
+    for raw in paths:
+        text = raw.strip()
+        if not text:
+            continue
+        urns = {s.lower(): s for s in kind.extensions}
+        if text.lower() in urns:
+            refs.append((urns[text.lower()], None))
+            continue
+        try:
+            binding = bind_path(kind, text)
+        except InvalidFilterError:
+            continue
+        if binding.urn in kind.extensions:
+            refs.append((binding.urn, binding.attribute.name))
+        else:
+            refs.append((binding.attribute.name, binding.sub.name if binding.sub else None))
+    return refs
+
+
+def _split(value: str | None) -> list[str]:
+    return [part for part in (value or "").split(",") if part.strip()]
+
+
+def _integer(name: str, value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise InvalidValueError(f"{name} must be an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"{name} must be an integer, not {value!r}") from None
+
+
+def _query(
+    kind: ResourceKind, given: Mapping[str, Any], listing: bool
+) -> tuple[ListQuery, Refs, Refs]:
+    order = given.get("sortorder")
+    if order not in (None, "", "ascending", "descending"):
+        raise InvalidValueError("sortOrder must be ascending or descending")
+    attributes = given.get("attributes") or []
+    excluded = given.get("excludedattributes") or []
+    if attributes and excluded:
+        raise InvalidSyntaxError("attributes and excludedAttributes cannot both be given")
+    filter_text = given.get("filter")
+    if filter_text is not None and not isinstance(filter_text, str):
+        raise InvalidFilterError("filter must be a string")
+    if not listing and filter_text is not None:
+        raise InvalidFilterError("a filter applies to a list of resources, not to one")
+    sort_by = given.get("sortby")
+    if sort_by is not None and not isinstance(sort_by, str):
+        raise InvalidValueError("sortBy must be an attribute path")
+    query = ListQuery(
+        filter=filter_text,
+        sort_by=sort_by or None,
+        descending=order == "descending",
+        start_index=_integer("startIndex", given.get("startindex"), 1),
+        count=max(_integer("count", given.get("count"), DEFAULT_COUNT), 0),
+    )
+    return query, attribute_refs(kind, attributes), attribute_refs(kind, excluded)
+
+
+def list_query(
+    kind: ResourceKind, params: Mapping[str, str], *, listing: bool = True
+) -> tuple[ListQuery, Refs, Refs]:
+    """The query in a URL; parameter names compare case-insensitively."""
+    given: dict[str, Any] = {}
+    for key, value in params.items():
+        name = key.lower()
+        if name not in _PARAMS:
+            continue
+        if "\x00" in value:
+            raise InvalidValueError(f"{key} contains a NUL character")
+        given[name] = _split(value) if name in ("attributes", "excludedattributes") else value
+    return _query(kind, given, listing)
+
+
+def search_query(kind: ResourceKind, body: Any) -> tuple[ListQuery, Refs, Refs]:
+    """A SearchRequest message (RFC 7644 §3.4.3)."""
+    if not isinstance(body, dict):
+        raise InvalidSyntaxError("the body must be a SearchRequest message")
+    schemas = body.get("schemas")
+    if schemas is not None and (not isinstance(schemas, list) or SEARCH_URN not in schemas):
+        raise InvalidSyntaxError(f"a SearchRequest's schemas must name {SEARCH_URN}")
+    given: dict[str, Any] = {}
+    for key, value in body.items():
+        name = key.lower() if isinstance(key, str) else ""
+        if name in ("attributes", "excludedattributes"):
+            if isinstance(value, str):
+                value = _split(value)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InvalidValueError(f"{key} must be a list of attribute paths")
+        if name in _PARAMS:
+            given[name] = value
+    return _query(kind, given, True)

@@ -1,0 +1,94 @@
+"""SCIM responses: ``application/scim+json`` bodies and SCIM error bodies (RFC 7644 §3.12).
+
+Every error of the SCIM endpoints, ours or another package's, leaves as a SCIM error
+(``schemas``, ``status`` as a string, ``scimType`` where the RFC has one, ``detail``),
+never as the ``/v1`` API's problem documents: SCIM clients parse only this shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from tenants.errors import (
+    AuthenticationError,
+    ConflictError,
+    IllegalTransitionError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    TenantryError,
+)
+from tenants.scim import errors as scim
+from tenants.scim.schemas import ERROR_URN
+
+MEDIA_TYPE = "application/scim+json"
+
+#: Status of each SCIM error (RFC 7644 §3.12, Tables 8 and 9).
+STATUS: dict[type[scim.ScimError], int] = {
+    scim.InvalidFilterError: 400,
+    scim.TooManyError: 400,
+    scim.UniquenessError: 409,
+    scim.MutabilityError: 400,
+    scim.InvalidSyntaxError: 400,
+    scim.InvalidPathError: 400,
+    scim.NoTargetError: 400,
+    scim.InvalidValueError: 400,
+    scim.InvalidVersionError: 400,
+    scim.SensitiveError: 403,
+    scim.ResourceNotFoundError: 404,
+    scim.PreconditionFailedError: 412,
+    scim.PayloadTooLargeError: 413,
+    scim.NotImplementedScimError: 501,
+}
+
+
+def scim_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type=MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def error_body(status: int, detail: str, scim_type: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"schemas": [ERROR_URN], "status": str(status)}
+    if scim_type:
+        body["scimType"] = scim_type
+    body["detail"] = detail
+    return body
+
+
+def error_response(status: int, detail: str, scim_type: str | None = None) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if status == 401 else None
+    return scim_json(error_body(status, detail, scim_type), status, headers)
+
+
+def status_and_type(error: TenantryError) -> tuple[int, str | None]:
+    """The HTTP status and scimType of any error a SCIM request may raise."""
+    if isinstance(error, scim.ScimError):
+        return STATUS.get(type(error), 400), error.scim_type
+    if isinstance(error, AuthenticationError):
+        return 401, None
+    if isinstance(error, PermissionDeniedError):
+        return 403, None
+    if isinstance(error, NotFoundError):
+        return 404, None
+    if isinstance(error, IllegalTransitionError):
+        return 409, None
+    if isinstance(error, ConflictError):
+        return 409, "uniqueness"
+    if isinstance(error, InvalidInputError):
+        return 400, "invalidValue"
+    return 400, None
+
+
+def from_error(error: TenantryError) -> Response:
+    status, scim_type = status_and_type(error)
+    detail = error.message
+    if error.fields:
+        detail += " (" + "; ".join(f"{f.field}: {f.reason}" for f in error.fields) + ")"
+    return error_response(status, detail, scim_type)

@@ -1,0 +1,363 @@
+"""The SCIM 2.0 service provider at ``/scim/v2`` (RFC 7644), one per organisation.
+
+The organisation is the bearer token's: an API token carrying ``scim:provision``
+(created, rotated and revoked in the console under Provisioning). The same building
+blocks as the ``/v1`` API serve each request (the authenticator, the principal cache,
+one ``tenant_transaction`` per request, notifications applied after commit); what
+differs is the protocol: ``application/scim+json`` in and out, SCIM error bodies,
+ETags and ``If-Match``. Handlers parse, call one function of ``tenants.scim``, render.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from tortoise.exceptions import IntegrityError
+
+from app.api import PrincipalCache
+from app.auth import Authenticator, Principal
+from app.scim import discovery
+from app.scim.queries import list_query, search_query
+from app.scim.responses import error_response, from_error, scim_json, status_and_type
+from tenants import notifications
+from tenants.db import tenant_transaction
+from tenants.errors import PermissionDeniedError, TenantryError
+from tenants.permissions import Permission
+from tenants.scim import bulk, groups, users
+from tenants.scim.documents import project, render_group, render_user
+from tenants.scim.errors import (
+    InvalidFilterError,
+    InvalidSyntaxError,
+    PayloadTooLargeError,
+    UnknownAttributeError,
+)
+from tenants.scim.listing import ListQuery
+from tenants.scim.schemas import GROUPS, USERS, published_schemas
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/scim/v2"
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+JSON_TYPES = ("application/scim+json", "application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class ScimCall:
+    """What a handler gets: the request, who calls, the parsed body and the base URL."""
+
+    request: Request
+    principal: Principal
+    body: Any
+    base: str
+
+    @property
+    def if_match(self) -> str | None:
+        return self.request.headers.get("if-match")
+
+    def id(self) -> uuid.UUID:
+        raw = self.request.path_params.get("id", "")
+        try:
+            return uuid.UUID(raw)
+        except ValueError:
+            from tenants.scim.errors import ResourceNotFoundError
+
+            raise ResourceNotFoundError(f"there is no resource with id {raw!r}") from None
+
+
+Handler = Callable[[ScimCall], Awaitable[Response]]
+
+
+def _resource(body: dict[str, Any], status: int = 200, location: bool = False) -> Response:
+    meta = body.get("meta", {})
+    headers = {"ETag": meta["version"]} if "version" in meta else {}
+    if location:
+        headers["Location"] = meta["location"]
+    return scim_json(body, status, headers)
+
+
+def scim_routes(
+    *,
+    authenticator: Authenticator,
+    base_url: str,
+    max_body: int,
+    principals: PrincipalCache | None = None,
+    committed: Callable[[list[str]], None] | None = None,
+) -> list[BaseRoute]:
+    """The ``/scim/v2`` mount: discovery without a credential, resources with one."""
+    base = base_url.rstrip("/") + PREFIX
+
+    async def read_body(request: Request, limit: int) -> Any:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
+            raise InvalidSyntaxError(f"send application/scim+json, not {content_type}")
+        size = 0
+        chunks = []
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+        try:
+            return json.loads(b"".join(chunks) or b"null")
+        except (ValueError, RecursionError):
+            raise InvalidSyntaxError("the body is not valid JSON") from None
+
+    def endpoint(
+        handlers: dict[str, Handler], *, body_limit: int = max_body
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A route serving ``handlers`` by method; others get a SCIM 405 (RFC 7644 §3.12)."""
+
+        async def serve(request: Request) -> Response:
+            handler = handlers.get(request.method)
+            if handler is None:
+                return error_response(405, f"{request.method} is not allowed here")
+            try:
+                credential = await authenticator.identify(request)
+                payload = (
+                    await read_body(request, body_limit)
+                    if request.method in ("POST", "PUT", "PATCH")
+                    else None
+                )
+                with notifications.collect() as sent:
+                    async with tenant_transaction(credential.org_id):
+                        known = principals.get(credential) if principals is not None else None
+                        if known is not None:
+                            principal = known.for_request(request)
+                        else:
+                            principal = await credential.verify(request)
+                            if principals is not None:
+                                principals.put(credential, principal)
+                        if Permission.SCIM_PROVISION not in principal.permissions:
+                            raise PermissionDeniedError(
+                                "this needs a SCIM token (the permission scim:provision)"
+                            )
+                        response = await handler(ScimCall(request, principal, payload, base))
+                if sent and committed is not None:
+                    committed(sent)
+                return response
+            except TenantryError as error:
+                return from_error(error)
+            except IntegrityError as error:
+                log.info("integrity error turned into 409: %s", error)
+                return error_response(
+                    409, "the change clashes with data written at the same time", "uniqueness"
+                )
+
+        return serve
+
+    def static(
+        handler: Callable[[Request], dict[str, Any] | None],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            if request.method not in ("GET", "HEAD"):
+                return error_response(405, f"{request.method} is not allowed here")
+            found = handler(request)
+            if found is None:
+                return error_response(404, f"nothing lives at {request.url.path}")
+            return scim_json(found)
+
+        return serve
+
+    # --- discovery ---------------------------------------------------------------------------
+
+    def spc(request: Request) -> dict[str, Any]:
+        return discovery.service_provider_config(base)
+
+    def resource_types(request: Request) -> dict[str, Any]:
+        found = discovery.resource_types(base)
+        return discovery.list_response(found, len(found))
+
+    def resource_type(request: Request) -> dict[str, Any] | None:
+        wanted = request.path_params["id"]
+        return next((d for d in discovery.resource_types(base) if d["id"] == wanted), None)
+
+    def schemas(request: Request) -> dict[str, Any]:
+        found = discovery.schemas(base)
+        return discovery.list_response(found, len(found))
+
+    def schema(request: Request) -> dict[str, Any] | None:
+        wanted = request.path_params["id"]
+        if wanted not in published_schemas():
+            return None
+        return next(d for d in discovery.schemas(base) if d["id"] == wanted)
+
+    # --- Users ---------------------------------------------------------------------------------
+
+    async def list_users(call: ScimCall, query: ListQuery, attrs: Any, excluded: Any) -> Response:
+        total, found = await users.list_users(query)
+        resources = [project(render_user(r, call.base), attrs, excluded) for r in found]
+        return scim_json(discovery.list_response(resources, total, max(query.start_index, 1)))
+
+    async def get_users(call: ScimCall) -> Response:
+        query, attrs, excluded = list_query(USERS, call.request.query_params)
+        return await list_users(call, query, attrs, excluded)
+
+    async def search_users(call: ScimCall) -> Response:
+        query, attrs, excluded = search_query(USERS, call.body)
+        return await list_users(call, query, attrs, excluded)
+
+    async def create_user(call: ScimCall) -> Response:
+        record = await users.create_user(call.body, actor=call.principal.actor)
+        return _resource(render_user(record, call.base), 201, location=True)
+
+    async def get_user(call: ScimCall) -> Response:
+        record = await users.get_user(call.id())
+        rendered = render_user(record, call.base)
+        if call.request.headers.get("if-none-match") in (rendered["meta"]["version"], "*"):
+            return Response(status_code=304, headers={"ETag": rendered["meta"]["version"]})
+        _, attrs, excluded = list_query(USERS, call.request.query_params, listing=False)
+        return _resource(project(rendered, attrs, excluded))
+
+    async def put_user(call: ScimCall) -> Response:
+        record = await users.replace_user(
+            call.id(), call.body, if_match=call.if_match, actor=call.principal.actor
+        )
+        return _resource(render_user(record, call.base))
+
+    async def patch_user(call: ScimCall) -> Response:
+        record = await users.patch_user(
+            call.id(), call.body, base=call.base, if_match=call.if_match, actor=call.principal.actor
+        )
+        return _resource(render_user(record, call.base))
+
+    async def delete_user(call: ScimCall) -> Response:
+        await users.delete_user(call.id(), if_match=call.if_match, actor=call.principal.actor)
+        return Response(status_code=204)
+
+    # --- Groups --------------------------------------------------------------------------------
+
+    async def list_groups(call: ScimCall, query: ListQuery, attrs: Any, excluded: Any) -> Response:
+        total, found = await groups.list_groups(query)
+        resources = [project(render_group(r, call.base), attrs, excluded) for r in found]
+        return scim_json(discovery.list_response(resources, total, max(query.start_index, 1)))
+
+    async def get_groups(call: ScimCall) -> Response:
+        query, attrs, excluded = list_query(GROUPS, call.request.query_params)
+        return await list_groups(call, query, attrs, excluded)
+
+    async def search_groups(call: ScimCall) -> Response:
+        query, attrs, excluded = search_query(GROUPS, call.body)
+        return await list_groups(call, query, attrs, excluded)
+
+    async def create_group(call: ScimCall) -> Response:
+        record = await groups.create_group(call.body, actor=call.principal.actor)
+        return _resource(render_group(record, call.base), 201, location=True)
+
+    async def get_group(call: ScimCall) -> Response:
+        rendered = render_group(await groups.get_group(call.id()), call.base)
+        if call.request.headers.get("if-none-match") in (rendered["meta"]["version"], "*"):
+            return Response(status_code=304, headers={"ETag": rendered["meta"]["version"]})
+        _, attrs, excluded = list_query(GROUPS, call.request.query_params, listing=False)
+        return _resource(project(rendered, attrs, excluded))
+
+    async def put_group(call: ScimCall) -> Response:
+        record = await groups.replace_group(
+            call.id(), call.body, if_match=call.if_match, actor=call.principal.actor
+        )
+        return _resource(render_group(record, call.base))
+
+    async def patch_group(call: ScimCall) -> Response:
+        record = await groups.patch_group(
+            call.id(), call.body, base=call.base, if_match=call.if_match, actor=call.principal.actor
+        )
+        return _resource(render_group(record, call.base))
+
+    async def delete_group(call: ScimCall) -> Response:
+        await groups.delete_group(call.id(), if_match=call.if_match, actor=call.principal.actor)
+        return Response(status_code=204)
+
+    # --- across resource types and in bulk ----------------------------------------------------
+
+    async def search_all(call: ScimCall) -> Response:
+        """POST /.search (RFC 7644 §3.4.3): Users, then Groups, paged as one list. A filter
+        naming an attribute one kind lacks matches nothing of that kind (RFC 7644
+        §3.4.2.1); one that no kind knows is refused."""
+        kinds: list[tuple[Any, Any, Any]] = [
+            (USERS, users.list_users, render_user),
+            (GROUPS, groups.list_groups, render_group),
+        ]
+        parts = []
+        refused: InvalidFilterError | None = None
+        for kind, listing, render in kinds:
+            query, attrs, excluded = search_query(kind, call.body)
+            if query.sort_by:
+                raise InvalidFilterError("sortBy is not supported across resource types")
+            try:
+                total, _ = await listing(ListQuery(filter=query.filter, count=0))
+            except UnknownAttributeError as error:
+                refused = error
+                continue
+            parts.append((listing, render, attrs, excluded, total))
+        if not parts:
+            assert refused is not None
+            raise refused
+        skip, wanted = max(query.start_index, 1) - 1, min(query.count, discovery.MAX_RESULTS)
+        resources: list[dict[str, Any]] = []
+        for listing, render, attrs, excluded, total in parts:
+            if skip >= total:
+                skip -= total
+                continue
+            if len(resources) < wanted:
+                page = ListQuery(
+                    filter=query.filter, start_index=skip + 1, count=wanted - len(resources)
+                )
+                _, found = await listing(page)
+                resources += [project(render(r, call.base), attrs, excluded) for r in found]
+            skip = 0
+        total_all = sum(part[-1] for part in parts)
+        return scim_json(discovery.list_response(resources, total_all, max(query.start_index, 1)))
+
+    async def post_bulk(call: ScimCall) -> Response:
+        return scim_json(
+            await bulk.run_bulk(
+                call.body, base=call.base, actor=call.principal.actor, status_of=status_and_type
+            )
+        )
+
+    async def not_found(request: Request) -> Response:
+        return error_response(404, f"nothing lives at {request.url.path}")
+
+    routes: list[BaseRoute] = [
+        Route("/ServiceProviderConfig", static(spc), methods=METHODS),
+        Route("/ResourceTypes", static(resource_types), methods=METHODS),
+        Route("/ResourceTypes/{id}", static(resource_type), methods=METHODS),
+        Route("/Schemas", static(schemas), methods=METHODS),
+        Route("/Schemas/{id}", static(schema), methods=METHODS),
+        Route("/Users", endpoint({"GET": get_users, "POST": create_user}), methods=METHODS),
+        Route("/Users/.search", endpoint({"POST": search_users}), methods=METHODS),
+        Route(
+            "/Users/{id}",
+            endpoint(
+                {"GET": get_user, "PUT": put_user, "PATCH": patch_user, "DELETE": delete_user}
+            ),
+            methods=METHODS,
+        ),
+        Route("/Groups", endpoint({"GET": get_groups, "POST": create_group}), methods=METHODS),
+        Route("/Groups/.search", endpoint({"POST": search_groups}), methods=METHODS),
+        Route(
+            "/Groups/{id}",
+            endpoint(
+                {"GET": get_group, "PUT": put_group, "PATCH": patch_group, "DELETE": delete_group}
+            ),
+            methods=METHODS,
+        ),
+        Route("/.search", endpoint({"POST": search_all}), methods=METHODS),
+        Route(
+            "/Bulk",
+            endpoint({"POST": post_bulk}, body_limit=discovery.MAX_PAYLOAD),
+            methods=METHODS,
+        ),
+        Route("/{rest:path}", not_found, methods=METHODS),
+    ]
+    return [Mount(PREFIX, routes=routes)]
+
+
+__all__ = ["PREFIX", "scim_routes"]

@@ -1,0 +1,98 @@
+"""The console's "Provisioning (SCIM)" page: the endpoint an identity provider provisions
+through, the organisation's SCIM tokens (create, rotate, revoke; a token is shown once),
+and the provisioning rules (unit attribute, default unit, deprovisioning, groups)."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.web.pages import PageContext, Web, page
+from tenants.errors import FieldProblem, InvalidInputError
+from tenants.permissions import Permission
+from tenants.scim import service as scim
+from tenants.scim.documents import UNIT_ATTRIBUTES
+from tenants.scim.models import Deprovisioning
+from tenants.units.models import Unit
+
+PAGE = "/console/provisioning"
+
+
+def rules_from(form: dict[str, str]) -> scim.Rules:
+    """Form fields to provisioning rules; InvalidInputError naming the bad field."""
+    try:
+        deprovisioning = Deprovisioning(form.get("deprovisioning", ""))
+    except ValueError:
+        raise InvalidInputError(
+            "choose what deprovisioning does",
+            fields=[FieldProblem("deprovisioning", "expected suspend or departure")],
+        ) from None
+    raw_unit = form.get("default_unit_id") or ""
+    try:
+        default_unit = uuid.UUID(raw_unit) if raw_unit else None
+    except ValueError:
+        raise InvalidInputError(
+            "choose a unit", fields=[FieldProblem("default_unit_id", "is not a unit")]
+        ) from None
+    return scim.Rules(
+        unit_attribute=form.get("unit_attribute", "department"),
+        default_unit_id=default_unit,
+        deprovisioning=deprovisioning,
+        adopt_groups=form.get("adopt_groups") == "on",
+    )
+
+
+def _token_id(ctx: PageContext) -> uuid.UUID:
+    try:
+        return uuid.UUID(ctx.form.get("token_id", ""))
+    except ValueError:
+        raise InvalidInputError(
+            "choose a token", fields=[FieldProblem("token_id", "is not a token")]
+        ) from None
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    async def render(ctx: PageContext, new_token: str | None = None) -> Response:
+        return ctx.render(
+            "console/provisioning.html",
+            endpoint=f"{web.settings.base_url}/scim/v2",
+            tokens=await scim.list_tokens(),
+            rules=await scim.get_rules(),
+            units=await Unit.all().order_by("path"),
+            unit_attributes=UNIT_ATTRIBUTES,
+            new_token=new_token,
+        )
+
+    @page(web, permission=Permission.SCIM_READ)
+    async def provisioning_page(ctx: PageContext) -> Response:
+        return await render(ctx)
+
+    @page(web, permission=Permission.SCIM_WRITE)
+    async def create_token(ctx: PageContext) -> Response:
+        _, text = await scim.create_token(ctx.form.get("name", ""), actor=ctx.actor)
+        return await render(ctx, new_token=text)
+
+    @page(web, permission=Permission.SCIM_WRITE)
+    async def rotate_token(ctx: PageContext) -> Response:
+        _, text = await scim.rotate_token(_token_id(ctx), actor=ctx.actor)
+        return await render(ctx, new_token=text)
+
+    @page(web, permission=Permission.SCIM_WRITE)
+    async def revoke_token(ctx: PageContext) -> Response:
+        token = await scim.revoke_token(_token_id(ctx), actor=ctx.actor)
+        return ctx.redirect(PAGE, f"Revoked the SCIM token {token.name}.")
+
+    @page(web, permission=Permission.SCIM_WRITE)
+    async def save_rules(ctx: PageContext) -> Response:
+        await scim.save_rules(rules_from(ctx.form), actor=ctx.actor)
+        return ctx.redirect(PAGE, "Saved the provisioning rules.")
+
+    return [
+        Route(PAGE, provisioning_page, methods=["GET"]),
+        Route(f"{PAGE}/tokens", create_token, methods=["POST"]),
+        Route(f"{PAGE}/tokens/rotate", rotate_token, methods=["POST"]),
+        Route(f"{PAGE}/tokens/revoke", revoke_token, methods=["POST"]),
+        Route(f"{PAGE}/rules", save_rules, methods=["POST"]),
+    ]

@@ -1,0 +1,117 @@
+"""The console's Provisioning (SCIM) page: the endpoint, SCIM tokens shown once, rotated
+and revoked, the provisioning rules; CSRF on every form; roles."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.conftest import OrgHandle, make_member, make_unit
+from tests.web.flows import asgi_client, set_local_sign_in, set_password
+
+PASSWORD = "correct-horse-battery-staple"
+TOKEN = re.compile(r"<code>(tnt_[^<]+)</code>")
+
+
+async def signed_in(browser: Any, org: OrgHandle, role: str) -> str:
+    who = await make_member(org, name=f"{role.title()} Person", roles=[role])
+    await set_password(org.id, who["id"], PASSWORD)
+    response = await browser.password_sign_in(org.slug, who["email"], PASSWORD)
+    assert response.status_code == 303, response.text
+    return str(await browser.csrf_of("/account"))
+
+
+@pytest.fixture
+async def local_org(org: OrgHandle) -> OrgHandle:
+    await set_local_sign_in(org.id, True)
+    return org
+
+
+async def test_an_admin_creates_a_token_that_provisions_then_rotates_and_revokes_it(
+    app: Any, local_org: OrgHandle
+) -> None:
+    org = local_org
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, org, "admin")
+        page = await browser.get("/console/provisioning")
+        assert page.status_code == 200
+        assert "/scim/v2</code>" in page.text
+        assert 'href="/console/provisioning"' in page.text
+        created = await browser.post(
+            "/console/provisioning/tokens", {"csrf": csrf, "name": "Entra"}
+        )
+        token = TOKEN.search(created.text)
+        assert token is not None, created.text
+        headers = {"Authorization": f"Bearer {token.group(1)}"}
+        assert (await org.client.get("/scim/v2/Users", headers=headers)).status_code == 200
+        assert token.group(1) not in (await browser.get("/console/provisioning")).text
+        token_id = re.search(r'name="token_id" value="([^"]+)"', created.text)
+        assert token_id is not None
+        rotated = await browser.post(
+            "/console/provisioning/tokens/rotate", {"csrf": csrf, "token_id": token_id.group(1)}
+        )
+        fresh = TOKEN.search(rotated.text)
+        assert fresh is not None
+        assert (await org.client.get("/scim/v2/Users", headers=headers)).status_code == 401
+        fresh_headers = {"Authorization": f"Bearer {fresh.group(1)}"}
+        assert (await org.client.get("/scim/v2/Users", headers=fresh_headers)).status_code == 200
+        listing = (await browser.get("/console/provisioning")).text
+        assert "revoked" in listing
+        new_id = re.findall(r'name="token_id" value="([^"]+)"', listing)
+        assert len(new_id) == 2  # rotate and revoke of the one active token
+        revoked = await browser.post(
+            "/console/provisioning/tokens/revoke", {"csrf": csrf, "token_id": new_id[0]}
+        )
+        assert revoked.status_code == 303
+        assert (await org.client.get("/scim/v2/Users", headers=fresh_headers)).status_code == 401
+
+
+async def test_rules_are_saved_and_bad_ones_refused(app: Any, local_org: OrgHandle) -> None:
+    org = local_org
+    unit = await make_unit(org, "Landing")
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, org, "admin")
+        saved = await browser.post(
+            "/console/provisioning/rules",
+            {
+                "csrf": csrf,
+                "unit_attribute": "division",
+                "default_unit_id": unit["id"],
+                "deprovisioning": "departure",
+                "adopt_groups": "on",
+            },
+        )
+        assert saved.status_code == 303
+        page = (await browser.get("/console/provisioning")).text
+        assert '<option value="division" selected>' in page
+        assert 'value="departure" checked' in page
+        assert f'<option value="{unit["id"]}" selected>' in page
+        refused = await browser.post(
+            "/console/provisioning/rules",
+            {"csrf": csrf, "unit_attribute": "title", "deprovisioning": "suspend"},
+        )
+        assert refused.status_code == 303
+        assert (
+            '<option value="division" selected>'
+            in (await browser.get("/console/provisioning")).text
+        )
+        forged = await browser.post("/console/provisioning/tokens", {"csrf": "forged", "name": "x"})
+        assert forged.status_code == 403
+
+
+async def test_auditors_see_the_page_but_cannot_change_it_and_members_cannot_see_it(
+    app: Any, local_org: OrgHandle
+) -> None:
+    org = local_org
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, org, "auditor")
+        page = await browser.get("/console/provisioning")
+        assert page.status_code == 200
+        assert "Create a SCIM token" not in page.text
+        refused = await browser.post("/console/provisioning/tokens", {"csrf": csrf, "name": "x"})
+        assert refused.status_code == 403
+    async with asgi_client(app) as browser:
+        await signed_in(browser, org, "member")
+        assert (await browser.get("/console/provisioning")).status_code == 403

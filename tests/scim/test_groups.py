@@ -1,0 +1,113 @@
+"""SCIM Groups are Tenantry groups: names, external ids and membership."""
+
+from __future__ import annotations
+
+from tenants import db
+from tenants.scim import service
+from tests.conftest import ACTOR, OrgHandle, make_group
+from tests.scim.conftest import GROUP_URN, Scim
+from tests.scim.test_users import assert_scim_error
+
+
+async def test_a_created_group_is_a_tenantry_group_with_its_members(scim: Scim) -> None:
+    a = await scim.create_user("a@x.example")
+    b = await scim.create_user("b@x.example")
+    response = await scim.post(
+        "/Groups",
+        {
+            "schemas": [GROUP_URN],
+            "displayName": "Engineers",
+            "externalId": "g-1",
+            "members": [{"value": a["id"], "display": "A"}, {"value": b["id"]}],
+        },
+    )
+    assert response.status_code == 201, response.text
+    group = response.json()
+    assert response.headers["Location"] == group["meta"]["location"]
+    assert {m["value"] for m in group["members"]} == {a["id"], b["id"]}
+    native = (await scim.org.get(f"/v1/groups/{group['id']}")).json()
+    assert native["name"] == "Engineers"
+    members = (await scim.org.get(f"/v1/groups/{group['id']}/members")).json()["items"]
+    assert {m["id"] for m in members} == {a["id"], b["id"]}
+    user = (await scim.get(f"/Users/{a['id']}")).json()
+    assert user["groups"] == [
+        {
+            "value": group["id"],
+            "$ref": group["meta"]["location"],
+            "display": "Engineers",
+            "type": "direct",
+        }
+    ]
+
+
+async def test_membership_patches_add_and_remove_by_value_filter(scim: Scim) -> None:
+    a = await scim.create_user("a@x.example")
+    b = await scim.create_user("b@x.example")
+    group = (await scim.post("/Groups", {"displayName": "G"})).json()
+    path = f"/Groups/{group['id']}"
+    added = await scim.patch(
+        path, {"op": "add", "path": "members", "value": [{"value": a["id"]}, {"value": b["id"]}]}
+    )
+    assert {m["value"] for m in added.json()["members"]} == {a["id"], b["id"]}
+    removed = await scim.patch(path, {"op": "remove", "path": f'members[value eq "{a["id"]}"]'})
+    assert [m["value"] for m in removed.json()["members"]] == [b["id"]]
+    cleared = await scim.patch(path, {"op": "remove", "path": "members"})
+    assert "members" not in cleared.json()
+    events = (await scim.org.get("/v1/audit-events", params={"target_id": group["id"]})).json()[
+        "items"
+    ]
+    assert [e["action"] for e in events].count("group.member_added") == 2
+    assert [e["action"] for e in events].count("group.member_removed") == 2
+
+
+async def test_an_unknown_member_is_an_invalid_value_and_changes_nothing(scim: Scim) -> None:
+    a = await scim.create_user("a@x.example")
+    group = (
+        await scim.post("/Groups", {"displayName": "G", "members": [{"value": a["id"]}]})
+    ).json()
+    response = await scim.patch(
+        f"/Groups/{group['id']}",
+        {"op": "replace", "path": "displayName", "value": "Renamed"},
+        {
+            "op": "add",
+            "path": "members",
+            "value": [{"value": "00000000-0000-0000-0000-000000000000"}],
+        },
+    )
+    assert_scim_error(response, 400, "invalidValue")
+    again = (await scim.get(f"/Groups/{group['id']}")).json()
+    assert again["displayName"] == "G"
+    assert [m["value"] for m in again["members"]] == [a["id"]]
+
+
+async def test_group_names_are_unique_unless_an_existing_group_is_adopted(
+    scim: Scim, org: OrgHandle
+) -> None:
+    existing = await make_group(org, name="Staff")
+    adopted = await scim.post("/Groups", {"displayName": "Staff", "externalId": "idp-staff"})
+    assert adopted.status_code == 201
+    assert adopted.json()["id"] == existing["id"]
+    assert_scim_error(await scim.post("/Groups", {"displayName": "Staff"}), 409, "uniqueness")
+    async with db.tenant_transaction(org.id):
+        await service.save_rules(service.Rules(adopt_groups=False), actor=ACTOR)
+    await make_group(org, name="Faculty")
+    assert_scim_error(await scim.post("/Groups", {"displayName": "Faculty"}), 409, "uniqueness")
+
+
+async def test_deleting_a_group_keeps_its_members(scim: Scim) -> None:
+    a = await scim.create_user("a@x.example")
+    group = (
+        await scim.post("/Groups", {"displayName": "G", "members": [{"value": a["id"]}]})
+    ).json()
+    assert (await scim.delete(f"/Groups/{group['id']}")).status_code == 204
+    assert (await scim.get(f"/Groups/{group['id']}")).status_code == 404
+    assert (await scim.get(f"/Users/{a['id']}")).status_code == 200
+    assert (await scim.org.get(f"/v1/groups/{group['id']}")).status_code == 404
+
+
+async def test_nested_groups_are_refused(scim: Scim) -> None:
+    inner = (await scim.post("/Groups", {"displayName": "Inner"})).json()
+    response = await scim.post(
+        "/Groups", {"displayName": "Outer", "members": [{"value": inner["id"], "type": "Group"}]}
+    )
+    assert_scim_error(response, 400, "invalidValue")
