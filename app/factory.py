@@ -30,18 +30,18 @@ from app.notifications import Listener
 from app.openapi import build_openapi
 from app.problems import http_problem, problem_catalogue
 from app.routes.health import healthz, readyz
+from app.scim.routes import scim_routes
 from app.settings import Settings
 from app.v1 import ROUTERS, signals
-from app.scim.routes import scim_routes
 from app.web import account, console, signin
 from app.web.cookies import CookieJar
 from app.web.pages import Web
 from app.worker import background_worker
 from policies.cache import DecisionCache
 from tenants.audit.sealer import AuditSealer
-from tenants.jobs.worker import Worker
 from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
+from tenants.jobs.worker import Worker
 from tenants.secrets import SecretBox
 from tenants.sso.oidc import RelyingParty
 

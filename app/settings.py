@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from tenants.mail.sender import SmtpSecurity
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -75,6 +77,15 @@ class Settings:
     #: Run a job worker inside ``tenantry serve`` (departures, webhooks, email progress
     #: without a second process). Turn off where ``tenantry worker`` runs separately.
     embedded_worker: bool = True
+    #: Outgoing email. No host: emails are recorded (``mail_messages``) but not sent.
+    smtp_host: str | None = None
+    #: None: the usual port of ``smtp_security`` (25, 587 or 465).
+    smtp_port: int | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
+    #: The From address; shown with the organisation's name ("Acme via Tenantry").
+    mail_from: str = "no-reply@tenantry.invalid"
 
     @property
     def is_production(self) -> bool:
@@ -179,6 +190,19 @@ class Settings:
                 )
             else:
                 values["embedded_worker"] = embedded in {"true", "1", "on"}
+        text("SMTP_HOST", "smtp_host")
+        integer("SMTP_PORT", "smtp_port", 1, 65535)
+        text("SMTP_USERNAME", "smtp_username")
+        text("SMTP_PASSWORD", "smtp_password")
+        choice("SMTP_SECURITY", "smtp_security", SmtpSecurity)
+        text("SMTP_FROM", "mail_from")
+        if ("smtp_username" in values) != ("smtp_password" in values):
+            problems.append("SMTP_USERNAME and SMTP_PASSWORD: give both or neither")
+        mail_from = str(values.get("mail_from", ""))
+        if mail_from and ("@" not in mail_from or any(c in mail_from for c in "<>\r\n ")):
+            problems.append(f"SMTP_FROM={mail_from!r}: expected a plain address (name@domain)")
+        if "smtp_host" in values and "mail_from" not in values:
+            problems.append("SMTP_FROM: required with SMTP_HOST (the address emails come from)")
         for name in ("TENANTRY_APP_ROLE", "TENANTRY_DATABASE_NAME"):
             value = env.get(name, "").strip()
             if value and not value.replace("_", "").isalnum():

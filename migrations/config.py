@@ -27,6 +27,12 @@ MODEL_MODULES: dict[str, list[str]] = {
         "tenants.departures.models",
         "tenants.jobs.models",
         "tenants.webhooks.models",
+        "tenants.access.models",
+        "tenants.requests.models",
+        "tenants.mail.models",
+        "tenants.identity.models",
+        "tenants.signals.models",
+        "tenants.scim.models",
     ],
 }
 

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -61,6 +61,8 @@ def _bad_cursor(reason: str) -> InvalidInputError:
 def encode_cursor(sort: Sort, value: Any, id_: UUID) -> str:
     if isinstance(value, datetime):
         value = {"t": value.isoformat()}
+    elif isinstance(value, date):
+        value = {"d": value.isoformat()}
     raw = json.dumps([str(sort), value, str(id_)], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -76,7 +78,9 @@ def decode_cursor(cursor: str, sort: Sort, field: Field[Any] | None = None) -> t
         made_for, value, id_text = json.loads(raw)
         id_ = UUID(id_text)
         if isinstance(value, dict):
-            value = datetime.fromisoformat(value["t"])
+            value = date.fromisoformat(value["d"]) if "d" in value else (
+                datetime.fromisoformat(value["t"])
+            )
     except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
         raise _bad_cursor("it was not issued by this service or was altered") from None
     if made_for != str(sort):
@@ -97,6 +101,8 @@ def _fits(value: Any, field: Field[Any]) -> bool:
         except OverflowError:
             return False
         return True
+    if isinstance(kind, type) and issubclass(kind, date):
+        return isinstance(value, date) and not isinstance(value, datetime)
     if kind is int:
         limits = getattr(field, "constraints", {})
         return (

@@ -43,10 +43,17 @@ class Permission(StrEnum):
     ACCESS_READ = "access:read"
     ACCESS_REQUEST = "access:request"
     ACCESS_APPROVE = "access:approve"
+    #: Ending someone's access to members' data (never needs a second person).
+    ACCESS_REVOKE = "access:revoke"
     PRIVACY_REQUESTS_READ = "privacy_requests:read"
     PRIVACY_REQUESTS_WRITE = "privacy_requests:write"
     AUDIT_READ = "audit:read"
     TOKENS_WRITE = "tokens:write"
+    #: The console's provisioning page: SCIM tokens and the provisioning rules.
+    SCIM_READ = "scim:read"
+    SCIM_WRITE = "scim:write"
+    #: What an identity provider's SCIM token carries (``/scim/v2``); no role has it.
+    SCIM_PROVISION = "scim:provision"
     #: Members' content items as products registered them (admins read; products write).
     CONTENT_READ = "content:read"
     #: Putting content items under legal hold and lifting it.
@@ -56,11 +63,26 @@ class Permission(StrEnum):
     SETTINGS_WRITE = "settings:write"
     CONTENT_WRITE = "content:write"
     ACCESS_CHECK = "access:check"
+    #: An identity provider enriching tokens with a member's settings and roles (/v1/claims).
+    CLAIMS_READ = "claims:read"
+    #: Forwarding privacy requests a product received, and uploading its part of an export.
+    PRIVACY_REQUESTS_SUBMIT = "privacy_requests:submit"
 
 
 P = Permission
 #: What products do; no person's role includes these.
-PRODUCT_SCOPES = frozenset({P.SETTINGS_READ, P.SETTINGS_WRITE, P.CONTENT_WRITE, P.ACCESS_CHECK})
+PRODUCT_SCOPES = frozenset(
+    {
+        P.SETTINGS_READ,
+        P.SETTINGS_WRITE,
+        P.CONTENT_WRITE,
+        P.ACCESS_CHECK,
+        P.PRIVACY_REQUESTS_SUBMIT,
+        P.CLAIMS_READ,
+    }
+)
+#: What only machine credentials (API tokens) carry; no person's role includes these either.
+MACHINE_SCOPES = frozenset({P.SCIM_PROVISION})
 READS = frozenset(p for p in Permission if p.value.endswith(":read") and p not in PRODUCT_SCOPES)
 _BASIC_READS = frozenset(
     {P.ORGANISATION_READ, P.UNITS_READ, P.GROUPS_READ, P.MEMBERS_READ, P.PRODUCTS_READ}
@@ -71,9 +93,10 @@ _BASIC_READS = frozenset(
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Not even the owner approves data access: a second person, a privacy officer, does
     # (an owner who must can hold both roles).
-    Role.OWNER: frozenset(Permission) - PRODUCT_SCOPES - {P.ACCESS_APPROVE},
+    Role.OWNER: frozenset(Permission) - PRODUCT_SCOPES - MACHINE_SCOPES - {P.ACCESS_APPROVE},
     Role.ADMIN: frozenset(Permission)
     - PRODUCT_SCOPES
+    - MACHINE_SCOPES
     - {P.TOKENS_WRITE, P.ACCESS_APPROVE, P.ORGANISATION_WRITE},
     Role.HELPDESK: _BASIC_READS
     | {
@@ -92,6 +115,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.DEPARTURES_READ,
         P.ACCESS_READ,
         P.ACCESS_APPROVE,
+        P.ACCESS_REVOKE,
         P.PRIVACY_REQUESTS_READ,
         P.PRIVACY_REQUESTS_WRITE,
         P.CONTENT_READ,

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web import account_access, account_departure, account_privacy
 from app.web.console.policies import (
     anchor,
     by_purpose,
@@ -106,6 +107,12 @@ def routes(web: Web) -> list[BaseRoute]:
             focus=focus if focus in compiled.catalogue else None,
             show_value=show_value,
             anchor=anchor,
+            leaving=await account_departure.what_leaving_means(member),
+            **account_departure.template_helpers(),
+            access=await account_access.who_accessed(ctx),
+            **account_access.template_helpers(),
+            privacy_requests=await account_privacy.your_requests(member),
+            **account_privacy.summary_helpers(),
         )
 
     @page(web, permission=None)
@@ -144,4 +151,6 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/account", account_home, methods=["GET"]),
         Route("/account/settings", choose, methods=["POST"]),
         Route("/account/settings/default", use_default, methods=["POST"]),
+        *account_departure.routes(web),
+        *account_privacy.routes(web),
     ]

@@ -84,10 +84,13 @@ CONSOLE_NAV: list[tuple[str, str, Permission]] = [
     ("Products", "/console/products", Permission.PRODUCTS_READ),
     ("Policies", "/console/policies", Permission.POLICIES_READ),
     ("Departures", "/console/departures", Permission.DEPARTURES_READ),
+    ("Background jobs", "/console/jobs", Permission.JOBS_READ),
     ("Data access", "/console/data-access", Permission.ACCESS_READ),
     ("Privacy requests", "/console/privacy-requests", Permission.PRIVACY_REQUESTS_READ),
     ("Audit log", "/console/audit", Permission.AUDIT_READ),
     ("Settings", "/console/settings", Permission.SSO_READ),
+    ("Identity backend", "/console/identity", Permission.SSO_READ),
+    ("Provisioning (SCIM)", "/console/provisioning", Permission.SCIM_READ),
 ]
 
 

@@ -446,10 +446,16 @@ async def apply_member_action(
     departures: a departure is begun only with its plan and steps (``start_departure``),
     and reinstating a member whose departure runs cancels that departure."""
     if action is LifecycleAction.BEGIN_DEPARTURE:
+        member = await get_member(member_id)
         raise IllegalTransitionError(
             "a departure starts with its plan and dates: use POST /v1/departures "
             "(console: the member's page, Start a departure)",
-            extra={"action": action.value, "use": "/v1/departures"},
+            extra={
+                "member_status": member.status,
+                "action": action.value,
+                "allowed_actions": [a.value for a in lifecycle.allowed_actions(member.status)],
+                "use": "/v1/departures",
+            },
         )
     if action is LifecycleAction.REINSTATE:
         running = await current_departure(member_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -87,6 +87,12 @@ async def test_each_action_from_each_status_follows_the_transition_table(
     start, route = route_to(status)
     member = await make_member(org, status=start.value)
     for step in route:
+        if step is LifecycleAction.BEGIN_DEPARTURE:
+            # Departing is reached the one way there is: a departure with its plan.
+            response = await org.post("/v1/departures", {
+                "member_id": member["id"], "last_day": datetime.now(UTC).date().isoformat()})
+            assert response.status_code == 201, response.text
+            continue
         response = await org.post(f"/v1/members/{member['id']}/transitions", {"action": step.value})
         assert response.status_code == 200, response.text
     member = (await org.get(f"/v1/members/{member['id']}")).json()
@@ -98,12 +104,20 @@ async def test_each_action_from_each_status_follows_the_transition_table(
         f"/v1/members/{member['id']}/transitions", {"action": action.value, "reason": "tested"}
     )
 
-    if status in TRANSITIONS[action].sources:
+    if action is LifecycleAction.BEGIN_DEPARTURE:
+        # Never through this route: POST /v1/departures starts a departure with its plan.
+        problem = assert_problem(response, 409)
+        assert problem["use"] == "/v1/departures"
+        assert problem["allowed_actions"] == legal_from(status)
+        assert await row_counts(owner_conn) == counts
+        assert await appended(org, events) == []
+    elif status in TRANSITIONS[action].sources:
         target = TRANSITIONS[action].target
         assert response.status_code == 200, response.text
         assert response.json()["status"] == target.value
         assert response.json()["allowed_actions"] == legal_from(target)
-        [event] = await appended(org, events)
+        # Reinstating a departing member also cancels their departure (its own event).
+        [event] = [e for e in await appended(org, events) if e["target_type"] == "member"]
         assert event["action"] == f"member.{action.value}"
         assert event["target_id"] == member["id"]
         assert event["before"] == {"status": status.value}

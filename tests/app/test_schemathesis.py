@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ CHECKS = [
     negative_data_rejection,
 ]
 BASE_URL = "http://tenantry.test"
+
+
+@schemathesis.serializer("application/x-ndjson")
+def ndjson_record(ctx: Any, value: Any) -> bytes:
+    """A generated record of an NDJSON bulk upload as a one-line stream."""
+    return json.dumps(value).encode() + b"\n"
 
 
 @pytest.fixture(scope="session")

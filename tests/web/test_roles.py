@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -18,7 +18,7 @@ import pytest
 from app.settings import Settings
 from app.web.pages import CONSOLE_NAV
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
-from tests.conftest import OrgHandle, make_member, make_unit, row_counts
+from tests.conftest import OrgHandle, make_member, make_product, make_unit, row_counts
 from tests.web.flows import (
     WebClient,
     asgi_client,
@@ -42,6 +42,8 @@ class Targets:
     move: str
     move_under: str
     delete: str
+    #: Targets of later features by the name their paths use (``{product}``): see make_targets.
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def rule(self) -> dict[str, str]:
@@ -61,7 +63,9 @@ class ConsoleRoute:
     form: Callable[[Targets], dict[str, str]] = lambda t: {}
 
     def url(self, t: Targets) -> str:
-        return self.path.format(member=t.member, rename=t.rename, move=t.move, delete=t.delete)
+        return self.path.format(
+            member=t.member, rename=t.rename, move=t.move, delete=t.delete, **t.extra
+        )
 
     @property
     def key(self) -> str:
@@ -118,6 +122,41 @@ ROUTES: list[ConsoleRoute] = [
         Permission.ORGANISATION_WRITE,
         lambda t: {"local_sign_in": "on"},
     ),
+    ConsoleRoute("POST", "/console/identity/backend", Permission.SSO_WRITE, lambda t: {"kind": "local"}),
+    ConsoleRoute("POST", "/console/identity/reconcile", Permission.SSO_WRITE),
+    ConsoleRoute(
+        "POST",
+        "/console/identity/transmitter",
+        Permission.SSO_WRITE,
+        lambda t: {
+            "issuer": "https://ssf.matrix.example",
+            "jwks_uri": "https://ssf.matrix.example/jwks",
+            "audience": "tenantry",
+            "enabled": "on",
+        },
+    ),
+    # Provisioning (SCIM): a token made, another rotated then revoked, the rules saved.
+    ConsoleRoute(
+        "POST", "/console/provisioning/tokens", Permission.SCIM_WRITE, lambda t: {"name": "matrix"}
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/provisioning/tokens/rotate",
+        Permission.SCIM_WRITE,
+        lambda t: {"token_id": t.extra["scim_token"]},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/provisioning/tokens/revoke",
+        Permission.SCIM_WRITE,
+        lambda t: {"token_id": t.extra["scim_token"]},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/provisioning/rules",
+        Permission.SCIM_WRITE,
+        lambda t: {"unit_attribute": "department", "deprovisioning": "suspend"},
+    ),
     ConsoleRoute("GET", "/console/policies/history", Permission.POLICIES_READ),
     ConsoleRoute("GET", "/console/policies/diff", Permission.POLICIES_READ),
     ConsoleRoute("GET", "/console/policies/member?q=target", Permission.POLICIES_READ),
@@ -134,6 +173,164 @@ ROUTES: list[ConsoleRoute] = [
     ),
     ConsoleRoute(
         "POST", "/console/policies/rollback", Permission.POLICIES_WRITE, lambda t: {"version": "1"}
+    ),
+    ConsoleRoute("GET", "/console/products/{product}/webhooks", Permission.PRODUCTS_READ),
+    ConsoleRoute("GET", "/console/products/{product}/webhooks/log", Permission.PRODUCTS_READ),
+    ConsoleRoute(
+        "POST",
+        "/console/products/{product}/webhooks/url",
+        Permission.PRODUCTS_WRITE,
+        lambda t: {"url": "https://hooks.example.com/matrix"},
+    ),
+    ConsoleRoute("POST", "/console/products/{product}/webhooks/rotate", Permission.PRODUCTS_WRITE),
+    ConsoleRoute("POST", "/console/products/{product}/webhooks/clear", Permission.PRODUCTS_WRITE),
+    ConsoleRoute(
+        "POST", "/console/webhook-deliveries/{delivery}/retry", Permission.PRODUCTS_WRITE
+    ),
+    # Departures: the policy; a running departure (retry its dead step, then reinstate);
+    # starting another member's; the dead-letter list's retry.
+    ConsoleRoute("GET", "/console/departures/policy", Permission.DEPARTURES_READ),
+    ConsoleRoute(
+        "POST",
+        "/console/departures/policy",
+        Permission.DEPARTURES_WRITE,
+        lambda t: {
+            "default_action": "archive",
+            "retention_days": "30",
+            "export_window_days": "14",
+            "personal_outcome": "delete",
+        },
+    ),
+    ConsoleRoute("GET", "/console/departures/{departure}", Permission.DEPARTURES_READ),
+    ConsoleRoute("GET", "/console/departures/{departure}/progress", Permission.DEPARTURES_READ),
+    ConsoleRoute(
+        "POST",
+        "/console/departures/{departure}/retry",
+        Permission.DEPARTURES_WRITE,
+        lambda t: {"job": t.extra["departure_job"]},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/departures/{departure}/reinstate",
+        Permission.DEPARTURES_WRITE,
+        lambda t: {"reason": "role matrix"},
+    ),
+    ConsoleRoute("GET", "/console/members/{starter}/departure", Permission.DEPARTURES_READ),
+    ConsoleRoute(
+        "POST",
+        "/console/members/{starter}/departure/preview",
+        Permission.DEPARTURES_WRITE,
+        lambda t: {"last_day": t.extra["today"]},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/members/{starter}/departure",
+        Permission.DEPARTURES_WRITE,
+        lambda t: {"last_day": t.extra["today"], "reason": "role matrix"},
+    ),
+    ConsoleRoute("POST", "/console/jobs/{job}/retry", Permission.JOBS_WRITE),
+    # Data access: requesting, then one request approved, one denied, one withdrawn, an
+    # emergency access reviewed, and a grant's disclosure delayed and shown again.
+    ConsoleRoute("GET", "/console/data-access/new", Permission.ACCESS_READ),
+    ConsoleRoute("GET", "/console/data-access/log", Permission.ACCESS_READ),
+    ConsoleRoute("GET", "/console/data-access/policy", Permission.ACCESS_READ),
+    ConsoleRoute(
+        "POST",
+        "/console/data-access/new",
+        Permission.ACCESS_REQUEST,
+        lambda t: {
+            "subject": "member",
+            "member_email": t.extra["accessed_email"],
+            "categories": "files",
+            "all_products": "1",
+            "justification": "Role matrix: a justified request.",
+            "duration_hours": "8",
+        },
+    ),
+    ConsoleRoute("GET", "/console/data-access/grants/{approvable}", Permission.ACCESS_READ),
+    ConsoleRoute(
+        "POST", "/console/data-access/grants/{approvable}/approve", Permission.ACCESS_APPROVE
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/data-access/grants/{deniable}/deny",
+        Permission.ACCESS_APPROVE,
+        lambda t: {"reason": "role matrix"},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/data-access/grants/{revocable}/revoke",
+        Permission.ACCESS_REVOKE,
+        lambda t: {"reason": "role matrix"},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/data-access/grants/{emergency}/review",
+        Permission.ACCESS_APPROVE,
+        lambda t: {"note": "role matrix"},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/data-access/grants/{delayable}/delay",
+        Permission.ACCESS_APPROVE,
+        lambda t: {"until": t.extra["delay_until"], "reason": "Role matrix: an investigation."},
+    ),
+    ConsoleRoute(
+        "POST", "/console/data-access/grants/{delayable}/delay/lift", Permission.ACCESS_APPROVE
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/data-access/policy",
+        Permission.ACCESS_APPROVE,
+        lambda t: {
+            "max_duration_hours": "168",
+            "emergency_allowed": "1",
+            "emergency_max_hours": "24",
+            "notify_member_per_access": "1",
+            "max_disclosure_delay_days": "30",
+        },
+    ),
+    # Privacy requests: the queue's settings, then one open erasure request worked from
+    # assignment to the answer (which closes it, so it comes last).
+    ConsoleRoute(
+        "POST",
+        "/console/privacy-requests/settings",
+        Permission.PRIVACY_REQUESTS_WRITE,
+        lambda t: {"reminder_days": "5", "export_link_days": "7", "export_collect_hours": "24"},
+    ),
+    ConsoleRoute("GET", "/console/privacy-requests/{privacy}", Permission.PRIVACY_REQUESTS_READ),
+    ConsoleRoute(
+        "POST",
+        "/console/privacy-requests/{privacy}/assign",
+        Permission.PRIVACY_REQUESTS_WRITE,
+        lambda t: {"assignee_id": t.extra["privacy_officer"]},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/privacy-requests/{privacy}/notes",
+        Permission.PRIVACY_REQUESTS_WRITE,
+        lambda t: {"text": "role matrix"},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/privacy-requests/{privacy}/extend",
+        Permission.PRIVACY_REQUESTS_WRITE,
+        lambda t: {"months": "1", "reason": "role matrix"},
+    ),
+    ConsoleRoute(
+        "POST", "/console/privacy-requests/{privacy}/export", Permission.PRIVACY_REQUESTS_WRITE
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/privacy-requests/{privacy}/erasure",
+        Permission.PRIVACY_REQUESTS_WRITE,
+        lambda t: {"kind_personal": "on", "confirm": "on"},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/privacy-requests/{privacy}/close",
+        Permission.PRIVACY_REQUESTS_WRITE,
+        lambda t: {"outcome": "answer", "answer": "role matrix"},
     ),
 ]
 
@@ -169,7 +366,7 @@ async def make_targets(org: OrgHandle) -> Targets:
         name: (await make_unit(org, name))["id"] for name in ("Rename", "Move", "Under", "Delete")
     }
     member = await make_member(org, name="Target Member")
-    return Targets(
+    targets = Targets(
         str(org.root_unit_id),
         member["id"],
         units["Rename"],
@@ -177,6 +374,133 @@ async def make_targets(org: OrgHandle) -> Targets:
         units["Under"],
         units["Delete"],
     )
+    targets.extra.update(await webhook_targets(org))
+    targets.extra.update(await departure_targets(org))
+    targets.extra.update(await privacy_targets(org))
+    targets.extra.update(await access_targets(org))
+    targets.extra.update(await scim_targets(org))
+    return targets
+
+
+async def scim_targets(org: OrgHandle) -> dict[str, str]:
+    """A SCIM token to rotate and revoke."""
+    from tenants import db
+    from tenants.actors import system_actor
+    from tenants.scim import service as scim
+
+    async with db.tenant_transaction(org.id):
+        token, _ = await scim.create_token("matrix", actor=system_actor("tests"))
+    return {"scim_token": str(token.id)}
+
+
+async def departure_targets(org: OrgHandle) -> dict[str, str]:
+    """A running departure whose suspension step is dead, a member to start one for, and
+    another dead job (for the background jobs page)."""
+    from datetime import UTC, datetime
+
+    from tenants import db
+    from tenants.jobs import service as jobs
+
+    today = datetime.now(UTC).date().isoformat()
+    leaver = await make_member(org, name="Leaving Member")
+    starter = await make_member(org, name="Starting Member")
+    started = await org.post("/v1/departures", {"member_id": leaver["id"], "last_day": today})
+    assert started.status_code == 201, started.text
+    departure = started.json()["id"]
+    dead = {"step": f"departure:{departure}:suspend", "other": f"matrix:{uuid.uuid4().hex}"}
+    async with db.tenant_transaction(org.id):
+        await jobs.enqueue("matrix.never_run", {}, key=dead["other"])
+        ids = {}
+        for name, key in dead.items():
+            await db.connection().execute_query(
+                "UPDATE jobs SET status = 'dead' WHERE key = $1", [key]
+            )
+            row = await db.fetch_one("SELECT id FROM jobs WHERE key = $1", key)
+            assert row is not None, key
+            ids[name] = str(row["id"])
+    return {
+        "departure": departure,
+        "departure_job": ids["step"],
+        "job": ids["other"],
+        "starter": starter["id"],
+        "today": today,
+    }
+
+
+async def access_targets(org: OrgHandle) -> dict[str, str]:
+    """Requests for a member's data by an admin of their own (so every role but that admin
+    may decide on them): to approve, deny, withdraw and delay, and an emergency access."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from tenants import db
+    from tenants.access import service as access
+    from tenants.access.models import DataCategory
+    from tenants.actors import Actor, ActorKind
+    from tenants.permissions import permissions_of
+
+    policy = {"emergency_allowed": True, "max_disclosure_delay_days": 30}
+    assert (await org.patch("/v1/access/policy", policy)).status_code == 200
+    asker = await make_member(org, name="Access Requester", roles=["admin"])
+    accessed = await make_member(org, name="Accessed Member")
+    request = access.NewGrant(
+        member_id=uuid.UUID(accessed["id"]),
+        unit_id=None,
+        categories=[DataCategory.FILES],
+        product_ids=None,
+        justification="Role matrix: a justified request.",
+        duration_hours=8,
+    )
+    actor = Actor(ActorKind.MEMBER, asker["id"], "Access Requester")
+    grants = {}
+    async with db.tenant_transaction(org.id):
+        for name in ("approvable", "deniable", "revocable", "delayable", "emergency"):
+            made = await access.request_access(
+                replace(request, emergency=name == "emergency"),
+                permissions=permissions_of(["admin"]),
+                actor=actor,
+            )
+            grants[name] = str(made.id)
+    until = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
+    return {**grants, "accessed_email": accessed["email"], "delay_until": until}
+
+
+async def privacy_targets(org: OrgHandle) -> dict[str, str]:
+    """An open erasure request and a privacy officer to assign it to."""
+    officer = await make_member(org, name="Privacy Officer", roles=["privacy_officer"])
+    asker = await make_member(org, name="Asking Member")
+    sent = await org.post(
+        "/v1/privacy-requests",
+        {"member_id": asker["id"], "kind": "erasure", "message": "Erase my data."},
+    )
+    assert sent.status_code == 201, sent.text
+    return {"privacy": sent.json()["id"], "privacy_officer": officer["id"]}
+
+
+async def webhook_targets(org: OrgHandle) -> dict[str, str]:
+    """A product with a webhook address and a dead delivery to it (for the retry button)."""
+    from tenants import db
+    from tenants.webhooks import service as webhooks
+
+    product = await make_product(org)
+    hooked = await org.put(
+        f"/v1/products/{product['id']}/webhook", json={"url": "https://hooks.example.com/in"}
+    )
+    assert hooked.status_code == 200, hooked.text
+    async with db.tenant_transaction(org.id):
+        key = f"matrix:{uuid.uuid4().hex}"
+        await webhooks.publish("policy.changed", {}, key=key, product_ids=[uuid.UUID(product["id"])])
+        delivery = await db.fetch_one(
+            "SELECT id FROM webhook_deliveries WHERE idempotency_key = $1", key
+        )
+        assert delivery is not None
+        await db.connection().execute_query(
+            "UPDATE webhook_deliveries SET status = 'dead' WHERE id = $1", [delivery["id"]]
+        )
+        await db.connection().execute_query(
+            "UPDATE jobs SET status = 'dead' WHERE key = $1", [webhooks.job_key(delivery["id"])]
+        )
+    return {"product": product["id"], "delivery": str(delivery["id"])}
 
 
 async def person_with_role(org: OrgHandle, role: Role) -> dict[str, Any]:

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from app.web.console import audit, home, members, policies, settings, structure
+from app.web.console import (
+    access,
+    audit,
+    departures,
+    home,
+    identity,
+    jobs,
+    members,
+    policies,
+    privacy,
+    provisioning,
+    settings,
+    structure,
+    webhooks,
+)
 from app.web.pages import Web
 
 
@@ -15,5 +29,12 @@ def routes(web: Web) -> list[BaseRoute]:
         *structure.routes(web),
         *policies.routes(web),
         *settings.routes(web),
+        *identity.routes(web),
         *audit.routes(web),
+        *departures.routes(web),
+        *jobs.routes(web),
+        *webhooks.routes(web),
+        *access.routes(web),
+        *privacy.routes(web),
+        *provisioning.routes(web),
     ]

@@ -10,23 +10,7 @@ from tenants import db
 from tenants.members.lifecycle import MemberStatus
 from tenants.permissions import Permission
 
-UPCOMING = {
-    "/console/departures": (
-        "Departures",
-        Permission.DEPARTURES_READ,
-        "Previewable offboarding plans and their progress.",
-    ),
-    "/console/data-access": (
-        "Data access",
-        Permission.ACCESS_READ,
-        "Justified, approved, time-bound access to members' data.",
-    ),
-    "/console/privacy-requests": (
-        "Privacy requests",
-        Permission.PRIVACY_REQUESTS_READ,
-        "Members' privacy inquiries and data-protection requests, with deadlines.",
-    ),
-}
+UPCOMING: dict[str, tuple[str, Permission, str]] = {}
 
 
 def routes(web: Web) -> list[BaseRoute]:
