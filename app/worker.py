@@ -73,8 +73,7 @@ async def run_worker_process(worker: Worker, settings: Settings) -> None:
     sealer = AuditSealer.start()
     try:
         async with background_worker(worker, settings):
-            while not worker.stopping:
-                await asyncio.sleep(0.2)
+            await worker.stopped()
     finally:
         await sealer.stop()
         from tenants.webhooks import sender

@@ -39,33 +39,49 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from _common import (
-    ROOT,
+    CLK_TCK,
+    WRK_SUMMARY,
+    AppServer,
     BenchDatabase,
+    ExtraRoute,
+    Figures,
+    Round,
+    TableRows,
+    Variant,
+    api_token,
+    argument_parser,
     bench_database,
+    bench_line,
     connect,
     console,
+    copy_rows,
+    httpx_load,
+    load_generator,
     machine_load,
-    meets,
-    percentile,
+    process_cpu,
+    product_token,
     progress,
-    ratio_line,
+    report,
+    serve,
     server_facts,
     server_url,
-    wait_for_http,
+    timed_round,
 )
-from decision import CLK_TCK, Round, Variant, _parse_bench_line, free_port, process_cpu
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 SCRIPT = Path(__file__).resolve()
 CHECK, BARE = "check", "bare"
@@ -87,15 +103,7 @@ FULL = Config(members=10_000, admins=20, rounds=8, seconds=6.0)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small data and short rounds (seconds)")
-    parser.add_argument("--seed", type=int, default=20240601, help="random seed")
-    parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
-    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
-                        help="load generator (auto: wrk when on PATH)")
-    parser.add_argument("--serve", metavar="CONFIG", help=argparse.SUPPRESS)
-    parser.add_argument("--load", metavar="CONFIG", help=argparse.SUPPRESS)
-    return parser.parse_args()
+    return argument_parser((__doc__ or "").splitlines()[0], serves=True, loads=True).parse_args()
 
 
 # --- the organisation ----------------------------------------------------------------------
@@ -140,7 +148,7 @@ async def load_organisation(bench: BenchDatabase, cfg: Config, rng: random.Rando
                    "Benchmark: a justified, approved access.", 48, False, "approved", "system:bench",
                    "bench", now, now + timedelta(hours=48), now, False)
                   for member_id, admin_id in pairs]
-        tables: list[tuple[str, list[str], list[tuple[Any, ...]]]] = [
+        tables: list[TableRows] = [
             ("members", person, admins + members),
             ("products", ["id", "tenant_id", "created_at", "updated_at", "key", "name", "description"],
              [(product_id, tenant, now, now, "mailbox", "Mailbox", "")]),
@@ -156,32 +164,14 @@ async def load_organisation(bench: BenchDatabase, cfg: Config, rng: random.Rando
                                "decided_at", "review_required"], grants),
         ]
         started = time.perf_counter()
-        with progress() as bar:
-            task = bar.add_task("rows (COPY)", total=sum(len(rows) for _, _, rows in tables))
-            async with admin.transaction():
-                for table, columns, rows in tables:
-                    await admin.copy_records_to_table(table, records=rows, columns=columns)
-                    bar.advance(task, len(rows))
+        async with admin.transaction():
+            await copy_rows(admin, tables)
         await admin.execute("VACUUM (ANALYZE)")
         console.print(f"loaded {cfg.members:,} members, {cfg.admins} admins, {len(grants):,} active grants in "
                       f"{time.perf_counter() - started:.1f} s")
     finally:
         await admin.close()
     return Loaded(org.id, product_id, pairs)
-
-
-async def api_token(bench: BenchDatabase, org_id: uuid.UUID) -> str:
-    """An administrator's API token, only to register the product's client through the API."""
-    from app.runtime import orm
-    from tenants import db
-    from tenants.actors import system_actor
-    from tenants.ids import OrgId
-    from tenants.tokens import service as tokens
-
-    async with orm(bench.urls, pool_size=1), db.tenant_transaction(OrgId(org_id)):
-        _, text = await tokens.create_token("bench", ["products:write", "products:read"], expires_in=None,
-                                            actor=system_actor("bench"))
-    return text
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -194,23 +184,11 @@ BARE_ANSWER = json.dumps({
 }, separators=(",", ":")).encode()
 
 
-def serve(config_path: str) -> None:
-    """The app as ``tenantry serve`` runs it, plus the bare route right before the check."""
-    import uvicorn
+def bench_routes(app: Starlette, cfg: dict[str, Any]) -> list[ExtraRoute]:
+    """The bare route right before the check, and the fast path's statement counts."""
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
-
-    from app.database import DatabaseUrls
-    from app.factory import create_app
-    from app.logs import configure_logging
-    from app.settings import Settings
-
-    cfg = json.loads(Path(config_path).read_text())
-    settings = Settings(secret_key=cfg["secret_key"], public_url=cfg["public_url"], host="127.0.0.1",
-                        port=cfg["port"], data_dir=Path(cfg["data_dir"]), log_json=True, embedded_worker=False)
-    configure_logging(settings.log_level, json_lines=True)
-    app = create_app(settings, DatabaseUrls(admin=cfg["admin_url"], app=cfg["app_url"]))
 
     async def bare(request: Request) -> Response:
         await request.body()  # a JSON route reads its body too
@@ -221,74 +199,10 @@ def serve(config_path: str) -> None:
         counts = {"statements": batcher.statements, "checks": batcher.checks} if batcher else {}
         return Response(json.dumps(counts), media_type="application/json")
 
-    routes = app.router.routes
-    at = next(i for i, r in enumerate(routes) if getattr(r, "path", "") == CHECK_PATH)
-    routes.insert(at, Route(BARE_PATH, bare, methods=["POST"]))
-    routes.insert(0, Route("/bench/batches", batches, methods=["GET"]))
-    uvicorn.run(app, host="127.0.0.1", port=cfg["port"], log_config=None, proxy_headers=True,
-                server_header=False)
-
-
-class AppServer:
-    def __init__(self, workdir: Path, bench: BenchDatabase) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
-        self.config_path = workdir / "server.json"
-        self.config_path.write_text(json.dumps({
-            "secret_key": "bench-secret-" + "k" * 40, "public_url": self.url, "port": self.port,
-            "data_dir": str(workdir / "data"), "admin_url": bench.urls.admin, "app_url": bench.urls.app,
-        }))
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(SCRIPT), "--serve", str(self.config_path)],
-                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    async def wait_ready(self) -> None:
-        assert self.process is not None
-        await wait_for_http(self.url, "/healthz", self.process, "the app server", self.log_tail)
-
-    def log_tail(self, limit: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
-
-    def errors_logged(self) -> int:
-        with self.log_path.open(errors="replace") as log:
-            return sum('"level": "error"' in line or '"status": 5' in line or "Traceback" in line
-                       for line in log)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
-async def product_token(url: str, admin_token: str, product_id: uuid.UUID) -> str:
-    """A client of the product with ``access:check``, registered through the API; its token."""
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        registered = await client.post(f"/v1/products/{product_id}/clients",
-                                       headers={"Authorization": f"Bearer {admin_token}"},
-                                       json={"name": "bench", "scopes": ["access:check"]})
-        registered.raise_for_status()
-        issued = await client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                   auth=(registered.json()["client_id"], registered.json()["client_secret"]))
-        issued.raise_for_status()
-    return str(issued.json()["access_token"])
+    return [
+        ExtraRoute(Route(BARE_PATH, bare, methods=["POST"]), before=CHECK_PATH),
+        ExtraRoute(Route("/bench/batches", batches, methods=["GET"])),
+    ]
 
 
 # --- load generators -----------------------------------------------------------------------
@@ -308,15 +222,7 @@ request = function()
   counter = counter + 1
   return wrk.format("POST", path, nil, bodies[((counter - 1) % #bodies) + 1])
 end
-done = function(summary, latency, requests)
-  io.write(string.format(
-    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "status_errors": %d, ' ..
-    '"socket_errors": %d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.timeout))
-end
-"""
+""" + WRK_SUMMARY
 
 
 def postgres_cpu() -> float:
@@ -325,18 +231,17 @@ def postgres_cpu() -> float:
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = stat.read_text()
-        except OSError:
+            if "(postgres)" in stat.read_text()[:64]:
+                total += process_cpu(int(stat.parent.name))
+        except OSError:  # the process ended meanwhile
             continue
-        if "(postgres)" in text[:64]:
-            fields_ = text.rsplit(")", 1)[1].split()
-            total += (int(fields_[11]) + int(fields_[12])) / CLK_TCK
     return total
 
 
 async def run_load(kind: str, url: str, path: str, bodies: Path, workdir: Path, token: str, seconds: float,
                    connections: int, server_pid: int, database_cpu: dict[str, float] | None = None) -> Round:
-    """One timed round in a separate process (``wrk`` or this script's ``--load``)."""
+    """One timed round in a separate process (``wrk`` or this script's ``--load``); the CPU
+    PostgreSQL used meanwhile is added to ``database_cpu[path]``."""
     if kind == "wrk":
         script = workdir / "post.lua"
         if not script.exists():
@@ -346,55 +251,27 @@ async def run_load(kind: str, url: str, path: str, bodies: Path, workdir: Path, 
         config = workdir / "load.json"
         config.write_text(json.dumps({"url": url, "seconds": seconds, "connections": connections}))
         argv = [sys.executable, str(SCRIPT), "--load", str(config)]
-    cpu_before, pg_before = process_cpu(server_pid), postgres_cpu()
-    process = await asyncio.create_subprocess_exec(
-        *argv, env={**os.environ, "BENCH_BODIES": str(bodies), "BENCH_PATH": path, "BENCH_TOKEN": token},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await process.communicate()
-    cpu = process_cpu(server_pid) - cpu_before
+    pg_before = postgres_cpu()
+    round_ = await timed_round(argv, {"BENCH_BODIES": str(bodies), "BENCH_PATH": path, "BENCH_TOKEN": token},
+                               server_pid)
     if database_cpu is not None:
         database_cpu[path] = database_cpu.get(path, 0.0) + postgres_cpu() - pg_before
-    data = _parse_bench_line(out.decode(errors="replace"))
-    return Round(data["requests"], data["duration_us"] / 1e6, data["p50_us"] / 1e6, data["p99_us"] / 1e6,
-                 data["status_errors"] + data["socket_errors"], cpu)
+    return round_
 
 
 def load_httpx(config_path: str) -> None:
     """``--load``: N concurrent POSTs with one httpx client; prints wrk's BENCH line."""
     cfg = json.loads(Path(config_path).read_text())
     bodies = Path(os.environ["BENCH_BODIES"]).read_text().splitlines()
-    path, token = os.environ["BENCH_PATH"], os.environ["BENCH_TOKEN"]
+    path = os.environ["BENCH_PATH"]
+    headers = {"Authorization": f"Bearer {os.environ['BENCH_TOKEN']}", "Content-Type": "application/json"}
 
-    async def main() -> None:
-        latencies: list[float] = []
-        errors = counter = 0
-        limit = int(cfg["seconds"] * 50_000)
-        limits = httpx.Limits(max_connections=cfg["connections"], max_keepalive_connections=cfg["connections"])
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        async with httpx.AsyncClient(base_url=cfg["url"], timeout=10, limits=limits, headers=headers) as client:
-            deadline = time.perf_counter() + cfg["seconds"]
+    def send(client: httpx.AsyncClient, n: int) -> Awaitable[httpx.Response]:
+        return client.post(path, content=bodies[n % len(bodies)])
 
-            async def worker() -> None:
-                nonlocal counter, errors
-                while counter < limit and time.perf_counter() < deadline:
-                    body = bodies[counter % len(bodies)]
-                    counter += 1
-                    started = time.perf_counter()
-                    response = await client.post(path, content=body)
-                    latencies.append(time.perf_counter() - started)
-                    errors += response.status_code != 200
-
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(cfg["connections"])))
-            wall = time.perf_counter() - started
-        print("BENCH " + json.dumps({
-            "requests": len(latencies), "duration_us": int(wall * 1e6),
-            "p50_us": int(percentile(latencies, 50) * 1e6), "p99_us": int(percentile(latencies, 99) * 1e6),
-            "status_errors": errors, "socket_errors": 0,
-        }), flush=True)
-
-    asyncio.run(main())
+    summary = asyncio.run(httpx_load(cfg["url"], send, seconds=cfg["seconds"], connections=cfg["connections"],
+                                     headers=headers))
+    print(bench_line(summary), flush=True)
 
 
 # --- measuring -----------------------------------------------------------------------------
@@ -414,8 +291,8 @@ async def log_rows(bench: BenchDatabase, org_id: uuid.UUID) -> tuple[int, int]:
 
 async def measure(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argparse.Namespace,
                   workdir: Path) -> tuple[Variant, Variant, str, int, tuple[int, int]]:
-    kind = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
-    admin_token = await api_token(bench, loaded.org_id)
+    kind = load_generator(args.client)
+    admin_token = await api_token(bench.urls, loaded.org_id)
     rng = random.Random(args.seed + 1)
     bodies = workdir / "bodies.txt"
     bodies.write_text("".join(
@@ -428,12 +305,12 @@ async def measure(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argpa
         BARE: Variant(f"POST {BARE_PATH} (reads the body, same-sized JSON answer)", bodies),
     }
     paths = {CHECK: CHECK_PATH, BARE: BARE_PATH}
-    server = AppServer(workdir, bench)
+    server = AppServer(SCRIPT, workdir, bench.urls)
     database_cpu: dict[str, float] = {}
     server.start()
     try:
         await server.wait_ready()
-        token = await product_token(server.url, admin_token, loaded.product_id)
+        _, token = await product_token(server.url, admin_token, ["access:check"], loaded.product_id)
         console.print(f"server pid {server.pid} at {server.url}; load generator {kind}, {args.connections} "
                       f"connections, {cfg.rounds} rounds x {cfg.seconds:g} s per variant")
         before = await log_rows(bench, loaded.org_id)
@@ -456,7 +333,7 @@ async def measure(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argpa
         if batches.get("statements"):
             console.print(f"fast path: {batches['checks']:,} checks in {batches['statements']:,} statements "
                           f"({batches['checks'] / batches['statements']:.1f} checks per statement)")
-        logged = server.errors_logged()
+        logged = len(server.errors_logged())
         if logged:
             console.print(f"[red]the server logged {logged} errors or 5xx; tail:[/]\n{server.log_tail()}")
     finally:
@@ -469,7 +346,7 @@ async def measure(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argpa
     return variants[CHECK], variants[BARE], kind, warm, written
 
 
-async def main_async(args: argparse.Namespace) -> list[tuple[str, float, str, float]]:
+async def main_async(args: argparse.Namespace) -> Figures:
     cfg = QUICK if args.quick else FULL
     rng = random.Random(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="tenantry-bench-access-"))
@@ -506,20 +383,14 @@ async def main_async(args: argparse.Namespace) -> list[tuple[str, float, str, fl
 def main() -> None:
     args = parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, routes=bench_routes, embedded_worker=False)
         return
     if args.load:
         load_httpx(args.load)
         return
     started = time.perf_counter()
     figures = asyncio.run(main_async(args))
-    console.print(f"finished in {time.perf_counter() - started:.1f} s "
-                  f"({'quick' if args.quick else 'full'} mode); at the end: {machine_load()}")
-    for name, value, op, target in figures:
-        if not meets(value, op, target):
-            console.print(f"{name}: goal missed (see bench/README.md)")
-    for name, value, op, target in figures:
-        print(ratio_line(name, value, op, target), flush=True)
+    report(figures, started=started, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -37,12 +37,11 @@ from _common import (
     connect,
     console,
     machine_load,
-    meets,
     ms,
     parse_args,
     percentile,
     progress,
-    ratio_line,
+    report,
     server_facts,
     server_url,
 )
@@ -455,13 +454,7 @@ def main() -> None:
     args = parse_args(__doc__.splitlines()[0] if __doc__ else "audit benchmark")
     started = time.perf_counter()
     figures = asyncio.run(main_async(args.quick, args.seed))
-    console.print(f"finished in {time.perf_counter() - started:.1f} s "
-                  f"({'quick' if args.quick else 'full'} mode); at the end: {machine_load()}")
-    for name, value, op, target in figures:
-        if not meets(value, op, target):
-            console.print(f"{name}: goal missed (see bench/README.md for the known causes)")
-    for name, value, op, target in figures:
-        print(ratio_line(name, value, op, target), flush=True)
+    report(figures, started=started, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -40,35 +40,46 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from _common import (
-    ROOT,
     WRK_SCRIPT,
+    AppServer,
     BenchDatabase,
+    ExtraRoute,
+    Figures,
+    Round,
+    TableRows,
+    Variant,
+    api_token,
+    argument_parser,
     bench_database,
+    bench_line,
     connect,
     console,
+    copy_rows,
+    fresh_token,
+    httpx_load,
+    load_generator,
     machine_load,
-    meets,
     percentile,
+    product_token,
     progress,
-    ratio_line,
+    report,
+    serve,
     server_facts,
     server_url,
-    wait_for_http,
+    timed_round,
 )
 
 from policies.catalogue import BUILTIN, Catalogue, Setting, SettingType, Value
@@ -80,6 +91,9 @@ from policies.resolve import (
     compile_policy,
     resolve_settings,
 )
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 SCRIPT = Path(__file__).resolve()
 DECISION = "decision"
@@ -109,15 +123,7 @@ RESOLVE_SHAPE = {"units": 200, "max_depth": 10, "groups": 50, "rules": 300}
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small data and short rounds (seconds)")
-    parser.add_argument("--seed", type=int, default=20240601, help="random seed")
-    parser.add_argument("--connections", type=int, default=32, help="concurrent connections of the load generator")
-    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
-                        help="load generator (auto: wrk when on PATH)")
-    parser.add_argument("--serve", metavar="CONFIG", help=argparse.SUPPRESS)
-    parser.add_argument("--load", metavar="CONFIG", help=argparse.SUPPRESS)
-    return parser.parse_args()
+    return argument_parser((__doc__ or "").splitlines()[0], serves=True, loads=True).parse_args()
 
 
 # --- the organisation, as plain data ------------------------------------------------------
@@ -255,7 +261,7 @@ async def load_organisation(bench: BenchDatabase, cfg: Config, rng: random.Rando
                   uuid.UUID(r.target_id) if r.target_kind is TargetKind.UNIT else None,
                   uuid.UUID(r.target_id) if r.target_kind is TargetKind.GROUP else None)
                  for r in shape.rules]
-        tables: list[tuple[str, list[str], list[tuple[Any, ...]]]] = [
+        tables: list[TableRows] = [
             ("units", ["id", "tenant_id", "created_at", "updated_at", "name", "path", "depth", "parent_id"], units),
             ("groups", ["id", "tenant_id", "created_at", "updated_at", "name", "description", "priority"], groups),
             ("members", ["id", "tenant_id", "created_at", "updated_at", "email", "name", "roles", "status",
@@ -268,14 +274,10 @@ async def load_organisation(bench: BenchDatabase, cfg: Config, rng: random.Rando
              choices),
         ]
         started = time.perf_counter()
-        with progress() as bar:
-            task = bar.add_task("rows (COPY)", total=sum(len(rows) for _, _, rows in tables))
-            async with admin.transaction():
-                for table, columns, rows in tables:
-                    await admin.copy_records_to_table(table, records=rows, columns=columns)
-                    bar.advance(task, len(rows))
-                # As a rule change through the service would: a new policy version.
-                await admin.execute("UPDATE organisations SET policy_version = 1 WHERE id = $1", tenant)
+        async with admin.transaction():
+            await copy_rows(admin, tables)
+            # As a rule change through the service would: a new policy version.
+            await admin.execute("UPDATE organisations SET policy_version = 1 WHERE id = $1", tenant)
         await admin.execute("VACUUM (ANALYZE)")
         console.print(f"loaded {len(members):,} members, {len(units) + 1} units (depth <= {cfg.max_depth}), "
                       f"{len(groups)} groups, {len(memberships):,} memberships, {len(rules)} rules, "
@@ -283,20 +285,6 @@ async def load_organisation(bench: BenchDatabase, cfg: Config, rng: random.Rando
     finally:
         await admin.close()
     return Loaded(org.id, slug, [m[0] for m in members], shape)
-
-
-async def api_token(bench: BenchDatabase, org_id: uuid.UUID) -> str:
-    """An administrator's API token, only to register the product's client through the API."""
-    from app.runtime import orm
-    from tenants import db
-    from tenants.actors import system_actor
-    from tenants.ids import OrgId
-    from tenants.tokens import service as tokens
-
-    async with orm(bench.urls, pool_size=1), db.tenant_transaction(OrgId(org_id)):
-        _, text = await tokens.create_token("bench", ["products:write", "products:read"], expires_in=None,
-                                            actor=system_actor("bench"))
-    return text
 
 
 async def sample_answer(bench: BenchDatabase, org_id: uuid.UUID, member_ids: Sequence[uuid.UUID]) -> bytes:
@@ -347,24 +335,12 @@ async def compile_timings(bench: BenchDatabase, org_id: uuid.UUID, repeats: int)
 # --- the server -------------------------------------------------------------------------
 
 
-def serve(config_path: str) -> None:
-    """The app as ``tenantry serve`` runs it (``create_app``, one uvicorn worker, JSON access
-    logs to stderr, here a file) plus the bare route and a bench-only counter."""
-    import uvicorn
+def bench_routes(app: Starlette, cfg: dict[str, Any]) -> list[ExtraRoute]:
+    """The bare route, right before the decision route, and a count of the cached answers."""
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from app.database import DatabaseUrls
-    from app.factory import create_app
-    from app.logs import configure_logging
-    from app.settings import Settings
-
-    cfg = json.loads(Path(config_path).read_text())
-    settings = Settings(secret_key=cfg["secret_key"], public_url=cfg["public_url"], host="127.0.0.1",
-                        port=cfg["port"], data_dir=Path(cfg["data_dir"]), log_json=True)
-    configure_logging(settings.log_level, json_lines=True)
-    app = create_app(settings, DatabaseUrls(admin=cfg["admin_url"], app=cfg["app_url"]))
     body = Path(cfg["bare_body"]).read_bytes()
     headers = {"ETag": '"bench-bare-etag-0123456789abcdef"', "Cache-Control": "private, no-cache",
                "Vary": "Authorization"}
@@ -375,101 +351,10 @@ def serve(config_path: str) -> None:
     async def cached(request: Request) -> Response:
         return JSONResponse({"answers": len(app.state.decisions._answers)})
 
-    routes = app.router.routes
-    at = next(i for i, r in enumerate(routes) if getattr(r, "path", "") == "/v1/members/{id}/settings")
-    routes.insert(at, Route("/bench/bare/{id}", bare, methods=["GET"]))
-    routes.insert(0, Route("/bench/cached", cached, methods=["GET"]))
-    uvicorn.run(app, host="127.0.0.1", port=cfg["port"], log_config=None, proxy_headers=True,
-                server_header=False)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float:
-    fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields_[11]) + int(fields_[12])) / CLK_TCK
-
-
-class AppServer:
-    def __init__(self, workdir: Path, bench: BenchDatabase, body: bytes) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
-        body_path = workdir / "bare.json"
-        body_path.write_bytes(body)
-        self.config_path = workdir / "server.json"
-        self.config_path.write_text(json.dumps({
-            "secret_key": "bench-secret-" + "k" * 40, "public_url": self.url, "port": self.port,
-            "data_dir": str(workdir / "data"), "admin_url": bench.urls.admin, "app_url": bench.urls.app,
-            "bare_body": str(body_path),
-        }))
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(SCRIPT), "--serve", str(self.config_path)],
-                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    async def wait_ready(self, limit: float = 60.0) -> None:
-        assert self.process is not None
-        await wait_for_http(self.url, "/healthz", self.process, "the app server", self.log_tail, limit)
-
-    def log_tail(self, limit: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
-
-    def errors_logged(self) -> int:
-        count = 0
-        with self.log_path.open(errors="replace") as log:
-            for line in log:
-                count += '"level": "error"' in line or '"status": 5' in line or "Traceback" in line
-        return count
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
-async def product_token(url: str, admin_token: str) -> tuple[dict[str, Any], str]:
-    """Register a product and a client with ``settings:read`` through the API; a token for it."""
-    headers = {"Authorization": f"Bearer {admin_token}"}
-    async with httpx.AsyncClient(base_url=url, timeout=10, headers=headers) as client:
-        product = await client.post("/v1/products", json={"key": f"bench{uuid.uuid4().hex[:6]}", "name": "Bench"})
-        product.raise_for_status()
-        registered = await client.post(f"/v1/products/{product.json()['id']}/clients",
-                                       json={"name": "bench", "scopes": ["settings:read"]})
-        registered.raise_for_status()
-    client_info = dict(registered.json())
-    return client_info, await fresh_token(url, client_info)
-
-
-async def fresh_token(url: str, client_info: dict[str, Any]) -> str:
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        issued = await client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                   auth=(client_info["client_id"], client_info["client_secret"]))
-        issued.raise_for_status()
-    return str(issued.json()["access_token"])
+    return [
+        ExtraRoute(Route("/bench/bare/{id}", bare, methods=["GET"]), before="/v1/members/{id}/settings"),
+        ExtraRoute(Route("/bench/cached", cached, methods=["GET"])),
+    ]
 
 
 async def warm(url: str, token: str, member_ids: Sequence[uuid.UUID], concurrency: int = 8) -> float:
@@ -499,29 +384,6 @@ async def warm(url: str, token: str, member_ids: Sequence[uuid.UUID], concurrenc
 # --- load generators --------------------------------------------------------------------
 
 
-
-@dataclass(slots=True)
-class Round:
-    requests: int
-    seconds: float
-    p50: float
-    p99: float
-    errors: int
-    #: CPU seconds the app process used during the round.
-    server_cpu: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
-def _parse_bench_line(text: str) -> dict[str, Any]:
-    line = next((x for x in text.splitlines() if x.startswith("BENCH ")), None)
-    if line is None:
-        raise RuntimeError(f"the load generator gave no result:\n{text[-2000:]}")
-    return dict(json.loads(line.removeprefix("BENCH ")))
-
-
 async def run_load(kind: str, url: str, paths_file: Path, workdir: Path, token: str, seconds: float,
                    connections: int, server_pid: int) -> Round:
     """One timed round in a separate process (``wrk`` or this script's ``--load``)."""
@@ -535,85 +397,31 @@ async def run_load(kind: str, url: str, paths_file: Path, workdir: Path, token: 
         config.write_text(json.dumps({"url": url, "paths": str(paths_file), "seconds": seconds,
                                       "connections": connections}))
         argv = [sys.executable, str(SCRIPT), "--load", str(config)]
-    cpu_before = process_cpu(server_pid)
-    process = await asyncio.create_subprocess_exec(
-        *argv, env={**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_TOKEN": token},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await process.communicate()
-    cpu = process_cpu(server_pid) - cpu_before
-    data = _parse_bench_line(out.decode(errors="replace"))
-    return Round(data["requests"], data["duration_us"] / 1e6, data["p50_us"] / 1e6, data["p99_us"] / 1e6,
-                 data["status_errors"] + data["socket_errors"], cpu)
+    return await timed_round(argv, {"BENCH_PATHS": str(paths_file), "BENCH_TOKEN": token}, server_pid)
 
 
 def load_httpx(config_path: str) -> None:
-    """``--load``: N concurrent requests with one httpx client; prints wrk's BENCH line."""
+    """``--load``: N concurrent GETs with one httpx client; prints wrk's BENCH line."""
     cfg = json.loads(Path(config_path).read_text())
     paths = Path(cfg["paths"]).read_text().split()
-    token = os.environ["BENCH_TOKEN"]
+    headers = {"Authorization": f"Bearer {os.environ['BENCH_TOKEN']}", "Accept": "application/json"}
 
-    async def main() -> None:
-        latencies: list[float] = []
-        errors = 0
-        counter = 0
-        limit = int(cfg["seconds"] * 50_000)
-        limits = httpx.Limits(max_connections=cfg["connections"], max_keepalive_connections=cfg["connections"])
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        async with httpx.AsyncClient(base_url=cfg["url"], timeout=10, limits=limits, headers=headers) as client:
-            deadline = time.perf_counter() + cfg["seconds"]
+    def send(client: httpx.AsyncClient, n: int) -> Awaitable[httpx.Response]:
+        return client.get(paths[n % len(paths)])
 
-            async def worker() -> None:
-                nonlocal counter, errors
-                while counter < limit and time.perf_counter() < deadline:
-                    path = paths[counter % len(paths)]
-                    counter += 1
-                    started = time.perf_counter()
-                    response = await client.get(path)
-                    latencies.append(time.perf_counter() - started)
-                    errors += response.status_code != 200
-
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(cfg["connections"])))
-            wall = time.perf_counter() - started
-        print("BENCH " + json.dumps({
-            "requests": len(latencies), "duration_us": int(wall * 1e6),
-            "p50_us": int(percentile(latencies, 50) * 1e6), "p99_us": int(percentile(latencies, 99) * 1e6),
-            "status_errors": errors, "socket_errors": 0,
-        }), flush=True)
-
-    asyncio.run(main())
-
-
-@dataclass(slots=True)
-class Variant:
-    name: str
-    paths_file: Path
-    rounds: list[Round] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        seconds = sum(r.seconds for r in self.rounds)
-        return sum(r.requests for r in self.rounds) / seconds if seconds else 0.0
-
-    def median(self, attr: str) -> float:
-        return float(statistics.median(getattr(r, attr) for r in self.rounds))
-
-    @property
-    def cpu_per_request(self) -> float:
-        return sum(r.server_cpu for r in self.rounds) / max(1, sum(r.requests for r in self.rounds))
-
-    @property
-    def errors(self) -> int:
-        return sum(r.errors for r in self.rounds)
+    summary = asyncio.run(httpx_load(cfg["url"], send, seconds=cfg["seconds"], connections=cfg["connections"],
+                                     headers=headers))
+    print(bench_line(summary), flush=True)
 
 
 async def measure_http(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argparse.Namespace,
                        workdir: Path) -> tuple[Variant, Variant, str]:
-    kind = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+    kind = load_generator(args.client)
     body = await sample_answer(bench, loaded.org_id, loaded.member_ids)
-    admin_token = await api_token(bench, loaded.org_id)
-    server = AppServer(workdir, bench, body)
+    admin_token = await api_token(bench.urls, loaded.org_id)
+    body_path = workdir / "bare.json"
+    body_path.write_bytes(body)
+    server = AppServer(SCRIPT, workdir, bench.urls, config={"bare_body": str(body_path)})
     rng = random.Random(args.seed + 1)
     ids = list(loaded.member_ids)
     sequence = [rng.choice(ids) for _ in range(20_000)]
@@ -626,7 +434,7 @@ async def measure_http(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: 
     server.start()
     try:
         await server.wait_ready()
-        client_info, token = await product_token(server.url, admin_token)
+        client_info, token = await product_token(server.url, admin_token, ["settings:read"])
         token_at = time.monotonic()
         console.print(f"server pid {server.pid} at {server.url}; decision body {len(body):,} bytes; "
                       f"load generator {kind}, {args.connections} connections, {cfg.rounds} rounds x "
@@ -653,7 +461,7 @@ async def measure_http(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: 
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
             cached_after = (await client.get("/bench/cached")).json()["answers"]
         console.print(f"answers in the cache after the rounds: {cached_after:,}")
-        logged = server.errors_logged()
+        logged = len(server.errors_logged())
         if logged:
             console.print(f"[red]the server logged {logged} errors or 5xx; tail:[/]\n{server.log_tail()}")
     finally:
@@ -738,7 +546,7 @@ def measure_resolve(cfg: Config, seed: int) -> ResolveFigures:
 # --- main --------------------------------------------------------------------------------
 
 
-async def main_async(args: argparse.Namespace) -> list[tuple[str, float, str, float]]:
+async def main_async(args: argparse.Namespace) -> Figures:
     cfg = QUICK if args.quick else FULL
     rng = random.Random(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="tenantry-bench-decision-"))
@@ -790,20 +598,14 @@ async def main_async(args: argparse.Namespace) -> list[tuple[str, float, str, fl
 def main() -> None:
     args = parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, routes=bench_routes)
         return
     if args.load:
         load_httpx(args.load)
         return
     started = time.perf_counter()
     figures = asyncio.run(main_async(args))
-    console.print(f"finished in {time.perf_counter() - started:.1f} s "
-                  f"({'quick' if args.quick else 'full'} mode); at the end: {machine_load()}")
-    for name, value, op, target in figures:
-        if not meets(value, op, target):
-            console.print(f"{name}: goal missed (see bench/README.md)")
-    for name, value, op, target in figures:
-        print(ratio_line(name, value, op, target), flush=True)
+    report(figures, started=started, quick=args.quick)
 
 
 if __name__ == "__main__":

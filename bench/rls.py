@@ -32,12 +32,11 @@ from _common import (
     connect,
     console,
     machine_load,
-    meets,
     ms,
     parse_args,
     percentile,
     progress,
-    ratio_line,
+    report,
     server_facts,
     server_url,
 )
@@ -432,14 +431,8 @@ def main() -> None:
     args = parse_args(__doc__.splitlines()[0] if __doc__ else "rls benchmark")
     started = time.perf_counter()
     figures, index_cond = asyncio.run(main_async(args.quick, args.seed))
-    console.print(f"finished in {time.perf_counter() - started:.1f} s "
-                  f"({'quick' if args.quick else 'full'} mode); at the end: {machine_load()}")
-    for name, value, op, target in figures:
-        if not meets(value, op, target):
-            console.print(f"{name}: goal missed (see bench/README.md for the known causes)")
-    print(f"explain tenant predicate in Index Cond: {'yes' if index_cond else 'no'}", flush=True)
-    for name, value, op, target in figures:
-        print(ratio_line(name, value, op, target), flush=True)
+    report(figures, started=started, quick=args.quick,
+           notes=[f"explain tenant predicate in Index Cond: {'yes' if index_cond else 'no'}"])
 
 
 if __name__ == "__main__":

@@ -30,32 +30,29 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from _common import (
-    ROOT,
+    AppServer,
     BenchDatabase,
+    Figures,
+    argument_parser,
     bench_database,
     connect,
     console,
     machine_load,
-    meets,
     percentile,
-    ratio_line,
+    report,
+    serve,
     server_facts,
     server_url,
-    wait_for_http,
 )
 
 from tenants.audit.sealer import seal_all  # _common puts the checkout on sys.path
@@ -82,93 +79,8 @@ FULL = Config(members=500, patch_rounds=8, patches_per_round=400, sync_users=10_
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small data and few rounds (seconds)")
-    parser.add_argument(
-        "--seed", type=int, default=20240601, help="unused: the data is deterministic"
-    )
-    parser.add_argument("--serve", metavar="CONFIG", help=argparse.SUPPRESS)
-    return parser.parse_args()
-
-
-def serve(config_path: str) -> None:
-    """The app as ``tenantry serve`` runs it: ``create_app``, one uvicorn worker, JSON logs."""
-    import uvicorn
-
-    from app.database import DatabaseUrls
-    from app.factory import create_app
-    from app.logs import configure_logging
-    from app.settings import Settings
-
-    cfg = json.loads(Path(config_path).read_text())
-    settings = Settings(
-        secret_key=cfg["secret_key"],
-        public_url=cfg["public_url"],
-        host="127.0.0.1",
-        port=cfg["port"],
-        data_dir=Path(cfg["data_dir"]),
-        log_json=True,
-        embedded_worker=False,
-    )
-    configure_logging(settings.log_level, json_lines=True)
-    app = create_app(settings, DatabaseUrls(admin=cfg["admin_url"], app=cfg["app_url"]))
-    uvicorn.run(app, host="127.0.0.1", port=cfg["port"], log_config=None, server_header=False)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class AppServer:
-    def __init__(self, workdir: Path, bench: BenchDatabase) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
-        self.config_path = workdir / "server.json"
-        self.config_path.write_text(
-            json.dumps(
-                {
-                    "secret_key": "bench-secret-" + "k" * 40,
-                    "public_url": self.url,
-                    "port": self.port,
-                    "data_dir": str(workdir / "data"),
-                    "admin_url": bench.urls.admin,
-                    "app_url": bench.urls.app,
-                }
-            )
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(SCRIPT), "--serve", str(self.config_path)],
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def log_tail(self, limit: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
-
-    async def wait_ready(self) -> None:
-        assert self.process is not None
-        await wait_for_http(self.url, "/healthz", self.process, "the app server", self.log_tail)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+    # --seed is accepted like every benchmark's but unused: the data is deterministic.
+    return argument_parser((__doc__ or "").splitlines()[0], serves=True).parse_args()
 
 
 async def new_organisation(bench: BenchDatabase, label: str) -> tuple[uuid.UUID, str, str]:
@@ -388,7 +300,7 @@ async def patch_round(
     return latencies
 
 
-async def main_async(args: argparse.Namespace) -> list[tuple[str, float, str, float]]:
+async def main_async(args: argparse.Namespace) -> Figures:
     cfg = QUICK if args.quick else FULL
     workdir = Path(tempfile.mkdtemp(prefix="tenantry-bench-scim-"))
     try:
@@ -396,7 +308,7 @@ async def main_async(args: argparse.Namespace) -> list[tuple[str, float, str, fl
             console.print(await server_facts(server))
             console.print(f"at start: {machine_load()}")
             async with bench_database(server) as bench:
-                app = AppServer(workdir, bench)
+                app = AppServer(SCRIPT, workdir, bench.urls)
                 app.start()
                 try:
                     await app.wait_ready()
@@ -407,9 +319,7 @@ async def main_async(args: argparse.Namespace) -> list[tuple[str, float, str, fl
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def measure(
-    cfg: Config, bench: BenchDatabase, app: AppServer
-) -> list[tuple[str, float, str, float]]:
+async def measure(cfg: Config, bench: BenchDatabase, app: AppServer) -> Figures:
     from app.runtime import orm
 
     async with (
@@ -484,20 +394,11 @@ async def measure(
 def main() -> None:
     args = parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, embedded_worker=False)
         return
     started = time.perf_counter()
     figures = asyncio.run(main_async(args))
-    console.print(
-        f"finished in {time.perf_counter() - started:.1f} s "
-        f"({'quick' if args.quick else 'full'} mode); at the end: {machine_load()} "
-        f"({datetime.now(UTC):%H:%M:%S} UTC)"
-    )
-    for name, value, op, target in figures:
-        if not meets(value, op, target):
-            console.print(f"{name}: goal missed (see bench/README.md)")
-    for name, value, op, target in figures:
-        print(ratio_line(name, value, op, target), flush=True)
+    report(figures, started=started, quick=args.quick)
 
 
 if __name__ == "__main__":

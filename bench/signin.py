@@ -43,15 +43,13 @@ import re
 import resource
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,15 +57,35 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as ``python bench/signin.py`` from a checkout
-    sys.path.insert(0, str(ROOT))
+import httpx
+from _common import (
+    CLK_TCK,
+    ROOT,
+    WRK_SCRIPT,
+    AppServer,
+    argument_parser,
+    bench_database,
+    console,
+    free_port,
+    httpx_load,
+    load_generator,
+    ms,
+    parse_bench_line,
+    percentile,
+    process_cpu,
+    progress,
+    report,
+    run_server,
+    served_app,
+    server_facts,
+    server_url,
+)
 
-import httpx  # noqa: E402
+from tenants.actors import Actor, ActorKind  # _common puts the checkout on sys.path
+from tenants.ids import OrgId
+from tenants.permissions import Permission
 
-from tenants.actors import Actor, ActorKind  # noqa: E402
-from tenants.ids import OrgId  # noqa: E402
-from tenants.permissions import Permission  # noqa: E402
+SCRIPT = Path(__file__).resolve()
 
 ALL_PERMISSIONS = frozenset(Permission)
 CLIENT_ID = "tenantry-bench"
@@ -107,9 +125,7 @@ FULL = Config(accounts=40, batch=400, rounds=4, callback_concurrency=8, prep_thr
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small batches and short rounds (< 1 min)")
-    parser.add_argument("--seed", type=int, default=20240601, help="random seed (same for both variants)")
+    parser = argument_parser(__doc__.split("\n\n")[0], serves=True)
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
                         help="load generator for auth_overhead (auto: wrk when on PATH)")
     parser.add_argument("--profile", nargs="?", const="cprofile", choices=("cprofile", "py-spy"),
@@ -117,7 +133,6 @@ def parse_args() -> argparse.Namespace:
                              "its time goes: cprofile (default; CPU clock, in the app) or py-spy (sampling)")
     parser.add_argument("--only", choices=("callbacks", "auth"),
                         help="measure one figure only (for working on it; the full run measures both)")
-    parser.add_argument("--serve", metavar="CONFIG_JSON", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -300,22 +315,11 @@ class BenchASGI:
 def serve(config_path: str) -> None:
     """The app as ``tenantry serve`` runs it (one uvicorn worker, JSON access logs to
     stderr, here a file), with the bench's hooks."""
-    import uvicorn
-
-    from app.database import DatabaseUrls
-    from app.factory import create_app
-    from app.logs import configure_logging
-    from app.settings import Settings
     from app.web.ratelimit import RateLimiter
 
     cfg = json.loads(Path(config_path).read_text())
-    configure_logging("INFO", json_lines=True)
-    settings = Settings(secret_key=cfg["secret_key"], public_url=cfg["public_url"], host="127.0.0.1",
-                        port=cfg["port"], data_dir=Path(cfg["data_dir"]), log_json=True,
-                        pool_size=cfg["pool_size"])
-    urls = DatabaseUrls(admin=cfg["admin_url"], app=cfg["app_url"])
     authenticator = OpenAuthenticator(OrgId(uuid.UUID(cfg["org_id"]))) if cfg["auth"] == "open" else None
-    app = create_app(settings, urls, authenticator=authenticator)
+    app = served_app(cfg, authenticator=authenticator, pool_size=cfg["pool_size"])
     # Every code is prepared from 127.0.0.1: lift the per-address sign-in limit (30 per
     # 5 minutes). The callback itself does not consult it.
     app.state.web.login_limiter = RateLimiter(10**9, 1.0)
@@ -325,28 +329,17 @@ def serve(config_path: str) -> None:
     for pattern, transport in list(rp_http._mounts.items()):
         if transport is not None:
             rp_http._mounts[pattern] = TimingTransport(transport, stats)
-    uvicorn.run(BenchASGI(app, stats), host="127.0.0.1", port=cfg["port"], log_config=None,
-                proxy_headers=True, server_header=False)
+    run_server(BenchASGI(app, stats), cfg["port"])
 
 
 # --- processes and CPU accounting --------------------------------------------------------
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _proc_cpu(pid: int) -> float | None:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return process_cpu(pid)
+    except OSError:  # the process is gone
         return None
-    fields_ = text.rsplit(")", 1)[1].split()
-    return (int(fields_[11]) + int(fields_[12])) / CLK_TCK
 
 
 def _postgres_backends(database: str) -> list[int]:
@@ -399,39 +392,16 @@ class CpuMeter:
         self.used["other processes"] += max(0.0, machine - sum(self.used.values()))
 
 
-class AppServer:
-    """One app process (``--serve``), a single uvicorn worker on its own port."""
+class SigninServer(AppServer):
+    """One app process (``--serve``) of this script: the ``auth`` it checks requests with
+    (``bearer`` tokens, or ``open``: everyone is ``org_id`` with every permission), and its
+    ``/__bench/…`` controls."""
 
     def __init__(self, name: str, workdir: Path, *, port: int, auth: str, org_id: OrgId, db_urls: Any,
                  secret_key: str, pool_size: int = 10) -> None:
-        self.name = name
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = workdir / f"server-{name}.log"
-        config = {
-            "secret_key": secret_key, "public_url": self.url, "port": port, "auth": auth,
-            "org_id": str(org_id), "admin_url": db_urls.admin, "app_url": db_urls.app,
-            "data_dir": str(workdir / f"data-{name}"), "pool_size": pool_size,
-        }
-        self.config_path = workdir / f"server-{name}.json"
-        self.config_path.write_text(json.dumps(config))
-        self.process: subprocess.Popen[bytes] | None = None
-        self.pid = 0
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--serve", str(self.config_path)],
-                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )
-        self.pid = self.process.pid
-
-    async def wait_ready(self, within: float = 60.0) -> None:
-        from _common import wait_for_http
-
-        assert self.process is not None
-        await wait_for_http(self.url, "/__bench/stats", self.process, f"app server {self.name}", self.log_tail,
-                            within)
+        super().__init__(SCRIPT, workdir, db_urls, name=name, port=port, secret_key=secret_key,
+                         ready_path="/__bench/stats",
+                         config={"auth": auth, "org_id": str(org_id), "pool_size": pool_size})
 
     async def control(self, what: str, profile: Path | None = None) -> dict[str, Any]:
         query = f"?{urlencode({'profile': str(profile)})}" if profile else ""
@@ -440,36 +410,9 @@ class AppServer:
             response.raise_for_status()
             return dict(response.json())
 
-    def log_tail(self, limit: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
-
-    def errors_logged(self) -> list[str]:
-        """Log lines at error level or with a 5xx status (the access log is JSON lines)."""
-        found = []
-        try:
-            with self.log_path.open(errors="replace") as log:
-                for line in log:
-                    if '"level": "error"' in line or '"status": 5' in line or "Traceback" in line:
-                        found.append(line.strip()[:300])
-        except OSError:
-            pass
-        return found
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
 
 @contextmanager
-def running(servers: Sequence[AppServer]) -> Iterator[None]:
+def running(servers: Sequence[SigninServer]) -> Iterator[None]:
     try:
         for server in servers:
             server.start()
@@ -506,8 +449,6 @@ class Profiler:
         self.workdir = workdir
         self.exe = shutil.which("py-spy") if kind == "py-spy" else None
         if kind == "py-spy" and self.exe is None:
-            from _common import console
-
             console.print("[yellow]--profile py-spy: py-spy is not installed (pip install py-spy); no profiles[/]")
             self.kind = None
 
@@ -535,8 +476,6 @@ class Profiler:
 
 
 def _report_cprofile(profile: Profile, units: int, unit: str, top: int) -> None:
-    from _common import console
-
     if not profile.path.exists() or units == 0:
         console.print(f"profile {profile.label}: nothing recorded")
         return
@@ -572,8 +511,6 @@ def _where(filename: str) -> str:
 
 
 def _report_py_spy(profile: Profile, top: int) -> None:
-    from _common import console
-
     assert profile.process is not None
     try:
         profile.process.wait(timeout=60)
@@ -676,8 +613,6 @@ async def create_data(db_urls: Any, cfg: Config, *, slug: str, issuer: str, secr
     """One organisation through the service: members (the first ``accounts`` linked to the
     provider's accounts by subject, as after their first sign-in), an all-scopes API
     token, and the SSO connection to the test provider."""
-    from _common import console, progress
-
     from app.runtime import orm
     from tenants import db
     from tenants.actors import system_actor
@@ -864,10 +799,8 @@ async def run_callbacks(app_url: str, pendings: Sequence[Pending], concurrency: 
     return ok, failures, wall, latencies
 
 
-async def figure_callbacks(cfg: Config, server: AppServer, setup: Setup, provider_pid: int,
+async def figure_callbacks(cfg: Config, server: SigninServer, setup: Setup, provider_pid: int,
                            profiler: Profiler, database: str) -> list[CallbackRound]:
-    from _common import console, progress
-
     loop = asyncio.get_running_loop()
     browsers = await loop.run_in_executor(
         None, lambda: [open_browser(server.url, setup.slug, sub) for sub in setup.subjects])
@@ -922,8 +855,6 @@ async def figure_callbacks(cfg: Config, server: AppServer, setup: Setup, provide
 
 
 def report_callbacks(rounds: Sequence[CallbackRound], cfg: Config) -> float:
-    from _common import console, ms, percentile
-
     ok = sum(r.ok for r in rounds)
     failed = sum(sum(r.failures.values()) for r in rounds)
     wall = sum(r.wall for r in rounds)
@@ -971,8 +902,6 @@ def report_callbacks(rounds: Sequence[CallbackRound], cfg: Config) -> float:
 
 def contention_note(other_seconds: float, wall: float) -> None:
     """Say so when something else kept the machine busy: wall-clock figures then suffer."""
-    from _common import console
-
     if wall > 0 and other_seconds / wall > 0.15:
         console.print(f"  [yellow]other processes used {other_seconds / wall:.2f} cores during the timed rounds: "
                       f"wall-clock figures (req/s, latency) are depressed; CPU-per-request figures much less[/]")
@@ -992,6 +921,12 @@ class LoadResult:
     cpu: float = 0.0
     cpu_by: Counter[str] = field(default_factory=Counter)
 
+    @classmethod
+    def of(cls, summary: dict[str, int]) -> LoadResult:
+        """From a load generator's summary (``parse_bench_line``, ``httpx_load``)."""
+        return cls(summary["requests"], summary["duration_us"] / 1e6, summary["p50_us"] / 1e6,
+                   summary["p99_us"] / 1e6, summary["status_errors"] + summary["socket_errors"])
+
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
@@ -1010,47 +945,23 @@ async def load_wrk(url: str, paths_file: Path, script: Path, token: str, seconds
     out, _ = await process.communicate()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     meter.used["load generator"] += (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
-    text = out.decode(errors="replace")
-    line = next((x for x in text.splitlines() if x.startswith("BENCH ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk gave no result:\n{text}")
-    data = json.loads(line.removeprefix("BENCH "))
-    return LoadResult(data["requests"], data["duration_us"] / 1e6, data["p50_us"] / 1e6, data["p99_us"] / 1e6,
-                      data["status_errors"] + data["socket_errors"])
+    return LoadResult.of(parse_bench_line(out.decode(errors="replace")))
 
 
 async def load_httpx(url: str, paths: Sequence[str], token: str, seconds: float, concurrency: int) -> LoadResult:
-    from _common import percentile
+    """A round from an httpx client in this process (its CPU is counted as the load generator's)."""
 
-    latencies: list[float] = []
-    errors = 0
-    counter = 0
-    limit = int(seconds * 50_000)  # bounded even if the server answered impossibly fast
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    def send(client: httpx.AsyncClient, n: int) -> Awaitable[httpx.Response]:
+        return client.get(paths[n % len(paths)])
+
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits, headers=headers) as client:
-        deadline = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            nonlocal counter, errors
-            while counter < limit and time.perf_counter() < deadline:
-                path = paths[counter % len(paths)]
-                counter += 1
-                started = time.perf_counter()
-                response = await client.get(path)
-                latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return LoadResult(len(latencies), wall, percentile(latencies, 50), percentile(latencies, 99), errors)
+    return LoadResult.of(await httpx_load(url, send, seconds=seconds, connections=concurrency, headers=headers))
 
 
 @dataclass(slots=True)
 class Variant:
     label: str
-    server: AppServer
+    server: SigninServer
     results: list[LoadResult] = field(default_factory=list)
 
     @property
@@ -1067,10 +978,8 @@ class Variant:
         return values[len(values) // 2] if values else float("nan")
 
 
-async def figure_auth(cfg: Config, setup: Setup, servers: dict[str, AppServer], workdir: Path, client_kind: str,
+async def figure_auth(cfg: Config, setup: Setup, servers: dict[str, SigninServer], workdir: Path, client_kind: str,
                       seed: int, profiler: Profiler, database: str) -> tuple[Variant, Variant]:
-    from _common import WRK_SCRIPT, progress
-
     rng = random.Random(seed)
     paths = [f"/v1/members/{rng.choice(setup.member_ids)}" for _ in range(20_000)]
     paths_file = workdir / "paths.txt"
@@ -1129,8 +1038,6 @@ async def figure_auth(cfg: Config, setup: Setup, servers: dict[str, AppServer], 
 
 
 def report_auth(authenticated: Variant, open_: Variant, client_kind: str, cfg: Config) -> float:
-    from _common import console, ms
-
     console.print()
     console.print(f"[bold]auth_overhead[/] — GET /v1/members/{{id}}, {cfg.api_concurrency} connections "
                   f"({client_kind}), {cfg.api_pairs} interleaved pairs of {cfg.api_seconds:g} s, "
@@ -1169,8 +1076,6 @@ def report_auth(authenticated: Variant, open_: Variant, client_kind: str, cfg: C
 
 
 async def bench(args: argparse.Namespace) -> None:
-    from _common import bench_database, console, meets, ratio_line, server_facts, server_url
-
     from tests.support.oidc_provider import (
         OidcAccount,
         OidcClient,
@@ -1180,7 +1085,7 @@ async def bench(args: argparse.Namespace) -> None:
 
     cfg = QUICK if args.quick else FULL
     random.seed(args.seed)
-    client_kind = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+    client_kind = load_generator(args.client)
     if client_kind == "wrk" and shutil.which("wrk") is None:
         raise SystemExit("--client wrk: wrk is not installed (apt-get install wrk)")
     started = time.perf_counter()
@@ -1209,7 +1114,7 @@ async def bench(args: argparse.Namespace) -> None:
                                       f"pid {provider.process.pid}")
                         setup = await create_data(bdb.urls, cfg, slug=slug, issuer=provider.issuer,
                                                   secret_key=secret_key)
-                        sso_server = AppServer("sso", workdir, port=sso_port, auth="bearer", org_id=setup.org_id,
+                        sso_server = SigninServer("sso", workdir, port=sso_port, auth="bearer", org_id=setup.org_id,
                                                db_urls=bdb.urls, secret_key=secret_key)
                         with running([sso_server]):
                             await sso_server.wait_ready()
@@ -1225,9 +1130,9 @@ async def bench(args: argparse.Namespace) -> None:
 
                 if args.only != "callbacks":
                     servers = {
-                        "bearer": AppServer("bearer", workdir, port=free_port(), auth="bearer", org_id=setup.org_id,
+                        "bearer": SigninServer("bearer", workdir, port=free_port(), auth="bearer", org_id=setup.org_id,
                                             db_urls=bdb.urls, secret_key=secret_key),
-                        "open": AppServer("open", workdir, port=free_port(), auth="open", org_id=setup.org_id,
+                        "open": SigninServer("open", workdir, port=free_port(), auth="open", org_id=setup.org_id,
                                           db_urls=bdb.urls, secret_key=secret_key),
                     }
                     with running(list(servers.values())):
@@ -1240,11 +1145,7 @@ async def bench(args: argparse.Namespace) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     console.print()
-    console.print("; ".join(f"{name}: {'goal met' if meets(value, op, target) else 'goal MISSED'}"
-                            for name, value, op, target in figures)
-                  + f"; total {time.perf_counter() - started:.0f} s")
-    for name, value, op, target in figures:
-        print(ratio_line(name, value, op, target), flush=True)
+    report(figures, started=started, quick=args.quick)
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,12 +36,13 @@ from pathlib import Path
 
 import httpx
 import orjson
-
 from _common import (
+    SECRET_KEY,
     BenchDatabase,
     bench_database,
     connect,
     console,
+    free_port,
     machine_load,
     meets,
     parse_args,
@@ -148,7 +148,7 @@ def rss_kib(pid: int) -> tuple[int, int]:
 
 def spawn(args: list[str], bench: BenchDatabase, workdir: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": bench.urls.admin, "APP_DATABASE_URL": bench.urls.app,
-           "TENANTRY_SECRET_KEY": "bench-secret-" + "k" * 40, "TENANTRY_DATA_DIR": str(workdir),
+           "TENANTRY_SECRET_KEY": SECRET_KEY, "TENANTRY_DATA_DIR": str(workdir),
            "TENANTRY_EMBEDDED_WORKER": "false", "LOG_FORMAT": "console"}
     found = shutil.which("tenantry")
     command = [found] if found else [sys.executable, "-m", "app.cli"]
@@ -209,12 +209,6 @@ async def workflow(bench: BenchDatabase, org: uuid.UUID, leaver: uuid.UUID, coun
     finally:
         await admin.close()
     return seconds, wall, (first_rss, max_rss, peak)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def ingest(bench: BenchDatabase, token: str, product: uuid.UUID, member: uuid.UUID,

@@ -227,7 +227,7 @@ async def row_counts(conn: asyncpg.Connection) -> dict[str, int]:
     await seal_all(wait=True)
     counts = {}
     for table in TENANT_TABLES:
-        counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608
+        counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
     return counts
 
 

@@ -83,6 +83,10 @@ class Worker:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    async def stopped(self) -> None:
+        """Wait until ``stop`` is called."""
+        await self._stop.wait()
+
     async def claim(self, limit: int, *, ahead: timedelta = timedelta(0)) -> list[Claimed]:
         conn = connections.get("default")
         _, rows = await conn.execute_query(

@@ -75,6 +75,16 @@ async def progress(conn: asyncpg.Connection, departure_id: str) -> tuple[str, li
     return status, steps
 
 
+async def worker_busy(conn: asyncpg.Connection, name: str, *, within: float) -> bool:
+    """Whether the worker ``name`` took a job within ``within`` seconds (waits for it)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await conn.fetchval("SELECT count(*) FROM jobs WHERE locked_by = $1", name):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def undelivered(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval(
         "SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'"))
@@ -95,7 +105,7 @@ async def test_a_departure_survives_twenty_sigkills_and_moves_every_item_exactly
     departure = await start(org, leaver["id"], reason="crash drill")
 
     rng = random.Random(20261125)
-    kills = 0
+    kills = interrupted = 0
     log = tmp_path / "workers.log"
     while kills < KILLS:
         # The product's receiver goes down mid-run and stays down until it has refused a
@@ -106,8 +116,13 @@ async def test_a_departure_survives_twenty_sigkills_and_moves_every_item_exactly
             receiver.down = False
         await time_passes(owner_conn)
         worker = spawn_worker(database_urls, settings, f"victim-{kills}", log)
-        await asyncio.sleep(rng.uniform(1.0, 4.0))
+        # Kill at a random moment once the worker has started working (or after a while
+        # if there is nothing left to do), so the kills land in the middle of the work.
+        busy = await worker_busy(owner_conn, f"victim-{kills}", within=4.0)
+        await asyncio.sleep(rng.uniform(0.0, 0.4))
         worker.send_signal(signal.SIGKILL)
+        interrupted += busy and await owner_conn.fetchval(
+            "SELECT count(*) FROM jobs WHERE locked_by = $1", f"victim-{kills}") > 0
         worker.wait(timeout=10)
         kills += 1
         # The killed worker's leases would expire after LEASE seconds; let that time pass.
@@ -115,6 +130,8 @@ async def test_a_departure_survives_twenty_sigkills_and_moves_every_item_exactly
             "UPDATE jobs SET lease_until = now() - interval '1 second' WHERE locked_by = $1",
             f"victim-{kills - 1}")
 
+    # Kills landed while the worker held a job (the others found that job or all work done).
+    assert interrupted >= KILLS // 4, interrupted
     survivor = spawn_worker(database_urls, settings, "survivor", log)
     try:
         deadline = time.monotonic() + 180
@@ -122,7 +139,7 @@ async def test_a_departure_survives_twenty_sigkills_and_moves_every_item_exactly
             if receiver.refused >= REFUSALS:
                 receiver.down = False
             await time_passes(owner_conn)
-            status, steps = await progress(owner_conn, departure["id"])
+            status, _steps = await progress(owner_conn, departure["id"])
             if status == "completed" and not await undelivered(owner_conn):
                 break
             assert survivor.poll() is None, log.read_text()[-3000:]

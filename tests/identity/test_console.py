@@ -11,9 +11,14 @@ import pytest
 from tests.conftest import OrgHandle, make_member
 from tests.identity.conftest import job_rows, run_jobs
 from tests.support.keycloak_fake import KeycloakFakeServer
-from tests.web.flows import WebClient, asgi_client, set_local_sign_in, set_password, text_of
-
-PASSWORD = "correct-horse-battery-staple"
+from tests.web.flows import (
+    PASSWORD,
+    WebClient,
+    asgi_client,
+    set_local_sign_in,
+    set_password,
+    text_of,
+)
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import OrgHandle, make_member, make_unit
-from tests.web.flows import asgi_client, set_local_sign_in, set_password
+from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password
 
-PASSWORD = "correct-horse-battery-staple"
 TOKEN = re.compile(r"<code>(tnt_[^<]+)</code>")
 
 

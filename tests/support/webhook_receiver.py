@@ -77,7 +77,7 @@ async def running_receiver() -> AsyncIterator[Receiver]:
     app = Starlette(routes=[Route("/hooks", receiver.handle, methods=["POST"])])
     server = _Quiet(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag only
         await asyncio.sleep(0.01)
     try:
         yield receiver

@@ -97,11 +97,15 @@ async def test_enqueueing_the_same_key_twice_makes_one_job(org: OrgHandle, owner
     assert await owner_conn.fetchval("SELECT count(*) FROM jobs WHERE key = 'same'") == 1
 
 
+async def enqueue_then_fail(org: OrgHandle) -> None:
+    async with db.tenant_transaction(org.id):
+        await jobs.enqueue("test.record", {"n": 1}, key="rolled-back")
+        raise RuntimeError("the change failed")
+
+
 async def test_a_job_rolled_back_with_its_transaction_never_runs(org: OrgHandle) -> None:
     with pytest.raises(RuntimeError):
-        async with db.tenant_transaction(org.id):
-            await jobs.enqueue("test.record", {"n": 1}, key="rolled-back")
-            raise RuntimeError("the change failed")
+        await enqueue_then_fail(org)
     assert await Worker(name="w").run_until_idle() == 0
 
 

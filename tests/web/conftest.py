@@ -1,5 +1,6 @@
 """Fixtures of the web tests: the real test OpenID provider and two organisations signed up
-to it (alpha and bravo), each with its own client at the provider.
+to it (alpha and bravo), each with its own client at the provider; and, from
+``tests/web/browser.py``, real Chromium with its tabs.
 
 The provider is session-scoped and only started when a test asks for it: one node process
 for every module, and no stale discovery or key cache in the app from a restarted provider
@@ -24,6 +25,7 @@ from tests.support.oidc_provider import (
     RunningProvider,
     run_oidc_provider,
 )
+from tests.web.browser import chromium, tab, tabs  # noqa: F401  (fixtures of the folder)
 from tests.web.flows import configure_sso
 
 ALPHA, BRAVO = "alpha", "bravo"

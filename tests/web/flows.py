@@ -35,6 +35,8 @@ from tenants.sso import service as sso
 from tests.support.oidc_provider import login_with_browserless_flow
 
 ACTOR: Actor = system_actor("web-tests")
+#: The password the tests give members who sign in with one.
+PASSWORD = "correct-horse-battery-staple"
 SESSION_COOKIE = "tenantry_session"
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 _addresses = itertools.count(1)

@@ -5,62 +5,27 @@ under the test's tmp_path; the pages must not trip the Content-Security-Policy."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
 from tests.conftest import OrgHandle, make_member, make_product
-from tests.web.flows import fresh_address, set_local_sign_in, set_password
-from tests.web.test_browser import Tab, chromium  # noqa: F401  (reused browser fixture)
+from tests.web.browser import OpenTab, sign_in_with_password
+from tests.web.flows import PASSWORD, set_local_sign_in, set_password
 
 pytestmark = [pytest.mark.browser]
 
-PASSWORD = "correct-horse-battery-staple"
 WHY = "Recovering a contract from Mia's files for the legal team, ticket LEG-12."
-
-OpenTab = Callable[[], Awaitable[Tab]]
-
-
-@pytest.fixture
-async def tabs(chromium: Browser, live_server: str) -> AsyncIterator[OpenTab]:  # noqa: F811
-    """One fresh browser context per person, each from its own client address."""
-    contexts = []
-
-    async def open_tab() -> Tab:
-        context = await chromium.new_context(
-            extra_http_headers={"X-Forwarded-For": fresh_address()},
-            viewport={"width": 1366, "height": 900},
-        )
-        contexts.append(context)
-        page = await context.new_page()
-        page.set_default_timeout(15_000)
-        tab = Tab(page, live_server)
-        page.on("console", tab.on_console)
-        page.on("pageerror", tab.on_page_error)
-        return tab
-
-    yield open_tab
-    for context in contexts:
-        await context.close()
 
 
 async def person(org: OrgHandle, name: str, role: str) -> dict[str, Any]:
     made = await make_member(org, name=name, roles=[role])
     await set_password(org.id, made["id"], PASSWORD)
     return made
-
-
-async def sign_in(tab: Tab, org: OrgHandle, email: str) -> None:
-    page = tab.page
-    await page.goto(f"{tab.base_url}/login/{org.slug}")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in with password").click()
 
 
 async def product_token(org: OrgHandle, product: dict[str, Any]) -> str:
@@ -93,7 +58,7 @@ async def test_admin_requests_access_another_approves_a_product_checks_and_the_m
     # Ada asks for access to Mia's files, with a justification.
     tab = await tabs()
     page = tab.page
-    await sign_in(tab, org, ada["email"])
+    await sign_in_with_password(tab, org, ada["email"])
     await tab.land("/console", tmp_path, "01-ada-console")
     nav = page.get_by_role("navigation", name="Console")
     await nav.get_by_role("link", name="Data access").click()
@@ -121,7 +86,7 @@ async def test_admin_requests_access_another_approves_a_product_checks_and_the_m
     # Olga, a privacy officer, finds it in the list and approves it.
     tab_olga = await tabs()
     officer_page = tab_olga.page
-    await sign_in(tab_olga, org, olga["email"])
+    await sign_in_with_password(tab_olga, org, olga["email"])
     await tab_olga.land("/console", tmp_path, "05-olga-console")
     await officer_page.goto(f"{live_server}/console/data-access")
     await tab_olga.land("/console/data-access", tmp_path, "06-olga-list")
@@ -174,7 +139,7 @@ async def test_admin_requests_access_another_approves_a_product_checks_and_the_m
 
     # Mia sees who accessed her data, when, in which product and why.
     tab_mia = await tabs()
-    await sign_in(tab_mia, org, mia["email"])
+    await sign_in_with_password(tab_mia, org, mia["email"])
     await tab_mia.land("/account", tmp_path, "08-mia-account")
     section = tab_mia.page.get_by_role("region", name="Who accessed your data")
     await section.scroll_into_view_if_needed()

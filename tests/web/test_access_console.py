@@ -17,6 +17,7 @@ from tenants.access import log as access_log
 from tenants.access.models import DataCategory
 from tests.conftest import OrgHandle, make_member, make_product, make_unit, row_counts
 from tests.web.flows import (
+    PASSWORD,
     WebClient,
     asgi_client,
     audit_events,
@@ -25,7 +26,6 @@ from tests.web.flows import (
     text_of,
 )
 
-PASSWORD = "correct-horse-battery-staple"
 WHY = "Investigating a reported data leak, ticket SEC-42."
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import OrgHandle, make_group, make_member, make_unit, row_counts
 from tests.web.flows import (
+    PASSWORD,
     WebClient,
     asgi_client,
     audit_events,
@@ -23,7 +24,6 @@ from tests.web.flows import (
     text_of,
 )
 
-PASSWORD = "correct-horse-battery-staple"
 ADS = "advertising.personalised_ads"
 
 

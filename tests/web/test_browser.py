@@ -7,89 +7,19 @@ Content-Security-Policy complaint the browser logs for the app's pages.
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    ConsoleMessage,
-    Error,
-    Page,
-    async_playwright,
-    expect,
-)
+from playwright.async_api import expect
 
 from tests.support.oidc_provider import OidcAccount
+from tests.web.browser import Tab
 from tests.web.conftest import ADA, BEA, MAX, SsoWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.oidc]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
-
-@pytest.fixture(scope="module")
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        yield browser
-        await browser.close()
-
-
-@dataclass
-class Tab:
-    """One page in a fresh browser context, with what the browser logged."""
-
-    page: Page
-    base_url: str
-    logged: list[str] = field(default_factory=list)
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        url = message.location.get("url", "") if message.location else ""
-        self.logged.append(f"{message.type} {url}: {message.text}")
-
-    def on_page_error(self, error: Error) -> None:
-        self.logged.append(f"pageerror {self.page.url}: {error}")
-
-    def csp_complaints(self) -> list[str]:
-        return [
-            line
-            for line in self.logged
-            if "Content Security Policy" in line or "Content-Security-Policy" in line
-        ]
-
-    async def land(self, url_path: str, shots: Path, name: str) -> None:
-        """Wait for ``url_path`` (a path, or a regex over it when it starts with ^) and check it."""
-        if url_path.startswith("^"):
-            await self.page.wait_for_url(re.compile(re.escape(self.base_url) + url_path[1:]))
-        else:
-            await self.page.wait_for_url(f"{self.base_url}{url_path}")
-        await self.page.wait_for_load_state("load")
-        await self.page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-        assert (shots / f"{name}.png").stat().st_size > 0
-        assert self.csp_complaints() == [], self.logged
-
-
-@pytest.fixture
-async def tab(chromium: Browser, live_server: str) -> AsyncIterator[Tab]:
-    context: BrowserContext = await chromium.new_context()
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    tab = Tab(page, live_server)
-    page.on("console", tab.on_console)
-    page.on("pageerror", tab.on_page_error)
-    try:
-        yield tab
-    finally:
-        await context.close()
-
-
-async def sign_in(tab: Tab, person: OidcAccount) -> None:
+async def sign_in_at_the_provider(tab: Tab, person: OidcAccount) -> None:
     """From the app's front door through the provider's login form, as a person would."""
     page = tab.page
     await page.goto(f"{tab.base_url}/")
@@ -108,7 +38,7 @@ async def test_admin_signs_in_through_the_provider_and_sees_only_their_organisat
     tab: Tab,
     tmp_path: Path,
 ) -> None:
-    await sign_in(tab, ADA)
+    await sign_in_at_the_provider(tab, ADA)
     await tab.land("/console", tmp_path, "admin-console")
     page = tab.page
     await expect(page.get_by_role("heading", level=1)).to_have_text("Alpha")
@@ -125,7 +55,7 @@ async def test_admin_signs_in_through_the_provider_and_sees_only_their_organisat
 async def test_member_signs_in_and_reaches_their_account_page(
     world: SsoWorld, tab: Tab, tmp_path: Path
 ) -> None:
-    await sign_in(tab, MAX)
+    await sign_in_at_the_provider(tab, MAX)
     await tab.land("/account", tmp_path, "member-account")
     await expect(tab.page.get_by_role("heading", level=1)).to_have_text(
         "This account is managed by Alpha"
@@ -136,7 +66,7 @@ async def test_member_signs_in_and_reaches_their_account_page(
 async def test_sign_out_returns_to_the_login_page(
     world: SsoWorld, tab: Tab, tmp_path: Path
 ) -> None:
-    await sign_in(tab, ADA)
+    await sign_in_at_the_provider(tab, ADA)
     await tab.land("/console", tmp_path, "before-sign-out")
     await tab.page.get_by_role("button", name="Sign out").click()
     await tab.land("/login?signed_out=1", tmp_path, "signed-out")
@@ -152,7 +82,7 @@ async def test_suspended_member_is_refused_with_a_visible_message(
         f"/v1/members/{world.max['id']}/transitions", {"action": "suspend"}
     )
     assert response.status_code == 200, response.text
-    await sign_in(tab, MAX)
+    await sign_in_at_the_provider(tab, MAX)
     await tab.land(r"^/oidc/alpha/callback\?.*", tmp_path, "suspended-refused")
     page = tab.page
     await expect(page.get_by_role("heading", level=1)).to_have_text("You cannot sign in")

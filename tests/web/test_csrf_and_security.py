@@ -17,6 +17,7 @@ from app.settings import Settings
 from tenants.sessions.passwords import MAX_FAILURES
 from tests.conftest import OrgHandle, make_member, row_counts
 from tests.web.flows import (
+    PASSWORD,
     WebClient,
     asgi_client,
     audit_events,
@@ -26,7 +27,6 @@ from tests.web.flows import (
     text_of,
 )
 
-PASSWORD = "correct-horse-battery-staple"
 WRONG = "not-the-right-password"
 
 

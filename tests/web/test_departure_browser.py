@@ -11,7 +11,7 @@ import asyncio
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,17 +19,16 @@ from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
 from tenants import db
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items, run_jobs
-from tests.web.flows import audit_events, fresh_address, set_local_sign_in, set_password
-from tests.web.test_browser import Tab, chromium  # noqa: F401  (reused browser fixture)
+from tests.web.browser import OpenTab, sign_in_with_password
+from tests.web.flows import PASSWORD, audit_events, set_local_sign_in, set_password
 
 pytestmark = [pytest.mark.browser]
 
-PASSWORD = "correct-horse-battery-staple"
 PAST_RETENTION = timedelta(days=400)
 
 
@@ -68,37 +67,6 @@ def export_server() -> Iterator[ExportServer]:
     thread.join(timeout=5)
 
 
-@pytest.fixture
-async def tabs(chromium: Browser, live_server: str) -> AsyncIterator[Any]:  # noqa: F811
-    """A fresh browser context per person, each from its own client address."""
-    contexts = []
-
-    async def open_tab() -> Tab:
-        context = await chromium.new_context(
-            extra_http_headers={"X-Forwarded-For": fresh_address()},
-            viewport={"width": 1366, "height": 900},
-        )
-        contexts.append(context)
-        page = await context.new_page()
-        page.set_default_timeout(15_000)
-        tab = Tab(page, live_server)
-        page.on("console", tab.on_console)
-        page.on("pageerror", tab.on_page_error)
-        return tab
-
-    yield open_tab
-    for context in contexts:
-        await context.close()
-
-
-async def sign_in(tab: Tab, org: OrgHandle, email: str) -> None:
-    page = tab.page
-    await page.goto(f"{tab.base_url}/login/{org.slug}")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in with password").click()
-
-
 async def person(org: OrgHandle, name: str, **fields: Any) -> dict[str, Any]:
     made = await make_member(org, name=name, **fields)
     await set_password(org.id, made["id"], PASSWORD)
@@ -107,7 +75,7 @@ async def person(org: OrgHandle, name: str, **fields: Any) -> dict[str, Any]:
 
 async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches_it_complete(
     org: OrgHandle,
-    tabs: Any,
+    tabs: OpenTab,
     export_server: ExportServer,
     tmp_path: Path,
     owner_conn: asyncpg.Connection,
@@ -130,7 +98,7 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
 
     # Lea sees, before anything is planned, what leaving would mean for her.
     member = await tabs()
-    await sign_in(member, org, lea["email"])
+    await sign_in_with_password(member, org, lea["email"])
     await member.land("/account", tmp_path, "01-member-before")
     leaving = member.page.get_by_role("region", name="What leaving would mean for you")
     await expect(leaving).to_contain_text("Nothing is planned.")
@@ -145,7 +113,7 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     # The admin previews the departure from Lea's page, then starts it.
     console = await tabs()
     page = console.page
-    await sign_in(console, org, admin["email"])
+    await sign_in_with_password(console, org, admin["email"])
     await console.land("/console", tmp_path, "02-console")
     await page.goto(f"{console.base_url}/console/members/{lea['id']}")
     await page.get_by_role("link", name="Start a departure…").click()

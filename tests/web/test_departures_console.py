@@ -19,6 +19,7 @@ from tenants import db
 from tests.conftest import OrgHandle, make_member, make_product, row_counts
 from tests.departures.support import make_items, run_jobs
 from tests.web.flows import (
+    PASSWORD,
     WebClient,
     asgi_client,
     audit_events,
@@ -27,7 +28,6 @@ from tests.web.flows import (
     text_of,
 )
 
-PASSWORD = "correct-horse-battery-staple"
 TODAY = datetime.now(UTC).date().isoformat()
 PAST_RETENTION = timedelta(days=400)
 

@@ -6,28 +6,26 @@ may do what. The issue's scenario runs in real Chromium; the rest in process.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
 from tenants.permissions import Role
 from tests.conftest import OrgHandle, make_group, make_member, make_product, make_unit, row_counts
+from tests.web.browser import OpenTab, sign_in_with_password
 from tests.web.flows import (
+    PASSWORD,
     WebClient,
     asgi_client,
     audit_events,
-    fresh_address,
     set_local_sign_in,
     set_password,
     text_of,
 )
-from tests.web.test_browser import Tab, chromium  # noqa: F401  (reused browser fixture)
 
-PASSWORD = "correct-horse-battery-staple"
 ADS = "advertising.personalised_ads"
 REASON = "No personalised ads in Sales."
 
@@ -449,43 +447,10 @@ async def test_view_as_member_shows_each_setting_with_where_it_comes_from(
 # --- the issue's scenario in Chromium ---------------------------------------------------------
 
 
-@pytest.fixture
-async def browser_tabs(chromium: Browser, live_server: str) -> AsyncIterator[Any]:  # noqa: F811
-    """Fresh browser contexts (one per person), each from its own client address so the
-    sign-in rate limit of one test never counts another's."""
-    contexts = []
-
-    async def open_tab(*, javascript: bool = True) -> Tab:
-        context = await chromium.new_context(
-            extra_http_headers={"X-Forwarded-For": fresh_address()},
-            viewport={"width": 1366, "height": 800},
-            java_script_enabled=javascript,
-        )
-        contexts.append(context)
-        page = await context.new_page()
-        page.set_default_timeout(15_000)
-        tab = Tab(page, live_server)
-        page.on("console", tab.on_console)
-        page.on("pageerror", tab.on_page_error)
-        return tab
-
-    yield open_tab
-    for context in contexts:
-        await context.close()
-
-
-async def sign_in_with_password(tab: Tab, org: OrgHandle, email: str) -> None:
-    page = tab.page
-    await page.goto(f"{tab.base_url}/login/{org.slug}")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in with password").click()
-
-
 @pytest.mark.browser
 async def test_admin_locks_personalised_ads_for_a_unit_and_members_see_it_at_once(
     local_org: OrgHandle,
-    browser_tabs: Any,
+    tabs: OpenTab,
     tmp_path: Path,
     owner_conn: asyncpg.Connection,
 ) -> None:
@@ -501,7 +466,7 @@ async def test_admin_locks_personalised_ads_for_a_unit_and_members_see_it_at_onc
     org_name = local_org.slug.title()
 
     # The admin reads the impact preview, then locks personalised ads off for Sales.
-    tab = await browser_tabs()
+    tab = await tabs()
     page = tab.page
     await sign_in_with_password(tab, local_org, admin["email"])
     await tab.land("/console", tmp_path, "01-console")
@@ -549,7 +514,7 @@ async def test_admin_locks_personalised_ads_for_a_unit_and_members_see_it_at_onc
     await page.screenshot(path=str(tmp_path / "05-saved-as-seen.png"))  # where the page scrolled
 
     # Sam, in Sales, sees it set by the organisation, with the reason, and cannot change it.
-    tab_sam = await browser_tabs()
+    tab_sam = await tabs()
     await sign_in_with_password(tab_sam, local_org, sam["email"])
     await tab_sam.land("/account", tmp_path, "06-sam-account")
     sam_ads = tab_sam.page.get_by_role("article", name="Personalised ads")
@@ -562,7 +527,7 @@ async def test_admin_locks_personalised_ads_for_a_unit_and_members_see_it_at_onc
     await expect(sam_ads.get_by_role("button")).to_have_count(0)
 
     # Rita, elsewhere, can still change it, and the change shows at once.
-    tab_rita = await browser_tabs()
+    tab_rita = await tabs()
     rita_page = tab_rita.page
     await sign_in_with_password(tab_rita, local_org, rita["email"])
     await tab_rita.land("/account", tmp_path, "08-rita-account")
@@ -629,7 +594,7 @@ async def test_a_rule_with_a_named_value_is_saved_and_restored_like_any_other(
 @pytest.mark.browser
 async def test_admin_reads_history_restores_a_version_and_views_a_member_in_chromium(
     local_org: OrgHandle,
-    browser_tabs: Any,
+    tabs: OpenTab,
     tmp_path: Path,
     owner_conn: asyncpg.Connection,
 ) -> None:
@@ -658,7 +623,7 @@ async def test_admin_reads_history_restores_a_version_and_views_a_member_in_chro
         )
         assert response.status_code == 200, response.text
     admin = await person(local_org, "Ada Admin", role="admin")
-    tab = await browser_tabs()
+    tab = await tabs()
     page = tab.page
     await sign_in_with_password(tab, local_org, admin["email"])
     await tab.land("/console", tmp_path, "01-console")
@@ -702,7 +667,7 @@ async def test_admin_reads_history_restores_a_version_and_views_a_member_in_chro
 @pytest.mark.browser
 async def test_without_javascript_the_preview_is_a_page_and_required_settings_ask_to_confirm(
     local_org: OrgHandle,
-    browser_tabs: Any,
+    tabs: OpenTab,
     tmp_path: Path,
     owner_conn: asyncpg.Connection,
 ) -> None:
@@ -711,7 +676,7 @@ async def test_without_javascript_the_preview_is_a_page_and_required_settings_as
         await make_member(local_org, unit=lab["id"])
     await make_product(local_org, name="Mail")
     admin = await person(local_org, "Ada Admin", role="admin")
-    tab = await browser_tabs(javascript=False)
+    tab = await tabs(javascript=False)
     page = tab.page
     await sign_in_with_password(tab, local_org, admin["email"])
     await tab.land("/console", tmp_path, "01-console")

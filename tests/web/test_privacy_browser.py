@@ -8,39 +8,19 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items
 from tests.requests.support import run_jobs, submit
-from tests.web.flows import fresh_address, set_local_sign_in, set_password
-from tests.web.test_browser import Tab, chromium  # noqa: F401  (reused browser fixture)
+from tests.web.browser import Tab, sign_in_with_password
+from tests.web.flows import PASSWORD, set_local_sign_in, set_password
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "correct-horse-battery-staple"
-
-
-@pytest.fixture
-async def tab(chromium: Browser, live_server: str) -> AsyncIterator[Tab]:  # noqa: F811
-    context = await chromium.new_context(
-        extra_http_headers={"X-Forwarded-For": fresh_address()},
-        viewport={"width": 1280, "height": 900}, accept_downloads=True,
-    )
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    tab = Tab(page, live_server)
-    page.on("console", tab.on_console)
-    page.on("pageerror", tab.on_page_error)
-    try:
-        yield tab
-    finally:
-        await context.close()
 
 
 async def test_a_member_sends_an_access_request_and_downloads_the_export_when_it_is_done(
@@ -54,10 +34,7 @@ async def test_a_member_sends_an_access_request_and_downloads_the_export_when_it
     await make_items(org, mia["id"], drive["id"], 25, prefix="doc")
     page = tab.page
 
-    await page.goto(f"{tab.base_url}/login/{org.slug}")
-    await page.get_by_label("Email").fill(mia["email"])
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in with password").click()
+    await sign_in_with_password(tab, org, mia["email"])
     await tab.land("/account", tmp_path, "account")
     card = page.locator("#privacy-requests")
     await expect(card.get_by_role("heading", name="Your privacy requests")).to_be_visible()
@@ -115,10 +92,7 @@ async def test_a_privacy_officer_works_the_queue_from_the_overdue_badge_to_the_a
     )
     page = tab.page
 
-    await page.goto(f"{tab.base_url}/login/{org.slug}")
-    await page.get_by_label("Email").fill(olivia["email"])
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in with password").click()
+    await sign_in_with_password(tab, org, olivia["email"])
     await tab.land("/console", tmp_path, "console")
     await page.get_by_role("navigation", name="Console").get_by_role(
         "link", name="Privacy requests").click()

@@ -17,9 +17,14 @@ import pytest
 
 from tests.conftest import OrgHandle, make_member
 from tests.requests.support import run_jobs
-from tests.web.flows import WebClient, asgi_client, set_local_sign_in, set_password, text_of
-
-PASSWORD = "correct-horse-battery-staple"
+from tests.web.flows import (
+    PASSWORD,
+    WebClient,
+    asgi_client,
+    set_local_sign_in,
+    set_password,
+    text_of,
+)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from app.web.pages import CONSOLE_NAV
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import OrgHandle, make_member, make_product, make_unit, row_counts
 from tests.web.flows import (
+    PASSWORD,
     WebClient,
     asgi_client,
     configure_sso,
@@ -28,7 +29,6 @@ from tests.web.flows import (
     text_of,
 )
 
-PASSWORD = "correct-horse-battery-staple"
 UNREACHABLE_ISSUER = "http://127.0.0.1:9"  # the discard port: connection refused at once
 
 

@@ -15,6 +15,7 @@ from tenants import db
 from tenants.webhooks import service as webhooks
 from tests.conftest import OrgHandle, make_member, make_product, row_counts
 from tests.web.flows import (
+    PASSWORD,
     WebClient,
     asgi_client,
     audit_events,
@@ -23,7 +24,6 @@ from tests.web.flows import (
     text_of,
 )
 
-PASSWORD = "correct-horse-battery-staple"
 SECRET = re.compile(r'<code class="secret" id="new-secret">(whsec_[^<]+)</code>')
 
 
