@@ -444,6 +444,28 @@ def _header_expiry(authorization: str, now: float, ttl: float) -> float | None:
     return min(now + ttl, now + (exp - time.time()))
 
 
+async def verified_principal(
+    credential: Credential,
+    request: Request,
+    principals: PrincipalCache | None,
+    *,
+    header: str | None = None,
+) -> Principal:
+    """Who ``credential`` is, checked in the open tenant transaction.
+
+    A credential verified in the last seconds is not looked up again (revocations clear
+    the cache on every process at once); otherwise it is verified now and remembered,
+    with ``header`` when the authenticator reads nothing but it (``PrincipalCache.put``).
+    """
+    known = principals.get(credential) if principals is not None else None
+    if known is not None:
+        return known.for_request(request)
+    principal = await credential.verify(request)
+    if principals is not None:
+        principals.put(credential, principal, header)
+    return principal
+
+
 def _check_permission(endpoint: Endpoint, principal: Principal) -> None:
     if endpoint.permission is not None and endpoint.permission not in principal.permissions:
         raise PermissionDeniedError(
@@ -487,16 +509,10 @@ def build_route(
             )
             with notifications.collect() as sent:
                 async with tenant_transaction(credential.org_id):
-                    # A credential verified in the last seconds is not looked up again
-                    # (revocations clear the cache on every process at once).
-                    known = principals.get(credential) if principals is not None else None
-                    if known is not None:
-                        principal = known.for_request(request)
-                    else:
-                        principal = await credential.verify(request)
-                        if principals is not None:
-                            header = request.headers.get("authorization") if by_header else None
-                            principals.put(credential, principal, header)
+                    header = request.headers.get("authorization") if by_header else None
+                    principal = await verified_principal(
+                        credential, request, principals, header=header
+                    )
                     _check_permission(endpoint, principal)
                     result = await endpoint.handler(Call(request, principal, body, query, path))
             if sent and committed is not None:

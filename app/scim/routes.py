@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from tortoise.exceptions import IntegrityError
 
-from app.api import PrincipalCache
+from app.api import PrincipalCache, verified_principal
 from app.auth import Authenticator, Principal
 from app.scim import discovery
 from app.scim.queries import list_query, search_query
@@ -128,13 +128,7 @@ def scim_routes(
                 )
                 with notifications.collect() as sent:
                     async with tenant_transaction(credential.org_id):
-                        known = principals.get(credential) if principals is not None else None
-                        if known is not None:
-                            principal = known.for_request(request)
-                        else:
-                            principal = await credential.verify(request)
-                            if principals is not None:
-                                principals.put(credential, principal)
+                        principal = await verified_principal(credential, request, principals)
                         if Permission.SCIM_PROVISION not in principal.permissions:
                             raise PermissionDeniedError(
                                 "this needs a SCIM token (the permission scim:provision)"

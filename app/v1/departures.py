@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import date, datetime
 from typing import Annotated
@@ -47,15 +48,7 @@ class PolicyBody(Input):
     reinstatement_returns_items: bool = True
 
     def view(self) -> PolicyView:
-        return PolicyView(
-            fallback_successor_id=self.fallback_successor_id,
-            default_action=self.default_action,
-            product_actions=dict(self.product_actions),
-            retention_days=self.retention_days,
-            export_window_days=self.export_window_days,
-            personal_outcome=self.personal_outcome,
-            reinstatement_returns_items=self.reinstatement_returns_items,
-        )
+        return PolicyView(**self.model_dump())
 
 
 class PolicyOut(Output):
@@ -69,15 +62,7 @@ class PolicyOut(Output):
 
     @classmethod
     def of(cls, view: PolicyView) -> PolicyOut:
-        return cls(
-            fallback_successor_id=view.fallback_successor_id,
-            default_action=view.default_action,
-            product_actions=dict(view.product_actions),
-            retention_days=view.retention_days,
-            export_window_days=view.export_window_days,
-            personal_outcome=view.personal_outcome,
-            reinstatement_returns_items=view.reinstatement_returns_items,
-        )
+        return cls(**dataclasses.asdict(view))
 
 
 @router.get(
