@@ -48,12 +48,17 @@ BATCH = 5000
 ACTOR: Actor = system_actor("departure-worker")
 
 
-async def _running(job: RunningJob, *, lock: bool = False) -> Departure | None:
-    """The job's departure if it is still running (None: cancelled or finished)."""
-    query = Departure.filter(id=uuid.UUID(job.payload["departure_id"]))
-    if lock:
-        query = query.select_for_update()
-    departure = await query.first()
+async def _running(job: RunningJob) -> Departure | None:
+    """The job's departure, locked, if it is still running (None: cancelled or finished).
+
+    The lock orders each step's transaction with a reinstatement (which locks it too): a
+    step never acts on a departure that was cancelled while it ran.
+    """
+    departure = (
+        await Departure.filter(id=uuid.UUID(job.payload["departure_id"]))
+        .select_for_update()
+        .first()
+    )
     if departure is None:
         raise PermanentJobError("the departure no longer exists")
     return departure if departure.status == DepartureStatus.RUNNING else None
@@ -84,7 +89,7 @@ async def _finish_step(step: DepartureStep, departure: Departure, **details: Any
 @handler("departure.suspend")
 async def suspend(job: RunningJob) -> None:
     async with db.tenant_transaction(job.org_id):
-        departure = await _running(job, lock=True)
+        departure = await _running(job)
         if departure is None:
             return
         step = await _step(departure, "suspend")
@@ -303,7 +308,7 @@ async def purge(job: RunningJob) -> None:
     """Delete what retention no longer keeps, then anonymise the member; audit stays."""
     while True:
         async with db.tenant_transaction(job.org_id):
-            departure = await _running(job, lock=True)
+            departure = await _running(job)
             if departure is None:
                 return
             step = await _step(departure, "purge")
