@@ -40,7 +40,7 @@ from tenants.scim.errors import (
     UnknownAttributeError,
 )
 from tenants.scim.listing import ListQuery
-from tenants.scim.schemas import GROUPS, USERS, published_schemas
+from tenants.scim.schemas import GROUPS, USERS, ResourceKind, published_schemas
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +202,16 @@ def scim_routes(
         record = await users.create_user(call.body, actor=call.principal.actor)
         return _resource(render_user(record, call.base), 201, location=True)
 
-    async def get_user(call: ScimCall) -> Response:
-        record = await users.get_user(call.id())
-        rendered = render_user(record, call.base)
+    def _fetched(call: ScimCall, rendered: dict[str, Any], kind: ResourceKind) -> Response:
+        """A fetched resource: 304 when the client holds this version (If-None-Match),
+        else the resource with the attributes the query asks for."""
         if call.request.headers.get("if-none-match") in (rendered["meta"]["version"], "*"):
             return Response(status_code=304, headers={"ETag": rendered["meta"]["version"]})
-        _, attrs, excluded = list_query(USERS, call.request.query_params, listing=False)
+        _, attrs, excluded = list_query(kind, call.request.query_params, listing=False)
         return _resource(project(rendered, attrs, excluded))
+
+    async def get_user(call: ScimCall) -> Response:
+        return _fetched(call, render_user(await users.get_user(call.id()), call.base), USERS)
 
     async def put_user(call: ScimCall) -> Response:
         record = await users.replace_user(
@@ -246,11 +249,7 @@ def scim_routes(
         return _resource(render_group(record, call.base), 201, location=True)
 
     async def get_group(call: ScimCall) -> Response:
-        rendered = render_group(await groups.get_group(call.id()), call.base)
-        if call.request.headers.get("if-none-match") in (rendered["meta"]["version"], "*"):
-            return Response(status_code=304, headers={"ETag": rendered["meta"]["version"]})
-        _, attrs, excluded = list_query(GROUPS, call.request.query_params, listing=False)
-        return _resource(project(rendered, attrs, excluded))
+        return _fetched(call, render_group(await groups.get_group(call.id()), call.base), GROUPS)
 
     async def put_group(call: ScimCall) -> Response:
         record = await groups.replace_group(
