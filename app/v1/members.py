@@ -8,14 +8,16 @@ from typing import Annotated
 
 from pydantic import EmailStr, Field, StringConstraints
 
-from app.api import ApiRouter, Call
+from app.api import ApiRouter, Call, RawBody, StreamBody
 from app.v1.common import Input, ListQuery, Name, Output, Page, absent, changes_of
 from tenants.departures import service as departures
-from tenants.members import service
+from tenants.errors import FieldProblem, InvalidInputError
+from tenants.members import imports, service
 from tenants.members.lifecycle import LifecycleAction, MemberStatus, allowed_actions
 from tenants.members.models import Member
 from tenants.pagination import Sort
 from tenants.permissions import Permission, Role
+from tenants.units.service import root_unit
 
 router = ApiRouter("/v1/members", "members")
 
@@ -212,3 +214,84 @@ async def transition_member(call: Call[MemberTransition, Input]) -> MemberOut:
         call.id(), call.body.action, reason=call.body.reason, actor=call.actor
     )
     return MemberOut.of(member)
+
+
+#: A members CSV of 5,000 lines fits well under this.
+IMPORT_MAX_BYTES = 2 * 1024 * 1024
+
+
+class ImportRecord(Input):
+    """One CSV line (for the OpenAPI document; the body is ``text/csv``)."""
+
+    email: str
+    name: str
+    unit: str | None = None
+    manager_email: str | None = None
+    roles: str | None = None
+    status: str | None = None
+
+
+class ImportQuery(Input):
+    dry_run: bool = Field(
+        True, description="true (default): only say what would happen; false: apply it."
+    )
+    default_unit_id: uuid.UUID | None = Field(
+        None, description="Unit of new members whose line names none (default: the root unit)."
+    )
+
+
+class ImportLineOut(Output):
+    line: int = Field(description="The line's number in the file; the header is line 1.")
+    email: str
+    outcome: str = Field(description="created, changed, unchanged or refused")
+    detail: str
+
+
+class ImportOut(Output):
+    applied: bool
+    created: int
+    changed: int
+    unchanged: int
+    refused: int
+    lines: list[ImportLineOut]
+
+
+@router.post(
+    "/import",
+    summary="Import members from CSV (dry run first, then apply in one transaction)",
+    permission=Permission.MEMBERS_WRITE,
+    stream=StreamBody("text/csv", ImportRecord, IMPORT_MAX_BYTES),
+    query=ImportQuery,
+    response=ImportOut,
+    errors=(404, 409, 413, 415, 422),
+)
+async def import_members(call: Call[RawBody, ImportQuery]) -> ImportOut:
+    """Columns: email, name (required), unit (id or unique name), manager_email, roles
+    (space-separated), status (invited or active, for new members). Every line is checked
+    first; applying a file with a refused line answers 422 naming each line (``line 3``)
+    and writes nothing."""
+    try:
+        text = call.body.content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(
+            "the file is not UTF-8 text", fields=[FieldProblem("body", "is not UTF-8")]
+        ) from None
+    default_unit = call.query.default_unit_id or (await root_unit()).id
+    report = await imports.import_members(
+        text, default_unit=default_unit, apply=not call.query.dry_run, actor=call.actor
+    )
+    return import_out(report)
+
+
+def import_out(report: imports.ImportReport) -> ImportOut:
+    return ImportOut(
+        applied=report.applied,
+        created=report.count("created"),
+        changed=report.count("changed"),
+        unchanged=report.count("unchanged"),
+        refused=report.count("refused"),
+        lines=[
+            ImportLineOut(line=o.number, email=o.email, outcome=o.outcome, detail=o.detail)
+            for o in report.lines
+        ],
+    )

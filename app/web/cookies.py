@@ -21,6 +21,10 @@ from tenants.sessions.service import ABSOLUTE_TIMEOUT, SessionToken
 SESSION_COOKIE = "tenantry_session"
 BROWSER_COOKIE = "tenantry_browser"
 FLASH_COOKIE = "tenantry_flash"
+#: A refused form's field errors and what was typed, for the page it is sent back to.
+FORM_COOKIE = "tenantry_form"
+#: Kept input is cut to fit in one cookie (browsers keep about 4 KB).
+FORM_STATE_MAX = 2500
 MAX_ORGS = 8
 
 
@@ -102,6 +106,52 @@ class CookieJar:
         except BadSignature:
             return None
         return value if isinstance(value, str) else None
+
+    def form_state(
+        self, response: Response, errors: dict[str, str], values: dict[str, str]
+    ) -> None:
+        """Keep a refused form's errors and input for one page view after the redirect
+        (POST-redirect-GET without losing what was typed). Values are cut to fit a cookie."""
+        kept: dict[str, str] = {}
+        budget = FORM_STATE_MAX
+        for key, value in values.items():
+            if key == "csrf" or len(key) > 100:
+                continue
+            value = value[:500]
+            budget -= len(key) + len(value)
+            if budget < 0:
+                break
+            kept[key] = value
+        response.set_cookie(
+            FORM_COOKIE,
+            self._signer.dumps({"errors": errors, "values": kept}, salt="tenantry.form"),
+            max_age=60,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
+
+    def take_form_state(
+        self, request: Request, response: Response
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """(errors by field, kept input by field) of the form refused just before; empty
+        dicts when there is none."""
+        raw = request.cookies.get(FORM_COOKIE)
+        if not raw:
+            return {}, {}
+        response.delete_cookie(FORM_COOKIE, path="/")
+        try:
+            value = self._signer.loads(raw, salt="tenantry.form")
+        except BadSignature:
+            return {}, {}
+        if not isinstance(value, dict):
+            return {}, {}
+        errors, values = value.get("errors"), value.get("values")
+        return (
+            {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {},
+            {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {},
+        )
 
     def ensure_browser_id(self, request: Request, response: Response) -> str:
         existing = self.browser_id(request)

@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 from app.settings import Settings
 from app.web.cookies import CookieJar, SignedIn
 from app.web.ratelimit import RateLimiter
+from app.web.timezones import localtime
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
 from tenants.errors import AuthenticationError, TenantryError
@@ -53,6 +54,7 @@ class Web:
 
     def __post_init__(self) -> None:
         self.login_limiter = RateLimiter(self.settings.login_rate_limit, 300)
+        self.templates.env.filters["localtime"] = localtime
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200
@@ -105,6 +107,11 @@ class PageContext:
     csrf: str
     form: dict[str, str] = field(default_factory=dict)
     flash: str | None = None
+    #: A refused form's errors by field and what was typed (see CookieJar.form_state).
+    form_errors: dict[str, str] = field(default_factory=dict)
+    form_values: dict[str, str] = field(default_factory=dict)
+    #: Counts shown beside navigation entries (pending grant approvals for approvers).
+    nav_badges: dict[str, int] = field(default_factory=dict)
 
     @property
     def actor(self) -> Actor:
@@ -134,9 +141,39 @@ class PageContext:
             "path": self.request.url.path,
             "other_orgs": self.signed_in.others(),
             "flash": self.flash,
+            "flash_error": bool(self.flash and self.flash.startswith(REFUSED)),
+            "form_errors": self.form_errors,
+            "form_values": self.form_values,
+            "nav_badges": self.nav_badges,
             "is_admin": Permission.CONSOLE_ACCESS in self.permissions,
         }
         return self.web.render(self.request, template, {**base, **context}, http_status)
+
+    def confirm(
+        self,
+        *,
+        title: str,
+        consequences: list[str],
+        button: str,
+        back: str,
+    ) -> HTMLResponse:
+        """Ask before a destructive action: the same form posted again with ``confirmed=1``,
+        after a page naming what will happen (to whom, how many). Handlers call this when
+        ``not ctx.confirmed``."""
+        fields = [(k, v) for k, v in self.form.items() if k not in ("csrf", "confirmed")]
+        return self.render(
+            "console/confirm.html",
+            title=title,
+            consequences=consequences,
+            button=button,
+            back=back,
+            action=self.request.url.path,
+            fields=fields,
+        )
+
+    @property
+    def confirmed(self) -> bool:
+        return self.form.get("confirmed") == "1"
 
     def redirect(self, path: str, message: str | None = None) -> RedirectResponse:
         response = RedirectResponse(path, status_code=303)
@@ -168,8 +205,12 @@ def page(
                     return web.message(
                         request,
                         "Form expired",
-                        "This form was not sent from this session. Go back, reload and try again.",
+                        "This form was not sent from this session. Go back, reload and try again. "
+                        "Nothing was changed: every form carries a token tied to your sign-in, "
+                        "so a form kept open across a sign-out, or sent from another site, "
+                        "is refused.",
                         status=403,
+                        link=(page_to_return_to(request), "Back to the page"),
                     )
             response: Response
             try:
@@ -184,10 +225,21 @@ def page(
                     organisation = await Organisation.get(id=token.org_id)
                     granted = permissions_of(active.member.roles)
                     if permission is not None and permission not in granted:
+                        if Permission.CONSOLE_ACCESS not in granted and request.url.path.startswith(
+                            "/console"
+                        ):
+                            text = (
+                                "The console is where administrators manage the organisation; "
+                                "you are a member of it without an administrator role. "
+                                "Your own settings and data are on your account page. "
+                                "Ask an owner of the organisation if you need a role."
+                            )
+                        else:
+                            text = "Your role in this organisation does not allow this page."
                         return web.message(
                             request,
                             "Not allowed",
-                            "Your role in this organisation does not allow this page.",
+                            text,
                             status=403,
                             link=("/account", "Go to your account"),
                         )
@@ -203,19 +255,29 @@ def page(
                     )
                     placeholder = Response()
                     ctx.flash = web.cookies.take_flash(request, placeholder)
+                    ctx.form_errors, ctx.form_values = web.cookies.take_form_state(
+                        request, placeholder
+                    )
+                    if request.url.path.startswith("/console"):
+                        ctx.nav_badges = await nav_badges(granted)
                     response = await handler(ctx)
                     for key, value in placeholder.headers.items():
                         if key == "set-cookie":
                             response.headers.append(key, value)
             except TenantryError as error:
                 if request.method == "POST":
-                    back = request.headers.get("referer") or request.url.path
+                    # Back to the page the form was on (never to the POST-only action URL).
+                    page_of_action = openable_page(request, request.url.path)
+                    back = request.headers.get("referer") or page_of_action
                     response = RedirectResponse(
-                        _same_site_path(back, request.url.path), status_code=303
+                        _same_site_path(back, page_of_action), status_code=303
                     )
                     fields = "; ".join(f"{f.field}: {f.reason}" for f in error.fields)
                     web.cookies.flash(
-                        response, f"Not done: {error.message}" + (f" ({fields})" if fields else "")
+                        response, f"{REFUSED} {error.message}" + (f" ({fields})" if fields else "")
+                    )
+                    web.cookies.form_state(
+                        response, {f.field: f.reason for f in error.fields}, form
                     )
                     return response
                 status = 404 if error.code == "not_found" else 400
@@ -228,11 +290,61 @@ def page(
     return wrap
 
 
-def _to_login(request: Request, reason: str | None = None) -> RedirectResponse:
-    target = "/login?next=" + quote(request.url.path)
+async def nav_badges(granted: frozenset[Permission]) -> dict[str, int]:
+    """What waits for this admin, for the navigation: grants to approve (privacy officers).
+    One count on the (tenant_id, status, created_at) index."""
+    from tenants.access.models import AccessGrant, GrantStatus
+
+    badges: dict[str, int] = {}
+    if Permission.ACCESS_APPROVE in granted:
+        badges["pending_grants"] = await AccessGrant.filter(status=GrantStatus.REQUESTED).count()
+    return badges
+
+
+#: How a refused form's flash message starts (styled as an error, not a success).
+REFUSED = "Not done:"
+
+
+def page_to_return_to(request: Request) -> str:
+    """The page the person was looking at: the request's own path for a GET page; for a POST
+    or an htmx request, the page it was sent from (HX-Current-URL or Referer, same site
+    only), since a POST-only URL cannot be opened again."""
+    if request.method == "GET" and "hx-request" not in request.headers:
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    for header in ("hx-current-url", "referer"):
+        value = request.headers.get(header)
+        if value:
+            return _same_site_path(value, "/console")
+    return "/console"
+
+
+def _to_login(request: Request, reason: str | None = None) -> Response:
+    """Send the person to sign in, with the way back to the page they were on. An htmx
+    request gets ``HX-Redirect`` so the whole page goes to sign-in, not the fragment."""
+    target = "/login?next=" + quote(page_to_return_to(request))
     if reason:
         target += "&reason=" + quote(reason)
+    if "hx-request" in request.headers:
+        return Response(status_code=200, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
+
+
+def openable_page(request: Request, path: str) -> str:
+    """``path`` when a GET can open it; else the nearest parent path that can (a POST-only
+    action such as ``/console/members/ID/transition`` lands on ``/console/members/ID``);
+    else ``path`` unchanged."""
+    from starlette.routing import Match
+
+    bare, _, query = path.partition("?")
+    candidate = bare
+    while candidate and candidate != "/":
+        scope = {"type": "http", "path": candidate, "method": "GET"}
+        for route in request.app.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return candidate + (f"?{query}" if candidate == bare and query else "")
+        candidate = candidate.rsplit("/", 1)[0]
+    return path
 
 
 def _same_site_path(url: str, fallback: str) -> str:

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.middleware import content_security_policy
-from app.web.pages import Web, safe_next
+from app.web.pages import Web, openable_page, safe_next
 from tenants import db
 from tenants.actors import Actor, ActorKind
 from tenants.organisations import service as organisations
@@ -56,9 +56,10 @@ def routes(web: Web) -> list[BaseRoute]:
             settings.secret_key, f"browser:{browser}", form.get("csrf")
         )
 
-    def landing(roles: list[str], next_path: str) -> str:
+    def landing(request: Request, roles: list[str], next_path: str) -> str:
         default = "/console" if is_admin(roles) else "/account"
-        target = safe_next(next_path, default)
+        # A POST-only ``next`` (an action URL) lands on the page it belongs to.
+        target = openable_page(request, safe_next(next_path, default))
         if target.startswith("/console") and not is_admin(roles):
             return "/account"
         return target
@@ -232,7 +233,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 link=back,
             )
         return _signed_in(
-            web, request, outcome.token, org, landing(outcome.member.roles, outcome.return_to)
+            web, request, outcome.token, org, landing(request, outcome.member.roles, outcome.return_to)
         )
 
     async def password_sign_in(request: Request) -> Response:
@@ -288,7 +289,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 target += "&break_glass=1"
             return RedirectResponse(target, status_code=303)
         return _signed_in(
-            web, request, token, org, landing(check.member.roles, form.get("next", ""))
+            web, request, token, org, landing(request, check.member.roles, form.get("next", ""))
         )
 
     async def logout(request: Request) -> Response:

@@ -15,6 +15,7 @@ from tenants.identity import changes as identity
 from tenants.members.service import get_member
 from tenants.models_base import get_by_id
 from tenants.policy import service as policy
+from tenants.units.service import name_prefix_pattern
 
 SORTABLE = ("name", "priority", "created_at")
 
@@ -110,3 +111,18 @@ async def remove_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Act
     await identity.member_changed(member_id, "groups")
     await policy.member_changed(member_id)
     return True
+
+
+async def find_groups(text: str, *, limit: int = 10) -> list[Group]:
+    """Groups whose name starts with ``text`` (case-insensitive), by name, at most ``limit``;
+    one range of the (tenant_id, lower(name)) index."""
+    rows = await db.fetch(
+        "SELECT id FROM groups WHERE tenant_id = $1 AND lower(name) LIKE $2 "
+        "ORDER BY lower(name), id LIMIT $3",
+        db.current_org(),
+        name_prefix_pattern(text.strip()),
+        limit,
+    )
+    ids = [r["id"] for r in rows]
+    found = {g.id: g for g in await Group.filter(id__in=ids)}
+    return [found[i] for i in ids if i in found]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError
 from tenants.identity import changes as identity
-from tenants.members import lifecycle
+from tenants.members import lifecycle, roles
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.members.models import Member
 from tenants.models_base import get_by_id, get_referenced
@@ -23,7 +24,7 @@ from tenants.pagination import Page, Sort, paginate
 from tenants.permissions import Role
 from tenants.policy import service as policy
 from tenants.units.models import Unit
-from tenants.units.service import get_unit
+from tenants.units.service import get_unit, name_prefix_pattern
 
 SORTABLE = ("email", "name", "created_at", "status")
 UPDATABLE = ("email", "name", "manager_id", "roles", "idp_subject", "external_id")
@@ -102,6 +103,17 @@ async def _check_unique(field: str, value: str | None, exclude: uuid.UUID | None
         )
 
 
+async def _other_owners(member_id: uuid.UUID) -> int:
+    """Owners besides ``member_id`` who can still act (invited or active)."""
+    row = await db.fetch_one(
+        "SELECT count(*) AS n FROM members WHERE tenant_id = $1 AND id <> $2 "
+        "AND roles @> '[\"owner\"]'::jsonb AND status IN ('invited', 'active')",
+        db.current_org(),
+        member_id,
+    )
+    return int(row["n"]) if row else 0
+
+
 @dataclass(frozen=True, slots=True)
 class NewMember:
     email: str
@@ -167,6 +179,8 @@ async def update_member(member_id: uuid.UUID, changes: dict[str, Any], *, actor:
         await _check_manager(member.id, changes["manager_id"])
     if "roles" in changes:
         changes["roles"] = sorted({Role(r).value for r in changes["roles"]})
+        if roles.drops_owner(member.roles, changes["roles"]):
+            roles.check_keeps_owner(member.roles, changes["roles"], await _other_owners(member.id))
     for field, value in changes.items():
         setattr(member, field, value)
     old, new = audit.changed_fields(before, snapshot(member))
@@ -261,3 +275,81 @@ async def list_members(
     filters: MemberFilter, sort: Sort, *, cursor: str | None, limit: int
 ) -> Page[Member]:
     return await paginate(await _filtered(filters), sort, cursor=cursor, limit=limit)
+
+
+async def find_members(text: str, *, limit: int = 10) -> list[Member]:
+    """Members whose name or email starts with ``text`` (case-insensitive), by name, at most
+    ``limit``: two ranges of the lower(name) / lower(email) indexes, so a typeahead costs
+    what it returns."""
+    pattern = name_prefix_pattern(text.strip())
+    rows = await db.fetch(
+        "SELECT id FROM ("
+        " (SELECT id, name FROM members WHERE tenant_id = $1 AND lower(name) LIKE $2"
+        "  ORDER BY lower(name) LIMIT $3)"
+        " UNION"
+        " (SELECT id, name FROM members WHERE tenant_id = $1 AND lower(email) LIKE $2"
+        "  ORDER BY lower(email) LIMIT $3)"
+        ") found ORDER BY lower(name), id LIMIT $3",
+        db.current_org(),
+        pattern,
+        limit,
+    )
+    ids = [r["id"] for r in rows]
+    found = {m.id: m for m in await Member.filter(id__in=ids)}
+    return [found[i] for i in ids if i in found]
+
+
+async def count_members(filters: MemberFilter) -> int:
+    """How many members match ``filters`` (the list's total)."""
+    return await (await _filtered(filters)).count()
+
+
+async def iter_member_batches(
+    filters: MemberFilter, *, batch: int = 500
+) -> AsyncIterator[list[Member]]:
+    """Every member matching ``filters``, by email, in keyset batches of ``batch``."""
+    cursor: str | None = None
+    sort = Sort("email")
+    while True:
+        page = await paginate(await _filtered(filters), sort, cursor=cursor, limit=batch)
+        if page.items:
+            yield page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+async def names_of(member_ids: list[uuid.UUID]) -> list[str]:
+    """The names of these members, by name (unknown ids are left out)."""
+    return [m.name for m in await Member.filter(id__in=member_ids).order_by("name")]
+
+
+async def move_unit_members(
+    from_unit_id: uuid.UUID, to_unit_id: uuid.UUID, *, actor: Actor
+) -> int:
+    """Move every member of one unit (not of its sub-units) to another, in one UPDATE, so
+    the unit can then be deleted; one ``member.moved`` event per member, as a single move
+    records. Returns how many moved (0 when the units are the same)."""
+    if from_unit_id == to_unit_id:
+        return 0
+    await get_unit(from_unit_id)
+    await get_referenced(Unit, to_unit_id, "unit", field="unit_id")
+    rows = await db.fetch(
+        "UPDATE members SET unit_id = $3, updated_at = now() "
+        "WHERE tenant_id = $1 AND unit_id = $2 RETURNING id",
+        db.current_org(),
+        from_unit_id,
+        to_unit_id,
+    )
+    for row in rows:
+        await audit.record(
+            "member.moved",
+            "member",
+            row["id"],
+            actor=actor,
+            before={"unit_id": from_unit_id},
+            after={"unit_id": to_unit_id},
+        )
+    if rows:
+        await policy.structure_changed()
+    return len(rows)

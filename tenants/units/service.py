@@ -9,7 +9,7 @@ from policies.resolve import TargetKind
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
-from tenants.errors import ConflictError, FieldProblem
+from tenants.errors import ConflictError, FieldProblem, NotFoundError
 from tenants.models_base import get_by_id, get_referenced
 from tenants.policy import service as policy
 from tenants.units import rules
@@ -24,6 +24,14 @@ def snapshot(unit: Unit) -> dict[str, Any]:
 
 async def get_unit(unit_id: uuid.UUID, *, for_update: bool = False) -> Unit:
     return await get_by_id(Unit, unit_id, "unit", for_update=for_update)
+
+
+async def root_unit() -> Unit:
+    """The organisation's root unit (every organisation has exactly one)."""
+    unit = await Unit.filter(parent_id=None).first()
+    if unit is None:
+        raise NotFoundError("the organisation has no root unit")
+    return unit
 
 
 async def _check_sibling_name(
@@ -172,3 +180,35 @@ async def unit_ids_in_subtree(unit: Unit) -> list[uuid.UUID]:
         _like_prefix(unit.path),
     )
     return [r["id"] for r in rows]
+
+
+def name_prefix_pattern(text: str) -> str:
+    """A LIKE pattern for lower-cased names starting with ``text`` (its wildcards escaped);
+    the look-ups of units, groups and members by the start of a name share it."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+async def find_units(
+    text: str, *, limit: int = 10, outside_of: uuid.UUID | None = None
+) -> list[Unit]:
+    """Units whose name starts with ``text`` (case-insensitive), by name, at most ``limit``;
+    with ``outside_of``, not that unit nor anything below it (targets a unit may move under).
+    One range of the (tenant_id, lower(name)) index: costs what it returns."""
+    exclude_path = None
+    if outside_of is not None:
+        exclude_path = (await get_unit(outside_of)).path
+    rows = await db.fetch(
+        "SELECT id FROM units WHERE tenant_id = $1 AND lower(name) LIKE $2 "
+        "AND ($3::text IS NULL OR NOT (path = $3 OR path LIKE $4)) "
+        "ORDER BY lower(name), id LIMIT $5",
+        db.current_org(),
+        name_prefix_pattern(text.strip()),
+        exclude_path,
+        _like_prefix(exclude_path) if exclude_path else None,
+        limit,
+    )
+    ids = [r["id"] for r in rows]
+    found = {u.id: u for u in await Unit.filter(id__in=ids)}
+    return [found[i] for i in ids if i in found]
+

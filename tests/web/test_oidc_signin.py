@@ -461,7 +461,7 @@ async def test_sign_out_everywhere_from_the_console_ends_all_sessions_of_a_membe
         assert "Live sessions 2" in text_of(detail.text)
         response = await admin.post(
             f"/console/members/{world.max['id']}/sign-out",
-            {"csrf": await admin.csrf_of("/console")},
+            {"csrf": await admin.csrf_of("/console"), "confirmed": "1"},
         )
         assert response.status_code == 303
         assert response.headers["location"] == f"/console/members/{world.max['id']}"

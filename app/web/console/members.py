@@ -1,12 +1,16 @@
-"""Members: the searchable list and one member's page with lifecycle actions."""
+"""Members: the searchable, sortable list (with bulk selection) and one member's page with
+lifecycle actions; destructive ones are confirmed first, naming what happens."""
 
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 
+from starlette.datastructures import QueryParams
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.member_forms import role_matrix
 from app.web.pages import PageContext, Web, page
 from tenants.departures import service as departures
 from tenants.errors import NotFoundError
@@ -28,6 +32,15 @@ ACTION_LABELS = {
     LifecycleAction.PURGE: "Purge",
     LifecycleAction.REINSTATE: "Reinstate",
 }
+#: Lifecycle actions that take something away: asked for again with their consequences.
+CONSEQUENCES = {
+    LifecycleAction.SUSPEND: "{name} can no longer sign in; their {sessions} live session(s) end now.",
+    LifecycleAction.DEPART: "{name} is marked departed: sign-in stays off and their {sessions} live session(s) end.",
+    LifecycleAction.PURGE: "{name}'s record is purged; this cannot be undone.",
+}
+PAGE_SIZES = (25, 50, 100, 200)
+#: Previous pages remembered in the URL (each a cursor); older ones lead to the first page.
+TRAIL = 20
 
 
 def _uuid(text: str | None) -> uuid.UUID | None:
@@ -37,46 +50,104 @@ def _uuid(text: str | None) -> uuid.UUID | None:
         return None
 
 
+def member_filter(params: QueryParams | dict[str, str]) -> service.MemberFilter:
+    """The list's filters from the query string (or a bulk form carrying them)."""
+    status = params.get("status") or None
+    return service.MemberFilter(
+        status=MemberStatus(status) if status in {s.value for s in MemberStatus} else None,
+        unit_id=_uuid(params.get("unit")),
+        group_id=_uuid(params.get("group")),
+        q=(params.get("q") or "").strip()[:200] or None,
+    )
+
+
+def filter_query(filters: service.MemberFilter) -> dict[str, str]:
+    """The filters as query-string fields (to keep them in links)."""
+    return {
+        k: v
+        for k, v in {
+            "q": filters.q or "",
+            "status": filters.status.value if filters.status else "",
+            "unit": str(filters.unit_id or ""),
+            "group": str(filters.group_id or ""),
+        }.items()
+        if v
+    }
+
+
+def _member_id(ctx: PageContext) -> uuid.UUID:
+    member_id = _uuid(ctx.request.path_params["id"])
+    if member_id is None:
+        raise NotFoundError("there is no such member")
+    return member_id
+
+
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_READ)
     async def members_list(ctx: PageContext) -> Response:
         params = ctx.request.query_params
-        status = params.get("status") or None
-        unit_id = _uuid(params.get("unit"))
-        filters = service.MemberFilter(
-            status=MemberStatus(status) if status in {s.value for s in MemberStatus} else None,
-            unit_id=unit_id,
-            group_id=_uuid(params.get("group")),
-            q=(params.get("q") or "").strip()[:200] or None,
-        )
+        filters = member_filter(params)
         sort = Sort.parse(params.get("sort") or "name", service.SORTABLE)
-        page_ = await service.list_members(
-            filters, sort, cursor=params.get("cursor") or None, limit=50
-        )
-        units = {u.id: u for u in await Unit.all().order_by("path")}
+        size_text = params.get("size") or "50"
+        size = int(size_text) if size_text.isdigit() and int(size_text) in PAGE_SIZES else 50
+        cursor = params.get("cursor") or None
+        trail = [c for c in (params.get("trail") or "").split(".") if c][-TRAIL:]
+        page_ = await service.list_members(filters, sort, cursor=cursor, limit=size)
+        total = await service.count_members(filters)
+        keep = {**filter_query(filters), "sort": str(sort), "size": str(size)}
+        next_url = prev_url = None
+        if page_.next_cursor:
+            next_trail = [*trail, cursor or "first"][-TRAIL:]
+            next_url = "?" + urlencode(
+                {**keep, "cursor": page_.next_cursor, "trail": ".".join(next_trail)}
+            )
+        if cursor:
+            back = trail[-1] if trail else "first"
+            prev_query = dict(keep)
+            if back != "first":
+                prev_query.update(cursor=back, trail=".".join(trail[:-1]))
+            prev_url = "?" + urlencode(prev_query)
+
+        def sort_url(field: str) -> str:
+            flip = "-" + field if sort.field == field and not sort.descending else field
+            return "?" + urlencode({**filter_query(filters), "sort": flip, "size": str(size)})
+
+        unit_ids = {m.unit_id for m in page_.items}
+        if filters.unit_id:
+            unit_ids.add(filters.unit_id)
+        units = {u.id: u for u in await Unit.filter(id__in=list(unit_ids))}
         return ctx.render(
             "console/members.html",
             members=page_.items,
-            next_cursor=page_.next_cursor,
             units=units,
+            filters=filters,
+            keep=keep,
             q=filters.q or "",
-            status=status or "",
-            unit_id=unit_id,
+            status=filters.status.value if filters.status else "",
+            unit_id=filters.unit_id,
             statuses=[s.value for s in MemberStatus],
-            sort=str(sort),
+            sort=sort,
+            sort_url=sort_url,
+            size=size,
+            sizes=PAGE_SIZES,
+            total=total,
+            next_url=next_url,
+            prev_url=prev_url,
+            export_url="/console/members/export.csv?" + urlencode(filter_query(filters)),
+            groups=await Group.all().order_by("name").limit(200),
+            products=await Product.all().order_by("name").limit(200),
         )
 
     @page(web, permission=Permission.MEMBERS_READ)
     async def member_detail(ctx: PageContext) -> Response:
-        member_id = _uuid(ctx.request.path_params["id"])
-        if member_id is None:
-            raise NotFoundError("there is no such member")
-        member = await service.get_member(member_id)
+        member = await service.get_member(_member_id(ctx))
         unit = await Unit.get(id=member.unit_id)
         manager = await service.get_member(member.manager_id) if member.manager_id else None
         groups = await Group.filter(memberships__member_id=member.id).order_by("name")
         accounts = await ProductAccount.filter(member_id=member.id)
-        products = {p.id: p for p in await Product.all()}
+        products = {p.id: p for p in await Product.all().order_by("name")}
+        having = {a.product_id for a in accounts}
+        in_groups = {g.id for g in groups}
         live_sessions = await Session.filter(member_id=member.id, revoked_at=None).count()
         return ctx.render(
             "console/member.html",
@@ -84,9 +155,14 @@ def routes(web: Web) -> list[BaseRoute]:
             unit=unit,
             manager=manager,
             groups=groups,
+            other_groups=[
+                g for g in await Group.all().order_by("name").limit(200) if g.id not in in_groups
+            ],
             accounts=accounts,
             products=products,
+            unassigned=[p for p in products.values() if p.id not in having],
             live_sessions=live_sessions,
+            roles=role_matrix(),
             # A departure starts from its own form (plan, dates, successor).
             actions=[
                 (a.value, ACTION_LABELS[a])
@@ -97,10 +173,21 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.MEMBERS_LIFECYCLE)
     async def member_transition(ctx: PageContext) -> Response:
-        member_id = _uuid(ctx.request.path_params["id"])
-        if member_id is None:
-            raise NotFoundError("there is no such member")
+        member_id = _member_id(ctx)
         action = LifecycleAction(ctx.form.get("action", ""))
+        if action in CONSEQUENCES and not ctx.confirmed:
+            member = await service.get_member(member_id)
+            live = await Session.filter(member_id=member.id, revoked_at=None).count()
+            return ctx.confirm(
+                title=f"{ACTION_LABELS[action]} {member.name}?",
+                consequences=[
+                    CONSEQUENCES[action].format(name=member.name, sessions=live),
+                    "The change is recorded in the audit log"
+                    + (f" with the reason “{ctx.form['reason']}”." if ctx.form.get("reason") else "."),
+                ],
+                button=f"{ACTION_LABELS[action]} {member.name}",
+                back=f"/console/members/{member.id}",
+            )
         member = await departures.apply_member_action(
             member_id, action, reason=ctx.form.get("reason") or None, actor=ctx.actor
         )
@@ -110,10 +197,18 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.MEMBERS_SESSIONS)
     async def member_sign_out_everywhere(ctx: PageContext) -> Response:
-        member_id = _uuid(ctx.request.path_params["id"])
-        if member_id is None:
-            raise NotFoundError("there is no such member")
-        member = await service.get_member(member_id)
+        member = await service.get_member(_member_id(ctx))
+        if not ctx.confirmed:
+            live = await Session.filter(member_id=member.id, revoked_at=None).count()
+            return ctx.confirm(
+                title=f"Sign {member.name} out everywhere?",
+                consequences=[
+                    f"{live} live session(s) of {member.name} end now, on every device.",
+                    "They can sign in again straight away.",
+                ],
+                button=f"End {live} session(s)",
+                back=f"/console/members/{member.id}",
+            )
         count = await sessions.end_member_sessions(
             member.id, reason="signed out by an administrator", actor=ctx.actor
         )

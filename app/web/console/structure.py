@@ -11,7 +11,8 @@ from starlette.routing import BaseRoute, Route
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.errors import FieldProblem, InvalidInputError
-from tenants.groups.models import Group
+from tenants.members import service as members
+from tenants.members.models import Member
 from tenants.permissions import Permission
 from tenants.products.models import Product
 from tenants.units import service as units
@@ -30,6 +31,8 @@ def _unit_id(value: str | None, field: str) -> uuid.UUID:
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.UNITS_READ)
     async def unit_tree(ctx: PageContext) -> Response:
+        # The tree shows every unit; the pickers (create under, move under) look units up
+        # by name as the admin types instead of listing them all in each unit's form.
         all_units = await Unit.all().order_by("depth", "name")
         children: dict[uuid.UUID | None, list[Unit]] = defaultdict(list)
         for unit in all_units:
@@ -38,13 +41,8 @@ def routes(web: Web) -> list[BaseRoute]:
             r["unit_id"]: r["n"]
             for r in await db.fetch("SELECT unit_id, count(*) AS n FROM members GROUP BY 1")
         }
-        ordered = sorted(all_units, key=lambda u: u.path)
         return ctx.render(
-            "console/units.html",
-            children=children,
-            roots=children[None],
-            counts=counts,
-            all_units=ordered,
+            "console/units.html", children=children, roots=children[None], counts=counts
         )
 
     @page(web, permission=Permission.UNITS_WRITE)
@@ -81,19 +79,24 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.UNITS_WRITE)
     async def unit_delete(ctx: PageContext) -> Response:
-        await units.delete_unit(_unit_id(ctx.request.path_params["id"], "unit"), actor=ctx.actor)
-        return ctx.redirect("/console/units", "Deleted the unit.")
-
-    @page(web, permission=Permission.GROUPS_READ)
-    async def group_list(ctx: PageContext) -> Response:
-        groups = await Group.all().order_by("-priority", "name")
-        sizes = {
-            r["group_id"]: r["n"]
-            for r in await db.fetch(
-                "SELECT group_id, count(*) AS n FROM group_memberships GROUP BY 1"
+        unit = await units.get_unit(_unit_id(ctx.request.path_params["id"], "unit"))
+        count = await Member.filter(unit_id=unit.id).count()
+        children = await Unit.filter(parent_id=unit.id).count()
+        if not ctx.confirmed:
+            return ctx.render(
+                "console/unit_delete.html", unit=unit, count=count, children=children
             )
-        }
-        return ctx.render("console/groups.html", groups=groups, sizes=sizes)
+        moved = 0
+        if count:
+            if not ctx.can(Permission.MEMBERS_WRITE):
+                raise InvalidInputError("your role may not move the unit's members")
+            target = _unit_id(ctx.form.get("unit_id"), "unit_id")
+            moved = await members.move_unit_members(unit.id, target, actor=ctx.actor)
+        await units.delete_unit(unit.id, actor=ctx.actor)
+        return ctx.redirect(
+            "/console/units",
+            f"Deleted the unit {unit.name}" + (f" after moving its {moved} member(s)." if moved else "."),
+        )
 
     @page(web, permission=Permission.PRODUCTS_READ)
     async def product_list(ctx: PageContext) -> Response:
@@ -112,6 +115,5 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/console/units/{id}/move", unit_move, methods=["POST"]),
         Route("/console/units/{id}/rename", unit_rename, methods=["POST"]),
         Route("/console/units/{id}/delete", unit_delete, methods=["POST"]),
-        Route("/console/groups", group_list, methods=["GET"]),
         Route("/console/products", product_list, methods=["GET"]),
     ]

@@ -1,0 +1,124 @@
+"""Groups in the console: create, rename, delete (confirmed, naming the member count),
+and add or remove members with the people picker; through the groups service as the API."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.web.console.member_forms import parse_uuid, required_text
+from app.web.pages import PageContext, Web, page
+from tenants import db
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
+from tenants.groups import service as groups
+from tenants.groups.models import Group, GroupMembership
+from tenants.members.models import Member
+from tenants.permissions import Permission
+
+#: Members listed on a group's page (the members list filtered by group shows them all).
+SHOWN = 100
+
+
+def _priority(form: dict[str, str]) -> int:
+    text = (form.get("priority") or "0").strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidInputError(
+            "the priority is a whole number", fields=[FieldProblem("priority", "is not a number")]
+        ) from None
+    if not -1000 <= value <= 1000:
+        raise InvalidInputError(
+            "the priority is out of range", fields=[FieldProblem("priority", "is not in -1000..1000")]
+        )
+    return value
+
+
+def _group_id(ctx: PageContext) -> uuid.UUID:
+    try:
+        return uuid.UUID(ctx.request.path_params["id"])
+    except ValueError:
+        raise NotFoundError("there is no such group") from None
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    @page(web, permission=Permission.GROUPS_READ)
+    async def group_list(ctx: PageContext) -> Response:
+        all_groups = await Group.all().order_by("-priority", "name")
+        sizes = {
+            r["group_id"]: r["n"]
+            for r in await db.fetch(
+                "SELECT group_id, count(*) AS n FROM group_memberships GROUP BY 1"
+            )
+        }
+        return ctx.render("console/groups.html", groups=all_groups, sizes=sizes)
+
+    @page(web, permission=Permission.GROUPS_WRITE)
+    async def group_create(ctx: PageContext) -> Response:
+        group = await groups.create_group(
+            required_text(ctx.form, "name", "group's name"),
+            (ctx.form.get("description") or "").strip()[:1000],
+            _priority(ctx.form),
+            actor=ctx.actor,
+        )
+        return ctx.redirect(f"/console/groups/{group.id}", f"Created the group {group.name}.")
+
+    @page(web, permission=Permission.GROUPS_READ)
+    async def group_detail(ctx: PageContext) -> Response:
+        group = await groups.get_group(_group_id(ctx))
+        total = await GroupMembership.filter(group_id=group.id).count()
+        members = await Member.filter(group_memberships__group_id=group.id).order_by("name").limit(SHOWN)
+        return ctx.render("console/group.html", group=group, members=members, total=total)
+
+    @page(web, permission=Permission.GROUPS_WRITE)
+    async def group_update(ctx: PageContext) -> Response:
+        group = await groups.update_group(
+            _group_id(ctx),
+            {
+                "name": required_text(ctx.form, "name", "group's name"),
+                "description": (ctx.form.get("description") or "").strip()[:1000],
+                "priority": _priority(ctx.form),
+            },
+            actor=ctx.actor,
+        )
+        return ctx.redirect(f"/console/groups/{group.id}", f"Saved the group {group.name}.")
+
+    @page(web, permission=Permission.GROUPS_WRITE)
+    async def group_delete(ctx: PageContext) -> Response:
+        group = await groups.get_group(_group_id(ctx))
+        if not ctx.confirmed:
+            total = await GroupMembership.filter(group_id=group.id).count()
+            return ctx.confirm(
+                title=f"Delete the group {group.name}?",
+                consequences=[
+                    f"{total} member(s) leave the group; the members themselves stay.",
+                    "Policy rules that target this group are removed with it, so its members' settings may change.",
+                ],
+                button=f"Delete {group.name}",
+                back=f"/console/groups/{group.id}",
+            )
+        await groups.delete_group(group.id, actor=ctx.actor)
+        return ctx.redirect("/console/groups", f"Deleted the group {group.name}.")
+
+    @page(web, permission=Permission.GROUPS_WRITE)
+    async def group_members(ctx: PageContext) -> Response:
+        group_id = _group_id(ctx)
+        member_id = parse_uuid(ctx.form.get("member_id"), "member_id", "member")
+        if ctx.form.get("op") == "remove":
+            done = await groups.remove_member(group_id, member_id, actor=ctx.actor)
+            message = "Removed from the group." if done else "They were not in the group."
+        else:
+            done = await groups.add_member(group_id, member_id, actor=ctx.actor)
+            message = "Added to the group." if done else "They were already in the group."
+        return ctx.redirect(f"/console/groups/{group_id}", message)
+
+    return [
+        Route("/console/groups", group_list, methods=["GET"]),
+        Route("/console/groups", group_create, methods=["POST"]),
+        Route("/console/groups/{id}", group_detail, methods=["GET"]),
+        Route("/console/groups/{id}", group_update, methods=["POST"]),
+        Route("/console/groups/{id}/delete", group_delete, methods=["POST"]),
+        Route("/console/groups/{id}/members", group_members, methods=["POST"]),
+    ]

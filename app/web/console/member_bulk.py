@@ -1,0 +1,197 @@
+"""Many members at once: the bulk actions of the members list (confirmed first, naming
+the count), CSV export of the filtered list, and CSV import with a dry run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from app.web.console.members import filter_query, member_filter
+from app.web.pages import PageContext, Web, page
+from tenants.errors import FieldProblem, InvalidInputError
+from tenants.groups.service import get_group
+from tenants.members import imports, service
+from tenants.members.bulk import BulkAction, apply_bulk
+from tenants.members.csvio import csv_line
+from tenants.members.models import Member
+from tenants.permissions import Permission
+from tenants.products.service import get_product
+from tenants.units.models import Unit
+from tenants.units.service import get_unit, root_unit
+
+#: The permission each bulk action needs besides members:write.
+NEEDS = {
+    BulkAction.MOVE: Permission.MEMBERS_WRITE,
+    BulkAction.ADD_TO_GROUP: Permission.GROUPS_WRITE,
+    BulkAction.ASSIGN_PRODUCT: Permission.PRODUCTS_WRITE,
+    BulkAction.SUSPEND_PRODUCT: Permission.PRODUCTS_WRITE,
+    BulkAction.SUSPEND: Permission.MEMBERS_LIFECYCLE,
+}
+EXPORT_COLUMNS = ["email", "name", "unit", "manager_email", "roles", "status"]
+#: The largest CSV the console's import form takes (as the API's limit).
+IMPORT_MAX_CHARS = 2 * 1024 * 1024
+
+
+def _selected(form: dict[str, str]) -> list[uuid.UUID]:
+    ids = []
+    for key, value in form.items():
+        if key.startswith("member_") and value == "1":
+            try:
+                ids.append(uuid.UUID(key.removeprefix("member_")))
+            except ValueError:
+                continue
+    return ids
+
+
+def _target(form: dict[str, str], field: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(form.get(field) or "")
+    except ValueError:
+        return None
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    @page(web, permission=Permission.MEMBERS_WRITE)
+    async def bulk(ctx: PageContext) -> Response:
+        form = ctx.form
+        try:
+            action = BulkAction(form.get("action", ""))
+        except ValueError:
+            raise InvalidInputError(
+                "choose an action", fields=[FieldProblem("action", "choose one")]
+            ) from None
+        if not ctx.can(NEEDS[action]):
+            raise InvalidInputError("your role does not allow this action")
+        ids = _selected(form)
+        field = {
+            BulkAction.MOVE: "unit_id",
+            BulkAction.ADD_TO_GROUP: "group_id",
+            BulkAction.ASSIGN_PRODUCT: "product_id",
+            BulkAction.SUSPEND_PRODUCT: "product_id",
+        }.get(action)
+        target = _target(form, field) if field else None
+        keep = {k.removeprefix("keep_"): v for k, v in form.items() if k.startswith("keep_")}
+        back = "/console/members?" + urlencode(keep)
+        if not ctx.confirmed:
+            if not ids:
+                raise InvalidInputError(
+                    "select at least one member", fields=[FieldProblem("members", "none selected")]
+                )
+            what = {
+                BulkAction.MOVE: "Move {n} member(s) to {t}",
+                BulkAction.ADD_TO_GROUP: "Add {n} member(s) to the group {t}",
+                BulkAction.ASSIGN_PRODUCT: "Give {n} member(s) an account in {t}",
+                BulkAction.SUSPEND_PRODUCT: "Suspend the {t} account of {n} member(s)",
+                BulkAction.SUSPEND: "Suspend {n} member(s): they can no longer sign in and their sessions end",
+            }[action]
+            name = ""
+            if action is BulkAction.MOVE and target:
+                name = (await get_unit(target)).name
+            elif action is BulkAction.ADD_TO_GROUP and target:
+                name = (await get_group(target)).name
+            elif field == "product_id" and target:
+                name = (await get_product(target)).name
+            elif field:
+                raise InvalidInputError(
+                    f"choose the {field.removesuffix('_id')} for this action",
+                    fields=[FieldProblem(field, "choose one")],
+                )
+            chosen = await service.names_of(ids)
+            return ctx.confirm(
+                title=what.format(n=len(ids), t=name) + "?",
+                consequences=[
+                    what.format(n=len(ids), t=name) + ":",
+                    ", ".join(chosen[:20]) + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else ""),
+                    "Each change is recorded in the audit log; all of them happen, or none.",
+                ],
+                button=what.format(n=len(ids), t=name).split(":")[0],
+                back=back,
+            )
+        changed = await apply_bulk(action, ids, target=target, actor=ctx.actor)
+        return ctx.redirect(back, f"Done: {changed} of {len(ids)} selected member(s) changed.")
+
+    @page(web, permission=Permission.MEMBERS_READ)
+    async def export(ctx: PageContext) -> Response:
+        filters = member_filter(ctx.request.query_params)
+        # Read inside this request's tenant transaction (a batch of members, then their
+        # units and managers in one query each), then stream the text.
+        lines = [csv_line(list(EXPORT_COLUMNS))]
+        async for batch in service.iter_member_batches(filters):
+            unit_ids = {m.unit_id for m in batch}
+            units = {u.id: u.name for u in await Unit.filter(id__in=list(unit_ids))}
+            manager_ids = {m.manager_id for m in batch if m.manager_id}
+            managers = {
+                m.id: m.email for m in await Member.filter(id__in=list(manager_ids))
+            }
+            for m in batch:
+                lines.append(
+                    csv_line(
+                        [
+                            m.email,
+                            m.name,
+                            units.get(m.unit_id, ""),
+                            managers.get(m.manager_id, "") if m.manager_id else "",
+                            " ".join(m.roles),
+                            m.status.value,
+                        ]
+                    )
+                )
+
+        async def body() -> AsyncIterator[str]:
+            for line in lines:
+                yield line
+
+        suffix = "-".join(v for v in filter_query(filters).values())[:40]
+        return StreamingResponse(
+            body(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="members{"-" + suffix if suffix else ""}.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @page(web, permission=Permission.MEMBERS_WRITE)
+    async def import_form(ctx: PageContext) -> Response:
+        return ctx.render("console/members_import.html", report=None, text="")
+
+    @page(web, permission=Permission.MEMBERS_WRITE)
+    async def import_file(ctx: PageContext) -> Response:
+        text = ctx.form.get("csv_text", "")
+        if len(text) > IMPORT_MAX_CHARS:
+            raise InvalidInputError(
+                "the file is too large", fields=[FieldProblem("csv_text", "is larger than 2 MB")]
+            )
+        apply = ctx.form.get("apply") == "1"
+        default_unit = (await root_unit()).id
+        report = await imports.import_members(
+            text, default_unit=default_unit, apply=False, actor=ctx.actor
+        )
+        if not apply or report.refused:
+            # A dry run, or an apply refused before anything is written: the report, per line.
+            return ctx.render(
+                "console/members_import.html",
+                http_status=422 if apply else 200,
+                report=report,
+                text=text,
+                refused_apply=apply,
+            )
+        report = await imports.import_members(
+            text, default_unit=default_unit, apply=True, actor=ctx.actor
+        )
+        return ctx.redirect(
+            "/console/members",
+            f"Imported: {report.count('created')} created, {report.count('changed')} changed, "
+            f"{report.count('unchanged')} unchanged.",
+        )
+
+    return [
+        Route("/console/members/bulk", bulk, methods=["POST"]),
+        Route("/console/members/export.csv", export, methods=["GET"]),
+        Route("/console/members/import", import_form, methods=["GET"]),
+        Route("/console/members/import", import_file, methods=["POST"]),
+    ]

@@ -1,0 +1,192 @@
+"""Directory management from the console: add a member, change their details, move them,
+set their roles, products and groups. Each form calls the same service function as the
+API (so the same checks and audit events), and a refused form comes back with its errors
+beside the fields and the input kept (see ``PageContext.form_errors``)."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.web.pages import PageContext, Web, page
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
+from tenants.groups import service as groups
+from tenants.members import service
+from tenants.members.lifecycle import MemberStatus
+from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
+from tenants.products import service as products
+from tenants.products.models import ProductAccount, ProductAccountStatus
+
+#: What each role is for, shown beside its checkbox (the role matrix).
+ROLE_LABELS: dict[Role, str] = {
+    Role.OWNER: "Everything, including API tokens and the organisation's settings",
+    Role.ADMIN: "Manages people, structure, policies and departures",
+    Role.HELPDESK: "Edits members, their lifecycle and sessions; reads the rest",
+    Role.PRIVACY_OFFICER: "Approves data access, answers privacy requests, reads the audit log",
+    Role.AUDITOR: "Reads everything, changes nothing",
+    Role.MEMBER: "No console access",
+}
+
+
+def parse_uuid(value: str | None, field: str, what: str) -> uuid.UUID:
+    """The form's ``field`` as an id; InvalidInputError naming the field otherwise."""
+    try:
+        return uuid.UUID(value or "")
+    except ValueError:
+        raise InvalidInputError(f"choose a {what}", fields=[FieldProblem(field, "choose one")]) from None
+
+
+def required_text(form: dict[str, str], field: str, what: str, limit: int = 200) -> str:
+    value = (form.get(field) or "").strip()
+    if not value:
+        raise InvalidInputError(f"give the {what}", fields=[FieldProblem(field, "is empty")])
+    if len(value) > limit:
+        raise InvalidInputError(
+            f"the {what} is too long", fields=[FieldProblem(field, f"has more than {limit} characters")]
+        )
+    return value
+
+
+def email_of(form: dict[str, str]) -> str:
+    email = required_text(form, "email", "email address", 320)
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or " " in email:
+        raise InvalidInputError(
+            "that is not an email address", fields=[FieldProblem("email", "is not an email address")]
+        )
+    return email
+
+
+def roles_of(form: dict[str, str]) -> list[str]:
+    """Checked ``role_<name>`` boxes; a member with no other role is a plain member."""
+    chosen = [r.value for r in Role if form.get(f"role_{r.value}") == "1"]
+    return chosen or [Role.MEMBER.value]
+
+
+def role_matrix() -> list[tuple[Role, str, list[str]]]:
+    """Each role with its description and the console areas it may change (for the page)."""
+    return [
+        (
+            role,
+            ROLE_LABELS[role],
+            sorted(p.value for p in ROLE_PERMISSIONS[role] if p.value.endswith(":write")),
+        )
+        for role in Role
+    ]
+
+
+def _member_id(ctx: PageContext) -> uuid.UUID:
+    try:
+        return uuid.UUID(ctx.request.path_params["id"])
+    except ValueError:
+        raise NotFoundError("there is no such member") from None
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    @page(web, permission=Permission.MEMBERS_WRITE)
+    async def new_member_form(ctx: PageContext) -> Response:
+        return ctx.render("console/member_new.html", roles=role_matrix())
+
+    @page(web, permission=Permission.MEMBERS_WRITE)
+    async def create_member(ctx: PageContext) -> Response:
+        form = ctx.form
+        manager = form.get("manager_id")
+        member = await service.create_member(
+            service.NewMember(
+                email=email_of(form),
+                name=required_text(form, "name", "name"),
+                unit_id=parse_uuid(form.get("unit_id"), "unit_id", "unit"),
+                manager_id=parse_uuid(manager, "manager_id", "manager") if manager else None,
+                roles=tuple(Role(r) for r in roles_of(form)),
+                status=MemberStatus.ACTIVE
+                if form.get("status") == "active"
+                else MemberStatus.INVITED,
+            ),
+            actor=ctx.actor,
+        )
+        return ctx.redirect(f"/console/members/{member.id}", f"Added {member.name}.")
+
+    @page(web, permission=Permission.MEMBERS_WRITE)
+    async def update_details(ctx: PageContext) -> Response:
+        form = ctx.form
+        changes: dict[str, object] = {
+            "name": required_text(form, "name", "name"),
+            "email": email_of(form),
+        }
+        if form.get("no_manager") == "1":
+            changes["manager_id"] = None
+        elif form.get("manager_id"):
+            changes["manager_id"] = parse_uuid(form.get("manager_id"), "manager_id", "manager")
+        member = await service.update_member(_member_id(ctx), changes, actor=ctx.actor)
+        return ctx.redirect(f"/console/members/{member.id}", f"Saved {member.name}.")
+
+    @page(web, permission=Permission.MEMBERS_WRITE)
+    async def move(ctx: PageContext) -> Response:
+        unit_id = parse_uuid(ctx.form.get("unit_id"), "unit_id", "unit")
+        member = await service.move_member(_member_id(ctx), unit_id, actor=ctx.actor)
+        return ctx.redirect(f"/console/members/{member.id}", f"Moved {member.name}.")
+
+    @page(web, permission=Permission.MEMBERS_WRITE)
+    async def set_roles(ctx: PageContext) -> Response:
+        member = await service.update_member(
+            _member_id(ctx), {"roles": roles_of(ctx.form)}, actor=ctx.actor
+        )
+        return ctx.redirect(
+            f"/console/members/{member.id}", f"{member.name}'s roles: {', '.join(member.roles)}."
+        )
+
+    @page(web, permission=Permission.PRODUCTS_WRITE)
+    async def product_account(ctx: PageContext) -> Response:
+        member = await service.get_member(_member_id(ctx))
+        product = await products.get_product(
+            parse_uuid(ctx.form.get("product_id"), "product_id", "product")
+        )
+        op = ctx.form.get("op", "assign")
+        if op == "assign":
+            await products.assign_product(member.id, product.id, actor=ctx.actor)
+            done = f"{member.name} has {product.name}."
+        else:
+            status = {"suspend": ProductAccountStatus.SUSPENDED, "remove": ProductAccountStatus.REMOVED}.get(op)
+            account = await ProductAccount.filter(member_id=member.id, product_id=product.id).first()
+            if status is None or account is None:
+                raise InvalidInputError(
+                    f"{member.name} has no {product.name} account to change",
+                    fields=[FieldProblem("product_id", "has no account of this member")],
+                )
+            if op == "remove" and not ctx.confirmed:
+                return ctx.confirm(
+                    title=f"Remove {member.name}'s {product.name} account?",
+                    consequences=[
+                        f"{member.name} loses access to {product.name}.",
+                        "The product is told; their content there follows the product's own rules.",
+                    ],
+                    button=f"Remove {product.name} account",
+                    back=f"/console/members/{member.id}",
+                )
+            await products.set_account_status(account.id, status, actor=ctx.actor)
+            done = f"{member.name}'s {product.name} account is {status.value}."
+        return ctx.redirect(f"/console/members/{member.id}", done)
+
+    @page(web, permission=Permission.GROUPS_WRITE)
+    async def group_membership(ctx: PageContext) -> Response:
+        member = await service.get_member(_member_id(ctx))
+        group_id = parse_uuid(ctx.form.get("group_id"), "group_id", "group")
+        if ctx.form.get("op") == "remove":
+            await groups.remove_member(group_id, member.id, actor=ctx.actor)
+            done = f"Removed {member.name} from the group."
+        else:
+            added = await groups.add_member(group_id, member.id, actor=ctx.actor)
+            done = f"Added {member.name} to the group." if added else f"{member.name} was already in it."
+        return ctx.redirect(f"/console/members/{member.id}", done)
+
+    return [
+        Route("/console/members/new", new_member_form, methods=["GET"]),
+        Route("/console/members", create_member, methods=["POST"]),
+        Route("/console/members/{id}/details", update_details, methods=["POST"]),
+        Route("/console/members/{id}/move", move, methods=["POST"]),
+        Route("/console/members/{id}/roles", set_roles, methods=["POST"]),
+        Route("/console/members/{id}/products", product_account, methods=["POST"]),
+        Route("/console/members/{id}/groups", group_membership, methods=["POST"]),
+    ]

@@ -1,0 +1,86 @@
+"""One change applied to many selected members, in the caller's one transaction, through
+the same service functions as single changes (so each member's change is checked and
+audited on its own): all of it happens or, on the first refusal, none of it."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from tenants.actors import Actor
+from tenants.departures.service import apply_member_action
+from tenants.errors import FieldProblem, InvalidInputError
+from tenants.groups import service as groups
+from tenants.members import service
+from tenants.members.lifecycle import LifecycleAction, MemberStatus
+from tenants.products import service as products
+from tenants.products.models import ProductAccount, ProductAccountStatus
+
+#: The most members one bulk change may select (a page of the list at its largest).
+MAX_SELECTED = 200
+
+
+class BulkAction(StrEnum):
+    MOVE = "move"
+    ADD_TO_GROUP = "add_to_group"
+    ASSIGN_PRODUCT = "assign_product"
+    SUSPEND_PRODUCT = "suspend_product"
+    SUSPEND = "suspend"
+
+
+async def apply_bulk(
+    action: BulkAction,
+    member_ids: list[uuid.UUID],
+    *,
+    target: uuid.UUID | None,
+    actor: Actor,
+) -> int:
+    """Apply ``action`` to each member (``target`` is the unit, group or product it
+    needs); returns how many members changed. InvalidInputError when nothing is selected,
+    too much is, or the action's target is missing."""
+    if not member_ids:
+        raise InvalidInputError(
+            "select at least one member", fields=[FieldProblem("members", "none selected")]
+        )
+    if len(member_ids) > MAX_SELECTED:
+        raise InvalidInputError(
+            f"select at most {MAX_SELECTED} members at once",
+            fields=[FieldProblem("members", f"more than {MAX_SELECTED} selected")],
+        )
+    field = {
+        BulkAction.MOVE: "unit_id",
+        BulkAction.ADD_TO_GROUP: "group_id",
+        BulkAction.ASSIGN_PRODUCT: "product_id",
+        BulkAction.SUSPEND_PRODUCT: "product_id",
+    }.get(action)
+    if field is not None and target is None:
+        raise InvalidInputError(
+            f"choose the {field.removesuffix('_id')} for this action",
+            fields=[FieldProblem(field, "choose one")],
+        )
+    changed = 0
+    for member_id in member_ids:
+        if action is BulkAction.MOVE and target is not None:
+            before = (await service.get_member(member_id)).unit_id
+            await service.move_member(member_id, target, actor=actor)
+            changed += before != target
+        elif action is BulkAction.ADD_TO_GROUP and target is not None:
+            changed += await groups.add_member(target, member_id, actor=actor)
+        elif action is BulkAction.ASSIGN_PRODUCT and target is not None:
+            await products.assign_product(member_id, target, actor=actor)
+            changed += 1
+        elif action is BulkAction.SUSPEND_PRODUCT and target is not None:
+            account_row = await ProductAccount.filter(member_id=member_id, product_id=target).first()
+            if account_row is not None and account_row.status == ProductAccountStatus.ASSIGNED:
+                await products.set_account_status(
+                    account_row.id, ProductAccountStatus.SUSPENDED, actor=actor
+                )
+                changed += 1
+        elif action is BulkAction.SUSPEND:
+            member = await service.get_member(member_id)
+            if member.status is not MemberStatus.SUSPENDED:
+                await apply_member_action(
+                    member_id, LifecycleAction.SUSPEND, reason="bulk suspension", actor=actor
+                )
+                changed += 1
+    return changed

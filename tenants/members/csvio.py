@@ -1,0 +1,150 @@
+"""Members as CSV, plain rules without I/O: reading an import file into lines (each bad line
+named by its number) and writing export cells safely.
+
+Columns: ``email`` (required), ``name`` (required), ``unit`` (a unit's id or its name when
+that name is unique), ``manager_email``, ``roles`` (space- or semicolon-separated),
+``status`` (``invited`` or ``active``, for new members).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from tenants.permissions import Role
+
+COLUMNS = ("email", "name", "unit", "manager_email", "roles", "status")
+REQUIRED = ("email", "name")
+#: The most lines one import may carry (an import is one transaction).
+MAX_LINES = 5000
+#: OWASP CSV injection: a cell starting with one of these is read as a formula by
+#: spreadsheets, so the export prefixes it with a single quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLine:
+    """One data line of the file; ``number`` counts the header as line 1."""
+
+    number: int
+    email: str
+    name: str
+    unit: str
+    manager_email: str
+    roles: tuple[str, ...]
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    number: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ParsedFile:
+    lines: list[ImportLine] = field(default_factory=list)
+    problems: list[LineProblem] = field(default_factory=list)
+
+
+def parse_import(text: str) -> ParsedFile:
+    """The file's lines and what is wrong with each bad one; a missing required column
+    is a problem of line 1 (the header). Never raises on content."""
+    parsed = ParsedFile()
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        parsed.problems.append(LineProblem(1, "the file is empty; expected a header line"))
+        return parsed
+    except csv.Error as exc:
+        parsed.problems.append(LineProblem(1, f"not CSV: {exc}"))
+        return parsed
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [h for h in header if h not in COLUMNS]
+    if missing or unknown:
+        reason = "; ".join(
+            [f"missing column {c}" for c in missing] + [f"unknown column {h!r}" for h in unknown]
+        )
+        parsed.problems.append(LineProblem(1, f"{reason} (columns: {', '.join(COLUMNS)})"))
+        return parsed
+    seen: dict[str, int] = {}
+    number = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            parsed.problems.append(LineProblem(number + 1, f"not CSV: {exc}"))
+            break
+        number = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if number > MAX_LINES + 1:
+            parsed.problems.append(LineProblem(number, f"more than {MAX_LINES} lines"))
+            break
+        if len(row) != len(header):
+            parsed.problems.append(
+                LineProblem(number, f"has {len(row)} cells; the header has {len(header)}")
+            )
+            continue
+        cells = {h: c.strip() for h, c in zip(header, row, strict=True)}
+        problem = _check(cells, seen, number)
+        if problem:
+            parsed.problems.append(LineProblem(number, problem))
+            continue
+        email = cells["email"].lower()
+        seen[email] = number
+        parsed.lines.append(
+            ImportLine(
+                number=number,
+                email=email,
+                name=cells["name"],
+                unit=cells.get("unit", ""),
+                manager_email=cells.get("manager_email", "").lower(),
+                roles=tuple(r for r in cells.get("roles", "").replace(";", " ").split() if r),
+                status=cells.get("status", "") or "invited",
+            )
+        )
+    return parsed
+
+
+def _check(cells: dict[str, str], seen: dict[str, int], number: int) -> str | None:
+    email = cells["email"].lower()
+    if not email:
+        return "email is empty"
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or " " in email or len(email) > 320:
+        return f"email {email!r} is not an email address"
+    if email in seen:
+        return f"email {email} is also on line {seen[email]}"
+    if not cells["name"]:
+        return "name is empty"
+    if len(cells["name"]) > 200:
+        return "name is longer than 200 characters"
+    roles = cells.get("roles", "").replace(";", " ").split()
+    known = {r.value for r in Role}
+    bad = [r for r in roles if r not in known]
+    if bad:
+        return f"unknown role {bad[0]!r} (roles: {', '.join(sorted(known))})"
+    if cells.get("status", "") not in ("", "invited", "active"):
+        return f"status {cells['status']!r} is not invited or active"
+    if cells.get("manager_email", "").lower() == email and email:
+        return "a member cannot be their own manager"
+    return None
+
+
+def safe_cell(value: object) -> str:
+    """A cell for an exported CSV: text starting with a formula character gets a leading
+    single quote, so a spreadsheet shows it instead of running it."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_line(cells: list[object]) -> str:
+    """One CSV line (CRLF-terminated, RFC 4180) of safe cells."""
+    out = io.StringIO()
+    csv.writer(out).writerow([safe_cell(c) for c in cells])
+    return out.getvalue()

@@ -1,0 +1,171 @@
+"""Importing members from CSV: a dry run says, per line, what would be created, changed
+or refused; applying does exactly that in the caller's one transaction through the same
+service functions as the API (so each change has its audit event), and writes nothing
+when any line is refused."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenants.actors import Actor
+from tenants.errors import FieldProblem, InvalidInputError
+from tenants.members import service
+from tenants.members.csvio import ImportLine, parse_import
+from tenants.members.lifecycle import MemberStatus
+from tenants.members.models import Member
+from tenants.permissions import Role
+from tenants.units.models import Unit
+
+
+@dataclass(frozen=True, slots=True)
+class LineOutcome:
+    number: int
+    email: str
+    #: created, changed, unchanged or refused
+    outcome: str
+    detail: str
+
+
+@dataclass(slots=True)
+class ImportReport:
+    lines: list[LineOutcome] = field(default_factory=list)
+    applied: bool = False
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for line in self.lines if line.outcome == outcome)
+
+    @property
+    def refused(self) -> list[LineOutcome]:
+        return [line for line in self.lines if line.outcome == "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    line: ImportLine
+    unit_id: uuid.UUID | None
+    existing: Member | None
+    changes: dict[str, Any]
+
+
+async def _units_by_ref(refs: set[str]) -> dict[str, uuid.UUID | str]:
+    """Each unit reference (id or unique name) to its id, or to why it does not resolve."""
+    resolved: dict[str, uuid.UUID | str] = {}
+    ids: dict[str, uuid.UUID] = {}
+    names = set()
+    for ref in refs:
+        try:
+            ids[ref] = uuid.UUID(ref)
+        except ValueError:
+            names.add(ref)
+    found_ids = {u.id for u in await Unit.filter(id__in=list(ids.values()))}
+    for ref, unit_id in ids.items():
+        resolved[ref] = unit_id if unit_id in found_ids else f"no unit with id {ref}"
+    by_name: dict[str, list[uuid.UUID]] = {}
+    for unit in await Unit.filter(name__in=list(names)):
+        by_name.setdefault(unit.name, []).append(unit.id)
+    for name in names:
+        matches = by_name.get(name, [])
+        if len(matches) == 1:
+            resolved[name] = matches[0]
+        elif matches:
+            resolved[name] = f"{len(matches)} units are named {name!r}; use the unit's id"
+        else:
+            resolved[name] = f"no unit named {name!r}"
+    return resolved
+
+
+async def _plan(text: str, default_unit: uuid.UUID) -> tuple[ImportReport, list[_Planned]]:
+    parsed = parse_import(text)
+    report = ImportReport()
+    refused = {p.number: p.reason for p in parsed.problems}
+    lines = parsed.lines
+    emails = {line.email for line in lines} | {line.manager_email for line in lines if line.manager_email}
+    existing = {m.email: m for m in await Member.filter(email__in=list(emails))}
+    units = await _units_by_ref({line.unit for line in lines if line.unit})
+    planned: list[_Planned] = []
+    new_emails = {line.email for line in lines if line.email not in existing}
+    for line in lines:
+        unit_ref = units.get(line.unit) if line.unit else None
+        if isinstance(unit_ref, str):
+            refused[line.number] = unit_ref
+            continue
+        if line.manager_email and line.manager_email not in existing:
+            if line.manager_email in new_emails:
+                refused[line.number] = (
+                    f"manager {line.manager_email} is new in this file; add them first, then set the manager"
+                )
+            else:
+                refused[line.number] = f"no member with email {line.manager_email} (manager)"
+            continue
+        member = existing.get(line.email)
+        manager_id = existing[line.manager_email].id if line.manager_email else None
+        if member is None:
+            planned.append(_Planned(line, unit_ref or default_unit, None, {"manager_id": manager_id}))
+            continue
+        changes: dict[str, Any] = {}
+        if line.name != member.name:
+            changes["name"] = line.name
+        if line.manager_email and manager_id != member.manager_id:
+            changes["manager_id"] = manager_id
+        if line.roles and sorted(set(line.roles)) != sorted(member.roles):
+            changes["roles"] = sorted(set(line.roles))
+        if unit_ref is not None and unit_ref != member.unit_id:
+            changes["unit_id"] = unit_ref
+        planned.append(_Planned(line, unit_ref, member, changes))
+    by_number = {p.line.number: p for p in planned}
+    for number in sorted(set(refused) | set(by_number)):
+        if number in refused:
+            email = next((ln.email for ln in lines if ln.number == number), "")
+            report.lines.append(LineOutcome(number, email, "refused", refused[number]))
+            continue
+        p = by_number[number]
+        if p.existing is None:
+            report.lines.append(LineOutcome(number, p.line.email, "created", f"new {p.line.status} member {p.line.name}"))
+        elif p.changes:
+            report.lines.append(
+                LineOutcome(number, p.line.email, "changed", ", ".join(sorted(p.changes)))
+            )
+        else:
+            report.lines.append(LineOutcome(number, p.line.email, "unchanged", ""))
+    return report, [p for p in planned if p.line.number not in refused]
+
+
+async def import_members(
+    text: str, *, default_unit: uuid.UUID, apply: bool, actor: Actor
+) -> ImportReport:
+    """Plan the import (``apply=False``: nothing is written) or apply it. Applying with any
+    refused line raises InvalidInputError naming each line (``line 3: ...``) before
+    anything is written; a line failing while applied (a race) raises and the caller's
+    transaction rolls back every line."""
+    report, planned = await _plan(text, default_unit)
+    if not apply:
+        return report
+    if report.refused:
+        raise InvalidInputError(
+            f"{len(report.refused)} line(s) refused; nothing was imported",
+            fields=[FieldProblem(f"line {r.number}", r.reason) for r in report.refused],
+        )
+    for p in planned:
+        if p.existing is None:
+            await service.create_member(
+                service.NewMember(
+                    email=p.line.email,
+                    name=p.line.name,
+                    unit_id=p.unit_id or default_unit,
+                    manager_id=p.changes.get("manager_id"),
+                    roles=tuple(Role(r) for r in p.line.roles) or (Role.MEMBER,),
+                    status=MemberStatus(p.line.status),
+                ),
+                actor=actor,
+            )
+            continue
+        changes = dict(p.changes)
+        unit_id = changes.pop("unit_id", None)
+        if changes:
+            await service.update_member(p.existing.id, changes, actor=actor)
+        if unit_id is not None:
+            await service.move_member(p.existing.id, unit_id, actor=actor)
+    report.applied = True
+    return report
