@@ -70,7 +70,9 @@ async def apply_bulk(
             await products.assign_product(member_id, target, actor=actor)
             changed += 1
         elif action is BulkAction.SUSPEND_PRODUCT and target is not None:
-            account_row = await ProductAccount.filter(member_id=member_id, product_id=target).first()
+            account_row = await ProductAccount.filter(
+                member_id=member_id, product_id=target
+            ).first()
             if account_row is not None and account_row.status == ProductAccountStatus.ASSIGNED:
                 await products.set_account_status(
                     account_row.id, ProductAccountStatus.SUSPENDED, actor=actor

@@ -40,6 +40,8 @@ class ImportLine:
 class LineProblem:
     number: int
     reason: str
+    #: The line's email cell as written, when it has one (to show beside the reason).
+    email: str = ""
 
 
 @dataclass(slots=True)
@@ -93,7 +95,7 @@ def parse_import(text: str) -> ParsedFile:
         cells = {h: c.strip() for h, c in zip(header, row, strict=True)}
         problem = _check(cells, seen, number)
         if problem:
-            parsed.problems.append(LineProblem(number, problem))
+            parsed.problems.append(LineProblem(number, problem, cells["email"][:320]))
             continue
         email = cells["email"].lower()
         seen[email] = number

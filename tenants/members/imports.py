@@ -80,8 +80,13 @@ async def _plan(text: str, default_unit: uuid.UUID) -> tuple[ImportReport, list[
     parsed = parse_import(text)
     report = ImportReport()
     refused = {p.number: p.reason for p in parsed.problems}
+    emails_of = {p.number: p.email for p in parsed.problems} | {
+        ln.number: ln.email for ln in parsed.lines
+    }
     lines = parsed.lines
-    emails = {line.email for line in lines} | {line.manager_email for line in lines if line.manager_email}
+    emails = {line.email for line in lines} | {
+        line.manager_email for line in lines if line.manager_email
+    }
     existing = {m.email: m for m in await Member.filter(email__in=list(emails))}
     units = await _units_by_ref({line.unit for line in lines if line.unit})
     planned: list[_Planned] = []
@@ -102,7 +107,9 @@ async def _plan(text: str, default_unit: uuid.UUID) -> tuple[ImportReport, list[
         member = existing.get(line.email)
         manager_id = existing[line.manager_email].id if line.manager_email else None
         if member is None:
-            planned.append(_Planned(line, unit_ref or default_unit, None, {"manager_id": manager_id}))
+            planned.append(
+                _Planned(line, unit_ref or default_unit, None, {"manager_id": manager_id})
+            )
             continue
         changes: dict[str, Any] = {}
         if line.name != member.name:
@@ -117,12 +124,17 @@ async def _plan(text: str, default_unit: uuid.UUID) -> tuple[ImportReport, list[
     by_number = {p.line.number: p for p in planned}
     for number in sorted(set(refused) | set(by_number)):
         if number in refused:
-            email = next((ln.email for ln in lines if ln.number == number), "")
-            report.lines.append(LineOutcome(number, email, "refused", refused[number]))
+            report.lines.append(
+                LineOutcome(number, emails_of.get(number, ""), "refused", refused[number])
+            )
             continue
         p = by_number[number]
         if p.existing is None:
-            report.lines.append(LineOutcome(number, p.line.email, "created", f"new {p.line.status} member {p.line.name}"))
+            report.lines.append(
+                LineOutcome(
+                    number, p.line.email, "created", f"new {p.line.status} member {p.line.name}"
+                )
+            )
         elif p.changes:
             report.lines.append(
                 LineOutcome(number, p.line.email, "changed", ", ".join(sorted(p.changes)))
@@ -145,7 +157,7 @@ async def import_members(
     if report.refused:
         raise InvalidInputError(
             f"{len(report.refused)} line(s) refused; nothing was imported",
-            fields=[FieldProblem(f"line {r.number}", r.reason) for r in report.refused],
+            fields=[FieldProblem(f"line {r.number}", r.detail) for r in report.refused],
         )
     for p in planned:
         if p.existing is None:

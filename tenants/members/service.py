@@ -324,9 +324,7 @@ async def names_of(member_ids: list[uuid.UUID]) -> list[str]:
     return [m.name for m in await Member.filter(id__in=member_ids).order_by("name")]
 
 
-async def move_unit_members(
-    from_unit_id: uuid.UUID, to_unit_id: uuid.UUID, *, actor: Actor
-) -> int:
+async def move_unit_members(from_unit_id: uuid.UUID, to_unit_id: uuid.UUID, *, actor: Actor) -> int:
     """Move every member of one unit (not of its sub-units) to another, in one UPDATE, so
     the unit can then be deleted; one ``member.moved`` event per member, as a single move
     records. Returns how many moved (0 when the units are the same)."""
@@ -335,8 +333,9 @@ async def move_unit_members(
     await get_unit(from_unit_id)
     await get_referenced(Unit, to_unit_id, "unit", field="unit_id")
     rows = await db.fetch(
-        "UPDATE members SET unit_id = $3, updated_at = now() "
-        "WHERE tenant_id = $1 AND unit_id = $2 RETURNING id",
+        # As a CTE so the driver hands back the RETURNING rows like a SELECT's.
+        "WITH moved AS (UPDATE members SET unit_id = $3, updated_at = now() "
+        "WHERE tenant_id = $1 AND unit_id = $2 RETURNING id) SELECT id FROM moved",
         db.current_org(),
         from_unit_id,
         to_unit_id,

@@ -211,4 +211,3 @@ async def find_units(
     ids = [r["id"] for r in rows]
     found = {u.id: u for u in await Unit.filter(id__in=ids)}
     return [found[i] for i in ids if i in found]
-

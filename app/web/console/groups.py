@@ -31,7 +31,8 @@ def _priority(form: dict[str, str]) -> int:
         ) from None
     if not -1000 <= value <= 1000:
         raise InvalidInputError(
-            "the priority is out of range", fields=[FieldProblem("priority", "is not in -1000..1000")]
+            "the priority is out of range",
+            fields=[FieldProblem("priority", "is not in -1000..1000")],
         )
     return value
 
@@ -69,7 +70,9 @@ def routes(web: Web) -> list[BaseRoute]:
     async def group_detail(ctx: PageContext) -> Response:
         group = await groups.get_group(_group_id(ctx))
         total = await GroupMembership.filter(group_id=group.id).count()
-        members = await Member.filter(group_memberships__group_id=group.id).order_by("name").limit(SHOWN)
+        members = (
+            await Member.filter(group_memberships__group_id=group.id).order_by("name").limit(SHOWN)
+        )
         return ctx.render("console/group.html", group=group, members=members, total=total)
 
     @page(web, permission=Permission.GROUPS_WRITE)

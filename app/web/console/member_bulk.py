@@ -105,7 +105,8 @@ def routes(web: Web) -> list[BaseRoute]:
                 title=what.format(n=len(ids), t=name) + "?",
                 consequences=[
                     what.format(n=len(ids), t=name) + ":",
-                    ", ".join(chosen[:20]) + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else ""),
+                    ", ".join(chosen[:20])
+                    + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else ""),
                     "Each change is recorded in the audit log; all of them happen, or none.",
                 ],
                 button=what.format(n=len(ids), t=name).split(":")[0],
@@ -124,9 +125,7 @@ def routes(web: Web) -> list[BaseRoute]:
             unit_ids = {m.unit_id for m in batch}
             units = {u.id: u.name for u in await Unit.filter(id__in=list(unit_ids))}
             manager_ids = {m.manager_id for m in batch if m.manager_id}
-            managers = {
-                m.id: m.email for m in await Member.filter(id__in=list(manager_ids))
-            }
+            managers = {m.id: m.email for m in await Member.filter(id__in=list(manager_ids))}
             for m in batch:
                 lines.append(
                     csv_line(

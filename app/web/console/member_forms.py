@@ -35,7 +35,9 @@ def parse_uuid(value: str | None, field: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(value or "")
     except ValueError:
-        raise InvalidInputError(f"choose a {what}", fields=[FieldProblem(field, "choose one")]) from None
+        raise InvalidInputError(
+            f"choose a {what}", fields=[FieldProblem(field, "choose one")]
+        ) from None
 
 
 def required_text(form: dict[str, str], field: str, what: str, limit: int = 200) -> str:
@@ -44,7 +46,8 @@ def required_text(form: dict[str, str], field: str, what: str, limit: int = 200)
         raise InvalidInputError(f"give the {what}", fields=[FieldProblem(field, "is empty")])
     if len(value) > limit:
         raise InvalidInputError(
-            f"the {what} is too long", fields=[FieldProblem(field, f"has more than {limit} characters")]
+            f"the {what} is too long",
+            fields=[FieldProblem(field, f"has more than {limit} characters")],
         )
     return value
 
@@ -54,7 +57,8 @@ def email_of(form: dict[str, str]) -> str:
     local, _, domain = email.partition("@")
     if not local or "." not in domain or " " in email:
         raise InvalidInputError(
-            "that is not an email address", fields=[FieldProblem("email", "is not an email address")]
+            "that is not an email address",
+            fields=[FieldProblem("email", "is not an email address")],
         )
     return email
 
@@ -148,8 +152,13 @@ def routes(web: Web) -> list[BaseRoute]:
             await products.assign_product(member.id, product.id, actor=ctx.actor)
             done = f"{member.name} has {product.name}."
         else:
-            status = {"suspend": ProductAccountStatus.SUSPENDED, "remove": ProductAccountStatus.REMOVED}.get(op)
-            account = await ProductAccount.filter(member_id=member.id, product_id=product.id).first()
+            status = {
+                "suspend": ProductAccountStatus.SUSPENDED,
+                "remove": ProductAccountStatus.REMOVED,
+            }.get(op)
+            account = await ProductAccount.filter(
+                member_id=member.id, product_id=product.id
+            ).first()
             if status is None or account is None:
                 raise InvalidInputError(
                     f"{member.name} has no {product.name} account to change",
@@ -178,7 +187,11 @@ def routes(web: Web) -> list[BaseRoute]:
             done = f"Removed {member.name} from the group."
         else:
             added = await groups.add_member(group_id, member.id, actor=ctx.actor)
-            done = f"Added {member.name} to the group." if added else f"{member.name} was already in it."
+            done = (
+                f"Added {member.name} to the group."
+                if added
+                else f"{member.name} was already in it."
+            )
         return ctx.redirect(f"/console/members/{member.id}", done)
 
     return [

@@ -183,7 +183,11 @@ def routes(web: Web) -> list[BaseRoute]:
                 consequences=[
                     CONSEQUENCES[action].format(name=member.name, sessions=live),
                     "The change is recorded in the audit log"
-                    + (f" with the reason “{ctx.form['reason']}”." if ctx.form.get("reason") else "."),
+                    + (
+                        f" with the reason “{ctx.form['reason']}”."
+                        if ctx.form.get("reason")
+                        else "."
+                    ),
                 ],
                 button=f"{ACTION_LABELS[action]} {member.name}",
                 back=f"/console/members/{member.id}",

@@ -83,9 +83,7 @@ def routes(web: Web) -> list[BaseRoute]:
         count = await Member.filter(unit_id=unit.id).count()
         children = await Unit.filter(parent_id=unit.id).count()
         if not ctx.confirmed:
-            return ctx.render(
-                "console/unit_delete.html", unit=unit, count=count, children=children
-            )
+            return ctx.render("console/unit_delete.html", unit=unit, count=count, children=children)
         moved = 0
         if count:
             if not ctx.can(Permission.MEMBERS_WRITE):
@@ -95,7 +93,8 @@ def routes(web: Web) -> list[BaseRoute]:
         await units.delete_unit(unit.id, actor=ctx.actor)
         return ctx.redirect(
             "/console/units",
-            f"Deleted the unit {unit.name}" + (f" after moving its {moved} member(s)." if moved else "."),
+            f"Deleted the unit {unit.name}"
+            + (f" after moving its {moved} member(s)." if moved else "."),
         )
 
     @page(web, permission=Permission.PRODUCTS_READ)

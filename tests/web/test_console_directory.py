@@ -1,0 +1,444 @@
+"""Running the directory from the console (in process, as a browser without scripts would):
+adding and editing members, roles with the last-owner rule, products, groups, bulk moves,
+CSV import (dry run, refusal naming lines, apply) and export, units emptied before delete,
+and the pickers and search that cost what they return."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+import pytest
+
+from tests.conftest import OrgHandle, make_member, make_product, make_unit, row_counts
+from tests.web.flows import (
+    PASSWORD,
+    WebClient,
+    asgi_client,
+    set_local_sign_in,
+    set_password,
+    text_of,
+)
+
+
+async def signed_in_admin(
+    browser: WebClient, org: OrgHandle, roles: list[str] | None = None
+) -> tuple[dict[str, Any], str]:
+    await set_local_sign_in(org.id, True)
+    admin = await make_member(org, name="Olive Owner", roles=roles or ["owner"])
+    await set_password(org.id, admin["id"], PASSWORD)
+    response = await browser.password_sign_in(org.slug, admin["email"], PASSWORD)
+    assert response.status_code == 303, response.text
+    return admin, await browser.csrf_of("/console/members")
+
+
+async def follow(browser: WebClient, response: Any) -> str:
+    assert response.status_code == 303, response.text[:2000]
+    return text_of((await browser.get(response.headers["location"])).text)
+
+
+async def test_an_admin_adds_a_member_then_edits_moves_and_gives_roles_and_a_product(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    sales = await make_unit(org, "Sales")
+    product = await make_product(org, name="Mail")
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        form = await browser.get("/console/members/new")
+        assert form.status_code == 200 and "Administrator roles" in text_of(form.text)
+        added = await browser.post(
+            "/console/members",
+            {
+                "csrf": csrf,
+                "name": "Nina New",
+                "email": "Nina@Example.org",
+                "unit_id": str(org.root_unit_id),
+                "status": "active",
+            },
+        )
+        member_page = added.headers["location"]
+        assert "Added Nina New." in await follow(browser, added)
+        member_id = member_page.rsplit("/", 1)[1]
+        row = await owner_conn.fetchrow("SELECT * FROM members WHERE id = $1", uuid.UUID(member_id))
+        assert (row["email"], row["status"]) == ("nina@example.org", "active")
+
+        moved = await browser.post(f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"]})
+        assert "Moved Nina New." in await follow(browser, moved)
+        roles = await browser.post(
+            f"{member_page}/roles", {"csrf": csrf, "role_helpdesk": "1", "role_auditor": "1"}
+        )
+        assert "roles: auditor, helpdesk" in await follow(browser, roles)
+        assigned = await browser.post(
+            f"{member_page}/products", {"csrf": csrf, "product_id": product["id"], "op": "assign"}
+        )
+        assert "Nina New has Mail." in await follow(browser, assigned)
+        # Removing the account asks first, naming what happens; then it happens.
+        asked = await browser.post(
+            f"{member_page}/products", {"csrf": csrf, "product_id": product["id"], "op": "remove"}
+        )
+        assert asked.status_code == 200
+        assert "Remove Nina New's Mail account?" in text_of(asked.text)
+        assert 'name="confirmed" value="1"' in asked.text
+        removed = await browser.post(
+            f"{member_page}/products",
+            {"csrf": csrf, "product_id": product["id"], "op": "remove", "confirmed": "1"},
+        )
+        assert "account is removed" in await follow(browser, removed)
+
+    row = await owner_conn.fetchrow("SELECT * FROM members WHERE id = $1", uuid.UUID(member_id))
+    assert str(row["unit_id"]) == sales["id"]
+    assert sorted(json.loads(row["roles"])) == ["auditor", "helpdesk"]
+    actions = [
+        r["action"]
+        for r in await owner_conn.fetch(
+            "SELECT action FROM audit_events WHERE tenant_id = $1 AND action LIKE ANY($2) ORDER BY id",
+            org.id,
+            ["member.%", "product_account.%"],
+        )
+    ]
+    for action in (
+        "member.created",
+        "member.moved",
+        "member.updated",
+        "product_account.assigned",
+        "product_account.removed",
+    ):
+        assert action in actions
+
+
+async def test_a_refused_form_comes_back_with_the_error_beside_the_field_and_the_input_kept(
+    app: Any, org: OrgHandle
+) -> None:
+    taken = await make_member(org, name="Taken", email="taken@example.org")
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        refused = await browser.post(
+            "/console/members",
+            {
+                "csrf": csrf,
+                "name": "Second Taken",
+                "email": taken["email"],
+                "unit_id": str(org.root_unit_id),
+            },
+            headers={"referer": "http://tenantry.test/console/members/new"},
+        )
+        assert refused.status_code == 303
+        assert refused.headers["location"] == "/console/members/new"
+        page = (await browser.get("/console/members/new")).text
+        assert 'class="banner flash error-banner" role="alert"' in page
+        assert 'id="email-error"' in page and "is already used by another member" in page
+        assert 'aria-invalid="true" aria-describedby="email-error"' in page
+        assert 'value="Second Taken"' in page  # what was typed is kept
+        again = (await browser.get("/console/members/new")).text
+        assert "email-error" not in again  # shown once
+
+
+async def test_the_last_owner_keeps_the_role_in_the_console_and_the_api(
+    app: Any, org: OrgHandle
+) -> None:
+    async with asgi_client(app) as browser:
+        owner, csrf = await signed_in_admin(browser, org)
+        # Other owners made through the API count only while they can act.
+        refused = await browser.post(
+            f"/console/members/{owner['id']}/roles", {"csrf": csrf, "role_admin": "1"}
+        )
+        page = await follow(browser, refused)
+        assert "an organisation always keeps an owner" in page
+    response = await org.patch(f"/v1/members/{owner['id']}", {"roles": ["admin"]})
+    assert response.status_code == 409, response.text
+    assert response.json()["errors"] == [
+        {"field": "roles", "reason": "would leave the organisation without an owner"}
+    ]
+    second = await make_member(org, roles=["owner"])
+    assert (await org.patch(f"/v1/members/{owner['id']}", {"roles": ["admin"]})).status_code == 200
+    # Now the second is the last owner.
+    assert (await org.patch(f"/v1/members/{second['id']}", {"roles": []})).status_code == 409
+
+
+async def test_groups_are_made_renamed_filled_and_deleted_after_a_confirmation(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    members = [await make_member(org, name=f"Grouped {i}") for i in range(2)]
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        made = await browser.post(
+            "/console/groups", {"csrf": csrf, "name": "Choir", "priority": "3"}
+        )
+        group_page = made.headers["location"]
+        assert "Created the group Choir." in await follow(browser, made)
+        for m in members:
+            added = await browser.post(
+                f"{group_page}/members", {"csrf": csrf, "member_id": m["id"], "op": "add"}
+            )
+            assert "Added to the group." in await follow(browser, added)
+        renamed = await browser.post(
+            group_page, {"csrf": csrf, "name": "Big choir", "priority": "4"}
+        )
+        assert "Saved the group Big choir." in await follow(browser, renamed)
+        asked = await browser.post(f"{group_page}/delete", {"csrf": csrf})
+        assert asked.status_code == 200
+        assert "2 member(s) leave the group" in text_of(asked.text)
+        assert (
+            await owner_conn.fetchval("SELECT count(*) FROM groups WHERE tenant_id = $1", org.id)
+            == 1
+        )
+        deleted = await browser.post(f"{group_page}/delete", {"csrf": csrf, "confirmed": "1"})
+        assert "Deleted the group Big choir." in await follow(browser, deleted)
+    assert (
+        await owner_conn.fetchval("SELECT count(*) FROM groups WHERE tenant_id = $1", org.id) == 0
+    )
+
+
+async def test_bulk_move_of_three_selected_members_is_confirmed_with_the_count_then_done(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    target = await make_unit(org, "Warehouse")
+    chosen = [await make_member(org, name=f"Bulk {i}") for i in range(3)]
+    untouched = await make_member(org, name="Not chosen")
+    form = {f"member_{m['id']}": "1" for m in chosen}
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        listing = (await browser.get("/console/members")).text
+        assert f'name="member_{chosen[0]["id"]}"' in listing
+        asked = await browser.post(
+            "/console/members/bulk",
+            {"csrf": csrf, "action": "move", "unit_id": target["id"], **form},
+        )
+        assert asked.status_code == 200
+        text = text_of(asked.text)
+        assert "Move 3 member(s) to Warehouse?" in text and "Bulk 0, Bulk 1, Bulk 2" in text
+        done = await browser.post(
+            "/console/members/bulk",
+            {"csrf": csrf, "action": "move", "unit_id": target["id"], "confirmed": "1", **form},
+        )
+        assert "Done: 3 of 3 selected member(s) changed." in await follow(browser, done)
+    units = {
+        str(r["id"]): str(r["unit_id"])
+        for r in await owner_conn.fetch(
+            "SELECT id, unit_id FROM members WHERE tenant_id = $1", org.id
+        )
+    }
+    assert all(units[m["id"]] == target["id"] for m in chosen)
+    assert units[untouched["id"]] == str(org.root_unit_id)
+
+
+CSV_GOOD = (
+    "email,name,unit,manager_email,roles,status\n"
+    "ann@example.org,Ann Imported,Imports,,,active\n"
+    "{existing},Renamed Existing,,,auditor,\n"
+)
+CSV_BAD = (
+    "email,name,unit,manager_email,roles,status\n"
+    "ann@example.org,Ann Imported,Imports,,,active\n"
+    "not-an-email,Bad Line,,,,\n"
+    "bob@example.org,Bob,No Such Unit,,,\n"
+    "cy@example.org,Cy,,,emperor,\n"
+)
+
+
+async def test_csv_import_dry_run_then_apply_and_a_refused_apply_writes_nothing(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    await make_unit(org, "Imports")
+    existing = await make_member(org, name="Existing Person")
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        before = await row_counts(owner_conn)
+        refused = await browser.post(
+            "/console/members/import", {"csrf": csrf, "csv_text": CSV_BAD, "apply": "1"}
+        )
+        assert refused.status_code == 422
+        text = text_of(refused.text)
+        assert "Nothing was imported: 3 line(s) are refused" in text
+        assert "3 not-an-email refused email 'not-an-email' is not an email address" in text
+        assert "no unit named 'No Such Unit'" in text and "unknown role 'emperor'" in text
+        assert await row_counts(owner_conn) == before
+
+        good = CSV_GOOD.format(existing=existing["email"])
+        dry = await browser.post("/console/members/import", {"csrf": csrf, "csv_text": good})
+        assert dry.status_code == 200
+        text = text_of(dry.text)
+        assert "1 created · 1 changed · 0 unchanged · 0 refused" in text
+        assert await row_counts(owner_conn) == before
+        applied = await browser.post(
+            "/console/members/import", {"csrf": csrf, "csv_text": good, "apply": "1"}
+        )
+        assert "Imported: 1 created, 1 changed, 0 unchanged." in await follow(browser, applied)
+    ann = await owner_conn.fetchrow("SELECT * FROM members WHERE email = 'ann@example.org'")
+    assert ann is not None and ann["status"] == "active"
+    renamed = await owner_conn.fetchval(
+        "SELECT name FROM members WHERE id = $1", uuid.UUID(existing["id"])
+    )
+    assert renamed == "Renamed Existing"
+
+
+async def test_the_import_api_names_bad_lines_and_writes_nothing_then_applies(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    await make_unit(org, "Imports")
+    headers = {"content-type": "text/csv"}
+    before = await row_counts(owner_conn)
+    refused = await org.client.post(
+        "/v1/members/import?dry_run=false",
+        content=CSV_BAD.encode(),
+        headers={**headers, "authorization": f"Bearer {org.token}"},
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in refused.json()["errors"]] == ["line 3", "line 4", "line 5"]
+    assert await row_counts(owner_conn) == before
+    dry = await org.client.post(
+        "/v1/members/import",
+        content=CSV_BAD.encode(),
+        headers={**headers, "authorization": f"Bearer {org.token}"},
+    )
+    assert dry.status_code == 200, dry.text
+    body = dry.json()
+    assert (body["applied"], body["created"], body["refused"]) == (False, 1, 3)
+    assert [line["line"] for line in body["lines"] if line["outcome"] == "refused"] == [3, 4, 5]
+    wrong_type = await org.client.post(
+        "/v1/members/import",
+        content=b"email,name\n",
+        headers={"content-type": "application/json", "authorization": f"Bearer {org.token}"},
+    )
+    assert wrong_type.status_code == 415
+    applied = await org.client.post(
+        "/v1/members/import?dry_run=false",
+        content=b"email,name,unit\nzed@example.org,Zed,Imports\n",
+        headers={**headers, "authorization": f"Bearer {org.token}"},
+    )
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["applied"] is True and applied.json()["created"] == 1
+
+
+async def test_export_of_the_filtered_list_neutralises_formula_cells(
+    app: Any, org: OrgHandle
+) -> None:
+    await make_member(org, name='=HYPERLINK("http://evil")', email="formula@example.org")
+    await make_member(org, name="+1 plus", email="plus@example.org")
+    await make_member(org, name="Plain", email="plain@example.org", status="invited")
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        exported = await browser.get("/console/members/export.csv?status=active")
+        assert exported.status_code == 200
+        assert exported.headers["content-type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0] == ["email", "name", "unit", "manager_email", "roles", "status"]
+    names = {r[0]: r[1] for r in rows[1:]}
+    assert names["formula@example.org"] == '\'=HYPERLINK("http://evil")'
+    assert names["plus@example.org"] == "'+1 plus"
+    assert "plain@example.org" not in names  # the filter (active) is kept
+
+
+async def test_a_unit_with_members_is_emptied_into_another_then_deleted(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    doomed = await make_unit(org, "Closing")
+    keeper = await make_unit(org, "Keeping")
+    for i in range(2):
+        await make_member(org, unit=doomed["id"], name=f"Closing {i}")
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        asked = await browser.post(f"/console/units/{doomed['id']}/delete", {"csrf": csrf})
+        assert asked.status_code == 200
+        assert "Move 2 member(s) and delete Closing" in text_of(asked.text)
+        done = await browser.post(
+            f"/console/units/{doomed['id']}/delete",
+            {"csrf": csrf, "confirmed": "1", "unit_id": keeper["id"]},
+        )
+        landing = await follow(browser, done)
+        assert "Deleted the unit Closing after moving its 2 member(s)." in landing, landing[:600]
+    assert (
+        await owner_conn.fetchval(
+            "SELECT count(*) FROM members WHERE unit_id = $1", uuid.UUID(keeper["id"])
+        )
+        == 2
+    )
+    assert (
+        await owner_conn.fetchval(
+            "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND action = 'member.moved'",
+            org.id,
+        )
+        == 2
+    )
+
+
+async def test_pickers_and_search_find_by_the_start_of_a_name_or_email(
+    app: Any, org: OrgHandle
+) -> None:
+    await make_member(org, name="Zora Picked", email="zp@example.org")
+    await make_member(org, name="Other", email="zora.mail@example.org")
+    await make_unit(org, "Zoology")
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        found = await browser.get("/console/pick/members?name=manager_id&manager_id_q=zor")
+        text = text_of(found.text)
+        assert "Zora Picked (zp@example.org)" in text and "zora.mail@example.org" in text
+        assert 'name="manager_id"' in found.text
+        units = await browser.get("/console/pick/units?name=parent_id&parent_id_q=ZOO")
+        assert "Zoology" in text_of(units.text) and 'name="parent_id"' in units.text
+        odd = await browser.get("/console/pick/units?name=bad%22name&unit_id_q=Zoo")
+        assert 'name="unit_id"' in odd.text  # only plain field names travel back
+        search = text_of((await browser.get("/console/search?q=zo")).text)
+        assert "Zora Picked" in search and "Zoology" in search
+
+
+@pytest.mark.parametrize("path", ["/console/members", "/console/units"])
+async def test_an_expired_session_during_htmx_sends_the_whole_page_to_sign_in(
+    app: Any, org: OrgHandle, path: str
+) -> None:
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        browser.http.cookies.clear()
+        answer = await browser.get(
+            "/console/pick/members?member_id_q=a",
+            headers={"hx-request": "true", "hx-current-url": f"http://tenantry.test{path}?q=x"},
+        )
+        assert answer.status_code == 200
+        # The page the admin was on, never the fragment's URL.
+        assert answer.headers["hx-redirect"] == "/login?next=" + quote(f"{path}?q=x")
+
+
+async def test_after_sign_in_a_post_only_next_lands_on_its_page(app: Any, org: OrgHandle) -> None:
+    await set_local_sign_in(org.id, True)
+    admin = await make_member(org, roles=["owner"])
+    await set_password(org.id, admin["id"], PASSWORD)
+    async with asgi_client(app) as browser:
+        response = await browser.password_sign_in(
+            org.slug,
+            admin["email"],
+            PASSWORD,
+            next_path=f"/console/members/{admin['id']}/transition",
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/console/members/{admin['id']}"
+
+
+async def test_a_csrf_failure_explains_itself_and_links_back(app: Any, org: OrgHandle) -> None:
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        refused = await browser.post(
+            "/console/groups",
+            {"csrf": "forged", "name": "X"},
+            headers={"referer": "http://tenantry.test/console/groups"},
+        )
+        assert refused.status_code == 403
+        text = text_of(refused.text)
+        assert "Nothing was changed" in text and "sent from another site" in text
+        assert 'href="/console/groups"' in refused.text
+
+
+async def test_a_member_opening_the_console_is_told_why_not(app: Any, org: OrgHandle) -> None:
+    await set_local_sign_in(org.id, True)
+    member = await make_member(org)
+    await set_password(org.id, member["id"], PASSWORD)
+    async with asgi_client(app) as browser:
+        await browser.password_sign_in(org.slug, member["email"], PASSWORD)
+        page = await browser.get("/console/members")
+        assert page.status_code == 403
+        assert "you are a member of it without an administrator role" in text_of(page.text)
