@@ -94,14 +94,23 @@ def build_openapi(
             # schema given is that of each line.
             operation["requestBody"] = {
                 "required": True,
-                "description": f"One JSON object per line ({e.stream.media_type}), each "
-                f"matching the schema; at most {e.stream.max_bytes} bytes.",
+                "description": (
+                    f"A CSV file ({e.stream.media_type}) with a header line; each line's "
+                    f"cells as the schema's fields; at most {e.stream.max_bytes} bytes."
+                    if e.stream.media_type == "text/csv"
+                    else f"One JSON object per line ({e.stream.media_type}), each "
+                    f"matching the schema; at most {e.stream.max_bytes} bytes."
+                ),
                 "content": {e.stream.media_type: {"schema": keyed[(e.stream.item, "validation")]}},
             }
         if e.response is not None and e.status != 204:
             operation["responses"][str(e.status)] = {
                 "description": "Success",
-                "content": {"application/json": {"schema": keyed[(e.response, "serialization")]}},
+                "content": {
+                    "application/json": {"schema": keyed[(e.response, "serialization")]},
+                    # Other forms of the same answer (a download chosen by a parameter).
+                    **{media: {"schema": {"type": "string"}} for media in e.alternatives},
+                },
             }
         else:
             operation["responses"][str(e.status)] = {"description": "Done; no content"}

@@ -25,7 +25,7 @@ from tenants.audit.chain import (
     Verification,
 )
 from tenants.audit.sealer import request_sealing
-from tenants.db import connection, current_org, fetch, fetch_one
+from tenants.db import connection, current_org, fetch, fetch_one, tenant_transaction
 from tenants.ids import OrgId
 
 #: Values that appear in an audit event as they are (checked first: most values are).
@@ -117,14 +117,28 @@ def _json_or_none(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+#: Events that record something refused or rejected (the ``outcome=refused`` filter).
+REFUSAL_ACTIONS = ("session.sign_in_refused", "signals.event_rejected")
+
+
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
+    """``action`` is exact, or a prefix when it ends with ``.`` or ``*`` (``member.``
+    finds every member event). ``outcome`` is ``refused`` (REFUSAL_ACTIONS) or ``done``
+    (every other event)."""
+
     action: str | None = None
     actor: str | None = None
     target_type: str | None = None
     target_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    outcome: str | None = None
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
 
 
 #: An event's columns, with its place in the chain (NULL while it waits to be sealed).
@@ -141,8 +155,20 @@ async def list_events(
     until the sealer has chained the event); ``before_id`` continues a previous page."""
     clauses = ["e.tenant_id = $1"]
     args: list[Any] = [current_org()]
+    action = filters.action
+    if action is not None and action.endswith((".", "*")):
+        # A prefix: a range of the (tenant_id, action text_pattern_ops, id) index.
+        args.append(_like_prefix(action.rstrip("*")))
+        clauses.append(f"e.action LIKE ${len(args)}")
+        action = None
+    if filters.outcome == "refused":
+        args.append(list(REFUSAL_ACTIONS))
+        clauses.append(f"e.action = ANY(${len(args)}::text[])")
+    elif filters.outcome == "done":
+        args.append(list(REFUSAL_ACTIONS))
+        clauses.append(f"NOT (e.action = ANY(${len(args)}::text[]))")
     for column, value in (
-        ("action", filters.action),
+        ("action", action),
         ("actor", filters.actor),
         ("target_type", filters.target_type),
         ("target_id", filters.target_id),
@@ -166,6 +192,23 @@ async def list_events(
         f"WHERE {' AND '.join(clauses)} ORDER BY e.id DESC LIMIT ${len(args)}"
     )
     return [_decoded(row) for row in await fetch(sql, *args)]
+
+
+async def stream_events(
+    org_id: OrgId, filters: AuditFilter, *, batch: int = 1000
+) -> AsyncIterator[dict[str, Any]]:
+    """Every event matching ``filters``, newest first, read in keyset batches each in its
+    own short tenant transaction of ``org_id`` (for an export streamed after the request's
+    own transaction ended); memory stays at one batch whatever the log's size."""
+    before_id: int | None = None
+    while True:
+        async with tenant_transaction(org_id):
+            rows = await list_events(filters, before_id=before_id, limit=batch)
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        before_id = rows[-1]["id"]
 
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:

@@ -18,9 +18,6 @@ COLUMNS = ("email", "name", "unit", "manager_email", "roles", "status")
 REQUIRED = ("email", "name")
 #: The most lines one import may carry (an import is one transaction).
 MAX_LINES = 5000
-#: OWASP CSV injection: a cell starting with one of these is read as a formula by
-#: spreadsheets, so the export prefixes it with a single quote.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +133,3 @@ def _check(cells: dict[str, str], seen: dict[str, int], number: int) -> str | No
     if cells.get("manager_email", "").lower() == email and email:
         return "a member cannot be their own manager"
     return None
-
-
-def safe_cell(value: object) -> str:
-    """A cell for an exported CSV: text starting with a formula character gets a leading
-    single quote, so a spreadsheet shows it instead of running it."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-def csv_line(cells: list[object]) -> str:
-    """One CSV line (CRLF-terminated, RFC 4180) of safe cells."""
-    out = io.StringIO()
-    csv.writer(out).writerow([safe_cell(c) for c in cells])
-    return out.getvalue()

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tenants.csvcells import FORMULA_STARTS, csv_line, safe_cell
 from tenants.errors import ConflictError
-from tenants.members.csvio import FORMULA_STARTS, csv_line, parse_import, safe_cell
+from tenants.members.csvio import parse_import
 from tenants.members.roles import check_keeps_owner
 
 

@@ -194,6 +194,7 @@ ROUTES: list[ConsoleRoute] = [
     ConsoleRoute("GET", "/console/pick/members?member_id_q=Target", Permission.MEMBERS_READ),
     ConsoleRoute("GET", "/console/pick/units?unit_id_q=Mo", Permission.UNITS_READ),
     ConsoleRoute("GET", "/console/search?q=Target", Permission.CONSOLE_ACCESS),
+    ConsoleRoute("GET", "/console/audit/export?format=csv&action=member.", Permission.AUDIT_READ),
     ConsoleRoute(
         "POST",
         "/console/settings/sso",

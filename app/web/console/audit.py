@@ -1,41 +1,160 @@
-"""The audit log, newest first (by event id), filterable; events not sealed into the chain
-yet are shown as pending."""
+"""The audit log for investigations: filters by actor, action prefix, target, date range
+and outcome, kept in the URL; each event as readable changes (field: before → after) with
+names instead of ids, linked, the raw JSON behind a disclosure; the filtered events as
+CSV or NDJSON. Events not sealed into the chain yet are shown as pending."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.datastructures import QueryParams
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.v1.audit import export_response
 from app.web.pages import PageContext, Web, page
+from tenants import db
+from tenants.audit import reading
 from tenants.audit import service as audit
+from tenants.groups.models import Group
+from tenants.members import service as members
+from tenants.members.models import Member
 from tenants.permissions import Permission
+from tenants.units.models import Unit
 
 PAGE = 50
+OUTCOMES = ("done", "refused")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditForm:
+    """The filter form as typed (to show it again) and the filter it means."""
+
+    values: dict[str, str]
+    filters: audit.AuditFilter
+    problems: dict[str, str]
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+async def read_form(params: QueryParams) -> AuditForm:
+    """The filters from the query string. ``actor`` may be an email (a member's events) or
+    an actor reference (``api_token:…``); dates are whole UTC days, ``until`` included."""
+    values = {
+        k: (params.get(k) or "").strip()[:300]
+        for k in ("actor", "action", "target_type", "target_id", "since", "until", "outcome")
+    }
+    problems: dict[str, str] = {}
+    actor = values["actor"] or None
+    if actor and "@" in actor and ":" not in actor:
+        found = await members.find_member(email=actor)
+        if found is None:
+            problems["actor"] = "no member has this email"
+        actor = f"member:{found.id}" if found else "member:none"
+    since, until = _day(values["since"]), _day(values["until"])
+    for field, value, parsed in (
+        ("since", values["since"], since),
+        ("until", values["until"], until),
+    ):
+        if value and parsed is None:
+            problems[field] = "is not a date (YYYY-MM-DD)"
+    return AuditForm(
+        values,
+        audit.AuditFilter(
+            action=values["action"] or None,
+            actor=actor,
+            target_type=values["target_type"] or None,
+            target_id=values["target_id"] or None,
+            since=datetime.combine(since, time(), UTC) if since else None,
+            until=datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,
+            outcome=values["outcome"] if values["outcome"] in OUTCOMES else None,
+        ),
+        problems,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    members: dict[uuid.UUID, Member]
+    units: dict[uuid.UUID, str]
+    groups: dict[uuid.UUID, str]
+
+    def link(self, kind: str, value: Any) -> tuple[str, str | None]:
+        """(text, href or None) for an id of ``kind`` (member, unit, group)."""
+        try:
+            key = uuid.UUID(str(value))
+        except ValueError:
+            return str(value), None
+        if kind == "member" and key in self.members:
+            return self.members[key].name, f"/console/members/{key}"
+        if kind == "unit" and key in self.units:
+            return self.units[key], f"/console/members?unit={key}"
+        if kind == "group" and key in self.groups:
+            return self.groups[key], f"/console/groups/{key}"
+        return str(value), None
+
+
+async def names_for(events: list[dict[str, Any]]) -> Names:
+    member_ids, unit_ids, group_ids = reading.mentioned_ids(events)
+    return Names(
+        {m.id: m for m in await Member.filter(id__in=list(member_ids))},
+        {u.id: u.name for u in await Unit.filter(id__in=list(unit_ids))},
+        {g.id: g.name for g in await Group.filter(id__in=list(group_ids))},
+    )
 
 
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.AUDIT_READ)
     async def audit_log(ctx: PageContext) -> Response:
         params = ctx.request.query_params
-        action = (params.get("action") or "").strip()[:100] or None
-        target = (params.get("target_id") or "").strip()[:100] or None
+        form = await read_form(params)
         before = params.get("before")
         before_id = int(before) if before and before.isdigit() and len(before) < 19 else None
-        rows = await audit.list_events(
-            audit.AuditFilter(action=action, target_id=target),
-            before_id=before_id,
-            limit=PAGE + 1,
+        rows = (
+            await audit.list_events(form.filters, before_id=before_id, limit=PAGE + 1)
+            if not form.problems
+            else []
         )
         more = len(rows) > PAGE
         rows = rows[:PAGE]
-        head = await audit.stored_head()
+        kept = {k: v for k, v in form.values.items() if v}
         return ctx.render(
             "console/audit.html",
             events=rows,
-            action=action or "",
-            target_id=target or "",
-            next_before=rows[-1]["id"] if more and rows else None,
-            head=head,
+            changes={r["id"]: reading.changes_of(r["before"], r["after"]) for r in rows},
+            names=await names_for(rows),
+            shown=reading.shown,
+            member_fields=reading.MEMBER_FIELDS,
+            unit_fields=reading.UNIT_FIELDS,
+            values=form.values,
+            problems=form.problems,
+            outcomes=OUTCOMES,
+            filtered=bool(kept),
+            older_url="?" + urlencode({**kept, "before": rows[-1]["id"]})
+            if more and rows
+            else None,
+            newest_url="?" + urlencode(kept) if before_id else None,
+            export_csv="/console/audit/export?" + urlencode({**kept, "format": "csv"}),
+            export_ndjson="/console/audit/export?" + urlencode({**kept, "format": "ndjson"}),
+            head=await audit.stored_head(),
         )
 
-    return [Route("/console/audit", audit_log, methods=["GET"])]
+    @page(web, permission=Permission.AUDIT_READ)
+    async def audit_export(ctx: PageContext) -> Response:
+        form = await read_form(ctx.request.query_params)
+        fmt = "ndjson" if ctx.request.query_params.get("format") == "ndjson" else "csv"
+        return export_response(db.current_org(), form.filters, fmt)
+
+    return [
+        Route("/console/audit", audit_log, methods=["GET"]),
+        Route("/console/audit/export", audit_export, methods=["GET"]),
+    ]

@@ -12,11 +12,11 @@ from starlette.routing import BaseRoute, Route
 
 from app.web.console.members import filter_query, member_filter
 from app.web.pages import PageContext, Web, page
+from tenants.csvcells import csv_line
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.groups.service import get_group
 from tenants.members import imports, service
 from tenants.members.bulk import BulkAction, apply_bulk
-from tenants.members.csvio import csv_line
 from tenants.members.models import Member
 from tenants.permissions import Permission
 from tenants.products.service import get_product

@@ -1,0 +1,91 @@
+"""Audit events for people: each change as lines of "field: before → after", and the ids
+an event mentions (actors, targets, units, managers) so a page can show names instead.
+Plain functions over the stored event; no I/O."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Fields whose values are ids of members or units (shown as names where known).
+MEMBER_FIELDS = ("member_id", "manager_id", "requester_id", "approver_id", "assignee_id")
+UNIT_FIELDS = ("unit_id", "parent_id")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    field: str
+    before: Any
+    after: Any
+    #: "added", "removed" or "changed"
+    kind: str
+
+
+def changes_of(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> list[FieldChange]:
+    """One line per field the event mentions, in the order before/after name them: a field
+    only in ``after`` was set, only in ``before`` was cleared (or is what was deleted)."""
+    before = before or {}
+    after = after or {}
+    lines = []
+    for field in [*before.keys(), *[k for k in after if k not in before]]:
+        if field in before and field in after:
+            if before[field] == after[field]:
+                continue
+            lines.append(FieldChange(field, before[field], after[field], "changed"))
+        elif field in after:
+            lines.append(FieldChange(field, None, after[field], "added"))
+        else:
+            lines.append(FieldChange(field, before[field], None, "removed"))
+    return lines
+
+
+def shown(value: Any) -> str:
+    """A value as one short line of text."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) if value else "none"
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def mentioned_ids(
+    events: Sequence[Mapping[str, Any]],
+) -> tuple[set[uuid.UUID], set[uuid.UUID], set[uuid.UUID]]:
+    """(member ids, unit ids, group ids) the events name as actor, target or field value."""
+    members: set[uuid.UUID] = set()
+    units: set[uuid.UUID] = set()
+    groups: set[uuid.UUID] = set()
+    for event in events:
+        kind, _, ref = str(event.get("actor", "")).partition(":")
+        if kind == "member" and (found := _as_uuid(ref)):
+            members.add(found)
+        target = _as_uuid(event.get("target_id"))
+        if target is not None:
+            {"member": members, "unit": units, "group": groups}.get(
+                str(event.get("target_type")), set()
+            ).add(target)
+        for side in ("before", "after"):
+            values = event.get(side) or {}
+            for field in MEMBER_FIELDS:
+                if (found := _as_uuid(values.get(field))) is not None:
+                    members.add(found)
+            for field in UNIT_FIELDS:
+                if (found := _as_uuid(values.get(field))) is not None:
+                    units.add(found)
+    return members, units, groups

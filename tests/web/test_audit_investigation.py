@@ -1,0 +1,103 @@
+"""Investigating the audit log: filters by actor, action prefix, target, dates and
+outcome; changes shown as "field: before → after" with names linked; the filtered events
+exported as CSV and NDJSON from the console and the API (formula cells neutralised)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.conftest import OrgHandle, make_member, make_unit
+from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
+
+
+async def test_filters_readable_changes_and_exports_in_the_console(
+    app: Any, org: OrgHandle
+) -> None:
+    await set_local_sign_in(org.id, True)
+    owner = await make_member(org, name="Owen Owner", email="owen@example.org", roles=["owner"])
+    await set_password(org.id, owner["id"], PASSWORD)
+    sales = await make_unit(org, "Sales")
+    subject = await make_member(org, name="=cmd|' /C calc'!A0", email="subject@example.org")
+    assert (
+        await org.post(f"/v1/members/{subject['id']}/move", {"unit_id": sales["id"]})
+    ).status_code == 200
+    async with asgi_client(app) as browser:
+        await browser.password_sign_in(org.slug, owner["email"], PASSWORD)
+        csrf = await browser.csrf_of("/console/members")
+        renamed = await browser.post(
+            f"/console/members/{subject['id']}/details",
+            {"csrf": csrf, "name": "Sam Subject", "email": "subject@example.org"},
+        )
+        assert renamed.status_code == 303
+        page = await browser.get(
+            "/console/audit", params={"actor": "owen@example.org", "action": "member."}
+        )
+        assert page.status_code == 200
+        text = text_of(page.text)
+        # Only the owner's member events: the rename, not the API's move or creations.
+        assert "member.updated" in text and "member.moved" not in text
+        assert "name : =cmd|' /C calc'!A0 → Sam Subject" in text
+        assert f'href="/console/members/{subject["id"]}">Sam Subject</a>' in page.text
+        assert f'href="/console/members/{owner["id"]}">Owen Owner</a>' in page.text
+        assert "<details><summary>Raw JSON" in page.text
+        moved = text_of(
+            (await browser.get("/console/audit", params={"action": "member.moved"})).text
+        )
+        assert "unit_id : Org" in moved and "→ Sales" in moved
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+        later = text_of((await browser.get("/console/audit", params={"since": tomorrow})).text)
+        assert "No events match." in later
+        bad = await browser.get(
+            "/console/audit", params={"since": "last week", "actor": "x@nowhere.example"}
+        )
+        assert "From is not a date (YYYY-MM-DD)" in text_of(bad.text)
+        assert "Who: no member has this email" in text_of(bad.text)
+        refused = text_of((await browser.get("/console/audit", params={"outcome": "refused"})).text)
+        assert "No events match." in refused
+
+        exported = await browser.get(
+            "/console/audit/export", params={"format": "csv", "action": "member.updated"}
+        )
+        assert exported.status_code == 200 and exported.headers["content-type"].startswith(
+            "text/csv"
+        )
+        rows = list(csv.DictReader(io.StringIO(exported.text)))
+        assert [r["action"] for r in rows] == ["member.updated"]
+        assert json.loads(rows[0]["before"]) == {"name": "=cmd|' /C calc'!A0"}
+        assert rows[0]["actor_display"] == "Owen Owner <owen@example.org>"
+        lines = (
+            await browser.get(
+                "/console/audit/export", params={"format": "ndjson", "action": "member."}
+            )
+        ).text.splitlines()
+        events = [json.loads(line) for line in lines]
+        assert {e["action"] for e in events} == {"member.created", "member.moved", "member.updated"}
+
+
+async def test_the_api_filters_by_prefix_and_streams_csv_and_ndjson(org: OrgHandle) -> None:
+    member = await make_member(org, name="@SUM(1+1)")
+    await org.post(f"/v1/members/{member['id']}/transitions", {"action": "suspend"})
+    page = (await org.get("/v1/audit-events", params={"action": "member."})).json()
+    assert {e["action"] for e in page["items"]} == {"member.created", "member.suspend"}
+    exported = await org.get("/v1/audit-events", params={"action": "member.", "format": "csv"})
+    assert exported.status_code == 200, exported.text
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["action"] for r in rows] == ["member.suspend", "member.created"]
+    created = rows[1]
+    assert json.loads(created["after"])["name"] == "@SUM(1+1)"  # JSON cell starts with {
+    ndjson = await org.get(
+        "/v1/audit-events",
+        params={"target_type": "member", "target_id": member["id"], "format": "ndjson"},
+    )
+    assert ndjson.headers["content-type"].startswith("application/x-ndjson")
+    assert [json.loads(x)["action"] for x in ndjson.text.splitlines()] == [
+        "member.suspend",
+        "member.created",
+    ]
+    wrong = await org.get("/v1/audit-events", params={"format": "xlsx"})
+    assert wrong.status_code == 422
