@@ -44,7 +44,7 @@ load_handlers()
 TENANT_TABLES = (
     # The audit tables first, in the order the app's background sealer locks them: TRUNCATE
     # (which locks in this order) then waits for a sealing pass instead of deadlocking.
-    "audit_heads", "audit_pending", "audit_events", "audit_chain",
+    "audit_heads", "audit_pending", "audit_events", "audit_chain", "member_status_days",
     "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "seen_logout_tokens",

@@ -1,13 +1,17 @@
-"""The console overview, and honest pages for areas that are not built yet."""
+"""The console overview: what needs attention (for the parts the admin may see), the
+member counts, trends drawn as server-side SVG; and honest pages for areas not built yet."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web import charts as charts_
 from app.web.pages import PageContext, Web, page
 from tenants import db
-from tenants.members.lifecycle import MemberStatus
+from tenants import overview as readings
 from tenants.permissions import Permission
 
 UPCOMING: dict[str, tuple[str, Permission, str]] = {}
@@ -20,9 +24,46 @@ def routes(web: Web) -> list[BaseRoute]:
             # The console's front door (where "/" and old bookmarks lead): a member without
             # console access belongs on their account page, not on a refusal.
             return ctx.redirect("/account")
-        counts = {s.value: 0 for s in MemberStatus}
-        for row in await db.fetch("SELECT status, count(*) AS n FROM members GROUP BY status"):
-            counts[row["status"]] = row["n"]
+        today = datetime.now(UTC).date()
+        counts = await readings.member_counts(today)
+        needs = await readings.attention(
+            today,
+            grants=ctx.can(Permission.ACCESS_APPROVE),
+            requests=ctx.can(Permission.PRIVACY_REQUESTS_READ),
+            operations=ctx.can(Permission.DEPARTURES_READ),
+        )
+        days = [today - timedelta(days=89 - i) for i in range(90)]
+        fortnight = days[-14:]
+        weeks = [today - timedelta(days=today.weekday(), weeks=11 - i) for i in range(12)]
+        history = await readings.member_history(today)
+        sign_ins = await readings.sign_ins_per_day(today)
+        accesses = (
+            await readings.data_accesses_per_week(today)
+            if ctx.can(Permission.ACCESS_READ)
+            else None
+        )
+        charts = {
+            "members": charts_.line_chart(
+                "Members by status, last 90 days",
+                [d.strftime("%d %b") for d in days],
+                {
+                    k: v
+                    for k, v in history.items()
+                    if k in ("active", "invited", "departing", "suspended")
+                },
+            ),
+            "sign_ins": charts_.bar_chart(
+                "Sign-ins and refused sign-ins per day, last 14 days",
+                [d.strftime("%d %b") for d in fortnight],
+                {"signed in": sign_ins["signed_in"], "refused": sign_ins["refused"]},
+            ),
+        }
+        if accesses is not None:
+            charts["accesses"] = charts_.bar_chart(
+                "Data accesses per week, last 12 weeks",
+                [f"w/c {w.strftime('%d %b')}" for w in weeks],
+                {"allowed": accesses["allowed"], "refused": accesses["refused"]},
+            )
         totals = (
             await db.fetch(
                 "SELECT (SELECT count(*) FROM units) AS units, (SELECT count(*) FROM groups) AS groups, "
@@ -35,7 +76,14 @@ def routes(web: Web) -> list[BaseRoute]:
             "ORDER BY id DESC LIMIT 5"
         )
         return ctx.render(
-            "console/home.html", counts=counts, totals=totals, break_glass_events=break_glass
+            "console/home.html",
+            counts=counts,
+            totals=totals,
+            break_glass_events=break_glass,
+            needs=needs,
+            charts=charts,
+            sign_ins=sign_ins,
+            fortnight=fortnight,
         )
 
     def upcoming(path: str, title: str, permission: Permission, text: str) -> Route:

@@ -1,0 +1,200 @@
+"""What the console's overview reads: what needs attention now, and the trends. Every
+query is an index range of one organisation sized by what it returns (no scan of the
+audit log: sign-ins are counted on the (tenant_id, action, id) index from the first event
+id of the period, found on the (tenant_id, occurred_at) index)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from tenants import db
+from tenants.members.lifecycle import MemberStatus
+
+#: Items listed per attention section (the count says how many there are in all).
+LISTED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    pending_grants: int
+    grants: list[dict[str, Any]]
+    requests_due: int
+    requests: list[dict[str, Any]]
+    departures_this_week: list[dict[str, Any]]
+    dead_jobs: int
+    failing_products: list[dict[str, Any]]
+    break_glass_sessions: list[dict[str, Any]]
+
+    @property
+    def anything(self) -> bool:
+        return bool(
+            self.pending_grants
+            or self.requests_due
+            or self.departures_this_week
+            or self.dead_jobs
+            or self.failing_products
+            or self.break_glass_sessions
+        )
+
+
+async def attention(today: date, *, grants: bool, requests: bool, operations: bool) -> Attention:
+    """What waits for someone, for the parts the admin may see (``grants``: data-access
+    approvals; ``requests``: privacy requests; ``operations``: departures, jobs, webhooks,
+    break-glass sessions)."""
+    org = db.current_org()
+    pending, grant_rows, due, request_rows = 0, [], 0, []
+    departures, dead, failing, glass = [], 0, [], []
+    if grants:
+        pending = await _count(
+            "SELECT count(*) AS n FROM access_grants WHERE tenant_id = $1 AND status = 'requested'",
+            org,
+        )
+        grant_rows = await db.fetch(
+            "SELECT g.id, g.created_at, g.justification, m.name AS member_name "
+            "FROM access_grants g LEFT JOIN members m ON m.tenant_id = g.tenant_id AND m.id = g.member_id "
+            "WHERE g.tenant_id = $1 AND g.status = 'requested' ORDER BY g.created_at LIMIT $2",
+            org,
+            LISTED,
+        )
+    if requests:
+        soon = today + timedelta(days=7)
+        due = await _count(
+            "SELECT count(*) AS n FROM privacy_requests WHERE tenant_id = $1 "
+            "AND status IN ('received', 'in_progress') AND due_on <= $2",
+            org,
+            soon,
+        )
+        request_rows = await db.fetch(
+            "SELECT r.id, r.kind, r.due_on, m.name AS member_name FROM privacy_requests r "
+            "LEFT JOIN members m ON m.tenant_id = r.tenant_id AND m.id = r.member_id "
+            "WHERE r.tenant_id = $1 AND r.status IN ('received', 'in_progress') AND r.due_on <= $2 "
+            "ORDER BY r.due_on LIMIT $3",
+            org,
+            soon,
+            LISTED,
+        )
+    if operations:
+        monday = today - timedelta(days=today.weekday())
+        departures = await db.fetch(
+            "SELECT d.id, d.last_day, m.name AS member_name FROM departures d "
+            "LEFT JOIN members m ON m.tenant_id = d.tenant_id AND m.id = d.member_id "
+            "WHERE d.tenant_id = $1 AND d.status = 'running' AND d.last_day BETWEEN $2 AND $3 "
+            "ORDER BY d.last_day LIMIT $4",
+            org,
+            monday,
+            monday + timedelta(days=6),
+            LISTED,
+        )
+        dead = await _count(
+            "SELECT count(*) AS n FROM jobs WHERE tenant_id = $1 AND status = 'dead'", org
+        )
+        failing = await db.fetch(
+            "SELECT p.id, p.name, count(*) AS dead FROM webhook_deliveries w "
+            "JOIN products p ON p.tenant_id = w.tenant_id AND p.id = w.product_id "
+            "WHERE w.tenant_id = $1 AND w.status = 'dead' GROUP BY p.id, p.name ORDER BY p.name LIMIT $2",
+            org,
+            LISTED,
+        )
+        glass = await db.fetch(
+            "SELECT s.created_at, s.expires_at, m.id AS member_id, m.name AS member_name FROM sessions s "
+            "LEFT JOIN members m ON m.tenant_id = s.tenant_id AND m.id = s.member_id "
+            "WHERE s.tenant_id = $1 AND s.auth_method = 'break_glass' AND s.revoked_at IS NULL "
+            "AND s.expires_at > now() ORDER BY s.expires_at LIMIT $2",
+            org,
+            LISTED,
+        )
+    return Attention(pending, grant_rows, due, request_rows, departures, dead, failing, glass)
+
+
+async def _count(sql: str, *args: Any) -> int:
+    row = await db.fetch_one(sql, *args)
+    return int(row["n"]) if row else 0
+
+
+async def member_counts(today: date) -> dict[str, int]:
+    """Members per status now (every status present, 0 when none), recorded as today's row
+    of ``member_status_days`` so the 90-day chart has a point per day the counts were read."""
+    counts = {s.value: 0 for s in MemberStatus}
+    for row in await db.fetch("SELECT status, count(*) AS n FROM members GROUP BY status"):
+        counts[row["status"]] = int(row["n"])
+    await db.connection().execute_query(
+        "INSERT INTO member_status_days (tenant_id, day, status, members) "
+        "SELECT $1, $2, s, n FROM unnest($3::text[], $4::int[]) AS t(s, n) "
+        "ON CONFLICT (tenant_id, day, status) DO UPDATE SET members = EXCLUDED.members",
+        [db.current_org(), today, list(counts), list(counts.values())],
+    )
+    return counts
+
+
+async def member_history(today: date, days: int = 90) -> dict[str, list[int | None]]:
+    """Members per status for each of the last ``days`` days (oldest first); a day without a
+    recorded row repeats the day before (None before the first record)."""
+    start = today - timedelta(days=days - 1)
+    rows = await db.fetch(
+        "SELECT day, status, members FROM member_status_days WHERE tenant_id = $1 AND day >= $2",
+        db.current_org(),
+        start,
+    )
+    by_day: dict[date, dict[str, int]] = {}
+    for row in rows:
+        by_day.setdefault(row["day"], {})[row["status"]] = int(row["members"])
+    series: dict[str, list[int | None]] = {s.value: [] for s in MemberStatus}
+    last: dict[str, int] | None = None
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        last = by_day.get(day, last)
+        for status in series:
+            series[status].append(last.get(status, 0) if last is not None else None)
+    return series
+
+
+async def _first_event_id(since: datetime) -> int | None:
+    row = await db.fetch_one(
+        "SELECT id FROM audit_events WHERE tenant_id = $1 AND occurred_at >= $2 "
+        "ORDER BY occurred_at, id LIMIT 1",
+        db.current_org(),
+        since,
+    )
+    return int(row["id"]) if row else None
+
+
+async def sign_ins_per_day(today: date, days: int = 14) -> dict[str, list[int]]:
+    """Sign-ins and refused sign-ins per day for the last ``days`` days (oldest first)."""
+    start = today - timedelta(days=days - 1)
+    first = await _first_event_id(datetime.combine(start, time(), UTC))
+    series = {"signed_in": [0] * days, "refused": [0] * days}
+    if first is None:
+        return series
+    rows = await db.fetch(
+        "SELECT action, (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM audit_events "
+        "WHERE tenant_id = $1 AND action = ANY($2::text[]) AND id >= $3 GROUP BY 1, 2",
+        db.current_org(),
+        ["session.signed_in", "session.sign_in_refused"],
+        first,
+    )
+    for row in rows:
+        index = (row["day"] - start).days
+        if 0 <= index < days:
+            key = "signed_in" if row["action"] == "session.signed_in" else "refused"
+            series[key][index] = int(row["n"])
+    return series
+
+
+async def data_accesses_per_week(today: date, weeks: int = 12) -> dict[str, list[int]]:
+    """Data-access checks allowed and refused per week (Monday first) for ``weeks`` weeks."""
+    monday = today - timedelta(days=today.weekday())
+    start = monday - timedelta(weeks=weeks - 1)
+    rows = await db.fetch(
+        "SELECT date_trunc('week', checked_at AT TIME ZONE 'UTC')::date AS week, allowed, count(*) AS n "
+        "FROM access_log WHERE tenant_id = $1 AND checked_at >= $2 GROUP BY 1, 2",
+        db.current_org(),
+        datetime.combine(start, time(), UTC),
+    )
+    series = {"allowed": [0] * weeks, "refused": [0] * weeks}
+    for row in rows:
+        index = (row["week"] - start).days // 7
+        if 0 <= index < weeks:
+            series["allowed" if row["allowed"] else "refused"][index] += int(row["n"])
+    return series

@@ -1,0 +1,79 @@
+"""The overview says what needs attention, to whom it concerns, and draws its trends as
+inline SVG (no script)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import asyncpg
+
+from tenants import db
+from tenants.access import service as access
+from tenants.access.models import DataCategory
+from tenants.actors import Actor, ActorKind
+from tenants.permissions import permissions_of
+from tests.conftest import OrgHandle, make_member
+from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
+
+
+async def request_grant(org: OrgHandle, asker: dict[str, Any], subject: dict[str, Any]) -> str:
+    async with db.tenant_transaction(org.id):
+        grant = await access.request_access(
+            access.NewGrant(
+                member_id=uuid.UUID(subject["id"]),
+                unit_id=None,
+                categories=[DataCategory.FILES],
+                product_ids=None,
+                justification="Overview test: a justified request.",
+                duration_hours=8,
+            ),
+            permissions=permissions_of(["admin"]),
+            actor=Actor(ActorKind.MEMBER, asker["id"], asker["name"]),
+        )
+    return str(grant.id)
+
+
+async def test_a_privacy_officer_sees_the_pending_grant_and_a_badge_an_admin_does_not(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    await set_local_sign_in(org.id, True)
+    officer = await make_member(org, name="Pia Privacy", roles=["privacy_officer"])
+    admin = await make_member(org, name="Adam Admin", roles=["admin"])
+    subject = await make_member(org, name="Sue Subject")
+    for person in (officer, admin):
+        await set_password(org.id, person["id"], PASSWORD)
+    grant = await request_grant(org, admin, subject)
+    sent = await org.post(
+        "/v1/privacy-requests", {"member_id": subject["id"], "kind": "access", "message": "Mine?"}
+    )
+    assert sent.status_code == 201, sent.text
+    # Its legal deadline is a month away: bring it within the week.
+    await owner_conn.execute(
+        "UPDATE privacy_requests SET due_on = current_date + 3 WHERE id = $1",
+        uuid.UUID(sent.json()["id"]),
+    )
+    async with asgi_client(app) as browser:
+        await browser.password_sign_in(org.slug, officer["email"], PASSWORD)
+        page = await browser.get("/console")
+        text = text_of(page.text)
+        assert "1 data-access request(s) wait for your approval" in text
+        assert f'href="/console/data-access/grants/{grant}"' in page.text
+        assert "1 privacy request(s) due within 7 days or overdue" in text
+        assert re.search(
+            r'Data access <span class="count-badge">1<span class="sr-only"> waiting', page.text
+        )
+        assert page.text.count('role="img"') == 3 and "<script" not in page.text.split("</head>")[1]
+    async with asgi_client(app) as browser:
+        await browser.password_sign_in(org.slug, admin["email"], PASSWORD)
+        page = await browser.get("/console")
+        assert "wait for your approval" not in text_of(page.text)  # admins do not approve
+        assert "count-badge" not in page.text
+    recorded = await owner_conn.fetch(
+        "SELECT status, members FROM member_status_days WHERE tenant_id = $1", org.id
+    )
+    active = await owner_conn.fetchval(
+        "SELECT count(*) FROM members WHERE tenant_id = $1 AND status = 'active'", org.id
+    )
+    assert {r["status"]: r["members"] for r in recorded}["active"] == active >= 3
