@@ -78,21 +78,23 @@ class Tab:
 class OpenTab(Protocol):
     """What the ``tabs`` fixture yields: opens one more tab (one more person)."""
 
-    async def __call__(self, *, javascript: bool = True) -> Tab: ...
+    async def __call__(self, *, javascript: bool = True, bypass_csp: bool = False) -> Tab: ...
 
 
 @pytest.fixture
 async def tabs(chromium: Browser, live_server: str) -> AsyncIterator[OpenTab]:
     """Opens a tab in a fresh browser context per call (one per person), each from its own
-    client address; ``javascript=False`` for a browser with scripts off. All are closed at
-    the end of the test."""
+    client address; ``javascript=False`` for a browser with scripts off; ``bypass_csp=True``
+    lets a test inject a script of its own (axe-core). All are closed at the end of the test."""
     contexts: list[BrowserContext] = []
 
-    async def open_tab(*, javascript: bool = True) -> Tab:
+    async def open_tab(*, javascript: bool = True, bypass_csp: bool = False) -> Tab:
         context = await chromium.new_context(
             extra_http_headers={"X-Forwarded-For": fresh_address()},
             viewport={"width": 1366, "height": 900},
             java_script_enabled=javascript,
+            bypass_csp=bypass_csp,
+            accept_downloads=True,
         )
         contexts.append(context)
         page = await context.new_page()

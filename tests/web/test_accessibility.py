@@ -1,0 +1,81 @@
+"""axe-core (the npm package, injected into real Chromium) on every page reachable from the
+navigation, for an owner and for a member: no violation of any impact. A standing test:
+a new page in the navigation is checked without anyone adding it here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.web.pages import CONSOLE_NAV
+from tests.conftest import OrgHandle, make_group, make_member, make_product, make_unit
+from tests.web.browser import OpenTab, Tab, sign_in_with_password
+from tests.web.flows import PASSWORD, set_local_sign_in, set_password
+
+pytestmark = [pytest.mark.browser]
+
+AXE = Path(__file__).resolve().parents[1] / "oidc" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+async def violations(tab: Tab, path: str) -> list[dict[str, Any]]:
+    """axe's violations on ``path`` (every rule, every impact), as id, impact and where."""
+    await tab.page.goto(f"{tab.base_url}{path}")
+    await tab.page.wait_for_load_state("load")
+    await tab.page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = await tab.page.evaluate(
+        """async () => {
+            const result = await axe.run(document, {resultTypes: ['violations']});
+            return result.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')),
+            }));
+        }"""
+    )
+    return found
+
+
+@pytest.fixture
+async def people(org: OrgHandle) -> dict[str, Any]:
+    await set_local_sign_in(org.id, True)
+    owner = await make_member(org, name="Axe Owner", roles=["owner", "privacy_officer"])
+    member = await make_member(org, name="Axe Member")
+    for person in (owner, member):
+        await set_password(org.id, person["id"], PASSWORD)
+    unit = await make_unit(org, "Axe unit")
+    await make_member(org, name="Axe Colleague", unit=unit["id"], manager_id=member["id"])
+    await make_group(org)
+    await make_product(org)
+    return {"owner": owner, "member": member}
+
+
+async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
+    tabs: OpenTab, org: OrgHandle, people: dict[str, Any]
+) -> None:
+    tab = await tabs(bypass_csp=True)
+    await sign_in_with_password(tab, org, people["owner"]["email"])
+    await tab.page.wait_for_url(f"{tab.base_url}/console")
+    member_page = f"/console/members/{people['member']['id']}"
+    pages = [path for _, path, _ in CONSOLE_NAV] + [
+        member_page,
+        "/console/members/new",
+        "/console/members/import",
+        "/console/search?q=axe",
+        "/console/audit?action=member.",
+        "/account",
+    ]
+    found = {path: await violations(tab, path) for path in pages}
+    assert {p: v for p, v in found.items() if v} == {}, json.dumps(found, indent=1)
+
+
+async def test_every_page_a_member_reaches_has_no_axe_violation(
+    tabs: OpenTab, org: OrgHandle, people: dict[str, Any]
+) -> None:
+    tab = await tabs(bypass_csp=True)
+    await sign_in_with_password(tab, org, people["member"]["email"])
+    await tab.page.wait_for_url(f"{tab.base_url}/account")
+    pages = ["/account", "/account/privacy-requests", "/console/members"]
+    found = {path: await violations(tab, path) for path in pages}
+    assert {p: v for p, v in found.items() if v} == {}, json.dumps(found, indent=1)
