@@ -28,7 +28,8 @@ def changes_of(
     before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
 ) -> list[FieldChange]:
     """One line per field the event mentions, in the order before/after name them: a field
-    only in ``after`` was set, only in ``before`` was cleared (or is what was deleted)."""
+    only in ``after`` was set (left out when set to nothing), only in ``before`` was
+    cleared (or is what was deleted)."""
     before = before or {}
     after = after or {}
     lines = []
@@ -38,6 +39,8 @@ def changes_of(
                 continue
             lines.append(FieldChange(field, before[field], after[field], "changed"))
         elif field in after:
+            if after[field] is None:
+                continue  # a field created empty says nothing
             lines.append(FieldChange(field, None, after[field], "added"))
         else:
             lines.append(FieldChange(field, before[field], None, "removed"))

@@ -1,0 +1,227 @@
+"""An admin runs the directory from the console in real Chromium: adds a member, moves
+them, gives them a role and a product, imports a CSV (dry run, then apply), bulk-moves
+three members, confirms a destructive action, filters and exports the audit log; a
+privacy officer sees the pending grant on the overview and approves it; a session that
+expires mid-htmx lands on sign-in and comes back to the page.
+
+Screenshots go under tmp_path, or under $TENANTRY_SCREENSHOTS when set (how the ones in
+docs/screenshots/ are made)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.conftest import OrgHandle, make_member, make_product, make_unit
+from tests.web.browser import OpenTab, Tab, sign_in_with_password
+from tests.web.flows import PASSWORD, set_local_sign_in, set_password
+from tests.web.test_overview import request_grant
+
+pytestmark = [pytest.mark.browser]
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    chosen = os.environ.get("TENANTRY_SCREENSHOTS")
+    path = Path(chosen) if chosen else tmp_path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def pick(page: Page, picker_label: str, typed: str, choice: str) -> None:
+    """Type into a typeahead picker and choose one of the matches htmx brings back."""
+    await page.get_by_label(picker_label, exact=True).fill(typed)
+    option = page.get_by_role("radio", name=choice)
+    await expect(option).to_be_visible()
+    await option.check()
+
+
+async def seed_history(owner_conn: asyncpg.Connection, org: OrgHandle) -> None:
+    """Counts per status for the last 90 days, as the overview would have recorded them
+    (so its chart has a history to draw)."""
+    await owner_conn.execute(
+        "INSERT INTO member_status_days (tenant_id, day, status, members) "
+        "SELECT $1, current_date - d, s.status, "
+        "  CASE s.status WHEN 'active' THEN 4 - (d > 30)::int - (d > 60)::int "
+        "  WHEN 'invited' THEN (d > 30)::int + (d % 20 = 0)::int "
+        "  WHEN 'departing' THEN (d BETWEEN 40 AND 50)::int ELSE (d > 50)::int END "
+        "FROM generate_series(1, 89) AS d, "
+        "(VALUES ('active'), ('invited'), ('departing'), ('suspended')) AS s(status)",
+        org.id,
+    )
+
+
+@pytest.fixture
+async def staff(org: OrgHandle) -> dict[str, Any]:
+    await set_local_sign_in(org.id, True)
+    owner = await make_member(org, name="Olga Owner", roles=["owner"])
+    officer = await make_member(org, name="Pia Privacy", roles=["privacy_officer"])
+    admin = await make_member(org, name="Adam Admin", roles=["admin"])
+    for person in (owner, officer, admin):
+        await set_password(org.id, person["id"], PASSWORD)
+    return {"owner": owner, "officer": officer, "admin": admin}
+
+
+async def test_an_admin_runs_the_directory_from_the_console(
+    tabs: OpenTab,
+    org: OrgHandle,
+    staff: dict[str, Any],
+    owner_conn: asyncpg.Connection,
+    tmp_path: Path,
+) -> None:
+    shots = shots_dir(tmp_path)
+    sales = await make_unit(org, "Sales")
+    await make_unit(org, "Warehouse")
+    await make_product(org, name="Mailbox")
+    for i in range(3):
+        await make_member(org, name=f"Bulk Person {i}", email=f"bulk{i}@example.org")
+    tab = await tabs()
+    page = tab.page
+    await sign_in_with_password(tab, org, staff["owner"]["email"])
+    await tab.land("/console", shots, "overview-owner")
+
+    # Add a member.
+    await page.get_by_role("navigation", name="Console").get_by_role("link", name="Members").click()
+    await page.get_by_role("link", name="Add a member").click()
+    await page.get_by_label("Name", exact=True).fill("Nora Newcomer")
+    await page.get_by_label("Email", exact=True).fill("nora@example.org")
+    await pick(page, "Unit", "Sal", "Sales")
+    await pick(page, "Manager (optional)", "Olga", "Olga Owner (" + staff["owner"]["email"] + ")")
+    await page.get_by_role("button", name="Add member").click()
+    await expect(page.get_by_role("status")).to_have_text("Added Nora Newcomer.")
+    nora_page = page.url
+
+    # Move her, give her a role and a product.
+    await pick(page, "Move to unit", "ware", "Warehouse")
+    await page.get_by_role("button", name="Move", exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text("Moved Nora Newcomer.")
+    await page.get_by_role("checkbox", name="helpdesk").check()
+    await page.get_by_role("button", name="Save roles").click()
+    await expect(page.get_by_role("status")).to_contain_text("roles: helpdesk")
+    await page.get_by_label("Assign a product").select_option(label="Mailbox")
+    await page.get_by_role("button", name="Assign", exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text("Nora Newcomer has Mailbox.")
+    await tab.land(nora_page.removeprefix(tab.base_url), shots, "member-page")
+
+    # Import a CSV: dry run, then apply.
+    await page.goto(f"{tab.base_url}/console/members/import")
+    await page.get_by_label("CSV text").fill(
+        "email,name,unit,roles\nivy@example.org,Ivy Imported,Sales,\njon@example.org,Jon Imported,,auditor\n"
+    )
+    await page.get_by_role("button", name="Check (dry run)").click()
+    await expect(
+        page.get_by_text("2 created · 0 changed · 0 unchanged · 0 refused")
+    ).to_be_visible()
+    assert (
+        await owner_conn.fetchval("SELECT count(*) FROM members WHERE email = 'ivy@example.org'")
+        == 0
+    )
+    await page.get_by_role("button", name="Import 2 new, 0 changed").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "Imported: 2 created, 0 changed, 0 unchanged."
+    )
+
+    # Bulk-move three members.
+    await page.goto(f"{tab.base_url}/console/members?q=bulk")
+    for i in range(3):
+        await page.get_by_role("checkbox", name=f"Select Bulk Person {i}").check()
+    await page.get_by_label("Action").select_option("move")
+    await pick(page, "Unit (for a move)", "Sa", "Sales")
+    await page.screenshot(path=str(shots / "members-bulk-selection.png"), full_page=True)
+    await page.get_by_role("button", name="Apply to selected").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Move 3 member(s) to Sales?")
+    await page.get_by_role("button", name="Move 3 member(s) to Sales").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "Done: 3 of 3 selected member(s) changed."
+    )
+    moved = await owner_conn.fetchval(
+        "SELECT count(*) FROM members WHERE email LIKE 'bulk%' AND unit_id = $1",
+        uuid.UUID(sales["id"]),
+    )
+    assert moved == 3
+
+    # A destructive action asks first, naming what happens.
+    await page.goto(nora_page)
+    await page.get_by_role("button", name="Suspend", exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Suspend Nora Newcomer?")
+    await expect(page.get_by_text("Nora Newcomer can no longer sign in")).to_be_visible()
+    await page.get_by_role("button", name="Suspend Nora Newcomer").click()
+    await expect(page.get_by_role("status")).to_have_text("Nora Newcomer is now suspended.")
+
+    # Filter the audit log and export it.
+    await (
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Audit log").click()
+    )
+    await page.get_by_label("Action (or prefix: member.)").fill("member.")
+    await page.get_by_label("Who (email or actor)").fill(staff["owner"]["email"])
+    await page.get_by_role("button", name="Filter").click()
+    table = page.locator("table.audit")
+    await expect(table).to_contain_text("member.suspend")
+    await expect(table).to_contain_text("member.moved")
+    await expect(table).not_to_contain_text("group.")
+    await tab.land("^/console/audit\\?.*", shots, "audit-investigation")
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="CSV").click()
+    download = await download_info.value
+    saved = tmp_path / "audit.csv"
+    await download.save_as(saved)
+    exported = saved.read_text()
+    assert exported.startswith("id,seq,occurred_at,actor") and "member.suspend" in exported
+    assert "group." not in exported
+    assert tab.csp_complaints() == []
+
+
+async def test_the_privacy_officer_sees_the_pending_grant_on_the_overview_and_approves_it(
+    tabs: OpenTab,
+    org: OrgHandle,
+    staff: dict[str, Any],
+    owner_conn: asyncpg.Connection,
+    tmp_path: Path,
+) -> None:
+    subject = await make_member(org, name="Sue Subject")
+    grant = await request_grant(org, staff["admin"], subject)
+    await seed_history(owner_conn, org)
+    tab = await tabs()
+    page = tab.page
+    await sign_in_with_password(tab, org, staff["officer"]["email"])
+    await tab.land("/console", shots_dir(tmp_path), "overview")
+    await expect(
+        page.get_by_role("navigation", name="Console").get_by_role(
+            "link", name="Data access 1 waiting for approval"
+        )
+    ).to_be_visible()
+    await page.get_by_role("link", name="Sue Subject").click()
+    await tab.land(f"/console/data-access/grants/{grant}", tmp_path, "grant")
+    await page.get_by_role("button", name="Approve").click()
+    await page.wait_for_load_state("load")
+    status = await owner_conn.fetchval(
+        "SELECT status FROM access_grants WHERE id = $1", uuid.UUID(grant)
+    )
+    assert status == "approved"
+    await page.goto(f"{tab.base_url}/console")
+    await expect(page.get_by_text("Nothing waits for you.")).to_be_visible()
+
+
+async def test_a_session_expiring_mid_htmx_lands_on_sign_in_and_returns_to_the_page(
+    tabs: OpenTab, org: OrgHandle, staff: dict[str, Any], tmp_path: Path
+) -> None:
+    await make_unit(org, "Research")
+    tab: Tab = await tabs()
+    page = tab.page
+    await sign_in_with_password(tab, org, staff["owner"]["email"])
+    await tab.land("/console", tmp_path, "before")
+    await page.goto(f"{tab.base_url}/console/members/new")
+    await page.context.clear_cookies(name="tenantry_session")
+    await page.get_by_label("Unit", exact=True).fill("Res")  # htmx asks for the matches
+    await page.wait_for_url(f"{tab.base_url}/login?next=/console/members/new")
+    await page.get_by_label("Work or school email").fill(staff["owner"]["email"])
+    await page.get_by_role("button", name="Continue").click()
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in with password").click()
+    await tab.land("/console/members/new", tmp_path, "back-on-the-page")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Add a member")
