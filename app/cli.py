@@ -151,6 +151,15 @@ def worker(
     run_with_orm(settings, lambda: run_worker_process(job_worker, settings), migrate=False)
 
 
+#: How the demo's printed credentials name each role (the console's role matrix).
+ROLE_TITLES = {
+    "admin": "console (admin)",
+    "privacy_officer": "console (privacy)",
+    "helpdesk": "console (helpdesk)",
+    "auditor": "console (auditor)",
+}
+
+
 def _print_demo(settings: Settings, credentials: list[object]) -> None:
     from app.demo import DemoCredentials
 
@@ -165,12 +174,19 @@ def _print_demo(settings: Settings, credentials: list[object]) -> None:
             f"[bold]{c.name}[/bold] ({c.slug})",
             f"  console (owner):     {c.admin_email}  password: {c.password}",
             f"  account (member):    {c.member_email}  password: {c.password}",
+            *[
+                f"  {ROLE_TITLES.get(role, role) + ':':<21}{email}  password: {c.password}"
+                for role, email in c.roles.items()
+            ],
             f"  API token (24 h):    {c.api_token}",
         ]
     first = credentials[0]
     assert isinstance(first, DemoCredentials)
     lines += [
         "",
+        "Each demo departure suspends, hands over and purges within minutes of this start "
+        "(Departures in the console); the privacy officer approves the admin's data-access "
+        "requests (four eyes).",
         f"OpenAPI: {settings.base_url}/openapi.json",
         f"Try:     curl -H 'Authorization: Bearer {first.api_token}' '{settings.base_url}/v1/members?limit=5'",
     ]

@@ -9,20 +9,24 @@ from __future__ import annotations
 import random
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from tenants import db
-from tenants.actors import system_actor
+from tenants.access import service as access
+from tenants.access.models import AccessGrant, DataCategory
+from tenants.actors import Actor, ActorKind, system_actor
 from tenants.audit import service as audit
 from tenants.departures import service as departures
+from tenants.departures.models import Departure, DepartureStatus, DepartureStep, StepStatus
+from tenants.departures.service import step_key
 from tenants.groups.models import Group, GroupMembership
 from tenants.ids import OrgId
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.organisations import service as organisations
 from tenants.organisations.models import OrganisationKind
-from tenants.permissions import Permission, Role
+from tenants.permissions import Permission, Role, permissions_of
 from tenants.products.models import Product, ProductAccount, ProductAccountStatus
 from tenants.sessions import passwords
 from tenants.tokens import service as tokens
@@ -147,6 +151,8 @@ class DemoCredentials:
     admin_email: str
     member_email: str
     password: str
+    #: The other roles, by role name (admin, privacy_officer, helpdesk, auditor): email.
+    roles: dict[str, str] = field(default_factory=dict)
 
 
 async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> None:
@@ -232,6 +238,8 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
         people[2].roles = [Role.PRIVACY_OFFICER.value]
         people[3].roles = [Role.HELPDESK.value]
         people[4].roles = [Role.AUDITOR.value]
+        for holder in people[1:5]:
+            holder.status = MemberStatus.ACTIVE  # the demo prints them: they can sign in
         await Member.bulk_create(people, batch_size=500)
         await GroupMembership.bulk_create(
             [
@@ -338,9 +346,91 @@ async def seed_demo(*, seed: int = 7) -> list[DemoCredentials]:
             admin = await Member.get(email=f"admin@{spec.domain}")
             candidates = await Member.filter(status=MemberStatus.ACTIVE).order_by("email").limit(50)
             member = next(m for m in candidates if m.roles == [Role.MEMBER.value])
-            for person in (admin, member):
+            # The seed gives each of these roles to one member (see seed_organisation).
+            staff = await Member.filter(status=MemberStatus.ACTIVE).order_by("email")
+            others = {}
+            for role in (Role.ADMIN, Role.PRIVACY_OFFICER, Role.HELPDESK, Role.AUDITOR):
+                holder = next((m for m in staff if m.roles == [role.value]), None)
+                if holder is not None:
+                    others[role.value] = holder
+            for person in (admin, member, *others.values()):
                 await passwords.set_password(person, password, break_glass=False, actor=actor)
+            await _hurry_departure(actor)
+            if "admin" in others and not await AccessGrant.exists():
+                # One request waiting for the privacy officer's approval (four eyes).
+                asker = others["admin"]
+                await access.request_access(
+                    access.NewGrant(
+                        member_id=member.id,
+                        unit_id=None,
+                        categories=[DataCategory.FILES],
+                        product_ids=None,
+                        justification="Demo: files needed for a handover.",
+                        duration_hours=8,
+                    ),
+                    permissions=permissions_of(asker.roles),
+                    actor=Actor(ActorKind.MEMBER, str(asker.id), asker.name),
+                )
         credentials.append(
-            DemoCredentials(spec.slug, spec.name, text, admin.email, member.email, password)
+            DemoCredentials(
+                spec.slug,
+                spec.name,
+                text,
+                admin.email,
+                member.email,
+                password,
+                {role: m.email for role, m in others.items()},
+            )
         )
     return credentials
+
+
+#: How long after a demo start each step of the demo departure runs (its real schedule
+#: counts in days; the demo's is compressed so its progress can be watched).
+DEMO_STEP_DELAYS = {
+    "suspend": timedelta(minutes=1),
+    "transfer": timedelta(minutes=1),
+    "export_until": timedelta(minutes=3),
+    "purge": timedelta(minutes=5),
+}
+
+
+async def _hurry_departure(actor: Actor) -> None:
+    """Bring the organisation's running demo departure forward so it suspends, transfers
+    and purges within minutes of this start; when none is running (the last one finished),
+    start another for an active member with a manager."""
+    running = await Departure.filter(status=DepartureStatus.RUNNING).order_by("created_at").first()
+    if running is None:
+        candidates = (
+            await Member.filter(status=MemberStatus.ACTIVE, manager_id__isnull=False)
+            .order_by("email")
+            .limit(50)
+        )
+        leaver = next((m for m in candidates[10:] if m.roles == [Role.MEMBER.value]), None)
+        if leaver is None:
+            return
+        running = await departures.start_departure(
+            leaver.id,
+            last_day=datetime.now(UTC).date(),
+            successor_id=None,
+            reason="end of contract (demo)",
+            actor=actor,
+        )
+    suspended = await DepartureStep.filter(
+        departure_id=running.id, name="suspend", status=StepStatus.DONE
+    ).exists()
+    if suspended:
+        return
+    now = datetime.now(UTC)
+    at = {name: now + delay for name, delay in DEMO_STEP_DELAYS.items()}
+    await Departure.filter(id=running.id).update(
+        suspend_at=at["suspend"], export_until=at["export_until"], purge_at=at["purge"]
+    )
+    for name in ("suspend", "transfer", "purge"):
+        await DepartureStep.filter(
+            departure_id=running.id, name=name, status=StepStatus.PENDING
+        ).update(due_at=at[name])
+    await db.connection().execute_query(
+        "UPDATE jobs SET run_at = $2 WHERE tenant_id = $1 AND key = $3 AND status = 'queued'",
+        [db.current_org(), at["suspend"], step_key(running.id, "suspend")],
+    )

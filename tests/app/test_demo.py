@@ -3,6 +3,8 @@ departures on, one departure under way, and repeatable (a second start seeds not
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 
 from app.demo import DEMO_ORGANISATIONS, seed_demo
@@ -17,7 +19,8 @@ async def test_the_demo_seeds_content_and_a_departure_and_can_run_twice(
         "SELECT (SELECT count(*) FROM organisations) AS orgs,"
         " (SELECT count(*) FROM content_items) AS items,"
         " (SELECT count(*) FROM departures WHERE status = 'running') AS departures,"
-        " (SELECT count(*) FROM members WHERE status = 'departing') AS departing")
+        " (SELECT count(*) FROM members WHERE status = 'departing') AS departing"
+    )
     assert counts["orgs"] == 2
     assert counts["items"] > 1000
     assert counts["departures"] == counts["departing"] == 2
@@ -25,3 +28,23 @@ async def test_the_demo_seeds_content_and_a_departure_and_can_run_twice(
     assert len(second) == 2
     assert await owner_conn.fetchval("SELECT count(*) FROM content_items") == counts["items"]
 
+
+async def test_the_demo_prints_every_role_and_its_departure_runs_within_minutes(
+    client: object, owner_conn: asyncpg.Connection
+) -> None:
+    credentials = await seed_demo()
+    for c in credentials:
+        assert set(c.roles) == {"admin", "privacy_officer", "helpdesk", "auditor"}
+        assert len({c.admin_email, c.member_email, *c.roles.values()}) == 6
+    soon = await owner_conn.fetch(
+        "SELECT j.run_at - now() AS wait FROM departures d JOIN jobs j "
+        "ON j.tenant_id = d.tenant_id AND j.key = 'departure:' || d.id || ':suspend' "
+        "WHERE d.status = 'running'"
+    )
+    assert len(soon) == 2 and all(row["wait"] <= timedelta(minutes=2) for row in soon)
+    purge = await owner_conn.fetch("SELECT purge_at - now() AS wait FROM departures")
+    assert all(row["wait"] <= timedelta(minutes=6) for row in purge)
+    pending = await owner_conn.fetchval(
+        "SELECT count(*) FROM access_grants WHERE status = 'requested'"
+    )
+    assert pending == 2  # one per organisation, for its privacy officer
