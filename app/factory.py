@@ -25,6 +25,7 @@ from app.api import Endpoint, PrincipalCache, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
 from app.mail import configure_mail
+from app.metrics import Metrics, MetricsMiddleware, metrics_endpoint, tag_routes
 from app.middleware import RequestContextMiddleware
 from app.notifications import Listener
 from app.openapi import build_openapi
@@ -167,6 +168,17 @@ def create_app(
     routes += oauth.routes(keyring, settings.base_url)
     routes += signals.receiver_routes(rp.jwks)
     routes.append(Mount("/static", StaticFiles(directory=str(STATIC)), name="static"))
+    metrics = Metrics(decisions=decisions) if settings.metrics else None
+    if metrics is not None:
+        routes.append(
+            Route(
+                "/metrics",
+                metrics_endpoint(metrics, token=settings.metrics_token),
+                methods=["GET"],
+                include_in_schema=False,
+            )
+        )
+        tag_routes(routes)
 
     async def not_found(request: Request, exc: Any) -> Response:
         return http_problem(request, "route_not_found", f"nothing lives at {request.url.path}")
@@ -192,5 +204,8 @@ def create_app(
     app.state.decisions = decisions
     app.state.listener = listener
     app.state.openapi = openapi_document
+    app.state.metrics = metrics
+    if metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware, production=settings.is_production)
     return app

@@ -86,6 +86,11 @@ class Settings:
     smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
     #: The From address; shown with the organisation's name ("Acme via Tenantry").
     mail_from: str = "no-reply@tenantry.invalid"
+    #: Prometheus metrics at /metrics (app/metrics.py).
+    metrics: bool = True
+    #: With a token, /metrics answers a scraper presenting it as a bearer token from any
+    #: address; without one, only this machine (loopback) is answered.
+    metrics_token: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -114,6 +119,15 @@ class Settings:
             raw = env.get(name)
             if raw is not None and raw.strip():
                 values[attr] = raw.strip()
+
+        def boolean(name: str, attr: str) -> None:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return
+            if raw not in {"true", "false", "1", "0", "on", "off"}:
+                problems.append(f"{name}={raw!r}: expected true or false")
+            else:
+                values[attr] = raw in {"true", "1", "on"}
 
         def integer(name: str, attr: str, low: int, high: int) -> None:
             raw = env.get(name)
@@ -182,16 +196,14 @@ class Settings:
                 problems.append(f"LOG_FORMAT={log_format!r}: expected json or console")
             else:
                 values["log_json"] = log_format == "json"
-        embedded = env.get("TENANTRY_EMBEDDED_WORKER", "").strip().lower()
-        if embedded:
-            if embedded not in {"true", "false", "1", "0", "on", "off"}:
-                problems.append(
-                    f"TENANTRY_EMBEDDED_WORKER={embedded!r}: expected true or false"
-                )
-            else:
-                values["embedded_worker"] = embedded in {"true", "1", "on"}
+        boolean("TENANTRY_EMBEDDED_WORKER", "embedded_worker")
+        boolean("TENANTRY_METRICS", "metrics")
         text("SMTP_HOST", "smtp_host")
         integer("SMTP_PORT", "smtp_port", 1, 65535)
+        text("TENANTRY_METRICS_TOKEN", "metrics_token")
+        token = str(values.get("metrics_token", ""))
+        if token and len(token) < 24:
+            problems.append("TENANTRY_METRICS_TOKEN: expected at least 24 characters")
         text("SMTP_USERNAME", "smtp_username")
         text("SMTP_PASSWORD", "smtp_password")
         choice("SMTP_SECURITY", "smtp_security", SmtpSecurity)
