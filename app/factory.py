@@ -87,14 +87,14 @@ def create_app(
     decisions: DecisionCache[OrgId] = DecisionCache()
     principals = PrincipalCache()
     listener = Listener(
-        lambda: asyncpg.connect(**database.connection_params(urls.app)), decisions, principals
+        lambda: asyncpg.connect(**database.connection_params(urls.listen)), decisions, principals
     )
     endpoints = api_endpoints()
     openapi_document = build_openapi(endpoints, title="Tenantry", version=VERSION, server_url=None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        conn = await asyncpg.connect(**database.connection_params(urls.app))
+        conn = await asyncpg.connect(**urls.runtime_params())
         try:
             await database.check_runtime_role(conn)
         finally:

@@ -24,6 +24,15 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class Pooler(StrEnum):
+    """What stands between the service and PostgreSQL on ``APP_DATABASE_URL``."""
+
+    NONE = "none"
+    #: PgBouncer (or alike) in ``pool_mode = transaction``: a server connection per
+    #: transaction, so no statement cache and no session state on it.
+    TRANSACTION = "transaction"
+
+
 class IdentityBackend(StrEnum):
     LOCAL = "local"
     KEYCLOAK = "keycloak"
@@ -59,6 +68,11 @@ class Settings:
     database_url: str | None = None
     #: Runtime connection as a role that owns nothing. None: derived from database_url.
     app_database_url: str | None = None
+    #: What ``app_database_url`` goes through (docs/scaling.md).
+    database_pooler: Pooler = Pooler.NONE
+    #: With a transaction pooler: the runtime role's connection straight to PostgreSQL, for
+    #: what a pooler cannot carry (LISTEN for the caches' invalidation).
+    direct_app_database_url: str | None = None
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("tenantry")))
     database_name: str = "tenantry"
     app_role: str = "tenantry_app"
@@ -166,6 +180,18 @@ class Settings:
         choice("TENANTRY_ENV", "environment", Environment)
         url("DATABASE_URL", "database_url", ("postgres", "postgresql"))
         url("APP_DATABASE_URL", "app_database_url", ("postgres", "postgresql"))
+        url("DIRECT_APP_DATABASE_URL", "direct_app_database_url", ("postgres", "postgresql"))
+        choice("DATABASE_POOLER", "database_pooler", Pooler)
+        if values.get("database_pooler") is Pooler.TRANSACTION:
+            for name, attr in (
+                ("APP_DATABASE_URL", "app_database_url"),
+                ("DIRECT_APP_DATABASE_URL", "direct_app_database_url"),
+            ):
+                if attr not in values:
+                    problems.append(
+                        f"{name}: required with DATABASE_POOLER=transaction (APP_DATABASE_URL "
+                        "through the pooler, DIRECT_APP_DATABASE_URL straight to PostgreSQL)"
+                    )
         url("TENANTRY_PUBLIC_URL", "public_url", ("http", "https"))
         text("TENANTRY_HOST", "host")
         integer("TENANTRY_PORT", "port", 1, 65535)

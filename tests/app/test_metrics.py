@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,7 +23,6 @@ from app.settings import Settings
 from tenants import db
 from tenants.jobs import service as jobs
 from tenants.jobs.worker import Worker
-from tests.app.test_two_processes import free_port
 from tests.app.test_webhooks import (
     LATER,
     ScriptedReceiver,
@@ -36,6 +31,7 @@ from tests.app.test_webhooks import (
     receiver,  # noqa: F401 -- a fixture
 )
 from tests.conftest import OrgHandle, make_member
+from tests.support.processes import free_port, start_tenantry, tenantry_env
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -204,33 +200,15 @@ def test_a_short_metrics_token_is_refused_at_start() -> None:
         Settings.from_env({"TENANTRY_METRICS_TOKEN": "short", "TENANTRY_SECRET_KEY": "k" * 40})
 
 
-def start_worker(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    found = shutil.which("tenantry")
-    command = [found] if found else [sys.executable, "-m", "app.cli"]
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [*command, "worker", "--metrics-port", str(port), "--concurrency", "1"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 async def test_a_worker_process_serves_its_metrics_on_its_own_port_and_stops_on_sigterm(
     database_urls: DatabaseUrls, settings: Settings, tmp_path: Path, app: Any
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_urls.admin,
-        "APP_DATABASE_URL": database_urls.app,
-        "TENANTRY_SECRET_KEY": settings.secret_key,
-        "TENANTRY_DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_POOL_SIZE": "2",
-    }
+    env = tenantry_env(database_urls, settings.secret_key, tmp_path / "data")
     log = tmp_path / "worker.log"
-    process = start_worker(env, port, log)
+    process = start_tenantry(
+        ["worker", "--metrics-port", str(port), "--concurrency", "1"], env, log
+    )
     try:
         deadline = time.monotonic() + 60
         text = ""
