@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from tortoise.context import TortoiseContext
 
 from app import database, oauth
+from app import tracing as app_tracing
 from app.api import Endpoint, PrincipalCache, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
@@ -67,6 +68,8 @@ def create_app(
     The runtime role is checked at start: a role that could bypass row-level security
     stops the service rather than serving with weaker isolation.
     """
+    if settings.otel_endpoint:
+        app_tracing.start_tracing(settings.otel_endpoint, service="serve")
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0),
         follow_redirects=False,
@@ -118,6 +121,7 @@ def create_app(
                     await sealer.stop()
                 await listener.stop()
                 await http.aclose()
+                app_tracing.stop_tracing()
 
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(openapi_document)
@@ -207,5 +211,12 @@ def create_app(
     app.state.metrics = metrics
     if metrics is not None:
         app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestContextMiddleware, production=settings.is_production)
+    tracing = settings.otel_endpoint is not None
+    app.add_middleware(
+        RequestContextMiddleware,
+        production=settings.is_production,
+        trace_id=app_tracing.trace_id_source(tracing),
+    )
+    if tracing:
+        app.add_middleware(app_tracing.asgi_middleware_class(), exclude_spans=["receive", "send"])
     return app

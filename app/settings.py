@@ -6,6 +6,7 @@ operator fixes a deployment in one round instead of one crash per variable.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from collections.abc import Mapping
@@ -105,6 +106,8 @@ class Settings:
     #: With a token, /metrics answers a scraper presenting it as a bearer token from any
     #: address; without one, only this machine (loopback) is answered.
     metrics_token: str | None = None
+    #: OpenTelemetry traces go to this OTLP/HTTP endpoint (app/tracing.py); None: off.
+    otel_endpoint: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -227,6 +230,12 @@ class Settings:
         text("SMTP_HOST", "smtp_host")
         integer("SMTP_PORT", "smtp_port", 1, 65535)
         text("TENANTRY_METRICS_TOKEN", "metrics_token")
+        url("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_endpoint", ("http", "https"))
+        if "otel_endpoint" in values and importlib.util.find_spec("opentelemetry.sdk") is None:
+            problems.append(
+                "OTEL_EXPORTER_OTLP_ENDPOINT: tracing needs its packages: "
+                "pip install 'tenantry[tracing]'"
+            )
         token = str(values.get("metrics_token", ""))
         if token and len(token) < 24:
             problems.append("TENANTRY_METRICS_TOKEN: expected at least 24 characters")

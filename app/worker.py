@@ -12,6 +12,7 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+from app import tracing
 from app.settings import Settings
 from tenants.audit.sealer import AuditSealer
 from tenants.jobs.worker import Worker
@@ -73,8 +74,11 @@ async def run_worker_process(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop)
+    if settings.otel_endpoint:
+        tracing.start_tracing(settings.otel_endpoint, service="worker")
     sealer = AuditSealer.start()
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(tracing.stop_tracing)
         if metrics_port is not None:
             await stack.enter_async_context(metrics_server(settings, metrics_port))
         try:
