@@ -46,7 +46,7 @@ DROP TABLE IF EXISTS member_status_days;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0012_access_check_batch")]
+    dependencies = [("tenants", "0013_service_metrics")]
 
     initial = False
 
