@@ -9,6 +9,7 @@ import uuid
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.names import actor_links
 from app.web.pages import PageContext, Web, page
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.permissions import Permission
@@ -55,10 +56,12 @@ def _token_id(ctx: PageContext) -> uuid.UUID:
 
 def routes(web: Web) -> list[BaseRoute]:
     async def render(ctx: PageContext, new_token: str | None = None) -> Response:
+        tokens = await scim.list_tokens()
         return ctx.render(
             "console/provisioning.html",
             endpoint=f"{web.settings.base_url}/scim/v2",
-            tokens=await scim.list_tokens(),
+            tokens=tokens,
+            creators=await actor_links([t.created_by for t in tokens]),
             rules=await scim.get_rules(),
             units=await Unit.all().order_by("path"),
             unit_attributes=UNIT_ATTRIBUTES,
