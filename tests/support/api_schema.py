@@ -9,6 +9,8 @@ resource prefix fails loudly here until it is added to them.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import uuid
@@ -26,6 +28,7 @@ JSON = dict[str, Any]
 PATH_PARAM = re.compile(r"{(\w+)}")
 PROBLEM_JSON = "application/problem+json"
 NDJSON = "application/x-ndjson"
+CSV = "text/csv"
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,21 @@ class Operation:
 
     @property
     def record_schema(self) -> JSON | None:
-        """The schema of each line of an NDJSON body (bulk uploads); None for others."""
-        body = self.spec.get("requestBody")
-        if body is None or NDJSON not in body["content"]:
+        """The schema of each line of an NDJSON or CSV body (bulk uploads, imports); None
+        for others."""
+        media = self.stream_media
+        if media is None:
             return None
-        return resolve(self.document, body["content"][NDJSON]["schema"])
+        return resolve(self.document, self.spec["requestBody"]["content"][media]["schema"])
+
+    @property
+    def stream_media(self) -> str | None:
+        """NDJSON or CSV when the body is a stream of records; None otherwise."""
+        body = self.spec.get("requestBody")
+        for media in (NDJSON, CSV):
+            if body is not None and media in body["content"]:
+                return media
+        return None
 
     @property
     def permission(self) -> str | None:
@@ -240,6 +253,14 @@ CHANGES: Table = {
     "PATCH /v1/units/{id}": lambda w: {"name": f"renamed-unit-{fresh()}"},
     "PATCH /v1/members/{id}": lambda w: {"name": f"Renamed Member {fresh()}"},
     "POST /v1/members/{id}/transitions": lambda w: {"action": "suspend", "reason": "probe"},
+    "POST /v1/members/import": lambda w: {
+        "email": f"imported-{fresh()}@{w.org.slug}.example",
+        "name": "Imported Probe",
+        "unit": None,
+        "manager_email": None,
+        "roles": None,
+        "status": None,
+    },
     "PATCH /v1/groups/{id}": lambda w: {"name": f"renamed-group-{fresh()}", "priority": 7},
     "PATCH /v1/products/{id}": lambda w: {"name": f"Renamed Product {fresh()}"},
     "PATCH /v1/product-accounts/{id}": lambda w: {"status": "suspended"},
@@ -653,8 +674,23 @@ async def send(
     org: OrgHandle, operation: Operation, url: str, body: Any, **kw: Any
 ) -> httpx.Response:
     """``operation`` on ``url`` with ``org``'s credentials (or ``headers`` given in ``kw``);
-    a list body of an NDJSON operation goes as one JSON line per record."""
+    a list body of an NDJSON operation goes as one JSON line per record, of a CSV one as a
+    header line and one line per record."""
     headers = kw.pop("headers", org.headers)
+    if operation.stream_media == CSV and isinstance(body, list):
+        columns = sorted({key for record in body for key in record})
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for record in body:
+            writer.writerow(["" if record.get(c) is None else str(record.get(c)) for c in columns])
+        return await org.client.request(
+            operation.method,
+            url,
+            content=out.getvalue().encode(),
+            headers={**headers, "content-type": CSV},
+            **kw,
+        )
     if operation.record_schema is not None and isinstance(body, list):
         content = b"".join(json.dumps(record).encode() + b"\n" for record in body)
         headers = {**headers, "content-type": NDJSON}
