@@ -72,7 +72,7 @@ async def test_admin_signs_in_and_sees_only_their_organisations_members(
         members = text_of((await browser.get("/console/members")).text)
         assert ADA.email in members and MAX.email in members
         assert BEA.email not in members
-        assert "2 shown" in members
+        assert "2 member(s) match; showing 2" in members
 
 
 async def test_member_lands_on_the_account_page_managed_by_their_organisation(
