@@ -22,7 +22,7 @@ from tenants.actors import Actor
 from tenants.groups import service as groups
 from tenants.identity import changes as identity
 from tenants.policy import service as policy
-from tenants.scim import service
+from tenants.scim import dialects, service
 from tenants.scim.columns import GROUP_COLUMNS, GROUP_SELECT, GROUP_VISIBLE
 from tenants.scim.documents import (
     GroupDocument,
@@ -36,6 +36,7 @@ from tenants.scim.documents import (
 from tenants.scim.errors import InvalidValueError, ResourceNotFoundError, UniquenessError
 from tenants.scim.listing import ListQuery, run
 from tenants.scim.patching import first_error, parse_patch, scim_error
+from tenants.scim.schemas import GROUPS
 from tenants.scim.users import check_version
 
 #: Above this many members changed at once, caches are told the organisation changed
@@ -109,13 +110,18 @@ async def replace_group(
 async def patch_group(
     group_id: uuid.UUID, payload: Any, *, base: str, if_match: str | None, actor: Actor
 ) -> GroupRecord:
-    """PATCH /Groups/{id} (RFC 7644 §3.5.2), all operations or none."""
+    """PATCH /Groups/{id} (RFC 7644 §3.5.2), all operations or none, once the identity
+    providers' dialects are read (``tenants.scim.dialects``)."""
     before = await get_group(group_id, for_update=True)
     check_version(group_version(before), if_match)
-    model = group_model()
-    patch = parse_patch(model, payload)
     current = render_group(before, base)
     current.pop("meta")
+    rewritten = dialects.patch_message(GROUPS, payload, current)
+    if dialects.changes_nothing(payload, rewritten):
+        return before
+    payload = rewritten
+    model = group_model()
+    patch = parse_patch(model, payload)
     resource = model.model_validate(current)
     try:
         patch.patch(resource)
