@@ -33,6 +33,7 @@ def is_scim_path(path: str) -> bool:
     the router (404, 405) and the last-resort 500 included, must be SCIM JSON."""
     return path == PREFIX or path.startswith(PREFIX + "/")
 
+
 #: Status of each SCIM error (RFC 7644 §3.12, Tables 8 and 9).
 STATUS: dict[type[scim.ScimError], int] = {
     scim.InvalidFilterError: 400,

@@ -96,8 +96,10 @@ def user_body(payload: Any) -> Any:
         return payload
     out = dict(payload)
     for key, value in payload.items():
-        if isinstance(key, str) and key.lower() == ENTERPRISE_URN.lower() and isinstance(
-            value, Mapping
+        if (
+            isinstance(key, str)
+            and key.lower() == ENTERPRISE_URN.lower()
+            and isinstance(value, Mapping)
         ):
             extension = dict(value)
             for name, given in value.items():
@@ -225,13 +227,15 @@ def _members_operation(op: str, operation: dict[str, Any]) -> list[dict[str, Any
     value = operation.get("value")
     if op == "remove":
         items = [value] if isinstance(value, Mapping) else value
-        if not isinstance(items, list) or not items:
-            return [operation] if value is None else [{"op": "remove", "path": "members"}]
+        if items == []:
+            return []  # no member named: nothing to remove (never "all of them")
+        if not isinstance(items, list):
+            return [operation]  # no value (all members, RFC 7644 §3.5.2.2) or malformed
         ids = [item.get("value") for item in items if isinstance(item, Mapping)]
         if len(ids) != len(items) or not all(isinstance(i, str) and i for i in ids):
             return [operation]  # malformed: refused by the strict path
         return [
-            {"op": "remove", "path": f"members[value eq {_quoted(member_id)}]"}
+            {"op": "remove", "path": f"members[value eq {_quoted(str(member_id))}]"}
             for member_id in ids
         ]
     operation["value"] = _members_value(value)
@@ -260,25 +264,28 @@ def _pathless(
     after: list[dict[str, Any]] = []
     for key in list(value):
         lowered = key.lower() if isinstance(key, str) else ""
-        if lowered == "id" and kind is GROUPS and value[key] == current.get("id"):
-            del value[key]
-        elif lowered == "password" and kind is USERS:
+        unchanged_id = lowered == "id" and kind is GROUPS and value[key] == current.get("id")
+        if unchanged_id or (lowered == "password" and kind is USERS):
             del value[key]
         elif lowered == "members" and kind is GROUPS:
             value[key] = _members_value(value[key])
         elif lowered in _MANAGER_PATHS and kind is USERS:
             manager = manager_value(value.pop(key))
-            after.append(_manager_operation(operation["op"] if manager else "remove",
-                                            {"value": manager}))
-        elif lowered == ENTERPRISE_URN.lower() and kind is USERS and isinstance(
-            value[key], Mapping
+            after.append(
+                _manager_operation(operation["op"] if manager else "remove", {"value": manager})
+            )
+        elif (
+            lowered == ENTERPRISE_URN.lower() and kind is USERS and isinstance(value[key], Mapping)
         ):
             extension = dict(value[key])
             for name in list(extension):
                 if isinstance(name, str) and name.lower() == "manager":
                     manager = manager_value(extension.pop(name))
-                    after.append(_manager_operation(operation["op"] if manager else "remove",
-                                                    {"value": manager}))
+                    after.append(
+                        _manager_operation(
+                            operation["op"] if manager else "remove", {"value": manager}
+                        )
+                    )
             value[key] = _booleans(extension, None, ENTERPRISE_URN)
         elif isinstance(key, str):
             target = _target(kind, key)
@@ -401,8 +408,9 @@ def _values(document: Mapping[str, Any], name: str) -> list[Any]:
 
 def _get(document: Mapping[str, Any], name: str) -> Any:
     lowered = name.lower()
-    return next((v for k, v in document.items() if isinstance(k, str) and k.lower() == lowered),
-                None)
+    return next(
+        (v for k, v in document.items() if isinstance(k, str) and k.lower() == lowered), None
+    )
 
 
 def _quoted(text: str) -> str:

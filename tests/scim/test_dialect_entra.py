@@ -10,6 +10,8 @@ Sources (named again on each sequence in the corpus):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tenants.scim.models import Deprovisioning
@@ -38,7 +40,7 @@ async def created(scim: Scim) -> dict[str, str]:
 def test_every_sequence_names_its_source_and_is_replayed_here() -> None:
     found = corpus("entra")
     assert set(found["sources"].values()) == {TUTORIAL, KNOWN_ISSUES}
-    source = open(__file__).read()
+    source = Path(__file__).read_text()
     for name, sequence in found["sequences"].items():
         assert sequence["section"] and sequence_source("entra", name) in (TUTORIAL, KNOWN_ISSUES)
         assert f'"{name}"' in source, f"sequence {name} is not replayed"
@@ -194,9 +196,13 @@ async def test_group_push_and_membership_end_as_entra_shows(scim: Scim) -> None:
 
 
 async def test_membership_batches_add_and_remove_in_one_patch(scim: Scim) -> None:
-    ids = {f"member_{n}": (await scim.create_user(f"m{n}@contoso.example"))["id"] for n in (1, 2, 3, 4)}
+    ids = {
+        f"member_{n}": (await scim.create_user(f"m{n}@contoso.example"))["id"] for n in (1, 2, 3, 4)
+    }
     group = (
-        await scim.post("/Groups", {"displayName": "Batch", "members": [{"value": ids["member_4"]}]})
+        await scim.post(
+            "/Groups", {"displayName": "Batch", "members": [{"value": ids["member_4"]}]}
+        )
     ).json()
     ids["group"] = group["id"]
     await replay(scim, "entra", "membership_batch", ids)

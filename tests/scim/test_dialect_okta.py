@@ -10,6 +10,8 @@ Sources (named again on each sequence in the corpus):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.scim.conftest import Scim
 from tests.scim.corpus import corpus, replay, sequence_source
 from tests.scim.test_deprovisioning import status_of
@@ -29,7 +31,7 @@ async def created(scim: Scim) -> dict[str, str]:
 def test_every_sequence_names_its_source_and_is_replayed_here() -> None:
     found = corpus("okta")
     assert set(found["sources"].values()) == {REFERENCE, BUILD}
-    source = open(__file__).read()
+    source = Path(__file__).read_text()
     for name, sequence in found["sequences"].items():
         assert sequence["section"] and sequence_source("okta", name) in (REFERENCE, BUILD)
         assert f'"{name}"' in source, f"sequence {name} is not replayed"

@@ -26,7 +26,9 @@ async def test_unknown_routes_and_the_root_answer_scim_404(scim: Scim) -> None:
 async def test_methods_the_route_does_not_take_answer_scim_405(scim: Scim) -> None:
     assert_scim_error(await scim.request("PUT", "/Users"), 405)
     assert_scim_error(await scim.request("PATCH", "/Groups"), 405)
-    assert_scim_error(await scim.client.request("TRACE", "/scim/v2/Users", headers=scim.headers), 405)
+    assert_scim_error(
+        await scim.client.request("TRACE", "/scim/v2/Users", headers=scim.headers), 405
+    )
     assert_scim_error(await scim.client.request("DELETE", "/scim/v2/Schemas"), 405)
 
 
@@ -72,7 +74,9 @@ async def test_without_a_token_the_answer_is_scim_401(scim: Scim) -> None:
 
 
 async def test_strictness_outside_the_dialects_is_kept(scim: Scim) -> None:
-    user = await scim.create_user("strict@x.example", emails=[{"value": "s@x.example", "type": "work"}])
+    user = await scim.create_user(
+        "strict@x.example", emails=[{"value": "s@x.example", "type": "work"}]
+    )
     path = f"/Users/{user['id']}"
     refused = [
         ({"op": "Frobnicate", "path": "title", "value": "x"}, "invalidValue"),
@@ -80,8 +84,14 @@ async def test_strictness_outside_the_dialects_is_kept(scim: Scim) -> None:
         ({"op": "Replace", "path": "active", "value": "0"}, "invalidValue"),
         ({"op": "Add", "path": "nothing", "value": "x"}, "invalidPath"),
         ({"op": "Add", "path": 'phoneNumbers[type ne "mobile"].value', "value": "1"}, "noTarget"),
-        ({"op": "Add", "path": 'phoneNumbers[type eq "mobile"].nothing', "value": "1"}, "invalidPath"),
-        ({"op": "Replace", "path": 'emails[type eq "home"].value', "value": "h@x.example"}, "noTarget"),
+        (
+            {"op": "Add", "path": 'phoneNumbers[type eq "mobile"].nothing', "value": "1"},
+            "invalidPath",
+        ),
+        (
+            {"op": "Replace", "path": 'emails[type eq "home"].value', "value": "h@x.example"},
+            "noTarget",
+        ),
         (
             {"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": {"value": "not-an-id"}},
             "invalidValue",
@@ -96,17 +106,27 @@ async def test_strictness_outside_the_dialects_is_kept(scim: Scim) -> None:
     malformed = await scim.request(
         "PATCH",
         f"/Groups/{group['id']}",
-        {"schemas": [PATCH_URN], "Operations": [{"op": "Remove", "path": "members", "value": [{"display": "x"}]}]},
+        {
+            "schemas": [PATCH_URN],
+            "Operations": [{"op": "Remove", "path": "members", "value": [{"display": "x"}]}],
+        },
     )
     assert malformed.status_code == 400, malformed.text
     other_id = await scim.request(
         "PATCH",
         f"/Groups/{group['id']}",
-        {"schemas": [PATCH_URN], "Operations": [{"op": "replace", "value": {"id": str(uuid.uuid4())}}]},
+        {
+            "schemas": [PATCH_URN],
+            "Operations": [{"op": "replace", "value": {"id": str(uuid.uuid4())}}],
+        },
     )
     assert other_id.status_code == 400, other_id.text
     unknown_schema = await scim.post(
-        "/Groups", {"schemas": ["urn:example:Group", "urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "S"}
+        "/Groups",
+        {
+            "schemas": ["urn:example:Group", "urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "S",
+        },
     )
     assert_scim_error(unknown_schema, 400, "invalidSyntax")
 
