@@ -35,7 +35,7 @@ from tenants.scim.documents import (
 )
 from tenants.scim.errors import InvalidValueError, ResourceNotFoundError, UniquenessError
 from tenants.scim.listing import ListQuery, run
-from tenants.scim.patching import first_error, parse_patch, scim_error
+from tenants.scim.patching import apply_group_simple, first_error, parse_patch, scim_error
 from tenants.scim.schemas import GROUPS
 from tenants.scim.users import check_version
 
@@ -119,17 +119,19 @@ async def patch_group(
     rewritten = dialects.patch_message(GROUPS, payload, current)
     if dialects.changes_nothing(payload, rewritten):
         return before
-    payload = rewritten
-    model = group_model()
-    patch = parse_patch(model, payload)
-    resource = model.model_validate(current)
-    try:
-        patch.patch(resource)
-    except SCIMException as exc:
-        raise scim_error(exc) from None
-    except ValidationError as exc:
-        raise InvalidValueError(first_error(exc)) from None
-    return await _write(before, group_document(dump(resource)), actor=actor)
+    patched = apply_group_simple(current, rewritten)
+    if patched is None:
+        model = group_model()
+        patch = parse_patch(model, rewritten)
+        resource = model.model_validate(current)
+        try:
+            patch.patch(resource)
+        except SCIMException as exc:
+            raise scim_error(exc) from None
+        except ValidationError as exc:
+            raise InvalidValueError(first_error(exc)) from None
+        patched = dump(resource)
+    return await _write(before, group_document(patched), actor=actor)
 
 
 async def delete_group(group_id: uuid.UUID, *, if_match: str | None, actor: Actor) -> None:
@@ -184,8 +186,9 @@ async def set_members(
     INSERT and one DELETE; one ``group.member_added``/``group.member_removed`` event per
     member; the identity backend and the policy caches are told, as by ``add_member``.
     """
-    added = [m for m in dict.fromkeys(wanted) if m not in set(current)]
-    removed = [m for m in current if m not in set(wanted)]
+    current_set, wanted_set = set(current), set(wanted)
+    added = [m for m in dict.fromkeys(wanted) if m not in current_set]
+    removed = [m for m in current if m not in wanted_set]
     if not added and not removed:
         return
     if added:

@@ -124,3 +124,39 @@ def test_the_entra_group_schema_uri_is_dropped_and_no_other() -> None:
     assert dialects.group_body(body)["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:Group"]
     other = {"schemas": ["urn:example:Group"]}
     assert dialects.group_body(other) is other
+
+
+def test_group_membership_changes_are_applied_on_the_ids_in_one_pass() -> None:
+    from tenants.scim.patching import apply_group_simple
+
+    current = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "id": "g",
+        "displayName": "G",
+        "members": [{"value": v, "type": "User", "$ref": f"/Users/{v}"} for v in ("a", "b", "c")],
+    }
+    message = {
+        "schemas": [PATCH_URN],
+        "Operations": [
+            {"op": "remove", "path": 'members[value eq "a"]'},
+            {"op": "remove", "path": 'Members[Value EQ "zz"]'},
+            {"op": "add", "path": "members", "value": [{"value": "d"}, {"value": "b"}]},
+            {"op": "replace", "value": {"displayName": "H", "externalId": "x"}},
+        ],
+    }
+    patched = apply_group_simple(current, message)
+    assert patched is not None
+    assert [m["value"] for m in patched["members"]] == ["b", "c", "d"]
+    assert (patched["displayName"], patched["externalId"]) == ("H", "x")
+    assert current["members"][0]["value"] == "a"
+    unknown = [
+        {"op": "remove", "path": 'members[display eq "a"]'},
+        {"op": "add", "path": "members", "value": [{"value": "d", "display": "D"}]},
+        {"op": "replace", "path": "displayName", "value": 5},
+        {"op": "Add", "path": "displayName", "value": "x"},
+        {"op": "replace", "value": {"id": "other"}},
+    ]
+    for operation in unknown:
+        assert (
+            apply_group_simple(current, {"schemas": [PATCH_URN], "Operations": [operation]}) is None
+        )
