@@ -45,6 +45,15 @@ def test_members_removed_by_value_become_one_filtered_remove_each() -> None:
         {"op": "remove", "path": 'members[value eq "a"]'},
         {"op": "remove", "path": 'members[value eq "b\\"c"]'},
     ]
+    okta = ops(
+        GROUPS,
+        {
+            "op": "remove",
+            "path": "members",
+            "value": [{"value": "a", "display": "A", "type": "User"}],
+        },
+    )
+    assert okta == [{"op": "remove", "path": 'members[value eq "a"]'}]
     assert ops(GROUPS, {"op": "Remove", "path": "members", "value": []}) == []
     assert ops(GROUPS, {"op": "remove", "path": "members"}) == [{"op": "remove", "path": "members"}]
 
