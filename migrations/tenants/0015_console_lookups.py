@@ -46,7 +46,7 @@ DROP TABLE IF EXISTS member_status_days;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0013_service_metrics")]
+    dependencies = [("tenants", "0014_shared_rate_limits")]
 
     initial = False
 
