@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import EmailStr, Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, ListQuery, Name, Output, Page, absent, changes_of
+from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Name, Output, Page, absent, changes_of
 from tenants.departures import service as departures
 from tenants.members import service
 from tenants.members.lifecycle import LifecycleAction, MemberStatus, allowed_actions
@@ -19,7 +19,9 @@ from tenants.permissions import Permission, Role
 
 router = ApiRouter("/v1/members", "members")
 
-ExternalRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+ExternalRef = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NAME
+]
 
 
 class MemberOut(Output):
@@ -88,7 +90,7 @@ class MemberMove(Input):
 
 class MemberTransition(Input):
     action: LifecycleAction
-    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=1000), FREE_TEXT] | None = None
 
 
 class MemberQuery(ListQuery):
