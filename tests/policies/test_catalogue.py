@@ -190,3 +190,24 @@ def test_a_product_may_declare_its_own_setting_again_and_its_default_must_fit() 
     assert len(again.settings) == len(BUILTIN.settings) + 1
     with pytest.raises(CatalogueError):
         BUILTIN.with_declared([setting(SettingType.BOOL, key="chat.y", default="yes")])
+
+
+def test_items_outside_a_lists_choices_are_refused_naming_every_choice() -> None:
+    listed = setting(SettingType.STRING_LIST, allowed=("a", "b"), default=())
+    with pytest.raises(CatalogueError) as refused:
+        listed.validate(["c"])
+    assert str(refused.value) == "x.s takes items from a, b"
+
+
+def test_a_choice_without_choices_is_off_at_any_value_and_lists_describe_as_lists() -> None:
+    assert setting(SettingType.ENUM, allowed=()).is_off("anything")
+    described = setting(SettingType.STRING_LIST, default=("a", "b")).describe()
+    assert described["default"] == ["a", "b"]
+
+
+def test_the_catalogue_checks_a_value_against_the_setting_it_names() -> None:
+    assert BUILTIN.validate("advertising.personalised_ads", True) is True
+    assert BUILTIN.validate("diagnostics.level", "off") == "off"
+    with pytest.raises(CatalogueError) as refused:
+        BUILTIN.validate("no.such", True)
+    assert str(refused.value) == "there is no setting 'no.such'"

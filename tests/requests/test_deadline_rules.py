@@ -215,3 +215,27 @@ def test_only_access_and_portability_are_exports_and_only_erasure_erases() -> No
         rules.RequestKind.ACCESS, rules.RequestKind.PORTABILITY
     }
     assert {k for k in kinds if rules.can_erase(k)} == {rules.RequestKind.ERASURE}
+
+
+def test_a_request_cannot_go_back_to_in_progress_and_the_refusal_reads_in_words() -> None:
+    with pytest.raises(IllegalTransitionError) as refused:
+        rules.check_transition(RequestStatus.IN_PROGRESS, RequestStatus.IN_PROGRESS)
+    assert refused.value.message == "a request that is in progress cannot become in progress"
+
+
+def test_a_deadline_eight_days_away_is_not_yet_soon() -> None:
+    assert rules.deadline_badge(date(2025, 3, 18), date(2025, 3, 10), RequestStatus.RECEIVED) == (
+        rules.DeadlineBadge("due in 8 days", "ok")
+    )
+
+
+def test_a_reminder_one_day_before_is_sent() -> None:
+    due = date(2026, 3, 10)
+    at = rules.reminder_at(due, 1, datetime(2026, 3, 1, tzinfo=UTC))
+    assert at == datetime.combine(date(2026, 3, 9), rules.REMINDER_TIME)
+
+
+def test_an_extension_out_of_range_is_refused_saying_so() -> None:
+    with pytest.raises(ValueError) as refused:
+        rules.due_date(date(2026, 1, 1), 3)
+    assert str(refused.value) == "extension of 3 months is out of range"

@@ -22,6 +22,8 @@ from tenants.access.rules import (
     Party,
     PolicyRules,
     Verdict,
+    access_window,
+    allowed_actions,
     answer_check,
     can_approve_access,
     can_delay_disclosure,
@@ -352,3 +354,33 @@ def test_ending_access_is_refused_to_others_with_its_reason() -> None:
     asker = uuid.uuid4()
     assert can_revoke_access(grant(requested_by=f"member:{asker}"), party(asker, "member"))
     assert can_revoke_access(grant(), party(ADMIN, "member"))
+
+
+def test_among_grants_that_allow_the_one_lasting_longest_decides() -> None:
+    short = checked(id=uuid.UUID(int=1), ends_at=NOW + timedelta(hours=1))
+    long = checked(id=uuid.UUID(int=2), ends_at=NOW + timedelta(hours=5))
+    assert answer_check([short, long], "files", PRODUCT, NOW) == ("allowed", long.id)
+    assert answer_check([long, short], "files", PRODUCT, NOW) == ("allowed", long.id)
+
+
+def test_among_refusals_of_one_kind_a_grant_with_an_end_decides_before_one_without() -> None:
+    endless = checked(id=uuid.UUID(int=1), status=GrantStatus.DENIED, ends_at=None)
+    ending = checked(id=uuid.UUID(int=2), status=GrantStatus.DENIED, ends_at=NOW)
+    assert answer_check([endless, ending], "files", PRODUCT, NOW) == (DenyReason.DENIED, ending.id)
+
+
+def test_the_actions_open_in_each_state_of_a_grant() -> None:
+    assert allowed_actions(GrantState.REQUESTED) == [
+        GrantAction.APPROVE, GrantAction.DENY, GrantAction.REVOKE
+    ]
+    assert allowed_actions(GrantState.ACTIVE) == [GrantAction.REVOKE]
+    assert allowed_actions(GrantState.EXPIRED) == []
+
+
+def test_access_runs_from_its_start_for_the_hours_granted() -> None:
+    assert access_window(NOW, 5) == (NOW, NOW + timedelta(hours=5))
+
+
+def test_a_policy_allowing_a_one_day_delay_allows_one_day() -> None:
+    policy = PolicyRules(max_disclosure_delay_days=1)
+    assert disclosure_delay_problems(NOW + timedelta(days=1), "x" * 20, policy, NOW) == []
