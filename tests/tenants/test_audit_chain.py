@@ -244,3 +244,24 @@ def test_a_recorded_head_equal_in_length_but_not_in_hash_is_a_rewrite() -> None:
     assert result.broken is not None and result.broken.seq == 3
     assert "recorded head" in result.broken.reason
     assert result.checked == 2
+
+
+def test_the_hashed_form_of_an_event_is_fixed_so_heads_recorded_earlier_still_verify() -> None:
+    """Heads printed by ``tenantry audit verify`` are kept outside the service and compared
+    later: the canonical form and the hash of an event may never change between versions."""
+    event = chain(1)[0].event
+    assert canonical_json(event.payload()).decode() == (
+        '{"action":"member.updated","actor":"system:t","actor_display":"t",'
+        '"after":{"name":"b1"},"before":{"name":"a"},"client_addr":"127.0.0.1",'
+        '"occurred_at":"2026-01-01T00:00:01.000000Z","request_id":"r","seq":1,'
+        '"target_id":"m1","target_type":"member","tenant_id":"org"}'
+    )
+    assert event_hash(GENESIS, event) == (
+        "7faa088d6f921c02c66609294cc332d865149bacac836415b7f8c5287d421c5b"
+    )
+
+
+def test_canonical_json_writes_whole_floats_as_integers_keys_as_text_and_utf8() -> None:
+    value = {"b": [1.0, 2.5, (1,)], "a": {"z": None, 1: True}, "\u00e9": "\u00fc"}
+    expected = '{"a":{"1":true,"z":null},"b":[1,2.5,[1]],"\u00e9":"\u00fc"}'
+    assert canonical_json(value).decode() == expected
