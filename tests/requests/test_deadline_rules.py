@@ -236,6 +236,6 @@ def test_a_reminder_one_day_before_is_sent() -> None:
 
 
 def test_an_extension_out_of_range_is_refused_saying_so() -> None:
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(ValueError, match="out of range") as refused:
         rules.due_date(date(2026, 1, 1), 3)
     assert str(refused.value) == "extension of 3 months is out of range"

@@ -192,7 +192,7 @@ def test_a_head_is_printed_and_parsed_back() -> None:
      "3:" + "a" * 65, "3:" + "A" * 64, "3:" + "g" * 64, "3 :" + "a" * 64, "3:" + "X" * 64],
 )
 def test_a_malformed_head_is_refused(text: str) -> None:
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(ValueError, match="SEQ:HASH") as refused:
         ChainHead.parse(text)
     assert str(refused.value) == "expected SEQ:HASH, e.g. 42:3f0c…(64 hex digits)"
 
