@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tenants import text
+from tenants import text as text_policy
+from tenants.scim.dialects import boolean_text
 from tenants.scim.errors import InvalidSyntaxError, InvalidValueError
 from tenants.scim.schemas import Attribute, ResourceKind, catalogue
 
@@ -72,8 +73,8 @@ def _text(value: str, where: str, *, free: bool = False) -> str:
     """``value`` under the service's one text policy (``tenants.text``): NFC, no control or
     bidirectional control characters; a formatted address may keep its line breaks."""
     try:
-        return text.clean(value, free=free)
-    except text.TextError as exc:
+        return text_policy.clean(value, free=free)
+    except text_policy.TextError as exc:
         raise InvalidValueError(f"{where} {exc}") from None
 
 
@@ -85,14 +86,14 @@ def check_storable(payload: Any) -> None:
     while stack:
         value, where = stack.pop()
         if isinstance(value, str):
-            if not text.is_storable(value):
-                reason = text.problem(value) or "is not text"
+            if not text_policy.is_storable(value):
+                reason = text_policy.problem(value) or "is not text"
                 raise InvalidValueError(f"{where or 'the body'} {reason}")
         elif isinstance(value, dict):
             for key, item in value.items():
                 child = f"{where}.{key}" if where else str(key)
-                if not text.is_storable(key):
-                    raise InvalidValueError(f"an attribute name {text.problem(key)}")
+                if not text_policy.is_storable(key):
+                    raise InvalidValueError(f"an attribute name {text_policy.problem(key)}")
                 stack.append((item, child))
         elif isinstance(value, list):
             stack.extend((item, f"{where}[{index}]") for index, item in enumerate(value))
@@ -207,9 +208,13 @@ def _single(value: Any, attribute: Attribute, where: str) -> Any:
             raise InvalidValueError(f"{where} must be a string")
         return _text(value, where, free=attribute.name == "formatted") or None
     if kind == "boolean":
-        if not isinstance(value, bool):
+        if isinstance(value, bool):
+            return value
+        # Entra ID sends "True"/"False" (tenants.scim.dialects); nothing looser.
+        text = boolean_text(value)
+        if text is None:
             raise InvalidValueError(f"{where} must be true or false")
-        return value
+        return text
     if kind == "binary":
         if not isinstance(value, str):
             raise InvalidValueError(f"{where} must be base64 text")
