@@ -16,6 +16,7 @@ from app.cli_audit import register as register_audit_archive
 from app.cli_identity import identity_cli
 from app.database import DatabaseSetupError
 from app.settings import Settings, SettingsError
+from tenants import text
 from tenants.errors import TenantryError
 
 T = TypeVar("T")
@@ -48,6 +49,15 @@ def load_settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
     changes = {k: v for k, v in overrides.items() if v is not None}
     return settings.with_overrides(**changes) if changes else settings
+
+
+def name_option(value: str) -> str:
+    """A name given on the command line, under the service's one text policy
+    (``tenants.text``, as the API, console and SCIM apply it)."""
+    try:
+        return text.clean_name(value.strip())
+    except text.TextError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -233,7 +243,7 @@ def migrate() -> None:
 @org_cli.command("create")
 def org_create(
     slug: Annotated[str, typer.Argument(help="Short name used in URLs, e.g. acme.")],
-    name: Annotated[str, typer.Option(help="Display name.")],
+    name: Annotated[str, typer.Option(help="Display name.", callback=name_option)],
     kind: Annotated[str, typer.Option(help="employer or school.")] = "employer",
     domain: Annotated[
         list[str] | None, typer.Option(help="Verified email domain (repeatable).")
@@ -289,7 +299,7 @@ def org_create(
 @token_cli.command("create")
 def token_create(
     org: Annotated[str, typer.Option(help="Organisation slug.")],
-    name: Annotated[str, typer.Option(help="What the token is for.")],
+    name: Annotated[str, typer.Option(help="What the token is for.", callback=name_option)],
     scope: Annotated[
         list[str] | None, typer.Option(help="Permission scope (repeatable); default all.")
     ] = None,
@@ -324,7 +334,9 @@ def token_create(
 def admin_create_local(
     org: Annotated[str, typer.Option(help="Organisation slug.")],
     email: Annotated[str, typer.Option(help="The administrator's email.")],
-    name: Annotated[str, typer.Option(help="Display name.")] = "Emergency administrator",
+    name: Annotated[
+        str, typer.Option(help="Display name.", callback=name_option)
+    ] = "Emergency administrator",
 ) -> None:
     """Create (or reset) the break-glass local administrator; prints a generated password once.
 

@@ -16,8 +16,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 from tortoise.context import TortoiseContext
 
 from app import database, oauth
@@ -42,6 +43,7 @@ from app.web.cookies import CookieJar
 from app.web.pages import Web
 from app.worker import background_worker
 from policies.cache import DecisionCache
+from tenants import cursors
 from tenants.audit.sealer import AuditSealer
 from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
@@ -57,6 +59,19 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def api_endpoints() -> list[Endpoint]:
     return [e for router in ROUTERS for e in router.endpoints]
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> set[str]:
+    """Every method some route serves at the request's path: the ``Allow`` header of a 405
+    (RFC 9110 §15.5.6). A path may be served by several routes, one per method, so the
+    union is taken rather than the methods of the first route that matched."""
+    allowed: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                allowed |= route.methods
+    return allowed
 
 
 def create_app(
@@ -79,6 +94,7 @@ def create_app(
     )
     keyring = KeyRing(SecretBox(settings.secret_key, "signing-keys"))
     configure_mail(settings)  # links in emails, and SMTP when configured
+    cursors.configure(settings.secret_key)  # page cursors are signed with the service key
     rp = RelyingParty(http)
     authenticator = authenticator or BearerAuthenticator(
         keyring=keyring, issuer=settings.base_url, trusted=settings.trusted_issuers, jwks=rp.jwks
@@ -193,11 +209,17 @@ def create_app(
 
     async def http_error(request: Request, exc: Any) -> Response:
         assert isinstance(exc, HTTPException)
+        methods = sorted(allowed_methods(request.app.router.routes, request.scope))
         if is_scim_path(request.url.path):
-            return scim_error_response(exc.status_code, str(exc.detail))
+            allow = methods if exc.status_code == 405 else []
+            return scim_error_response(exc.status_code, str(exc.detail), allow=allow)
         if exc.status_code == 405:
+            allowed = ", ".join(methods)
             return http_problem(
-                request, "method_not_allowed", f"{request.method} is not allowed here"
+                request,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; use {allowed}",
+                headers={"Allow": allowed},
             )
         if exc.status_code == 404:
             return await not_found(request, exc)

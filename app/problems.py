@@ -27,6 +27,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "error": 400,
     "not_found": 404,
     "invalid_input": 422,
+    # A cursor is the service's own token: one it did not issue is a bad request, not a
+    # breach of a domain rule.
+    "invalid_cursor": 400,
     "conflict": 409,
     "illegal_transition": 409,
     "permission_denied": 403,

@@ -7,6 +7,7 @@ never as the ``/v1`` API's problem documents: SCIM clients parse only this shape
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -71,9 +72,15 @@ def error_body(status: int, detail: str, scim_type: str | None = None) -> dict[s
     return body
 
 
-def error_response(status: int, detail: str, scim_type: str | None = None) -> Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if status == 401 else None
-    return scim_json(error_body(status, detail, scim_type), status, headers)
+def error_response(
+    status: int, detail: str, scim_type: str | None = None, *, allow: Sequence[str] = ()
+) -> Response:
+    """A SCIM error document (RFC 7644 §3.12); a 405 names the methods allowed (``allow``)
+    in an ``Allow`` header, as RFC 9110 §15.5.6 requires."""
+    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if status == 401 else {}
+    if allow:
+        headers["Allow"] = ", ".join(allow)
+    return scim_json(error_body(status, detail, scim_type), status, headers or None)
 
 
 def status_and_type(error: TenantryError) -> tuple[int, str | None]:

@@ -48,6 +48,7 @@ from tenants.scim.errors import (
 )
 from tenants.scim.listing import ListQuery
 from tenants.scim.schemas import GROUPS, USERS, ResourceKind, published_schemas
+from tenants.scim.validation import check_storable
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,11 @@ def scim_routes(
                 raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
             chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks) or b"null")
+            payload = json.loads(b"".join(chunks) or b"null")
         except (ValueError, RecursionError):
             raise InvalidSyntaxError("the body is not valid JSON") from None
+        check_storable(payload)
+        return payload
 
     def endpoint(
         handlers: dict[str, Handler], *, body_limit: int = max_body
@@ -124,7 +127,9 @@ def scim_routes(
         async def serve(request: Request) -> Response:
             handler = handlers.get(request.method)
             if handler is None:
-                return error_response(405, f"{request.method} is not allowed here")
+                return error_response(
+                    405, f"{request.method} is not allowed here", allow=list(handlers)
+                )
             try:
                 credential = await authenticator.identify(request)
                 payload = (
@@ -158,7 +163,9 @@ def scim_routes(
     ) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
             if request.method not in ("GET", "HEAD"):
-                return error_response(405, f"{request.method} is not allowed here")
+                return error_response(
+                    405, f"{request.method} is not allowed here", allow=["GET", "HEAD"]
+                )
             found = handler(request)
             if found is None:
                 return error_response(404, f"nothing lives at {request.url.path}")

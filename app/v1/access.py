@@ -17,7 +17,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, ListQuery, Output, Page, absent, changes_of
+from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Output, Page, absent, changes_of
 from tenants.access import policy as access_policy
 from tenants.access import rules, service
 from tenants.access.models import AccessGrant, DataCategory, GrantStatus
@@ -33,8 +33,10 @@ Reason = Annotated[
         strip_whitespace=True, min_length=1, max_length=rules.JUSTIFICATION_MAX_LENGTH
     ),
 ]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-OptionalNote = Annotated[str, StringConstraints(max_length=2000)]
+Note = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), FREE_TEXT
+]
+OptionalNote = Annotated[str, StringConstraints(max_length=2000), FREE_TEXT]
 Hours = Annotated[int, Field(ge=1, le=rules.MAX_HOURS)]
 
 
@@ -169,7 +171,7 @@ class GrantRequestIn(Input):
     justification: Reason = Field(
         description="Why, in at least 20 characters; shown to the privacy officer and the member."
     )
-    case_reference: Annotated[str, StringConstraints(max_length=200)] | None = None
+    case_reference: Annotated[str, StringConstraints(max_length=200), NAME] | None = None
     duration_hours: Hours = Field(description="Capped by the organisation's policy.")
     emergency: bool = Field(
         False, description="Start at once, without approval, where the policy allows it."

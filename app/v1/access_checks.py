@@ -188,7 +188,7 @@ class LogQuery(Input):
     grant_id: uuid.UUID | None = None
     product_id: uuid.UUID | None = None
     allowed: bool | None = None
-    cursor: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+    cursor: Annotated[str, StringConstraints(max_length=1000)] | None = Field(
         None, description="Continue after the page that returned this cursor."
     )
     limit: int = Field(50, ge=1, le=500)

@@ -3,7 +3,6 @@ it is sealed)."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,10 +13,11 @@ from starlette.responses import Response, StreamingResponse
 
 from app.api import ApiRouter, Call
 from app.v1.common import Input, Output, Page
+from tenants import cursors
 from tenants.audit import service
 from tenants.csvcells import csv_line
+from tenants.cursors import Column, Kind
 from tenants.db import current_org
-from tenants.errors import FieldProblem, InvalidInputError
 from tenants.ids import OrgId
 from tenants.pagination import MAX_LIMIT
 from tenants.permissions import Permission
@@ -90,7 +90,7 @@ class AuditQuery(Input):
     outcome: Literal["done", "refused"] | None = Field(
         None, description="refused: sign-in refusals and rejected events; done: the others"
     )
-    cursor: Annotated[str, StringConstraints(max_length=100)] | None = None
+    cursor: Annotated[str, StringConstraints(max_length=1000)] | None = None
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     format: Literal["json", "csv", "ndjson"] = Field(
         "json",
@@ -147,22 +147,17 @@ def export_response(org_id: OrgId, filters: service.AuditFilter, fmt: str) -> St
     )
 
 
+#: A cursor of the audit log: the id of the last event shown (newest first).
+EVENT_ID = Column(Kind.INTEGER, low=1, high=MAX_ID)
+
+
 def _id_from_cursor(cursor: str) -> int:
-    try:
-        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        event_id = int(value.removeprefix("id:")) if value.startswith("id:") else -1
-    except (ValueError, UnicodeDecodeError):
-        event_id = -1
-    if not 1 <= event_id <= MAX_ID:
-        raise InvalidInputError(
-            "the cursor is not valid",
-            fields=[FieldProblem("cursor", "was not issued by this service")],
-        )
-    return event_id
+    value: int = cursors.unseal(cursor, "audit_events", "-id", [EVENT_ID])[0]
+    return value
 
 
 def _cursor_for(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{event_id}".encode()).decode().rstrip("=")
+    return cursors.seal("audit_events", "-id", [event_id])
 
 
 @router.get(

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from tenants import text
 from tenants.pagination import MAX_LIMIT
 
 T = TypeVar("T")
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text = Annotated[str, StringConstraints(max_length=5000)]
+#: The service's one text policy (``tenants.text``) as pydantic validators: append one to the
+#: ``Annotated`` of every field that holds a name or label (NAME) or free text (FREE_TEXT).
+NAME = AfterValidator(text.clean_name)
+FREE_TEXT = AfterValidator(text.clean_free_text)
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NAME
+]
+Text = Annotated[str, StringConstraints(max_length=5000), FREE_TEXT]
 
 
 class Input(BaseModel):
@@ -38,7 +46,7 @@ def changes_of(model: BaseModel) -> dict[str, Any]:
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cursor: Annotated[str, StringConstraints(max_length=1000)] | None = Field(
+    cursor: Annotated[str, StringConstraints(max_length=4000)] | None = Field(
         None, description="Continue after the page that returned this cursor."
     )
     limit: int = Field(50, ge=1, le=MAX_LIMIT, description="Items per page.")

@@ -26,7 +26,7 @@ import orjson
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from app.api import ApiRouter, Call, RawBody, StreamBody
-from app.v1.common import Input, ListQuery, Output, Page
+from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Output, Page
 from tenants.content import rules, service
 from tenants.content.models import ContentKind, ContentStatus
 from tenants.permissions import Permission
@@ -40,8 +40,10 @@ NDJSON = "application/x-ndjson"
 #: 100,000 items of ordinary size (about 400 bytes a line) with room to spare.
 BULK_MAX_BYTES = 64 * 1024 * 1024
 
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=rules.MAX_EXTERNAL_ID)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=rules.MAX_TITLE)]
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=rules.MAX_EXTERNAL_ID), NAME
+]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=rules.MAX_TITLE), NAME]
 Url = Annotated[str, StringConstraints(max_length=rules.MAX_URL)]
 
 
@@ -100,7 +102,9 @@ class BulkResult(Output):
 
 class LegalHoldIn(Input):
     legal_hold: bool = Field(description="true puts the item under legal hold; false lifts it.")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), FREE_TEXT
+    ]
 
 
 class ContentQuery(ListQuery):

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, ListQuery, Output, Page
+from app.v1.common import FREE_TEXT, Input, ListQuery, Output, Page
 from tenants.departures import service
 from tenants.departures.models import (
     ContentAction,
@@ -26,7 +26,7 @@ from tenants.permissions import Permission
 
 router = ApiRouter("/v1", "departures")
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), FREE_TEXT]
 
 
 class PolicyBody(Input):

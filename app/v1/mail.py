@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, Output
+from app.v1.common import FREE_TEXT, NAME, Input, Output
 from tenants.mail import service as mail
 from tenants.mail.catalogue import TEMPLATES
 from tenants.permissions import Permission
@@ -36,8 +36,10 @@ class TemplatesOut(Output):
 
 class TemplateBody(Input):
     template: TemplateName  # type: ignore[valid-type]
-    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
-    intro: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), NAME] | None = None
+    intro: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), FREE_TEXT] | None
+    ) = None
 
 
 async def _templates() -> list[TemplateOut]:

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import EmailStr, Field, StringConstraints
 
 from app.api import ApiRouter, Call, RawBody, StreamBody
-from app.v1.common import Input, ListQuery, Name, Output, Page, absent, changes_of
+from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Name, Output, Page, absent, changes_of
 from tenants.departures import service as departures
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import imports, service
@@ -21,7 +21,9 @@ from tenants.units.service import root_unit
 
 router = ApiRouter("/v1/members", "members")
 
-ExternalRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+ExternalRef = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NAME
+]
 
 
 class MemberOut(Output):
@@ -90,7 +92,7 @@ class MemberMove(Input):
 
 class MemberTransition(Input):
     action: LifecycleAction
-    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=1000), FREE_TEXT] | None = None
 
 
 class MemberQuery(ListQuery):

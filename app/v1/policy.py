@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, Output
+from app.v1.common import FREE_TEXT, Input, Output
 from policies.resolve import TargetKind
 from tenants.permissions import Permission
 from tenants.policy import service as policy
@@ -64,7 +64,7 @@ class RuleIn(Input):
     setting: SettingKey
     value: SettingValue
     enforced: bool = Field(False, description="Lock the setting for everyone below the target.")
-    reason: Annotated[str, StringConstraints(max_length=1000)] = Field(
+    reason: Annotated[str, StringConstraints(max_length=1000), FREE_TEXT] = Field(
         "", description="Shown to members."
     )
     effective_from: AwareDatetime | None = Field(None, description="Applies from this moment on.")

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, ListQuery, Output, Page
+from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Output, Page
 from tenants.content.models import ContentKind
 from tenants.content.service import acting_product
 from tenants.errors import FieldProblem, NotFoundError, PermissionDeniedError
@@ -32,10 +32,13 @@ router = ApiRouter("/v1/privacy-requests", "privacy requests")
 policy_router = ApiRouter("/v1/privacy-request-policy", "privacy requests")
 
 Message = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=service.MAX_MESSAGE)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=service.MAX_MESSAGE),
+    FREE_TEXT,
 ]
-Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                             max_length=200)]
+Reference = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NAME
+]
 
 
 class RequestOut(Output):
@@ -151,8 +154,11 @@ class AssignBody(Input):
 
 
 class NoteBody(Input):
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                           max_length=service.MAX_NOTE)]
+    text: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=service.MAX_NOTE),
+        FREE_TEXT,
+    ]
 
 
 class ExtendBody(Input):

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, Response
 
 from app.api import ApiRouter, Call
 from app.auth import Principal
-from app.v1.common import Input, Output
+from app.v1.common import FREE_TEXT, NAME, Input, Output
 from policies.cache import Answer, DecisionCache
 from policies.resolve import Resolved, SourceKind
 from tenants import db
@@ -247,13 +247,13 @@ class Declaration(Input):
     key: SettingKey
     type: Annotated[str, StringConstraints(pattern="^(bool|enum|int|string_list)$")]
     default: SettingValue
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200), NAME]
+    description: Annotated[str, StringConstraints(max_length=2000), FREE_TEXT] = ""
     purpose: Annotated[str, StringConstraints(max_length=50)] = "provide_the_product"
     data_categories: list[Annotated[str, StringConstraints(max_length=50)]] = Field(
         default_factory=list, max_length=20
     )
-    off_effect: Annotated[str, StringConstraints(max_length=1000)] = ""
+    off_effect: Annotated[str, StringConstraints(max_length=1000), FREE_TEXT] = ""
     allowed: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
         default_factory=list, max_length=50
     )

@@ -22,9 +22,10 @@ from app.settings import Settings
 from app.web.cookies import CookieJar, SignedIn
 from app.web.ratelimit import RateLimiter
 from app.web.timezones import localtime
+from tenants import text
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
-from tenants.errors import AuthenticationError, TenantryError
+from tenants.errors import AuthenticationError, FieldProblem, InvalidInputError, TenantryError
 from tenants.organisations.models import Organisation
 from tenants.permissions import Permission, permissions_of
 from tenants.secrets import SecretBox
@@ -214,6 +215,7 @@ def page(
                     )
             response: Response
             try:
+                form = clean_form(form)
                 async with tenant_transaction(token.org_id):
                     try:
                         active = await sessions.authenticate_session(token)
@@ -316,6 +318,26 @@ def page_to_return_to(request: Request) -> str:
         if value:
             return _same_site_path(value, "/console")
     return "/console"
+
+
+#: Form fields that hold a name or a label (shown back as such): the name policy applies.
+NAME_FIELDS = frozenset({"name", "display_name", "title", "subject"})
+
+
+def clean_form(form: dict[str, str]) -> dict[str, str]:
+    """Every text value of a console or account form under the service's one text policy
+    (``tenants.text``, as the API's models and SCIM apply it): names by the name policy,
+    anything else as free text. InvalidInputError naming each field that breaks it."""
+    cleaned: dict[str, str] = {}
+    problems: list[FieldProblem] = []
+    for key, value in form.items():
+        try:
+            cleaned[key] = text.clean(value, free=key not in NAME_FIELDS)
+        except text.TextError as exc:
+            problems.append(FieldProblem(key, str(exc)))
+    if problems:
+        raise InvalidInputError("the form holds characters that cannot be kept", fields=problems)
+    return cleaned
 
 
 def _to_login(request: Request, reason: str | None = None) -> Response:

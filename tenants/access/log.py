@@ -11,8 +11,6 @@ transaction.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,9 +18,10 @@ from typing import Any
 
 from tortoise import connections
 
-from tenants import db
+from tenants import cursors, db
 from tenants.access.models import DataCategory
 from tenants.access.rules import ALLOWED
+from tenants.cursors import Column, Kind
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.ids import OrgId
 
@@ -247,24 +246,18 @@ async def list_log(
 MAX_LOG_ID = 2**63 - 1
 
 
+#: A cursor of the access log: the id of the last entry shown (newest first).
+LOG_ID = Column(Kind.INTEGER, low=1, high=MAX_LOG_ID)
+
+
 def log_cursor(log_id: int) -> str:
-    return base64.urlsafe_b64encode(f"log:{log_id}".encode()).decode().rstrip("=")
+    return cursors.seal("access_log", "-id", [log_id])
 
 
 def id_from_log_cursor(cursor: str) -> int:
-    """The id a cursor continues before; InvalidInputError naming ``cursor`` if it was not
+    """The id a cursor continues before; InvalidCursorError naming ``cursor`` if it was not
     issued here."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        digits = text.removeprefix("log:") if text.startswith("log:") else ""
-        value = int(digits) if digits.isdigit() and digits.isascii() else -1
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        value = -1
-    if not 1 <= value <= MAX_LOG_ID:
-        raise InvalidInputError(
-            "the cursor is not valid",
-            fields=[FieldProblem("cursor", "was not issued by this service")],
-        )
+    value: int = cursors.unseal(cursor, "access_log", "-id", [LOG_ID])[0]
     return value
 
 
@@ -403,8 +396,12 @@ async def member_transparency(
     return TransparencyPage(entries, _encode_position(last.at, last.key) if more and last else None)
 
 
+#: A position of the member's transparency page: the time and key of the last entry shown.
+TRANSPARENCY = [Column(Kind.DATETIME), Column(Kind.TEXT, max_length=40)]
+
+
 def _encode_position(at: datetime, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{key}".encode()).decode().rstrip("=")
+    return cursors.seal("transparency", "-at", [at, key])
 
 
 def _position(after: str | None) -> tuple[datetime, str] | None:
@@ -412,11 +409,7 @@ def _position(after: str | None) -> tuple[datetime, str] | None:
     if not after:
         return None
     try:
-        text = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
-        at_text, key = text.split("|", 1)
-        at = datetime.fromisoformat(at_text)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        return None
-    if at.tzinfo is None or len(key) > 40 or "\x00" in key:
+        at, key = cursors.unseal(after, "transparency", "-at", TRANSPARENCY)
+    except cursors.InvalidCursorError:
         return None
     return at, key

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from tenants import text as text_policy
 from tenants.content.models import ContentKind
 from tenants.errors import FieldProblem
 from tenants.members.lifecycle import MemberStatus
@@ -88,8 +89,11 @@ def _text(value: Any, name: str, limit: int, problems: list[tuple[str, str]]) ->
         problems.append((name, "is empty"))
     elif len(value) > limit:
         problems.append((name, f"is longer than {limit} characters"))
-    elif "\x00" in value:
-        problems.append((name, "contains a NUL character (U+0000), which cannot be stored"))
+    else:
+        try:
+            return text_policy.clean_name(value)  # the one text policy, as /v1's models apply it
+        except text_policy.TextError as exc:
+            problems.append((name, str(exc)))
     return value
 
 

@@ -45,6 +45,7 @@ from scim2_models.path.expressions import (
 
 from tenants.scim.errors import InvalidFilterError
 from tenants.scim.schemas import Attribute, Binding, ResourceKind, resolve
+from tenants.text import is_storable
 
 #: Longest filter accepted; a longer one is refused before it is parsed.
 MAX_FILTER_LENGTH = 4000
@@ -273,8 +274,10 @@ class _Compiler:
     ) -> str:
         if not isinstance(value, str) or isinstance(value, bool):
             raise InvalidFilterError(f"{attribute.name} is a string: compare it with a string")
-        if "\x00" in value:
-            raise InvalidFilterError("a filter value cannot contain a NUL character")
+        if not is_storable(value):
+            raise InvalidFilterError(
+                "a filter value cannot contain a NUL character or a lone UTF-16 surrogate"
+            )
         if attribute.type == "binary" and op not in (CompareOperator.eq,):
             raise InvalidFilterError(f"{op.value} does not apply to the binary {attribute.name}")
         left, right = column.sql, self.params.bind(value)

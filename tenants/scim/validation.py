@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from tenants import text as text_policy
 from tenants.scim.dialects import boolean_text
 from tenants.scim.errors import InvalidSyntaxError, InvalidValueError
 from tenants.scim.schemas import Attribute, ResourceKind, catalogue
@@ -57,7 +58,7 @@ def validate(kind: ResourceKind, payload: Any) -> dict[str, Any]:
         elif lowered == "externalid":
             if not isinstance(value, str):
                 raise InvalidValueError("externalId must be a string")
-            out["externalId"] = value
+            out["externalId"] = _text(value, "externalId")
         elif lowered in extensions:
             urn = extensions[lowered]
             extension = _object(value, urn, catalogue(urn), urn)
@@ -66,6 +67,36 @@ def validate(kind: ResourceKind, payload: Any) -> dict[str, Any]:
         else:
             _qualified(kind, key, value, out, extensions)
     return out
+
+
+def _text(value: str, where: str, *, free: bool = False) -> str:
+    """``value`` under the service's one text policy (``tenants.text``): NFC, no control or
+    bidirectional control characters; a formatted address may keep its line breaks."""
+    try:
+        return text_policy.clean(value, free=free)
+    except text_policy.TextError as exc:
+        raise InvalidValueError(f"{where} {exc}") from None
+
+
+def check_storable(payload: Any) -> None:
+    """InvalidValueError when any key or string anywhere in a decoded body holds a lone
+    UTF-16 surrogate (a ``\\ud800`` escape JSON lets through) or a NUL, neither of which is
+    text PostgreSQL can hold. Run on every body before it is read for its meaning."""
+    stack: list[tuple[Any, str]] = [(payload, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if not text_policy.is_storable(value):
+                reason = text_policy.problem(value) or "is not text"
+                raise InvalidValueError(f"{where or 'the body'} {reason}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{where}.{key}" if where else str(key)
+                if not text_policy.is_storable(key):
+                    raise InvalidValueError(f"an attribute name {text_policy.problem(key)}")
+                stack.append((item, child))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(value))
 
 
 def _qualified(
@@ -175,9 +206,7 @@ def _single(value: Any, attribute: Attribute, where: str) -> Any:
     if kind in ("string", "reference"):
         if not isinstance(value, str):
             raise InvalidValueError(f"{where} must be a string")
-        if "\x00" in value:
-            raise InvalidValueError(f"{where} contains a NUL character")
-        return value or None
+        return _text(value, where, free=attribute.name == "formatted") or None
     if kind == "boolean":
         if isinstance(value, bool):
             return value

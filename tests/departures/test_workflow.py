@@ -134,13 +134,30 @@ async def test_reinstatement_before_purge_returns_the_items_and_cancels_the_rest
     assert again.status_code == 409
 
 
-async def test_a_departure_policy_naming_unknown_things_is_refused(org: OrgHandle) -> None:
+async def test_a_departure_policy_naming_an_unknown_product_is_refused(org: OrgHandle) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    response = await org.put(
+        "/v1/departure-policy", json={"product_actions": {unknown: "delete"}}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": f"product_actions.{unknown}", "reason": "no such product"}
+    ]
+    assert (await org.get("/v1/departure-policy")).json()["product_actions"] == {}
+
+
+async def test_a_departure_policy_naming_an_unknown_fallback_successor_is_refused(
+    org: OrgHandle,
+) -> None:
     response = await org.put("/v1/departure-policy", json={
-        "product_actions": {"00000000-0000-4000-8000-000000000000": "delete"},
         "fallback_successor_id": "00000000-0000-4000-8000-000000000001",
     })
     assert response.status_code == 422
     assert {e["field"] for e in response.json()["errors"]} == {"fallback_successor_id"}
+    assert (await org.get("/v1/departure-policy")).json()["fallback_successor_id"] is None
+
+
+async def test_a_departure_policy_with_a_negative_retention_is_refused(org: OrgHandle) -> None:
     response = await org.put("/v1/departure-policy", json={"retention_days": -1})
     assert response.status_code == 422
     assert (await org.get("/v1/departure-policy")).json()["retention_days"] == 30

@@ -73,3 +73,141 @@ def test_products_declare_settings_but_cannot_take_a_key_or_change_a_type() -> N
 
 def test_the_version_changes_only_when_a_definition_changes() -> None:
     assert BUILTIN.with_declared([]).version == BUILTIN.version
+
+
+#: The built-in catalogue as members and products see it: key, type, default, whether members
+#: may choose, whether the product needs it, data categories, purpose, and whether turning it
+#: off is explained. A change here is a change of what the service promises.
+BUILTIN_TABLE = [
+    ("diagnostics.level", "enum", "required", True, False, ("diagnostic",), "improve_the_product", True),
+    ("improvement.use_data", "bool", False, True, False, ("diagnostic", "interaction"), "improve_the_product", False),
+    ("personalisation.recommendations", "bool", True, True, False, ("interaction",), "personalisation", True),
+    ("advertising.personalised_ads", "bool", False, True, False, ("interaction",), "advertising", True),
+    ("advertising.promotional_communications", "bool", False, True, False, ("contact",), "advertising", False),
+    ("advertising.relevant_offers", "bool", False, True, False, ("interaction",), "advertising", False),
+    ("data.combine_across_products", "bool", True, True, False, ("content", "interaction"), "combining_data", True),
+    ("sharing.third_parties_optional", "bool", False, True, False, ("contact", "interaction"),
+     "sharing_with_third_parties", False),
+    ("sharing.obtain_from_third_parties", "bool", False, True, False, ("contact", "demographic"),
+     "sharing_with_third_parties", False),
+    ("cookies.necessary", "bool", True, False, True, ("device",), "provide_the_product", True),
+    ("cookies.preferences", "bool", True, True, False, ("device",), "cookies", True),
+    ("cookies.analytics", "bool", False, True, False, ("device", "interaction"), "cookies", False),
+    ("cookies.advertising", "bool", False, True, False, ("device", "interaction"), "cookies", False),
+    ("cookies.third_party", "bool", False, True, False, ("device", "interaction"), "cookies", False),
+    ("cookies.web_beacons", "bool", False, True, False, ("device", "interaction"), "cookies", False),
+    ("social.activity_visibility", "enum", "network", True, False, ("interaction",), "social_features", True),
+]
+
+
+def test_the_builtin_catalogue_is_the_one_the_service_promises() -> None:
+    described = [
+        (d["key"], d["type"], d["default"], d["member_choosable"], d["required"],
+         tuple(d["data_categories"]), d["purpose"], bool(d["off_effect"]))
+        for d in (s.describe() for s in BUILTIN)
+    ]
+    assert described == BUILTIN_TABLE
+    for setting in BUILTIN:
+        assert setting.title and setting.description and setting.product is None
+
+
+def setting(kind: SettingType, **changes: object) -> Setting:
+    values: dict[str, object] = {
+        "key": "x.s", "type": kind, "default": False, "title": "S", "description": "",
+        "purpose": Purpose.SOCIAL, "data_categories": frozenset(),
+    }
+    values.update(changes)
+    return Setting(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("made", "value", "message"),
+    [
+        (setting(SettingType.BOOL), 1, "x.s takes true or false"),
+        (setting(SettingType.ENUM, allowed=("a", "b")), "c", "x.s takes one of a, b"),
+        (setting(SettingType.ENUM, allowed=("a", "b")), 1, "x.s takes one of a, b"),
+        (setting(SettingType.INT, minimum=1, maximum=5), True, "x.s takes a whole number"),
+        (setting(SettingType.INT, minimum=1, maximum=5), "3", "x.s takes a whole number"),
+        (setting(SettingType.INT, minimum=1, maximum=5), 0, "x.s takes a number from 1 to 5"),
+        (setting(SettingType.INT, minimum=1, maximum=5), 6, "x.s takes a number from 1 to 5"),
+        (setting(SettingType.STRING_LIST), "a", "x.s takes a list of strings"),
+        (setting(SettingType.STRING_LIST), ["a", 1], "x.s takes a list of strings"),
+        (setting(SettingType.STRING_LIST, allowed=("a",)), ["a", "b"], "x.s takes items from a"),
+    ],
+)
+def test_each_value_that_does_not_fit_is_refused_saying_what_fits(
+    made: Setting, value: object, message: str
+) -> None:
+    with pytest.raises(CatalogueError) as refused:
+        made.validate(value)
+    assert str(refused.value) == message
+    assert refused.value.field == "value"
+
+
+def test_values_that_fit_come_back_in_canonical_form() -> None:
+    assert setting(SettingType.BOOL).validate(True) is True
+    assert setting(SettingType.ENUM, allowed=("a", "b")).validate("b") == "b"
+    bounded = setting(SettingType.INT, minimum=1, maximum=5)
+    assert [bounded.validate(v) for v in (1, 5)] == [1, 5]
+    assert setting(SettingType.INT).validate(-10**6) == -10**6
+    assert setting(SettingType.STRING_LIST).validate(["b", "a", "b"]) == ("b", "a")
+    assert setting(SettingType.STRING_LIST, allowed=("a", "b")).validate(("a",)) == ("a",)
+
+
+def test_off_is_false_the_first_choice_the_minimum_or_nothing() -> None:
+    assert setting(SettingType.BOOL).is_off(False) and not setting(SettingType.BOOL).is_off(True)
+    assert not setting(SettingType.BOOL).is_off(0)
+    enum = setting(SettingType.ENUM, allowed=("off", "on"))
+    assert enum.is_off("off") and not enum.is_off("on")
+    bounded = setting(SettingType.INT, minimum=2, maximum=5)
+    assert bounded.is_off(2) and not bounded.is_off(3)
+    listed = setting(SettingType.STRING_LIST)
+    assert listed.is_off(()) and not listed.is_off(("a",))
+
+
+def test_a_declared_setting_clashing_with_a_builtin_names_its_owner_and_type() -> None:
+    clash = setting(SettingType.INT, key="cookies.analytics", default=1, product="chat")
+    with pytest.raises(CatalogueError) as refused:
+        BUILTIN.with_declared([clash])
+    assert str(refused.value) == (
+        "cookies.analytics is already declared by the built-in catalogue as bool"
+    )
+    assert refused.value.field == "key"
+
+
+def test_a_declared_setting_clashing_with_another_products_names_that_product() -> None:
+    first = setting(SettingType.BOOL, key="chat.x", product="chat")
+    second = setting(SettingType.BOOL, key="chat.x", product="mail")
+    with pytest.raises(CatalogueError) as refused:
+        BUILTIN.with_declared([first, second])
+    assert str(refused.value) == "chat.x is already declared by chat as bool"
+
+
+def test_a_product_may_declare_its_own_setting_again_and_its_default_must_fit() -> None:
+    mine = setting(SettingType.BOOL, key="chat.x", product="chat")
+    again = BUILTIN.with_declared([mine]).with_declared([mine])
+    assert again["chat.x"] == mine
+    assert len(again.settings) == len(BUILTIN.settings) + 1
+    with pytest.raises(CatalogueError):
+        BUILTIN.with_declared([setting(SettingType.BOOL, key="chat.y", default="yes")])
+
+
+def test_items_outside_a_lists_choices_are_refused_naming_every_choice() -> None:
+    listed = setting(SettingType.STRING_LIST, allowed=("a", "b"), default=())
+    with pytest.raises(CatalogueError) as refused:
+        listed.validate(["c"])
+    assert str(refused.value) == "x.s takes items from a, b"
+
+
+def test_a_choice_without_choices_is_off_at_any_value_and_lists_describe_as_lists() -> None:
+    assert setting(SettingType.ENUM, allowed=()).is_off("anything")
+    described = setting(SettingType.STRING_LIST, default=("a", "b")).describe()
+    assert described["default"] == ["a", "b"]
+
+
+def test_the_catalogue_checks_a_value_against_the_setting_it_names() -> None:
+    assert BUILTIN.validate("advertising.personalised_ads", True) is True
+    assert BUILTIN.validate("diagnostics.level", "off") == "off"
+    with pytest.raises(CatalogueError) as refused:
+        BUILTIN.validate("no.such", True)
+    assert str(refused.value) == "there is no setting 'no.such'"

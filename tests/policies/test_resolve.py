@@ -156,6 +156,57 @@ def test_compiled_resolution_equals_resolution_from_scratch(org: Any) -> None:
     assert fast == resolve_settings(CATALOGUE, rules, member)
 
 
+def member_of(parents: dict[str, str | None], unit: str, groups: tuple[GroupRef, ...],
+              choices: dict[str, Any]) -> MemberFacts:
+    path = [unit]
+    while parents[path[-1]] is not None:
+        path.append(parents[path[-1]])  # type: ignore[arg-type]
+    return MemberFacts(tuple(reversed(path)), groups, choices)
+
+
+@settings(max_examples=60, deadline=None)
+@given(organisations(), st.data())
+def test_many_members_resolved_against_one_compiled_policy_each_get_their_own_answer(
+    org: Any, data: st.DataObject
+) -> None:
+    """One compiled policy serves a whole organisation, remembering what each set of groups
+    sets: members of different units and groups, resolved one after another and again,
+    each get exactly the reference answer for themselves."""
+    parents, rules, priorities, _ = org
+    compiled = compile_policy(CATALOGUE, parents, rules, priorities)
+    members = data.draw(
+        st.lists(
+            st.builds(
+                lambda unit, groups, choices: member_of(
+                    parents, unit, tuple(GroupRef(g, priorities[g]) for g in groups), choices
+                ),
+                st.sampled_from(UNITS),
+                st.lists(st.sampled_from(GROUPS), unique=True),
+                st.fixed_dictionaries({}, optional={k: v for k, v in VALUES.items()}),
+            ),
+            min_size=2,
+            max_size=12,
+        )
+    )
+    for member in members + members[::-1]:
+        fast = compiled.resolve(
+            member.unit_path[-1], [g.id for g in member.groups], member.choices
+        )
+        assert fast == resolve_settings(CATALOGUE, rules, member), member
+
+
+def test_members_of_two_groups_get_their_own_groups_lock_not_the_others_value() -> None:
+    """The example the memo once got wrong: resolved after a member of a group with a plain
+    rule, a member of a group that locks the setting still gets the lock."""
+    rules = [rule("plain", G, "g1", False), rule("lock", G, "g2", True, enforced=True)]
+    compiled = compile_policy(BUILTIN, {"root": None}, rules, {"g1": 1, "g2": 1})
+    first = compiled.resolve("root", ["g1"], {})
+    second = compiled.resolve("root", ["g2"], {})
+    assert (first[ADS].source.rule_id, first[ADS].locked) == ("plain", False)
+    assert (second[ADS].source.rule_id, second[ADS].locked) == ("lock", True)
+    assert compiled.resolve("root", frozenset({"g1"}), {})[ADS].source.rule_id == "plain"
+
+
 @settings(max_examples=150, deadline=None)
 @given(organisations())
 def test_a_lock_on_an_ancestor_is_never_undone_below_it(org: Any) -> None:

@@ -130,3 +130,112 @@ def test_closed_requests_stay_closed_and_open_ones_move_forward_only() -> None:
                 rules.check_transition(closed, target)
     with pytest.raises(IllegalTransitionError):
         rules.check_transition(RequestStatus.IN_PROGRESS, RequestStatus.RECEIVED)
+
+
+# --- each refusal and each badge in the words people read ------------------------------------
+
+
+def problems_of(current: int, more: int, reason: str) -> list[tuple[str, str]]:
+    with pytest.raises(InvalidInputError) as refused:
+        rules.check_extension(current, more, reason)
+    assert refused.value.message == "the deadline cannot be extended so"
+    return [(p.field, p.reason) for p in refused.value.fields]
+
+
+def test_an_extension_of_nothing_is_refused_naming_months() -> None:
+    assert problems_of(0, 0, "busy") == [("months", "must be 1 or 2")]
+
+
+def test_an_extension_past_two_months_says_how_much_is_left() -> None:
+    assert problems_of(1, 2, "busy") == [
+        ("months", "the deadline may be extended by 2 months in total; 1 left")
+    ]
+
+
+def test_an_extension_when_none_is_left_says_it_already_is() -> None:
+    assert problems_of(2, 1, "busy") == [
+        ("months", "the deadline may be extended by 2 months in total; it already is")
+    ]
+
+
+def test_an_extension_without_a_reason_is_refused_naming_reason() -> None:
+    assert problems_of(0, 1, "  ") == [("reason", "the member is told why; give a reason")]
+
+
+def test_extensions_add_up_to_two_months() -> None:
+    assert rules.check_extension(0, 2, "busy") == 2
+    assert rules.check_extension(1, 1, "busy") == 2
+    assert rules.check_extension(0, 1, "busy") == 1
+
+
+def test_a_closed_request_cannot_change_and_the_refusal_says_from_what_to_what() -> None:
+    with pytest.raises(IllegalTransitionError) as refused:
+        rules.check_transition(RequestStatus.IN_PROGRESS, RequestStatus.RECEIVED)
+    assert refused.value.message == "a request that is in progress cannot become received"
+    assert refused.value.extra == {"status": "in_progress", "requested_status": "received"}
+    for closed in (RequestStatus.ANSWERED, RequestStatus.REJECTED, RequestStatus.WITHDRAWN):
+        for target in RequestStatus:
+            with pytest.raises(IllegalTransitionError):
+                rules.check_transition(closed, target)
+    rules.check_transition(RequestStatus.RECEIVED, RequestStatus.WITHDRAWN)
+
+
+@pytest.mark.parametrize(
+    ("closed_on", "status", "text", "tone"),
+    [
+        (date(2026, 3, 1), RequestStatus.ANSWERED, "answered on time", "ontime"),
+        (date(2026, 3, 2), RequestStatus.ANSWERED, "answered 1 day late", "overdue"),
+        (date(2026, 3, 4), RequestStatus.REJECTED, "rejected 3 days late", "overdue"),
+        (date(2026, 3, 9), RequestStatus.WITHDRAWN, "withdrawn", "closed"),
+    ],
+)
+def test_a_closed_request_shows_whether_it_was_answered_in_time_or_how_late(
+    closed_on: date, status: RequestStatus, text: str, tone: str
+) -> None:
+    assert rules.closed_badge(date(2026, 3, 1), closed_on, status) == rules.DeadlineBadge(
+        text, tone
+    )
+
+
+def test_the_reminder_goes_out_before_the_due_day_at_once_when_late_and_never_after() -> None:
+    due = date(2026, 3, 10)
+    early = datetime(2026, 3, 1, tzinfo=UTC)
+    at = rules.reminder_at(due, 3, early)
+    assert at == datetime.combine(date(2026, 3, 7), rules.REMINDER_TIME)
+    late = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    assert rules.reminder_at(due, 3, late) == late
+    assert rules.reminder_at(due, 3, datetime(2026, 3, 10, 23, tzinfo=UTC)) is not None
+    assert rules.reminder_at(due, 3, datetime(2026, 3, 11, tzinfo=UTC)) is None
+    assert rules.reminder_at(due, 0, early) is None
+
+
+def test_only_access_and_portability_are_exports_and_only_erasure_erases() -> None:
+    kinds = list(rules.RequestKind)
+    assert {k for k in kinds if rules.can_export(k)} == {
+        rules.RequestKind.ACCESS, rules.RequestKind.PORTABILITY
+    }
+    assert {k for k in kinds if rules.can_erase(k)} == {rules.RequestKind.ERASURE}
+
+
+def test_a_request_cannot_go_back_to_in_progress_and_the_refusal_reads_in_words() -> None:
+    with pytest.raises(IllegalTransitionError) as refused:
+        rules.check_transition(RequestStatus.IN_PROGRESS, RequestStatus.IN_PROGRESS)
+    assert refused.value.message == "a request that is in progress cannot become in progress"
+
+
+def test_a_deadline_eight_days_away_is_not_yet_soon() -> None:
+    assert rules.deadline_badge(date(2025, 3, 18), date(2025, 3, 10), RequestStatus.RECEIVED) == (
+        rules.DeadlineBadge("due in 8 days", "ok")
+    )
+
+
+def test_a_reminder_one_day_before_is_sent() -> None:
+    due = date(2026, 3, 10)
+    at = rules.reminder_at(due, 1, datetime(2026, 3, 1, tzinfo=UTC))
+    assert at == datetime.combine(date(2026, 3, 9), rules.REMINDER_TIME)
+
+
+def test_an_extension_out_of_range_is_refused_saying_so() -> None:
+    with pytest.raises(ValueError, match="out of range") as refused:
+        rules.due_date(date(2026, 1, 1), 3)
+    assert str(refused.value) == "extension of 3 months is out of range"

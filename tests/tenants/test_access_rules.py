@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +21,9 @@ from tenants.access.rules import (
     GrantState,
     Party,
     PolicyRules,
+    Verdict,
+    access_window,
+    allowed_actions,
     answer_check,
     can_approve_access,
     can_delay_disclosure,
@@ -236,3 +241,146 @@ def test_the_grant_that_allows_wins_over_any_that_refuse() -> None:
         DenyReason.CATEGORY_NOT_GRANTED,
         narrower.id,
     )
+
+
+# --- each refusal in the words the admin reads -----------------------------------------------
+
+EMERGENCY_OK = PolicyRules(emergency_allowed=True, emergency_max_hours=8)
+
+
+@pytest.mark.parametrize(
+    ("changes", "policy", "expected"),
+    [
+        ({"categories": frozenset()}, DEFAULT_POLICY,
+         [("categories", "name at least one category")]),
+        ({"on_unit": True}, DEFAULT_POLICY,
+         [("categories", "a unit's data may be opened for diagnostic data only")]),
+        ({"on_unit": True, "categories": frozenset({DataCategory.DIAGNOSTIC,
+                                                    DataCategory.FILES})}, DEFAULT_POLICY,
+         [("categories", "a unit's data may be opened for diagnostic data only")]),
+        ({"product_ids": frozenset()}, DEFAULT_POLICY,
+         [("product_ids", "name at least one product, or all")]),
+        ({"justification": " " * 5 + "x" * 19 + " " * 5}, DEFAULT_POLICY,
+         [("justification", "say why, in at least 20 characters: the member reads it")]),
+        ({"emergency": True, "duration_hours": 1}, DEFAULT_POLICY,
+         [("emergency", "the organisation's policy does not allow emergency access")]),
+        ({"duration_hours": 169}, DEFAULT_POLICY,
+         [("duration_hours", "the organisation's policy allows access for at most 168 hours")]),
+        ({"emergency": True, "duration_hours": 9}, EMERGENCY_OK,
+         [("duration_hours",
+           "the organisation's policy allows emergency access for at most 8 hours")]),
+        ({"duration_hours": 0}, DEFAULT_POLICY, [("duration_hours", "must be at least 1 hour")]),
+    ],
+)
+def test_each_problem_of_a_request_is_named_once_with_its_reason(
+    changes: dict[str, object], policy: PolicyRules, expected: list[tuple[str, str]]
+) -> None:
+    problems = request_problems(request(**changes), policy)
+    assert [(p.field, p.reason) for p in problems] == expected
+
+
+def test_requests_at_the_limits_are_sound() -> None:
+    assert request_problems(request(justification="x" * 20, duration_hours=168), DEFAULT_POLICY) == []
+    assert request_problems(request(duration_hours=1), DEFAULT_POLICY) == []
+    assert request_problems(request(product_ids=frozenset({PRODUCT})), DEFAULT_POLICY) == []
+    assert request_problems(request(emergency=True, duration_hours=8), EMERGENCY_OK) == []
+
+
+def test_an_emergency_cap_above_the_ordinary_cap_is_refused_with_its_reason() -> None:
+    problems = policy_problems(PolicyRules(max_duration_hours=12, emergency_max_hours=13))
+    assert [(p.field, p.reason) for p in problems] == [
+        ("emergency_max_hours", "cannot exceed max_duration_hours (12)")
+    ]
+    assert policy_problems(PolicyRules(max_duration_hours=12, emergency_max_hours=12)) == []
+
+
+@pytest.mark.parametrize(
+    ("until", "why", "policy", "expected"),
+    [
+        (NOW + timedelta(days=3), "Ongoing investigation of fraud, HR-17.", DEFAULT_POLICY,
+         [("until", "the organisation's policy does not allow delaying disclosure")]),
+        (NOW + timedelta(days=31), "Ongoing investigation of fraud, HR-17.",
+         PolicyRules(max_disclosure_delay_days=30),
+         [("until", "the policy allows a delay of at most 30 days")]),
+        (NOW, "Ongoing investigation of fraud, HR-17.", PolicyRules(max_disclosure_delay_days=30),
+         [("until", "must be in the future")]),
+        (NOW + timedelta(days=1), "  too short  ", PolicyRules(max_disclosure_delay_days=30),
+         [("reason", "record why, in at least 20 characters")]),
+    ],
+)
+def test_each_problem_of_a_disclosure_delay_is_named_with_its_reason(
+    until: datetime, why: str, policy: PolicyRules, expected: list[tuple[str, str]]
+) -> None:
+    problems = disclosure_delay_problems(until, why, policy, NOW)
+    assert [(p.field, p.reason) for p in problems] == expected
+
+
+def test_a_delay_exactly_at_the_policys_limit_is_allowed() -> None:
+    policy = PolicyRules(max_disclosure_delay_days=30)
+    why = "x" * 20
+    assert disclosure_delay_problems(NOW + timedelta(days=30), why, policy, NOW) == []
+
+
+@pytest.mark.parametrize(
+    ("check", "doing", "own", "asked"),
+    [
+        (can_approve_access, "decide on a request for access to data",
+         "you cannot decide on access to data for yourself: another privacy officer must",
+         "you requested this access, so another privacy officer must decide on it"),
+        (can_review_access, "review emergency access",
+         "you cannot review your own emergency access: another privacy officer must",
+         "you started this emergency access, so another privacy officer must review it"),
+        (can_delay_disclosure, "delay telling a member about access to their data",
+         "you cannot hide your own access to data from the member",
+         "you requested this access, so another privacy officer decides when the member is told"),
+    ],
+)
+def test_each_four_eyes_refusal_says_why(check: Any, doing: str, own: str, asked: str) -> None:
+    requester = uuid.uuid4()
+    facts = grant(requested_by=f"member:{requester}")
+    assert check(facts, party(OFFICER, "admin")) == Verdict(
+        False, f"only a privacy officer (access:approve) may {doing}"
+    )
+    assert check(facts, party(ADMIN, "privacy_officer")) == Verdict(False, own)
+    assert check(facts, party(requester, "privacy_officer")) == Verdict(False, asked)
+    assert check(facts, party(OFFICER, "privacy_officer")) == Verdict(True)
+
+
+def test_ending_access_is_refused_to_others_with_its_reason() -> None:
+    stranger = party(uuid.uuid4(), "member")
+    assert can_revoke_access(grant(), stranger) == Verdict(
+        False, "only the admin holding this access or a privacy officer may end it"
+    )
+    asker = uuid.uuid4()
+    assert can_revoke_access(grant(requested_by=f"member:{asker}"), party(asker, "member"))
+    assert can_revoke_access(grant(), party(ADMIN, "member"))
+
+
+def test_among_grants_that_allow_the_one_lasting_longest_decides() -> None:
+    short = checked(id=uuid.UUID(int=1), ends_at=NOW + timedelta(hours=1))
+    long = checked(id=uuid.UUID(int=2), ends_at=NOW + timedelta(hours=5))
+    assert answer_check([short, long], "files", PRODUCT, NOW) == ("allowed", long.id)
+    assert answer_check([long, short], "files", PRODUCT, NOW) == ("allowed", long.id)
+
+
+def test_among_refusals_of_one_kind_a_grant_with_an_end_decides_before_one_without() -> None:
+    endless = checked(id=uuid.UUID(int=1), status=GrantStatus.DENIED, ends_at=None)
+    ending = checked(id=uuid.UUID(int=2), status=GrantStatus.DENIED, ends_at=NOW)
+    assert answer_check([endless, ending], "files", PRODUCT, NOW) == (DenyReason.DENIED, ending.id)
+
+
+def test_the_actions_open_in_each_state_of_a_grant() -> None:
+    assert allowed_actions(GrantState.REQUESTED) == [
+        GrantAction.APPROVE, GrantAction.DENY, GrantAction.REVOKE
+    ]
+    assert allowed_actions(GrantState.ACTIVE) == [GrantAction.REVOKE]
+    assert allowed_actions(GrantState.EXPIRED) == []
+
+
+def test_access_runs_from_its_start_for_the_hours_granted() -> None:
+    assert access_window(NOW, 5) == (NOW, NOW + timedelta(hours=5))
+
+
+def test_a_policy_allowing_a_one_day_delay_allows_one_day() -> None:
+    policy = PolicyRules(max_disclosure_delay_days=1)
+    assert disclosure_delay_problems(NOW + timedelta(days=1), "x" * 20, policy, NOW) == []

@@ -4,7 +4,8 @@ happened."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -12,11 +13,14 @@ from hypothesis import strategies as st
 
 from tenants.audit.chain import (
     GENESIS,
+    ChainBreak,
     ChainedEvent,
     ChainHead,
+    ChainVerifier,
     StoredEvent,
     canonical_json,
     event_hash,
+    format_time,
     verify_chain,
 )
 
@@ -89,8 +93,9 @@ def test_a_truncated_tail_is_found_against_a_recorded_head() -> None:
     events = chain(6)
     recorded = verify_chain(events).head
     result = verify_chain(events[:4], expected_head=recorded)
-    assert result.broken is not None and result.broken.seq == 5
-    assert "removed from the end" in result.broken.reason
+    assert result.broken == ChainBreak(
+        5, "the chain ends at 4 but the recorded head is at 6 (events were removed from the end)"
+    )
 
 
 def test_a_rewritten_chain_is_found_against_a_recorded_head() -> None:
@@ -128,3 +133,135 @@ def test_changing_any_single_event_breaks_the_chain_exactly_there(
     changed = dataclasses.replace(events[index].event, **{field: "tampered"})
     events[index] = dataclasses.replace(events[index], event=changed)
     assert verify_chain(events).broken.seq == index + 1  # type: ignore[union-attr]
+
+
+# --- reading rows, heads, and the ends of a chain -----------------------------------------
+
+
+def row_of(event: ChainedEvent, *, as_text: bool) -> dict[str, object]:
+    row: dict[str, object] = {
+        f.name: getattr(event, f.name) for f in dataclasses.fields(ChainedEvent)
+    }
+    if as_text:
+        row["before"] = json.dumps(event.before)
+        row["after"] = json.dumps(event.after).encode()
+    return row
+
+
+def test_an_event_read_from_its_row_is_the_event_whatever_form_its_json_came_in() -> None:
+    event = dataclasses.replace(
+        chain(1)[0].event, before={"a": [1, "x"]}, after={"b": 2}, request_id=None
+    )
+    for as_text in (False, True):
+        read = ChainedEvent.from_row("org", 1, row_of(event, as_text=as_text))
+        assert read == event
+        assert event_hash(GENESIS, read) == event_hash(GENESIS, event)
+
+
+def test_every_column_of_a_row_is_covered_by_the_hash() -> None:
+    event = chain(1)[0].event
+    digest = event_hash(GENESIS, event)
+    changed = {
+        "occurred_at": event.occurred_at + timedelta(microseconds=1),
+        "actor": "system:x", "actor_display": "x", "action": "member.created",
+        "target_type": "unit", "target_id": "m9", "before": {"name": "z"},
+        "after": {"name": "z"}, "request_id": "other", "client_addr": "10.0.0.1",
+    }
+    for name, value in changed.items():
+        row = row_of(event, as_text=False)
+        row[name] = value
+        assert event_hash(GENESIS, ChainedEvent.from_row("org", 1, row)) != digest, name
+    assert event_hash(GENESIS, ChainedEvent.from_row("other", 1, row_of(event, as_text=False))) != digest
+    assert event_hash(GENESIS, ChainedEvent.from_row("org", 2, row_of(event, as_text=False))) != digest
+
+
+def test_times_enter_the_chain_in_utc_with_microseconds() -> None:
+    moment = datetime(2026, 3, 1, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=2)))
+    assert format_time(moment) == "2026-02-28T23:02:03.000004Z"
+
+
+def test_a_head_is_printed_and_parsed_back() -> None:
+    head = verify_chain(chain(3)).head
+    assert ChainHead.parse(str(head)) == head
+    assert str(head) == f"3:{head.hash}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "3", ":" + "a" * 64, "x:" + "a" * 64, "-3:" + "a" * 64, "3:" + "a" * 63,
+     "3:" + "a" * 65, "3:" + "A" * 64, "3:" + "g" * 64, "3 :" + "a" * 64, "3:" + "X" * 64],
+)
+def test_a_malformed_head_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="SEQ:HASH") as refused:
+        ChainHead.parse(text)
+    assert str(refused.value) == "expected SEQ:HASH, e.g. 42:3f0c…(64 hex digits)"
+
+
+def test_an_event_whose_content_was_deleted_breaks_the_chain_there() -> None:
+    events = chain(4)
+    verifier = ChainVerifier()
+    assert verifier.feed(events[0]) and verifier.feed(events[1])
+    assert verifier.feed_missing(3) is False
+    assert verifier.broken == ChainBreak(3, "its chain entry remains but the event itself was deleted")
+    assert verifier.feed(events[3]) is False
+    assert verifier.feed_missing(4) is False
+    assert verifier.broken.seq == 3
+    result = verifier.finish()
+    assert (result.checked, result.head.seq, result.ok) == (2, 2, False)
+
+
+def test_a_missing_entry_ahead_of_the_chain_names_the_first_gap() -> None:
+    verifier = ChainVerifier()
+    assert verifier.feed(chain(1)[0])
+    assert verifier.feed_missing(5) is False
+    assert verifier.broken == ChainBreak(2, "event 2 is missing")
+    again = ChainVerifier()
+    assert again.feed(chain(1)[0])
+    assert again.feed_missing(1) is False
+    assert again.broken == ChainBreak(1, "event 1 is out of order or duplicated")
+
+
+def test_the_stored_head_catches_a_cut_tail_an_edited_last_event_and_events_added_behind() -> None:
+    events = chain(5)
+    full = verify_chain(events).head
+    cut = verify_chain(events[:3], stored_head=full)
+    assert cut.broken is not None and cut.broken.seq == 4
+    assert "stored head is at 5" in cut.broken.reason
+    other = ChainHead(5, "f" * 64)
+    edited = verify_chain(events, stored_head=other)
+    assert edited.broken == ChainBreak(5, "the last event does not match the stored head")
+    behind = verify_chain(events, stored_head=verify_chain(events[:2]).head)
+    assert behind.broken is not None and behind.broken.seq == 3
+    assert "added outside the service" in behind.broken.reason
+    assert verify_chain(events, stored_head=full).ok
+    assert verify_chain(events, expected_head=verify_chain(events[:2]).head).ok
+    assert verify_chain([], stored_head=None).head == ChainHead(0, GENESIS)
+
+
+def test_a_recorded_head_equal_in_length_but_not_in_hash_is_a_rewrite() -> None:
+    events = chain(3)
+    result = verify_chain(events, expected_head=ChainHead(3, "e" * 64))
+    assert result.broken is not None and result.broken.seq == 3
+    assert "recorded head" in result.broken.reason
+    assert result.checked == 2
+
+
+def test_the_hashed_form_of_an_event_is_fixed_so_heads_recorded_earlier_still_verify() -> None:
+    """Heads printed by ``tenantry audit verify`` are kept outside the service and compared
+    later: the canonical form and the hash of an event may never change between versions."""
+    event = chain(1)[0].event
+    assert canonical_json(event.payload()).decode() == (
+        '{"action":"member.updated","actor":"system:t","actor_display":"t",'
+        '"after":{"name":"b1"},"before":{"name":"a"},"client_addr":"127.0.0.1",'
+        '"occurred_at":"2026-01-01T00:00:01.000000Z","request_id":"r","seq":1,'
+        '"target_id":"m1","target_type":"member","tenant_id":"org"}'
+    )
+    assert event_hash(GENESIS, event) == (
+        "7faa088d6f921c02c66609294cc332d865149bacac836415b7f8c5287d421c5b"
+    )
+
+
+def test_canonical_json_writes_whole_floats_as_integers_keys_as_text_and_utf8() -> None:
+    value = {"b": [1.0, 2.5, (1,)], "a": {"z": None, 1: True}, "\u00e9": "\u00fc"}
+    expected = '{"a":{"1":true,"z":null},"b":[1,2.5,[1]],"\u00e9":"\u00fc"}'
+    assert canonical_json(value).decode() == expected

@@ -3,6 +3,7 @@ references, and how problems are reported."""
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tenants import text
 from tenants.content.models import ContentKind
 from tenants.content.rules import (
     MAX_REPORTED,
@@ -157,7 +159,7 @@ def test_any_bytes_give_items_or_problems_never_an_exception(body: bytes) -> Non
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.text(min_size=1, max_size=255).filter(lambda s: s.strip() and "\x00" not in s),
+    st.text(min_size=1, max_size=255).filter(lambda s: s.strip() and text.problem(s) is None),
     st.sampled_from(["organisation", "personal"]),
     st.integers(min_value=0, max_value=2**63 - 1),
 )
@@ -167,4 +169,20 @@ def test_a_valid_item_survives_the_trip_through_a_line(
     line = orjson.dumps(raw(external_id=external_id, kind=kind, size=size, product_id=str(PRODUCT)))
     items, problems = parse_ndjson(line)
     assert problems == []
-    assert (items[0].external_id, items[0].kind.value, items[0].size) == (external_id, kind, size)
+    stored = unicodedata.normalize("NFC", external_id)
+    assert (items[0].external_id, items[0].kind.value, items[0].size) == (stored, kind, size)
+
+
+def test_an_ndjson_title_or_external_id_with_a_control_or_bidi_character_is_refused_by_line() -> None:
+    body = ndjson_lines(
+        raw(external_id="doc\u202e1", product_id=str(PRODUCT)),
+        raw(external_id="doc-2", title="bell\u0007", product_id=str(PRODUCT)),
+    )
+    items, problems = parse_ndjson(body)
+    assert items == []
+    assert [(p.line, p.field) for p in problems] == [(1, "external_id"), (2, "title")]
+    assert "U+202E" in problems[0].reason and "U+0007" in problems[1].reason
+
+
+def ndjson_lines(*items: dict[str, Any]) -> bytes:
+    return b"".join(orjson.dumps(item) + b"\n" for item in items)

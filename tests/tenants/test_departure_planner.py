@@ -172,3 +172,85 @@ def test_policy_survives_a_round_trip_through_json() -> None:
         reinstatement_returns_items=False,
     )
     assert PolicyView.from_json(policy.to_json()) == policy
+
+
+# --- the plan and the policy as stored --------------------------------------------------------
+
+
+@given(policies, st.one_of(st.none(), st.uuids()))
+def test_a_policy_read_back_from_its_json_is_the_same_policy(
+    policy: PolicyView, fallback: uuid.UUID | None
+) -> None:
+    policy = PolicyView(
+        fallback, policy.default_action, policy.product_actions, policy.retention_days,
+        policy.export_window_days, policy.personal_outcome, policy.reinstatement_returns_items,
+    )
+    assert PolicyView.from_json(policy.to_json()) == policy
+
+
+def test_a_policy_stored_before_a_field_existed_reads_with_that_fields_default() -> None:
+    assert PolicyView.from_json({}) == planner.DEFAULT_POLICY
+    assert planner.DEFAULT_POLICY.to_json() == {
+        "fallback_successor_id": None,
+        "default_action": "transfer",
+        "product_actions": {},
+        "retention_days": 30,
+        "export_window_days": 14,
+        "personal_outcome": "delete",
+        "reinstatement_returns_items": True,
+    }
+
+
+def test_a_plan_in_json_states_its_people_totals_and_warnings() -> None:
+    chat, mail = PRODUCTS[0], PRODUCTS[1]
+    its = [
+        Item(uuid.uuid4(), chat, ContentKind.ORGANISATION, False, size=100),
+        Item(uuid.uuid4(), chat, ContentKind.ORGANISATION, False, size=50),
+        Item(uuid.uuid4(), mail, ContentKind.PERSONAL, False, size=7),
+        Item(uuid.uuid4(), mail, ContentKind.ORGANISATION, True, size=3),
+    ]
+    policy = PolicyView(product_actions={mail: ContentAction.DELETE})
+    plan = plan_for(policy, its, BOSS)
+    data = plan.to_json()
+    assert data["member_id"] == str(LEAVER.id)
+    assert data["successor_id"] == str(BOSS.id)
+    assert data["successor_source"] == "manager"
+    assert data["total"] == {"count": 4, "bytes": 160}
+    assert data["held"] == {"count": 1, "bytes": 3}
+    assert data["by_product"] == {
+        str(chat): {"count": 2, "bytes": 150}, str(mail): {"count": 2, "bytes": 10}
+    }
+    assert data["by_kind"] == {
+        "organisation": {"count": 3, "bytes": 153}, "personal": {"count": 1, "bytes": 7}
+    }
+    assert data["by_action"] == {
+        row.action.value: {"count": sum(r.count for r in plan.rows if r.action == row.action),
+                           "bytes": sum(r.bytes for r in plan.rows if r.action == row.action)}
+        for row in plan.rows
+    }
+    assert data["warnings"] == [{"code": w.code, "message": w.message} for w in plan.warnings]
+    alone = plan_for(policy, its, None).to_json()
+    assert (alone["successor_id"], alone["successor_source"]) == (None, "none")
+
+
+def test_single_items_are_grouped_by_product_kind_and_hold_with_counts_and_sizes() -> None:
+    chat = PRODUCTS[0]
+    its = [
+        Item(uuid.uuid4(), chat, ContentKind.ORGANISATION, False, size=100),
+        Item(uuid.uuid4(), chat, ContentKind.ORGANISATION, False, size=50),
+        Item(uuid.uuid4(), chat, ContentKind.ORGANISATION, True, size=5),
+        Item(uuid.uuid4(), chat, ContentKind.PERSONAL, False, size=1),
+    ]
+    assert groups_of(its) == [
+        planner.ItemGroup(chat, ContentKind.ORGANISATION, False, 2, 150),
+        planner.ItemGroup(chat, ContentKind.ORGANISATION, True, 1, 5),
+        planner.ItemGroup(chat, ContentKind.PERSONAL, False, 1, 1),
+    ]
+
+
+def test_the_schedule_suspends_after_the_last_day_and_purges_after_retention() -> None:
+    schedule = schedule_for(date(2026, 12, 31), PolicyView(retention_days=10))
+    assert schedule.suspend_at == datetime(2027, 1, 1, tzinfo=UTC)
+    assert schedule.export_until == datetime(2027, 1, 1, tzinfo=UTC)
+    assert schedule.purge_at == datetime(2027, 1, 11, tzinfo=UTC)
+    assert schedule.last_day == date(2026, 12, 31)

@@ -73,3 +73,26 @@ def test_any_sequence_of_actions_stays_inside_the_table(actions: list[LifecycleA
             with pytest.raises(IllegalTransitionError):
                 next_status(status, action)
     assert status in S
+
+
+def test_an_illegal_action_is_refused_naming_the_status_and_what_is_allowed_from_it() -> None:
+    with pytest.raises(IllegalTransitionError) as refused:
+        next_status(MemberStatus.ACTIVE, LifecycleAction.PURGE)
+    assert refused.value.message == (
+        "cannot purge a member who is active; allowed from active: begin_departure, suspend"
+    )
+    assert refused.value.extra == {
+        "member_status": "active",
+        "action": "purge",
+        "allowed_actions": ["begin_departure", "suspend"],
+    }
+
+
+def test_an_action_on_a_purged_member_says_the_status_is_final() -> None:
+    with pytest.raises(IllegalTransitionError) as refused:
+        next_status(MemberStatus.PURGED, LifecycleAction.BEGIN_DEPARTURE)
+    assert refused.value.message == (
+        "cannot begin departure a member who is purged; "
+        "allowed from purged: none (this status is final)"
+    )
+    assert refused.value.extra["allowed_actions"] == []

@@ -1,0 +1,88 @@
+"""The one text policy for every name and free-text value the service stores; plain Python.
+
+Names and notes are shown back in the console, on the account page and in the audit log.
+A value that holds a control character or a bidirectional override can make those pages
+lie about what they show (``U+202E`` turns ``txt.exe`` into ``exe.txt`` on screen), and a
+lone UTF-16 surrogate or a NUL cannot even be stored in PostgreSQL. So every edge (the
+``/v1`` models, console forms, SCIM bodies, the CLI) passes text through here:
+
+- valid Unicode only: no lone surrogates (``\\ud800``), no NUL;
+- no C0 or C1 control characters (U+0000-U+001F, U+007F-U+009F); free text may keep
+  line breaks and tabs, and a carriage return is turned into a line break;
+- no bidirectional embedding, override or isolate characters (U+202A-U+202E,
+  U+2066-U+2069) in names (free text may quote them; it is never shown as a label);
+- normalised to NFC, so the same name typed on two systems is the same string.
+
+Each check returns the cleaned text or raises :class:`TextError` with a reason written for
+the person who sent it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+#: Embedding, override and isolate controls (Unicode UAX #9 §2.1, §2.4, §2.7).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: Control characters free text may keep.
+FREE_TEXT_CONTROLS = frozenset("\n\t")
+
+
+class TextError(ValueError):
+    """The text breaks the policy; the message says how, for the person who sent it."""
+
+
+def is_control(char: str) -> bool:
+    """C0 (U+0000-U+001F), DEL and C1 (U+0080-U+009F)."""
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F
+
+
+def is_surrogate(char: str) -> bool:
+    return 0xD800 <= ord(char) <= 0xDFFF
+
+
+def problem(text: str, *, free: bool = False) -> str | None:
+    """Why ``text`` may not be stored as a name (``free``: as free text); None when it may."""
+    for char in text:
+        if is_surrogate(char):
+            return f"contains a lone UTF-16 surrogate (U+{ord(char):04X}), which is not text"
+        if char == "\x00":
+            return "contains a NUL character (U+0000), which cannot be stored"
+        if is_control(char) and not (free and char in FREE_TEXT_CONTROLS):
+            return f"contains the control character U+{ord(char):04X}"
+        if char in BIDI_CONTROLS and not free:
+            return f"contains the bidirectional control character U+{ord(char):04X}"
+    return None
+
+
+def clean(text: str, *, free: bool = False) -> str:
+    """``text`` normalised to NFC; TextError if it breaks the policy.
+
+    In free text a carriage return (alone or before a line break, as browsers send form
+    fields) becomes one line break before the check.
+    """
+    if free:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    reason = problem(text, free=free)
+    if reason is not None:
+        raise TextError(reason)
+    return unicodedata.normalize("NFC", text)
+
+
+def clean_name(text: str) -> str:
+    """A name or a label (a member's name, a unit, a group, an external id)."""
+    return clean(text)
+
+
+def clean_free_text(text: str) -> str:
+    """Free text (a reason, a description, a message)."""
+    return clean(text, free=True)
+
+
+def is_storable(text: str) -> bool:
+    """Whether PostgreSQL can hold ``text`` at all: no lone surrogate and no NUL.
+
+    For values that are compared rather than shown (a cursor's position, a filter's
+    operand), where the stricter name policy would refuse what an old row legitimately holds.
+    """
+    return not any(char == "\x00" or is_surrogate(char) for char in text)

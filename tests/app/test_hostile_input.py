@@ -1,0 +1,249 @@
+"""Crafted input an authenticated caller can send, each once answered with HTTP 500.
+
+Every case here reached the database unparsed: a cursor a client built itself, a string
+PostgreSQL cannot store, a control character. Each must now be a 4xx problem naming the
+field, and write nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+from typer.testing import CliRunner
+
+from app.cli import cli
+from tenants import cursors
+from tests.conftest import OrgHandle, make_member, row_counts
+from tests.scim.conftest import USER_URN, Scim, scim_for
+from tests.support.api_schema import JSON, assert_problem
+
+
+def unsigned(payload: Any) -> str:
+    """A cursor as clients could build one before cursors were signed: base64 of JSON."""
+    raw = json.dumps(payload).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+async def two_pages(org: OrgHandle, sort: str) -> None:
+    for _ in range(2):
+        await make_member(org)
+    page = await org.get("/v1/members", params={"limit": 1, "sort": sort})
+    assert page.status_code == 200, page.text
+    assert page.json()["next_cursor"]
+
+
+async def refused_cursor(org: OrgHandle, sort: str, cursor: str) -> JSON:
+    response = await org.get("/v1/members", params={"limit": 1, "sort": sort, "cursor": cursor})
+    problem = assert_problem(response, 400)
+    assert [e["field"] for e in problem["errors"]] == ["cursor"], problem
+    return problem
+
+
+async def refused_position(org: OrgHandle, sort: str, position: list[Any]) -> None:
+    """Refused as a client would build it, and even when signed with the service's key: the
+    position is checked against the column before the query, not only the signature."""
+    await refused_cursor(org, sort, unsigned([sort, *position]))
+    await refused_cursor(org, sort, cursors.seal("members", sort, position))
+
+
+async def test_a_cursor_whose_id_is_not_a_string_is_refused_naming_cursor(
+    org: OrgHandle,
+) -> None:
+    await two_pages(org, "email")
+    await refused_position(org, "email", ["a@example.org", 12345])
+
+
+async def test_a_cursor_value_holding_a_lone_surrogate_is_refused_naming_cursor(
+    org: OrgHandle,
+) -> None:
+    await two_pages(org, "email")
+    crafted = '["email","\\ud800",' + json.dumps(str(uuid.uuid4())) + "]"
+    cursor = base64.urlsafe_b64encode(crafted.encode()).decode().rstrip("=")
+    await refused_cursor(org, "email", cursor)
+
+
+async def test_a_cursor_value_longer_than_its_column_is_refused_naming_cursor(
+    org: OrgHandle,
+) -> None:
+    await two_pages(org, "name")
+    await refused_position(org, "name", ["n" * 500, str(uuid.uuid4())])
+
+
+async def test_a_status_cursor_whose_value_is_not_a_status_is_refused_naming_cursor(
+    org: OrgHandle,
+) -> None:
+    await two_pages(org, "status")
+    await refused_position(org, "status", ["zombie", str(uuid.uuid4())])
+
+
+async def test_a_cursor_issued_for_one_list_is_refused_by_another(org: OrgHandle) -> None:
+    await two_pages(org, "created_at")
+    for _ in range(2):
+        assert (await org.post("/v1/groups", {"name": f"g-{uuid.uuid4().hex[:6]}"})).status_code == 201
+    cursor = (await org.get("/v1/groups", params={"limit": 1, "sort": "created_at"})).json()[
+        "next_cursor"
+    ]
+    await refused_cursor(org, "created_at", cursor)
+
+
+async def test_a_lone_surrogate_escape_in_any_scim_string_is_refused_as_invalid_value(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    scim = await scim_for(org)
+    before = await row_counts(owner_conn)
+    head = '{"schemas":["' + USER_URN + '"],'
+    bodies = [
+        head + '"userName":"a\\ud800b"}',
+        head + '"userName":"ok@example.org","displayName":"\\udfff"}',
+        head + '"userName":"ok@example.org","name":{"givenName":"\\ud800"}}',
+        head + '"userName":"ok@example.org","externalId":"x\\ud83d"}',
+        head + '"userName":"ok@example.org","\\ud800":"x"}',
+    ]
+    for body in bodies:
+        response = await raw_scim(scim, "POST", "/Users", body)
+        assert_scim_invalid_value(response)
+    assert await row_counts(owner_conn) == before
+
+
+async def test_a_nul_in_a_scim_external_id_is_refused_as_invalid_value(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    scim = await scim_for(org)
+    before = await row_counts(owner_conn)
+    body = {"schemas": [USER_URN], "userName": "nul@example.org", "externalId": "a\u0000b"}
+    assert_scim_invalid_value(await scim.post("/Users", body))
+    assert await row_counts(owner_conn) == before
+
+
+async def raw_scim(scim: Scim, method: str, path: str, body: str) -> httpx.Response:
+    return await scim.client.request(
+        method, f"/scim/v2{path}", content=body.encode("utf-8", "surrogatepass"),
+        headers=scim.headers,
+    )
+
+
+def assert_scim_invalid_value(response: httpx.Response) -> None:
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["scimType"] == "invalidValue", error
+
+
+# --- one text policy for names and free text -------------------------------------------------
+
+#: Characters a name must not hold: C0 and C1 controls, and a bidirectional override.
+NOT_IN_NAMES = ["\u0001", "\u001f", "\u007f", "\u0085", "\u202e", "\u2066"]
+
+
+async def test_names_with_control_or_bidi_characters_are_refused_on_every_write(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    before = await row_counts(owner_conn)
+    for char in NOT_IN_NAMES:
+        for path, body in (
+            ("/v1/units", {"name": f"Sa{char}les", "parent_id": str(org.root_unit_id)}),
+            ("/v1/groups", {"name": f"txt{char}exe"}),
+            (
+                "/v1/members",
+                {
+                    "email": f"c{uuid.uuid4().hex[:6]}@{org.slug}.example",
+                    "name": f"E{char}ve",
+                    "unit_id": str(org.root_unit_id),
+                },
+            ),
+        ):
+            problem = assert_problem(await org.post(path, body), 422)
+            assert [e["field"] for e in problem["errors"]] == ["name"], (path, char, problem)
+            assert f"U+{ord(char):04X}" in problem["errors"][0]["reason"], problem
+    assert await row_counts(owner_conn) == before
+
+
+async def test_names_are_stored_in_nfc_and_free_text_keeps_line_breaks(org: OrgHandle) -> None:
+    unit = await org.post("/v1/units", {"name": "Re\u0301seau", "parent_id": str(org.root_unit_id)})
+    assert unit.status_code == 201, unit.text
+    assert unit.json()["name"] == "R\u00e9seau"
+    member = await make_member(org)
+    response = await org.post(
+        f"/v1/members/{member['id']}/transitions",
+        {"action": "suspend", "reason": "left\r\nthe team\tfor good"},
+    )
+    assert response.status_code == 200, response.text
+    events = (await org.get("/v1/audit-events", params={"target_id": member["id"]})).json()
+    reasons = [(e.get("after") or {}).get("reason") for e in events["items"]]
+    assert "left\nthe team\tfor good" in reasons, events
+
+
+async def test_free_text_refuses_control_characters_other_than_line_breaks(
+    org: OrgHandle,
+) -> None:
+    member = await make_member(org)
+    response = await org.post(
+        f"/v1/members/{member['id']}/transitions", {"action": "suspend", "reason": "bell\u0007"}
+    )
+    problem = assert_problem(response, 422)
+    assert [e["field"] for e in problem["errors"]] == ["reason"], problem
+
+
+async def test_scim_names_with_control_or_bidi_characters_are_invalid_values(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    scim = await scim_for(org)
+    before = await row_counts(owner_conn)
+    for char in NOT_IN_NAMES:
+        for extra in ({"displayName": f"E{char}ve"}, {"name": {"familyName": f"a{char}x"}},
+                      {"externalId": f"e{char}f"}):
+            body = {"schemas": [USER_URN], "userName": "eve@example.org", **extra}
+            assert_scim_invalid_value(await scim.post("/Users", body))
+    assert await row_counts(owner_conn) == before
+    created = await scim.create_user("Jose\u0301@example.org", displayName="Jos\u0065\u0301")
+    assert created["displayName"] == "Jos\u00e9"
+
+
+async def test_a_scim_filter_with_a_lone_surrogate_or_nul_is_an_invalid_filter(
+    org: OrgHandle,
+) -> None:
+    scim = await scim_for(org)
+    for value in ('"\\ud800"', '"a\\u0000b"'):
+        response = await scim.get("/Users", filter=f"userName eq {value}")
+        assert response.status_code == 400, response.text
+        assert response.json()["scimType"] == "invalidFilter", response.text
+
+
+# --- 405 names what is allowed ---------------------------------------------------------------
+
+
+async def test_a_405_on_v1_carries_allow_with_every_method_of_the_path(org: OrgHandle) -> None:
+    member = await make_member(org)
+    response = await org.put(f"/v1/members/{member['id']}", json={})
+    problem = assert_problem(response, 405)
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH"}, problem
+    response = await org.delete("/v1/members")
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+
+
+async def test_a_405_on_scim_carries_allow_and_a_scim_error(org: OrgHandle) -> None:
+    scim = await scim_for(org)
+    response = await scim.request("PUT", "/Users")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+    assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    response = await scim.request("POST", "/ServiceProviderConfig", {})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+async def test_a_405_on_a_console_page_carries_allow(org: OrgHandle) -> None:
+    response = await org.client.delete("/console/units")
+    assert response.status_code == 405
+    assert "GET" in response.headers["allow"].split(", ")
+
+
+def test_the_cli_refuses_names_the_api_refuses_before_touching_anything() -> None:
+    for char in NOT_IN_NAMES:
+        result = CliRunner().invoke(cli, ["org", "create", "acme", "--name", f"Ac{char}me"])
+        assert result.exit_code == 2, result.output
+        assert f"U+{ord(char):04X}" in result.output, result.output

@@ -1,0 +1,110 @@
+"""SCIM input parsing as properties: any filter text and any JSON body is either understood
+or refused with a SCIM error, and nothing a refusal would have caught reaches SQL.
+
+These run without a database: the filter compiler's output is SQL text plus bound values,
+and the body check returns the canonical document or raises.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tenants.scim import validation
+from tenants.scim.columns import GROUP_COLUMNS, USER_COLUMNS
+from tenants.scim.errors import ScimError
+from tenants.scim.filters import Params, compile_filter
+from tenants.scim.schemas import GROUPS, USERS
+from tenants.text import is_storable
+
+HOSTILE = ["\ud800", "\x00", "\x01", "\u202e", "e\u0301", "\\ud800", "\\u0000", '"', "\\"]
+ATTRIBUTES = ["userName", "displayName", "externalId", "name.givenName", "emails.value",
+              "emails[type eq \"work\"].value", "active", "meta.lastModified", "members.value",
+              "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "id"]
+OPERATORS = ["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr", "EQ", "xx"]
+LITERAL = (
+    st.text(max_size=12).map(json.dumps)
+    | st.sampled_from(HOSTILE).map(lambda t: f'"{t}"')
+    | st.sampled_from(["true", "false", "null", "1", "-0.5", "2026-12-05T00:00:00Z", "1e309"])
+)
+COMPARISON = st.builds(
+    lambda a, o, v: f"{a} {o}" if o == "pr" else f"{a} {o} {v}",
+    st.sampled_from(ATTRIBUTES), st.sampled_from(OPERATORS), LITERAL,
+)
+FILTER = st.recursive(
+    COMPARISON,
+    lambda inner: st.builds(lambda a, j, b: f"({a}) {j} {b}", inner,
+                            st.sampled_from(["and", "or", "AND"]), inner)
+    | inner.map(lambda f: f"not ({f})"),
+    max_leaves=5,
+)
+
+
+def compiled(text: str, columns: Any) -> tuple[str, list[Any]] | None:
+    params = Params("tenant")
+    try:
+        return compile_filter(text, columns, params), params.values
+    except ScimError:
+        return None
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(FILTER | st.text(max_size=200))
+def test_any_filter_compiles_to_sql_with_storable_values_or_is_refused(text: str) -> None:
+    for columns in (USER_COLUMNS, GROUP_COLUMNS):
+        result = compiled(text, columns)
+        if result is None:
+            continue
+        sql, values = result
+        assert isinstance(sql, str) and sql
+        for value in values:
+            assert not isinstance(value, str) or is_storable(value), (text, value)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20) | st.sampled_from(HOSTILE),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from([*ATTRIBUTES, "name", "emails", "schemas", "x"])
+                      | st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+USER_LIKE = st.fixed_dictionaries(
+    {"schemas": st.just(["urn:ietf:params:scim:schemas:core:2.0:User"])},
+    optional={
+        "userName": st.text(max_size=20) | st.sampled_from(HOSTILE),
+        "displayName": st.text(max_size=20) | st.sampled_from(HOSTILE),
+        "externalId": st.text(max_size=20) | st.sampled_from(HOSTILE) | st.integers(),
+        "name": st.dictionaries(st.sampled_from(["givenName", "familyName", "formatted"]),
+                                st.text(max_size=10) | st.sampled_from(HOSTILE)),
+        "emails": st.lists(st.fixed_dictionaries({"value": st.text(max_size=20)})),
+        "active": st.booleans() | st.text(max_size=5),
+    },
+)
+
+
+def strings_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [k, *strings_in(v)]]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    return []
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(USER_LIKE | JSON)
+def test_any_body_is_a_canonical_resource_of_storable_text_or_a_scim_error(body: Any) -> None:
+    for kind in (USERS, GROUPS):
+        try:
+            validation.check_storable(body)
+            document = validation.validate(kind, body)
+        except ScimError:
+            continue
+        for text in strings_in(document):
+            assert is_storable(text), (body, text)
+            assert "\u202e" not in text and "\x01" not in text, (body, text)

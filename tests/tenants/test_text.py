@@ -1,0 +1,92 @@
+"""The one text policy (tenants.text): what names and free text may hold."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tenants import text
+
+CONTROLS = [chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))]
+BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+SURROGATES = ["\ud800", "\udbff", "\udc00", "\udfff"]
+
+
+@pytest.mark.parametrize("char", CONTROLS)
+def test_every_c0_and_c1_control_character_is_refused_in_a_name(char: str) -> None:
+    with pytest.raises(text.TextError, match=f"U\\+{ord(char):04X}"):
+        text.clean_name(f"a{char}b")
+
+
+@pytest.mark.parametrize("char", [c for c in CONTROLS if c not in "\n\t\r"])
+def test_control_characters_other_than_line_breaks_and_tabs_are_refused_in_free_text(
+    char: str,
+) -> None:
+    with pytest.raises(text.TextError, match=f"U\\+{ord(char):04X}"):
+        text.clean_free_text(f"a{char}b")
+
+
+def test_free_text_keeps_line_breaks_and_tabs_and_turns_carriage_returns_into_breaks() -> None:
+    assert text.clean_free_text("a\nb\tc") == "a\nb\tc"
+    assert text.clean_free_text("a\r\nb\rc") == "a\nb\nc"
+
+
+@pytest.mark.parametrize("char", BIDI)
+def test_bidirectional_controls_are_refused_in_names_but_kept_in_free_text(char: str) -> None:
+    with pytest.raises(text.TextError, match="bidirectional"):
+        text.clean_name(f"txt{char}exe")
+    assert text.clean_free_text(f"txt{char}exe") == f"txt{char}exe"
+
+
+def test_marks_next_to_the_bidi_ranges_are_not_refused() -> None:
+    for char in ("\u2029", "\u202f", "\u2065", "\u206a", "\u00a0", "\u00e9"):
+        assert text.clean_name(f"a{char}b") == unicodedata.normalize("NFC", f"a{char}b")
+
+
+@pytest.mark.parametrize("char", SURROGATES)
+def test_a_lone_surrogate_is_refused_everywhere(char: str) -> None:
+    for clean in (text.clean_name, text.clean_free_text):
+        with pytest.raises(text.TextError, match="surrogate"):
+            clean(f"a{char}")
+    assert not text.is_storable(f"a{char}")
+
+
+def test_a_nul_is_refused_everywhere_and_named_as_such() -> None:
+    for clean in (text.clean_name, text.clean_free_text):
+        with pytest.raises(text.TextError, match="NUL"):
+            clean("a\x00b")
+    assert not text.is_storable("a\x00b")
+    assert text.is_storable("a\x01\u202eb")
+
+
+def test_names_come_back_in_nfc() -> None:
+    assert text.clean_name("Re\u0301seau") == "R\u00e9seau"
+    assert text.clean_free_text("Re\u0301seau") == "R\u00e9seau"
+
+
+@given(st.text())
+def test_a_cleaned_name_is_nfc_and_holds_nothing_the_policy_refuses(value: str) -> None:
+    reason = text.problem(value)
+    if reason is not None:
+        with pytest.raises(text.TextError, match=re.escape(reason)):
+            text.clean_name(value)
+        return
+    cleaned = text.clean_name(value)
+    assert cleaned == unicodedata.normalize("NFC", cleaned)
+    assert text.clean_name(cleaned) == cleaned
+    assert not any(text.is_control(c) or c in text.BIDI_CONTROLS for c in cleaned)
+    cleaned.encode("utf-8")  # valid Unicode: no lone surrogate
+
+
+@given(st.text(alphabet=st.characters(codec=None)))
+def test_cleaned_free_text_is_storable_and_only_keeps_breaks_and_tabs(value: str) -> None:
+    try:
+        cleaned = text.clean_free_text(value)
+    except text.TextError:
+        return
+    assert text.is_storable(cleaned)
+    assert {c for c in cleaned if text.is_control(c)} <= {"\n", "\t"}
