@@ -274,15 +274,9 @@ class Worker:
             return
         except Exception as exc:
             if is_database_outage(exc):
-                # Not the job's fault: back to the queue without using an attempt (if the
-                # database is still away, this raises and the lease brings the job back).
                 log.warning("job %s (%s) interrupted by a database outage: %s",
                             job.id, job.kind, exc)
-                await self._settle(
-                    job, "status = 'queued', last_error = $4, run_at = $5",
-                    f"interrupted by a database outage: {type(exc).__name__}",
-                    datetime.now(UTC) + timedelta(seconds=Backoff().next_delay()),
-                )
+                await self._requeue_after_outage(job, exc)
                 return
             # any other handler failure is a failed attempt
             log.exception("job %s (%s) failed", job.id, job.kind)
@@ -293,6 +287,24 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
         await self._settle(job, "status = 'done', finished_at = now(), last_error = NULL")
+
+    async def _requeue_after_outage(self, job: RunningJob, exc: Exception) -> None:
+        """Not the job's fault: put it back in the queue, due now, without using an attempt,
+        as soon as the database answers again. After a lease's length of trying, the lease
+        has expired and brings the job back anyway; the error is raised then."""
+        backoff = Backoff()
+        give_up = time.monotonic() + self.lease_seconds
+        while True:
+            try:
+                await self._settle(
+                    job, "status = 'queued', last_error = $4, run_at = now()",
+                    f"interrupted by a database outage: {type(exc).__name__}",
+                )
+                return
+            except Exception as again:
+                if not is_database_outage(again) or time.monotonic() > give_up:
+                    raise
+                await asyncio.sleep(backoff.next_delay())
 
     async def _heartbeat(self, job: RunningJob) -> None:
         """Renew the lease every third of its length while the handler runs; through an
