@@ -148,6 +148,10 @@ def worker(
     within: Annotated[
         float, typer.Option(min=1, help="With --health: the longest heartbeat age accepted.")
     ] = 30.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics at :PORT/metrics."),
+    ] = None,
 ) -> None:
     """Run durable jobs (departure steps, webhooks, email) and seal audit events.
 
@@ -173,7 +177,11 @@ def worker(
         name=name, lease_seconds=lease, concurrency=concurrency, heartbeat_seconds=heartbeat
     )
     out.print(f"worker [bold]{job_worker.name}[/bold] running; Ctrl+C stops it")
-    run_with_orm(settings, lambda: run_worker_process(job_worker, settings), migrate=False)
+    run_with_orm(
+        settings,
+        lambda: run_worker_process(job_worker, settings, metrics_port=metrics_port),
+        migrate=False,
+    )
 
 
 def _print_demo(settings: Settings, credentials: list[object]) -> None:

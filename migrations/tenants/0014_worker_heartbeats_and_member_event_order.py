@@ -40,7 +40,7 @@ REVERSE = "DROP TABLE member_event_counters; DROP TABLE workers;"
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0012_access_check_batch")]
+    dependencies = [("tenants", "0013_service_metrics")]
 
     initial = False
 
