@@ -22,6 +22,7 @@ GLOBAL_TABLES = {
     "organisations": "reference table: the slug and domain lookups run before a tenant is known",
     "signing_keys": "reference table: the service's own token-signing keys, read by every node",
     "tortoise_migrations": "coordinator only: the migration history",
+    "workers": "coordinator only: the job workers' heartbeats, not organisation data",
 }
 
 
