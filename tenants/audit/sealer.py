@@ -118,6 +118,10 @@ async def _take_head(org_id: OrgId, *, wait: bool) -> ChainHead | None:
         return ChainHead(int(row["seq"]), str(row["hash"]))
     if not wait and await db.fetch_one("SELECT 1 FROM audit_heads WHERE tenant_id = $1", org_id):
         return None
+    if not wait and not await db.fetch_one(
+        "SELECT 1 FROM audit_pending WHERE tenant_id = $1 LIMIT 1", org_id
+    ):
+        return None  # its rows went since it was listed (TRUNCATE): nothing to seal
     raise RuntimeError(f"organisation {org_id} has no audit chain head")
 
 
