@@ -99,7 +99,7 @@ async def test_a_departure_reinstated_mid_transfer_leaves_the_product_with_what_
         async def transferring() -> bool:
             return int((await step_of(owner_conn, departure["id"], "transfer"))["done"]) > 0
 
-        await wait_for(transferring, "the first transfer batch")
+        await wait_for(transferring, "the first transfer batch", within=240)
         # Hold the departure (as a reinstatement does) so the transfer pauses between
         # batches; then reinstate while it is part-way.
         async with owner_conn.transaction():
