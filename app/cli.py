@@ -146,6 +146,20 @@ def worker(
         int, typer.Option(min=1, max=3600, help="Seconds a claimed job stays reserved.")
     ] = 30,
     name: Annotated[str | None, typer.Option(help="Worker name (default host:pid).")] = None,
+    heartbeat: Annotated[
+        float, typer.Option(min=0.1, max=300, help="Seconds between heartbeat rows.")
+    ] = 5.0,
+    health: Annotated[
+        bool,
+        typer.Option(
+            "--health",
+            help="Do not run: exit 0 when a worker of this host (or --name) wrote its "
+            "heartbeat within --within seconds, 1 otherwise (a container health check).",
+        ),
+    ] = False,
+    within: Annotated[
+        float, typer.Option(min=1, help="With --health: the longest heartbeat age accepted.")
+    ] = 30.0,
     metrics_port: Annotated[
         int | None,
         typer.Option(min=1, max=65535, help="Serve Prometheus metrics at :PORT/metrics."),
@@ -157,12 +171,23 @@ def worker(
     TENANTRY_EMBEDDED_WORKER=false on the `serve` nodes when workers run separately.
     """
     from app.logs import configure_logging
-    from app.worker import run_worker_process
+    from app.worker import run_worker_process, worker_health
     from tenants.jobs.worker import Worker
 
     settings = load_settings()
+    if health:
+        try:
+            ready, report = run_with_orm(
+                settings, lambda: worker_health(name=name, within=within), migrate=False
+            )
+        except Exception as exc:  # a health check answers, whatever went wrong
+            ready, report = False, f"the database is unreachable: {type(exc).__name__}: {exc}"
+        (out if ready else err).print(("ready: " if ready else "not ready: ") + report)
+        raise typer.Exit(0 if ready else 1)
     configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
-    job_worker = Worker(name=name, lease_seconds=lease, concurrency=concurrency)
+    job_worker = Worker(
+        name=name, lease_seconds=lease, concurrency=concurrency, heartbeat_seconds=heartbeat
+    )
     out.print(f"worker [bold]{job_worker.name}[/bold] running; Ctrl+C stops it")
     run_with_orm(
         settings,

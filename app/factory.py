@@ -131,7 +131,8 @@ def create_app(
             log.info("serving on %s", settings.base_url)
             async with contextlib.AsyncExitStack() as stack:
                 if settings.embedded_worker:
-                    await stack.enter_async_context(background_worker(Worker(), settings))
+                    app.state.worker = Worker()
+                    await stack.enter_async_context(background_worker(app.state.worker, settings))
                 try:
                     yield
                 finally:
@@ -235,6 +236,8 @@ def create_app(
     app.state.keyring = keyring
     app.state.decisions = decisions
     app.state.listener = listener
+    #: The embedded job worker while one runs (``/readyz`` watches its loop).
+    app.state.worker = None
     app.state.openapi = openapi_document
     app.state.metrics = metrics
     if metrics is not None:

@@ -2,8 +2,9 @@
 
 One connection per process LISTENs on ``tenants.notifications.CHANNEL``. If it drops, the
 caches are cleared (notifications may have been missed while it was away) and it
-reconnects with backoff; while it is away, the version checks on compiled policies and
-the answers' time-to-live still bound staleness.
+reconnects with a capped, jittered backoff, forever, whatever the error; while it is
+away, the version checks on compiled policies and the answers' time-to-live still bound
+staleness.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.api import PrincipalCache
 from policies.cache import DecisionCache
 from tenants import notifications
 from tenants.ids import OrgId
+from tenants.outages import Backoff, is_database_outage
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class Listener:
             self.principals.clear()
 
     async def _run(self) -> None:
-        delay = 0.5
+        backoff = Backoff(base=0.5, cap=10.0)
         while not self._stopping.is_set():
             conn: asyncpg.Connection | None = None
             try:
@@ -69,25 +71,28 @@ class Listener:
                 self.decisions.clear()
                 self.principals.clear()
                 self.connected.set()
-                delay = 0.5
+                backoff.reset()
                 stop = asyncio.create_task(self._stopping.wait())
                 gone = asyncio.create_task(lost.wait())
                 await asyncio.wait({stop, gone}, return_when=asyncio.FIRST_COMPLETED)
                 for task in (stop, gone):
                     task.cancel()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("notification listener disconnected: %s; retrying in %.1fs", exc, delay)
+            except Exception as exc:  # whatever happened, the listener must come back
+                if is_database_outage(exc):
+                    log.warning("notification listener disconnected: %s: %s",
+                                type(exc).__name__, exc)
+                else:
+                    log.exception("notification listener failed")
             finally:
                 self.connected.clear()
                 if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(OSError, asyncpg.PostgresError):
+                    with contextlib.suppress(Exception):
                         await conn.close()
             if not self._stopping.is_set():
                 self.decisions.clear()
                 self.principals.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                delay = min(delay * 2, 10.0)
+                    await asyncio.wait_for(self._stopping.wait(), backoff.next_delay())
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tenantry-notifications")

@@ -113,3 +113,23 @@ async def metrics_server(settings: Settings, port: int) -> AsyncIterator[None]:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def worker_health(*, name: str | None, within: float) -> tuple[bool, str]:
+    """``tenantry worker --health``: whether the worker ``name`` (default: any worker of this
+    host) wrote its heartbeat row within ``within`` seconds, and a line saying what was
+    found. A worker whose loop is stuck, or that lost the database, stops writing it."""
+    import socket
+
+    from tortoise import connections
+
+    _, rows = await connections.get("default").execute_query(
+        "SELECT name, extract(epoch FROM now() - heartbeat_at)::float8 AS age FROM workers "
+        "WHERE ($1::text IS NULL AND host = $2) OR name = $1 ORDER BY heartbeat_at DESC",
+        [name, socket.gethostname()],
+    )
+    if not rows:
+        return False, f"no heartbeat from {name or 'any worker of ' + socket.gethostname()}"
+    fresh = [r for r in rows if r["age"] <= within]
+    report = ", ".join(f"{r['name']} {r['age']:.1f} s ago" for r in rows)
+    return bool(fresh), f"last heartbeat {report} (limit {within:g} s)"

@@ -46,6 +46,7 @@ TENANT_TABLES = (
     # (which locks in this order) then waits for a sealing pass instead of deadlocking.
     "audit_heads", "audit_pending", "audit_events", "audit_chain", "member_status_days",
     "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
+    "member_event_counters",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "seen_logout_tokens",
     "identity_backends", "signal_transmitters", "seen_security_events",

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 from tortoise import connections
 
 from app.database import pending_migrations_from
+from tenants.jobs.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +21,33 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+#: A worker loop with no progress for this long is stuck (it makes a round every half
+#: second and writes its heartbeat every five).
+WORKER_STUCK_AFTER = 30.0
+
+
+def worker_check(worker: Worker | None, *, within: float = WORKER_STUCK_AFTER) -> str | None:
+    """Why the embedded worker makes this process not ready, or None (also when none runs)."""
+    if worker is None:
+        return None
+    stalled = worker.stalled_for()
+    if stalled == float("inf"):
+        return "not running"
+    if stalled > within:
+        return f"stuck: no progress for {stalled:.0f} s"
+    return None
+
+
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers within 2 s and every migration is applied."""
+    """Ready when the database answers within 2 s, every migration is applied, and the
+    embedded job worker (if this process runs one) is making progress."""
     checks: dict[str, str] = {}
     ready = True
+    worker: Worker | None = getattr(request.app.state, "worker", None)
+    problem = worker_check(worker)
+    if worker is not None:
+        checks["worker"] = problem or "ok"
+        ready = problem is None
     try:
         conn = connections.get("default")
         _, rows = await asyncio.wait_for(

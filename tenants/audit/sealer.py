@@ -27,6 +27,7 @@ from tortoise import connections
 from tenants import db
 from tenants.audit.chain import ChainedEvent, ChainHead, event_hash
 from tenants.ids import OrgId
+from tenants.outages import Backoff, is_database_outage
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,10 @@ async def _take_head(org_id: OrgId, *, wait: bool) -> ChainHead | None:
         return ChainHead(int(row["seq"]), str(row["hash"]))
     if not wait and await db.fetch_one("SELECT 1 FROM audit_heads WHERE tenant_id = $1", org_id):
         return None
+    if not wait and not await db.fetch_one(
+        "SELECT 1 FROM audit_pending WHERE tenant_id = $1 LIMIT 1", org_id
+    ):
+        return None  # its rows went since it was listed (TRUNCATE): nothing to seal
     raise RuntimeError(f"organisation {org_id} has no audit chain head")
 
 
@@ -220,7 +225,9 @@ class AuditSealer:
     asking transaction has usually committed and more events join the batch, and
     otherwise every ``interval`` seconds, which also picks up events written by other
     processes. Errors are logged and the pass is retried after ``interval``: sealing
-    never stops the service, and events simply wait in the queue meanwhile.
+    never stops the service, and events simply wait in the queue meanwhile; failures in a
+    row wait longer each time (``tenants.outages.Backoff``), so a database restart costs
+    a few log lines and a few seconds, forever survivable.
     """
 
     def __init__(
@@ -276,14 +283,17 @@ class AuditSealer:
                 await self._task
 
     async def _run(self) -> None:
+        # Consecutive failed passes wait longer and longer (capped, jittered): a database
+        # that is away is not hammered, nor the log flooded, by every write meanwhile.
+        backoff = Backoff(base=self.interval, cap=10 * self.interval)
         while True:
             await self._wait()
             if self._stop.is_set():
                 break
-            if not await self._pass():
-                # Whatever asks meanwhile: a broken database is not hammered, nor the log
-                # flooded, by every write.
-                await self._sleep(self._stop, self.interval)
+            if await self._pass():
+                backoff.reset()
+            else:
+                await self._sleep(self._stop, backoff.next_delay())
         await self._pass()
 
     async def _wait(self) -> None:
@@ -303,8 +313,12 @@ class AuditSealer:
         """One sealing pass; False (logged) when it failed."""
         try:
             sealed = await self._seal()
-        except Exception:
-            log.exception("sealing audit events failed; retrying in %.1f s", self.interval)
+        except Exception as exc:
+            if is_database_outage(exc):
+                log.warning("sealing audit events: the database is away (%s); will retry",
+                            type(exc).__name__)
+            else:
+                log.exception("sealing audit events failed; will retry")
             return False
         if sealed:
             log.debug("sealed %d audit events", sealed)

@@ -101,6 +101,8 @@ class StepStatus(StrEnum):
     FAILED = "failed"
     #: Not run because the departure was cancelled first.
     SKIPPED = "skipped"
+    #: Stopped part-way because the departure was cancelled; ``done`` says how far it got.
+    CANCELLED = "cancelled"
 
 
 class DepartureStep(TenantModel):

@@ -8,7 +8,8 @@ queued in the same transaction that finishes the one before it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -334,29 +335,84 @@ async def current_departure(member_id: uuid.UUID) -> Departure | None:
     )
 
 
-RETURN_ITEMS_SQL = """
-UPDATE content_items
-   SET member_id = CASE WHEN previous_member_id = $2 THEN $2 ELSE member_id END,
-       previous_member_id = CASE WHEN previous_member_id = $2 THEN NULL
-                                 ELSE previous_member_id END,
-       status = 'active', departure_id = NULL, updated_at = now()
- WHERE tenant_id = $1 AND departure_id = $3
-   AND (previous_member_id = $2 OR (member_id = $2 AND status <> 'active'))
+#: The departure action each given-back item had (what ``content.returned`` undoes).
+UNDONE_ACTION = """
+CASE WHEN c.previous_member_id = $2 AND c.member_id <> $2 THEN 'transfer'
+     WHEN c.status = 'pending_deletion' THEN 'delete_after_retention'
+     WHEN c.status = 'access_ended' THEN 'export_then_delete'
+     ELSE 'archive' END
 """
 
-KEEP_ITEMS_SQL = """
-UPDATE content_items SET status = 'active', departure_id = NULL, updated_at = now()
- WHERE tenant_id = $1 AND departure_id = $3 AND member_id = $2 AND status <> 'active'
-"""
+#: Everything the departure took comes back to the member (the policy's
+#: ``reinstatement_returns_items``): transferred items from their successor, archived or
+#: ending ones to active. Returns each item with the action undone.
+RETURN_ITEMS_SQL = f"""
+WITH given AS (
+  SELECT c.id, {UNDONE_ACTION} AS undone
+    FROM content_items c
+   WHERE c.tenant_id = $1 AND c.departure_id = $3
+     AND (c.previous_member_id = $2 OR (c.member_id = $2 AND c.status <> 'active'))
+   ORDER BY c.id
+     FOR UPDATE
+)
+UPDATE content_items c
+   SET member_id = CASE WHEN c.previous_member_id = $2 THEN $2 ELSE c.member_id END,
+       previous_member_id = CASE WHEN c.previous_member_id = $2 THEN NULL
+                                 ELSE c.previous_member_id END,
+       status = 'active', departure_id = NULL, updated_at = now()
+  FROM given g
+ WHERE c.tenant_id = $1 AND c.id = g.id
+RETURNING c.product_id, c.external_id, g.undone
+"""  # noqa: S608 -- built from constants of this module
+
+#: Transferred items stay with the successor; the member's own come back to active.
+KEEP_ITEMS_SQL = f"""
+WITH given AS (
+  SELECT c.id, {UNDONE_ACTION} AS undone
+    FROM content_items c
+   WHERE c.tenant_id = $1 AND c.departure_id = $3 AND c.member_id = $2 AND c.status <> 'active'
+   ORDER BY c.id
+     FOR UPDATE
+)
+UPDATE content_items c SET status = 'active', departure_id = NULL, updated_at = now()
+  FROM given g
+ WHERE c.tenant_id = $1 AND c.id = g.id
+RETURNING c.product_id, c.external_id, g.undone
+"""  # noqa: S608 -- built from constants of this module
+
+#: Items named per ``content.returned`` event, as ``content.transferred`` batches them.
+RETURNED_BATCH = 5000
+
+
+def returned_batches(
+    rows: Sequence[Mapping[str, Any]], *, size: int = RETURNED_BATCH
+) -> list[tuple[uuid.UUID, int, dict[str, list[str]]]]:
+    """Given-back items as ``(product_id, batch number, {action undone: external ids})``,
+    at most ``size`` items per batch, in external-id order within a product (pure)."""
+    by_product: dict[uuid.UUID, list[tuple[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_product[row["product_id"]].append((str(row["external_id"]), str(row["undone"])))
+    batches: list[tuple[uuid.UUID, int, dict[str, list[str]]]] = []
+    for product_id in sorted(by_product, key=str):
+        items = sorted(by_product[product_id])
+        for number, start in enumerate(range(0, len(items), size)):
+            grouped: dict[str, list[str]] = defaultdict(list)
+            for external_id, undone in items[start : start + size]:
+                grouped[undone].append(external_id)
+            batches.append((product_id, number, dict(grouped)))
+    return batches
 
 
 async def reinstate_departure(departure_id: uuid.UUID, *, reason: str, actor: Actor) -> Departure:
     """Stop a departure before purge and make the member active again.
 
-    Steps not yet run are skipped and their jobs cancelled; a step running right now
-    notices at its next batch (it re-reads the departure in each transaction). Items the
-    member still owns come back to them; transferred items come back too when the policy
-    at the start said so. IllegalTransitionError once the departure has finished.
+    Steps not yet run are skipped and their jobs cancelled; a step running right now (its
+    batches lock the departure, so none is half-applied) is cancelled where it stopped:
+    its ``done`` count stays, and the audit event records it. Items the member still owns
+    come back to them; transferred items come back too when the policy at the start said
+    so. Products hear of every item given back (``content.returned``, in batches, before
+    ``member.reinstated``: the member's events reach a product in order). ConflictError
+    once the departure has finished.
     """
     departure = await get_departure(departure_id, for_update=True)
     if departure.status != DepartureStatus.RUNNING:
@@ -368,14 +424,18 @@ async def reinstate_departure(departure_id: uuid.UUID, *, reason: str, actor: Ac
                             actor=actor)
     policy = PolicyView.from_json(departure.policy)
     sql = RETURN_ITEMS_SQL if policy.reinstatement_returns_items else KEEP_ITEMS_SQL
-    result = await db.connection().execute_query(
-        sql, [db.current_org(), departure.member_id, departure.id]
-    )
+    returned = await db.fetch(sql, db.current_org(), departure.member_id, departure.id)
     await db.connection().execute_query(
         "UPDATE product_accounts SET status = 'assigned', updated_at = now() "
         "WHERE tenant_id = $1 AND member_id = $2 AND status = 'suspended'",
         [db.current_org(), departure.member_id],
     )
+    now = datetime.now(UTC)
+    stopped = await DepartureStep.filter(departure_id=departure.id, status=StepStatus.RUNNING)
+    for step in stopped:
+        step.status = StepStatus.CANCELLED
+        step.finished_at = now
+        await step.save(update_fields=["status", "finished_at", "updated_at"])
     await DepartureStep.filter(
         departure_id=departure.id, status__in=[StepStatus.PENDING, StepStatus.FAILED]
     ).update(status=StepStatus.SKIPPED)
@@ -386,13 +446,28 @@ async def reinstate_departure(departure_id: uuid.UUID, *, reason: str, actor: Ac
         [db.current_org(), f"departure:{departure.id}:%"],
     )
     departure.status = DepartureStatus.CANCELLED
-    departure.finished_at = datetime.now(UTC)
+    departure.finished_at = now
     await departure.save(update_fields=["status", "finished_at", "updated_at"])
     await audit.record(
         "departure.cancelled", "departure", departure.id, actor=actor,
         before={"status": DepartureStatus.RUNNING},
-        after={"status": departure.status, "reason": reason, "items_returned": result[0]},
+        after={
+            "status": departure.status, "reason": reason, "items_returned": len(returned),
+            "stopped_steps": {s.name: {"done": s.done, "total": s.total} for s in stopped},
+        },
     )
+    for product_id, number, items in returned_batches(returned):
+        await webhooks.publish(
+            "content.returned",
+            {
+                "departure_id": str(departure.id),
+                "member_id": str(departure.member_id),
+                "batch": number,
+                "items": items,
+            },
+            key=f"departure:{departure.id}:returned:{number}:{product_id}",
+            product_ids=[product_id],
+        )
     await webhooks.publish(
         "member.reinstated",
         {"member_id": str(departure.member_id), "departure_id": str(departure.id)},

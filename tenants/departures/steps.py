@@ -329,7 +329,8 @@ async def purge(job: RunningJob) -> None:
                 for product_id, ids in by_product.items():
                     await webhooks.publish(
                         "content.deleted",
-                        {"departure_id": str(departure.id), "external_ids": ids},
+                        {"departure_id": str(departure.id),
+                         "member_id": str(departure.member_id), "external_ids": ids},
                         key=f"departure:{departure.id}:deleted:{batch_no}:{product_id}",
                         product_ids=[product_id],
                     )

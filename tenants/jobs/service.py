@@ -16,11 +16,13 @@ from tenants.jobs.models import Job, JobStatus
 from tenants.models_base import get_by_id
 
 #: WITH … SELECT so the driver returns the row (a bare INSERT answers a status line only).
+#: ``clock_timestamp()``: jobs of one queue enqueued in one transaction run in the order
+#: they were enqueued (``now()`` is the same for the whole transaction).
 ENQUEUE_SQL = """
 WITH queued AS (
   INSERT INTO jobs (id, tenant_id, kind, payload, key, queue, status, run_at, attempts,
                     max_attempts, claims, checkpoint, created_at, updated_at)
-  VALUES ($1, $2, $3, $4::jsonb, $5, $6, 'queued', $7, 0, $8, 0, '{}'::jsonb, now(), now())
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6, 'queued', $7, 0, $8, 0, '{}'::jsonb, clock_timestamp(), now())
   ON CONFLICT (tenant_id, key) DO NOTHING
   RETURNING id
 )

@@ -7,6 +7,13 @@ worker that dies stops renewing its lease and the job is claimed again when it e
 a handler's progress and its proof of holding the lease are written in the same
 transaction as its work (``RunningJob.checkpoint``), so a stale worker cannot apply work
 twice. A worker killed mid-job therefore repeats at most the uncommitted unit it was in.
+
+The worker outlives the database: an outage (``tenants.outages``) in its own loop, in a
+lease renewal or in a handler is logged and waited out with a capped, jittered backoff,
+forever; a job it interrupted goes back to the queue without counting as a failed attempt
+(or, if even that cannot be written, is taken again when its lease expires). The loop
+writes a heartbeat row (``workers``) every ``heartbeat_seconds``, and ``stalled_for``
+tells a readiness probe how long the loop has made no progress.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import logging
 import os
 import random
 import socket
+import time
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -33,6 +41,7 @@ from tenants.jobs.registry import (
     RetryLaterError,
     RunningJob,
 )
+from tenants.outages import Backoff, is_database_outage
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +78,20 @@ class Worker:
         lease_seconds: int = 30,
         concurrency: int = 4,
         poll_seconds: float = 0.5,
+        heartbeat_seconds: float = 5.0,
     ) -> None:
         self.name = name or default_worker_name()
         self.lease_seconds = lease_seconds
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
         self._stop = asyncio.Event()
+        #: ``time.monotonic()`` of the loop's last round that reached the database (or had
+        #: no need to); None while the loop is not running.
+        self._progress_at: float | None = None
+        self._beat_at = float("-inf")
+        self._running: set[asyncio.Task[None]] = set()
+        self._finished = asyncio.Event()
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,19 +132,107 @@ class Worker:
             total += ran
         return total
 
+    def stalled_for(self) -> float:
+        """Seconds since the loop last made progress (a round that reached the database,
+        or had nothing to ask it); ``inf`` when the loop is not running (never started,
+        stopped, or ended). A readiness probe compares it with its limit."""
+        if self._progress_at is None:
+            return float("inf")
+        return time.monotonic() - self._progress_at
+
     async def run_forever(self) -> None:
-        """Poll for due jobs until ``stop``; claims as soon as a slot is free."""
+        """Claim due jobs whenever a slot is free, until ``stop``; then let running jobs
+        finish. Database outages are logged and waited out (``Backoff``), never fatal."""
         log.info("worker %s started", self.name)
-        while not self._stop.is_set():
-            try:
-                ran = await self.run_once()
-            except (OSError, ConnectionError) as exc:
-                log.warning("worker %s cannot reach the database: %s", self.name, exc)
-                ran = 0
-            if not ran:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.poll_seconds)
+        backoff = Backoff()
+        self._progress_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                try:
+                    claimed = await self._round()
+                except Exception as exc:  # the loop must not end while the process lives
+                    delay = backoff.next_delay()
+                    if is_database_outage(exc):
+                        log.warning(
+                            "worker %s cannot reach the database (%s: %s); retrying in %.1f s",
+                            self.name, type(exc).__name__, exc, delay,
+                        )
+                    else:
+                        log.exception("worker %s: round failed; retrying in %.1f s",
+                                      self.name, delay)
+                    await self._pause(delay)
+                    continue
+                if backoff.failures:
+                    log.info("worker %s reaches the database again", self.name)
+                    backoff.reset()
+                self._progress_at = time.monotonic()
+                if claimed == 0 or len(self._running) >= self.concurrency:
+                    await self._pause(self.poll_seconds, wake_on_job_end=True)
+            if self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+            await self._forget_heartbeat()
+        finally:
+            self._progress_at = None
         log.info("worker %s stopped", self.name)
+
+    async def _round(self) -> int:
+        """Write the heartbeat when due and claim jobs for the free slots; returns how
+        many were claimed (each now runs as a task of its own)."""
+        if time.monotonic() - self._beat_at >= self.heartbeat_seconds:
+            await self._write_heartbeat()
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        claimed = await self.claim(free)
+        for job in claimed:
+            task = asyncio.create_task(self._run_guarded(job), name=f"job-{job.id}")
+            self._running.add(task)
+            task.add_done_callback(self._job_ended)
+        return len(claimed)
+
+    def _job_ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._finished.set()
+
+    async def _pause(self, seconds: float, *, wake_on_job_end: bool = False) -> None:
+        """Wait ``seconds``, or less when stopped (or, if asked, when a job ends)."""
+        self._finished.clear()
+        waits = [asyncio.ensure_future(self._stop.wait())]
+        if wake_on_job_end and self._running:
+            waits.append(asyncio.ensure_future(self._finished.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def _write_heartbeat(self) -> None:
+        conn = connections.get("default")
+        await conn.execute_query(HEARTBEAT_SQL, [
+            self.name, socket.gethostname(), os.getpid(), self.concurrency, len(self._running),
+        ])
+        self._beat_at = time.monotonic()
+
+    async def _forget_heartbeat(self) -> None:
+        """A stopped worker is not shown as live; best effort (the row ages out anyway)."""
+        try:
+            await connections.get("default").execute_query(
+                "DELETE FROM workers WHERE name = $1", [self.name]
+            )
+        except Exception as exc:
+            log.info("worker %s could not remove its heartbeat row: %s", self.name, exc)
+
+    async def _run_guarded(self, claimed: Claimed) -> None:
+        """``_run``, with the worker's own database work (loading, settling) allowed to fail
+        in an outage: the job keeps its lease and is taken again when the lease expires."""
+        try:
+            await self._run(claimed)
+        except Exception as exc:
+            if is_database_outage(exc):
+                log.warning("job %s: the database went away (%s: %s); its lease will bring "
+                            "it back", claimed.id, type(exc).__name__, exc)
+            else:
+                log.exception("job %s: the worker failed around it", claimed.id)
 
     async def _run(self, claimed: Claimed) -> None:
         async with db.tenant_transaction(claimed.org_id):
@@ -167,7 +272,13 @@ class Worker:
         except RetryLaterError as exc:
             await self._fail(job, str(exc), delay=exc.delay)
             return
-        except Exception as exc:  # any handler failure is a failed attempt
+        except Exception as exc:
+            if is_database_outage(exc):
+                log.warning("job %s (%s) interrupted by a database outage: %s",
+                            job.id, job.kind, exc)
+                await self._requeue_after_outage(job, exc)
+                return
+            # any other handler failure is a failed attempt
             log.exception("job %s (%s) failed", job.id, job.kind)
             await self._fail(job, "".join(traceback.format_exception_only(exc)).strip())
             return
@@ -177,19 +288,50 @@ class Worker:
                 await beat
         await self._settle(job, "status = 'done', finished_at = now(), last_error = NULL")
 
-    async def _heartbeat(self, job: RunningJob) -> None:
-        """Renew the lease every third of its length while the handler runs."""
+    async def _requeue_after_outage(self, job: RunningJob, exc: Exception) -> None:
+        """Not the job's fault: put it back in the queue, due now, without using an attempt,
+        as soon as the database answers again. After a lease's length of trying, the lease
+        has expired and brings the job back anyway; the error is raised then."""
+        backoff = Backoff()
+        give_up = time.monotonic() + self.lease_seconds
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            async with db.tenant_transaction(job.org_id):
-                result = await db.connection().execute_query(
-                    "UPDATE jobs SET lease_until = now() + make_interval(secs => $4), "
-                    "heartbeat_at = now() WHERE tenant_id = $1 AND id = $2 AND locked_by = $3 "
-                    "AND status = 'running'",
-                    [job.org_id, job.id, self.name, self.lease_seconds],
+            try:
+                await self._settle(
+                    job, "status = 'queued', last_error = $4, run_at = now()",
+                    f"interrupted by a database outage: {type(exc).__name__}",
                 )
+                return
+            except Exception as again:
+                if not is_database_outage(again) or time.monotonic() > give_up:
+                    raise
+                await asyncio.sleep(backoff.next_delay())
+
+    async def _heartbeat(self, job: RunningJob) -> None:
+        """Renew the lease every third of its length while the handler runs; through an
+        outage it keeps trying (sooner), so the lease is renewed as soon as it can be."""
+        backoff = Backoff(cap=self.lease_seconds / 3)
+        wait = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                async with db.tenant_transaction(job.org_id):
+                    result = await db.connection().execute_query(
+                        "UPDATE jobs SET lease_until = now() + make_interval(secs => $4), "
+                        "heartbeat_at = now() WHERE tenant_id = $1 AND id = $2 "
+                        "AND locked_by = $3 AND status = 'running'",
+                        [job.org_id, job.id, self.name, self.lease_seconds],
+                    )
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                wait = backoff.next_delay()
+                log.warning("job %s: lease renewal failed (%s); retrying in %.1f s",
+                            job.id, type(exc).__name__, wait)
+                continue
             if not result[0]:
                 return
+            backoff.reset()
+            wait = self.lease_seconds / 3
 
     async def _fail(
         self, job: RunningJob, error: str, *, permanent: bool = False, delay: float | None = None
@@ -224,6 +366,19 @@ class Worker:
                 "updated_at = now() WHERE tenant_id = $1 AND id = $2 AND locked_by = $3",
                 [job.org_id, job.id, self.name, *args],
             )
+
+
+#: The worker's row in ``workers`` (not organisation data: which workers live, and how
+#: busy they are); a row older than a day belongs to a worker long gone and is dropped.
+HEARTBEAT_SQL = """
+WITH gone AS (
+  DELETE FROM workers WHERE heartbeat_at < now() - interval '1 day'
+)
+INSERT INTO workers (name, host, pid, concurrency, running, started_at, heartbeat_at)
+VALUES ($1, $2, $3, $4, $5, now(), now())
+ON CONFLICT (name) DO UPDATE
+   SET heartbeat_at = now(), running = EXCLUDED.running, concurrency = EXCLUDED.concurrency
+"""
 
 
 def _json(value: object) -> dict[str, object]:

@@ -51,14 +51,35 @@ def job_key(delivery_id: uuid.UUID) -> str:
     return f"{JOB_KEY_PREFIX}:{delivery_id}"
 
 
+#: Take the member's event counter (created at 0 the first time) and lock it until the
+#: publishing transaction ends: publishers of one member's events take turns, so numbers
+#: follow commit order without gaps. ON CONFLICT DO UPDATE returns the latest committed
+#: value after waiting for a concurrent publisher.
+LOCK_COUNTER_SQL = """
+WITH counter AS (
+  INSERT INTO member_event_counters (tenant_id, member_id, last_sequence) VALUES ($1, $2, 0)
+  ON CONFLICT (tenant_id, member_id)
+  DO UPDATE SET last_sequence = member_event_counters.last_sequence
+  RETURNING last_sequence
+)
+SELECT last_sequence FROM counter
+"""
+
 #: Event, deliveries and jobs in one statement. A repeated key inserts no event, so the
-#: rest inserts nothing either; the count of queued jobs comes back.
+#: rest inserts nothing either (nor uses up a sequence number); the count of queued jobs
+#: comes back. The deliveries of a member's events to one product share a job queue
+#: (``delivery_queue``): one in flight at a time, in order. ``clock_timestamp()`` orders
+#: the jobs of one transaction too (``now()`` is the same for all of them).
 PUBLISH_SQL = """
 WITH event AS (
   INSERT INTO outbox_events (tenant_id, topic, idempotency_key, payload, created_at)
   VALUES ($1, $2, $3, $4::jsonb, now())
   ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
   RETURNING id
+), counted AS (
+  UPDATE member_event_counters c SET last_sequence = $10::bigint
+    FROM event
+   WHERE $9::uuid IS NOT NULL AND c.tenant_id = $1 AND c.member_id = $9::uuid
 ), deliveries AS (
   INSERT INTO webhook_deliveries (id, tenant_id, product_id, event_id, topic, idempotency_key,
                                   status, attempts, created_at, updated_at)
@@ -66,18 +87,26 @@ WITH event AS (
     FROM event, products p
    WHERE p.tenant_id = $1 AND p.webhook_url IS NOT NULL
      AND ($5::uuid[] IS NULL OR p.id = ANY($5::uuid[]))
-  RETURNING id
+  RETURNING id, product_id
 ), queued AS (
   INSERT INTO jobs (id, tenant_id, kind, payload, key, queue, status, run_at, attempts,
                     max_attempts, claims, checkpoint, created_at, updated_at)
   SELECT gen_random_uuid(), $1, $7, jsonb_build_object('delivery_id', d.id::text),
-         $8 || ':' || d.id::text, NULL, 'queued', now(), 0, $6, 0, '{}'::jsonb, now(), now()
+         $8 || ':' || d.id::text,
+         CASE WHEN $9::uuid IS NOT NULL
+              THEN $8 || ':' || d.product_id::text || ':' || $9::uuid::text END,
+         'queued', now(), 0, $6, 0, '{}'::jsonb, clock_timestamp(), now()
     FROM deliveries d
   ON CONFLICT (tenant_id, key) DO NOTHING
   RETURNING 1
 )
 SELECT count(*) AS queued FROM queued
 """
+
+
+def delivery_queue(product_id: uuid.UUID, member_id: uuid.UUID) -> str:
+    """The job queue of a member's events to one product (as PUBLISH_SQL names it)."""
+    return f"{JOB_KEY_PREFIX}:{product_id}:{member_id}"
 
 
 async def publish(
@@ -92,11 +121,24 @@ async def publish(
 
     ``key`` is the event's idempotency key and its ``webhook-id``: publishing the same key
     again is a no-op returning 0, so a step that crashed after publishing may publish again.
-    Raises NoTenantTransactionError outside a tenant transaction.
+
+    An event whose payload names a ``member_id`` is that member's: it gets the next of the
+    member's sequence numbers (``member_sequence`` in its data, 1, 2, 3… in commit order,
+    without gaps), and reaches each product after every earlier event of the member, one
+    delivery in flight at a time. The publishing transaction holds the member's counter
+    until it ends. Raises NoTenantTransactionError outside a tenant transaction.
     """
+    org = db.current_org()
+    member = payload.get("member_id")
+    member_id = None if member is None else uuid.UUID(str(member))
+    sequence = None
+    if member_id is not None:
+        counter = await db.fetch(LOCK_COUNTER_SQL, org, member_id)
+        sequence = int(counter[0]["last_sequence"]) + 1
+        payload = {**payload, "member_sequence": sequence}
     rows = await db.fetch(
         PUBLISH_SQL,
-        db.current_org(),
+        org,
         topic,
         key,
         json.dumps(payload),
@@ -104,6 +146,8 @@ async def publish(
         DELIVERY_ATTEMPTS,
         JOB_KIND,
         JOB_KEY_PREFIX,
+        member_id,
+        sequence,
     )
     return int(rows[0]["queued"])
 
@@ -257,6 +301,7 @@ async def retry_delivery(delivery_id: uuid.UUID, *, actor: Actor) -> WebhookDeli
             {"delivery_id": str(delivery.id)},
             key=f"{job_key(delivery.id)}:retry:{uuid.uuid4().hex[:12]}",
             max_attempts=DELIVERY_ATTEMPTS,
+            queue=None if job is None else job.queue,
         )
     delivery.status = DeliveryStatus.PENDING
     await delivery.save(update_fields=["status", "updated_at"])

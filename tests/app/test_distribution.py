@@ -23,6 +23,7 @@ GLOBAL_TABLES = {
     "signing_keys": "reference table: the service's own token-signing keys, read by every node",
     "rate_limit_hits": "reference table: attempts per client address, limited across organisations",
     "tortoise_migrations": "coordinator only: the migration history",
+    "workers": "coordinator only: the job workers' heartbeats, not organisation data",
 }
 
 

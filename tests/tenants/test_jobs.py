@@ -224,3 +224,91 @@ async def test_two_workers_never_run_the_same_job(org: OrgHandle) -> None:
 def test_backoff_doubles_up_to_a_cap() -> None:
     assert [backoff_seconds(n, jitter=0) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
     assert backoff_seconds(40, jitter=0) == BACKOFF_CAP
+
+
+# --- outliving the database --------------------------------------------------------------
+
+
+@handler("test.outage")
+async def interrupted_by_an_outage(job: RunningJob) -> None:
+    """A handler whose database went away mid-run (the error asyncpg raises while the
+    server recovers; tortoise passes it through, here as the cause of its own error)."""
+    try:
+        raise asyncpg.CannotConnectNowError("the database system is not yet accepting connections")
+    except asyncpg.CannotConnectNowError as exc:
+        raise RuntimeError("query failed") from exc
+
+
+def test_database_outages_are_told_from_bugs_through_causes_contexts_and_groups() -> None:
+    from tortoise.exceptions import OperationalError
+
+    from tenants.outages import is_database_outage
+
+    for outage in (ConnectionRefusedError(111, "refused"), TimeoutError(),
+                   asyncpg.CannotConnectNowError("recovering"),
+                   asyncpg.AdminShutdownError("terminating connection"),
+                   asyncpg.ConnectionDoesNotExistError("connection was closed"),
+                   asyncpg.InterfaceError("connection is closed")):
+        assert is_database_outage(outage), outage
+        wrapped = OperationalError("query failed")
+        wrapped.__cause__ = outage
+        assert is_database_outage(wrapped)
+        assert is_database_outage(ExceptionGroup("sealing failed", [ValueError(), wrapped]))
+    for bug in (ValueError("boom"), asyncpg.UniqueViolationError("duplicate"),
+                OperationalError("syntax error"), KeyError("x")):
+        assert not is_database_outage(bug), bug
+
+
+def test_outage_backoff_grows_is_capped_and_jittered_and_resets() -> None:
+    from tenants.outages import Backoff
+
+    backoff = Backoff(base=0.25, cap=5.0)
+    delays = [backoff.next_delay() for _ in range(12)]
+    ceilings = [min(5.0, 0.25 * 2 ** n) for n in range(12)]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    assert max(delays) <= 5.0 and len({round(d, 6) for d in delays[-5:]}) > 1  # jittered
+    backoff.reset()
+    assert backoff.next_delay() <= 0.25
+
+
+async def test_a_job_interrupted_by_a_database_outage_is_queued_again_without_using_an_attempt(
+    org: OrgHandle, owner_conn: asyncpg.Connection,
+) -> None:
+    key = await enqueue(org, "test.outage")
+    assert await Worker(name="w").run_once() == 1
+    row = await job_row(owner_conn, key)
+    assert (row["status"], row["attempts"], row["locked_by"]) == ("queued", 0, None)
+    assert "outage" in row["last_error"] and row["run_at"] <= await owner_conn.fetchval("SELECT now()")
+
+
+async def test_a_running_worker_writes_heartbeats_claims_as_slots_free_and_forgets_itself_on_stop(
+    org: OrgHandle, owner_conn: asyncpg.Connection,
+) -> None:
+    from app.routes.health import worker_check
+
+    worker = Worker(name=f"beating-{uuid.uuid4().hex[:6]}", poll_seconds=0.05,
+                    heartbeat_seconds=0.1, concurrency=2)
+    assert worker_check(worker) == "not running"
+    task = asyncio.create_task(worker.run_forever())
+    try:
+        for n in range(6):
+            await enqueue(org, "test.record", n=n)
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(SEEN) < 6 or not await owner_conn.fetchval(
+                "SELECT count(*) FROM workers WHERE name = $1", worker.name):
+            assert asyncio.get_running_loop().time() < deadline, SEEN
+            await asyncio.sleep(0.05)
+        first = await owner_conn.fetchval("SELECT heartbeat_at FROM workers WHERE name = $1",
+                                          worker.name)
+        await asyncio.sleep(0.5)
+        later = await owner_conn.fetchrow("SELECT * FROM workers WHERE name = $1", worker.name)
+        assert later["heartbeat_at"] > first and later["concurrency"] == 2
+        assert worker.stalled_for() < 1 and worker_check(worker) is None
+        assert worker_check(worker, within=-1) is not None  # older than the limit: stuck
+    finally:
+        worker.stop()
+        await task
+    assert sorted(n for _, n in SEEN) == list(range(6))
+    assert not await owner_conn.fetchval("SELECT count(*) FROM workers WHERE name = $1",
+                                         worker.name)
+    assert worker_check(worker) == "not running"

@@ -394,6 +394,36 @@ async def test_the_background_jobs_page_retries_a_dead_job(
     assert await owner_conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id) == "queued"
 
 
+async def test_the_background_jobs_page_shows_live_workers_and_the_oldest_waiting_job(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    auditor = await person(local_org, "Aud Auditor", role="auditor")
+    live, silent = f"live-{uuid.uuid4().hex[:6]}", f"silent-{uuid.uuid4().hex[:6]}"
+    await owner_conn.execute(
+        "INSERT INTO workers (name, host, pid, concurrency, running, started_at, heartbeat_at) "
+        "VALUES ($1, 'h', 1, 4, 3, now(), now() - interval '2 seconds'), "
+        "($2, 'h', 2, 4, 0, now(), now() - interval '5 minutes')", live, silent)
+    try:
+        await owner_conn.execute(
+            "INSERT INTO jobs (id, tenant_id, kind, payload, key, status, run_at, attempts, "
+            "max_attempts, claims, checkpoint, created_at, updated_at) VALUES "
+            "(gen_random_uuid(), $1, 'mail.send', '{}', 'mail:old', 'queued', "
+            "now() - interval '90 seconds', 0, 8, 0, '{}', now(), now()), "
+            "(gen_random_uuid(), $1, 'webhook.deliver', '{}', 'hook:new', 'queued', "
+            "now() - interval '5 seconds', 0, 8, 0, '{}', now(), now()), "
+            "(gen_random_uuid(), $1, 'departure.purge', '{}', 'purge:later', 'queued', "
+            "now() + interval '30 days', 0, 8, 0, '{}', now(), now())", local_org.id)
+        async with asgi_client(app) as browser:
+            await signed_in(browser, local_org, auditor)
+            page = text_of((await browser.get("/console/jobs")).text)
+        assert re.search(r"2 jobs due now; the oldest, mail\.send ?, has waited (9\d|1\d\d) s", page)
+        assert re.search(rf"{live} 3 of 4 [2-9] s ago Out|{live} 3 of 4 [2-9] s ago {silent}", page)
+        assert re.search(rf"{silent} 0 of 4 \d+ s ago not answering", page)
+    finally:
+        await owner_conn.execute("DELETE FROM workers WHERE name = ANY($1::text[])",
+                                 [live, silent])
+
+
 # --- the policy ---------------------------------------------------------------------------
 
 

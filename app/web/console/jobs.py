@@ -1,5 +1,6 @@
-"""Background jobs: the organisation's dead letters (jobs out of attempts) with a retry
-button, and how many jobs wait or run."""
+"""Background jobs: the workers alive and their last heartbeat, the organisation's queue
+(how many jobs are due, the oldest waiting), its dead letters (jobs out of attempts) with
+a retry button, and how many jobs wait or run."""
 
 from __future__ import annotations
 
@@ -18,6 +19,28 @@ from tenants.permissions import Permission
 #: Dead jobs shown at once; the oldest beyond that wait for the first to be dealt with.
 SHOWN = 200
 
+#: A worker whose heartbeat is older than this (seconds) is shown as not answering; one
+#: silent for ten minutes is not shown (it stopped, or crashed long ago).
+STALE_AFTER = 30
+
+#: The service's workers (not organisation data: shared by every organisation).
+WORKERS_SQL = """
+SELECT name, host, running, concurrency, heartbeat_at,
+       extract(epoch FROM now() - heartbeat_at)::int AS age
+  FROM workers WHERE heartbeat_at > now() - interval '10 minutes' ORDER BY name
+"""
+
+#: The organisation's jobs due now and how long the oldest has waited (an index range on
+#: (tenant_id, status, run_at)).
+QUEUE_SQL = """
+SELECT count(*) AS due, extract(epoch FROM now() - min(run_at))::int AS waited
+  FROM jobs WHERE status = 'queued' AND run_at <= now()
+"""
+OLDEST_SQL = """
+SELECT kind, key, run_at FROM jobs WHERE status = 'queued' AND run_at <= now()
+ ORDER BY run_at LIMIT 1
+"""
+
 
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.JOBS_READ)
@@ -26,7 +49,11 @@ def routes(web: Web) -> list[BaseRoute]:
         for row in await db.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status"):
             counts[row["status"]] = int(row["n"])
         dead = await Job.filter(status=JobStatus.DEAD).order_by("-updated_at").limit(SHOWN)
-        return ctx.render("console/jobs.html", counts=counts, dead=dead, shown=SHOWN)
+        return ctx.render(
+            "console/jobs.html", counts=counts, dead=dead, shown=SHOWN,
+            workers=await db.fetch(WORKERS_SQL), queue=await db.fetch_one(QUEUE_SQL),
+            oldest=await db.fetch_one(OLDEST_SQL), stale_after=STALE_AFTER,
+        )
 
     @page(web, permission=Permission.JOBS_WRITE)
     async def retry(ctx: PageContext) -> Response:

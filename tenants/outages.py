@@ -1,0 +1,70 @@
+"""Telling a database outage from a bug, and waiting one out.
+
+Background loops (the job worker, the audit sealer, the notification listener) must
+outlive PostgreSQL restarts: while the server restarts, asyncpg raises ``OSError``
+(connection refused), ``CannotConnectNowError`` (57P03, still recovering),
+``AdminShutdownError`` (57P01, a fast shutdown ended the session),
+``ConnectionDoesNotExistError`` and ``InterfaceError`` (a pooled connection that died);
+tortoise passes them through, sometimes as the cause of its own errors. Such a loop logs
+the outage, waits a capped, jittered, growing delay (``Backoff``) and tries again, forever.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import asyncpg
+from tortoise.exceptions import DBConnectionError
+
+
+def _is_outage_itself(exc: BaseException) -> bool:
+    return isinstance(
+        exc,
+        OSError  # refused, reset, timed out (TimeoutError is an OSError)
+        | asyncpg.PostgresConnectionError  # SQLSTATE class 08
+        | asyncpg.OperatorInterventionError  # class 57: shutdown, cannot connect now
+        | asyncpg.InterfaceError  # the connection is closed
+        | DBConnectionError,
+    )
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unreachable or restarting (rather than that a
+    query or the code is wrong): looks through causes, contexts and exception groups."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if _is_outage_itself(current):
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                stack.append(linked)
+    return False
+
+
+@dataclass
+class Backoff:
+    """Delays between tries after consecutive failures: ``base`` doubling up to ``cap``
+    seconds, each drawn uniformly from [50%, 100%] of that value so processes that lost
+    the database together do not come back in lockstep. ``reset`` after a success."""
+
+    base: float = 0.25
+    cap: float = 5.0
+    failures: int = 0
+    _random: random.Random = field(default_factory=random.Random, repr=False)
+
+    def next_delay(self) -> float:
+        """Count a failure and return how long to wait before the next try."""
+        self.failures += 1
+        ceiling = min(self.cap, self.base * 2 ** (self.failures - 1))
+        return float(ceiling * self._random.uniform(0.5, 1.0))
+
+    def reset(self) -> None:
+        self.failures = 0
