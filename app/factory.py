@@ -27,7 +27,7 @@ from app.api import Endpoint, PrincipalCache, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
 from app.mail import configure_mail
-from app.metrics import Metrics, MetricsMiddleware, metrics_endpoint, tag_routes
+from app.metrics import Metrics, MetricsMiddleware, last_progress, metrics_endpoint, tag_routes
 from app.middleware import RequestContextMiddleware
 from app.notifications import Listener
 from app.openapi import build_openapi
@@ -191,7 +191,11 @@ def create_app(
     routes += oauth.routes(keyring, settings.base_url)
     routes += signals.receiver_routes(rp.jwks)
     routes.append(Mount("/static", StaticFiles(directory=str(STATIC)), name="static"))
-    metrics = Metrics(decisions=decisions) if settings.metrics else None
+    metrics = (
+        Metrics(decisions=decisions, heartbeat=lambda: last_progress(app.state.worker))
+        if settings.metrics
+        else None
+    )
     if metrics is not None:
         routes.append(
             Route(

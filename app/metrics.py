@@ -49,6 +49,13 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 DATABASE_FIGURES_TTL = 5.0
 
 
+def last_progress(worker: Any) -> float | None:
+    """Unix time of ``worker``'s last loop round that reached the database (None when no
+    worker runs, or it has made none yet)."""
+    stalled = worker.stalled_for() if worker is not None else None
+    return None if stalled is None else time.time() - stalled
+
+
 class Metrics:
     """One process's metrics. ``decisions`` is the process's decision cache (or None in a
     worker); ``heartbeat`` returns the time of the worker loop's last turn, if one runs."""

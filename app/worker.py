@@ -80,7 +80,7 @@ async def run_worker_process(
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(tracing.stop_tracing)
         if metrics_port is not None:
-            await stack.enter_async_context(metrics_server(settings, metrics_port))
+            await stack.enter_async_context(metrics_server(settings, metrics_port, worker))
         try:
             async with background_worker(worker, settings):
                 await worker.stopped()
@@ -92,18 +92,20 @@ async def run_worker_process(
 
 
 @asynccontextmanager
-async def metrics_server(settings: Settings, port: int) -> AsyncIterator[None]:
+async def metrics_server(settings: Settings, port: int, worker: Worker) -> AsyncIterator[None]:
     """Serve this process's ``/metrics`` on ``port`` for the duration of the block."""
     import uvicorn
 
-    from app.metrics import Metrics, metrics_app
+    from app.metrics import Metrics, last_progress, metrics_app
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield  # the worker's own SIGINT/SIGTERM handlers stop the process
 
-    app = metrics_app(Metrics(), token=settings.metrics_token)
+    app = metrics_app(
+        Metrics(heartbeat=lambda: last_progress(worker)), token=settings.metrics_token
+    )
     config = uvicorn.Config(app, host=settings.host, port=port, log_config=None, lifespan="off")
     server = Server(config)
     task = asyncio.create_task(server.serve(), name="metrics-server")

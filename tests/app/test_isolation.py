@@ -72,8 +72,11 @@ async def test_every_route_answers_404_to_another_organisations_ids_and_changes_
             assert_problem(response, 404)
         if await row_counts(owner_conn) != counts:
             failures.append(f"{op}: row counts changed")
-        if await snapshot(bravo, document, world) != before:
-            failures.append(f"{op}: bravo's data changed")
+        after = await snapshot(bravo, document, world)
+        if after != before:
+            changed = {u: (before.get(u), after.get(u)) for u in before.keys() | after.keys()
+                       if before.get(u) != after.get(u)}
+            failures.append(f"{op}: bravo's data changed: {str(changed)[:1500]}")
         control = await send(bravo, op, url, body, params=world.params(op))
         if not 200 <= control.status_code < 300:
             failures.append(
