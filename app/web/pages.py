@@ -29,6 +29,7 @@ from tenants.permissions import Permission, permissions_of
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
+from tenants.signins.rules import Reason
 from tenants.sso.oidc import RelyingParty
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ CONSOLE_NAV: list[tuple[str, str, Permission]] = [
     ("Data access", "/console/data-access", Permission.ACCESS_READ),
     ("Privacy requests", "/console/privacy-requests", Permission.PRIVACY_REQUESTS_READ),
     ("Audit log", "/console/audit", Permission.AUDIT_READ),
+    ("Sign-ins", "/console/sign-ins", Permission.AUDIT_READ),
     ("Settings", "/console/settings", Permission.SSO_READ),
+    ("Domains", "/console/domains", Permission.ORGANISATION_READ),
     ("Identity backend", "/console/identity", Permission.SSO_READ),
     ("Provisioning (SCIM)", "/console/provisioning", Permission.SCIM_READ),
 ]
@@ -178,7 +181,8 @@ def page(
                         active = await sessions.authenticate_session(token)
                     except AuthenticationError as exc:
                         state.remove(token.org_id)
-                        response = _to_login(request, exc.message)
+                        log.info("session refused: %s", exc.message)
+                        response = _to_login(request, Reason.SESSION_ENDED)
                         web.cookies.store(response, state)
                         return response
                     organisation = await Organisation.get(id=token.org_id)
@@ -228,10 +232,10 @@ def page(
     return wrap
 
 
-def _to_login(request: Request, reason: str | None = None) -> RedirectResponse:
+def _to_login(request: Request, reason: Reason | None = None) -> RedirectResponse:
     target = "/login?next=" + quote(request.url.path)
     if reason:
-        target += "&reason=" + quote(reason)
+        target += f"&reason={reason}"
     return RedirectResponse(target, status_code=303)
 
 
