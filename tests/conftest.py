@@ -38,6 +38,7 @@ from tenants.organisations.models import OrganisationKind
 from tenants.permissions import Permission
 from tenants.tokens import service as tokens
 from tenants.units.models import Unit
+from tests.support.dns_server import RunningDns, Zone, run_dns_server
 
 # Job handlers register on import, as in `tenantry worker` (tests run jobs in-process).
 load_handlers()
@@ -101,7 +102,24 @@ async def owner_conn(database_urls: DatabaseUrls) -> AsyncIterator[asyncpg.Conne
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory, live_port: int) -> Settings:
+def dns_server() -> Iterator[RunningDns]:
+    """A real DNS server on 127.0.0.1 that the app's domain verification asks."""
+    with run_dns_server() as running:
+        yield running
+
+
+@pytest.fixture
+def dns(dns_server: RunningDns) -> Iterator[Zone]:
+    """The DNS server's zone, empty at the start of the test and emptied after it."""
+    dns_server.zone.clear()
+    yield dns_server.zone
+    dns_server.zone.clear()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory, live_port: int, dns_server: RunningDns
+) -> Settings:
     # public_url is the live server's address (see live_server), so redirect URIs the app
     # builds point where a browser or an identity provider can reach it.
     return Settings(secret_key="test-secret-" + "x" * 40, data_dir=tmp_path_factory.mktemp("data"),
@@ -110,7 +128,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory, live_port: int) -> Settin
                     # test client presents its own address, so others never reach it.
                     login_rate_limit=30,
                     # Tests run jobs themselves (Worker.run_until_idle), deterministically.
-                    embedded_worker=False)
+                    embedded_worker=False,
+                    dns_nameservers=(dns_server.address,), dns_port=dns_server.port)
 
 
 @pytest.fixture(scope="session")
