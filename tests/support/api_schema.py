@@ -213,7 +213,7 @@ RESOURCE_BY_PREFIX = {
 RESOURCE_BY_OPERATION = {"POST /v1/access/grants/{id}/review": "emergency_grant"}
 
 #: Other path parameters → the World attribute they name.
-RESOURCE_BY_PARAM = {"member_id": "member", "client_id": "client"}
+RESOURCE_BY_PARAM = {"member_id": "member", "client_id": "client", "domain": "domain"}
 
 #: A setting members may choose and the organisation may set (from the built-in catalogue).
 SETTING = "cookies.analytics"
@@ -425,6 +425,20 @@ WORLD_EXTENSIONS: list[WorldExtension] = []
 def world_extension(fn: WorldExtension) -> WorldExtension:
     WORLD_EXTENSIONS.append(fn)
     return fn
+
+
+@world_extension
+async def domains_world(org: OrgHandle, world: World) -> dict[str, JSON]:
+    """A domain of the organisation whose TXT record is published on the test session's
+    DNS server, so verifying it succeeds; its "id" is its name (the path parameter)."""
+    from tests.support import dns_server
+
+    name = f"probe-{fresh()}.{org.slug}.example"
+    response = await org.post("/v1/domains", {"name": name})
+    assert response.status_code == 201, response.text
+    assert dns_server.CURRENT is not None, "the session's DNS server is not running"
+    dns_server.CURRENT.zone.publish(name, response.json()["record"]["value"])
+    return {"domain": {"id": name}}
 
 
 @world_extension

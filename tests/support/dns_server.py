@@ -58,8 +58,13 @@ class RunningDns:
     port: int
 
 
+#: The server this test session runs (for helpers that have no fixture at hand).
+CURRENT: RunningDns | None = None
+
+
 @contextmanager
 def run_dns_server() -> Iterator[RunningDns]:
+    global CURRENT
     zone = Zone()
     quiet = DNSLogger(logf=lambda *_: None)
     udp = DNSServer(zone, address="127.0.0.1", port=0, logger=quiet)
@@ -67,8 +72,10 @@ def run_dns_server() -> Iterator[RunningDns]:
     tcp = DNSServer(zone, address="127.0.0.1", port=port, tcp=True, logger=quiet)
     udp.start_thread()
     tcp.start_thread()
+    CURRENT = RunningDns(zone, "127.0.0.1", port)
     try:
-        yield RunningDns(zone, "127.0.0.1", port)
+        yield CURRENT
     finally:
+        CURRENT = None
         udp.stop()
         tcp.stop()
