@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
@@ -47,24 +48,44 @@ def _anonymous(request: Request, what: str) -> Actor:
     )
 
 
-def _attempt(request: Request, method: SignInMethod, **known: object) -> sign_ins.SignInAttempt:
+def _attempt(
+    request: Request,
+    method: SignInMethod,
+    *,
+    reason: Reason | None = None,
+    email: str | None = None,
+    idp_subject: str | None = None,
+    member_id: uuid.UUID | None = None,
+    idp: str | None = None,
+) -> sign_ins.SignInAttempt:
     """A sign-in log entry for this request: its address and user agent, and what is known."""
     return sign_ins.SignInAttempt(
         method,
+        reason=reason,
+        email=email,
+        idp_subject=idp_subject,
+        member_id=member_id,
+        idp=idp,
         client_addr=_client(request),
         user_agent=request.headers.get("user-agent"),
-        **known,  # type: ignore[arg-type]
     )
 
 
 async def _log_refusal(
-    request: Request, org_id: OrgId, method: SignInMethod, reason: Reason, **known: object
+    request: Request,
+    org_id: OrgId,
+    method: SignInMethod,
+    reason: Reason,
+    *,
+    email: str | None = None,
+    idp: str | None = None,
 ) -> None:
-    """Record a refused attempt in its own transaction (the refusing one rolled back)."""
-    if method is SignInMethod.SSO and "idp" not in known:
-        async with db.tenant_transaction(org_id):
-            known["idp"] = await sso.current_issuer()
-    await sign_ins.record_for(org_id, _attempt(request, method, reason=reason, **known))
+    """Record a refused attempt in a transaction of its own (the refusing one rolled back);
+    an SSO attempt names the organisation's identity provider when the caller did not."""
+    async with db.tenant_transaction(org_id):
+        if method is SignInMethod.SSO and idp is None:
+            idp = await sso.current_issuer()
+        await sign_ins.record(_attempt(request, method, reason=reason, email=email, idp=idp))
 
 
 #: The OAuth 2.0 error codes an authorization response may carry (RFC 6749 §4.1.2.1,
@@ -287,7 +308,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 org_id,
                 SignInMethod.SSO,
                 exc.reason,
-                **({"idp": pending.issuer} if pending is not None else {}),
+                idp=pending.issuer if pending is not None else None,
             )
             return web.message(request, "Sign-in failed", exc.message, status=401, link=back)
         if outcome.refusal is not None or outcome.token is None or outcome.member is None:

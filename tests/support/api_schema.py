@@ -293,6 +293,14 @@ QUERIES: Table = {
 }
 
 
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def fresh() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -412,7 +420,11 @@ class World:
             "rule",
         ):
             found.add(self.resource(attribute)["id"])
-        found |= {str(value["id"]) for value in self.extra.values() if "id" in value}
+        # Names standing in for ids in paths (a domain) are not ids; the organisation's
+        # domain in them makes them markers anyway.
+        found |= {
+            str(value["id"]) for value in self.extra.values() if "id" in value and _is_uuid(value["id"])
+        }
         return found
 
 
@@ -430,8 +442,18 @@ def world_extension(fn: WorldExtension) -> WorldExtension:
 @world_extension
 async def domains_world(org: OrgHandle, world: World) -> dict[str, JSON]:
     """A domain of the organisation whose TXT record is published on the test session's
-    DNS server, so verifying it succeeds; its "id" is its name (the path parameter)."""
+    DNS server, so verifying it succeeds; its "id" is its name (the path parameter). And a
+    refused password sign-in in the sign-in log, by an address at the organisation."""
+    from tenants.signins import service as sign_ins
+    from tenants.signins.rules import Reason, SignInMethod
     from tests.support import dns_server
+
+    await sign_ins.record_for(
+        org.id,
+        sign_ins.SignInAttempt(
+            SignInMethod.PASSWORD, reason=Reason.BAD_CREDENTIALS, email=f"probe@{org.slug}.example"
+        ),
+    )
 
     name = f"probe-{fresh()}.{org.slug}.example"
     response = await org.post("/v1/domains", {"name": name})
