@@ -134,6 +134,10 @@ def worker(
         int, typer.Option(min=1, max=3600, help="Seconds a claimed job stays reserved.")
     ] = 30,
     name: Annotated[str | None, typer.Option(help="Worker name (default host:pid).")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics at :PORT/metrics."),
+    ] = None,
 ) -> None:
     """Run durable jobs (departure steps, webhooks, email) and seal audit events.
 
@@ -148,7 +152,11 @@ def worker(
     configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
     job_worker = Worker(name=name, lease_seconds=lease, concurrency=concurrency)
     out.print(f"worker [bold]{job_worker.name}[/bold] running; Ctrl+C stops it")
-    run_with_orm(settings, lambda: run_worker_process(job_worker, settings), migrate=False)
+    run_with_orm(
+        settings,
+        lambda: run_worker_process(job_worker, settings, metrics_port=metrics_port),
+        migrate=False,
+    )
 
 
 def _print_demo(settings: Settings, credentials: list[object]) -> None:
