@@ -442,18 +442,21 @@ def world_extension(fn: WorldExtension) -> WorldExtension:
 @world_extension
 async def domains_world(org: OrgHandle, world: World) -> dict[str, JSON]:
     """A domain of the organisation whose TXT record is published on the test session's
-    DNS server, so verifying it succeeds; its "id" is its name (the path parameter). And a
-    refused password sign-in in the sign-in log, by an address at the organisation."""
+    DNS server, so verifying it succeeds; its "id" is its name (the path parameter). And two
+    refused password sign-ins in the sign-in log, by an address at the organisation."""
     from tenants.signins import service as sign_ins
     from tenants.signins.rules import Reason, SignInMethod
     from tests.support import dns_server
 
-    await sign_ins.record_for(
-        org.id,
-        sign_ins.SignInAttempt(
-            SignInMethod.PASSWORD, reason=Reason.BAD_CREDENTIALS, email=f"probe@{org.slug}.example"
-        ),
-    )
+    for _ in range(2):  # two, so the list issues a cursor
+        await sign_ins.record_for(
+            org.id,
+            sign_ins.SignInAttempt(
+                SignInMethod.PASSWORD,
+                reason=Reason.BAD_CREDENTIALS,
+                email=f"probe@{org.slug}.example",
+            ),
+        )
 
     name = f"probe-{fresh()}.{org.slug}.example"
     response = await org.post("/v1/domains", {"name": name})
