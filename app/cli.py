@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from app.cli_audit import register as register_audit_archive
 from app.cli_identity import identity_cli
 from app.database import DatabaseSetupError
 from app.settings import Settings, SettingsError
@@ -31,6 +32,7 @@ admin_cli = typer.Typer(help="Administrators.", no_args_is_help=True)
 cli.add_typer(org_cli, name="org")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(audit_cli, name="audit")
+register_audit_archive(audit_cli)
 cli.add_typer(admin_cli, name="admin")
 cli.add_typer(identity_cli, name="identity")
 

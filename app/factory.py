@@ -32,6 +32,8 @@ from app.notifications import Listener
 from app.openapi import build_openapi
 from app.problems import http_problem, problem_catalogue
 from app.routes.health import healthz, readyz
+from app.scim.responses import error_response as scim_error_response
+from app.scim.responses import is_scim_path
 from app.scim.routes import scim_routes
 from app.settings import Settings
 from app.v1 import ROUTERS, signals
@@ -185,10 +187,14 @@ def create_app(
         tag_routes(routes)
 
     async def not_found(request: Request, exc: Any) -> Response:
+        if is_scim_path(request.url.path):
+            return scim_error_response(404, f"nothing lives at {request.url.path}")
         return http_problem(request, "route_not_found", f"nothing lives at {request.url.path}")
 
     async def http_error(request: Request, exc: Any) -> Response:
         assert isinstance(exc, HTTPException)
+        if is_scim_path(request.url.path):
+            return scim_error_response(exc.status_code, str(exc.detail))
         if exc.status_code == 405:
             return http_problem(
                 request, "method_not_allowed", f"{request.method} is not allowed here"

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 
 from app.logs import request_id_var
 from app.problems import http_problem
+from app.scim.responses import error_response, is_scim_path
 
 log = logging.getLogger("tenantry.access")
 errors = logging.getLogger("tenantry.errors")
@@ -105,8 +106,12 @@ class RequestContextMiddleware:
             if response_started:
                 raise
             request = Request(scope)
-            if _wants_html(request):
-                response: Response = HTMLResponse(
+            if is_scim_path(request.url.path):
+                response: Response = error_response(
+                    500, f"the request could not be finished (reference {request_id})"
+                )
+            elif _wants_html(request):
+                response = HTMLResponse(
                     "<!doctype html><html lang=en><meta charset=utf-8><title>Something went wrong</title>"
                     "<link rel=stylesheet href=/static/app.css><main class=narrow><h1>Something went wrong</h1>"
                     f"<p>We could not finish this. Try again; if it keeps happening, give your administrator "

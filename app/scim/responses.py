@@ -25,6 +25,14 @@ from tenants.scim import errors as scim
 from tenants.scim.schemas import ERROR_URN
 
 MEDIA_TYPE = "application/scim+json"
+PREFIX = "/scim/v2"
+
+
+def is_scim_path(path: str) -> bool:
+    """Whether ``path`` is under the SCIM service provider, whose every answer, errors from
+    the router (404, 405) and the last-resort 500 included, must be SCIM JSON."""
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
 
 #: Status of each SCIM error (RFC 7644 §3.12, Tables 8 and 9).
 STATUS: dict[type[scim.ScimError], int] = {
@@ -41,6 +49,7 @@ STATUS: dict[type[scim.ScimError], int] = {
     scim.ResourceNotFoundError: 404,
     scim.PreconditionFailedError: 412,
     scim.PayloadTooLargeError: 413,
+    scim.UnsupportedMediaTypeError: 415,
     scim.NotImplementedScimError: 501,
 }
 

@@ -26,7 +26,13 @@ from app.api import PrincipalCache, verified_principal
 from app.auth import Authenticator, Principal
 from app.scim import discovery
 from app.scim.queries import list_query, search_query
-from app.scim.responses import error_response, from_error, scim_json, status_and_type
+from app.scim.responses import (
+    PREFIX,
+    error_response,
+    from_error,
+    scim_json,
+    status_and_type,
+)
 from tenants import notifications
 from tenants.db import tenant_transaction
 from tenants.errors import PermissionDeniedError, TenantryError
@@ -38,13 +44,13 @@ from tenants.scim.errors import (
     InvalidSyntaxError,
     PayloadTooLargeError,
     UnknownAttributeError,
+    UnsupportedMediaTypeError,
 )
 from tenants.scim.listing import ListQuery
 from tenants.scim.schemas import GROUPS, USERS, ResourceKind, published_schemas
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/scim/v2"
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 JSON_TYPES = ("application/scim+json", "application/json")
 
@@ -97,7 +103,7 @@ def scim_routes(
     async def read_body(request: Request, limit: int) -> Any:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
-            raise InvalidSyntaxError(f"send application/scim+json, not {content_type}")
+            raise UnsupportedMediaTypeError(f"send application/scim+json, not {content_type}")
         size = 0
         chunks = []
         async for chunk in request.stream():

@@ -208,7 +208,7 @@ def routes(web: Web) -> list[BaseRoute]:
         if browser is None or not login_form_ok(request, form):
             await _log_refusal(request, org_id, SignInMethod.SSO, Reason.FORM_EXPIRED)
             return RedirectResponse(f"/login/{quote(slug)}?reason={Reason.FORM_EXPIRED}", 303)
-        if (wait := web.login_limiter.retry_after(_client(request))) is not None:
+        if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
             await _log_refusal(request, org_id, SignInMethod.SSO, Reason.RATE_LIMITED)
             return _too_many(web, request, wait)
         try:
@@ -336,7 +336,7 @@ def routes(web: Web) -> list[BaseRoute]:
         if not login_form_ok(request, form):
             await _log_refusal(request, org_id, asked, Reason.FORM_EXPIRED, email=typed)
             return RedirectResponse(f"/login/{quote(slug)}?reason={Reason.FORM_EXPIRED}", 303)
-        if (wait := web.login_limiter.retry_after(_client(request))) is not None:
+        if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
             await _log_refusal(request, org_id, asked, Reason.RATE_LIMITED, email=typed)
             return _too_many(web, request, wait)
         async with db.tenant_transaction(org_id):

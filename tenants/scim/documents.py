@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 from scim2_models import Extension, PatchOp, Resource, Schema
 
+from tenants.scim import dialects
 from tenants.scim.errors import InvalidValueError
 from tenants.scim.schemas import (
     ENTERPRISE_URN,
@@ -85,14 +86,17 @@ def _without(payload: Mapping[str, Any], ignored: frozenset[str]) -> dict[str, A
 
 
 def user_document(payload: Any) -> UserDocument:
-    """A User body (POST, PUT, or the result of a PATCH) checked and split."""
-    return split_user(validate(USERS, payload))
+    """A User body (POST, PUT, or the result of a PATCH) checked and split; the enterprise
+    ``manager`` may be given as a plain id (``tenants.scim.dialects.user_body``)."""
+    return split_user(validate(USERS, dialects.user_body(payload)))
 
 
 def group_document(payload: Any) -> GroupDocument:
     """A Group body checked and split. Members' ``display`` is not part of the published
     Group schema (a member's name is the User's); identity providers that send it anyway
-    are not refused for it."""
+    are not refused for it, nor for Entra's ADSCIM schema URI
+    (``tenants.scim.dialects.group_body``)."""
+    payload = dialects.group_body(payload)
     if isinstance(payload, dict):
         payload = dict(payload)
         for key, value in payload.items():

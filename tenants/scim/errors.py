@@ -118,6 +118,13 @@ class PayloadTooLargeError(ScimError):
     code = "scim_payload_too_large"
 
 
+class UnsupportedMediaTypeError(ScimError):
+    """The body is not JSON (RFC 7644 §3.1: ``application/scim+json``; plain
+    ``application/json`` is accepted too)."""
+
+    code = "scim_unsupported_media_type"
+
+
 class NotImplementedScimError(ScimError):
     """An operation this service provider does not offer (RFC 7644 §3.12: 501)."""
 

@@ -22,7 +22,7 @@ from tenants.actors import Actor
 from tenants.groups import service as groups
 from tenants.identity import changes as identity
 from tenants.policy import service as policy
-from tenants.scim import service
+from tenants.scim import dialects, service
 from tenants.scim.columns import GROUP_COLUMNS, GROUP_SELECT, GROUP_VISIBLE
 from tenants.scim.documents import (
     GroupDocument,
@@ -35,7 +35,8 @@ from tenants.scim.documents import (
 )
 from tenants.scim.errors import InvalidValueError, ResourceNotFoundError, UniquenessError
 from tenants.scim.listing import ListQuery, run
-from tenants.scim.patching import first_error, parse_patch, scim_error
+from tenants.scim.patching import apply_group_simple, first_error, parse_patch, scim_error
+from tenants.scim.schemas import GROUPS
 from tenants.scim.users import check_version
 
 #: Above this many members changed at once, caches are told the organisation changed
@@ -109,21 +110,28 @@ async def replace_group(
 async def patch_group(
     group_id: uuid.UUID, payload: Any, *, base: str, if_match: str | None, actor: Actor
 ) -> GroupRecord:
-    """PATCH /Groups/{id} (RFC 7644 §3.5.2), all operations or none."""
+    """PATCH /Groups/{id} (RFC 7644 §3.5.2), all operations or none, once the identity
+    providers' dialects are read (``tenants.scim.dialects``)."""
     before = await get_group(group_id, for_update=True)
     check_version(group_version(before), if_match)
-    model = group_model()
-    patch = parse_patch(model, payload)
     current = render_group(before, base)
     current.pop("meta")
-    resource = model.model_validate(current)
-    try:
-        patch.patch(resource)
-    except SCIMException as exc:
-        raise scim_error(exc) from None
-    except ValidationError as exc:
-        raise InvalidValueError(first_error(exc)) from None
-    return await _write(before, group_document(dump(resource)), actor=actor)
+    rewritten = dialects.patch_message(GROUPS, payload, current)
+    if dialects.changes_nothing(payload, rewritten):
+        return before
+    patched = apply_group_simple(current, rewritten)
+    if patched is None:
+        model = group_model()
+        patch = parse_patch(model, rewritten)
+        resource = model.model_validate(current)
+        try:
+            patch.patch(resource)
+        except SCIMException as exc:
+            raise scim_error(exc) from None
+        except ValidationError as exc:
+            raise InvalidValueError(first_error(exc)) from None
+        patched = dump(resource)
+    return await _write(before, group_document(patched), actor=actor)
 
 
 async def delete_group(group_id: uuid.UUID, *, if_match: str | None, actor: Actor) -> None:
@@ -178,8 +186,9 @@ async def set_members(
     INSERT and one DELETE; one ``group.member_added``/``group.member_removed`` event per
     member; the identity backend and the policy caches are told, as by ``add_member``.
     """
-    added = [m for m in dict.fromkeys(wanted) if m not in set(current)]
-    removed = [m for m in current if m not in set(wanted)]
+    current_set, wanted_set = set(current), set(wanted)
+    added = [m for m in dict.fromkeys(wanted) if m not in current_set]
+    removed = [m for m in current if m not in wanted_set]
     if not added and not removed:
         return
     if added:

@@ -28,7 +28,7 @@ from tenants.identity import changes as identity
 from tenants.members import service as members
 from tenants.members.lifecycle import MemberStatus
 from tenants.permissions import Role
-from tenants.scim import service
+from tenants.scim import dialects, service
 from tenants.scim.columns import USER_COLUMNS, USER_SELECT, USER_VISIBLE
 from tenants.scim.documents import (
     ACTIVE_UNASSIGNED,
@@ -52,7 +52,12 @@ from tenants.scim.errors import (
     UniquenessError,
 )
 from tenants.scim.listing import ListQuery, run
-from tenants.scim.patching import apply_simple, first_error, parse_patch, scim_error
+from tenants.scim.patching import (
+    apply_simple,
+    first_error,
+    parse_patch,
+    scim_error,
+)
 from tenants.scim.schemas import ENTERPRISE_URN, USERS
 
 
@@ -181,11 +186,16 @@ async def replace_user(
 async def patch_user(
     member_id: uuid.UUID, payload: Any, *, base: str, if_match: str | None, actor: Actor
 ) -> UserRecord:
-    """PATCH /Users/{id} (RFC 7644 §3.5.2): the operations apply in order to the current
-    User, all or nothing (scim2-models ``PatchOp.patch``), then the result is written."""
+    """PATCH /Users/{id} (RFC 7644 §3.5.2): the operations, once the identity providers'
+    dialects are read (``tenants.scim.dialects``), apply in order to the current User, all
+    or nothing (scim2-models ``PatchOp.patch``), then the result is written."""
     before = await get_user(member_id, for_update=True)
     check_version(user_version(before), if_match)
     current = user_for_patch(before, base)
+    rewritten = dialects.patch_message(USERS, payload, current)
+    if dialects.changes_nothing(payload, rewritten):
+        return before
+    payload = rewritten
     patched = apply_simple(USERS, current, payload)
     if patched is None:
         model = user_model()

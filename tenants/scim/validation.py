@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from tenants.scim.dialects import boolean_text
 from tenants.scim.errors import InvalidSyntaxError, InvalidValueError
 from tenants.scim.schemas import Attribute, ResourceKind, catalogue
 
@@ -178,9 +179,13 @@ def _single(value: Any, attribute: Attribute, where: str) -> Any:
             raise InvalidValueError(f"{where} contains a NUL character")
         return value or None
     if kind == "boolean":
-        if not isinstance(value, bool):
+        if isinstance(value, bool):
+            return value
+        # Entra ID sends "True"/"False" (tenants.scim.dialects); nothing looser.
+        text = boolean_text(value)
+        if text is None:
             raise InvalidValueError(f"{where} must be true or false")
-        return value
+        return text
     if kind == "binary":
         if not isinstance(value, str):
             raise InvalidValueError(f"{where} must be base64 text")

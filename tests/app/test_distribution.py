@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GLOBAL_TABLES = {
     "organisations": "reference table: the slug and domain lookups run before a tenant is known",
     "signing_keys": "reference table: the service's own token-signing keys, read by every node",
+    "rate_limit_hits": "reference table: attempts per client address, limited across organisations",
     "tortoise_migrations": "coordinator only: the migration history",
 }
 

@@ -41,13 +41,17 @@ def tenantry_env(
     return env
 
 
+def tenantry_command() -> list[str]:
+    """The installed ``tenantry`` command, or the CLI module run by this interpreter."""
+    found = shutil.which("tenantry")
+    return [found] if found else [sys.executable, "-m", "app.cli"]
+
+
 def start_tenantry(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """``tenantry ARGS`` with its output in ``log``."""
-    found = shutil.which("tenantry")
-    command = [found] if found else [sys.executable, "-m", "app.cli"]
     with log.open("wb") as out:
         return subprocess.Popen(
-            [*command, *args],
+            [*tenantry_command(), *args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,

@@ -77,7 +77,7 @@ GRANT EXECUTE ON FUNCTION domain_owner(text) TO {RUNTIME_ROLE};
 ]
 
 class Migration(migrations.Migration):
-    dependencies = [('tenants', '0013_service_metrics')]
+    dependencies = [('tenants', '0014_shared_rate_limits')]
 
     initial = False
 
