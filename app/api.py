@@ -37,6 +37,9 @@ B = TypeVar("B", bound=BaseModel)
 Q = TypeVar("Q", bound=BaseModel)
 
 PATH_PARAM = re.compile(r"{(\w+)}")
+#: Path parameters that are names, not ids: passed to the handler as text (``Call.text``)
+#: for the service to validate. Every other path parameter is a UUID.
+NAME_PARAMS: dict[str, str] = {"domain": "A domain name, such as example.org."}
 
 
 class NoBody(BaseModel):
@@ -84,6 +87,10 @@ class Call(Generic[B, Q]):
 
     def id(self, name: str = "id") -> uuid.UUID:
         return self.path[name]
+
+    def text(self, name: str) -> str:
+        """A name path parameter (``NAME_PARAMS``), as sent."""
+        return str(self.request.path_params[name])
 
 
 Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | Response | None]]
@@ -194,6 +201,8 @@ class _Refused(Exception):
 def _parse_path(request: Request, endpoint: Endpoint) -> dict[str, uuid.UUID]:
     values = {}
     for name in endpoint.path_params:
+        if name in NAME_PARAMS:
+            continue
         raw = request.path_params.get(name, "")
         try:
             values[name] = uuid.UUID(raw)

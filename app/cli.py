@@ -271,7 +271,9 @@ def org_create(
     name: Annotated[str, typer.Option(help="Display name.", callback=name_option)],
     kind: Annotated[str, typer.Option(help="employer or school.")] = "employer",
     domain: Annotated[
-        list[str] | None, typer.Option(help="Verified email domain (repeatable).")
+        list[str] | None, typer.Option(
+            help="Email domain (repeatable); pending until proven with a DNS TXT record."
+        )
     ] = None,
     owner: Annotated[
         str | None, typer.Option(help="Email of the first owner; they sign in through SSO.")
@@ -280,6 +282,9 @@ def org_create(
     """Create an organisation with its root unit, audit chain and (optionally) first owner."""
     from tenants import db
     from tenants.actors import system_actor
+    from tenants.domains.models import Domain
+    from tenants.domains.rules import record_names, record_value
+    from tenants.domains.service import list_domains
     from tenants.ids import OrgId
     from tenants.members.service import NewMember, create_member
     from tenants.organisations import service
@@ -310,10 +315,19 @@ def org_create(
                     ),
                     actor=actor,
                 )
+        async with db.tenant_transaction(OrgId(org.id)):
+            pending.extend(await list_domains())
         return org
 
+    pending: list[Domain] = []
     org = run_with_orm(load_settings(), work)
     out.print(f"[green]created[/green] organisation {slug} ({getattr(org, 'id', '')})")
+    for added in pending:
+        out.print(
+            f"to prove {added.name}, publish the TXT record "
+            f"[bold]{record_value(added.token)}[/bold] at {' or '.join(record_names(added.name))}"
+            f", then verify it (console, Domains; or POST /v1/domains/{added.name}/verify)"
+        )
     if owner:
         out.print(
             f"{owner} is its owner; they sign in at /login/{slug} once SSO is set up, "

@@ -7,6 +7,7 @@ import base64
 import binascii
 import secrets
 import time
+from functools import partial
 from urllib.parse import unquote
 
 from starlette.requests import Request
@@ -19,6 +20,8 @@ from tenants.clients import service as clients
 from tenants.clients.keys import KeyRing
 from tenants.db import tenant_transaction
 from tenants.errors import AuthenticationError
+from tenants.signins import service as sign_ins
+from tenants.signins.rules import Reason, SignInMethod
 
 TOKEN_LIFETIME = 900
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -67,14 +70,24 @@ def routes(keyring: KeyRing, issuer: str) -> list[BaseRoute]:
         org_id = clients.org_of_client_id(client_id)
         if org_id is None:
             return _error("invalid_client", "the client credentials are not valid", 401)
+        attempt = partial(
+            sign_ins.SignInAttempt,
+            SignInMethod.PRODUCT_CLIENT,
+            idp=client_id,
+            client_addr=address,
+            user_agent=request.headers.get("user-agent"),
+        )
         try:
             async with tenant_transaction(org_id):
                 found = await clients.authenticate_client(client_id, secret)
+                granted = {s.value for s in found.scopes}
+                requested = set((form.get("scope") or "").split()) or granted
+                refused = not requested <= granted
+                await sign_ins.record(attempt(reason=Reason.INVALID_SCOPE if refused else None))
         except AuthenticationError as exc:
+            await sign_ins.record_for(org_id, attempt(reason=Reason.INVALID_CLIENT))
             return _error("invalid_client", exc.message, 401)
-        granted = {s.value for s in found.scopes}
-        requested = set((form.get("scope") or "").split()) or granted
-        if not requested <= granted:
+        if refused:
             extra = " ".join(sorted(requested - granted))
             return _error("invalid_scope", f"the client may not request: {extra}")
         now = int(time.time())

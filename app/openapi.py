@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from app.api import Endpoint, NoQuery
+from app.api import NAME_PARAMS, Endpoint, NoQuery
 from app.problems import STATUS_BY_CODE
 
 REF = "#/components/schemas/{model}"
@@ -49,6 +49,7 @@ ERROR_TEXT = {
     415: "Body is not of the media type the operation takes",
     422: "Invalid input; see errors",
     500: "Internal error",
+    503: "A service it depends on (such as DNS) did not answer; retry later",
 }
 
 
@@ -166,7 +167,11 @@ def _parameters(
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "format": "uuid"},
+            "schema": (
+                {"type": "string", "maxLength": 253, "description": NAME_PARAMS[name]}
+                if name in NAME_PARAMS
+                else {"type": "string", "format": "uuid"}
+            ),
         }
         for name in e.path_params
     ]

@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "permission_denied": 403,
     "unauthenticated": 401,
     "sign_in_failed": 401,
+    "dns_unavailable": 503,
 }
 
 

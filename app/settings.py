@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from tenants.domains.dns import DnsTxtLookup
 from tenants.mail.sender import SmtpSecurity
 
 
@@ -101,6 +102,9 @@ class Settings:
     smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
     #: The From address; shown with the organisation's name ("Acme via Tenantry").
     mail_from: str = "no-reply@tenantry.invalid"
+    #: Resolvers for domain verification (TXT records); empty: the system's resolvers.
+    dns_nameservers: tuple[str, ...] = ()
+    dns_port: int = 53
     #: Prometheus metrics at /metrics (app/metrics.py).
     metrics: bool = True
     #: With a token, /metrics answers a scraper presenting it as a bearer token from any
@@ -112,6 +116,10 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    def dns_lookup(self) -> DnsTxtLookup:
+        """The TXT lookup domain verification uses (the configured resolvers)."""
+        return DnsTxtLookup(self.dns_nameservers, self.dns_port)
 
     @property
     def base_url(self) -> str:
@@ -243,6 +251,15 @@ class Settings:
         text("SMTP_PASSWORD", "smtp_password")
         choice("SMTP_SECURITY", "smtp_security", SmtpSecurity)
         text("SMTP_FROM", "mail_from")
+        integer("DNS_PORT", "dns_port", 1, 65535)
+        raw_nameservers = env.get("DNS_NAMESERVERS", "").strip()
+        if raw_nameservers:
+            servers = tuple(s for s in raw_nameservers.replace(",", " ").split() if s)
+            bad = [s for s in servers if not _is_ip_address(s)]
+            if bad:
+                problems.append(f"DNS_NAMESERVERS: {', '.join(bad)} is not an IP address")
+            else:
+                values["dns_nameservers"] = servers
         if ("smtp_username" in values) != ("smtp_password" in values):
             problems.append("SMTP_USERNAME and SMTP_PASSWORD: give both or neither")
         mail_from = str(values.get("mail_from", ""))
@@ -274,6 +291,16 @@ class Settings:
         if not settings.secret_key:
             settings = replace(settings, secret_key=_development_secret(settings.data_dir))
         return settings
+
+
+def _is_ip_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _development_secret(data_dir: Path) -> str:

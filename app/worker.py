@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 #: Modules whose import registers job handlers (``tenants.jobs.registry.handler``).
 HANDLER_MODULES: tuple[str, ...] = (
     "tenants.departures.steps",
+    "tenants.domains.jobs",
     "tenants.identity.sync",
     "tenants.mail.delivery",
     "tenants.requests.jobs",
@@ -47,6 +48,9 @@ def configure_handlers(settings: Settings) -> None:
     from tenants.identity import sync as identity_sync
 
     identity_sync.configure(settings.secret_key)
+    from tenants.domains import jobs as domain_jobs
+
+    domain_jobs.configure(settings.dns_lookup())
 
 
 @asynccontextmanager

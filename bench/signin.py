@@ -616,6 +616,7 @@ async def create_data(db_urls: Any, cfg: Config, *, slug: str, issuer: str, secr
     from app.runtime import orm
     from tenants import db
     from tenants.actors import system_actor
+    from tenants.domains.rules import DomainProof
     from tenants.members.lifecycle import MemberStatus
     from tenants.members.service import NewMember, create_member
     from tenants.organisations import service as organisations
@@ -631,7 +632,7 @@ async def create_data(db_urls: Any, cfg: Config, *, slug: str, issuer: str, secr
     async with orm(db_urls, pool_size=4):
         org = await organisations.create_organisation(
             slug=slug, name="Bench Organisation", kind=OrganisationKind.EMPLOYER,
-            domains=[f"{slug}.example"], actor=actor,
+            domains=[f"{slug}.example"], actor=actor, domains_proof=DomainProof.SEED,
         )
         org_id = OrgId(org.id)
         async with db.tenant_transaction(org_id):

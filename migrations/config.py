@@ -33,6 +33,8 @@ MODEL_MODULES: dict[str, list[str]] = {
         "tenants.identity.models",
         "tenants.signals.models",
         "tenants.scim.models",
+        "tenants.domains.models",
+        "tenants.signins.models",
     ],
 }
 

@@ -31,12 +31,14 @@ from app.worker import configure_handlers, load_handlers
 from tenants import db
 from tenants.actors import Actor, system_actor
 from tenants.audit.sealer import seal_all
+from tenants.domains.rules import DomainProof
 from tenants.ids import OrgId
 from tenants.organisations import service as organisations
 from tenants.organisations.models import OrganisationKind
 from tenants.permissions import Permission
 from tenants.tokens import service as tokens
 from tenants.units.models import Unit
+from tests.support.dns_server import RunningDns, Zone, run_dns_server
 
 # Job handlers register on import, as in `tenantry worker` (tests run jobs in-process).
 load_handlers()
@@ -55,7 +57,7 @@ TENANT_TABLES = (
     "privacy_request_events", "privacy_requests", "privacy_request_policies",
     "webhook_deliveries", "jobs", "departure_steps", "departures", "departure_policies",
     "content_items",
-    "scim_users", "scim_groups", "scim_settings",
+    "scim_users", "scim_groups", "scim_settings", "domains", "sign_ins",
     "api_tokens", "product_accounts", "products",
     "group_memberships", "groups", "members", "units", "organisations",
 )
@@ -101,7 +103,24 @@ async def owner_conn(database_urls: DatabaseUrls) -> AsyncIterator[asyncpg.Conne
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory, live_port: int) -> Settings:
+def dns_server() -> Iterator[RunningDns]:
+    """A real DNS server on 127.0.0.1 that the app's domain verification asks."""
+    with run_dns_server() as running:
+        yield running
+
+
+@pytest.fixture
+def dns(dns_server: RunningDns) -> Iterator[Zone]:
+    """The DNS server's zone, empty at the start of the test and emptied after it."""
+    dns_server.zone.clear()
+    yield dns_server.zone
+    dns_server.zone.clear()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory, live_port: int, dns_server: RunningDns
+) -> Settings:
     # public_url is the live server's address (see live_server), so redirect URIs the app
     # builds point where a browser or an identity provider can reach it.
     return Settings(secret_key="test-secret-" + "x" * 40, data_dir=tmp_path_factory.mktemp("data"),
@@ -110,7 +129,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory, live_port: int) -> Settin
                     # test client presents its own address, so others never reach it.
                     login_rate_limit=30,
                     # Tests run jobs themselves (Worker.run_until_idle), deterministically.
-                    embedded_worker=False)
+                    embedded_worker=False,
+                    dns_nameservers=(dns_server.address,), dns_port=dns_server.port)
 
 
 @pytest.fixture(scope="session")
@@ -175,8 +195,11 @@ ACTOR: Actor = system_actor("tests")
 async def make_org(client: httpx.AsyncClient, slug: str | None = None, *,
                    kind: OrganisationKind = OrganisationKind.EMPLOYER) -> OrgHandle:
     slug = slug or f"org-{uuid.uuid4().hex[:8]}"
+    # The fixture's own domain counts at once ("verified by seed"): tests of other things
+    # sign in by email without a DNS server. Tests of domain routing prove theirs in DNS.
     org = await organisations.create_organisation(
-        slug=slug, name=slug.title(), kind=kind, domains=[f"{slug}.example"], actor=ACTOR
+        slug=slug, name=slug.title(), kind=kind, domains=[f"{slug}.example"], actor=ACTOR,
+        domains_proof=DomainProof.SEED,
     )
     async with db.tenant_transaction(org.id):
         _, text = await tokens.create_token("tests", [p.value for p in Permission], expires_in=None, actor=ACTOR)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from app.api import ApiRouter, Call
 from app.v1.common import Input, Name, Output, absent, changes_of
+from tenants.domains import service as domains
 from tenants.organisations import service
-from tenants.organisations.models import OrganisationKind, OrganisationStatus
+from tenants.organisations.models import Organisation, OrganisationKind, OrganisationStatus
 from tenants.permissions import Permission
 
 router = ApiRouter("/v1/organisation", "organisation")
-
-Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=253)]
 
 
 class OrganisationOut(Output):
@@ -24,7 +22,9 @@ class OrganisationOut(Output):
     slug: str
     name: str
     kind: OrganisationKind
-    domains: list[str]
+    domains: list[str] = Field(
+        description="Its proven email domains (verified or flagged); see /v1/domains."
+    )
     status: OrganisationStatus
     created_at: datetime
     updated_at: datetime
@@ -32,7 +32,12 @@ class OrganisationOut(Output):
 
 class OrganisationPatch(Input):
     name: Name = Field(default_factory=absent)
-    domains: list[Domain] = Field(default_factory=absent, max_length=100)
+
+
+async def _out(org: Organisation) -> OrganisationOut:
+    return OrganisationOut.model_validate(
+        {**org.__dict__, "domains": await domains.owned_domains()}
+    )
 
 
 @router.get(
@@ -42,12 +47,12 @@ class OrganisationPatch(Input):
     response=OrganisationOut,
 )
 async def get_organisation(call: Call[Input, Input]) -> OrganisationOut:
-    return OrganisationOut.model_validate(await service.get_current_organisation())
+    return await _out(await service.get_current_organisation())
 
 
 @router.patch(
     "",
-    summary="Change the organisation's name or verified domains",
+    summary="Change the organisation's name",
     permission=Permission.ORGANISATION_WRITE,
     body=OrganisationPatch,
     response=OrganisationOut,
@@ -55,4 +60,4 @@ async def get_organisation(call: Call[Input, Input]) -> OrganisationOut:
 )
 async def update_organisation(call: Call[OrganisationPatch, Input]) -> OrganisationOut:
     org = await service.update_organisation(changes_of(call.body), actor=call.actor)
-    return OrganisationOut.model_validate(org)
+    return await _out(org)

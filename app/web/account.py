@@ -26,6 +26,7 @@ from tenants.errors import FieldProblem, InvalidInputError
 from tenants.notice import organisation_notice
 from tenants.policy import service as policy
 from tenants.products.models import Product, ProductAccount
+from tenants.signins import service as sign_ins
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ def routes(web: Web) -> list[BaseRoute]:
             access=await account_access.who_accessed(ctx),
             **account_access.template_helpers(),
             privacy_requests=await account_privacy.your_requests(member),
+            sign_ins=await sign_ins.recent_for_member(member.id),
             **account_privacy.summary_helpers(),
         )
 

@@ -31,6 +31,7 @@ from tenants.permissions import Permission, permissions_of
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
+from tenants.signins.rules import Reason
 from tenants.sso.oidc import RelyingParty
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ CONSOLE_NAV: list[tuple[str, str, Permission]] = [
     ("Data access", "/console/data-access", Permission.ACCESS_READ),
     ("Privacy requests", "/console/privacy-requests", Permission.PRIVACY_REQUESTS_READ),
     ("Audit log", "/console/audit", Permission.AUDIT_READ),
+    ("Sign-ins", "/console/sign-ins", Permission.AUDIT_READ),
     ("Settings", "/console/settings", Permission.SSO_READ),
+    ("Domains", "/console/domains", Permission.ORGANISATION_READ),
     ("Identity backend", "/console/identity", Permission.SSO_READ),
     ("Provisioning (SCIM)", "/console/provisioning", Permission.SCIM_READ),
 ]
@@ -221,7 +224,8 @@ def page(
                         active = await sessions.authenticate_session(token)
                     except AuthenticationError as exc:
                         state.remove(token.org_id)
-                        response = _to_login(request, exc.message)
+                        log.info("session refused: %s", exc.message)
+                        response = _to_login(request, Reason.SESSION_ENDED)
                         web.cookies.store(response, state)
                         return response
                     organisation = await Organisation.get(id=token.org_id)
@@ -340,12 +344,12 @@ def clean_form(form: dict[str, str]) -> dict[str, str]:
     return cleaned
 
 
-def _to_login(request: Request, reason: str | None = None) -> Response:
+def _to_login(request: Request, reason: Reason | None = None) -> Response:
     """Send the person to sign in, with the way back to the page they were on. An htmx
     request gets ``HX-Redirect`` so the whole page goes to sign-in, not the fragment."""
     target = "/login?next=" + quote(page_to_return_to(request))
     if reason:
-        target += "&reason=" + quote(reason)
+        target += f"&reason={reason}"
     if "hx-request" in request.headers:
         return Response(status_code=200, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)

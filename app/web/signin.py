@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
@@ -16,12 +17,15 @@ from app.middleware import content_security_policy
 from app.web.pages import Web, openable_page, safe_next
 from tenants import db
 from tenants.actors import Actor, ActorKind
+from tenants.ids import OrgId
 from tenants.organisations import service as organisations
 from tenants.organisations.models import Organisation
 from tenants.permissions import is_admin
 from tenants.sessions import passwords
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
+from tenants.signins import service as sign_ins
+from tenants.signins.rules import Reason, SignInMethod, message_for
 from tenants.sso import service as sso
 from tenants.sso.oidc import SignInError
 
@@ -42,6 +46,59 @@ def _anonymous(request: Request, what: str) -> Actor:
         request_id=getattr(request.state, "request_id", None),
         client_addr=_client(request),
     )
+
+
+def _attempt(
+    request: Request,
+    method: SignInMethod,
+    *,
+    reason: Reason | None = None,
+    email: str | None = None,
+    idp_subject: str | None = None,
+    member_id: uuid.UUID | None = None,
+    idp: str | None = None,
+) -> sign_ins.SignInAttempt:
+    """A sign-in log entry for this request: its address and user agent, and what is known."""
+    return sign_ins.SignInAttempt(
+        method,
+        reason=reason,
+        email=email,
+        idp_subject=idp_subject,
+        member_id=member_id,
+        idp=idp,
+        client_addr=_client(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+async def _log_refusal(
+    request: Request,
+    org_id: OrgId,
+    method: SignInMethod,
+    reason: Reason,
+    *,
+    email: str | None = None,
+    idp: str | None = None,
+) -> None:
+    """Record a refused attempt in a transaction of its own (the refusing one rolled back);
+    an SSO attempt names the organisation's identity provider when the caller did not."""
+    async with db.tenant_transaction(org_id):
+        if method is SignInMethod.SSO and idp is None:
+            idp = await sso.current_issuer()
+        await sign_ins.record(_attempt(request, method, reason=reason, email=email, idp=idp))
+
+
+#: The OAuth 2.0 error codes an authorization response may carry (RFC 6749 §4.1.2.1,
+#: OpenID Connect Core §3.1.2.6), in plain words. Other codes are not shown.
+IDP_ERRORS: dict[str, str] = {
+    "access_denied": "you (or a policy at your identity provider) declined the sign-in",
+    "login_required": "you need to sign in at your identity provider first",
+    "interaction_required": "your identity provider needs you to do something first",
+    "consent_required": "your identity provider needs your consent first",
+    "account_selection_required": "your identity provider needs you to choose an account",
+    "temporarily_unavailable": "your identity provider is temporarily unavailable",
+    "server_error": "your identity provider had an error",
+}
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -69,11 +126,11 @@ def routes(web: Web) -> list[BaseRoute]:
         response = Response()
         browser = web.cookies.ensure_browser_id(request, response)
         next_path = safe_next(request.query_params.get("next"), "")
-        error = request.query_params.get("reason")
+        error = message_for(request.query_params.get("reason"))
         if request.method == "POST":
             form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
             if not login_form_ok(request, form):
-                error = "The form expired; please try again."
+                error = message_for(Reason.FORM_EXPIRED)
             else:
                 match = EMAIL.match(form.get("email", "").strip())
                 org_id = await organisations.id_by_domain(match.group(1).lower()) if match else None
@@ -128,7 +185,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 "has_sso": connection is not None and connection.enabled,
                 "email": request.query_params.get("email", ""),
                 "next": safe_next(request.query_params.get("next"), ""),
-                "error": request.query_params.get("reason"),
+                "error": message_for(request.query_params.get("reason")),
                 "break_glass": request.query_params.get("break_glass") == "1",
             },
         )
@@ -144,16 +201,16 @@ def routes(web: Web) -> list[BaseRoute]:
         slug = request.path_params["slug"]
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         browser = web.cookies.browser_id(request)
-        if browser is None or not login_form_ok(request, form):
-            return RedirectResponse(
-                f"/login/{quote(slug)}?reason=" + quote("The form expired; try again."), 303
-            )
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:
             return web.message(
                 request, "Unknown organisation", "There is no such organisation.", status=404
             )
+        if browser is None or not login_form_ok(request, form):
+            await _log_refusal(request, org_id, SignInMethod.SSO, Reason.FORM_EXPIRED)
+            return RedirectResponse(f"/login/{quote(slug)}?reason={Reason.FORM_EXPIRED}", 303)
         if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
+            await _log_refusal(request, org_id, SignInMethod.SSO, Reason.RATE_LIMITED)
             return _too_many(web, request, wait)
         try:
             async with db.tenant_transaction(org_id):
@@ -164,6 +221,7 @@ def routes(web: Web) -> list[BaseRoute]:
                     return_to=safe_next(form.get("next"), ""),
                 )
         except SignInError as exc:
+            await _log_refusal(request, org_id, SignInMethod.SSO, exc.reason)
             return web.message(
                 request,
                 "Sign-in is not available",
@@ -184,17 +242,26 @@ def routes(web: Web) -> list[BaseRoute]:
                 request, "Unknown organisation", "There is no such organisation.", status=404
             )
         if params.get("error"):
-            text = params.get("error_description") or params["error"]
+            # The description is the provider's free text: logged, never shown.
+            log.info(
+                "identity provider error for %s: %s %s",
+                slug,
+                params["error"][:100],
+                (params.get("error_description") or "")[:300],
+            )
+            await _log_refusal(request, org_id, SignInMethod.SSO, Reason.IDP_ERROR)
+            said = IDP_ERRORS.get(params["error"], "your identity provider ended the sign-in")
             return web.message(
                 request,
                 "Sign-in was not completed",
-                f"Your identity provider said: {text}",
+                f"You were not signed in: {said}.",
                 status=400,
                 link=back,
             )
         code, state = params.get("code"), params.get("state")
         browser = web.cookies.browser_id(request)
         if not code or not state or browser is None:
+            await _log_refusal(request, org_id, SignInMethod.SSO, Reason.INCOMPLETE_RESPONSE)
             return web.message(
                 request,
                 "Sign-in failed",
@@ -202,6 +269,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 status=400,
                 link=back,
             )
+        pending: sso.PendingSignIn | None = None
         try:
             async with db.tenant_transaction(org_id):
                 pending = await sso.consume_login_attempt(state, box=web.box)
@@ -221,8 +289,28 @@ def routes(web: Web) -> list[BaseRoute]:
                     user_agent=request.headers.get("user-agent"),
                 )
                 org = await Organisation.get(id=org_id)
+                # The log entry commits with the outcome: the session, or the refusal's
+                # audit event.
+                await sign_ins.record(
+                    _attempt(
+                        request,
+                        SignInMethod.SSO,
+                        reason=outcome.reason,
+                        email=outcome.email,
+                        idp_subject=outcome.subject,
+                        member_id=outcome.member.id if outcome.member else None,
+                        idp=pending.issuer,
+                    )
+                )
         except SignInError as exc:
-            log.info("sign-in refused for %s: %s", slug, exc.message)
+            log.info("sign-in refused for %s: %s", slug, exc.reason)
+            await _log_refusal(
+                request,
+                org_id,
+                SignInMethod.SSO,
+                exc.reason,
+                idp=pending.issuer if pending is not None else None,
+            )
             return web.message(request, "Sign-in failed", exc.message, status=401, link=back)
         if outcome.refusal is not None or outcome.token is None or outcome.member is None:
             return web.message(
@@ -239,17 +327,19 @@ def routes(web: Web) -> list[BaseRoute]:
     async def password_sign_in(request: Request) -> Response:
         slug = request.path_params["slug"]
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        if not login_form_ok(request, form):
-            return RedirectResponse(
-                f"/login/{quote(slug)}?reason=" + quote("The form expired; try again."), 303
-            )
-        if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
-            return _too_many(web, request, wait)
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:
             return web.message(
                 request, "Unknown organisation", "There is no such organisation.", status=404
             )
+        asked = SignInMethod.BREAK_GLASS if form.get("break_glass") else SignInMethod.PASSWORD
+        typed = form.get("email", "").strip()[:320] or None
+        if not login_form_ok(request, form):
+            await _log_refusal(request, org_id, asked, Reason.FORM_EXPIRED, email=typed)
+            return RedirectResponse(f"/login/{quote(slug)}?reason={Reason.FORM_EXPIRED}", 303)
+        if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
+            await _log_refusal(request, org_id, asked, Reason.RATE_LIMITED, email=typed)
+            return _too_many(web, request, wait)
         async with db.tenant_transaction(org_id):
             org = await Organisation.get(id=org_id)
             check = await passwords.check_password(
@@ -264,7 +354,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 and not check.credential.break_glass
                 and not org.local_sign_in
             ):
-                refusal = "password sign-in is switched off for this organisation; use your identity provider"
+                refusal = Reason.PASSWORD_SIGN_IN_OFF
             token = None
             if refusal is None and check.member is not None and check.credential is not None:
                 method = (
@@ -283,8 +373,25 @@ def routes(web: Web) -> list[BaseRoute]:
                     actor=member_actor,
                     user_agent=request.headers.get("user-agent"),
                 )
+            used = asked
+            if check.credential is not None:
+                used = (
+                    SignInMethod.BREAK_GLASS
+                    if check.credential.break_glass
+                    else SignInMethod.PASSWORD
+                )
+            await sign_ins.record(
+                _attempt(
+                    request,
+                    used,
+                    reason=refusal if token is None else None,
+                    email=typed,
+                    member_id=check.member.id if check.member else None,
+                )
+            )
         if token is None or check.member is None:
-            target = f"/login/{quote(slug)}?email={quote(form.get('email', ''))}&reason={quote(refusal or '')}"
+            code = refusal or Reason.BAD_CREDENTIALS
+            target = f"/login/{quote(slug)}?email={quote(form.get('email', ''))}&reason={code}"
             if form.get("break_glass"):
                 target += "&break_glass=1"
             return RedirectResponse(target, status_code=303)

@@ -17,6 +17,7 @@ from typing import Any
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
+from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.identity import changes
 from tenants.identity.keycloak import KeycloakConfig
@@ -171,7 +172,7 @@ async def desired_organisation() -> DirectoryOrganisation:
         org_id=str(org.id),
         alias=org.slug,
         name=org.name,
-        domains=tuple(sorted(org.domains)),
+        domains=tuple(await domains.owned_domains()),
         enabled=org.status == OrganisationStatus.ACTIVE,
     )
 

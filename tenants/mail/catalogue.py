@@ -114,5 +114,14 @@ TEMPLATES: dict[str, MailTemplate] = {
             ("member_name", "last_day", "export_until"),
             greeting="member_name",
         ),
+        MailTemplate(
+            "domain_flagged",
+            "A verified domain lost its DNS record (to the owners)",
+            "{{ domain }}: its verification record has disappeared",
+            "The DNS record that proves {{ organisation }} controls {{ domain }} was not "
+            "found at the last check. The domain stays flagged in the console until the "
+            "record is back or the domain is removed.",
+            ("domain", "record_name", "record_value"),
+        ),
     )
 }

@@ -1,4 +1,6 @@
-"""The organisation is the tenant: its own row is visible only inside its transaction."""
+"""The organisation is the tenant: its own row is visible only inside its transaction.
+
+Its email domains live in ``tenants.domains`` (each proven on its own)."""
 
 from __future__ import annotations
 
@@ -24,8 +26,6 @@ class Organisation(Model):
     slug = fields.CharField(max_length=63, unique=True)
     name = fields.CharField(max_length=200)
     kind = fields.CharEnumField(OrganisationKind, max_length=16)
-    #: Verified email domains, lower case; used for home-realm discovery at sign-in.
-    domains: fields.Field[list[str]] = fields.JSONField(default=list)
     status = fields.CharEnumField(
         OrganisationStatus, max_length=16, default=OrganisationStatus.ACTIVE
     )

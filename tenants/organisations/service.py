@@ -9,6 +9,8 @@ from typing import Any
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
+from tenants.domains import rules as domain_rules
+from tenants.domains import service as domain_service
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
 from tenants.identity import changes as identity
 from tenants.ids import OrgId
@@ -16,18 +18,17 @@ from tenants.organisations.models import Organisation, OrganisationKind
 from tenants.units.service import create_root_unit
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
-def normalise_domains(domains: list[str]) -> list[str]:
+def normalise_domains(domains: list[str], *, field: str = "domains") -> list[str]:
     """Lower-cased, de-duplicated, validated; InvalidInputError names the bad entry."""
     result: list[str] = []
     for index, raw in enumerate(domains):
-        domain = raw.strip().lower().rstrip(".")
-        if not DOMAIN.match(domain):
+        domain = domain_rules.normalise(raw)
+        if domain is None:
             raise InvalidInputError(
                 f"{raw!r} is not a domain name",
-                fields=[FieldProblem(f"domains[{index}]", "expected a domain like example.org")],
+                fields=[FieldProblem(f"{field}[{index}]", "expected a domain like example.org")],
             )
         if domain not in result:
             result.append(domain)
@@ -48,7 +49,6 @@ def snapshot(org: Organisation) -> dict[str, Any]:
         "slug": org.slug,
         "name": org.name,
         "kind": org.kind,
-        "domains": org.domains,
         "status": org.status,
     }
 
@@ -64,7 +64,8 @@ async def id_by_slug(slug: str) -> OrgId | None:
 
 
 async def id_by_domain(domain: str) -> OrgId | None:
-    """The active organisation that verified this email domain, if any."""
+    """The active organisation that has proven this exact email domain, if any (a pending
+    domain routes nothing, nor does a parent or child of a proven one)."""
     from tortoise import connections
 
     _, rows = await connections.get("default").execute_query(
@@ -81,13 +82,18 @@ async def create_organisation(
     domains: list[str],
     actor: Actor,
     org_id: OrgId | None = None,
+    domains_proof: domain_rules.DomainProof | None = None,
 ) -> Organisation:
     """Create an organisation with its audit chain and root unit, in its own transaction
     — or in the caller's, when the caller opened ``tenant_transaction(org_id)`` to create
     more in the same breath (all or nothing, e.g. the demo seed).
 
+    ``domains`` are added pending (each to be proven in DNS), unless ``domains_proof``
+    is ``DomainProof.SEED``: demo data and test fixtures, whose domains count at once.
+
     Raises ConflictError when the slug is taken (checked across organisations by a
-    SECURITY DEFINER lookup, since the runtime role cannot see other organisations).
+    SECURITY DEFINER lookup, since the runtime role cannot see other organisations) or a
+    domain belongs to another organisation.
     """
     check_slug(slug)
     domains = normalise_domains(domains)
@@ -96,20 +102,21 @@ async def create_organisation(
             f"an organisation with slug {slug!r} exists",
             fields=[FieldProblem("slug", "is already taken")],
         )
-    for index, domain in enumerate(domains):
-        if await id_by_domain(domain) is not None:
-            raise ConflictError(
-                f"the domain {domain} is verified by another organisation",
-                fields=[FieldProblem(f"domains[{index}]", "belongs to another organisation")],
-            )
     org_id = org_id or OrgId(uuid.uuid4())
     async with db.tenant_transaction(org_id):
-        org = await Organisation.create(id=org_id, slug=slug, name=name, kind=kind, domains=domains)
+        org = await Organisation.create(id=org_id, slug=slug, name=name, kind=kind)
         await audit.start_chain(org_id)
         await audit.record(
             "organisation.created", "organisation", org_id, actor=actor, after=snapshot(org)
         )
         await create_root_unit(name, actor=actor)
+        for index, domain in enumerate(domains):
+            add = (
+                domain_service.seed_domain
+                if domains_proof is domain_rules.DomainProof.SEED
+                else domain_service.add_domain
+            )
+            await add(domain, actor=actor, field=f"domains[{index}]")
     return org
 
 
@@ -121,23 +128,14 @@ async def get_current_organisation() -> Organisation:
 
 
 async def update_organisation(changes: dict[str, Any], *, actor: Actor) -> Organisation:
-    """Change name or domains; returns early when nothing changes."""
+    """Change the name; returns early when nothing changes. (Domains are added and
+    proven one by one: ``tenants.domains.service``.)"""
     org = await Organisation.filter(id=db.current_org()).select_for_update().first()
     if org is None:
         raise NotFoundError("the organisation does not exist")
     before = snapshot(org)
     if "name" in changes:
         org.name = changes["name"]
-    if "domains" in changes:
-        domains = normalise_domains(changes["domains"])
-        for index, domain in enumerate(domains):
-            owner = await id_by_domain(domain)
-            if owner is not None and owner != org.id:
-                raise ConflictError(
-                    f"the domain {domain} is verified by another organisation",
-                    fields=[FieldProblem(f"domains[{index}]", "belongs to another organisation")],
-                )
-        org.domains = domains
     old, new = audit.changed_fields(before, snapshot(org))
     if not new:
         return org

@@ -18,6 +18,7 @@ from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members.lifecycle import can_sign_in
 from tenants.members.models import Member
 from tenants.sessions.models import LocalCredential
+from tenants.signins.rules import Reason, member_status_reason
 
 HASHER = PasswordHasher()
 MAX_FAILURES = 5
@@ -73,14 +74,15 @@ class PasswordCheck:
 
     member: Member | None
     credential: LocalCredential | None
-    refusal: str | None
+    #: Why it was refused (its words: ``tenants.signins.rules.MESSAGES``).
+    refusal: Reason | None
 
 
 async def check_password(email: str, password: str, *, actor: Actor) -> PasswordCheck:
     """Check a password sign-in. Failures are counted and audited; after MAX_FAILURES the
     credential is locked for LOCKOUT. An unknown email and a wrong password are refused
     with the same words and (by hashing anyway) the same time."""
-    wrong = "the email or password is not right"
+    wrong = Reason.BAD_CREDENTIALS
     member = await Member.filter(email=email.strip().lower()).first()
     credential = (
         await LocalCredential.filter(member_id=member.id).select_for_update().first()
@@ -92,9 +94,7 @@ async def check_password(email: str, password: str, *, actor: Actor) -> Password
         return PasswordCheck(None, None, wrong)
     now = datetime.now(UTC)
     if credential.locked_until is not None and credential.locked_until > now:
-        return PasswordCheck(
-            member, credential, "too many failed attempts; try again in a few minutes"
-        )
+        return PasswordCheck(member, credential, Reason.CREDENTIAL_LOCKED)
     if not _verify(credential.password_hash, password):
         failures = credential.failed_attempts + 1
         locked = now + LOCKOUT if failures >= MAX_FAILURES else None
@@ -121,9 +121,7 @@ async def check_password(email: str, password: str, *, actor: Actor) -> Password
             actor=actor,
             after={"reason": f"member is {member.status.value}"},
         )
-        return PasswordCheck(
-            member, credential, f"this account is {member.status.value} and cannot sign in"
-        )
+        return PasswordCheck(member, credential, member_status_reason(member.status.value))
     await LocalCredential.filter(id=credential.id).update(
         failed_attempts=0, locked_until=None, last_used_at=now
     )

@@ -9,6 +9,7 @@ act on; library errors are translated here so callers never see joserfc or httpx
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from tenants.errors import TenantryError
+from tenants.signins.rules import Reason
 
 #: Asymmetric algorithms only: HS256 would let anyone holding the client secret mint tokens,
 #: and "none" is never acceptable.
@@ -41,13 +43,22 @@ ALLOWED_ALGORITHMS = (
 LEEWAY_SECONDS = 60
 MAX_AGE_SECONDS = 600
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+#: An OAuth error code as RFC 6749 §5.2 allows it (printable ASCII, no quote or backslash);
+#: anything else an identity provider sends is not shown.
+_OAUTH_ERROR = re.compile(r"^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$")
 
 
 class SignInError(TenantryError):
-    """Sign-in through the identity provider failed; the message says why."""
+    """Sign-in through the identity provider failed; the message says why in plain words
+    (never a library's exception name) and ``reason`` is the stable code the sign-in log
+    records."""
 
     code = "sign_in_failed"
     title = "Sign-in failed"
+
+    def __init__(self, message: str, reason: Reason) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +75,8 @@ class ProviderMetadata:
         """Validate a discovery document (OpenID Connect Discovery 1.0 §4.3)."""
         if document.get("issuer") != issuer:
             raise SignInError(
-                f"the discovery document names issuer {document.get('issuer')!r}, not {issuer!r}"
+                f"the discovery document names issuer {document.get('issuer')!r}, not {issuer!r}",
+                Reason.IDP_METADATA_INVALID,
             )
         missing = [
             k
@@ -72,7 +84,9 @@ class ProviderMetadata:
             if not document.get(k)
         ]
         if missing:
-            raise SignInError(f"the discovery document lacks {', '.join(missing)}")
+            raise SignInError(
+                f"the discovery document lacks {', '.join(missing)}", Reason.IDP_METADATA_INVALID
+            )
         return cls(
             issuer=issuer,
             authorization_endpoint=str(document["authorization_endpoint"]),
@@ -127,26 +141,38 @@ def validate_id_token(
 
     Checks: signature with a key of the IdP (asymmetric algorithms only), ``iss``,
     ``aud`` contains the client (and ``azp`` is the client when there are several
-    audiences), ``exp`` in the future, ``iat`` not in the future nor too old, ``nonce``
-    equal to the one sent, ``sub`` present.
+    audiences), ``exp`` in the future, ``nbf`` (when present) not in the future (RFC 7519
+    §4.1.5), ``iat`` not in the future nor too old, ``nonce`` equal to the one sent,
+    ``sub`` present.
     """
     claims = _decode(token, keys, "ID token")
     now = int(time.time()) if now is None else now
     _check_common(claims, issuer=issuer, client_id=client_id, now=now, what="ID token")
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or exp <= now - LEEWAY_SECONDS:
-        raise SignInError("the ID token has expired")
+        raise SignInError("the ID token has expired", Reason.ID_TOKEN_EXPIRED)
+    nbf = claims.get("nbf")
+    if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + LEEWAY_SECONDS):
+        raise SignInError(
+            "the ID token is not valid yet (nbf); check the clocks", Reason.ID_TOKEN_NOT_YET_VALID
+        )
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     if len(audiences) > 1 and claims.get("azp") != client_id:
         raise SignInError(
-            "the ID token has several audiences but is not authorised for this client (azp)"
+            "the ID token has several audiences but is not authorised for this client (azp)",
+            Reason.ID_TOKEN_WRONG_AZP,
         )
     if "azp" in claims and claims["azp"] != client_id:
-        raise SignInError("the ID token was issued to another client (azp)")
+        raise SignInError(
+            "the ID token was issued to another client (azp)", Reason.ID_TOKEN_WRONG_AZP
+        )
     if not isinstance(claims.get("nonce"), str):
-        raise SignInError("the ID token carries no nonce")
+        raise SignInError("the ID token carries no nonce", Reason.NONCE_MISSING)
     if not secrets.compare_digest(claims["nonce"], nonce):
-        raise SignInError("the ID token's nonce does not match this sign-in (replayed or mixed up)")
+        raise SignInError(
+            "the ID token's nonce does not match this sign-in (replayed or mixed up)",
+            Reason.NONCE_MISMATCH,
+        )
     return claims
 
 
@@ -166,18 +192,20 @@ def validate_logout_token(
     _check_common(claims, issuer=issuer, client_id=client_id, now=now, what="logout token")
     exp = claims.get("exp")
     if exp is not None and (not isinstance(exp, int | float) or exp <= now - LEEWAY_SECONDS):
-        raise SignInError("the logout token has expired")
+        raise SignInError("the logout token has expired", Reason.LOGOUT_TOKEN_INVALID)
     events = claims.get("events")
     if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict):
-        raise SignInError("the logout token lacks the back-channel logout event")
+        raise SignInError(
+            "the logout token lacks the back-channel logout event", Reason.LOGOUT_TOKEN_INVALID
+        )
     if "nonce" in claims:
-        raise SignInError("a logout token must not contain a nonce")
+        raise SignInError("a logout token must not contain a nonce", Reason.LOGOUT_TOKEN_INVALID)
     subject, sid = claims.get("sub"), claims.get("sid")
     if not isinstance(subject, str) and not isinstance(sid, str):
-        raise SignInError("the logout token names neither sub nor sid")
+        raise SignInError("the logout token names neither sub nor sid", Reason.LOGOUT_TOKEN_INVALID)
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
-        raise SignInError("the logout token has no jti")
+        raise SignInError("the logout token has no jti", Reason.LOGOUT_TOKEN_INVALID)
     return LogoutClaims(
         subject if isinstance(subject, str) else None, sid if isinstance(sid, str) else None, jti
     )
@@ -188,7 +216,8 @@ def _decode(token: str, keys: KeySet, what: str) -> dict[str, Any]:
         decoded = jwt.decode(token, keys, algorithms=list(ALLOWED_ALGORITHMS))
     except (JoseError, ValueError, TypeError) as exc:
         raise SignInError(
-            f"the {what} is not validly signed by the identity provider ({exc.__class__.__name__})"
+            f"the {what} is not validly signed by the identity provider",
+            Reason.ID_TOKEN_BAD_SIGNATURE if what == "ID token" else Reason.LOGOUT_TOKEN_INVALID,
         ) from exc
     return dict(decoded.claims)
 
@@ -196,21 +225,38 @@ def _decode(token: str, keys: KeySet, what: str) -> dict[str, Any]:
 def _check_common(
     claims: dict[str, Any], *, issuer: str, client_id: str, now: int, what: str
 ) -> None:
+    id_token = what == "ID token"
+
+    def reason(for_id_token: Reason) -> Reason:
+        return for_id_token if id_token else Reason.LOGOUT_TOKEN_INVALID
+
     if claims.get("iss") != issuer:
-        raise SignInError(f"the {what} was issued by {claims.get('iss')!r}, not {issuer!r}")
+        raise SignInError(
+            f"the {what} was issued by {claims.get('iss')!r}, not {issuer!r}",
+            reason(Reason.ID_TOKEN_WRONG_ISSUER),
+        )
     audience = claims.get("aud")
     audiences = audience if isinstance(audience, list) else [audience]
     if client_id not in audiences:
-        raise SignInError(f"the {what} is meant for another client (aud)")
+        raise SignInError(
+            f"the {what} is meant for another client (aud)", reason(Reason.ID_TOKEN_WRONG_AUDIENCE)
+        )
     iat = claims.get("iat")
     if not isinstance(iat, int | float):
-        raise SignInError(f"the {what} has no issue time (iat)")
+        raise SignInError(
+            f"the {what} has no issue time (iat)", reason(Reason.ID_TOKEN_NO_ISSUE_TIME)
+        )
     if iat > now + LEEWAY_SECONDS:
-        raise SignInError(f"the {what} was issued in the future (iat); check the clocks")
+        raise SignInError(
+            f"the {what} was issued in the future (iat); check the clocks",
+            reason(Reason.ID_TOKEN_ISSUED_IN_FUTURE),
+        )
     if iat < now - MAX_AGE_SECONDS - LEEWAY_SECONDS:
-        raise SignInError(f"the {what} was issued too long ago (iat)")
-    if what == "ID token" and not isinstance(claims.get("sub"), str):
-        raise SignInError("the ID token has no subject (sub)")
+        raise SignInError(
+            f"the {what} was issued too long ago (iat)", reason(Reason.ID_TOKEN_TOO_OLD)
+        )
+    if id_token and not isinstance(claims.get("sub"), str):
+        raise SignInError("the ID token has no subject (sub)", Reason.ID_TOKEN_NO_SUBJECT)
 
 
 def kid_of(token: str) -> str | None:
@@ -257,7 +303,9 @@ class JwksCache:
         try:
             keys = KeySet.import_key_set(document)
         except (JoseError, ValueError, TypeError, KeyError) as exc:
-            raise SignInError(f"the key set (JWKS) at {url} is not valid") from exc
+            raise SignInError(
+                f"the key set (JWKS) at {url} is not valid", Reason.IDP_METADATA_INVALID
+            ) from exc
         self._sets[url] = _Cached(keys, time.monotonic())
         return keys
 
@@ -314,18 +362,20 @@ class RelyingParty:
             )
         except httpx.HTTPError as exc:
             raise SignInError(
-                f"the identity provider's token endpoint did not answer ({exc.__class__.__name__})"
+                "the identity provider's token endpoint did not answer", Reason.IDP_UNREACHABLE
             ) from exc
         body = _json_or_none(response)
         if response.status_code != 200 or not isinstance(body, dict):
             error = body.get("error") if isinstance(body, dict) else None
+            shown = error if isinstance(error, str) and _OAUTH_ERROR.match(error) else None
             raise SignInError(
                 f"the identity provider refused the code exchange (HTTP {response.status_code}"
-                + (f", {error}" if error else "")
-                + ")"
+                + (f", {shown}" if shown else "")
+                + ")",
+                Reason.TOKEN_EXCHANGE_FAILED,
             )
         if not isinstance(body.get("id_token"), str):
-            raise SignInError("the identity provider returned no ID token")
+            raise SignInError("the identity provider returned no ID token", Reason.NO_ID_TOKEN)
         return body
 
     async def userinfo(self, metadata: ProviderMetadata, access_token: str) -> dict[str, Any]:
@@ -336,11 +386,14 @@ class RelyingParty:
                 metadata.userinfo_endpoint, headers={"Authorization": f"Bearer {access_token}"}
             )
         except httpx.HTTPError as exc:
-            raise SignInError("the identity provider's userinfo endpoint did not answer") from exc
+            raise SignInError(
+                "the identity provider's userinfo endpoint did not answer", Reason.USERINFO_FAILED
+            ) from exc
         body = _json_or_none(response)
         if response.status_code != 200 or not isinstance(body, dict):
             raise SignInError(
-                f"the identity provider's userinfo endpoint answered HTTP {response.status_code}"
+                f"the identity provider's userinfo endpoint answered HTTP {response.status_code}",
+                Reason.USERINFO_FAILED,
             )
         return body
 
@@ -349,10 +402,13 @@ async def get_json(http: httpx.AsyncClient, url: str, what: str) -> Any:
     try:
         response = await http.get(url, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
-        raise SignInError(f"cannot fetch {what} from {url} ({exc.__class__.__name__})") from exc
+        raise SignInError(f"cannot fetch {what} from {url}", Reason.IDP_UNREACHABLE) from exc
     body = _json_or_none(response)
     if response.status_code != 200 or body is None:
-        raise SignInError(f"cannot fetch {what} from {url} (HTTP {response.status_code})")
+        raise SignInError(
+            f"cannot fetch {what} from {url} (HTTP {response.status_code})",
+            Reason.IDP_UNREACHABLE,
+        )
     return body
 
 

@@ -17,6 +17,8 @@ from typing import Any
 from tenants import db
 from tenants.actors import Actor, ActorKind
 from tenants.audit import service as audit
+from tenants.domains import rules as domain_rules
+from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups.models import Group
 from tenants.groups.service import add_member
@@ -29,6 +31,7 @@ from tenants.organisations.models import Organisation
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
+from tenants.signins.rules import Reason, member_status_reason
 from tenants.sso import oidc
 from tenants.sso.models import LoginAttempt, SeenLogoutToken, SsoConnection
 from tenants.units.models import Unit
@@ -152,7 +155,9 @@ async def begin_sign_in(
     """Record a login attempt and return the identity provider's authorization URL."""
     connection = await get_connection()
     if connection is None or not connection.enabled:
-        raise oidc.SignInError("this organisation has no identity provider for sign-in")
+        raise oidc.SignInError(
+            "this organisation has no identity provider for sign-in", Reason.SSO_NOT_CONFIGURED
+        )
     metadata = await rp.metadata(connection.issuer)
     request = oidc.new_authorization_request(
         metadata,
@@ -176,8 +181,13 @@ async def begin_sign_in(
 class SignInOutcome:
     token: sessions.SessionToken | None
     member: Member | None
+    #: Why the person may not sign in, in words for them; None when they signed in.
     refusal: str | None
     return_to: str = ""
+    #: The refusal's stable code (the sign-in log's reason).
+    reason: Reason | None = None
+    email: str | None = None
+    subject: str | None = None
 
 
 def _claim(claims: dict[str, Any], name: str | None) -> Any:
@@ -221,13 +231,20 @@ async def consume_login_attempt(state: str, *, box: SecretBox) -> PendingSignIn:
     """
     attempt = await LoginAttempt.filter(state=state).select_for_update().first()
     if attempt is None:
-        raise oidc.SignInError("this sign-in link is unknown or has expired; start again")
+        raise oidc.SignInError(
+            "this sign-in link is unknown or has expired; start again", Reason.STATE_UNKNOWN
+        )
     if attempt.used_at is not None:
-        raise oidc.SignInError("this sign-in was already completed (replayed state); start again")
+        raise oidc.SignInError(
+            "this sign-in was already completed (replayed state); start again",
+            Reason.STATE_REPLAYED,
+        )
     await LoginAttempt.filter(id=attempt.id).update(used_at=datetime.now(UTC))
     connection = await get_connection()
     if connection is None or not connection.enabled:
-        raise oidc.SignInError("this organisation has no identity provider for sign-in")
+        raise oidc.SignInError(
+            "this organisation has no identity provider for sign-in", Reason.SSO_NOT_CONFIGURED
+        )
     secret = box.decrypt(connection.client_secret_enc) if connection.client_secret_enc else ""
     return PendingSignIn(
         nonce=attempt.nonce,
@@ -256,13 +273,18 @@ async def verify_callback(
     userinfo when the ID token lacks them. Runs outside any transaction: it waits on the
     identity provider. Raises SignInError for every protocol failure."""
     if datetime.now(UTC) - pending.created_at > ATTEMPT_LIFETIME:
-        raise oidc.SignInError("the sign-in took too long; start again")
+        raise oidc.SignInError("the sign-in took too long; start again", Reason.SIGN_IN_EXPIRED)
     if not _same(pending.browser_binding, browser_binding(browser_id)):
-        raise oidc.SignInError("the sign-in was started in another browser; start again here")
+        raise oidc.SignInError(
+            "the sign-in was started in another browser; start again here",
+            Reason.BROWSER_MISMATCH,
+        )
     metadata = await rp.metadata(pending.issuer)
     if iss is not None and iss != metadata.issuer:
         # RFC 9207: the authorization response names its issuer; a mix-up attack shows here.
-        raise oidc.SignInError("the answer came from another identity provider (iss)")
+        raise oidc.SignInError(
+            "the answer came from another identity provider (iss)", Reason.ISSUER_MISMATCH
+        )
     tokens = await rp.exchange_code(
         metadata,
         client_id=pending.client_id,
@@ -281,7 +303,10 @@ async def verify_callback(
     if isinstance(access_token, str) and metadata.userinfo_endpoint and not complete:
         info = await rp.userinfo(metadata, access_token)
         if info.get("sub") != claims["sub"]:
-            raise oidc.SignInError("the userinfo answer is about another person (sub)")
+            raise oidc.SignInError(
+                "the userinfo answer is about another person (sub)",
+                Reason.USERINFO_SUBJECT_MISMATCH,
+            )
         claims = {**info, **claims}
     return claims
 
@@ -293,7 +318,9 @@ async def admit(
     an audited refusal when they may not sign in."""
     connection = await get_connection()
     if connection is None or not connection.enabled:
-        raise oidc.SignInError("this organisation has no identity provider for sign-in")
+        raise oidc.SignInError(
+            "this organisation has no identity provider for sign-in", Reason.SSO_NOT_CONFIGURED
+        )
     return await _admit(connection, claims, actor=actor, return_to=return_to, user_agent=user_agent)
 
 
@@ -321,25 +348,29 @@ async def _admit(
         member = await Member.filter(email=email).first()
         matched_by_email = member is not None
     org = await Organisation.get(id=db.current_org())
-    allowed = connection.allowed_domains or org.domains
+    allowed = domain_rules.effective_allowed_domains(
+        connection.allowed_domains, await domains.owned_domains()
+    )
     domain = email.rsplit("@", 1)[-1] if email and "@" in email else None
     target = member.id if member else subject
 
-    async def refuse(reason: str, code: str) -> SignInOutcome:
+    async def refuse(reason: str, code: Reason) -> SignInOutcome:
         await audit.record(
             "session.sign_in_refused",
             "member",
             target,
             actor=actor,
-            after={"reason": code, "email": email, "idp_subject": subject},
+            after={"reason": code.value, "email": email, "idp_subject": subject},
         )
-        return SignInOutcome(None, member, reason)
+        return SignInOutcome(None, member, reason, reason=code, email=email, subject=subject)
 
     if email is None:
-        return await refuse("your identity provider did not tell us your email address", "no_email")
+        return await refuse(
+            "your identity provider did not tell us your email address", Reason.NO_EMAIL
+        )
     if domain not in allowed:
         return await refuse(
-            f"accounts from {domain} cannot sign in to {org.name}", "domain_not_allowed"
+            f"accounts from {domain} cannot sign in to {org.name}", Reason.DOMAIN_NOT_ALLOWED
         )
     # An email address only identifies a person the first time (linking or provisioning),
     # and only if the identity provider vouches for it: otherwise another identity at the
@@ -350,18 +381,18 @@ async def _admit(
         and claims.get("email_verified") is False
     ):
         return await refuse(
-            "your identity provider has not verified your email address", "email_not_verified"
+            "your identity provider has not verified your email address", Reason.EMAIL_NOT_VERIFIED
         )
     if matched_by_email and member is not None and member.idp_subject not in (None, subject):
         return await refuse(
             f"this {org.name} account is linked to another identity at your identity provider;"
             " ask your administrator",
-            "subject_mismatch",
+            Reason.SUBJECT_MISMATCH,
         )
     if member is None:
         if not connection.jit_provisioning:
             return await refuse(
-                f"you have no account at {org.name}; ask your administrator", "unknown_member"
+                f"you have no account at {org.name}; ask your administrator", Reason.UNKNOWN_MEMBER
             )
         unit_id = await _unit_for(connection, claims)
         member = await create_member(
@@ -383,7 +414,7 @@ async def _admit(
     if not can_sign_in(member.status):
         return await refuse(
             f"your account is {member.status.value}; it cannot sign in",
-            f"member_{member.status.value}",
+            member_status_reason(member.status.value),
         )
     await _join_claimed_groups(connection, claims, member, actor=actor)
     if member.idp_subject is None:
@@ -424,7 +455,7 @@ async def _admit(
         idp_subject=subject,
         user_agent=user_agent,
     )
-    return SignInOutcome(token, member, None, return_to)
+    return SignInOutcome(token, member, None, return_to, email=email, subject=subject)
 
 
 async def _join_claimed_groups(
@@ -463,7 +494,9 @@ async def backchannel_logout(rp: oidc.RelyingParty, logout_token: str, *, actor:
     """End the sessions a valid logout token names; SignInError for an invalid one."""
     connection = await get_connection()
     if connection is None:
-        raise oidc.SignInError("this organisation has no identity provider")
+        raise oidc.SignInError(
+            "this organisation has no identity provider", Reason.SSO_NOT_CONFIGURED
+        )
     metadata = await rp.metadata(connection.issuer)
     keys = await rp.keys_for(metadata, logout_token)
     claims = oidc.validate_logout_token(
@@ -489,4 +522,12 @@ async def _remember_logout_token(jti: str) -> None:
         now + keep,
     )
     if row is None:
-        raise oidc.SignInError("this logout token was already used (replayed jti)")
+        raise oidc.SignInError(
+            "this logout token was already used (replayed jti)", Reason.LOGOUT_TOKEN_INVALID
+        )
+
+
+async def current_issuer() -> str | None:
+    """The issuer of the organisation's identity provider, for the sign-in log."""
+    connection = await get_connection()
+    return connection.issuer if connection is not None else None

@@ -24,6 +24,11 @@ async def test_the_demo_seeds_content_and_a_departure_and_can_run_twice(
     assert counts["orgs"] == 2
     assert counts["items"] > 1000
     assert counts["departures"] == counts["departing"] == 2
+    # The example domains route at once, marked as vouched for by the seed, not DNS.
+    domains = await owner_conn.fetch("SELECT name, status, proof FROM domains ORDER BY name")
+    assert [tuple(d) for d in domains] == sorted(
+        (spec.domain, "verified", "seed") for spec in DEMO_ORGANISATIONS
+    )
     second = await seed_demo()
     assert len(second) == 2
     assert await owner_conn.fetchval("SELECT count(*) FROM content_items") == counts["items"]

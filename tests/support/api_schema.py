@@ -226,7 +226,7 @@ RESOURCE_BY_PREFIX = {
 RESOURCE_BY_OPERATION = {"POST /v1/access/grants/{id}/review": "emergency_grant"}
 
 #: Other path parameters → the World attribute they name.
-RESOURCE_BY_PARAM = {"member_id": "member", "client_id": "client"}
+RESOURCE_BY_PARAM = {"member_id": "member", "client_id": "client", "domain": "domain"}
 
 #: A setting members may choose and the organisation may set (from the built-in catalogue).
 SETTING = "cookies.analytics"
@@ -312,6 +312,14 @@ QUERIES: Table = {
     "GET /v1/effective-settings": lambda w: {"email": w.member["email"]},
     "GET /v1/policy/diff": lambda w: {"from": 0, "to": 1},
 }
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def fresh() -> str:
@@ -433,7 +441,11 @@ class World:
             "rule",
         ):
             found.add(self.resource(attribute)["id"])
-        found |= {str(value["id"]) for value in self.extra.values() if "id" in value}
+        # Names standing in for ids in paths (a domain) are not ids; the organisation's
+        # domain in them makes them markers anyway.
+        found |= {
+            str(value["id"]) for value in self.extra.values() if "id" in value and _is_uuid(value["id"])
+        }
         return found
 
 
@@ -446,6 +458,33 @@ WORLD_EXTENSIONS: list[WorldExtension] = []
 def world_extension(fn: WorldExtension) -> WorldExtension:
     WORLD_EXTENSIONS.append(fn)
     return fn
+
+
+@world_extension
+async def domains_world(org: OrgHandle, world: World) -> dict[str, JSON]:
+    """A domain of the organisation whose TXT record is published on the test session's
+    DNS server, so verifying it succeeds; its "id" is its name (the path parameter). And two
+    refused password sign-ins in the sign-in log, by an address at the organisation."""
+    from tenants.signins import service as sign_ins
+    from tenants.signins.rules import Reason, SignInMethod
+    from tests.support import dns_server
+
+    for _ in range(2):  # two, so the list issues a cursor
+        await sign_ins.record_for(
+            org.id,
+            sign_ins.SignInAttempt(
+                SignInMethod.PASSWORD,
+                reason=Reason.BAD_CREDENTIALS,
+                email=f"probe@{org.slug}.example",
+            ),
+        )
+
+    name = f"probe-{fresh()}.{org.slug}.example"
+    response = await org.post("/v1/domains", {"name": name})
+    assert response.status_code == 201, response.text
+    assert dns_server.CURRENT is not None, "the session's DNS server is not running"
+    dns_server.CURRENT.zone.publish(name, response.json()["record"]["value"])
+    return {"domain": {"id": name}}
 
 
 @world_extension

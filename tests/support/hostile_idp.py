@@ -53,6 +53,7 @@ class Misbehaviour(enum.Enum):
     WRONG_AUDIENCE = "wrong_audience"
     EXPIRED = "expired"
     IAT_IN_FUTURE = "iat_in_future"
+    NBF_IN_FUTURE = "nbf_in_future"  # RFC 7519 §4.1.5: not to be accepted before nbf
     MISSING_NONCE = "missing_nonce"
     WRONG_NONCE = "wrong_nonce"
     BAD_SIGNATURE = "bad_signature"  # right kid, signed by another key
@@ -203,6 +204,8 @@ class HostileIdp:
             claims.update(iat=now - 7200, auth_time=now - 7200, exp=now - 3600)
         elif mb is Misbehaviour.IAT_IN_FUTURE:
             claims.update(iat=now + 3600, auth_time=now + 3600, exp=now + 3600 + ID_TOKEN_TTL_S)
+        elif mb is Misbehaviour.NBF_IN_FUTURE:
+            claims["nbf"] = now + 3600
         elif mb is Misbehaviour.MISSING_NONCE:
             claims.pop("nonce", None)
         elif mb is Misbehaviour.WRONG_NONCE:

@@ -231,3 +231,11 @@ async def member_row(conn: asyncpg.Connection, org_id: OrgId, email: str) -> asy
         "SELECT * FROM members WHERE tenant_id = $1 AND email = $2", org_id, email
     )
     return row
+
+
+async def sign_in_log(conn: asyncpg.Connection, org_id: OrgId) -> list[asyncpg.Record]:
+    """The organisation's sign-in log, oldest first."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM sign_ins WHERE tenant_id = $1 ORDER BY at, created_at", org_id
+    )
+    return rows

@@ -16,6 +16,7 @@ import pytest
 from app.settings import Settings
 from app.web.ratelimit import RateLimiter
 from tenants.sessions.passwords import MAX_FAILURES
+from tenants.signins.rules import message_for
 from tests.conftest import OrgHandle, make_member, row_counts
 from tests.web.flows import (
     PASSWORD,
@@ -54,12 +55,16 @@ async def signed_in_admin(browser: WebClient, org: OrgHandle, admin: dict[str, A
 
 
 def refused_reason(response: httpx.Response) -> str:
-    """The reason a refused password sign-in shows on the sign-in page it redirects to."""
+    """The reason a refused password sign-in shows on the sign-in page it redirects to
+    (lower case): the redirect carries a reason code, the page its fixed message."""
     assert response.status_code == 303, response.text
     assert "tenantry_session" not in response.headers.get("set-cookie", "")
     location = response.headers["location"]
     assert location.startswith("/login/"), location
-    return str(httpx.URL(location).params.get("reason", ""))
+    code = str(httpx.URL(location).params.get("reason", ""))
+    message = message_for(code)
+    assert message is not None, f"unknown reason code {code!r}"
+    return message.lower()
 
 
 # --- CSRF ---------------------------------------------------------------------------------
@@ -310,7 +315,7 @@ async def test_credential_locks_after_five_wrong_passwords(
     async with asgi_client(app) as browser:
         for _ in range(MAX_FAILURES):
             wrong = await browser.password_sign_in(local_org.slug, admin["email"], WRONG)
-            assert refused_reason(wrong) == "the email or password is not right"
+            assert refused_reason(wrong) == "the email or password is not right."
         refusals = await audit_events(owner_conn, local_org.id, "session.sign_in_refused")
         assert [e.after["locked"] for e in refusals] == [False] * (MAX_FAILURES - 1) + [True]
         assert {e.target_id for e in refusals} == {admin["id"]}

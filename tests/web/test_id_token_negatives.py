@@ -17,7 +17,7 @@ import pytest
 from app.settings import Settings
 from tests.conftest import OrgHandle, make_member, make_org
 from tests.support.hostile_idp import HostileIdp, Misbehaviour, run_hostile_idp
-from tests.web.flows import WebClient, configure_sso, live_client, text_of
+from tests.web.flows import WebClient, configure_sso, live_client, sign_in_log, text_of
 
 pytestmark = pytest.mark.oidc
 
@@ -38,6 +38,7 @@ REASONS: dict[Misbehaviour, str] = {
     Misbehaviour.WRONG_AUDIENCE: r"ID token is meant for another client",
     Misbehaviour.EXPIRED: r"ID token (has expired|was issued too long ago)",
     Misbehaviour.IAT_IN_FUTURE: r"ID token was issued in the future",
+    Misbehaviour.NBF_IN_FUTURE: r"ID token is not valid yet \(nbf\)",
     Misbehaviour.MISSING_NONCE: r"ID token carries no nonce",
     Misbehaviour.WRONG_NONCE: r"ID token's nonce does not match",
     Misbehaviour.BAD_SIGNATURE: r"ID token is not validly signed",
@@ -45,6 +46,22 @@ REASONS: dict[Misbehaviour, str] = {
     Misbehaviour.ALG_NONE: r"ID token is not validly signed",
     Misbehaviour.MISSING_SUB: r"ID token has no subject",
     Misbehaviour.TOKEN_ENDPOINT_ERROR: r"refused the code exchange \(HTTP 500",
+}
+
+#: The sign-in log's reason for each defect (an expired token is also too old).
+LOGGED: dict[Misbehaviour, set[str]] = {
+    Misbehaviour.WRONG_ISSUER: {"id_token_wrong_issuer"},
+    Misbehaviour.WRONG_AUDIENCE: {"id_token_wrong_audience"},
+    Misbehaviour.EXPIRED: {"id_token_expired", "id_token_too_old"},
+    Misbehaviour.IAT_IN_FUTURE: {"id_token_issued_in_future"},
+    Misbehaviour.NBF_IN_FUTURE: {"id_token_not_yet_valid"},
+    Misbehaviour.MISSING_NONCE: {"nonce_missing"},
+    Misbehaviour.WRONG_NONCE: {"nonce_mismatch"},
+    Misbehaviour.BAD_SIGNATURE: {"id_token_bad_signature"},
+    Misbehaviour.UNKNOWN_KID: {"id_token_bad_signature"},
+    Misbehaviour.ALG_NONE: {"id_token_bad_signature"},
+    Misbehaviour.MISSING_SUB: {"id_token_no_subject"},
+    Misbehaviour.TOKEN_ENDPOINT_ERROR: {"token_exchange_failed"},
 }
 
 
@@ -101,8 +118,16 @@ async def test_defective_id_token_is_refused_with_a_readable_401_and_no_session(
         text = text_of(response.text)
         assert text.startswith("Sign-in failed")
         assert re.search(REASONS[defect], text), text
+        # Plain words: no library exception names (joserfc, httpx) on the page.
+        assert not re.search(r"[A-Z][a-z]+(Error|Exception)\b", text), text
         assert 'href="/login/gamma"' in response.text  # a way to try again
         assert await sessions_of(owner_conn, gamma) == 0
+        refused = await sign_in_log(owner_conn, gamma.id)
+        assert len(refused) == 1
+        assert refused[0]["reason"] in LOGGED[defect]
+        assert (refused[0]["method"], refused[0]["outcome"]) == ("sso", "refused")
+        assert refused[0]["idp"] == hostile.issuer
+        assert refused[0]["client_addr"] == browser.address
 
         # Nothing was left broken: the same browser signs in once the provider behaves.
         hostile.misbehaviour = Misbehaviour.NONE
@@ -110,6 +135,10 @@ async def test_defective_id_token_is_refused_with_a_readable_401_and_no_session(
         assert retry.status_code == 303, text_of(retry.text)
         assert retry.headers["location"] == "/console"
         assert browser.session_cookie
+        logged = await sign_in_log(owner_conn, gamma.id)
+        assert [(e["outcome"], e["email"], e["idp_subject"]) for e in logged[1:]] == [
+            ("succeeded", ACCOUNT["email"], ACCOUNT["sub"])
+        ]
 
 
 @pytest.mark.parametrize(
@@ -145,12 +174,18 @@ async def test_replayed_state_is_refused(
         assert "already completed (replayed state)" in text_of(replay.text)
         assert browser.session_cookie is None
     assert await sessions_of(owner_conn, gamma) == 1
+    assert [e["reason"] for e in await sign_in_log(owner_conn, gamma.id)] == [
+        None, "state_replayed"
+    ]
 
 
-async def test_unknown_state_is_refused(gamma: OrgHandle, live_server: str) -> None:
+async def test_unknown_state_is_refused(
+    gamma: OrgHandle, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
     async with live_client(live_server) as browser:
         callback = await callback_url(browser)
         forged = re.sub(r"state=[^&]+", "state=made-up-state", callback)
         response = await browser.get(forged)
         assert response.status_code == 401
         assert "unknown or has expired" in text_of(response.text)
+    assert [e["reason"] for e in await sign_in_log(owner_conn, gamma.id)] == ["state_unknown"]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from tests.conftest import make_unit
+from tests.conftest import OrgHandle, make_unit
 from tests.support.hostile_idp import HostileIdp, LogoutTokenMisbehaviour
 from tests.support.oidc_provider import RunningProvider, login_with_browserless_flow
 from tests.web.conftest import (
@@ -36,10 +36,17 @@ from tests.web.flows import (
     live_client,
     live_sessions,
     member_row,
+    sign_in_log,
     text_of,
 )
 
 pytestmark = pytest.mark.oidc
+
+
+async def logged(conn: asyncpg.Connection, org: OrgHandle) -> list[tuple[str | None, str | None]]:
+    """The organisation's sign-in log as (reason, email), oldest first; reason None is a
+    successful sign-in."""
+    return [(e["reason"], e["email"]) for e in await sign_in_log(conn, org.id)]
 
 
 async def assert_refused_page(response: httpx.Response, *words: str) -> str:
@@ -56,7 +63,7 @@ async def assert_refused_page(response: httpx.Response, *words: str) -> str:
 
 
 async def test_admin_signs_in_and_sees_only_their_organisations_members(
-    world: SsoWorld, live_server: str
+    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection, idp: RunningProvider
 ) -> None:
     async with live_client(live_server) as bea_browser:
         assert (await bea_browser.sso_sign_in(BRAVO, BEA.sub)).headers["location"] == "/account"
@@ -73,6 +80,12 @@ async def test_admin_signs_in_and_sees_only_their_organisations_members(
         assert ADA.email in members and MAX.email in members
         assert BEA.email not in members
         assert "2 member(s) match; showing 2" in members
+    for org, person in ((world.alpha, ADA), (world.bravo, BEA)):
+        entries = await sign_in_log(owner_conn, org.id)
+        assert [(e["method"], e["outcome"], e["reason"], e["email"], e["idp_subject"])
+                for e in entries] == [("sso", "succeeded", None, person.email, person.sub)]
+        assert entries[0]["idp"] == idp.issuer
+        assert entries[0]["member_id"] is not None and entries[0]["client_addr"]
 
 
 async def test_member_lands_on_the_account_page_managed_by_their_organisation(
@@ -164,6 +177,7 @@ async def test_unknown_person_is_refused_with_an_audit_event_when_provisioning_i
     assert [(e.after["reason"], e.after["email"], e.after["idp_subject"]) for e in refused] == [
         ("unknown_member", NORA.email, NORA.sub)
     ]
+    assert await logged(owner_conn, world.alpha) == [("unknown_member", NORA.email)]
 
 
 @pytest.mark.parametrize("status", ["suspended", "departed"])
@@ -188,6 +202,10 @@ async def test_suspended_and_departed_members_are_refused_with_an_audit_event(
     assert [(e.target_id, e.after["reason"]) for e in refused] == [
         (world.max["id"], f"member_{status}")
     ]
+    entries = await sign_in_log(owner_conn, world.alpha.id)
+    assert [(e["reason"], str(e["member_id"])) for e in entries] == [
+        (f"member_{status}", world.max["id"])
+    ]
 
 
 async def test_foreign_email_domain_is_refused_with_an_audit_event_even_with_provisioning_on(
@@ -205,6 +223,37 @@ async def test_foreign_email_domain_is_refused_with_an_audit_event_even_with_pro
     assert [(e.after["reason"], e.after["email"]) for e in refused] == [
         ("domain_not_allowed", EVE.email)
     ]
+    assert await logged(owner_conn, world.alpha) == [("domain_not_allowed", EVE.email)]
+
+
+@pytest.mark.parametrize("how", ["listed as allowed", "added but not proven"])
+async def test_an_unproven_domain_never_admits_anyone_even_when_listed(
+    world: SsoWorld,
+    live_server: str,
+    idp: RunningProvider,
+    owner_conn: asyncpg.Connection,
+    how: str,
+) -> None:
+    """Listing a domain on the connection, or adding it without proof, lets nobody from it
+    in: only proven domains count."""
+    if how == "listed as allowed":
+        await world.use_issuer(
+            world.alpha, idp, jit_provisioning=True, allowed_domains=["evil.example"]
+        )
+    else:
+        await world.use_issuer(world.alpha, idp, jit_provisioning=True)
+        added = await world.alpha.post("/v1/domains", {"name": "evil.example"})
+        assert added.status_code == 201 and added.json()["status"] == "pending"
+    async with live_client(live_server) as browser:
+        response = await browser.sso_sign_in(ALPHA, EVE.sub)
+        await assert_refused_page(response, "accounts from evil.example cannot sign in")
+    assert await member_row(owner_conn, world.alpha.id, EVE.email) is None
+    assert await logged(owner_conn, world.alpha) == [("domain_not_allowed", EVE.email)]
+    if how == "listed as allowed":
+        # Alpha's own proven domain is not listed either, so it is refused as well.
+        async with live_client(live_server) as browser:
+            response = await browser.sso_sign_in(ALPHA, ADA.sub)
+            await assert_refused_page(response, "accounts from alpha.example cannot sign in")
 
 
 async def test_identity_provider_subject_is_linked_to_the_member_on_first_sign_in(
@@ -252,6 +301,9 @@ async def test_another_identity_carrying_a_linked_members_email_is_refused(
     assert [(e.target_id, e.after["reason"], e.after["idp_subject"]) for e in refused] == [
         (world.ada["id"], "subject_mismatch", IMPOSTOR.sub)
     ]
+    assert await logged(owner_conn, world.alpha) == [
+        (None, ADA.email), ("subject_mismatch", ADA.email)
+    ]
 
 
 @pytest.mark.parametrize("who", ["existing member", "newcomer"])
@@ -274,6 +326,7 @@ async def test_an_unverified_email_neither_links_a_member_nor_provisions_one(
         assert row is None
     refused = await audit_events(owner_conn, world.alpha.id, "session.sign_in_refused")
     assert [e.after["reason"] for e in refused] == ["email_not_verified"]
+    assert await logged(owner_conn, world.alpha) == [("email_not_verified", person.email)]
 
 
 # --- the state and the browser binding ----------------------------------------------------
@@ -290,6 +343,7 @@ async def test_replayed_callback_is_refused(
         assert "already completed" in text_of(replay.text)
         assert "tenantry_session" not in replay.headers.get("set-cookie", "")
     assert await live_sessions(owner_conn, world.ada["id"]) == 1
+    assert await logged(owner_conn, world.alpha) == [(None, ADA.email), ("state_replayed", None)]
 
 
 async def test_callback_in_another_browser_is_refused(
@@ -307,6 +361,30 @@ async def test_callback_in_another_browser_is_refused(
         async with live_client(live_server) as cookieless:
             assert (await cookieless.get(callback)).status_code == 400
     assert await live_sessions(owner_conn, world.ada["id"]) == 0
+    assert await logged(owner_conn, world.alpha) == [
+        ("browser_mismatch", None), ("incomplete_response", None)
+    ]
+
+
+async def test_an_error_from_the_identity_provider_is_shown_in_plain_words_and_logged(
+    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection, idp: RunningProvider
+) -> None:
+    async with live_client(live_server) as browser:
+        await browser.login_csrf(ALPHA)
+        response = await browser.get(
+            f"/oidc/{ALPHA}/callback",
+            params={"error": "access_denied", "error_description": "<b>Call 555-EVIL now</b>"},
+        )
+        assert response.status_code == 400
+        text = text_of(response.text)
+        assert "declined the sign-in" in text
+        assert "555-EVIL" not in response.text  # the provider's free text is never shown
+        odd = await browser.get(f"/oidc/{ALPHA}/callback", params={"error": "made_up_error"})
+        assert odd.status_code == 400 and "made_up_error" not in odd.text
+    entries = await sign_in_log(owner_conn, world.alpha.id)
+    assert [(e["reason"], e["idp"]) for e in entries] == [
+        ("idp_error", idp.issuer), ("idp_error", idp.issuer)
+    ]
 
 
 # --- ending sessions ----------------------------------------------------------------------

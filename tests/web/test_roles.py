@@ -19,6 +19,7 @@ from app.settings import Settings
 from app.web.pages import CONSOLE_NAV
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import OrgHandle, make_member, make_product, make_unit, row_counts
+from tests.support.dns_server import Zone
 from tests.web.flows import (
     PASSWORD,
     WebClient,
@@ -207,6 +208,22 @@ ROUTES: list[ConsoleRoute] = [
         },
     ),
     ConsoleRoute("POST", "/console/settings/sso/test", Permission.SSO_WRITE),
+    ConsoleRoute("GET", "/console/sign-ins.csv", Permission.AUDIT_READ),
+    ConsoleRoute(
+        "POST", "/console/domains", Permission.ORGANISATION_WRITE, lambda t: {"name": "new.example"}
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/domains/verify",
+        Permission.ORGANISATION_WRITE,
+        lambda t: {"name": t.extra["domain_to_verify"]},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/domains/remove",
+        Permission.ORGANISATION_WRITE,
+        lambda t: {"name": t.extra["domain_to_remove"]},
+    ),
     ConsoleRoute(
         "POST",
         "/console/settings/sign-in",
@@ -452,7 +469,7 @@ async def outcome_of(browser: WebClient, response: httpx.Response) -> str:
     return f"unexpected HTTP {response.status_code}"
 
 
-async def make_targets(org: OrgHandle) -> Targets:
+async def make_targets(org: OrgHandle, dns: Zone | None = None) -> Targets:
     units = {
         name: (await make_unit(org, name))["id"] for name in ("Rename", "Move", "Under", "Delete")
     }
@@ -471,6 +488,7 @@ async def make_targets(org: OrgHandle) -> Targets:
     targets.extra.update(await access_targets(org))
     targets.extra.update(await scim_targets(org))
     targets.extra.update(await directory_targets(org))
+    targets.extra.update(await domain_targets(org, dns))
     return targets
 
 
@@ -489,6 +507,17 @@ async def directory_targets(org: OrgHandle) -> dict[str, str]:
         "product": product["id"],
         **groups,
     }
+
+
+async def domain_targets(org: OrgHandle, dns: Zone | None) -> dict[str, str]:
+    """A domain whose record is published (when a DNS zone is given), and one to remove."""
+    names = {"domain_to_verify": "verify.matrix.example", "domain_to_remove": "gone.matrix.example"}
+    for name in names.values():
+        added = await org.post("/v1/domains", {"name": name})
+        assert added.status_code == 201, added.text
+        if dns is not None and name.startswith("verify"):
+            dns.publish(name, added.json()["record"]["value"])
+    return names
 
 
 async def scim_targets(org: OrgHandle) -> dict[str, str]:
@@ -656,10 +685,10 @@ async def try_route(
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 async def test_every_console_route_answers_as_the_role_table_says(
-    app: Any, matrix_org: OrgHandle, role: Role
+    app: Any, matrix_org: OrgHandle, role: Role, dns: Zone
 ) -> None:
     person = await person_with_role(matrix_org, role)
-    targets = await make_targets(matrix_org)
+    targets = await make_targets(matrix_org, dns)
     async with asgi_client(app) as browser:
         landing = await sign_in(browser, matrix_org, person)
         assert landing == (

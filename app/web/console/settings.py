@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.pages import PageContext, Web, page
+from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.organisations import service as organisations
 from tenants.permissions import Permission
@@ -51,7 +52,9 @@ def connection_changes(form: dict[str, str]) -> dict[str, Any]:
         "name_claim": (form.get("name_claim") or "name").strip()[:100],
         "groups_claim": (form.get("groups_claim") or "").strip()[:100] or None,
         "unit_claim": (form.get("unit_claim") or "").strip()[:100] or None,
-        "allowed_domains": organisations.normalise_domains(_lines(form.get("allowed_domains"))),
+        "allowed_domains": organisations.normalise_domains(
+            _lines(form.get("allowed_domains")), field="allowed_domains"
+        ),
         "jit_provisioning": form.get("jit_provisioning") == "on",
         "default_unit_id": default_unit_id,
         "enabled": form.get("enabled") == "on",
@@ -73,6 +76,7 @@ def routes(web: Web) -> list[BaseRoute]:
             callback=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/callback",
             logout_uri=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/backchannel-logout",
             login_url=f"{web.settings.base_url}/login/{ctx.organisation.slug}",
+            owned_domains=await domains.owned_domains(),
         )
 
     @page(web, permission=Permission.SSO_READ)

@@ -1,0 +1,1 @@
+"""The sign-in log: every attempt to sign in to an organisation, successful or not."""

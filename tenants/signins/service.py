@@ -1,0 +1,111 @@
+"""Recording sign-in attempts and reading them back.
+
+Recording is not audited: the log is itself the record (like the access log), and a
+refusal must be recorded even though the transaction that refused rolled back; callers
+record refusals in a transaction of their own (``record_for``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tortoise.queryset import QuerySet
+
+from tenants import db
+from tenants.ids import OrgId
+from tenants.organisations.models import Organisation
+from tenants.pagination import Page, Sort, paginate
+from tenants.signins.models import SignIn
+from tenants.signins.rules import Reason, SignInMethod, SignInOutcome
+
+NEWEST_FIRST = Sort("at", descending=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SignInAttempt:
+    """What is known about one attempt when it ends."""
+
+    method: SignInMethod
+    reason: Reason | None = None
+    email: str | None = None
+    idp_subject: str | None = None
+    member_id: uuid.UUID | None = None
+    idp: str | None = None
+    client_addr: str | None = None
+    user_agent: str | None = None
+
+    @property
+    def outcome(self) -> SignInOutcome:
+        return SignInOutcome.SUCCEEDED if self.reason is None else SignInOutcome.REFUSED
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value else None
+
+
+async def record(attempt: SignInAttempt) -> None:
+    """Append ``attempt`` to the log in the open tenant transaction."""
+    await SignIn.create(
+        tenant_id=db.current_org(),
+        at=datetime.now(UTC),
+        method=attempt.method,
+        outcome=attempt.outcome,
+        reason=attempt.reason.value if attempt.reason else None,
+        email=_clip(attempt.email.strip().lower() if attempt.email else None, 320),
+        idp_subject=_clip(attempt.idp_subject, 255),
+        member_id=attempt.member_id,
+        idp=_clip(attempt.idp, 500),
+        client_addr=_clip(attempt.client_addr, 100),
+        user_agent=_clip(attempt.user_agent, 300),
+    )
+
+
+async def record_for(org_id: OrgId, attempt: SignInAttempt) -> None:
+    """Append ``attempt`` in a transaction of its own (after a refusal rolled back); nothing
+    when the organisation does not exist (an id made up by whoever tried)."""
+    async with db.tenant_transaction(org_id):
+        if await Organisation.exists(id=org_id):
+            await record(attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class SignInFilter:
+    outcome: SignInOutcome | None = None
+    method: SignInMethod | None = None
+    reason: Reason | None = None
+    email: str | None = None
+    member_id: uuid.UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _query(filters: SignInFilter) -> QuerySet[SignIn]:
+    query = SignIn.all()
+    if filters.outcome is not None:
+        query = query.filter(outcome=filters.outcome)
+    if filters.method is not None:
+        query = query.filter(method=filters.method)
+    if filters.reason is not None:
+        query = query.filter(reason=filters.reason.value)
+    if filters.email:
+        query = query.filter(email=filters.email.strip().lower())
+    if filters.member_id is not None:
+        query = query.filter(member_id=filters.member_id)
+    if filters.since is not None:
+        query = query.filter(at__gte=filters.since)
+    if filters.until is not None:
+        query = query.filter(at__lt=filters.until)
+    return query
+
+
+async def list_sign_ins(filters: SignInFilter, *, cursor: str | None, limit: int) -> Page[SignIn]:
+    """One page of the organisation's sign-ins, newest first; InvalidInputError for a
+    cursor that was not issued here."""
+    return await paginate(_query(filters), NEWEST_FIRST, cursor=cursor, limit=limit)
+
+
+async def recent_for_member(member_id: uuid.UUID, *, limit: int = 10) -> list[SignIn]:
+    """The member's own latest sign-ins (for their account page)."""
+    return list(await SignIn.filter(member_id=member_id).order_by("-at", "-id").limit(limit))
