@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from tortoise.queryset import QuerySet
 
-from tenants import db
+from tenants import db, telemetry
 from tenants.ids import OrgId
 from tenants.organisations.models import Organisation
 from tenants.pagination import Page, Sort, paginate
@@ -60,6 +60,7 @@ async def record(attempt: SignInAttempt) -> None:
         client_addr=_clip(attempt.client_addr, 100),
         user_agent=_clip(attempt.user_agent, 300),
     )
+    telemetry.SIGN_INS.inc(attempt.method.value, attempt.outcome.value)
 
 
 async def record_for(org_id: OrgId, attempt: SignInAttempt) -> None:

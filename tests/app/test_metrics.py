@@ -231,3 +231,23 @@ async def test_a_worker_process_serves_its_metrics_on_its_own_port_and_stops_on_
         if process.poll() is None:
             process.kill()
             await asyncio.to_thread(process.wait, 10)
+
+
+async def test_sign_ins_are_counted_by_method_and_outcome(
+    org: OrgHandle, local: httpx.AsyncClient, app: Any
+) -> None:
+    from tests.web.flows import asgi_client, set_local_sign_in
+
+    await set_local_sign_in(org.id, True)
+    before = await scrape(local)
+    async with asgi_client(app) as browser:
+        response = await browser.password_sign_in(
+            org.slug, f"nobody@{org.slug}.example", "not the password"
+        )
+        assert response.status_code == 303
+    after = await scrape(local)
+    name = "tenantry_sign_ins_total"
+    grown = value(after, name, method="password", outcome="refused") - value(
+        before, name, method="password", outcome="refused"
+    )
+    assert grown == 1
