@@ -55,7 +55,7 @@ TENANT_TABLES = (
     "webhook_deliveries", "jobs", "departure_steps", "departures", "departure_policies",
     "content_items",
     "scim_users", "scim_groups", "scim_settings",
-    "api_tokens", "product_accounts", "products",
+    "api_tokens", "product_accounts", "products", "tenant_counters",
     "group_memberships", "groups", "members", "units", "organisations",
 )
 

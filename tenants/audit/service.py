@@ -280,3 +280,17 @@ async def verify(expected_head: ChainHead | None = None) -> Verification:
     assert queue is not None
     broken = result.broken or _unsealable(result.head, queue)
     return replace(result, broken=broken, pending=int(queue["pending"]))
+
+
+#: Break-glass sign-ins, newest first: a partial index holds exactly these events
+#: (migration 0013), so the list costs its few rows whatever the size of the log.
+BREAK_GLASS_SQL = """
+SELECT occurred_at, actor_display, client_addr FROM audit_events
+ WHERE tenant_id = $1 AND action = 'session.signed_in' AND (after ->> 'break_glass') = 'true'
+ ORDER BY id DESC LIMIT $2
+"""
+
+
+async def break_glass_sign_ins(limit: int) -> list[dict[str, Any]]:
+    """The open organisation's latest break-glass sign-ins (newest first)."""
+    return await fetch(BREAK_GLASS_SQL, current_org(), limit)

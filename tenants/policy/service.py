@@ -42,6 +42,7 @@ from tenants.organisations.models import Organisation
 from tenants.policy.models import DeclaredSetting, MemberChoice, PolicyRule, PolicyVersion
 from tenants.products.models import Product
 from tenants.units.models import Unit
+from tenants.units.rules import subtree_bounds
 from tenants.webhooks.service import publish
 
 
@@ -564,10 +565,9 @@ async def _members_in_scope(target_kind: TargetKind, target_id: uuid.UUID) -> li
         unit = await get_by_id(Unit, target_id, "unit")
         rows = await db.fetch(
             "SELECT m.id FROM members m JOIN units u ON u.tenant_id = m.tenant_id AND u.id = m.unit_id "
-            "WHERE m.tenant_id = $1 AND (u.path = $2 OR u.path LIKE $3)",
+            "WHERE m.tenant_id = $1 AND u.path >= $2 AND u.path < $3",
             db.current_org(),
-            unit.path,
-            unit.path + "/%",
+            *subtree_bounds(unit.path),
         )
     return [r["id"] for r in rows]
 

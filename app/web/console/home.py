@@ -6,8 +6,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.pages import PageContext, Web, page
-from tenants import db
+from tenants.audit import service as audit
 from tenants.members.lifecycle import MemberStatus
+from tenants.organisations import service as organisations
 from tenants.permissions import Permission
 
 UPCOMING: dict[str, tuple[str, Permission, str]] = {}
@@ -20,20 +21,10 @@ def routes(web: Web) -> list[BaseRoute]:
             # The console's front door (where "/" and old bookmarks lead): a member without
             # console access belongs on their account page, not on a refusal.
             return ctx.redirect("/account")
-        counts = {s.value: 0 for s in MemberStatus}
-        for row in await db.fetch("SELECT status, count(*) AS n FROM members GROUP BY status"):
-            counts[row["status"]] = row["n"]
-        totals = (
-            await db.fetch(
-                "SELECT (SELECT count(*) FROM units) AS units, (SELECT count(*) FROM groups) AS groups, "
-                "(SELECT count(*) FROM products) AS products"
-            )
-        )[0]
-        break_glass = await db.fetch(
-            "SELECT occurred_at, actor_display, client_addr FROM audit_events "
-            "WHERE action = 'session.signed_in' AND after->>'break_glass' = 'true' "
-            "ORDER BY id DESC LIMIT 5"
-        )
+        counted = await organisations.counters()
+        counts = {s.value: counted.get(f"members.{s.value}", 0) for s in MemberStatus}
+        totals = {name: counted.get(name, 0) for name in ("units", "groups", "products")}
+        break_glass = await audit.break_glass_sign_ins(5)
         return ctx.render(
             "console/home.html", counts=counts, totals=totals, break_glass_events=break_glass
         )
