@@ -6,6 +6,7 @@ import uuid
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from tortoise.expressions import Q
 
 from app.web.pages import PageContext, Web, page
 from tenants.departures import service as departures
@@ -28,6 +29,11 @@ ACTION_LABELS = {
     LifecycleAction.PURGE: "Purge",
     LifecycleAction.REINSTATE: "Reinstate",
 }
+
+
+#: The unit filter offers the top of the tree (the root and two levels), at most this many.
+FILTER_DEPTH = 2
+FILTER_UNITS = 300
 
 
 def _uuid(text: str | None) -> uuid.UUID | None:
@@ -53,12 +59,18 @@ def routes(web: Web) -> list[BaseRoute]:
         page_ = await service.list_members(
             filters, sort, cursor=params.get("cursor") or None, limit=50
         )
-        units = {u.id: u for u in await Unit.all().order_by("path")}
+        # The units the page shows (its members', for the unit column) and the top of the
+        # tree to filter by (plus the chosen unit): never every unit of the organisation.
+        shown = {m.unit_id for m in page_.items}
+        units = {u.id: u for u in await Unit.filter(id__in=shown)} if shown else {}
+        choices = Q(depth__lte=FILTER_DEPTH) | Q(id=unit_id) if unit_id else Q(depth__lte=FILTER_DEPTH)
+        unit_choices = await Unit.filter(choices).order_by("path").limit(FILTER_UNITS)
         return ctx.render(
             "console/members.html",
             members=page_.items,
             next_cursor=page_.next_cursor,
             units=units,
+            unit_choices=unit_choices,
             q=filters.q or "",
             status=status or "",
             unit_id=unit_id,
