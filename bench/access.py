@@ -67,6 +67,7 @@ from _common import (
     connect,
     console,
     copy_rows,
+    fail,
     httpx_load,
     load_generator,
     machine_load,
@@ -335,7 +336,7 @@ async def measure(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argpa
                           f"({batches['checks'] / batches['statements']:.1f} checks per statement)")
         logged = len(server.errors_logged())
         if logged:
-            console.print(f"[red]the server logged {logged} errors or 5xx; tail:[/]\n{server.log_tail()}")
+            raise fail(f"the server logged {logged} errors or 5xx; tail:\n{server.log_tail()}")
     finally:
         server.stop()
     written = (after[0] - before[0], after[1] - before[1])
@@ -370,13 +371,15 @@ async def main_async(args: argparse.Namespace) -> Figures:
     console.print(f"access-log rows written during the run: {rows:,} ({allowed:,} allowed) for {answered:,} "
                   "checks answered (rows may exceed answers by the checks in flight when a round ended)")
     if allowed < answered:
-        console.print("[red]fewer allowed log rows than allowed answers: a check went unrecorded[/]")
+        raise fail("fewer allowed log rows than allowed answers: a check went unrecorded")
     pairs = statistics.median(c.rate / b.rate for c, b in zip(check.rounds, bare.rounds, strict=True))
     console.print(f"info: median over rounds of check / bare (each pair run back to back) = {pairs:.3f}")
     console.print(f"info: server CPU per request, bare / check = {bare.cpu_per_request / check.cpu_per_request:.3f}"
                   f" (the app process only; PostgreSQL's work is not in it); CLK_TCK {CLK_TCK}")
     if check.errors or bare.errors:
-        console.print(f"[red]non-2xx answers or socket errors: check {check.errors}, bare {bare.errors}[/]")
+        raise fail(f"non-2xx answers or socket errors: check {check.errors}, bare {bare.errors}")
+    if not rows or not answered:
+        raise fail(f"the access check wrote {rows} log rows for {answered} checks answered")
     return [("access_check_vs_bare", check.rate / bare.rate, ">=", GOAL)]
 
 

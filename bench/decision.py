@@ -68,6 +68,7 @@ from _common import (
     connect,
     console,
     copy_rows,
+    fail,
     fresh_token,
     httpx_load,
     load_generator,
@@ -463,7 +464,7 @@ async def measure_http(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: 
         console.print(f"answers in the cache after the rounds: {cached_after:,}")
         logged = len(server.errors_logged())
         if logged:
-            console.print(f"[red]the server logged {logged} errors or 5xx; tail:[/]\n{server.log_tail()}")
+            raise fail(f"the server logged {logged} errors or 5xx; tail:\n{server.log_tail()}")
     finally:
         server.stop()
     return variants[DECISION], variants[BARE], kind
@@ -575,7 +576,9 @@ async def main_async(args: argparse.Namespace) -> Figures:
     console.print(f"info: server CPU per request, bare / decision = {cpu_ratio:.3f}"
                   " (less sensitive to other load on the machine)")
     if decision.errors or bare.errors:
-        console.print(f"[red]non-2xx answers or socket errors: decision {decision.errors}, bare {bare.errors}[/]")
+        raise fail(f"non-2xx answers or socket errors: decision {decision.errors}, bare {bare.errors}")
+    if not sum(r.requests for r in decision.rounds):
+        raise fail("the decision route answered nothing")
     console.rule("resolution in process")
     res = measure_resolve(cfg, args.seed)
     console.print(f"loaded organisation ({cfg.units} units, depth <= {cfg.max_depth}, {cfg.groups} groups, "

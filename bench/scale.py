@@ -158,8 +158,10 @@ def rows_for(org: Organisation, rng: random.Random) -> list[tuple[str, list[str]
         ("products", ["id", "tenant_id", "key", "name", "description", "created_at", "updated_at"], product_rows),
         ("members", ["id", "tenant_id", "email", "name", "unit_id", "roles", "status", "created_at", "updated_at"],
          member_rows),
-        ("group_memberships", ["id", "tenant_id", "group_id", "member_id", "created_at", "updated_at"], membership_rows),
-        ("member_choices", ["id", "tenant_id", "member_id", "setting", "value", "created_at", "updated_at"], choice_rows),
+        ("group_memberships", ["id", "tenant_id", "group_id", "member_id", "created_at", "updated_at"],
+         membership_rows),
+        ("member_choices", ["id", "tenant_id", "member_id", "setting", "value", "created_at", "updated_at"],
+         choice_rows),
         ("policy_rules", ["id", "tenant_id", "unit_id", "group_id", "setting", "value", "enforced", "reason",
                           "created_at", "updated_at"], rule_rows),
         ("content_items", ["id", "tenant_id", "member_id", "product_id", "external_id", "title", "kind", "size",
@@ -292,7 +294,7 @@ async def main(args: Any) -> None:
             finally:
                 app.stop()
             scan = await time_member_scan(bench, orgs[-1], rounds)
-    header = f"{'operation':<20}" + "".join(f"{f'{s:,} p50':>14}{f'p95':>11}" for s in sizes)
+    header = f"{'operation':<20}" + "".join(f"{f'{s:,} p50':>14}{'p95':>11}" for s in sizes)
     console.print(header)
     for op in OPERATIONS:
         cells = "".join(f"{ms(timings.p(op, s, 50)):>14}{ms(timings.p(op, s, 95)):>11}" for s in sizes)

@@ -684,13 +684,14 @@ async def member_classes(
 ) -> list[MemberClass]:
     """The members in the scope of a rule on (target, setting), in classes (CLASSES_SQL);
     ``groups`` are the groups that have rules on the setting (before or after a change)."""
+    scope: list[object]
     if target_kind is TargetKind.UNIT:
         unit = await get_by_id(Unit, target_id, "unit")
         low, high = subtree_bounds(unit.path)
-        sql, scope, more = CLASSES_SQL.format(scope=_UNIT_SCOPE), low, [high]
+        sql, scope = CLASSES_SQL.format(scope=_UNIT_SCOPE), [low, high]
     else:
-        sql, scope, more = CLASSES_SQL.format(scope=_GROUP_SCOPE), target_id, []
-    rows = await db.fetch(sql, db.current_org(), scope, sorted(groups), setting_key, *more)
+        sql, scope = CLASSES_SQL.format(scope=_GROUP_SCOPE), [target_id]
+    rows = await db.fetch(sql, db.current_org(), scope[0], sorted(groups), setting_key, *scope[1:])
     classes = []
     for row in rows:
         choice = row["choice"]

@@ -128,7 +128,8 @@ async def build(org: OrgHandle, spec: OrgSpec) -> tuple[list[uuid.UUID], list[uu
             continue
         seen.add((target, key))
         await conn.execute_query(
-            "INSERT INTO policy_rules (id, tenant_id, unit_id, group_id, setting, value, enforced, reason, created_at, updated_at) "
+            "INSERT INTO policy_rules (id, tenant_id, unit_id, group_id, setting, value, enforced, "
+            "reason, created_at, updated_at) "
             "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, '', now(), now())",
             [uuid.uuid4(), tenant, target if kind == "unit" else None,
              target if kind == "group" else None, key, policy.json.dumps(value), enforced],

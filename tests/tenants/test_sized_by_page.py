@@ -219,8 +219,10 @@ async def test_a_session_is_found_by_its_hash_through_an_index(
     await populate(owner_conn, org)
     member = await owner_conn.fetchval("SELECT id FROM members WHERE tenant_id = $1 LIMIT 1", org.id)
     await owner_conn.execute(
-        "INSERT INTO sessions (id, tenant_id, member_id, secret_hash, auth_method, last_seen_at, expires_at, created_at, updated_at) "
-        "SELECT gen_random_uuid(), $1, $2, md5(i::text) || md5(i::text), 'oidc', now(), now() + interval '1 hour', now(), now() "
+        "INSERT INTO sessions (id, tenant_id, member_id, secret_hash, auth_method, last_seen_at, "
+        "expires_at, created_at, updated_at) "
+        "SELECT gen_random_uuid(), $1, $2, md5(i::text) || md5(i::text), 'oidc', now(), now() + "
+        "interval '1 hour', now(), now() "
         "FROM generate_series(1, 5000) i",
         org.id, member,
     )
@@ -241,7 +243,8 @@ async def test_the_sweep_deletes_expired_sessions_of_every_organisation_and_only
         for name, expires in (("expired", now - timedelta(minutes=1)), ("live", now + timedelta(hours=1))):
             ids[f"{handle.slug}-{name}"] = session_id = uuid.uuid4()
             await owner_conn.execute(
-                "INSERT INTO sessions (id, tenant_id, member_id, secret_hash, auth_method, last_seen_at, expires_at, created_at, updated_at) "
+                "INSERT INTO sessions (id, tenant_id, member_id, secret_hash, auth_method, last_seen_at, "
+                "expires_at, created_at, updated_at) "
                 "VALUES ($1, $2, $3, $4, 'oidc', now(), $5, now(), now())",
                 session_id, handle.id, uuid.UUID(member["id"]), uuid.uuid4().hex * 2, expires,
             )
@@ -267,7 +270,9 @@ async def test_the_overview_counts_follow_every_insert_status_change_and_delete(
         "(SELECT id FROM members WHERE tenant_id = $1 AND email LIKE 'person1%' LIMIT 40)",
         org.id,
     )
-    await owner_conn.execute("UPDATE members SET status = 'suspended' WHERE tenant_id = $1 AND email LIKE 'person2%'", org.id)
+    await owner_conn.execute(
+        "UPDATE members SET status = 'suspended' WHERE tenant_id = $1 AND email LIKE 'person2%'", org.id
+    )
     for handle in (org, other):
         async with db.tenant_transaction(handle.id):
             counted = await organisations.counters()
@@ -278,7 +283,7 @@ async def test_the_overview_counts_follow_every_insert_status_change_and_delete(
             )
         }
         for table in ("members", "units", "groups", "products"):
-            actual[table] = await owner_conn.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = $1", handle.id)  # noqa: S608
+            actual[table] = await owner_conn.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = $1", handle.id)
         assert {k: v for k, v in counted.items() if v} == {k: v for k, v in actual.items() if v}
     assert counted["members"] == 1 and counted["units"] == 1
 
@@ -287,7 +292,8 @@ async def test_the_break_glass_list_reads_its_own_index(
     org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
 ) -> None:
     await owner_conn.execute(
-        "INSERT INTO audit_events (tenant_id, occurred_at, actor, actor_display, action, target_type, target_id, after) "
+        "INSERT INTO audit_events (tenant_id, occurred_at, actor, actor_display, action, "
+        "target_type, target_id, after) "
         "SELECT $1, now(), 'system:x', 'x', CASE WHEN i % 3 = 0 THEN 'session.signed_in' ELSE 'member.updated' END, "
         "'member', 'm', jsonb_build_object('break_glass', i % 997 = 0) FROM generate_series(1, 20000) i",
         org.id,
