@@ -325,6 +325,7 @@ def bare_relying_party(cfg: dict[str, Any]) -> Any:
     redirects to the provider (``/login``) and, at ``/callback``, exchanges the code and
     validates the ID token (``authorize_access_token``), then answers 200. No database,
     no session of its own beyond authlib's state cookie, no userinfo."""
+    import httpx2  # authlib's HTTP client package (a fork of httpx)
     from authlib.integrations.starlette_client import OAuth
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -333,15 +334,15 @@ def bare_relying_party(cfg: dict[str, Any]) -> Any:
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
-    class KeptTransport(httpx.AsyncBaseTransport):
+    class KeptTransport(httpx2.AsyncBaseTransport):
         """One connection pool for the HTTP clients authlib makes per call (Tenantry keeps
         one client per process too): without it each callback would pay for a new client
         (its SSL context: ~half of this app's CPU), and the ratio would flatter Tenantry."""
 
         def __init__(self) -> None:
-            self.inner = httpx.AsyncHTTPTransport()
+            self.inner = httpx2.AsyncHTTPTransport()
 
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
             return await self.inner.handle_async_request(request)
 
         async def aclose(self) -> None:
