@@ -11,7 +11,7 @@ One figure, measured in this run:
   logs, its own process); the bare route is inserted into its router right before the
   check route. Same load generator (``wrk`` with a Lua script posting the bodies, or an
   httpx client in a separate process), same connections and duration, interleaved rounds
-  with the order alternating. Goal >= 0.7.
+  with the order alternating. Goal >= 0.8 (raised from 0.7 in issue 16).
 
 The check is answered by one SQL statement (``check_data_access``: find the grant, rank
 the outcome, insert the log row) and, once the token was verified in the last seconds, on
@@ -88,7 +88,7 @@ SCRIPT = Path(__file__).resolve()
 CHECK, BARE = "check", "bare"
 CHECK_PATH, BARE_PATH = "/v1/access/check", "/bench/bare/check"
 CATEGORIES = ("interaction", "diagnostic", "communications", "files")
-GOAL = 0.7
+GOAL = 0.8
 
 
 @dataclass(frozen=True, slots=True)
