@@ -170,7 +170,7 @@ async def set_local_sign_in(enabled: bool, *, actor: Actor) -> Organisation:
 
 
 async def counters() -> dict[str, int]:
-    """The open organisation's row counts, kept by triggers (migration 0013) so reading
+    """The open organisation's row counts, kept by triggers (migration 0015) so reading
     them costs the same at any size: ``members``, ``units``, ``groups``, ``products`` and
     ``members.<status>``; a name with nothing counted yet is absent (read it as 0)."""
     rows = await db.fetch(

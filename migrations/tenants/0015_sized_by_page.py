@@ -172,7 +172,7 @@ DROP INDEX IF EXISTS units_tenant_path_pattern;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0012_access_check_batch")]
+    dependencies = [("tenants", "0014_shared_rate_limits")]
 
     initial = False
 
