@@ -16,6 +16,7 @@ from app import tracing
 from app.settings import Settings
 from tenants.audit.sealer import AuditSealer
 from tenants.jobs.worker import Worker
+from tenants.sessions.service import sweep_expired_sessions
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,23 @@ def configure_handlers(settings: Settings) -> None:
 
 @asynccontextmanager
 async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator[Worker]:
-    """Run ``worker`` as a task for the duration of the block; stop it cleanly after."""
+    """Run ``worker`` as a task for the duration of the block, with the sweep of expired
+    sessions beside it; stop both cleanly after."""
     configure_handlers(settings)
     task = asyncio.create_task(worker.run_forever(), name=f"worker-{worker.name}")
+    stop_sweeping = asyncio.Event()
+    sweeper = asyncio.create_task(
+        sweep_expired_sessions(stop_sweeping), name=f"session-sweeper-{worker.name}"
+    )
     try:
         yield worker
     finally:
         worker.stop()
+        stop_sweeping.set()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
 
 
 async def run_worker_process(

@@ -188,6 +188,17 @@ async def copy_rows(conn: asyncpg.Connection, tables: Sequence[TableRows]) -> No
             bar.advance(task, len(rows))
 
 
+class BenchmarkFailed(SystemExit):
+    """The measured route answered errors or wrote nothing: no figure is printed, and the
+    script exits non-zero (so a broken benchmark fails CI instead of flattering)."""
+
+
+def fail(message: str) -> BenchmarkFailed:
+    """Print ``message`` and return the exit to raise: ``raise fail("...")``."""
+    console.print(f"[red]benchmark failed: {message}[/]")
+    return BenchmarkFailed(f"benchmark failed: {message}")
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) by linear interpolation; NaN for no values."""
     if not values:

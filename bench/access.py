@@ -11,7 +11,7 @@ One figure, measured in this run:
   logs, its own process); the bare route is inserted into its router right before the
   check route. Same load generator (``wrk`` with a Lua script posting the bodies, or an
   httpx client in a separate process), same connections and duration, interleaved rounds
-  with the order alternating. Goal >= 0.7.
+  with the order alternating. Goal >= 0.8 (raised from 0.7 in issue 16).
 
 The check is answered by one SQL statement (``check_data_access``: find the grant, rank
 the outcome, insert the log row) and, once the token was verified in the last seconds, on
@@ -67,6 +67,7 @@ from _common import (
     connect,
     console,
     copy_rows,
+    fail,
     httpx_load,
     load_generator,
     machine_load,
@@ -87,7 +88,7 @@ SCRIPT = Path(__file__).resolve()
 CHECK, BARE = "check", "bare"
 CHECK_PATH, BARE_PATH = "/v1/access/check", "/bench/bare/check"
 CATEGORIES = ("interaction", "diagnostic", "communications", "files")
-GOAL = 0.7
+GOAL = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +336,7 @@ async def measure(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argpa
                           f"({batches['checks'] / batches['statements']:.1f} checks per statement)")
         logged = len(server.errors_logged())
         if logged:
-            console.print(f"[red]the server logged {logged} errors or 5xx; tail:[/]\n{server.log_tail()}")
+            raise fail(f"the server logged {logged} errors or 5xx; tail:\n{server.log_tail()}")
     finally:
         server.stop()
     written = (after[0] - before[0], after[1] - before[1])
@@ -370,13 +371,15 @@ async def main_async(args: argparse.Namespace) -> Figures:
     console.print(f"access-log rows written during the run: {rows:,} ({allowed:,} allowed) for {answered:,} "
                   "checks answered (rows may exceed answers by the checks in flight when a round ended)")
     if allowed < answered:
-        console.print("[red]fewer allowed log rows than allowed answers: a check went unrecorded[/]")
+        raise fail("fewer allowed log rows than allowed answers: a check went unrecorded")
     pairs = statistics.median(c.rate / b.rate for c, b in zip(check.rounds, bare.rounds, strict=True))
     console.print(f"info: median over rounds of check / bare (each pair run back to back) = {pairs:.3f}")
     console.print(f"info: server CPU per request, bare / check = {bare.cpu_per_request / check.cpu_per_request:.3f}"
                   f" (the app process only; PostgreSQL's work is not in it); CLK_TCK {CLK_TCK}")
     if check.errors or bare.errors:
-        console.print(f"[red]non-2xx answers or socket errors: check {check.errors}, bare {bare.errors}[/]")
+        raise fail(f"non-2xx answers or socket errors: check {check.errors}, bare {bare.errors}")
+    if not rows or not answered:
+        raise fail(f"the access check wrote {rows} log rows for {answered} checks answered")
     return [("access_check_vs_bare", check.rate / bare.rate, ">=", GOAL)]
 
 

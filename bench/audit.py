@@ -5,11 +5,11 @@ Two figures, each a ratio of two variants measured in this run on the same datab
 - ``audit_write``: updates/s of ``update_member`` (a name change, audited, in its own
   tenant transaction as a request runs it) divided by updates/s of the same ORM update of
   the same rows in the same kind of transaction without the audit record. Goal >= 0.85.
-- ``audit_concurrency``: updates/s of 4 organisations x N audited writers at once divided
-  by updates/s of 1 organisation x 4N audited writers: the same writers and CPU load,
-  spread over organisations or not, so the machine's own scaling cancels out. 1.0 means
-  writers of different organisations get in each other's way no more than writers of
-  one organisation do. Goal >= 0.9.
+- ``audit_concurrency``: how audited writes add up over organisations (updates/s of 4
+  organisations x N writers at once / of 1 organisation x N writers) relative to how the
+  same writes without auditing add up in the same rounds (the machine's own scaling
+  cancels out). A lock, hot row or sealer shared by all organisations lowers it; 1.0
+  means the audit adds no contention across organisations. Goal >= 0.9.
 
 Sealing is paid for in both figures: the service's ``AuditSealer`` runs throughout, as
 in ``tenantry serve``, and every round ends (inside its timing) only once every event it
@@ -356,21 +356,25 @@ async def audit_write(cfg: Config, bench: BenchDatabase, org: OrgId, ids: list[u
 async def audit_concurrency(cfg: Config, bench: BenchDatabase, orgs: list[OrgId],
                             ids: dict[OrgId, list[uuid.UUID]], rng: random.Random,
                             sealing: Sealing) -> float:
-    """The same 4N audited writers spread over 4 organisations or all on one; plus,
-    interleaved with them, the same two shapes without auditing (what the machine and the
-    rest of the write path allow, for information).
+    """How audited writes scale from one organisation to several, relative to how the same
+    writes without auditing scale on the same machine in the same rounds.
 
-    The single organisation rotates between rounds so no one organisation's pages or chain
-    decide the baseline. (Comparing 4 organisations with 4 x one alone measured how this
-    2-CPU machine, shared by client and server, scales: 0.33-0.42 without any audit.)
+    ``together``: k organisations x n writers at once; ``alone``: one organisation x n
+    writers (the organisation rotates between rounds). ``together / alone`` is how far
+    writes of several organisations add up; the unaudited ``control`` pair gives what the
+    machine and the rest of the write path allow. Anything of the audit path that all
+    organisations share (a lock, a hot row, a sealer that serialises them) makes audited
+    writes add up less than the control's, and lowers the figure; 1.0 = the audit adds no
+    contention across organisations. (The earlier definition, k x n spread over
+    organisations against k x n on one, could not see a lock shared by all of them: both
+    sides queued on it alike.)
     """
     n, k = cfg.per_org_writers, len(orgs)
     console.rule("audit_concurrency")
     console.print(
-        f"definition: updates/s of {k} organisations x {n} audited writers at once "
-        f"/ updates/s of 1 organisation x {k * n} audited writers (same writers, same CPU "
-        "load). 1.0 = writers of different organisations get in each other's way no more "
-        "than writers of one organisation do."
+        f"definition: (audited updates/s of {k} organisations x {n} writers at once / of 1 "
+        f"organisation x {n} writers) / (the same two without auditing); 1.0 = organisations' "
+        "audited writes add up as well as unaudited writes do"
     )
     rounds = [([work_for(o, ids[o], cfg.concurrency_ops, rng, n) for o in orgs],
                orgs[i % k]) for i in range(cfg.concurrency_rounds)]
@@ -378,30 +382,29 @@ async def audit_concurrency(cfg: Config, bench: BenchDatabase, orgs: list[OrgId]
     def together(i: int) -> list[Work]:
         return rounds[i][0]
 
-    def crowded(i: int) -> list[Work]:
+    def alone(i: int) -> list[Work]:
         org = rounds[i][1]
-        return [work_for(org, ids[org], cfg.concurrency_ops * k, random.Random(i), n * k)]
+        return [next(w for w in rounds[i][0] if w.org == org)]
 
     variants = [
         Variant("together", audited_update, together),
-        Variant("crowded", audited_update, crowded),
+        Variant("alone", audited_update, alone),
         Variant("control_together", unaudited_update, together),
-        Variant("control_crowded", unaudited_update, crowded),
+        Variant("control_alone", unaudited_update, alone),
     ]
     async with WaitSampler(bench.admin_url, APP_ROLE) as sampler:
         t = await rotated_rounds(cfg.concurrency_rounds, variants, "audit_concurrency", sealing,
                                  sampler)
     console.print(t["together"].describe(f"audited, {k} orgs x {n} writers"))
-    console.print(t["crowded"].describe(f"audited, 1 org x {k * n} writers"))
+    console.print(t["alone"].describe(f"audited, 1 org x {n} writers"))
     console.print(t["control_together"].describe(f"unaudited, {k} orgs x {n} writers"))
-    console.print(t["control_crowded"].describe(f"unaudited, 1 org x {k * n} writers"))
-    ratio = t["together"].rate / t["crowded"].rate
-    control = t["control_together"].rate / t["control_crowded"].rate
-    console.print(f"info: the same ratio without auditing = {control:.3f}; "
-                  f"audited relative to it = {ratio / control:.3f}")
+    console.print(t["control_alone"].describe(f"unaudited, 1 org x {n} writers"))
+    audited = t["together"].rate / t["alone"].rate
+    control = t["control_together"].rate / t["control_alone"].rate
+    console.print(f"info: {k} orgs / 1 org throughput: audited x{audited:.2f}, unaudited x{control:.2f}")
     console.print(f"  waits, {k} orgs x {n}: {sampler.describe('together')}")
-    console.print(f"  waits, 1 org x {k * n}: {sampler.describe('crowded')}")
-    return ratio
+    console.print(f"  waits, 1 org x {n}: {sampler.describe('alone')}")
+    return audited / control
 
 
 async def warm_up(cfg: Config, orgs: list[OrgId], ids: dict[OrgId, list[uuid.UUID]],

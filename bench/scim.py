@@ -47,6 +47,7 @@ from _common import (
     bench_database,
     connect,
     console,
+    fail,
     machine_load,
     percentile,
     report,
@@ -384,7 +385,7 @@ async def measure(cfg: Config, bench: BenchDatabase, app: AppServer) -> Figures:
         bulk_ratio = statistics.median(scim_times) / statistics.median(raw_times)
         errors = app.log_tail(200_000).count('"status": 5')
         if errors:
-            console.print(f"[red]{errors} server errors in the app's log[/]")
+            raise fail(f"{errors} server errors in the app's log")
     return [
         ("scim_patch_vs_native", patch_ratio, "<=", 1.5),
         ("scim_bulk_vs_raw", bulk_ratio, "<=", 3.0),

@@ -117,8 +117,14 @@ async def member_counts(today: date) -> dict[str, int]:
     """Members per status now (every status present, 0 when none), recorded as today's row
     of ``member_status_days`` so the 90-day chart has a point per day the counts were read."""
     counts = {s.value: 0 for s in MemberStatus}
-    for row in await db.fetch("SELECT status, count(*) AS n FROM members GROUP BY status"):
-        counts[row["status"]] = int(row["n"])
+    # The trigger-kept counters (migration 0018_sized_by_page): no scan of members.
+    for row in await db.fetch(
+        "SELECT name, n FROM tenant_counters WHERE tenant_id = $1 AND name LIKE 'members.%'",
+        db.current_org(),
+    ):
+        status = str(row["name"]).removeprefix("members.")
+        if status in counts:
+            counts[status] = int(row["n"])
     await db.connection().execute_query(
         "INSERT INTO member_status_days (tenant_id, day, status, members) "
         "SELECT $1, $2, s, n FROM unnest($3::text[], $4::int[]) AS t(s, n) "

@@ -58,7 +58,7 @@ TENANT_TABLES = (
     "webhook_deliveries", "jobs", "departure_steps", "departures", "departure_policies",
     "content_items",
     "scim_users", "scim_groups", "scim_settings", "domains", "sign_ins",
-    "api_tokens", "product_accounts", "products",
+    "api_tokens", "product_accounts", "products", "tenant_counters",
     "group_memberships", "groups", "members", "units", "organisations",
 )
 

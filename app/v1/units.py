@@ -13,6 +13,7 @@ from tenants.pagination import Sort, paginate
 from tenants.permissions import Permission
 from tenants.units import service
 from tenants.units.models import Unit
+from tenants.units.rules import subtree_bounds
 
 router = ApiRouter("/v1/units", "units")
 
@@ -75,7 +76,8 @@ async def list_units(call: Call[Input, UnitQuery]) -> UnitPage:
     query = Unit.all()
     if q.within is not None:
         root = await service.get_unit(q.within)
-        query = query.filter(path__startswith=root.path)
+        low, high = subtree_bounds(root.path)
+        query = query.filter(path__gte=low, path__lt=high)
     if q.parent_id is not None:
         query = query.filter(parent_id=q.parent_id)
     sort = Sort.parse(q.sort, ("path", "name", "created_at"))

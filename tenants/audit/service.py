@@ -9,7 +9,7 @@ says how many events are still waiting.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +109,65 @@ async def record(
             actor.client_addr,
         ],
     )
+    request_sealing()
+    return int(rows[0]["event_id"])
+
+
+#: How many parameters the event takes in RECORD_SQL and CHANGE_AND_RECORD_SQL: a change's
+#: own parameters are numbered after them.
+EVENT_PARAMS = 11
+
+#: A change (``UPDATE … RETURNING …``, parameters from $12) and its event in one statement:
+#: the event is written only if the change touched a row.
+CHANGE_AND_RECORD_SQL = """
+WITH changed AS ({change}),
+recorded AS (
+  INSERT INTO audit_events (tenant_id, occurred_at, actor, actor_display, action, target_type,
+                            target_id, before, after, request_id, client_addr)
+  SELECT $1::uuid, $2::timestamptz, $3::text, $4::text, $5::text, $6::text, $7::text, $8::jsonb,
+         $9::jsonb, $10::text, $11::text
+   WHERE EXISTS (SELECT 1 FROM changed)
+  RETURNING tenant_id, id
+)
+INSERT INTO audit_pending (tenant_id, event_id) SELECT tenant_id, id FROM recorded
+RETURNING event_id
+"""
+
+
+async def record_change(
+    change: str,
+    change_args: Sequence[Any],
+    action: str,
+    target_type: str,
+    target_id: object,
+    *,
+    actor: Actor,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> int | None:
+    """Make ``change`` (an ``UPDATE … RETURNING …`` whose parameters are numbered from
+    ``$EVENT_PARAMS + 1``) and record its event in the same statement: the write and its
+    audit cost one round trip. Returns the event's id, or None when the change touched no
+    row (and then nothing is recorded). Queued for sealing as ``record`` does."""
+    _, rows = await connection().execute_query(
+        CHANGE_AND_RECORD_SQL.format(change=change),
+        [
+            current_org(),
+            datetime.now(UTC),
+            actor.ref,
+            actor.display,
+            action,
+            target_type,
+            str(target_id),
+            _json_or_none(jsonable(before) if before is not None else None),
+            _json_or_none(jsonable(after) if after is not None else None),
+            actor.request_id,
+            actor.client_addr,
+            *change_args,
+        ],
+    )
+    if not rows:
+        return None
     request_sealing()
     return int(rows[0]["event_id"])
 
@@ -333,3 +392,17 @@ async def verify(expected_head: ChainHead | None = None) -> Verification:
     assert queue is not None
     broken = result.broken or _unsealable(result.head, queue)
     return replace(result, broken=broken, pending=int(queue["pending"]))
+
+
+#: Break-glass sign-ins, newest first: a partial index holds exactly these events
+#: (migration 0015), so the list costs its few rows whatever the size of the log.
+BREAK_GLASS_SQL = """
+SELECT occurred_at, actor_display, client_addr FROM audit_events
+ WHERE tenant_id = $1 AND action = 'session.signed_in' AND (after ->> 'break_glass') = 'true'
+ ORDER BY id DESC LIMIT $2
+"""
+
+
+async def break_glass_sign_ins(limit: int) -> list[dict[str, Any]]:
+    """The open organisation's latest break-glass sign-ins (newest first)."""
+    return await fetch(BREAK_GLASS_SQL, current_org(), limit)

@@ -29,7 +29,17 @@ from policies.catalogue import (
     Value,
 )
 from policies.history import RuleChange, diff_rules
-from policies.resolve import CompiledPolicy, Resolved, Rule, SourceKind, TargetKind, compile_policy
+from policies.resolve import (
+    CompiledPolicy,
+    GroupRef,
+    MemberFacts,
+    Resolved,
+    Rule,
+    SourceKind,
+    TargetKind,
+    compile_policy,
+    resolve_settings,
+)
 from tenants import db, notifications
 from tenants.actors import Actor
 from tenants.audit import service as audit
@@ -42,6 +52,7 @@ from tenants.organisations.models import Organisation
 from tenants.policy.models import DeclaredSetting, MemberChoice, PolicyRule, PolicyVersion
 from tenants.products.models import Product
 from tenants.units.models import Unit
+from tenants.units.rules import ancestor_ids, subtree_bounds
 from tenants.webhooks.service import publish
 
 
@@ -564,10 +575,9 @@ async def _members_in_scope(target_kind: TargetKind, target_id: uuid.UUID) -> li
         unit = await get_by_id(Unit, target_id, "unit")
         rows = await db.fetch(
             "SELECT m.id FROM members m JOIN units u ON u.tenant_id = m.tenant_id AND u.id = m.unit_id "
-            "WHERE m.tenant_id = $1 AND (u.path = $2 OR u.path LIKE $3)",
+            "WHERE m.tenant_id = $1 AND u.path >= $2 AND u.path < $3",
             db.current_org(),
-            unit.path,
-            unit.path + "/%",
+            *subtree_bounds(unit.path),
         )
     return [r["id"] for r in rows]
 
@@ -624,6 +634,81 @@ async def preview_rule_removal(
     return await _impact(cat, target_kind, target_id, setting_key, None)
 
 
+#: The classes of the members in a preview's scope: members with the same unit, the same
+#: groups among those with rules on the setting, and the same choice for it cannot get
+#: different values for that setting, so each class is resolved once. One pass over the
+#: scope's members, grouped in SQL; the scope is $2 (and $5), see _UNIT_SCOPE/_GROUP_SCOPE.
+CLASSES_SQL = """
+WITH scoped AS (
+  SELECT m.id, m.unit_id FROM members m WHERE m.tenant_id = $1 AND {scope}
+), grouped AS (
+  SELECT gm.member_id, array_agg(gm.group_id::text ORDER BY gm.group_id) AS groups
+    FROM group_memberships gm
+   WHERE gm.tenant_id = $1 AND gm.group_id = ANY($3::uuid[])
+   GROUP BY gm.member_id
+), chosen AS (
+  SELECT c.member_id, c.value FROM member_choices c WHERE c.tenant_id = $1 AND c.setting = $4
+)
+SELECT s.unit_id, u.path, coalesce(g.groups, '{{}}') AS groups, ch.value AS choice, count(*) AS n
+  FROM scoped s
+  JOIN units u ON u.tenant_id = $1 AND u.id = s.unit_id
+  LEFT JOIN grouped g ON g.member_id = s.id
+  LEFT JOIN chosen ch ON ch.member_id = s.id
+ GROUP BY s.unit_id, u.path, coalesce(g.groups, '{{}}'), ch.value
+"""
+
+#: The scope of a rule on a unit (its subtree: a path range, see units.rules) or a group.
+_UNIT_SCOPE = (
+    "m.unit_id IN (SELECT id FROM units WHERE tenant_id = $1 AND path >= $2 AND path < $5)"
+)
+_GROUP_SCOPE = (
+    "m.id IN (SELECT member_id FROM group_memberships WHERE tenant_id = $1 AND group_id = $2)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberClass:
+    """Members who get the same value for one setting whatever its rules: same unit (its
+    path of ids from the root), same groups among those that have rules on the setting,
+    same choice for it (None when they made none)."""
+
+    unit_id: str
+    unit_path: tuple[str, ...]
+    group_ids: tuple[str, ...]
+    choice: Value | None
+    members: int
+
+
+async def member_classes(
+    target_kind: TargetKind, target_id: uuid.UUID, setting_key: str, groups: Iterable[str]
+) -> list[MemberClass]:
+    """The members in the scope of a rule on (target, setting), in classes (CLASSES_SQL);
+    ``groups`` are the groups that have rules on the setting (before or after a change)."""
+    scope: list[object]
+    if target_kind is TargetKind.UNIT:
+        unit = await get_by_id(Unit, target_id, "unit")
+        low, high = subtree_bounds(unit.path)
+        sql, scope = CLASSES_SQL.format(scope=_UNIT_SCOPE), [low, high]
+    else:
+        sql, scope = CLASSES_SQL.format(scope=_GROUP_SCOPE), [target_id]
+    rows = await db.fetch(sql, db.current_org(), scope[0], sorted(groups), setting_key, *scope[1:])
+    classes = []
+    for row in rows:
+        choice = row["choice"]
+        if isinstance(choice, str):
+            choice = json.loads(choice)
+        classes.append(
+            MemberClass(
+                str(row["unit_id"]),
+                tuple(ancestor_ids(row["path"])),
+                tuple(row["groups"]),
+                tuple(choice) if isinstance(choice, list) else choice,
+                int(row["n"]),
+            )
+        )
+    return classes
+
+
 async def _impact(
     cat: Catalogue,
     target_kind: TargetKind,
@@ -631,43 +716,70 @@ async def _impact(
     setting_key: str,
     candidate: Rule | None,
 ) -> Impact:
-    """Everyone in the target's scope resolved with the current rules and with the rule
-    for (target, setting) replaced by ``candidate`` (or removed when it is None)."""
-    before = (await compiled_policy()).compiled
-    current = [as_rule(r) for r in _in_force(await PolicyRule.all(), datetime.now(UTC))]
-    kept = [r for r in current if not (r.setting == setting_key and r.target_id == str(target_id))]
-    unit_parents, groups = await _structure()
-    after = compile_policy(cat, unit_parents, [*kept, *([candidate] if candidate else [])], groups)
-    scope = await _members_in_scope(target_kind, target_id)
-    facts = await member_facts(scope)
-    names = {str(u["id"]): u["name"] for u in await db.fetch("SELECT id, name FROM units")}
+    """Everyone in the target's scope resolved, for the one setting, with the current rules
+    and with the rule for (target, setting) replaced by ``candidate`` (or removed when it
+    is None): once per class of members who cannot differ (``member_classes``), by the
+    reference resolution on that setting alone. Costs one grouped pass over the scope in
+    SQL and a resolution per class, however many members a class holds."""
     setting = cat[setting_key]
-    changed = overridden = locked = switched_off = 0
+    only = Catalogue.of([setting])
+    current = [
+        as_rule(r)
+        for r in _in_force(await PolicyRule.filter(setting=setting_key), datetime.now(UTC))
+    ]
+    kept = [r for r in current if r.target_id != str(target_id)]
+    after_rules = [*kept, *([candidate] if candidate else [])]
+    rule_groups = {
+        r.target_id for r in [*current, *after_rules] if r.target_kind is TargetKind.GROUP
+    }
+    priority = {
+        str(g["id"]): int(g["priority"])
+        for g in await db.fetch(
+            "SELECT id, priority FROM groups WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+            db.current_org(),
+            sorted(rule_groups),
+        )
+    }
+    classes = await member_classes(target_kind, target_id, setting_key, priority)
+    scoped = changed = overridden = locked = switched_off = 0
     per_unit: dict[str, int] = defaultdict(int)
-    for f in facts.values():
-        old = before.resolve(str(f.unit_id), f.group_ids, f.choices)[setting_key]
-        new = after.resolve(str(f.unit_id), f.group_ids, f.choices)[setting_key]
+    for c in classes:
+        facts = MemberFacts(
+            c.unit_path,
+            tuple(GroupRef(g, priority[g]) for g in c.group_ids),
+            {setting_key: c.choice} if c.choice is not None else {},
+        )
+        old = resolve_settings(only, current, facts)[setting_key]
+        new = resolve_settings(only, after_rules, facts)[setting_key]
+        scoped += c.members
         if new.value != old.value:
-            changed += 1
-            per_unit[names.get(str(f.unit_id), "?")] += 1
-            switched_off += int(setting.is_off(new.value))
-        if (
-            old.source.kind is SourceKind.MEMBER
-            and new.source.kind is not SourceKind.MEMBER
-            and new.value != old.value
-        ):
-            overridden += 1
-        locked += int(new.locked)
+            changed += c.members
+            per_unit[c.unit_id] += c.members
+            switched_off += c.members if setting.is_off(new.value) else 0
+            if old.source.kind is SourceKind.MEMBER and new.source.kind is not SourceKind.MEMBER:
+                overridden += c.members
+        locked += c.members if new.locked else 0
+    names = {
+        str(u["id"]): u["name"]
+        for u in await db.fetch(
+            "SELECT id, name FROM units WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+            db.current_org(),
+            list(per_unit),
+        )
+    }
+    by_name: dict[str, int] = defaultdict(int)
+    for unit_id, count in per_unit.items():
+        by_name[names.get(unit_id, "?")] += count
     if candidate is not None:
         stops_working = setting.off_effect if setting.is_off(candidate.value) else ""
     else:
         stops_working = setting.off_effect if switched_off else ""
     return Impact(
         setting=setting_key,
-        members_in_scope=len(facts),
+        members_in_scope=scoped,
         value_changes=changed,
         choices_overridden=overridden,
-        by_unit=sorted(per_unit.items(), key=lambda kv: (-kv[1], kv[0])),
+        by_unit=sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0])),
         stops_working=stops_working,
         locked_after=locked,
     )

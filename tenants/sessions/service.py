@@ -7,12 +7,17 @@ stored, so a database leak yields no usable session.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from tortoise import connections
 
 from tenants import db
 from tenants.actors import Actor, ActorKind
@@ -22,6 +27,8 @@ from tenants.ids import OrgId
 from tenants.members.lifecycle import can_sign_in
 from tenants.members.models import Member
 from tenants.sessions.models import AuthMethod, Session
+
+log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = timedelta(hours=8)
 ABSOLUTE_TIMEOUT = timedelta(hours=24)
@@ -181,3 +188,31 @@ def csrf_token(secret_key: str, token: SessionToken | str) -> str:
 
 def is_valid_csrf(secret_key: str, token: SessionToken | str, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(csrf_token(secret_key, token), presented or "")
+
+
+#: How many expired sessions one sweep deletes at most (one short statement).
+SWEEP_BATCH = 5000
+
+
+async def delete_expired_sessions(*, limit: int = SWEEP_BATCH) -> int:
+    """Delete sessions past their absolute lifetime, in every organisation; returns how
+    many went (at most ``limit``). Expired sessions can never be used again, and without
+    this the table (read on every request) would only grow. Runs outside any tenant
+    transaction, through a SECURITY DEFINER function that returns a count only."""
+    _, rows = await connections.get("default").execute_query(
+        "SELECT delete_expired_sessions($1) AS n", [limit]
+    )
+    return int(rows[0]["n"])
+
+
+async def sweep_expired_sessions(stop: asyncio.Event, *, every: float = 300.0) -> None:
+    """Delete expired sessions every ``every`` seconds until ``stop`` is set (the worker
+    runs this beside its jobs); batches follow each other while a sweep finds a full one."""
+    while not stop.is_set():
+        try:
+            while await delete_expired_sessions() >= SWEEP_BATCH and not stop.is_set():
+                pass
+        except (OSError, ConnectionError) as exc:
+            log.warning("cannot sweep expired sessions: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)

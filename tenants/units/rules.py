@@ -26,6 +26,16 @@ def is_within(path: str, subtree_path: str) -> bool:
     return path == subtree_path or path.startswith(subtree_path + SEPARATOR)
 
 
+def subtree_bounds(path: str) -> tuple[str, str]:
+    """``(low, high)`` such that a unit is ``path`` or below it exactly when
+    ``low <= its path < high`` compared bytewise (``units.path`` is COLLATE "C"): ids are
+    fixed-length uuids, so the paths starting with ``path`` are ``path`` itself and those
+    continuing with the separator, and the character after ``/`` is ``0``. A range is an
+    index range with parameters too, where ``LIKE $1`` is one only when planned with
+    the value."""
+    return path, path + chr(ord(SEPARATOR) + 1)
+
+
 def check_move(unit_path: str, new_parent_path: str, subtree_height: int) -> None:
     """Refuse moves that would break the tree; returns None when the move is fine.
 

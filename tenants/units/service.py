@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from tortoise.queryset import QuerySet
+
 from policies.resolve import TargetKind
 from tenants import db
 from tenants.actors import Actor
@@ -107,11 +109,10 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
     parent = await get_referenced(Unit, new_parent_id, "unit", field="parent_id")
     height_row = await db.fetch_one(
         "SELECT coalesce(max(depth), 0) - $2 AS height FROM units "
-        "WHERE tenant_id = $1 AND (path = $3 OR path LIKE $4)",
+        "WHERE tenant_id = $1 AND path >= $3 AND path < $4",
         db.current_org(),
         unit.depth,
-        unit.path,
-        _like_prefix(unit.path),
+        *rules.subtree_bounds(unit.path),
     )
     rules.check_move(unit.path, parent.path, int(height_row["height"]) if height_row else 0)
     await _check_sibling_name(parent.id, unit.name, unit.id)
@@ -125,7 +126,7 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
                depth = depth + $4,
                parent_id = CASE WHEN id = $5 THEN $6 ELSE parent_id END,
                updated_at = now()
-         WHERE tenant_id = $1 AND (path = $2 OR path LIKE $7)
+         WHERE tenant_id = $1 AND path >= $2 AND path < $7
         """,
         [
             db.current_org(),
@@ -134,7 +135,7 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
             rules.depth_of(new_path) - unit.depth,
             unit.id,
             parent.id,
-            _like_prefix(old_path),
+            rules.subtree_bounds(old_path)[1],
         ],
     )
     moved = await get_unit(unit.id)
@@ -144,14 +145,11 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
     return moved
 
 
-def _like_prefix(path: str) -> str:
-    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + rules.SEPARATOR + "%"
-
-
-def subtree_like(path: str) -> str:
-    """A LIKE pattern matching every unit strictly below ``path``."""
-    return _like_prefix(path)
+def subtree(path: str) -> QuerySet[Unit]:
+    """The unit at ``path`` and every unit below it (an index range, see
+    ``rules.subtree_bounds``)."""
+    low, high = rules.subtree_bounds(path)
+    return Unit.filter(path__gte=low, path__lt=high)
 
 
 async def delete_unit(unit_id: uuid.UUID, *, actor: Actor) -> None:
@@ -174,10 +172,9 @@ async def delete_unit(unit_id: uuid.UUID, *, actor: Actor) -> None:
 
 async def unit_ids_in_subtree(unit: Unit) -> list[uuid.UUID]:
     rows = await db.fetch(
-        "SELECT id FROM units WHERE tenant_id = $1 AND (path = $2 OR path LIKE $3)",
+        "SELECT id FROM units WHERE tenant_id = $1 AND path >= $2 AND path < $3",
         db.current_org(),
-        unit.path,
-        _like_prefix(unit.path),
+        *rules.subtree_bounds(unit.path),
     )
     return [r["id"] for r in rows]
 
@@ -195,17 +192,17 @@ async def find_units(
     """Units whose name starts with ``text`` (case-insensitive), by name, at most ``limit``;
     with ``outside_of``, not that unit nor anything below it (targets a unit may move under).
     One range of the (tenant_id, lower(name)) index: costs what it returns."""
-    exclude_path = None
+    low = high = None
     if outside_of is not None:
-        exclude_path = (await get_unit(outside_of)).path
+        low, high = rules.subtree_bounds((await get_unit(outside_of)).path)
     rows = await db.fetch(
         "SELECT id FROM units WHERE tenant_id = $1 AND lower(name) LIKE $2 "
-        "AND ($3::text IS NULL OR NOT (path = $3 OR path LIKE $4)) "
+        "AND ($3::text IS NULL OR NOT (path >= $3 AND path < $4)) "
         "ORDER BY lower(name), id LIMIT $5",
         db.current_org(),
         name_prefix_pattern(text.strip()),
-        exclude_path,
-        _like_prefix(exclude_path) if exclude_path else None,
+        low,
+        high,
         limit,
     )
     ids = [r["id"] for r in rows]

@@ -10,8 +10,9 @@ from starlette.routing import BaseRoute, Route
 
 from app.web import charts as charts_
 from app.web.pages import PageContext, Web, page
-from tenants import db
 from tenants import overview as readings
+from tenants.audit import service as audit
+from tenants.organisations import service as organisations
 from tenants.permissions import Permission
 
 UPCOMING: dict[str, tuple[str, Permission, str]] = {}
@@ -60,17 +61,9 @@ def routes(web: Web) -> list[BaseRoute]:
                 [f"w/c {w.strftime('%d %b')}" for w in weeks],
                 {"allowed": accesses["allowed"], "refused": accesses["refused"]},
             )
-        totals = (
-            await db.fetch(
-                "SELECT (SELECT count(*) FROM units) AS units, (SELECT count(*) FROM groups) AS groups, "
-                "(SELECT count(*) FROM products) AS products"
-            )
-        )[0]
-        break_glass = await db.fetch(
-            "SELECT occurred_at, actor_display, client_addr FROM audit_events "
-            "WHERE action = 'session.signed_in' AND after->>'break_glass' = 'true' "
-            "ORDER BY id DESC LIMIT 5"
-        )
+        counted = await organisations.counters()
+        totals = {name: counted.get(name, 0) for name in ("units", "groups", "products")}
+        break_glass = await audit.break_glass_sign_ins(5)
         return ctx.render(
             "console/home.html",
             counts=counts,

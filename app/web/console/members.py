@@ -43,6 +43,11 @@ PAGE_SIZES = (25, 50, 100, 200)
 TRAIL = 20
 
 
+#: The unit filter offers the top of the tree (the root and two levels), at most this many.
+FILTER_DEPTH = 2
+FILTER_UNITS = 300
+
+
 def _uuid(text: str | None) -> uuid.UUID | None:
     try:
         return uuid.UUID(text) if text else None

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from tortoise.expressions import Q
 
 from app.web.pages import PageContext, Web, page
 from policies.catalogue import Catalogue, Purpose, Setting, SettingType
@@ -31,6 +32,7 @@ from tenants.permissions import Permission
 from tenants.policy import service as policy
 from tenants.policy.models import PolicyRule, PolicyVersion
 from tenants.units.models import Unit
+from tenants.units.rules import ancestor_ids
 
 T = TypeVar("T")
 
@@ -114,6 +116,25 @@ async def target_names() -> dict[str, str]:
     """Every unit's and group's name by id (as text, the form rule targets use)."""
     rows = await db.fetch("SELECT id, name FROM units UNION ALL SELECT id, name FROM groups")
     return {str(r["id"]): r["name"] for r in rows}
+
+
+async def rule_target_names() -> dict[str, str]:
+    """The names of the units and groups that carry rules (the only ones a setting's
+    provenance can name), by id as text: as many as there are rules, not units."""
+    rows = await db.fetch(
+        "SELECT id, name FROM units WHERE id IN (SELECT unit_id FROM policy_rules) "
+        "UNION ALL SELECT id, name FROM groups WHERE id IN (SELECT group_id FROM policy_rules)"
+    )
+    return {str(r["id"]): r["name"] for r in rows}
+
+
+async def units_around(unit: Unit) -> list[Unit]:
+    """The unit, its ancestors, and the children of each of them: the tree opened down to
+    the unit, as many rows as its depth times the width, not the whole organisation."""
+    path = ancestor_ids(unit.path)
+    return list(
+        await Unit.filter(Q(id__in=path) | Q(parent_id__in=path)).order_by("depth", "name")
+    )
 
 
 # --- parsing forms ------------------------------------------------------------------------
@@ -326,9 +347,8 @@ def routes(web: Web) -> list[BaseRoute]:
         """Every setting as the chosen unit (default: the root) or group sees it. A unit's
         values come from resolving a member of it with no groups or choices through the
         same compiled policy products get, so the page cannot disagree with them."""
-        units = await Unit.all()
         groups = await Group.all().order_by("-priority", "name")
-        root = next(u for u in units if u.parent_id is None)
+        root = await Unit.get(parent_id=None)
         wanted = ctx.request.query_params.get("target")
         target = (
             await find_target(wanted) if wanted else Target(TargetKind.UNIT, root.id, root.name)
@@ -341,8 +361,9 @@ def routes(web: Web) -> list[BaseRoute]:
         here: dict[str, Resolved] = {}
         inherited: dict[str, Resolved] = {}
         parent = None
+        unit = await Unit.get(id=target.id) if target.kind is TargetKind.UNIT else root
+        units = await units_around(unit)
         if target.kind is TargetKind.UNIT:
-            unit = next(u for u in units if u.id == target.id)
             parent = next((u for u in units if u.id == unit.parent_id), None)
             here = compiled.resolve(str(unit.id), (), {})
             if parent is not None:
@@ -371,7 +392,7 @@ def routes(web: Web) -> list[BaseRoute]:
             groups=groups,
             counts=counts,
             purposes=by_purpose(rows, lambda r: r.setting),
-            names=await target_names(),
+            names=await rule_target_names(),
             show_value=show_value,
             form_value=form_value,
             provenance=provenance,

@@ -1,0 +1,317 @@
+"""Pages and lookups cost what they return, not what the organisation holds (issue 16):
+the plans PostgreSQL picks for them, on an organisation large enough that a scan would be
+cheaper than an index if the index did not fit, in custom and in generic plans (asyncpg
+prepares every statement; PostgreSQL may switch to the generic plan after five calls)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from app import database
+from app.database import DatabaseUrls
+from tenants import db
+from tenants.audit import service as audit
+from tenants.members import service as members
+from tenants.members.lifecycle import MemberStatus
+from tenants.organisations import service as organisations
+from tenants.pagination import Sort
+from tenants.sessions import service as sessions
+from tenants.units.models import Unit
+from tests.conftest import OrgHandle, make_member, make_org
+
+UNITS = 300
+MEMBERS = 6000
+
+
+@pytest.fixture
+async def runtime_conn(database_urls: DatabaseUrls, client: object) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection as the login role the service uses, without the pool's settings."""
+    conn = await asyncpg.connect(**database.connection_params(database_urls.app))
+    yield conn
+    await conn.close()
+
+
+async def populate(owner_conn: asyncpg.Connection, org: OrgHandle) -> list[tuple[uuid.UUID, str]]:
+    """UNITS units under the root (each with one child) and MEMBERS members spread over
+    them, written directly and analysed; returns the (id, path) of the leaf units."""
+    root_path = await owner_conn.fetchval("SELECT path FROM units WHERE id = $1", org.root_unit_id)
+    parents = [uuid.uuid4() for _ in range(UNITS)]
+    leaves = [uuid.uuid4() for _ in range(UNITS)]
+    rows = [(p, org.root_unit_id, f"{root_path}/{p}", 1, f"Unit {i}") for i, p in enumerate(parents)]
+    rows += [(leaf, p, f"{root_path}/{p}/{leaf}", 2, f"Leaf {i}")
+             for i, (p, leaf) in enumerate(zip(parents, leaves, strict=True))]
+    await owner_conn.executemany(
+        "INSERT INTO units (id, tenant_id, parent_id, path, depth, name, created_at, updated_at) "
+        "VALUES ($1, $6, $2, $3, $4, $5, now(), now())",
+        [(*r, org.id) for r in rows],
+    )
+    all_units = [r[0] for r in rows]
+    await owner_conn.execute(
+        """
+        INSERT INTO members (id, tenant_id, email, name, unit_id, roles, status, created_at, updated_at)
+        SELECT gen_random_uuid(), $1, 'person' || i || '@' || $2, 'Person ' || md5(i::text),
+               ($3::uuid[])[1 + i % array_length($3::uuid[], 1)], '["member"]', 'active', now(), now()
+          FROM generate_series(1, $4) i
+        """,
+        org.id, f"{org.slug}.example", all_units, MEMBERS,
+    )
+    # VACUUM also moves the GIN pending lists into the indexes, as autovacuum does.
+    await owner_conn.execute("VACUUM ANALYZE units, members, sessions, audit_events")
+    return [(leaf, f"{root_path}/{p}/{leaf}") for p, leaf in zip(parents, leaves, strict=True)]
+
+
+def literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def plans(conn: asyncpg.Connection, org: OrgHandle, sql: str, params: Sequence[Any]) -> list[str]:
+    """The custom and the generic plan of ``sql`` (a prepared statement, as asyncpg runs
+    it) for ``params``, in the organisation's transaction."""
+    found = []
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(org.id))
+            await conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+            await conn.execute(f"PREPARE probe AS {sql}")
+            args = ", ".join(literal(p) for p in params)
+            rows = await conn.fetch(f"EXPLAIN EXECUTE probe({args})" if params else "EXPLAIN EXECUTE probe")
+            await conn.execute("DEALLOCATE probe")
+        found.append("\n".join(r[0] for r in rows))
+    return found
+
+
+def statement(query: Any) -> tuple[str, list[Any]]:
+    """The SQL and parameters tortoise sends for ``query`` (as the prepared statement)."""
+    query.sql()  # builds the query
+    sql, params = query.query.get_parameterized_sql()
+    return sql, list(params)
+
+
+async def test_member_search_finds_substrings_of_email_and_name_in_any_case(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    await populate(owner_conn, org)
+    expected = await owner_conn.fetch(
+        "SELECT id FROM members WHERE tenant_id = $1 AND (name ILIKE '%e8F%' OR email ILIKE '%E8f%')",
+        org.id,
+    )
+    by_email = await make_member(org, email=f"Findable.Person@{org.slug}.example", name="X")
+    async with db.tenant_transaction(org.id):
+        page = await members.list_members(
+            members.MemberFilter(q="e8F"), Sort.parse("name", members.SORTABLE), cursor=None, limit=500
+        )
+        assert {m.id for m in page.items} == {r["id"] for r in expected}
+        page = await members.list_members(
+            members.MemberFilter(q="dable.PERS"), Sort.parse("name", members.SORTABLE), cursor=None, limit=5
+        )
+        assert [str(m.id) for m in page.items] == [by_email["id"]]
+
+
+async def test_member_search_is_answered_by_trigram_indexes_in_custom_and_generic_plans(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """The search runs as members_matching's body, as its owner (SECURITY DEFINER)."""
+    await populate(owner_conn, org)
+    body = await owner_conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'members_matching'")
+    sql = body.replace("p_pattern", "$1::text").replace("p_limit", "$2::int")
+    found = []
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        async with owner_conn.transaction():
+            await owner_conn.execute("SET LOCAL ROLE tenantry_owner")
+            await owner_conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(org.id))
+            await owner_conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+            await owner_conn.execute(f"PREPARE probe AS {sql}")
+            rows = await owner_conn.fetch("EXPLAIN EXECUTE probe('%C4CA42%', 2001)")
+            await owner_conn.execute("DEALLOCATE probe")
+        found.append("\n".join(r[0] for r in rows))
+    for plan in found:
+        assert "members_email_trgm" in plan and "members_name_trgm" in plan, plan
+        assert "Seq Scan" not in plan, plan
+
+
+async def test_member_search_sees_only_the_callers_organisation(
+    org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+) -> None:
+    other = await make_org(org.client)
+    mine = await make_member(org, name="Shared Name")
+    await make_member(other, name="Shared Name")
+    async with runtime_conn.transaction():
+        await runtime_conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(org.id))
+        rows = await runtime_conn.fetch("SELECT id FROM members_matching('%RED NA%', 10) AS id")
+    assert [str(r["id"]) for r in rows] == [mine["id"]]
+    assert await runtime_conn.fetch("SELECT id FROM members_matching('%RED NA%', 10) AS id") == []
+
+
+@pytest.mark.parametrize("text", ["e8F", "8fa", "PERSON", "%", "_e"])
+async def test_member_search_finds_the_same_members_whichever_way_it_is_answered(
+    org: OrgHandle, owner_conn: asyncpg.Connection, text: str
+) -> None:
+    """Short (no trigrams), selective (trigram ids) and broad (more than the cap: the
+    sort order walked) searches all mean: email or name contains the text, any case."""
+    await populate(owner_conn, org)
+    expected = await owner_conn.fetch(
+        "SELECT id FROM members WHERE tenant_id = $1 AND "
+        "(strpos(upper(name), upper($2)) > 0 OR strpos(upper(email), upper($2)) > 0)",
+        org.id, text,
+    )
+    async with db.tenant_transaction(org.id):
+        page = await members.list_members(
+            members.MemberFilter(q=text), Sort.parse("name", members.SORTABLE), cursor=None, limit=10_000
+        )
+    assert {m.id for m in page.items} == {r["id"] for r in expected}
+
+
+async def test_subtree_filter_uses_the_path_index_in_custom_and_generic_plans(
+    org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+) -> None:
+    leaves = await populate(owner_conn, org)
+    leaf_id, _ = leaves[7]
+    async with db.tenant_transaction(org.id):
+        query = (await members._filtered(members.MemberFilter(unit_id=leaf_id))).order_by("name", "id").limit(51)
+        sql, params = statement(query)
+        found = await members.list_members(
+            members.MemberFilter(unit_id=leaf_id), Sort.parse("name", members.SORTABLE), cursor=None, limit=500
+        )
+    path_index = await owner_conn.fetchval(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'units' AND indexdef LIKE '%(tenant_id, path)%'"
+    )
+    assert path_index
+    for plan in await plans(runtime_conn, org, sql, params):
+        assert path_index in plan, plan
+        assert "Seq Scan" not in plan, plan
+    expected = await owner_conn.fetch("SELECT id FROM members WHERE unit_id = $1", leaf_id)
+    assert {m.id for m in found.items} == {r["id"] for r in expected} and expected
+
+
+async def test_a_subtree_is_the_unit_and_everything_below_it_and_nothing_else(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    leaves = await populate(owner_conn, org)
+    _, leaf_path = leaves[3]
+    parent_id = uuid.UUID(leaf_path.split("/")[-2])
+    async with db.tenant_transaction(org.id):
+        parent = await Unit.get(id=parent_id)
+        page = await members.list_members(
+            members.MemberFilter(unit_id=parent_id), Sort.parse("name", members.SORTABLE), cursor=None, limit=500
+        )
+    expected = await owner_conn.fetch(
+        "SELECT m.id FROM members m JOIN units u ON u.id = m.unit_id "
+        "WHERE u.path = $1 OR u.path LIKE $1 || '/%'",
+        parent.path,
+    )
+    assert {m.id for m in page.items} == {r["id"] for r in expected}
+    assert len(expected) == 2 * MEMBERS // (2 * UNITS)
+
+
+async def test_a_session_is_found_by_its_hash_through_an_index(
+    org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+) -> None:
+    await populate(owner_conn, org)
+    member = await owner_conn.fetchval("SELECT id FROM members WHERE tenant_id = $1 LIMIT 1", org.id)
+    await owner_conn.execute(
+        "INSERT INTO sessions (id, tenant_id, member_id, secret_hash, auth_method, last_seen_at, "
+        "expires_at, created_at, updated_at) "
+        "SELECT gen_random_uuid(), $1, $2, md5(i::text) || md5(i::text), 'oidc', now(), now() + "
+        "interval '1 hour', now(), now() "
+        "FROM generate_series(1, 5000) i",
+        org.id, member,
+    )
+    await owner_conn.execute("ANALYZE sessions")
+    sql = 'SELECT * FROM "sessions" WHERE "secret_hash"=$1 LIMIT $2'
+    for plan in await plans(runtime_conn, org, sql, ["ab" * 32, 1]):
+        assert "sessions_tenant_secret_hash" in plan, plan
+
+
+async def test_the_sweep_deletes_expired_sessions_of_every_organisation_and_only_those(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    other = await make_org(org.client)
+    now = datetime.now(UTC)
+    ids: dict[str, uuid.UUID] = {}
+    for handle in (org, other):
+        member = await make_member(handle)
+        for name, expires in (("expired", now - timedelta(minutes=1)), ("live", now + timedelta(hours=1))):
+            ids[f"{handle.slug}-{name}"] = session_id = uuid.uuid4()
+            await owner_conn.execute(
+                "INSERT INTO sessions (id, tenant_id, member_id, secret_hash, auth_method, last_seen_at, "
+                "expires_at, created_at, updated_at) "
+                "VALUES ($1, $2, $3, $4, 'oidc', now(), $5, now(), now())",
+                session_id, handle.id, uuid.UUID(member["id"]), uuid.uuid4().hex * 2, expires,
+            )
+    assert await sessions.delete_expired_sessions(limit=1) == 1
+    assert await sessions.delete_expired_sessions() == 1
+    assert await sessions.delete_expired_sessions() == 0
+    left = {r["id"] for r in await owner_conn.fetch("SELECT id FROM sessions")}
+    assert left == {ids[f"{org.slug}-live"], ids[f"{other.slug}-live"]}
+
+
+async def test_the_overview_counts_follow_every_insert_status_change_and_delete(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    await populate(owner_conn, org)
+    other = await make_org(org.client)
+    await make_member(other)
+    first = await make_member(org, status="invited")
+    await make_member(org)
+    response = await org.post(f"/v1/members/{first['id']}/transitions", {"action": "activate"})
+    assert response.status_code in (200, 201), response.text
+    await owner_conn.execute(
+        "DELETE FROM members WHERE tenant_id = $1 AND id IN "
+        "(SELECT id FROM members WHERE tenant_id = $1 AND email LIKE 'person1%' LIMIT 40)",
+        org.id,
+    )
+    await owner_conn.execute(
+        "UPDATE members SET status = 'suspended' WHERE tenant_id = $1 AND email LIKE 'person2%'", org.id
+    )
+    for handle in (org, other):
+        async with db.tenant_transaction(handle.id):
+            counted = await organisations.counters()
+        actual = {
+            f"members.{r['status']}": r["n"]
+            for r in await owner_conn.fetch(
+                "SELECT status, count(*) AS n FROM members WHERE tenant_id = $1 GROUP BY 1", handle.id
+            )
+        }
+        for table in ("members", "units", "groups", "products"):
+            actual[table] = await owner_conn.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = $1", handle.id)
+        assert {k: v for k, v in counted.items() if v} == {k: v for k, v in actual.items() if v}
+    assert counted["members"] == 1 and counted["units"] == 1
+
+
+async def test_the_break_glass_list_reads_its_own_index(
+    org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+) -> None:
+    await owner_conn.execute(
+        "INSERT INTO audit_events (tenant_id, occurred_at, actor, actor_display, action, "
+        "target_type, target_id, after) "
+        "SELECT $1, now(), 'system:x', 'x', CASE WHEN i % 3 = 0 THEN 'session.signed_in' ELSE 'member.updated' END, "
+        "'member', 'm', jsonb_build_object('break_glass', i % 997 = 0) FROM generate_series(1, 20000) i",
+        org.id,
+    )
+    await owner_conn.execute("ANALYZE audit_events")
+    for plan in await plans(runtime_conn, org, audit.BREAK_GLASS_SQL, [org.id, 5]):
+        assert "audit_events_break_glass" in plan, plan
+    async with db.tenant_transaction(org.id):
+        listed = await audit.break_glass_sign_ins(5)
+    assert len(listed) == 5
+
+
+async def test_the_runtime_role_runs_without_jit(runtime_conn: asyncpg.Connection, org: OrgHandle) -> None:
+    assert await runtime_conn.fetchval("SHOW jit") == "off"
+    async with db.tenant_transaction(org.id):
+        row = await db.fetch_one("SELECT current_setting('jit') AS jit")
+    assert row == {"jit": "off"}
+
+
+def test_members_statuses_are_all_counted() -> None:
+    assert {s.value for s in MemberStatus} >= {"active", "invited", "departing", "suspended"}
