@@ -33,6 +33,7 @@ MODEL_MODULES: dict[str, list[str]] = {
         "tenants.identity.models",
         "tenants.signals.models",
         "tenants.scim.models",
+        "tenants.privacy.models",
     ],
 }
 

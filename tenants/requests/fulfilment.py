@@ -35,6 +35,7 @@ from tenants.mail import service as mail
 from tenants.members.service import get_member
 from tenants.models_base import get_referenced
 from tenants.policy import service as policy
+from tenants.privacy import erasure
 from tenants.products.models import Product
 from tenants.requests import bundle, rules
 from tenants.requests.models import (
@@ -422,13 +423,18 @@ async def downloadable(request: PrivacyRequest, *, actor: Actor) -> PrivacyExpor
 
 
 async def erase_for_request(
-    request_id: uuid.UUID, kinds: Collection[ContentKind], *, actor: Actor
+    request_id: uuid.UUID, kinds: Collection[ContentKind], *, member: bool = True, actor: Actor
 ) -> dict[str, Any]:
     """Erase the member's content items of ``kinds`` (default personal only: work content
     is the organisation's and kept for its required retention), except items under legal
     hold; products are told which of their items went. The evidence (what was erased in
     which product, what was kept and why, by whom, the audit event) is stored on the
-    request and in the audit trail. 409 unless an open erasure request."""
+    request and in the audit trail. 409 unless an open erasure request.
+
+    With ``member`` (the default) the member is then erased as the personal-data map
+    says (``tenants.privacy.erasure.erase_member``; personal content always goes then):
+    the evidence lists what was kept, why and until when, and the timeline tells the
+    member the same."""
     request = await get_request(request_id, for_update=True)
     _open(request)
     if not rules.can_erase(request.kind):
@@ -439,6 +445,8 @@ async def erase_for_request(
     if not kinds:
         raise InvalidInputError("choose what to erase",
                                 fields=[FieldProblem("kinds", "at least one kind")])
+    if member:
+        kinds = {*kinds, ContentKind.PERSONAL}
     evidence = await departures.erase_member_content(
         request.member_id, kinds=set(kinds), actor=actor,
         reason=f"privacy request {request.id} (erasure)",
@@ -454,6 +462,13 @@ async def erase_for_request(
         "erased_by_ref": actor.ref,
         "kept_by_kind": {r["kind"]: r["n"] for r in kept},
     }
+    summary = ""
+    if member:
+        erased = await erasure.erase_member(
+            request.member_id, why=f"privacy request {request.id} (erasure)", actor=actor
+        )
+        run["member_erasure"] = erased.to_json()
+        summary = "\n" + erasure.kept_summary(erased)
     runs = list((request.erasure_evidence or {}).get("runs", []))
     runs.append(run)
     request.erasure_evidence = {"runs": runs}
@@ -463,7 +478,7 @@ async def erase_for_request(
     await add_event(
         request, "erased", actor=actor,
         body=f"Deleted {deleted} item(s) in {len(run['by_product'])} product(s); "
-        f"{held} kept under legal hold",
+        f"{held} kept under legal hold" + summary,
         data={"deleted": deleted, "held": held, "kinds": run["kinds"]},
     )
     await audit.record("privacy_request.erased", "privacy_request", request.id, actor=actor,

@@ -9,6 +9,7 @@ from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.members.lifecycle import MemberStatus
 from tenants.permissions import Permission
+from tenants.privacy import shredding
 
 UPCOMING: dict[str, tuple[str, Permission, str]] = {}
 
@@ -29,11 +30,11 @@ def routes(web: Web) -> list[BaseRoute]:
                 "(SELECT count(*) FROM products) AS products"
             )
         )[0]
-        break_glass = await db.fetch(
+        break_glass = await shredding.reveal_rows(await db.fetch(
             "SELECT occurred_at, actor_display, client_addr FROM audit_events "
             "WHERE action = 'session.signed_in' AND after->>'break_glass' = 'true' "
             "ORDER BY id DESC LIMIT 5"
-        )
+        ))
         return ctx.render(
             "console/home.html", counts=counts, totals=totals, break_glass_events=break_glass
         )

@@ -1,0 +1,43 @@
+"""Erasure: per-member keys that seal the personal fields of audit events
+(crypto-shredding, ``tenants.privacy.shredding``). Deleting a member's key is how their
+erasure reaches the append-only audit trail without touching a hashed byte.
+
+The model operation was generated (``tortoise makemigrations -n member_keys``); the SQL
+gives the table its tenant-first key, FORCEd row-level security and its grants.
+"""
+
+from tortoise import migrations
+from migrations.rls import grant_runtime, row_level_security, tenant_primary_key
+from tortoise.migrations import operations as ops
+from tortoise.fields.base import OnDelete
+from uuid import uuid4
+from tortoise import fields
+
+SQL = [
+    tenant_primary_key("member_keys"),
+    row_level_security("member_keys"),
+    grant_runtime("member_keys", "SELECT, INSERT, DELETE"),
+]
+
+
+class Migration(migrations.Migration):
+    dependencies = [('tenants', '0012_access_check_batch')]
+
+    initial = False
+
+    operations = [
+        ops.CreateModel(
+            name='MemberKey',
+            fields=[
+                ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
+                ('tenant', fields.ForeignKeyField('tenants.Organisation', source_field='tenant_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+                ('member_id', fields.UUIDField()),
+                ('key', fields.BinaryField()),
+            ],
+            options={'table': 'member_keys', 'app': 'tenants', 'unique_together': (('tenant_id', 'member_id'),), 'pk_attr': 'id', 'table_description': "The AES-256-GCM key that seals one member's personal fields in audit events."},
+            bases=['TenantModel'],
+        ),
+        ops.RunSQL("\n".join(SQL)),
+    ]

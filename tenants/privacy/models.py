@@ -1,0 +1,24 @@
+"""Per-member keys for the audit trail's personal fields (crypto-shredding)."""
+
+from __future__ import annotations
+
+import uuid
+
+from tortoise import fields
+
+from tenants.models_base import TenantModel
+
+
+class MemberKey(TenantModel):
+    """The AES-256-GCM key that seals one member's personal fields in audit events.
+
+    Deleting the row is the erasure of those fields: the events stay, their hashes still
+    verify, and nobody can read what they said about the person any more.
+    """
+
+    member_id: uuid.UUID = fields.UUIDField()
+    key = fields.BinaryField()
+
+    class Meta:
+        table = "member_keys"
+        unique_together = (("tenant_id", "member_id"),)
