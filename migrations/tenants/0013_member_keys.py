@@ -3,7 +3,8 @@
 erasure reaches the append-only audit trail without touching a hashed byte.
 
 The model operation was generated (``tortoise makemigrations -n member_keys``); the SQL
-gives the table its tenant-first key, FORCEd row-level security and its grants.
+gives the table its tenant-first key, FORCEd row-level security and its grants, and lets
+the runtime role strip personal fields from outbox payloads (erasure, retention).
 """
 
 from tortoise import migrations
@@ -17,6 +18,8 @@ SQL = [
     tenant_primary_key("member_keys"),
     row_level_security("member_keys"),
     grant_runtime("member_keys", "SELECT, INSERT, DELETE"),
+    # An erasure removes the person's fields from notices to products (the event stays).
+    grant_runtime("outbox_events", "UPDATE (payload)"),
 ]
 
 

@@ -89,7 +89,7 @@ def keep(reason: str, basis: str, review_days: int, where: str | None = None) ->
 
 #: The name erased people go by where a record of them must stay.
 ERASED = "erased member"
-ACTOR_IS_MEMBER = "actor = 'member:' || $2::text"
+ACTOR_IS_MEMBER = "actor = 'member:' || $2::uuid::text"
 NAMES_MEMBER = "(strpos({col}, $3) > 0 OR (length($4) >= 4 AND strpos({col}, $4) > 0))"
 
 CONFIG = "the organisation's configuration, not about a person"
@@ -178,7 +178,7 @@ TABLES: tuple[Table, ...] = (
         owner="(member_id = $2 OR admin_id = $2)",
         erase=(
             pseudonymise(f"requested_by_display = '{ERASED}'",
-                         where="requested_by = 'member:' || $2::text"),
+                         where="requested_by = 'member:' || $2::uuid::text"),
             keep("who was allowed to see the person's data, and why", "accountability for "
                  "access to personal data (GDPR Art. 5(2), 30)", 365 * 3),
         ),
@@ -214,7 +214,7 @@ TABLES: tuple[Table, ...] = (
                   "body": Category.FREE_TEXT, "data": Category.CONTENT_METADATA},
         not_personal={"kind": STATE},
         owner="request_id IN (SELECT r.id FROM privacy_requests r "
-              "WHERE r.tenant_id = $1 AND r.member_id = $2) OR actor = 'member:' || $2::text",
+              "WHERE r.tenant_id = $1 AND r.member_id = $2) OR actor = 'member:' || $2::uuid::text",
         erase=(
             pseudonymise(f"actor_display = '{ERASED}'", where=ACTOR_IS_MEMBER),
             keep("the timeline of the person's requests", "proof that the request was "
@@ -255,7 +255,7 @@ TABLES: tuple[Table, ...] = (
         "outbox_events",
         personal={"payload": Category.IDENTITY},
         not_personal={"topic": STATE, "idempotency_key": ID},
-        owner="payload->>'member_id' = $2::text",
+        owner="payload->>'member_id' = $2::uuid::text",
         erase=(pseudonymise(
             "payload = payload - 'member_email' - 'email' - 'name' - 'member_name' "
             "- 'idp_subject' - 'external_id'"),),
@@ -287,8 +287,8 @@ TABLES: tuple[Table, ...] = (
                   "actor": Category.IDENTITY},
         not_personal={"action": STATE, "target_type": STATE, "target_id": ID,
                       "request_id": ID},
-        owner="(actor = 'member:' || $2::text OR (target_type = 'member' "
-              "AND target_id = $2::text))",
+        owner="(actor = 'member:' || $2::uuid::text OR (target_type = 'member' "
+              "AND target_id = $2::uuid::text))",
         erase=(keep("the tamper-evident audit trail: its personal fields are sealed with the "
                     "person's key, which the erasure deletes; only pseudonymous ids remain",
                     "accountability (GDPR Art. 5(2)); integrity of the record", 365 * 6),),

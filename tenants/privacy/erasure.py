@@ -13,7 +13,6 @@ ids and counts only, never the person's data.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -29,7 +28,6 @@ from tenants.privacy.datamap import Action
 from tenants.webhooks import service as webhooks
 
 TOPIC = "member.erased"
-_PARAM = re.compile(r"\$(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +67,19 @@ class Evidence:
         }
 
 
+#: Names every parameter with its type, so a condition may use any of them (PostgreSQL
+#: refuses a statement with a parameter it cannot type); constant, folded by the planner.
+TYPED = "$1::uuid IS NOT NULL AND $2::uuid IS NOT NULL AND $3::text IS NOT NULL " \
+    "AND $4::text IS NOT NULL"
+
+
 def _args(sql: str, params: list[Any]) -> list[Any]:
-    """The parameters ``sql`` uses (``$1`` … ``$n``, in order)."""
-    used = max((int(n) for n in _PARAM.findall(sql)), default=0)
-    return params[:used]
+    return params
 
 
 def _condition(table: datamap.Table, step: datamap.Step) -> str:
     assert table.owner is not None
-    where = f"tenant_id = $1 AND ({table.owner})"
+    where = f"tenant_id = $1 AND ({table.owner}) AND {TYPED}"
     return f"{where} AND ({step.where})" if step.where else where
 
 
