@@ -469,6 +469,7 @@ async def apply_member_action(
                 "allowed_actions": [a.value for a in lifecycle.offered_actions(member.status)],
             },
         )
+    lifecycle.next_status((await get_member(member_id)).status, action, direct=True)
     if action is LifecycleAction.REINSTATE:
         running = await current_departure(member_id)
         if running is not None:

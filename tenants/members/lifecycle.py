@@ -87,11 +87,14 @@ def allowed_actions(status: MemberStatus) -> list[LifecycleAction]:
     return [action for action, t in TRANSITIONS.items() if status in t.sources]
 
 
-def next_status(status: MemberStatus, action: LifecycleAction) -> MemberStatus:
-    """The status after ``action``; raises IllegalTransitionError naming the legal actions."""
+def next_status(
+    status: MemberStatus, action: LifecycleAction, *, direct: bool = False
+) -> MemberStatus:
+    """The status after ``action``; raises IllegalTransitionError naming the legal actions
+    (with ``direct``, those offered directly)."""
     transition = TRANSITIONS[action]
     if status not in transition.sources:
-        allowed = allowed_actions(status)
+        allowed = offered_actions(status) if direct else allowed_actions(status)
         names = ", ".join(a.value for a in allowed) or "none (this status is final)"
         raise IllegalTransitionError(
             f"cannot {action.value.replace('_', ' ')} a member who is {status.value}; "

@@ -13,6 +13,7 @@ import orjson
 
 from tests.conftest import OrgHandle, make_member, make_product, row_counts
 from tests.support.api_schema import assert_problem, error_fields
+from tests.support.lifecycle import apply_as_workflow
 
 NDJSON = {"content-type": "application/x-ndjson"}
 
@@ -174,9 +175,7 @@ async def test_unknown_members_and_products_and_duplicate_ids_are_refused_by_lin
 
 async def test_a_departed_member_cannot_be_given_new_items(org: OrgHandle) -> None:
     member, product = await make_member(org), await make_product(org)
-    for action in ("suspend", "depart"):
-        moved = await org.post(f"/v1/members/{member['id']}/transitions", {"action": action})
-        assert moved.status_code == 200, moved.text
+    await apply_as_workflow(org.id, member["id"], "suspend", "depart")
     response = await org.post("/v1/content", item(member, product, 1))
     assert error_fields(assert_problem(response, 422)) == {
         "member_id": "the member has left the organisation"
