@@ -133,9 +133,8 @@ async def erase_member(member_id: uuid.UUID, *, why: str, actor: Actor) -> Evide
         raise NotFoundError("the member does not exist")
     params: list[Any] = [db.current_org(), member.id, member.email.lower(), member.name]
     deleted, pseudonymised, kept = await apply_map(member, params)
-    from tenants.privacy import shredding
-
-    shredded = await shredding.delete_member_key(member.id) > 0
+    # The map deletes the member's audit key (``member_keys``): that is the shredding.
+    shredded = deleted.get("member_keys", 0) > 0
     products = [
         r["product_id"]
         for r in await db.fetch(

@@ -42,10 +42,13 @@ PERSONAL_KEYS = frozenset({
     "member_name", "display_name", "scim", "client_addr", "user_agent", "recipients",
     "message", "to", "admin_email", "emails", "phoneNumbers", "addresses", "displayName",
     "nickName", "title", "userName", "externalId", "ims", "photos", "x509Certificates",
+    # Free text written about the person (a departure's reason, a grant's justification).
+    "reason", "justification", "case_reference", "note", "body", "answer",
+    "decision_reason", "revoke_reason", "review_note", "extension_reason",
 })
 #: Keys that never hold personal data even in an event about a member's SCIM attributes.
 NOT_PERSONAL_KEYS = frozenset({
-    "status", "status_before", "unit_id", "manager_id", "roles", "reason", "active",
+    "status", "status_before", "unit_id", "manager_id", "roles", "active",
     "member_id", "departure_id", "kinds", "by_product", "erased_at", "audit_event_id",
 })
 
