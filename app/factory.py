@@ -43,6 +43,7 @@ from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
 from tenants.jobs.worker import Worker
 from tenants.secrets import SecretBox
+from tenants.signals.refusals import RefusalCounter
 from tenants.sso.oidc import RelyingParty
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,8 @@ def create_app(
     )
     routes += signin.routes(web) + console.routes(web) + account.routes(web)
     routes += oauth.routes(keyring, settings.base_url)
-    routes += signals.receiver_routes(rp.jwks)
+    ssf_refusals = RefusalCounter()
+    routes += signals.receiver_routes(rp.jwks, ssf_refusals)
     routes.append(Mount("/static", StaticFiles(directory=str(STATIC)), name="static"))
 
     async def not_found(request: Request, exc: Any) -> Response:
@@ -192,5 +194,7 @@ def create_app(
     app.state.decisions = decisions
     app.state.listener = listener
     app.state.openapi = openapi_document
+    #: Unauthenticated Shared Signals posts refused (counted, never audited).
+    app.state.ssf_refusals = ssf_refusals
     app.add_middleware(RequestContextMiddleware, production=settings.is_production)
     return app

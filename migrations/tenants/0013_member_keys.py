@@ -4,12 +4,14 @@ erasure reaches the append-only audit trail without touching a hashed byte.
 
 The model operation was generated (``tortoise makemigrations -n member_keys``); the SQL
 gives the table its tenant-first key, FORCEd row-level security and its grants, and lets
-the runtime role strip personal fields from outbox payloads (erasure, retention).
+the runtime role strip personal fields from outbox payloads (erasure, retention). Audit
+events get an index by actor: an erasure counts the events a member wrote.
 """
 
 from tortoise import migrations
 from migrations.rls import grant_runtime, row_level_security, tenant_primary_key
 from tortoise.migrations import operations as ops
+from tortoise.indexes import Index
 from tortoise.fields.base import OnDelete
 from uuid import uuid4
 from tortoise import fields
@@ -41,6 +43,10 @@ class Migration(migrations.Migration):
             ],
             options={'table': 'member_keys', 'app': 'tenants', 'unique_together': (('tenant_id', 'member_id'),), 'pk_attr': 'id', 'table_description': "The AES-256-GCM key that seals one member's personal fields in audit events."},
             bases=['TenantModel'],
+        ),
+        ops.AddIndex(
+            model_name='AuditEvent',
+            index=Index(fields=['tenant_id', 'actor', 'id']),
         ),
         ops.RunSQL("\n".join(SQL)),
     ]

@@ -1,6 +1,8 @@
 """The Shared Signals receiver (OpenID SSF 1.0, CAEP, RISC; SETs per RFC 8417 pushed per
 RFC 8935): valid events act at once; forged, misaddressed, replayed, stale or unknown
-events are refused with RFC 8935 errors, change nothing, and are audited."""
+events are refused with RFC 8935 errors and change nothing; those from the transmitter are
+audited, posts nobody authenticated are only counted (an anonymous sender cannot write to an
+organisation's audit trail) and answer alike for every slug."""
 
 from __future__ import annotations
 
@@ -177,13 +179,16 @@ def forged(tx: Transmitter, member: dict[str, Any]) -> str:
     return tx.set_for(sets.ACCOUNT_DISABLED, by_email(member), key=tx.forger)
 
 
+#: Refused before anything proved the sender is the transmitter: counted, not audited.
+UNAUTHENTICATED = {"forged signature", "unknown key", "not a JWS"}
+
 REFUSALS: dict[str, tuple[Any, str]] = {
     "forged signature": (forged, "authentication_failed"),
     "unknown key": (
         lambda tx, m: tx.set_for(
             sets.ACCOUNT_DISABLED, by_email(m), key=sets._key("other"), kid="other"
         ),
-        "invalid_key",
+        "authentication_failed",
     ),
     "wrong audience": (
         lambda tx, m: tx.set_for(
@@ -261,6 +266,10 @@ async def test_a_defective_set_is_refused_changes_nothing_and_is_audited(
     assert await live_sessions(receiving, member) == 2
     after = await row_counts(owner_conn)
     changed = {t for t in counts if counts[t] != after[t]}
+    if defect in UNAUTHENTICATED:
+        assert changed == set()
+        assert await audit_actions(receiving, "signals.event_rejected") == []
+        return
     assert changed <= {"audit_events", "audit_pending", "audit_chain", "audit_heads"}
     (rejected,) = await audit_actions(receiving, "signals.event_rejected")
     assert rejected["after"]["err"] == err
@@ -294,10 +303,32 @@ async def test_an_organisation_without_a_transmitter_accepts_nothing(
     org: OrgHandle, transmitter: Transmitter
 ) -> None:
     member = await make_member(org)
-    response = await push(org, transmitter.set_for(sets.ACCOUNT_DISABLED, by_email(member)))
-    assert (response.status_code, response.json()["err"]) == (400, "access_denied")
+    token = transmitter.set_for(sets.ACCOUNT_DISABLED, by_email(member))
+    refusals = org.client._transport.app.state.ssf_refusals  # type: ignore[attr-defined]
+    counted = sum(refusals.counts.values())
+    response = await push(org, token)
+    assert (response.status_code, response.json()["err"]) == (400, "authentication_failed")
     assert await status_of(org, member) == "active"
-    assert len(await audit_actions(org, "signals.event_rejected")) == 1
+    assert await audit_actions(org, "signals.event_rejected") == []
+    assert sum(refusals.counts.values()) == counted + 1
+    # An organisation that does not exist answers exactly alike.
+    elsewhere = await org.client.post(
+        f"/ssf/no-such-{uuid.uuid4().hex[:6]}/events", content=token.encode(),
+        headers={"Content-Type": "application/secevent+jwt", "Accept": "application/json"},
+    )
+    assert (elsewhere.status_code, elsewhere.json()) == (400, response.json())
+
+
+async def test_unauthenticated_posts_are_rate_limited_per_address() -> None:
+    from tenants.signals.refusals import RefusalCounter
+
+    counter = RefusalCounter(limit=3, window=60)
+    for _ in range(3):
+        assert counter.retry_after("192.0.2.1") is None
+        counter.refused("192.0.2.1", "authentication_failed", "bad signature")
+    assert counter.retry_after("192.0.2.1") is not None
+    assert counter.retry_after("192.0.2.2") is None
+    assert counter.counts["authentication_failed"] == 3 and counter.limited == 1
 
 
 async def test_another_organisations_receiver_refuses_sets_meant_for_this_one(
