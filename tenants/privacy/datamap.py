@@ -361,6 +361,15 @@ def personal_tables() -> list[Table]:
     return [t for t in TABLES if t.owner is not None]
 
 
+def export_sources() -> dict[str, list[str]]:
+    """Each export file and the tables it is made from (for the bundle's index)."""
+    sources: dict[str, list[str]] = {}
+    for table in TABLES:
+        if table.export:
+            sources.setdefault(table.export, []).append(table.name)
+    return sources
+
+
 def size() -> dict[str, object]:
     """The map in numbers (for the README and the closing note)."""
     per_category = Counter(c.value for t in TABLES for c in t.personal.values())

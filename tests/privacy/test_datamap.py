@@ -56,3 +56,9 @@ def test_a_column_missing_from_the_map_is_reported() -> None:
     assert datamap.classified("members", "email")
     assert not datamap.classified("members", "favourite_colour")
     assert not datamap.classified("a_new_table", "notes")
+
+
+def test_the_export_bundle_has_a_file_for_every_exportable_table_and_no_other() -> None:
+    from tenants.requests import bundle
+
+    assert set(datamap.export_sources()) == set(bundle.OWN_FILES)
