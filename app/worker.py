@@ -23,6 +23,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "tenants.departures.steps",
     "tenants.identity.sync",
     "tenants.mail.delivery",
+    "tenants.privacy.retention",
     "tenants.requests.jobs",
     "tenants.webhooks.sender",
 )
@@ -52,6 +53,12 @@ def configure_handlers(settings: Settings) -> None:
 async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator[Worker]:
     """Run ``worker`` as a task for the duration of the block; stop it cleanly after."""
     configure_handlers(settings)
+    from tenants.privacy import retention
+
+    try:
+        await retention.schedule_all()
+    except Exception:  # a worker that cannot queue retention still runs every other job
+        log.exception("could not queue the organisations' retention runs")
     task = asyncio.create_task(worker.run_forever(), name=f"worker-{worker.name}")
     try:
         yield worker

@@ -54,7 +54,7 @@ TENANT_TABLES = (
     "privacy_request_events", "privacy_requests", "privacy_request_policies",
     "webhook_deliveries", "jobs", "departure_steps", "departures", "departure_policies",
     "content_items",
-    "scim_users", "scim_groups", "scim_settings", "member_keys",
+    "scim_users", "scim_groups", "scim_settings", "member_keys", "retention_policies",
     "api_tokens", "product_accounts", "products",
     "group_memberships", "groups", "members", "units", "organisations",
 )

@@ -19,6 +19,7 @@ from app.v1 import (
     policy,
     privacy_requests,
     products,
+    retention,
     settings,
     signals,
     sso,
@@ -50,5 +51,6 @@ ROUTERS: list[ApiRouter] = [
     access_checks.router,
     privacy_requests.router,
     privacy_requests.policy_router,
+    retention.router,
     mail.router,
 ]

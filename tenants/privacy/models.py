@@ -22,3 +22,19 @@ class MemberKey(TenantModel):
     class Meta:
         table = "member_keys"
         unique_together = (("tenant_id", "member_id"),)
+
+
+class RetentionPolicy(TenantModel):
+    """How long an organisation keeps what piles up personal data (days); one row per
+    organisation, absent until changed (the defaults of ``tenants.privacy.retention``)."""
+
+    mail_days = fields.IntField(default=90)
+    session_days = fields.IntField(default=30)
+    sign_in_attempt_days = fields.IntField(default=1)
+    outbox_payload_days = fields.IntField(default=30)
+    webhook_delivery_days = fields.IntField(default=30)
+    export_days = fields.IntField(default=30)
+
+    class Meta:
+        table = "retention_policies"
+        unique_together = (("tenant_id",),)

@@ -456,6 +456,8 @@ async def expire_export(export_id: uuid.UUID, expires_at: datetime, *, actor: Ac
         return False
     export.status, export.bundle = ExportStatus.EXPIRED, None
     await export.save(update_fields=["status", "bundle", "updated_at"])
+    # The products' parts are copies of the member's data too: they go with the bundle.
+    await PrivacyExportPart.filter(export_id=export.id).delete()
     await audit.record("privacy_request.export_expired", "privacy_request", export.request_id,
                        actor=actor, after={"export_id": export.id})
     return True
