@@ -73,19 +73,36 @@ TYPED = "$1::uuid IS NOT NULL AND $2::uuid IS NOT NULL AND $3::text IS NOT NULL 
     "AND $4::text IS NOT NULL"
 
 
-def _args(sql: str, params: list[Any]) -> list[Any]:
-    return params
-
-
 def _condition(table: datamap.Table, step: datamap.Step) -> str:
     assert table.owner is not None
     where = f"tenant_id = $1 AND ({table.owner}) AND {TYPED}"
     return f"{where} AND ({step.where})" if step.where else where
 
 
-async def _count(sql: str, params: list[Any]) -> int:
-    row = await db.fetch_one(sql, *_args(sql, params))
-    return int(row["n"]) if row else 0
+def map_statement() -> tuple[str, list[tuple[str, datamap.Step]]]:
+    """Every step of the map as one statement (one round trip, one snapshot): each step a
+    data-modifying or counting CTE, the final row its counts in step order. Foreign keys
+    are checked at the end of the statement, so a child table and its parent may both be
+    emptied in it."""
+    steps: list[tuple[str, datamap.Step]] = []
+    parts: list[str] = []
+    for table in datamap.personal_tables():
+        for step in table.erase:
+            name = f"s{len(steps)}"
+            condition = _condition(table, step)
+            if step.action is Action.DELETE:
+                body = f"DELETE FROM {table.name} WHERE {condition} RETURNING 1"
+            elif step.action is Action.PSEUDONYMISE:
+                body = f"UPDATE {table.name} SET {step.set} WHERE {condition} RETURNING 1"
+            else:
+                body = f"SELECT 1 FROM {table.name} WHERE {condition}"
+            parts.append(f"{name} AS ({body})")
+            steps.append((table.name, step))
+    counts = ", ".join(f"(SELECT count(*) FROM s{i}) AS s{i}" for i in range(len(steps)))
+    return f"WITH {', '.join(parts)} SELECT {counts}", steps  # noqa: S608
+
+
+MAP_SQL, MAP_STEPS = map_statement()
 
 
 async def apply_map(member: Member, params: list[Any]) -> tuple[dict[str, int], dict[str, int], list[Kept]]:
@@ -94,29 +111,22 @@ async def apply_map(member: Member, params: list[Any]) -> tuple[dict[str, int], 
     pseudonymised: dict[str, int] = {}
     kept: list[Kept] = []
     today = datetime.now(UTC).date()
-    conn = db.connection()
-    for table in datamap.personal_tables():
-        for step in table.erase:
-            condition = _condition(table, step)
-            if step.action is Action.DELETE:
-                sql = f"DELETE FROM {table.name} WHERE {condition}"  # noqa: S608
-                n, _ = await conn.execute_query(sql, _args(sql, params))
-                if n:
-                    deleted[table.name] = deleted.get(table.name, 0) + n
-            elif step.action is Action.PSEUDONYMISE:
-                sql = f"UPDATE {table.name} SET {step.set} WHERE {condition}"  # noqa: S608
-                n, _ = await conn.execute_query(sql, _args(sql, params))
-                if n:
-                    pseudonymised[table.name] = pseudonymised.get(table.name, 0) + n
-            else:
-                sql = f"SELECT count(*) AS n FROM {table.name} WHERE {condition}"  # noqa: S608
-                n = await _count(sql, params)
-                if n:
-                    assert step.reason is not None
-                    assert step.basis is not None
-                    assert step.review_days is not None
-                    kept.append(Kept(table.name, n, step.reason, step.basis,
-                                     today + timedelta(days=step.review_days)))
+    row = await db.fetch_one(MAP_SQL, *params)
+    assert row is not None
+    for i, (table, step) in enumerate(MAP_STEPS):
+        n = int(row[f"s{i}"])
+        if not n:
+            continue
+        if step.action is Action.DELETE:
+            deleted[table] = deleted.get(table, 0) + n
+        elif step.action is Action.PSEUDONYMISE:
+            pseudonymised[table] = pseudonymised.get(table, 0) + n
+        else:
+            assert step.reason is not None
+            assert step.basis is not None
+            assert step.review_days is not None
+            kept.append(Kept(table, n, step.reason, step.basis,
+                             today + timedelta(days=step.review_days)))
     return deleted, pseudonymised, kept
 
 
