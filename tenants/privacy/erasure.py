@@ -23,7 +23,7 @@ from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.identity import changes as identity
 from tenants.members.models import Member
-from tenants.privacy import datamap
+from tenants.privacy import datamap, shredding
 from tenants.privacy.datamap import Action
 from tenants.webhooks import service as webhooks
 
@@ -91,15 +91,17 @@ def map_statement() -> tuple[str, list[tuple[str, datamap.Step]]]:
             name = f"s{len(steps)}"
             condition = _condition(table, step)
             if step.action is Action.DELETE:
-                body = f"DELETE FROM {table.name} WHERE {condition} RETURNING 1"
+                body = f"DELETE FROM {table.name} WHERE {condition} RETURNING 1"  # noqa: S608
             elif step.action is Action.PSEUDONYMISE:
-                body = f"UPDATE {table.name} SET {step.set} WHERE {condition} RETURNING 1"
+                body = f"UPDATE {table.name} SET {step.set} WHERE {condition} RETURNING 1"  # noqa: S608
             else:
-                body = f"SELECT 1 FROM {table.name} WHERE {condition}"
+                body = f"SELECT 1 FROM {table.name} WHERE {condition}"  # noqa: S608
             parts.append(f"{name} AS ({body})")
             steps.append((table.name, step))
-    counts = ", ".join(f"(SELECT count(*) FROM s{i}) AS s{i}" for i in range(len(steps)))
-    return f"WITH {', '.join(parts)} SELECT {counts}", steps  # noqa: S608
+    counts = ", ".join(
+        f"(SELECT count(*) FROM s{i}) AS s{i}" for i in range(len(steps))  # noqa: S608
+    )
+    return f"WITH {', '.join(parts)} SELECT {counts}", steps
 
 
 MAP_SQL, MAP_STEPS = map_statement()
@@ -144,6 +146,7 @@ async def erase_member(member_id: uuid.UUID, *, why: str, actor: Actor) -> Evide
     params: list[Any] = [db.current_org(), member.id, member.email.lower(), member.name]
     deleted, pseudonymised, kept = await apply_map(member, params)
     # The map deletes the member's audit key (``member_keys``): that is the shredding.
+    shredding.forget(member.id)
     shredded = deleted.get("member_keys", 0) > 0
     products = [
         r["product_id"]

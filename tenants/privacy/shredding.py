@@ -159,11 +159,18 @@ WITH wanted AS (
   ON CONFLICT (tenant_id, member_id) DO NOTHING
   RETURNING member_id, key
 )
-SELECT member_id, key FROM created
+SELECT member_id, key, true AS fresh FROM created
 UNION ALL
-SELECT k.member_id, k.key FROM member_keys k
+SELECT k.member_id, k.key, false FROM member_keys k
  WHERE k.tenant_id = $1 AND k.member_id = ANY($2::uuid[])
 """
+
+#: Keys for sealing, by (organisation, member): only keys read back as committed (never
+#: one created by a transaction that may still roll back). A key erased meanwhile (here or
+#: on another node) may still seal a value here: that value is then as unreadable as the
+#: rest of the person's, which is what the erasure asked for. Reading never uses it.
+_SEALING: dict[tuple[str, str], bytes] = {}
+_SEALING_MAX = 100_000
 
 READ_KEYS_SQL = "SELECT member_id, key FROM member_keys WHERE tenant_id = $1 AND member_id = ANY($2::uuid[])"
 
@@ -189,22 +196,28 @@ async def member_keys(member_ids: Iterable[str], *, create: bool) -> dict[str, b
     if not create:
         rows = await db.fetch(READ_KEYS_SQL, org, wanted)
         return {str(r["member_id"]): bytes(r["key"]) for r in rows}
+    cached = {str(m): _SEALING[(str(org), str(m))] for m in wanted
+              if (str(org), str(m)) in _SEALING}
+    wanted = [m for m in wanted if str(m) not in cached]
+    if not wanted:
+        return cached
     rows = await db.fetch(KEYS_SQL, org, wanted, [os.urandom(32) for _ in wanted])
-    keys = {str(r["member_id"]): bytes(r["key"]) for r in rows}
+    if len(_SEALING) > _SEALING_MAX:
+        _SEALING.clear()
+    for r in rows:
+        if not r["fresh"]:
+            _SEALING[(str(org), str(r["member_id"]))] = bytes(r["key"])
+    keys = {**cached, **{str(r["member_id"]): bytes(r["key"]) for r in rows}}
     if len(keys) < len(wanted):
         # Another transaction created a key between our snapshot and our insert.
         rows = await db.fetch(READ_KEYS_SQL, org, wanted)
-        keys = {str(r["member_id"]): bytes(r["key"]) for r in rows}
+        keys = {**cached, **{str(r["member_id"]): bytes(r["key"]) for r in rows}}
     return keys
 
 
-async def delete_member_key(member_id: uuid.UUID) -> int:
-    """Shred: delete the member's key; returns how many keys went (0 or 1)."""
-    rows = await db.fetch(
-        "DELETE FROM member_keys WHERE tenant_id = $1 AND member_id = $2 RETURNING 1",
-        db.current_org(), member_id,
-    )
-    return len(rows)
+def forget(member_id: uuid.UUID) -> None:
+    """Drop this process's sealing copy of the member's key (their erasure)."""
+    _SEALING.pop((str(db.current_org()), str(member_id)), None)
 
 
 @dataclass(frozen=True, slots=True)
