@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 
 from pydantic import Field
@@ -18,6 +19,7 @@ D = retention.DEFAULTS
 
 
 class RetentionOut(Output):
+    organisation_id: uuid.UUID
     mail_days: int = Field(description="Emails, once sent (or recorded).")
     session_days: int = Field(description="Sessions, after they ended or expired.")
     sign_in_attempt_days: int = Field(description="Sign-in round trips with the IdP.")
@@ -38,7 +40,8 @@ class RetentionBody(Input):
 @router.get("", summary="Get the retention policy", permission=Permission.ORGANISATION_READ,
             response=RetentionOut)
 async def get_retention_policy(call: Call[Input, Input]) -> RetentionOut:
-    return RetentionOut(**asdict(await retention.get_retention()))
+    return RetentionOut(organisation_id=call.principal.org_id,
+                        **asdict(await retention.get_retention()))
 
 
 @router.put("", summary="Replace the retention policy (days; omitted fields: defaults)",
@@ -46,4 +49,4 @@ async def get_retention_policy(call: Call[Input, Input]) -> RetentionOut:
             errors=(422,))
 async def set_retention_policy(call: Call[RetentionBody, Input]) -> RetentionOut:
     changed = await retention.set_retention(call.body.model_dump(), actor=call.actor)
-    return RetentionOut(**asdict(changed))
+    return RetentionOut(organisation_id=call.principal.org_id, **asdict(changed))

@@ -25,6 +25,7 @@ async def test_the_policy_has_documented_defaults_and_changes_are_validated_and_
     org: OrgHandle,
 ) -> None:
     got = (await org.get("/v1/retention-policy")).json()
+    assert got.pop("organisation_id") == str(org.id)
     assert got == {"mail_days": 90, "session_days": 30, "sign_in_attempt_days": 1,
                    "outbox_payload_days": 30, "webhook_delivery_days": 30, "export_days": 30}
     changed = await org.put("/v1/retention-policy", json={**got, "mail_days": 7})
