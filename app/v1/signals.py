@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from app.api import ApiRouter, Call
 from app.auth import request_origin
 from app.v1.common import Input, Output
+from app.web.ratelimit import RateLimiter
 from tenants.db import tenant_transaction
 from tenants.errors import NotFoundError, TenantryError
 from tenants.organisations.service import id_by_slug
@@ -116,6 +117,9 @@ def _unverified_jti(token: str) -> str | None:
 #: organisation, one without (or with a disabled) transmitter, an unknown key and a bad
 #: signature look alike from outside.
 UNAUTHENTICATED = "the SET could not be authenticated for this receiver"
+#: Refused unauthenticated posts one address may make per minute (on all nodes together)
+#: before it gets 429.
+REFUSALS_PER_MINUTE = 60
 
 
 def receiver_routes(jwks: JwksCache, refusals: RefusalCounter | None = None) -> list[BaseRoute]:
@@ -125,9 +129,16 @@ def receiver_routes(jwks: JwksCache, refusals: RefusalCounter | None = None) -> 
     address, sampled into the log), never audited: only authenticated SETs reach the
     organisation's audit trail."""
     counter = refusals if refusals is not None else RefusalCounter()
+    limiter = RateLimiter("ssf-refused", REFUSALS_PER_MINUTE, 60)
 
-    def unauthenticated(client: str, err: SetError, reason: str) -> Response:
+    async def unauthenticated(client: str, err: SetError, reason: str) -> Response:
         counter.refused(client, err.value, reason)
+        wait = await limiter.retry_after(client)
+        if wait is not None:
+            return JSONResponse(
+                {"err": "access_denied", "description": "too many refused SETs from this address"},
+                status_code=429, headers={"Retry-After": str(wait)},
+            )
         if err is SetError.INVALID_REQUEST:
             return _refuse(err, reason)
         return _refuse(SetError.AUTHENTICATION_FAILED, UNAUTHENTICATED)
@@ -135,12 +146,6 @@ def receiver_routes(jwks: JwksCache, refusals: RefusalCounter | None = None) -> 
     async def receive_event(request: Request) -> Response:
         request_id, client = request_origin(request)
         address = client or "unknown"
-        wait = counter.retry_after(address)
-        if wait is not None:
-            return JSONResponse(
-                {"err": "access_denied", "description": "too many refused SETs from this address"},
-                status_code=429, headers={"Retry-After": str(wait)},
-            )
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != MEDIA_TYPE:
             return _refuse(SetError.INVALID_REQUEST, f"send the SET as {MEDIA_TYPE}")
@@ -154,15 +159,15 @@ def receiver_routes(jwks: JwksCache, refusals: RefusalCounter | None = None) -> 
         except UnicodeDecodeError:
             return _refuse(SetError.INVALID_REQUEST, "the body is not a compact JWS")
         if not is_compact_jws(token):
-            return unauthenticated(address, SetError.INVALID_REQUEST,
+            return await unauthenticated(address, SetError.INVALID_REQUEST,
                                    "the body is not a compact JWS")
         org_id = await id_by_slug(request.path_params["slug"])
         if org_id is None:
-            return unauthenticated(address, SetError.ACCESS_DENIED, "no such receiver")
+            return await unauthenticated(address, SetError.ACCESS_DENIED, "no such receiver")
         async with tenant_transaction(org_id):
             transmitter = await service.get_transmitter()
         if transmitter is None or not transmitter.enabled:
-            return unauthenticated(address, SetError.ACCESS_DENIED,
+            return await unauthenticated(address, SetError.ACCESS_DENIED,
                                    "the organisation accepts no security events")
         actor = service.transmitter_actor(transmitter, request_id=request_id, client=client)
         try:
@@ -187,7 +192,7 @@ def receiver_routes(jwks: JwksCache, refusals: RefusalCounter | None = None) -> 
                 else SignalRejectedError(SetError.INVALID_REQUEST, exc.message)
             )
             if not error.authenticated:
-                return unauthenticated(address, error.err, error.message)
+                return await unauthenticated(address, error.err, error.message)
             async with tenant_transaction(org_id):
                 await service.record_rejection(error, actor=actor, jti=_unverified_jti(token))
             return _refuse(error.err, error.message)

@@ -36,7 +36,7 @@ SQL = [
 
 
 class Migration(migrations.Migration):
-    dependencies = [('tenants', '0012_access_check_batch')]
+    dependencies = [('tenants', '0014_shared_rate_limits')]
 
     initial = False
 
