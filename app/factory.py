@@ -49,6 +49,7 @@ from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
 from tenants.jobs.worker import Worker
 from tenants.secrets import SecretBox
+from tenants.signals.refusals import RefusalCounter
 from tenants.sso.oidc import RelyingParty
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,8 @@ def create_app(
     )
     routes += signin.routes(web) + console.routes(web) + account.routes(web)
     routes += oauth.routes(keyring, settings.base_url)
-    routes += signals.receiver_routes(rp.jwks)
+    ssf_refusals = RefusalCounter()
+    routes += signals.receiver_routes(rp.jwks, ssf_refusals)
     routes.append(Mount("/static", StaticFiles(directory=str(STATIC)), name="static"))
     metrics = (
         Metrics(decisions=decisions, heartbeat=lambda: last_progress(app.state.worker))
@@ -243,6 +245,8 @@ def create_app(
     #: The embedded job worker while one runs (``/readyz`` watches its loop).
     app.state.worker = None
     app.state.openapi = openapi_document
+    #: Unauthenticated Shared Signals posts refused (counted, never audited).
+    app.state.ssf_refusals = ssf_refusals
     app.state.metrics = metrics
     if metrics is not None:
         app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -26,6 +26,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "tenants.domains.jobs",
     "tenants.identity.sync",
     "tenants.mail.delivery",
+    "tenants.privacy.retention",
     "tenants.requests.jobs",
     "tenants.webhooks.sender",
 )
@@ -59,6 +60,12 @@ async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator
     """Run ``worker`` as a task for the duration of the block, with the sweep of expired
     sessions beside it; stop both cleanly after."""
     configure_handlers(settings)
+    from tenants.privacy import retention
+
+    try:
+        await retention.schedule_all()
+    except Exception:  # a worker that cannot queue retention still runs every other job
+        log.exception("could not queue the organisations' retention runs")
     task = asyncio.create_task(worker.run_forever(), name=f"worker-{worker.name}")
     stop_sweeping = asyncio.Event()
     sweeper = asyncio.create_task(

@@ -35,6 +35,7 @@ MODEL_MODULES: dict[str, list[str]] = {
         "tenants.scim.models",
         "tenants.domains.models",
         "tenants.signins.models",
+        "tenants.privacy.models",
     ],
 }
 

@@ -57,8 +57,8 @@ TENANT_TABLES = (
     "privacy_request_events", "privacy_requests", "privacy_request_policies",
     "webhook_deliveries", "jobs", "departure_steps", "departures", "departure_policies",
     "content_items",
-    "scim_users", "scim_groups", "scim_settings", "domains", "sign_ins",
-    "api_tokens", "product_accounts", "products", "tenant_counters",
+    "scim_users", "scim_groups", "scim_settings", "domains", "sign_ins", "member_keys",
+    "retention_policies", "api_tokens", "product_accounts", "products", "tenant_counters",
     "group_memberships", "groups", "members", "units", "organisations",
 )
 

@@ -20,6 +20,7 @@ from app.v1 import (
     policy,
     privacy_requests,
     products,
+    retention,
     settings,
     sign_ins,
     signals,
@@ -54,5 +55,6 @@ ROUTERS: list[ApiRouter] = [
     access_checks.router,
     privacy_requests.router,
     privacy_requests.policy_router,
+    retention.router,
     mail.router,
 ]

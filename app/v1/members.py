@@ -13,7 +13,12 @@ from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Name, Output, Page,
 from tenants.departures import service as departures
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import imports, service
-from tenants.members.lifecycle import LifecycleAction, MemberStatus, allowed_actions
+from tenants.members.lifecycle import (
+    DirectAction,
+    LifecycleAction,
+    MemberStatus,
+    offered_actions,
+)
 from tenants.members.models import Member
 from tenants.pagination import Sort
 from tenants.permissions import Permission, Role
@@ -51,7 +56,7 @@ class MemberOut(Output):
             manager_id=member.manager_id,
             roles=[Role(r) for r in member.roles],
             status=member.status,
-            allowed_actions=allowed_actions(member.status),
+            allowed_actions=offered_actions(member.status),
             idp_subject=member.idp_subject,
             external_id=member.external_id,
             status_changed_at=member.status_changed_at,
@@ -91,7 +96,10 @@ class MemberMove(Input):
 
 
 class MemberTransition(Input):
-    action: LifecycleAction
+    action: DirectAction = Field(
+        description="A member leaves through a departure (POST /v1/departures) and is "
+        "erased through an erasure request; depart and purge are not offered here."
+    )
     reason: Annotated[str, StringConstraints(max_length=1000), FREE_TEXT] | None = None
 
 
@@ -213,7 +221,8 @@ async def transition_member(call: Call[MemberTransition, Input]) -> MemberOut:
     ``begin_departure`` is refused here: a departure starts with ``POST /v1/departures``;
     ``reinstate`` of a member whose departure runs cancels that departure."""
     member = await departures.apply_member_action(
-        call.id(), call.body.action, reason=call.body.reason, actor=call.actor
+        call.id(), LifecycleAction(call.body.action.value), reason=call.body.reason,
+        actor=call.actor
     )
     return MemberOut.of(member)
 

@@ -181,9 +181,32 @@ class ErasureBody(Input):
         description="Which of the member's content to erase. Default: personal items only; "
         "work content is the organisation's and kept for its retention.",
     )
+    member: bool = Field(
+        True,
+        description="Also erase the member (profile, sessions, SCIM record, emails, exports, "
+        "their fields in the audit trail) as the personal-data map says; false erases "
+        "content only.",
+    )
+
+
+class KeptOut(Output):
+    table: str
+    rows: int
+    reason: str
+    legal_basis: str
+    review_on: date
+
+
+class MemberErasureOut(Output):
+    deleted: dict[str, int]
+    pseudonymised: dict[str, int]
+    kept: list[KeptOut] = Field(description="What stays, why and until when it is reviewed.")
+    audit_key_deleted: bool
+    products_told: int
 
 
 class ErasureOut(Output):
+    member_erasure: MemberErasureOut | None = None
     member_id: uuid.UUID
     erased_at: datetime
     kinds: list[str]
@@ -412,7 +435,9 @@ async def upload_privacy_export_part(call: Call[PartBody, Input]) -> PartOut:
 async def erase_for_privacy_request(call: Call[ErasureBody, Input]) -> ErasureOut:
     """Items under legal hold are kept; products are told which of their items went; the
     evidence (per product, by whom, the audit event) is stored on the request."""
-    run = await fulfilment.erase_for_request(call.id(), call.body.kinds, actor=call.actor)
+    run = await fulfilment.erase_for_request(
+        call.id(), call.body.kinds, member=call.body.member, actor=call.actor
+    )
     return ErasureOut.model_validate(run)
 
 

@@ -21,13 +21,14 @@ from starlette.routing import BaseRoute, Route
 from app.api import ApiRouter, Call
 from app.auth import request_origin
 from app.v1.common import Input, Output
-from tenants.actors import Actor, ActorKind
+from app.web.ratelimit import RateLimiter
 from tenants.db import tenant_transaction
 from tenants.errors import NotFoundError, TenantryError
 from tenants.organisations.service import id_by_slug
 from tenants.permissions import Permission
 from tenants.signals import service
-from tenants.signals.tokens import SetError, SignalRejectedError, verify_set
+from tenants.signals.refusals import RefusalCounter
+from tenants.signals.tokens import SetError, SignalRejectedError, is_compact_jws, verify_set
 from tenants.sso.oidc import JwksCache, SignInError, kid_of
 
 router = ApiRouter("/v1/signal-transmitter", "signals")
@@ -112,11 +113,39 @@ def _unverified_jti(token: str) -> str | None:
     return jti[:255] if isinstance(jti, str) else None
 
 
-def receiver_routes(jwks: JwksCache) -> list[BaseRoute]:
+#: The one answer to a post nobody authenticated, whatever the slug: an unknown
+#: organisation, one without (or with a disabled) transmitter, an unknown key and a bad
+#: signature look alike from outside.
+UNAUTHENTICATED = "the SET could not be authenticated for this receiver"
+#: Refused unauthenticated posts one address may make per minute (on all nodes together)
+#: before it gets 429.
+REFUSALS_PER_MINUTE = 60
+
+
+def receiver_routes(jwks: JwksCache, refusals: RefusalCounter | None = None) -> list[BaseRoute]:
     """``POST /ssf/{slug}/events``; ``jwks`` caches transmitters' keys (refetched when a
-    SET names a key id not seen yet, so key rotation works)."""
+    SET names a key id not seen yet, so key rotation works). Posts that do not prove to
+    come from the organisation's transmitter are counted in ``refusals`` (rate-limited per
+    address, sampled into the log), never audited: only authenticated SETs reach the
+    organisation's audit trail."""
+    counter = refusals if refusals is not None else RefusalCounter()
+    limiter = RateLimiter("ssf-refused", REFUSALS_PER_MINUTE, 60)
+
+    async def unauthenticated(client: str, err: SetError, reason: str) -> Response:
+        counter.refused(client, err.value, reason)
+        wait = await limiter.retry_after(client)
+        if wait is not None:
+            return JSONResponse(
+                {"err": "access_denied", "description": "too many refused SETs from this address"},
+                status_code=429, headers={"Retry-After": str(wait)},
+            )
+        if err is SetError.INVALID_REQUEST:
+            return _refuse(err, reason)
+        return _refuse(SetError.AUTHENTICATION_FAILED, UNAUTHENTICATED)
 
     async def receive_event(request: Request) -> Response:
+        request_id, client = request_origin(request)
+        address = client or "unknown"
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != MEDIA_TYPE:
             return _refuse(SetError.INVALID_REQUEST, f"send the SET as {MEDIA_TYPE}")
@@ -129,26 +158,17 @@ def receiver_routes(jwks: JwksCache) -> list[BaseRoute]:
             token = body.decode("ascii").strip()
         except UnicodeDecodeError:
             return _refuse(SetError.INVALID_REQUEST, "the body is not a compact JWS")
+        if not is_compact_jws(token):
+            return await unauthenticated(address, SetError.INVALID_REQUEST,
+                                   "the body is not a compact JWS")
         org_id = await id_by_slug(request.path_params["slug"])
         if org_id is None:
-            return _refuse(SetError.INVALID_REQUEST, "there is no such receiver", 404)
-        request_id, client = request_origin(request)
+            return await unauthenticated(address, SetError.ACCESS_DENIED, "no such receiver")
         async with tenant_transaction(org_id):
             transmitter = await service.get_transmitter()
         if transmitter is None or not transmitter.enabled:
-            error = SignalRejectedError(
-                SetError.ACCESS_DENIED, "this organisation accepts no security events"
-            )
-            unknown = Actor(
-                ActorKind.IDENTITY_PROVIDER,
-                "unknown",
-                "unknown transmitter",
-                request_id=request_id,
-                client_addr=client,
-            )
-            async with tenant_transaction(org_id):
-                await service.record_rejection(error, actor=unknown, jti=_unverified_jti(token))
-            return _refuse(error.err, error.message)
+            return await unauthenticated(address, SetError.ACCESS_DENIED,
+                                   "the organisation accepts no security events")
         actor = service.transmitter_actor(transmitter, request_id=request_id, client=client)
         try:
             keys = await jwks.get(transmitter.jwks_uri, wanted_kid=kid_of(token))
@@ -171,6 +191,8 @@ def receiver_routes(jwks: JwksCache) -> list[BaseRoute]:
                 if isinstance(exc, SignalRejectedError)
                 else SignalRejectedError(SetError.INVALID_REQUEST, exc.message)
             )
+            if not error.authenticated:
+                return await unauthenticated(address, error.err, error.message)
             async with tenant_transaction(org_id):
                 await service.record_rejection(error, actor=actor, jti=_unverified_jti(token))
             return _refuse(error.err, error.message)

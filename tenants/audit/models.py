@@ -44,6 +44,8 @@ class AuditEvent(Model):
             ("tenant_id", "action", "id"),
             ("tenant_id", "target_type", "target_id", "id"),
             ("tenant_id", "occurred_at"),
+            # An erasure finds the events a member wrote (and the list filters by actor).
+            ("tenant_id", "actor", "id"),
         )
 
 

@@ -27,6 +27,7 @@ from tenants.audit.chain import (
 from tenants.audit.sealer import request_sealing
 from tenants.db import connection, current_org, fetch, fetch_one, tenant_transaction
 from tenants.ids import OrgId
+from tenants.privacy import shredding
 
 #: Values that appear in an audit event as they are (checked first: most values are).
 _PLAIN = frozenset({str, int, bool, float, type(None)})
@@ -92,21 +93,31 @@ async def record(
     organisation's other writers is locked here, so concurrent writes of one organisation
     do not queue behind each other. If the transaction rolls back, neither the event nor
     its queue entry remain. Raises NoTenantTransactionError outside a tenant transaction.
+
+    Personal fields (the acting member's name and address, personal values of the
+    snapshots) are stored sealed with the key of the member they are about
+    (``tenants.privacy.shredding``), so erasing that member makes them unreadable while
+    the event keeps verifying.
     """
+    [sealed] = await shredding.seal_events(
+        actor, action, target_type,
+        [(target_id, jsonable(before) if before is not None else None,
+          jsonable(after) if after is not None else None)],
+    )
     _, rows = await connection().execute_query(
         RECORD_SQL,
         [
             current_org(),
             datetime.now(UTC),
             actor.ref,
-            actor.display,
+            sealed.actor_display,
             action,
             target_type,
             str(target_id),
-            _json_or_none(jsonable(before) if before is not None else None),
-            _json_or_none(jsonable(after) if after is not None else None),
+            _json_or_none(sealed.before),
+            _json_or_none(sealed.after),
             actor.request_id,
-            actor.client_addr,
+            sealed.client_addr,
         ],
     )
     request_sealing()
@@ -211,7 +222,8 @@ async def list_events(
     filters: AuditFilter, *, before_id: int | None, limit: int
 ) -> list[dict[str, Any]]:
     """Newest first by event id, sealed or not (``seq``/``prev_hash``/``hash`` are None
-    until the sealer has chained the event); ``before_id`` continues a previous page."""
+    until the sealer has chained the event); ``before_id`` continues a previous page.
+    Personal fields are opened; an erased member's read ``[erased]`` / ``erased member``."""
     clauses = ["e.tenant_id = $1"]
     args: list[Any] = [current_org()]
     action = filters.action
@@ -250,7 +262,7 @@ async def list_events(
         "LEFT JOIN audit_chain c ON c.tenant_id = e.tenant_id AND c.event_id = e.id "
         f"WHERE {' AND '.join(clauses)} ORDER BY e.id DESC LIMIT ${len(args)}"
     )
-    return [_decoded(row) for row in await fetch(sql, *args)]
+    return await shredding.reveal_rows([_decoded(row) for row in await fetch(sql, *args)])
 
 
 async def stream_events(
@@ -395,7 +407,7 @@ async def verify(expected_head: ChainHead | None = None) -> Verification:
 
 
 #: Break-glass sign-ins, newest first: a partial index holds exactly these events
-#: (migration 0015), so the list costs its few rows whatever the size of the log.
+#: (migration 0018), so the list costs its few rows whatever the size of the log.
 BREAK_GLASS_SQL = """
 SELECT occurred_at, actor_display, client_addr FROM audit_events
  WHERE tenant_id = $1 AND action = 'session.signed_in' AND (after ->> 'break_glass') = 'true'

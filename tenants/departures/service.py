@@ -528,10 +528,23 @@ async def apply_member_action(
             extra={
                 "member_status": member.status,
                 "action": action.value,
-                "allowed_actions": [a.value for a in lifecycle.allowed_actions(member.status)],
+                "allowed_actions": [a.value for a in lifecycle.offered_actions(member.status)],
                 "use": "/v1/departures",
             },
         )
+    if action not in lifecycle.DIRECT_ACTIONS:
+        member = await get_member(member_id)
+        raise IllegalTransitionError(
+            f"{action.value} is not applied directly: a member leaves through a departure "
+            "(POST /v1/departures) and is erased through an erasure request "
+            "(POST /v1/privacy-requests/{id}/erasure)",
+            extra={
+                "member_status": member.status,
+                "action": action.value,
+                "allowed_actions": [a.value for a in lifecycle.offered_actions(member.status)],
+            },
+        )
+    lifecycle.next_status((await get_member(member_id)).status, action, direct=True)
     if action is LifecycleAction.REINSTATE:
         running = await current_departure(member_id)
         if running is not None:

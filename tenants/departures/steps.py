@@ -39,6 +39,7 @@ from tenants.jobs.registry import PermanentJobError, RunningJob, handler
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.members.models import Member
 from tenants.members.service import transition_member
+from tenants.privacy import erasure
 from tenants.webhooks import service as webhooks
 
 #: Items moved per transaction: big enough to amortise the statement and the event, small
@@ -338,8 +339,9 @@ async def purge(job: RunningJob) -> None:
                 await job.checkpoint({"batch": batch_no + 1, "deleted": deleted,
                                       "after": str(max(row["id"] for row in rows))})
                 continue
-            await _anonymise(departure)
-            await _finish_step(step, departure, items_deleted=int(job.state.get("deleted", 0)))
+            erased = await _anonymise(departure)
+            await _finish_step(step, departure, items_deleted=int(job.state.get("deleted", 0)),
+                               kept=erased["kept"], erased=erased["deleted"])
             departure.status = DepartureStatus.COMPLETED
             departure.finished_at = datetime.now(UTC)
             await departure.save(update_fields=["status", "finished_at", "updated_at"])
@@ -351,28 +353,15 @@ async def purge(job: RunningJob) -> None:
             return
 
 
-async def _anonymise(departure: Departure) -> None:
-    """The member record keeps its id (the audit trail points at it) and nothing else
-    that identifies the person."""
+async def _anonymise(departure: Departure) -> dict[str, Any]:
+    """Erase the member as the personal-data map says (the same erasure as a privacy
+    request's): the record keeps its id (the audit trail points at it) and nothing else
+    that identifies the person; returns the erasure's evidence."""
     member = await Member.get(id=departure.member_id)
     if member.status == MemberStatus.DEPARTED:
         await transition_member(member.id, LifecycleAction.PURGE, reason="retention ended",
                                 actor=ACTOR)
-    conn = db.connection()
-    org = db.current_org()
-    await conn.execute_query(
-        "UPDATE members SET name = 'Former member', email = 'purged-' || id::text || "
-        "'@invalid', idp_subject = NULL, external_id = NULL, manager_id = NULL, "
-        "roles = '[]'::jsonb, updated_at = now() WHERE tenant_id = $1 AND id = $2",
-        [org, member.id],
+    evidence = await erasure.erase_member(
+        member.id, why=f"departure {departure.id}: retention ended", actor=ACTOR
     )
-    await conn.execute_query(
-        "UPDATE product_accounts SET status = 'removed', updated_at = now() "
-        "WHERE tenant_id = $1 AND member_id = $2",
-        [org, member.id],
-    )
-    for table in ("member_choices", "local_credentials"):
-        await conn.execute_query(
-            f"DELETE FROM {table} WHERE tenant_id = $1 AND member_id = $2",  # noqa: S608
-            [org, member.id],
-        )
+    return evidence.to_json()

@@ -14,7 +14,7 @@ class Domain(TenantModel):
     """One email domain of the organisation, pending until proven.
 
     ``name`` is unique per organisation; among proven domains (verified or flagged) it is
-    unique across organisations (a partial unique index, migration 0015), so two
+    unique across organisations (a partial unique index, migration 0017), so two
     organisations proving the same domain at once cannot both win.
     """
 

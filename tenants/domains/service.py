@@ -1,7 +1,7 @@
 """Adding, proving, re-checking and removing an organisation's email domains.
 
 Who owns a domain is decided across organisations, which the runtime role cannot see: the
-SECURITY DEFINER function ``domain_owner`` (migration 0015) answers it, and a partial
+SECURITY DEFINER function ``domain_owner`` (migration 0017) answers it, and a partial
 unique index on proven names settles two organisations proving one name at once.
 """
 

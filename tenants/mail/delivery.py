@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from tortoise.expressions import F
 
 from tenants.db import tenant_transaction
-from tenants.jobs.registry import PermanentJobError, RetryLaterError, RunningJob, handler
+from tenants.jobs.registry import RetryLaterError, RunningJob, handler
 from tenants.mail import sender
 from tenants.mail.models import MailMessage, MailStatus
 from tenants.mail.sender import MailDeliveryError, OutgoingMail
@@ -48,7 +48,9 @@ async def send_message(job: RunningJob) -> None:
     async with tenant_transaction(job.org_id):
         message = await MailMessage.filter(id=message_id).first()
         if message is None:
-            raise PermanentJobError(f"mail message {message_id} no longer exists")
+            # Erased (with its recipient) or expired by retention before it went out:
+            # there is nothing left to send, which is not a failure.
+            return
         if message.status is not MailStatus.QUEUED:
             return
         organisation = await Organisation.get(id=job.org_id)

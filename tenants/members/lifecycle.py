@@ -58,16 +58,43 @@ TRANSITIONS: dict[LifecycleAction, Transition] = {
 SIGN_IN_ALLOWED: frozenset[MemberStatus] = frozenset({S.INVITED, S.ACTIVE, S.DEPARTING})
 
 
+#: The actions offered directly (API ``/transitions``, the console's member page). A member
+#: leaves through a departure (which suspends and departs them step by step) and is
+#: erased through the erasure path (which purges them); ``begin_departure`` is accepted
+#: only to point at the departure API.
+DIRECT_ACTIONS: frozenset[LifecycleAction] = frozenset({
+    LifecycleAction.ACTIVATE, LifecycleAction.BEGIN_DEPARTURE, LifecycleAction.SUSPEND,
+    LifecycleAction.REINSTATE,
+})
+
+
+class DirectAction(StrEnum):
+    """``LifecycleAction`` restricted to ``DIRECT_ACTIONS`` (the API's input)."""
+
+    ACTIVATE = "activate"
+    BEGIN_DEPARTURE = "begin_departure"
+    SUSPEND = "suspend"
+    REINSTATE = "reinstate"
+
+
+def offered_actions(status: MemberStatus) -> list[LifecycleAction]:
+    """The direct actions legal from ``status`` (what the API and console offer)."""
+    return [a for a in allowed_actions(status) if a in DIRECT_ACTIONS]
+
+
 def allowed_actions(status: MemberStatus) -> list[LifecycleAction]:
     """The actions legal from ``status``, in declaration order (stable for messages)."""
     return [action for action, t in TRANSITIONS.items() if status in t.sources]
 
 
-def next_status(status: MemberStatus, action: LifecycleAction) -> MemberStatus:
-    """The status after ``action``; raises IllegalTransitionError naming the legal actions."""
+def next_status(
+    status: MemberStatus, action: LifecycleAction, *, direct: bool = False
+) -> MemberStatus:
+    """The status after ``action``; raises IllegalTransitionError naming the legal actions
+    (with ``direct``, those offered directly)."""
     transition = TRANSITIONS[action]
     if status not in transition.sources:
-        allowed = allowed_actions(status)
+        allowed = offered_actions(status) if direct else allowed_actions(status)
         names = ", ".join(a.value for a in allowed) or "none (this status is final)"
         raise IllegalTransitionError(
             f"cannot {action.value.replace('_', ' ')} a member who is {status.value}; "

@@ -25,9 +25,16 @@ OWN_FILES: dict[str, str] = {
     "content_items.json": "what products registered about your content (titles, sizes, "
     "dates; not the content itself)",
     "data_access.json": "administrators' approved access to your data, and each access",
-    "privacy_requests.json": "your privacy requests and their answers",
+    "privacy_requests.json": "your privacy requests, their timelines and their answers",
     "audit_events.json": "the audit trail of what you did and what was done to your record",
+    "sessions.json": "your sign-ins and sessions: when, how, from which address and browser",
+    "emails.json": "the emails sent to you or about you",
+    "scim.json": "what your organisation's identity provider sent about you (SCIM)",
+    "departures.json": "your departures from the organisation, if any",
 }
+
+#: The machine-readable index of the bundle (the README says the same for people).
+INDEX_FILE = "index.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +71,8 @@ def readme(
         f"{member_name} <{member_email}>, made for privacy request {request_id}",
         f"on {built_at.strftime('%Y-%m-%d at %H:%M UTC')}.",
         "",
-        "Every file is JSON (UTF-8). Times are in UTC (ISO 8601).",
+        "Every file is JSON (UTF-8). Times are in UTC (ISO 8601). index.json lists every",
+        "file with what it holds, for programs.",
         "",
         "Kept by Tenantry, the service through which your organisation manages your account:",
         "",
@@ -92,6 +100,32 @@ def readme(
         "",
     ]
     return "\n".join(lines)
+
+
+def index(
+    *, request_id: str, member_id: str, built_at: datetime, files: Sequence[tuple[str, bytes]],
+    products: Sequence[ProductPart], sources: dict[str, list[str]],
+) -> bytes:
+    """``index.json``: every file with what it holds, where it comes from (the tables of
+    the personal-data map) and its size, and each product asked and whether it answered."""
+    import json
+
+    doc = {
+        "format": "tenantry-export/1",
+        "request_id": request_id,
+        "member_id": member_id,
+        "built_at": built_at.isoformat(),
+        "files": [
+            {"name": name, "size": len(data),
+             "holds": OWN_FILES.get(name, "a product's own data" if name.startswith("products/")
+                                    else "what this bundle holds"),
+             "sources": sources.get(name, [])}
+            for name, data in files
+        ],
+        "products": [{"key": p.key, "name": p.name, "answered": p.data is not None}
+                     for p in products],
+    }
+    return json.dumps(doc, indent=1, ensure_ascii=False).encode()
 
 
 def build_zip(files: Sequence[tuple[str, bytes]]) -> BuiltBundle:

@@ -35,6 +35,7 @@ from tenants.mail import service as mail
 from tenants.members.service import get_member
 from tenants.models_base import get_referenced
 from tenants.policy import service as policy
+from tenants.privacy import datamap, erasure, shredding
 from tenants.products.models import Product
 from tenants.requests import bundle, rules
 from tenants.requests.models import (
@@ -281,17 +282,51 @@ SELECT coalesce(json_agg(json_build_object(
          'id', r.id, 'kind', r.kind, 'message', r.message, 'status', r.status,
          'received_at', r.received_at, 'due_on', r.due_on,
          'extension_reason', r.extension_reason, 'answer', r.answer,
-         'closed_at', r.closed_at) ORDER BY r.received_at), '[]')::text AS doc
+         'closed_at', r.closed_at,
+         'timeline', (SELECT coalesce(json_agg(json_build_object(
+                          'at', e.created_at, 'what', e.kind, 'by', e.actor_display,
+                          'text', e.body) ORDER BY e.created_at), '[]')
+                        FROM privacy_request_events e
+                       WHERE e.tenant_id = r.tenant_id AND e.request_id = r.id
+                         AND NOT e.internal)) ORDER BY r.received_at), '[]')::text AS doc
 FROM privacy_requests r WHERE r.tenant_id = $1 AND r.member_id = $2""",
-    "audit_events.json": """
+    "sessions.json": """
 SELECT coalesce(json_agg(json_build_object(
-         'id', e.id, 'occurred_at', e.occurred_at, 'actor', e.actor_display,
-         'action', e.action, 'target_type', e.target_type, 'target_id', e.target_id,
-         'before', e.before, 'after', e.after) ORDER BY e.id), '[]')::text AS doc
+         'started_at', s.created_at, 'method', s.auth_method, 'last_seen_at', s.last_seen_at,
+         'expires_at', s.expires_at, 'ended_at', s.revoked_at, 'ended_because', s.revoked_reason,
+         'address', s.client_addr, 'browser', s.user_agent,
+         'identity_provider_subject', s.idp_subject) ORDER BY s.created_at), '[]')::text AS doc
+FROM sessions s WHERE s.tenant_id = $1 AND s.member_id = $2""",
+    "emails.json": """
+SELECT coalesce(json_agg(json_build_object(
+         'written_at', m.created_at, 'to', m.recipients, 'subject', m.subject,
+         'text', m.text, 'status', m.status, 'sent_at', m.sent_at) ORDER BY m.created_at),
+       '[]')::text AS doc
+FROM mail_messages m
+WHERE m.tenant_id = $1 AND $2::uuid IS NOT NULL
+  AND (m.recipients ? $3 OR strpos(m.text, $3) > 0
+       OR (length($4) >= 4 AND strpos(m.text, $4) > 0))""",
+    "scim.json": """
+SELECT coalesce((SELECT json_build_object('userName', u.user_name, 'attributes', u.attributes,
+                                          'deleted_at', u.deleted_at)
+                   FROM scim_users u WHERE u.tenant_id = $1 AND u.id = $2), 'null')::text AS doc""",
+    "departures.json": """
+SELECT coalesce(json_agg(json_build_object(
+         'id', d.id, 'last_day', d.last_day, 'status', d.status, 'reason', d.reason,
+         'access_ends_at', d.suspend_at, 'export_until', d.export_until,
+         'deleted_after', d.purge_at, 'started_at', d.created_at) ORDER BY d.created_at),
+       '[]')::text AS doc
+FROM departures d WHERE d.tenant_id = $1 AND d.member_id = $2""",
+}
+
+#: The member's audit events (opened in Python: personal fields are sealed).
+AUDIT_SQL = """
+SELECT e.id, e.occurred_at, e.actor_display, e.action, e.target_type, e.target_id, e.before,
+       e.after
 FROM audit_events e
 WHERE e.tenant_id = $1 AND (e.actor = 'member:' || $2::uuid::text
-                            OR (e.target_type = 'member' AND e.target_id = $2::uuid::text))""",
-}
+                            OR (e.target_type = 'member' AND e.target_id = $2::uuid::text))
+ORDER BY e.id"""
 
 
 async def _doc(sql: str, *args: Any) -> bytes:
@@ -332,6 +367,11 @@ async def collect_files(request: PrivacyRequest, export: PrivacyExport,
             continue
         if name == "settings.json":
             own.append((name, await _settings_doc(member.id)))
+        elif name == "audit_events.json":
+            own.append((name, await _audit_doc(org, member.id)))
+        elif name == "emails.json":
+            own.append((name, await _doc(LIST_SQL[name], org, member.id, member.email.lower(),
+                                         member.name)))
         else:
             own.append((name, await _doc(LIST_SQL[name], org, member.id)))
     parts = {p.product_id: p for p in await PrivacyExportPart.filter(export_id=export.id)}
@@ -346,11 +386,29 @@ async def collect_files(request: PrivacyRequest, export: PrivacyExport,
         member_name=member.name, member_email=member.email, request_id=str(request.id),
         built_at=now, products=product_parts,
     )
-    return [
-        ("README.txt", readme.encode()),
+    files = [
         *own,
         *[(f"products/{p.key}.json", p.data) for p in product_parts if p.data is not None],
     ]
+    listed = bundle.index(
+        request_id=str(request.id), member_id=str(member.id), built_at=now, files=files,
+        products=product_parts, sources=datamap.export_sources(),
+    )
+    return [("README.txt", readme.encode()), (bundle.INDEX_FILE, listed), *files]
+
+
+async def _audit_doc(org: uuid.UUID, member_id: uuid.UUID) -> bytes:
+    """The member's audit events with their sealed fields opened (they are the member's)."""
+    rows = await db.fetch(AUDIT_SQL, org, member_id)
+    events = await shredding.reveal_rows([
+        {**r, "before": json.loads(r["before"]) if isinstance(r["before"], str) else r["before"],
+         "after": json.loads(r["after"]) if isinstance(r["after"], str) else r["after"]}
+        for r in rows
+    ])
+    doc = [{"id": e["id"], "occurred_at": e["occurred_at"], "actor": e["actor_display"],
+            "action": e["action"], "target_type": e["target_type"], "target_id": e["target_id"],
+            "before": e["before"], "after": e["after"]} for e in events]
+    return json.dumps(doc, indent=1, ensure_ascii=False, default=str).encode()
 
 
 async def build_export(export_id: uuid.UUID, *, actor: Actor) -> PrivacyExport | None:
@@ -398,6 +456,8 @@ async def expire_export(export_id: uuid.UUID, expires_at: datetime, *, actor: Ac
         return False
     export.status, export.bundle = ExportStatus.EXPIRED, None
     await export.save(update_fields=["status", "bundle", "updated_at"])
+    # The products' parts are copies of the member's data too: they go with the bundle.
+    await PrivacyExportPart.filter(export_id=export.id).delete()
     await audit.record("privacy_request.export_expired", "privacy_request", export.request_id,
                        actor=actor, after={"export_id": export.id})
     return True
@@ -422,13 +482,18 @@ async def downloadable(request: PrivacyRequest, *, actor: Actor) -> PrivacyExpor
 
 
 async def erase_for_request(
-    request_id: uuid.UUID, kinds: Collection[ContentKind], *, actor: Actor
+    request_id: uuid.UUID, kinds: Collection[ContentKind], *, member: bool = True, actor: Actor
 ) -> dict[str, Any]:
     """Erase the member's content items of ``kinds`` (default personal only: work content
     is the organisation's and kept for its required retention), except items under legal
     hold; products are told which of their items went. The evidence (what was erased in
     which product, what was kept and why, by whom, the audit event) is stored on the
-    request and in the audit trail. 409 unless an open erasure request."""
+    request and in the audit trail. 409 unless an open erasure request.
+
+    With ``member`` (the default) the member is then erased as the personal-data map
+    says (``tenants.privacy.erasure.erase_member``; personal content always goes then):
+    the evidence lists what was kept, why and until when, and the timeline tells the
+    member the same."""
     request = await get_request(request_id, for_update=True)
     _open(request)
     if not rules.can_erase(request.kind):
@@ -439,6 +504,8 @@ async def erase_for_request(
     if not kinds:
         raise InvalidInputError("choose what to erase",
                                 fields=[FieldProblem("kinds", "at least one kind")])
+    if member:
+        kinds = {*kinds, ContentKind.PERSONAL}
     evidence = await departures.erase_member_content(
         request.member_id, kinds=set(kinds), actor=actor,
         reason=f"privacy request {request.id} (erasure)",
@@ -454,6 +521,13 @@ async def erase_for_request(
         "erased_by_ref": actor.ref,
         "kept_by_kind": {r["kind"]: r["n"] for r in kept},
     }
+    summary = ""
+    if member:
+        erased = await erasure.erase_member(
+            request.member_id, why=f"privacy request {request.id} (erasure)", actor=actor
+        )
+        run["member_erasure"] = erased.to_json()
+        summary = "\n" + erasure.kept_summary(erased)
     runs = list((request.erasure_evidence or {}).get("runs", []))
     runs.append(run)
     request.erasure_evidence = {"runs": runs}
@@ -463,7 +537,7 @@ async def erase_for_request(
     await add_event(
         request, "erased", actor=actor,
         body=f"Deleted {deleted} item(s) in {len(run['by_product'])} product(s); "
-        f"{held} kept under legal hold",
+        f"{held} kept under legal hold" + summary,
         data={"deleted": deleted, "held": held, "kinds": run["kinds"]},
     )
     await audit.record("privacy_request.erased", "privacy_request", request.id, actor=actor,

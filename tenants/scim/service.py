@@ -24,6 +24,7 @@ from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import service as members
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.permissions import Permission
+from tenants.privacy import shredding
 from tenants.scim.documents import UNIT_ATTRIBUTES, UnitCandidate, match_unit
 from tenants.scim.models import Deprovisioning, ScimSettings
 from tenants.tokens import service as tokens
@@ -273,26 +274,30 @@ async def record_many(
     """
     if not events:
         return
+    sealed = await shredding.seal_events(
+        actor, action, target_type,
+        [(target, _values(before, plain), _values(after, plain)) for target, before, after in events],
+    )
     await db.connection().execute_query(
         RECORD_MANY_SQL,
         [
             db.current_org(),
             datetime.now(UTC),
             actor.ref,
-            actor.display,
+            sealed[0].actor_display,
             action,
             target_type,
             actor.request_id,
-            actor.client_addr,
+            sealed[0].client_addr,
             [str(target) for target, _, _ in events],
-            [_json(before, plain) for _, before, _ in events],
-            [_json(after, plain) for _, _, after in events],
+            [None if e.before is None else orjson.dumps(e.before).decode() for e in sealed],
+            [None if e.after is None else orjson.dumps(e.after).decode() for e in sealed],
         ],
     )
     request_sealing()
 
 
-def _json(value: Mapping[str, Any] | None, plain: bool) -> str | None:
+def _values(value: Mapping[str, Any] | None, plain: bool) -> Mapping[str, Any] | None:
     if value is None:
         return None
-    return orjson.dumps(value if plain else audit.jsonable(value)).decode()
+    return value if plain else audit.jsonable(value)

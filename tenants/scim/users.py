@@ -28,6 +28,7 @@ from tenants.identity import changes as identity
 from tenants.members import service as members
 from tenants.members.lifecycle import MemberStatus
 from tenants.permissions import Role
+from tenants.privacy import shredding
 from tenants.scim import dialects, service
 from tenants.scim.columns import USER_COLUMNS, USER_SELECT, USER_VISIBLE
 from tenants.scim.documents import (
@@ -350,6 +351,9 @@ async def _store(
         )
     else:
         action = "member.scim_updated"
+    [sealed] = await shredding.seal_events(
+        actor, action, "member", [(member_id, audit.jsonable(was), audit.jsonable(now))]
+    )
     rows = await db.connection().execute_query_dict(
         STORE_SQL,
         [
@@ -360,12 +364,12 @@ async def _store(
             new_name,
             datetime.now(UTC),
             actor.ref,
-            actor.display,
+            sealed.actor_display,
             action,
-            json.dumps(audit.jsonable(was)),
-            json.dumps(audit.jsonable(now)),
+            json.dumps(sealed.before),
+            json.dumps(sealed.after),
             actor.request_id,
-            actor.client_addr,
+            sealed.client_addr,
         ],
     )
     request_sealing()

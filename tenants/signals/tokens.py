@@ -64,9 +64,13 @@ class SignalRejectedError(TenantryError):
     code = "signal_rejected"
     title = "Security event refused"
 
-    def __init__(self, err: SetError, message: str) -> None:
+    def __init__(self, err: SetError, message: str, *, authenticated: bool = True) -> None:
         super().__init__(message, extra={"err": err.value})
         self.err = err
+        #: False when nobody proved to be the transmitter (no transmitter, not a JWS, an
+        #: unknown key, a bad signature): such refusals are counted and sampled into the
+        #: server log, never written to the organisation's audit trail.
+        self.authenticated = authenticated
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +97,8 @@ class SecurityEvent:
     payload: dict[str, Any]
 
 
-def _reject(err: SetError, message: str) -> SignalRejectedError:
-    return SignalRejectedError(err, message)
+def _reject(err: SetError, message: str, *, authenticated: bool = True) -> SignalRejectedError:
+    return SignalRejectedError(err, message, authenticated=authenticated)
 
 
 def parse_subject(value: Any) -> Subject:
@@ -121,6 +125,16 @@ def parse_subject(value: Any) -> Subject:
     return Subject(kind, opaque=value["id"])
 
 
+def is_compact_jws(token: str) -> bool:
+    """Whether ``token`` parses as a compact JWS (checked before anything is looked up, so
+    a malformed post answers the same whatever organisation it names)."""
+    try:
+        jws.extract_compact(token.encode())
+    except (JoseError, ValueError, TypeError, UnicodeError):
+        return False
+    return True
+
+
 def verify_set(
     token: str, keys: KeySet, *, issuer: str, audience: str, now: int | None = None
 ) -> SecurityEvent:
@@ -136,11 +150,13 @@ def verify_set(
     try:
         header = jws.extract_compact(token.encode()).protected
     except (JoseError, ValueError, TypeError, UnicodeError) as exc:
-        raise _reject(SetError.INVALID_REQUEST, "the body is not a compact JWS") from exc
+        raise _reject(SetError.INVALID_REQUEST, "the body is not a compact JWS",
+                      authenticated=False) from exc
     kid = header.get("kid")
     if kid is not None and kid not in {k.kid for k in keys.keys}:
         raise _reject(
-            SetError.INVALID_KEY, "the SET is signed with a key the transmitter does not publish"
+            SetError.INVALID_KEY, "the SET is signed with a key the transmitter does not publish",
+            authenticated=False,
         )
     try:
         claims = dict(jwt.decode(token, keys, algorithms=list(ALLOWED_ALGORITHMS)).claims)
@@ -148,6 +164,7 @@ def verify_set(
         raise _reject(
             SetError.AUTHENTICATION_FAILED,
             f"the SET's signature does not verify ({exc.__class__.__name__})",
+            authenticated=False,
         ) from exc
     typ = str(header.get("typ", "")).lower()
     if typ not in ("secevent+jwt", "application/secevent+jwt"):

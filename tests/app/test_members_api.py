@@ -15,16 +15,20 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tenants.members.lifecycle import TRANSITIONS, LifecycleAction, MemberStatus
+from tenants.members.lifecycle import DIRECT_ACTIONS, TRANSITIONS, LifecycleAction, MemberStatus
 from tenants.members.service import SORTABLE
 from tests.conftest import OrgHandle, make_group, make_member, make_unit, row_counts
-from tests.support.api_schema import JSON, assert_problem
+from tests.support.api_schema import JSON, assert_problem, error_fields
+from tests.support.lifecycle import apply_as_workflow
 
 CREATED_AS = (MemberStatus.INVITED, MemberStatus.ACTIVE)
 
 
 def legal_from(status: MemberStatus) -> list[str]:
-    return [action.value for action, t in TRANSITIONS.items() if status in t.sources]
+    """The actions the API offers from ``status`` (depart and purge never: a member leaves
+    through a departure and is erased through the erasure path)."""
+    return [action.value for action, t in TRANSITIONS.items()
+            if status in t.sources and action in DIRECT_ACTIONS]
 
 
 def route_to(status: MemberStatus) -> tuple[MemberStatus, list[LifecycleAction]]:
@@ -93,6 +97,9 @@ async def test_each_action_from_each_status_follows_the_transition_table(
                 "member_id": member["id"], "last_day": datetime.now(UTC).date().isoformat()})
             assert response.status_code == 201, response.text
             continue
+        if step not in DIRECT_ACTIONS:
+            await apply_as_workflow(org.id, member["id"], step.value)
+            continue
         response = await org.post(f"/v1/members/{member['id']}/transitions", {"action": step.value})
         assert response.status_code == 200, response.text
     member = (await org.get(f"/v1/members/{member['id']}")).json()
@@ -104,7 +111,12 @@ async def test_each_action_from_each_status_follows_the_transition_table(
         f"/v1/members/{member['id']}/transitions", {"action": action.value, "reason": "tested"}
     )
 
-    if action is LifecycleAction.BEGIN_DEPARTURE:
+    if action not in DIRECT_ACTIONS:
+        # Not offered: a member departs through a departure and is purged by an erasure.
+        assert error_fields(assert_problem(response, 422)).keys() == {"action"}
+        assert await row_counts(owner_conn) == counts
+        assert await appended(org, events) == []
+    elif action is LifecycleAction.BEGIN_DEPARTURE:
         # Never through this route: POST /v1/departures starts a departure with its plan.
         problem = assert_problem(response, 409)
         assert problem["use"] == "/v1/departures"
@@ -135,7 +147,10 @@ async def test_each_action_from_each_status_follows_the_transition_table(
 
 def test_purged_is_final_and_every_other_status_has_a_way_out() -> None:
     assert legal_from(MemberStatus.PURGED) == []
-    assert all(legal_from(s) for s in MemberStatus if s is not MemberStatus.PURGED)
+    assert all(legal_from(s) for s in MemberStatus
+               if s not in (MemberStatus.PURGED, MemberStatus.DEPARTED))
+    # A departed member's ways out: reinstatement here, or the erasure path.
+    assert legal_from(MemberStatus.DEPARTED) == ["reinstate"]
 
 
 async def test_a_new_member_starts_invited_or_active_only(

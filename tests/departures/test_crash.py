@@ -173,7 +173,7 @@ async def test_a_departure_survives_twenty_sigkills_and_moves_every_item_exactly
     assert all(len({r.body for r in copies}) == 1 for copies in got.values())
     assert receiver.refused >= REFUSALS and receiver.forged == 0
     topics = sorted({events[k] for k in got})
-    assert topics == ["content.transferred", "member.departing", "member.purged",
+    assert topics == ["content.transferred", "member.departing", "member.erased", "member.purged",
                       "member.suspended"]
     # ... and the product heard of each item in exactly one content.transferred event.
     announced: list[str] = []

@@ -74,7 +74,7 @@ async def test_a_departure_runs_from_notice_to_purge_and_every_step_is_audited(
     assert await statuses(owner_conn, leaver["id"]) == {"archived": 5}
     member = (await org.get(f"/v1/members/{leaver['id']}")).json()
     assert member["status"] == "purged"
-    assert member["name"] == "Former member" and member["email"].endswith("@invalid")
+    assert member["name"] == "erased member" and member["email"].endswith("@invalid")
 
     actions = [r["action"] for r in await owner_conn.fetch(
         "SELECT action FROM audit_events WHERE target_id = $1 ORDER BY id", departure["id"])]

@@ -54,9 +54,14 @@ async def test_erasure_deletes_personal_items_keeps_held_and_work_items_and_reco
     assert await remaining(owner_conn, other["id"]) == {("personal", False): 4}
     detail = (await org.get(f"/v1/privacy-requests/{request['id']}")).json()
     assert detail["erasure_evidence"]["runs"][0]["audit_event_id"] == evidence["audit_event_id"]
-    assert detail["timeline"][-1]["body"] == (
-        "Deleted 12 item(s) in 2 product(s); 3 kept under legal hold"
-    )
+    body = detail["timeline"][-1]["body"]
+    assert body.startswith("Deleted 12 item(s) in 2 product(s); 3 kept under legal hold\n")
+    # The member is told what stays and why.
+    assert "Kept, and why:" in body and "under legal hold" in body.split("\n", 1)[1]
+    kept = [(k["table"], k["rows"]) for k in evidence["member_erasure"]["kept"]]
+    assert ("content_items", 3) in kept and ("content_items", 7) in kept
+    assert all(k["reason"] and k["legal_basis"] and k["review_on"]
+               for k in evidence["member_erasure"]["kept"])
     actions = [r["action"] for r in await owner_conn.fetch(
         "SELECT action FROM audit_events WHERE tenant_id = $1 ORDER BY id", org.id)]
     assert actions.index("content.erased") < actions.index("privacy_request.erased")

@@ -113,10 +113,21 @@ async def test_an_access_request_is_answered_with_a_zip_of_tenantrys_and_the_pro
     assert export["status"] == "ready" and export["expires_at"]
     archive = await bundle_of(org, request["id"])
     assert archive.namelist() == [
-        "README.txt", "profile.json", "groups.json", "product_accounts.json", "settings.json",
-        "content_items.json", "data_access.json", "privacy_requests.json", "audit_events.json",
+        "README.txt", "index.json", "profile.json", "groups.json", "product_accounts.json",
+        "settings.json", "content_items.json", "data_access.json", "privacy_requests.json",
+        "audit_events.json", "sessions.json", "emails.json", "scim.json", "departures.json",
         "products/drive.json", "products/mail.json",
     ]
+    listed = doc(archive, "index.json")
+    assert [f["name"] for f in listed["files"]] == archive.namelist()[2:]
+    assert {"sessions", "mail_messages"} <= {
+        t for f in listed["files"] for t in f["sources"]
+    }
+    assert [p["answered"] for p in listed["products"]] == [True, True]
+    [own] = doc(archive, "privacy_requests.json")
+    # The request's own timeline, without the internal notes.
+    assert [e["what"] for e in own["timeline"]][:2] == ["received", "export_requested"]
+    assert any(mia["email"] in m["to"] for m in doc(archive, "emails.json"))
     assert doc(archive, "profile.json")["email"] == mia["email"]
     assert [g["name"] for g in doc(archive, "groups.json")] == ["Choir"]
     assert sorted(a["product_key"] for a in doc(archive, "product_accounts.json")) == [

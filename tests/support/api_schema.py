@@ -292,6 +292,7 @@ CHANGES: Table = {
         "data": {"probe": True},
     },
     "PUT /v1/privacy-request-policy": lambda w: {"reminder_days": 3},
+    "PUT /v1/retention-policy": lambda w: {"mail_days": 30},
     "PUT /v1/mail-templates": lambda w: {"subject": f"News from {{{{ organisation }}}} {fresh()}"},
     "PATCH /v1/access/policy": lambda w: {"max_duration_hours": 200},
     "POST /v1/access/grants": lambda w: {

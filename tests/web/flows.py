@@ -29,6 +29,7 @@ from tenants.actors import Actor, system_actor
 from tenants.ids import OrgId
 from tenants.members.models import Member
 from tenants.organisations import service as organisations
+from tenants.privacy import shredding
 from tenants.secrets import SecretBox
 from tenants.sessions import passwords
 from tenants.sso import service as sso
@@ -210,9 +211,21 @@ async def audit_events(conn: asyncpg.Connection, org_id: OrgId, action: str) -> 
         org_id,
         action,
     )
+    keys = {
+        str(k["member_id"]): bytes(k["key"])
+        for k in await conn.fetch("SELECT member_id, key FROM member_keys WHERE tenant_id = $1", org_id)
+    }
+
+    def opened(after: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: shredding.unseal(keys.get(shredding.sealed_for(v) or ""), str(org_id), v)
+            if shredding.sealed_for(v) else v
+            for k, v in after.items()
+        }
+
     return [
         AuditRow(
-            r["action"], r["target_id"], json.loads(r["after"]) if r["after"] else {}, r["actor"]
+            r["action"], r["target_id"], opened(json.loads(r["after"])) if r["after"] else {}, r["actor"]
         )
         for r in rows
     ]

@@ -190,7 +190,7 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
         .click()
     )
     await console.land("/console/departures", tmp_path, "08-list")
-    row = page.get_by_role("row", name=re.compile("Former member"))
+    row = page.get_by_role("row", name=re.compile("erased member"))
     await expect(row).to_contain_text("completed")
     await expect(row).to_contain_text("all steps done")
     await (

@@ -250,7 +250,7 @@ async def test_a_started_departure_shows_its_plan_and_its_progress_until_complet
         assert "Status: completed" in done and "59 of 59 items" in done
         assert fragment.text.count('<span class="badge step-done">done</span>') == 4
         completed = text_of((await browser.get("/console/departures?status=completed")).text)
-        assert "Former member completed" in completed and "all steps done" in completed
+        assert "erased member completed" in completed and "all steps done" in completed
         log = text_of((await browser.get(f"/console/departures/{departure_id}")).text)
         order = [
             log.index(a)

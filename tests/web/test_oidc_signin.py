@@ -16,6 +16,7 @@ from joserfc.jwk import RSAKey
 
 from tests.conftest import OrgHandle, make_unit
 from tests.support.hostile_idp import HostileIdp, LogoutTokenMisbehaviour
+from tests.support.lifecycle import apply_as_workflow
 from tests.support.oidc_provider import RunningProvider, login_with_browserless_flow
 from tests.web.conftest import (
     ADA,
@@ -188,11 +189,7 @@ async def test_suspended_and_departed_members_are_refused_with_an_audit_event(
     status: str,
 ) -> None:
     actions = ["suspend"] if status == "suspended" else ["suspend", "depart"]
-    for action in actions:
-        response = await world.alpha.post(
-            f"/v1/members/{world.max['id']}/transitions", {"action": action}
-        )
-        assert response.status_code == 200, response.text
+    await apply_as_workflow(world.alpha.id, world.max["id"], *actions)
     async with live_client(live_server) as browser:
         response = await browser.sso_sign_in(ALPHA, MAX.sub)
         await assert_refused_page(response, f"your account is {status}")

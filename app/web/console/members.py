@@ -16,7 +16,7 @@ from tenants.departures import service as departures
 from tenants.errors import NotFoundError
 from tenants.groups.models import Group
 from tenants.members import service
-from tenants.members.lifecycle import LifecycleAction, MemberStatus, allowed_actions
+from tenants.members.lifecycle import LifecycleAction, MemberStatus, offered_actions
 from tenants.pagination import Sort
 from tenants.permissions import Permission
 from tenants.products.models import Product, ProductAccount
@@ -171,7 +171,7 @@ def routes(web: Web) -> list[BaseRoute]:
             # A departure starts from its own form (plan, dates, successor).
             actions=[
                 (a.value, ACTION_LABELS[a])
-                for a in allowed_actions(member.status)
+                for a in offered_actions(member.status)
                 if a is not LifecycleAction.BEGIN_DEPARTURE
             ],
         )
