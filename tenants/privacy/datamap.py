@@ -132,6 +132,15 @@ TABLES: tuple[Table, ...] = (
         owner="member_id = $2", erase=(delete(),), export="sessions.json",
     ),
     Table(
+        "sign_ins",
+        personal={"email": Category.CONTACT, "idp_subject": Category.IDENTITY,
+                  "client_addr": Category.NETWORK, "user_agent": Category.NETWORK},
+        not_personal={"method": STATE, "outcome": STATE, "reason": STATE,
+                      "idp": "the identity provider's issuer, the organisation's configuration"},
+        owner="(member_id = $2 OR email = lower($3))", erase=(delete(),),
+        export="sign_ins.json",
+    ),
+    Table(
         "local_credentials",
         personal={"password_hash": Category.CREDENTIAL},
         owner="member_id = $2", erase=(delete(),),
@@ -313,6 +322,11 @@ TABLES: tuple[Table, ...] = (
         "checkpoint": "progress counters and ids", "key": ID, "kind": STATE,
         "last_error": "the worker's error text", "locked_by": "a worker's name",
         "payload": "pseudonymous ids", "queue": ID, "status": STATE}),
+    Table("domains", personal={}, not_personal={
+        "name": "a domain the organisation proves it owns", "token": ID, "proof": STATE,
+        "status": STATE, "last_check_result": "the service's own words about a DNS check"}),
+    Table("member_status_days", personal={}, not_personal={"status": STATE}),
+    Table("tenant_counters", personal={}, not_personal={"name": "the name of a row count"}),
     Table("login_attempts", personal={}, not_personal={
         "browser_binding": HASH, "code_verifier": "a one-time secret", "nonce": ID,
         "return_to": "a path in the service", "state": ID}),

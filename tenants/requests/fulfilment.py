@@ -297,6 +297,14 @@ SELECT coalesce(json_agg(json_build_object(
          'address', s.client_addr, 'browser', s.user_agent,
          'identity_provider_subject', s.idp_subject) ORDER BY s.created_at), '[]')::text AS doc
 FROM sessions s WHERE s.tenant_id = $1 AND s.member_id = $2""",
+    "sign_ins.json": """
+SELECT coalesce(json_agg(json_build_object(
+         'at', i.at, 'method', i.method, 'outcome', i.outcome, 'reason', i.reason,
+         'email', i.email, 'identity_provider', i.idp,
+         'identity_provider_subject', i.idp_subject, 'address', i.client_addr,
+         'browser', i.user_agent) ORDER BY i.at), '[]')::text AS doc
+FROM sign_ins i
+WHERE i.tenant_id = $1 AND (i.member_id = $2 OR i.email = lower($3))""",
     "emails.json": """
 SELECT coalesce(json_agg(json_build_object(
          'written_at', m.created_at, 'to', m.recipients, 'subject', m.subject,
@@ -372,6 +380,8 @@ async def collect_files(request: PrivacyRequest, export: PrivacyExport,
         elif name == "emails.json":
             own.append((name, await _doc(LIST_SQL[name], org, member.id, member.email.lower(),
                                          member.name)))
+        elif name == "sign_ins.json":
+            own.append((name, await _doc(LIST_SQL[name], org, member.id, member.email.lower())))
         else:
             own.append((name, await _doc(LIST_SQL[name], org, member.id)))
     parts = {p.product_id: p for p in await PrivacyExportPart.filter(export_id=export.id)}
