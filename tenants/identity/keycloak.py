@@ -18,9 +18,17 @@ How Tenantry's things map onto the realm (Admin REST API as published in
 - suspension is ``enabled: false`` plus ``POST /users/{id}/logout``; purge deletes the user.
 
 Every method reads first and writes only what differs, so a repeated call writes nothing.
-python-keycloak's errors are translated here (``_translate``): unreachable, 5xx, 401,
-403 and 429 mean "wait and retry" (``BackendUnavailableError``), any other refusal is
-``BackendRejectedError``.
+python-keycloak's errors are translated here (``_translate``): unreachable, 5xx, 408 and
+429 mean "wait and retry" (``BackendUnavailableError``); 401 (after python-keycloak fetched
+a fresh token once), 403 and "Organizations not enabled" mean the realm is not set up for
+Tenantry (``BackendSetupError``: the job is dead at once, ``tenantry identity setup``
+names the fix); any other refusal is ``BackendRejectedError``.
+
+A Keycloak 24+ realm drops attributes its user profile does not declare while answering
+2xx, so after writing a user the adapter reads the attributes back and stops with a
+``BackendSetupError`` when they were discarded, instead of rewriting them on every sync.
+``check_setup`` runs the checks of ``tenants.identity.setup`` and, when asked, prepares
+the realm.
 """
 
 from __future__ import annotations
@@ -33,7 +41,12 @@ from typing import Any, TypeVar
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakConnectionError, KeycloakError
 
-from tenants.identity.errors import BackendRejectedError, BackendUnavailableError
+from tenants.identity import setup
+from tenants.identity.errors import (
+    BackendRejectedError,
+    BackendSetupError,
+    BackendUnavailableError,
+)
 from tenants.identity.port import (
     DirectoryGroup,
     DirectoryMember,
@@ -42,13 +55,14 @@ from tenants.identity.port import (
     LinkedIdp,
 )
 
-ATTR_ORG = "tenantry_org_id"
-ATTR_MEMBER = "tenantry_member_id"
+ATTR_ORG = setup.ATTR_ORG
+ATTR_MEMBER = setup.ATTR_MEMBER
 ATTR_GROUP = "tenantry_group_id"
 #: Stored in the identity provider's config: Keycloak never shows a client secret back,
 #: so a fingerprint tells whether the secret it holds is the current one.
 SECRET_FINGERPRINT = "tenantrySecretSha256"  # noqa: S105 - a config key, not a secret
-RETRYABLE_STATUS = frozenset({401, 403, 408, 429})
+RETRYABLE_STATUS = frozenset({408, 429})
+ORGANIZATIONS_DISABLED = "Organizations not enabled"
 
 T = TypeVar("T")
 
@@ -56,8 +70,8 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class KeycloakConfig:
     """Where the realm is and the confidential client (with a service account holding the
-    realm-management roles manage-users, manage-realm, manage-identity-providers,
-    view-realm) that the adapter authenticates as, with client credentials."""
+    realm-management roles of ``setup.REQUIRED_ROLES``) that the adapter authenticates as,
+    with client credentials."""
 
     server_url: str
     realm: str
@@ -77,6 +91,21 @@ async def _translate(what: str, call: Awaitable[T]) -> T:
         status = exc.response_code or 0
         if status >= 500 or status in RETRYABLE_STATUS:
             raise BackendUnavailableError(f"Keycloak answered HTTP {status} ({what})") from exc
+        if status == 401:
+            raise BackendSetupError(
+                f"Keycloak refused Tenantry's client credentials (HTTP 401) to {what}: check "
+                "the client id and secret, and that the client has a service account"
+            ) from exc
+        if status == 403:
+            raise BackendSetupError(
+                f"Keycloak refused to let Tenantry's service account {what} (HTTP 403): give "
+                "it the realm-management roles " + ", ".join(setup.REQUIRED_ROLES)
+            ) from exc
+        if status == 404 and ORGANIZATIONS_DISABLED.encode() in (exc.response_body or b""):
+            raise BackendSetupError(
+                f"Keycloak cannot {what}: Organizations are not enabled for the realm "
+                "(run tenantry identity setup, or switch Organizations on in the realm settings)"
+            ) from exc
         raise BackendRejectedError(f"Keycloak refused to {what} (HTTP {status}: {exc})") from exc
     except TypeError as exc:  # python-keycloak's check of the answer's shape
         raise BackendRejectedError(f"Keycloak's answer to {what} is not understood") from exc
@@ -118,9 +147,23 @@ class KeycloakDirectory:
         self.admin = KeycloakAdmin(connection=connection)
         self._organisations: dict[str, str] = {}
         self._parents: dict[str, str] = {}
+        self._version: tuple[tuple[int, ...] | None] | None = None
 
     async def aclose(self) -> None:
         await self.admin.connection.aclose()
+
+    async def check_setup(
+        self,
+        org: DirectoryOrganisation,
+        *,
+        prepare: bool,
+        policy: setup.UnmanagedPolicy = setup.UnmanagedPolicy.DECLARE,
+    ) -> list[setup.SetupCheck]:
+        """The checks of ``tenants.identity.setup`` against this realm (see
+        ``keycloak_setup.check_realm``); with ``prepare`` the realm is fixed where it can be."""
+        from tenants.identity.keycloak_setup import check_realm
+
+        return await check_realm(self, org, prepare=prepare, policy=policy)
 
     # --- organisations ---------------------------------------------------------------
 
@@ -157,7 +200,25 @@ class KeycloakDirectory:
                 self._organisations[org.alias] = found["id"]
         return self._organisations[org.alias]
 
+    async def server_version(self) -> tuple[int, ...] | None:
+        """The server's version from ``/admin/serverinfo`` (asked once per adapter); None
+        when Keycloak does not show it to this service account."""
+        if self._version is None:
+            info = await _translate("read the server's version", self.admin.a_get_server_info())
+            system = info.get("systemInfo") if isinstance(info, dict) else None
+            version = system.get("version") if isinstance(system, dict) else None
+            self._version = (setup.parse_version(version if isinstance(version, str) else None),)
+        return self._version[0]
+
+    async def _require_domain_if_needed(self, org: DirectoryOrganisation) -> None:
+        if org.domains:
+            return
+        version = await self.server_version()
+        if setup.requires_organization_domain(version):
+            raise BackendSetupError(setup.no_domain_message(version))
+
     async def ensure_organisation(self, org: DirectoryOrganisation) -> list[str]:
+        await self._require_domain_if_needed(org)
         changes: list[str] = []
         wanted = self._organisation_rep(org)
         found = await self._find_organisation(org)
@@ -291,6 +352,7 @@ class KeycloakDirectory:
                 self.admin.a_create_user({**wanted, "attributes": attributes}),
             )
             changes.append("created user")
+            await self._check_kept(user_id, attributes)
         else:
             user_id = user["id"]
             full: dict[str, Any] = await _translate("read a user", self.admin.a_get_user(user_id))
@@ -302,6 +364,8 @@ class KeycloakDirectory:
                 payload = {**full, **wanted, "attributes": {**kept, **attributes}}
                 await _translate("update a user", self.admin.a_update_user(user_id, payload))
                 changes.append(f"updated user {', '.join(differing)}")
+                if "attributes" in differing:
+                    await self._check_kept(user_id, attributes)
         organisations = await _translate(
             "list a user's organizations", self.admin.a_get_user_organizations(user_id)
         )
@@ -312,6 +376,19 @@ class KeycloakDirectory:
             changes.append(f"joined organization {org.alias}")
         changes += await self._sync_groups(org, user_id, member.groups)
         return changes
+
+    async def _check_kept(self, user_id: str, attributes: dict[str, list[str]]) -> None:
+        """Read the user back: a realm whose user profile does not keep Tenantry's
+        attributes answers 2xx and drops them, and every later sync would write them again."""
+        stored: dict[str, Any] = await _translate("read a user", self.admin.a_get_user(user_id))
+        kept = stored.get("attributes") or {}
+        dropped = sorted(k for k, v in attributes.items() if kept.get(k) != v)
+        if dropped:
+            raise BackendSetupError(
+                f"Keycloak discarded the user attributes {', '.join(dropped)}: the realm's user "
+                "profile does not declare them (unmanagedAttributePolicy is DISABLED by "
+                "default); run tenantry identity setup to declare them"
+            )
 
     async def _sync_groups(
         self, org: DirectoryOrganisation, user_id: str, wanted: frozenset[DirectoryGroup]
@@ -381,12 +458,21 @@ class KeycloakDirectory:
         except BackendRejectedError as exc:
             if not _is_not_found(exc):
                 raise
-            created = await _translate(
-                "create a group",
-                self.admin.a_create_group(
-                    {"name": org.alias, "attributes": {ATTR_ORG: [org.org_id]}}
-                ),
-            )
+            try:
+                created = await _translate(
+                    "create a group",
+                    self.admin.a_create_group(
+                        {"name": org.alias, "attributes": {ATTR_ORG: [org.org_id]}}
+                    ),
+                )
+            except BackendRejectedError as clash:
+                if not _is_status(clash, 409):
+                    raise
+                # Another job of the organisation created it a moment ago.
+                again: dict[str, Any] = await _translate(
+                    "find a group", self.admin.a_get_group_by_path(f"/{org.alias}")
+                )
+                created = str(again["id"])
             if not created:
                 raise BackendRejectedError("Keycloak created the group but named no id") from exc
             group_id = created
@@ -415,8 +501,15 @@ class KeycloakDirectory:
             "attributes": {ATTR_GROUP: [group.group_id]},
         }
         if current is None:
-            await _translate("create a group", self.admin.a_create_group(wanted, parent=parent))
-            return [f"created group {group.name}"]
+            try:
+                await _translate("create a group", self.admin.a_create_group(wanted, parent=parent))
+            except BackendRejectedError as clash:
+                # Two workers (the group's job, a member's job) may create it at once.
+                current = (await self._children(parent)).get(group.group_id)
+                if not _is_status(clash, 409) or current is None:
+                    raise
+            else:
+                return [f"created group {group.name}"]
         if current.get("name") == group.name and (current.get("description") or "") == (
             group.description
         ):
@@ -488,6 +581,10 @@ class KeycloakDirectory:
         return DirectoryState(mirrored, members, groups, frozenset(outside))
 
 
-def _is_not_found(exc: BackendRejectedError) -> bool:
+def _is_status(exc: BackendRejectedError, status: int) -> bool:
     cause = exc.__cause__
-    return isinstance(cause, KeycloakError) and cause.response_code == 404
+    return isinstance(cause, KeycloakError) and cause.response_code == status
+
+
+def _is_not_found(exc: BackendRejectedError) -> bool:
+    return _is_status(exc, 404)
