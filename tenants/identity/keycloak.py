@@ -223,14 +223,22 @@ class KeycloakDirectory:
         wanted = self._organisation_rep(org)
         found = await self._find_organisation(org)
         if found is None:
-            created = await _translate(
-                "create an organization", self.admin.a_create_organization(wanted)
-            )
-            if not created:
-                raise BackendRejectedError("Keycloak created the organization but named no id")
-            self._organisations[org.alias] = created
-            changes.append(f"created organization {org.alias}")
-        else:
+            try:
+                created = await _translate(
+                    "create an organization", self.admin.a_create_organization(wanted)
+                )
+            except BackendRejectedError as clash:
+                # Another job of the organisation (a reconcile, a member's first sync)
+                # created it a moment ago; go on with the one that exists.
+                found = await self._find_organisation(org) if _is_status(clash, 409) else None
+                if found is None:
+                    raise
+            else:
+                if not created:
+                    raise BackendRejectedError("Keycloak created the organization but named no id")
+                self._organisations[org.alias] = created
+                changes.append(f"created organization {org.alias}")
+        if found is not None:
             self._organisations[org.alias] = found["id"]
             current = {
                 "name": found.get("name"),
@@ -347,13 +355,20 @@ class KeycloakDirectory:
         attributes = {ATTR_MEMBER: [member.member_id], ATTR_ORG: [org.org_id]}
         user = await self._user(member.member_id)
         if user is None:
-            user_id = await _translate(
-                "create a user",
-                self.admin.a_create_user({**wanted, "attributes": attributes}),
-            )
-            changes.append("created user")
-            await self._check_kept(user_id, attributes)
-        else:
+            try:
+                user_id = await _translate(
+                    "create a user",
+                    self.admin.a_create_user({**wanted, "attributes": attributes}),
+                )
+            except BackendRejectedError as clash:
+                # A reconcile and the member's own job may create them at the same time.
+                user = await self._user(member.member_id) if _is_status(clash, 409) else None
+                if user is None:
+                    raise
+            else:
+                changes.append("created user")
+                await self._check_kept(user_id, attributes)
+        if user is not None:
             user_id = user["id"]
             full: dict[str, Any] = await _translate("read a user", self.admin.a_get_user(user_id))
             differing = [k for k, v in wanted.items() if full.get(k) != v]
@@ -370,10 +385,15 @@ class KeycloakDirectory:
             "list a user's organizations", self.admin.a_get_user_organizations(user_id)
         )
         if org_id not in {o.get("id") for o in organisations}:
-            await _translate(
-                "add an organization member", self.admin.a_organization_user_add(user_id, org_id)
-            )
-            changes.append(f"joined organization {org.alias}")
+            try:
+                await _translate(
+                    "add an organization member",
+                    self.admin.a_organization_user_add(user_id, org_id),
+                )
+                changes.append(f"joined organization {org.alias}")
+            except BackendRejectedError as clash:
+                if not _is_status(clash, 409):  # 409: another job added them a moment ago
+                    raise
         changes += await self._sync_groups(org, user_id, member.groups)
         return changes
 

@@ -112,6 +112,8 @@ class KeycloakFake(RealmRoutes):
     #: The server's version (``/admin/serverinfo``): 26.0-26.3 require organization domains.
     version: str = "26.3.2"
     organizations_enabled: bool = False
+    #: When set, every admin call answers this status (a 503 while Keycloak restarts).
+    failing_with: int | None = None
     user_profile: UserProfile = field(default_factory=UserProfile)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -225,6 +227,8 @@ class KeycloakFake(RealmRoutes):
                 try:
                     if request.path_params.get("realm", self.realm) != self.realm:
                         raise _not_found("Realm not found.")
+                    if self.failing_with is not None and not path.endswith("/token"):
+                        raise KeycloakError(self.failing_with, {"error": "unknown_error"})
                     if not request.url.path.endswith("/token"):
                         self._authorise(request, path)
                     if path.startswith("/organizations") and not self.organizations_enabled:
