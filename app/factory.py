@@ -75,7 +75,11 @@ def create_app(
     configure_mail(settings)  # links in emails, and SMTP when configured
     rp = RelyingParty(http)
     authenticator = authenticator or BearerAuthenticator(
-        keyring=keyring, issuer=settings.base_url, trusted=settings.trusted_issuers, jwks=rp.jwks
+        keyring=keyring,
+        issuer=settings.base_url,
+        trusted=settings.trusted_issuers,
+        jwks=rp.jwks,
+        entra_jwks_url=settings.entra_jwks_url,
     )
     web = Web(
         settings=settings,
