@@ -165,7 +165,9 @@ class EntraCalloutCredential:
             "Entra custom claims provider",
         )
         exp = self.claims.get("exp")
-        return Principal(self.org_id, frozenset(), actor, float(exp) if exp else None)
+        return Principal(
+            self.org_id, frozenset({Permission.CLAIMS_CALLOUT}), actor, float(exp) if exp else None
+        )
 
 
 def is_entra_callout(principal: Principal) -> bool:

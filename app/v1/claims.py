@@ -139,7 +139,7 @@ class TokenIssuanceOut(Output):
 @router.post(
     "/token-issuance",
     summary="Claims for a token Entra is issuing (custom claims provider)",
-    permission=None,
+    permission=Permission.CLAIMS_CALLOUT,
     body=TokenIssuanceIn,
     response=TokenIssuanceOut,
     errors=(401, 403, 409, 422),
@@ -211,20 +211,22 @@ class EntraProviderIn(Input):
 
 
 class EntraProviderOut(Output):
-    entra_tenant_id: str
-    app_id: str
+    configured: bool = Field(description="False: no Entra callout is accepted.")
+    entra_tenant_id: str | None
+    app_id: str | None
     app_id_uri: str | None
-    match_by: EntraMatch
+    match_by: EntraMatch | None
     callout_url: str = Field(description="Where the custom authentication extension calls.")
 
 
 def _provider_out(call: Call[Any, Any], provider: Any) -> EntraProviderOut:
     base = call.request.app.state.settings.base_url
     return EntraProviderOut(
-        entra_tenant_id=provider.entra_tenant_id,
-        app_id=provider.app_id,
-        app_id_uri=provider.app_id_uri,
-        match_by=provider.match_by,
+        configured=provider is not None,
+        entra_tenant_id=provider.entra_tenant_id if provider else None,
+        app_id=provider.app_id if provider else None,
+        app_id_uri=provider.app_id_uri if provider else None,
+        match_by=provider.match_by if provider else None,
         callout_url=f"{base}/v1/claims/token-issuance",
     )
 
@@ -234,13 +236,10 @@ def _provider_out(call: Call[Any, Any], provider: Any) -> EntraProviderOut:
     summary="Get the organisation's Entra custom claims provider",
     permission=Permission.SSO_READ,
     response=EntraProviderOut,
-    errors=(404,),
 )
 async def get_entra_provider(call: Call[Input, Input]) -> EntraProviderOut:
-    provider = await entra.get_provider()
-    if provider is None:
-        raise NotFoundError("the organisation has no Entra claims provider")
-    return _provider_out(call, provider)
+    """``configured`` is false (and the fields null) until one is set."""
+    return _provider_out(call, await entra.get_provider())
 
 
 @router.put(
@@ -260,6 +259,7 @@ async def put_entra_provider(call: Call[EntraProviderIn, Input]) -> EntraProvide
     "/entra-provider",
     summary="Stop accepting Entra's token-issuance callout",
     permission=Permission.SSO_WRITE,
+    status=204,
     errors=(404,),
 )
 async def delete_entra_provider(call: Call[Input, Input]) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from tenants.identity import setup
 from tenants.identity.errors import BackendRejectedError, BackendSetupError
-from tenants.identity.keycloak import _translate
+from tenants.identity.keycloak_errors import translate
 from tenants.identity.port import DirectoryOrganisation
 
 if TYPE_CHECKING:
@@ -104,12 +104,12 @@ async def _check_organizations(self: KeycloakDirectory, prepare: bool) -> setup.
     C, Check = setup.CheckName, setup.SetupCheck
     fix = "Realm settings → General → Organizations: On (or run setup without --check)"
     try:
-        realm = await _translate("read the realm", self.admin.a_get_realm(self.config.realm))
+        realm = await translate("read the realm", self.admin.a_get_realm(self.config.realm))
         if realm.get("organizationsEnabled") is True:
             return Check(C.ORGANIZATIONS, True, "Organizations are enabled for the realm")
         if not prepare:
             return Check(C.ORGANIZATIONS, False, "Organizations are off for the realm", fix)
-        await _translate(
+        await translate(
             "enable Organizations",
             self.admin.a_update_realm(self.config.realm, {"organizationsEnabled": True}),
         )
@@ -129,7 +129,7 @@ async def _check_profile(
         "--unmanaged-attributes sets the Unmanaged attributes policy to Admin can edit)"
     )
     try:
-        config = await _translate("read the user profile", self.admin.a_get_realm_users_profile())
+        config = await translate("read the user profile", self.admin.a_get_realm_users_profile())
         dropped = setup.undeclared_attributes(config)
         if not dropped:
             return Check(C.USER_PROFILE, True, "the user profile keeps Tenantry's attributes")
@@ -140,7 +140,7 @@ async def _check_profile(
                 f"the user profile would discard {', '.join(dropped)}",
                 fix,
             )
-        await _translate(
+        await translate(
             "update the user profile",
             self.admin.a_update_realm_users_profile(setup.prepared_profile(config, policy)),
         )

@@ -360,6 +360,8 @@ async def test_the_provider_is_configured_read_back_and_removed(entra: Entra) ->
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "entra_tenant_id"
     assert (await entra.org.delete("/v1/claims/entra-provider")).status_code == 204
+    shown = (await entra.org.get("/v1/claims/entra-provider")).json()
+    assert shown["configured"] is False and shown["app_id"] is None
     member = await make_member(entra.org)
     response = await entra.call(entra.request(casey(member["email"], "x")))
     assert response.status_code == 401
