@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from app.cli_audit import register as register_audit_archive
 from app.cli_identity import identity_cli
 from app.database import DatabaseSetupError
 from app.settings import Settings, SettingsError
@@ -31,6 +32,7 @@ admin_cli = typer.Typer(help="Administrators.", no_args_is_help=True)
 cli.add_typer(org_cli, name="org")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(audit_cli, name="audit")
+register_audit_archive(audit_cli)
 cli.add_typer(admin_cli, name="admin")
 cli.add_typer(identity_cli, name="identity")
 
@@ -134,6 +136,10 @@ def worker(
         int, typer.Option(min=1, max=3600, help="Seconds a claimed job stays reserved.")
     ] = 30,
     name: Annotated[str | None, typer.Option(help="Worker name (default host:pid).")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics at :PORT/metrics."),
+    ] = None,
 ) -> None:
     """Run durable jobs (departure steps, webhooks, email) and seal audit events.
 
@@ -148,7 +154,11 @@ def worker(
     configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
     job_worker = Worker(name=name, lease_seconds=lease, concurrency=concurrency)
     out.print(f"worker [bold]{job_worker.name}[/bold] running; Ctrl+C stops it")
-    run_with_orm(settings, lambda: run_worker_process(job_worker, settings), migrate=False)
+    run_with_orm(
+        settings,
+        lambda: run_worker_process(job_worker, settings, metrics_port=metrics_port),
+        migrate=False,
+    )
 
 
 def _print_demo(settings: Settings, credentials: list[object]) -> None:

@@ -40,6 +40,25 @@ class DatabaseUrls:
     admin: str
     #: The runtime role's connection, used by the service.
     app: str
+    #: The runtime role's connection straight to PostgreSQL when ``app`` goes through a
+    #: transaction pooler; None: ``app`` is direct.
+    direct: str | None = None
+    #: ``app`` goes through a transaction pooler (PgBouncer ``pool_mode = transaction``):
+    #: consecutive transactions may run on different server connections, so the driver
+    #: keeps no prepared statements and the service no session state there.
+    pooled: bool = False
+
+    @property
+    def listen(self) -> str:
+        """Where LISTEN connects: a pooler in transaction mode cannot carry it."""
+        return self.direct or self.app
+
+    def runtime_params(self) -> dict[str, Any]:
+        """asyncpg keyword arguments for one connection of the runtime role on ``app``."""
+        params = connection_params(self.app)
+        if self.pooled:
+            params["statement_cache_size"] = 0
+        return params
 
 
 def connection_params(url: str) -> dict[str, Any]:
@@ -76,9 +95,11 @@ def with_database(url: str, database: str) -> str:
 
 
 def tortoise_connection(
-    url: str, *, role: str | None = None, pool_size: int = 10
+    url: str, *, role: str | None = None, pool_size: int = 10, pooled: bool = False
 ) -> dict[str, Any]:
-    """A tortoise connection entry for ``url``; ``role`` makes every session ``SET ROLE``."""
+    """A tortoise connection entry for ``url``; ``role`` makes every session ``SET ROLE``;
+    ``pooled``: ``url`` is a transaction pooler (asyncpg's statement cache off: its named
+    prepared statements would be looked for on another server connection)."""
     params = connection_params(url)
     credentials: dict[str, Any] = {
         "host": params["host"],
@@ -96,6 +117,8 @@ def tortoise_connection(
     if role is None:
         # The runtime pool: see keep_session.
         credentials["reset"] = keep_session
+    if pooled:
+        credentials["statement_cache_size"] = 0
     return {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
 
 
@@ -295,4 +318,4 @@ async def check_runtime_role(conn: asyncpg.Connection) -> None:
 
 
 def runtime_config(urls: DatabaseUrls, pool_size: int) -> dict[str, Any]:
-    return tortoise_config(tortoise_connection(urls.app, pool_size=pool_size))
+    return tortoise_config(tortoise_connection(urls.app, pool_size=pool_size, pooled=urls.pooled))

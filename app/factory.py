@@ -21,10 +21,12 @@ from starlette.staticfiles import StaticFiles
 from tortoise.context import TortoiseContext
 
 from app import database, oauth
+from app import tracing as app_tracing
 from app.api import Endpoint, PrincipalCache, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
 from app.mail import configure_mail
+from app.metrics import Metrics, MetricsMiddleware, metrics_endpoint, tag_routes
 from app.middleware import RequestContextMiddleware
 from app.notifications import Listener
 from app.openapi import build_openapi
@@ -66,6 +68,8 @@ def create_app(
     The runtime role is checked at start: a role that could bypass row-level security
     stops the service rather than serving with weaker isolation.
     """
+    if settings.otel_endpoint:
+        app_tracing.start_tracing(settings.otel_endpoint, service="serve")
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0),
         follow_redirects=False,
@@ -90,14 +94,14 @@ def create_app(
     decisions: DecisionCache[OrgId] = DecisionCache()
     principals = PrincipalCache()
     listener = Listener(
-        lambda: asyncpg.connect(**database.connection_params(urls.app)), decisions, principals
+        lambda: asyncpg.connect(**database.connection_params(urls.listen)), decisions, principals
     )
     endpoints = api_endpoints()
     openapi_document = build_openapi(endpoints, title="Tenantry", version=VERSION, server_url=None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        conn = await asyncpg.connect(**database.connection_params(urls.app))
+        conn = await asyncpg.connect(**urls.runtime_params())
         try:
             await database.check_runtime_role(conn)
         finally:
@@ -121,6 +125,7 @@ def create_app(
                     await sealer.stop()
                 await listener.stop()
                 await http.aclose()
+                app_tracing.stop_tracing()
 
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(openapi_document)
@@ -171,6 +176,17 @@ def create_app(
     routes += oauth.routes(keyring, settings.base_url)
     routes += signals.receiver_routes(rp.jwks)
     routes.append(Mount("/static", StaticFiles(directory=str(STATIC)), name="static"))
+    metrics = Metrics(decisions=decisions) if settings.metrics else None
+    if metrics is not None:
+        routes.append(
+            Route(
+                "/metrics",
+                metrics_endpoint(metrics, token=settings.metrics_token),
+                methods=["GET"],
+                include_in_schema=False,
+            )
+        )
+        tag_routes(routes)
 
     async def not_found(request: Request, exc: Any) -> Response:
         return http_problem(request, "route_not_found", f"nothing lives at {request.url.path}")
@@ -196,5 +212,15 @@ def create_app(
     app.state.decisions = decisions
     app.state.listener = listener
     app.state.openapi = openapi_document
-    app.add_middleware(RequestContextMiddleware, production=settings.is_production)
+    app.state.metrics = metrics
+    if metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
+    tracing = settings.otel_endpoint is not None
+    app.add_middleware(
+        RequestContextMiddleware,
+        production=settings.is_production,
+        trace_id=app_tracing.trace_id_source(tracing),
+    )
+    if tracing:
+        app.add_middleware(app_tracing.asgi_middleware_class(), exclude_spans=["receive", "send"])
     return app

@@ -58,16 +58,28 @@ def security_headers(production: bool) -> list[tuple[bytes, bytes]]:
 class RequestContextMiddleware:
     """Assigns the request id, logs one line per request, turns crashes into problem 500s."""
 
-    def __init__(self, app: ASGIApp, *, production: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        production: bool,
+        trace_id: Callable[[], str | None] | None = None,
+    ) -> None:
         self.app = app
         self.headers = security_headers(production)
+        #: With tracing on, the request id is the trace id (logs lead to traces).
+        self.trace_id = trace_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        traced = self.trace_id() if self.trace_id is not None else None
+        if traced is not None:
+            request_id = traced
+        else:
+            incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+            request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()

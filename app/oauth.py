@@ -46,7 +46,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
 
 
 def routes(keyring: KeyRing, issuer: str) -> list[BaseRoute]:
-    limiter = RateLimiter(120, 60)
+    limiter = RateLimiter("oauth-token", 120, 60)
 
     async def token(request: Request) -> Response:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
@@ -60,7 +60,7 @@ def routes(keyring: KeyRing, issuer: str) -> list[BaseRoute]:
         if form.get("grant_type") != "client_credentials":
             return _error("unsupported_grant_type", "only client_credentials is supported")
         address = request.client.host if request.client else "unknown"
-        if (wait := limiter.retry_after(address)) is not None:
+        if (wait := await limiter.retry_after(address)) is not None:
             response = _error("slow_down", "too many token requests", 429)
             response.headers["Retry-After"] = str(wait)
             return response

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import replace
 
 from tortoise.context import TortoiseContext
 
 from app import database
 from app.database import DatabaseUrls
-from app.settings import Settings
+from app.settings import Pooler, Settings
 
 
 @contextmanager
@@ -25,15 +26,20 @@ def admin_url(settings: Settings) -> Iterator[str]:
 
 async def ready_database(settings: Settings, url: str, *, migrate: bool) -> DatabaseUrls:
     """Prepare roles and database and apply migrations when ``migrate``; returns the URLs."""
-    if not migrate:
-        return database.urls_for(
+    if migrate:
+        urls = await database.prepare_database(
             url, app_role=settings.app_role, app_database_url=settings.app_database_url
         )
-    urls = await database.prepare_database(
-        url, app_role=settings.app_role, app_database_url=settings.app_database_url
+        await database.migrate(urls)
+    else:
+        urls = database.urls_for(
+            url, app_role=settings.app_role, app_database_url=settings.app_database_url
+        )
+    return replace(
+        urls,
+        direct=settings.direct_app_database_url,
+        pooled=settings.database_pooler is Pooler.TRANSACTION,
     )
-    await database.migrate(urls)
-    return urls
 
 
 @asynccontextmanager

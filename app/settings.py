@@ -6,6 +6,7 @@ operator fixes a deployment in one round instead of one crash per variable.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from collections.abc import Mapping
@@ -22,6 +23,15 @@ from tenants.mail.sender import SmtpSecurity
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class Pooler(StrEnum):
+    """What stands between the service and PostgreSQL on ``APP_DATABASE_URL``."""
+
+    NONE = "none"
+    #: PgBouncer (or alike) in ``pool_mode = transaction``: a server connection per
+    #: transaction, so no statement cache and no session state on it.
+    TRANSACTION = "transaction"
 
 
 class IdentityBackend(StrEnum):
@@ -59,6 +69,11 @@ class Settings:
     database_url: str | None = None
     #: Runtime connection as a role that owns nothing. None: derived from database_url.
     app_database_url: str | None = None
+    #: What ``app_database_url`` goes through (docs/scaling.md).
+    database_pooler: Pooler = Pooler.NONE
+    #: With a transaction pooler: the runtime role's connection straight to PostgreSQL, for
+    #: what a pooler cannot carry (LISTEN for the caches' invalidation).
+    direct_app_database_url: str | None = None
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("tenantry")))
     database_name: str = "tenantry"
     app_role: str = "tenantry_app"
@@ -89,6 +104,13 @@ class Settings:
     smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
     #: The From address; shown with the organisation's name ("Acme via Tenantry").
     mail_from: str = "no-reply@tenantry.invalid"
+    #: Prometheus metrics at /metrics (app/metrics.py).
+    metrics: bool = True
+    #: With a token, /metrics answers a scraper presenting it as a bearer token from any
+    #: address; without one, only this machine (loopback) is answered.
+    metrics_token: str | None = None
+    #: OpenTelemetry traces go to this OTLP/HTTP endpoint (app/tracing.py); None: off.
+    otel_endpoint: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -117,6 +139,15 @@ class Settings:
             raw = env.get(name)
             if raw is not None and raw.strip():
                 values[attr] = raw.strip()
+
+        def boolean(name: str, attr: str) -> None:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return
+            if raw not in {"true", "false", "1", "0", "on", "off"}:
+                problems.append(f"{name}={raw!r}: expected true or false")
+            else:
+                values[attr] = raw in {"true", "1", "on"}
 
         def integer(name: str, attr: str, low: int, high: int) -> None:
             raw = env.get(name)
@@ -155,6 +186,18 @@ class Settings:
         choice("TENANTRY_ENV", "environment", Environment)
         url("DATABASE_URL", "database_url", ("postgres", "postgresql"))
         url("APP_DATABASE_URL", "app_database_url", ("postgres", "postgresql"))
+        url("DIRECT_APP_DATABASE_URL", "direct_app_database_url", ("postgres", "postgresql"))
+        choice("DATABASE_POOLER", "database_pooler", Pooler)
+        if values.get("database_pooler") is Pooler.TRANSACTION:
+            for name, attr in (
+                ("APP_DATABASE_URL", "app_database_url"),
+                ("DIRECT_APP_DATABASE_URL", "direct_app_database_url"),
+            ):
+                if attr not in values:
+                    problems.append(
+                        f"{name}: required with DATABASE_POOLER=transaction (APP_DATABASE_URL "
+                        "through the pooler, DIRECT_APP_DATABASE_URL straight to PostgreSQL)"
+                    )
         url("TENANTRY_PUBLIC_URL", "public_url", ("http", "https"))
         url("ENTRA_JWKS_URL", "entra_jwks_url", ("https", "http"))
         text("TENANTRY_HOST", "host")
@@ -186,16 +229,20 @@ class Settings:
                 problems.append(f"LOG_FORMAT={log_format!r}: expected json or console")
             else:
                 values["log_json"] = log_format == "json"
-        embedded = env.get("TENANTRY_EMBEDDED_WORKER", "").strip().lower()
-        if embedded:
-            if embedded not in {"true", "false", "1", "0", "on", "off"}:
-                problems.append(
-                    f"TENANTRY_EMBEDDED_WORKER={embedded!r}: expected true or false"
-                )
-            else:
-                values["embedded_worker"] = embedded in {"true", "1", "on"}
+        boolean("TENANTRY_EMBEDDED_WORKER", "embedded_worker")
+        boolean("TENANTRY_METRICS", "metrics")
         text("SMTP_HOST", "smtp_host")
         integer("SMTP_PORT", "smtp_port", 1, 65535)
+        text("TENANTRY_METRICS_TOKEN", "metrics_token")
+        url("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_endpoint", ("http", "https"))
+        if "otel_endpoint" in values and importlib.util.find_spec("opentelemetry.sdk") is None:
+            problems.append(
+                "OTEL_EXPORTER_OTLP_ENDPOINT: tracing needs its packages: "
+                "pip install 'tenantry[tracing]'"
+            )
+        token = str(values.get("metrics_token", ""))
+        if token and len(token) < 24:
+            problems.append("TENANTRY_METRICS_TOKEN: expected at least 24 characters")
         text("SMTP_USERNAME", "smtp_username")
         text("SMTP_PASSWORD", "smtp_password")
         choice("SMTP_SECURITY", "smtp_security", SmtpSecurity)

@@ -9,9 +9,10 @@ import contextlib
 import importlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+from app import tracing
 from app.settings import Settings
 from tenants.audit.sealer import AuditSealer
 from tenants.jobs.worker import Worker
@@ -61,8 +62,11 @@ async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator
             await task
 
 
-async def run_worker_process(worker: Worker, settings: Settings) -> None:
-    """``tenantry worker``: jobs and audit sealing until SIGINT or SIGTERM.
+async def run_worker_process(
+    worker: Worker, settings: Settings, *, metrics_port: int | None = None
+) -> None:
+    """``tenantry worker``: jobs and audit sealing until SIGINT or SIGTERM, and with
+    ``metrics_port`` the process's Prometheus metrics on that port (``settings.host``).
 
     A stop lets running handlers finish their current unit of work; a SIGKILL is also
     safe (leases expire and another worker resumes from the last checkpoint), only slower.
@@ -70,12 +74,42 @@ async def run_worker_process(worker: Worker, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop)
+    if settings.otel_endpoint:
+        tracing.start_tracing(settings.otel_endpoint, service="worker")
     sealer = AuditSealer.start()
-    try:
-        async with background_worker(worker, settings):
-            await worker.stopped()
-    finally:
-        await sealer.stop()
-        from tenants.webhooks import sender
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(tracing.stop_tracing)
+        if metrics_port is not None:
+            await stack.enter_async_context(metrics_server(settings, metrics_port))
+        try:
+            async with background_worker(worker, settings):
+                await worker.stopped()
+        finally:
+            await sealer.stop()
+            from tenants.webhooks import sender
 
-        await sender.aclose()
+            await sender.aclose()
+
+
+@asynccontextmanager
+async def metrics_server(settings: Settings, port: int) -> AsyncIterator[None]:
+    """Serve this process's ``/metrics`` on ``port`` for the duration of the block."""
+    import uvicorn
+
+    from app.metrics import Metrics, metrics_app
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # the worker's own SIGINT/SIGTERM handlers stop the process
+
+    app = metrics_app(Metrics(), token=settings.metrics_token)
+    config = uvicorn.Config(app, host=settings.host, port=port, log_config=None, lifespan="off")
+    server = Server(config)
+    task = asyncio.create_task(server.serve(), name="metrics-server")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

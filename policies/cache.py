@@ -39,6 +39,10 @@ class DecisionCache(Generic[K]):
         self._org_members: dict[K, set[Hashable]] = {}
         self._generations: dict[K, int] = {}
         self._clears = 0
+        #: Answers served from the cache, and answers computed afresh (offered to
+        #: ``store_answer``), for the operators' metrics.
+        self.hits = 0
+        self.misses = 0
 
     def generation(self, org: K) -> tuple[int, int]:
         """Take before computing an answer; ``store_answer`` refuses it if anything about
@@ -69,12 +73,14 @@ class DecisionCache(Generic[K]):
         if time.monotonic() >= found.expires_at:
             self._forget(org, member)
             return None
+        self.hits += 1
         return found
 
     def store_answer(
         self, org: K, member: Hashable, answer: Answer, *, generation: tuple[int, int]
     ) -> bool:
         """Keep ``answer`` unless an invalidation happened since ``generation`` was taken."""
+        self.misses += 1
         if generation != self.generation(org):
             return False
         key = (org, member)

@@ -52,7 +52,7 @@ class Web:
     )
 
     def __post_init__(self) -> None:
-        self.login_limiter = RateLimiter(self.settings.login_rate_limit, 300)
+        self.login_limiter = RateLimiter("sign-in", self.settings.login_rate_limit, 300)
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200

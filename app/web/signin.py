@@ -152,7 +152,7 @@ def routes(web: Web) -> list[BaseRoute]:
             return web.message(
                 request, "Unknown organisation", "There is no such organisation.", status=404
             )
-        if (wait := web.login_limiter.retry_after(_client(request))) is not None:
+        if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
             return _too_many(web, request, wait)
         try:
             async with db.tenant_transaction(org_id):
@@ -242,7 +242,7 @@ def routes(web: Web) -> list[BaseRoute]:
             return RedirectResponse(
                 f"/login/{quote(slug)}?reason=" + quote("The form expired; try again."), 303
             )
-        if (wait := web.login_limiter.retry_after(_client(request))) is not None:
+        if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
             return _too_many(web, request, wait)
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:

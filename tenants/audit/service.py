@@ -263,6 +263,16 @@ def _unsealable(head: ChainHead, row: Mapping[str, Any]) -> ChainBreak | None:
     return None
 
 
+async def chained_events() -> AsyncIterator[StoredEvent]:
+    """Every chained event of the open organisation in seq order, for an archive; call
+    after ``verify`` in the same transaction (its share lock keeps the chain still), which
+    has shown that no entry lost its event."""
+    async for seq, stored in _stream():
+        if stored is None:
+            raise RuntimeError(f"audit chain entry {seq} has lost its event")
+        yield stored
+
+
 async def verify(expected_head: ChainHead | None = None) -> Verification:
     """Walk the open organisation's chain in seq order and report the first entry that
     does not hold, then the events it does not cover: ``pending`` counts those waiting to

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tenants import db
+from tenants import db, telemetry
 from tenants.jobs.registry import PermanentJobError, RetryLaterError, RunningJob, handler
 from tenants.secrets import SecretBox
 from tenants.webhooks import service, signing
@@ -83,14 +83,26 @@ SELECT d.status, d.idempotency_key, d.topic, d.event_id, d.product_id,
  WHERE d.tenant_id = $1 AND d.id = $2
 """
 
+# WITH … SELECT: the driver returns no rows for a statement that starts with UPDATE.
 RECORD_SQL = """
-UPDATE webhook_deliveries
-   SET attempts = attempts + 1, status = $3::varchar, last_status_code = $4,
-       last_error = $5, last_attempt_at = now(),
-       delivered_at = CASE WHEN $3::varchar = 'delivered' THEN now() END,
-       updated_at = now()
- WHERE tenant_id = $1 AND id = $2
+WITH recorded AS (
+  UPDATE webhook_deliveries
+     SET attempts = attempts + 1, status = $3::varchar, last_status_code = $4,
+         last_error = $5, last_attempt_at = now(),
+         delivered_at = CASE WHEN $3::varchar = 'delivered' THEN now() END,
+         updated_at = now()
+   WHERE tenant_id = $1 AND id = $2
+  RETURNING product_id
+)
+SELECT product_id FROM recorded
 """
+
+#: An attempt's outcome as the operators' metrics count it.
+OUTCOMES = {
+    DeliveryStatus.DELIVERED: "delivered",
+    DeliveryStatus.PENDING: "failed",
+    DeliveryStatus.DEAD: "dead",
+}
 
 #: The event is delivered once every product it went to has it.
 EVENT_DELIVERED_SQL = """
@@ -141,11 +153,11 @@ async def _record(
     error: str | None,
 ) -> None:
     async with db.tenant_transaction(job.org_id):
-        await db.connection().execute_query(
-            RECORD_SQL, [job.org_id, delivery_id, status.value, code, error]
-        )
+        row = await db.fetch_one(RECORD_SQL, job.org_id, delivery_id, status.value, code, error)
         if status == DeliveryStatus.DELIVERED:
             await db.connection().execute_query(EVENT_DELIVERED_SQL, [job.org_id, event_id])
+    if row is not None:
+        telemetry.WEBHOOK_DELIVERIES.inc(str(row["product_id"]), OUTCOMES[status])
 
 
 @handler(service.JOB_KIND)

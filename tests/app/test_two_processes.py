@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -33,6 +29,7 @@ import pytest
 from app.database import DatabaseUrls
 from app.settings import Settings
 from tests.conftest import OrgHandle, make_member
+from tests.support.processes import free_port, start_tenantry, tenantry_env
 
 ADS = "advertising.personalised_ads"
 PROBE = "cookies.analytics"  # default false; the probe choice sets it true
@@ -41,12 +38,6 @@ LISTENERS = """
     SELECT pid FROM pg_stat_activity
      WHERE datname = current_database() AND query LIKE 'LISTEN%tenantry_events%'
 """
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -83,28 +74,15 @@ class Pair:
     others: set[int]
 
 
-def start_server(name: str, urls: DatabaseUrls, secret_key: str, folder: Path) -> Server:
+def start_server(name: str, urls: DatabaseUrls, secret_key: str, folder: Path,
+                 **env: str) -> Server:
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": urls.admin,
-        "APP_DATABASE_URL": urls.app,
-        "TENANTRY_SECRET_KEY": secret_key,
-        "TENANTRY_DATA_DIR": str(folder / f"data-{name}"),
-        "TENANTRY_ENV": "development",
-        "DATABASE_POOL_SIZE": "3",
-        # The session's tests run jobs themselves; a server's worker must not take them.
-        "TENANTRY_EMBEDDED_WORKER": "false",
-    }
-    env.pop("TENANTRY_PUBLIC_URL", None)
-    found = shutil.which("tenantry")
-    command = [found] if found else [sys.executable, "-m", "app.cli"]
     log = folder / f"server-{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "serve", "--no-migrate", "--port", str(port)],
-            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-        )
+    process = start_tenantry(
+        ["serve", "--no-migrate", "--port", str(port)],
+        tenantry_env(urls, secret_key, folder / f"data-{name}", **env),
+        log,
+    )
     return Server(name, port, process, log)
 
 

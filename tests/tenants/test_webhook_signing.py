@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -142,3 +143,20 @@ def test_the_previous_secret_signs_only_until_its_grace_period_ends() -> None:
     assert secrets_in_use("new", "old", later, later) == ["new"]
     assert secrets_in_use("new", None, None, now) == ["new"]
     assert secrets_in_use(None, None, None, now) == []
+
+
+def test_a_product_verifying_with_the_standardwebhooks_library_accepts_each_secret_in_use() -> None:
+    from standardwebhooks import Webhook
+    from standardwebhooks import WebhookVerificationError as LibraryError
+
+    old, new = generate_secret(), generate_secret()
+    now = int(time.time())
+    headers = sign([new, old], "evt-lib", now, b'{"type": "policy.changed"}')
+    for secret in (new, old):
+        assert Webhook(secret).verify(b'{"type": "policy.changed"}', headers) == {
+            "type": "policy.changed"
+        }
+    with pytest.raises(LibraryError):
+        Webhook(generate_secret()).verify(b'{"type": "policy.changed"}', headers)
+    with pytest.raises(LibraryError):
+        Webhook(new).verify(b'{"type": "policy.changed "}', headers)

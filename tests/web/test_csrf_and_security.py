@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from app.settings import Settings
+from app.web.ratelimit import RateLimiter
 from tenants.sessions.passwords import MAX_FAILURES
 from tests.conftest import OrgHandle, make_member, row_counts
 from tests.web.flows import (
@@ -281,6 +282,23 @@ async def test_password_sign_in_is_rate_limited_per_client_address(
     async with asgi_client(app) as someone_else:
         response = await someone_else.password_sign_in(local_org.slug, admin["email"], PASSWORD)
         assert response.headers["location"] == "/console"
+
+
+async def test_the_address_limit_is_shared_by_every_process_and_keeps_no_address(
+    app: Any, owner_conn: asyncpg.Connection
+) -> None:
+    # Two limiters stand for two processes: they share nothing but the database.
+    one, two = RateLimiter("shared-test", 3, 60), RateLimiter("shared-test", 3, 60)
+    address = f"198.51.100.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:6]}"
+    assert [await one.retry_after(address), await two.retry_after(address)] == [None, None]
+    assert await one.retry_after(address) is None
+    wait = await two.retry_after(address)
+    assert wait is not None and 0 < wait <= 60
+    assert await one.retry_after(address) is not None, "a refused attempt on one, refused on all"
+    assert await one.retry_after(address + "-other") is None
+    assert await RateLimiter("another-limit", 3, 60).retry_after(address) is None
+    stored = await owner_conn.fetch("SELECT bucket FROM rate_limit_hits")
+    assert stored and all(address not in r["bucket"] for r in stored)
 
 
 async def test_credential_locks_after_five_wrong_passwords(
