@@ -46,7 +46,7 @@ GRANT EXECUTE ON FUNCTION organisation_id_by_entra_app(text, text) TO {RUNTIME_R
 ]
 
 class Migration(migrations.Migration):
-    dependencies = [('tenants', '0012_access_check_batch')]
+    dependencies = [('tenants', '0014_shared_rate_limits')]
 
     initial = False
 
