@@ -29,6 +29,7 @@ from tenants.actors import Actor, ActorKind
 from tenants.clients.keys import KeyRing, TokenError
 from tenants.clients.models import ProductClient
 from tenants.errors import AuthenticationError
+from tenants.identity import entra
 from tenants.ids import OrgId
 from tenants.organisations import service as organisations
 from tenants.permissions import Permission
@@ -143,6 +144,39 @@ class ExternalTokenCredential:
         return Principal(self.org_id, self.scopes, actor)
 
 
+@dataclass(frozen=True, slots=True)
+class EntraCalloutCredential:
+    """An access token Entra issued for an organisation's app registration (signature and
+    time claims checked); ``verify`` holds its claims to the organisation's Entra claims
+    provider, in its transaction. No cache key: each callout is checked afresh."""
+
+    org_id: OrgId
+    claims: dict[str, Any]
+
+    async def verify(self, request: Request) -> Principal:
+        provider = await entra.get_provider()
+        if provider is None:
+            raise AuthenticationError("the organisation has no Entra claims provider")
+        entra.check_callout_claims(self.claims, entra.view(provider))
+        actor = _actor(
+            request,
+            ActorKind.IDENTITY_PROVIDER,
+            f"{entra.ACTOR_PREFIX}{provider.entra_tenant_id}/{provider.app_id}",
+            "Entra custom claims provider",
+        )
+        exp = self.claims.get("exp")
+        return Principal(
+            self.org_id, frozenset({Permission.CLAIMS_CALLOUT}), actor, float(exp) if exp else None
+        )
+
+
+def is_entra_callout(principal: Principal) -> bool:
+    """Whether ``principal`` is Entra's token-issuance callout (and nothing else)."""
+    return principal.actor.kind is ActorKind.IDENTITY_PROVIDER and principal.actor.id.startswith(
+        entra.ACTOR_PREFIX
+    )
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -190,11 +224,13 @@ class BearerAuthenticator:
         issuer: str,
         trusted: tuple[TrustedIssuer, ...] = (),
         jwks: JwksCache | None = None,
+        entra_jwks_url: str | None = None,
     ) -> None:
         self.keyring = keyring
         self.issuer = issuer
         self.trusted = {t.issuer: t for t in trusted}
         self.jwks = jwks
+        self.entra_jwks_url = entra_jwks_url
 
     async def identify(self, request: Request) -> Credential:
         token = bearer_token(request)
@@ -207,6 +243,8 @@ class BearerAuthenticator:
             return await self._own(token)
         if isinstance(iss, str) and iss in self.trusted:
             return await self._external(token, self.trusted[iss])
+        if entra.entra_tenant_of(iss) is not None:
+            return await self._entra(token)
         raise AuthenticationError(
             "the bearer token comes from an issuer this service does not trust"
         )
@@ -221,6 +259,34 @@ class BearerAuthenticator:
         except ValueError:
             raise AuthenticationError("the access token names no organisation") from None
         return ProductTokenCredential(org, str(claims.get("sub")), scopes_from(claims.get("scope")))
+
+    async def _entra(self, token: str) -> Credential:
+        """An Entra access token: the organisation is the one whose Entra app is the
+        token's audience; the signature is checked against the tenant's keys (cached,
+        fetched again for a key id not seen yet)."""
+        if self.jwks is None or self.entra_jwks_url is None:
+            raise AuthenticationError("Entra tokens are not accepted here")
+        claims = unverified_claims(token)
+        tenant = entra.entra_tenant_of(claims.get("iss"))
+        assert tenant is not None
+        audiences = claims.get("aud")
+        org_id = None
+        for audience in audiences if isinstance(audiences, list) else [audiences]:
+            if isinstance(audience, str) and org_id is None:
+                org_id = await entra.organisation_for(tenant, audience)
+        if org_id is None:
+            raise AuthenticationError("the token is for no Entra app an organisation uses here")
+        try:
+            keys = await self.jwks.get(
+                self.entra_jwks_url.replace("{tenant}", tenant), wanted_kid=kid_of(token)
+            )
+            decoded = jwt.decode(token, keys, algorithms=["RS256"])
+            jwt.JWTClaimsRegistry(
+                leeway=300, exp={"essential": True}, nbf={"essential": False}
+            ).validate(decoded.claims)
+        except (SignInError, JoseError, ValueError) as exc:
+            raise AuthenticationError("the token from Entra is not valid") from exc
+        return EntraCalloutCredential(org_id, dict(decoded.claims))
 
     async def _external(self, token: str, trusted: TrustedIssuer) -> Credential:
         if self.jwks is None:

@@ -98,7 +98,11 @@ def create_app(
     cursors.configure(settings.secret_key)  # page cursors are signed with the service key
     rp = RelyingParty(http)
     authenticator = authenticator or BearerAuthenticator(
-        keyring=keyring, issuer=settings.base_url, trusted=settings.trusted_issuers, jwks=rp.jwks
+        keyring=keyring,
+        issuer=settings.base_url,
+        trusted=settings.trusted_issuers,
+        jwks=rp.jwks,
+        entra_jwks_url=settings.entra_jwks_url,
     )
     web = Web(
         settings=settings,

@@ -88,6 +88,9 @@ class Settings:
     pool_size: int = 10
     identity_backend: IdentityBackend = IdentityBackend.LOCAL
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    #: Where Entra publishes a tenant's signing keys (``{tenant}`` is replaced); the keys
+    #: check the access tokens of Entra's token-issuance callout (/v1/claims/token-issuance).
+    entra_jwks_url: str = "https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys"
     #: Sign-in attempts per client address per 5 minutes (a school may share one address).
     login_rate_limit: int = 300
     #: Run a job worker inside ``tenantry serve`` (departures, webhooks, email progress
@@ -204,6 +207,7 @@ class Settings:
                         "through the pooler, DIRECT_APP_DATABASE_URL straight to PostgreSQL)"
                     )
         url("TENANTRY_PUBLIC_URL", "public_url", ("http", "https"))
+        url("ENTRA_JWKS_URL", "entra_jwks_url", ("https", "http"))
         text("TENANTRY_HOST", "host")
         integer("TENANTRY_PORT", "port", 1, 65535)
         integer("TENANTRY_MAX_BODY_BYTES", "max_body_bytes", 1024, 512 * 1024 * 1024)

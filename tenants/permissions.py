@@ -65,6 +65,9 @@ class Permission(StrEnum):
     ACCESS_CHECK = "access:check"
     #: An identity provider enriching tokens with a member's settings and roles (/v1/claims).
     CLAIMS_READ = "claims:read"
+    #: Entra's token-issuance callout (/v1/claims/token-issuance). Only the principal of an
+    #: Entra callout token holds it; the route also checks that the caller is one.
+    CLAIMS_CALLOUT = "claims:callout"
     #: Forwarding privacy requests a product received, and uploading its part of an export.
     PRIVACY_REQUESTS_SUBMIT = "privacy_requests:submit"
 
@@ -82,7 +85,7 @@ PRODUCT_SCOPES = frozenset(
     }
 )
 #: What only machine credentials (API tokens) carry; no person's role includes these either.
-MACHINE_SCOPES = frozenset({P.SCIM_PROVISION})
+MACHINE_SCOPES = frozenset({P.SCIM_PROVISION, P.CLAIMS_CALLOUT})
 READS = frozenset(p for p in Permission if p.value.endswith(":read") and p not in PRODUCT_SCOPES)
 _BASIC_READS = frozenset(
     {P.ORGANISATION_READ, P.UNITS_READ, P.GROUPS_READ, P.MEMBERS_READ, P.PRODUCTS_READ}

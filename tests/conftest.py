@@ -39,6 +39,7 @@ from tenants.permissions import Permission
 from tenants.tokens import service as tokens
 from tenants.units.models import Unit
 from tests.support.dns_server import RunningDns, Zone, run_dns_server
+from tests.support.entra import EntraKeys, serve_entra_keys
 
 # Job handlers register on import, as in `tenantry worker` (tests run jobs in-process).
 load_handlers()
@@ -51,7 +52,7 @@ TENANT_TABLES = (
     "member_event_counters",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "seen_logout_tokens",
-    "identity_backends", "signal_transmitters", "seen_security_events",
+    "identity_backends", "entra_claims_providers", "signal_transmitters", "seen_security_events",
     "access_log", "access_grants", "access_policies",
     "mail_messages", "mail_template_overrides", "privacy_export_parts", "privacy_exports",
     "privacy_request_events", "privacy_requests", "privacy_request_policies",
@@ -118,8 +119,17 @@ def dns(dns_server: RunningDns) -> Iterator[Zone]:
 
 
 @pytest.fixture(scope="session")
+def entra_keys() -> Iterator[EntraKeys]:
+    """Entra's signing keys per tenant, served as its JWKS on 127.0.0.1 (the app's
+    ``entra_jwks_url`` points here)."""
+    with serve_entra_keys() as keys:
+        yield keys
+
+
+@pytest.fixture(scope="session")
 def settings(
-    tmp_path_factory: pytest.TempPathFactory, live_port: int, dns_server: RunningDns
+    tmp_path_factory: pytest.TempPathFactory, live_port: int, dns_server: RunningDns,
+    entra_keys: EntraKeys,
 ) -> Settings:
     # public_url is the live server's address (see live_server), so redirect URIs the app
     # builds point where a browser or an identity provider can reach it.
@@ -129,7 +139,7 @@ def settings(
                     # test client presents its own address, so others never reach it.
                     login_rate_limit=30,
                     # Tests run jobs themselves (Worker.run_until_idle), deterministically.
-                    embedded_worker=False,
+                    embedded_worker=False, entra_jwks_url=entra_keys.jwks_url,
                     dns_nameservers=(dns_server.address,), dns_port=dns_server.port)
 
 

@@ -82,9 +82,13 @@ async def organisation_changed(what: str) -> bool:
     return await _enqueue(ORGANISATION_JOB, "organisation", {"what": what}, "identity:organisation")
 
 
-async def reconcile_requested(what: str) -> bool:
+async def reconcile_requested(what: str, *, revive: bool = False) -> bool:
     """Compare everything with the backend and fix the drift (after the backend is set up
-    or re-pointed), in the organisation's queue."""
+    or re-pointed), in the organisation's queue. ``revive`` (the cause of earlier failures
+    was fixed: new settings, a realm just set up) first gives the identity jobs that died
+    of it a fresh start, so the queues they block run again, in order."""
     if not await is_mirrored():
         return False
+    if revive:
+        await jobs.retry_dead_jobs("identity.")
     return await _enqueue(RECONCILE_JOB, "organisation", {"what": what}, "identity:organisation")

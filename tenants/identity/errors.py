@@ -32,3 +32,13 @@ class BackendNotConfiguredError(ConflictError):
 
     code = "identity_backend_not_configured"
     title = "No identity backend configured"
+
+
+class BackendSetupError(BackendRejectedError):
+    """The identity backend is not set up for Tenantry: it refuses our credentials (401),
+    our service account lacks a role (403), a realm feature is off, or it silently
+    discarded what we wrote. Retrying cannot help until an admin fixes the realm
+    (``tenantry identity setup`` names the fix), so the job is dead at once."""
+
+    code = "identity_backend_setup"
+    title = "Identity backend not set up"

@@ -18,22 +18,30 @@ How Tenantry's things map onto the realm (Admin REST API as published in
 - suspension is ``enabled: false`` plus ``POST /users/{id}/logout``; purge deletes the user.
 
 Every method reads first and writes only what differs, so a repeated call writes nothing.
-python-keycloak's errors are translated here (``_translate``): unreachable, 5xx, 401,
-403 and 429 mean "wait and retry" (``BackendUnavailableError``), any other refusal is
-``BackendRejectedError``.
+python-keycloak's errors are translated in ``keycloak_errors.translate``: unreachable,
+5xx, 408 and 429 mean "wait and retry" (``BackendUnavailableError``); 401 (after python-keycloak fetched
+a fresh token once), 403 and "Organizations not enabled" mean the realm is not set up for
+Tenantry (``BackendSetupError``: the job is dead at once, ``tenantry identity setup``
+names the fix); any other refusal is ``BackendRejectedError``.
+
+A Keycloak 24+ realm drops attributes its user profile does not declare while answering
+2xx, so after writing a user the adapter reads the attributes back and stops with a
+``BackendSetupError`` when they were discarded, instead of rewriting them on every sync.
+``check_setup`` runs the checks of ``tenants.identity.setup`` and, when asked, prepares
+the realm.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
-from keycloak.exceptions import KeycloakConnectionError, KeycloakError
 
-from tenants.identity.errors import BackendRejectedError, BackendUnavailableError
+from tenants.identity import setup
+from tenants.identity.errors import BackendRejectedError, BackendSetupError
+from tenants.identity.keycloak_errors import has_status, is_not_found, translate
 from tenants.identity.port import (
     DirectoryGroup,
     DirectoryMember,
@@ -42,22 +50,19 @@ from tenants.identity.port import (
     LinkedIdp,
 )
 
-ATTR_ORG = "tenantry_org_id"
-ATTR_MEMBER = "tenantry_member_id"
+ATTR_ORG = setup.ATTR_ORG
+ATTR_MEMBER = setup.ATTR_MEMBER
 ATTR_GROUP = "tenantry_group_id"
 #: Stored in the identity provider's config: Keycloak never shows a client secret back,
 #: so a fingerprint tells whether the secret it holds is the current one.
 SECRET_FINGERPRINT = "tenantrySecretSha256"  # noqa: S105 - a config key, not a secret
-RETRYABLE_STATUS = frozenset({401, 403, 408, 429})
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class KeycloakConfig:
     """Where the realm is and the confidential client (with a service account holding the
-    realm-management roles manage-users, manage-realm, manage-identity-providers,
-    view-realm) that the adapter authenticates as, with client credentials."""
+    realm-management roles of ``setup.REQUIRED_ROLES``) that the adapter authenticates as,
+    with client credentials."""
 
     server_url: str
     realm: str
@@ -65,21 +70,6 @@ class KeycloakConfig:
     client_secret: str
     timeout: int = 10
     verify: bool = True
-
-
-async def _translate(what: str, call: Awaitable[T]) -> T:
-    """Await ``call``; Keycloak's errors become the port's, with the cause chained."""
-    try:
-        return await call
-    except KeycloakConnectionError as exc:
-        raise BackendUnavailableError(f"Keycloak cannot be reached ({what})") from exc
-    except KeycloakError as exc:
-        status = exc.response_code or 0
-        if status >= 500 or status in RETRYABLE_STATUS:
-            raise BackendUnavailableError(f"Keycloak answered HTTP {status} ({what})") from exc
-        raise BackendRejectedError(f"Keycloak refused to {what} (HTTP {status}: {exc})") from exc
-    except TypeError as exc:  # python-keycloak's check of the answer's shape
-        raise BackendRejectedError(f"Keycloak's answer to {what} is not understood") from exc
 
 
 def _split_name(member: DirectoryMember) -> dict[str, Any]:
@@ -118,9 +108,23 @@ class KeycloakDirectory:
         self.admin = KeycloakAdmin(connection=connection)
         self._organisations: dict[str, str] = {}
         self._parents: dict[str, str] = {}
+        self._version: tuple[tuple[int, ...] | None] | None = None
 
     async def aclose(self) -> None:
         await self.admin.connection.aclose()
+
+    async def check_setup(
+        self,
+        org: DirectoryOrganisation,
+        *,
+        prepare: bool,
+        policy: setup.UnmanagedPolicy = setup.UnmanagedPolicy.DECLARE,
+    ) -> list[setup.SetupCheck]:
+        """The checks of ``tenants.identity.setup`` against this realm (see
+        ``keycloak_setup.check_realm``); with ``prepare`` the realm is fixed where it can be."""
+        from tenants.identity.keycloak_setup import check_realm
+
+        return await check_realm(self, org, prepare=prepare, policy=policy)
 
     # --- organisations ---------------------------------------------------------------
 
@@ -135,13 +139,13 @@ class KeycloakDirectory:
         }
 
     async def _find_organisation(self, org: DirectoryOrganisation) -> dict[str, Any] | None:
-        found = await _translate(
+        found = await translate(
             "search organizations",
             self.admin.a_get_organizations({"q": f"{ATTR_ORG}:{org.org_id}", "exact": True}),
         )
         for item in found:
             if _attribute(item, ATTR_ORG) in (org.org_id, None) and item.get("alias") == org.alias:
-                full: dict[str, Any] = await _translate(
+                full: dict[str, Any] = await translate(
                     "read an organization", self.admin.a_get_organization(item["id"])
                 )
                 return full
@@ -157,19 +161,45 @@ class KeycloakDirectory:
                 self._organisations[org.alias] = found["id"]
         return self._organisations[org.alias]
 
+    async def server_version(self) -> tuple[int, ...] | None:
+        """The server's version from ``/admin/serverinfo`` (asked once per adapter); None
+        when Keycloak does not show it to this service account."""
+        if self._version is None:
+            info = await translate("read the server's version", self.admin.a_get_server_info())
+            system = info.get("systemInfo") if isinstance(info, dict) else None
+            version = system.get("version") if isinstance(system, dict) else None
+            self._version = (setup.parse_version(version if isinstance(version, str) else None),)
+        return self._version[0]
+
+    async def _require_domain_if_needed(self, org: DirectoryOrganisation) -> None:
+        if org.domains:
+            return
+        version = await self.server_version()
+        if setup.requires_organization_domain(version):
+            raise BackendSetupError(setup.no_domain_message(version))
+
     async def ensure_organisation(self, org: DirectoryOrganisation) -> list[str]:
+        await self._require_domain_if_needed(org)
         changes: list[str] = []
         wanted = self._organisation_rep(org)
         found = await self._find_organisation(org)
         if found is None:
-            created = await _translate(
-                "create an organization", self.admin.a_create_organization(wanted)
-            )
-            if not created:
-                raise BackendRejectedError("Keycloak created the organization but named no id")
-            self._organisations[org.alias] = created
-            changes.append(f"created organization {org.alias}")
-        else:
+            try:
+                created = await translate(
+                    "create an organization", self.admin.a_create_organization(wanted)
+                )
+            except BackendRejectedError as clash:
+                # Another job of the organisation (a reconcile, a member's first sync)
+                # created it a moment ago; go on with the one that exists.
+                found = await self._find_organisation(org) if has_status(clash, 409) else None
+                if found is None:
+                    raise
+            else:
+                if not created:
+                    raise BackendRejectedError("Keycloak created the organization but named no id")
+                self._organisations[org.alias] = created
+                changes.append(f"created organization {org.alias}")
+        if found is not None:
             self._organisations[org.alias] = found["id"]
             current = {
                 "name": found.get("name"),
@@ -185,7 +215,7 @@ class KeycloakDirectory:
             }
             differing = [k for k in expected if current[k] != expected[k]]
             if differing:
-                await _translate(
+                await translate(
                     "update an organization",
                     self.admin.a_update_organization(found["id"], {**found, **wanted}),
                 )
@@ -230,15 +260,15 @@ class KeycloakDirectory:
         changes: list[str] = []
         wanted = self._idp_rep(org, idp)
         try:
-            current: dict[str, Any] | None = await _translate(
+            current: dict[str, Any] | None = await translate(
                 "read an identity provider", self.admin.a_get_idp(idp.alias)
             )
         except BackendRejectedError as exc:
-            if not _is_not_found(exc):
+            if not is_not_found(exc):
                 raise
             current = None
         if current is None:
-            await _translate("create an identity provider", self.admin.a_create_idp(wanted))
+            await translate("create an identity provider", self.admin.a_create_idp(wanted))
             changes.append(f"created identity provider {idp.alias}")
         else:
             config = current.get("config") or {}
@@ -247,17 +277,17 @@ class KeycloakDirectory:
             )
             if differing or current.get("enabled") is not True:
                 merged = {**current, **wanted, "config": {**config, **wanted["config"]}}
-                await _translate(
+                await translate(
                     "update an identity provider", self.admin.a_update_idp(idp.alias, merged)
                 )
                 changes.append(f"updated identity provider {idp.alias}")
         org_id = self._organisations[org.alias]
-        linked = await _translate(
+        linked = await translate(
             "list an organization's identity providers",
             self.admin.a_get_organization_idps(org_id),
         )
         if idp.alias not in {i.get("alias") for i in linked}:
-            await _translate(
+            await translate(
                 "link an identity provider", self.admin.a_organization_idp_add(org_id, idp.alias)
             )
             changes.append(f"linked identity provider {idp.alias}")
@@ -266,7 +296,7 @@ class KeycloakDirectory:
     # --- members -----------------------------------------------------------------------
 
     async def _user(self, member_id: str) -> dict[str, Any] | None:
-        users = await _translate(
+        users = await translate(
             "find a user",
             self.admin.a_get_users({"username": member_id, "exact": True, "max": 2}),
         )
@@ -286,32 +316,60 @@ class KeycloakDirectory:
         attributes = {ATTR_MEMBER: [member.member_id], ATTR_ORG: [org.org_id]}
         user = await self._user(member.member_id)
         if user is None:
-            user_id = await _translate(
-                "create a user",
-                self.admin.a_create_user({**wanted, "attributes": attributes}),
-            )
-            changes.append("created user")
-        else:
+            try:
+                user_id = await translate(
+                    "create a user",
+                    self.admin.a_create_user({**wanted, "attributes": attributes}),
+                )
+            except BackendRejectedError as clash:
+                # A reconcile and the member's own job may create them at the same time.
+                user = await self._user(member.member_id) if has_status(clash, 409) else None
+                if user is None:
+                    raise
+            else:
+                changes.append("created user")
+                await self._check_kept(user_id, attributes)
+        if user is not None:
             user_id = user["id"]
-            full: dict[str, Any] = await _translate("read a user", self.admin.a_get_user(user_id))
+            full: dict[str, Any] = await translate("read a user", self.admin.a_get_user(user_id))
             differing = [k for k, v in wanted.items() if full.get(k) != v]
             kept = full.get("attributes") or {}
             if any(kept.get(k) != v for k, v in attributes.items()):
                 differing.append("attributes")
             if differing:
                 payload = {**full, **wanted, "attributes": {**kept, **attributes}}
-                await _translate("update a user", self.admin.a_update_user(user_id, payload))
+                await translate("update a user", self.admin.a_update_user(user_id, payload))
                 changes.append(f"updated user {', '.join(differing)}")
-        organisations = await _translate(
+                if "attributes" in differing:
+                    await self._check_kept(user_id, attributes)
+        organisations = await translate(
             "list a user's organizations", self.admin.a_get_user_organizations(user_id)
         )
         if org_id not in {o.get("id") for o in organisations}:
-            await _translate(
-                "add an organization member", self.admin.a_organization_user_add(user_id, org_id)
-            )
-            changes.append(f"joined organization {org.alias}")
+            try:
+                await translate(
+                    "add an organization member",
+                    self.admin.a_organization_user_add(user_id, org_id),
+                )
+                changes.append(f"joined organization {org.alias}")
+            except BackendRejectedError as clash:
+                if not has_status(clash, 409):  # 409: another job added them a moment ago
+                    raise
         changes += await self._sync_groups(org, user_id, member.groups)
         return changes
+
+    async def _check_kept(self, user_id: str, attributes: dict[str, list[str]]) -> None:
+        """Read the user back: a realm whose user profile does not keep Tenantry's
+        attributes answers 2xx and drops them, and every later sync would write them again."""
+        stored: dict[str, Any] = await translate("read a user", self.admin.a_get_user(user_id))
+        kept = stored.get("attributes") or {}
+        dropped = sorted(k for k, v in attributes.items() if kept.get(k) != v)
+        if dropped:
+            raise BackendSetupError(
+                f"Keycloak discarded the user attributes {', '.join(dropped)}: the realm's user "
+                "profile does not declare them (unmanagedAttributePolicy is DISABLED by "
+                "default); run tenantry identity setup to declare them"
+            )
 
     async def _sync_groups(
         self, org: DirectoryOrganisation, user_id: str, wanted: frozenset[DirectoryGroup]
@@ -325,17 +383,17 @@ class KeycloakDirectory:
                 changes += await self.upsert_group(org, group)
                 children = await self._children(parent)
             target[children[group.group_id]["id"]] = group.name
-        current = await _translate(
+        current = await translate(
             "list a user's groups", self.admin.a_get_user_groups(user_id, brief_representation=True)
         )
         mine = {c["id"] for c in children.values()}
         held = {g["id"] for g in current if g.get("id") in mine}
         for group_id in sorted(set(target) - held):
-            await _translate("add a group member", self.admin.a_group_user_add(user_id, group_id))
+            await translate("add a group member", self.admin.a_group_user_add(user_id, group_id))
             changes.append(f"joined group {target[group_id]}")
         names = {c["id"]: c.get("name", "") for c in children.values()}
         for group_id in sorted(held - set(target)):
-            await _translate(
+            await translate(
                 "remove a group member", self.admin.a_group_user_remove(user_id, group_id)
             )
             changes.append(f"left group {names.get(group_id, group_id)}")
@@ -347,8 +405,8 @@ class KeycloakDirectory:
         user = await self._user(member_id)
         if user is None or user.get("enabled") is enabled:
             return []
-        full: dict[str, Any] = await _translate("read a user", self.admin.a_get_user(user["id"]))
-        await _translate(
+        full: dict[str, Any] = await translate("read a user", self.admin.a_get_user(user["id"]))
+        await translate(
             "update a user", self.admin.a_update_user(user["id"], {**full, "enabled": enabled})
         )
         return ["enabled user" if enabled else "disabled user"]
@@ -357,14 +415,14 @@ class KeycloakDirectory:
         user = await self._user(member_id)
         if user is None:
             return []
-        await _translate("log a user out", self.admin.a_user_logout(user["id"]))
+        await translate("log a user out", self.admin.a_user_logout(user["id"]))
         return ["ended sessions"]
 
     async def remove_member(self, org: DirectoryOrganisation, member_id: str) -> list[str]:
         user = await self._user(member_id)
         if user is None:
             return []
-        await _translate("delete a user", self.admin.a_delete_user(user["id"]))
+        await translate("delete a user", self.admin.a_delete_user(user["id"]))
         return ["deleted user"]
 
     # --- groups ------------------------------------------------------------------------
@@ -374,19 +432,28 @@ class KeycloakDirectory:
         if org.alias in self._parents:
             return self._parents[org.alias]
         try:
-            found: dict[str, Any] = await _translate(
+            found: dict[str, Any] = await translate(
                 "find a group", self.admin.a_get_group_by_path(f"/{org.alias}")
             )
             group_id = str(found["id"])
         except BackendRejectedError as exc:
-            if not _is_not_found(exc):
+            if not is_not_found(exc):
                 raise
-            created = await _translate(
-                "create a group",
-                self.admin.a_create_group(
-                    {"name": org.alias, "attributes": {ATTR_ORG: [org.org_id]}}
-                ),
-            )
+            try:
+                created = await translate(
+                    "create a group",
+                    self.admin.a_create_group(
+                        {"name": org.alias, "attributes": {ATTR_ORG: [org.org_id]}}
+                    ),
+                )
+            except BackendRejectedError as clash:
+                if not has_status(clash, 409):
+                    raise
+                # Another job of the organisation created it a moment ago.
+                again: dict[str, Any] = await translate(
+                    "find a group", self.admin.a_get_group_by_path(f"/{org.alias}")
+                )
+                created = str(again["id"])
             if not created:
                 raise BackendRejectedError("Keycloak created the group but named no id") from exc
             group_id = created
@@ -395,7 +462,7 @@ class KeycloakDirectory:
 
     async def _children(self, parent: str) -> dict[str, dict[str, Any]]:
         """The organisation's groups at Keycloak by Tenantry group id."""
-        children = await _translate(
+        children = await translate(
             "list groups",
             self.admin.a_get_group_children(parent, {"briefRepresentation": False}),
         )
@@ -415,13 +482,20 @@ class KeycloakDirectory:
             "attributes": {ATTR_GROUP: [group.group_id]},
         }
         if current is None:
-            await _translate("create a group", self.admin.a_create_group(wanted, parent=parent))
-            return [f"created group {group.name}"]
+            try:
+                await translate("create a group", self.admin.a_create_group(wanted, parent=parent))
+            except BackendRejectedError as clash:
+                # Two workers (the group's job, a member's job) may create it at once.
+                current = (await self._children(parent)).get(group.group_id)
+                if not has_status(clash, 409) or current is None:
+                    raise
+            else:
+                return [f"created group {group.name}"]
         if current.get("name") == group.name and (current.get("description") or "") == (
             group.description
         ):
             return []
-        await _translate(
+        await translate(
             "update a group", self.admin.a_update_group(current["id"], {**current, **wanted})
         )
         return [f"updated group {group.name}"]
@@ -431,7 +505,7 @@ class KeycloakDirectory:
         current = (await self._children(parent)).get(group_id)
         if current is None:
             return []
-        await _translate("delete a group", self.admin.a_delete_group(current["id"]))
+        await translate("delete a group", self.admin.a_delete_group(current["id"]))
         return [f"deleted group {current.get('name', group_id)}"]
 
     # --- reading everything, for reconcile ---------------------------------------------
@@ -449,7 +523,7 @@ class KeycloakDirectory:
                 domains=tuple(sorted(d.get("name", "") for d in found.get("domains") or [])),
                 enabled=bool(found.get("enabled")),
             )
-            listed = await _translate(
+            listed = await translate(
                 "list organization members", self.admin.a_get_organization_members(found["id"])
             )
             members_of_org = {m["id"] for m in listed}
@@ -461,11 +535,11 @@ class KeycloakDirectory:
         }
         group_members: dict[str, set[str]] = {}
         for gid, child in children.items():
-            for user in await _translate(
+            for user in await translate(
                 "list group members", self.admin.a_get_group_members(child["id"])
             ):
                 group_members.setdefault(user["id"], set()).add(gid)
-        users = await _translate(
+        users = await translate(
             "list users",
             self.admin.a_get_users({"q": f"{ATTR_ORG}:{org.org_id}", "briefRepresentation": False}),
         )
@@ -486,8 +560,3 @@ class KeycloakDirectory:
             if user["id"] not in members_of_org:
                 outside.add(member_id)
         return DirectoryState(mirrored, members, groups, frozenset(outside))
-
-
-def _is_not_found(exc: BackendRejectedError) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, KeycloakError) and cause.response_code == 404

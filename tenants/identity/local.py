@@ -14,6 +14,7 @@ from tenants.identity.port import (
     DirectoryOrganisation,
     DirectoryState,
 )
+from tenants.identity.setup import SetupCheck, UnmanagedPolicy
 
 
 class LocalDirectory:
@@ -44,6 +45,11 @@ class LocalDirectory:
 
     async def snapshot(self, org: DirectoryOrganisation) -> DirectoryState:
         return DirectoryState(organisation=None)
+
+    async def check_setup(
+        self, org: DirectoryOrganisation, *, prepare: bool, policy: UnmanagedPolicy
+    ) -> list[SetupCheck]:
+        return []
 
     async def aclose(self) -> None:
         return None

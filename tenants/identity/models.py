@@ -35,3 +35,35 @@ class IdentityBackendConfig(TenantModel):
     class Meta:
         table = "identity_backends"
         unique_together = (("tenant_id",),)
+
+
+class EntraMatch(StrEnum):
+    """How a member is found from the user in an Entra token-issuance callout. Entra's OIDC
+    ``sub`` is pairwise (per application), so it never equals anything Entra sends here."""
+
+    #: The user's object id, as Entra's provisioning sends it in SCIM ``externalId``.
+    OBJECT_ID = "object_id"
+    #: The user principal name, as Entra's provisioning sends it in SCIM ``userName``
+    #: (else the member's email).
+    UPN = "upn"
+    #: The user's ``mail`` against the member's email.
+    MAIL = "mail"
+
+
+class EntraClaimsProvider(TenantModel):
+    """The organisation's Entra tenant and the app registration of Tenantry's API, whose
+    access tokens (issued by Entra to its Authentication Events service) are the only
+    ones ``POST /v1/claims/token-issuance`` accepts for the organisation. One per
+    organisation; an Entra app belongs to one organisation (unique across them)."""
+
+    #: The Entra tenant id (a GUID), as in the token's ``iss`` and ``tid``.
+    entra_tenant_id = fields.CharField(max_length=36)
+    #: The app registration's application (client) id: the token's ``aud`` (v2 tokens).
+    app_id = fields.CharField(max_length=36)
+    #: The app ID URI (``api://…``), the ``aud`` of v1 tokens when it is set.
+    app_id_uri = fields.CharField(max_length=500, null=True)
+    match_by = fields.CharEnumField(EntraMatch, max_length=16, default=EntraMatch.OBJECT_ID)
+
+    class Meta:
+        table = "entra_claims_providers"
+        unique_together = (("tenant_id",), ("entra_tenant_id", "app_id"))

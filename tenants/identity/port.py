@@ -11,7 +11,10 @@ idempotent: a job retried after a crash halfway repeats only the writes that did
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tenants.identity.setup import SetupCheck, UnmanagedPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,13 @@ class IdentityDirectory(Protocol):
 
     async def snapshot(self, org: DirectoryOrganisation) -> DirectoryState:
         """Everything the backend holds for the organisation (reconcile compares it)."""
+        ...
+
+    async def check_setup(
+        self, org: DirectoryOrganisation, *, prepare: bool, policy: UnmanagedPolicy
+    ) -> list[SetupCheck]:
+        """Whether the backend is ready to mirror ``org``, check by check with the fix;
+        with ``prepare``, change what the backend lets Tenantry change itself."""
         ...
 
     async def aclose(self) -> None:

@@ -111,7 +111,7 @@ async def save_config(
         after=new,
     )
     if config.kind is BackendKind.KEYCLOAK:
-        await changes.reconcile_requested("backend saved")
+        await changes.reconcile_requested("backend saved", revive=True)
     return config
 
 

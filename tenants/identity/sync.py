@@ -39,6 +39,7 @@ from tenants.identity.port import (
     LinkedIdp,
 )
 from tenants.identity.rules import Drift, DriftKind, find_drift
+from tenants.identity.setup import SetupCheck, UnmanagedPolicy
 from tenants.ids import OrgId
 from tenants.jobs.registry import PermanentJobError, RetryLaterError, RunningJob, handler
 from tenants.secrets import SecretBox, SecretDecryptionError
@@ -72,6 +73,14 @@ def configure(
     _config = _Config(
         service.secret_box(secret_key), SecretBox(secret_key, "sso-client-secrets"), directory
     )
+
+
+def ensure_configured(secret_key: str) -> None:
+    """Configure with the defaults unless this process already did (the web app, which
+    runs setup from the console, shares the handlers' configuration with an embedded
+    worker)."""
+    if _config is None:
+        configure(secret_key)
 
 
 def _configured() -> _Config:
@@ -211,12 +220,68 @@ async def sync_organisation(job: RunningJob) -> None:
 async def reconcile_job(job: RunningJob) -> None:
     try:
         await reconcile(job.org_id, fix=True, actor=ACTOR)
-    except BackendUnavailableError as exc:
-        raise RetryLaterError(exc.message) from exc
     except BackendNotConfiguredError:
         return
     except IdentityBackendError as exc:
+        async with db.tenant_transaction(job.org_id):
+            await service.note_sync("organisation", job.org_id, [], actor=ACTOR, error=exc.message)
+        if isinstance(exc, BackendUnavailableError):
+            raise RetryLaterError(exc.message) from exc
         raise PermanentJobError(exc.message) from exc
+
+
+# --- setup -------------------------------------------------------------------------------
+
+
+async def set_up(
+    org_id: OrgId,
+    *,
+    prepare: bool,
+    actor: Actor,
+    policy: UnmanagedPolicy = UnmanagedPolicy.DECLARE,
+) -> list[SetupCheck]:
+    """Check the organisation's backend check by check (``tenants.identity.setup``) and,
+    with ``prepare``, make the changes Tenantry can make itself. When every check passes
+    after preparing, a full reconcile is queued (jobs that died on the missing setup are
+    repaired by it). Raises BackendNotConfiguredError for a ``local`` organisation and
+    BackendUnavailableError when the backend cannot be reached."""
+    context = await _open(org_id)
+    if context is None:
+        raise BackendNotConfiguredError(
+            "this organisation mirrors nothing: its identity backend is local"
+        )
+    try:
+        checks = await context.directory.check_setup(
+            context.organisation, prepare=prepare, policy=policy
+        )
+    finally:
+        await context.directory.aclose()
+    failing = [c for c in checks if not c.ok]
+    async with db.tenant_transaction(org_id):
+        from tenants.audit import service as audit
+
+        await audit.record(
+            "identity.setup_checked",
+            "organisation",
+            org_id,
+            actor=actor,
+            after={
+                "prepare": prepare,
+                "checks": {c.name.value: "ok" if c.ok else "failing" for c in checks},
+                "changed": [c.name.value for c in checks if c.changed],
+            },
+        )
+        if failing:
+            await service.note_sync(
+                "organisation",
+                org_id,
+                [],
+                actor=actor,
+                error=f"setup check {failing[0].name.value} fails: {failing[0].detail}",
+            )
+        elif prepare:
+            await changes.reconcile_requested("setup", revive=True)
+    return checks
 
 
 # --- reconcile ---------------------------------------------------------------------------

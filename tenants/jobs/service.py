@@ -82,3 +82,18 @@ async def retry_job(job_id: uuid.UUID, *, actor: Actor) -> Job:
         before={"status": JobStatus.DEAD}, after={"status": job.status, "kind": job.kind},
     )
     return job
+
+
+async def retry_dead_jobs(kind_prefix: str) -> int:
+    """Give every dead job whose kind starts with ``kind_prefix`` a fresh set of attempts,
+    due now, and return how many: for a cause fixed once for all of them (an identity
+    backend set up again). The caller records the audit event of the fix."""
+    rows = await db.fetch(
+        "WITH revived AS (UPDATE jobs SET status = 'queued', attempts = 0, run_at = now(), "
+        "last_error = NULL, finished_at = NULL, updated_at = now() "
+        "WHERE tenant_id = $1 AND status = 'dead' AND starts_with(kind, $2) RETURNING id) "
+        "SELECT count(*) AS n FROM revived",
+        db.current_org(),
+        kind_prefix,
+    )
+    return int(rows[0]["n"]) if rows else 0

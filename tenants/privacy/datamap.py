@@ -325,6 +325,8 @@ TABLES: tuple[Table, ...] = (
     Table("domains", personal={}, not_personal={
         "name": "a domain the organisation proves it owns", "token": ID, "proof": STATE,
         "status": STATE, "last_check_result": "the service's own words about a DNS check"}),
+    Table("entra_claims_providers", personal={}, not_personal={
+        "entra_tenant_id": CONFIG, "app_id": CONFIG, "app_id_uri": CONFIG, "match_by": STATE}),
     Table("member_status_days", personal={}, not_personal={"status": STATE}),
     Table("tenant_counters", personal={}, not_personal={"name": "the name of a row count"}),
     Table("login_attempts", personal={}, not_personal={

@@ -1,5 +1,7 @@
-"""Fixtures for the identity tests: the Keycloak Admin API contract fake served over HTTP,
-and an organisation whose identity backend points at it."""
+"""Fixtures for the identity tests: the Keycloak Admin API contract fake served over HTTP
+(a realm with Keycloak's defaults: Organizations off, a user profile that drops undeclared
+attributes, expiring tokens), and an organisation whose identity backend points at it and
+that ``tenantry identity setup`` prepared."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from app.settings import Settings
 from tenants import db
 from tenants.identity import service, sync
 from tenants.identity.models import BackendKind
+from tenants.identity.setup import SetupCheck
 from tenants.jobs.worker import Worker
 from tests.conftest import ACTOR, OrgHandle
 from tests.support.keycloak_fake import KeycloakFakeServer, run_keycloak_fake
@@ -46,9 +49,16 @@ async def point_at(org: OrgHandle, keycloak: KeycloakFakeServer, settings: Setti
         )
 
 
+async def set_up(org: OrgHandle, **options: Any) -> list[SetupCheck]:
+    """``tenantry identity setup --org SLUG`` (what the CLI and the console button run)."""
+    return await sync.set_up(org.id, prepare=options.pop("prepare", True), actor=ACTOR, **options)
+
+
 @pytest.fixture
 async def mirrored(org: OrgHandle, keycloak: KeycloakFakeServer, settings: Settings) -> OrgHandle:
     await point_at(org, keycloak, settings)
+    checks = await set_up(org)
+    assert all(c.ok for c in checks), checks
     await run_jobs()
     return org
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from app.settings import Settings
 from tests.conftest import OrgHandle, make_member
 from tests.identity.conftest import job_rows, run_jobs
 from tests.support.keycloak_fake import KeycloakFakeServer
+
+
+@pytest.fixture(autouse=True)
+def prepared_realm(keycloak: KeycloakFakeServer) -> None:
+    """These tests are about the settings API: the realm is one setup already prepared."""
+    keycloak.fake.prepared()
 
 
 def keycloak_body(keycloak: KeycloakFakeServer, **changes: object) -> dict[str, object]:

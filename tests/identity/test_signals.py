@@ -21,7 +21,7 @@ from tenants.members.models import Member
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod, Session
 from tests.conftest import ACTOR, OrgHandle, make_member, row_counts
-from tests.identity.conftest import point_at, run_jobs
+from tests.identity.conftest import point_at, run_jobs, set_up
 from tests.support import set_transmitter as sets
 from tests.support.keycloak_fake import KeycloakFakeServer
 from tests.support.set_transmitter import AUDIENCE, Transmitter, run_transmitter
@@ -162,6 +162,7 @@ async def test_session_revoked_also_logs_the_member_out_of_a_mirroring_keycloak(
     settings: Settings,
 ) -> None:
     await point_at(receiving, keycloak, settings)
+    await set_up(receiving)
     member = await make_member(receiving)
     await run_jobs()
     user = keycloak.fake.user_by_username(member["id"])

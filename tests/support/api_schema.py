@@ -247,7 +247,15 @@ CHANGES: Table = {
     },
     "POST /v1/claims/token-issuance": lambda w: {
         "type": "microsoft.graph.authenticationEvent.tokenIssuanceStart",
-        "data": {"authenticationContext": {"user": {"mail": w.member["email"]}}},
+        "data": {
+            "@odata.type": "microsoft.graph.onTokenIssuanceStartCalloutData",
+            "authenticationContext": {"user": {"mail": w.member["email"]}},
+        },
+    },
+    "PUT /v1/claims/entra-provider": lambda w: {
+        "entra_tenant_id": str(uuid.uuid4()),
+        "app_id": str(uuid.uuid4()),
+        "app_id_uri": f"api://entra2.{w.org.slug}.example",
     },
     "PATCH /v1/organisation": lambda w: {"name": f"Renamed Organisation {fresh()}"},
     "PATCH /v1/units/{id}": lambda w: {"name": f"renamed-unit-{fresh()}"},
@@ -618,6 +626,15 @@ async def identity_world(org: OrgHandle, world: World) -> dict[str, JSON]:
     response = await org.put(
         "/v1/identity-backend",
         json={"kind": "local", "server_url": f"https://kc.{org.slug}.example"},
+    )
+    assert response.status_code == 200, response.text
+    response = await org.put(
+        "/v1/claims/entra-provider",
+        json={
+            "entra_tenant_id": str(uuid.uuid4()),
+            "app_id": str(uuid.uuid4()),
+            "app_id_uri": f"api://entra.{org.slug}.example",
+        },
     )
     assert response.status_code == 200, response.text
     response = await org.put(

@@ -16,7 +16,14 @@ for the bodies), and it refuses what Keycloak refuses where the adapter depends 
   providers linked by posting their alias;
 - groups: top-level and child groups, 409 on a duplicate sibling name, ``group-by-path``;
 - identity providers: 409 on a duplicate alias, the client secret masked when read;
-- ``POST /users/{id}/logout`` ends the user's sessions (``GET /users/{id}/sessions``).
+- ``POST /users/{id}/logout`` ends the user's sessions (``GET /users/{id}/sessions``);
+- and, as a realm with Keycloak's defaults does (``keycloak_fake_profile.py``): access tokens
+  expire (``token_lifetime``; python-keycloak then fetches a new one) and carry the service
+  account's realm-management roles in ``resource_access``, every route needs its role (403
+  ``HTTP 403 Forbidden`` otherwise), the user profile drops undeclared attributes and
+  validates email and names, organizations answer 404 until ``organizationsEnabled`` is
+  set on the realm and, on 26.0-26.3 (``version``), need a domain; an identity provider's
+  PUT replaces its whole representation.
 
 Users, the token endpoint and the server live here; groups, organizations and identity
 providers in ``keycloak_fake_realm.py``. Every request is appended to ``requests`` (method,
@@ -27,6 +34,7 @@ port with the same state (an outage).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import secrets
@@ -44,6 +52,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.support.keycloak_fake_profile import (
+    ADMIN_ROLES,
+    MANAGE_REALM,
+    SUFFICIENT_ROLES,
+    VIEW_REALM,
+    UserProfile,
+    UserProfileError,
+    required_roles,
+)
 from tests.support.keycloak_fake_realm import (
     JSON,
     KeycloakError,
@@ -86,7 +103,18 @@ class KeycloakFake(RealmRoutes):
     organization_idps: dict[str, list[str]] = field(default_factory=dict)
     idps: dict[str, JSON] = field(default_factory=dict)
     requests: list[Logged] = field(default_factory=list)
-    tokens: set[str] = field(default_factory=set)
+    #: Issued access tokens and when each expires (epoch seconds).
+    tokens: dict[str, float] = field(default_factory=dict)
+    #: Seconds an access token lives (Keycloak's default is 300).
+    token_lifetime: int = 300
+    #: The service account's roles of the realm-management client.
+    service_account_roles: set[str] = field(default_factory=lambda: set(SUFFICIENT_ROLES))
+    #: The server's version (``/admin/serverinfo``): 26.0-26.3 require organization domains.
+    version: str = "26.3.2"
+    organizations_enabled: bool = False
+    #: When set, every admin call answers this status (a 503 while Keycloak restarts).
+    failing_with: int | None = None
+    user_profile: UserProfile = field(default_factory=UserProfile)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- helpers for tests ------------------------------------------------------------
@@ -108,6 +136,19 @@ class KeycloakFake(RealmRoutes):
             }
         )
 
+    def expire_tokens(self) -> None:
+        """Every access token issued so far stops working (as if its lifetime ran out)."""
+        self.tokens.clear()
+
+    def prepared(self) -> KeycloakFake:
+        """The realm as ``tenantry identity setup`` leaves it (for tests about other things)."""
+        self.organizations_enabled = True
+        self.user_profile.config["attributes"] += [
+            {"name": n, "permissions": {"view": ["admin"], "edit": ["admin"]}, "multivalued": False}
+            for n in ("tenantry_member_id", "tenantry_org_id")
+        ]
+        return self
+
     def writes(self) -> list[Logged]:
         return [r for r in self.requests if r.is_write]
 
@@ -120,6 +161,9 @@ class KeycloakFake(RealmRoutes):
         base = "/admin/realms/{realm}"
         routes = [
             Route("/realms/{realm}/protocol/openid-connect/token", self._token, methods=["POST"]),
+            Route("/admin/serverinfo", self._serverinfo, methods=["GET"]),
+            Route(base, self._realm, methods=["GET", "PUT"]),
+            Route(base + "/users/profile", self._profile, methods=["GET", "PUT"]),
             Route(base + "/users", self._users, methods=["GET", "POST"]),
             Route(base + "/users/{id}", self._user, methods=["GET", "PUT", "DELETE"]),
             Route(base + "/users/{id}/logout", self._logout, methods=["POST"]),
@@ -181,22 +225,34 @@ class KeycloakFake(RealmRoutes):
             path = request.url.path.removeprefix(prefix)
             with self.lock:
                 try:
-                    if request.path_params.get("realm") != self.realm:
+                    if request.path_params.get("realm", self.realm) != self.realm:
                         raise _not_found("Realm not found.")
+                    if self.failing_with is not None and not path.endswith("/token"):
+                        raise KeycloakError(self.failing_with, {"error": "unknown_error"})
                     if not request.url.path.endswith("/token"):
-                        self._authorise(request)
+                        self._authorise(request, path)
+                    if path.startswith("/organizations") and not self.organizations_enabled:
+                        raise KeycloakError(
+                            404, {"errorMessage": "Organizations not enabled for this realm."}
+                        )
                     result: Response = endpoint(request, body)
                 except KeycloakError as error:
                     result = JSONResponse(error.body, status_code=error.status)
+                except UserProfileError as error:
+                    result = JSONResponse(error.body, status_code=400)
                 self.requests.append(Logged(request.method, path, body, result.status_code))
             return result
 
         return handle
 
-    def _authorise(self, request: Request) -> None:
+    def _authorise(self, request: Request, path: str) -> None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token not in self.tokens:
+        if scheme.lower() != "bearer" or self.tokens.get(token, 0) <= time.time():
             raise KeycloakError(401, {"error": "HTTP 401 Unauthorized"})
+        held = self.service_account_roles & ADMIN_ROLES
+        needed = required_roles(request.method, path)
+        if not held or (needed is not None and not held & needed):
+            raise KeycloakError(403, {"error": "HTTP 403 Forbidden"})
 
     def _token(self, request: Request, form: JSON) -> Response:
         if form.get("grant_type") != "client_credentials":
@@ -212,18 +268,70 @@ class KeycloakFake(RealmRoutes):
                     "error_description": "Invalid client or Invalid client credentials",
                 },
             )
-        token = secrets.token_urlsafe(24)
-        self.tokens.add(token)
+        token = self._access_token()
+        self.tokens[token] = time.time() + self.token_lifetime
         return JSONResponse(
             {
                 "access_token": token,
-                "expires_in": 300,
+                "expires_in": self.token_lifetime,
                 "refresh_expires_in": 0,
                 "token_type": "Bearer",
                 "not-before-policy": 0,
                 "scope": "profile email",
             }
         )
+
+    def _access_token(self) -> str:
+        """A JWT-shaped token carrying the service account's roles as Keycloak puts them
+        (``resource_access.realm-management.roles``); the fake checks it by lookup, so the
+        signature is a random string."""
+
+        def part(value: JSON) -> str:
+            raw = json.dumps(value, separators=(",", ":")).encode()
+            return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+        now = int(time.time())
+        claims = {
+            "iss": f"http://keycloak.invalid/realms/{self.realm}",
+            "azp": self.client_id,
+            "typ": "Bearer",
+            "iat": now,
+            "exp": now + self.token_lifetime,
+            "resource_access": {"realm-management": {"roles": sorted(self.service_account_roles)}},
+        }
+        return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.{secrets.token_urlsafe(24)}"
+
+    # the server and the realm
+
+    def _can_view_realm(self) -> bool:
+        return bool(self.service_account_roles & {MANAGE_REALM, VIEW_REALM})
+
+    def _serverinfo(self, request: Request, body: Any) -> Response:
+        info: JSON = {"themes": {}, "enums": {}}
+        if self._can_view_realm():
+            info["systemInfo"] = {"version": self.version, "serverTime": time.ctime()}
+        return JSONResponse(info)
+
+    def _realm(self, request: Request, body: Any) -> Response:
+        if request.method == "GET":
+            rep: JSON = {"id": self.realm, "realm": self.realm, "enabled": True}
+            if self._can_view_realm():
+                rep["organizationsEnabled"] = self.organizations_enabled
+            return JSONResponse(rep)
+        if not isinstance(body, dict):
+            raise KeycloakError(400, {"error": "unknown_error"})
+        if "organizationsEnabled" in body:
+            self.organizations_enabled = bool(body["organizationsEnabled"])
+        return Response(status_code=204)
+
+    def _profile(self, request: Request, body: Any) -> Response:
+        if request.method == "PUT":
+            self.user_profile.check_config(body)
+            self.user_profile.config = body
+        return JSONResponse(self.user_profile.config)
+
+    def _user_rep(self, user: JSON) -> JSON:
+        return {**user, "attributes": self.user_profile.visible(user["attributes"])}
 
     # users
 
@@ -243,6 +351,7 @@ class KeycloakFake(RealmRoutes):
                     400, {"field": "username", "errorMessage": "error-user-attribute-required"}
                 )
             username = str(body["username"]).lower()
+            self.user_profile.validate(body)
             if self.user_by_username(username):
                 raise _conflict("User exists with same username")
             email = (body.get("email") or "").lower() or None
@@ -256,7 +365,7 @@ class KeycloakFake(RealmRoutes):
                 "firstName": body.get("firstName"),
                 "lastName": body.get("lastName"),
                 "enabled": bool(body.get("enabled", False)),
-                "attributes": body.get("attributes") or {},
+                "attributes": self.user_profile.written({}, body.get("attributes") or {}),
                 "createdTimestamp": int(time.time() * 1000),
             }
             return self._created(request, user_id)
@@ -276,7 +385,7 @@ class KeycloakFake(RealmRoutes):
                 if search and search.lower() not in f"{user['username']} {user.get('email') or ''}":
                     continue
                 if _matches_q(user, params.get("q")):
-                    found.append(user)
+                    found.append(self._user_rep(user))
         brief = _flag(request, "briefRepresentation", False)
         return JSONResponse(
             [
@@ -288,7 +397,7 @@ class KeycloakFake(RealmRoutes):
     def _user(self, request: Request, body: Any) -> Response:
         user = self._get_user(request.path_params["id"])
         if request.method == "GET":
-            return JSONResponse(user)
+            return JSONResponse(self._user_rep(user))
         if request.method == "DELETE":
             del self.users[user["id"]]
             self.sessions.pop(user["id"], None)
@@ -302,12 +411,15 @@ class KeycloakFake(RealmRoutes):
             raise KeycloakError(
                 400, {"field": "username", "errorMessage": "error-user-attribute-read-only"}
             )
+        self.user_profile.validate(body)
         if "email" in body:
             body["email"] = (body["email"] or "").lower() or None
             self._check_unique_email(body["email"], user["id"])
-        for key in ("email", "emailVerified", "firstName", "lastName", "enabled", "attributes"):
+        for key in ("email", "emailVerified", "firstName", "lastName", "enabled"):
             if key in body:
                 user[key] = body[key]
+        if isinstance(body.get("attributes"), dict):
+            user["attributes"] = self.user_profile.written(user["attributes"], body["attributes"])
         return Response(status_code=204)
 
     def _logout(self, request: Request, body: Any) -> Response:

@@ -13,6 +13,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tests.support.keycloak_fake_profile import requires_organization_domain
+
 JSON = dict[str, Any]
 MASKED_SECRET = "**********"
 
@@ -64,8 +66,12 @@ class RealmRoutes:
     organization_members: dict[str, list[str]]
     organization_idps: dict[str, list[str]]
     idps: dict[str, JSON]
+    version: str
 
     def _get_user(self, user_id: str) -> JSON:
+        raise NotImplementedError
+
+    def _user_rep(self, user: JSON) -> JSON:
         raise NotImplementedError
 
     def _created(self, request: Request, new_id: str) -> Response:
@@ -182,7 +188,7 @@ class RealmRoutes:
 
     def _group_members(self, request: Request, body: Any) -> Response:
         group = self._get_group(request.path_params["id"])
-        members = [self.users[u] for u in self.group_members.get(group["id"], [])]
+        members = [self._user_rep(self.users[u]) for u in self.group_members.get(group["id"], [])]
         return JSONResponse(_page(members, request))
 
     def _group_by_path(self, request: Request, body: Any) -> Response:
@@ -215,6 +221,10 @@ class RealmRoutes:
                 raise _conflict(
                     f"Domain {sorted(taken)[0]} is already linked to another organization"
                 )
+        domains = [d for d in body.get("domains") or [] if (d.get("name") or "").strip()]
+        if not domains and requires_organization_domain(self.version):
+            # Keycloak 26.0-26.3: OrganizationProvider.create / update refuse it.
+            raise KeycloakError(400, {"errorMessage": "You must provide at least one domain"})
         return {
             "name": body["name"],
             "alias": alias,
@@ -273,7 +283,7 @@ class RealmRoutes:
                 raise _conflict("User is already a member of the organization.")
             members.append(user_id)
             return Response(status_code=201)
-        listed = [{**self.users[u], "membershipType": "UNMANAGED"} for u in members]
+        listed = [{**self._user_rep(self.users[u]), "membershipType": "UNMANAGED"} for u in members]
         return JSONResponse(_page(listed, request))
 
     def _org_member(self, request: Request, body: Any) -> Response:
@@ -347,8 +357,11 @@ class RealmRoutes:
             return Response(status_code=204)
         if not isinstance(body, dict):
             raise KeycloakError(400, {"errorMessage": "Invalid request"})
+        # Keycloak replaces the whole representation: what the PUT leaves out is gone
+        # (only the masked client secret stands for the stored one).
         config = dict(body.get("config") or {})
         if config.get("clientSecret") == MASKED_SECRET:
             config["clientSecret"] = self.idps[alias]["config"].get("clientSecret")
-        self.idps[alias] = {**self.idps[alias], **body, "alias": alias, "config": config}
+        internal_id = self.idps[alias]["internalId"]
+        self.idps[alias] = {**body, "alias": alias, "internalId": internal_id, "config": config}
         return Response(status_code=204)

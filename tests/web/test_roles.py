@@ -232,6 +232,7 @@ ROUTES: list[ConsoleRoute] = [
     ),
     ConsoleRoute("POST", "/console/identity/backend", Permission.SSO_WRITE, lambda t: {"kind": "local"}),
     ConsoleRoute("POST", "/console/identity/reconcile", Permission.SSO_WRITE),
+    ConsoleRoute("POST", "/console/identity/setup", Permission.SSO_WRITE),
     ConsoleRoute(
         "POST",
         "/console/identity/transmitter",

@@ -12,7 +12,10 @@ from starlette.routing import BaseRoute, Route
 from app.web.pages import PageContext, Web, page
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.identity import service as identity
+from tenants.identity import sync
 from tenants.identity.models import BackendKind
+from tenants.identity.setup import UnmanagedPolicy
+from tenants.ids import OrgId
 from tenants.permissions import Permission
 from tenants.signals import service as signals
 
@@ -68,8 +71,7 @@ def routes(web: Web) -> list[BaseRoute]:
     def box() -> Any:
         return identity.secret_box(web.settings.secret_key)
 
-    @page(web, permission=Permission.SSO_READ)
-    async def identity_page(ctx: PageContext) -> Response:
+    async def render(ctx: PageContext, **extra: Any) -> Response:
         config = await identity.get_config()
         return ctx.render(
             "console/identity.html",
@@ -77,7 +79,27 @@ def routes(web: Web) -> list[BaseRoute]:
             transmitter=await signals.get_transmitter(),
             receiver_url=f"{web.settings.base_url}/ssf/{ctx.organisation.slug}/events",
             claims_url=f"{web.settings.base_url}/v1/claims",
+            **extra,
         )
+
+    @page(web, permission=Permission.SSO_READ)
+    async def identity_page(ctx: PageContext) -> Response:
+        return await render(ctx)
+
+    @page(web, permission=Permission.SSO_WRITE)
+    async def set_up(ctx: PageContext) -> Response:
+        """Check the realm and prepare it (``tenantry identity setup``); the checks are
+        shown on the page, each with its fix."""
+        sync.ensure_configured(web.settings.secret_key)
+        policy = (
+            UnmanagedPolicy.ADMIN_EDIT
+            if ctx.form.get("unmanaged") == "on"
+            else UnmanagedPolicy.DECLARE
+        )
+        checks = await sync.set_up(
+            OrgId(ctx.organisation.id), prepare=True, policy=policy, actor=ctx.actor
+        )
+        return await render(ctx, setup_checks=checks)
 
     @page(web, permission=Permission.SSO_WRITE)
     async def save_backend(ctx: PageContext) -> Response:
@@ -103,5 +125,6 @@ def routes(web: Web) -> list[BaseRoute]:
         Route(PAGE, identity_page, methods=["GET"]),
         Route(f"{PAGE}/backend", save_backend, methods=["POST"]),
         Route(f"{PAGE}/reconcile", reconcile, methods=["POST"]),
+        Route(f"{PAGE}/setup", set_up, methods=["POST"]),
         Route(f"{PAGE}/transmitter", save_transmitter, methods=["POST"]),
     ]
