@@ -388,7 +388,7 @@ def serve(config_path: str) -> None:
     app = served_app(cfg, authenticator=authenticator, pool_size=cfg["pool_size"])
     # Every code is prepared from 127.0.0.1: lift the per-address sign-in limit (30 per
     # 5 minutes). The callback itself does not consult it.
-    app.state.web.login_limiter = RateLimiter(10**9, 1.0)
+    app.state.web.login_limiter = RateLimiter("sign-in", 10**9, 1)
     stats = ServerStats()
     rp_http = app.state.web.rp.http
     rp_http._transport = TimingTransport(rp_http._transport, stats)
