@@ -159,21 +159,27 @@ async def record_change(
     """Make ``change`` (an ``UPDATE … RETURNING …`` whose parameters are numbered from
     ``$EVENT_PARAMS + 1``) and record its event in the same statement: the write and its
     audit cost one round trip. Returns the event's id, or None when the change touched no
-    row (and then nothing is recorded). Queued for sealing as ``record`` does."""
+    row (and then nothing is recorded). Queued for sealing as ``record`` does, and its
+    personal fields sealed as ``record`` seals them."""
+    [sealed] = await shredding.seal_events(
+        actor, action, target_type,
+        [(target_id, jsonable(before) if before is not None else None,
+          jsonable(after) if after is not None else None)],
+    )
     _, rows = await connection().execute_query(
         CHANGE_AND_RECORD_SQL.format(change=change),
         [
             current_org(),
             datetime.now(UTC),
             actor.ref,
-            actor.display,
+            sealed.actor_display,
             action,
             target_type,
             str(target_id),
-            _json_or_none(jsonable(before) if before is not None else None),
-            _json_or_none(jsonable(after) if after is not None else None),
+            _json_or_none(sealed.before),
+            _json_or_none(sealed.after),
             actor.request_id,
-            actor.client_addr,
+            sealed.client_addr,
             *change_args,
         ],
     )

@@ -24,7 +24,6 @@ from tenants.identity.setup import (
     token_roles,
     undeclared_attributes,
 )
-from tenants.organisations.models import Organisation
 from tests.conftest import ACTOR, OrgHandle, make_member
 from tests.identity.conftest import job_rows, point_at, run_jobs, set_up
 from tests.support.keycloak_fake import KeycloakFakeServer
@@ -261,8 +260,10 @@ async def test_an_expired_access_token_is_replaced_and_the_sync_goes_on(
 
 
 async def drop_domains(org: OrgHandle) -> None:
+    from tenants.domains.models import Domain
+
     async with db.tenant_transaction(org.id):
-        await Organisation.filter(id=org.id).update(domains=[])
+        await Domain.all().delete()
 
 
 async def test_an_organisation_without_a_domain_is_refused_on_26_3_and_mirrored_on_26_4(

@@ -79,23 +79,32 @@ async def test_an_access_request_is_answered_with_a_zip_of_tenantrys_and_the_pro
     await make_items(org, mia["id"], drive["id"], 40, prefix="doc")
     await make_items(org, mia["id"], mail_product["id"], 10, kind="personal", prefix="msg")
     await make_items(org, other["id"], drive["id"], 5, prefix="not-mia")
-    choice = await org.post(f"/v1/members/{mia['id']}/choices",
-                            {"setting": "cookies.analytics", "value": False})
+    choice = await org.post(
+        f"/v1/members/{mia['id']}/choices", {"setting": "cookies.analytics", "value": False}
+    )
     assert choice.status_code == 200, choice.text
     request = await submit(org, mia, "access")
 
     started = await org.post(f"/v1/privacy-requests/{request['id']}/export")
     assert started.status_code == 202, started.text
-    assert sorted(started.json()["expected_product_ids"]) == sorted([drive["id"], mail_product["id"]])
+    assert sorted(started.json()["expected_product_ids"]) == sorted(
+        [drive["id"], mail_product["id"]]
+    )
     await run_jobs()  # webhooks go out; the bundle waits for the products
 
-    asked = [r for r in receiver.received + receiver2.received
-             if r.topic == "privacy_request.export_requested"]
+    asked = [
+        r
+        for r in receiver.received + receiver2.received
+        if r.topic == "privacy_request.export_requested"
+    ]
     assert len(asked) == 2 and asked[0].data["member_id"] == mia["id"]
     upload_path = str(asked[0].data["upload_path"])
     drive_headers = await product_client_headers(org, drive)
-    foreign = await org.client.put(upload_path, json={"product_id": mail_product["id"],
-                                                      "data": {"x": 1}}, headers=drive_headers)
+    foreign = await org.client.put(
+        upload_path,
+        json={"product_id": mail_product["id"], "data": {"x": 1}},
+        headers=drive_headers,
+    )
     assert "product_id" in error_fields(assert_problem(foreign, 403))
     uploaded = await org.client.put(
         upload_path, json={"data": {"files": [{"name": "Q3 plan.docx"}]}}, headers=drive_headers
@@ -113,16 +122,27 @@ async def test_an_access_request_is_answered_with_a_zip_of_tenantrys_and_the_pro
     assert export["status"] == "ready" and export["expires_at"]
     archive = await bundle_of(org, request["id"])
     assert archive.namelist() == [
-        "README.txt", "index.json", "profile.json", "groups.json", "product_accounts.json",
-        "settings.json", "content_items.json", "data_access.json", "privacy_requests.json",
-        "audit_events.json", "sessions.json", "emails.json", "scim.json", "departures.json",
-        "products/drive.json", "products/mail.json",
+        "README.txt",
+        "index.json",
+        "profile.json",
+        "groups.json",
+        "product_accounts.json",
+        "settings.json",
+        "content_items.json",
+        "data_access.json",
+        "privacy_requests.json",
+        "audit_events.json",
+        "sessions.json",
+        "sign_ins.json",
+        "emails.json",
+        "scim.json",
+        "departures.json",
+        "products/drive.json",
+        "products/mail.json",
     ]
     listed = doc(archive, "index.json")
     assert [f["name"] for f in listed["files"]] == archive.namelist()[2:]
-    assert {"sessions", "mail_messages"} <= {
-        t for f in listed["files"] for t in f["sources"]
-    }
+    assert {"sessions", "mail_messages"} <= {t for f in listed["files"] for t in f["sources"]}
     assert [p["answered"] for p in listed["products"]] == [True, True]
     [own] = doc(archive, "privacy_requests.json")
     # The request's own timeline, without the internal notes.
@@ -131,7 +151,9 @@ async def test_an_access_request_is_answered_with_a_zip_of_tenantrys_and_the_pro
     assert doc(archive, "profile.json")["email"] == mia["email"]
     assert [g["name"] for g in doc(archive, "groups.json")] == ["Choir"]
     assert sorted(a["product_key"] for a in doc(archive, "product_accounts.json")) == [
-        "drive", "mail", "quiet"
+        "drive",
+        "mail",
+        "quiet",
     ]
     items = doc(archive, "content_items.json")
     assert len(items) == 50 and not [i for i in items if i["external_id"].startswith("not-mia")]
@@ -167,8 +189,10 @@ async def test_a_product_that_does_not_answer_in_time_is_named_in_the_readme(
     assert not [n for n in archive.namelist() if n.startswith("products/")]
     readme = archive.read("README.txt").decode()
     assert "had not sent it" in readme and "Silent Product" in readme
-    late = await org.put(f"/v1/privacy-requests/{request['id']}/export/parts",
-                         json={"product_id": silent["id"], "data": {}})
+    late = await org.put(
+        f"/v1/privacy-requests/{request['id']}/export/parts",
+        json={"product_id": silent["id"], "data": {}},
+    )
     assert_problem(late, 409)
 
 
