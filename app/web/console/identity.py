@@ -13,6 +13,7 @@ from app.web.pages import PageContext, Web, page
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.identity import service as identity
 from tenants.identity import sync
+from tenants.identity.errors import BackendNotConfiguredError
 from tenants.identity.models import BackendKind
 from tenants.identity.setup import UnmanagedPolicy
 from tenants.ids import OrgId
@@ -96,9 +97,15 @@ def routes(web: Web) -> list[BaseRoute]:
             if ctx.form.get("unmanaged") == "on"
             else UnmanagedPolicy.DECLARE
         )
-        checks = await sync.set_up(
-            OrgId(ctx.organisation.id), prepare=True, policy=policy, actor=ctx.actor
-        )
+        try:
+            checks = await sync.set_up(
+                OrgId(ctx.organisation.id), prepare=True, policy=policy, actor=ctx.actor
+            )
+        except BackendNotConfiguredError:
+            # As reconcile answers: nothing is wrong, there is just no realm to prepare.
+            return ctx.redirect(
+                PAGE, "Nothing to set up: the identity backend is local (nothing is mirrored)."
+            )
         return await render(ctx, setup_checks=checks)
 
     @page(web, permission=Permission.SSO_WRITE)
