@@ -99,27 +99,8 @@ async def record(
     (``tenants.privacy.shredding``), so erasing that member makes them unreadable while
     the event keeps verifying.
     """
-    [sealed] = await shredding.seal_events(
-        actor, action, target_type,
-        [(target_id, jsonable(before) if before is not None else None,
-          jsonable(after) if after is not None else None)],
-    )
-    _, rows = await connection().execute_query(
-        RECORD_SQL,
-        [
-            current_org(),
-            datetime.now(UTC),
-            actor.ref,
-            sealed.actor_display,
-            action,
-            target_type,
-            str(target_id),
-            _json_or_none(sealed.before),
-            _json_or_none(sealed.after),
-            actor.request_id,
-            sealed.client_addr,
-        ],
-    )
+    params = await _event_params(action, target_type, target_id, actor, before, after)
+    _, rows = await connection().execute_query(RECORD_SQL, params)
     request_sealing()
     return int(rows[0]["event_id"])
 
@@ -161,33 +142,45 @@ async def record_change(
     audit cost one round trip. Returns the event's id, or None when the change touched no
     row (and then nothing is recorded). Queued for sealing as ``record`` does, and its
     personal fields sealed as ``record`` seals them."""
-    [sealed] = await shredding.seal_events(
-        actor, action, target_type,
-        [(target_id, jsonable(before) if before is not None else None,
-          jsonable(after) if after is not None else None)],
-    )
+    params = await _event_params(action, target_type, target_id, actor, before, after)
     _, rows = await connection().execute_query(
-        CHANGE_AND_RECORD_SQL.format(change=change),
-        [
-            current_org(),
-            datetime.now(UTC),
-            actor.ref,
-            sealed.actor_display,
-            action,
-            target_type,
-            str(target_id),
-            _json_or_none(sealed.before),
-            _json_or_none(sealed.after),
-            actor.request_id,
-            sealed.client_addr,
-            *change_args,
-        ],
+        CHANGE_AND_RECORD_SQL.format(change=change), [*params, *change_args]
     )
     if not rows:
         return None
     request_sealing()
     return int(rows[0]["event_id"])
 
+
+
+async def _event_params(
+    action: str,
+    target_type: str,
+    target_id: object,
+    actor: Actor,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> list[Any]:
+    """The EVENT_PARAMS parameters of one event, its personal fields sealed
+    (``tenants.privacy.shredding``): the same for RECORD_SQL and CHANGE_AND_RECORD_SQL."""
+    [sealed] = await shredding.seal_events(
+        actor, action, target_type,
+        [(target_id, jsonable(before) if before is not None else None,
+          jsonable(after) if after is not None else None)],
+    )
+    return [
+        current_org(),
+        datetime.now(UTC),
+        actor.ref,
+        sealed.actor_display,
+        action,
+        target_type,
+        str(target_id),
+        _json_or_none(sealed.before),
+        _json_or_none(sealed.after),
+        actor.request_id,
+        sealed.client_addr,
+    ]
 
 def _json_or_none(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value)
