@@ -92,17 +92,22 @@ CREATE TRIGGER {table}_inserts_counted AFTER INSERT ON {table}
 CREATE TRIGGER {table}_deletes_counted AFTER DELETE ON {table}
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION count_rows();
 ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE tenant_counters NO FORCE ROW LEVEL SECURITY;
 INSERT INTO tenant_counters (tenant_id, name, n)
   SELECT tenant_id, '{table}', count(*) FROM {table} GROUP BY 1;
+ALTER TABLE tenant_counters FORCE ROW LEVEL SECURITY;
 ALTER TABLE {table} FORCE ROW LEVEL SECURITY;"""
 
 
-# The owner runs this under the FORCEd policies (no organisation set: no rows), so the
-# policy is lifted for the backfill, inside this migration's transaction, and put back.
+# The owner runs this under the FORCEd policies (no organisation set: no rows to read and
+# none to write), so the policies of the source and of tenant_counters are lifted for the
+# backfill, inside this migration's transaction, and put back.
 BACKFILL_STATUS = """
 ALTER TABLE members NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE tenant_counters NO FORCE ROW LEVEL SECURITY;
 INSERT INTO tenant_counters (tenant_id, name, n)
   SELECT tenant_id, 'members.' || status, count(*) FROM members GROUP BY 1, 2;
+ALTER TABLE tenant_counters FORCE ROW LEVEL SECURITY;
 ALTER TABLE members FORCE ROW LEVEL SECURITY;
 """
 
