@@ -153,8 +153,21 @@ async def app(settings: Settings, database_urls: DatabaseUrls) -> AsyncIterator[
 
 @pytest.fixture
 async def clean_db(owner_conn: asyncpg.Connection, app: Any) -> None:
-    """Empty every tenant table; every fixture that touches data depends on it."""
-    await owner_conn.execute(f"TRUNCATE {', '.join(TENANT_TABLES)} RESTART IDENTITY CASCADE")
+    """Empty every tenant table; every fixture that touches data depends on it.
+
+    The app's sealer and listeners keep reading these tables between tests, and TRUNCATE
+    takes its exclusive locks one table at a time, so a reader holding one table while
+    waiting for the next can deadlock with it; PostgreSQL then aborts one side and the
+    truncate is simply tried again.
+    """
+    for attempt in range(5):
+        try:
+            await owner_conn.execute(f"TRUNCATE {', '.join(TENANT_TABLES)} RESTART IDENTITY CASCADE")
+            return
+        except asyncpg.DeadlockDetectedError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
 
 
 @pytest.fixture
