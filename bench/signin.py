@@ -136,6 +136,9 @@ def parse_args() -> argparse.Namespace:
     parser = argument_parser(__doc__.split("\n\n")[0], serves=True)
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
                         help="load generator for auth_overhead (auto: wrk when on PATH)")
+    parser.add_argument("--userinfo", action="store_true",
+                        help="the provider keeps email and name out of the ID token, so Tenantry also "
+                             "calls userinfo on every callback (the bare relying party does not)")
     parser.add_argument("--profile", nargs="?", const="cprofile", choices=("cprofile", "py-spy"),
                         help="profile the app process during the first round of each figure and print where "
                              "its time goes: cprofile (default; CPU clock, in the app) or py-spy (sampling)")
@@ -1242,6 +1245,9 @@ async def bench(args: argparse.Namespace) -> None:
                                         redirect_uris=[f"http://127.0.0.1:{bare_port}/callback"])],
                     accounts=[OidcAccount(f"bench-{i:05d}", f"user{i:05d}@{slug}.example", name=f"Bench User {i}")
                               for i in range(cfg.accounts)],
+                    # As Entra ID, Google and Okta do, the ID token carries email and name, so
+                    # neither side calls userinfo; --userinfo keeps them in userinfo only.
+                    claims_in_id_token=not args.userinfo,
                 )
                 if args.only != "auth":
                     with run_oidc_provider(provider_config) as provider:
