@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -76,6 +77,12 @@ def _text(value: str, where: str, *, free: bool = False) -> str:
         return text_policy.clean(value, free=free)
     except text_policy.TextError as exc:
         raise InvalidValueError(f"{where} {exc}") from None
+
+
+def _multiline(where: str) -> bool:
+    """Only a postal address's ``formatted`` is free text (it keeps its line breaks); a
+    name's ``formatted`` is a name like any other, shown wherever the member is."""
+    return re.sub(r"\[[^\]]*\]", "", where).lower().endswith("addresses.formatted")
 
 
 def check_storable(payload: Any) -> None:
@@ -206,7 +213,7 @@ def _single(value: Any, attribute: Attribute, where: str) -> Any:
     if kind in ("string", "reference"):
         if not isinstance(value, str):
             raise InvalidValueError(f"{where} must be a string")
-        return _text(value, where, free=attribute.name == "formatted") or None
+        return _text(value, where, free=_multiline(where)) or None
     if kind == "boolean":
         if isinstance(value, bool):
             return value
