@@ -19,12 +19,10 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
+# Partitioned by month on ``created_at`` (migration 0022): in the database the unique key
+# ``(tenant_id, event_id, product_id)`` carries ``created_at`` too, which changes nothing
+# since a delivery is only inserted together with its event (``PUBLISH_SQL``).
 class WebhookDelivery(TenantModel):
-    """One event's delivery to one product. Partitioned by month on ``created_at``
-    (migration 0022): the unique key ``(tenant_id, event_id, product_id)`` carries
-    ``created_at`` too in the database, which changes nothing since a delivery is only
-    inserted with its event (``PUBLISH_SQL``)."""
-
     product: fields.ForeignKeyRelation[Product] = fields.ForeignKeyField(
         "tenants.Product", related_name=False, on_delete=fields.CASCADE,
         db_index=False, db_constraint=False,
