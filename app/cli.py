@@ -134,6 +134,9 @@ def serve(
                 log_config=None,
                 proxy_headers=True,
                 server_header=False,
+                # SIGTERM: requests in flight get as long as jobs do (then the embedded
+                # worker, if any, releases what it still runs).
+                timeout_graceful_shutdown=settings.shutdown_seconds,
             )
     except DatabaseSetupError as exc:
         raise fail(str(exc)) from None
@@ -186,7 +189,8 @@ def worker(
         raise typer.Exit(0 if ready else 1)
     configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
     job_worker = Worker(
-        name=name, lease_seconds=lease, concurrency=concurrency, heartbeat_seconds=heartbeat
+        name=name, lease_seconds=lease, concurrency=concurrency, heartbeat_seconds=heartbeat,
+        shutdown_seconds=settings.shutdown_seconds,
     )
     out.print(f"worker [bold]{job_worker.name}[/bold] running; Ctrl+C stops it")
     run_with_orm(

@@ -136,7 +136,7 @@ def create_app(
             log.info("serving on %s", settings.base_url)
             async with contextlib.AsyncExitStack() as stack:
                 if settings.embedded_worker:
-                    app.state.worker = Worker()
+                    app.state.worker = Worker(shutdown_seconds=settings.shutdown_seconds)
                     await stack.enter_async_context(background_worker(app.state.worker, settings))
                 try:
                     yield

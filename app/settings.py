@@ -96,6 +96,9 @@ class Settings:
     #: Run a job worker inside ``tenantry serve`` (departures, webhooks, email progress
     #: without a second process). Turn off where ``tenantry worker`` runs separately.
     embedded_worker: bool = True
+    #: On SIGTERM, how long a worker (``tenantry worker``, or the embedded one) waits for
+    #: running jobs before releasing them to the queue for another worker.
+    shutdown_seconds: int = 30
     #: Outgoing email. No host: emails are recorded (``mail_messages``) but not sent.
     smtp_host: str | None = None
     #: None: the usual port of ``smtp_security`` (25, 587 or 465).
@@ -238,6 +241,7 @@ class Settings:
             else:
                 values["log_json"] = log_format == "json"
         boolean("TENANTRY_EMBEDDED_WORKER", "embedded_worker")
+        integer("TENANTRY_SHUTDOWN_SECONDS", "shutdown_seconds", 0, 3600)
         boolean("TENANTRY_METRICS", "metrics")
         text("SMTP_HOST", "smtp_host")
         integer("SMTP_PORT", "smtp_port", 1, 65535)

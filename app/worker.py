@@ -16,6 +16,7 @@ from app import tracing
 from app.settings import Settings
 from tenants.audit.sealer import AuditSealer
 from tenants.jobs.worker import Worker
+from tenants.privacy.partitions import maintain_partitions
 from tenants.sessions.service import sweep_expired_sessions
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def configure_handlers(settings: Settings) -> None:
 @asynccontextmanager
 async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator[Worker]:
     """Run ``worker`` as a task for the duration of the block, with the sweep of expired
-    sessions beside it; stop both cleanly after."""
+    sessions and the upkeep of the time partitions (made ahead at start and daily, dropped
+    once expired: ``tenants.privacy.partitions``) beside it; stop them cleanly after."""
     configure_handlers(settings)
     from tenants.privacy import retention
 
@@ -71,6 +73,9 @@ async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator
     sweeper = asyncio.create_task(
         sweep_expired_sessions(stop_sweeping), name=f"session-sweeper-{worker.name}"
     )
+    partitioner = asyncio.create_task(
+        maintain_partitions(stop_sweeping), name=f"partitions-{worker.name}"
+    )
     try:
         yield worker
     finally:
@@ -78,8 +83,9 @@ async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator
         stop_sweeping.set()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for helper in (sweeper, partitioner):
+            with contextlib.suppress(asyncio.CancelledError):
+                await helper
 
 
 async def run_worker_process(

@@ -26,6 +26,10 @@ class RetentionOut(Output):
     outbox_payload_days: int = Field(description="What notices to products said, once delivered.")
     webhook_delivery_days: int = Field(description="Finished webhook deliveries.")
     export_days: int = Field(description="Expired exports (their parts go at expiry).")
+    access_log_days: int = Field(description="Access checks (the access log, and what members "
+                                 "see of who accessed their data).")
+    sign_in_days: int = Field(description="The sign-in log.")
+    finished_job_days: int = Field(description="Background jobs, once finished.")
 
 
 class RetentionBody(Input):
@@ -35,6 +39,9 @@ class RetentionBody(Input):
     outbox_payload_days: int = Field(D.outbox_payload_days, ge=LOW, le=HIGH)
     webhook_delivery_days: int = Field(D.webhook_delivery_days, ge=LOW, le=HIGH)
     export_days: int = Field(D.export_days, ge=LOW, le=HIGH)
+    access_log_days: int = Field(D.access_log_days, ge=LOW, le=HIGH)
+    sign_in_days: int = Field(D.sign_in_days, ge=LOW, le=HIGH)
+    finished_job_days: int = Field(D.finished_job_days, ge=LOW, le=HIGH)
 
 
 @router.get("", summary="Get the retention policy", permission=Permission.ORGANISATION_READ,

@@ -148,7 +148,8 @@ class AccessGrant(TenantModel):
 
 
 class AccessLogEntry(Model):
-    """One access check, as answered. Append-only: never updated or deleted."""
+    """One access check, as answered. Append-only: never updated; deleted only by retention
+    (``access_log_days``). Partitioned by month on ``checked_at`` (migration 0022)."""
 
     id = fields.BigIntField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(

@@ -14,6 +14,11 @@ forever; a job it interrupted goes back to the queue without counting as a faile
 (or, if even that cannot be written, is taken again when its lease expires). The loop
 writes a heartbeat row (``workers``) every ``heartbeat_seconds``, and ``stalled_for``
 tells a readiness probe how long the loop has made no progress.
+
+Stopping (SIGTERM) is graceful: the loop takes no more jobs, gives the running ones
+``shutdown_seconds`` to finish, then cancels those still running and puts their jobs back
+in the queue, due now, without counting a failed attempt (``_release``); their handlers'
+uncommitted unit of work rolls back and the next worker resumes from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -79,8 +84,11 @@ class Worker:
         concurrency: int = 4,
         poll_seconds: float = 0.5,
         heartbeat_seconds: float = 5.0,
+        shutdown_seconds: float = 30.0,
     ) -> None:
         self.name = name or default_worker_name()
+        #: How long a stop waits for running jobs before releasing them to the queue.
+        self.shutdown_seconds = shutdown_seconds
         self.lease_seconds = lease_seconds
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
@@ -91,6 +99,8 @@ class Worker:
         self._progress_at: float | None = None
         self._beat_at = float("-inf")
         self._running: set[asyncio.Task[None]] = set()
+        #: The job each running task works on (to release it at shutdown).
+        self._claimed: dict[asyncio.Task[None], Claimed] = {}
         self._finished = asyncio.Event()
 
     def stop(self) -> None:
@@ -142,7 +152,8 @@ class Worker:
 
     async def run_forever(self) -> None:
         """Claim due jobs whenever a slot is free, until ``stop``; then let running jobs
-        finish. Database outages are logged and waited out (``Backoff``), never fatal."""
+        finish within ``shutdown_seconds`` and release the others (``_drain``). Database
+        outages are logged and waited out (``Backoff``), never fatal."""
         log.info("worker %s started", self.name)
         backoff = Backoff()
         self._progress_at = time.monotonic()
@@ -169,7 +180,7 @@ class Worker:
                 if claimed == 0 or len(self._running) >= self.concurrency:
                     await self._pause(self.poll_seconds, wake_on_job_end=True)
             if self._running:
-                await asyncio.gather(*self._running, return_exceptions=True)
+                await self._drain()
             await self._forget_heartbeat()
         finally:
             self._progress_at = None
@@ -187,12 +198,46 @@ class Worker:
         for job in claimed:
             task = asyncio.create_task(self._run_guarded(job), name=f"job-{job.id}")
             self._running.add(task)
+            self._claimed[task] = job
             task.add_done_callback(self._job_ended)
         return len(claimed)
 
     def _job_ended(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._claimed.pop(task, None)
         self._finished.set()
+
+    async def _drain(self) -> None:
+        """Wait up to ``shutdown_seconds`` for the running jobs; cancel those still running
+        and release their jobs to the queue."""
+        running = set(self._running)
+        _, late = await asyncio.wait(running, timeout=self.shutdown_seconds)
+        if not late:
+            return
+        jobs = [self._claimed[task] for task in late if task in self._claimed]
+        log.warning("worker %s: %d job(s) still running after %.0f s; releasing them",
+                    self.name, len(late), self.shutdown_seconds)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        for job in jobs:
+            try:
+                await self._release(job)
+            except Exception as exc:  # its lease brings it back when it expires
+                log.warning("job %s could not be released (%s: %s); its lease will bring "
+                            "it back", job.id, type(exc).__name__, exc)
+
+    async def _release(self, claimed: Claimed) -> None:
+        """Put a job this worker holds back in the queue, due now: not a failed attempt."""
+        async with db.tenant_transaction(claimed.org_id):
+            await db.connection().execute_query(
+                "UPDATE jobs SET status = 'queued', run_at = now(), locked_by = NULL, "
+                "lease_until = NULL, updated_at = now(), last_error = $4 "
+                "WHERE tenant_id = $1 AND id = $2 AND locked_by = $3 AND status = 'running'",
+                [claimed.org_id, claimed.id, self.name,
+                 f"released by worker {self.name} at shutdown"],
+            )
+        log.info("job %s released to the queue", claimed.id)
 
     async def _pause(self, seconds: float, *, wake_on_job_end: bool = False) -> None:
         """Wait ``seconds``, or less when stopped (or, if asked, when a job ends)."""

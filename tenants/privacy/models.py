@@ -34,6 +34,9 @@ class RetentionPolicy(TenantModel):
     outbox_payload_days = fields.IntField(default=30)
     webhook_delivery_days = fields.IntField(default=30)
     export_days = fields.IntField(default=30)
+    access_log_days = fields.IntField(default=400)
+    sign_in_days = fields.IntField(default=400)
+    finished_job_days = fields.IntField(default=14)
 
     class Meta:
         table = "retention_policies"

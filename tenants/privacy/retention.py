@@ -8,10 +8,15 @@ with ``PUT /v1/retention-policy``):
 - the payloads of notices to products (``outbox_events``) whose deliveries are all over:
   the event keeps its topic and key (its ``webhook-id`` stays unique), not what it said;
 - finished webhook deliveries (delivered or dead) and their receivers' error texts;
-- exports: products' parts and bundles of exports that expired, then the export record.
+- exports: products' parts and bundles of exports that expired, then the export record;
+- access checks (``access_log``, 400 days) and the sign-in log (``sign_ins``, 400 days);
+- jobs that finished (``done``, 14 days): a dead job waits for a person and stays.
 
-Each run is one transaction per organisation, audited (``retention.applied``) when it
-removed anything, and queues the next run a day later.
+The high-volume tables go in batches (``BATCH`` rows of each per transaction): a run is a
+series of transactions of one organisation, each audited (``retention.applied``) when it
+removed anything, until one removes less than a full batch; then the next run is queued a
+day later. The partitions of the time-partitioned tables are dropped beside this, by
+``tenants.privacy.partitions``, once no organisation keeps anything in them.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ class Retention:
     outbox_payload_days: int = 30
     webhook_delivery_days: int = 30
     export_days: int = 30
+    access_log_days: int = 400
+    sign_in_days: int = 400
+    finished_job_days: int = 14
 
 
 DEFAULTS = Retention()
@@ -90,56 +98,103 @@ async def set_retention(changes: dict[str, Any], *, actor: Actor) -> Retention:
     return after
 
 
-#: Each statement removes one kind of residue older than its period ($2, an interval in
-#: days) and returns how many rows it touched.
-SWEEPS: dict[str, tuple[str, str]] = {
-    "mail_messages": ("mail_days", """
+#: Rows of one high-volume table removed per statement (and per transaction).
+BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """One kind of residue: ``period`` names its retention field; ``sql`` removes what is
+    older than it (``$1`` the organisation, ``$2`` the period in days, ``$3`` now, and for
+    a ``batched`` sweep ``$4`` the most rows to remove) and reports how many rows it
+    touched."""
+
+    period: str
+    sql: str
+    batched: bool = False
+
+
+def _batched(table: str, column: str, condition: str = "") -> str:
+    """DELETE at most $4 rows of ``table`` older than the period by ``column`` (its
+    primary key includes ``column`` when the table is partitioned by it)."""
+    return f"""
+DELETE FROM {table} WHERE (tenant_id, id) IN (
+  SELECT tenant_id, id FROM {table} WHERE tenant_id = $1 {condition}
+     AND {column} < $3::timestamptz - make_interval(days => $2) LIMIT $4)"""  # noqa: S608
+
+
+SWEEPS: dict[str, Sweep] = {
+    "mail_messages": Sweep("mail_days", """
 DELETE FROM mail_messages WHERE tenant_id = $1 AND status <> 'queued'
-   AND created_at < now() - make_interval(days => $2)"""),
-    "sessions": ("session_days", """
+   AND created_at < $3::timestamptz - make_interval(days => $2)"""),
+    "sessions": Sweep("session_days", """
 DELETE FROM sessions WHERE tenant_id = $1
-   AND coalesce(least(revoked_at, expires_at), expires_at) < now() - make_interval(days => $2)"""),
-    "login_attempts": ("sign_in_attempt_days", """
+   AND coalesce(least(revoked_at, expires_at), expires_at)
+       < $3::timestamptz - make_interval(days => $2)"""),
+    "login_attempts": Sweep("sign_in_attempt_days", """
 DELETE FROM login_attempts WHERE tenant_id = $1
-   AND created_at < now() - make_interval(days => $2)"""),
-    "webhook_deliveries": ("webhook_delivery_days", """
-DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND status <> 'pending'
-   AND updated_at < now() - make_interval(days => $2)"""),
-    "outbox_events": ("outbox_payload_days", """
+   AND created_at < $3::timestamptz - make_interval(days => $2)"""),
+    "webhook_deliveries": Sweep(
+        "webhook_delivery_days",
+        _batched("webhook_deliveries", "updated_at", "AND status <> 'pending'"),
+        batched=True,
+    ),
+    "outbox_events": Sweep("outbox_payload_days", """
 UPDATE outbox_events o SET payload = '{"expired": true}'::jsonb
- WHERE o.tenant_id = $1 AND o.created_at < now() - make_interval(days => $2)
+ WHERE o.tenant_id = $1 AND o.created_at < $3::timestamptz - make_interval(days => $2)
    AND o.payload <> '{"expired": true}'::jsonb
    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
                     WHERE d.tenant_id = o.tenant_id AND d.event_id = o.id
                       AND d.status = 'pending')"""),
-    "privacy_export_parts": ("export_days", """
+    "privacy_export_parts": Sweep("export_days", """
 DELETE FROM privacy_export_parts p USING privacy_exports x
  WHERE p.tenant_id = $1 AND x.tenant_id = p.tenant_id AND x.id = p.export_id
-   AND (x.status = 'expired' OR x.expires_at < now())
+   AND (x.status = 'expired' OR x.expires_at < $3::timestamptz)
    AND $2::int IS NOT NULL"""),
-    "privacy_exports": ("export_days", """
+    "privacy_exports": Sweep("export_days", """
 DELETE FROM privacy_exports x WHERE x.tenant_id = $1
-   AND (x.status = 'expired' OR x.expires_at < now())
-   AND x.updated_at < now() - make_interval(days => $2)
+   AND (x.status = 'expired' OR x.expires_at < $3::timestamptz)
+   AND x.updated_at < $3::timestamptz - make_interval(days => $2)
    AND NOT EXISTS (SELECT 1 FROM privacy_export_parts p
                     WHERE p.tenant_id = x.tenant_id AND p.export_id = x.id)"""),
+    "access_log": Sweep("access_log_days", _batched("access_log", "checked_at"), batched=True),
+    "sign_ins": Sweep("sign_in_days", _batched("sign_ins", "at"), batched=True),
+    # A job's run_at is never after its finished_at: the condition on run_at lets the
+    # (tenant_id, status, run_at) index find them (the jobs table is not partitioned).
+    "jobs": Sweep("finished_job_days", _batched(
+        "jobs", "finished_at",
+        "AND status = 'done' AND run_at < $3::timestamptz - make_interval(days => $2)",
+    ), batched=True),
 }
 
 
-async def apply_retention(*, actor: Actor) -> dict[str, int]:
-    """Remove what the open organisation's periods no longer keep; the count per table
-    (only tables where something went), also audited as ``retention.applied``."""
+async def apply_retention(
+    *, actor: Actor, now: datetime | None = None, batch: int = BATCH
+) -> dict[str, int]:
+    """Remove what the open organisation's periods no longer keep, as of ``now`` (default:
+    the clock), at most ``batch`` rows of each batched table; the count per table (only
+    tables where something went), also audited as ``retention.applied``. A batched table
+    whose count is ``batch`` may hold more: ``is_partial`` says whether to run again."""
     policy = await get_retention()
     conn = db.connection()
+    when = now or datetime.now(UTC)
     removed: dict[str, int] = {}
-    for table, (period, sql) in SWEEPS.items():
-        count, _ = await conn.execute_query(sql, [db.current_org(), getattr(policy, period)])
+    for table, sweep in SWEEPS.items():
+        args: list[Any] = [db.current_org(), getattr(policy, sweep.period), when]
+        if sweep.batched:
+            args.append(batch)
+        count, _ = await conn.execute_query(sweep.sql, args)
         if count:
             removed[table] = count
     if removed:
         await audit.record("retention.applied", "organisation", db.current_org(), actor=actor,
                            after={"removed": removed, "policy": asdict(policy)})
     return removed
+
+
+def is_partial(removed: dict[str, int], batch: int = BATCH) -> bool:
+    """Whether a run that removed ``removed`` stopped at a full batch of some table."""
+    return any(SWEEPS[table].batched and count >= batch for table, count in removed.items())
 
 
 async def schedule(run_at: datetime) -> None:
@@ -164,7 +219,18 @@ async def schedule_all() -> int:
 
 @handler(JOB)
 async def run(job: RunningJob) -> None:
-    async with db.tenant_transaction(job.org_id):
-        removed = await apply_retention(actor=system_actor("retention"))
-        await schedule(datetime.now(UTC) + EVERY)
-        await job.checkpoint({"removed": removed})
+    """One transaction per batch, each with its audit event and checkpoint, until the
+    organisation's expired rows are gone; then the next run, a day later."""
+    actor = system_actor("retention")
+    total: dict[str, int] = dict(job.state.get("removed", {}))
+    while True:
+        async with db.tenant_transaction(job.org_id):
+            removed = await apply_retention(actor=actor)
+            for table, count in removed.items():
+                total[table] = total.get(table, 0) + count
+            more = is_partial(removed)
+            if not more:
+                await schedule(datetime.now(UTC) + EVERY)
+            await job.checkpoint({"removed": total})
+        if not more:
+            return

@@ -12,9 +12,10 @@ from tenants.signins.rules import SignInMethod, SignInOutcome
 
 class SignIn(TenantModel):
     """One sign-in attempt, as it ended. Never updated; the runtime role may insert, read,
-    and delete (an erased member's rows, migration 0021). Indexes (migration 0017): ``(tenant_id, at DESC, id DESC)`` for the log
-    itself and one per filter (member, outcome, method, reason, email) with the same tail,
-    so every filtered page is one index range."""
+    and delete (an erased member's rows, migration 0021; retention). Indexes (migration
+    0017): ``(tenant_id, at DESC, id DESC)`` for the log itself and one per filter (member,
+    outcome, method, reason, email) with the same tail, so every filtered page is one index
+    range. Partitioned by month on ``at`` (migration 0022, ``tenants.privacy.partitions``)."""
 
     at = fields.DatetimeField()
     method = fields.CharEnumField(SignInMethod, max_length=16)

@@ -19,6 +19,9 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
+# Partitioned by month on ``created_at`` (migration 0022): in the database the unique key
+# ``(tenant_id, event_id, product_id)`` carries ``created_at`` too, which changes nothing
+# since a delivery is only inserted together with its event (``PUBLISH_SQL``).
 class WebhookDelivery(TenantModel):
     product: fields.ForeignKeyRelation[Product] = fields.ForeignKeyField(
         "tenants.Product", related_name=False, on_delete=fields.CASCADE,

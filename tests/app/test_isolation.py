@@ -181,10 +181,14 @@ CORE_TABLES = (
 
 
 async def tenant_tables(conn: asyncpg.Connection) -> dict[str, str]:
-    """Every table holding organisation data → the column that names the organisation."""
+    """Every table holding organisation data → the column that names the organisation.
+    A partition is part of its parent (reached only through it, see
+    ``test_partitions_are_reached_only_through_their_parent``), not a table of its own."""
     rows = await conn.fetch(
-        "SELECT table_name FROM information_schema.columns "
-        "WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY table_name"
+        "SELECT c.table_name FROM information_schema.columns c "
+        "JOIN pg_class r ON r.oid = format('%I.%I', c.table_schema, c.table_name)::regclass "
+        "WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id' "
+        "AND NOT r.relispartition ORDER BY c.table_name"
     )
     tables = {r["table_name"]: "tenant_id" for r in rows}
     tables["organisations"] = "id"
@@ -382,6 +386,26 @@ async def test_every_tenant_table_has_forced_row_level_security_with_a_policy(
     assert set(found) == set(tables)
     unsafe = {table: flags for table, flags in found.items() if flags != (True, True, True)}
     assert not unsafe, f"(enabled, forced, has a policy) is not all true for {unsafe}"
+
+
+async def test_partitions_are_reached_only_through_their_parent(
+    owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+) -> None:
+    """Row-level security lives on a partitioned table, not on its partitions: the
+    runtime role has no privilege on any partition, so it reads and writes them only
+    through the parent and its policy."""
+    partitions = [r["relname"] for r in await owner_conn.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid "
+        "JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE c.relnamespace = 'public'::regnamespace AND c.relispartition "
+        "AND p.relrowsecurity AND p.relforcerowsecurity")]
+    assert len(partitions) >= 6
+    privileged = [
+        name for name in partitions
+        if await runtime_conn.fetchval(
+            "SELECT has_table_privilege($1, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')", name)
+    ]
+    assert privileged == []
 
 
 async def test_the_test_fixtures_clean_and_count_every_tenant_table(

@@ -10,13 +10,16 @@ from tenants.privacy import datamap
 #: Types that can hold a person's data.
 TEXT_TYPES = ("text", "character varying", "jsonb", "json", "inet", "bytea", "ARRAY")
 
+#: A partition's columns are its parent's (the time-partitioned tables of migration 0022),
+#: classified under the parent's name.
 COLUMNS_SQL = """
 SELECT c.table_name, c.column_name
   FROM information_schema.columns c
   JOIN information_schema.columns t
     ON t.table_schema = c.table_schema AND t.table_name = c.table_name
    AND t.column_name = 'tenant_id'
- WHERE c.table_schema = 'public' AND c.data_type = ANY($1::text[])
+  JOIN pg_class r ON r.oid = format('%I.%I', c.table_schema, c.table_name)::regclass
+ WHERE c.table_schema = 'public' AND c.data_type = ANY($1::text[]) AND NOT r.relispartition
  ORDER BY 1, 2
 """
 

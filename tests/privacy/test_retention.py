@@ -27,7 +27,8 @@ async def test_the_policy_has_documented_defaults_and_changes_are_validated_and_
     got = (await org.get("/v1/retention-policy")).json()
     assert got.pop("organisation_id") == str(org.id)
     assert got == {"mail_days": 90, "session_days": 30, "sign_in_attempt_days": 1,
-                   "outbox_payload_days": 30, "webhook_delivery_days": 30, "export_days": 30}
+                   "outbox_payload_days": 30, "webhook_delivery_days": 30, "export_days": 30,
+                   "access_log_days": 400, "sign_in_days": 400, "finished_job_days": 14}
     changed = await org.put("/v1/retention-policy", json={**got, "mail_days": 7})
     assert changed.status_code == 200, changed.text
     assert (await org.get("/v1/retention-policy")).json()["mail_days"] == 7
