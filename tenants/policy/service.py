@@ -107,7 +107,9 @@ def setting_from_definition(definition: Mapping[str, Any], product: str) -> Sett
 
 async def catalogue() -> Catalogue:
     """The built-in catalogue plus the settings this organisation's products declared."""
-    declared = await DeclaredSetting.all()
+    # In key order: the table's physical order moves with updates and vacuum, and the
+    # catalogue (and what clients diff against its version) must not.
+    declared = await DeclaredSetting.all().order_by("key")
     if not declared:
         return BUILTIN
     products = {p["id"]: p["key"] for p in await db.fetch("SELECT id, key FROM products")}
