@@ -45,10 +45,11 @@ async def people(org: OrgHandle) -> dict[str, Any]:
     for person in (owner, member):
         await set_password(org.id, person["id"], PASSWORD)
     unit = await make_unit(org, "Axe unit")
+    await make_unit(org, "Axe team", parent=unit["id"])  # the units page's lazy sub-units
     await make_member(org, name="Axe Colleague", unit=unit["id"], manager_id=member["id"])
     await make_group(org)
     await make_product(org)
-    return {"owner": owner, "member": member}
+    return {"owner": owner, "member": member, "unit": unit}
 
 
 async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
@@ -63,6 +64,8 @@ async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
         "/console/members/new",
         "/console/members/import",
         "/console/search?q=axe",
+        "/console/units?q=axe",
+        f"/console/units?parent={people['unit']['id']}",
         "/console/audit?action=member.",
         "/account",
     ]

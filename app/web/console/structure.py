@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -15,8 +14,12 @@ from tenants.members import service as members
 from tenants.members.models import Member
 from tenants.permissions import Permission
 from tenants.products.models import Product
+from tenants.units import rules
 from tenants.units import service as units
 from tenants.units.models import Unit
+
+#: Units listed per page of siblings or of search matches.
+UNITS_SHOWN = 50
 
 
 def _unit_id(value: str | None, field: str) -> uuid.UUID:
@@ -31,18 +34,36 @@ def _unit_id(value: str | None, field: str) -> uuid.UUID:
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.UNITS_READ)
     async def unit_tree(ctx: PageContext) -> Response:
-        # The tree shows every unit; the pickers (create under, move under) look units up
-        # by name as the admin types instead of listing them all in each unit's form.
-        all_units = await Unit.all().order_by("depth", "name")
-        children: dict[uuid.UUID | None, list[Unit]] = defaultdict(list)
-        for unit in all_units:
-            children[unit.parent_id].append(unit)
-        counts = {
-            r["unit_id"]: r["n"]
-            for r in await db.fetch("SELECT unit_id, count(*) AS n FROM members GROUP BY 1")
-        }
+        # Sized by the page, not the tree: one unit (the root, or ``parent``) and a page of
+        # its children; deeper levels are read when opened (htmx asks for ``parent`` and
+        # gets the fragment), a search (``q``) shows the units whose name contains it.
+        params = ctx.request.query_params
+        text = (params.get("q") or "").strip()[:200]
+        if text:
+            found = await units.search_units(text, limit=UNITS_SHOWN)
+            return ctx.render("console/units.html", q=text, found=found)
+        chosen = params.get("parent")
+        parent_unit = (
+            await units.get_unit(_unit_id(chosen, "parent")) if chosen else await units.root_unit()
+        )
+        cursor = params.get("cursor") or None
+        children = await units.child_units(parent_unit.id, cursor=cursor, limit=UNITS_SHOWN)
+        if chosen and ctx.request.headers.get("hx-request") == "true":
+            return ctx.render(
+                "console/unit_children.html",
+                parent=parent_unit,
+                children=children,
+                continued=cursor is not None,
+            )
+        above = [uuid.UUID(i) for i in rules.ancestor_ids(parent_unit.path)[:-1]]
+        names = await units.unit_names(above)
+        (parent,) = await units.unit_rows([parent_unit.id])
         return ctx.render(
-            "console/units.html", children=children, roots=children[None], counts=counts
+            "console/units.html",
+            q="",
+            parent=parent,
+            children=children,
+            crumbs=[(i, names[i]) for i in above if i in names],
         )
 
     @page(web, permission=Permission.UNITS_WRITE)
