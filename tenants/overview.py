@@ -119,8 +119,9 @@ async def member_counts(today: date) -> dict[str, int]:
     counts = {s.value: 0 for s in MemberStatus}
     # The trigger-kept counters (migration 0018_sized_by_page): no scan of members.
     for row in await db.fetch(
-        "SELECT name, n FROM tenant_counters WHERE tenant_id = $1 AND name LIKE 'members.%'",
+        "SELECT name, n FROM tenant_counters WHERE tenant_id = $1 AND name = ANY($2::text[])",
         db.current_org(),
+        [f"members.{s}" for s in counts],
     ):
         status = str(row["name"]).removeprefix("members.")
         if status in counts:
