@@ -754,18 +754,19 @@ async def scope_parts(
         return [ScopePart(None, int(row["n"]) if row else 0)]
     unit = await get_by_id(Unit, target_id, "unit")
     rows = await db.fetch(
-        "SELECT u.id, coalesce(c.n, 0) AS n FROM units u LEFT JOIN tenant_counters c "
-        "ON c.tenant_id = u.tenant_id AND c.name = 'unit_members.' || u.id "
-        "WHERE u.tenant_id = $1 AND u.path >= $2 AND u.path < $3 ORDER BY u.path",
+        "SELECT id FROM units WHERE tenant_id = $1 AND path >= $2 AND path < $3 ORDER BY path",
         db.current_org(),
         *subtree_bounds(unit.path),
     )
+    from tenants.units.service import member_counts  # units.service imports this module
+
+    counts = await member_counts([r["id"] for r in rows])
     parts: list[ScopePart] = []
     ids: list[uuid.UUID] = []
     size = 0
     for row in rows:
         ids.append(row["id"])
-        size += max(0, int(row["n"]))
+        size += max(0, counts.get(row["id"], 0))
         if size >= part_members:
             parts.append(ScopePart(ids, size))
             ids, size = [], 0
