@@ -20,6 +20,7 @@ from tenants.audit import service as audit
 from tenants.members import service as members
 from tenants.members.lifecycle import MemberStatus
 from tenants.organisations import service as organisations
+from tenants.overview import sign_ins_per_day
 from tenants.pagination import Sort
 from tenants.sessions import service as sessions
 from tenants.units.models import Unit
@@ -311,6 +312,40 @@ async def test_the_runtime_role_runs_without_jit(runtime_conn: asyncpg.Connectio
     async with db.tenant_transaction(org.id):
         row = await db.fetch_one("SELECT current_setting('jit') AS jit")
     assert row == {"jit": "off"}
+
+
+async def test_the_sign_in_chart_reads_counters_that_follow_every_sign_in_event(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """Events of several days, of both actions and others, of another organisation too:
+    the chart's counters say what counting the audit events per UTC day says."""
+    other = await make_org(org.client)
+    today = datetime.now(UTC).date()
+    for handle, days in ((org, 20), (other, 3)):
+        await owner_conn.execute(
+            "INSERT INTO audit_events (tenant_id, occurred_at, actor, actor_display, action, "
+            "target_type, target_id, after) "
+            "SELECT $1, now() - make_interval(hours => i * 7 % ($2 * 24)), 'system:x', 'x', "
+            "(ARRAY['session.signed_in', 'session.sign_in_refused', 'member.updated'])[1 + i % 3], "
+            "'member', 'm', '{}' FROM generate_series(1, 300) i",
+            handle.id, days,
+        )
+    for handle in (org, other):
+        async with db.tenant_transaction(handle.id):
+            chart = await sign_ins_per_day(today)
+        rows = await owner_conn.fetch(
+            "SELECT action, (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n "
+            "FROM audit_events WHERE tenant_id = $1 AND action LIKE 'session.%' GROUP BY 1, 2",
+            handle.id,
+        )
+        expected = {"signed_in": [0] * 14, "refused": [0] * 14}
+        for row in rows:
+            index = (row["day"] - (today - timedelta(days=13))).days
+            if 0 <= index < 14:
+                key = "signed_in" if row["action"] == "session.signed_in" else "refused"
+                expected[key][index] = row["n"]
+        assert chart == expected
+        assert sum(chart["signed_in"]) > 0
 
 
 def test_members_statuses_are_all_counted() -> None:
