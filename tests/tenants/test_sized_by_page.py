@@ -348,5 +348,29 @@ async def test_the_sign_in_chart_reads_counters_that_follow_every_sign_in_event(
         assert sum(chart["signed_in"]) > 0
 
 
+async def test_the_members_lists_total_reads_the_counters_and_says_what_counting_says(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    await make_member(org, status="invited")
+    unit = (await org.post("/v1/units", {"name": "Counted", "parent_id": str(org.root_unit_id)})).json()
+    await make_member(org, unit=unit["id"])
+    for filters in (
+        members.MemberFilter(),
+        members.MemberFilter(status=MemberStatus.INVITED),
+        members.MemberFilter(status=MemberStatus.SUSPENDED),
+        members.MemberFilter(unit_id=uuid.UUID(unit["id"])),
+    ):
+        async with db.tenant_transaction(org.id):
+            total = await members.count_members(filters)
+        status = filters.status.value if filters.status else None
+        unit_id = filters.unit_id
+        expected = await owner_conn.fetchval(
+            "SELECT count(*) FROM members WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) "
+            "AND ($3::uuid IS NULL OR unit_id = $3)",
+            org.id, status, unit_id,
+        )
+        assert total == expected, filters
+
+
 def test_members_statuses_are_all_counted() -> None:
     assert {s.value for s in MemberStatus} >= {"active", "invited", "departing", "suspended"}
