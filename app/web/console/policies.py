@@ -133,7 +133,9 @@ async def units_around(unit: Unit) -> list[Unit]:
     """The unit, its ancestors, and the children of each of them: the tree opened down to
     the unit, as many rows as its depth times the width, not the whole organisation."""
     path = ancestor_ids(unit.path)
-    return list(await Unit.filter(Q(id__in=path) | Q(parent_id__in=path)).order_by("depth", "name"))
+    return list(
+        await Unit.filter(Q(id__in=path) | Q(parent_id__in=path)).order_by("depth", "name")
+    )
 
 
 # --- parsing forms ------------------------------------------------------------------------
