@@ -345,3 +345,28 @@ async def unit_names(ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
         ids,
     )
     return {r["id"]: r["name"] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class UnitPage:
+    """One unit as the units page shows it: its ancestors (root first, id and name), the
+    unit, and a page of its children."""
+
+    ancestors: list[tuple[uuid.UUID, str]]
+    unit: UnitRow
+    children: UnitRows
+
+
+async def unit_page(unit_id: uuid.UUID | None, *, cursor: str | None, limit: int) -> UnitPage:
+    """The page of ``unit_id`` (the root when None): NotFoundError for no such unit,
+    InvalidCursorError for a cursor that is not one (see ``child_units``). A handful of
+    index look-ups, as many rows as the unit's depth plus ``limit``."""
+    unit = await get_unit(unit_id) if unit_id is not None else await root_unit()
+    above = [uuid.UUID(i) for i in rules.ancestor_ids(unit.path)[:-1]]
+    names = await unit_names(above)
+    (row,) = await unit_rows([unit.id])
+    return UnitPage(
+        [(i, names[i]) for i in above if i in names],
+        row,
+        await child_units(unit.id, cursor=cursor, limit=limit),
+    )

@@ -14,7 +14,6 @@ from tenants.members import service as members
 from tenants.members.models import Member
 from tenants.permissions import Permission
 from tenants.products.models import Product
-from tenants.units import rules
 from tenants.units import service as units
 from tenants.units.models import Unit
 
@@ -43,27 +42,24 @@ def routes(web: Web) -> list[BaseRoute]:
             found = await units.search_units(text, limit=UNITS_SHOWN)
             return ctx.render("console/units.html", q=text, found=found)
         chosen = params.get("parent")
-        parent_unit = (
-            await units.get_unit(_unit_id(chosen, "parent")) if chosen else await units.root_unit()
+        shown = await units.unit_page(
+            _unit_id(chosen, "parent") if chosen else None,
+            cursor=params.get("cursor") or None,
+            limit=UNITS_SHOWN,
         )
-        cursor = params.get("cursor") or None
-        children = await units.child_units(parent_unit.id, cursor=cursor, limit=UNITS_SHOWN)
         if chosen and ctx.request.headers.get("hx-request") == "true":
             return ctx.render(
                 "console/unit_children.html",
-                parent=parent_unit,
-                children=children,
-                continued=cursor is not None,
+                parent=shown.unit,
+                children=shown.children,
+                continued=bool(params.get("cursor")),
             )
-        above = [uuid.UUID(i) for i in rules.ancestor_ids(parent_unit.path)[:-1]]
-        names = await units.unit_names(above)
-        (parent,) = await units.unit_rows([parent_unit.id])
         return ctx.render(
             "console/units.html",
             q="",
-            parent=parent,
-            children=children,
-            crumbs=[(i, names[i]) for i in above if i in names],
+            parent=shown.unit,
+            children=shown.children,
+            crumbs=shown.ancestors,
         )
 
     @page(web, permission=Permission.UNITS_WRITE)
