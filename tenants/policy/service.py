@@ -648,16 +648,20 @@ async def preview_rule_removal(
 #: groups among those with rules on the setting, and the same choice for it cannot get
 #: different values for that setting, so each class is resolved once. One pass over the
 #: scope's members, grouped in SQL; the scope is $2 (and $5), see _UNIT_SCOPE/_GROUP_SCOPE.
+#: Groups and choices are read for the scope's members only, so a part of a scope (a
+#: preview job's) costs its share, not the organisation's memberships each time.
 CLASSES_SQL = """
-WITH scoped AS (
+WITH scoped AS MATERIALIZED (
   SELECT m.id, m.unit_id FROM members m WHERE m.tenant_id = $1 AND {scope}
 ), grouped AS (
   SELECT gm.member_id, array_agg(gm.group_id::text ORDER BY gm.group_id) AS groups
-    FROM group_memberships gm
-   WHERE gm.tenant_id = $1 AND gm.group_id = ANY($3::uuid[])
+    FROM scoped s JOIN group_memberships gm ON gm.tenant_id = $1 AND gm.member_id = s.id
+   WHERE gm.group_id = ANY($3::uuid[])
    GROUP BY gm.member_id
 ), chosen AS (
-  SELECT c.member_id, c.value FROM member_choices c WHERE c.tenant_id = $1 AND c.setting = $4
+  SELECT c.member_id, c.value
+    FROM scoped s JOIN member_choices c ON c.tenant_id = $1 AND c.member_id = s.id
+   WHERE c.setting = $4
 )
 SELECT s.unit_id, u.path, coalesce(g.groups, '{{}}') AS groups, ch.value AS choice, count(*) AS n
   FROM scoped s
@@ -799,20 +803,33 @@ class ImpactTally:
     locked: int = 0
     switched_off: int = 0
     per_unit: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: (units with rules on the setting along the path, groups, choice) -> the values
+    #: before and after: classes that differ only by units without such rules resolve
+    #: alike (a unit without rules adds nothing to the path's answer).
+    resolved: dict[tuple[Any, ...], tuple[Resolved, Resolved]] = field(default_factory=dict)
 
     def add(self, plan: ImpactPlan, classes: Iterable[MemberClass]) -> None:
         """Resolve each class before and after the change, by the reference resolution on
         the one setting, and count its members."""
         key = plan.setting.key
         only = Catalogue.of([plan.setting])
+        ruled = {
+            r.target_id for r in (*plan.current, *plan.after) if r.target_kind is TargetKind.UNIT
+        }
         for c in classes:
-            facts = MemberFacts(
-                c.unit_path,
-                tuple(GroupRef(g, plan.priority[g]) for g in c.group_ids),
-                {key: c.choice} if c.choice is not None else {},
-            )
-            old = resolve_settings(only, plan.current, facts)[key]
-            new = resolve_settings(only, plan.after, facts)[key]
+            path = tuple(u for u in c.unit_path if u in ruled)
+            seen = (path, c.group_ids, repr(c.choice))
+            if seen not in self.resolved:
+                facts = MemberFacts(
+                    path,
+                    tuple(GroupRef(g, plan.priority[g]) for g in c.group_ids),
+                    {key: c.choice} if c.choice is not None else {},
+                )
+                self.resolved[seen] = (
+                    resolve_settings(only, plan.current, facts)[key],
+                    resolve_settings(only, plan.after, facts)[key],
+                )
+            old, new = self.resolved[seen]
             self.scoped += c.members
             if new.value != old.value:
                 self.changed += c.members
