@@ -1,7 +1,8 @@
 """A large impact preview runs as a job and the console polls its progress (htmx) instead
 of holding the request open: the answer is a progress fragment that asks again with the
 same change; once a worker has counted the scope part by part, the poll answers the same
-impact as the preview made in the request. The size from which a preview is large is
+impact as the preview made in the request, in process and in real Chromium (htmx polling
+until the impact replaces the progress). The size from which a preview is large is
 lowered here (a real one is 20,000 members)."""
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from playwright.async_api import expect
 
 from tenants.jobs.worker import Worker
 from tenants.policy import previews
 from tests.conftest import OrgHandle, make_member, make_unit
+from tests.web.browser import OpenTab, sign_in_with_password
 from tests.web.flows import asgi_client, set_local_sign_in, text_of
 from tests.web.test_policies_ui import ADS, person, rule_form, signed_in
 
@@ -120,3 +123,30 @@ async def test_a_removal_is_previewed_as_a_job_too_and_a_stranger_run_is_refused
         assert "Not previewed: there is no such preview" in text_of(refused.text)
         bad = await browser.post("/console/policies/preview", {**again, "run": "x"}, headers=HTMX)
         assert "Not previewed: the preview is not one" in text_of(bad.text)
+
+
+@pytest.mark.browser
+async def test_in_a_browser_the_progress_is_replaced_by_the_impact_when_the_job_is_done(
+    tabs: OpenTab, local_org: OrgHandle, small_large_previews: None
+) -> None:
+    for _ in range(4):
+        await make_member(local_org)
+    admin = await person(local_org, "Ada Admin", role="admin")
+    tab = await tabs()
+    page = tab.page
+    await sign_in_with_password(tab, local_org, admin["email"])
+    await page.wait_for_url(f"{tab.base_url}/console")
+    await page.goto(f"{tab.base_url}/console/policies")
+    ads = page.get_by_role("article", name="Personalised ads")
+    await ads.get_by_text("Set a rule").click()
+    await ads.get_by_label("Lock for everyone below").check()
+    await ads.get_by_role("button", name="Preview impact").click()
+    await expect(ads.get_by_role("status")).to_contain_text("Counting the members")
+    await expect(ads.locator("progress")).to_be_visible()
+    # The page asks again every moment; a worker counts the scope meanwhile.
+    assert await Worker(name="preview-browser").run_until_idle() == 1
+    impact = ads.get_by_role("region", name="Impact of this change")
+    await expect(impact).to_contain_text("Members in scope 5", timeout=10_000)
+    await expect(impact.get_by_role("button", name="Confirm and save")).to_be_visible()
+    await expect(ads.locator("progress")).to_have_count(0)
+    assert tab.csp_complaints() == []
