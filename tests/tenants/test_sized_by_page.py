@@ -23,6 +23,7 @@ from tenants.organisations import service as organisations
 from tenants.overview import sign_ins_per_day
 from tenants.pagination import Sort
 from tenants.sessions import service as sessions
+from tenants.units import service as unit_service
 from tenants.units.models import Unit
 from tests.conftest import OrgHandle, make_member, make_org
 
@@ -138,6 +139,43 @@ async def test_member_search_is_answered_by_trigram_indexes_in_custom_and_generi
     for plan in found:
         assert "members_email_trgm" in plan and "members_name_trgm" in plan, plan
         assert "Seq Scan" not in plan, plan
+
+
+async def test_unit_search_is_answered_by_its_trigram_index_in_custom_and_generic_plans(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """The units page's search runs as units_matching's body, as its owner."""
+    await populate(owner_conn, org)
+    body = await owner_conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'units_matching'")
+    sql = body.replace("p_pattern", "$1::text").replace("p_limit", "$2::int")
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        async with owner_conn.transaction():
+            await owner_conn.execute("SET LOCAL ROLE tenantry_owner")
+            await owner_conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(org.id))
+            await owner_conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+            await owner_conn.execute(f"PREPARE probe AS {sql}")
+            plan = "\n".join(r[0] for r in await owner_conn.fetch("EXPLAIN EXECUTE probe('%EAF 12%', 500)"))
+            await owner_conn.execute("DEALLOCATE probe")
+        assert "units_name_trgm" in plan and "Seq Scan" not in plan, plan
+
+
+async def test_the_units_page_reads_the_counters_of_its_units_only(
+    org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+) -> None:
+    """Counter names given as parameters (not built in SQL, where ``||`` is not leakproof
+    and row-level security keeps the index out of reach): a look-up of the primary key
+    in custom and generic plans, with a counter per unit of the organisation present."""
+    leaves = await populate(owner_conn, org)
+    await owner_conn.execute("ANALYZE tenant_counters")
+    names = "{" + ",".join(f"unit_members.{leaf}" for leaf, _ in leaves[:3]) + "}"
+    sql = "SELECT name, n FROM tenant_counters WHERE tenant_id = $1 AND name = ANY($2::text[])"
+    for plan in await plans(runtime_conn, org, sql, [org.id, names]):
+        assert "tenant_counters_pkey" in plan and "Seq Scan" not in plan, plan
+    async with db.tenant_transaction(org.id):
+        counts = await unit_service.member_counts([leaf for leaf, _ in leaves[:3]])
+    assert sum(counts.values()) == await owner_conn.fetchval(
+        "SELECT count(*) FROM members WHERE unit_id = ANY($1::uuid[])", [leaf for leaf, _ in leaves[:3]]
+    )
 
 
 async def test_member_search_sees_only_the_callers_organisation(
