@@ -27,6 +27,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "tenants.domains.jobs",
     "tenants.identity.sync",
     "tenants.mail.delivery",
+    "tenants.policy.previews",
     "tenants.privacy.retention",
     "tenants.requests.jobs",
     "tenants.webhooks.sender",

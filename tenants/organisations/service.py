@@ -171,7 +171,14 @@ async def counters() -> dict[str, int]:
     """The open organisation's row counts, kept by triggers (migration 0018) so reading
     them costs the same at any size: ``members``, ``units``, ``groups``, ``products`` and
     ``members.<status>``; a name with nothing counted yet is absent (read it as 0)."""
+    from tenants.members.lifecycle import MemberStatus
+
+    # By name: the organisation also keeps a counter per unit (``unit_members.<id>``,
+    # migration 0024), which this must not read.
+    names = ["members", "units", "groups", "products", *(f"members.{s}" for s in MemberStatus)]
     rows = await db.fetch(
-        "SELECT name, n FROM tenant_counters WHERE tenant_id = $1", db.current_org()
+        "SELECT name, n FROM tenant_counters WHERE tenant_id = $1 AND name = ANY($2::text[])",
+        db.current_org(),
+        names,
     )
     return {str(r["name"]): int(r["n"]) for r in rows}

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -597,15 +597,16 @@ class Impact:
     locked_after: int
 
 
-async def preview_rule_change(change: RuleInput) -> Impact:
-    """Resolve everyone in the change's scope before and after it, without writing."""
+async def preview_candidate(change: RuleInput) -> Rule:
+    """The rule ``change`` would save, checked as saving checks it (InvalidInputError for a
+    value the setting does not take, for a target that does not exist), not saved."""
     cat = await catalogue()
     try:
         value = cat.validate(change.setting, change.value)
     except CatalogueError as exc:
         raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
     await _check_target(change.target_kind, change.target_id)
-    candidate = Rule(
+    return Rule(
         "preview",
         change.target_kind,
         str(change.target_id),
@@ -614,7 +615,22 @@ async def preview_rule_change(change: RuleInput) -> Impact:
         change.enforced,
         change.reason,
     )
-    return await _impact(cat, change.target_kind, change.target_id, change.setting, candidate)
+
+
+async def check_removal(target_kind: TargetKind, target_id: uuid.UUID, setting_key: str) -> None:
+    """InvalidInputError for an unknown setting or target of a rule removal."""
+    if setting_key not in await catalogue():
+        raise InvalidInputError(
+            f"there is no setting {setting_key!r}",
+            fields=[FieldProblem("setting", "no such setting")],
+        )
+    await _check_target(target_kind, target_id)
+
+
+async def preview_rule_change(change: RuleInput) -> Impact:
+    """Resolve everyone in the change's scope before and after it, without writing."""
+    candidate = await preview_candidate(change)
+    return await _impact(change.target_kind, change.target_id, change.setting, candidate)
 
 
 async def preview_rule_removal(
@@ -626,30 +642,28 @@ async def preview_rule_removal(
     preview as for setting a rule. With no such rule, nothing changes (zero counts).
     Raises InvalidInputError for an unknown setting or target.
     """
-    cat = await catalogue()
-    if setting_key not in cat:
-        raise InvalidInputError(
-            f"there is no setting {setting_key!r}",
-            fields=[FieldProblem("setting", "no such setting")],
-        )
-    await _check_target(target_kind, target_id)
-    return await _impact(cat, target_kind, target_id, setting_key, None)
+    await check_removal(target_kind, target_id, setting_key)
+    return await _impact(target_kind, target_id, setting_key, None)
 
 
 #: The classes of the members in a preview's scope: members with the same unit, the same
 #: groups among those with rules on the setting, and the same choice for it cannot get
 #: different values for that setting, so each class is resolved once. One pass over the
 #: scope's members, grouped in SQL; the scope is $2 (and $5), see _UNIT_SCOPE/_GROUP_SCOPE.
+#: Groups and choices are read for the scope's members only, so a part of a scope (a
+#: preview job's) costs its share, not the organisation's memberships each time.
 CLASSES_SQL = """
-WITH scoped AS (
+WITH scoped AS MATERIALIZED (
   SELECT m.id, m.unit_id FROM members m WHERE m.tenant_id = $1 AND {scope}
 ), grouped AS (
   SELECT gm.member_id, array_agg(gm.group_id::text ORDER BY gm.group_id) AS groups
-    FROM group_memberships gm
-   WHERE gm.tenant_id = $1 AND gm.group_id = ANY($3::uuid[])
+    FROM scoped s JOIN group_memberships gm ON gm.tenant_id = $1 AND gm.member_id = s.id
+   WHERE gm.group_id = ANY($3::uuid[])
    GROUP BY gm.member_id
 ), chosen AS (
-  SELECT c.member_id, c.value FROM member_choices c WHERE c.tenant_id = $1 AND c.setting = $4
+  SELECT c.member_id, c.value
+    FROM scoped s JOIN member_choices c ON c.tenant_id = $1 AND c.member_id = s.id
+   WHERE c.setting = $4
 )
 SELECT s.unit_id, u.path, coalesce(g.groups, '{{}}') AS groups, ch.value AS choice, count(*) AS n
   FROM scoped s
@@ -659,13 +673,15 @@ SELECT s.unit_id, u.path, coalesce(g.groups, '{{}}') AS groups, ch.value AS choi
  GROUP BY s.unit_id, u.path, coalesce(g.groups, '{{}}'), ch.value
 """
 
-#: The scope of a rule on a unit (its subtree: a path range, see units.rules) or a group.
+#: The scope of a rule on a unit (its subtree: a path range, see units.rules) or a group;
+#: a part of a unit's scope is a list of its units (``scope_parts``).
 _UNIT_SCOPE = (
     "m.unit_id IN (SELECT id FROM units WHERE tenant_id = $1 AND path >= $2 AND path < $5)"
 )
 _GROUP_SCOPE = (
     "m.id IN (SELECT member_id FROM group_memberships WHERE tenant_id = $1 AND group_id = $2)"
 )
+_UNITS_SCOPE = "m.unit_id = ANY($2::uuid[])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -682,12 +698,21 @@ class MemberClass:
 
 
 async def member_classes(
-    target_kind: TargetKind, target_id: uuid.UUID, setting_key: str, groups: Iterable[str]
+    target_kind: TargetKind,
+    target_id: uuid.UUID,
+    setting_key: str,
+    groups: Iterable[str],
+    *,
+    units: list[uuid.UUID] | None = None,
 ) -> list[MemberClass]:
     """The members in the scope of a rule on (target, setting), in classes (CLASSES_SQL);
-    ``groups`` are the groups that have rules on the setting (before or after a change)."""
+    ``groups`` are the groups that have rules on the setting (before or after a change).
+    With ``units`` (a unit target only), the members of those units alone: one part of
+    the scope (``scope_parts``)."""
     scope: list[object]
-    if target_kind is TargetKind.UNIT:
+    if units is not None:
+        sql, scope = CLASSES_SQL.format(scope=_UNITS_SCOPE), [units]
+    elif target_kind is TargetKind.UNIT:
         unit = await get_by_id(Unit, target_id, "unit")
         low, high = subtree_bounds(unit.path)
         sql, scope = CLASSES_SQL.format(scope=_UNIT_SCOPE), [low, high]
@@ -711,20 +736,121 @@ async def member_classes(
     return classes
 
 
-async def _impact(
-    cat: Catalogue,
-    target_kind: TargetKind,
-    target_id: uuid.UUID,
-    setting_key: str,
-    candidate: Rule | None,
-) -> Impact:
-    """Everyone in the target's scope resolved, for the one setting, with the current rules
-    and with the rule for (target, setting) replaced by ``candidate`` (or removed when it
-    is None): once per class of members who cannot differ (``member_classes``), by the
-    reference resolution on that setting alone. Costs one grouped pass over the scope in
-    SQL and a resolution per class, however many members a class holds."""
-    setting = cat[setting_key]
-    only = Catalogue.of([setting])
+@dataclass(frozen=True, slots=True)
+class ScopePart:
+    """Units of a unit target's subtree whose members are counted together, and about how
+    many members they hold (the kept counters: a guide for progress, not a result)."""
+
+    units: list[uuid.UUID] | None
+    members: int
+
+
+async def scope_parts(
+    target_kind: TargetKind, target_id: uuid.UUID, *, part_members: int
+) -> list[ScopePart]:
+    """The scope of a rule on the target in parts of about ``part_members`` members (a unit
+    holding more is a part of its own): consecutive units of a unit's subtree in path
+    order, or one part (``units`` None) for a group. Reads one row per unit in scope."""
+    if target_kind is TargetKind.GROUP:
+        row = await db.fetch_one(
+            "SELECT count(*) AS n FROM group_memberships WHERE tenant_id = $1 AND group_id = $2",
+            db.current_org(),
+            target_id,
+        )
+        return [ScopePart(None, int(row["n"]) if row else 0)]
+    unit = await get_by_id(Unit, target_id, "unit")
+    rows = await db.fetch(
+        "SELECT id FROM units WHERE tenant_id = $1 AND path >= $2 AND path < $3 ORDER BY path",
+        db.current_org(),
+        *subtree_bounds(unit.path),
+    )
+    from tenants.units.service import member_counts  # units.service imports this module
+
+    counts = await member_counts([r["id"] for r in rows])
+    parts: list[ScopePart] = []
+    ids: list[uuid.UUID] = []
+    size = 0
+    for row in rows:
+        ids.append(row["id"])
+        size += max(0, counts.get(row["id"], 0))
+        if size >= part_members:
+            parts.append(ScopePart(ids, size))
+            ids, size = [], 0
+    if ids or not parts:
+        parts.append(ScopePart(ids, size))
+    return parts
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactPlan:
+    """The rules of one setting before and after a change, and the priorities of the
+    groups among their targets: what resolving a class needs."""
+
+    target_kind: TargetKind
+    target_id: uuid.UUID
+    setting: Setting
+    candidate: Rule | None
+    current: list[Rule]
+    after: list[Rule]
+    priority: dict[str, int]
+
+
+@dataclass(slots=True)
+class ImpactTally:
+    """Counts of the classes resolved so far (a preview adds its scope's parts in turn)."""
+
+    scoped: int = 0
+    changed: int = 0
+    overridden: int = 0
+    locked: int = 0
+    switched_off: int = 0
+    per_unit: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: (units with rules on the setting along the path, groups, choice) -> the values
+    #: before and after: classes that differ only by units without such rules resolve
+    #: alike (a unit without rules adds nothing to the path's answer).
+    resolved: dict[tuple[Any, ...], tuple[Resolved, Resolved]] = field(default_factory=dict)
+
+    def add(self, plan: ImpactPlan, classes: Iterable[MemberClass]) -> None:
+        """Resolve each class before and after the change, by the reference resolution on
+        the one setting, and count its members."""
+        key = plan.setting.key
+        only = Catalogue.of([plan.setting])
+        ruled = {
+            r.target_id for r in (*plan.current, *plan.after) if r.target_kind is TargetKind.UNIT
+        }
+        for c in classes:
+            path = tuple(u for u in c.unit_path if u in ruled)
+            seen = (path, c.group_ids, repr(c.choice))
+            if seen not in self.resolved:
+                facts = MemberFacts(
+                    path,
+                    tuple(GroupRef(g, plan.priority[g]) for g in c.group_ids),
+                    {key: c.choice} if c.choice is not None else {},
+                )
+                self.resolved[seen] = (
+                    resolve_settings(only, plan.current, facts)[key],
+                    resolve_settings(only, plan.after, facts)[key],
+                )
+            old, new = self.resolved[seen]
+            self.scoped += c.members
+            if new.value != old.value:
+                self.changed += c.members
+                self.per_unit[c.unit_id] += c.members
+                self.switched_off += c.members if plan.setting.is_off(new.value) else 0
+                if (
+                    old.source.kind is SourceKind.MEMBER
+                    and new.source.kind is not SourceKind.MEMBER
+                ):
+                    self.overridden += c.members
+            self.locked += c.members if new.locked else 0
+
+
+async def impact_plan(
+    target_kind: TargetKind, target_id: uuid.UUID, setting_key: str, candidate: Rule | None
+) -> ImpactPlan:
+    """The plan of a preview: the rule for (target, setting) replaced by ``candidate`` (or
+    removed when it is None), the setting's other rules in force kept."""
+    setting = (await catalogue())[setting_key]
     current = [
         as_rule(r)
         for r in _in_force(await PolicyRule.filter(setting=setting_key), datetime.now(UTC))
@@ -742,49 +868,53 @@ async def _impact(
             sorted(rule_groups),
         )
     }
-    classes = await member_classes(target_kind, target_id, setting_key, priority)
-    scoped = changed = overridden = locked = switched_off = 0
-    per_unit: dict[str, int] = defaultdict(int)
-    for c in classes:
-        facts = MemberFacts(
-            c.unit_path,
-            tuple(GroupRef(g, priority[g]) for g in c.group_ids),
-            {setting_key: c.choice} if c.choice is not None else {},
-        )
-        old = resolve_settings(only, current, facts)[setting_key]
-        new = resolve_settings(only, after_rules, facts)[setting_key]
-        scoped += c.members
-        if new.value != old.value:
-            changed += c.members
-            per_unit[c.unit_id] += c.members
-            switched_off += c.members if setting.is_off(new.value) else 0
-            if old.source.kind is SourceKind.MEMBER and new.source.kind is not SourceKind.MEMBER:
-                overridden += c.members
-        locked += c.members if new.locked else 0
+    return ImpactPlan(target_kind, target_id, setting, candidate, current, after_rules, priority)
+
+
+async def impact_of(plan: ImpactPlan, tally: ImpactTally) -> Impact:
+    """The impact the counts of ``tally`` make, with the names of the units (by name)."""
     names = {
         str(u["id"]): u["name"]
         for u in await db.fetch(
             "SELECT id, name FROM units WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
             db.current_org(),
-            list(per_unit),
+            list(tally.per_unit),
         )
     }
     by_name: dict[str, int] = defaultdict(int)
-    for unit_id, count in per_unit.items():
+    for unit_id, count in tally.per_unit.items():
         by_name[names.get(unit_id, "?")] += count
-    if candidate is not None:
-        stops_working = setting.off_effect if setting.is_off(candidate.value) else ""
+    setting = plan.setting
+    if plan.candidate is not None:
+        stops_working = setting.off_effect if setting.is_off(plan.candidate.value) else ""
     else:
-        stops_working = setting.off_effect if switched_off else ""
+        stops_working = setting.off_effect if tally.switched_off else ""
     return Impact(
-        setting=setting_key,
-        members_in_scope=scoped,
-        value_changes=changed,
-        choices_overridden=overridden,
+        setting=setting.key,
+        members_in_scope=tally.scoped,
+        value_changes=tally.changed,
+        choices_overridden=tally.overridden,
         by_unit=sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0])),
         stops_working=stops_working,
-        locked_after=locked,
+        locked_after=tally.locked,
     )
+
+
+async def _impact(
+    target_kind: TargetKind,
+    target_id: uuid.UUID,
+    setting_key: str,
+    candidate: Rule | None,
+) -> Impact:
+    """Everyone in the target's scope resolved, for the one setting, with the current rules
+    and with the rule for (target, setting) replaced by ``candidate`` (or removed when it
+    is None): once per class of members who cannot differ (``member_classes``), by the
+    reference resolution on that setting alone. Costs one grouped pass over the scope in
+    SQL and a resolution per class, however many members a class holds."""
+    plan = await impact_plan(target_kind, target_id, setting_key, candidate)
+    tally = ImpactTally()
+    tally.add(plan, await member_classes(target_kind, target_id, setting_key, plan.priority))
+    return await impact_of(plan, tally)
 
 
 async def structure_changed() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from tortoise.filters import escape_like
 from tortoise.queryset import QuerySet
 
 from policies.resolve import TargetKind
-from tenants import db
+from tenants import cursors, db
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, NotFoundError
@@ -208,3 +210,163 @@ async def find_units(
     ids = [r["id"] for r in rows]
     found = {u.id: u for u in await Unit.filter(id__in=ids)}
     return [found[i] for i in ids if i in found]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    """A unit as a page of units shows it: its direct members counted by the counters of
+    0024_units_sized_by_page, and whether it has sub-units (not how many: a page reads one
+    index entry per unit it shows)."""
+
+    id: uuid.UUID
+    name: str
+    parent_id: uuid.UUID | None
+    path: str
+    depth: int
+    members: int
+    has_children: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRows:
+    items: list[UnitRow]
+    next_cursor: str | None
+    #: A search matched more units than it shows (it is narrowed by typing more).
+    more_matches: bool = False
+
+
+#: A page of units, each with one index probe for a child; the caller adds the condition
+#: that picks the units. Their counts come after (``_with_counts``).
+_ROWS = """
+SELECT u.id, u.name, u.parent_id, u.path, u.depth,
+       EXISTS (SELECT 1 FROM units s WHERE s.tenant_id = u.tenant_id AND s.parent_id = u.id)
+         AS has_children
+  FROM units u
+ WHERE u.tenant_id = $1 AND """
+
+
+async def member_counts(unit_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Direct members of each unit of ``unit_ids``, from the counters kept by triggers on
+    members (absent: none). The names are given, not computed in SQL: under row-level
+    security a condition built with ``||`` (not leakproof) could not use the index and
+    would read every counter of the organisation."""
+    rows = await db.fetch(
+        "SELECT name, n FROM tenant_counters WHERE tenant_id = $1 AND name = ANY($2::text[])",
+        db.current_org(),
+        [f"unit_members.{i}" for i in unit_ids],
+    )
+    return {uuid.UUID(r["name"].removeprefix("unit_members.")): int(r["n"]) for r in rows}
+
+
+async def _with_counts(records: list[Any]) -> list[UnitRow]:
+    counts = await member_counts([r["id"] for r in records])
+    return [_row(r, counts.get(r["id"], 0)) for r in records]
+
+
+#: The cursor of a page of sibling units: after the last row's name and id.
+_SIBLINGS = "units.children"
+_SIBLING_COLUMNS = (
+    cursors.Column(cursors.Kind.TEXT, max_length=200),
+    cursors.Column(cursors.Kind.UUID),
+)
+#: Units matched by a search, at most; past it the admin is asked for more of the name.
+SEARCH_MATCHES_CAP = 500
+
+
+def _row(record: Any, members: int) -> UnitRow:
+    return UnitRow(
+        id=record["id"],
+        name=record["name"],
+        parent_id=record["parent_id"],
+        path=record["path"],
+        depth=int(record["depth"]),
+        members=members,
+        has_children=bool(record["has_children"]),
+    )
+
+
+async def unit_rows(ids: list[uuid.UUID], *, limit: int | None = None) -> list[UnitRow]:
+    """The units of ``ids`` (those that exist), by name, the first ``limit`` of them."""
+    rows = await db.fetch(
+        _ROWS + "u.id = ANY($2::uuid[]) ORDER BY u.name, u.id LIMIT $3",
+        db.current_org(),
+        ids,
+        limit,
+    )
+    return await _with_counts(rows)
+
+
+async def child_units(parent_id: uuid.UUID, *, cursor: str | None, limit: int) -> UnitRows:
+    """The direct children of ``parent_id`` by name, ``limit`` at most, after ``cursor``
+    (from the previous page's ``next_cursor``; InvalidCursorError when it is not one):
+    one range of the (tenant_id, parent_id, name) index, whatever the tree's size."""
+    args: list[Any] = [db.current_org(), parent_id, limit + 1]
+    after = ""
+    if cursor:
+        args += cursors.unseal(cursor, _SIBLINGS, "name", _SIBLING_COLUMNS)
+        after = " AND (u.name, u.id) > ($4, $5)"
+    rows = await _with_counts(
+        await db.fetch(_ROWS + f"u.parent_id = $2{after} ORDER BY u.name, u.id LIMIT $3", *args)
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return UnitRows(
+        rows, cursors.seal(_SIBLINGS, "name", [rows[-1].name, rows[-1].id]) if more else None
+    )
+
+
+async def search_units(text: str, *, limit: int) -> UnitRows:
+    """Units whose name contains ``text`` (case-insensitive), by name, ``limit`` at most
+    (``next_cursor`` is never set: a search is narrowed, not paged). Three characters or
+    more go through the trigram index (``units_matching``, at most SEARCH_MATCHES_CAP
+    matches read); shorter text matches the start of a name."""
+    text = text.strip()
+    if len(text) < 3:
+        found = await find_units(text, limit=limit + 1)
+        ids = [u.id for u in found]
+    else:
+        ids = [
+            r["id"]
+            for r in await db.fetch(
+                "SELECT id FROM units_matching($1, $2) AS id",
+                f"%{escape_like(text)}%",
+                SEARCH_MATCHES_CAP,
+            )
+        ]
+    rows = await unit_rows(ids, limit=limit)
+    return UnitRows(rows, None, more_matches=len(ids) > len(rows))
+
+
+async def unit_names(ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names of the units of ``ids`` (e.g. a unit's ancestors, read from its path)."""
+    rows = await db.fetch(
+        "SELECT id, name FROM units WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+        db.current_org(),
+        ids,
+    )
+    return {r["id"]: r["name"] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class UnitPage:
+    """One unit as the units page shows it: its ancestors (root first, id and name), the
+    unit, and a page of its children."""
+
+    ancestors: list[tuple[uuid.UUID, str]]
+    unit: UnitRow
+    children: UnitRows
+
+
+async def unit_page(unit_id: uuid.UUID | None, *, cursor: str | None, limit: int) -> UnitPage:
+    """The page of ``unit_id`` (the root when None): NotFoundError for no such unit,
+    InvalidCursorError for a cursor that is not one (see ``child_units``). A handful of
+    index look-ups, as many rows as the unit's depth plus ``limit``."""
+    unit = await get_unit(unit_id) if unit_id is not None else await root_unit()
+    above = [uuid.UUID(i) for i in rules.ancestor_ids(unit.path)[:-1]]
+    names = await unit_names(above)
+    (row,) = await unit_rows([unit.id])
+    return UnitPage(
+        [(i, names[i]) for i in above if i in names],
+        row,
+        await child_units(unit.id, cursor=cursor, limit=limit),
+    )

@@ -1,6 +1,7 @@
 """The impact preview resolves classes of members (``tenants.policy.service._impact``):
 on random organisations, on the real database, it must say exactly what resolving every
-member in the scope before and after the change says (the reference below, which is what
+member in the scope before and after the change says, whether counted in one pass or in
+parts as a preview job counts it (``tenants.policy.previews``) (the reference below, which is what
 the preview did before classes: every member through the compiled policy)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from policies.catalogue import Catalogue
 from policies.resolve import Rule, SourceKind, TargetKind, compile_policy
 from tenants import db
+from tenants.policy import previews
 from tenants.policy import service as policy
 from tenants.policy.models import PolicyRule
 from tests.conftest import OrgHandle, make_org
@@ -191,7 +193,20 @@ async def test_the_preview_by_classes_says_what_resolving_everyone_says(
             got = await policy.preview_rule_change(change)
             candidate = Rule("preview", target_kind, str(target_id), key, value, enforced, "")
             expected = await reference_impact(target_kind, target_id, key, candidate)
+        in_parts = await impact_in_parts(target_kind, target_id, key, None if remove else candidate)
     assert got == expected
+    assert in_parts == expected
+
+
+async def impact_in_parts(
+    target_kind: TargetKind, target_id: uuid.UUID, key: str, candidate: Rule | None
+) -> policy.Impact:
+    """The preview as a preview job counts it: the scope in parts of about one member."""
+    plan = await policy.impact_plan(target_kind, target_id, key, candidate)
+    tally = policy.ImpactTally()
+    for part in await policy.scope_parts(target_kind, target_id, part_members=1):
+        await previews.count_part(plan, part, tally)
+    return await policy.impact_of(plan, tally)
 
 
 def test_the_catalogue_has_the_settings_the_property_test_draws() -> None:

@@ -20,8 +20,10 @@ from tenants.audit import service as audit
 from tenants.members import service as members
 from tenants.members.lifecycle import MemberStatus
 from tenants.organisations import service as organisations
+from tenants.overview import sign_ins_per_day
 from tenants.pagination import Sort
 from tenants.sessions import service as sessions
+from tenants.units import service as unit_service
 from tenants.units.models import Unit
 from tests.conftest import OrgHandle, make_member, make_org
 
@@ -137,6 +139,43 @@ async def test_member_search_is_answered_by_trigram_indexes_in_custom_and_generi
     for plan in found:
         assert "members_email_trgm" in plan and "members_name_trgm" in plan, plan
         assert "Seq Scan" not in plan, plan
+
+
+async def test_unit_search_is_answered_by_its_trigram_index_in_custom_and_generic_plans(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """The units page's search runs as units_matching's body, as its owner."""
+    await populate(owner_conn, org)
+    body = await owner_conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'units_matching'")
+    sql = body.replace("p_pattern", "$1::text").replace("p_limit", "$2::int")
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        async with owner_conn.transaction():
+            await owner_conn.execute("SET LOCAL ROLE tenantry_owner")
+            await owner_conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(org.id))
+            await owner_conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+            await owner_conn.execute(f"PREPARE probe AS {sql}")
+            plan = "\n".join(r[0] for r in await owner_conn.fetch("EXPLAIN EXECUTE probe('%EAF 12%', 500)"))
+            await owner_conn.execute("DEALLOCATE probe")
+        assert "units_name_trgm" in plan and "Seq Scan" not in plan, plan
+
+
+async def test_the_units_page_reads_the_counters_of_its_units_only(
+    org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+) -> None:
+    """Counter names given as parameters (not built in SQL, where ``||`` is not leakproof
+    and row-level security keeps the index out of reach): a look-up of the primary key
+    in custom and generic plans, with a counter per unit of the organisation present."""
+    leaves = await populate(owner_conn, org)
+    await owner_conn.execute("ANALYZE tenant_counters")
+    names = "{" + ",".join(f"unit_members.{leaf}" for leaf, _ in leaves[:3]) + "}"
+    sql = "SELECT name, n FROM tenant_counters WHERE tenant_id = $1 AND name = ANY($2::text[])"
+    for plan in await plans(runtime_conn, org, sql, [org.id, names]):
+        assert "tenant_counters_pkey" in plan and "Seq Scan" not in plan, plan
+    async with db.tenant_transaction(org.id):
+        counts = await unit_service.member_counts([leaf for leaf, _ in leaves[:3]])
+    assert sum(counts.values()) == await owner_conn.fetchval(
+        "SELECT count(*) FROM members WHERE unit_id = ANY($1::uuid[])", [leaf for leaf, _ in leaves[:3]]
+    )
 
 
 async def test_member_search_sees_only_the_callers_organisation(
@@ -311,6 +350,64 @@ async def test_the_runtime_role_runs_without_jit(runtime_conn: asyncpg.Connectio
     async with db.tenant_transaction(org.id):
         row = await db.fetch_one("SELECT current_setting('jit') AS jit")
     assert row == {"jit": "off"}
+
+
+async def test_the_sign_in_chart_reads_counters_that_follow_every_sign_in_event(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """Events of several days, of both actions and others, of another organisation too:
+    the chart's counters say what counting the audit events per UTC day says."""
+    other = await make_org(org.client)
+    today = datetime.now(UTC).date()
+    for handle, days in ((org, 20), (other, 3)):
+        await owner_conn.execute(
+            "INSERT INTO audit_events (tenant_id, occurred_at, actor, actor_display, action, "
+            "target_type, target_id, after) "
+            "SELECT $1, now() - make_interval(hours => i * 7 % ($2 * 24)), 'system:x', 'x', "
+            "(ARRAY['session.signed_in', 'session.sign_in_refused', 'member.updated'])[1 + i % 3], "
+            "'member', 'm', '{}' FROM generate_series(1, 300) i",
+            handle.id, days,
+        )
+    for handle in (org, other):
+        async with db.tenant_transaction(handle.id):
+            chart = await sign_ins_per_day(today)
+        rows = await owner_conn.fetch(
+            "SELECT action, (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n "
+            "FROM audit_events WHERE tenant_id = $1 AND action LIKE 'session.%' GROUP BY 1, 2",
+            handle.id,
+        )
+        expected = {"signed_in": [0] * 14, "refused": [0] * 14}
+        for row in rows:
+            index = (row["day"] - (today - timedelta(days=13))).days
+            if 0 <= index < 14:
+                key = "signed_in" if row["action"] == "session.signed_in" else "refused"
+                expected[key][index] = row["n"]
+        assert chart == expected
+        assert sum(chart["signed_in"]) > 0
+
+
+async def test_the_members_lists_total_reads_the_counters_and_says_what_counting_says(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    await make_member(org, status="invited")
+    unit = (await org.post("/v1/units", {"name": "Counted", "parent_id": str(org.root_unit_id)})).json()
+    await make_member(org, unit=unit["id"])
+    for filters in (
+        members.MemberFilter(),
+        members.MemberFilter(status=MemberStatus.INVITED),
+        members.MemberFilter(status=MemberStatus.SUSPENDED),
+        members.MemberFilter(unit_id=uuid.UUID(unit["id"])),
+    ):
+        async with db.tenant_transaction(org.id):
+            total = await members.count_members(filters)
+        status = filters.status.value if filters.status else None
+        unit_id = filters.unit_id
+        expected = await owner_conn.fetchval(
+            "SELECT count(*) FROM members WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) "
+            "AND ($3::uuid IS NULL OR unit_id = $3)",
+            org.id, status, unit_id,
+        )
+        assert total == expected, filters
 
 
 def test_members_statuses_are_all_counted() -> None:

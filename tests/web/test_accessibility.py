@@ -45,10 +45,11 @@ async def people(org: OrgHandle) -> dict[str, Any]:
     for person in (owner, member):
         await set_password(org.id, person["id"], PASSWORD)
     unit = await make_unit(org, "Axe unit")
+    await make_unit(org, "Axe team", parent=unit["id"])  # the units page's lazy sub-units
     await make_member(org, name="Axe Colleague", unit=unit["id"], manager_id=member["id"])
     await make_group(org)
     await make_product(org)
-    return {"owner": owner, "member": member}
+    return {"owner": owner, "member": member, "unit": unit}
 
 
 async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
@@ -63,11 +64,32 @@ async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
         "/console/members/new",
         "/console/members/import",
         "/console/search?q=axe",
+        "/console/units?q=axe",
+        f"/console/units?parent={people['unit']['id']}",
         "/console/audit?action=member.",
         "/account",
     ]
     found = {path: await violations(tab, path) for path in pages}
     assert {p: v for p, v in found.items() if v} == {}, json.dumps(found, indent=1)
+
+
+async def test_the_units_page_opens_sub_units_in_place_and_stays_accessible(
+    tabs: OpenTab, org: OrgHandle, people: dict[str, Any]
+) -> None:
+    tab = await tabs(bypass_csp=True)
+    await sign_in_with_password(tab, org, people["owner"]["email"])
+    await tab.page.wait_for_url(f"{tab.base_url}/console")
+    await tab.page.goto(f"{tab.base_url}/console/units")
+    assert await tab.page.get_by_text("Axe team").count() == 0
+    await tab.page.get_by_text("Sub-units of Axe unit", exact=True).click()
+    await tab.page.get_by_text("Axe team", exact=True).wait_for()
+    assert tab.page.url == f"{tab.base_url}/console/units"  # opened in place
+    await tab.page.add_script_tag(path=str(AXE))
+    found = await tab.page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => v.id)"
+    )
+    assert found == []
 
 
 async def test_every_page_a_member_reaches_has_no_axe_violation(

@@ -29,6 +29,7 @@ from tenants.groups.models import Group
 from tenants.members import service as members
 from tenants.pagination import Sort
 from tenants.permissions import Permission
+from tenants.policy import previews
 from tenants.policy import service as policy
 from tenants.policy.models import PolicyRule, PolicyVersion
 from tenants.units.models import Unit
@@ -402,11 +403,23 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.POLICIES_WRITE)
     async def preview(ctx: PageContext) -> Response:
-        """The impact of a change, before it is made: a fragment for htmx, else a page."""
+        """The impact of a change, before it is made: a fragment for htmx, else a page.
+
+        For htmx, a change reaching more than ``previews.LARGE_SCOPE`` members starts a
+        preview job and answers its progress, which polls (the same form and ``run``, the
+        job's id) until the impact replaces it. Without scripts the page waits for it."""
         removing = ctx.form.get("remove") == "yes"
         try:
             form = await read_change(ctx.form, await policy.catalogue())
             c = form.change
+            run = ctx.form.get("run")
+            if is_htmx(ctx) and run is not None:
+                return await _preview_run(ctx, form, removing, run)
+            if is_htmx(ctx) and (
+                await previews.scope_size(c.target_kind, c.target_id) > previews.LARGE_SCOPE
+            ):
+                job = await previews.start_preview(c, removing=removing)
+                return _preview_progress(ctx, form, removing, job, previews.PreviewState(0, 0))
             impact = await (
                 policy.preview_rule_removal(c.target_kind, c.target_id, c.setting)
                 if removing
@@ -416,16 +429,53 @@ def routes(web: Web) -> list[BaseRoute]:
             if not is_htmx(ctx):
                 raise
             return ctx.render("console/policies_impact.html", error=error.message)
-        context: dict[str, Any] = {
+        context = _impact_context(form, impact, removing)
+        if is_htmx(ctx):
+            return ctx.render("console/policies_impact.html", heading_level=5, **context)
+        return ctx.render("console/policies_preview.html", heading_level=2, **context)
+
+    def _impact_context(form: ChangeForm, impact: policy.Impact, removing: bool) -> dict[str, Any]:
+        c = form.change
+        return {
             "form": form,
             "impact": impact,
             "removing": removing,
             "shown": show_value(form.setting, c.value),
             "required_off": form.setting.required and not removing and form.setting.is_off(c.value),
         }
-        if is_htmx(ctx):
-            return ctx.render("console/policies_impact.html", heading_level=5, **context)
-        return ctx.render("console/policies_preview.html", heading_level=2, **context)
+
+    def _preview_progress(
+        ctx: PageContext,
+        form: ChangeForm,
+        removing: bool,
+        job: uuid.UUID,
+        state: previews.PreviewState,
+    ) -> Response:
+        """The progress of a preview job, asking again in a moment with the same form."""
+        again = {"csrf": ctx.csrf, **form.fields, "run": str(job)}
+        if removing:
+            again["remove"] = "yes"
+        return ctx.render("console/policies_progress.html", form=form, state=state, again=again)
+
+    async def _preview_run(
+        ctx: PageContext, form: ChangeForm, removing: bool, run: str
+    ) -> Response:
+        try:
+            job = uuid.UUID(run)
+        except ValueError:
+            raise InvalidInputError(
+                "the preview is not one", fields=[FieldProblem("run", "is not a preview")]
+            ) from None
+        state = await previews.preview_state(job)
+        if state.failed:
+            raise InvalidInputError("the preview could not be finished; preview again")
+        if state.impact is None:
+            return _preview_progress(ctx, form, removing, job, state)
+        return ctx.render(
+            "console/policies_impact.html",
+            heading_level=5,
+            **_impact_context(form, state.impact, removing),
+        )
 
     @page(web, permission=Permission.POLICIES_WRITE)
     async def save(ctx: PageContext) -> Response:

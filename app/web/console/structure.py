@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -18,6 +17,9 @@ from tenants.products.models import Product
 from tenants.units import service as units
 from tenants.units.models import Unit
 
+#: Units listed per page of siblings or of search matches.
+UNITS_SHOWN = 50
+
 
 def _unit_id(value: str | None, field: str) -> uuid.UUID:
     try:
@@ -31,18 +33,33 @@ def _unit_id(value: str | None, field: str) -> uuid.UUID:
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.UNITS_READ)
     async def unit_tree(ctx: PageContext) -> Response:
-        # The tree shows every unit; the pickers (create under, move under) look units up
-        # by name as the admin types instead of listing them all in each unit's form.
-        all_units = await Unit.all().order_by("depth", "name")
-        children: dict[uuid.UUID | None, list[Unit]] = defaultdict(list)
-        for unit in all_units:
-            children[unit.parent_id].append(unit)
-        counts = {
-            r["unit_id"]: r["n"]
-            for r in await db.fetch("SELECT unit_id, count(*) AS n FROM members GROUP BY 1")
-        }
+        # Sized by the page, not the tree: one unit (the root, or ``parent``) and a page of
+        # its children; deeper levels are read when opened (htmx asks for ``parent`` and
+        # gets the fragment), a search (``q``) shows the units whose name contains it.
+        params = ctx.request.query_params
+        text = (params.get("q") or "").strip()[:200]
+        if text:
+            found = await units.search_units(text, limit=UNITS_SHOWN)
+            return ctx.render("console/units.html", q=text, found=found)
+        chosen = params.get("parent")
+        shown = await units.unit_page(
+            _unit_id(chosen, "parent") if chosen else None,
+            cursor=params.get("cursor") or None,
+            limit=UNITS_SHOWN,
+        )
+        if chosen and ctx.request.headers.get("hx-request") == "true":
+            return ctx.render(
+                "console/unit_children.html",
+                parent=shown.unit,
+                children=shown.children,
+                continued=bool(params.get("cursor")),
+            )
         return ctx.render(
-            "console/units.html", children=children, roots=children[None], counts=counts
+            "console/units.html",
+            q="",
+            parent=shown.unit,
+            children=shown.children,
+            crumbs=shown.ancestors,
         )
 
     @page(web, permission=Permission.UNITS_WRITE)

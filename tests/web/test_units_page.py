@@ -1,0 +1,123 @@
+"""The console's units page costs what it shows: the root and a page of its children, the
+sub-units of a unit read when opened (htmx) or on its own page, a search by any part of a
+name, and member counts kept by the counters of 0024_units_sized_by_page (never a count
+over members), which follow every insert, move and delete of members."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import unquote
+
+import asyncpg
+
+from tests.conftest import OrgHandle, make_member, make_unit
+from tests.web.flows import asgi_client, text_of
+from tests.web.test_console_directory import signed_in_admin
+
+HTMX = {"hx-request": "true"}
+
+
+async def counted(owner_conn: asyncpg.Connection, org: OrgHandle) -> dict[str, int]:
+    """The kept counters of members per unit, without the zeros."""
+    rows = await owner_conn.fetch(
+        "SELECT name, n FROM tenant_counters WHERE tenant_id = $1 AND name LIKE 'unit_members.%' AND n <> 0",
+        org.id,
+    )
+    return {r["name"].removeprefix("unit_members."): int(r["n"]) for r in rows}
+
+
+async def actual(owner_conn: asyncpg.Connection, org: OrgHandle) -> dict[str, int]:
+    rows = await owner_conn.fetch(
+        "SELECT unit_id::text AS unit, count(*) AS n FROM members WHERE tenant_id = $1 GROUP BY 1",
+        org.id,
+    )
+    return {r["unit"]: int(r["n"]) for r in rows}
+
+
+async def test_the_page_shows_the_top_levels_and_opens_a_unit_when_asked(
+    app: Any, org: OrgHandle
+) -> None:
+    sales = await make_unit(org, "Sales")
+    await make_unit(org, "Support")
+    north = await make_unit(org, "Sales North", parent=uuid.UUID(sales["id"]))
+    for _ in range(3):
+        await make_member(org, unit=sales["id"])
+    await make_member(org, unit=north["id"])
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        top = await browser.get("/console/units")
+        text = text_of(top.text)
+        assert top.status_code == 200
+        assert "Sales 3 member(s)" in text and "Support 0 member(s)" in text
+        assert "Sales North" not in text  # a level below is read when opened
+        assert f'hx-get="/console/units?parent={sales["id"]}"' in top.text
+        opened = await browser.get(f"/console/units?parent={sales['id']}", headers=HTMX)
+        assert "<html" not in opened.text
+        assert "Sales North 1 member(s)" in text_of(opened.text)
+        empty = await browser.get(f"/console/units?parent={north['id']}", headers=HTMX)
+        assert "Sales North has no sub-units." in text_of(empty.text)
+        # Without scripts the same link opens the unit's own page, under its ancestors.
+        page = text_of((await browser.get(f"/console/units?parent={sales['id']}")).text)
+        assert "Sales North 1 member(s)" in page and "Support" not in page
+        assert "Sales 3 member(s)" in page
+
+
+async def test_many_siblings_come_a_page_at_a_time(app: Any, org: OrgHandle) -> None:
+    parent = await make_unit(org, "Regions")
+    for i in range(53):
+        await make_unit(org, f"Region {i:02d}", parent=uuid.UUID(parent["id"]))
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        first = await browser.get(f"/console/units?parent={parent['id']}", headers=HTMX)
+        shown = text_of(first.text)
+        assert "Region 49" in shown and "Region 50" not in shown
+        more = first.text.split('class="more"><a href="')[1].split('"')[0].replace("&amp;", "&")
+        rest = await browser.get(unquote(more) if "%" not in more else more, headers=HTMX)
+        assert rest.status_code == 200
+        shown = text_of(rest.text)
+        assert "Region 50" in shown and "Region 52" in shown and "Region 49" not in shown
+        assert 'class="more"' not in rest.text and "<ul>" not in rest.text
+        forged = await browser.get(f"/console/units?parent={parent['id']}&cursor=abc")
+        assert forged.status_code == 400 and "cursor" in forged.text
+
+
+async def test_a_unit_is_found_by_any_part_of_its_name(app: Any, org: OrgHandle) -> None:
+    await make_unit(org, "Zoology")
+    deep = await make_unit(org, "Botany")
+    await make_unit(org, "Microbiology lab", parent=uuid.UUID(deep["id"]))
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        found = text_of((await browser.get("/console/units?q=OLOG")).text)
+        assert "Zoology" in found and "Microbiology lab" in found and "Botany 0" not in found
+        short = text_of((await browser.get("/console/units?q=bo")).text)
+        assert "Botany" in short and "Zoology" not in short
+        none = text_of((await browser.get("/console/units?q=nothing-like-it")).text)
+        assert "No unit's name contains" in none
+
+
+async def test_member_counts_follow_inserts_moves_and_deletes(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    a = await make_unit(org, "Alpha")
+    b = await make_unit(org, "Beta")
+    people = [await make_member(org, unit=a["id"]) for _ in range(3)]
+    assert (await counted(owner_conn, org)) == (await actual(owner_conn, org))
+    moved = await org.post(f"/v1/members/{people[0]['id']}/move", {"unit_id": b["id"]})
+    assert moved.status_code == 200, moved.text
+    renamed = await org.patch(f"/v1/members/{people[1]['id']}", {"name": "Renamed"})
+    assert renamed.status_code == 200, renamed.text
+    assert (await counted(owner_conn, org)) == (await actual(owner_conn, org))
+    assert (await counted(owner_conn, org))[a["id"]] == 2
+    await owner_conn.execute("DELETE FROM members WHERE id = $1", uuid.UUID(people[2]["id"]))
+    assert (await counted(owner_conn, org)) == (await actual(owner_conn, org))
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        done = await browser.post(
+            f"/console/units/{a['id']}/delete",
+            {"csrf": csrf, "confirmed": "1", "unit_id": b["id"]},
+        )
+        assert done.status_code == 303, done.text[:500]
+        top = text_of((await browser.get("/console/units")).text)
+        assert "Beta 2 member(s)" in top and "Members of Alpha" not in top
+    assert (await counted(owner_conn, org)) == (await actual(owner_conn, org))
