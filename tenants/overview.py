@@ -157,7 +157,7 @@ async def member_history(today: date, days: int = 90) -> dict[str, list[int | No
 
 
 #: The audit actions counted per day, and the shards of each day's counter (migration
-#: 0024_units_sized_by_page keeps them: ``<action>.<YYYY-MM-DD>.<shard>``).
+#: 0023_units_sized_by_page keeps them: ``<action>.<YYYY-MM-DD>.<shard>``).
 SIGN_IN_ACTIONS = {"session.signed_in": "signed_in", "session.sign_in_refused": "refused"}
 SIGN_IN_SHARDS = 8
 

@@ -215,7 +215,7 @@ async def find_units(
 @dataclass(frozen=True, slots=True)
 class UnitRow:
     """A unit as a page of units shows it: its direct members counted by the counters of
-    0024_units_sized_by_page, and whether it has sub-units (not how many: a page reads one
+    0023_units_sized_by_page, and whether it has sub-units (not how many: a page reads one
     index entry per unit it shows)."""
 
     id: uuid.UUID

@@ -1,6 +1,6 @@
 """The console's units page costs what it shows: the root and a page of its children, the
 sub-units of a unit read when opened (htmx) or on its own page, a search by any part of a
-name, and member counts kept by the counters of 0024_units_sized_by_page (never a count
+name, and member counts kept by the counters of 0023_units_sized_by_page (never a count
 over members), which follow every insert, move and delete of members."""
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ GRANT EXECUTE ON FUNCTION units_matching(text, int) TO {RUNTIME_ROLE};
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0021_sign_ins_erasable")]
+    dependencies = [("tenants", "0022_time_partitions")]
 
     initial = False
 
