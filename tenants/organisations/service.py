@@ -174,7 +174,7 @@ async def counters() -> dict[str, int]:
     from tenants.members.lifecycle import MemberStatus
 
     # By name: the organisation also keeps a counter per unit (``unit_members.<id>``,
-    # migration 0024), which this must not read.
+    # migration 0023), which this must not read.
     names = ["members", "units", "groups", "products", *(f"members.{s}" for s in MemberStatus)]
     rows = await db.fetch(
         "SELECT name, n FROM tenant_counters WHERE tenant_id = $1 AND name = ANY($2::text[])",
