@@ -149,13 +149,14 @@ def row_of(event: ChainedEvent, *, as_text: bool) -> dict[str, object]:
 
 
 def test_an_event_read_from_its_row_is_the_event_whatever_form_its_json_came_in() -> None:
-    event = dataclasses.replace(
-        chain(1)[0].event, before={"a": [1, "x"]}, after={"b": 2}, request_id=None
-    )
-    for as_text in (False, True):
-        read = ChainedEvent.from_row("org", 1, row_of(event, as_text=as_text))
-        assert read == event
-        assert event_hash(GENESIS, read) == event_hash(GENESIS, event)
+    for request_id in (None, "req-7"):
+        event = dataclasses.replace(
+            chain(1)[0].event, before={"a": [1, "x"]}, after={"b": 2}, request_id=request_id
+        )
+        for as_text in (False, True):
+            read = ChainedEvent.from_row("org", 1, row_of(event, as_text=as_text))
+            assert read == event
+            assert event_hash(GENESIS, read) == event_hash(GENESIS, event)
 
 
 def test_every_column_of_a_row_is_covered_by_the_hash() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -101,6 +102,49 @@ def test_personal_items_are_never_transferred_to_a_successor(
             assert row.action in {ItemAction.EXPORT_THEN_DELETE, ItemAction.EXPORT_THEN_ARCHIVE}
             assert row.target_id is None
             assert row.deadline == plan.schedule.export_until
+
+
+# The decision rule as the preview states it (console and API show each row's reason):
+# (kind, policy action or personal outcome, legal hold, successor) -> (action, reason, held).
+ORG, PERSONAL = ContentKind.ORGANISATION, ContentKind.PERSONAL
+DECISIONS = [
+    (PERSONAL, PersonalOutcome.DELETE, True, True, ItemAction.EXPORT_THEN_ARCHIVE,
+     "personal; under legal hold, so the organisation keeps it after the export window", True),
+    (PERSONAL, PersonalOutcome.ARCHIVE, True, True, ItemAction.EXPORT_THEN_ARCHIVE,
+     "personal; under legal hold, so the organisation keeps it after the export window", False),
+    (PERSONAL, PersonalOutcome.ARCHIVE, False, True, ItemAction.EXPORT_THEN_ARCHIVE,
+     "personal; export it before your access ends, the organisation keeps a copy", False),
+    (PERSONAL, PersonalOutcome.DELETE, False, True, ItemAction.EXPORT_THEN_DELETE,
+     "personal; export it before your access ends, it is deleted after retention", False),
+    (ORG, ContentAction.TRANSFER, False, True, ItemAction.TRANSFER,
+     "work content; handed to the successor", False),
+    (ORG, ContentAction.TRANSFER, True, False, ItemAction.ARCHIVE,
+     "work content; no successor, kept in the archive", False),
+    (ORG, ContentAction.DELETE, True, True, ItemAction.ARCHIVE,
+     "work content under legal hold; kept instead of deleted", True),
+    (ORG, ContentAction.DELETE, False, True, ItemAction.DELETE_AFTER_RETENTION,
+     "work content; deleted when retention ends", False),
+    (ORG, ContentAction.ARCHIVE, True, True, ItemAction.ARCHIVE,
+     "work content; kept in the organisation archive", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "rule", "legal_hold", "has_successor", "action", "reason", "held"), DECISIONS
+)
+def test_each_decision_comes_with_the_reason_the_preview_shows(
+    kind: ContentKind, rule: ContentAction | PersonalOutcome, legal_hold: bool,
+    has_successor: bool, action: ItemAction, reason: str, held: bool,
+) -> None:
+    policy = (
+        PolicyView(personal_outcome=rule) if isinstance(rule, PersonalOutcome)
+        else PolicyView(default_action=rule)
+    )
+    decision = decide(policy, PRODUCTS[0], kind, legal_hold, has_successor=has_successor)
+    assert (decision.action, decision.reason, decision.held) == (action, reason, held)
+    row = plan_for(policy, [Item(uuid.uuid4(), PRODUCTS[0], kind, legal_hold)],
+                   BOSS if has_successor else None).rows[0]
+    assert (row.action, row.reason, row.held) == (action, reason, held)
 
 
 def test_work_content_goes_to_the_successor_when_the_policy_transfers_it() -> None:
