@@ -7,6 +7,7 @@ import dataclasses
 import json
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given
@@ -123,8 +124,17 @@ def test_canonical_json_sorts_keys_and_drops_insignificant_space() -> None:
 
 
 def test_canonical_json_refuses_nan() -> None:
-    with pytest.raises(ValueError, match="canonical"):
-        canonical_json({"x": float("nan")})
+    for number in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="non-finite") as refused:
+            canonical_json({"x": [number]})
+        assert str(refused.value) == "non-finite numbers have no canonical JSON form"
+
+
+def test_any_mapping_is_encoded_as_the_dict_with_the_same_items() -> None:
+    # Event content may arrive as a read-only mapping (not a dict): it must hash the same.
+    content = {"b": [1.0, {"c": 2.5}], "a": None, 3: "x"}
+    assert canonical_json(MappingProxyType(content)) == canonical_json(content)
+    assert canonical_json(content) == b'{"3":"x","a":null,"b":[1,{"c":2.5}]}'
 
 
 @given(st.integers(min_value=1, max_value=12), st.data())

@@ -298,3 +298,11 @@ def test_the_schedule_suspends_after_the_last_day_and_purges_after_retention() -
     assert schedule.export_until == datetime(2027, 1, 1, tzinfo=UTC)
     assert schedule.purge_at == datetime(2027, 1, 11, tzinfo=UTC)
     assert schedule.last_day == date(2026, 12, 31)
+
+
+def test_an_item_the_plan_did_not_see_is_a_key_error_naming_it() -> None:
+    plan = plan_for(PolicyView(), [Item(uuid.uuid4(), PRODUCTS[0], ContentKind.PERSONAL, False)], BOSS)
+    unseen = Item(uuid.uuid4(), PRODUCTS[0], ContentKind.PERSONAL, True)
+    with pytest.raises(KeyError) as missing:
+        plan.decision_for(unseen)
+    assert missing.value.args == (unseen.id,)
