@@ -179,10 +179,10 @@ def _bool(
     off_effect: str = "",
     choosable: bool = True,
     required: bool = False,
-) -> Setting:
-    # pragma: no mutate block: it runs only while this module is imported, before mutmut can
-    # switch a mutant on; test_the_builtin_catalogue_is_the_one_the_service_promises checks
-    # every setting it builds.
+) -> Setting:  # pragma: no mutate block
+    # Not mutated: it runs only while this module is imported, before mutmut can switch a
+    # mutant on; test_the_builtin_catalogue_is_the_one_the_service_promises checks every
+    # setting it builds.
     return Setting(
         key,
         SettingType.BOOL,

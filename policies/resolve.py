@@ -120,7 +120,7 @@ def resolve_settings(
         if setting.member_choosable and choice is not None:
             result[key] = Resolved(choice, False, MEMBER_SOURCE)
             continue
-        hidden = choice if choice is not None else None
+        hidden = choice
         rule = next((r[key] for r in group_rules if key in r), None)
         if rule is None:
             rule = next((r[key] for r in reversed(unit_rules) if key in r), None)
@@ -133,11 +133,10 @@ def resolve_settings(
 
 @dataclass(frozen=True, slots=True)
 class _UnitView:
-    """Per setting, the lock from the unit path (root first) and the nearest unit rule,
-    and the whole answer for a member of the unit with no groups and no choices."""
+    """The settings the unit path locks, and the whole answer for a member of the unit
+    with no groups and no choices (the nearest unit rules are in it)."""
 
-    locks: Mapping[str, Rule]
-    nearest: Mapping[str, Rule]
+    locked: frozenset[str]
     #: Every setting's ``Resolved`` (catalogue order) when no group or choice applies.
     base: Mapping[str, Resolved]
 
@@ -162,7 +161,6 @@ class CompiledPolicy:
     units: Mapping[str, _UnitView]
     group_rules: Mapping[str, Mapping[str, Rule]]
     group_priority: Mapping[str, int]
-    rule_ids: frozenset[str]
     #: Per group and setting: the group rule's answer as a lock and as a plain rule.
     _group_answers: Mapping[str, Mapping[str, tuple[Resolved, Resolved]]] = field(
         repr=False, compare=False
@@ -189,9 +187,9 @@ class CompiledPolicy:
             if patch is None:
                 patch = self._group_patch(groups)
             if patch:
-                locks = view.locks
+                locked = view.locked
                 for key, answer in patch:
-                    if key not in locks:
+                    if key not in locked:
                         result[key] = answer
         if choices:
             choosable = self._choosable
@@ -243,18 +241,16 @@ def compile_policy(
     rules: Iterable[Rule],
     group_priority: Mapping[str, int],
 ) -> CompiledPolicy:
-    """Precompute each unit's locks, nearest rules and ready answer, top-down from the root.
+    """Precompute each unit's locked settings and ready answer, top-down from the root.
 
     ``unit_parents`` maps every unit of the organisation to its parent (None for the root).
     Rules for settings missing from the catalogue are ignored.
     """
     unit_rules: dict[str, dict[str, Rule]] = {}
     group_rules: dict[str, dict[str, Rule]] = {}
-    ids = set()
     for rule in rules:
         if rule.setting not in catalogue:
             continue
-        ids.add(rule.id)
         table = unit_rules if rule.target_kind is TargetKind.UNIT else group_rules
         table.setdefault(rule.target_id, {})[rule.setting] = rule
 
@@ -282,27 +278,24 @@ def compile_policy(
         unit, parent_view = stack.pop()
         own = unit_rules.get(unit, {})
         if parent_view is None:
-            locks: dict[str, Rule] = {}
-            nearest: dict[str, Rule] = {}
+            locked: set[str] = set()
             base = dict(defaults)
         elif own:
-            locks = dict(parent_view.locks)
-            nearest = dict(parent_view.nearest)
+            locked = set(parent_view.locked)
             base = dict(parent_view.base)
         else:  # nothing changes below a unit without rules: share the parent's tables
             views[unit] = parent_view
             stack.extend((child, parent_view) for child in children.get(unit, []))
             continue
         for key, rule in own.items():
-            if key not in locks:
+            if key not in locked:
                 as_lock, as_rule = answers(rule)
                 if rule.enforced:
-                    locks[key] = rule
+                    locked.add(key)
                     base[key] = as_lock
                 else:
                     base[key] = as_rule
-            nearest[key] = rule
-        view = _UnitView(locks, nearest, base)
+        view = _UnitView(frozenset(locked), base)
         views[unit] = view
         stack.extend((child, view) for child in children.get(unit, []))
     choosable = frozenset(s.key for s in catalogue.settings.values() if s.member_choosable)
@@ -311,7 +304,6 @@ def compile_policy(
         views,
         group_rules,
         dict(group_priority),
-        frozenset(ids),
         group_answers,
         choosable,
     )

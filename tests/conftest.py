@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 import uvicorn
 
@@ -40,6 +41,19 @@ from tenants.tokens import service as tokens
 from tenants.units.models import Unit
 from tests.support.dns_server import RunningDns, Zone, run_dns_server
 from tests.support.entra import EntraKeys, serve_entra_keys
+
+# Mutation testing (scripts/mutation, `--hypothesis-profile=mutation`) only needs to know
+# whether a property fails: the same examples for every mutant and every run, no shrinking
+# (minutes per killed mutant), and no deadline, whose misses on a busy machine would count
+# as kills.
+hypothesis.settings.register_profile(
+    "mutation",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=(hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.target),
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
 
 # Job handlers register on import, as in `tenantry worker` (tests run jobs in-process).
 load_handlers()

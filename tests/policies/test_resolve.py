@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from policies.resolve import (
     GroupRef,
     MemberFacts,
     Rule,
+    Source,
     SourceKind,
     TargetKind,
     compile_policy,
@@ -116,6 +118,15 @@ CATALOGUE = Catalogue.of(
     ]
 )
 VALUES = {"a": st.booleans(), "b": st.sampled_from(["x", "y", "z"]), "c": st.booleans()}
+#: A member's stored choices: possibly none for a setting (None), possibly for a setting the
+#: catalogue no longer has ("gone"); both are ignored.
+CHOICES = st.fixed_dictionaries(
+    {},
+    optional={
+        "gone": st.booleans(),
+        **{k: st.one_of(st.none(), v) for k, v in VALUES.items()},
+    },
+)
 
 
 @st.composite
@@ -131,11 +142,14 @@ def organisations(
     for n in range(draw(st.integers(0, 25))):
         kind = draw(st.sampled_from([U, G]))
         target = draw(st.sampled_from(UNITS if kind is U else GROUPS))
-        key = draw(st.sampled_from(["a", "b", "c"]))
+        # "gone": a rule left over for a setting the catalogue no longer has (ignored).
+        key = draw(st.sampled_from(["a", "b", "c", "gone"]))
         if (kind, target, key) in seen:
             continue
         seen.add((kind, target, key))
-        rules.append(Rule(f"r{n}", kind, target, key, draw(VALUES[key]), draw(st.booleans())))
+        value = draw(VALUES.get(key, st.booleans()))
+        reason = draw(st.sampled_from(["", f"reason of r{n}"]))
+        rules.append(Rule(f"r{n}", kind, target, key, value, draw(st.booleans()), reason))
     unit = draw(st.sampled_from(UNITS))
     path = [unit]
     while parents[path[-1]] is not None:
@@ -143,8 +157,7 @@ def organisations(
     groups = tuple(
         GroupRef(g, priorities[g]) for g in draw(st.lists(st.sampled_from(GROUPS), unique=True))
     )
-    choices = {k: draw(v) for k, v in VALUES.items() if draw(st.booleans())}
-    return parents, rules, priorities, MemberFacts(tuple(reversed(path)), groups, choices)
+    return parents, rules, priorities, MemberFacts(tuple(reversed(path)), groups, draw(CHOICES))
 
 
 @settings(max_examples=150, deadline=None)
@@ -154,6 +167,8 @@ def test_compiled_resolution_equals_resolution_from_scratch(org: Any) -> None:
     compiled = compile_policy(CATALOGUE, parents, rules, priorities)
     fast = compiled.resolve(member.unit_path[-1], [g.id for g in member.groups], member.choices)
     assert fast == resolve_settings(CATALOGUE, rules, member)
+    # Callers read the catalogue's settings (and version) off the compiled policy.
+    assert compiled.catalogue is CATALOGUE
 
 
 def member_of(parents: dict[str, str | None], unit: str, groups: tuple[GroupRef, ...],
@@ -182,7 +197,7 @@ def test_many_members_resolved_against_one_compiled_policy_each_get_their_own_an
                 ),
                 st.sampled_from(UNITS),
                 st.lists(st.sampled_from(GROUPS), unique=True),
-                st.fixed_dictionaries({}, optional={k: v for k, v in VALUES.items()}),
+                CHOICES,
             ),
             min_size=2,
             max_size=12,
@@ -214,7 +229,7 @@ def test_a_lock_on_an_ancestor_is_never_undone_below_it(org: Any) -> None:
     result = resolve_settings(CATALOGUE, rules, member)
     for unit in member.unit_path:
         for r in rules:
-            if r.target_kind is U and r.target_id == unit and r.enforced:
+            if r.target_kind is U and r.target_id == unit and r.enforced and r.setting in CATALOGUE:
                 assert result[r.setting].locked
                 locker = result[r.setting].source
                 assert locker.target_kind is U
@@ -226,7 +241,8 @@ def test_a_lock_on_an_ancestor_is_never_undone_below_it(org: Any) -> None:
 def test_a_choice_applies_exactly_when_choosable_and_not_locked(org: Any) -> None:
     _, rules, _, member = org
     for key, resolved in resolve_settings(CATALOGUE, rules, member).items():
-        applies = key in member.choices and CATALOGUE[key].member_choosable and not resolved.locked
+        chose = member.choices.get(key) is not None
+        applies = chose and CATALOGUE[key].member_choosable and not resolved.locked
         assert (resolved.source.kind is SourceKind.MEMBER) == applies
         if applies:
             assert resolved.value == member.choices[key]
@@ -245,6 +261,17 @@ def test_the_result_is_deterministic_and_every_source_is_a_real_rule(org: Any, r
     assert first == resolve_settings(CATALOGUE, shuffled_rules, again)
     ids = {r.id: r for r in rules}
     for key, resolved in first.items():
-        if resolved.source.kind is SourceKind.RULE:
-            source = ids[resolved.source.rule_id]  # type: ignore[index]
-            assert source.setting == key and source.value == resolved.value
+        if resolved.source.rule_id is None:
+            assert resolved.source in (Source(SourceKind.MEMBER), Source(SourceKind.DEFAULT))
+            assert resolved.reason == ""
+        else:
+            rule = ids[resolved.source.rule_id]
+            assert resolved.source == Source(SourceKind.RULE, rule.id, rule.target_kind, rule.target_id)
+            assert (rule.setting, rule.value, rule.reason) == (key, resolved.value, resolved.reason)
+
+
+def test_a_unit_the_compiled_organisation_does_not_have_is_a_key_error() -> None:
+    for parents in ({}, {"root": None}):
+        compiled = compile_policy(BUILTIN, parents, [rule("r1", U, "root", True)], {})
+        with pytest.raises(KeyError):
+            compiled.resolve("elsewhere", [], {})

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given
@@ -61,8 +63,7 @@ def test_an_edited_event_is_found() -> None:
     edited = dataclasses.replace(events[3].event, after={"name": "forged"})
     events[3] = dataclasses.replace(events[3], event=edited)
     result = verify_chain(events)
-    assert result.broken is not None and result.broken.seq == 4
-    assert "edited" in result.broken.reason
+    assert result.broken == ChainBreak(4, "its content does not match its hash (edited)")
 
 
 def test_a_deleted_event_is_found() -> None:
@@ -86,7 +87,9 @@ def test_an_inserted_event_renumbering_the_rest_is_found() -> None:
     ]
     inserted = StoredEvent(forged, events[1].hash, event_hash(events[1].hash, forged))
     result = verify_chain([*events[:2], inserted, *tail])
-    assert result.broken is not None and result.broken.seq == 4
+    assert result.broken == ChainBreak(
+        4, "its link to the previous event does not match (inserted, removed or reordered)"
+    )
 
 
 def test_a_truncated_tail_is_found_against_a_recorded_head() -> None:
@@ -111,7 +114,9 @@ def test_a_rewritten_chain_is_found_against_a_recorded_head() -> None:
         rebuilt.append(StoredEvent(e.event, prev, digest))
         prev = digest
     result = verify_chain(rebuilt, expected_head=recorded)
-    assert result.broken is not None and result.broken.seq == 3
+    assert result.broken == ChainBreak(
+        3, "it does not match the recorded head (the chain was rewritten)"
+    )
 
 
 def test_canonical_json_sorts_keys_and_drops_insignificant_space() -> None:
@@ -119,8 +124,17 @@ def test_canonical_json_sorts_keys_and_drops_insignificant_space() -> None:
 
 
 def test_canonical_json_refuses_nan() -> None:
-    with pytest.raises(ValueError, match="canonical"):
-        canonical_json({"x": float("nan")})
+    for number in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="non-finite") as refused:
+            canonical_json({"x": [number]})
+        assert str(refused.value) == "non-finite numbers have no canonical JSON form"
+
+
+def test_any_mapping_is_encoded_as_the_dict_with_the_same_items() -> None:
+    # Event content may arrive as a read-only mapping (not a dict): it must hash the same.
+    content = {"b": [1.0, {"c": 2.5}], "a": None, 3: "x"}
+    assert canonical_json(MappingProxyType(content)) == canonical_json(content)
+    assert canonical_json(content) == b'{"3":"x","a":null,"b":[1,{"c":2.5}]}'
 
 
 @given(st.integers(min_value=1, max_value=12), st.data())
@@ -149,13 +163,14 @@ def row_of(event: ChainedEvent, *, as_text: bool) -> dict[str, object]:
 
 
 def test_an_event_read_from_its_row_is_the_event_whatever_form_its_json_came_in() -> None:
-    event = dataclasses.replace(
-        chain(1)[0].event, before={"a": [1, "x"]}, after={"b": 2}, request_id=None
-    )
-    for as_text in (False, True):
-        read = ChainedEvent.from_row("org", 1, row_of(event, as_text=as_text))
-        assert read == event
-        assert event_hash(GENESIS, read) == event_hash(GENESIS, event)
+    for request_id in (None, "req-7"):
+        event = dataclasses.replace(
+            chain(1)[0].event, before={"a": [1, "x"]}, after={"b": 2}, request_id=request_id
+        )
+        for as_text in (False, True):
+            read = ChainedEvent.from_row("org", 1, row_of(event, as_text=as_text))
+            assert read == event
+            assert event_hash(GENESIS, read) == event_hash(GENESIS, event)
 
 
 def test_every_column_of_a_row_is_covered_by_the_hash() -> None:
@@ -178,6 +193,20 @@ def test_every_column_of_a_row_is_covered_by_the_hash() -> None:
 def test_times_enter_the_chain_in_utc_with_microseconds() -> None:
     moment = datetime(2026, 3, 1, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=2)))
     assert format_time(moment) == "2026-02-28T23:02:03.000004Z"
+
+
+def test_a_time_hashes_alike_whatever_the_servers_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moment = datetime(2026, 3, 1, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=2)))
+    try:
+        for zone in ("America/New_York", "Asia/Kolkata"):
+            monkeypatch.setenv("TZ", zone)
+            time.tzset()
+            assert format_time(moment) == "2026-02-28T23:02:03.000004Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_a_head_is_printed_and_parsed_back() -> None:
@@ -208,6 +237,17 @@ def test_an_event_whose_content_was_deleted_breaks_the_chain_there() -> None:
     assert verifier.broken.seq == 3
     result = verifier.finish()
     assert (result.checked, result.head.seq, result.ok) == (2, 2, False)
+
+
+def test_feeding_says_stop_at_the_first_bad_event_so_a_stream_is_not_read_to_its_end() -> None:
+    events = chain(4)
+    edited = dataclasses.replace(events[1].event, actor_display="forged")
+    verifier = ChainVerifier()
+    assert verifier.feed(events[0]) is True
+    assert verifier.feed(dataclasses.replace(events[1], event=edited)) is False
+    assert verifier.broken == ChainBreak(2, "its content does not match its hash (edited)")
+    assert verifier.feed(events[2]) is False
+    assert verifier.finish().checked == 1
 
 
 def test_a_missing_entry_ahead_of_the_chain_names_the_first_gap() -> None:

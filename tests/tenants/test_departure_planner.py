@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from random import Random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -103,17 +105,128 @@ def test_personal_items_are_never_transferred_to_a_successor(
             assert row.deadline == plan.schedule.export_until
 
 
+# The decision rule as the preview states it (console and API show each row's reason):
+# (kind, policy action or personal outcome, legal hold, successor) -> (action, reason, held).
+ORG, PERSONAL = ContentKind.ORGANISATION, ContentKind.PERSONAL
+DECISIONS = [
+    (PERSONAL, PersonalOutcome.DELETE, True, True, ItemAction.EXPORT_THEN_ARCHIVE,
+     "personal; under legal hold, so the organisation keeps it after the export window", True),
+    (PERSONAL, PersonalOutcome.ARCHIVE, True, True, ItemAction.EXPORT_THEN_ARCHIVE,
+     "personal; under legal hold, so the organisation keeps it after the export window", False),
+    (PERSONAL, PersonalOutcome.ARCHIVE, False, True, ItemAction.EXPORT_THEN_ARCHIVE,
+     "personal; export it before your access ends, the organisation keeps a copy", False),
+    (PERSONAL, PersonalOutcome.DELETE, False, True, ItemAction.EXPORT_THEN_DELETE,
+     "personal; export it before your access ends, it is deleted after retention", False),
+    (ORG, ContentAction.TRANSFER, False, True, ItemAction.TRANSFER,
+     "work content; handed to the successor", False),
+    (ORG, ContentAction.TRANSFER, True, False, ItemAction.ARCHIVE,
+     "work content; no successor, kept in the archive", False),
+    (ORG, ContentAction.DELETE, True, True, ItemAction.ARCHIVE,
+     "work content under legal hold; kept instead of deleted", True),
+    (ORG, ContentAction.DELETE, False, True, ItemAction.DELETE_AFTER_RETENTION,
+     "work content; deleted when retention ends", False),
+    (ORG, ContentAction.ARCHIVE, True, True, ItemAction.ARCHIVE,
+     "work content; kept in the organisation archive", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "rule", "legal_hold", "has_successor", "action", "reason", "held"), DECISIONS
+)
+def test_each_decision_comes_with_the_reason_the_preview_shows(
+    kind: ContentKind, rule: ContentAction | PersonalOutcome, legal_hold: bool,
+    has_successor: bool, action: ItemAction, reason: str, held: bool,
+) -> None:
+    policy = (
+        PolicyView(personal_outcome=rule) if isinstance(rule, PersonalOutcome)
+        else PolicyView(default_action=rule)
+    )
+    decision = decide(policy, PRODUCTS[0], kind, legal_hold, has_successor=has_successor)
+    assert (decision.action, decision.reason, decision.held) == (action, reason, held)
+    row = plan_for(policy, [Item(uuid.uuid4(), PRODUCTS[0], kind, legal_hold)],
+                   BOSS if has_successor else None).rows[0]
+    assert (row.action, row.reason, row.held) == (action, reason, held)
+    assert row.target_id == (BOSS.id if action is ItemAction.TRANSFER else None)
+
+
 def test_work_content_goes_to_the_successor_when_the_policy_transfers_it() -> None:
     decision = decide(PolicyView(), PRODUCTS[0], ContentKind.ORGANISATION, False,
                       has_successor=True)
     assert decision.action is ItemAction.TRANSFER
 
 
+NO_SUCCESSOR = planner.Warning(
+    "no_successor",
+    "nobody can receive this member's work content (no manager, no fallback successor): "
+    "it is kept in the organisation archive instead",
+)
+LEGAL_HOLD = planner.Warning(
+    "legal_hold", "some items are under legal hold and will not be deleted"
+)
+
+
 def test_without_a_successor_work_content_is_archived_and_the_plan_warns() -> None:
     its = [Item(uuid.uuid4(), PRODUCTS[0], ContentKind.ORGANISATION, False, size=10)]
     plan = plan_for(PolicyView(), its, None)
     assert plan.rows[0].action is ItemAction.ARCHIVE
-    assert [w.code for w in plan.warnings] == ["no_successor"]
+    assert plan.warnings == (NO_SUCCESSOR,)
+
+
+@pytest.mark.parametrize(
+    ("policy", "kind", "successor", "warned"),
+    [
+        # Transferred by a per-product rule, archived by default: still nobody to receive it.
+        (PolicyView(default_action=ContentAction.ARCHIVE,
+                    product_actions={PRODUCTS[0]: ContentAction.TRANSFER}), ORG, None, True),
+        # Kept by a per-product rule although the default transfers: nothing to receive.
+        (PolicyView(product_actions={PRODUCTS[0]: ContentAction.ARCHIVE}), ORG, None, False),
+        # Personal items are never transferred, so they need no successor.
+        (PolicyView(), PERSONAL, None, False),
+        (PolicyView(), ORG, BOSS, False),
+    ],
+)
+def test_the_plan_warns_of_no_successor_only_when_work_content_should_be_transferred(
+    policy: PolicyView, kind: ContentKind, successor: Person | None, warned: bool
+) -> None:
+    plan = plan_for(policy, [Item(uuid.uuid4(), PRODUCTS[0], kind, False)], successor)
+    assert (NO_SUCCESSOR in plan.warnings) is warned
+
+
+def test_each_row_takes_effect_at_its_actions_moment_of_the_schedule() -> None:
+    schedule = planner.Schedule(
+        last_day=date(2026, 12, 31),
+        suspend_at=datetime(2027, 1, 1, tzinfo=UTC),
+        export_until=datetime(2027, 1, 8, tzinfo=UTC),
+        purge_at=datetime(2027, 2, 1, tzinfo=UTC),
+    )
+    policy = PolicyView(product_actions={PRODUCTS[1]: ContentAction.DELETE,
+                                         PRODUCTS[2]: ContentAction.ARCHIVE})
+    its = [
+        Item(uuid.uuid4(), PRODUCTS[0], ORG, False),
+        Item(uuid.uuid4(), PRODUCTS[1], ORG, False),
+        Item(uuid.uuid4(), PRODUCTS[1], ORG, True),
+        Item(uuid.uuid4(), PRODUCTS[2], ORG, False),
+        Item(uuid.uuid4(), PRODUCTS[0], PERSONAL, False),
+        Item(uuid.uuid4(), PRODUCTS[1], PERSONAL, True),
+    ]
+    plan = plan_departure(
+        policy, LEAVER, groups_of(its), schedule=schedule, successor=BOSS,
+        successor_source=SuccessorSource.MANAGER, now=NOW,
+    )
+    assert [plan.decision_for(i).deadline for i in its] == [
+        schedule.suspend_at, schedule.purge_at, schedule.suspend_at, schedule.suspend_at,
+        schedule.export_until, schedule.export_until,
+    ]
+
+
+@given(policies, items, st.booleans(), st.randoms(use_true_random=False))
+def test_the_plan_is_the_same_whatever_order_the_items_come_in(
+    policy: PolicyView, its: list[Item], has_successor: bool, random: Random
+) -> None:
+    shuffled = list(its)
+    random.shuffle(shuffled)
+    successor = BOSS if has_successor else None
+    assert plan_for(policy, shuffled, successor) == plan_for(policy, its, successor)
 
 
 def test_a_per_product_action_overrides_the_default() -> None:
@@ -147,6 +260,40 @@ def test_short_notice_for_personal_items_is_flagged() -> None:
         successor=BOSS, successor_source=SuccessorSource.MANAGER, now=NOW,
     )
     assert "short_export_window" in {w.code for w in plan.warnings}
+
+
+@pytest.mark.parametrize(
+    ("notice", "kind", "warning"),
+    [
+        (timedelta(days=14), PERSONAL, None),
+        (timedelta(days=14, seconds=-1),
+         PERSONAL, "the member has 13 day(s) to export personal items; the policy asks for 14"),
+        (timedelta(hours=20),
+         PERSONAL, "the member has 0 day(s) to export personal items; the policy asks for 14"),
+        (timedelta(days=-3),
+         PERSONAL, "the member has 0 day(s) to export personal items; the policy asks for 14"),
+        (timedelta(days=2), ORG, None),
+    ],
+)
+def test_notice_shorter_than_the_export_window_is_flagged_with_the_days_left(
+    notice: timedelta, kind: ContentKind, warning: str | None
+) -> None:
+    policy = PolicyView(export_window_days=14)
+    schedule = schedule_for(date(2026, 12, 31), policy)
+    plan = plan_departure(
+        policy, LEAVER, groups_of([Item(uuid.uuid4(), PRODUCTS[0], kind, False)]),
+        schedule=schedule, successor=BOSS, successor_source=SuccessorSource.MANAGER,
+        now=schedule.export_until - notice,
+    )
+    flagged = [w.message for w in plan.warnings if w.code == "short_export_window"]
+    assert flagged == ([warning] if warning else [])
+
+
+def test_a_plan_with_held_items_warns_they_will_not_be_deleted() -> None:
+    its = [Item(uuid.uuid4(), PRODUCTS[0], ORG, True)]
+    plan = plan_for(PolicyView(default_action=ContentAction.DELETE), its, BOSS)
+    assert plan.warnings == (LEGAL_HOLD,)
+    assert plan_for(PolicyView(default_action=ContentAction.DELETE), its[:0], BOSS).warnings == ()
 
 
 def test_successor_is_the_chosen_one_then_the_manager_then_the_fallback() -> None:
@@ -254,3 +401,11 @@ def test_the_schedule_suspends_after_the_last_day_and_purges_after_retention() -
     assert schedule.export_until == datetime(2027, 1, 1, tzinfo=UTC)
     assert schedule.purge_at == datetime(2027, 1, 11, tzinfo=UTC)
     assert schedule.last_day == date(2026, 12, 31)
+
+
+def test_an_item_the_plan_did_not_see_is_a_key_error_naming_it() -> None:
+    plan = plan_for(PolicyView(), [Item(uuid.uuid4(), PRODUCTS[0], ContentKind.PERSONAL, False)], BOSS)
+    unseen = Item(uuid.uuid4(), PRODUCTS[0], ContentKind.PERSONAL, True)
+    with pytest.raises(KeyError) as missing:
+        plan.decision_for(unseen)
+    assert missing.value.args == (unseen.id,)

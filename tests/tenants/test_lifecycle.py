@@ -14,6 +14,7 @@ from tenants.members.lifecycle import (
     allowed_actions,
     can_sign_in,
     next_status,
+    offered_actions,
 )
 
 S, A = MemberStatus, LifecycleAction
@@ -96,3 +97,25 @@ def test_an_action_on_a_purged_member_says_the_status_is_final() -> None:
         "allowed from purged: none (this status is final)"
     )
     assert refused.value.extra["allowed_actions"] == []
+
+
+def test_the_api_and_console_offer_only_the_direct_actions_legal_from_each_status() -> None:
+    # Departing and erasing go through their own paths (a departure, the erasure), so
+    # depart and purge are never offered directly.
+    assert {s: offered_actions(s) for s in S} == {
+        S.INVITED: [A.ACTIVATE, A.SUSPEND],
+        S.ACTIVE: [A.BEGIN_DEPARTURE, A.SUSPEND],
+        S.DEPARTING: [A.SUSPEND, A.REINSTATE],
+        S.SUSPENDED: [A.REINSTATE],
+        S.DEPARTED: [A.REINSTATE],
+        S.PURGED: [],
+    }
+
+
+def test_a_refused_direct_action_names_only_what_is_offered_directly() -> None:
+    with pytest.raises(IllegalTransitionError) as refused:
+        next_status(MemberStatus.SUSPENDED, LifecycleAction.ACTIVATE, direct=True)
+    assert refused.value.message == (
+        "cannot activate a member who is suspended; allowed from suspended: reinstate"
+    )
+    assert refused.value.extra["allowed_actions"] == ["reinstate"]

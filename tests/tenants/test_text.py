@@ -47,6 +47,15 @@ def test_marks_next_to_the_bidi_ranges_are_not_refused() -> None:
         assert text.clean_name(f"a{char}b") == unicodedata.normalize("NFC", f"a{char}b")
 
 
+def test_characters_just_outside_the_control_and_surrogate_ranges_are_text() -> None:
+    # A space (U+0020), a tilde (U+007E), the no-break space (U+00A0) and the neighbours
+    # of the surrogates: U+D7FF below them and the first private-use character U+E000.
+    for char in (" ", "~", "\u00a0", "\ud7ff", "\ue000"):
+        for clean in (text.clean_name, text.clean_free_text):
+            assert clean(f"a{char}b") == f"a{char}b"
+        assert text.is_storable(f"a{char}b")
+
+
 @pytest.mark.parametrize("char", SURROGATES)
 def test_a_lone_surrogate_is_refused_everywhere(char: str) -> None:
     for clean in (text.clean_name, text.clean_free_text):
@@ -57,8 +66,9 @@ def test_a_lone_surrogate_is_refused_everywhere(char: str) -> None:
 
 def test_a_nul_is_refused_everywhere_and_named_as_such() -> None:
     for clean in (text.clean_name, text.clean_free_text):
-        with pytest.raises(text.TextError, match="NUL"):
+        with pytest.raises(text.TextError, match="NUL") as refused:
             clean("a\x00b")
+        assert str(refused.value) == "contains a NUL character (U+0000), which cannot be stored"
     assert not text.is_storable("a\x00b")
     assert text.is_storable("a\x01\u202eb")
 
