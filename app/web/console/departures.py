@@ -37,6 +37,7 @@ from app.web.console.departure_views import (
     size,
     stage_of,
 )
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.audit import service as audit
@@ -49,7 +50,7 @@ from tenants.jobs.models import Job, JobStatus
 from tenants.members.lifecycle import LifecycleAction, MemberStatus, allowed_actions
 from tenants.members.models import Member
 from tenants.members.service import get_member
-from tenants.pagination import Sort, paginate
+from tenants.pagination import paginate
 from tenants.permissions import Permission
 from tenants.products.models import Product
 from tenants.webhooks import service as webhooks
@@ -125,6 +126,7 @@ def _is_htmx(ctx: PageContext) -> bool:
 # --- routes -------------------------------------------------------------------------------
 
 LIST_FILTERS = ("running", "completed", "cancelled")
+LIST_SORTABLE = ("created_at", "last_day", "status")
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -136,12 +138,15 @@ def routes(web: Web) -> list[BaseRoute]:
         query = Departure.all()
         if status is not None:
             query = query.filter(status=status)
-        listed = await paginate(
-            query,
-            Sort("created_at", descending=True),
-            cursor=params.get("cursor") or None,
-            limit=50,
+        view = ListView.parse(
+            "/console/departures",
+            params,
+            sortable=LIST_SORTABLE,
+            default_sort="-created_at",
+            filters={"status": status.value if status else ""},
         )
+        listed = await paginate(query, view.sort, cursor=view.cursor, limit=view.size)
+        total = await query.count()
         ids = [d.id for d in listed.items]
         steps: dict[uuid.UUID, list[DepartureStep]] = {i: [] for i in ids}
         for step in await DepartureStep.filter(departure_id__in=ids).order_by("position"):
@@ -159,8 +164,8 @@ def routes(web: Web) -> list[BaseRoute]:
             status=status.value if status else "",
             filters=LIST_FILTERS,
             counts=counts,
-            next_cursor=listed.next_cursor,
             step_titles=STEP_TITLES,
+            **view.context(next_cursor=listed.next_cursor, total=total, shown=len(listed.items)),
             number=number,
         )
 
