@@ -452,6 +452,7 @@ def _state_filter(state: GrantState, now: datetime) -> Q:
 
 #: How grant lists may be sorted (the request time; the other times may be empty).
 GRANT_SORTABLE = ("created_at",)
+NEWEST_REQUEST_FIRST = Sort("created_at", descending=True)
 
 
 def _grants(filters: GrantFilter) -> QuerySet[AccessGrant]:
@@ -470,7 +471,7 @@ async def list_grants(
     *,
     cursor: str | None,
     limit: int,
-    sort: Sort = Sort("created_at", descending=True),
+    sort: Sort = NEWEST_REQUEST_FIRST,
 ) -> Page[AccessGrant]:
     """Grants matching ``filters``, newest request first unless ``sort`` says otherwise."""
     return await paginate(_grants(filters), sort, cursor=cursor, limit=limit)
