@@ -205,9 +205,16 @@ def page(
             if token is None:
                 return _to_login(request)
             form: dict[str, str] = {}
+            #: Fields sent more than once (checkboxes of one name), kept for a refused form.
+            several: dict[str, str] = {}
             if request.method == "POST":
                 raw = await request.form()
                 form = {k: v for k, v in raw.items() if isinstance(v, str)}
+                several = {
+                    k: "\n".join(v for v in raw.getlist(k) if isinstance(v, str))
+                    for k in set(raw.keys())
+                    if len(raw.getlist(k)) > 1
+                }
                 if not sessions.is_valid_csrf(web.settings.secret_key, token, form.get("csrf")):
                     return web.message(
                         request,
@@ -289,7 +296,7 @@ def page(
                         response, f"{REFUSED} {error.message}" + (f" ({fields})" if fields else "")
                     )
                     web.cookies.form_state(
-                        response, {f.field: f.reason for f in error.fields}, form
+                        response, {f.field: f.reason for f in error.fields}, {**form, **several}
                     )
                     return response
                 status = 404 if error.code == "not_found" else 400

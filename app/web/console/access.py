@@ -213,7 +213,11 @@ def routes(web: Web) -> list[BaseRoute]:
             if found is None:
                 raise InvalidInputError(
                     "there is no member with that email",
-                    fields=[FieldProblem("member_email", email or "missing")],
+                    fields=[
+                        FieldProblem(
+                            "member_email", "is not a member's address" if email else "is empty"
+                        )
+                    ],
                 )
             member_id = found.id
         known = {c.value for c in DataCategory}
