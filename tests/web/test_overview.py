@@ -10,7 +10,6 @@ from typing import Any
 import asyncpg
 
 from app.settings import Settings
-
 from tenants import db
 from tenants.access import service as access
 from tenants.access.models import DataCategory
