@@ -69,13 +69,16 @@ async def test_the_data_access_request_keeps_what_was_typed_and_names_the_justif
         page = await refused(
             browser,
             "/console/data-access/new",
-            {"csrf": csrf, "subject": "member", "member_email": mia["email"],
+            {"csrf": csrf, "subject": "member", "member_id": mia["id"],
+             "member_id_q": "Mia Mem",
              "categories": ["files", "communications"], "product_ids": [product["id"]],
              "justification": "too short", "case_reference": "CASE-77", "duration_hours": "8"},
             "/console/data-access/new",
         )
     assert "at least" in error_beside(page, "justification")
-    assert f'value="{mia["email"]}"' in page and 'value="CASE-77"' in page
+    # The member chosen with the picker is still chosen, under what was typed.
+    assert re.search(rf'name="member_id" value="{mia["id"]}" checked', page)
+    assert 'value="Mia Mem"' in page and 'value="CASE-77"' in page
     assert ">too short</textarea>" in page and 'value="8"' in page
     for value in ("files", "communications", product["id"]):
         assert re.search(rf'value="{value}" checked', page), value

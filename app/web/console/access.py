@@ -207,16 +207,26 @@ def routes(web: Web) -> list[BaseRoute]:
                 raise InvalidInputError(
                     "choose a unit", fields=[FieldProblem("unit_id", "missing")]
                 )
+        elif form.get("member_id"):
+            # Chosen with the people picker.
+            picked = _uuid(form.get("member_id"))
+            found = await Member.filter(id=picked).first() if picked else None
+            if found is None:
+                raise InvalidInputError(
+                    "choose a member from the matches",
+                    fields=[FieldProblem("member_id", "is not a member")],
+                )
+            member_id = found.id
         else:
             email = form.get("member_email", "").strip()
             found = await members.find_member(email=email) if email else None
             if found is None:
                 raise InvalidInputError(
-                    "there is no member with that email",
+                    "choose whose data" if not email else "there is no member with that email",
                     fields=[
-                        FieldProblem(
-                            "member_email", "is not a member's address" if email else "is empty"
-                        )
+                        FieldProblem("member_id", "choose one")
+                        if not email
+                        else FieldProblem("member_email", "is not a member's address")
                     ],
                 )
             member_id = found.id

@@ -47,7 +47,7 @@ from tenants.departures.planner import Plan
 from tenants.errors import ConflictError, IllegalTransitionError, InvalidInputError, NotFoundError
 from tenants.jobs import service as jobs
 from tenants.jobs.models import Job, JobStatus
-from tenants.members.lifecycle import LifecycleAction, MemberStatus, allowed_actions
+from tenants.members.lifecycle import LifecycleAction, allowed_actions
 from tenants.members.models import Member
 from tenants.members.service import get_member
 from tenants.pagination import paginate
@@ -80,13 +80,9 @@ async def _start_page(
         if policy.fallback_successor_id
         else None
     )
-    candidates = (
-        await Member.filter(status=MemberStatus.ACTIVE)
-        .exclude(id=member.id)
-        .order_by("name")
-        .limit(500)
-        .only("id", "name", "email")
-    )
+    # The successor is found with the typeahead picker; only the one chosen is read here.
+    chosen_id = parse_uuid(form.successor)
+    chosen = await Member.filter(id=chosen_id).first() if chosen_id else None
     can_start = LifecycleAction.BEGIN_DEPARTURE in allowed_actions(member.status)
     if not can_start and form.refusal is None:
         form.refusal = (
@@ -98,7 +94,7 @@ async def _start_page(
         "form": form,
         "manager": manager,
         "fallback": fallback,
-        "candidates": candidates,
+        "chosen": chosen,
         "can_start": can_start,
         "today": datetime.now(UTC).date().isoformat(),
         "action_labels": ACTION_LABELS,
@@ -342,14 +338,13 @@ def routes(web: Web) -> list[BaseRoute]:
         raise InvalidInputError("choose a job or a delivery to retry")
 
     async def _policy_page(ctx: PageContext, form: PolicyForm, status: int = 200) -> Response:
+        chosen = parse_uuid(form.fallback)
         return ctx.render(
             "console/departures_policy.html",
             status,
             form=form,
-            members=await Member.filter(status=MemberStatus.ACTIVE)
-            .order_by("name")
-            .limit(500)
-            .only("id", "name", "email"),
+            # Found with the typeahead picker; only the one chosen is read here.
+            fallback_member=await Member.filter(id=chosen).first() if chosen else None,
             products=await Product.all().order_by("name"),
             actions=POLICY_ACTION_LABELS,
             personal=PERSONAL_LABELS,
