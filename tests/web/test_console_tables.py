@@ -88,3 +88,25 @@ async def test_the_other_lists_have_sortable_headers_totals_and_a_page_size(
             assert re.search(rf'<a href="[^"]+">{sorted_by}', page), path
             assert re.search(r"\d+ [a-z-]+\(s\) match; showing \d+", text_of(page)), path
             assert re.search(r'<option value="25" selected>25</option>', page), path
+
+
+async def test_the_audit_log_pages_older_and_newer_at_the_size_chosen(
+    app: Any, org: OrgHandle
+) -> None:
+    for n in range(30):
+        created = await org.post("/v1/groups", {"name": f"Audited {n:02d}"})
+        assert created.status_code == 201, created.text
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        first = await get_ok(browser, "/console/audit?action=group.&size=25")
+        ids = re.findall(r"<td>(\d+)</td>", first)
+        assert len(ids) == 25
+        assert '<option value="25" selected>25</option>' in first
+        [older] = links(first, "Older events")
+        second = await get_ok(browser, older)
+        assert len(re.findall(r"<td>(\d+)</td>", second)) == 5
+        assert links(second, "Older events") == []
+        [newer] = links(second, "Newer events")
+        assert parse_qs(urlsplit(newer).query)["action"] == ["group."]
+        back = await get_ok(browser, newer)
+        assert re.findall(r"<td>(\d+)</td>", back) == ids
