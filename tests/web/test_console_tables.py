@@ -79,6 +79,7 @@ async def test_the_other_lists_have_sortable_headers_totals_and_a_page_size(
         for path, sorted_by in (
             (f"/console/products/{product['id']}/webhooks", "Queued"),
             ("/console/departures", "Started"),
+            ("/console/jobs", "Since"),
             ("/console/privacy-requests", "Deadline"),
             ("/console/data-access", "Requested"),
             ("/console/sign-ins", "When"),
