@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OrgHandle, make_member, make_product
+from tests.conftest import OrgHandle, make_group, make_member, make_product
 from tests.web.flows import PASSWORD, WebClient, asgi_client, set_local_sign_in, set_password
 
 WHY = "Investigating a reported leak of the quarterly figures (case 77)."
@@ -190,3 +190,26 @@ async def test_forms_sharing_a_field_name_show_the_error_only_in_the_form_sent(
         )
     assert error_beside(page, "reason", error_id="deny-reason-error")
     assert page.count('class="field-error"') == 1
+
+
+async def test_the_member_page_forms_name_their_field_and_keep_the_reason(
+    app: Any, local_org: OrgHandle
+) -> None:
+    owner = await person(local_org, "Olga Owner", "owner")
+    mia = await person(local_org, "Mia Member")
+    await make_group(local_org)
+    page_of_mia = f"/console/members/{mia['id']}"
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, local_org, owner)
+        page = await refused(
+            browser, f"{page_of_mia}/transition",
+            {"csrf": csrf, "action": "explode", "reason": "typed before the mistake"},
+            page_of_mia,
+        )
+        assert "is not a lifecycle action" in page and 'id="action-error"' in page
+        assert 'value="typed before the mistake"' in page
+        page = await refused(
+            browser, f"{page_of_mia}/groups",
+            {"csrf": csrf, "group_id": "not-a-group", "op": "add"}, page_of_mia,
+        )
+        assert error_beside(page, "group_id")

@@ -14,7 +14,7 @@ from app.web.console.member_forms import role_matrix
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.departures import service as departures
-from tenants.errors import NotFoundError
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups.models import Group
 from tenants.members import service
 from tenants.members.lifecycle import LifecycleAction, MemberStatus, offered_actions
@@ -155,7 +155,13 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_LIFECYCLE)
     async def member_transition(ctx: PageContext) -> Response:
         member_id = _member_id(ctx)
-        action = LifecycleAction(ctx.form.get("action", ""))
+        try:
+            action = LifecycleAction(ctx.form.get("action", ""))
+        except ValueError:
+            raise InvalidInputError(
+                "choose one of the lifecycle buttons",
+                fields=[FieldProblem("action", "is not a lifecycle action")],
+            ) from None
         if action in CONSEQUENCES and not ctx.confirmed:
             member = await service.get_member(member_id)
             live = await Session.filter(member_id=member.id, revoked_at=None).count()
