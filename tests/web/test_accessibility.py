@@ -50,9 +50,9 @@ async def people(org: OrgHandle) -> dict[str, Any]:
         await set_password(org.id, person["id"], PASSWORD)
     unit = await make_unit(org, "Axe unit")
     await make_member(org, name="Axe Colleague", unit=unit["id"], manager_id=member["id"])
-    await make_group(org)
+    group = await make_group(org)
     await make_product(org)
-    return {"owner": owner, "member": member}
+    return {"owner": owner, "member": member, "group": group}
 
 
 async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
@@ -69,6 +69,7 @@ async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
         "/console/search?q=axe",
         "/console/audit?action=member.",
         "/console/data-access/new",
+        f"/console/groups/{people['group']['id']}",
         "/console/departures/policy",
         f"{member_page}/departure",
         "/account",

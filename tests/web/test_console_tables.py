@@ -74,12 +74,14 @@ async def test_the_other_lists_have_sortable_headers_totals_and_a_page_size(
     app: Any, org: OrgHandle
 ) -> None:
     product = await make_product(org, name="Hooked")
+    group = (await org.post("/v1/groups", {"name": "Listed"})).json()
     async with asgi_client(app) as browser:
         await signed_in_admin(browser, org)
         for path, sorted_by in (
             (f"/console/products/{product['id']}/webhooks", "Queued"),
             ("/console/departures", "Started"),
             ("/console/jobs", "Since"),
+            (f"/console/groups/{group['id']}", "Email"),
             ("/console/policies/history", "Version"),
             ("/console/privacy-requests", "Deadline"),
             ("/console/data-access", "Requested"),

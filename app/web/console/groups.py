@@ -19,9 +19,6 @@ from tenants.members.models import Member
 from tenants.pagination import paginate
 from tenants.permissions import Permission
 
-#: Members listed on a group's page (the members list filtered by group shows them all).
-SHOWN = 100
-
 
 def _priority(form: dict[str, str]) -> int:
     text = (form.get("priority") or "0").strip()
@@ -94,10 +91,24 @@ def routes(web: Web) -> list[BaseRoute]:
     async def group_detail(ctx: PageContext) -> Response:
         group = await groups.get_group(_group_id(ctx))
         total = await GroupMembership.filter(group_id=group.id).count()
-        members = (
-            await Member.filter(group_memberships__group_id=group.id).order_by("name").limit(SHOWN)
+        view = ListView.parse(
+            f"/console/groups/{group.id}",
+            ctx.request.query_params,
+            sortable=("name", "email"),
+            default_sort="name",
         )
-        return ctx.render("console/group.html", group=group, members=members, total=total)
+        members = await paginate(
+            Member.filter(group_memberships__group_id=group.id),
+            view.sort,
+            cursor=view.cursor,
+            limit=view.size,
+        )
+        return ctx.render(
+            "console/group.html",
+            group=group,
+            members=members.items,
+            **view.context(next_cursor=members.next_cursor, total=total, shown=len(members.items)),
+        )
 
     @page(web, permission=Permission.GROUPS_WRITE)
     async def group_update(ctx: PageContext) -> Response:
