@@ -38,7 +38,7 @@ from app.scim.responses import is_scim_path
 from app.scim.routes import scim_routes
 from app.settings import Settings
 from app.v1 import ROUTERS, signals
-from app.web import account, console, signin
+from app.web import account, console, invitations, signin
 from app.web.cookies import CookieJar
 from app.web.pages import Web
 from app.worker import background_worker
@@ -192,7 +192,8 @@ def create_app(
         principals=principals,
         committed=listener.applied_locally,
     )
-    routes += signin.routes(web) + console.routes(web) + account.routes(web)
+    routes += signin.routes(web) + invitations.routes(web) + console.routes(web)
+    routes += account.routes(web)
     routes += oauth.routes(keyring, settings.base_url)
     ssf_refusals = RefusalCounter()
     routes += signals.receiver_routes(rp.jwks, ssf_refusals)

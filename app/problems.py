@@ -35,6 +35,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "permission_denied": 403,
     "unauthenticated": 401,
     "sign_in_failed": 401,
+    # An invitation link that is forged, expired or used: the page says which.
+    "invitation_link": 400,
     "dns_unavailable": 503,
 }
 

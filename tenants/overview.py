@@ -4,7 +4,8 @@ audit log: sign-ins per day are counters kept by a trigger on those audit events
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -13,6 +14,26 @@ from tenants.members.lifecycle import MemberStatus
 
 #: Items listed per attention section (the count says how many there are in all).
 LISTED = 5
+#: Refused sign-ins that say the identity provider's set-up is wrong or down, rather than
+#: that one person may not sign in.
+SETUP_FAILURES = (
+    "idp_unreachable",
+    "idp_metadata_invalid",
+    "token_exchange_failed",
+    "id_token_bad_signature",
+    "id_token_wrong_issuer",
+    "id_token_wrong_audience",
+    "issuer_mismatch",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SetupItem:
+    """Something about the organisation's domains or identity set-up that needs an admin:
+    what, in words, and the page where it is fixed."""
+
+    text: str
+    link: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +46,13 @@ class Attention:
     dead_jobs: int
     failing_products: list[dict[str, Any]]
     break_glass_sessions: list[dict[str, Any]]
+    setup: list[SetupItem] = field(default_factory=list)
 
     @property
     def anything(self) -> bool:
         return bool(
-            self.pending_grants
+            self.setup
+            or self.pending_grants
             or self.requests_due
             or self.departures_this_week
             or self.dead_jobs
@@ -38,10 +61,18 @@ class Attention:
         )
 
 
-async def attention(today: date, *, grants: bool, requests: bool, operations: bool) -> Attention:
+async def attention(
+    today: date,
+    *,
+    grants: bool,
+    requests: bool,
+    operations: bool,
+    domains: bool = False,
+    identity: bool = False,
+) -> Attention:
     """What waits for someone, for the parts the admin may see (``grants``: data-access
     approvals; ``requests``: privacy requests; ``operations``: departures, jobs, webhooks,
-    break-glass sessions)."""
+    break-glass sessions; ``domains`` and ``identity``: see ``setup_needs``)."""
     org = db.current_org()
     pending, grant_rows, due, request_rows = 0, [], 0, []
     departures, dead, failing, glass = [], 0, [], []
@@ -104,7 +135,75 @@ async def attention(today: date, *, grants: bool, requests: bool, operations: bo
             org,
             LISTED,
         )
-    return Attention(pending, grant_rows, due, request_rows, departures, dead, failing, glass)
+    setup = await setup_needs(domains=domains, identity=identity)
+    return Attention(
+        pending, grant_rows, due, request_rows, departures, dead, failing, glass, setup
+    )
+
+
+async def setup_needs(*, domains: bool, identity: bool) -> list[SetupItem]:
+    """Domains and identity set-up needing action: (``domains``) a verified domain whose
+    record disappeared, a domain still unproven, or none proven at all; (``identity``) no
+    identity provider, one switched off, a failed connection test, sign-ins refused in the
+    last 24 hours for a set-up reason (SETUP_FAILURES), a Keycloak mirror that failed."""
+    org = db.current_org()
+    items: list[SetupItem] = []
+    if domains:
+        rows = await db.fetch(
+            "SELECT name, status FROM domains WHERE tenant_id = $1 ORDER BY name", org
+        )
+        for row in rows:
+            if row["status"] == "flagged":
+                items.append(SetupItem(
+                    f"{row['name']}: its DNS verification record has disappeared; publish it "
+                    "again or remove the domain", "/console/domains"))
+        pending = [r["name"] for r in rows if r["status"] == "pending"]
+        if pending:
+            names = ", ".join(pending[:LISTED]) + (" …" if len(pending) > LISTED else "")
+            items.append(SetupItem(
+                f"{len(pending)} domain(s) not verified yet ({names}): they route no sign-in "
+                "and no provisioning until their TXT record is checked", "/console/domains"))
+        if not any(r["status"] in ("verified", "flagged") for r in rows):
+            items.append(SetupItem(
+                "No verified email domain: sign-in by email address finds no organisation and "
+                "provisioning accepts no address", "/console/domains"))
+    if identity:
+        connection = await db.fetch_one(
+            "SELECT enabled, last_test_result FROM sso_connections WHERE tenant_id = $1", org
+        )
+        if connection is None:
+            items.append(SetupItem(
+                "No identity provider is set up: members sign in only with invitation links "
+                "or passwords", "/console/settings"))
+        elif not connection["enabled"]:
+            items.append(SetupItem(
+                "Sign-in through the identity provider is switched off", "/console/settings"))
+        else:
+            result = connection["last_test_result"]
+            if isinstance(result, str):
+                result = json.loads(result)
+            if isinstance(result, dict) and result.get("ok") is False:
+                items.append(SetupItem(
+                    "The last test of the identity provider connection failed",
+                    "/console/settings"))
+            refused = await _count(
+                "SELECT count(*) AS n FROM sign_ins WHERE tenant_id = $1 AND reason = ANY($2) "
+                "AND at > now() - interval '24 hours'",
+                org, list(SETUP_FAILURES),
+            )
+            if refused:
+                items.append(SetupItem(
+                    f"{refused} sign-in(s) through the identity provider failed in the last 24 "
+                    "hours for a set-up reason (unreachable, keys, client or issuer)",
+                    "/console/sign-ins?method=sso&outcome=refused"))
+        backend = await db.fetch_one(
+            "SELECT kind, last_error FROM identity_backends WHERE tenant_id = $1", org
+        )
+        if backend is not None and backend["kind"] != "local" and backend["last_error"]:
+            items.append(SetupItem(
+                f"Mirroring into {backend['kind'].title()} failed: {backend['last_error'][:160]}",
+                "/console/identity"))
+    return items
 
 
 async def _count(sql: str, *args: Any) -> int:

@@ -12,7 +12,7 @@ from app.api import ApiRouter, Call, RawBody, StreamBody
 from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Name, Output, Page, absent, changes_of
 from tenants.departures import service as departures
 from tenants.errors import FieldProblem, InvalidInputError
-from tenants.members import imports, service
+from tenants.members import imports, invitations, service
 from tenants.members.lifecycle import (
     DirectAction,
     LifecycleAction,
@@ -78,6 +78,21 @@ class MemberCreate(Input):
     status: MemberStatus = Field(MemberStatus.INVITED, description="invited or active")
     idp_subject: ExternalRef | None = None
     external_id: ExternalRef | None = None
+    invite: bool = Field(
+        False,
+        description="Also email an invitation: a sign-in link that works once for 7 days, "
+        "or, where the organisation signs in through its identity provider, how to sign in "
+        "there. Sent with the creation or not at all.",
+    )
+
+
+class InvitationOut(Output):
+    member_id: uuid.UUID
+    way: invitations.InvitationWay = Field(
+        description="sign_in_link (the email carries a one-time link) or identity_provider "
+        "(the email says to sign in through the organisation's identity provider)."
+    )
+    expires_at: datetime | None = Field(description="When the link stops working (sign_in_link).")
 
 
 class MemberPatch(Input):
@@ -167,7 +182,28 @@ async def create_member(call: Call[MemberCreate, Input]) -> MemberOut:
         ),
         actor=call.actor,
     )
+    if b.invite:
+        await invitations.invite_member(
+            member.id, secret_key=call.request.app.state.settings.secret_key, actor=call.actor
+        )
     return MemberOut.of(member)
+
+
+@router.post(
+    "/{id}/invitation",
+    summary="Email a member an invitation (again)",
+    permission=Permission.MEMBERS_WRITE,
+    response=InvitationOut,
+    status=202,
+    errors=(404, 409),
+)
+async def invite_member(call: Call[Input, Input]) -> InvitationOut:
+    """Queues the invitation email (a new sign-in link each time; earlier links keep working
+    until used or expired). 409 for a member who cannot sign in (suspended, departed)."""
+    sent = await invitations.invite_member(
+        call.id(), secret_key=call.request.app.state.settings.secret_key, actor=call.actor
+    )
+    return InvitationOut(member_id=sent.member.id, way=sent.way, expires_at=sent.expires_at)
 
 
 @router.get(

@@ -23,6 +23,7 @@ from app.web.pages import PageContext, Web, page
 from policies.catalogue import Catalogue, Setting
 from policies.resolve import Resolved, SourceKind
 from tenants.errors import FieldProblem, InvalidInputError
+from tenants.members import preferences
 from tenants.notice import organisation_notice
 from tenants.policy import service as policy
 from tenants.products.models import Product, ProductAccount
@@ -149,8 +150,19 @@ def routes(web: Web) -> list[BaseRoute]:
             f"{show_value(setting, now.value)}.",
         )
 
+    @page(web, permission=None)
+    async def time_zone(ctx: PageContext) -> Response:
+        """The browser reports its time zone (``/static/tz.js``) when it differs from the one
+        stored: 204; an unknown zone is a 422 problem naming ``time_zone`` (asked for as
+        JSON, see ``wants_json``)."""
+        await preferences.set_time_zone(
+            ctx.active.member.id, ctx.form.get("time_zone"), actor=ctx.actor
+        )
+        return Response(status_code=204)
+
     return [
         Route("/account", account_home, methods=["GET"]),
+        Route("/account/time-zone", time_zone, methods=["POST"]),
         Route("/account/settings", choose, methods=["POST"]),
         Route("/account/settings/default", use_default, methods=["POST"]),
         *account_departure.routes(web),

@@ -115,7 +115,8 @@ class CookieJar:
         kept: dict[str, str] = {}
         budget = FORM_STATE_MAX
         for key, value in values.items():
-            if key == "csrf" or len(key) > 100:
+            # Secrets are never written back into a page (nor into a cookie).
+            if key == "csrf" or len(key) > 100 or "secret" in key or "password" in key:
                 continue
             value = value[:500]
             budget -= len(key) + len(value)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from app.problems import from_domain_error
 from app.settings import Settings
 from app.web.cookies import CookieJar, SignedIn
 from app.web.ratelimit import RateLimiter
@@ -150,6 +151,8 @@ class PageContext:
             "form_values": self.form_values,
             "nav_badges": self.nav_badges,
             "is_admin": Permission.CONSOLE_ACCESS in self.permissions,
+            # Times are shown in the zone stored for this member (see app/web/timezones.py).
+            "viewer_zone": self.active.member.time_zone,
         }
         return self.web.render(self.request, template, {**base, **context}, http_status)
 
@@ -202,9 +205,16 @@ def page(
             if token is None:
                 return _to_login(request)
             form: dict[str, str] = {}
+            #: Fields sent more than once (checkboxes of one name), kept for a refused form.
+            several: dict[str, str] = {}
             if request.method == "POST":
                 raw = await request.form()
                 form = {k: v for k, v in raw.items() if isinstance(v, str)}
+                several = {
+                    k: "\n".join(v for v in raw.getlist(k) if isinstance(v, str))
+                    for k in set(raw.keys())
+                    if len(raw.getlist(k)) > 1
+                }
                 if not sessions.is_valid_csrf(web.settings.secret_key, token, form.get("csrf")):
                     return web.message(
                         request,
@@ -271,6 +281,9 @@ def page(
                         if key == "set-cookie":
                             response.headers.append(key, value)
             except TenantryError as error:
+                if wants_json(request):
+                    # A script's request (tz.js): the API's problem document, naming fields.
+                    return from_domain_error(request, error)
                 if request.method == "POST":
                     # Back to the page the form was on (never to the POST-only action URL).
                     page_of_action = openable_page(request, request.url.path)
@@ -283,7 +296,7 @@ def page(
                         response, f"{REFUSED} {error.message}" + (f" ({fields})" if fields else "")
                     )
                     web.cookies.form_state(
-                        response, {f.field: f.reason for f in error.fields}, form
+                        response, {f.field: f.reason for f in error.fields}, {**form, **several}
                     )
                     return response
                 status = 404 if error.code == "not_found" else 400
@@ -309,6 +322,12 @@ async def nav_badges(granted: frozenset[Permission]) -> dict[str, int]:
 
 #: How a refused form's flash message starts (styled as an error, not a success).
 REFUSED = "Not done:"
+
+
+def wants_json(request: Request) -> bool:
+    """Whether the request comes from a script asking for JSON rather than from a page."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept or "application/problem+json" in accept
 
 
 def page_to_return_to(request: Request) -> str:

@@ -101,17 +101,27 @@ IDP_ERRORS: dict[str, str] = {
 }
 
 
+def browser_csrf(web: Web, browser_id: str) -> str:
+    """The CSRF token of a form shown before sign-in: tied to the browser's own cookie."""
+    return sessions.csrf_token(web.settings.secret_key, f"browser:{browser_id}")
+
+
+def browser_form_ok(web: Web, request: Request, form: dict[str, str]) -> bool:
+    """Whether a form sent before sign-in carries this browser's token."""
+    browser = web.cookies.browser_id(request)
+    return browser is not None and sessions.is_valid_csrf(
+        web.settings.secret_key, f"browser:{browser}", form.get("csrf")
+    )
+
+
 def routes(web: Web) -> list[BaseRoute]:
     settings = web.settings
 
     def login_csrf(browser_id: str) -> str:
-        return sessions.csrf_token(settings.secret_key, f"browser:{browser_id}")
+        return browser_csrf(web, browser_id)
 
     def login_form_ok(request: Request, form: dict[str, str]) -> bool:
-        browser = web.cookies.browser_id(request)
-        return browser is not None and sessions.is_valid_csrf(
-            settings.secret_key, f"browser:{browser}", form.get("csrf")
-        )
+        return browser_form_ok(web, request, form)
 
     def landing(request: Request, roles: list[str], next_path: str) -> str:
         default = "/console" if is_admin(roles) else "/account"
@@ -156,7 +166,7 @@ def routes(web: Web) -> list[BaseRoute]:
             },
             status=400 if error and request.method == "POST" else 200,
         )
-        _copy_cookies(response, page)
+        copy_cookies(response, page)
         return page
 
     async def login_org(request: Request) -> Response:
@@ -194,7 +204,7 @@ def routes(web: Web) -> list[BaseRoute]:
             # browser blocks unless this page's CSP form-action names the provider.
             targets = await _identity_provider_origins(web, connection.issuer)
             page.headers["content-security-policy"] = content_security_policy(form_targets=targets)
-        _copy_cookies(response, page)
+        copy_cookies(response, page)
         return page
 
     async def start_sso(request: Request) -> Response:
@@ -320,7 +330,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 status=403,
                 link=back,
             )
-        return _signed_in(
+        return signed_in_response(
             web, request, outcome.token, org, landing(request, outcome.member.roles, outcome.return_to)
         )
 
@@ -395,7 +405,7 @@ def routes(web: Web) -> list[BaseRoute]:
             if form.get("break_glass"):
                 target += "&break_glass=1"
             return RedirectResponse(target, status_code=303)
-        return _signed_in(
+        return signed_in_response(
             web, request, token, org, landing(request, check.member.roles, form.get("next", ""))
         )
 
@@ -472,7 +482,7 @@ def routes(web: Web) -> list[BaseRoute]:
     ]
 
 
-def _signed_in(
+def signed_in_response(
     web: Web, request: Request, token: sessions.SessionToken, org: Organisation, target: str
 ) -> Response:
     state = web.cookies.signed_in(request)
@@ -514,7 +524,7 @@ def _too_many(web: Web, request: Request, wait: int) -> Response:
     return response
 
 
-def _copy_cookies(source: Response, target: Response) -> None:
+def copy_cookies(source: Response, target: Response) -> None:
     for key, value in source.headers.items():
         if key == "set-cookie":
             target.headers.append(key, value)

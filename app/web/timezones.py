@@ -1,7 +1,10 @@
-"""Times shown in the admin's time zone, with UTC on hover.
+"""Times shown in the viewer's time zone, with UTC on hover.
 
-The zone is detected by the browser (``/static/tz.js`` writes it to the ``tz`` cookie;
-scripts off means UTC) and read per request; an unknown name falls back to UTC.
+The zone is detected by the browser (``/static/tz.js``) and stored per member
+(``members.time_zone``, posted to ``/account/time-zone`` when it differs), so it follows
+the admin from browser to browser and into exports of what they saw. Pages shown before
+sign-in read the ``tz`` cookie the same script writes. Neither known: UTC. The zone
+stored is checked on the way in; a cookie's on every read (an unknown name means UTC).
 """
 
 from __future__ import annotations
@@ -42,7 +45,20 @@ def format_time(value: datetime | None, zone: ZoneInfo | None) -> Markup:
     )
 
 
+def stored_zone(name: str | None) -> ZoneInfo | None:
+    """The member's stored zone (checked when stored); None when there is none."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
 @pass_context
 def localtime(context: Any, value: datetime | None) -> Markup:
-    request = context.get("request")
-    return format_time(value, zone_of(request) if request is not None else None)
+    zone = stored_zone(context.get("viewer_zone"))
+    if zone is None:
+        request = context.get("request")
+        zone = zone_of(request) if request is not None else None
+    return format_time(value, zone)

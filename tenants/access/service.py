@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from tenants import db
 from tenants.access import notices, rules
@@ -449,8 +450,12 @@ def _state_filter(state: GrantState, now: datetime) -> Q:
     return Q(status=GrantStatus(state.value))
 
 
-async def list_grants(filters: GrantFilter, *, cursor: str | None, limit: int) -> Page[AccessGrant]:
-    """Grants matching ``filters``, newest request first."""
+#: How grant lists may be sorted (the request time; the other times may be empty).
+GRANT_SORTABLE = ("created_at",)
+NEWEST_REQUEST_FIRST = Sort("created_at", descending=True)
+
+
+def _grants(filters: GrantFilter) -> QuerySet[AccessGrant]:
     query = AccessGrant.all()
     if filters.state is not None:
         query = query.filter(_state_filter(filters.state, datetime.now(UTC)))
@@ -458,4 +463,20 @@ async def list_grants(filters: GrantFilter, *, cursor: str | None, limit: int) -
         value = getattr(filters, name)
         if value is not None:
             query = query.filter(**{name: value})
-    return await paginate(query, Sort("created_at", descending=True), cursor=cursor, limit=limit)
+    return query
+
+
+async def list_grants(
+    filters: GrantFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+    sort: Sort = NEWEST_REQUEST_FIRST,
+) -> Page[AccessGrant]:
+    """Grants matching ``filters``, newest request first unless ``sort`` says otherwise."""
+    return await paginate(_grants(filters), sort, cursor=cursor, limit=limit)
+
+
+async def count_grants(filters: GrantFilter) -> int:
+    """How many grants match ``filters`` (the list's total)."""
+    return await _grants(filters).count()

@@ -115,6 +115,24 @@ TEMPLATES: dict[str, MailTemplate] = {
             greeting="member_name",
         ),
         MailTemplate(
+            "invitation_link",
+            "Invitation with a sign-in link (no identity provider)",
+            "You are invited to {{ organisation }}",
+            "{{ organisation }} has added you as a member. Use the link below to sign in for "
+            "the first time; it works once and until {{ expires_on }}.",
+            ("member_name", "email", "expires_on"),
+            greeting="member_name",
+        ),
+        MailTemplate(
+            "invitation_sso",
+            "Invitation to sign in through the identity provider",
+            "You are invited to {{ organisation }}",
+            "{{ organisation }} has added you as a member. Sign in through {{ organisation }}'s "
+            "identity provider, with your usual work or school account.",
+            ("member_name", "email"),
+            greeting="member_name",
+        ),
+        MailTemplate(
             "domain_flagged",
             "A verified domain lost its DNS record (to the owners)",
             "{{ domain }}: its verification record has disappeared",

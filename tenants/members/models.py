@@ -40,6 +40,9 @@ class Member(TenantModel):
     roles: fields.Field[list[str]] = fields.JSONField(default=list)
     status = fields.CharEnumField(MemberStatus, max_length=16, default=MemberStatus.INVITED)
     status_changed_at: datetime | None = fields.DatetimeField(null=True)
+    #: IANA time zone the member's pages show times in (``Europe/Paris``), as their browser
+    #: reported it; None: UTC. Checked with zoneinfo (``tenants.members.preferences``).
+    time_zone = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "members"

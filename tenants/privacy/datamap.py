@@ -102,13 +102,15 @@ TABLES: tuple[Table, ...] = (
     Table(
         "members",
         personal={"email": Category.CONTACT, "name": Category.IDENTITY,
-                  "idp_subject": Category.IDENTITY, "external_id": Category.IDENTITY},
+                  "idp_subject": Category.IDENTITY, "external_id": Category.IDENTITY,
+                  "time_zone": Category.PREFERENCE},
         not_personal={"roles": "the roles the organisation gave (kept with the record)",
                       "status": STATE},
         owner="id = $2",
         erase=(pseudonymise(
             f"name = '{ERASED}', email = 'erased-' || id::text || '@invalid', "
             "idp_subject = NULL, external_id = NULL, manager_id = NULL, roles = '[]'::jsonb, "
+            "time_zone = NULL, "
             "status = 'purged', status_changed_at = now()"),),
         export="profile.json",
     ),

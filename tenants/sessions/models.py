@@ -16,6 +16,8 @@ class AuthMethod(StrEnum):
     OIDC = "oidc"
     PASSWORD = "password"
     BREAK_GLASS = "break_glass"
+    #: A one-time link from an invitation email (tenants.members.invitations).
+    INVITATION = "invitation"
 
 
 class Session(TenantModel):

@@ -16,6 +16,8 @@ class SignInMethod(StrEnum):
     PASSWORD = "password"
     BREAK_GLASS = "break_glass"
     PRODUCT_CLIENT = "product_client"
+    #: A one-time link from an invitation email.
+    INVITATION = "invitation"
 
 
 class SignInOutcome(StrEnum):
@@ -72,6 +74,10 @@ class Reason(StrEnum):
     BAD_CREDENTIALS = "bad_credentials"
     CREDENTIAL_LOCKED = "credential_locked"
     PASSWORD_SIGN_IN_OFF = "password_sign_in_off"
+    # Invitation links (tenants.members.invitations).
+    INVITATION_INVALID = "invitation_invalid"
+    INVITATION_EXPIRED = "invitation_expired"
+    INVITATION_USED = "invitation_used"
     # Products signing in with client credentials.
     INVALID_CLIENT = "invalid_client"
     INVALID_SCOPE = "invalid_scope"
@@ -125,6 +131,9 @@ MESSAGES: dict[Reason, str] = {
     R.CREDENTIAL_LOCKED: "Too many failed attempts; try again in a few minutes.",
     R.PASSWORD_SIGN_IN_OFF: "Password sign-in is switched off for this organisation; "
     "use your identity provider.",
+    R.INVITATION_INVALID: "This sign-in link is not valid; open it from the email again.",
+    R.INVITATION_EXPIRED: "This sign-in link has expired; ask your administrator for a new one.",
+    R.INVITATION_USED: "This sign-in link was already used; each link signs in once.",
     R.INVALID_CLIENT: "The client credentials are not valid.",
     R.INVALID_SCOPE: "The client asked for scopes it may not have.",
 }

@@ -101,10 +101,22 @@ def _query(filters: SignInFilter) -> QuerySet[SignIn]:
     return query
 
 
-async def list_sign_ins(filters: SignInFilter, *, cursor: str | None, limit: int) -> Page[SignIn]:
-    """One page of the organisation's sign-ins, newest first; InvalidInputError for a
-    cursor that was not issued here."""
-    return await paginate(_query(filters), NEWEST_FIRST, cursor=cursor, limit=limit)
+async def list_sign_ins(
+    filters: SignInFilter, *, cursor: str | None, limit: int, sort: Sort = NEWEST_FIRST
+) -> Page[SignIn]:
+    """One page of the organisation's sign-ins, newest first (or oldest, with ``sort``
+    ``at``); InvalidInputError for a cursor that was not issued here."""
+    return await paginate(_query(filters), sort, cursor=cursor, limit=limit)
+
+
+#: Counting stops here: the log is append-only and may be long; a page says "or more".
+COUNT_CAP = 10_000
+
+
+async def count_sign_ins(filters: SignInFilter) -> int:
+    """How many sign-ins match ``filters``, at most COUNT_CAP + 1 (reads that many ids of
+    the filter's index at worst)."""
+    return len(await _query(filters).limit(COUNT_CAP + 1).values_list("id", flat=True))
 
 
 async def recent_for_member(member_id: uuid.UUID, *, limit: int = 10) -> list[SignIn]:

@@ -261,13 +261,17 @@ async def list_deliveries(
     status: DeliveryStatus | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    oldest_first: bool = False,
 ) -> Page[WebhookDelivery]:
-    """A product's deliveries, newest first; NotFoundError for an unknown product."""
+    """A product's deliveries, newest first (or oldest); NotFoundError for an unknown
+    product."""
     product = await get_by_id(Product, product_id, "product")
     query = WebhookDelivery.filter(product_id=product.id)
     if status is not None:
         query = query.filter(status=status)
-    return await paginate(query, Sort("created_at", descending=True), cursor=cursor, limit=limit)
+    return await paginate(
+        query, Sort("created_at", descending=not oldest_first), cursor=cursor, limit=limit
+    )
 
 
 async def delivery_counts(product_id: uuid.UUID) -> dict[DeliveryStatus, int]:

@@ -78,18 +78,24 @@ class Tab:
 class OpenTab(Protocol):
     """What the ``tabs`` fixture yields: opens one more tab (one more person)."""
 
-    async def __call__(self, *, javascript: bool = True, bypass_csp: bool = False) -> Tab: ...
+    async def __call__(
+        self, *, javascript: bool = True, bypass_csp: bool = False, timezone_id: str | None = None
+    ) -> Tab: ...
 
 
 @pytest.fixture
 async def tabs(chromium: Browser, live_server: str) -> AsyncIterator[OpenTab]:
     """Opens a tab in a fresh browser context per call (one per person), each from its own
     client address; ``javascript=False`` for a browser with scripts off; ``bypass_csp=True``
-    lets a test inject a script of its own (axe-core). All are closed at the end of the test."""
+    lets a test inject a script of its own (axe-core); ``timezone_id`` sets the browser's
+    time zone (default: the machine's). All are closed at the end of the test."""
     contexts: list[BrowserContext] = []
 
-    async def open_tab(*, javascript: bool = True, bypass_csp: bool = False) -> Tab:
+    async def open_tab(
+        *, javascript: bool = True, bypass_csp: bool = False, timezone_id: str | None = None
+    ) -> Tab:
         context = await chromium.new_context(
+            timezone_id=timezone_id,
             extra_http_headers={"X-Forwarded-For": fresh_address()},
             viewport={"width": 1366, "height": 900},
             java_script_enabled=javascript,

@@ -15,6 +15,7 @@ from playwright.async_api import expect
 
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.web.browser import OpenTab, sign_in_with_password
+from tests.web.test_console_browser import pick
 from tests.web.flows import PASSWORD, set_local_sign_in, set_password
 
 pytestmark = [pytest.mark.browser]
@@ -69,7 +70,7 @@ async def test_admin_requests_access_another_approves_a_product_checks_and_the_m
         .click()
     )
     await tab.land("/console/data-access/new", tmp_path, "03-request-form")
-    await page.get_by_label("Member's email").fill(mia["email"])
+    await pick(page, "Member", mia["email"][:6], f"{mia['name']} ({mia['email']})")
     await page.get_by_label("Files").check()
     await page.get_by_label("Justification").fill(WHY)
     await page.get_by_label("Case reference").fill("LEG-12")

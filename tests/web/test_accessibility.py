@@ -5,12 +5,16 @@ a new page in the navigation is checked without anyone adding it here."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.settings import Settings
 from app.web.pages import CONSOLE_NAV
+from tenants.ids import OrgId
+from tenants.members import invitations
 from tests.conftest import OrgHandle, make_group, make_member, make_product, make_unit
 from tests.web.browser import OpenTab, Tab, sign_in_with_password
 from tests.web.flows import PASSWORD, set_local_sign_in, set_password
@@ -47,9 +51,9 @@ async def people(org: OrgHandle) -> dict[str, Any]:
     unit = await make_unit(org, "Axe unit")
     await make_unit(org, "Axe team", parent=unit["id"])  # the units page's lazy sub-units
     await make_member(org, name="Axe Colleague", unit=unit["id"], manager_id=member["id"])
-    await make_group(org)
+    group = await make_group(org)
     await make_product(org)
-    return {"owner": owner, "member": member, "unit": unit}
+    return {"owner": owner, "member": member, "unit": unit, "group": group}
 
 
 async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
@@ -67,6 +71,10 @@ async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
         "/console/units?q=axe",
         f"/console/units?parent={people['unit']['id']}",
         "/console/audit?action=member.",
+        "/console/data-access/new",
+        f"/console/groups/{people['group']['id']}",
+        "/console/departures/policy",
+        f"{member_page}/departure",
         "/account",
     ]
     found = {path: await violations(tab, path) for path in pages}
@@ -93,9 +101,15 @@ async def test_the_units_page_opens_sub_units_in_place_and_stays_accessible(
 
 
 async def test_every_page_a_member_reaches_has_no_axe_violation(
-    tabs: OpenTab, org: OrgHandle, people: dict[str, Any]
+    tabs: OpenTab, org: OrgHandle, people: dict[str, Any], settings: Settings
 ) -> None:
     tab = await tabs(bypass_csp=True)
+    # The page an invitation email's sign-in link opens, before any sign-in.
+    token = invitations.make_link_token(
+        settings.secret_key, OrgId(org.id), uuid.UUID(str(people["member"]["id"]))
+    )
+    invited = await violations(tab, invitations.link_path(token))
+    assert invited == [], json.dumps(invited, indent=1)
     await sign_in_with_password(tab, org, people["member"]["email"])
     await tab.page.wait_for_url(f"{tab.base_url}/account")
     pages = ["/account", "/account/privacy-requests", "/console/members"]

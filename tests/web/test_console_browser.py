@@ -93,7 +93,11 @@ async def test_an_admin_runs_the_directory_from_the_console(
     await pick(page, "Unit", "Sal", "Sales")
     await pick(page, "Manager (optional)", "Olga", "Olga Owner (" + staff["owner"]["email"] + ")")
     await page.get_by_role("button", name="Add member").click()
-    await expect(page.get_by_role("status")).to_have_text("Added Nora Newcomer.")
+    # "Send an invitation email" is ticked by default.
+    await expect(page.get_by_role("status")).to_have_text(
+        "Added Nora Newcomer. Invitation emailed to nora@example.org with a sign-in link "
+        "that works once, for 7 days."
+    )
     nora_page = page.url
 
     # Move her, give her a role and a product.

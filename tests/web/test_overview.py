@@ -9,13 +9,23 @@ from typing import Any
 
 import asyncpg
 
+from app.settings import Settings
 from tenants import db
 from tenants.access import service as access
 from tenants.access.models import DataCategory
 from tenants.actors import Actor, ActorKind
 from tenants.permissions import permissions_of
+from tenants.signins import service as sign_ins
+from tenants.signins.rules import Reason, SignInMethod
 from tests.conftest import OrgHandle, make_member
-from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
+from tests.web.flows import (
+    PASSWORD,
+    asgi_client,
+    configure_sso,
+    set_local_sign_in,
+    set_password,
+    text_of,
+)
 
 
 async def request_grant(org: OrgHandle, asker: dict[str, Any], subject: dict[str, Any]) -> str:
@@ -77,3 +87,57 @@ async def test_a_privacy_officer_sees_the_pending_grant_and_a_badge_an_admin_doe
         "SELECT count(*) FROM members WHERE tenant_id = $1 AND status = 'active'", org.id
     )
     assert {r["status"]: r["members"] for r in recorded}["active"] == active >= 3
+
+
+async def test_domains_and_identity_set_up_needing_action_are_listed_for_who_can_fix_them(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection, settings: Settings
+) -> None:
+    await set_local_sign_in(org.id, True)
+    owner = await make_member(org, name="Olga Owner", roles=["owner"])
+    officer = await make_member(org, name="Pia Privacy", roles=["privacy_officer"])
+    for person in (owner, officer):
+        await set_password(org.id, person["id"], PASSWORD)
+
+    async def seen_by(who: dict[str, Any]) -> tuple[str, str]:
+        async with asgi_client(app) as browser:
+            await browser.password_sign_in(org.slug, who["email"], PASSWORD)
+            page = await browser.get("/console")
+            assert page.status_code == 200
+            return page.text, text_of(page.text)
+
+    _, text = await seen_by(owner)
+    assert "No identity provider is set up" in text
+    assert "No verified email domain" not in text  # the fixture's own domain is proven
+    await owner_conn.execute("DELETE FROM domains WHERE tenant_id = $1", org.id)
+    _, text = await seen_by(owner)
+    assert "No verified email domain" in text
+
+    for name in ("pending.example.org", "flagged.example.org"):
+        added = await org.post("/v1/domains", {"name": name})
+        assert added.status_code == 201, added.text
+    await owner_conn.execute(
+        "UPDATE domains SET status = 'flagged', verified_at = now(), flagged_at = now(), "
+        "proof = 'dns_txt' WHERE tenant_id = $1 AND name = 'flagged.example.org'", org.id,
+    )
+    await configure_sso(settings, org.id, issuer="https://idp.example.org",
+                        client_id="tenantry", client_secret="s" * 20)
+    await owner_conn.execute(
+        "UPDATE sso_connections SET last_test_result = '{\"ok\": false, \"steps\": []}' "
+        "WHERE tenant_id = $1", org.id,
+    )
+    async with db.tenant_transaction(org.id):
+        for _ in range(2):
+            await sign_ins.record(sign_ins.SignInAttempt(
+                SignInMethod.SSO, reason=Reason.IDP_UNREACHABLE, idp="https://idp.example.org"))
+    page, text = await seen_by(owner)
+    assert "flagged.example.org: its DNS verification record has disappeared" in text
+    assert "1 domain(s) not verified yet (pending.example.org)" in text
+    assert "No verified email domain" not in text  # the flagged one was proven
+    assert "No identity provider is set up" not in text
+    assert "The last test of the identity provider connection failed" in text
+    assert "2 sign-in(s) through the identity provider failed in the last 24 hours" in text
+    assert 'href="/console/sign-ins?method=sso&amp;outcome=refused"' in page
+    assert page.count('href="/console/domains"') >= 2
+
+    _, text = await seen_by(officer)
+    assert "Domains and identity set-up" not in text

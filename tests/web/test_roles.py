@@ -118,6 +118,7 @@ ROUTES: list[ConsoleRoute] = [
             "status": "active",
         },
     ),
+    ConsoleRoute("POST", "/console/members/{editable}/invite", Permission.MEMBERS_WRITE),
     ConsoleRoute(
         "POST",
         "/console/members/{editable}/details",

@@ -17,6 +17,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.access import log, rules, service
 from tenants.access import policy as access_policy
@@ -145,23 +146,35 @@ def routes(web: Web) -> list[BaseRoute]:
         state = params.get("state") or ""
         mine = params.get("mine") == "1"
         flagged = params.get("review") == "1"
-        page_ = await service.list_grants(
-            service.GrantFilter(
-                state=GrantState(state) if state in {s.value for s in GrantState} else None,
-                admin_id=ctx.active.member.id if mine else None,
-                review_required=True if flagged else None,
-            ),
-            cursor=params.get("cursor") or None,
-            limit=PAGE,
+        filters = service.GrantFilter(
+            state=GrantState(state) if state in {s.value for s in GrantState} else None,
+            admin_id=ctx.active.member.id if mine else None,
+            review_required=True if flagged else None,
         )
+        view = ListView.parse(
+            "/console/data-access",
+            params,
+            sortable=service.GRANT_SORTABLE,
+            default_sort="-created_at",
+            filters={
+                "state": state if filters.state else "",
+                "mine": "1" if mine else "",
+                "review": "1" if flagged else "",
+            },
+            default_size=PAGE,
+        )
+        page_ = await service.list_grants(
+            filters, cursor=view.cursor, limit=view.size, sort=view.sort
+        )
+        total = await service.count_grants(filters)
         ids = {g.admin_id for g in page_.items} | {g.member_id for g in page_.items}
         units = {u.id: u.name for u in await Unit.filter(id__in=[g.unit_id for g in page_.items])}
         now = datetime.now(UTC)
         return ctx.render(
             "console/access.html",
             grants=page_.items,
-            next_cursor=page_.next_cursor,
             names=await _names(ids),
+            **view.context(next_cursor=page_.next_cursor, total=total, shown=len(page_.items)),
             units=units,
             state_of=lambda g: service.state_of(g, now),
             states=[s.value for s in GrantState],
@@ -194,13 +207,27 @@ def routes(web: Web) -> list[BaseRoute]:
                 raise InvalidInputError(
                     "choose a unit", fields=[FieldProblem("unit_id", "missing")]
                 )
+        elif form.get("member_id"):
+            # Chosen with the people picker.
+            picked = _uuid(form.get("member_id"))
+            found = await Member.filter(id=picked).first() if picked else None
+            if found is None:
+                raise InvalidInputError(
+                    "choose a member from the matches",
+                    fields=[FieldProblem("member_id", "is not a member")],
+                )
+            member_id = found.id
         else:
             email = form.get("member_email", "").strip()
             found = await members.find_member(email=email) if email else None
             if found is None:
                 raise InvalidInputError(
-                    "there is no member with that email",
-                    fields=[FieldProblem("member_email", email or "missing")],
+                    "choose whose data" if not email else "there is no member with that email",
+                    fields=[
+                        FieldProblem("member_id", "choose one")
+                        if not email
+                        else FieldProblem("member_email", "is not a member's address")
+                    ],
                 )
             member_id = found.id
         known = {c.value for c in DataCategory}

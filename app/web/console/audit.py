@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.v1.audit import export_response
+from app.web.console.tables import PAGE_SIZES, TRAIL
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.audit import reading
@@ -119,14 +120,26 @@ def routes(web: Web) -> list[BaseRoute]:
         form = await read_form(params)
         before = params.get("before")
         before_id = int(before) if before and before.isdigit() and len(before) < 19 else None
+        size_text = params.get("size") or ""
+        size = int(size_text) if size_text.isdigit() and int(size_text) in PAGE_SIZES else PAGE
+        # The pages before this one (their ``before``), for "Newer events" (as ListView).
+        trail = [t for t in (params.get("trail") or "").split(".") if t == "first" or t.isdigit()]
+        trail = trail[-TRAIL:]
         rows = (
-            await audit.list_events(form.filters, before_id=before_id, limit=PAGE + 1)
+            await audit.list_events(form.filters, before_id=before_id, limit=size + 1)
             if not form.problems
             else []
         )
-        more = len(rows) > PAGE
-        rows = rows[:PAGE]
+        more = len(rows) > size
+        rows = rows[:size]
         kept = {k: v for k, v in form.values.items() if v}
+        newer_url = None
+        if before_id:
+            back = trail[-1] if trail else "first"
+            newer = {**kept, "size": str(size)}
+            if back != "first":
+                newer.update(before=back, trail=".".join(trail[:-1]))
+            newer_url = "?" + urlencode(newer)
         return ctx.render(
             "console/audit.html",
             events=rows,
@@ -139,10 +152,21 @@ def routes(web: Web) -> list[BaseRoute]:
             problems=form.problems,
             outcomes=OUTCOMES,
             filtered=bool(kept),
-            older_url="?" + urlencode({**kept, "before": rows[-1]["id"]})
+            older_url="?"
+            + urlencode(
+                {
+                    **kept,
+                    "size": str(size),
+                    "before": rows[-1]["id"],
+                    "trail": ".".join([*trail, before or "first"][-TRAIL:]),
+                }
+            )
             if more and rows
             else None,
-            newest_url="?" + urlencode(kept) if before_id else None,
+            newer_url=newer_url,
+            newest_url="?" + urlencode({**kept, "size": str(size)}) if before_id else None,
+            size=size,
+            sizes=PAGE_SIZES,
             export_csv="/console/audit/export?" + urlencode({**kept, "format": "csv"}),
             export_ndjson="/console/audit/export?" + urlencode({**kept, "format": "ndjson"}),
             head=await audit.stored_head(),

@@ -37,6 +37,7 @@ from app.web.console.departure_views import (
     size,
     stage_of,
 )
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.audit import service as audit
@@ -46,10 +47,10 @@ from tenants.departures.planner import Plan
 from tenants.errors import ConflictError, IllegalTransitionError, InvalidInputError, NotFoundError
 from tenants.jobs import service as jobs
 from tenants.jobs.models import Job, JobStatus
-from tenants.members.lifecycle import LifecycleAction, MemberStatus, allowed_actions
+from tenants.members.lifecycle import LifecycleAction, allowed_actions
 from tenants.members.models import Member
 from tenants.members.service import get_member
-from tenants.pagination import Sort, paginate
+from tenants.pagination import paginate
 from tenants.permissions import Permission
 from tenants.products.models import Product
 from tenants.webhooks import service as webhooks
@@ -79,13 +80,9 @@ async def _start_page(
         if policy.fallback_successor_id
         else None
     )
-    candidates = (
-        await Member.filter(status=MemberStatus.ACTIVE)
-        .exclude(id=member.id)
-        .order_by("name")
-        .limit(500)
-        .only("id", "name", "email")
-    )
+    # The successor is found with the typeahead picker; only the one chosen is read here.
+    chosen_id = parse_uuid(form.successor)
+    chosen = await Member.filter(id=chosen_id).first() if chosen_id else None
     can_start = LifecycleAction.BEGIN_DEPARTURE in allowed_actions(member.status)
     if not can_start and form.refusal is None:
         form.refusal = (
@@ -97,7 +94,7 @@ async def _start_page(
         "form": form,
         "manager": manager,
         "fallback": fallback,
-        "candidates": candidates,
+        "chosen": chosen,
         "can_start": can_start,
         "today": datetime.now(UTC).date().isoformat(),
         "action_labels": ACTION_LABELS,
@@ -125,6 +122,7 @@ def _is_htmx(ctx: PageContext) -> bool:
 # --- routes -------------------------------------------------------------------------------
 
 LIST_FILTERS = ("running", "completed", "cancelled")
+LIST_SORTABLE = ("created_at", "last_day", "status")
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -136,12 +134,15 @@ def routes(web: Web) -> list[BaseRoute]:
         query = Departure.all()
         if status is not None:
             query = query.filter(status=status)
-        listed = await paginate(
-            query,
-            Sort("created_at", descending=True),
-            cursor=params.get("cursor") or None,
-            limit=50,
+        view = ListView.parse(
+            "/console/departures",
+            params,
+            sortable=LIST_SORTABLE,
+            default_sort="-created_at",
+            filters={"status": status.value if status else ""},
         )
+        listed = await paginate(query, view.sort, cursor=view.cursor, limit=view.size)
+        total = await query.count()
         ids = [d.id for d in listed.items]
         steps: dict[uuid.UUID, list[DepartureStep]] = {i: [] for i in ids}
         for step in await DepartureStep.filter(departure_id__in=ids).order_by("position"):
@@ -159,8 +160,8 @@ def routes(web: Web) -> list[BaseRoute]:
             status=status.value if status else "",
             filters=LIST_FILTERS,
             counts=counts,
-            next_cursor=listed.next_cursor,
             step_titles=STEP_TITLES,
+            **view.context(next_cursor=listed.next_cursor, total=total, shown=len(listed.items)),
             number=number,
         )
 
@@ -337,14 +338,13 @@ def routes(web: Web) -> list[BaseRoute]:
         raise InvalidInputError("choose a job or a delivery to retry")
 
     async def _policy_page(ctx: PageContext, form: PolicyForm, status: int = 200) -> Response:
+        chosen = parse_uuid(form.fallback)
         return ctx.render(
             "console/departures_policy.html",
             status,
             form=form,
-            members=await Member.filter(status=MemberStatus.ACTIVE)
-            .order_by("name")
-            .limit(500)
-            .only("id", "name", "email"),
+            # Found with the typeahead picker; only the one chosen is read here.
+            fallback_member=await Member.filter(id=chosen).first() if chosen else None,
             products=await Product.all().order_by("name"),
             actions=POLICY_ACTION_LABELS,
             personal=PERSONAL_LABELS,

@@ -9,16 +9,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.console.member_forms import parse_uuid, required_text
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups import service as groups
 from tenants.groups.models import Group, GroupMembership
 from tenants.members.models import Member
+from tenants.pagination import paginate
 from tenants.permissions import Permission
-
-#: Members listed on a group's page (the members list filtered by group shows them all).
-SHOWN = 100
 
 
 def _priority(form: dict[str, str]) -> int:
@@ -47,14 +46,36 @@ def _group_id(ctx: PageContext) -> uuid.UUID:
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.GROUPS_READ)
     async def group_list(ctx: PageContext) -> Response:
-        all_groups = await Group.all().order_by("-priority", "name")
+        params = ctx.request.query_params
+        q = (params.get("q") or "").strip()[:200]
+        view = ListView.parse(
+            "/console/groups",
+            params,
+            sortable=groups.SORTABLE,
+            default_sort="name",
+            filters={"q": q},
+        )
+        query = Group.all()
+        if q:
+            query = query.filter(name__istartswith=q)
+        page_ = await paginate(query, view.sort, cursor=view.cursor, limit=view.size)
+        total = await query.count()
+        ids = [g.id for g in page_.items]
         sizes = {
             r["group_id"]: r["n"]
             for r in await db.fetch(
-                "SELECT group_id, count(*) AS n FROM group_memberships GROUP BY 1"
+                "SELECT group_id, count(*) AS n FROM group_memberships "
+                "WHERE group_id = ANY($1::uuid[]) GROUP BY 1",
+                ids,
             )
         }
-        return ctx.render("console/groups.html", groups=all_groups, sizes=sizes)
+        return ctx.render(
+            "console/groups.html",
+            groups=page_.items,
+            sizes=sizes,
+            q=q,
+            **view.context(next_cursor=page_.next_cursor, total=total, shown=len(page_.items)),
+        )
 
     @page(web, permission=Permission.GROUPS_WRITE)
     async def group_create(ctx: PageContext) -> Response:
@@ -70,10 +91,24 @@ def routes(web: Web) -> list[BaseRoute]:
     async def group_detail(ctx: PageContext) -> Response:
         group = await groups.get_group(_group_id(ctx))
         total = await GroupMembership.filter(group_id=group.id).count()
-        members = (
-            await Member.filter(group_memberships__group_id=group.id).order_by("name").limit(SHOWN)
+        view = ListView.parse(
+            f"/console/groups/{group.id}",
+            ctx.request.query_params,
+            sortable=("name", "email"),
+            default_sort="name",
         )
-        return ctx.render("console/group.html", group=group, members=members, total=total)
+        members = await paginate(
+            Member.filter(group_memberships__group_id=group.id),
+            view.sort,
+            cursor=view.cursor,
+            limit=view.size,
+        )
+        return ctx.render(
+            "console/group.html",
+            group=group,
+            members=members.items,
+            **view.context(next_cursor=members.next_cursor, total=total, shown=len(members.items)),
+        )
 
     @page(web, permission=Permission.GROUPS_WRITE)
     async def group_update(ctx: PageContext) -> Response:

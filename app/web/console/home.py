@@ -33,6 +33,9 @@ def routes(web: Web) -> list[BaseRoute]:
             grants=ctx.can(Permission.ACCESS_APPROVE),
             requests=ctx.can(Permission.PRIVACY_REQUESTS_READ),
             operations=ctx.can(Permission.DEPARTURES_READ),
+            # Set-up items go to those who can fix them.
+            domains=ctx.can(Permission.ORGANISATION_WRITE),
+            identity=ctx.can(Permission.SSO_WRITE),
         )
         days = [today - timedelta(days=89 - i) for i in range(90)]
         fortnight = days[-14:]

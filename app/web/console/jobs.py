@@ -9,15 +9,14 @@ import uuid
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.errors import ConflictError, NotFoundError
 from tenants.jobs import service as jobs
 from tenants.jobs.models import Job, JobStatus
+from tenants.pagination import paginate
 from tenants.permissions import Permission
-
-#: Dead jobs shown at once; the oldest beyond that wait for the first to be dealt with.
-SHOWN = 200
 
 #: A worker whose heartbeat is older than this (seconds) is shown as not answering; one
 #: silent for ten minutes is not shown (it stopped, or crashed long ago).
@@ -48,9 +47,20 @@ def routes(web: Web) -> list[BaseRoute]:
         counts = dict.fromkeys((s.value for s in JobStatus), 0)
         for row in await db.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status"):
             counts[row["status"]] = int(row["n"])
-        dead = await Job.filter(status=JobStatus.DEAD).order_by("-updated_at").limit(SHOWN)
+        view = ListView.parse(
+            "/console/jobs",
+            ctx.request.query_params,
+            sortable=("updated_at", "kind"),
+            default_sort="-updated_at",
+        )
+        dead = await paginate(
+            Job.filter(status=JobStatus.DEAD), view.sort, cursor=view.cursor, limit=view.size
+        )
         return ctx.render(
-            "console/jobs.html", counts=counts, dead=dead, shown=SHOWN,
+            "console/jobs.html", counts=counts, dead=dead.items,
+            **view.context(
+                next_cursor=dead.next_cursor, total=counts["dead"], shown=len(dead.items)
+            ),
             workers=await db.fetch(WORKERS_SQL), queue=await db.fetch_one(QUEUE_SQL),
             oldest=await db.fetch_one(OLDEST_SQL), stale_after=STALE_AFTER,
         )

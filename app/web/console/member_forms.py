@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from app.web.pages import PageContext, Web, page
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups import service as groups
-from tenants.members import service
+from tenants.members import invitations, service
 from tenants.members.lifecycle import MemberStatus
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
 from tenants.products import service as products
@@ -81,6 +81,19 @@ def role_matrix() -> list[tuple[Role, str, list[str]]]:
     ]
 
 
+def invited_text(sent: invitations.Invitation) -> str:
+    """What the admin is told after an invitation is queued."""
+    if sent.way is invitations.InvitationWay.IDENTITY_PROVIDER:
+        return (
+            f"Invitation emailed to {sent.member.email}: it tells them to sign in through "
+            "the organisation's identity provider."
+        )
+    return (
+        f"Invitation emailed to {sent.member.email} with a sign-in link that works once, "
+        "for 7 days."
+    )
+
+
 def _member_id(ctx: PageContext) -> uuid.UUID:
     try:
         return uuid.UUID(ctx.request.path_params["id"])
@@ -110,7 +123,21 @@ def routes(web: Web) -> list[BaseRoute]:
             ),
             actor=ctx.actor,
         )
+        if form.get("invite") == "1":
+            sent = await invitations.invite_member(
+                member.id, secret_key=ctx.web.settings.secret_key, actor=ctx.actor
+            )
+            return ctx.redirect(
+                f"/console/members/{member.id}", f"Added {member.name}. {invited_text(sent)}"
+            )
         return ctx.redirect(f"/console/members/{member.id}", f"Added {member.name}.")
+
+    @page(web, permission=Permission.MEMBERS_WRITE)
+    async def invite(ctx: PageContext) -> Response:
+        sent = await invitations.invite_member(
+            _member_id(ctx), secret_key=ctx.web.settings.secret_key, actor=ctx.actor
+        )
+        return ctx.redirect(f"/console/members/{sent.member.id}", invited_text(sent))
 
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def update_details(ctx: PageContext) -> Response:
@@ -197,6 +224,7 @@ def routes(web: Web) -> list[BaseRoute]:
     return [
         Route("/console/members/new", new_member_form, methods=["GET"]),
         Route("/console/members", create_member, methods=["POST"]),
+        Route("/console/members/{id}/invite", invite, methods=["POST"]),
         Route("/console/members/{id}/details", update_details, methods=["POST"]),
         Route("/console/members/{id}/move", move, methods=["POST"]),
         Route("/console/members/{id}/roles", set_roles, methods=["POST"]),

@@ -11,13 +11,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.console.member_forms import role_matrix
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.departures import service as departures
-from tenants.errors import NotFoundError
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups.models import Group
 from tenants.members import service
 from tenants.members.lifecycle import LifecycleAction, MemberStatus, offered_actions
-from tenants.pagination import Sort
 from tenants.permissions import Permission
 from tenants.products.models import Product, ProductAccount
 from tenants.sessions import service as sessions
@@ -38,10 +38,6 @@ CONSEQUENCES = {
     LifecycleAction.DEPART: "{name} is marked departed: sign-in stays off and their {sessions} live session(s) end.",
     LifecycleAction.PURGE: "{name}'s record is purged; this cannot be undone.",
 }
-PAGE_SIZES = (25, 50, 100, 200)
-#: Previous pages remembered in the URL (each a cursor); older ones lead to the first page.
-TRAIL = 20
-
 
 #: The unit filter offers the top of the tree (the root and two levels), at most this many.
 FILTER_DEPTH = 2
@@ -92,30 +88,17 @@ def routes(web: Web) -> list[BaseRoute]:
     async def members_list(ctx: PageContext) -> Response:
         params = ctx.request.query_params
         filters = member_filter(params)
-        sort = Sort.parse(params.get("sort") or "name", service.SORTABLE)
-        size_text = params.get("size") or "50"
-        size = int(size_text) if size_text.isdigit() and int(size_text) in PAGE_SIZES else 50
-        cursor = params.get("cursor") or None
-        trail = [c for c in (params.get("trail") or "").split(".") if c][-TRAIL:]
-        page_ = await service.list_members(filters, sort, cursor=cursor, limit=size)
+        view = ListView.parse(
+            "/console/members",
+            params,
+            sortable=service.SORTABLE,
+            default_sort="name",
+            filters=filter_query(filters),
+        )
+        page_ = await service.list_members(
+            filters, view.sort, cursor=view.cursor, limit=view.size
+        )
         total = await service.count_members(filters)
-        keep = {**filter_query(filters), "sort": str(sort), "size": str(size)}
-        next_url = prev_url = None
-        if page_.next_cursor:
-            next_trail = [*trail, cursor or "first"][-TRAIL:]
-            next_url = "?" + urlencode(
-                {**keep, "cursor": page_.next_cursor, "trail": ".".join(next_trail)}
-            )
-        if cursor:
-            back = trail[-1] if trail else "first"
-            prev_query = dict(keep)
-            if back != "first":
-                prev_query.update(cursor=back, trail=".".join(trail[:-1]))
-            prev_url = "?" + urlencode(prev_query)
-
-        def sort_url(field: str) -> str:
-            flip = "-" + field if sort.field == field and not sort.descending else field
-            return "?" + urlencode({**filter_query(filters), "sort": flip, "size": str(size)})
 
         unit_ids = {m.unit_id for m in page_.items}
         if filters.unit_id:
@@ -126,18 +109,11 @@ def routes(web: Web) -> list[BaseRoute]:
             members=page_.items,
             units=units,
             filters=filters,
-            keep=keep,
             q=filters.q or "",
             status=filters.status.value if filters.status else "",
             unit_id=filters.unit_id,
             statuses=[s.value for s in MemberStatus],
-            sort=sort,
-            sort_url=sort_url,
-            size=size,
-            sizes=PAGE_SIZES,
-            total=total,
-            next_url=next_url,
-            prev_url=prev_url,
+            **view.context(next_cursor=page_.next_cursor, total=total, shown=len(page_.items)),
             export_url="/console/members/export.csv?" + urlencode(filter_query(filters)),
             groups=await Group.all().order_by("name").limit(200),
             products=await Product.all().order_by("name").limit(200),
@@ -179,7 +155,13 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_LIFECYCLE)
     async def member_transition(ctx: PageContext) -> Response:
         member_id = _member_id(ctx)
-        action = LifecycleAction(ctx.form.get("action", ""))
+        try:
+            action = LifecycleAction(ctx.form.get("action", ""))
+        except ValueError:
+            raise InvalidInputError(
+                "choose one of the lifecycle buttons",
+                fields=[FieldProblem("action", "is not a lifecycle action")],
+            ) from None
         if action in CONSEQUENCES and not ctx.confirmed:
             member = await service.get_member(member_id)
             live = await Session.filter(member_id=member.id, revoked_at=None).count()

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from tortoise.expressions import Q
 
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from policies.catalogue import Catalogue, Purpose, Setting, SettingType
 from policies.resolve import Resolved, SourceKind, TargetKind
@@ -27,7 +28,7 @@ from tenants import db
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError, TenantryError
 from tenants.groups.models import Group
 from tenants.members import service as members
-from tenants.pagination import Sort
+from tenants.pagination import Sort, paginate
 from tenants.permissions import Permission
 from tenants.policy import previews
 from tenants.policy import service as policy
@@ -530,10 +531,24 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.POLICIES_READ)
     async def history(ctx: PageContext) -> Response:
+        view = ListView.parse(
+            "/console/policies/history",
+            ctx.request.query_params,
+            sortable=("number",),
+            default_sort="-number",
+        )
+        versions = await paginate(
+            PolicyVersion.all(), view.sort, cursor=view.cursor, limit=view.size
+        )
         return ctx.render(
             "console/policies_history.html",
             cat=await policy.catalogue(),
-            versions=await policy.history(limit=100),
+            versions=versions.items,
+            **view.context(
+                next_cursor=versions.next_cursor,
+                total=await PolicyVersion.all().count(),
+                shown=len(versions.items),
+            ),
             current=ctx.organisation.policy_version,
             names=await target_names(),
             readable=readable_summary,

@@ -16,12 +16,13 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.content.models import ContentKind
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.members.models import Member
-from tenants.pagination import Sort, paginate
+from tenants.pagination import paginate
 from tenants.permissions import Permission, Role, permissions_of
 from tenants.products.models import Product
 from tenants.requests import fulfilment, rules, service
@@ -118,6 +119,7 @@ async def handlers_choice() -> list[Member]:
 
 
 FILTERS = ("open", "overdue", "mine", "unassigned", "closed")
+QUEUE_SORTABLE = ("due_on", "received_at", "status")
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -138,10 +140,13 @@ def routes(web: Web) -> list[BaseRoute]:
             query = query.filter(assignee_id=None)
         if show == "closed":
             query = query.filter(status__not_in=list(rules.OPEN))
-        page_ = await paginate(
-            query, Sort("received_at", descending=True) if show == "closed" else Sort("due_on"),
-            cursor=params.get("cursor") or None, limit=50,
+        view = ListView.parse(
+            "/console/privacy-requests", params, sortable=QUEUE_SORTABLE,
+            default_sort="-received_at" if show == "closed" else "due_on",
+            filters={"show": show or "", "kind": kind_text if kind else ""},
         )
+        page_ = await paginate(query, view.sort, cursor=view.cursor, limit=view.size)
+        total = await query.count()
         counts = {
             "open": await service.filtered(service.RequestFilter(open=True)).count(),
             "overdue": await service.filtered(service.RequestFilter(overdue=True)).count(),
@@ -156,7 +161,8 @@ def routes(web: Web) -> list[BaseRoute]:
         people = await names_of(wanted)
         return ctx.render(
             "console/privacy_requests.html",
-            requests=page_.items, next_cursor=page_.next_cursor, show=show,
+            requests=page_.items, show=show,
+            **view.context(next_cursor=page_.next_cursor, total=total, shown=len(page_.items)),
             kind=kind_text if kind else "", kinds=list(RequestKind), counts=counts,
             names=people, policy=await service.get_policy(), **template_helpers(),
         )

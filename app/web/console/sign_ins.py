@@ -7,6 +7,7 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -14,6 +15,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.errors import InvalidInputError
 from tenants.permissions import Permission
@@ -90,16 +92,30 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.AUDIT_READ)
     async def sign_ins(ctx: PageContext) -> Response:
         filters, shown = filters_of(ctx.request.query_params)
-        cursor = ctx.request.query_params.get("cursor") or None
+        view = ListView.parse(
+            "/console/sign-ins",
+            ctx.request.query_params,
+            sortable=("at",),
+            default_sort="-at",
+            filters=shown,
+            default_size=PAGE,
+        )
         try:
-            result = await service.list_sign_ins(filters, cursor=cursor, limit=PAGE)
+            result = await service.list_sign_ins(
+                filters, cursor=view.cursor, limit=view.size, sort=view.sort
+            )
         except InvalidInputError:
-            result = await service.list_sign_ins(filters, cursor=None, limit=PAGE)
+            view = replace(view, cursor=None, trail=())
+            result = await service.list_sign_ins(
+                filters, cursor=None, limit=view.size, sort=view.sort
+            )
+        counted = await service.count_sign_ins(filters)
+        total = f"{service.COUNT_CAP:,} or more" if counted > service.COUNT_CAP else counted
         query = urlencode({k: v for k, v in shown.items() if v})
         return ctx.render(
             "console/sign_ins.html",
             entries=result.items,
-            next_cursor=result.next_cursor,
+            **view.context(next_cursor=result.next_cursor, total=total, shown=len(result.items)),
             shown=shown,
             query=query,
             messages=MESSAGES,

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.errors import InvalidInputError, NotFoundError
 from tenants.permissions import Permission
@@ -40,11 +41,26 @@ def _status(ctx: PageContext) -> DeliveryStatus | None:
 
 async def _log_context(ctx: PageContext, product_id: uuid.UUID) -> dict[str, Any]:
     status = _status(ctx)
-    log = await service.list_deliveries(product_id, status=status, limit=LOG_SIZE)
+    view = ListView.parse(
+        f"/console/products/{product_id}/webhooks",
+        ctx.request.query_params,
+        sortable=("created_at",),
+        default_sort="-created_at",
+        filters={"status": status.value if status else ""},
+        default_size=LOG_SIZE,
+    )
+    log = await service.list_deliveries(
+        product_id,
+        status=status,
+        cursor=view.cursor,
+        limit=view.size,
+        oldest_first=not view.sort.descending,
+    )
     counts = await service.delivery_counts(product_id)
+    total = counts[status] if status is not None else sum(counts.values())
     return {
         "deliveries": log.items,
-        "more": log.next_cursor is not None,
+        **view.context(next_cursor=log.next_cursor, total=total, shown=len(log.items)),
         "counts": counts,
         "status_filter": status,
         "statuses": list(DeliveryStatus),

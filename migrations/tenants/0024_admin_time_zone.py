@@ -1,0 +1,24 @@
+"""Each member's time zone (``members.time_zone``, an IANA name such as ``Europe/Paris``):
+the console and the account page show times in it, with UTC on hover. The browser reports
+it; NULL until it has (times then show in UTC, or in the browser's cookie's zone)."""
+
+from tortoise import fields, migrations
+from tortoise.migrations import operations as ops
+
+
+class Migration(migrations.Migration):
+    dependencies = [("tenants", "0021_sign_ins_erasable")]
+
+    initial = False
+
+    operations = [
+        ops.AddField(
+            model_name="Member",
+            name="time_zone",
+            field=fields.CharField(
+                null=True,
+                max_length=64,
+                description="IANA time zone the member's pages show times in; None: UTC.",
+            ),
+        ),
+    ]

@@ -1,0 +1,118 @@
+"""Every console list is a table people can work with: column headers that sort, the
+total, previous and next pages, a page size, and filters kept in every link; a sort or
+size the list does not offer falls back to its default (never an error page)."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.conftest import OrgHandle, make_product
+from tests.web.flows import WebClient, asgi_client, text_of
+from tests.web.test_console_directory import signed_in_admin
+
+
+def links(page: str, label: str) -> list[str]:
+    return [
+        html.unescape(href)
+        for href, text in re.findall(r'<a class="button secondary" href="([^"]+)">([^<]+)</a>', page)
+        if text == label
+    ]
+
+
+def names_in(page: str) -> list[str]:
+    return re.findall(r'<a href="/console/groups/[0-9a-f-]+">([^<]+)</a>', page)
+
+
+async def get_ok(browser: WebClient, url: str) -> str:
+    response = await browser.get(url)
+    assert response.status_code == 200, (url, response.status_code, response.text[:500])
+    return response.text
+
+
+async def test_the_groups_list_sorts_pages_both_ways_counts_and_keeps_its_filter(
+    app: Any, org: OrgHandle
+) -> None:
+    for n in range(30):
+        created = await org.post(
+            "/v1/groups", {"name": f"Team {n:02d}", "priority": n % 7, "description": ""}
+        )
+        assert created.status_code == 201, created.text
+    await org.post("/v1/groups", {"name": "Other", "priority": 0, "description": ""})
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        first = await get_ok(browser, "/console/groups?q=team&size=25")
+        assert "30 group(s) match; showing 25" in text_of(first)
+        assert names_in(first)[:2] == ["Team 00", "Team 01"]
+        assert 'aria-sort="ascending"' in first
+        assert links(first, "Previous page") == []
+        [next_url] = links(first, "Next page")
+        assert parse_qs(urlsplit(next_url).query)["q"] == ["team"]
+
+        second = await get_ok(browser, next_url)
+        assert names_in(second) == [f"Team {n:02d}" for n in range(25, 30)]
+        assert links(second, "Next page") == []
+        [prev_url] = links(second, "Previous page")
+        back = await get_ok(browser, prev_url)
+        assert names_in(back) == names_in(first)
+
+        # The header flips the sort and keeps the filter and the size.
+        [by_name] = re.findall(r'<a href="([^"]+)">Name', first)
+        query = parse_qs(urlsplit(html.unescape(by_name)).query)
+        assert query == {"q": ["team"], "sort": ["-name"], "size": ["25"]}
+        flipped = await get_ok(browser, html.unescape(by_name))
+        assert names_in(flipped)[0] == "Team 29" and 'aria-sort="descending"' in flipped
+
+        # Sorts and sizes the list does not offer fall back to its defaults.
+        odd = await get_ok(browser, "/console/groups?sort=description&size=7")
+        assert "31 group(s) match; showing 31" in text_of(odd)
+
+
+async def test_the_other_lists_have_sortable_headers_totals_and_a_page_size(
+    app: Any, org: OrgHandle
+) -> None:
+    product = await make_product(org, name="Hooked")
+    group = (await org.post("/v1/groups", {"name": "Listed"})).json()
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        for path, sorted_by in (
+            (f"/console/products/{product['id']}/webhooks", "Queued"),
+            ("/console/departures", "Started"),
+            ("/console/jobs", "Since"),
+            (f"/console/groups/{group['id']}", "Email"),
+            ("/console/policies/history", "Version"),
+            ("/console/privacy-requests", "Deadline"),
+            ("/console/data-access", "Requested"),
+            ("/console/sign-ins", "When"),
+            ("/console/groups", "Name"),
+            ("/console/members", "Name"),
+        ):
+            page = await get_ok(browser, f"{path}?size=25&sort=nonsense")
+            assert "aria-sort=" in page, path
+            assert re.search(rf'<a href="[^"]+">{sorted_by}', page), path
+            assert re.search(r"\d+ [a-z-]+(\(s\))?(, showing| match; showing) \d+", text_of(page)), path
+            assert re.search(r'<option value="25" selected>25</option>', page), path
+
+
+async def test_the_audit_log_pages_older_and_newer_at_the_size_chosen(
+    app: Any, org: OrgHandle
+) -> None:
+    for n in range(30):
+        created = await org.post("/v1/groups", {"name": f"Audited {n:02d}"})
+        assert created.status_code == 201, created.text
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        first = await get_ok(browser, "/console/audit?action=group.&size=25")
+        ids = re.findall(r"<td>(\d+)</td>", first)
+        assert len(ids) == 25
+        assert '<option value="25" selected>25</option>' in first
+        [older] = links(first, "Older events")
+        second = await get_ok(browser, older)
+        assert len(re.findall(r"<td>(\d+)</td>", second)) == 5
+        assert links(second, "Older events") == []
+        [newer] = links(second, "Newer events")
+        assert parse_qs(urlsplit(newer).query)["action"] == ["group."]
+        back = await get_ok(browser, newer)
+        assert re.findall(r"<td>(\d+)</td>", back) == ids

@@ -1,0 +1,103 @@
+"""Times in the admin's own time zone: detected by the browser, stored for the admin (so
+another browser with scripts off shows the same zone), UTC on hover; a zone that is not
+one is a 4xx problem naming ``time_zone`` and stores nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import asyncpg
+import pytest
+from playwright.async_api import expect
+
+from tests.conftest import OrgHandle, make_member
+from tests.web.browser import OpenTab, sign_in_with_password
+from tests.web.flows import PASSWORD, asgi_client, audit_events, set_local_sign_in, set_password
+from tests.web.test_console_directory import signed_in_admin
+
+JSON = {"accept": "application/json"}
+
+
+async def stored_zone(conn: asyncpg.Connection, member_id: Any) -> str | None:
+    zone: str | None = await conn.fetchval(
+        "SELECT time_zone FROM members WHERE id = $1::uuid", str(member_id)
+    )
+    return zone
+
+
+async def test_the_zone_is_stored_for_the_admin_and_pages_show_times_in_it(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    async with asgi_client(app) as browser:
+        admin, csrf = await signed_in_admin(browser, org)
+        saved = await browser.post(
+            "/account/time-zone", {"csrf": csrf, "time_zone": "Asia/Tokyo"}, headers=JSON
+        )
+        assert saved.status_code == 204, saved.text
+        again = await browser.post(
+            "/account/time-zone", {"csrf": csrf, "time_zone": "Asia/Tokyo"}, headers=JSON
+        )
+        assert again.status_code == 204
+        page = (await browser.get(f"/console/members/{admin['id']}")).text
+        assert 'data-time-zone="Asia/Tokyo"' in page
+        audit = (await browser.get("/console/audit")).text
+    assert await stored_zone(owner_conn, admin["id"]) == "Asia/Tokyo"
+    # One audit event: the second report changed nothing.
+    [event] = await audit_events(owner_conn, org.id, "member.time_zone_changed")
+    assert event.after == {"time_zone": "Asia/Tokyo"}
+    shown = re.findall(r'<time datetime="[^"]+" title="([^"]+ UTC)">([^<]+)</time>', audit)
+    assert shown, audit[:3000]
+    assert all(label.endswith(" JST") for _, label in shown)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Mars/Olympus_Mons", "", "../../etc/passwd", "/etc/localtime", "Europe/Paris\x00",
+     "UTC;DROP", "x" * 300],
+)
+async def test_a_zone_that_is_not_one_is_a_problem_naming_the_field(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection, value: str
+) -> None:
+    async with asgi_client(app) as browser:
+        admin, csrf = await signed_in_admin(browser, org)
+        refused = await browser.post(
+            "/account/time-zone", {"csrf": csrf, "time_zone": value}, headers=JSON
+        )
+    assert 400 <= refused.status_code < 500, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in refused.json()["errors"]] == ["time_zone"]
+    assert await stored_zone(owner_conn, admin["id"]) is None
+
+
+@pytest.mark.browser
+async def test_chromium_reports_its_zone_and_another_browser_shows_the_stored_one(
+    tabs: OpenTab, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    await set_local_sign_in(org.id, True)
+    admin = await make_member(org, name="Zoe Zone", roles=["owner"])
+    await set_password(org.id, admin["id"], PASSWORD)
+
+    tokyo = await tabs(timezone_id="Asia/Tokyo")
+    await sign_in_with_password(tokyo, org, admin["email"])
+    await tokyo.page.wait_for_url(f"{tokyo.base_url}/console")
+    await tokyo.page.goto(f"{tokyo.base_url}/console/audit")
+    for _ in range(50):
+        if await stored_zone(owner_conn, admin["id"]) == "Asia/Tokyo":
+            break
+        await asyncio.sleep(0.1)
+    assert await stored_zone(owner_conn, admin["id"]) == "Asia/Tokyo"
+    first = tokyo.page.locator("main time").first
+    await expect(first).to_have_text(re.compile(r"(JST|GMT\+9)$"))
+    assert (await first.get_attribute("title") or "").endswith(" UTC")
+    assert tokyo.csp_complaints() == [], tokyo.logged
+
+    # Scripts off, another zone: nothing detected, the stored zone is used.
+    elsewhere = await tabs(javascript=False, timezone_id="America/New_York")
+    await sign_in_with_password(elsewhere, org, admin["email"])
+    await elsewhere.page.wait_for_url(f"{elsewhere.base_url}/console")
+    await elsewhere.page.goto(f"{elsewhere.base_url}/console/audit")
+    label = await elsewhere.page.locator("main time").first.inner_text()
+    assert label.endswith(" JST"), label
+    assert await stored_zone(owner_conn, admin["id"]) == "Asia/Tokyo"
