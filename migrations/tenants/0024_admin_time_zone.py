@@ -7,7 +7,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0021_sign_ins_erasable")]
+    dependencies = [("tenants", "0023_units_sized_by_page")]
 
     initial = False
 

@@ -15,8 +15,8 @@ from playwright.async_api import expect
 
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.web.browser import OpenTab, sign_in_with_password
-from tests.web.test_console_browser import pick
 from tests.web.flows import PASSWORD, set_local_sign_in, set_password
+from tests.web.test_console_browser import pick
 
 pytestmark = [pytest.mark.browser]
 
