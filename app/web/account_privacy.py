@@ -15,8 +15,8 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.web.console.privacy import template_helpers
 from app.web.console.departure_views import number
+from app.web.console.privacy import template_helpers
 from app.web.pages import PageContext, Web, page
 from tenants.content.holds import member_hold_explanation
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError

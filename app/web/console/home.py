@@ -33,6 +33,7 @@ def routes(web: Web) -> list[BaseRoute]:
             grants=ctx.can(Permission.ACCESS_APPROVE),
             requests=ctx.can(Permission.PRIVACY_REQUESTS_READ),
             operations=ctx.can(Permission.DEPARTURES_READ),
+            holds=ctx.can(Permission.CONTENT_HOLD),
         )
         days = [today - timedelta(days=89 - i) for i in range(90)]
         fortnight = days[-14:]
