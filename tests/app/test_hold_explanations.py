@@ -17,7 +17,14 @@ from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items
 from tests.requests.support import officer, submit
 from tests.support.api_schema import assert_problem, error_fields
-from tests.web.flows import PASSWORD, WebClient, asgi_client, set_local_sign_in, set_password, text_of
+from tests.web.flows import (
+    PASSWORD,
+    WebClient,
+    asgi_client,
+    set_local_sign_in,
+    set_password,
+    text_of,
+)
 
 CONFIDENTIAL = "Matter Zeta v. Acme (privileged)"
 MEMBER_TEXT = "Some of your files must be kept while a legal claim is open."

@@ -15,6 +15,7 @@ from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items
 from tests.web.browser import OpenTab, sign_in_with_password
 from tests.web.flows import PASSWORD, set_local_sign_in, set_password
+from tests.web.test_console_browser import shots_dir
 
 pytestmark = [pytest.mark.browser]
 
@@ -56,4 +57,4 @@ async def test_the_admin_sets_the_holds_text_and_the_member_sees_the_explanation
         "Your files are kept while a tax audit of the organisation is open.")
     await expect(holds).to_contain_text(f"The hold is reviewed by {review}")
     await expect(holds).not_to_contain_text("secret")
-    await holds.screenshot(path=str(tmp_path / "05-hold-explanation.png"))
+    await holds.screenshot(path=str(shots_dir(tmp_path) / "hold-explanation.png"))
