@@ -47,6 +47,10 @@ class Attention:
     failing_products: list[dict[str, Any]]
     break_glass_sessions: list[dict[str, Any]]
     setup: list[SetupItem] = field(default_factory=list)
+    #: Items under legal hold with no review date (placed before review dates existed):
+    #: the reminder to give each a review date and a member-facing text.
+    holds_without_review: int = 0
+    unreviewed_holds: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def anything(self) -> bool:
@@ -58,6 +62,7 @@ class Attention:
             or self.dead_jobs
             or self.failing_products
             or self.break_glass_sessions
+            or self.holds_without_review
         )
 
 
@@ -69,10 +74,12 @@ async def attention(
     operations: bool,
     domains: bool = False,
     identity: bool = False,
+    holds: bool = False,
 ) -> Attention:
     """What waits for someone, for the parts the admin may see (``grants``: data-access
     approvals; ``requests``: privacy requests; ``operations``: departures, jobs, webhooks,
-    break-glass sessions; ``domains`` and ``identity``: see ``setup_needs``)."""
+    break-glass sessions; ``domains`` and ``identity``: see ``setup_needs``; ``holds``:
+    legal holds without a review date, for admins who may place and lift holds)."""
     org = db.current_org()
     pending, grant_rows, due, request_rows = 0, [], 0, []
     departures, dead, failing, glass = [], 0, [], []
@@ -135,9 +142,28 @@ async def attention(
             org,
             LISTED,
         )
+    unreviewed, unreviewed_rows = 0, []
+    if holds:
+        unreviewed = await _count(
+            "SELECT count(*) AS n FROM content_items WHERE tenant_id = $1 AND legal_hold "
+            "AND hold_review_on IS NULL",
+            org,
+        )
+        if unreviewed:
+            unreviewed_rows = await db.fetch(
+                "SELECT c.id, c.title, p.name AS product_name, m.name AS member_name "
+                "FROM content_items c "
+                "LEFT JOIN products p ON p.tenant_id = c.tenant_id AND p.id = c.product_id "
+                "LEFT JOIN members m ON m.tenant_id = c.tenant_id AND m.id = c.member_id "
+                "WHERE c.tenant_id = $1 AND c.legal_hold AND c.hold_review_on IS NULL "
+                "ORDER BY c.updated_at, c.id LIMIT $2",
+                org,
+                LISTED,
+            )
     setup = await setup_needs(domains=domains, identity=identity)
     return Attention(
-        pending, grant_rows, due, request_rows, departures, dead, failing, glass, setup
+        pending, grant_rows, due, request_rows, departures, dead, failing, glass,
+        setup=setup, holds_without_review=unreviewed, unreviewed_holds=unreviewed_rows,
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -83,6 +83,8 @@ class ContentItemOut(Output):
     item_created_at: datetime | None
     export_url: str | None
     legal_hold: bool
+    hold_member_text: str | None = Field(description="What the member is told about the hold.")
+    hold_review_on: date | None = Field(description="When the hold is next reviewed.")
     status: ContentStatus
     previous_member_id: uuid.UUID | None
     created_at: datetime
@@ -104,7 +106,16 @@ class LegalHoldIn(Input):
     legal_hold: bool = Field(description="true puts the item under legal hold; false lifts it.")
     reason: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), FREE_TEXT
-    ]
+    ] = Field(description="Confidential (the matter): kept in the audit trail only.")
+    member_text: str | None = Field(
+        None,
+        max_length=2000,
+        description="Required when placing a hold: what the member is told on their account "
+        "page and in the answer to their privacy request. Never the matter's details.",
+    )
+    review_on: date | None = Field(
+        None, description="Required when placing a hold: when it is reviewed (in the future)."
+    )
 
 
 class ContentQuery(ListQuery):
@@ -220,7 +231,8 @@ async def set_content_legal_hold(call: Call[LegalHoldIn, Input]) -> ContentItemO
     """An item under legal hold is never deleted by a departure. The reason goes to the
     audit trail."""
     item = await service.set_legal_hold(
-        call.id(), call.body.legal_hold, call.body.reason, actor=call.actor
+        call.id(), call.body.legal_hold, call.body.reason, actor=call.actor,
+        member_text=call.body.member_text, review_on=call.body.review_on,
     )
     return ContentItemOut.model_validate(item)
 

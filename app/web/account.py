@@ -22,6 +22,7 @@ from app.web.console.policies import (
 from app.web.pages import PageContext, Web, page
 from policies.catalogue import Catalogue, Setting
 from policies.resolve import Resolved, SourceKind
+from tenants.content.holds import member_hold_explanation
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import preferences
 from tenants.notice import organisation_notice
@@ -110,6 +111,7 @@ def routes(web: Web) -> list[BaseRoute]:
             show_value=show_value,
             anchor=anchor,
             leaving=await account_departure.what_leaving_means(member),
+            holds=await member_hold_explanation(member.id),
             **account_departure.template_helpers(),
             access=await account_access.who_accessed(ctx),
             **account_access.template_helpers(),

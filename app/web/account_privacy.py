@@ -15,8 +15,10 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.departure_views import number
 from app.web.console.privacy import template_helpers
 from app.web.pages import PageContext, Web, page
+from tenants.content.holds import member_hold_explanation
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.members.models import Member
 from tenants.requests import fulfilment, links, service
@@ -94,6 +96,7 @@ def routes(web: Web) -> list[BaseRoute]:
             "account/privacy_request.html", r=request,
             events=await service.timeline(request.id, for_member=True),
             export=export, download=download_link(ctx, request, export),
+            holds=await member_hold_explanation(request.member_id), number=number,
             **template_helpers(),
         )
 

@@ -7,7 +7,7 @@ happens to each item when its owner leaves (``tenants.departures.planner``).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from tortoise import fields
@@ -56,6 +56,11 @@ class ContentItem(TenantModel):
     #: When the product says the item was created (not when it was registered).
     item_created_at: datetime | None = fields.DatetimeField(null=True)
     legal_hold = fields.BooleanField(default=False)
+    #: What the member is told about the hold (the admin writes it when placing the hold;
+    #: the hold's confidential reason is only in the audit trail).
+    hold_member_text: str | None = fields.TextField(null=True)
+    #: When the hold is next reviewed; None on holds placed before review dates existed.
+    hold_review_on: date | None = fields.DateField(null=True)
     #: Where the owner can download the item themselves (set by the product).
     export_url = fields.CharField(max_length=2000, null=True)
     status = fields.CharEnumField(ContentStatus, max_length=16, default=ContentStatus.ACTIVE)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from tenants import db
 from tenants.actors import Actor, ActorKind
 from tenants.audit import service as audit
 from tenants.clients.models import ProductClient
+from tenants.content.holds import hold_problems
 from tenants.content.models import ContentItem, ContentKind, ContentStatus
 from tenants.content.rules import (
     ItemSpec,
@@ -37,6 +38,7 @@ from tenants.members.lifecycle import MemberStatus
 from tenants.members.service import get_member
 from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
+from tenants.text import clean_free_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,27 +267,53 @@ async def remove_item(item_id: uuid.UUID, *, actor: Actor) -> None:
 
 
 async def set_legal_hold(
-    item_id: uuid.UUID, hold: bool, reason: str, *, actor: Actor
+    item_id: uuid.UUID,
+    hold: bool,
+    reason: str,
+    *,
+    actor: Actor,
+    member_text: str | None = None,
+    review_on: date | None = None,
 ) -> ContentItem:
     """Put an item under legal hold (no departure deletes it) or lift the hold; the reason
-    is kept in the audit trail. Setting what is already so changes and records nothing."""
+    is kept in the audit trail only (it may name a confidential matter). Placing a hold
+    needs what the member is told and a future review date (``holds.hold_problems``);
+    placing it again on a held item updates those two. Lifting clears them. Setting what
+    is already so changes and records nothing."""
+    if hold:
+        problems = hold_problems(member_text, review_on, datetime.now(UTC).date())
+        if problems:
+            raise InvalidInputError("a legal hold needs a member-facing text and a review date",
+                                    fields=problems)
+        member_text = clean_free_text(member_text or "").strip()
+    else:
+        member_text, review_on = None, None
     item = await get_item(item_id, for_update=True)
-    if item.legal_hold == hold:
+    if (item.legal_hold, item.hold_member_text, item.hold_review_on) == (
+        hold, member_text, review_on
+    ):
         return item
+    before = {"legal_hold": item.legal_hold, "hold_member_text": item.hold_member_text,
+              "hold_review_on": item.hold_review_on}
     item.legal_hold = hold
-    await item.save(update_fields=["legal_hold", "updated_at"])
+    item.hold_member_text = member_text
+    item.hold_review_on = review_on
+    await item.save(update_fields=["legal_hold", "hold_member_text", "hold_review_on",
+                                   "updated_at"])
     await audit.record(
         "content.legal_hold_set" if hold else "content.legal_hold_lifted",
         "content_item",
         item.id,
         actor=actor,
-        before={"legal_hold": not hold},
-        after={
+        before=audit.jsonable(before),
+        after=audit.jsonable({
             "legal_hold": hold,
             "reason": reason,
+            "hold_member_text": member_text,
+            "hold_review_on": review_on,
             "member_id": item.member_id,
             "product_id": item.product_id,
-        },
+        }),
     )
     return item
 

@@ -162,7 +162,8 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "content_items",
-        personal={"title": Category.CONTENT_METADATA, "export_url": Category.CONTENT_METADATA},
+        personal={"title": Category.CONTENT_METADATA, "export_url": Category.CONTENT_METADATA,
+                  "hold_member_text": Category.FREE_TEXT},
         not_personal={"external_id": "the product's id of the item", "kind": STATE,
                       "status": STATE},
         owner="member_id = $2",

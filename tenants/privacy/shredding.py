@@ -44,7 +44,7 @@ PERSONAL_KEYS = frozenset({
     "nickName", "title", "userName", "externalId", "ims", "photos", "x509Certificates",
     # Free text written about the person (a departure's reason, a grant's justification).
     "reason", "justification", "case_reference", "note", "body", "answer",
-    "decision_reason", "revoke_reason", "review_note", "extension_reason",
+    "decision_reason", "revoke_reason", "review_note", "extension_reason", "hold_member_text",
 })
 #: Keys that never hold personal data even in an event about a member's SCIM attributes.
 NOT_PERSONAL_KEYS = frozenset({

@@ -20,6 +20,7 @@ from typing import Any
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
+from tenants.content.holds import member_hold_explanation
 from tenants.content.models import ContentKind
 from tenants.content.service import acting_product
 from tenants.departures import service as departures
@@ -435,8 +436,10 @@ async def build_export(export_id: uuid.UUID, *, actor: Actor) -> PrivacyExport |
     export.files, export.status = built.files, ExportStatus.READY
     export.ready_at, export.expires_at = now, now + timedelta(days=link_days)
     await export.save()
+    holds = await member_hold_explanation(request.member_id)
     await add_event(request, "export_ready", actor=actor,
-                    body="Your data is ready to download",
+                    body="Your data is ready to download"
+                    + (f"\n{holds.as_text()}" if holds else ""),
                     data={"expires_at": export.expires_at, "bytes": export.size})
     await audit.record(
         "privacy_request.export_built", "privacy_request", request.id, actor=actor,
@@ -531,13 +534,17 @@ async def erase_for_request(
         "erased_by_ref": actor.ref,
         "kept_by_kind": {r["kind"]: r["n"] for r in kept},
     }
-    summary = ""
+    # What the member is told about held items (categories, obligation, the member-facing
+    # text, the review date; never the hold's confidential reason), read before the member
+    # record is anonymised.
+    holds = await member_hold_explanation(request.member_id)
+    summary = f"\n{holds.as_text()}" if holds else ""
     if member:
         erased = await erasure.erase_member(
             request.member_id, why=f"privacy request {request.id} (erasure)", actor=actor
         )
         run["member_erasure"] = erased.to_json()
-        summary = "\n" + erasure.kept_summary(erased)
+        summary += "\n" + erasure.kept_summary(erased)
     runs = list((request.erasure_evidence or {}).get("runs", []))
     runs.append(run)
     request.erasure_evidence = {"runs": runs}

@@ -288,7 +288,9 @@ async def test_legal_hold_is_set_and_lifted_by_an_admin_with_a_reason_and_blocks
     registered = (await org.post("/v1/content", item(member, product, 1))).json()
     url = f"/v1/content/{registered['id']}/legal-hold"
 
-    held = await org.put(url, json={"legal_hold": True, "reason": "Litigation 2024-17"})
+    held = await org.put(url, json={"legal_hold": True, "reason": "Litigation 2024-17",
+                                    "member_text": "Kept for a legal claim.",
+                                    "review_on": "2999-01-01"})
 
     assert held.status_code == 200 and held.json()["legal_hold"] is True
     again = await org.post("/v1/content", item(member, product, 1, legal_hold=False, size=5))
@@ -297,7 +299,8 @@ async def test_legal_hold_is_set_and_lifted_by_an_admin_with_a_reason_and_blocks
     assert_problem(refused, 409)
     lifted = await org.put(url, json={"legal_hold": False, "reason": "Case closed"})
     assert lifted.json()["legal_hold"] is False
-    no_reason = await org.put(url, json={"legal_hold": True, "reason": " "})
+    no_reason = await org.put(url, json={"legal_hold": True, "reason": " ",
+                                         "member_text": "Kept.", "review_on": "2999-01-01"})
     assert set(error_fields(assert_problem(no_reason, 422))) == {"reason"}
     # Read through the API: the reason is free text about the member's item, stored sealed
     # with the member's key (tenants.privacy.shredding) and opened for readers.

@@ -16,6 +16,7 @@ from app.web.pages import CONSOLE_NAV
 from tenants.ids import OrgId
 from tenants.members import invitations
 from tests.conftest import OrgHandle, make_group, make_member, make_product, make_unit
+from tests.departures.support import make_items
 from tests.web.browser import OpenTab, Tab, sign_in_with_password
 from tests.web.flows import PASSWORD, set_local_sign_in, set_password
 
@@ -52,8 +53,23 @@ async def people(org: OrgHandle) -> dict[str, Any]:
     await make_unit(org, "Axe team", parent=unit["id"])  # the units page's lazy sub-units
     await make_member(org, name="Axe Colleague", unit=unit["id"], manager_id=member["id"])
     group = await make_group(org)
-    await make_product(org)
-    return {"owner": owner, "member": member, "unit": unit, "group": group}
+    product = await make_product(org)
+    # A held item with its member-facing text (the member's "Data kept because of a legal
+    # obligation" section) and one without a review date (the owner's overview reminder).
+    held = []
+    for n, hold in enumerate(({"member_text": "Kept while a claim is open.",
+                               "review_on": "2999-01-01"}, None)):
+        registered = await org.post("/v1/content", {
+            "product_id": product["id"], "external_id": f"axe-{n}", "member_id": member["id"],
+            "title": f"Axe file {n}", "kind": "personal"})
+        assert registered.status_code in (200, 201), registered.text
+        held.append(registered.json()["id"])
+        if hold:
+            placed = await org.put(f"/v1/content/{held[-1]}/legal-hold",
+                                   json={"legal_hold": True, "reason": "axe", **hold})
+            assert placed.status_code == 200, placed.text
+    await make_items(org, member["id"], product["id"], 1, kind="personal", legal_hold=True)
+    return {"owner": owner, "member": member, "unit": unit, "held": held[0], "group": group}
 
 
 async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
@@ -75,6 +91,7 @@ async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
         f"/console/groups/{people['group']['id']}",
         "/console/departures/policy",
         f"{member_page}/departure",
+        f"/console/holds/{people['held']}",
         "/account",
     ]
     found = {path: await violations(tab, path) for path in pages}

@@ -10,6 +10,7 @@ from app.web.console import (
     departures,
     domains,
     groups,
+    holds,
     home,
     identity,
     jobs,
@@ -31,6 +32,7 @@ from app.web.pages import Web
 def routes(web: Web) -> list[BaseRoute]:
     return [
         *home.routes(web),
+        *holds.routes(web),
         *lookups.routes(web),
         *member_bulk.routes(web),
         *member_forms.routes(web),

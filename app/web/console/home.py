@@ -36,6 +36,7 @@ def routes(web: Web) -> list[BaseRoute]:
             # Set-up items go to those who can fix them.
             domains=ctx.can(Permission.ORGANISATION_WRITE),
             identity=ctx.can(Permission.SSO_WRITE),
+            holds=ctx.can(Permission.CONTENT_HOLD),
         )
         days = [today - timedelta(days=89 - i) for i in range(90)]
         fortnight = days[-14:]
