@@ -311,11 +311,18 @@ async def _read_head(sql: str) -> ChainHead:
 
 
 #: The chain in seq order with each entry's event (event columns NULL when it is gone).
+#: Each entry's event is looked up by its key (a LATERAL subquery that OFFSET 0 keeps from
+#: being flattened into a join): as a join, the generic plan asyncpg settles on, with the
+#: row estimates of a table not yet analysed (after a bulk load or a restore), was a nested
+#: loop over every event of the organisation for each entry: 21.7 s for a batch of 5,000
+#: entries of a 30,000-event chain, 14 ms this way.
 CHAIN_SQL = """
 SELECT c.seq, c.prev_hash, c.hash, e.id AS event_id, e.occurred_at, e.actor, e.actor_display,
        e.action, e.target_type, e.target_id, e.before, e.after, e.request_id, e.client_addr
   FROM audit_chain c
-  LEFT JOIN audit_events e ON e.tenant_id = c.tenant_id AND e.id = c.event_id
+  LEFT JOIN LATERAL (
+    SELECT * FROM audit_events e WHERE e.tenant_id = c.tenant_id AND e.id = c.event_id OFFSET 0
+  ) e ON true
  WHERE c.tenant_id = $1 AND c.seq > $2
  ORDER BY c.seq
  LIMIT $3
