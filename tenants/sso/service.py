@@ -162,14 +162,6 @@ UNION ALL
         *args,
         safety.LISTED,
     )
-    glass = await db.fetch_one(
-        "SELECT EXISTS (SELECT 1 FROM local_credentials c JOIN members m"
-        " ON m.tenant_id = c.tenant_id AND m.id = c.member_id"
-        " WHERE c.tenant_id = $1 AND c.break_glass AND m.roles ? 'owner'"
-        " AND m.status = ANY($2::text[])) AS present",
-        db.current_org(),
-        sorted(s.value for s in SIGN_IN_ALLOWED),
-    )
     return safety.MemberCounts(
         losing=totals["losing"],
         losing_by_domain=totals["by_domain"],
@@ -177,7 +169,7 @@ UNION ALL
         admins_losing=totals["admins"],
         owners_able=totals["owners_able"],
         owners_losing=totals["owners_losing"],
-        break_glass_owner=bool(glass and glass["present"]),
+        break_glass_owner=await _break_glass_owner(),
         listed=tuple(
             safety.LosingMember(r["name"], r["email"], tuple(_roles(r["roles"])), r["reason"])
             for r in rows
@@ -210,6 +202,97 @@ async def preview_domain_removal(name: str) -> safety.Preview:
     rest = [d for d in owned if d != name]
     rule = safety.loss_rule(_shape(connection, owned), _shape(connection, rest))
     return safety.judge(await count_losses(rule))
+
+
+_LOCAL_ONLY = """
+WITH able AS (
+  SELECT m.name, m.email, m.roles, m.roles ? 'owner' AS owner,
+         m.roles - 'member' <> '[]'::jsonb AS admin,
+         CASE WHEN c.member_id IS NOT NULL AND NOT c.break_glass
+               AND NOT ($3 AND split_part(m.email, '@', 2) = ANY($4::text[]))
+              THEN 'password' END AS reason
+    FROM members m
+    LEFT JOIN local_credentials c ON c.tenant_id = m.tenant_id AND c.member_id = m.id
+   WHERE m.tenant_id = $1 AND m.status = ANY($2::text[])
+     AND (c.member_id IS NOT NULL OR ($3 AND split_part(m.email, '@', 2) = ANY($4::text[])))
+)
+"""
+
+
+async def preview_password_sign_in_off() -> safety.Preview:
+    """Who would lose sign-in if members' password sign-in were switched off: members with
+    a password (not the break-glass one) whose domain the identity provider does not admit.
+    Counted in the database like ``count_losses``."""
+    connection = await get_connection()
+    owned = await domains.owned_domains()
+    shape = _shape(connection, owned) if connection is not None else None
+    args = (
+        db.current_org(),
+        sorted(s.value for s in SIGN_IN_ALLOWED),
+        bool(shape and shape.enabled),
+        list(shape.allowed) if shape else [],
+    )
+    totals = await db.fetch_one(
+        _LOCAL_ONLY
+        + """
+SELECT count(reason) AS losing, count(reason) FILTER (WHERE admin) AS admins,
+       count(*) FILTER (WHERE owner) AS owners_able,
+       count(reason) FILTER (WHERE owner) AS owners_losing
+  FROM able""",
+        *args,
+    )
+    assert totals is not None  # an aggregate always answers one row
+    rows = await db.fetch(
+        _LOCAL_ONLY  # noqa: S608 - constant text; the values are bound
+        + """
+(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND admin
+  ORDER BY email LIMIT $5)
+UNION ALL
+(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND NOT admin
+  ORDER BY email LIMIT $5)""",
+        *args,
+        safety.LISTED,
+    )
+    return safety.judge(
+        safety.MemberCounts(
+            losing=totals["losing"],
+            admins_losing=totals["admins"],
+            owners_able=totals["owners_able"],
+            owners_losing=totals["owners_losing"],
+            break_glass_owner=await _break_glass_owner(),
+            listed=tuple(
+                safety.LosingMember(r["name"], r["email"], tuple(_roles(r["roles"])), r["reason"])
+                for r in rows
+            ),
+        )
+    )
+
+
+async def _break_glass_owner() -> bool:
+    glass = await db.fetch_one(
+        "SELECT EXISTS (SELECT 1 FROM local_credentials c JOIN members m"
+        " ON m.tenant_id = c.tenant_id AND m.id = c.member_id"
+        " WHERE c.tenant_id = $1 AND c.break_glass AND m.roles ? 'owner'"
+        " AND m.status = ANY($2::text[])) AS present",
+        db.current_org(),
+        sorted(s.value for s in SIGN_IN_ALLOWED),
+    )
+    return bool(glass and glass["present"])
+
+
+async def set_local_sign_in(
+    enabled: bool, *, actor: Actor, confirm_losing: int | None = None
+) -> Organisation:
+    """Switch members' password sign-in behind the safety net: switching it off is refused
+    when it would lock out every owner (no break-glass owner) and needs ``confirm_losing``
+    when anyone would lose sign-in."""
+    from tenants.organisations import service as organisations
+
+    org = await Organisation.filter(id=db.current_org()).select_for_update().first()
+    if org is not None and org.local_sign_in and not enabled:
+        preview = await preview_password_sign_in_off()
+        safety.check_confirmed(preview, confirm_losing, field_name="local_sign_in")
+    return await organisations.set_local_sign_in(enabled, actor=actor)
 
 
 async def remove_domain(name: str, *, actor: Actor, confirm_losing: int | None = None) -> None:

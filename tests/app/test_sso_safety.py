@@ -15,7 +15,7 @@ import pytest
 
 from tenants import db
 from tenants.domains import service as domains
-from tenants.errors import ConflictError
+from tenants.errors import ConflictError, InvalidInputError
 from tenants.members.models import Member
 from tenants.sessions.passwords import set_password
 from tenants.sso import safety
@@ -237,3 +237,50 @@ def test_the_rules_lose_nobody_without_a_connection_that_signs_people_in() -> No
     assert not safety.loss_rule(off, after).anyone
     assert safety.loss_rule(after, off).everyone
     assert safety.judge(safety.MemberCounts(owners_able=0)).every_owner_locked_out is False
+
+
+async def test_switching_password_sign_in_off_counts_who_has_only_a_password(
+    org: OrgHandle,
+) -> None:
+    from tests.web.flows import set_local_sign_in
+    from tests.web.flows import set_password as give_password
+
+    a, b = f"{org.slug}.example", await second_domain(org)
+    owner = await member(org, "olga", a, roles=["owner"])
+    by_password = await member(org, "pat", b)
+    await member(org, "sso", a)  # no password: unaffected
+    await org.put("/v1/sso-connection", json=connection(allowed_domains=[a]))
+    await set_local_sign_in(org.id, True)
+    await give_password(org.id, by_password["id"], "a long member passphrase 42!")
+    await give_password(org.id, owner["id"], "a long owner passphrase 42!!")
+    async with db.tenant_transaction(org.id):
+        preview = await sso.preview_password_sign_in_off()
+    # Olga keeps signing in through the provider (her domain is admitted); Pat does not.
+    assert (preview.losing, preview.owners_losing) == (1, 0)
+    assert [p.email for p in preview.people] == [f"pat@{b}"]
+    assert preview.people[0].reason == "password"
+    async with db.tenant_transaction(org.id):
+        with pytest.raises(InvalidInputError, match="confirm_losing: 1"):
+            await sso.set_local_sign_in(False, actor=ACTOR)
+    async with db.tenant_transaction(org.id):
+        org_row = await sso.set_local_sign_in(False, actor=ACTOR, confirm_losing=1)
+    assert org_row.local_sign_in is False
+
+
+async def test_switching_password_sign_in_off_never_locks_out_the_only_owner(
+    org: OrgHandle,
+) -> None:
+    from tests.web.flows import set_local_sign_in
+    from tests.web.flows import set_password as give_password
+
+    b = await second_domain(org)
+    owner = await member(org, "olga", b, roles=["owner"])
+    await org.put("/v1/sso-connection", json=connection(allowed_domains=[f"{org.slug}.example"]))
+    await set_local_sign_in(org.id, True)
+    await give_password(org.id, owner["id"], "a long owner passphrase 42!!")
+    async with db.tenant_transaction(org.id):
+        preview = await sso.preview_password_sign_in_off()
+        assert preview.every_owner_locked_out and preview.refused
+        with pytest.raises(ConflictError) as refused:
+            await sso.set_local_sign_in(False, actor=ACTOR, confirm_losing=1)
+    assert refused.value.fields[0].field == "local_sign_in"

@@ -159,7 +159,19 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.ORGANISATION_WRITE)
     async def save_sign_in(ctx: PageContext) -> Response:
         wanted = ctx.form.get("local_sign_in") == "on"
-        org = await organisations.set_local_sign_in(wanted, actor=ctx.actor)
+        confirmed = confirmed_count(ctx.form)
+        if not wanted and confirmed is None and ctx.organisation.local_sign_in:
+            preview = await sso.preview_password_sign_in_off()
+            if preview.losing:
+                return confirm_page(
+                    ctx,
+                    preview,
+                    what="Switching members' password sign-in off takes sign-in from them"
+                    " (they have a password and the identity provider does not admit them).",
+                    action="/console/settings/sign-in",
+                    back="/console/settings",
+                )
+        org = await sso.set_local_sign_in(wanted, actor=ctx.actor, confirm_losing=confirmed)
         state = "on" if org.local_sign_in else "off"
         return ctx.redirect("/console/settings", f"Password sign-in for members is {state}.")
 
