@@ -4,17 +4,19 @@ it), verify it against DNS, list and remove them. Only proven domains route sign
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
 from app.v1.common import Input, Output
+from app.v1.sso import SignInLossOut
 from tenants.domains import rules, service
 from tenants.domains.models import Domain
 from tenants.domains.rules import DomainProof, DomainStatus
 from tenants.errors import NotFoundError
 from tenants.permissions import Permission
+from tenants.sso import service as sso
 
 router = ApiRouter("/v1/domains", "domains")
 
@@ -107,17 +109,45 @@ async def verify_domain(call: Call[Input, Input]) -> DomainOut:
     return DomainOut.of(await service.verify_domain(_name(call), lookup=lookup, actor=call.actor))
 
 
+class RemovalQuery(Input):
+    confirm_losing: int | None = Field(
+        None,
+        ge=0,
+        le=10_000_000,
+        description="When removing the domain takes sign-in from members, their count as "
+        "the removal preview answered it.",
+    )
+
+
+@router.post(
+    "/{domain}/removal-preview",
+    summary="Who would lose sign-in if the domain were removed (nothing changes)",
+    permission=Permission.ORGANISATION_WRITE,
+    response=SignInLossOut,
+    errors=(404,),
+)
+async def preview_domain_removal(call: Call[Input, Input]) -> SignInLossOut:
+    name = _name(call)
+    await service.get_domain(name)
+    return SignInLossOut.of(await sso.preview_domain_removal(name))
+
+
 @router.delete(
     "/{domain}",
     summary="Remove a domain",
     permission=Permission.ORGANISATION_WRITE,
+    query=RemovalQuery,
     status=204,
+    errors=(404, 409, 422),
 )
-async def remove_domain(call: Call[Input, Input]) -> None:
-    await service.remove_domain(_name(call), actor=call.actor)
+async def remove_domain(call: Call[Input, RemovalQuery]) -> None:
+    """409 when removing it would lock out every owner and none has a break-glass
+    password; 422 naming ``confirm_losing`` when members would lose sign-in and it is not
+    their count."""
+    await sso.remove_domain(_name(call), actor=call.actor, confirm_losing=call.query.confirm_losing)
 
 
-def _name(call: Call[Input, Input]) -> str:
+def _name(call: Call[Any, Any]) -> str:
     """The domain in the path; a malformed one names nothing (404), like a malformed id."""
     raw = call.text("domain")
     name = rules.normalise(raw)

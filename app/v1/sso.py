@@ -12,7 +12,7 @@ from app.v1.common import Input, Output
 from tenants.errors import NotFoundError
 from tenants.organisations.service import normalise_domains
 from tenants.permissions import Permission
-from tenants.sso import service
+from tenants.sso import safety, service
 
 router = ApiRouter("/v1/sso-connection", "sign-in")
 
@@ -60,6 +60,64 @@ class SsoConnectionIn(Input):
     enabled: bool = True
 
 
+class SsoConnectionChange(SsoConnectionIn):
+    confirm_losing: int | None = Field(
+        None,
+        ge=0,
+        le=10_000_000,
+        description="When the change takes sign-in from members, their count as the "
+        "preview answered it (the change is refused otherwise).",
+    )
+
+
+class LosingMemberOut(Output):
+    name: str
+    email: str
+    roles: list[str]
+    reason: str = Field(
+        description="domain (email domain no longer admitted), subject (linked to the old "
+        "issuer or client) or disabled (sign-in through the provider switched off)."
+    )
+
+
+class SignInLossOut(Output):
+    losing: int = Field(description="Members able to sign in now who would no longer be.")
+    losing_by_domain: int
+    losing_by_subject: int
+    admins_losing: int
+    owners_losing: int
+    every_owner_locked_out: bool
+    break_glass_owner: bool
+    refused: bool = Field(
+        description="The change would lock out every owner and no owner has a break-glass "
+        "password: it is refused."
+    )
+    confirm_losing: int | None = Field(
+        description="What to send as confirm_losing to go ahead (null: nothing to confirm)."
+    )
+    people: list[LosingMemberOut] = Field(
+        description="Admins first, then other members; at most 50 of each."
+    )
+
+    @classmethod
+    def of(cls, preview: safety.Preview) -> SignInLossOut:
+        return cls(
+            losing=preview.losing,
+            losing_by_domain=preview.losing_by_domain,
+            losing_by_subject=preview.losing_by_subject,
+            admins_losing=preview.admins_losing,
+            owners_losing=preview.owners_losing,
+            every_owner_locked_out=preview.every_owner_locked_out,
+            break_glass_owner=preview.break_glass_owner,
+            refused=preview.refused,
+            confirm_losing=preview.losing or None,
+            people=[
+                LosingMemberOut(name=p.name, email=p.email, roles=list(p.roles), reason=p.reason)
+                for p in preview.people
+            ],
+        )
+
+
 class TestStep(Output):
     step: str
     ok: bool
@@ -97,25 +155,66 @@ async def get_sso_connection(call: Call[Input, Input]) -> SsoConnectionOut:
     return await _view(call)
 
 
-@router.put(
-    "",
-    summary="Create or replace the identity provider connection",
-    permission=Permission.SSO_WRITE,
-    body=SsoConnectionIn,
-    response=SsoConnectionOut,
-    errors=(422,),
-)
-async def put_sso_connection(call: Call[SsoConnectionIn, Input]) -> SsoConnectionOut:
-    changes = call.body.model_dump()
+def connection_changes(body: SsoConnectionIn) -> dict[str, Any]:
+    """The service's changes from the body: the issuer without a bare trailing slash, the
+    domains normalised, an absent secret kept."""
+    changes = body.model_dump(exclude={"confirm_losing"})
     changes["issuer"] = (
-        str(call.body.issuer).rstrip("/")
-        if str(call.body.issuer).endswith("/") and call.body.issuer.path in ("/", None)
-        else str(call.body.issuer)
+        str(body.issuer).rstrip("/")
+        if str(body.issuer).endswith("/") and body.issuer.path in ("/", None)
+        else str(body.issuer)
     )
     changes["allowed_domains"] = normalise_domains(changes["allowed_domains"])
     if changes["client_secret"] is None:
         changes.pop("client_secret")
-    await service.save_connection(changes, box=call.request.app.state.web.box, actor=call.actor)
+    return changes
+
+
+@router.put(
+    "",
+    summary="Create or replace the identity provider connection",
+    permission=Permission.SSO_WRITE,
+    body=SsoConnectionChange,
+    response=SsoConnectionOut,
+    errors=(409, 422),
+)
+async def put_sso_connection(call: Call[SsoConnectionChange, Input]) -> SsoConnectionOut:
+    """409 when the change would lock out every owner and none has a break-glass password;
+    422 naming ``confirm_losing`` when members would lose sign-in and it is not their count
+    (see ``POST /v1/sso-connection/preview``)."""
+    await service.save_connection(
+        connection_changes(call.body),
+        box=call.request.app.state.web.box,
+        actor=call.actor,
+        confirm_losing=call.body.confirm_losing,
+    )
+    return await _view(call)
+
+
+@router.post(
+    "/preview",
+    summary="Who would lose sign-in if the connection changed so (nothing changes)",
+    permission=Permission.SSO_WRITE,
+    body=SsoConnectionIn,
+    response=SignInLossOut,
+    errors=(422,),
+)
+async def preview_sso_connection(call: Call[SsoConnectionIn, Input]) -> SignInLossOut:
+    """Members able to sign in whose email domain would no longer be admitted or whose
+    identity-provider link would no longer match (issuer or client change), admins first."""
+    return SignInLossOut.of(await service.preview_change(connection_changes(call.body)))
+
+
+@router.post(
+    "/restore",
+    summary="Restore the configuration before the last change (within 24 hours)",
+    permission=Permission.SSO_WRITE,
+    response=SsoConnectionOut,
+    errors=(404, 409),
+)
+async def restore_sso_connection(call: Call[Input, Input]) -> SsoConnectionOut:
+    """409 when there is no previous configuration or it was replaced over 24 hours ago."""
+    await service.restore_previous(actor=call.actor)
     return await _view(call)
 
 

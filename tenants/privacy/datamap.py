@@ -358,7 +358,8 @@ TABLES: tuple[Table, ...] = (
         "allowed_domains": CONFIG, "client_id": CONFIG,
         "client_secret_enc": "an encrypted secret", "email_claim": CONFIG,
         "groups_claim": CONFIG, "issuer": CONFIG, "last_test_result": CONFIG,
-        "name_claim": CONFIG, "scopes": CONFIG, "unit_claim": CONFIG}),
+        "name_claim": CONFIG, "scopes": CONFIG, "unit_claim": CONFIG,
+        "previous_config": "the previous connection settings (secret encrypted)"}),
     Table("units", personal={}, not_personal={"name": CONFIG, "path": CONFIG}),
     Table("webhook_deliveries", personal={}, not_personal={
         "idempotency_key": ID, "last_error": "the receiver's answer", "status": STATE,

@@ -42,6 +42,12 @@ class SsoConnection(TenantModel):
     enabled = fields.BooleanField(default=True)
     last_tested_at: datetime | None = fields.DatetimeField(null=True)
     last_test_result: fields.Field[dict[str, object] | None] = fields.JSONField(null=True)
+    #: The configuration before the last change (``service.restorable``), restorable for
+    #: a day: the identity-change safety net's way back.
+    previous_config: fields.Field[dict[str, object] | None] = fields.JSONField(
+        null=True, description="The configuration before the last change (restorable)."
+    )
+    previous_saved_at: datetime | None = fields.DatetimeField(null=True)
 
     class Meta:
         table = "sso_connections"

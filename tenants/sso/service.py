@@ -23,7 +23,7 @@ from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups.models import Group
 from tenants.groups.service import add_member
 from tenants.identity import changes as identity
-from tenants.members.lifecycle import MemberStatus, can_sign_in
+from tenants.members.lifecycle import SIGN_IN_ALLOWED, MemberStatus, can_sign_in
 from tenants.members.models import Member
 from tenants.members.service import NewMember, create_member
 from tenants.models_base import get_referenced
@@ -32,7 +32,7 @@ from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
 from tenants.signins.rules import Reason, member_status_reason
-from tenants.sso import oidc
+from tenants.sso import oidc, safety
 from tenants.sso.models import LoginAttempt, SeenLogoutToken, SsoConnection
 from tenants.units.models import Unit
 
@@ -62,11 +62,273 @@ async def get_connection() -> SsoConnection | None:
     return await SsoConnection.filter().first()
 
 
+#: The connection fields a snapshot keeps (and a restore writes back).
+SNAPSHOT_FIELDS = (
+    "issuer",
+    "client_id",
+    "client_secret_enc",
+    "scopes",
+    "email_claim",
+    "name_claim",
+    "groups_claim",
+    "unit_claim",
+    "allowed_domains",
+    "jit_provisioning",
+    "default_unit_id",
+    "enabled",
+)
+
+
+def snapshot(connection: SsoConnection) -> dict[str, Any]:
+    """The connection's configuration as JSON (the secret stays encrypted)."""
+    view = {name: getattr(connection, name) for name in SNAPSHOT_FIELDS}
+    if view["default_unit_id"] is not None:
+        view["default_unit_id"] = str(view["default_unit_id"])
+    return view
+
+
+def _shape(connection: SsoConnection, owned: list[str]) -> safety.SignInShape:
+    return safety.SignInShape(
+        issuer=connection.issuer,
+        client_id=connection.client_id,
+        allowed=tuple(domain_rules.effective_allowed_domains(connection.allowed_domains, owned)),
+        enabled=connection.enabled,
+    )
+
+
+def _shape_after(
+    connection: SsoConnection | None, changes: dict[str, Any], owned: list[str]
+) -> safety.SignInShape:
+    def value(name: str, default: Any) -> Any:
+        if name in changes:
+            return changes[name]
+        return getattr(connection, name) if connection is not None else default
+
+    return safety.SignInShape(
+        issuer=str(value("issuer", "")),
+        client_id=str(value("client_id", "")),
+        allowed=tuple(domain_rules.effective_allowed_domains(value("allowed_domains", []), owned)),
+        enabled=bool(value("enabled", True)),
+    )
+
+
+_LOSS = """
+WITH able AS (
+  SELECT name, email, roles, roles ? 'owner' AS owner, roles - 'member' <> '[]'::jsonb AS admin,
+         CASE WHEN $6 THEN 'disabled'
+              WHEN split_part(email, '@', 2) = ANY($4::text[]) THEN 'domain'
+              WHEN $5 AND idp_subject IS NOT NULL THEN 'subject' END AS reason
+    FROM members
+   WHERE tenant_id = $1 AND status = ANY($2::text[])
+     AND split_part(email, '@', 2) = ANY($3::text[])
+)
+"""
+
+
+async def count_losses(rule: safety.LossRule) -> safety.MemberCounts:
+    """Count in the database who ``rule`` takes sign-in from (and list at most
+    ``safety.LISTED`` admins and as many others): never a row per member in Python."""
+    if not rule.anyone:
+        return safety.MemberCounts()
+    args = (
+        db.current_org(),
+        sorted(s.value for s in SIGN_IN_ALLOWED),
+        list(rule.admitted),
+        list(rule.losing_domains),
+        rule.subjects_unlinked,
+        rule.everyone,
+    )
+    totals = await db.fetch_one(
+        _LOSS
+        + """
+SELECT count(reason) AS losing,
+       count(*) FILTER (WHERE reason = 'domain') AS by_domain,
+       count(*) FILTER (WHERE reason = 'subject') AS by_subject,
+       count(reason) FILTER (WHERE admin) AS admins,
+       count(*) FILTER (WHERE owner) AS owners_able,
+       count(reason) FILTER (WHERE owner) AS owners_losing
+  FROM able""",
+        *args,
+    )
+    assert totals is not None  # an aggregate always answers one row
+    rows = await db.fetch(
+        _LOSS  # noqa: S608 - constant text; the values are bound
+        + """
+(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND admin
+  ORDER BY email LIMIT $7)
+UNION ALL
+(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND NOT admin
+  ORDER BY email LIMIT $7)""",
+        *args,
+        safety.LISTED,
+    )
+    return safety.MemberCounts(
+        losing=totals["losing"],
+        losing_by_domain=totals["by_domain"],
+        losing_by_subject=totals["by_subject"],
+        admins_losing=totals["admins"],
+        owners_able=totals["owners_able"],
+        owners_losing=totals["owners_losing"],
+        break_glass_owner=await _break_glass_owner(),
+        listed=tuple(
+            safety.LosingMember(r["name"], r["email"], tuple(_roles(r["roles"])), r["reason"])
+            for r in rows
+        ),
+    )
+
+
+def _roles(raw: Any) -> list[str]:
+    import json
+
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    return [str(r) for r in value or []]
+
+
+async def preview_change(changes: dict[str, Any]) -> safety.Preview:
+    """Who would lose sign-in if the connection took ``changes`` (nothing changes)."""
+    connection = await get_connection()
+    owned = await domains.owned_domains()
+    before = _shape(connection, owned) if connection is not None else None
+    rule = safety.loss_rule(before, _shape_after(connection, changes, owned))
+    return safety.judge(await count_losses(rule))
+
+
+async def preview_domain_removal(name: str) -> safety.Preview:
+    """Who would lose sign-in if the organisation no longer owned ``name``."""
+    connection = await get_connection()
+    if connection is None:
+        return safety.judge(safety.MemberCounts())
+    owned = await domains.owned_domains()
+    rest = [d for d in owned if d != name]
+    rule = safety.loss_rule(_shape(connection, owned), _shape(connection, rest))
+    return safety.judge(await count_losses(rule))
+
+
+_LOCAL_ONLY = """
+WITH able AS (
+  SELECT m.name, m.email, m.roles, m.roles ? 'owner' AS owner,
+         m.roles - 'member' <> '[]'::jsonb AS admin,
+         CASE WHEN c.member_id IS NOT NULL AND NOT c.break_glass
+               AND NOT ($3 AND split_part(m.email, '@', 2) = ANY($4::text[]))
+              THEN 'password' END AS reason
+    FROM members m
+    LEFT JOIN local_credentials c ON c.tenant_id = m.tenant_id AND c.member_id = m.id
+   WHERE m.tenant_id = $1 AND m.status = ANY($2::text[])
+     AND (c.member_id IS NOT NULL OR ($3 AND split_part(m.email, '@', 2) = ANY($4::text[])))
+)
+"""
+
+
+async def preview_password_sign_in_off() -> safety.Preview:
+    """Who would lose sign-in if members' password sign-in were switched off: members with
+    a password (not the break-glass one) whose domain the identity provider does not admit.
+    Counted in the database like ``count_losses``."""
+    connection = await get_connection()
+    owned = await domains.owned_domains()
+    shape = _shape(connection, owned) if connection is not None else None
+    args = (
+        db.current_org(),
+        sorted(s.value for s in SIGN_IN_ALLOWED),
+        bool(shape and shape.enabled),
+        list(shape.allowed) if shape else [],
+    )
+    totals = await db.fetch_one(
+        _LOCAL_ONLY
+        + """
+SELECT count(reason) AS losing, count(reason) FILTER (WHERE admin) AS admins,
+       count(*) FILTER (WHERE owner) AS owners_able,
+       count(reason) FILTER (WHERE owner) AS owners_losing
+  FROM able""",
+        *args,
+    )
+    assert totals is not None  # an aggregate always answers one row
+    rows = await db.fetch(
+        _LOCAL_ONLY  # noqa: S608 - constant text; the values are bound
+        + """
+(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND admin
+  ORDER BY email LIMIT $5)
+UNION ALL
+(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND NOT admin
+  ORDER BY email LIMIT $5)""",
+        *args,
+        safety.LISTED,
+    )
+    return safety.judge(
+        safety.MemberCounts(
+            losing=totals["losing"],
+            admins_losing=totals["admins"],
+            owners_able=totals["owners_able"],
+            owners_losing=totals["owners_losing"],
+            break_glass_owner=await _break_glass_owner(),
+            listed=tuple(
+                safety.LosingMember(r["name"], r["email"], tuple(_roles(r["roles"])), r["reason"])
+                for r in rows
+            ),
+        )
+    )
+
+
+async def _break_glass_owner() -> bool:
+    glass = await db.fetch_one(
+        "SELECT EXISTS (SELECT 1 FROM local_credentials c JOIN members m"
+        " ON m.tenant_id = c.tenant_id AND m.id = c.member_id"
+        " WHERE c.tenant_id = $1 AND c.break_glass AND m.roles ? 'owner'"
+        " AND m.status = ANY($2::text[])) AS present",
+        db.current_org(),
+        sorted(s.value for s in SIGN_IN_ALLOWED),
+    )
+    return bool(glass and glass["present"])
+
+
+async def set_local_sign_in(
+    enabled: bool, *, actor: Actor, confirm_losing: int | None = None
+) -> Organisation:
+    """Switch members' password sign-in behind the safety net: switching it off is refused
+    when it would lock out every owner (no break-glass owner) and needs ``confirm_losing``
+    when anyone would lose sign-in."""
+    from tenants.organisations import service as organisations
+
+    org = await Organisation.filter(id=db.current_org()).select_for_update().first()
+    if org is not None and org.local_sign_in and not enabled:
+        preview = await preview_password_sign_in_off()
+        safety.check_confirmed(preview, confirm_losing, field_name="local_sign_in")
+    return await organisations.set_local_sign_in(enabled, actor=actor)
+
+
+async def remove_domain(name: str, *, actor: Actor, confirm_losing: int | None = None) -> None:
+    """Remove a domain behind the safety net: refused when it would lock out every owner
+    (no break-glass owner), and needs ``confirm_losing`` when anyone would lose sign-in."""
+    await domains.get_domain(name, for_update=True)
+    preview = await preview_domain_removal(name)
+    safety.check_confirmed(preview, confirm_losing, field_name="domain")
+    await domains.remove_domain(name, actor=actor)
+
+
+def _changed_field(before: safety.SignInShape | None, after: safety.SignInShape) -> str:
+    """The field a refusal names: the first of what changed that decides sign-in."""
+    if before is None:
+        return "issuer"
+    for name in ("enabled", "issuer", "client_id"):
+        if getattr(before, name) != getattr(after, name):
+            return name
+    return "allowed_domains"
+
+
 async def save_connection(
-    changes: dict[str, Any], *, box: SecretBox, actor: Actor
+    changes: dict[str, Any],
+    *,
+    box: SecretBox,
+    actor: Actor,
+    confirm_losing: int | None = None,
+    now: datetime | None = None,
 ) -> SsoConnection:
     """Create or change the organisation's connection. ``client_secret`` is encrypted; an
-    empty or absent one keeps the stored secret."""
+    empty or absent one keeps the stored secret.
+
+    The safety net: a change that takes sign-in from every owner is refused unless an
+    owner has a break-glass password; one that takes it from anyone needs
+    ``confirm_losing`` equal to their count. The configuration before the change is kept
+    for ``restore_previous``."""
     connection = await SsoConnection.filter().select_for_update().first()
     before = connection_view(connection) if connection else None
     secret = changes.pop("client_secret", None)
@@ -80,7 +342,16 @@ async def save_connection(
                     fields=[FieldProblem(required, "is required")],
                 )
         connection = SsoConnection(tenant_id=db.current_org(), **changes)
+        previous = None
     else:
+        previous = snapshot(connection)
+        owned = await domains.owned_domains()
+        shape_before = _shape(connection, owned)
+        shape_after = _shape_after(connection, changes, owned)
+        preview = safety.judge(await count_losses(safety.loss_rule(shape_before, shape_after)))
+        safety.check_confirmed(
+            preview, confirm_losing, field_name=_changed_field(shape_before, shape_after)
+        )
         for key, value in changes.items():
             setattr(connection, key, value)
     if secret:
@@ -89,6 +360,9 @@ async def save_connection(
     old, new = audit.changed_fields(before or {}, after)
     if before is not None and not new and not secret:
         return connection
+    if previous is not None:
+        connection.previous_config = previous
+        connection.previous_saved_at = now or datetime.now(UTC)
     await connection.save()
     if secret:
         new["client_secret"] = "(changed)"  # noqa: S105 - a marker, not the secret
@@ -98,6 +372,39 @@ async def save_connection(
         connection.id,
         actor=actor,
         before=old if before else None,
+        after=new,
+    )
+    await identity.organisation_changed("sso_connection")
+    return connection
+
+
+async def restore_previous(*, actor: Actor, now: datetime | None = None) -> SsoConnection:
+    """Put back the configuration the last change replaced, within 24 hours of it (one
+    step, audited; the restored-from configuration is not kept, so it cannot ping-pong)."""
+    connection = await SsoConnection.filter().select_for_update().first()
+    if connection is None:
+        raise NotFoundError("no identity provider is configured yet")
+    if connection.previous_config is None:
+        safety.check_restorable(None, now or datetime.now(UTC))
+    safety.check_restorable(connection.previous_saved_at, now or datetime.now(UTC))
+    before = connection_view(connection)
+    previous = dict(connection.previous_config or {})
+    for name in SNAPSHOT_FIELDS:
+        if name in previous:
+            value = previous[name]
+            if name == "default_unit_id" and value is not None:
+                value = uuid.UUID(str(value))
+            setattr(connection, name, value)
+    connection.previous_config = None
+    connection.previous_saved_at = None
+    await connection.save()
+    old, new = audit.changed_fields(before, connection_view(connection))
+    await audit.record(
+        "sso.connection_restored",
+        "sso_connection",
+        connection.id,
+        actor=actor,
+        before=old,
         after=new,
     )
     await identity.organisation_changed("sso_connection")

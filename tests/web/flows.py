@@ -163,20 +163,21 @@ async def configure_sso(
     allowed_domains: list[str] | None = None,
 ) -> None:
     box = SecretBox(settings.secret_key, "sso-client-secrets")
+    changes = {
+        "issuer": issuer,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "scopes": ["openid", "email", "profile"],
+        "jit_provisioning": jit_provisioning,
+        "default_unit_id": default_unit_id,
+        "allowed_domains": allowed_domains or [],
+        "enabled": True,
+    }
     async with db.tenant_transaction(org_id):
+        # Set-up means the change: it confirms whatever sign-ins it takes away.
+        preview = await sso.preview_change(dict(changes))
         await sso.save_connection(
-            {
-                "issuer": issuer,
-                "client_id": client_id,
-                "client_secret": client_secret,
-                "scopes": ["openid", "email", "profile"],
-                "jit_provisioning": jit_provisioning,
-                "default_unit_id": default_unit_id,
-                "allowed_domains": allowed_domains or [],
-                "enabled": True,
-            },
-            box=box,
-            actor=ACTOR,
+            changes, box=box, actor=ACTOR, confirm_losing=preview.losing or None
         )
 
 

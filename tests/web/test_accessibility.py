@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from app.settings import Settings
@@ -18,7 +19,7 @@ from tenants.members import invitations
 from tests.conftest import OrgHandle, make_group, make_member, make_product, make_unit
 from tests.departures.support import make_items
 from tests.web.browser import OpenTab, Tab, sign_in_with_password
-from tests.web.flows import PASSWORD, set_local_sign_in, set_password
+from tests.web.flows import PASSWORD, configure_sso, set_local_sign_in, set_password
 
 pytestmark = [pytest.mark.browser]
 
@@ -132,3 +133,48 @@ async def test_every_page_a_member_reaches_has_no_axe_violation(
     pages = ["/account", "/account/privacy-requests", "/console/members"]
     found = {path: await violations(tab, path) for path in pages}
     assert {p: v for p, v in found.items() if v} == {}, json.dumps(found, indent=1)
+
+
+async def test_the_sso_safety_net_shows_who_loses_sign_in_and_restores_accessibly(
+    tabs: OpenTab,
+    org: OrgHandle,
+    people: dict[str, Any],
+    settings: Settings,
+    owner_conn: asyncpg.Connection,
+) -> None:
+    """The admin changes the client id: the preview step names the member who would lose
+    sign-in and asks for the count; after confirming, the settings page offers the restore."""
+    await configure_sso(
+        settings, org.id, issuer="http://127.0.0.1:9", client_id="before", client_secret="s" * 24
+    )
+    await owner_conn.execute(
+        "UPDATE members SET idp_subject = 'axe-sub' WHERE id = $1",
+        uuid.UUID(people["member"]["id"]),
+    )
+    tab = await tabs(bypass_csp=True)
+    await sign_in_with_password(tab, org, people["owner"]["email"])
+    await tab.page.wait_for_url(f"{tab.base_url}/console")
+    await tab.page.goto(f"{tab.base_url}/console/settings")
+    await tab.page.fill("#client_id", "after")
+    await tab.page.get_by_role("button", name="Save", exact=True).first.click()
+    await tab.page.get_by_text("1 member would lose sign-in").wait_for()
+    assert await tab.page.get_by_text("Axe Member").count() == 1
+    await tab.page.add_script_tag(path=str(AXE))
+    found = await tab.page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => v.id)"
+    )
+    assert found == []
+    await tab.page.get_by_label("I understand that 1 member will lose sign-in").check()
+    await tab.page.get_by_role("button", name="Confirm: 1 lose sign-in").click()
+    await tab.page.get_by_role("button", name="Restore previous configuration").wait_for()
+    assert await violations(tab, "/console/settings") == []
+    await tab.page.get_by_label("Put the previous configuration back").check()
+    await tab.page.get_by_role("button", name="Restore previous configuration").click()
+    await tab.page.get_by_text("Restored the previous identity provider connection.").wait_for()
+    assert (
+        await owner_conn.fetchval(
+            "SELECT client_id FROM sso_connections WHERE tenant_id = $1", org.id
+        )
+        == "before"
+    )

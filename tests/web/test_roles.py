@@ -209,6 +209,8 @@ ROUTES: list[ConsoleRoute] = [
         },
     ),
     ConsoleRoute("POST", "/console/settings/sso/test", Permission.SSO_WRITE),
+    # After the save above, so there is a previous configuration to restore.
+    ConsoleRoute("POST", "/console/settings/sso/restore", Permission.SSO_WRITE),
     ConsoleRoute("GET", "/console/sign-ins.csv", Permission.AUDIT_READ),
     ConsoleRoute(
         "POST", "/console/domains", Permission.ORGANISATION_WRITE, lambda t: {"name": "new.example"}

@@ -6,12 +6,14 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.settings import confirm_page, confirmed_count
 from app.web.pages import PageContext, Web, page
 from tenants.domains import rules
 from tenants.domains import service as domains
 from tenants.domains.dns import DnsUnavailableError
 from tenants.errors import ConflictError, InvalidInputError, NotFoundError
 from tenants.permissions import Permission
+from tenants.sso import service as sso
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -70,7 +72,19 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.ORGANISATION_WRITE)
     async def remove(ctx: PageContext) -> Response:
         name = rules.normalise(ctx.form.get("name", "")[:300]) or ""
-        await domains.remove_domain(name, actor=ctx.actor)
+        confirmed = confirmed_count(ctx.form)
+        if confirmed is None:
+            await domains.get_domain(name)
+            preview = await sso.preview_domain_removal(name)
+            if preview.losing:
+                return confirm_page(
+                    ctx,
+                    preview,
+                    what=f"Removing {name} takes sign-in from them.",
+                    action="/console/domains/remove",
+                    back="/console/domains",
+                )
+        await sso.remove_domain(name, actor=ctx.actor, confirm_losing=confirmed)
         return ctx.redirect("/console/domains", f"Removed {name}.")
 
     return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,7 +15,9 @@ from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.organisations import service as organisations
 from tenants.permissions import Permission
+from tenants.sso import safety
 from tenants.sso import service as sso
+from tenants.sso.models import SsoConnection
 from tenants.units.models import Unit
 
 
@@ -64,6 +67,46 @@ def connection_changes(form: dict[str, str]) -> dict[str, Any]:
     return changes
 
 
+def confirmed_count(form: dict[str, str]) -> int | None:
+    """The count the admin confirmed on the preview step (None: not confirmed yet)."""
+    raw = form.get("confirm_losing", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise InvalidInputError(
+            "the confirmation must be a count",
+            fields=[FieldProblem("confirm_losing", "not a count")],
+        )
+    return int(raw)
+
+
+def confirm_page(
+    ctx: PageContext, preview: safety.Preview, *, what: str, action: str, back: str
+) -> Response:
+    """The preview step: who would lose sign-in (admins first) and a form that sends the
+    same fields again with the count confirmed."""
+    fields = [(k, v) for k, v in ctx.form.items() if k not in ("csrf", "confirm_losing")]
+    return ctx.render(
+        "console/identity_change.html",
+        http_status=409 if preview.refused else 200,
+        preview=preview,
+        what=what,
+        action=action,
+        back=back,
+        fields=fields,
+    )
+
+
+def restorable_until(connection: SsoConnection | None) -> datetime | None:
+    """Until when the configuration before the last change can be restored (None: not)."""
+    if connection is None or connection.previous_config is None:
+        return None
+    if connection.previous_saved_at is None:
+        return None
+    until = connection.previous_saved_at + safety.RESTORE_WINDOW
+    return until if until > datetime.now(UTC) else None
+
+
 def routes(web: Web) -> list[BaseRoute]:
     async def render(ctx: PageContext, test: sso.ConnectionTest | None = None) -> Response:
         connection = await sso.get_connection()
@@ -77,6 +120,7 @@ def routes(web: Web) -> list[BaseRoute]:
             logout_uri=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/backchannel-logout",
             login_url=f"{web.settings.base_url}/login/{ctx.organisation.slug}",
             owned_domains=await domains.owned_domains(),
+            restorable_until=restorable_until(connection),
         )
 
     @page(web, permission=Permission.SSO_READ)
@@ -85,8 +129,27 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.SSO_WRITE)
     async def save_sso(ctx: PageContext) -> Response:
-        await sso.save_connection(connection_changes(ctx.form), box=web.box, actor=ctx.actor)
+        changes = connection_changes(ctx.form)
+        confirmed = confirmed_count(ctx.form)
+        if confirmed is None:
+            preview = await sso.preview_change(dict(changes))
+            if preview.losing:
+                return confirm_page(
+                    ctx,
+                    preview,
+                    what="Saving this identity provider connection takes sign-in from them.",
+                    action="/console/settings/sso",
+                    back="/console/settings",
+                )
+        await sso.save_connection(changes, box=web.box, actor=ctx.actor, confirm_losing=confirmed)
         return ctx.redirect("/console/settings", "Saved the identity provider connection.")
+
+    @page(web, permission=Permission.SSO_WRITE)
+    async def restore_sso(ctx: PageContext) -> Response:
+        await sso.restore_previous(actor=ctx.actor)
+        return ctx.redirect(
+            "/console/settings", "Restored the previous identity provider connection."
+        )
 
     @page(web, permission=Permission.SSO_WRITE)
     async def test_sso(ctx: PageContext) -> Response:
@@ -96,7 +159,19 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.ORGANISATION_WRITE)
     async def save_sign_in(ctx: PageContext) -> Response:
         wanted = ctx.form.get("local_sign_in") == "on"
-        org = await organisations.set_local_sign_in(wanted, actor=ctx.actor)
+        confirmed = confirmed_count(ctx.form)
+        if not wanted and confirmed is None and ctx.organisation.local_sign_in:
+            preview = await sso.preview_password_sign_in_off()
+            if preview.losing:
+                return confirm_page(
+                    ctx,
+                    preview,
+                    what="Switching members' password sign-in off takes sign-in from them"
+                    " (they have a password and the identity provider does not admit them).",
+                    action="/console/settings/sign-in",
+                    back="/console/settings",
+                )
+        org = await sso.set_local_sign_in(wanted, actor=ctx.actor, confirm_losing=confirmed)
         state = "on" if org.local_sign_in else "off"
         return ctx.redirect("/console/settings", f"Password sign-in for members is {state}.")
 
@@ -104,5 +179,6 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/console/settings", settings_page, methods=["GET"]),
         Route("/console/settings/sso", save_sso, methods=["POST"]),
         Route("/console/settings/sso/test", test_sso, methods=["POST"]),
+        Route("/console/settings/sso/restore", restore_sso, methods=["POST"]),
         Route("/console/settings/sign-in", save_sign_in, methods=["POST"]),
     ]
