@@ -10,7 +10,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0023_units_sized_by_page")]
+    dependencies = [("tenants", "0025_hold_explanations")]
 
     initial = False
 
