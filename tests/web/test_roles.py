@@ -212,6 +212,14 @@ ROUTES: list[ConsoleRoute] = [
     # After the save above, so there is a previous configuration to restore.
     ConsoleRoute("POST", "/console/settings/sso/restore", Permission.SSO_WRITE),
     ConsoleRoute("GET", "/console/sign-ins.csv", Permission.AUDIT_READ),
+    ConsoleRoute("GET", "/console/holds/{held}", Permission.CONTENT_HOLD),
+    ConsoleRoute(
+        "POST",
+        "/console/holds/{held}",
+        Permission.CONTENT_HOLD,
+        lambda t: {"member_text": "Kept while a claim is open.", "review_on": "2999-01-01",
+                   "reason": "role matrix"},
+    ),
     ConsoleRoute(
         "POST", "/console/domains", Permission.ORGANISATION_WRITE, lambda t: {"name": "new.example"}
     ),
@@ -505,10 +513,16 @@ async def directory_targets(org: OrgHandle) -> dict[str, str]:
         made = await org.post("/v1/groups", {"name": f"{name} {uuid.uuid4().hex[:6]}"})
         assert made.status_code == 201, made.text
         groups[name] = made.json()["id"]
+    # An item of theirs under legal hold (the hold form edits its member-facing text).
+    item = await org.post("/v1/content", {
+        "product_id": product["id"], "external_id": f"held-{uuid.uuid4().hex[:6]}",
+        "member_id": editable["id"], "title": "Held file", "kind": "personal"})
+    assert item.status_code in (200, 201), item.text
     return {
         "editable": editable["id"],
         "editable_email": editable["email"],
         "product": product["id"],
+        "held": item.json()["id"],
         **groups,
     }
 

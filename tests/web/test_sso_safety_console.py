@@ -50,6 +50,13 @@ async def test_saving_a_connection_that_unlinks_members_previews_and_asks_for_th
         assert "2 members would lose sign-in" in words
         assert words.index("Ada Admin") < words.index("Abe Plain")  # admins first
         assert 'name="confirm_losing" value="2"' in preview.text
+        # A secret typed with the change is asked for again, never written into the page.
+        with_secret = await browser.post(
+            "/console/settings/sso", {**form, "client_secret": "t0p-secret-" + "x" * 20, "csrf": csrf}
+        )
+        assert with_secret.status_code == 200, with_secret.text
+        assert "t0p-secret-" not in with_secret.text
+        assert 'type="password" id="again-client_secret" name="client_secret" required' in with_secret.text
         assert (
             await owner_conn.fetchval(
                 "SELECT client_id FROM sso_connections WHERE tenant_id = $1", org.id

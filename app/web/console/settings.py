@@ -67,6 +67,10 @@ def connection_changes(form: dict[str, str]) -> dict[str, Any]:
     return changes
 
 
+#: Form fields the confirmation step asks for again instead of carrying them in the page.
+SECRET_FIELDS = ("client_secret",)
+
+
 def confirmed_count(form: dict[str, str]) -> int | None:
     """The count the admin confirmed on the preview step (None: not confirmed yet)."""
     raw = form.get("confirm_losing", "").strip()
@@ -85,7 +89,9 @@ def confirm_page(
 ) -> Response:
     """The preview step: who would lose sign-in (admins first) and a form that sends the
     same fields again with the count confirmed."""
-    fields = [(k, v) for k, v in ctx.form.items() if k not in ("csrf", "confirm_losing")]
+    # A secret typed into the form is never written into a page: the admin types it again.
+    fields = [(k, v) for k, v in ctx.form.items()
+              if k not in ("csrf", "confirm_losing", *SECRET_FIELDS)]
     return ctx.render(
         "console/identity_change.html",
         http_status=409 if preview.refused else 200,
@@ -94,6 +100,7 @@ def confirm_page(
         action=action,
         back=back,
         fields=fields,
+        secrets_again=[k for k in SECRET_FIELDS if ctx.form.get(k)],
     )
 
 
