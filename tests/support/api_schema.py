@@ -291,6 +291,12 @@ CHANGES: Table = {
     "PUT /v1/departure-policy": lambda w: {"retention_days": 45},
     "POST /v1/content": lambda w: {"product_id": w.product["id"], "size": 7},
     "POST /v1/content/bulk": lambda w: {"product_id": w.product["id"], "size": 7},
+    # Placing a hold needs what the member is told and a review date (both optional in the
+    # schema, since lifting a hold takes neither).
+    "PUT /v1/content/{id}/legal-hold": lambda w: {
+        "legal_hold": True, "reason": "probe", "member_text": "Kept while a claim is open.",
+        "review_on": "2999-01-01",
+    },
     "PUT /v1/products/{id}/webhook": lambda w: {"url": f"https://hooks.{w.org.slug}.example/in"},
     "POST /v1/privacy-requests/{id}/assign": lambda w: {
         "assignee_id": w.resource("privacy_officer")["id"]
