@@ -36,3 +36,15 @@ class Actor:
 def system_actor(what: str, *, request_id: str | None = None) -> Actor:
     """An actor for work nobody triggered over HTTP: the CLI, the demo seed, a worker."""
     return Actor(ActorKind.SYSTEM, what, what, request_id=request_id)
+
+
+def member_as_actor(member_id: object, name: str, email: str, *, via: Actor) -> Actor:
+    """The member who just signed in, as the author of what their sign-in writes (their
+    session, its audit event), on the request ``via`` arrived by."""
+    return Actor(
+        ActorKind.MEMBER,
+        str(member_id),
+        f"{name} <{email}>",
+        request_id=via.request_id,
+        client_addr=via.client_addr,
+    )

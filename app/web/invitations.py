@@ -13,9 +13,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.pages import Web
-from app.web.signin import browser_csrf, browser_form_ok, copy_cookies, signed_in_response
+from app.web.signin import (
+    browser_csrf,
+    browser_form_ok,
+    copy_cookies,
+    signed_in_response,
+    too_many_attempts,
+)
 from tenants import db
-from tenants.actors import Actor, ActorKind
+from tenants.actors import Actor, ActorKind, member_as_actor
 from tenants.members import invitations
 from tenants.members.invitations import InvitationLinkError, LinkClaims, LinkProblem
 from tenants.organisations.models import Organisation
@@ -104,14 +110,7 @@ def routes(web: Web) -> list[BaseRoute]:
             # Nothing spent: the page is shown again with a fresh token.
             return RedirectResponse(request.url.path, status_code=303)
         if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
-            response = web.message(
-                request,
-                "Too many attempts",
-                f"Too many sign-in attempts from your address. Wait {wait} seconds and try again.",
-                status=429,
-            )
-            response.headers["Retry-After"] = str(wait)
-            return response
+            return too_many_attempts(web, request, wait)
         claims: LinkClaims | None = None
         try:
             claims = invitations.read_link_token(secret, token)
@@ -124,13 +123,7 @@ def routes(web: Web) -> list[BaseRoute]:
                     client_addr=_client(request),
                 )
                 member = await invitations.use_link(claims, actor=actor)
-                member_actor = Actor(
-                    ActorKind.MEMBER,
-                    str(member.id),
-                    f"{member.name} <{member.email}>",
-                    request_id=actor.request_id,
-                    client_addr=actor.client_addr,
-                )
+                member_actor = member_as_actor(member.id, member.name, member.email, via=actor)
                 session = await sessions.create_session(
                     member,
                     AuthMethod.INVITATION,

@@ -221,7 +221,7 @@ def routes(web: Web) -> list[BaseRoute]:
             return RedirectResponse(f"/login/{quote(slug)}?reason={Reason.FORM_EXPIRED}", 303)
         if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
             await _log_refusal(request, org_id, SignInMethod.SSO, Reason.RATE_LIMITED)
-            return _too_many(web, request, wait)
+            return too_many_attempts(web, request, wait)
         try:
             async with db.tenant_transaction(org_id):
                 url = await sso.begin_sign_in(
@@ -349,7 +349,7 @@ def routes(web: Web) -> list[BaseRoute]:
             return RedirectResponse(f"/login/{quote(slug)}?reason={Reason.FORM_EXPIRED}", 303)
         if (wait := await web.login_limiter.retry_after(_client(request))) is not None:
             await _log_refusal(request, org_id, asked, Reason.RATE_LIMITED, email=typed)
-            return _too_many(web, request, wait)
+            return too_many_attempts(web, request, wait)
         async with db.tenant_transaction(org_id):
             org = await Organisation.get(id=org_id)
             check = await passwords.check_password(
@@ -513,7 +513,8 @@ async def _identity_provider_origins(web: Web, issuer: str) -> list[str]:
     return sorted(origins)
 
 
-def _too_many(web: Web, request: Request, wait: int) -> Response:
+def too_many_attempts(web: Web, request: Request, wait: int) -> Response:
+    """The 429 page every sign-in form answers when the address is over its limit."""
     response = web.message(
         request,
         "Too many attempts",

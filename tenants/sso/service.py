@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tenants import db
-from tenants.actors import Actor, ActorKind
+from tenants.actors import Actor, ActorKind, member_as_actor
 from tenants.audit import service as audit
 from tenants.domains import rules as domain_rules
 from tenants.domains import service as domains
@@ -151,17 +152,7 @@ SELECT count(reason) AS losing,
         *args,
     )
     assert totals is not None  # an aggregate always answers one row
-    rows = await db.fetch(
-        _LOSS  # noqa: S608 - constant text; the values are bound
-        + """
-(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND admin
-  ORDER BY email LIMIT $7)
-UNION ALL
-(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND NOT admin
-  ORDER BY email LIMIT $7)""",
-        *args,
-        safety.LISTED,
-    )
+    listed = await _listed(_LOSS, args)
     return safety.MemberCounts(
         losing=totals["losing"],
         losing_by_domain=totals["by_domain"],
@@ -170,10 +161,29 @@ UNION ALL
         owners_able=totals["owners_able"],
         owners_losing=totals["owners_losing"],
         break_glass_owner=await _break_glass_owner(),
-        listed=tuple(
-            safety.LosingMember(r["name"], r["email"], tuple(_roles(r["roles"])), r["reason"])
-            for r in rows
-        ),
+        listed=listed,
+    )
+
+
+async def _listed(able: str, args: Sequence[Any]) -> tuple[safety.LosingMember, ...]:
+    """Who loses sign-in by ``able`` (a query ending in the CTE ``able`` of the members
+    who can sign in now, with ``reason`` set for those who would not): at most
+    ``safety.LISTED`` admins, then as many others."""
+    limit = f"${len(args) + 1}"
+    listing = f"""
+(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND admin
+  ORDER BY email LIMIT {limit})
+UNION ALL
+(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND NOT admin
+  ORDER BY email LIMIT {limit})"""  # noqa: S608 - only a parameter number is formatted in
+    rows = await db.fetch(
+        able + listing,
+        *args,
+        safety.LISTED,
+    )
+    return tuple(
+        safety.LosingMember(r["name"], r["email"], tuple(_roles(r["roles"])), r["reason"])
+        for r in rows
     )
 
 
@@ -242,17 +252,7 @@ SELECT count(reason) AS losing, count(reason) FILTER (WHERE admin) AS admins,
         *args,
     )
     assert totals is not None  # an aggregate always answers one row
-    rows = await db.fetch(
-        _LOCAL_ONLY  # noqa: S608 - constant text; the values are bound
-        + """
-(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND admin
-  ORDER BY email LIMIT $5)
-UNION ALL
-(SELECT name, email, roles, reason FROM able WHERE reason IS NOT NULL AND NOT admin
-  ORDER BY email LIMIT $5)""",
-        *args,
-        safety.LISTED,
-    )
+    listed = await _listed(_LOCAL_ONLY, args)
     return safety.judge(
         safety.MemberCounts(
             losing=totals["losing"],
@@ -260,10 +260,7 @@ UNION ALL
             owners_able=totals["owners_able"],
             owners_losing=totals["owners_losing"],
             break_glass_owner=await _break_glass_owner(),
-            listed=tuple(
-                safety.LosingMember(r["name"], r["email"], tuple(_roles(r["roles"])), r["reason"])
-                for r in rows
-            ),
+            listed=listed,
         )
     )
 
@@ -747,13 +744,7 @@ async def _admit(
             before={"status": "invited"},
             after={"status": "active", "reason": "first sign-in"},
         )
-    member_actor = Actor(
-        ActorKind.MEMBER,
-        str(member.id),
-        f"{member.name} <{member.email}>",
-        request_id=actor.request_id,
-        client_addr=actor.client_addr,
-    )
+    member_actor = member_as_actor(member.id, member.name, member.email, via=actor)
     token = await sessions.create_session(
         member,
         AuthMethod.OIDC,
