@@ -86,7 +86,7 @@ async def test_rules_are_saved_and_bad_ones_refused(app: Any, local_org: OrgHand
         page = (await browser.get("/console/provisioning")).text
         assert '<option value="division" selected>' in page
         assert 'value="departure" checked' in page
-        assert f'<option value="{unit["id"]}" selected>' in page
+        assert f'name="default_unit_id" value="{unit["id"]}" checked' in page  # picked in the typeahead
         refused = await browser.post(
             "/console/provisioning/rules",
             {"csrf": csrf, "unit_attribute": "title", "deprovisioning": "suspend"},

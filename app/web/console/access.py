@@ -191,7 +191,6 @@ def routes(web: Web) -> list[BaseRoute]:
             "console/access_request.html",
             policy=await access_policy.get_policy(),
             products=await Product.all().order_by("name"),
-            units=await Unit.all().order_by("path"),
             categories=CATEGORY_LABELS,
             min_length=rules.JUSTIFICATION_MIN_LENGTH,
         )

@@ -57,13 +57,18 @@ def _token_id(ctx: PageContext) -> uuid.UUID:
 def routes(web: Web) -> list[BaseRoute]:
     async def render(ctx: PageContext, new_token: str | None = None) -> Response:
         tokens = await scim.list_tokens()
+        rules = await scim.get_rules()
         return ctx.render(
             "console/provisioning.html",
             endpoint=f"{web.settings.base_url}/scim/v2",
             tokens=tokens,
             creators=await actor_links([t.created_by for t in tokens]),
-            rules=await scim.get_rules(),
-            units=await Unit.all().order_by("path"),
+            rules=rules,
+            default_unit=(
+                await Unit.get_or_none(id=rules.default_unit_id)
+                if rules.default_unit_id is not None
+                else None
+            ),
             unit_attributes=UNIT_ATTRIBUTES,
             new_token=new_token,
         )

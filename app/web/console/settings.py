@@ -117,11 +117,15 @@ def restorable_until(connection: SsoConnection | None) -> datetime | None:
 def routes(web: Web) -> list[BaseRoute]:
     async def render(ctx: PageContext, test: sso.ConnectionTest | None = None) -> Response:
         connection = await sso.get_connection()
-        units = await Unit.all().order_by("path")
+        default_unit = (
+            await Unit.get_or_none(id=connection.default_unit_id)
+            if connection is not None and connection.default_unit_id is not None
+            else None
+        )
         return ctx.render(
             "console/settings.html",
             connection=connection,
-            units=units,
+            default_unit=default_unit,
             test=test,
             callback=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/callback",
             logout_uri=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/backchannel-logout",
