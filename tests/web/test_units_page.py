@@ -121,3 +121,25 @@ async def test_member_counts_follow_inserts_moves_and_deletes(
         top = text_of((await browser.get("/console/units")).text)
         assert "Beta 2 member(s)" in top and "Members of Alpha" not in top
     assert (await counted(owner_conn, org)) == (await actual(owner_conn, org))
+
+
+async def test_a_refused_rename_comes_back_beside_that_units_field_with_the_input_kept(
+    app: Any, org: OrgHandle
+) -> None:
+    sales = await make_unit(org, "Sales")
+    await make_unit(org, "Support")
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        csrf = await browser.csrf_of("/console/units")
+        refused = await browser.post(
+            f"/console/units/{sales['id']}/rename",
+            {"csrf": csrf, "form": f"rename-{sales['id']}", "name": "Sales\u202eevil"},
+            headers={"referer": "http://tenantry.test/console/units"},
+        )
+        assert refused.status_code == 303
+        page = (await browser.get(refused.headers["location"])).text
+    # Only Sales's edit form is open and names the problem; the other unit's is untouched.
+    assert page.count('<details class="edit" open>') == 1
+    assert f'id="rename-{sales["id"]}-name-error"' in page
+    assert 'value="Sales\u202eevil" required maxlength="200" aria-invalid="true"' in page
+    assert page.count('class="field-error"') == 1
