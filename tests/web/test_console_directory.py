@@ -67,7 +67,24 @@ async def test_an_admin_adds_a_member_then_edits_moves_and_gives_roles_and_a_pro
         row = await owner_conn.fetchrow("SELECT * FROM members WHERE id = $1", uuid.UUID(member_id))
         assert (row["email"], row["status"]) == ("nina@example.org", "active")
 
-        moved = await browser.post(f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"]})
+        # Moving asks first, showing what the move changes for her (resolved before and
+        # after: a lock on Sales switches personalised ads off); then it happens.
+        await org.put("/v1/policy/rules", json={
+            "target_kind": "unit", "target_id": sales["id"], "setting": "advertising.personalised_ads",
+            "value": False, "enforced": True, "reason": "sales policy",
+        })
+        asked = await browser.post(f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"]})
+        assert asked.status_code == 200, asked.text[:2000]
+        shown = text_of(asked.text)
+        assert "Move Nina New?" in shown
+        assert "Nina New moves from " in shown and " to Sales." in shown
+        assert "Off becomes Off (locked)." in shown
+        assert 'name="confirmed" value="1"' in asked.text
+        unmoved = await owner_conn.fetchval("SELECT unit_id FROM members WHERE id = $1", uuid.UUID(member_id))
+        assert unmoved == org.root_unit_id
+        moved = await browser.post(
+            f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"], "confirmed": "1"}
+        )
         assert "Moved Nina New." in await follow(browser, moved)
         roles = await browser.post(
             f"{member_page}/roles", {"csrf": csrf, "role_helpdesk": "1", "role_auditor": "1"}
