@@ -282,15 +282,17 @@ class MovePreviewOut(Output):
     settings: list[SettingChangeOut] = Field(
         description="Settings whose value or lock would change, resolved before and after."
     )
-    grants_lost: list[GrantCrossedOut] = Field(
-        description="Active data-access grants on a unit that would stop covering the member."
+    grants_lost: list[GrantCrossedOut] | None = Field(
+        description="Active data-access grants on a unit that would stop covering the member; "
+        "null when the caller may not read data-access grants (access:read)."
     )
-    grants_gained: list[GrantCrossedOut] = Field(
-        description="Active data-access grants on a unit that would start covering the member."
+    grants_gained: list[GrantCrossedOut] | None = Field(
+        description="Active data-access grants on a unit that would start covering the member; "
+        "null when the caller may not read data-access grants (access:read)."
     )
 
     @classmethod
-    def of(cls, p: moves.MovePreview) -> MovePreviewOut:
+    def of(cls, p: moves.MovePreview, *, grants: bool) -> MovePreviewOut:
         return cls(
             member_id=p.member_id,
             unit_before=p.unit_before,
@@ -309,8 +311,10 @@ class MovePreviewOut(Output):
                 )
                 for c in p.settings
             ],
-            grants_lost=[GrantCrossedOut(**asdict(g)) for g in p.grants_lost],
-            grants_gained=[GrantCrossedOut(**asdict(g)) for g in p.grants_gained],
+            grants_lost=[GrantCrossedOut(**asdict(g)) for g in p.grants_lost] if grants else None,
+            grants_gained=(
+                [GrantCrossedOut(**asdict(g)) for g in p.grants_gained] if grants else None
+            ),
         )
 
 
@@ -331,11 +335,11 @@ async def preview_move(call: Call[MovePreviewBody, Input]) -> MovePreviewOut:
     differs (value or lock), and the unit data-access grants the move would take them out
     of or into. Changes nothing. Admin roles and product accounts do not depend on units or
     groups, so a move leaves them as they are."""
-    return MovePreviewOut.of(
-        await moves.preview_move(
-            call.id(), unit_id=call.body.unit_id, group_ids=call.body.group_ids
-        )
+    preview = await moves.preview_move(
+        call.id(), unit_id=call.body.unit_id, group_ids=call.body.group_ids
     )
+    # Grants (some under delayed disclosure) are for those who may read data access.
+    return MovePreviewOut.of(preview, grants=Permission.ACCESS_READ in call.principal.permissions)
 
 
 @router.post(

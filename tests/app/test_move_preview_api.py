@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from tenants.permissions import Permission
 from tests.conftest import OrgHandle, make_group, make_member, make_org, make_unit, row_counts
 from tests.support.access import JUSTIFICATION, decide_as, make_people
 from tests.support.api_schema import assert_problem, error_fields
@@ -70,6 +71,16 @@ async def test_a_move_lists_the_changed_settings_and_the_unit_grants_crossed(
     assert await row_counts(owner_conn) == before  # nothing written
     shown = (await org.get(f"/v1/members/{member['id']}")).json()
     assert shown["unit_id"] == bench["id"]
+
+    # Grants (some may be under delayed disclosure) only for callers who may read access.
+    text = await org.token_with(Permission.MEMBERS_READ)
+    limited = await org.client.post(
+        f"/v1/members/{member['id']}/move/preview", json={"unit_id": sales["id"]},
+        headers={"Authorization": f"Bearer {text}"},
+    )
+    assert limited.status_code == 200, limited.text
+    assert limited.json()["grants_lost"] is None and limited.json()["grants_gained"] is None
+    assert limited.json()["settings"] != []
 
     # Staying in the lock's subtree changes nothing; an empty body previews no move.
     for move in ({"unit_id": lab["id"]}, {}):

@@ -58,7 +58,7 @@ def required_text(form: dict[str, str], field: str, what: str, limit: int = 200)
     return value
 
 
-async def move_consequences(name: str, preview: moves.MovePreview) -> list[str]:
+async def move_consequences(name: str, preview: moves.MovePreview, *, grants: bool) -> list[str]:
     """The move preview as lines of the confirmation page: the units, each setting that
     changes (value and lock, as resolved before and after), and the unit data-access
     grants that stop or start covering the member."""
@@ -80,9 +80,13 @@ async def move_consequences(name: str, preview: moves.MovePreview) -> list[str]:
         )
     if not preview.settings:
         lines.append("None of their settings change.")
-    grants = preview.grants_lost + preview.grants_gained
-    names = {m.id: m.name for m in await Member.filter(id__in=[g.admin_id for g in grants])}
-    grant_units = {u.id: u.name for u in await Unit.filter(id__in=[g.unit_id for g in grants])}
+    if not grants:  # grants (some under delayed disclosure) are for those who read access
+        return lines
+    grants_crossed = preview.grants_lost + preview.grants_gained
+    names = {m.id: m.name for m in await Member.filter(id__in=[g.admin_id for g in grants_crossed])}
+    grant_units = {
+        u.id: u.name for u in await Unit.filter(id__in=[g.unit_id for g in grants_crossed])
+    }
     for g in preview.grants_lost:
         lines.append(
             f"{names.get(g.admin_id, 'An admin')}'s data access on {grant_units[g.unit_id]} "
@@ -206,7 +210,11 @@ def routes(web: Web) -> list[BaseRoute]:
                 member = await service.get_member(preview.member_id)
                 return ctx.confirm(
                     title=f"Move {member.name}?",
-                    consequences=await move_consequences(member.name, preview),
+                    consequences=await move_consequences(
+                        member.name,
+                        preview,
+                        grants=Permission.ACCESS_READ in ctx.permissions,
+                    ),
                     button=f"Move {member.name}",
                     back=f"/console/members/{member.id}",
                 )
