@@ -49,6 +49,26 @@ def setting_changes(
     return changes
 
 
+def _plain(value: Value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value).replace("_", " ")
+
+
+def describe_changes(changes: Iterable[SettingChange], titles: Mapping[str, str]) -> list[str]:
+    """One line per change for a member (``titles``: setting key to its title), naming the
+    value and lock before and after and the organisation's reason when a rule decides."""
+    lines = []
+    for c in changes:
+        before = _plain(c.value_before) + (", locked" if c.locked_before else "")
+        after = _plain(c.value_after) + (", locked" if c.locked_after else "")
+        line = f"{titles.get(c.setting, c.setting)}: {before} -> {after}"
+        lines.append(line + (f" ({c.reason_after})" if c.reason_after else ""))
+    return lines
+
+
 @dataclass(frozen=True, slots=True)
 class UnitGrant:
     """A standing data-access grant on a unit (what ``grants_crossed`` needs of it)."""

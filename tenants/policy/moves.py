@@ -13,9 +13,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from policies.moves import SettingChange, UnitGrant, grants_crossed, setting_changes
+from policies.moves import (
+    SettingChange,
+    UnitGrant,
+    describe_changes,
+    grants_crossed,
+    setting_changes,
+)
 from tenants import db
 from tenants.errors import FieldProblem, InvalidInputError
+from tenants.mail import service as mail
+from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.models_base import get_by_id, get_referenced
 from tenants.policy import service as policy
@@ -113,4 +121,26 @@ async def preview_move(
         settings=setting_changes(before, after),
         grants_lost=[view(g) for g in crossed.lost],
         grants_gained=[view(g) for g in crossed.gained],
+    )
+
+
+async def tell_member(member: Member, preview: MovePreview) -> None:
+    """Queue the email telling an active member which of their settings a move changed (in
+    the move's transaction, so a move rolled back sends nothing; nothing when no setting
+    changes). Grants are not named: some are under delayed disclosure."""
+    if not preview.settings or member.status != MemberStatus.ACTIVE:
+        return
+    unit = await Unit.get(id=preview.unit_after)
+    cat = await policy.catalogue()
+    titles = {c.setting: cat[c.setting].title for c in preview.settings if c.setting in cat}
+    await mail.send_later(
+        "member_moved",
+        to=[member.email],
+        context={
+            "member_name": member.name,
+            "unit_name": unit.name,
+            "changes": "\n".join(describe_changes(preview.settings, titles)),
+            "link_path": "/account",
+        },
+        key=f"member_moved:{member.id}:{uuid.uuid4()}",
     )

@@ -4,6 +4,7 @@ nothing written; 404 for a member of another organisation, 422 naming the field.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -111,3 +112,26 @@ async def test_unknown_and_foreign_members_are_404_and_bad_input_names_the_field
         await org.post(f"/v1/members/{member['id']}/move/preview", {"unit_id": "nope"}), 422
     )
     assert "unit_id" in error_fields(bad)
+
+
+async def test_after_a_move_the_member_is_emailed_what_changed_for_them(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    lab = await make_unit(org, "Lab")
+    sales = await make_unit(org, "Sales")
+    member = await make_member(org, unit=lab["id"], name="Mia Mover")
+    await set_rule(org, "unit", sales["id"], True, True)
+    quiet = await make_member(org, unit=lab["id"])
+    moved = await org.post(f"/v1/members/{member['id']}/move", {"unit_id": sales["id"]})
+    assert moved.status_code == 200, moved.text
+    other = await make_unit(org, "Other")
+    assert (await org.post(f"/v1/members/{quiet['id']}/move", {"unit_id": other["id"]})).status_code == 200
+    rows = await owner_conn.fetch(
+        "SELECT recipients, subject, text FROM mail_messages WHERE tenant_id = $1 AND template = 'member_moved'",
+        org.id,
+    )
+    assert len(rows) == 1  # the quiet move changed no setting: no email
+    assert json.loads(rows[0]["recipients"]) == [member["email"]]
+    assert "Your privacy settings at" in rows[0]["subject"]
+    assert "moved you to Sales" in rows[0]["text"]
+    assert "off -> on, locked (ads policy)" in rows[0]["text"]
