@@ -84,10 +84,12 @@ async def preview_move(
     *,
     unit_id: uuid.UUID | None = None,
     group_ids: list[uuid.UUID] | None = None,
+    snapshot: policy.PolicySnapshot | None = None,
 ) -> MovePreview:
     """What moving ``member_id`` to ``unit_id`` and/or into exactly ``group_ids`` (None:
     unchanged) would change. NotFoundError for an unknown member; InvalidInputError naming
-    ``unit_id`` or ``group_ids`` for ones that do not exist."""
+    ``unit_id`` or ``group_ids`` for ones that do not exist. ``snapshot``: the compiled
+    policy, when previewing many members in one transaction."""
     member = await get_by_id(Member, member_id, "member")
     target = unit_id if unit_id is not None else member.unit_id
     new_unit = await get_referenced(Unit, target, "unit", field="unit_id")
@@ -97,7 +99,7 @@ async def preview_move(
         await _check_groups(group_ids)
     facts = (await policy.member_facts([member.id]))[member.id]
     groups_after = tuple(str(g) for g in group_ids) if group_ids is not None else facts.group_ids
-    compiled = (await policy.compiled_policy()).compiled
+    compiled = snapshot.compiled if snapshot else (await policy.compiled_policy()).compiled
     before = compiled.resolve(str(member.unit_id), facts.group_ids, facts.choices)
     after = compiled.resolve(str(target), groups_after, facts.choices)
     grants = await _active_unit_grants(datetime.now(UTC))
@@ -144,3 +146,28 @@ async def tell_member(member: Member, preview: MovePreview) -> None:
         },
         key=f"member_moved:{member.id}:{uuid.uuid4()}",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BulkMovePreview:
+    #: Members whose settings would change, by name (sorted), and how many per setting.
+    changed: list[str]
+    by_setting: dict[str, int]
+
+
+async def preview_bulk_move(member_ids: list[uuid.UUID], unit_id: uuid.UUID) -> BulkMovePreview:
+    """The totals of moving each of ``member_ids`` to ``unit_id``: who has a setting change
+    and how many members each setting changes for (one compiled policy for all)."""
+    snapshot = await policy.compiled_policy()
+    changed: list[str] = []
+    by_setting: dict[str, int] = {}
+    names = {m.id: m.name for m in await Member.filter(id__in=member_ids)}
+    for member_id in member_ids:
+        if member_id not in names:
+            continue
+        preview = await preview_move(member_id, unit_id=unit_id, snapshot=snapshot)
+        if preview.settings:
+            changed.append(names[member_id])
+        for c in preview.settings:
+            by_setting[c.setting] = by_setting.get(c.setting, 0) + 1
+    return BulkMovePreview(sorted(changed), by_setting)
