@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from pydantic import EmailStr, Field, StringConstraints
 
 from app.api import ApiRouter, Call, RawBody, StreamBody
 from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Name, Output, Page, absent, changes_of
+from app.v1.settings import SettingValue
 from tenants.departures import service as departures
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import imports, invitations, service
@@ -22,6 +24,7 @@ from tenants.members.lifecycle import (
 from tenants.members.models import Member
 from tenants.pagination import Sort
 from tenants.permissions import Permission, Role
+from tenants.policy import moves
 from tenants.units.service import root_unit
 
 router = ApiRouter("/v1/members", "members")
@@ -244,6 +247,101 @@ async def move_member(call: Call[MemberMove, Input]) -> MemberOut:
     return MemberOut.of(await service.move_member(call.id(), call.body.unit_id, actor=call.actor))
 
 
+class MovePreviewBody(Input):
+    unit_id: uuid.UUID | None = Field(None, description="The unit to move to; default: unchanged.")
+    group_ids: list[uuid.UUID] | None = Field(
+        None,
+        max_length=1000,
+        description="Exactly the groups the member would be in; default: unchanged.",
+    )
+
+
+class SettingChangeOut(Output):
+    setting: str
+    value_before: SettingValue
+    value_after: SettingValue
+    locked_before: bool
+    locked_after: bool
+    source_after: str = Field(description="rule, member or default")
+    reason_after: str
+
+
+class GrantCrossedOut(Output):
+    grant_id: uuid.UUID
+    unit_id: uuid.UUID
+    admin_id: uuid.UUID
+    ends_at: datetime | None
+
+
+class MovePreviewOut(Output):
+    member_id: uuid.UUID
+    unit_before: uuid.UUID
+    unit_after: uuid.UUID
+    groups_before: list[uuid.UUID]
+    groups_after: list[uuid.UUID]
+    settings: list[SettingChangeOut] = Field(
+        description="Settings whose value or lock would change, resolved before and after."
+    )
+    grants_lost: list[GrantCrossedOut] | None = Field(
+        description="Active data-access grants on a unit that would stop covering the member; "
+        "null when the caller may not read data-access grants (access:read)."
+    )
+    grants_gained: list[GrantCrossedOut] | None = Field(
+        description="Active data-access grants on a unit that would start covering the member; "
+        "null when the caller may not read data-access grants (access:read)."
+    )
+
+    @classmethod
+    def of(cls, p: moves.MovePreview, *, grants: bool) -> MovePreviewOut:
+        return cls(
+            member_id=p.member_id,
+            unit_before=p.unit_before,
+            unit_after=p.unit_after,
+            groups_before=p.groups_before,
+            groups_after=p.groups_after,
+            settings=[
+                SettingChangeOut(
+                    setting=c.setting,
+                    value_before=_plain(c.value_before),
+                    value_after=_plain(c.value_after),
+                    locked_before=c.locked_before,
+                    locked_after=c.locked_after,
+                    source_after=c.source_after.value,
+                    reason_after=c.reason_after,
+                )
+                for c in p.settings
+            ],
+            grants_lost=[GrantCrossedOut(**asdict(g)) for g in p.grants_lost] if grants else None,
+            grants_gained=(
+                [GrantCrossedOut(**asdict(g)) for g in p.grants_gained] if grants else None
+            ),
+        )
+
+
+def _plain(value: object) -> SettingValue:
+    return list(value) if isinstance(value, tuple) else value  # type: ignore[return-value]
+
+
+@router.post(
+    "/{id}/move/preview",
+    summary="Preview what moving a member (unit, groups) changes for them",
+    permission=Permission.MEMBERS_READ,
+    body=MovePreviewBody,
+    response=MovePreviewOut,
+    errors=(404, 422),
+)
+async def preview_move(call: Call[MovePreviewBody, Input]) -> MovePreviewOut:
+    """Resolves the member's settings as they are and as they would be, and lists what
+    differs (value or lock), and the unit data-access grants the move would take them out
+    of or into. Changes nothing. Admin roles and product accounts do not depend on units or
+    groups, so a move leaves them as they are."""
+    preview = await moves.preview_move(
+        call.id(), unit_id=call.body.unit_id, group_ids=call.body.group_ids
+    )
+    # Grants (some under delayed disclosure) are for those who may read data access.
+    return MovePreviewOut.of(preview, grants=Permission.ACCESS_READ in call.principal.permissions)
+
+
 @router.post(
     "/{id}/transitions",
     summary="Apply a lifecycle action (activate, suspend, reinstate…)",
@@ -257,8 +355,10 @@ async def transition_member(call: Call[MemberTransition, Input]) -> MemberOut:
     ``begin_departure`` is refused here: a departure starts with ``POST /v1/departures``;
     ``reinstate`` of a member whose departure runs cancels that departure."""
     member = await departures.apply_member_action(
-        call.id(), LifecycleAction(call.body.action.value), reason=call.body.reason,
-        actor=call.actor
+        call.id(),
+        LifecycleAction(call.body.action.value),
+        reason=call.body.reason,
+        actor=call.actor,
     )
     return MemberOut.of(member)
 

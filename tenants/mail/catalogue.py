@@ -133,6 +133,15 @@ TEMPLATES: dict[str, MailTemplate] = {
             greeting="member_name",
         ),
         MailTemplate(
+            "member_moved",
+            "Settings changed by a move (to the member)",
+            "Your privacy settings at {{ organisation }} changed",
+            "{{ organisation }} moved you to {{ unit_name }}, which changes some of your "
+            "privacy settings. Your account page shows all of them and why.",
+            ("member_name", "unit_name", "changes"),
+            greeting="member_name",
+        ),
+        MailTemplate(
             "domain_flagged",
             "A verified domain lost its DNS record (to the owners)",
             "{{ domain }}: its verification record has disappeared",

@@ -24,6 +24,7 @@ from tenants.members.models import Member
 from tenants.models_base import get_by_id, get_referenced
 from tenants.pagination import Page, Sort, paginate
 from tenants.permissions import Role
+from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.units.models import Unit
 from tenants.units.service import get_unit, name_prefix_pattern, subtree
@@ -223,6 +224,7 @@ async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor)
     if member.unit_id == unit_id:
         return member
     await get_referenced(Unit, unit_id, "unit", field="unit_id")
+    preview = await moves.preview_move(member.id, unit_id=unit_id)
     before = member.unit_id
     member.unit_id = unit_id
     await member.save(update_fields=["unit_id", "updated_at"])
@@ -235,6 +237,7 @@ async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor)
         after={"unit_id": unit_id},
     )
     await policy.member_changed(member.id)
+    await moves.tell_member(member, preview)
     return member
 
 

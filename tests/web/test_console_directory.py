@@ -67,7 +67,24 @@ async def test_an_admin_adds_a_member_then_edits_moves_and_gives_roles_and_a_pro
         row = await owner_conn.fetchrow("SELECT * FROM members WHERE id = $1", uuid.UUID(member_id))
         assert (row["email"], row["status"]) == ("nina@example.org", "active")
 
-        moved = await browser.post(f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"]})
+        # Moving asks first, showing what the move changes for her (resolved before and
+        # after: a lock on Sales switches personalised ads off); then it happens.
+        await org.put("/v1/policy/rules", json={
+            "target_kind": "unit", "target_id": sales["id"], "setting": "advertising.personalised_ads",
+            "value": False, "enforced": True, "reason": "sales policy",
+        })
+        asked = await browser.post(f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"]})
+        assert asked.status_code == 200, asked.text[:2000]
+        shown = text_of(asked.text)
+        assert "Move Nina New?" in shown
+        assert "Nina New moves from " in shown and " to Sales." in shown
+        assert "Off becomes Off (locked)." in shown
+        assert 'name="confirmed" value="1"' in asked.text
+        unmoved = await owner_conn.fetchval("SELECT unit_id FROM members WHERE id = $1", uuid.UUID(member_id))
+        assert unmoved == org.root_unit_id
+        moved = await browser.post(
+            f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"], "confirmed": "1"}
+        )
         assert "Moved Nina New." in await follow(browser, moved)
         roles = await browser.post(
             f"{member_page}/roles", {"csrf": csrf, "role_helpdesk": "1", "role_auditor": "1"}
@@ -198,7 +215,15 @@ async def test_bulk_move_of_three_selected_members_is_confirmed_with_the_count_t
     app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
 ) -> None:
     target = await make_unit(org, "Warehouse")
-    chosen = [await make_member(org, name=f"Bulk {i}") for i in range(3)]
+    locked = await make_unit(org, "Locked")
+    await org.put("/v1/policy/rules", json={
+        "target_kind": "unit", "target_id": locked["id"], "setting": "advertising.personalised_ads",
+        "value": True, "enforced": True, "reason": "locked unit",
+    })
+    chosen = [
+        await make_member(org, name=f"Bulk {i}", unit=locked["id"] if i == 0 else None)
+        for i in range(3)
+    ]
     untouched = await make_member(org, name="Not chosen")
     form = {f"member_{m['id']}": "1" for m in chosen}
     async with asgi_client(app) as browser:
@@ -212,6 +237,9 @@ async def test_bulk_move_of_three_selected_members_is_confirmed_with_the_count_t
         assert asked.status_code == 200
         text = text_of(asked.text)
         assert "Move 3 member(s) to Warehouse?" in text and "Bulk 0, Bulk 1, Bulk 2" in text
+        # The totals of the move preview: only Bulk 0 leaves a lock.
+        assert "Settings change for 1 of them: Bulk 0." in text
+        assert "changes for 1 member(s)." in text
         done = await browser.post(
             "/console/members/bulk",
             {"csrf": csrf, "action": "move", "unit_id": target["id"], "confirmed": "1", **form},

@@ -129,7 +129,7 @@ ROUTES: list[ConsoleRoute] = [
         "POST",
         "/console/members/{editable}/move",
         Permission.MEMBERS_WRITE,
-        lambda t: {"unit_id": t.move_under},
+        lambda t: {"unit_id": t.move_under, "confirmed": "1"},
     ),
     ConsoleRoute(
         "POST",

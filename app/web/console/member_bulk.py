@@ -19,6 +19,8 @@ from tenants.members import imports, service
 from tenants.members.bulk import BulkAction, apply_bulk
 from tenants.members.models import Member
 from tenants.permissions import Permission
+from tenants.policy import moves
+from tenants.policy import service as policy
 from tenants.products.service import get_product
 from tenants.units.models import Unit
 from tenants.units.service import get_unit, root_unit
@@ -52,6 +54,22 @@ def _target(form: dict[str, str], field: str) -> uuid.UUID | None:
         return uuid.UUID(form.get(field) or "")
     except ValueError:
         return None
+
+
+async def bulk_move_effects(ids: list[uuid.UUID], unit_id: uuid.UUID) -> list[str]:
+    """The bulk move's totals as confirmation lines: whose settings change and, per
+    setting, for how many (each member resolved before and after)."""
+    totals = await moves.preview_bulk_move(ids, unit_id)
+    if not totals.changed:
+        return ["None of their settings change."]
+    cat = await policy.catalogue()
+    shown = totals.changed[:20]
+    more = f" and {len(totals.changed) - 20} more" if len(totals.changed) > 20 else ""
+    lines = [f"Settings change for {len(totals.changed)} of them: {', '.join(shown)}{more}."]
+    for key, count in sorted(totals.by_setting.items(), key=lambda kv: (-kv[1], kv[0])):
+        title = cat[key].title if key in cat else key
+        lines.append(f"{title} changes for {count} member(s).")
+    return lines
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -101,12 +119,16 @@ def routes(web: Web) -> list[BaseRoute]:
                     fields=[FieldProblem(field, "choose one")],
                 )
             chosen = await service.names_of(ids)
+            effects = []
+            if action is BulkAction.MOVE and target:
+                effects = await bulk_move_effects(ids, target)
             return ctx.confirm(
                 title=what.format(n=len(ids), t=name) + "?",
                 consequences=[
                     what.format(n=len(ids), t=name) + ":",
                     ", ".join(chosen[:20])
                     + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else ""),
+                    *effects,
                     "Each change is recorded in the audit log; all of them happen, or none.",
                 ],
                 button=what.format(n=len(ids), t=name).split(":")[0],

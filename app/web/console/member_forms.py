@@ -10,14 +10,20 @@ import uuid
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.policies import show_value
 from app.web.pages import PageContext, Web, page
+from policies.catalogue import Setting
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups import service as groups
 from tenants.members import invitations, service
 from tenants.members.lifecycle import MemberStatus
+from tenants.members.models import Member
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
+from tenants.policy import moves
+from tenants.policy import service as policy
 from tenants.products import service as products
 from tenants.products.models import ProductAccount, ProductAccountStatus
+from tenants.units.models import Unit
 
 #: What each role is for, shown beside its checkbox (the role matrix).
 ROLE_LABELS: dict[Role, str] = {
@@ -50,6 +56,48 @@ def required_text(form: dict[str, str], field: str, what: str, limit: int = 200)
             fields=[FieldProblem(field, f"has more than {limit} characters")],
         )
     return value
+
+
+async def move_consequences(name: str, preview: moves.MovePreview, *, grants: bool) -> list[str]:
+    """The move preview as lines of the confirmation page: the units, each setting that
+    changes (value and lock, as resolved before and after), and the unit data-access
+    grants that stop or start covering the member."""
+    units = {
+        u.id: u.name for u in await Unit.filter(id__in=[preview.unit_before, preview.unit_after])
+    }
+    lines = [f"{name} moves from {units[preview.unit_before]} to {units[preview.unit_after]}."]
+    cat = await policy.catalogue()
+
+    def shown(setting: Setting | None, value: object, locked: bool) -> str:
+        return show_value(setting, value) + (" (locked)" if locked else "")
+
+    for change in preview.settings:
+        setting = cat.settings.get(change.setting)
+        title = setting.title if setting else change.setting
+        lines.append(
+            f"{title}: {shown(setting, change.value_before, change.locked_before)} becomes "
+            f"{shown(setting, change.value_after, change.locked_after)}."
+        )
+    if not preview.settings:
+        lines.append("None of their settings change.")
+    if not grants:  # grants (some under delayed disclosure) are for those who read access
+        return lines
+    grants_crossed = preview.grants_lost + preview.grants_gained
+    names = {m.id: m.name for m in await Member.filter(id__in=[g.admin_id for g in grants_crossed])}
+    grant_units = {
+        u.id: u.name for u in await Unit.filter(id__in=[g.unit_id for g in grants_crossed])
+    }
+    for g in preview.grants_lost:
+        lines.append(
+            f"{names.get(g.admin_id, 'An admin')}'s data access on {grant_units[g.unit_id]} "
+            "no longer covers them."
+        )
+    for g in preview.grants_gained:
+        lines.append(
+            f"{names.get(g.admin_id, 'An admin')}'s data access on {grant_units[g.unit_id]} "
+            "covers them from the move."
+        )
+    return lines
 
 
 def email_of(form: dict[str, str]) -> str:
@@ -156,6 +204,20 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def move(ctx: PageContext) -> Response:
         unit_id = parse_uuid(ctx.form.get("unit_id"), "unit_id", "unit")
+        if not ctx.confirmed:
+            preview = await moves.preview_move(_member_id(ctx), unit_id=unit_id)
+            if preview.unit_before != preview.unit_after:
+                member = await service.get_member(preview.member_id)
+                return ctx.confirm(
+                    title=f"Move {member.name}?",
+                    consequences=await move_consequences(
+                        member.name,
+                        preview,
+                        grants=Permission.ACCESS_READ in ctx.permissions,
+                    ),
+                    button=f"Move {member.name}",
+                    back=f"/console/members/{member.id}",
+                )
         member = await service.move_member(_member_id(ctx), unit_id, actor=ctx.actor)
         return ctx.redirect(f"/console/members/{member.id}", f"Moved {member.name}.")
 
