@@ -48,6 +48,7 @@ from tenants.audit.sealer import AuditSealer
 from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
 from tenants.jobs.worker import Worker
+from tenants.policy import service as policy_service
 from tenants.secrets import SecretBox
 from tenants.signals.refusals import RefusalCounter
 from tenants.sso.oidc import RelyingParty
@@ -246,6 +247,7 @@ def create_app(
     app.state.web = web
     app.state.keyring = keyring
     app.state.decisions = decisions
+    policy_service.share_cache(decisions)
     app.state.listener = listener
     #: The embedded job worker while one runs (``/readyz`` watches its loop).
     app.state.worker = None

@@ -99,7 +99,9 @@ async def preview_move(
         await _check_groups(group_ids)
     facts = (await policy.member_facts([member.id]))[member.id]
     groups_after = tuple(str(g) for g in group_ids) if group_ids is not None else facts.group_ids
-    compiled = snapshot.compiled if snapshot else (await policy.compiled_policy()).compiled
+    if snapshot is None:
+        snapshot = await policy.compiled_policy(policy.shared_cache(), store=False)
+    compiled = snapshot.compiled
     before = compiled.resolve(str(member.unit_id), facts.group_ids, facts.choices)
     after = compiled.resolve(str(target), groups_after, facts.choices)
     grants = await _active_unit_grants(datetime.now(UTC))
@@ -158,7 +160,7 @@ class BulkMovePreview:
 async def preview_bulk_move(member_ids: list[uuid.UUID], unit_id: uuid.UUID) -> BulkMovePreview:
     """The totals of moving each of ``member_ids`` to ``unit_id``: who has a setting change
     and how many members each setting changes for (one compiled policy for all)."""
-    snapshot = await policy.compiled_policy()
+    snapshot = await policy.compiled_policy(policy.shared_cache(), store=False)
     changed: list[str] = []
     by_setting: dict[str, int] = {}
     names = {m.id: m.name for m in await Member.filter(id__in=member_ids)}

@@ -464,12 +464,30 @@ class PolicySnapshot:
     valid_for: float
 
 
-async def compiled_policy(cache: DecisionCache[OrgId] | None = None) -> PolicySnapshot:
+#: This process's decision cache (``share_cache``, at app start): services that resolve a
+#: member with no request at hand (a move's notice to the member) read compiled policies
+#: from it instead of compiling the organisation's every unit, group and rule again.
+_shared: DecisionCache[OrgId] | None = None
+
+
+def share_cache(cache: DecisionCache[OrgId] | None) -> None:
+    global _shared
+    _shared = cache
+
+
+def shared_cache() -> DecisionCache[OrgId] | None:
+    return _shared
+
+
+async def compiled_policy(
+    cache: DecisionCache[OrgId] | None = None, *, store: bool = True
+) -> PolicySnapshot:
     """The current organisation's compiled policy, from ``cache`` when it is current.
 
     The cache is keyed on the organisation's policy and structure versions, read here in
     the caller's transaction, so a stale entry is never used even if a notification was
-    missed.
+    missed. ``store=False`` for callers inside a write transaction: what they compiled is
+    not kept, so a version number a rolled-back change used can never bring it back.
     """
     org = db.current_org()
     row = await db.fetch_one(
@@ -491,7 +509,7 @@ async def compiled_policy(cache: DecisionCache[OrgId] | None = None) -> PolicySn
         r.effective_from for r in stored if r.effective_from is not None and r.effective_from > now
     ]
     valid_for = min(upcoming).timestamp() - now.timestamp() if upcoming else float("inf")
-    if cache is not None:
+    if cache is not None and store:
         cache.store_compiled(org, key, compiled, valid_for=valid_for)
     return PolicySnapshot(row["policy_version"], compiled, valid_for)
 
