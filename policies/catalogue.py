@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 Value = bool | int | str | tuple[str, ...]
+
+#: Limits on a declared sample: the canonical JSON of its document, its description, and how
+#: deep the document nests (a bound on the work of checking and showing it).
+SAMPLE_MAX_BYTES = 8192
+SAMPLE_DESCRIPTION_MAX = 1000
+SAMPLE_MAX_DEPTH = 16
 
 
 class SettingType(StrEnum):
@@ -45,6 +52,92 @@ class CatalogueError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Sample:
+    """What a product sends at one value of a setting, so people can see before choosing it.
+
+    ``value`` is the setting's value as text (``"optional"``; ``"true"``/``"false"`` for a
+    bool); ``document`` is the canonical JSON text of the example (kept as text so the
+    setting stays hashable and its version hash stable).
+    """
+
+    value: str
+    document: str
+    description: str
+
+    def parsed(self) -> Any:
+        return json.loads(self.document)
+
+
+def sample_key(value: Value) -> str:
+    """The key a sample of ``value`` is declared under: a bool as ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _check_document(document: Any, depth: int, where: str) -> None:
+    """Refuse what PostgreSQL's jsonb cannot hold (NUL, lone surrogates, NaN) or nests too deep."""
+    if isinstance(document, dict | list) and depth > SAMPLE_MAX_DEPTH:
+        raise CatalogueError(f"a sample nests deeper than {SAMPLE_MAX_DEPTH} levels", field=where)
+    if isinstance(document, float) and not math.isfinite(document):
+        raise CatalogueError("a sample holds a number JSON cannot represent", field=where)
+    texts: list[Any] = []
+    if isinstance(document, str):
+        texts = [document]
+    elif isinstance(document, dict):
+        texts = list(document)
+        for item in document.values():
+            _check_document(item, depth + 1, where)
+    elif isinstance(document, list):
+        for item in document:
+            _check_document(item, depth + 1, where)
+    for text in texts:
+        if not isinstance(text, str) or any(
+            c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF for c in text
+        ):
+            raise CatalogueError(
+                "a sample holds a NUL character or a lone surrogate, which JSON storage refuses",
+                field=where,
+            )
+
+
+def make_sample(
+    setting_key: str, choices: tuple[str, ...], value: str, document: Any, description: object
+) -> Sample:
+    """A checked sample; CatalogueError naming ``samples.<value>.<field>`` when it does not fit.
+
+    ``choices`` are the values the setting allows as text: a sample for any other value
+    would describe something the product can never be set to.
+    """
+    where = f"samples.{value}"
+    if value not in choices:
+        raise CatalogueError(
+            f"{setting_key} has no value {value!r} to show a sample of"
+            + (f"; it takes {', '.join(choices)}" if choices else ""),
+            field=where,
+        )
+    if not isinstance(description, str) or not description.strip():
+        raise CatalogueError(
+            "a sample needs a plain-language description", field=f"{where}.description"
+        )
+    if len(description) > SAMPLE_DESCRIPTION_MAX:
+        raise CatalogueError(
+            f"a sample's description is at most {SAMPLE_DESCRIPTION_MAX} characters",
+            field=f"{where}.description",
+        )
+    if not isinstance(document, dict):
+        raise CatalogueError("a sample's document is a JSON object", field=f"{where}.document")
+    _check_document(document, 1, f"{where}.document")
+    text = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    if len(text.encode()) > SAMPLE_MAX_BYTES:
+        raise CatalogueError(
+            f"a sample's document is at most {SAMPLE_MAX_BYTES} bytes of JSON",
+            field=f"{where}.document",
+        )
+    return Sample(value, text, description)
+
+
+@dataclass(frozen=True, slots=True)
 class Setting:
     key: str
     type: SettingType
@@ -64,6 +157,20 @@ class Setting:
     required: bool = False
     #: The product that declared it; None for built-in settings.
     product: str | None = None
+    #: What the product sends at each value (enum and bool settings only), in value order.
+    samples: tuple[Sample, ...] = ()
+
+    def choices(self) -> tuple[str, ...]:
+        """The values a sample may be declared for, as text; none for ints and lists."""
+        if self.type is SettingType.BOOL:
+            return ("false", "true")
+        if self.type is SettingType.ENUM:
+            return self.allowed
+        return ()
+
+    def sample_for(self, value: Value) -> Sample | None:
+        key = sample_key(value)
+        return next((s for s in self.samples if s.value == key), None)
 
     def validate(self, value: Any) -> Value:
         """``value`` in canonical form; CatalogueError when it does not fit."""
@@ -117,6 +224,10 @@ class Setting:
             "member_choosable": self.member_choosable,
             "required": self.required,
             "product": self.product,
+            "samples": {
+                s.value: {"document": s.parsed(), "description": s.description}
+                for s in self.samples
+            },
         }
 
 
@@ -197,6 +308,46 @@ def _bool(
     )
 
 
+DIAGNOSTICS_SAMPLES = tuple(
+    make_sample("diagnostics.level", ("off", "required", "optional"), value, document, text)
+    for value, document, text in (
+        (
+            "off",
+            {},
+            "Nothing is sent about the product's health. Crashes are not reported.",
+        ),
+        (
+            "required",
+            {
+                "event": "app.crash",
+                "product_version": "4.2.1",
+                "os": "Windows 11 23H2",
+                "device_id": "3f1c…e9 (random, not linked to your name)",
+                "error_code": "0xC0000005",
+                "module": "renderer.dll",
+                "occurred_at": "2026-03-01T09:14:00Z",
+            },
+            "Only what keeps the product secure and working: the product and system version, a "
+            "random device id, and which part failed when it crashes. No file contents or names.",
+        ),
+        (
+            "optional",
+            {
+                "event": "feature.used",
+                "product_version": "4.2.1",
+                "os": "Windows 11 23H2",
+                "device_id": "3f1c…e9 (random, not linked to your name)",
+                "feature": "export_to_pdf",
+                "duration_ms": 840,
+                "settings_changed": ["theme"],
+                "occurred_at": "2026-03-01T09:20:00Z",
+            },
+            "Everything sent at the required level, plus which features you use and how long "
+            "they take, to improve the product. Still no file contents, names or what you type.",
+        ),
+    )
+)
+
 COOKIE_NOTE = "Necessary cookies are always on: sign-in and security depend on them."
 
 BUILTIN = Catalogue.of(
@@ -213,6 +364,7 @@ BUILTIN = Catalogue.of(
             allowed=("off", "required", "optional"),
             off_effect="Crash reports and automatic problem fixes stop; support sees less when you report "
             "a problem.",
+            samples=DIAGNOSTICS_SAMPLES,
         ),
         _bool(
             "improvement.use_data",

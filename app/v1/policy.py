@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints, WithJsonSchema
 
 from app.api import ApiRouter, Call
 from app.v1.common import FREE_TEXT, Input, Output
@@ -135,13 +135,28 @@ async def delete_policy_rule(call: Call[Input, Input]) -> None:
     await policy.delete_rule(call.id(), actor=call.actor)
 
 
+#: A pair [unit name, count]. Described without ``prefixItems``: schemathesis's response
+#: check reads a tuple's schema as draft-4 ``items: [...]`` and refuses it as invalid.
+UnitCount = Annotated[
+    tuple[str, int],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+        }
+    ),
+]
+
+
 class ImpactOut(Output):
     setting: str
     members_in_scope: int
     value_changes: int = Field(description="Members whose effective value would change.")
     choices_overridden: int = Field(description="Members whose own choice would be overridden.")
     locked_after: int
-    by_unit: list[tuple[str, int]] = Field(description="(unit name, members whose value changes).")
+    by_unit: list[UnitCount] = Field(description="(unit name, members whose value changes).")
     stops_working: str = Field(
         description="What stops working for them, when the change switches it off."
     )

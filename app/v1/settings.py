@@ -24,6 +24,7 @@ from app.api import ApiRouter, Call
 from app.auth import Principal
 from app.v1.common import FREE_TEXT, NAME, Input, Output
 from policies.cache import Answer, DecisionCache
+from policies.catalogue import SAMPLE_DESCRIPTION_MAX
 from policies.resolve import Resolved, SourceKind
 from tenants import db
 from tenants.clients.models import ProductClient
@@ -243,6 +244,16 @@ async def get_catalogue(call: Call[Input, Input]) -> CatalogueOut:
     return CatalogueOut(version=cat.version, settings=[s.describe() for s in cat])
 
 
+class SampleIn(Input):
+    document: dict[str, Any] = Field(
+        description="An example of what the product sends at this value (a JSON object, at "
+        "most 8 KiB)."
+    )
+    description: Annotated[
+        str, StringConstraints(min_length=1, max_length=SAMPLE_DESCRIPTION_MAX), FREE_TEXT
+    ] = Field(description="What the example shows, in plain language for members.")
+
+
 class Declaration(Input):
     key: SettingKey
     type: Annotated[str, StringConstraints(pattern="^(bool|enum|int|string_list)$")]
@@ -261,6 +272,12 @@ class Declaration(Input):
     maximum: int | None = None
     member_choosable: bool = True
     required: bool = False
+    samples: dict[Annotated[str, StringConstraints(max_length=100)], SampleIn] = Field(
+        default_factory=dict,
+        max_length=50,
+        description='Per value of an enum or bool setting (bool: "true"/"false"), what the '
+        "product sends at it; shown beside the setting in the console and on the account page.",
+    )
 
 
 class DeclarationIn(Input):

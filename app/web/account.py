@@ -14,8 +14,11 @@ from app.web import account_access, account_departure, account_privacy
 from app.web.console.policies import (
     anchor,
     by_purpose,
+    compare_samples,
     parse_value,
     provenance,
+    sample_choices,
+    sample_value,
     show_value,
     target_names,
 )
@@ -99,6 +102,22 @@ def routes(web: Web) -> list[BaseRoute]:
         defaults = compiled.resolve(str(facts.unit_id), facts.group_ids, {})
         focus = ctx.request.query_params.get("setting")
         rows = privacy_settings(compiled.catalogue, mine, defaults, await target_names())
+        # A sample chosen to compare with (``?sample=<setting>&level=<value>``); otherwise
+        # each setting with samples shows what is sent at its current value.
+        picked = ctx.request.query_params.get("sample")
+        compared = {}
+        for key, resolved in mine.items():
+            setting = compiled.catalogue[key]
+            if not setting.samples:
+                continue
+            selected = (
+                sample_value(setting, ctx.request.query_params.get("level"))
+                if key == picked
+                else None
+            )
+            compared[key] = compare_samples(
+                setting, resolved.value, resolved.value if selected is None else selected
+            )
         return ctx.render(
             "account/home.html",
             notice=organisation_notice(ctx.organisation),
@@ -110,6 +129,9 @@ def routes(web: Web) -> list[BaseRoute]:
             focus=focus if focus in compiled.catalogue else None,
             show_value=show_value,
             anchor=anchor,
+            compared=compared,
+            sample_focus=picked if picked in compared else None,
+            sample_choices=sample_choices,
             leaving=await account_departure.what_leaving_means(member),
             holds=await member_hold_explanation(member.id),
             **account_departure.template_helpers(),

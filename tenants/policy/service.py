@@ -12,7 +12,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,9 +24,11 @@ from policies.catalogue import (
     Catalogue,
     CatalogueError,
     Purpose,
+    Sample,
     Setting,
     SettingType,
     Value,
+    make_sample,
 )
 from policies.history import RuleChange, diff_rules
 from policies.resolve import (
@@ -102,7 +104,27 @@ def setting_from_definition(definition: Mapping[str, Any], product: str) -> Sett
         product=product,
     )
     setting.validate(setting.default)
-    return setting
+    return replace(setting, samples=samples_from_definition(setting, definition.get("samples")))
+
+
+def samples_from_definition(setting: Setting, declared: Any) -> tuple[Sample, ...]:
+    """The checked samples of a declared setting, in the order of its values; CatalogueError
+    naming ``samples.<value>...`` for one that does not fit (see ``make_sample``)."""
+    if not declared:
+        return ()
+    if not isinstance(declared, Mapping):
+        raise CatalogueError("samples map each value to a sample", field="samples")
+    choices = setting.choices()
+    made = {}
+    for value, sample in declared.items():
+        if not isinstance(sample, Mapping):
+            raise CatalogueError(
+                "a sample has a document and a description", field=f"samples.{value}"
+            )
+        made[value] = make_sample(
+            setting.key, choices, str(value), sample.get("document"), sample.get("description")
+        )
+    return tuple(made[v] for v in choices if v in made)
 
 
 async def catalogue() -> Catalogue:

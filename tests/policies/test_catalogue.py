@@ -1,8 +1,22 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from policies.catalogue import BUILTIN, CatalogueError, Purpose, Setting, SettingType
+from policies.catalogue import (
+    BUILTIN,
+    SAMPLE_DESCRIPTION_MAX,
+    SAMPLE_MAX_BYTES,
+    SAMPLE_MAX_DEPTH,
+    Catalogue,
+    CatalogueError,
+    Purpose,
+    Setting,
+    SettingType,
+    make_sample,
+    sample_key,
+)
 
 
 def test_the_builtin_catalogue_covers_the_privacy_statement_purposes() -> None:
@@ -211,3 +225,134 @@ def test_the_catalogue_checks_a_value_against_the_setting_it_names() -> None:
     with pytest.raises(CatalogueError) as refused:
         BUILTIN.validate("no.such", True)
     assert str(refused.value) == "there is no setting 'no.such'"
+
+
+# --- diagnostic-data samples ------------------------------------------------------------
+
+LEVELS = ("off", "required", "optional")
+
+
+def test_the_builtin_diagnostics_levels_each_show_what_is_sent() -> None:
+    level = BUILTIN["diagnostics.level"]
+    assert [s.value for s in level.samples] == list(LEVELS)
+    described = level.describe()["samples"]
+    assert described["off"] == {"document": {}, "description": level.samples[0].description}
+    assert described["optional"]["document"]["feature"] == "export_to_pdf"
+    assert all(s.description for s in level.samples)
+    assert level.sample_for("required") is level.samples[1]
+    assert level.sample_for("nonsense") is None
+    assert BUILTIN["cookies.analytics"].describe()["samples"] == {}
+
+
+def test_a_sample_keeps_canonical_json_and_its_description() -> None:
+    made = make_sample("x.s", LEVELS, "optional", {"b": 1, "a": "é"}, "What is sent.")
+    assert made.value == "optional" and made.description == "What is sent."
+    assert made.document == '{"a":"é","b":1}' and made.parsed() == {"a": "é", "b": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "document", "description", "field", "message"),
+    [
+        (
+            "loud",
+            {},
+            "d",
+            "samples.loud",
+            "x.s has no value 'loud' to show a sample of; it takes off, required, optional",
+        ),
+        ("off", {}, "  ", "samples.off.description", "a sample needs a plain-language description"),
+        ("off", {}, None, "samples.off.description", "a sample needs a plain-language description"),
+        (
+            "off",
+            {},
+            "x" * (SAMPLE_DESCRIPTION_MAX + 1),
+            "samples.off.description",
+            f"a sample's description is at most {SAMPLE_DESCRIPTION_MAX} characters",
+        ),
+        ("off", [1], "d", "samples.off.document", "a sample's document is a JSON object"),
+        (
+            "off",
+            {"a": "x" * SAMPLE_MAX_BYTES},
+            "d",
+            "samples.off.document",
+            f"a sample's document is at most {SAMPLE_MAX_BYTES} bytes of JSON",
+        ),
+        (
+            "off",
+            {"a": "\x00"},
+            "d",
+            "samples.off.document",
+            "a sample holds a NUL character or a lone surrogate, which JSON storage refuses",
+        ),
+        (
+            "off",
+            {"\ud800": 1},
+            "d",
+            "samples.off.document",
+            "a sample holds a NUL character or a lone surrogate, which JSON storage refuses",
+        ),
+        (
+            "off",
+            {"a": [float("nan")]},
+            "d",
+            "samples.off.document",
+            "a sample holds a number JSON cannot represent",
+        ),
+        (
+            "off",
+            {"a": float("-inf")},
+            "d",
+            "samples.off.document",
+            "a sample holds a number JSON cannot represent",
+        ),
+    ],
+)
+def test_a_sample_that_does_not_fit_is_refused_naming_its_field(
+    value: str, document: object, description: object, field: str, message: str
+) -> None:
+    with pytest.raises(CatalogueError) as refused:
+        make_sample("x.s", LEVELS, value, document, description)
+    assert refused.value.field == field and str(refused.value) == message
+
+
+def test_a_setting_without_values_takes_no_sample_and_says_so() -> None:
+    with pytest.raises(CatalogueError) as refused:
+        make_sample("x.n", (), "3", {}, "d")
+    assert str(refused.value) == "x.n has no value '3' to show a sample of"
+
+
+def test_samples_may_be_as_large_and_as_deep_as_the_limits_and_no_more() -> None:
+    # '{"a":"' + ... + '"}' is 8 bytes of framing; é is 2 bytes in UTF-8.
+    make_sample("x.s", LEVELS, "off", {"a": "x" * (SAMPLE_MAX_BYTES - 8)}, "d")
+    with pytest.raises(CatalogueError):
+        make_sample("x.s", LEVELS, "off", {"a": "é" + "x" * (SAMPLE_MAX_BYTES - 9)}, "d")
+    deep: object = 1
+    for _ in range(SAMPLE_MAX_DEPTH - 1):
+        deep = [deep]
+    make_sample("x.s", LEVELS, "off", {"a": deep}, "d")
+    with pytest.raises(CatalogueError) as refused:
+        make_sample("x.s", LEVELS, "off", {"a": [deep]}, "d")
+    assert str(refused.value) == f"a sample nests deeper than {SAMPLE_MAX_DEPTH} levels"
+    make_sample("x.s", LEVELS, "off", {"a": {"b": [True, None, 1.5, "s"]}}, "d")
+
+
+def test_bools_take_samples_for_true_and_false_and_only_choices_take_any() -> None:
+    assert sample_key(True) == "true" and sample_key(False) == "false" and sample_key("a") == "a"
+    assert setting(SettingType.BOOL).choices() == ("false", "true")
+    assert setting(SettingType.ENUM, allowed=("a", "b")).choices() == ("a", "b")
+    assert setting(SettingType.INT).choices() == ()
+    assert setting(SettingType.STRING_LIST).choices() == ()
+    sampled = setting(
+        SettingType.BOOL, samples=(make_sample("x.s", ("false", "true"), "true", {}, "d"),)
+    )
+    assert sampled.sample_for(True) is sampled.samples[0] and sampled.sample_for(False) is None
+
+
+def test_the_catalogue_version_changes_when_a_sample_changes() -> None:
+    base = setting(SettingType.ENUM, allowed=LEVELS, default="off")
+    one = replace(base, samples=(make_sample("x.s", LEVELS, "off", {"a": 1}, "d"),))
+    other_document = replace(base, samples=(make_sample("x.s", LEVELS, "off", {"a": 2}, "d"),))
+    other_text = replace(base, samples=(make_sample("x.s", LEVELS, "off", {"a": 1}, "e"),))
+    versions = {Catalogue.of([s]).version for s in (base, one, other_document, other_text)}
+    assert len(versions) == 4
+    assert Catalogue.of([one]).version == Catalogue.of([replace(one)]).version

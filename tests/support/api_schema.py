@@ -348,6 +348,7 @@ def declaration(product: JSON) -> JSON:
         "type": "bool",
         "default": True,
         "title": "Probe setting",
+        "samples": {"true": {"document": {"probe": True}, "description": "What a probe sends."}},
     }
 
 

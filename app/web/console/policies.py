@@ -8,6 +8,7 @@ with the member's account page so both faces describe a setting in the same word
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -77,6 +78,59 @@ def show_value(setting: Setting | None, value: Any) -> str:
     return str(value)
 
 
+@dataclass(frozen=True, slots=True)
+class ShownSample:
+    """One side of a sample comparison: which value, what it is called, what is sent."""
+
+    heading: str
+    value: str
+    description: str
+    #: The document pretty-printed; the template escapes it.
+    document: str
+
+
+def compare_samples(setting: Setting, current: Any, selected: Any) -> list[ShownSample]:
+    """The samples of the current and the selected value, side by side (one when they are
+    the same value); empty when the setting declares none. A value without a sample says so
+    rather than vanishing, so the comparison never looks as if nothing were sent."""
+    if not setting.samples:
+        return []
+    shown = []
+    pairs = (
+        [("Now", current)] if current == selected else [("Now", current), ("Selected", selected)]
+    )
+    for heading, value in pairs:
+        sample = setting.sample_for(value)
+        shown.append(
+            ShownSample(
+                heading,
+                show_value(setting, value),
+                sample.description if sample else "The product has not shown what it sends here.",
+                json.dumps(sample.parsed(), indent=2, ensure_ascii=False) if sample else "",
+            )
+        )
+    return shown
+
+
+def sample_choices(setting: Setting) -> list[tuple[str, str]]:
+    """The values a setting has samples for, as (form text, label) pairs."""
+    return [
+        (
+            s.value,
+            show_value(setting, s.value == "true" if setting.type is SettingType.BOOL else s.value),
+        )
+        for s in setting.samples
+    ]
+
+
+def sample_value(setting: Setting, text: str | None) -> Any:
+    """The value a sample choice names (``true`` is True for a bool); None when the setting
+    has no sample for it, so a hand-edited address cannot show a value the setting lacks."""
+    if text is None or not any(s.value == text for s in setting.samples):
+        return None
+    return text == "true" if setting.type is SettingType.BOOL else text
+
+
 def anchor(key: str) -> str:
     """An id for a setting's block: setting keys hold dots, which CSS selectors (htmx
     targets) would read as classes."""
@@ -134,9 +188,7 @@ async def units_around(unit: Unit) -> list[Unit]:
     """The unit, its ancestors, and the children of each of them: the tree opened down to
     the unit, as many rows as its depth times the width, not the whole organisation."""
     path = ancestor_ids(unit.path)
-    return list(
-        await Unit.filter(Q(id__in=path) | Q(parent_id__in=path)).order_by("depth", "name")
-    )
+    return list(await Unit.filter(Q(id__in=path) | Q(parent_id__in=path)).order_by("depth", "name"))
 
 
 # --- parsing forms ------------------------------------------------------------------------
@@ -431,6 +483,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 raise
             return ctx.render("console/policies_impact.html", error=error.message)
         context = _impact_context(form, impact, removing)
+        context["samples"] = await _samples_for(ctx, form, removing)
         if is_htmx(ctx):
             return ctx.render("console/policies_impact.html", heading_level=5, **context)
         return ctx.render("console/policies_preview.html", heading_level=2, **context)
@@ -475,8 +528,26 @@ def routes(web: Web) -> list[BaseRoute]:
         return ctx.render(
             "console/policies_impact.html",
             heading_level=5,
+            samples=await _samples_for(ctx, form, removing),
             **_impact_context(form, state.impact, removing),
         )
+
+    async def _samples_for(ctx: PageContext, form: ChangeForm, removing: bool) -> list[ShownSample]:
+        """What the product sends now for the target and at the value being previewed.
+        Now is what a member of the unit with no groups and no choices gets (for a group:
+        its own rule, else the default), the same view the rules page shows."""
+        if removing or not form.setting.samples:
+            return []
+        key = form.setting.key
+        current: Any = form.setting.default
+        if form.target.kind is TargetKind.UNIT:
+            compiled = (await policy.compiled_policy(ctx.request.app.state.decisions)).compiled
+            here = compiled.resolve(str(form.target.id), (), {})
+            current = here[key].value if key in here else current
+        else:
+            own = [r for r in await policy.list_rules(target_id=form.target.id) if r.setting == key]
+            current = own[0].value if own else current
+        return compare_samples(form.setting, current, form.change.value)
 
     @page(web, permission=Permission.POLICIES_WRITE)
     async def save(ctx: PageContext) -> Response:
