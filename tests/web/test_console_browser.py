@@ -103,7 +103,10 @@ async def test_an_admin_runs_the_directory_from_the_console(
     # Move her, give her a role and a product.
     await pick(page, "Move to unit", "ware", "Warehouse")
     await page.get_by_role("button", name="Move", exact=True).click()
+    # The move's preview asks first (what changes for her), then the move happens.
+    await page.get_by_role("button", name="Move Nora Newcomer").click()
     await expect(page.get_by_role("status")).to_have_text("Moved Nora Newcomer.")
+    await page.goto(nora_page)
     await page.get_by_role("checkbox", name="helpdesk").check()
     await page.get_by_role("button", name="Save roles").click()
     await expect(page.get_by_role("status")).to_contain_text("roles: helpdesk")

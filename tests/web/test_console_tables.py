@@ -9,6 +9,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tenants.audit.sealer import seal_all
 from tests.conftest import OrgHandle, make_product
 from tests.web.flows import WebClient, asgi_client, text_of
 from tests.web.test_console_directory import signed_in_admin
@@ -102,6 +103,7 @@ async def test_the_audit_log_pages_older_and_newer_at_the_size_chosen(
     for n in range(30):
         created = await org.post("/v1/groups", {"name": f"Audited {n:02d}"})
         assert created.status_code == 201, created.text
+    await seal_all(wait=True)  # the log shows each event's place in the chain once sealed
     async with asgi_client(app) as browser:
         await signed_in_admin(browser, org)
         first = await get_ok(browser, "/console/audit?action=group.&size=25")
