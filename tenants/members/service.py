@@ -224,7 +224,12 @@ async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor)
     if member.unit_id == unit_id:
         return member
     await get_referenced(Unit, unit_id, "unit", field="unit_id")
-    preview = await moves.preview_move(member.id, unit_id=unit_id)
+    # Only an active member is told what the move changed for them: no preview otherwise.
+    preview = (
+        await moves.preview_move(member.id, unit_id=unit_id)
+        if member.status == MemberStatus.ACTIVE
+        else None
+    )
     before = member.unit_id
     member.unit_id = unit_id
     await member.save(update_fields=["unit_id", "updated_at"])
@@ -237,7 +242,8 @@ async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor)
         after={"unit_id": unit_id},
     )
     await policy.member_changed(member.id)
-    await moves.tell_member(member, preview)
+    if preview is not None:
+        await moves.tell_member(member, preview)
     return member
 
 
