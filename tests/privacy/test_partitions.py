@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
 from app import database
 from app.database import DatabaseUrls
@@ -279,3 +280,31 @@ async def test_upgrading_a_database_with_rows_keeps_them_in_their_months(
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def test_the_upkeep_outlives_a_database_that_is_not_yet_accepting_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While PostgreSQL recovers (57P03) the round fails; it is tried again within seconds,
+    not at the next daily round, and the loop goes on."""
+    calls: list[str] = []
+
+    async def ensure() -> list[str]:
+        calls.append("ensure")
+        if len(calls) == 1:
+            raise asyncpg.CannotConnectNowError("the database system is starting up")
+        return []
+
+    async def drop() -> list[str]:
+        calls.append("drop")
+        stop.set()
+        return []
+
+    stop = asyncio.Event()
+    setattr_ = monkeypatch.setattr
+    setattr_(partitions, "ensure_partitions", ensure)
+    setattr_(partitions, "drop_expired_partitions", drop)
+    backoff = partitions.Backoff
+    setattr_(partitions, "Backoff", lambda **_: backoff(base=0.01, cap=0.01))
+    await asyncio.wait_for(partitions.maintain_partitions(stop, every=timedelta(days=1)), 5)
+    assert calls == ["ensure", "ensure", "drop"]
