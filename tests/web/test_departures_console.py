@@ -28,7 +28,12 @@ from tests.web.flows import (
     text_of,
 )
 
-TODAY = datetime.now(UTC).date().isoformat()
+
+
+def today() -> str:
+    """Read at each use: a suite that runs across midnight UTC must not offer yesterday."""
+    return datetime.now(UTC).date().isoformat()
+
 PAST_RETENTION = timedelta(days=400)
 
 
@@ -82,7 +87,7 @@ async def world(local_org: OrgHandle) -> dict[str, Any]:
 
 
 def start_form(csrf: str, **fields: str) -> dict[str, str]:
-    return {"csrf": csrf, "last_day": TODAY, "successor": "", "reason": "moving on", **fields}
+    return {"csrf": csrf, "last_day": today(), "successor": "", "reason": "moving on", **fields}
 
 
 async def departures_of(conn: asyncpg.Connection, org: OrgHandle) -> list[asyncpg.Record]:
@@ -113,7 +118,7 @@ async def test_the_preview_shows_successor_dates_and_totals_and_writes_nothing(
         assert preview.status_code == 200, preview.text
         text = text_of(preview.text)
         assert "Successor Bo Boss — their manager" in text
-        assert f"Last day {TODAY}" in text
+        assert f"Last day {today()}" in text
         assert "59 items" in text and "of which 5 kept from deletion by legal hold" in text
         assert "Transferred to the successor 30" in text
         assert "Deleted when retention ends 20" in text
@@ -216,7 +221,7 @@ async def test_a_started_departure_shows_its_plan_and_its_progress_until_complet
         page = await browser.get(f"/console/departures/{departure_id}")
         assert page.status_code == 200
         text = text_of(page.text)
-        assert f"Departure of Lea Leaver started: their last day is {TODAY}." in text  # flash
+        assert f"Departure of Lea Leaver started: their last day is {today()}." in text  # flash
         assert "Departure of Lea Leaver running" in text
         assert "Successor Bo Boss — their manager" in text
         assert "The plan confirmed at the start 59 items" in text
