@@ -159,12 +159,13 @@ class CompiledPolicy:
 
     catalogue: Catalogue
     units: Mapping[str, _UnitView]
-    group_rules: Mapping[str, Mapping[str, Rule]]
-    group_priority: Mapping[str, int]
-    #: Per group and setting: the group rule's answer as a lock and as a plain rule.
-    _group_answers: Mapping[str, Mapping[str, tuple[Resolved, Resolved]]] = field(
-        repr=False, compare=False
-    )
+    #: Per setting that groups set: the enforced group rules' answers (as locks), then all
+    #: group rules' answers (as plain rules), each list highest priority first. A member's
+    #: groups take the first enforced one they hold, else the first one: the cost of a new
+    #: set of groups is the settings groups set, not the groups the member is in.
+    _group_precedence: tuple[
+        tuple[str, tuple[tuple[str, Resolved], ...], tuple[tuple[str, Resolved], ...]], ...
+    ] = field(repr=False, compare=False)
     #: Setting keys members may choose.
     _choosable: frozenset[str] = field(repr=False, compare=False)
     #: frozenset of group ids -> what those groups set, as (key, Resolved) pairs.
@@ -215,24 +216,18 @@ class CompiledPolicy:
     def _group_patch(self, groups: frozenset[str]) -> _GroupPatch:
         """What ``groups`` set, before unit locks: per setting the highest-priority
         enforced group rule as a lock, else the highest-priority group rule."""
-        priority = self.group_priority
-        ordered = sorted((g for g in groups if g in priority), key=lambda g: (-priority[g], g))
-        group_lock: dict[str, Resolved] = {}
-        group_first: dict[str, Resolved] = {}
-        for group in ordered:
-            answers = self._group_answers.get(group)
-            if not answers:
-                continue
-            for key, candidate in self.group_rules[group].items():
-                if key not in group_first:
-                    group_first[key] = answers[key][1]
-                if candidate.enforced and key not in group_lock:
-                    group_lock[key] = answers[key][0]
-        patch = tuple((key, group_lock.get(key, first)) for key, first in group_first.items())
+        patch: list[tuple[str, Resolved]] = []
+        for key, locks, plain in self._group_precedence:
+            answer = next((a for g, a in locks if g in groups), None)
+            if answer is None:
+                answer = next((a for g, a in plain if g in groups), None)
+            if answer is not None:
+                patch.append((key, answer))
+        frozen = tuple(patch)
         if len(self._group_patches) >= GROUP_SETS_REMEMBERED:
             self._group_patches.clear()
-        self._group_patches[groups] = patch
-        return patch
+        self._group_patches[groups] = frozen
+        return frozen
 
 
 def compile_policy(
@@ -262,10 +257,20 @@ def compile_policy(
             Resolved(rule.value, False, source, None, rule.reason),
         )
 
-    group_answers = {
-        group: {key: answers(rule) for key, rule in own.items()}
-        for group, own in group_rules.items()
-    }
+    order = sorted(
+        (g for g in group_rules if g in group_priority), key=lambda g: (-group_priority[g], g)
+    )
+    locks: dict[str, list[tuple[str, Resolved]]] = {}
+    plain: dict[str, list[tuple[str, Resolved]]] = {}
+    for group in order:
+        for key, rule in group_rules[group].items():
+            as_lock, as_rule = answers(rule)
+            plain.setdefault(key, []).append((group, as_rule))
+            if rule.enforced:
+                locks.setdefault(key, []).append((group, as_lock))
+    precedence = tuple(
+        (key, tuple(locks.get(key, ())), tuple(entries)) for key, entries in plain.items()
+    )
     defaults = {
         s.key: Resolved(s.default, False, DEFAULT_SOURCE, None) for s in catalogue.settings.values()
     }
@@ -302,8 +307,6 @@ def compile_policy(
     return CompiledPolicy(
         catalogue,
         views,
-        group_rules,
-        dict(group_priority),
-        group_answers,
+        precedence,
         choosable,
     )
