@@ -76,7 +76,20 @@ async def test_an_admin_runs_the_directory_from_the_console(
 ) -> None:
     shots = shots_dir(tmp_path)
     sales = await make_unit(org, "Sales")
-    await make_unit(org, "Warehouse")
+    warehouse = await make_unit(org, "Warehouse")
+    # A rule the move brings her under, so its preview has a change to show.
+    ruled = await org.put(
+        "/v1/policy/rules",
+        json={
+            "target_kind": "unit",
+            "target_id": warehouse["id"],
+            "setting": "advertising.personalised_ads",
+            "value": False,
+            "enforced": True,
+            "reason": "Shared devices in the warehouse",
+        },
+    )
+    assert ruled.status_code in (200, 201), ruled.text
     await make_product(org, name="Mailbox")
     for i in range(3):
         await make_member(org, name=f"Bulk Person {i}", email=f"bulk{i}@example.org")
@@ -104,7 +117,11 @@ async def test_an_admin_runs_the_directory_from_the_console(
     await pick(page, "Move to unit", "ware", "Warehouse")
     await page.get_by_role("button", name="Move", exact=True).click()
     # The move's preview asks first (what changes for her), then the move happens.
-    await page.get_by_role("button", name="Move Nora Newcomer").click()
+    confirm = page.get_by_role("button", name="Move Nora Newcomer")
+    await expect(confirm).to_be_visible()
+    await expect(page.get_by_text("Shared devices in the warehouse")).to_be_visible()
+    await page.screenshot(path=str(shots / "move-preview.png"), full_page=True)
+    await confirm.click()
     await expect(page.get_by_role("status")).to_have_text("Moved Nora Newcomer.")
     await page.goto(nora_page)
     await page.get_by_role("checkbox", name="helpdesk").check()

@@ -69,18 +69,27 @@ async def test_an_admin_adds_a_member_then_edits_moves_and_gives_roles_and_a_pro
 
         # Moving asks first, showing what the move changes for her (resolved before and
         # after: a lock on Sales switches personalised ads off); then it happens.
-        await org.put("/v1/policy/rules", json={
-            "target_kind": "unit", "target_id": sales["id"], "setting": "advertising.personalised_ads",
-            "value": False, "enforced": True, "reason": "sales policy",
-        })
+        await org.put(
+            "/v1/policy/rules",
+            json={
+                "target_kind": "unit",
+                "target_id": sales["id"],
+                "setting": "advertising.personalised_ads",
+                "value": False,
+                "enforced": True,
+                "reason": "sales policy",
+            },
+        )
         asked = await browser.post(f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"]})
         assert asked.status_code == 200, asked.text[:2000]
         shown = text_of(asked.text)
         assert "Move Nina New?" in shown
         assert "Nina New moves from " in shown and " to Sales." in shown
-        assert "Off becomes Off (locked)." in shown
+        assert "Off becomes Off (locked). The rule's reason: “sales policy”." in shown
         assert 'name="confirmed" value="1"' in asked.text
-        unmoved = await owner_conn.fetchval("SELECT unit_id FROM members WHERE id = $1", uuid.UUID(member_id))
+        unmoved = await owner_conn.fetchval(
+            "SELECT unit_id FROM members WHERE id = $1", uuid.UUID(member_id)
+        )
         assert unmoved == org.root_unit_id
         moved = await browser.post(
             f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"], "confirmed": "1"}
@@ -216,10 +225,17 @@ async def test_bulk_move_of_three_selected_members_is_confirmed_with_the_count_t
 ) -> None:
     target = await make_unit(org, "Warehouse")
     locked = await make_unit(org, "Locked")
-    await org.put("/v1/policy/rules", json={
-        "target_kind": "unit", "target_id": locked["id"], "setting": "advertising.personalised_ads",
-        "value": True, "enforced": True, "reason": "locked unit",
-    })
+    await org.put(
+        "/v1/policy/rules",
+        json={
+            "target_kind": "unit",
+            "target_id": locked["id"],
+            "setting": "advertising.personalised_ads",
+            "value": True,
+            "enforced": True,
+            "reason": "locked unit",
+        },
+    )
     chosen = [
         await make_member(org, name=f"Bulk {i}", unit=locked["id"] if i == 0 else None)
         for i in range(3)

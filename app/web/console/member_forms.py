@@ -74,9 +74,10 @@ async def move_consequences(name: str, preview: moves.MovePreview, *, grants: bo
     for change in preview.settings:
         setting = cat.settings.get(change.setting)
         title = setting.title if setting else change.setting
+        why = f" The rule's reason: “{change.reason_after}”." if change.reason_after else ""
         lines.append(
             f"{title}: {shown(setting, change.value_before, change.locked_before)} becomes "
-            f"{shown(setting, change.value_after, change.locked_after)}."
+            f"{shown(setting, change.value_after, change.locked_after)}.{why}"
         )
     if not preview.settings:
         lines.append("None of their settings change.")
