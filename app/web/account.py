@@ -29,6 +29,7 @@ from tenants.content.holds import member_hold_explanation
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import preferences
 from tenants.notice import organisation_notice
+from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.products.models import Product, ProductAccount
 from tenants.signins import service as sign_ins
@@ -134,6 +135,7 @@ def routes(web: Web) -> list[BaseRoute]:
             sample_choices=sample_choices,
             leaving=await account_departure.what_leaving_means(member),
             holds=await member_hold_explanation(member.id),
+            past_moves=await moves.past_moves(member.id),
             **account_departure.template_helpers(),
             access=await account_access.who_accessed(ctx),
             **account_access.template_helpers(),

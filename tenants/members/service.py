@@ -239,7 +239,11 @@ async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor)
         member.id,
         actor=actor,
         before={"unit_id": before},
-        after={"unit_id": unit_id},
+        after={
+            "unit_id": unit_id,
+            # What the move changed for the member, as they are told (email, account page).
+            **({"settings": moves.recorded(preview.settings)} if preview is not None else {}),
+        },
     )
     await policy.member_changed(member.id)
     if preview is not None:

@@ -10,8 +10,9 @@ this model, so a move changes neither. Nothing is written.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from policies.moves import (
     SettingChange,
@@ -20,13 +21,16 @@ from policies.moves import (
     grants_crossed,
     setting_changes,
 )
+from policies.resolve import SourceKind
 from tenants import db
+from tenants.audit.models import AuditEvent
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.mail import service as mail
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.models_base import get_by_id, get_referenced
 from tenants.policy import service as policy
+from tenants.privacy.shredding import reveal_rows
 from tenants.units.models import Unit
 from tenants.units.rules import ancestor_ids
 
@@ -173,3 +177,71 @@ async def preview_bulk_move(member_ids: list[uuid.UUID], unit_id: uuid.UUID) -> 
         for c in preview.settings:
             by_setting[c.setting] = by_setting.get(c.setting, 0) + 1
     return BulkMovePreview(sorted(changed), by_setting)
+
+
+def recorded(changes: list[SettingChange]) -> list[dict[str, Any]]:
+    """A move's setting changes as its audit event keeps them (JSON)."""
+    return [{**asdict(c), "source_after": c.source_after.value} for c in changes]
+
+
+@dataclass(frozen=True, slots=True)
+class PastMove:
+    """A move that changed some of the member's settings, as their account page shows it."""
+
+    at: datetime
+    unit_name: str
+    lines: list[str]
+
+
+#: How long the account page keeps showing what a move changed.
+PAST_MOVES_SHOWN_FOR = timedelta(days=90)
+
+
+async def past_moves(member_id: uuid.UUID, *, limit: int = 3) -> list[PastMove]:
+    """The member's recent moves that changed their settings, newest first, read from the
+    moves' audit events (the record of what they were told; after an erasure the values
+    read as erased and the move is not shown)."""
+    since = datetime.now(UTC) - PAST_MOVES_SHOWN_FOR
+    events = (
+        await AuditEvent.filter(
+            target_type="member",
+            target_id=str(member_id),
+            action="member.moved",
+            occurred_at__gte=since,
+        )
+        .order_by("-id")
+        .limit(limit)
+        .values("occurred_at", "after")
+    )
+    events = await reveal_rows([dict(e) for e in events], ("after",))
+    cat = await policy.catalogue()
+    units = {
+        str(u.id): u.name
+        for u in await Unit.filter(
+            id__in=[e["after"].get("unit_id") for e in events if isinstance(e["after"], dict)]
+        )
+    }
+    shown = []
+    for event in events:
+        after = event["after"] if isinstance(event["after"], dict) else {}
+        changes = [_change(c) for c in after.get("settings") or [] if isinstance(c, dict)]
+        changes = [c for c in changes if c is not None]
+        if not changes:
+            continue
+        titles = {c.setting: cat[c.setting].title for c in changes if c.setting in cat}
+        shown.append(
+            PastMove(
+                event["occurred_at"],
+                units.get(str(after.get("unit_id")), "another unit"),
+                describe_changes(changes, titles),
+            )
+        )
+    return shown
+
+
+def _change(kept: dict[str, Any]) -> SettingChange | None:
+    """A recorded change back; None for one an erasure made unreadable."""
+    try:
+        return SettingChange(**{**kept, "source_after": SourceKind(kept["source_after"])})
+    except (TypeError, ValueError, KeyError):
+        return None

@@ -21,17 +21,29 @@ ADS = "advertising.personalised_ads"
 async def set_rule(org: OrgHandle, kind: str, target: str, value: Any, enforced: bool) -> None:
     response = await org.put(
         "/v1/policy/rules",
-        json={"target_kind": kind, "target_id": target, "setting": ADS, "value": value,
-              "enforced": enforced, "reason": "ads policy"},
+        json={
+            "target_kind": kind,
+            "target_id": target,
+            "setting": ADS,
+            "value": value,
+            "enforced": enforced,
+            "reason": "ads policy",
+        },
     )
     assert response.status_code == 200, response.text
 
 
 async def unit_grant(org: OrgHandle, people: dict[str, Any], unit: dict[str, Any]) -> str:
-    created = await org.post("/v1/access/grants", {
-        "admin_id": people["admin"]["id"], "unit_id": unit["id"], "categories": ["diagnostic"],
-        "justification": JUSTIFICATION, "duration_hours": 4,
-    })
+    created = await org.post(
+        "/v1/access/grants",
+        {
+            "admin_id": people["admin"]["id"],
+            "unit_id": unit["id"],
+            "categories": ["diagnostic"],
+            "justification": JUSTIFICATION,
+            "duration_hours": 4,
+        },
+    )
     assert created.status_code == 201, created.text
     await decide_as(org, people["officer"], uuid.UUID(created.json()["id"]))
     return str(created.json()["id"])
@@ -61,10 +73,17 @@ async def test_a_move_lists_the_changed_settings_and_the_unit_grants_crossed(
     body = response.json()
     assert (body["unit_before"], body["unit_after"]) == (bench["id"], sales["id"])
     assert (body["groups_before"], body["groups_after"]) == ([], [group["id"]])
-    assert body["settings"] == [{
-        "setting": ADS, "value_before": False, "value_after": True, "locked_before": True,
-        "locked_after": False, "source_after": "rule", "reason_after": "ads policy",
-    }]
+    assert body["settings"] == [
+        {
+            "setting": ADS,
+            "value_before": False,
+            "value_after": True,
+            "locked_before": True,
+            "locked_after": False,
+            "source_after": "rule",
+            "reason_after": "ads policy",
+        }
+    ]
     assert [g["grant_id"] for g in body["grants_lost"]] == [on_lab]
     assert [g["grant_id"] for g in body["grants_gained"]] == [on_sales]
     assert on_root not in {g["grant_id"] for g in body["grants_lost"] + body["grants_gained"]}
@@ -76,7 +95,8 @@ async def test_a_move_lists_the_changed_settings_and_the_unit_grants_crossed(
     # Grants (some may be under delayed disclosure) only for callers who may read access.
     text = await org.token_with(Permission.MEMBERS_READ)
     limited = await org.client.post(
-        f"/v1/members/{member['id']}/move/preview", json={"unit_id": sales["id"]},
+        f"/v1/members/{member['id']}/move/preview",
+        json={"unit_id": sales["id"]},
         headers={"Authorization": f"Bearer {text}"},
     )
     assert limited.status_code == 200, limited.text
@@ -104,7 +124,9 @@ async def test_unknown_and_foreign_members_are_404_and_bad_input_names_the_field
     )
     assert set(error_fields(bad)) == {"unit_id"}
     bad = assert_problem(
-        await org.post(f"/v1/members/{member['id']}/move/preview", {"group_ids": [str(uuid.uuid4())]}),
+        await org.post(
+            f"/v1/members/{member['id']}/move/preview", {"group_ids": [str(uuid.uuid4())]}
+        ),
         422,
     )
     assert set(error_fields(bad)) == {"group_ids"}
@@ -125,7 +147,9 @@ async def test_after_a_move_the_member_is_emailed_what_changed_for_them(
     moved = await org.post(f"/v1/members/{member['id']}/move", {"unit_id": sales["id"]})
     assert moved.status_code == 200, moved.text
     other = await make_unit(org, "Other")
-    assert (await org.post(f"/v1/members/{quiet['id']}/move", {"unit_id": other["id"]})).status_code == 200
+    assert (
+        await org.post(f"/v1/members/{quiet['id']}/move", {"unit_id": other["id"]})
+    ).status_code == 200
     rows = await owner_conn.fetch(
         "SELECT recipients, subject, text FROM mail_messages WHERE tenant_id = $1 AND template = 'member_moved'",
         org.id,
@@ -135,3 +159,38 @@ async def test_after_a_move_the_member_is_emailed_what_changed_for_them(
     assert "Your privacy settings at" in rows[0]["subject"]
     assert "moved you to Sales" in rows[0]["text"]
     assert "off -> on, locked (ads policy)" in rows[0]["text"]
+
+
+async def test_the_account_page_shows_what_a_move_changed_and_only_moves_that_changed_something(
+    app: Any, org: OrgHandle
+) -> None:
+    from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
+
+    await set_local_sign_in(org.id, True)
+    lab = await make_unit(org, "Lab")
+    sales = await make_unit(org, "Sales")
+    other = await make_unit(org, "Other")
+    member = await make_member(org, unit=lab["id"], name="Mia Mover")
+    await set_password(org.id, member["id"], PASSWORD)
+    await set_rule(org, "unit", sales["id"], True, True)
+    async with asgi_client(app) as browser:
+        assert (
+            await browser.password_sign_in(org.slug, member["email"], PASSWORD)
+        ).status_code == 303
+        assert "What changed when you were moved" not in text_of(
+            (await browser.get("/account")).text
+        )
+        assert (
+            await org.post(f"/v1/members/{member['id']}/move", {"unit_id": sales["id"]})
+        ).status_code == 200
+        text = text_of((await browser.get("/account")).text)
+        assert "What changed when you were moved" in text
+        assert "moved you to Sales . These settings changed for you:" in text
+        assert "Personalised ads: off -> on, locked (ads policy)" in text
+        # Back to a unit without rules: that move changes the lock back, and is shown first.
+        assert (
+            await org.post(f"/v1/members/{member['id']}/move", {"unit_id": other["id"]})
+        ).status_code == 200
+        text = text_of((await browser.get("/account")).text)
+        assert text.index("moved you to Other") < text.index("moved you to Sales")
+        assert "Personalised ads: on, locked -> off" in text
