@@ -224,8 +224,8 @@ async def past_moves(member_id: uuid.UUID, *, limit: int = 3) -> list[PastMove]:
     shown = []
     for event in events:
         after = event["after"] if isinstance(event["after"], dict) else {}
-        changes = [_change(c) for c in after.get("settings") or [] if isinstance(c, dict)]
-        changes = [c for c in changes if c is not None]
+        read = [_change(c) for c in after.get("settings") or [] if isinstance(c, dict)]
+        changes = [c for c in read if c is not None]
         if not changes:
             continue
         titles = {c.setting: cat[c.setting].title for c in changes if c.setting in cat}
