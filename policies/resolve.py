@@ -168,6 +168,8 @@ class CompiledPolicy:
     ] = field(repr=False, compare=False)
     #: Setting keys members may choose.
     _choosable: frozenset[str] = field(repr=False, compare=False)
+    #: Groups that have a rule: joining or leaving any other group changes no setting.
+    ruled_groups: frozenset[str] = field(repr=False, compare=False)
     #: frozenset of group ids -> what those groups set, as (key, Resolved) pairs.
     _group_patches: dict[frozenset[str], _GroupPatch] = field(
         default_factory=dict, repr=False, compare=False
@@ -309,4 +311,5 @@ def compile_policy(
         views,
         precedence,
         choosable,
+        frozenset(order),
     )

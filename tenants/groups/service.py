@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from policies.moves import SettingChange
 from policies.resolve import TargetKind
 from tenants import db
 from tenants.actors import Actor
@@ -12,8 +13,10 @@ from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem
 from tenants.groups.models import Group, GroupMembership
 from tenants.identity import changes as identity
+from tenants.members.models import Member
 from tenants.members.service import get_member
 from tenants.models_base import get_by_id
+from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.units.service import name_prefix_pattern
 
@@ -86,12 +89,16 @@ async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor)
     member = await get_member(member_id)
     if await GroupMembership.filter(group_id=group.id, member_id=member.id).exists():
         return False
+    changes = await moves.group_change_settings([member.id], group.id, joining=True)
     await GroupMembership.create(tenant_id=db.current_org(), group_id=group.id, member_id=member.id)
     await audit.record(
-        "group.member_added", "group", group.id, actor=actor, after={"member_id": member.id}
+        "group.member_added",
+        "group",
+        group.id,
+        actor=actor,
+        after={"member_id": member.id, **settings_of(changes, member.id)},
     )
-    await identity.member_changed(member.id, "groups")
-    await policy.member_changed(member.id)
+    await _changed(member, changes, f"added you to the group {group.name}")
     return True
 
 
@@ -102,15 +109,35 @@ async def remove_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Act
     """
     group = await get_group(group_id)
     member = await get_member(member_id)
+    changes = await moves.group_change_settings([member.id], group.id, joining=False)
     deleted = await GroupMembership.filter(group_id=group.id, member_id=member.id).delete()
     if not deleted:
         return False
     await audit.record(
-        "group.member_removed", "group", group.id, actor=actor, before={"member_id": member_id}
+        "group.member_removed",
+        "group",
+        group.id,
+        actor=actor,
+        before={"member_id": member_id},
+        after=settings_of(changes, member.id) or None,
     )
-    await identity.member_changed(member_id, "groups")
-    await policy.member_changed(member_id)
+    await _changed(member, changes, f"removed you from the group {group.name}")
     return True
+
+
+def settings_of(
+    changes: dict[uuid.UUID, list[SettingChange]], member_id: uuid.UUID
+) -> dict[str, Any]:
+    """The member's changed settings as the audit event records them (what they are told)."""
+    return {"settings": moves.recorded(changes[member_id])} if member_id in changes else {}
+
+
+async def _changed(
+    member: Member, changes: dict[uuid.UUID, list[SettingChange]], told: str
+) -> None:
+    await identity.member_changed(member.id, "groups")
+    await policy.member_changed(member.id)
+    await moves.tell_members_of_group_change(changes, told)
 
 
 async def find_groups(text: str, *, limit: int = 10) -> list[Group]:

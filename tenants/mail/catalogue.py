@@ -142,6 +142,15 @@ TEMPLATES: dict[str, MailTemplate] = {
             greeting="member_name",
         ),
         MailTemplate(
+            "member_groups_changed",
+            "Settings changed by a change of groups (to the member)",
+            "Your privacy settings at {{ organisation }} changed",
+            "{{ organisation }} {{ change }}, which changes some of your privacy settings. "
+            "Your account page shows all of them and why.",
+            ("member_name", "change", "changes"),
+            greeting="member_name",
+        ),
+        MailTemplate(
             "domain_flagged",
             "A verified domain lost its DNS record (to the owners)",
             "{{ domain }}: its verification record has disappeared",

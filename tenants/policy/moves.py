@@ -132,6 +132,42 @@ async def preview_move(
     )
 
 
+async def group_change_settings(
+    member_ids: list[uuid.UUID], group_id: uuid.UUID, *, joining: bool
+) -> dict[uuid.UUID, list[SettingChange]]:
+    """What adding the members to (``joining``) or removing them from ``group_id`` changes
+    in their settings, for those it changes, read before the change is written. One
+    compiled policy and one query for any number of members; none at all for a group
+    without rules (its members' settings cannot depend on it)."""
+    compiled = (await policy.compiled_policy(policy.shared_cache(), store=False)).compiled
+    group = str(group_id)
+    if not member_ids or group not in compiled.ruled_groups:
+        return {}
+    found: dict[uuid.UUID, list[SettingChange]] = {}
+    for member_id, facts in (await policy.member_facts(member_ids)).items():
+        others = tuple(g for g in facts.group_ids if g != group)
+        before = facts.group_ids
+        after = (*others, group) if joining else others
+        changes = setting_changes(
+            compiled.resolve(str(facts.unit_id), before, facts.choices),
+            compiled.resolve(str(facts.unit_id), after, facts.choices),
+        )
+        if changes:
+            found[member_id] = changes
+    return found
+
+
+async def tell_members_of_group_change(
+    changes: dict[uuid.UUID, list[SettingChange]], told: str
+) -> None:
+    """Email each active member whose settings a change of their groups changed (``told``
+    completes "<organisation> ...", e.g. "added you to the group Lab")."""
+    if not changes:
+        return
+    for member in await Member.filter(id__in=list(changes), status=MemberStatus.ACTIVE):
+        await _tell(member, changes[member.id], "member_groups_changed", {"change": told})
+
+
 async def tell_member(member: Member, preview: MovePreview) -> None:
     """Queue the email telling an active member which of their settings a move changed (in
     the move's transaction, so a move rolled back sends nothing; nothing when no setting
@@ -139,18 +175,24 @@ async def tell_member(member: Member, preview: MovePreview) -> None:
     if not preview.settings or member.status != MemberStatus.ACTIVE:
         return
     unit = await Unit.get(id=preview.unit_after)
+    await _tell(member, preview.settings, "member_moved", {"unit_name": unit.name})
+
+
+async def _tell(
+    member: Member, changes: list[SettingChange], template: str, context: dict[str, str]
+) -> None:
     cat = await policy.catalogue()
-    titles = {c.setting: cat[c.setting].title for c in preview.settings if c.setting in cat}
+    titles = {c.setting: cat[c.setting].title for c in changes if c.setting in cat}
     await mail.send_later(
-        "member_moved",
+        template,
         to=[member.email],
         context={
             "member_name": member.name,
-            "unit_name": unit.name,
-            "changes": "\n".join(describe_changes(preview.settings, titles)),
+            "changes": "\n".join(describe_changes(changes, titles)),
             "link_path": "/account",
+            **context,
         },
-        key=f"member_moved:{member.id}:{uuid.uuid4()}",
+        key=f"{template}:{member.id}:{uuid.uuid4()}",
     )
 
 

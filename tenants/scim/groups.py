@@ -21,6 +21,7 @@ from tenants import db
 from tenants.actors import Actor
 from tenants.groups import service as groups
 from tenants.identity import changes as identity
+from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.scim import dialects, service
 from tenants.scim.columns import GROUP_COLUMNS, GROUP_SELECT, GROUP_VISIBLE
@@ -191,6 +192,10 @@ async def set_members(
     removed = [m for m in current if m not in wanted_set]
     if not added and not removed:
         return
+    # What the change does to the members' settings, read before it is written; they are
+    # told (email) and the events record it, as for a change made in the console.
+    joined = await moves.group_change_settings(added, group_id, joining=True)
+    left = await moves.group_change_settings(removed, group_id, joining=False)
     if added:
         rows = await db.fetch(
             "SELECT m.id FROM members m "
@@ -215,7 +220,7 @@ async def set_members(
         await service.record_many(
             "group.member_added",
             "group",
-            [(group_id, None, {"member_id": m}) for m in added],
+            [(group_id, None, {"member_id": m, **groups.settings_of(joined, m)}) for m in added],
             actor=actor,
         )
     if removed:
@@ -226,9 +231,13 @@ async def set_members(
         await service.record_many(
             "group.member_removed",
             "group",
-            [(group_id, {"member_id": m}, None) for m in removed],
+            [(group_id, {"member_id": m}, groups.settings_of(left, m) or None) for m in removed],
             actor=actor,
         )
+    name = await db.fetch_one("SELECT name FROM groups WHERE id = $1", group_id)
+    group_name = name["name"] if name else "a group"
+    await moves.tell_members_of_group_change(joined, f"added you to the group {group_name}")
+    await moves.tell_members_of_group_change(left, f"removed you from the group {group_name}")
     changed = added + removed
     if await identity.is_mirrored():
         for member_id in changed:

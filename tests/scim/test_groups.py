@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import asyncpg
+
 from tenants import db
 from tenants.scim import service
+from tests.app.test_group_change_notice import lock_ads_on, notices
 from tests.conftest import ACTOR, OrgHandle, make_group
 from tests.scim.conftest import GROUP_URN, Scim
 from tests.scim.test_users import assert_scim_error
@@ -111,3 +116,28 @@ async def test_nested_groups_are_refused(scim: Scim) -> None:
         "/Groups", {"displayName": "Outer", "members": [{"value": inner["id"], "type": "Group"}]}
     )
     assert_scim_error(response, 400, "invalidValue")
+
+
+async def test_a_scim_push_tells_each_member_whose_settings_it_changes(
+    scim: Scim, owner_conn: asyncpg.Connection
+) -> None:
+    org = scim.org
+    a = await scim.create_user("a@x.example")
+    b = await scim.create_user("b@x.example")
+    group = (await scim.post("/Groups", {"displayName": "Pilot"})).json()
+    await lock_ads_on(org, {"id": group["id"]})
+    pushed = await scim.patch(
+        f"/Groups/{group['id']}",
+        {"op": "add", "path": "members", "value": [{"value": a["id"]}, {"value": b["id"]}]},
+    )
+    assert pushed.status_code == 200, pushed.text
+    told = await notices(owner_conn, org)
+    assert sorted(json.loads(r["recipients"])[0] for r in told) == ["a@x.example", "b@x.example"]
+    assert all("added you to the group Pilot" in r["text"] for r in told)
+    # Pushing the same members again changes nothing and tells no one again.
+    again = await scim.patch(
+        f"/Groups/{group['id']}",
+        {"op": "add", "path": "members", "value": [{"value": a["id"]}]},
+    )
+    assert again.status_code in (200, 204)
+    assert len(await notices(owner_conn, org)) == 2

@@ -8,7 +8,7 @@ import uuid
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.web.console.member_forms import parse_uuid, required_text
+from app.web.console.member_forms import group_change_confirmation, parse_uuid, required_text
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants import db
@@ -16,6 +16,7 @@ from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups import service as groups
 from tenants.groups.models import Group, GroupMembership
 from tenants.members.models import Member
+from tenants.members.service import get_member
 from tenants.pagination import paginate
 from tenants.permissions import Permission
 
@@ -144,7 +145,17 @@ def routes(web: Web) -> list[BaseRoute]:
     async def group_members(ctx: PageContext) -> Response:
         group_id = _group_id(ctx)
         member_id = parse_uuid(ctx.form.get("member_id"), "member_id", "member")
-        if ctx.form.get("op") == "remove":
+        joining = ctx.form.get("op") != "remove"
+        asked = await group_change_confirmation(
+            ctx,
+            await get_member(member_id),
+            group_id,
+            joining=joining,
+            back=f"/console/groups/{group_id}",
+        )
+        if asked is not None:
+            return asked
+        if not joining:
             done = await groups.remove_member(group_id, member_id, actor=ctx.actor)
             message = "Removed from the group." if done else "They were not in the group."
         else:

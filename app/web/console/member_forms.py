@@ -12,7 +12,8 @@ from starlette.routing import BaseRoute, Route
 
 from app.web.console.policies import show_value
 from app.web.pages import PageContext, Web, page
-from policies.catalogue import Setting
+from policies.catalogue import Catalogue, Setting
+from policies.moves import SettingChange
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups import service as groups
 from tenants.members import invitations, service
@@ -58,6 +59,25 @@ def required_text(form: dict[str, str], field: str, what: str, limit: int = 200)
     return value
 
 
+def change_lines(changes: list[SettingChange], cat: Catalogue) -> list[str]:
+    """Each changed setting as a confirmation page names it: value and lock before and
+    after, and the deciding rule's reason."""
+
+    def shown(setting: Setting | None, value: object, locked: bool) -> str:
+        return show_value(setting, value) + (" (locked)" if locked else "")
+
+    lines = []
+    for change in changes:
+        setting = cat.settings.get(change.setting)
+        title = setting.title if setting else change.setting
+        why = f". The rule's reason: “{change.reason_after}”" if change.reason_after else ""
+        lines.append(
+            f"{title}: {shown(setting, change.value_before, change.locked_before)} becomes "
+            f"{shown(setting, change.value_after, change.locked_after)}{why}"
+        )
+    return lines
+
+
 async def move_consequences(name: str, preview: moves.MovePreview, *, grants: bool) -> list[str]:
     """The move preview as lines of the confirmation page: the units, each setting that
     changes (value and lock, as resolved before and after), and the unit data-access
@@ -68,21 +88,12 @@ async def move_consequences(name: str, preview: moves.MovePreview, *, grants: bo
     lines = [f"{name} moves from {units[preview.unit_before]} to {units[preview.unit_after]}."]
     cat = await policy.catalogue()
 
-    def shown(setting: Setting | None, value: object, locked: bool) -> str:
-        return show_value(setting, value) + (" (locked)" if locked else "")
-
-    for change in preview.settings:
-        setting = cat.settings.get(change.setting)
-        title = setting.title if setting else change.setting
-        why = f" The rule's reason: “{change.reason_after}”." if change.reason_after else ""
-        lines.append(
-            f"{title}: {shown(setting, change.value_before, change.locked_before)} becomes "
-            f"{shown(setting, change.value_after, change.locked_after)}.{why}"
-        )
+    lines += [f"{line}." for line in change_lines(preview.settings, cat)]
     if not preview.settings:
         lines.append("None of their settings change.")
     if not grants:  # grants (some under delayed disclosure) are for those who read access
         return lines
+
     grants_crossed = preview.grants_lost + preview.grants_gained
     names = {m.id: m.name for m in await Member.filter(id__in=[g.admin_id for g in grants_crossed])}
     grant_units = {
@@ -99,6 +110,34 @@ async def move_consequences(name: str, preview: moves.MovePreview, *, grants: bo
             "covers them from the move."
         )
     return lines
+
+
+async def group_change_confirmation(
+    ctx: PageContext, member: Member, group_id: uuid.UUID, *, joining: bool, back: str
+) -> Response | None:
+    """The confirmation page of adding ``member`` to a group or removing them from it,
+    when that changes their settings (what changes, and that they are told); None when
+    it changes none, or when the admin has confirmed."""
+    if ctx.confirmed:
+        return None
+    changes = (await moves.group_change_settings([member.id], group_id, joining=joining)).get(
+        member.id
+    )
+    if not changes:
+        return None
+    group = await groups.get_group(group_id)
+    cat = await policy.catalogue()
+    verb = "joins" if joining else "leaves"
+    lines = [f"{member.name} {verb} the group {group.name}."]
+    lines += [f"{line}." for line in change_lines(changes, cat)]
+    if member.status == MemberStatus.ACTIVE:
+        lines.append(f"{member.name} is emailed what changed for them.")
+    return ctx.confirm(
+        title=f"{'Add' if joining else 'Remove'} {member.name}?",
+        consequences=lines,
+        button=f"{'Add' if joining else 'Remove'} {member.name}",
+        back=back,
+    )
 
 
 def email_of(form: dict[str, str]) -> str:
@@ -272,7 +311,12 @@ def routes(web: Web) -> list[BaseRoute]:
     async def group_membership(ctx: PageContext) -> Response:
         member = await service.get_member(_member_id(ctx))
         group_id = parse_uuid(ctx.form.get("group_id"), "group_id", "group")
-        if ctx.form.get("op") == "remove":
+        joining = ctx.form.get("op") != "remove"
+        back = f"/console/members/{member.id}"
+        asked = await group_change_confirmation(ctx, member, group_id, joining=joining, back=back)
+        if asked is not None:
+            return asked
+        if not joining:
             await groups.remove_member(group_id, member.id, actor=ctx.actor)
             done = f"Removed {member.name} from the group."
         else:
