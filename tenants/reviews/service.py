@@ -322,11 +322,9 @@ async def _reviewer_lookup(
     for row in admin_rows:
         admins.setdefault(row["unit_id"], []).append(row["id"])
     managers = {m.manager_id for m in subjects if m.manager_id}
-    active = set(
-        await Member.filter(id__in=managers, status=MemberStatus.ACTIVE).values_list(
-            "id", flat=True
-        )
-    ) | {r["id"] for r in admin_rows}
+    active: set[uuid.UUID] = {
+        m.id for m in await Member.filter(id__in=managers, status=MemberStatus.ACTIVE).only("id")
+    } | {r["id"] for r in admin_rows}
     by_id = {
         m.id: rules.Subject(
             m.id,
@@ -343,12 +341,10 @@ async def _open(review: AccessReview, now: datetime) -> None:
     found = await _standing_access(scopes)
     subjects, admins, _ = await _reviewer_lookup({a.member_id for a in found if a.member_id})
     named_ids = [uuid.UUID(i) for i in review.named_reviewer_ids]
-    named = list(
-        await Member.filter(id__in=named_ids, status=MemberStatus.ACTIVE).values_list(
-            "id", flat=True
-        )
-    )
-    named = [i for i in named_ids if i in set(named)]
+    still_active = {
+        m.id for m in await Member.filter(id__in=named_ids, status=MemberStatus.ACTIVE).only("id")
+    }
+    named = [i for i in named_ids if i in still_active]
     items = [
         AccessReviewItem(
             tenant_id=db.current_org(),
@@ -394,7 +390,7 @@ async def _pending_by_reviewer(review: AccessReview) -> Counter[str]:
     for ids in await AccessReviewItem.filter(
         review_id=review.id, state=ItemState.PENDING
     ).values_list("reviewer_ids", flat=True):
-        counts.update(ids)  # type: ignore[arg-type]
+        counts.update(ids)
     return counts
 
 
@@ -534,7 +530,9 @@ async def _apply_revocation(
     return "nothing to end"
 
 
-def _clean_reason(reason: str | None) -> str:
+def clean_reason(reason: str | None) -> str:
+    """The reason of a decision, stripped; InvalidInputError naming ``reason`` when it is
+    blank or too long."""
     text = (reason or "").strip()
     if not text:
         raise InvalidInputError(
@@ -563,6 +561,11 @@ async def get_item(
     return item
 
 
+async def find_item(item_id: uuid.UUID) -> AccessReviewItem:
+    """The item with this id in the organisation, or NotFoundError."""
+    return await get_by_id(AccessReviewItem, item_id, "access review item")
+
+
 async def decide_item(
     review_id: uuid.UUID,
     item_id: uuid.UUID,
@@ -577,7 +580,7 @@ async def decide_item(
     the same transaction, through its own service and audit event. 409 when the campaign
     is not open or the item decided; 403 for anyone but its reviewers and holders of
     ``reviews:write``, and always for its own subject."""
-    text = _clean_reason(reason)
+    text = clean_reason(reason)
     review = await get_by_id(AccessReview, review_id, "access review", for_update=True)
     item = await get_item(review_id, item_id, for_update=True)
     person = await person_of(actor)

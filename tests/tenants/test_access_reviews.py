@@ -337,7 +337,8 @@ async def test_the_list_pages_by_cursor(org: OrgHandle) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        page = (await org.get("/v1/access-reviews", params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await org.get("/v1/access-reviews", params=params)).json()
         seen += [r["name"] for r in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
