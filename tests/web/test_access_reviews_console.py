@@ -149,7 +149,7 @@ async def test_the_campaign_page_and_queue_in_chromium(
     await sign_in_with_password(console, org, people["owner"]["email"])
     await console.land("/console", tmp_path, "01-overview")
     await page.goto(f"{console.base_url}/console/access-reviews/new")
-    await page.get_by_label("Name").fill("Quarterly admin recertification")
+    await page.get_by_label("Name", exact=True).fill("Quarterly admin recertification")
     await page.get_by_label("Product clients (API credentials)").uncheck()
     await page.get_by_label("Due on").fill(in_days(14))
     await page.get_by_label("Repeat every").fill("3")
