@@ -712,7 +712,7 @@ async def reviews_world(org: OrgHandle, world: World) -> dict[str, JSON]:
         })
         assert response.status_code == 201, response.text
     review = response.json()
-    items = await org.get(f"/v1/access-reviews/{review['id']}/items")
+    items = await org.get(f"/v1/access-reviews/{review['id']}/items", params={"limit": 500})
     assert items.status_code == 200, items.text
     (item,) = [i for i in items.json()["items"] if i["client_id"] == world.client["id"]]
     return {"access_review": review, "access_review_item": item}
