@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
                 ('items_total', fields.IntField(default=0)),
                 ('items_decided', fields.IntField(default=0)),
             ],
-            options={'table': 'access_reviews', 'app': 'tenants', 'unique_together': (('tenant_id', 'previous_id'),), 'indexes': [Index(fields=['tenant_id', 'created_at']), Index(fields=['tenant_id', 'starts_on']), Index(fields=['tenant_id', 'due_on']), Index(fields=['tenant_id', 'status', 'due_on'])], 'pk_attr': 'id', 'table_description': 'One campaign.'},
+            options={'table': 'access_reviews', 'app': 'tenants', 'unique_together': (('tenant_id', 'previous_id'),), 'indexes': [Index(fields=['tenant_id', 'created_at']), Index(fields=['tenant_id', 'starts_on']), Index(fields=['tenant_id', 'due_on']), Index(fields=['tenant_id', 'status', 'due_on']), Index(fields=['tenant_id', 'status', 'created_at'])], 'pk_attr': 'id', 'table_description': 'One campaign.'},
             bases=['TenantModel'],
         ),
         ops.CreateModel(
@@ -89,7 +89,7 @@ class Migration(migrations.Migration):
                 ('decided_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('outcome_note', fields.CharField(null=True, description='What applying a revocation found ("already ended") when there was nothing left to end.', max_length=300)),
             ],
-            options={'table': 'access_review_items', 'app': 'tenants', 'indexes': [Index(fields=['tenant_id', 'review_id', 'created_at']), Index(fields=['tenant_id', 'review_id', 'state']), Index(fields=['tenant_id', 'member_id'])], 'pk_attr': 'id', 'table_description': 'One access under review and its decision.'},
+            options={'table': 'access_review_items', 'app': 'tenants', 'indexes': [Index(fields=['tenant_id', 'review_id', 'created_at']), Index(fields=['tenant_id', 'review_id', 'state', 'created_at']), Index(fields=['tenant_id', 'member_id'])], 'pk_attr': 'id', 'table_description': 'One access under review and its decision.'},
             bases=['TenantModel'],
         ),
         ops.RunSQL("\n".join(SQL)),

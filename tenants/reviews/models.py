@@ -59,6 +59,7 @@ class AccessReview(TenantModel):
             ("tenant_id", "starts_on"),
             ("tenant_id", "due_on"),
             ("tenant_id", "status", "due_on"),
+            ("tenant_id", "status", "created_at"),
         )
 
 
@@ -88,6 +89,6 @@ class AccessReviewItem(TenantModel):
         table = "access_review_items"
         indexes = (
             ("tenant_id", "review_id", "created_at"),
-            ("tenant_id", "review_id", "state"),
+            ("tenant_id", "review_id", "state", "created_at"),
             ("tenant_id", "member_id"),
         )

@@ -211,19 +211,6 @@ async def advance_review(review_id: uuid.UUID, *, now: datetime) -> AccessReview
     return review
 
 
-async def advance_due_reviews(*, now: datetime) -> int:
-    """Advance every campaign of the organisation that is not completed (the catch-up of
-    missed moments); returns how many changed status."""
-    ids = await AccessReview.filter(
-        status__in=[CampaignStatus.SCHEDULED, CampaignStatus.OPEN]
-    ).values_list("id", "status")
-    changed = 0
-    for review_id, status in ids:
-        if (await advance_review(review_id, now=now)).status is not status:
-            changed += 1
-    return changed
-
-
 @dataclass(frozen=True, slots=True)
 class _Access:
     kind: ItemKind
