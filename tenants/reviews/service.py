@@ -44,7 +44,7 @@ from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
-from tenants.permissions import Permission
+from tenants.permissions import Permission, permissions_of
 from tenants.products.models import Product
 from tenants.reviews import rules
 from tenants.reviews.models import AccessReview, AccessReviewItem
@@ -62,6 +62,8 @@ HOLDING = (
     MemberStatus.SUSPENDED,
 )
 QUEUE_PATH = "/console/access-reviews/queue"
+#: Where reviewers without an admin role decide (the account page).
+ACCOUNT_QUEUE_PATH = "/account/access-reviews"
 
 
 def console_path(review_id: uuid.UUID) -> str:
@@ -398,7 +400,9 @@ async def _mail_reviewers(review: AccessReview, template: str, moment: str) -> N
                 "campaign_name": review.name,
                 "count": counts[str(person.id)],
                 "due_on": review.due_on.isoformat(),
-                "link_path": QUEUE_PATH,
+                "link_path": QUEUE_PATH
+                if Permission.REVIEWS_DECIDE in permissions_of(person.roles)
+                else ACCOUNT_QUEUE_PATH,
             },
             key=f"access_review:{review.id}:{moment}:{person.id}",
         )

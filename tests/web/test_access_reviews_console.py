@@ -139,6 +139,42 @@ async def test_a_manager_reviews_from_the_overview_and_queue_and_revocations_are
         assert "Left the team" in exported.text
 
 
+async def test_a_manager_without_an_admin_role_reviews_from_the_account_page(
+    app: Any, org: OrgHandle, owner_conn: Any
+) -> None:
+    await set_local_sign_in(org.id, True)
+    boss = await make_member(org, name="Bea Boss")
+    await set_password(org.id, boss["id"], PASSWORD)
+    report = await make_member(org, name="Rob Report", roles=["admin"], manager_id=boss["id"])
+    made = await org.post("/v1/access-reviews", {
+        "name": "Managers' review", "scopes": ["admin_roles"], "reviewer_rule": "manager",
+        "starts_on": in_days(0), "due_on": in_days(7), "default_on_due": "keep",
+    })
+    assert made.status_code == 201, made.text
+    link = await owner_conn.fetchval(
+        "SELECT text FROM mail_messages WHERE tenant_id = $1 AND template = 'access_review_opened'",
+        org.id,
+    )
+    assert "/account/access-reviews" in link  # not the console, which they cannot open
+    async with asgi_client(app) as browser:
+        await browser.password_sign_in(org.slug, boss["email"], PASSWORD)
+        home = await browser.get("/account")
+        assert "1 access review waiting for you" in text_of(home.text)
+        queue = await browser.get("/account/access-reviews")
+        assert "Rob Report" in text_of(queue.text)
+        csrf = csrf_in(queue.text)
+        (item,) = (await org.get(f"/v1/access-reviews/{made.json()['id']}/items")).json()["items"]
+        url = f"/account/access-review-items/{item['id']}/decision"
+        form = {"csrf": csrf, "form": f"item-{item['id']}", "back": "/account/access-reviews",
+                "decision": "revoke", "reason": "No longer runs the team"}
+        asked = await browser.post(url, form)
+        assert asked.status_code == 200 and "Revoke now" in asked.text
+        assert "Admin console" not in asked.text
+        done = await browser.post(url, {**form, "confirmed": "1"})
+        assert done.status_code == 303 and done.headers["location"] == "/account/access-reviews"
+    assert (await org.get(f"/v1/members/{report['id']}")).json()["roles"] == []
+
+
 @pytest.mark.browser
 async def test_the_campaign_page_and_queue_in_chromium(
     org: OrgHandle, tabs: OpenTab, tmp_path: Path

@@ -71,12 +71,14 @@ async def people(org: OrgHandle) -> dict[str, Any]:
                                    json={"legal_hold": True, "reason": "axe", **hold})
             assert placed.status_code == 200, placed.text
     await make_items(org, member["id"], product["id"], 1, kind="personal", legal_hold=True)
-    # An open access review whose items wait for the owner (their queue, the campaign page).
+    # An open access review whose items wait for the owner (their queue, the campaign page)
+    # and for the member, who manages an admin (their account page's queue).
     await make_member(org, name="Axe Admin", roles=["admin"])
+    await make_member(org, name="Axe Report", roles=["auditor"], manager_id=member["id"])
     today = datetime.now(UTC).date()
     review = await org.post("/v1/access-reviews", {
         "name": "Axe review", "scopes": ["admin_roles", "product_clients"],
-        "reviewer_rule": "named", "named_reviewer_ids": [owner["id"]],
+        "reviewer_rule": "manager", "named_reviewer_ids": [owner["id"]],
         "starts_on": today.isoformat(), "due_on": (today + timedelta(days=7)).isoformat(),
         "default_on_due": "keep", "recurrence": {"every": 3, "unit": "months"},
     })
@@ -149,6 +151,7 @@ async def test_every_page_a_member_reaches_has_no_axe_violation(
         "/account",
         "/account?sample=diagnostics.level&level=off",
         "/account/privacy-requests",
+        "/account/access-reviews",
         "/console/members",
     ]
     found = {path: await violations(tab, path) for path in pages}

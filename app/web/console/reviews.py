@@ -133,6 +133,52 @@ async def reviewer_choices() -> list[Member]:
     ]
 
 
+async def decide_from_form(
+    ctx: PageContext, *, back_prefix: str, confirm_template: str | None = None
+) -> Response:
+    """Keep or revoke the item named in the path from its form (``decision``, ``reason``,
+    ``back``): the reason is checked first, a revocation is confirmed on a page naming its
+    effect, then the decision is made and the browser sent back to ``back`` (a page under
+    ``back_prefix``). Refusals raise, and the page wrapper shows them beside the field."""
+    item_id = _uuid(ctx.request.path_params["id"], "access review item")
+    decision = ctx.form.get("decision", "")
+    if decision not in ("approve", "revoke"):
+        raise InvalidInputError(
+            "choose keep or revoke", fields=[FieldProblem("decision", "keep or revoke")]
+        )
+    reason = service.clean_reason(ctx.form.get("reason"))
+    item: AccessReviewItem = await service.find_item(item_id)
+    back = ctx.form.get("back", "")
+    target = back if back.startswith(back_prefix) else back_prefix
+    if decision == "revoke" and not ctx.confirmed:
+        what = {
+            ItemKind.ADMIN_ROLE: f"The role {item.role} is taken away now.",
+            ItemKind.ACCESS_GRANT: "The data access ends now; its holder is refused at once.",
+            ItemKind.PRODUCT_CLIENT: "The client's credentials stop working now.",
+        }[item.kind]
+        title = f"Revoke: {item.subject_label}"
+        consequences = [what, f"Your reason is recorded in the audit log: “{reason}”."]
+        if confirm_template is None:
+            return ctx.confirm(
+                title=title, consequences=consequences, button="Revoke now", back=target
+            )
+        fields = [(k, v) for k, v in ctx.form.items() if k not in ("csrf", "confirmed")]
+        return ctx.render(
+            confirm_template, title=title, consequences=consequences, back=target,
+            action=ctx.request.url.path, fields=fields,
+        )
+    await service.decide_item(
+        item.review_id,
+        item_id,
+        approve=decision == "approve",
+        reason=reason,
+        permissions=ctx.permissions,
+        actor=ctx.actor,
+    )
+    verb = "Kept" if decision == "approve" else "Revoked"
+    return ctx.redirect(target, f"{verb}: {item.subject_label}.")
+
+
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.REVIEWS_READ)
     async def campaigns(ctx: PageContext) -> Response:
@@ -219,38 +265,7 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.REVIEWS_DECIDE)
     async def decide(ctx: PageContext) -> Response:
-        item_id = _uuid(ctx.request.path_params["id"], "access review item")
-        decision = ctx.form.get("decision", "")
-        if decision not in ("approve", "revoke"):
-            raise InvalidInputError(
-                "choose keep or revoke", fields=[FieldProblem("decision", "keep or revoke")]
-            )
-        reason = service.clean_reason(ctx.form.get("reason"))
-        item: AccessReviewItem = await service.find_item(item_id)
-        if decision == "revoke" and not ctx.confirmed:
-            what = {
-                ItemKind.ADMIN_ROLE: f"The role {item.role} is taken away now.",
-                ItemKind.ACCESS_GRANT: "The data access ends now; its holder is refused at once.",
-                ItemKind.PRODUCT_CLIENT: "The client's credentials stop working now.",
-            }[item.kind]
-            return ctx.confirm(
-                title=f"Revoke: {item.subject_label}",
-                consequences=[what, f"Your reason is recorded in the audit log: “{reason}”."],
-                button="Revoke now",
-                back=ctx.form.get("back") or service.QUEUE_PATH,
-            )
-        await service.decide_item(
-            item.review_id,
-            item_id,
-            approve=decision == "approve",
-            reason=reason,
-            permissions=ctx.permissions,
-            actor=ctx.actor,
-        )
-        verb = "Kept" if decision == "approve" else "Revoked"
-        back = ctx.form.get("back", "")
-        target = back if back.startswith("/console/access-reviews") else service.QUEUE_PATH
-        return ctx.redirect(target, f"{verb}: {item.subject_label}.")
+        return await decide_from_form(ctx, back_prefix="/console/access-reviews")
 
     return [
         Route("/console/access-reviews", campaigns, methods=["GET"]),
