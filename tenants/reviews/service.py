@@ -61,6 +61,8 @@ HOLDING = (
     MemberStatus.DEPARTING,
     MemberStatus.SUSPENDED,
 )
+#: How the note of a revocation refused at the due date starts (the access is kept).
+KEPT = "kept: "
 QUEUE_PATH = "/console/access-reviews/queue"
 #: Where reviewers without an admin role decide (the account page).
 ACCOUNT_QUEUE_PATH = "/account/access-reviews"
@@ -427,7 +429,8 @@ async def _close(review: AccessReview, now: datetime) -> None:
         note = await _apply_revocation(item, reason, actor, on_due=True) if rules.revokes(
             outcome
         ) else None
-        item.state = outcome
+        # A revocation the access's own rules refused (the last owner) keeps the access.
+        item.state = ItemState.KEPT_ON_DUE if note and note.startswith(KEPT) else outcome
         item.reason = reason
         item.decided_at = now
         item.decided_by_display = "campaign rule"
@@ -498,7 +501,7 @@ async def _apply_revocation(
         except ConflictError as exc:
             if not on_due:
                 raise
-            return f"kept: {exc.message}"[:300]
+            return f"{KEPT}{exc.message}"[:300]
         return None
     if item.kind is ItemKind.ACCESS_GRANT and item.grant_id is not None:
         grant = await AccessGrant.filter(id=item.grant_id).first()

@@ -344,3 +344,26 @@ async def test_the_list_pages_by_cursor(org: OrgHandle) -> None:
         if cursor is None:
             break
     assert seen == ["Review 2", "Review 1", "Review 0"]
+
+
+async def test_the_last_owner_is_never_revoked_by_a_review(org: OrgHandle) -> None:
+    owner = await make_member(org, name="Only Owner", roles=["owner"])
+    admin = await make_member(org, name="Ada Admin", roles=["admin"])
+    made = await org.post("/v1/access-reviews", campaign(
+        scopes=["admin_roles"], reviewer_rule="named", named_reviewer_ids=[admin["id"]]))
+    assert made.status_code == 201, made.text
+    review = made.json()
+    items = {i["member_id"]: i for i in await items_of(org, review["id"])}
+    url = f"/v1/access-reviews/{review['id']}/items/{items[owner['id']]['id']}/decision"
+    refused = await org.post(url, {"decision": "revoke", "reason": "Spring cleaning"})
+    assert refused.status_code == 409, refused.text
+    assert "always keeps an owner" in refused.text
+    closing = rules.closes_at(datetime.fromisoformat(review["due_on"]).date())
+    async with db.tenant_transaction(org.id):
+        await service.advance_review(uuid.UUID(review["id"]), now=closing)
+    after = {i["member_id"]: i for i in await items_of(org, review["id"])}
+    assert after[owner["id"]]["state"] == "kept_on_due"
+    assert after[owner["id"]]["outcome_note"].startswith("kept: an organisation always keeps")
+    assert (await org.get(f"/v1/members/{owner['id']}")).json()["roles"] == ["owner"]
+    assert after[admin["id"]]["state"] == "revoked_on_due"
+    assert (await org.get(f"/v1/members/{admin['id']}")).json()["roles"] == []
