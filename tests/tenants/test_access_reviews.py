@@ -22,6 +22,7 @@ from tenants.permissions import permissions_of
 from tenants.reviews import rules, service
 from tests.conftest import OrgHandle, make_member, make_org, make_product
 from tests.support.access import as_member, decide_as, request_as
+from tests.support.smtp_server import mail_to, smtp_server
 
 
 def today() -> str:
@@ -367,3 +368,20 @@ async def test_the_last_owner_is_never_revoked_by_a_review(org: OrgHandle) -> No
     assert (await org.get(f"/v1/members/{owner['id']}")).json()["roles"] == ["owner"]
     assert after[admin["id"]]["state"] == "revoked_on_due"
     assert (await org.get(f"/v1/members/{admin['id']}")).json()["roles"] == []
+
+
+async def test_each_reviewer_gets_one_email_with_their_count_through_smtp(org: OrgHandle) -> None:
+    p = await people(org)
+    async with smtp_server() as (server, port):
+        made = await org.post("/v1/access-reviews", campaign(scopes=["admin_roles"]))
+        assert made.status_code == 201, made.text
+        with mail_to(port):
+            await Worker(name="reviews-mail").run_until_idle()
+    # (The set-up's own emails, such as the grant's approval, go out too.)
+    (sent,) = [d for d in server.delivered if "Access review" in str(d.message["Subject"])]
+    assert sent.rcpt_tos == [p["manager"]["email"]]
+    assert str(sent.message["Subject"]) == "Access review: 3 item(s) wait for your decision"
+    text = sent.part("plain")
+    assert "Hello Mona Manager," in text
+    assert "Quarterly recertification" in text and "Items waiting for you: 3" in text
+    assert "/account/access-reviews" in text  # a manager without an admin role
