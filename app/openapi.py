@@ -113,6 +113,12 @@ def build_openapi(
                     **{media: {"schema": {"type": "string"}} for media in e.alternatives},
                 },
             }
+        elif e.alternatives:
+            # A download only (a CSV export): its media types, no JSON form.
+            operation["responses"][str(e.status)] = {
+                "description": "Success",
+                "content": {media: {"schema": {"type": "string"}} for media in e.alternatives},
+            }
         else:
             operation["responses"][str(e.status)] = {"description": "Done; no content"}
         statuses = set(e.errors) | {400, 401, 403}

@@ -30,6 +30,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "tenants.policy.previews",
     "tenants.privacy.retention",
     "tenants.requests.jobs",
+    "tenants.reviews.jobs",
     "tenants.webhooks.sender",
 )
 

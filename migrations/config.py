@@ -36,6 +36,7 @@ MODEL_MODULES: dict[str, list[str]] = {
         "tenants.domains.models",
         "tenants.signins.models",
         "tenants.privacy.models",
+        "tenants.reviews.models",
     ],
 }
 

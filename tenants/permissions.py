@@ -70,6 +70,11 @@ class Permission(StrEnum):
     CLAIMS_CALLOUT = "claims:callout"
     #: Forwarding privacy requests a product received, and uploading its part of an export.
     PRIVACY_REQUESTS_SUBMIT = "privacy_requests:submit"
+    #: Access reviews: reading campaigns and their results, running them (create, decide any
+    #: item but one's own), and deciding the items one is a reviewer of (the queue).
+    REVIEWS_READ = "reviews:read"
+    REVIEWS_WRITE = "reviews:write"
+    REVIEWS_DECIDE = "reviews:decide"
 
 
 P = Permission
@@ -109,6 +114,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.MEMBERS_SESSIONS,
         P.POLICIES_READ,
         P.DEPARTURES_READ,
+        P.REVIEWS_DECIDE,
     },
     Role.PRIVACY_OFFICER: _BASIC_READS
     | {
@@ -123,6 +129,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.PRIVACY_REQUESTS_WRITE,
         P.CONTENT_READ,
         P.CONTENT_HOLD,
+        P.REVIEWS_DECIDE,
     },
     Role.AUDITOR: READS | {P.CONSOLE_ACCESS},
     Role.MEMBER: frozenset(),

@@ -67,6 +67,7 @@ TENANT_TABLES = (
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "seen_logout_tokens",
     "identity_backends", "entra_claims_providers", "signal_transmitters", "seen_security_events",
+    "access_review_items", "access_reviews",
     "access_log", "access_grants", "access_policies",
     "mail_messages", "mail_template_overrides", "privacy_export_parts", "privacy_exports",
     "privacy_request_events", "privacy_requests", "privacy_request_policies",

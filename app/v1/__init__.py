@@ -6,6 +6,7 @@ from app.api import ApiRouter
 from app.v1 import (
     access,
     access_checks,
+    access_reviews,
     audit,
     claims,
     content,
@@ -53,6 +54,7 @@ ROUTERS: list[ApiRouter] = [
     webhooks.deliveries,
     access.router,
     access_checks.router,
+    access_reviews.router,
     privacy_requests.router,
     privacy_requests.policy_router,
     retention.router,

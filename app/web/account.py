@@ -10,7 +10,7 @@ from urllib.parse import quote
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.web import account_access, account_departure, account_privacy
+from app.web import account_access, account_departure, account_privacy, account_reviews
 from app.web.console.policies import (
     anchor,
     by_purpose,
@@ -32,6 +32,7 @@ from tenants.notice import organisation_notice
 from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.products.models import Product, ProductAccount
+from tenants.reviews import service as reviews
 from tenants.signins import service as sign_ins
 
 
@@ -141,6 +142,7 @@ def routes(web: Web) -> list[BaseRoute]:
             **account_access.template_helpers(),
             privacy_requests=await account_privacy.your_requests(member),
             sign_ins=await sign_ins.recent_for_member(member.id),
+            reviews_waiting=await reviews.waiting_count(member.id),
             **account_privacy.summary_helpers(),
         )
 
@@ -193,4 +195,5 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/account/settings/default", use_default, methods=["POST"]),
         *account_departure.routes(web),
         *account_privacy.routes(web),
+        *account_reviews.routes(web),
     ]

@@ -92,6 +92,8 @@ CONSOLE_NAV: list[tuple[str, str, Permission]] = [
     ("Background jobs", "/console/jobs", Permission.JOBS_READ),
     ("Data access", "/console/data-access", Permission.ACCESS_READ),
     ("Privacy requests", "/console/privacy-requests", Permission.PRIVACY_REQUESTS_READ),
+    ("Access reviews", "/console/access-reviews", Permission.REVIEWS_READ),
+    ("My reviews", "/console/access-reviews/queue", Permission.REVIEWS_DECIDE),
     ("Audit log", "/console/audit", Permission.AUDIT_READ),
     ("Sign-ins", "/console/sign-ins", Permission.AUDIT_READ),
     ("Settings", "/console/settings", Permission.SSO_READ),

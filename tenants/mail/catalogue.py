@@ -151,6 +151,25 @@ TEMPLATES: dict[str, MailTemplate] = {
             greeting="member_name",
         ),
         MailTemplate(
+            "access_review_opened",
+            "Access review opened (to each reviewer)",
+            "Access review: {{ count }} item(s) wait for your decision",
+            "{{ organisation }} started the access review “{{ campaign_name }}”. You review "
+            "{{ count }} item(s): keep or revoke each, with a reason, by {{ due_on }}.",
+            ("reviewer_name", "campaign_name", "count", "due_on"),
+            greeting="reviewer_name",
+        ),
+        MailTemplate(
+            "access_review_reminder",
+            "Access review due soon (to reviewers with undecided items)",
+            "Due {{ due_on }}: {{ count }} access review item(s) still wait for you",
+            "The access review “{{ campaign_name }}” is due on {{ due_on }} and {{ count }} "
+            "item(s) still wait for your decision. Undecided items then follow the "
+            "campaign's rule.",
+            ("reviewer_name", "campaign_name", "count", "due_on"),
+            greeting="reviewer_name",
+        ),
+        MailTemplate(
             "domain_flagged",
             "A verified domain lost its DNS record (to the owners)",
             "{{ domain }}: its verification record has disappeared",

@@ -197,6 +197,38 @@ TABLES: tuple[Table, ...] = (
         export="data_access.json",
     ),
     Table(
+        "access_reviews",
+        personal={"created_by_display": Category.IDENTITY, "created_by": Category.IDENTITY},
+        not_personal={"name": CONFIG, "scopes": STATE, "reviewer_rule": STATE,
+                      "named_reviewer_ids": ID, "recurrence_unit": STATE,
+                      "default_on_due": STATE, "status": STATE},
+        owner="owner_id = $2",
+        erase=(
+            pseudonymise(f"created_by_display = '{ERASED}'"),
+            keep("the campaign the person ran (who owned it)", "accountability for reviews "
+                 "of access to personal data (GDPR Art. 5(2), 32)", 365 * 3),
+        ),
+        export_note="a campaign's settings; the person's own part is their review items",
+    ),
+    Table(
+        "access_review_items",
+        personal={"subject_label": Category.IDENTITY, "reason": Category.FREE_TEXT,
+                  "decided_by_display": Category.IDENTITY},
+        not_personal={"kind": STATE, "role": STATE, "reviewer_ids": ID, "state": STATE,
+                      "outcome_note": "what applying a revocation found, in the service's "
+                                      "own words"},
+        owner="(member_id = $2 OR decided_by = $2)",
+        erase=(
+            pseudonymise(f"subject_label = '{ERASED}'", where="member_id = $2"),
+            pseudonymise(f"decided_by_display = '{ERASED}'", where="decided_by = $2"),
+            keep("whether the person's access was recertified or revoked, and why",
+                 "accountability for reviews of access to personal data (GDPR Art. 5(2), 32)",
+                 365 * 3),
+        ),
+        export_note="the organisation's review of the person's access (the access itself is "
+                    "in profile.json and data_access.json)",
+    ),
+    Table(
         "access_log",
         personal={"checked_by": Category.IDENTITY},
         not_personal={"category": STATE, "reason": STATE},

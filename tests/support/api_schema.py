@@ -219,6 +219,7 @@ RESOURCE_BY_PREFIX = {
     "/v1/webhook-deliveries": "dead_delivery",
     "/v1/access/grants": "access_grant",
     "/v1/privacy-requests": "privacy_request",
+    "/v1/access-reviews": "access_review",
 }
 
 #: Operations whose ``{id}`` must name a resource in a particular state (before
@@ -226,7 +227,12 @@ RESOURCE_BY_PREFIX = {
 RESOURCE_BY_OPERATION = {"POST /v1/access/grants/{id}/review": "emergency_grant"}
 
 #: Other path parameters → the World attribute they name.
-RESOURCE_BY_PARAM = {"member_id": "member", "client_id": "client", "domain": "domain"}
+RESOURCE_BY_PARAM = {
+    "member_id": "member",
+    "client_id": "client",
+    "domain": "domain",
+    "item_id": "access_review_item",
+}
 
 #: A setting members may choose and the organisation may set (from the built-in catalogue).
 SETTING = "cookies.analytics"
@@ -315,6 +321,19 @@ CHANGES: Table = {
         "justification": "Probing the API with a justified request.",
     },
     "POST /v1/access/check": lambda w: {"admin_id": w.resource("access_admin")["id"]},
+    "POST /v1/access-reviews": lambda w: {
+        "name": f"Probe review {fresh()}",
+        "scopes": ["admin_roles", "product_clients"],
+        "reviewer_rule": "named",
+        "named_reviewer_ids": [w.member["id"]],
+        "starts_on": datetime.now(UTC).date().isoformat(),
+        "due_on": (datetime.now(UTC).date() + timedelta(days=7)).isoformat(),
+        "default_on_due": "keep",
+    },
+    "POST /v1/access-reviews/{id}/items/{item_id}/decision": lambda w: {
+        "decision": "approve",
+        "reason": "Probing: still needed.",
+    },
     "PUT /v1/access/grants/{id}/disclosure-delay": lambda w: {
         "until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
         "reason": "Probing: an investigation is under way.",
@@ -677,6 +696,26 @@ async def privacy_world(org: OrgHandle, world: World) -> dict[str, JSON]:
     assert inquiry.status_code == 201, inquiry.text
     return {"privacy_request": request, "privacy_officer": privacy_officer,
             "privacy_inquiry": inquiry.json()}
+
+
+@world_extension
+async def reviews_world(org: OrgHandle, world: World) -> dict[str, JSON]:
+    """Two open access reviews (so the list pages); the second reviews the admin roles and
+    the product clients, ``client`` being one of its items, which the organisation's token
+    may decide (it holds reviews:write)."""
+    today = datetime.now(UTC).date()
+    for scopes in (["product_clients"], ["admin_roles", "product_clients"]):
+        response = await org.post("/v1/access-reviews", {
+            "name": "Probe review", "scopes": scopes, "reviewer_rule": "named",
+            "named_reviewer_ids": [world.member["id"]], "starts_on": today.isoformat(),
+            "due_on": (today + timedelta(days=7)).isoformat(), "default_on_due": "keep",
+        })
+        assert response.status_code == 201, response.text
+    review = response.json()
+    items = await org.get(f"/v1/access-reviews/{review['id']}/items", params={"limit": 500})
+    assert items.status_code == 200, items.text
+    (item,) = [i for i in items.json()["items"] if i["client_id"] == world.client["id"]]
+    return {"access_review": review, "access_review_item": item}
 
 
 async def build_world(org: OrgHandle) -> World:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,20 @@ async def people(org: OrgHandle) -> dict[str, Any]:
                                    json={"legal_hold": True, "reason": "axe", **hold})
             assert placed.status_code == 200, placed.text
     await make_items(org, member["id"], product["id"], 1, kind="personal", legal_hold=True)
-    return {"owner": owner, "member": member, "unit": unit, "held": held[0], "group": group}
+    # An open access review whose items wait for the owner (their queue, the campaign page)
+    # and for the member, who manages an admin (their account page's queue).
+    await make_member(org, name="Axe Admin", roles=["admin"])
+    await make_member(org, name="Axe Report", roles=["auditor"], manager_id=member["id"])
+    today = datetime.now(UTC).date()
+    review = await org.post("/v1/access-reviews", {
+        "name": "Axe review", "scopes": ["admin_roles", "product_clients"],
+        "reviewer_rule": "manager", "named_reviewer_ids": [owner["id"]],
+        "starts_on": today.isoformat(), "due_on": (today + timedelta(days=7)).isoformat(),
+        "default_on_due": "keep", "recurrence": {"every": 3, "unit": "months"},
+    })
+    assert review.status_code == 201, review.text
+    return {"owner": owner, "member": member, "unit": unit, "held": held[0], "group": group,
+            "review": review.json()["id"]}
 
 
 async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
@@ -93,6 +107,8 @@ async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
         "/console/departures/policy",
         f"{member_page}/departure",
         f"/console/holds/{people['held']}",
+        "/console/access-reviews/new",
+        f"/console/access-reviews/{people['review']}",
         "/account",
     ]
     found = {path: await violations(tab, path) for path in pages}
@@ -135,6 +151,7 @@ async def test_every_page_a_member_reaches_has_no_axe_violation(
         "/account",
         "/account?sample=diagnostics.level&level=off",
         "/account/privacy-requests",
+        "/account/access-reviews",
         "/console/members",
     ]
     found = {path: await violations(tab, path) for path in pages}

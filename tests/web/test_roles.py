@@ -418,6 +418,29 @@ ROUTES: list[ConsoleRoute] = [
         Permission.PRIVACY_REQUESTS_WRITE,
         lambda t: {"reminder_days": "5", "export_link_days": "7", "export_collect_hours": "24"},
     ),
+    # Access reviews: a campaign made, one read and exported, and an item kept by its reviewer.
+    ConsoleRoute("GET", "/console/access-reviews/new", Permission.REVIEWS_WRITE),
+    ConsoleRoute(
+        "POST",
+        "/console/access-reviews",
+        Permission.REVIEWS_WRITE,
+        lambda t: {
+            "name": f"Matrix review {uuid.uuid4().hex[:6]}",
+            "scope_product_clients": "1",
+            "reviewer_rule": "manager",
+            "starts_on": t.extra["today"],
+            "due_on": t.extra["review_due"],
+            "default_on_due": "keep",
+        },
+    ),
+    ConsoleRoute("GET", "/console/access-reviews/{review}", Permission.REVIEWS_READ),
+    ConsoleRoute("GET", "/console/access-reviews/{review}/export.csv", Permission.REVIEWS_READ),
+    ConsoleRoute(
+        "POST",
+        "/console/access-review-items/{reviewitem}/decision",
+        Permission.REVIEWS_DECIDE,
+        lambda t: {"decision": "approve", "reason": "role matrix"},
+    ),
     ConsoleRoute("GET", "/console/privacy-requests/{privacy}", Permission.PRIVACY_REQUESTS_READ),
     ConsoleRoute(
         "POST",
@@ -501,7 +524,38 @@ async def make_targets(org: OrgHandle, dns: Zone | None = None) -> Targets:
     targets.extra.update(await scim_targets(org))
     targets.extra.update(await directory_targets(org))
     targets.extra.update(await domain_targets(org, dns))
+    targets.extra.update(await review_targets(org))
     return targets
+
+
+async def review_targets(org: OrgHandle) -> dict[str, str]:
+    """An open campaign over a product client, naming as reviewers everyone who may decide
+    (so the person trying the routes reviews its item)."""
+    from datetime import UTC, datetime, timedelta
+
+    from tenants import db
+
+    product = await make_product(org)
+    client = await org.post(
+        f"/v1/products/{product['id']}/clients", {"name": "reviewed", "scopes": ["members:read"]}
+    )
+    assert client.status_code == 201, client.text
+    deciders = [r.value for r in Role if Permission.REVIEWS_DECIDE in ROLE_PERMISSIONS[r]]
+    async with db.tenant_transaction(org.id):
+        rows = await db.fetch(
+            "SELECT id FROM members WHERE status = 'active' AND roles ?| $1::text[]", deciders
+        )
+    today = datetime.now(UTC).date()
+    due = (today + timedelta(days=7)).isoformat()
+    made = await org.post("/v1/access-reviews", {
+        "name": "Matrix campaign", "scopes": ["product_clients"], "reviewer_rule": "named",
+        "named_reviewer_ids": [str(r["id"]) for r in rows] or [], "starts_on": today.isoformat(),
+        "due_on": due, "default_on_due": "keep",
+    })
+    assert made.status_code == 201, made.text
+    items = (await org.get(f"/v1/access-reviews/{made.json()['id']}/items")).json()["items"]
+    mine = next(i for i in items if i["client_id"] == client.json()["id"])
+    return {"review": made.json()["id"], "reviewitem": mine["id"], "review_due": due}
 
 
 async def directory_targets(org: OrgHandle) -> dict[str, str]:

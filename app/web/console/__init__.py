@@ -21,6 +21,7 @@ from app.web.console import (
     policies,
     privacy,
     provisioning,
+    reviews,
     settings,
     sign_ins,
     structure,
@@ -51,4 +52,5 @@ def routes(web: Web) -> list[BaseRoute]:
         *access.routes(web),
         *privacy.routes(web),
         *provisioning.routes(web),
+        *reviews.routes(web),
     ]

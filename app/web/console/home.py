@@ -15,6 +15,7 @@ from tenants.audit import service as audit
 from tenants.organisations import service as organisations
 from tenants.permissions import Permission
 from tenants.privacy import shredding
+from tenants.reviews import service as reviews
 
 UPCOMING: dict[str, tuple[str, Permission, str]] = {}
 
@@ -37,6 +38,12 @@ def routes(web: Web) -> list[BaseRoute]:
             domains=ctx.can(Permission.ORGANISATION_WRITE),
             identity=ctx.can(Permission.SSO_WRITE),
             holds=ctx.can(Permission.CONTENT_HOLD),
+        )
+        # Access-review items waiting for this reviewer (their own queue, whatever their role).
+        waiting_reviews = (
+            await reviews.waiting_count(ctx.active.member.id)
+            if ctx.can(Permission.REVIEWS_DECIDE)
+            else 0
         )
         days = [today - timedelta(days=89 - i) for i in range(90)]
         fortnight = days[-14:]
@@ -75,6 +82,7 @@ def routes(web: Web) -> list[BaseRoute]:
             totals=totals,
             break_glass_events=break_glass,
             needs=needs,
+            waiting_reviews=waiting_reviews,
             charts=charts,
             sign_ins=sign_ins,
             fortnight=fortnight,
