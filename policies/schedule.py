@@ -159,3 +159,28 @@ def compile_schedule(
         for at in change_times(timed, now)
     )
     return current, Schedule(now, steps)
+
+
+def _plain(value: Value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value).replace("_", " ")
+
+
+def when(at: datetime) -> str:
+    """An effective time as members read it (UTC, to the minute)."""
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def describe_upcoming(changes: Iterable[UpcomingChange], titles: Mapping[str, str]) -> list[str]:
+    """One line per change for a member (``titles``: setting key to its title): from when,
+    the value and lock before and after, and the organisation's reason."""
+    lines = []
+    for c in sorted(changes, key=lambda c: (c.effective_at, c.setting)):
+        before = _plain(c.value_before) + (", locked" if c.locked_before else "")
+        after = _plain(c.value) + (", locked" if c.locked else "")
+        line = f"From {when(c.effective_at)}, {titles.get(c.setting, c.setting)}: {before} -> {after}"
+        lines.append(line + (f" ({c.reason})" if c.reason else ""))
+    return lines

@@ -126,6 +126,13 @@ TABLES: tuple[Table, ...] = (
         owner="member_id = $2", erase=(delete(),), export="settings.json",
     ),
     Table(
+        "policy_change_notices",
+        personal={},
+        not_personal={"setting": "the setting's key from the catalogue"},
+        owner="member_id = $2", erase=(delete(),),
+        export_note="what the member was told is the email itself, in emails.json",
+    ),
+    Table(
         "sessions",
         personal={"idp_subject": Category.IDENTITY, "idp_sid": Category.IDENTITY,
                   "client_addr": Category.NETWORK, "user_agent": Category.NETWORK},
