@@ -85,7 +85,7 @@ def test_upcoming_lists_exactly_the_changes_after_now(org: Any, data: st.DataObj
     # The compiled schedule and the reference from scratch agree.
     assert upcoming == upcoming_settings(CATALOGUE, rules, member, now)
     assert schedule.next_change == (change_times(rules, now) or [None])[0]
-    for key, changes in upcoming.items():
+    for changes in upcoming.values():
         # Every change is after now, in time order, at most one per effective time.
         times = [c.effective_at for c in changes]
         assert all(t > now for t in times) and times == sorted(set(times))
