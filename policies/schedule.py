@@ -30,18 +30,26 @@ from policies.resolve import (
 
 @dataclass(frozen=True, slots=True)
 class TimedRule:
-    """A rule and the moment it applies from (None: always)."""
+    """A rule and the moment it applies from (None: always); ``before``, when given, is
+    what the same target's rule for the setting is until then (a scheduled change of a
+    rule in force keeps the rule in force until its date)."""
 
     rule: Rule
     effective_from: datetime | None = None
+    before: Rule | None = None
 
     def is_in_force(self, at: datetime) -> bool:
         return self.effective_from is None or self.effective_from <= at
 
+    def at(self, when: datetime) -> Rule | None:
+        """The rule as it applies at ``when`` (None: none yet)."""
+        return self.rule if self.is_in_force(when) else self.before
+
 
 def rules_at(rules: Iterable[TimedRule], at: datetime) -> list[Rule]:
-    """The rules in force at ``at`` (effective from then or earlier, or always)."""
-    return [r.rule for r in rules if r.is_in_force(at)]
+    """The rules that apply at ``at``: those effective from then or earlier (or always),
+    and for those not yet effective, what they replace until then."""
+    return [rule for r in rules if (rule := r.at(at)) is not None]
 
 
 def change_times(rules: Iterable[TimedRule], now: datetime) -> list[datetime]:

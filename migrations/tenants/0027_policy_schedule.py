@@ -2,6 +2,9 @@
 
 - ``organisations.policy_notice_days``: how many days before a scheduled rule takes effect
   the members it affects are emailed what changes for them (default 7, 0 to 90).
+- ``policy_rules.replaces``: what a rule in force is until a scheduled change of it takes
+  effect (value, enforced, reason), so scheduling a change never removes the rule in
+  force before its date.
 - ``policy_rules.announced_at``: when products were told (``policy.changed``) that the rule
   is in force. Rules in force when written are announced at once; a scheduled one by the
   worker's sweep once its time has come, so a worker that was down announces it later.
@@ -87,6 +90,11 @@ class Migration(migrations.Migration):
             model_name="Organisation",
             name="policy_notice_days",
             field=fields.IntField(default=7),
+        ),
+        ops.AddField(
+            model_name="PolicyRule",
+            name="replaces",
+            field=fields.JSONField(null=True),
         ),
         ops.AddField(
             model_name="PolicyRule",

@@ -44,6 +44,10 @@ class PolicyRule(TenantModel):
     reason = fields.TextField(default="")
     #: The rule applies from this moment; before it, it is scheduled and ignored.
     effective_from: datetime | None = fields.DatetimeField(null=True)
+    #: What the rule is until ``effective_from`` when that is ahead and the rule was in
+    #: force before it was rescheduled: ``{"value", "enforced", "reason"}`` (None: no rule
+    #: until then). A scheduled change of a rule in force never removes it early.
+    replaces: dict[str, Any] | None = fields.JSONField(null=True)
     #: When products were told (``policy.changed``) that the rule is in force: at once for a
     #: rule in force when written, by the worker's sweep once a scheduled one comes into
     #: force (None until then, so a worker that was down still announces it later).

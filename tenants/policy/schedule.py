@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from policies.schedule import UpcomingChange, describe_upcoming, when
@@ -81,6 +82,12 @@ async def send_notices(*, now: datetime, actor: Actor) -> int:
     if not pending:
         return 0
     causes = {str(r.id): r for r in pending}
+    #: (setting, effective time) -> the pending rules that change it then.
+    by_step: dict[tuple[str, datetime], list[PolicyRule]] = {}
+    for r in pending:
+        assert r.effective_from is not None
+        by_step.setdefault((r.setting, r.effective_from), []).append(r)
+    parents, _ = await policy.structure()
     # Compiled just before the earliest pending time, the schedule's steps include every
     # pending time, past ones (a late sweep) too.
     earliest = min(r.effective_from for r in pending if r.effective_from is not None)
@@ -99,13 +106,22 @@ async def send_notices(*, now: datetime, actor: Actor) -> int:
     members = {m.id: m for m in await Member.filter(id__in=active)}
     for start in range(0, len(active), MEMBER_BATCH):
         batch = active[start : start + MEMBER_BATCH]
+        facts = await policy.member_facts(batch)
         for member_id, per_setting in (await upcoming_for(batch, snapshot)).items():
-            changes = [
-                c
-                for cs in per_setting.values()
-                for c in cs
-                if c.rule_id in causes and causes[c.rule_id].effective_from == c.effective_at
-            ]
+            # A change of a setting at a time is caused by the rules effective from then
+            # for that setting on the member's units or groups (the answer after it may
+            # come from another rule or their own choice: a lock lifted, say).
+            f = facts[member_id]
+            reach = {*_path(parents, str(f.unit_id)), *f.group_ids}
+            changes: list[tuple[UpcomingChange, list[PolicyRule]]] = []
+            for c in (c for cs in per_setting.values() for c in cs):
+                rules = [
+                    r for r in by_step.get((c.setting, c.effective_at), [])
+                    if str(r.unit_id or r.group_id) in reach
+                ]
+                if rules:
+                    # A lock lifted has no reason of its own: the rule's is the reason.
+                    changes.append((c if c.reason else replace(c, reason=rules[0].reason), rules))
             if not changes:
                 continue
             await _tell(members[member_id], changes, titles)
@@ -127,26 +143,42 @@ async def send_notices(*, now: datetime, actor: Actor) -> int:
     return told
 
 
-async def _tell(member: Member, changes: list[UpcomingChange], titles: dict[str, str]) -> None:
+def _path(parents: dict[str, str | None], unit: str) -> list[str]:
+    """The unit and its ancestors up to the root."""
+    path: list[str] = []
+    current: str | None = unit
+    while current is not None and current not in path:
+        path.append(current)
+        current = parents.get(current)
+    return path
+
+
+async def _tell(
+    member: Member,
+    changes: list[tuple[UpcomingChange, list[PolicyRule]]],
+    titles: dict[str, str],
+) -> None:
     """Queue the notice email and record who was told about which rule and date."""
-    for c in changes:
-        assert c.rule_id is not None
-        await db.connection().execute_query(
-            "INSERT INTO policy_change_notices (id, tenant_id, rule_id, member_id, setting, "
-            "effective_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, now(), now()) "
-            "ON CONFLICT (tenant_id, rule_id, member_id, effective_at) "
-            "DO UPDATE SET cancelled_at = NULL, updated_at = now()",
-            [uuid.uuid4(), db.current_org(), uuid.UUID(c.rule_id), member.id, c.setting,
-             c.effective_at],
-        )
-    what = sorted(f"{c.rule_id}@{c.effective_at.isoformat()}" for c in changes)
+    for c, rules in changes:
+        for rule in rules:
+            await db.connection().execute_query(
+                "INSERT INTO policy_change_notices (id, tenant_id, rule_id, member_id, setting, "
+                "effective_at, created_at, updated_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, now(), now()) "
+                "ON CONFLICT (tenant_id, rule_id, member_id, effective_at) "
+                "DO UPDATE SET cancelled_at = NULL, updated_at = now()",
+                [uuid.uuid4(), db.current_org(), rule.id, member.id, c.setting, c.effective_at],
+            )
+    what = sorted(
+        f"{rule.id}@{c.effective_at.isoformat()}" for c, rules in changes for rule in rules
+    )
     digest = hashlib.sha256("|".join(what).encode()).hexdigest()[:24]
     await mail.send_later(
         "policy_change_notice",
         to=[member.email],
         context={
             "member_name": member.name,
-            "changes": "\n".join(describe_upcoming(changes, titles)),
+            "changes": "\n".join(describe_upcoming([c for c, _ in changes], titles)),
             "link_path": "/account#coming-changes",
         },
         key=f"policy_notice:{member.id}:{digest}",
@@ -209,7 +241,8 @@ async def announce_in_force(*, now: datetime, actor: Actor) -> int:
     )
     if not due:
         return 0
-    await PolicyRule.filter(id__in=[r.id for r in due]).update(announced_at=now)
+    # In force now: what they replaced until their time is history.
+    await PolicyRule.filter(id__in=[r.id for r in due]).update(announced_at=now, replaces=None)
     for rule in due:
         await audit.record(
             "policy.rule_in_force",

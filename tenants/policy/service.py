@@ -41,7 +41,7 @@ from policies.resolve import (
     TargetKind,
     resolve_settings,
 )
-from policies.schedule import Schedule, TimedRule, compile_schedule
+from policies.schedule import Schedule, TimedRule, compile_schedule, rules_at
 from tenants import db, notifications
 from tenants.actors import Actor
 from tenants.audit import service as audit
@@ -211,6 +211,7 @@ def rule_view(rule: PolicyRule) -> dict[str, Any]:
         "enforced": rule.enforced,
         "reason": rule.reason,
         "effective_from": rule.effective_from.isoformat() if rule.effective_from else None,
+        "replaces": rule.replaces,
     }
 
 
@@ -228,8 +229,26 @@ def as_rule(rule: PolicyRule) -> Rule:
     )
 
 
-def _in_force(rules: Iterable[PolicyRule], now: datetime) -> list[PolicyRule]:
-    return [r for r in rules if r.effective_from is None or r.effective_from <= now]
+def replaced_rule(rule: PolicyRule) -> Rule | None:
+    """What ``rule`` is until its ``effective_from`` (``PolicyRule.replaces``), if anything."""
+    if not rule.replaces:
+        return None
+    value: Value = rule.replaces["value"]  # checked against the catalogue when stored
+    return replace(
+        as_rule(rule),
+        value=tuple(value) if isinstance(value, list) else value,
+        enforced=bool(rule.replaces.get("enforced")),
+        reason=str(rule.replaces.get("reason") or ""),
+    )
+
+
+def timed_rules(stored: Iterable[PolicyRule]) -> list[TimedRule]:
+    return [TimedRule(as_rule(r), r.effective_from, replaced_rule(r)) for r in stored]
+
+
+def _in_force(rules: Iterable[PolicyRule], now: datetime) -> list[Rule]:
+    """The rules as they apply at ``now`` (a scheduled change's rule in force until then)."""
+    return rules_at(timed_rules(rules), now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +313,8 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
     now = datetime.now(UTC)
     # A rule in force when written is announced with this change; a scheduled one by the
     # worker's sweep when its time comes (``tenants.policy.schedule``).
-    announced = now if change.effective_from is None or change.effective_from <= now else None
+    scheduled = change.effective_from is not None and change.effective_from > now
+    announced = None if scheduled else now
     if existing is None:
         rule = PolicyRule(
             tenant_id=db.current_org(),
@@ -311,6 +331,16 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
         was = PolicyRule(
             id=existing.id, setting=existing.setting, effective_from=existing.effective_from
         )
+        was_in_force = existing.effective_from is None or existing.effective_from <= now
+        if not scheduled:
+            existing.replaces = None
+        elif was_in_force:
+            # Scheduling a change of the rule in force: it stays in force until the date.
+            existing.replaces = {
+                "value": existing.value,
+                "enforced": existing.enforced,
+                "reason": existing.reason,
+            }
         existing.value, existing.enforced = stored_value, change.enforced
         existing.reason, existing.effective_from = change.reason, change.effective_from
         if rule_view(existing) == before:
@@ -432,6 +462,7 @@ async def rollback(to_version: int, *, actor: Actor) -> int:
             enforced=r["enforced"],
             reason=r["reason"],
             effective_from=effective_from,
+            replaces=r.get("replaces") if effective_from and effective_from > now else None,
             announced_at=now if effective_from is None or effective_from <= now else None,
             **target,
         )
@@ -537,10 +568,6 @@ def shared_cache() -> DecisionCache[OrgId] | None:
     return _shared
 
 
-def timed_rules(stored: Iterable[PolicyRule]) -> list[TimedRule]:
-    return [TimedRule(as_rule(r), r.effective_from) for r in stored]
-
-
 async def compiled_policy(
     cache: DecisionCache[OrgId] | None = None,
     *,
@@ -578,6 +605,11 @@ async def compiled_policy(
     if cache is not None and store and now is None:
         cache.store_compiled(org, key, compiled, schedule, valid_for=valid_for)
     return PolicySnapshot(row["policy_version"], compiled, valid_for, schedule)
+
+
+async def structure() -> tuple[dict[str, str | None], dict[str, int]]:
+    """Every unit's parent and every group's priority (see ``_structure``)."""
+    return await _structure()
 
 
 async def _structure() -> tuple[dict[str, str | None], dict[str, int]]:
@@ -935,10 +967,7 @@ async def impact_plan(
     """The plan of a preview: the rule for (target, setting) replaced by ``candidate`` (or
     removed when it is None), the setting's other rules in force kept."""
     setting = (await catalogue())[setting_key]
-    current = [
-        as_rule(r)
-        for r in _in_force(await PolicyRule.filter(setting=setting_key), datetime.now(UTC))
-    ]
+    current = _in_force(await PolicyRule.filter(setting=setting_key), datetime.now(UTC))
     kept = [r for r in current if r.target_id != str(target_id)]
     after_rules = [*kept, *([candidate] if candidate else [])]
     rule_groups = {

@@ -345,7 +345,7 @@ TABLES: tuple[Table, ...] = (
     Table("mail_template_overrides", personal={}, not_personal={
         "intro": CONFIG, "subject": CONFIG, "template": CONFIG}),
     Table("policy_rules", personal={}, not_personal={
-        "reason": CONFIG, "setting": CONFIG, "value": CONFIG}),
+        "reason": CONFIG, "replaces": CONFIG, "setting": CONFIG, "value": CONFIG}),
     Table("policy_versions", personal={}, not_personal={
         "actor": "the author's pseudonymous id", "rules": CONFIG, "summary": CONFIG}),
     Table("product_clients", personal={}, not_personal={

@@ -122,11 +122,13 @@ async def test_the_decision_api_applies_a_change_at_its_time_with_nothing_run(
     ana = await make_member(org, unit=sales["id"])
     await set_rule(org, "unit", sales["id"], True, reason="Ads on for all")
     at = datetime.now(UTC) + timedelta(seconds=2)
-    await set_rule(org, "unit", str(org.root_unit_id), False, enforced=True, setting=ADS,
-                   reason="Company-wide: no ads", effective_from=at.isoformat())
+    # A scheduled change of the rule in force: Sales keeps ads on until then.
+    rule = await set_rule(org, "unit", sales["id"], False, enforced=True, setting=ADS,
+                          reason="Company-wide: no ads", effective_from=at.isoformat())
+    assert rule["replaces"] == {"value": True, "enforced": False, "reason": "Ads on for all"}
     before = await settings_of(org, ana["id"])
     ads = before.json()["settings"][ADS]
-    assert (ads["value"], ads["locked"]) == (True, False)
+    assert (ads["value"], ads["locked"], ads["reason"]) == (True, False, "Ads on for all")
     assert [(u["value"], u["locked"]) for u in ads["upcoming"]] == [(False, True)]
     # Answered again from the cache meanwhile.
     assert (await settings_of(org, ana["id"], **{"If-None-Match": before.headers["etag"]})
@@ -137,6 +139,31 @@ async def test_the_decision_api_applies_a_change_at_its_time_with_nothing_run(
     ads = after.json()["settings"][ADS]
     assert (ads["value"], ads["locked"], ads["reason"]) == (False, True, "Company-wide: no ads")
     assert ads["upcoming"] == []
+    # Once announced, what it replaced is history.
+    await schedule.sweep_policy_schedule(now=datetime.now(UTC))
+    [stored] = (await org.get(f"/v1/policy/rules?target_id={sales['id']}")).json()["items"]
+    assert stored["replaces"] is None and stored["value"] is False
+
+
+async def test_a_lifted_lock_is_noticed_with_the_rules_reason_and_the_choice_comes_back(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """The answer after a lock is lifted is the member's own choice (no rule of its own):
+    the member is still told, with the reason of the rule that lifts it."""
+    team = await sales_team(org)
+    await set_rule(org, "unit", team["sales"]["id"], False, enforced=True, reason="Audit")
+    at = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    await set_rule(org, "unit", team["sales"]["id"], False, reason="Audit over: yours again",
+                   effective_from=at.isoformat())
+    ben = (await settings_of(org, team["ben"]["id"])).json()["settings"][ADS]
+    assert (ben["value"], ben["locked"], ben["hidden_choice"]) == (False, True, True)
+    assert [(u["value"], u["locked"]) for u in ben["upcoming"]] == [(True, False)]
+    await schedule.sweep_policy_schedule(now=datetime.now(UTC))
+    notices = await mails(owner_conn, org, "policy_change_notice")
+    assert sorted(m["recipients"][0] for m in notices) == sorted(
+        [team["ana"]["email"], team["ben"]["email"]])
+    ben_text = next(m["text"] for m in notices if m["recipients"] == [team["ben"]["email"]])
+    assert "Personalised ads: off, locked -> on (Audit over: yours again)" in ben_text
 
 
 async def test_cancelling_or_moving_a_noticed_change_tells_exactly_those_told(

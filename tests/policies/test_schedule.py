@@ -47,7 +47,12 @@ def scheduled_organisations(draw: st.DrawFn) -> tuple[Any, ...]:
                     f"reason of r{n}")
         # None: always in force; otherwise an hour among few, so times coincide often.
         hour = draw(st.one_of(st.none(), st.integers(-5, 10)))
-        rules.append(TimedRule(rule, None if hour is None else at(hour)))
+        # A scheduled change of a rule in force: the rule it replaces until its time.
+        before = None
+        if hour is not None and draw(st.booleans()):
+            before = Rule(f"r{n}", kind, target, key, draw(VALUES[key]), draw(st.booleans()),
+                          f"earlier reason of r{n}")
+        rules.append(TimedRule(rule, None if hour is None else at(hour), before))
     unit = draw(st.sampled_from(UNITS))
     path = [unit]
     while parents[path[-1]] is not None:
@@ -70,7 +75,11 @@ def test_the_answer_at_any_time_is_resolution_with_the_rules_effective_then(
     compiled, _ = compile_schedule(CATALOGUE, parents, rules, priorities, t)
     answered = compiled.resolve(member.unit_path[-1], [g.id for g in member.groups],
                                 member.choices)
-    in_force = [r.rule for r in rules if r.effective_from is None or r.effective_from <= t]
+    in_force = [
+        r.rule if r.effective_from is None or r.effective_from <= t else r.before
+        for r in rules
+    ]
+    in_force = [r for r in in_force if r is not None]
     assert answered == resolve_settings(CATALOGUE, in_force, member)
 
 
@@ -122,6 +131,18 @@ def test_a_scheduled_lock_is_upcoming_with_its_date_and_reason_and_applies_at_it
     assert upcoming_settings(CATALOGUE, rules, member, at(24))["a"] == []
     compiled, schedule = compile_schedule(CATALOGUE, {"u0": None}, rules, {}, at(24))
     assert compiled.resolve("u0", [], {"a": False})["a"].locked and schedule.next_change is None
+
+
+def test_a_scheduled_change_of_a_rule_in_force_keeps_it_until_its_time() -> None:
+    now_on = Rule("r", U, "u0", "a", True, False, "Ads on for now")
+    later = Rule("r", U, "u0", "a", False, True, "Ads off for the audit")
+    rules = [TimedRule(later, at(24), before=now_on)]
+    member = MemberFacts(("u0",), (), {})
+    current = resolve_settings(CATALOGUE, rules_at(rules, at(0)), member)["a"]
+    assert (current.value, current.locked, current.reason) == (True, False, "Ads on for now")
+    [change] = upcoming_settings(CATALOGUE, rules, member, at(0))["a"]
+    assert (change.value_before, change.value, change.locked) == (True, False, True)
+    assert change.reason == "Ads off for the audit"
 
 
 def test_a_scheduled_rule_that_changes_nothing_for_a_member_is_not_upcoming_for_them() -> None:
