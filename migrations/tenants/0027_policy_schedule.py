@@ -58,7 +58,10 @@ SQL = [
     tenant_primary_key("policy_change_notices"),
     tenant_foreign_keys("policy_change_notices", [FK("member_id", "members", "CASCADE")]),
     row_level_security("policy_change_notices"),
-    grant_runtime("policy_change_notices", "SELECT, INSERT, UPDATE (cancelled_at, updated_at)"),
+    # DELETE: an erasure or purge removes the member's rows (tenants.privacy.datamap).
+    grant_runtime(
+        "policy_change_notices", "SELECT, INSERT, UPDATE (cancelled_at, updated_at), DELETE"
+    ),
     "CREATE INDEX policy_change_notices_rule ON policy_change_notices "
     "(tenant_id, rule_id, effective_at) WHERE cancelled_at IS NULL;",
     "CREATE INDEX policy_change_notices_member ON policy_change_notices (tenant_id, member_id);",
