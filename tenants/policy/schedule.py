@@ -20,6 +20,8 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from tortoise.expressions import Q
+
 from policies.schedule import UpcomingChange, describe_upcoming, when
 from tenants import db
 from tenants.actors import Actor, system_actor
@@ -73,11 +75,11 @@ async def send_notices(*, now: datetime, actor: Actor) -> int:
     pending = [
         r
         for r in await PolicyRule.filter(
-            effective_from__isnull=False, effective_from__lte=horizon
+            Q(effective_from__gt=now) | Q(announced_at__isnull=True),
+            effective_from__isnull=False,
+            effective_from__lte=horizon,
         ).select_for_update()
-        if r.effective_from is not None
-        and r.noticed_for != r.effective_from
-        and (r.effective_from > now or r.announced_at is None)
+        if r.effective_from is not None and r.noticed_for != r.effective_from
     ]
     if not pending:
         return 0
