@@ -105,9 +105,9 @@ async def send_notices(*, now: datetime, actor: Actor) -> int:
             MemberStatus.ACTIVE.value,
         )
     ]
-    members = {m.id: m for m in await Member.filter(id__in=active)}
     for start in range(0, len(active), MEMBER_BATCH):
         batch = active[start : start + MEMBER_BATCH]
+        members = {m.id: m for m in await Member.filter(id__in=batch)}
         facts = await policy.member_facts(batch)
         for member_id, per_setting in (await upcoming_for(batch, snapshot)).items():
             # A change of a setting at a time is caused by the rules effective from then
