@@ -14,7 +14,7 @@ Plain data in and out; nothing imported from our other packages but ``policies``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from policies.catalogue import Catalogue, Value
@@ -94,16 +94,36 @@ def step_changes(
     return changes
 
 
+def _cause_reason(effective: Iterable[Rule], setting: str, reach: frozenset[str]) -> str:
+    """The reason of a rule taking effect for ``setting`` on one of the member's units or
+    groups (``reach``): why a change whose answer has no reason of its own happens (a lock
+    lifted gives the member's choice back). The lowest rule id decides among several."""
+    causes = sorted(
+        (r for r in effective if r.setting == setting and r.target_id in reach and r.reason),
+        key=lambda r: r.id,
+    )
+    return causes[0].reason if causes else ""
+
+
 def _collect(
-    current: Mapping[str, Resolved], steps: Iterable[tuple[datetime, Mapping[str, Resolved]]]
+    current: Mapping[str, Resolved],
+    steps: Iterable[tuple[datetime, Mapping[str, Resolved], Iterable[Rule]]],
+    reach: frozenset[str],
 ) -> dict[str, list[UpcomingChange]]:
     upcoming: dict[str, list[UpcomingChange]] = {key: [] for key in current}
     previous = current
-    for at, resolved in steps:
+    for at, resolved, effective in steps:
         for change in step_changes(previous, resolved, at):
+            if not change.reason:
+                change = replace(change, reason=_cause_reason(effective, change.setting, reach))
             upcoming[change.setting].append(change)
         previous = resolved
     return upcoming
+
+
+def _effective_at(rules: Iterable[TimedRule], at: datetime) -> list[Rule]:
+    """The rules taking effect exactly at ``at``."""
+    return [r.rule for r in rules if r.effective_from == at]
 
 
 def upcoming_settings(
@@ -115,10 +135,11 @@ def upcoming_settings(
     timed = list(rules)
     current = resolve_settings(catalogue, rules_at(timed, now), member)
     steps = [
-        (at, resolve_settings(catalogue, rules_at(timed, at), member))
+        (at, resolve_settings(catalogue, rules_at(timed, at), member), _effective_at(timed, at))
         for at in change_times(timed, now)
     ]
-    return _collect(current, steps)
+    reach = frozenset([*member.unit_path, *(g.id for g in member.groups)])
+    return _collect(current, steps, reach)
 
 
 @dataclass(frozen=True)
@@ -128,6 +149,10 @@ class Schedule:
 
     now: datetime
     steps: tuple[tuple[datetime, CompiledPolicy], ...]
+    #: The rules taking effect at each step's time (for the reasons of changes).
+    effective: Mapping[datetime, tuple[Rule, ...]] = field(default_factory=dict)
+    #: Every unit's parent (None for the root): a member's units from their own.
+    unit_parents: Mapping[str, str | None] = field(default_factory=dict)
 
     @property
     def next_change(self) -> datetime | None:
@@ -145,9 +170,18 @@ class Schedule:
         if not self.steps:
             return {key: [] for key in current}
         groups = frozenset(group_ids)
+        path: list[str] = []
+        unit: str | None = unit_id
+        while unit is not None and unit not in path:
+            path.append(unit)
+            unit = self.unit_parents.get(unit)
         return _collect(
             current,
-            ((at, compiled.resolve(unit_id, groups, choices)) for at, compiled in self.steps),
+            (
+                (at, compiled.resolve(unit_id, groups, choices), self.effective.get(at, ()))
+                for at, compiled in self.steps
+            ),
+            frozenset([*path, *groups]),
         )
 
 
@@ -162,11 +196,13 @@ def compile_schedule(
     ``compile_policy`` for the arguments)."""
     timed = list(rules)
     current = compile_policy(catalogue, unit_parents, rules_at(timed, now), group_priority)
+    times = change_times(timed, now)
     steps = tuple(
         (at, compile_policy(catalogue, unit_parents, rules_at(timed, at), group_priority))
-        for at in change_times(timed, now)
+        for at in times
     )
-    return current, Schedule(now, steps)
+    effective = {at: tuple(_effective_at(timed, at)) for at in times}
+    return current, Schedule(now, steps, effective, dict(unit_parents))
 
 
 def _plain(value: Value) -> str:

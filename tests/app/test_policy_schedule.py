@@ -157,7 +157,8 @@ async def test_a_lifted_lock_is_noticed_with_the_rules_reason_and_the_choice_com
                    effective_from=at.isoformat())
     ben = (await settings_of(org, team["ben"]["id"])).json()["settings"][ADS]
     assert (ben["value"], ben["locked"], ben["hidden_choice"]) == (False, True, True)
-    assert [(u["value"], u["locked"]) for u in ben["upcoming"]] == [(True, False)]
+    assert [(u["value"], u["locked"], u["reason"]) for u in ben["upcoming"]] == [
+        (True, False, "Audit over: yours again")]
     await schedule.sweep_policy_schedule(now=datetime.now(UTC))
     notices = await mails(owner_conn, org, "policy_change_notice")
     assert sorted(m["recipients"][0] for m in notices) == sorted(

@@ -113,9 +113,21 @@ def test_upcoming_lists_exactly_the_changes_after_now(org: Any, data: st.DataObj
             )
             assert (value, locked) == (truth[key].value, truth[key].locked), (key, t)
             if applied:
-                assert applied[-1].reason == resolve_settings(
-                    CATALOGUE, rules_at(rules, applied[-1].effective_at), member
+                last = applied[-1]
+                answer_reason = resolve_settings(
+                    CATALOGUE, rules_at(rules, last.effective_at), member
                 )[key].reason
+                # The answer's own reason, or (a lock lifted: the member's choice or the
+                # default answers) the reason of a rule of theirs taking effect then.
+                reach = {*member.unit_path, *(g.id for g in member.groups)}
+                causes = {
+                    r.rule.reason for r in rules
+                    if r.effective_from == last.effective_at and r.rule.setting == key
+                    and r.rule.target_id in reach and r.rule.reason
+                }
+                assert last.reason == answer_reason or (
+                    not answer_reason and last.reason in causes | {""}
+                )
 
 
 def test_a_scheduled_lock_is_upcoming_with_its_date_and_reason_and_applies_at_its_date() -> None:
@@ -143,6 +155,19 @@ def test_a_scheduled_change_of_a_rule_in_force_keeps_it_until_its_time() -> None
     [change] = upcoming_settings(CATALOGUE, rules, member, at(0))["a"]
     assert (change.value_before, change.value, change.locked) == (True, False, True)
     assert change.reason == "Ads off for the audit"
+
+
+def test_a_lifted_lock_carries_the_reason_of_the_rule_that_lifts_it() -> None:
+    lock = Rule("r", U, "u1", "a", False, True, "Locked for the audit")
+    lifted = Rule("r", U, "u1", "a", False, False, "Audit over: yours again")
+    rules = [TimedRule(lifted, at(24), before=lock)]
+    member = MemberFacts(("u0", "u1"), (), {"a": True})
+    [change] = upcoming_settings(CATALOGUE, rules, member, at(0))["a"]
+    assert (change.value, change.locked, change.rule_id) == (True, False, None)
+    assert change.reason == "Audit over: yours again"
+    compiled, schedule = compile_schedule(CATALOGUE, {"u0": None, "u1": "u0"}, rules, {}, at(0))
+    current = compiled.resolve("u1", [], {"a": True})
+    assert schedule.upcoming(current, "u1", [], {"a": True})["a"] == [change]
 
 
 def test_a_scheduled_rule_that_changes_nothing_for_a_member_is_not_upcoming_for_them() -> None:
