@@ -4,6 +4,7 @@ with what was typed, and changes nothing."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -41,3 +42,19 @@ async def test_an_admin_sets_the_days_of_notice_and_a_bad_value_is_refused_besid
     assert days == 14
     [event] = await audit_events(owner_conn, OrgId(org.id), "organisation.updated")
     assert event.after == {"policy_notice_days": 14}
+
+
+async def test_the_policies_page_shows_a_scheduled_change_and_the_rule_in_force_until_then(
+    app: Any, org: OrgHandle
+) -> None:
+    rule = {"target_kind": "unit", "target_id": str(org.root_unit_id),
+            "setting": "advertising.personalised_ads", "reason": "Ads policy"}
+    assert (await org.put("/v1/policy/rules", json={**rule, "value": True})).status_code == 200
+    when = datetime.now(UTC) + timedelta(days=30)
+    scheduled = await org.put("/v1/policy/rules", json={
+        **rule, "value": False, "enforced": True, "effective_from": when.isoformat()})
+    assert scheduled.status_code == 200
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        page = text_of((await browser.get("/console/policies")).text)
+    assert f"scheduled from {when.strftime('%Y-%m-%d')}; until then On" in page
