@@ -44,13 +44,17 @@ MEMBER_BATCH = 1000
 
 
 async def upcoming_for(
-    member_ids: list[uuid.UUID], snapshot: policy.PolicySnapshot | None = None
+    member_ids: list[uuid.UUID],
+    snapshot: policy.PolicySnapshot | None = None,
+    facts: dict[uuid.UUID, policy.MemberFactsRow] | None = None,
 ) -> dict[uuid.UUID, dict[str, list[UpcomingChange]]]:
     """Each member's coming changes per setting (members that do not exist are absent),
-    from ``snapshot`` (default: the organisation's compiled policy now)."""
+    from ``snapshot`` (default: the organisation's compiled policy now) and ``facts``
+    (default: read now)."""
     if snapshot is None:
         snapshot = await policy.compiled_policy(policy.shared_cache())
-    facts = await policy.member_facts(member_ids)
+    if facts is None:
+        facts = await policy.member_facts(member_ids)
     result = {}
     for member_id, f in facts.items():
         current = snapshot.compiled.resolve(str(f.unit_id), f.group_ids, f.choices)
@@ -109,7 +113,7 @@ async def send_notices(*, now: datetime, actor: Actor) -> int:
         batch = active[start : start + MEMBER_BATCH]
         members = {m.id: m for m in await Member.filter(id__in=batch)}
         facts = await policy.member_facts(batch)
-        for member_id, per_setting in (await upcoming_for(batch, snapshot)).items():
+        for member_id, per_setting in (await upcoming_for(batch, snapshot, facts)).items():
             # A change of a setting at a time is caused by the rules effective from then
             # for that setting on the member's units or groups (the answer after it may
             # come from another rule or their own choice: a lock lifted, say).
