@@ -125,6 +125,7 @@ def routes(web: Web) -> list[BaseRoute]:
         return ctx.render(
             "account/home.html",
             notice=organisation_notice(ctx.organisation),
+            coming_by_setting=coming,
             coming_changes=sorted(
                 (c for changes in coming.values() for c in changes),
                 key=lambda c: (c.effective_at, c.setting),

@@ -46,6 +46,8 @@ async def test_the_member_sees_the_coming_change_with_its_date_and_reason(
     await expect(coming).to_contain_text("No personalised ads while the advertising audit runs")
     await expect(coming).to_contain_text(at.strftime("%Y-%m-%d"))
     await expect(coming).to_contain_text("Recommendations are off by default from the new season")
-    # Today the member still decides: the setting is not locked yet.
-    await expect(member.page.get_by_role("region", name="Your privacy settings")).to_be_visible()
+    # Today the member still decides: the setting is not locked yet, and says what comes.
+    settings = member.page.get_by_role("region", name="Your privacy settings")
+    await expect(settings).to_contain_text(
+        f"Coming change: from {at.strftime('%Y-%m-%d')} 08:00 UTC it becomes Off, set by")
     await coming.screenshot(path=str(shots_dir(tmp_path) / "coming-changes.png"))
