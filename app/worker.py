@@ -16,6 +16,7 @@ from app import tracing
 from app.settings import Settings
 from tenants.audit.sealer import AuditSealer
 from tenants.jobs.worker import Worker
+from tenants.policy.schedule import keep_policy_schedule
 from tenants.privacy.partitions import maintain_partitions
 from tenants.sessions.service import sweep_expired_sessions
 
@@ -61,8 +62,9 @@ def configure_handlers(settings: Settings) -> None:
 @asynccontextmanager
 async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator[Worker]:
     """Run ``worker`` as a task for the duration of the block, with the sweep of expired
-    sessions and the upkeep of the time partitions (made ahead at start and daily, dropped
-    once expired: ``tenants.privacy.partitions``) beside it; stop them cleanly after."""
+    sessions, the upkeep of the time partitions (made ahead at start and daily, dropped
+    once expired: ``tenants.privacy.partitions``) and the policy schedule's notices and
+    announcements (``tenants.policy.schedule``) beside it; stop them cleanly after."""
     configure_handlers(settings)
     from tenants.privacy import retention
 
@@ -78,6 +80,9 @@ async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator
     partitioner = asyncio.create_task(
         maintain_partitions(stop_sweeping), name=f"partitions-{worker.name}"
     )
+    scheduler = asyncio.create_task(
+        keep_policy_schedule(stop_sweeping), name=f"policy-schedule-{worker.name}"
+    )
     try:
         yield worker
     finally:
@@ -85,7 +90,7 @@ async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator
         stop_sweeping.set()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        for helper in (sweeper, partitioner):
+        for helper in (sweeper, partitioner, scheduler):
             with contextlib.suppress(asyncio.CancelledError):
                 await helper
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from policies.resolve import CompiledPolicy
+from policies.schedule import Schedule
 
 K = TypeVar("K", bound=Hashable)
 
@@ -34,7 +35,7 @@ class DecisionCache(Generic[K]):
     def __init__(self, *, max_answers: int = 200_000, ttl: float = 300.0) -> None:
         self.max_answers = max_answers
         self.ttl = ttl
-        self._compiled: dict[K, tuple[Hashable, CompiledPolicy, float]] = {}
+        self._compiled: dict[K, tuple[Hashable, CompiledPolicy, Schedule, float]] = {}
         self._answers: OrderedDict[tuple[K, Hashable], Answer] = OrderedDict()
         self._org_members: dict[K, set[Hashable]] = {}
         self._generations: dict[K, int] = {}
@@ -49,22 +50,35 @@ class DecisionCache(Generic[K]):
         ``org`` was invalidated in between (the computation may have read stale data)."""
         return (self._clears, self._generations.get(org, 0))
 
-    def compiled(self, org: K, version: Hashable) -> tuple[CompiledPolicy, float] | None:
-        """The compiled policy for ``org`` at ``version`` and the seconds it stays valid,
-        unless a scheduled rule has come into force since it was compiled."""
+    def compiled(
+        self, org: K, version: Hashable
+    ) -> tuple[CompiledPolicy, Schedule, float] | None:
+        """The compiled policy for ``org`` at ``version``, its schedule of coming changes
+        and the seconds it stays valid, unless a scheduled rule has come into force since
+        it was compiled (then None: the caller compiles again)."""
         entry = self._compiled.get(org)
         if entry is None or entry[0] != version:
             return None
-        remaining = entry[2] - time.monotonic()
-        return (entry[1], remaining) if remaining > 0 else None
+        remaining = entry[3] - time.monotonic()
+        return (entry[1], entry[2], remaining) if remaining > 0 else None
 
     def store_compiled(
-        self, org: K, version: Hashable, compiled: CompiledPolicy, *, valid_for: float
+        self,
+        org: K,
+        version: Hashable,
+        compiled: CompiledPolicy,
+        schedule: Schedule,
+        *,
+        valid_for: float,
     ) -> None:
-        self._compiled[org] = (version, compiled, time.monotonic() + valid_for)
+        """Keep ``compiled`` (and ``schedule``) for ``valid_for`` seconds: until the next
+        scheduled rule comes into force."""
+        self._compiled[org] = (version, compiled, schedule, time.monotonic() + valid_for)
 
     def answer_expiry(self, valid_for: float) -> float:
-        return time.monotonic() + min(self.ttl, valid_for)
+        """When an answer computed now expires: after the time-to-live, or sooner when a
+        scheduled rule comes into force (``valid_for`` seconds from now)."""
+        return time.monotonic() + max(0.0, min(self.ttl, valid_for))
 
     def answer(self, org: K, member: Hashable) -> Answer | None:
         found = self._answers.get((org, member))

@@ -62,7 +62,7 @@ TENANT_TABLES = (
     # The audit tables first, in the order the app's background sealer locks them: TRUNCATE
     # (which locks in this order) then waits for a sealing pass instead of deadlocking.
     "audit_heads", "audit_pending", "audit_events", "audit_chain", "member_status_days",
-    "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
+    "policy_change_notices", "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
     "member_event_counters",
     "sessions", "login_attempts", "local_credentials", "sso_connections", "product_clients",
     "seen_logout_tokens",

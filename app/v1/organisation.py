@@ -26,12 +26,22 @@ class OrganisationOut(Output):
         description="Its proven email domains (verified or flagged); see /v1/domains."
     )
     status: OrganisationStatus
+    policy_notice_days: int = Field(
+        description="Days before a scheduled policy change that the members it affects are "
+        "emailed what changes for them."
+    )
     created_at: datetime
     updated_at: datetime
 
 
 class OrganisationPatch(Input):
     name: Name = Field(default_factory=absent)
+    policy_notice_days: int = Field(
+        default_factory=absent,
+        ge=0,
+        le=90,
+        description="Days of advance notice of scheduled policy changes (0 to 90).",
+    )
 
 
 async def _out(org: Organisation) -> OrganisationOut:
@@ -52,7 +62,7 @@ async def get_organisation(call: Call[Input, Input]) -> OrganisationOut:
 
 @router.patch(
     "",
-    summary="Change the organisation's name",
+    summary="Change the organisation's name or its days of notice of policy changes",
     permission=Permission.ORGANISATION_WRITE,
     body=OrganisationPatch,
     response=OrganisationOut,

@@ -27,6 +27,12 @@ SettingValue = (
 )
 
 
+class ReplacedOut(Output):
+    value: Any
+    enforced: bool
+    reason: str
+
+
 class RuleOut(Output):
     id: uuid.UUID
     target_kind: TargetKind
@@ -36,6 +42,11 @@ class RuleOut(Output):
     enforced: bool
     reason: str
     effective_from: datetime | None
+    replaces: ReplacedOut | None = Field(
+        None,
+        description="What the rule is until ``effective_from`` (a scheduled change of a rule "
+        "that was in force keeps it in force until then); null: no rule until then.",
+    )
     updated_at: datetime
 
     @classmethod
@@ -49,6 +60,7 @@ class RuleOut(Output):
             enforced=rule.enforced,
             reason=rule.reason,
             effective_from=rule.effective_from,
+            replaces=ReplacedOut.model_validate(rule.replaces) if rule.replaces else None,
             updated_at=rule.updated_at,
         )
 
@@ -67,7 +79,12 @@ class RuleIn(Input):
     reason: Annotated[str, StringConstraints(max_length=1000), FREE_TEXT] = Field(
         "", description="Shown to members."
     )
-    effective_from: AwareDatetime | None = Field(None, description="Applies from this moment on.")
+    effective_from: AwareDatetime | None = Field(
+        None,
+        description="Applies from this moment on (RFC 3339 with a zone). A future time makes "
+        "a scheduled change: the target's rule in force stays until then, members it "
+        "affects are told in advance and see it as upcoming; a past time applies at once.",
+    )
 
 
 class RuleSet(RuleIn):

@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import EmailStr, Field, StringConstraints
@@ -26,6 +27,7 @@ from app.v1.common import FREE_TEXT, NAME, Input, Output
 from policies.cache import Answer, DecisionCache
 from policies.catalogue import SAMPLE_DESCRIPTION_MAX
 from policies.resolve import Resolved, SourceKind
+from policies.schedule import UpcomingChange
 from tenants import db
 from tenants.clients.models import ProductClient
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError, PermissionDeniedError
@@ -34,6 +36,7 @@ from tenants.members.models import Member
 from tenants.notice import organisation_notice
 from tenants.organisations.service import get_current_organisation
 from tenants.permissions import Permission
+from tenants.policy import schedule
 from tenants.policy import service as policy
 
 router = ApiRouter("/v1", "settings")
@@ -55,12 +58,25 @@ class SourceOut(Output):
     target_id: str | None = None
 
 
+class UpcomingOut(Output):
+    value: Any = Field(description="The value from ``effective_at`` on.")
+    locked: bool = Field(description="Whether the organisation locks it from then on.")
+    effective_at: datetime = Field(description="When the scheduled change takes effect.")
+    reason: str = Field(description="The organisation's reason for it (shown to members).")
+
+
 class EffectiveSetting(Output):
     value: Any
     locked: bool
     source: SourceOut
     reason: str = Field(description="Why the organisation set it (shown to members).")
     hidden_choice: Any = Field(None, description="The member's own choice that a lock hides.")
+    upcoming: list[UpcomingOut] = Field(
+        default_factory=list,
+        description="Scheduled changes of this member's value or lock, earliest first: "
+        "each takes effect at its time with nothing else to call (the answer's cache "
+        "expires then).",
+    )
 
 
 class EffectiveSettings(Output):
@@ -74,10 +90,26 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _upcoming(changes: list[UpcomingChange]) -> list[dict[str, Any]]:
+    return [
+        {
+            "value": _jsonable(c.value),
+            "locked": c.locked,
+            "effective_at": c.effective_at.isoformat(),
+            "reason": c.reason,
+        }
+        for c in changes
+    ]
+
+
 def render_settings(
-    member_id: uuid.UUID, snapshot: policy.PolicySnapshot, resolved: dict[str, Resolved]
+    member_id: uuid.UUID,
+    snapshot: policy.PolicySnapshot,
+    resolved: dict[str, Resolved],
+    upcoming: dict[str, list[UpcomingChange]] | None = None,
 ) -> bytes:
     """The answer's bytes; hand-built (no model round trip) because it is the hot path."""
+    coming = upcoming or {}
     settings = {
         key: {
             "value": _jsonable(r.value),
@@ -90,6 +122,7 @@ def render_settings(
             },
             "reason": r.reason,
             "hidden_choice": _jsonable(r.hidden_choice),
+            "upcoming": _upcoming(coming.get(key, [])),
         }
         for key, r in resolved.items()
     }
@@ -133,10 +166,13 @@ async def answers_for(request: Request, member_ids: list[uuid.UUID]) -> dict[uui
         snapshot = await policy.compiled_policy(cache)
         facts = await policy.member_facts(missing)
         for member_id, f in facts.items():
+            unit = str(f.unit_id)
+            resolved = snapshot.compiled.resolve(unit, f.group_ids, f.choices)
             body = render_settings(
                 member_id,
                 snapshot,
-                snapshot.compiled.resolve(str(f.unit_id), f.group_ids, f.choices),
+                resolved,
+                snapshot.schedule.upcoming(resolved, unit, f.group_ids, f.choices),
             )
             answer = Answer(
                 '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
@@ -328,11 +364,13 @@ async def set_member_choice(call: Call[ChoiceIn, Input]) -> EffectiveSetting:
         result = await policy.set_choice(
             call.id(), call.body.setting, call.body.value, actor=call.actor
         )
-    return _effective(result)
+    coming = (await schedule.upcoming_for([call.id()])).get(call.id(), {})
+    return _effective(result, coming.get(call.body.setting, []))
 
 
-def _effective(r: Resolved) -> EffectiveSetting:
+def _effective(r: Resolved, upcoming: list[UpcomingChange]) -> EffectiveSetting:
     return EffectiveSetting(
+        upcoming=[UpcomingOut.model_validate(u) for u in _upcoming(upcoming)],
         value=_jsonable(r.value),
         locked=r.locked,
         reason=r.reason,

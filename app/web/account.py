@@ -98,9 +98,13 @@ def routes(web: Web) -> list[BaseRoute]:
         products = {p.id: p for p in await Product.filter(id__in=[a.product_id for a in accounts])}
         # The same compiled policy (and cache) that answers products, so the page and the
         # products never disagree about a member's settings.
-        compiled = (await policy.compiled_policy(ctx.request.app.state.decisions)).compiled
+        snapshot = await policy.compiled_policy(ctx.request.app.state.decisions)
+        compiled = snapshot.compiled
         facts = (await policy.member_facts([member.id]))[member.id]
         mine = compiled.resolve(str(facts.unit_id), facts.group_ids, facts.choices)
+        coming = snapshot.schedule.upcoming(
+            mine, str(facts.unit_id), facts.group_ids, facts.choices
+        )
         defaults = compiled.resolve(str(facts.unit_id), facts.group_ids, {})
         focus = ctx.request.query_params.get("setting")
         rows = privacy_settings(compiled.catalogue, mine, defaults, await target_names())
@@ -123,6 +127,11 @@ def routes(web: Web) -> list[BaseRoute]:
         return ctx.render(
             "account/home.html",
             notice=organisation_notice(ctx.organisation),
+            coming_by_setting=coming,
+            coming_changes=sorted(
+                (c for changes in coming.values() for c in changes),
+                key=lambda c: (c.effective_at, c.setting),
+            ),
             accounts=accounts,
             products=products,
             purposes=by_purpose(rows, lambda r: r.setting),
@@ -131,6 +140,7 @@ def routes(web: Web) -> list[BaseRoute]:
             focus=focus if focus in compiled.catalogue else None,
             show_value=show_value,
             anchor=anchor,
+            cat=compiled.catalogue,
             compared=compared,
             sample_focus=picked if picked in compared else None,
             sample_choices=sample_choices,

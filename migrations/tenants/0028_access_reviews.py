@@ -32,7 +32,7 @@ SQL = [
 
 
 class Migration(migrations.Migration):
-    dependencies = [('tenants', '0026_sso_previous')]
+    dependencies = [('tenants', '0027_policy_schedule')]
 
     initial = False
 

@@ -170,6 +170,24 @@ TEMPLATES: dict[str, MailTemplate] = {
             greeting="reviewer_name",
         ),
         MailTemplate(
+            "policy_change_notice",
+            "Coming changes to the member's settings (advance notice)",
+            "Coming changes to your privacy settings at {{ organisation }}",
+            "{{ organisation }} has scheduled changes to its policies that change some of your "
+            "privacy settings. What changes for you, from when and why:",
+            ("member_name", "changes"),
+            greeting="member_name",
+        ),
+        MailTemplate(
+            "policy_change_cancelled",
+            "A scheduled change the member was told about is off",
+            "A change to your privacy settings at {{ organisation }} is cancelled",
+            "{{ organisation }} told you about a coming change to your privacy settings. "
+            "It will not happen as announced:",
+            ("member_name", "changes"),
+            greeting="member_name",
+        ),
+        MailTemplate(
             "domain_flagged",
             "A verified domain lost its DNS record (to the owners)",
             "{{ domain }}: its verification record has disappeared",

@@ -36,6 +36,9 @@ class Organisation(Model):
     #: Bumped when units or groups change in ways resolution sees (tree, priorities).
     #: Compiled policies are keyed on both versions.
     structure_version = fields.IntField(default=0)
+    #: Days before a scheduled policy change takes effect that the members it affects are
+    #: emailed what changes for them (``tenants.policy.schedule``).
+    policy_notice_days = fields.IntField(default=7)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

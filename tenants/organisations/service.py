@@ -50,6 +50,7 @@ def snapshot(org: Organisation) -> dict[str, Any]:
         "name": org.name,
         "kind": org.kind,
         "status": org.status,
+        "policy_notice_days": org.policy_notice_days,
     }
 
 
@@ -128,14 +129,17 @@ async def get_current_organisation() -> Organisation:
 
 
 async def update_organisation(changes: dict[str, Any], *, actor: Actor) -> Organisation:
-    """Change the name; returns early when nothing changes. (Domains are added and
-    proven one by one: ``tenants.domains.service``.)"""
+    """Change the name or the days of notice of scheduled policy changes; returns early
+    when nothing changes. (Domains are added and proven one by one:
+    ``tenants.domains.service``.)"""
     org = await Organisation.filter(id=db.current_org()).select_for_update().first()
     if org is None:
         raise NotFoundError("the organisation does not exist")
     before = snapshot(org)
     if "name" in changes:
         org.name = changes["name"]
+    if "policy_notice_days" in changes:
+        org.policy_notice_days = changes["policy_notice_days"]
     old, new = audit.changed_fields(before, snapshot(org))
     if not new:
         return org
@@ -143,7 +147,8 @@ async def update_organisation(changes: dict[str, Any], *, actor: Actor) -> Organ
     await audit.record(
         "organisation.updated", "organisation", org.id, actor=actor, before=old, after=new
     )
-    await identity.organisation_changed("updated")
+    if "name" in new:  # what the identity backend mirrors
+        await identity.organisation_changed("updated")
     return org
 
 

@@ -44,6 +44,17 @@ class PolicyRule(TenantModel):
     reason = fields.TextField(default="")
     #: The rule applies from this moment; before it, it is scheduled and ignored.
     effective_from: datetime | None = fields.DatetimeField(null=True)
+    #: What the rule is until ``effective_from`` when that is ahead and the rule was in
+    #: force before it was rescheduled: ``{"value", "enforced", "reason"}`` (None: no rule
+    #: until then). A scheduled change of a rule in force never removes it early.
+    replaces: dict[str, Any] | None = fields.JSONField(null=True)
+    #: When products were told (``policy.changed``) that the rule is in force: at once for a
+    #: rule in force when written, by the worker's sweep once a scheduled one comes into
+    #: force (None until then, so a worker that was down still announces it later).
+    announced_at: datetime | None = fields.DatetimeField(null=True)
+    #: The ``effective_from`` whose advance notices went out to the members it affects
+    #: (None: not yet); a rule moved to another date is noticed again.
+    noticed_for: datetime | None = fields.DatetimeField(null=True)
 
     class Meta:
         table = "policy_rules"
@@ -96,3 +107,20 @@ class DeclaredSetting(TenantModel):
     class Meta:
         table = "declared_settings"
         unique_together = (("tenant_id", "key"),)
+
+
+class PolicyChangeNotice(TenantModel):
+    """A member was told in advance that a scheduled rule changes ``setting`` for them at
+    ``effective_at``: each member is told once, and cancelling (or moving) the change tells
+    exactly those told. What they were told is the email itself (``mail_messages``)."""
+
+    rule_id: uuid.UUID = fields.UUIDField()
+    member_id: uuid.UUID = fields.UUIDField()
+    setting = fields.CharField(max_length=100)
+    effective_at: datetime = fields.DatetimeField()
+    #: When the member was told the change will not happen at ``effective_at`` after all.
+    cancelled_at: datetime | None = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "policy_change_notices"
+        unique_together = (("tenant_id", "rule_id", "member_id", "effective_at"),)

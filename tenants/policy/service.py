@@ -39,9 +39,9 @@ from policies.resolve import (
     Rule,
     SourceKind,
     TargetKind,
-    compile_policy,
     resolve_settings,
 )
+from policies.schedule import Schedule, TimedRule, compile_schedule, rules_at
 from tenants import db, notifications
 from tenants.actors import Actor
 from tenants.audit import service as audit
@@ -178,7 +178,7 @@ async def declare_settings(
             actor=actor,
             after={"product": product.key, "definition": definition},
         )
-    await _changed(actor, summary=f"{product.key} declared {len(settings)} setting(s)")
+    await changed(actor, summary=f"{product.key} declared {len(settings)} setting(s)")
     return await catalogue()
 
 
@@ -211,6 +211,7 @@ def rule_view(rule: PolicyRule) -> dict[str, Any]:
         "enforced": rule.enforced,
         "reason": rule.reason,
         "effective_from": rule.effective_from.isoformat() if rule.effective_from else None,
+        "replaces": rule.replaces,
     }
 
 
@@ -228,8 +229,26 @@ def as_rule(rule: PolicyRule) -> Rule:
     )
 
 
-def _in_force(rules: Iterable[PolicyRule], now: datetime) -> list[PolicyRule]:
-    return [r for r in rules if r.effective_from is None or r.effective_from <= now]
+def replaced_rule(rule: PolicyRule) -> Rule | None:
+    """What ``rule`` is until its ``effective_from`` (``PolicyRule.replaces``), if anything."""
+    if not rule.replaces:
+        return None
+    value: Value = rule.replaces["value"]  # checked against the catalogue when stored
+    return replace(
+        as_rule(rule),
+        value=tuple(value) if isinstance(value, list) else value,
+        enforced=bool(rule.replaces.get("enforced")),
+        reason=str(rule.replaces.get("reason") or ""),
+    )
+
+
+def timed_rules(stored: Iterable[PolicyRule]) -> list[TimedRule]:
+    return [TimedRule(as_rule(r), r.effective_from, replaced_rule(r)) for r in stored]
+
+
+def _in_force(rules: Iterable[PolicyRule], now: datetime) -> list[Rule]:
+    """The rules as they apply at ``now`` (a scheduled change's rule in force until then)."""
+    return rules_at(timed_rules(rules), now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +310,11 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
     )
     existing = await PolicyRule.filter(setting=change.setting, **target).select_for_update().first()
     before = rule_view(existing) if existing else None
+    now = datetime.now(UTC)
+    # A rule in force when written is announced with this change; a scheduled one by the
+    # worker's sweep when its time comes (``tenants.policy.schedule``).
+    scheduled = change.effective_from is not None and change.effective_from > now
+    announced = None if scheduled else now
     if existing is None:
         rule = PolicyRule(
             tenant_id=db.current_org(),
@@ -298,21 +322,49 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
             enforced=change.enforced,
             reason=change.reason,
             effective_from=change.effective_from,
+            announced_at=announced,
             unit_id=target.get("unit_id"),
             group_id=target.get("group_id"),
         )
         await _save_value(rule, stored_value)
     else:
+        was = PolicyRule(
+            id=existing.id, setting=existing.setting, effective_from=existing.effective_from
+        )
+        was_in_force = existing.effective_from is None or existing.effective_from <= now
+        if not scheduled:
+            existing.replaces = None
+        elif was_in_force:
+            # Scheduling a change of the rule in force: it stays in force until the date.
+            existing.replaces = {
+                "value": existing.value,
+                "enforced": existing.enforced,
+                "reason": existing.reason,
+            }
         existing.value, existing.enforced = stored_value, change.enforced
         existing.reason, existing.effective_from = change.reason, change.effective_from
         if rule_view(existing) == before:
             return existing
+        if (before is not None and (before["value"], before["enforced"]) != (
+            stored_value, change.enforced
+        )) or change.effective_from != was.effective_from:
+            from tenants.policy import schedule  # schedule imports this module
+
+            # Members told about the change as it was hear that it is off (or moved);
+            # the new date and value are noticed afresh by the sweep. A new reason
+            # alone changes nothing for them.
+            await schedule.cancel_notices(
+                was, now=now, actor=actor,
+                moved_to=change.effective_from
+                if change.effective_from != was.effective_from else None,
+            )
+            existing.announced_at, existing.noticed_for = announced, None
         await _save_value(existing, stored_value)
         rule = existing
     await audit.record(
         "policy.rule_set", "policy_rule", rule.id, actor=actor, before=before, after=rule_view(rule)
     )
-    await _changed(
+    await changed(
         actor, summary=f"{change.setting} on {change.target_kind.value} {change.target_id}"
     )
     return rule
@@ -321,9 +373,13 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
 async def delete_rule(rule_id: uuid.UUID, *, actor: Actor) -> None:
     rule = await get_by_id(PolicyRule, rule_id, "rule", for_update=True)
     before = rule_view(rule)
+    from tenants.policy import schedule  # schedule imports this module
+
+    # A scheduled change called off: the members already told hear that it is off.
+    await schedule.cancel_notices(rule, now=datetime.now(UTC), actor=actor)
     await rule.delete()
     await audit.record("policy.rule_deleted", "policy_rule", rule_id, actor=actor, before=before)
-    await _changed(actor, summary=f"removed {rule.setting} rule")
+    await changed(actor, summary=f"removed {rule.setting} rule")
 
 
 async def list_rules(*, target_id: uuid.UUID | None = None) -> list[PolicyRule]:
@@ -334,8 +390,9 @@ async def list_rules(*, target_id: uuid.UUID | None = None) -> list[PolicyRule]:
     return list(await query.order_by("setting"))
 
 
-async def _changed(actor: Actor, *, summary: str) -> int:
-    """Bump the version, snapshot the rule set, announce the change; returns the version."""
+async def changed(actor: Actor, *, summary: str) -> int:
+    """Bump the version, snapshot the rule set, announce the change (``policy.changed``);
+    returns the version. Also called when a scheduled rule comes into force."""
     org = await Organisation.filter(id=db.current_org()).select_for_update().first()
     assert org is not None
     version = org.policy_version + 1
@@ -381,6 +438,11 @@ async def diff_versions(a: int, b: int) -> list[RuleChange]:
 async def rollback(to_version: int, *, actor: Actor) -> int:
     """Make the rule set what it was at ``to_version`` (as a new version); returns it."""
     wanted = await version_rules(to_version)
+    now = datetime.now(UTC)
+    from tenants.policy import schedule  # schedule imports this module
+
+    for scheduled in await PolicyRule.filter(effective_from__gt=now):
+        await schedule.cancel_notices(scheduled, now=now, actor=actor)
     await PolicyRule.all().delete()
     for r in wanted:
         target = (
@@ -391,21 +453,24 @@ async def rollback(to_version: int, *, actor: Actor) -> int:
         model = Unit if r["target_kind"] == "unit" else Group
         if not await model.filter(id=r["target_id"]).exists():
             continue  # the unit or group is gone; its rule cannot come back
+        effective_from = (
+            datetime.fromisoformat(r["effective_from"]) if r["effective_from"] else None
+        )
         restored = PolicyRule(
             tenant_id=db.current_org(),
             setting=r["setting"],
             enforced=r["enforced"],
             reason=r["reason"],
-            effective_from=datetime.fromisoformat(r["effective_from"])
-            if r["effective_from"]
-            else None,
+            effective_from=effective_from,
+            replaces=r.get("replaces") if effective_from and effective_from > now else None,
+            announced_at=now if effective_from is None or effective_from <= now else None,
             **target,
         )
         await _save_value(restored, r["value"])
     await audit.record(
         "policy.rolled_back", "policy", to_version, actor=actor, after={"to_version": to_version}
     )
-    return await _changed(actor, summary=f"rolled back to version {to_version}")
+    return await changed(actor, summary=f"rolled back to version {to_version}")
 
 
 # --- choices -------------------------------------------------------------------------
@@ -484,6 +549,8 @@ class PolicySnapshot:
     compiled: CompiledPolicy
     #: Seconds until a scheduled rule comes into force (the snapshot is stale then).
     valid_for: float
+    #: The compiled policy at each future effective time: members' coming changes.
+    schedule: Schedule
 
 
 #: This process's decision cache (``share_cache``, at app start): services that resolve a
@@ -502,14 +569,20 @@ def shared_cache() -> DecisionCache[OrgId] | None:
 
 
 async def compiled_policy(
-    cache: DecisionCache[OrgId] | None = None, *, store: bool = True
+    cache: DecisionCache[OrgId] | None = None,
+    *,
+    store: bool = True,
+    now: datetime | None = None,
 ) -> PolicySnapshot:
     """The current organisation's compiled policy, from ``cache`` when it is current.
 
     The cache is keyed on the organisation's policy and structure versions, read here in
     the caller's transaction, so a stale entry is never used even if a notification was
-    missed. ``store=False`` for callers inside a write transaction: what they compiled is
-    not kept, so a version number a rolled-back change used can never bring it back.
+    missed; it expires when the next scheduled rule comes into force, so the change
+    applies at its time with nothing to run. ``store=False`` for callers inside a write
+    transaction: what they compiled is not kept, so a version number a rolled-back
+    change used can never bring it back. ``now`` (default: the clock) compiles the
+    policy as of another time, bypassing the cache (the worker's sweeps, tests).
     """
     org = db.current_org()
     row = await db.fetch_one(
@@ -518,22 +591,25 @@ async def compiled_policy(
     if row is None:
         raise NotFoundError("the organisation does not exist")
     key = (row["policy_version"], row["structure_version"])
-    if cache is not None:
+    if cache is not None and now is None:
         hit = cache.compiled(org, key)
         if hit is not None:
-            return PolicySnapshot(row["policy_version"], hit[0], hit[1])
-    now = datetime.now(UTC)
+            return PolicySnapshot(row["policy_version"], hit[0], hit[2], hit[1])
+    at = now or datetime.now(UTC)
     cat = await catalogue()
     units, groups = await _structure()
     stored = await PolicyRule.all()
-    compiled = compile_policy(cat, units, [as_rule(r) for r in _in_force(stored, now)], groups)
-    upcoming = [
-        r.effective_from for r in stored if r.effective_from is not None and r.effective_from > now
-    ]
-    valid_for = min(upcoming).timestamp() - now.timestamp() if upcoming else float("inf")
-    if cache is not None and store:
-        cache.store_compiled(org, key, compiled, valid_for=valid_for)
-    return PolicySnapshot(row["policy_version"], compiled, valid_for)
+    compiled, schedule = compile_schedule(cat, units, timed_rules(stored), groups, at)
+    coming = schedule.next_change
+    valid_for = coming.timestamp() - at.timestamp() if coming else float("inf")
+    if cache is not None and store and now is None:
+        cache.store_compiled(org, key, compiled, schedule, valid_for=valid_for)
+    return PolicySnapshot(row["policy_version"], compiled, valid_for, schedule)
+
+
+async def structure() -> tuple[dict[str, str | None], dict[str, int]]:
+    """Every unit's parent and every group's priority (see ``_structure``)."""
+    return await _structure()
 
 
 async def _structure() -> tuple[dict[str, str | None], dict[str, int]]:
@@ -891,10 +967,7 @@ async def impact_plan(
     """The plan of a preview: the rule for (target, setting) replaced by ``candidate`` (or
     removed when it is None), the setting's other rules in force kept."""
     setting = (await catalogue())[setting_key]
-    current = [
-        as_rule(r)
-        for r in _in_force(await PolicyRule.filter(setting=setting_key), datetime.now(UTC))
-    ]
+    current = _in_force(await PolicyRule.filter(setting=setting_key), datetime.now(UTC))
     kept = [r for r in current if r.target_id != str(target_id)]
     after_rules = [*kept, *([candidate] if candidate else [])]
     rule_groups = {
@@ -972,8 +1045,13 @@ async def rules_removed_with(
     """Call before deleting a unit or group: its rules go with it, as a new policy version."""
     column = "unit_id" if target_kind is TargetKind.UNIT else "group_id"
     if await PolicyRule.filter(**{column: target_id}).exists():
+        from tenants.policy import schedule  # schedule imports this module
+
+        now = datetime.now(UTC)
+        for scheduled in await PolicyRule.filter(**{column: target_id}, effective_from__gt=now):
+            await schedule.cancel_notices(scheduled, now=now, actor=actor)
         await PolicyRule.filter(**{column: target_id}).delete()
-        await _changed(actor, summary=f"rules removed with {target_kind.value} {target_id}")
+        await changed(actor, summary=f"rules removed with {target_kind.value} {target_id}")
 
 
 async def member_changed(member_id: uuid.UUID) -> None:

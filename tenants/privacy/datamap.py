@@ -126,6 +126,13 @@ TABLES: tuple[Table, ...] = (
         owner="member_id = $2", erase=(delete(),), export="settings.json",
     ),
     Table(
+        "policy_change_notices",
+        personal={},
+        not_personal={"setting": "the setting's key from the catalogue"},
+        owner="member_id = $2", erase=(delete(),),
+        export_note="what the member was told is the email itself, in emails.json",
+    ),
+    Table(
         "sessions",
         personal={"idp_subject": Category.IDENTITY, "idp_sid": Category.IDENTITY,
                   "client_addr": Category.NETWORK, "user_agent": Category.NETWORK},
@@ -370,7 +377,7 @@ TABLES: tuple[Table, ...] = (
     Table("mail_template_overrides", personal={}, not_personal={
         "intro": CONFIG, "subject": CONFIG, "template": CONFIG}),
     Table("policy_rules", personal={}, not_personal={
-        "reason": CONFIG, "setting": CONFIG, "value": CONFIG}),
+        "reason": CONFIG, "replaces": CONFIG, "setting": CONFIG, "value": CONFIG}),
     Table("policy_versions", personal={}, not_personal={
         "actor": "the author's pseudonymous id", "rules": CONFIG, "summary": CONFIG}),
     Table("product_clients", personal={}, not_personal={

@@ -80,6 +80,7 @@ async def test_a_lock_on_a_parent_unit_shows_with_its_reason_and_hides_the_membe
             "target_kind": "unit",
             "target_id": parent["id"],
         },
+        "upcoming": [],
     }
     refused = await org.post(
         f"/v1/members/{member['id']}/choices", json={"setting": ADS, "value": True}

@@ -21,6 +21,7 @@ from tenants.actors import Actor, ActorKind
 from tenants.audit import service as audit
 from tenants.audit.sealer import seal_all
 from tenants.members.models import Member
+from tenants.policy import schedule
 from tenants.sessions.models import AuthMethod
 from tenants.sessions.service import create_session
 from tests.conftest import OrgHandle, make_member
@@ -97,6 +98,13 @@ async def everything_about(
     choice = await org.post(f"/v1/members/{member_id}/choices",
                             {"setting": "cookies.analytics", "value": False})
     assert choice.status_code == 200, choice.text
+    # A scheduled change of their unit's policy, noticed to them (email and notice row).
+    coming = await org.put("/v1/policy/rules", json={
+        "target_kind": "unit", "target_id": member["unit_id"],
+        "setting": "advertising.personalised_ads", "value": False, "enforced": True,
+        "reason": "Audit", "effective_from": (datetime.now(UTC) + timedelta(days=2)).isoformat()})
+    assert coming.status_code == 200, coming.text
+    await schedule.sweep_policy_schedule()
 
     as_person = Actor(ActorKind.MEMBER, member_id, f"{needles['name']} <{needles['email']}>",
                       client_addr=needles["client_addr"])
@@ -189,6 +197,7 @@ async def test_an_erasure_request_leaves_only_what_the_map_keeps_and_says_why(
     assert erased.status_code == 200, erased.text
     evidence = erased.json()["member_erasure"]
     await run_jobs()
+    assert evidence["deleted"]["policy_change_notices"] == 1
 
     left = await residue(owner_conn, person.needles)
     kept_tables = {k["table"] for k in evidence["kept"]}

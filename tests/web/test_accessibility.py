@@ -144,6 +144,13 @@ async def test_every_page_a_member_reaches_has_no_axe_violation(
     )
     invited = await violations(tab, invitations.link_path(token))
     assert invited == [], json.dumps(invited, indent=1)
+    # A scheduled change, so the account page shows "Coming changes".
+    coming = datetime.now(UTC) + timedelta(days=9)
+    scheduled = await org.put("/v1/policy/rules", json={
+        "target_kind": "unit", "target_id": str(org.root_unit_id),
+        "setting": "advertising.personalised_ads", "value": False, "enforced": True,
+        "reason": "No ads from next month", "effective_from": coming.isoformat()})
+    assert scheduled.status_code == 200, scheduled.text
     await sign_in_with_password(tab, org, people["member"]["email"])
     await tab.page.wait_for_url(f"{tab.base_url}/account")
     # The diagnostic-data samples opened, comparing the current level with another.

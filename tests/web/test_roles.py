@@ -241,6 +241,12 @@ ROUTES: list[ConsoleRoute] = [
         Permission.ORGANISATION_WRITE,
         lambda t: {"local_sign_in": "on"},
     ),
+    ConsoleRoute(
+        "POST",
+        "/console/settings/policy-notice",
+        Permission.ORGANISATION_WRITE,
+        lambda t: {"policy_notice_days": "10"},
+    ),
     ConsoleRoute("POST", "/console/identity/backend", Permission.SSO_WRITE, lambda t: {"kind": "local"}),
     ConsoleRoute("POST", "/console/identity/reconcile", Permission.SSO_WRITE),
     ConsoleRoute("POST", "/console/identity/setup", Permission.SSO_WRITE),

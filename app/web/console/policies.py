@@ -378,6 +378,10 @@ def describe_rule(setting: Setting | None, rule: Mapping[str, Any] | None) -> st
         text += f" — “{rule['reason']}”"
     if rule.get("effective_from"):
         text += f" — from {str(rule['effective_from'])[:10]}"
+    replaced = rule.get("replaces")
+    if isinstance(replaced, Mapping):
+        text += f"; until then {show_value(setting, replaced.get('value'))}"
+        text += ", locked" if replaced.get("enforced") else ""
     return text
 
 

@@ -1,4 +1,5 @@
-"""Organisation settings: the identity provider connection and password sign-in."""
+"""Organisation settings: the identity provider connection, password sign-in and the days
+of notice of scheduled policy changes."""
 
 from __future__ import annotations
 
@@ -69,6 +70,17 @@ def connection_changes(form: dict[str, str]) -> dict[str, Any]:
 
 #: Form fields the confirmation step asks for again instead of carrying them in the page.
 SECRET_FIELDS = ("client_secret",)
+
+
+def notice_days(raw: str | None) -> int:
+    """Days of notice from the form; InvalidInputError naming the field unless 0 to 90."""
+    text = (raw or "").strip()
+    if not text.isdigit() or len(text) > 2 or int(text) > 90:
+        raise InvalidInputError(
+            "the days of notice must be a whole number from 0 to 90",
+            fields=[FieldProblem("policy_notice_days", "must be a whole number from 0 to 90")],
+        )
+    return int(text)
 
 
 def confirmed_count(form: dict[str, str]) -> int | None:
@@ -186,8 +198,23 @@ def routes(web: Web) -> list[BaseRoute]:
         state = "on" if org.local_sign_in else "off"
         return ctx.redirect("/console/settings", f"Password sign-in for members is {state}.")
 
+    @page(web, permission=Permission.ORGANISATION_WRITE)
+    async def save_policy_notice(ctx: PageContext) -> Response:
+        """The days of notice of scheduled policy changes; refused beside the field when
+        not a whole number from 0 to 90."""
+        days = notice_days(ctx.form.get("policy_notice_days"))
+        org = await organisations.update_organisation(
+            {"policy_notice_days": days}, actor=ctx.actor
+        )
+        return ctx.redirect(
+            "/console/settings",
+            f"Members are told of scheduled policy changes {org.policy_notice_days} day(s) "
+            "before they take effect.",
+        )
+
     return [
         Route("/console/settings", settings_page, methods=["GET"]),
+        Route("/console/settings/policy-notice", save_policy_notice, methods=["POST"]),
         Route("/console/settings/sso", save_sso, methods=["POST"]),
         Route("/console/settings/sso/test", test_sso, methods=["POST"]),
         Route("/console/settings/sso/restore", restore_sso, methods=["POST"]),
