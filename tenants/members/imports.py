@@ -16,6 +16,7 @@ from tenants.members.csvio import ImportLine, parse_import
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.permissions import Role
+from tenants.policy import moves
 from tenants.units.models import Unit
 
 
@@ -122,6 +123,14 @@ async def _plan(text: str, default_unit: uuid.UUID) -> tuple[ImportReport, list[
             changes["unit_id"] = unit_ref
         planned.append(_Planned(line, unit_ref, member, changes))
     by_number = {p.line.number: p for p in planned}
+    # What each move changes in the member's settings, shown before anything is applied.
+    settings = await moves.unit_move_settings(
+        {
+            p.existing.id: p.changes["unit_id"]
+            for p in planned
+            if p.existing is not None and "unit_id" in p.changes
+        }
+    )
     for number in sorted(set(refused) | set(by_number)):
         if number in refused:
             report.lines.append(
@@ -136,9 +145,11 @@ async def _plan(text: str, default_unit: uuid.UUID) -> tuple[ImportReport, list[
                 )
             )
         elif p.changes:
-            report.lines.append(
-                LineOutcome(number, p.line.email, "changed", ", ".join(sorted(p.changes)))
-            )
+            detail = ", ".join(sorted(p.changes))
+            if p.existing.id in settings:
+                changed = await moves.describe_for_admin(settings[p.existing.id])
+                detail += f"; their settings change: {changed}"
+            report.lines.append(LineOutcome(number, p.line.email, "changed", detail))
         else:
             report.lines.append(LineOutcome(number, p.line.email, "unchanged", ""))
     return report, [p for p in planned if p.line.number not in refused]

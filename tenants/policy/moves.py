@@ -157,6 +157,36 @@ async def group_change_settings(
     return found
 
 
+async def unit_move_settings(
+    moves: dict[uuid.UUID, uuid.UUID],
+) -> dict[uuid.UUID, list[SettingChange]]:
+    """What moving each member (key) to a unit (value) changes in their settings, for
+    those it changes: one compiled policy and one query for any number of members (a CSV
+    import's dry run)."""
+    if not moves:
+        return {}
+    compiled = (await policy.compiled_policy(policy.shared_cache(), store=False)).compiled
+    found: dict[uuid.UUID, list[SettingChange]] = {}
+    for member_id, facts in (await policy.member_facts(list(moves))).items():
+        target = str(moves[member_id])
+        if target not in compiled.units:
+            continue  # a unit made in the same import: nothing compiled for it yet
+        changes = setting_changes(
+            compiled.resolve(str(facts.unit_id), facts.group_ids, facts.choices),
+            compiled.resolve(target, facts.group_ids, facts.choices),
+        )
+        if changes:
+            found[member_id] = changes
+    return found
+
+
+async def describe_for_admin(changes: list[SettingChange]) -> str:
+    """The changes on one line, as a dry run lists them."""
+    cat = await policy.catalogue()
+    titles = {c.setting: cat[c.setting].title for c in changes if c.setting in cat}
+    return "; ".join(describe_changes(changes, titles))
+
+
 async def tell_members_of_group_change(
     changes: dict[uuid.UUID, list[SettingChange]], told: str
 ) -> None:

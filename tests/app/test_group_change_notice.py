@@ -112,3 +112,37 @@ async def test_the_console_asks_before_a_group_change_that_changes_settings(
             {"csrf": csrf, "group_id": pilot["id"], "op": "remove"},
         )
         assert leave.status_code == 200 and "Mia Member leaves the group Pilot." in text_of(leave.text)
+
+
+async def test_a_csv_dry_run_names_the_settings_a_move_changes(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    from tests.conftest import make_unit
+
+    lab = await make_unit(org, "Lab")
+    await make_unit(org, "Calm")
+    ruled = await org.put(
+        "/v1/policy/rules",
+        json={"target_kind": "unit", "target_id": lab["id"], "setting": ADS, "value": True,
+              "enforced": True, "reason": "the lab tries ads"},
+    )  # fmt: skip
+    assert ruled.status_code == 200, ruled.text
+    mover = await make_member(org, name="Mo Mover")
+    calm = await make_member(org, name="Cal Calm")
+    before = await row_counts(owner_conn)
+    dry = await org.client.post(
+        "/v1/members/import",
+        content=(
+            "email,name,unit,manager_email,roles,status\n"
+            f"{mover['email']},Mo Mover,Lab,,,\n"
+            f"{calm['email']},Cal Calm,Calm,,,\n"
+        ).encode(),
+        headers={"content-type": "text/csv", "authorization": f"Bearer {org.token}"},
+    )
+    assert dry.status_code == 200, dry.text
+    details = {line["email"]: line["detail"] for line in dry.json()["lines"]}
+    assert details[mover["email"]] == (
+        "unit_id; their settings change: Personalised ads: off -> on, locked (the lab tries ads)"
+    )
+    assert details[calm["email"]] == "unit_id"  # a unit without rules changes nothing
+    assert await row_counts(owner_conn) == before
