@@ -116,6 +116,7 @@ def create_app(
     listener = Listener(
         lambda: asyncpg.connect(**database.connection_params(urls.listen)), decisions, principals
     )
+    web.committed = listener.applied_locally
     endpoints = api_endpoints()
     openapi_document = build_openapi(endpoints, title="Tenantry", version=VERSION, server_url=None)
 

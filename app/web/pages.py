@@ -8,7 +8,8 @@ transactions itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from app.settings import Settings
 from app.web.cookies import CookieJar, SignedIn
 from app.web.ratelimit import RateLimiter
 from app.web.timezones import localtime
-from tenants import text
+from tenants import notifications, text
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
 from tenants.errors import AuthenticationError, FieldProblem, InvalidInputError, TenantryError
+from tenants.ids import OrgId
 from tenants.organisations.models import Organisation
 from tenants.permissions import Permission, permissions_of
 from tenants.secrets import SecretBox
@@ -54,6 +56,10 @@ class Web:
     templates: Jinja2Templates = field(
         default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES))
     )
+    #: Applies a committed page's cache notifications to this process at once (a token
+    #: revoked in the console stops working on the next request, not when the
+    #: notification comes back through the listener).
+    committed: Callable[[list[str]], None] | None = None
 
     def __post_init__(self) -> None:
         self.login_limiter = RateLimiter("sign-in", self.settings.login_rate_limit, 300)
@@ -194,6 +200,17 @@ class PageContext:
 Handler = Callable[[PageContext], Awaitable[Response]]
 
 
+@asynccontextmanager
+async def _page_transaction(web: Web, org_id: OrgId) -> AsyncIterator[None]:
+    """The page's tenant transaction; once it has committed, the cache notifications it
+    sent are applied to this process (read-your-writes, as the API does)."""
+    with notifications.collect() as sent:
+        async with tenant_transaction(org_id):
+            yield
+    if sent and web.committed is not None:
+        web.committed(sent)
+
+
 def page(
     web: Web, *, permission: Permission | None
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
@@ -231,7 +248,7 @@ def page(
             response: Response
             try:
                 form = clean_form(form)
-                async with tenant_transaction(token.org_id):
+                async with _page_transaction(web, token.org_id):
                     try:
                         active = await sessions.authenticate_session(token)
                     except AuthenticationError as exc:
