@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from policies.catalogue import Value
-from policies.resolve import Resolved, SourceKind
+from policies.resolve import Resolved, SourceKind, answers_that_differ
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +37,12 @@ def setting_changes(
     """The settings whose value or lock differ between ``before`` and ``after`` (both
     complete resolutions of one member), in ``before``'s order. A change of provenance
     alone (another rule giving the same value, same lock) is not a change for the member."""
-    changes = []
-    for key, old in before.items():
-        new = after[key]
-        if old.value != new.value or old.locked != new.locked:
-            changes.append(
-                SettingChange(
-                    key, old.value, new.value, old.locked, new.locked, new.source.kind, new.reason
-                )
-            )
-    return changes
+    return [
+        SettingChange(
+            key, old.value, new.value, old.locked, new.locked, new.source.kind, new.reason
+        )
+        for key, old, new in answers_that_differ(before, after)
+    ]
 
 
 def _plain(value: Value) -> str:

@@ -17,7 +17,7 @@ member costs a pass over their groups. Property tests hold the two equal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -230,6 +230,18 @@ class CompiledPolicy:
             self._group_patches.clear()
         self._group_patches[groups] = frozen
         return frozen
+
+
+def answers_that_differ(
+    before: Mapping[str, Resolved], after: Mapping[str, Resolved]
+) -> Iterator[tuple[str, Resolved, Resolved]]:
+    """Each setting whose value or lock differs between two complete resolutions of one
+    member, in ``before``'s order, with both answers. Another rule giving the same value
+    and lock is not a change for the member: provenance alone does not count."""
+    for key, old in before.items():
+        new = after[key]
+        if old.value != new.value or old.locked != new.locked:
+            yield key, old, new
 
 
 def compile_policy(

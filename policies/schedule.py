@@ -23,6 +23,7 @@ from policies.resolve import (
     MemberFacts,
     Resolved,
     Rule,
+    answers_that_differ,
     compile_policy,
     resolve_settings,
 )
@@ -81,17 +82,12 @@ def step_changes(
     """The settings whose value or lock differ from ``before`` to ``after`` (complete
     resolutions of one member), in ``before``'s order. Another rule giving the same value
     and lock is not a change for the member."""
-    changes = []
-    for key, old in before.items():
-        new = after[key]
-        if old.value != new.value or old.locked != new.locked:
-            changes.append(
-                UpcomingChange(
-                    key, at, new.value, new.locked, new.reason, old.value, old.locked,
-                    new.source.rule_id,
-                )
-            )
-    return changes
+    return [
+        UpcomingChange(
+            key, at, new.value, new.locked, new.reason, old.value, old.locked, new.source.rule_id
+        )
+        for key, old, new in answers_that_differ(before, after)
+    ]
 
 
 def _cause_reason(effective: Iterable[Rule], setting: str, reach: frozenset[str]) -> str:
@@ -225,6 +221,8 @@ def describe_upcoming(changes: Iterable[UpcomingChange], titles: Mapping[str, st
     for c in sorted(changes, key=lambda c: (c.effective_at, c.setting)):
         before = _plain(c.value_before) + (", locked" if c.locked_before else "")
         after = _plain(c.value) + (", locked" if c.locked else "")
-        line = f"From {when(c.effective_at)}, {titles.get(c.setting, c.setting)}: {before} -> {after}"
+        line = (
+            f"From {when(c.effective_at)}, {titles.get(c.setting, c.setting)}: {before} -> {after}"
+        )
         lines.append(line + (f" ({c.reason})" if c.reason else ""))
     return lines
