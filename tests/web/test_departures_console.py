@@ -29,7 +29,6 @@ from tests.web.flows import (
 )
 
 
-
 def today() -> str:
     """Read at each use: a suite that runs across midnight UTC must not offer yesterday."""
     return datetime.now(UTC).date().isoformat()
