@@ -297,8 +297,8 @@ def routes(web: Web) -> list[BaseRoute]:
                     return_to=pending.return_to,
                     actor=_anonymous(request, "oidc-callback"),
                     user_agent=request.headers.get("user-agent"),
+                    email_claim=pending.email_claim,
                 )
-                org = await Organisation.get(id=org_id)
                 # The log entry commits with the outcome: the session, or the refusal's
                 # audit event.
                 await sign_ins.record(
@@ -331,7 +331,12 @@ def routes(web: Web) -> list[BaseRoute]:
                 link=back,
             )
         return signed_in_response(
-            web, request, outcome.token, org, landing(request, outcome.member.roles, outcome.return_to)
+            web,
+            request,
+            outcome.token,
+            outcome.org_slug,
+            outcome.org_name,
+            landing(request, outcome.member.roles, outcome.return_to),
         )
 
     async def password_sign_in(request: Request) -> Response:
@@ -406,7 +411,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 target += "&break_glass=1"
             return RedirectResponse(target, status_code=303)
         return signed_in_response(
-            web, request, token, org, landing(request, check.member.roles, form.get("next", ""))
+            web, request, token, org.slug, org.name, landing(request, check.member.roles, form.get("next", ""))
         )
 
     async def logout(request: Request) -> Response:
@@ -483,10 +488,12 @@ def routes(web: Web) -> list[BaseRoute]:
 
 
 def signed_in_response(
-    web: Web, request: Request, token: sessions.SessionToken, org: Organisation, target: str
+    web: Web, request: Request, token: sessions.SessionToken, slug: str, name: str, target: str
 ) -> Response:
+    """Redirect to ``target`` with the session for the organisation ``slug`` (shown as
+    ``name`` in the organisation switcher) added to the browser's cookie."""
     state = web.cookies.signed_in(request)
-    state.add(token, org.slug, org.name)
+    state.add(token, slug, name)
     response = RedirectResponse(target, status_code=303)
     web.cookies.store(response, state)
     return response

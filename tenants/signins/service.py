@@ -45,20 +45,31 @@ def _clip(value: str | None, length: int) -> str | None:
     return value[:length] if value else None
 
 
+_RECORD_SQL = """
+INSERT INTO sign_ins (id, tenant_id, created_at, updated_at, at, method, outcome, reason, email,
+                      idp_subject, member_id, idp, client_addr, user_agent)
+VALUES ($1, $2, $3, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+"""
+
+
 async def record(attempt: SignInAttempt) -> None:
     """Append ``attempt`` to the log in the open tenant transaction."""
-    await SignIn.create(
-        tenant_id=db.current_org(),
-        at=datetime.now(UTC),
-        method=attempt.method,
-        outcome=attempt.outcome,
-        reason=attempt.reason.value if attempt.reason else None,
-        email=_clip(attempt.email.strip().lower() if attempt.email else None, 320),
-        idp_subject=_clip(attempt.idp_subject, 255),
-        member_id=attempt.member_id,
-        idp=_clip(attempt.idp, 500),
-        client_addr=_clip(attempt.client_addr, 100),
-        user_agent=_clip(attempt.user_agent, 300),
+    await db.connection().execute_query(
+        _RECORD_SQL,
+        [
+            uuid.uuid4(),
+            db.current_org(),
+            datetime.now(UTC),
+            attempt.method.value,
+            attempt.outcome.value,
+            attempt.reason.value if attempt.reason else None,
+            _clip(attempt.email.strip().lower() if attempt.email else None, 320),
+            _clip(attempt.idp_subject, 255),
+            attempt.member_id,
+            _clip(attempt.idp, 500),
+            _clip(attempt.client_addr, 100),
+            _clip(attempt.user_agent, 300),
+        ],
     )
     telemetry.SIGN_INS.inc(attempt.method.value, attempt.outcome.value)
 
