@@ -174,7 +174,11 @@ def create_app(
         signed_in = web.cookies.signed_in(request).token() is not None
         return RedirectResponse("/console" if signed_in else "/login", status_code=303)
 
-    routes: list[BaseRoute] = [
+    # Sign-in first: the router tries routes in order, and a sign-in callback found after
+    # the API's and SCIM's ~130 routes paid a path match for each. No sign-in path is one
+    # another route could serve, so the order changes nothing else.
+    routes: list[BaseRoute] = signin.routes(web)
+    routes += [
         Route("/", root, methods=["GET"], include_in_schema=False),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -193,7 +197,7 @@ def create_app(
         principals=principals,
         committed=listener.applied_locally,
     )
-    routes += signin.routes(web) + invitations.routes(web) + console.routes(web)
+    routes += invitations.routes(web) + console.routes(web)
     routes += account.routes(web)
     routes += oauth.routes(keyring, settings.base_url)
     ssf_refusals = RefusalCounter()
