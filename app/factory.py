@@ -26,6 +26,7 @@ from app import tracing as app_tracing
 from app.api import Endpoint, PrincipalCache, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
+from app.idp_http import identity_provider_client
 from app.mail import configure_mail
 from app.metrics import Metrics, MetricsMiddleware, last_progress, metrics_endpoint, tag_routes
 from app.middleware import RequestContextMiddleware
@@ -89,7 +90,7 @@ def create_app(
     """
     if settings.otel_endpoint:
         app_tracing.start_tracing(settings.otel_endpoint, service="serve")
-    http = httpx.AsyncClient(
+    http = identity_provider_client(
         timeout=httpx.Timeout(10.0),
         follow_redirects=False,
         headers={"User-Agent": f"Tenantry/{VERSION}"},
