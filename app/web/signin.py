@@ -246,43 +246,20 @@ def routes(web: Web) -> list[BaseRoute]:
         slug = request.path_params["slug"]
         back = (f"/login/{slug}", "Try again")
         params = request.query_params
-        org_id = await organisations.id_by_slug(slug)
-        if org_id is None:
-            return web.message(
-                request, "Unknown organisation", "There is no such organisation.", status=404
-            )
-        if params.get("error"):
-            # The description is the provider's free text: logged, never shown.
-            log.info(
-                "identity provider error for %s: %s %s",
-                slug,
-                params["error"][:100],
-                (params.get("error_description") or "")[:300],
-            )
-            await _log_refusal(request, org_id, SignInMethod.SSO, Reason.IDP_ERROR)
-            said = IDP_ERRORS.get(params["error"], "your identity provider ended the sign-in")
-            return web.message(
-                request,
-                "Sign-in was not completed",
-                f"You were not signed in: {said}.",
-                status=400,
-                link=back,
-            )
         code, state = params.get("code"), params.get("state")
         browser = web.cookies.browser_id(request)
-        if not code or not state or browser is None:
-            await _log_refusal(request, org_id, SignInMethod.SSO, Reason.INCOMPLETE_RESPONSE)
-            return web.message(
-                request,
-                "Sign-in failed",
-                "The answer from your identity provider is incomplete.",
-                status=400,
-                link=back,
-            )
+        if params.get("error") or not code or not state or browser is None:
+            return await unfinished_callback(request, slug)
+        org_id: OrgId | None = None
         pending: sso.PendingSignIn | None = None
         try:
-            async with db.tenant_transaction(org_id):
-                pending = await sso.consume_login_attempt(state, box=web.box)
+            async with db.tenant_transaction_by_slug(slug) as org_id:
+                if org_id is not None:
+                    pending = await sso.consume_login_attempt(state, box=web.box)
+            if org_id is None or pending is None:
+                return web.message(
+                    request, "Unknown organisation", "There is no such organisation.", status=404
+                )
             claims = await sso.verify_callback(
                 web.rp,
                 pending,
@@ -314,6 +291,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 )
         except SignInError as exc:
             log.info("sign-in refused for %s: %s", slug, exc.reason)
+            assert org_id is not None  # only found organisations get this far
             await _log_refusal(
                 request,
                 org_id,
@@ -337,6 +315,42 @@ def routes(web: Web) -> list[BaseRoute]:
             outcome.org_slug,
             outcome.org_name,
             landing(request, outcome.member.roles, outcome.return_to),
+        )
+
+    async def unfinished_callback(request: Request, slug: str) -> Response:
+        """A callback with the provider's error, or without its code, state or the
+        browser's cookie: refused and logged."""
+        back = (f"/login/{slug}", "Try again")
+        params = request.query_params
+        org_id = await organisations.id_by_slug(slug)
+        if org_id is None:
+            return web.message(
+                request, "Unknown organisation", "There is no such organisation.", status=404
+            )
+        if params.get("error"):
+            # The description is the provider's free text: logged, never shown.
+            log.info(
+                "identity provider error for %s: %s %s",
+                slug,
+                params["error"][:100],
+                (params.get("error_description") or "")[:300],
+            )
+            await _log_refusal(request, org_id, SignInMethod.SSO, Reason.IDP_ERROR)
+            said = IDP_ERRORS.get(params["error"], "your identity provider ended the sign-in")
+            return web.message(
+                request,
+                "Sign-in was not completed",
+                f"You were not signed in: {said}.",
+                status=400,
+                link=back,
+            )
+        await _log_refusal(request, org_id, SignInMethod.SSO, Reason.INCOMPLETE_RESPONSE)
+        return web.message(
+            request,
+            "Sign-in failed",
+            "The answer from your identity provider is incomplete.",
+            status=400,
+            link=back,
         )
 
     async def password_sign_in(request: Request) -> Response:
