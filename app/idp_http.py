@@ -303,7 +303,35 @@ class IdentityProviderTransport(httpx.AsyncBaseTransport):
         return f"<IdentityProviderTransport idle={sum(len(v) for v in self._idle.values())}>"
 
 
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing a response sets."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class IdentityProviderClient(httpx.AsyncClient):
+    """The relying party's client: keeps no cookies. One client serves every
+    organisation's identity provider, and a multi-tenant provider's host serves many
+    organisations: a cookie one sign-in received must not ride along on another
+    organisation's requests. (Reading cookies off every answer also cost the token
+    exchange ~50 µs of CPU for nothing.)"""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._none = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._none
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise TypeError("the identity providers' client keeps no cookies")
+
+
 def identity_provider_client(**kwargs: Any) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` for identity providers over ``IdentityProviderTransport``
-    (proxies from the environment still go through httpx's own proxy transports)."""
-    return httpx.AsyncClient(transport=IdentityProviderTransport(), **kwargs)
+    (proxies from the environment still go through httpx's own proxy transports); it
+    keeps no cookies (``IdentityProviderClient``)."""
+    return IdentityProviderClient(transport=IdentityProviderTransport(), **kwargs)

@@ -207,3 +207,12 @@ async def test_other_schemes_are_refused() -> None:
     async with identity_provider_client() as client:
         with pytest.raises(httpx.UnsupportedProtocol):
             await client.get("ftp://127.0.0.1/")
+
+
+async def test_cookies_an_identity_provider_sets_are_not_sent_back() -> None:
+    async with server(lambda _: ok(b"{}", b"Set-Cookie: sid=org-a; Path=/")) as (url, seen), \
+            identity_provider_client() as client:
+        await client.get(f"{url}/token")
+        await client.get(f"{url}/token")
+    assert all(b"cookie:" not in r.lower() for r in seen.requests)
+    assert len(client.cookies) == 0
