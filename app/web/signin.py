@@ -275,20 +275,22 @@ def routes(web: Web) -> list[BaseRoute]:
                     actor=_anonymous(request, "oidc-callback"),
                     user_agent=request.headers.get("user-agent"),
                     email_claim=pending.email_claim,
+                    sign_in=_attempt(request, SignInMethod.SSO, idp=pending.issuer),
                 )
-                # The log entry commits with the outcome: the session, or the refusal's
-                # audit event.
-                await sign_ins.record(
-                    _attempt(
-                        request,
-                        SignInMethod.SSO,
-                        reason=outcome.reason,
-                        email=outcome.email,
-                        idp_subject=outcome.subject,
-                        member_id=outcome.member.id if outcome.member else None,
-                        idp=pending.issuer,
+                # The log entry commits with the outcome: the session (written with it),
+                # or the refusal's audit event.
+                if not outcome.logged:
+                    await sign_ins.record(
+                        _attempt(
+                            request,
+                            SignInMethod.SSO,
+                            reason=outcome.reason,
+                            email=outcome.email,
+                            idp_subject=outcome.subject,
+                            member_id=outcome.member.id if outcome.member else None,
+                            idp=pending.issuer,
+                        )
                     )
-                )
         except SignInError as exc:
             log.info("sign-in refused for %s: %s", slug, exc.reason)
             assert org_id is not None  # only found organisations get this far

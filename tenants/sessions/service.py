@@ -27,6 +27,7 @@ from tenants.ids import OrgId
 from tenants.members.lifecycle import can_sign_in
 from tenants.members.models import Member
 from tenants.sessions.models import AuthMethod, Session
+from tenants.signins import service as sign_ins
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ INSERT INTO sessions (id, tenant_id, created_at, updated_at, member_id, secret_h
 VALUES ($12, $13, $14, $14, $15, $16, $17, $14, $18, $19, $20, $21, $22)
 RETURNING id
 """
+#: Where the sign-in log entry's parameters start in that statement.
+_LOG_PARAMS_FROM = 23
 
 
 async def create_session(
@@ -89,8 +92,10 @@ async def create_session(
     idp_sid: str | None = None,
     idp_subject: str | None = None,
     user_agent: str | None = None,
+    sign_in: sign_ins.SignInAttempt | None = None,
 ) -> SessionToken:
-    """Open a session for ``member`` and audit the sign-in; returns the cookie token."""
+    """Open a session for ``member`` and audit the sign-in; returns the cookie token.
+    ``sign_in``: the sign-in log's entry for it, written by the same statement."""
     now = datetime.now(UTC)
     lifetime = BREAK_GLASS_TIMEOUT if method is AuthMethod.BREAK_GLASS else ABSOLUTE_TIMEOUT
     secret = secrets.token_urlsafe(32)
@@ -120,7 +125,10 @@ async def create_session(
             "session_id": session_id,
             "break_glass": method is AuthMethod.BREAK_GLASS,
         },
+        also=sign_ins.record_statement(sign_in, first=_LOG_PARAMS_FROM) if sign_in else None,
     )
+    if sign_in is not None:
+        sign_ins.counted(sign_in)
     return SessionToken(org, secret)
 
 

@@ -34,6 +34,7 @@ from tenants.organisations.models import Organisation
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
+from tenants.signins import service as sign_ins
 from tenants.signins.rules import Reason, member_status_reason
 from tenants.sso import oidc, safety
 from tenants.sso.models import LoginAttempt, SeenLogoutToken, SsoConnection
@@ -497,6 +498,8 @@ class SignInOutcome:
     #: The organisation, for the browser's session cookie.
     org_slug: str = ""
     org_name: str = ""
+    #: The sign-in log's entry is written (with the session); else the caller writes it.
+    logged: bool = False
 
 
 def _claim(claims: dict[str, Any], name: str | None) -> Any:
@@ -702,12 +705,15 @@ async def admit(
     actor: Actor,
     user_agent: str | None = None,
     email_claim: str = "email",
+    sign_in: sign_ins.SignInAttempt | None = None,
 ) -> SignInOutcome:
     """Find (or provision) the member the validated claims name and open their session;
     an audited refusal when they may not sign in. ``email_claim`` is the claim the
     connection named when the sign-in began (``PendingSignIn.email_claim``): the member
     is looked up by it in the same statement as the rest, and again if the connection
-    has changed since. The outcome names the organisation for the browser's cookie."""
+    has changed since. The outcome names the organisation for the browser's cookie.
+    ``sign_in`` (what the request tells of the attempt): when the member signs in, its log
+    entry is written with the session (``SignInOutcome.logged``)."""
     subject = str(claims["sub"])
     hinted = _email_in(claims, email_claim)
     rows = await db.fetch(
@@ -756,6 +762,7 @@ async def admit(
         actor=actor,
         return_to=return_to,
         user_agent=user_agent,
+        sign_in=sign_in,
     )
     return replace(outcome, org_slug=row["org_slug"], org_name=row["org_name"])
 
@@ -783,6 +790,7 @@ async def _admit(
     actor: Actor,
     return_to: str,
     user_agent: str | None,
+    sign_in: sign_ins.SignInAttempt | None,
 ) -> SignInOutcome:
     subject = str(claims["sub"])
     name_value = _claim(claims, connection.name_claim)
@@ -884,8 +892,13 @@ async def _admit(
         idp_sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
         idp_subject=subject,
         user_agent=user_agent,
+        sign_in=replace(sign_in, email=email, idp_subject=subject, member_id=member.id)
+        if sign_in is not None
+        else None,
     )
-    return SignInOutcome(token, member, None, return_to, email=email, subject=subject)
+    return SignInOutcome(
+        token, member, None, return_to, email=email, subject=subject, logged=sign_in is not None
+    )
 
 
 async def _join_claimed_groups(
