@@ -26,6 +26,7 @@ from app import tracing as app_tracing
 from app.api import Endpoint, PrincipalCache, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
+from app.idp_http import identity_provider_client
 from app.mail import configure_mail
 from app.metrics import Metrics, MetricsMiddleware, last_progress, metrics_endpoint, tag_routes
 from app.middleware import RequestContextMiddleware
@@ -89,7 +90,7 @@ def create_app(
     """
     if settings.otel_endpoint:
         app_tracing.start_tracing(settings.otel_endpoint, service="serve")
-    http = httpx.AsyncClient(
+    http = identity_provider_client(
         timeout=httpx.Timeout(10.0),
         follow_redirects=False,
         headers={"User-Agent": f"Tenantry/{VERSION}"},
@@ -175,7 +176,11 @@ def create_app(
         signed_in = web.cookies.signed_in(request).token() is not None
         return RedirectResponse("/console" if signed_in else "/login", status_code=303)
 
-    routes: list[BaseRoute] = [
+    # Sign-in first: the router tries routes in order, and a sign-in callback found after
+    # the API's and SCIM's ~130 routes paid a path match for each. No sign-in path is one
+    # another route could serve, so the order changes nothing else.
+    routes: list[BaseRoute] = signin.routes(web)
+    routes += [
         Route("/", root, methods=["GET"], include_in_schema=False),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -194,7 +199,7 @@ def create_app(
         principals=principals,
         committed=listener.applied_locally,
     )
-    routes += signin.routes(web) + invitations.routes(web) + console.routes(web)
+    routes += invitations.routes(web) + console.routes(web)
     routes += account.routes(web)
     routes += oauth.routes(keyring, settings.base_url)
     ssf_refusals = RefusalCounter()

@@ -7,6 +7,7 @@ the next user of a pooled connection (a session-level ``SET`` would).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -49,6 +50,35 @@ async def tenant_transaction(org_id: OrgId) -> AsyncIterator[BaseDBAsyncClient]:
         conn_token = _current_conn.set(conn)
         try:
             yield conn
+        finally:
+            _current_conn.reset(conn_token)
+            _current_org.reset(org_token)
+
+
+@asynccontextmanager
+async def tenant_transaction_by_slug(slug: str) -> AsyncIterator[OrgId | None]:
+    """``tenant_transaction`` for the organisation with this slug, found by the statement
+    that binds the transaction to it (``organisation_id_by_slug``, SECURITY DEFINER): one
+    round trip and one pooled connection fewer than looking the organisation up first.
+    Yields the organisation's id, or None (and no tenant: every tenant table reads empty)
+    when no organisation has the slug. Refused inside another tenant transaction."""
+    if _current_org.get() is not None:
+        raise NoTenantTransactionError("a tenant transaction cannot switch organisation")
+    async with in_transaction("default") as conn:
+        _, rows = await conn.execute_query(
+            "SELECT set_config('app.tenant_id',"
+            " coalesce(organisation_id_by_slug($1)::text, ''), true) AS id",
+            [slug],
+        )
+        found = rows[0]["id"] if rows else ""
+        if not found:
+            yield None
+            return
+        org_id = OrgId(uuid.UUID(found))
+        org_token = _current_org.set(org_id)
+        conn_token = _current_conn.set(conn)
+        try:
+            yield org_id
         finally:
             _current_conn.reset(conn_token)
             _current_org.reset(org_token)

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Match, Router
 from starlette.templating import Jinja2Templates
 
 from app.problems import from_domain_error
@@ -397,18 +398,42 @@ def openable_page(request: Request, path: str) -> str:
     """``path`` when a GET can open it; else the nearest parent path that can (a POST-only
     action such as ``/console/members/ID/transition`` lands on ``/console/members/ID``);
     else ``path`` unchanged."""
-    from starlette.routing import Match
-
     bare, _, query = path.partition("?")
+    candidate = _openable(request.app.router, bare)
+    if candidate is None:
+        return path
+    return candidate + (f"?{query}" if candidate == bare and query else "")
+
+
+#: What ``_openable`` found, per router (kept alive here, so its id is never reused).
+_OPENABLE: dict[int, tuple[Router, dict[str, str | None]]] = {}
+_OPENABLE_MAX = 2048
+
+
+def _openable(router: Router, bare: str) -> str | None:
+    """The path a GET can open for ``bare`` (itself or its nearest parent), None if none:
+    remembered per router, whose routes never change once the app is built (a sign-in
+    lands on ``/account`` or ``/console`` every time, found after some 250 routes)."""
+    entry = _OPENABLE.get(id(router))
+    if entry is None or entry[0] is not router:
+        entry = _OPENABLE[id(router)] = (router, {})
+    known = entry[1]
+    if bare in known:
+        return known[bare]
+    found = None
     candidate = bare
-    while candidate and candidate != "/":
+    while candidate and candidate != "/" and found is None:
         scope = {"type": "http", "path": candidate, "method": "GET"}
-        for route in request.app.router.routes:
+        for route in router.routes:
             match, _ = route.matches(scope)
             if match is Match.FULL:
-                return candidate + (f"?{query}" if candidate == bare and query else "")
+                found = candidate
+                break
         candidate = candidate.rsplit("/", 1)[0]
-    return path
+    if len(known) >= _OPENABLE_MAX:
+        known.clear()
+    known[bare] = found
+    return found
 
 
 def _same_site_path(url: str, fallback: str) -> str:

@@ -246,6 +246,84 @@ def routes(web: Web) -> list[BaseRoute]:
         slug = request.path_params["slug"]
         back = (f"/login/{slug}", "Try again")
         params = request.query_params
+        code, state = params.get("code"), params.get("state")
+        browser = web.cookies.browser_id(request)
+        if params.get("error") or not code or not state or browser is None:
+            return await unfinished_callback(request, slug)
+        org_id: OrgId | None = None
+        pending: sso.PendingSignIn | None = None
+        try:
+            async with db.tenant_transaction_by_slug(slug) as org_id:
+                if org_id is not None:
+                    pending = await sso.consume_login_attempt(state, box=web.box)
+            if org_id is None or pending is None:
+                return web.message(
+                    request, "Unknown organisation", "There is no such organisation.", status=404
+                )
+            claims = await sso.verify_callback(
+                web.rp,
+                pending,
+                code=code,
+                iss=params.get("iss"),
+                redirect_uri=f"{settings.base_url}/oidc/{slug}/callback",
+                browser_id=browser,
+            )
+            async with db.tenant_transaction(org_id):
+                outcome = await sso.admit(
+                    claims,
+                    return_to=pending.return_to,
+                    actor=_anonymous(request, "oidc-callback"),
+                    user_agent=request.headers.get("user-agent"),
+                    email_claim=pending.email_claim,
+                    sign_in=_attempt(request, SignInMethod.SSO, idp=pending.issuer),
+                )
+                # The log entry commits with the outcome: the session (written with it),
+                # or the refusal's audit event.
+                if not outcome.logged:
+                    await sign_ins.record(
+                        _attempt(
+                            request,
+                            SignInMethod.SSO,
+                            reason=outcome.reason,
+                            email=outcome.email,
+                            idp_subject=outcome.subject,
+                            member_id=outcome.member.id if outcome.member else None,
+                            idp=pending.issuer,
+                        )
+                    )
+        except SignInError as exc:
+            log.info("sign-in refused for %s: %s", slug, exc.reason)
+            assert org_id is not None  # only found organisations get this far
+            await _log_refusal(
+                request,
+                org_id,
+                SignInMethod.SSO,
+                exc.reason,
+                idp=pending.issuer if pending is not None else None,
+            )
+            return web.message(request, "Sign-in failed", exc.message, status=401, link=back)
+        if outcome.refusal is not None or outcome.token is None or outcome.member is None:
+            return web.message(
+                request,
+                "You cannot sign in",
+                outcome.refusal or "Sign-in refused.",
+                status=403,
+                link=back,
+            )
+        return signed_in_response(
+            web,
+            request,
+            outcome.token,
+            outcome.org_slug,
+            outcome.org_name,
+            landing(request, outcome.member.roles, outcome.return_to),
+        )
+
+    async def unfinished_callback(request: Request, slug: str) -> Response:
+        """A callback with the provider's error, or without its code, state or the
+        browser's cookie: refused and logged."""
+        back = (f"/login/{slug}", "Try again")
+        params = request.query_params
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:
             return web.message(
@@ -268,70 +346,13 @@ def routes(web: Web) -> list[BaseRoute]:
                 status=400,
                 link=back,
             )
-        code, state = params.get("code"), params.get("state")
-        browser = web.cookies.browser_id(request)
-        if not code or not state or browser is None:
-            await _log_refusal(request, org_id, SignInMethod.SSO, Reason.INCOMPLETE_RESPONSE)
-            return web.message(
-                request,
-                "Sign-in failed",
-                "The answer from your identity provider is incomplete.",
-                status=400,
-                link=back,
-            )
-        pending: sso.PendingSignIn | None = None
-        try:
-            async with db.tenant_transaction(org_id):
-                pending = await sso.consume_login_attempt(state, box=web.box)
-            claims = await sso.verify_callback(
-                web.rp,
-                pending,
-                code=code,
-                iss=params.get("iss"),
-                redirect_uri=f"{settings.base_url}/oidc/{slug}/callback",
-                browser_id=browser,
-            )
-            async with db.tenant_transaction(org_id):
-                outcome = await sso.admit(
-                    claims,
-                    return_to=pending.return_to,
-                    actor=_anonymous(request, "oidc-callback"),
-                    user_agent=request.headers.get("user-agent"),
-                )
-                org = await Organisation.get(id=org_id)
-                # The log entry commits with the outcome: the session, or the refusal's
-                # audit event.
-                await sign_ins.record(
-                    _attempt(
-                        request,
-                        SignInMethod.SSO,
-                        reason=outcome.reason,
-                        email=outcome.email,
-                        idp_subject=outcome.subject,
-                        member_id=outcome.member.id if outcome.member else None,
-                        idp=pending.issuer,
-                    )
-                )
-        except SignInError as exc:
-            log.info("sign-in refused for %s: %s", slug, exc.reason)
-            await _log_refusal(
-                request,
-                org_id,
-                SignInMethod.SSO,
-                exc.reason,
-                idp=pending.issuer if pending is not None else None,
-            )
-            return web.message(request, "Sign-in failed", exc.message, status=401, link=back)
-        if outcome.refusal is not None or outcome.token is None or outcome.member is None:
-            return web.message(
-                request,
-                "You cannot sign in",
-                outcome.refusal or "Sign-in refused.",
-                status=403,
-                link=back,
-            )
-        return signed_in_response(
-            web, request, outcome.token, org, landing(request, outcome.member.roles, outcome.return_to)
+        await _log_refusal(request, org_id, SignInMethod.SSO, Reason.INCOMPLETE_RESPONSE)
+        return web.message(
+            request,
+            "Sign-in failed",
+            "The answer from your identity provider is incomplete.",
+            status=400,
+            link=back,
         )
 
     async def password_sign_in(request: Request) -> Response:
@@ -406,7 +427,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 target += "&break_glass=1"
             return RedirectResponse(target, status_code=303)
         return signed_in_response(
-            web, request, token, org, landing(request, check.member.roles, form.get("next", ""))
+            web, request, token, org.slug, org.name, landing(request, check.member.roles, form.get("next", ""))
         )
 
     async def logout(request: Request) -> Response:
@@ -483,10 +504,12 @@ def routes(web: Web) -> list[BaseRoute]:
 
 
 def signed_in_response(
-    web: Web, request: Request, token: sessions.SessionToken, org: Organisation, target: str
+    web: Web, request: Request, token: sessions.SessionToken, slug: str, name: str, target: str
 ) -> Response:
+    """Redirect to ``target`` with the session for the organisation ``slug`` (shown as
+    ``name`` in the organisation switcher) added to the browser's cookie."""
     state = web.cookies.signed_in(request)
-    state.add(token, org.slug, org.name)
+    state.add(token, slug, name)
     response = RedirectResponse(target, status_code=303)
     web.cookies.store(response, state)
     return response

@@ -112,7 +112,7 @@ EVENT_PARAMS = 11
 #: A change (``UPDATE … RETURNING …``, parameters from $12) and its event in one statement:
 #: the event is written only if the change touched a row.
 CHANGE_AND_RECORD_SQL = """
-WITH changed AS ({change}),
+WITH changed AS ({change}),{also}
 recorded AS (
   INSERT INTO audit_events (tenant_id, occurred_at, actor, actor_display, action, target_type,
                             target_id, before, after, request_id, client_addr)
@@ -136,15 +136,22 @@ async def record_change(
     actor: Actor,
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
+    also: tuple[str, Sequence[Any]] | None = None,
 ) -> int | None:
     """Make ``change`` (an ``UPDATE … RETURNING …`` whose parameters are numbered from
     ``$EVENT_PARAMS + 1``) and record its event in the same statement: the write and its
     audit cost one round trip. Returns the event's id, or None when the change touched no
     row (and then nothing is recorded). Queued for sealing as ``record`` does, and its
-    personal fields sealed as ``record`` seals them."""
+    personal fields sealed as ``record`` seals them.
+
+    ``also``: one more write made by the same statement whatever the change touched (an
+    ``INSERT``, its parameters numbered after the change's), e.g. a log row that commits
+    with the change."""
     params = await _event_params(action, target_type, target_id, actor, before, after)
+    extra = f"\nalso AS ({also[0]})," if also is not None else ""
     _, rows = await connection().execute_query(
-        CHANGE_AND_RECORD_SQL.format(change=change), [*params, *change_args]
+        CHANGE_AND_RECORD_SQL.format(change=change, also=extra),
+        [*params, *change_args, *(also[1] if also is not None else ())],
     )
     if not rows:
         return None

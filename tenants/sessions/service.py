@@ -27,6 +27,7 @@ from tenants.ids import OrgId
 from tenants.members.lifecycle import can_sign_in
 from tenants.members.models import Member
 from tenants.sessions.models import AuthMethod, Session
+from tenants.signins import service as sign_ins
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,18 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+#: The session and its ``session.signed_in`` event in one statement
+#: (``audit.record_change``; the session's parameters follow the event's).
+_OPEN_SESSION_SQL = """
+INSERT INTO sessions (id, tenant_id, created_at, updated_at, member_id, secret_hash, auth_method,
+                      last_seen_at, expires_at, idp_sid, idp_subject, client_addr, user_agent)
+VALUES ($12, $13, $14, $14, $15, $16, $17, $14, $18, $19, $20, $21, $22)
+RETURNING id
+"""
+#: Where the sign-in log entry's parameters start in that statement.
+_LOG_PARAMS_FROM = 23
+
+
 async def create_session(
     member: Member,
     method: AuthMethod,
@@ -79,35 +92,44 @@ async def create_session(
     idp_sid: str | None = None,
     idp_subject: str | None = None,
     user_agent: str | None = None,
+    sign_in: sign_ins.SignInAttempt | None = None,
 ) -> SessionToken:
-    """Open a session for ``member`` and audit the sign-in; returns the cookie token."""
+    """Open a session for ``member`` and audit the sign-in; returns the cookie token.
+    ``sign_in``: the sign-in log's entry for it, written by the same statement."""
     now = datetime.now(UTC)
     lifetime = BREAK_GLASS_TIMEOUT if method is AuthMethod.BREAK_GLASS else ABSOLUTE_TIMEOUT
     secret = secrets.token_urlsafe(32)
-    session = await Session.create(
-        tenant_id=db.current_org(),
-        member_id=member.id,
-        secret_hash=_digest(secret),
-        auth_method=method,
-        last_seen_at=now,
-        expires_at=now + lifetime,
-        idp_sid=idp_sid,
-        idp_subject=idp_subject,
-        client_addr=actor.client_addr,
-        user_agent=(user_agent or "")[:300] or None,
-    )
-    await audit.record(
+    session_id = uuid.uuid4()
+    org = db.current_org()
+    await audit.record_change(
+        _OPEN_SESSION_SQL,
+        [
+            session_id,
+            org,
+            now,
+            member.id,
+            _digest(secret),
+            method.value,
+            now + lifetime,
+            idp_sid,
+            idp_subject,
+            actor.client_addr,
+            (user_agent or "")[:300] or None,
+        ],
         "session.signed_in",
         "member",
         member.id,
         actor=actor,
         after={
             "method": method,
-            "session_id": session.id,
+            "session_id": session_id,
             "break_glass": method is AuthMethod.BREAK_GLASS,
         },
+        also=sign_ins.record_statement(sign_in, first=_LOG_PARAMS_FROM) if sign_in else None,
     )
-    return SessionToken(db.current_org(), secret)
+    if sign_in is not None:
+        sign_ins.counted(sign_in)
+    return SessionToken(org, secret)
 
 
 async def authenticate_session(token: SessionToken) -> ActiveSession:

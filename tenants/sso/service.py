@@ -8,10 +8,12 @@ would roll the audit event back with the transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +34,7 @@ from tenants.organisations.models import Organisation
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
+from tenants.signins import service as sign_ins
 from tenants.signins.rules import Reason, member_status_reason
 from tenants.sso import oidc, safety
 from tenants.sso.models import LoginAttempt, SeenLogoutToken, SsoConnection
@@ -492,6 +495,11 @@ class SignInOutcome:
     reason: Reason | None = None
     email: str | None = None
     subject: str | None = None
+    #: The organisation, for the browser's session cookie.
+    org_slug: str = ""
+    org_name: str = ""
+    #: The sign-in log's entry is written (with the session); else the caller writes it.
+    logged: bool = False
 
 
 def _claim(claims: dict[str, Any], name: str | None) -> Any:
@@ -513,54 +521,81 @@ class PendingSignIn:
     connection_id: uuid.UUID
     #: Claims the sign-in needs; when the ID token carries them all, userinfo is skipped.
     wanted_claims: tuple[str, ...] = ()
+    #: The connection's email claim when the attempt was consumed (``admit`` looks the
+    #: member up by it).
+    email_claim: str = "email"
 
 
-def wanted_claims(connection: SsoConnection) -> tuple[str, ...]:
-    names = [
-        connection.email_claim,
-        connection.name_claim,
-        connection.groups_claim,
-        connection.unit_claim,
-    ]
-    if connection.email_claim == "email":
+def wanted_claims(
+    email_claim: str, name_claim: str, groups_claim: str | None, unit_claim: str | None
+) -> tuple[str, ...]:
+    """The claims a sign-in reads, by the connection's claim names."""
+    names = [email_claim, name_claim, groups_claim, unit_claim]
+    if email_claim == "email":
         names.append("email_verified")
     return tuple(n for n in names if n)
+
+
+#: The attempt marked used and the connection it needs, in one statement. ``used_at IS
+#: NULL`` makes the update the replay guard: of two callbacks with one state, the second
+#: waits for the first's row lock, then finds the attempt used and updates nothing.
+CONSUME_SQL = """
+WITH used AS (
+  UPDATE login_attempts SET used_at = $3
+   WHERE tenant_id = $1 AND state = $2 AND used_at IS NULL
+  RETURNING nonce, code_verifier, browser_binding, created_at, return_to
+)
+SELECT u.nonce, u.code_verifier, u.browser_binding, u.created_at, u.return_to,
+       c.id AS connection_id, c.enabled, c.issuer, c.client_id, c.client_secret_enc,
+       c.email_claim, c.name_claim, c.groups_claim, c.unit_claim
+  FROM used u LEFT JOIN sso_connections c ON c.tenant_id = $1
+"""
 
 
 async def consume_login_attempt(state: str, *, box: SecretBox) -> PendingSignIn:
     """Mark the attempt for ``state`` used (in its own short transaction, so a failure
     later cannot un-use it) and return what the callback needs.
 
-    Raises SignInError when the state is unknown or was already used (a replay).
+    Raises SignInError when the state is unknown or was already used (a replay), or the
+    organisation's connection is gone or off (then the transaction must roll back, which
+    leaves the attempt unused, as before its callback).
     """
-    attempt = await LoginAttempt.filter(state=state).select_for_update().first()
-    if attempt is None:
-        raise oidc.SignInError(
-            "this sign-in link is unknown or has expired; start again", Reason.STATE_UNKNOWN
+    org = db.current_org()
+    _, rows = await db.connection().execute_query(
+        CONSUME_SQL, [org, state, datetime.now(UTC)]
+    )
+    if not rows:
+        seen = await db.fetch_one(
+            "SELECT used_at FROM login_attempts WHERE tenant_id = $1 AND state = $2", org, state
         )
-    if attempt.used_at is not None:
+        if seen is None:
+            raise oidc.SignInError(
+                "this sign-in link is unknown or has expired; start again", Reason.STATE_UNKNOWN
+            )
         raise oidc.SignInError(
             "this sign-in was already completed (replayed state); start again",
             Reason.STATE_REPLAYED,
         )
-    await LoginAttempt.filter(id=attempt.id).update(used_at=datetime.now(UTC))
-    connection = await get_connection()
-    if connection is None or not connection.enabled:
+    row = rows[0]
+    if row["connection_id"] is None or not row["enabled"]:
         raise oidc.SignInError(
             "this organisation has no identity provider for sign-in", Reason.SSO_NOT_CONFIGURED
         )
-    secret = box.decrypt(connection.client_secret_enc) if connection.client_secret_enc else ""
+    secret = box.decrypt(row["client_secret_enc"]) if row["client_secret_enc"] else ""
     return PendingSignIn(
-        nonce=attempt.nonce,
-        code_verifier=attempt.code_verifier,
-        browser_binding=attempt.browser_binding,
-        created_at=attempt.created_at,
-        return_to=attempt.return_to,
-        issuer=connection.issuer,
-        client_id=connection.client_id,
+        nonce=row["nonce"],
+        code_verifier=row["code_verifier"],
+        browser_binding=row["browser_binding"],
+        created_at=row["created_at"],
+        return_to=row["return_to"],
+        issuer=row["issuer"],
+        client_id=row["client_id"],
         client_secret=secret,
-        connection_id=connection.id,
-        wanted_claims=wanted_claims(connection),
+        connection_id=row["connection_id"],
+        wanted_claims=wanted_claims(
+            row["email_claim"], row["name_claim"], row["groups_claim"], row["unit_claim"]
+        ),
+        email_claim=row["email_claim"],
     )
 
 
@@ -615,17 +650,126 @@ async def verify_callback(
     return claims
 
 
+@dataclass(frozen=True, slots=True)
+class SignInSettings:
+    """What admitting a person reads of the organisation's connection."""
+
+    issuer: str
+    email_claim: str
+    name_claim: str
+    groups_claim: str | None
+    unit_claim: str | None
+    allowed_domains: list[str]
+    jit_provisioning: bool
+    default_unit_id: uuid.UUID | None
+
+
+@functools.cache
+def _admit_sql() -> str:
+    """Everything a sign-in decides on, in one statement: the connection, the
+    organisation's name and slug, its proven domains, and the member the subject names,
+    else the member with the email address (``$3``, read from the claim ``$5``: when the
+    connection's email claim is no longer ``$5`` the caller looks again). Built at first
+    use, when the ORM knows every column of ``members``."""
+    columns = ", ".join(f'm."{c}" AS "m_{c}"' for c in Member._meta.fields_db_projection.values())
+    return f"""
+SELECT c.enabled, c.issuer, c.email_claim, c.name_claim, c.groups_claim, c.unit_claim,
+       c.allowed_domains, c.jit_provisioning, c.default_unit_id,
+       o.name AS org_name, o.slug AS org_slug,
+       ARRAY(SELECT d.name FROM domains d WHERE d.tenant_id = $1 AND d.status = ANY($4::text[])
+              ORDER BY d.name) AS owned,
+       m.by_email, {columns}
+  FROM organisations o
+  LEFT JOIN sso_connections c ON c.tenant_id = o.id
+  LEFT JOIN LATERAL (
+    (SELECT s.*, false AS by_email FROM members s WHERE s.tenant_id = $1 AND s.idp_subject = $2
+      LIMIT 1)
+    UNION ALL
+    (SELECT e.*, true FROM members e
+      WHERE e.tenant_id = $1 AND e.email = $3 AND c.email_claim = $5 LIMIT 1)
+    ORDER BY by_email LIMIT 1
+  ) m ON true
+ WHERE o.id = $1
+"""  # noqa: S608 - only the model's own column names are formatted in
+
+
+def _email_in(claims: dict[str, Any], claim: str | None) -> str | None:
+    value = _claim(claims, claim)
+    return value.strip().lower() if isinstance(value, str) else None
+
+
 async def admit(
-    claims: dict[str, Any], *, return_to: str, actor: Actor, user_agent: str | None = None
+    claims: dict[str, Any],
+    *,
+    return_to: str,
+    actor: Actor,
+    user_agent: str | None = None,
+    email_claim: str = "email",
+    sign_in: sign_ins.SignInAttempt | None = None,
 ) -> SignInOutcome:
     """Find (or provision) the member the validated claims name and open their session;
-    an audited refusal when they may not sign in."""
-    connection = await get_connection()
-    if connection is None or not connection.enabled:
+    an audited refusal when they may not sign in. ``email_claim`` is the claim the
+    connection named when the sign-in began (``PendingSignIn.email_claim``): the member
+    is looked up by it in the same statement as the rest, and again if the connection
+    has changed since. The outcome names the organisation for the browser's cookie.
+    ``sign_in`` (what the request tells of the attempt): when the member signs in, its log
+    entry is written with the session (``SignInOutcome.logged``)."""
+    subject = str(claims["sub"])
+    hinted = _email_in(claims, email_claim)
+    rows = await db.fetch(
+        _admit_sql(),
+        db.current_org(),
+        subject,
+        hinted or None,
+        sorted(s.value for s in domain_rules.OWNED),
+        email_claim,
+    )
+    row = rows[0] if rows else None
+    if row is None or row["issuer"] is None or not row["enabled"]:
         raise oidc.SignInError(
             "this organisation has no identity provider for sign-in", Reason.SSO_NOT_CONFIGURED
         )
-    return await _admit(connection, claims, actor=actor, return_to=return_to, user_agent=user_agent)
+    settings = SignInSettings(
+        issuer=row["issuer"],
+        email_claim=row["email_claim"],
+        name_claim=row["name_claim"],
+        groups_claim=row["groups_claim"],
+        unit_claim=row["unit_claim"],
+        allowed_domains=_json_list(row["allowed_domains"]),
+        jit_provisioning=row["jit_provisioning"],
+        default_unit_id=row["default_unit_id"],
+    )
+    member: Member | None = None
+    matched_by_email = False
+    if row["m_id"] is not None:
+        member = Member._init_from_db(
+            **{c: row[f"m_{c}"] for c in Member._meta.fields_db_projection.values()}
+        )
+        matched_by_email = bool(row["by_email"])
+    email = _email_in(claims, settings.email_claim)
+    if member is None and email and settings.email_claim != email_claim:
+        # The connection's email claim changed since the sign-in began.
+        member = await Member.filter(email=email).first()
+        matched_by_email = member is not None
+    outcome = await _admit(
+        settings,
+        claims,
+        member=member,
+        matched_by_email=matched_by_email,
+        email=email,
+        org_name=row["org_name"],
+        owned=list(row["owned"]),
+        actor=actor,
+        return_to=return_to,
+        user_agent=user_agent,
+        sign_in=sign_in,
+    )
+    return replace(outcome, org_slug=row["org_slug"], org_name=row["org_name"])
+
+
+def _json_list(raw: Any) -> list[str]:
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    return [str(v) for v in value or []]
 
 
 def _same(a: str, b: str) -> bool:
@@ -635,26 +779,22 @@ def _same(a: str, b: str) -> bool:
 
 
 async def _admit(
-    connection: SsoConnection,
+    connection: SignInSettings,
     claims: dict[str, Any],
     *,
+    member: Member | None,
+    matched_by_email: bool,
+    email: str | None,
+    org_name: str,
+    owned: list[str],
     actor: Actor,
     return_to: str,
     user_agent: str | None,
+    sign_in: sign_ins.SignInAttempt | None,
 ) -> SignInOutcome:
     subject = str(claims["sub"])
-    email_value = _claim(claims, connection.email_claim)
-    email = email_value.strip().lower() if isinstance(email_value, str) else None
     name_value = _claim(claims, connection.name_claim)
-    member = await Member.filter(idp_subject=subject).first()
-    matched_by_email = False
-    if member is None and email:
-        member = await Member.filter(email=email).first()
-        matched_by_email = member is not None
-    org = await Organisation.get(id=db.current_org())
-    allowed = domain_rules.effective_allowed_domains(
-        connection.allowed_domains, await domains.owned_domains()
-    )
+    allowed = domain_rules.effective_allowed_domains(connection.allowed_domains, owned)
     domain = email.rsplit("@", 1)[-1] if email and "@" in email else None
     target = member.id if member else subject
 
@@ -674,7 +814,7 @@ async def _admit(
         )
     if domain not in allowed:
         return await refuse(
-            f"accounts from {domain} cannot sign in to {org.name}", Reason.DOMAIN_NOT_ALLOWED
+            f"accounts from {domain} cannot sign in to {org_name}", Reason.DOMAIN_NOT_ALLOWED
         )
     # An email address only identifies a person the first time (linking or provisioning),
     # and only if the identity provider vouches for it: otherwise another identity at the
@@ -689,14 +829,14 @@ async def _admit(
         )
     if matched_by_email and member is not None and member.idp_subject not in (None, subject):
         return await refuse(
-            f"this {org.name} account is linked to another identity at your identity provider;"
+            f"this {org_name} account is linked to another identity at your identity provider;"
             " ask your administrator",
             Reason.SUBJECT_MISMATCH,
         )
     if member is None:
         if not connection.jit_provisioning:
             return await refuse(
-                f"you have no account at {org.name}; ask your administrator", Reason.UNKNOWN_MEMBER
+                f"you have no account at {org_name}; ask your administrator", Reason.UNKNOWN_MEMBER
             )
         unit_id = await _unit_for(connection, claims)
         member = await create_member(
@@ -752,12 +892,17 @@ async def _admit(
         idp_sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
         idp_subject=subject,
         user_agent=user_agent,
+        sign_in=replace(sign_in, email=email, idp_subject=subject, member_id=member.id)
+        if sign_in is not None
+        else None,
     )
-    return SignInOutcome(token, member, None, return_to, email=email, subject=subject)
+    return SignInOutcome(
+        token, member, None, return_to, email=email, subject=subject, logged=sign_in is not None
+    )
 
 
 async def _join_claimed_groups(
-    connection: SsoConnection, claims: dict[str, Any], member: Member, *, actor: Actor
+    connection: SignInSettings, claims: dict[str, Any], member: Member, *, actor: Actor
 ) -> None:
     """Add the member to the organisation's groups named in the mapped groups claim.
 
@@ -774,7 +919,7 @@ async def _join_claimed_groups(
         await add_member(group.id, member.id, actor=actor)
 
 
-async def _unit_for(connection: SsoConnection, claims: dict[str, Any]) -> uuid.UUID:
+async def _unit_for(connection: SignInSettings, claims: dict[str, Any]) -> uuid.UUID:
     """The unit for a just-in-time member: the unit named by the mapped claim, else the
     connection's default unit, else the root."""
     value = _claim(claims, connection.unit_claim)
