@@ -10,8 +10,9 @@ import random
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
+from policies.resolve import TargetKind
 from tenants import db
 from tenants.access import service as access
 from tenants.access.models import AccessGrant, DataCategory
@@ -28,7 +29,10 @@ from tenants.members.models import Member
 from tenants.organisations import service as organisations
 from tenants.organisations.models import OrganisationKind
 from tenants.permissions import Permission, Role, permissions_of
+from tenants.policy import service as policy
 from tenants.products.models import Product, ProductAccount, ProductAccountStatus
+from tenants.reviews import rules as review_rules
+from tenants.reviews import service as reviews
 from tenants.sessions import passwords
 from tenants.tokens import service as tokens
 from tenants.units import service as units
@@ -277,6 +281,7 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
             reason="end of contract (demo)",
             actor=actor,
         )
+        await _seed_governance(root, head, actor)
         await audit.record(
             "demo.seeded",
             "organisation",
@@ -289,6 +294,38 @@ async def seed_organisation(spec: DemoOrganisation, *, rng: random.Random) -> No
                 "products": len(products),
             },
         )
+
+
+async def _seed_governance(root: Unit, head: Member, actor: Actor) -> None:
+    """What a new admin should find in the demo beside the directory: a policy change
+    scheduled ten days ahead (members see it under Coming changes, and are emailed a week
+    before), and an access review of admin roles open for the demo admin to decide."""
+    today = datetime.now(UTC).date()
+    await policy.set_rule(
+        policy.RuleInput(
+            TargetKind.UNIT,
+            root.id,
+            "personalisation.recommendations",
+            False,
+            True,
+            "Recommendations are paused while the new privacy notice is prepared.",
+            effective_from=datetime.combine(today + timedelta(days=10), time(), tzinfo=UTC),
+        ),
+        actor=actor,
+    )
+    await reviews.create_review(
+        review_rules.CampaignDraft(
+            name="Quarterly admin recertification",
+            scopes=(review_rules.ScopeKind.ADMIN_ROLES,),
+            reviewer_rule=review_rules.ReviewerRule.NAMED,
+            named_reviewers=(head.id,),
+            starts_on=today,
+            due_on=today + timedelta(days=14),
+            recurrence=review_rules.Recurrence(3, review_rules.RecurrenceUnit.MONTHS),
+            default_on_due=review_rules.DueDefault.KEEP,
+        ),
+        actor=actor,
+    )
 
 
 #: Content items per member and product: work documents, and a few personal purchases.

@@ -29,6 +29,14 @@ async def test_the_demo_seeds_content_and_a_departure_and_can_run_twice(
     assert [tuple(d) for d in domains] == sorted(
         (spec.domain, "verified", "seed") for spec in DEMO_ORGANISATIONS
     )
+    # A scheduled policy change and an open access review, for the admin to find.
+    governance = await owner_conn.fetchrow(
+        "SELECT (SELECT count(*) FROM policy_rules WHERE effective_from > now()) AS scheduled,"
+        " (SELECT count(*) FROM access_reviews WHERE status = 'open') AS reviews,"
+        " (SELECT count(*) FROM access_review_items) AS items"
+    )
+    assert (governance["scheduled"], governance["reviews"]) == (2, 2)
+    assert governance["items"] >= 2 * 5  # the owner and the four printed roles, per org
     second = await seed_demo()
     assert len(second) == 2
     assert await owner_conn.fetchval("SELECT count(*) FROM content_items") == counts["items"]
