@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from policies.catalogue import Catalogue, Value
 from policies.resolve import (
@@ -57,6 +57,21 @@ def change_times(rules: Iterable[TimedRule], now: datetime) -> list[datetime]:
     """The distinct effective times after ``now``, earliest first: the only moments at
     which any member's resolution can change."""
     return sorted({r.effective_from for r in rules if r.effective_from and r.effective_from > now})
+
+
+#: How far ahead a change may be scheduled, and the earliest date a rule may carry.
+MAX_AHEAD = timedelta(days=3660)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def effective_from_problem(at: datetime, now: datetime) -> str | None:
+    """Why ``at`` cannot be a rule's effective time, or None. Any past time means "in
+    force now"; the bounds keep every date the sweep and the database work out in range."""
+    if at - now > MAX_AHEAD:
+        return f"must be within {MAX_AHEAD.days // 366} years from now"
+    if at < EARLIEST:
+        return "must be after 1970-01-01"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,13 @@ from policies.resolve import (
     TargetKind,
     resolve_settings,
 )
-from policies.schedule import Schedule, TimedRule, compile_schedule, rules_at
+from policies.schedule import (
+    Schedule,
+    TimedRule,
+    compile_schedule,
+    effective_from_problem,
+    rules_at,
+)
 from tenants import db, notifications
 from tenants.actors import Actor
 from tenants.audit import service as audit
@@ -287,6 +293,12 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
         value = cat.validate(change.setting, change.value)
     except CatalogueError as exc:
         raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
+    if change.effective_from is not None:
+        problem = effective_from_problem(change.effective_from, datetime.now(UTC))
+        if problem is not None:
+            raise InvalidInputError(
+                f"the effective date {problem}", fields=[FieldProblem("effective_from", problem)]
+            )
     await _check_target(change.target_kind, change.target_id)
     setting = cat[change.setting]
     if setting.required and setting.is_off(value) and not confirm:

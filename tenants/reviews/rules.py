@@ -91,6 +91,8 @@ UNIT_ADMIN_ROLES = frozenset({Role.OWNER.value, Role.ADMIN.value})
 REMINDER_BEFORE = timedelta(days=3)
 #: Limits of a campaign's length and of its recurrence.
 MAX_LENGTH_DAYS = 366
+#: How far ahead a campaign may be scheduled to start.
+MAX_LEAD_DAYS = 366
 MAX_EVERY = {RecurrenceUnit.DAYS: 366 * 2, RecurrenceUnit.MONTHS: 24}
 MAX_NAMED = 50
 
@@ -248,19 +250,25 @@ def campaign_problems(draft: CampaignDraft, today: date) -> list[FieldProblem]:
         problems.append(FieldProblem("named_reviewer_ids", f"at most {MAX_NAMED} people"))
     if draft.starts_on < today:
         problems.append(FieldProblem("starts_on", "cannot be in the past"))
+    elif (draft.starts_on - today).days > MAX_LEAD_DAYS:
+        problems.append(
+            FieldProblem("starts_on", f"must be within {MAX_LEAD_DAYS} days from today")
+        )
     if draft.due_on < draft.starts_on:
         problems.append(FieldProblem("due_on", "must be on or after the start date"))
     elif (draft.due_on - draft.starts_on).days > MAX_LENGTH_DAYS:
         problems.append(
             FieldProblem("due_on", f"must be within {MAX_LENGTH_DAYS} days of the start")
         )
+    # The successor's dates are worked out only from dates in range (no overflow).
+    dates_fit = not any(p.field in ("starts_on", "due_on") for p in problems)
     if draft.recurrence is not None:
         every, unit = draft.recurrence.every, draft.recurrence.unit
         if not 1 <= every <= MAX_EVERY[unit]:
             problems.append(
                 FieldProblem("recurrence_every", f"must be 1 to {MAX_EVERY[unit]} {unit.value}")
             )
-        elif draft.due_on >= draft.starts_on and (
+        elif dates_fit and (
             next_dates(draft.starts_on, draft.due_on, draft.recurrence)[0] <= draft.due_on
         ):
             problems.append(

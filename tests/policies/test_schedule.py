@@ -175,3 +175,24 @@ def test_a_scheduled_rule_that_changes_nothing_for_a_member_is_not_upcoming_for_
     plain = Rule("plain", U, "u0", "a", True, False, "")
     member = MemberFacts(("u0",), (), {"a": False})
     assert upcoming_settings(CATALOGUE, [TimedRule(plain, at(5))], member, at(0))["a"] == []
+
+
+def test_an_effective_time_is_bounded_so_every_date_worked_out_from_it_fits() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from policies.schedule import MAX_AHEAD, effective_from_problem
+
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    assert effective_from_problem(now + MAX_AHEAD, now) is None
+    assert effective_from_problem(now + MAX_AHEAD + timedelta(seconds=1), now) == (
+        "must be within 10 years from now"
+    )
+    assert effective_from_problem(now - timedelta(days=400), now) is None  # in force now
+    assert effective_from_problem(datetime(1970, 1, 1, tzinfo=UTC), now) is None
+    assert effective_from_problem(datetime(1969, 12, 31, 23, 59, tzinfo=UTC), now) == (
+        "must be after 1970-01-01"
+    )
+    far = datetime.fromisoformat("9999-12-31T23:59:59-14:00")  # past year 9999 in UTC
+    assert effective_from_problem(far, now) == "must be within 10 years from now"
+    early = datetime.fromisoformat("0001-01-01T00:00:00+14:00")  # before year 1 in UTC
+    assert effective_from_problem(early, now) == "must be after 1970-01-01"

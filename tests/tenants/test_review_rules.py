@@ -191,6 +191,16 @@ def test_each_problem_names_its_field() -> None:
     assert fields_of(draft(recurrence=Recurrence(10, RecurrenceUnit.DAYS))) == {"recurrence_every"}
 
 
+def test_dates_far_ahead_are_refused_by_name_and_never_overflow() -> None:
+    # A year ahead at most (366 days): the 367th day is refused, the 366th is not.
+    assert fields_of(draft(starts_on=date(2027, 3, 2), due_on=date(2027, 3, 3))) == set()
+    assert fields_of(draft(starts_on=date(2027, 3, 3), due_on=date(2027, 3, 4))) == {"starts_on"}
+    quarterly = Recurrence(24, RecurrenceUnit.MONTHS)
+    last = date.max
+    assert fields_of(draft(starts_on=last, due_on=last, recurrence=quarterly)) == {"starts_on"}
+    assert fields_of(draft(due_on=last, recurrence=quarterly)) == {"due_on"}
+
+
 def test_reviewers_decide_open_undecided_items_but_never_their_own() -> None:
     base = {
         "state": ItemState.PENDING,
