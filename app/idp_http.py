@@ -27,6 +27,9 @@ import httpx
 
 #: Statuses whose responses never carry a body (RFC 9110 §6.4.1).
 _NO_BODY = frozenset({204, 304})
+#: The most an answer may hold, head and body: discovery documents, key sets and token
+#: answers are a few kilobytes; a provider sending more is refused before it fills memory.
+MAX_RESPONSE_BYTES = 1 << 20
 
 
 class _Connection(asyncio.Protocol):
@@ -112,6 +115,7 @@ class _Response:
         #: No length and not chunked: the body lasts until the server closes.
         self.until_close = False
         self.started = False
+        self.received = 0
         self._parser = httptools.HttpResponseParser(self)
 
     # httptools callbacks ---------------------------------------------------------------
@@ -153,6 +157,14 @@ class _Response:
         if self.done.done():
             return
         self.started = True
+        self.received += len(data)
+        if self.received > MAX_RESPONSE_BYTES:
+            self._fail(
+                httpx.RemoteProtocolError(
+                    f"the answer is larger than {MAX_RESPONSE_BYTES} bytes; refused"
+                )
+            )
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -169,7 +181,9 @@ class _Response:
         elif exc is not None:
             self._fail(httpx.ReadError(str(exc) or type(exc).__name__))
         else:
-            self._fail(httpx.RemoteProtocolError("the server closed the connection before answering"))
+            self._fail(
+                httpx.RemoteProtocolError("the server closed the connection before answering")
+            )
 
     def _finish(self, *, keep_alive: bool) -> None:
         self.complete = True

@@ -175,6 +175,22 @@ async def test_a_malformed_answer_is_a_protocol_error() -> None:
             await client.get(f"{url}/")
 
 
+async def test_an_answer_larger_than_the_limit_is_refused_and_its_connection_dropped() -> None:
+    from app.idp_http import MAX_RESPONSE_BYTES
+
+    whole = b"x" * (MAX_RESPONSE_BYTES - 200)
+    huge = b"x" * (MAX_RESPONSE_BYTES + 1)
+    answers = iter([ok(whole), ok(huge), ok(b"{}")])
+    async with server(lambda _: next(answers)) as (url, seen), \
+            identity_provider_client() as client:
+        assert len((await client.get(f"{url}/keys")).content) == len(whole)
+        with pytest.raises(httpx.RemoteProtocolError, match="larger than"):
+            await client.get(f"{url}/keys")
+        # The refused answer's connection is not reused: the next request opens another.
+        assert (await client.get(f"{url}/keys")).json() == {}
+        assert seen.connections == 2
+
+
 async def test_a_slow_answer_is_a_read_timeout() -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
