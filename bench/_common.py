@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import hashlib
 import json
 import math
 import os
@@ -120,15 +121,20 @@ async def connect(url: str) -> asyncpg.Connection:
 @asynccontextmanager
 async def bench_database(server: str) -> AsyncIterator[BenchDatabase]:
     """A fresh database ``tenantry_bench_<random>`` prepared and migrated exactly as the
-    product does it (roles, grants, RLS), dropped afterwards even on failure."""
+    product does it (roles, grants, RLS), dropped afterwards even on failure. It is copied
+    from a migrated template kept on the server (one per state of ``migrations/``), so a
+    run does not spend seconds migrating what the last run already migrated."""
     name = f"tenantry_bench_{secrets.token_hex(4)}"
     server_admin = database.with_database(server, "postgres")
     admin_url = database.with_database(server, name)
     started = time.perf_counter()
     try:
+        template = await migrated_template(server)
+        await _copy_database(server_admin, template, name)
         urls = await database.prepare_database(admin_url, app_role=APP_ROLE, app_database_url=None)
-        await database.migrate(urls)
-        console.print(f"database {name} prepared and migrated in {time.perf_counter() - started:.1f} s")
+        await database.migrate(urls)  # nothing left to apply: the template is current
+        console.print(f"database {name} prepared and migrated in {time.perf_counter() - started:.1f} s"
+                      f" (from the template {template})")
         yield BenchDatabase(name, admin_url, urls, server_admin)
     finally:
         conn = await connect(server_admin)
@@ -136,6 +142,59 @@ async def bench_database(server: str) -> AsyncIterator[BenchDatabase]:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+#: Held while a template is made, so benchmarks started together make it once.
+TEMPLATE_LOCK = 0x7E4A_B7C4
+
+
+def migrations_digest() -> str:
+    """What the migrations on disk are: a template made from other ones is not reused."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "migrations").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+async def migrated_template(server: str) -> str:
+    """The name of a database migrated to the migrations on disk and marked as a template,
+    made (under an advisory lock) when the server has none yet."""
+    name = f"tenantry_bench_tpl_{migrations_digest()}"
+    conn = await connect(database.with_database(server, "postgres"))
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", TEMPLATE_LOCK)
+        ready = await conn.fetchval(
+            "SELECT datistemplate FROM pg_database WHERE datname = $1", name
+        )
+        if not ready:  # missing, or left half-made by a run that was stopped
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            urls = await database.prepare_database(
+                database.with_database(server, name), app_role=APP_ROLE, app_database_url=None
+            )
+            await database.migrate(urls)
+            await conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true')
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", TEMPLATE_LOCK)
+        await conn.close()
+    return name
+
+
+async def _copy_database(server_admin: str, template: str, name: str) -> None:
+    """``CREATE DATABASE name TEMPLATE template``; retried while another run's copy (or a
+    closing connection of the template's migration) still holds the template."""
+    conn = await connect(server_admin)
+    try:
+        for attempt in range(50):
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                return
+            except asyncpg.ObjectInUseError:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
 
 
 async def server_facts(url: str) -> str:
