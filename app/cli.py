@@ -174,6 +174,7 @@ def worker(
     TENANTRY_EMBEDDED_WORKER=false on the `serve` nodes when workers run separately.
     """
     from app.logs import configure_logging
+    from app.runtime import tune_gc
     from app.worker import run_worker_process, worker_health
     from tenants.jobs.worker import Worker
 
@@ -188,6 +189,7 @@ def worker(
         (out if ready else err).print(("ready: " if ready else "not ready: ") + report)
         raise typer.Exit(0 if ready else 1)
     configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
+    tune_gc(settings.gc_threshold)
     job_worker = Worker(
         name=name, lease_seconds=lease, concurrency=concurrency, heartbeat_seconds=heartbeat,
         shutdown_seconds=settings.shutdown_seconds,

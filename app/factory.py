@@ -34,6 +34,7 @@ from app.notifications import Listener
 from app.openapi import build_openapi
 from app.problems import http_problem, problem_catalogue
 from app.routes.health import healthz, readyz
+from app.runtime import tune_gc
 from app.scim.responses import error_response as scim_error_response
 from app.scim.responses import is_scim_path
 from app.scim.routes import scim_routes
@@ -88,6 +89,7 @@ def create_app(
     The runtime role is checked at start: a role that could bypass row-level security
     stops the service rather than serving with weaker isolation.
     """
+    tune_gc(settings.gc_threshold)
     if settings.otel_endpoint:
         app_tracing.start_tracing(settings.otel_endpoint, service="serve")
     http = identity_provider_client(

@@ -84,6 +84,8 @@ from _common import (
     timed_round,
 )
 
+from app.runtime import tune_gc
+from app.settings import Settings
 from policies.catalogue import BUILTIN, Catalogue, Setting, SettingType, Value
 from policies.resolve import (
     GroupRef,
@@ -490,6 +492,9 @@ class ResolveFigures:
 
 
 def measure_resolve(cfg: Config, seed: int) -> ResolveFigures:
+    # The garbage collector as the service sets it (create_app and the worker call this):
+    # its young-generation pauses are part of a resolution's tail.
+    tune_gc(Settings().gc_threshold)
     rng = random.Random(seed + 2)
     shape = make_shape(rng, units=RESOLVE_SHAPE["units"], max_depth=RESOLVE_SHAPE["max_depth"],
                        groups=RESOLVE_SHAPE["groups"], rules=RESOLVE_SHAPE["rules"])
