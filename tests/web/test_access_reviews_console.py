@@ -1,5 +1,5 @@
 """Access reviews in the console: an owner creates a campaign (a refused form shows its error
-beside the field), a manager sees "N access reviews waiting for you" on the overview, keeps
+beside the field), a manager sees "N access review decisions waiting for you" on the overview, keeps
 or revokes from their queue (a blank reason is refused beside the field; a revocation is
 confirmed first and then really ends the role), and the campaign page shows the progress
 and links its CSV export. The browser test drives the same pages in real Chromium and saves
@@ -77,7 +77,7 @@ async def test_a_manager_reviews_from_the_overview_and_queue_and_revocations_are
     async with asgi_client(app) as manager:
         await manager.password_sign_in(org.slug, people["manager"]["email"], PASSWORD)
         overview = await manager.get("/console")
-        assert "3 access reviews waiting for you" in text_of(overview.text)
+        assert "3 access review decisions waiting for you" in text_of(overview.text)
         queue = await manager.get("/console/access-reviews/queue")
         assert queue.status_code == 200
         csrf = csrf_in(queue.text)
@@ -113,7 +113,7 @@ async def test_a_manager_reviews_from_the_overview_and_queue_and_revocations_are
         assert kept.status_code == 303
         assert (await org.get(f"/v1/members/{abe['id']}")).json()["roles"] == ["admin"]
         overview = await manager.get("/console")
-        assert "1 access review waiting for you" in text_of(overview.text)
+        assert "1 access review decision waiting for you" in text_of(overview.text)
         # A reviewer cannot decide someone else's item, even by posting the form.
         owner_item = next(i for m, i in items.items() if m == people["owner"]["id"])
         refused = await manager.post(
@@ -159,7 +159,7 @@ async def test_a_manager_without_an_admin_role_reviews_from_the_account_page(
     async with asgi_client(app) as browser:
         await browser.password_sign_in(org.slug, boss["email"], PASSWORD)
         home = await browser.get("/account")
-        assert "1 access review waiting for you" in text_of(home.text)
+        assert "1 access review decision waiting for you" in text_of(home.text)
         queue = await browser.get("/account/access-reviews")
         assert "Rob Report" in text_of(queue.text)
         csrf = csrf_in(queue.text)
@@ -196,7 +196,7 @@ async def test_the_campaign_page_and_queue_in_chromium(
     reviewer = await tabs()
     await sign_in_with_password(reviewer, org, people["manager"]["email"])
     await reviewer.land("/console", tmp_path, "03-reviewer-overview")
-    await reviewer.page.get_by_role("link", name="3 access reviews waiting for you").click()
+    await reviewer.page.get_by_role("link", name="3 access review decisions waiting for you").click()
     await reviewer.land("/console/access-reviews/queue", tmp_path, "04-queue")
     queue = reviewer.page
     await queue.get_by_label("Reason for Abe Admin", exact=False).fill("Runs the directory")
