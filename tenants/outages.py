@@ -11,11 +11,17 @@ the outage, waits a capped, jittered, growing delay (``Backoff``) and tries agai
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
 from tortoise.exceptions import DBConnectionError
+
+log = logging.getLogger(__name__)
 
 
 def _is_outage_itself(exc: BaseException) -> bool:
@@ -68,3 +74,32 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+async def run_periodically(
+    what: str,
+    work: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+    *,
+    every: float,
+    backoff: Backoff | None = None,
+) -> None:
+    """Run ``work`` now, then every ``every`` seconds, until ``stop`` is set: the loop the
+    worker runs beside its jobs for each of its sweeps. A failed round is logged (an outage
+    as a warning, anything else with its traceback) and tried again after ``backoff``'s
+    delay (by default 5 s doubling to 5 min) when that comes sooner than the next round,
+    so a database restart costs seconds and never ends the loop."""
+    backoff = backoff or Backoff(base=5.0, cap=300.0)
+    while not stop.is_set():
+        wait = every
+        try:
+            await work()
+            backoff.reset()
+        except Exception as exc:  # the worker's other work goes on; tried again soon
+            if is_database_outage(exc):
+                log.warning("%s: the database is away (%s); will retry", what, type(exc).__name__)
+            else:
+                log.exception("%s failed; will retry", what)
+            wait = min(wait, backoff.next_delay())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)

@@ -13,7 +13,6 @@ and nothing is sent twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import uuid
@@ -31,7 +30,7 @@ from tenants.mail import service as mail
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.organisations.models import Organisation
-from tenants.outages import Backoff, is_database_outage
+from tenants.outages import run_periodically
 from tenants.policy import service as policy
 from tenants.policy.models import PolicyChangeNotice, PolicyRule
 
@@ -308,18 +307,4 @@ async def keep_policy_schedule(stop: asyncio.Event, *, every: float = SWEEP_EVER
     """Sweep every ``every`` seconds until ``stop`` is set (the worker runs this beside its
     jobs); the first sweep runs at once, catching up on whatever came due while no worker
     was running."""
-    backoff = Backoff(base=5.0, cap=300.0)
-    while not stop.is_set():
-        wait = every
-        try:
-            await sweep_policy_schedule()
-            backoff.reset()
-        except Exception as exc:  # the worker's other work goes on; tried again soon
-            if is_database_outage(exc):
-                log.warning("policy schedule: the database is away (%s); will retry",
-                            type(exc).__name__)
-            else:
-                log.exception("could not sweep the policy schedule")
-            wait = min(wait, backoff.next_delay())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), wait)
+    await run_periodically("sweeping the policy schedule", sweep_policy_schedule, stop, every=every)

@@ -23,7 +23,6 @@ The worker runs ``maintain_partitions`` at start and then daily (``tenantry work
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,7 @@ from tenants import db
 from tenants.actors import Actor, system_actor
 from tenants.audit import service as audit
 from tenants.ids import OrgId
-from tenants.outages import Backoff, is_database_outage
+from tenants.outages import Backoff, run_periodically
 from tenants.privacy.retention import DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -178,24 +177,20 @@ async def _empty(partition: TimePartition, actor: Actor) -> dict[OrgId, int]:
 
 async def maintain_partitions(stop: asyncio.Event, *, every: timedelta = EVERY) -> None:
     """Make partitions ahead and drop expired ones now, then every ``every``, until
-    ``stop`` is set (the worker runs this beside its jobs). A failure is logged and tried
-    again soon (a database restart costs seconds, not a day), the DEFAULT partitions
-    taking the rows meanwhile."""
-    backoff = Backoff(base=5.0, cap=300.0)
-    while not stop.is_set():
-        wait = every.total_seconds()
-        try:
-            created = await ensure_partitions()
-            if created:
-                log.info("created partitions %s", ", ".join(created))
-            await drop_expired_partitions()
-            backoff.reset()
-        except Exception as exc:  # the worker's other work goes on; tried again soon
-            if is_database_outage(exc):
-                log.warning("maintaining the time partitions: the database is away (%s); "
-                            "will retry", type(exc).__name__)
-            else:
-                log.exception("could not maintain the time partitions")
-            wait = min(wait, backoff.next_delay())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), wait)
+    ``stop`` is set (the worker runs this beside its jobs). A failure is tried again soon
+    (a database restart costs seconds, not a day), the DEFAULT partitions taking the rows
+    meanwhile."""
+
+    async def upkeep() -> None:
+        created = await ensure_partitions()
+        if created:
+            log.info("created partitions %s", ", ".join(created))
+        await drop_expired_partitions()
+
+    await run_periodically(
+        "maintaining the time partitions",
+        upkeep,
+        stop,
+        every=every.total_seconds(),
+        backoff=Backoff(base=5.0, cap=300.0),
+    )

@@ -8,7 +8,6 @@ stored, so a database leak yields no usable session.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -26,6 +25,7 @@ from tenants.errors import AuthenticationError
 from tenants.ids import OrgId
 from tenants.members.lifecycle import can_sign_in
 from tenants.members.models import Member
+from tenants.outages import run_periodically
 from tenants.sessions.models import AuthMethod, Session
 from tenants.signins import service as sign_ins
 
@@ -229,12 +229,11 @@ async def delete_expired_sessions(*, limit: int = SWEEP_BATCH) -> int:
 
 async def sweep_expired_sessions(stop: asyncio.Event, *, every: float = 300.0) -> None:
     """Delete expired sessions every ``every`` seconds until ``stop`` is set (the worker
-    runs this beside its jobs); batches follow each other while a sweep finds a full one."""
-    while not stop.is_set():
-        try:
-            while await delete_expired_sessions() >= SWEEP_BATCH and not stop.is_set():
-                pass
-        except (OSError, ConnectionError) as exc:
-            log.warning("cannot sweep expired sessions: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+    runs this beside its jobs); batches follow each other while a sweep finds a full one.
+    A database restart (57P03 included) costs a round, never the loop."""
+
+    async def sweep() -> None:
+        while await delete_expired_sessions() >= SWEEP_BATCH and not stop.is_set():
+            pass
+
+    await run_periodically("sweeping expired sessions", sweep, stop, every=every)
