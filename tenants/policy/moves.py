@@ -285,6 +285,8 @@ async def past_moves(member_id: uuid.UUID, *, limit: int = 3) -> list[PastMove]:
         .limit(limit)
         .values("occurred_at", "after")
     )
+    if not events:
+        return []
     events = await reveal_rows([dict(e) for e in events], ("after",))
     cat = await policy.catalogue()
     units = {
