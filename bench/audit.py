@@ -51,6 +51,7 @@ from tenants import db
 from tenants.actors import Actor, ActorKind
 from tenants.audit import service as audit
 from tenants.audit.sealer import AuditSealer, seal_all
+from tenants.identity import changes as identity
 from tenants.ids import OrgId
 from tenants.members import service as members
 from tenants.members.models import Member
@@ -123,11 +124,14 @@ async def audited_update(org: OrgId, member_id: uuid.UUID, name: str) -> None:
 
 async def unaudited_update(org: OrgId, member_id: uuid.UUID, name: str) -> None:
     """The baseline: the same locked read and ORM update of the same row, same transaction
-    kind, without the snapshot/diff and the audit record (no switch in the product)."""
+    kind, and the same hook for the identity backend's mirror (not auditing: a change
+    must reach Keycloak with or without an audit log), without the snapshot/diff and the
+    audit record (no switch in the product)."""
     async with db.tenant_transaction(org):
         member = await members.get_member(member_id, for_update=True)
         member.name = name
         await member.save(update_fields=["name", "updated_at"])
+        await identity.member_changed(member.id, "updated")
 
 
 # --- data ------------------------------------------------------------------------------

@@ -15,7 +15,11 @@ Every request must answer 2xx, or the run stops with an error.
 Figures:
 
 - ``scale_growth`` = the largest p50(largest size) / p50(the size below it) over the
-  operations (goal <= 1.5: a page costs what it shows, not what the organisation holds).
+  operations that answer a page (goal <= 1.5: a page costs what it shows, not what the
+  organisation holds). The preview of a root lock is timed and its growth printed, but
+  it is not one of them: it answers for every member in scope (counts, overridden
+  choices, a breakdown per unit), so it reads them all and grows with the organisation
+  by definition; its own figure holds it to that read:
 - ``preview_vs_member_scan`` = p50 of the preview of a root lock at the largest size /
   p50 of one SELECT pass over that organisation's members with their unit, groups and
   choices (goal <= 2.0: the preview costs about one read of the members, not a
@@ -46,9 +50,9 @@ from _common import (
     bench_database,
     connect,
     console,
-    copy_rows,
     ms,
     percentile,
+    progress,
     report,
     serve,
     server_url,
@@ -84,6 +88,10 @@ SELECT m.id, m.unit_id,
   FROM members m WHERE m.tenant_id = $1
 """
 
+#: Operations whose answer is about every member in scope: timed and their growth printed,
+#: held to ``preview_vs_member_scan`` rather than to ``scale_growth``.
+WHOLE_SCOPE = frozenset({"preview root lock"})
+
 #: Past this many seconds on one operation at one size, stop (after one timed sample).
 OPERATION_BUDGET_S = 30.0
 
@@ -105,12 +113,39 @@ class Organisation:
     token: str = ""
 
 
-def rows_for(org: Organisation, rng: random.Random) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
-    """The organisation's rows for COPY (see the module docstring for the shape)."""
+#: Members generated and copied at a time: a million members never sit in memory at once.
+SLICE = 20_000
+
+Rows = list[tuple[str, list[str], list[tuple[Any, ...]]]]
+
+MEMBER_TABLES = {
+    "members": ["id", "tenant_id", "email", "name", "unit_id", "roles", "status", "created_at", "updated_at"],
+    "group_memberships": ["id", "tenant_id", "group_id", "member_id", "created_at", "updated_at"],
+    "member_choices": ["id", "tenant_id", "member_id", "setting", "value", "created_at", "updated_at"],
+    "content_items": ["id", "tenant_id", "member_id", "product_id", "external_id", "title", "kind", "size",
+                      "legal_hold", "status", "transfer_count", "created_at", "updated_at"],
+    "audit_events": ["tenant_id", "occurred_at", "actor", "actor_display", "action", "target_type",
+                     "target_id", "after"],
+    "sessions": ["id", "tenant_id", "member_id", "secret_hash", "auth_method", "last_seen_at", "expires_at",
+                 "created_at", "updated_at"],
+}
+
+
+@dataclass(slots=True)
+class Shape:
+    """What every member's rows refer to: the units they are placed in, the groups, the
+    product of their content."""
+
+    places: list[uuid.UUID]
+    groups: list[uuid.UUID]
+    product: uuid.UUID
+
+
+def structure_rows(org: Organisation, rng: random.Random) -> tuple[Rows, Shape]:
+    """The organisation's units, groups, product and rules (see the module docstring)."""
     now = datetime.now(UTC)
-    n = org.size
     root_path = str(org.root)
-    units = max(2, n // 50)
+    units = max(2, org.size // 50)
     first = max(1, int(units ** 0.5))
     unit_rows, leaves = [], []
     firsts = [uuid.uuid4() for _ in range(first)]
@@ -122,58 +157,71 @@ def rows_for(org: Organisation, rng: random.Random) -> list[tuple[str, list[str]
         leaves.append(leaf)
         unit_rows.append((leaf, org.id, parent, f"{root_path}/{parent}/{leaf}", 2, f"Team {i}", now, now))
     org.leaf = leaves[0] if leaves else firsts[0]
-    places = leaves or firsts
     groups = [uuid.uuid4() for _ in range(200)]
     group_rows = [(g, org.id, f"Group {i}", "", rng.randint(-5, 5), now, now) for i, g in enumerate(groups)]
     product = uuid.uuid4()
     product_rows = [(product, org.id, f"p{org.slug[-6:]}", "Product", "", now, now)]
-    member_rows, membership_rows, choice_rows, content_rows, audit_rows, session_rows = [], [], [], [], [], []
-    for i in range(n):
-        member = org.admin if i == 0 else uuid.uuid4()
-        org.members.append(member)
-        name = f"Person {rng.getrandbits(40):010x}"
-        roles = '["admin"]' if i == 0 else '["member"]'
-        member_rows.append((member, org.id, f"p{i}@{org.slug}.example", name,
-                            org.root if i == 0 else places[i % len(places)], roles, "active", now, now))
-        for g in rng.sample(groups, 2):
-            membership_rows.append((uuid.uuid4(), org.id, g, member, now, now))
-        if i % 10 == 0:
-            choice_rows.append((uuid.uuid4(), org.id, member, rng.choice(BOOL_SETTINGS),
-                                json.dumps(rng.random() < 0.5), now, now))
-        for c in range(20):
-            content_rows.append((uuid.uuid4(), org.id, member, product, f"{i}-{c}", "item",
-                                 "organisation" if c % 4 else "personal", 1000 + c, False, "active", 0, now, now))
-        for e in range(10):
-            action = "session.signed_in" if e == 0 else "member.updated"
-            after = json.dumps({"break_glass": i % 5000 == 0} if e == 0 else {"name": name})
-            audit_rows.append((org.id, now, "system:bench", "bench", action, "member", str(member), after))
-        session_rows.append((uuid.uuid4(), org.id, member, uuid.uuid4().hex * 2, "oidc", now,
-                             now + timedelta(hours=rng.choice((-2, 2, 20))), now, now))
-    org.search = member_rows[n // 2][3][-7:]  # seven hex characters of one member's name
     rule_rows = []
     targets = {(u[0], None) for u in unit_rows[: 150]} | {(None, g) for g in groups[:150]}
     for unit_id, group_id in sorted(targets, key=str)[:300]:
         rule_rows.append((uuid.uuid4(), org.id, unit_id, group_id, rng.choice(BOOL_SETTINGS),
                           json.dumps(rng.random() < 0.5), rng.random() < 0.2, "", now, now))
-    return [
+    tables: Rows = [
         ("units", ["id", "tenant_id", "parent_id", "path", "depth", "name", "created_at", "updated_at"], unit_rows),
         ("groups", ["id", "tenant_id", "name", "description", "priority", "created_at", "updated_at"], group_rows),
         ("products", ["id", "tenant_id", "key", "name", "description", "created_at", "updated_at"], product_rows),
-        ("members", ["id", "tenant_id", "email", "name", "unit_id", "roles", "status", "created_at", "updated_at"],
-         member_rows),
-        ("group_memberships", ["id", "tenant_id", "group_id", "member_id", "created_at", "updated_at"],
-         membership_rows),
-        ("member_choices", ["id", "tenant_id", "member_id", "setting", "value", "created_at", "updated_at"],
-         choice_rows),
         ("policy_rules", ["id", "tenant_id", "unit_id", "group_id", "setting", "value", "enforced", "reason",
                           "created_at", "updated_at"], rule_rows),
-        ("content_items", ["id", "tenant_id", "member_id", "product_id", "external_id", "title", "kind", "size",
-                           "legal_hold", "status", "transfer_count", "created_at", "updated_at"], content_rows),
-        ("audit_events", ["tenant_id", "occurred_at", "actor", "actor_display", "action", "target_type",
-                          "target_id", "after"], audit_rows),
-        ("sessions", ["id", "tenant_id", "member_id", "secret_hash", "auth_method", "last_seen_at", "expires_at",
-                      "created_at", "updated_at"], session_rows),
     ]
+    return tables, Shape(leaves or firsts, groups, product)
+
+
+def member_rows(org: Organisation, shape: Shape, rng: random.Random, first: int, stop: int) -> Rows:
+    """Members ``first`` to ``stop - 1`` with their memberships, choices, content, audit
+    events and sessions."""
+    now = datetime.now(UTC)
+    rows: dict[str, list[tuple[Any, ...]]] = {table: [] for table in MEMBER_TABLES}
+    places = shape.places
+    for i in range(first, stop):
+        member = org.admin if i == 0 else uuid.uuid4()
+        org.members.append(member)
+        name = f"Person {rng.getrandbits(40):010x}"
+        if i == org.size // 2:
+            org.search = name[-7:]  # seven hex characters of one member's name
+        roles = '["admin"]' if i == 0 else '["member"]'
+        rows["members"].append((member, org.id, f"p{i}@{org.slug}.example", name,
+                                org.root if i == 0 else places[i % len(places)], roles, "active", now, now))
+        for g in rng.sample(shape.groups, 2):
+            rows["group_memberships"].append((uuid.uuid4(), org.id, g, member, now, now))
+        if i % 10 == 0:
+            rows["member_choices"].append((uuid.uuid4(), org.id, member, rng.choice(BOOL_SETTINGS),
+                                           json.dumps(rng.random() < 0.5), now, now))
+        for c in range(20):
+            rows["content_items"].append((uuid.uuid4(), org.id, member, shape.product, f"{i}-{c}", "item",
+                                          "organisation" if c % 4 else "personal", 1000 + c, False, "active",
+                                          0, now, now))
+        for e in range(10):
+            action = "session.signed_in" if e == 0 else "member.updated"
+            after = json.dumps({"break_glass": i % 5000 == 0} if e == 0 else {"name": name})
+            rows["audit_events"].append((org.id, now, "system:bench", "bench", action, "member",
+                                         str(member), after))
+        rows["sessions"].append((uuid.uuid4(), org.id, member, uuid.uuid4().hex * 2, "oidc", now,
+                                 now + timedelta(hours=rng.choice((-2, 2, 20))), now, now))
+    return [(table, MEMBER_TABLES[table], rows[table]) for table in MEMBER_TABLES]
+
+
+async def load(conn: Any, org: Organisation, rng: random.Random) -> None:
+    """COPY the organisation's rows, ``SLICE`` members at a time, with a progress bar."""
+    tables, shape = structure_rows(org, rng)
+    for table, columns, rows in tables:
+        await conn.copy_records_to_table(table, records=rows, columns=columns)
+    with progress() as bar:
+        task = bar.add_task(f"{org.size:,} members (COPY)", total=org.size)
+        for first in range(0, org.size, SLICE):
+            stop = min(org.size, first + SLICE)
+            for table, columns, rows in member_rows(org, shape, rng, first, stop):
+                await conn.copy_records_to_table(table, records=rows, columns=columns)
+            bar.advance(task, stop - first)
 
 
 async def build(bench: Any, size: int, rng: random.Random) -> Organisation:
@@ -188,7 +236,7 @@ async def build(bench: Any, size: int, rng: random.Random) -> Organisation:
     org = Organisation(size, OrgId(made.id), root, slug)
     conn = await connect(bench.admin_url)
     try:
-        await copy_rows(conn, rows_for(org, rng))  # type: ignore[arg-type]
+        await load(conn, org, rng)
         # Statistics and the GIN pending lists, as autovacuum would leave them.
         await conn.execute("VACUUM ANALYZE")
     finally:
@@ -309,10 +357,15 @@ async def main(args: Any) -> None:
         console.print(f"{op:<20}{cells}")
     small, large = sizes[-2], sizes[-1]
     growth = {op: timings.p(op, large, 50) / timings.p(op, small, 50) for op in OPERATIONS}
-    worst = max(growth, key=lambda op: growth[op])
-    console.print(f"largest growth {small:,} -> {large:,}: {worst} x{growth[worst]:.2f}; member scan p50 {ms(scan)}")
+    paged = {op: g for op, g in growth.items() if op not in WHOLE_SCOPE}
+    worst = max(paged, key=lambda op: paged[op])
+    console.print(f"largest growth {small:,} -> {large:,} of a page: {worst} x{growth[worst]:.2f}")
+    for op in sorted(WHOLE_SCOPE):
+        console.print(f"growth of {op} (reads every member in scope, x{large / small:.0f} members): "
+                      f"x{growth[op]:.2f}")
+    console.print(f"member scan p50 at {large:,}: {ms(scan)}")
     preview = timings.p("preview root lock", large, 50)
-    report([("scale_growth", growth[worst], "<=", 1.5),
+    report([("scale_growth", paged[worst], "<=", 1.5),
             ("preview_vs_member_scan", preview / scan, "<=", 2.0)],
            started=started, quick=args.quick)
 
