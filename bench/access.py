@@ -99,7 +99,7 @@ class Config:
     seconds: float
 
 
-QUICK = Config(members=1_000, admins=20, rounds=2, seconds=2.0)
+QUICK = Config(members=1_000, admins=20, rounds=2, seconds=1.0)
 FULL = Config(members=10_000, admins=20, rounds=8, seconds=6.0)
 
 

@@ -117,8 +117,8 @@ class Config:
     compile_repeats: int
 
 
-QUICK = Config(members=1_000, units=60, max_depth=8, groups=20, rules=100, rounds=2, seconds=2.0,
-               resolve_iterations=30_000, compile_repeats=20)
+QUICK = Config(members=1_000, units=60, max_depth=8, groups=20, rules=100, rounds=2, seconds=1.0,
+               resolve_iterations=10_000, compile_repeats=20)
 FULL = Config(members=10_000, units=200, max_depth=8, groups=50, rules=300, rounds=8, seconds=6.0,
               resolve_iterations=300_000, compile_repeats=200)
 

@@ -124,7 +124,7 @@ class Config:
 
 
 QUICK = Config(accounts=10, batch=100, rounds=2, callback_concurrency=8, prep_threads=4,
-               api_members=100, api_pairs=5, api_seconds=1.0, api_concurrency=16, warmup_seconds=1.0)
+               api_members=100, api_pairs=3, api_seconds=1.0, api_concurrency=16, warmup_seconds=1.0)
 #: Batches of 400 keep every code well inside its 60 s even at ~20 callbacks/s on a busy
 #: machine. auth_overhead alternates many 1 s rounds (wrk's shortest) so that load from
 #: other processes falls on both variants alike.
