@@ -7,6 +7,13 @@ from collections.abc import Iterable
 from tenants.errors import ConflictError, FieldProblem
 from tenants.permissions import Role
 
+#: Members with a role beyond ``member``: ``members.staff`` (generated from ``roles``) and
+#: the partial index ``members_staff`` on it (migration 0029). A lookup of owners, admins
+#: or officers among the members writes it beside its role test (``roles ?| …`` alone
+#: cannot use an index), so it reads the few members in that index instead of every
+#: member of the organisation.
+STAFF = "staff"
+
 
 def drops_owner(before: Iterable[str], after: Iterable[str]) -> bool:
     """True when the change takes the owner role away from the member."""

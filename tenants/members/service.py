@@ -109,8 +109,8 @@ async def _check_unique(field: str, value: str | None, exclude: uuid.UUID | None
 async def _other_owners(member_id: uuid.UUID) -> int:
     """Owners besides ``member_id`` who can still act (invited or active)."""
     row = await db.fetch_one(
-        "SELECT count(*) AS n FROM members WHERE tenant_id = $1 AND id <> $2 "
-        "AND roles @> '[\"owner\"]'::jsonb AND status IN ('invited', 'active')",
+        "SELECT count(*) AS n FROM members WHERE tenant_id = $1 AND id <> $2 "  # noqa: S608 (STAFF is a constant)
+        f"AND {roles.STAFF} AND roles @> '[\"owner\"]'::jsonb AND status IN ('invited', 'active')",
         db.current_org(),
         member_id,
     )

@@ -42,6 +42,7 @@ from tenants.mail import service as mail
 from tenants.members import service as members
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
+from tenants.members.roles import STAFF
 from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
 from tenants.permissions import Permission, permissions_of
@@ -231,8 +232,8 @@ async def _standing_access(scopes: set[ScopeKind]) -> list[_Access]:
     if ScopeKind.ADMIN_ROLES in scopes:
         admin_roles = [r.value for r in rules.ADMIN_ROLES]
         rows = await db.fetch(
-            "SELECT id, name, email, roles FROM members WHERE tenant_id = $1 "
-            "AND status = ANY($2::text[]) AND roles ?| $3::text[] ORDER BY name, id",
+            "SELECT id, name, email, roles FROM members WHERE tenant_id = $1 "  # noqa: S608 (STAFF is a constant)
+            f"AND status = ANY($2::text[]) AND {STAFF} AND roles ?| $3::text[] ORDER BY name, id",
             db.current_org(),
             [s.value for s in HOLDING],
             admin_roles,
@@ -304,8 +305,8 @@ async def _reviewer_lookup(
         for u in await Unit.filter(id__in=unit_ids)
     }
     admin_rows = await db.fetch(
-        "SELECT id, unit_id FROM members WHERE tenant_id = $1 AND status = 'active' "
-        "AND roles ?| $2::text[] ORDER BY id",
+        "SELECT id, unit_id FROM members WHERE tenant_id = $1 AND status = 'active' "  # noqa: S608 (STAFF is a constant)
+        f"AND {STAFF} AND roles ?| $2::text[] ORDER BY id",
         db.current_org(),
         sorted(rules.UNIT_ADMIN_ROLES),
     )

@@ -69,6 +69,8 @@ async def populate(owner_conn: asyncpg.Connection, org: OrgHandle) -> list[tuple
 
 
 def literal(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "'{" + ",".join(str(v) for v in value) + "}'"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -412,3 +414,56 @@ async def test_the_members_lists_total_reads_the_counters_and_says_what_counting
 
 def test_members_statuses_are_all_counted() -> None:
     assert {s.value for s in MemberStatus} >= {"active", "invited", "departing", "suspended"}
+
+
+async def test_admin_lookups_read_the_staff_index_not_every_member(
+    org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Who to email about a domain or a privacy request, who may handle or review, whether
+    another owner is left: each finds the right people, and each statement reads the
+    partial index ``members_staff`` in custom and generic plans, never every member."""
+    from app.web.console import privacy as privacy_page
+    from app.web.console import reviews as reviews_page
+    from tenants.domains import service as domains
+    from tenants.requests import service as requests
+    from tenants.reviews import service as reviews
+    from tenants.reviews.rules import ScopeKind
+
+    await populate(owner_conn, org)
+    admin = await make_member(org, name="Ada Admin", roles=["admin"])
+    officer = await make_member(org, name="Olu Officer", roles=["privacy_officer"])
+    auditor = await make_member(org, name="Aud Auditor", roles=["auditor"])
+    second_owner = await make_member(org, name="Oona Owner", roles=["owner"])
+    gone = await make_member(org, name="Gone Owner", roles=["owner"])
+    await owner_conn.execute("UPDATE members SET status = 'suspended' WHERE id = $1", uuid.UUID(gone["id"]))
+    await owner_conn.execute("VACUUM ANALYZE members")
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+    for name in ("fetch", "fetch_one"):
+        real = getattr(db, name)
+
+        async def spy(sql: str, *args: Any, _real: Any = real) -> Any:
+            if "roles" in sql and "FROM members" in sql:
+                sent.append((sql, args))
+            return await _real(sql, *args)
+
+        monkeypatch.setattr(db, name, spy)
+    async with db.tenant_transaction(org.id):
+        owners = await domains.owner_emails()
+        officers = await requests.officer_emails()
+        others = await members._other_owners(uuid.UUID(second_owner["id"]))
+        handlers = {m.name for m in await privacy_page.handlers_choice()}
+        reviewers = {m.name for m in await reviews_page.reviewer_choices()}
+        standing = await reviews._standing_access({ScopeKind.ADMIN_ROLES})
+    monkeypatch.undo()
+    assert second_owner["email"] in owners and admin["email"] not in owners
+    assert {officer["email"], admin["email"]} <= set(officers) and auditor["email"] not in officers
+    assert others == len(owners) - 1  # the other active owners; the suspended one cannot act
+    assert {"Olu Officer", "Ada Admin"} <= handlers and "Aud Auditor" not in handlers
+    assert {"Ada Admin", "Olu Officer", "Oona Owner", "Aud Auditor"} <= reviewers
+    assert "Gone Owner" not in reviewers and not reviewers & {"Person 1", "Test Member"}
+    assert {a.member_id for a in standing} >= {uuid.UUID(m["id"]) for m in (admin, officer, auditor)}
+    assert len(sent) >= 6
+    for sql, args in sent:
+        for plan in await plans(runtime_conn, org, sql, args):
+            assert "members_staff" in plan and "Seq Scan" not in plan, (sql, plan)

@@ -16,6 +16,7 @@ from tenants import db
 from tenants.csvcells import csv_line
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.members.models import Member
+from tenants.members.roles import STAFF
 from tenants.permissions import Permission
 from tenants.reviews import rules, service
 from tenants.reviews.models import AccessReviewItem
@@ -128,8 +129,8 @@ async def reviewer_choices() -> list[Member]:
     taking the first 500 members by name and keeping their admins missed every admin
     whose name sorted after them."""
     rows = await db.fetch(
-        "SELECT id FROM members WHERE tenant_id = $1 AND status = 'active' "
-        "AND roles ?| $2::text[] ORDER BY name, id LIMIT 500",
+        "SELECT id FROM members WHERE tenant_id = $1 AND status = 'active' "  # noqa: S608 (STAFF is a constant)
+        f"AND {STAFF} AND roles ?| $2::text[] ORDER BY name, id LIMIT 500",
         db.current_org(),
         [r.value for r in rules.ADMIN_ROLES],
     )
