@@ -17,10 +17,10 @@ from app.web.console.policies import (
     compare_samples,
     parse_value,
     provenance,
+    rule_target_names,
     sample_choices,
     sample_value,
     show_value,
-    target_names,
 )
 from app.web.pages import PageContext, Web, page
 from policies.catalogue import Catalogue, Setting
@@ -107,7 +107,7 @@ def routes(web: Web) -> list[BaseRoute]:
         )
         defaults = compiled.resolve(str(facts.unit_id), facts.group_ids, {})
         focus = ctx.request.query_params.get("setting")
-        rows = privacy_settings(compiled.catalogue, mine, defaults, await target_names())
+        rows = privacy_settings(compiled.catalogue, mine, defaults, await rule_target_names())
         # A sample chosen to compare with (``?sample=<setting>&level=<value>``); otherwise
         # each setting with samples shows what is sent at its current value.
         picked = ctx.request.query_params.get("sample")

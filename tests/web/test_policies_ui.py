@@ -709,3 +709,29 @@ async def test_without_javascript_the_preview_is_a_page_and_required_settings_as
         )
         == 1
     )
+
+
+async def test_a_wide_tree_shows_fifty_units_a_level_and_says_where_the_others_are(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """The page reads a level's first fifty children by name, not every unit; a unit past
+    them is still reached (its own page opens the tree down to it, the units page links
+    its policies)."""
+    root_path = await owner_conn.fetchval("SELECT path FROM units WHERE id = $1", local_org.root_unit_id)
+    ids = [uuid.uuid4() for _ in range(53)]
+    await owner_conn.executemany(
+        "INSERT INTO units (id, tenant_id, parent_id, path, depth, name, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $4, 1, $5, now(), now())",
+        [(u, local_org.id, local_org.root_unit_id, f"{root_path}/{u}", f"Team {i:02d}") for i, u in enumerate(ids)],
+    )
+    admin = await person(local_org, "Ada Admin", role="admin")
+    async with asgi_client(app) as browser:
+        await signed_in(browser, local_org, admin)
+        page = text_of((await browser.get("/console/policies")).text)
+        assert "Team 00" in page and "Team 49" in page
+        assert "Team 50" not in page and "Team 52" not in page
+        assert "More units under" in page and "find them on the Units page" in page
+        far = text_of((await browser.get(f"/console/policies?target=unit:{ids[52]}")).text)
+        assert "Team 52" in far and "Team 00" in far and "More units under" in far
+        units = (await browser.get("/console/units")).text
+        assert f'href="/console/policies?target=unit:{ids[0]}"' in units

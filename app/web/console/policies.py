@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -19,7 +19,6 @@ from urllib.parse import quote
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from tortoise.expressions import Q
 
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
@@ -168,10 +167,25 @@ def provenance(resolved: Resolved, names: Mapping[str, str]) -> Provenance:
     return Provenance("unit", "Unit rule", where)
 
 
-async def target_names() -> dict[str, str]:
-    """Every unit's and group's name by id (as text, the form rule targets use)."""
-    rows = await db.fetch("SELECT id, name FROM units UNION ALL SELECT id, name FROM groups")
+async def target_names(ids: Iterable[str]) -> dict[str, str]:
+    """The names of the units and groups among ``ids`` (texts; anything not an id is
+    skipped), by id as text, the form rule targets use: as many rows as the page names,
+    never every unit of the organisation."""
+    wanted = sorted({i for i in ids if UUID_TEXT.fullmatch(i)})
+    if not wanted:
+        return {}
+    rows = await db.fetch(
+        "SELECT id, name FROM units WHERE tenant_id = $1 AND id = ANY($2::uuid[]) "
+        "UNION ALL SELECT id, name FROM groups WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+        db.current_org(),
+        wanted,
+    )
     return {str(r["id"]): r["name"] for r in rows}
+
+
+def ids_in(*texts: str | None) -> set[str]:
+    """The ids written in summaries (``readable_summary`` names them)."""
+    return {found for text in texts if text for found in UUID_TEXT.findall(text)}
 
 
 async def rule_target_names() -> dict[str, str]:
@@ -184,11 +198,25 @@ async def rule_target_names() -> dict[str, str]:
     return {str(r["id"]): r["name"] for r in rows}
 
 
-async def units_around(unit: Unit) -> list[Unit]:
-    """The unit, its ancestors, and the children of each of them: the tree opened down to
-    the unit, as many rows as its depth times the width, not the whole organisation."""
+#: Children shown under each unit of the policies page's tree; past it the tree says how
+#: to reach the others (the units page, paged and searchable, links each unit's policies).
+TREE_CHILDREN = 50
+
+
+async def units_around(unit: Unit) -> tuple[list[Unit], set[uuid.UUID]]:
+    """The unit, its ancestors, and the first TREE_CHILDREN children of each of them by
+    name (one range of the (tenant_id, parent_id, name) index each): the tree opened down
+    to the unit, as many rows as its depth times TREE_CHILDREN at most, however wide the
+    organisation. Also the units whose children did not all fit."""
     path = ancestor_ids(unit.path)
-    return list(await Unit.filter(Q(id__in=path) | Q(parent_id__in=path)).order_by("depth", "name"))
+    shown = {u.id: u for u in await Unit.filter(id__in=path)}
+    cut: set[uuid.UUID] = set()
+    for parent in path:
+        children = await Unit.filter(parent_id=parent).order_by("name", "id").limit(TREE_CHILDREN + 1)
+        if len(children) > TREE_CHILDREN:
+            cut.add(uuid.UUID(parent))
+        shown.update((c.id, c) for c in children[:TREE_CHILDREN])
+    return list(shown.values()), cut
 
 
 # --- parsing forms ------------------------------------------------------------------------
@@ -351,19 +379,26 @@ class TargetSetting:
 class TreeEntry:
     unit: Unit
     depth: int
+    #: Not a unit of its own: where the children of ``unit`` that are not shown would be.
+    more: bool = False
 
 
-def unit_tree(units: list[Unit]) -> list[TreeEntry]:
-    """Units in tree order, siblings by name (the stored path orders by id, not name)."""
+def unit_tree(units: list[Unit], cut: Collection[uuid.UUID] = ()) -> list[TreeEntry]:
+    """Units in tree order, siblings by name (the stored path orders by id, not name); after
+    the children of a unit in ``cut``, an entry saying that more are not shown."""
     children: dict[uuid.UUID | None, list[Unit]] = {}
     for unit in sorted(units, key=lambda u: u.name.lower()):
         children.setdefault(unit.parent_id, []).append(unit)
     ordered: list[TreeEntry] = []
-    stack = [(u, 0) for u in reversed(children.get(None, []))]
+    stack = [TreeEntry(u, 0) for u in reversed(children.get(None, []))]
     while stack:
-        unit, depth = stack.pop()
-        ordered.append(TreeEntry(unit, depth))
-        stack.extend((c, depth + 1) for c in reversed(children.get(unit.id, [])))
+        entry = stack.pop()
+        ordered.append(entry)
+        if entry.more:
+            continue
+        if entry.unit.id in cut:
+            stack.append(TreeEntry(entry.unit, entry.depth + 1, more=True))
+        stack.extend(TreeEntry(c, entry.depth + 1) for c in reversed(children.get(entry.unit.id, [])))
     return ordered
 
 
@@ -420,7 +455,7 @@ def routes(web: Web) -> list[BaseRoute]:
         inherited: dict[str, Resolved] = {}
         parent = None
         unit = await Unit.get(id=target.id) if target.kind is TargetKind.UNIT else root
-        units = await units_around(unit)
+        units, cut = await units_around(unit)
         if target.kind is TargetKind.UNIT:
             parent = next((u for u in units if u.id == unit.parent_id), None)
             here = compiled.resolve(str(unit.id), (), {})
@@ -446,7 +481,7 @@ def routes(web: Web) -> list[BaseRoute]:
             flash=None if beside else ctx.flash,
             target=target,
             parent=parent,
-            tree=unit_tree(units),
+            tree=unit_tree(units, cut),
             groups=groups,
             counts=counts,
             purposes=by_purpose(rows, lambda r: r.setting),
@@ -625,7 +660,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 shown=len(versions.items),
             ),
             current=ctx.organisation.policy_version,
-            names=await target_names(),
+            names=await target_names(ids_in(*(v.summary for v in versions.items))),
             readable=readable_summary,
         )
 
@@ -654,7 +689,10 @@ def routes(web: Web) -> list[BaseRoute]:
             current=current,
             changes=changes,
             restoring=restoring,
-            names=await target_names(),
+            names=await target_names(
+                {str(c.target_id) for c in (*changes, *restoring)}
+                | ids_in(version.summary if version else None)
+            ),
             settings=cat.settings,
             describe=describe_rule,
             readable=readable_summary,
@@ -709,7 +747,7 @@ def routes(web: Web) -> list[BaseRoute]:
             unit=unit,
             group_names=group_names,
             purposes=by_purpose(rows, lambda r: r[0]),
-            names=await target_names(),
+            names=await rule_target_names(),
             show_value=show_value,
             provenance=provenance,
         )
