@@ -735,3 +735,30 @@ async def test_a_wide_tree_shows_fifty_units_a_level_and_says_where_the_others_a
         assert "Team 52" in far and "Team 00" in far and "More units under" in far
         units = (await browser.get("/console/units")).text
         assert f'href="/console/policies?target=unit:{ids[0]}"' in units
+
+
+async def test_many_groups_list_those_with_rules_and_fifty_more_and_say_where_the_others_are(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    ids = [uuid.uuid4() for _ in range(55)]
+    await owner_conn.executemany(
+        "INSERT INTO groups (id, tenant_id, name, description, priority, created_at, updated_at) "
+        "VALUES ($1, $2, $3, '', 0, now(), now())",
+        [(g, local_org.id, f"Group {i:02d}") for i, g in enumerate(ids)],
+    )
+    await owner_conn.execute(
+        "INSERT INTO policy_rules (id, tenant_id, group_id, setting, value, enforced, reason, created_at, updated_at) "
+        "VALUES (gen_random_uuid(), $1, $2, $3, 'false', false, '', now(), now())",
+        local_org.id, ids[53], ADS,
+    )
+    admin = await person(local_org, "Ada Admin", role="admin")
+    async with asgi_client(app) as browser:
+        await signed_in(browser, local_org, admin)
+        page = text_of((await browser.get("/console/policies")).text)
+        assert "Group 00" in page and "Group 49" in page and "Group 53" in page  # 53 has a rule
+        assert "Group 50" not in page and "Group 54" not in page
+        assert "More groups: find them on the Groups page" in page
+        opened = text_of((await browser.get(f"/console/policies?target=group:{ids[54]}")).text)
+        assert "Group 54" in opened
+        group_page = (await browser.get(f"/console/groups/{ids[54]}")).text
+        assert f'href="/console/policies?target=group:{ids[54]}"' in group_page

@@ -219,6 +219,25 @@ async def units_around(unit: Unit) -> tuple[list[Unit], set[uuid.UUID]]:
     return list(shown.values()), cut
 
 
+#: Groups the policies page lists besides those with rules and the one open; past it the
+#: page says where the others are (each group's page links its policies).
+GROUPS_SHOWN = 50
+
+
+async def groups_listed(ruled: Mapping[str, int], target: Target) -> tuple[list[Group], bool]:
+    """The groups the page lists, by priority then name: those with rules (``ruled`` ids),
+    the open one, and the first GROUPS_SHOWN; and whether there are more. As many rows as
+    there are rules plus fifty, however many groups the identity provider pushed."""
+    first = await Group.all().order_by("-priority", "name").limit(GROUPS_SHOWN + 1)
+    wanted = set(ruled) | ({str(target.id)} if target.kind is TargetKind.GROUP else set())
+    listed = {g.id: g for g in first[:GROUPS_SHOWN]}
+    missing = [i for i in wanted if UUID_TEXT.fullmatch(i) and uuid.UUID(i) not in listed]
+    if missing:
+        listed.update((g.id, g) for g in await Group.filter(id__in=missing))
+    ordered = sorted(listed.values(), key=lambda g: (-g.priority, g.name))
+    return ordered, len(first) > GROUPS_SHOWN
+
+
 # --- parsing forms ------------------------------------------------------------------------
 
 
@@ -440,7 +459,6 @@ def routes(web: Web) -> list[BaseRoute]:
         """Every setting as the chosen unit (default: the root) or group sees it. A unit's
         values come from resolving a member of it with no groups or choices through the
         same compiled policy products get, so the page cannot disagree with them."""
-        groups = await Group.all().order_by("-priority", "name")
         root = await Unit.get(parent_id=None)
         wanted = ctx.request.query_params.get("target")
         target = (
@@ -470,6 +488,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 "SELECT coalesce(unit_id, group_id) AS t, count(*) AS n FROM policy_rules GROUP BY 1"
             )
         }
+        groups, more_groups = await groups_listed(counts, target)
         # After a save the outcome shows beside the setting, where the page scrolls to,
         # rather than in the banner at the top, out of sight.
         focus = ctx.request.query_params.get("setting")
@@ -483,6 +502,7 @@ def routes(web: Web) -> list[BaseRoute]:
             parent=parent,
             tree=unit_tree(units, cut),
             groups=groups,
+            more_groups=more_groups,
             counts=counts,
             purposes=by_purpose(rows, lambda r: r.setting),
             names=await rule_target_names(),
