@@ -467,3 +467,23 @@ async def test_admin_lookups_read_the_staff_index_not_every_member(
     for sql, args in sent:
         for plan in await plans(runtime_conn, org, sql, args):
             assert "members_staff" in plan and "Seq Scan" not in plan, (sql, plan)
+
+
+async def test_preview_classes_read_the_scope_once_whatever_the_planner_estimates(
+    org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection
+) -> None:
+    """The scope is scanned once and each member's groups and choice are joined from the
+    tables (index probes or a hash join), never from a CTE a nested loop would read again
+    for every member: beside a much larger organisation the subtree is underestimated
+    (a whole organisation of 10,000 taken for 51 members), and that plan took 9 s."""
+    from tenants.policy.service import _UNIT_SCOPE, CLASSES_SQL
+    from tenants.units.rules import subtree_bounds
+
+    await populate(owner_conn, org)
+    root_path = await owner_conn.fetchval("SELECT path FROM units WHERE id = $1", org.root_unit_id)
+    low, high = subtree_bounds(root_path)
+    groups = [uuid.uuid4(), uuid.uuid4()]
+    sql = CLASSES_SQL.format(scope=_UNIT_SCOPE)
+    for plan in await plans(runtime_conn, org, sql, [org.id, low, groups, "advertising.personalised_ads", high]):
+        assert plan.count("CTE Scan") == 1, plan
+        assert "Join Filter" not in plan, plan
