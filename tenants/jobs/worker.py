@@ -195,7 +195,15 @@ class Worker:
         if free <= 0:
             return 0
         claimed = await self.claim(free)
+        running = {job.id for job in self._claimed.values()}
         for job in claimed:
+            if job.id in running:
+                # Its lease ran out while it ran here (a batch slower than the lease, a
+                # heartbeat held up): the claim renewed the lease, and the task running
+                # it carries on. A second task would pass every fence, which tells
+                # workers apart by name, and do the work twice.
+                log.warning("job %s: lease ran out while running here; renewed", job.id)
+                continue
             task = asyncio.create_task(self._run_guarded(job), name=f"job-{job.id}")
             self._running.add(task)
             self._claimed[task] = job
