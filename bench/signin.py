@@ -123,7 +123,7 @@ class Config:
     warmup_seconds: float
 
 
-QUICK = Config(accounts=10, batch=100, rounds=2, callback_concurrency=8, prep_threads=4,
+QUICK = Config(accounts=10, batch=50, rounds=2, callback_concurrency=8, prep_threads=4,
                api_members=100, api_pairs=3, api_seconds=1.0, api_concurrency=16, warmup_seconds=1.0)
 #: Batches of 400 keep every code well inside its 60 s even at ~20 callbacks/s on a busy
 #: machine. auth_overhead alternates many 1 s rounds (wrk's shortest) so that load from
