@@ -19,7 +19,7 @@ Figures (last lines)::
 
     ratio transfer_vs_raw_update = X (goal <= 2)
 
-``python bench/transfer.py --quick`` uses 20,000 items (default 1,000,000).
+``python bench/transfer.py --quick`` uses 10,000 items (default 1,000,000).
 ``BENCH_DATABASE_URL`` = a superuser URL of your own server; else an embedded one.
 """
 
@@ -262,7 +262,7 @@ async def ingest(bench: BenchDatabase, token: str, product: uuid.UUID, member: u
 
 async def main() -> None:
     args = parse_args(__doc__ or "")
-    count = 20_000 if args.quick else 1_000_000
+    count = 10_000 if args.quick else 1_000_000
     ingest_count = 5_000 if args.quick else 200_000
     rounds = 2 if args.quick else 3
     workdir = Path(tempfile.mkdtemp(prefix="tenantry-bench-transfer-"))

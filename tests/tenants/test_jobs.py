@@ -317,8 +317,8 @@ async def test_a_running_worker_writes_heartbeats_claims_as_slots_free_and_forge
 RUNS: list[str] = []
 
 
-@handler("test.slow")
-async def slow(job: RunningJob) -> None:
+@handler("test.outlasts_lease")
+async def outlasts_lease(job: RunningJob) -> None:
     """Outlasts its lease without a heartbeat getting through (as on a machine too busy)."""
     RUNS.append(job.worker)
     await asyncio.sleep(job.payload["seconds"])
@@ -337,7 +337,7 @@ async def test_a_job_whose_lease_runs_out_while_it_runs_is_not_started_again_by_
 
     monkeypatch.setattr(Worker, "_heartbeat", held_up)
     RUNS.clear()
-    key = await enqueue(org, "test.slow", payload={"seconds": 2.5})
+    key = await enqueue(org, "test.outlasts_lease", payload={"seconds": 2.5})
     worker = Worker(name=f"busy-{uuid.uuid4().hex[:6]}", lease_seconds=1, poll_seconds=0.05,
                     concurrency=4)
     task = asyncio.create_task(worker.run_forever())
