@@ -203,20 +203,28 @@ async def rule_target_names() -> dict[str, str]:
 TREE_CHILDREN = 50
 
 
+#: The first ``$3`` children by name of each unit in ``$2``, numbered per parent: one range
+#: of the (tenant_id, parent_id, name) index each.
+CHILDREN_SQL = """
+SELECT c.id, c.parent_id, c.n
+  FROM unnest($2::uuid[]) AS p (id)
+ CROSS JOIN LATERAL (
+   SELECT id, parent_id, row_number() OVER (ORDER BY name, id) AS n
+     FROM units WHERE tenant_id = $1 AND parent_id = p.id ORDER BY name, id LIMIT $3
+ ) AS c
+"""
+
+
 async def units_around(unit: Unit) -> tuple[list[Unit], set[uuid.UUID]]:
     """The unit, its ancestors, and the first TREE_CHILDREN children of each of them by
-    name (one range of the (tenant_id, parent_id, name) index each): the tree opened down
-    to the unit, as many rows as its depth times TREE_CHILDREN at most, however wide the
-    organisation. Also the units whose children did not all fit."""
-    path = ancestor_ids(unit.path)
-    shown = {u.id: u for u in await Unit.filter(id__in=path)}
-    cut: set[uuid.UUID] = set()
-    for parent in path:
-        children = await Unit.filter(parent_id=parent).order_by("name", "id").limit(TREE_CHILDREN + 1)
-        if len(children) > TREE_CHILDREN:
-            cut.add(uuid.UUID(parent))
-        shown.update((c.id, c) for c in children[:TREE_CHILDREN])
-    return list(shown.values()), cut
+    name: the tree opened down to the unit, as many rows as its depth times TREE_CHILDREN
+    at most, however wide the organisation, in two statements whatever the depth. Also
+    the units whose children did not all fit."""
+    path = [uuid.UUID(i) for i in ancestor_ids(unit.path)]
+    rows = await db.fetch(CHILDREN_SQL, db.current_org(), path, TREE_CHILDREN + 1)
+    cut = {r["parent_id"] for r in rows if r["n"] > TREE_CHILDREN}
+    shown = path + [r["id"] for r in rows if r["n"] <= TREE_CHILDREN]
+    return list(await Unit.filter(id__in=shown)), cut
 
 
 #: Groups the policies page lists besides those with rules and the one open; past it the
