@@ -223,7 +223,13 @@ def _not_found(message: str) -> TenantryError:
     return NotFoundError(message)
 
 
+#: The query of a request to an endpoint without query parameters that sent none.
+_NO_QUERY = NoQuery()
+
+
 def _parse_query(request: Request, model: type[BaseModel] | None) -> BaseModel:
+    if model is None and not request.scope.get("query_string"):
+        return _NO_QUERY  # nothing to validate: spared on every call of a fast path
     model = model or NoQuery
     raw: dict[str, Any] = {}
     for key, value in request.query_params.multi_items():

@@ -149,9 +149,14 @@ class AccessNotices:
         self._wanted: dict[OrgId, tuple[float, bool]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def known_unwanted(self, org: OrgId) -> bool:
+        """The organisation's policy wants no access emails, as read in the last
+        ``policy_ttl`` seconds: a check need not even describe its access."""
+        known = self._wanted.get(org)
+        return known is not None and not known[1] and known[0] > time.monotonic()
+
     def allowed(self, access: Access) -> None:
-        known = self._wanted.get(access.org)
-        if known is not None and known[0] > time.monotonic() and not known[1]:
+        if self.known_unwanted(access.org):
             return
         key = access.mail_key
         if key in self._seen:

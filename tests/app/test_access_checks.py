@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from app.v1.access_checks import CheckOut
 from tenants import db
 from tenants.access import service
 from tenants.access.models import DataCategory
@@ -241,6 +242,54 @@ async def test_concurrent_checks_share_statements_and_each_is_answered_and_logge
     batcher = app.state.access_checks
     statements, checks = batcher.statements - before[0], batcher.checks - before[1]
     assert checks == 35 and statements < checks, (statements, checks)
+
+
+async def test_both_paths_answer_exactly_as_check_out_documents(
+    app: Any, org: OrgHandle, people: dict[str, dict[str, Any]]
+) -> None:
+    """The first check of a token takes the normal path, the next ones the fast path; both
+    write their answer without the model (``_answered``): each must be what ``CheckOut``
+    says, field for field and type for type, allowed or not."""
+    product = await make_product(org)
+    bearer = await product_bearer(org, product)
+    grant_id = await request_as(org, people["admin"], people["member"])
+    await decide_as(org, people["officer"], grant_id)
+    ask = {
+        "admin_id": people["admin"]["id"],
+        "member_id": people["member"]["id"],
+        "product_id": product["id"],
+    }
+    normal = await check(org.client, bearer, **ask, category="interaction")
+    fast = [await check(org.client, bearer, **ask, category=c) for c in ("interaction", "files")]
+    denied = await check(org.client, bearer, **{**ask, "admin_id": people["officer"]["id"]},
+                         category="files")
+
+    for response in (normal, *fast, denied):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        body = response.json()
+        assert body == json.loads(CheckOut.model_validate(body).model_dump_json())
+        assert list(body) == ["allowed", "reason", "grant_id", "admin_id", "log_id"]
+    assert normal.json() == {**fast[0].json(), "log_id": normal.json()["log_id"]}
+    assert normal.json()["grant_id"] == str(grant_id) and normal.json()["reason"] is None
+    assert fast[1].json()["reason"] == "category_not_granted"
+    assert denied.json() == {
+        "allowed": False, "reason": "no_grant", "grant_id": None,
+        "admin_id": people["officer"]["id"], "log_id": denied.json()["log_id"],
+    }
+    assert app.state.access_checks.checks >= 3  # the fast path answered the later ones
+
+
+async def test_the_batch_statement_keeps_one_plan_whatever_its_arrays_hold(
+    owner_conn: asyncpg.Connection,
+) -> None:
+    """Each call of ``check_data_access_batch`` planned its query anew (a custom plan sees
+    how many checks its arrays hold, so the generic plan never looked cheaper): most of
+    the server's CPU per check. The function asks for the generic plan itself."""
+    config = await owner_conn.fetchval(
+        "SELECT proconfig FROM pg_proc WHERE proname = 'check_data_access_batch'"
+    )
+    assert "plan_cache_mode=force_generic_plan" in config
 
 
 async def mails(conn: asyncpg.Connection, org: OrgHandle) -> list[tuple[str, list[str], str]]:
