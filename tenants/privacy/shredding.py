@@ -189,18 +189,28 @@ async def member_keys(member_ids: Iterable[str], *, create: bool) -> dict[str, b
     """The keys of ``member_ids`` in the open organisation, created where missing when
     ``create`` (a member erased since has none: their new events are sealed with a fresh
     key, which their next erasure deletes again)."""
+    org = db.current_org()
+    cached: dict[str, bytes] = {}
+    if create:
+        # Every write that names a member seals with their key: the keys this process
+        # already read are looked up by the ids as given, before any parsing.
+        tenant = str(org)
+        missing: list[str] = []
+        for m in set(member_ids):
+            key = _SEALING.get((tenant, m))
+            if key is None:
+                missing.append(m)
+            else:
+                cached[m] = key
+        if not missing:
+            return cached
+        member_ids = missing
     wanted = _uuids(member_ids)
     if not wanted:
-        return {}
-    org = db.current_org()
+        return cached
     if not create:
         rows = await db.fetch(READ_KEYS_SQL, org, wanted)
         return {str(r["member_id"]): bytes(r["key"]) for r in rows}
-    cached = {str(m): _SEALING[(str(org), str(m))] for m in wanted
-              if (str(org), str(m)) in _SEALING}
-    wanted = [m for m in wanted if str(m) not in cached]
-    if not wanted:
-        return cached
     rows = await db.fetch(KEYS_SQL, org, wanted, [os.urandom(32) for _ in wanted])
     if len(_SEALING) > _SEALING_MAX:
         _SEALING.clear()
