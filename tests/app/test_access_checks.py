@@ -209,12 +209,11 @@ async def test_a_token_without_access_check_cannot_check(
     assert await log_rows(owner_conn, org) == []
 
 
-async def test_concurrent_checks_share_statements_and_each_is_answered_and_logged_on_its_own(
-    app: Any,
-    org: OrgHandle,
-    people: dict[str, dict[str, Any]],
-    owner_conn: asyncpg.Connection,
-) -> None:
+async def granted(
+    org: OrgHandle, people: dict[str, dict[str, Any]]
+) -> tuple[dict[str, str], dict[str, str], uuid.UUID]:
+    """A product's bearer token, the question of the admin reading the member's data in it
+    (without the category), and the approved grant that allows it."""
     product = await make_product(org)
     bearer = await product_bearer(org, product)
     grant_id = await request_as(org, people["admin"], people["member"])
@@ -224,6 +223,16 @@ async def test_concurrent_checks_share_statements_and_each_is_answered_and_logge
         "member_id": people["member"]["id"],
         "product_id": product["id"],
     }
+    return bearer, ask, grant_id
+
+
+async def test_concurrent_checks_share_statements_and_each_is_answered_and_logged_on_its_own(
+    app: Any,
+    org: OrgHandle,
+    people: dict[str, dict[str, Any]],
+    owner_conn: asyncpg.Connection,
+) -> None:
+    bearer, ask, _ = await granted(org, people)
     # The first check verifies the token (normal path); the rest take the fast path.
     assert (await check(org.client, bearer, **ask, category="interaction")).json()["allowed"]
     batcher = app.state.access_checks if hasattr(app.state, "access_checks") else None
@@ -250,15 +259,7 @@ async def test_both_paths_answer_exactly_as_check_out_documents(
     """The first check of a token takes the normal path, the next ones the fast path; both
     write their answer without the model (``_answered``): each must be what ``CheckOut``
     says, field for field and type for type, allowed or not."""
-    product = await make_product(org)
-    bearer = await product_bearer(org, product)
-    grant_id = await request_as(org, people["admin"], people["member"])
-    await decide_as(org, people["officer"], grant_id)
-    ask = {
-        "admin_id": people["admin"]["id"],
-        "member_id": people["member"]["id"],
-        "product_id": product["id"],
-    }
+    bearer, ask, grant_id = await granted(org, people)
     normal = await check(org.client, bearer, **ask, category="interaction")
     fast = [await check(org.client, bearer, **ask, category=c) for c in ("interaction", "files")]
     denied = await check(org.client, bearer, **{**ask, "admin_id": people["officer"]["id"]},
