@@ -9,7 +9,7 @@ first time a credential is seen; both answer exactly as ``tenants.access.rules``
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import orjson
@@ -135,18 +135,13 @@ def _tell_member(
     )
     if access_notices is None:
         access_notices = request.app.state.access_notices = notices.AccessNotices()
-    if access_notices.known_unwanted(org):
-        return
     access_notices.allowed(
-        notices.Access(
-            org=org,
-            grant_id=answer.grant_id,
-            member_id=question.member_id,
-            admin_id=answer.admin_id,
-            product_id=question.product_id,
-            category=question.category.value,
-            at=datetime.now(UTC),
-        )
+        org,
+        grant_id=answer.grant_id,
+        member_id=question.member_id,
+        admin_id=answer.admin_id,
+        product_id=question.product_id,
+        category=question.category.value,
     )
 
 

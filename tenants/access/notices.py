@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tenants import db
 from tenants.access.models import AccessGrant
@@ -149,15 +149,23 @@ class AccessNotices:
         self._wanted: dict[OrgId, tuple[float, bool]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def known_unwanted(self, org: OrgId) -> bool:
-        """The organisation's policy wants no access emails, as read in the last
-        ``policy_ttl`` seconds: a check need not even describe its access."""
+    def allowed(
+        self,
+        org: OrgId,
+        *,
+        grant_id: uuid.UUID,
+        member_id: uuid.UUID,
+        admin_id: uuid.UUID,
+        product_id: uuid.UUID,
+        category: str,
+    ) -> None:
+        """An allowed check: queue the member's email unless the policy, as read in the
+        last ``policy_ttl`` seconds, wants none (then the access is not even described:
+        this runs on every allowed check)."""
         known = self._wanted.get(org)
-        return known is not None and not known[1] and known[0] > time.monotonic()
-
-    def allowed(self, access: Access) -> None:
-        if self.known_unwanted(access.org):
+        if known is not None and not known[1] and known[0] > time.monotonic():
             return
+        access = Access(org, grant_id, member_id, admin_id, product_id, category, datetime.now(UTC))
         key = access.mail_key
         if key in self._seen:
             return
