@@ -188,13 +188,23 @@ def ids_in(*texts: str | None) -> set[str]:
     return {found for text in texts if text for found in UUID_TEXT.findall(text)}
 
 
+#: Each name looked up by its key (``= ANY`` of the ids the rules hold): written as a
+#: semi-join (``id IN (SELECT …)``), the planner chose to scan every unit once the
+#: organisation had 20,000 of them (the policies page took 22.5 ms at a million members
+#: against 14.6 ms at 100,000).
+RULE_TARGET_NAMES_SQL = """
+SELECT id, name FROM units
+ WHERE id = ANY(ARRAY(SELECT DISTINCT unit_id FROM policy_rules WHERE unit_id IS NOT NULL))
+UNION ALL
+SELECT id, name FROM groups
+ WHERE id = ANY(ARRAY(SELECT DISTINCT group_id FROM policy_rules WHERE group_id IS NOT NULL))
+"""
+
+
 async def rule_target_names() -> dict[str, str]:
     """The names of the units and groups that carry rules (the only ones a setting's
     provenance can name), by id as text: as many as there are rules, not units."""
-    rows = await db.fetch(
-        "SELECT id, name FROM units WHERE id IN (SELECT unit_id FROM policy_rules) "
-        "UNION ALL SELECT id, name FROM groups WHERE id IN (SELECT group_id FROM policy_rules)"
-    )
+    rows = await db.fetch(RULE_TARGET_NAMES_SQL)
     return {str(r["id"]): r["name"] for r in rows}
 
 
