@@ -101,6 +101,7 @@ async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
         "/console/search?q=axe",
         "/console/units?q=axe",
         f"/console/units?parent={people['unit']['id']}",
+        f"/console/units/{people['unit']['id']}/edit",
         "/console/audit?action=member.",
         "/console/data-access/new",
         f"/console/groups/{people['group']['id']}",
@@ -115,7 +116,7 @@ async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
     assert {p: v for p, v in found.items() if v} == {}, json.dumps(found, indent=1)
 
 
-async def test_the_units_page_opens_sub_units_in_place_and_stays_accessible(
+async def test_the_units_page_opens_sub_units_and_their_forms_in_place_and_stays_accessible(
     tabs: OpenTab, org: OrgHandle, people: dict[str, Any]
 ) -> None:
     tab = await tabs(bypass_csp=True)
@@ -126,12 +127,19 @@ async def test_the_units_page_opens_sub_units_in_place_and_stays_accessible(
     await tab.page.get_by_text("Sub-units of Axe unit", exact=True).click()
     await tab.page.get_by_text("Axe team", exact=True).wait_for()
     assert tab.page.url == f"{tab.base_url}/console/units"  # opened in place
+    # A unit's forms are read when its "Edit" opens, in place too.
+    assert await tab.page.get_by_label("New name for Axe team").count() == 0
+    await tab.page.get_by_text("Edit Axe team", exact=True).click()
+    await tab.page.get_by_label("New name for Axe team").wait_for()
     await tab.page.add_script_tag(path=str(AXE))
     found = await tab.page.evaluate(
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
         ".map(v => v.id)"
     )
     assert found == []
+    await tab.page.get_by_label("New name for Axe team").fill("Axe squad")
+    await tab.page.get_by_role("button", name="Rename", exact=True).click()
+    await tab.page.get_by_text("Renamed to Axe squad.").wait_for()
 
 
 async def test_every_page_a_member_reaches_has_no_axe_violation(

@@ -85,6 +85,7 @@ ROUTES: list[ConsoleRoute] = [
         Permission.UNITS_WRITE,
         lambda t: {"parent_id": t.root, "name": f"Made {uuid.uuid4().hex[:6]}"},
     ),
+    ConsoleRoute("GET", "/console/units/{rename}/edit", Permission.UNITS_WRITE),
     ConsoleRoute(
         "POST",
         "/console/units/{rename}/rename",

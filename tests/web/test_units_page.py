@@ -143,3 +143,43 @@ async def test_a_refused_rename_comes_back_beside_that_units_field_with_the_inpu
     assert f'id="rename-{sales["id"]}-name-error"' in page
     assert 'value="Sales\u202eevil" required maxlength="200" aria-invalid="true"' in page
     assert page.count('class="field-error"') == 1
+
+
+async def test_a_units_forms_are_read_when_its_edit_opens(app: Any, org: OrgHandle) -> None:
+    sales = await make_unit(org, "Sales")
+    north = await make_unit(org, "Sales North", parent=uuid.UUID(sales["id"]))
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        top = (await browser.get("/console/units")).text
+        # A row carries a link to its forms, not the forms: a page costs its rows.
+        assert f'hx-get="/console/units/{sales["id"]}/edit"' in top
+        assert f'action="/console/units/{sales["id"]}/rename"' not in top
+        assert f'action="/console/units/{sales["id"]}/move"' not in top
+        forms = await browser.get(f"/console/units/{sales['id']}/edit", headers=HTMX)
+        assert forms.status_code == 200 and "<html" not in forms.text
+        for action in ("rename", "move", "delete"):
+            assert f'action="/console/units/{sales["id"]}/{action}"' in forms.text
+        assert 'value="Sales" required' in forms.text
+        # The root is renamed, never moved or deleted.
+        root = (await browser.get(f"/console/units/{org.root_unit_id}/edit", headers=HTMX)).text
+        assert f'action="/console/units/{org.root_unit_id}/rename"' in root
+        assert "/move" not in root and "/delete" not in root
+        # Without scripts the link opens a page of the unit's forms under its ancestors.
+        page = await browser.get(f"/console/units/{north['id']}/edit")
+        assert page.status_code == 200 and "<html" in page.text
+        assert "Edit Sales North" in text_of(page.text)
+        assert f'href="/console/units?parent={sales["id"]}"' in page.text
+        assert f'action="/console/units/{north["id"]}/move"' in page.text
+        csrf = await browser.csrf_of(f"/console/units/{north['id']}/edit")
+        refused = await browser.post(
+            f"/console/units/{north['id']}/rename",
+            {"csrf": csrf, "form": f"rename-{north['id']}", "name": "   "},
+            headers={"referer": f"http://tenantry.test/console/units/{north['id']}/edit"},
+        )
+        assert refused.status_code == 303
+        back = (await browser.get(refused.headers["location"])).text
+        assert f'id="rename-{north["id"]}-name-error"' in back
+        missing = await browser.get(f"/console/units/{uuid.uuid4()}/edit")
+        assert missing.status_code == 404
+        bad = await browser.get("/console/units/not-a-unit/edit")
+        assert bad.status_code == 400

@@ -16,6 +16,7 @@ from tenants.permissions import Permission
 from tenants.products.models import Product
 from tenants.units import service as units
 from tenants.units.models import Unit
+from tenants.units.rules import ancestor_ids
 
 #: Units listed per page of siblings or of search matches.
 UNITS_SHOWN = 50
@@ -60,6 +61,22 @@ def routes(web: Web) -> list[BaseRoute]:
             parent=shown.unit,
             children=shown.children,
             crumbs=shown.ancestors,
+        )
+
+    @page(web, permission=Permission.UNITS_WRITE)
+    async def unit_edit(ctx: PageContext) -> Response:
+        # A unit's rename, move and delete forms: the units page reads them when an admin
+        # opens "Edit" (htmx gets the forms alone), a browser without scripts follows the
+        # link to this page, under the unit's ancestors.
+        unit = await units.get_unit(_unit_id(ctx.request.path_params["id"], "unit"))
+        if ctx.request.headers.get("hx-request") == "true":
+            return ctx.render("console/unit_edit_forms.html", unit=unit)
+        above = [uuid.UUID(i) for i in ancestor_ids(unit.path)[:-1]]
+        names = await units.unit_names(above)
+        return ctx.render(
+            "console/unit_edit.html",
+            unit=unit,
+            crumbs=[(i, names[i]) for i in above if i in names],
         )
 
     @page(web, permission=Permission.UNITS_WRITE)
@@ -128,6 +145,7 @@ def routes(web: Web) -> list[BaseRoute]:
     return [
         Route("/console/units", unit_tree, methods=["GET"]),
         Route("/console/units", unit_create, methods=["POST"]),
+        Route("/console/units/{id}/edit", unit_edit, methods=["GET"]),
         Route("/console/units/{id}/move", unit_move, methods=["POST"]),
         Route("/console/units/{id}/rename", unit_rename, methods=["POST"]),
         Route("/console/units/{id}/delete", unit_delete, methods=["POST"]),
