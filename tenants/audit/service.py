@@ -50,8 +50,15 @@ def jsonable(value: Any) -> Any:
 def changed_fields(
     before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The old and new values of the fields that differ; both empty when nothing changed."""
-    keys = [k for k in after if jsonable(before.get(k)) != jsonable(after.get(k))]
+    """The old and new values of the fields that differ; both empty when nothing changed.
+
+    Equal values are equal as JSON too, so only the fields whose values differ are turned
+    into JSON to compare (an enum and its value differ as Python, not as JSON): a write
+    usually changes one or two fields of many."""
+    keys = [
+        k for k, new in after.items()
+        if (old := before.get(k)) != new and jsonable(old) != jsonable(new)
+    ]
     return ({k: jsonable(before.get(k)) for k in keys}, {k: jsonable(after.get(k)) for k in keys})
 
 
