@@ -46,7 +46,6 @@ from app.web.pages import Web
 from app.worker import background_worker
 from policies.cache import DecisionCache
 from tenants import cursors
-from tenants.audit.sealer import AuditSealer
 from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
 from tenants.jobs.worker import Worker
@@ -137,7 +136,6 @@ def create_app(
                 _enable_global_fallback=True,
             )
             listener.start()
-            sealer = AuditSealer.start()  # chains audit events after their writes commit
             log.info("serving on %s", settings.base_url)
             async with contextlib.AsyncExitStack() as stack:
                 if settings.embedded_worker:
@@ -147,7 +145,6 @@ def create_app(
                     yield
                 finally:
                     await stack.aclose()
-                    await sealer.stop()
                 await listener.stop()
                 await http.aclose()
                 app_tracing.stop_tracing()

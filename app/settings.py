@@ -93,8 +93,9 @@ class Settings:
     entra_jwks_url: str = "https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys"
     #: Sign-in attempts per client address per 5 minutes (a school may share one address).
     login_rate_limit: int = 300
-    #: Run a job worker inside ``tenantry serve`` (departures, webhooks, email progress
-    #: without a second process). Turn off where ``tenantry worker`` runs separately.
+    #: Run a worker inside ``tenantry serve`` (departures, webhooks, email progress, the
+    #: audit sealer, without a second process). Turn off where ``tenantry worker`` runs
+    #: separately: a web node without one does no background work.
     embedded_worker: bool = True
     #: On SIGTERM, how long a worker (``tenantry worker``, or the embedded one) waits for
     #: running jobs before releasing them to the queue for another worker.

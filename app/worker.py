@@ -61,11 +61,14 @@ def configure_handlers(settings: Settings) -> None:
 
 @asynccontextmanager
 async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator[Worker]:
-    """Run ``worker`` as a task for the duration of the block, with the sweep of expired
-    sessions, the upkeep of the time partitions (made ahead at start and daily, dropped
-    once expired: ``tenants.privacy.partitions``) and the policy schedule's notices and
-    announcements (``tenants.policy.schedule``) beside it; stop them cleanly after."""
+    """Run ``worker`` as a task for the duration of the block, with the audit sealer
+    (``tenants.audit.sealer``), the sweep of expired sessions, the upkeep of the time
+    partitions (made ahead at start and daily, dropped once expired:
+    ``tenants.privacy.partitions``) and the policy schedule's notices and announcements
+    (``tenants.policy.schedule``) beside it; stop them cleanly after. The background work
+    of a deployment is here, so a web node without a worker serves requests only."""
     configure_handlers(settings)
+    sealer = AuditSealer.start()
     from tenants.privacy import retention
 
     try:
@@ -93,6 +96,7 @@ async def background_worker(worker: Worker, settings: Settings) -> AsyncIterator
         for helper in (sweeper, partitioner, scheduler):
             with contextlib.suppress(asyncio.CancelledError):
                 await helper
+        await sealer.stop()  # after the jobs: it seals the events of their last steps
 
 
 async def run_worker_process(
@@ -109,7 +113,6 @@ async def run_worker_process(
         loop.add_signal_handler(sig, worker.stop)
     if settings.otel_endpoint:
         tracing.start_tracing(settings.otel_endpoint, service="worker")
-    sealer = AuditSealer.start()
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(tracing.stop_tracing)
         if metrics_port is not None:
@@ -118,7 +121,6 @@ async def run_worker_process(
             async with background_worker(worker, settings):
                 await worker.stopped()
         finally:
-            await sealer.stop()
             from tenants.webhooks import sender
 
             await sender.aclose()

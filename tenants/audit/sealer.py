@@ -219,15 +219,20 @@ def request_sealing() -> None:
 
 
 class AuditSealer:
-    """Seals queued audit events in the background of a service process.
+    """Seals queued audit events in the background of a worker (``tenantry worker``, or
+    the one ``tenantry serve`` embeds): a web node without a worker spends its CPU on
+    requests alone.
 
-    It wakes when a write asks (``request_sealing``), waits ``settle`` seconds so the
-    asking transaction has usually committed and more events join the batch, and
-    otherwise every ``interval`` seconds, which also picks up events written by other
-    processes. Errors are logged and the pass is retried after ``interval``: sealing
-    never stops the service, and events simply wait in the queue meanwhile; failures in a
-    row wait longer each time (``tenants.outages.Backoff``), so a database restart costs
-    a few log lines and a few seconds, forever survivable.
+    It wakes when a write of its own process asks (``request_sealing``), waits ``settle``
+    seconds so the asking transaction has usually committed and more events join the
+    batch, and otherwise every ``interval`` seconds, which picks up events written by
+    other processes. A pass that found events is followed by another ``busy_interval``
+    later: writes that keep coming (most of them, where the web nodes are other
+    processes, unheard) are sealed a fraction of a second after they commit, and an idle
+    sealer asks once per ``interval``. Errors are logged and the pass is retried after
+    ``interval``: sealing never stops the service, and events simply wait in the queue
+    meanwhile; failures in a row wait longer each time (``tenants.outages.Backoff``), so
+    a database restart costs a few log lines and a few seconds, forever survivable.
     """
 
     def __init__(
@@ -235,10 +240,12 @@ class AuditSealer:
         *,
         interval: float = 1.0,
         settle: float = 0.5,
+        busy_interval: float = 0.1,
         seal: Callable[[], Awaitable[int]] = seal_all,
     ) -> None:
         self.interval = interval
         self.settle = settle
+        self.busy_interval = busy_interval
         self._seal = seal
         self._wakeup = asyncio.Event()
         self._stop = asyncio.Event()
@@ -251,10 +258,11 @@ class AuditSealer:
         *,
         interval: float = 1.0,
         settle: float = 0.5,
+        busy_interval: float = 0.1,
         seal: Callable[[], Awaitable[int]] = seal_all,
     ) -> AuditSealer:
         """Create a sealer and run it as a task of the running event loop."""
-        sealer = cls(interval=interval, settle=settle, seal=seal)
+        sealer = cls(interval=interval, settle=settle, busy_interval=busy_interval, seal=seal)
         sealer._loop = asyncio.get_running_loop()
         sealer._task = asyncio.create_task(sealer._run(), name="audit-sealer")
         _running.add(sealer)
@@ -286,20 +294,27 @@ class AuditSealer:
         # Consecutive failed passes wait longer and longer (capped, jittered): a database
         # that is away is not hammered, nor the log flooded, by every write meanwhile.
         backoff = Backoff(base=self.interval, cap=10 * self.interval)
+        sealed = 0
         while True:
-            await self._wait()
+            await self._wait(busy=sealed > 0)
             if self._stop.is_set():
                 break
-            if await self._pass():
+            done = await self._pass()
+            if done is not None:
+                sealed = done
                 backoff.reset()
             else:
+                sealed = 0
                 await self._sleep(self._stop, backoff.next_delay())
         await self._pass()
 
-    async def _wait(self) -> None:
-        woken = await self._sleep(self._wakeup, self.interval)
-        if woken and not self._stop.is_set():
-            await asyncio.sleep(self.settle)
+    async def _wait(self, *, busy: bool) -> None:
+        if busy:
+            await self._sleep(self._stop, self.busy_interval)
+        else:
+            woken = await self._sleep(self._wakeup, self.interval)
+            if woken and not self._stop.is_set():
+                await asyncio.sleep(self.settle)
         self._wakeup.clear()
 
     @staticmethod
@@ -309,8 +324,8 @@ class AuditSealer:
             await asyncio.wait_for(until.wait(), seconds)
         return until.is_set()
 
-    async def _pass(self) -> bool:
-        """One sealing pass; False (logged) when it failed."""
+    async def _pass(self) -> int | None:
+        """One sealing pass: how many events it sealed; None (logged) when it failed."""
         try:
             sealed = await self._seal()
         except Exception as exc:
@@ -319,10 +334,10 @@ class AuditSealer:
                             type(exc).__name__)
             else:
                 log.exception("sealing audit events failed; will retry")
-            return False
+            return None
         if sealed:
             log.debug("sealed %d audit events", sealed)
-        return True
+        return sealed
 
 
 def _current_loop() -> asyncio.AbstractEventLoop | None:

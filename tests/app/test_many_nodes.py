@@ -3,7 +3,7 @@ worker`` processes, reached on their own ports with nothing in front. A session 
 one node works on the other and ends on both; the sign-in limit per address counts
 attempts on every node; a rule changed on one node reaches the other's cached answers;
 a departure is carried out by the two workers together, every item moved exactly once;
-and the audit events every process wrote (sealed by all of them at once) form one chain
+and the audit events every process wrote (sealed by both workers at once) form one chain
 that ``tenantry audit verify`` accepts."""
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ async def test_events_written_and_sealed_by_every_process_form_one_verified_chai
         await asyncio.gather(
             *(add(cluster.a.url if n % 2 else cluster.b.url, n) for n in range(40))
         )
-    await asyncio.sleep(2)  # the nodes' sealers chain them (any of four processes)
+    await asyncio.sleep(2)  # the workers' sealers chain them (either of two processes)
     await seal_all(wait=True)
     verify = await asyncio.to_thread(
         subprocess.run,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,12 +60,14 @@ def test_a_link_covers_the_event_as_stored_and_its_place() -> None:
 
 
 class FakeSeal:
-    """Counts passes; fails the first ``failures`` of them, or hangs when ``hang``."""
+    """Counts passes; fails the first ``failures`` of them, or hangs when ``hang``; the
+    passes after the failures seal as many events as ``found`` says in turn, then none."""
 
-    def __init__(self, failures: int = 0, hang: bool = False) -> None:
+    def __init__(self, failures: int = 0, hang: bool = False, found: Sequence[int] = ()) -> None:
         self.calls = 0
         self.failures = failures
         self.hang = hang
+        self.found = list(found)
         self._called = asyncio.Condition()
 
     async def __call__(self) -> int:
@@ -75,7 +78,7 @@ class FakeSeal:
             await asyncio.sleep(60)
         if self.calls <= self.failures:
             raise RuntimeError("database unavailable")
-        return 0
+        return self.found.pop(0) if self.found else 0
 
     async def called(self, times: int) -> None:
         """Return once the sealer has made ``times`` passes; fails the test after 2 s."""
@@ -97,6 +100,18 @@ async def test_the_sealer_also_seals_periodically_unasked() -> None:
     seal = FakeSeal()
     sealer = AuditSealer.start(interval=0.01, settle=0, seal=seal)
     await seal.called(3)
+    await sealer.stop()
+
+
+async def test_a_pass_that_found_events_is_followed_soon_and_an_idle_sealer_waits() -> None:
+    """Events written by other processes never wake this sealer: while passes find some,
+    it looks again ``busy_interval`` later; once one finds none, it waits to be asked."""
+    seal = FakeSeal(found=[3, 2, 1])
+    sealer = AuditSealer.start(interval=60, settle=0, busy_interval=0.01, seal=seal)
+    request_sealing()
+    await seal.called(4)
+    await asyncio.sleep(0.2)
+    assert seal.calls == 4
     await sealer.stop()
 
 
