@@ -362,6 +362,21 @@ SECRET_KEY = "bench-secret-" + "k" * 40
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def spawn_tenantry(
+    args: list[str], bench: BenchDatabase, workdir: Path, log: Path
+) -> subprocess.Popen[bytes]:
+    """``tenantry ARGS`` on the bench database (a web node has no embedded worker), its
+    output appended to ``log``."""
+    env = {**os.environ, "DATABASE_URL": bench.urls.admin, "APP_DATABASE_URL": bench.urls.app,
+           "TENANTRY_SECRET_KEY": SECRET_KEY, "TENANTRY_DATA_DIR": str(workdir),
+           "TENANTRY_EMBEDDED_WORKER": "false", "LOG_FORMAT": "console"}
+    found = shutil.which("tenantry")
+    command = [found] if found else [sys.executable, "-m", "app.cli"]
+    with log.open("ab") as out:
+        return subprocess.Popen([*command, *args], env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -26,11 +26,8 @@ Figures (last lines)::
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -40,7 +37,6 @@ from pathlib import Path
 import httpx
 import orjson
 from _common import (
-    SECRET_KEY,
     BenchDatabase,
     bench_database,
     connect,
@@ -53,6 +49,7 @@ from _common import (
     ratio_line,
     server_facts,
     server_url,
+    spawn_tenantry,
     wait_for_http,
 )
 
@@ -159,17 +156,6 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
-def spawn(args: list[str], bench: BenchDatabase, workdir: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": bench.urls.admin, "APP_DATABASE_URL": bench.urls.app,
-           "TENANTRY_SECRET_KEY": SECRET_KEY, "TENANTRY_DATA_DIR": str(workdir),
-           "TENANTRY_EMBEDDED_WORKER": "false", "LOG_FORMAT": "console"}
-    found = shutil.which("tenantry")
-    command = [found] if found else [sys.executable, "-m", "app.cli"]
-    with log.open("ab") as out:
-        return subprocess.Popen([*command, *args], env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
-
-
 async def workflow(bench: BenchDatabase, org: uuid.UUID, leaver: uuid.UUID, count: int,
                    workdir: Path) -> tuple[float, float, tuple[int, int, int]]:
     """(transfer step seconds, wall seconds incl. worker start, RSS KiB at start/max/peak)."""
@@ -189,7 +175,7 @@ async def workflow(bench: BenchDatabase, org: uuid.UUID, leaver: uuid.UUID, coun
         await admin.execute("UPDATE jobs SET run_at = now() WHERE status = 'queued' AND key LIKE $1",
                             f"%{departure.id}%")
         started = time.perf_counter()
-        worker = spawn(["worker", "--concurrency", "2"], bench, workdir, log)
+        worker = spawn_tenantry(["worker", "--concurrency", "2"], bench, workdir, log)
         first_rss = 0
         max_rss = 0
         try:
@@ -231,7 +217,7 @@ async def ingest(bench: BenchDatabase, token: str, product: uuid.UUID, member: u
     """Items per second registered through ``POST /v1/content/bulk`` on a real server."""
     port = free_port()
     log = workdir / "serve.log"
-    server = spawn(["serve", "--no-migrate", "--port", str(port)], bench, workdir, log)
+    server = spawn_tenantry(["serve", "--no-migrate", "--port", str(port)], bench, workdir, log)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_for_http(url, "/healthz", server, "tenantry serve",
