@@ -39,9 +39,10 @@ class AuditEvent(Model):
 
     class Meta:
         table = "audit_events"
-        # Listing is newest first by id, filtered by action or target.
+        # Listing is newest first by id, filtered by action or target. The action filter,
+        # exact or by prefix, reads (tenant_id, action text_pattern_ops, id) (migration
+        # 0015): a text_pattern_ops index answers equality too.
         indexes = (
-            ("tenant_id", "action", "id"),
             ("tenant_id", "target_type", "target_id", "id"),
             ("tenant_id", "occurred_at"),
             # An erasure finds the events a member wrote (and the list filters by actor).

@@ -542,3 +542,36 @@ async def test_the_policies_page_looks_up_the_names_of_ruled_units_by_key(
         "SELECT id::text, name FROM units WHERE id = ANY($1::uuid[])", ruled
     )
     assert names == {**{r["id"]: r["name"] for r in expected}, str(group): "Ruled group"}
+
+
+async def test_the_audit_logs_exact_action_filter_reads_the_prefix_index(
+    org: OrgHandle, owner_conn: asyncpg.Connection, runtime_conn: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The action index made for prefixes (text_pattern_ops) answers an exact action too,
+    newest first, in custom and generic plans, with thousands of events of other actions
+    present: migration 0033 dropped its plain twin, which every event paid to write."""
+    await owner_conn.execute(
+        """
+        INSERT INTO audit_events (tenant_id, occurred_at, actor, actor_display, action,
+                                  target_type, target_id)
+        SELECT $1, now(), 'system:t', 't', (ARRAY['member.updated', 'unit.created',
+               'policy.rule_set', 'session.signed_in'])[1 + i % 4] || (i % 50)::text,
+               'member', i::text
+          FROM generate_series(1, 8000) i
+        """,
+        org.id,
+    )
+    await owner_conn.execute("ANALYZE audit_events")
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def captured(sql: str, *args: Any) -> list[dict[str, Any]]:
+        sent.append((sql, args))
+        return []
+
+    monkeypatch.setattr(audit, "fetch", captured)
+    async with db.tenant_transaction(org.id):
+        await audit.list_events(audit.AuditFilter(action="member.updated7"), before_id=None, limit=50)
+    [(sql, args)] = sent
+    for plan in await plans(runtime_conn, org, sql, list(args)):
+        assert "audit_events_tenant_action_prefix" in plan and "Seq Scan" not in plan, plan
