@@ -14,10 +14,11 @@ Every request must answer 2xx, or the run stops with an error.
 
 Figures:
 
-- ``scale_growth`` = the largest p50(largest size) / p50(the size below it) over the
-  operations that answer a page (goal <= 1.5: a page costs what it shows, not what the
-  organisation holds). The preview of a root lock is timed and its growth printed, but
-  it is not one of them: it answers for every member in scope (counts, overridden
+- ``scale_growth`` = the largest p50(size) / p50(the size below it), over the operations
+  that answer a page and every step of sizes (10k -> 100k, and 100k -> 1M with
+  ``--full``) (goal <= 1.5: a page costs what it shows, not what the organisation
+  holds). The preview of a root lock is timed and its growth printed, but it is not one
+  of them: it answers for every member in scope (counts, overridden
   choices, a breakdown per unit), so it reads them all and grows with the organisation
   by definition; its own figure holds it to that read:
 - ``preview_vs_member_scan`` = p50 of the preview of a root lock at the largest size /
@@ -31,6 +32,7 @@ Run: ``python bench/scale.py [--quick | --full]``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import sys
@@ -237,8 +239,11 @@ async def build(bench: Any, size: int, rng: random.Random) -> Organisation:
     conn = await connect(bench.admin_url)
     try:
         await load(conn, org, rng)
-        # Statistics and the GIN pending lists, as autovacuum would leave them.
+        # Statistics and the GIN pending lists, as autovacuum would leave them; then the
+        # load's dirty pages written out, so that flushing them (gigabytes after a million
+        # members) does not fall in the timings of the sizes timed first.
         await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
     async with orm(bench.urls, pool_size=2), db.tenant_transaction(org.id):
@@ -355,17 +360,21 @@ async def main(args: Any) -> None:
     for op in OPERATIONS:
         cells = "".join(f"{ms(timings.p(op, s, 50)):>14}{ms(timings.p(op, s, 95)):>11}" for s in sizes)
         console.print(f"{op:<20}{cells}")
-    small, large = sizes[-2], sizes[-1]
-    growth = {op: timings.p(op, large, 50) / timings.p(op, small, 50) for op in OPERATIONS}
-    paged = {op: g for op, g in growth.items() if op not in WHOLE_SCOPE}
-    worst = max(paged, key=lambda op: paged[op])
-    console.print(f"largest growth {small:,} -> {large:,} of a page: {worst} x{growth[worst]:.2f}")
-    for op in sorted(WHOLE_SCOPE):
-        console.print(f"growth of {op} (reads every member in scope, x{large / small:.0f} members): "
-                      f"x{growth[op]:.2f}")
+    steps = list(itertools.pairwise(sizes))
+    paged = {(op, small, large): timings.p(op, large, 50) / timings.p(op, small, 50)
+             for small, large in steps for op in OPERATIONS if op not in WHOLE_SCOPE}
+    for small, large in steps:
+        op, _, _ = max((k for k in paged if k[1] == small), key=lambda k: paged[k])
+        console.print(f"largest growth {small:,} -> {large:,} of a page: {op} "
+                      f"x{paged[op, small, large]:.2f}")
+        for whole in sorted(WHOLE_SCOPE):
+            grown = timings.p(whole, large, 50) / timings.p(whole, small, 50)
+            console.print(f"growth of {whole} {small:,} -> {large:,} (reads every member in "
+                          f"scope, x{large / small:.0f} members): x{grown:.2f}")
+    large = sizes[-1]
     console.print(f"member scan p50 at {large:,}: {ms(scan)}")
     preview = timings.p("preview root lock", large, 50)
-    report([("scale_growth", paged[worst], "<=", 1.5),
+    report([("scale_growth", max(paged.values()), "<=", 1.5),
             ("preview_vs_member_scan", preview / scan, "<=", 2.0)],
            started=started, quick=args.quick)
 
