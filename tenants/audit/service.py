@@ -197,7 +197,7 @@ async def _event_params(
     ]
 
 def _json_or_none(value: Mapping[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value)
+    return None if value is None else shredding.json_bytes(value).decode()
 
 
 #: Events that record something refused or rejected (the ``outcome=refused`` filter).

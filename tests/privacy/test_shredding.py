@@ -24,6 +24,13 @@ def test_a_sealed_value_opens_with_its_members_key_only() -> None:
     assert shredding.unseal(key, str(uuid.uuid4()), sealed) == shredding.ERASED_VALUE
 
 
+def test_any_json_value_opens_as_it_was_sealed() -> None:
+    """Beyond what the fast encoder takes (integers past 64 bits), and text of any script."""
+    key = os.urandom(32)
+    for value in ({"n": 2**70, "m": -(2**64)}, ["Zoë", "日本", "\u202e", None, 1.5], "", 0):
+        assert shredding.unseal(key, ORG, shredding.seal(key, ORG, MIA, value)) == value
+
+
 def test_the_subject_is_the_target_member_else_the_member_named_else_the_actor() -> None:
     person = Actor(ActorKind.MEMBER, MIA, "Mia")
     other = str(uuid.uuid4())
