@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
@@ -290,8 +288,8 @@ async def record_many(
             actor.request_id,
             sealed[0].client_addr,
             [str(target) for target, _, _ in events],
-            [None if e.before is None else orjson.dumps(e.before).decode() for e in sealed],
-            [None if e.after is None else orjson.dumps(e.after).decode() for e in sealed],
+            [None if e.before is None else shredding.json_bytes(e.before).decode() for e in sealed],
+            [None if e.after is None else shredding.json_bytes(e.after).decode() for e in sealed],
         ],
     )
     request_sealing()

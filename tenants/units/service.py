@@ -357,16 +357,21 @@ class UnitPage:
     children: UnitRows
 
 
+async def ancestors(unit: Unit) -> list[tuple[uuid.UUID, str]]:
+    """The unit's ancestors, root first, as (id, name): read from its path, one look-up."""
+    above = [uuid.UUID(i) for i in rules.ancestor_ids(unit.path)[:-1]]
+    names = await unit_names(above)
+    return [(i, names[i]) for i in above if i in names]
+
+
 async def unit_page(unit_id: uuid.UUID | None, *, cursor: str | None, limit: int) -> UnitPage:
     """The page of ``unit_id`` (the root when None): NotFoundError for no such unit,
     InvalidCursorError for a cursor that is not one (see ``child_units``). A handful of
     index look-ups, as many rows as the unit's depth plus ``limit``."""
     unit = await get_unit(unit_id) if unit_id is not None else await root_unit()
-    above = [uuid.UUID(i) for i in rules.ancestor_ids(unit.path)[:-1]]
-    names = await unit_names(above)
     (row,) = await unit_rows([unit.id])
     return UnitPage(
-        [(i, names[i]) for i in above if i in names],
+        await ancestors(unit),
         row,
         await child_units(unit.id, cursor=cursor, limit=limit),
     )

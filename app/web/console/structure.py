@@ -16,7 +16,6 @@ from tenants.permissions import Permission
 from tenants.products.models import Product
 from tenants.units import service as units
 from tenants.units.models import Unit
-from tenants.units.rules import ancestor_ids
 
 #: Units listed per page of siblings or of search matches.
 UNITS_SHOWN = 50
@@ -71,13 +70,7 @@ def routes(web: Web) -> list[BaseRoute]:
         unit = await units.get_unit(_unit_id(ctx.request.path_params["id"], "unit"))
         if ctx.request.headers.get("hx-request") == "true":
             return ctx.render("console/unit_edit_forms.html", unit=unit)
-        above = [uuid.UUID(i) for i in ancestor_ids(unit.path)[:-1]]
-        names = await units.unit_names(above)
-        return ctx.render(
-            "console/unit_edit.html",
-            unit=unit,
-            crumbs=[(i, names[i]) for i in above if i in names],
-        )
+        return ctx.render("console/unit_edit.html", unit=unit, crumbs=await units.ancestors(unit))
 
     @page(web, permission=Permission.UNITS_WRITE)
     async def unit_create(ctx: PageContext) -> Response:
