@@ -231,18 +231,11 @@ async def raw_insert(bench: BenchDatabase, org_id: uuid.UUID, users: int, domain
         await conn.close()
 
 
-async def settled(bench: BenchDatabase, limit: float = 300.0) -> None:
-    """Wait until the app's audit sealer has chained every event written so far, so each
-    timed sync starts on an idle server: the events of the previous step (the raw insert's
-    too) would otherwise be hashed in the app process while the next step is timed."""
-    conn = await connect(bench.admin_url)
-    try:
-        for _ in range(int(limit / 0.2)):
-            if not await conn.fetchval("SELECT count(*) FROM audit_pending"):
-                return
-            await asyncio.sleep(0.2)
-    finally:
-        await conn.close()
+async def settled() -> None:
+    """Seal every event written so far, here (the app server stands for a web node and
+    seals nothing), so each timed sync starts with an empty sealing queue: the events of
+    the previous steps would otherwise be chained inside the next step's clock."""
+    await seal_all(wait=True)
 
 
 async def provision_members(
@@ -367,7 +360,7 @@ async def measure(cfg: Config, bench: BenchDatabase, app: AppServer) -> Figures:
                 raw_times.append(await raw_insert(bench, org, cfg.sync_users, f"raw{r}.example"))
 
             for step in (scim_sync, raw_sync) if r % 2 == 0 else (raw_sync, scim_sync):
-                await settled(bench)
+                await settled()
                 await step()
         console.rule(
             f"initial sync of {cfg.sync_users:,} Users ({cfg.sync_rounds} rounds, fresh organisation each)"
