@@ -19,6 +19,10 @@ not sealed yet is sealed by the writers' process (``seal_all(wait=True)``; a no-
 unaudited variants). The run fails if the worker sealed nothing. At the end the chains of
 all organisations are verified.
 
+Beside each variant's rate and latencies it prints the WAL the server wrote per update
+(sealing included) and what the service's connections waited on: on a server whose commits
+wait on WAL flushes, the audited write's larger WAL is most of its cost.
+
 Run: ``python bench/audit.py [--quick]`` (``BENCH_DATABASE_URL`` = a superuser URL to use a
 server of your own; otherwise the embedded server in a temporary folder).
 """
@@ -97,6 +101,8 @@ class Tally:
     ops: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    #: WAL the server wrote during the rounds (the sealing of their events included).
+    wal_bytes: int = 0
 
     def add(self, ops: int, seconds: float, latencies: Sequence[float]) -> None:
         self.ops += ops
@@ -109,8 +115,9 @@ class Tally:
 
     def describe(self, label: str) -> str:
         return (
-            f"{label:<34} {self.rate:8.1f} updates/s   p50 {ms(percentile(self.latencies, 50)):>10}"
-            f"   p95 {ms(percentile(self.latencies, 95)):>10}   ({self.ops} updates)"
+            f"{label:<30} {self.rate:7.1f} updates/s  p50 {ms(percentile(self.latencies, 50)):>8}"
+            f"  p95 {ms(percentile(self.latencies, 95)):>8}  ({self.ops} updates,"
+            f" {self.wal_bytes / max(self.ops, 1):,.0f} B of WAL each)"
         )
 
 
@@ -223,6 +230,7 @@ class WaitSampler:
 
     async def __aenter__(self) -> WaitSampler:
         self._conn = await connect(self.url)
+        self._wal_conn = await connect(self.url)  # read between rounds, beside the sampling
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -232,6 +240,12 @@ class WaitSampler:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         await self._conn.close()
+        await self._wal_conn.close()
+
+    async def wal_position(self) -> int:
+        """The server's WAL insert position in bytes (WAL written between two readings:
+        the commit flushes of both variants are what the sampled WAL waits are)."""
+        return int(await self._wal_conn.fetchval("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn"))
 
     async def _run(self) -> None:
         while True:
@@ -340,10 +354,12 @@ async def rotated_rounds(rounds: int, variants: Sequence[Variant], label: str, s
             for variant in [*variants[shift:], *variants[:shift]]:
                 if sampler is not None:
                     sampler.label = variant.name
+                    wal_before = await sampler.wal_position()
                 done = await run_round(variant.works(i), variant.update, f"{label}{i}{variant.name}",
                                        sealing)
                 if sampler is not None:
                     sampler.label = None
+                    tallies[variant.name].wal_bytes += await sampler.wal_position() - wal_before
                 tallies[variant.name].add(*done)
                 bar.advance(task)
     return tallies

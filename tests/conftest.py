@@ -1,7 +1,7 @@
 """Test fixtures: a real PostgreSQL (embedded by default, ``TEST_DATABASE_URL`` when given),
 the real app in process, and small factories.
 
-Isolation: every test starts from empty tables (TRUNCATE as the owner, a few ms), and the
+Isolation: every test starts from empty tables (emptied as the owner, ``CLEAN_SQL``), and the
 app under test connects as the runtime role exactly as in production.
 """
 
@@ -59,7 +59,7 @@ hypothesis.settings.register_profile(
 load_handlers()
 
 TENANT_TABLES = (
-    # The audit tables first, in the order the app's background sealer locks them: TRUNCATE
+    # The audit tables first, in the order the app's background sealer locks them: the cleaning
     # (which locks in this order) then waits for a sealing pass instead of deadlocking.
     "audit_heads", "audit_pending", "audit_events", "audit_chain", "member_status_days",
     "policy_change_notices", "policy_rules", "policy_versions", "member_choices", "declared_settings", "outbox_events",
@@ -166,18 +166,39 @@ async def app(settings: Settings, database_urls: DatabaseUrls) -> AsyncIterator[
         yield application
 
 
+#: Empties every tenant table as TRUNCATE … RESTART IDENTITY would, at a tenth of its cost
+#: (about 15 ms against 150: TRUNCATE gives each of some 700 tables and indexes a new file).
+#: The exclusive locks come first, in TENANT_TABLES' order, so a background sealer or
+#: listener mid-transaction is waited for exactly as TRUNCATE waits for it; with triggers
+#: and foreign-key checks off for this transaction (``session_replication_role``), the
+#: tables empty in any order and no counter trigger fires; the sequences the tables own
+#: start again at 1. Dead rows are the embedded server's autovacuum's.
+CLEAN_SQL = f"""
+LOCK TABLE {", ".join(TENANT_TABLES)} IN ACCESS EXCLUSIVE MODE;
+SET LOCAL session_replication_role = replica;
+{"".join(f"DELETE FROM {table};" for table in TENANT_TABLES)}
+SELECT setval(s.oid, 1, false)
+  FROM pg_class s
+  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.deptype IN ('a', 'i')
+  JOIN pg_class t ON t.oid = d.refobjid
+ WHERE s.relkind = 'S' AND t.relnamespace = 'public'::regnamespace
+   AND t.relname IN ({", ".join(f"'{table}'" for table in TENANT_TABLES)});
+"""
+
+
 @pytest.fixture
 async def clean_db(owner_conn: asyncpg.Connection, app: Any) -> None:
     """Empty every tenant table; every fixture that touches data depends on it.
 
-    The app's sealer and listeners keep reading these tables between tests, and TRUNCATE
-    takes its exclusive locks one table at a time, so a reader holding one table while
+    The app's sealer and listeners keep reading these tables between tests, and the
+    exclusive locks are taken one table at a time, so a reader holding one table while
     waiting for the next can deadlock with it; PostgreSQL then aborts one side and the
-    truncate is simply tried again.
+    cleaning is simply tried again.
     """
     for attempt in range(5):
         try:
-            await owner_conn.execute(f"TRUNCATE {', '.join(TENANT_TABLES)} RESTART IDENTITY CASCADE")
+            async with owner_conn.transaction():
+                await owner_conn.execute(CLEAN_SQL)
             return
         except asyncpg.DeadlockDetectedError:
             if attempt == 4:
