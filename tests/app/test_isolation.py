@@ -44,6 +44,7 @@ async def snapshot(org: OrgHandle, document: JSON, world: World) -> dict[str, An
     return seen
 
 
+@pytest.mark.slow
 async def test_every_route_answers_404_to_another_organisations_ids_and_changes_nothing(
     two_orgs: tuple[OrgHandle, OrgHandle], owner_conn: asyncpg.Connection
 ) -> None:

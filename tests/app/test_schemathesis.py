@@ -226,6 +226,7 @@ schema = (
 )
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
@@ -323,6 +324,7 @@ HOSTILE_CHECKS = [
 ]
 
 
+@pytest.mark.slow
 @hostile.parametrize()
 @settings(
     max_examples=HOSTILE_EXAMPLES,

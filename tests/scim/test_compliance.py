@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import httpx2
+import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
@@ -27,6 +28,7 @@ def _run(base_url: str, token: str) -> list[Any]:
         return check_server(client)
 
 
+@pytest.mark.slow
 async def test_every_scim2_tester_check_passes(org: OrgHandle, live_server: str) -> None:
     token = await org.token_with(Permission.SCIM_PROVISION)
     results = await asyncio.to_thread(_run, f"{live_server}/scim/v2", token)

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -145,6 +146,7 @@ def _check_filters(base_url: str, token: str, everyone: list[dict[str, Any]]) ->
         check()
 
 
+@pytest.mark.slow
 async def test_generated_filters_select_what_the_reference_evaluation_selects(
     scim: Scim, live_server: str
 ) -> None:

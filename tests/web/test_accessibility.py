@@ -87,6 +87,7 @@ async def people(org: OrgHandle) -> dict[str, Any]:
             "review": review.json()["id"]}
 
 
+@pytest.mark.slow
 async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
     tabs: OpenTab, org: OrgHandle, people: dict[str, Any]
 ) -> None:

@@ -73,6 +73,7 @@ async def person(org: OrgHandle, name: str, **fields: Any) -> dict[str, Any]:
     return made
 
 
+@pytest.mark.slow
 async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches_it_complete(
     org: OrgHandle,
     tabs: OpenTab,
