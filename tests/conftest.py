@@ -80,10 +80,24 @@ TENANT_TABLES = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first, otherwise in their order: the two workers (pytest-xdist hands
-    out the first tests one by one, alternately) start on the long ones and end together on
-    short ones, instead of one of them running a minute-long test alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Each worker's share starts with its part of the slow tests.
+
+    ``scripts/test`` runs ``--dist worksteal``: pytest-xdist hands each of the N workers a
+    contiguous Nth of this list, and a worker that runs out takes the back half of the
+    longest remaining queue. Dealing the slow tests out (the first to the first share, the
+    second to the second, …) and putting them first in each share means every worker
+    starts on long tests and the run ends on short ones that can move, instead of one
+    worker running a minute-long test alone at the end. Without workers, a plain order."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    fast = [item for item in items if not item.get_closest_marker("slow")]
+    ordered: list[pytest.Item] = []
+    for share in range(workers):
+        size = (len(items) - len(ordered)) // (workers - share)  # as worksteal deals them
+        head = slow[share::workers]
+        ordered += head + fast[: size - len(head)]
+        fast = fast[size - len(head):]
+    items[:] = ordered + fast
 
 
 @pytest.fixture(scope="session")
