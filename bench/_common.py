@@ -17,6 +17,7 @@ import math
 import os
 import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -375,6 +376,28 @@ def spawn_tenantry(
     with log.open("ab") as out:
         return subprocess.Popen([*command, *args], env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def worker_process(bench: BenchDatabase) -> Iterator[subprocess.Popen[bytes]]:
+    """``tenantry worker`` on the bench database for the duration of the block, as a
+    deployment runs one beside its web nodes (its sealer chains the events they record as
+    they come); stopped with SIGTERM after. RuntimeError, with its log, if it is not running
+    at the end."""
+    with tempfile.TemporaryDirectory(prefix="tenantry-bench-worker-") as work:
+        log = Path(work) / "worker.log"
+        worker = spawn_tenantry(["worker"], bench, Path(work), log)
+        try:
+            yield worker
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited during the run:\n{log.read_text()[-3000:]}")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
 
 def free_port() -> int:

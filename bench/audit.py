@@ -32,14 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import signal
-import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from _common import (
     APP_ROLE,
@@ -55,7 +51,7 @@ from _common import (
     report,
     server_facts,
     server_url,
-    spawn_tenantry,
+    worker_process,
 )
 
 from app.runtime import orm
@@ -464,27 +460,6 @@ async def verify_chains(orgs: Sequence[OrgId]) -> int:
         console.print(f"chain of {org}: intact, {result.checked} events, head at {result.head.seq}")
         events += result.head.seq
     return events
-
-
-@contextlib.contextmanager
-def worker_process(bench: BenchDatabase) -> Iterator[subprocess.Popen[bytes]]:
-    """``tenantry worker`` on the bench database for the duration of the block (its
-    sealer seals what the writers record); stopped with SIGTERM after. RuntimeError, with
-    its log, if it is not running at the end."""
-    with tempfile.TemporaryDirectory(prefix="tenantry-audit-worker-") as work:
-        log = Path(work) / "worker.log"
-        worker = spawn_tenantry(["worker"], bench, Path(work), log)
-        try:
-            yield worker
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited during the run:\n{log.read_text()[-3000:]}")
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
 
 
 async def main_async(quick: bool, seed: int) -> list[tuple[str, float, str, float]]:

@@ -17,8 +17,9 @@ Two figures:
   one ``INSERT … SELECT unnest(…)``, the row values computed before the clock starts.
   Both clocks stop once every audit event is sealed into the organisation's hash chain
   (``seal_all(wait=True)`` in this process, as ``bench/audit.py`` ends its rounds): the
-  chain is part of writing an audited row, whoever wrote it. Each round provisions a
-  fresh organisation. Goal <= 3.0.
+  chain is part of writing an audited row, whoever wrote it. The sealer runs as a
+  deployment runs it, in a ``tenantry worker`` process beside the app server (a web node,
+  which seals nothing), for both. Each round provisions a fresh organisation. Goal <= 3.0.
 
 Run: ``python bench/scim.py [--quick]``. ``BENCH_DATABASE_URL`` = a superuser URL of a
 server of your own, else the embedded server in a temporary folder.
@@ -54,6 +55,7 @@ from _common import (
     serve,
     server_facts,
     server_url,
+    worker_process,
 )
 
 from tenants.audit.sealer import seal_all  # _common puts the checkout on sys.path
@@ -232,9 +234,9 @@ async def raw_insert(bench: BenchDatabase, org_id: uuid.UUID, users: int, domain
 
 
 async def settled() -> None:
-    """Seal every event written so far, here (the app server stands for a web node and
-    seals nothing), so each timed sync starts with an empty sealing queue: the events of
-    the previous steps would otherwise be chained inside the next step's clock."""
+    """Seal every event written so far (what the worker has not reached yet is sealed
+    here), so each timed sync starts with an empty sealing queue: the events of the
+    previous steps would otherwise be chained inside the next step's clock."""
     await seal_all(wait=True)
 
 
@@ -305,8 +307,9 @@ async def main_async(args: argparse.Namespace) -> Figures:
                 app = AppServer(SCRIPT, workdir, bench.urls)
                 app.start()
                 try:
-                    await app.wait_ready()
-                    return await measure(cfg, bench, app)
+                    with worker_process(bench):
+                        await app.wait_ready()
+                        return await measure(cfg, bench, app)
                 finally:
                     app.stop()
     finally:
