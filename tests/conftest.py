@@ -87,7 +87,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     longest remaining queue. Dealing the slow tests out (the first to the first share, the
     second to the second, …) and putting them first in each share means every worker
     starts on long tests and the run ends on short ones that can move, instead of one
-    worker running a minute-long test alone at the end. Without workers, a plain order."""
+    worker running a minute-long test alone at the end. In one process: the slow ones first."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     slow = [item for item in items if item.get_closest_marker("slow")]
     fast = [item for item in items if not item.get_closest_marker("slow")]
@@ -95,8 +95,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for share in range(workers):
         size = (len(items) - len(ordered)) // (workers - share)  # as worksteal deals them
         head = slow[share::workers]
-        ordered += head + fast[: size - len(head)]
-        fast = fast[size - len(head):]
+        split = max(0, size - len(head))
+        ordered += head + fast[:split]
+        fast = fast[split:]
     items[:] = ordered + fast
 
 
