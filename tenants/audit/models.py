@@ -23,8 +23,11 @@ class AuditEvent(Model):
     DELETE; its place in the chain is in ``audit_chain``, so nothing here changes later."""
 
     id = fields.BigIntField(primary_key=True)
+    # No foreign key in the database (migration 0034): checking it locked the
+    # organisation's row for every event, which all of its writers shared.
     tenant: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
-        "tenants.Organisation", related_name=False, on_delete=fields.RESTRICT, db_index=False
+        "tenants.Organisation", related_name=False, on_delete=fields.RESTRICT, db_index=False,
+        db_constraint=False,
     )
     occurred_at = fields.DatetimeField()
     actor = fields.CharField(max_length=300)
