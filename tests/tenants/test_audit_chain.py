@@ -8,6 +8,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -298,6 +299,49 @@ def test_the_hashed_form_of_an_event_is_fixed_so_heads_recorded_earlier_still_ve
     )
     assert event_hash(GENESIS, event) == (
         "7faa088d6f921c02c66609294cc332d865149bacac836415b7f8c5287d421c5b"
+    )
+
+
+def _json_dumps_form(value: Any) -> bytes:
+    """The canonical form as every chain before orjson was hashed: Python's json module."""
+
+    def whole(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): whole(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [whole(x) for x in v]
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        return v
+
+    return json.dumps(
+        whole(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=2**62, max_value=2**66)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    # Where Python and orjson write numbers differently: fractions in exponent form.
+    | st.floats(min_value=-1e-4, max_value=1e-4) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_canonical_json_is_byte_for_byte_what_chains_were_hashed_in_before(value: Any) -> None:
+    # Existing chains keep verifying only if every value hashes to the same bytes: huge
+    # integers, fractions in exponent form (1e-07), control characters and astral text.
+    assert canonical_json(value) == _json_dumps_form(value)
+
+
+def test_canonical_json_writes_numbers_as_python_did() -> None:
+    value = {"small": 1e-07, "big": 2**70, "neg": -(2**63) - 1, "max": 2**64 - 1, "x": 2.5e-05}
+    assert canonical_json(value) == _json_dumps_form(value)
+    assert canonical_json(value) == (
+        b'{"big":1180591620717411303424,"max":18446744073709551615,'
+        b'"neg":-9223372036854775809,"small":1e-07,"x":2.5e-05}'
     )
 
 
