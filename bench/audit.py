@@ -87,7 +87,8 @@ class Config:
 QUICK = Config(members_per_org=500, writers=8, pool_size=10, write_pairs=4, write_ops=400,
                orgs=4, per_org_writers=2, concurrency_rounds=5, concurrency_ops=80, warmup_ops=400)
 # audit_concurrency: 1,000 updates per organisation and round, so that a round of one
-# organisation alone lasts about a second (at 500 the figure swung 0.84-0.99 between runs).
+# organisation alone lasts about a second: at 500 the figure spread over 0.84-0.99 between
+# runs, at 1,000 over 0.887-0.894.
 FULL = Config(members_per_org=2_000, writers=8, pool_size=10, write_pairs=8, write_ops=2_500,
               orgs=4, per_org_writers=2, concurrency_rounds=10, concurrency_ops=1_000,
               warmup_ops=2_000)
