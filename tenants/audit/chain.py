@@ -91,7 +91,7 @@ def canonical_json(value: Any) -> bytes:
 
     The bytes are those of ``json.dumps(value, sort_keys=True, separators=(",", ":"),
     ensure_ascii=False)`` (the form every chain so far was hashed in), written by orjson,
-    five times faster: sealing and verification hash every event. The two agree on text,
+    about 2.7 times faster: sealing and verification hash every event. The two agree on text,
     integers, booleans and null; numbers orjson would write differently (fractions, which
     it writes as ``1e-7`` where Python writes ``1e-07``, and integers beyond 64 bits, which
     it refuses) go in as fragments of Python's own text."""
@@ -109,9 +109,7 @@ def _canonical(value: Any) -> Any:
         return value
     if kind is dict:
         return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
+    if isinstance(value, int):  # bool, an int too, is one of _SCALARS
         return int(value) if value in _INT_RANGE else orjson.Fragment(str(int(value)))
     if isinstance(value, float):
         if not math.isfinite(value):
