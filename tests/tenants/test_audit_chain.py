@@ -349,3 +349,53 @@ def test_canonical_json_writes_whole_floats_as_integers_keys_as_text_and_utf8() 
     value = {"b": [1.0, 2.5, (1,)], "a": {"z": None, 1: True}, "\u00e9": "\u00fc"}
     expected = '{"a":{"1":true,"z":null},"b":[1,2.5,[1]],"\u00e9":"\u00fc"}'
     assert canonical_json(value).decode() == expected
+
+
+def _event_row(before: Any, after: Any) -> dict[str, Any]:
+    return {
+        "occurred_at": datetime(2026, 1, 1, tzinfo=UTC), "actor": "system:t", "actor_display": "t",
+        "action": "member.updated", "target_type": "member", "target_id": "m1",
+        "before": before, "after": after, "request_id": None, "client_addr": None,
+    }
+
+
+@given(st.dictionaries(st.text(), JSON_VALUES, max_size=4))
+def test_stored_snapshots_are_read_as_pythons_json_reads_them(value: dict[str, Any]) -> None:
+    # The sealer and verification hash what they decode: a snapshot (a JSON object, as
+    # stored) decoded differently from json.loads (the decoder every chain so far was
+    # sealed with) would break old chains.
+    text = json.dumps(value, ensure_ascii=False)
+    event = ChainedEvent.from_row("org", 1, _event_row(text, text.encode()))
+    assert event.before == json.loads(text)
+    assert event.after == json.loads(text)
+    assert canonical_json(event.payload()) == canonical_json(
+        ChainedEvent.from_row("org", 1, _event_row(json.loads(text), json.loads(text))).payload()
+    )
+
+
+def test_what_orjson_would_misread_or_refuse_is_read_as_json_reads_it() -> None:
+    # orjson reads integers beyond 64 bits as floats without a word, and refuses lone
+    # surrogates: both must come out as json.loads gives them.
+    big = '{"n": -9223372036854775809, "m": 18446744073709551616, "k": 9223372036854775808}'
+    event = ChainedEvent.from_row("org", 1, _event_row(big, big.encode()))
+    assert event.before == event.after == {
+        "n": -9223372036854775809, "m": 18446744073709551616, "k": 9223372036854775808,
+    }
+    assert all(type(v) is int for v in event.before.values())
+    lone = '{"name": "\\ud800"}'
+    assert ChainedEvent.from_row("org", 1, _event_row(lone, None)).before == {"name": "\ud800"}
+
+
+@given(
+    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)),
+    st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23)),
+)
+def test_times_are_written_as_strftime_wrote_them(moment: datetime, offset: timedelta) -> None:
+    aware = moment.replace(tzinfo=timezone(offset))
+    assert format_time(aware) == aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_time_before_the_year_1000_keeps_strftimes_year() -> None:
+    moment = datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert format_time(moment) == moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert format_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05.000000Z"
