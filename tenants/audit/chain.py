@@ -92,6 +92,9 @@ def _decoded_json(value: Any) -> Any:
     return json.loads(value) if _holds_huge_float(decoded) else decoded
 
 
+_CONTAINERS_AND_FLOAT = frozenset({dict, list, float})
+
+
 def _holds_huge_float(value: Any) -> bool:
     """Whether ``value`` holds a float beyond the 64-bit integers (where orjson may have
     read an integer as a float)."""
@@ -104,9 +107,6 @@ def _holds_huge_float(value: Any) -> bool:
         if type(item) in _CONTAINERS_AND_FLOAT and _holds_huge_float(item):
             return True
     return False
-
-
-_CONTAINERS_AND_FLOAT = frozenset({dict, list, float})
 
 
 def format_time(moment: datetime) -> str:
