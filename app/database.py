@@ -213,8 +213,9 @@ def ensure_system_user(name: str = EMBEDDED_SYSTEM_USER, *, lock_dir: Path | Non
         except KeyError:
             pass
         try:
-            subprocess.run(
-                ["useradd", "-s", "/bin/bash", name],
+            # The package's own command, found on PATH as it finds it.
+            subprocess.run(  # noqa: S603 -- fixed arguments, our account name
+                ["useradd", "-s", "/bin/bash", name],  # noqa: S607
                 check=True, capture_output=True, text=True,
             )
         except subprocess.CalledProcessError:

@@ -69,7 +69,7 @@ def test_an_account_made_outside_the_lock_meanwhile_is_taken(
         made.append(args[-1])  # the other process wins the race
         raise subprocess.CalledProcessError(9, args, stderr=f"user '{args[-1]}' already exists")
 
-    monkeypatch.setattr(database.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(pwd, "getpwnam", getpwnam)
     monkeypatch.setattr(subprocess, "run", useradd)
     database.ensure_system_user(account, lock_dir=tmp_path)
@@ -85,7 +85,7 @@ def test_a_failed_useradd_without_the_account_is_raised(
     def useradd(args: list[str], **_: object) -> None:
         raise subprocess.CalledProcessError(1, args, stderr="useradd: cannot lock /etc/passwd")
 
-    monkeypatch.setattr(database.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(pwd, "getpwnam", getpwnam)
     monkeypatch.setattr(subprocess, "run", useradd)
     with pytest.raises(KeyError):
