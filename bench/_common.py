@@ -414,6 +414,20 @@ def process_cpu(pid: int) -> float:
     return (int(fields_[11]) + int(fields_[12])) / CLK_TCK
 
 
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on this machine so far (the server's work for
+    the app; other databases' work when the machine is shared lands here too). A backend
+    that exits takes its seconds with it, so compare readings over long-lived connections."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if "(postgres)" in stat.read_text()[:64]:
+                total += process_cpu(int(stat.parent.name))
+        except OSError:  # the process ended meanwhile
+            continue
+    return total
+
+
 @dataclass(frozen=True, slots=True)
 class ExtraRoute:
     """A route a benchmark adds to the served app: right before the app's route at ``before``

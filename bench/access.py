@@ -71,7 +71,7 @@ from _common import (
     httpx_load,
     load_generator,
     machine_load,
-    process_cpu,
+    postgres_cpu,
     product_token,
     progress,
     report,
@@ -224,19 +224,6 @@ request = function()
   return wrk.format("POST", path, nil, bodies[((counter - 1) % #bodies) + 1])
 end
 """ + WRK_SUMMARY
-
-
-def postgres_cpu() -> float:
-    """CPU seconds of every PostgreSQL process on this machine so far (the server's work for
-    the app; other databases' work when the machine is shared lands here too)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if "(postgres)" in stat.read_text()[:64]:
-                total += process_cpu(int(stat.parent.name))
-        except OSError:  # the process ended meanwhile
-            continue
-    return total
 
 
 async def run_load(kind: str, url: str, path: str, bodies: Path, workdir: Path, token: str, seconds: float,

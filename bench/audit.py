@@ -20,8 +20,9 @@ unaudited variants). The run fails if the worker sealed nothing. At the end the 
 all organisations are verified.
 
 Beside each variant's rate and latencies it prints the WAL the server wrote per update
-(sealing included) and what the service's connections waited on: on a server whose commits
-wait on WAL flushes, the audited write's larger WAL is most of its cost.
+(sealing included), the CPU each part of the deployment spent per update (the writers'
+process, the worker and PostgreSQL on this machine) and what the service's connections
+waited on: where the audited write's extra cost goes, not only how large it is.
 
 Run: ``python bench/audit.py [--quick]`` (``BENCH_DATABASE_URL`` = a superuser URL to use a
 server of your own; otherwise the embedded server in a temporary folder).
@@ -47,6 +48,8 @@ from _common import (
     ms,
     parse_args,
     percentile,
+    postgres_cpu,
+    process_cpu,
     progress,
     report,
     server_facts,
@@ -103,6 +106,9 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     #: WAL the server wrote during the rounds (the sealing of their events included).
     wal_bytes: int = 0
+    #: CPU seconds spent during the rounds by the writers' process, the worker (which
+    #: seals) and this machine's PostgreSQL processes (see ``CpuMeter``).
+    cpu: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
     def add(self, ops: int, seconds: float, latencies: Sequence[float]) -> None:
         self.ops += ops
@@ -119,6 +125,24 @@ class Tally:
             f"  p95 {ms(percentile(self.latencies, 95)):>8}  ({self.ops} updates,"
             f" {self.wal_bytes / max(self.ops, 1):,.0f} B of WAL each)"
         )
+
+    def describe_cpu(self) -> str:
+        each = [seconds / max(self.ops, 1) * 1e6 for seconds in self.cpu]
+        return (f"CPU per update: writers' process {each[0]:,.0f} µs, worker {each[1]:,.0f} µs,"
+                f" PostgreSQL {each[2]:,.0f} µs; {sum(each):,.0f} µs in all")
+
+
+class CpuMeter:
+    """CPU seconds used so far by the writers' process (this one), the worker and this
+    machine's PostgreSQL processes: the audited write's extra cost split by where it is
+    paid (the writers' Python, the sealing worker, the server). Summed over the three, it
+    is what a machine running the deployment pays per update."""
+
+    def __init__(self, worker_pid: int) -> None:
+        self.worker_pid = worker_pid
+
+    def read(self) -> tuple[float, float, float]:
+        return time.process_time(), process_cpu(self.worker_pid), postgres_cpu()
 
 
 #: One update: member id, the new name and the request's actor, run in its own tenant
@@ -346,7 +370,8 @@ class Variant:
 
 
 async def rotated_rounds(rounds: int, variants: Sequence[Variant], label: str, sealing: Sealing,
-                         sampler: WaitSampler | None = None) -> dict[str, Tally]:
+                         sampler: WaitSampler | None = None,
+                         meter: CpuMeter | None = None) -> dict[str, Tally]:
     """Every round runs each variant once, the order rotated by one each round (A B, B A;
     or A B C D, B C D A, ...), so drift (table and index growth, checkpoints, autovacuum)
     falls on all variants alike and none always runs first or last."""
@@ -359,8 +384,13 @@ async def rotated_rounds(rounds: int, variants: Sequence[Variant], label: str, s
                 if sampler is not None:
                     sampler.label = variant.name
                     wal_before = await sampler.wal_position()
+                cpu_before = meter.read() if meter is not None else None
                 done = await run_round(variant.works(i), variant.update, f"{label}{i}{variant.name}",
                                        sealing)
+                if meter is not None and cpu_before is not None:
+                    spent = tallies[variant.name].cpu
+                    for part, (after, before) in enumerate(zip(meter.read(), cpu_before, strict=True)):
+                        spent[part] += after - before
                 if sampler is not None:
                     sampler.label = None
                     tallies[variant.name].wal_bytes += await sampler.wal_position() - wal_before
@@ -373,7 +403,7 @@ async def rotated_rounds(rounds: int, variants: Sequence[Variant], label: str, s
 
 
 async def audit_write(cfg: Config, bench: BenchDatabase, org: OrgId, ids: list[uuid.UUID],
-                      rng: random.Random, sealing: Sealing) -> float:
+                      rng: random.Random, sealing: Sealing, meter: CpuMeter) -> float:
     """Audited vs unaudited updates on one organisation, same writers, same members."""
     console.rule("audit_write")
     console.print(f"{cfg.writers} concurrent writers on one organisation ({len(ids)} members), "
@@ -383,9 +413,11 @@ async def audit_write(cfg: Config, bench: BenchDatabase, org: OrgId, ids: list[u
     variants = [Variant("audited", audited_update, lambda i: [works[i]]),
                 Variant("unaudited", unaudited_update, lambda i: [works[i]])]
     async with WaitSampler(bench.admin_url, APP_ROLE) as sampler:
-        t = await rotated_rounds(cfg.write_pairs, variants, "audit_write", sealing, sampler)
+        t = await rotated_rounds(cfg.write_pairs, variants, "audit_write", sealing, sampler, meter)
     console.print(t["audited"].describe("audited (update_member)"))
+    console.print(f"  {t['audited'].describe_cpu()}")
     console.print(t["unaudited"].describe("unaudited (same ORM update)"))
+    console.print(f"  {t['unaudited'].describe_cpu()}")
     console.print("server connections by state, average per sample (pg_stat_activity):")
     console.print(f"  audited:   {sampler.describe('audited')}")
     console.print(f"  unaudited: {sampler.describe('unaudited')}")
@@ -479,12 +511,13 @@ async def main_async(quick: bool, seed: int) -> list[tuple[str, float, str, floa
         console.print(f"at start: {machine_load()}")
         async with bench_database(server) as bench, orm(bench.urls, pool_size=pool):
             sealing = Sealing()
-            with worker_process(bench):
+            with worker_process(bench) as worker:
+                meter = CpuMeter(worker.pid)
                 orgs = await create_orgs(cfg.orgs)
                 await load_members(bench, orgs, cfg.members_per_org)
                 ids = {o: await member_ids(o) for o in orgs}
                 await warm_up(cfg, orgs, ids, rng, sealing)
-                write_ratio = await audit_write(cfg, bench, orgs[0], ids[orgs[0]], rng, sealing)
+                write_ratio = await audit_write(cfg, bench, orgs[0], ids[orgs[0]], rng, sealing, meter)
                 conc_ratio = await audit_concurrency(cfg, bench, orgs, ids, rng, sealing)
             events = await verify_chains(orgs)
             console.rule("sealing")
