@@ -30,10 +30,21 @@ def account() -> Iterator[str]:
 
 def test_first_starts_at_once_make_one_account_and_all_go_on(account: str, tmp_path: Path) -> None:
     """Six processes ask for the account at the same moment (they wait on one file, then
-    all go): none fails, and the account exists once."""
+    all go): none fails, and the account exists once. Each finds no account and then
+    pauses 50 ms before going on, so that all six are between the check and the creation
+    together, as two first starts on a slow new machine can be; without the lock most of
+    them would then run ``useradd`` for an account another has just made."""
     go = tmp_path / "go"
     script = (
-        "import sys, time; from pathlib import Path; from app import database\n"
+        "import pwd, sys, time; from pathlib import Path; from app import database\n"
+        "found = pwd.getpwnam\n"
+        "def slow_to_find(name):\n"
+        "    try:\n"
+        "        return found(name)\n"
+        "    except KeyError:\n"
+        "        time.sleep(0.05)\n"
+        "        raise\n"
+        "pwd.getpwnam = slow_to_find\n"
         "while not Path(sys.argv[2]).exists(): time.sleep(0.001)\n"
         "database.ensure_system_user(sys.argv[1])\n"
     )
