@@ -63,7 +63,7 @@ class OwnServer:
 
     @property
     def system_user(self) -> str | None:
-        return "embedded_postgres" if os.geteuid() == 0 else None
+        return database.EMBEDDED_SYSTEM_USER if os.geteuid() == 0 else None
 
     def postmaster(self) -> int:
         return int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
