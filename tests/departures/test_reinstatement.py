@@ -14,13 +14,17 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tenants.departures import steps
 from tenants.departures.service import returned_batches
 from tenants.jobs.worker import Worker
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items, start
 from tests.support.webhook_receiver import Received, Receiver, running_receiver
 
-ITEMS = 30_000
+#: Items moved per transfer batch in this test (the product's 5,000 made small, so that six
+#: batches cost a fifth of the time): the reinstatement must land between two of them.
+BATCH = 1_000
+ITEMS = 6 * BATCH
 
 
 @pytest.fixture
@@ -80,7 +84,9 @@ async def wait_for(condition: Any, what: str, within: float = 60.0) -> None:
 @pytest.mark.slow
 async def test_a_departure_reinstated_mid_transfer_leaves_the_product_with_what_tenantry_shows(
     org: OrgHandle, owner_conn: asyncpg.Connection, receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(steps, "BATCH", BATCH)
     boss = await make_member(org, name="Successor")
     leaver = await make_member(org, name="Leaver", manager_id=boss["id"])
     product = await make_product(org)
