@@ -7,6 +7,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -24,8 +25,14 @@ HASHER = PasswordHasher()
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 MIN_LENGTH = 12
-#: Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
-_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so a wrong email costs as long as a wrong
+    password. Made on first use, not at import: an argon2 hash costs every process that
+    imports this module (each ``serve`` and ``worker`` start) a tenth of a second."""
+    return HASHER.hash(secrets.token_urlsafe(16))
 
 
 def check_password_strength(password: str) -> None:
@@ -90,7 +97,7 @@ async def check_password(email: str, password: str, *, actor: Actor) -> Password
         else None
     )
     if member is None or credential is None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         return PasswordCheck(None, None, wrong)
     now = datetime.now(UTC)
     if credential.locked_until is not None and credential.locked_until > now:
