@@ -1,12 +1,13 @@
 from uuid import uuid4
 
 from orjson import loads
-from tortoise import fields, migrations
+from tortoise import fields
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
 from tortoise.indexes import Index
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from tenants.members.lifecycle import MemberStatus
 from tenants.organisations.models import OrganisationKind, OrganisationStatus
 from tenants.products.models import ProductAccountStatus
@@ -14,7 +15,7 @@ from tenants.sessions.models import AuthMethod
 from tenants.sso.models import default_scopes
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     initial = True
 
     operations = [

@@ -1,8 +1,8 @@
 """Row-level security, tenant-first keys and runtime grants for every tenant table."""
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import (
     OWNER_ROLE,
     RUNTIME_ROLE,
@@ -78,7 +78,7 @@ GRANT EXECUTE ON FUNCTION organisation_id_by_slug(text), organisation_id_by_doma
 ]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0001_initial")]
 
     initial = False

@@ -1,6 +1,6 @@
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import referable_ids
 from orjson import loads
 from tortoise.fields.base import OnDelete
@@ -12,7 +12,7 @@ from tortoise.indexes import Index
 REFERENCED = ["units", "groups", "members", "products"]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0002_row_level_security')]
 
     initial = False

@@ -1,8 +1,8 @@
 """Row-level security, tenant-first keys and grants for the policy tables and the outbox."""
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import (
     RUNTIME_ROLE,
     TenantForeignKey as FK,
@@ -40,7 +40,7 @@ SQL += [
 ]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0003_policies")]
 
     initial = False

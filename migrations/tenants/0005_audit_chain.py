@@ -9,11 +9,11 @@ holding it are dropped. The SQL below gives the new tables tenant-first keys, FO
 row-level security and their grants (see migrations/rls.py).
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise import fields
 from tortoise.indexes import Index
 
+from migrations import base
 from migrations.rls import (
     OWNER_ROLE,
     RUNTIME_ROLE,
@@ -81,7 +81,7 @@ GRANT EXECUTE ON FUNCTION audit_orgs_with_pending() TO {RUNTIME_ROLE};
 ]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0004_policies_row_level_security')]
 
     initial = False

@@ -1,14 +1,14 @@
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise.fields.base import OnDelete
 from uuid import uuid4
 from tortoise import fields
 
+from migrations import base
 from migrations.rls import grant_runtime, row_level_security, tenant_primary_key
 
 TABLE = "seen_logout_tokens"
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0005_audit_chain')]
 
     initial = False

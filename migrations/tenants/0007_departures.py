@@ -1,4 +1,4 @@
-from tortoise import migrations
+from migrations import base
 from migrations.rls import (
     OWNER_ROLE,
     RUNTIME_ROLE,
@@ -99,7 +99,7 @@ GRANT EXECUTE ON FUNCTION next_job_due() TO {RUNTIME_ROLE};
 ]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0006_logout_token_replay')]
 
     initial = False

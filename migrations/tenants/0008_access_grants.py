@@ -6,8 +6,8 @@ migrations/rls.py), and creates ``check_data_access``: the access check of the p
 API in one statement, so a product's check is one round trip to the database.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
+from migrations import base
 from migrations.rls import (
     RUNTIME_ROLE,
     TenantForeignKey as FK,
@@ -140,7 +140,7 @@ SQL += [
 ]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0007_departures')]
 
     initial = False

@@ -1,5 +1,5 @@
-from tortoise import migrations
 from tortoise.migrations import operations as ops
+from migrations import base
 from tenants.identity.models import BackendKind
 from tortoise.fields.base import OnDelete
 from uuid import uuid4
@@ -12,7 +12,7 @@ SQL: list[str] = [tenant_primary_key(t) for t in TENANT_TABLES]
 SQL += [row_level_security(t) for t in TENANT_TABLES]
 SQL += [grant_runtime(t) for t in TENANT_TABLES]
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0008_access_grants')]
 
     initial = False

@@ -5,8 +5,8 @@ the SQL below gives the tables tenant-first keys, composite foreign keys, FORCEd
 security and their grants (see migrations/rls.py).
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
+from migrations import base
 from migrations.rls import (
     TenantForeignKey as FK,
     drop_referable_ids,
@@ -61,7 +61,7 @@ SQL += [
 ]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0009_identity_and_signals')]
 
     initial = False

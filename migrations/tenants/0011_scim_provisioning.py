@@ -15,9 +15,9 @@ per-row check, planned once per connection while an organisation was still small
 §4.1.1: caseExact false, uniqueness server), which only an expression index can say.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 from orjson import loads
+from migrations import base
 from tenants.scim.models import Deprovisioning
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
@@ -51,7 +51,7 @@ SQL += [
 ]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0010_privacy_requests_and_mail")]
 
     initial = False

@@ -4,9 +4,9 @@ one round trip and one commit. Each check is answered exactly as ``check_data_ac
 (migration 0008) answers it; the tests hold both to ``tenants.access.rules.answer_check``.
 The access log loses its foreign keys (see DROP_LOG_KEYS)."""
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import RUNTIME_ROLE
 
 SIGNATURE = "check_data_access_batch(uuid, uuid[], text[], uuid[], uuid[], text[], text[])"
@@ -148,7 +148,7 @@ BEGIN
 END $$;"""
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0011_scim_provisioning")]
 
     initial = False

@@ -6,9 +6,9 @@ role still reads nothing across organisations. Each figure reads an index: queue
 running jobs through the partial indexes of 0007, dead jobs through a new one; the
 pending audit events through ``audit_pending``'s key."""
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import OWNER_ROLE, RUNTIME_ROLE
 
 SQL = f"""
@@ -48,7 +48,7 @@ DROP INDEX jobs_dead;
 """
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0012_access_check_batch")]
 
     initial = False

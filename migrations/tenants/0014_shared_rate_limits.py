@@ -6,9 +6,9 @@ address with the limit's name), so the table holds no address in clear; only the
 SECURITY DEFINER function reads or writes it, and it drops rows older than a day now and
 then."""
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import RUNTIME_ROLE
 
 SQL = f"""
@@ -53,7 +53,7 @@ DROP TABLE rate_limit_hits;
 """
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0013_service_metrics")]
 
     initial = False

@@ -8,9 +8,9 @@ Overview: live break-glass sessions and data accesses by time, each an index ran
 the counts are read, see tenants.overview), which the 90-day chart reads instead of
 reconstructing history from the audit log."""
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import grant_runtime, row_level_security
 
 SQL = """
@@ -45,7 +45,7 @@ DROP TABLE IF EXISTS member_status_days;
 """
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0014_shared_rate_limits")]
 
     initial = False

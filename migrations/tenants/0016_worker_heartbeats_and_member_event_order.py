@@ -8,9 +8,9 @@
   so a member's events get gap-free numbers in commit order. A tenant table.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import grant_runtime, row_level_security
 
 SQL = f"""
@@ -39,7 +39,7 @@ CREATE TABLE member_event_counters (
 REVERSE = "DROP TABLE member_event_counters; DROP TABLE workers;"
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0015_console_lookups")]
 
     initial = False

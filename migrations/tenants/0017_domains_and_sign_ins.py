@@ -17,8 +17,8 @@ the newest-first page of any filter is one index range.
 The model operations were generated (``tortoise makemigrations -n domains_and_sign_ins``).
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
+from migrations import base
 from tenants.domains.rules import DomainProof, DomainStatus
 from tenants.signins.rules import SignInMethod, SignInOutcome
 from tortoise.fields.base import OnDelete
@@ -76,7 +76,7 @@ GRANT EXECUTE ON FUNCTION domain_owner(text) TO {RUNTIME_ROLE};
     ),
 ]
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0016_worker_heartbeats_and_member_event_order')]
 
     initial = False

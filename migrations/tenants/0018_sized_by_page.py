@@ -17,9 +17,9 @@
   does (``LIKE $1`` cannot, its prefix is unknown when planned).
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import (
     CURRENT_TENANT,
     OWNER_ROLE,
@@ -176,7 +176,7 @@ DROP INDEX IF EXISTS units_tenant_path_pattern;
 """
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0017_domains_and_sign_ins")]
 
     initial = False

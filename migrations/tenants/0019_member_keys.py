@@ -9,7 +9,7 @@ the runtime role strip personal fields from outbox payloads (erasure, retention)
 events get an index by actor: an erasure counts the events a member wrote.
 """
 
-from tortoise import migrations
+from migrations import base
 from migrations.rls import RUNTIME_ROLE, grant_runtime, row_level_security, tenant_primary_key
 from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
@@ -35,7 +35,7 @@ SQL = [
 ]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0018_sized_by_page')]
 
     initial = False

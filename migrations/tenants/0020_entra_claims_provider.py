@@ -10,8 +10,8 @@ through an owner-only SELECT policy. An Entra app belongs to one organisation: t
 (Entra tenant, app id) is unique across organisations, like a slug.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
+from migrations import base
 from tenants.identity.models import EntraMatch
 from tortoise.fields.base import OnDelete
 from uuid import uuid4
@@ -45,7 +45,7 @@ GRANT EXECUTE ON FUNCTION organisation_id_by_entra_app(text, text) TO {RUNTIME_R
 """,
 ]
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0019_member_keys')]
 
     initial = False

@@ -4,13 +4,13 @@ deletes them, as it deletes their sessions): the runtime role may now DELETE fro
 UPDATE a row: the log is appended to, read, and emptied of a person or by retention,
 never rewritten."""
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import RUNTIME_ROLE
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0020_entra_claims_provider")]
 
     initial = False

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tortoise import fields, migrations
+from tortoise import fields
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import OWNER_ROLE, RUNTIME_ROLE, grant_runtime, row_level_security
 
 #: (table, time column, runtime grants, unique constraints beside the primary key)
@@ -285,7 +286,7 @@ class AddPeriod(ops.AddField):
         )
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0021_sign_ins_erasable")]
 
     initial = False

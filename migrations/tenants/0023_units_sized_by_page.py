@@ -18,9 +18,9 @@
   security the index could not answer it).
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import CURRENT_TENANT, OWNER_ROLE, RUNTIME_ROLE
 
 COUNTERS = """
@@ -124,7 +124,7 @@ GRANT EXECUTE ON FUNCTION units_matching(text, int) TO {RUNTIME_ROLE};
 """
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0022_time_partitions")]
 
     initial = False

@@ -2,11 +2,13 @@
 the console and the account page show times in it, with UTC on hover. The browser reports
 it; NULL until it has (times then show in UTC, or in the browser's cookie's zone)."""
 
-from tortoise import fields, migrations
+from tortoise import fields
 from tortoise.migrations import operations as ops
 
+from migrations import base
 
-class Migration(migrations.Migration):
+
+class Migration(base.Migration):
     dependencies = [("tenants", "0023_units_sized_by_page")]
 
     initial = False

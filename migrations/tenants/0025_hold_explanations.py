@@ -14,11 +14,12 @@ reminder counts and lists them at the cost of what it shows, not of every item.
 The runtime role's UPDATE on ``content_items`` is table-wide, so it covers the new columns.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 
-class Migration(migrations.Migration):
+
+class Migration(base.Migration):
     dependencies = [("tenants", "0024_admin_time_zone")]
 
     initial = False

@@ -5,11 +5,13 @@ so an admin can restore it in one step for 24 hours. The columns live on the ten
 ``sso_connections`` (row-level security FORCEd since 0002; the runtime role already may
 UPDATE it), so no new table and no new grant."""
 
-from tortoise import fields, migrations
+from tortoise import fields
 from tortoise.migrations import operations as ops
 
+from migrations import base
 
-class Migration(migrations.Migration):
+
+class Migration(base.Migration):
     dependencies = [("tenants", "0025_hold_explanations")]
 
     initial = False

@@ -27,10 +27,11 @@ The partial indexes hold exactly the rules the sweep looks for, so it costs what
 from typing import Any
 from uuid import uuid4
 
-from tortoise import fields, migrations
+from tortoise import fields
 from tortoise.fields.base import OnDelete
 from tortoise.migrations import operations as ops
 
+from migrations import base
 from migrations.rls import (
     OWNER_ROLE,
     RUNTIME_ROLE,
@@ -104,7 +105,7 @@ class NoticeDays(ops.AddField):
         )
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0026_sso_previous")]
 
     initial = False

@@ -7,9 +7,9 @@ its index: pending items whose ``reviewer_ids`` (a JSON array of member ids) hol
 reviewer, found with ``@>`` through a GIN index.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 from orjson import loads
+from migrations import base
 from tenants.reviews.rules import CampaignStatus, DueDefault, ItemKind, ItemState, RecurrenceUnit, ReviewerRule
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
@@ -31,7 +31,7 @@ SQL = [
 ]
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [('tenants', '0027_policy_schedule')]
 
     initial = False

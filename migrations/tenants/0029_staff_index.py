@@ -18,8 +18,9 @@ Adding the column rewrites ``members`` under an exclusive lock: about a second p
 100,000 members.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
+
+from migrations import base
 
 STAFF = """
 ALTER TABLE members ADD COLUMN staff boolean NOT NULL
@@ -29,7 +30,7 @@ CREATE INDEX members_staff ON members (tenant_id, status) WHERE staff;
 """
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0028_access_reviews")]
 
     initial = False

@@ -12,13 +12,14 @@ the number of checks, and the query reads each check through the same index prob
 whatever that number.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
+
+from migrations import base
 
 SIGNATURE = "check_data_access_batch(uuid, uuid[], text[], uuid[], uuid[], text[], text[])"
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0029_staff_index")]
 
     initial = False

@@ -6,11 +6,12 @@ erasure when it was added later (migration 0019). Every event paid both. The mod
 stays; it serves both readers.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 
-class Migration(migrations.Migration):
+
+class Migration(base.Migration):
     dependencies = [("tenants", "0030_check_generic_plan")]
 
     initial = False

@@ -11,13 +11,14 @@ instead of 1.3 ms, and the members page, which searches twice (the page and its 
 (``plan_cache_mode = force_custom_plan``); planning costs less than a millisecond.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
+
+from migrations import base
 
 SEARCHES = ("members_matching(text, integer)", "units_matching(text, integer)")
 
 
-class Migration(migrations.Migration):
+class Migration(base.Migration):
     dependencies = [("tenants", "0031_audit_duplicate_index")]
 
     initial = False

@@ -7,11 +7,12 @@ filter by prefix (migration 0015). A ``text_pattern_ops`` index answers equality
 and every event paid for the first for nothing.
 """
 
-from tortoise import migrations
 from tortoise.migrations import operations as ops
 
+from migrations import base
 
-class Migration(migrations.Migration):
+
+class Migration(base.Migration):
     dependencies = [("tenants", "0032_search_custom_plans")]
 
     initial = False

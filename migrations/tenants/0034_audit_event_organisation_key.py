@@ -17,11 +17,13 @@ its key: it is checked by the sealer, once per event in a batch, off the write p
 it stops even the owner from deleting a chained event.
 """
 
-from tortoise import fields, migrations
+from tortoise import fields
 from tortoise.migrations import operations as ops
 
+from migrations import base
 
-class Migration(migrations.Migration):
+
+class Migration(base.Migration):
     dependencies = [("tenants", "0033_audit_action_index")]
 
     initial = False

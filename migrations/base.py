@@ -1,0 +1,47 @@
+"""The base of every migration here: tortoise's, applied without copying the schema state
+for operations that never read the state before them.
+
+Applying a migration, tortoise copies the whole model state before each operation, so that
+the operation can compare the schema before and after it. A copy rebuilds every model of
+every app: with some sixty models, each copy costs about a tenth of a second, and a fresh
+database took about 12 s to migrate, 10 of them copying. ``RunSQL`` reads neither state
+and ``CreateModel`` reads only the state after it, and they are most of the operations
+here; for them the copy is skipped. Every other operation, and every dry run, SQL
+collection and reversal, goes through tortoise's own code unchanged.
+"""
+
+from __future__ import annotations
+
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise.migrations.schema_editor.base import BaseSchemaEditor
+from tortoise.migrations.schema_generator.state import State
+
+#: Operations whose ``database_forward`` does not read the state before them.
+NO_PRIOR_STATE: tuple[type[ops.Operation], ...] = (ops.RunSQL, ops.CreateModel)
+
+
+class Migration(migrations.Migration):
+    async def apply(
+        self,
+        state: State,
+        *,
+        dry_run: bool = False,
+        schema_editor: BaseSchemaEditor | None = None,
+        collect_sql: bool = False,
+    ) -> State:
+        if dry_run or collect_sql or schema_editor is None:
+            return await super().apply(
+                state, dry_run=dry_run, schema_editor=schema_editor, collect_sql=collect_sql
+            )
+        supports_transactions = schema_editor.client.capabilities.supports_transactions
+        for operation in self.operations:
+            # The operations in NO_PRIOR_STATE are handed the current state as the prior one:
+            # they do not read it.
+            before = state if isinstance(operation, NO_PRIOR_STATE) else state.clone()
+            operation.state_forward(self.app_label, state)
+            await self._run_database_forward(
+                operation, before, state, schema_editor, supports_transactions
+            )
+        state.validate_relations_initialized()
+        return state
