@@ -23,6 +23,7 @@ import httpx
 import hypothesis
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 
 from app import database
 from app.database import DatabaseUrls
@@ -37,6 +38,7 @@ from tenants.ids import OrgId
 from tenants.organisations import service as organisations
 from tenants.organisations.models import OrganisationKind
 from tenants.permissions import Permission
+from tenants.sessions import passwords
 from tenants.tokens import service as tokens
 from tenants.units.models import Unit
 from tests.support.dns_server import RunningDns, Zone, run_dns_server
@@ -57,6 +59,14 @@ hypothesis.settings.register_profile(
 
 # Job handlers register on import, as in `tenantry worker` (tests run jobs in-process).
 load_handlers()
+
+#: The product's password hasher (argon2id at 64 MiB and three passes: about 0.15 s a hash
+#: or a check on this machine), kept for the test of its parameters.
+PRODUCT_HASHER = passwords.HASHER
+# The tests set and try passwords hundreds of times and check what is done with them, not
+# what argon2 costs: in this process they hash with argon2id at its cheapest (a hash made so
+# still verifies with the product's hasher, which reads the parameters from the hash).
+passwords.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 TENANT_TABLES = (
     # The audit tables first, in the order the app's background sealer locks them: the cleaning
