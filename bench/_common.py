@@ -378,8 +378,35 @@ def spawn_tenantry(
                                 stderr=subprocess.STDOUT)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerProcess:
+    """A ``tenantry worker`` process started by ``worker_process``, and its log."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def started(self, within: float = 60.0) -> None:
+        """Until the worker logs that it runs (its audit sealer runs by then: it is started
+        first), for a measurement that must not begin before the worker does; RuntimeError
+        with its log if the process exits or ``within`` seconds pass first."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace") if self.log.exists() else ""
+            if any("worker" in line and line.rstrip().endswith(" started") for line in text.splitlines()):
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited:\n{text[-3000:]}")
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"the worker did not start within {within:.0f} s:\n"
+                           f"{self.log.read_text(errors='replace')[-3000:]}")
+
+
 @contextmanager
-def worker_process(bench: BenchDatabase) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(bench: BenchDatabase) -> Iterator[WorkerProcess]:
     """``tenantry worker`` on the bench database for the duration of the block, as a
     deployment runs one beside its web nodes (its sealer chains the events they record as
     they come); stopped with SIGTERM after. RuntimeError, with its log, if it is not running
@@ -388,7 +415,7 @@ def worker_process(bench: BenchDatabase) -> Iterator[subprocess.Popen[bytes]]:
         log = Path(work) / "worker.log"
         worker = spawn_tenantry(["worker"], bench, Path(work), log)
         try:
-            yield worker
+            yield WorkerProcess(worker, log)
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker exited during the run:\n{log.read_text()[-3000:]}")
         finally:

@@ -97,10 +97,15 @@ class Config:
     admins: int
     rounds: int
     seconds: float
+    #: The untimed round of each variant before the timed ones (connections, code paths
+    #: and the principal cache).
+    warmup_seconds: float
 
 
-QUICK = Config(members=1_000, admins=20, rounds=2, seconds=1.0)
-FULL = Config(members=10_000, admins=20, rounds=8, seconds=6.0)
+#: A smoke test: every step and figure of the full run, with one round per variant just
+#: long enough to answer some checks (each load round is a process of its own).
+QUICK = Config(members=1_000, admins=20, rounds=1, seconds=0.2, warmup_seconds=0.1)
+FULL = Config(members=10_000, admins=20, rounds=8, seconds=6.0, warmup_seconds=1.0)
 
 
 def parse_args() -> argparse.Namespace:
@@ -304,8 +309,8 @@ async def measure(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argpa
         before = await log_rows(bench, loaded.org_id)
         warm = 0
         for name in (CHECK, BARE):  # untimed: connections, code paths and the principal cache
-            round_ = await run_load(kind, server.url, paths[name], bodies, workdir, token, 1.0, args.connections,
-                                    server.pid)
+            round_ = await run_load(kind, server.url, paths[name], bodies, workdir, token, cfg.warmup_seconds,
+                                    args.connections, server.pid)
             warm += round_.requests if name == CHECK else 0
         with progress() as bar:
             task = bar.add_task("interleaved rounds", total=cfg.rounds * 2)

@@ -22,7 +22,7 @@ Two figures, measured in this run:
   printed, and the time ``compiled_policy()`` takes on the loaded organisation (reads
   included).
 
-The organisation served over HTTP: 10,000 members (``--quick``: 1,000), 200 units up to
+The organisation served over HTTP: 10,000 members (``--quick``: 100), 200 units up to
 depth 8, 50 groups, 300 rules with values valid in ``policies.catalogue.BUILTIN``, a third
 of the members with choices, group memberships from none to all 50. It is created through
 the product's ``create_organisation`` and then loaded with COPY as the superuser.
@@ -84,8 +84,6 @@ from _common import (
     timed_round,
 )
 
-from app.runtime import tune_gc
-from app.settings import Settings
 from policies.catalogue import BUILTIN, Catalogue, Setting, SettingType, Value
 from policies.resolve import (
     GroupRef,
@@ -115,12 +113,17 @@ class Config:
     seconds: float
     resolve_iterations: int
     compile_repeats: int
+    #: The untimed round of each variant before the timed ones (connections, code paths
+    #: and the principal cache).
+    warmup_seconds: float
 
 
-QUICK = Config(members=1_000, units=60, max_depth=8, groups=20, rules=100, rounds=2, seconds=1.0,
-               resolve_iterations=10_000, compile_repeats=20)
+#: A smoke test: every step and figure of the full run, on just enough data, and one short
+#: round per variant (each load round is a process of its own, which costs most of a second).
+QUICK = Config(members=100, units=60, max_depth=8, groups=20, rules=100, rounds=1, seconds=0.2,
+               resolve_iterations=3_000, compile_repeats=20, warmup_seconds=0.1)
 FULL = Config(members=10_000, units=200, max_depth=8, groups=50, rules=300, rounds=8, seconds=6.0,
-              resolve_iterations=300_000, compile_repeats=200)
+              resolve_iterations=300_000, compile_repeats=200, warmup_seconds=1.0)
 
 #: The in-process resolution figure uses this organisation in both modes (it takes seconds).
 RESOLVE_SHAPE = {"units": 200, "max_depth": 10, "groups": 50, "rules": 300}
@@ -449,8 +452,8 @@ async def measure_http(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: 
         console.print(f"warmed {len(ids):,} answers in {seconds:.1f} s ({len(ids) / seconds:,.0f}/s, computed "
                       f"and cached); answers in the cache: {cached:,}")
         for name in (DECISION, BARE):  # untimed: connections, code paths and the principal cache
-            await run_load(kind, server.url, variants[name].paths_file, workdir, token, 1.0, args.connections,
-                           server.pid)
+            await run_load(kind, server.url, variants[name].paths_file, workdir, token, cfg.warmup_seconds,
+                           args.connections, server.pid)
         with progress() as bar:
             task = bar.add_task("interleaved rounds", total=cfg.rounds * 2)
             for index in range(cfg.rounds):
@@ -492,6 +495,11 @@ class ResolveFigures:
 
 
 def measure_resolve(cfg: Config, seed: int) -> ResolveFigures:
+    # Imported here, not at the top: the load generator (``--load``) runs this module too,
+    # once a round, and needs neither.
+    from app.runtime import tune_gc
+    from app.settings import Settings
+
     # The garbage collector as the service sets it (create_app and the worker call this):
     # its young-generation pauses are part of a resolution's tail.
     tune_gc(Settings().gc_threshold)

@@ -18,8 +18,8 @@ Two figures, each a ratio of two variants measured in this run:
   rounds; pairs close in time share the machine's load): crypto-shredding deletes keys,
   not events, so the chain walks as before. Goal <= 1.1.
 
-Data per member: 100,000 personal content items (``--quick``: 10,000) in one ``INSERT …
-SELECT generate_series`` and 10,000 audited updates of the member (``--quick``: 1,000),
+Data per member: 100,000 personal content items (``--quick``: 5,000) in one ``INSERT …
+SELECT generate_series`` and 10,000 audited updates of the member (``--quick``: 500),
 recorded with sealed personal fields in one statement, then sealed into the chain.
 
 Run: ``python bench/erasure.py [--quick]`` (``BENCH_DATABASE_URL`` = a superuser URL of a
@@ -70,7 +70,7 @@ class Config:
     rounds: int
 
 
-QUICK = Config(items=10_000, events=1_000, rounds=2)
+QUICK = Config(items=5_000, events=500, rounds=1)
 FULL = Config(items=100_000, events=10_000, rounds=3)
 
 ITEMS_SQL = """

@@ -18,7 +18,7 @@ Rounds alternate (A B, B A, …). Between rounds the export is put back to ``col
 
 Data: one organisation made by ``create_organisation``, one member with two products
 (accounts in both, one with an uploaded 200 KB part), 100,000 content items (``--quick``:
-10,000) inserted with one ``INSERT … SELECT generate_series``, an open access request and
+5,000) inserted with one ``INSERT … SELECT generate_series``, an open access request and
 its export.
 
 Run: ``python bench/export.py [--quick]`` (``BENCH_DATABASE_URL`` = a superuser URL of a
@@ -68,7 +68,7 @@ class Config:
     rounds: int
 
 
-QUICK = Config(items=10_000, rounds=3)
+QUICK = Config(items=5_000, rounds=1)
 FULL = Config(items=100_000, rounds=5)
 
 ITEMS_SQL = """

@@ -14,7 +14,7 @@ The bench checks that the metrics server really counted the requests it answered
 ``/metrics`` scrape after the rounds), and stops with an error if a round answered
 anything but 200 or the counts are missing.
 
-The organisation is the one of ``bench/decision.py`` (10,000 members; ``--quick``: 1,000).
+The organisation is the one of ``bench/decision.py`` (10,000 members; ``--quick``: 100).
 
 Run: ``python bench/metrics.py [--quick] [--connections N] [--client wrk|httpx]``.
 ``BENCH_DATABASE_URL`` = a superuser URL of a server of your own, else the embedded server
@@ -105,7 +105,8 @@ async def main_async(quick: bool, seed: int, connections: int, client: str) -> F
                         token = tokens[name]
                         seconds = await warm(server.url, token, loaded.member_ids)
                         console.print(f"{name}: warmed {len(loaded.member_ids):,} answers in {seconds:.1f} s")
-                        await run_load(kind, server.url, paths, workdir, token, 1.0, connections, server.pid)
+                        await run_load(kind, server.url, paths, workdir, token, cfg.warmup_seconds, connections,
+                                       server.pid)
                     with progress() as bar:
                         task = bar.add_task("interleaved rounds", total=cfg.rounds * 2)
                         for index in range(cfg.rounds):

@@ -13,8 +13,9 @@ One figure, measured in this run, and one count:
   each run a short transaction at once, directly and through PgBouncer; the PostgreSQL
   backends of that role are counted at the peak (direct: one per client, up to the
   server's ``max_connections``, the rest refused; through PgBouncer: its pool size).
+  ``--quick``: 200 clients holding it for 0.05 s (more than ``max_connections`` all the same).
 
-The organisation is the one of ``bench/decision.py`` (10,000 members; ``--quick``: 1,000).
+The organisation is the one of ``bench/decision.py`` (10,000 members; ``--quick``: 100).
 
 Run: ``python bench/pooler.py [--quick] [--connections N] [--client wrk|httpx]``; needs
 ``pgbouncer`` (Debian's package, installed by scripts/test). ``BENCH_DATABASE_URL`` = a
@@ -59,6 +60,11 @@ from tests.support.pgbouncer import running_pgbouncer
 SCRIPT = Path(__file__).resolve()
 POOLED, DIRECT = "through PgBouncer", "direct"
 CLIENTS = 500
+#: Seconds each of them holds its transaction: through PgBouncer they queue for its pool,
+#: so that part lasts CLIENTS / BOUNCER_POOL x HOLD_S.
+HOLD_S = 0.3
+QUICK_CLIENTS = 200
+QUICK_HOLD_S = 0.05
 BOUNCER_POOL = 20
 BACKENDS = """SELECT count(*) FROM pg_stat_activity
                WHERE datname = current_database() AND usename = $1"""
@@ -81,9 +87,10 @@ def serve_from(config_path: str) -> None:
     run_server(create_app(settings, urls), cfg["port"])
 
 
-async def held_at_once(url: str, *, pooled: bool, role: str, admin: asyncpg.Connection) -> tuple[int, int, int]:
-    """``CLIENTS`` clients of ``url`` each hold a transaction for 0.3 s at once: the peak of
-    the role's backends meanwhile, the clients that ran, the clients refused."""
+async def held_at_once(url: str, *, pooled: bool, role: str, admin: asyncpg.Connection, clients: int,
+                       hold: float) -> tuple[int, int, int]:
+    """``clients`` clients of ``url`` each hold a transaction for ``hold`` seconds at once:
+    the peak of the role's backends meanwhile, the clients that ran, the clients refused."""
     params = connection_params(url)
     if pooled:
         params["statement_cache_size"] = 0
@@ -106,13 +113,13 @@ async def held_at_once(url: str, *, pooled: bool, role: str, admin: asyncpg.Conn
             return
         try:
             async with conn.transaction():
-                await conn.execute("SELECT pg_sleep(0.3)")
+                await conn.execute(f"SELECT pg_sleep({hold:g})")
             done += 1
         finally:
             await conn.close()
 
     watcher = asyncio.create_task(watch())
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     stop.set()
     await watcher
     return peak, done, refused
@@ -120,6 +127,7 @@ async def held_at_once(url: str, *, pooled: bool, role: str, admin: asyncpg.Conn
 
 async def main_async(quick: bool, seed: int, connections: int, client: str) -> Figures:
     cfg = QUICK if quick else FULL
+    clients, hold = (QUICK_CLIENTS, QUICK_HOLD_S) if quick else (CLIENTS, HOLD_S)
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="tenantry-bench-pooler-"))
     kind = load_generator(client)
@@ -147,7 +155,8 @@ async def main_async(quick: bool, seed: int, connections: int, client: str) -> F
                         for server in servers.values():
                             await server.wait_ready()
                         for server in servers.values():  # untimed: connections and code paths
-                            await run_load(kind, server.url, paths, workdir, token, 1.0, connections, server.pid)
+                            await run_load(kind, server.url, paths, workdir, token, cfg.warmup_seconds,
+                                           connections, server.pid)
                         with progress() as bar:
                             task = bar.add_task("interleaved rounds", total=cfg.rounds * 2)
                             for index in range(cfg.rounds):
@@ -166,8 +175,10 @@ async def main_async(quick: bool, seed: int, connections: int, client: str) -> F
                     try:
                         max_connections = int(await admin.fetchval("SHOW max_connections"))
                         held = {
-                            DIRECT: await held_at_once(bench.urls.app, pooled=False, role=role, admin=admin),
-                            POOLED: await held_at_once(through, pooled=True, role=role, admin=admin),
+                            DIRECT: await held_at_once(bench.urls.app, pooled=False, role=role, admin=admin,
+                                                       clients=clients, hold=hold),
+                            POOLED: await held_at_once(through, pooled=True, role=role, admin=admin,
+                                                       clients=clients, hold=hold),
                         }
                     finally:
                         await admin.close()
@@ -183,7 +194,7 @@ async def main_async(quick: bool, seed: int, connections: int, client: str) -> F
         a.rate / b.rate for a, b in zip(variants[POOLED].rounds, variants[DIRECT].rounds, strict=True)
     )
     console.print(f"info: median over rounds of pooled / direct = {pairs:.3f}")
-    console.rule(f"{CLIENTS} concurrent database clients, each holding a transaction for 0.3 s")
+    console.rule(f"{clients} concurrent database clients, each holding a transaction for {hold:g} s")
     console.print(f"server max_connections = {max_connections}; PgBouncer default_pool_size = {BOUNCER_POOL}")
     for name, (peak, done, refused) in held.items():
         console.print(f"{name:>18}: {peak} PostgreSQL connections at the peak; {done} clients ran, "
@@ -191,7 +202,7 @@ async def main_async(quick: bool, seed: int, connections: int, client: str) -> F
     if variants[POOLED].errors or variants[DIRECT].errors or problems:
         raise SystemExit(f"errors: pooled {variants[POOLED].errors}, direct {variants[DIRECT].errors}, "
                          f"logged {problems}")
-    if held[POOLED][1] != CLIENTS or held[POOLED][0] > BOUNCER_POOL:
+    if held[POOLED][1] != clients or held[POOLED][0] > BOUNCER_POOL:
         raise SystemExit(f"through PgBouncer: {held[POOLED]}")
     return [("pgbouncer_vs_direct", variants[POOLED].rate / variants[DIRECT].rate, ">=", 0.9)]
 

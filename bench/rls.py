@@ -61,7 +61,8 @@ class Config:
     warmup: int
 
 
-QUICK = Config(orgs=100, members_per_org=500, iterations=1_500, warmup=300)
+#: A smoke test: every query, plan and figure of the full run on a smaller table.
+QUICK = Config(orgs=50, members_per_org=400, iterations=500, warmup=100)
 FULL = Config(orgs=1_000, members_per_org=1_000, iterations=6_000, warmup=1_000)
 
 

@@ -10,7 +10,7 @@ Two figures:
   same members, one client connection each, requests one after another, rounds
   interleaved with the order alternating. Goal <= 1.5.
 - ``scim_bulk_vs_raw``: wall time of an initial sync of N Users (10,000; ``--quick``
-  1,000) through ``POST /scim/v2/Bulk`` in requests of 1,000 operations (the
+  500) through ``POST /scim/v2/Bulk`` in requests of 1,000 operations (the
   announced ``maxOperations``), one after another, divided by the time of a raw SQL
   insert of the same rows in one transaction as the runtime role: the members, their
   SCIM rows, and one audit event (and its sealing-queue row) per member, each table in
@@ -75,10 +75,14 @@ class Config:
     patches_per_round: int
     sync_users: int
     sync_rounds: int
+    #: PATCHes of each route before the rounds, not counted.
+    warmup_patches: int
 
 
-QUICK = Config(members=100, patch_rounds=2, patches_per_round=100, sync_users=1000, sync_rounds=1)
-FULL = Config(members=500, patch_rounds=8, patches_per_round=400, sync_users=10_000, sync_rounds=3)
+#: A smoke test: every route, round and figure of the full run, a few dozen requests each.
+QUICK = Config(members=50, patch_rounds=1, patches_per_round=40, sync_users=500, sync_rounds=1, warmup_patches=10)
+FULL = Config(members=500, patch_rounds=8, patches_per_round=400, sync_users=10_000, sync_rounds=3,
+              warmup_patches=50)
 
 
 def parse_args() -> argparse.Namespace:
@@ -325,8 +329,8 @@ async def measure(cfg: Config, bench: BenchDatabase, app: AppServer) -> Figures:
     ):
         _, scim_token, api_token = await new_organisation(bench, "patch")
         ids = await provision_members(client, scim_token, cfg.members, "patch.example")
-        await patch_round(client, "scim", scim_token, ids, 50, 0)  # warm-up, not counted
-        await patch_round(client, "native", api_token, ids, 50, 0)
+        await patch_round(client, "scim", scim_token, ids, cfg.warmup_patches, 0)  # warm-up, not counted
+        await patch_round(client, "native", api_token, ids, cfg.warmup_patches, 0)
         scim: list[float] = []
         native: list[float] = []
         for r in range(cfg.patch_rounds):

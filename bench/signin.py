@@ -56,7 +56,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,8 +123,10 @@ class Config:
     warmup_seconds: float
 
 
-QUICK = Config(accounts=10, batch=50, rounds=2, callback_concurrency=8, prep_threads=4,
-               api_members=100, api_pairs=3, api_seconds=1.0, api_concurrency=16, warmup_seconds=1.0)
+#: A smoke test: every server, round and figure of the full run, each round just long
+#: enough to have something to count.
+QUICK = Config(accounts=4, batch=10, rounds=1, callback_concurrency=8, prep_threads=4,
+               api_members=20, api_pairs=1, api_seconds=0.3, api_concurrency=16, warmup_seconds=0.2)
 #: Batches of 400 keep every code well inside its 60 s even at ~20 callbacks/s on a busy
 #: machine. auth_overhead alternates many 1 s rounds (wrk's shortest) so that load from
 #: other processes falls on both variants alike.
@@ -480,6 +482,17 @@ class SigninServer(AppServer):
             return dict(response.json())
 
 
+def auth_servers(setup: Setup, workdir: Path, db_urls: Any, secret_key: str) -> dict[str, SigninServer]:
+    """The two apps of ``auth_overhead``: API tokens checked (``bearer``), or nobody asked
+    for one (``open``)."""
+    return {
+        "bearer": SigninServer("bearer", workdir, port=free_port(), auth="bearer", org_id=setup.org_id,
+                               db_urls=db_urls, secret_key=secret_key),
+        "open": SigninServer("open", workdir, port=free_port(), auth="open", org_id=setup.org_id,
+                             db_urls=db_urls, secret_key=secret_key),
+    }
+
+
 @contextmanager
 def running(servers: Sequence[SigninServer]) -> Iterator[None]:
     try:
@@ -827,20 +840,22 @@ def prepare_codes(browsers: Sequence[Browser], count: int, slug: str, threads: i
 def prepare_bare_codes(app_url: str, subjects: Sequence[str], count: int, threads: int, bar: Any,
                        task: Any) -> list[Pending]:
     """``count`` completed authorizations for the bare relying party, each from a fresh
-    ``/login`` (its own state cookie), signed in at the provider by one of ``subjects``
-    (one provider session per subject, one thread per subject at a time)."""
+    ``/login`` (its own state cookie: the jar is emptied before each), signed in at the
+    provider by one of ``subjects`` (one provider session per subject, one thread per subject
+    at a time). One client per subject, not per code: making one costs ~35 ms of CPU (its
+    TLS context), more than the rest of a code's preparation."""
     from tests.support.oidc_provider import login_with_browserless_flow
 
     share = [count // len(subjects) + (1 if i < count % len(subjects) else 0) for i in range(len(subjects))]
 
     def one_person(sub: str, n: int) -> list[Pending]:
         made = []
-        with httpx.Client(timeout=30) as op:
+        with httpx.Client(timeout=30) as op, httpx.Client(base_url=app_url, timeout=30) as app:
             for _ in range(n):
-                with httpx.Client(base_url=app_url, timeout=30) as app:
-                    response = app.get("/login")
-                    location = response.headers.get("location", "")
-                    cookie = app.cookies.get("session")
+                app.cookies.clear()
+                response = app.get("/login")
+                location = response.headers.get("location", "")
+                cookie = app.cookies.get("session")
                 if response.status_code not in (302, 303, 307) or cookie is None:
                     raise RuntimeError(f"bare GET /login gave {response.status_code}: {response.text[:300]}")
                 callback = login_with_browserless_flow(location, sub, client=op)
@@ -1249,50 +1264,57 @@ async def bench(args: argparse.Namespace) -> None:
                     # neither side calls userinfo; --userinfo keeps them in userinfo only.
                     claims_in_id_token=not args.userinfo,
                 )
-                if args.only != "auth":
-                    with run_oidc_provider(provider_config) as provider:
-                        console.print(f"test provider (node oidc-provider) at {provider.issuer}, "
-                                      f"pid {provider.process.pid}")
-                        setup = await create_data(bdb.urls, cfg, slug=slug, issuer=provider.issuer,
+                # The apps of auth_overhead, running until the end once started.
+                servers: dict[str, SigninServer] = {}
+                with ExitStack() as auth_apps:
+                    if args.only != "auth":
+                        with run_oidc_provider(provider_config) as provider:
+                            console.print(f"test provider (node oidc-provider) at {provider.issuer}, "
+                                          f"pid {provider.process.pid}")
+                            setup = await create_data(bdb.urls, cfg, slug=slug, issuer=provider.issuer,
+                                                      secret_key=secret_key)
+                            sso_server = SigninServer("sso", workdir, port=sso_port, auth="bearer",
+                                                      org_id=setup.org_id, db_urls=bdb.urls, secret_key=secret_key)
+                            with running([sso_server]):
+                                await sso_server.wait_ready()
+                                rounds = await figure_callbacks(cfg, sso_server, setup, provider.process.pid,
+                                                                profiler, bdb.name)
+                                logged = sso_server.errors_logged()
+                            bare = AppServer(SCRIPT, workdir, bdb.urls, name="bare", port=bare_port,
+                                             secret_key=secret_key, ready_path="/healthz",
+                                             config={"bare": True, "issuer": provider.issuer,
+                                                     "client_id": BARE_CLIENT_ID, "client_secret": CLIENT_SECRET})
+                            with running([bare]):
+                                await bare.wait_ready()
+                                if args.only != "callbacks":
+                                    # Their start-up (seconds of imports) overlaps the bare
+                                    # relying party's rounds, which count its own process's
+                                    # CPU only. Not before the sso app's rounds: their
+                                    # embedded workers would seal its audit events.
+                                    servers = auth_servers(setup, workdir, bdb.urls, secret_key)
+                                    auth_apps.enter_context(running(list(servers.values())))
+                                console.print("bare relying party (authlib + Starlette: code exchange and ID token "
+                                              "validation only), same provider:")
+                                bare_per_core = await figure_bare_callbacks(cfg, bare, setup.subjects)
+                        if logged:
+                            raise fail(f"{len(logged)} error lines in the app's log, first: {logged[0]}")
+                        per_core = report_callbacks(rounds, cfg)
+                        console.print(f"  bare relying party        {bare_per_core:8.1f} callbacks per CPU-second of "
+                                      "its process (same provider, same run)")
+                        figures.append(("callback_vs_bare_rp", per_core / bare_per_core, ">=", 0.6))
+                    else:
+                        setup = await create_data(bdb.urls, cfg, slug=slug, issuer=f"http://127.0.0.1:{sso_port}",
                                                   secret_key=secret_key)
-                        sso_server = SigninServer("sso", workdir, port=sso_port, auth="bearer", org_id=setup.org_id,
-                                               db_urls=bdb.urls, secret_key=secret_key)
-                        with running([sso_server]):
-                            await sso_server.wait_ready()
-                            rounds = await figure_callbacks(cfg, sso_server, setup, provider.process.pid, profiler,
-                                                            bdb.name)
-                            logged = sso_server.errors_logged()
-                        bare = AppServer(SCRIPT, workdir, bdb.urls, name="bare", port=bare_port,
-                                         secret_key=secret_key, ready_path="/healthz",
-                                         config={"bare": True, "issuer": provider.issuer,
-                                                 "client_id": BARE_CLIENT_ID, "client_secret": CLIENT_SECRET})
-                        with running([bare]):
-                            await bare.wait_ready()
-                            console.print("bare relying party (authlib + Starlette: code exchange and ID token "
-                                          "validation only), same provider:")
-                            bare_per_core = await figure_bare_callbacks(cfg, bare, setup.subjects)
-                    if logged:
-                        raise fail(f"{len(logged)} error lines in the app's log, first: {logged[0]}")
-                    per_core = report_callbacks(rounds, cfg)
-                    console.print(f"  bare relying party        {bare_per_core:8.1f} callbacks per CPU-second of its "
-                                  "process (same provider, same run)")
-                    figures.append(("callback_vs_bare_rp", per_core / bare_per_core, ">=", 0.6))
-                else:
-                    setup = await create_data(bdb.urls, cfg, slug=slug, issuer=f"http://127.0.0.1:{sso_port}",
-                                              secret_key=secret_key)
 
-                if args.only != "callbacks":
-                    servers = {
-                        "bearer": SigninServer("bearer", workdir, port=free_port(), auth="bearer", org_id=setup.org_id,
-                                            db_urls=bdb.urls, secret_key=secret_key),
-                        "open": SigninServer("open", workdir, port=free_port(), auth="open", org_id=setup.org_id,
-                                          db_urls=bdb.urls, secret_key=secret_key),
-                    }
-                    with running(list(servers.values())):
+                    if args.only != "callbacks":
+                        if not servers:
+                            servers = auth_servers(setup, workdir, bdb.urls, secret_key)
+                            auth_apps.enter_context(running(list(servers.values())))
                         for s in servers.values():
                             await s.wait_ready()
                         authenticated, open_ = await figure_auth(cfg, setup, servers, workdir, client_kind,
                                                                  args.seed, profiler, bdb.name)
+                if args.only != "callbacks":
                     figures.append(("auth_overhead", report_auth(authenticated, open_, client_kind, cfg), ">=", 0.9))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
