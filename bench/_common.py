@@ -443,16 +443,24 @@ def process_cpu(pid: int) -> float:
 
 def postgres_cpu() -> float:
     """CPU seconds of every PostgreSQL process on this machine so far (the server's work for
-    the app; other databases' work when the machine is shared lands here too). A backend
-    that exits takes its seconds with it, so compare readings over long-lived connections."""
-    total = 0.0
+    the app; other databases' work when the machine is shared lands here too), those that
+    have exited included: a backend that exits is reaped by its postmaster, whose
+    children's time (``cutime``, ``cstime``) then holds its seconds, so a connection closed
+    between two readings does not take its work with it (the difference was negative)."""
+    stats: dict[int, list[str]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if "(postgres)" in stat.read_text()[:64]:
-                total += process_cpu(int(stat.parent.name))
+            text = stat.read_text()
         except OSError:  # the process ended meanwhile
             continue
-    return total
+        if "(postgres)" in text[:64]:
+            stats[int(stat.parent.name)] = text.rsplit(")", 1)[1].split()
+    total = 0
+    for fields_ in stats.values():
+        total += int(fields_[11]) + int(fields_[12])
+        if int(fields_[1]) not in stats:  # a postmaster: add its reaped children
+            total += int(fields_[13]) + int(fields_[14])
+    return total / CLK_TCK
 
 
 @dataclass(frozen=True, slots=True)
