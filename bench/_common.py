@@ -659,6 +659,14 @@ def load_generator(choice: str) -> str:
     return choice if choice != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
 
 
+def wrk_argv(script: Path, url: str, *, connections: int, seconds: float) -> list[str]:
+    """The ``wrk`` command of one round: one thread, ``connections`` connections, for
+    ``seconds`` rounded to whole seconds (at least one). wrk reads no fraction of a second:
+    ``-d0.2s`` makes it print its usage and exit without a result."""
+    return ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+            "-s", str(script), url]
+
+
 def parse_bench_line(text: str) -> dict[str, Any]:
     """The summary of the ``BENCH {…}`` line a load generator printed (``WRK_SCRIPT``'s or
     ``bench_line``'s); RuntimeError with the output's tail when there is none."""

@@ -79,6 +79,7 @@ from _common import (
     server_facts,
     server_url,
     timed_round,
+    wrk_argv,
 )
 
 if TYPE_CHECKING:
@@ -239,7 +240,7 @@ async def run_load(kind: str, url: str, path: str, bodies: Path, workdir: Path, 
         script = workdir / "post.lua"
         if not script.exists():
             script.write_text(WRK_POST_SCRIPT)
-        argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url]
+        argv = wrk_argv(script, url, connections=connections, seconds=seconds)
     else:
         config = workdir / "load.json"
         config.write_text(json.dumps({"url": url, "seconds": seconds, "connections": connections}))

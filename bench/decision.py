@@ -82,6 +82,7 @@ from _common import (
     server_facts,
     server_url,
     timed_round,
+    wrk_argv,
 )
 
 from policies.catalogue import BUILTIN, Catalogue, Setting, SettingType, Value
@@ -398,7 +399,7 @@ async def run_load(kind: str, url: str, paths_file: Path, workdir: Path, token: 
         script = workdir / "bench.lua"
         if not script.exists():
             script.write_text(WRK_SCRIPT)
-        argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url]
+        argv = wrk_argv(script, url, connections=connections, seconds=seconds)
     else:
         config = workdir / "load.json"
         config.write_text(json.dumps({"url": url, "paths": str(paths_file), "seconds": seconds,

@@ -85,6 +85,7 @@ from _common import (
     served_app,
     server_facts,
     server_url,
+    wrk_argv,
 )
 
 from tenants.actors import Actor, ActorKind  # _common puts the checkout on sys.path
@@ -1085,8 +1086,7 @@ class LoadResult:
 async def load_wrk(url: str, paths_file: Path, script: Path, token: str, seconds: float,
                    concurrency: int, meter: CpuMeter) -> LoadResult:
     process = await asyncio.create_subprocess_exec(
-        # wrk takes whole seconds only
-        "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), url,
+        *wrk_argv(script, url, connections=concurrency, seconds=seconds),
         env={**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_TOKEN": token},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )

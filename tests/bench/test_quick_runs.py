@@ -41,3 +41,17 @@ def test_the_quick_run_exits_cleanly_and_ends_with_its_ratios(script: str, admin
     assert lines[-len(ratios):] == ratios, "the ratio lines must come last:\n" + tail
     for line in ratios:
         assert RATIO.match(line), line
+
+
+def test_wrk_is_given_whole_seconds() -> None:
+    """wrk reads no fraction of a second (``-d0.2s`` prints its usage and no result), and
+    the quick runs' rounds are shorter than one."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _common import wrk_argv
+    finally:
+        sys.path.remove(str(BENCH))
+    for seconds, whole in ((0.2, "-d1s"), (1.4, "-d1s"), (2.6, "-d3s"), (30.0, "-d30s")):
+        argv = wrk_argv(Path("run.lua"), "http://127.0.0.1:1/", connections=8, seconds=seconds)
+        assert argv[0] == "wrk" and whole in argv and "-c8" in argv, argv
+        assert argv[-3:] == ["-s", "run.lua", "http://127.0.0.1:1/"]
