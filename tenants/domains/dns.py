@@ -11,10 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
-
 from tenants.errors import TenantryError
 
 
@@ -40,6 +36,13 @@ class DnsTxtLookup:
     timeout: float = 3.0
 
     async def txt(self, name: str) -> list[str]:
+        # dnspython is imported on the first lookup, not with the settings that name this
+        # class: its import costs every process start (serve, worker, each CLI command)
+        # about 0.1 s of CPU, and only domain verification looks anything up.
+        import dns.asyncresolver
+        import dns.exception
+        import dns.resolver
+
         resolver = dns.asyncresolver.Resolver(configure=not self.nameservers)
         if self.nameservers:
             resolver.nameservers = list(self.nameservers)

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from keycloak.exceptions import KeycloakConnectionError, KeycloakError
-
 from tenants.identity import setup
 from tenants.identity.errors import (
     BackendRejectedError,
@@ -26,6 +24,9 @@ T = TypeVar("T")
 
 async def translate(what: str, call: Awaitable[T]) -> T:
     """Await ``call``; Keycloak's errors become the port's, with the cause chained."""
+    # python-keycloak is imported where Keycloak is called (see tenants.identity.keycloak).
+    from keycloak.exceptions import KeycloakConnectionError, KeycloakError
+
     try:
         return await call
     except KeycloakConnectionError as exc:
@@ -55,6 +56,8 @@ async def translate(what: str, call: Awaitable[T]) -> T:
 
 
 def has_status(exc: BackendRejectedError, status: int) -> bool:
+    from keycloak.exceptions import KeycloakError
+
     cause = exc.__cause__
     return isinstance(cause, KeycloakError) and cause.response_code == status
 
