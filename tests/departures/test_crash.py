@@ -75,12 +75,9 @@ async def progress(conn: asyncpg.Connection, departure_id: str) -> tuple[str, li
     return status, steps
 
 
-#: A job another worker could take now: queued and due, or running on an expired lease.
-DUE_SQL = """
-SELECT EXISTS (SELECT 1 FROM jobs
-                WHERE (status = 'queued' AND run_at <= now())
-                   OR (status = 'running' AND lease_until < now()))
-"""
+#: Whether a job is due now (queued and its time come, or running on an expired lease), as
+#: the workers themselves judge it when they decide how long to sleep.
+DUE_SQL = "SELECT coalesce(next_job_due() <= now(), false)"
 
 
 async def worker_busy(conn: asyncpg.Connection, name: str, *, within: float) -> bool:
