@@ -114,6 +114,28 @@ async def cluster(
             assert "Traceback" not in node.log.read_text(errors="replace"), node.tail()
 
 
+#: Whether any job is running, or queued and due: the cluster's workers still have work.
+BUSY_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'running') "
+    "OR coalesce(next_job_due() <= now(), false)"
+)
+
+
+@pytest.fixture(autouse=True)
+async def workers_idle_afterwards(
+    cluster: Cluster, owner_conn: asyncpg.Connection
+) -> AsyncIterator[None]:
+    """After each test, wait until the cluster's workers have finished what it queued (a
+    policy change's webhook deliveries, say): the next test's cleaning empties the tables
+    under them otherwise, and a job cut in half logs its traceback, which the cluster's
+    teardown rightly counts as a failure."""
+    yield
+    deadline = time.monotonic() + 60
+    while await owner_conn.fetchval(BUSY_SQL):
+        assert time.monotonic() < deadline, "the cluster's workers did not settle"
+        await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def browser(url: str, address: str) -> AsyncIterator[WebClient]:
     async with httpx.AsyncClient(
