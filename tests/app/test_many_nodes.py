@@ -28,7 +28,13 @@ from app.settings import Settings
 from tenants.audit.sealer import seal_all
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items
-from tests.support.processes import free_port, start_tenantry, tenantry_command, tenantry_env
+from tests.support.processes import (
+    free_port,
+    start_tenantry,
+    tenantry_command,
+    tenantry_env,
+    wait_for_workers_idle,
+)
 from tests.web.flows import WebClient, fresh_address, set_local_sign_in, set_password
 
 pytestmark = pytest.mark.slow
@@ -114,26 +120,12 @@ async def cluster(
             assert "Traceback" not in node.log.read_text(errors="replace"), node.tail()
 
 
-#: Whether any job is running, or queued and due: the cluster's workers still have work.
-BUSY_SQL = (
-    "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'running') "
-    "OR coalesce(next_job_due() <= now(), false)"
-)
-
-
 @pytest.fixture(autouse=True)
 async def workers_idle_afterwards(
     cluster: Cluster, owner_conn: asyncpg.Connection
 ) -> AsyncIterator[None]:
-    """After each test, wait until the cluster's workers have finished what it queued (a
-    policy change's webhook deliveries, say): the next test's cleaning empties the tables
-    under them otherwise, and a job cut in half logs its traceback, which the cluster's
-    teardown rightly counts as a failure."""
     yield
-    deadline = time.monotonic() + 60
-    while await owner_conn.fetchval(BUSY_SQL):
-        assert time.monotonic() < deadline, "the cluster's workers did not settle"
-        await asyncio.sleep(0.05)
+    await wait_for_workers_idle(owner_conn)
 
 
 @contextlib.asynccontextmanager

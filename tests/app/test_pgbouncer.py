@@ -27,7 +27,12 @@ from app.settings import Settings
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items
 from tests.support.pgbouncer import Bouncer, running_pgbouncer
-from tests.support.processes import free_port, start_tenantry, tenantry_env
+from tests.support.processes import (
+    free_port,
+    start_tenantry,
+    tenantry_env,
+    wait_for_workers_idle,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +106,15 @@ async def pooled(
         ).read_text(errors="replace")
         assert "does not exist" not in logs, logs[-3000:]
         assert "Traceback" not in logs, logs[-3000:]
+
+
+@pytest.fixture(autouse=True)
+async def worker_idle_afterwards(
+    request: pytest.FixtureRequest, owner_conn: asyncpg.Connection
+) -> AsyncIterator[None]:
+    yield
+    if "pooled" in request.fixturenames:
+        await wait_for_workers_idle(owner_conn)
 
 
 def through(pooled: Pooled, org: OrgHandle) -> httpx.AsyncClient:

@@ -3,13 +3,17 @@ database, for tests of what happens between processes."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import asyncpg
 
 from app.database import DatabaseUrls
 
@@ -57,3 +61,22 @@ def start_tenantry(args: Sequence[str], env: dict[str, str], log: Path) -> subpr
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+#: Whether any job is running, or queued and due (``next_job_due()``, which the workers
+#: themselves sleep on): a worker process still has work.
+JOBS_BUSY_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'running') "
+    "OR coalesce(next_job_due() <= now(), false)"
+)
+
+
+async def wait_for_workers_idle(conn: asyncpg.Connection, *, within: float = 60.0) -> None:
+    """Wait until worker processes that outlive a test have finished what it queued (a
+    policy change's webhook deliveries, say). The next test's cleaning empties the tables
+    under a running job otherwise, and the job cut in half logs its traceback, which the
+    processes' teardown rightly counts as a failure."""
+    deadline = time.monotonic() + within
+    while await conn.fetchval(JOBS_BUSY_SQL):
+        assert time.monotonic() < deadline, f"worker processes still busy after {within} s"
+        await asyncio.sleep(0.05)
