@@ -35,12 +35,15 @@ class PolicyBody(Input):
     )
     default_action: ContentAction = ContentAction.TRANSFER
     product_actions: dict[uuid.UUID, ContentAction] = Field(
-        default_factory=dict, max_length=1000,
+        default_factory=dict,
+        max_length=1000,
         description="Per product id, an action other than the default.",
     )
     retention_days: int = Field(30, ge=0, le=service.MAX_RETENTION_DAYS)
     export_window_days: int = Field(
-        14, ge=0, le=service.MAX_EXPORT_WINDOW_DAYS,
+        14,
+        ge=0,
+        le=service.MAX_EXPORT_WINDOW_DAYS,
         description="Notice members should get to export personal items; shorter notice "
         "is flagged in the preview.",
     )
@@ -212,7 +215,9 @@ class DeparturePage(Page[DepartureOut]):
 
 class DepartureCreate(Input):
     member_id: uuid.UUID
-    last_day: date = Field(description="The member's last working day (UTC); today or later.")
+    last_day: date = Field(
+        description="The member's last working day (UTC); today or later, at most ten years ahead."
+    )
     successor_id: uuid.UUID | None = None
     reason: Reason = ""
 
@@ -241,7 +246,10 @@ async def start_departure(call: Call[DepartureCreate, Input]) -> DepartureOut:
     are suspended and their content moves; after retention, purge. 409 unless active."""
     b = call.body
     departure = await service.start_departure(
-        b.member_id, last_day=b.last_day, successor_id=b.successor_id, reason=b.reason,
+        b.member_id,
+        last_day=b.last_day,
+        successor_id=b.successor_id,
+        reason=b.reason,
         actor=call.actor,
     )
     return DepartureOut.of(departure, await service.steps_of(departure.id))
@@ -265,8 +273,9 @@ async def list_departures(call: Call[Input, DepartureQuery]) -> DeparturePage:
     page = await paginate(
         query, Sort.parse(q.sort, ("created_at", "last_day")), cursor=q.cursor, limit=q.limit
     )
-    return DeparturePage(items=[DepartureOut.of(d) for d in page.items],
-                         next_cursor=page.next_cursor)
+    return DeparturePage(
+        items=[DepartureOut.of(d) for d in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get(

@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tenants import db
@@ -120,8 +120,12 @@ async def set_policy(new: PolicyView, *, actor: Actor) -> PolicyView:
     if not updated:
         await DeparturePolicy.create(tenant_id=db.current_org(), **values)
     await audit.record(
-        "departure_policy.changed", "departure_policy", db.current_org(), actor=actor,
-        before=before.to_json(), after=new.to_json(),
+        "departure_policy.changed",
+        "departure_policy",
+        db.current_org(),
+        actor=actor,
+        before=before.to_json(),
+        after=new.to_json(),
     )
     return new
 
@@ -172,7 +176,9 @@ async def preview_departure(
     successor_id: uuid.UUID | None = None,
     policy: PolicyView | None = None,
 ) -> Plan:
-    """The plan a departure would follow if started now; changes nothing."""
+    """The plan a departure would follow if started now; changes nothing.
+    InvalidInputError when the last day is further ahead than a departure may start."""
+    check_last_day(last_day, past_allowed=True)
     member = await get_member(member_id)
     policy = policy or await get_policy()
     chosen = None
@@ -210,14 +216,26 @@ def step_key(departure_id: uuid.UUID, step: str) -> str:
     return f"departure:{departure_id}:{step}"
 
 
-def check_last_day(last_day: date) -> None:
-    """InvalidInputError naming ``last_day`` when it is before today (UTC): a departure
-    cannot start in the past (the console's preview says so before anyone confirms)."""
+#: How far ahead a last day may be: ten years covers any notice period or fixed term, and
+#: a date beyond is a typo (9999-12-31), whose schedule would not even be representable.
+MAX_NOTICE_DAYS = 3650
+
+
+def check_last_day(last_day: date, *, past_allowed: bool = False) -> None:
+    """InvalidInputError naming ``last_day`` when it is before today (UTC), unless
+    ``past_allowed`` (a preview), or more than MAX_NOTICE_DAYS ahead: a departure cannot
+    start in the past (the console's preview says so before anyone confirms)."""
     today = datetime.now(UTC).date()
-    if last_day < today:
+    if last_day < today and not past_allowed:
         raise InvalidInputError(
             "the last day cannot be in the past",
             fields=[FieldProblem("last_day", f"must be {today.isoformat()} or later")],
+        )
+    latest = today + timedelta(days=MAX_NOTICE_DAYS)
+    if last_day > latest:
+        raise InvalidInputError(
+            "the last day is too far ahead",
+            fields=[FieldProblem("last_day", f"must be {latest.isoformat()} or earlier")],
         )
 
 
@@ -256,14 +274,22 @@ async def start_departure(
         started_by=actor.ref,
     )
     now = datetime.now(UTC)
-    due = {"notify": now, "suspend": schedule.suspend_at, "transfer": schedule.suspend_at,
-           "purge": schedule.purge_at}
+    due = {
+        "notify": now,
+        "suspend": schedule.suspend_at,
+        "transfer": schedule.suspend_at,
+        "purge": schedule.purge_at,
+    }
     totals = {"notify": 1, "suspend": 1, "transfer": plan.total.count, "purge": 1}
     await DepartureStep.bulk_create(
         [
             DepartureStep(
-                tenant_id=db.current_org(), departure_id=departure.id, name=name, position=i,
-                due_at=due[name], total=totals[name],
+                tenant_id=db.current_org(),
+                departure_id=departure.id,
+                name=name,
+                position=i,
+                due_at=due[name],
+                total=totals[name],
                 status=StepStatus.DONE if name == "notify" else StepStatus.PENDING,
                 done=1 if name == "notify" else 0,
                 started_at=now if name == "notify" else None,
@@ -274,7 +300,10 @@ async def start_departure(
     )
     await transition_member(member.id, LifecycleAction.BEGIN_DEPARTURE, reason=reason, actor=actor)
     await audit.record(
-        "departure.started", "departure", departure.id, actor=actor,
+        "departure.started",
+        "departure",
+        departure.id,
+        actor=actor,
         after={
             "member_id": member.id,
             "successor_id": departure.successor_id,
@@ -297,8 +326,10 @@ async def start_departure(
     )
     await _notify_member_by_email(member, departure)
     await jobs.enqueue(
-        "departure.suspend", {"departure_id": str(departure.id)},
-        key=step_key(departure.id, "suspend"), run_at=schedule.suspend_at,
+        "departure.suspend",
+        {"departure_id": str(departure.id)},
+        key=step_key(departure.id, "suspend"),
+        run_at=schedule.suspend_at,
     )
     return departure
 
@@ -420,8 +451,9 @@ async def reinstate_departure(departure_id: uuid.UUID, *, reason: str, actor: Ac
             f"this departure is {departure.status}; only a running one can be reinstated",
             extra={"departure_status": departure.status},
         )
-    await transition_member(departure.member_id, LifecycleAction.REINSTATE, reason=reason,
-                            actor=actor)
+    await transition_member(
+        departure.member_id, LifecycleAction.REINSTATE, reason=reason, actor=actor
+    )
     policy = PolicyView.from_json(departure.policy)
     sql = RETURN_ITEMS_SQL if policy.reinstatement_returns_items else KEEP_ITEMS_SQL
     returned = await db.fetch(sql, db.current_org(), departure.member_id, departure.id)
@@ -449,10 +481,15 @@ async def reinstate_departure(departure_id: uuid.UUID, *, reason: str, actor: Ac
     departure.finished_at = now
     await departure.save(update_fields=["status", "finished_at", "updated_at"])
     await audit.record(
-        "departure.cancelled", "departure", departure.id, actor=actor,
+        "departure.cancelled",
+        "departure",
+        departure.id,
+        actor=actor,
         before={"status": DepartureStatus.RUNNING},
         after={
-            "status": departure.status, "reason": reason, "items_returned": len(returned),
+            "status": departure.status,
+            "reason": reason,
+            "items_returned": len(returned),
             "stopped_steps": {s.name: {"done": s.done, "total": s.total} for s in stopped},
         },
     )
@@ -502,7 +539,10 @@ async def export_personal_item(item_id: uuid.UUID, *, member_id: uuid.UUID, acto
         )
     departure = await current_departure(member_id)
     await audit.record(
-        "content.exported", "content_item", item.id, actor=actor,
+        "content.exported",
+        "content_item",
+        item.id,
+        actor=actor,
         after={
             "member_id": member_id,
             "product_id": item.product_id,
@@ -592,7 +632,9 @@ async def erase_member_content(
     held = await db.fetch(
         "SELECT product_id, count(*) AS n FROM content_items WHERE tenant_id = $1 "
         "AND member_id = $2 AND kind = ANY($3::text[]) AND legal_hold GROUP BY product_id",
-        db.current_org(), member_id, [k.value for k in kinds],
+        db.current_org(),
+        member_id,
+        [k.value for k in kinds],
     )
     by_product: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -603,7 +645,10 @@ async def erase_member_content(
         by_product.setdefault(str(row["product_id"]), {"deleted": 0, "held": 0})["held"] = row["n"]
     evidence = ErasureEvidence(member_id, datetime.now(UTC), by_product)
     event_id = await audit.record(
-        "content.erased", "member", member_id, actor=actor,
+        "content.erased",
+        "member",
+        member_id,
+        actor=actor,
         after={"reason": reason, "kinds": sorted(k.value for k in kinds), **evidence.to_json()},
     )
     for row in rows:
