@@ -293,7 +293,9 @@ class IdentityProviderTransport(httpx.AsyncBaseTransport):
                 )
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"cannot connect to {hostname}:{port} in time") from exc
-        except (OSError, ssl.SSLError) as exc:
+        except (OSError, ssl.SSLError, UnicodeError) as exc:
+            # UnicodeError: a host name the resolver cannot encode (a label over 63
+            # characters), e.g. one saved before the API refused them.
             raise httpx.ConnectError(f"cannot connect to {hostname}:{port}: {exc}") from exc
         return connection
 

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    StringConstraints,
+    UrlConstraints,
+)
+from pydantic_core import core_schema
+from tortoise.models import Model
 
 from tenants import text
 from tenants.pagination import MAX_LIMIT
@@ -16,10 +28,46 @@ T = TypeVar("T")
 NAME = AfterValidator(text.clean_name)
 FREE_TEXT = AfterValidator(text.clean_free_text)
 
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NAME
-]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NAME]
 Text = Annotated[str, StringConstraints(max_length=5000), FREE_TEXT]
+
+
+def column_length(model: type[Model], field: str) -> int:
+    """The length of ``model``'s character column ``field``: what its input may hold."""
+    length = model._meta.fields_map[field].max_length  # type: ignore[attr-defined]
+    assert isinstance(length, int), f"{model.__name__}.{field} has no length"
+    return length
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUrl:
+    """``Annotated[AnyHttpUrl, StoredUrl(n)]``: an http(s) URL for a column of ``n``
+    characters. The length is checked on the input (and declared in the document), and
+    again as stored, after the host's punycode, which can lengthen it; the host must be one
+    a resolver can look up (no empty label, none over 63 characters). Without these, such
+    a URL was refused by the column (a 500) or saved and then failed every request made to
+    it in the resolver's codec."""
+
+    max_length: int
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        url = handler.generate_schema(
+            Annotated[AnyHttpUrl, UrlConstraints(max_length=self.max_length)]
+        )
+        return core_schema.no_info_after_validator_function(self._stored, url)
+
+    def _stored(self, url: AnyHttpUrl) -> AnyHttpUrl:
+        if len(str(url)) > self.max_length:
+            raise ValueError(f"must be at most {self.max_length} characters as stored")
+        try:
+            (url.host or "").encode("idna")
+        except UnicodeError:
+            raise ValueError(
+                "the host name has an empty label or one longer than 63 characters"
+            ) from None
+        return url
 
 
 class Input(BaseModel):

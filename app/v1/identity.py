@@ -10,9 +10,9 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, Output
+from app.v1.common import Input, Output, StoredUrl, column_length
 from tenants.identity import service
-from tenants.identity.models import BackendKind
+from tenants.identity.models import BackendKind, IdentityBackendConfig
 from tenants.permissions import Permission
 
 router = ApiRouter("/v1/identity-backend", "identity")
@@ -33,9 +33,9 @@ class IdentityBackendOut(Output):
 
 class IdentityBackendIn(Input):
     kind: BackendKind
-    server_url: AnyHttpUrl | None = Field(
-        None, description="Keycloak's base URL, e.g. https://kc.example (no /admin)."
-    )
+    server_url: (
+        Annotated[AnyHttpUrl, StoredUrl(column_length(IdentityBackendConfig, "server_url"))] | None
+    ) = Field(None, description="Keycloak's base URL, e.g. https://kc.example (no /admin).")
     realm: Realm | None = None
     client_id: ClientId | None = Field(
         None, description="A confidential client with a service account (client credentials)."

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AnyHttpUrl, Field
 from starlette.requests import Request
@@ -20,13 +20,14 @@ from starlette.routing import BaseRoute, Route
 
 from app.api import ApiRouter, Call
 from app.auth import request_origin
-from app.v1.common import Input, Output
+from app.v1.common import Input, Output, StoredUrl, column_length
 from app.web.ratelimit import RateLimiter
 from tenants.db import tenant_transaction
 from tenants.errors import NotFoundError, TenantryError
 from tenants.organisations.service import id_by_slug
 from tenants.permissions import Permission
 from tenants.signals import service
+from tenants.signals.models import SignalTransmitter
 from tenants.signals.refusals import RefusalCounter
 from tenants.signals.tokens import SetError, SignalRejectedError, is_compact_jws, verify_set
 from tenants.sso.oidc import JwksCache, SignInError, kid_of
@@ -47,8 +48,12 @@ class TransmitterOut(Output):
 
 
 class TransmitterIn(Input):
-    issuer: AnyHttpUrl = Field(description="The transmitter's issuer (the SETs' iss).")
-    jwks_uri: AnyHttpUrl = Field(description="Where the transmitter publishes its signing keys.")
+    issuer: Annotated[AnyHttpUrl, StoredUrl(column_length(SignalTransmitter, "issuer"))] = Field(
+        description="The transmitter's issuer (the SETs' iss)."
+    )
+    jwks_uri: Annotated[AnyHttpUrl, StoredUrl(column_length(SignalTransmitter, "jwks_uri"))] = (
+        Field(description="Where the transmitter publishes its signing keys.")
+    )
     audience: str = Field(
         min_length=1, max_length=500, description="The aud the transmitter puts in SETs for us."
     )
@@ -137,7 +142,8 @@ def receiver_routes(jwks: JwksCache, refusals: RefusalCounter | None = None) -> 
         if wait is not None:
             return JSONResponse(
                 {"err": "access_denied", "description": "too many refused SETs from this address"},
-                status_code=429, headers={"Retry-After": str(wait)},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
             )
         if err is SetError.INVALID_REQUEST:
             return _refuse(err, reason)
@@ -159,16 +165,18 @@ def receiver_routes(jwks: JwksCache, refusals: RefusalCounter | None = None) -> 
         except UnicodeDecodeError:
             return _refuse(SetError.INVALID_REQUEST, "the body is not a compact JWS")
         if not is_compact_jws(token):
-            return await unauthenticated(address, SetError.INVALID_REQUEST,
-                                   "the body is not a compact JWS")
+            return await unauthenticated(
+                address, SetError.INVALID_REQUEST, "the body is not a compact JWS"
+            )
         org_id = await id_by_slug(request.path_params["slug"])
         if org_id is None:
             return await unauthenticated(address, SetError.ACCESS_DENIED, "no such receiver")
         async with tenant_transaction(org_id):
             transmitter = await service.get_transmitter()
         if transmitter is None or not transmitter.enabled:
-            return await unauthenticated(address, SetError.ACCESS_DENIED,
-                                   "the organisation accepts no security events")
+            return await unauthenticated(
+                address, SetError.ACCESS_DENIED, "the organisation accepts no security events"
+            )
         actor = service.transmitter_actor(transmitter, request_id=request_id, client=client)
         try:
             keys = await jwks.get(transmitter.jwks_uri, wanted_kid=kid_of(token))

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from pydantic import AnyHttpUrl, Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, Output
+from app.v1.common import Input, Output, StoredUrl, column_length
 from tenants.errors import NotFoundError
 from tenants.organisations.service import normalise_domains
 from tenants.permissions import Permission
 from tenants.sso import safety, service
+from tenants.sso.models import SsoConnection
 
 router = ApiRouter("/v1/sso-connection", "sign-in")
 
@@ -38,7 +39,7 @@ class SsoConnectionOut(Output):
 
 
 class SsoConnectionIn(Input):
-    issuer: AnyHttpUrl
+    issuer: Annotated[AnyHttpUrl, StoredUrl(column_length(SsoConnection, "issuer"))]
     client_id: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)
     ]

@@ -219,6 +219,14 @@ async def test_nobody_listening_is_a_connect_error() -> None:
             await client.get(f"http://127.0.0.1:{port}/")
 
 
+async def test_a_host_name_the_resolver_cannot_encode_is_a_connect_error() -> None:
+    """A label over 63 characters fails in the resolver's IDNA codec (a UnicodeError), which
+    reached the sign-in test as a 500; it is a host that cannot be reached."""
+    async with identity_provider_client() as client:
+        with pytest.raises(httpx.ConnectError, match="cannot connect"):
+            await client.get(f"https://{'a' * 64}.example.org/.well-known/openid-configuration")
+
+
 async def test_other_schemes_are_refused() -> None:
     async with identity_provider_client() as client:
         with pytest.raises(httpx.UnsupportedProtocol):
