@@ -41,6 +41,7 @@ from app.scim.routes import scim_routes
 from app.settings import Settings
 from app.v1 import ROUTERS, signals
 from app.web import account, console, invitations, signin
+from app.web.addresses import StorableAddressMiddleware
 from app.web.cookies import CookieJar
 from app.web.pages import Web
 from app.worker import background_worker
@@ -260,6 +261,7 @@ def create_app(
     #: Unauthenticated Shared Signals posts refused (counted, never audited).
     app.state.ssf_refusals = ssf_refusals
     app.state.metrics = metrics
+    app.add_middleware(StorableAddressMiddleware, web=web)
     if metrics is not None:
         app.add_middleware(MetricsMiddleware, metrics=metrics)
     tracing = settings.otel_endpoint is not None

@@ -22,6 +22,7 @@ from starlette.templating import Jinja2Templates
 
 from app.problems import from_domain_error
 from app.settings import Settings
+from app.web.addresses import storage_problem
 from app.web.cookies import CookieJar, SignedIn
 from app.web.ratelimit import RateLimiter
 from app.web.timezones import localtime
@@ -381,6 +382,21 @@ def clean_form(form: dict[str, str]) -> dict[str, str]:
     if problems:
         raise InvalidInputError("the form holds characters that cannot be kept", fields=problems)
     return cleaned
+
+
+async def posted_form(request: Request) -> dict[str, str]:
+    """The text fields of a form posted to a page outside ``page`` (the sign-in forms),
+    as sent: a password is not normalised. InvalidInputError naming each field whose value
+    PostgreSQL cannot hold (a NUL, a lone surrogate; ``addresses.storage_problem``)."""
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    problems = [
+        FieldProblem(key, reason)
+        for key, value in form.items()
+        if (reason := storage_problem(key + value)) is not None
+    ]
+    if problems:
+        raise InvalidInputError("the form holds characters that cannot be kept", fields=problems)
+    return form
 
 
 def _to_login(request: Request, reason: Reason | None = None) -> Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
@@ -14,9 +15,10 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.middleware import content_security_policy
-from app.web.pages import Web, openable_page, safe_next
+from app.web.pages import Web, openable_page, posted_form, safe_next
 from tenants import db
 from tenants.actors import Actor, ActorKind
+from tenants.errors import InvalidInputError
 from tenants.ids import OrgId
 from tenants.organisations import service as organisations
 from tenants.organisations.models import Organisation
@@ -131,6 +133,31 @@ def routes(web: Web) -> list[BaseRoute]:
             return "/account"
         return target
 
+    def storable_form(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` reads its form with ``posted_form``: a form holding text that cannot
+        be stored (a NUL in the email address) is answered with a 400 naming the field,
+        before anything is looked up or logged."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except InvalidInputError as error:
+                fields = "; ".join(f"{f.field} {f.reason}" for f in error.fields)
+                slug = request.path_params.get("slug")
+                return web.message(
+                    request,
+                    "This form cannot be sent",
+                    f"Nothing was sent: {fields}. Go back and type it again.",
+                    status=400,
+                    link=(f"/login/{quote(slug)}" if slug else "/login", "Back to sign-in"),
+                )
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    @storable_form
     async def login(request: Request) -> Response:
         """Ask for the email address and find the organisation by its domain."""
         response = Response()
@@ -138,7 +165,7 @@ def routes(web: Web) -> list[BaseRoute]:
         next_path = safe_next(request.query_params.get("next"), "")
         error = message_for(request.query_params.get("reason"))
         if request.method == "POST":
-            form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+            form = await posted_form(request)
             if not login_form_ok(request, form):
                 error = message_for(Reason.FORM_EXPIRED)
             else:
@@ -207,9 +234,10 @@ def routes(web: Web) -> list[BaseRoute]:
         copy_cookies(response, page)
         return page
 
+    @storable_form
     async def start_sso(request: Request) -> Response:
         slug = request.path_params["slug"]
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = await posted_form(request)
         browser = web.cookies.browser_id(request)
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:
@@ -355,9 +383,10 @@ def routes(web: Web) -> list[BaseRoute]:
             link=back,
         )
 
+    @storable_form
     async def password_sign_in(request: Request) -> Response:
         slug = request.path_params["slug"]
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = await posted_form(request)
         org_id = await organisations.id_by_slug(slug)
         if org_id is None:
             return web.message(
@@ -427,7 +456,12 @@ def routes(web: Web) -> list[BaseRoute]:
                 target += "&break_glass=1"
             return RedirectResponse(target, status_code=303)
         return signed_in_response(
-            web, request, token, org.slug, org.name, landing(request, check.member.roles, form.get("next", ""))
+            web,
+            request,
+            token,
+            org.slug,
+            org.name,
+            landing(request, check.member.roles, form.get("next", "")),
         )
 
     async def logout(request: Request) -> Response:
