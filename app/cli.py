@@ -292,6 +292,7 @@ def org_create(
     from tenants.domains.rules import record_names, record_value
     from tenants.domains.service import list_domains
     from tenants.ids import OrgId
+    from tenants.members.roles import ANY_ASSIGNER
     from tenants.members.service import NewMember, create_member
     from tenants.organisations import service
     from tenants.organisations.models import OrganisationKind
@@ -320,6 +321,7 @@ def org_create(
                         email=owner, name=owner.split("@")[0], unit_id=root.id, roles=(Role.OWNER,)
                     ),
                     actor=actor,
+                    assigner=ANY_ASSIGNER,
                 )
         async with db.tenant_transaction(OrgId(org.id)):
             pending.extend(await list_domains())
@@ -392,6 +394,7 @@ def admin_create_local(
     from tenants.actors import system_actor
     from tenants.members.lifecycle import MemberStatus
     from tenants.members.models import Member
+    from tenants.members.roles import ANY_ASSIGNER
     from tenants.members.service import NewMember, create_member
     from tenants.organisations import service as organisations
     from tenants.permissions import Role
@@ -417,6 +420,7 @@ def admin_create_local(
                         status=MemberStatus.ACTIVE,
                     ),
                     actor=actor,
+                    assigner=ANY_ASSIGNER,
                 )
             await passwords.set_password(member, password, break_glass=True, actor=actor)
         return password

@@ -184,6 +184,7 @@ async def create_member(call: Call[MemberCreate, Input]) -> MemberOut:
             external_id=b.external_id,
         ),
         actor=call.actor,
+        assigner=call.principal.permissions,
     )
     if b.invite:
         await invitations.invite_member(
@@ -232,7 +233,11 @@ async def update_member(call: Call[MemberPatch, Input]) -> MemberOut:
     changes = changes_of(call.body)
     if "roles" in changes:
         changes["roles"] = [r.value for r in changes["roles"]]
-    return MemberOut.of(await service.update_member(call.id(), changes, actor=call.actor))
+    return MemberOut.of(
+        await service.update_member(
+            call.id(), changes, actor=call.actor, assigner=call.principal.permissions
+        )
+    )
 
 
 @router.post(
@@ -425,7 +430,11 @@ async def import_members(call: Call[RawBody, ImportQuery]) -> ImportOut:
         ) from None
     default_unit = call.query.default_unit_id or (await root_unit()).id
     report = await imports.import_members(
-        text, default_unit=default_unit, apply=not call.query.dry_run, actor=call.actor
+        text,
+        default_unit=default_unit,
+        apply=not call.query.dry_run,
+        actor=call.actor,
+        assigner=call.principal.permissions,
     )
     return import_out(report)
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from tenants.actors import Actor
 from tenants.errors import FieldProblem, InvalidInputError
-from tenants.members import service
+from tenants.members import roles, service
 from tenants.members.csvio import ImportLine, parse_import
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
-from tenants.permissions import Role
+from tenants.permissions import Permission, Role
 from tenants.policy import moves
 from tenants.units.models import Unit
 
@@ -77,7 +77,9 @@ async def _units_by_ref(refs: set[str]) -> dict[str, uuid.UUID | str]:
     return resolved
 
 
-async def _plan(text: str, default_unit: uuid.UUID) -> tuple[ImportReport, list[_Planned]]:
+async def _plan(
+    text: str, default_unit: uuid.UUID, assigner: frozenset[Permission]
+) -> tuple[ImportReport, list[_Planned]]:
     parsed = parse_import(text)
     report = ImportReport()
     refused = {p.number: p.reason for p in parsed.problems}
@@ -106,6 +108,16 @@ async def _plan(text: str, default_unit: uuid.UUID) -> tuple[ImportReport, list[
                 refused[line.number] = f"no member with email {line.manager_email} (manager)"
             continue
         member = existing.get(line.email)
+        beyond = sorted(
+            r
+            for r in set(line.roles) ^ set(member.roles if member else [Role.MEMBER.value])
+            if line.roles and not roles.may_assign(assigner, Role(r))
+        )
+        if beyond:
+            refused[line.number] = (
+                f"roles: {', '.join(beyond)} is beyond your own permissions; ask an owner"
+            )
+            continue
         manager_id = existing[line.manager_email].id if line.manager_email else None
         if member is None:
             planned.append(
@@ -156,13 +168,19 @@ async def _plan(text: str, default_unit: uuid.UUID) -> tuple[ImportReport, list[
 
 
 async def import_members(
-    text: str, *, default_unit: uuid.UUID, apply: bool, actor: Actor
+    text: str,
+    *,
+    default_unit: uuid.UUID,
+    apply: bool,
+    actor: Actor,
+    assigner: frozenset[Permission],
 ) -> ImportReport:
-    """Plan the import (``apply=False``: nothing is written) or apply it. Applying with any
+    """Plan the import (``apply=False``: nothing is written) or apply it; a line giving or
+    taking away a role ``assigner`` may not is refused. Applying with any
     refused line raises InvalidInputError naming each line (``line 3: ...``) before
     anything is written; a line failing while applied (a race) raises and the caller's
     transaction rolls back every line."""
-    report, planned = await _plan(text, default_unit)
+    report, planned = await _plan(text, default_unit, assigner)
     if not apply:
         return report
     if report.refused:
@@ -182,12 +200,13 @@ async def import_members(
                     status=MemberStatus(p.line.status),
                 ),
                 actor=actor,
+                assigner=assigner,
             )
             continue
         changes = dict(p.changes)
         unit_id = changes.pop("unit_id", None)
         if changes:
-            await service.update_member(p.existing.id, changes, actor=actor)
+            await service.update_member(p.existing.id, changes, actor=actor, assigner=assigner)
         if unit_id is not None:
             await service.move_member(p.existing.id, unit_id, actor=actor)
     report.applied = True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tenants.errors import ConflictError, FieldProblem
-from tenants.permissions import Role
+from tenants.errors import ConflictError, FieldProblem, PermissionDeniedError
+from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
 
 #: Members with a role beyond ``member``: ``members.staff`` (generated from ``roles``) and
 #: the partial index ``members_staff`` on it (migration 0029). A lookup of owners, admins
@@ -30,4 +30,31 @@ def check_keeps_owner(before: Iterable[str], after: Iterable[str], other_owners:
         raise ConflictError(
             "an organisation always keeps an owner: make someone else owner first",
             fields=[FieldProblem("roles", "would leave the organisation without an owner")],
+        )
+
+
+#: The assigner of work nobody did over HTTP (the CLI, the demo seed, a decided access
+#: review): what it gives was decided by someone who could.
+ANY_ASSIGNER: frozenset[Permission] = frozenset(Permission)
+
+
+def may_assign(assigner: frozenset[Permission], role: Role) -> bool:
+    """Whether someone holding ``assigner`` may give or take away ``role``: an owner (or
+    anyone holding all an owner holds) any role; anyone else only a role all of whose
+    permissions they hold themselves, so that nobody can raise their own or another's
+    powers above their own (a helpdesk made itself owner through the roles form)."""
+    return ROLE_PERMISSIONS[Role.OWNER] <= assigner or ROLE_PERMISSIONS[role] <= assigner
+
+
+def check_may_assign(
+    assigner: frozenset[Permission], before: Iterable[str], after: Iterable[str]
+) -> None:
+    """Refuse a change of roles that gives or takes away a role ``assigner`` may not
+    (``may_assign``). Raises PermissionDeniedError naming the ``roles`` field."""
+    beyond = sorted(r for r in set(before) ^ set(after) if not may_assign(assigner, Role(r)))
+    if beyond:
+        raise PermissionDeniedError(
+            f"you cannot give or take away the role {', '.join(beyond)}: it holds "
+            "permissions you do not have; ask an owner",
+            fields=[FieldProblem("roles", f"{', '.join(beyond)}: beyond your own permissions")],
         )

@@ -23,7 +23,7 @@ from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.members.models import Member
 from tenants.models_base import get_by_id, get_referenced
 from tenants.pagination import Page, Sort, paginate
-from tenants.permissions import Role
+from tenants.permissions import Permission, Role
 from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.units.models import Unit
@@ -129,8 +129,26 @@ class NewMember:
     external_id: str | None = None
 
 
-async def create_member(new: NewMember, *, actor: Actor) -> Member:
-    """Create a member (invited or active); the email is stored lower-cased."""
+def _check_assigner(
+    assigner: frozenset[Permission] | None, before: list[str], after: list[str]
+) -> None:
+    """Refuse roles the assigner may not give or take away. A change of roles without an
+    assigner is a caller's bug (an edge that forgot to say who gives them), never allowed."""
+    if set(before) == set(after):
+        return
+    if assigner is None:
+        raise RuntimeError("a change of roles needs the assigner's permissions")
+    roles.check_may_assign(assigner, before, after)
+
+
+async def create_member(
+    new: NewMember, *, actor: Actor, assigner: frozenset[Permission] | None = None
+) -> Member:
+    """Create a member (invited or active); the email is stored lower-cased.
+
+    ``assigner``: the permissions of whoever gives the roles, needed for any role but
+    ``member`` (``roles.check_may_assign``; ``roles.ANY_ASSIGNER`` for the CLI and seed)."""
+    _check_assigner(assigner, [Role.MEMBER.value], [r.value for r in new.roles])
     if new.status not in (MemberStatus.INVITED, MemberStatus.ACTIVE):
         raise InvalidInputError(
             "a new member starts invited or active",
@@ -160,8 +178,16 @@ async def create_member(new: NewMember, *, actor: Actor) -> Member:
     return member
 
 
-async def update_member(member_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor) -> Member:
-    """Apply ``changes`` (a subset of UPDATABLE); returns early when nothing differs."""
+async def update_member(
+    member_id: uuid.UUID,
+    changes: dict[str, Any],
+    *,
+    actor: Actor,
+    assigner: frozenset[Permission] | None = None,
+) -> Member:
+    """Apply ``changes`` (a subset of UPDATABLE); returns early when nothing differs.
+    ``assigner``: the permissions of whoever changes the roles, needed when they change
+    (``roles.check_may_assign``)."""
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
         raise InvalidInputError(
@@ -182,6 +208,7 @@ async def update_member(member_id: uuid.UUID, changes: dict[str, Any], *, actor:
         await _check_manager(member.id, changes["manager_id"])
     if "roles" in changes:
         changes["roles"] = sorted({Role(r).value for r in changes["roles"]})
+        _check_assigner(assigner, member.roles, changes["roles"])
         if roles.drops_owner(member.roles, changes["roles"]):
             roles.check_keeps_owner(member.roles, changes["roles"], await _other_owners(member.id))
     for field, value in changes.items():

@@ -42,7 +42,7 @@ from tenants.mail import service as mail
 from tenants.members import service as members
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
-from tenants.members.roles import STAFF
+from tenants.members.roles import ANY_ASSIGNER, STAFF
 from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
 from tenants.permissions import Permission, permissions_of
@@ -497,7 +497,11 @@ async def _apply_revocation(
             return "already ended: the member no longer holds the role"
         try:
             await members.update_member(
-                member.id, {"roles": [r for r in member.roles if r != item.role]}, actor=actor
+                member.id,
+                {"roles": [r for r in member.roles if r != item.role]},
+                actor=actor,
+                # Decided by the campaign's reviewer, whom its owner or admin named for it.
+                assigner=ANY_ASSIGNER,
             )
         except ConflictError as exc:
             if not on_due:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 
+from tenants.permissions import Permission
 from tests.conftest import OrgHandle, make_member, make_product, make_unit, row_counts
 from tests.web.flows import (
     PASSWORD,
@@ -486,3 +487,56 @@ async def test_a_member_opening_the_console_is_told_why_not(app: Any, org: OrgHa
         page = await browser.get("/console/members")
         assert page.status_code == 403
         assert "you are a member of it without an administrator role" in text_of(page.text)
+
+
+@pytest.mark.parametrize("role", ["helpdesk", "admin"])
+async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the_api(
+    app: Any, org: OrgHandle, role: str
+) -> None:
+    """A helpdesk made itself owner through the roles form (members:write was the only
+    check); an admin could too. Neither may give or take away a role holding permissions
+    they lack, for themselves or anyone, in the form, the new-member form or the API."""
+    other = await make_member(org, name="Ada Other")
+    async with asgi_client(app) as browser:
+        me, csrf = await signed_in_admin(browser, org, roles=[role])
+        for target in (me, other):
+            refused = await browser.post(
+                f"/console/members/{target['id']}/roles",
+                {"csrf": csrf, f"role_{role}": "1", "role_owner": "1"},
+            )
+            assert "you cannot give or take away the role owner" in await follow(
+                browser, refused
+            )
+        created = await browser.post(
+            "/console/members",
+            {
+                "csrf": csrf,
+                "name": "Nina New",
+                "email": "nina.new@example.org",
+                "unit_id": str(org.root_unit_id),
+                "role_owner": "1",
+            },
+        )
+        assert created.status_code in (303, 403), created.text[:500]
+        page = await follow(browser, created) if created.status_code == 303 else created.text
+        assert "you cannot give or take away the role owner" in text_of(page)
+        # Within their own powers it works: their own role given to another.
+        given = await browser.post(
+            f"/console/members/{other['id']}/roles", {"csrf": csrf, f"role_{role}": "1"}
+        )
+        assert role in await follow(browser, given)
+    assert (await org.get(f"/v1/members/{me['id']}")).json()["roles"] == [role]
+    assert (await org.get(f"/v1/members/{other['id']}")).json()["roles"] == [role]
+    assert (await org.get("/v1/members", params={"q": "nina.new"})).json()["items"] == []
+    # The API judges a token by its scopes the same way.
+    narrow = await org.token_with(Permission.MEMBERS_READ, Permission.MEMBERS_WRITE)
+    response = await org.client.patch(
+        f"/v1/members/{other['id']}",
+        headers={"Authorization": f"Bearer {narrow}"},
+        json={"roles": ["owner"]},
+    )
+    assert response.status_code == 403, response.text
+    assert response.json()["errors"] == [
+        {"field": "roles", "reason": f"{role}, owner: beyond your own permissions"}
+    ]
+    assert (await org.patch(f"/v1/members/{other['id']}", {"roles": ["owner"]})).status_code == 200

@@ -136,7 +136,8 @@ ROUTES: list[ConsoleRoute] = [
         "POST",
         "/console/members/{editable}/roles",
         Permission.MEMBERS_WRITE,
-        lambda t: {"role_auditor": "1"},
+        # A role every role with members:write holds all of (tenants.members.roles).
+        lambda t: {"role_helpdesk": "1"},
     ),
     ConsoleRoute(
         "POST",

@@ -190,7 +190,7 @@ def routes(web: Web) -> list[BaseRoute]:
         apply = ctx.form.get("apply") == "1"
         default_unit = (await root_unit()).id
         report = await imports.import_members(
-            text, default_unit=default_unit, apply=False, actor=ctx.actor
+            text, default_unit=default_unit, apply=False, actor=ctx.actor, assigner=ctx.permissions
         )
         if not apply or report.refused:
             # A dry run, or an apply refused before anything is written: the report, per line.
@@ -202,7 +202,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 refused_apply=apply,
             )
         report = await imports.import_members(
-            text, default_unit=default_unit, apply=True, actor=ctx.actor
+            text, default_unit=default_unit, apply=True, actor=ctx.actor, assigner=ctx.permissions
         )
         return ctx.redirect(
             "/console/members",

@@ -210,6 +210,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 else MemberStatus.INVITED,
             ),
             actor=ctx.actor,
+            assigner=ctx.permissions,
         )
         if form.get("invite") == "1":
             sent = await invitations.invite_member(
@@ -264,7 +265,10 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def set_roles(ctx: PageContext) -> Response:
         member = await service.update_member(
-            _member_id(ctx), {"roles": roles_of(ctx.form)}, actor=ctx.actor
+            _member_id(ctx),
+            {"roles": roles_of(ctx.form)},
+            actor=ctx.actor,
+            assigner=ctx.permissions,
         )
         return ctx.redirect(
             f"/console/members/{member.id}", f"{member.name}'s roles: {', '.join(member.roles)}."

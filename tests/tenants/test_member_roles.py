@@ -1,0 +1,50 @@
+"""Who may give or take away which role (``tenants.members.roles``): nobody raises a
+member's powers above their own."""
+
+from __future__ import annotations
+
+import pytest
+
+from tenants.errors import PermissionDeniedError
+from tenants.members.roles import ANY_ASSIGNER, check_may_assign, may_assign
+from tenants.permissions import Permission, Role, permissions_of
+
+#: Which roles each role's holder may give or take away (where the route lets them change
+#: roles at all: that takes members:write, which privacy officers and auditors lack).
+EXPECTED = {
+    Role.OWNER: set(Role),
+    Role.ADMIN: {Role.ADMIN, Role.HELPDESK, Role.AUDITOR, Role.MEMBER},
+    Role.HELPDESK: {Role.HELPDESK, Role.MEMBER},
+    Role.PRIVACY_OFFICER: {Role.PRIVACY_OFFICER, Role.MEMBER},
+    Role.AUDITOR: {Role.AUDITOR, Role.MEMBER},
+    Role.MEMBER: {Role.MEMBER},
+}
+
+
+@pytest.mark.parametrize("holder", list(Role))
+def test_each_role_gives_exactly_the_roles_within_its_own_permissions(holder: Role) -> None:
+    mine = permissions_of([holder])
+    assert {role for role in Role if may_assign(mine, role)} == EXPECTED[holder]
+
+
+def test_an_owner_who_is_also_privacy_officer_or_a_system_assigner_gives_any_role() -> None:
+    assert all(may_assign(permissions_of([Role.OWNER, Role.PRIVACY_OFFICER]), r) for r in Role)
+    assert all(may_assign(ANY_ASSIGNER, r) for r in Role)
+
+
+def test_a_token_with_only_members_write_gives_no_staff_role() -> None:
+    scopes = frozenset({Permission.MEMBERS_READ, Permission.MEMBERS_WRITE})
+    assert [r for r in Role if may_assign(scopes, r)] == [Role.MEMBER]
+
+
+def test_a_change_is_judged_by_the_roles_it_gives_or_takes_not_those_it_keeps() -> None:
+    helpdesk = permissions_of([Role.HELPDESK])
+    # Keeping someone's owner role while adding helpdesk is within the helpdesk's powers.
+    check_may_assign(helpdesk, ["owner", "member"], ["owner", "member", "helpdesk"])
+    with pytest.raises(PermissionDeniedError) as refused:
+        check_may_assign(helpdesk, ["helpdesk"], ["helpdesk", "owner"])
+    assert [(f.field, f.reason) for f in refused.value.fields] == [
+        ("roles", "owner: beyond your own permissions")
+    ]
+    with pytest.raises(PermissionDeniedError, match="admin"):  # taking away counts too
+        check_may_assign(helpdesk, ["admin", "member"], ["member"])
