@@ -7,10 +7,17 @@ from __future__ import annotations
 import html
 import re
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+import pytest
+
+from app.settings import Settings
+from app.web.console.tables import TRAIL_SEPARATOR, ListView
+from tenants import cursors
 from tenants.audit.sealer import seal_all
-from tests.conftest import OrgHandle, make_product
+from tenants.errors import InvalidInputError
+from tenants.pagination import Sort
+from tests.conftest import OrgHandle, make_member, make_product
 from tests.web.flows import WebClient, asgi_client, text_of
 from tests.web.test_console_directory import signed_in_admin
 
@@ -18,7 +25,9 @@ from tests.web.test_console_directory import signed_in_admin
 def links(page: str, label: str) -> list[str]:
     return [
         html.unescape(href)
-        for href, text in re.findall(r'<a class="button secondary" href="([^"]+)">([^<]+)</a>', page)
+        for href, text in re.findall(
+            r'<a class="button secondary" href="([^"]+)">([^<]+)</a>', page
+        )
         if text == label
     ]
 
@@ -93,7 +102,9 @@ async def test_the_other_lists_have_sortable_headers_totals_and_a_page_size(
             page = await get_ok(browser, f"{path}?size=25&sort=nonsense")
             assert "aria-sort=" in page, path
             assert re.search(rf'<a href="[^"]+">{sorted_by}', page), path
-            assert re.search(r"\d+ [a-z-]+(\(s\))?(, showing| match; showing) \d+", text_of(page)), path
+            assert re.search(
+                r"\d+ [a-z-]+(\(s\))?(, showing| match; showing) \d+", text_of(page)
+            ), path
             assert re.search(r'<option value="25" selected>25</option>', page), path
 
 
@@ -118,3 +129,64 @@ async def test_the_audit_log_pages_older_and_newer_at_the_size_chosen(
         assert parse_qs(urlsplit(newer).query)["action"] == ["group."]
         back = await get_ok(browser, newer)
         assert re.findall(r"<td>(\d+)</td>", back) == ids
+
+
+def member_names_in(page: str) -> list[str]:
+    return re.findall(r'<td><a href="/console/members/[0-9a-f-]+">([^<]+)</a></td>', page)
+
+
+async def test_the_members_list_pages_four_forward_and_four_back_to_the_same_rows(
+    app: Any, org: OrgHandle
+) -> None:
+    for n in range(120):
+        await make_member(org, name=f"Paged {n:03d}")
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        url = "/console/members?q=paged&size=25"
+        forward = [member_names_in(await get_ok(browser, url))]
+        for _ in range(4):
+            [url] = links(await get_ok(browser, url), "Next page")
+            forward.append(member_names_in(await get_ok(browser, url)))
+        assert [len(rows) for rows in forward] == [25, 25, 25, 25, 20]
+        assert [name for rows in forward for name in rows] == [f"Paged {n:03d}" for n in range(120)]
+        backward = []
+        for _ in range(4):
+            [url] = links(await get_ok(browser, url), "Previous page")
+            backward.append(member_names_in(await get_ok(browser, url)))
+        assert backward == forward[3::-1]
+        assert links(await get_ok(browser, url), "Previous page") == []
+
+
+def test_the_trail_of_previous_pages_holds_real_cursors_whole(settings: Settings) -> None:
+    cursors.configure(settings.secret_key)  # the app's own key: its cursors stay valid
+    sort = Sort.parse("name", ("name",))
+    sealed = [cursors.seal("members", str(sort), [f"Name {n}", str(n)]) for n in range(3)]
+    assert all("." in cursor and TRAIL_SEPARATOR not in cursor for cursor in sealed)
+    view = ListView.parse("/m", {}, sortable=("name",), default_sort="name")
+    seen = [view]
+    for cursor in sealed:
+        query = dict(parse_qsl(urlsplit(view.next_url(cursor) or "").query))
+        view = ListView.parse("/m", query, sortable=("name",), default_sort="name")
+        seen.append(view)
+    assert [v.cursor for v in seen] == [None, *sealed]
+    assert seen[-1].trail == ("first", *sealed[:-1])
+    back = dict(parse_qsl(urlsplit(seen[-1].prev_url or "").query))
+    assert back["cursor"] == sealed[-2]
+
+
+@pytest.mark.parametrize("trail", ["first~<script>", "first~a b", "x" * 5000])
+def test_a_garbled_trail_is_refused_naming_it(trail: str) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        ListView.parse("/m", {"trail": trail}, sortable=("name",), default_sort="name")
+    assert [f.field for f in refused.value.fields] == ["trail"]
+
+
+async def test_a_forged_trail_is_a_clean_400_in_the_console(app: Any, org: OrgHandle) -> None:
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        garbled = await browser.get("/console/members?trail=first~%3Cscript%3E&cursor=x.y")
+        forged = await browser.get("/console/members?cursor=bm90LWEtY3Vyc29y.Zm9yZ2Vk")
+    assert garbled.status_code == 400
+    assert "the page trail is not valid" in text_of(garbled.text)
+    assert forged.status_code == 400
+    assert "the cursor is not valid" in text_of(forged.text)

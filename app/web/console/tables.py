@@ -2,24 +2,33 @@
 previous and next pages, a page size, and filters kept in every link.
 
 Pages are keyset pages (``tenants.pagination``): "previous" needs the cursors of the pages
-before, which ride along in the URL (``trail``, at most TRAIL of them; from further back,
-previous leads to the first page). A sort or size the list does not offer falls back to
-its default rather than failing the page. Templates draw it with
-``console/tables.html`` (``th``, ``pager``, ``size_select``, ``kept``).
+before, which ride along in the URL (``trail``, at most TRAIL of them joined by
+TRAIL_SEPARATOR; from further back, previous leads to the first page). A sort or size
+the list does not offer falls back to its default rather than failing the page. Templates
+draw it with ``console/tables.html`` (``th``, ``pager``, ``size_select``, ``kept``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from tenants.errors import FieldProblem, InvalidInputError
 from tenants.pagination import Sort
 
 PAGE_SIZES = (25, 50, 100, 200)
 #: Previous pages remembered in the URL (each a cursor); older ones lead to the first page.
 TRAIL = 20
+#: Joins the trail's cursors. A cursor (``tenants.cursors``, itsdangerous' URL-safe
+#: serializer) is URL-safe base64 and dots: payload "." signature, a compressed payload
+#: led by "."; so never "~", which URLs also carry as it is.
+TRAIL_SEPARATOR = "~"
+#: What each of the trail's entries is: a cursor, or FIRST (the first page).
+TRAIL_ENTRY = re.compile(r"[A-Za-z0-9_.-]{1,4096}")
+FIRST = "first"
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,7 @@ class ListView:
             sort = Sort.parse(text, sortable)
         size_text = params.get("size") or ""
         size = int(size_text) if size_text.isdigit() and int(size_text) in sizes else default_size
-        trail = tuple(c for c in (params.get("trail") or "").split(".") if c)[-TRAIL:]
+        trail = parse_trail(params.get("trail") or "")
         return cls(
             path,
             sort,
@@ -80,17 +89,17 @@ class ListView:
     def next_url(self, next_cursor: str | None) -> str | None:
         if not next_cursor:
             return None
-        trail = [*self.trail, self.cursor or "first"][-TRAIL:]
-        return self.url({**self.keep, "cursor": next_cursor, "trail": ".".join(trail)})
+        trail = [*self.trail, self.cursor or FIRST][-TRAIL:]
+        return self.url({**self.keep, "cursor": next_cursor, "trail": TRAIL_SEPARATOR.join(trail)})
 
     @property
     def prev_url(self) -> str | None:
         if not self.cursor:
             return None
-        back = self.trail[-1] if self.trail else "first"
+        back = self.trail[-1] if self.trail else FIRST
         query = dict(self.keep)
-        if back != "first":
-            query.update(cursor=back, trail=".".join(self.trail[:-1]))
+        if back != FIRST:
+            query.update(cursor=back, trail=TRAIL_SEPARATOR.join(self.trail[:-1]))
         return self.url(query)
 
     def context(self, *, next_cursor: str | None, total: int | str, shown: int) -> dict[str, Any]:
@@ -111,3 +120,17 @@ class ListView:
                 "path": self.path,
             }
         }
+
+
+def parse_trail(text: str) -> tuple[str, ...]:
+    """The cursors of the pages before (the last TRAIL), from the ``trail`` parameter;
+    InvalidInputError naming ``trail`` (a 400) when an entry cannot be a cursor. Each is
+    checked as a cursor only when "previous" leads to it (an altered one is then refused
+    as ``cursor``)."""
+    entries = tuple(entry for entry in text.split(TRAIL_SEPARATOR) if entry)
+    if not all(TRAIL_ENTRY.fullmatch(entry) for entry in entries):
+        raise InvalidInputError(
+            "the page trail is not valid",
+            fields=[FieldProblem("trail", "it holds something that is not a page cursor")],
+        )
+    return entries[-TRAIL:]
