@@ -29,9 +29,14 @@ from tenants import notifications
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
 from tenants.errors import ConflictError, PermissionDeniedError, TenantryError
+from tenants.outages import is_concurrency_conflict
 from tenants.permissions import Permission
 
 log = logging.getLogger(__name__)
+
+#: A write that clashed with a concurrent one (409): nothing of it was written. Every write
+#: operation declares the 409 for it (app/openapi.py).
+CLASHED = "the change clashes with data written at the same time; retry"
 
 B = TypeVar("B", bound=BaseModel)
 Q = TypeVar("Q", bound=BaseModel)
@@ -539,10 +544,14 @@ def build_route(
         except IntegrityError as error:
             # A uniqueness race the service's own checks could not see (two requests at once).
             log.info("integrity error turned into 409: %s", error)
-            return from_domain_error(
-                request,
-                ConflictError("the change clashes with data written at the same time; retry"),
-            )
+            return from_domain_error(request, ConflictError(CLASHED))
+        except Exception as error:
+            if not is_concurrency_conflict(error):
+                raise
+            # PostgreSQL ended the transaction for a deadlock or serialization failure with
+            # another one: nothing is written, and the same request later succeeds.
+            log.info("concurrency conflict turned into 409: %s", error)
+            return from_domain_error(request, ConflictError(CLASHED))
         return _render(endpoint, result)
 
     asgi_endpoint.__name__ = endpoint.operation_id

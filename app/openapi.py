@@ -39,6 +39,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 ERROR_TEXT = {
+    304: "Not modified since the ETag sent in If-None-Match",
     400: "Malformed request",
     401: "Missing or invalid credentials",
     403: "The credentials lack the permission",
@@ -122,6 +123,10 @@ def build_openapi(
         else:
             operation["responses"][str(e.status)] = {"description": "Done; no content"}
         statuses = set(e.errors) | {400, 401, 403}
+        if e.method != "GET":
+            # Any write can clash with a concurrent one (a uniqueness race, a deadlock):
+            # a 409 asking to retry, nothing written (app/api.py).
+            statuses |= {409}
         if e.body is not None or e.stream is not None:
             statuses |= {413, 415, 422}
         if e.query is not None:
@@ -135,6 +140,8 @@ def build_openapi(
                     "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
                 },
             }
+            if status == 304:  # Not Modified has no body (RFC 9110 15.4.5)
+                del operation["responses"][str(status)]["content"]
         paths.setdefault(e.path, {})[e.method.lower()] = operation
 
     document: dict[str, Any] = {

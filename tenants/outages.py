@@ -38,6 +38,18 @@ def _is_outage_itself(exc: BaseException) -> bool:
 def is_database_outage(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is unreachable or restarting (rather than that a
     query or the code is wrong): looks through causes, contexts and exception groups."""
+    return _anywhere_in(exc, _is_outage_itself)
+
+
+def is_concurrency_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL ending a transaction for clashing with a concurrent
+    one (SQLSTATE class 40: a deadlock, a serialization failure): nothing wrong with the
+    request, and the same request later usually succeeds. Looks where is_database_outage
+    looks."""
+    return _anywhere_in(exc, lambda e: isinstance(e, asyncpg.TransactionRollbackError))
+
+
+def _anywhere_in(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
     seen: set[int] = set()
     stack: list[BaseException] = [exc]
     while stack:
@@ -45,7 +57,7 @@ def is_database_outage(exc: BaseException) -> bool:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if _is_outage_itself(current):
+        if test(current):
             return True
         if isinstance(current, BaseExceptionGroup):
             stack.extend(current.exceptions)
