@@ -89,8 +89,12 @@ async def attention(
             org,
         )
         grant_rows = await db.fetch(
-            "SELECT g.id, g.created_at, g.justification, m.name AS member_name "
-            "FROM access_grants g LEFT JOIN members m ON m.tenant_id = g.tenant_id AND m.id = g.member_id "
+            # Who asked (the admin who would get access) and whose data: a member or a unit.
+            "SELECT g.id, g.created_at, g.justification, m.name AS member_name, "
+            "u.name AS unit_name, a.name AS admin_name FROM access_grants g "
+            "LEFT JOIN members m ON m.tenant_id = g.tenant_id AND m.id = g.member_id "
+            "LEFT JOIN units u ON u.tenant_id = g.tenant_id AND u.id = g.unit_id "
+            "LEFT JOIN members a ON a.tenant_id = g.tenant_id AND a.id = g.admin_id "
             "WHERE g.tenant_id = $1 AND g.status = 'requested' ORDER BY g.created_at LIMIT $2",
             org,
             LISTED,
@@ -162,8 +166,17 @@ async def attention(
             )
     setup = await setup_needs(domains=domains, identity=identity)
     return Attention(
-        pending, grant_rows, due, request_rows, departures, dead, failing, glass,
-        setup=setup, holds_without_review=unreviewed, unreviewed_holds=unreviewed_rows,
+        pending,
+        grant_rows,
+        due,
+        request_rows,
+        departures,
+        dead,
+        failing,
+        glass,
+        setup=setup,
+        holds_without_review=unreviewed,
+        unreviewed_holds=unreviewed_rows,
     )
 
 
@@ -180,55 +193,84 @@ async def setup_needs(*, domains: bool, identity: bool) -> list[SetupItem]:
         )
         for row in rows:
             if row["status"] == "flagged":
-                items.append(SetupItem(
-                    f"{row['name']}: its DNS verification record has disappeared; publish it "
-                    "again or remove the domain", "/console/domains"))
+                items.append(
+                    SetupItem(
+                        f"{row['name']}: its DNS verification record has disappeared; publish it "
+                        "again or remove the domain",
+                        "/console/domains",
+                    )
+                )
         pending = [r["name"] for r in rows if r["status"] == "pending"]
         if pending:
             names = ", ".join(pending[:LISTED]) + (" …" if len(pending) > LISTED else "")
-            items.append(SetupItem(
-                f"{len(pending)} domain(s) not verified yet ({names}): they route no sign-in "
-                "and no provisioning until their TXT record is checked", "/console/domains"))
+            items.append(
+                SetupItem(
+                    f"{len(pending)} domain(s) not verified yet ({names}): they route no sign-in "
+                    "and no provisioning until their TXT record is checked",
+                    "/console/domains",
+                )
+            )
         if not any(r["status"] in ("verified", "flagged") for r in rows):
-            items.append(SetupItem(
-                "No verified email domain: sign-in by email address finds no organisation and "
-                "provisioning accepts no address", "/console/domains"))
+            items.append(
+                SetupItem(
+                    "No verified email domain: sign-in by email address finds no organisation and "
+                    "provisioning accepts no address",
+                    "/console/domains",
+                )
+            )
     if identity:
         connection = await db.fetch_one(
             "SELECT enabled, last_test_result FROM sso_connections WHERE tenant_id = $1", org
         )
         if connection is None:
-            items.append(SetupItem(
-                "No identity provider is set up: members sign in only with invitation links "
-                "or passwords", "/console/settings"))
+            items.append(
+                SetupItem(
+                    "No identity provider is set up: members sign in only with invitation links "
+                    "or passwords",
+                    "/console/settings",
+                )
+            )
         elif not connection["enabled"]:
-            items.append(SetupItem(
-                "Sign-in through the identity provider is switched off", "/console/settings"))
+            items.append(
+                SetupItem(
+                    "Sign-in through the identity provider is switched off", "/console/settings"
+                )
+            )
         else:
             result = connection["last_test_result"]
             if isinstance(result, str):
                 result = json.loads(result)
             if isinstance(result, dict) and result.get("ok") is False:
-                items.append(SetupItem(
-                    "The last test of the identity provider connection failed",
-                    "/console/settings"))
+                items.append(
+                    SetupItem(
+                        "The last test of the identity provider connection failed",
+                        "/console/settings",
+                    )
+                )
             refused = await _count(
                 "SELECT count(*) AS n FROM sign_ins WHERE tenant_id = $1 AND reason = ANY($2) "
                 "AND at > now() - interval '24 hours'",
-                org, list(SETUP_FAILURES),
+                org,
+                list(SETUP_FAILURES),
             )
             if refused:
-                items.append(SetupItem(
-                    f"{refused} sign-in(s) through the identity provider failed in the last 24 "
-                    "hours for a set-up reason (unreachable, keys, client or issuer)",
-                    "/console/sign-ins?method=sso&outcome=refused"))
+                items.append(
+                    SetupItem(
+                        f"{refused} sign-in(s) through the identity provider failed in the last 24 "
+                        "hours for a set-up reason (unreachable, keys, client or issuer)",
+                        "/console/sign-ins?method=sso&outcome=refused",
+                    )
+                )
         backend = await db.fetch_one(
             "SELECT kind, last_error FROM identity_backends WHERE tenant_id = $1", org
         )
         if backend is not None and backend["kind"] != "local" and backend["last_error"]:
-            items.append(SetupItem(
-                f"Mirroring into {backend['kind'].title()} failed: {backend['last_error'][:160]}",
-                "/console/identity"))
+            items.append(
+                SetupItem(
+                    f"Mirroring into {backend['kind'].title()} failed: {backend['last_error'][:160]}",
+                    "/console/identity",
+                )
+            )
     return items
 
 

@@ -70,6 +70,9 @@ async def test_a_privacy_officer_sees_the_pending_grant_and_a_badge_an_admin_doe
         text = text_of(page.text)
         assert "1 data-access request(s) wait for your approval" in text
         assert f'href="/console/data-access/grants/{grant}"' in page.text
+        # Who asked, and whose data: the admin asked, the subject did not.
+        assert "Adam Admin asked for Sue Subject's data" in text
+        assert "Sue Subject asked" not in text
         assert "1 privacy request(s) due within 7 days or overdue" in text
         assert re.search(
             r'Data access <span class="count-badge">1<span class="sr-only"> waiting', page.text
@@ -117,18 +120,28 @@ async def test_domains_and_identity_set_up_needing_action_are_listed_for_who_can
         assert added.status_code == 201, added.text
     await owner_conn.execute(
         "UPDATE domains SET status = 'flagged', verified_at = now(), flagged_at = now(), "
-        "proof = 'dns_txt' WHERE tenant_id = $1 AND name = 'flagged.example.org'", org.id,
+        "proof = 'dns_txt' WHERE tenant_id = $1 AND name = 'flagged.example.org'",
+        org.id,
     )
-    await configure_sso(settings, org.id, issuer="https://idp.example.org",
-                        client_id="tenantry", client_secret="s" * 20)
+    await configure_sso(
+        settings,
+        org.id,
+        issuer="https://idp.example.org",
+        client_id="tenantry",
+        client_secret="s" * 20,
+    )
     await owner_conn.execute(
-        "UPDATE sso_connections SET last_test_result = '{\"ok\": false, \"steps\": []}' "
-        "WHERE tenant_id = $1", org.id,
+        'UPDATE sso_connections SET last_test_result = \'{"ok": false, "steps": []}\' '
+        "WHERE tenant_id = $1",
+        org.id,
     )
     async with db.tenant_transaction(org.id):
         for _ in range(2):
-            await sign_ins.record(sign_ins.SignInAttempt(
-                SignInMethod.SSO, reason=Reason.IDP_UNREACHABLE, idp="https://idp.example.org"))
+            await sign_ins.record(
+                sign_ins.SignInAttempt(
+                    SignInMethod.SSO, reason=Reason.IDP_UNREACHABLE, idp="https://idp.example.org"
+                )
+            )
     page, text = await seen_by(owner)
     assert "flagged.example.org: its DNS verification record has disappeared" in text
     assert "1 domain(s) not verified yet (pending.example.org)" in text
