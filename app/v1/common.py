@@ -31,6 +31,19 @@ FREE_TEXT = AfterValidator(text.clean_free_text)
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NAME]
 Text = Annotated[str, StringConstraints(max_length=5000), FREE_TEXT]
 
+#: An integer every JSON reader holds exactly (I-JSON, RFC 7493: within +-(2**53 - 1)); a
+#: larger one reached the JSON encoder of a stored definition, which took 64 bits at most.
+JsonInt = Annotated[int, Field(ge=-(2**53 - 1), le=2**53 - 1)]
+
+SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
+#: What a setting can hold: checked against the setting's type by the catalogue.
+SettingValue = (
+    bool
+    | JsonInt
+    | Annotated[str, StringConstraints(max_length=500)]
+    | list[Annotated[str, StringConstraints(max_length=200)]]
+)
+
 
 def column_length(model: type[Model], field: str) -> int:
     """The length of ``model``'s character column ``field``: what its input may hold."""

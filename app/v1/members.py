@@ -10,8 +10,18 @@ from typing import Annotated
 from pydantic import EmailStr, Field, StringConstraints
 
 from app.api import ApiRouter, Call, RawBody, StreamBody
-from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Name, Output, Page, absent, changes_of
-from app.v1.settings import SettingValue
+from app.v1.common import (
+    FREE_TEXT,
+    NAME,
+    Input,
+    ListQuery,
+    Name,
+    Output,
+    Page,
+    SettingValue,
+    absent,
+    changes_of,
+)
 from tenants.departures import service as departures
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import imports, invitations, service

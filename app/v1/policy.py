@@ -9,22 +9,13 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, Field, StringConstraints, WithJsonSchema
 
 from app.api import ApiRouter, Call
-from app.v1.common import FREE_TEXT, Input, Output
+from app.v1.common import FREE_TEXT, Input, Output, SettingKey, SettingValue
 from policies.resolve import TargetKind
 from tenants.permissions import Permission
 from tenants.policy import service as policy
 from tenants.policy.models import PolicyRule
 
 router = ApiRouter("/v1/policy", "policy")
-
-SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
-#: What a setting can hold: checked against the setting's type by the catalogue.
-SettingValue = (
-    bool
-    | int
-    | Annotated[str, StringConstraints(max_length=500)]
-    | list[Annotated[str, StringConstraints(max_length=200)]]
-)
 
 
 class ReplacedOut(Output):

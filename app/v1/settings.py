@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response
 
 from app.api import ApiRouter, Call
 from app.auth import Principal
-from app.v1.common import FREE_TEXT, NAME, Input, Output
+from app.v1.common import FREE_TEXT, NAME, Input, JsonInt, Output, SettingKey, SettingValue
 from policies.cache import Answer, DecisionCache
 from policies.catalogue import SAMPLE_DESCRIPTION_MAX
 from policies.resolve import Resolved, SourceKind
@@ -40,15 +40,6 @@ from tenants.policy import schedule
 from tenants.policy import service as policy
 
 router = ApiRouter("/v1", "settings")
-
-SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
-#: What a setting can hold: checked against the setting's type by the catalogue.
-SettingValue = (
-    bool
-    | int
-    | Annotated[str, StringConstraints(max_length=500)]
-    | list[Annotated[str, StringConstraints(max_length=200)]]
-)
 
 
 class SourceOut(Output):
@@ -304,8 +295,8 @@ class Declaration(Input):
     allowed: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
         default_factory=list, max_length=50
     )
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: JsonInt | None = None
+    maximum: JsonInt | None = None
     member_choosable: bool = True
     required: bool = False
     samples: dict[Annotated[str, StringConstraints(max_length=100)], SampleIn] = Field(

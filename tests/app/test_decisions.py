@@ -306,6 +306,38 @@ async def test_products_declare_their_own_settings_and_clashes_are_refused(org: 
     ] is True
 
 
+async def test_an_integer_beyond_what_json_holds_exactly_is_refused_naming_the_field(
+    org: OrgHandle,
+) -> None:
+    """2**70 as a declared minimum once reached the JSON encoder of the stored definition
+    (64 bits at most): a 500. Integers are bounded by I-JSON's +-(2**53 - 1) everywhere a
+    setting value or bound is taken."""
+    product = await make_product(org, key="meter")
+    declaration = {"key": "meter.cap", "type": "int", "default": 1, "title": "Cap",
+                   "minimum": 0, "maximum": 10}
+    too_big = 2**53
+    for field in ("minimum", "maximum", "default"):
+        for value in (too_big, -too_big, -(2**70)):
+            refused = await org.put(
+                "/v1/settings/declared",
+                json={"product_id": product["id"], "settings": [{**declaration, field: value}]},
+            )
+            assert refused.status_code == 422, refused.text
+            fields = [e["field"] for e in refused.json()["errors"]]
+            assert all(f.startswith(f"settings[0].{field}") for f in fields), fields
+    catalogue = (await org.get("/v1/settings/catalogue")).json()["settings"]
+    assert "meter.cap" not in {s["key"] for s in catalogue}
+    edge = {**declaration, "minimum": -(2**53 - 1), "maximum": 2**53 - 1}
+    declared = await org.put(
+        "/v1/settings/declared", json={"product_id": product["id"], "settings": [edge]}
+    )
+    assert declared.status_code == 200, declared.text
+    rule = await org.put("/v1/policy/rules", json={
+        "target_kind": "unit", "target_id": str(org.root_unit_id), "setting": "meter.cap",
+        "value": 2**70, "enforced": True, "reason": "too big"})
+    assert rule.status_code == 422, rule.text
+
+
 async def test_the_notice_names_the_organisation_and_its_locks(org: OrgHandle) -> None:
     member = await make_member(org)
     await set_rule(org, "unit", str(org.root_unit_id), False, enforced=True, reason="Policy 7 <b>")
