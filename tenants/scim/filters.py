@@ -343,14 +343,22 @@ def _present(column: Scalar) -> str:
 
 
 def _as_time(value: Any) -> datetime:
-    """A filter's dateTime operand (RFC 7643 §2.3.5: xsd:dateTime, as a JSON string)."""
+    """A filter's dateTime operand (RFC 7643 §2.3.5: xsd:dateTime, as a JSON string) in
+    UTC, without an offset read as UTC. InvalidFilterError when it is no dateTime, or one
+    at the edge of the calendar that falls outside years 1 to 9999 once in UTC (as
+    ``0001-01-01T00:00:00+14:00`` does), which PostgreSQL's driver cannot take either."""
     if not isinstance(value, str):
         raise InvalidFilterError("compare a time with a dateTime string")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidFilterError(f"{value!r} is not a dateTime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidFilterError(f"{value!r} is out of range once converted to UTC") from None
 
 
 # --- expressions over stored SCIM JSON (shared by the resource kinds' column maps) ---------

@@ -8,12 +8,14 @@ import asyncio
 import json
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.scim.conftest import ENTERPRISE_URN, Scim
+from tests.conftest import row_counts
+from tests.scim.conftest import ENTERPRISE_URN, SEARCH_URN, Scim
 from tests.scim.evaluator import matches
 from tests.scim.test_users import assert_scim_error
 
@@ -211,6 +213,31 @@ async def test_meta_times_filter_as_times(scim: Scim) -> None:
     assert (await scim.get("/Users", filter='meta.lastModified lt "2000-01-01T00:00:00Z"')).json()[
         "totalResults"
     ] == 0
+
+
+async def test_a_time_that_cannot_be_shifted_to_utc_is_an_invalid_filter_naming_it(
+    scim: Scim, owner_conn: asyncpg.Connection
+) -> None:
+    """Found by a fuzzer: year 1 at +14:00 and year 9999 at -14:00 fall off the calendar
+    once shifted to UTC; the filter bound them anyway and PostgreSQL's refusal was a 500."""
+    await scim.create_user("t@x.example")
+    before = await row_counts(owner_conn)
+    for moment, text in [
+        ("0001-01-01T00:00:00+14:00", 'meta.lastModified gt "0001-01-01T00:00:00+14:00"'),
+        ("9999-12-31T23:59:59-14:00", 'meta.created lt "9999-12-31T23:59:59-14:00"'),
+        ("9999-12-31T23:59:59-14:00", 'not (meta.lastModified le "9999-12-31T23:59:59-14:00")'),
+    ]:
+        search = {"schemas": [SEARCH_URN], "filter": text}
+        for response in [
+            await scim.get("/Users", filter=text),
+            await scim.get("/Groups", filter=text),
+            await scim.post("/Users/.search", search),
+            await scim.post("/Groups/.search", search),
+            await scim.post("/.search", search),
+        ]:
+            body = assert_scim_error(response, 400, "invalidFilter")
+            assert moment in body["detail"], body
+    assert await row_counts(owner_conn) == before
 
 
 async def test_sorting_and_paging(scim: Scim) -> None:
