@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from tenants.errors import FieldProblem, InvalidInputError
+
 #: Embedding, override and isolate controls (Unicode UAX #9 §2.1, §2.4, §2.7).
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 #: Control characters free text may keep.
@@ -86,3 +88,15 @@ def is_storable(text: str) -> bool:
     operand), where the stricter name policy would refuse what an old row legitimately holds.
     """
     return not any(char == "\x00" or is_surrogate(char) for char in text)
+
+
+def check_length(value: str | None, limit: int, *, field: str, what: str) -> None:
+    """Refuse ``value`` when it holds more than ``limit`` characters: InvalidInputError
+    naming ``field``, never a silently shortened value. ``limit`` is the domain's one
+    limit for the field (declared beside the rule that uses it), so the API, the console
+    and any other edge give the same refusal. None and short values pass."""
+    if value is not None and len(value) > limit:
+        raise InvalidInputError(
+            f"the {what} is too long",
+            fields=[FieldProblem(field, f"has more than {limit} characters")],
+        )

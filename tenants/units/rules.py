@@ -6,6 +6,8 @@ from tenants.errors import FieldProblem, InvalidInputError
 
 SEPARATOR = "/"
 MAX_DEPTH = 32
+#: A unit's name, at most (the column's length).
+NAME_MAX_LENGTH = 200
 
 
 def child_path(parent_path: str | None, unit_id: object) -> str:
@@ -47,10 +49,15 @@ def check_move(unit_path: str, new_parent_path: str, subtree_height: int) -> Non
             "the root unit cannot be moved",
             fields=[FieldProblem("parent_id", "the root unit has no parent")],
         )
+    if new_parent_path == unit_path:
+        raise InvalidInputError(
+            "cannot move a unit under itself",
+            fields=[FieldProblem("parent_id", "is the unit itself")],
+        )
     if is_within(new_parent_path, unit_path):
         raise InvalidInputError(
-            "a unit cannot be moved under itself or one of its descendants",
-            fields=[FieldProblem("parent_id", "is the unit itself or inside its subtree")],
+            "cannot move a unit under one of its own sub-units",
+            fields=[FieldProblem("parent_id", "is one of its own sub-units")],
         )
     if depth_of(new_parent_path) + 1 + subtree_height > MAX_DEPTH:
         raise InvalidInputError(

@@ -10,10 +10,10 @@ from tortoise.filters import escape_like
 from tortoise.queryset import QuerySet
 
 from policies.resolve import TargetKind
-from tenants import cursors, db
+from tenants import cursors, db, text
 from tenants.actors import Actor
 from tenants.audit import service as audit
-from tenants.errors import ConflictError, FieldProblem, NotFoundError
+from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
 from tenants.models_base import get_by_id, get_referenced
 from tenants.policy import service as policy
 from tenants.units import rules
@@ -65,9 +65,16 @@ async def create_root_unit(name: str, *, actor: Actor) -> Unit:
     return unit
 
 
-async def create_unit(name: str, parent_id: uuid.UUID, *, actor: Actor) -> Unit:
-    """A new unit under ``parent_id``; names are unique among siblings."""
-    parent = await get_referenced(Unit, parent_id, "unit", field="parent_id")
+async def create_unit(name: str, parent_id: uuid.UUID | None, *, actor: Actor) -> Unit:
+    """A new unit under ``parent_id`` (None: under the organisation's root unit); names
+    are unique among siblings and at most ``rules.NAME_MAX_LENGTH`` characters
+    (InvalidInputError naming ``name``)."""
+    text.check_length(name, rules.NAME_MAX_LENGTH, field="name", what="unit's name")
+    parent = (
+        await root_unit()
+        if parent_id is None
+        else await get_referenced(Unit, parent_id, "unit", field="parent_id")
+    )
     rules.check_new_child_depth(parent.path)
     await _check_sibling_name(parent.id, name, None)
     unit_id = uuid.uuid4()
@@ -86,6 +93,9 @@ async def create_unit(name: str, parent_id: uuid.UUID, *, actor: Actor) -> Unit:
 
 
 async def rename_unit(unit_id: uuid.UUID, name: str, *, actor: Actor) -> Unit:
+    """The unit renamed; InvalidInputError naming ``name`` past ``rules.NAME_MAX_LENGTH``,
+    ConflictError when a sibling has the name."""
+    text.check_length(name, rules.NAME_MAX_LENGTH, field="name", what="unit's name")
     unit = await get_unit(unit_id, for_update=True)
     if unit.name == name:
         return unit
@@ -145,6 +155,27 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
         "unit.moved", "unit", unit.id, actor=actor, before=before, after=snapshot(moved)
     )
     return moved
+
+
+async def no_parent_chosen(unit_id: uuid.UUID, typed: str) -> InvalidInputError:
+    """Why moving ``unit_id`` without a chosen parent is refused, as the error to raise.
+
+    The unit picker offers only the units it may move under, so a name typed without a
+    match chosen is often the unit's own or one of its sub-units': then the error is the
+    move rule that name breaks (``rules.check_move``), else a request to choose one."""
+    unit = await get_unit(unit_id)
+    named = typed.strip()
+    if named:
+        inside = await subtree(unit.path).filter(name__iexact=named).first()
+        if inside is not None:
+            try:
+                rules.check_move(unit.path, inside.path, 0)
+            except InvalidInputError as error:
+                return error
+    return InvalidInputError(
+        "choose the unit to move it under",
+        fields=[FieldProblem("parent_id", "choose one of the matches")],
+    )
 
 
 def subtree(path: str) -> QuerySet[Unit]:

@@ -5,11 +5,13 @@ over members), which follow every insert, move and delete of members."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 from urllib.parse import unquote
 
 import asyncpg
+import pytest
 
 from tests.conftest import OrgHandle, make_member, make_unit
 from tests.web.flows import asgi_client, text_of
@@ -183,3 +185,95 @@ async def test_a_units_forms_are_read_when_its_edit_opens(app: Any, org: OrgHand
         assert missing.status_code == 404
         bad = await browser.get("/console/units/not-a-unit/edit")
         assert bad.status_code == 400
+
+
+# --- creating without "Under", moving under a sub-unit, deleting without a target ----------
+
+
+async def test_a_unit_created_without_choosing_under_goes_under_the_root(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        made = await browser.post(
+            "/console/units",
+            {"csrf": csrf, "form": "new-unit", "name": "Research", "parent_id_q": ""},
+        )
+        assert made.status_code == 303 and made.headers["location"] == "/console/units"
+    parent = await owner_conn.fetchval(
+        "SELECT parent_id FROM units WHERE tenant_id = $1 AND name = 'Research'", org.id
+    )
+    assert parent == org.root_unit_id
+
+
+async def test_moving_a_unit_under_its_own_sub_unit_says_so(app: Any, org: OrgHandle) -> None:
+    maths = await make_unit(org, "Mathematics")
+    algebra = await make_unit(org, "Algebra", parent=uuid.UUID(maths["id"]))
+    page = f"/console/units/{maths['id']}/edit"
+    move_form = f"move-{maths['id']}"
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        # Chosen (as a script could send it): the move rule's own words.
+        chosen = await browser.post(
+            f"/console/units/{maths['id']}/move",
+            {"csrf": csrf, "form": move_form, "parent_id": algebra["id"]},
+            headers={"referer": f"http://tenantry.test{page}"},
+        )
+        assert chosen.status_code == 303 and chosen.headers["location"] == page
+        shown = text_of((await browser.get(page)).text)
+        assert "cannot move a unit under one of its own sub-units" in shown
+        assert "is not a unit" not in shown
+        # Typed in the picker, which offers no sub-unit, and sent without a match chosen.
+        typed = await browser.post(
+            f"/console/units/{maths['id']}/move",
+            {"csrf": csrf, "form": move_form, "parent_id_q": "algebra"},
+            headers={"referer": f"http://tenantry.test{page}"},
+        )
+        assert typed.status_code == 303
+        shown = (await browser.get(page)).text
+        assert "cannot move a unit under one of its own sub-units" in text_of(shown)
+        assert f'aria-describedby="{move_form}-parent_id-error"' in shown
+        # Nothing typed, nothing chosen: asked to choose, not told "not a unit".
+        await browser.post(
+            f"/console/units/{maths['id']}/move",
+            {"csrf": csrf, "form": move_form, "parent_id_q": ""},
+            headers={"referer": f"http://tenantry.test{page}"},
+        )
+        shown = text_of((await browser.get(page)).text)
+        assert "choose the unit to move it under" in shown and "is not a unit" not in shown
+    moved = await org.get(f"/v1/units/{maths['id']}")
+    assert moved.json()["parent_id"] == str(org.root_unit_id)
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+async def test_deleting_a_unit_with_members_without_a_target_shows_the_page_again(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection, htmx: bool
+) -> None:
+    maths = await make_unit(org, "Mathematics")
+    for _ in range(2):
+        await make_member(org, unit=maths["id"])
+    action = f"/console/units/{maths['id']}/delete"
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        asked = await browser.post(action, {"csrf": csrf})
+        assert asked.status_code == 200 and "Move 2 member(s) and delete Mathematics" in asked.text
+        refused = await browser.post(
+            action,
+            {"csrf": csrf, "confirmed": "1", "unit_id_q": "Phys"},
+            headers={"referer": f"http://tenantry.test{action}", **(HTMX if htmx else {})},
+        )
+    assert refused.status_code == (200 if htmx else 422), refused.text[:500]
+    assert "method_not_allowed" not in refused.text
+    assert "Delete the unit Mathematics?" in refused.text
+    assert 'aria-invalid="true" aria-describedby="unit_id-error"' in refused.text
+    assert re.search(r'<p class="field-error" id="unit_id-error">[^<]*choose', refused.text)
+    assert 'value="Phys"' in refused.text  # what was typed in the picker is kept
+    assert (
+        await owner_conn.fetchval(
+            "SELECT count(*) FROM units WHERE tenant_id = $1 AND id = $2",
+            org.id,
+            uuid.UUID(maths["id"]),
+        )
+        == 1
+    )
+    assert (await actual(owner_conn, org)).get(maths["id"]) == 2

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.web.pages import PageContext, Web, page
+from app.web.pages import REFUSED, PageContext, Web, page
 from tenants import db
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import service as members
@@ -28,6 +29,22 @@ def _unit_id(value: str | None, field: str) -> uuid.UUID:
         raise InvalidInputError(
             "choose a unit", fields=[FieldProblem(field, "is not a unit")]
         ) from None
+
+
+def _target_unit(value: str | None, deleted: uuid.UUID) -> uuid.UUID:
+    """The unit chosen to take the members of the unit being deleted."""
+    if not value:
+        raise InvalidInputError(
+            "choose the unit its members move to",
+            fields=[FieldProblem("unit_id", "choose one of the matches")],
+        )
+    target = _unit_id(value, "unit_id")
+    if target == deleted:
+        raise InvalidInputError(
+            "its members cannot move to the unit being deleted",
+            fields=[FieldProblem("unit_id", "is the unit being deleted")],
+        )
+    return target
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -74,22 +91,24 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.UNITS_WRITE)
     async def unit_create(ctx: PageContext) -> Response:
-        parent = _unit_id(ctx.form.get("parent_id"), "parent_id")
+        # No "Under" chosen: under the organisation's root unit.
+        chosen = ctx.form.get("parent_id")
+        parent = _unit_id(chosen, "parent_id") if chosen else None
         name = (ctx.form.get("name") or "").strip()
         if not name:
             raise InvalidInputError(
                 "give the unit a name", fields=[FieldProblem("name", "is empty")]
             )
-        unit = await units.create_unit(name[:200], parent, actor=ctx.actor)
+        unit = await units.create_unit(name, parent, actor=ctx.actor)
         return ctx.redirect("/console/units", f"Created unit {unit.name}.")
 
     @page(web, permission=Permission.UNITS_WRITE)
     async def unit_move(ctx: PageContext) -> Response:
-        unit = await units.move_unit(
-            _unit_id(ctx.request.path_params["id"], "unit"),
-            _unit_id(ctx.form.get("parent_id"), "parent_id"),
-            actor=ctx.actor,
-        )
+        unit_id = _unit_id(ctx.request.path_params["id"], "unit")
+        chosen = ctx.form.get("parent_id")
+        if not chosen:
+            raise await units.no_parent_chosen(unit_id, ctx.form.get("parent_id_q") or "")
+        unit = await units.move_unit(unit_id, _unit_id(chosen, "parent_id"), actor=ctx.actor)
         return ctx.redirect("/console/units", f"Moved {unit.name}.")
 
     @page(web, permission=Permission.UNITS_WRITE)
@@ -100,23 +119,49 @@ def routes(web: Web) -> list[BaseRoute]:
                 "give the unit a name", fields=[FieldProblem("name", "is empty")]
             )
         unit = await units.rename_unit(
-            _unit_id(ctx.request.path_params["id"], "unit"), name[:200], actor=ctx.actor
+            _unit_id(ctx.request.path_params["id"], "unit"), name, actor=ctx.actor
         )
         return ctx.redirect("/console/units", f"Renamed to {unit.name}.")
 
     @page(web, permission=Permission.UNITS_WRITE)
     async def unit_delete(ctx: PageContext) -> Response:
+        """The confirmation page (what deleting does, and where the unit's members go),
+        then the deletion. A refused confirmation comes back as this page, the error
+        beside the field (422; 200 for htmx, which swaps only a 2xx answer), with nothing
+        deleted: its form is on a POST-only URL, which a redirect back could not open."""
         unit = await units.get_unit(_unit_id(ctx.request.path_params["id"], "unit"))
         count = await Member.filter(unit_id=unit.id).count()
         children = await Unit.filter(parent_id=unit.id).count()
+
+        def confirmation(http_status: int = 200, **refusal: Any) -> Response:
+            return ctx.render(
+                "console/unit_delete.html",
+                http_status,
+                unit=unit,
+                count=count,
+                children=children,
+                **refusal,
+            )
+
         if not ctx.confirmed:
-            return ctx.render("console/unit_delete.html", unit=unit, count=count, children=children)
+            return confirmation()
         moved = 0
         if count:
-            if not ctx.can(Permission.MEMBERS_WRITE):
-                raise InvalidInputError("your role may not move the unit's members")
-            target = _unit_id(ctx.form.get("unit_id"), "unit_id")
-            moved = await members.move_unit_members(unit.id, target, actor=ctx.actor)
+            try:
+                if not ctx.can(Permission.MEMBERS_WRITE):
+                    raise InvalidInputError("your role may not move the unit's members")
+                target = _target_unit(ctx.form.get("unit_id"), unit.id)
+                # Refused (a target that does not exist) before anything is written.
+                moved = await members.move_unit_members(unit.id, target, actor=ctx.actor)
+            except InvalidInputError as error:
+                refused = 200 if ctx.request.headers.get("hx-request") == "true" else 422
+                return confirmation(
+                    refused,
+                    flash=f"{REFUSED} {error.message}.",
+                    flash_error=True,
+                    form_errors={f.field: f.reason for f in error.fields},
+                    form_values=dict(ctx.form),
+                )
         await units.delete_unit(unit.id, actor=ctx.actor)
         return ctx.redirect(
             "/console/units",
