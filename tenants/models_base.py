@@ -63,3 +63,10 @@ async def get_referenced(model: type[M], id_: object, what: str, *, field: str) 
             f"the {what} does not exist", fields=[FieldProblem(field, f"no {what} with id {id_}")]
         )
     return found
+
+
+def max_length_of(model: type[Model], field: str) -> int:
+    """The length of ``model``'s character column ``field``: the most its input may hold."""
+    length = model._meta.fields_map[field].max_length  # type: ignore[attr-defined]
+    assert isinstance(length, int), f"{model.__name__}.{field} has no length"
+    return length

@@ -23,8 +23,10 @@ BROWSER_COOKIE = "tenantry_browser"
 FLASH_COOKIE = "tenantry_flash"
 #: A refused form's field errors and what was typed, for the page it is sent back to.
 FORM_COOKIE = "tenantry_form"
-#: Kept input is cut to fit in one cookie (browsers keep about 4 KB).
+#: Kept input fits in one cookie (browsers keep about 4 KB).
 FORM_STATE_MAX = 2500
+#: The longest value of a refused form kept for the page after the redirect.
+FORM_VALUE_MAX = 500
 MAX_ORGS = 8
 
 
@@ -111,17 +113,18 @@ class CookieJar:
         self, response: Response, errors: dict[str, str], values: dict[str, str]
     ) -> None:
         """Keep a refused form's errors and input for one page view after the redirect
-        (POST-redirect-GET without losing what was typed). Values are cut to fit a cookie."""
+        (POST-redirect-GET without losing what was typed). A value too long for the cookie
+        is left out whole, never cut: a field shown with part of what was typed would be
+        saved so when sent again (its field shows what the page shows without it)."""
         kept: dict[str, str] = {}
         budget = FORM_STATE_MAX
         for key, value in values.items():
             # Secrets are never written back into a page (nor into a cookie).
             if key == "csrf" or len(key) > 100 or "secret" in key or "password" in key:
                 continue
-            value = value[:500]
+            if len(value) > FORM_VALUE_MAX or len(key) + len(value) > budget:
+                continue
             budget -= len(key) + len(value)
-            if budget < 0:
-                break
             kept[key] = value
         response.set_cookie(
             FORM_COOKIE,

@@ -21,6 +21,8 @@ from tenants.permissions import Permission
 #: A justification is read by a privacy officer and by the member: a few words at least.
 JUSTIFICATION_MIN_LENGTH = 20
 JUSTIFICATION_MAX_LENGTH = 2000
+#: A case reference (a ticket or matter number), at most (the column's length).
+CASE_REFERENCE_MAX_LENGTH = 200
 #: Outer bounds for any organisation's policy (a year; a quarter for disclosure delays).
 MAX_HOURS = 24 * 366
 MAX_DISCLOSURE_DELAY_DAYS = 92
@@ -208,6 +210,7 @@ class GrantRequest:
     justification: str
     duration_hours: int
     emergency: bool
+    case_reference: str | None = None
 
 
 def request_problems(request: GrantRequest, policy: PolicyRules) -> list[FieldProblem]:
@@ -227,6 +230,14 @@ def request_problems(request: GrantRequest, policy: PolicyRules) -> list[FieldPr
                 "justification",
                 f"say why, in at least {JUSTIFICATION_MIN_LENGTH} characters: the member reads it",
             )
+        )
+    if len(request.justification) > JUSTIFICATION_MAX_LENGTH:
+        problems.append(
+            FieldProblem("justification", f"has more than {JUSTIFICATION_MAX_LENGTH} characters")
+        )
+    if request.case_reference and len(request.case_reference) > CASE_REFERENCE_MAX_LENGTH:
+        problems.append(
+            FieldProblem("case_reference", f"has more than {CASE_REFERENCE_MAX_LENGTH} characters")
         )
     if request.emergency and not policy.emergency_allowed:
         problems.append(

@@ -173,9 +173,10 @@ async def request_access(
             on_unit=new.unit_id is not None,
             categories=frozenset(new.categories),
             product_ids=None if new.product_ids is None else frozenset(new.product_ids),
-            justification=new.justification,
+            justification=new.justification.strip(),
             duration_hours=new.duration_hours,
             emergency=new.emergency,
+            case_reference=(new.case_reference or "").strip() or None,
         ),
         policy,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tenants import db
+from tenants import db, text
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.content.models import ContentItem, ContentKind
@@ -51,6 +51,13 @@ STEPS: tuple[str, ...] = ("notify", "suspend", "transfer", "purge")
 
 MAX_RETENTION_DAYS = 3650
 MAX_EXPORT_WINDOW_DAYS = 365
+#: The reason a departure starts or is reinstated for (the audit log keeps it), at most.
+REASON_MAX_LENGTH = 2000
+
+
+def check_reason(reason: str) -> None:
+    """InvalidInputError naming ``reason`` when it is past ``REASON_MAX_LENGTH``."""
+    text.check_length(reason, REASON_MAX_LENGTH, field="reason", what="reason")
 
 
 # --- policy ---------------------------------------------------------------------------
@@ -249,7 +256,9 @@ async def start_departure(
 ) -> Departure:
     """Start a departure: the member becomes ``departing`` at once, is told, and the steps
     are scheduled. IllegalTransitionError (409) unless the member is active;
-    InvalidInputError when the last day is in the past or the successor cannot receive."""
+    InvalidInputError when the last day is in the past, the successor cannot receive or
+    the reason is past ``REASON_MAX_LENGTH``."""
+    check_reason(reason)
     check_last_day(last_day)
     await get_referenced(Member, member_id, "member", field="member_id")
     member = await get_member(member_id, for_update=True)
@@ -443,8 +452,10 @@ async def reinstate_departure(departure_id: uuid.UUID, *, reason: str, actor: Ac
     come back to them; transferred items come back too when the policy at the start said
     so. Products hear of every item given back (``content.returned``, in batches, before
     ``member.reinstated``: the member's events reach a product in order). ConflictError
-    once the departure has finished.
+    once the departure has finished; InvalidInputError naming ``reason`` past
+    ``REASON_MAX_LENGTH``.
     """
+    check_reason(reason)
     departure = await get_departure(departure_id, for_update=True)
     if departure.status != DepartureStatus.RUNNING:
         raise ConflictError(

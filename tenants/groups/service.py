@@ -7,7 +7,7 @@ from typing import Any
 
 from policies.moves import SettingChange
 from policies.resolve import TargetKind
-from tenants import db
+from tenants import db, text
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem
@@ -21,6 +21,12 @@ from tenants.policy import service as policy
 from tenants.units.service import name_prefix_pattern
 
 SORTABLE = ("name", "priority", "created_at")
+#: A group's name, at most (the column's length).
+NAME_MAX_LENGTH = 200
+#: A group's description, at most: what the API has always accepted (the column is text;
+#: the console used to cut at 1,000, so a longer one saved through the API was cut when
+#: the group was next saved in the console).
+DESCRIPTION_MAX_LENGTH = 5000
 
 
 def snapshot(group: Group) -> dict[str, Any]:
@@ -41,7 +47,21 @@ async def _check_name(name: str, exclude: uuid.UUID | None) -> None:
         )
 
 
+def _check_lengths(changes: dict[str, Any]) -> None:
+    """InvalidInputError naming the first field past its limit (nothing is shortened)."""
+    text.check_length(changes.get("name"), NAME_MAX_LENGTH, field="name", what="group's name")
+    text.check_length(
+        changes.get("description"),
+        DESCRIPTION_MAX_LENGTH,
+        field="description",
+        what="group's description",
+    )
+
+
 async def create_group(name: str, description: str, priority: int, *, actor: Actor) -> Group:
+    """A new group; InvalidInputError naming a field past its limit, ConflictError when
+    the name is taken."""
+    _check_lengths({"name": name, "description": description})
     await _check_name(name, None)
     group = await Group.create(
         tenant_id=db.current_org(), name=name, description=description, priority=priority
@@ -52,6 +72,9 @@ async def create_group(name: str, description: str, priority: int, *, actor: Act
 
 
 async def update_group(group_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor) -> Group:
+    """The group with ``changes`` (name, description, priority) applied, as
+    ``create_group`` checks them."""
+    _check_lengths(changes)
     group = await get_group(group_id, for_update=True)
     if "name" in changes and changes["name"] != group.name:
         await _check_name(changes["name"], group.id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tenants import db
+from tenants import db, text
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.domains import service as domains
@@ -29,6 +29,7 @@ from tenants.identity.port import (
     DirectoryState,
 )
 from tenants.members.lifecycle import MemberStatus, can_sign_in
+from tenants.models_base import max_length_of
 from tenants.organisations.models import Organisation, OrganisationStatus
 from tenants.secrets import SecretBox
 from tenants.sso.models import SsoConnection
@@ -68,6 +69,24 @@ async def get_config() -> IdentityBackendConfig | None:
     return await IdentityBackendConfig.filter().first()
 
 
+#: What each field of the backend may hold, at most: its column; the secret, as the API
+#: has always bounded it.
+MAX_LENGTHS = {
+    "server_url": max_length_of(IdentityBackendConfig, "server_url"),
+    "realm": max_length_of(IdentityBackendConfig, "realm"),
+    "client_id": max_length_of(IdentityBackendConfig, "client_id"),
+    "client_secret": 2000,
+}
+
+
+def check_lengths(changes: dict[str, Any]) -> None:
+    """InvalidInputError naming the first field of ``changes`` past ``MAX_LENGTHS``."""
+    for name, limit in MAX_LENGTHS.items():
+        value = changes.get(name)
+        if isinstance(value, str):
+            text.check_length(value, limit, field=name, what=name.replace("_", " "))
+
+
 async def save_config(
     changes_in: dict[str, Any], *, box: SecretBox, actor: Actor
 ) -> IdentityBackendConfig:
@@ -76,8 +95,10 @@ async def save_config(
     ``keycloak`` needs ``server_url``, ``realm``, ``client_id`` and a client secret (given
     now or stored before); InvalidInputError names what is missing. An absent or empty
     ``client_secret`` keeps the stored one. Switching to (or re-pointing) Keycloak queues
-    a full reconcile, which mirrors the organisation, its groups and members.
+    a full reconcile, which mirrors the organisation, its groups and members. A field past
+    ``MAX_LENGTHS`` is refused (InvalidInputError naming it), never shortened.
     """
+    check_lengths(changes_in)
     config = await IdentityBackendConfig.filter().select_for_update().first()
     before = config_view(config) if config else None
     secret = changes_in.pop("client_secret", None)

@@ -48,7 +48,7 @@ from policies.schedule import (
     effective_from_problem,
     rules_at,
 )
-from tenants import db, notifications
+from tenants import db, notifications, text
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
@@ -257,6 +257,16 @@ def _in_force(rules: Iterable[PolicyRule], now: datetime) -> list[Rule]:
     return rules_at(timed_rules(rules), now)
 
 
+#: A rule's reason, at most: members read it beside the setting the rule decides.
+REASON_MAX_LENGTH = 1000
+
+
+def check_rule_reason(reason: str) -> None:
+    """InvalidInputError naming ``reason`` when it is past ``REASON_MAX_LENGTH`` (the
+    console checks it before a preview, ``set_rule`` before writing)."""
+    text.check_length(reason, REASON_MAX_LENGTH, field="reason", what="rule's reason")
+
+
 @dataclass(frozen=True, slots=True)
 class RuleInput:
     target_kind: TargetKind
@@ -288,6 +298,7 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
     ConfirmationRequiredError (with the impact) when it switches off a setting products
     need and ``confirm`` is not given.
     """
+    check_rule_reason(change.reason)
     cat = await catalogue()
     try:
         value = cat.validate(change.setting, change.value)
@@ -357,18 +368,22 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
         existing.reason, existing.effective_from = change.reason, change.effective_from
         if rule_view(existing) == before:
             return existing
-        if (before is not None and (before["value"], before["enforced"]) != (
-            stored_value, change.enforced
-        )) or change.effective_from != was.effective_from:
+        if (
+            before is not None
+            and (before["value"], before["enforced"]) != (stored_value, change.enforced)
+        ) or change.effective_from != was.effective_from:
             from tenants.policy import schedule  # schedule imports this module
 
             # Members told about the change as it was hear that it is off (or moved);
             # the new date and value are noticed afresh by the sweep. A new reason
             # alone changes nothing for them.
             await schedule.cancel_notices(
-                was, now=now, actor=actor,
+                was,
+                now=now,
+                actor=actor,
                 moved_to=change.effective_from
-                if change.effective_from != was.effective_from else None,
+                if change.effective_from != was.effective_from
+                else None,
             )
             existing.announced_at, existing.noticed_for = announced, None
         await _save_value(existing, stored_value)

@@ -95,6 +95,8 @@ MAX_LENGTH_DAYS = 366
 MAX_LEAD_DAYS = 366
 MAX_EVERY = {RecurrenceUnit.DAYS: 366 * 2, RecurrenceUnit.MONTHS: 24}
 MAX_NAMED = 50
+#: A campaign's name, at most (the column's length).
+NAME_MAX_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +242,8 @@ def campaign_problems(draft: CampaignDraft, today: date) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     if not draft.name.strip():
         problems.append(FieldProblem("name", "is required"))
+    elif len(draft.name.strip()) > NAME_MAX_LENGTH:
+        problems.append(FieldProblem("name", f"has more than {NAME_MAX_LENGTH} characters"))
     if not draft.scopes:
         problems.append(FieldProblem("scopes", "choose at least one kind of access to review"))
     if draft.reviewer_rule is ReviewerRule.NAMED and not draft.named_reviewers:

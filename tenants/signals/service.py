@@ -23,13 +23,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tenants import db
+from tenants import db, text
 from tenants.actors import Actor, ActorKind
 from tenants.audit import service as audit
 from tenants.identity import changes as identity
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.members.models import Member
 from tenants.members.service import transition_member
+from tenants.models_base import max_length_of
 from tenants.signals.models import SignalTransmitter
 from tenants.signals.tokens import (
     LEEWAY_SECONDS,
@@ -59,8 +60,19 @@ async def get_transmitter() -> SignalTransmitter | None:
     return await SignalTransmitter.filter().first()
 
 
+#: What each field of the transmitter may hold, at most: its column.
+MAX_LENGTHS = {
+    name: max_length_of(SignalTransmitter, name) for name in ("issuer", "jwks_uri", "audience")
+}
+
+
 async def save_transmitter(changes: dict[str, Any], *, actor: Actor) -> SignalTransmitter:
-    """Create or replace the organisation's transmitter; early return when nothing changes."""
+    """Create or replace the organisation's transmitter; early return when nothing changes.
+    A field past ``MAX_LENGTHS`` is refused (InvalidInputError naming it), never shortened."""
+    for name, limit in MAX_LENGTHS.items():
+        value = changes.get(name)
+        if isinstance(value, str):
+            text.check_length(value, limit, field=name, what=name.replace("_", " "))
     transmitter = await SignalTransmitter.filter().select_for_update().first()
     before = transmitter_view(transmitter) if transmitter else None
     if transmitter is None:

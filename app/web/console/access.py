@@ -193,6 +193,8 @@ def routes(web: Web) -> list[BaseRoute]:
             products=await Product.all().order_by("name"),
             categories=CATEGORY_LABELS,
             min_length=rules.JUSTIFICATION_MIN_LENGTH,
+            max_length=rules.JUSTIFICATION_MAX_LENGTH,
+            case_reference_max=rules.CASE_REFERENCE_MAX_LENGTH,
         )
 
     @page(web, permission=Permission.ACCESS_REQUEST)
@@ -238,8 +240,8 @@ def routes(web: Web) -> list[BaseRoute]:
                 unit_id=unit_id,
                 categories=categories,
                 product_ids=None if form.get("all_products") else chosen,
-                justification=form.get("justification", "")[: rules.JUSTIFICATION_MAX_LENGTH],
-                case_reference=form.get("case_reference", "")[:200] or None,
+                justification=form.get("justification", ""),
+                case_reference=form.get("case_reference", "").strip() or None,
                 duration_hours=_int(form, "duration_hours"),
                 emergency=bool(form.get("emergency")),
             ),

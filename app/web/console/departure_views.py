@@ -190,9 +190,9 @@ class StartForm:
     @classmethod
     def read(cls, form: Mapping[str, str]) -> StartForm:
         return cls(
-            last_day=(form.get("last_day") or "").strip()[:20],
-            successor=(form.get("successor") or "").strip()[:40],
-            reason=(form.get("reason") or "").strip()[:2000],
+            last_day=(form.get("last_day") or "").strip(),
+            successor=(form.get("successor") or "").strip(),
+            reason=(form.get("reason") or "").strip(),
         )
 
     def parsed(self) -> tuple[date, uuid.UUID | None] | None:
@@ -211,7 +211,7 @@ class StartForm:
 
     def refused(self, error: TenantryError) -> None:
         """File a refusal of the service under the field it names."""
-        fields = {"last_day": "last_day", "successor_id": "successor"}
+        fields = {"last_day": "last_day", "successor_id": "successor", "reason": "reason"}
         named = [f for f in error.fields if f.field in fields]
         for problem in named:
             self.errors[fields[problem.field]] = f"{explained(error)} ({problem.reason})"
@@ -280,15 +280,15 @@ class PolicyForm:
     @classmethod
     def read(cls, form: Mapping[str, str]) -> PolicyForm:
         return cls(
-            fallback=(form.get("fallback") or "").strip()[:40],
+            fallback=(form.get("fallback") or "").strip(),
             default_action=form.get("default_action") or "",
             products={
                 k.removeprefix("product."): v
                 for k, v in form.items()
                 if k.startswith("product.") and v
             },
-            retention_days=(form.get("retention_days") or "").strip()[:12],
-            export_window_days=(form.get("export_window_days") or "").strip()[:12],
+            retention_days=(form.get("retention_days") or "").strip(),
+            export_window_days=(form.get("export_window_days") or "").strip(),
             personal_outcome=form.get("personal_outcome") or "",
             reinstatement_returns_items=form.get("reinstatement_returns_items") == "on",
         )

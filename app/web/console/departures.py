@@ -101,6 +101,7 @@ async def _start_page(
         "kind_labels": KIND_LABELS,
         "number": number,
         "size": size,
+        "reason_max": service.REASON_MAX_LENGTH,
     }
     if plan is not None:
         context.update(plan_context(plan, products))
@@ -192,6 +193,7 @@ def routes(web: Web) -> list[BaseRoute]:
         last_day, successor_id = parsed
         try:
             service.check_last_day(last_day)
+            service.check_reason(form.reason)
             plan = await service.preview_departure(
                 member.id, last_day=last_day, successor_id=successor_id
             )
@@ -277,6 +279,7 @@ def routes(web: Web) -> list[BaseRoute]:
             deliveries=deliveries,
             dead_jobs=dead_jobs,
             size=size,
+            reason_max=service.REASON_MAX_LENGTH,
         )
 
     @page(web, permission=Permission.DEPARTURES_READ)
@@ -296,11 +299,12 @@ def routes(web: Web) -> list[BaseRoute]:
     async def reinstate(ctx: PageContext) -> Response:
         departure = await service.get_departure(_path_id(ctx, "departure"))
         back = f"/console/departures/{departure.id}"
-        reason = (ctx.form.get("reason") or "").strip()[:2000]
+        reason = (ctx.form.get("reason") or "").strip()
         try:
             await service.reinstate_departure(departure.id, reason=reason, actor=ctx.actor)
-        except (ConflictError, InvalidInputError) as error:
-            # Refused before anything was written (the departure is not running).
+        except ConflictError as error:
+            # Refused before anything was written (the departure is not running). A refused
+            # reason (InvalidInputError) goes back to the page beside the field, as typed.
             return ctx.redirect(back, f"Not done: {error.message}.")
         member = await get_member(departure.member_id)
         return ctx.redirect(back, f"{member.name} is reinstated; the departure is cancelled.")

@@ -75,6 +75,7 @@ def routes(web: Web) -> list[BaseRoute]:
             groups=page_.items,
             sizes=sizes,
             q=q,
+            description_max=groups.DESCRIPTION_MAX_LENGTH,
             **view.context(next_cursor=page_.next_cursor, total=total, shown=len(page_.items)),
         )
 
@@ -82,7 +83,7 @@ def routes(web: Web) -> list[BaseRoute]:
     async def group_create(ctx: PageContext) -> Response:
         group = await groups.create_group(
             required_text(ctx.form, "name", "group's name"),
-            (ctx.form.get("description") or "").strip()[:1000],
+            (ctx.form.get("description") or "").strip(),
             _priority(ctx.form),
             actor=ctx.actor,
         )
@@ -108,6 +109,7 @@ def routes(web: Web) -> list[BaseRoute]:
             "console/group.html",
             group=group,
             members=members.items,
+            description_max=groups.DESCRIPTION_MAX_LENGTH,
             **view.context(next_cursor=members.next_cursor, total=total, shown=len(members.items)),
         )
 
@@ -117,7 +119,7 @@ def routes(web: Web) -> list[BaseRoute]:
             _group_id(ctx),
             {
                 "name": required_text(ctx.form, "name", "group's name"),
-                "description": (ctx.form.get("description") or "").strip()[:1000],
+                "description": (ctx.form.get("description") or "").strip(),
                 "priority": _priority(ctx.form),
             },
             actor=ctx.actor,

@@ -30,7 +30,7 @@ def _url(form: dict[str, str], name: str, what: str) -> str:
         raise InvalidInputError(
             f"{what} must be a URL", fields=[FieldProblem(name, "expected https://…")]
         )
-    return value[:2000]
+    return value
 
 
 def backend_changes(form: dict[str, str]) -> dict[str, Any]:
@@ -45,12 +45,12 @@ def backend_changes(form: dict[str, str]) -> dict[str, Any]:
         return {"kind": kind}
     changes: dict[str, Any] = {
         "kind": kind,
-        "server_url": _url(form, "server_url", "the Keycloak URL").rstrip("/")[:500],
-        "realm": form.get("realm", "").strip()[:255] or None,
-        "client_id": form.get("client_id", "").strip()[:255] or None,
+        "server_url": _url(form, "server_url", "the Keycloak URL").rstrip("/"),
+        "realm": form.get("realm", "").strip() or None,
+        "client_id": form.get("client_id", "").strip() or None,
     }
     if form.get("client_secret"):
-        changes["client_secret"] = form["client_secret"][:2000]
+        changes["client_secret"] = form["client_secret"]
     return changes
 
 
@@ -61,9 +61,9 @@ def transmitter_changes(form: dict[str, str]) -> dict[str, Any]:
             "the audience is required", fields=[FieldProblem("audience", "is empty")]
         )
     return {
-        "issuer": _url(form, "issuer", "the issuer")[:500],
+        "issuer": _url(form, "issuer", "the issuer"),
         "jwks_uri": _url(form, "jwks_uri", "the JWKS URI"),
-        "audience": audience[:500],
+        "audience": audience,
         "enabled": form.get("enabled") == "on",
     }
 

@@ -362,13 +362,15 @@ async def read_change(form: Mapping[str, str], cat: Catalogue) -> ChangeForm:
             f"there is no setting {key!r}", fields=[FieldProblem("setting", key)]
         )
     setting = cat[key]
+    reason = (form.get("reason") or "").strip()
+    policy.check_rule_reason(reason)
     change = policy.RuleInput(
         target.kind,
         target.id,
         key,
         parse_value(setting, form.get("value")),
         form.get("enforced") in {"on", "true", "1"},
-        (form.get("reason") or "").strip()[:1000],
+        reason,
         _effective_from(form.get("effective_from")),
     )
     return ChangeForm(target, setting, change)
@@ -435,7 +437,9 @@ def unit_tree(units: list[Unit], cut: Collection[uuid.UUID] = ()) -> list[TreeEn
             continue
         if entry.unit.id in cut:
             stack.append(TreeEntry(entry.unit, entry.depth + 1, more=True))
-        stack.extend(TreeEntry(c, entry.depth + 1) for c in reversed(children.get(entry.unit.id, [])))
+        stack.extend(
+            TreeEntry(c, entry.depth + 1) for c in reversed(children.get(entry.unit.id, []))
+        )
     return ordered
 
 
@@ -529,6 +533,7 @@ def routes(web: Web) -> list[BaseRoute]:
             provenance=provenance,
             anchor=anchor,
             now=datetime.now(UTC),
+            reason_max=policy.REASON_MAX_LENGTH,
         )
 
     @page(web, permission=Permission.POLICIES_WRITE)
@@ -558,7 +563,7 @@ def routes(web: Web) -> list[BaseRoute]:
         except (InvalidInputError, NotFoundError) as error:
             if not is_htmx(ctx):
                 raise
-            return ctx.render("console/policies_impact.html", error=error.message)
+            return ctx.render("console/policies_impact.html", error=_explained(error))
         context = _impact_context(form, impact, removing)
         context["samples"] = await _samples_for(ctx, form, removing)
         if is_htmx(ctx):

@@ -87,7 +87,9 @@ def draft_from_form(form: dict[str, str], named: list[str]) -> rules.CampaignDra
     parsers: dict[str, Callable[[], object]] = {
         "starts_on": lambda: _date(form.get("starts_on", ""), "starts_on"),
         "due_on": lambda: _date(form.get("due_on", ""), "due_on"),
-        "reviewer_rule": lambda: _choice(ReviewerRule, form.get("reviewer_rule", ""), "reviewer_rule"),
+        "reviewer_rule": lambda: _choice(
+            ReviewerRule, form.get("reviewer_rule", ""), "reviewer_rule"
+        ),
         "default_on_due": lambda: _choice(
             DueDefault, form.get("default_on_due", ""), "default_on_due"
         ),
@@ -101,7 +103,9 @@ def draft_from_form(form: dict[str, str], named: list[str]) -> rules.CampaignDra
     every = form.get("recurrence_every", "").strip()
     if every:
         try:
-            recurrence = Recurrence(int(every), RecurrenceUnit(form.get("recurrence_unit", "months")))
+            recurrence = Recurrence(
+                int(every), RecurrenceUnit(form.get("recurrence_unit", "months"))
+            )
         except ValueError:
             problems.append(FieldProblem("recurrence_every", "must be a whole number"))
     reviewers: list[uuid.UUID] = []
@@ -113,7 +117,7 @@ def draft_from_form(form: dict[str, str], named: list[str]) -> rules.CampaignDra
     if problems:
         raise InvalidInputError("the campaign cannot be created as asked", fields=problems)
     return rules.CampaignDraft(
-        name=form.get("name", "")[:200],
+        name=form.get("name", ""),
         scopes=tuple(s for s in ScopeKind if form.get(f"scope_{s.value}")),
         reviewer_rule=values["reviewer_rule"],  # type: ignore[arg-type]
         named_reviewers=tuple(reviewers),
@@ -170,8 +174,12 @@ async def decide_from_form(
             )
         fields = [(k, v) for k, v in ctx.form.items() if k not in ("csrf", "confirmed")]
         return ctx.render(
-            confirm_template, title=title, consequences=consequences, back=target,
-            action=ctx.request.url.path, fields=fields,
+            confirm_template,
+            title=title,
+            consequences=consequences,
+            back=target,
+            action=ctx.request.url.path,
+            fields=fields,
         )
     await service.decide_item(
         item.review_id,
@@ -207,6 +215,7 @@ def routes(web: Web) -> list[BaseRoute]:
             rule_labels=RULE_LABELS,
             reviewers=await reviewer_choices(),
             today=service.today().isoformat(),
+            name_max=rules.NAME_MAX_LENGTH,
         )
 
     @page(web, permission=Permission.REVIEWS_WRITE)
@@ -226,7 +235,9 @@ def routes(web: Web) -> list[BaseRoute]:
         state_text = ctx.request.query_params.get("state") or None
         state = ItemState(state_text) if state_text in set(ItemState) else None
         items = await service.list_items(
-            review.id, state=state, cursor=ctx.request.query_params.get("cursor"),
+            review.id,
+            state=state,
+            cursor=ctx.request.query_params.get("cursor"),
             limit=ITEMS_PER_PAGE,
         )
         ids = {uuid.UUID(r) for i in items.items for r in i.reviewer_ids}
