@@ -36,7 +36,7 @@ from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
 from tenants.signins import service as sign_ins
 from tenants.signins.rules import Reason, member_status_reason
-from tenants.sso import oidc, safety
+from tenants.sso import oidc, rules, safety
 from tenants.sso.models import LoginAttempt, SeenLogoutToken, SsoConnection
 from tenants.units.models import Unit
 
@@ -198,7 +198,10 @@ def _roles(raw: Any) -> list[str]:
 
 
 async def preview_change(changes: dict[str, Any]) -> safety.Preview:
-    """Who would lose sign-in if the connection took ``changes`` (nothing changes)."""
+    """Who would lose sign-in if the connection took ``changes`` (nothing changes).
+    InvalidInputError naming ``issuer`` when it is not one (``rules.check_issuer``)."""
+    if "issuer" in changes:
+        rules.check_issuer(str(changes["issuer"]))
     connection = await get_connection()
     owned = await domains.owned_domains()
     before = _shape(connection, owned) if connection is not None else None
@@ -328,7 +331,10 @@ async def save_connection(
     The safety net: a change that takes sign-in from every owner is refused unless an
     owner has a break-glass password; one that takes it from anyone needs
     ``confirm_losing`` equal to their count. The configuration before the change is kept
-    for ``restore_previous``."""
+    for ``restore_previous``. InvalidInputError naming ``issuer`` when it is not an
+    https:// URL (``rules.check_issuer``)."""
+    if "issuer" in changes:
+        rules.check_issuer(str(changes["issuer"]))
     connection = await SsoConnection.filter().select_for_update().first()
     before = connection_view(connection) if connection else None
     secret = changes.pop("client_secret", None)
@@ -561,9 +567,7 @@ async def consume_login_attempt(state: str, *, box: SecretBox) -> PendingSignIn:
     leaves the attempt unused, as before its callback).
     """
     org = db.current_org()
-    _, rows = await db.connection().execute_query(
-        CONSUME_SQL, [org, state, datetime.now(UTC)]
-    )
+    _, rows = await db.connection().execute_query(CONSUME_SQL, [org, state, datetime.now(UTC)])
     if not rows:
         seen = await db.fetch_one(
             "SELECT used_at FROM login_attempts WHERE tenant_id = $1 AND state = $2", org, state

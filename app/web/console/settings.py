@@ -3,14 +3,15 @@ of notice of scheduled policy changes."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
+from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.v1.sso import SsoConnectionIn
+from app.v1.sso import connection_changes as api_connection_changes
 from app.web.pages import PageContext, Web, page
 from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError
@@ -26,46 +27,69 @@ def _lines(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").replace(",", "\n").splitlines() if part.strip()]
 
 
+def _scopes(text: str | None) -> list[str]:
+    """The Scopes field as its hint says: separated by spaces, commas or lines; empty
+    entries and repeats dropped (OAuth scopes are space-delimited, RFC 6749 §3.3)."""
+    return list(dict.fromkeys((text or "").replace(",", " ").split()))
+
+
+def _form_problems(error: ValidationError) -> list[FieldProblem]:
+    """The API model's refusals as the form's fields name them (``scopes[1]`` is the
+    Scopes field), one per field, written to follow the field's name."""
+    found: dict[str, str] = {}
+    for item in error.errors(include_url=False):
+        name = str(item["loc"][0]) if item["loc"] else "form"
+        if item["type"] == "string_too_long":
+            reason = f"has more than {item['ctx']['max_length']} characters"
+        elif name == "scopes" and item["type"] == "string_pattern_mismatch":
+            reason = f"“{item['input']}” is not a scope (letters, digits and punctuation)"
+        elif name == "scopes" and item["type"] == "too_long":
+            reason = f"lists more than {item['ctx']['max_length']} scopes"
+        else:
+            reason = str(item["msg"])
+            reason = reason[0].lower() + reason[1:] if reason else "is not valid"
+        found.setdefault(name, reason)
+    return [FieldProblem(name, reason) for name, reason in found.items()]
+
+
 def connection_changes(form: dict[str, str]) -> dict[str, Any]:
-    """Form fields to connection changes; InvalidInputError naming the bad field."""
-    issuer = form.get("issuer", "").strip()
-    parts = urlsplit(issuer)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise InvalidInputError(
-            "the issuer must be the identity provider's URL",
-            fields=[FieldProblem("issuer", "expected https://…")],
-        )
-    client_id = form.get("client_id", "").strip()
-    if not client_id:
-        raise InvalidInputError(
-            "the client id is required", fields=[FieldProblem("client_id", "is empty")]
-        )
-    scopes = _lines(form.get("scopes")) or ["openid", "email", "profile"]
-    default_unit = form.get("default_unit_id") or None
+    """Form fields to connection changes, validated by the API's own model
+    (``SsoConnectionIn``) and turned into changes as the API turns them, so the form and
+    ``PUT /v1/sso-connection`` accept the same connections; InvalidInputError naming
+    each bad field. The service then applies the rules both share (the issuer is an
+    https:// URL, ``tenants.sso.rules``)."""
     try:
-        default_unit_id = uuid.UUID(default_unit) if default_unit else None
-    except ValueError:
-        raise InvalidInputError(
-            "choose a unit", fields=[FieldProblem("default_unit_id", "is not a unit")]
-        ) from None
-    changes: dict[str, Any] = {
-        "issuer": issuer.rstrip("/") if issuer.endswith("/") and parts.path == "/" else issuer,
-        "client_id": client_id[:255],
-        "scopes": scopes[:20],
-        "email_claim": (form.get("email_claim") or "email").strip()[:100],
-        "name_claim": (form.get("name_claim") or "name").strip()[:100],
-        "groups_claim": (form.get("groups_claim") or "").strip()[:100] or None,
-        "unit_claim": (form.get("unit_claim") or "").strip()[:100] or None,
-        "allowed_domains": organisations.normalise_domains(
+        domains = organisations.normalise_domains(
             _lines(form.get("allowed_domains")), field="allowed_domains"
-        ),
+        )
+    except InvalidInputError as error:
+        raise InvalidInputError(
+            error.message, fields=[FieldProblem("allowed_domains", f.reason) for f in error.fields]
+        ) from None
+    given: dict[str, Any] = {
+        "issuer": form.get("issuer", "").strip(),
+        "client_id": form.get("client_id", "").strip(),
+        "client_secret": form.get("client_secret") or None,
+        "email_claim": (form.get("email_claim") or "").strip() or "email",
+        "name_claim": (form.get("name_claim") or "").strip() or "name",
+        "groups_claim": (form.get("groups_claim") or "").strip() or None,
+        "unit_claim": (form.get("unit_claim") or "").strip() or None,
+        "allowed_domains": domains,
         "jit_provisioning": form.get("jit_provisioning") == "on",
-        "default_unit_id": default_unit_id,
+        "default_unit_id": form.get("default_unit_id") or None,
         "enabled": form.get("enabled") == "on",
     }
-    if form.get("client_secret"):
-        changes["client_secret"] = form["client_secret"]
-    return changes
+    scopes = _scopes(form.get("scopes"))
+    if scopes:
+        given["scopes"] = scopes
+    try:
+        body = SsoConnectionIn.model_validate(given)
+    except ValidationError as error:
+        raise InvalidInputError(
+            "the identity provider connection cannot be saved as it is",
+            fields=_form_problems(error),
+        ) from None
+    return api_connection_changes(body)
 
 
 #: Form fields the confirmation step asks for again instead of carrying them in the page.
@@ -102,8 +126,9 @@ def confirm_page(
     """The preview step: who would lose sign-in (admins first) and a form that sends the
     same fields again with the count confirmed."""
     # A secret typed into the form is never written into a page: the admin types it again.
-    fields = [(k, v) for k, v in ctx.form.items()
-              if k not in ("csrf", "confirm_losing", *SECRET_FIELDS)]
+    fields = [
+        (k, v) for k, v in ctx.form.items() if k not in ("csrf", "confirm_losing", *SECRET_FIELDS)
+    ]
     return ctx.render(
         "console/identity_change.html",
         http_status=409 if preview.refused else 200,
@@ -203,9 +228,7 @@ def routes(web: Web) -> list[BaseRoute]:
         """The days of notice of scheduled policy changes; refused beside the field when
         not a whole number from 0 to 90."""
         days = notice_days(ctx.form.get("policy_notice_days"))
-        org = await organisations.update_organisation(
-            {"policy_notice_days": days}, actor=ctx.actor
-        )
+        org = await organisations.update_organisation({"policy_notice_days": days}, actor=ctx.actor)
         return ctx.redirect(
             "/console/settings",
             f"Members are told of scheduled policy changes {org.policy_notice_days} day(s) "

@@ -1,0 +1,109 @@
+"""The identity provider form on the console's Settings page accepts what
+``PUT /v1/sso-connection`` accepts and refuses what it refuses (the form is validated by
+the API's own model, the issuer by the service's rule), each refusal beside its field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.conftest import OrgHandle
+from tests.web.flows import WebClient, asgi_client, set_local_sign_in
+from tests.web.test_console_limits import owner_signed_in
+from tests.web.test_form_errors import error_beside, refused
+
+FORM = {"issuer": "https://idp.example.org", "client_id": "tenantry-web", "enabled": "on"}
+API = {"issuer": "https://idp.example.org", "client_id": "tenantry-web"}
+
+
+@pytest.fixture(autouse=True)
+async def local_sign_in(org: OrgHandle) -> None:
+    await set_local_sign_in(org.id, True)
+
+
+async def stored_scopes(conn: asyncpg.Connection, org: OrgHandle) -> Any:
+    return await conn.fetchval(
+        "SELECT scopes::text FROM sso_connections WHERE tenant_id = $1", org.id
+    )
+
+
+async def saved(browser: WebClient, csrf: str, **fields: str) -> None:
+    response = await browser.post("/console/settings/sso", {"csrf": csrf, **FORM, **fields})
+    assert response.status_code == 303, response.text[:500]
+    assert response.headers["location"] == "/console/settings"
+
+
+async def test_scopes_are_split_on_spaces_commas_and_lines_without_repeats(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    async with asgi_client(app) as browser:
+        csrf = await owner_signed_in(browser, org)
+        await saved(browser, csrf, scopes="openid email")
+        assert await stored_scopes(owner_conn, org) == '["openid", "email"]'
+        await saved(browser, csrf, scopes=" openid, email\r\nprofile  email,,\n")
+        assert await stored_scopes(owner_conn, org) == '["openid", "email", "profile"]'
+
+
+@pytest.mark.parametrize(
+    ("field", "form_value", "api_value"),
+    [
+        ("scopes", 'openid "email"', ["openid", '"email"']),
+        ("issuer", "http://idp.example.org", "http://idp.example.org"),
+        ("client_id", "c" * 3000, "c" * 3000),
+        ("client_id", "c" * 256, "c" * 256),
+        ("email_claim", "e" * 101, "e" * 101),
+    ],
+)
+async def test_the_form_and_the_api_refuse_the_same_values(
+    app: Any,
+    org: OrgHandle,
+    owner_conn: asyncpg.Connection,
+    field: str,
+    form_value: str,
+    api_value: Any,
+) -> None:
+    api = await org.put("/v1/sso-connection", json={**API, field: api_value})
+    assert api.status_code == 422, api.text
+    assert any(f["field"].startswith(field) for f in api.json()["errors"]), api.text
+    async with asgi_client(app) as browser:
+        csrf = await owner_signed_in(browser, org)
+        page = await refused(
+            browser,
+            "/console/settings/sso",
+            {"csrf": csrf, **FORM, field: form_value},
+            "/console/settings",
+        )
+    assert error_beside(page, field)
+    if len(form_value) <= 500:
+        assert f'value="{form_value.replace(chr(34), "&#34;")}"' in page
+    assert (
+        await owner_conn.fetchval(
+            "SELECT count(*) FROM sso_connections WHERE tenant_id = $1", org.id
+        )
+        == 0
+    )
+
+
+async def test_the_issuer_rule_names_https_and_allows_this_machine_over_http(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    async with asgi_client(app) as browser:
+        csrf = await owner_signed_in(browser, org)
+        page = await refused(
+            browser,
+            "/console/settings/sso",
+            {"csrf": csrf, **FORM, "issuer": "http://idp.example.org"},
+            "/console/settings",
+        )
+        assert "https://" in error_beside(page, "issuer")
+        await saved(browser, csrf, issuer="http://127.0.0.1:9", client_id="c" * 255)
+    assert (
+        await owner_conn.fetchval(
+            "SELECT client_id FROM sso_connections WHERE tenant_id = $1", org.id
+        )
+        == "c" * 255
+    )
+    api = await org.put("/v1/sso-connection", json={**API, "issuer": "http://localhost:9"})
+    assert api.status_code == 200, api.text
