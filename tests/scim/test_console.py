@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import OrgHandle, make_member, make_unit
-from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password
+from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
 
 TOKEN = re.compile(r"<code>(tnt_[^<]+)</code>")
 
@@ -60,8 +60,17 @@ async def test_an_admin_creates_a_token_that_provisions_then_rotates_and_revokes
         assert "revoked" in listing
         new_id = re.findall(r'name="token_id" value="([^"]+)"', listing)
         assert len(new_id) == 2  # rotate and revoke of the one active token
-        revoked = await browser.post(
+        asked = await browser.post(
             "/console/provisioning/tokens/revoke", {"csrf": csrf, "token_id": new_id[0]}
+        )
+        assert asked.status_code == 200, asked.text[:500]
+        assert "Revoke the SCIM token" in text_of(asked.text)
+        assert "joiners and leavers stop arriving" in text_of(asked.text)
+        # Asking changed nothing: the identity provider's token still works.
+        assert (await org.client.get("/scim/v2/Users", headers=fresh_headers)).status_code == 200
+        revoked = await browser.post(
+            "/console/provisioning/tokens/revoke",
+            {"csrf": csrf, "token_id": new_id[0], "confirmed": "1"},
         )
         assert revoked.status_code == 303
         assert (await org.client.get("/scim/v2/Users", headers=fresh_headers)).status_code == 401

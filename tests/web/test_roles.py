@@ -277,7 +277,7 @@ ROUTES: list[ConsoleRoute] = [
         "POST",
         "/console/provisioning/tokens/revoke",
         Permission.SCIM_WRITE,
-        lambda t: {"token_id": t.extra["scim_token"]},
+        lambda t: {"token_id": t.extra["scim_token"], "confirmed": "1"},
     ),
     ConsoleRoute(
         "POST",

@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.web.console.names import actor_links
 from app.web.pages import PageContext, Web, page
-from tenants.errors import FieldProblem, InvalidInputError
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.permissions import Permission
 from tenants.scim import service as scim
 from tenants.scim.documents import UNIT_ATTRIBUTES
@@ -89,7 +89,30 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.SCIM_WRITE)
     async def revoke_token(ctx: PageContext) -> Response:
-        token = await scim.revoke_token(_token_id(ctx), actor=ctx.actor)
+        token_id = _token_id(ctx)
+        if not ctx.confirmed:
+            named = next((t for t in await scim.list_tokens() if t.id == token_id), None)
+            if named is None:
+                raise NotFoundError("there is no such SCIM token")
+            used = (
+                f"It was last used {named.last_used_at:%Y-%m-%d %H:%M} UTC."
+                if named.last_used_at
+                else "It has not been used yet."
+            )
+            return ctx.confirm(
+                title=f"Revoke the SCIM token {named.name}?",
+                consequences=[
+                    "The identity provider that holds it can no longer create, change or"
+                    " deactivate members here: joiners and leavers stop arriving until it is"
+                    " given a new token.",
+                    used,
+                    "This cannot be undone; a new token has to be created and entered at the"
+                    " identity provider.",
+                ],
+                button=f"Revoke {named.name}",
+                back=PAGE,
+            )
+        token = await scim.revoke_token(token_id, actor=ctx.actor)
         return ctx.redirect(PAGE, f"Revoked the SCIM token {token.name}.")
 
     @page(web, permission=Permission.SCIM_WRITE)
