@@ -3,6 +3,7 @@ plus the ``attributes`` / ``excludedAttributes`` to project the results on (§3.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ _PARAMS = (
     "attributes",
     "excludedattributes",
 )
+#: An integer as the URL carries it: ASCII digits, a sign at most (not "1_000" or " 7").
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
 def attribute_refs(kind: ResourceKind, paths: Iterable[str]) -> Refs:
@@ -54,14 +57,28 @@ def _split(value: str | None) -> list[str]:
 
 
 def _integer(name: str, value: Any, default: int) -> int:
+    """``startIndex`` or ``count`` as an integer, ``default`` when not given.
+
+    A JSON integer of any size, a float with an integral value (``2.0``), or a string of
+    ASCII digits with an optional sign (the URL's form) is one; ranges are the caller's
+    (RFC 7644 §3.4.2.4: a startIndex below 1 reads as 1, a negative count as 0). Anything
+    else is InvalidValueError naming ``name``: a boolean, ``1.5`` (RFC 7644 §3.4.2.4 asks
+    for an integer and there is no right way to round), and the non-finite floats that
+    JSON's ``1e400`` and Python's ``Infinity`` and ``NaN`` decode to.
+    """
     if value is None or value == "":
         return default
-    if isinstance(value, bool):
-        raise InvalidValueError(f"{name} must be an integer")
-    try:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
         return int(value)
-    except (TypeError, ValueError):
-        raise InvalidValueError(f"{name} must be an integer, not {value!r}") from None
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() takes from text (4300)
+            raise InvalidValueError(f"{name} has too many digits") from None
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+    raise InvalidValueError(f"{name} must be an integer, not {shown}")
 
 
 def _query(

@@ -285,7 +285,8 @@ def scim_routes(
     async def search_all(call: ScimCall) -> Response:
         """POST /.search (RFC 7644 §3.4.3): Users, then Groups, paged as one list. A filter
         naming an attribute one kind lacks matches nothing of that kind (RFC 7644
-        §3.4.2.1); one that no kind knows is refused."""
+        §3.4.2.1); one that no kind knows is refused. The totals are counted with the
+        query's startIndex, so one past the results is refused as on each kind's list."""
         kinds: list[tuple[Any, Any, Any]] = [
             (USERS, users.list_users, render_user),
             (GROUPS, groups.list_groups, render_group),
@@ -297,7 +298,9 @@ def scim_routes(
             if query.sort_by:
                 raise InvalidFilterError("sortBy is not supported across resource types")
             try:
-                total, _ = await listing(ListQuery(filter=query.filter, count=0))
+                total, _ = await listing(
+                    ListQuery(filter=query.filter, start_index=query.start_index, count=0)
+                )
             except UnknownAttributeError as error:
                 refused = error
                 continue

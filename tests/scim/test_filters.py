@@ -265,6 +265,37 @@ async def test_sorting_and_paging(scim: Scim) -> None:
     assert_scim_error(await scim.get("/Users", count="many"), 400, "invalidValue")
 
 
+async def test_a_start_index_or_count_that_is_no_finite_integer_is_invalid_value(
+    scim: Scim, owner_conn: asyncpg.Connection
+) -> None:
+    """Found by a fuzzer: JSON's 1e400 reads as infinity, which ``int()`` refused with an
+    OverflowError (a 500). Out-of-range integers keep their meaning (RFC 7644 §3.4.2.4:
+    startIndex below 1 is 1, a negative count is 0, a larger count is the maximum)."""
+    await scim.create_user("p@x.example")
+    before = await row_counts(owner_conn)
+    for name in ("startIndex", "count"):
+        for literal in ("1e400", "-1e400", "Infinity", "-Infinity", "NaN", "1.5", '"1_0"'):
+            content = f'{{"schemas": ["{SEARCH_URN}"], "{name}": {literal}}}'
+            for path in ("/Users/.search", "/Groups/.search", "/.search"):
+                response = await scim.client.post(
+                    f"/scim/v2{path}", content=content, headers=scim.headers
+                )
+                body = assert_scim_error(response, 400, "invalidValue")
+                assert name in body["detail"], (path, content, body)
+        assert_scim_error(await scim.get("/Users", **{name: "1e400"}), 400, "invalidValue")
+    assert await row_counts(owner_conn) == before
+    for path in ("/Users/.search", "/.search"):
+        edges = {"schemas": [SEARCH_URN], "startIndex": -(10**400), "count": 10**400}
+        page = (await scim.post(path, edges)).json()
+        assert (page["startIndex"], page["totalResults"], len(page["Resources"])) == (1, 1, 1)
+        empty = (await scim.post(path, {"schemas": [SEARCH_URN], "count": -1e300})).json()
+        assert (empty["totalResults"], empty["Resources"]) == (1, [])
+        whole = (await scim.post(path, {"schemas": [SEARCH_URN], "count": 1.0})).json()
+        assert len(whole["Resources"]) == 1
+        past = await scim.post(path, {"schemas": [SEARCH_URN], "startIndex": 10**400})
+        assert_scim_error(past, 400, "invalidValue")
+
+
 async def test_search_by_post_and_attribute_projection(scim: Scim) -> None:
     await scim.create_user("p@x.example", title="T", nickName="N")
     body = {

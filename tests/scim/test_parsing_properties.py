@@ -8,17 +8,20 @@ and the body check returns the canonical document or raises.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from app.scim.queries import list_query, search_query
 from tenants.scim import validation
 from tenants.scim.columns import GROUP_COLUMNS, USER_COLUMNS
 from tenants.scim.errors import ScimError
 from tenants.scim.filters import Params, compile_filter
-from tenants.scim.schemas import GROUPS, USERS
+from tenants.scim.listing import ListQuery
+from tenants.scim.schemas import GROUPS, SEARCH_URN, USERS, ResourceKind
 from tenants.text import is_storable
 
 HOSTILE = ["\ud800", "\x00", "\x01", "\u202e", "e\u0301", "\\ud800", "\\u0000", '"', "\\"]
@@ -96,6 +99,57 @@ def test_any_filter_compiles_to_sql_with_storable_values_or_is_refused(text: str
             if isinstance(value, datetime):
                 # PostgreSQL takes a time it can hold in UTC, years 1 to 9999 here.
                 assert value.tzinfo is not None and value.astimezone(UTC), (text, value)
+
+
+#: What a client may send as startIndex or count: integers of any size, any float (JSON's
+#: 1e400 reads as infinity, and Python's parser also takes Infinity and NaN), and others.
+NUMBERS = (
+    st.integers()
+    | st.sampled_from([10**400, -(10**400), 2**63, -(2**63) - 1])
+    | st.floats()
+    | st.sampled_from(["1e400", "Infinity", "NaN", "1.5", " 7", "1_000", "\u0663", "0x10", ""])
+    | st.text(max_size=5)
+    | st.sampled_from([True, None, [], {}])
+)
+
+
+def _url_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def paged(parse: Any, kind: ResourceKind, source: Any) -> ListQuery | ScimError:
+    """The query ``parse`` (search_query or list_query) reads from ``source``, or its refusal."""
+    try:
+        query: ListQuery = parse(kind, source)[0]
+    except ScimError as error:
+        return error
+    return query
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.fixed_dictionaries({}, optional={"startIndex": NUMBERS, "count": NUMBERS}))
+# Found by a fuzzer: an infinite startIndex or count was an OverflowError.
+@example({"startIndex": math.inf})
+@example({"count": -math.inf})
+@example({"count": math.nan, "startIndex": 1.5})
+def test_any_start_index_and_count_are_integers_or_invalid_value_naming_them(
+    given_values: dict[str, Any],
+) -> None:
+    """A SearchRequest (decoded as the body would be) and the URL query alike: integers
+    (an integral float as its integer), or invalidValue naming the parameter."""
+    body = json.loads(json.dumps({"schemas": [SEARCH_URN], **given_values}))
+    params = {name: _url_text(value) for name, value in given_values.items()}
+    for kind in (USERS, GROUPS):
+        for parse, source in ((search_query, body), (list_query, params)):
+            query = paged(parse, kind, source)
+            if isinstance(query, ScimError):
+                assert query.scim_type == "invalidValue", (source, query)
+                assert "startIndex" in query.message or "count" in query.message, query.message
+                continue
+            assert type(query.start_index) is int and type(query.count) is int, (source, query)
+            assert query.count >= 0, (source, query)
+            for value in source.values():
+                assert not isinstance(value, float) or value.is_integer(), (source, query)
 
 
 JSON = st.recursive(
