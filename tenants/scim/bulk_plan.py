@@ -4,7 +4,7 @@ order they run in; plain Python, no I/O."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,25 +102,40 @@ def substitute(value: Any, resolve: Callable[[str], str], refs: set[str] | None 
 
 
 def ordered(operations: list[Operation]) -> list[Operation]:
-    """Request order, each operation moved after the creations it refers to; operations
-    caught in a cycle keep their place (they fail when their reference is missing)."""
-    creators = {op.bulk_id: op for op in operations if op.method == "POST" and op.bulk_id}
-    done: set[int] = set()
-    ordered: list[Operation] = []
-    visiting: set[int] = set()
+    """Request order, each operation moved after the creations it refers to (RFC 7644
+    §3.7.2): a depth-first walk in request order that places an operation once the
+    creators it names (by sorted bulkId) are placed. A reference back into the walk's own
+    path, a cycle, is skipped: the cycle runs from its last link back to the one it was
+    entered at, and a link that then runs before the creation it names meets an
+    unresolved reference (``tenants.scim.bulk`` decides what that does).
 
-    def visit(op: Operation) -> None:
-        if op.index in done or op.index in visiting:
-            return
-        visiting.add(op.index)
+    The walk keeps its path in a list, not on Python's stack: a chain of references as
+    long as a bulk request may hold (MAX_OPERATIONS) is as deep as the walk goes.
+    """
+    creators = {op.bulk_id: op for op in operations if op.method == "POST" and op.bulk_id}
+    placed: set[int] = set()
+    order: list[Operation] = []
+
+    def named_creators(op: Operation) -> Iterator[Operation]:
         for ref in sorted(op.refs):
             creator = creators.get(ref)
             if creator is not None and creator is not op:
-                visit(creator)
-        visiting.discard(op.index)
-        done.add(op.index)
-        ordered.append(op)
+                yield creator
 
-    for op in operations:
-        visit(op)
-    return ordered
+    for root in operations:
+        if root.index in placed:
+            continue
+        path = [(root, named_creators(root))]
+        on_path = {root.index}
+        while path:
+            op, pending = path[-1]
+            creator = next(pending, None)
+            if creator is None:
+                path.pop()
+                on_path.discard(op.index)
+                placed.add(op.index)
+                order.append(op)
+            elif creator.index not in placed and creator.index not in on_path:
+                path.append((creator, named_creators(creator)))
+                on_path.add(creator.index)
+    return order

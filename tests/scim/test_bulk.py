@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tenants.scim.bulk_plan import MAX_OPERATIONS
 from tests.conftest import OrgHandle, row_counts
 from tests.scim.conftest import BULK_URN, ENTERPRISE_URN, GROUP_URN, USER_URN, Scim
 from tests.scim.test_users import assert_scim_error
@@ -167,3 +168,32 @@ async def test_a_deleted_user_created_again_in_bulk_is_restored(scim: Scim) -> N
     assert [r["status"] for r in results] == ["201", "201"]
     assert results[1]["location"].endswith(user["id"])
     assert (await scim.get(f"/Users/{user['id']}")).json()["active"] is True
+
+
+async def test_a_chain_of_managers_as_long_as_a_bulk_request_holds_is_created(
+    scim: Scim, owner_conn: Any
+) -> None:
+    """Found by a fuzzer: op i names op i+1's User as its manager, a thousand deep (the
+    published maxOperations); ordering them recursed once per link (a RecursionError)."""
+    chain = MAX_OPERATIONS
+    before = await row_counts(owner_conn)
+    operations = [
+        user_op(
+            f"b{i}",
+            f"chain{i}@northfield.example",
+            **(
+                {ENTERPRISE_URN: {"manager": {"value": f"bulkId:b{i + 1}"}}}
+                if i < chain - 1
+                else {}
+            ),
+        )
+        for i in range(chain)
+    ]
+    results = await bulk(scim, *operations)
+    assert [r["status"] for r in results] == ["201"] * chain
+    ids = {r["bulkId"]: r["location"].rsplit("/", 1)[1] for r in results}
+    for i in (0, chain // 2, chain - 2):
+        user = (await scim.get(f"/Users/{ids[f'b{i}']}")).json()
+        assert user[ENTERPRISE_URN]["manager"]["value"] == ids[f"b{i + 1}"]
+    after = await row_counts(owner_conn)
+    assert after["members"] - before["members"] == chain
