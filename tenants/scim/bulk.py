@@ -19,6 +19,7 @@ and the response lists the operations run so far.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -355,24 +356,37 @@ async def _check_batch(pending: list[_NewUser]) -> None:
             new.error = UniquenessError("another member already has this email")
         elif new.document.external_id and new.document.external_id in taken_external:
             new.error = UniquenessError("another member already has this externalId")
-    # A manager created in this batch must itself be created: drop failures until stable.
-    while True:
-        created = {n.id for n in pending if n.error is None and not n.restore}
-        broken = [
-            n
-            for n in pending
-            if n.error is None
-            and not n.restore
-            and n.manager_id is not None
-            and n.manager_id not in managers
-            and n.manager_id not in created
-        ]
-        if not broken:
-            return
-        for new in broken:
-            new.error = InvalidValueError(
-                f"the manager {new.manager_id} is not a User of this organisation"
-            )
+    _fail_without_manager(pending, managers)
+
+
+def _fail_without_manager(pending: list[_NewUser], managers: set[uuid.UUID]) -> None:
+    """Fail each creation whose manager is neither an existing member (``managers``) nor
+    created by the batch, and then, link by link, those whose manager was to be created
+    by one that failed. One pass over the batch and one over its links: a chain of
+    managers as long as a bulk request holds fails from its end without a pass per link."""
+    # How many valid creations make each id (two operations sharing a bulkId share one).
+    created = Counter(n.id for n in pending if n.error is None and not n.restore)
+    reports: dict[uuid.UUID, list[_NewUser]] = {}
+    failing: list[_NewUser] = []
+    for new in pending:
+        if new.error is not None or new.restore or new.manager_id is None:
+            continue
+        if new.manager_id in managers:
+            continue
+        if new.manager_id in created:
+            reports.setdefault(new.manager_id, []).append(new)
+        else:
+            failing.append(new)
+    while failing:
+        new = failing.pop()
+        if new.error is not None:
+            continue
+        new.error = InvalidValueError(
+            f"the manager {new.manager_id} is not a User of this organisation"
+        )
+        created[new.id] -= 1
+        if not created[new.id]:
+            failing.extend(reports.pop(new.id, ()))
 
 
 async def _insert(batch: list[_NewUser], actor: Actor) -> None:

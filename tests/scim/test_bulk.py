@@ -197,3 +197,27 @@ async def test_a_chain_of_managers_as_long_as_a_bulk_request_holds_is_created(
         assert user[ENTERPRISE_URN]["manager"]["value"] == ids[f"b{i + 1}"]
     after = await row_counts(owner_conn)
     assert after["members"] - before["members"] == chain
+
+
+async def test_a_chain_whose_last_manager_fails_fails_down_to_its_first_link(
+    scim: Scim, owner_conn: Any
+) -> None:
+    await scim.create_user("taken@northfield.example")
+    chain = MAX_OPERATIONS
+    before = await row_counts(owner_conn)
+    operations = [
+        user_op(
+            f"b{i}",
+            f"chain{i}@northfield.example" if i < chain - 1 else "taken@northfield.example",
+            **(
+                {ENTERPRISE_URN: {"manager": {"value": f"bulkId:b{i + 1}"}}}
+                if i < chain - 1
+                else {}
+            ),
+        )
+        for i in range(chain)
+    ]
+    results = await bulk(scim, *operations)
+    assert results[-1]["status"] == "409"
+    assert {r["status"] for r in results[:-1]} == {"400"}
+    assert await row_counts(owner_conn) == before
