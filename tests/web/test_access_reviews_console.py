@@ -257,6 +257,7 @@ async def test_the_new_campaign_form_names_every_admin_not_only_those_among_the_
 ) -> None:
     from tenants import db
     from tenants.members import service as members
+    from tenants.members.roles import ANY_ASSIGNER
     from tenants.permissions import Role
     from tests.conftest import ACTOR
 
@@ -278,6 +279,7 @@ async def test_the_new_campaign_form_names_every_admin_not_only_those_among_the_
                 status=members.MemberStatus.ACTIVE,
             ),
             actor=ACTOR,
+            assigner=ANY_ASSIGNER,
         )
     async with asgi_client(app) as browser:
         await browser.password_sign_in(org.slug, owner["email"], PASSWORD)

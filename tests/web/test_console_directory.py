@@ -172,7 +172,8 @@ async def test_the_last_owner_keeps_the_role_in_the_console_and_the_api(
         owner, csrf = await signed_in_admin(browser, org)
         # Other owners made through the API count only while they can act.
         refused = await browser.post(
-            f"/console/members/{owner['id']}/roles", {"csrf": csrf, "role_admin": "1"}
+            f"/console/members/{owner['id']}/roles",
+            {"csrf": csrf, "role_admin": "1", "confirmed": "1"},  # asked first: one's own roles
         )
         page = await follow(browser, refused)
         assert "an organisation always keeps an owner" in page
@@ -540,3 +541,22 @@ async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the
         {"field": "roles", "reason": f"{role}, owner: beyond your own permissions"}
     ]
     assert (await org.patch(f"/v1/members/{other['id']}", {"roles": ["owner"]})).status_code == 200
+
+
+async def test_taking_roles_away_from_yourself_asks_first(app: Any, org: OrgHandle) -> None:
+    await make_member(org, name="Second Owner", roles=["owner"])
+    async with asgi_client(app) as browser:
+        me, csrf = await signed_in_admin(browser, org)
+        asked = await browser.post(
+            f"/console/members/{me['id']}/roles", {"csrf": csrf, "role_admin": "1"}
+        )
+        assert asked.status_code == 200, asked.text[:500]
+        page = text_of(asked.text)
+        assert "Take roles away from yourself?" in page and "You give up: owner." in page
+        assert (await org.get(f"/v1/members/{me['id']}")).json()["roles"] == ["owner"]
+        done = await browser.post(
+            f"/console/members/{me['id']}/roles",
+            {"csrf": csrf, "role_admin": "1", "confirmed": "1"},
+        )
+        assert done.status_code == 303, done.text[:500]
+    assert (await org.get(f"/v1/members/{me['id']}")).json()["roles"] == ["admin"]

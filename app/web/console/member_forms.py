@@ -19,7 +19,7 @@ from tenants.groups import service as groups
 from tenants.members import invitations, service
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
-from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
+from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, permissions_of
 from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.products import service as products
@@ -264,6 +264,22 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def set_roles(ctx: PageContext) -> Response:
+        target = _member_id(ctx)
+        losing = sorted(set(ctx.active.member.roles) - set(roles_of(ctx.form)))
+        if target == ctx.active.member.id and losing and not ctx.confirmed:
+            kept = permissions_of(roles_of(ctx.form))
+            lost = sorted(p.value for p in ctx.permissions - kept)
+            return ctx.confirm(
+                title="Take roles away from yourself?",
+                consequences=[
+                    f"You give up: {', '.join(losing)}.",
+                    f"You lose {len(lost)} permission(s) at once, in this session too"
+                    + (": you may no longer reach this page." if lost else "."),
+                    "Only someone who still holds these roles' permissions can give them back.",
+                ],
+                button="Take them away from me",
+                back=f"/console/members/{target}",
+            )
         member = await service.update_member(
             _member_id(ctx),
             {"roles": roles_of(ctx.form)},
