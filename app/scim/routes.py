@@ -48,7 +48,7 @@ from tenants.scim.errors import (
 )
 from tenants.scim.listing import ListQuery
 from tenants.scim.schemas import GROUPS, USERS, ResourceKind, published_schemas
-from tenants.scim.validation import check_storable
+from tenants.scim.validation import check_body, too_deep
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,11 @@ def scim_routes(
             chunks.append(chunk)
         try:
             payload = json.loads(b"".join(chunks) or b"null")
-        except (ValueError, RecursionError):
+        except ValueError:
             raise InvalidSyntaxError("the body is not valid JSON") from None
-        check_storable(payload)
+        except RecursionError:
+            raise too_deep() from None
+        check_body(payload)
         return payload
 
     def endpoint(

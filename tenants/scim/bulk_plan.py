@@ -88,7 +88,9 @@ def references(value: Any) -> set[str]:
 
 def substitute(value: Any, resolve: Callable[[str], str], refs: set[str] | None = None) -> Any:
     """``value`` with each ``bulkId:<id>`` string replaced by ``resolve(id)``; given the
-    operation's ``refs`` (empty: nothing to replace), returns ``value`` itself at once."""
+    operation's ``refs`` (empty: nothing to replace), returns ``value`` itself at once.
+    Recursive: a request body nests at most ``validation.MAX_DEPTH`` levels (``check_body``
+    refuses deeper ones as they are read)."""
     if refs is not None and not refs:
         return value
     if isinstance(value, str):

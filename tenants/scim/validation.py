@@ -30,6 +30,10 @@ from tenants.scim.dialects import boolean_text
 from tenants.scim.errors import InvalidSyntaxError, InvalidValueError
 from tenants.scim.schemas import Attribute, ResourceKind, catalogue
 
+#: Most arrays and objects a request body may nest, the body itself included. The deepest
+#: SCIM message is a PATCH inside a Bulk operation reaching a complex value (~10 levels);
+#: the same bound as scim2-models puts on a filter's or path's nesting.
+MAX_DEPTH = 32
 #: Ignored when sent (RFC 7644 §3.3), by lower-cased name.
 IGNORED = frozenset({"id", "meta", "groups", "password"})
 #: Kept as sent (checked), beside the schema's attributes.
@@ -85,25 +89,41 @@ def _multiline(where: str) -> bool:
     return re.sub(r"\[[^\]]*\]", "", where).lower().endswith("addresses.formatted")
 
 
-def check_storable(payload: Any) -> None:
-    """InvalidValueError when any key or string anywhere in a decoded body holds a lone
-    UTF-16 surrogate (a ``\\ud800`` escape JSON lets through) or a NUL, neither of which is
-    text PostgreSQL can hold. Run on every body before it is read for its meaning."""
-    stack: list[tuple[Any, str]] = [(payload, "")]
+def check_body(payload: Any) -> None:
+    """Run on every decoded body before it is read for its meaning, in one walk that does
+    not recurse itself:
+
+    - InvalidSyntaxError when arrays and objects nest deeper than MAX_DEPTH: what reads a
+      body afterwards (bulkId substitution, the dialects, scim2-models and pydantic) walks
+      it recursively, and deeper input would end in a RecursionError, not an answer;
+    - InvalidValueError when any key or string holds a lone UTF-16 surrogate (a
+      ``\\ud800`` escape JSON lets through) or a NUL, neither of which is text PostgreSQL
+      can hold.
+    """
+    stack: list[tuple[Any, str, int]] = [(payload, "", 0)]
     while stack:
-        value, where = stack.pop()
+        value, where, depth = stack.pop()
         if isinstance(value, str):
             if not text_policy.is_storable(value):
                 reason = text_policy.problem(value) or "is not text"
                 raise InvalidValueError(f"{where or 'the body'} {reason}")
-        elif isinstance(value, dict):
+            continue
+        if isinstance(value, dict | list) and depth == MAX_DEPTH:
+            raise too_deep()
+        if isinstance(value, dict):
             for key, item in value.items():
                 child = f"{where}.{key}" if where else str(key)
                 if not text_policy.is_storable(key):
                     raise InvalidValueError(f"an attribute name {text_policy.problem(key)}")
-                stack.append((item, child))
+                stack.append((item, child, depth + 1))
         elif isinstance(value, list):
-            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(value))
+            stack.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
+
+
+def too_deep() -> InvalidSyntaxError:
+    """The refusal of a body nested deeper than MAX_DEPTH (also for one too deep for
+    Python's JSON parser to read at all)."""
+    return InvalidSyntaxError(f"the body nests arrays or objects deeper than {MAX_DEPTH} levels")
 
 
 def _qualified(

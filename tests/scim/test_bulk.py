@@ -3,9 +3,11 @@ set-based initial sync."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tenants.scim.bulk_plan import MAX_OPERATIONS
+from tenants.scim.validation import MAX_DEPTH
 from tests.conftest import OrgHandle, row_counts
 from tests.scim.conftest import BULK_URN, ENTERPRISE_URN, GROUP_URN, USER_URN, Scim
 from tests.scim.test_users import assert_scim_error
@@ -220,4 +222,32 @@ async def test_a_chain_whose_last_manager_fails_fails_down_to_its_first_link(
     results = await bulk(scim, *operations)
     assert results[-1]["status"] == "409"
     assert {r["status"] for r in results[:-1]} == {"400"}
+    assert await row_counts(owner_conn) == before
+
+
+async def test_a_bulk_nested_deeper_than_the_limit_is_refused_whole_and_writes_nothing(
+    scim: Scim, owner_conn: Any
+) -> None:
+    """Found by a fuzzer: a ``bulkId:`` reference 950 arrays (or 800 objects) deep made the
+    substitution of bulkIds recurse past Python's limit (a RecursionError). Sent as text:
+    json.dumps itself recurses once per level."""
+    before = await row_counts(owner_conn)
+    for deep in (
+        "[" * 950 + '"bulkId:z"' + "]" * 950,
+        '{"a":' * 800 + '"bulkId:z"' + "}" * 800,
+    ):
+        body = {
+            "schemas": [BULK_URN],
+            "Operations": [
+                user_op("z", "z@x.example"),
+                {"method": "PATCH", "path": "/Users/bulkId:z", "data": "DEEP"},
+            ],
+        }
+        response = await scim.client.post(
+            "/scim/v2/Bulk",
+            content=json.dumps(body).replace('"DEEP"', deep),
+            headers=scim.headers,
+        )
+        detail = assert_scim_error(response, 400, "invalidSyntax")["detail"]
+        assert f"deeper than {MAX_DEPTH}" in detail, detail
     assert await row_counts(owner_conn) == before

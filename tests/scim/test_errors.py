@@ -5,11 +5,15 @@ dialects accepted for Entra ID and Okta leave everything else as strict as befor
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
 
+from tenants.scim.validation import MAX_DEPTH
+from tests.conftest import row_counts
 from tests.scim.conftest import PATCH_URN, SCIM_JSON, USER_URN, Scim
 from tests.scim.test_users import assert_scim_error
 
@@ -140,6 +144,59 @@ async def test_a_body_may_give_booleans_as_true_or_false_text(scim: Scim) -> Non
     )
     assert user["active"] is False
     assert user["emails"][0]["primary"] is True
+
+
+def nested(depth: int, *, in_objects: bool = False) -> str:
+    """JSON text of a string inside ``depth`` arrays (or objects); text, because json.dumps
+    itself recurses once per level."""
+    if in_objects:
+        return '{"a":' * depth + '"bulkId:x"' + "}" * depth
+    return "[" * depth + '"bulkId:x"' + "]" * depth
+
+
+async def test_a_body_nested_deeper_than_the_limit_is_invalid_syntax_on_every_route(
+    scim: Scim, owner_conn: asyncpg.Connection
+) -> None:
+    """Every body is measured once, as it is read, so no walker of SCIM data (bulkIds,
+    dialects, schema checks, scim2-models' PATCH) ever meets more than MAX_DEPTH levels;
+    Python's JSON parser stops near a thousand, and answers the same."""
+    user = await scim.create_user("deep@x.example")
+    group = (await scim.post("/Groups", {"displayName": "Deep"})).json()
+    before = await row_counts(owner_conn)
+    routes: dict[str, dict[str, Any]] = {
+        "POST /Users": {"schemas": [USER_URN], "userName": "d@x.example", "x": "DEEP"},
+        f"PUT /Users/{user['id']}": {"schemas": [USER_URN], "emails": "DEEP"},
+        f"PATCH /Users/{user['id']}": {
+            "schemas": [PATCH_URN],
+            "Operations": [{"op": "add", "path": "emails", "value": "DEEP"}],
+        },
+        f"PATCH /Groups/{group['id']}": {
+            "schemas": [PATCH_URN],
+            "Operations": [{"op": "add", "value": {"members": "DEEP"}}],
+        },
+        "POST /Groups": {"displayName": "G", "members": "DEEP"},
+        "POST /Users/.search": {"filter": "DEEP"},
+        "POST /.search": {"attributes": "DEEP"},
+    }
+    for route, body in routes.items():
+        method, path = route.split(" ")
+        for depth in (MAX_DEPTH, 950, 10_000):
+            for in_objects in (False, True):
+                content = json.dumps(body).replace('"DEEP"', nested(depth, in_objects=in_objects))
+                response = await scim.client.request(
+                    method, f"/scim/v2{path}", content=content, headers=scim.headers
+                )
+                detail = assert_scim_error(response, 400, "invalidSyntax")["detail"]
+                assert f"deeper than {MAX_DEPTH}" in detail, (route, depth, detail)
+    assert await row_counts(owner_conn) == before
+    for route, body in routes.items():
+        # Within the limit, each answer is the route's own: a 2xx or a SCIM 4xx.
+        method, path = route.split(" ")
+        content = json.dumps(body).replace('"DEEP"', nested(MAX_DEPTH - 6))
+        response = await scim.client.request(
+            method, f"/scim/v2{path}", content=content, headers=scim.headers
+        )
+        assert response.status_code < 500, (route, response.text)
 
 
 _ = httpx

@@ -12,13 +12,14 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.scim.queries import list_query, search_query
 from tenants.scim import validation
 from tenants.scim.columns import GROUP_COLUMNS, USER_COLUMNS
-from tenants.scim.errors import ScimError
+from tenants.scim.errors import InvalidSyntaxError, ScimError
 from tenants.scim.filters import Params, compile_filter
 from tenants.scim.listing import ListQuery
 from tenants.scim.schemas import GROUPS, SEARCH_URN, USERS, ResourceKind
@@ -211,10 +212,21 @@ def strings_in(value: Any) -> list[str]:
 def test_any_body_is_a_canonical_resource_of_storable_text_or_a_scim_error(body: Any) -> None:
     for kind in (USERS, GROUPS):
         try:
-            validation.check_storable(body)
+            validation.check_body(body)
             document = validation.validate(kind, body)
         except ScimError:
             continue
         for text in strings_in(document):
             assert is_storable(text), (body, text)
             assert "\u202e" not in text and "\x01" not in text, (body, text)
+
+
+def test_a_body_nests_at_most_max_depth_arrays_or_objects() -> None:
+    for wrap in (lambda inner: [inner], lambda inner: {"value": inner}):
+        body: Any = "bulkId:x"
+        for _ in range(validation.MAX_DEPTH):
+            body = wrap(body)
+        validation.check_body(body)
+        with pytest.raises(InvalidSyntaxError, match=f"deeper than {validation.MAX_DEPTH}"):
+            validation.check_body(wrap(body))
+    validation.check_body([[{"a": [1, "b"]}] * 1000] * 30)
