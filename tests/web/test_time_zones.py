@@ -12,9 +12,18 @@ import asyncpg
 import pytest
 from playwright.async_api import expect
 
+from app.settings import Settings
+from app.web.pages import TEMPLATES
 from tests.conftest import OrgHandle, make_member
 from tests.web.browser import OpenTab, sign_in_with_password
-from tests.web.flows import PASSWORD, asgi_client, audit_events, set_local_sign_in, set_password
+from tests.web.flows import (
+    PASSWORD,
+    asgi_client,
+    audit_events,
+    configure_sso,
+    set_local_sign_in,
+    set_password,
+)
 from tests.web.test_console_directory import signed_in_admin
 
 JSON = {"accept": "application/json"}
@@ -54,8 +63,15 @@ async def test_the_zone_is_stored_for_the_admin_and_pages_show_times_in_it(
 
 @pytest.mark.parametrize(
     "value",
-    ["Mars/Olympus_Mons", "", "../../etc/passwd", "/etc/localtime", "Europe/Paris\x00",
-     "UTC;DROP", "x" * 300],
+    [
+        "Mars/Olympus_Mons",
+        "",
+        "../../etc/passwd",
+        "/etc/localtime",
+        "Europe/Paris\x00",
+        "UTC;DROP",
+        "x" * 300,
+    ],
 )
 async def test_a_zone_that_is_not_one_is_a_problem_naming_the_field(
     app: Any, org: OrgHandle, owner_conn: asyncpg.Connection, value: str
@@ -101,3 +117,84 @@ async def test_chromium_reports_its_zone_and_another_browser_shows_the_stored_on
     label = await elsewhere.page.locator("main time").first.inner_text()
     assert label.endswith(" JST"), label
     assert await stored_zone(owner_conn, admin["id"]) == "Asia/Tokyo"
+
+
+#: A time shown in the viewer's zone (Asia/Tokyo here), UTC on hover.
+TOKYO_TIME = r'<time datetime="[^"]+" title="[^"]+ UTC">\d{4}-\d\d-\d\d \d\d:\d\d JST</time>'
+
+
+async def in_tokyo(browser: Any, csrf: str) -> None:
+    saved = await browser.post(
+        "/account/time-zone", {"csrf": csrf, "time_zone": "Asia/Tokyo"}, headers=JSON
+    )
+    assert saved.status_code == 204, saved.text
+
+
+async def test_the_account_pages_sign_ins_say_when_in_the_zone_their_header_names(
+    app: Any, org: OrgHandle
+) -> None:
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        await in_tokyo(browser, csrf)
+        page = (await browser.get("/account")).text
+    section = page.split('id="sign-ins-h"')[1].split("</section>")[0]
+    assert '<th scope="col">When</th>' in section and "UTC</th>" not in section
+    assert re.search(rf"<tr><td>{TOKYO_TIME}</td><td>password</td>", section), section
+
+
+async def test_privacy_request_timelines_are_in_the_viewers_zone(app: Any, org: OrgHandle) -> None:
+    async with asgi_client(app) as browser:
+        admin, csrf = await signed_in_admin(browser, org)
+        await in_tokyo(browser, csrf)
+        sent = await org.post(
+            "/v1/privacy-requests",
+            {"member_id": admin["id"], "kind": "access", "message": "What do you hold?"},
+        )
+        assert sent.status_code == 201, sent.text
+        pages = [
+            (await browser.get(f"{where}/privacy-requests/{sent.json()['id']}")).text
+            for where in ("/console", "/account")
+        ]
+    for page in pages:
+        timeline = page.split('<ol class="timeline privacy-timeline">')[1].split("</ol>")[0]
+        assert re.search(TOKYO_TIME, timeline), timeline
+        assert " UTC</time>" not in timeline
+
+
+async def test_the_note_that_the_connection_was_changed_is_in_the_viewers_zone(
+    app: Any, org: OrgHandle, settings: Settings
+) -> None:
+    for client_id in ("before", "after"):
+        await configure_sso(
+            settings,
+            org.id,
+            issuer="http://127.0.0.1:9",
+            client_id=client_id,
+            client_secret="s" * 24,
+        )
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        await in_tokyo(browser, csrf)
+        page = (await browser.get("/console/settings")).text
+    note = page.split('id="restore-previous"')[1].split("</p>")[0]
+    assert re.search(
+        rf"The connection was changed {TOKYO_TIME}\. Until {TOKYO_TIME} the configuration", note
+    ), note
+
+
+def test_templates_import_macros_that_show_times_with_their_context() -> None:
+    """``localtime`` finds the viewer's zone in the page's context: a macro imported without
+    it shows UTC (the privacy timelines did)."""
+    root = TEMPLATES
+    showing_times = {
+        str(path.relative_to(root))
+        for path in root.rglob("*.html")
+        if "|localtime" in path.read_text()
+    }
+    without = [
+        f"{path.relative_to(root)}: {found.group(0)}"
+        for path in root.rglob("*.html")
+        for found in re.finditer(r"{%-? *(?:import|from) +\"([^\"]+)\"[^%]*%}", path.read_text())
+        if found.group(1) in showing_times and "with context" not in found.group(0)
+    ]
+    assert without == []
