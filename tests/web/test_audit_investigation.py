@@ -7,9 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tenants.audit.sealer import seal_all
 from tests.conftest import OrgHandle, make_member, make_unit
 from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
 
@@ -101,3 +103,22 @@ async def test_the_api_filters_by_prefix_and_streams_csv_and_ndjson(org: OrgHand
     ]
     wrong = await org.get("/v1/audit-events", params={"format": "xlsx"})
     assert wrong.status_code == 422
+
+
+async def test_an_event_is_named_by_the_number_its_row_shows(
+    app: Any, two_orgs: tuple[OrgHandle, OrgHandle]
+) -> None:
+    org, other = two_orgs
+    for n in range(3):
+        await make_unit(org, f"Numbered {n}")
+        await make_unit(other, f"Between {n}")  # event ids are shared by organisations
+    await seal_all(wait=True)
+    await set_local_sign_in(org.id, True)
+    owner = await make_member(org, name="Nia Numbers", roles=["owner"])
+    await set_password(org.id, owner["id"], PASSWORD)
+    async with asgi_client(app) as browser:
+        await browser.password_sign_in(org.slug, owner["email"], PASSWORD)
+        page = (await browser.get("/console/audit", params={"action": "unit."})).text
+    rows = re.findall(r"<tr><td>(\d+)</td>.*?of event ([^<]+)</span>", page, flags=re.S)
+    assert len(rows) >= 3  # the three, and the root unit's creation
+    assert all(shown == named for shown, named in rows), rows
