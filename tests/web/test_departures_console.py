@@ -33,6 +33,7 @@ def today() -> str:
     """Read at each use: a suite that runs across midnight UTC must not offer yesterday."""
     return datetime.now(UTC).date().isoformat()
 
+
 PAST_RETENTION = timedelta(days=400)
 
 
@@ -406,7 +407,10 @@ async def test_the_background_jobs_page_shows_live_workers_and_the_oldest_waitin
     await owner_conn.execute(
         "INSERT INTO workers (name, host, pid, concurrency, running, started_at, heartbeat_at) "
         "VALUES ($1, 'h', 1, 4, 3, now(), now() - interval '2 seconds'), "
-        "($2, 'h', 2, 4, 0, now(), now() - interval '5 minutes')", live, silent)
+        "($2, 'h', 2, 4, 0, now(), now() - interval '5 minutes')",
+        live,
+        silent,
+    )
     try:
         await owner_conn.execute(
             "INSERT INTO jobs (id, tenant_id, kind, payload, key, status, run_at, attempts, "
@@ -416,16 +420,43 @@ async def test_the_background_jobs_page_shows_live_workers_and_the_oldest_waitin
             "(gen_random_uuid(), $1, 'webhook.deliver', '{}', 'hook:new', 'queued', "
             "now() - interval '5 seconds', 0, 8, 0, '{}', now(), now()), "
             "(gen_random_uuid(), $1, 'departure.purge', '{}', 'purge:later', 'queued', "
-            "now() + interval '30 days', 0, 8, 0, '{}', now(), now())", local_org.id)
+            "now() + interval '30 days', 0, 8, 0, '{}', now(), now())",
+            local_org.id,
+        )
         async with asgi_client(app) as browser:
             await signed_in(browser, local_org, auditor)
             page = text_of((await browser.get("/console/jobs")).text)
-        assert re.search(r"2 jobs due now; the oldest, mail\.send ?, has waited (9\d|1\d\d) s", page)
+        assert re.search(
+            r"2 jobs due now; the oldest, mail\.send ?, has waited (9\d|1\d\d) s", page
+        )
+        # The stat counts the job queued for later too, and says how many are due.
+        assert "3 queued, 2 due now" in page
+        assert re.search(
+            r"\. 1 more job is queued for later; the next is due \d{4}-\d\d-\d\d", page
+        )
         assert re.search(rf"{live} 3 of 4 [2-9] s ago Out|{live} 3 of 4 [2-9] s ago {silent}", page)
         assert re.search(rf"{silent} 0 of 4 \d+ s ago not answering", page)
     finally:
-        await owner_conn.execute("DELETE FROM workers WHERE name = ANY($1::text[])",
-                                 [live, silent])
+        await owner_conn.execute("DELETE FROM workers WHERE name = ANY($1::text[])", [live, silent])
+
+
+async def test_jobs_queued_only_for_later_are_not_shown_as_waiting_nor_as_nothing(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    auditor = await person(local_org, "Aud Auditor", role="auditor")
+    await owner_conn.execute(
+        "INSERT INTO jobs (id, tenant_id, kind, payload, key, status, run_at, attempts, "
+        "max_attempts, claims, checkpoint, created_at, updated_at) "
+        "SELECT gen_random_uuid(), $1, 'webhook.deliver', '{}', 'hook:' || n, 'queued', "
+        "now() + n * interval '1 hour', 1, 8, 0, '{}', now(), now() FROM generate_series(1, 7) n",
+        local_org.id,
+    )
+    async with asgi_client(app) as browser:
+        await signed_in(browser, local_org, auditor)
+        page = text_of((await browser.get("/console/jobs")).text)
+    assert "7 queued, none due now" in page
+    assert re.search(r"None due yet\. 7 jobs are queued for later; the next is due \d{4}-", page)
+    assert "No job is waiting" not in page
 
 
 # --- the policy ---------------------------------------------------------------------------
@@ -522,12 +553,21 @@ async def test_the_account_page_says_what_leaving_would_mean_and_exports_are_rec
         "AND export_url IS NULL",
         uuid.UUID(leaver["id"]),
     )
+    account = await org.post(
+        "/v1/product-accounts", {"member_id": leaver["id"], "product_id": world["drive"]["id"]}
+    )
+    assert account.status_code in (200, 201), account.text
     async with asgi_client(app) as browser:
         await signed_in(browser, org, leaver)
         page = await browser.get("/account")
         assert page.status_code == 200
         text = text_of(page.text)
         assert "What leaving would mean for you Nothing is planned." in text
+        # Each product account: when it ends, said once.
+        assert re.search(
+            r"Drive ?: your account ends when your last day is over \d{4}-\d\d-\d\d", text
+        )
+        assert "last day ends" not in text
         assert "30 items in Drive: handed to Bo Boss (your manager)." in text
         assert "20 items in Mail: deleted on" in text and "30 days after your last day" in text
         assert (
