@@ -71,6 +71,23 @@ def loss_rule(before: SignInShape | None, after: SignInShape) -> LossRule:
     )
 
 
+def provider_proven(
+    *,
+    changed_at: datetime,
+    last_test_ok: bool,
+    last_tested_at: datetime | None,
+    last_sign_in_at: datetime | None,
+) -> bool:
+    """Whether the identity provider has shown it lets people in since its issuer or client
+    last changed: a test that passed, or someone who signed in through it. Only then does
+    it count as a way in when password sign-in goes off; a provider saved with a made-up
+    issuer and never tried once counted, and switching passwords off locked everyone out
+    without a word."""
+    tested = last_test_ok and last_tested_at is not None and last_tested_at >= changed_at
+    used = last_sign_in_at is not None and last_sign_in_at >= changed_at
+    return tested or used
+
+
 @dataclass(frozen=True, slots=True)
 class LosingMember:
     name: str

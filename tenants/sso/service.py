@@ -34,6 +34,7 @@ from tenants.organisations.models import Organisation
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
+from tenants.signins import rules as sign_in_rules
 from tenants.signins import service as sign_ins
 from tenants.signins.rules import Reason, member_status_reason
 from tenants.sso import oidc, rules, safety
@@ -116,15 +117,24 @@ def _shape_after(
     )
 
 
+#: Members able to sign in through the provider now, with why each would lose it. One who
+#: keeps a password while members' password sign-in is on ($7) keeps sign-in: switching
+#: the provider off said every owner was locked out when their passwords still worked,
+#: and refused the undo of a broken provider. (A break-glass password is for emergencies,
+#: not sign-in; it counts only as the refusal's way out, ``break_glass_owner``.)
 _LOSS = """
 WITH able AS (
-  SELECT name, email, roles, roles ? 'owner' AS owner, roles - 'member' <> '[]'::jsonb AS admin,
-         CASE WHEN $6 THEN 'disabled'
-              WHEN split_part(email, '@', 2) = ANY($4::text[]) THEN 'domain'
-              WHEN $5 AND idp_subject IS NOT NULL THEN 'subject' END AS reason
-    FROM members
-   WHERE tenant_id = $1 AND status = ANY($2::text[])
-     AND split_part(email, '@', 2) = ANY($3::text[])
+  SELECT m.name, m.email, m.roles, m.roles ? 'owner' AS owner,
+         m.roles - 'member' <> '[]'::jsonb AS admin,
+         CASE WHEN EXISTS (SELECT 1 FROM local_credentials c
+                            WHERE c.tenant_id = m.tenant_id AND c.member_id = m.id
+                              AND $7 AND NOT c.break_glass) THEN NULL
+              WHEN $6 THEN 'disabled'
+              WHEN split_part(m.email, '@', 2) = ANY($4::text[]) THEN 'domain'
+              WHEN $5 AND m.idp_subject IS NOT NULL THEN 'subject' END AS reason
+    FROM members m
+   WHERE m.tenant_id = $1 AND m.status = ANY($2::text[])
+     AND split_part(m.email, '@', 2) = ANY($3::text[])
 )
 """
 
@@ -141,6 +151,7 @@ async def count_losses(rule: safety.LossRule) -> safety.MemberCounts:
         list(rule.losing_domains),
         rule.subjects_unlinked,
         rule.everyone,
+        await _passwords_on(),
     )
     totals = await db.fetch_one(
         _LOSS
@@ -245,7 +256,7 @@ async def preview_password_sign_in_off() -> safety.Preview:
     args = (
         db.current_org(),
         sorted(s.value for s in SIGN_IN_ALLOWED),
-        bool(shape and shape.enabled),
+        bool(shape and shape.enabled and connection and await _proven(connection)),
         list(shape.allowed) if shape else [],
     )
     totals = await db.fetch_one(
@@ -268,6 +279,32 @@ SELECT count(reason) AS losing, count(reason) FILTER (WHERE admin) AS admins,
             break_glass_owner=await _break_glass_owner(),
             listed=listed,
         )
+    )
+
+
+async def _passwords_on() -> bool:
+    org = await Organisation.filter(id=db.current_org()).first()
+    return bool(org and org.local_sign_in)
+
+
+async def _proven(connection: SsoConnection) -> bool:
+    """``safety.provider_proven`` for the organisation's connection."""
+    changed_at = connection.previous_saved_at or connection.created_at
+    result = connection.last_test_result or {}
+    row = await db.fetch_one(
+        "SELECT max(at) AS at FROM sign_ins WHERE tenant_id = $1 AND method = $2"
+        " AND outcome = $3 AND idp = $4 AND at >= $5",
+        db.current_org(),
+        sign_in_rules.SignInMethod.SSO.value,
+        sign_in_rules.SignInOutcome.SUCCEEDED.value,
+        connection.issuer,
+        changed_at,
+    )
+    return safety.provider_proven(
+        changed_at=changed_at,
+        last_test_ok=bool(result.get("ok")),
+        last_tested_at=connection.last_tested_at,
+        last_sign_in_at=row["at"] if row else None,
     )
 
 

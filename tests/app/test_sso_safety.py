@@ -58,6 +58,16 @@ async def break_glass(org: OrgHandle, email: str) -> None:
         )
 
 
+async def passed_a_test() -> None:
+    """The organisation's connection passed its test just now (in its tenant transaction):
+    what makes it count as a way in (``safety.provider_proven``)."""
+    connection = await sso.get_connection()
+    assert connection is not None
+    connection.last_tested_at = datetime.now(UTC)
+    connection.last_test_result = {"ok": True, "steps": []}
+    await connection.save(update_fields=["last_tested_at", "last_test_result"])
+
+
 async def test_the_preview_counts_members_whose_domain_would_no_longer_be_admitted(
     org: OrgHandle, owner_conn: asyncpg.Connection
 ) -> None:
@@ -154,6 +164,32 @@ async def test_switching_sign_in_through_the_provider_off_needs_the_count(org: O
     assert preview["people"][0]["reason"] == "disabled"
     ok = await org.put("/v1/sso-connection", json=connection(enabled=False, confirm_losing=1))
     assert ok.status_code == 200 and ok.json()["enabled"] is False
+
+
+async def test_members_who_keep_a_password_do_not_lose_sign_in_when_the_provider_goes_off(
+    org: OrgHandle,
+) -> None:
+    """With members' password sign-in on, switching a (broken) provider off once said every
+    owner would be locked out, though their passwords worked, and the API refused it: the
+    undo of a bad provider was blocked."""
+    from tests.web.flows import set_local_sign_in
+    from tests.web.flows import set_password as give_password
+
+    a = f"{org.slug}.example"
+    owner = await member(org, "olga", a, roles=["owner"])
+    await member(org, "bob", a)  # no password: loses sign-in
+    await org.put("/v1/sso-connection", json=connection())
+    await give_password(org.id, owner["id"], "a long owner passphrase 42!!")
+    off = connection(enabled=False)
+    # Passwords off: Olga's would not count, and she is the only owner.
+    refused = await org.put("/v1/sso-connection", json={**off, "confirm_losing": 2})
+    assert refused.status_code == 409, refused.text
+    await set_local_sign_in(org.id, True)
+    preview = (await org.post("/v1/sso-connection/preview", json=off)).json()
+    assert [p["email"] for p in preview["people"]] == [f"bob@{a}"]
+    assert preview["losing"] == 1 and not preview["every_owner_locked_out"], preview
+    done = await org.put("/v1/sso-connection", json={**off, "confirm_losing": 1})
+    assert done.status_code == 200, done.text
 
 
 async def test_the_previous_configuration_is_restored_in_one_step_within_24_hours(
@@ -254,7 +290,12 @@ async def test_switching_password_sign_in_off_counts_who_has_only_a_password(
     await give_password(org.id, by_password["id"], "a long member passphrase 42!")
     await give_password(org.id, owner["id"], "a long owner passphrase 42!!")
     async with db.tenant_transaction(org.id):
+        # Never tested nor used since it was saved: it is no way in yet, so everyone with a
+        # password loses sign-in, and the only owner would be locked out.
+        untried = await sso.preview_password_sign_in_off()
+        await passed_a_test()
         preview = await sso.preview_password_sign_in_off()
+    assert (untried.losing, untried.owners_losing, untried.refused) == (2, 1, True)
     # Olga keeps signing in through the provider (her domain is admitted); Pat does not.
     assert (preview.losing, preview.owners_losing) == (1, 0)
     assert [p.email for p in preview.people] == [f"pat@{b}"]
@@ -284,3 +325,20 @@ async def test_switching_password_sign_in_off_never_locks_out_the_only_owner(
         with pytest.raises(ConflictError) as refused:
             await sso.set_local_sign_in(False, actor=ACTOR, confirm_losing=1)
     assert refused.value.fields[0].field == "local_sign_in"
+
+
+def test_a_provider_is_a_way_in_once_tested_or_used_since_its_last_change() -> None:
+    changed = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    before, after = changed - timedelta(seconds=1), changed + timedelta(seconds=1)
+
+    def proven(**kw: Any) -> bool:
+        given = {"last_test_ok": False, "last_tested_at": None, "last_sign_in_at": None, **kw}
+        return safety.provider_proven(changed_at=changed, **given)
+
+    assert not proven()
+    assert proven(last_test_ok=True, last_tested_at=after)
+    assert proven(last_test_ok=True, last_tested_at=changed)
+    assert not proven(last_test_ok=True, last_tested_at=before)  # tested the old settings
+    assert not proven(last_test_ok=False, last_tested_at=after)  # the test failed
+    assert proven(last_sign_in_at=after)
+    assert not proven(last_sign_in_at=before)
