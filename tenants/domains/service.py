@@ -192,6 +192,19 @@ async def remove_domain(name: str, *, actor: Actor) -> None:
         await identity.organisation_changed("domain removed")
 
 
+async def members_at(name: str) -> int:
+    """How many of the organisation's members have an address at ``name`` (what the
+    sign-in page finds the organisation by); asked once, by the confirmation of the
+    domain's removal."""
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    row = await db.fetch_one(
+        "SELECT count(*) AS n FROM members WHERE tenant_id = $1 AND email LIKE $2",
+        db.current_org(),
+        f"%@{escaped}",
+    )
+    return int(row["n"]) if row else 0
+
+
 async def owner_emails() -> list[str]:
     """Addresses of the organisation's active owners (who answer for its domains)."""
     rows = await db.fetch(

@@ -258,3 +258,31 @@ async def test_the_console_shows_the_record_with_a_copy_button_and_checks_it(
         checked = await browser.post("/console/domains/verify", {"csrf": csrf, "name": "console.example"})
         assert checked.status_code == 303
         assert "console.example is verified" in (await browser.get("/console/domains")).text
+
+
+async def test_removing_a_verified_domain_in_the_console_asks_first_naming_what_breaks(
+    app: Any, org: OrgHandle
+) -> None:
+    """One click removed the school's only verified domain, and from then on the sign-in
+    page found nobody's organisation by their address."""
+    from tests.web.flows import PASSWORD, set_password
+
+    owner = await make_member(org, roles=["owner"])
+    await set_password(org.id, owner["id"], PASSWORD, break_glass=True)
+    domain = f"{org.slug}.example"  # verified by the seed; the owner's address is there
+    async with asgi_client(app) as browser:
+        signed_in = await browser.password_sign_in(org.slug, owner["email"], PASSWORD, break_glass=True)
+        assert signed_in.status_code == 303, signed_in.text
+        csrf = await browser.csrf_of("/console/domains")
+        asked = await browser.post("/console/domains/remove", {"csrf": csrf, "name": domain})
+        assert asked.status_code == 200, asked.text[:500]
+        page = " ".join(asked.text.split())
+        assert f"Remove {domain}?" in page
+        assert f"from an address at {domain}: 1 member(s) have one" in page
+        assert "new TXT record" in page
+        assert domain in {d["name"] for d in (await org.get("/v1/domains")).json()["items"]}
+        done = await browser.post(
+            "/console/domains/remove", {"csrf": csrf, "name": domain, "confirmed": "1"}
+        )
+        assert done.status_code == 303, done.text[:500]
+    assert domain not in {d["name"] for d in (await org.get("/v1/domains")).json()["items"]}

@@ -235,7 +235,7 @@ ROUTES: list[ConsoleRoute] = [
         "POST",
         "/console/domains/remove",
         Permission.ORGANISATION_WRITE,
-        lambda t: {"name": t.extra["domain_to_remove"]},
+        lambda t: {"name": t.extra["domain_to_remove"], "confirmed": "1"},
     ),
     ConsoleRoute(
         "POST",

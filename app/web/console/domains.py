@@ -11,9 +11,25 @@ from app.web.pages import PageContext, Web, page
 from tenants.domains import rules
 from tenants.domains import service as domains
 from tenants.domains.dns import DnsUnavailableError
+from tenants.domains.models import Domain
 from tenants.errors import ConflictError, InvalidInputError, NotFoundError
 from tenants.permissions import Permission
 from tenants.sso import service as sso
+
+
+async def removal_consequences(domain: Domain) -> list[str]:
+    """What removing ``domain`` breaks besides sign-in through the identity provider (which
+    the safety net counts): finding the organisation by email address, and the proof."""
+    if domain.status not in rules.OWNED:
+        return [f"{domain.name} is not verified yet: nothing depends on it."]
+    at_domain = await domains.members_at(domain.name)
+    return [
+        f"The sign-in page no longer finds the organisation from an address at {domain.name}:"
+        f" {at_domain} member(s) have one, and must use the organisation's own sign-in"
+        " address instead.",
+        f"Another organisation can then verify {domain.name}. Verifying it here again takes a"
+        " new TXT record in its DNS.",
+    ]
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -73,17 +89,24 @@ def routes(web: Web) -> list[BaseRoute]:
     async def remove(ctx: PageContext) -> Response:
         name = rules.normalise(ctx.form.get("name", "")[:300]) or ""
         confirmed = confirmed_count(ctx.form)
-        if confirmed is None:
-            await domains.get_domain(name)
+        if confirmed is None and not ctx.confirmed:
+            domain = await domains.get_domain(name)
             preview = await sso.preview_domain_removal(name)
+            consequences = await removal_consequences(domain)
             if preview.losing:
                 return confirm_page(
                     ctx,
                     preview,
-                    what=f"Removing {name} takes sign-in from them.",
+                    what=f"Removing {name} takes sign-in from them. " + " ".join(consequences),
                     action="/console/domains/remove",
                     back="/console/domains",
                 )
+            return ctx.confirm(
+                title=f"Remove {name}?",
+                consequences=consequences,
+                button=f"Remove {name}",
+                back="/console/domains",
+            )
         await sso.remove_domain(name, actor=ctx.actor, confirm_losing=confirmed)
         return ctx.redirect("/console/domains", f"Removed {name}.")
 
