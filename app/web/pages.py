@@ -250,6 +250,16 @@ def page(
             response: Response
             try:
                 form = clean_form(form)
+                # A field sent more than once (read with getlist): each value storable too.
+                unstorable = [
+                    FieldProblem(key, reason)
+                    for key, values in several.items()
+                    if (reason := storage_problem(values)) is not None
+                ]
+                if unstorable:
+                    raise InvalidInputError(
+                        "the form holds characters that cannot be kept", fields=unstorable
+                    )
                 async with _page_transaction(web, token.org_id):
                     try:
                         active = await sessions.authenticate_session(token)

@@ -138,3 +138,25 @@ async def test_a_console_form_field_with_a_nul_is_refused_naming_the_field(
     assert "name: contains a NUL character (U+0000)" in landing
     name = await owner_conn.fetchval("SELECT name FROM members WHERE id = $1", uuid.UUID(editable))
     assert name == "Editable Member"
+
+
+async def test_a_field_sent_twice_with_a_nul_in_one_value_is_refused_naming_it(
+    app: Any, matrix_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    owner = await person_with_role(matrix_org, Role.OWNER)
+    reviews = await owner_conn.fetchval("SELECT count(*) FROM access_reviews")
+    async with asgi_client(app) as browser:
+        await sign_in(browser, matrix_org, owner)
+        csrf = await browser.csrf_of("/console")
+        form = {
+            "csrf": csrf,
+            "name": "Reviewed twice",
+            "reviewer_rule": "named",
+            "named_reviewer_ids": [owner["id"] + "\x00", owner["id"]],  # the first: not in ctx.form
+        }
+        sent = await browser.http.post("/console/access-reviews", data=form)
+        assert sent.status_code == 303, sent.text
+        landing = text_of((await browser.get(sent.headers["location"])).text)
+    assert "Not done: the form holds characters that cannot be kept" in landing
+    assert "named_reviewer_ids: contains a NUL character (U+0000)" in landing
+    assert await owner_conn.fetchval("SELECT count(*) FROM access_reviews") == reviews
