@@ -274,6 +274,8 @@ async def test_removing_a_verified_domain_in_the_console_asks_first_naming_what_
         signed_in = await browser.password_sign_in(org.slug, owner["email"], PASSWORD, break_glass=True)
         assert signed_in.status_code == 303, signed_in.text
         csrf = await browser.csrf_of("/console/domains")
+        again = await browser.post("/console/domains", {"csrf": csrf, "name": domain})
+        assert f"{domain} is already verified." in (await browser.get(again.headers["location"])).text
         asked = await browser.post("/console/domains/remove", {"csrf": csrf, "name": domain})
         assert asked.status_code == 200, asked.text[:500]
         page = " ".join(asked.text.split())

@@ -70,6 +70,8 @@ def routes(web: Web) -> list[BaseRoute]:
         except (InvalidInputError, ConflictError) as exc:
             reason = exc.fields[0].reason if exc.fields else exc.message
             return await render(ctx, name=name, name_error=reason, status=400)
+        if added.status in rules.OWNED:
+            return ctx.redirect("/console/domains", f"{added.name} is already verified.")
         return ctx.redirect(
             "/console/domains", f"Added {added.name}: publish its TXT record, then check it."
         )
