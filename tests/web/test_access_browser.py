@@ -78,7 +78,7 @@ async def test_admin_requests_access_another_approves_a_product_checks_and_the_m
     await page.get_by_role("button", name="Request access").click()
     await tab.land("^/console/data-access/grants/[0-9a-f-]{36}$", tmp_path, "04-requested")
     await expect(page.get_by_role("status")).to_have_text(
-        "Request sent; another privacy officer decides."
+        "Request sent; a privacy officer decides."  # Ada is an admin, not an officer
     )
     await expect(page.locator("#grant-state")).to_have_text("requested")
     await expect(page.get_by_role("button", name="Approve")).to_have_count(0)

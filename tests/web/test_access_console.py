@@ -323,3 +323,22 @@ async def test_unit_grants_show_on_the_page_of_members_below_the_unit(
     async with asgi_client(app) as browser:
         await signed_in(browser, local_org, outside)
         assert "Lab telemetry" not in text_of((await browser.get("/account")).text)
+
+
+@pytest.mark.parametrize(
+    ("roles", "says"),
+    [
+        (("admin",), "Request sent; a privacy officer decides."),
+        (("owner", "privacy_officer"), "Request sent; another privacy officer decides."),
+    ],
+)
+async def test_the_request_is_said_to_go_to_another_officer_only_when_the_requester_is_one(
+    app: Any, local_org: OrgHandle, roles: tuple[str, ...], says: str
+) -> None:
+    requester = await person(local_org, "Rita Requester", *roles)
+    mia = await person(local_org, "Mia Member")
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, local_org, requester)
+        grant_id = await request_in_console(browser, csrf, mia)
+        page = await browser.get(f"/console/data-access/grants/{grant_id}")
+        assert says in page.text

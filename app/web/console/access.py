@@ -251,7 +251,10 @@ def routes(web: Web) -> list[BaseRoute]:
         message = (
             "Emergency access started; a privacy officer will review it."
             if grant.emergency
+            # A requester who is a privacy officer cannot approve their own request.
             else "Request sent; another privacy officer decides."
+            if ctx.can(Permission.ACCESS_APPROVE)
+            else "Request sent; a privacy officer decides."
         )
         return ctx.redirect(f"{BASE}/grants/{grant.id}", message)
 
