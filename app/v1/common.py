@@ -16,7 +16,6 @@ from pydantic import (
     UrlConstraints,
 )
 from pydantic_core import core_schema
-from tortoise.models import Model
 
 from tenants import text
 from tenants.pagination import MAX_LIMIT
@@ -43,13 +42,6 @@ SettingValue = (
     | Annotated[str, StringConstraints(max_length=500)]
     | list[Annotated[str, StringConstraints(max_length=200)]]
 )
-
-
-def column_length(model: type[Model], field: str) -> int:
-    """The length of ``model``'s character column ``field``: what its input may hold."""
-    length = model._meta.fields_map[field].max_length  # type: ignore[attr-defined]
-    assert isinstance(length, int), f"{model.__name__}.{field} has no length"
-    return length
 
 
 @dataclass(frozen=True, slots=True)

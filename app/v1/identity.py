@@ -10,9 +10,10 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, Output, StoredUrl, column_length
+from app.v1.common import Input, Output, StoredUrl
 from tenants.identity import service
 from tenants.identity.models import BackendKind, IdentityBackendConfig
+from tenants.models_base import max_length_of
 from tenants.permissions import Permission
 
 router = ApiRouter("/v1/identity-backend", "identity")
@@ -34,7 +35,7 @@ class IdentityBackendOut(Output):
 class IdentityBackendIn(Input):
     kind: BackendKind
     server_url: (
-        Annotated[AnyHttpUrl, StoredUrl(column_length(IdentityBackendConfig, "server_url"))] | None
+        Annotated[AnyHttpUrl, StoredUrl(max_length_of(IdentityBackendConfig, "server_url"))] | None
     ) = Field(None, description="Keycloak's base URL, e.g. https://kc.example (no /admin).")
     realm: Realm | None = None
     client_id: ClientId | None = Field(

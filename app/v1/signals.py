@@ -20,10 +20,11 @@ from starlette.routing import BaseRoute, Route
 
 from app.api import ApiRouter, Call
 from app.auth import request_origin
-from app.v1.common import Input, Output, StoredUrl, column_length
+from app.v1.common import Input, Output, StoredUrl
 from app.web.ratelimit import RateLimiter
 from tenants.db import tenant_transaction
 from tenants.errors import NotFoundError, TenantryError
+from tenants.models_base import max_length_of
 from tenants.organisations.service import id_by_slug
 from tenants.permissions import Permission
 from tenants.signals import service
@@ -48,10 +49,10 @@ class TransmitterOut(Output):
 
 
 class TransmitterIn(Input):
-    issuer: Annotated[AnyHttpUrl, StoredUrl(column_length(SignalTransmitter, "issuer"))] = Field(
+    issuer: Annotated[AnyHttpUrl, StoredUrl(max_length_of(SignalTransmitter, "issuer"))] = Field(
         description="The transmitter's issuer (the SETs' iss)."
     )
-    jwks_uri: Annotated[AnyHttpUrl, StoredUrl(column_length(SignalTransmitter, "jwks_uri"))] = (
+    jwks_uri: Annotated[AnyHttpUrl, StoredUrl(max_length_of(SignalTransmitter, "jwks_uri"))] = (
         Field(description="Where the transmitter publishes its signing keys.")
     )
     audience: str = Field(

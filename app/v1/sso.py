@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from pydantic import AnyHttpUrl, Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, Output, StoredUrl, column_length
+from app.v1.common import Input, Output, StoredUrl
 from tenants.errors import NotFoundError
+from tenants.models_base import max_length_of
 from tenants.organisations.service import normalise_domains
 from tenants.permissions import Permission
 from tenants.sso import safety, service
@@ -39,7 +40,7 @@ class SsoConnectionOut(Output):
 
 
 class SsoConnectionIn(Input):
-    issuer: Annotated[AnyHttpUrl, StoredUrl(column_length(SsoConnection, "issuer"))]
+    issuer: Annotated[AnyHttpUrl, StoredUrl(max_length_of(SsoConnection, "issuer"))]
     client_id: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)
     ]
