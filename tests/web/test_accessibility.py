@@ -190,6 +190,11 @@ async def test_the_sso_safety_net_shows_who_loses_sign_in_and_restores_accessibl
         "UPDATE members SET idp_subject = 'axe-sub' WHERE id = $1",
         uuid.UUID(people["member"]["id"]),
     )
+    # Without a password the provider is the member's only way in (one with a password
+    # keeps signing in, and the safety net rightly does not count them).
+    await owner_conn.execute(
+        "DELETE FROM local_credentials WHERE member_id = $1", uuid.UUID(people["member"]["id"])
+    )
     tab = await tabs(bypass_csp=True)
     await sign_in_with_password(tab, org, people["owner"]["email"])
     await tab.page.wait_for_url(f"{tab.base_url}/console")
