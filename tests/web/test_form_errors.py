@@ -213,3 +213,21 @@ async def test_the_member_page_forms_name_their_field_and_keep_the_reason(
             {"csrf": csrf, "group_id": "not-a-group", "op": "add"}, page_of_mia,
         )
         assert error_beside(page, "group_id")
+
+
+async def test_an_error_beside_a_field_names_the_field_then_the_reason(
+    app: Any, local_org: OrgHandle
+) -> None:
+    """"member choose one" ran the field's name into the reason; it reads "Member: choose
+    one" (a screen reader reads it after the field's own label, so the name stays)."""
+    ada = await person(local_org, "Ada Admin", "admin")
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, local_org, ada)
+        page = await refused(
+            browser,
+            "/console/data-access/new",
+            {"csrf": csrf, "subject": "member", "categories": ["files"], "all_products": "1",
+             "justification": "Investigating a reported leak of files.", "duration_hours": "8"},
+            "/console/data-access/new",
+        )
+    assert error_beside(page, "member_id") == "Member: choose one"
