@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -521,6 +522,23 @@ async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the
         assert created.status_code in (303, 403), created.text[:500]
         page = await follow(browser, created) if created.status_code == 303 else created.text
         assert "you cannot give or take away the role owner" in text_of(page)
+        # The form shows roles beyond their powers fixed: disabled, kept as they are.
+        form = (await browser.get(f"/console/members/{other['id']}")).text
+        assert re.search(r'name="role_owner" value="1" disabled', form)
+        assert re.search(rf'name="role_{role}" value="1">', form)
+        assert "only an owner gives or takes them away" in text_of(form)
+        # A role they cannot touch that the member holds is sent back as it is.
+        boss = await make_member(org, name="Bo Boss", roles=["owner"])
+        boss_form = (await browser.get(f"/console/members/{boss['id']}")).text
+        assert '<input type="hidden" name="role_owner" value="1">' in boss_form
+        kept = await browser.post(
+            f"/console/members/{boss['id']}/roles",
+            {"csrf": csrf, "role_owner": "1", f"role_{role}": "1"},
+        )
+        assert kept.status_code == 303, kept.text[:500]
+        assert sorted((await org.get(f"/v1/members/{boss['id']}")).json()["roles"]) == sorted(
+            ["owner", role]
+        )
         # Within their own powers it works: their own role given to another.
         given = await browser.post(
             f"/console/members/{other['id']}/roles", {"csrf": csrf, f"role_{role}": "1"}

@@ -19,6 +19,7 @@ from tenants.groups import service as groups
 from tenants.members import invitations, service
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
+from tenants.members.roles import may_assign
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, permissions_of
 from tenants.policy import moves
 from tenants.policy import service as policy
@@ -157,13 +158,16 @@ def roles_of(form: dict[str, str]) -> list[str]:
     return chosen or [Role.MEMBER.value]
 
 
-def role_matrix() -> list[tuple[Role, str, list[str]]]:
-    """Each role with its description and the console areas it may change (for the page)."""
+def role_matrix(assigner: frozenset[Permission]) -> list[tuple[Role, str, list[str], bool]]:
+    """Each role with its description, the console areas it may change, and whether the
+    viewer (``assigner``) may give or take it away (``roles.may_assign``; the page shows
+    the others fixed, the service refuses them anyway)."""
     return [
         (
             role,
             ROLE_LABELS[role],
             sorted(p.value for p in ROLE_PERMISSIONS[role] if p.value.endswith(":write")),
+            may_assign(assigner, role),
         )
         for role in Role
     ]
@@ -192,7 +196,7 @@ def _member_id(ctx: PageContext) -> uuid.UUID:
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def new_member_form(ctx: PageContext) -> Response:
-        return ctx.render("console/member_new.html", roles=role_matrix())
+        return ctx.render("console/member_new.html", roles=role_matrix(ctx.permissions))
 
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def create_member(ctx: PageContext) -> Response:

@@ -143,7 +143,7 @@ def routes(web: Web) -> list[BaseRoute]:
             products=products,
             unassigned=[p for p in products.values() if p.id not in having],
             live_sessions=live_sessions,
-            roles=role_matrix(),
+            roles=role_matrix(ctx.permissions),
             # A departure starts from its own form (plan, dates, successor).
             actions=[
                 (a.value, ACTION_LABELS[a])
