@@ -8,7 +8,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from starlette.responses import Response, StreamingResponse
 
 from app.api import ApiRouter, Call
@@ -96,6 +104,15 @@ class AuditQuery(Input):
         "json",
         description="csv or ndjson: every matching event (no paging), streamed, newest first",
     )
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        """An empty list with no word was all a client got for until <= since."""
+        since = info.data.get("since")
+        if until is not None and since is not None and until <= since:
+            raise ValueError("must be after since: nothing can match")
+        return until
 
 
 #: The columns of a CSV export, in order.

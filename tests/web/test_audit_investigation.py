@@ -56,7 +56,12 @@ async def test_filters_readable_changes_and_exports_in_the_console(
         bad = await browser.get(
             "/console/audit", params={"since": "last week", "actor": "x@nowhere.example"}
         )
-        assert "From is not a date (YYYY-MM-DD)" in text_of(bad.text)
+        assert "From: is not a date (YYYY-MM-DD)" in text_of(bad.text)
+        backwards = await browser.get(
+            "/console/audit", params={"since": "2026-03-10", "until": "2026-03-09"}
+        )
+        assert "To: is before From (2026-03-10): nothing can match" in text_of(backwards.text)
+        assert 'aria-describedby="until-error"' in backwards.text
         assert "Who: no member has this email" in text_of(bad.text)
         refused = text_of((await browser.get("/console/audit", params={"outcome": "refused"})).text)
         assert "No events match." in refused
@@ -103,6 +108,12 @@ async def test_the_api_filters_by_prefix_and_streams_csv_and_ndjson(org: OrgHand
     ]
     wrong = await org.get("/v1/audit-events", params={"format": "xlsx"})
     assert wrong.status_code == 422
+    backwards = await org.get(
+        "/v1/audit-events",
+        params={"since": "2026-03-10T00:00:00Z", "until": "2026-03-09T00:00:00Z"},
+    )
+    assert backwards.status_code == 422, backwards.text
+    assert [e["field"] for e in backwards.json()["errors"]] == ["query.until"]
 
 
 async def test_an_event_is_named_by_the_number_its_row_shows(

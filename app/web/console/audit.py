@@ -68,6 +68,9 @@ async def read_form(params: QueryParams) -> AuditForm:
     ):
         if value and parsed is None:
             problems[field] = "is not a date (YYYY-MM-DD)"
+    if since and until and until < since:
+        # An empty list with no word was all an admin saw.
+        problems["until"] = f"is before From ({since.isoformat()}): nothing can match"
     return AuditForm(
         values,
         audit.AuditFilter(
