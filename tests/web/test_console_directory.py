@@ -296,6 +296,15 @@ async def test_csv_import_dry_run_then_apply_and_a_refused_apply_writes_nothing(
     async with asgi_client(app) as browser:
         _, csrf = await signed_in_admin(browser, org)
         before = await row_counts(owner_conn)
+        empty = await browser.http.post(
+            "/console/members/import",
+            data={"csrf": csrf, "csv_text": "  \n"},
+            headers={"referer": "http://tenantry.test/console/members/import"},
+        )
+        assert empty.status_code == 303, empty.text[:500]
+        shown = (await browser.get(empty.headers["location"])).text
+        assert 'aria-describedby="csv_text-error"' in shown
+        assert "CSV text: is empty: paste the CSV, its header line first" in text_of(shown)
         refused = await browser.post(
             "/console/members/import", {"csrf": csrf, "csv_text": CSV_BAD, "apply": "1"}
         )

@@ -183,6 +183,12 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def import_file(ctx: PageContext) -> Response:
         text = ctx.form.get("csv_text", "")
+        if not text.strip():
+            # The dry run of nothing showed nothing, not even that there was nothing.
+            raise InvalidInputError(
+                "there is nothing to import",
+                fields=[FieldProblem("csv_text", "is empty: paste the CSV, its header line first")],
+            )
         if len(text) > IMPORT_MAX_CHARS:
             raise InvalidInputError(
                 "the file is too large", fields=[FieldProblem("csv_text", "is larger than 2 MB")]
