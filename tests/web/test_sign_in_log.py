@@ -184,6 +184,9 @@ async def test_auditors_read_the_log_in_the_console_with_filters_and_export_it(
         text = text_of(page.text)
         assert member["email"] in text and "bad_credentials" in text
         assert "The email or password is not right." in text
+        # The reason filter offers the reasons in words, with their codes as values.
+        assert '<option value="id_token_wrong_audience">ID token wrong audience</option>' in page.text
+        assert '<option value="idp_unreachable">identity provider unreachable</option>' in page.text
         assert 'href="/console/sign-ins"' in page.text  # in the navigation
 
         filtered = await browser.get(
