@@ -12,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from tenants.errors import FieldProblem, InvalidInputError
-from tenants.webhooks.rules import LOCAL_HOSTS
+from tenants.webhooks.rules import https_problem
 
 
 def issuer_problem(issuer: str) -> str | None:
@@ -24,12 +24,7 @@ def issuer_problem(issuer: str) -> str | None:
         return "is not a URL"
     if not host:
         return "expected https://…"
-    if parts.scheme == "http":
-        if host not in LOCAL_HOSTS:
-            return "must use https:// (http:// only for localhost, during development)"
-    elif parts.scheme != "https":
-        return "expected https://…"
-    return None
+    return https_problem(parts.scheme, host)
 
 
 def check_issuer(issuer: str) -> None:

@@ -16,6 +16,19 @@ MAX_URL = 2000
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
+def https_problem(scheme: str, host: str) -> str | None:
+    """Why a URL of ``scheme`` to ``host`` is not one Tenantry exchanges secrets over, or
+    None: ``https``, or plain ``http`` to this machine alone (a development server, the
+    tests' receivers and provider). Webhook URLs and identity providers' issuers share it."""
+    if scheme == "http":
+        if host not in LOCAL_HOSTS:
+            return "must use https:// (http:// only for localhost, during development)"
+        return None
+    if scheme != "https":
+        return "must use https://"
+    return None
+
+
 def check_webhook_url(url: str) -> str | None:
     """Why Tenantry will not post to ``url``, or None when it will."""
     if len(url) > MAX_URL:
@@ -34,11 +47,9 @@ def check_webhook_url(url: str) -> str | None:
         return "must not carry a user name or password (the signature authenticates Tenantry)"
     if parts.fragment:
         return "must not have a #fragment"
-    if parts.scheme == "http":
-        if host not in LOCAL_HOSTS:
-            return "must use https:// (http:// only for localhost, during development)"
-    elif parts.scheme != "https":
-        return "must use https://"
+    scheme = https_problem(parts.scheme, host)
+    if scheme is not None:
+        return scheme
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
