@@ -20,6 +20,7 @@ the person who sent it.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 
 from tenants.errors import FieldProblem, InvalidInputError
 
@@ -88,6 +89,15 @@ def is_storable(text: str) -> bool:
     operand), where the stricter name policy would refuse what an old row legitimately holds.
     """
     return not any(char == "\x00" or is_surrogate(char) for char in text)
+
+
+def check_lengths(changes: Mapping[str, object], limits: Mapping[str, int]) -> None:
+    """``check_length`` for each text field of ``changes`` that ``limits`` bounds (named by
+    its field, underscores as spaces): the first past its limit is refused."""
+    for name, limit in limits.items():
+        value = changes.get(name)
+        if isinstance(value, str):
+            check_length(value, limit, field=name, what=name.replace("_", " "))
 
 
 def check_length(value: str | None, limit: int, *, field: str, what: str) -> None:

@@ -31,10 +31,7 @@ def storage_problem(value: str) -> str | None:
     """Why PostgreSQL cannot hold ``value`` at all (a NUL, a lone surrogate); None when it
     can. Only those two: a search or a filter may hold any other character (it is compared,
     never shown as a name), so the stricter name policy of ``tenants.text`` does not apply."""
-    for char in value:
-        if char == "\x00" or text.is_surrogate(char):
-            return text.problem(char, free=True)
-    return None
+    return None if text.is_storable(value) else text.problem(value, free=True)
 
 
 #: Paths called by programs rather than opened in a browser: a problem document.

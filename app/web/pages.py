@@ -143,6 +143,11 @@ class PageContext:
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
 
+    @property
+    def is_htmx(self) -> bool:
+        """Whether htmx sent the request (to swap part of the page, and only on a 2xx)."""
+        return self.request.headers.get("hx-request") == "true"
+
     def render(self, template: str, http_status: int = 200, **context: Any) -> HTMLResponse:
         base = {
             "org": self.organisation,

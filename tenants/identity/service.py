@@ -79,14 +79,6 @@ MAX_LENGTHS = {
 }
 
 
-def check_lengths(changes: dict[str, Any]) -> None:
-    """InvalidInputError naming the first field of ``changes`` past ``MAX_LENGTHS``."""
-    for name, limit in MAX_LENGTHS.items():
-        value = changes.get(name)
-        if isinstance(value, str):
-            text.check_length(value, limit, field=name, what=name.replace("_", " "))
-
-
 async def save_config(
     changes_in: dict[str, Any], *, box: SecretBox, actor: Actor
 ) -> IdentityBackendConfig:
@@ -98,7 +90,7 @@ async def save_config(
     a full reconcile, which mirrors the organisation, its groups and members. A field past
     ``MAX_LENGTHS`` is refused (InvalidInputError naming it), never shortened.
     """
-    check_lengths(changes_in)
+    text.check_lengths(changes_in, MAX_LENGTHS)
     config = await IdentityBackendConfig.filter().select_for_update().first()
     before = config_view(config) if config else None
     secret = changes_in.pop("client_secret", None)

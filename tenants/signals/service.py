@@ -69,10 +69,7 @@ MAX_LENGTHS = {
 async def save_transmitter(changes: dict[str, Any], *, actor: Actor) -> SignalTransmitter:
     """Create or replace the organisation's transmitter; early return when nothing changes.
     A field past ``MAX_LENGTHS`` is refused (InvalidInputError naming it), never shortened."""
-    for name, limit in MAX_LENGTHS.items():
-        value = changes.get(name)
-        if isinstance(value, str):
-            text.check_length(value, limit, field=name, what=name.replace("_", " "))
+    text.check_lengths(changes, MAX_LENGTHS)
     transmitter = await SignalTransmitter.filter().select_for_update().first()
     before = transmitter_view(transmitter) if transmitter else None
     if transmitter is None:

@@ -116,10 +116,6 @@ async def _steps(departure: Departure) -> list[StepView]:
     return [StepView(s, STEP_TITLES.get(s.name, s.name), job_of.get(s.name)) for s in steps]
 
 
-def _is_htmx(ctx: PageContext) -> bool:
-    return ctx.request.headers.get("hx-request") == "true"
-
-
 # --- routes -------------------------------------------------------------------------------
 
 LIST_FILTERS = ("running", "completed", "cancelled")
@@ -184,7 +180,7 @@ def routes(web: Web) -> list[BaseRoute]:
         fragment (form and preview) for htmx, else the whole page. Changes nothing."""
         member = await get_member(_path_id(ctx, "member"))
         form = StartForm.read(ctx.form)
-        partial = _is_htmx(ctx)
+        partial = ctx.is_htmx
         # htmx swaps only 2xx answers: the refusal must come as 200 to show in place.
         refused = 200 if partial else 422
         parsed = form.parsed()
@@ -289,7 +285,7 @@ def routes(web: Web) -> list[BaseRoute]:
         departure = await service.get_departure(_path_id(ctx, "departure"))
         context = await _detail_context(departure)
         seen = ctx.request.query_params.get("seen")
-        if _is_htmx(ctx) and seen is not None and seen != context["stage"]:
+        if ctx.is_htmx and seen is not None and seen != context["stage"]:
             # A step finished (or the departure did) since the page was drawn: reload it
             # all, so the log, the failures and the actions offered are current too.
             return Response(status_code=200, headers={"HX-Refresh": "true"})

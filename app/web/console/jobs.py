@@ -40,12 +40,12 @@ OLDEST_SQL = """
 SELECT kind, key, run_at FROM jobs WHERE status = 'queued' AND run_at <= now()
  ORDER BY run_at LIMIT 1
 """
-#: Queued jobs not due yet (a retry waiting out its pause, a step scheduled for a later
-#: day): counted among "queued" but not in the queue's depth, so the page says when the
-#: next one is due.
-LATER_SQL = """
-SELECT count(*) AS later, min(run_at) AS next_at
-  FROM jobs WHERE status = 'queued' AND run_at > now()
+#: When the next job queued for later is due (a retry waiting out its pause, a step
+#: scheduled for a later day): counted among "queued" but not in the queue's depth, so the
+#: page says when the next one is due. How many there are is "queued" less those due.
+NEXT_LATER_SQL = """
+SELECT run_at AS next_at FROM jobs WHERE status = 'queued' AND run_at > now()
+ ORDER BY run_at LIMIT 1
 """
 
 
@@ -64,6 +64,8 @@ def routes(web: Web) -> list[BaseRoute]:
         dead = await paginate(
             Job.filter(status=JobStatus.DEAD), view.sort, cursor=view.cursor, limit=view.size
         )
+        queue = await db.fetch_one(QUEUE_SQL)
+        due = int(queue["due"]) if queue else 0
         return ctx.render(
             "console/jobs.html",
             counts=counts,
@@ -72,9 +74,10 @@ def routes(web: Web) -> list[BaseRoute]:
                 next_cursor=dead.next_cursor, total=counts["dead"], shown=len(dead.items)
             ),
             workers=await db.fetch(WORKERS_SQL),
-            queue=await db.fetch_one(QUEUE_SQL),
+            queue=queue,
             oldest=await db.fetch_one(OLDEST_SQL),
-            later=await db.fetch_one(LATER_SQL),
+            later=max(counts[JobStatus.QUEUED.value] - due, 0),
+            next_later=await db.fetch_one(NEXT_LATER_SQL),
             stale_after=STALE_AFTER,
         )
 

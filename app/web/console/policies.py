@@ -473,9 +473,6 @@ def readable_summary(summary: str, names: Mapping[str, str], cat: Catalogue) -> 
 
 
 def routes(web: Web) -> list[BaseRoute]:
-    def is_htmx(ctx: PageContext) -> bool:
-        return ctx.request.headers.get("hx-request") == "true"
-
     @page(web, permission=Permission.POLICIES_READ)
     async def rules_page(ctx: PageContext) -> Response:
         """Every setting as the chosen unit (default: the root) or group sees it. A unit's
@@ -548,9 +545,9 @@ def routes(web: Web) -> list[BaseRoute]:
             form = await read_change(ctx.form, await policy.catalogue())
             c = form.change
             run = ctx.form.get("run")
-            if is_htmx(ctx) and run is not None:
+            if ctx.is_htmx and run is not None:
                 return await _preview_run(ctx, form, removing, run)
-            if is_htmx(ctx) and (
+            if ctx.is_htmx and (
                 await previews.scope_size(c.target_kind, c.target_id) > previews.LARGE_SCOPE
             ):
                 job = await previews.start_preview(c, removing=removing)
@@ -561,12 +558,12 @@ def routes(web: Web) -> list[BaseRoute]:
                 else policy.preview_rule_change(c)
             )
         except (InvalidInputError, NotFoundError) as error:
-            if not is_htmx(ctx):
+            if not ctx.is_htmx:
                 raise
             return ctx.render("console/policies_impact.html", error=_explained(error))
         context = _impact_context(form, impact, removing)
         context["samples"] = await _samples_for(ctx, form, removing)
-        if is_htmx(ctx):
+        if ctx.is_htmx:
             return ctx.render("console/policies_impact.html", heading_level=5, **context)
         return ctx.render("console/policies_preview.html", heading_level=2, **context)
 

@@ -64,7 +64,7 @@ def routes(web: Web) -> list[BaseRoute]:
             cursor=params.get("cursor") or None,
             limit=UNITS_SHOWN,
         )
-        if chosen and ctx.request.headers.get("hx-request") == "true":
+        if chosen and ctx.is_htmx:
             return ctx.render(
                 "console/unit_children.html",
                 parent=shown.unit,
@@ -85,7 +85,7 @@ def routes(web: Web) -> list[BaseRoute]:
         # opens "Edit" (htmx gets the forms alone), a browser without scripts follows the
         # link to this page, under the unit's ancestors.
         unit = await units.get_unit(_unit_id(ctx.request.path_params["id"], "unit"))
-        if ctx.request.headers.get("hx-request") == "true":
+        if ctx.is_htmx:
             return ctx.render("console/unit_edit_forms.html", unit=unit)
         return ctx.render("console/unit_edit.html", unit=unit, crumbs=await units.ancestors(unit))
 
@@ -154,7 +154,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 # Refused (a target that does not exist) before anything is written.
                 moved = await members.move_unit_members(unit.id, target, actor=ctx.actor)
             except InvalidInputError as error:
-                refused = 200 if ctx.request.headers.get("hx-request") == "true" else 422
+                refused = 200 if ctx.is_htmx else 422
                 return confirmation(
                     refused,
                     flash=f"{REFUSED} {error.message}.",
