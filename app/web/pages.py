@@ -31,6 +31,7 @@ from tenants.actors import Actor
 from tenants.db import tenant_transaction
 from tenants.errors import AuthenticationError, FieldProblem, InvalidInputError, TenantryError
 from tenants.ids import OrgId
+from tenants.members.roles import role_name, role_names
 from tenants.organisations.models import Organisation
 from tenants.permissions import Permission, permissions_of
 from tenants.secrets import SecretBox
@@ -66,6 +67,8 @@ class Web:
     def __post_init__(self) -> None:
         self.login_limiter = RateLimiter("sign-in", self.settings.login_rate_limit, 300)
         self.templates.env.filters["localtime"] = localtime
+        self.templates.env.filters["role_name"] = role_name
+        self.templates.env.filters["role_names"] = role_names
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200
@@ -108,6 +111,7 @@ CONSOLE_NAV: list[tuple[str, str, Permission]] = [
     ("Domains", "/console/domains", Permission.ORGANISATION_READ),
     ("Identity backend", "/console/identity", Permission.SSO_READ),
     ("Provisioning (SCIM)", "/console/provisioning", Permission.SCIM_READ),
+    ("API tokens", "/console/api-tokens", Permission.TOKENS_READ),
 ]
 
 

@@ -14,6 +14,31 @@ from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
 #: member of the organisation.
 STAFF = "staff"
 
+#: What people call each role: the one source of role names on pages, in messages and in
+#: mail (the codes stay the values in forms, the API, CSV and audit events).
+ROLE_NAMES: dict[Role, str] = {
+    Role.OWNER: "Owner",
+    Role.ADMIN: "Admin",
+    Role.HELPDESK: "Helpdesk",
+    Role.PRIVACY_OFFICER: "Privacy officer",
+    Role.AUDITOR: "Auditor",
+    Role.MEMBER: "Member",
+}
+
+
+def role_name(role: Role | str) -> str:
+    """The role's name as people read it (``privacy_officer`` → "Privacy officer"); a code
+    that names no role (a role since retired, kept in old rows) is returned as it is."""
+    try:
+        return ROLE_NAMES[Role(role)]
+    except ValueError:
+        return str(role)
+
+
+def role_names(roles: Iterable[Role | str]) -> str:
+    """The roles' names joined with commas, in the order given ("Admin, Privacy officer")."""
+    return ", ".join(role_name(r) for r in roles)
+
 
 def drops_owner(before: Iterable[str], after: Iterable[str]) -> bool:
     """True when the change takes the owner role away from the member."""
@@ -53,8 +78,9 @@ def check_may_assign(
     (``may_assign``). Raises PermissionDeniedError naming the ``roles`` field."""
     beyond = sorted(r for r in set(before) ^ set(after) if not may_assign(assigner, Role(r)))
     if beyond:
+        named = role_names(beyond)
         raise PermissionDeniedError(
-            f"you cannot give or take away the role {', '.join(beyond)}: it holds "
+            f"you cannot give or take away the role {named}: it holds "
             "permissions you do not have; ask an owner",
-            fields=[FieldProblem("roles", f"{', '.join(beyond)}: beyond your own permissions")],
+            fields=[FieldProblem("roles", f"{named}: beyond your own permissions")],
         )

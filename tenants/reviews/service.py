@@ -42,7 +42,7 @@ from tenants.mail import service as mail
 from tenants.members import service as members
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
-from tenants.members.roles import ANY_ASSIGNER, STAFF
+from tenants.members.roles import ANY_ASSIGNER, STAFF, role_name
 from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
 from tenants.permissions import Permission, permissions_of
@@ -245,7 +245,7 @@ async def _standing_access(scopes: set[ScopeKind]) -> list[_Access]:
                     _Access(
                         ItemKind.ADMIN_ROLE,
                         row["id"],
-                        f"{row['name']} <{row['email']}>: role {role}",
+                        f"{row['name']} <{row['email']}>: {role_name(role)} role",
                         role=role,
                     )
                 )

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from tenants.errors import PermissionDeniedError
-from tenants.members.roles import ANY_ASSIGNER, check_may_assign, may_assign
+from tenants.members.roles import (
+    ANY_ASSIGNER,
+    ROLE_NAMES,
+    check_may_assign,
+    may_assign,
+    role_name,
+    role_names,
+)
 from tenants.permissions import Permission, Role, permissions_of
 
 #: Which roles each role's holder may give or take away (where the route lets them change
@@ -44,7 +51,15 @@ def test_a_change_is_judged_by_the_roles_it_gives_or_takes_not_those_it_keeps() 
     with pytest.raises(PermissionDeniedError) as refused:
         check_may_assign(helpdesk, ["helpdesk"], ["helpdesk", "owner"])
     assert [(f.field, f.reason) for f in refused.value.fields] == [
-        ("roles", "owner: beyond your own permissions")
+        ("roles", "Owner: beyond your own permissions")
     ]
-    with pytest.raises(PermissionDeniedError, match="admin"):  # taking away counts too
+    with pytest.raises(PermissionDeniedError, match="Admin"):  # taking away counts too
         check_may_assign(helpdesk, ["admin", "member"], ["member"])
+
+
+def test_every_role_has_a_name_people_read_and_unknown_codes_pass_through() -> None:
+    assert set(ROLE_NAMES) == set(Role)
+    assert all(name[0].isupper() and "_" not in name for name in ROLE_NAMES.values())
+    assert role_name("privacy_officer") == role_name(Role.PRIVACY_OFFICER) == "Privacy officer"
+    assert role_names(["admin", "privacy_officer"]) == "Admin, Privacy officer"
+    assert role_name("retired_role") == "retired_role"

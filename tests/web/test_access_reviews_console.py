@@ -92,7 +92,7 @@ async def test_a_manager_reviews_from_the_overview_and_queue_and_revocations_are
         assert queue.status_code == 200
         csrf = csrf_in(queue.text)
         body = text_of(queue.text)
-        assert "Ada Admin" in body and "role helpdesk" not in body  # never their own role
+        assert "Ada Admin" in body and "Helpdesk role" not in body  # never their own role
         items = {
             row["member_id"]: row["id"]
             for row in (
@@ -112,7 +112,7 @@ async def test_a_manager_reviews_from_the_overview_and_queue_and_revocations_are
         assert f'id="item-{ada_item}-reason-error"' in shown.text
         asked = await manager.post(url, {**form, "decision": "revoke", "reason": "Left the team"})
         assert asked.status_code == 200
-        assert "Revoke now" in asked.text and "The role admin is taken away now." in text_of(
+        assert "Revoke now" in asked.text and "The role Admin is taken away now." in text_of(
             asked.text
         )
         assert (await org.get(f"/v1/members/{ada['id']}")).json()["roles"] == ["admin"]
@@ -154,6 +154,61 @@ async def test_a_manager_reviews_from_the_overview_and_queue_and_revocations_are
         assert exported.status_code == 200
         assert exported.headers["content-type"].startswith("text/csv")
         assert "Left the team" in exported.text
+
+
+async def test_roles_read_as_names_in_the_queue_and_the_directory_never_as_codes(
+    app: Any, org: OrgHandle
+) -> None:
+    people = await cast(org)
+    olga = await make_member(
+        org, name="Olga Officer", roles=["privacy_officer"], manager_id=people["manager"]["id"]
+    )
+    made = await org.post(
+        "/v1/access-reviews",
+        {
+            "name": "Officers' review",
+            "scopes": ["admin_roles"],
+            "reviewer_rule": "manager",
+            "starts_on": in_days(0),
+            "due_on": in_days(7),
+            "default_on_due": "keep",
+        },
+    )
+    assert made.status_code == 201, made.text
+    async with asgi_client(app) as manager:
+        await manager.password_sign_in(org.slug, people["manager"]["email"], PASSWORD)
+        queue = text_of((await manager.get("/console/access-reviews/queue")).text)
+        assert f"Olga Officer <{olga['email']}>: Privacy officer role" in queue
+        assert "Ann Auditor" in queue and "Auditor role" in queue
+        assert "privacy_officer" not in queue
+        olga_item = next(
+            i["id"]
+            for i in (await org.get(f"/v1/access-reviews/{made.json()['id']}/items")).json()[
+                "items"
+            ]
+            if i["member_id"] == olga["id"]
+        )
+        asked = await manager.post(
+            f"/console/access-review-items/{olga_item}/decision",
+            {
+                "csrf": csrf_in((await manager.get("/console/access-reviews/queue")).text),
+                "back": "/console/access-reviews/queue",
+                "decision": "revoke",
+                "reason": "Moved on",
+            },
+        )
+        assert "The role Privacy officer is taken away now." in text_of(asked.text)
+        assert "privacy_officer" not in text_of(asked.text)
+    async with asgi_client(app) as owner:
+        await owner.password_sign_in(org.slug, people["owner"]["email"], PASSWORD)
+        for path in (
+            "/console/members",
+            f"/console/members/{olga['id']}",
+            "/console/access-reviews/new",
+        ):
+            shown = text_of((await owner.get(path)).text)
+            assert "Privacy officer" in shown, path
+            assert "privacy_officer" not in shown, path
 
 
 async def test_a_manager_without_an_admin_role_reviews_from_the_account_page(

@@ -100,7 +100,7 @@ async def test_an_admin_adds_a_member_then_edits_moves_and_gives_roles_and_a_pro
         roles = await browser.post(
             f"{member_page}/roles", {"csrf": csrf, "role_helpdesk": "1", "role_auditor": "1"}
         )
-        assert "roles: auditor, helpdesk" in await follow(browser, roles)
+        assert "roles: Auditor, Helpdesk" in await follow(browser, roles)
         assigned = await browser.post(
             f"{member_page}/products", {"csrf": csrf, "product_id": product["id"], "op": "assign"}
         )
@@ -515,9 +515,7 @@ async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the
                 f"/console/members/{target['id']}/roles",
                 {"csrf": csrf, f"role_{role}": "1", "role_owner": "1"},
             )
-            assert "you cannot give or take away the role owner" in await follow(
-                browser, refused
-            )
+            assert "you cannot give or take away the role Owner" in await follow(browser, refused)
         created = await browser.post(
             "/console/members",
             {
@@ -530,7 +528,7 @@ async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the
         )
         assert created.status_code in (303, 403), created.text[:500]
         page = await follow(browser, created) if created.status_code == 303 else created.text
-        assert "you cannot give or take away the role owner" in text_of(page)
+        assert "you cannot give or take away the role Owner" in text_of(page)
         # The form shows roles beyond their powers fixed: disabled, kept as they are.
         form = (await browser.get(f"/console/members/{other['id']}")).text
         assert re.search(r'name="role_owner" value="1" disabled', form)
@@ -552,7 +550,7 @@ async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the
         given = await browser.post(
             f"/console/members/{other['id']}/roles", {"csrf": csrf, f"role_{role}": "1"}
         )
-        assert role in await follow(browser, given)
+        assert f"Ada Other's roles: {role.capitalize()}." in await follow(browser, given)
     assert (await org.get(f"/v1/members/{me['id']}")).json()["roles"] == [role]
     assert (await org.get(f"/v1/members/{other['id']}")).json()["roles"] == [role]
     assert (await org.get("/v1/members", params={"q": "nina.new"})).json()["items"] == []
@@ -565,7 +563,7 @@ async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the
     )
     assert response.status_code == 403, response.text
     assert response.json()["errors"] == [
-        {"field": "roles", "reason": f"{role}, owner: beyond your own permissions"}
+        {"field": "roles", "reason": f"{role.capitalize()}, Owner: beyond your own permissions"}
     ]
     assert (await org.patch(f"/v1/members/{other['id']}", {"roles": ["owner"]})).status_code == 200
 
@@ -579,7 +577,7 @@ async def test_taking_roles_away_from_yourself_asks_first(app: Any, org: OrgHand
         )
         assert asked.status_code == 200, asked.text[:500]
         page = text_of(asked.text)
-        assert "Take roles away from yourself?" in page and "You give up: owner." in page
+        assert "Take roles away from yourself?" in page and "You give up: Owner." in page
         assert (await org.get(f"/v1/members/{me['id']}")).json()["roles"] == ["owner"]
         done = await browser.post(
             f"/console/members/{me['id']}/roles",

@@ -19,7 +19,7 @@ from tenants.groups import service as groups
 from tenants.members import invitations, service
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
-from tenants.members.roles import may_assign
+from tenants.members.roles import may_assign, role_names
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, permissions_of
 from tenants.policy import moves
 from tenants.policy import service as policy
@@ -276,7 +276,7 @@ def routes(web: Web) -> list[BaseRoute]:
             return ctx.confirm(
                 title="Take roles away from yourself?",
                 consequences=[
-                    f"You give up: {', '.join(losing)}.",
+                    f"You give up: {role_names(losing)}.",
                     f"You lose {len(lost)} permission(s) at once, in this session too"
                     + (": you may no longer reach this page." if lost else "."),
                     "Only someone who still holds these roles' permissions can give them back.",
@@ -291,7 +291,7 @@ def routes(web: Web) -> list[BaseRoute]:
             assigner=ctx.permissions,
         )
         return ctx.redirect(
-            f"/console/members/{member.id}", f"{member.name}'s roles: {', '.join(member.roles)}."
+            f"/console/members/{member.id}", f"{member.name}'s roles: {role_names(member.roles)}."
         )
 
     @page(web, permission=Permission.PRODUCTS_WRITE)

@@ -16,7 +16,7 @@ from tenants import db
 from tenants.csvcells import csv_line
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.members.models import Member
-from tenants.members.roles import STAFF
+from tenants.members.roles import STAFF, role_name
 from tenants.permissions import Permission
 from tenants.reviews import rules, service
 from tenants.reviews.models import AccessReviewItem
@@ -162,7 +162,7 @@ async def decide_from_form(
     target = back if back.startswith(back_prefix) else back_prefix
     if decision == "revoke" and not ctx.confirmed:
         what = {
-            ItemKind.ADMIN_ROLE: f"The role {item.role} is taken away now.",
+            ItemKind.ADMIN_ROLE: f"The role {role_name(item.role or '')} is taken away now.",
             ItemKind.ACCESS_GRANT: "The data access ends now; its holder is refused at once.",
             ItemKind.PRODUCT_CLIENT: "The client's credentials stop working now.",
         }[item.kind]
