@@ -355,6 +355,7 @@ def token_create(
     """Create an API token; it is printed once and never shown again."""
     from tenants import db
     from tenants.actors import system_actor
+    from tenants.members.roles import ANY_ASSIGNER
     from tenants.organisations import service as organisations
     from tenants.permissions import Permission
     from tenants.tokens import service
@@ -369,6 +370,8 @@ def token_create(
                 scope or [p.value for p in Permission],
                 expires_in=timedelta(days=expires_days) if expires_days else None,
                 actor=system_actor("cli"),
+                # The operator at the command line (break-glass): any scope.
+                issuer=ANY_ASSIGNER,
             )
         return text
 

@@ -48,6 +48,9 @@ class Permission(StrEnum):
     PRIVACY_REQUESTS_READ = "privacy_requests:read"
     PRIVACY_REQUESTS_WRITE = "privacy_requests:write"
     AUDIT_READ = "audit:read"
+    #: API tokens: the console's list of them (names, scopes, use; never a secret), and
+    #: making and revoking them (an owner's; see tenants.tokens.rules.may_give).
+    TOKENS_READ = "tokens:read"
     TOKENS_WRITE = "tokens:write"
     #: The console's provisioning page: SCIM tokens and the provisioning rules.
     SCIM_READ = "scim:read"

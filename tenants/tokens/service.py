@@ -17,16 +17,24 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tenants import db, notifications
-from tenants.actors import Actor
+from tortoise.expressions import Q
+
+from tenants import db, notifications, text
+from tenants.actors import Actor, ActorKind
 from tenants.audit import service as audit
 from tenants.errors import AuthenticationError, FieldProblem, InvalidInputError
 from tenants.ids import OrgId, TokenId
 from tenants.models_base import get_by_id
+from tenants.pagination import Page, Sort, paginate
 from tenants.permissions import Permission, parse_scopes
 from tenants.tokens.models import ApiToken
+from tenants.tokens.rules import NAME_MAX_LENGTH, TokenStatus, check_may_give
 
 PREFIX = "tnt"
+#: The order of the tokens list unless another is asked for.
+NEWEST_FIRST = Sort("created_at", descending=True)
+#: What the tokens list may be ordered by.
+SORTABLE = ("created_at", "name")
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 
@@ -66,9 +74,28 @@ def _digest(secret: str) -> str:
 
 
 async def create_token(
-    name: str, scopes: list[str], *, expires_in: timedelta | None, actor: Actor
+    name: str,
+    scopes: list[str],
+    *,
+    expires_in: timedelta | None,
+    actor: Actor,
+    issuer: frozenset[Permission] | None = None,
 ) -> tuple[ApiToken, str]:
-    """Issue a token; returns the row and the token text, which is never shown again."""
+    """Issue a token; returns the row and the token text, which is never shown again (nor
+    stored, logged or audited: the audit event holds the name, scopes and expiry).
+
+    ``issuer``: the permissions of whoever gives the scopes; a scope beyond them is refused
+    (``rules.check_may_give``, PermissionDeniedError naming ``scopes``). Work nobody did
+    over HTTP (the CLI, the demo seed, a SCIM token made for the identity provider) may
+    leave it out when its actor is the system; a member's request without it is a
+    caller's bug (RuntimeError), never allowed. InvalidInputError naming ``name`` for an
+    empty name or one past NAME_MAX_LENGTH (refused, never shortened), naming ``scopes``
+    for an unknown scope or none. Nothing is written when anything is refused.
+    """
+    name = name.strip()
+    if not name:
+        raise InvalidInputError("give the token a name", fields=[FieldProblem("name", "is empty")])
+    text.check_length(name, NAME_MAX_LENGTH, field="name", what="token name")
     try:
         permissions = parse_scopes(scopes)
     except ValueError as exc:
@@ -77,6 +104,11 @@ async def create_token(
         raise InvalidInputError(
             "a token needs at least one scope", fields=[FieldProblem("scopes", "is empty")]
         )
+    if issuer is None:
+        if actor.kind is not ActorKind.SYSTEM:
+            raise RuntimeError("a token made for a member's request needs the issuer's permissions")
+    else:
+        check_may_give(issuer, permissions)
     org = db.current_org()
     token_id = uuid.uuid4()
     secret = secrets.token_urlsafe(32).replace("_", "-")
@@ -149,3 +181,47 @@ async def revoke_token(token_id: uuid.UUID, *, actor: Actor) -> ApiToken:
         "api_token.revoked", "api_token", row.id, actor=actor, after={"revoked_at": row.revoked_at}
     )
     return row
+
+
+async def get_token(token_id: uuid.UUID) -> ApiToken:
+    """One token of the current organisation; NotFoundError for an unknown id or one of
+    another organisation (row-level security hides it)."""
+    return await get_by_id(ApiToken, token_id, "API token")
+
+
+def _status_filter(status: TokenStatus, now: datetime) -> Q:
+    if status is TokenStatus.REVOKED:
+        return Q(revoked_at__isnull=False)
+    live = Q(revoked_at__isnull=True)
+    if status is TokenStatus.EXPIRED:
+        return live & Q(expires_at__lte=now)
+    return live & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+async def list_tokens(
+    *,
+    status: TokenStatus | None = None,
+    sort: Sort = NEWEST_FIRST,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[ApiToken]:
+    """One keyset page of the organisation's tokens (revoked and expired ones included
+    unless ``status`` picks one state), ordered by ``sort`` (one of SORTABLE).
+    InvalidInputError naming ``cursor`` for a cursor that is not this list's."""
+    query = ApiToken.all()
+    if status is not None:
+        query = query.filter(_status_filter(status, datetime.now(UTC)))
+    return await paginate(query, sort, cursor=cursor, limit=limit)
+
+
+async def token_counts() -> dict[TokenStatus, int]:
+    """How many of the organisation's tokens are in each state, in one query."""
+    row = await db.fetch_one(
+        "SELECT count(*) FILTER (WHERE revoked_at IS NOT NULL) AS revoked, "
+        "count(*) FILTER (WHERE revoked_at IS NULL AND expires_at <= $2) AS expired, "
+        "count(*) FILTER (WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)) "
+        "AS active FROM api_tokens WHERE tenant_id = $1",
+        db.current_org(),
+        datetime.now(UTC),
+    )
+    return {s: int(row[s.value]) if row else 0 for s in TokenStatus}

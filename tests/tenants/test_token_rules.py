@@ -1,0 +1,65 @@
+"""The rules of API tokens without a database: their state, and who may give which scope."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tenants.errors import PermissionDeniedError
+from tenants.members.roles import ANY_ASSIGNER
+from tenants.models_base import max_length_of
+from tenants.permissions import (
+    MACHINE_SCOPES,
+    PRODUCT_SCOPES,
+    ROLE_PERMISSIONS,
+    Permission,
+    Role,
+    permissions_of,
+)
+from tenants.tokens.models import ApiToken
+from tenants.tokens.rules import (
+    NAME_MAX_LENGTH,
+    TokenStatus,
+    check_may_give,
+    may_give,
+    status_of,
+)
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+def test_the_name_limit_is_the_column_s() -> None:
+    assert NAME_MAX_LENGTH == max_length_of(ApiToken, "name")
+
+
+def test_a_token_is_active_until_it_expires_and_revoked_wins_over_expired() -> None:
+    assert status_of(None, None, NOW) is TokenStatus.ACTIVE
+    assert status_of(None, NOW + timedelta(seconds=1), NOW) is TokenStatus.ACTIVE
+    assert status_of(None, NOW, NOW) is TokenStatus.EXPIRED
+    assert status_of(NOW, NOW - timedelta(days=1), NOW) is TokenStatus.REVOKED
+
+
+def test_an_owner_gives_any_scope_product_and_machine_scopes_included() -> None:
+    owner = permissions_of([Role.OWNER])
+    assert all(may_give(owner, p) for p in Permission)
+    assert all(may_give(ANY_ASSIGNER, p) for p in PRODUCT_SCOPES | MACHINE_SCOPES)
+
+
+def test_anyone_else_gives_only_permissions_they_hold() -> None:
+    issuer = ROLE_PERMISSIONS[Role.ADMIN] | {Permission.TOKENS_WRITE}
+    assert may_give(issuer, Permission.MEMBERS_WRITE)
+    assert not may_give(issuer, Permission.ORGANISATION_WRITE)
+    assert not may_give(issuer, Permission.SETTINGS_READ)
+    with pytest.raises(PermissionDeniedError) as refused:
+        check_may_give(issuer, [Permission.MEMBERS_READ, Permission.ORGANISATION_WRITE])
+    [problem] = refused.value.fields
+    assert problem.field == "scopes" and "organisation:write" in problem.reason
+    check_may_give(issuer, [Permission.MEMBERS_READ, Permission.AUDIT_READ])
+
+
+def test_only_owners_manage_tokens_and_auditors_and_admins_see_them() -> None:
+    holders = {r for r in Role if Permission.TOKENS_WRITE in ROLE_PERMISSIONS[r]}
+    readers = {r for r in Role if Permission.TOKENS_READ in ROLE_PERMISSIONS[r]}
+    assert holders == {Role.OWNER}
+    assert readers == {Role.OWNER, Role.ADMIN, Role.AUDITOR}
