@@ -17,7 +17,10 @@ class Group(TenantModel):
 
     class Meta:
         table = "groups"
-        unique_together = (("tenant_id", "name"),)
+        # A group's name is unique in its organisation whatever its capitals: the index on
+        # (tenant_id, lower(name)) of migration 0035, which tortoise cannot declare. This
+        # one serves the lists of groups in name order.
+        indexes = (("tenant_id", "name"),)
 
 
 class GroupMembership(TenantModel):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from policies.moves import SettingChange
 from policies.resolve import TargetKind
-from tenants import db, text
+from tenants import db, names, text
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem
@@ -37,14 +38,46 @@ async def get_group(group_id: uuid.UUID, *, for_update: bool = False) -> Group:
     return await get_by_id(Group, group_id, "group", for_update=for_update)
 
 
+#: The unique index on a group's name in any capitals (migration 0035).
+NAME_INDEX = "groups_tenant_lower_name_key"
+
+
+async def _holder_of(name: str, exclude: uuid.UUID | None) -> str | None:
+    """The name of another group (not ``exclude``) named ``name`` in any capitals, or None:
+    compared with ``lower`` as the unique index compares them, one look-up in it."""
+    row = await db.fetch_one(
+        "SELECT name FROM groups WHERE tenant_id = $1 AND lower(name) = lower($2) "
+        "AND id IS DISTINCT FROM $3 LIMIT 1",
+        db.current_org(),
+        name,
+        exclude,
+    )
+    return None if row is None else str(row["name"])
+
+
+def _taken(existing: str, name: str) -> ConflictError:
+    return ConflictError(
+        f"a group named {existing!r} already exists",
+        fields=[FieldProblem("name", names.taken_reason(existing, name, "is already taken"))],
+    )
+
+
 async def _check_name(name: str, exclude: uuid.UUID | None) -> None:
-    query = Group.filter(name=name)
-    if exclude is not None:
-        query = query.exclude(id=exclude)
-    if await query.exists():
-        raise ConflictError(
-            f"a group named {name!r} exists", fields=[FieldProblem("name", "is already taken")]
-        )
+    """ConflictError naming ``name`` and the existing name when another group has the name,
+    whatever its capitals."""
+    existing = await _holder_of(name, exclude)
+    if existing is not None:
+        raise _taken(existing, name)
+
+
+def _name_claimed(name: str, exclude: uuid.UUID | None) -> AbstractAsyncContextManager[None]:
+    """The guard of a write of ``name``: a concurrent group of the same name, committed
+    after ``_check_name`` looked, is refused as ``_check_name`` refuses it."""
+
+    async def clash() -> ConflictError:
+        return _taken(await _holder_of(name, exclude) or name, name)
+
+    return names.claimed(NAME_INDEX, clash)
 
 
 def _check_lengths(changes: dict[str, Any]) -> None:
@@ -59,13 +92,14 @@ def _check_lengths(changes: dict[str, Any]) -> None:
 
 
 async def create_group(name: str, description: str, priority: int, *, actor: Actor) -> Group:
-    """A new group; InvalidInputError naming a field past its limit, ConflictError when
-    the name is taken."""
+    """A new group; InvalidInputError naming a field past its limit, ConflictError naming
+    ``name`` when another group has the name in any capitals."""
     _check_lengths({"name": name, "description": description})
     await _check_name(name, None)
-    group = await Group.create(
-        tenant_id=db.current_org(), name=name, description=description, priority=priority
-    )
+    async with _name_claimed(name, None):
+        group = await Group.create(
+            tenant_id=db.current_org(), name=name, description=description, priority=priority
+        )
     await audit.record("group.created", "group", group.id, actor=actor, after=snapshot(group))
     await identity.group_changed(group.id, "created")
     return group
@@ -73,7 +107,8 @@ async def create_group(name: str, description: str, priority: int, *, actor: Act
 
 async def update_group(group_id: uuid.UUID, changes: dict[str, Any], *, actor: Actor) -> Group:
     """The group with ``changes`` (name, description, priority) applied, as
-    ``create_group`` checks them."""
+    ``create_group`` checks them; a new name that differs from the old only in capitals
+    is the group's own, not a clash."""
     _check_lengths(changes)
     group = await get_group(group_id, for_update=True)
     if "name" in changes and changes["name"] != group.name:
@@ -84,7 +119,11 @@ async def update_group(group_id: uuid.UUID, changes: dict[str, Any], *, actor: A
     old, new = audit.changed_fields(before, snapshot(group))
     if not new:
         return group
-    await group.save(update_fields=[*new.keys(), "updated_at"])
+    if "name" in new:
+        async with _name_claimed(group.name, group.id):
+            await group.save(update_fields=[*new.keys(), "updated_at"])
+    else:
+        await group.save(update_fields=[*new.keys(), "updated_at"])
     await audit.record("group.updated", "group", group.id, actor=actor, before=old, after=new)
     await identity.group_changed(group.id, "updated")
     if "priority" in new:

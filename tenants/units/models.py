@@ -29,5 +29,7 @@ class Unit(TenantModel):
 
     class Meta:
         table = "units"
-        unique_together = (("tenant_id", "parent_id", "name"),)
-        indexes = (("tenant_id", "path"),)
+        # A unit's name is unique among its siblings whatever its capitals: the index on
+        # (tenant_id, parent_id, lower(name)) of migration 0035, which tortoise cannot
+        # declare. This one serves the pages of siblings in name order.
+        indexes = (("tenant_id", "parent_id", "name"), ("tenant_id", "path"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from tortoise.filters import escape_like
 from tortoise.queryset import QuerySet
 
 from policies.resolve import TargetKind
-from tenants import cursors, db, text
+from tenants import cursors, db, names, text
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
@@ -38,17 +39,60 @@ async def root_unit() -> Unit:
     return unit
 
 
+#: The unique index on a unit's name among its siblings in any capitals (migration 0035).
+NAME_INDEX = "units_tenant_parent_lower_name_key"
+
+
+async def _sibling_named(
+    parent_id: uuid.UUID | None, name: str, exclude: uuid.UUID | None
+) -> str | None:
+    """The name of a unit under ``parent_id`` (not ``exclude``) named ``name`` in any
+    capitals, or None; compared with ``lower`` as the unique index compares them. The root
+    (no parent) has no siblings."""
+    if parent_id is None:
+        return None
+    row = await db.fetch_one(
+        "SELECT name FROM units WHERE tenant_id = $1 AND parent_id = $2 "
+        "AND lower(name) = lower($3) AND id IS DISTINCT FROM $4 LIMIT 1",
+        db.current_org(),
+        parent_id,
+        name,
+        exclude,
+    )
+    return None if row is None else str(row["name"])
+
+
+def _taken(existing: str, name: str) -> ConflictError:
+    return ConflictError(
+        f"a unit named {existing!r} already exists there",
+        fields=[
+            FieldProblem(
+                "name", names.taken_reason(existing, name, "is already used by a sibling unit")
+            )
+        ],
+    )
+
+
 async def _check_sibling_name(
     parent_id: uuid.UUID | None, name: str, exclude: uuid.UUID | None
 ) -> None:
-    query = Unit.filter(parent_id=parent_id, name=name)
-    if exclude is not None:
-        query = query.exclude(id=exclude)
-    if await query.exists():
-        raise ConflictError(
-            f"a unit named {name!r} already exists there",
-            fields=[FieldProblem("name", "is already used by a sibling unit")],
-        )
+    """ConflictError naming ``name`` and the sibling's name when a sibling has the name,
+    whatever its capitals (units under other parents may share it)."""
+    existing = await _sibling_named(parent_id, name, exclude)
+    if existing is not None:
+        raise _taken(existing, name)
+
+
+def _name_claimed(
+    parent_id: uuid.UUID | None, name: str, exclude: uuid.UUID | None
+) -> AbstractAsyncContextManager[None]:
+    """The guard of a write that puts ``name`` under ``parent_id``: a sibling of the same
+    name committed after ``_check_sibling_name`` looked is refused as it refuses one."""
+
+    async def clash() -> ConflictError:
+        return _taken(await _sibling_named(parent_id, name, exclude) or name, name)
+
+    return names.claimed(NAME_INDEX, clash)
 
 
 async def create_root_unit(name: str, *, actor: Actor) -> Unit:
@@ -67,7 +111,8 @@ async def create_root_unit(name: str, *, actor: Actor) -> Unit:
 
 async def create_unit(name: str, parent_id: uuid.UUID | None, *, actor: Actor) -> Unit:
     """A new unit under ``parent_id`` (None: under the organisation's root unit); names
-    are unique among siblings and at most ``rules.NAME_MAX_LENGTH`` characters
+    are unique among siblings whatever their capitals (ConflictError naming ``name``) and
+    at most ``rules.NAME_MAX_LENGTH`` characters
     (InvalidInputError naming ``name``)."""
     text.check_length(name, rules.NAME_MAX_LENGTH, field="name", what="unit's name")
     parent = (
@@ -79,14 +124,15 @@ async def create_unit(name: str, parent_id: uuid.UUID | None, *, actor: Actor) -
     await _check_sibling_name(parent.id, name, None)
     unit_id = uuid.uuid4()
     path = rules.child_path(parent.path, unit_id)
-    unit = await Unit.create(
-        id=unit_id,
-        tenant_id=db.current_org(),
-        parent_id=parent.id,
-        name=name,
-        path=path,
-        depth=rules.depth_of(path),
-    )
+    async with _name_claimed(parent.id, name, None):
+        unit = await Unit.create(
+            id=unit_id,
+            tenant_id=db.current_org(),
+            parent_id=parent.id,
+            name=name,
+            path=path,
+            depth=rules.depth_of(path),
+        )
     await audit.record("unit.created", "unit", unit.id, actor=actor, after=snapshot(unit))
     await policy.structure_changed()
     return unit
@@ -94,7 +140,8 @@ async def create_unit(name: str, parent_id: uuid.UUID | None, *, actor: Actor) -
 
 async def rename_unit(unit_id: uuid.UUID, name: str, *, actor: Actor) -> Unit:
     """The unit renamed; InvalidInputError naming ``name`` past ``rules.NAME_MAX_LENGTH``,
-    ConflictError when a sibling has the name."""
+    ConflictError when a sibling has the name in any capitals (a new name that differs
+    from the old only in capitals is the unit's own)."""
     text.check_length(name, rules.NAME_MAX_LENGTH, field="name", what="unit's name")
     unit = await get_unit(unit_id, for_update=True)
     if unit.name == name:
@@ -102,7 +149,8 @@ async def rename_unit(unit_id: uuid.UUID, name: str, *, actor: Actor) -> Unit:
     await _check_sibling_name(unit.parent_id, name, unit.id)
     before = snapshot(unit)
     unit.name = name
-    await unit.save(update_fields=["name", "updated_at"])
+    async with _name_claimed(unit.parent_id, name, unit.id):
+        await unit.save(update_fields=["name", "updated_at"])
     await audit.record(
         "unit.renamed", "unit", unit.id, actor=actor, before=before, after=snapshot(unit)
     )
@@ -131,25 +179,26 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
     before = snapshot(unit)
     old_path = unit.path
     new_path = rules.child_path(parent.path, unit.id)
-    await db.connection().execute_query(
-        """
-        UPDATE units
-           SET path = $3 || substr(path, length($2) + 1),
-               depth = depth + $4,
-               parent_id = CASE WHEN id = $5 THEN $6 ELSE parent_id END,
-               updated_at = now()
-         WHERE tenant_id = $1 AND path >= $2 AND path < $7
-        """,
-        [
-            db.current_org(),
-            old_path,
-            new_path,
-            rules.depth_of(new_path) - unit.depth,
-            unit.id,
-            parent.id,
-            rules.subtree_bounds(old_path)[1],
-        ],
-    )
+    async with _name_claimed(parent.id, unit.name, unit.id):
+        await db.connection().execute_query(
+            """
+            UPDATE units
+               SET path = $3 || substr(path, length($2) + 1),
+                   depth = depth + $4,
+                   parent_id = CASE WHEN id = $5 THEN $6 ELSE parent_id END,
+                   updated_at = now()
+             WHERE tenant_id = $1 AND path >= $2 AND path < $7
+            """,
+            [
+                db.current_org(),
+                old_path,
+                new_path,
+                rules.depth_of(new_path) - unit.depth,
+                unit.id,
+                parent.id,
+                rules.subtree_bounds(old_path)[1],
+            ],
+        )
     moved = await get_unit(unit.id)
     await audit.record(
         "unit.moved", "unit", unit.id, actor=actor, before=before, after=snapshot(moved)
