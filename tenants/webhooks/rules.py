@@ -68,3 +68,20 @@ def secrets_in_use(
     if previous and previous_until is not None and now < previous_until:
         found.append(previous)
     return found
+
+
+def rotation_problem(url: str | None, has_secret: bool) -> str | None:
+    """Why the console does not rotate a product's signing secret now, or None when it may:
+    while webhooks are off nothing is signed, so a new secret would protect nothing and the
+    previous one's grace period would run out unused. The API still rotates then (a
+    product that fears its secret leaked may want a new one before webhooks come back)."""
+    if url is not None:
+        return None
+    if not has_secret:
+        return (
+            "there is no signing secret yet: one is made, and shown once, when you save an address"
+        )
+    return (
+        "webhooks are off, so the secret signs nothing: save an address to turn them on, "
+        "then rotate it"
+    )

@@ -19,7 +19,7 @@ from typing import Any
 from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
-from tenants.errors import FieldProblem, IllegalTransitionError, InvalidInputError
+from tenants.errors import ConflictError, FieldProblem, IllegalTransitionError, InvalidInputError
 from tenants.jobs import service as jobs
 from tenants.jobs.models import Job, JobStatus
 from tenants.models_base import get_by_id
@@ -28,7 +28,7 @@ from tenants.products.models import Product
 from tenants.secrets import SecretBox
 from tenants.webhooks import signing
 from tenants.webhooks.models import DeliveryStatus, WebhookDelivery
-from tenants.webhooks.rules import check_webhook_url
+from tenants.webhooks.rules import check_webhook_url, rotation_problem
 
 JOB_KIND = "webhook.deliver"
 #: Jobs are keyed ``webhook:<delivery id>`` (see ``job_key``).
@@ -220,11 +220,22 @@ async def clear_webhook_url(product_id: uuid.UUID, *, actor: Actor) -> Product:
 
 
 async def rotate_secret(
-    product_id: uuid.UUID, *, box: SecretBox, actor: Actor, grace: timedelta = ROTATION_GRACE
+    product_id: uuid.UUID,
+    *,
+    box: SecretBox,
+    actor: Actor,
+    grace: timedelta = ROTATION_GRACE,
+    only_while_on: bool = False,
 ) -> tuple[Product, str]:
     """A new signing secret, returned this once. The one it replaces keeps signing too for
-    ``grace``; a secret older than that is dropped (one previous secret at a time)."""
+    ``grace``; a secret older than that is dropped (one previous secret at a time).
+
+    With ``only_while_on`` (the console) ConflictError when webhooks to the product are
+    off (``rules.rotation_problem``), and nothing changes; the API rotates either way."""
     product = await _product(product_id)
+    problem = rotation_problem(product.webhook_url, product.webhook_secret is not None)
+    if only_while_on and problem is not None:
+        raise ConflictError(problem)
     secret = signing.generate_secret()
     now = datetime.now(UTC)
     product.webhook_previous_secret = product.webhook_secret

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenants.webhooks.rules import check_webhook_url, secrets_in_use
+from tenants.webhooks.rules import check_webhook_url, rotation_problem, secrets_in_use
 from tenants.webhooks.signing import (
     WebhookVerificationError,
     generate_secret,
@@ -160,3 +160,9 @@ def test_a_product_verifying_with_the_standardwebhooks_library_accepts_each_secr
         Webhook(generate_secret()).verify(b'{"type": "policy.changed"}', headers)
     with pytest.raises(LibraryError):
         Webhook(new).verify(b'{"type": "policy.changed "}', headers)
+
+
+def test_the_console_rotates_a_secret_only_while_webhooks_are_on() -> None:
+    assert rotation_problem("https://hooks.example.com/in", has_secret=True) is None
+    assert "turn them on" in (rotation_problem(None, has_secret=True) or "")
+    assert "no signing secret yet" in (rotation_problem(None, has_secret=False) or "")

@@ -86,6 +86,63 @@ async def test_an_admin_sets_the_address_sees_the_secret_once_and_rotates_it(
     assert len(await audit_events(owner_conn, org.id, "product.webhook_secret_rotated")) == 1
 
 
+async def test_rotate_is_offered_only_while_webhooks_are_on_and_refused_otherwise(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    org = local_org
+    product = await make_product(org, name="Drive")
+    page_url = f"/console/products/{product['id']}/webhooks"
+    rotate = re.compile(r'<button type="submit" class="secondary"( disabled[^>]*)?>Rotate secret')
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, org)
+        # Never set up: nothing to rotate; the button is there but disabled, saying why.
+        never = await browser.get(page_url)
+        assert rotate.search(never.text).group(1) == ' disabled aria-describedby="rotate-off"'
+        assert "Rotate secret: there is no signing secret yet: one is made, and shown once, " in (
+            text_of(never.text)
+        )
+        before = await row_counts(owner_conn)
+        refused = await browser.post(
+            f"{page_url}/rotate", {"csrf": csrf}, headers={"referer": f"http://tenantry.test{page_url}"}
+        )
+        assert refused.status_code == 303 and refused.headers["location"] == page_url
+        shown = await browser.get(page_url)
+        assert "Not done: there is no signing secret yet" in text_of(shown.text)
+        assert not SECRET.findall(shown.text)
+        assert await row_counts(owner_conn) == before
+
+        # Turned off after use: the secret is kept, but rotating it signs nothing.
+        await browser.post(f"{page_url}/url", {"csrf": csrf, "url": "https://hooks.example.com/in"})
+        await browser.post(f"{page_url}/clear", {"csrf": csrf})
+        off = await browser.get(page_url)
+        assert rotate.search(off.text).group(1) is not None
+        assert "webhooks are off, so the secret signs nothing: save an address to turn them on" in (
+            text_of(off.text)
+        )
+        secret_before = await owner_conn.fetchval(
+            "SELECT webhook_secret FROM products WHERE id = $1", uuid.UUID(product["id"])
+        )
+        refused = await browser.post(f"{page_url}/rotate", {"csrf": csrf})
+        assert refused.status_code == 303
+        assert "Not done: webhooks are off" in text_of((await browser.get(page_url)).text)
+        assert secret_before == await owner_conn.fetchval(
+            "SELECT webhook_secret FROM products WHERE id = $1", uuid.UUID(product["id"])
+        )
+        assert await audit_events(owner_conn, org.id, "product.webhook_secret_rotated") == []
+
+        # Back on: offered and done.
+        await browser.post(f"{page_url}/url", {"csrf": csrf, "url": "https://hooks.example.com/in"})
+        on = await browser.get(page_url)
+        assert rotate.search(on.text).group(1) is None and 'id="rotate-off"' not in on.text
+        rotated = await browser.post(f"{page_url}/rotate", {"csrf": csrf})
+        assert rotated.status_code == 200 and len(SECRET.findall(rotated.text)) == 1
+    # The API still rotates while off (a product fearing a leak before webhooks come back).
+    await org.delete(f"/v1/products/{product['id']}/webhook")
+    via_api = await org.post(f"/v1/products/{product['id']}/webhook/rotate-secret")
+    assert via_api.status_code == 200, via_api.text
+    assert len(await audit_events(owner_conn, org.id, "product.webhook_secret_rotated")) == 2
+
+
 async def test_the_log_shows_each_delivery_with_its_badge_and_a_dead_one_can_be_retried(
     app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
 ) -> None:

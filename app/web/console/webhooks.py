@@ -21,6 +21,7 @@ from tenants.products.service import get_product
 from tenants.secrets import SecretBox
 from tenants.webhooks import service
 from tenants.webhooks.models import DeliveryStatus
+from tenants.webhooks.rules import rotation_problem
 
 LOG_SIZE = 50
 
@@ -81,6 +82,9 @@ def routes(web: Web) -> list[BaseRoute]:
             http_status,
             product=product,
             previous_until=service.previous_secret_until(product),
+            rotate_problem=rotation_problem(
+                product.webhook_url, product.webhook_secret is not None
+            ),
             **await _log_context(ctx, product.id),
             **extra,
         )
@@ -122,7 +126,9 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.PRODUCTS_WRITE)
     async def rotate(ctx: PageContext) -> Response:
-        product, secret = await service.rotate_secret(_id(ctx), box=box(), actor=ctx.actor)
+        product, secret = await service.rotate_secret(
+            _id(ctx), box=box(), actor=ctx.actor, only_while_on=True
+        )
         return await render(ctx, product.id, new_secret=secret, rotated=True)
 
     @page(web, permission=Permission.PRODUCTS_WRITE)
