@@ -77,14 +77,16 @@ async def list_groups(query: ListQuery) -> tuple[int, list[GroupRecord]]:
 
 
 async def create_group(payload: Any, *, actor: Actor) -> GroupRecord:
-    """POST /Groups (RFC 7644 §3.3)."""
+    """POST /Groups (RFC 7644 §3.3). A displayName another group has, in any capitals, is
+    refused as ``uniqueness`` (409), unless the organisation adopts groups not yet
+    provisioned and that one is: it becomes the Group, named as the client spells it."""
     document = group_document(payload)
     await _check_external_id(document.external_id, None)
     rules = await service.get_rules()
     adoptable = None
     if rules.adopt_groups:
         adoptable = await db.fetch_one(
-            "SELECT g.id FROM groups g WHERE g.tenant_id = $1 AND g.name = $2 "
+            "SELECT g.id, g.name FROM groups g WHERE g.tenant_id = $1 AND lower(g.name) = lower($2) "
             "AND NOT EXISTS (SELECT 1 FROM scim_groups sg WHERE sg.tenant_id = g.tenant_id AND sg.id = g.id) "
             "FOR UPDATE",
             db.current_org(),
@@ -92,6 +94,10 @@ async def create_group(payload: Any, *, actor: Actor) -> GroupRecord:
         )
     if adoptable is not None:
         group_id = uuid.UUID(str(adoptable["id"]))
+        if adoptable["name"] != document.display_name:
+            # The same name in other capitals: the identity provider's spelling, as its
+            # next PUT would write it.
+            await groups.update_group(group_id, {"name": document.display_name}, actor=actor)
     else:
         group_id = (await groups.create_group(document.display_name, "", 0, actor=actor)).id
     await _store_external_id(group_id, document.external_id, exists=False)

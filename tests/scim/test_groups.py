@@ -99,6 +99,34 @@ async def test_group_names_are_unique_unless_an_existing_group_is_adopted(
     assert_scim_error(await scim.post("/Groups", {"displayName": "Faculty"}), 409, "uniqueness")
 
 
+async def test_a_display_name_taken_in_other_capitals_is_a_uniqueness_error(
+    scim: Scim, org: OrgHandle
+) -> None:
+    staff = (await scim.post("/Groups", {"displayName": "Staff"})).json()
+    response = await scim.post("/Groups", {"displayName": "STAFF"})
+    assert_scim_error(response, 409, "uniqueness")
+    assert "a group named 'Staff' already exists" in response.json()["detail"]
+    other = (await scim.post("/Groups", {"displayName": "Faculty"})).json()
+    renamed = await scim.patch(
+        f"/Groups/{other['id']}", {"op": "replace", "path": "displayName", "value": "staff"}
+    )
+    assert_scim_error(renamed, 409, "uniqueness")
+    replaced = await scim.put(f"/Groups/{other['id']}", {"displayName": " sTaFf "})
+    assert_scim_error(replaced, 409, "uniqueness")
+    # Its own name in other capitals is a rename.
+    own = await scim.put(f"/Groups/{staff['id']}", {"displayName": "STAFF"})
+    assert own.status_code == 200, own.text
+    assert own.json()["displayName"] == "STAFF"
+    # An admin's group not yet provisioned is adopted in any capitals, and takes the
+    # identity provider's spelling.
+    existing = await make_group(org, name="Alumni")
+    adopted = await scim.post("/Groups", {"displayName": "ALUMNI"})
+    assert adopted.status_code == 201, adopted.text
+    assert adopted.json()["id"] == existing["id"]
+    assert adopted.json()["displayName"] == "ALUMNI"
+    assert (await org.get(f"/v1/groups/{existing['id']}")).json()["name"] == "ALUMNI"
+
+
 async def test_deleting_a_group_keeps_its_members(scim: Scim) -> None:
     a = await scim.create_user("a@x.example")
     group = (
