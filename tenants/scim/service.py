@@ -119,17 +119,26 @@ async def list_tokens() -> list[ApiToken]:
     return [t for t in rows if t.scopes == [SCIM_SCOPE.value]]
 
 
+#: What a SCIM token's maker gives: the one scope this service fixes, never another (who
+#: may make SCIM tokens is scim:write's, checked where the request comes in).
+SCIM_ISSUER = frozenset({SCIM_SCOPE})
+
+
 async def create_token(name: str, *, actor: Actor) -> tuple[ApiToken, str]:
     """A new SCIM token; the text is returned once and never stored."""
     name = name.strip()[:200] or "SCIM"
-    return await tokens.create_token(name, [SCIM_SCOPE.value], expires_in=None, actor=actor)
+    return await tokens.create_token(
+        name, [SCIM_SCOPE.value], expires_in=None, actor=actor, issuer=SCIM_ISSUER
+    )
 
 
 async def rotate_token(token_id: uuid.UUID, *, actor: Actor) -> tuple[ApiToken, str]:
     """Revoke the token and issue its replacement under the same name, in one transaction."""
     old = await _scim_token(token_id)
     await tokens.revoke_token(old.id, actor=actor)
-    return await tokens.create_token(old.name, [SCIM_SCOPE.value], expires_in=None, actor=actor)
+    return await tokens.create_token(
+        old.name, [SCIM_SCOPE.value], expires_in=None, actor=actor, issuer=SCIM_ISSUER
+    )
 
 
 async def revoke_token(token_id: uuid.UUID, *, actor: Actor) -> ApiToken:

@@ -86,9 +86,10 @@ async def create_token(
 
     ``issuer``: the permissions of whoever gives the scopes; a scope beyond them is refused
     (``rules.check_may_give``, PermissionDeniedError naming ``scopes``). Work nobody did
-    over HTTP (the CLI, the demo seed, a SCIM token made for the identity provider) may
-    leave it out when its actor is the system; a member's request without it is a
-    caller's bug (RuntimeError), never allowed. InvalidInputError naming ``name`` for an
+    over HTTP (the demo seed, tests' fixtures) may leave it out when its actor is the
+    system; a request of anyone else without it is a caller's bug (RuntimeError), never
+    allowed. The CLI passes ``members.roles.ANY_ASSIGNER``; the SCIM service the one scope
+    it fixes. InvalidInputError naming ``name`` for an
     empty name or one past NAME_MAX_LENGTH (refused, never shortened), naming ``scopes``
     for an unknown scope or none. Nothing is written when anything is refused.
     """
