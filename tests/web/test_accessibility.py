@@ -222,3 +222,40 @@ async def test_the_sso_safety_net_shows_who_loses_sign_in_and_restores_accessibl
         )
         == "before"
     )
+
+
+async def current_violations(tab: Tab) -> list[str]:
+    """axe's violations on the page the tab shows now (without opening it again)."""
+    await tab.page.add_script_tag(path=str(AXE))
+    found: list[str] = await tab.page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => v.id + ': ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))"
+    )
+    return found
+
+
+async def test_an_api_token_is_made_shown_once_and_revoked_accessibly(
+    tabs: OpenTab, org: OrgHandle, people: dict[str, Any]
+) -> None:
+    """The token form (also refused, with its errors beside the fields), the token shown
+    once with its copy button, and the revoke confirmation: each without an axe violation."""
+    tab = await tabs(bypass_csp=True)
+    await sign_in_with_password(tab, org, people["owner"]["email"])
+    await tab.page.wait_for_url(f"{tab.base_url}/console")
+    assert await violations(tab, "/console/api-tokens/new") == []
+    await tab.page.get_by_role("button", name="Create token").click()
+    await tab.page.locator("#name-error").wait_for()
+    assert await current_violations(tab) == []
+    await tab.page.locator("#name").fill("Axe sync")
+    await tab.page.locator('input[name="scopes"][value="members:read"]').check()
+    await tab.page.get_by_role("button", name="Create token").click()
+    await tab.page.get_by_text("Store it now: it will not be shown again").wait_for()
+    assert (await tab.page.locator("#new-token").input_value()).startswith("tnt_")
+    assert await tab.page.get_by_role("button", name="Copy").is_visible()
+    assert await current_violations(tab) == []
+    await tab.page.get_by_role("link", name="Done").click()
+    await tab.page.get_by_role("button", name="Revoke Axe sync").click()
+    await tab.page.get_by_text("Revoke the API token Axe sync?").wait_for()
+    assert await current_violations(tab) == []
+    await tab.page.get_by_role("button", name="Revoke Axe sync").click()
+    await tab.page.get_by_text("Revoked the API token Axe sync").wait_for()

@@ -117,6 +117,7 @@ ROUTES: list[ConsoleRoute] = [
             "email": f"added-{uuid.uuid4().hex[:8]}@matrix.example",
             "unit_id": t.root,
             "status": "active",
+            "outside_domain_ok": "matrix.example",
         },
     ),
     ConsoleRoute("POST", "/console/members/{editable}/invite", Permission.MEMBERS_WRITE),
@@ -284,6 +285,20 @@ ROUTES: list[ConsoleRoute] = [
         "/console/provisioning/rules",
         Permission.SCIM_WRITE,
         lambda t: {"unit_attribute": "department", "deprovisioning": "suspend"},
+    ),
+    # API tokens: the form, a token made (shown once), another revoked after confirming.
+    ConsoleRoute("GET", "/console/api-tokens/new", Permission.TOKENS_WRITE),
+    ConsoleRoute(
+        "POST",
+        "/console/api-tokens/new",
+        Permission.TOKENS_WRITE,
+        lambda t: {"name": "matrix", "scopes": "members:read", "expires": "7"},
+    ),
+    ConsoleRoute(
+        "POST",
+        "/console/api-tokens/{apitoken}/revoke",
+        Permission.TOKENS_WRITE,
+        lambda t: {"confirmed": "1"},
     ),
     ConsoleRoute("GET", "/console/policies/history", Permission.POLICIES_READ),
     ConsoleRoute("GET", "/console/policies/diff", Permission.POLICIES_READ),
@@ -530,6 +545,7 @@ async def make_targets(org: OrgHandle, dns: Zone | None = None) -> Targets:
     targets.extra.update(await privacy_targets(org))
     targets.extra.update(await access_targets(org))
     targets.extra.update(await scim_targets(org))
+    targets.extra.update(await api_token_targets(org))
     targets.extra.update(await directory_targets(org))
     targets.extra.update(await domain_targets(org, dns))
     targets.extra.update(await review_targets(org))
@@ -609,6 +625,19 @@ async def scim_targets(org: OrgHandle) -> dict[str, str]:
     async with db.tenant_transaction(org.id):
         token, _ = await scim.create_token("matrix", actor=system_actor("tests"))
     return {"scim_token": str(token.id)}
+
+
+async def api_token_targets(org: OrgHandle) -> dict[str, str]:
+    """An API token to revoke."""
+    from tenants import db
+    from tenants.actors import system_actor
+    from tenants.tokens import service as tokens
+
+    async with db.tenant_transaction(org.id):
+        token, _ = await tokens.create_token(
+            "matrix", ["members:read"], expires_in=None, actor=system_actor("tests")
+        )
+    return {"apitoken": str(token.id)}
 
 
 async def departure_targets(org: OrgHandle) -> dict[str, str]:

@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from app.web.console import (
     access,
+    api_tokens,
     audit,
     departures,
     domains,
@@ -52,5 +53,6 @@ def routes(web: Web) -> list[BaseRoute]:
         *access.routes(web),
         *privacy.routes(web),
         *provisioning.routes(web),
+        *api_tokens.routes(web),
         *reviews.routes(web),
     ]
