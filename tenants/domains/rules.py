@@ -97,5 +97,14 @@ def effective_allowed_domains(allowed: Iterable[str], owned: Iterable[str]) -> l
     return [d for d in listed if d in owned_set]
 
 
+def outside_domain(email: str, owned: Iterable[str]) -> str | None:
+    """The domain of ``email`` when it is none of ``owned`` (the organisation's proven
+    domains), else None. Routing matches the exact domain, so a member at such an address
+    is not found by the sign-in page from it, and single sign-on admits only owned domains
+    (``effective_allowed_domains``). Legitimate (a contractor), but worth a second look."""
+    domain = email.rpartition("@")[2].strip().lower().rstrip(".")
+    return None if domain in set(owned) else domain
+
+
 def next_check_at(now: datetime, recheck: Recheck) -> datetime:
     return now + recheck.next_check_in

@@ -67,6 +67,13 @@ async def owned_domains() -> list[str]:
     return [str(r) for r in rows]
 
 
+async def outside_domain(email: str) -> str | None:
+    """The domain of ``email`` when the current organisation has not proven it (see
+    ``rules.outside_domain``), else None. Reads only; the console asks before adding a
+    member there, the API does not."""
+    return rules.outside_domain(email, await owned_domains())
+
+
 async def get_domain(name: str, *, for_update: bool = False) -> Domain:
     query = Domain.filter(name=name)
     if for_update:

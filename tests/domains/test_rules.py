@@ -46,3 +46,13 @@ def test_a_connection_admits_only_proven_domains_whatever_it_lists() -> None:
     # Listing an unproven domain admits nobody from it, and never widens to all.
     assert rules.effective_allowed_domains(["evil.example"], owned) == []
     assert rules.effective_allowed_domains(["b.example"], []) == []
+
+
+def test_an_address_is_outside_unless_its_exact_domain_is_proven() -> None:
+    owned = ["acme.example", "eu.acme.example"]
+    assert rules.outside_domain("ada@acme.example", owned) is None
+    assert rules.outside_domain("Ada@ACME.Example", owned) is None
+    assert rules.outside_domain("ada@eu.acme.example", owned) is None
+    assert rules.outside_domain("ada@us.acme.example", owned) == "us.acme.example"
+    assert rules.outside_domain("carl@contractor.example", owned) == "contractor.example"
+    assert rules.outside_domain("ada@acme.example", []) == "acme.example"

@@ -61,6 +61,7 @@ async def test_an_admin_adds_a_member_then_edits_moves_and_gives_roles_and_a_pro
                 "email": "Nina@Example.org",
                 "unit_id": str(org.root_unit_id),
                 "status": "active",
+                "outside_domain_ok": "example.org",  # asked about: see the test below
             },
         )
         member_page = added.headers["location"]
@@ -164,6 +165,115 @@ async def test_a_refused_form_comes_back_with_the_error_beside_the_field_and_the
         assert 'value="Second Taken"' in page  # what was typed is kept
         again = (await browser.get("/console/members/new")).text
         assert "email-error" not in again  # shown once
+
+
+async def test_an_address_outside_the_verified_domains_is_asked_about_before_it_is_saved(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """Such a member is not found by the sign-in page from their address, and single sign-on
+    may not admit them: the console asks first, beside the email, keeping what was typed and
+    chosen; nothing is written until the admin ticks the box. The API does not ask."""
+    verified = f"{org.slug}.example"
+    boss = await make_member(org, name="Bea Boss")
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        typed = {
+            "csrf": csrf,
+            "name": "Carl Contractor",
+            "email": "Carl@Contractor.example",
+            "unit_id": str(org.root_unit_id),
+            "unit_id_q": "Roo",
+            "manager_id": boss["id"],
+            "status": "active",
+            "role_auditor": "1",
+        }
+        asked = await browser.post(
+            "/console/members",
+            typed,
+            headers={"referer": "http://tenantry.test/console/members/new"},
+        )
+        assert asked.status_code == 303 and asked.headers["location"] == "/console/members/new"
+        carl = "SELECT id, email FROM members WHERE email = $1"
+        assert await owner_conn.fetchrow(carl, "carl@contractor.example") is None
+        form = (await browser.get("/console/members/new")).text
+        shown = text_of(form)
+        assert "Not done: Carl@Contractor.example is not at one of" in shown
+        assert f"contractor.example is not one of {org.slug.title()}'s verified domains" in shown
+        assert "The sign-in page will not find" in shown and "single sign-on may not" in shown
+        assert 'aria-describedby="email-warning"' in form and "aria-invalid" not in form
+        assert re.search(r'name="outside_domain_ok" value="contractor.example">', form)
+        # What was typed and chosen is all there: the address, name, status, role, unit and
+        # manager (chosen again, not to be picked anew).
+        assert 'value="Carl@Contractor.example"' in form and 'value="Carl Contractor"' in form
+        assert 'name="status" value="active" checked' in form
+        assert 'name="role_auditor" value="1" checked' in form
+        assert f'name="unit_id" value="{org.root_unit_id}" checked' in form
+        assert f'name="manager_id" value="{boss["id"]}" checked' in form
+
+        # A tick given for one domain confirms no other.
+        elsewhere = await browser.post(
+            "/console/members",
+            {**typed, "email": "carl@elsewhere.example", "outside_domain_ok": "contractor.example"},
+        )
+        assert elsewhere.headers["location"] == "/console/members/new"
+        assert "elsewhere.example is not one of" in text_of(
+            (await browser.get("/console/members/new")).text
+        )
+        added = await browser.post(
+            "/console/members", {**typed, "outside_domain_ok": "contractor.example"}
+        )
+        assert "Added Carl Contractor." in await follow(browser, added)
+        row = await owner_conn.fetchrow(carl, "carl@contractor.example")
+        assert row is not None
+
+        # At a verified domain: added at once, nothing asked.
+        direct = await browser.post(
+            "/console/members",
+            {**typed, "name": "Vera Verified", "email": f"vera@{verified}", "manager_id": ""},
+        )
+        assert direct.status_code == 303 and direct.headers["location"].startswith(
+            "/console/members/"
+        )
+        assert "Added Vera Verified." in await follow(browser, direct)
+
+        # Changing an address: asked when it moves to an outside domain (the manager chosen
+        # in the same form kept), not when a contractor's address stays at their domain.
+        vera_page = direct.headers["location"]
+        changed = {
+            "csrf": csrf,
+            "name": "Vera Verified",
+            "email": "vera@gmail.example",
+            "manager_id": boss["id"],
+        }
+        asked = await browser.post(
+            f"{vera_page}/details", changed, headers={"referer": f"http://tenantry.test{vera_page}"}
+        )
+        assert asked.headers["location"] == vera_page
+        page = (await browser.get(vera_page)).text
+        assert "gmail.example is not one of" in text_of(page)
+        assert "Save anyway: the address at gmail.example is right" in text_of(page)
+        assert 'value="vera@gmail.example"' in page
+        assert f'name="manager_id" value="{boss["id"]}" checked' in page
+        vera = await owner_conn.fetchrow(
+            "SELECT email, manager_id FROM members WHERE id = $1",
+            uuid.UUID(vera_page.rsplit("/", 1)[1]),
+        )
+        assert (vera["email"], vera["manager_id"]) == (f"vera@{verified}", None)
+        saved = await browser.post(
+            f"{vera_page}/details", {**changed, "outside_domain_ok": "gmail.example"}
+        )
+        assert "Saved Vera Verified." in await follow(browser, saved)
+        moved_on = await browser.post(
+            f"/console/members/{row['id']}/details",
+            {"csrf": csrf, "name": "Carl Contractor", "email": "carl.c@contractor.example"},
+        )
+        assert "Saved Carl Contractor." in await follow(browser, moved_on)
+    # The API adds and changes such members as it is told (contractors are legitimate).
+    api = await org.post(
+        "/v1/members",
+        {"email": "dana@agency.example", "name": "Dana", "unit_id": str(org.root_unit_id)},
+    )
+    assert api.status_code == 201, api.text
 
 
 async def test_the_last_owner_keeps_the_role_in_the_console_and_the_api(
@@ -523,6 +633,7 @@ async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the
                 "name": "Nina New",
                 "email": "nina.new@example.org",
                 "unit_id": str(org.root_unit_id),
+                "outside_domain_ok": "example.org",
                 "role_owner": "1",
             },
         )

@@ -40,7 +40,8 @@ async def test_an_invited_member_gets_a_link_by_smtp_that_signs_them_in_once(
         added = await admin.post(
             "/console/members",
             {"csrf": csrf, "name": "Nina New", "email": "nina@example.org",
-             "unit_id": str(org.root_unit_id), "status": "invited", "invite": "1"},
+             "unit_id": str(org.root_unit_id), "status": "invited", "invite": "1",
+             "outside_domain_ok": "example.org"},
         )
         shown = await follow(admin, added)
         assert "Added Nina New. Invitation emailed to nina@example.org" in shown

@@ -11,9 +11,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.console.policies import show_value
-from app.web.pages import PageContext, Web, page
+from app.web.pages import REFUSED, PageContext, Web, page
 from policies.catalogue import Catalogue, Setting
 from policies.moves import SettingChange
+from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups import service as groups
 from tenants.members import invitations, service
@@ -152,6 +153,65 @@ def email_of(form: dict[str, str]) -> str:
     return email
 
 
+#: The box that says "this address outside our domains is right". Its value is the domain
+#: it confirms, so a tick given for one domain confirms no other address typed afterwards.
+OUTSIDE_OK = "outside_domain_ok"
+#: Kept with the form's input when the console asks: the domain it asks about (the page
+#: shows the warning beside the email and the box, ``forms.html: outside_domain``).
+OUTSIDE_ASKED = "outside_domain"
+
+
+async def ask_about_outside_domain(
+    ctx: PageContext, email: str, *, back: str, doing: str, before: str | None = None
+) -> Response | None:
+    """Back to the form at ``back`` with a warning beside the email and the box to tick,
+    what was typed kept, when ``email`` is at a domain the organisation has not proven: the
+    sign-in page does not find the organisation from such an address, and single sign-on
+    may not admit it. None (go ahead) when the domain is proven, when the admin ticked the
+    box for this domain, when a member has the address already (the service refuses or
+    keeps it), or when it is the domain of ``before`` (the address being changed: a
+    contractor's new address at their own company is not asked about again).
+    Only the console asks; the API adds such members as it is told (contractors)."""
+    domain = await domains.outside_domain(email)
+    if domain is None or ctx.form.get(OUTSIDE_OK) == domain:
+        return None
+    if await service.find_member(email=email) is not None:
+        return None  # taken (or unchanged): the service's own answer comes first
+    if before is not None and before.rpartition("@")[2].lower() == domain:
+        return None
+    response = ctx.redirect(
+        back,
+        f"{REFUSED} {email} is not at one of {ctx.organisation.name}'s verified domains: "
+        f"check the address, or tick “{doing} anyway” beside it.",
+    )
+    kept = {k: v for k, v in ctx.form.items() if k != OUTSIDE_OK}
+    ctx.web.cookies.form_state(response, {}, {**kept, OUTSIDE_ASKED: domain})
+    return response
+
+
+async def picked_in(values: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """The unit and manager chosen in a form that comes back (``unit_id``, ``manager_id``
+    in ``values``) as (id, name), so its pickers show them chosen again rather than asking
+    anew; a field naming nothing that exists is left out."""
+
+    def as_id(field: str) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(values.get(field, ""))
+        except ValueError:
+            return None
+
+    found: dict[str, tuple[str, str]] = {}
+    if (unit_id := as_id("unit_id")) is not None:
+        unit = await Unit.get_or_none(id=unit_id)
+        if unit is not None:
+            found["unit_id"] = (str(unit.id), unit.name)
+    if (manager_id := as_id("manager_id")) is not None:
+        manager = await Member.get_or_none(id=manager_id)
+        if manager is not None:
+            found["manager_id"] = (str(manager.id), manager.name)
+    return found
+
+
 def roles_of(form: dict[str, str]) -> list[str]:
     """Checked ``role_<name>`` boxes; a member with no other role is a plain member."""
     chosen = [r.value for r in Role if form.get(f"role_{r.value}") == "1"]
@@ -196,26 +256,30 @@ def _member_id(ctx: PageContext) -> uuid.UUID:
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def new_member_form(ctx: PageContext) -> Response:
-        return ctx.render("console/member_new.html", roles=role_matrix(ctx.permissions))
+        return ctx.render(
+            "console/member_new.html",
+            roles=role_matrix(ctx.permissions),
+            picked=await picked_in(ctx.form_values),
+        )
 
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def create_member(ctx: PageContext) -> Response:
         form = ctx.form
         manager = form.get("manager_id")
-        member = await service.create_member(
-            service.NewMember(
-                email=email_of(form),
-                name=required_text(form, "name", "name"),
-                unit_id=parse_uuid(form.get("unit_id"), "unit_id", "unit"),
-                manager_id=parse_uuid(manager, "manager_id", "manager") if manager else None,
-                roles=tuple(Role(r) for r in roles_of(form)),
-                status=MemberStatus.ACTIVE
-                if form.get("status") == "active"
-                else MemberStatus.INVITED,
-            ),
-            actor=ctx.actor,
-            assigner=ctx.permissions,
+        new = service.NewMember(
+            email=email_of(form),
+            name=required_text(form, "name", "name"),
+            unit_id=parse_uuid(form.get("unit_id"), "unit_id", "unit"),
+            manager_id=parse_uuid(manager, "manager_id", "manager") if manager else None,
+            roles=tuple(Role(r) for r in roles_of(form)),
+            status=MemberStatus.ACTIVE if form.get("status") == "active" else MemberStatus.INVITED,
         )
+        asked = await ask_about_outside_domain(
+            ctx, new.email, back="/console/members/new", doing="Add"
+        )
+        if asked is not None:
+            return asked
+        member = await service.create_member(new, actor=ctx.actor, assigner=ctx.permissions)
         if form.get("invite") == "1":
             sent = await invitations.invite_member(
                 member.id, secret_key=ctx.web.settings.secret_key, actor=ctx.actor
@@ -235,15 +299,22 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def update_details(ctx: PageContext) -> Response:
         form = ctx.form
+        email = email_of(form)
         changes: dict[str, object] = {
             "name": required_text(form, "name", "name"),
-            "email": email_of(form),
+            "email": email,
         }
         if form.get("no_manager") == "1":
             changes["manager_id"] = None
         elif form.get("manager_id"):
             changes["manager_id"] = parse_uuid(form.get("manager_id"), "manager_id", "manager")
-        member = await service.update_member(_member_id(ctx), changes, actor=ctx.actor)
+        current = await service.get_member(_member_id(ctx))
+        asked = await ask_about_outside_domain(
+            ctx, email, back=f"/console/members/{current.id}", doing="Save", before=current.email
+        )
+        if asked is not None:
+            return asked
+        member = await service.update_member(current.id, changes, actor=ctx.actor)
         return ctx.redirect(f"/console/members/{member.id}", f"Saved {member.name}.")
 
     @page(web, permission=Permission.MEMBERS_WRITE)

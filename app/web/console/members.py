@@ -10,7 +10,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.web.console.member_forms import role_matrix
+from app.web.console.member_forms import picked_in, role_matrix
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.departures import service as departures
@@ -144,6 +144,9 @@ def routes(web: Web) -> list[BaseRoute]:
             unassigned=[p for p in products.values() if p.id not in having],
             live_sessions=live_sessions,
             roles=role_matrix(ctx.permissions),
+            # The details form coming back (an address outside the verified domains asked
+            # about) shows the manager chosen in it, not the one saved.
+            picked=await picked_in(ctx.form_values),
             # A departure starts from its own form (plan, dates, successor).
             actions=[
                 (a.value, ACTION_LABELS[a])
