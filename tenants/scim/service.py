@@ -126,7 +126,7 @@ SCIM_ISSUER = frozenset({SCIM_SCOPE})
 
 async def create_token(name: str, *, actor: Actor) -> tuple[ApiToken, str]:
     """A new SCIM token; the text is returned once and never stored."""
-    name = name.strip()[:200] or "SCIM"
+    name = name.strip() or "SCIM"
     return await tokens.create_token(
         name, [SCIM_SCOPE.value], expires_in=None, actor=actor, issuer=SCIM_ISSUER
     )

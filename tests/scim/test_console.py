@@ -123,3 +123,20 @@ async def test_auditors_see_the_page_but_cannot_change_it_and_members_cannot_see
     async with asgi_client(app) as browser:
         await signed_in(browser, org, "member")
         assert (await browser.get("/console/provisioning")).status_code == 403
+
+
+async def test_an_overlong_token_name_is_refused_beside_the_field_not_cut(
+    app: Any, local_org: OrgHandle
+) -> None:
+    long_name = "Entra " + "x" * 200
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, local_org, "admin")
+        refused = await browser.post(
+            "/console/provisioning/tokens", {"csrf": csrf, "name": long_name}
+        )
+        assert refused.status_code == 303, refused.text[:500]
+        again = await browser.get(refused.headers["location"])
+        assert TOKEN.search(again.text) is None, "no token may be made"
+        assert "Name: has more than 200 characters" in text_of(again.text)
+        assert f'value="{long_name}"' in again.text  # what was typed comes back whole
+        assert 'name="token_id"' not in again.text
