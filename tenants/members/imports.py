@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenants import db
 from tenants.actors import Actor
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import roles, service
@@ -63,9 +64,17 @@ async def _units_by_ref(refs: set[str]) -> dict[str, uuid.UUID | str]:
     found_ids = {u.id for u in await Unit.filter(id__in=list(ids.values()))}
     for ref, unit_id in ids.items():
         resolved[ref] = unit_id if unit_id in found_ids else f"no unit with id {ref}"
+    # Capitals do not make unit names differ (migration 0035), so none make a reference
+    # miss: "berlin" finds "Berlin". Siblings cannot clash, units under different parents
+    # may, and then the line is asked for an id. PostgreSQL's lower() on both sides, as
+    # the uniqueness rule compares.
     by_name: dict[str, list[uuid.UUID]] = {}
-    for unit in await Unit.filter(name__in=list(names)):
-        by_name.setdefault(unit.name, []).append(unit.id)
+    for row in await db.fetch(
+        "SELECT r.ref, u.id FROM unnest($2::text[]) AS r (ref) "
+        "JOIN units u ON u.tenant_id = $1 AND lower(u.name) = lower(r.ref)",
+        db.current_org(), sorted(names),
+    ):
+        by_name.setdefault(row["ref"], []).append(row["id"])
     for name in names:
         matches = by_name.get(name, [])
         if len(matches) == 1:

@@ -696,3 +696,36 @@ async def test_taking_roles_away_from_yourself_asks_first(app: Any, org: OrgHand
         )
         assert done.status_code == 303, done.text[:500]
     assert (await org.get(f"/v1/members/{me['id']}")).json()["roles"] == ["admin"]
+
+
+async def test_the_import_finds_units_whatever_their_capitals_and_asks_for_an_id_when_two_match(
+    org: OrgHandle,
+) -> None:
+    berlin = await make_unit(org, "Berlin")
+    elsewhere = await make_unit(org, "Sites")
+    await make_unit(org, "Paris")
+    await make_unit(org, "PARIS", parent=uuid.UUID(elsewhere["id"]))  # another parent: allowed
+    csv_text = (
+        "email,name,unit\n"
+        f"lower@{org.slug}.example,Lower,berlin\n"
+        f"twice@{org.slug}.example,Twice,paris\n"
+        f"none@{org.slug}.example,None,Lisbon\n"
+    )
+    dry = await org.client.post(
+        "/v1/members/import",
+        content=csv_text.encode(),
+        headers={"content-type": "text/csv", "authorization": f"Bearer {org.token}"},
+    )
+    assert dry.status_code == 200, dry.text
+    lines = {line["line"]: line for line in dry.json()["lines"]}
+    assert lines[2]["outcome"] == "created", lines[2]
+    assert lines[3]["outcome"] == "refused" and "use the unit's id" in str(lines[3]), lines[3]
+    assert lines[4]["outcome"] == "refused" and "no unit named 'Lisbon'" in str(lines[4]), lines[4]
+    applied = await org.client.post(
+        "/v1/members/import?dry_run=false",
+        content=f"email,name,unit\nlower@{org.slug}.example,Lower,BERLIN\n".encode(),
+        headers={"content-type": "text/csv", "authorization": f"Bearer {org.token}"},
+    )
+    assert applied.status_code == 200, applied.text
+    member = (await org.get(f"/v1/members?q=lower@{org.slug}.example")).json()["items"][0]
+    assert member["unit_id"] == berlin["id"]
