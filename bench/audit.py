@@ -166,8 +166,13 @@ def actor() -> Actor:
                  request_id=uuid.uuid4().hex, client_addr="127.0.0.1")
 
 
+#: record_change's statement as the product has it (``floor_update`` swaps it).
+PRODUCT_SQL = audit.CHANGE_AND_RECORD_SQL
+
+
 async def audited_update(org: OrgId, member_id: uuid.UUID, name: str, by: Actor) -> None:
     """The product path: ``update_member`` in its own tenant transaction."""
+    audit.CHANGE_AND_RECORD_SQL = PRODUCT_SQL  # back from a floor round (see floor_update)
     async with db.tenant_transaction(org):
         await members.update_member(member_id, {"name": name}, actor=by)
 
@@ -219,14 +224,17 @@ if "audit_pending" in FLOOR_SQL or FLOOR_TABLE not in FLOOR_SQL:
 async def floor_update(org: OrgId, member_id: uuid.UUID, name: str, by: Actor) -> None:
     """The product path, ``update_member`` with all its Python (snapshots, diff, sealed
     personal values, the one statement), its event a bare row: the least an event written
-    in the change's transaction can cost. The statement is swapped for the update and
-    put back (the variants' rounds do not overlap)."""
-    product = audit.CHANGE_AND_RECORD_SQL
+    in the change's transaction can cost.
+
+    Every update of a floor round sets the floor's statement and every audited update the
+    product's: rounds of different variants never overlap, so the writers of one round all
+    set the same one. (Saving and restoring it around each update did not work: with eight
+    writers interleaving, one restored what another had swapped in, and audited rounds
+    ran with the floor's statement; ``audit_write`` now counts the events each variant
+    wrote.)"""
     audit.CHANGE_AND_RECORD_SQL = FLOOR_SQL
-    try:
-        await audited_update(org, member_id, name, by)
-    finally:
-        audit.CHANGE_AND_RECORD_SQL = product
+    async with db.tenant_transaction(org):
+        await members.update_member(member_id, {"name": name}, actor=by)
 
 
 # --- data ------------------------------------------------------------------------------
@@ -467,8 +475,15 @@ async def audit_write(cfg: Config, bench: BenchDatabase, org: OrgId, ids: list[u
     variants = [Variant("audited", audited_update, lambda i: [works[i]]),
                 Variant("floor", floor_update, lambda i: [works[i]]),
                 Variant("unaudited", unaudited_update, lambda i: [works[i]])]
+    written_before = await written_events(bench, org)
     async with WaitSampler(bench.admin_url, APP_ROLE) as sampler:
         t = await rotated_rounds(cfg.write_pairs, variants, "audit_write", sealing, sampler, meter)
+    audit.CHANGE_AND_RECORD_SQL = PRODUCT_SQL
+    written = [after - before for after, before
+               in zip(await written_events(bench, org), written_before, strict=True)]
+    if written != [t["audited"].ops, t["floor"].ops]:
+        raise SystemExit(f"audit_write: the audited and floor variants wrote {written} events "
+                         f"for {t['audited'].ops} and {t['floor'].ops} updates")
     for name, label in (("audited", "audited (update_member)"),
                         ("floor", "floor (event as a bare row)"),
                         ("unaudited", "unaudited (same ORM update)")):
@@ -485,6 +500,21 @@ async def audit_write(cfg: Config, bench: BenchDatabase, org: OrgId, ids: list[u
     console.print(f"info: audited / floor = {ratio / floor:.3f} (what the queue, the indexes and "
                   "sealing cost)")
     return ratio
+
+
+async def written_events(bench: BenchDatabase, org: OrgId) -> tuple[int, int]:
+    """How many ``member.updated`` events the organisation's log holds, and how many rows
+    the floor's table: each variant must have written one per update, where it should."""
+    conn = await connect(bench.admin_url)
+    try:
+        logged = await conn.fetchval(
+            "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND action = 'member.updated'",
+            org,
+        )
+        floor = await conn.fetchval(f"SELECT count(*) FROM {FLOOR_TABLE}")
+    finally:
+        await conn.close()
+    return int(logged), int(floor)
 
 
 async def audit_concurrency(cfg: Config, bench: BenchDatabase, orgs: list[OrgId],
