@@ -30,7 +30,7 @@ NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
 def test_the_name_limit_is_the_column_s() -> None:
-    assert NAME_MAX_LENGTH == max_length_of(ApiToken, "name")
+    assert max_length_of(ApiToken, "name") == NAME_MAX_LENGTH
 
 
 def test_a_token_is_active_until_it_expires_and_revoked_wins_over_expired() -> None:
