@@ -117,6 +117,13 @@ class WebClient:
             form["break_glass"] = "1"
         return await self.post(f"/login/{slug}/password", form)
 
+    async def signed_in(self, slug: str, email: str, password: str = PASSWORD) -> str:
+        """Sign in by password (set beforehand, e.g. ``set_password``), which must succeed;
+        the session's CSRF token."""
+        response = await self.password_sign_in(slug, email, password)
+        assert response.status_code == 303, response.text
+        return await self.csrf_of("/account")
+
     async def csrf_of(self, path: str = "/account") -> str:
         """The session's CSRF token, read from a page's form."""
         page = await self.get(path)
