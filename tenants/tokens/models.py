@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from tortoise import fields
@@ -17,6 +18,8 @@ class ApiToken(TenantModel):
     revoked_at: datetime | None = fields.DatetimeField(null=True)
     last_used_at: datetime | None = fields.DatetimeField(null=True)
     created_by = fields.CharField(max_length=255)
+    #: The console form that made it (migration 0036): a form makes one token at most.
+    made_by_form: uuid.UUID | None = fields.UUIDField(null=True)
 
     class Meta:
         table = "api_tokens"

@@ -22,7 +22,7 @@ from tortoise.expressions import Q
 from tenants import db, notifications, text
 from tenants.actors import Actor, ActorKind
 from tenants.audit import service as audit
-from tenants.errors import AuthenticationError, FieldProblem, InvalidInputError
+from tenants.errors import AuthenticationError, ConflictError, FieldProblem, InvalidInputError
 from tenants.ids import OrgId, TokenId
 from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
@@ -73,6 +73,17 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class FormAlreadySentError(ConflictError):
+    """The form was sent before and made ``token``, whose text cannot be shown again."""
+
+    def __init__(self, token: ApiToken) -> None:
+        super().__init__(
+            f"this form was already sent and made the API token {token.name!r}; its text "
+            "cannot be shown again"
+        )
+        self.token = token
+
+
 async def create_token(
     name: str,
     scopes: list[str],
@@ -80,6 +91,7 @@ async def create_token(
     expires_in: timedelta | None,
     actor: Actor,
     issuer: frozenset[Permission] | None = None,
+    form: uuid.UUID | None = None,
 ) -> tuple[ApiToken, str]:
     """Issue a token; returns the row and the token text, which is never shown again (nor
     stored, logged or audited: the audit event holds the name, scopes and expiry).
@@ -92,6 +104,9 @@ async def create_token(
     it fixes. InvalidInputError naming ``name`` for an
     empty name or one past NAME_MAX_LENGTH (refused, never shortened), naming ``scopes``
     for an unknown scope or none. Nothing is written when anything is refused.
+
+    ``form``: the id of the console form sending the request; a form that already made a
+    token (sent again by a reload) makes none: FormAlreadySentError names that token.
     """
     name = name.strip()
     if not name:
@@ -111,6 +126,10 @@ async def create_token(
     else:
         check_may_give(issuer, permissions)
     org = db.current_org()
+    if form is not None:
+        made = await ApiToken.get_or_none(made_by_form=form)
+        if made is not None:
+            raise FormAlreadySentError(made)
     token_id = uuid.uuid4()
     secret = secrets.token_urlsafe(32).replace("_", "-")
     expires_at = datetime.now(UTC) + expires_in if expires_in else None
@@ -122,6 +141,7 @@ async def create_token(
         scopes=sorted(p.value for p in permissions),
         expires_at=expires_at,
         created_by=actor.ref,
+        made_by_form=form,
     )
     await audit.record(
         "api_token.created",

@@ -324,3 +324,37 @@ async def test_a_token_of_another_organisation_cannot_be_revoked(
         listing = await browser.get(PAGE)
         assert "Bravo&#39;s" not in listing.text and "Bravo's" not in listing.text
     assert await api_status(client, token) == 200
+
+
+async def test_sending_the_form_again_makes_no_second_token(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """A reload of the page that showed the token sends the form again: it says what the
+    form made, shows no token, and makes none (a newcomer had two "Nightly export")."""
+    org = local_org
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, org)
+        form = await browser.get(NEW)
+        form_id = re.search(r'name="form" value="([0-9a-f-]{36})"', form.text)
+        assert form_id is not None, "each form shown carries its id"
+        assert form_id.group(1) not in (await browser.get(NEW)).text, "a new id each time"
+        sent = {"csrf": csrf, "form": form_id.group(1), "name": "Nightly export",
+                "scopes": ["members:read"], "expires": "30"}
+        made = await browser.post(NEW, sent)
+        assert len(SHOWN.findall(made.text)) == 1
+        again = await browser.post(NEW, sent)
+        assert again.status_code == 303, again.text[:500]
+        listing = await browser.get(again.headers["location"])
+        assert SHOWN.findall(listing.text) == []
+        assert "This form was already sent: it made the API token Nightly export" in text_of(
+            listing.text
+        )
+        other = await browser.post(NEW, {**sent, "form": str(uuid.uuid4())})
+        assert len(SHOWN.findall(other.text)) == 1, "another form makes another token"
+    made_names = await owner_conn.fetch(
+        "SELECT made_by_form FROM api_tokens WHERE tenant_id = $1 AND name = 'Nightly export'",
+        org.id,
+    )
+    assert len(made_names) == 2
+    made_events = await audit_events(owner_conn, org.id, "api_token.created")
+    assert [e.after["name"] for e in made_events].count("Nightly export") == 2

@@ -4,6 +4,8 @@ one after a confirmation naming what stops working.
 
 A new token's text is shown once, on the page the form's POST answers with (never in a
 URL, a redirect, a cookie, a log or the audit event); afterwards only its SHA-256 exists.
+Each form shown carries a random id kept with the token it makes, so sending it again (a
+reload of that page) makes no second token (migration 0036).
 The scopes one may give are one's own (``tenants.tokens.rules.may_give``): the form shows
 the others fixed, and the service refuses them whatever is posted.
 """
@@ -144,6 +146,15 @@ def _token_id(ctx: PageContext) -> uuid.UUID:
         raise NotFoundError("there is no such API token") from None
 
 
+def _form_id(ctx: PageContext) -> uuid.UUID | None:
+    """The id the form was given when it was shown; None when it was sent without one
+    (a script posting the form): then nothing tells a second send from a new one."""
+    try:
+        return uuid.UUID(ctx.form.get("form", ""))
+    except ValueError:
+        return None
+
+
 def _status(ctx: PageContext) -> TokenStatus | None:
     try:
         return TokenStatus(ctx.request.query_params.get("status", ""))
@@ -216,6 +227,7 @@ def routes(web: Web) -> list[BaseRoute]:
         ]
         return ctx.render(
             "console/api_token_new.html",
+            form_id=uuid.uuid4(),
             scope_groups=groups,
             any_beyond=any(not allowed for _, scopes in groups for _, _, allowed in scopes),
             expiries=EXPIRIES,
@@ -230,13 +242,23 @@ def routes(web: Web) -> list[BaseRoute]:
         raw = await ctx.request.form()
         scopes = [str(v) for v in raw.getlist("scopes")]
         expiry = expiry_of(ctx.form.get("expires", ""))
-        token, text = await service.create_token(
-            ctx.form.get("name", ""),
-            scopes,
-            expires_in=expiry.lifetime,
-            actor=ctx.actor,
-            issuer=ctx.permissions,
-        )
+        try:
+            token, text = await service.create_token(
+                ctx.form.get("name", ""),
+                scopes,
+                expires_in=expiry.lifetime,
+                actor=ctx.actor,
+                issuer=ctx.permissions,
+                form=_form_id(ctx),
+            )
+        except service.FormAlreadySentError as sent:
+            # A reload of the page that showed the token sends the form again.
+            return ctx.redirect(
+                PAGE,
+                f"This form was already sent: it made the API token {sent.token.name}, whose"
+                " text was shown once and cannot be shown again. If it was not stored,"
+                " revoke that token and create another.",
+            )
         return ctx.render(
             "console/api_token_created.html",
             token=token,
