@@ -161,8 +161,9 @@ class PageContext:
             "permissions": self.permissions,
             "P": Permission,
             "csrf": self.csrf,
-            "nav": [(label, path) for label, path, p in CONSOLE_NAV if p in self.permissions],
+            "nav": (nav := [(label, path) for label, path, p in CONSOLE_NAV if p in self.permissions]),
             "path": self.request.url.path,
+            "nav_current": current_nav_entry([href for _, href in nav], self.request.url.path),
             "other_orgs": self.signed_in.others(),
             "flash": self.flash,
             "flash_error": bool(self.flash and self.flash.startswith(REFUSED)),
@@ -347,6 +348,13 @@ def page(
         return endpoint
 
     return wrap
+
+
+def current_nav_entry(hrefs: list[str], path: str) -> str | None:
+    """The navigation entry a page belongs to: the longest one that is the page or holds
+    it (``/console/access-reviews/queue`` is My reviews', not Access reviews' too)."""
+    holding = [h for h in hrefs if path == h or (h != "/console" and path.startswith(h + "/"))]
+    return max(holding, key=len, default=None)
 
 
 async def nav_badges(granted: frozenset[Permission]) -> dict[str, int]:
