@@ -78,7 +78,11 @@ async def test_an_admin_sets_the_address_sees_the_secret_once_and_rotates_it(
         assert forged.status_code == 403
         assert await row_counts(owner_conn) == before
 
-        off = await browser.post(f"{page_url}/clear", {"csrf": csrf})
+        asked = await browser.post(f"{page_url}/clear", {"csrf": csrf})
+        assert asked.status_code == 200, asked.text[:500]
+        assert "stops being told of changes" in text_of(asked.text)
+        assert 'class="badge wh-off"' not in (await browser.get(page_url)).text, "asking changes nothing"
+        off = await browser.post(f"{page_url}/clear", {"csrf": csrf, "confirmed": "1"})
         assert off.status_code == 303
         assert 'class="badge wh-off"' in (await browser.get(page_url)).text
     assert len(await audit_events(owner_conn, org.id, "product.webhook_secret_rotated")) == 1
@@ -111,7 +115,7 @@ async def test_rotate_is_offered_only_while_webhooks_are_on_and_refused_otherwis
 
         # Turned off after use: the secret is kept, but rotating it signs nothing.
         await browser.post(f"{page_url}/url", {"csrf": csrf, "url": "https://hooks.example.com/in"})
-        await browser.post(f"{page_url}/clear", {"csrf": csrf})
+        await browser.post(f"{page_url}/clear", {"csrf": csrf, "confirmed": "1"})
         off = await browser.get(page_url)
         assert rotate.search(off.text).group(1) is not None
         assert "webhooks are off, so the secret signs nothing: save an address to turn them on" in (

@@ -119,6 +119,25 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.PRODUCTS_WRITE)
     async def clear_url(ctx: PageContext) -> Response:
+        """Ask first (the product stops hearing of changes), then turn webhooks off."""
+        if not ctx.confirmed:
+            product = await get_product(_id(ctx))
+            page = f"/console/products/{product.id}/webhooks"
+            if product.webhook_url is None:
+                return ctx.redirect(page, "Webhooks to this product are already off.")
+            return ctx.confirm(
+                title=f"Turn webhooks to {product.name} off?",
+                consequences=[
+                    f"{product.name} stops being told of changes here (members joining, "
+                    f"changing and leaving, policies) at {product.webhook_url}, until an "
+                    "address is saved again.",
+                    "Deliveries not made yet stop and are marked dead; they can be sent "
+                    "again from the delivery log once an address is back.",
+                    "The signing secret is kept, so the product needs no new one then.",
+                ],
+                button="Turn webhooks off",
+                back=page,
+            )
         product = await service.clear_webhook_url(_id(ctx), actor=ctx.actor)
         return ctx.redirect(
             f"/console/products/{product.id}/webhooks", "Webhooks to this product are off."
