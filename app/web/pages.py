@@ -69,6 +69,7 @@ class Web:
         self.templates.env.filters["localtime"] = localtime
         self.templates.env.filters["role_name"] = role_name
         self.templates.env.filters["role_names"] = role_names
+        self.templates.env.filters["field_label"] = field_label
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200
@@ -332,7 +333,7 @@ def page(
                     response = RedirectResponse(
                         _same_site_path(back, page_of_action), status_code=303
                     )
-                    fields = "; ".join(f"{f.field}: {f.reason}" for f in error.fields)
+                    fields = "; ".join(f"{field_label(f.field)}: {f.reason}" for f in error.fields)
                     web.cookies.flash(
                         response, f"{REFUSED} {error.message}" + (f" ({fields})" if fields else "")
                     )
@@ -348,6 +349,13 @@ def page(
         return endpoint
 
     return wrap
+
+
+def field_label(name: str) -> str:
+    """A form field's name as people read it beside an error or in the banner: ``unit_id``
+    is "Unit", ``manager_email`` "Manager email", ``csv`` "CSV" (never the code)."""
+    words = name.replace("_id", "").replace("_", " ").replace("csv", "CSV")
+    return words[:1].upper() + words[1:]
 
 
 def current_nav_entry(hrefs: list[str], path: str) -> str | None:

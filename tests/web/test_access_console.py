@@ -155,7 +155,7 @@ async def test_the_request_form_refuses_a_short_justification_and_writes_nothing
         )
         assert response.status_code == 303
         flashed = text_of((await ada.get(response.headers["location"])).text)
-        assert "Not done: the request cannot be made as it is (justification:" in flashed
+        assert "Not done: the request cannot be made as it is (Justification:" in flashed
         assert await row_counts(owner_conn) == counts
         no_csrf = await ada.post("/console/data-access/new", {"justification": WHY})
         assert no_csrf.status_code == 403

@@ -335,10 +335,10 @@ async def test_sending_the_form_again_makes_no_second_token(
     async with asgi_client(app) as browser:
         csrf = await signed_in(browser, org)
         form = await browser.get(NEW)
-        form_id = re.search(r'name="form" value="([0-9a-f-]{36})"', form.text)
+        form_id = re.search(r'name="form_id" value="([0-9a-f-]{36})"', form.text)
         assert form_id is not None, "each form shown carries its id"
         assert form_id.group(1) not in (await browser.get(NEW)).text, "a new id each time"
-        sent = {"csrf": csrf, "form": form_id.group(1), "name": "Nightly export",
+        sent = {"csrf": csrf, "form_id": form_id.group(1), "name": "Nightly export",
                 "scopes": ["members:read"], "expires": "30"}
         made = await browser.post(NEW, sent)
         assert len(SHOWN.findall(made.text)) == 1
@@ -349,7 +349,7 @@ async def test_sending_the_form_again_makes_no_second_token(
         assert "This form was already sent: it made the API token Nightly export" in text_of(
             listing.text
         )
-        other = await browser.post(NEW, {**sent, "form": str(uuid.uuid4())})
+        other = await browser.post(NEW, {**sent, "form_id": str(uuid.uuid4())})
         assert len(SHOWN.findall(other.text)) == 1, "another form makes another token"
     made_names = await owner_conn.fetch(
         "SELECT made_by_form FROM api_tokens WHERE tenant_id = $1 AND name = 'Nightly export'",

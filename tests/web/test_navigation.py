@@ -24,3 +24,12 @@ def test_the_overview_is_only_itself_and_a_prefix_of_a_word_is_not_a_parent() ->
 def test_every_navigation_page_marks_exactly_one_entry() -> None:
     for href in HREFS:
         assert current_nav_entry(HREFS, href) == href
+
+
+def test_a_field_reads_as_words_not_as_its_code() -> None:
+    from app.web.pages import field_label
+
+    assert field_label("unit_id") == "Unit"
+    assert field_label("manager_email") == "Manager email"
+    assert field_label("csv") == "CSV"
+    assert field_label("name") == "Name"

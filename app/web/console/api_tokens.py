@@ -150,7 +150,7 @@ def _form_id(ctx: PageContext) -> uuid.UUID | None:
     """The id the form was given when it was shown; None when it was sent without one
     (a script posting the form): then nothing tells a second send from a new one."""
     try:
-        return uuid.UUID(ctx.form.get("form", ""))
+        return uuid.UUID(ctx.form.get("form_id", ""))
     except ValueError:
         return None
 
