@@ -329,7 +329,11 @@ def page(
                 if request.method == "POST":
                     # Back to the page the form was on (never to the POST-only action URL).
                     page_of_action = openable_page(request, request.url.path)
-                    back = request.headers.get("referer") or page_of_action
+                    # A form shown where the page it came from would not show it again (a
+                    # sub-unit's, read into the tree by htmx) names the page that does.
+                    back = (
+                        form.get("refused_on") or request.headers.get("referer") or page_of_action
+                    )
                     response = RedirectResponse(
                         _same_site_path(back, page_of_action), status_code=303
                     )

@@ -368,7 +368,7 @@ def _row(record: Any, members: int) -> UnitRow:
 async def unit_rows(ids: list[uuid.UUID], *, limit: int | None = None) -> list[UnitRow]:
     """The units of ``ids`` (those that exist), by name, the first ``limit`` of them."""
     rows = await db.fetch(
-        _ROWS + "u.id = ANY($2::uuid[]) ORDER BY u.name, u.id LIMIT $3",
+        _ROWS + "u.id = ANY($2::uuid[]) ORDER BY lower(u.name), u.id LIMIT $3",
         db.current_org(),
         ids,
         limit,
@@ -377,16 +377,19 @@ async def unit_rows(ids: list[uuid.UUID], *, limit: int | None = None) -> list[U
 
 
 async def child_units(parent_id: uuid.UUID, *, cursor: str | None, limit: int) -> UnitRows:
-    """The direct children of ``parent_id`` by name, ``limit`` at most, after ``cursor``
-    (from the previous page's ``next_cursor``; InvalidCursorError when it is not one):
-    one range of the (tenant_id, parent_id, name) index, whatever the tree's size."""
+    """The direct children of ``parent_id`` by name whatever its capitals ("engineering"
+    between "Design" and "Sales"), ``limit`` at most, after ``cursor`` (from the previous
+    page's ``next_cursor``; InvalidCursorError when it is not one): one range of the
+    unique (tenant_id, parent_id, lower(name)) index, whatever the tree's size."""
     args: list[Any] = [db.current_org(), parent_id, limit + 1]
     after = ""
     if cursor:
         args += cursors.unseal(cursor, _SIBLINGS, "name", _SIBLING_COLUMNS)
-        after = " AND (u.name, u.id) > ($4, $5)"
+        after = " AND (lower(u.name), u.id) > (lower($4), $5)"
     rows = await _with_counts(
-        await db.fetch(_ROWS + f"u.parent_id = $2{after} ORDER BY u.name, u.id LIMIT $3", *args)
+        await db.fetch(
+            _ROWS + f"u.parent_id = $2{after} ORDER BY lower(u.name), u.id LIMIT $3", *args
+        )
     )
     more = len(rows) > limit
     rows = rows[:limit]

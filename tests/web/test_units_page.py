@@ -277,3 +277,46 @@ async def test_deleting_a_unit_with_members_without_a_target_shows_the_page_agai
         == 1
     )
     assert (await actual(owner_conn, org)).get(maths["id"]) == 2
+
+
+async def test_a_refused_rename_of_a_sub_unit_comes_back_where_that_unit_is_shown(
+    app: Any, org: OrgHandle
+) -> None:
+    """The units page shows the top level; a sub-unit's forms, read into the tree when
+    opened, came back to that page, where the unit is not: only the banner said why."""
+    engineering = await make_unit(org, "Engineering")
+    await make_unit(org, "Platform", parent=uuid.UUID(engineering["id"]))
+    apps = await make_unit(org, "Apps", parent=uuid.UUID(engineering["id"]))
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        csrf = await browser.csrf_of("/console/units")
+        forms = (await browser.get(f"/console/units/{apps['id']}/edit", headers=HTMX)).text
+        back = re.search(r'name="refused_on" value="([^"]+)"', forms)
+        assert back is not None and back.group(1) == f"/console/units?parent={engineering['id']}"
+        refused = await browser.post(
+            f"/console/units/{apps['id']}/rename",
+            {"csrf": csrf, "form": f"rename-{apps['id']}", "name": "PLATFORM",
+             "refused_on": back.group(1)},
+            headers={"referer": "http://tenantry.test/console/units"},
+        )
+        assert refused.status_code == 303
+        assert refused.headers["location"] == back.group(1)
+        page = (await browser.get(refused.headers["location"])).text
+    assert f'id="rename-{apps["id"]}-name-error"' in page
+    assert "capitals do not make a name differ" in text_of(page)
+    assert 'value="PLATFORM"' in page
+    assert page.count('<details class="edit" open>') == 1
+
+
+async def test_top_level_units_keep_coming_back_to_the_units_page_and_siblings_sort_by_name(
+    app: Any, org: OrgHandle
+) -> None:
+    await make_unit(org, "Sales")
+    await make_unit(org, "design")
+    top = await make_unit(org, "Engineering")
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        forms = (await browser.get(f"/console/units/{top['id']}/edit", headers=HTMX)).text
+        assert "refused_on" not in forms
+        shown = text_of((await browser.get("/console/units")).text)
+    assert shown.index("design") < shown.index("Engineering") < shown.index("Sales")
