@@ -12,7 +12,10 @@ import csv
 import io
 from dataclasses import dataclass, field
 
+from email_validator import EmailNotValidError, validate_email
+
 from tenants.permissions import Role
+from tenants.text import TextError, clean_name, is_storable
 
 COLUMNS = ("email", "name", "unit", "manager_email", "roles", "status")
 REQUIRED = ("email", "name")
@@ -90,11 +93,12 @@ def parse_import(text: str) -> ParsedFile:
             )
             continue
         cells = {h: c.strip() for h, c in zip(header, row, strict=True)}
-        problem = _check(cells, seen, number)
+        problem = _clean(cells) or _check(cells, seen, number)
         if problem:
-            parsed.problems.append(LineProblem(number, problem, cells["email"][:320]))
+            shown = cells["email"][:320] if is_storable(cells["email"]) else ""
+            parsed.problems.append(LineProblem(number, problem, shown))
             continue
-        email = cells["email"].lower()
+        email = cells["email"]
         seen[email] = number
         parsed.lines.append(
             ImportLine(
@@ -102,7 +106,7 @@ def parse_import(text: str) -> ParsedFile:
                 email=email,
                 name=cells["name"],
                 unit=cells.get("unit", ""),
-                manager_email=cells.get("manager_email", "").lower(),
+                manager_email=cells.get("manager_email", ""),
                 roles=tuple(r for r in cells.get("roles", "").replace(";", " ").split() if r),
                 status=cells.get("status", "") or "invited",
             )
@@ -110,13 +114,41 @@ def parse_import(text: str) -> ParsedFile:
     return parsed
 
 
+def normal_email(address: str) -> str | None:
+    """``address`` as the service stores an address sent to the API (email-validator's
+    normal form, which pydantic's EmailStr gives: NFC, the domain in lower case; then all in
+    lower case, as ``members.service`` keeps it); None when it is not an address."""
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return checked.normalized.lower()
+
+
+def _clean(cells: dict[str, str]) -> str | None:
+    """Every cell under the one text policy (``tenants.text``: no NUL, surrogate, control
+    or bidirectional control character; NFC), in place, and both addresses in their normal
+    form: an import writes what the API would, and matches what the API wrote. Why the
+    line is refused, or None."""
+    for column, cell in cells.items():
+        try:
+            cells[column] = clean_name(cell)
+        except TextError as error:
+            return f"{column} {error}"
+    for column in ("email", "manager_email"):
+        if cells.get(column):
+            address = normal_email(cells[column])
+            if address is None or len(address) > 320:
+                return f"{column} {cells[column]!r} is not an email address"
+            cells[column] = address
+    return None
+
+
 def _check(cells: dict[str, str], seen: dict[str, int], number: int) -> str | None:
-    email = cells["email"].lower()
+    """Why the line (its cells cleaned by ``_clean``) is refused, or None."""
+    email = cells["email"]
     if not email:
         return "email is empty"
-    local, _, domain = email.partition("@")
-    if not local or "." not in domain or " " in email or len(email) > 320:
-        return f"email {email!r} is not an email address"
     if email in seen:
         return f"email {email} is also on line {seen[email]}"
     if not cells["name"]:
@@ -130,6 +162,6 @@ def _check(cells: dict[str, str], seen: dict[str, int], number: int) -> str | No
         return f"unknown role {bad[0]!r} (roles: {', '.join(sorted(known))})"
     if cells.get("status", "") not in ("", "invited", "active"):
         return f"status {cells['status']!r} is not invited or active"
-    if cells.get("manager_email", "").lower() == email and email:
+    if cells.get("manager_email", "") == email:
         return "a member cannot be their own manager"
     return None

@@ -42,6 +42,36 @@ def test_good_lines_are_read_and_bad_ones_named_by_their_line_number() -> None:
     ]
 
 
+def test_every_cell_meets_the_text_policy_and_addresses_take_the_api_s_normal_form() -> None:
+    """An import writes what the API would write: the same text rules (a NUL made a 500,
+    a bidi override or a bell was stored), and addresses in the same normal form (a
+    decomposed é made a second member for the same address)."""
+    parsed = parse_import(
+        "email,name,unit,manager_email\n"
+        "re\u0301x@Acme.Example,Re\u0301x,Cafe\u0301,Boss@Acme.Example\n"
+        "nul@acme.example,N\x00One,,\n"
+        "bidi@acme.example,N\u202eFive,,\n"
+        "bell\x07@acme.example,Bell,,\n"
+        "unit@acme.example,Unit,UNI\x00QUE,\n"
+        "boss@acme.example,Own boss,,BOSS@acme.example\n"
+        "x@acme.example,X,,not-an-address\n"
+    )
+    [line] = parsed.lines
+    assert (line.email, line.name, line.unit, line.manager_email) == (
+        "r\xe9x@acme.example", "R\xe9x", "Caf\xe9", "boss@acme.example"
+    )
+    assert [(p.number, p.reason) for p in parsed.problems] == [
+        (3, "name contains a NUL character (U+0000), which cannot be stored"),
+        (4, "name contains the bidirectional control character U+202E"),
+        (5, "email contains the control character U+0007"),
+        (6, "unit contains a NUL character (U+0000), which cannot be stored"),
+        (7, "a member cannot be their own manager"),
+        (8, "manager_email 'not-an-address' is not an email address"),
+    ]
+    assert parsed.problems[0].email == "nul@acme.example"
+    assert parsed.problems[2].email == "bell\x07@acme.example"
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
