@@ -290,6 +290,30 @@ def _paths_with_nul(value: Any, path: str) -> list[str]:
     return found
 
 
+def _surrogate_problems(data: Any, limit: int = 20) -> list[Any]:
+    """Where raw JSON (``json.loads`` reads ``"\\udc00"`` as a lone surrogate, where the
+    model's parser refuses the whole body) holds a lone UTF-16 surrogate, as field
+    problems with the text policy's reason; the first ``limit``. Iterative: raw JSON may
+    nest as deep as ``json.loads`` allowed."""
+    from tenants.text import is_storable, problem
+
+    found: list[Any] = []
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack and len(found) < limit:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if not is_storable(value):
+                found.append(_field(path or "body", problem(value) or "is not text"))
+        elif isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                child = f"{path}.{key}" if path else key
+                # A key that is not text is named by its parent: it cannot name itself.
+                stack.append((key, path or "body") if not is_storable(key) else (item, child))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in reversed(list(enumerate(value))))
+    return found
+
+
 def _field(name: str, reason: str) -> Any:
     from tenants.errors import FieldProblem
 
@@ -365,6 +389,16 @@ async def _parse_body(request: Request, model: type[BaseModel] | None, limit: in
         # an integer, 1 is not a boolean); uuids, times and enum values come as JSON strings.
         parsed = model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            # Valid JSON (json.loads read it) that is not text: a lone surrogate escape.
+            surrogates = _surrogate_problems(data)
+            if surrogates:
+                raise _Refused(
+                    http_problem(
+                        request, "validation", "a text value is not valid Unicode",
+                        fields=surrogates,
+                    )
+                ) from None
         raise _Refused(from_validation_error(request, exc, model=model)) from None
     # Checked on the validated model, whose shape (and so depth) the schema bounds.
     unstorable = [_field(name, NUL_REASON) for name in _paths_with_nul(parsed.model_dump(), "")]

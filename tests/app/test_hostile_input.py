@@ -247,3 +247,27 @@ def test_the_cli_refuses_names_the_api_refuses_before_touching_anything() -> Non
         result = CliRunner().invoke(cli, ["org", "create", "acme", "--name", f"Ac{char}me"])
         assert result.exit_code == 2, result.output
         assert f"U+{ord(char):04X}" in result.output, result.output
+
+
+async def test_a_lone_surrogate_escape_in_a_json_body_is_refused_naming_its_field(
+    org: OrgHandle,
+) -> None:
+    """JSON may escape a lone surrogate (``"\\udc00"``), which is not text: the model's
+    parser refused the whole body naming ``body``; the field is named now, as SCIM does."""
+    headers = {"content-type": "application/json", "authorization": f"Bearer {org.token}"}
+    for body, field in (
+        ('{"name": "x\\udc00"}', "name"),
+        ('{"name": "ok", "description": "a \\ud800 b"}', "description"),
+    ):
+        answer = await org.client.post("/v1/groups", content=body.encode(), headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        problems = answer.json()["errors"]
+        assert [e["field"] for e in problems] == [field], problems
+        assert "surrogate" in problems[0]["reason"]
+    nested = '{"email": "s@x.example", "name": "S", "unit_id": "%s", "roles": ["member", "\\udfff"]}'
+    answer = await org.client.post(
+        "/v1/members", content=(nested % org.root_unit_id).encode(), headers=headers
+    )
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["roles[1]"]
