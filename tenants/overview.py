@@ -11,6 +11,7 @@ from typing import Any
 
 from tenants import db
 from tenants.members.lifecycle import MemberStatus
+from tenants.text import counted
 
 #: Items listed per attention section (the count says how many there are in all).
 LISTED = 5
@@ -205,8 +206,13 @@ async def setup_needs(*, domains: bool, identity: bool) -> list[SetupItem]:
             names = ", ".join(pending[:LISTED]) + (" …" if len(pending) > LISTED else "")
             items.append(
                 SetupItem(
-                    f"{len(pending)} domain(s) not verified yet ({names}): they route no sign-in "
-                    "and no provisioning until their TXT record is checked",
+                    f"{counted(len(pending), 'domain')} not verified yet ({names}): "
+                    + (
+                        "it routes no sign-in and no provisioning until its TXT record is checked"
+                        if len(pending) == 1
+                        else "they route no sign-in and no provisioning until their TXT record "
+                        "is checked"
+                    ),
                     "/console/domains",
                 )
             )
@@ -256,8 +262,9 @@ async def setup_needs(*, domains: bool, identity: bool) -> list[SetupItem]:
             if refused:
                 items.append(
                     SetupItem(
-                        f"{refused} sign-in(s) through the identity provider failed in the last 24 "
-                        "hours for a set-up reason (unreachable, keys, client or issuer)",
+                        f"{counted(refused, 'sign-in')} through the identity provider failed in "
+                        "the last 24 hours for a set-up reason (unreachable, keys, client or "
+                        "issuer)",
                         "/console/sign-ins?method=sso&outcome=refused",
                     )
                 )

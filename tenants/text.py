@@ -110,3 +110,13 @@ def check_length(value: str | None, limit: int, *, field: str, what: str) -> Non
             f"the {what} is too long",
             fields=[FieldProblem(field, f"has more than {limit} characters")],
         )
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the number it takes, as a sentence reads it: "1 member",
+    "2 members", "0 members" (never "member(s)"). ``plural`` is the irregular plural
+    ("1 legal hold", "2 people" with ``plural="people"``); by default an "s" is added.
+    The verb that follows is the caller's: singular only when ``n == 1``."""
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {plural if plural is not None else noun + 's'}"

@@ -39,6 +39,7 @@ from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
 from tenants.signins.rules import Reason
 from tenants.sso.oidc import RelyingParty
+from tenants.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Web:
         self.templates.env.filters["role_name"] = role_name
         self.templates.env.filters["role_names"] = role_names
         self.templates.env.filters["field_label"] = field_label
+        self.templates.env.filters["counted"] = counted
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200

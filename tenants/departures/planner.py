@@ -21,6 +21,7 @@ from typing import Any
 
 from tenants.content.models import ContentKind, ContentStatus
 from tenants.departures.models import ContentAction, PersonalOutcome
+from tenants.text import counted
 
 
 class ItemAction(StrEnum):
@@ -381,8 +382,8 @@ def plan_departure(
         warnings.append(
             Warning(
                 "short_export_window",
-                f"the member has {days} day(s) to export personal items; the policy asks for "
-                f"{policy.export_window_days}",
+                f"the member has {counted(days, 'day')} to export personal items; "
+                f"the policy asks for {policy.export_window_days}",
             )
         )
     if any(r.held for r in rows):

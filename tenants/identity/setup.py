@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from tenants.text import counted
+
 ATTR_ORG = "tenantry_org_id"
 ATTR_MEMBER = "tenantry_member_id"
 TENANTRY_ATTRIBUTES = (ATTR_MEMBER, ATTR_ORG)
@@ -150,7 +152,9 @@ def domain_check(domains: tuple[str, ...], version: tuple[int, ...] | None) -> S
     """Whether the organisation can be mirrored as a Keycloak organization."""
     if domains:
         return SetupCheck(
-            CheckName.ORGANISATION_DOMAIN, True, f"the organisation has {len(domains)} domain(s)"
+            CheckName.ORGANISATION_DOMAIN,
+            True,
+            f"the organisation has {counted(len(domains), 'domain')}",
         )
     if not requires_organization_domain(version):
         return SetupCheck(

@@ -153,18 +153,21 @@ TEMPLATES: dict[str, MailTemplate] = {
         MailTemplate(
             "access_review_opened",
             "Access review opened (to each reviewer)",
-            "Access review: {{ count }} item(s) wait for your decision",
+            "Access review: {{ count|counted('item') }} {{ 'waits' if count == 1 else 'wait' }} "
+            "for your decision",
             "{{ organisation }} started the access review “{{ campaign_name }}”. You review "
-            "{{ count }} item(s): keep or revoke each, with a reason, by {{ due_on }}.",
+            "{{ count|counted('item') }}: keep or revoke each, with a reason, by {{ due_on }}.",
             ("reviewer_name", "campaign_name", "count", "due_on"),
             greeting="reviewer_name",
         ),
         MailTemplate(
             "access_review_reminder",
             "Access review due soon (to reviewers with undecided items)",
-            "Due {{ due_on }}: {{ count }} access review item(s) still wait for you",
-            "The access review “{{ campaign_name }}” is due on {{ due_on }} and {{ count }} "
-            "item(s) still wait for your decision. Undecided items then follow the "
+            "Due {{ due_on }}: {{ count|counted('access review item') }} still "
+            "{{ 'waits' if count == 1 else 'wait' }} for you",
+            "The access review “{{ campaign_name }}” is due on {{ due_on }} and "
+            "{{ count|counted('item') }} still {{ 'waits' if count == 1 else 'wait' }} for your "
+            "decision. Undecided items then follow the "
             "campaign's rule.",
             ("reviewer_name", "campaign_name", "count", "due_on"),
             greeting="reviewer_name",

@@ -25,6 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.mail.catalogue import TEMPLATES, MailTemplate
+from tenants.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ _files = Environment(
 )
 # Subjects and openings are plain text; the HTML body escapes them where it shows them.
 _texts = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# "{{ count|counted('item') }}": "1 item", "3 items", as on the console's pages.
+_files.filters["counted"] = counted
+_texts.filters["counted"] = counted
 
 MAX_SUBJECT = 300
 MAX_INTRO = 2000

@@ -18,6 +18,7 @@ from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.permissions import Permission, Role
 from tenants.policy import moves
+from tenants.text import counted
 from tenants.units.models import Unit
 
 
@@ -194,7 +195,7 @@ async def import_members(
         return report
     if report.refused:
         raise InvalidInputError(
-            f"{len(report.refused)} line(s) refused; nothing was imported",
+            f"{counted(len(report.refused), 'line')} refused; nothing was imported",
             fields=[FieldProblem(f"line {r.number}", r.detail) for r in report.refused],
         )
     for p in planned:

@@ -316,7 +316,7 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
         impact = await required_impact(setting, change.target_kind, change.target_id)
         raise ConfirmationRequiredError(
             f"{setting.title} is required for products to work; switching it off affects "
-            f"{impact.members} member(s): {impact.off_effect} Confirm to go ahead.",
+            f"{text.counted(impact.members, 'member')}: {impact.off_effect} Confirm to go ahead.",
             extra={
                 "impact": {
                     "members": impact.members,

@@ -25,6 +25,7 @@ from tenants.identity import changes as identity
 from tenants.members.models import Member
 from tenants.privacy import datamap, shredding
 from tenants.privacy.datamap import Action
+from tenants.text import counted
 from tenants.webhooks import service as webhooks
 
 TOPIC = "member.erased"
@@ -183,6 +184,6 @@ def kept_summary(evidence: Evidence) -> str:
         return "Nothing about you was kept."
     lines = ["Kept, and why:"]
     for k in evidence.kept:
-        lines.append(f"- {k.rows} record(s) in {k.table.replace('_', ' ')}: {k.reason} "
+        lines.append(f"- {counted(k.rows, 'record')} in {k.table.replace('_', ' ')}: {k.reason} "
                      f"({k.basis}); reviewed by {k.review_on.isoformat()}")
     return "\n".join(lines)

@@ -46,6 +46,7 @@ from tenants.requests.models import (
     PrivacyRequest,
 )
 from tenants.requests.service import account_path, add_event, get_policy, get_request
+from tenants.text import counted
 from tenants.webhooks import service as webhooks
 
 BUILD_JOB = "privacy_request.export"
@@ -131,8 +132,8 @@ async def start_export(request_id: uuid.UUID, *, actor: Actor) -> PrivacyExport:
     )
     await add_event(
         request, "export_requested", actor=actor,
-        body=(f"Collecting your data from Tenantry and {len(expected)} product(s)" if expected
-              else "Collecting your data"),
+        body=(f"Collecting your data from Tenantry and {counted(len(expected), 'product')}"
+              if expected else "Collecting your data"),
         data={"products": len(expected)},
     )
     await audit.record(
@@ -553,7 +554,7 @@ async def erase_for_request(
     held = sum(p.get("held", 0) for p in run["by_product"].values())
     await add_event(
         request, "erased", actor=actor,
-        body=f"Deleted {deleted} item(s) in {len(run['by_product'])} product(s); "
+        body=f"Deleted {counted(deleted, 'item')} in {counted(len(run['by_product']), 'product')}; "
         f"{held} kept under legal hold" + summary,
         data={"deleted": deleted, "held": held, "kinds": run["kinds"]},
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError
+from tenants.text import counted
 
 #: How long the configuration before a change can be restored in one step.
 RESTORE_WINDOW = timedelta(hours=24)
@@ -161,7 +162,7 @@ def check_confirmed(preview: Preview, confirm_losing: int | None, *, field_name:
         )
     if preview.losing and confirm_losing != preview.losing:
         raise InvalidInputError(
-            f"{preview.losing} member(s) would lose sign-in; send confirm_losing:"
+            f"{counted(preview.losing, 'member')} would lose sign-in; send confirm_losing:"
             f" {preview.losing} to go ahead",
             fields=[FieldProblem("confirm_losing", f"must be {preview.losing}")],
             extra={"losing": preview.losing},

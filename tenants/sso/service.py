@@ -39,6 +39,7 @@ from tenants.signins import service as sign_ins
 from tenants.signins.rules import Reason, member_status_reason
 from tenants.sso import oidc, rules, safety
 from tenants.sso.models import LoginAttempt, SeenLogoutToken, SsoConnection
+from tenants.text import counted
 from tenants.units.models import Unit
 
 ATTEMPT_LIFETIME = timedelta(minutes=10)
@@ -476,7 +477,9 @@ async def test_connection(rp: oidc.RelyingParty, *, actor: Actor) -> ConnectionT
             )
         )
         keys = await rp.keys(metadata, fresh=True)
-        steps.append(("keys", True, f"{len(keys.keys)} signing key(s) at {metadata.jwks_uri}"))
+        steps.append(
+            ("keys", True, f"{counted(len(keys.keys), 'signing key')} at {metadata.jwks_uri}")
+        )
         if not metadata.userinfo_endpoint:
             steps.append(
                 ("userinfo", True, "no userinfo endpoint: claims must come in the ID token")

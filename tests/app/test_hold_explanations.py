@@ -151,7 +151,7 @@ async def test_holds_without_a_review_date_are_listed_for_admins_who_place_holds
     async with asgi_client(app) as browser, asgi_client(app) as other:
         csrf = await signed_in(browser, org, admin)
         overview = text_of((await browser.get("/console")).text)
-        assert "2 legal hold(s) without a review date" in overview
+        assert "2 legal holds without a review date" in overview
         page = await browser.get("/console")
         hold_path = page.text.split('href="/console/holds/', 1)[1].split('"', 1)[0]
         form = await browser.get(f"/console/holds/{hold_path}")
@@ -167,7 +167,7 @@ async def test_holds_without_a_review_date_are_listed_for_admins_who_place_holds
             "reason": CONFIDENTIAL,
         })
         assert saved.status_code == 303, saved.text
-        assert "1 legal hold(s) without a review date" in text_of(
+        assert "1 legal hold without a review date" in text_of(
             (await browser.get("/console")).text)
 
         await signed_in(other, org, plain)

@@ -280,7 +280,7 @@ async def test_removing_a_verified_domain_in_the_console_asks_first_naming_what_
         assert asked.status_code == 200, asked.text[:500]
         page = " ".join(asked.text.split())
         assert f"Remove {domain}?" in page
-        assert f"from an address at {domain}: 1 member(s) have one" in page
+        assert f"from an address at {domain}: 1 member has one" in page
         assert "new TXT record" in page
         assert domain in {d["name"] for d in (await org.get("/v1/domains")).json()["items"]}
         done = await browser.post(

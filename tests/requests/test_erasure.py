@@ -55,7 +55,7 @@ async def test_erasure_deletes_personal_items_keeps_held_and_work_items_and_reco
     detail = (await org.get(f"/v1/privacy-requests/{request['id']}")).json()
     assert detail["erasure_evidence"]["runs"][0]["audit_event_id"] == evidence["audit_event_id"]
     body = detail["timeline"][-1]["body"]
-    assert body.startswith("Deleted 12 item(s) in 2 product(s); 3 kept under legal hold\n")
+    assert body.startswith("Deleted 12 items in 2 products; 3 kept under legal hold\n")
     # The member is told what stays and why.
     assert "Kept, and why:" in body and "under legal hold" in body.split("\n", 1)[1]
     kept = [(k["table"], k["rows"]) for k in evidence["member_erasure"]["kept"]]

@@ -113,8 +113,8 @@ async def test_a_campaign_runs_through_approve_revoke_and_default_on_due(
         org.id,
     )
     assert sorted((json.loads(m["recipients"])[0], m["subject"]) for m in mails) == sorted([
-        (p["manager"]["email"], "Access review: 4 item(s) wait for your decision"),
-        (named["email"], "Access review: 1 item(s) wait for your decision"),
+        (p["manager"]["email"], "Access review: 4 items wait for your decision"),
+        (named["email"], "Access review: 1 item waits for your decision"),
     ])
 
     # Nobody decides on their own access, not even with reviews:write.
@@ -380,7 +380,7 @@ async def test_each_reviewer_gets_one_email_with_their_count_through_smtp(org: O
     # (The set-up's own emails, such as the grant's approval, go out too.)
     (sent,) = [d for d in server.delivered if "Access review" in str(d.message["Subject"])]
     assert sent.rcpt_tos == [p["manager"]["email"]]
-    assert str(sent.message["Subject"]) == "Access review: 3 item(s) wait for your decision"
+    assert str(sent.message["Subject"]) == "Access review: 3 items wait for your decision"
     text = sent.part("plain")
     assert "Hello Mona Manager," in text
     assert "Quarterly recertification" in text and "Items waiting for you: 3" in text

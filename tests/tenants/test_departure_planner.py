@@ -267,11 +267,11 @@ def test_short_notice_for_personal_items_is_flagged() -> None:
     [
         (timedelta(days=14), PERSONAL, None),
         (timedelta(days=14, seconds=-1),
-         PERSONAL, "the member has 13 day(s) to export personal items; the policy asks for 14"),
+         PERSONAL, "the member has 13 days to export personal items; the policy asks for 14"),
         (timedelta(hours=20),
-         PERSONAL, "the member has 0 day(s) to export personal items; the policy asks for 14"),
+         PERSONAL, "the member has 0 days to export personal items; the policy asks for 14"),
         (timedelta(days=-3),
-         PERSONAL, "the member has 0 day(s) to export personal items; the policy asks for 14"),
+         PERSONAL, "the member has 0 days to export personal items; the policy asks for 14"),
         (timedelta(days=2), ORG, None),
     ],
 )

@@ -100,3 +100,21 @@ def test_cleaned_free_text_is_storable_and_only_keeps_breaks_and_tabs(value: str
         return
     assert text.is_storable(cleaned)
     assert {c for c in cleaned if text.is_control(c)} <= {"\n", "\t"}
+
+
+@pytest.mark.parametrize(
+    ("n", "noun", "plural", "words"),
+    [
+        (0, "member", None, "0 members"),
+        (1, "member", None, "1 member"),
+        (2, "member", None, "2 members"),
+        (1, "legal hold", None, "1 legal hold"),
+        (1, "person", "people", "1 person"),
+        (3, "person", "people", "3 people"),
+        (0, "person", "people", "0 people"),
+    ],
+)
+def test_a_count_reads_as_english_singular_only_for_one(
+    n: int, noun: str, plural: str | None, words: str
+) -> None:
+    assert text.counted(n, noun, plural) == words

@@ -81,7 +81,7 @@ async def test_a_manager_reviews_from_the_overview_and_queue_and_revocations_are
         campaign_path = created.headers["location"]
         page = await owner.get(campaign_path)
         assert page.status_code == 200
-        assert "0 of 5 item(s) decided" in text_of(page.text)  # 3 reports, manager, owner
+        assert "0 of 5 items decided" in text_of(page.text)  # 3 reports, manager, owner
         assert f'href="{campaign_path}/export.csv"' in page.text
 
     async with asgi_client(app) as manager:
@@ -148,7 +148,7 @@ async def test_a_manager_reviews_from_the_overview_and_queue_and_revocations_are
     async with asgi_client(app) as owner:
         await owner.password_sign_in(org.slug, people["owner"]["email"], PASSWORD)
         page = text_of((await owner.get(campaign_path)).text)
-        assert "2 of 5 item(s) decided" in page
+        assert "2 of 5 items decided" in page
         assert "“Left the team” — Max Manager" in page
         exported = await owner.get(f"{campaign_path}/export.csv")
         assert exported.status_code == 200
@@ -275,7 +275,7 @@ async def test_the_campaign_page_and_queue_in_chromium(
     await page.get_by_label("Repeat every").fill("3")
     await page.get_by_role("button", name="Create campaign").click()
     await console.land("^/console/access-reviews/[0-9a-f-]+$", tmp_path, "02-campaign")
-    await expect(page.get_by_text("0 of 5 item(s) decided")).to_be_visible()
+    await expect(page.get_by_text("0 of 5 items decided")).to_be_visible()
 
     reviewer = await tabs()
     await sign_in_with_password(reviewer, org, people["manager"]["email"])
@@ -302,7 +302,7 @@ async def test_the_campaign_page_and_queue_in_chromium(
     await expect(queue.get_by_text("Revoked: Ann Auditor")).to_be_visible()
 
     await page.reload()
-    await expect(page.get_by_text("2 of 5 item(s) decided")).to_be_visible()
+    await expect(page.get_by_text("2 of 5 items decided")).to_be_visible()
     # TENANTRY_SCREENSHOTS=docs/screenshots makes the documentation's picture.
     await page.screenshot(path=str(shots_dir(tmp_path) / "access-review.png"), full_page=True)
 

@@ -122,7 +122,7 @@ async def test_the_list_is_sized_by_its_page(app: Any, local_org: OrgHandle) -> 
         first = await browser.get(PAGE, params={"size": "25"})
         rows = re.findall(r'<tr id="token-', first.text)
         assert len(rows) == 25
-        assert "31 token(s) match; showing 25" in text_of(first.text)
+        assert "31 tokens match; showing 25" in text_of(first.text)
         [following] = re.findall(
             r'<a class="button secondary" href="([^"]+)">Next page</a>', first.text
         )

@@ -321,7 +321,7 @@ async def test_groups_are_made_renamed_filled_and_deleted_after_a_confirmation(
         assert "Saved the group Big choir." in await follow(browser, renamed)
         asked = await browser.post(f"{group_page}/delete", {"csrf": csrf})
         assert asked.status_code == 200
-        assert "2 member(s) leave the group" in text_of(asked.text)
+        assert "2 members leave the group" in text_of(asked.text)
         assert (
             await owner_conn.fetchval("SELECT count(*) FROM groups WHERE tenant_id = $1", org.id)
             == 1
@@ -365,15 +365,15 @@ async def test_bulk_move_of_three_selected_members_is_confirmed_with_the_count_t
         )
         assert asked.status_code == 200
         text = text_of(asked.text)
-        assert "Move 3 member(s) to Warehouse?" in text and "Bulk 0, Bulk 1, Bulk 2" in text
+        assert "Move 3 members to Warehouse?" in text and "Bulk 0, Bulk 1, Bulk 2" in text
         # The totals of the move preview: only Bulk 0 leaves a lock.
         assert "Settings change for 1 of them: Bulk 0." in text
-        assert "changes for 1 member(s)." in text
+        assert "changes for 1 member." in text
         done = await browser.post(
             "/console/members/bulk",
             {"csrf": csrf, "action": "move", "unit_id": target["id"], "confirmed": "1", **form},
         )
-        assert "Done: 3 of 3 selected member(s) changed." in await follow(browser, done)
+        assert "Done: 3 of 3 selected members changed." in await follow(browser, done)
     units = {
         str(r["id"]): str(r["unit_id"])
         for r in await owner_conn.fetch(
@@ -420,7 +420,7 @@ async def test_csv_import_dry_run_then_apply_and_a_refused_apply_writes_nothing(
         )
         assert refused.status_code == 422
         text = text_of(refused.text)
-        assert "Nothing was imported: 3 line(s) are refused" in text
+        assert "Nothing was imported: 3 lines are refused" in text
         assert "3 not-an-email refused email 'not-an-email' is not an email address" in text
         assert "no unit named 'No Such Unit'" in text and "unknown role 'emperor'" in text
         assert await row_counts(owner_conn) == before
@@ -512,13 +512,13 @@ async def test_a_unit_with_members_is_emptied_into_another_then_deleted(
         _, csrf = await signed_in_admin(browser, org)
         asked = await browser.post(f"/console/units/{doomed['id']}/delete", {"csrf": csrf})
         assert asked.status_code == 200
-        assert "Move 2 member(s) and delete Closing" in text_of(asked.text)
+        assert "Move 2 members and delete Closing" in text_of(asked.text)
         done = await browser.post(
             f"/console/units/{doomed['id']}/delete",
             {"csrf": csrf, "confirmed": "1", "unit_id": keeper["id"]},
         )
         landing = await follow(browser, done)
-        assert "Deleted the unit Closing after moving its 2 member(s)." in landing, landing[:600]
+        assert "Deleted the unit Closing after moving its 2 members." in landing, landing[:600]
     assert (
         await owner_conn.fetchval(
             "SELECT count(*) FROM members WHERE unit_id = $1", uuid.UUID(keeper["id"])
@@ -729,3 +729,4 @@ async def test_the_import_finds_units_whatever_their_capitals_and_asks_for_an_id
     assert applied.status_code == 200, applied.text
     member = (await org.get(f"/v1/members?q=lower@{org.slug}.example")).json()["items"][0]
     assert member["unit_id"] == berlin["id"]
+

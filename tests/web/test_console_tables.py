@@ -54,7 +54,7 @@ async def test_the_groups_list_sorts_pages_both_ways_counts_and_keeps_its_filter
     async with asgi_client(app) as browser:
         await signed_in_admin(browser, org)
         first = await get_ok(browser, "/console/groups?q=team&size=25")
-        assert "30 group(s) match; showing 25" in text_of(first)
+        assert "30 groups match; showing 25" in text_of(first)
         assert names_in(first)[:2] == ["Team 00", "Team 01"]
         assert 'aria-sort="ascending"' in first
         assert links(first, "Previous page") == []
@@ -77,7 +77,23 @@ async def test_the_groups_list_sorts_pages_both_ways_counts_and_keeps_its_filter
 
         # Sorts and sizes the list does not offer fall back to its defaults.
         odd = await get_ok(browser, "/console/groups?sort=description&size=7")
-        assert "31 group(s) match; showing 31" in text_of(odd)
+        assert "31 groups match; showing 31" in text_of(odd)
+
+
+async def test_a_table_caption_counts_one_in_the_singular_and_more_in_the_plural(
+    app: Any, org: OrgHandle
+) -> None:
+    for name in ("Solo", "Pair A", "Pair B"):
+        created = await org.post("/v1/groups", {"name": name, "priority": 0, "description": ""})
+        assert created.status_code == 201, created.text
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        one = text_of(await get_ok(browser, "/console/groups?q=solo"))
+        assert "1 group matches; showing 1" in one, one
+        two = text_of(await get_ok(browser, "/console/groups?q=pair"))
+        assert "2 groups match; showing 2" in two, two
+        none = text_of(await get_ok(browser, "/console/groups?q=nobody"))
+        assert "0 groups match; showing 0" in none, none
 
 
 async def test_the_other_lists_have_sortable_headers_totals_and_a_page_size(
@@ -102,9 +118,10 @@ async def test_the_other_lists_have_sortable_headers_totals_and_a_page_size(
             page = await get_ok(browser, f"{path}?size=25&sort=nonsense")
             assert "aria-sort=" in page, path
             assert re.search(rf'<a href="[^"]+">{sorted_by}', page), path
-            assert re.search(
-                r"\d+ [a-z-]+(\(s\))?(, showing| match; showing) \d+", text_of(page)
-            ), path
+            assert re.search(r"\d+ [a-z-]+(, showing| match(es)?; showing) \d+", text_of(page)), (
+                path
+            )
+            assert "(s)" not in text_of(page), path
             assert re.search(r'<option value="25" selected>25</option>', page), path
 
 

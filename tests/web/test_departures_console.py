@@ -125,7 +125,7 @@ async def test_the_preview_shows_successor_dates_and_totals_and_writes_nothing(
         assert "Drive 34" in text and "Mail 25" in text
         assert "Work content 55" in text and "Personal items 4" in text
         # Notice shorter than the policy's export window is flagged.
-        assert "Short notice: the member has 0 day(s) to export personal items" in text
+        assert "Short notice: the member has 0 days to export personal items" in text
         assert 'class="seg act-transfer w-50"' in preview.text  # 30 of 59 in 5 % steps
         assert "Confirm and start the departure" in text
         # As a fragment for htmx: the form and the plan, no page around them.

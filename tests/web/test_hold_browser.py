@@ -36,7 +36,7 @@ async def test_the_admin_sets_the_holds_text_and_the_member_sees_the_explanation
     page = console.page
     await sign_in_with_password(console, org, admin["email"])
     await console.land("/console", tmp_path, "01-overview")
-    await expect(page.get_by_text("3 legal hold(s) without a review date")).to_be_visible()
+    await expect(page.get_by_text("3 legal holds without a review date")).to_be_visible()
     await page.get_by_role("link", name="Item 1", exact=True).click()
     await console.land("^/console/holds/.+", tmp_path, "02-hold-form")
     await page.get_by_label("What the member is told").fill(
@@ -45,7 +45,7 @@ async def test_the_admin_sets_the_holds_text_and_the_member_sees_the_explanation
     await page.get_by_label("Reason (confidential: audit trail only)").fill("Audit 2026-44 (secret)")
     await page.get_by_role("button", name="Save").click()
     await console.land("/console", tmp_path, "03-saved")
-    await expect(page.get_by_text("2 legal hold(s) without a review date")).to_be_visible()
+    await expect(page.get_by_text("2 legal holds without a review date")).to_be_visible()
 
     member = await tabs()
     await sign_in_with_password(member, org, mia["email"])

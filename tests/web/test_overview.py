@@ -68,12 +68,12 @@ async def test_a_privacy_officer_sees_the_pending_grant_and_a_badge_an_admin_doe
         await browser.password_sign_in(org.slug, officer["email"], PASSWORD)
         page = await browser.get("/console")
         text = text_of(page.text)
-        assert "1 data-access request(s) wait for your approval" in text
+        assert "1 data-access request waits for your approval" in text
         assert f'href="/console/data-access/grants/{grant}"' in page.text
         # Who asked, and whose data: the admin asked, the subject did not.
         assert "Adam Admin asked for Sue Subject's data" in text
         assert "Sue Subject asked" not in text
-        assert "1 privacy request(s) due within 7 days or overdue" in text
+        assert "1 privacy request due within 7 days or overdue" in text
         assert re.search(
             r'Data access <span class="count-badge">1<span class="sr-only"> waiting', page.text
         )
@@ -144,11 +144,11 @@ async def test_domains_and_identity_set_up_needing_action_are_listed_for_who_can
             )
     page, text = await seen_by(owner)
     assert "flagged.example.org: its DNS verification record has disappeared" in text
-    assert "1 domain(s) not verified yet (pending.example.org)" in text
+    assert "1 domain not verified yet (pending.example.org)" in text
     assert "No verified email domain" not in text  # the flagged one was proven
     assert "No identity provider is set up" not in text
     assert "The last test of the identity provider connection failed" in text
-    assert "2 sign-in(s) through the identity provider failed in the last 24 hours" in text
+    assert "2 sign-ins through the identity provider failed in the last 24 hours" in text
     assert 'href="/console/sign-ins?method=sso&amp;outcome=refused"' in page
     assert page.count('href="/console/domains"') >= 2
 

@@ -35,7 +35,7 @@ async def test_an_admin_sets_the_days_of_notice_and_a_bad_value_is_refused_besid
             "/console/settings/policy-notice",
             {"csrf": csrf, "form": "policy-notice", "policy_notice_days": "14"},
         )
-        assert "told of scheduled policy changes 14 day(s) before" in await follow(browser, saved)
+        assert "told of scheduled policy changes 14 days before" in await follow(browser, saved)
     days = await owner_conn.fetchval(
         "SELECT policy_notice_days FROM organisations WHERE id = $1", org.id
     )

@@ -113,7 +113,7 @@ async def test_a_privacy_officer_works_the_queue_from_the_overdue_badge_to_the_a
     await page.get_by_label("Personal items").check()
     await page.get_by_label("I confirm").check()
     await page.get_by_role("button", name="Run erasure").click()
-    await expect(page.get_by_role("status")).to_contain_text("Erased 0 item(s)")
+    await expect(page.get_by_role("status")).to_contain_text("Erased 0 items")
     await page.get_by_label("Answer").fill("Your photos are deleted.")
     await page.get_by_role("button", name="Send answer").click()
     await tab.land(f"/console/privacy-requests/{late['id']}", tmp_path, "answered")

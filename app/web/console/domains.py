@@ -15,6 +15,7 @@ from tenants.domains.models import Domain
 from tenants.errors import ConflictError, InvalidInputError, NotFoundError
 from tenants.permissions import Permission
 from tenants.sso import service as sso
+from tenants.text import counted
 
 
 async def removal_consequences(domain: Domain) -> list[str]:
@@ -25,8 +26,8 @@ async def removal_consequences(domain: Domain) -> list[str]:
     at_domain = await domains.members_at(domain.name)
     return [
         f"The sign-in page no longer finds the organisation from an address at {domain.name}:"
-        f" {at_domain} member(s) have one, and must use the organisation's own sign-in"
-        " address instead.",
+        f" {counted(at_domain, 'member')} {'has' if at_domain == 1 else 'have'} one, and must use"
+        " the organisation's own sign-in address instead.",
         f"Another organisation can then verify {domain.name}. Verifying it here again takes a"
         " new TXT record in its DNS.",
     ]

@@ -19,6 +19,7 @@ from tenants.members.models import Member
 from tenants.members.service import get_member
 from tenants.pagination import paginate
 from tenants.permissions import Permission
+from tenants.text import counted
 
 
 def _priority(form: dict[str, str]) -> int:
@@ -134,7 +135,8 @@ def routes(web: Web) -> list[BaseRoute]:
             return ctx.confirm(
                 title=f"Delete the group {group.name}?",
                 consequences=[
-                    f"{total} member(s) leave the group; the members themselves stay.",
+                    f"{counted(total, 'member')} {'leaves' if total == 1 else 'leave'} the group; "
+                    "the members themselves stay.",
                     "Policy rules that target this group are removed with it, so its members' settings may change.",
                 ],
                 button=f"Delete {group.name}",

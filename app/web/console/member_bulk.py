@@ -22,6 +22,7 @@ from tenants.permissions import Permission
 from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.products.service import get_product
+from tenants.text import counted
 from tenants.units.models import Unit
 from tenants.units.service import get_unit, root_unit
 
@@ -68,7 +69,7 @@ async def bulk_move_effects(ids: list[uuid.UUID], unit_id: uuid.UUID) -> list[st
     lines = [f"Settings change for {len(totals.changed)} of them: {', '.join(shown)}{more}."]
     for key, count in sorted(totals.by_setting.items(), key=lambda kv: (-kv[1], kv[0])):
         title = cat[key].title if key in cat else key
-        lines.append(f"{title} changes for {count} member(s).")
+        lines.append(f"{title} changes for {counted(count, 'member')}.")
     return lines
 
 
@@ -100,11 +101,11 @@ def routes(web: Web) -> list[BaseRoute]:
                     "select at least one member", fields=[FieldProblem("members", "none selected")]
                 )
             what = {
-                BulkAction.MOVE: "Move {n} member(s) to {t}",
-                BulkAction.ADD_TO_GROUP: "Add {n} member(s) to the group {t}",
-                BulkAction.ASSIGN_PRODUCT: "Give {n} member(s) an account in {t}",
-                BulkAction.SUSPEND_PRODUCT: "Suspend the {t} account of {n} member(s)",
-                BulkAction.SUSPEND: "Suspend {n} member(s): they can no longer sign in and their sessions end",
+                BulkAction.MOVE: "Move {n} to {t}",
+                BulkAction.ADD_TO_GROUP: "Add {n} to the group {t}",
+                BulkAction.ASSIGN_PRODUCT: "Give {n} an account in {t}",
+                BulkAction.SUSPEND_PRODUCT: "Suspend the {t} account of {n}",
+                BulkAction.SUSPEND: "Suspend {n}: they can no longer sign in and their sessions end",
             }[action]
             name = ""
             if action is BulkAction.MOVE and target:
@@ -123,19 +124,21 @@ def routes(web: Web) -> list[BaseRoute]:
             if action is BulkAction.MOVE and target:
                 effects = await bulk_move_effects(ids, target)
             return ctx.confirm(
-                title=what.format(n=len(ids), t=name) + "?",
+                title=what.format(n=counted(len(ids), "member"), t=name) + "?",
                 consequences=[
-                    what.format(n=len(ids), t=name) + ":",
+                    what.format(n=counted(len(ids), "member"), t=name) + ":",
                     ", ".join(chosen[:20])
                     + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else ""),
                     *effects,
                     "Each change is recorded in the audit log; all of them happen, or none.",
                 ],
-                button=what.format(n=len(ids), t=name).split(":")[0],
+                button=what.format(n=counted(len(ids), "member"), t=name).split(":")[0],
                 back=back,
             )
         changed = await apply_bulk(action, ids, target=target, actor=ctx.actor)
-        return ctx.redirect(back, f"Done: {changed} of {len(ids)} selected member(s) changed.")
+        return ctx.redirect(
+            back, f"Done: {changed} of {counted(len(ids), 'selected member')} changed."
+        )
 
     @page(web, permission=Permission.MEMBERS_READ)
     async def export(ctx: PageContext) -> Response:

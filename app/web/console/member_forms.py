@@ -26,6 +26,7 @@ from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.products import service as products
 from tenants.products.models import ProductAccount, ProductAccountStatus
+from tenants.text import counted
 from tenants.units.models import Unit
 
 #: What each role is for, shown beside its checkbox (the role matrix).
@@ -348,7 +349,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 title="Take roles away from yourself?",
                 consequences=[
                     f"You give up: {role_names(losing)}.",
-                    f"You lose {len(lost)} permission(s) at once, in this session too"
+                    f"You lose {counted(len(lost), 'permission')} at once, in this session too"
                     + (": you may no longer reach this page." if lost else "."),
                     "Only someone who still holds these roles' permissions can give them back.",
                 ],

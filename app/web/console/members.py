@@ -22,6 +22,7 @@ from tenants.permissions import Permission
 from tenants.products.models import Product, ProductAccount
 from tenants.sessions import service as sessions
 from tenants.sessions.models import Session
+from tenants.text import counted
 from tenants.units.models import Unit
 
 ACTION_LABELS = {
@@ -34,8 +35,8 @@ ACTION_LABELS = {
 }
 #: Lifecycle actions that take something away: asked for again with their consequences.
 CONSEQUENCES = {
-    LifecycleAction.SUSPEND: "{name} can no longer sign in; their {sessions} live session(s) end now.",
-    LifecycleAction.DEPART: "{name} is marked departed: sign-in stays off and their {sessions} live session(s) end.",
+    LifecycleAction.SUSPEND: "{name} can no longer sign in; their {sessions} {end} now.",
+    LifecycleAction.DEPART: "{name} is marked departed: sign-in stays off and their {sessions} {end}.",
     LifecycleAction.PURGE: "{name}'s record is purged; this cannot be undone.",
 }
 
@@ -171,7 +172,11 @@ def routes(web: Web) -> list[BaseRoute]:
             return ctx.confirm(
                 title=f"{ACTION_LABELS[action]} {member.name}?",
                 consequences=[
-                    CONSEQUENCES[action].format(name=member.name, sessions=live),
+                    CONSEQUENCES[action].format(
+                        name=member.name,
+                        sessions=counted(live, "live session"),
+                        end="ends" if live == 1 else "end",
+                    ),
                     "The change is recorded in the audit log"
                     + (
                         f" with the reason “{ctx.form['reason']}”."
@@ -197,17 +202,18 @@ def routes(web: Web) -> list[BaseRoute]:
             return ctx.confirm(
                 title=f"Sign {member.name} out everywhere?",
                 consequences=[
-                    f"{live} live session(s) of {member.name} end now, on every device.",
+                    f"{counted(live, 'live session')} of {member.name} "
+                    f"{'ends' if live == 1 else 'end'} now, on every device.",
                     "They can sign in again straight away.",
                 ],
-                button=f"End {live} session(s)",
+                button=f"End {counted(live, 'session')}",
                 back=f"/console/members/{member.id}",
             )
         count = await sessions.end_member_sessions(
             member.id, reason="signed out by an administrator", actor=ctx.actor
         )
         return ctx.redirect(
-            f"/console/members/{member.id}", f"Ended {count} session(s) of {member.name}."
+            f"/console/members/{member.id}", f"Ended {counted(count, 'session')} of {member.name}."
         )
 
     return [

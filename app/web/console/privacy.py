@@ -33,6 +33,7 @@ from tenants.requests.models import (
     RequestKind,
     RequestStatus,
 )
+from tenants.text import counted
 
 #: How timeline entries read, for the organisation and the member alike.
 TIMELINE_TITLES: dict[str, str] = {
@@ -246,7 +247,7 @@ def routes(web: Web) -> list[BaseRoute]:
         asked = len(started.expected_product_ids)
         return ctx.redirect(
             back(request_id),
-            f"Export started: {asked} product(s) asked for their part." if asked
+            f"Export started: {counted(asked, 'product')} asked for their part." if asked
             else "Export started; it is built in a moment (no product to ask).",
         )
 
@@ -261,7 +262,7 @@ def routes(web: Web) -> list[BaseRoute]:
         deleted = sum(p["deleted"] for p in run["by_product"].values())
         held = sum(p["held"] for p in run["by_product"].values())
         return ctx.redirect(back(request_id),
-                            f"Erased {deleted} item(s); {held} kept under legal hold.")
+                            f"Erased {counted(deleted, 'item')}; {held} kept under legal hold.")
 
     @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
     async def set_policy(ctx: PageContext) -> Response:

@@ -29,6 +29,7 @@ from tenants.reviews.rules import (
     ReviewerRule,
     ScopeKind,
 )
+from tenants.text import counted
 
 SCOPE_LABELS = {
     ScopeKind.ADMIN_ROLES: "Admin roles (owner, admin, helpdesk, privacy officer, auditor)",
@@ -226,7 +227,9 @@ def routes(web: Web) -> list[BaseRoute]:
         return ctx.redirect(
             service.console_path(review.id),
             f"Created “{review.name}”: {review.status.value}"
-            + (f", {review.items_total} item(s) to review." if review.items_total else "."),
+            + (
+                f", {counted(review.items_total, 'item')} to review." if review.items_total else "."
+            ),
         )
 
     @page(web, permission=Permission.REVIEWS_READ)

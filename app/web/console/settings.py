@@ -20,6 +20,7 @@ from tenants.permissions import Permission
 from tenants.sso import safety
 from tenants.sso import service as sso
 from tenants.sso.models import SsoConnection
+from tenants.text import counted
 from tenants.units.models import Unit
 
 
@@ -231,8 +232,8 @@ def routes(web: Web) -> list[BaseRoute]:
         org = await organisations.update_organisation({"policy_notice_days": days}, actor=ctx.actor)
         return ctx.redirect(
             "/console/settings",
-            f"Members are told of scheduled policy changes {org.policy_notice_days} day(s) "
-            "before they take effect.",
+            "Members are told of scheduled policy changes "
+            f"{counted(org.policy_notice_days, 'day')} before they take effect.",
         )
 
     return [

@@ -15,6 +15,7 @@ from tenants.members import service as members
 from tenants.members.models import Member
 from tenants.permissions import Permission
 from tenants.products.models import Product
+from tenants.text import counted
 from tenants.units import service as units
 from tenants.units.models import Unit
 
@@ -166,7 +167,7 @@ def routes(web: Web) -> list[BaseRoute]:
         return ctx.redirect(
             "/console/units",
             f"Deleted the unit {unit.name}"
-            + (f" after moving its {moved} member(s)." if moved else "."),
+            + (f" after moving its {counted(moved, 'member')}." if moved else "."),
         )
 
     @page(web, permission=Permission.PRODUCTS_READ)
