@@ -729,4 +729,3 @@ async def test_the_import_finds_units_whatever_their_capitals_and_asks_for_an_id
     assert applied.status_code == 200, applied.text
     member = (await org.get(f"/v1/members?q=lower@{org.slug}.example")).json()["items"][0]
     assert member["unit_id"] == berlin["id"]
-
