@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ from tortoise.context import TortoiseContext
 
 from app import database, oauth
 from app import tracing as app_tracing
-from app.api import Endpoint, PrincipalCache, build_route
+from app.api import NAME_PARAMS, Endpoint, PrincipalCache, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
 from app.idp_http import identity_provider_client
@@ -70,12 +71,32 @@ def allowed_methods(routes: list[BaseRoute], scope: Scope) -> set[str]:
     (RFC 9110 §15.5.6). A path may be served by several routes, one per method, so the
     union is taken rather than the methods of the first route that matched."""
     allowed: set[str] = set()
+    # The request's scope holds the parameters of the route that matched it in part;
+    # each route's own are what tell whether it serves the path.
+    bare = {**scope, "path_params": {}}
     for route in routes:
         if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(scope)
-            if match is not Match.NONE:
+            match, child = route.matches(bare)
+            if match is not Match.NONE and (
+                not route.path.startswith("/v1/") or _ids_parse(child.get("path_params", {}))
+            ):
                 allowed |= route.methods
     return allowed
+
+
+def _ids_parse(params: dict[str, Any]) -> bool:
+    """Whether every id in an API route's path parameters (``app.api``: each a UUID, but
+    for NAME_PARAMS) is one: ``/v1/members/import`` also
+    matches ``/v1/members/{id}``, whose methods answer it only with a 404 ('import' is
+    not an id), so they are not methods of that path (the Allow of a DELETE there)."""
+    for name, value in params.items():
+        if name in NAME_PARAMS or not isinstance(value, str):
+            continue
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return False
+    return True
 
 
 def create_app(
