@@ -32,9 +32,11 @@ from tenants.members.lifecycle import (
     offered_actions,
 )
 from tenants.members.models import Member
+from tenants.models_base import get_referenced
 from tenants.pagination import Sort
 from tenants.permissions import Permission, Role
 from tenants.policy import moves
+from tenants.units.models import Unit
 from tenants.units.service import root_unit
 
 router = ApiRouter("/v1/members", "members")
@@ -438,6 +440,9 @@ async def import_members(call: Call[RawBody, ImportQuery]) -> ImportOut:
         raise InvalidInputError(
             "the file is not UTF-8 text", fields=[FieldProblem("body", "is not UTF-8")]
         ) from None
+    if call.query.default_unit_id is not None:
+        # Checked before the dry run too: a dry run that passes must apply.
+        await get_referenced(Unit, call.query.default_unit_id, "unit", field="query.default_unit_id")
     default_unit = call.query.default_unit_id or (await root_unit()).id
     report = await imports.import_members(
         text,

@@ -3,6 +3,8 @@ what a line writes is what the API would write, and it matches what the API wrot
 
 from __future__ import annotations
 
+import uuid
+
 from tests.conftest import OrgHandle
 
 
@@ -40,3 +42,20 @@ async def test_hostile_import_cells_are_refused_on_their_line_and_addresses_matc
     assert again.status_code == 409, again.text
     found = (await org.get(f"/v1/members?q=r\u00e9x@{org.slug}.example")).json()["items"]
     assert [m["email"] for m in found] == [f"r\u00e9x@{org.slug}.example"]
+
+
+async def test_a_default_unit_that_is_not_one_is_refused_by_the_dry_run_naming_the_query(
+    two_orgs: tuple[OrgHandle, OrgHandle],
+) -> None:
+    """A dry run that passes must apply: the default unit is checked before either."""
+    org, other_org = two_orgs
+    headers = {"content-type": "text/csv", "authorization": f"Bearer {org.token}"}
+    body = f"email,name\nd@{org.slug}.example,Dee\n".encode()
+    for unit in (uuid.uuid4(), other_org.root_unit_id):
+        for dry_run in ("true", "false"):
+            answer = await org.client.post(
+                f"/v1/members/import?dry_run={dry_run}&default_unit_id={unit}",
+                content=body, headers=headers,
+            )
+            assert answer.status_code == 422, answer.text
+            assert [e["field"] for e in answer.json()["errors"]] == ["query.default_unit_id"]
