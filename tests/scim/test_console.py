@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import OrgHandle, make_member, make_unit
 from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
 
-TOKEN = re.compile(r"<code>(tnt_[^<]+)</code>")
+TOKEN = re.compile(r"<code[^>]*>(tnt_[^<]+)</code>")
 
 
 async def signed_in(browser: Any, org: OrgHandle, role: str) -> str:
@@ -40,6 +40,7 @@ async def test_an_admin_creates_a_token_that_provisions_then_rotates_and_revokes
             "/console/provisioning/tokens", {"csrf": csrf, "name": "Entra"}
         )
         token = TOKEN.search(created.text)
+        assert 'data-copy="new-scim-token"' in created.text and "/static/copy.js" in created.text
         assert token is not None, created.text
         headers = {"Authorization": f"Bearer {token.group(1)}"}
         assert (await org.client.get("/scim/v2/Users", headers=headers)).status_code == 200

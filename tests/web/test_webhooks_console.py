@@ -59,6 +59,7 @@ async def test_an_admin_sets_the_address_sees_the_secret_once_and_rotates_it(
         saved = await browser.post(f"{page_url}/url", {"csrf": csrf, "url": "https://hooks.example.com/in"})
         assert saved.status_code == 200, saved.text
         [first] = SECRET.findall(saved.text)
+        assert 'data-copy="new-secret"' in saved.text and "/static/copy.js" in saved.text
         assert "shown only this once" in text_of(saved.text)
         again = await browser.get(page_url)
         assert first not in again.text and 'class="badge wh-on"' in again.text
