@@ -79,9 +79,9 @@ def rotation_problem(url: str | None, has_secret: bool) -> str | None:
         return None
     if not has_secret:
         return (
-            "there is no signing secret yet: one is made, and shown once, when you save an address"
+            "there is no signing secret yet. One is made, and shown once, when you save an address"
         )
     return (
-        "webhooks are off, so the secret signs nothing: save an address to turn them on, "
+        "webhooks are off, so the secret signs nothing. Save an address to turn them on, "
         "then rotate it"
     )

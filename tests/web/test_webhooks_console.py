@@ -101,7 +101,7 @@ async def test_rotate_is_offered_only_while_webhooks_are_on_and_refused_otherwis
         # Never set up: nothing to rotate; the button is there but disabled, saying why.
         never = await browser.get(page_url)
         assert rotate.search(never.text).group(1) == ' disabled aria-describedby="rotate-off"'
-        assert "Rotate secret: there is no signing secret yet: one is made, and shown once, " in (
+        assert "Rotating is off: there is no signing secret yet. One is made, and shown once, " in (
             text_of(never.text)
         )
         before = await row_counts(owner_conn)
@@ -119,7 +119,7 @@ async def test_rotate_is_offered_only_while_webhooks_are_on_and_refused_otherwis
         await browser.post(f"{page_url}/clear", {"csrf": csrf, "confirmed": "1"})
         off = await browser.get(page_url)
         assert rotate.search(off.text).group(1) is not None
-        assert "webhooks are off, so the secret signs nothing: save an address to turn them on" in (
+        assert "webhooks are off, so the secret signs nothing. Save an address to turn them on" in (
             text_of(off.text)
         )
         secret_before = await owner_conn.fetchval(

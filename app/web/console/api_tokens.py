@@ -291,7 +291,7 @@ def routes(web: Web) -> list[BaseRoute]:
             )
         revoked = await service.revoke_token(token.id, actor=ctx.actor)
         return ctx.redirect(
-            PAGE, f"Revoked the API token {revoked.name}: it no longer works from now on."
+            PAGE, f"Revoked the API token {revoked.name}: scripts using it now get 401."
         )
 
     return [
