@@ -42,9 +42,9 @@ RULE_LABELS = {
     ReviewerRule.NAMED: "The people named below",
 }
 KIND_LABELS = {
-    ItemKind.ADMIN_ROLE: "Admin role",
-    ItemKind.ACCESS_GRANT: "Data access",
-    ItemKind.PRODUCT_CLIENT: "Product client",
+    ItemKind.ADMIN_ROLE: "Access by role (beyond member)",
+    ItemKind.ACCESS_GRANT: "Access to member data (grant)",
+    ItemKind.PRODUCT_CLIENT: "Access by API credentials (product client)",
 }
 STATE_LABELS = {
     ItemState.PENDING: "Waiting",
