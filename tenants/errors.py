@@ -7,9 +7,11 @@ fields. Nothing here knows about HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,30 @@ class InvalidInputError(TenantryError):
 
     code = "invalid_input"
     title = "Invalid input"
+
+
+class Problems:
+    """The problems of several fields gathered, so that a refused form or request names
+    every field that is wrong at once rather than only the first one checked."""
+
+    def __init__(self) -> None:
+        self.errors: list[InvalidInputError] = []
+
+    def check(self, check: Callable[[], _T], default: _T) -> _T:
+        """``check()``'s value; ``default`` (never used: ``raise_any`` raises) when it
+        raised InvalidInputError, which is kept."""
+        try:
+            return check()
+        except InvalidInputError as error:
+            self.errors.append(error)
+            return default
+
+    def raise_any(self) -> None:
+        """InvalidInputError naming every field gathered, with the first one's message."""
+        if self.errors:
+            raise InvalidInputError(
+                self.errors[0].message, fields=[f for e in self.errors for f in e.fields]
+            )
 
 
 class ConflictError(TenantryError):

@@ -12,8 +12,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from email_validator import EmailNotValidError, validate_email
-
+from tenants.members.addresses import normal_email
 from tenants.permissions import Role
 from tenants.text import TextError, clean_name, is_storable
 
@@ -114,17 +113,6 @@ def parse_import(text: str) -> ParsedFile:
     return parsed
 
 
-def normal_email(address: str) -> str | None:
-    """``address`` as the service stores an address sent to the API (email-validator's
-    normal form, which pydantic's EmailStr gives: NFC, the domain in lower case; then all in
-    lower case, as ``members.service`` keeps it); None when it is not an address."""
-    try:
-        checked = validate_email(address, check_deliverability=False)
-    except EmailNotValidError:
-        return None
-    return checked.normalized.lower()
-
-
 def _clean(cells: dict[str, str]) -> str | None:
     """Every cell under the one text policy (``tenants.text``: no NUL, surrogate, control
     or bidirectional control character; NFC), in place, and both addresses in their normal
@@ -138,7 +126,7 @@ def _clean(cells: dict[str, str]) -> str | None:
     for column in ("email", "manager_email"):
         if cells.get(column):
             address = normal_email(cells[column])
-            if address is None or len(address) > 320:
+            if address is None:
                 return f"{column} {cells[column]!r} is not an email address"
             cells[column] = address
     return None

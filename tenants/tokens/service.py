@@ -22,7 +22,13 @@ from tortoise.expressions import Q
 from tenants import db, notifications, text
 from tenants.actors import Actor, ActorKind
 from tenants.audit import service as audit
-from tenants.errors import AuthenticationError, ConflictError, FieldProblem, InvalidInputError
+from tenants.errors import (
+    AuthenticationError,
+    ConflictError,
+    FieldProblem,
+    InvalidInputError,
+    Problems,
+)
 from tenants.ids import OrgId, TokenId
 from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
@@ -73,6 +79,24 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _check_name(name: str) -> None:
+    if not name:
+        raise InvalidInputError("give the token a name", fields=[FieldProblem("name", "is empty")])
+    text.check_length(name, NAME_MAX_LENGTH, field="name", what="token name")
+
+
+def _permissions_of(scopes: list[str]) -> frozenset[Permission]:
+    try:
+        permissions = parse_scopes(scopes)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc), fields=[FieldProblem("scopes", str(exc))]) from None
+    if not permissions:
+        raise InvalidInputError(
+            "a token needs at least one scope", fields=[FieldProblem("scopes", "is empty")]
+        )
+    return permissions
+
+
 class FormAlreadySentError(ConflictError):
     """The form was sent before and made ``token``, whose text cannot be shown again."""
 
@@ -109,17 +133,11 @@ async def create_token(
     token (sent again by a reload) makes none: FormAlreadySentError names that token.
     """
     name = name.strip()
-    if not name:
-        raise InvalidInputError("give the token a name", fields=[FieldProblem("name", "is empty")])
-    text.check_length(name, NAME_MAX_LENGTH, field="name", what="token name")
-    try:
-        permissions = parse_scopes(scopes)
-    except ValueError as exc:
-        raise InvalidInputError(str(exc), fields=[FieldProblem("scopes", str(exc))]) from None
-    if not permissions:
-        raise InvalidInputError(
-            "a token needs at least one scope", fields=[FieldProblem("scopes", "is empty")]
-        )
+    problems = Problems()  # the name's and the scopes' problems named together
+    problems.check(lambda: _check_name(name), None)
+    no_scopes: frozenset[Permission] = frozenset()
+    permissions = problems.check(lambda: _permissions_of(scopes), no_scopes)
+    problems.raise_any()
     if issuer is None:
         if actor.kind is not ActorKind.SYSTEM:
             raise RuntimeError("a token made for a member's request needs the issuer's permissions")

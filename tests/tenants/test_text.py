@@ -118,3 +118,28 @@ def test_a_count_reads_as_english_singular_only_for_one(
     n: int, noun: str, plural: str | None, words: str
 ) -> None:
     assert text.counted(n, noun, plural) == words
+
+
+def test_problems_gathered_name_every_field_with_the_first_message() -> None:
+    from tenants.errors import FieldProblem, InvalidInputError, Problems
+
+    def refuse(field: str) -> str:
+        raise InvalidInputError(f"{field} is wrong", fields=[FieldProblem(field, "is wrong")])
+
+    problems = Problems()
+    assert problems.check(lambda: "kept", "default") == "kept"
+    problems.raise_any()  # nothing gathered: no error
+    assert problems.check(lambda: refuse("email"), "default") == "default"
+    assert problems.check(lambda: refuse("name"), "") == ""
+    with pytest.raises(InvalidInputError) as raised:
+        problems.raise_any()
+    assert raised.value.message == "email is wrong"
+    assert [f.field for f in raised.value.fields] == ["email", "name"]
+
+
+def test_an_address_takes_the_api_s_normal_form_or_is_not_one() -> None:
+    from tenants.members.addresses import normal_email
+
+    assert normal_email("Re\u0301x@Acme.Example") == "r\u00e9x@acme.example"
+    assert normal_email("not an address") is None
+    assert normal_email("a@" + "b" * 64 + ".example") is None  # a label past 63 characters

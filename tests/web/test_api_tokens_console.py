@@ -198,6 +198,8 @@ async def test_an_empty_or_over_long_name_is_refused_beside_the_field_and_nothin
             error_beside(long_page, "name") == f"Name: has more than {NAME_MAX_LENGTH} characters"
         )
         assert f'value="{too_long}"' in long_page, "kept whole, never shortened"
+        both = await refused(browser, NEW, {"csrf": csrf, "name": "", "expires": "7"}, NEW)
+        assert "Name: is empty" in both and "Scopes: is empty" in both, "named together"
         odd = await refused(browser, NEW, {**form, "name": "Odd", "expires": "forever"}, NEW)
         assert 'id="expires-error">Expires: choose one of 7 days' in odd
         assert await row_counts(owner_conn) == before

@@ -165,6 +165,16 @@ async def test_a_refused_form_comes_back_with_the_error_beside_the_field_and_the
         assert 'value="Second Taken"' in page  # what was typed is kept
         again = (await browser.get("/console/members/new")).text
         assert "email-error" not in again  # shown once
+        # Every empty or malformed field is named at once, not the first one checked.
+        empty = await browser.post(
+            "/console/members",
+            {"csrf": csrf, "name": " ", "email": "", "unit_id": "not-a-unit"},
+            headers={"referer": "http://tenantry.test/console/members/new"},
+        )
+        assert empty.status_code == 303
+        page = text_of((await browser.get("/console/members/new")).text)
+        for shown in ("Email: is empty", "Name: is empty", "Unit: choose one"):
+            assert shown in page, shown
 
 
 async def test_an_address_outside_the_verified_domains_is_asked_about_before_it_is_saved(
@@ -197,7 +207,7 @@ async def test_an_address_outside_the_verified_domains_is_asked_about_before_it_
         assert await owner_conn.fetchrow(carl, "carl@contractor.example") is None
         form = (await browser.get("/console/members/new")).text
         shown = text_of(form)
-        assert "Not done: Carl@Contractor.example is not at one of" in shown
+        assert "Not done: carl@contractor.example is not at one of" in shown
         assert f"contractor.example is not one of {org.slug.title()}'s verified domains" in shown
         assert "The sign-in page will not find" in shown and "single sign-on may not" in shown
         assert 'aria-describedby="email-warning"' in form and "aria-invalid" not in form

@@ -15,9 +15,10 @@ from app.web.pages import REFUSED, PageContext, Web, page
 from policies.catalogue import Catalogue, Setting
 from policies.moves import SettingChange
 from tenants.domains import service as domains
-from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError, Problems
 from tenants.groups import service as groups
 from tenants.members import invitations, service
+from tenants.members.addresses import normal_email
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.members.roles import may_assign, role_names
@@ -38,6 +39,10 @@ ROLE_LABELS: dict[Role, str] = {
     Role.AUDITOR: "Reads everything, changes nothing",
     Role.MEMBER: "No console access",
 }
+
+
+#: The value a field checked by ``Problems.check`` stands for until ``raise_any`` raises.
+NIL = uuid.UUID(int=0)
 
 
 def parse_uuid(value: str | None, field: str, what: str) -> uuid.UUID:
@@ -144,14 +149,15 @@ async def group_change_confirmation(
 
 
 def email_of(form: dict[str, str]) -> str:
+    """The form's address in the normal form the API stores (``members.addresses``)."""
     email = required_text(form, "email", "email address", 320)
-    local, _, domain = email.partition("@")
-    if not local or "." not in domain or " " in email:
+    normal = normal_email(email)
+    if normal is None:
         raise InvalidInputError(
             "that is not an email address",
             fields=[FieldProblem("email", "is not an email address")],
         )
-    return email
+    return normal
 
 
 #: The box that says "this address outside our domains is right". Its value is the domain
@@ -267,11 +273,19 @@ def routes(web: Web) -> list[BaseRoute]:
     async def create_member(ctx: PageContext) -> Response:
         form = ctx.form
         manager = form.get("manager_id")
+        problems = Problems()  # every empty or malformed field named at once
+        email = problems.check(lambda: email_of(form), "")
+        name = problems.check(lambda: required_text(form, "name", "name"), "")
+        unit_id = problems.check(lambda: parse_uuid(form.get("unit_id"), "unit_id", "unit"), NIL)
+        manager_id = problems.check(
+            lambda: parse_uuid(manager, "manager_id", "manager") if manager else None, None
+        )
+        problems.raise_any()
         new = service.NewMember(
-            email=email_of(form),
-            name=required_text(form, "name", "name"),
-            unit_id=parse_uuid(form.get("unit_id"), "unit_id", "unit"),
-            manager_id=parse_uuid(manager, "manager_id", "manager") if manager else None,
+            email=email,
+            name=name,
+            unit_id=unit_id,
+            manager_id=manager_id,
             roles=tuple(Role(r) for r in roles_of(form)),
             status=MemberStatus.ACTIVE if form.get("status") == "active" else MemberStatus.INVITED,
         )
@@ -300,11 +314,13 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def update_details(ctx: PageContext) -> Response:
         form = ctx.form
-        email = email_of(form)
+        problems = Problems()
+        email = problems.check(lambda: email_of(form), "")
         changes: dict[str, object] = {
-            "name": required_text(form, "name", "name"),
+            "name": problems.check(lambda: required_text(form, "name", "name"), ""),
             "email": email,
         }
+        problems.raise_any()
         if form.get("no_manager") == "1":
             changes["manager_id"] = None
         elif form.get("manager_id"):
