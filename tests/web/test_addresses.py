@@ -135,7 +135,7 @@ async def test_a_console_form_field_with_a_nul_is_refused_naming_the_field(
         assert sent.status_code == 303
         landing = text_of((await browser.get(sent.headers["location"])).text)
     assert "Not done: the form holds characters that cannot be kept" in landing
-    assert "name: contains a NUL character (U+0000)" in landing
+    assert "Name: contains a NUL character (U+0000)" in landing
     name = await owner_conn.fetchval("SELECT name FROM members WHERE id = $1", uuid.UUID(editable))
     assert name == "Editable Member"
 
@@ -158,5 +158,5 @@ async def test_a_field_sent_twice_with_a_nul_in_one_value_is_refused_naming_it(
         assert sent.status_code == 303, sent.text
         landing = text_of((await browser.get(sent.headers["location"])).text)
     assert "Not done: the form holds characters that cannot be kept" in landing
-    assert "named_reviewer_ids: contains a NUL character (U+0000)" in landing
+    assert "Named reviewers: contains a NUL character (U+0000)" in landing
     assert await owner_conn.fetchval("SELECT count(*) FROM access_reviews") == reviews
