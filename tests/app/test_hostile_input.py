@@ -279,3 +279,18 @@ async def test_a_lone_surrogate_escape_in_a_json_body_is_refused_naming_its_fiel
     )
     assert answer.status_code == 422, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == ["roles[1]"]
+
+
+async def test_a_json_body_naming_a_member_twice_is_refused_naming_it(org: OrgHandle) -> None:
+    """``{"name": "a", "name": "b"}`` was read as "b" (the last); parsers disagree on
+    which one counts, so the body is refused and nothing is written."""
+    headers = {"content-type": "application/json", "authorization": f"Bearer {org.token}"}
+    answer = await org.client.post(
+        "/v1/groups", content=b'{"name": "Alpha", "name": "Beta"}', headers=headers
+    )
+    problem = assert_problem(answer, 422)
+    assert [e["field"] for e in problem["errors"]] == ["name"], problem
+    nested = b'{"name": "Gamma", "description": "x", "description": "y"}'
+    assert (await org.client.post("/v1/groups", content=nested, headers=headers)).status_code == 422
+    listed = (await org.get("/v1/groups?limit=100")).json()["items"]
+    assert not {"Alpha", "Beta", "Gamma"} & {g["name"] for g in listed}
