@@ -30,6 +30,15 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 FREE_TEXT_CONTROLS = frozenset("\n\t")
 
 
+#: The policy as regular expressions (JSON Schema's ``pattern``, ECMA-262 and Python alike),
+#: for the API document: a client generating input from it sends what the service takes.
+#: Lone surrogates are not expressible there; ``problem`` still refuses them. A property
+#: test holds each pattern to ``problem`` (tests/tenants/test_text.py).
+NAME_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
+#: Free text may hold tabs and line breaks (a carriage return becomes a line break).
+FREE_TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+
+
 class TextError(ValueError):
     """The text breaks the policy; the message says how, for the person who sent it."""
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
-    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -22,10 +21,32 @@ from tenants.pagination import MAX_LIMIT
 
 T = TypeVar("T")
 
-#: The service's one text policy (``tenants.text``) as pydantic validators: append one to the
-#: ``Annotated`` of every field that holds a name or label (NAME) or free text (FREE_TEXT).
-NAME = AfterValidator(text.clean_name)
-FREE_TEXT = AfterValidator(text.clean_free_text)
+@dataclass(frozen=True, slots=True)
+class TextPolicy:
+    """The service's one text policy (``tenants.text``) on a field: its check after the
+    field's own, and its rule stated in the API document as the field's ``pattern``
+    (unless the field states one of its own), so a client generating input from the
+    document sends what the service takes."""
+
+    free: bool
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        check = text.clean_free_text if self.free else text.clean_name
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> Any:
+        json_schema = handler(schema)
+        if json_schema.get("type") == "string" and "pattern" not in json_schema:
+            json_schema["pattern"] = text.FREE_TEXT_PATTERN if self.free else text.NAME_PATTERN
+        return json_schema
+
+
+#: Append one to the ``Annotated`` of every field that holds a name or label (NAME) or free
+#: text (FREE_TEXT).
+NAME = TextPolicy(free=False)
+FREE_TEXT = TextPolicy(free=True)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NAME]
 Text = Annotated[str, StringConstraints(max_length=5000), FREE_TEXT]

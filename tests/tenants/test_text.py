@@ -143,3 +143,14 @@ def test_an_address_takes_the_api_s_normal_form_or_is_not_one() -> None:
     assert normal_email("Re\u0301x@Acme.Example") == "r\u00e9x@acme.example"
     assert normal_email("not an address") is None
     assert normal_email("a@" + "b" * 64 + ".example") is None  # a label past 63 characters
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=12))
+def test_the_document_s_patterns_say_what_the_policy_takes(value: str) -> None:
+    """The API document states the policy as patterns (JSON Schema); whatever a client
+    generates from them, the service takes, and only that (lone surrogates aside)."""
+    assert (re.fullmatch(text.NAME_PATTERN, value) is not None) == (text.problem(value) is None)
+    free = value.replace("\r\n", "\n").replace("\r", "\n")
+    assert (re.fullmatch(text.FREE_TEXT_PATTERN, value) is not None) == (
+        text.problem(free, free=True) is None
+    )
