@@ -62,9 +62,8 @@ async def test_a_token_created_by_the_requester_cannot_approve_for_them(
     grant_id = await request_as(org, people["admin"], people["member"])
     # A token the requester made acts for the requester (tokens carry their creator).
     async with db.tenant_transaction(org.id):
-        from tenants.tokens import service as tokens
-
         from tenants.members.roles import ANY_ASSIGNER
+        from tenants.tokens import service as tokens
 
         _, text = await tokens.create_token(
             "mine", ["access:approve"], expires_in=None, actor=as_member(people["admin"]),
