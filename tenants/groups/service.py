@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractAsyncContextManager
+from contextlib import nullcontext
 from typing import Any
 
 from policies.moves import SettingChange
@@ -11,7 +11,6 @@ from policies.resolve import TargetKind
 from tenants import db, names, text
 from tenants.actors import Actor
 from tenants.audit import service as audit
-from tenants.errors import ConflictError, FieldProblem
 from tenants.groups.models import Group, GroupMembership
 from tenants.identity import changes as identity
 from tenants.members.models import Member
@@ -38,46 +37,21 @@ async def get_group(group_id: uuid.UUID, *, for_update: bool = False) -> Group:
     return await get_by_id(Group, group_id, "group", for_update=for_update)
 
 
-#: The unique index on a group's name in any capitals (migration 0035).
-NAME_INDEX = "groups_tenant_lower_name_key"
-
-
-async def _holder_of(name: str, exclude: uuid.UUID | None) -> str | None:
-    """The name of another group (not ``exclude``) named ``name`` in any capitals, or None:
-    compared with ``lower`` as the unique index compares them, one look-up in it."""
-    row = await db.fetch_one(
-        "SELECT name FROM groups WHERE tenant_id = $1 AND lower(name) = lower($2) "
-        "AND id IS DISTINCT FROM $3 LIMIT 1",
-        db.current_org(),
-        name,
-        exclude,
-    )
-    return None if row is None else str(row["name"])
-
-
-def _taken(existing: str, name: str) -> ConflictError:
-    return ConflictError(
-        f"a group named {existing!r} already exists",
-        fields=[FieldProblem("name", names.taken_reason(existing, name, "is already taken"))],
-    )
+#: Group names: unique in the organisation whatever their capitals (migration 0035).
+NAMES = names.UniqueName(
+    table="groups",
+    index="groups_tenant_lower_name_key",
+    scope=None,
+    clash_message="a group named {!r} already exists",
+    taken="is already taken",
+)
+NAME_INDEX = NAMES.index
 
 
 async def _check_name(name: str, exclude: uuid.UUID | None) -> None:
     """ConflictError naming ``name`` and the existing name when another group has the name,
     whatever its capitals."""
-    existing = await _holder_of(name, exclude)
-    if existing is not None:
-        raise _taken(existing, name)
-
-
-def _name_claimed(name: str, exclude: uuid.UUID | None) -> AbstractAsyncContextManager[None]:
-    """The guard of a write of ``name``: a concurrent group of the same name, committed
-    after ``_check_name`` looked, is refused as ``_check_name`` refuses it."""
-
-    async def clash() -> ConflictError:
-        return _taken(await _holder_of(name, exclude) or name, name)
-
-    return names.claimed(NAME_INDEX, clash)
+    await NAMES.check(name, exclude)
 
 
 def _check_lengths(changes: dict[str, Any]) -> None:
@@ -96,7 +70,7 @@ async def create_group(name: str, description: str, priority: int, *, actor: Act
     ``name`` when another group has the name in any capitals."""
     _check_lengths({"name": name, "description": description})
     await _check_name(name, None)
-    async with _name_claimed(name, None):
+    async with NAMES.claimed(name, None):
         group = await Group.create(
             tenant_id=db.current_org(), name=name, description=description, priority=priority
         )
@@ -119,10 +93,7 @@ async def update_group(group_id: uuid.UUID, changes: dict[str, Any], *, actor: A
     old, new = audit.changed_fields(before, snapshot(group))
     if not new:
         return group
-    if "name" in new:
-        async with _name_claimed(group.name, group.id):
-            await group.save(update_fields=[*new.keys(), "updated_at"])
-    else:
+    async with NAMES.claimed(group.name, group.id) if "name" in new else nullcontext():
         await group.save(update_fields=[*new.keys(), "updated_at"])
     await audit.record("group.updated", "group", group.id, actor=actor, before=old, after=new)
     await identity.group_changed(group.id, "updated")

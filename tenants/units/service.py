@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,38 +38,15 @@ async def root_unit() -> Unit:
     return unit
 
 
-#: The unique index on a unit's name among its siblings in any capitals (migration 0035).
-NAME_INDEX = "units_tenant_parent_lower_name_key"
-
-
-async def _sibling_named(
-    parent_id: uuid.UUID | None, name: str, exclude: uuid.UUID | None
-) -> str | None:
-    """The name of a unit under ``parent_id`` (not ``exclude``) named ``name`` in any
-    capitals, or None; compared with ``lower`` as the unique index compares them. The root
-    (no parent) has no siblings."""
-    if parent_id is None:
-        return None
-    row = await db.fetch_one(
-        "SELECT name FROM units WHERE tenant_id = $1 AND parent_id = $2 "
-        "AND lower(name) = lower($3) AND id IS DISTINCT FROM $4 LIMIT 1",
-        db.current_org(),
-        parent_id,
-        name,
-        exclude,
-    )
-    return None if row is None else str(row["name"])
-
-
-def _taken(existing: str, name: str) -> ConflictError:
-    return ConflictError(
-        f"a unit named {existing!r} already exists there",
-        fields=[
-            FieldProblem(
-                "name", names.taken_reason(existing, name, "is already used by a sibling unit")
-            )
-        ],
-    )
+#: Unit names: unique among siblings (same parent) whatever their capitals (migration 0035).
+NAMES = names.UniqueName(
+    table="units",
+    index="units_tenant_parent_lower_name_key",
+    scope="parent_id",
+    clash_message="a unit named {!r} already exists there",
+    taken="is already used by a sibling unit",
+)
+NAME_INDEX = NAMES.index
 
 
 async def _check_sibling_name(
@@ -78,21 +54,7 @@ async def _check_sibling_name(
 ) -> None:
     """ConflictError naming ``name`` and the sibling's name when a sibling has the name,
     whatever its capitals (units under other parents may share it)."""
-    existing = await _sibling_named(parent_id, name, exclude)
-    if existing is not None:
-        raise _taken(existing, name)
-
-
-def _name_claimed(
-    parent_id: uuid.UUID | None, name: str, exclude: uuid.UUID | None
-) -> AbstractAsyncContextManager[None]:
-    """The guard of a write that puts ``name`` under ``parent_id``: a sibling of the same
-    name committed after ``_check_sibling_name`` looked is refused as it refuses one."""
-
-    async def clash() -> ConflictError:
-        return _taken(await _sibling_named(parent_id, name, exclude) or name, name)
-
-    return names.claimed(NAME_INDEX, clash)
+    await NAMES.check(name, exclude, parent_id)
 
 
 async def create_root_unit(name: str, *, actor: Actor) -> Unit:
@@ -124,7 +86,7 @@ async def create_unit(name: str, parent_id: uuid.UUID | None, *, actor: Actor) -
     await _check_sibling_name(parent.id, name, None)
     unit_id = uuid.uuid4()
     path = rules.child_path(parent.path, unit_id)
-    async with _name_claimed(parent.id, name, None):
+    async with NAMES.claimed(name, None, parent.id):
         unit = await Unit.create(
             id=unit_id,
             tenant_id=db.current_org(),
@@ -149,7 +111,7 @@ async def rename_unit(unit_id: uuid.UUID, name: str, *, actor: Actor) -> Unit:
     await _check_sibling_name(unit.parent_id, name, unit.id)
     before = snapshot(unit)
     unit.name = name
-    async with _name_claimed(unit.parent_id, name, unit.id):
+    async with NAMES.claimed(name, unit.id, unit.parent_id):
         await unit.save(update_fields=["name", "updated_at"])
     await audit.record(
         "unit.renamed", "unit", unit.id, actor=actor, before=before, after=snapshot(unit)
@@ -179,7 +141,7 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
     before = snapshot(unit)
     old_path = unit.path
     new_path = rules.child_path(parent.path, unit.id)
-    async with _name_claimed(parent.id, unit.name, unit.id):
+    async with NAMES.claimed(unit.name, unit.id, parent.id):
         await db.connection().execute_query(
             """
             UPDATE units
