@@ -150,6 +150,14 @@ def permissions_of(roles: Iterable[Role | str]) -> frozenset[Permission]:
     return granted
 
 
+def may_grant(giver: frozenset[Permission], granted: frozenset[Permission]) -> bool:
+    """Whether someone holding ``giver`` may hand out ``granted`` (a role's permissions, a
+    token's scope): an owner (or anyone holding all an owner holds) anything; anyone else
+    only what they hold themselves, so that nobody raises their own or another's powers
+    above their own (``members.roles.may_assign``, ``tokens.rules.may_give``)."""
+    return ROLE_PERMISSIONS[Role.OWNER] <= giver or granted <= giver
+
+
 def is_admin(roles: Iterable[Role | str]) -> bool:
     return P.CONSOLE_ACCESS in permissions_of(roles)
 

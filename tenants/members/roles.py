@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tenants.errors import ConflictError, FieldProblem, PermissionDeniedError
-from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
+from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, may_grant
 
 #: Members with a role beyond ``member``: ``members.staff`` (generated from ``roles``) and
 #: the partial index ``members_staff`` on it (migration 0029). A lookup of owners, admins
@@ -68,7 +68,7 @@ def may_assign(assigner: frozenset[Permission], role: Role) -> bool:
     anyone holding all an owner holds) any role; anyone else only a role all of whose
     permissions they hold themselves, so that nobody can raise their own or another's
     powers above their own (a helpdesk made itself owner through the roles form)."""
-    return ROLE_PERMISSIONS[Role.OWNER] <= assigner or ROLE_PERMISSIONS[role] <= assigner
+    return may_grant(assigner, ROLE_PERMISSIONS[role])
 
 
 def check_may_assign(

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from tenants.errors import FieldProblem, PermissionDeniedError
-from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
+from tenants.permissions import Permission, may_grant
 
 #: A token's name, at most (the column's length; ``ApiToken.name``).
 NAME_MAX_LENGTH = 200
@@ -37,7 +37,7 @@ def may_give(issuer: frozenset[Permission], scope: Permission) -> bool:
     holding all an owner holds) any scope, product and machine scopes included; anyone
     else only a permission they hold, so that a token is never a way to act beyond one's
     own role (the principle of ``members.roles.may_assign``)."""
-    return ROLE_PERMISSIONS[Role.OWNER] <= issuer or scope in issuer
+    return may_grant(issuer, frozenset({scope}))
 
 
 def check_may_give(issuer: frozenset[Permission], scopes: Iterable[Permission]) -> None:
