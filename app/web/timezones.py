@@ -55,10 +55,14 @@ def stored_zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
+def viewer_time(value: datetime | None, stored: str | None, request: Request | None) -> Markup:
+    """``value`` in the viewer's zone: the one stored for them, else their browser's (the
+    cookie ``tz.js`` sets), else UTC. Pages show times by the ``localtime`` filter; code
+    that writes a time into a message (a confirmation) calls this."""
+    zone = stored_zone(stored) or (zone_of(request) if request is not None else None)
+    return format_time(value, zone)
+
+
 @pass_context
 def localtime(context: Any, value: datetime | None) -> Markup:
-    zone = stored_zone(context.get("viewer_zone"))
-    if zone is None:
-        request = context.get("request")
-        zone = zone_of(request) if request is not None else None
-    return format_time(value, zone)
+    return viewer_time(value, context.get("viewer_zone"), context.get("request"))

@@ -102,8 +102,13 @@ def outside_domain(email: str, owned: Iterable[str]) -> str | None:
     domains), else None. Routing matches the exact domain, so a member at such an address
     is not found by the sign-in page from it, and single sign-on admits only owned domains
     (``effective_allowed_domains``). Legitimate (a contractor), but worth a second look."""
-    domain = email.rpartition("@")[2].strip().lower().rstrip(".")
+    domain = domain_of(email)
     return None if domain in set(owned) else domain
+
+
+def domain_of(email: str) -> str:
+    """The domain of an address as domains are kept (lower case, no final dot)."""
+    return email.rpartition("@")[2].strip().lower().rstrip(".")
 
 
 def next_check_at(now: datetime, recheck: Recheck) -> datetime:

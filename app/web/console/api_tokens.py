@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 from app.web.console.names import actor_links
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
-from app.web.timezones import format_time, stored_zone, zone_of
+from app.web.timezones import viewer_time
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.permissions import MACHINE_SCOPES, PRODUCT_SCOPES, Permission
 from tenants.tokens import service
@@ -162,16 +162,10 @@ def _status(ctx: PageContext) -> TokenStatus | None:
         return None
 
 
-def _time(ctx: PageContext, value: datetime) -> Markup:
-    """``value`` in the viewer's zone, as the ``localtime`` filter shows it."""
-    zone = stored_zone(ctx.active.member.time_zone) or zone_of(ctx.request)
-    return format_time(value, zone)
-
-
 def revoke_consequences(ctx: PageContext, token: ApiToken) -> list[str]:
     """What revoking ``token`` does, for the confirmation page."""
     used = (
-        Markup("It was last used {}.").format(_time(ctx, token.last_used_at))
+        Markup("It was last used {}.").format(viewer_time(token.last_used_at, ctx.active.member.time_zone, ctx.request))
         if token.last_used_at
         else "It has never been used."
     )

@@ -14,6 +14,7 @@ from app.web.console.policies import show_value
 from app.web.pages import REFUSED, PageContext, Web, page
 from policies.catalogue import Catalogue, Setting
 from policies.moves import SettingChange
+from tenants.domains import rules as domain_rules
 from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError, Problems
 from tenants.groups import service as groups
@@ -184,7 +185,7 @@ async def ask_about_outside_domain(
         return None
     if await service.find_member(email=email) is not None:
         return None  # taken (or unchanged): the service's own answer comes first
-    if before is not None and before.rpartition("@")[2].lower() == domain:
+    if before is not None and domain_rules.domain_of(before) == domain:
         return None
     response = ctx.redirect(
         back,
