@@ -584,3 +584,31 @@ async def test_the_audit_logs_exact_action_filter_reads_the_prefix_index(
     [(sql, args)] = sent
     for plan in await plans(runtime_conn, org, sql, list(args)):
         assert "audit_events_tenant_action_prefix" in plan and "Seq Scan on audit_events" not in plan, plan
+
+
+async def test_the_api_tokens_list_reads_a_page_of_its_index_in_either_order(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """Newest first or by name (``tokens.service.list_tokens``): each order is one range of
+    its own index (migration 0036), no sort over all the organisation's tokens. Planned as
+    the runtime role, whose row-level security policy gives the organisation's condition."""
+    from tenants.tokens.models import ApiToken
+
+    await owner_conn.execute("VACUUM (ANALYZE) api_tokens")
+    for field, index in (("-created_at", "api_tokens_by_created"), ("name", "api_tokens_by_name")):
+        direction = "-" if field.startswith("-") else ""
+        async with db.tenant_transaction(org.id):
+            sql, params = statement(ApiToken.all().order_by(field, f"{direction}id").limit(51))
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            async with owner_conn.transaction():
+                await owner_conn.execute("SET LOCAL ROLE tenantry_app")
+                await owner_conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+                await owner_conn.execute("SET LOCAL enable_seqscan = off")
+                await owner_conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(org.id))
+                await owner_conn.execute(f"PREPARE probe AS {sql}")
+                args = ", ".join(literal(p) for p in params)
+                rows = await owner_conn.fetch(f"EXPLAIN EXECUTE probe({args})")
+                await owner_conn.execute("DEALLOCATE probe")
+            plan = "\n".join(r[0] for r in rows)
+            assert index in plan, plan
+            assert "Sort" not in plan, plan
