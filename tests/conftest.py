@@ -234,9 +234,8 @@ SELECT setval(s.oid, 1, false)
 """
 
 
-@pytest.fixture
-async def clean_db(owner_conn: asyncpg.Connection, app: Any) -> None:
-    """Empty every tenant table; every fixture that touches data depends on it.
+async def empty_tenant_tables(conn: asyncpg.Connection) -> None:
+    """Empty every tenant table (``CLEAN_SQL``).
 
     The app's sealer and listeners keep reading these tables between tests, and the
     exclusive locks are taken one table at a time, so a reader holding one table while
@@ -245,13 +244,19 @@ async def clean_db(owner_conn: asyncpg.Connection, app: Any) -> None:
     """
     for attempt in range(5):
         try:
-            async with owner_conn.transaction():
-                await owner_conn.execute(CLEAN_SQL)
+            async with conn.transaction():
+                await conn.execute(CLEAN_SQL)
             return
         except asyncpg.DeadlockDetectedError:
             if attempt == 4:
                 raise
             await asyncio.sleep(0.05 * (attempt + 1))
+
+
+@pytest.fixture
+async def clean_db(owner_conn: asyncpg.Connection, app: Any) -> None:
+    """Empty every tenant table; every fixture that touches data depends on it."""
+    await empty_tenant_tables(owner_conn)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import pytest
 from app.database import DatabaseUrls
 from app.settings import Settings
 from tenants.audit.sealer import seal_all
-from tests.conftest import OrgHandle, make_member, make_product
+from tests.conftest import OrgHandle, empty_tenant_tables, make_member, make_product
 from tests.departures.support import make_items
 from tests.support.processes import (
     free_port,
@@ -69,7 +69,11 @@ async def cluster(
     settings: Settings,
     tmp_path_factory: pytest.TempPathFactory,
     app: Any,
+    owner_conn: asyncpg.Connection,
 ) -> AsyncIterator[Cluster]:
+    # Jobs an earlier module's test left due would start the moment the workers do, and
+    # the first test's cleaning would empty the tables under them.
+    await empty_tenant_tables(owner_conn)
     folder = tmp_path_factory.mktemp("nodes")
     env = tenantry_env(
         database_urls, settings.secret_key, folder / "data", TENANTRY_LOGIN_RATE_LIMIT=str(LIMIT)

@@ -24,7 +24,7 @@ import pytest
 
 from app.database import DatabaseUrls, connection_params
 from app.settings import Settings
-from tests.conftest import OrgHandle, make_member, make_product
+from tests.conftest import OrgHandle, empty_tenant_tables, make_member, make_product
 from tests.departures.support import make_items
 from tests.support.pgbouncer import Bouncer, running_pgbouncer
 from tests.support.processes import (
@@ -58,8 +58,12 @@ async def pooled(
     settings: Settings,
     tmp_path_factory: pytest.TempPathFactory,
     app: Any,
+    owner_conn: asyncpg.Connection,
 ) -> AsyncIterator[Pooled]:
     """A serve process and a worker process, both through the pooler."""
+    # Jobs an earlier module's test left due would start the moment the worker does, and
+    # the first test's cleaning would empty the tables under them.
+    await empty_tenant_tables(owner_conn)
     params = connection_params(database_urls.app)
     through = bouncer.url(params["user"], params["database"])
     urls = DatabaseUrls(
