@@ -20,11 +20,17 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 from tortoise.exceptions import IntegrityError
 
 from app.auth import Authenticator, BearerAuthenticator, Credential, Principal, unverified_claims
-from app.problems import from_domain_error, from_validation_error, http_problem
+from app.problems import (
+    from_domain_error,
+    from_validation_error,
+    http_problem,
+    method_not_allowed,
+)
 from tenants import notifications
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
@@ -212,6 +218,10 @@ def _parse_path(request: Request, endpoint: Endpoint) -> dict[str, uuid.UUID]:
         try:
             values[name] = uuid.UUID(raw)
         except ValueError:
+            # ``/v1/members/import`` matched ``/v1/members/{id}`` for a method its own
+            # route does not serve: the path exists, the method does not.
+            if methods := allowed_methods(request.app.router.routes, request.scope):
+                raise _Refused(method_not_allowed(request, sorted(methods))) from None
             # A malformed id names nothing, exactly like a well-formed id of nothing.
             raise _Refused(
                 from_domain_error(
@@ -220,6 +230,39 @@ def _parse_path(request: Request, endpoint: Endpoint) -> dict[str, uuid.UUID]:
                 )
             ) from None
     return values
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> set[str]:
+    """Every method some route serves at the request's path: the ``Allow`` header of a 405
+    (RFC 9110 §15.5.6). A path may be served by several routes, one per method, so the
+    union is taken rather than the methods of the first route that matched."""
+    allowed: set[str] = set()
+    # The request's scope holds the parameters of the route that matched it in part;
+    # each route's own are what tell whether it serves the path.
+    bare = {**scope, "path_params": {}}
+    for route in routes:
+        if isinstance(route, Route) and route.methods:
+            match, child = route.matches(bare)
+            if match is not Match.NONE and (
+                not route.path.startswith("/v1/") or _ids_parse(child.get("path_params", {}))
+            ):
+                allowed |= route.methods
+    return allowed
+
+
+def _ids_parse(params: dict[str, Any]) -> bool:
+    """Whether every id in an API route's path parameters (``app.api``: each a UUID, but
+    for NAME_PARAMS) is one: ``/v1/members/import`` also
+    matches ``/v1/members/{id}``, whose methods answer it only with a 404 ('import' is
+    not an id), so they are not methods of that path (the Allow of a DELETE there)."""
+    for name, value in params.items():
+        if name in NAME_PARAMS or not isinstance(value, str):
+            continue
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return False
+    return True
 
 
 def _not_found(message: str) -> TenantryError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,14 +16,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
 from tortoise.context import TortoiseContext
 
 from app import database, oauth
 from app import tracing as app_tracing
-from app.api import NAME_PARAMS, Endpoint, PrincipalCache, build_route
+from app.api import Endpoint, PrincipalCache, allowed_methods, build_route
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
 from app.idp_http import identity_provider_client
@@ -33,7 +31,7 @@ from app.metrics import Metrics, MetricsMiddleware, last_progress, metrics_endpo
 from app.middleware import RequestContextMiddleware
 from app.notifications import Listener
 from app.openapi import build_openapi
-from app.problems import http_problem, problem_catalogue
+from app.problems import http_problem, method_not_allowed, problem_catalogue
 from app.routes.health import healthz, readyz
 from app.runtime import tune_gc
 from app.scim.responses import error_response as scim_error_response
@@ -64,39 +62,6 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def api_endpoints() -> list[Endpoint]:
     return [e for router in ROUTERS for e in router.endpoints]
-
-
-def allowed_methods(routes: list[BaseRoute], scope: Scope) -> set[str]:
-    """Every method some route serves at the request's path: the ``Allow`` header of a 405
-    (RFC 9110 §15.5.6). A path may be served by several routes, one per method, so the
-    union is taken rather than the methods of the first route that matched."""
-    allowed: set[str] = set()
-    # The request's scope holds the parameters of the route that matched it in part;
-    # each route's own are what tell whether it serves the path.
-    bare = {**scope, "path_params": {}}
-    for route in routes:
-        if isinstance(route, Route) and route.methods:
-            match, child = route.matches(bare)
-            if match is not Match.NONE and (
-                not route.path.startswith("/v1/") or _ids_parse(child.get("path_params", {}))
-            ):
-                allowed |= route.methods
-    return allowed
-
-
-def _ids_parse(params: dict[str, Any]) -> bool:
-    """Whether every id in an API route's path parameters (``app.api``: each a UUID, but
-    for NAME_PARAMS) is one: ``/v1/members/import`` also
-    matches ``/v1/members/{id}``, whose methods answer it only with a 404 ('import' is
-    not an id), so they are not methods of that path (the Allow of a DELETE there)."""
-    for name, value in params.items():
-        if name in NAME_PARAMS or not isinstance(value, str):
-            continue
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            return False
-    return True
 
 
 def create_app(
@@ -254,13 +219,7 @@ def create_app(
             allow = methods if exc.status_code == 405 else []
             return scim_error_response(exc.status_code, str(exc.detail), allow=allow)
         if exc.status_code == 405:
-            allowed = ", ".join(methods)
-            return http_problem(
-                request,
-                "method_not_allowed",
-                f"{request.method} is not allowed here; use {allowed}",
-                headers={"Allow": allowed},
-            )
+            return method_not_allowed(request, methods)
         if exc.status_code == 404:
             return await not_found(request, exc)
         return http_problem(request, "internal", str(exc.detail))

@@ -150,6 +150,17 @@ def http_problem(
     )
 
 
+def method_not_allowed(request: Request, methods: Sequence[str]) -> Response:
+    """405 with the methods that do serve the path in ``Allow`` (RFC 9110 §15.5.6)."""
+    allowed = ", ".join(methods)
+    return http_problem(
+        request,
+        "method_not_allowed",
+        f"{request.method} is not allowed here; use {allowed}",
+        headers={"Allow": allowed},
+    )
+
+
 def status_for(error_class: type[TenantryError]) -> int:
     """The status of the nearest class in the error's ancestry that the table names, so a
     new subclass of ConflictError answers 409 without being listed."""

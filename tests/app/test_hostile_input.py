@@ -224,13 +224,22 @@ async def test_a_405_on_v1_carries_allow_with_every_method_of_the_path(org: OrgH
     response = await org.delete("/v1/members")
     assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
     # A fixed path beside an id's (/v1/members/{id}): the id's methods answer it only with
-    # "'import' is not an id", so they are not its methods (schemathesis ST204/ST205).
-    for method, path in (("DELETE", "/v1/members/import"), ("PUT", "/v1/content/bulk")):
+    # "'import' is not an id", so they are not its methods (schemathesis ST204/ST205), and
+    # the id's own methods answer 405 there too, not 404: the path exists.
+    for method, path in (
+        ("DELETE", "/v1/members/import"),
+        ("GET", "/v1/members/import"),
+        ("PATCH", "/v1/members/import"),
+        ("PUT", "/v1/content/bulk"),
+        ("GET", "/v1/content/bulk"),
+    ):
         response = await org.client.request(
             method, path, headers={"authorization": f"Bearer {org.token}"}
         )
         assert_problem(response, 405)
-        assert response.headers["allow"] == "POST", path
+        assert response.headers["allow"] == "POST", (method, path)
+    # Where no route serves the path, a malformed id is still nothing at all.
+    assert_problem(await org.get("/v1/members/not-an-id"), 404)
 
 
 async def test_a_405_on_scim_carries_allow_and_a_scim_error(org: OrgHandle) -> None:
