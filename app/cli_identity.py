@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from tenants.text import counted
+
 if TYPE_CHECKING:
     from tenants.identity.setup import SetupCheck
     from tenants.identity.sync import ReconcileReport
@@ -82,7 +84,7 @@ def setup(
     out.print(setup_table(checks))
     failing = [c for c in checks if not c.ok]
     if failing:
-        out.print(f"[red]{len(failing)} check(s) failing[/red]: fix them and run setup again")
+        out.print(f"[red]{counted(len(failing), 'check')} failing[/red]: fix them and run setup again")
         raise typer.Exit(1)
     out.print(f"[green]the realm is ready[/green]: {org} is mirrored by the next reconcile")
 
@@ -116,8 +118,8 @@ def reconcile(
         return
     out.print(drift_table(report))
     if dry_run:
-        out.print(f"{len(report.drift)} difference(s); run without --dry-run to fix them")
+        out.print(f"{counted(len(report.drift), 'difference')}; run without --dry-run to fix them")
         raise typer.Exit(1)
     for change in report.fixed:
         out.print(f"  fixed: {change}")
-    out.print(f"[green]fixed {len(report.drift)} difference(s)[/green]")
+    out.print(f"[green]fixed {counted(len(report.drift), 'difference')}[/green]")

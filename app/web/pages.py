@@ -11,10 +11,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Match, Router
@@ -25,7 +27,7 @@ from app.settings import Settings
 from app.web.addresses import storage_problem
 from app.web.cookies import CookieJar, SignedIn
 from app.web.ratelimit import RateLimiter
-from app.web.timezones import localtime
+from app.web.timezones import localtime, viewer_time
 from tenants import notifications, text
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
@@ -149,6 +151,11 @@ class PageContext:
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
+
+    def time(self, value: datetime | None) -> Markup:
+        """``value`` in this viewer's zone, as the ``localtime`` filter shows it on pages:
+        for times written into messages (a confirmation's consequences)."""
+        return viewer_time(value, self.active.member.time_zone, self.request)
 
     @property
     def is_htmx(self) -> bool:

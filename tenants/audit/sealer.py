@@ -28,6 +28,7 @@ from tenants import db
 from tenants.audit.chain import ChainedEvent, ChainHead, event_hash
 from tenants.ids import OrgId
 from tenants.outages import Backoff, is_database_outage
+from tenants.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ async def seal_all(*, wait: bool = False) -> int:
             exc.add_note(f"while sealing the audit events of organisation {org_id}")
             failures.append(exc)
     if failures:
-        raise ExceptionGroup(f"sealing failed for {len(failures)} organisation(s)", failures)
+        raise ExceptionGroup(f"sealing failed for {counted(len(failures), 'organisation')}", failures)
     return sealed
 
 

@@ -47,6 +47,7 @@ from tenants.jobs.registry import (
     RunningJob,
 )
 from tenants.outages import Backoff, is_database_outage
+from tenants.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +224,8 @@ class Worker:
         if not late:
             return
         jobs = [self._claimed[task] for task in late if task in self._claimed]
-        log.warning("worker %s: %d job(s) still running after %.0f s; releasing them",
-                    self.name, len(late), self.shutdown_seconds)
+        log.warning("worker %s: %s still running after %.0f s; releasing them",
+                    self.name, counted(len(late), "job"), self.shutdown_seconds)
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)

@@ -59,6 +59,7 @@ from tenants.models_base import get_by_id, get_referenced
 from tenants.organisations.models import Organisation
 from tenants.policy.models import DeclaredSetting, MemberChoice, PolicyRule, PolicyVersion
 from tenants.products.models import Product
+from tenants.text import counted
 from tenants.units.models import Unit
 from tenants.units.rules import ancestor_ids, subtree_bounds
 from tenants.webhooks.service import publish
@@ -184,7 +185,7 @@ async def declare_settings(
             actor=actor,
             after={"product": product.key, "definition": definition},
         )
-    await changed(actor, summary=f"{product.key} declared {len(settings)} setting(s)")
+    await changed(actor, summary=f"{product.key} declared {counted(len(settings), 'setting')}")
     return await catalogue()
 
 

@@ -65,6 +65,8 @@ async def test_an_admin_creates_a_token_that_provisions_then_rotates_and_revokes
         assert asked.status_code == 200, asked.text[:500]
         assert "Revoke the SCIM token" in text_of(asked.text)
         assert "joiners and leavers stop arriving" in text_of(asked.text)
+        # Its last use, in the viewer's zone as every time on the console is (not UTC).
+        assert "It was last used" in text_of(asked.text) and "<time" in asked.text
         # Asking changed nothing: the identity provider's token still works.
         assert (await org.client.get("/scim/v2/Users", headers=fresh_headers)).status_code == 200
         revoked = await browser.post(

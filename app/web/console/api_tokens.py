@@ -23,7 +23,6 @@ from starlette.routing import BaseRoute, Route
 from app.web.console.names import actor_links
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
-from app.web.timezones import viewer_time
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.permissions import MACHINE_SCOPES, PRODUCT_SCOPES, Permission
 from tenants.tokens import service
@@ -165,7 +164,7 @@ def _status(ctx: PageContext) -> TokenStatus | None:
 def revoke_consequences(ctx: PageContext, token: ApiToken) -> list[str]:
     """What revoking ``token`` does, for the confirmation page."""
     used = (
-        Markup("It was last used {}.").format(viewer_time(token.last_used_at, ctx.active.member.time_zone, ctx.request))
+        Markup("It was last used {}.").format(ctx.time(token.last_used_at))
         if token.last_used_at
         else "It has never been used."
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+from markupsafe import Markup
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -95,7 +96,7 @@ def routes(web: Web) -> list[BaseRoute]:
             if named is None:
                 raise NotFoundError("there is no such SCIM token")
             used = (
-                f"It was last used {named.last_used_at:%Y-%m-%d %H:%M} UTC."
+                Markup("It was last used {}.").format(ctx.time(named.last_used_at))
                 if named.last_used_at
                 else "It has not been used yet."
             )
