@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -11,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
+    JsonValue,
     StringConstraints,
     UrlConstraints,
 )
@@ -124,6 +126,19 @@ class ListQuery(BaseModel):
         None, description="Continue after the page that returned this cursor."
     )
     limit: int = Field(50, ge=1, le=MAX_LIMIT, description="Items per page.")
+
+
+def sort_param(default: str, fields: Sequence[str]) -> Any:
+    """A list's ``sort`` query parameter: one of ``fields``, with ``-`` before it for
+    descending (what ``tenants.pagination.Sort.parse`` takes from the same ``fields``). The
+    choices are in the API document as an enum, so a client that builds requests from the
+    document sends one; anything else is refused naming ``sort``."""
+    choices: list[JsonValue] = [f"{sign}{name}" for name in fields for sign in ("", "-")]
+    return Field(
+        default,
+        description=f"One of {', '.join(fields)}; prefix - for descending.",
+        json_schema_extra={"enum": choices},
+    )
 
 
 class Page(BaseModel, Generic[T]):

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import FREE_TEXT, Input, ListQuery, Output, Page
+from app.v1.common import FREE_TEXT, Input, ListQuery, Output, Page, sort_param
 from tenants.departures import service
 from tenants.departures.models import (
     ContentAction,
@@ -222,10 +222,14 @@ class DepartureCreate(Input):
     reason: Reason = ""
 
 
+#: What departures can be listed by.
+DEPARTURE_SORTS = ("created_at", "last_day")
+
+
 class DepartureQuery(ListQuery):
     status: DepartureStatus | None = None
     member_id: uuid.UUID | None = None
-    sort: str = Field("-created_at", description="created_at or last_day; - for descending.")
+    sort: str = sort_param("-created_at", DEPARTURE_SORTS)
 
 
 class ReinstateBody(Input):
@@ -271,7 +275,7 @@ async def list_departures(call: Call[Input, DepartureQuery]) -> DeparturePage:
     if q.member_id is not None:
         query = query.filter(member_id=q.member_id)
     page = await paginate(
-        query, Sort.parse(q.sort, ("created_at", "last_day")), cursor=q.cursor, limit=q.limit
+        query, Sort.parse(q.sort, DEPARTURE_SORTS), cursor=q.cursor, limit=q.limit
     )
     return DeparturePage(
         items=[DepartureOut.of(d) for d in page.items], next_cursor=page.next_cursor

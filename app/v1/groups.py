@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, ListQuery, Name, Output, Page, Text, absent, changes_of
+from app.v1.common import Input, ListQuery, Name, Output, Page, Text, absent, changes_of, sort_param
 from app.v1.members import MemberOut, MemberPage
 from tenants.groups import service
 from tenants.groups.models import Group
@@ -45,7 +45,7 @@ class GroupPatch(Input):
 
 
 class GroupQuery(ListQuery):
-    sort: str = Field("name", description="name, priority or created_at; prefix - for descending.")
+    sort: str = sort_param("name", service.SORTABLE)
 
 
 @router.get(

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, ListQuery, Output, Page
+from app.v1.common import Input, ListQuery, Output, Page, sort_param
 from tenants.jobs import service
 from tenants.jobs.models import Job, JobStatus
 from tenants.pagination import Sort, paginate
@@ -35,10 +35,14 @@ class JobPage(Page[JobOut]):
     pass
 
 
+#: What jobs can be listed by.
+JOB_SORTS = ("created_at", "run_at")
+
+
 class JobQuery(ListQuery):
     status: JobStatus | None = None
     kind: str | None = Field(None, max_length=64)
-    sort: str = Field("-created_at", description="created_at or run_at; - for descending.")
+    sort: str = sort_param("-created_at", JOB_SORTS)
 
 
 @router.get(
@@ -58,7 +62,7 @@ async def list_jobs(call: Call[Input, JobQuery]) -> JobPage:
     if q.kind is not None:
         query = query.filter(kind=q.kind)
     page = await paginate(
-        query, Sort.parse(q.sort, ("created_at", "run_at")), cursor=q.cursor, limit=q.limit
+        query, Sort.parse(q.sort, JOB_SORTS), cursor=q.cursor, limit=q.limit
     )
     return JobPage(items=[JobOut.model_validate(j) for j in page.items], next_cursor=page.next_cursor)
 

@@ -21,6 +21,7 @@ from app.v1.common import (
     SettingValue,
     absent,
     changes_of,
+    sort_param,
 )
 from tenants.departures import service as departures
 from tenants.errors import FieldProblem, InvalidInputError
@@ -144,9 +145,7 @@ class MemberQuery(ListQuery):
     q: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         None, description="Text found in the email or name."
     )
-    sort: str = Field(
-        "email", description="email, name, created_at or status; prefix - for descending."
-    )
+    sort: str = sort_param("email", service.SORTABLE)
 
 
 @router.get(

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Output, Page
+from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Output, Page, sort_param
 from tenants.content.models import ContentKind
 from tenants.content.service import acting_product
 from tenants.errors import FieldProblem, NotFoundError, PermissionDeniedError
@@ -129,8 +129,7 @@ class RequestQuery(ListQuery):
     member_id: uuid.UUID | None = None
     open: bool = Field(False, description="Only received or in-progress requests.")
     overdue: bool = Field(False, description="Only open requests past their due day.")
-    sort: str = Field("due_on", description="due_on, received_at or created_at; - for "
-                      "descending.")
+    sort: str = sort_param("due_on", service.SORTABLE)
 
 
 class RequestCreate(Input):

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, ListQuery, Name, Output, Page, Text, absent, changes_of
+from app.v1.common import Input, ListQuery, Name, Output, Page, Text, absent, changes_of, sort_param
 from tenants.clients import service as clients
 from tenants.clients.models import ProductClient
 from tenants.errors import NotFoundError
@@ -50,8 +50,12 @@ class ProductPatch(Input):
     description: Text = Field(default_factory=absent)
 
 
+#: What products can be listed by.
+PRODUCT_SORTS = ("key", "name", "created_at")
+
+
 class ProductQuery(ListQuery):
-    sort: str = Field("key", description="key, name or created_at; prefix - for descending.")
+    sort: str = sort_param("key", PRODUCT_SORTS)
 
 
 @router.get(
@@ -66,7 +70,7 @@ async def list_products(call: Call[Input, ProductQuery]) -> ProductPage:
     q = call.query
     page = await paginate(
         Product.all(),
-        Sort.parse(q.sort, ("key", "name", "created_at")),
+        Sort.parse(q.sort, PRODUCT_SORTS),
         cursor=q.cursor,
         limit=q.limit,
     )

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, ListQuery, Name, Output, Page
+from app.v1.common import Input, ListQuery, Name, Output, Page, sort_param
 from tenants.pagination import Sort, paginate
 from tenants.permissions import Permission
 from tenants.units import service
@@ -57,10 +57,14 @@ class UnitMove(Input):
     parent_id: uuid.UUID = Field(description="The new parent; not the unit itself or below it.")
 
 
+#: What units can be listed by (``path``: each unit after its parent).
+UNIT_SORTS = ("path", "name", "created_at")
+
+
 class UnitQuery(ListQuery):
     within: uuid.UUID | None = Field(None, description="Only this unit and its descendants.")
     parent_id: uuid.UUID | None = Field(None, description="Only direct children of this unit.")
-    sort: str = Field("path", description="path, name, -name, created_at or -created_at.")
+    sort: str = sort_param("path", UNIT_SORTS)
 
 
 @router.get(
@@ -80,7 +84,7 @@ async def list_units(call: Call[Input, UnitQuery]) -> UnitPage:
         query = query.filter(path__gte=low, path__lt=high)
     if q.parent_id is not None:
         query = query.filter(parent_id=q.parent_id)
-    sort = Sort.parse(q.sort, ("path", "name", "created_at"))
+    sort = Sort.parse(q.sort, UNIT_SORTS)
     page = await paginate(query, sort, cursor=q.cursor, limit=q.limit)
     return UnitPage(items=[UnitOut.of(u) for u in page.items], next_cursor=page.next_cursor)
 
