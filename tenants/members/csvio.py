@@ -64,9 +64,13 @@ def parse_import(text: str) -> ParsedFile:
         return parsed
     missing = [c for c in REQUIRED if c not in header]
     unknown = [h for h in header if h not in COLUMNS]
-    if missing or unknown:
+    # A column named twice has two values on every line and no rule for which counts.
+    twice = sorted({h for h in header if header.count(h) > 1 and h in COLUMNS})
+    if missing or unknown or twice:
         reason = "; ".join(
-            [f"missing column {c}" for c in missing] + [f"unknown column {h!r}" for h in unknown]
+            [f"missing column {c}" for c in missing]
+            + [f"unknown column {h!r}" for h in unknown]
+            + [f"column {h} is named more than once" for h in twice]
         )
         parsed.problems.append(LineProblem(1, f"{reason} (columns: {', '.join(COLUMNS)})"))
         return parsed

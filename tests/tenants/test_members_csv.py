@@ -84,6 +84,11 @@ def test_every_cell_meets_the_text_policy_and_addresses_take_the_api_s_normal_fo
             "email,name,shoe\n",
             "unknown column 'shoe' (columns: email, name, unit, manager_email, roles, status)",
         ),
+        (
+            "email,name,Unit,unit ,email\nann@x.example,Ann,A,B,bob@x.example\n",
+            "column email is named more than once; column unit is named more than once"
+            " (columns: email, name, unit, manager_email, roles, status)",
+        ),
     ],
 )
 def test_a_bad_header_is_a_problem_of_line_one(text: str, reason: str) -> None:
