@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tenants.errors import PermissionDeniedError
+from tenants.errors import ConflictError, PermissionDeniedError
 from tenants.members.roles import (
     ANY_ASSIGNER,
     ROLE_NAMES,
+    check_keeps_owner,
     check_may_assign,
+    drops_owner,
     may_assign,
     role_name,
     role_names,
@@ -55,6 +57,47 @@ def test_a_change_is_judged_by_the_roles_it_gives_or_takes_not_those_it_keeps() 
     ]
     with pytest.raises(PermissionDeniedError, match="Admin"):  # taking away counts too
         check_may_assign(helpdesk, ["admin", "member"], ["member"])
+
+
+def test_a_refusal_names_every_role_beyond_and_says_whom_to_ask() -> None:
+    with pytest.raises(PermissionDeniedError) as refused:
+        check_may_assign(permissions_of([Role.HELPDESK]), ["member"], ["owner", "admin"])
+    assert str(refused.value) == (
+        "you cannot give or take away the role Admin, Owner: it holds permissions you do "
+        "not have; ask an owner"
+    )
+    assert [(f.field, f.reason) for f in refused.value.fields] == [
+        ("roles", "Admin, Owner: beyond your own permissions")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "drops"),
+    [
+        (["owner", "member"], ["member"], True),
+        (["owner"], ["owner", "admin"], False),
+        (["admin"], ["member"], False),
+        ([], ["owner"], False),
+    ],
+)
+def test_only_taking_the_owner_role_away_drops_it(
+    before: list[str], after: list[str], drops: bool
+) -> None:
+    assert drops_owner(before, after) is drops
+
+
+def test_the_last_owner_keeps_the_role_and_another_owner_lets_it_go() -> None:
+    with pytest.raises(ConflictError) as refused:
+        check_keeps_owner(["owner"], ["member"], other_owners=0)
+    assert str(refused.value) == (
+        "an organisation always keeps an owner: make someone else owner first"
+    )
+    assert [(f.field, f.reason) for f in refused.value.fields] == [
+        ("roles", "would leave the organisation without an owner")
+    ]
+    check_keeps_owner(["owner"], ["member"], other_owners=1)
+    check_keeps_owner(["owner"], ["owner", "admin"], other_owners=0)  # kept, not dropped
+    check_keeps_owner(["admin"], ["member"], other_owners=0)
 
 
 def test_every_role_has_a_name_people_read_and_unknown_codes_pass_through() -> None:

@@ -58,6 +58,21 @@ def test_anyone_else_gives_only_permissions_they_hold() -> None:
     check_may_give(issuer, [Permission.MEMBERS_READ, Permission.AUDIT_READ])
 
 
+def test_a_refusal_names_every_scope_beyond_and_says_whom_to_ask() -> None:
+    auditor = permissions_of([Role.AUDITOR])
+    with pytest.raises(PermissionDeniedError) as refused:
+        check_may_give(
+            auditor, [Permission.TOKENS_WRITE, Permission.AUDIT_READ, Permission.MEMBERS_WRITE]
+        )
+    assert str(refused.value) == (
+        "you cannot give a token the scope members:write, tokens:write: it is beyond your "
+        "own permissions; ask an owner"
+    )
+    assert [(f.field, f.reason) for f in refused.value.fields] == [
+        ("scopes", "members:write, tokens:write: beyond your own permissions")
+    ]
+
+
 def test_only_owners_manage_tokens_and_auditors_and_admins_see_them() -> None:
     holders = {r for r in Role if Permission.TOKENS_WRITE in ROLE_PERMISSIONS[r]}
     readers = {r for r in Role if Permission.TOKENS_READ in ROLE_PERMISSIONS[r]}
