@@ -222,6 +222,10 @@ def create_app(
             return method_not_allowed(request, methods)
         if exc.status_code == 404:
             return await not_found(request, exc)
+        if exc.status_code == 400:
+            # Starlette's own refusal of a body it cannot read (a broken multipart) is the
+            # client's to fix, not an internal error.
+            return http_problem(request, "bad_request", str(exc.detail))
         return http_problem(request, "internal", str(exc.detail))
 
     app = Starlette(

@@ -55,6 +55,9 @@ HTTP_PROBLEMS: dict[str, ProblemType] = {
     for p in (
         ProblemType("malformed_json", "Malformed JSON", 400, "The request body is not valid JSON."),
         ProblemType(
+            "bad_request", "Bad request", 400, "The request could not be read as sent."
+        ),
+        ProblemType(
             "validation",
             "Invalid input",
             422,

@@ -17,6 +17,7 @@ from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
 from app.api import ApiRouter, Call
+from app.downloads import attachment
 from app.v1.common import FREE_TEXT, Input, ListQuery, Name, Output, Page
 from tenants.csvcells import csv_line
 from tenants.permissions import Permission
@@ -281,7 +282,7 @@ async def export_access_review(call: Call[Input, Input]) -> Response:
         body,
         media_type="text/csv; charset=utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="access-review-{call.id()}.csv"',
+            "Content-Disposition": attachment(f"access-review-{call.id()}.csv"),
             "Cache-Control": "no-store",
         },
     )

@@ -20,6 +20,7 @@ from pydantic import (
 from starlette.responses import Response, StreamingResponse
 
 from app.api import ApiRouter, Call
+from app.downloads import attachment
 from app.v1.common import Input, Output, Page
 from tenants import cursors
 from tenants.audit import service
@@ -158,7 +159,7 @@ def export_response(org_id: OrgId, filters: service.AuditFilter, fmt: str) -> St
         lines(),
         media_type=media,
         headers={
-            "Content-Disposition": f'attachment; filename="audit-events.{fmt}"',
+            "Content-Disposition": attachment(f"audit-events.{fmt}"),
             "Cache-Control": "no-store",
         },
     )

@@ -15,6 +15,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.downloads import attachment
 from app.web.console.departure_views import number
 from app.web.console.privacy import template_helpers
 from app.web.pages import PageContext, Web, page
@@ -130,7 +131,7 @@ def routes(web: Web) -> list[BaseRoute]:
         return Response(
             bytes(ready.bundle), media_type="application/zip",
             headers={
-                "Content-Disposition": f'attachment; filename="my-data-{stamp}.zip"',
+                "Content-Disposition": attachment(f"my-data-{stamp}.zip"),
                 "Cache-Control": "no-store",
             },
         )

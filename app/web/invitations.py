@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from app.web.pages import Web
+from app.web.pages import Web, posted_form
 from app.web.signin import (
     browser_csrf,
     browser_form_ok,
@@ -22,6 +22,7 @@ from app.web.signin import (
 )
 from tenants import db
 from tenants.actors import Actor, ActorKind, member_as_actor
+from tenants.errors import InvalidInputError
 from tenants.members import invitations
 from tenants.members.invitations import InvitationLinkError, LinkClaims, LinkProblem
 from tenants.organisations.models import Organisation
@@ -105,7 +106,10 @@ def routes(web: Web) -> list[BaseRoute]:
 
     async def accept(request: Request) -> Response:
         token = request.path_params["token"]
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        try:
+            form = await posted_form(request)
+        except InvalidInputError:
+            form = {}  # refused below as a form not sent from this browser: nothing spent
         if not browser_form_ok(web, request, form):
             # Nothing spent: the page is shown again with a fresh token.
             return RedirectResponse(request.url.path, status_code=303)

@@ -26,6 +26,7 @@ from app.problems import from_domain_error
 from app.settings import Settings
 from app.web.addresses import storage_problem
 from app.web.cookies import CookieJar, SignedIn
+from app.web.forms import read_form
 from app.web.ratelimit import RateLimiter
 from app.web.timezones import localtime, viewer_time
 from tenants import notifications, text
@@ -248,8 +249,20 @@ def page(
             form: dict[str, str] = {}
             #: Fields sent more than once (checkboxes of one name), kept for a refused form.
             several: dict[str, str] = {}
+            #: Fields whose text is not UTF-8, refused with the form's other problems.
+            unreadable: list[FieldProblem] = []
             if request.method == "POST":
-                raw = await request.form()
+                try:
+                    raw, unreadable = await read_form(request)
+                except InvalidInputError as error:
+                    return web.message(
+                        request,
+                        "Form too large",
+                        f"Nothing was changed: the {error.fields[0].field} "
+                        f"{error.fields[0].reason}. Go back and send less at once.",
+                        status=413,
+                        link=(page_to_return_to(request), "Back to the page"),
+                    )
                 form = {k: v for k, v in raw.items() if isinstance(v, str)}
                 several = {
                     k: "\n".join(v for v in raw.getlist(k) if isinstance(v, str))
@@ -271,7 +284,7 @@ def page(
             try:
                 form = clean_form(form)
                 # A field sent more than once (read with getlist): each value storable too.
-                unstorable = [
+                unstorable = unreadable + [
                     FieldProblem(key, reason)
                     for key, values in several.items()
                     if (reason := storage_problem(values)) is not None
@@ -436,8 +449,9 @@ async def posted_form(request: Request) -> dict[str, str]:
     """The text fields of a form posted to a page outside ``page`` (the sign-in forms),
     as sent: a password is not normalised. InvalidInputError naming each field whose value
     PostgreSQL cannot hold (a NUL, a lone surrogate; ``addresses.storage_problem``)."""
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    problems = [
+    raw, unreadable = await read_form(request)
+    form = {k: v for k, v in raw.items() if isinstance(v, str)}
+    problems = unreadable + [
         FieldProblem(key, reason)
         for key, value in form.items()
         if (reason := storage_problem(key + value)) is not None

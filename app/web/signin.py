@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.middleware import content_security_policy
+from app.web.forms import read_form
 from app.web.pages import Web, openable_page, posted_form, safe_next
 from tenants import db
 from tenants.actors import Actor, ActorKind
@@ -464,13 +465,25 @@ def routes(web: Web) -> list[BaseRoute]:
             landing(request, check.member.roles, form.get("next", "")),
         )
 
+    @storable_form
     async def logout(request: Request) -> Response:
         state = web.cookies.signed_in(request)
         token = state.token()
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        if token is not None and sessions.is_valid_csrf(
+        form = await posted_form(request)
+        if token is not None and not sessions.is_valid_csrf(
             settings.secret_key, token, form.get("csrf")
         ):
+            # Said "signed out" once while the session went on: a sign-out sent from
+            # another site, or from a page of an earlier session, ends nothing.
+            return web.message(
+                request,
+                "Not signed out",
+                "This sign-out was not sent from this session, so you are still signed in. "
+                "Go back, reload the page and press Sign out again.",
+                status=403,
+                link=("/console", "Back to the console"),
+            )
+        if token is not None:
             async with db.tenant_transaction(token.org_id):
                 try:
                     active = await sessions.authenticate_session(token)
@@ -484,9 +497,10 @@ def routes(web: Web) -> list[BaseRoute]:
         web.cookies.store(response, state)
         return response
 
+    @storable_form
     async def switch(request: Request) -> Response:
         state = web.cookies.signed_in(request)
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = await posted_form(request)
         token = state.token()
         target = form.get("org", "")
         if (
@@ -506,8 +520,12 @@ def routes(web: Web) -> list[BaseRoute]:
         headers = {"Cache-Control": "no-store"}
         slug = request.path_params["slug"]
         org_id = await organisations.id_by_slug(slug)
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        try:
+            form, _ = await read_form(request)
+        except InvalidInputError:
+            return JSONResponse({"error": "invalid_request"}, status_code=400, headers=headers)
         token = form.get("logout_token")
+        token = token if isinstance(token, str) else None
         if org_id is None or not token:
             return JSONResponse({"error": "invalid_request"}, status_code=400, headers=headers)
         try:

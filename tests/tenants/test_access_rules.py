@@ -251,24 +251,54 @@ EMERGENCY_OK = PolicyRules(emergency_allowed=True, emergency_max_hours=8)
 @pytest.mark.parametrize(
     ("changes", "policy", "expected"),
     [
-        ({"categories": frozenset()}, DEFAULT_POLICY,
-         [("categories", "name at least one category")]),
-        ({"on_unit": True}, DEFAULT_POLICY,
-         [("categories", "a unit's data may be opened for diagnostic data only")]),
-        ({"on_unit": True, "categories": frozenset({DataCategory.DIAGNOSTIC,
-                                                    DataCategory.FILES})}, DEFAULT_POLICY,
-         [("categories", "a unit's data may be opened for diagnostic data only")]),
-        ({"product_ids": frozenset()}, DEFAULT_POLICY,
-         [("product_ids", "name at least one product, or all")]),
-        ({"justification": " " * 5 + "x" * 19 + " " * 5}, DEFAULT_POLICY,
-         [("justification", "say why, in at least 20 characters: the member reads it")]),
-        ({"emergency": True, "duration_hours": 1}, DEFAULT_POLICY,
-         [("emergency", "the organisation's policy does not allow emergency access")]),
-        ({"duration_hours": 169}, DEFAULT_POLICY,
-         [("duration_hours", "the organisation's policy allows access for at most 168 hours")]),
-        ({"emergency": True, "duration_hours": 9}, EMERGENCY_OK,
-         [("duration_hours",
-           "the organisation's policy allows emergency access for at most 8 hours")]),
+        (
+            {"categories": frozenset()},
+            DEFAULT_POLICY,
+            [("categories", "name at least one category")],
+        ),
+        (
+            {"on_unit": True},
+            DEFAULT_POLICY,
+            [("categories", "a unit's data may be opened for diagnostic data only")],
+        ),
+        (
+            {
+                "on_unit": True,
+                "categories": frozenset({DataCategory.DIAGNOSTIC, DataCategory.FILES}),
+            },
+            DEFAULT_POLICY,
+            [("categories", "a unit's data may be opened for diagnostic data only")],
+        ),
+        (
+            {"product_ids": frozenset()},
+            DEFAULT_POLICY,
+            [("product_ids", "name at least one product, or all")],
+        ),
+        (
+            {"justification": " " * 5 + "x" * 19 + " " * 5},
+            DEFAULT_POLICY,
+            [("justification", "say why, in at least 20 characters: the member reads it")],
+        ),
+        (
+            {"emergency": True, "duration_hours": 1},
+            DEFAULT_POLICY,
+            [("emergency", "the organisation's policy does not allow emergency access")],
+        ),
+        (
+            {"duration_hours": 169},
+            DEFAULT_POLICY,
+            [("duration_hours", "the organisation's policy allows access for at most 168 hours")],
+        ),
+        (
+            {"emergency": True, "duration_hours": 9},
+            EMERGENCY_OK,
+            [
+                (
+                    "duration_hours",
+                    "the organisation's policy allows emergency access for at most 8 hours",
+                )
+            ],
+        ),
         ({"duration_hours": 0}, DEFAULT_POLICY, [("duration_hours", "must be at least 1 hour")]),
     ],
 )
@@ -280,7 +310,9 @@ def test_each_problem_of_a_request_is_named_once_with_its_reason(
 
 
 def test_requests_at_the_limits_are_sound() -> None:
-    assert request_problems(request(justification="x" * 20, duration_hours=168), DEFAULT_POLICY) == []
+    assert (
+        request_problems(request(justification="x" * 20, duration_hours=168), DEFAULT_POLICY) == []
+    )
     assert request_problems(request(duration_hours=1), DEFAULT_POLICY) == []
     assert request_problems(request(product_ids=frozenset({PRODUCT})), DEFAULT_POLICY) == []
     assert request_problems(request(emergency=True, duration_hours=8), EMERGENCY_OK) == []
@@ -297,15 +329,30 @@ def test_an_emergency_cap_above_the_ordinary_cap_is_refused_with_its_reason() ->
 @pytest.mark.parametrize(
     ("until", "why", "policy", "expected"),
     [
-        (NOW + timedelta(days=3), "Ongoing investigation of fraud, HR-17.", DEFAULT_POLICY,
-         [("until", "the organisation's policy does not allow delaying disclosure")]),
-        (NOW + timedelta(days=31), "Ongoing investigation of fraud, HR-17.",
-         PolicyRules(max_disclosure_delay_days=30),
-         [("until", "the policy allows a delay of at most 30 days")]),
-        (NOW, "Ongoing investigation of fraud, HR-17.", PolicyRules(max_disclosure_delay_days=30),
-         [("until", "must be in the future")]),
-        (NOW + timedelta(days=1), "  too short  ", PolicyRules(max_disclosure_delay_days=30),
-         [("reason", "record why, in at least 20 characters")]),
+        (
+            NOW + timedelta(days=3),
+            "Ongoing investigation of fraud, HR-17.",
+            DEFAULT_POLICY,
+            [("until", "the organisation's policy does not allow delaying disclosure")],
+        ),
+        (
+            NOW + timedelta(days=31),
+            "Ongoing investigation of fraud, HR-17.",
+            PolicyRules(max_disclosure_delay_days=30),
+            [("until", "the policy allows a delay of at most 30 days")],
+        ),
+        (
+            NOW,
+            "Ongoing investigation of fraud, HR-17.",
+            PolicyRules(max_disclosure_delay_days=30),
+            [("until", "must be in the future")],
+        ),
+        (
+            NOW + timedelta(days=1),
+            "  too short  ",
+            PolicyRules(max_disclosure_delay_days=30),
+            [("reason", "record why, in at least 20 characters")],
+        ),
     ],
 )
 def test_each_problem_of_a_disclosure_delay_is_named_with_its_reason(
@@ -324,15 +371,24 @@ def test_a_delay_exactly_at_the_policys_limit_is_allowed() -> None:
 @pytest.mark.parametrize(
     ("check", "doing", "own", "asked"),
     [
-        (can_approve_access, "decide on a request for access to data",
-         "you cannot decide on access to data for yourself: another privacy officer must",
-         "you requested this access, so another privacy officer must decide on it"),
-        (can_review_access, "review emergency access",
-         "you cannot review your own emergency access: another privacy officer must",
-         "you started this emergency access, so another privacy officer must review it"),
-        (can_delay_disclosure, "delay telling a member about access to their data",
-         "you cannot hide your own access to data from the member",
-         "you requested this access, so another privacy officer decides when the member is told"),
+        (
+            can_approve_access,
+            "decide on a request for access to data",
+            "you cannot decide on access to data for yourself: another privacy officer must",
+            "you requested this access, so another privacy officer must decide on it",
+        ),
+        (
+            can_review_access,
+            "review emergency access",
+            "you cannot review your own emergency access: another privacy officer must",
+            "you started this emergency access, so another privacy officer must review it",
+        ),
+        (
+            can_delay_disclosure,
+            "delay telling a member about access to their data",
+            "you cannot hide your own access to data from the member",
+            "you requested this access, so another privacy officer decides when the member is told",
+        ),
     ],
 )
 def test_each_four_eyes_refusal_says_why(check: Any, doing: str, own: str, asked: str) -> None:
@@ -371,7 +427,9 @@ def test_among_refusals_of_one_kind_a_grant_with_an_end_decides_before_one_witho
 
 def test_the_actions_open_in_each_state_of_a_grant() -> None:
     assert allowed_actions(GrantState.REQUESTED) == [
-        GrantAction.APPROVE, GrantAction.DENY, GrantAction.REVOKE
+        GrantAction.APPROVE,
+        GrantAction.DENY,
+        GrantAction.REVOKE,
     ]
     assert allowed_actions(GrantState.ACTIVE) == [GrantAction.REVOKE]
     assert allowed_actions(GrantState.EXPIRED) == []
@@ -384,3 +442,51 @@ def test_access_runs_from_its_start_for_the_hours_granted() -> None:
 def test_a_policy_allowing_a_one_day_delay_allows_one_day() -> None:
     policy = PolicyRules(max_disclosure_delay_days=1)
     assert disclosure_delay_problems(NOW + timedelta(days=1), "x" * 20, policy, NOW) == []
+
+
+def test_each_problem_is_said_in_words_beside_its_field_all_at_once() -> None:
+    """What the admin reads beside each field of the request form, every problem named."""
+    everything_wrong = request(
+        on_unit=True,
+        categories=frozenset(),
+        product_ids=frozenset(),
+        justification="x" * 2001,
+        case_reference="c" * 201,
+        emergency=True,
+        duration_hours=0,
+    )
+    assert [(p.field, p.reason) for p in request_problems(everything_wrong, DEFAULT_POLICY)] == [
+        ("categories", "name at least one category"),
+        ("product_ids", "name at least one product, or all"),
+        ("justification", "has more than 2000 characters"),
+        ("case_reference", "has more than 200 characters"),
+        ("emergency", "the organisation's policy does not allow emergency access"),
+        ("duration_hours", "must be at least 1 hour"),
+    ]
+    worded = [
+        (p.field, p.reason)
+        for p in request_problems(
+            request(
+                on_unit=True,
+                categories=frozenset({DataCategory.FILES}),
+                justification="too short",
+                duration_hours=169,
+            ),
+            DEFAULT_POLICY,
+        )
+    ]
+    assert worded == [
+        ("categories", "a unit's data may be opened for diagnostic data only"),
+        ("justification", "say why, in at least 20 characters: the member reads it"),
+        ("duration_hours", "the organisation's policy allows access for at most 168 hours"),
+    ]
+    allowing = PolicyRules(emergency_allowed=True, emergency_max_hours=8)
+    assert [
+        p.reason for p in request_problems(request(emergency=True, duration_hours=9), allowing)
+    ] == ["the organisation's policy allows emergency access for at most 8 hours"]
+    # The limits are inclusive: exactly 20 and 2,000 characters, 200 of a reference pass.
+    assert (
+        request_problems(request(justification="j" * 20, case_reference="c" * 200), DEFAULT_POLICY)
+        == []
+    )
+    assert request_problems(request(justification="j" * 2000), DEFAULT_POLICY) == []

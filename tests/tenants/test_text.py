@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tenants import text
+from tenants.errors import InvalidInputError
 
 CONTROLS = [chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0))]
 BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
@@ -154,3 +155,26 @@ def test_the_document_s_patterns_say_what_the_policy_takes(value: str) -> None:
     assert (re.fullmatch(text.FREE_TEXT_PATTERN, value) is not None) == (
         text.problem(free, free=True) is None
     )
+
+
+def test_a_value_over_its_limit_is_refused_naming_its_field_never_shortened() -> None:
+    text.check_length(None, 3, field="name", what="name")
+    text.check_length("abc", 3, field="name", what="name")
+    with pytest.raises(InvalidInputError) as refused:
+        text.check_length("abcd", 3, field="display_name", what="display name")
+    assert refused.value.message == "the display name is too long"
+    assert [(p.field, p.reason) for p in refused.value.fields] == [
+        ("display_name", "has more than 3 characters")
+    ]
+
+
+def test_each_bounded_text_field_of_a_change_is_checked_and_others_pass() -> None:
+    limits = {"name": 3, "case_reference": 5}
+    text.check_lengths({"name": "abc", "case_reference": "abcde", "other": "x" * 99}, limits)
+    text.check_lengths({"name": None, "case_reference": 123456}, limits)  # not text
+    with pytest.raises(InvalidInputError) as refused:
+        text.check_lengths({"name": "ab", "case_reference": "abcdef"}, limits)
+    assert refused.value.message == "the case reference is too long"
+    assert [(p.field, p.reason) for p in refused.value.fields] == [
+        ("case_reference", "has more than 5 characters")
+    ]

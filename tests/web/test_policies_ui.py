@@ -385,7 +385,8 @@ async def test_rolling_back_to_a_version_that_does_not_exist_is_refused(
         )
         assert refused.status_code == 303
         landing = text_of((await browser.get(refused.headers["location"])).text)
-        assert "Not done: there is no policy version 9" in landing
+        assert "Not done: choose one of the versions in the history" in landing
+        assert "Version: is not a version of the rules" in landing
         assert await row_counts(owner_conn) == before
 
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.console.tables import ListView
+from app.web.numbers import INT32, INT64, whole_number
 from app.web.pages import PageContext, Web, page
 from tenants.access import log, rules, service
 from tenants.access import policy as access_policy
@@ -130,13 +131,13 @@ def _until(text: str | None) -> datetime:
 
 
 def _int(form: Mapping[str, str], name: str) -> int:
-    try:
-        return int(form.get(name, "").strip())
-    except ValueError:
+    value = whole_number(form.get(name), low=INT32[0])
+    if value is None:
         raise InvalidInputError(
             f"{name.replace('_', ' ')} takes a whole number",
             fields=[FieldProblem(name, "is not a whole number")],
-        ) from None
+        )
+    return value
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -361,7 +362,7 @@ def routes(web: Web) -> list[BaseRoute]:
         before = params.get("before") or ""
         rows = await log.list_log(
             log.LogFilter(allowed={"yes": True, "no": False}.get(answer)),
-            before_id=int(before) if before.isdigit() and len(before) < 19 else None,
+            before_id=whole_number(before, high=INT64[1]),
             limit=PAGE + 1,
         )
         return ctx.render(

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.v1.audit import export_response
 from app.web.console.tables import PAGE_SIZES, TRAIL
+from app.web.numbers import INT64, whole_number
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.audit import reading
@@ -79,7 +80,12 @@ async def read_form(params: QueryParams) -> AuditForm:
             target_type=values["target_type"] or None,
             target_id=values["target_id"] or None,
             since=datetime.combine(since, time(), UTC) if since else None,
-            until=datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,
+            # Through the last day there is (9999-12-31) is no bound: no day follows it.
+            until=(
+                datetime.combine(until + timedelta(days=1), time(), UTC)
+                if until and until < date.max
+                else None
+            ),
             outcome=values["outcome"] if values["outcome"] in OUTCOMES else None,
         ),
         problems,
@@ -122,11 +128,15 @@ def routes(web: Web) -> list[BaseRoute]:
         params = ctx.request.query_params
         form = await read_form(params)
         before = params.get("before")
-        before_id = int(before) if before and before.isdigit() and len(before) < 19 else None
-        size_text = params.get("size") or ""
-        size = int(size_text) if size_text.isdigit() and int(size_text) in PAGE_SIZES else PAGE
+        before_id = whole_number(before, high=INT64[1])
+        size = whole_number(params.get("size"))
+        size = size if size in PAGE_SIZES else PAGE
         # The pages before this one (their ``before``), for "Newer events" (as ListView).
-        trail = [t for t in (params.get("trail") or "").split(".") if t == "first" or t.isdigit()]
+        trail = [
+            t
+            for t in (params.get("trail") or "").split(".")
+            if t == "first" or whole_number(t, high=INT64[1]) is not None
+        ]
         trail = trail[-TRAIL:]
         rows = (
             await audit.list_events(form.filters, before_id=before_id, limit=size + 1)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from app.web.numbers import INT32, whole_number
 from tenants.departures.models import (
     ContentAction,
     Departure,
@@ -313,10 +314,11 @@ class PolicyForm:
             ("retention_days", self.retention_days),
             ("export_window_days", self.export_window_days),
         ):
-            try:
-                days[name] = int(text)
-            except ValueError:
+            number = whole_number(text, low=INT32[0])
+            if number is None:
                 self.errors[name] = "Enter a whole number of days."
+            else:
+                days[name] = number
         if self.personal_outcome not in {o.value for o in PersonalOutcome}:
             self.errors["personal_outcome"] = "Choose what happens to personal items."
         if self.errors:

@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.web.console.member_forms import group_change_confirmation, parse_uuid, required_text
 from app.web.console.tables import ListView
+from app.web.numbers import INT32, whole_number
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
@@ -23,13 +24,11 @@ from tenants.text import counted
 
 
 def _priority(form: dict[str, str]) -> int:
-    text = (form.get("priority") or "0").strip()
-    try:
-        value = int(text)
-    except ValueError:
+    value = whole_number(form.get("priority") or "0", low=INT32[0])
+    if value is None:
         raise InvalidInputError(
             "the priority is a whole number", fields=[FieldProblem("priority", "is not a number")]
-        ) from None
+        )
     if not -1000 <= value <= 1000:
         raise InvalidInputError(
             "the priority is out of range",

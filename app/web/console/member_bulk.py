@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from app.downloads import attachment
 from app.web.console.members import filter_query, member_filter
 from app.web.pages import PageContext, Web, page
 from tenants.csvcells import csv_line
@@ -174,7 +175,7 @@ def routes(web: Web) -> list[BaseRoute]:
             body(),
             media_type="text/csv; charset=utf-8",
             headers={
-                "Content-Disposition": f'attachment; filename="members{"-" + suffix if suffix else ""}.csv"',
+                "Content-Disposition": attachment(f"members{'-' + suffix if suffix else ''}.csv"),
                 "Cache-Control": "no-store",
             },
         )

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.console.tables import ListView
+from app.web.numbers import INT64, whole_number
 from app.web.pages import PageContext, Web, page
 from policies.catalogue import Catalogue, Purpose, Setting, SettingType
 from policies.resolve import Resolved, SourceKind, TargetKind
@@ -290,13 +291,13 @@ def parse_value(setting: Setting, text: str | None) -> Any:
     if setting.type is SettingType.BOOL:
         return raw.lower() in {"on", "true", "1", "yes"}
     if setting.type is SettingType.INT:
-        try:
-            return int(raw)
-        except ValueError:
+        number = whole_number(raw, low=INT64[0], high=INT64[1])
+        if number is None:
             raise InvalidInputError(
                 f"{setting.title} takes a whole number",
                 fields=[FieldProblem("value", "is not a whole number")],
-            ) from None
+            )
+        return number
     if setting.type is SettingType.STRING_LIST:
         return [part.strip() for part in raw.split(",") if part.strip()]
     return raw
@@ -389,14 +390,6 @@ def _back_from(form: Mapping[str, str]) -> str:
 def _explained(error: TenantryError) -> str:
     fields = "; ".join(f"{f.field}: {f.reason}" for f in error.fields)
     return error.message + (f" ({fields})" if fields else "")
-
-
-def _version_number(text: str | None) -> int | None:
-    try:
-        number = int(text or "")
-    except ValueError:
-        return None
-    return number if number >= 0 else None
 
 
 # --- what the pages show -------------------------------------------------------------------
@@ -709,7 +702,7 @@ def routes(web: Web) -> list[BaseRoute]:
         """Version N against N-1 (the latest when none is asked for), and what restoring
         version N would change now."""
         current = ctx.organisation.policy_version
-        number = _version_number(ctx.request.query_params.get("version"))
+        number = whole_number(ctx.request.query_params.get("version"))
         number = current if number is None else number
         if number > current:
             raise NotFoundError(f"there is no policy version {number}")
@@ -741,9 +734,12 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.POLICIES_WRITE)
     async def rollback(ctx: PageContext) -> Response:
         """Restore a version's rules, as a new version (history is never rewritten)."""
-        number = _version_number(ctx.form.get("version"))
+        number = whole_number(ctx.form.get("version"), high=ctx.organisation.policy_version)
         if number is None:
-            raise InvalidInputError("choose a version", fields=[FieldProblem("version", "none")])
+            raise InvalidInputError(
+                "choose one of the versions in the history",
+                fields=[FieldProblem("version", "is not a version of the rules")],
+            )
         new = await policy.rollback(number, actor=ctx.actor)
         return ctx.redirect(
             "/console/policies/history",

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.console.tables import ListView
+from app.web.numbers import whole_number
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.content.models import ContentKind
@@ -268,11 +269,11 @@ def routes(web: Web) -> list[BaseRoute]:
     async def set_policy(ctx: PageContext) -> Response:
         values = {}
         for name in ("reminder_days", "export_link_days", "export_collect_hours"):
-            text = (ctx.form.get(name) or "").strip()
-            if not text.isdigit():
+            value = whole_number(ctx.form.get(name))
+            if value is None:
                 raise InvalidInputError("enter whole numbers",
                                         fields=[FieldProblem(name, "a whole number")])
-            values[name] = int(text)
+            values[name] = value
         await service.set_policy(rules.RequestPolicyView(**values), actor=ctx.actor)
         return ctx.redirect("/console/privacy-requests", "Privacy request settings saved.")
 

@@ -11,6 +11,8 @@ from datetime import date
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.downloads import attachment
+from app.web.numbers import whole_number
 from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.csvcells import csv_line
@@ -103,10 +105,11 @@ def draft_from_form(form: dict[str, str], named: list[str]) -> rules.CampaignDra
     recurrence = None
     every = form.get("recurrence_every", "").strip()
     if every:
+        count = whole_number(every)
         try:
-            recurrence = Recurrence(
-                int(every), RecurrenceUnit(form.get("recurrence_unit", "months"))
-            )
+            if count is None:
+                raise ValueError(every)
+            recurrence = Recurrence(count, RecurrenceUnit(form.get("recurrence_unit", "months")))
         except ValueError:
             problems.append(FieldProblem("recurrence_every", "must be a whole number"))
     reviewers: list[uuid.UUID] = []
@@ -269,7 +272,7 @@ def routes(web: Web) -> list[BaseRoute]:
             body,
             media_type="text/csv; charset=utf-8",
             headers={
-                "Content-Disposition": f'attachment; filename="access-review-{review_id}.csv"',
+                "Content-Disposition": attachment(f"access-review-{review_id}.csv"),
                 "Cache-Control": "no-store",
             },
         )

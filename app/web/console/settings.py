@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.v1.sso import SsoConnectionIn
 from app.v1.sso import connection_changes as api_connection_changes
+from app.web.numbers import whole_number
 from app.web.pages import PageContext, Web, page
 from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError
@@ -99,13 +100,13 @@ SECRET_FIELDS = ("client_secret",)
 
 def notice_days(raw: str | None) -> int:
     """Days of notice from the form; InvalidInputError naming the field unless 0 to 90."""
-    text = (raw or "").strip()
-    if not text.isdigit() or len(text) > 2 or int(text) > 90:
+    days = whole_number(raw, high=90)
+    if days is None:
         raise InvalidInputError(
             "the days of notice must be a whole number from 0 to 90",
             fields=[FieldProblem("policy_notice_days", "must be a whole number from 0 to 90")],
         )
-    return int(text)
+    return days
 
 
 def confirmed_count(form: dict[str, str]) -> int | None:
@@ -113,12 +114,13 @@ def confirmed_count(form: dict[str, str]) -> int | None:
     raw = form.get("confirm_losing", "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    count = whole_number(raw)
+    if count is None:
         raise InvalidInputError(
             "the confirmation must be a count",
             fields=[FieldProblem("confirm_losing", "not a count")],
         )
-    return int(raw)
+    return count
 
 
 def confirm_page(

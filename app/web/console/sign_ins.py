@@ -15,6 +15,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from app.downloads import attachment
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.errors import InvalidInputError
@@ -150,7 +151,7 @@ def routes(web: Web) -> list[BaseRoute]:
         return StreamingResponse(
             chunks(),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="sign-ins.csv"'},
+            headers={"Content-Disposition": attachment("sign-ins.csv")},
         )
 
     return [

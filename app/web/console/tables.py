@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from app.web.numbers import whole_number
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.pagination import Sort
 
@@ -60,8 +61,8 @@ class ListView:
         sort = Sort.parse(default_sort, sortable)
         if text.removeprefix("-") in sortable:
             sort = Sort.parse(text, sortable)
-        size_text = params.get("size") or ""
-        size = int(size_text) if size_text.isdigit() and int(size_text) in sizes else default_size
+        size = whole_number(params.get("size"))
+        size = size if size in sizes else default_size
         trail = parse_trail(params.get("trail") or "")
         return cls(
             path,
