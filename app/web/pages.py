@@ -8,6 +8,7 @@ transactions itself.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -152,6 +153,16 @@ class PageContext:
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
+
+    @property
+    def sent_form_id(self) -> uuid.UUID | None:
+        """The random id a form was given when it was shown (a hidden ``form_id``), which
+        tells a reload sending it again from a new form; None when it was sent without
+        one (a script posting the form)."""
+        try:
+            return uuid.UUID(self.form.get("form_id", ""))
+        except ValueError:
+            return None
 
     def time(self, value: datetime | None) -> Markup:
         """``value`` in this viewer's zone, as the ``localtime`` filter shows it on pages:

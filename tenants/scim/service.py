@@ -18,7 +18,7 @@ from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.audit.sealer import request_sealing
-from tenants.errors import FieldProblem, InvalidInputError
+from tenants.errors import ConflictError, FieldProblem, InvalidInputError
 from tenants.members import service as members
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.permissions import Permission
@@ -124,17 +124,28 @@ async def list_tokens() -> list[ApiToken]:
 SCIM_ISSUER = frozenset({SCIM_SCOPE})
 
 
-async def create_token(name: str, *, actor: Actor) -> tuple[ApiToken, str]:
-    """A new SCIM token; the text is returned once and never stored."""
+async def create_token(
+    name: str, *, actor: Actor, form: uuid.UUID | None = None
+) -> tuple[ApiToken, str]:
+    """A new SCIM token; the text is returned once and never stored. ``form``: as for
+    ``tokens.create_token`` (a console form sent again makes no second token)."""
     name = name.strip() or "SCIM"
     return await tokens.create_token(
-        name, [SCIM_SCOPE.value], expires_in=None, actor=actor, issuer=SCIM_ISSUER
+        name, [SCIM_SCOPE.value], expires_in=None, actor=actor, issuer=SCIM_ISSUER, form=form
     )
 
 
 async def rotate_token(token_id: uuid.UUID, *, actor: Actor) -> tuple[ApiToken, str]:
-    """Revoke the token and issue its replacement under the same name, in one transaction."""
+    """Revoke the token and issue its replacement under the same name, in one transaction.
+    A token already revoked (rotated before, say: a reloaded page sends its form again) is
+    refused, so that one rotation makes one token."""
     old = await _scim_token(token_id)
+    if old.revoked_at is not None:
+        raise ConflictError(
+            f"the SCIM token {old.name} was already revoked or rotated; its replacement, if "
+            "any, is in the list",
+            fields=[FieldProblem("token_id", "is revoked")],
+        )
     await tokens.revoke_token(old.id, actor=actor)
     return await tokens.create_token(
         old.name, [SCIM_SCOPE.value], expires_in=None, actor=actor, issuer=SCIM_ISSUER

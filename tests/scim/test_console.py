@@ -36,8 +36,15 @@ async def test_an_admin_creates_a_token_that_provisions_then_rotates_and_revokes
         assert page.status_code == 200
         assert "/scim/v2</code>" in page.text
         assert 'href="/console/provisioning"' in page.text
-        created = await browser.post(
-            "/console/provisioning/tokens", {"csrf": csrf, "name": "Entra"}
+        form_id = re.search(r'name="form_id" value="([^"]+)"', page.text)
+        assert form_id is not None
+        create = {"csrf": csrf, "name": "Entra", "form_id": form_id.group(1)}
+        created = await browser.post("/console/provisioning/tokens", create)
+        # The page showing the token, reloaded, sends the form again: no second token.
+        resent = await browser.post("/console/provisioning/tokens", create)
+        assert resent.status_code == 303 and TOKEN.search(resent.text) is None
+        assert "This form was already sent" in text_of(
+            (await browser.get(resent.headers["location"])).text
         )
         token = TOKEN.search(created.text)
         assert 'data-copy="new-scim-token"' in created.text and "/static/copy.js" in created.text
@@ -47,12 +54,26 @@ async def test_an_admin_creates_a_token_that_provisions_then_rotates_and_revokes
         assert token.group(1) not in (await browser.get("/console/provisioning")).text
         token_id = re.search(r'name="token_id" value="([^"]+)"', created.text)
         assert token_id is not None
+        rotate = {"csrf": csrf, "token_id": token_id.group(1)}
+        asked = await browser.post("/console/provisioning/tokens/rotate", rotate)
+        assert "Rotate the SCIM token Entra?" in text_of(asked.text)
+        assert "It stops working at once" in text_of(asked.text)
+        assert TOKEN.search(asked.text) is None
+        assert (await org.client.get("/scim/v2/Users", headers=headers)).status_code == 200
         rotated = await browser.post(
-            "/console/provisioning/tokens/rotate", {"csrf": csrf, "token_id": token_id.group(1)}
+            "/console/provisioning/tokens/rotate", {**rotate, "confirmed": "1"}
         )
         fresh = TOKEN.search(rotated.text)
         assert fresh is not None
         assert (await org.client.get("/scim/v2/Users", headers=headers)).status_code == 401
+        # A reload sends the rotation again: refused, no third token.
+        again = await browser.post(
+            "/console/provisioning/tokens/rotate", {**rotate, "confirmed": "1"}
+        )
+        assert again.status_code == 303 and TOKEN.search(again.text) is None
+        assert "already revoked or rotated" in text_of(
+            (await browser.get(again.headers["location"])).text
+        )
         fresh_headers = {"Authorization": f"Bearer {fresh.group(1)}"}
         assert (await org.client.get("/scim/v2/Users", headers=fresh_headers)).status_code == 200
         listing = (await browser.get("/console/provisioning")).text
@@ -96,7 +117,9 @@ async def test_rules_are_saved_and_bad_ones_refused(app: Any, local_org: OrgHand
         page = (await browser.get("/console/provisioning")).text
         assert '<option value="division" selected>' in page
         assert 'value="departure" checked' in page
-        assert f'name="default_unit_id" value="{unit["id"]}" checked' in page  # picked in the typeahead
+        assert (
+            f'name="default_unit_id" value="{unit["id"]}" checked' in page
+        )  # picked in the typeahead
         refused = await browser.post(
             "/console/provisioning/rules",
             {"csrf": csrf, "unit_attribute": "title", "deprovisioning": "suspend"},

@@ -163,3 +163,38 @@ async def test_an_empty_message_is_refused_and_nothing_is_sent(
         shown = text_of((await member.get(refused.headers["location"])).text)
         assert "Not done" in shown and "message" in shown
     assert await owner_conn.fetchval("SELECT count(*) FROM privacy_requests") == 0
+
+
+async def test_running_an_erasure_asks_first_naming_the_account_and_what_goes(
+    app: Any, local_org: OrgHandle
+) -> None:
+    """An erasure request erases the member, not only their content: the form said only
+    "Erase the member's content" and an officer purged an active colleague unawares."""
+    mia = await person(local_org, "Mia Member")
+    olivia = await person(local_org, "Olivia Officer", ["privacy_officer"])
+    async with asgi_client(app) as member, asgi_client(app) as officer:
+        request_id = await send_request(
+            member, await sign_in(member, local_org, mia), "erasure", "Please delete my data."
+        )
+        csrf = await sign_in(officer, local_org, olivia)
+        action = f"/console/privacy-requests/{request_id}/erasure"
+        page = (await officer.get(f"/console/privacy-requests/{request_id}")).text
+        assert "Erase the member" in page and "they can no longer sign in" in page
+        asked = await officer.post(action, {"csrf": csrf, "kind_personal": "on"})
+        assert asked.status_code == 200, asked.text[:500]
+        shown = text_of(asked.text)
+        assert f"Erase Mia Member ({mia['email']})?" in shown
+        assert "they can no longer sign in" in shown and "0 product accounts are removed" in shown
+        assert "0 personal items are deleted in the products" in shown
+        assert "This cannot be undone." in shown
+        assert 'name="confirmed" value="1"' in asked.text
+        # Asking erased nothing: the member still signs in.
+        assert (await member.get("/account")).status_code == 200
+        nothing = await officer.post(action, {"csrf": csrf, "confirmed": "1"})
+        assert nothing.status_code == 303  # no kind chosen: refused beside the field
+        assert (await member.get("/account")).status_code == 200
+        done = await officer.post(action, {"csrf": csrf, "kind_personal": "on", "confirmed": "1"})
+        assert done.status_code == 303
+        assert "Erased 0 items" in text_of((await officer.get(done.headers["location"])).text)
+    erased = await local_org.get(f"/v1/members/{mia['id']}")
+    assert erased.json()["status"] == "purged"

@@ -145,15 +145,6 @@ def _token_id(ctx: PageContext) -> uuid.UUID:
         raise NotFoundError("there is no such API token") from None
 
 
-def _form_id(ctx: PageContext) -> uuid.UUID | None:
-    """The id the form was given when it was shown; None when it was sent without one
-    (a script posting the form): then nothing tells a second send from a new one."""
-    try:
-        return uuid.UUID(ctx.form.get("form_id", ""))
-    except ValueError:
-        return None
-
-
 def _status(ctx: PageContext) -> TokenStatus | None:
     try:
         return TokenStatus(ctx.request.query_params.get("status", ""))
@@ -242,7 +233,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 expires_in=expiry.lifetime,
                 actor=ctx.actor,
                 issuer=ctx.permissions,
-                form=_form_id(ctx),
+                form=ctx.sent_form_id,
             )
         except service.FormAlreadySentError as sent:
             # A reload of the page that showed the token sends the form again.

@@ -26,7 +26,7 @@ from tenants.members.models import Member
 from tenants.members.roles import STAFF
 from tenants.pagination import paginate
 from tenants.permissions import Permission, Role, permissions_of
-from tenants.products.models import Product
+from tenants.products.models import Product, ProductAccount
 from tenants.requests import fulfilment, rules, service
 from tenants.requests.models import (
     PrivacyExportPart,
@@ -124,6 +124,34 @@ async def handlers_choice() -> list[Member]:
 
 FILTERS = ("open", "overdue", "mine", "unassigned", "closed")
 QUEUE_SORTABLE = ("due_on", "received_at", "status")
+
+
+async def erasure_consequences(member: Member, kinds: list[ContentKind]) -> list[str]:
+    """What running an erasure does, in counts, for its confirmation page."""
+    rows = await db.fetch(
+        "SELECT kind, count(*) AS n FROM content_items WHERE tenant_id = $1 AND member_id = $2 "
+        "GROUP BY kind",
+        db.current_org(), member.id,
+    )
+    held = {str(r["kind"]): int(r["n"]) for r in rows}
+    accounts = await ProductAccount.filter(member_id=member.id).count()
+    personal = counted(held.get(ContentKind.PERSONAL.value, 0), "personal item")
+    work = held.get(ContentKind.ORGANISATION.value, 0)
+    deleted = (
+        f"{personal} and {counted(work, 'item')} of work content are deleted in the products"
+        if ContentKind.ORGANISATION in kinds
+        else f"{personal} are deleted in the products; {counted(work, 'item')} of work "
+        "content stay with the organisation"
+    )
+    return [
+        f"{member.name}'s account is erased with the content: their name and address are "
+        f"replaced, they can no longer sign in, their sessions end and their "
+        f"{counted(accounts, 'product account')} are removed.",
+        f"{deleted}. Items under legal hold are kept.",
+        "Records the law makes the organisation keep stay, and the member is told which, "
+        "why and until when.",
+        "This cannot be undone.",
+    ]
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -256,9 +284,21 @@ def routes(web: Web) -> list[BaseRoute]:
     async def erase(ctx: PageContext) -> Response:
         request_id = _request_id(ctx)
         kinds = [k for k in ContentKind if ctx.form.get(f"kind_{k.value}") == "on"]
-        if ctx.form.get("confirm") != "on":
-            raise InvalidInputError("tick the box to confirm the erasure",
-                                    fields=[FieldProblem("confirm", "required")])
+        if not kinds:
+            raise InvalidInputError("choose what to erase",
+                                    fields=[FieldProblem("kinds", "at least one kind")])
+        if not ctx.confirmed:
+            # An erasure request erases the member, not only their content: a privacy
+            # officer who ticked "Personal items" once purged an active colleague
+            # without a word about the account.
+            request = await service.get_request(request_id)
+            member = await Member.get(id=request.member_id)
+            return ctx.confirm(
+                title=f"Erase {member.name} ({member.email})?",
+                consequences=await erasure_consequences(member, kinds),
+                button="Erase the member",
+                back=back(request_id),
+            )
         run = await fulfilment.erase_for_request(request_id, kinds, actor=ctx.actor)
         deleted = sum(p["deleted"] for p in run["by_product"].values())
         held = sum(p["held"] for p in run["by_product"].values())

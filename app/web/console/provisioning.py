@@ -17,6 +17,8 @@ from tenants.permissions import Permission
 from tenants.scim import service as scim
 from tenants.scim.documents import UNIT_ATTRIBUTES
 from tenants.scim.models import Deprovisioning
+from tenants.tokens.models import ApiToken
+from tenants.tokens.service import FormAlreadySentError
 from tenants.units.models import Unit
 
 PAGE = "/console/provisioning"
@@ -55,6 +57,19 @@ def _token_id(ctx: PageContext) -> uuid.UUID:
         ) from None
 
 
+async def _listed(token_id: uuid.UUID) -> ApiToken:
+    named = next((t for t in await scim.list_tokens() if t.id == token_id), None)
+    if named is None:
+        raise NotFoundError("there is no such SCIM token")
+    return named
+
+
+def _last_used(ctx: PageContext, token: ApiToken) -> str:
+    if token.last_used_at is None:
+        return "It has not been used yet."
+    return Markup("It was last used {}.").format(ctx.time(token.last_used_at))
+
+
 def routes(web: Web) -> list[BaseRoute]:
     async def render(ctx: PageContext, new_token: str | None = None) -> Response:
         tokens = await scim.list_tokens()
@@ -72,6 +87,9 @@ def routes(web: Web) -> list[BaseRoute]:
             ),
             unit_attributes=UNIT_ATTRIBUTES,
             new_token=new_token,
+            # A reload of the page that showed a new token sends its form again: the id
+            # tells it apart from a new form (``tokens.create_token``).
+            form_id=uuid.uuid4(),
         )
 
     @page(web, permission=Permission.SCIM_READ)
@@ -80,26 +98,45 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.SCIM_WRITE)
     async def create_token(ctx: PageContext) -> Response:
-        _, text = await scim.create_token(ctx.form.get("name", ""), actor=ctx.actor)
+        try:
+            _, text = await scim.create_token(
+                ctx.form.get("name", ""), actor=ctx.actor, form=ctx.sent_form_id
+            )
+        except FormAlreadySentError as sent:
+            # A reload of the page that showed the token sends the form again.
+            return ctx.redirect(
+                PAGE,
+                f"This form was already sent: it made the SCIM token {sent.token.name}, whose"
+                " text was shown once and cannot be shown again. If it was not entered at the"
+                " identity provider, rotate that token.",
+            )
         return await render(ctx, new_token=text)
 
     @page(web, permission=Permission.SCIM_WRITE)
     async def rotate_token(ctx: PageContext) -> Response:
-        _, text = await scim.rotate_token(_token_id(ctx), actor=ctx.actor)
+        token_id = _token_id(ctx)
+        if not ctx.confirmed:
+            named = await _listed(token_id)
+            return ctx.confirm(
+                title=f"Rotate the SCIM token {named.name}?",
+                consequences=[
+                    "It stops working at once: the identity provider gets 401 until the new"
+                    " token, shown on the next page once, is entered there; joiners and"
+                    " leavers wait meanwhile.",
+                    _last_used(ctx, named),
+                ],
+                button=f"Rotate {named.name}",
+                back=PAGE,
+            )
+        _, text = await scim.rotate_token(token_id, actor=ctx.actor)
         return await render(ctx, new_token=text)
 
     @page(web, permission=Permission.SCIM_WRITE)
     async def revoke_token(ctx: PageContext) -> Response:
         token_id = _token_id(ctx)
         if not ctx.confirmed:
-            named = next((t for t in await scim.list_tokens() if t.id == token_id), None)
-            if named is None:
-                raise NotFoundError("there is no such SCIM token")
-            used = (
-                Markup("It was last used {}.").format(ctx.time(named.last_used_at))
-                if named.last_used_at
-                else "It has not been used yet."
-            )
+            named = await _listed(token_id)
+            used = _last_used(ctx, named)
             return ctx.confirm(
                 title=f"Revoke the SCIM token {named.name}?",
                 consequences=[
