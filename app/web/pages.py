@@ -210,6 +210,10 @@ class PageContext:
         after a page naming what will happen (to whom, how many). Handlers call this when
         ``not ctx.confirmed``."""
         fields = [(k, v) for k, v in self.form.items() if k not in ("csrf", "confirmed")]
+        if "refused_on" not in self.form:
+            # A refusal of the confirmed form goes back where the action started, not to
+            # this page's address (the action's, which answers POST only).
+            fields.append(("refused_on", back))
         return self.render(
             "console/confirm.html",
             title=title,

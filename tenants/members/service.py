@@ -106,7 +106,7 @@ async def _check_unique(field: str, value: str | None, exclude: uuid.UUID | None
         )
 
 
-async def _other_owners(member_id: uuid.UUID) -> int:
+async def other_owners(member_id: uuid.UUID) -> int:
     """Owners besides ``member_id`` who can still act (invited or active)."""
     row = await db.fetch_one(
         "SELECT count(*) AS n FROM members WHERE tenant_id = $1 AND id <> $2 "  # noqa: S608 (STAFF is a constant)
@@ -210,7 +210,7 @@ async def update_member(
         changes["roles"] = sorted({Role(r).value for r in changes["roles"]})
         _check_assigner(assigner, member.roles, changes["roles"])
         if roles.drops_owner(member.roles, changes["roles"]):
-            roles.check_keeps_owner(member.roles, changes["roles"], await _other_owners(member.id))
+            roles.check_keeps_owner(member.roles, changes["roles"], await other_owners(member.id))
     for field, value in changes.items():
         setattr(member, field, value)
     old, new = audit.changed_fields(before, snapshot(member))

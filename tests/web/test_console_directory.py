@@ -708,6 +708,41 @@ async def test_taking_roles_away_from_yourself_asks_first(app: Any, org: OrgHand
     assert (await org.get(f"/v1/members/{me['id']}")).json()["roles"] == ["admin"]
 
 
+async def test_the_last_owner_is_told_at_once_and_a_refusal_after_confirming_lands_on_the_page(
+    app: Any, org: OrgHandle
+) -> None:
+    """The only owner who unticked Owner was asked to confirm "You give up: Owner", and
+    confirming showed a 405 (the refusal went back to the action's POST-only address)."""
+    async with asgi_client(app) as browser:
+        me, csrf = await signed_in_admin(browser, org)
+        member_page = f"/console/members/{me['id']}"
+        action = f"{member_page}/roles"
+        told = await browser.post(
+            action,
+            {"csrf": csrf, "role_admin": "1"},
+            headers={"referer": f"http://tenantry.test{member_page}"},
+        )
+        assert told.status_code == 303 and told.headers["location"] == member_page
+        assert "always keeps an owner" in text_of((await browser.get(member_page)).text)
+        # A confirmation whose action is then refused returns to where it started.
+        await make_member(org, name="Second Owner", roles=["owner"])
+        asked = await browser.post(action, {"csrf": csrf, "role_admin": "1"})
+        assert f'name="refused_on" value="{member_page}"' in asked.text
+        others = (await org.get("/v1/members?sort=email")).json()["items"]
+        second = next(m for m in others if m["name"] == "Second Owner")
+        assert (
+            await org.patch(f"/v1/members/{second['id']}", {"roles": ["member"]})
+        ).status_code == 200
+        refused = await browser.post(
+            action,
+            {"csrf": csrf, "role_admin": "1", "confirmed": "1", "refused_on": member_page},
+            headers={"referer": f"http://tenantry.test{action}"},
+        )
+        assert refused.status_code == 303 and refused.headers["location"] == member_page
+        assert (await browser.get(member_page)).status_code == 200
+    assert (await org.get(f"/v1/members/{me['id']}")).json()["roles"] == ["owner"]
+
+
 async def test_the_import_finds_units_whatever_their_capitals_and_asks_for_an_id_when_two_match(
     org: OrgHandle,
 ) -> None:

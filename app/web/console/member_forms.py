@@ -22,7 +22,7 @@ from tenants.members import invitations, service
 from tenants.members.addresses import normal_email
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
-from tenants.members.roles import may_assign, role_names
+from tenants.members.roles import check_keeps_owner, may_assign, role_names
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, permissions_of
 from tenants.policy import moves
 from tenants.policy import service as policy
@@ -360,6 +360,10 @@ def routes(web: Web) -> list[BaseRoute]:
         target = _member_id(ctx)
         losing = sorted(set(ctx.active.member.roles) - set(roles_of(ctx.form)))
         if target == ctx.active.member.id and losing and not ctx.confirmed:
+            # The last owner is told so here, not asked to confirm what will be refused.
+            check_keeps_owner(
+                ctx.active.member.roles, roles_of(ctx.form), await service.other_owners(target)
+            )
             kept = permissions_of(roles_of(ctx.form))
             lost = sorted(p.value for p in ctx.permissions - kept)
             return ctx.confirm(
