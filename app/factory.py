@@ -53,6 +53,7 @@ from tenants.policy import service as policy_service
 from tenants.secrets import SecretBox
 from tenants.signals.refusals import RefusalCounter
 from tenants.sso.oidc import RelyingParty
+from tenants.webhooks import network as webhook_network
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def create_app(
     )
     keyring = KeyRing(SecretBox(settings.secret_key, "signing-keys"))
     configure_mail(settings)  # links in emails, and SMTP when configured
+    webhook_network.configure(settings.webhook_networks)  # where product webhooks may go
     cursors.configure(settings.secret_key)  # page cursors are signed with the service key
     rp = RelyingParty(http)
     authenticator = authenticator or BearerAuthenticator(

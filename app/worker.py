@@ -45,9 +45,10 @@ def configure_handlers(settings: Settings) -> None:
     """Register the handlers and give those that need them the service's settings (the
     webhook sender unseals product secrets with the secret key)."""
     load_handlers()
-    from tenants.webhooks import sender
+    from tenants.webhooks import network, sender
 
     sender.configure(settings.secret_key)
+    network.configure(settings.webhook_networks)
     from app.mail import configure_mail
 
     configure_mail(settings)

@@ -2,15 +2,17 @@
 
 Events carry members' names and what happens to their content, so they travel over TLS.
 Plain http is accepted for this machine only (a product developer's receiver, the tests).
-Addresses that reach cloud metadata services or carry credentials are refused: the
-service would otherwise be a way to probe its own network or leak a password in logs.
+Addresses that carry credentials, or reach cloud metadata services or (by default) private
+networks, are refused (``network``): the service would otherwise be a way to probe its
+own network or leak a password in logs.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 from urllib.parse import urlsplit
+
+from tenants.webhooks.network import NetworkPolicy, host_problem
 
 MAX_URL = 2000
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -29,8 +31,9 @@ def https_problem(scheme: str, host: str) -> str | None:
     return None
 
 
-def check_webhook_url(url: str) -> str | None:
-    """Why Tenantry will not post to ``url``, or None when it will."""
+def check_webhook_url(url: str, policy: NetworkPolicy | None = None) -> str | None:
+    """Why Tenantry will not post to ``url``, or None when it will. ``policy``: which
+    networks it may reach (``network``; the defaults when None)."""
     if len(url) > MAX_URL:
         return f"is longer than {MAX_URL} characters"
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
@@ -50,13 +53,7 @@ def check_webhook_url(url: str) -> str | None:
     scheme = https_problem(parts.scheme, host)
     if scheme is not None:
         return scheme
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if address.is_link_local or address.is_multicast or address.is_unspecified:
-        return "names an address that is not a web server"
-    return None
+    return host_problem(host, policy or NetworkPolicy())
 
 
 def secrets_in_use(

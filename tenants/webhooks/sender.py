@@ -28,7 +28,7 @@ import orjson
 from tenants import db, telemetry
 from tenants.jobs.registry import PermanentJobError, RetryLaterError, RunningJob, handler
 from tenants.secrets import SecretBox
-from tenants.webhooks import service, signing
+from tenants.webhooks import network, service, signing
 from tenants.webhooks.models import DeliveryStatus
 from tenants.webhooks.rules import secrets_in_use
 
@@ -198,6 +198,17 @@ async def deliver(job: RunningJob) -> None:
         **signing.sign(secrets, row["idempotency_key"], int(time.time()), body),
         "content-type": "application/json",
     }
+    target = httpx.URL(row["webhook_url"])
+    refused = await network.resolved_problem(
+        target.host, target.port or (443 if target.scheme == "https" else 80), network.current()
+    )
+    if refused is not None:
+        # Checked again now: a name saved while it pointed to the internet may point to
+        # a private address since. Nothing is sent; the product's address has to change.
+        error = f"not sent: {refused}"
+        await _record(job, delivery_id, row["event_id"], failed, None, error)
+        log.warning("webhook %s to product %s refused: %s", delivery_id, row["product_id"], refused)
+        raise RetryLaterError(error)
     try:
         response = await _client(_config).post(row["webhook_url"], content=body, headers=headers)
     except httpx.HTTPError as exc:

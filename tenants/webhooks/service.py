@@ -26,7 +26,7 @@ from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
 from tenants.products.models import Product
 from tenants.secrets import SecretBox
-from tenants.webhooks import signing
+from tenants.webhooks import network, signing
 from tenants.webhooks.models import DeliveryStatus, WebhookDelivery
 from tenants.webhooks.rules import check_webhook_url, rotation_problem
 
@@ -172,7 +172,7 @@ async def set_webhook_url(
 ) -> tuple[Product, str | None]:
     """Point the product's webhooks at ``url``; returns the product and, when it had no
     signing secret yet, the new one (shown this once). InvalidInputError naming ``url``."""
-    reason = check_webhook_url(url)
+    reason = check_webhook_url(url, network.current())
     if reason:
         raise InvalidInputError(
             f"Tenantry cannot post webhooks to this address: {reason}",

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from tenants import db
 from tenants.jobs.worker import Worker
+from tenants.webhooks import network
 from tenants.webhooks import service as webhooks
 from tenants.webhooks.signing import WebhookVerificationError, verify
 from tests.conftest import OrgHandle, make_product, row_counts
@@ -311,3 +312,29 @@ async def test_clearing_the_address_stops_deliveries_and_they_end_dead(
     assert receiver.arrivals == []
     [dead] = await deliveries(org, product, status="dead")
     assert dead["last_error"] == "the product has no webhook address any more"
+
+
+async def test_an_address_is_checked_again_when_sent_and_a_private_one_gets_nothing(
+    org: OrgHandle, receiver: ScriptedReceiver
+) -> None:
+    """The check at saving sees the text; a name can point elsewhere by the time the
+    event goes. Here the operator's policy tightens after the address was saved (this
+    machine allowed in development, not in production): the delivery sends nothing and
+    says why."""
+    product, _ = await hooked_product(org, receiver.url.replace("127.0.0.1", "localhost"))
+    refused = await org.put(
+        f"/v1/products/{product['id']}/webhook", json={"url": "https://10.0.0.5/hook"}
+    )
+    assert "is on a private network" in error_fields(assert_problem(refused, 422))["url"]
+    production = network.NetworkPolicy(loopback=False, private=False)
+    before = network.current()
+    network.configure(production)
+    try:
+        await change_policy(org)
+        await run_worker()
+    finally:
+        network.configure(before)
+    assert receiver.arrivals == []
+    [delivery] = await deliveries(org, product)
+    assert delivery["status"] == "dead"
+    assert delivery["last_error"] == "not sent: names this machine"

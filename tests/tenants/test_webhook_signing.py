@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tenants.webhooks.network import NetworkPolicy, resolved_problem
 from tenants.webhooks.rules import check_webhook_url, rotation_problem, secrets_in_use
 from tenants.webhooks.signing import (
     WebhookVerificationError,
@@ -166,3 +167,66 @@ def test_the_console_rotates_a_secret_only_while_webhooks_are_on() -> None:
     assert rotation_problem("https://hooks.example.com/in", has_secret=True) is None
     assert "turn them on" in (rotation_problem(None, has_secret=True) or "")
     assert "no signing secret yet" in (rotation_problem(None, has_secret=False) or "")
+
+
+# --- which networks a webhook may reach (tenants.webhooks.network) ---------------------------
+
+INTERNET_ONLY = NetworkPolicy(loopback=False, private=False)
+DEVELOPMENT = NetworkPolicy()  # this machine allowed, private networks not
+PRIVATE_ALLOWED = NetworkPolicy(loopback=False, private=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://10.0.0.5/hook", "names 10.0.0.5, which is on a private network"),
+        ("https://192.168.1.20/hook", "is on a private network"),
+        ("https://172.16.0.1/hook", "is on a private network"),
+        ("https://100.64.0.1/hook", "is on a private network"),  # shared (CGNAT)
+        ("https://[fd00::1]/hook", "is on a private network"),  # unique local
+        ("https://[::ffff:10.0.0.5]/hook", "names 10.0.0.5, which is on a private network"),
+        ("https://intranet/hook", "names the host 'intranet' without a domain"),
+        ("https://169.254.169.254/", "is not a web server's address"),
+        ("https://[fe80::1]/", "is not a web server's address"),
+    ],
+)
+def test_private_networks_are_refused_unless_the_operator_allows_them(url: str, reason: str) -> None:
+    found = check_webhook_url(url, DEVELOPMENT)
+    assert found is not None and reason in found, found
+    if "web server" not in reason:
+        assert check_webhook_url(url, PRIVATE_ALLOWED) is None
+    else:  # metadata services and link-local addresses, whatever the operator allows
+        assert check_webhook_url(url, PRIVATE_ALLOWED) is not None
+
+
+def test_this_machine_is_reachable_outside_production_only() -> None:
+    for url in ("http://127.0.0.1:9999/hook", "http://localhost/hook", "http://[::1]:8080/"):
+        assert check_webhook_url(url, DEVELOPMENT) is None
+        found = check_webhook_url(url, INTERNET_ONLY)
+        assert found is not None and "this machine" in found, found
+    assert check_webhook_url("https://hooks.example.com/in", INTERNET_ONLY) is None
+    assert check_webhook_url("https://8.8.8.8/in", INTERNET_ONLY) is None
+
+
+async def test_a_name_is_judged_by_what_it_resolves_to_when_the_webhook_is_sent() -> None:
+    # localhost resolves to the machine itself: fine in development, refused in production.
+    assert await resolved_problem("localhost", 443, DEVELOPMENT) is None
+    found = await resolved_problem("localhost", 443, INTERNET_ONLY)
+    assert found is not None and "this machine" in found
+    # A name that does not resolve is left to the request, which fails with its own error.
+    assert await resolved_problem("nothing.invalid", 443, INTERNET_ONLY) is None
+    found = await resolved_problem("10.1.2.3", 443, INTERNET_ONLY)
+    assert found is not None and "private network" in found
+
+    async def dns(host: str, port: int) -> list[str]:
+        return {"hooks.example.com": ["93.184.216.34"], "moved.example.com": ["10.0.0.7"],
+                "split.example.com": ["93.184.216.34", "fd00::7"]}[host]
+
+    assert await resolved_problem("hooks.example.com", 443, INTERNET_ONLY, dns) is None
+    assert await resolved_problem("moved.example.com", 443, INTERNET_ONLY, dns) == (
+        "moved.example.com resolves to 10.0.0.7, which is on a private network: webhooks go "
+        "to products on the internet unless the operator allows private networks"
+    )
+    found = await resolved_problem("split.example.com", 443, INTERNET_ONLY, dns)
+    assert found is not None and "resolves to fd00::7" in found  # any address counts
+    assert await resolved_problem("moved.example.com", 443, PRIVATE_ALLOWED, dns) is None
