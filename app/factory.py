@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 STATIC = Path(__file__).resolve().parent / "static"
+#: Where people browse: a missing page there is answered with a page.
+BROWSER_PATHS = ("/console", "/account", "/login", "/invitation")
 
 
 def api_endpoints() -> list[Endpoint]:
@@ -210,9 +212,21 @@ def create_app(
         tag_routes(routes)
 
     async def not_found(request: Request, exc: Any) -> Response:
-        if is_scim_path(request.url.path):
-            return scim_error_response(404, f"nothing lives at {request.url.path}")
-        return http_problem(request, "route_not_found", f"nothing lives at {request.url.path}")
+        path = request.url.path
+        if is_scim_path(path):
+            return scim_error_response(404, f"nothing lives at {path}")
+        if path.startswith(BROWSER_PATHS) and "text/html" in request.headers.get("accept", ""):
+            # A mistyped or stale console address in a browser: a page, not JSON.
+            home = "/account" if path.startswith("/account") else "/console"
+            return web.message(
+                request,
+                "Page not found",
+                "Nothing lives at this address: it may have been mistyped, or what it showed "
+                "was deleted.",
+                status=404,
+                link=(home, "Go to the console" if home == "/console" else "Go to your account"),
+            )
+        return http_problem(request, "route_not_found", f"nothing lives at {path}")
 
     async def http_error(request: Request, exc: Any) -> Response:
         assert isinstance(exc, HTTPException)

@@ -518,8 +518,8 @@ def _openable(router: Router, bare: str) -> str | None:
     while candidate and candidate != "/" and found is None:
         scope = {"type": "http", "path": candidate, "method": "GET"}
         for route in router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
+            match, child = route.matches(scope)
+            if match is Match.FULL and _ids_are_ids(child.get("path_params", {})):
                 found = candidate
                 break
         candidate = candidate.rsplit("/", 1)[0]
@@ -527,6 +527,18 @@ def _openable(router: Router, bare: str) -> str | None:
         known.clear()
     known[bare] = found
     return found
+
+
+def _ids_are_ids(params: dict[str, Any]) -> bool:
+    """Whether a page's id parameters hold ids: ``/console/members/bulk`` (POST only)
+    matches ``/console/members/{id}``, whose GET answers it with a 404."""
+    for name, value in params.items():
+        if name == "id" or name.endswith("_id"):
+            try:
+                uuid.UUID(str(value))
+            except ValueError:
+                return False
+    return True
 
 
 def _same_site_path(url: str, fallback: str) -> str:

@@ -6,6 +6,7 @@ changes anything."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -34,7 +35,8 @@ async def group_names(org: OrgHandle) -> list[str]:
 
 async def raw_post(browser: WebClient, action: str, body: str, page: str) -> Any:
     return await browser.http.post(
-        action, content=body.encode("ascii"),
+        action,
+        content=body.encode("ascii"),
         headers={**FORM, "referer": f"http://tenantry.test{page}"},
     )
 
@@ -68,7 +70,9 @@ async def test_a_number_in_other_digits_is_refused_beside_its_field(
     async with asgi_client(app) as browser:
         csrf = await browser.signed_in(org.slug, owner["email"])
         page = await refused(
-            browser, "/console/groups", {"csrf": csrf, "name": "Digits", "priority": digits},
+            browser,
+            "/console/groups",
+            {"csrf": csrf, "name": "Digits", "priority": digits},
             "/console/groups",
         )
         assert "not a number" in error_beside(page, "priority")
@@ -83,8 +87,12 @@ async def test_a_number_in_other_digits_is_refused_beside_its_field(
         )
         answered = await browser.http.post(
             "/console/privacy-requests/settings",
-            data={"csrf": csrf, "reminder_days": digits, "export_collect_hours": "72",
-                  "export_link_days": "7"},
+            data={
+                "csrf": csrf,
+                "reminder_days": digits,
+                "export_collect_hours": "72",
+                "export_link_days": "7",
+            },
             headers={"referer": "http://tenantry.test/console/privacy-requests"},
         )
         assert answered.status_code == 303, answered.text[:500]
@@ -98,7 +106,9 @@ async def test_a_rollback_beyond_the_history_is_refused_naming_the_version(
         csrf = await browser.signed_in(org.slug, owner["email"])
         for version in ("2147483648", "12345", "\u0663"):
             page = await refused(
-                browser, "/console/policies/rollback", {"csrf": csrf, "version": version},
+                browser,
+                "/console/policies/rollback",
+                {"csrf": csrf, "version": version},
                 "/console/policies/history",
             )
             assert "Version" in page and "is not a version of the rules" in page
@@ -111,7 +121,9 @@ async def test_text_that_is_not_utf8_is_refused_naming_its_field_not_saved_as_a_
     async with asgi_client(app) as browser:
         csrf = await browser.signed_in(org.slug, owner["email"])
         sent = await raw_post(
-            browser, "/console/groups", f"csrf={csrf}&name={escaped}&priority=1",
+            browser,
+            "/console/groups",
+            f"csrf={csrf}&name={escaped}&priority=1",
             "/console/groups",
         )
         assert sent.status_code == 303 and sent.headers["location"] == "/console/groups"
@@ -126,11 +138,14 @@ async def test_a_form_larger_than_any_of_ours_is_refused_whole_and_changes_nothi
     async with asgi_client(app) as browser:
         csrf = await browser.signed_in(org.slug, owner["email"])
         huge = await raw_post(
-            browser, "/console/groups",
-            f"csrf={csrf}&name=Big&description=" + "x" * (1024 * 1024 + 1), "/console/groups",
+            browser,
+            "/console/groups",
+            f"csrf={csrf}&name=Big&description=" + "x" * (1024 * 1024 + 1),
+            "/console/groups",
         )
         many = await raw_post(
-            browser, "/console/groups",
+            browser,
+            "/console/groups",
             f"csrf={csrf}&name=Many&" + "&".join(f"f{i}=1" for i in range(1001)),
             "/console/groups",
         )
@@ -153,16 +168,15 @@ async def test_an_export_named_after_a_search_in_any_script_downloads(
     async with asgi_client(app) as browser:
         await browser.signed_in(org.slug, owner["email"])
         for q in ("\u03a9mega", "\U0001f600", 'a"b\\c/d'):
-            response = await browser.http.get(
-                "/console/members/export.csv", params={"q": q}
-            )
+            response = await browser.http.get("/console/members/export.csv", params={"q": q})
             assert response.status_code == 200, response.text[:300]
             disposition = response.headers["content-disposition"]
             assert disposition.startswith('attachment; filename="members-')
             assert disposition.isascii() and "\\" not in disposition
         greek = await browser.http.get("/console/members/export.csv", params={"q": "\u03a9mega"})
-        assert f"filename*=UTF-8''members-{quote(chr(0x3A9) + 'mega', safe='')}" in (
-            greek.headers["content-disposition"]
+        assert (
+            f"filename*=UTF-8''members-{quote(chr(0x3A9) + 'mega', safe='')}"
+            in (greek.headers["content-disposition"])
         )
         assert "omega@example.org" in greek.text
 
@@ -191,3 +205,81 @@ async def test_an_existing_group_keeps_its_name_when_a_rename_is_not_utf8(
         sent = await raw_post(browser, page, f"csrf={csrf}&name=%FF&priority=0", page)
         assert sent.status_code == 303
     assert await group_names(org) == ["Kept"]
+
+
+async def test_a_missing_console_page_is_a_page_in_a_browser_and_a_problem_for_a_script(
+    app: Any, org: OrgHandle, owner: dict[str, Any]
+) -> None:
+    async with asgi_client(app) as browser:
+        await browser.signed_in(org.slug, owner["email"])
+        page = await browser.http.get("/console/nope", headers={"accept": "text/html"})
+        script = await browser.http.get("/console/nope", headers={"accept": "application/json"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "Page not found" in page.text and 'href="/console"' in page.text
+    assert script.status_code == 404
+    assert script.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_operation_no_button_sends_is_refused_naming_op(
+    app: Any, org: OrgHandle, owner: dict[str, Any]
+) -> None:
+    group = await make_group(org, name="Ops")
+    member = await make_member(org, name="Opal")
+    async with asgi_client(app) as browser:
+        csrf = await browser.signed_in(org.slug, owner["email"])
+        for action, form in (
+            (f"/console/groups/{group['id']}/members", {"member_id": member["id"]}),
+            (f"/console/members/{member['id']}/groups", {"group_id": group["id"]}),
+        ):
+            sent = await browser.http.post(
+                action,
+                data={"csrf": csrf, "op": "' OR 1=1;--", **form},
+                headers={"referer": f"http://tenantry.test/console/groups/{group['id']}"},
+            )
+            assert sent.status_code == 303
+            shown = (await browser.get(sent.headers["location"])).text
+            assert "this form cannot do that" in shown and "is not one of add, remove" in shown
+    listed = await org.get(f"/v1/groups/{group['id']}/members")
+    assert listed.json()["items"] == []
+
+
+async def test_a_refused_form_without_a_referer_lands_on_a_page_that_opens(
+    app: Any, org: OrgHandle, owner: dict[str, Any]
+) -> None:
+    async with asgi_client(app) as browser:
+        csrf = await browser.signed_in(org.slug, owner["email"])
+        refused = await browser.http.post(
+            "/console/members/bulk",
+            data={
+                "csrf": csrf,
+                "action": "suspend",
+                f"member_{uuid.uuid4()}": "1",
+                "confirmed": "1",
+            },
+        )
+        assert refused.status_code == 303 and refused.headers["location"] == "/console/members"
+        assert (await browser.get("/console/members")).status_code == 200
+
+
+async def test_signing_out_a_member_without_sessions_asks_nothing(
+    app: Any, org: OrgHandle, owner: dict[str, Any]
+) -> None:
+    quiet = await make_member(org, name="Quinn Quiet")
+    async with asgi_client(app) as browser:
+        csrf = await browser.signed_in(org.slug, owner["email"])
+        sent = await browser.http.post(
+            f"/console/members/{quiet['id']}/sign-out", data={"csrf": csrf}
+        )
+        assert sent.status_code == 303
+        shown = (await browser.get(sent.headers["location"])).text
+        assert "Quinn Quiet has no live session: nothing to end." in shown
+
+
+async def test_the_password_field_waits_for_typing_once_the_email_is_known(
+    app: Any, org: OrgHandle, owner: dict[str, Any]
+) -> None:
+    async with asgi_client(app) as browser:
+        known = await browser.http.get(f"/login/{org.slug}", params={"email": owner["email"]})
+        fresh = await browser.http.get(f"/login/{org.slug}")
+    assert 'autocomplete="current-password" required autofocus>' in known.text
+    assert 'autocomplete="username" value="" required autofocus>' in fresh.text

@@ -111,8 +111,11 @@ async def test_a_privacy_officer_works_the_queue_from_the_overdue_badge_to_the_a
     await page.get_by_label("Internal note").fill("Photos are in Drive and in Chat.")
     await page.get_by_role("button", name="Add note").click()
     await page.get_by_label("Personal items").check()
-    await page.get_by_label("I confirm").check()
     await page.get_by_role("button", name="Run erasure").click()
+    # It asks first, naming that the member's account goes too.
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Erase Mia Member")
+    await expect(page.get_by_text("they can no longer sign in")).to_be_visible()
+    await page.get_by_role("button", name="Erase the member").click()
     await expect(page.get_by_role("status")).to_contain_text("Erased 0 items")
     await page.get_by_label("Answer").fill("Your photos are deleted.")
     await page.get_by_role("button", name="Send answer").click()

@@ -8,7 +8,12 @@ import uuid
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.web.console.member_forms import group_change_confirmation, parse_uuid, required_text
+from app.web.console.member_forms import (
+    chosen_op,
+    group_change_confirmation,
+    parse_uuid,
+    required_text,
+)
 from app.web.console.tables import ListView
 from app.web.numbers import INT32, whole_number
 from app.web.pages import PageContext, Web, page
@@ -148,7 +153,7 @@ def routes(web: Web) -> list[BaseRoute]:
     async def group_members(ctx: PageContext) -> Response:
         group_id = _group_id(ctx)
         member_id = parse_uuid(ctx.form.get("member_id"), "member_id", "member")
-        joining = ctx.form.get("op") != "remove"
+        joining = chosen_op(ctx, ("add", "remove"), "add") == "add"
         asked = await group_change_confirmation(
             ctx,
             await get_member(member_id),

@@ -121,6 +121,18 @@ async def move_consequences(name: str, preview: moves.MovePreview, *, grants: bo
     return lines
 
 
+def chosen_op(ctx: PageContext, choices: tuple[str, ...], default: str) -> str:
+    """The form's ``op`` (which button was pressed), one of ``choices``; ``default`` when
+    none was sent. Anything else is refused naming ``op``, never read as the default."""
+    op = ctx.form.get("op") or default
+    if op not in choices:
+        raise InvalidInputError(
+            "this form cannot do that",
+            fields=[FieldProblem("op", f"is not one of {', '.join(choices)}")],
+        )
+    return op
+
+
 async def group_change_confirmation(
     ctx: PageContext, member: Member, group_id: uuid.UUID, *, joining: bool, back: str
 ) -> Response | None:
@@ -393,7 +405,7 @@ def routes(web: Web) -> list[BaseRoute]:
         product = await products.get_product(
             parse_uuid(ctx.form.get("product_id"), "product_id", "product")
         )
-        op = ctx.form.get("op", "assign")
+        op = chosen_op(ctx, ("assign", "suspend", "remove"), "assign")
         if op == "assign":
             await products.assign_product(member.id, product.id, actor=ctx.actor)
             done = f"{member.name} has {product.name}."
@@ -428,7 +440,7 @@ def routes(web: Web) -> list[BaseRoute]:
     async def group_membership(ctx: PageContext) -> Response:
         member = await service.get_member(_member_id(ctx))
         group_id = parse_uuid(ctx.form.get("group_id"), "group_id", "group")
-        joining = ctx.form.get("op") != "remove"
+        joining = chosen_op(ctx, ("add", "remove"), "add") == "add"
         back = f"/console/members/{member.id}"
         asked = await group_change_confirmation(ctx, member, group_id, joining=joining, back=back)
         if asked is not None:

@@ -199,6 +199,11 @@ def routes(web: Web) -> list[BaseRoute]:
         member = await service.get_member(_member_id(ctx))
         if not ctx.confirmed:
             live = await Session.filter(member_id=member.id, revoked_at=None).count()
+            if not live:  # a button "End 0 sessions" asked to confirm nothing
+                return ctx.redirect(
+                    f"/console/members/{member.id}",
+                    f"{member.name} has no live session: nothing to end.",
+                )
             return ctx.confirm(
                 title=f"Sign {member.name} out everywhere?",
                 consequences=[
