@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tenants.errors import IllegalTransitionError
+from tenants.errors import ConflictError, FieldProblem, IllegalTransitionError
 
 
 class MemberStatus(StrEnum):
@@ -110,3 +110,15 @@ def next_status(
 
 def can_sign_in(status: MemberStatus) -> bool:
     return status in SIGN_IN_ALLOWED
+
+
+def check_changeable(status: MemberStatus) -> None:
+    """Refuse a change to an erased (purged) member's record: it keeps only what the law
+    requires, under placeholders, and is not a member any more (an owner once gave one
+    the admin role). ConflictError naming ``status``; None for every other status."""
+    if status is MemberStatus.PURGED:
+        raise ConflictError(
+            "this member was erased: their record keeps only what the law requires and "
+            "cannot be changed",
+            fields=[FieldProblem("status", "is purged")],
+        )

@@ -19,7 +19,7 @@ from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError
 from tenants.identity import changes as identity
 from tenants.members import lifecycle, roles
-from tenants.members.lifecycle import LifecycleAction, MemberStatus
+from tenants.members.lifecycle import LifecycleAction, MemberStatus, check_changeable
 from tenants.members.models import Member
 from tenants.models_base import get_by_id, get_referenced
 from tenants.pagination import Page, Sort, paginate
@@ -197,6 +197,7 @@ async def update_member(
             ],
         )
     member = await get_member(member_id, for_update=True)
+    check_changeable(member.status)
     before = snapshot(member)
     if "email" in changes:
         changes["email"] = changes["email"].strip().lower()
@@ -248,6 +249,7 @@ def _column_value(member: Member, field: str) -> Any:
 
 async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor) -> Member:
     member = await get_member(member_id, for_update=True)
+    check_changeable(member.status)
     if member.unit_id == unit_id:
         return member
     await get_referenced(Unit, unit_id, "unit", field="unit_id")

@@ -133,6 +133,47 @@ async def apply_map(member: Member, params: list[Any]) -> tuple[dict[str, int], 
     return deleted, pseudonymised, kept
 
 
+#: Access to an erased member's data that is asked for or still open ends with them: a
+#: request is denied, open access revoked. (A request waited for approval with "whose
+#: data: erased member" on the overview after the erasure.) A CTE, as tortoise's
+#: ``execute_query`` drops the rows of a statement that starts with UPDATE.
+CLOSE_GRANTS_SQL = """
+WITH closed AS (
+UPDATE access_grants
+   SET status = CASE WHEN status = 'requested' THEN 'denied' ELSE 'revoked' END,
+       decided_at = CASE WHEN status = 'requested' THEN $3 ELSE decided_at END,
+       decision_reason = CASE WHEN status = 'requested' THEN $4 ELSE decision_reason END,
+       revoked_at = CASE WHEN status = 'approved' THEN $3 ELSE revoked_at END,
+       revoked_by = CASE WHEN status = 'approved' THEN $5 ELSE revoked_by END,
+       revoke_reason = CASE WHEN status = 'approved' THEN $4 ELSE revoke_reason END,
+       updated_at = $3
+ WHERE tenant_id = $1 AND member_id = $2
+   AND (status = 'requested' OR (status = 'approved' AND (ends_at IS NULL OR ends_at > $3)))
+RETURNING id, status
+)
+SELECT id, status FROM closed
+"""
+
+
+async def _close_grants(member_id: uuid.UUID, actor: Actor) -> None:
+    """End the access to the member's data that was asked for or is open; each ending is
+    audited as the access service audits a decision."""
+    rows = await db.fetch(
+        CLOSE_GRANTS_SQL, db.current_org(), member_id, datetime.now(UTC),
+        "the member was erased", actor.display,
+    )
+    for row in rows:
+        denied = row["status"] == "denied"
+        await audit.record(
+            "access_grant.denied" if denied else "access_grant.revoked",
+            "access_grant",
+            row["id"],
+            actor=actor,
+            before={"status": "requested" if denied else "approved"},
+            after={"status": row["status"], "reason": "the member was erased"},
+        )
+
+
 async def erase_member(member_id: uuid.UUID, *, why: str, actor: Actor) -> Evidence:
     """Erase the member as the map says, in the open transaction; returns the evidence
     (also recorded as the ``member.erased`` audit event, which itself holds no personal
@@ -146,6 +187,7 @@ async def erase_member(member_id: uuid.UUID, *, why: str, actor: Actor) -> Evide
         raise NotFoundError("the member does not exist")
     params: list[Any] = [db.current_org(), member.id, member.email.lower(), member.name]
     deleted, pseudonymised, kept = await apply_map(member, params)
+    await _close_grants(member.id, actor)
     # The map deletes the member's audit key (``member_keys``): that is the shredding.
     shredding.forget(member.id)
     shredded = deleted.get("member_keys", 0) > 0

@@ -495,6 +495,8 @@ async def _apply_revocation(
         member = await Member.filter(id=item.member_id).first()
         if member is None or item.role not in member.roles:
             return "already ended: the member no longer holds the role"
+        if member.status is MemberStatus.PURGED:
+            return "already ended: the member was erased"
         try:
             await members.update_member(
                 member.id,

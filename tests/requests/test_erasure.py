@@ -14,6 +14,7 @@ from tenants.audit.sealer import seal_all
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items
 from tests.requests.support import officer, submit
+from tests.support.access import decide_as, make_people, request_as
 from tests.support.api_schema import assert_problem, error_fields
 
 
@@ -94,3 +95,43 @@ async def test_erasure_is_only_for_open_erasure_requests_and_needs_a_kind(
     assert_problem(wrong_kind, 409)
     assert_problem(closed, 409)
     assert "kinds" in error_fields(assert_problem(no_kinds, 422))
+
+
+async def test_an_erased_member_cannot_be_changed_nor_given_a_role(org: OrgHandle) -> None:
+    """An owner once gave an erased member the admin role from their console page."""
+    mia = await make_member(org, name="Mia Member")
+    unit = await org.post("/v1/units", {"name": "Elsewhere", "parent_id": str(org.root_unit_id)})
+    request = await submit(org, mia, "erasure", "Delete everything about me.")
+    assert (await org.post(f"/v1/privacy-requests/{request['id']}/erasure", {})).status_code == 200
+    for change in ({"roles": ["admin"]}, {"name": "Back again"}):
+        refused = await org.patch(f"/v1/members/{mia['id']}", change)
+        assert error_fields(assert_problem(refused, 409)) == {"status": "is purged"}
+    moved = await org.post(f"/v1/members/{mia['id']}/move", {"unit_id": unit.json()["id"]})
+    assert assert_problem(moved, 409)["errors"] == [{"field": "status", "reason": "is purged"}]
+    after = (await org.get(f"/v1/members/{mia['id']}")).json()
+    assert after["status"] == "purged" and after["roles"] == []  # erasure took them
+    assert after["unit_id"] == mia["unit_id"]
+
+
+async def test_access_to_an_erased_members_data_ends_with_them(org: OrgHandle) -> None:
+    """A request for access to an erased member's data stayed waiting for approval, the
+    overview still asking an officer to decide about "erased member"."""
+    people = await make_people(org)
+    mia = await make_member(org, name="Mia Member")
+    waiting = await request_as(org, people["admin"], mia)
+    open_access = await request_as(org, people["admin"], mia)
+    await decide_as(org, people["officer"], open_access)
+    elsewhere = await request_as(org, people["admin"], people["member"])
+    request = await submit(org, mia, "erasure", "Delete everything about me.")
+    assert (await org.post(f"/v1/privacy-requests/{request['id']}/erasure", {})).status_code == 200
+    states = {
+        grant: (await org.get(f"/v1/access/grants/{grant}")).json()["state"]
+        for grant in (waiting, open_access, elsewhere)
+    }
+    assert states == {waiting: "denied", open_access: "revoked", elsewhere: "requested"}
+    denied = (await org.get(f"/v1/access/grants/{waiting}")).json()
+    assert denied["decision_reason"] == "the member was erased"
+    events = (await org.get("/v1/audit-events", params={"target_type": "access_grant"})).json()
+    ended = {(e["action"], e["target_id"]) for e in events["items"]}
+    assert ("access_grant.denied", str(waiting)) in ended
+    assert ("access_grant.revoked", str(open_access)) in ended

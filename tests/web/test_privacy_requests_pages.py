@@ -198,3 +198,10 @@ async def test_running_an_erasure_asks_first_naming_the_account_and_what_goes(
         assert "Erased 0 items" in text_of((await officer.get(done.headers["location"])).text)
     erased = await local_org.get(f"/v1/members/{mia['id']}")
     assert erased.json()["status"] == "purged"
+    owner = await person(local_org, "Owen Owner", ["owner"])
+    async with asgi_client(app) as console:
+        await sign_in(console, local_org, owner)
+        page = (await console.get(f"/console/members/{mia['id']}")).text
+    assert "This member was erased" in page and "nothing here can be changed" in page
+    for form in ("Save details", "Save roles", "Sign out everywhere", "Product accounts"):
+        assert form not in page, form
