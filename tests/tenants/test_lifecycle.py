@@ -6,13 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tenants.errors import IllegalTransitionError
+from tenants.errors import ConflictError, IllegalTransitionError
 from tenants.members.lifecycle import (
     TRANSITIONS,
     LifecycleAction,
     MemberStatus,
     allowed_actions,
     can_sign_in,
+    check_changeable,
     next_status,
     offered_actions,
 )
@@ -119,3 +120,16 @@ def test_a_refused_direct_action_names_only_what_is_offered_directly() -> None:
         "cannot activate a member who is suspended; allowed from suspended: reinstate"
     )
     assert refused.value.extra["allowed_actions"] == ["reinstate"]
+
+
+def test_only_an_erased_member_is_beyond_change() -> None:
+    for status in MemberStatus:
+        if status is not MemberStatus.PURGED:
+            check_changeable(status)
+    with pytest.raises(ConflictError) as refused:
+        check_changeable(MemberStatus.PURGED)
+    assert refused.value.message == (
+        "this member was erased: their record keeps only what the law requires and "
+        "cannot be changed"
+    )
+    assert [(f.field, f.reason) for f in refused.value.fields] == [("status", "is purged")]
