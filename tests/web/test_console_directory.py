@@ -774,3 +774,42 @@ async def test_the_import_finds_units_whatever_their_capitals_and_asks_for_an_id
     assert applied.status_code == 200, applied.text
     member = (await org.get(f"/v1/members?q=lower@{org.slug}.example")).json()["items"][0]
     assert member["unit_id"] == berlin["id"]
+
+
+async def test_two_tabs_each_save_what_they_changed_and_a_field_both_changed_is_refused(
+    app: Any, org: OrgHandle
+) -> None:
+    """Tab 2 saving a new email put back the name tab 1 had just saved."""
+    zoe = await make_member(org, name="Zoe Original")
+    page_of = f"/console/members/{zoe['id']}"
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        page = (await browser.get(page_of)).text
+        shown = {
+            name: re.search(rf'name="{name}" value="([^"]*)"', page).group(1)  # type: ignore[union-attr]
+            for name in ("was_name", "was_email", "was_manager_id")
+        }
+        base = {"csrf": csrf, **shown}
+        one = await browser.post(
+            f"{page_of}/details", {**base, "name": "Zoe Tab One", "email": zoe["email"]}
+        )
+        assert one.status_code == 303
+        two = await browser.post(
+            f"{page_of}/details",
+            {**base, "name": "Zoe Original", "email": f"zoe.two@{org.slug}.example"},
+        )
+        assert two.status_code == 303
+        now = (await org.get(f"/v1/members/{zoe['id']}")).json()
+        assert (now["name"], now["email"]) == ("Zoe Tab One", f"zoe.two@{org.slug}.example")
+        # Both tabs changed the name: the later one is told, and nothing is overwritten.
+        three = await browser.post(
+            f"{page_of}/details",
+            {**base, "name": "Zoe Tab Three", "email": zoe["email"]},
+            headers={"referer": f"http://tenantry.test{page_of}"},
+        )
+        assert three.status_code == 303
+        told = text_of((await browser.get(page_of)).text)
+        assert "someone else changed this member since the page was opened" in told
+        assert "was changed by someone else since this page was opened (now 'Zoe Tab One')" in told
+    after = (await org.get(f"/v1/members/{zoe['id']}")).json()
+    assert (after["name"], after["email"]) == ("Zoe Tab One", f"zoe.two@{org.slug}.example")

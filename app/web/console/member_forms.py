@@ -16,7 +16,13 @@ from policies.catalogue import Catalogue, Setting
 from policies.moves import SettingChange
 from tenants.domains import rules as domain_rules
 from tenants.domains import service as domains
-from tenants.errors import FieldProblem, InvalidInputError, NotFoundError, Problems
+from tenants.errors import (
+    ConflictError,
+    FieldProblem,
+    InvalidInputError,
+    NotFoundError,
+    Problems,
+)
 from tenants.groups import service as groups
 from tenants.members import invitations, service
 from tenants.members.addresses import normal_email
@@ -131,6 +137,40 @@ def chosen_op(ctx: PageContext, choices: tuple[str, ...], default: str) -> str:
             fields=[FieldProblem("op", f"is not one of {', '.join(choices)}")],
         )
     return op
+
+
+def edited_since_shown(
+    form: dict[str, str], changes: dict[str, object], current: Member
+) -> dict[str, object]:
+    """The fields of ``changes`` typed differently from what the page showed (its hidden
+    ``was_*`` fields), so that two admins editing one member in two tabs each save only
+    what they changed: the second save once put the first one's name back. A field both
+    changed is refused, naming it and its value now, rather than overwritten unseen. A
+    form without ``was_*`` fields (a script's) saves everything it sends."""
+    kept: dict[str, object] = {}
+    problems: list[FieldProblem] = []
+    for field, value in changes.items():
+        shown = form.get(f"was_{field}")
+        if shown is None:
+            kept[field] = value
+            continue
+        now = getattr(current, field)
+        now_text = "" if now is None else str(now)
+        typed = "" if value is None else str(value)
+        if typed == shown:
+            continue  # not edited here: whatever it is now stays
+        if now_text != shown and typed != now_text:
+            problems.append(FieldProblem(
+                field,
+                f"was changed by someone else since this page was opened (now "
+                f"{now_text or 'none'!r}); reload to see it, then save again",
+            ))
+        kept[field] = value
+    if problems:
+        raise ConflictError(
+            "someone else changed this member since the page was opened", fields=problems
+        )
+    return kept
 
 
 async def group_change_confirmation(
@@ -339,6 +379,7 @@ def routes(web: Web) -> list[BaseRoute]:
         elif form.get("manager_id"):
             changes["manager_id"] = parse_uuid(form.get("manager_id"), "manager_id", "manager")
         current = await service.get_member(_member_id(ctx))
+        changes = edited_since_shown(form, changes, current)
         asked = await ask_about_outside_domain(
             ctx, email, back=f"/console/members/{current.id}", doing="Save", before=current.email
         )
