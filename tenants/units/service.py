@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -390,6 +391,29 @@ async def unit_names(ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
         ids,
     )
     return {r["id"]: r["name"] for r in rows}
+
+
+#: Between a unit's ancestors' names and its own (a single right-pointing angle quote).
+TRAIL_SEPARATOR = " \u203a "
+
+
+async def trails(
+    found: Sequence[Unit | UnitRow], *, with_own: bool = True
+) -> dict[uuid.UUID, str]:
+    """Each unit of ``found`` as "Parent \u203a Unit", its ancestors below the root first: two
+    units named alike ("Robotics Club" under Staff and under Students) read apart in a
+    picker or a search. ``with_own=False``: the ancestors alone ("" at the top level).
+    One look-up for all of them."""
+    above = {
+        unit.id: [uuid.UUID(i) for i in rules.ancestor_ids(unit.path)[1:-1]] for unit in found
+    }
+    names = await unit_names(sorted({i for ids in above.values() for i in ids}))
+    return {
+        unit.id: TRAIL_SEPARATOR.join(
+            [*(names[i] for i in above[unit.id] if i in names), *([unit.name] if with_own else [])]
+        )
+        for unit in found
+    }
 
 
 @dataclass(frozen=True, slots=True)

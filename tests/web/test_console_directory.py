@@ -564,6 +564,22 @@ async def test_pickers_and_search_find_by_the_start_of_a_name_or_email(
         assert "Zora Picked" in search and "Zoology" in search
 
 
+
+async def test_units_named_alike_read_apart_by_their_parents(app: Any, org: OrgHandle) -> None:
+    staff = await make_unit(org, "Staff")
+    students = await make_unit(org, "Students")
+    await make_unit(org, "Robotics Club", parent=uuid.UUID(staff["id"]))
+    await make_unit(org, "Robotics Club", parent=uuid.UUID(students["id"]))
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        picked = text_of((await browser.get("/console/pick/units?unit_id_q=robot")).text)
+        search = text_of((await browser.get("/console/search?q=robot")).text)
+        found = text_of((await browser.get("/console/units?q=robot")).text)
+    for shown in (picked, search):
+        assert "Staff \u203a Robotics Club" in shown and "Students \u203a Robotics Club" in shown
+    assert "Robotics Club in Staff" in found and "Robotics Club in Students" in found
+
+
 @pytest.mark.parametrize("path", ["/console/members", "/console/units"])
 async def test_an_expired_session_during_htmx_sends_the_whole_page_to_sign_in(
     app: Any, org: OrgHandle, path: str

@@ -60,7 +60,7 @@ def routes(web: Web) -> list[BaseRoute]:
         return ctx.render(
             "console/pick_options.html",
             name=name,
-            options=[(u.id, u.name) for u in found],
+            options=list((await units.trails(found)).items()),
             text=text,
         )
 
@@ -88,6 +88,7 @@ def routes(web: Web) -> list[BaseRoute]:
             found_members=found_members,
             found_groups=found_groups,
             found_units=found_units,
+            unit_trails=await units.trails(found_units),
         )
 
     return [

@@ -58,7 +58,13 @@ def routes(web: Web) -> list[BaseRoute]:
         text = (params.get("q") or "").strip()[:200]
         if text:
             found = await units.search_units(text, limit=UNITS_SHOWN)
-            return ctx.render("console/units.html", q=text, found=found)
+            return ctx.render(
+                "console/units.html",
+                q=text,
+                found=found,
+                # Where each found unit is: units named alike under different parents.
+                unit_places=await units.trails(found.items, with_own=False),
+            )
         chosen = params.get("parent")
         shown = await units.unit_page(
             _unit_id(chosen, "parent") if chosen else None,
