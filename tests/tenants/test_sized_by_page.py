@@ -482,7 +482,7 @@ async def test_admin_lookups_read_the_staff_index_not_every_member(
     async with db.tenant_transaction(org.id):
         owners = await domains.owner_emails()
         officers = await requests.officer_emails()
-        others = await members._other_owners(uuid.UUID(second_owner["id"]))
+        others = await members.other_owners(uuid.UUID(second_owner["id"]))
         handlers = {m.name for m in await privacy_page.handlers_choice()}
         reviewers = {m.name for m in await reviews_page.reviewer_choices()}
         standing = await reviews._standing_access({ScopeKind.ADMIN_ROLES})
