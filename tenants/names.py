@@ -36,6 +36,9 @@ class UniqueName:
     clash_message: str
     #: The reason beside the name field when the names are the same as typed.
     taken: str
+    #: The reason beside the scope's field when a row moves to where the name is taken
+    #: (a unit moved under a parent that has one so named), ``{!r}`` the existing name.
+    scope_taken: str = "already holds one named {!r}"
 
     async def holder(
         self, name: str, exclude: Any | None, scope_value: Any | None = None
@@ -56,23 +59,39 @@ class UniqueName:
         )
         return None if row is None else str(row["name"])
 
-    def clash(self, existing: str, name: str) -> ConflictError:
+    def clash(self, existing: str, name: str, *, moving: bool = False) -> ConflictError:
         """The refusal of ``name``, naming ``existing`` (and the capitals, when only they
-        differ)."""
-        return ConflictError(
-            self.clash_message.format(existing),
-            fields=[FieldProblem("name", taken_reason(existing, name, self.taken))],
+        differ); with ``moving``, beside the scope's field: the row keeps its name and
+        goes where the name is taken, so the place chosen is what is refused."""
+        problem = (
+            FieldProblem(str(self.scope), self.scope_taken.format(existing))
+            if moving and self.scope is not None
+            else FieldProblem("name", taken_reason(existing, name, self.taken))
         )
+        return ConflictError(self.clash_message.format(existing), fields=[problem])
 
-    async def check(self, name: str, exclude: Any | None, scope_value: Any | None = None) -> None:
-        """ConflictError naming ``name`` and the existing name when another row has it."""
+    async def check(
+        self,
+        name: str,
+        exclude: Any | None,
+        scope_value: Any | None = None,
+        *,
+        moving: bool = False,
+    ) -> None:
+        """ConflictError naming ``name`` (the scope's field when ``moving``) and the
+        existing name when another row has it."""
         existing = await self.holder(name, exclude, scope_value)
         if existing is not None:
-            raise self.clash(existing, name)
+            raise self.clash(existing, name, moving=moving)
 
     @asynccontextmanager
     async def claimed(
-        self, name: str, exclude: Any | None, scope_value: Any | None = None
+        self,
+        name: str,
+        exclude: Any | None,
+        scope_value: Any | None = None,
+        *,
+        moving: bool = False,
     ) -> AsyncIterator[None]:
         """Run the block's writes of ``name`` in a savepoint of the tenant transaction.
         When one breaks the unique index (another transaction committed the name after
@@ -88,7 +107,7 @@ class UniqueName:
                 raise
             await conn.execute_query(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
             existing = await self.holder(name, exclude, scope_value)
-            raise self.clash(existing or name, name) from error
+            raise self.clash(existing or name, name, moving=moving) from error
         await conn.execute_query(f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
 

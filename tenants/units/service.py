@@ -46,6 +46,7 @@ NAMES = names.UniqueName(
     scope="parent_id",
     clash_message="a unit named {!r} already exists there",
     taken="is already used by a sibling unit",
+    scope_taken="already has a unit named {!r}",
 )
 NAME_INDEX = NAMES.index
 
@@ -138,11 +139,11 @@ async def move_unit(unit_id: uuid.UUID, new_parent_id: uuid.UUID, *, actor: Acto
         *rules.subtree_bounds(unit.path),
     )
     rules.check_move(unit.path, parent.path, int(height_row["height"]) if height_row else 0)
-    await _check_sibling_name(parent.id, unit.name, unit.id)
+    await NAMES.check(unit.name, unit.id, parent.id, moving=True)
     before = snapshot(unit)
     old_path = unit.path
     new_path = rules.child_path(parent.path, unit.id)
-    async with NAMES.claimed(unit.name, unit.id, parent.id):
+    async with NAMES.claimed(unit.name, unit.id, parent.id, moving=True):
         await db.connection().execute_query(
             """
             UPDATE units

@@ -91,7 +91,9 @@ async def test_a_unit_name_is_unique_among_siblings_whatever_its_capitals(
     detail, errors = refusal(
         await org.post(f"/v1/units/{other['id']}/move", {"parent_id": europe["id"]})
     )
-    assert detail == "a unit named 'Berlin' already exists there" and errors[0]["field"] == "name"
+    # The place chosen is what is refused: the unit keeps its name.
+    assert detail == "a unit named 'Berlin' already exists there"
+    assert errors == [{"field": "parent_id", "reason": "already has a unit named 'Berlin'"}]
     sibling = await make_unit(org, "Paris", europe["id"])
     detail, _ = refusal(await org.patch(f"/v1/units/{sibling['id']}", {"name": "BERLIN"}))
     assert detail == "a unit named 'Berlin' already exists there"

@@ -3,6 +3,7 @@ naming the name in the way, and lets a group or unit take its own name in other 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from tests.conftest import OrgHandle, make_group, make_unit
@@ -91,3 +92,30 @@ async def test_a_unit_named_as_a_sibling_in_other_capitals_is_refused_beside_the
             {"csrf": csrf, "form": f"rename-{sales['id']}", "name": "SALES"},
         )
         assert "Renamed to SALES." in await follow(browser, own)
+
+
+async def test_a_move_beside_a_unit_of_the_same_name_is_refused_beside_the_move(
+    app: Any, org: OrgHandle
+) -> None:
+    """The refusal once named Name, a field the admin had not touched, and what was typed
+    in the Move picker turned up in the New unit form's Under."""
+    staff = await make_unit(org, "Staff")
+    club = await make_unit(org, "Robotics Club")
+    await make_unit(org, "Robotics Club", parent=uuid.UUID(staff["id"]))
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        csrf = await browser.csrf_of("/console/units")
+        form = f"move-{club['id']}"
+        refused = await browser.post(
+            f"/console/units/{club['id']}/move",
+            {"csrf": csrf, "form": form, "parent_id": staff["id"], "parent_id_q": "Sta"},
+            headers={"referer": "http://tenantry.test/console/units"},
+        )
+        assert refused.status_code == 303
+        page = (await browser.get(refused.headers["location"])).text
+    assert f'id="{form}-parent_id-error"' in page
+    assert "already has a unit named 'Robotics Club'" in text_of(page)
+    assert (
+        'id="new-parent-q" type="search" name="parent_id_q" autocomplete="off" placeholder="Type a unit name" value=""'
+        in page
+    )
