@@ -58,6 +58,25 @@ def shown(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+#: Words written in capitals where an action's code spells them in small letters.
+_ACRONYMS = {"api": "API", "scim": "SCIM", "sso": "SSO", "oidc": "OIDC", "idp": "IdP",
+             "csv": "CSV", "ssf": "SSF", "url": "URL", "id": "ID"}
+
+
+def action_words(action: str) -> str:
+    """An event's code as words people read, what it is about first: ``session.signed_in``
+    reads "Session: signed in", ``api_token.created`` "API token: created". The code
+    itself stays beside it on the page (what the filters and exports use)."""
+    subject, _, what = action.partition(".")
+
+    def words(code: str) -> str:
+        return " ".join(_ACRONYMS.get(w, w) for w in code.replace(".", " ").split("_") if w)
+
+    named = words(subject)
+    named = named[:1].upper() + named[1:]
+    return f"{named}: {words(what)}" if what else named
+
+
 def _as_uuid(value: Any) -> uuid.UUID | None:
     if not isinstance(value, str):
         return None

@@ -8,9 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tenants.audit.reading import action_words
 from tenants.audit.service import changed_fields, jsonable
 
 
@@ -61,3 +63,19 @@ def test_a_change_is_exactly_a_field_whose_json_differs(
     assert list(new) == list(old) == differ
     assert new == {k: jsonable(after[k]) for k in differ}
     assert old == {k: jsonable(before.get(k)) for k in differ}
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        ("session.signed_in", "Session: signed in"),
+        ("api_token.created", "API token: created"),
+        ("access_grant.emergency_started", "Access grant: emergency started"),
+        ("member.scim_updated", "Member: SCIM updated"),
+        ("sso.settings_changed", "SSO: settings changed"),
+        ("organisation", "Organisation"),
+        ("privacy_request.export.ready", "Privacy request: export ready"),
+    ],
+)
+def test_an_action_reads_as_words_about_its_subject(action: str, words: str) -> None:
+    assert action_words(action) == words

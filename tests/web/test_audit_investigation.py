@@ -42,6 +42,7 @@ async def test_filters_readable_changes_and_exports_in_the_console(
         text = text_of(page.text)
         # Only the owner's member events: the rename, not the API's move or creations.
         assert "member.updated" in text and "member.moved" not in text
+        assert "Member: updated member.updated" in text  # in words, its code beside them
         assert "name : =cmd|' /C calc'!A0 → Sam Subject" in text
         assert f'href="/console/members/{subject["id"]}">Sam Subject</a>' in page.text
         assert f'href="/console/members/{owner["id"]}">Owen Owner</a>' in page.text

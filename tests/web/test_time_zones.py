@@ -14,7 +14,9 @@ from playwright.async_api import expect
 
 from app.settings import Settings
 from app.web.pages import TEMPLATES
-from tests.conftest import OrgHandle, make_member
+from tenants import db
+from tenants.tokens import service as tokens
+from tests.conftest import ACTOR, OrgHandle, make_member
 from tests.web.browser import OpenTab, sign_in_with_password
 from tests.web.flows import (
     PASSWORD,
@@ -198,3 +200,25 @@ def test_templates_import_macros_that_show_times_with_their_context() -> None:
         if found.group(1) in showing_times and "with context" not in found.group(0)
     ]
     assert without == []
+
+
+async def test_a_time_inside_an_audit_events_change_is_in_the_viewers_zone(
+    app: Any, org: OrgHandle
+) -> None:
+    """A revoked token's event read "revoked_at: 2026-12-07T08:04:30.126281+00:00"."""
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        await browser.post(
+            "/account/time-zone", {"csrf": csrf, "time_zone": "Asia/Tokyo"}, headers=JSON
+        )
+        async with db.tenant_transaction(org.id):
+            made, _ = await tokens.create_token(
+                "Short lived", ["members:read"], expires_in=None, actor=ACTOR
+            )
+            await tokens.revoke_token(made.id, actor=ACTOR)
+        audit = (await browser.get("/console/audit", params={"action": "api_token."})).text
+    # The change as read (the raw JSON below it keeps the stored text).
+    row = audit[audit.index("revoked_at") :].split("<details>", 1)[0]
+    shown = re.search(r"<time datetime=\"[^\"]+\"[^>]*>([^<]+)</time>", row)
+    assert shown is not None and shown.group(1).endswith(" JST"), row
+    assert "+00:00" not in row.replace(shown.group(0), "")

@@ -5,6 +5,7 @@ CSV or NDJSON. Events not sealed into the chain yet are shown as pending."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -122,6 +123,21 @@ async def names_for(events: list[dict[str, Any]]) -> Names:
     )
 
 
+#: A time as the service writes one into an event's snapshot (ISO 8601 with its offset).
+_STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)")
+
+
+def shown_in_zone(value: Any, ctx: PageContext) -> str:
+    """A snapshot's value as one short line (``reading.shown``), a time in the viewer's
+    zone as every other time on the console (``revoked_at`` read as raw ISO text)."""
+    if isinstance(value, str) and _STORED_TIME.fullmatch(value):
+        try:
+            return ctx.time(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    return reading.shown(value)
+
+
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.AUDIT_READ)
     async def audit_log(ctx: PageContext) -> Response:
@@ -158,7 +174,8 @@ def routes(web: Web) -> list[BaseRoute]:
             events=rows,
             changes={r["id"]: reading.changes_of(r["before"], r["after"]) for r in rows},
             names=await names_for(rows),
-            shown=reading.shown,
+            shown=lambda value: shown_in_zone(value, ctx),
+            action_words=reading.action_words,
             member_fields=reading.MEMBER_FIELDS,
             unit_fields=reading.UNIT_FIELDS,
             values=form.values,
