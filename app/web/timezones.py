@@ -31,8 +31,14 @@ def zone_of(request: Request) -> ZoneInfo | None:
         return None
 
 
-def format_time(value: datetime | None, zone: ZoneInfo | None) -> Markup:
-    """``<time>`` showing ``value`` in ``zone`` (or UTC) with the UTC time as its title."""
+def format_time(value: datetime | str | None, zone: ZoneInfo | None) -> Markup:
+    """``<time>`` showing ``value`` in ``zone`` (or UTC) with the UTC time as its title.
+    ``value`` may be the ISO text a JSON document keeps a time as (erasure evidence)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return Markup("{}").format(value)
     if value is None:
         return Markup("")
     if value.tzinfo is None:
@@ -55,7 +61,9 @@ def stored_zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
-def viewer_time(value: datetime | None, stored: str | None, request: Request | None) -> Markup:
+def viewer_time(
+    value: datetime | str | None, stored: str | None, request: Request | None
+) -> Markup:
     """``value`` in the viewer's zone: the one stored for them, else their browser's (the
     cookie ``tz.js`` sets), else UTC. Pages show times by the ``localtime`` filter; code
     that writes a time into a message (a confirmation) calls this."""
@@ -64,5 +72,5 @@ def viewer_time(value: datetime | None, stored: str | None, request: Request | N
 
 
 @pass_context
-def localtime(context: Any, value: datetime | None) -> Markup:
+def localtime(context: Any, value: datetime | str | None) -> Markup:
     return viewer_time(value, context.get("viewer_zone"), context.get("request"))
