@@ -41,7 +41,7 @@ from tenants.permissions import Permission, permissions_of
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
-from tenants.signins.rules import Reason
+from tenants.signins.rules import METHOD_NAMES, Reason, SignInMethod
 from tenants.sso.oidc import RelyingParty
 from tenants.text import counted
 
@@ -76,6 +76,7 @@ class Web:
         self.templates.env.filters["role_names"] = role_names
         self.templates.env.filters["field_label"] = field_label
         self.templates.env.filters["counted"] = counted
+        self.templates.env.filters["sign_in_method"] = sign_in_method
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200
@@ -419,6 +420,14 @@ async def nav_badges(granted: frozenset[Permission]) -> dict[str, int]:
 
 #: How a refused form's flash message starts (styled as an error, not a success).
 REFUSED = "Not done:"
+
+
+def sign_in_method(method: str) -> str:
+    """A way of signing in in words (``METHOD_NAMES``); a code it does not know as itself."""
+    try:
+        return METHOD_NAMES[SignInMethod(method)]
+    except ValueError:
+        return str(method)
 
 
 def wants_json(request: Request) -> bool:

@@ -20,6 +20,16 @@ class SignInMethod(StrEnum):
     INVITATION = "invitation"
 
 
+#: How each way of signing in reads on the console's sign-in log.
+METHOD_NAMES: dict[SignInMethod, str] = {
+    SignInMethod.SSO: "Identity provider (SSO)",
+    SignInMethod.PASSWORD: "Password",
+    SignInMethod.BREAK_GLASS: "Emergency access (break-glass)",
+    SignInMethod.PRODUCT_CLIENT: "A product, for the member",
+    SignInMethod.INVITATION: "Invitation link",
+}
+
+
 class SignInOutcome(StrEnum):
     SUCCEEDED = "succeeded"
     REFUSED = "refused"

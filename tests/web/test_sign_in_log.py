@@ -188,6 +188,9 @@ async def test_auditors_read_the_log_in_the_console_with_filters_and_export_it(
         assert '<option value="id_token_wrong_audience">ID token wrong audience</option>' in page.text
         assert '<option value="idp_unreachable">identity provider unreachable</option>' in page.text
         assert 'href="/console/sign-ins"' in page.text  # in the navigation
+        # Ways of signing in read as words too, in the filter and in each row.
+        assert '<option value="break_glass">Emergency access (break-glass)</option>' in page.text
+        assert "<td>Password" in page.text and "<td>password" not in page.text
 
         filtered = await browser.get(
             "/console/sign-ins", params={"outcome": "refused", "email": member["email"]}
