@@ -13,7 +13,14 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import OrgHandle, make_group, make_member
-from tests.web.flows import PASSWORD, WebClient, asgi_client, set_local_sign_in, set_password
+from tests.web.flows import (
+    PASSWORD,
+    WebClient,
+    asgi_client,
+    set_local_sign_in,
+    set_password,
+    text_of,
+)
 from tests.web.test_form_errors import error_beside, refused
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -283,3 +290,30 @@ async def test_the_password_field_waits_for_typing_once_the_email_is_known(
         fresh = await browser.http.get(f"/login/{org.slug}")
     assert 'autocomplete="current-password" required autofocus>' in known.text
     assert 'autocomplete="username" value="" required autofocus>' in fresh.text
+
+
+async def test_an_id_of_nothing_in_a_form_is_refused_naming_its_field(
+    app: Any, org: OrgHandle, owner: dict[str, Any]
+) -> None:
+    group = await make_group(org, name="Named")
+    member = await make_member(org, name="Nadia")
+    nothing = str(uuid.uuid4())
+    async with asgi_client(app) as browser:
+        csrf = await browser.signed_in(org.slug, owner["email"])
+        for action, field, label in (
+            (f"/console/groups/{group['id']}/members", "member_id", "Member"),
+            (f"/console/members/{member['id']}/groups", "group_id", "Group"),
+            (f"/console/members/{member['id']}/products", "product_id", "Product"),
+        ):
+            sent = await browser.http.post(
+                action,
+                data={
+                    "csrf": csrf,
+                    "op": "add" if "product" not in field else "assign",
+                    field: nothing,
+                },
+                headers={"referer": f"http://tenantry.test/console/members/{member['id']}"},
+            )
+            assert sent.status_code == 303, (action, sent.text[:300])
+            shown = text_of((await browser.get(sent.headers["location"])).text)
+            assert f"{label}: no {label.lower()} with id {nothing}" in shown, (action, shown[:600])

@@ -22,7 +22,7 @@ from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups import service as groups
 from tenants.groups.models import Group, GroupMembership
 from tenants.members.models import Member
-from tenants.members.service import get_member
+from tenants.models_base import get_referenced
 from tenants.pagination import paginate
 from tenants.permissions import Permission
 from tenants.text import counted
@@ -156,7 +156,7 @@ def routes(web: Web) -> list[BaseRoute]:
         joining = chosen_op(ctx, ("add", "remove"), "add") == "add"
         asked = await group_change_confirmation(
             ctx,
-            await get_member(member_id),
+            await get_referenced(Member, member_id, "member", field="member_id"),
             group_id,
             joining=joining,
             back=f"/console/groups/{group_id}",

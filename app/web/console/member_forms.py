@@ -24,16 +24,18 @@ from tenants.errors import (
     Problems,
 )
 from tenants.groups import service as groups
+from tenants.groups.models import Group
 from tenants.members import invitations, service
 from tenants.members.addresses import normal_email
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.members.roles import check_keeps_owner, may_assign, role_names
+from tenants.models_base import get_referenced
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, permissions_of
 from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.products import service as products
-from tenants.products.models import ProductAccount, ProductAccountStatus
+from tenants.products.models import Product, ProductAccount, ProductAccountStatus
 from tenants.text import counted
 from tenants.units.models import Unit
 
@@ -443,8 +445,11 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.PRODUCTS_WRITE)
     async def product_account(ctx: PageContext) -> Response:
         member = await service.get_member(_member_id(ctx))
-        product = await products.get_product(
-            parse_uuid(ctx.form.get("product_id"), "product_id", "product")
+        product = await get_referenced(
+            Product,
+            parse_uuid(ctx.form.get("product_id"), "product_id", "product"),
+            "product",
+            field="product_id",
         )
         op = chosen_op(ctx, ("assign", "suspend", "remove"), "assign")
         if op == "assign":
@@ -481,6 +486,7 @@ def routes(web: Web) -> list[BaseRoute]:
     async def group_membership(ctx: PageContext) -> Response:
         member = await service.get_member(_member_id(ctx))
         group_id = parse_uuid(ctx.form.get("group_id"), "group_id", "group")
+        await get_referenced(Group, group_id, "group", field="group_id")
         joining = chosen_op(ctx, ("add", "remove"), "add") == "add"
         back = f"/console/members/{member.id}"
         asked = await group_change_confirmation(ctx, member, group_id, joining=joining, back=back)
