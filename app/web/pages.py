@@ -384,7 +384,15 @@ def page(
                     )
                     return response
                 status = 404 if error.code == "not_found" else 400
-                return web.message(request, error.title, error.message, status=status)
+                # A way on: the same page without what was wrong in its address (a bad
+                # cursor or filter), or the page above what is not there.
+                path = request.url.path
+                way_on = (
+                    (path, "Back to the first page")
+                    if status == 400
+                    else (openable_page(request, path.rsplit("/", 1)[0] or "/console"), "Back")
+                )
+                return web.message(request, error.title, error.message, status=status, link=way_on)
             return response
 
         endpoint.__name__ = handler.__name__

@@ -317,3 +317,15 @@ async def test_an_id_of_nothing_in_a_form_is_refused_naming_its_field(
             assert sent.status_code == 303, (action, sent.text[:300])
             shown = text_of((await browser.get(sent.headers["location"])).text)
             assert f"{label}: no {label.lower()} with id {nothing}" in shown, (action, shown[:600])
+
+
+async def test_a_page_refusing_its_address_offers_a_way_on(
+    app: Any, org: OrgHandle, owner: dict[str, Any]
+) -> None:
+    async with asgi_client(app) as browser:
+        await browser.signed_in(org.slug, owner["email"])
+        cursor = await browser.http.get("/console/members", params={"cursor": "forged"})
+        missing = await browser.http.get(f"/console/members/{uuid.uuid4()}")
+    assert cursor.status_code == 400 and 'href="/console/members"' in cursor.text
+    assert "Back to the first page" in cursor.text
+    assert missing.status_code == 404 and 'href="/console/members">Back</a>' in missing.text

@@ -141,7 +141,7 @@ async def test_the_account_pages_sign_ins_say_when_in_the_zone_their_header_name
         page = (await browser.get("/account")).text
     section = page.split('id="sign-ins-h"')[1].split("</section>")[0]
     assert '<th scope="col">When</th>' in section and "UTC</th>" not in section
-    assert re.search(rf"<tr><td>{TOKYO_TIME}</td><td>password</td>", section), section
+    assert re.search(rf"<tr><td>{TOKYO_TIME}</td><td>Password</td>", section), section
 
 
 async def test_privacy_request_timelines_are_in_the_viewers_zone(app: Any, org: OrgHandle) -> None:
