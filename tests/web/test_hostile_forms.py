@@ -13,15 +13,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import OrgHandle, make_group, make_member
-from tests.web.flows import (
-    PASSWORD,
-    WebClient,
-    asgi_client,
-    set_local_sign_in,
-    set_password,
-    text_of,
-)
-from tests.web.test_form_errors import error_beside, refused
+from tests.web.flows import WebClient, asgi_client, set_local_sign_in, text_of
+from tests.web.test_form_errors import error_beside, person, refused
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -29,9 +22,7 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
 @pytest.fixture
 async def owner(org: OrgHandle) -> dict[str, Any]:
     await set_local_sign_in(org.id, True)
-    made = await make_member(org, name="Olive Owner", roles=["owner"])
-    await set_password(org.id, made["id"], PASSWORD)
-    return made
+    return await person(org, "Olive Owner", "owner")
 
 
 async def group_names(org: OrgHandle) -> list[str]:
