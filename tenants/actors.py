@@ -33,9 +33,25 @@ class Actor:
         return f"{self.kind.value}:{self.id}"
 
 
+#: How the service's own actors read where people see who did something ("Created by the
+#: demo data", not "demo-seed"); their ids stay in references and filters.
+SYSTEM_NAMES: dict[str, str] = {
+    "cli": "the command line (tenantry)",
+    "demo-seed": "the demo data",
+    "access-review": "an access review at its due date",
+    "retention": "the retention schedule",
+    "privacy-export": "the privacy export",
+    "privacy-request-reminder": "the privacy request reminders",
+    "policy-schedule": "a scheduled policy change",
+    "identity-sync": "the identity provider sync",
+    "domain-recheck": "the domain check",
+    "departure-worker": "the departure worker",
+}
+
+
 def system_actor(what: str, *, request_id: str | None = None) -> Actor:
     """An actor for work nobody triggered over HTTP: the CLI, the demo seed, a worker."""
-    return Actor(ActorKind.SYSTEM, what, what, request_id=request_id)
+    return Actor(ActorKind.SYSTEM, what, SYSTEM_NAMES.get(what, what), request_id=request_id)
 
 
 def member_as_actor(member_id: object, name: str, email: str, *, via: Actor) -> Actor:

@@ -32,6 +32,7 @@ from app.web.ratelimit import RateLimiter
 from app.web.timezones import localtime, viewer_time
 from tenants import notifications, text
 from tenants.actors import Actor
+from tenants.audit import reading
 from tenants.db import tenant_transaction
 from tenants.errors import AuthenticationError, FieldProblem, InvalidInputError, TenantryError
 from tenants.ids import OrgId
@@ -77,6 +78,7 @@ class Web:
         self.templates.env.filters["field_label"] = field_label
         self.templates.env.filters["counted"] = counted
         self.templates.env.filters["sign_in_method"] = sign_in_method
+        self.templates.env.filters["action_words"] = reading.action_words
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200

@@ -228,7 +228,7 @@ async def test_a_started_departure_shows_its_plan_and_its_progress_until_complet
         assert "0 of 59 items" in text and "1 of 1 tasks" in text
         assert 'hx-get="/console/departures/' in page.text and 'hx-trigger="every 2s"' in page.text
         assert 'aria-live="polite"' in page.text
-        assert "departure.started by Ada Admin" in text  # the log
+        assert "Departure: started by Ada Admin" in text  # the log
         assert "Reason moving on" in text
         listed = text_of((await browser.get("/console/departures?status=running")).text)
         assert "Lea Leaver running" in listed
@@ -258,10 +258,10 @@ async def test_a_started_departure_shows_its_plan_and_its_progress_until_complet
         order = [
             log.index(a)
             for a in (
-                "departure.started",
-                "departure.suspend.done",
-                "departure.transfer.done",
-                "departure.purge.done",
+                "Departure: started",
+                "Departure: suspend done",
+                "Departure: transfer done",
+                "Departure: purge done",
             )
         ]
         assert order == sorted(order)  # newest last

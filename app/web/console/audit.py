@@ -175,7 +175,6 @@ def routes(web: Web) -> list[BaseRoute]:
             changes={r["id"]: reading.changes_of(r["before"], r["after"]) for r in rows},
             names=await names_for(rows),
             shown=lambda value: shown_in_zone(value, ctx),
-            action_words=reading.action_words,
             member_fields=reading.MEMBER_FIELDS,
             unit_fields=reading.UNIT_FIELDS,
             values=form.values,
