@@ -45,7 +45,13 @@ from tenants.requests.models import (
     PrivacyExportPart,
     PrivacyRequest,
 )
-from tenants.requests.service import account_path, add_event, get_policy, get_request
+from tenants.requests.service import (
+    account_path,
+    add_event,
+    begin_work,
+    get_policy,
+    get_request,
+)
 from tenants.text import counted
 from tenants.webhooks import service as webhooks
 
@@ -79,6 +85,8 @@ async def start_export(request_id: uuid.UUID, *, actor: Actor) -> PrivacyExport:
     answered with a copy of the data. 409 for a closed request."""
     request = await get_request(request_id, for_update=True)
     _open(request)
+    if await begin_work(request, actor=actor):  # the member sees work has started
+        await request.save(update_fields=["status", "updated_at"])
     existing = await PrivacyExport.filter(request_id=request.id).select_for_update().first()
     if existing is not None and existing.status != ExportStatus.EXPIRED:
         return existing
@@ -518,6 +526,7 @@ async def erase_for_request(
     if not kinds:
         raise InvalidInputError("choose what to erase",
                                 fields=[FieldProblem("kinds", "at least one kind")])
+    await begin_work(request, actor=actor)  # saved with the evidence below
     if member:
         kinds = {*kinds, ContentKind.PERSONAL}
     evidence = await departures.erase_member_content(
@@ -549,7 +558,7 @@ async def erase_for_request(
     runs = list((request.erasure_evidence or {}).get("runs", []))
     runs.append(run)
     request.erasure_evidence = {"runs": runs}
-    await request.save(update_fields=["erasure_evidence", "updated_at"])
+    await request.save(update_fields=["erasure_evidence", "status", "updated_at"])
     deleted = sum(p.get("deleted", 0) for p in run["by_product"].values())
     held = sum(p.get("held", 0) for p in run["by_product"].values())
     await add_event(

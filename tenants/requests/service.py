@@ -358,6 +358,18 @@ async def _set_status(request: PrivacyRequest, status: RequestStatus, *, actor: 
         request.closed_by = actor.display
 
 
+async def begin_work(request: PrivacyRequest, *, actor: Actor) -> bool:
+    """A received request is in progress once someone works on it (its first assignment,
+    an export started, an erasure run), and its timeline says so. Whether it changed
+    (the caller saves ``status``)."""
+    if request.status != RequestStatus.RECEIVED:
+        return False
+    await _set_status(request, RequestStatus.IN_PROGRESS, actor=actor)
+    await add_event(request, "status", actor=actor, body="In progress",
+                    data={"status": RequestStatus.IN_PROGRESS})
+    return True
+
+
 async def assign_request(
     request_id: uuid.UUID, assignee_id: uuid.UUID | None, *, actor: Actor
 ) -> PrivacyRequest:
@@ -379,11 +391,8 @@ async def assign_request(
         return request
     request.assignee_id = assignee_id
     fields = ["assignee_id", "updated_at"]
-    if assignee is not None and request.status == RequestStatus.RECEIVED:
-        await _set_status(request, RequestStatus.IN_PROGRESS, actor=actor)
+    if assignee is not None and await begin_work(request, actor=actor):
         fields.append("status")
-        await add_event(request, "status", actor=actor, body="In progress",
-                        data={"status": RequestStatus.IN_PROGRESS})
     await request.save(update_fields=fields)
     await add_event(
         request, "assigned", actor=actor, internal=True,

@@ -146,7 +146,7 @@ async def test_an_access_request_is_answered_with_a_zip_of_tenantrys_and_the_pro
     assert [p["answered"] for p in listed["products"]] == [True, True]
     [own] = doc(archive, "privacy_requests.json")
     # The request's own timeline, without the internal notes.
-    assert [e["what"] for e in own["timeline"]][:2] == ["received", "export_requested"]
+    assert [e["what"] for e in own["timeline"]][:3] == ["received", "status", "export_requested"]
     assert any(mia["email"] in m["to"] for m in doc(archive, "emails.json"))
     assert doc(archive, "profile.json")["email"] == mia["email"]
     assert [g["name"] for g in doc(archive, "groups.json")] == ["Choir"]
@@ -204,6 +204,9 @@ async def test_without_products_to_ask_the_export_is_built_at_once_and_expires_l
     first = await org.post(f"/v1/privacy-requests/{request['id']}/export")
     again = await org.post(f"/v1/privacy-requests/{request['id']}/export")
     assert first.json()["id"] == again.json()["id"]
+    # Starting the export is work on the request: the member sees it in progress, once.
+    shown = (await org.get(f"/v1/privacy-requests/{request['id']}")).json()
+    assert shown["status"] == "in_progress"
 
     await run_jobs()
     assert (await bundle_of(org, request["id"])).namelist()[0] == "README.txt"

@@ -277,7 +277,8 @@ def routes(web: Web) -> list[BaseRoute]:
         return ctx.redirect(
             back(request_id),
             f"Export started: {counted(asked, 'product')} asked for their part." if asked
-            else "Export started; it is built in a moment (no product to ask).",
+            else "Export started; it is built in a moment. None of the member's products"
+            " takes part (only products with webhooks are asked for their part).",
         )
 
     @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
