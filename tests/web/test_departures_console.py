@@ -572,6 +572,8 @@ async def test_the_account_page_says_what_leaving_would_mean_and_exports_are_rec
             "5 items in Mail: kept by" in text and "(a legal hold keeps them from deletion)" in text
         )
         assert "4 items in Drive: yours to export until" in text
+        # The timeline reads as a sentence; one item would be "it", more are "they".
+        assert re.search(r"\d{4}-\d\d-\d\d the last day: export", text)
         assert sorted(personal_item_ids(page.text)) == sorted(str(i) for i in exportable)
         assert "ask Drive to export it" in text
         assert "Export all personal items (4)" in text
