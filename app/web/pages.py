@@ -334,12 +334,18 @@ def page(
                             )
                         else:
                             text = "Your role in this organisation does not allow this page."
+                        # An admin goes back to the console; a member to their account.
+                        home = (
+                            ("/console", "Back to the console")
+                            if Permission.CONSOLE_ACCESS in granted
+                            else ("/account", "Go to your account")
+                        )
                         return web.message(
                             request,
                             "Not allowed",
                             text,
                             status=403,
-                            link=("/account", "Go to your account"),
+                            link=home,
                         )
                     ctx = PageContext(
                         request,

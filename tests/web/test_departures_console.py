@@ -350,6 +350,14 @@ async def test_a_dead_step_and_a_dead_delivery_are_shown_and_retried(
         assert "Not done: this departure has no such job" in text_of(
             (await browser.get(other.headers["location"])).text
         )
+        # A job that is not an id is named as such, not taken for a missing delivery.
+        garbage = await browser.post(
+            f"/console/departures/{departure_id}/retry",
+            {"csrf": csrf, "job": "garbage", "delivery": "garbage"},
+        )
+        assert "Not done: the job to retry is not an id of one" in text_of(
+            (await browser.get(garbage.headers["location"])).text
+        )
         page = text_of((await browser.get(f"/console/departures/{departure_id}")).text)
         assert "Steps that ran out of attempts" not in page
     job = await owner_conn.fetchrow("SELECT status, attempts FROM jobs WHERE id = $1", job_id)

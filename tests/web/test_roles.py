@@ -874,7 +874,10 @@ async def test_helpdesk_handles_accounts_but_not_policies_or_sso_settings(
     async with asgi_client(app) as browser:
         await sign_in(browser, matrix_org, person)
         csrf = await browser.csrf_of("/console")
-        assert (await browser.get("/console/settings")).status_code == 403
+        refused = await browser.get("/console/settings")
+        assert refused.status_code == 403
+        # An admin of another kind is sent back to the console, not to their account.
+        assert 'href="/console">Back to the console</a>' in refused.text
         saved = await browser.post(
             "/console/settings/sso",
             {"csrf": csrf, "issuer": "https://evil.example", "client_id": "evil", "enabled": "on"},

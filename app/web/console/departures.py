@@ -44,7 +44,13 @@ from tenants.audit import service as audit
 from tenants.departures import service
 from tenants.departures.models import Departure, DepartureStatus, DepartureStep
 from tenants.departures.planner import Plan
-from tenants.errors import ConflictError, IllegalTransitionError, InvalidInputError, NotFoundError
+from tenants.errors import (
+    ConflictError,
+    FieldProblem,
+    IllegalTransitionError,
+    InvalidInputError,
+    NotFoundError,
+)
 from tenants.jobs import service as jobs
 from tenants.jobs.models import Job, JobStatus
 from tenants.members.lifecycle import LifecycleAction, allowed_actions
@@ -320,6 +326,10 @@ def routes(web: Web) -> list[BaseRoute]:
     async def _retry(departure: Departure, ctx: PageContext) -> str:
         prefix = f"departure:{departure.id}:"
         job_id, delivery_id = parse_uuid(ctx.form.get("job")), parse_uuid(ctx.form.get("delivery"))
+        for field, parsed in (("job", job_id), ("delivery", delivery_id)):
+            if ctx.form.get(field) and parsed is None:  # a job that is not an id is no job
+                raise InvalidInputError(f"the {field} to retry is not an id of one",
+                                        fields=[FieldProblem(field, "is not an id")])
         if job_id is not None:
             job = await Job.filter(id=job_id, key__startswith=prefix).first()
             if job is None:
