@@ -142,7 +142,7 @@ async def list_group_members(call: Call[Input, GroupMemberQuery]) -> MemberPage:
     summary="Add a member to a group (idempotent)",
     permission=Permission.GROUPS_WRITE,
     status=204,
-    errors=(404,),
+    errors=(404, 409),
 )
 async def add_group_member(call: Call[Input, Input]) -> None:
     await service.add_member(call.id(), call.id("member_id"), actor=call.actor)

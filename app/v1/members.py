@@ -257,7 +257,7 @@ async def update_member(call: Call[MemberPatch, Input]) -> MemberOut:
     permission=Permission.MEMBERS_WRITE,
     body=MemberMove,
     response=MemberOut,
-    errors=(404, 422),
+    errors=(404, 409, 422),
 )
 async def move_member(call: Call[MemberMove, Input]) -> MemberOut:
     return MemberOut.of(await service.move_member(call.id(), call.body.unit_id, actor=call.actor))

@@ -187,7 +187,7 @@ async def list_product_accounts(call: Call[Input, AccountQuery]) -> AccountPage:
     body=AccountCreate,
     response=AccountOut,
     status=201,
-    errors=(404, 422),
+    errors=(404, 409, 422),
 )
 async def assign_product(call: Call[AccountCreate, Input]) -> AccountOut:
     account, _ = await service.assign_product(

@@ -13,6 +13,7 @@ from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.groups.models import Group, GroupMembership
 from tenants.identity import changes as identity
+from tenants.members.lifecycle import check_changeable
 from tenants.members.models import Member
 from tenants.members.service import get_member
 from tenants.models_base import get_by_id
@@ -120,6 +121,7 @@ async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor)
     """Add a member to a group; False when they already were in it (nothing written)."""
     group = await get_group(group_id)
     member = await get_member(member_id)
+    check_changeable(member.status)
     if await GroupMembership.filter(group_id=group.id, member_id=member.id).exists():
         return False
     changes = await moves.group_change_settings([member.id], group.id, joining=True)

@@ -10,6 +10,7 @@ from tenants import db
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError
+from tenants.members.lifecycle import check_changeable
 from tenants.members.service import get_member
 from tenants.models_base import get_by_id, get_referenced
 from tenants.products.models import Product, ProductAccount, ProductAccountStatus
@@ -96,6 +97,7 @@ async def assign_product(
     """Give a member an account in a product; (account, created). A removed account is
     assigned again rather than duplicated."""
     member = await get_member(member_id)
+    check_changeable(member.status)
     product = await get_referenced(Product, product_id, "product", field="product_id")
     existing = (
         await ProductAccount.filter(member_id=member.id, product_id=product.id)

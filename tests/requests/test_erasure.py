@@ -108,6 +108,14 @@ async def test_an_erased_member_cannot_be_changed_nor_given_a_role(org: OrgHandl
         assert error_fields(assert_problem(refused, 409)) == {"status": "is purged"}
     moved = await org.post(f"/v1/members/{mia['id']}/move", {"unit_id": unit.json()["id"]})
     assert assert_problem(moved, 409)["errors"] == [{"field": "status", "reason": "is purged"}]
+    group = await org.post("/v1/groups", {"name": "Afterwards"})
+    product = await make_product(org)
+    joined = await org.put(f"/v1/groups/{group.json()['id']}/members/{mia['id']}")
+    assert error_fields(assert_problem(joined, 409)) == {"status": "is purged"}
+    given = await org.post(
+        "/v1/product-accounts", {"member_id": mia["id"], "product_id": product["id"]}
+    )
+    assert error_fields(assert_problem(given, 409)) == {"status": "is purged"}
     after = (await org.get(f"/v1/members/{mia['id']}")).json()
     assert after["status"] == "purged" and after["roles"] == []  # erasure took them
     assert after["unit_id"] == mia["unit_id"]
