@@ -32,6 +32,7 @@ async def test_tokens_shown_once_are_copied_whole_and_the_copy_is_announced(
     await page.get_by_role("button", name="Create token").click()
     shown = await page.locator("#new-token").input_value()
     assert shown.startswith("tnt_")
+    await page.bring_to_front()  # a browser writes the clipboard for the page in front only
     await page.get_by_role("button", name="Copy").click()
     await expect(page.get_by_role("status").filter(has_text="Copied to the clipboard")).to_have_count(1)
     assert await page.evaluate("navigator.clipboard.readText()") == shown
@@ -41,6 +42,7 @@ async def test_tokens_shown_once_are_copied_whole_and_the_copy_is_announced(
     await page.get_by_role("button", name="Create a SCIM token").click()
     scim = (await page.locator("#new-scim-token").text_content() or "").strip()
     assert scim.startswith("tnt_")
+    await page.bring_to_front()  # a browser writes the clipboard for the page in front only
     await page.get_by_role("button", name="Copy").click()
     await expect(page.get_by_role("button", name="Copied")).to_be_visible()
     assert await page.evaluate("navigator.clipboard.readText()") == scim
