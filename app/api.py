@@ -244,19 +244,19 @@ def allowed_methods(routes: list[BaseRoute], scope: Scope) -> set[str]:
         if isinstance(route, Route) and route.methods:
             match, child = route.matches(bare)
             if match is not Match.NONE and (
-                not route.path.startswith("/v1/") or _ids_parse(child.get("path_params", {}))
+                not route.path.startswith("/v1/") or ids_parse(child.get("path_params", {}))
             ):
                 allowed |= route.methods
     return allowed
 
 
-def _ids_parse(params: dict[str, Any]) -> bool:
-    """Whether every id in an API route's path parameters (``app.api``: each a UUID, but
-    for NAME_PARAMS) is one: ``/v1/members/import`` also
-    matches ``/v1/members/{id}``, whose methods answer it only with a 404 ('import' is
-    not an id), so they are not methods of that path (the Allow of a DELETE there)."""
+def ids_parse(params: dict[str, Any]) -> bool:
+    """Whether every id among a route's path parameters (``id`` and ``*_id``: each a UUID)
+    is one. ``/v1/members/import`` also matches ``/v1/members/{id}``, whose methods answer
+    it only with a 404 ('import' is not an id), so they are not methods of that path (the
+    Allow of a DELETE there); ``/console/members/bulk`` is no member's page to return to."""
     for name, value in params.items():
-        if name in NAME_PARAMS or not isinstance(value, str):
+        if not (name == "id" or name.endswith("_id")) or not isinstance(value, str):
             continue
         try:
             uuid.UUID(value)

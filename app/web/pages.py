@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Match, Router
 from starlette.templating import Jinja2Templates
 
+from app.api import ids_parse
 from app.problems import from_domain_error
 from app.settings import Settings
 from app.web.addresses import storage_problem
@@ -544,7 +545,7 @@ def _openable(router: Router, bare: str) -> str | None:
         scope = {"type": "http", "path": candidate, "method": "GET"}
         for route in router.routes:
             match, child = route.matches(scope)
-            if match is Match.FULL and _ids_are_ids(child.get("path_params", {})):
+            if match is Match.FULL and ids_parse(child.get("path_params", {})):
                 found = candidate
                 break
         candidate = candidate.rsplit("/", 1)[0]
@@ -552,18 +553,6 @@ def _openable(router: Router, bare: str) -> str | None:
         known.clear()
     known[bare] = found
     return found
-
-
-def _ids_are_ids(params: dict[str, Any]) -> bool:
-    """Whether a page's id parameters hold ids: ``/console/members/bulk`` (POST only)
-    matches ``/console/members/{id}``, whose GET answers it with a 404."""
-    for name, value in params.items():
-        if name == "id" or name.endswith("_id"):
-            try:
-                uuid.UUID(str(value))
-            except ValueError:
-                return False
-    return True
 
 
 def _same_site_path(url: str, fallback: str) -> str:

@@ -139,7 +139,7 @@ async def rotate_token(token_id: uuid.UUID, *, actor: Actor) -> tuple[ApiToken, 
     """Revoke the token and issue its replacement under the same name, in one transaction.
     A token already revoked (rotated before, say: a reloaded page sends its form again) is
     refused, so that one rotation makes one token."""
-    old = await _scim_token(token_id)
+    old = await get_token(token_id)
     if old.revoked_at is not None:
         raise ConflictError(
             f"the SCIM token {old.name} was already revoked or rotated; its replacement, if "
@@ -153,10 +153,11 @@ async def rotate_token(token_id: uuid.UUID, *, actor: Actor) -> tuple[ApiToken, 
 
 
 async def revoke_token(token_id: uuid.UUID, *, actor: Actor) -> ApiToken:
-    return await tokens.revoke_token((await _scim_token(token_id)).id, actor=actor)
+    return await tokens.revoke_token((await get_token(token_id)).id, actor=actor)
 
 
-async def _scim_token(token_id: uuid.UUID) -> ApiToken:
+async def get_token(token_id: uuid.UUID) -> ApiToken:
+    """The organisation's SCIM token ``token_id``; NotFoundError for any other id."""
     from tenants.models_base import get_by_id
 
     token = await get_by_id(ApiToken, token_id, "SCIM token")

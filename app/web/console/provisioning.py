@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.web.console.names import actor_links
 from app.web.pages import PageContext, Web, page
-from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
+from tenants.errors import FieldProblem, InvalidInputError
 from tenants.permissions import Permission
 from tenants.scim import service as scim
 from tenants.scim.documents import UNIT_ATTRIBUTES
@@ -55,13 +55,6 @@ def _token_id(ctx: PageContext) -> uuid.UUID:
         raise InvalidInputError(
             "choose a token", fields=[FieldProblem("token_id", "is not a token")]
         ) from None
-
-
-async def _listed(token_id: uuid.UUID) -> ApiToken:
-    named = next((t for t in await scim.list_tokens() if t.id == token_id), None)
-    if named is None:
-        raise NotFoundError("there is no such SCIM token")
-    return named
 
 
 def _last_used(ctx: PageContext, token: ApiToken) -> str:
@@ -116,7 +109,7 @@ def routes(web: Web) -> list[BaseRoute]:
     async def rotate_token(ctx: PageContext) -> Response:
         token_id = _token_id(ctx)
         if not ctx.confirmed:
-            named = await _listed(token_id)
+            named = await scim.get_token(token_id)
             return ctx.confirm(
                 title=f"Rotate the SCIM token {named.name}?",
                 consequences=[
@@ -135,7 +128,7 @@ def routes(web: Web) -> list[BaseRoute]:
     async def revoke_token(ctx: PageContext) -> Response:
         token_id = _token_id(ctx)
         if not ctx.confirmed:
-            named = await _listed(token_id)
+            named = await scim.get_token(token_id)
             used = _last_used(ctx, named)
             return ctx.confirm(
                 title=f"Revoke the SCIM token {named.name}?",
