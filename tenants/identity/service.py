@@ -33,6 +33,7 @@ from tenants.models_base import max_length_of
 from tenants.organisations.models import Organisation, OrganisationStatus
 from tenants.secrets import SecretBox
 from tenants.sso.models import SsoConnection
+from tenants.sso.rules import check_endpoint
 
 SECRET_PURPOSE = "identity-backend-secrets"  # noqa: S105 - a key-derivation label
 KEYCLOAK_FIELDS = ("server_url", "realm", "client_id")
@@ -91,6 +92,8 @@ async def save_config(
     ``MAX_LENGTHS`` is refused (InvalidInputError naming it), never shortened.
     """
     text.check_lengths(changes_in, MAX_LENGTHS)
+    if changes_in.get("server_url"):
+        check_endpoint("server_url", changes_in["server_url"])  # it receives the client secret
     config = await IdentityBackendConfig.filter().select_for_update().first()
     before = config_view(config) if config else None
     secret = changes_in.pop("client_secret", None)

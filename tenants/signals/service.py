@@ -42,6 +42,7 @@ from tenants.signals.tokens import (
     Subject,
 )
 from tenants.sso.models import SsoConnection
+from tenants.sso.rules import check_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ async def save_transmitter(changes: dict[str, Any], *, actor: Actor) -> SignalTr
     """Create or replace the organisation's transmitter; early return when nothing changes.
     A field past ``MAX_LENGTHS`` is refused (InvalidInputError naming it), never shortened."""
     text.check_lengths(changes, MAX_LENGTHS)
+    if changes.get("jwks_uri") is not None:
+        check_endpoint("jwks_uri", changes["jwks_uri"])  # the keys whose events end sessions
     transmitter = await SignalTransmitter.filter().select_for_update().first()
     before = transmitter_view(transmitter) if transmitter else None
     if transmitter is None:

@@ -25,6 +25,7 @@ from joserfc.jwk import KeySet
 
 from tenants.errors import TenantryError
 from tenants.signins.rules import Reason
+from tenants.sso.rules import endpoint_problem
 
 #: Asymmetric algorithms only: HS256 would let anyone holding the client secret mint tokens,
 #: and "none" is never acceptable.
@@ -61,6 +62,11 @@ class SignInError(TenantryError):
         self.reason = reason
 
 
+#: The endpoints a discovery document must name, and those Tenantry uses when it does.
+REQUIRED_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+OPTIONAL_ENDPOINTS = ("userinfo_endpoint", "end_session_endpoint")
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderMetadata:
     issuer: str
@@ -72,26 +78,38 @@ class ProviderMetadata:
 
     @classmethod
     def from_document(cls, issuer: str, document: Mapping[str, Any]) -> ProviderMetadata:
-        """Validate a discovery document (OpenID Connect Discovery 1.0 §4.3)."""
+        """Validate a discovery document (OpenID Connect Discovery 1.0 §4.3).
+
+        Every endpoint must be an https URL (http on this machine only, as for the issuer):
+        Tenantry sends the client secret and codes to the token endpoint, fetches the keys
+        it trusts from ``jwks_uri`` and sends people's browsers to the authorization and
+        logout endpoints, so a document naming ``file:``, ``javascript:`` or plain http
+        elsewhere is the provider's mistake or an attack, refused before any of it is used.
+        """
         if document.get("issuer") != issuer:
             raise SignInError(
                 f"the discovery document names issuer {document.get('issuer')!r}, not {issuer!r}",
                 Reason.IDP_METADATA_INVALID,
             )
-        missing = [
-            k
-            for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")
-            if not document.get(k)
-        ]
+        missing = [k for k in REQUIRED_ENDPOINTS if document.get(k) in (None, "")]
         if missing:
             raise SignInError(
                 f"the discovery document lacks {', '.join(missing)}", Reason.IDP_METADATA_INVALID
             )
+        for key in (*REQUIRED_ENDPOINTS, *OPTIONAL_ENDPOINTS):
+            value = document.get(key)
+            if value is None and key in OPTIONAL_ENDPOINTS:
+                continue
+            problem = endpoint_problem(value)
+            if problem is not None:
+                raise SignInError(
+                    f"the discovery document's {key} {problem}", Reason.IDP_METADATA_INVALID
+                )
         return cls(
             issuer=issuer,
-            authorization_endpoint=str(document["authorization_endpoint"]),
-            token_endpoint=str(document["token_endpoint"]),
-            jwks_uri=str(document["jwks_uri"]),
+            authorization_endpoint=document["authorization_endpoint"],
+            token_endpoint=document["token_endpoint"],
+            jwks_uri=document["jwks_uri"],
             userinfo_endpoint=document.get("userinfo_endpoint"),
             end_session_endpoint=document.get("end_session_endpoint"),
         )

@@ -50,6 +50,24 @@ async def test_keycloak_needs_every_connection_field_each_named(org: OrgHandle) 
     assert (await org.get("/v1/identity-backend")).json()["kind"] == "local"
 
 
+async def test_the_keycloak_server_must_be_reached_over_https_as_it_receives_the_secret(
+    org: OrgHandle,
+) -> None:
+    for url, reason in [
+        ("http://keycloak.example.com", "must use https:// (http:// only for localhost"),
+        ("https://admin:pw@keycloak.example.com", "carries a user name or password"),
+    ]:
+        response = await org.put(
+            "/v1/identity-backend",
+            json={"kind": "keycloak", "server_url": url, "realm": "acme", "client_id": "tenantry",
+                  "client_secret": "s3cret-s3cret"},
+        )
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        assert error["field"] == "server_url" and reason in error["reason"], error
+    assert (await org.get("/v1/identity-backend")).json()["kind"] == "local"
+
+
 async def test_the_client_secret_is_stored_sealed_and_never_shown(
     org: OrgHandle, keycloak: KeycloakFakeServer
 ) -> None:

@@ -44,6 +44,20 @@ async def receiving(org: OrgHandle, transmitter: Transmitter) -> OrgHandle:
     return org
 
 
+async def test_the_transmitters_keys_must_come_over_https(org: OrgHandle) -> None:
+    """Its keys decide which events end sessions and suspend members: fetched over plain
+    http, anyone on the path could sign such events."""
+    response = await org.put(
+        "/v1/signal-transmitter",
+        json={"issuer": "https://ssf.example.com", "jwks_uri": "http://ssf.example.com/jwks",
+              "audience": AUDIENCE},
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "jwks_uri" and "must use https://" in error["reason"], error
+    assert (await org.get("/v1/signal-transmitter")).status_code == 404
+
+
 def by_email(member: dict[str, Any]) -> dict[str, str]:
     return {"format": "email", "email": member["email"]}
 

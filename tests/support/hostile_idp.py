@@ -109,7 +109,8 @@ class HostileIdp:
 
     Attributes the tests set: ``misbehaviour``, ``claims_in_id_token`` (False: email, name and
     groups only from /userinfo), ``account`` (the claims of whoever "signs in"),
-    ``client_id``/``client_secret`` (checked at /token).
+    ``client_id``/``client_secret`` (checked at /token), ``discovery_changes`` (fields of the
+    discovery document replaced, or left out when None).
     """
 
     def __init__(
@@ -135,6 +136,8 @@ class HostileIdp:
         )
         self.misbehaviour = Misbehaviour.NONE
         self.claims_in_id_token = True
+        #: Fields the discovery document serves instead of its own (None: left out).
+        self.discovery_changes: dict[str, Any] = {}
         self.signing_key = _generate_key("hostile-signing-1")
         # Lazily made: forging keys are only needed by a few tests and RSA generation costs time.
         self._other_key: RSAKey | None = None
@@ -269,6 +272,7 @@ class HostileIdp:
         with self._lock:
             self.misbehaviour = Misbehaviour.NONE
             self.claims_in_id_token = True
+            self.discovery_changes = {}
             self._codes.clear()
             self._access_tokens.clear()
             self.issued_id_tokens.clear()
@@ -276,6 +280,15 @@ class HostileIdp:
     # --- HTTP endpoints -------------------------------------------------------------------
 
     def discovery(self) -> dict[str, Any]:
+        document = self._discovery_document()
+        for key, value in self.discovery_changes.items():
+            if value is None:
+                document.pop(key, None)
+            else:
+                document[key] = value
+        return document
+
+    def _discovery_document(self) -> dict[str, Any]:
         return {
             "issuer": self.issuer,
             "authorization_endpoint": f"{self.issuer}/authorize",
