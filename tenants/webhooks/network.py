@@ -9,9 +9,12 @@ search domains. The machine itself (loopback) is allowed outside production, for
 developer's receiver and the tests. An operator whose products live on a private network
 allows it with ``TENANTRY_WEBHOOK_PRIVATE_NETWORKS=true``.
 
-The check runs when the address is saved (on the text) and again before every delivery
-(on what the name resolves to then), so a name pointed at a private address later is
-refused too.
+The check runs when the address is saved (on the text), and again whenever the sender
+opens a connection, inside the connection itself (``PolicedTransport``): the name is
+resolved once, every address it gives is checked, and the socket goes to a checked
+address while TLS still verifies the certificate against the name. So a name pointed at
+a private address later is refused, and so is one that answers the check with a public
+address and the connection with a private one (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -66,7 +73,7 @@ def address_problem(address: IPAddress, policy: NetworkPolicy) -> str | None:
 
 def host_problem(host: str, policy: NetworkPolicy) -> str | None:
     """Why a webhook must not go to ``host`` as written (an address, or a name), or None.
-    Pure: a name's addresses are checked when it is resolved (``resolved_problem``)."""
+    Pure: a name's addresses are checked when it is resolved (``allowed_addresses``)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -92,30 +99,97 @@ async def _addresses(host: str, port: int) -> list[str]:
     return [str(sockaddr[0]).split("%", 1)[0] for *_, sockaddr in found]
 
 
-async def resolved_problem(
-    host: str,
-    port: int,
-    policy: NetworkPolicy,
-    resolve: Callable[[str, int], Awaitable[list[str]]] = _addresses,
-) -> str | None:
-    """Why a webhook must not go to ``host`` as it resolves now, or None; a name that does
-    not resolve is left to the request, which fails with its own error. ``resolve``: the
-    lookup (the machine's resolver; tests give names addresses of their choosing)."""
+Resolve = Callable[[str, int], Awaitable[list[str]]]
+
+
+class Refused(Exception):
+    """A connection the policy does not allow; the message says why, in words that can
+    follow "not sent: "."""
+
+
+async def allowed_addresses(
+    host: str, port: int, policy: NetworkPolicy, resolve: Resolve = _addresses
+) -> list[str]:
+    """The addresses to connect to for ``host``, each one the policy allows; ``Refused``
+    when the host as written, or any address it resolves to, is not allowed (one private
+    address among public ones is enough: which one a connection takes is not ours to
+    choose). OSError when the name does not resolve. ``resolve``: the lookup (the
+    machine's resolver; tests give names addresses of their choosing)."""
     problem = host_problem(host, policy)
     if problem is not None:
-        return problem
+        raise Refused(problem)
     try:
-        ipaddress.ip_address(host)
-        return None  # an address, checked above
+        return [str(ipaddress.ip_address(host))]  # an address, checked above
     except ValueError:
         pass
-    try:
-        found = await resolve(host, port)
-    except OSError:
-        return None
+    found = await resolve(host, port)
     for text in found:
         address = ipaddress.ip_address(text)
         problem = address_problem(address, policy)
         if problem is not None:
-            return f"{host} resolves to {address}, which {problem}"
-    return None
+            raise Refused(f"{host} resolves to {address}, which {problem}")
+    return list(dict.fromkeys(found))
+
+
+class _PolicedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, but a TCP connection goes only to addresses
+    ``allowed_addresses`` gave for the name (tried in order), under the process's policy
+    as it is at that moment."""
+
+    def __init__(self, resolve: Resolve) -> None:
+        self._resolve = resolve
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's signature
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await allowed_addresses(host, port, current(), self._resolve)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        failed: Exception = httpcore.ConnectError(f"{host} resolves to no address")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failed = exc
+        raise failed
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's signature
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("webhooks are sent over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class PolicedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport (connection pool, HTTP/1.1, TLS against the URL's host name) whose
+    connections obey the network policy at connect time (``_PolicedBackend``).
+    ``Refused`` comes out of a request as it is, not as an httpx error."""
+
+    def __init__(self, resolve: Resolve = _addresses) -> None:
+        super().__init__()
+        limits = httpx.Limits()
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_PolicedBackend(resolve),
+        )

@@ -64,6 +64,7 @@ async def aclose() -> None:
 def _client(config: _Config) -> httpx.AsyncClient:
     if config.http is None:
         config.http = httpx.AsyncClient(
+            transport=network.PolicedTransport(),
             timeout=httpx.Timeout(TIMEOUT),
             follow_redirects=False,
             headers={"User-Agent": "Tenantry-Webhooks/1"},
@@ -198,19 +199,15 @@ async def deliver(job: RunningJob) -> None:
         **signing.sign(secrets, row["idempotency_key"], int(time.time()), body),
         "content-type": "application/json",
     }
-    target = httpx.URL(row["webhook_url"])
-    refused = await network.resolved_problem(
-        target.host, target.port or (443 if target.scheme == "https" else 80), network.current()
-    )
-    if refused is not None:
-        # Checked again now: a name saved while it pointed to the internet may point to
-        # a private address since. Nothing is sent; the product's address has to change.
+    try:
+        response = await _client(_config).post(row["webhook_url"], content=body, headers=headers)
+    except network.Refused as refused:
+        # Checked as the connection opened: a name saved while it pointed to the internet
+        # may point to a private address since. Nothing is sent; the address has to change.
         error = f"not sent: {refused}"
         await _record(job, delivery_id, row["event_id"], failed, None, error)
         log.warning("webhook %s to product %s refused: %s", delivery_id, row["product_id"], refused)
-        raise RetryLaterError(error)
-    try:
-        response = await _client(_config).post(row["webhook_url"], content=body, headers=headers)
+        raise RetryLaterError(error) from None
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         await _record(job, delivery_id, row["event_id"], failed, None, error)

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 import pytest
 import uvicorn
@@ -338,3 +339,33 @@ async def test_an_address_is_checked_again_when_sent_and_a_private_one_gets_noth
     [delivery] = await deliveries(org, product)
     assert delivery["status"] == "dead"
     assert delivery["last_error"] == "not sent: names this machine"
+
+
+async def test_a_connection_goes_to_the_address_the_policy_checked_resolving_once(
+    receiver: ScriptedReceiver,
+) -> None:
+    """The sender's transport resolves a name once per connection, checks every address
+    and connects to a checked one: no second lookup between the check and the connect for
+    a name to answer differently (DNS rebinding). Here the names exist only in the test's
+    resolver, so an arrival proves the connection used the checked address; the request
+    still names the host (and TLS would verify the certificate against it)."""
+    port = httpx.URL(receiver.url).port
+    asked: list[str] = []
+
+    async def dns(host: str, port: int) -> list[str]:
+        asked.append(host)
+        answers = {"receiver.example": ["127.0.0.1"], "rebound.example": ["10.0.0.7"]}
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return answers[host]
+
+    async with httpx.AsyncClient(transport=network.PolicedTransport(dns)) as client:
+        answer = await client.post(f"http://receiver.example:{port}/hooks", content=b"{}")
+        assert answer.status_code == 200
+        with pytest.raises(network.Refused, match=r"rebound\.example resolves to 10\.0\.0\.7"):
+            await client.post(f"http://rebound.example:{port}/hooks", content=b"{}")
+        with pytest.raises(httpx.ConnectError, match=r"cannot resolve nowhere\.invalid"):
+            await client.post("http://nowhere.invalid/hooks", content=b"{}")
+    assert asked == ["receiver.example", "rebound.example", "nowhere.invalid"]
+    [arrival] = receiver.arrivals
+    assert arrival.headers["host"] == f"receiver.example:{port}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenants.webhooks.network import NetworkPolicy, resolved_problem
+from tenants.webhooks.network import NetworkPolicy, Refused, Resolve, allowed_addresses
 from tenants.webhooks.rules import check_webhook_url, rotation_problem, secrets_in_use
 from tenants.webhooks.signing import (
     WebhookVerificationError,
@@ -67,8 +68,10 @@ def test_during_a_rotation_both_secrets_sign_and_either_verifies() -> None:
         (lambda h, b: ({**h, "webhook-timestamp": str(NOW + 1)}, b), "no signature"),
         (lambda h, b: ({k: v for k, v in h.items() if k != "webhook-signature"}, b), "missing"),
         (lambda h, b: ({**h, "webhook-timestamp": "yesterday"}, b), "unix seconds"),
-        (lambda h, b: ({**h, "webhook-signature": "v2," + h["webhook-signature"][3:]}, b),
-         "no signature"),
+        (
+            lambda h, b: ({**h, "webhook-signature": "v2," + h["webhook-signature"][3:]}, b),
+            "no signature",
+        ),
     ],
 )
 def test_a_tampered_request_is_refused(change: object, message: str) -> None:
@@ -190,7 +193,9 @@ PRIVATE_ALLOWED = NetworkPolicy(loopback=False, private=True)
         ("https://[fe80::1]/", "is not a web server's address"),
     ],
 )
-def test_private_networks_are_refused_unless_the_operator_allows_them(url: str, reason: str) -> None:
+def test_private_networks_are_refused_unless_the_operator_allows_them(
+    url: str, reason: str
+) -> None:
     found = check_webhook_url(url, DEVELOPMENT)
     assert found is not None and reason in found, found
     if "web server" not in reason:
@@ -208,25 +213,35 @@ def test_this_machine_is_reachable_outside_production_only() -> None:
     assert check_webhook_url("https://8.8.8.8/in", INTERNET_ONLY) is None
 
 
+async def refusal(host: str, policy: NetworkPolicy, resolve: Resolve | None = None) -> str:
+    with pytest.raises(Refused) as refused:
+        await allowed_addresses(host, 443, policy, *([resolve] if resolve else []))
+    return str(refused.value)
+
+
 async def test_a_name_is_judged_by_what_it_resolves_to_when_the_webhook_is_sent() -> None:
     # localhost resolves to the machine itself: fine in development, refused in production.
-    assert await resolved_problem("localhost", 443, DEVELOPMENT) is None
-    found = await resolved_problem("localhost", 443, INTERNET_ONLY)
-    assert found is not None and "this machine" in found
-    # A name that does not resolve is left to the request, which fails with its own error.
-    assert await resolved_problem("nothing.invalid", 443, INTERNET_ONLY) is None
-    found = await resolved_problem("10.1.2.3", 443, INTERNET_ONLY)
-    assert found is not None and "private network" in found
+    assert set(await allowed_addresses("localhost", 443, DEVELOPMENT)) <= {"127.0.0.1", "::1"}
+    assert "this machine" in await refusal("localhost", INTERNET_ONLY)
+    # A name that does not resolve fails as the resolver does (the connection's error).
+    with pytest.raises(socket.gaierror):
+        await allowed_addresses("nothing.invalid", 443, INTERNET_ONLY)
+    assert "private network" in await refusal("10.1.2.3", INTERNET_ONLY)
+    assert await allowed_addresses("8.8.8.8", 443, INTERNET_ONLY) == ["8.8.8.8"]
 
     async def dns(host: str, port: int) -> list[str]:
-        return {"hooks.example.com": ["93.184.216.34"], "moved.example.com": ["10.0.0.7"],
-                "split.example.com": ["93.184.216.34", "fd00::7"]}[host]
+        return {
+            "hooks.example.com": ["93.184.216.34", "93.184.216.34"],
+            "moved.example.com": ["10.0.0.7"],
+            "split.example.com": ["93.184.216.34", "fd00::7"],
+        }[host]
 
-    assert await resolved_problem("hooks.example.com", 443, INTERNET_ONLY, dns) is None
-    assert await resolved_problem("moved.example.com", 443, INTERNET_ONLY, dns) == (
+    assert await allowed_addresses("hooks.example.com", 443, INTERNET_ONLY, dns) == [
+        "93.184.216.34"
+    ]
+    assert await refusal("moved.example.com", INTERNET_ONLY, dns) == (
         "moved.example.com resolves to 10.0.0.7, which is on a private network: webhooks go "
         "to products on the internet unless the operator allows private networks"
     )
-    found = await resolved_problem("split.example.com", 443, INTERNET_ONLY, dns)
-    assert found is not None and "resolves to fd00::7" in found  # any address counts
-    assert await resolved_problem("moved.example.com", 443, PRIVATE_ALLOWED, dns) is None
+    assert "resolves to fd00::7" in await refusal("split.example.com", INTERNET_ONLY, dns)
+    assert await allowed_addresses("moved.example.com", 443, PRIVATE_ALLOWED, dns) == ["10.0.0.7"]
