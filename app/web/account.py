@@ -83,9 +83,11 @@ def _back(key: str) -> str:
 
 
 def _setting(cat: Catalogue, key: str) -> Setting:
+    """The setting a form names; InvalidInputError when there is none. The key is not
+    repeated: a page should not show words a crafted link put there."""
     if key not in cat:
         raise InvalidInputError(
-            f"there is no setting {key!r}", fields=[FieldProblem("setting", "no such setting")]
+            "there is no such setting", fields=[FieldProblem("setting", "no such setting")]
         )
     return cat[key]
 
@@ -160,13 +162,15 @@ def routes(web: Web) -> list[BaseRoute]:
     async def choose(ctx: PageContext) -> Response:
         """The member's own value; refused with the organisation's reason when locked."""
         key = ctx.form.get("setting", "")
+        cat = await policy.catalogue()
         try:
-            setting = _setting(await policy.catalogue(), key)
+            setting = _setting(cat, key)
             value = parse_value(setting, ctx.form.get("value"))
             result = await policy.set_choice(ctx.active.member.id, key, value, actor=ctx.actor)
         except (InvalidInputError, policy.SettingLockedError) as error:
             # Both are raised before anything is written.
-            return ctx.redirect(_back(key), f"Not changed: {error.message.rstrip('.')}.")
+            back = _back(key) if key in cat else "/account"
+            return ctx.redirect(back, f"Not changed: {error.message.rstrip('.')}.")
         return ctx.redirect(
             _back(key),
             f"Saved: {setting.title} is now {show_value(setting, result.value)}, in every product.",
