@@ -45,7 +45,7 @@ from app.web.cookies import CookieJar
 from app.web.pages import Web
 from app.worker import background_worker
 from policies.cache import DecisionCache
-from tenants import cursors
+from tenants import cursors, network
 from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
 from tenants.jobs.worker import Worker
@@ -53,7 +53,6 @@ from tenants.policy import service as policy_service
 from tenants.secrets import SecretBox
 from tenants.signals.refusals import RefusalCounter
 from tenants.sso.oidc import RelyingParty
-from tenants.webhooks import network as webhook_network
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ def create_app(
     )
     keyring = KeyRing(SecretBox(settings.secret_key, "signing-keys"))
     configure_mail(settings)  # links in emails, and SMTP when configured
-    webhook_network.configure(settings.webhook_networks)  # where product webhooks may go
+    network.configure(settings.outbound_networks)  # where webhooks and identity providers may be
     cursors.configure(settings.secret_key)  # page cursors are signed with the service key
     rp = RelyingParty(http)
     authenticator = authenticator or BearerAuthenticator(

@@ -25,6 +25,8 @@ from typing import Any, cast
 import httptools
 import httpx
 
+from tenants import network
+
 #: Statuses whose responses never carry a body (RFC 9110 §6.4.1).
 _NO_BODY = frozenset({204, 304})
 #: The most an answer may hold, head and body: discovery documents, key sets and token
@@ -205,8 +207,11 @@ class IdentityProviderTransport(httpx.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | None = None,
         max_idle: int = 20,
         keepalive_expiry: float = 5.0,
+        resolve: network.Resolve = network.lookup,
     ) -> None:
         self._ssl = ssl_context
+        #: How host names become addresses (the machine's resolver; tests give their own).
+        self.resolve = resolve
         self.max_idle = max_idle
         self.keepalive_expiry = keepalive_expiry
         self._idle: dict[tuple[bytes, bytes, int], deque[_Connection]] = {}
@@ -282,22 +287,35 @@ class IdentityProviderTransport(httpx.AsyncBaseTransport):
         hostname = host.decode("ascii")
         loop = asyncio.get_running_loop()
         tls = self._ssl_context() if scheme == b"https" else None
+        failure: BaseException | None = None
         try:
             async with asyncio.timeout(seconds):
-                _, connection = await loop.create_connection(
-                    _Connection,
-                    hostname,
-                    port,
-                    ssl=tls,
-                    server_hostname=hostname if tls is not None else None,
-                )
+                # Resolved once and checked against the network policy; the socket goes to
+                # a checked address, TLS verifies the certificate against the name.
+                for address in await network.allowed_addresses(
+                    hostname, port, network.current(), self.resolve
+                ):
+                    try:
+                        _, connection = await loop.create_connection(
+                            _Connection,
+                            address,
+                            port,
+                            ssl=tls,
+                            server_hostname=hostname if tls is not None else None,
+                        )
+                        return connection
+                    except OSError as exc:  # ssl.SSLError is one: the next address
+                        failure = exc
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"cannot connect to {hostname}:{port} in time") from exc
-        except (OSError, ssl.SSLError, UnicodeError) as exc:
+        except network.Refused as exc:
+            raise httpx.ConnectError(f"not connected to {hostname}: {exc}") from exc
+        except (OSError, UnicodeError) as exc:
             # UnicodeError: a host name the resolver cannot encode (a label over 63
             # characters), e.g. one saved before the API refused them.
-            raise httpx.ConnectError(f"cannot connect to {hostname}:{port}: {exc}") from exc
-        return connection
+            failure = exc
+        why = failure or "the name resolves to no address"
+        raise httpx.ConnectError(f"cannot connect to {hostname}:{port}: {why}") from failure
 
     def _release(self, origin: tuple[bytes, bytes, int], connection: _Connection) -> None:
         idle = self._idle.setdefault(origin, deque())

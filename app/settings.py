@@ -19,7 +19,7 @@ import platformdirs
 
 from tenants.domains.dns import DnsTxtLookup
 from tenants.mail.sender import SmtpSecurity
-from tenants.webhooks.network import NetworkPolicy
+from tenants.network import NetworkPolicy
 
 
 class Environment(StrEnum):
@@ -98,9 +98,9 @@ class Settings:
     #: audit sealer, without a second process). Turn off where ``tenantry worker`` runs
     #: separately: a web node without one does no background work.
     embedded_worker: bool = True
-    #: Webhooks may go to private networks (``tenants.webhooks.network``): for products
-    #: that live on the operator's own network. Off: addresses must be on the internet.
-    webhook_private_networks: bool = False
+    #: Webhooks and identity providers may be on private networks (``tenants.network``):
+    #: for products and providers on the operator's own network. Off: on the internet.
+    private_networks: bool = False
     #: On SIGTERM, how long a worker (``tenantry worker``, or the embedded one) waits for
     #: running jobs before releasing them to the queue for another worker.
     shutdown_seconds: int = 30
@@ -134,12 +134,11 @@ class Settings:
         return self.environment is Environment.PRODUCTION
 
     @property
-    def webhook_networks(self) -> NetworkPolicy:
-        """Where webhooks may go: this machine outside production (a developer's
-        receiver), private networks when the operator allows them."""
-        return NetworkPolicy(
-            loopback=not self.is_production, private=self.webhook_private_networks
-        )
+    def outbound_networks(self) -> NetworkPolicy:
+        """Where the service's requests to addresses admins typed (webhooks, identity
+        providers) may go: this machine outside production (a developer's receiver or
+        provider), private networks when the operator allows them."""
+        return NetworkPolicy(loopback=not self.is_production, private=self.private_networks)
 
     def dns_lookup(self) -> DnsTxtLookup:
         """The TXT lookup domain verification uses (the configured resolvers)."""
@@ -259,7 +258,7 @@ class Settings:
             else:
                 values["log_json"] = log_format == "json"
         boolean("TENANTRY_EMBEDDED_WORKER", "embedded_worker")
-        boolean("TENANTRY_WEBHOOK_PRIVATE_NETWORKS", "webhook_private_networks")
+        boolean("TENANTRY_PRIVATE_NETWORKS", "private_networks")
         integer("TENANTRY_SHUTDOWN_SECONDS", "shutdown_seconds", 0, 3600)
         integer("TENANTRY_GC_THRESHOLD", "gc_threshold", 0, 10_000_000)
         boolean("TENANTRY_METRICS", "metrics")

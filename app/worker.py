@@ -45,10 +45,11 @@ def configure_handlers(settings: Settings) -> None:
     """Register the handlers and give those that need them the service's settings (the
     webhook sender unseals product secrets with the secret key)."""
     load_handlers()
-    from tenants.webhooks import network, sender
+    from tenants import network
+    from tenants.webhooks import sender
 
     sender.configure(settings.secret_key)
-    network.configure(settings.webhook_networks)
+    network.configure(settings.outbound_networks)
     from app.mail import configure_mail
 
     configure_mail(settings)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from tenants.webhooks.network import NetworkPolicy, host_problem
+from tenants.network import NetworkPolicy, host_problem
 
 MAX_URL = 2000
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import orjson
 
-from tenants import db, telemetry
+from tenants import db, network, telemetry
 from tenants.jobs.registry import PermanentJobError, RetryLaterError, RunningJob, handler
 from tenants.secrets import SecretBox
-from tenants.webhooks import network, service, signing
+from tenants.webhooks import service, signing
 from tenants.webhooks.models import DeliveryStatus
 from tenants.webhooks.rules import secrets_in_use
 

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tenants import db
+from tenants import db, network
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import ConflictError, FieldProblem, IllegalTransitionError, InvalidInputError
@@ -26,7 +26,7 @@ from tenants.models_base import get_by_id
 from tenants.pagination import Page, Sort, paginate
 from tenants.products.models import Product
 from tenants.secrets import SecretBox
-from tenants.webhooks import network, signing
+from tenants.webhooks import signing
 from tenants.webhooks.models import DeliveryStatus, WebhookDelivery
 from tenants.webhooks.rules import check_webhook_url, rotation_problem
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from app.idp_http import IdentityProviderTransport, identity_provider_client
+from app.idp_http import IdentityProviderClient, IdentityProviderTransport, identity_provider_client
+from tenants import network
 
 
 @dataclass
@@ -240,3 +241,36 @@ async def test_cookies_an_identity_provider_sets_are_not_sent_back() -> None:
         await client.get(f"{url}/token")
     assert all(b"cookie:" not in r.lower() for r in seen.requests)
     assert len(client.cookies) == 0
+
+
+async def test_connections_go_only_where_the_network_policy_allows_to_the_address_checked() -> None:
+    """A provider's address is resolved once per connection and checked (an admin types
+    the issuer, and its discovery document names the other endpoints): the socket goes to
+    the checked address, so a name cannot pass the check with one address and connect to
+    another; private and (in production) loopback addresses are refused before connecting."""
+    asked: list[str] = []
+
+    async def dns(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return {"idp.example": ["127.0.0.1"], "intranet-idp.example": ["10.0.0.7"]}[host]
+
+    before = network.current()
+    try:
+        async with server(lambda _: ok(b'{"ok": true}')) as (url, seen):
+            port = httpx.URL(url).port
+            async with IdentityProviderClient(transport=IdentityProviderTransport(resolve=dns)) as client:
+                answer = await client.get(f"http://idp.example:{port}/jwks")
+                assert answer.json() == {"ok": True}
+                assert b"\r\nHost: idp.example:%d\r\n" % port in seen.requests[0]
+                with pytest.raises(httpx.ConnectError, match=r"intranet-idp\.example resolves "
+                                   r"to 10\.0\.0\.7, which is on a private network"):
+                    await client.get(f"https://intranet-idp.example:{port}/jwks")
+                network.configure(network.NetworkPolicy(loopback=False, private=False))
+                with pytest.raises(httpx.ConnectError, match="this machine's own"):
+                    await client.get(f"https://idp.example:{port}/jwks")  # a new origin
+                with pytest.raises(httpx.ConnectError, match=r"names 127\.0\.0\.1, which is this"):
+                    await client.get(f"{url}/token")
+    finally:
+        network.configure(before)
+    assert asked == ["idp.example", "intranet-idp.example", "idp.example"]
+    assert len(seen.requests) == 1

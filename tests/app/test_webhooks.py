@@ -24,9 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tenants import db
+from tenants import db, network
 from tenants.jobs.worker import Worker
-from tenants.webhooks import network
 from tenants.webhooks import service as webhooks
 from tenants.webhooks.signing import WebhookVerificationError, verify
 from tests.conftest import OrgHandle, make_product, row_counts

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenants.webhooks.network import NetworkPolicy, Refused, Resolve, allowed_addresses
+from tenants.network import NetworkPolicy, Refused, Resolve, allowed_addresses
 from tenants.webhooks.rules import check_webhook_url, rotation_problem, secrets_in_use
 from tenants.webhooks.signing import (
     WebhookVerificationError,
@@ -172,7 +172,7 @@ def test_the_console_rotates_a_secret_only_while_webhooks_are_on() -> None:
     assert "no signing secret yet" in (rotation_problem(None, has_secret=False) or "")
 
 
-# --- which networks a webhook may reach (tenants.webhooks.network) ---------------------------
+# --- which networks a webhook may reach (tenants.network) ---------------------------
 
 INTERNET_ONLY = NetworkPolicy(loopback=False, private=False)
 DEVELOPMENT = NetworkPolicy()  # this machine allowed, private networks not
@@ -240,8 +240,8 @@ async def test_a_name_is_judged_by_what_it_resolves_to_when_the_webhook_is_sent(
         "93.184.216.34"
     ]
     assert await refusal("moved.example.com", INTERNET_ONLY, dns) == (
-        "moved.example.com resolves to 10.0.0.7, which is on a private network: webhooks go "
-        "to products on the internet unless the operator allows private networks"
+        "moved.example.com resolves to 10.0.0.7, which is on a private network (Tenantry "
+        "reaches private networks only when the operator allows them)"
     )
     assert "resolves to fd00::7" in await refusal("split.example.com", INTERNET_ONLY, dns)
     assert await allowed_addresses("moved.example.com", 443, PRIVATE_ALLOWED, dns) == ["10.0.0.7"]

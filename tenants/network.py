@@ -1,20 +1,23 @@
-"""Which networks webhooks may reach: the service must not be a way into its own.
+"""Which networks the service's outbound requests may reach: it must not be a way into
+its own.
 
-A product's admin types the webhook address; Tenantry then posts to it from inside the
-operator's network. Unchecked, ``https://10.0.0.5/`` or ``https://intranet/`` would have
-the service probe and post to machines no tenant should reach (SSRF). So by default an
-address must be on the internet: private, shared, reserved and link-local addresses are
-refused, and so are one-label names (``intranet``), which resolve through the machine's
-search domains. The machine itself (loopback) is allowed outside production, for a
-developer's receiver and the tests. An operator whose products live on a private network
-allows it with ``TENANTRY_WEBHOOK_PRIVATE_NETWORKS=true``.
+Admins type addresses the service then calls from inside the operator's network: a
+product's webhook, an identity provider's issuer (and the endpoints its discovery
+document names). Unchecked, ``https://10.0.0.5/`` or ``https://intranet/`` would have the
+service probe and post to machines no tenant should reach (SSRF). So by default an address
+must be on the internet: private, shared, reserved and link-local addresses are refused,
+and so are one-label names (``intranet``), which resolve through the machine's search
+domains. The machine itself (loopback) is allowed outside production, for a developer's
+receiver or provider and the tests. An operator whose products or identity providers live
+on a private network allows it with ``TENANTRY_PRIVATE_NETWORKS=true``.
 
-The check runs when the address is saved (on the text), and again whenever the sender
-opens a connection, inside the connection itself (``PolicedTransport``): the name is
-resolved once, every address it gives is checked, and the socket goes to a checked
-address while TLS still verifies the certificate against the name. So a name pointed at
-a private address later is refused, and so is one that answers the check with a public
-address and the connection with a private one (DNS rebinding).
+The check runs when a webhook address is saved (on the text), and whenever a connection
+opens, inside the connection itself (``PolicedTransport`` for webhooks, the identity
+providers' transport in ``app.idp_http``): the name is resolved once, every address it
+gives is checked, and the socket goes to a checked address while TLS still verifies the
+certificate against the name. So a name pointed at a private address later is refused,
+and so is one that answers the check with a public address and the connection with a
+private one (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -65,8 +68,8 @@ def address_problem(address: IPAddress, policy: NetworkPolicy) -> str | None:
         return None if policy.loopback else "is this machine's own"
     if not address.is_global and not policy.private:
         return (
-            "is on a private network: webhooks go to products on the internet unless the "
-            "operator allows private networks"
+            "is on a private network (Tenantry reaches private networks only when the "
+            "operator allows them)"
         )
     return None
 
@@ -93,7 +96,7 @@ def host_problem(host: str, policy: NetworkPolicy) -> str | None:
     return None
 
 
-async def _addresses(host: str, port: int) -> list[str]:
+async def lookup(host: str, port: int) -> list[str]:
     """What ``host`` resolves to now, through the machine's resolver."""
     found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(sockaddr[0]).split("%", 1)[0] for *_, sockaddr in found]
@@ -108,7 +111,7 @@ class Refused(Exception):
 
 
 async def allowed_addresses(
-    host: str, port: int, policy: NetworkPolicy, resolve: Resolve = _addresses
+    host: str, port: int, policy: NetworkPolicy, resolve: Resolve = lookup
 ) -> list[str]:
     """The addresses to connect to for ``host``, each one the policy allows; ``Refused``
     when the host as written, or any address it resolves to, is not allowed (one private
@@ -183,7 +186,7 @@ class PolicedTransport(httpx.AsyncHTTPTransport):
     connections obey the network policy at connect time (``_PolicedBackend``).
     ``Refused`` comes out of a request as it is, not as an httpx error."""
 
-    def __init__(self, resolve: Resolve = _addresses) -> None:
+    def __init__(self, resolve: Resolve = lookup) -> None:
         super().__init__()
         limits = httpx.Limits()
         self._pool = httpcore.AsyncConnectionPool(
