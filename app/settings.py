@@ -259,6 +259,11 @@ class Settings:
                 values["log_json"] = log_format == "json"
         boolean("TENANTRY_EMBEDDED_WORKER", "embedded_worker")
         boolean("TENANTRY_PRIVATE_NETWORKS", "private_networks")
+        if "TENANTRY_WEBHOOK_PRIVATE_NETWORKS" in env:  # its name until identity providers
+            problems.append(
+                "TENANTRY_WEBHOOK_PRIVATE_NETWORKS: renamed TENANTRY_PRIVATE_NETWORKS, which "
+                "also covers identity providers"
+            )
         integer("TENANTRY_SHUTDOWN_SECONDS", "shutdown_seconds", 0, 3600)
         integer("TENANTRY_GC_THRESHOLD", "gc_threshold", 0, 10_000_000)
         boolean("TENANTRY_METRICS", "metrics")

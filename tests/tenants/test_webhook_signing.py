@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.settings import Settings, SettingsError
 from tenants.network import NetworkPolicy, Refused, Resolve, allowed_addresses
 from tenants.webhooks.rules import check_webhook_url, rotation_problem, secrets_in_use
 from tenants.webhooks.signing import (
@@ -245,3 +246,10 @@ async def test_a_name_is_judged_by_what_it_resolves_to_when_the_webhook_is_sent(
     )
     assert "resolves to fd00::7" in await refusal("split.example.com", INTERNET_ONLY, dns)
     assert await allowed_addresses("moved.example.com", 443, PRIVATE_ALLOWED, dns) == ["10.0.0.7"]
+
+
+def test_the_operator_allows_private_networks_by_one_variable_and_the_old_name_is_refused() -> None:
+    assert Settings.from_env({}).outbound_networks == NetworkPolicy(loopback=True, private=False)
+    assert Settings.from_env({"TENANTRY_PRIVATE_NETWORKS": "true"}).outbound_networks.private
+    with pytest.raises(SettingsError, match="renamed TENANTRY_PRIVATE_NETWORKS"):
+        Settings.from_env({"TENANTRY_WEBHOOK_PRIVATE_NETWORKS": "true"})
