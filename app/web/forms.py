@@ -12,13 +12,12 @@ from __future__ import annotations
 from urllib.parse import unquote_to_bytes
 
 from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from tenants.errors import FieldProblem, InvalidInputError
 
 #: A urlencoded form's body at most: the console's forms are short text (a CSV import is
-#: an upload, multipart, within Starlette's limit of 1 MB per part).
+#: pasted into a text area; larger files go through the API).
 MAX_FORM_BYTES = 1024 * 1024
 #: Fields in one form at most (a bulk action over a page of 500 members sends 500 ticks).
 MAX_FIELDS = 1000
@@ -26,23 +25,37 @@ MAX_FIELDS = 1000
 URLENCODED = "application/x-www-form-urlencoded"
 
 
-def too_large(reason: str) -> InvalidInputError:
-    return InvalidInputError(
-        "the form is larger than any form here", fields=[FieldProblem("form", reason)]
+class UnreadableForm(InvalidInputError):
+    """A form refused whole, before any field is read: larger than any form here (413), or
+    not sent as every form here is sent (415). ``heading`` and ``status`` are the page's."""
+
+    def __init__(self, message: str, reason: str, *, heading: str, status: int) -> None:
+        super().__init__(message, fields=[FieldProblem("form", reason)])
+        self.heading = heading
+        self.status = status
+
+
+def too_large(reason: str) -> UnreadableForm:
+    return UnreadableForm(
+        "the form is larger than any form here", reason, heading="Form too large", status=413
     )
 
 
 async def read_form(request: Request) -> tuple[FormData, list[FieldProblem]]:
     """The posted form, and a problem for each field whose text is not UTF-8 (its value
     read as empty, so that nothing of it is kept). The form is also what
-    ``request.form()`` returns afterwards. Raises InvalidInputError naming ``form`` when
-    the body is over ``MAX_FORM_BYTES`` or ``MAX_FIELDS``."""
+    ``request.form()`` returns afterwards. Raises ``UnreadableForm`` when the body is over
+    ``MAX_FORM_BYTES`` or ``MAX_FIELDS``, or not urlencoded."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != URLENCODED:
-        try:
-            return await request.form(max_fields=MAX_FIELDS), []
-        except HTTPException as exc:  # Starlette's answer to a multipart over its limits
-            raise too_large(str(exc.detail)) from None
+        # Every form here is urlencoded (none uploads a file). Starlette would read the
+        # text of a multipart form that is not UTF-8 as Latin-1 and keep it garbled.
+        raise UnreadableForm(
+            "the form was not sent as a browser sends the forms here",
+            f"is sent as {media or 'nothing'}, not {URLENCODED}",
+            heading="Form not readable",
+            status=415,
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

@@ -28,7 +28,7 @@ from app.problems import from_domain_error
 from app.settings import Settings
 from app.web.addresses import storage_problem
 from app.web.cookies import CookieJar, SignedIn
-from app.web.forms import read_form
+from app.web.forms import MAX_FORM_BYTES, UnreadableForm, read_form
 from app.web.ratelimit import RateLimiter
 from app.web.timezones import localtime, viewer_time
 from tenants import notifications, text
@@ -80,6 +80,9 @@ class Web:
         self.templates.env.filters["counted"] = counted
         self.templates.env.filters["sign_in_method"] = sign_in_method
         self.templates.env.filters["action_words"] = reading.action_words
+        # The largest file the CSV import reads into its form: percent-encoded, each byte
+        # may take three, and the form must stay within what ``read_form`` reads.
+        self.templates.env.globals["import_file_max_bytes"] = MAX_FORM_BYTES // 3
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200
@@ -273,13 +276,14 @@ def page(
             if request.method == "POST":
                 try:
                     raw, unreadable = await read_form(request)
-                except InvalidInputError as error:
+                except UnreadableForm as error:
+                    advice = " Go back and send less at once." if error.status == 413 else ""
                     return web.message(
                         request,
-                        "Form too large",
+                        error.heading,
                         f"Nothing was changed: the {error.fields[0].field} "
-                        f"{error.fields[0].reason}. Go back and send less at once.",
-                        status=413,
+                        f"{error.fields[0].reason}.{advice}",
+                        status=error.status,
                         link=(page_to_return_to(request), "Back to the page"),
                     )
                 form = {k: v for k, v in raw.items() if isinstance(v, str)}

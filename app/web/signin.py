@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.middleware import content_security_policy
-from app.web.forms import read_form
+from app.web.forms import UnreadableForm, read_form
 from app.web.pages import Web, openable_page, posted_form, safe_next
 from tenants import db
 from tenants.actors import Actor, ActorKind
@@ -151,7 +151,7 @@ def routes(web: Web) -> list[BaseRoute]:
                     request,
                     "This form cannot be sent",
                     f"Nothing was sent: {fields}. Go back and type it again.",
-                    status=400,
+                    status=error.status if isinstance(error, UnreadableForm) else 400,
                     link=(f"/login/{quote(slug)}" if slug else "/login", "Back to sign-in"),
                 )
 

@@ -139,11 +139,26 @@ async def test_an_admin_runs_the_directory_from_the_console(
     await expect(page.get_by_role("status")).to_have_text("Nora Newcomer has Mailbox.")
     await tab.land(nora_page.removeprefix(tab.base_url), shots, "member-page")
 
-    # Import a CSV: dry run, then apply.
+    # Import a CSV file (as a spreadsheet saves it: a byte-order mark, CRLF): it is read
+    # into the text area, to be seen before the dry run; then apply.
     await page.goto(f"{tab.base_url}/console/members/import")
-    await page.get_by_label("CSV text").fill(
-        "email,name,unit,roles\nivy@example.org,Ivy Imported,Sales,\njon@example.org,Jon Imported,,auditor\n"
+    picker = page.get_by_label("Choose a CSV file")
+    await picker.set_input_files(
+        files=[{"name": "all.csv", "mimeType": "text/csv", "buffer": b"email,name\n" + b"x" * 400_000}]
     )
+    await expect(page.get_by_role("status")).to_have_text(
+        "all.csv is larger than the console takes (341 KB): import it through the API "
+        "(POST /v1/members/import)."
+    )
+    assert await page.get_by_label("CSV text").input_value() == ""
+    csv = "email,name,unit,roles\r\nivy@example.org,Ivy Ímported,Sales,\r\njon@example.org,Jon Imported,,auditor\r\n"
+    await picker.set_input_files(
+        files=[{"name": "people.csv", "mimeType": "text/csv", "buffer": b"\xef\xbb\xbf" + csv.encode()}]
+    )
+    await expect(page.get_by_role("status")).to_have_text(
+        "Read people.csv: 3 lines. Check it below, then press Check (dry run)."
+    )
+    assert await page.get_by_label("CSV text").input_value() == csv.replace("\r\n", "\n")
     await page.get_by_role("button", name="Check (dry run)").click()
     await expect(
         page.get_by_text("2 created · 0 changed · 0 unchanged · 0 refused")

@@ -152,10 +152,20 @@ async def test_a_form_larger_than_any_of_ours_is_refused_whole_and_changes_nothi
             files={"attached": ("a.txt", b"an upload makes the form multipart")},
             data={"csrf": csrf, "name": "Upload", "description": "x" * (1024 * 1024 + 1)},
         )
+        small = await browser.http.post(  # a name in Latin-1 bytes, not UTF-8
+            "/console/groups", data={"csrf": csrf}, files={"name": (None, b"Caf\xe9")}
+        )
     for response in (huge, many):
         assert response.status_code == 413, response.text[:300]
         assert "Form too large" in response.text and "Nothing was changed" in response.text
-    assert multipart.status_code == 413, multipart.text[:300]
+    # No form here uploads a file: a multipart body is refused whole, whatever its size
+    # (Starlette would read its text as Latin-1 where it is not UTF-8).
+    assert multipart.status_code == 415, multipart.text[:300]
+    assert "Form not readable" in multipart.text
+    assert "is sent as multipart/form-data, not application/x-www-form-urlencoded" in (
+        multipart.text
+    )
+    assert small.status_code == 415, small.text[:300]
     assert await group_names(org) == []
 
 
