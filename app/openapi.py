@@ -50,7 +50,8 @@ ERROR_TEXT = {
     415: "Body is not of the media type the operation takes",
     422: "Invalid input; see errors",
     500: "Internal error",
-    503: "A service it depends on (such as DNS) did not answer; retry later",
+    503: "The database (or a service it depends on, such as DNS) is not reachable right "
+    "now; nothing was changed, retry after Retry-After",
 }
 
 
@@ -122,7 +123,8 @@ def build_openapi(
             }
         else:
             operation["responses"][str(e.status)] = {"description": "Done; no content"}
-        statuses = set(e.errors) | {400, 401, 403}
+        # Any operation meets a database that is restarting: a 503 (app/outage.py).
+        statuses = set(e.errors) | {400, 401, 403, 503}
         if e.method != "GET":
             # Any write can clash with a concurrent one (a uniqueness race, a deadlock):
             # a 409 asking to retry, nothing written (app/api.py).

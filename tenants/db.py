@@ -7,6 +7,7 @@ the next user of a pooled connection (a session-level ``SET`` would).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.connection import get_connections
 from tortoise.transactions import in_transaction
 
 from tenants.ids import OrgId
@@ -26,6 +28,35 @@ _current_conn: ContextVar[BaseDBAsyncClient | None] = ContextVar(
 
 class NoTenantTransactionError(RuntimeError):
     """A service function was called outside ``tenant_transaction``: a programming error."""
+
+
+@asynccontextmanager
+async def _pooled_transaction() -> AsyncIterator[BaseDBAsyncClient]:
+    """``in_transaction("default")``, except that a BEGIN that fails gives its connection
+    back. tortoise takes a connection from the pool and binds it to the task before it
+    sends BEGIN, and undoes both only in ``__aexit__``, which Python does not call when
+    ``__aenter__`` raises: after the database ended a pooled session (a restart,
+    ``pg_terminate_backend``), each request that drew it kept it out of the pool for good
+    and left the dead session bound to its task, until the pool ran dry."""
+    context: Any = in_transaction("default")
+    try:
+        conn = await context.__aenter__()
+    except BaseException:
+        token = getattr(context, "token", None)  # set once a connection was taken
+        if token is not None:
+            get_connections().reset(token)
+            pool = getattr(context.client._parent, "_pool", None)
+            if pool is not None:
+                with contextlib.suppress(Exception):  # a broken one is closed by the pool
+                    await pool.release(context.client._connection)
+        raise
+    try:
+        yield conn
+    except BaseException as exc:
+        await context.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        await context.__aexit__(None, None, None)
 
 
 @asynccontextmanager
@@ -44,7 +75,7 @@ async def tenant_transaction(org_id: OrgId) -> AsyncIterator[BaseDBAsyncClient]:
         assert conn is not None
         yield conn
         return
-    async with in_transaction("default") as conn:
+    async with _pooled_transaction() as conn:
         await conn.execute_query("SELECT set_config('app.tenant_id', $1, true)", [str(org_id)])
         org_token = _current_org.set(org_id)
         conn_token = _current_conn.set(conn)
@@ -64,7 +95,7 @@ async def tenant_transaction_by_slug(slug: str) -> AsyncIterator[OrgId | None]:
     when no organisation has the slug. Refused inside another tenant transaction."""
     if _current_org.get() is not None:
         raise NoTenantTransactionError("a tenant transaction cannot switch organisation")
-    async with in_transaction("default") as conn:
+    async with _pooled_transaction() as conn:
         _, rows = await conn.execute_query(
             "SELECT set_config('app.tenant_id',"
             " coalesce(organisation_id_by_slug($1)::text, ''), true) AS id",

@@ -31,6 +31,10 @@ def _is_outage_itself(exc: BaseException) -> bool:
         | asyncpg.PostgresConnectionError  # SQLSTATE class 08
         | asyncpg.OperatorInterventionError  # class 57: shutdown, cannot connect now
         | asyncpg.InterfaceError  # the connection is closed
+        # A pooled connection whose session the server ended mid-operation is left in a
+        # state the driver refuses the next statement in ("cannot switch to state 15;
+        # another operation is in progress"): the connection is gone, not the query wrong.
+        | asyncpg.InternalClientError
         | DBConnectionError,
     )
 

@@ -1,0 +1,40 @@
+"""What the service's log holds: no request URL from the HTTP client (a webhook's or a
+provider's address may carry a token in its query string)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from app.logs import configure_logging
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    yield
+    root.handlers[:], root.level = handlers, level
+    for name, was in levels.items():
+        logging.getLogger(name).setLevel(was)
+
+
+async def test_the_http_clients_request_lines_stay_out_of_the_log(
+    restored_logging: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", json_lines=True)
+    secret = "access_token=SECRETQ123456"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        await client.post(f"https://hooks.example.com/in?{secret}")
+    logging.getLogger("tenantry.test").info("a line of our own")
+    written = capfd.readouterr().err
+    assert "a line of our own" in written  # the log works, at INFO
+    assert secret not in written
