@@ -220,7 +220,9 @@ def ensure_system_user(name: str = EMBEDDED_SYSTEM_USER, *, lock_dir: Path | Non
             # The package's own command, found on PATH as it finds it.
             subprocess.run(  # noqa: S603 -- fixed arguments, our account name
                 ["useradd", "-s", "/bin/bash", name],  # noqa: S607
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
         except subprocess.CalledProcessError:
             pwd.getpwnam(name)  # made by someone else meanwhile: KeyError if not
@@ -296,16 +298,26 @@ def _stop_embedded(pgdata: Path, system_user: str | None) -> None:
 
     if not (pgdata / "postmaster.pid").exists():
         return
-    command = [str(_commands.POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m",
-               "fast", "stop"]
+    command = [
+        str(_commands.POSTGRES_BIN_PATH / "pg_ctl"),
+        "-D",
+        str(pgdata),
+        "-w",
+        "-m",
+        "fast",
+        "stop",
+    ]
     try:
         subprocess.run(  # noqa: S603 -- our own binary and arguments
             command, check=True, capture_output=True, timeout=60, user=system_user
         )
         log.info("stopped the embedded PostgreSQL in %s", pgdata)
     except subprocess.CalledProcessError as exc:
-        log.warning("could not stop the embedded PostgreSQL in %s: %s", pgdata,
-                    exc.stderr.decode(errors="replace").strip() or exc)
+        log.warning(
+            "could not stop the embedded PostgreSQL in %s: %s",
+            pgdata,
+            exc.stderr.decode(errors="replace").strip() or exc,
+        )
     except subprocess.TimeoutExpired as exc:
         log.warning("could not stop the embedded PostgreSQL in %s: %s", pgdata, exc)
 
@@ -449,6 +461,26 @@ async def pending_migrations(conn: asyncpg.Connection) -> list[str]:
     except asyncpg.UndefinedTableError:
         return sorted(_migrations_on_disk())
     return pending_migrations_from({f"{r['app']}.{r['name']}" for r in rows})
+
+
+async def check_current(url: str) -> None:
+    """DatabaseSetupError unless the database at ``url`` answers and holds every migration:
+    a service started on a database that cannot be reached, or on an older schema, says so
+    and stops, instead of failing every request and every job round with a traceback."""
+    conn = await _admin_connect(url)
+    try:
+        pending = await pending_migrations(conn)
+    finally:
+        await conn.close()
+    if pending:
+        shown = ", ".join(pending[:3]) + (
+            f" and {len(pending) - 3} more" if len(pending) > 3 else ""
+        )
+        raise DatabaseSetupError(
+            f"the database at {_redact(url)} lacks {len(pending)} "
+            f"migration{'s' if len(pending) != 1 else ''} ({shown}): run `tenantry migrate` "
+            "first, or start with --migrate"
+        )
 
 
 def pending_migrations_from(recorded: set[str]) -> list[str]:

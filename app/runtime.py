@@ -36,13 +36,16 @@ def admin_url(settings: Settings) -> Iterator[str]:
 
 
 async def ready_database(settings: Settings, url: str, *, migrate: bool) -> DatabaseUrls:
-    """Prepare roles and database and apply migrations when ``migrate``; returns the URLs."""
+    """Prepare roles and database and apply migrations when ``migrate``; otherwise check
+    that the database answers and is current (DatabaseSetupError naming what to do).
+    Returns the URLs."""
     if migrate:
         urls = await database.prepare_database(
             url, app_role=settings.app_role, app_database_url=settings.app_database_url
         )
         await database.migrate(urls)
     else:
+        await database.check_current(url)
         urls = database.urls_for(
             url, app_role=settings.app_role, app_database_url=settings.app_database_url
         )
