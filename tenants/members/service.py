@@ -368,22 +368,33 @@ async def list_members(
     return await paginate(await _filtered(filters), sort, cursor=cursor, limit=limit)
 
 
-async def find_members(text: str, *, limit: int = 10) -> list[Member]:
+async def find_members(
+    text: str,
+    *,
+    limit: int = 10,
+    excluding: uuid.UUID | None = None,
+    active_only: bool = False,
+) -> list[Member]:
     """Members whose name or email starts with ``text`` (case-insensitive), by name, at most
     ``limit``: two ranges of the lower(name) / lower(email) indexes, so a typeahead costs
-    what it returns."""
+    what it returns. ``excluding``: one member left out (a leaver choosing a successor);
+    ``active_only``: only active members (those who can receive work)."""
     pattern = name_prefix_pattern(text.strip())
     rows = await db.fetch(
         "SELECT id FROM ("
         " (SELECT id, name FROM members WHERE tenant_id = $1 AND lower(name) LIKE $2"
+        "  AND id IS DISTINCT FROM $4 AND ($5 = false OR status = 'active')"
         "  ORDER BY lower(name) LIMIT $3)"
         " UNION"
         " (SELECT id, name FROM members WHERE tenant_id = $1 AND lower(email) LIKE $2"
+        "  AND id IS DISTINCT FROM $4 AND ($5 = false OR status = 'active')"
         "  ORDER BY lower(email) LIMIT $3)"
         ") found ORDER BY lower(name), id LIMIT $3",
         db.current_org(),
         pattern,
         limit,
+        excluding,
+        active_only,
     )
     ids = [r["id"] for r in rows]
     found = {m.id: m for m in await Member.filter(id__in=ids)}

@@ -39,7 +39,16 @@ def routes(web: Web) -> list[BaseRoute]:
         params = ctx.request.query_params
         name = _field(params.get("name"), "member_id")
         text = (params.get(f"{name}_q") or params.get("q") or "").strip()[:200]
-        found = await members.find_members(text, limit=SHOWN) if text else []
+        found = (
+            await members.find_members(
+                text,
+                limit=SHOWN,
+                excluding=_uuid(params.get("exclude")),
+                active_only=params.get("active") == "1",
+            )
+            if text
+            else []
+        )
         return ctx.render(
             "console/pick_options.html",
             name=name,
