@@ -33,6 +33,7 @@ from tenants.errors import (
 )
 from tenants.jobs import service as jobs
 from tenants.mail import service as mail
+from tenants.members.lifecycle import MemberStatus
 from tenants.members.service import get_member
 from tenants.models_base import get_referenced
 from tenants.policy import service as policy
@@ -78,6 +79,16 @@ async def export_of(request_id: uuid.UUID) -> PrivacyExport | None:
     return await PrivacyExport.filter(request_id=request_id).first()
 
 
+async def _not_erased(request: PrivacyRequest, why: str) -> None:
+    """ConflictError naming ``status`` when the request's member was erased (purged): no
+    data of theirs is left to export or erase, and they could not sign in to download."""
+    member = await get_member(request.member_id)
+    if member.status is MemberStatus.PURGED:
+        raise ConflictError(
+            f"the member was erased: {why}", fields=[FieldProblem("status", "is purged")]
+        )
+
+
 async def start_export(request_id: uuid.UUID, *, actor: Actor) -> PrivacyExport:
     """Ask the member's products for their parts and queue the build (at once when no
     product is asked). Idempotent while an export is collecting or ready; an expired one
@@ -85,6 +96,7 @@ async def start_export(request_id: uuid.UUID, *, actor: Actor) -> PrivacyExport:
     answered with a copy of the data. 409 for a closed request."""
     request = await get_request(request_id, for_update=True)
     _open(request)
+    await _not_erased(request, "nothing of theirs is left to export, and they cannot sign in")
     if await begin_work(request, actor=actor):  # the member sees work has started
         await request.save(update_fields=["status", "updated_at"])
     existing = await PrivacyExport.filter(request_id=request.id).select_for_update().first()
@@ -518,6 +530,7 @@ async def erase_for_request(
     member the same."""
     request = await get_request(request_id, for_update=True)
     _open(request)
+    await _not_erased(request, "the erasure is done; its evidence is on the request")
     if not rules.can_erase(request.kind):
         raise ConflictError(
             f"erasure answers erasure requests, not {request.kind.value}",

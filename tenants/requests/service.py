@@ -453,7 +453,8 @@ async def close_request(
     request_id: uuid.UUID, status: RequestStatus, answer: str, *, actor: Actor
 ) -> PrivacyRequest:
     """Answer or reject the request (``answer`` is what the member reads: the reply, or
-    the reason for a rejection). Closed requests stay closed; the member is emailed."""
+    the reason for a rejection). Closed requests stay closed; the member is emailed, unless
+    they were erased."""
     if status not in (RequestStatus.ANSWERED, RequestStatus.REJECTED):
         raise InvalidInputError("a request is closed as answered or rejected",
                                 fields=[FieldProblem("status", "answered or rejected")])
@@ -473,6 +474,8 @@ async def close_request(
     await audit.record(f"privacy_request.{status.value}", "privacy_request", request.id,
                        actor=actor, before=old, after={**new, "answer": text})
     member = await get_member(request.member_id)
+    if member.status is MemberStatus.PURGED:
+        return request  # erased: no address is left to write to (their record says so)
     await mail.send_later(
         "request_answered", to=[member.email],
         context={**_mail_context(request, member), "answer": text,

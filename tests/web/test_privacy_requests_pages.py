@@ -196,6 +196,28 @@ async def test_running_an_erasure_asks_first_naming_the_account_and_what_goes(
         done = await officer.post(action, {"csrf": csrf, "kind_personal": "on", "confirmed": "1"})
         assert done.status_code == 303
         assert "Erased 0 items" in text_of((await officer.get(done.headers["location"])).text)
+
+        # Erased: the request page offers no second erasure nor an export, and says why;
+        # a form sent from a page shown before is refused, and the answer is not emailed.
+        page = text_of((await officer.get(f"/console/privacy-requests/{request_id}")).text)
+        assert "The member is erased: nothing of theirs is left to export or erase" in page
+        assert "Run erasure…" not in page and "Build export" not in page
+        for path, form in (
+            (action, {"csrf": csrf, "kind_personal": "on"}),
+            (f"/console/privacy-requests/{request_id}/export", {"csrf": csrf}),
+        ):
+            again = await officer.post(path, form)
+            assert again.status_code == 303
+            assert "member was erased" in text_of(
+                (await officer.get(again.headers["location"])).text
+            )
+        closed = await officer.post(
+            f"/console/privacy-requests/{request_id}/close",
+            {"csrf": csrf, "outcome": "answer", "answer": "Your data is erased."},
+        )
+        assert "the member is erased, so no email was sent; the answer is on record" in (
+            text_of((await officer.get(closed.headers["location"])).text)
+        )
     erased = await local_org.get(f"/v1/members/{mia['id']}")
     assert erased.json()["status"] == "purged"
     owner = await person(local_org, "Owen Owner", ["owner"])

@@ -22,6 +22,8 @@ from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.content.models import ContentKind
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
+from tenants.members import lifecycle
+from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.members.roles import STAFF
 from tenants.pagination import paginate
@@ -264,10 +266,12 @@ def routes(web: Web) -> list[BaseRoute]:
         request_id = _request_id(ctx)
         outcome = ctx.form.get("outcome")
         status = RequestStatus.REJECTED if outcome == "reject" else RequestStatus.ANSWERED
-        await service.close_request(request_id, status, ctx.form.get("answer", ""),
-                                    actor=ctx.actor)
-        return ctx.redirect(back(request_id),
-                            f"{rules.STATUS_LABELS[status]}; the member was emailed.")
+        request = await service.close_request(request_id, status, ctx.form.get("answer", ""),
+                                              actor=ctx.actor)
+        member = await Member.filter(id=request.member_id).first()
+        told = ("the member was emailed" if member and member.status is not MemberStatus.PURGED
+                else "the member is erased, so no email was sent; the answer is on record")
+        return ctx.redirect(back(request_id), f"{rules.STATUS_LABELS[status]}; {told}.")
 
     @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
     async def export(ctx: PageContext) -> Response:
@@ -294,6 +298,7 @@ def routes(web: Web) -> list[BaseRoute]:
             # without a word about the account.
             request = await service.get_request(request_id)
             member = await Member.get(id=request.member_id)
+            lifecycle.check_changeable(member.status)  # erased already: nothing to ask
             return ctx.confirm(
                 title=f"Erase {member.name} ({member.email})?",
                 consequences=await erasure_consequences(member, kinds),
