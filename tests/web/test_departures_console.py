@@ -276,8 +276,19 @@ async def test_reinstating_cancels_the_departure_and_makes_the_member_active(
         departure_id = await start_departure(browser, csrf, leaver)
         page = await browser.get(f"/console/departures/{departure_id}")
         assert "Reinstate and cancel the departure" in page.text
-        response = await browser.post(
+        asked = await browser.post(
             f"/console/departures/{departure_id}/reinstate", {"csrf": csrf, "reason": "stays"}
+        )
+        assert asked.status_code == 200  # asks first, naming what it undoes
+        shown = text_of(asked.text)
+        assert "Reinstate Lea Leaver and cancel the departure?" in shown
+        assert "Lea Leaver becomes active again: they can sign in" in shown
+        assert re.search(r"The \d+ steps? not yet done (is|are) cancelled\.", shown), shown
+        assert "Reason recorded: stays" in shown
+        assert (await org.get(f"/v1/members/{leaver['id']}")).json()["status"] == "departing"
+        response = await browser.post(
+            f"/console/departures/{departure_id}/reinstate",
+            {"csrf": csrf, "reason": "stays", "confirmed": "1"},
         )
         assert response.status_code == 303
         landing = await browser.get(response.headers["location"])

@@ -42,8 +42,8 @@ from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.audit import service as audit
 from tenants.departures import service
-from tenants.departures.models import Departure, DepartureStatus, DepartureStep
-from tenants.departures.planner import Plan
+from tenants.departures.models import Departure, DepartureStatus, DepartureStep, StepStatus
+from tenants.departures.planner import Plan, PolicyView
 from tenants.errors import (
     ConflictError,
     FieldProblem,
@@ -59,6 +59,7 @@ from tenants.members.service import get_member
 from tenants.pagination import paginate
 from tenants.permissions import Permission
 from tenants.products.models import Product
+from tenants.text import counted
 from tenants.webhooks import service as webhooks
 from tenants.webhooks.models import DeliveryStatus, WebhookDelivery
 
@@ -302,6 +303,30 @@ def routes(web: Web) -> list[BaseRoute]:
         departure = await service.get_departure(_path_id(ctx, "departure"))
         back = f"/console/departures/{departure.id}"
         reason = (ctx.form.get("reason") or "").strip()
+        service.check_reason(reason)  # refused beside the field before anything is asked
+        if not ctx.confirmed and departure.status == DepartureStatus.RUNNING:
+            member = await get_member(departure.member_id)
+            left = await DepartureStep.filter(
+                departure_id=departure.id, status__in=[StepStatus.PENDING, StepStatus.RUNNING]
+            ).count()
+            items = (
+                "Items transferred so far come back to them; the products are told of each."
+                if PolicyView.from_json(departure.policy).reinstatement_returns_items
+                else "Items transferred so far stay with the successor."
+            )
+            return ctx.confirm(
+                title=f"Reinstate {member.name} and cancel the departure?",
+                consequences=[
+                    f"{member.name} becomes active again: they can sign in, and their product "
+                    "accounts are assigned again.",
+                    f"The {counted(left, 'step')} not yet done "
+                    f"{'is' if left == 1 else 'are'} cancelled.",
+                    items,
+                    f"Reason recorded: {reason}" if reason else "No reason is recorded.",
+                ],
+                button="Reinstate and cancel the departure",
+                back=back,
+            )
         try:
             await service.reinstate_departure(departure.id, reason=reason, actor=ctx.actor)
         except ConflictError as error:
