@@ -8,6 +8,7 @@ to products (``tenants.webhooks.service.publish``) and notifies every process
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections import defaultdict
@@ -311,6 +312,10 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
             raise InvalidInputError(
                 f"the effective date {problem}", fields=[FieldProblem("effective_from", problem)]
             )
+        if change.effective_from <= datetime.now(UTC):
+            # A time already past means "in force now": kept as given, the rule would read
+            # "since 2020-01-01", a start it never had.
+            change = dataclasses.replace(change, effective_from=None)
     await _check_target(change.target_kind, change.target_id)
     setting = cat[change.setting]
     if setting.required and setting.is_off(value) and not confirm:

@@ -259,8 +259,10 @@ async def test_an_effective_date_that_is_not_a_date_or_has_no_zone_is_refused_na
         assert response.status_code == 422, bad
         assert response.headers["content-type"].startswith("application/problem+json")
         assert "effective_from" in response.text, bad
-    # A date in the past is a change that applies at once (and is announced at once).
+    # A date in the past is a change that applies at once (and is announced at once): the
+    # rule is in force from now, not "since" a date it never had.
     past = await org.put("/v1/policy/rules", json={
         "target_kind": "unit", "target_id": unit["id"], "setting": ADS, "value": True,
         "effective_from": "2020-01-01T00:00:00Z"})
     assert past.status_code == 200
+    assert past.json()["effective_from"] is None

@@ -6,6 +6,7 @@ may do what. The issue's scenario runs in real Chromium; the rest in process.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,35 @@ async def test_preview_counts_the_members_in_scope_and_writes_nothing_until_conf
     [event] = await audit_events(owner_conn, local_org.id, "policy.rule_set")
     assert event.actor == f"member:{admin['id']}"
     assert event.after["reason"] == REASON and event.after["enforced"] is True
+
+
+async def test_a_dated_rule_is_said_to_be_scheduled_and_a_past_date_means_from_now(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    sales = await make_unit(local_org, "Sales")
+    admin = await person(local_org, "Ada Admin", role="admin")
+    coming = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, local_org, admin)
+        saved = await browser.post(
+            "/console/policies/rules", rule_form(csrf, sales["id"], effective_from=coming)
+        )
+        landing = text_of((await browser.get(saved.headers["location"])).text)
+        assert (
+            "Scheduled: Personalised ads becomes Off, locked for everyone below, on Sales from "
+            f"{coming} (UTC); members see it under Coming changes." in landing
+        )
+        past = await browser.post(
+            "/console/policies/rules",
+            rule_form(csrf, sales["id"], value="true", effective_from="2020-01-01"),
+        )
+        landing = text_of((await browser.get(past.headers["location"])).text)
+        assert "Saved: Personalised ads is On, locked for everyone below, on Sales." in landing
+        assert "2020-01-01" not in landing  # no "since" a date the rule never had
+    stored = await owner_conn.fetchval(
+        "SELECT effective_from FROM policy_rules WHERE tenant_id = $1", local_org.id
+    )
+    assert stored is None
 
 
 async def test_switching_off_a_required_setting_names_the_products_and_members_before_it_is_saved(

@@ -644,6 +644,14 @@ def routes(web: Web) -> list[BaseRoute]:
                 shown=show_value(form.setting, form.change.value),
             )
         lock = ", locked for everyone below," if form.change.enforced else ""
+        at = form.change.effective_from
+        if at is not None and at > datetime.now(UTC):
+            return ctx.redirect(
+                form.back,
+                f"Scheduled: {form.setting.title} becomes "
+                f"{show_value(form.setting, form.change.value)}{lock} on {form.target.name} "
+                f"from {at.date().isoformat()} (UTC); members see it under Coming changes.",
+            )
         return ctx.redirect(
             form.back,
             f"Saved: {form.setting.title} is {show_value(form.setting, form.change.value)}"
