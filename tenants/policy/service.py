@@ -469,8 +469,20 @@ async def diff_versions(a: int, b: int) -> list[RuleChange]:
 
 
 async def rollback(to_version: int, *, actor: Actor) -> int:
-    """Make the rule set what it was at ``to_version`` (as a new version); returns it."""
-    wanted = await version_rules(to_version)
+    """Make the rule set what it was at ``to_version`` (as a new version); returns it.
+    ConflictError naming ``version`` when the rules in force already are that (a restore
+    sent again from a page shown before the first one made an empty version)."""
+    wanted = []
+    for r in await version_rules(to_version):
+        model = Unit if r["target_kind"] == "unit" else Group
+        if await model.filter(id=r["target_id"]).exists():
+            wanted.append(r)  # a rule of a unit or group that is gone cannot come back
+    in_force = [rule_view(r) for r in await PolicyRule.all()]
+    if not diff_rules(in_force, wanted):
+        raise ConflictError(
+            f"the rules already are those of version {to_version}: nothing was changed",
+            fields=[FieldProblem("version", "matches the rules in force")],
+        )
     now = datetime.now(UTC)
     from tenants.policy import schedule  # schedule imports this module
 
@@ -483,9 +495,6 @@ async def rollback(to_version: int, *, actor: Actor) -> int:
             if r["target_kind"] == "unit"
             else {"group_id": r["target_id"]}
         )
-        model = Unit if r["target_kind"] == "unit" else Group
-        if not await model.filter(id=r["target_id"]).exists():
-            continue  # the unit or group is gone; its rule cannot come back
         effective_from = (
             datetime.fromisoformat(r["effective_from"]) if r["effective_from"] else None
         )

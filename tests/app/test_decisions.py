@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from tests.conftest import OrgHandle, make_group, make_member, make_product, make_unit, row_counts
+from tests.support.api_schema import assert_problem, error_fields
 
 ADS = "advertising.personalised_ads"
 
@@ -275,6 +276,14 @@ async def test_history_diff_and_rollback(org: OrgHandle) -> None:
         "items"
     ]
     assert len(events) == 1
+    # The same restore again (a form sent twice, a page shown before): nothing to do, and
+    # no empty version made.
+    again = await org.post("/v1/policy/rollback", json={"version": 1})
+    problem = assert_problem(again, 409)
+    assert error_fields(problem) == {"version": "matches the rules in force"}
+    assert [v["number"] for v in (await org.get("/v1/policy/versions")).json()["items"]] == [
+        3, 2, 1
+    ]
 
 
 async def test_products_declare_their_own_settings_and_clashes_are_refused(org: OrgHandle) -> None:
