@@ -11,8 +11,10 @@ from tenants.actors import Actor
 from tenants.departures.service import apply_member_action
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.groups import service as groups
+from tenants.groups.models import GroupMembership
 from tenants.members import service
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
+from tenants.members.models import Member
 from tenants.products import service as products
 from tenants.products.models import ProductAccount, ProductAccountStatus
 
@@ -67,8 +69,11 @@ async def apply_bulk(
         elif action is BulkAction.ADD_TO_GROUP and target is not None:
             changed += await groups.add_member(target, member_id, actor=actor)
         elif action is BulkAction.ASSIGN_PRODUCT and target is not None:
+            was = await ProductAccount.filter(
+                member_id=member_id, product_id=target, status=ProductAccountStatus.ASSIGNED
+            ).exists()
             await products.assign_product(member_id, target, actor=actor)
-            changed += 1
+            changed += not was
         elif action is BulkAction.SUSPEND_PRODUCT and target is not None:
             account_row = await ProductAccount.filter(
                 member_id=member_id, product_id=target
@@ -86,3 +91,38 @@ async def apply_bulk(
                 )
                 changed += 1
     return changed
+
+
+#: Why a selected member is left as they are, by action: the words follow their name.
+UNCHANGED_BECAUSE = {
+    BulkAction.MOVE: "is already in it",
+    BulkAction.ADD_TO_GROUP: "is already in it",
+    BulkAction.ASSIGN_PRODUCT: "already has an account in it",
+    BulkAction.SUSPEND_PRODUCT: "has no active account in it",
+    BulkAction.SUSPEND: "is already suspended",
+}
+
+
+async def unchanged_by(
+    action: BulkAction, member_ids: list[uuid.UUID], *, target: uuid.UUID | None
+) -> set[uuid.UUID]:
+    """The selected members ``action`` leaves as they are (``UNCHANGED_BECAUSE`` says why),
+    found in one query, so the confirmation can name them before anything is done."""
+    if action is BulkAction.SUSPEND:
+        rows = await Member.filter(id__in=member_ids, status=MemberStatus.SUSPENDED).values("id")
+        return {r["id"] for r in rows}
+    if target is None:
+        return set()
+    if action is BulkAction.MOVE:
+        rows = await Member.filter(id__in=member_ids, unit_id=target).values("id")
+        return {r["id"] for r in rows}
+    if action is BulkAction.ADD_TO_GROUP:
+        rows = await GroupMembership.filter(member_id__in=member_ids, group_id=target).values(
+            "member_id"
+        )
+        return {r["member_id"] for r in rows}
+    rows = await ProductAccount.filter(
+        member_id__in=member_ids, product_id=target, status=ProductAccountStatus.ASSIGNED
+    ).values("member_id")
+    active = {r["member_id"] for r in rows}
+    return active if action is BulkAction.ASSIGN_PRODUCT else set(member_ids) - active

@@ -383,7 +383,33 @@ async def test_bulk_move_of_three_selected_members_is_confirmed_with_the_count_t
             "/console/members/bulk",
             {"csrf": csrf, "action": "move", "unit_id": target["id"], "confirmed": "1", **form},
         )
-        assert "Done: 3 of 3 selected members changed." in await follow(browser, done)
+        assert "Moved 3 members." in await follow(browser, done)
+
+        # Again, with one more already there: the confirmation names who is left as they
+        # are and why, and the outcome counts the same way.
+        another = await make_member(org, name="Bulk 3")
+        again = {**form, f"member_{another['id']}": "1"}
+        asked = await browser.post(
+            "/console/members/bulk",
+            {"csrf": csrf, "action": "move", "unit_id": target["id"], **again},
+        )
+        text = text_of(asked.text)
+        assert "Move 1 member to Warehouse?" in text
+        assert "Left as they are (is already in it): Bulk 0, Bulk 1, Bulk 2." in text
+        done = await browser.post(
+            "/console/members/bulk",
+            {"csrf": csrf, "action": "move", "unit_id": target["id"], "confirmed": "1", **again},
+        )
+        assert "Moved 1 member; 3 of the 4 selected left as they were." in await follow(
+            browser, done
+        )
+        nothing = await browser.post(
+            "/console/members/bulk",
+            {"csrf": csrf, "action": "move", "unit_id": target["id"], **again},
+        )
+        assert "nothing to do: each selected member is already in it" in await follow(
+            browser, nothing
+        )
     units = {
         str(r["id"]): str(r["unit_id"])
         for r in await owner_conn.fetch(

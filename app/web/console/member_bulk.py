@@ -17,7 +17,7 @@ from tenants.csvcells import csv_line
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.groups.service import get_group
 from tenants.members import imports, service
-from tenants.members.bulk import BulkAction, apply_bulk
+from tenants.members.bulk import UNCHANGED_BECAUSE, BulkAction, apply_bulk, unchanged_by
 from tenants.members.models import Member
 from tenants.permissions import Permission
 from tenants.policy import moves
@@ -74,6 +74,20 @@ async def bulk_move_effects(ids: list[uuid.UUID], unit_id: uuid.UUID) -> list[st
     return lines
 
 
+#: What a bulk action did, for the message after it ({n}: how many members it changed).
+DONE = {
+    BulkAction.MOVE: "Moved {n}",
+    BulkAction.ADD_TO_GROUP: "Added {n} to the group",
+    BulkAction.ASSIGN_PRODUCT: "Gave {n} an account",
+    BulkAction.SUSPEND_PRODUCT: "Suspended the account of {n}",
+    BulkAction.SUSPEND: "Suspended {n}",
+}
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+
+
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def bulk(ctx: PageContext) -> Response:
@@ -120,25 +134,43 @@ def routes(web: Web) -> list[BaseRoute]:
                     f"choose the {field.removesuffix('_id')} for this action",
                     fields=[FieldProblem(field, "choose one")],
                 )
-            chosen = await service.names_of(ids)
+            same = await unchanged_by(action, ids, target=target)
+            acted = [i for i in ids if i not in same]
+            if not acted:
+                raise InvalidInputError(
+                    f"nothing to do: each selected member {UNCHANGED_BECAUSE[action]}",
+                    fields=[FieldProblem("members", UNCHANGED_BECAUSE[action])],
+                )
+            chosen = await service.names_of(acted)
+            left = await service.names_of([i for i in ids if i in same])
             effects = []
             if action is BulkAction.MOVE and target:
-                effects = await bulk_move_effects(ids, target)
+                effects = await bulk_move_effects(acted, target)
+            heading = what.format(n=counted(len(acted), "member"), t=name)
             return ctx.confirm(
-                title=what.format(n=counted(len(ids), "member"), t=name) + "?",
+                title=heading + "?",
                 consequences=[
-                    what.format(n=counted(len(ids), "member"), t=name) + ":",
-                    ", ".join(chosen[:20])
-                    + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else ""),
+                    heading + ":",
+                    _listed(chosen),
+                    *(
+                        [f"Left as they are ({UNCHANGED_BECAUSE[action]}): {_listed(left)}."]
+                        if left
+                        else []
+                    ),
                     *effects,
                     "Each change is recorded in the audit log; all of them happen, or none.",
                 ],
-                button=what.format(n=counted(len(ids), "member"), t=name).split(":")[0],
+                button=heading.split(":")[0],
                 back=back,
             )
         changed = await apply_bulk(action, ids, target=target, actor=ctx.actor)
+        done = DONE[action].format(n=counted(changed, "member"))
+        rest = len(ids) - changed
         return ctx.redirect(
-            back, f"Done: {changed} of {counted(len(ids), 'selected member')} changed."
+            back,
+            f"{done}; {rest} of the {len(ids)} selected left as they were."
+            if rest
+            else f"{done}.",
         )
 
     @page(web, permission=Permission.MEMBERS_READ)
