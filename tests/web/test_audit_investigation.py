@@ -64,6 +64,11 @@ async def test_filters_readable_changes_and_exports_in_the_console(
         assert "To: is before From (2026-03-10): nothing can match" in text_of(backwards.text)
         assert 'aria-describedby="until-error"' in backwards.text
         assert "Who: no member has this email" in text_of(bad.text)
+        # Who, by the start of a name, as people remember who did it.
+        by_name = text_of((await browser.get("/console/audit", params={"actor": "owen o"})).text)
+        assert "member.updated" in by_name and "member.moved" not in by_name
+        nobody = text_of((await browser.get("/console/audit", params={"actor": "Zed"})).text)
+        assert "Who: no member's name or email starts with this" in nobody
         refused = text_of((await browser.get("/console/audit", params={"outcome": "refused"})).text)
         assert "No events match." in refused
 

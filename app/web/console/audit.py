@@ -50,8 +50,9 @@ def _day(text: str) -> date | None:
 
 
 async def read_form(params: QueryParams) -> AuditForm:
-    """The filters from the query string. ``actor`` may be an email (a member's events) or
-    an actor reference (``api_token:…``); dates are whole UTC days, ``until`` included."""
+    """The filters from the query string. ``actor`` may be an email or the start of a name
+    (one member's events) or an actor reference (``api_token:…``); dates are whole UTC
+    days, ``until`` included."""
     values = {
         k: (params.get(k) or "").strip()[:300]
         for k in ("actor", "action", "target_type", "target_id", "since", "until", "outcome")
@@ -63,6 +64,18 @@ async def read_form(params: QueryParams) -> AuditForm:
         if found is None:
             problems["actor"] = "no member has this email"
         actor = f"member:{found.id}" if found else "member:none"
+    elif actor and ":" not in actor:
+        # A name (or the start of one), as people think of who did something.
+        named = await members.find_members(actor, limit=2)
+        if len(named) == 1:
+            actor = f"member:{named[0].id}"
+        else:
+            problems["actor"] = (
+                "no member's name or email starts with this"
+                if not named
+                else "names more than one member: type more of the name, or their email"
+            )
+            actor = "member:none"
     since, until = _day(values["since"]), _day(values["until"])
     for field, value, parsed in (
         ("since", values["since"], since),
