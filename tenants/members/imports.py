@@ -73,7 +73,8 @@ async def _units_by_ref(refs: set[str]) -> dict[str, uuid.UUID | str]:
     for row in await db.fetch(
         "SELECT r.ref, u.id FROM unnest($2::text[]) AS r (ref) "
         "JOIN units u ON u.tenant_id = $1 AND lower(u.name) = lower(r.ref)",
-        db.current_org(), sorted(names),
+        db.current_org(),
+        sorted(names),
     ):
         by_name.setdefault(row["ref"], []).append(row["id"])
     for name in names:
@@ -87,12 +88,19 @@ async def _units_by_ref(refs: set[str]) -> dict[str, uuid.UUID | str]:
     return resolved
 
 
+#: What a line changes of a member, in the words of the file's columns.
+CHANGED_WORDS = {"name": "name", "manager_id": "manager", "roles": "roles", "unit_id": "unit"}
+
+
 async def _plan(
     text: str, default_unit: uuid.UUID, assigner: frozenset[Permission]
 ) -> tuple[ImportReport, list[_Planned]]:
     parsed = parse_import(text)
     report = ImportReport()
-    refused = {p.number: p.reason for p in parsed.problems}
+    # Every problem of a line, so that one round of fixes is enough.
+    refused: dict[int, list[str]] = {}
+    for problem in parsed.problems:
+        refused.setdefault(problem.number, []).append(problem.reason)
     emails_of = {p.number: p.email for p in parsed.problems} | {
         ln.number: ln.email for ln in parsed.lines
     }
@@ -105,18 +113,17 @@ async def _plan(
     planned: list[_Planned] = []
     new_emails = {line.email for line in lines if line.email not in existing}
     for line in lines:
+        problems: list[str] = []
         unit_ref = units.get(line.unit) if line.unit else None
         if isinstance(unit_ref, str):
-            refused[line.number] = unit_ref
-            continue
+            problems.append(unit_ref)
         if line.manager_email and line.manager_email not in existing:
             if line.manager_email in new_emails:
-                refused[line.number] = (
+                problems.append(
                     f"manager {line.manager_email} is new in this file; add them first, then set the manager"
                 )
             else:
-                refused[line.number] = f"no member with email {line.manager_email} (manager)"
-            continue
+                problems.append(f"no member with email {line.manager_email} (manager)")
         member = existing.get(line.email)
         beyond = sorted(
             r
@@ -124,9 +131,11 @@ async def _plan(
             if line.roles and not roles.may_assign(assigner, Role(r))
         )
         if beyond:
-            refused[line.number] = (
+            problems.append(
                 f"roles: {', '.join(beyond)} is beyond your own permissions; ask an owner"
             )
+        if problems or isinstance(unit_ref, str):  # the second for the type checker
+            refused.setdefault(line.number, []).extend(problems)
             continue
         manager_id = existing[line.manager_email].id if line.manager_email else None
         if member is None:
@@ -156,7 +165,9 @@ async def _plan(
     for number in sorted(set(refused) | set(by_number)):
         if number in refused:
             report.lines.append(
-                LineOutcome(number, emails_of.get(number, ""), "refused", refused[number])
+                LineOutcome(
+                    number, emails_of.get(number, ""), "refused", "; ".join(refused[number])
+                )
             )
             continue
         p = by_number[number]
@@ -167,7 +178,7 @@ async def _plan(
                 )
             )
         elif p.changes:
-            detail = ", ".join(sorted(p.changes))
+            detail = ", ".join(CHANGED_WORDS.get(c, c) for c in sorted(p.changes))
             if p.existing.id in settings:
                 changed = await moves.describe_for_admin(settings[p.existing.id])
                 detail += f"; their settings change: {changed}"

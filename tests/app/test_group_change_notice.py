@@ -142,7 +142,7 @@ async def test_a_csv_dry_run_names_the_settings_a_move_changes(
     assert dry.status_code == 200, dry.text
     details = {line["email"]: line["detail"] for line in dry.json()["lines"]}
     assert details[mover["email"]] == (
-        "unit_id; their settings change: Personalised ads: off -> on, locked (the lab tries ads)"
+        "unit; their settings change: Personalised ads: off -> on, locked (the lab tries ads)"
     )
-    assert details[calm["email"]] == "unit_id"  # a unit without rules changes nothing
+    assert details[calm["email"]] == "unit"  # a unit without rules changes nothing
     assert await row_counts(owner_conn) == before

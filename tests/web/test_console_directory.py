@@ -460,6 +460,18 @@ async def test_csv_import_dry_run_then_apply_and_a_refused_apply_writes_nothing(
         assert "3 not-an-email refused email 'not-an-email' is not an email address" in text
         assert "no unit named 'No Such Unit'" in text and "unknown role 'emperor'" in text
         assert await row_counts(owner_conn) == before
+        # A dry run says what to do next, and every problem of a line at once.
+        both = CSV_BAD + "dee@example.org,Dee,Nowhere,nobody@example.org,,\n"
+        checked = text_of(
+            (await browser.post("/console/members/import", {"csrf": csrf, "csv_text": both})).text
+        )
+        assert (
+            "Nothing is imported while a line is refused: fix them in the text above "
+            "(line 3, 4, 5, 6; line 1 is the header), then check again." in checked
+        )
+        assert "no unit named 'Nowhere'; no member with email nobody@example.org (manager)" in (
+            checked
+        )
 
         good = CSV_GOOD.format(existing=existing["email"])
         dry = await browser.post("/console/members/import", {"csrf": csrf, "csv_text": good})
