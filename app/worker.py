@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 #: Modules whose import registers job handlers (``tenants.jobs.registry.handler``).
 HANDLER_MODULES: tuple[str, ...] = (
+    "tenants.audit.verification",
     "tenants.departures.steps",
     "tenants.domains.jobs",
     "tenants.identity.sync",

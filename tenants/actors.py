@@ -46,6 +46,7 @@ SYSTEM_NAMES: dict[str, str] = {
     "identity-sync": "the identity provider sync",
     "domain-recheck": "the domain check",
     "departure-worker": "the departure worker",
+    "audit-verification": "the audit chain verification",
 }
 
 

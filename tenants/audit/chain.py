@@ -236,6 +236,16 @@ class ChainVerifier:
         self.checked = 0
         self.broken: ChainBreak | None = None
 
+    @classmethod
+    def resumed(cls, head: ChainHead, checked: int) -> ChainVerifier:
+        """A verifier that goes on after ``head`` as the one that checked the chain up to
+        it would (a verification done in parts, one transaction each)."""
+        verifier = cls()
+        verifier.prev_hash = head.hash
+        verifier.next_seq = head.seq + 1
+        verifier.checked = checked
+        return verifier
+
     @property
     def head(self) -> ChainHead:
         return ChainHead(self.next_seq - 1, self.prev_hash)

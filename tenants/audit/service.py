@@ -343,23 +343,32 @@ SELECT c.seq, c.prev_hash, c.hash, e.id AS event_id, e.occurred_at, e.actor, e.a
 """
 
 
-async def _stream(batch: int = 5000) -> AsyncIterator[tuple[int, StoredEvent | None]]:
-    """Each chain entry as ``(seq, stored event)``, or ``(seq, None)`` when its event is
-    gone; batched by seq so a long chain streams through."""
+async def chain_entries(after: int, limit: int) -> list[tuple[int, StoredEvent | None]]:
+    """The open organisation's chain entries after ``seq`` ``after``, at most ``limit``, in
+    seq order: ``(seq, stored event)``, or ``(seq, None)`` when its event is gone."""
     org = current_org()
+    entries: list[tuple[int, StoredEvent | None]] = []
+    for row in await fetch(CHAIN_SQL, org, after, limit):
+        seq = int(row["seq"])
+        if row["event_id"] is None:
+            entries.append((seq, None))
+            continue
+        event = ChainedEvent.from_row(str(org), seq, row)
+        entries.append((seq, StoredEvent(event, prev_hash=row["prev_hash"], hash=row["hash"])))
+    return entries
+
+
+async def _stream(batch: int = 5000) -> AsyncIterator[tuple[int, StoredEvent | None]]:
+    """Each chain entry (``chain_entries``), batched by seq so a long chain streams
+    through."""
     after = 0
     while True:
-        rows = await fetch(CHAIN_SQL, org, after, batch)
-        for row in rows:
-            seq = int(row["seq"])
-            if row["event_id"] is None:
-                yield seq, None
-                continue
-            event = ChainedEvent.from_row(str(org), seq, row)
-            yield seq, StoredEvent(event, prev_hash=row["prev_hash"], hash=row["hash"])
-        if len(rows) < batch:
+        entries = await chain_entries(after, batch)
+        for entry in entries:
+            yield entry
+        if len(entries) < batch:
             return
-        after = int(rows[-1]["seq"])
+        after = entries[-1][0]
 
 
 #: Events not covered by the chain, in one statement so a sealer committing in between

@@ -11,7 +11,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tenants import db
+from tenants.audit import service as audit
 from tenants.audit.sealer import seal_all
+from tenants.jobs.worker import Worker
 from tests.conftest import OrgHandle, make_member, make_unit
 from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
 
@@ -139,3 +142,41 @@ async def test_an_event_is_named_by_the_number_its_row_shows(
     rows = re.findall(r"<tr><td>(\d+)</td>.*?of event ([^<]+)</span>", page, flags=re.S)
     assert len(rows) >= 3  # the three, and the root unit's creation
     assert all(shown == named for shown, named in rows), rows
+
+
+async def test_an_auditor_verifies_the_chain_from_the_console_and_watches_it_run(
+    app: Any, org: OrgHandle
+) -> None:
+    """Reading roles may verify (it checks and records, nothing else): a button, progress
+    polled while the worker walks the chain, then the finding on the page."""
+    await set_local_sign_in(org.id, True)
+    auditor = await make_member(org, name="Ann Auditor", roles=["auditor"])
+    await set_password(org.id, auditor["id"], PASSWORD)
+    for i in range(3):
+        await make_member(org, name=f"Person {i}")
+    await seal_all(wait=True)
+    async with asgi_client(app) as browser:
+        await browser.password_sign_in(org.slug, auditor["email"], PASSWORD)
+        page = text_of((await browser.get("/console/audit")).text)
+        assert "Not verified from the console yet." in page and "Verify the chain now" in page
+        csrf = await browser.csrf_of("/console/audit")
+        started = await browser.post("/console/audit/verify", {"csrf": csrf})
+        assert started.headers["location"] == "/console/audit#verification"
+        page = (await browser.get(started.headers["location"])).text
+        assert "Verification started; its progress is below." in text_of(page)
+        assert 'hx-get="/console/audit/verification" hx-trigger="every 2s"' in page
+        assert re.search(r"Verifying, asked by Ann Auditor <[^>]+>: 0 of 0 events checked", text_of(page))
+        assert "Verify the chain now" not in text_of(page)  # one at a time
+
+        await Worker(concurrency=1).run_until_idle()
+        card = await browser.get("/console/audit/verification", headers={"HX-Request": "true"})
+        shown = text_of(card.text)
+        assert "<html" not in card.text and "hx-trigger" not in card.text  # done: no more polling
+        assert re.search(r"intact .*: the \d+ events up to event \d+ were checked", shown), shown
+        assert "Verify the chain now" in shown
+    async with db.tenant_transaction(org.id):
+        [event] = await audit.list_events(
+            audit.AuditFilter(action="audit.verified"), before_id=None, limit=5
+        )
+    assert event["actor_display"] == "the audit chain verification"
+    assert event["after"]["intact"] is True

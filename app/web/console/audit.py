@@ -21,7 +21,7 @@ from app.web.console.tables import PAGE_SIZES, TRAIL
 from app.web.numbers import INT64, whole_number
 from app.web.pages import PageContext, Web, page
 from tenants import db
-from tenants.audit import reading
+from tenants.audit import reading, verification
 from tenants.audit import service as audit
 from tenants.groups.models import Group
 from tenants.members import service as members
@@ -211,8 +211,27 @@ def routes(web: Web) -> list[BaseRoute]:
             sizes=PAGE_SIZES,
             export_csv="/console/audit/export?" + urlencode({**kept, "format": "csv"}),
             export_ndjson="/console/audit/export?" + urlencode({**kept, "format": "ndjson"}),
-            head=await audit.stored_head(),
+            **await _verification_context(),
         )
+
+    @page(web, permission=Permission.AUDIT_READ)
+    async def verify(ctx: PageContext) -> Response:
+        """Start a verification of the chain (a job: ``tenants.audit.verification``); the
+        audit page shows its progress and then its outcome. Reading roles may: it checks
+        and records, and changes nothing else."""
+        already = await verification.progress()
+        await verification.start(actor=ctx.actor)
+        return ctx.redirect(
+            "/console/audit#verification",
+            "A verification is already running; its progress is below."
+            if already
+            else "Verification started; its progress is below.",
+        )
+
+    @page(web, permission=Permission.AUDIT_READ)
+    async def verification_state(ctx: PageContext) -> Response:
+        """The verification card alone, polled every 2 s while one runs."""
+        return ctx.render("console/audit_verification.html", **await _verification_context())
 
     @page(web, permission=Permission.AUDIT_READ)
     async def audit_export(ctx: PageContext) -> Response:
@@ -223,4 +242,14 @@ def routes(web: Web) -> list[BaseRoute]:
     return [
         Route("/console/audit", audit_log, methods=["GET"]),
         Route("/console/audit/export", audit_export, methods=["GET"]),
+        Route("/console/audit/verify", verify, methods=["POST"]),
+        Route("/console/audit/verification", verification_state, methods=["GET"]),
     ]
+
+
+async def _verification_context() -> dict[str, Any]:
+    return {
+        "verifying": await verification.progress(),
+        "verified": await verification.last_outcome(),
+        "head": await audit.stored_head(),
+    }
