@@ -19,17 +19,31 @@ from datetime import datetime
 from typing import Any
 
 from tenants import db
-from tenants.actors import Actor, system_actor
+from tenants.actors import SYSTEM_NAMES, Actor, system_actor
 from tenants.audit import service as audit
 from tenants.audit.chain import ChainHead, ChainVerifier, Verification
 from tenants.jobs import service as jobs
 from tenants.jobs.models import Job, JobStatus
 from tenants.jobs.registry import RunningJob, handler
+from tenants.members.models import Member
 
 KIND = "audit.verify"
 #: Entries checked per transaction (about a second's work on a small machine).
 PART = 20_000
 ACTOR = "audit-verification"
+
+
+async def asker(ref: str) -> str:
+    """Who asked for a verification, as people read it: a member's name and address (an
+    erased member's placeholder), or the service's own actor in words."""
+    kind, _, key = ref.partition(":")
+    if kind == "member":
+        try:
+            member = await Member.filter(id=uuid.UUID(key)).first()
+        except ValueError:
+            member = None
+        return f"{member.name} <{member.email}>" if member else "a member no longer here"
+    return SYSTEM_NAMES.get(key, ref)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +75,8 @@ async def start(*, actor: Actor) -> uuid.UUID:
     if running is not None:
         return running.id
     key = f"{KIND}:{uuid.uuid4()}"
-    await jobs.enqueue(KIND, {"requested_by": actor.display}, key=key, max_attempts=3)
+    # The asker by reference, never by name: the event outlives an erasure of them.
+    await jobs.enqueue(KIND, {"requested_by": actor.ref}, key=key, max_attempts=3)
     row = await db.fetch_one(
         "SELECT id FROM jobs WHERE tenant_id = $1 AND key = $2", db.current_org(), key
     )
@@ -86,7 +101,7 @@ async def progress() -> Progress | None:
     return Progress(
         int(state.get("checked", 0)),
         int(state.get("upto", 0)),
-        str((job.payload or {}).get("requested_by", "")),
+        await asker(str((job.payload or {}).get("requested_by", ""))),
     )
 
 
@@ -104,7 +119,7 @@ async def last_outcome() -> Outcome | None:
         intact=bool(after.get("intact")),
         checked=int(after.get("checked", 0)),
         head_seq=int(after.get("head_seq", 0)),
-        requested_by=str(after.get("requested_by", "")),
+        requested_by=await asker(str(after.get("requested_by", ""))),
         broken_at=after.get("broken_at"),
         reason=after.get("reason"),
     )

@@ -180,3 +180,6 @@ async def test_an_auditor_verifies_the_chain_from_the_console_and_watches_it_run
         )
     assert event["actor_display"] == "the audit chain verification"
     assert event["after"]["intact"] is True
+    # The asker by reference (their name is looked up when shown): an erasure of them
+    # leaves no name behind in the log.
+    assert event["after"]["requested_by"] == f"member:{auditor['id']}"
