@@ -25,11 +25,13 @@ cli = typer.Typer(
     help="Tenantry: organisation-administered account governance.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Docstrings are wrapped for the source: markdown joins a paragraph's lines again.
+    rich_markup_mode="markdown",
 )
-org_cli = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
-token_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True)
-audit_cli = typer.Typer(help="The audit log.", no_args_is_help=True)
-admin_cli = typer.Typer(help="Administrators.", no_args_is_help=True)
+org_cli = typer.Typer(help="Organisations (tenants).", no_args_is_help=True, rich_markup_mode="markdown")
+token_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True, rich_markup_mode="markdown")
+audit_cli = typer.Typer(help="The audit log.", no_args_is_help=True, rich_markup_mode="markdown")
+admin_cli = typer.Typer(help="Administrators.", no_args_is_help=True, rich_markup_mode="markdown")
 cli.add_typer(org_cli, name="org")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(audit_cli, name="audit")

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from tenants.identity.setup import SetupCheck
     from tenants.identity.sync import ReconcileReport
 
-identity_cli = typer.Typer(help="The identity backend (Keycloak mirroring).", no_args_is_help=True)
+identity_cli = typer.Typer(help="The identity backend (Keycloak mirroring).", no_args_is_help=True, rich_markup_mode="markdown")
 
 
 def drift_table(report: ReconcileReport) -> Table:

@@ -314,6 +314,15 @@ class Worker:
         if handler is None:
             await self._fail(job, f"no handler for job kind {job.kind!r}", permanent=True)
             return
+        if job.claims > 1:
+            # Taken before and not finished (its worker was killed, lost the database or
+            # was stopped): say so, so an operator can follow a job across restarts.
+            log.info(
+                "job %s (%s) taken again (claim %d, %s): %s",
+                job.id, job.kind, job.claims,
+                f"{job.attempts} failed attempt{'s' if job.attempts != 1 else ''}",
+                "going on from its checkpoint" if job.state else "starting over",
+            )
         beat = asyncio.create_task(self._heartbeat(job), name=f"heartbeat-{job.id}")
         try:
             await handler(job)
@@ -341,6 +350,8 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
         await self._settle(job, "status = 'done', finished_at = now(), last_error = NULL")
+        if job.claims > 1:
+            log.info("job %s (%s) done after %d claims", job.id, job.kind, job.claims)
 
     async def _requeue_after_outage(self, job: RunningJob, exc: Exception) -> None:
         """Not the job's fault: put it back in the queue, due now, without using an attempt,

@@ -4,6 +4,7 @@ leases."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -177,7 +178,7 @@ async def test_jobs_sharing_a_queue_run_in_order_and_a_failing_one_holds_the_res
 
 
 async def test_a_job_of_a_killed_worker_is_taken_over_when_its_lease_expires(
-    org: OrgHandle, owner_conn: asyncpg.Connection
+    org: OrgHandle, owner_conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
     key = await enqueue(org, "test.counter", payload={"to": 3})
     dead = Worker(name="killed", lease_seconds=5)
@@ -185,10 +186,17 @@ async def test_a_job_of_a_killed_worker_is_taken_over_when_its_lease_expires(
     assert len(claimed) == 1
     assert await Worker(name="other").run_until_idle() == 0  # leased: nobody else takes it
     await owner_conn.execute("UPDATE jobs SET lease_until = now() - interval '1 second'")
-    assert await Worker(name="other").run_until_idle() == 1
+    with caplog.at_level(logging.INFO, logger="tenants.jobs.worker"):
+        assert await Worker(name="other").run_until_idle() == 1
     row = await job_row(owner_conn, key)
     assert (row["status"], row["claims"], row["attempts"]) == ("done", 2, 0)
     assert SEEN == [("step", 0), ("step", 1), ("step", 2)]
+    # The operator can follow the job across the restart in the log.
+    said = [r.getMessage() for r in caplog.records if str(row["id"]) in r.getMessage()]
+    assert said == [
+        f"job {row['id']} (test.counter) taken again (claim 2, 0 failed attempts): starting over",
+        f"job {row['id']} (test.counter) done after 2 claims",
+    ]
 
 
 async def test_a_worker_that_lost_its_lease_cannot_commit_work(
