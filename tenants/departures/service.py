@@ -193,9 +193,14 @@ async def preview_departure(
         found = await get_referenced(Member, successor_id, "member", field="successor_id")
         chosen = _person(found)
         if not chosen.is_active or chosen.id == member.id:
+            why = (
+                "is the member who is leaving"
+                if chosen.id == member.id
+                else f"is {found.status.value}, not active"
+            )
             raise InvalidInputError(
                 "the successor must be another, active member",
-                fields=[FieldProblem("successor_id", "not an active member other than the leaver")],
+                fields=[FieldProblem("successor_id", why)],
             )
     leaver = _person(member)
     successor, source = planner.choose_successor(

@@ -76,6 +76,8 @@ async def test_the_data_access_request_keeps_what_was_typed_and_names_the_justif
     assert "at least" in error_beside(page, "justification")
     # The member chosen with the picker is still chosen, under what was typed.
     assert re.search(rf'name="member_id" value="{mia["id"]}" checked', page)
+    # ... and named as the person, not as the text that found them.
+    assert re.search(rf'value="{mia["id"]}" checked> Mia Member \({re.escape(mia["email"])}\)', page)
     assert 'value="Mia Mem"' in page and 'value="CASE-77"' in page
     assert ">too short</textarea>" in page and 'value="8"' in page
     for value in ("files", "communications", product["id"]):

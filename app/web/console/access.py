@@ -17,6 +17,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.web.console.member_forms import picked_in
 from app.web.console.tables import ListView
 from app.web.numbers import INT32, INT64, whole_number
 from app.web.pages import PageContext, Web, page
@@ -196,6 +197,7 @@ def routes(web: Web) -> list[BaseRoute]:
             min_length=rules.JUSTIFICATION_MIN_LENGTH,
             max_length=rules.JUSTIFICATION_MAX_LENGTH,
             case_reference_max=rules.CASE_REFERENCE_MAX_LENGTH,
+            picked=await picked_in(ctx.form_values),  # a refused form's member, by name
         )
 
     @page(web, permission=Permission.ACCESS_REQUEST)

@@ -252,9 +252,10 @@ async def ask_about_outside_domain(
 
 
 async def picked_in(values: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """The unit and manager chosen in a form that comes back (``unit_id``, ``manager_id``
-    in ``values``) as (id, name), so its pickers show them chosen again rather than asking
-    anew; a field naming nothing that exists is left out."""
+    """The unit, manager or member chosen in a form that comes back (``unit_id``,
+    ``manager_id``, ``member_id`` in ``values``) as (id, name), so its pickers show them
+    chosen again, by name, rather than asking anew; a field naming nothing that exists is
+    left out."""
 
     def as_id(field: str) -> uuid.UUID | None:
         try:
@@ -271,6 +272,10 @@ async def picked_in(values: dict[str, str]) -> dict[str, tuple[str, str]]:
         manager = await Member.get_or_none(id=manager_id)
         if manager is not None:
             found["manager_id"] = (str(manager.id), manager.name)
+    if (member_id := as_id("member_id")) is not None:
+        member = await Member.get_or_none(id=member_id)
+        if member is not None:
+            found["member_id"] = (str(member.id), f"{member.name} ({member.email})")
     return found
 
 
