@@ -595,7 +595,7 @@ async def test_the_account_page_says_what_leaving_would_mean_and_exports_are_rec
         assert re.search(r"\d{4}-\d\d-\d\d the last day: export", text)
         assert sorted(personal_item_ids(page.text)) == sorted(str(i) for i in exportable)
         assert "ask Drive to export it" in text
-        assert "Export all personal items (4)" in text
+        assert "Export your personal items one by one (4)" in text
         everything = await browser.get("/account/export")
         assert sorted(personal_item_ids(everything.text)) == sorted(str(i) for i in exportable)
 
