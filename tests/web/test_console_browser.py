@@ -185,7 +185,12 @@ async def test_an_admin_runs_the_directory_from_the_console(
     await every.check()
     for i in range(3):
         await expect(page.get_by_role("checkbox", name=f"Select Bulk Person {i}")).to_be_checked()
+    # Only the field the chosen action needs shows.
+    await page.get_by_label("Action").select_option("add_to_group")
+    await expect(page.get_by_label("Group", exact=True)).to_be_visible()
+    await expect(page.get_by_label("Unit (for a move)")).to_be_hidden()
     await page.get_by_label("Action").select_option("move")
+    await expect(page.get_by_label("Group", exact=True)).to_be_hidden()
     await pick(page, "Unit (for a move)", "Sa", "Sales")
     await page.screenshot(path=str(shots / "members-bulk-selection.png"), full_page=True)
     await page.get_by_role("button", name="Apply to selected").click()
