@@ -47,12 +47,12 @@ async def read_form(request: Request) -> tuple[FormData, list[FieldProblem]]:
     ``request.form()`` returns afterwards. Raises ``UnreadableForm`` when the body is over
     ``MAX_FORM_BYTES`` or ``MAX_FIELDS``, or not urlencoded."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != URLENCODED:
+    if media not in (URLENCODED, ""):  # no type: a form sent empty (a bare button)
         # Every form here is urlencoded (none uploads a file). Starlette would read the
         # text of a multipart form that is not UTF-8 as Latin-1 and keep it garbled.
         raise UnreadableForm(
             "the form was not sent as a browser sends the forms here",
-            f"is sent as {media or 'nothing'}, not {URLENCODED}",
+            f"is sent as {media}, not {URLENCODED}",
             heading="Form not readable",
             status=415,
         )
