@@ -12,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from tenants.errors import FieldProblem, InvalidInputError
-from tenants.webhooks.rules import https_problem
+from tenants.webhooks.rules import https_problem, secure_url_problem
 
 
 def issuer_problem(issuer: str) -> str | None:
@@ -27,37 +27,14 @@ def issuer_problem(issuer: str) -> str | None:
     return https_problem(parts.scheme, host)
 
 
-#: The longest endpoint URL a discovery document may name (as for webhooks).
-MAX_ENDPOINT = 2000
-
-
 def endpoint_problem(url: object) -> str | None:
-    """Why ``url``, read from a provider's discovery document, is not an endpoint Tenantry
-    will call or send a browser to, or None: a string, as long as a URL may be here, with no
-    whitespace or control characters (it may end up in a Location header), ``https`` (or
-    http on this machine) and no credentials or fragment."""
+    """Why ``url``, read from a provider's discovery document or typed by an admin, is not
+    an endpoint Tenantry will call or send a browser to, or None: a string that is a URL
+    as webhooks' must be (``secure_url_problem``: https, no credentials, fragment or
+    control characters; it may end up in a Location header)."""
     if not isinstance(url, str):
         return "is not a URL"
-    if len(url) > MAX_ENDPOINT:
-        return f"is longer than {MAX_ENDPOINT} characters"
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        return "contains whitespace or control characters"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 -- raises ValueError on a bad port
-    except ValueError:
-        return "is not a URL"
-    if not host:
-        return "is not an https:// URL"
-    problem = https_problem(parts.scheme, host)
-    if problem is not None:
-        return problem
-    if parts.username is not None or parts.password is not None:
-        return "carries a user name or password"
-    if parts.fragment:
-        return "has a #fragment"
-    return None
+    return secure_url_problem(url)
 
 
 def check_endpoint(name: str, url: str) -> None:

@@ -34,6 +34,17 @@ def https_problem(scheme: str, host: str) -> str | None:
 def check_webhook_url(url: str, policy: NetworkPolicy | None = None) -> str | None:
     """Why Tenantry will not post to ``url``, or None when it will. ``policy``: which
     networks it may reach (``network``; the defaults when None)."""
+    problem = secure_url_problem(url)
+    if problem is not None:
+        return problem
+    return host_problem(urlsplit(url).hostname or "", policy or NetworkPolicy())
+
+
+def secure_url_problem(url: str) -> str | None:
+    """Why ``url`` is not one Tenantry sends secrets or people to (a webhook, an identity
+    provider's endpoint), or None: at most ``MAX_URL`` characters, no whitespace or control
+    characters (it may end up in a header), a host, no credentials or fragment, and https
+    (or http to this machine, ``https_problem``)."""
     if len(url) > MAX_URL:
         return f"is longer than {MAX_URL} characters"
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
@@ -50,10 +61,7 @@ def check_webhook_url(url: str, policy: NetworkPolicy | None = None) -> str | No
         return "must not carry a user name or password (the signature authenticates Tenantry)"
     if parts.fragment:
         return "must not have a #fragment"
-    scheme = https_problem(parts.scheme, host)
-    if scheme is not None:
-        return scheme
-    return host_problem(host, policy or NetworkPolicy())
+    return https_problem(parts.scheme, host)
 
 
 def secrets_in_use(

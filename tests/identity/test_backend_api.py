@@ -55,7 +55,7 @@ async def test_the_keycloak_server_must_be_reached_over_https_as_it_receives_the
 ) -> None:
     for url, reason in [
         ("http://keycloak.example.com", "must use https:// (http:// only for localhost"),
-        ("https://admin:pw@keycloak.example.com", "carries a user name or password"),
+        ("https://admin:pw@keycloak.example.com", "must not carry a user name or password"),
     ]:
         response = await org.put(
             "/v1/identity-backend",

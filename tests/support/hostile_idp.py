@@ -16,6 +16,7 @@ It runs in-process (uvicorn in a background thread) on 127.0.0.1 with a free por
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import enum
@@ -26,7 +27,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
@@ -457,3 +458,15 @@ def run_hostile_idp(
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def hostile_idp(**options: Any) -> AsyncIterator[HostileIdp]:
+    """``run_hostile_idp`` for async fixtures: its start and stop (which wait on a
+    thread) run off the event loop."""
+    manager = run_hostile_idp(**options)
+    idp = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield idp
+    finally:
+        await asyncio.to_thread(manager.__exit__, None, None, None)

@@ -5,7 +5,6 @@ organisation signs in, so the refusal is the document's and not a broken set-up.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from app.settings import Settings
 from tests.conftest import make_member, make_org
-from tests.support.hostile_idp import HostileIdp, run_hostile_idp
+from tests.support.hostile_idp import HostileIdp, hostile_idp
 from tests.web.flows import configure_sso, live_client, sign_in_log, text_of
 
 pytestmark = pytest.mark.oidc
@@ -32,11 +31,11 @@ ACCOUNT = {
 
 #: Each document defect, and the words the page shows for it.
 DEFECTS: list[tuple[dict[str, Any], str]] = [
-    ({"token_endpoint": "file:///etc/passwd"}, "token_endpoint is not an https:// URL"),
+    ({"token_endpoint": "file:///etc/passwd"}, "token_endpoint names no host"),
     ({"jwks_uri": "http://169.254.169.254/latest/meta-data/"}, "jwks_uri must use https://"),
     (
         {"authorization_endpoint": "javascript:alert(document.cookie)"},
-        "authorization_endpoint is not an https:// URL",
+        "authorization_endpoint names no host",
     ),
     ({"userinfo_endpoint": {"href": "https://x.example"}}, "userinfo_endpoint is not a URL"),
     (
@@ -51,12 +50,10 @@ DEFECTS: list[tuple[dict[str, Any], str]] = [
 async def hostile(live_server: str) -> AsyncIterator[HostileIdp]:
     # Its own provider (its own issuer): the service caches a document it accepted, so
     # this module's must never have been read by another test's sign-in.
-    manager = run_hostile_idp(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account=ACCOUNT)
-    idp = await asyncio.to_thread(manager.__enter__)
-    try:
+    async with hostile_idp(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account=ACCOUNT
+    ) as idp:
         yield idp
-    finally:
-        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 async def test_a_discovery_document_naming_unusable_endpoints_stops_the_sign_in_at_its_start(

@@ -6,7 +6,6 @@ its well-behaved sign-in must succeed, so these tests can fail.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -16,7 +15,7 @@ import pytest
 
 from app.settings import Settings
 from tests.conftest import OrgHandle, make_member, make_org
-from tests.support.hostile_idp import HostileIdp, Misbehaviour, run_hostile_idp
+from tests.support.hostile_idp import HostileIdp, Misbehaviour, hostile_idp
 from tests.web.flows import WebClient, configure_sso, live_client, sign_in_log, text_of
 
 pytestmark = pytest.mark.oidc
@@ -67,12 +66,10 @@ LOGGED: dict[Misbehaviour, set[str]] = {
 
 @pytest.fixture(scope="module")
 async def hostile(live_server: str) -> AsyncIterator[HostileIdp]:
-    manager = run_hostile_idp(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account=ACCOUNT)
-    idp = await asyncio.to_thread(manager.__enter__)
-    try:
+    async with hostile_idp(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account=ACCOUNT
+    ) as idp:
         yield idp
-    finally:
-        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 @pytest.fixture
