@@ -28,8 +28,12 @@ cli = typer.Typer(
     # Docstrings are wrapped for the source: markdown joins a paragraph's lines again.
     rich_markup_mode="markdown",
 )
-org_cli = typer.Typer(help="Organisations (tenants).", no_args_is_help=True, rich_markup_mode="markdown")
-token_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True, rich_markup_mode="markdown")
+org_cli = typer.Typer(
+    help="Organisations (tenants).", no_args_is_help=True, rich_markup_mode="markdown"
+)
+token_cli = typer.Typer(
+    help="API tokens for scripts.", no_args_is_help=True, rich_markup_mode="markdown"
+)
 audit_cli = typer.Typer(help="The audit log.", no_args_is_help=True, rich_markup_mode="markdown")
 admin_cli = typer.Typer(help="Administrators.", no_args_is_help=True, rich_markup_mode="markdown")
 cli.add_typer(org_cli, name="org")
@@ -193,7 +197,10 @@ def worker(
     configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
     tune_gc(settings.gc_threshold)
     job_worker = Worker(
-        name=name, lease_seconds=lease, concurrency=concurrency, heartbeat_seconds=heartbeat,
+        name=name,
+        lease_seconds=lease,
+        concurrency=concurrency,
+        heartbeat_seconds=heartbeat,
         shutdown_seconds=settings.shutdown_seconds,
     )
     out.print(f"worker [bold]{job_worker.name}[/bold] running; Ctrl+C stops it")
@@ -279,9 +286,8 @@ def org_create(
     name: Annotated[str, typer.Option(help="Display name.", callback=name_option)],
     kind: Annotated[str, typer.Option(help="employer or school.")] = "employer",
     domain: Annotated[
-        list[str] | None, typer.Option(
-            help="Email domain (repeatable); pending until proven with a DNS TXT record."
-        )
+        list[str] | None,
+        typer.Option(help="Email domain (repeatable); pending until proven with a DNS TXT record."),
     ] = None,
     owner: Annotated[
         str | None, typer.Option(help="Email of the first owner; they sign in through SSO.")

@@ -13,7 +13,11 @@ if TYPE_CHECKING:
     from tenants.identity.setup import SetupCheck
     from tenants.identity.sync import ReconcileReport
 
-identity_cli = typer.Typer(help="The identity backend (Keycloak mirroring).", no_args_is_help=True, rich_markup_mode="markdown")
+identity_cli = typer.Typer(
+    help="The identity backend (Keycloak mirroring).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 
 
 def drift_table(report: ReconcileReport) -> Table:
@@ -84,7 +88,9 @@ def setup(
     out.print(setup_table(checks))
     failing = [c for c in checks if not c.ok]
     if failing:
-        out.print(f"[red]{counted(len(failing), 'check')} failing[/red]: fix them and run setup again")
+        out.print(
+            f"[red]{counted(len(failing), 'check')} failing[/red]: fix them and run setup again"
+        )
         raise typer.Exit(1)
     out.print(f"[green]the realm is ready[/green]: {org} is mirrored by the next reconcile")
 
