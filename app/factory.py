@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from tortoise.context import TortoiseContext
 
-from app import database, oauth
+from app import database, oauth, outage
 from app import tracing as app_tracing
 from app.api import Endpoint, PrincipalCache, allowed_methods, build_route
 from app.auth import Authenticator, BearerAuthenticator
@@ -128,6 +128,7 @@ def create_app(
             listener.start()
             log.info("serving on %s", settings.base_url)
             async with contextlib.AsyncExitStack() as stack:
+                stack.enter_context(outage.quiet_closes_of_dead_connections())
                 if settings.embedded_worker:
                     app.state.worker = Worker(shutdown_seconds=settings.shutdown_seconds)
                     await stack.enter_async_context(background_worker(app.state.worker, settings))

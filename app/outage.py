@@ -9,9 +9,14 @@ them would fail one more request before the pool replaced it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import asyncpg
 from tortoise import connections
 
 log = logging.getLogger("tenantry.outage")
@@ -60,3 +65,35 @@ async def forget_pooled_connections() -> None:
         return
     if pool is not None:
         await pool.expire_connections()
+
+
+@contextmanager
+def quiet_closes_of_dead_connections() -> Iterator[None]:
+    """For the block, in the running loop: a pooled connection that the pool replaces
+    after ``forget_pooled_connections`` is closed by asyncpg in a task nobody awaits; when
+    the server has already ended its session, that close fails (a broken pipe) and asyncio
+    logged "Task exception was never retrieved" with a traceback at ERROR, once per pooled
+    connection. Those are expected and go to debug; every other exception goes to the
+    loop's handler as before."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        task = context.get("future")
+        error = context.get("exception")
+        closing = getattr(getattr(task, "get_coro", lambda: None)(), "__qualname__", "")
+        if (closing == "Connection.close" or closing.endswith(".Connection.close")) and isinstance(
+            error, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError
+        ):
+            log.debug("a replaced database connection was already gone: %s", error)
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)
