@@ -197,6 +197,14 @@ async def test_an_admin_runs_the_directory_from_the_console(
     await expect(page.get_by_role("heading", level=1)).to_have_text("Move 3 members to Sales?")
     await page.get_by_role("button", name="Move 3 members to Sales").click()
     await expect(page.get_by_role("status")).to_have_text("Moved 3 members.")
+    listed = page.url
+    # Back from the outcome goes to where the action started, not to a confirmation the
+    # browser would have to send again ("Confirm form resubmission").
+    await page.go_back()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Members")
+    assert "/console/members" in page.url and "bulk" not in page.url.split("?")[0]
+    await page.go_forward()
+    assert page.url == listed
     moved = await owner_conn.fetchval(
         "SELECT count(*) FROM members WHERE email LIKE 'bulk%' AND unit_id = $1",
         uuid.UUID(sales["id"]),
