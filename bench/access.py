@@ -317,9 +317,15 @@ async def measure(cfg: Config, bench: BenchDatabase, loaded: Loaded, args: argpa
             task = bar.add_task("interleaved rounds", total=cfg.rounds * 2)
             for index in range(cfg.rounds):
                 for name in (CHECK, BARE) if index % 2 == 0 else (BARE, CHECK):
-                    variants[name].rounds.append(await run_load(
-                        kind, server.url, paths[name], bodies, workdir, token, cfg.seconds, args.connections,
-                        server.pid, database_cpu))
+                    try:
+                        variants[name].rounds.append(await run_load(
+                            kind, server.url, paths[name], bodies, workdir, token, cfg.seconds,
+                            args.connections, server.pid, database_cpu))
+                    except RuntimeError as exc:
+                        # Say what the server saw too: a load generator that lost a
+                        # connection says only that.
+                        said = "\n".join(server.errors_logged()[-10:]) or server.log_tail(1500)
+                        raise RuntimeError(f"{exc}\nthe app server's log (errors, or its end):\n{said}") from None
                     bar.advance(task)
         after = await log_rows(bench, loaded.org_id)
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
