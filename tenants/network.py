@@ -57,7 +57,7 @@ def current() -> NetworkPolicy:
 
 
 def address_problem(address: IPAddress, policy: NetworkPolicy) -> str | None:
-    """Why a webhook must not go to ``address`` (words that follow "which"), or None.
+    """Why a request must not go to ``address`` (words that follow "which"), or None.
     Pure."""
     mapped = getattr(address, "ipv4_mapped", None)
     if mapped is not None:
@@ -75,7 +75,7 @@ def address_problem(address: IPAddress, policy: NetworkPolicy) -> str | None:
 
 
 def host_problem(host: str, policy: NetworkPolicy) -> str | None:
-    """Why a webhook must not go to ``host`` as written (an address, or a name), or None.
+    """Why a request must not go to ``host`` as written (an address, or a name), or None.
     Pure: a name's addresses are checked when it is resolved (``allowed_addresses``)."""
     try:
         address = ipaddress.ip_address(host)
@@ -188,11 +188,11 @@ class PolicedTransport(httpx.AsyncHTTPTransport):
 
     def __init__(self, resolve: Resolve = lookup) -> None:
         super().__init__()
-        limits = httpx.Limits()
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
+            # httpx's own client defaults (``httpx.Limits()`` alone bounds nothing).
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
             network_backend=_PolicedBackend(resolve),
         )

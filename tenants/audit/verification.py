@@ -75,8 +75,12 @@ async def start(*, actor: Actor) -> uuid.UUID:
     if running is not None:
         return running.id
     key = f"{KIND}:{uuid.uuid4()}"
-    # The asker by reference, never by name: the event outlives an erasure of them.
-    await jobs.enqueue(KIND, {"requested_by": actor.ref}, key=key, max_attempts=3)
+    # The asker by reference, never by name: the event outlives an erasure of them. A
+    # queue of their own: verifications run one after the other, and the latest is found
+    # through the (tenant_id, queue, created_at) index whatever else waits.
+    await jobs.enqueue(
+        KIND, {"requested_by": actor.ref}, key=key, queue=KIND, max_attempts=3
+    )
     row = await db.fetch_one(
         "SELECT id FROM jobs WHERE tenant_id = $1 AND key = $2", db.current_org(), key
     )
@@ -85,11 +89,11 @@ async def start(*, actor: Actor) -> uuid.UUID:
 
 
 async def _current() -> Job | None:
-    return (
-        await Job.filter(kind=KIND, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-        .order_by("-created_at")
-        .first()
-    )
+    """The latest verification, while it is queued or running."""
+    latest = await Job.filter(queue=KIND).order_by("-created_at").first()
+    if latest is None or latest.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return None
+    return latest
 
 
 async def progress() -> Progress | None:

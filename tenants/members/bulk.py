@@ -60,20 +60,16 @@ async def apply_bulk(
             f"choose the {field.removesuffix('_id')} for this action",
             fields=[FieldProblem(field, "choose one")],
         )
-    changed = 0
+    # Those it leaves as they are, found before anything changes; every member still goes
+    # through the service, so a refusal of any of them refuses the whole change.
+    unchanged = await unchanged_by(action, member_ids, target=target)
     for member_id in member_ids:
         if action is BulkAction.MOVE and target is not None:
-            before = (await service.get_member(member_id)).unit_id
             await service.move_member(member_id, target, actor=actor)
-            changed += before != target
         elif action is BulkAction.ADD_TO_GROUP and target is not None:
-            changed += await groups.add_member(target, member_id, actor=actor)
+            await groups.add_member(target, member_id, actor=actor)
         elif action is BulkAction.ASSIGN_PRODUCT and target is not None:
-            was = await ProductAccount.filter(
-                member_id=member_id, product_id=target, status=ProductAccountStatus.ASSIGNED
-            ).exists()
             await products.assign_product(member_id, target, actor=actor)
-            changed += not was
         elif action is BulkAction.SUSPEND_PRODUCT and target is not None:
             account_row = await ProductAccount.filter(
                 member_id=member_id, product_id=target
@@ -82,15 +78,11 @@ async def apply_bulk(
                 await products.set_account_status(
                     account_row.id, ProductAccountStatus.SUSPENDED, actor=actor
                 )
-                changed += 1
-        elif action is BulkAction.SUSPEND:
-            member = await service.get_member(member_id)
-            if member.status is not MemberStatus.SUSPENDED:
-                await apply_member_action(
-                    member_id, LifecycleAction.SUSPEND, reason="bulk suspension", actor=actor
-                )
-                changed += 1
-    return changed
+        elif action is BulkAction.SUSPEND and member_id not in unchanged:
+            await apply_member_action(
+                member_id, LifecycleAction.SUSPEND, reason="bulk suspension", actor=actor
+            )
+    return len(set(member_ids) - unchanged)
 
 
 #: Why a selected member is left as they are, by action: the words follow their name.

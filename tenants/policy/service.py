@@ -472,11 +472,19 @@ async def rollback(to_version: int, *, actor: Actor) -> int:
     """Make the rule set what it was at ``to_version`` (as a new version); returns it.
     ConflictError naming ``version`` when the rules in force already are that (a restore
     sent again from a page shown before the first one made an empty version)."""
-    wanted = []
-    for r in await version_rules(to_version):
-        model = Unit if r["target_kind"] == "unit" else Group
-        if await model.filter(id=r["target_id"]).exists():
-            wanted.append(r)  # a rule of a unit or group that is gone cannot come back
+    stored = await version_rules(to_version)
+    ids = {
+        kind: [r["target_id"] for r in stored if r["target_kind"] == kind]
+        for kind in ("unit", "group")
+    }
+    present = {
+        str(row["id"])
+        for model, kind in ((Unit, "unit"), (Group, "group"))
+        if ids[kind]
+        for row in await model.filter(id__in=ids[kind]).values("id")
+    }
+    # A rule of a unit or group that is gone cannot come back.
+    wanted = [r for r in stored if str(r["target_id"]) in present]
     in_force = [rule_view(r) for r in await PolicyRule.all()]
     if not diff_rules(in_force, wanted):
         raise ConflictError(
