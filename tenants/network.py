@@ -3,7 +3,8 @@ its own.
 
 Admins type addresses the service then calls from inside the operator's network: a
 product's webhook, an identity provider's issuer (and the endpoints its discovery
-document names). Unchecked, ``https://10.0.0.5/`` or ``https://intranet/`` would have the
+document names), the Keycloak server members are mirrored into (which is sent the
+client secret). Unchecked, ``https://10.0.0.5/`` or ``https://intranet/`` would have the
 service probe and post to machines no tenant should reach (SSRF). So by default an address
 must be on the internet: private, shared, reserved and link-local addresses are refused,
 and so are one-label names (``intranet``), which resolve through the machine's search
@@ -12,8 +13,8 @@ receiver or provider and the tests. An operator whose products or identity provi
 on a private network allows it with ``TENANTRY_PRIVATE_NETWORKS=true``.
 
 The check runs when a webhook address is saved (on the text), and whenever a connection
-opens, inside the connection itself (``PolicedTransport`` for webhooks, the identity
-providers' transport in ``app.idp_http``): the name is resolved once, every address it
+opens, inside the connection itself (``PolicedTransport`` for webhooks and the Keycloak
+adapter, the identity providers' transport in ``app.idp_http``): the name is resolved once, every address it
 gives is checked, and the socket goes to a checked address while TLS still verifies the
 certificate against the name. So a name pointed at a private address later is refused,
 and so is one that answers the check with a public address and the connection with a
@@ -175,7 +176,7 @@ class _PolicedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's signature
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("webhooks are sent over TCP only")
+        raise httpcore.ConnectError("requests are sent over TCP only")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
@@ -184,12 +185,14 @@ class _PolicedBackend(httpcore.AsyncNetworkBackend):
 class PolicedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport (connection pool, HTTP/1.1, TLS against the URL's host name) whose
     connections obey the network policy at connect time (``_PolicedBackend``).
-    ``Refused`` comes out of a request as it is, not as an httpx error."""
+    ``Refused`` comes out of a request as it is, not as an httpx error. ``verify``: as
+    httpx's (false only where an operator asked for it, e.g. a test Keycloak's own
+    certificate)."""
 
-    def __init__(self, resolve: Resolve = lookup) -> None:
+    def __init__(self, resolve: Resolve = lookup, *, verify: bool = True) -> None:
         super().__init__()
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=httpx.create_ssl_context(verify=verify),
             # httpx's own client defaults (``httpx.Limits()`` alone bounds nothing).
             max_connections=100,
             max_keepalive_connections=20,

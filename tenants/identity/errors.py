@@ -42,3 +42,9 @@ class BackendSetupError(BackendRejectedError):
 
     code = "identity_backend_setup"
     title = "Identity backend not set up"
+
+
+class BackendAddressRefusedError(BackendSetupError):
+    """The backend's server URL leads where the outbound network policy does not let the
+    service go (``tenants.network``): nothing was sent, the client secret included. The
+    address has to change (or the operator allow private networks)."""

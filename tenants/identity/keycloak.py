@@ -37,6 +37,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from tenants import network
 from tenants.identity import setup
 from tenants.identity.errors import BackendRejectedError, BackendSetupError
 from tenants.identity.keycloak_errors import has_status, is_not_found, translate
@@ -109,12 +112,23 @@ class KeycloakDirectory:
             verify=config.verify,
         )
         self.admin = KeycloakAdmin(connection=connection)
+        # Both of python-keycloak's async clients (the Admin API's, and the token
+        # endpoint's, which is sent the client secret) connect only where the network
+        # policy allows, checked at each connection like webhooks: a server_url that
+        # resolves, now or later, to a private address is refused before anything is sent.
+        self._clients = [connection, connection.keycloak_openid.connection]
+        for manager in self._clients:
+            manager.async_s = httpx.AsyncClient(
+                transport=network.PolicedTransport(verify=config.verify)
+            )
+            manager.async_s.auth = None  # type: ignore[assignment]  # as python-keycloak does
         self._organisations: dict[str, str] = {}
         self._parents: dict[str, str] = {}
         self._version: tuple[tuple[int, ...] | None] | None = None
 
     async def aclose(self) -> None:
-        await self.admin.connection.aclose()
+        for manager in self._clients:
+            await manager.aclose()
 
     async def check_setup(
         self,

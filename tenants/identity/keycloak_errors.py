@@ -1,5 +1,6 @@
 """python-keycloak's errors translated into the identity port's, in one place: unreachable,
-5xx, 408 and 429 mean "wait and retry" (``BackendUnavailableError``); 401 (after
+5xx, 408 and 429 mean "wait and retry" (``BackendUnavailableError``); an address the
+network policy refuses (``tenants.network``), 401 (after
 python-keycloak fetched a fresh token once), 403 and "Organizations not enabled" mean the
 realm is not set up for Tenantry (``BackendSetupError``); any other refusal is
 ``BackendRejectedError``, with the HTTP status kept on the chained cause."""
@@ -9,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from tenants import network
 from tenants.identity import setup
 from tenants.identity.errors import (
+    BackendAddressRefusedError,
     BackendRejectedError,
     BackendSetupError,
     BackendUnavailableError,
@@ -30,6 +33,12 @@ async def translate(what: str, call: Awaitable[T]) -> T:
     try:
         return await call
     except KeycloakConnectionError as exc:
+        refused = _refusal(exc)
+        if refused is not None:
+            # The address, not Keycloak, has to change: waiting cannot help.
+            raise BackendAddressRefusedError(
+                f"Keycloak was sent nothing ({what}): its server URL {refused}"
+            ) from exc
         raise BackendUnavailableError(f"Keycloak cannot be reached ({what})") from exc
     except KeycloakError as exc:
         status = exc.response_code or 0
@@ -53,6 +62,17 @@ async def translate(what: str, call: Awaitable[T]) -> T:
         raise BackendRejectedError(f"Keycloak refused to {what} (HTTP {status}: {exc})") from exc
     except TypeError as exc:  # python-keycloak's check of the answer's shape
         raise BackendRejectedError(f"Keycloak's answer to {what} is not understood") from exc
+
+
+def _refusal(exc: BaseException) -> network.Refused | None:
+    """The network policy's refusal behind python-keycloak's "Can't connect", if that is
+    why (it chains the transport's exception)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, network.Refused):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def has_status(exc: BackendRejectedError, status: int) -> bool:

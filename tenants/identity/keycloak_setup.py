@@ -8,9 +8,14 @@ domain are reported; only an admin can change those.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from tenants.identity import setup
-from tenants.identity.errors import BackendRejectedError, BackendSetupError
+from tenants.identity.errors import (
+    BackendAddressRefusedError,
+    BackendRejectedError,
+    BackendSetupError,
+)
 from tenants.identity.keycloak_errors import translate
 from tenants.identity.port import DirectoryOrganisation
 
@@ -30,11 +35,25 @@ async def check_realm(
     profile keeping Tenantry's attributes). Raises BackendUnavailableError only when
     Keycloak cannot be reached at all."""
     C, Check = setup.CheckName, setup.SetupCheck
+    host = urlsplit(self.config.server_url).hostname
+    allowed = Check(C.SERVER_ADDRESS, True, f"the network policy lets Tenantry connect to {host}")
     try:
         version = await self.server_version()
+    except BackendAddressRefusedError as exc:
+        return [
+            Check(
+                C.SERVER_ADDRESS,
+                False,
+                exc.message,
+                "give the Keycloak server's address on the internet; where Keycloak lives "
+                "on the operator's private network, the operator sets "
+                "TENANTRY_PRIVATE_NETWORKS=true",
+            )
+        ]
     except BackendSetupError as exc:
         if "HTTP 401" in exc.message:
             return [
+                allowed,
                 Check(
                     C.CREDENTIALS,
                     False,
@@ -42,10 +61,13 @@ async def check_realm(
                     f"check that client {self.config.client_id} of realm "
                     f"{self.config.realm} is confidential, has 'Service accounts roles' "
                     "on, and that the stored secret is its current one",
-                )
+                ),
             ]
         version = None
-    checks = [Check(C.CREDENTIALS, True, f"client {self.config.client_id} signed in")]
+    checks = [
+        allowed,
+        Check(C.CREDENTIALS, True, f"client {self.config.client_id} signed in"),
+    ]
     token = (self.admin.connection.token or {}).get("access_token", "")
     held = setup.token_roles(token if isinstance(token, str) else "")
     if held is None:

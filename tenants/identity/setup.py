@@ -40,6 +40,9 @@ ORGANIZATIONS_FROM = (26, 0)
 
 
 class CheckName(StrEnum):
+    #: Whether the outbound network policy lets the service connect to the server URL
+    #: (``tenants.network``); when it does not, nothing is sent and no other check runs.
+    SERVER_ADDRESS = "server_address"
     CREDENTIALS = "credentials"
     ROLES = "service_account_roles"
     SERVER_VERSION = "server_version"

@@ -68,6 +68,7 @@ async def test_an_admin_points_the_organisation_at_keycloak_and_reconciles(
         assert prepared.status_code == 200
         table = prepared.text.split('id="setup-checks"')[1].split("</table>")[0]
         for name, status in (
+            ("server_address", "ok"),
             ("credentials", "ok"),
             ("service_account_roles", "ok"),
             ("server_version", "ok"),

@@ -223,7 +223,8 @@ async def test_wrong_credentials_are_a_setup_error_and_setup_says_so(
     await run_jobs()
     (row,) = await job_rows(org)
     assert (row["status"], row["attempts"]) == ("dead", 1) and "HTTP 401" in row["last_error"]
-    (check,) = await set_up(org)
+    (address, check) = await set_up(org)
+    assert address.name is CheckName.SERVER_ADDRESS and address.ok
     assert check.name is CheckName.CREDENTIALS and not check.ok
     assert "Service accounts roles" in check.fix
 
