@@ -4,8 +4,11 @@ size the list does not offer falls back to its default (never an error page)."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import re
+import uuid
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
@@ -17,7 +20,7 @@ from tenants import cursors
 from tenants.audit.sealer import seal_all
 from tenants.errors import InvalidInputError
 from tenants.pagination import Sort
-from tests.conftest import OrgHandle, make_member, make_product
+from tests.conftest import OrgHandle, make_group, make_member, make_product, make_unit
 from tests.web.flows import WebClient, asgi_client, text_of
 from tests.web.test_console_directory import signed_in_admin
 
@@ -207,3 +210,48 @@ async def test_a_forged_trail_is_a_clean_400_in_the_console(app: Any, org: OrgHa
     assert "the page trail is not valid" in text_of(garbled.text)
     assert forged.status_code == 400
     assert "the cursor is not valid" in text_of(forged.text)
+
+
+async def test_the_members_list_filters_by_unit_group_and_manager_as_the_api_does(
+    app: Any, org: OrgHandle
+) -> None:
+    sales = await make_unit(org, "Sales")
+    north = await make_unit(org, "North", parent=uuid.UUID(sales["id"]))
+    boss = await make_member(org, name="Filter Boss", unit=sales["id"])
+    at_sales = await make_member(org, name="Filter Sales", unit=sales["id"], manager_id=boss["id"])
+    at_north = await make_member(org, name="Filter North", unit=north["id"], manager_id=boss["id"])
+    await make_member(org, name="Filter Root")
+    club = await make_group(org, name="Chess club")
+    await org.put(f"/v1/groups/{club['id']}/members/{at_north['id']}")
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+
+        async def listed(query: str) -> tuple[list[str], str]:
+            page = await get_ok(browser, f"/console/members?q=filter&{query}")
+            return sorted(member_names_in(page)), text_of(page)
+
+        names, text = await listed(f"unit={sales['id']}")
+        assert names == ["Filter Boss", "Filter North", "Filter Sales"]
+        assert "Members in Sales and below" in text
+        names, text = await listed(f"unit={sales['id']}&only=1")
+        assert names == ["Filter Boss", "Filter Sales"]
+        assert "Members in Sales only" in text
+        names, text = await listed(f"group={club['id']}")
+        assert (names, "Members in the group Chess club" in text) == (["Filter North"], True)
+        names, text = await listed(f"manager={boss['id']}&unit={north['id']}")
+        assert names == ["Filter North"]
+        assert "Members in North and below, managed by Filter Boss" in text
+        # The chosen filters stay chosen in the form, and in the links that sort and export.
+        page = await get_ok(browser, f"/console/members?q=filter&manager={boss['id']}&only=1")
+        assert f'name="manager" value="{boss["id"]}" checked' in page
+        export = re.search(r'href="(/console/members/export\.csv\?[^"]+)"', page)
+        assert export is not None and f"manager={boss['id']}" in html.unescape(export[1])
+        exported = await browser.get(html.unescape(export[1]))
+        assert exported.status_code == 200
+        rows = list(csv.DictReader(io.StringIO(exported.text)))
+        assert sorted(r["email"] for r in rows) == sorted([at_sales["email"], at_north["email"]])
+        # Another organisation's group, or none at all, finds nobody and says so.
+        names, text = await listed(f"group={uuid.uuid4()}")
+        assert names == [] and "in a group that does not exist" in text
+        picked = text_of((await browser.get("/console/pick/groups?name=group&group_q=chE")).text)
+        assert "Chess club" in picked

@@ -198,6 +198,7 @@ ROUTES: list[ConsoleRoute] = [
     ),
     ConsoleRoute("GET", "/console/pick/members?member_id_q=Target", Permission.MEMBERS_READ),
     ConsoleRoute("GET", "/console/pick/units?unit_id_q=Mo", Permission.UNITS_READ),
+    ConsoleRoute("GET", "/console/pick/groups?group_id_q=Te", Permission.GROUPS_READ),
     ConsoleRoute("GET", "/console/search?q=Target", Permission.CONSOLE_ACCESS),
     ConsoleRoute("GET", "/console/audit/export?format=csv&action=member.", Permission.AUDIT_READ),
     ConsoleRoute("POST", "/console/audit/verify", Permission.AUDIT_READ),
@@ -222,8 +223,11 @@ ROUTES: list[ConsoleRoute] = [
         "POST",
         "/console/holds/{held}",
         Permission.CONTENT_HOLD,
-        lambda t: {"member_text": "Kept while a claim is open.", "review_on": "2999-01-01",
-                   "reason": "role matrix"},
+        lambda t: {
+            "member_text": "Kept while a claim is open.",
+            "review_on": "2999-01-01",
+            "reason": "role matrix",
+        },
     ),
     ConsoleRoute(
         "POST", "/console/domains", Permission.ORGANISATION_WRITE, lambda t: {"name": "new.example"}
@@ -252,7 +256,9 @@ ROUTES: list[ConsoleRoute] = [
         Permission.ORGANISATION_WRITE,
         lambda t: {"policy_notice_days": "10"},
     ),
-    ConsoleRoute("POST", "/console/identity/backend", Permission.SSO_WRITE, lambda t: {"kind": "local"}),
+    ConsoleRoute(
+        "POST", "/console/identity/backend", Permission.SSO_WRITE, lambda t: {"kind": "local"}
+    ),
     ConsoleRoute("POST", "/console/identity/reconcile", Permission.SSO_WRITE),
     ConsoleRoute("POST", "/console/identity/setup", Permission.SSO_WRITE),
     ConsoleRoute(
@@ -329,9 +335,7 @@ ROUTES: list[ConsoleRoute] = [
     ),
     ConsoleRoute("POST", "/console/products/{product}/webhooks/rotate", Permission.PRODUCTS_WRITE),
     ConsoleRoute("POST", "/console/products/{product}/webhooks/clear", Permission.PRODUCTS_WRITE),
-    ConsoleRoute(
-        "POST", "/console/webhook-deliveries/{delivery}/retry", Permission.PRODUCTS_WRITE
-    ),
+    ConsoleRoute("POST", "/console/webhook-deliveries/{delivery}/retry", Permission.PRODUCTS_WRITE),
     # Departures: the policy; a running departure (retry its dead step, then reinstate);
     # starting another member's; the dead-letter list's retry.
     ConsoleRoute("GET", "/console/departures/policy", Permission.DEPARTURES_READ),
@@ -573,11 +577,18 @@ async def review_targets(org: OrgHandle) -> dict[str, str]:
         )
     today = datetime.now(UTC).date()
     due = (today + timedelta(days=7)).isoformat()
-    made = await org.post("/v1/access-reviews", {
-        "name": "Matrix campaign", "scopes": ["product_clients"], "reviewer_rule": "named",
-        "named_reviewer_ids": [str(r["id"]) for r in rows] or [], "starts_on": today.isoformat(),
-        "due_on": due, "default_on_due": "keep",
-    })
+    made = await org.post(
+        "/v1/access-reviews",
+        {
+            "name": "Matrix campaign",
+            "scopes": ["product_clients"],
+            "reviewer_rule": "named",
+            "named_reviewer_ids": [str(r["id"]) for r in rows] or [],
+            "starts_on": today.isoformat(),
+            "due_on": due,
+            "default_on_due": "keep",
+        },
+    )
     assert made.status_code == 201, made.text
     items = (await org.get(f"/v1/access-reviews/{made.json()['id']}/items")).json()["items"]
     mine = next(i for i in items if i["client_id"] == client.json()["id"])
@@ -594,9 +605,16 @@ async def directory_targets(org: OrgHandle) -> dict[str, str]:
         assert made.status_code == 201, made.text
         groups[name] = made.json()["id"]
     # An item of theirs under legal hold (the hold form edits its member-facing text).
-    item = await org.post("/v1/content", {
-        "product_id": product["id"], "external_id": f"held-{uuid.uuid4().hex[:6]}",
-        "member_id": editable["id"], "title": "Held file", "kind": "personal"})
+    item = await org.post(
+        "/v1/content",
+        {
+            "product_id": product["id"],
+            "external_id": f"held-{uuid.uuid4().hex[:6]}",
+            "member_id": editable["id"],
+            "title": "Held file",
+            "kind": "personal",
+        },
+    )
     assert item.status_code in (200, 201), item.text
     return {
         "editable": editable["id"],
@@ -738,7 +756,9 @@ async def webhook_targets(org: OrgHandle) -> dict[str, str]:
     assert hooked.status_code == 200, hooked.text
     async with db.tenant_transaction(org.id):
         key = f"matrix:{uuid.uuid4().hex}"
-        await webhooks.publish("policy.changed", {}, key=key, product_ids=[uuid.UUID(product["id"])])
+        await webhooks.publish(
+            "policy.changed", {}, key=key, product_ids=[uuid.UUID(product["id"])]
+        )
         delivery = await db.fetch_one(
             "SELECT id FROM webhook_deliveries WHERE idempotency_key = $1", key
         )
@@ -846,14 +866,14 @@ async def test_auditors_read_every_console_page_and_change_nothing(
         readable = ROLE_PERMISSIONS[Role.AUDITOR]
         # Every page, but the forms that only make something (add a member, import).
         for route in [
-            r for r in ROUTES if r.method == "GET" and (r.permission is None or r.permission in readable)
+            r
+            for r in ROUTES
+            if r.method == "GET" and (r.permission is None or r.permission in readable)
         ]:
             assert (await try_route(browser, route, targets, csrf)).status_code == 200, route.key
         before = await row_counts(owner_conn)
         sso_before = await owner_conn.fetchrow("SELECT issuer, client_id FROM sso_connections")
-        for route in [
-            r for r in ROUTES if r.method == "POST" and r.key not in CHECKS_THAT_RECORD
-        ]:
+        for route in [r for r in ROUTES if r.method == "POST" and r.key not in CHECKS_THAT_RECORD]:
             response = await try_route(browser, route, targets, csrf)
             assert response.status_code == 403, route.key
             assert "Your role in this organisation does not allow this page" in text_of(

@@ -73,6 +73,19 @@ def routes(web: Web) -> list[BaseRoute]:
             text=text,
         )
 
+    @page(web, permission=Permission.GROUPS_READ)
+    async def pick_groups(ctx: PageContext) -> Response:
+        params = ctx.request.query_params
+        name = _field(params.get("name"), "group_id")
+        text = (params.get(f"{name}_q") or params.get("q") or "").strip()[:200]
+        found = await groups.find_groups(text, limit=SHOWN) if text else []
+        return ctx.render(
+            "console/pick_options.html",
+            name=name,
+            options=[(g.id, g.name) for g in found],
+            text=text,
+        )
+
     @page(web, permission=Permission.CONSOLE_ACCESS)
     async def search(ctx: PageContext) -> Response:
         text = (ctx.request.query_params.get("q") or "").strip()[:200]
@@ -103,5 +116,6 @@ def routes(web: Web) -> list[BaseRoute]:
     return [
         Route("/console/pick/members", pick_members, methods=["GET"]),
         Route("/console/pick/units", pick_units, methods=["GET"]),
+        Route("/console/pick/groups", pick_groups, methods=["GET"]),
         Route("/console/search", search, methods=["GET"]),
     ]

@@ -18,6 +18,7 @@ from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups.models import Group
 from tenants.members import service
 from tenants.members.lifecycle import LifecycleAction, MemberStatus, offered_actions
+from tenants.members.models import Member
 from tenants.permissions import Permission
 from tenants.products.models import Product, ProductAccount
 from tenants.sessions import service as sessions
@@ -58,7 +59,9 @@ def member_filter(params: QueryParams | dict[str, str]) -> service.MemberFilter:
     return service.MemberFilter(
         status=MemberStatus(status) if status in {s.value for s in MemberStatus} else None,
         unit_id=_uuid(params.get("unit")),
+        include_subunits=params.get("only") != "1",
         group_id=_uuid(params.get("group")),
+        manager_id=_uuid(params.get("manager")),
         q=(params.get("q") or "").strip()[:200] or None,
     )
 
@@ -71,7 +74,9 @@ def filter_query(filters: service.MemberFilter) -> dict[str, str]:
             "q": filters.q or "",
             "status": filters.status.value if filters.status else "",
             "unit": str(filters.unit_id or ""),
+            "only": "1" if filters.unit_id and not filters.include_subunits else "",
             "group": str(filters.group_id or ""),
+            "manager": str(filters.manager_id or ""),
         }.items()
         if v
     }
@@ -96,15 +101,15 @@ def routes(web: Web) -> list[BaseRoute]:
             default_sort="name",
             filters=filter_query(filters),
         )
-        page_ = await service.list_members(
-            filters, view.sort, cursor=view.cursor, limit=view.size
-        )
+        page_ = await service.list_members(filters, view.sort, cursor=view.cursor, limit=view.size)
         total = await service.count_members(filters)
 
         unit_ids = {m.unit_id for m in page_.items}
         if filters.unit_id:
             unit_ids.add(filters.unit_id)
         units = {u.id: u for u in await Unit.filter(id__in=list(unit_ids))}
+        group = await Group.get_or_none(id=filters.group_id) if filters.group_id else None
+        manager = await Member.get_or_none(id=filters.manager_id) if filters.manager_id else None
         return ctx.render(
             "console/members.html",
             members=page_.items,
@@ -113,10 +118,11 @@ def routes(web: Web) -> list[BaseRoute]:
             q=filters.q or "",
             status=filters.status.value if filters.status else "",
             unit_id=filters.unit_id,
+            group=group,
+            manager=manager,
             statuses=[s.value for s in MemberStatus],
             **view.context(next_cursor=page_.next_cursor, total=total, shown=len(page_.items)),
             export_url="/console/members/export.csv?" + urlencode(filter_query(filters)),
-            groups=await Group.all().order_by("name").limit(200),
             products=await Product.all().order_by("name").limit(200),
         )
 
