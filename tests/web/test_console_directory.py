@@ -602,7 +602,6 @@ async def test_pickers_and_search_find_by_the_start_of_a_name_or_email(
         assert "Zora Picked" in search and "Zoology" in search
 
 
-
 async def test_units_named_alike_read_apart_by_their_parents(app: Any, org: OrgHandle) -> None:
     staff = await make_unit(org, "Staff")
     students = await make_unit(org, "Students")
@@ -867,3 +866,24 @@ async def test_two_tabs_each_save_what_they_changed_and_a_field_both_changed_is_
         assert "was changed by someone else since this page was opened (now 'Zoe Tab One')" in told
     after = (await org.get(f"/v1/members/{zoe['id']}")).json()
     assert (after["name"], after["email"]) == ("Zoe Tab One", f"zoe.two@{org.slug}.example")
+
+
+async def test_a_member_joins_any_group_through_the_picker_not_a_list_of_the_first_few(
+    app: Any, org: OrgHandle
+) -> None:
+    nora = await make_member(org, name="Picker Nora")
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        page = f"/console/members/{nora['id']}"
+        assert "No groups yet" in text_of((await browser.get(page)).text)
+        for n in range(205):
+            await org.post("/v1/groups", {"name": f"Team {n:03d}"})
+        assert 'hx-get="/console/pick/groups"' in (await browser.get(page)).text
+        found = await browser.get("/console/pick/groups?name=group_id&group_id_q=team 204")
+        [group_id] = re.findall(r'name="group_id" value="([0-9a-f-]+)"', found.text)
+        # No rule of the group changes her settings: nothing to confirm.
+        added = await browser.post(
+            f"{page}/groups", {"csrf": csrf, "group_id": group_id, "op": "add"}
+        )
+        assert "Added Picker Nora to the group." in await follow(browser, added)
+        assert "Team 204" in text_of((await browser.get(page)).text)

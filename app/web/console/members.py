@@ -135,7 +135,6 @@ def routes(web: Web) -> list[BaseRoute]:
         accounts = await ProductAccount.filter(member_id=member.id)
         products = {p.id: p for p in await Product.all().order_by("name")}
         having = {a.product_id for a in accounts}
-        in_groups = {g.id for g in groups}
         live_sessions = await Session.filter(member_id=member.id, revoked_at=None).count()
         return ctx.render(
             "console/member.html",
@@ -143,9 +142,7 @@ def routes(web: Web) -> list[BaseRoute]:
             unit=unit,
             manager=manager,
             groups=groups,
-            other_groups=[
-                g for g in await Group.all().order_by("name").limit(200) if g.id not in in_groups
-            ],
+            any_group=bool(groups) or await Group.exists(),
             accounts=accounts,
             products=products,
             unassigned=[p for p in products.values() if p.id not in having],
