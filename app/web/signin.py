@@ -535,11 +535,13 @@ def routes(web: Web) -> list[BaseRoute]:
                 )
         except SignInError as exc:
             log.warning("back-channel logout refused for %s: %s", slug, exc.message)
-            return JSONResponse(
-                {"error": "invalid_request", "error_description": exc.message},
-                status_code=400,
-                headers=headers,
-            )
+            # Anyone may post here: what is wrong with the token itself is said (its
+            # signature is checked first, so a forger learns only that), but not how the
+            # organisation's sign-in is set up (no provider, its address unreachable).
+            body = {"error": "invalid_request"}
+            if exc.reason is Reason.LOGOUT_TOKEN_INVALID:
+                body["error_description"] = exc.message
+            return JSONResponse(body, status_code=400, headers=headers)
         log.info("back-channel logout for %s ended %d sessions", slug, ended)
         return Response(status_code=200, headers=headers)
 

@@ -980,6 +980,8 @@ async def _unit_for(connection: SignInSettings, claims: dict[str, Any]) -> uuid.
 async def backchannel_logout(rp: oidc.RelyingParty, logout_token: str, *, actor: Actor) -> int:
     """End the sessions a valid logout token names; SignInError for an invalid one."""
     connection = await get_connection()
+    # A connection switched off still ends the sessions it started (the provider's logout
+    # is honoured until they are gone).
     if connection is None:
         raise oidc.SignInError(
             "this organisation has no identity provider", Reason.SSO_NOT_CONFIGURED

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from tests.conftest import OrgHandle, make_unit
+from app.settings import Settings
+from tests.conftest import OrgHandle, make_org, make_unit
 from tests.support.hostile_idp import HostileIdp, LogoutTokenMisbehaviour
 from tests.support.lifecycle import apply_as_workflow
 from tests.support.oidc_provider import RunningProvider, login_with_browserless_flow
@@ -34,6 +35,7 @@ from tests.web.conftest import (
 )
 from tests.web.flows import (
     audit_events,
+    configure_sso,
     live_client,
     live_sessions,
     member_row,
@@ -83,8 +85,9 @@ async def test_admin_signs_in_and_sees_only_their_organisations_members(
         assert "2 members match; showing 2" in members
     for org, person in ((world.alpha, ADA), (world.bravo, BEA)):
         entries = await sign_in_log(owner_conn, org.id)
-        assert [(e["method"], e["outcome"], e["reason"], e["email"], e["idp_subject"])
-                for e in entries] == [("sso", "succeeded", None, person.email, person.sub)]
+        assert [
+            (e["method"], e["outcome"], e["reason"], e["email"], e["idp_subject"]) for e in entries
+        ] == [("sso", "succeeded", None, person.email, person.sub)]
         assert entries[0]["idp"] == idp.issuer
         assert entries[0]["member_id"] is not None and entries[0]["client_addr"]
 
@@ -299,7 +302,8 @@ async def test_another_identity_carrying_a_linked_members_email_is_refused(
         (world.ada["id"], "subject_mismatch", IMPOSTOR.sub)
     ]
     assert await logged(owner_conn, world.alpha) == [
-        (None, ADA.email), ("subject_mismatch", ADA.email)
+        (None, ADA.email),
+        ("subject_mismatch", ADA.email),
     ]
 
 
@@ -359,7 +363,8 @@ async def test_callback_in_another_browser_is_refused(
             assert (await cookieless.get(callback)).status_code == 400
     assert await live_sessions(owner_conn, world.ada["id"]) == 0
     assert await logged(owner_conn, world.alpha) == [
-        ("browser_mismatch", None), ("incomplete_response", None)
+        ("browser_mismatch", None),
+        ("incomplete_response", None),
     ]
 
 
@@ -380,7 +385,8 @@ async def test_an_error_from_the_identity_provider_is_shown_in_plain_words_and_l
         assert odd.status_code == 400 and "made_up_error" not in odd.text
     entries = await sign_in_log(owner_conn, world.alpha.id)
     assert [(e["reason"], e["idp"]) for e in entries] == [
-        ("idp_error", idp.issuer), ("idp_error", idp.issuer)
+        ("idp_error", idp.issuer),
+        ("idp_error", idp.issuer),
     ]
 
 
@@ -575,3 +581,29 @@ async def test_suspending_a_member_through_the_api_ends_their_sessions(
         account = await browser.get("/account")
         assert account.status_code == 303
         assert account.headers["location"].startswith("/login")
+
+
+async def test_a_stranger_posting_logout_tokens_learns_nothing_of_how_sign_in_is_set_up(
+    world: SsoWorld, live_server: str, settings: Settings, org: OrgHandle, client: httpx.AsyncClient
+) -> None:
+    """Anyone may post to the back-channel logout endpoint: an organisation without a
+    provider, one whose provider cannot be reached and one that does not exist answer the
+    same bare 400, and no answer names a provider's address."""
+    unreachable = await make_org(client)
+    await configure_sso(
+        settings,
+        unreachable.id,
+        issuer="https://idp.unreachable.invalid",
+        client_id="c",
+        client_secret="s" * 20,
+    )
+    answers = [
+        await post_logout_token(live_server, slug, "x.y.z")
+        for slug in (org.slug, unreachable.slug, "no-such-organisation")
+    ]
+    assert [(a.status_code, a.json()) for a in answers] == [(400, {"error": "invalid_request"})] * 3
+    # What is wrong with a token itself is still said, for the provider's operators.
+    forged = await post_logout_token(live_server, ALPHA, "x.y.z")
+    assert forged.json()["error_description"] == (
+        "the logout token is not validly signed by the identity provider"
+    )
