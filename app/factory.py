@@ -45,7 +45,7 @@ from app.web.cookies import CookieJar
 from app.web.pages import Web
 from app.worker import background_worker
 from policies.cache import DecisionCache
-from tenants import cursors, network
+from tenants import cursors, db, network
 from tenants.clients.keys import KeyRing
 from tenants.ids import OrgId
 from tenants.jobs.worker import Worker
@@ -88,7 +88,8 @@ def create_app(
     keyring = KeyRing(SecretBox(settings.secret_key, "signing-keys"))
     configure_mail(settings)  # links in emails, and SMTP when configured
     network.configure(settings.outbound_networks)  # where webhooks and identity providers may be
-    cursors.configure(settings.secret_key)  # page cursors are signed with the service key
+    # Page cursors: sealed with the service key, each bound to its organisation.
+    cursors.configure(settings.secret_key, scope=lambda: str(db.current_org_or_none() or ""))
     rp = RelyingParty(http)
     authenticator = authenticator or BearerAuthenticator(
         keyring=keyring,

@@ -1,26 +1,38 @@
-"""Page cursors: opaque, signed with the service key, and checked before any use; plain Python.
+"""Page cursors: opaque, sealed with the service key, and checked before any use; plain Python.
 
 A cursor carries the list it was issued for, the sort, and the position (the last row's
-sort value and id, or an event counter). It is signed with the service's secret key
-(``itsdangerous``), so a client can pass it back but not build or alter one: anything
-else is refused with :class:`InvalidCursorError` (HTTP 400 naming ``cursor``). The
-position is then checked against the column it will be compared with (its type, its
-length, its allowed values) as a second line, so that even a cursor signed by an older
-version of the service never reaches the database as a value it cannot take.
+sort value and id, or an event counter). It is encrypted and authenticated (AES-GCM, a key
+derived from the service's secret key): a client can pass it back but not read, build or
+alter one. Reading matters because the position is the last row's sort value, an email
+or a name, and cursors travel in URLs (browser history, proxies' logs). It is also bound
+to the organisation it was issued in (its id is the cipher's associated data), so one
+organisation's cursor is refused by another's lists. Anything else is refused with
+:class:`InvalidCursorError` (HTTP 400 naming ``cursor``). The position is then checked
+against the column it will be compared with (its type, its length, its allowed values) as
+a second line, so that even a cursor sealed with a leaked key never reaches the database
+as a value it cannot take.
 
-The key is given once per process by :func:`configure` (the app factory does it).
+The key, and how to find the organisation a cursor is issued in, are given once per
+process by :func:`configure` (the app factory does it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from itsdangerous import BadData, URLSafeSerializer
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.text import is_storable
@@ -39,7 +51,7 @@ class InvalidCursorError(InvalidInputError):
         super().__init__("the cursor is not valid", fields=[FieldProblem("cursor", reason)])
 
 
-NOT_ISSUED = "it was not issued by this service or was altered"
+NOT_ISSUED = "it was not issued by this service for this organisation, or was altered"
 
 
 class Kind(StrEnum):
@@ -62,34 +74,65 @@ class Column:
     high: int = BIGINT[1]
 
 
-_serializer: URLSafeSerializer | None = None
+#: Where a cursor is issued: the open organisation's id, or "" outside any.
+Scope = Callable[[], str]
+
+_cipher: AESGCM | None = None
+_scope: Scope = lambda: ""  # noqa: E731 -- replaced by configure
+NONCE = 12
+_ISSUED_ALPHABET = re.compile(r"[A-Za-z0-9_-]{1,8192}")
 
 
-def configure(secret_key: str) -> None:
-    """Sign and check cursors with ``secret_key`` in this process."""
-    global _serializer
-    _serializer = URLSafeSerializer(secret_key, salt="tenantry.cursors")
+def configure(secret_key: str, scope: Scope | None = None) -> None:
+    """Seal and open cursors with a key derived from ``secret_key`` in this process, each
+    bound to what ``scope`` returns when it is sealed or opened (the organisation)."""
+    global _cipher, _scope
+    _cipher = AESGCM(hashlib.sha256(b"tenantry.cursors\0" + secret_key.encode()).digest())
+    _scope = scope or (lambda: "")
 
 
-def _signer() -> URLSafeSerializer:
-    if _serializer is None:
+def _cipher_or_fail() -> AESGCM:
+    if _cipher is None:
         raise RuntimeError("cursors are not configured: call tenants.cursors.configure first")
-    return _serializer
+    return _cipher
 
 
 def seal(list_name: str, sort: str, position: Sequence[Any]) -> str:
     """A cursor continuing ``list_name`` sorted by ``sort`` after ``position``."""
-    return str(_signer().dumps([list_name, sort, [_plain(v) for v in position]]))
+    payload = [list_name, sort, [_plain(v) for v in position]]
+    return seal_bytes(json.dumps(payload, separators=(",", ":")).encode())
+
+
+def seal_bytes(data: bytes) -> str:
+    """``data`` sealed as a cursor of the current scope: URL-safe base64, unpadded. (Tests
+    seal payloads ``seal`` would never make with it, as a leaked key could.)"""
+    nonce = os.urandom(NONCE)
+    sealed = _cipher_or_fail().encrypt(nonce, data, _scope().encode())
+    return base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+
+
+def _opened(cursor: str) -> Any:
+    """The JSON a cursor of the current scope holds; InvalidCursorError for anything else."""
+    cipher = _cipher_or_fail()
+    if not _ISSUED_ALPHABET.fullmatch(cursor):  # unpadded URL-safe base64, as issued
+        raise InvalidCursorError(NOT_ISSUED)
+    try:
+        raw = base64.b64decode(
+            (cursor + "=" * (-len(cursor) % 4)).encode("ascii"), altchars=b"-_", validate=True
+        )
+        data = cipher.decrypt(raw[:NONCE], raw[NONCE:], _scope().encode())
+        return json.loads(data)
+    except (InvalidTag, binascii.Error, ValueError, TypeError, RecursionError, OverflowError):
+        # InvalidTag: altered, another key or another organisation's; the rest from
+        # decoding what is not a cursor at all (or sealed JSON a leaked key could make).
+        raise InvalidCursorError(NOT_ISSUED) from None
 
 
 def unseal(cursor: str, list_name: str, sort: str, columns: Sequence[Column]) -> list[Any]:
     """The position ``cursor`` continues after, one value per column, each of the column's
-    type; InvalidCursorError when it was not issued for this list and sort or was altered."""
-    try:
-        payload = _signer().loads(cursor)
-    except (BadData, ValueError, TypeError, RecursionError, OverflowError):
-        # BadData: a bad signature or payload; the rest from decoding what claims to be ours.
-        raise InvalidCursorError(NOT_ISSUED) from None
+    type; InvalidCursorError when it was not issued for this list and sort (in this
+    organisation) or was altered."""
+    payload = _opened(cursor)
     if not (isinstance(payload, list) and len(payload) == 3):
         raise InvalidCursorError(NOT_ISSUED)
     made_for, made_sort, position = payload
@@ -164,4 +207,3 @@ def _parse_time(value: Any, kind: Kind) -> datetime | date | None:
     except (ValueError, OverflowError):
         return None
     return moment
-

@@ -123,6 +123,11 @@ def current_org() -> OrgId:
     return org
 
 
+def current_org_or_none() -> OrgId | None:
+    """The organisation of the open tenant transaction, or None outside one."""
+    return _current_org.get()
+
+
 def connection() -> BaseDBAsyncClient:
     """The connection of the open tenant transaction, for hand-written SQL."""
     conn = _current_conn.get()

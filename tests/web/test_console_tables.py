@@ -181,7 +181,7 @@ def test_the_trail_of_previous_pages_holds_real_cursors_whole(settings: Settings
     cursors.configure(settings.secret_key)  # the app's own key: its cursors stay valid
     sort = Sort.parse("name", ("name",))
     sealed = [cursors.seal("members", str(sort), [f"Name {n}", str(n)]) for n in range(3)]
-    assert all("." in cursor and TRAIL_SEPARATOR not in cursor for cursor in sealed)
+    assert all(TRAIL_SEPARATOR not in cursor for cursor in sealed)
     view = ListView.parse("/m", {}, sortable=("name",), default_sort="name")
     seen = [view]
     for cursor in sealed:

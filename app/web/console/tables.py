@@ -23,12 +23,11 @@ from tenants.pagination import Sort
 PAGE_SIZES = (25, 50, 100, 200)
 #: Previous pages remembered in the URL (each a cursor); older ones lead to the first page.
 TRAIL = 20
-#: Joins the trail's cursors. A cursor (``tenants.cursors``, itsdangerous' URL-safe
-#: serializer) is URL-safe base64 and dots: payload "." signature, a compressed payload
-#: led by "."; so never "~", which URLs also carry as it is.
+#: Joins the trail's cursors. A cursor (``tenants.cursors``) is unpadded URL-safe base64,
+#: so never "~", which URLs also carry as it is.
 TRAIL_SEPARATOR = "~"
 #: What each of the trail's entries is: a cursor, or FIRST (the first page).
-TRAIL_ENTRY = re.compile(r"[A-Za-z0-9_.-]{1,4096}")
+TRAIL_ENTRY = re.compile(r"[A-Za-z0-9_-]{1,4096}")
 FIRST = "first"
 
 
