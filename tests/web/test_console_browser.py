@@ -144,7 +144,9 @@ async def test_an_admin_runs_the_directory_from_the_console(
     await page.goto(f"{tab.base_url}/console/members/import")
     picker = page.get_by_label("Choose a CSV file")
     await picker.set_input_files(
-        files=[{"name": "all.csv", "mimeType": "text/csv", "buffer": b"email,name\n" + b"x" * 400_000}]
+        files=[
+            {"name": "all.csv", "mimeType": "text/csv", "buffer": b"email,name\n" + b"x" * 400_000}
+        ]
     )
     await expect(page.get_by_role("status")).to_have_text(
         "all.csv is larger than the console takes (341 KB): import it through the API "
@@ -153,7 +155,9 @@ async def test_an_admin_runs_the_directory_from_the_console(
     assert await page.get_by_label("CSV text").input_value() == ""
     csv = "email,name,unit,roles\r\nivy@example.org,Ivy Ímported,Sales,\r\njon@example.org,Jon Imported,,auditor\r\n"
     await picker.set_input_files(
-        files=[{"name": "people.csv", "mimeType": "text/csv", "buffer": b"\xef\xbb\xbf" + csv.encode()}]
+        files=[
+            {"name": "people.csv", "mimeType": "text/csv", "buffer": b"\xef\xbb\xbf" + csv.encode()}
+        ]
     )
     await expect(page.get_by_role("status")).to_have_text(
         "Read people.csv: 3 lines. Check it below, then press Check (dry run)."
@@ -193,6 +197,12 @@ async def test_an_admin_runs_the_directory_from_the_console(
     await expect(page.get_by_label("Group", exact=True)).to_be_hidden()
     await pick(page, "Unit (for a move)", "Sa", "Sales")
     await page.screenshot(path=str(shots / "members-bulk-selection.png"), full_page=True)
+    await page.get_by_role("button", name="Apply to selected").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Move 3 members to Sales?")
+    # Cancel goes back to the list with the same members still ticked.
+    await page.get_by_role("link", name="Cancel").click()
+    await expect(count).to_have_text("3 members selected.")
+    await pick(page, "Unit (for a move)", "Sa", "Sales")
     await page.get_by_role("button", name="Apply to selected").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Move 3 members to Sales?")
     await page.get_by_role("button", name="Move 3 members to Sales").click()

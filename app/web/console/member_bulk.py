@@ -161,16 +161,16 @@ def routes(web: Web) -> list[BaseRoute]:
                     "Each change is recorded in the audit log; all of them happen, or none.",
                 ],
                 button=heading.split(":")[0],
-                back=back,
+                # Cancel returns to the list with the same members still ticked.
+                back="/console/members?"
+                + urlencode({**keep, "picked": ",".join(str(i) for i in ids)}),
             )
         changed = await apply_bulk(action, ids, target=target, actor=ctx.actor)
         done = DONE[action].format(n=counted(changed, "member"))
         rest = len(ids) - changed
         return ctx.redirect(
             back,
-            f"{done}; {rest} of the {len(ids)} selected left as they were."
-            if rest
-            else f"{done}.",
+            f"{done}; {rest} of the {len(ids)} selected left as they were." if rest else f"{done}.",
         )
 
     @page(web, permission=Permission.MEMBERS_READ)

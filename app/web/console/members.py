@@ -110,8 +110,11 @@ def routes(web: Web) -> list[BaseRoute]:
         units = {u.id: u for u in await Unit.filter(id__in=list(unit_ids))}
         group = await Group.get_or_none(id=filters.group_id) if filters.group_id else None
         manager = await Member.get_or_none(id=filters.manager_id) if filters.manager_id else None
+        # Members ticked before (a bulk action's Cancel brings them back ticked).
+        picked = {str(i) for i in map(_uuid, params.get("picked", "").split(",")[:200]) if i}
         return ctx.render(
             "console/members.html",
+            picked=picked,
             members=page_.items,
             units=units,
             filters=filters,
