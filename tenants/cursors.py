@@ -21,8 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -78,6 +78,7 @@ class Column:
 Scope = Callable[[], str]
 
 _cipher: AESGCM | None = None
+_nonce_key = b""
 _scope: Scope = lambda: ""  # noqa: E731 -- replaced by configure
 NONCE = 12
 _ISSUED_ALPHABET = re.compile(r"[A-Za-z0-9_-]{1,8192}")
@@ -86,8 +87,9 @@ _ISSUED_ALPHABET = re.compile(r"[A-Za-z0-9_-]{1,8192}")
 def configure(secret_key: str, scope: Scope | None = None) -> None:
     """Seal and open cursors with a key derived from ``secret_key`` in this process, each
     bound to what ``scope`` returns when it is sealed or opened (the organisation)."""
-    global _cipher, _scope
+    global _cipher, _nonce_key, _scope
     _cipher = AESGCM(hashlib.sha256(b"tenantry.cursors\0" + secret_key.encode()).digest())
+    _nonce_key = hashlib.sha256(b"tenantry.cursors.nonce\0" + secret_key.encode()).digest()
     _scope = scope or (lambda: "")
 
 
@@ -104,10 +106,15 @@ def seal(list_name: str, sort: str, position: Sequence[Any]) -> str:
 
 
 def seal_bytes(data: bytes) -> str:
-    """``data`` sealed as a cursor of the current scope: URL-safe base64, unpadded. (Tests
+    """``data`` sealed as a cursor of the current scope: URL-safe base64, unpadded, the same
+    for the same data and scope. (Tests
     seal payloads ``seal`` would never make with it, as a leaked key could.)"""
-    nonce = os.urandom(NONCE)
-    sealed = _cipher_or_fail().encrypt(nonce, data, _scope().encode())
+    cipher, scope = _cipher_or_fail(), _scope().encode()
+    # A synthetic nonce (a keyed hash of what is sealed, as SIV makes one): the same
+    # position gives the same cursor, so a page's body is the same each time it is read,
+    # and a nonce repeats only with its plaintext, which is all GCM needs.
+    nonce = hmac.new(_nonce_key, scope + b"\0" + data, hashlib.sha256).digest()[:NONCE]
+    sealed = cipher.encrypt(nonce, data, scope)
     return base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
 
 

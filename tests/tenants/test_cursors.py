@@ -65,14 +65,16 @@ def test_a_cursor_of_another_list_or_sort_is_refused_saying_which() -> None:
     assert "sort=email, not sort=-email" in reason(other_sort)
 
 
-def test_a_cursor_shows_nothing_of_its_position_and_never_the_same_twice() -> None:
+def test_a_cursor_shows_nothing_of_its_position_and_is_the_same_for_the_same_one() -> None:
     position = ["ada.lovelace@acme.example", "Ada Lovelace"]
     cursor = cursors.seal("members", "email", position)
     assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor)
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     for shown in (cursor.encode(), raw, base64.b64decode(cursor + "==", altchars=b"-_")):
         assert b"ada" not in shown.lower() and b"members" not in shown
-    assert cursors.seal("members", "email", position) != cursor
+    assert cursors.seal("members", "email", position) == cursor
+    assert cursors.seal("members", "email", [position[0] + "x", position[1]]) != cursor
+    assert cursors.seal("members", "-email", position) != cursor
 
 
 def test_a_cursor_issued_in_one_organisation_is_refused_in_another() -> None:
