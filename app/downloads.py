@@ -1,9 +1,13 @@
-"""How a download is named to the browser (``Content-Disposition``, RFC 6266)."""
+"""Downloads: how one is named to the browser (``Content-Disposition``, RFC 6266), and a
+streamed one's answer to HEAD."""
 
 from __future__ import annotations
 
 import unicodedata
 from urllib.parse import quote
+
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 
 def attachment(filename: str) -> str:
@@ -22,3 +26,25 @@ def attachment(filename: str) -> str:
     if plain == safe:
         return f'attachment; filename="{plain}"'
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(safe, safe='')}"
+
+
+class StreamedDownload(StreamingResponse):
+    """A streamed download (an export) that answers HEAD with its headers alone: Starlette
+    runs a streaming body for HEAD too, so every HEAD of an export read the whole of it
+    from the database only for the server to drop it."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()  # never started: nothing is read
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await super().__call__(scope, receive, send)

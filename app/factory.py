@@ -235,10 +235,13 @@ def create_app(
         if is_scim_path(request.url.path):
             allow = methods if exc.status_code == 405 else []
             return scim_error_response(exc.status_code, str(exc.detail), allow=allow)
+        if exc.status_code == 404 or (exc.status_code == 405 and not methods):
+            # A 405 with no method allowed: the path matched a route by its shape only (its
+            # id does not parse), and an empty Allow would say no method ever works there.
+            # Nothing lives at such an address.
+            return await not_found(request, exc)
         if exc.status_code == 405:
             return method_not_allowed(request, methods)
-        if exc.status_code == 404:
-            return await not_found(request, exc)
         if exc.status_code == 400:
             # Starlette's own refusal of a body it cannot read (a broken multipart) is the
             # client's to fix, not an internal error.
@@ -250,6 +253,10 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={404: not_found, HTTPException: http_error},
     )
+    # No redirect from "/v1/members/" to "/v1/members": Starlette builds that address from
+    # the request's Host header (any host a client names), and a redirect is not an answer
+    # the API document declares. An address with a stray slash is a 404 like any other.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.web = web
     app.state.keyring = keyring

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import anyio
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connections
 from tortoise.transactions import in_transaction
@@ -28,6 +29,11 @@ _current_conn: ContextVar[BaseDBAsyncClient | None] = ContextVar(
 
 class NoTenantTransactionError(RuntimeError):
     """A service function was called outside ``tenant_transaction``: a programming error."""
+
+
+#: The longest a rollback after an error or a cancellation may take: past it the pool's
+#: own reset takes over (a database that does not answer).
+ROLLBACK_SECONDS = 5.0
 
 
 @asynccontextmanager
@@ -53,7 +59,11 @@ async def _pooled_transaction() -> AsyncIterator[BaseDBAsyncClient]:
     try:
         yield conn
     except BaseException as exc:
-        await context.__aexit__(type(exc), exc, exc.__traceback__)
+        # Shielded: a cancelled task (a client that hung up mid-download cancels the task
+        # streaming it) would otherwise have its ROLLBACK cancelled too, and the pool reset
+        # the connection with the transaction still open, logged at error level.
+        with anyio.move_on_after(ROLLBACK_SECONDS, shield=True):
+            await context.__aexit__(type(exc), exc, exc.__traceback__)
         raise
     else:
         await context.__aexit__(None, None, None)

@@ -17,10 +17,10 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from app.api import ApiRouter, Call
-from app.downloads import attachment
+from app.downloads import StreamedDownload, attachment
 from app.v1.common import Input, Output, Page
 from tenants import cursors
 from tenants.audit import service
@@ -134,7 +134,7 @@ EXPORT_COLUMNS = [
 ]
 
 
-def export_response(org_id: OrgId, filters: service.AuditFilter, fmt: str) -> StreamingResponse:
+def export_response(org_id: OrgId, filters: service.AuditFilter, fmt: str) -> StreamedDownload:
     """The filtered events as a CSV or NDJSON download, streamed (console and API)."""
 
     async def lines() -> AsyncIterator[str]:
@@ -155,7 +155,7 @@ def export_response(org_id: OrgId, filters: service.AuditFilter, fmt: str) -> St
                 yield json.dumps(event, sort_keys=True) + "\n"
 
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
-    return StreamingResponse(
+    return StreamedDownload(
         lines(),
         media_type=media,
         headers={

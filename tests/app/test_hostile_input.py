@@ -84,7 +84,9 @@ async def test_a_status_cursor_whose_value_is_not_a_status_is_refused_naming_cur
 async def test_a_cursor_issued_for_one_list_is_refused_by_another(org: OrgHandle) -> None:
     await two_pages(org, "created_at")
     for _ in range(2):
-        assert (await org.post("/v1/groups", {"name": f"g-{uuid.uuid4().hex[:6]}"})).status_code == 201
+        assert (
+            await org.post("/v1/groups", {"name": f"g-{uuid.uuid4().hex[:6]}"})
+        ).status_code == 201
     cursor = (await org.get("/v1/groups", params={"limit": 1, "sort": "created_at"})).json()[
         "next_cursor"
     ]
@@ -122,7 +124,9 @@ async def test_a_nul_in_a_scim_external_id_is_refused_as_invalid_value(
 
 async def raw_scim(scim: Scim, method: str, path: str, body: str) -> httpx.Response:
     return await scim.client.request(
-        method, f"/scim/v2{path}", content=body.encode("utf-8", "surrogatepass"),
+        method,
+        f"/scim/v2{path}",
+        content=body.encode("utf-8", "surrogatepass"),
         headers=scim.headers,
     )
 
@@ -194,8 +198,11 @@ async def test_scim_names_with_control_or_bidi_characters_are_invalid_values(
     scim = await scim_for(org)
     before = await row_counts(owner_conn)
     for char in NOT_IN_NAMES:
-        for extra in ({"displayName": f"E{char}ve"}, {"name": {"familyName": f"a{char}x"}},
-                      {"externalId": f"e{char}f"}):
+        for extra in (
+            {"displayName": f"E{char}ve"},
+            {"name": {"familyName": f"a{char}x"}},
+            {"externalId": f"e{char}f"},
+        ):
             body = {"schemas": [USER_URN], "userName": "eve@example.org", **extra}
             assert_scim_invalid_value(await scim.post("/Users", body))
     assert await row_counts(owner_conn) == before
@@ -282,7 +289,9 @@ async def test_a_lone_surrogate_escape_in_a_json_body_is_refused_naming_its_fiel
         problems = answer.json()["errors"]
         assert [e["field"] for e in problems] == [field], problems
         assert "surrogate" in problems[0]["reason"]
-    nested = '{"email": "s@x.example", "name": "S", "unit_id": "%s", "roles": ["member", "\\udfff"]}'
+    nested = (
+        '{"email": "s@x.example", "name": "S", "unit_id": "%s", "roles": ["member", "\\udfff"]}'
+    )
     answer = await org.client.post(
         "/v1/members", content=(nested % org.root_unit_id).encode(), headers=headers
     )
@@ -303,3 +312,30 @@ async def test_a_json_body_naming_a_member_twice_is_refused_naming_it(org: OrgHa
     assert (await org.client.post("/v1/groups", content=nested, headers=headers)).status_code == 422
     listed = (await org.get("/v1/groups?limit=100")).json()["items"]
     assert not {"Alpha", "Beta", "Gamma"} & {g["name"] for g in listed}
+
+
+async def test_an_id_that_does_not_parse_or_a_stray_slash_is_a_404_whatever_the_method(
+    org: OrgHandle,
+) -> None:
+    """No method serves such an address: not a 405 with an empty Allow (which reads as "no
+    method ever works here"), and not a redirect built from the request's Host header."""
+    for method, path in (
+        ("POST", "/v1/members/not-an-id"),
+        ("PUT", "/v1/units/x/move"),
+        ("POST", "/v1/groups/x/members"),
+        ("DELETE", "/v1/access/grants/x"),
+        ("POST", "/v1/members/%ED%A0%80"),
+        ("GET", "/v1/members/"),
+    ):
+        response = await org.client.request(
+            method, path, headers={**org.headers, "host": "evil.example"}, json={}
+        )
+        assert response.status_code == 404, (method, path, response.status_code)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "location" not in response.headers and "allow" not in response.headers
+    # A method a real address does not take is still a 405 naming the ones it does.
+    wrong = await org.client.request("PUT", "/v1/members", headers=org.headers, json={})
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD, POST"
+    scim_root = await org.client.get("/scim/v2", headers=org.headers)
+    assert scim_root.status_code == 404
+    assert scim_root.headers["content-type"].startswith("application/scim+json")

@@ -7,10 +7,10 @@ import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.downloads import attachment
+from app.downloads import StreamedDownload, attachment
 from app.web.console.members import filter_query, member_filter
 from app.web.pages import PageContext, Web, page
 from tenants.csvcells import csv_line
@@ -203,7 +203,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 yield line
 
         suffix = "-".join(v for v in filter_query(filters).values())[:40]
-        return StreamingResponse(
+        return StreamedDownload(
             body(),
             media_type="text/csv; charset=utf-8",
             headers={

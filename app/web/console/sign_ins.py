@@ -12,10 +12,10 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.downloads import attachment
+from app.downloads import StreamedDownload, attachment
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.errors import InvalidInputError
@@ -148,7 +148,7 @@ def routes(web: Web) -> list[BaseRoute]:
         async def chunks() -> AsyncIterator[str]:
             yield body
 
-        return StreamingResponse(
+        return StreamedDownload(
             chunks(),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": attachment("sign-ins.csv")},
