@@ -11,6 +11,7 @@ lone UTF-16 surrogate or a NUL cannot even be stored in PostgreSQL. So every edg
   line breaks and tabs, and a carriage return is turned into a line break;
 - no bidirectional embedding, override or isolate characters (U+202A-U+202E,
   U+2066-U+2069) in names (free text may quote them; it is never shown as a label);
+- a name has at least one visible character when it has any (``\u200b`` alone is not one);
 - normalised to NFC, so the same name typed on two systems is the same string.
 
 Each check returns the cleaned text or raises :class:`TextError` with a reason written for
@@ -19,6 +20,7 @@ the person who sent it.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 
@@ -30,11 +32,22 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 FREE_TEXT_CONTROLS = frozenset("\n\t")
 
 
+#: Characters that show nothing (spaces, zero-width and format characters, fillers): a
+#: name made of these alone is a name nobody can see, read or pick from a list.
+INVISIBLE = (
+    r"\u0020\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180e"
+    r"\u2000-\u200f\u2028\u2029\u202f\u205f\u2060-\u2064\u206a-\u206f\u2800\u3000"
+    r"\u3164\ufe00-\ufe0f\ufeff\uffa0"
+)
+_INVISIBLE_ONLY = re.compile(f"[{INVISIBLE}]+")
+
 #: The policy as regular expressions (JSON Schema's ``pattern``, ECMA-262 and Python alike),
 #: for the API document: a client generating input from it sends what the service takes.
 #: Lone surrogates are not expressible there; ``problem`` still refuses them. A property
 #: test holds each pattern to ``problem`` (tests/tenants/test_text.py).
-NAME_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
+NAME_PATTERN = (
+    rf"^(?![{INVISIBLE}]+$)[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
+)
 #: Free text may hold tabs and line breaks (a carriage return becomes a line break).
 FREE_TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 
@@ -64,6 +77,8 @@ def problem(text: str, *, free: bool = False) -> str | None:
             return f"contains the control character U+{ord(char):04X}"
         if char in BIDI_CONTROLS and not free:
             return f"contains the bidirectional control character U+{ord(char):04X}"
+    if not free and _INVISIBLE_ONLY.fullmatch(text):
+        return "has no visible character (only spaces, zero-width or format characters)"
     return None
 
 

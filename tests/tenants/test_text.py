@@ -178,3 +178,14 @@ def test_each_bounded_text_field_of_a_change_is_checked_and_others_pass() -> Non
     assert [(p.field, p.reason) for p in refused.value.fields] == [
         ("case_reference", "has more than 5 characters")
     ]
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200b\ufeff", " ", "\u3164", "\u00a0\u2060"])
+def test_a_name_of_invisible_characters_alone_is_refused_but_free_text_may_be(
+    invisible: str,
+) -> None:
+    with pytest.raises(text.TextError, match="has no visible character"):
+        text.clean_name(invisible)
+    assert text.clean_free_text(invisible) == invisible
+    assert text.clean_name(f"Ada{invisible}Lovelace") == f"Ada{invisible}Lovelace"
+    assert text.clean_name("") == ""
