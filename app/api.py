@@ -438,7 +438,9 @@ async def _parse_body(request: Request, model: type[BaseModel] | None, limit: in
     except DuplicateKeyError as exc:
         raise _Refused(
             http_problem(
-                request, "validation", "the body names a member twice",
+                request,
+                "validation",
+                "the body names a member twice",
                 fields=[_field(exc.key, "is given more than once")],
             )
         ) from None
@@ -471,7 +473,9 @@ async def _parse_body(request: Request, model: type[BaseModel] | None, limit: in
             if surrogates:
                 raise _Refused(
                     http_problem(
-                        request, "validation", "a text value is not valid Unicode",
+                        request,
+                        "validation",
+                        "a text value is not valid Unicode",
                         fields=surrogates,
                     )
                 ) from None

@@ -79,8 +79,9 @@ class Listener:
                     task.cancel()
             except Exception as exc:  # whatever happened, the listener must come back
                 if is_database_outage(exc):
-                    log.warning("notification listener disconnected: %s: %s",
-                                type(exc).__name__, exc)
+                    log.warning(
+                        "notification listener disconnected: %s: %s", type(exc).__name__, exc
+                    )
                 else:
                     log.exception("notification listener failed")
             finally:

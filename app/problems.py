@@ -54,9 +54,7 @@ HTTP_PROBLEMS: dict[str, ProblemType] = {
     p.code: p
     for p in (
         ProblemType("malformed_json", "Malformed JSON", 400, "The request body is not valid JSON."),
-        ProblemType(
-            "bad_request", "Bad request", 400, "The request could not be read as sent."
-        ),
+        ProblemType("bad_request", "Bad request", 400, "The request could not be read as sent."),
         ProblemType(
             "validation",
             "Invalid input",
@@ -204,7 +202,11 @@ def field_problems(
     for item in error.errors(include_url=False):
         path = _field_path(item["loc"], model, prefix)
         reason = item["msg"]
-        if item["type"] == "extra_forbidden":
+        if item["type"] == "value_error" and "error" in item.get("ctx", {}):
+            # Our own validators' reasons as written ("contains the control character
+            # U+0007"), without pydantic's "Value error, " before them.
+            reason = str(item["ctx"]["error"])
+        elif item["type"] == "extra_forbidden":
             reason = "is not a known field"
         elif item["type"] == "missing":
             reason = "is required"

@@ -14,10 +14,20 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Output, Page, absent, changes_of
+from app.v1.common import (
+    FREE_TEXT,
+    NAME,
+    Input,
+    Instant,
+    ListQuery,
+    Output,
+    Page,
+    absent,
+    changes_of,
+)
 from tenants.access import policy as access_policy
 from tenants.access import rules, service
 from tenants.access.models import AccessGrant, DataCategory, GrantStatus
@@ -191,7 +201,7 @@ class ReviewIn(Input):
 
 
 class DelayIn(Input):
-    until: AwareDatetime = Field(description="When the member is shown the grant after all.")
+    until: Instant = Field(description="When the member is shown the grant after all.")
     reason: Reason = Field(
         description="Why disclosure waits, in at least 20 characters (recorded and audited)."
     )

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BeforeValidator,
     Field,
     StringConstraints,
     ValidationInfo,
@@ -21,7 +18,7 @@ from starlette.responses import Response
 
 from app.api import ApiRouter, Call
 from app.downloads import StreamedDownload, attachment
-from app.v1.common import Input, Output, Page
+from app.v1.common import Input, Instant, Output, Page
 from tenants import cursors
 from tenants.audit import service
 from tenants.csvcells import csv_line
@@ -37,30 +34,6 @@ Short = Annotated[str, StringConstraints(max_length=300)]
 
 #: The largest event id a cursor may carry (audit_events.id is a bigint).
 MAX_ID = 2**63 - 1
-
-
-def _storable(value: datetime) -> datetime:
-    """A time PostgreSQL can compare with: in UTC it must still fall in years 1 to 9999."""
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range once converted to UTC") from None
-
-
-def _rfc3339_text(value: object) -> object:
-    """Query strings are text; refuse the Unix timestamps pydantic would otherwise accept,
-    since the documented format is an RFC 3339 date-time."""
-    if isinstance(value, str):
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                "expected an RFC 3339 date-time such as 2024-01-31T09:00:00Z"
-            ) from None
-    return value
-
-
-Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable)]
 
 
 class AuditEventOut(Output):

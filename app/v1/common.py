@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -22,6 +26,7 @@ from tenants import text
 from tenants.pagination import MAX_LIMIT
 
 T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class TextPolicy:
@@ -52,6 +57,33 @@ FREE_TEXT = TextPolicy(free=True)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NAME]
 Text = Annotated[str, StringConstraints(max_length=5000), FREE_TEXT]
+
+
+def _storable(value: datetime) -> datetime:
+    """A time PostgreSQL can compare with: in UTC it must still fall in years 1 to 9999."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+def _rfc3339_text(value: object) -> object:
+    """Text read as an RFC 3339 date-time, the documented format: pydantic would also take
+    a Unix timestamp written as text ("1765000000"), in a query string or a JSON body. The
+    text is parsed here, since a strictly validated body takes no text after this step."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                "expected an RFC 3339 date-time such as 2024-01-31T09:00:00Z"
+            ) from None
+    return value
+
+
+#: A moment as the API takes one: RFC 3339 text with a zone, within what PostgreSQL holds.
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable)]
+
 
 #: An integer every JSON reader holds exactly (I-JSON, RFC 7493: within +-(2**53 - 1)); a
 #: larger one reached the JSON encoder of a stored definition, which took 64 bits at most.

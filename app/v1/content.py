@@ -23,10 +23,10 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call, RawBody, StreamBody
-from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Output, Page
+from app.v1.common import FREE_TEXT, NAME, Input, Instant, ListQuery, Output, Page
 from tenants.content import rules, service
 from tenants.content.models import ContentKind, ContentStatus
 from tenants.permissions import Permission
@@ -40,9 +40,7 @@ NDJSON = "application/x-ndjson"
 #: 100,000 items of ordinary size (about 400 bytes a line) with room to spare.
 BULK_MAX_BYTES = 64 * 1024 * 1024
 
-ExternalId = Annotated[
-    str, StringConstraints(min_length=1, max_length=rules.MAX_EXTERNAL_ID), NAME
-]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=rules.MAX_EXTERNAL_ID), NAME]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=rules.MAX_TITLE), NAME]
 Url = Annotated[str, StringConstraints(max_length=rules.MAX_URL)]
 
@@ -61,7 +59,7 @@ class ContentItemIn(Input):
         "own behalf while signed in with the organisation account)."
     )
     size: int = Field(0, ge=0, le=rules.MAX_SIZE, description="Bytes.")
-    item_created_at: AwareDatetime | None = Field(
+    item_created_at: Instant | None = Field(
         None, description="When the item was created in the product."
     )
     export_url: Url | None = Field(
@@ -231,8 +229,12 @@ async def set_content_legal_hold(call: Call[LegalHoldIn, Input]) -> ContentItemO
     """An item under legal hold is never deleted by a departure. The reason goes to the
     audit trail."""
     item = await service.set_legal_hold(
-        call.id(), call.body.legal_hold, call.body.reason, actor=call.actor,
-        member_text=call.body.member_text, review_on=call.body.review_on,
+        call.id(),
+        call.body.legal_hold,
+        call.body.reason,
+        actor=call.actor,
+        member_text=call.body.member_text,
+        review_on=call.body.review_on,
     )
     return ContentItemOut.model_validate(item)
 

@@ -61,10 +61,10 @@ async def list_jobs(call: Call[Input, JobQuery]) -> JobPage:
         query = query.filter(status=q.status)
     if q.kind is not None:
         query = query.filter(kind=q.kind)
-    page = await paginate(
-        query, Sort.parse(q.sort, JOB_SORTS), cursor=q.cursor, limit=q.limit
+    page = await paginate(query, Sort.parse(q.sort, JOB_SORTS), cursor=q.cursor, limit=q.limit)
+    return JobPage(
+        items=[JobOut.model_validate(j) for j in page.items], next_cursor=page.next_cursor
     )
-    return JobPage(items=[JobOut.model_validate(j) for j in page.items], next_cursor=page.next_cursor)
 
 
 @router.post(

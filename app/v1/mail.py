@@ -36,7 +36,9 @@ class TemplatesOut(Output):
 
 class TemplateBody(Input):
     template: TemplateName  # type: ignore[valid-type]
-    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), NAME] | None = None
+    subject: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), NAME] | None
+    ) = None
     intro: (
         Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), FREE_TEXT] | None
     ) = None
@@ -48,7 +50,10 @@ async def _templates() -> list[TemplateOut]:
     overrides = {o.template: o for o in await MailTemplateOverride.all()}
     return [
         TemplateOut(
-            name=t.name, title=t.title, default_subject=t.subject, default_intro=t.intro,
+            name=t.name,
+            title=t.title,
+            default_subject=t.subject,
+            default_intro=t.intro,
             subject=overrides[t.name].subject if t.name in overrides else None,
             intro=overrides[t.name].intro if t.name in overrides else None,
             placeholders=["organisation", *t.required],

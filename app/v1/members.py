@@ -441,7 +441,9 @@ async def import_members(call: Call[RawBody, ImportQuery]) -> ImportOut:
         ) from None
     if call.query.default_unit_id is not None:
         # Checked before the dry run too: a dry run that passes must apply.
-        await get_referenced(Unit, call.query.default_unit_id, "unit", field="query.default_unit_id")
+        await get_referenced(
+            Unit, call.query.default_unit_id, "unit", field="query.default_unit_id"
+        )
     default_unit = call.query.default_unit_id or (await root_unit()).id
     report = await imports.import_members(
         text,

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StringConstraints, WithJsonSchema
+from pydantic import Field, StringConstraints, WithJsonSchema
 
 from app.api import ApiRouter, Call
-from app.v1.common import FREE_TEXT, Input, Output, SettingKey, SettingValue
+from app.v1.common import FREE_TEXT, Input, Instant, Output, SettingKey, SettingValue
 from policies.resolve import TargetKind
 from tenants.permissions import Permission
 from tenants.policy import service as policy
@@ -70,7 +70,7 @@ class RuleIn(Input):
     reason: Annotated[str, StringConstraints(max_length=1000), FREE_TEXT] = Field(
         "", description="Shown to members."
     )
-    effective_from: AwareDatetime | None = Field(
+    effective_from: Instant | None = Field(
         None,
         description="Applies from this moment on (RFC 3339 with a zone). A future time makes "
         "a scheduled change: the target's rule in force stays until then, members it "

@@ -69,9 +69,15 @@ class RequestOut(Output):
         today = today or datetime.now(UTC).date()
         left = rules.days_left(request.due_on, today)
         return cls.model_validate(
-            {**{f: getattr(request, f) for f in cls.model_fields
-                if f not in ("days_left", "overdue")},
-             "days_left": left, "overdue": rules.is_open(request.status) and left < 0}
+            {
+                **{
+                    f: getattr(request, f)
+                    for f in cls.model_fields
+                    if f not in ("days_left", "overdue")
+                },
+                "days_left": left,
+                "overdue": rules.is_open(request.status) and left < 0,
+            }
         )
 
 
@@ -107,9 +113,10 @@ class ExportOut(Output):
             "product_id", flat=True
         )
         return cls.model_validate(
-            {**{f: getattr(export, f) for f in cls.model_fields
-                if f != "uploaded_product_ids"},
-             "uploaded_product_ids": sorted(str(p) for p in uploaded)}
+            {
+                **{f: getattr(export, f) for f in cls.model_fields if f != "uploaded_product_ids"},
+                "uploaded_product_ids": sorted(str(p) for p in uploaded),
+            }
         )
 
 
@@ -137,12 +144,14 @@ class RequestCreate(Input):
     kind: RequestKind
     message: Message
     product_id: uuid.UUID | None = Field(
-        None, description="The product that received the request; a product's own client "
-        "may leave it out."
+        None,
+        description="The product that received the request; a product's own client "
+        "may leave it out.",
     )
     product_reference: Reference | None = Field(
-        None, description="The product's own id for the request: sending it again returns "
-        "the first request instead of a second one."
+        None,
+        description="The product's own id for the request: sending it again returns "
+        "the first request instead of a second one.",
     )
 
 
@@ -161,8 +170,11 @@ class NoteBody(Input):
 
 
 class ExtendBody(Input):
-    months: int = Field(ge=1, le=rules.MAX_EXTENSION_MONTHS,
-                        description="Added to the deadline; at most two in total.")
+    months: int = Field(
+        ge=1,
+        le=rules.MAX_EXTENSION_MONTHS,
+        description="Added to the deadline; at most two in total.",
+    )
     reason: Message = Field(description="Told to the member.")
 
 
@@ -176,7 +188,9 @@ class RejectBody(Input):
 
 class ErasureBody(Input):
     kinds: list[ContentKind] = Field(
-        default_factory=lambda: [ContentKind.PERSONAL], min_length=1, max_length=2,
+        default_factory=lambda: [ContentKind.PERSONAL],
+        min_length=1,
+        max_length=2,
         description="Which of the member's content to erase. Default: personal items only; "
         "work content is the organisation's and kept for its retention.",
     )
@@ -241,12 +255,19 @@ async def list_privacy_requests(call: Call[Input, RequestQuery]) -> RequestPage:
     """Soonest due first by default; ``overdue=true`` shows what is late."""
     q = call.query
     page = await service.list_requests(
-        service.RequestFilter(status=q.status, kind=q.kind, assignee_id=q.assignee_id,
-                              member_id=q.member_id, open=q.open, overdue=q.overdue),
-        Sort.parse(q.sort, service.SORTABLE), cursor=q.cursor, limit=q.limit,
+        service.RequestFilter(
+            status=q.status,
+            kind=q.kind,
+            assignee_id=q.assignee_id,
+            member_id=q.member_id,
+            open=q.open,
+            overdue=q.overdue,
+        ),
+        Sort.parse(q.sort, service.SORTABLE),
+        cursor=q.cursor,
+        limit=q.limit,
     )
-    return RequestPage(items=[RequestOut.of(r) for r in page.items],
-                       next_cursor=page.next_cursor)
+    return RequestPage(items=[RequestOut.of(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.post(
@@ -270,7 +291,11 @@ async def submit_privacy_request(call: Call[RequestCreate, Input]) -> RequestOut
             fields=[FieldProblem("product_id", "not your product")],
         )
     request, _ = await service.submit_request(
-        b.member_id, b.kind, b.message, actor=call.actor, source=RequestSource.API,
+        b.member_id,
+        b.kind,
+        b.message,
+        actor=call.actor,
+        source=RequestSource.API,
         product_id=own or b.product_id,
         product_reference=b.product_reference,
     )
@@ -280,8 +305,9 @@ async def submit_privacy_request(call: Call[RequestCreate, Input]) -> RequestOut
 async def _detail(request: PrivacyRequest) -> RequestDetail:
     export = await fulfilment.export_of(request.id)
     out = RequestDetail.model_validate(RequestOut.of(request).model_dump())
-    out.timeline = [EventOut.model_validate(e)
-                    for e in await service.timeline(request.id, for_member=False)]
+    out.timeline = [
+        EventOut.model_validate(e) for e in await service.timeline(request.id, for_member=False)
+    ]
     out.export = await ExportOut.of(export) if export else None
     return out
 
@@ -354,9 +380,11 @@ async def extend_privacy_request(call: Call[ExtendBody, Input]) -> RequestOut:
     errors=(404, 409, 422),
 )
 async def answer_privacy_request(call: Call[AnswerBody, Input]) -> RequestOut:
-    return RequestOut.of(await service.close_request(
-        call.id(), RequestStatus.ANSWERED, call.body.answer, actor=call.actor
-    ))
+    return RequestOut.of(
+        await service.close_request(
+            call.id(), RequestStatus.ANSWERED, call.body.answer, actor=call.actor
+        )
+    )
 
 
 @router.post(
@@ -368,9 +396,11 @@ async def answer_privacy_request(call: Call[AnswerBody, Input]) -> RequestOut:
     errors=(404, 409, 422),
 )
 async def reject_privacy_request(call: Call[RejectBody, Input]) -> RequestOut:
-    return RequestOut.of(await service.close_request(
-        call.id(), RequestStatus.REJECTED, call.body.reason, actor=call.actor
-    ))
+    return RequestOut.of(
+        await service.close_request(
+            call.id(), RequestStatus.REJECTED, call.body.reason, actor=call.actor
+        )
+    )
 
 
 @router.post(
@@ -442,18 +472,21 @@ async def erase_for_privacy_request(call: Call[ErasureBody, Input]) -> ErasureOu
 
 class PolicyBody(Input):
     reminder_days: int = Field(
-        rules.DEFAULT_POLICY.reminder_days, ge=rules.REMINDER_DAYS_RANGE[0],
+        rules.DEFAULT_POLICY.reminder_days,
+        ge=rules.REMINDER_DAYS_RANGE[0],
         le=rules.REMINDER_DAYS_RANGE[1],
         description="Remind the assignee (or the privacy officers) this many days before the "
         "due day; 0: no reminder.",
     )
     export_link_days: int = Field(
-        rules.DEFAULT_POLICY.export_link_days, ge=rules.EXPORT_LINK_DAYS_RANGE[0],
+        rules.DEFAULT_POLICY.export_link_days,
+        ge=rules.EXPORT_LINK_DAYS_RANGE[0],
         le=rules.EXPORT_LINK_DAYS_RANGE[1],
         description="How long the member's download link works.",
     )
     export_collect_hours: int = Field(
-        rules.DEFAULT_POLICY.export_collect_hours, ge=rules.EXPORT_COLLECT_HOURS_RANGE[0],
+        rules.DEFAULT_POLICY.export_collect_hours,
+        ge=rules.EXPORT_COLLECT_HOURS_RANGE[0],
         le=rules.EXPORT_COLLECT_HOURS_RANGE[1],
         description="How long products have to send their part before the export is built.",
     )
@@ -492,4 +525,3 @@ async def set_privacy_request_policy(call: Call[PolicyBody, Input]) -> PolicyOut
 
 def _policy_out(call: Call[Any, Any], view: rules.RequestPolicyView) -> PolicyOut:
     return PolicyOut(organisation_id=call.principal.org_id, **service.vars_of(view))
-

@@ -26,8 +26,10 @@ class RetentionOut(Output):
     outbox_payload_days: int = Field(description="What notices to products said, once delivered.")
     webhook_delivery_days: int = Field(description="Finished webhook deliveries.")
     export_days: int = Field(description="Expired exports (their parts go at expiry).")
-    access_log_days: int = Field(description="Access checks (the access log, and what members "
-                                 "see of who accessed their data).")
+    access_log_days: int = Field(
+        description="Access checks (the access log, and what members "
+        "see of who accessed their data)."
+    )
     sign_in_days: int = Field(description="The sign-in log.")
     finished_job_days: int = Field(description="Background jobs, once finished.")
 
@@ -44,16 +46,26 @@ class RetentionBody(Input):
     finished_job_days: int = Field(D.finished_job_days, ge=LOW, le=HIGH)
 
 
-@router.get("", summary="Get the retention policy", permission=Permission.ORGANISATION_READ,
-            response=RetentionOut)
+@router.get(
+    "",
+    summary="Get the retention policy",
+    permission=Permission.ORGANISATION_READ,
+    response=RetentionOut,
+)
 async def get_retention_policy(call: Call[Input, Input]) -> RetentionOut:
-    return RetentionOut(organisation_id=call.principal.org_id,
-                        **asdict(await retention.get_retention()))
+    return RetentionOut(
+        organisation_id=call.principal.org_id, **asdict(await retention.get_retention())
+    )
 
 
-@router.put("", summary="Replace the retention policy (days; omitted fields: defaults)",
-            permission=Permission.ORGANISATION_WRITE, body=RetentionBody, response=RetentionOut,
-            errors=(422,))
+@router.put(
+    "",
+    summary="Replace the retention policy (days; omitted fields: defaults)",
+    permission=Permission.ORGANISATION_WRITE,
+    body=RetentionBody,
+    response=RetentionOut,
+    errors=(422,),
+)
 async def set_retention_policy(call: Call[RetentionBody, Input]) -> RetentionOut:
     changed = await retention.set_retention(call.body.model_dump(), actor=call.actor)
     return RetentionOut(organisation_id=call.principal.org_id, **asdict(changed))

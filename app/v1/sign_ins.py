@@ -9,8 +9,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.audit import Instant
-from app.v1.common import Input, Output, Page
+from app.v1.common import Input, Instant, Output, Page
 from tenants.pagination import MAX_LIMIT
 from tenants.permissions import Permission
 from tenants.signins import service

@@ -56,13 +56,20 @@ def _request_id(ctx: PageContext) -> uuid.UUID:
         raise NotFoundError("there is no such privacy request") from None
 
 
-def download_link(ctx: PageContext, request: PrivacyRequest, export: PrivacyExport | None) -> str | None:
+def download_link(
+    ctx: PageContext, request: PrivacyRequest, export: PrivacyExport | None
+) -> str | None:
     """The signed link to the member's export while it can be downloaded, else None."""
-    if (export is None or export.status != ExportStatus.READY or export.expires_at is None
-            or export.expires_at <= datetime.now(UTC)):
+    if (
+        export is None
+        or export.status != ExportStatus.READY
+        or export.expires_at is None
+        or export.expires_at <= datetime.now(UTC)
+    ):
         return None
-    return links.download_path(ctx.web.settings.secret_key, request.id, export.id,
-                               ctx.active.member.id, export.expires_at)
+    return links.download_path(
+        ctx.web.settings.secret_key, request.id, export.id, ctx.active.member.id, export.expires_at
+    )
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -70,19 +77,27 @@ def routes(web: Web) -> list[BaseRoute]:
     async def requests_page(ctx: PageContext) -> Response:
         mine = await service.member_requests(ctx.active.member.id)
         return ctx.render(
-            "account/privacy_requests.html", requests=mine, kind_hints=KIND_HINTS,
-            chosen=ctx.request.query_params.get("kind", ""), **template_helpers(),
+            "account/privacy_requests.html",
+            requests=mine,
+            kind_hints=KIND_HINTS,
+            chosen=ctx.request.query_params.get("kind", ""),
+            **template_helpers(),
         )
 
     @page(web, permission=None)
     async def send(ctx: PageContext) -> Response:
         kind_text = ctx.form.get("kind", "")
         if kind_text not in {k.value for k in RequestKind}:
-            raise InvalidInputError("choose what you are asking for",
-                                    fields=[FieldProblem("kind", "choose one of the options")])
+            raise InvalidInputError(
+                "choose what you are asking for",
+                fields=[FieldProblem("kind", "choose one of the options")],
+            )
         request, _ = await service.submit_request(
-            ctx.active.member.id, RequestKind(kind_text), ctx.form.get("message", ""),
-            actor=ctx.actor, source=RequestSource.ACCOUNT,
+            ctx.active.member.id,
+            RequestKind(kind_text),
+            ctx.form.get("message", ""),
+            actor=ctx.actor,
+            source=RequestSource.ACCOUNT,
         )
         return ctx.redirect(
             service.account_path(request.id),
@@ -94,10 +109,13 @@ def routes(web: Web) -> list[BaseRoute]:
         request = await service.member_request(ctx.active.member.id, _request_id(ctx))
         export = await fulfilment.export_of(request.id)
         return ctx.render(
-            "account/privacy_request.html", r=request,
+            "account/privacy_request.html",
+            r=request,
             events=await service.timeline(request.id, for_member=True),
-            export=export, download=download_link(ctx, request, export),
-            holds=await member_hold_explanation(request.member_id), number=number,
+            export=export,
+            download=download_link(ctx, request, export),
+            holds=await member_hold_explanation(request.member_id),
+            number=number,
             **template_helpers(),
         )
 
@@ -116,20 +134,26 @@ def routes(web: Web) -> list[BaseRoute]:
         export = await fulfilment.export_of(request.id)
         params = ctx.request.query_params
         if export is None or not links.is_valid(
-            web.settings.secret_key, export.id, member_id, params.get("expires"),
-            params.get("sig"), datetime.now(UTC),
+            web.settings.secret_key,
+            export.id,
+            member_id,
+            params.get("expires"),
+            params.get("sig"),
+            datetime.now(UTC),
         ):
             return web.message(
-                ctx.request, "Link not valid",
-                "This download link is not valid or has expired. Open the request for a "
-                "fresh one.", status=403,
+                ctx.request,
+                "Link not valid",
+                "This download link is not valid or has expired. Open the request for a fresh one.",
+                status=403,
                 link=(service.account_path(request.id), "Open the request"),
             )
         ready = await fulfilment.downloadable(request, actor=ctx.actor)
         assert ready.bundle is not None
         stamp = (ready.ready_at or datetime.now(UTC)).strftime("%Y-%m-%d")
         return Response(
-            bytes(ready.bundle), media_type="application/zip",
+            bytes(ready.bundle),
+            media_type="application/zip",
             headers={
                 "Content-Disposition": attachment(f"my-data-{stamp}.zip"),
                 "Cache-Control": "no-store",

@@ -190,7 +190,9 @@ class PageContext:
             "permissions": self.permissions,
             "P": Permission,
             "csrf": self.csrf,
-            "nav": (nav := [(label, path) for label, path, p in CONSOLE_NAV if p in self.permissions]),
+            "nav": (
+                nav := [(label, path) for label, path, p in CONSOLE_NAV if p in self.permissions]
+            ),
             "path": self.request.url.path,
             "nav_current": current_nav_entry([href for _, href in nav], self.request.url.path),
             "other_orgs": self.signed_in.others(),

@@ -54,3 +54,22 @@ async def test_a_campaign_dated_at_an_edge_is_refused_naming_the_date(
     refused = assert_problem(await org.post("/v1/access-reviews", body), 422)
     assert field in error_fields(refused)
     assert (await org.get("/v1/access-reviews")).json()["items"] == []
+
+
+@pytest.mark.parametrize("at", ["1765000000", "1765000000.5", "0"])
+async def test_a_moment_written_as_a_unix_timestamp_is_refused_naming_its_field(
+    org: OrgHandle, at: str
+) -> None:
+    """The API takes RFC 3339 date-times with a zone; pydantic would read digits as a Unix
+    timestamp, in a JSON body as in a query string."""
+    rule = {
+        "target_kind": "unit", "target_id": str(org.root_unit_id), "setting": "cookies.analytics",
+        "value": True, "enforced": True, "effective_from": at,
+    }  # fmt: skip
+    refused = assert_problem(await org.put("/v1/policy/rules", json=rule), 422)
+    assert error_fields(refused) == {
+        "effective_from": "expected an RFC 3339 date-time such as 2024-01-31T09:00:00Z"
+    }
+    assert (await org.get("/v1/policy/rules")).json()["items"] == []
+    listed = assert_problem(await org.get("/v1/audit-events", params={"since": at}), 422)
+    assert "query.since" in error_fields(listed)

@@ -353,8 +353,10 @@ def routes(web: Web) -> list[BaseRoute]:
         job_id, delivery_id = parse_uuid(ctx.form.get("job")), parse_uuid(ctx.form.get("delivery"))
         for field, parsed in (("job", job_id), ("delivery", delivery_id)):
             if ctx.form.get(field) and parsed is None:  # a job that is not an id is no job
-                raise InvalidInputError(f"the {field} to retry is not an id of one",
-                                        fields=[FieldProblem(field, "is not an id")])
+                raise InvalidInputError(
+                    f"the {field} to retry is not an id of one",
+                    fields=[FieldProblem(field, "is not an id")],
+                )
         if job_id is not None:
             job = await Job.filter(id=job_id, key__startswith=prefix).first()
             if job is None:

@@ -44,7 +44,8 @@ def routes(web: Web) -> list[BaseRoute]:
             item=item,
             product_name=product.name if product else "a product",
             member_name=member.name if member else "a former member",
-            form_values=values or {
+            form_values=values
+            or {
                 "member_text": item.hold_member_text or "",
                 "review_on": item.hold_review_on.isoformat() if item.hold_review_on else "",
             },
@@ -74,8 +75,12 @@ def routes(web: Web) -> list[BaseRoute]:
                     fields=[FieldProblem("reason", "why (for the audit trail only)")],
                 )
             await content.set_legal_hold(
-                item_id, True, values["reason"].strip(), actor=ctx.actor,
-                member_text=values["member_text"], review_on=review_on,
+                item_id,
+                True,
+                values["reason"].strip(),
+                actor=ctx.actor,
+                member_text=values["member_text"],
+                review_on=review_on,
             )
         except InvalidInputError as exc:
             errors = {p.field: p.reason for p in exc.fields} or {"member_text": exc.message}

@@ -162,11 +162,13 @@ def edited_since_shown(
         if typed == shown:
             continue  # not edited here: whatever it is now stays
         if now_text != shown and typed != now_text:
-            problems.append(FieldProblem(
-                field,
-                f"was changed by someone else since this page was opened (now "
-                f"{now_text or 'none'!r}); reload to see it, then save again",
-            ))
+            problems.append(
+                FieldProblem(
+                    field,
+                    f"was changed by someone else since this page was opened (now "
+                    f"{now_text or 'none'!r}); reload to see it, then save again",
+                )
+            )
         kept[field] = value
     if problems:
         raise ConflictError(

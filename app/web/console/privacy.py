@@ -56,17 +56,23 @@ TIMELINE_TITLES: dict[str, str] = {
 }
 #: The dot of each entry (classes of ``ol.timeline``).
 TIMELINE_TONES: dict[str, str] = {
-    "answered": "step-done", "export_ready": "step-done", "erased": "step-done",
-    "rejected": "step-failed", "withdrawn": "step-skipped", "status": "step-running",
-    "export_requested": "step-running", "extended": "step-running",
+    "answered": "step-done",
+    "export_ready": "step-done",
+    "erased": "step-done",
+    "rejected": "step-failed",
+    "withdrawn": "step-skipped",
+    "status": "step-running",
+    "export_requested": "step-running",
+    "extended": "step-running",
 }
 
 
 def badge_of(request: PrivacyRequest) -> rules.DeadlineBadge:
     """How long is left; once closed, whether it was closed in time."""
     if request.closed_at is not None and not rules.is_open(request.status):
-        return rules.closed_badge(request.due_on, request.closed_at.astimezone(UTC).date(),
-                                  request.status)
+        return rules.closed_badge(
+            request.due_on, request.closed_at.astimezone(UTC).date(), request.status
+        )
     return rules.deadline_badge(request.due_on, datetime.now(UTC).date(), request.status)
 
 
@@ -100,8 +106,9 @@ def _request_id(ctx: PageContext) -> uuid.UUID:
 
 def _months(text: str | None) -> int:
     if text not in {"1", "2"}:
-        raise InvalidInputError("choose one or two months",
-                                fields=[FieldProblem("months", "1 or 2")])
+        raise InvalidInputError(
+            "choose one or two months", fields=[FieldProblem("months", "1 or 2")]
+        )
     return int(text)
 
 
@@ -113,7 +120,9 @@ async def names_of(ids: set[uuid.UUID | None]) -> dict[uuid.UUID, str]:
 async def handlers_choice() -> list[Member]:
     """Members a request may be assigned to (active, with a privacy-handling role): the
     roles are matched in SQL, so the page never loads every active member."""
-    roles = [r.value for r in Role if Permission.PRIVACY_REQUESTS_WRITE in permissions_of([r.value])]
+    roles = [
+        r.value for r in Role if Permission.PRIVACY_REQUESTS_WRITE in permissions_of([r.value])
+    ]
     rows = await db.fetch(
         "SELECT id FROM members WHERE tenant_id = $1 AND status = 'active' "  # noqa: S608 (STAFF is a constant)
         f"AND {STAFF} AND roles ?| $2::text[]",
@@ -133,7 +142,8 @@ async def erasure_consequences(member: Member, kinds: list[ContentKind]) -> list
     rows = await db.fetch(
         "SELECT kind, count(*) AS n FROM content_items WHERE tenant_id = $1 AND member_id = $2 "
         "GROUP BY kind",
-        db.current_org(), member.id,
+        db.current_org(),
+        member.id,
     )
     held = {str(r["kind"]): int(r["n"]) for r in rows}
     accounts = await ProductAccount.filter(member_id=member.id).count()
@@ -175,7 +185,9 @@ def routes(web: Web) -> list[BaseRoute]:
         if show == "closed":
             query = query.filter(status__not_in=list(rules.OPEN))
         view = ListView.parse(
-            "/console/privacy-requests", params, sortable=QUEUE_SORTABLE,
+            "/console/privacy-requests",
+            params,
+            sortable=QUEUE_SORTABLE,
             default_sort="-received_at" if show == "closed" else "due_on",
             filters={"show": show or "", "kind": kind_text if kind else ""},
         )
@@ -184,10 +196,12 @@ def routes(web: Web) -> list[BaseRoute]:
         counts = {
             "open": await service.filtered(service.RequestFilter(open=True)).count(),
             "overdue": await service.filtered(service.RequestFilter(overdue=True)).count(),
-            "mine": await service.filtered(service.RequestFilter(
-                open=True, assignee_id=ctx.active.member.id)).count(),
-            "unassigned": await service.filtered(
-                service.RequestFilter(open=True)).filter(assignee_id=None).count(),
+            "mine": await service.filtered(
+                service.RequestFilter(open=True, assignee_id=ctx.active.member.id)
+            ).count(),
+            "unassigned": await service.filtered(service.RequestFilter(open=True))
+            .filter(assignee_id=None)
+            .count(),
             "closed": await PrivacyRequest.filter(status__not_in=list(rules.OPEN)).count(),
         }
         wanted: set[uuid.UUID | None] = {r.member_id for r in page_.items}
@@ -195,10 +209,15 @@ def routes(web: Web) -> list[BaseRoute]:
         people = await names_of(wanted)
         return ctx.render(
             "console/privacy_requests.html",
-            requests=page_.items, show=show,
+            requests=page_.items,
+            show=show,
             **view.context(next_cursor=page_.next_cursor, total=total, shown=len(page_.items)),
-            kind=kind_text if kind else "", kinds=list(RequestKind), counts=counts,
-            names=people, policy=await service.get_policy(), **template_helpers(),
+            kind=kind_text if kind else "",
+            kinds=list(RequestKind),
+            counts=counts,
+            names=people,
+            policy=await service.get_policy(),
+            **template_helpers(),
         )
 
     @page(web, permission=Permission.PRIVACY_REQUESTS_READ)
@@ -211,18 +230,26 @@ def routes(web: Web) -> list[BaseRoute]:
         if export is not None:
             parts = await PrivacyExportPart.filter(export_id=export.id)
             asked = {uuid.UUID(p) for p in export.expected_product_ids} | {
-                p.product_id for p in parts}
+                p.product_id for p in parts
+            }
             products = {p.id: p for p in await Product.filter(id__in=list(asked))}
         member = await Member.filter(id=request.member_id).first()
         people = await names_of({request.member_id, request.assignee_id})
         return ctx.render(
             "console/privacy_request.html",
-            r=request, member=member, events=events, export=export,
-            uploaded={p.product_id for p in parts}, products=products,
-            handlers=await handlers_choice(), names=people,
-            source=(await Product.filter(id=request.product_id).first()
-                    if request.product_id else None),
-            content_kinds=list(ContentKind), max_extension=rules.MAX_EXTENSION_MONTHS,
+            r=request,
+            member=member,
+            events=events,
+            export=export,
+            uploaded={p.product_id for p in parts},
+            products=products,
+            handlers=await handlers_choice(),
+            names=people,
+            source=(
+                await Product.filter(id=request.product_id).first() if request.product_id else None
+            ),
+            content_kinds=list(ContentKind),
+            max_extension=rules.MAX_EXTENSION_MONTHS,
             product_names={str(p.id): p.name for p in await Product.all().only("id", "name")},
             **template_helpers(),
         )
@@ -236,13 +263,19 @@ def routes(web: Web) -> list[BaseRoute]:
         raw = ctx.form.get("assignee_id") or ""
         assignee = _uuid(raw)
         if raw and assignee is None:
-            raise InvalidInputError("choose someone from the list",
-                                    fields=[FieldProblem("assignee_id", "not a member")])
+            raise InvalidInputError(
+                "choose someone from the list", fields=[FieldProblem("assignee_id", "not a member")]
+            )
         request = await service.assign_request(request_id, assignee, actor=ctx.actor)
-        who = (await names_of({request.assignee_id})).get(request.assignee_id) if (
-            request.assignee_id) else None
-        return ctx.redirect(back(request_id), f"Assigned to {who}." if who else
-                            "Back in the queue, assigned to nobody.")
+        who = (
+            (await names_of({request.assignee_id})).get(request.assignee_id)
+            if (request.assignee_id)
+            else None
+        )
+        return ctx.redirect(
+            back(request_id),
+            f"Assigned to {who}." if who else "Back in the queue, assigned to nobody.",
+        )
 
     @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
     async def note(ctx: PageContext) -> Response:
@@ -254,23 +287,30 @@ def routes(web: Web) -> list[BaseRoute]:
     async def extend(ctx: PageContext) -> Response:
         request_id = _request_id(ctx)
         request = await service.extend_deadline(
-            request_id, _months(ctx.form.get("months")), ctx.form.get("reason", ""),
+            request_id,
+            _months(ctx.form.get("months")),
+            ctx.form.get("reason", ""),
             actor=ctx.actor,
         )
-        return ctx.redirect(back(request_id),
-                            f"Deadline extended to {request.due_on.isoformat()}; the member "
-                            "was told why.")
+        return ctx.redirect(
+            back(request_id),
+            f"Deadline extended to {request.due_on.isoformat()}; the member was told why.",
+        )
 
     @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
     async def close(ctx: PageContext) -> Response:
         request_id = _request_id(ctx)
         outcome = ctx.form.get("outcome")
         status = RequestStatus.REJECTED if outcome == "reject" else RequestStatus.ANSWERED
-        request = await service.close_request(request_id, status, ctx.form.get("answer", ""),
-                                              actor=ctx.actor)
+        request = await service.close_request(
+            request_id, status, ctx.form.get("answer", ""), actor=ctx.actor
+        )
         member = await Member.filter(id=request.member_id).first()
-        told = ("the member was emailed" if member and member.status is not MemberStatus.PURGED
-                else "the member is erased, so no email was sent; the answer is on record")
+        told = (
+            "the member was emailed"
+            if member and member.status is not MemberStatus.PURGED
+            else "the member is erased, so no email was sent; the answer is on record"
+        )
         return ctx.redirect(back(request_id), f"{rules.STATUS_LABELS[status]}; {told}.")
 
     @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
@@ -280,7 +320,8 @@ def routes(web: Web) -> list[BaseRoute]:
         asked = len(started.expected_product_ids)
         return ctx.redirect(
             back(request_id),
-            f"Export started: {counted(asked, 'product')} asked for their part." if asked
+            f"Export started: {counted(asked, 'product')} asked for their part."
+            if asked
             else "Export started; it is built in a moment. None of the member's products"
             " takes part (only products with webhooks are asked for their part).",
         )
@@ -290,8 +331,9 @@ def routes(web: Web) -> list[BaseRoute]:
         request_id = _request_id(ctx)
         kinds = [k for k in ContentKind if ctx.form.get(f"kind_{k.value}") == "on"]
         if not kinds:
-            raise InvalidInputError("choose what to erase",
-                                    fields=[FieldProblem("kinds", "at least one kind")])
+            raise InvalidInputError(
+                "choose what to erase", fields=[FieldProblem("kinds", "at least one kind")]
+            )
         if not ctx.confirmed:
             # An erasure request erases the member, not only their content: a privacy
             # officer who ticked "Personal items" once purged an active colleague
@@ -308,8 +350,9 @@ def routes(web: Web) -> list[BaseRoute]:
         run = await fulfilment.erase_for_request(request_id, kinds, actor=ctx.actor)
         deleted = sum(p["deleted"] for p in run["by_product"].values())
         held = sum(p["held"] for p in run["by_product"].values())
-        return ctx.redirect(back(request_id),
-                            f"Erased {counted(deleted, 'item')}; {held} kept under legal hold.")
+        return ctx.redirect(
+            back(request_id), f"Erased {counted(deleted, 'item')}; {held} kept under legal hold."
+        )
 
     @page(web, permission=Permission.PRIVACY_REQUESTS_WRITE)
     async def set_policy(ctx: PageContext) -> Response:
@@ -317,8 +360,9 @@ def routes(web: Web) -> list[BaseRoute]:
         for name in ("reminder_days", "export_link_days", "export_collect_hours"):
             value = whole_number(ctx.form.get(name))
             if value is None:
-                raise InvalidInputError("enter whole numbers",
-                                        fields=[FieldProblem(name, "a whole number")])
+                raise InvalidInputError(
+                    "enter whole numbers", fields=[FieldProblem(name, "a whole number")]
+                )
             values[name] = value
         await service.set_policy(rules.RequestPolicyView(**values), actor=ctx.actor)
         return ctx.redirect("/console/privacy-requests", "Privacy request settings saved.")
@@ -334,4 +378,3 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/console/privacy-requests/{id}/export", export, methods=["POST"]),
         Route("/console/privacy-requests/{id}/erasure", erase, methods=["POST"]),
     ]
-
