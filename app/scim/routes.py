@@ -24,6 +24,7 @@ from tortoise.exceptions import IntegrityError
 
 from app.api import PrincipalCache, verified_principal
 from app.auth import Authenticator, Principal
+from app.conditional import none_match
 from app.scim import discovery
 from app.scim.queries import list_query, search_query
 from app.scim.responses import (
@@ -220,7 +221,7 @@ def scim_routes(
     def _fetched(call: ScimCall, rendered: dict[str, Any], kind: ResourceKind) -> Response:
         """A fetched resource: 304 when the client holds this version (If-None-Match),
         else the resource with the attributes the query asks for."""
-        if call.request.headers.get("if-none-match") in (rendered["meta"]["version"], "*"):
+        if none_match(call.request.headers.get("if-none-match"), rendered["meta"]["version"]):
             return Response(status_code=304, headers={"ETag": rendered["meta"]["version"]})
         _, attrs, excluded = list_query(kind, call.request.query_params, listing=False)
         return _resource(project(rendered, attrs, excluded))

@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 
 from app.api import ApiRouter, Call
 from app.auth import Principal
+from app.conditional import none_match
 from app.v1.common import FREE_TEXT, NAME, Input, JsonInt, Output, SettingKey, SettingValue
 from policies.cache import Answer, DecisionCache
 from policies.catalogue import SAMPLE_DESCRIPTION_MAX
@@ -135,7 +136,7 @@ def _decisions(request: Request) -> DecisionCache[OrgId]:
 
 def _respond(request: Request, answer: Answer) -> Response:
     headers = {"ETag": answer.etag, "Cache-Control": "private, no-cache", "Vary": "Authorization"}
-    if answer.etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+    if none_match(request.headers.get("if-none-match"), answer.etag):
         return Response(status_code=304, headers=headers)
     return Response(answer.body, media_type="application/json", headers=headers)
 

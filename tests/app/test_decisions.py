@@ -109,6 +109,9 @@ async def test_etag_gives_304_until_something_changes(org: OrgHandle) -> None:
     assert etag.startswith('"') and first.headers["cache-control"] == "private, no-cache"
     again = await settings_of(org, member["id"], **{"If-None-Match": etag})
     assert again.status_code == 304 and again.headers["etag"] == etag and not again.content
+    # As a cache or a proxy sends it: weakened, in a list, or "*" (any version).
+    for held in (f"W/{etag}", f'"older", {etag}', "*"):
+        assert (await settings_of(org, member["id"], **{"If-None-Match": held})).status_code == 304
     await set_rule(org, "unit", str(org.root_unit_id), True)
     changed = await settings_of(org, member["id"], **{"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
@@ -282,7 +285,9 @@ async def test_history_diff_and_rollback(org: OrgHandle) -> None:
     problem = assert_problem(again, 409)
     assert error_fields(problem) == {"version": "matches the rules in force"}
     assert [v["number"] for v in (await org.get("/v1/policy/versions")).json()["items"]] == [
-        3, 2, 1
+        3,
+        2,
+        1,
     ]
 
 
@@ -322,8 +327,14 @@ async def test_an_integer_beyond_what_json_holds_exactly_is_refused_naming_the_f
     (64 bits at most): a 500. Integers are bounded by I-JSON's +-(2**53 - 1) everywhere a
     setting value or bound is taken."""
     product = await make_product(org, key="meter")
-    declaration = {"key": "meter.cap", "type": "int", "default": 1, "title": "Cap",
-                   "minimum": 0, "maximum": 10}
+    declaration = {
+        "key": "meter.cap",
+        "type": "int",
+        "default": 1,
+        "title": "Cap",
+        "minimum": 0,
+        "maximum": 10,
+    }
     too_big = 2**53
     for field in ("minimum", "maximum", "default"):
         for value in (too_big, -too_big, -(2**70)):
@@ -341,9 +352,17 @@ async def test_an_integer_beyond_what_json_holds_exactly_is_refused_naming_the_f
         "/v1/settings/declared", json={"product_id": product["id"], "settings": [edge]}
     )
     assert declared.status_code == 200, declared.text
-    rule = await org.put("/v1/policy/rules", json={
-        "target_kind": "unit", "target_id": str(org.root_unit_id), "setting": "meter.cap",
-        "value": 2**70, "enforced": True, "reason": "too big"})
+    rule = await org.put(
+        "/v1/policy/rules",
+        json={
+            "target_kind": "unit",
+            "target_id": str(org.root_unit_id),
+            "setting": "meter.cap",
+            "value": 2**70,
+            "enforced": True,
+            "reason": "too big",
+        },
+    )
     assert rule.status_code == 422, rule.text
 
 

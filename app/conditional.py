@@ -1,0 +1,23 @@
+"""Conditional requests (RFC 9110 §13): whether a client already holds the representation
+it would be sent; plain Python."""
+
+from __future__ import annotations
+
+
+def _opaque(tag: str) -> str:
+    """An entity tag without its weakness: ``W/"x"`` and ``"x"`` compare equal weakly."""
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def none_match(header: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match: header`` matches the current ``etag`` (so the answer is
+    304): ``*`` matches any current representation, and a list of tags matches when one
+    of them is ``etag`` by weak comparison (§13.1.2: a GET's If-None-Match compares
+    weakly, so a client that kept ``W/"x"`` holds ``"x"``)."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    current = _opaque(etag)
+    return any(_opaque(tag) == current for tag in header.split(","))
