@@ -423,16 +423,24 @@ async def _read_stream(request: Request, stream: StreamBody) -> RawBody:
     return RawBody(content=await _read_body(request, stream.max_bytes))
 
 
-async def _parse_body(request: Request, model: type[BaseModel] | None, limit: int) -> BaseModel:
+async def _receive_json(request: Request, model: type[BaseModel] | None, limit: int) -> bytes:
+    """The body of an endpoint that takes JSON, its media type checked (415) and its size
+    bounded (413); parsed by ``_parse_body`` only once the caller may make the request, so
+    a caller without the permission learns nothing of what the body should hold."""
     if model is None:
-        return NoBody()
+        return b""
     content_type = _media_type(request)
     if content_type not in (
         "application/json",
         "application/merge-patch+json",
     ) and not content_type.endswith("+json"):
         raise _unsupported(request, "application/json")
-    raw = await _read_body(request, limit)
+    return await _read_body(request, limit)
+
+
+def _parse_body(request: Request, model: type[BaseModel] | None, raw: bytes) -> BaseModel:
+    if model is None:
+        return NoBody()
     try:
         data = json.loads(raw, object_pairs_hook=_unique_keys)
     except DuplicateKeyError as exc:
@@ -636,11 +644,12 @@ def build_route(
                     answered = await endpoint.fast(request, known, path)
                     if answered is not None:
                         return answered
-            body = (
+            streamed = (
                 await _read_stream(request, endpoint.stream)
                 if endpoint.stream is not None
-                else await _parse_body(request, endpoint.body, max_body)
+                else None
             )
+            raw = await _receive_json(request, endpoint.body, max_body) if streamed is None else b""
             # A read whose pooled session turns out dead (the database restarted, or ended
             # it) runs once more on a fresh one; a write is not repeated: it may have
             # committed as the connection died, so its client is told 503 and decides.
@@ -655,6 +664,11 @@ def build_route(
                                 credential, request, principals, header=header
                             )
                             _check_permission(endpoint, principal)
+                            body = (
+                                streamed
+                                if streamed is not None
+                                else _parse_body(request, endpoint.body, raw)
+                            )
                             result = await endpoint.handler(
                                 Call(request, principal, body, query, path)
                             )

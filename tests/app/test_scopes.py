@@ -91,6 +91,11 @@ async def test_a_members_read_token_lists_members_but_is_refused_every_write_nam
         assert problem["type"] == "/problems/permission_denied"
         assert problem["required_permission"] == op.permission, (op, problem)
         assert str(op.permission) in problem["detail"], (op, problem)
+        if op.body_schema is not None:
+            # An empty body too is refused for the permission, not described: a caller
+            # without it learns nothing of what the body should hold.
+            empty = await send(org, op, world.url(op), {}, headers=headers, params=world.params(op))
+            assert assert_problem(empty, 403)["required_permission"] == op.permission, op
     assert await row_counts(owner_conn) == before
 
 
