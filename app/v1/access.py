@@ -42,6 +42,7 @@ Reason = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=rules.JUSTIFICATION_MAX_LENGTH
     ),
+    FREE_TEXT,
 ]
 Note = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), FREE_TEXT

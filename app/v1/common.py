@@ -94,8 +94,8 @@ SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,9
 SettingValue = (
     bool
     | JsonInt
-    | Annotated[str, StringConstraints(max_length=500)]
-    | list[Annotated[str, StringConstraints(max_length=200)]]
+    | Annotated[str, StringConstraints(max_length=500), NAME]
+    | list[Annotated[str, StringConstraints(max_length=200), NAME]]
 )
 
 

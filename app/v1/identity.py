@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, Output, StoredUrl
+from app.v1.common import NAME, Input, Output, StoredUrl
 from tenants.identity import service
 from tenants.identity.models import BackendKind, IdentityBackendConfig
 from tenants.models_base import max_length_of
@@ -19,7 +19,9 @@ from tenants.permissions import Permission
 router = ApiRouter("/v1/identity-backend", "identity")
 
 Realm = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,255}$")]
-ClientId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+ClientId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NAME
+]
 
 
 class IdentityBackendOut(Output):

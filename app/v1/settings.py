@@ -288,12 +288,12 @@ class Declaration(Input):
     default: SettingValue
     title: Annotated[str, StringConstraints(min_length=1, max_length=200), NAME]
     description: Annotated[str, StringConstraints(max_length=2000), FREE_TEXT] = ""
-    purpose: Annotated[str, StringConstraints(max_length=50)] = "provide_the_product"
-    data_categories: list[Annotated[str, StringConstraints(max_length=50)]] = Field(
+    purpose: Annotated[str, StringConstraints(max_length=50), NAME] = "provide_the_product"
+    data_categories: list[Annotated[str, StringConstraints(max_length=50), NAME]] = Field(
         default_factory=list, max_length=20
     )
     off_effect: Annotated[str, StringConstraints(max_length=1000), FREE_TEXT] = ""
-    allowed: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
+    allowed: list[Annotated[str, StringConstraints(max_length=100), NAME]] = Field(
         default_factory=list, max_length=50
     )
     minimum: JsonInt | None = None

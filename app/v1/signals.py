@@ -13,14 +13,14 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, StringConstraints
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.api import ApiRouter, Call
 from app.auth import request_origin
-from app.v1.common import Input, Output, StoredUrl
+from app.v1.common import NAME, Input, Output, StoredUrl
 from app.web.ratelimit import RateLimiter
 from tenants.db import tenant_transaction
 from tenants.errors import NotFoundError, TenantryError
@@ -55,8 +55,8 @@ class TransmitterIn(Input):
     jwks_uri: Annotated[AnyHttpUrl, StoredUrl(max_length_of(SignalTransmitter, "jwks_uri"))] = (
         Field(description="Where the transmitter publishes its signing keys.")
     )
-    audience: str = Field(
-        min_length=1, max_length=500, description="The aud the transmitter puts in SETs for us."
+    audience: Annotated[str, StringConstraints(min_length=1, max_length=500), NAME] = Field(
+        description="The aud the transmitter puts in SETs for us."
     )
     enabled: bool = True
 

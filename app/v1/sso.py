@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AnyHttpUrl, Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, Output, StoredUrl
+from app.v1.common import NAME, Input, Output, StoredUrl
 from tenants.errors import NotFoundError
 from tenants.models_base import max_length_of
 from tenants.organisations.service import normalise_domains
@@ -18,7 +18,7 @@ from tenants.sso.models import SsoConnection
 
 router = ApiRouter("/v1/sso-connection", "sign-in")
 
-Claim = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Claim = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NAME]
 Scope = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]{1,100}$")]
 
 
@@ -42,7 +42,7 @@ class SsoConnectionOut(Output):
 class SsoConnectionIn(Input):
     issuer: Annotated[AnyHttpUrl, StoredUrl(max_length_of(SsoConnection, "issuer"))]
     client_id: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NAME
     ]
     client_secret: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = Field(
         None, description="Omit to keep the stored secret."

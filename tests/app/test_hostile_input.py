@@ -339,3 +339,39 @@ async def test_an_id_that_does_not_parse_or_a_stray_slash_is_a_404_whatever_the_
     scim_root = await org.client.get("/scim/v2", headers=org.headers)
     assert scim_root.status_code == 404
     assert scim_root.headers["content-type"].startswith("application/scim+json")
+
+
+async def test_identifiers_an_admin_types_pass_the_text_policy_too(org: OrgHandle) -> None:
+    """Not only names: an audience, a client id, a claim's name and a setting's value are
+    shown back in the console and logs, so control and bidirectional characters are refused
+    there as well, naming the field, and nothing is stored."""
+    hostile = "a\u0085b\u202ec\u0007"
+    cases = [
+        (
+            "PUT",
+            "/v1/signal-transmitter",
+            {"issuer": "https://tx.example.org", "jwks_uri": "https://tx.example.org/jwks",
+             "audience": hostile, "enabled": False},
+            "audience",
+        ),
+        (
+            "PUT",
+            "/v1/identity-backend",
+            {"kind": "keycloak", "server_url": "https://kc.example.org", "realm": "r",
+             "client_id": hostile, "client_secret": "s" * 20},
+            "client_id",
+        ),
+        (
+            "POST",
+            "/v1/sso-connection/preview",
+            {"issuer": "https://idp.example.org", "client_id": "c", "email_claim": hostile},
+            "email_claim",
+        ),
+    ]  # fmt: skip
+    for method, path, body, field in cases:
+        response = await org.client.request(method, path, headers=org.headers, json=body)
+        problem = assert_problem(response, 422)
+        assert [e["field"] for e in problem["errors"]] == [field], (path, problem)
+        assert "control character" in problem["errors"][0]["reason"]
+    assert (await org.get("/v1/signal-transmitter")).status_code == 404
+    assert (await org.get("/v1/identity-backend")).json()["kind"] == "local"
