@@ -147,9 +147,10 @@ def connection() -> BaseDBAsyncClient:
 
 
 async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
-    """Run hand-written SQL in the tenant transaction; rows as dicts."""
-    _, rows = await connection().execute_query(sql, list(args))
-    return [dict(r) for r in rows]
+    """Run hand-written SQL in the tenant transaction; rows as dicts. (Through tortoise's
+    ``execute_query_dict``: its ``execute_query`` returns no rows for a statement starting
+    with INSERT, UPDATE or DELETE, whatever its RETURNING says.)"""
+    return await connection().execute_query_dict(sql, list(args))
 
 
 async def fetch_one(sql: str, *args: Any) -> dict[str, Any] | None:

@@ -125,7 +125,20 @@ async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor)
     if await GroupMembership.filter(group_id=group.id, member_id=member.id).exists():
         return False
     changes = await moves.group_change_settings([member.id], group.id, joining=True)
-    await GroupMembership.create(tenant_id=db.current_org(), group_id=group.id, member_id=member.id)
+    # ON CONFLICT: the same addition sent twice at once (a retrying client, an IdP) is
+    # one addition, and the second finds it made, as it would a moment later; a plain
+    # insert made the second a unique violation, answered 409.
+    added = await db.fetch_one(
+        "INSERT INTO group_memberships (id, tenant_id, group_id, member_id, created_at, "
+        "updated_at) VALUES ($1, $2, $3, $4, now(), now()) "
+        "ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING RETURNING id",
+        uuid.uuid4(),
+        db.current_org(),
+        group.id,
+        member.id,
+    )
+    if added is None:
+        return False
     await audit.record(
         "group.member_added",
         "group",

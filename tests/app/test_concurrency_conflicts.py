@@ -76,3 +76,29 @@ def test_a_clash_is_told_from_an_outage_through_causes_and_groups() -> None:
     assert not is_concurrency_conflict(asyncpg.exceptions.UniqueViolationError("duplicate"))
     assert not is_database_outage(wrapped)
     assert not is_concurrency_conflict(ConnectionRefusedError())
+
+
+async def test_the_same_group_addition_sent_many_times_at_once_is_one_addition(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """PUT is idempotent: sixteen identical additions racing each other all succeed, and
+    the membership and its audit event exist once (a plain insert made most of them a
+    unique violation, answered 409)."""
+    import asyncio
+
+    from tests.conftest import make_group
+
+    member, group = await make_member(org), await make_group(org)
+    path = f"/v1/groups/{group['id']}/members/{member['id']}"
+    answers = await asyncio.gather(*(org.put(path) for _ in range(16)))
+    assert [a.status_code for a in answers] == [204] * 16, [a.text for a in answers if a.is_error]
+    assert (
+        await owner_conn.fetchval(
+            "SELECT count(*) FROM group_memberships WHERE member_id = $1", member["id"]
+        )
+        == 1
+    )
+    actions = await owner_conn.fetch(
+        "SELECT action, count(*) FROM audit_events WHERE tenant_id = $1 GROUP BY 1", org.id
+    )
+    assert dict(actions)["group.member_added"] == 1, actions
