@@ -109,6 +109,18 @@ async def test_bad_input_is_refused_naming_the_field(app: Any, local_org: OrgHan
         )
         page = await browser.get("/console/identity")
         assert "audience" in page.text and "Not done" in page.text
+        refused = await browser.post(
+            "/console/identity/transmitter",
+            data={
+                "csrf": csrf,
+                "issuer": "https://ssf.example",
+                "jwks_uri": "https://ssf.example/jwks",
+                "audience": "ten\u202eantry",
+            },
+            headers={"Referer": "/console/identity"},
+        )
+        page = text_of((await browser.get("/console/identity")).text)
+        assert "contains the bidirectional control character U+202E" in page
         saved = await browser.post(
             "/console/identity/transmitter",
             data={

@@ -41,7 +41,9 @@ def _form_problems(error: ValidationError) -> list[FieldProblem]:
     found: dict[str, str] = {}
     for item in error.errors(include_url=False):
         name = str(item["loc"][0]) if item["loc"] else "form"
-        if item["type"] == "string_too_long":
+        if item["type"] == "value_error" and "error" in item.get("ctx", {}):
+            reason = str(item["ctx"]["error"])  # the text policy's words, as written
+        elif item["type"] == "string_too_long":
             reason = f"has more than {item['ctx']['max_length']} characters"
         elif name == "scopes" and item["type"] == "string_pattern_mismatch":
             reason = f"“{item['input']}” is not a scope (letters, digits and punctuation)"
