@@ -98,29 +98,25 @@ async def test_bad_input_is_refused_naming_the_field(app: Any, local_org: OrgHan
         assert refused.status_code == 303
         page = await browser.get("/console/identity")
         assert "Not done" in page.text and "server_url" in page.text
-        refused = await browser.post(
-            "/console/identity/transmitter",
-            data={
-                "csrf": csrf,
-                "issuer": "https://ssf.example",
-                "jwks_uri": "https://ssf.example/jwks",
-            },
-            headers={"Referer": "/console/identity"},
-        )
-        page = await browser.get("/console/identity")
-        assert "audience" in page.text and "Not done" in page.text
-        refused = await browser.post(
-            "/console/identity/transmitter",
-            data={
-                "csrf": csrf,
-                "issuer": "https://ssf.example",
-                "jwks_uri": "https://ssf.example/jwks",
-                "audience": "ten\u202eantry",
-            },
-            headers={"Referer": "/console/identity"},
-        )
-        page = text_of((await browser.get("/console/identity")).text)
-        assert "contains the bidirectional control character U+202E" in page
+
+        async def transmitter(**fields: str) -> str:
+            """Post the transmitter form with ``fields``; the page's text after it."""
+            await browser.post(
+                "/console/identity/transmitter",
+                data={
+                    "csrf": csrf,
+                    "issuer": "https://ssf.example",
+                    "jwks_uri": "https://ssf.example/jwks",
+                    **fields,
+                },
+                headers={"Referer": "/console/identity"},
+            )
+            return text_of((await browser.get("/console/identity")).text)
+
+        page_text = await transmitter()
+        assert "audience" in page_text and "Not done" in page_text
+        page_text = await transmitter(audience="ten\u202eantry")
+        assert "contains the bidirectional control character U+202E" in page_text
         saved = await browser.post(
             "/console/identity/transmitter",
             data={
