@@ -32,21 +32,24 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 FREE_TEXT_CONTROLS = frozenset("\n\t")
 
 
-#: Characters that show nothing (spaces, zero-width and format characters, fillers): a
-#: name made of these alone is a name nobody can see, read or pick from a list.
-INVISIBLE = (
-    r"\u0020\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180e"
-    r"\u2000-\u200f\u2028\u2029\u202f\u205f\u2060-\u2064\u206a-\u206f\u2800\u3000"
-    r"\u3164\ufe00-\ufe0f\ufeff\uffa0"
+#: Characters that show nothing: spaces, and the zero-width, format and filler characters
+#: (``MARKS``). A name made of these alone, one mark at least, is a name nobody can see,
+#: read or pick from a list. (Spaces alone are an empty name, which the fields' own
+#: stripping and minimum length refuse as such.)
+SPACES = r"\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+MARKS = (
+    r"\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2060-\u2064"
+    r"\u206a-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0"
 )
-_INVISIBLE_ONLY = re.compile(f"[{INVISIBLE}]+")
+INVISIBLE_ONLY = f"[{SPACES}{MARKS}]*[{MARKS}][{SPACES}{MARKS}]*"
+_INVISIBLE_ONLY = re.compile(INVISIBLE_ONLY)
 
 #: The policy as regular expressions (JSON Schema's ``pattern``, ECMA-262 and Python alike),
 #: for the API document: a client generating input from it sends what the service takes.
 #: Lone surrogates are not expressible there; ``problem`` still refuses them. A property
 #: test holds each pattern to ``problem`` (tests/tenants/test_text.py).
 NAME_PATTERN = (
-    rf"^(?![{INVISIBLE}]+$)[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
+    rf"^(?!{INVISIBLE_ONLY}$)[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
 )
 #: Free text may hold tabs and line breaks (a carriage return becomes a line break).
 FREE_TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"

@@ -180,7 +180,7 @@ def test_each_bounded_text_field_of_a_change_is_checked_and_others_pass() -> Non
     ]
 
 
-@pytest.mark.parametrize("invisible", ["\u200b", "\u200b\ufeff", " ", "\u3164", "\u00a0\u2060"])
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200b\ufeff", " \u200b ", "\u3164", "\u00a0\u2060"])
 def test_a_name_of_invisible_characters_alone_is_refused_but_free_text_may_be(
     invisible: str,
 ) -> None:
@@ -189,3 +189,4 @@ def test_a_name_of_invisible_characters_alone_is_refused_but_free_text_may_be(
     assert text.clean_free_text(invisible) == invisible
     assert text.clean_name(f"Ada{invisible}Lovelace") == f"Ada{invisible}Lovelace"
     assert text.clean_name("") == ""
+    assert text.clean_name("  ") == "  "  # spaces alone: empty, as the field's rules say
