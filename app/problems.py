@@ -15,6 +15,7 @@ from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -187,6 +188,14 @@ def from_domain_error(request: Request | None, error: TenantryError) -> Response
     )
 
 
+def error_reason(item: ErrorDetails) -> str:
+    """One pydantic error's reason: our own validators' as they wrote it ("contains the
+    control character U+0007"), without pydantic's "Value error, " before it."""
+    if item["type"] == "value_error" and "error" in item.get("ctx", {}):
+        return str(item["ctx"]["error"])
+    return item["msg"]
+
+
 def field_problems(
     error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
 ) -> list[FieldProblem]:
@@ -201,12 +210,8 @@ def field_problems(
     reasons: dict[str, list[str]] = {}
     for item in error.errors(include_url=False):
         path = _field_path(item["loc"], model, prefix)
-        reason = item["msg"]
-        if item["type"] == "value_error" and "error" in item.get("ctx", {}):
-            # Our own validators' reasons as written ("contains the control character
-            # U+0007"), without pydantic's "Value error, " before them.
-            reason = str(item["ctx"]["error"])
-        elif item["type"] == "extra_forbidden":
+        reason = error_reason(item)
+        if item["type"] == "extra_forbidden":
             reason = "is not a known field"
         elif item["type"] == "missing":
             reason = "is required"

@@ -107,8 +107,8 @@ def seal(list_name: str, sort: str, position: Sequence[Any]) -> str:
 
 def seal_bytes(data: bytes) -> str:
     """``data`` sealed as a cursor of the current scope: URL-safe base64, unpadded, the same
-    for the same data and scope. (Tests
-    seal payloads ``seal`` would never make with it, as a leaked key could.)"""
+    for the same data and scope. (Tests seal payloads ``seal`` would never make with it, as
+    a leaked key could.)"""
     cipher, scope = _cipher_or_fail(), _scope().encode()
     # A synthetic nonce (a keyed hash of what is sealed, as SIV makes one): the same
     # position gives the same cursor, so a page's body is the same each time it is read,

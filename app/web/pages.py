@@ -472,8 +472,15 @@ def page_to_return_to(request: Request) -> str:
     return "/console"
 
 
-#: Form fields that hold a name or a label (shown back as such): the name policy applies.
-NAME_FIELDS = frozenset({"name", "display_name", "title", "subject"})
+#: Form fields that hold a name, a label or an identifier an admin types (shown back as
+#: such, as the API's models hold them): the name policy applies.
+NAME_FIELDS = frozenset(
+    {
+        "name", "display_name", "title", "subject",
+        "realm", "client_id", "audience", "email_claim", "name_claim", "groups_claim",
+        "unit_claim",
+    }
+)  # fmt: skip
 
 
 def clean_form(form: dict[str, str]) -> dict[str, str]:

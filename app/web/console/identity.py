@@ -10,7 +10,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.web.pages import PageContext, Web, page
-from tenants import text
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.identity import service as identity
 from tenants.identity import sync
@@ -34,18 +33,6 @@ def _url(form: dict[str, str], name: str, what: str) -> str:
     return value
 
 
-def _identifier(form: dict[str, str], name: str) -> str:
-    """The field as typed, under the text policy for names (it is shown back here and in
-    the audit log); InvalidInputError naming the field otherwise."""
-    try:
-        return text.clean_name(form.get(name, "").strip())
-    except text.TextError as refused:
-        raise InvalidInputError(
-            f"the {name.replace('_', ' ')} cannot be saved as it is",
-            fields=[FieldProblem(name, str(refused))],
-        ) from None
-
-
 def backend_changes(form: dict[str, str]) -> dict[str, Any]:
     """Form fields to identity backend changes; InvalidInputError naming the bad field."""
     try:
@@ -59,8 +46,8 @@ def backend_changes(form: dict[str, str]) -> dict[str, Any]:
     changes: dict[str, Any] = {
         "kind": kind,
         "server_url": _url(form, "server_url", "the Keycloak URL").rstrip("/"),
-        "realm": _identifier(form, "realm") or None,
-        "client_id": _identifier(form, "client_id") or None,
+        "realm": form.get("realm", "").strip() or None,
+        "client_id": form.get("client_id", "").strip() or None,
     }
     if form.get("client_secret"):
         changes["client_secret"] = form["client_secret"]
@@ -68,7 +55,7 @@ def backend_changes(form: dict[str, str]) -> dict[str, Any]:
 
 
 def transmitter_changes(form: dict[str, str]) -> dict[str, Any]:
-    audience = _identifier(form, "audience")
+    audience = form.get("audience", "").strip()
     if not audience:
         raise InvalidInputError(
             "the audience is required", fields=[FieldProblem("audience", "is empty")]

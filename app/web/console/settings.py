@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.problems import error_reason
 from app.v1.sso import SsoConnectionIn
 from app.v1.sso import connection_changes as api_connection_changes
 from app.web.numbers import whole_number
@@ -41,16 +42,14 @@ def _form_problems(error: ValidationError) -> list[FieldProblem]:
     found: dict[str, str] = {}
     for item in error.errors(include_url=False):
         name = str(item["loc"][0]) if item["loc"] else "form"
-        if item["type"] == "value_error" and "error" in item.get("ctx", {}):
-            reason = str(item["ctx"]["error"])  # the text policy's words, as written
-        elif item["type"] == "string_too_long":
+        if item["type"] == "string_too_long":
             reason = f"has more than {item['ctx']['max_length']} characters"
         elif name == "scopes" and item["type"] == "string_pattern_mismatch":
             reason = f"“{item['input']}” is not a scope (letters, digits and punctuation)"
         elif name == "scopes" and item["type"] == "too_long":
             reason = f"lists more than {item['ctx']['max_length']} scopes"
         else:
-            reason = str(item["msg"])
+            reason = error_reason(item)
             reason = reason[0].lower() + reason[1:] if reason else "is not valid"
         found.setdefault(name, reason)
     return [FieldProblem(name, reason) for name, reason in found.items()]
