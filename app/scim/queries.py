@@ -106,7 +106,12 @@ def _query(
         start_index=_integer("startIndex", given.get("startindex"), 1),
         count=max(_integer("count", given.get("count"), DEFAULT_COUNT), 0),
     )
-    return query, attribute_refs(kind, attributes), attribute_refs(kind, excluded)
+    kept = attribute_refs(kind, attributes)
+    if attributes and not kept:
+        # Naming only unknown attributes still replaces the default set (RFC 7644 §3.9):
+        # what is returned always (id, schemas) is all there is to return.
+        kept = [("id", None)]
+    return query, kept, attribute_refs(kind, excluded)
 
 
 def list_query(

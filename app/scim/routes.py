@@ -19,7 +19,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.exceptions import IntegrityError
 
 from app.api import PrincipalCache, verified_principal
@@ -43,6 +44,7 @@ from tenants.scim.documents import project, render_group, render_user
 from tenants.scim.errors import (
     InvalidFilterError,
     InvalidSyntaxError,
+    InvalidValueError,
     PayloadTooLargeError,
     UnknownAttributeError,
     UnsupportedMediaTypeError,
@@ -53,7 +55,6 @@ from tenants.scim.validation import check_body, too_deep
 
 log = logging.getLogger(__name__)
 
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 JSON_TYPES = ("application/scim+json", "application/json")
 
 
@@ -83,12 +84,36 @@ class ScimCall:
 Handler = Callable[[ScimCall], Awaitable[Response]]
 
 
-def _resource(body: dict[str, Any], status: int = 200, location: bool = False) -> Response:
-    meta = body.get("meta", {})
-    headers = {"ETag": meta["version"]} if "version" in meta else {}
-    if location:
+def _resource(
+    call: ScimCall, kind: ResourceKind, rendered: dict[str, Any], status: int = 200
+) -> Response:
+    """One resource as an answer: projected on the request's ``attributes`` or
+    ``excludedAttributes`` (RFC 7644 §3.9: on every answer that returns a resource, writes
+    included), with its ``ETag`` (and, when created, ``Location``) taken from the whole
+    resource, so the headers do not depend on whether the projection kept ``meta``."""
+    _, attrs, excluded = list_query(kind, call.request.query_params, listing=False)
+    meta = rendered["meta"]
+    headers = {"ETag": meta["version"]}
+    if status == 201:
         headers["Location"] = meta["location"]
-    return scim_json(body, status, headers)
+    return scim_json(project(rendered, attrs, excluded), status, headers)
+
+
+def _route(path: str, serve: Callable[[Request], Awaitable[Response]]) -> Route:
+    """A route taking every method: ``serve`` answers those it does not take itself with a
+    SCIM 405 naming what it takes (Starlette's router would answer a method outside a
+    route's list with a bare 405, and give a plain function GET alone)."""
+    return Route(path, _AnyMethod(request_response(serve)))
+
+
+@dataclass(frozen=True, slots=True)
+class _AnyMethod:
+    """An ASGI app, which Starlette routes whatever the method (a function it would not)."""
+
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def scim_routes(
@@ -127,12 +152,13 @@ def scim_routes(
     ) -> Callable[[Request], Awaitable[Response]]:
         """A route serving ``handlers`` by method; others get a SCIM 405 (RFC 7644 §3.12)."""
 
+        allowed = [*handlers, "HEAD"] if "GET" in handlers else list(handlers)
+
         async def serve(request: Request) -> Response:
-            handler = handlers.get(request.method)
+            # HEAD is GET without the body (RFC 9110 §9.3.2); the server drops the body.
+            handler = handlers.get("GET" if request.method == "HEAD" else request.method)
             if handler is None:
-                return error_response(
-                    405, f"{request.method} is not allowed here", allow=list(handlers)
-                )
+                return error_response(405, f"{request.method} is not allowed here", allow=allowed)
             try:
                 credential = await authenticator.identify(request)
                 payload = (
@@ -216,15 +242,14 @@ def scim_routes(
 
     async def create_user(call: ScimCall) -> Response:
         record = await users.create_user(call.body, actor=call.principal.actor)
-        return _resource(render_user(record, call.base), 201, location=True)
+        return _resource(call, USERS, render_user(record, call.base), 201)
 
     def _fetched(call: ScimCall, rendered: dict[str, Any], kind: ResourceKind) -> Response:
         """A fetched resource: 304 when the client holds this version (If-None-Match),
         else the resource with the attributes the query asks for."""
         if none_match(call.request.headers.get("if-none-match"), rendered["meta"]["version"]):
             return Response(status_code=304, headers={"ETag": rendered["meta"]["version"]})
-        _, attrs, excluded = list_query(kind, call.request.query_params, listing=False)
-        return _resource(project(rendered, attrs, excluded))
+        return _resource(call, kind, rendered)
 
     async def get_user(call: ScimCall) -> Response:
         return _fetched(call, render_user(await users.get_user(call.id()), call.base), USERS)
@@ -233,13 +258,13 @@ def scim_routes(
         record = await users.replace_user(
             call.id(), call.body, if_match=call.if_match, actor=call.principal.actor
         )
-        return _resource(render_user(record, call.base))
+        return _resource(call, USERS, render_user(record, call.base))
 
     async def patch_user(call: ScimCall) -> Response:
         record = await users.patch_user(
             call.id(), call.body, base=call.base, if_match=call.if_match, actor=call.principal.actor
         )
-        return _resource(render_user(record, call.base))
+        return _resource(call, USERS, render_user(record, call.base))
 
     async def delete_user(call: ScimCall) -> Response:
         await users.delete_user(call.id(), if_match=call.if_match, actor=call.principal.actor)
@@ -262,7 +287,7 @@ def scim_routes(
 
     async def create_group(call: ScimCall) -> Response:
         record = await groups.create_group(call.body, actor=call.principal.actor)
-        return _resource(render_group(record, call.base), 201, location=True)
+        return _resource(call, GROUPS, render_group(record, call.base), 201)
 
     async def get_group(call: ScimCall) -> Response:
         return _fetched(call, render_group(await groups.get_group(call.id()), call.base), GROUPS)
@@ -271,13 +296,13 @@ def scim_routes(
         record = await groups.replace_group(
             call.id(), call.body, if_match=call.if_match, actor=call.principal.actor
         )
-        return _resource(render_group(record, call.base))
+        return _resource(call, GROUPS, render_group(record, call.base))
 
     async def patch_group(call: ScimCall) -> Response:
         record = await groups.patch_group(
             call.id(), call.body, base=call.base, if_match=call.if_match, actor=call.principal.actor
         )
-        return _resource(render_group(record, call.base))
+        return _resource(call, GROUPS, render_group(record, call.base))
 
     async def delete_group(call: ScimCall) -> Response:
         await groups.delete_group(call.id(), if_match=call.if_match, actor=call.principal.actor)
@@ -299,7 +324,7 @@ def scim_routes(
         for kind, listing, render in kinds:
             query, attrs, excluded = search_query(kind, call.body)
             if query.sort_by:
-                raise InvalidFilterError("sortBy is not supported across resource types")
+                raise InvalidValueError("sortBy is not supported across resource types")
             try:
                 total, _ = await listing(
                     ListQuery(filter=query.filter, start_index=query.start_index, count=0)
@@ -337,37 +362,43 @@ def scim_routes(
     async def not_found(request: Request) -> Response:
         return error_response(404, f"nothing lives at {request.url.path}")
 
+    async def me(request: Request) -> Response:
+        # RFC 7644 §3.11: a provider without /Me SHOULD answer 501. A SCIM token stands
+        # for an identity provider, not for a member, so there is no "me" to serve.
+        return error_response(
+            501, "/Me is not supported: a SCIM token acts for an identity provider, not a user"
+        )
+
     routes: list[BaseRoute] = [
-        Route("/ServiceProviderConfig", static(spc), methods=METHODS),
-        Route("/ResourceTypes", static(resource_types), methods=METHODS),
-        Route("/ResourceTypes/{id}", static(resource_type), methods=METHODS),
-        Route("/Schemas", static(schemas), methods=METHODS),
-        Route("/Schemas/{id}", static(schema), methods=METHODS),
-        Route("/Users", endpoint({"GET": get_users, "POST": create_user}), methods=METHODS),
-        Route("/Users/.search", endpoint({"POST": search_users}), methods=METHODS),
-        Route(
+        _route("/ServiceProviderConfig", static(spc)),
+        _route("/ResourceTypes", static(resource_types)),
+        _route("/ResourceTypes/{id}", static(resource_type)),
+        _route("/Schemas", static(schemas)),
+        _route("/Schemas/{id}", static(schema)),
+        _route("/Users", endpoint({"GET": get_users, "POST": create_user})),
+        _route("/Users/.search", endpoint({"POST": search_users})),
+        _route(
             "/Users/{id}",
             endpoint(
                 {"GET": get_user, "PUT": put_user, "PATCH": patch_user, "DELETE": delete_user}
             ),
-            methods=METHODS,
         ),
-        Route("/Groups", endpoint({"GET": get_groups, "POST": create_group}), methods=METHODS),
-        Route("/Groups/.search", endpoint({"POST": search_groups}), methods=METHODS),
-        Route(
+        _route("/Groups", endpoint({"GET": get_groups, "POST": create_group})),
+        _route("/Groups/.search", endpoint({"POST": search_groups})),
+        _route(
             "/Groups/{id}",
             endpoint(
                 {"GET": get_group, "PUT": put_group, "PATCH": patch_group, "DELETE": delete_group}
             ),
-            methods=METHODS,
         ),
-        Route("/.search", endpoint({"POST": search_all}), methods=METHODS),
-        Route(
+        _route("/.search", endpoint({"POST": search_all})),
+        _route(
             "/Bulk",
             endpoint({"POST": post_bulk}, body_limit=discovery.MAX_PAYLOAD),
-            methods=METHODS,
         ),
-        Route("/{rest:path}", not_found, methods=METHODS),
+        _route("/Me", me),
+        _route("/Me/{rest:path}", me),
+        _route("/{rest:path}", not_found),
     ]
     return [Mount(PREFIX, routes=routes)]
 

@@ -364,7 +364,7 @@ def _fail_without_manager(pending: list[_NewUser], managers: set[uuid.UUID]) -> 
     created by the batch, and then, link by link, those whose manager was to be created
     by one that failed. One pass over the batch and one over its links: a chain of
     managers as long as a bulk request holds fails from its end without a pass per link."""
-    # How many valid creations make each id (two operations sharing a bulkId share one).
+    # How many valid creations make each id.
     created = Counter(n.id for n in pending if n.error is None and not n.restore)
     reports: dict[uuid.UUID, list[_NewUser]] = {}
     failing: list[_NewUser] = []

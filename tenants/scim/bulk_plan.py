@@ -67,7 +67,24 @@ def parse(body: Any) -> tuple[list[Operation], int | None]:
             {m.group(1)} if operation.target and (m := _REF.match(operation.target)) else set()
         )
         operations.append(operation)
+    _check_unique_bulk_ids(operations)
     return operations, fail_on
+
+
+def _check_unique_bulk_ids(operations: list[Operation]) -> None:
+    """RFC 7644 §3.7: a bulkId is unique within its request. Two operations sharing one
+    would make every ``bulkId:`` reference to it ambiguous, so the request is refused
+    whole, before anything runs."""
+    first: dict[str, int] = {}
+    for op in operations:
+        if op.bulk_id is None:
+            continue
+        if op.bulk_id in first:
+            raise InvalidValueError(
+                f"Operations[{op.index}].bulkId {op.bulk_id!r} is also the bulkId of "
+                f"Operations[{first[op.bulk_id]}]: a bulkId must be unique within a request"
+            )
+        first[op.bulk_id] = op.index
 
 
 def references(value: Any) -> set[str]:

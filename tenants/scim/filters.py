@@ -24,6 +24,7 @@ Semantics, the same as ``scim2-models``' reference evaluator (``ScimFilter.match
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -280,7 +281,9 @@ class _Compiler:
             )
         if attribute.type == "binary" and op not in (CompareOperator.eq,):
             raise InvalidFilterError(f"{op.value} does not apply to the binary {attribute.name}")
-        left, right = column.sql, self.params.bind(value)
+        # Stored text is NFC (``tenants.text``): the operand is too, or an identity provider
+        # that looks up a decomposed "é" finds nothing and then gets 409 creating it.
+        left, right = column.sql, self.params.bind(unicodedata.normalize("NFC", value))
         if not attribute.case_exact:
             left, right = f"lower({left})", f"lower({right})"
         if op == CompareOperator.eq:

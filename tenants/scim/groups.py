@@ -110,7 +110,7 @@ async def replace_group(
 ) -> GroupRecord:
     """PUT /Groups/{id} (RFC 7644 §3.5.1); a document without ``members`` empties the group."""
     before = await get_group(group_id, for_update=True)
-    check_version(group_version(before), if_match)
+    check_version(group_version(before), if_match, kind="Group")
     return await _write(before, group_document(payload), actor=actor)
 
 
@@ -120,7 +120,7 @@ async def patch_group(
     """PATCH /Groups/{id} (RFC 7644 §3.5.2), all operations or none, once the identity
     providers' dialects are read (``tenants.scim.dialects``)."""
     before = await get_group(group_id, for_update=True)
-    check_version(group_version(before), if_match)
+    check_version(group_version(before), if_match, kind="Group")
     current = render_group(before, base)
     current.pop("meta")
     rewritten = dialects.patch_message(GROUPS, payload, current)
@@ -145,7 +145,7 @@ async def delete_group(group_id: uuid.UUID, *, if_match: str | None, actor: Acto
     """DELETE /Groups/{id}: the group goes (its members stay; rules on it go with it, as a
     new policy version, exactly as when an admin deletes it)."""
     before = await get_group(group_id, for_update=True)
-    check_version(group_version(before), if_match)
+    check_version(group_version(before), if_match, kind="Group")
     await groups.delete_group(group_id, actor=actor)
 
 

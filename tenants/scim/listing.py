@@ -60,14 +60,17 @@ def order_by(columns: Columns, query: ListQuery, tiebreak: str) -> str:
     direction = "DESC NULLS FIRST" if query.descending else "ASC NULLS LAST"
     if not query.sort_by:
         return f"{tiebreak} {'DESC' if query.descending else 'ASC'}"
-    binding = bind_path(columns.kind, query.sort_by)
-    column = columns.column(binding)
+    try:
+        binding = bind_path(columns.kind, query.sort_by)
+        column = columns.column(binding)
+    except InvalidFilterError as exc:  # the path's own words, but not a filter's error
+        raise InvalidValueError(f"sortBy: {exc}") from None
     if isinstance(column, Composite):
         if binding.sub is None:
-            raise InvalidFilterError(f"{binding} is complex: sort by one of its sub-attributes")
+            raise InvalidValueError(f"sortBy: {binding} is complex: sort by a sub-attribute")
         found = column.subs.get(binding.sub.name.lower())
         if found is None:
-            raise InvalidFilterError(f"{binding} cannot be sorted on")
+            raise InvalidValueError(f"sortBy: {binding} cannot be sorted on")
         column = found
     scalar = value_column(column)
     return f"{sort_expression(scalar, binding.leaf.case_exact)} {direction}, {tiebreak} ASC"

@@ -103,7 +103,7 @@ async def list_users(query: ListQuery) -> tuple[int, list[UserRecord]]:
     return total, [_record(r) for r in rows]
 
 
-def check_version(record_version: str, if_match: str | None) -> None:
+def check_version(record_version: str, if_match: str | None, *, kind: str = "User") -> None:
     """RFC 7644 §3.14 / RFC 7232 §3.1: proceed only if ``If-Match`` names the current
     version (weak comparison) or is ``*``; PreconditionFailedError otherwise."""
     if if_match is None:
@@ -114,7 +114,7 @@ def check_version(record_version: str, if_match: str | None) -> None:
     current = record_version.removeprefix("W/")
     if not any(tag.removeprefix("W/") == current for tag in wanted):
         raise PreconditionFailedError(
-            f"the User changed: its version is {record_version}, not {if_match}"
+            f"the {kind} changed: its version is {record_version}, not {if_match}"
         )
 
 

@@ -163,6 +163,22 @@ async def test_malformed_bulk_requests_are_refused_whole(scim: Scim) -> None:
     assert_scim_error(await scim.post("/Bulk", bad_limit), 400, "invalidValue")
 
 
+async def test_a_bulk_id_given_twice_refuses_the_request_whole(
+    scim: Scim, owner_conn: Any
+) -> None:
+    """RFC 7644 §3.7: a bulkId is unique within a request; two operations sharing one
+    (here with different users) used to share one new member id and end in a 409 for all."""
+    before = await row_counts(owner_conn)
+    twice = {
+        "schemas": [BULK_URN],
+        "Operations": [user_op("d", "first"), user_op("e", "other"), user_op("d", "second")],
+    }
+    error = assert_scim_error(await scim.post("/Bulk", twice), 400, "invalidValue")
+    assert "Operations[2].bulkId 'd'" in error["detail"]
+    assert "Operations[0]" in error["detail"]
+    assert await row_counts(owner_conn) == before
+
+
 async def test_a_deleted_user_created_again_in_bulk_is_restored(scim: Scim) -> None:
     user = await scim.create_user("again@x.example")
     assert (await scim.delete(f"/Users/{user['id']}")).status_code == 204

@@ -30,10 +30,34 @@ async def test_unknown_routes_and_the_root_answer_scim_404(scim: Scim) -> None:
 async def test_methods_the_route_does_not_take_answer_scim_405(scim: Scim) -> None:
     assert_scim_error(await scim.request("PUT", "/Users"), 405)
     assert_scim_error(await scim.request("PATCH", "/Groups"), 405)
-    assert_scim_error(
-        await scim.client.request("TRACE", "/scim/v2/Users", headers=scim.headers), 405
-    )
+    # Every 405 names what the route takes (RFC 9110 §15.5.6), for methods the router
+    # knows nothing of too; TRACE used to be refused by the router with no Allow at all.
+    for method, path, allowed in (
+        ("TRACE", "/scim/v2/Users", "GET, POST, HEAD"),
+        ("PROPFIND", "/scim/v2/Users/x", "GET, PUT, PATCH, DELETE, HEAD"),
+        ("OPTIONS", "/scim/v2/Bulk", "POST"),
+    ):
+        refused = await scim.client.request(method, path, headers=scim.headers)
+        assert_scim_error(refused, 405)
+        assert refused.headers["allow"] == allowed
     assert_scim_error(await scim.client.request("DELETE", "/scim/v2/Schemas"), 405)
+
+
+async def test_me_is_not_implemented(scim: Scim) -> None:
+    """RFC 7644 §3.11: a provider without /Me SHOULD answer 501 (it used to be a 404,
+    which reads as a wrong base URL)."""
+    for method, path in (("GET", "/Me"), ("POST", "/Me"), ("PATCH", "/Me/x")):
+        error = assert_scim_error(await scim.request(method, path, {}), 501)
+        assert "/Me" in error["detail"]
+
+
+async def test_head_of_a_resource_is_its_get_without_a_body(scim: Scim) -> None:
+    user = await scim.create_user("head@x.example")
+    head = await scim.client.head(f"/scim/v2/Users/{user['id']}", headers=scim.headers)
+    assert head.status_code == 200
+    assert head.headers["etag"] == user["meta"]["version"]
+    assert head.content == b""
+    assert (await scim.client.head("/scim/v2/Users", headers=scim.headers)).status_code == 200
 
 
 async def test_a_body_over_the_limit_answers_scim_413(scim: Scim) -> None:

@@ -261,7 +261,12 @@ async def test_sorting_and_paging(scim: Scim) -> None:
     only_count = (await scim.get("/Users", count=0)).json()
     assert only_count["totalResults"] == 5
     assert only_count["Resources"] == []
-    assert_scim_error(await scim.get("/Users", sortBy="nothing"), 400, "invalidFilter")
+    # A sortBy is not a filter: RFC 7644 §3.12's invalidFilter would send the client
+    # looking at a filter it did not give.
+    unknown_sort = await scim.get("/Users", sortBy="nothing")
+    assert_scim_error(unknown_sort, 400, "invalidValue")
+    assert "sortBy" in unknown_sort.json()["detail"]
+    assert_scim_error(await scim.get("/Users", sortBy="name"), 400, "invalidValue")
     assert_scim_error(await scim.get("/Users", count="many"), 400, "invalidValue")
 
 
@@ -296,6 +301,16 @@ async def test_a_start_index_or_count_that_is_no_finite_integer_is_invalid_value
         assert_scim_error(past, 400, "invalidValue")
 
 
+async def test_a_decomposed_filter_value_finds_what_was_stored_composed(scim: Scim) -> None:
+    """Values are stored NFC; an identity provider sending the decomposed form (e + U+0301)
+    in its lookup must find the user it created, not get 0 results and then a 409."""
+    created = await scim.create_user("jose\u0301.x@acme.example", displayName="Jose\u0301 X")
+    assert created["userName"] == "jos\u00e9.x@acme.example"
+    for text in ('userName eq "jose\u0301.x@acme.example"', 'displayName sw "Jose\u0301"'):
+        found = (await scim.get("/Users", filter=text)).json()
+        assert [u["id"] for u in found["Resources"]] == [created["id"]], text
+
+
 async def test_search_by_post_and_attribute_projection(scim: Scim) -> None:
     await scim.create_user("p@x.example", title="T", nickName="N")
     body = {
@@ -310,6 +325,9 @@ async def test_search_by_post_and_attribute_projection(scim: Scim) -> None:
     assert "title" not in excluded
     assert "meta" not in excluded
     assert excluded["nickName"] == "N"
+    # Naming only attributes that do not exist still replaces the default set (§3.9).
+    only_unknown = (await scim.get("/Users", attributes="nothing,urn:x:y")).json()["Resources"]
+    assert [set(u) for u in only_unknown] == [{"schemas", "id"}]
     everything = (
         await scim.post("/.search", {"schemas": body["schemas"], "filter": "displayName pr"})
     ).json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tests.conftest import OrgHandle, make_member, make_unit
-from tests.scim.conftest import ENTERPRISE_URN, SCIM_JSON, USER_URN, Scim
+from tests.scim.conftest import ENTERPRISE_URN, PATCH_URN, SCIM_JSON, USER_URN, Scim
 
 
 def assert_scim_error(response: object, status: int, scim_type: str | None = None) -> dict:
@@ -212,6 +212,50 @@ async def test_unknown_ids_and_paths_answer_scim_404_and_wrong_methods_405(scim:
     assert_scim_error(await scim.get("/Nothing/here"), 404)
     assert_scim_error(await scim.request("DELETE", "/Users"), 405)
     assert_scim_error(await scim.request("POST", "/ServiceProviderConfig", {}), 405)
+
+
+async def test_writes_answer_with_the_attributes_asked_for_and_the_whole_etag(
+    scim: Scim,
+) -> None:
+    """RFC 7644 §3.9: attributes and excludedAttributes apply to every answer that returns
+    a resource, creation, replacement and PATCH included; the ETag and Location headers
+    come from the whole resource whatever the projection drops."""
+    created = await scim.client.post(
+        "/scim/v2/Users",
+        params={"attributes": "userName"},
+        json={"schemas": [USER_URN], "userName": "proj@x.example", "title": "T"},
+        headers=scim.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert set(created.json()) == {"schemas", "id", "userName"}
+    user_id = created.json()["id"]
+    assert created.headers["location"].endswith(f"/scim/v2/Users/{user_id}")
+    path = f"/scim/v2/Users/{user_id}"
+    patched = await scim.client.request(
+        "PATCH",
+        path,
+        params={"excludedAttributes": "name,meta"},
+        json={
+            "schemas": [PATCH_URN],
+            "Operations": [{"op": "replace", "path": "title", "value": "U"}],
+        },
+        headers=scim.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["title"] == "U"
+    assert "meta" not in patched.json()
+    assert "name" not in patched.json()
+    fetched = await scim.client.get(path, params={"attributes": "title"}, headers=scim.headers)
+    assert set(fetched.json()) == {"schemas", "id", "title"}
+    whole = (await scim.get(f"/Users/{user_id}")).json()
+    assert patched.headers["etag"] == fetched.headers["etag"] == whole["meta"]["version"]
+    replaced = await scim.client.put(
+        path,
+        params={"attributes": "title"},
+        json={"schemas": [USER_URN], "userName": "proj@x.example", "title": "V"},
+        headers=scim.headers,
+    )
+    assert replaced.json() == {"schemas": [USER_URN], "id": user_id, "title": "V"}
 
 
 async def test_password_is_accepted_but_never_kept_or_shown(scim: Scim) -> None:
