@@ -4,10 +4,11 @@ Every sign-in callback makes one request to the provider's token endpoint (and s
 userinfo, discovery or the key set). Through httpx's default transport (httpcore, h11,
 anyio) that request cost about 0.8 ms of CPU in this process, more than a fifth of a
 whole callback; this transport keeps httpx's client (request building, auth, redirects,
-content decoding, proxies from the environment) and replaces only the part that talks on
-the socket: an asyncio protocol per connection, responses parsed by httptools (llhttp, the
-parser uvicorn uses), idle connections kept for reuse like httpcore keeps them (at most
-``max_idle`` per origin, for ``keepalive_expiry`` seconds).
+proxies from the environment) and replaces the part that talks on the socket: an asyncio
+protocol per connection, responses parsed by httptools (llhttp, the parser uvicorn uses),
+idle connections kept for reuse like httpcore keeps them (at most ``max_idle`` per
+origin, for ``keepalive_expiry`` seconds), and bodies decoded under the size bound
+(``tenants.http_bodies``) before httpx sees them.
 
 Errors are httpx's own (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``,
 ``ReadError``, ``RemoteProtocolError``…), so callers translate them as before. A request
@@ -25,12 +26,13 @@ from typing import Any, cast
 import httptools
 import httpx
 
-from tenants import network
+from tenants import http_bodies, network
 
 #: Statuses whose responses never carry a body (RFC 9110 §6.4.1).
 _NO_BODY = frozenset({204, 304})
-#: The most an answer may hold, head and body: discovery documents, key sets and token
-#: answers are a few kilobytes; a provider sending more is refused before it fills memory.
+#: The most an answer may hold, head and body, and the most its body may decode to:
+#: discovery documents, key sets and token answers are a few kilobytes; a provider sending
+#: more is refused before it fills memory (``tenants.http_bodies``).
 MAX_RESPONSE_BYTES = 1 << 20
 
 
@@ -251,10 +253,14 @@ class IdentityProviderTransport(httpx.AsyncBaseTransport):
                 self._release(origin, connection)
             else:
                 connection.close()
+        # Decoded here under the same bound: httpx would inflate a gzip bomb whole.
+        headers, content = http_bodies.decoded(
+            response.headers, b"".join(response.chunks), MAX_RESPONSE_BYTES
+        )
         return httpx.Response(
             response.status,
-            headers=response.headers,
-            stream=httpx.ByteStream(b"".join(response.chunks)),
+            headers=headers,
+            stream=httpx.ByteStream(content),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.strip()},
         )
 
@@ -262,7 +268,7 @@ class IdentityProviderTransport(httpx.AsyncBaseTransport):
     def _head(request: httpx.Request, body: bytes) -> bytes:
         lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
         has_length = False
-        for name, value in request.headers.raw:
+        for name, value in http_bodies.with_accept_encoding(request.headers.raw):
             lowered = name.lower()
             if lowered == b"transfer-encoding":
                 continue  # the body is sent whole, with its length

@@ -33,7 +33,14 @@ from typing import Any
 import httpcore
 import httpx
 
+from tenants import http_bodies
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: The most an answer to a policed request may hold, as sent and as decoded: Keycloak's
+#: admin answers the adapter reads are a few pages of users or groups; a webhook's answer
+#: is read for its status alone.
+MAX_RESPONSE_BYTES = 8 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +196,15 @@ class PolicedTransport(httpx.AsyncHTTPTransport):
     httpx's (false only where an operator asked for it, e.g. a test Keycloak's own
     certificate)."""
 
-    def __init__(self, resolve: Resolve = lookup, *, verify: bool = True) -> None:
+    def __init__(
+        self,
+        resolve: Resolve = lookup,
+        *,
+        verify: bool = True,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
         super().__init__()
+        self.max_response_bytes = max_response_bytes
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(verify=verify),
             # httpx's own client defaults (``httpx.Limits()`` alone bounds nothing).
@@ -198,4 +212,29 @@ class PolicedTransport(httpx.AsyncHTTPTransport):
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
             network_backend=_PolicedBackend(resolve),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """The answer read whole, at most ``max_response_bytes`` as it arrives and as it
+        decodes (``tenants.http_bodies``): a server an organisation names must not be able
+        to fill this process's memory, with a large answer or a small compressed one."""
+        request.headers = httpx.Headers(http_bodies.with_accept_encoding(request.headers.raw))
+        response = await super().handle_async_request(request)
+        limit = self.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.stream:  # type: ignore[union-attr]
+                size += len(chunk)
+                if size > limit:
+                    raise http_bodies.too_large(limit)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        headers, body = http_bodies.decoded(response.headers.raw, b"".join(chunks), limit)
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            stream=httpx.ByteStream(body),
+            extensions=response.extensions,
         )

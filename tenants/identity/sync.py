@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import httpx
 
-from tenants import db
+from tenants import db, network
 from tenants.actors import Actor, system_actor
 from tenants.identity import changes, service
 from tenants.identity.errors import (
@@ -179,12 +179,20 @@ async def _with_idps(org_id: OrgId, organisation: DirectoryOrganisation) -> Dire
         link = await service.sso_link(_configured().sso_box)
     if link is None:
         return organisation
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
+    # Policed as sign-in's fetches are: the outbound network policy, and a bound on the
+    # answer (a discovery document is a few kilobytes).
+    transport = network.PolicedTransport(max_response_bytes=1 << 20)
+    async with httpx.AsyncClient(transport=transport, timeout=10.0, follow_redirects=False) as http:
         try:
             metadata = await RelyingParty(http).metadata(link.issuer)
         except SignInError as exc:
             raise BackendUnavailableError(
                 f"the organisation's identity provider cannot be read: {exc.message}"
+            ) from exc
+        except network.Refused as exc:
+            raise BackendUnavailableError(
+                f"the organisation's identity provider cannot be read: its address is refused"
+                f" by the outbound network policy ({exc})"
             ) from exc
     idp = LinkedIdp(
         alias=f"{organisation.alias}-oidc",

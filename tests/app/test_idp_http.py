@@ -192,6 +192,26 @@ async def test_an_answer_larger_than_the_limit_is_refused_and_its_connection_dro
         assert seen.connections == 2
 
 
+async def test_a_compressed_answer_is_bounded_as_it_decodes_and_none_is_asked_for() -> None:
+    """``Content-Encoding: gzip, gzip`` on a few hundred bytes would decode to 100 MB in
+    httpx's hands, on the event loop; here it is refused once past the bound, and an honest
+    gzipped answer still reads."""
+    bomb = gzip.compress(gzip.compress(b"\0" * (100 << 20), compresslevel=9), compresslevel=9)
+    assert len(bomb) < 2_000
+    answers = iter([
+        ok(bomb, b"Content-Encoding: gzip, gzip"),
+        ok(gzip.compress(b'{"keys": []}'), b"Content-Encoding: gzip"),
+    ])
+    async with server(lambda _: next(answers)) as (url, seen), \
+            identity_provider_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="larger than"):
+            await client.get(f"{url}/jwks")
+        honest = await client.get(f"{url}/jwks")
+    assert honest.json() == {"keys": []}
+    assert "content-encoding" not in honest.headers
+    assert all(b"\r\nAccept-Encoding: identity\r\n" in r for r in seen.requests)
+
+
 async def test_a_slow_answer_is_a_read_timeout() -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")

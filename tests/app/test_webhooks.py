@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -368,3 +369,40 @@ async def test_a_connection_goes_to_the_address_the_policy_checked_resolving_onc
     assert asked == ["receiver.example", "rebound.example", "nowhere.invalid"]
     [arrival] = receiver.arrivals
     assert arrival.headers["host"] == f"receiver.example:{port}"
+
+
+async def test_an_answer_is_bounded_as_sent_and_as_it_decodes() -> None:
+    """A receiver (or a Keycloak server) an organisation names answers a few hundred bytes
+    marked ``gzip, gzip`` that decode to 100 MB, or simply more than the bound: the policed
+    transport refuses both before they fill memory, and reads an honest answer."""
+    bomb = gzip.compress(gzip.compress(b"\0" * (100 << 20), compresslevel=9), compresslevel=9)
+    bodies = iter([
+        (bomb, b"Content-Encoding: gzip, gzip\r\n"),
+        (b"x" * 5_000, b""),
+        (gzip.compress(b'{"ok": true}'), b"Content-Encoding: gzip\r\n"),
+    ])
+    requests: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                requests.append(await reader.readuntil(b"\r\n\r\n"))
+                body, extra = next(bodies)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s"
+                             % (len(body), extra, body))
+                await writer.drain()
+        writer.close()
+
+    listening = await asyncio.start_server(answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/hooks"
+    transport = network.PolicedTransport(max_response_bytes=4_096)
+    try:
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(httpx.RemoteProtocolError, match="larger than 4096 bytes"):
+                await client.get(url)
+            with pytest.raises(httpx.RemoteProtocolError, match="larger than 4096 bytes"):
+                await client.get(url)
+            assert (await client.get(url)).json() == {"ok": True}
+    finally:
+        listening.close()
+    assert all(b"\r\nAccept-Encoding: identity\r\n" in r for r in requests)
