@@ -66,6 +66,7 @@ class Reason(StrEnum):
     ID_TOKEN_TOO_OLD = "id_token_too_old"
     ID_TOKEN_NO_ISSUE_TIME = "id_token_no_issue_time"
     ID_TOKEN_NO_SUBJECT = "id_token_no_subject"
+    ID_TOKEN_BAD_CLAIMS = "id_token_bad_claims"
     NONCE_MISSING = "nonce_missing"
     NONCE_MISMATCH = "nonce_mismatch"
     USERINFO_FAILED = "userinfo_failed"
@@ -122,6 +123,8 @@ MESSAGES: dict[Reason, str] = {
     R.ID_TOKEN_TOO_OLD: "The ID token was issued too long ago.",
     R.ID_TOKEN_NO_ISSUE_TIME: "The ID token has no issue time.",
     R.ID_TOKEN_NO_SUBJECT: "The ID token has no subject.",
+    R.ID_TOKEN_BAD_CLAIMS: "The ID token holds an empty or overlong identifier, or text "
+    "that cannot be stored.",
     R.NONCE_MISSING: "The ID token carries no nonce.",
     R.NONCE_MISMATCH: "The ID token does not belong to this sign-in (nonce).",
     R.USERINFO_FAILED: "Your identity provider's user information could not be read.",

@@ -9,12 +9,16 @@ act on; library errors are translated here so callers never see joserfc or httpx
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import math
 import re
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlencode
 
 import httpx
@@ -26,6 +30,7 @@ from joserfc.jwk import KeySet
 from tenants.errors import TenantryError
 from tenants.signins.rules import Reason
 from tenants.sso.rules import endpoint_problem
+from tenants.text import is_control, is_storable
 
 #: Asymmetric algorithms only: HS256 would let anyone holding the client secret mint tokens,
 #: and "none" is never acceptable.
@@ -42,6 +47,9 @@ ALLOWED_ALGORITHMS = (
     "EdDSA",
 )
 LEEWAY_SECONDS = 60
+#: OIDC Core §2: ``sub`` "MUST NOT exceed 255 ASCII characters"; ``sid`` and a logout
+#: token's ``jti`` are identifiers of the same kind, kept in columns of that size.
+MAX_IDENTIFIER = 255
 MAX_AGE_SECONDS = 600
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 #: An OAuth error code as RFC 6749 §5.2 allows it (printable ASCII, no quote or backslash);
@@ -86,6 +94,10 @@ class ProviderMetadata:
         logout endpoints, so a document naming ``file:``, ``javascript:`` or plain http
         elsewhere is the provider's mistake or an attack, refused before any of it is used.
         """
+        if not isinstance(document, Mapping):
+            raise SignInError(
+                "the discovery document is not a JSON object", Reason.IDP_METADATA_INVALID
+            )
         if document.get("issuer") != issuer:
             raise SignInError(
                 f"the discovery document names issuer {document.get('issuer')!r}, not {issuer!r}",
@@ -167,10 +179,10 @@ def validate_id_token(
     now = int(time.time()) if now is None else now
     _check_common(claims, issuer=issuer, client_id=client_id, now=now, what="ID token")
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or exp <= now - LEEWAY_SECONDS:
+    if not _numeric_date(exp) or exp <= now - LEEWAY_SECONDS:
         raise SignInError("the ID token has expired", Reason.ID_TOKEN_EXPIRED)
     nbf = claims.get("nbf")
-    if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + LEEWAY_SECONDS):
+    if nbf is not None and (not _numeric_date(nbf) or nbf > now + LEEWAY_SECONDS):
         raise SignInError(
             "the ID token is not valid yet (nbf); check the clocks", Reason.ID_TOKEN_NOT_YET_VALID
         )
@@ -209,7 +221,7 @@ def validate_logout_token(
     now = int(time.time()) if now is None else now
     _check_common(claims, issuer=issuer, client_id=client_id, now=now, what="logout token")
     exp = claims.get("exp")
-    if exp is not None and (not isinstance(exp, int | float) or exp <= now - LEEWAY_SECONDS):
+    if exp is not None and (not _numeric_date(exp) or exp <= now - LEEWAY_SECONDS):
         raise SignInError("the logout token has expired", Reason.LOGOUT_TOKEN_INVALID)
     events = claims.get("events")
     if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict):
@@ -224,20 +236,73 @@ def validate_logout_token(
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
         raise SignInError("the logout token has no jti", Reason.LOGOUT_TOKEN_INVALID)
+    for name, value in (("sub", subject), ("sid", sid), ("jti", jti)):
+        problem = identifier_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise SignInError(f"the logout token's {name} {problem}", Reason.LOGOUT_TOKEN_INVALID)
     return LogoutClaims(
         subject if isinstance(subject, str) else None, sid if isinstance(sid, str) else None, jti
     )
 
 
 def _decode(token: str, keys: KeySet, what: str) -> dict[str, Any]:
+    refused = SignInError(
+        f"the {what} is not validly signed by the identity provider",
+        Reason.ID_TOKEN_BAD_SIGNATURE if what == "ID token" else Reason.LOGOUT_TOKEN_INVALID,
+    )
+    if jws_header(token) is None:  # before joserfc, which assumes the header is an object
+        raise refused
     try:
         decoded = jwt.decode(token, keys, algorithms=list(ALLOWED_ALGORITHMS))
-    except (JoseError, ValueError, TypeError) as exc:
+    except (JoseError, ValueError, TypeError, RecursionError) as exc:
+        raise refused from exc
+    claims = dict(decoded.claims)
+    unstorable = _unstorable_claim(claims)
+    if unstorable is not None:
         raise SignInError(
-            f"the {what} is not validly signed by the identity provider",
-            Reason.ID_TOKEN_BAD_SIGNATURE if what == "ID token" else Reason.LOGOUT_TOKEN_INVALID,
-        ) from exc
-    return dict(decoded.claims)
+            f"the {what}'s claim {unstorable} holds a NUL character or a lone surrogate,"
+            " which is not text",
+            Reason.ID_TOKEN_BAD_CLAIMS if what == "ID token" else Reason.LOGOUT_TOKEN_INVALID,
+        )
+    return claims
+
+
+def _numeric_date(value: Any) -> TypeGuard[int | float]:
+    """A NumericDate (RFC 7519 §2): a finite JSON number. NaN and Infinity, which Python's
+    JSON reader accepts, would pass every comparison they fail."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def identifier_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a subject, session or token identifier; None when it can."""
+    if not value:
+        return "is empty"
+    if len(value) > MAX_IDENTIFIER:
+        return f"is longer than {MAX_IDENTIFIER} characters"
+    if any(is_control(char) for char in value):
+        return "contains a control character"
+    return None
+
+
+def _unstorable_claim(claims: Mapping[str, Any]) -> str | None:
+    """The first claim holding, anywhere inside it, a string PostgreSQL cannot store (a NUL
+    or a lone surrogate); None when there is none. Iterative: the claims' depth is the
+    provider's."""
+    for name, value in claims.items():
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                if not is_storable(item):
+                    return repr(name) if is_storable(name) else "(unnamed)"
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+        if not is_storable(name):
+            return "(unnamed)"
+    return None
 
 
 def _check_common(
@@ -260,7 +325,7 @@ def _check_common(
             f"the {what} is meant for another client (aud)", reason(Reason.ID_TOKEN_WRONG_AUDIENCE)
         )
     iat = claims.get("iat")
-    if not isinstance(iat, int | float):
+    if not _numeric_date(iat):
         raise SignInError(
             f"the {what} has no issue time (iat)", reason(Reason.ID_TOKEN_NO_ISSUE_TIME)
         )
@@ -273,22 +338,39 @@ def _check_common(
         raise SignInError(
             f"the {what} was issued too long ago (iat)", reason(Reason.ID_TOKEN_TOO_OLD)
         )
-    if id_token and not isinstance(claims.get("sub"), str):
-        raise SignInError("the ID token has no subject (sub)", Reason.ID_TOKEN_NO_SUBJECT)
+    if id_token:
+        subject = claims.get("sub")
+        if not isinstance(subject, str):
+            raise SignInError("the ID token has no subject (sub)", Reason.ID_TOKEN_NO_SUBJECT)
+        # An empty subject would be one identity shared by everyone the provider sends it
+        # for: the first to sign in would be who all later ones are.
+        problem = identifier_problem(subject)
+        if problem is not None:
+            raise SignInError(f"the ID token's subject (sub) {problem}", Reason.ID_TOKEN_BAD_CLAIMS)
+        sid = claims.get("sid")
+        problem = identifier_problem(sid) if isinstance(sid, str) else None
+        if problem is not None:
+            raise SignInError(
+                f"the ID token's session id (sid) {problem}", Reason.ID_TOKEN_BAD_CLAIMS
+            )
+
+
+def jws_header(token: str) -> dict[str, Any] | None:
+    """The protected header of a compact JWS, or None when it is not a JSON object (RFC 7515
+    §4: a list, a number or JSON nested past the reader's depth are refused as unsigned)."""
+    try:
+        part = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and binascii.Error are ValueErrors
+        return None
+    return header if isinstance(header, dict) else None
 
 
 def kid_of(token: str) -> str | None:
     """The ``kid`` in a compact JWS header, or None; for choosing to refresh the JWKS."""
-    import base64
-    import json
-
-    try:
-        header_part = token.split(".", 1)[0]
-        header = json.loads(base64.urlsafe_b64decode(header_part + "=" * (-len(header_part) % 4)))
-        kid = header.get("kid")
-        return kid if isinstance(kid, str) else None
-    except (ValueError, UnicodeDecodeError):
-        return None
+    header = jws_header(token)
+    kid = header.get("kid") if header is not None else None
+    return kid if isinstance(kid, str) else None
 
 
 @dataclass
@@ -319,8 +401,10 @@ class JwksCache:
             return cached.value  # type: ignore[no-any-return]
         document = await get_json(self.http, url, "the key set (JWKS)")
         try:
-            keys = KeySet.import_key_set(document)
-        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            if not isinstance(document, dict):
+                raise TypeError("a key set is a JSON object")
+            keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise SignInError(
                 f"the key set (JWKS) at {url} is not valid", Reason.IDP_METADATA_INVALID
             ) from exc
@@ -334,21 +418,55 @@ class RelyingParty:
 
     http: httpx.AsyncClient
     metadata_ttl: float = 300.0
+    #: How long a provider that could not be reached is answered from memory. Anyone may
+    #: open a login page or post to back-channel logout, and each needs the document:
+    #: without this, a provider that is down, or hangs for the whole read timeout, would be
+    #: asked again (and hold a request that long) for every one of them. A document that
+    #: came but is wrong is not remembered: it is learnt fast, and an admin fixing it
+    #: wants the next try to see the fix.
+    failure_ttl: float = 10.0
     _metadata: dict[str, _Cached] = field(default_factory=dict)
+    _failures: dict[str, _Cached] = field(default_factory=dict)
+    #: One fetch per issuer at a time; those who arrive meanwhile take its outcome.
+    _fetching: dict[str, asyncio.Lock] = field(default_factory=dict)
     jwks: JwksCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.jwks = JwksCache(self.http)
 
     async def metadata(self, issuer: str, *, fresh: bool = False) -> ProviderMetadata:
+        """The issuer's discovery document, validated; cached for ``metadata_ttl``, a
+        failure for ``failure_ttl``. ``fresh`` (an admin testing the connection) asks
+        again whatever is cached."""
+        known = None if fresh else self._known(issuer)
+        if known is not None:
+            return known
+        async with self._fetching.setdefault(issuer, asyncio.Lock()):
+            known = None if fresh else self._known(issuer)
+            if known is not None:
+                return known
+            url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+            try:
+                document = await get_json(self.http, url, "the discovery document")
+                metadata = ProviderMetadata.from_document(issuer, document)
+            except SignInError as exc:
+                if exc.reason is Reason.IDP_UNREACHABLE:  # slow to learn; a bad document is not
+                    self._failures[issuer] = _Cached(exc, time.monotonic())
+                raise
+            self._failures.pop(issuer, None)
+            self._metadata[issuer] = _Cached(metadata, time.monotonic())
+            return metadata
+
+    def _known(self, issuer: str) -> ProviderMetadata | None:
+        """The cached document while fresh; raises the cached failure while it is recent."""
+        now = time.monotonic()
         cached = self._metadata.get(issuer)
-        if cached and not fresh and time.monotonic() - cached.fetched_at < self.metadata_ttl:
+        if cached and now - cached.fetched_at < self.metadata_ttl:
             return cached.value  # type: ignore[no-any-return]
-        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = await get_json(self.http, url, "the discovery document")
-        metadata = ProviderMetadata.from_document(issuer, document)
-        self._metadata[issuer] = _Cached(metadata, time.monotonic())
-        return metadata
+        failed = self._failures.get(issuer)
+        if failed and now - failed.fetched_at < self.failure_ttl:
+            raise SignInError(failed.value.message, failed.value.reason)
+        return None
 
     async def keys(self, metadata: ProviderMetadata, *, fresh: bool = False) -> KeySet:
         return await self.jwks.get(metadata.jwks_uri, fresh=fresh)
@@ -433,5 +551,5 @@ async def get_json(http: httpx.AsyncClient, url: str, what: str) -> Any:
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the reader's depth
         return None

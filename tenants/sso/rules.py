@@ -1,4 +1,5 @@
-"""Which identity provider a connection may name; plain Python.
+"""Which identity provider a connection may name, and what its claims vouch for; plain
+Python.
 
 OpenID Connect requires the issuer to be an ``https`` URL (OpenID Connect Core 1.0 §2,
 "Issuer Identifier": "a case-sensitive URL using the https scheme"; Discovery 1.0 §3 for
@@ -9,6 +10,8 @@ provider run beside a development server, the tests' provider).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from tenants.errors import FieldProblem, InvalidInputError
@@ -56,3 +59,15 @@ def check_issuer(issuer: str) -> None:
             "the issuer must be the identity provider's https:// URL",
             fields=[FieldProblem("issuer", problem)],
         )
+
+
+def email_vouched_for(claims: Mapping[str, Any]) -> bool | None:
+    """Whether the provider says it verified the address (``email_verified``, OIDC Core
+    §5.1): a boolean, or the text "true"/"false" some providers send; any other value is
+    not a yes. None when the provider says nothing (Entra ID never does)."""
+    value = claims.get("email_verified")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return value is True

@@ -26,6 +26,7 @@ from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.groups.models import Group
 from tenants.groups.service import add_member
 from tenants.identity import changes as identity
+from tenants.members.addresses import normal_email
 from tenants.members.lifecycle import SIGN_IN_ALLOWED, MemberStatus, can_sign_in
 from tenants.members.models import Member
 from tenants.members.service import NewMember, create_member
@@ -738,8 +739,10 @@ SELECT c.enabled, c.issuer, c.email_claim, c.name_claim, c.groups_claim, c.unit_
 
 
 def _email_in(claims: dict[str, Any], claim: str | None) -> str | None:
+    """The address the claim gives, in the normal form members' addresses are kept in (so a
+    decomposed "é" finds the member stored composed); None when it is not one address."""
     value = _claim(claims, claim)
-    return value.strip().lower() if isinstance(value, str) else None
+    return normal_email(value.strip()) if isinstance(value, str) else None
 
 
 async def admit(
@@ -866,7 +869,7 @@ async def _admit(
     if (
         (member is None or matched_by_email)
         and connection.email_claim == "email"
-        and claims.get("email_verified") is False
+        and rules.email_vouched_for(claims) is False
     ):
         return await refuse(
             "your identity provider has not verified your email address", Reason.EMAIL_NOT_VERIFIED

@@ -61,6 +61,11 @@ class Misbehaviour(enum.Enum):
     UNKNOWN_KID = "unknown_kid"  # signed by a key the JWKS never publishes
     ALG_NONE = "alg_none"  # unsigned token, header alg "none"
     MISSING_SUB = "missing_sub"
+    EMPTY_SUB = "empty_sub"  # one identity for everyone the provider sends it for
+    LONG_SUB = "long_sub"  # OIDC Core §2: at most 255 characters
+    NAN_EXPIRY = "nan_expiry"  # exp NaN: passes every comparison it fails
+    NUL_IN_CLAIM = "nul_in_claim"  # text PostgreSQL cannot store
+    HEADER_NOT_OBJECT = "header_not_object"  # a JWS header that is a JSON list
     TOKEN_ENDPOINT_ERROR = "token_endpoint_error"  # /token answers 500
 
 
@@ -111,7 +116,8 @@ class HostileIdp:
     Attributes the tests set: ``misbehaviour``, ``claims_in_id_token`` (False: email, name and
     groups only from /userinfo), ``account`` (the claims of whoever "signs in"),
     ``client_id``/``client_secret`` (checked at /token), ``discovery_changes`` (fields of the
-    discovery document replaced, or left out when None).
+    discovery document replaced, or left out when None), ``discovery_raw`` (bytes served as
+    the discovery document instead of it, e.g. JSON that is no object).
     """
 
     def __init__(
@@ -139,6 +145,7 @@ class HostileIdp:
         self.claims_in_id_token = True
         #: Fields the discovery document serves instead of its own (None: left out).
         self.discovery_changes: dict[str, Any] = {}
+        self.discovery_raw: bytes | None = None
         self.signing_key = _generate_key("hostile-signing-1")
         # Lazily made: forging keys are only needed by a few tests and RSA generation costs time.
         self._other_key: RSAKey | None = None
@@ -216,6 +223,20 @@ class HostileIdp:
             claims["nonce"] = f"not-{nonce}-{secrets.token_urlsafe(8)}"
         elif mb is Misbehaviour.MISSING_SUB:
             claims.pop("sub")
+        elif mb is Misbehaviour.EMPTY_SUB:
+            claims["sub"] = ""
+        elif mb is Misbehaviour.LONG_SUB:
+            claims["sub"] = "s" * 256
+        elif mb is Misbehaviour.NAN_EXPIRY:
+            claims["exp"] = float("nan")
+        elif mb is Misbehaviour.NUL_IN_CLAIM:
+            claims["name"] = "Mia\x00Gamma"
+        elif mb is Misbehaviour.HEADER_NOT_OBJECT:
+            token = ".".join(
+                (_b64url(b'["RS256"]'), _b64url(json.dumps(claims).encode()), _b64url(b"sig"))
+            )
+            self.issued_id_tokens.append(token)
+            return token
         forge = {
             Misbehaviour.BAD_SIGNATURE: "bad_signature",
             Misbehaviour.UNKNOWN_KID: "unknown_kid",
@@ -274,6 +295,7 @@ class HostileIdp:
             self.misbehaviour = Misbehaviour.NONE
             self.claims_in_id_token = True
             self.discovery_changes = {}
+            self.discovery_raw = None
             self._codes.clear()
             self._access_tokens.clear()
             self.issued_id_tokens.clear()
@@ -311,6 +333,8 @@ class HostileIdp:
         }
 
     async def _discovery(self, request: Request) -> Response:
+        if self.discovery_raw is not None:
+            return Response(self.discovery_raw, media_type="application/json")
         return JSONResponse(self.discovery())
 
     async def _jwks(self, request: Request) -> Response:

@@ -44,6 +44,11 @@ REASONS: dict[Misbehaviour, str] = {
     Misbehaviour.UNKNOWN_KID: r"ID token is not validly signed",
     Misbehaviour.ALG_NONE: r"ID token is not validly signed",
     Misbehaviour.MISSING_SUB: r"ID token has no subject",
+    Misbehaviour.EMPTY_SUB: r"ID token's subject \(sub\) is empty",
+    Misbehaviour.LONG_SUB: r"ID token's subject \(sub\) is longer than 255 characters",
+    Misbehaviour.NAN_EXPIRY: r"ID token has expired",
+    Misbehaviour.NUL_IN_CLAIM: r"ID token's claim 'name' holds a NUL character",
+    Misbehaviour.HEADER_NOT_OBJECT: r"ID token is not validly signed",
     Misbehaviour.TOKEN_ENDPOINT_ERROR: r"refused the code exchange \(HTTP 500",
 }
 
@@ -60,6 +65,11 @@ LOGGED: dict[Misbehaviour, set[str]] = {
     Misbehaviour.UNKNOWN_KID: {"id_token_bad_signature"},
     Misbehaviour.ALG_NONE: {"id_token_bad_signature"},
     Misbehaviour.MISSING_SUB: {"id_token_no_subject"},
+    Misbehaviour.EMPTY_SUB: {"id_token_bad_claims"},
+    Misbehaviour.LONG_SUB: {"id_token_bad_claims"},
+    Misbehaviour.NAN_EXPIRY: {"id_token_expired"},
+    Misbehaviour.NUL_IN_CLAIM: {"id_token_bad_claims"},
+    Misbehaviour.HEADER_NOT_OBJECT: {"id_token_bad_signature"},
     Misbehaviour.TOKEN_ENDPOINT_ERROR: {"token_exchange_failed"},
 }
 

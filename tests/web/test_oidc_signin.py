@@ -7,6 +7,8 @@ sign-out, back-channel logout (real and forged tokens), and ending a member's se
 from __future__ import annotations
 
 import asyncio
+import base64
+import time
 import uuid
 
 import asyncpg
@@ -486,6 +488,44 @@ async def test_forged_logout_token_is_answered_400_and_ends_nothing(
         assert (await ada.get("/console")).status_code == 200
     assert await live_sessions(owner_conn, world.ada["id"]) == 1
     assert await audit_events(owner_conn, world.alpha.id, "session.ended_by_idp") == []
+
+
+async def test_a_logout_token_that_does_not_parse_or_holds_what_cannot_be_stored_is_400(
+    world: SsoWorld,
+    live_server: str,
+    forger: HostileIdp,
+    owner_conn: asyncpg.Connection,
+) -> None:
+    """Anyone may post to this endpoint: a header that is no JSON object (a list, a number,
+    arrays nested past the reader's depth) and a validly signed token whose identifiers
+    PostgreSQL cannot hold (NUL) or that are overlong are refused, never a 500."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    unparsable = [f"{b64(header)}.e30.x" for header in (b'["x"]', b"5", b"[" * 50_000)]
+    now = int(time.time())
+    base = {
+        "iss": forger.issuer,
+        "aud": client_id(ALPHA),
+        "iat": now,
+        "exp": now + 120,
+        "jti": uuid.uuid4().hex,
+        "sub": ADA.sub,
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    }
+    signed = [
+        forger._sign({**base, **change}, typ="logout+jwt")
+        for change in ({"jti": "j\x00"}, {"sid": "s\x00"}, {"sub": "a" * 256}, {"exp": 1e400})
+    ]
+    async with live_client(live_server) as ada:
+        assert (await ada.sso_sign_in(ALPHA, ADA.sub)).status_code == 303
+        for token in unparsable + signed:
+            response = await post_logout_token(live_server, ALPHA, token)
+            assert response.status_code == 400, (token[:40], response.text)
+            assert response.json()["error"] == "invalid_request"
+        assert (await ada.get("/console")).status_code == 200
+    assert await live_sessions(owner_conn, world.ada["id"]) == 1
 
 
 async def test_logout_token_made_like_the_forged_ones_but_without_a_defect_is_accepted(
