@@ -94,6 +94,10 @@ PRODUCT_SCOPES = frozenset(
 )
 #: What only machine credentials (API tokens) carry; no person's role includes these either.
 MACHINE_SCOPES = frozenset({P.SCIM_PROVISION, P.CLAIMS_CALLOUT})
+#: Decisions the four-eyes rule reserves to a named person holding the role: only someone
+#: who holds one may put it on a token (not even an owner otherwise), and a token acts
+#: with it only while its creator still holds it, in the creator's name.
+PERSONAL_SCOPES = frozenset({P.ACCESS_APPROVE})
 READS = frozenset(p for p in Permission if p.value.endswith(":read") and p not in PRODUCT_SCOPES)
 _BASIC_READS = frozenset(
     {P.ORGANISATION_READ, P.UNITS_READ, P.GROUPS_READ, P.MEMBERS_READ, P.PRODUCTS_READ}
@@ -154,7 +158,11 @@ def may_grant(giver: frozenset[Permission], granted: frozenset[Permission]) -> b
     """Whether someone holding ``giver`` may hand out ``granted`` (a role's permissions, a
     token's scope): an owner (or anyone holding all an owner holds) anything; anyone else
     only what they hold themselves, so that nobody raises their own or another's powers
-    above their own (``members.roles.may_assign``, ``tokens.rules.may_give``)."""
+    above their own (``members.roles.may_assign``, ``tokens.rules.may_give``). A personal
+    permission (``PERSONAL_SCOPES``) only by someone who holds it: an owner, who does not,
+    would otherwise approve access to data through a token, four eyes or not."""
+    if (granted & PERSONAL_SCOPES) - giver:
+        return False
     return ROLE_PERMISSIONS[Role.OWNER] <= giver or granted <= giver
 
 

@@ -112,6 +112,20 @@ class Party:
     member_id: uuid.UUID | None
     permissions: frozenset[Permission]
 
+    @property
+    def named_member(self) -> uuid.UUID | None:
+        """The member the person is (for a token, the member who created it), to name as
+        who decided; None when the person is no member (a product, a system actor)."""
+        if self.member_id is not None:
+            return self.member_id
+        kind, _, raw = self.person.partition(":")
+        if kind != "member":
+            return None
+        try:
+            return uuid.UUID(raw)
+        except ValueError:
+            return None
+
 
 @dataclass(frozen=True, slots=True)
 class GrantFacts:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ from tenants.errors import (
 from tenants.members.models import Member
 from tenants.models_base import get_by_id, get_referenced
 from tenants.pagination import Page, Sort, paginate
-from tenants.permissions import Permission, permissions_of
+from tenants.permissions import PERSONAL_SCOPES, Permission, permissions_of
 from tenants.products.models import Product
 from tenants.tokens.models import ApiToken
 from tenants.units.models import Unit
@@ -44,14 +44,24 @@ from tenants.units.models import Unit
 
 async def party_of(actor: Actor, permissions: frozenset[Permission]) -> Party:
     """The person behind ``actor``: a member is themselves; an API token is whoever
-    created it (its ``created_by``); anything else (a product) is only itself."""
+    created it (its ``created_by``), acting in their name, and with a personal permission
+    (``PERSONAL_SCOPES``: deciding on access to data) only while that member still holds
+    it; anything else (a product) is only itself, without personal permissions."""
     if actor.kind is ActorKind.MEMBER:
         return Party(actor.ref, uuid.UUID(actor.id), permissions)
     if actor.kind is ActorKind.API_TOKEN:
         creator = await ApiToken.filter(id=actor.id).values_list("created_by", flat=True)
         if creator:
-            return Party(str(creator[0]), None, permissions)
-    return Party(actor.ref, None, permissions)
+            party = Party(str(creator[0]), None, permissions)
+            creator_id = party.named_member
+            roles = (
+                await Member.filter(id=creator_id).values_list("roles", flat=True)
+                if creator_id is not None
+                else []
+            )
+            held = permissions_of(roles[0]) if roles else frozenset()
+            return replace(party, permissions=permissions - (PERSONAL_SCOPES - held))
+    return Party(actor.ref, None, permissions - PERSONAL_SCOPES)
 
 
 def facts(grant: AccessGrant) -> rules.GrantFacts:
@@ -267,7 +277,7 @@ async def _decide(
     now = datetime.now(UTC)
     before = snapshot(grant)
     grant.status = _transition(grant, action, now)
-    grant.decided_by_id = party.member_id
+    grant.decided_by_id = party.named_member
     grant.decided_at = now
     grant.decision_reason = (reason or "").strip() or None
     if action is GrantAction.APPROVE:
@@ -348,7 +358,7 @@ async def review_access(
             "record what the review found", fields=[FieldProblem("note", "is required")]
         )
     grant.review_required = False
-    grant.reviewed_by_id = party.member_id
+    grant.reviewed_by_id = party.named_member
     grant.reviewed_at = datetime.now(UTC)
     grant.review_note = note.strip()
     await grant.save(

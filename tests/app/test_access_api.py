@@ -56,19 +56,27 @@ async def test_the_requester_cannot_approve_their_own_request_and_another_office
     assert ends == timedelta(hours=24)
 
 
-async def test_a_token_created_by_the_requester_cannot_approve_for_them(
-    org: OrgHandle, people: dict[str, dict[str, Any]], owner_conn: asyncpg.Connection
-) -> None:
-    grant_id = await request_as(org, people["admin"], people["member"])
-    # A token the requester made acts for the requester (tokens carry their creator).
+async def token_of(org: OrgHandle, creator: dict[str, Any], *scopes: str) -> str:
+    """A token ``creator`` made (given whatever scopes: the rules of giving are not what
+    these tests are about)."""
     async with db.tenant_transaction(org.id):
         from tenants.members.roles import ANY_ASSIGNER
         from tenants.tokens import service as tokens
 
         _, text = await tokens.create_token(
-            "mine", ["access:approve"], expires_in=None, actor=as_member(people["admin"]),
-            issuer=ANY_ASSIGNER,
+            "mine", list(scopes), expires_in=None, actor=as_member(creator), issuer=ANY_ASSIGNER
         )
+    return text
+
+
+async def test_a_token_created_by_the_requester_cannot_approve_for_them(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    both = await make_member(org, name="Both Roles", roles=["admin", "privacy_officer"])
+    member = await make_member(org, name="Mia Member")
+    grant_id = await request_as(org, both, member)
+    # A token the requester made acts for the requester (tokens carry their creator).
+    text = await token_of(org, both, "access:approve")
     refused = await org.client.post(
         f"/v1/access/grants/{grant_id}/approve",
         json={},
@@ -77,6 +85,42 @@ async def test_a_token_created_by_the_requester_cannot_approve_for_them(
     assert refused.status_code == 403, refused.text
     assert "another privacy officer" in refused.json()["detail"]
     status = await owner_conn.fetchval("SELECT status FROM access_grants WHERE id = $1", grant_id)
+    assert status == "requested"
+
+
+async def test_a_token_decides_in_its_creators_name_and_only_while_they_are_an_officer(
+    org: OrgHandle, people: dict[str, dict[str, Any]], owner_conn: asyncpg.Connection
+) -> None:
+    """Deciding on access to data is a person's act: a privacy officer's token approves
+    as that officer (named as who decided); an owner's token, or an officer's after they
+    lost the role, cannot, whatever scopes it carries."""
+    owner = await make_member(org, name="Oscar Owner", roles=["owner"])
+
+    async def approve_with(token: str, grant_id: uuid.UUID) -> Any:
+        return await org.client.post(
+            f"/v1/access/grants/{grant_id}/approve",
+            json={},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    first = await request_as(org, people["admin"], people["member"])
+    refused = await approve_with(await token_of(org, owner, "access:approve"), first)
+    assert refused.status_code == 403, refused.text
+    assert "only a privacy officer" in refused.json()["detail"]
+
+    officers = await token_of(org, people["officer"], "access:approve", "access:read")
+    approved = await approve_with(officers, first)
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["decided_by_id"] == people["officer"]["id"]
+
+    second = await request_as(org, people["admin"], people["member"])
+    await owner_conn.execute(
+        "UPDATE members SET roles = '[\"admin\"]' WHERE id = $1", uuid.UUID(people["officer"]["id"])
+    )
+    gone = await approve_with(officers, second)
+    assert gone.status_code == 403, gone.text
+    assert "only a privacy officer" in gone.json()["detail"]
+    status = await owner_conn.fetchval("SELECT status FROM access_grants WHERE id = $1", second)
     assert status == "requested"
 
 
@@ -106,9 +150,12 @@ async def test_a_token_requests_for_a_named_admin_cannot_approve_it_and_a_denial
     assert grant["categories"] == ["communications", "files"]
     assert grant["all_products"] is False and grant["product_ids"] == [product["id"]]
 
+    # The requesting token was made by no person (the tests' system actor): deciding on
+    # access to data is a person's act, so it cannot approve anything, its own request
+    # included.
     own = await org.post(f"/v1/access/grants/{grant['id']}/approve", {})
     assert own.status_code == 403, own.text
-    assert own.json()["detail"].startswith("you requested this access")
+    assert own.json()["detail"].startswith("only a privacy officer")
 
     await decide_as(org, people["officer"], uuid.UUID(grant["id"]), approve=False)
     with pytest.raises(IllegalTransitionError, match="the grant is denied"):
@@ -261,8 +308,15 @@ async def test_emergency_access_starts_at_once_and_is_flagged_until_reviewed(
     assert reviewed.review_required is False and reviewed.reviewed_by_id == uuid.UUID(
         people["officer"]["id"]
     )
-    twice = await org.post(f"/v1/access/grants/{grant_id}/review", {"note": "again"})
-    assert twice.status_code == 409
+    twice = await org.client.post(
+        f"/v1/access/grants/{grant_id}/review",
+        json={"note": "again"},
+        headers={
+            "Authorization": "Bearer "
+            + await token_of(org, people["other_officer"], "access:approve", "access:read")
+        },
+    )
+    assert twice.status_code == 409, twice.text
 
 
 # --- lists and isolation --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from tenants.members.roles import ANY_ASSIGNER
 from tenants.models_base import max_length_of
 from tenants.permissions import (
     MACHINE_SCOPES,
+    PERSONAL_SCOPES,
     PRODUCT_SCOPES,
     ROLE_PERMISSIONS,
     Permission,
@@ -40,10 +41,24 @@ def test_a_token_is_active_until_it_expires_and_revoked_wins_over_expired() -> N
     assert status_of(NOW, NOW - timedelta(days=1), NOW) is TokenStatus.REVOKED
 
 
-def test_an_owner_gives_any_scope_product_and_machine_scopes_included() -> None:
+def test_an_owner_gives_any_scope_but_a_personal_one_product_and_machine_scopes_included() -> None:
     owner = permissions_of([Role.OWNER])
-    assert all(may_give(owner, p) for p in Permission)
+    assert all(may_give(owner, p) for p in Permission if p not in PERSONAL_SCOPES)
     assert all(may_give(ANY_ASSIGNER, p) for p in PRODUCT_SCOPES | MACHINE_SCOPES)
+
+
+def test_deciding_on_access_to_data_is_given_only_by_someone_who_holds_it() -> None:
+    """An owner does not approve access to data (a privacy officer does): a token must not
+    be the way round that."""
+    owner = permissions_of([Role.OWNER])
+    assert {Permission.ACCESS_APPROVE} == PERSONAL_SCOPES
+    assert not may_give(owner, Permission.ACCESS_APPROVE)
+    assert may_give(owner | {Permission.ACCESS_APPROVE}, Permission.ACCESS_APPROVE)
+    officer = permissions_of([Role.PRIVACY_OFFICER])
+    assert may_give(officer, Permission.ACCESS_APPROVE)
+    with pytest.raises(PermissionDeniedError) as refused:
+        check_may_give(owner, [Permission.MEMBERS_READ, Permission.ACCESS_APPROVE])
+    assert "access:approve" in refused.value.fields[0].reason
 
 
 def test_anyone_else_gives_only_permissions_they_hold() -> None:
