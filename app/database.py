@@ -15,14 +15,16 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
+from tortoise.migrations.recorder import MigrationRecorder
 
 from migrations.config import tortoise_config
 
@@ -382,12 +384,25 @@ async def prepare_database(
     trust setups; give APP_DATABASE_URL with a password elsewhere).
     """
     database = connection_params(admin_url)["database"]
+    # Nodes started together each prepare: one at a time (the catalog changes below,
+    # GRANT and ALTER ROLE, fail with "tuple concurrently updated" when they race).
+    async with _advisory_lock(with_database(admin_url, "postgres"), f"tenantry.prepare.{database}"):
+        return await _prepare_database(
+            admin_url, database, app_role=app_role, app_database_url=app_database_url
+        )
+
+
+async def _prepare_database(
+    admin_url: str, database: str, *, app_role: str, app_database_url: str | None
+) -> DatabaseUrls:
     conn = await _admin_connect(with_database(admin_url, "postgres"))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
-            await conn.execute(f"CREATE DATABASE {_ident(database)}")
-            log.info("created database %s", database)
+            # Another server's migrate (or a person) may create it in between.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f"CREATE DATABASE {_ident(database)}")
+                log.info("created database %s", database)
         is_super = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         can_create_roles = is_super or await conn.fetchval(
             "SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user"
@@ -435,10 +450,16 @@ def urls_for(admin_url: str, *, app_role: str, app_database_url: str | None) -> 
     return DatabaseUrls(admin=admin_url, app=app_database_url or with_user(admin_url, app_role))
 
 
-async def migrate(urls: DatabaseUrls) -> list[str]:
-    """Apply pending migrations as the owner role; returns the names applied."""
-    from tortoise import Tortoise
-    from tortoise.migrations.api import migrate as tortoise_migrate
+async def migrate(urls: DatabaseUrls, *, target: str | None = None) -> list[str]:
+    """Apply pending migrations as the owner role (up to ``target``, ``app.name``, for
+    tests of upgrades; all by default); returns the names applied.
+
+    One ``migrate`` at a time per database (an advisory lock: nodes started together with
+    ``--migrate`` take turns, the later ones finding nothing to do), and each migration
+    records itself in its own transaction (``migrations.base``), so a process killed at
+    any moment leaves a database the next ``migrate`` finishes."""
+    from tortoise import Tortoise, connections
+    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
     applied: list[str] = []
 
@@ -447,11 +468,44 @@ async def migrate(urls: DatabaseUrls) -> list[str]:
             applied.append(f"{app_label}.{name}")
 
     config = tortoise_config(tortoise_connection(urls.admin, role=OWNER_ROLE, pool_size=2))
-    try:
-        await tortoise_migrate(config=config, progress=progress)
-    finally:
-        await Tortoise.close_connections()
+    async with _advisory_lock(urls.admin, "tenantry.migrate"):
+        try:
+            # What tortoise.migrations.api.migrate does, with a recorder that leaves the
+            # record a migration made of itself.
+            await Tortoise.init(config=config, init_connections=False)
+            connection = connections.get("default")
+            executor = MigrationExecutor(connection, config["apps"])
+            executor.recorder = executor.loader.recorder = MigrationRecord(connection)
+            targets = None
+            if target:
+                app_label, name = target.split(".", 1)
+                targets = [MigrationTarget(app_label=app_label, name=name)]
+            await executor.migrate(targets, progress=progress)
+        finally:
+            await Tortoise.close_connections()
     return applied
+
+
+class MigrationRecord(MigrationRecorder):
+    """Tortoise's record of applied migrations, whose ``record_applied`` leaves a record
+    the migration already made in its own transaction (``migrations.base.RECORD_APPLIED``)."""
+
+    async def record_applied(self, app: str, name: str) -> None:
+        from migrations.base import RECORD_APPLIED
+
+        await self.connection.execute_query(RECORD_APPLIED, [app, name, datetime.now(UTC)])
+
+
+@contextlib.asynccontextmanager
+async def _advisory_lock(url: str, name: str) -> AsyncIterator[None]:
+    """Hold the session advisory lock ``name`` in the database at ``url`` for the block:
+    waits for whoever holds it; a process that dies releases it with its connection."""
+    conn = await _admin_connect(url)
+    try:
+        await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", name)
+        yield
+    finally:
+        await conn.close()
 
 
 async def pending_migrations(conn: asyncpg.Connection) -> list[str]:

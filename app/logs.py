@@ -8,6 +8,8 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from tenants.outages import is_database_outage
+
 request_id_var: ContextVar[str | None] = ContextVar("tenantry_request_id", default=None)
 
 
@@ -40,6 +42,25 @@ class ConsoleFormatter(logging.Formatter):
         return text
 
 
+class OutageWithoutTraceback(logging.Filter):
+    """asyncpg's pool logs every failed attempt to reconnect its floor of connections with
+    a traceback (backing off from 1 s to 60 s). While the database is down or restarting
+    those failures are expected: each becomes one line naming the error, as the service's
+    own outage lines are (``app.outage``); any other failure keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and is_database_outage(error):
+            record.msg = (
+                f"{record.getMessage()} (database unavailable: "
+                f"{type(error).__name__}: {str(error)[:200]})"
+            )
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str, *, json_lines: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else ConsoleFormatter())
@@ -57,5 +78,8 @@ def configure_logging(level: str, *, json_lines: bool) -> None:
         "httpcore",
     ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    pool = logging.getLogger("asyncpg.pool")
+    pool.filters[:] = [f for f in pool.filters if not isinstance(f, OutageWithoutTraceback)]
+    pool.addFilter(OutageWithoutTraceback())
     logging.getLogger("uvicorn.error").handlers[:] = []
     logging.getLogger("uvicorn.error").propagate = True

@@ -1,5 +1,12 @@
-"""The base of every migration here: tortoise's, applied without copying the schema state
-for operations that never read the state before them.
+"""The base of every migration here: tortoise's, recorded as applied in its own
+transaction, and applied without copying the schema state for operations that never read
+the state before them.
+
+Tortoise commits a migration, then records it in a statement of its own: a process killed
+between the two leaves a database whose schema holds the migration while the record says
+it is pending, and every later ``migrate`` fails on "already exists". Here the record is
+the migration's last statement, so both commit or neither does (the executor's own record
+afterwards finds it there: ``app.database.MigrationRecord``).
 
 Applying a migration, tortoise copies the whole model state before each operation, so that
 the operation can compare the schema before and after it. A copy rebuilds every model of
@@ -11,6 +18,8 @@ collection and reversal, goes through tortoise's own code unchanged.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops
@@ -44,4 +53,15 @@ class Migration(migrations.Migration):
                 operation, before, state, schema_editor, supports_transactions
             )
         state.validate_relations_initialized()
+        if schema_editor.atomic_migration:
+            await schema_editor.client.execute_query(
+                RECORD_APPLIED, [self.app_label, self.name, datetime.now(UTC)]
+            )
         return state
+
+
+#: A migration's record of being applied; nothing when it is there already.
+RECORD_APPLIED = (
+    'INSERT INTO "tortoise_migrations" ("app", "name", "applied_at") VALUES ($1, $2, $3) '
+    'ON CONFLICT ("app", "name") DO NOTHING'
+)

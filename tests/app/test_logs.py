@@ -38,3 +38,26 @@ async def test_the_http_clients_request_lines_stay_out_of_the_log(
     written = capfd.readouterr().err
     assert "a line of our own" in written  # the log works, at INFO
     assert secret not in written
+
+
+def test_the_pools_reconnect_failures_during_an_outage_are_one_line_each(
+    restored_logging: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """asyncpg logs each failed reconnect of its pool floor with a traceback; while the
+    database is down that is one line naming the error, and any other failure keeps its
+    traceback."""
+    configure_logging("INFO", json_lines=False)
+    pool_log = logging.getLogger("asyncpg.pool")
+    for error in (ConnectionRefusedError(111, "Connect call failed"), ValueError("a bug")):
+        try:
+            raise error
+        except Exception:
+            pool_log.warning("Failed to restore the pool connection floor; retrying", exc_info=True)
+    lines = capfd.readouterr().err.splitlines()
+    assert lines[0] == (
+        "warning Failed to restore the pool connection floor; retrying (database unavailable:"
+        " ConnectionRefusedError: [Errno 111] Connect call failed)"
+    )
+    assert lines[1] == "warning Failed to restore the pool connection floor; retrying"
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: a bug"

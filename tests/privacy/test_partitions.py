@@ -173,20 +173,10 @@ async def test_a_month_no_organisation_keeps_is_dropped_and_audited_where_it_hel
 #: Migrates the database of argv[1] (an admin URL) up to argv[2] ('' for the latest).
 MIGRATE = """
 import asyncio, sys
-from tortoise import Tortoise
-from tortoise.migrations.api import migrate
 from app import database
 from app.database import DatabaseUrls
 
-async def main(url, target):
-    config = database.tortoise_config(
-        database.tortoise_connection(url, role=database.OWNER_ROLE, pool_size=2))
-    try:
-        await migrate(config=config, target=target or None)
-    finally:
-        await Tortoise.close_connections()
-
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(database.migrate(DatabaseUrls(sys.argv[1], sys.argv[1]), target=sys.argv[2] or None))
 """
 
 SEED = """
