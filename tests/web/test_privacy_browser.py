@@ -126,3 +126,35 @@ async def test_a_privacy_officer_works_the_queue_from_the_overdue_badge_to_the_a
         await expect(timeline).to_contain_text(text)
     await expect(timeline.locator("li.internal")).to_have_count(2)
     await expect(page.locator("h1 .badge")).to_have_text("Answered")
+
+
+async def test_a_long_message_comes_back_whole_when_the_request_is_refused(
+    org: OrgHandle, tab: Tab, tmp_path: Path
+) -> None:
+    """The refused form's input rides in a cookie of a few kilobytes, which a long message
+    does not fit: the browser's copy (keep-input.js) puts it back, so nothing typed is lost
+    to a missing choice."""
+    await set_local_sign_in(org.id, True)
+    mia = await make_member(org, name="Mia Member")
+    await set_password(org.id, mia["id"], PASSWORD)
+    page = tab.page
+    message = " ".join(f"Sentence {i} about what I would like to receive." for i in range(90))
+    assert 3_000 < len(message) <= 5_000
+
+    await sign_in_with_password(tab, org, mia["email"])
+    await page.goto(f"{tab.base_url}/account/privacy-requests")
+    await tab.land("/account/privacy-requests", tmp_path, "send-form")
+    await page.get_by_label("Your message").fill(message)
+    await page.get_by_role("button", name="Send request").click()
+    await tab.land("/account/privacy-requests", tmp_path, "refused")
+    await expect(page.locator(".field-error").first).to_be_visible()
+    await expect(page.get_by_label("Your message")).to_have_value(message)
+
+    await page.get_by_label("Access: a copy of your data").check()
+    await page.get_by_role("button", name="Send request").click()
+    await tab.land("^/account/privacy-requests/[0-9a-f-]{36}$", tmp_path, "sent")
+    await expect(page.locator("main")).to_contain_text("Sentence 89 about")
+    # The copy is gone once a page has been shown: a later visit starts empty.
+    await page.goto(f"{tab.base_url}/account/privacy-requests")
+    await tab.land("/account/privacy-requests", tmp_path, "again")
+    await expect(page.get_by_label("Your message")).to_have_value("")
