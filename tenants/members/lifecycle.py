@@ -36,6 +36,17 @@ class LifecycleAction(StrEnum):
     REINSTATE = "reinstate"
 
 
+#: Each action as the verb of "cannot … a member who is …", the way people say it.
+DOING: dict[LifecycleAction, str] = {
+    LifecycleAction.ACTIVATE: "activate",
+    LifecycleAction.BEGIN_DEPARTURE: "start the departure of",
+    LifecycleAction.SUSPEND: "suspend",
+    LifecycleAction.DEPART: "mark as departed",
+    LifecycleAction.PURGE: "purge",
+    LifecycleAction.REINSTATE: "reinstate",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     sources: frozenset[MemberStatus]
@@ -97,8 +108,8 @@ def next_status(
         allowed = offered_actions(status) if direct else allowed_actions(status)
         names = ", ".join(a.value for a in allowed) or "none (this status is final)"
         raise IllegalTransitionError(
-            f"cannot {action.value.replace('_', ' ')} a member who is {status.value}; "
-            f"allowed from {status.value}: {names}",
+            f"cannot {DOING[action]} a member who is {status.value}; "
+            f"what can be done now: {names}",
             extra={
                 "member_status": status.value,
                 "action": action.value,

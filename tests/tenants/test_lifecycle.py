@@ -81,7 +81,7 @@ def test_an_illegal_action_is_refused_naming_the_status_and_what_is_allowed_from
     with pytest.raises(IllegalTransitionError) as refused:
         next_status(MemberStatus.ACTIVE, LifecycleAction.PURGE)
     assert refused.value.message == (
-        "cannot purge a member who is active; allowed from active: begin_departure, suspend"
+        "cannot purge a member who is active; what can be done now: begin_departure, suspend"
     )
     assert refused.value.extra == {
         "member_status": "active",
@@ -94,8 +94,8 @@ def test_an_action_on_a_purged_member_says_the_status_is_final() -> None:
     with pytest.raises(IllegalTransitionError) as refused:
         next_status(MemberStatus.PURGED, LifecycleAction.BEGIN_DEPARTURE)
     assert refused.value.message == (
-        "cannot begin departure a member who is purged; "
-        "allowed from purged: none (this status is final)"
+        "cannot start the departure of a member who is purged; "
+        "what can be done now: none (this status is final)"
     )
     assert refused.value.extra["allowed_actions"] == []
 
@@ -117,7 +117,7 @@ def test_a_refused_direct_action_names_only_what_is_offered_directly() -> None:
     with pytest.raises(IllegalTransitionError) as refused:
         next_status(MemberStatus.SUSPENDED, LifecycleAction.ACTIVATE, direct=True)
     assert refused.value.message == (
-        "cannot activate a member who is suspended; allowed from suspended: reinstate"
+        "cannot activate a member who is suspended; what can be done now: reinstate"
     )
     assert refused.value.extra["allowed_actions"] == ["reinstate"]
 
@@ -133,3 +133,9 @@ def test_only_an_erased_member_is_beyond_change() -> None:
         "cannot be changed"
     )
     assert [(f.field, f.reason) for f in refused.value.fields] == [("status", "is purged")]
+
+
+def test_every_action_has_words_for_its_refusal() -> None:
+    from tenants.members.lifecycle import DOING
+
+    assert set(DOING) == set(LifecycleAction)

@@ -77,6 +77,11 @@ async def test_a_privacy_officer_sees_the_pending_grant_and_a_badge_an_admin_doe
         assert re.search(
             r'Data access <span class="count-badge">1<span class="sr-only"> waiting', page.text
         )
+        # The badge and the overview's line lead to what waits, not to every grant.
+        assert page.text.count('href="/console/data-access?state=requested"') == 2
+        waiting = await browser.get("/console/data-access?state=requested")
+        assert f'href="/console/data-access/grants/{grant}"' in waiting.text
+        assert "Emergency access waiting for review" in waiting.text
         assert page.text.count('role="img"') == 3 and "<script" not in page.text.split("</head>")[1]
     async with asgi_client(app) as browser:
         await browser.password_sign_in(org.slug, admin["email"], PASSWORD)

@@ -107,3 +107,23 @@ async def test_the_issuer_rule_names_https_and_allows_this_machine_over_http(
     )
     api = await org.put("/v1/sso-connection", json={**API, "issuer": "http://localhost:9"})
     assert api.status_code == 200, api.text
+
+
+async def test_a_first_connection_is_offered_with_sign_in_off_until_it_is_switched_on(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """Saving a provider nobody has tested must not send members to it: the switch starts
+    off for a new connection, says why, and stays as saved afterwards."""
+    async with asgi_client(app) as browser:
+        csrf = await owner_signed_in(browser, org)
+        page = (await browser.get("/console/settings")).text
+        assert '<input type="checkbox" name="enabled" aria-describedby="enabled-hint">' in page
+        assert 'id="enabled-hint"' in page
+        await saved(browser, csrf, enabled="")
+        enabled = "SELECT enabled FROM sso_connections WHERE tenant_id = $1"
+        assert await owner_conn.fetchval(enabled, org.id) is False
+        await saved(browser, csrf)
+        assert await owner_conn.fetchval(enabled, org.id) is True
+        page = (await browser.get("/console/settings")).text
+        assert '<input type="checkbox" name="enabled" checked>' in page
+        assert 'id="enabled-hint"' not in page
