@@ -62,7 +62,11 @@ class AuditEventPage(Page[AuditEventOut]):
 
 class AuditQuery(Input):
     action: Short | None = Field(
-        None, description="Exact action, or a prefix ending in . or * (member. finds member.*)"
+        None,
+        description=(
+            "Exact action, or its start: ending in . or *, or without a dot (member. and "
+            "member find member.*; access finds access_grant.* and access_review.*)"
+        ),
     )
     actor: Short | None = Field(None, description="e.g. api_token:<id> or member:<id>")
     target_type: Short | None = None

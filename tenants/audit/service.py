@@ -56,7 +56,8 @@ def changed_fields(
     into JSON to compare (an enum and its value differ as Python, not as JSON): a write
     usually changes one or two fields of many."""
     keys = [
-        k for k, new in after.items()
+        k
+        for k, new in after.items()
         if (old := before.get(k)) != new and jsonable(old) != jsonable(new)
     ]
     return ({k: jsonable(before.get(k)) for k in keys}, {k: jsonable(after.get(k)) for k in keys})
@@ -166,7 +167,6 @@ async def record_change(
     return int(rows[0]["event_id"])
 
 
-
 async def _event_params(
     action: str,
     target_type: str,
@@ -178,9 +178,16 @@ async def _event_params(
     """The EVENT_PARAMS parameters of one event, its personal fields sealed
     (``tenants.privacy.shredding``): the same for RECORD_SQL and CHANGE_AND_RECORD_SQL."""
     [sealed] = await shredding.seal_events(
-        actor, action, target_type,
-        [(target_id, jsonable(before) if before is not None else None,
-          jsonable(after) if after is not None else None)],
+        actor,
+        action,
+        target_type,
+        [
+            (
+                target_id,
+                jsonable(before) if before is not None else None,
+                jsonable(after) if after is not None else None,
+            )
+        ],
     )
     return [
         current_org(),
@@ -196,6 +203,7 @@ async def _event_params(
         sealed.client_addr,
     ]
 
+
 def _json_or_none(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else shredding.json_bytes(value).decode()
 
@@ -207,8 +215,9 @@ REFUSAL_ACTIONS = ("session.sign_in_refused", "signals.event_rejected")
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
     """``action`` is exact, or a prefix when it ends with ``.`` or ``*`` (``member.``
-    finds every member event). ``outcome`` is ``refused`` (REFUSAL_ACTIONS) or ``done``
-    (every other event)."""
+    finds every member event) or holds no ``.`` at all (every action has one: ``access``
+    finds ``access_grant.*`` and ``access_review.*``, ``departure`` every departure
+    event). ``outcome`` is ``refused`` (REFUSAL_ACTIONS) or ``done`` (every other event)."""
 
     action: str | None = None
     actor: str | None = None
@@ -222,6 +231,29 @@ class AuditFilter:
 def _like_prefix(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
+
+
+#: The organisation's distinct actions, in order: one probe of the (tenant_id, action
+#: text_pattern_ops, id) index per action (a loose index scan), so the cost is the number
+#: of kinds of event (a hundred or so), not of events. ``~>~``/``~<~`` are the operators
+#: that index orders by.
+KNOWN_ACTIONS_SQL = """
+WITH RECURSIVE known(action) AS (
+  (SELECT action::text FROM audit_events WHERE tenant_id = $1 ORDER BY action USING ~<~ LIMIT 1)
+  UNION ALL
+  SELECT (SELECT e.action::text FROM audit_events e
+           WHERE e.tenant_id = $1 AND e.action::text ~>~ k.action
+           ORDER BY e.action USING ~<~ LIMIT 1)
+    FROM known k WHERE k.action IS NOT NULL
+)
+SELECT action FROM known WHERE action IS NOT NULL LIMIT $2
+"""
+
+
+async def known_actions(limit: int = 500) -> list[str]:
+    """The actions the open organisation's log holds, for a filter's suggestions."""
+    rows = await fetch(KNOWN_ACTIONS_SQL, current_org(), limit)
+    return [str(r["action"]) for r in rows]
 
 
 #: An event's columns, with its place in the chain (NULL while it waits to be sealed).
@@ -240,7 +272,7 @@ async def list_events(
     clauses = ["e.tenant_id = $1"]
     args: list[Any] = [current_org()]
     action = filters.action
-    if action is not None and action.endswith((".", "*")):
+    if action is not None and (action.endswith((".", "*")) or "." not in action):
         # A prefix: a range of the (tenant_id, action text_pattern_ops, id) index.
         args.append(_like_prefix(action.rstrip("*")))
         clauses.append(f"e.action LIKE ${len(args)}")

@@ -50,6 +50,9 @@ async def test_filters_readable_changes_and_exports_in_the_console(
         assert f'href="/console/members/{subject["id"]}">Sam Subject</a>' in page.text
         assert f'href="/console/members/{owner["id"]}">Owen Owner</a>' in page.text
         assert "<details><summary>Raw JSON" in page.text
+        # The action field suggests the organisation's own actions, in words.
+        assert '<option value="member.moved" label="Member: moved"></option>' in page.text
+        assert 'list="known-actions"' in page.text
         moved = text_of(
             (await browser.get("/console/audit", params={"action": "member.moved"})).text
         )
@@ -99,6 +102,13 @@ async def test_the_api_filters_by_prefix_and_streams_csv_and_ndjson(org: OrgHand
     await org.post(f"/v1/members/{member['id']}/transitions", {"action": "suspend"})
     page = (await org.get("/v1/audit-events", params={"action": "member."})).json()
     assert {e["action"] for e in page["items"]} == {"member.created", "member.suspend"}
+    # Without a dot it is the start of the action, as people type it ("member", "departure").
+    bare = (await org.get("/v1/audit-events", params={"action": "member"})).json()
+    assert [e["id"] for e in bare["items"]] == [e["id"] for e in page["items"]]
+    partial = (await org.get("/v1/audit-events", params={"action": "mem"})).json()
+    assert {e["action"] for e in partial["items"]} == {"member.created", "member.suspend"}
+    exact = (await org.get("/v1/audit-events", params={"action": "member.suspend"})).json()
+    assert [e["action"] for e in exact["items"]] == ["member.suspend"]
     exported = await org.get("/v1/audit-events", params={"action": "member.", "format": "csv"})
     assert exported.status_code == 200, exported.text
     assert exported.headers["content-type"].startswith("text/csv")

@@ -193,6 +193,7 @@ def routes(web: Web) -> list[BaseRoute]:
             values=form.values,
             problems=form.problems,
             outcomes=OUTCOMES,
+            known_actions=await audit.known_actions(),
             filtered=bool(kept),
             older_url="?"
             + urlencode(
