@@ -373,6 +373,26 @@ async def list_members(
     return await paginate(await _filtered(filters), sort, cursor=cursor, limit=limit)
 
 
+#: ``find_members``: the start of a name, the start of an email, and (``later_word``,
+#: from three characters) the start of a later word of the name.
+_FIND_SQL = """
+SELECT id FROM (
+  (SELECT id, name FROM members WHERE tenant_id = $1 AND lower(name) LIKE $2
+     AND id IS DISTINCT FROM $4 AND ($5 = false OR status = 'active')
+   ORDER BY lower(name) LIMIT $3)
+  UNION
+  (SELECT id, name FROM members WHERE tenant_id = $1 AND lower(email) LIKE $2
+     AND id IS DISTINCT FROM $4 AND ($5 = false OR status = 'active')
+   ORDER BY lower(email) LIMIT $3){later_word}
+) found ORDER BY lower(name), id LIMIT $3
+"""
+_FIND_LATER_WORD = """
+  UNION
+  (SELECT id, name FROM members WHERE tenant_id = $1
+     AND id IN (SELECT m FROM members_matching($6, $7) AS m)
+     AND id IS DISTINCT FROM $4 AND ($5 = false OR status = 'active'))"""
+
+
 async def find_members(
     text: str,
     *,
@@ -380,27 +400,20 @@ async def find_members(
     excluding: uuid.UUID | None = None,
     active_only: bool = False,
 ) -> list[Member]:
-    """Members whose name or email starts with ``text`` (case-insensitive), by name, at most
-    ``limit``: two ranges of the lower(name) / lower(email) indexes, so a typeahead costs
-    what it returns. ``excluding``: one member left out (a leaver choosing a successor);
-    ``active_only``: only active members (those who can receive work)."""
-    pattern = name_prefix_pattern(text.strip())
-    rows = await db.fetch(
-        "SELECT id FROM ("
-        " (SELECT id, name FROM members WHERE tenant_id = $1 AND lower(name) LIKE $2"
-        "  AND id IS DISTINCT FROM $4 AND ($5 = false OR status = 'active')"
-        "  ORDER BY lower(name) LIMIT $3)"
-        " UNION"
-        " (SELECT id, name FROM members WHERE tenant_id = $1 AND lower(email) LIKE $2"
-        "  AND id IS DISTINCT FROM $4 AND ($5 = false OR status = 'active')"
-        "  ORDER BY lower(email) LIMIT $3)"
-        ") found ORDER BY lower(name), id LIMIT $3",
-        db.current_org(),
-        pattern,
-        limit,
-        excluding,
-        active_only,
-    )
+    """Members whose name or email starts with ``text``, or one of whose names (a word of
+    the name after the first) does, case-insensitively, by name, at most ``limit``: two
+    ranges of the lower(name) / lower(email) indexes, and from three characters the
+    trigram index for " text" inside the name (so "rahm" finds Ada Rahman), so a
+    typeahead costs what it returns. ``excluding``: one member left out (a leaver choosing
+    a successor); ``active_only``: only active members (those who can receive work)."""
+    text = text.strip()
+    args: list[Any] = [db.current_org(), name_prefix_pattern(text), limit, excluding, active_only]
+    later_word = ""
+    if len(text) >= 3:
+        args += [f"% {escape_like(text)}%", limit * 5]
+        later_word = _FIND_LATER_WORD
+    sql = _FIND_SQL.format(later_word=later_word)
+    rows = await db.fetch(sql, *args)
     ids = [r["id"] for r in rows]
     found = {m.id: m for m in await Member.filter(id__in=ids)}
     return [found[i] for i in ids if i in found]

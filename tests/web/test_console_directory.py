@@ -600,6 +600,13 @@ async def test_pickers_and_search_find_by_the_start_of_a_name_or_email(
         assert 'name="unit_id"' in odd.text  # only plain field names travel back
         search = text_of((await browser.get("/console/search?q=zo")).text)
         assert "Zora Picked" in search and "Zoology" in search
+        # From three letters the start of a later name finds the person too (a surname),
+        # but not the middle of a word.
+        surname = text_of((await browser.get("/console/search?q=pick")).text)
+        assert "Zora Picked" in surname
+        assert "Zora Picked" not in text_of((await browser.get("/console/search?q=icked")).text)
+        picked = await browser.get("/console/pick/members?name=manager_id&manager_id_q=Picked")
+        assert "Zora Picked (zp@example.org)" in text_of(picked.text)
 
 
 async def test_units_named_alike_read_apart_by_their_parents(app: Any, org: OrgHandle) -> None:
