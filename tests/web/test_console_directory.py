@@ -420,6 +420,28 @@ async def test_bulk_move_of_three_selected_members_is_confirmed_with_the_count_t
     assert units[untouched["id"]] == str(org.root_unit_id)
 
 
+async def test_a_refused_bulk_action_comes_back_with_the_same_members_ticked_and_action_chosen(
+    app: Any, org: OrgHandle
+) -> None:
+    chosen = [await make_member(org, name=f"Ticked {i}") for i in range(3)]
+    other = await make_member(org, name="Not ticked")
+    form = {f"member_{m['id']}": "1" for m in chosen}
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org)
+        refused = await browser.post(
+            "/console/members/bulk",
+            {"csrf": csrf, "action": "add_to_group", "group_id": "", **form},
+            headers={"referer": "/console/members?q=ticked"},
+        )
+        assert refused.status_code == 303
+        back = await browser.get(refused.headers["location"])
+        assert "choose the group" in text_of(back.text)
+        for member in chosen:
+            assert re.search(f'name="member_{member["id"]}"[^>]* checked', back.text)
+        assert not re.search(f'name="member_{other["id"]}"[^>]* checked', back.text)
+        assert '<option value="add_to_group" selected>' in back.text
+
+
 CSV_GOOD = (
     "email,name,unit,manager_email,roles,status\n"
     "ann@example.org,Ann Imported,Imports,,,active\n"

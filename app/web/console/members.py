@@ -110,8 +110,14 @@ def routes(web: Web) -> list[BaseRoute]:
         units = {u.id: u for u in await Unit.filter(id__in=list(unit_ids))}
         group = await Group.get_or_none(id=filters.group_id) if filters.group_id else None
         manager = await Member.get_or_none(id=filters.manager_id) if filters.manager_id else None
-        # Members ticked before (a bulk action's Cancel brings them back ticked).
+        # Members ticked before: a bulk action's Cancel brings them back ticked, and so
+        # does its refusal (the refused form's input names them member_<id>).
         picked = {str(i) for i in map(_uuid, params.get("picked", "").split(",")[:200]) if i}
+        picked |= {
+            str(i)
+            for key, value in ctx.form_values.items()
+            if key.startswith("member_") and value == "1" and (i := _uuid(key[len("member_") :]))
+        }
         return ctx.render(
             "console/members.html",
             picked=picked,
