@@ -152,6 +152,28 @@ async def test_a_dated_rule_is_said_to_be_scheduled_and_a_past_date_means_from_n
             "Scheduled: Personalised ads becomes Off, locked for everyone below, on Sales from "
             f"{coming} (UTC); members see it under Coming changes." in landing
         )
+        # Previewed, a past date says it takes effect at once, without notice.
+        previewed = text_of(
+            (
+                await browser.post(
+                    "/console/policies/preview",
+                    rule_form(csrf, sales["id"], value="true", effective_from="2020-01-01"),
+                )
+            ).text
+        )
+        assert "It takes effect at once: 2020-01-01 is past, so members get no advance" in (
+            previewed
+        )
+        assert "on Sales from 2020-01-01" not in previewed
+        future = text_of(
+            (
+                await browser.post(
+                    "/console/policies/preview",
+                    rule_form(csrf, sales["id"], value="true", effective_from=coming),
+                )
+            ).text
+        )
+        assert f"on Sales from {coming}." in future and "takes effect at once" not in future
         past = await browser.post(
             "/console/policies/rules",
             rule_form(csrf, sales["id"], value="true", effective_from="2020-01-01"),
