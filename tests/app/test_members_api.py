@@ -433,3 +433,17 @@ async def test_each_member_write_appends_exactly_one_audit_event_with_actor_and_
         "member.updated",
         "member.created",
     ]
+
+
+async def test_a_search_ignores_accents_and_case_in_names(org: OrgHandle) -> None:
+    """A search for "garcia" finds García and "lukasz" Łukasz (migration 0037: the names' trigram index
+    is built on search_key, upper case without accents); accents typed find the plain
+    spelling too, and an address is still matched as it is spelt."""
+    garcia = await make_member(org, name="Ada García", email="ada.g@example.org")
+    lukasz = await make_member(org, name="Łukasz Nowak", email="l.n@example.org")
+    plain = await make_member(org, name="Jose Plain", email="jose@example.org")
+    await make_member(org, name="Someone Else", email="someone@example.org")
+    assert await listed(org, q="ada garcia") == {garcia["id"]}
+    assert await listed(org, q="GARCÍA") == {garcia["id"]}
+    assert await listed(org, q="lukasz") == {lukasz["id"]}
+    assert await listed(org, q="josé") == {plain["id"]}

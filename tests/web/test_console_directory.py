@@ -646,6 +646,15 @@ async def test_units_named_alike_read_apart_by_their_parents(app: Any, org: OrgH
     assert "Robotics Club in Staff" in found and "Robotics Club in Students" in found
 
 
+async def test_units_are_found_whatever_the_accents_typed(app: Any, org: OrgHandle) -> None:
+    await make_unit(org, "École Nord")
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org)
+        for typed in ("ecole", "ÉCOLE", "cole n"):
+            found = text_of((await browser.get("/console/units", params={"q": typed})).text)
+            assert "École Nord" in found, typed
+
+
 @pytest.mark.parametrize("path", ["/console/members", "/console/units"])
 async def test_an_expired_session_during_htmx_sends_the_whole_page_to_sign_in(
     app: Any, org: OrgHandle, path: str
