@@ -340,3 +340,29 @@ async def test_the_request_is_said_to_go_to_another_officer_only_when_the_reques
         grant_id = await request_in_console(browser, csrf, mia)
         page = await browser.get(f"/console/data-access/grants/{grant_id}")
         assert says in page.text
+
+
+async def test_a_request_is_withdrawn_by_who_asked_and_denied_by_an_officer_not_withdrawn(
+    app: Any, local_org: OrgHandle
+) -> None:
+    admin = await person(local_org, "Ada Admin", "admin")
+    officer = await person(local_org, "Olga Officer", "privacy_officer")
+    subject = await person(local_org, "Sue Subject")
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, local_org, admin)
+        grant = await request_in_console(browser, csrf, subject)
+        mine = (await browser.get(f"/console/data-access/grants/{grant}")).text
+        assert "Withdraw the request" in mine
+    async with asgi_client(app) as browser:
+        await signed_in(browser, local_org, officer)
+        theirs = (await browser.get(f"/console/data-access/grants/{grant}")).text
+        assert "Withdraw the request" not in theirs
+        assert 'id="deny-reason"' in theirs and "Approve" in theirs
+
+
+def test_a_suspension_says_what_becomes_of_the_sessions_in_words() -> None:
+    from app.web.console.members import sessions_ending
+
+    assert sessions_ending(0) == " (they have no live session)"
+    assert sessions_ending(1) == "; their 1 live session ends now"
+    assert sessions_ending(3) == "; their 3 live sessions end now"

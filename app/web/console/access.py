@@ -288,7 +288,15 @@ def routes(web: Web) -> list[BaseRoute]:
             decide=rules.can_approve_access(facts, party)
             if state is GrantState.REQUESTED
             else None,
-            can_revoke=state in (GrantState.REQUESTED, GrantState.ACTIVE)
+            # A request is withdrawn by whoever asked or would get the access; anyone else
+            # who may decide on it denies it (the form above), rather than "withdraws" it.
+            can_revoke=(
+                state is GrantState.ACTIVE
+                or (
+                    state is GrantState.REQUESTED
+                    and party.person in (facts.requested_by, f"member:{facts.admin_id}")
+                )
+            )
             and rules.can_revoke_access(facts, party),
             review=rules.can_review_access(facts, party) if grant.review_required else None,
             delay=rules.can_delay_disclosure(facts, party)

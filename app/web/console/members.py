@@ -36,10 +36,19 @@ ACTION_LABELS = {
 }
 #: Lifecycle actions that take something away: asked for again with their consequences.
 CONSEQUENCES = {
-    LifecycleAction.SUSPEND: "{name} can no longer sign in; their {sessions} {end} now.",
-    LifecycleAction.DEPART: "{name} is marked departed: sign-in stays off and their {sessions} {end}.",
+    LifecycleAction.SUSPEND: "{name} can no longer sign in{sessions_end}.",
+    LifecycleAction.DEPART: "{name} is marked departed: sign-in stays off{sessions_end}.",
     LifecycleAction.PURGE: "{name}'s record is purged; this cannot be undone.",
 }
+
+
+def sessions_ending(live: int) -> str:
+    """What a suspension does to the member's sessions, in words: "; their 2 live sessions
+    end now", or "(they have no live session)" rather than "their 0 live sessions"."""
+    if live == 0:
+        return " (they have no live session)"
+    return f"; their {counted(live, 'live session')} {'ends' if live == 1 else 'end'} now"
+
 
 #: The unit filter offers the top of the tree (the root and two levels), at most this many.
 FILTER_DEPTH = 2
@@ -185,9 +194,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 title=f"{ACTION_LABELS[action]} {member.name}?",
                 consequences=[
                     CONSEQUENCES[action].format(
-                        name=member.name,
-                        sessions=counted(live, "live session"),
-                        end="ends" if live == 1 else "end",
+                        name=member.name, sessions_end=sessions_ending(live)
                     ),
                     "The change is recorded in the audit log"
                     + (
