@@ -284,7 +284,9 @@ def routes(web: Web) -> list[BaseRoute]:
         try:
             async with db.tenant_transaction_by_slug(slug) as org_id:
                 if org_id is not None:
-                    pending = await sso.consume_login_attempt(state, box=web.box)
+                    pending = await sso.consume_login_attempt(
+                        state, box=web.box, browser_id=browser
+                    )
             if org_id is None or pending is None:
                 return web.message(
                     request, "Unknown organisation", "There is no such organisation.", status=404

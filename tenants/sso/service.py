@@ -589,7 +589,7 @@ def wanted_claims(
 CONSUME_SQL = """
 WITH used AS (
   UPDATE login_attempts SET used_at = $3
-   WHERE tenant_id = $1 AND state = $2 AND used_at IS NULL
+   WHERE tenant_id = $1 AND state = $2 AND used_at IS NULL AND browser_binding = $4
   RETURNING nonce, code_verifier, browser_binding, created_at, return_to
 )
 SELECT u.nonce, u.code_verifier, u.browser_binding, u.created_at, u.return_to,
@@ -599,16 +599,20 @@ SELECT u.nonce, u.code_verifier, u.browser_binding, u.created_at, u.return_to,
 """
 
 
-async def consume_login_attempt(state: str, *, box: SecretBox) -> PendingSignIn:
+async def consume_login_attempt(state: str, *, box: SecretBox, browser_id: str) -> PendingSignIn:
     """Mark the attempt for ``state`` used (in its own short transaction, so a failure
     later cannot un-use it) and return what the callback needs.
 
-    Raises SignInError when the state is unknown or was already used (a replay), or the
+    Raises SignInError when the state is unknown or was already used (a replay), when it
+    was started in another browser (left unused: someone else holding the callback's
+    address cannot spend the sign-in of the browser that started it), or the
     organisation's connection is gone or off (then the transaction must roll back, which
     leaves the attempt unused, as before its callback).
     """
     org = db.current_org()
-    _, rows = await db.connection().execute_query(CONSUME_SQL, [org, state, datetime.now(UTC)])
+    _, rows = await db.connection().execute_query(
+        CONSUME_SQL, [org, state, datetime.now(UTC), browser_binding(browser_id)]
+    )
     if not rows:
         seen = await db.fetch_one(
             "SELECT used_at FROM login_attempts WHERE tenant_id = $1 AND state = $2", org, state
@@ -616,6 +620,11 @@ async def consume_login_attempt(state: str, *, box: SecretBox) -> PendingSignIn:
         if seen is None:
             raise oidc.SignInError(
                 "this sign-in link is unknown or has expired; start again", Reason.STATE_UNKNOWN
+            )
+        if seen["used_at"] is None:
+            raise oidc.SignInError(
+                "the sign-in was started in another browser; start again here",
+                Reason.BROWSER_MISMATCH,
             )
         raise oidc.SignInError(
             "this sign-in was already completed (replayed state); start again",

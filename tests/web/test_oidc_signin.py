@@ -363,10 +363,14 @@ async def test_callback_in_another_browser_is_refused(
         # Without any browser cookie the answer is refused as incomplete.
         async with live_client(live_server) as cookieless:
             assert (await cookieless.get(callback)).status_code == 400
-    assert await live_sessions(owner_conn, world.ada["id"]) == 0
+
+        # Neither spent the sign-in: the browser that started it still finishes it.
+        assert (await victim.get(callback)).status_code == 303
+    assert await live_sessions(owner_conn, world.ada["id"]) == 1
     assert await logged(owner_conn, world.alpha) == [
         ("browser_mismatch", None),
         ("incomplete_response", None),
+        (None, ADA.email),
     ]
 
 
