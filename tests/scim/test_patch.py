@@ -29,6 +29,50 @@ async def test_add_appends_to_a_multi_valued_attribute_and_sets_a_single_one(sci
     assert body["name"] == {"givenName": "Barbara"}
 
 
+async def test_adding_an_entry_already_there_changes_nothing(scim: Scim) -> None:
+    """RFC 7644 §3.5.2.1: an add of a value already present is no change, and RFC 7643 §2.4
+    a (type, value) pair appears once; a repeat sent as primary makes the entry primary."""
+    home = {"value": "alt@home.example", "type": "home", "primary": True}
+    user = await scim.create_user("dup@x.example", emails=[home])
+    again = await scim.patch(
+        f"/Users/{user['id']}",
+        {"op": "add", "path": "emails", "value": [{"value": "ALT@home.example", "type": "home"}]},
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["emails"] == [home]
+    work = {"value": "w@x.example", "type": "work"}
+    added = await scim.patch(
+        f"/Users/{user['id']}",
+        {"op": "add", "path": "emails", "value": [work, {**work, "primary": True}]},
+    )
+    # One primary (the new one, sent twice: once kept), the earlier primary cleared.
+    assert added.json()["emails"] == [{**home, "primary": False}, {**work, "primary": True}]
+
+
+def test_repeats_are_dropped_keeping_the_first_and_its_primary() -> None:
+    from tenants.scim.patching import without_repeats
+
+    doc = {
+        "userName": "u",
+        "emails": [
+            {"value": "a@x.example", "type": "work"},
+            {"value": "A@x.example", "type": "work", "primary": True},
+            {"value": "a@x.example", "type": "home"},
+        ],
+        "phoneNumbers": [{"value": "1", "type": "work"}, {"value": "1", "type": "work"}],
+        "addresses": [{"locality": "Oslo"}, {"locality": "Oslo"}],
+        "groups": [],
+    }
+    assert without_repeats(doc) == {
+        **doc,
+        "emails": [
+            {"value": "a@x.example", "type": "work", "primary": True},
+            {"value": "a@x.example", "type": "home"},
+        ],
+        "phoneNumbers": [{"value": "1", "type": "work"}],
+    }
+
+
 async def test_replace_and_remove_through_value_filters(scim: Scim) -> None:
     user = await scim.create_user("u@x.example", emails=EMAILS)
     path = f"/Users/{user['id']}"
