@@ -158,11 +158,7 @@ def may_grant(giver: frozenset[Permission], granted: frozenset[Permission]) -> b
     """Whether someone holding ``giver`` may hand out ``granted`` (a role's permissions, a
     token's scope): an owner (or anyone holding all an owner holds) anything; anyone else
     only what they hold themselves, so that nobody raises their own or another's powers
-    above their own (``members.roles.may_assign``, ``tokens.rules.may_give``). A personal
-    permission (``PERSONAL_SCOPES``) only by someone who holds it: an owner, who does not,
-    would otherwise approve access to data through a token, four eyes or not."""
-    if (granted & PERSONAL_SCOPES) - giver:
-        return False
+    above their own (``members.roles.may_assign``, ``tokens.rules.may_give``)."""
     return ROLE_PERMISSIONS[Role.OWNER] <= giver or granted <= giver
 
 

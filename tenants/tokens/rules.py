@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from tenants.errors import FieldProblem, PermissionDeniedError
-from tenants.permissions import Permission, may_grant
+from tenants.permissions import PERSONAL_SCOPES, Permission, may_grant
 
 #: A token's name, at most (the column's length; ``ApiToken.name``).
 NAME_MAX_LENGTH = 200
@@ -36,7 +36,12 @@ def may_give(issuer: frozenset[Permission], scope: Permission) -> bool:
     """Whether someone holding ``issuer`` may put ``scope`` on a token: an owner (or anyone
     holding all an owner holds) any scope, product and machine scopes included; anyone
     else only a permission they hold, so that a token is never a way to act beyond one's
-    own role (the principle of ``members.roles.may_assign``)."""
+    own role (the principle of ``members.roles.may_assign``). A personal permission
+    (``PERSONAL_SCOPES``) only someone who holds it: an owner, who does not, would
+    otherwise approve access to data through a token, past the privacy officer. (An owner
+    may still make someone a privacy officer: that is a person, who then decides.)"""
+    if scope in PERSONAL_SCOPES:
+        return scope in issuer
     return may_grant(issuer, frozenset({scope}))
 
 

@@ -253,7 +253,7 @@ async def test_a_405_on_scim_carries_allow_and_a_scim_error(org: OrgHandle) -> N
     scim = await scim_for(org)
     response = await scim.request("PUT", "/Users")
     assert response.status_code == 405
-    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
     assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
     response = await scim.request("POST", "/ServiceProviderConfig", {})
     assert response.status_code == 405

@@ -89,7 +89,9 @@ async def test_every_route_answers_404_to_another_organisations_ids_and_changes_
             changed = {u: (before.get(u), after.get(u)) for u in before.keys() | after.keys()
                        if before.get(u) != after.get(u)}
             failures.append(f"{op}: bravo's data changed: {str(changed)[:1500]}")
-        control = await send(bravo, op, url, body, params=world.params(op))
+        control = await send(
+            bravo, op, url, body, params=world.params(op), headers=world.headers(op)
+        )
         if not 200 <= control.status_code < 300:
             failures.append(
                 f"{op}: the probe is not a request its owner can make: {control.status_code} {control.text[:300]}"

@@ -224,6 +224,14 @@ RESOURCE_BY_PREFIX = {
 
 #: Operations whose ``{id}`` must name a resource in a particular state (before
 #: RESOURCE_BY_PREFIX): only emergency access is reviewed.
+#: Operations only a privacy officer's credentials may make (``PERSONAL_SCOPES``).
+DECIDED_BY_AN_OFFICER = frozenset({
+    "POST /v1/access/grants/{id}/approve",
+    "POST /v1/access/grants/{id}/deny",
+    "POST /v1/access/grants/{id}/review",
+    "PUT /v1/access/grants/{id}/disclosure-delay",
+    "DELETE /v1/access/grants/{id}/disclosure-delay",
+})
 RESOURCE_BY_OPERATION = {"POST /v1/access/grants/{id}/review": "emergency_grant"}
 
 #: Other path parameters → the World attribute they name.
@@ -446,6 +454,14 @@ class World:
         body.update(CHANGES.get(operation.key, lambda w: {})(self))
         return body if operation.body_schema else [body]
 
+    def headers(self, operation: Operation) -> dict[str, str]:
+        """The credentials of the organisation's own request for ``operation``: for the
+        decisions on access to data, a token a privacy officer made (only a person holding
+        that role decides); the organisation's token otherwise."""
+        if operation.key in DECIDED_BY_AN_OFFICER:
+            return {"Authorization": f"Bearer {self.extra['access_decider']['token']}"}
+        return self.org.headers
+
     def params(self, operation: Operation) -> JSON:
         """Query parameters with which ``operation`` answers 200 (list routes: one big page)."""
         params = QUERIES.get(operation.key, lambda w: {})(self)
@@ -600,8 +616,9 @@ async def content_world(org: OrgHandle, world: World) -> dict[str, JSON]:
 @world_extension
 async def access_world(org: OrgHandle, world: World) -> dict[str, JSON]:
     """An admin's request for ``member``'s data (to approve, deny, revoke or delay), an
-    emergency access of theirs (to review), and two checks in the access log. Requested as
-    the admin (a member), so the organisation's token may decide on them (four eyes)."""
+    emergency access of theirs (to review), and two checks in the access log; and a token
+    a privacy officer made, with which the organisation decides on them (deciding is a
+    person's act: a token decides only in the name of an officer who made it)."""
     from tenants import db
     from tenants.access import log as access_log
     from tenants.access import service as access
@@ -638,10 +655,24 @@ async def access_world(org: OrgHandle, world: World) -> dict[str, JSON]:
         )
         for _ in range(2):
             await access_log.check_access(question, checked_by="tests")
+    from tenants.members.roles import ANY_ASSIGNER
+    from tenants.permissions import Permission
+    from tenants.tokens import service as tokens
+
+    officer = await make_member(org, roles=["privacy_officer"])
+    async with db.tenant_transaction(org.id):
+        _, decider = await tokens.create_token(
+            "probe decisions",
+            [p.value for p in Permission],
+            expires_in=None,
+            actor=Actor(ActorKind.MEMBER, officer["id"], "probe officer"),
+            issuer=ANY_ASSIGNER,
+        )
     return {
         "access_admin": admin,
         "access_grant": {"id": str(grant.id)},
         "emergency_grant": {"id": str(emergency.id)},
+        "access_decider": {"token": decider},
     }
 
 

@@ -194,7 +194,7 @@ async def test_bad_input_is_refused_beside_its_field_and_changes_nothing(
         )
         assert conflict.status_code == 409
         assert '<p class="error-summary" role="alert">' in conflict.text
-        assert "Cannot begin departure a member who is invited" in text_of(conflict.text)
+        assert "Cannot start the departure of a member who is invited" in text_of(conflict.text)
         unknown = await browser.get(f"/console/members/{uuid.uuid4()}/departure")
         assert unknown.status_code == 404
     assert await row_counts(owner_conn) == before

@@ -91,32 +91,35 @@ async def test_a_discovery_document_naming_unusable_endpoints_stops_the_sign_in_
 
 
 async def test_a_discovery_document_that_is_no_json_object_is_refused_and_leaves_password_sign_in(
-    client: httpx.AsyncClient,
-    hostile: HostileIdp,
-    live_server: str,
-    settings: Settings,
+    client: httpx.AsyncClient, live_server: str, settings: Settings
 ) -> None:
     """A list, a string, or arrays nested past the JSON reader's depth: the sign-in stops at
     its start with a readable page, and the organisation's login page still renders, so
-    password and break-glass sign-in do not depend on the provider (they used to be a 500)."""
+    password and break-glass sign-in do not depend on the provider (they used to be a 500).
+    A provider of its own: the service remembers a document it accepted, and the module's
+    provider serves a good one to the other test."""
     org = await make_org(client, "delta-two")
-    await configure_sso(
-        settings, org.id, issuer=hostile.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
-    )
-    try:
-        async with live_client(live_server) as browser:
-            for raw, words in (
-                (b"[1, 2, 3]", "not a JSON object"),
-                (b'"hello"', "not a JSON object"),
-                (b"[" * 100_000 + b"]" * 100_000, "cannot fetch the discovery document"),
-            ):
-                hostile.discovery_raw = raw
-                page = await browser.get("/login/delta-two")
-                assert page.status_code == 200, text_of(page.text)
-                assert 'name="csrf"' in page.text  # the page's forms, break-glass's too
-                csrf = await browser.login_csrf("delta-two")
-                answer = await browser.post("/login/delta-two/sso", {"csrf": csrf, "next": ""})
-                assert answer.status_code == 502, text_of(answer.text)
-                assert words in text_of(answer.text)
-    finally:
-        hostile.discovery_raw = None
+    async with (
+        hostile_idp(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account=ACCOUNT) as hostile,
+        live_client(live_server) as browser,
+    ):
+        await configure_sso(
+            settings,
+            org.id,
+            issuer=hostile.issuer,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+        )
+        for raw, words in (
+            (b"[1, 2, 3]", "not a JSON object"),
+            (b'"hello"', "not a JSON object"),
+            (b"[" * 100_000 + b"]" * 100_000, "cannot fetch the discovery document"),
+        ):
+            hostile.discovery_raw = raw
+            page = await browser.get("/login/delta-two")
+            assert page.status_code == 200, text_of(page.text)
+            assert 'name="csrf"' in page.text  # the page's forms, break-glass's too
+            csrf = await browser.login_csrf("delta-two")
+            answer = await browser.post("/login/delta-two/sso", {"csrf": csrf, "next": ""})
+            assert answer.status_code == 502, text_of(answer.text)
+            assert words in text_of(answer.text)
