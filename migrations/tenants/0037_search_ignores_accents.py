@@ -18,7 +18,34 @@ from tortoise.migrations import operations as ops
 from migrations import base
 from migrations.rls import CURRENT_TENANT
 
-FOLDED = f"""
+
+def searches(name: str, pattern: str) -> str:
+    """``members_matching`` and ``units_matching`` (as 0018, 0023 and 0032 made them),
+    comparing the name expression ``name`` with the pattern expression ``pattern`` (each
+    the expression its index is built on); addresses always by ``upper``."""
+    return f"""
+CREATE OR REPLACE FUNCTION members_matching(p_pattern text, p_limit int) RETURNS SETOF uuid
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
+  SET plan_cache_mode = force_custom_plan AS $$
+    WITH found AS MATERIALIZED (
+      SELECT id FROM members
+       WHERE tenant_id = {CURRENT_TENANT}
+         AND (upper(email::varchar) LIKE upper(p_pattern)
+              OR {name} LIKE {pattern}))
+    SELECT id FROM found LIMIT p_limit
+$$;
+CREATE OR REPLACE FUNCTION units_matching(p_pattern text, p_limit int) RETURNS SETOF uuid
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
+  SET plan_cache_mode = force_custom_plan AS $$
+    WITH found AS MATERIALIZED (
+      SELECT id FROM units
+       WHERE tenant_id = {CURRENT_TENANT} AND {name} LIKE {pattern})
+    SELECT id FROM found LIMIT p_limit
+$$;
+"""
+
+
+FOLDED = """
 CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public;
 
 CREATE FUNCTION search_key(p_text text) RETURNS text
@@ -29,53 +56,18 @@ CREATE INDEX members_name_folded_trgm ON members USING gin (search_key(name::tex
 DROP INDEX members_name_trgm;
 CREATE INDEX units_name_folded_trgm ON units USING gin (search_key(name::text) gin_trgm_ops);
 DROP INDEX units_name_trgm;
+""" + searches("search_key(name::text)", "search_key(p_pattern)")
 
-CREATE OR REPLACE FUNCTION members_matching(p_pattern text, p_limit int) RETURNS SETOF uuid
-  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
-  SET plan_cache_mode = force_custom_plan AS $$
-    WITH found AS MATERIALIZED (
-      SELECT id FROM members
-       WHERE tenant_id = {CURRENT_TENANT}
-         AND (upper(email::varchar) LIKE upper(p_pattern)
-              OR search_key(name::text) LIKE search_key(p_pattern)))
-    SELECT id FROM found LIMIT p_limit
-$$;
-
-CREATE OR REPLACE FUNCTION units_matching(p_pattern text, p_limit int) RETURNS SETOF uuid
-  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
-  SET plan_cache_mode = force_custom_plan AS $$
-    WITH found AS MATERIALIZED (
-      SELECT id FROM units
-       WHERE tenant_id = {CURRENT_TENANT} AND search_key(name::text) LIKE search_key(p_pattern))
-    SELECT id FROM found LIMIT p_limit
-$$;
-"""
-
-BACK = f"""
-CREATE OR REPLACE FUNCTION members_matching(p_pattern text, p_limit int) RETURNS SETOF uuid
-  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
-  SET plan_cache_mode = force_custom_plan AS $$
-    WITH found AS MATERIALIZED (
-      SELECT id FROM members
-       WHERE tenant_id = {CURRENT_TENANT}
-         AND (upper(email::varchar) LIKE upper(p_pattern)
-              OR upper(name::varchar) LIKE upper(p_pattern)))
-    SELECT id FROM found LIMIT p_limit
-$$;
-CREATE OR REPLACE FUNCTION units_matching(p_pattern text, p_limit int) RETURNS SETOF uuid
-  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
-  SET plan_cache_mode = force_custom_plan AS $$
-    WITH found AS MATERIALIZED (
-      SELECT id FROM units
-       WHERE tenant_id = {CURRENT_TENANT} AND upper(name::varchar) LIKE upper(p_pattern))
-    SELECT id FROM found LIMIT p_limit
-$$;
+BACK = (
+    searches("upper(name::varchar)", "upper(p_pattern)")
+    + """
 CREATE INDEX members_name_trgm ON members USING gin (upper(name::varchar) gin_trgm_ops);
 DROP INDEX members_name_folded_trgm;
 CREATE INDEX units_name_trgm ON units USING gin (upper(name::varchar) gin_trgm_ops);
 DROP INDEX units_name_folded_trgm;
 DROP FUNCTION search_key(text);
 """
+)
 
 
 class Migration(base.Migration):
