@@ -236,6 +236,18 @@ KIND_LABELS: dict[RequestKind, str] = {
     RequestKind.WITHDRAW_CONSENT: "Withdraw consent",
 }
 
+#: The same kinds as the privacy team reads them (the console): about the member's data.
+STAFF_KIND_LABELS: dict[RequestKind, str] = {
+    RequestKind.INQUIRY: "Question about their data",
+    RequestKind.ACCESS: "Access: a copy of their data",
+    RequestKind.PORTABILITY: "Portability: their data in a machine-readable form",
+    RequestKind.RECTIFICATION: "Rectification: correct their data",
+    RequestKind.ERASURE: "Erasure: delete their data",
+    RequestKind.RESTRICTION: "Restriction: limit how their data is used",
+    RequestKind.OBJECTION: "Objection to how their data is used",
+    RequestKind.WITHDRAW_CONSENT: "Withdraw consent",
+}
+
 STATUS_LABELS: dict[RequestStatus, str] = {
     RequestStatus.RECEIVED: "Received",
     RequestStatus.IN_PROGRESS: "In progress",

@@ -69,7 +69,12 @@ async def test_a_member_sends_a_request_and_follows_it_while_the_officer_works_o
         queue = await officer.get("/console/privacy-requests")
         assert queue.status_code == 200
         assert "Mia Member" in queue.text and 'class="deadline ok"' in queue.text
+        # The privacy team reads the kind as about the member's data, not "your" data.
+        assert "Rectification: correct their data" in text_of(queue.text)
+        assert "correct your data" not in text_of(queue.text)
         page = f"/console/privacy-requests/{request_id}"
+        heading = text_of((await officer.get(page)).text)
+        assert "Rectification: correct their data" in heading
         for path, form in (
             ("assign", {"assignee_id": olivia["id"]}),
             ("notes", {"text": "Check the spelling in the HR export too."}),

@@ -3,6 +3,7 @@ and add or remove members with the people picker; through the groups service as 
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from starlette.responses import Response
@@ -29,10 +30,14 @@ from tenants.text import counted
 
 
 def _priority(form: dict[str, str]) -> int:
-    value = whole_number(form.get("priority") or "0", low=INT32[0])
+    text = (form.get("priority") or "0").strip()
+    value = whole_number(text, low=INT32[0])
     if value is None:
+        # Digits too many for a number the column holds are still a number: out of range.
+        plain = re.fullmatch(r"-?[0-9]+", text)
+        problem = "is not in -1000..1000" if plain else "is not a number (digits 0-9)"
         raise InvalidInputError(
-            "the priority is a whole number", fields=[FieldProblem("priority", "is not a number")]
+            f"the priority {problem}", fields=[FieldProblem("priority", problem)]
         )
     if not -1000 <= value <= 1000:
         raise InvalidInputError(

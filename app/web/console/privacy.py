@@ -80,6 +80,7 @@ def template_helpers() -> dict[str, Any]:
     """What the queue, request and account templates use to show requests."""
     return {
         "kind_labels": rules.KIND_LABELS,
+        "staff_kind_labels": rules.STAFF_KIND_LABELS,
         "status_labels": rules.STATUS_LABELS,
         "timeline_titles": TIMELINE_TITLES,
         "timeline_tones": TIMELINE_TONES,
