@@ -672,6 +672,7 @@ async def access_world(org: OrgHandle, world: World) -> dict[str, JSON]:
         "access_admin": admin,
         "access_grant": {"id": str(grant.id)},
         "emergency_grant": {"id": str(emergency.id)},
+        "access_officer": officer,
         "access_decider": {"token": decider},
     }
 
