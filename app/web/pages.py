@@ -114,6 +114,7 @@ CONSOLE_NAV: list[tuple[str, str, Permission]] = [
     ("Products", "/console/products", Permission.PRODUCTS_READ),
     ("Policies", "/console/policies", Permission.POLICIES_READ),
     ("Departures", "/console/departures", Permission.DEPARTURES_READ),
+    ("Legal holds", "/console/holds", Permission.CONTENT_HOLD),
     ("Background jobs", "/console/jobs", Permission.JOBS_READ),
     ("Data access", "/console/data-access", Permission.ACCESS_READ),
     ("Privacy requests", "/console/privacy-requests", Permission.PRIVACY_REQUESTS_READ),

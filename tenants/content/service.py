@@ -318,6 +318,22 @@ async def set_legal_hold(
     return item
 
 
+#: How the organisation's legal holds may be listed: the latest change first, or by title
+#: (each read from a partial index of the held items, migration 0038).
+HOLD_SORTS = ("updated_at", "title")
+HOLDS_NEWEST_FIRST = Sort("updated_at", descending=True)
+
+
+async def list_holds(sort: Sort, *, cursor: str | None, limit: int) -> Page[ContentItem]:
+    """One page of the organisation's items under legal hold."""
+    return await paginate(ContentItem.filter(legal_hold=True), sort, cursor=cursor, limit=limit)
+
+
+async def count_holds() -> int:
+    """How many items are under legal hold (the partial indexes hold only those)."""
+    return await ContentItem.filter(legal_hold=True).count()
+
+
 @dataclass(frozen=True, slots=True)
 class ContentFilter:
     product_id: uuid.UUID | None = None

@@ -109,6 +109,7 @@ async def test_every_page_in_the_owners_navigation_has_no_axe_violation(
         "/console/departures/policy",
         f"{member_page}/departure",
         f"/console/holds/{people['held']}",
+        f"{member_page}/content",
         "/console/access-reviews/new",
         f"/console/access-reviews/{people['review']}",
         "/account",

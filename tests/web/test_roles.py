@@ -219,6 +219,11 @@ ROUTES: list[ConsoleRoute] = [
     ConsoleRoute("POST", "/console/settings/sso/restore", Permission.SSO_WRITE),
     ConsoleRoute("GET", "/console/sign-ins.csv", Permission.AUDIT_READ),
     ConsoleRoute("GET", "/console/holds/{held}", Permission.CONTENT_HOLD),
+    ConsoleRoute("GET", "/console/members/{member}/content", Permission.CONTENT_READ),
+    # Asked first (no ``confirmed``): the confirmation page, nothing lifted.
+    ConsoleRoute(
+        "POST", "/console/holds/{held}/lift", Permission.CONTENT_HOLD, lambda t: {"reason": "matrix"}
+    ),
     ConsoleRoute(
         "POST",
         "/console/holds/{held}",

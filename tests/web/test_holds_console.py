@@ -1,0 +1,106 @@
+"""Legal holds as an admin's daily work in the console (they were placed through the API
+only): a member's items, a hold placed on one with what the member is told and a review
+date, the organisation's list of holds, and lifting one, asked first, each step in the
+audit log with its reason and the reason never shown to the member."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from tests.conftest import OrgHandle, make_member, make_product
+from tests.departures.support import make_items
+from tests.web.flows import asgi_client, text_of
+from tests.web.test_console_directory import signed_in_admin
+
+
+async def item_ids(owner_conn: asyncpg.Connection, member_id: str) -> list[uuid.UUID]:
+    rows = await owner_conn.fetch(
+        "SELECT id FROM content_items WHERE member_id = $1 ORDER BY title", uuid.UUID(member_id)
+    )
+    return [r["id"] for r in rows]
+
+
+async def test_an_admin_places_a_hold_from_the_members_items_sees_it_listed_and_lifts_it(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    mia = await make_member(org, name="Mia Member")
+    drive = await make_product(org, name="Drive")
+    await make_items(org, mia["id"], drive["id"], 3, prefix="doc")
+    first, *_ = await item_ids(owner_conn, mia["id"])
+    review = (datetime.now(UTC).date() + timedelta(days=90)).isoformat()
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org, roles=["admin"])
+        member_page = (await browser.get(f"/console/members/{mia['id']}")).text
+        assert f'href="/console/members/{mia["id"]}/content"' in member_page
+        items = await browser.get(f"/console/members/{mia['id']}/content")
+        assert items.status_code == 200
+        shown = text_of(items.text)
+        assert "3 items match; showing 3" in shown and "Drive" in shown
+        assert f'href="/console/holds/{first}"' in items.text
+
+        # Without a reason: refused beside the field, what was typed kept, nothing held.
+        hold = {"csrf": csrf, "form": "hold", "member_text": "Kept for an open claim.",
+                "review_on": review, "reason": ""}
+        refused = await browser.post(f"/console/holds/{first}", hold)
+        assert refused.status_code == 400
+        assert re.search(r'id="hold-reason-error"[^>]*>Reason: why', refused.text)
+        assert "Kept for an open claim." in refused.text
+        assert await owner_conn.fetchval(
+            "SELECT count(*) FROM content_items WHERE legal_hold AND member_id = $1",
+            uuid.UUID(mia["id"]),
+        ) == 0
+
+        placed = await browser.post(f"/console/holds/{first}", {**hold, "reason": "Claim 7"})
+        assert placed.status_code == 303 and placed.headers["location"] == "/console/holds"
+        listed = await browser.get("/console/holds")
+        text = text_of(listed.text)
+        assert "1 item under hold matches; showing 1" in text
+        assert "Mia Member" in text and review in text and "Kept for an open claim." in text
+        assert "Claim 7" not in text  # the reason is the audit trail's alone
+
+        # Lifting asks first, naming what follows; the confirmed form lifts the hold.
+        asked = await browser.post(
+            f"/console/holds/{first}/lift", {"csrf": csrf, "form": "lift", "reason": "Settled"}
+        )
+        assert asked.status_code == 200
+        assert "Lift the legal hold on" in text_of(asked.text)
+        assert await owner_conn.fetchval(
+            "SELECT legal_hold FROM content_items WHERE id = $1", first
+        )
+        lifted = await browser.post(
+            f"/console/holds/{first}/lift",
+            {"csrf": csrf, "form": "lift", "reason": "Settled", "confirmed": "1"},
+        )
+        assert lifted.status_code == 303
+        assert "No item is under legal hold." in text_of((await browser.get("/console/holds")).text)
+    logged = await org.get(
+        "/v1/audit-events", params={"target_type": "content_item", "target_id": str(first)}
+    )
+    events = list(reversed(logged.json()["items"]))
+    assert [e["action"] for e in events] == ["content.legal_hold_set", "content.legal_hold_lifted"]
+    assert [e["after"]["reason"] for e in events] == ["Claim 7", "Settled"]
+
+
+async def test_a_lift_without_a_reason_is_refused_beside_its_own_field(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    mia = await make_member(org, name="Mia Member")
+    drive = await make_product(org, name="Drive")
+    await make_items(org, mia["id"], drive["id"], 1, legal_hold=True)
+    [held] = await item_ids(owner_conn, mia["id"])
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org, roles=["admin"])
+        refused = await browser.post(
+            f"/console/holds/{held}/lift",
+            {"csrf": csrf, "form": "lift", "reason": " "},
+            headers={"referer": f"/console/holds/{held}"},
+        )
+        assert refused.status_code == 303
+        page = (await browser.get(refused.headers["location"])).text
+        assert 'id="lift-reason-error"' in page and 'id="hold-reason-error"' not in page
+    assert await owner_conn.fetchval("SELECT legal_hold FROM content_items WHERE id = $1", held)
