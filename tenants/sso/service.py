@@ -8,6 +8,7 @@ would roll the audit event back with the transaction.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -664,7 +665,35 @@ async def verify_callback(
 ) -> dict[str, Any]:
     """Exchange the code and validate the ID token; the person's claims, merged with
     userinfo when the ID token lacks them. Runs outside any transaction: it waits on the
-    identity provider. Raises SignInError for every protocol failure."""
+    identity provider, for CALLBACK_SECONDS at most in all (each call is capped on its own,
+    but a provider slow at each of discovery, the token, the keys and userinfo would hold
+    the browser for minutes). Raises SignInError for every protocol failure."""
+    try:
+        async with asyncio.timeout(CALLBACK_SECONDS):
+            return await _verify_callback(
+                rp, pending, code=code, iss=iss, redirect_uri=redirect_uri, browser_id=browser_id
+            )
+    except TimeoutError:
+        raise oidc.SignInError(
+            f"the identity provider did not finish answering within {CALLBACK_SECONDS} seconds;"
+            " try again",
+            Reason.IDP_UNREACHABLE,
+        ) from None
+
+
+#: The longest a sign-in's callback waits on the identity provider, all calls together.
+CALLBACK_SECONDS = 30
+
+
+async def _verify_callback(
+    rp: oidc.RelyingParty,
+    pending: PendingSignIn,
+    *,
+    code: str,
+    iss: str | None,
+    redirect_uri: str,
+    browser_id: str,
+) -> dict[str, Any]:
     if datetime.now(UTC) - pending.created_at > ATTEMPT_LIFETIME:
         raise oidc.SignInError("the sign-in took too long; start again", Reason.SIGN_IN_EXPIRED)
     if not _same(pending.browser_binding, browser_binding(browser_id)):

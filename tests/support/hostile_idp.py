@@ -146,6 +146,8 @@ class HostileIdp:
         #: Fields the discovery document serves instead of its own (None: left out).
         self.discovery_changes: dict[str, Any] = {}
         self.discovery_raw: bytes | None = None
+        #: Seconds the token endpoint waits before it answers.
+        self.token_delay = 0.0
         self.signing_key = _generate_key("hostile-signing-1")
         # Lazily made: forging keys are only needed by a few tests and RSA generation costs time.
         self._other_key: RSAKey | None = None
@@ -296,6 +298,7 @@ class HostileIdp:
             self.claims_in_id_token = True
             self.discovery_changes = {}
             self.discovery_raw = None
+            self.token_delay = 0.0
             self._codes.clear()
             self._access_tokens.clear()
             self.issued_id_tokens.clear()
@@ -383,6 +386,8 @@ class HostileIdp:
         return form.get("client_id"), form.get("client_secret")
 
     async def _token(self, request: Request) -> Response:
+        if self.token_delay:
+            await asyncio.sleep(self.token_delay)
         if self.misbehaviour is Misbehaviour.TOKEN_ENDPOINT_ERROR:
             return PlainTextResponse("internal server error", status_code=500)
         form = {k: str(v) for k, v in (await request.form()).items()}

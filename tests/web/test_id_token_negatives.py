@@ -196,3 +196,25 @@ async def test_unknown_state_is_refused(
         assert response.status_code == 401
         assert "unknown or has expired" in text_of(response.text)
     assert [e["reason"] for e in await sign_in_log(owner_conn, gamma.id)] == ["state_unknown"]
+
+
+async def test_a_provider_too_slow_in_all_is_cut_off_with_a_readable_page(
+    gamma: OrgHandle,
+    hostile: HostileIdp,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each call to the provider has its own timeout, but the callback as a whole has one
+    too (``CALLBACK_SECONDS``, shortened here), so a provider slow at every step cannot
+    hold the browser for minutes."""
+    from tenants.sso import service
+
+    monkeypatch.setattr(service, "CALLBACK_SECONDS", 0.5)
+    hostile.token_delay = 2.0
+    async with live_client(live_server) as browser:
+        response = await browser.get(await callback_url(browser))
+        assert response.status_code == 401, text_of(response.text)
+        assert "did not finish answering within 0.5 seconds" in text_of(response.text)
+        assert browser.session_cookie is None
+    assert [e["reason"] for e in await sign_in_log(owner_conn, gamma.id)] == ["idp_unreachable"]
