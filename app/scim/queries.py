@@ -7,11 +7,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tenants.scim.documents import Path
 from tenants.scim.errors import InvalidFilterError, InvalidSyntaxError, InvalidValueError
 from tenants.scim.listing import DEFAULT_COUNT, ListQuery, bind_path
 from tenants.scim.schemas import SEARCH_URN, ResourceKind
 
-Refs = list[tuple[str, str | None]]
+Refs = list[Path]
 
 _PARAMS = (
     "filter",
@@ -27,7 +28,8 @@ _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
 def attribute_refs(kind: ResourceKind, paths: Iterable[str]) -> Refs:
-    """Attribute paths as ``(top-level key of the rendered resource, sub-attribute)``.
+    """Attribute paths as the keys leading to them in the rendered resource: the top-level
+    key (an extension's URN for its attributes), then the attribute and sub-attribute.
 
     Unknown attributes are left out: they name nothing to return (a filter naming one,
     by contrast, is refused, because dropping a filter term would widen the result).
@@ -39,16 +41,17 @@ def attribute_refs(kind: ResourceKind, paths: Iterable[str]) -> Refs:
             continue
         urns = {s.lower(): s for s in kind.extensions}
         if text.lower() in urns:
-            refs.append((urns[text.lower()], None))
+            refs.append((urns[text.lower()],))
             continue
         try:
             binding = bind_path(kind, text)
         except InvalidFilterError:
             continue
+        sub = (binding.sub.name,) if binding.sub else ()
         if binding.urn in kind.extensions:
-            refs.append((binding.urn, binding.attribute.name))
+            refs.append((binding.urn, binding.attribute.name, *sub))
         else:
-            refs.append((binding.attribute.name, binding.sub.name if binding.sub else None))
+            refs.append((binding.attribute.name, *sub))
     return refs
 
 
@@ -110,7 +113,7 @@ def _query(
     if attributes and not kept:
         # Naming only unknown attributes still replaces the default set (RFC 7644 §3.9):
         # what is returned always (id, schemas) is all there is to return.
-        kept = [("id", None)]
+        kept = [("id",)]
     return query, kept, attribute_refs(kind, excluded)
 
 

@@ -437,61 +437,69 @@ def render_group(record: GroupRecord, base: str) -> dict[str, Any]:
 # --- attributes / excludedAttributes (RFC 7644 §3.9) ----------------------------------------
 
 
+#: An attribute path as projected: the top-level key as in the resource (an extension's
+#: URN for its attributes), then sub-attributes: ("name", "givenName"),
+#: ("urn:…:enterprise:2.0:User", "manager", "value").
+Path = tuple[str, ...]
+#: Paths merged into a tree: a key's subtree, or None for the whole value.
+_Tree = dict[str, "_Tree | None"]
+
+
 def project(
-    resource: dict[str, Any],
-    attributes: Sequence[tuple[str, str | None]],
-    excluded: Sequence[tuple[str, str | None]],
+    resource: dict[str, Any], attributes: Sequence[Path], excluded: Sequence[Path]
 ) -> dict[str, Any]:
     """Keep only ``attributes`` (plus id and schemas, returned always), or drop
-    ``excluded``; each a pair of (top-level key as in ``resource``, sub-attribute or None)."""
+    ``excluded`` (never id or schemas), at any depth (RFC 7644 §3.9, §3.10): a path to a
+    sub-attribute of a multi-valued attribute applies to each of its values."""
     if attributes:
-        kept: dict[str, Any] = {k: resource[k] for k in ("schemas", "id") if k in resource}
-        for key, sub in attributes:
-            if key not in resource:
-                continue
-            value = resource[key]
-            if sub is None:
-                kept[key] = value
-            else:
-                picked = _pick(value, sub)
-                if picked not in (None, [], {}):
-                    merged = kept.get(key)
-                    kept[key] = _merge(merged, picked) if merged is not None else picked
-        return kept
+        kept = _kept(resource, _tree(attributes))
+        return {**{k: resource[k] for k in ("schemas", "id") if k in resource}, **kept}
     if excluded:
-        out = dict(resource)
-        for key, sub in excluded:
-            if key in ("schemas", "id") or key not in out:
-                continue
-            if sub is None:
-                del out[key]
-            else:
-                out[key] = _drop(out[key], sub)
-        return out
+        tree = {k: v for k, v in _tree(excluded).items() if k not in ("schemas", "id")}
+        dropped: dict[str, Any] = _dropped(resource, tree)
+        return dropped
     return resource
 
 
-def _pick(value: Any, sub: str) -> Any:
+def _tree(paths: Sequence[Path]) -> _Tree:
+    """The paths as one tree; a path that names a whole value wins over its longer ones."""
+    root: _Tree = {}
+    for path in paths:
+        node: _Tree | None = root
+        for depth, part in enumerate(path):
+            assert node is not None
+            if depth == len(path) - 1:
+                node[part] = None
+            elif part in node and node[part] is None:
+                break  # the whole value is wanted already
+            else:
+                node = node.setdefault(part, {})
+    return root
+
+
+def _kept(value: Any, tree: _Tree) -> Any:
     if isinstance(value, list):
-        return [{sub: v[sub]} for v in value if isinstance(v, dict) and sub in v]
-    if isinstance(value, dict):
-        return {sub: value[sub]} if sub in value else None
-    return None
+        picked = [_kept(item, tree) for item in value if isinstance(item, dict)]
+        return [item for item in picked if item]
+    if not isinstance(value, dict):
+        return None  # a sub-attribute of a simple value: nothing
+    out = {}
+    for key, subtree in tree.items():
+        if key not in value:
+            continue
+        inner = value[key] if subtree is None else _kept(value[key], subtree)
+        if subtree is None or inner not in (None, [], {}):
+            out[key] = inner
+    return out
 
 
-def _merge(a: Any, b: Any) -> Any:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return {**a, **b}
-    if isinstance(a, list) and isinstance(b, list):
-        return [{**x, **y} for x, y in zip(a, b, strict=False)]
-    return b
-
-
-def _drop(value: Any, sub: str) -> Any:
+def _dropped(value: Any, tree: _Tree) -> Any:
     if isinstance(value, list):
-        return [
-            {k: v for k, v in item.items() if k != sub} for item in value if isinstance(item, dict)
-        ]
-    if isinstance(value, dict):
-        return {k: v for k, v in value.items() if k != sub}
-    return value
+        return [_dropped(item, tree) if isinstance(item, dict) else item for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: inner if key not in tree else _dropped(inner, tree[key])  # type: ignore[arg-type]
+        for key, inner in value.items()
+        if not (key in tree and tree[key] is None)
+    }

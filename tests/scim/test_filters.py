@@ -325,9 +325,31 @@ async def test_search_by_post_and_attribute_projection(scim: Scim) -> None:
     assert "title" not in excluded
     assert "meta" not in excluded
     assert excluded["nickName"] == "N"
+    # A sub-attribute of an extension's attribute (RFC 7644 §3.10), and of a multi-valued
+    # one, projects to it alone.
+    boss = await scim.create_user("boss@x.example")
+    managed = await scim.create_user(
+        "managed@x.example",
+        emails=[{"value": "managed@x.example", "type": "work", "primary": True}],
+        **{ENTERPRISE_URN: {"manager": {"value": boss["id"]}, "department": "Sales"}},
+    )
+    one = (
+        await scim.get(
+            f"/Users/{managed['id']}", attributes=f"{ENTERPRISE_URN}:manager.value,emails.type"
+        )
+    ).json()
+    assert one[ENTERPRISE_URN] == {"manager": {"value": boss["id"]}}
+    assert one["emails"] == [{"type": "work"}]
+    without = (
+        await scim.get(
+            f"/Users/{managed['id']}", excludedAttributes=f"{ENTERPRISE_URN}:manager.$ref"
+        )
+    ).json()
+    assert without[ENTERPRISE_URN]["manager"] == {"value": boss["id"]}
+    assert without[ENTERPRISE_URN]["department"] == "Sales"
     # Naming only attributes that do not exist still replaces the default set (§3.9).
     only_unknown = (await scim.get("/Users", attributes="nothing,urn:x:y")).json()["Resources"]
-    assert [set(u) for u in only_unknown] == [{"schemas", "id"}]
+    assert [set(u) for u in only_unknown] == [{"schemas", "id"}] * 3
     everything = (
         await scim.post("/.search", {"schemas": body["schemas"], "filter": "displayName pr"})
     ).json()
