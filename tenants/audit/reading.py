@@ -11,7 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Fields whose values are ids of members or units (shown as names where known).
-MEMBER_FIELDS = ("member_id", "manager_id", "requester_id", "approver_id", "assignee_id")
+MEMBER_FIELDS = (
+    "member_id",
+    "manager_id",
+    "requester_id",
+    "approver_id",
+    "assignee_id",
+    "successor_id",
+    "fallback_successor_id",
+    "admin_id",
+    "decided_by_id",
+    "reviewed_by_id",
+    "previous_member_id",
+)
 UNIT_FIELDS = ("unit_id", "parent_id")
 
 

@@ -193,3 +193,29 @@ async def test_an_auditor_verifies_the_chain_from_the_console_and_watches_it_run
     # The asker by reference (their name is looked up when shown): an erasure of them
     # leaves no name behind in the log.
     assert event["after"]["requested_by"] == f"member:{auditor['id']}"
+
+
+async def test_people_a_departure_or_a_grant_names_are_shown_by_name(
+    app: Any, org: OrgHandle
+) -> None:
+    """A successor, the admin a grant is for, who decided: linked names, not bare ids."""
+    from tenants.actors import system_actor
+
+    await set_local_sign_in(org.id, True)
+    owner = await make_member(org, name="Owen Owner", email="owen@example.org", roles=["owner"])
+    await set_password(org.id, owner["id"], PASSWORD)
+    heir = await make_member(org, name="Hana Heir")
+    boss = await make_member(org, name="Dora Decider")
+    async with db.tenant_transaction(org.id):
+        await audit.record(
+            "departure.started",
+            "departure",
+            "d-1",
+            actor=system_actor("tests"),
+            after={"successor_id": heir["id"], "decided_by_id": boss["id"]},
+        )
+    async with asgi_client(app) as browser:
+        await browser.password_sign_in(org.slug, owner["email"], PASSWORD)
+        page = (await browser.get("/console/audit", params={"action": "departure"})).text
+    assert f'href="/console/members/{heir["id"]}">Hana Heir</a>' in page
+    assert f'href="/console/members/{boss["id"]}">Dora Decider</a>' in page
