@@ -44,16 +44,24 @@ async def test_an_admin_places_a_hold_from_the_members_items_sees_it_listed_and_
         assert f'href="/console/holds/{first}"' in items.text
 
         # Without a reason: refused beside the field, what was typed kept, nothing held.
-        hold = {"csrf": csrf, "form": "hold", "member_text": "Kept for an open claim.",
-                "review_on": review, "reason": ""}
+        hold = {
+            "csrf": csrf,
+            "form": "hold",
+            "member_text": "Kept for an open claim.",
+            "review_on": review,
+            "reason": "",
+        }
         refused = await browser.post(f"/console/holds/{first}", hold)
         assert refused.status_code == 400
         assert re.search(r'id="hold-reason-error"[^>]*>Reason: why', refused.text)
         assert "Kept for an open claim." in refused.text
-        assert await owner_conn.fetchval(
-            "SELECT count(*) FROM content_items WHERE legal_hold AND member_id = $1",
-            uuid.UUID(mia["id"]),
-        ) == 0
+        assert (
+            await owner_conn.fetchval(
+                "SELECT count(*) FROM content_items WHERE legal_hold AND member_id = $1",
+                uuid.UUID(mia["id"]),
+            )
+            == 0
+        )
 
         placed = await browser.post(f"/console/holds/{first}", {**hold, "reason": "Claim 7"})
         assert placed.status_code == 303 and placed.headers["location"] == "/console/holds"
@@ -104,3 +112,46 @@ async def test_a_lift_without_a_reason_is_refused_beside_its_own_field(
         page = (await browser.get(refused.headers["location"])).text
         assert 'id="lift-reason-error"' in page and 'id="hold-reason-error"' not in page
     assert await owner_conn.fetchval("SELECT legal_hold FROM content_items WHERE id = $1", held)
+
+
+async def test_odd_addresses_of_the_holds_pages_are_refused_readably(
+    app: Any, org: OrgHandle, client: Any
+) -> None:
+    """Ids that are no ids, of nothing, or of another organisation's item; cursors and
+    sorts made up: a 404 or 400 page, never a 500, and nothing of the other organisation."""
+    from tests.conftest import make_org
+
+    other = await make_org(client)
+    stranger = await make_member(other, name="Sam Stranger")
+    drive = await make_product(other, name="Drive")
+    await make_items(other, stranger["id"], drive["id"], 1, legal_hold=True)
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org, roles=["admin"])
+        foreign = await other.get(f"/v1/members/{stranger['id']}/content")
+        foreign_item = foreign.json()["items"][0]["id"]
+        for path in (
+            "/console/holds/not-an-id",
+            f"/console/holds/{uuid.uuid4()}",
+            f"/console/holds/{foreign_item}",
+            "/console/members/not-an-id/content",
+            f"/console/members/{stranger['id']}/content",
+        ):
+            answer = await browser.get(path)
+            assert answer.status_code == 404, (path, answer.status_code)
+            assert "Sam Stranger" not in answer.text
+        for query, status in (
+            ("cursor=garbage", 400),
+            ("sort=password", 200),
+            ("size=-1", 200),
+            ("trail=%00", 400),
+        ):
+            answer = await browser.get(f"/console/holds?{query}")
+            assert answer.status_code == status, (query, answer.status_code)
+        lift = await browser.post(
+            f"/console/holds/{foreign_item}/lift",
+            {"csrf": csrf, "form": "lift", "reason": "x", "confirmed": "1"},
+        )
+        # Refused as a form is (back to the page with why), and nothing lifted.
+        assert lift.status_code == 303, lift.status_code
+    still = await other.get(f"/v1/members/{stranger['id']}/content")
+    assert still.json()["items"][0]["legal_hold"] is True
