@@ -121,7 +121,12 @@ async def test_an_admin_runs_the_directory_from_the_console(
     nora_page = page.url
 
     # Move her, give her a role and a product.
-    await pick(page, "Move to unit", "ware", "Warehouse")
+    # By keyboard: ArrowDown from the field reaches the match and chooses it.
+    await page.get_by_label("Move to unit", exact=True).fill("ware")
+    await expect(page.get_by_role("radio", name="Warehouse")).to_be_visible()
+    await page.get_by_label("Move to unit", exact=True).press("ArrowDown")
+    await expect(page.get_by_role("radio", name="Warehouse")).to_be_focused()
+    await expect(page.get_by_role("radio", name="Warehouse")).to_be_checked()
     await page.get_by_role("button", name="Move", exact=True).click()
     # The move's preview asks first (what changes for her), then the move happens.
     confirm = page.get_by_role("button", name="Move Nora Newcomer")
