@@ -52,6 +52,8 @@ class Attention:
     #: the reminder to give each a review date and a member-facing text.
     holds_without_review: int = 0
     unreviewed_holds: list[dict[str, Any]] = field(default_factory=list)
+    #: Items under legal hold whose review date has passed: the hold is due for review.
+    holds_overdue: int = 0
 
     @property
     def anything(self) -> bool:
@@ -64,6 +66,7 @@ class Attention:
             or self.failing_products
             or self.break_glass_sessions
             or self.holds_without_review
+            or self.holds_overdue
         )
 
 
@@ -147,8 +150,14 @@ async def attention(
             org,
             LISTED,
         )
-    unreviewed, unreviewed_rows = 0, []
+    unreviewed, unreviewed_rows, overdue = 0, [], 0
     if holds:
+        # Both read the held items alone (the partial indexes of migration 0038).
+        overdue = await _count(
+            "SELECT count(*) AS n FROM content_items WHERE tenant_id = $1 AND legal_hold "
+            "AND hold_review_on < current_date",
+            org,
+        )
         unreviewed = await _count(
             "SELECT count(*) AS n FROM content_items WHERE tenant_id = $1 AND legal_hold "
             "AND hold_review_on IS NULL",
@@ -178,6 +187,7 @@ async def attention(
         setup=setup,
         holds_without_review=unreviewed,
         unreviewed_holds=unreviewed_rows,
+        holds_overdue=overdue,
     )
 
 

@@ -114,7 +114,7 @@ CONSOLE_NAV: list[tuple[str, str, Permission]] = [
     ("Products", "/console/products", Permission.PRODUCTS_READ),
     ("Policies", "/console/policies", Permission.POLICIES_READ),
     ("Departures", "/console/departures", Permission.DEPARTURES_READ),
-    ("Legal holds", "/console/holds", Permission.CONTENT_HOLD),
+    ("Legal holds", "/console/holds", Permission.CONTENT_READ),
     ("Background jobs", "/console/jobs", Permission.JOBS_READ),
     ("Data access", "/console/data-access", Permission.ACCESS_READ),
     ("Privacy requests", "/console/privacy-requests", Permission.PRIVACY_REQUESTS_READ),
@@ -417,9 +417,19 @@ def page(
     return wrap
 
 
+#: Fields whose label is not their name in words (as the forms label them).
+FIELD_LABELS = {
+    "member_text": "What the member is told",
+    "review_on": "Review date",
+    "kind": "Type of request",
+}
+
+
 def field_label(name: str) -> str:
     """A form field's name as people read it beside an error or in the banner: ``unit_id``
     is "Unit", ``manager_email`` "Manager email", ``csv`` "CSV" (never the code)."""
+    if name in FIELD_LABELS:
+        return FIELD_LABELS[name]
     words = name.replace("_id", "").replace("_", " ").replace("csv", "CSV")
     return words[:1].upper() + words[1:]
 

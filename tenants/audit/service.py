@@ -271,7 +271,8 @@ async def list_events(
     Personal fields are opened; an erased member's read ``[erased]`` / ``erased member``."""
     clauses = ["e.tenant_id = $1"]
     args: list[Any] = [current_org()]
-    action = filters.action
+    # Actions are written in small letters: "Departure" as the suggestions read is found.
+    action = filters.action.lower() if filters.action is not None else None
     if action is not None and (action.endswith((".", "*")) or "." not in action):
         # A prefix: a range of the (tenant_id, action text_pattern_ops, id) index.
         args.append(_like_prefix(action.rstrip("*")))

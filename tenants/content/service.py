@@ -13,7 +13,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
+
+from tortoise.queryset import QuerySet
 
 from tenants import db
 from tenants.actors import Actor, ActorKind
@@ -283,37 +286,46 @@ async def set_legal_hold(
     if hold:
         problems = hold_problems(member_text, review_on, datetime.now(UTC).date())
         if problems:
-            raise InvalidInputError("a legal hold needs a member-facing text and a review date",
-                                    fields=problems)
+            raise InvalidInputError(
+                "a legal hold needs a member-facing text and a review date", fields=problems
+            )
         member_text = clean_free_text(member_text or "").strip()
     else:
         member_text, review_on = None, None
     item = await get_item(item_id, for_update=True)
     if (item.legal_hold, item.hold_member_text, item.hold_review_on) == (
-        hold, member_text, review_on
+        hold,
+        member_text,
+        review_on,
     ):
         return item
-    before = {"legal_hold": item.legal_hold, "hold_member_text": item.hold_member_text,
-              "hold_review_on": item.hold_review_on}
+    before = {
+        "legal_hold": item.legal_hold,
+        "hold_member_text": item.hold_member_text,
+        "hold_review_on": item.hold_review_on,
+    }
     item.legal_hold = hold
     item.hold_member_text = member_text
     item.hold_review_on = review_on
-    await item.save(update_fields=["legal_hold", "hold_member_text", "hold_review_on",
-                                   "updated_at"])
+    await item.save(
+        update_fields=["legal_hold", "hold_member_text", "hold_review_on", "updated_at"]
+    )
     await audit.record(
         "content.legal_hold_set" if hold else "content.legal_hold_lifted",
         "content_item",
         item.id,
         actor=actor,
         before=audit.jsonable(before),
-        after=audit.jsonable({
-            "legal_hold": hold,
-            "reason": reason,
-            "hold_member_text": member_text,
-            "hold_review_on": review_on,
-            "member_id": item.member_id,
-            "product_id": item.product_id,
-        }),
+        after=audit.jsonable(
+            {
+                "legal_hold": hold,
+                "reason": reason,
+                "hold_member_text": member_text,
+                "hold_review_on": review_on,
+                "member_id": item.member_id,
+                "product_id": item.product_id,
+            }
+        ),
     )
     return item
 
@@ -324,14 +336,33 @@ HOLD_SORTS = ("updated_at", "title")
 HOLDS_NEWEST_FIRST = Sort("updated_at", descending=True)
 
 
-async def list_holds(sort: Sort, *, cursor: str | None, limit: int) -> Page[ContentItem]:
-    """One page of the organisation's items under legal hold."""
-    return await paginate(ContentItem.filter(legal_hold=True), sort, cursor=cursor, limit=limit)
+class HoldsDue(StrEnum):
+    """Which holds a list shows by their review date: past it, or without one."""
+
+    OVERDUE = "overdue"
+    UNDATED = "undated"
 
 
-async def count_holds() -> int:
+def _held(due: HoldsDue | None) -> QuerySet[ContentItem]:
+    query = ContentItem.filter(legal_hold=True)
+    if due is HoldsDue.OVERDUE:
+        return query.filter(hold_review_on__lt=datetime.now(UTC).date())
+    if due is HoldsDue.UNDATED:
+        return query.filter(hold_review_on__isnull=True)
+    return query
+
+
+async def list_holds(
+    sort: Sort, *, cursor: str | None, limit: int, due: HoldsDue | None = None
+) -> Page[ContentItem]:
+    """One page of the organisation's items under legal hold (``due``: those past their
+    review date, or without one)."""
+    return await paginate(_held(due), sort, cursor=cursor, limit=limit)
+
+
+async def count_holds(due: HoldsDue | None = None) -> int:
     """How many items are under legal hold (the partial indexes hold only those)."""
-    return await ContentItem.filter(legal_hold=True).count()
+    return await _held(due).count()
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,8 @@ async def test_the_api_filters_by_prefix_and_streams_csv_and_ndjson(org: OrgHand
     # Without a dot it is the start of the action, as people type it ("member", "departure").
     bare = (await org.get("/v1/audit-events", params={"action": "member"})).json()
     assert [e["id"] for e in bare["items"]] == [e["id"] for e in page["items"]]
+    capital = (await org.get("/v1/audit-events", params={"action": "Member"})).json()
+    assert [e["id"] for e in capital["items"]] == [e["id"] for e in page["items"]]
     partial = (await org.get("/v1/audit-events", params={"action": "mem"})).json()
     assert {e["action"] for e in partial["items"]} == {"member.created", "member.suspend"}
     exact = (await org.get("/v1/audit-events", params={"action": "member.suspend"})).json()

@@ -440,6 +440,15 @@ async def test_a_refused_bulk_action_comes_back_with_the_same_members_ticked_and
             assert re.search(f'name="member_{member["id"]}"[^>]* checked', back.text)
         assert not re.search(f'name="member_{other["id"]}"[^>]* checked', back.text)
         assert '<option value="add_to_group" selected>' in back.text
+        mail = await make_product(org, name="Mail")
+        nobody = await browser.post(
+            "/console/members/bulk",
+            {"csrf": csrf, "action": "assign_product", "product_id": mail["id"]},
+            headers={"referer": "/console/members"},
+        )
+        back = await browser.get(nobody.headers["location"])
+        assert f'<option value="{mail["id"]}" selected>Mail</option>' in back.text
+        assert '<option value="assign_product" selected>' in back.text
 
 
 CSV_GOOD = (

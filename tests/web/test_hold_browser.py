@@ -41,7 +41,7 @@ async def test_the_admin_sets_the_holds_text_and_the_member_sees_the_explanation
     await console.land("^/console/holds/.+", tmp_path, "02-hold-form")
     await page.get_by_label("What the member is told").fill(
         "Your files are kept while a tax audit of the organisation is open.")
-    await page.get_by_label("Review the hold by").fill(review)
+    await page.get_by_label("Review date").fill(review)
     await page.get_by_label("Reason (confidential: audit trail only)").fill("Audit 2026-44 (secret)")
     await page.get_by_role("button", name="Save").click()
     await console.land("/console", tmp_path, "03-saved")

@@ -155,3 +155,73 @@ async def test_odd_addresses_of_the_holds_pages_are_refused_readably(
         assert lift.status_code == 303, lift.status_code
     still = await other.get(f"/v1/members/{stranger['id']}/content")
     assert still.json()["items"][0]["legal_hold"] is True
+
+
+async def test_every_mistake_of_the_hold_form_is_named_at_once(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    mia = await make_member(org, name="Mia Member")
+    drive = await make_product(org, name="Drive")
+    await make_items(org, mia["id"], drive["id"], 1)
+    [item] = await item_ids(owner_conn, mia["id"])
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org, roles=["admin"])
+        refused = await browser.post(
+            f"/console/holds/{item}",
+            {
+                "csrf": csrf,
+                "form": "hold",
+                "member_text": "",
+                "review_on": "2020-01-01",
+                "reason": "r" * 1001,
+            },
+        )
+        assert refused.status_code == 400
+        for field, words in (
+            ("member_text", "tell the member why"),
+            ("review_on", "must be in the future"),
+            ("reason", "at most 1000 characters"),
+        ):
+            assert re.search(f'id="hold-{field}-error"[^>]*>[^<]*{words}', refused.text), field
+        assert "What the member is told: tell the member" in text_of(refused.text)
+
+
+async def test_holds_past_or_without_a_review_date_are_listed_apart_and_named_on_the_overview(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    mia = await make_member(org, name="Mia Member")
+    drive = await make_product(org, name="Drive")
+    await make_items(org, mia["id"], drive["id"], 3, legal_hold=True)
+    first, second, third = await item_ids(owner_conn, mia["id"])
+    past = datetime.now(UTC).date() - timedelta(days=3)
+    future = datetime.now(UTC).date() + timedelta(days=30)
+    await owner_conn.execute(
+        "UPDATE content_items SET hold_review_on = $2, hold_member_text = 'Kept.' WHERE id = $1",
+        first,
+        past,
+    )
+    await owner_conn.execute(
+        "UPDATE content_items SET hold_review_on = $2, hold_member_text = 'Kept.' WHERE id = $1",
+        second,
+        future,
+    )
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, org, roles=["admin"])
+        overdue = await browser.get("/console/holds?due=overdue")
+        assert f'id="hold-{first}"' in overdue.text
+        assert (
+            f'id="hold-{second}"' not in overdue.text and f'id="hold-{third}"' not in overdue.text
+        )
+        undated = await browser.get("/console/holds?due=undated")
+        assert f'id="hold-{third}"' in undated.text and f'id="hold-{first}"' not in undated.text
+        every = text_of((await browser.get("/console/holds")).text)
+        assert "All 3" in every and "Past their review date 1" in every
+        assert "Without a review date 1" in every
+        overview = await browser.get("/console")
+        assert "1 legal hold past its review date" in text_of(overview.text)
+        assert 'href="/console/holds?due=overdue"' in overview.text
+    async with asgi_client(app) as auditor:
+        await signed_in_admin(auditor, org, roles=["auditor"])
+        seen = await auditor.get("/console/holds")
+        assert seen.status_code == 200 and f'id="hold-{first}"' in seen.text
+        assert f'href="/console/holds/{first}"' not in seen.text  # reads, does not review

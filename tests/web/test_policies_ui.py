@@ -174,6 +174,16 @@ async def test_a_dated_rule_is_said_to_be_scheduled_and_a_past_date_means_from_n
             ).text
         )
         assert f"on Sales from {coming}." in future and "takes effect at once" not in future
+        today = datetime.now(UTC).date().isoformat()
+        now = text_of(
+            (
+                await browser.post(
+                    "/console/policies/preview",
+                    rule_form(csrf, sales["id"], value="true", effective_from=today),
+                )
+            ).text
+        )
+        assert "It takes effect at once: today has begun, so members get no" in now
         past = await browser.post(
             "/console/policies/rules",
             rule_form(csrf, sales["id"], value="true", effective_from="2020-01-01"),

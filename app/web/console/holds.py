@@ -15,8 +15,9 @@ from starlette.routing import BaseRoute, Route
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.content import service as content
+from tenants.content.holds import hold_problems
 from tenants.content.models import ContentItem
-from tenants.content.service import ContentFilter
+from tenants.content.service import ContentFilter, HoldsDue
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.members.models import Member
 from tenants.members.service import get_member
@@ -33,11 +34,21 @@ def _id(ctx: PageContext, what: str) -> uuid.UUID:
         raise NotFoundError(f"there is no such {what}") from None
 
 
+#: The longest confidential reason, as the API takes it (``LegalHoldIn.reason``).
+REASON_MAX = 1000
+
+
 def _reason(ctx: PageContext, doing: str) -> str:
     reason = (ctx.form.get("reason") or "").strip()
     if not reason:
         raise InvalidInputError(
-            f"say why you {doing}", fields=[FieldProblem("reason", "why (for the audit trail only)")]
+            f"say why you {doing}",
+            fields=[FieldProblem("reason", "why (for the audit trail only)")],
+        )
+    if len(reason) > REASON_MAX:
+        raise InvalidInputError(
+            "the reason is too long",
+            fields=[FieldProblem("reason", f"at most {REASON_MAX} characters")],
         )
     return reason
 
@@ -50,26 +61,31 @@ async def _names(items: list[ContentItem]) -> tuple[dict[uuid.UUID, str], dict[u
 
 
 def routes(web: Web) -> list[BaseRoute]:
-    @page(web, permission=Permission.CONTENT_HOLD)
+    @page(web, permission=Permission.CONTENT_READ)
     async def holds_page(ctx: PageContext) -> Response:
+        raw = ctx.request.query_params.get("due") or ""
+        due = HoldsDue(raw) if raw in {d.value for d in HoldsDue} else None
         view = ListView.parse(
             HOLDS,
             ctx.request.query_params,
             sortable=content.HOLD_SORTS,
             default_sort=str(content.HOLDS_NEWEST_FIRST),
+            filters={"due": due.value if due else ""},
         )
-        found = await content.list_holds(view.sort, cursor=view.cursor, limit=view.size)
+        found = await content.list_holds(view.sort, cursor=view.cursor, limit=view.size, due=due)
         products, members = await _names(found.items)
+        counts = {d: await content.count_holds(d) for d in (None, *HoldsDue)}
         return ctx.render(
             "console/holds.html",
             items=found.items,
             products=products,
             members=members,
             today=datetime.now(UTC).date(),
+            due=due,
+            due_values=HoldsDue,
+            counts=counts,
             **view.context(
-                next_cursor=found.next_cursor,
-                total=await content.count_holds(),
-                shown=len(found.items),
+                next_cursor=found.next_cursor, total=counts[due], shown=len(found.items)
             ),
         )
 
@@ -130,18 +146,29 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.CONTENT_HOLD)
     async def hold_submit(ctx: PageContext) -> Response:
         item_id = _id(ctx, "content item")
-        values = {k: ctx.form.get(k, "")[:3000] for k in ("member_text", "review_on", "reason")}
+        values = {k: ctx.form.get(k, "") for k in ("member_text", "review_on", "reason")}
         values["form"] = "hold"
+        # Every field's problem at once, not one per try.
+        problems: list[FieldProblem] = []
         review_on: date | None = None
+        if values["review_on"]:
+            try:
+                review_on = date.fromisoformat(values["review_on"])
+            except ValueError:
+                problems.append(FieldProblem("review_on", "a date (YYYY-MM-DD)"))
+        problems += [
+            p
+            for p in hold_problems(values["member_text"], review_on, datetime.now(UTC).date())
+            if not (p.field == "review_on" and problems)  # a date that does not parse, said
+        ]
+        reason = values["reason"].strip()
+        if not reason:
+            problems.append(FieldProblem("reason", "why (for the audit trail only)"))
+        elif len(reason) > REASON_MAX:
+            problems.append(FieldProblem("reason", f"at most {REASON_MAX} characters"))
         try:
-            if values["review_on"]:
-                try:
-                    review_on = date.fromisoformat(values["review_on"])
-                except ValueError:
-                    raise InvalidInputError(
-                        "not a date", fields=[FieldProblem("review_on", "a date (YYYY-MM-DD)")]
-                    ) from None
-            reason = _reason(ctx, "place or change the hold")
+            if problems:
+                raise InvalidInputError("the hold is not saved", fields=problems)
             was_held = (await content.get_item(item_id)).legal_hold
             item = await content.set_legal_hold(
                 item_id,
@@ -152,8 +179,16 @@ def routes(web: Web) -> list[BaseRoute]:
                 review_on=review_on,
             )
         except InvalidInputError as exc:
-            errors = {p.field: p.reason for p in exc.fields} or {"member_text": exc.message}
-            return await render(ctx, item_id, values=values, errors=errors, status=400)
+            errors: dict[str, str] = {}
+            for problem in exc.fields:
+                errors.setdefault(problem.field, problem.reason)
+            return await render(
+                ctx,
+                item_id,
+                values=values,
+                errors=errors or {"member_text": exc.message},
+                status=400,
+            )
         done = "saved" if was_held else "placed"
         # Back to the overview's reminder when the hold was opened from it.
         back = "/console" if ctx.form.get("back") == "overview" else HOLDS
@@ -189,4 +224,3 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/console/holds/{id}", hold_submit, methods=["POST"]),
         Route("/console/holds/{id}/lift", lift, methods=["POST"]),
     ]
-

@@ -569,6 +569,7 @@ def routes(web: Web) -> list[BaseRoute]:
             # A date already past means "in force now" (``policy.set_rule``): said so, since
             # it also means no advance notice to the members it changes.
             "past_date": c.effective_from is not None and c.effective_from <= datetime.now(UTC),
+            "today": datetime.now(UTC).date(),
             "shown": show_value(form.setting, c.value),
             "required_off": form.setting.required and not removing and form.setting.is_off(c.value),
         }
