@@ -232,25 +232,41 @@ def name_prefix_pattern(text: str) -> str:
     return escaped + "%"
 
 
+#: ``find_units``: the start of a name by the (tenant_id, lower(name)) index, and
+#: (``folded``, from three characters) the same start without accents.
+_FIND_UNITS_SQL = """
+SELECT id FROM (
+  (SELECT id, name FROM units WHERE tenant_id = $1 AND lower(name) LIKE $2
+     AND ($3::text IS NULL OR NOT (path >= $3 AND path < $4))
+   ORDER BY lower(name), id LIMIT $5){folded}
+) found ORDER BY lower(name), id LIMIT $5
+"""
+_FOLDED_START = """
+  UNION
+  (SELECT id, name FROM units WHERE tenant_id = $1
+     AND id IN (SELECT u FROM units_matching($6, $7) AS u)
+     AND ($3::text IS NULL OR NOT (path >= $3 AND path < $4)))"""
+
+
 async def find_units(
     text: str, *, limit: int = 10, outside_of: uuid.UUID | None = None
 ) -> list[Unit]:
-    """Units whose name starts with ``text`` (case-insensitive), by name, at most ``limit``;
-    with ``outside_of``, not that unit nor anything below it (targets a unit may move under).
-    One range of the (tenant_id, lower(name)) index: costs what it returns."""
+    """Units whose name starts with ``text`` (case-insensitive; from three characters
+    whatever the accents: "ecole" finds École), by name, at most ``limit``; with
+    ``outside_of``, not that unit nor anything below it (targets a unit may move under).
+    One range of the (tenant_id, lower(name)) index, and from three characters the folded
+    trigram index (``units_matching``): costs what it returns."""
+    text = text.strip()
     low = high = None
     if outside_of is not None:
         low, high = rules.subtree_bounds((await get_unit(outside_of)).path)
-    rows = await db.fetch(
-        "SELECT id FROM units WHERE tenant_id = $1 AND lower(name) LIKE $2 "
-        "AND ($3::text IS NULL OR NOT (path >= $3 AND path < $4)) "
-        "ORDER BY lower(name), id LIMIT $5",
-        db.current_org(),
-        name_prefix_pattern(text.strip()),
-        low,
-        high,
-        limit,
-    )
+    args: list[Any] = [db.current_org(), name_prefix_pattern(text), low, high, limit]
+    folded = ""
+    if len(text) >= 3:
+        args += [f"{escape_like(text)}%", limit * 5]
+        folded = _FOLDED_START
+    sql = _FIND_UNITS_SQL.format(folded=folded)
+    rows = await db.fetch(sql, *args)
     ids = [r["id"] for r in rows]
     found = {u.id: u for u in await Unit.filter(id__in=ids)}
     return [found[i] for i in ids if i in found]

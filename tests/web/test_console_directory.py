@@ -662,6 +662,12 @@ async def test_units_are_found_whatever_the_accents_typed(app: Any, org: OrgHand
         for typed in ("ecole", "ÉCOLE", "cole n"):
             found = text_of((await browser.get("/console/units", params={"q": typed})).text)
             assert "École Nord" in found, typed
+        # The picker and the header search by a name's start, accents or not.
+        for path in ("/console/pick/units?unit_id_q=ecole", "/console/search?q=Ecole"):
+            assert "École Nord" in text_of((await browser.get(path)).text), path
+        assert "École Nord" not in text_of(
+            (await browser.get("/console/pick/units?unit_id_q=cole")).text
+        )  # the start of the name, not its middle
 
 
 @pytest.mark.parametrize("path", ["/console/members", "/console/units"])
