@@ -86,6 +86,27 @@ async def test_the_data_access_request_keeps_what_was_typed_and_names_the_justif
     assert not re.search(r'name="all_products" value="1" checked', page)
 
 
+async def test_a_data_access_request_missing_everything_names_every_field_at_once(
+    app: Any, local_org: OrgHandle
+) -> None:
+    ada = await person(local_org, "Ada Admin", "admin")
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, local_org, ada)
+        page = await refused(
+            browser,
+            "/console/data-access/new",
+            {"csrf": csrf, "subject": "member", "member_email": "", "justification": "",
+             "duration_hours": "many"},
+            "/console/data-access/new",
+        )
+    assert "choose one" in error_beside(page, "member_id")
+    assert "whole number" in error_beside(page, "duration_hours")
+    assert "at least" in error_beside(page, "justification")
+    # A group of checkboxes: its fieldset points at the error.
+    assert '<fieldset aria-describedby="categories-error">' in page
+    assert re.search(r'id="categories-error">Categories: name at least one category<', page)
+
+
 async def test_a_privacy_request_answer_and_extension_keep_their_text(
     app: Any, local_org: OrgHandle
 ) -> None:

@@ -205,38 +205,53 @@ def routes(web: Web) -> list[BaseRoute]:
         form = ctx.form
         raw = await ctx.request.form()
         member_id = unit_id = None
+        # Every mistake of the form at once: whose data, the duration, and the request's
+        # own rules (categories, products, justification, the policy's caps).
+        problems: list[FieldProblem] = []
         if form.get("subject") == "unit":
             unit_id = _uuid(form.get("unit_id"))
             if unit_id is None:
-                raise InvalidInputError(
-                    "choose a unit", fields=[FieldProblem("unit_id", "missing")]
-                )
+                problems.append(FieldProblem("unit_id", "choose a unit"))
         elif form.get("member_id"):
             # Chosen with the people picker.
             picked = _uuid(form.get("member_id"))
             found = await Member.filter(id=picked).first() if picked else None
             if found is None:
-                raise InvalidInputError(
-                    "choose a member from the matches",
-                    fields=[FieldProblem("member_id", "is not a member")],
-                )
-            member_id = found.id
+                problems.append(FieldProblem("member_id", "is not a member"))
+            else:
+                member_id = found.id
         else:
             email = form.get("member_email", "").strip()
             found = await members.find_member(email=email) if email else None
             if found is None:
-                raise InvalidInputError(
-                    "choose whose data" if not email else "there is no member with that email",
-                    fields=[
-                        FieldProblem("member_id", "choose one")
-                        if not email
-                        else FieldProblem("member_email", "is not a member's address")
-                    ],
+                problems.append(
+                    FieldProblem("member_id", "choose one")
+                    if not email
+                    else FieldProblem("member_email", "is not a member's address")
                 )
-            member_id = found.id
+            else:
+                member_id = found.id
+        duration = whole_number(form.get("duration_hours"), low=INT32[0])
+        if duration is None:
+            problems.append(FieldProblem("duration_hours", "is not a whole number"))
         known = {c.value for c in DataCategory}
         categories = [DataCategory(c) for c in raw.getlist("categories") if c in known]
         chosen = [p for p in (_uuid(str(v)) for v in raw.getlist("product_ids")) if p]
+        if problems:
+            problems += rules.request_problems(
+                rules.GrantRequest(
+                    on_unit=form.get("subject") == "unit",
+                    categories=frozenset(categories),
+                    product_ids=None if form.get("all_products") else frozenset(chosen),
+                    justification=form.get("justification", "").strip(),
+                    duration_hours=duration if duration is not None else 1,
+                    emergency=bool(form.get("emergency")),
+                    case_reference=form.get("case_reference", "").strip() or None,
+                ),
+                await access_policy.get_policy(),
+            )
+            raise InvalidInputError("the request cannot be made as it is", fields=problems)
+        assert duration is not None  # or it would be among the problems
         grant = await service.request_access(
             service.NewGrant(
                 member_id=member_id,
@@ -245,7 +260,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 product_ids=None if form.get("all_products") else chosen,
                 justification=form.get("justification", ""),
                 case_reference=form.get("case_reference", "").strip() or None,
-                duration_hours=_int(form, "duration_hours"),
+                duration_hours=duration,
                 emergency=bool(form.get("emergency")),
             ),
             permissions=ctx.permissions,
