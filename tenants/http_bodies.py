@@ -59,11 +59,23 @@ def decoded(headers: Headers, body: bytes, limit: int) -> tuple[Headers, bytes]:
     return [*kept, (b"Content-Length", str(len(body)).encode())], body
 
 
+#: Gzip members one answer may hold. Each further member costs a copy of what follows it,
+#: so thousands of empty members in a megabyte would hold the event loop for seconds;
+#: a server sends one, and a concatenation of a few is already rare.
+MAX_MEMBERS = 16
+
+
 def _inflate(data: bytes, bits: int, limit: int, coding: str) -> bytes:
     """One layer undone, at most ``limit`` bytes of it; gzip members one after another (RFC
-    1952 §2.2) are read as one body, as httpx reads them."""
+    1952 §2.2) are read as one body, as httpx reads them, up to MAX_MEMBERS."""
     out = bytearray()
+    members = 0
     while data:
+        members += 1
+        if members > MAX_MEMBERS:
+            raise httpx.DecodingError(
+                f"the answer holds more than {MAX_MEMBERS} {coding} members; refused"
+            )
         inflater = zlib.decompressobj(bits)
         try:
             out += inflater.decompress(data, limit + 1 - len(out))

@@ -87,8 +87,41 @@ def _without(payload: Mapping[str, Any], ignored: frozenset[str]) -> dict[str, A
 
 def user_document(payload: Any) -> UserDocument:
     """A User body (POST, PUT, or the result of a PATCH) checked and split; the enterprise
-    ``manager`` may be given as a plain id (``tenants.scim.dialects.user_body``)."""
-    return split_user(validate(USERS, dialects.user_body(payload)))
+    ``manager`` may be given as a plain id (``tenants.scim.dialects.user_body``); an entry
+    of a multi-valued attribute given twice is kept once (``without_repeats``)."""
+    return split_user(without_repeats(validate(USERS, dialects.user_body(payload))))
+
+
+def without_repeats(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with each multi-valued attribute's repeated entries dropped: an entry with
+    the ``type`` and ``value`` of an earlier one is the same entry (RFC 7643 §2.4), and an
+    ``add`` of a value already there changes nothing (RFC 7644 §3.5.2.1); scim2-models
+    appends it whole. A dropped repeat that was primary makes the kept entry primary.
+    Values compare without case where their attribute does (an address), types always.
+    Applied to every User body (POST, PUT, a PATCH's result, bulk)."""
+    out = dict(doc)
+    for name, items in doc.items():
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            continue
+        kept: dict[tuple[Any, Any], dict[str, Any]] = {}
+        for item in items:
+            value, kind = item.get("value"), item.get("type")
+            if not isinstance(value, str | int | float) or not isinstance(kind, str | None):
+                kept[(id(item), None)] = item  # nothing to compare it by: kept as it is
+                continue
+            # Types compare without case (RFC 7643 §8.7.1: caseExact false); so do addresses.
+            key = (
+                value.lower() if name == "emails" and isinstance(value, str) else value,
+                kind.lower() if kind else kind,
+            )
+            first = kept.get(key)
+            if first is None:
+                kept[key] = item
+            elif item.get("primary") is True and first.get("primary") is not True:
+                kept[key] = {**first, "primary": True}
+        if len(kept) != len(items):
+            out[name] = list(kept.values())
+    return out
 
 
 def group_document(payload: Any) -> GroupDocument:

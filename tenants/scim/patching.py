@@ -69,33 +69,6 @@ _BY_TYPE: dict[str, type[ScimError]] = {
 }
 
 
-def without_repeats(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` with each multi-valued attribute's repeated entries dropped: an entry with
-    the ``type`` and ``value`` of an earlier one is the same entry (RFC 7643 §2.4), and an
-    ``add`` of a value already there changes nothing (RFC 7644 §3.5.2.1); scim2-models
-    appends it whole. A dropped repeat that was primary makes the kept entry primary.
-    Values compare without case where their attribute does (an address)."""
-    out = dict(doc)
-    for name, items in doc.items():
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            continue
-        kept: dict[tuple[Any, Any], dict[str, Any]] = {}
-        for item in items:
-            value, kind = item.get("value"), item.get("type")
-            if not isinstance(value, str | int | float) or not isinstance(kind, str | None):
-                kept[(id(item), None)] = item  # nothing to compare it by: kept as it is
-                continue
-            key = (value.lower() if name == "emails" and isinstance(value, str) else value, kind)
-            first = kept.get(key)
-            if first is None:
-                kept[key] = item
-            elif item.get("primary") is True and first.get("primary") is not True:
-                kept[key] = {**first, "primary": True}
-        if len(kept) != len(items):
-            out[name] = list(kept.values())
-    return out
-
-
 def scim_error(exc: SCIMException) -> ScimError:
     """A scim2-models exception as our error of the same scimType."""
     return _BY_TYPE.get(exc.scim_type, InvalidValueError)(exc.detail)

@@ -58,7 +58,6 @@ from tenants.scim.patching import (
     first_error,
     parse_patch,
     scim_error,
-    without_repeats,
 )
 from tenants.scim.schemas import ENTERPRISE_URN, USERS
 
@@ -209,7 +208,7 @@ async def patch_user(
             raise scim_error(exc) from None
         except ValidationError as exc:
             raise InvalidValueError(first_error(exc)) from None
-        patched = without_repeats(dump(resource))
+        patched = dump(resource)
     return await _write(before, user_document(patched), actor=actor)
 
 

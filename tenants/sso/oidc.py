@@ -257,14 +257,26 @@ def _decode(token: str, keys: KeySet, what: str) -> dict[str, Any]:
     except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise refused from exc
     claims = dict(decoded.claims)
+    check_storable(
+        claims,
+        what,
+        Reason.ID_TOKEN_BAD_CLAIMS if what == "ID token" else Reason.LOGOUT_TOKEN_INVALID,
+    )
+    return claims
+
+
+def check_storable(
+    claims: Mapping[str, Any], what: str, reason: Reason = Reason.ID_TOKEN_BAD_CLAIMS
+) -> None:
+    """SignInError (``reason``) when ``claims`` (a token's, or a userinfo answer merged
+    into an ID token's) hold text PostgreSQL cannot store."""
     unstorable = _unstorable_claim(claims)
     if unstorable is not None:
         raise SignInError(
             f"the {what}'s claim {unstorable} holds a NUL character or a lone surrogate,"
             " which is not text",
-            Reason.ID_TOKEN_BAD_CLAIMS if what == "ID token" else Reason.LOGOUT_TOKEN_INVALID,
+            reason,
         )
-    return claims
 
 
 def _numeric_date(value: Any) -> TypeGuard[int | float]:
@@ -422,8 +434,8 @@ class RelyingParty:
     #: open a login page or post to back-channel logout, and each needs the document:
     #: without this, a provider that is down, or hangs for the whole read timeout, would be
     #: asked again (and hold a request that long) for every one of them. A document that
-    #: came but is wrong is not remembered: it is learnt fast, and an admin fixing it
-    #: wants the next try to see the fix.
+    #: came but is wrong is remembered only for those who waited for that fetch: an admin
+    #: fixing it wants the next try to see the fix.
     failure_ttl: float = 10.0
     _metadata: dict[str, _Cached] = field(default_factory=dict)
     _failures: dict[str, _Cached] = field(default_factory=dict)
@@ -441,8 +453,9 @@ class RelyingParty:
         known = None if fresh else self._known(issuer)
         if known is not None:
             return known
+        waiting_since = time.monotonic()
         async with self._fetching.setdefault(issuer, asyncio.Lock()):
-            known = None if fresh else self._known(issuer)
+            known = None if fresh else self._known(issuer, failed_since=waiting_since)
             if known is not None:
                 return known
             url = issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -450,21 +463,29 @@ class RelyingParty:
                 document = await get_json(self.http, url, "the discovery document")
                 metadata = ProviderMetadata.from_document(issuer, document)
             except SignInError as exc:
-                if exc.reason is Reason.IDP_UNREACHABLE:  # slow to learn; a bad document is not
-                    self._failures[issuer] = _Cached(exc, time.monotonic())
+                self._failures[issuer] = _Cached(exc, time.monotonic())
                 raise
             self._failures.pop(issuer, None)
             self._metadata[issuer] = _Cached(metadata, time.monotonic())
             return metadata
 
-    def _known(self, issuer: str) -> ProviderMetadata | None:
-        """The cached document while fresh; raises the cached failure while it is recent."""
+    def _known(self, issuer: str, *, failed_since: float | None = None) -> ProviderMetadata | None:
+        """The cached document while fresh; raises the cached failure while it is recent:
+        an unreachable provider's for ``failure_ttl``, and any failure learnt since
+        ``failed_since`` (a caller that waited for the fetch takes its outcome, rather
+        than fetching again in turn)."""
         now = time.monotonic()
         cached = self._metadata.get(issuer)
         if cached and now - cached.fetched_at < self.metadata_ttl:
             return cached.value  # type: ignore[no-any-return]
         failed = self._failures.get(issuer)
-        if failed and now - failed.fetched_at < self.failure_ttl:
+        if failed is not None and (
+            (
+                failed.value.reason is Reason.IDP_UNREACHABLE
+                and now - failed.fetched_at < self.failure_ttl
+            )
+            or (failed_since is not None and failed.fetched_at >= failed_since)
+        ):
             raise SignInError(failed.value.message, failed.value.reason)
         return None
 

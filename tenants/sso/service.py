@@ -31,7 +31,7 @@ from tenants.members.addresses import normal_email
 from tenants.members.lifecycle import SIGN_IN_ALLOWED, MemberStatus, can_sign_in
 from tenants.members.models import Member
 from tenants.members.service import NewMember, create_member
-from tenants.models_base import get_referenced
+from tenants.models_base import get_referenced, max_length_of
 from tenants.organisations.models import Organisation
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
@@ -41,7 +41,7 @@ from tenants.signins import service as sign_ins
 from tenants.signins.rules import Reason, member_status_reason
 from tenants.sso import oidc, rules, safety
 from tenants.sso.models import LoginAttempt, SeenLogoutToken, SsoConnection
-from tenants.text import counted
+from tenants.text import TextError, clean_name, counted
 from tenants.units.models import Unit
 
 ATTEMPT_LIFETIME = timedelta(minutes=10)
@@ -729,6 +729,7 @@ async def _verify_callback(
                 "the userinfo answer is about another person (sub)",
                 Reason.USERINFO_SUBJECT_MISMATCH,
             )
+        oidc.check_storable(info, "userinfo answer")
         claims = {**info, **claims}
     return claims
 
@@ -927,7 +928,7 @@ async def _admit(
         member = await create_member(
             NewMember(
                 email=email,
-                name=str(name_value or email.split("@")[0]),
+                name=_provisioned_name(name_value, email),
                 unit_id=unit_id,
                 status=MemberStatus.ACTIVE,
                 idp_subject=subject,
@@ -986,6 +987,24 @@ async def _admit(
     )
 
 
+#: The longest member, group or unit name (their columns).
+NAME_MAX = max_length_of(Member, "name")
+
+
+def _provisioned_name(claimed: Any, email: str) -> str:
+    """A just-in-time member's name from the provider's claim, under the rules a name
+    typed into the console or the API meets (``tenants.text``: no control or
+    bidirectional characters, NFC), cut to the column's length; the address's local part
+    when the claim is missing, not text, or not a name."""
+    fallback = email.split("@")[0][:NAME_MAX]
+    if not isinstance(claimed, str) or not claimed.strip():
+        return fallback
+    try:
+        return clean_name(claimed.strip())[:NAME_MAX].strip() or fallback
+    except TextError:
+        return fallback
+
+
 async def _join_claimed_groups(
     connection: SignInSettings, claims: dict[str, Any], member: Member, *, actor: Actor
 ) -> None:
@@ -997,7 +1016,8 @@ async def _join_claimed_groups(
     names = _claim(claims, connection.groups_claim)
     if not isinstance(names, list):
         return
-    wanted = {n for n in names if isinstance(n, str)}
+    # A name longer than a group's can name no group (and would not fit the query's column).
+    wanted = {n for n in names if isinstance(n, str) and 0 < len(n) <= NAME_MAX}
     if not wanted:
         return
     for group in await Group.filter(name__in=sorted(wanted)):
@@ -1008,7 +1028,7 @@ async def _unit_for(connection: SignInSettings, claims: dict[str, Any]) -> uuid.
     """The unit for a just-in-time member: the unit named by the mapped claim, else the
     connection's default unit, else the root."""
     value = _claim(claims, connection.unit_claim)
-    if isinstance(value, str) and value.strip():
+    if isinstance(value, str) and 0 < len(value.strip()) <= NAME_MAX:
         unit = await Unit.filter(name=value.strip()).first()
         if unit is not None:
             return unit.id

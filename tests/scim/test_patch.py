@@ -49,8 +49,28 @@ async def test_adding_an_entry_already_there_changes_nothing(scim: Scim) -> None
     assert added.json()["emails"] == [{**home, "primary": False}, {**work, "primary": True}]
 
 
+async def test_an_entry_repeated_in_other_capitals_is_one_entry_on_every_write(
+    scim: Scim,
+) -> None:
+    """RFC 7643 §8.7.1: ``type`` is not case-exact; an address neither. A create with the
+    same address twice in other capitals, and an add of it typed "WORK", keep one."""
+    user = await scim.create_user(
+        "caps@x.example",
+        emails=[
+            {"value": "caps@x.example", "type": "work", "primary": True},
+            {"value": "CAPS@x.example", "type": "Work"},
+        ],
+    )
+    assert user["emails"] == [{"value": "caps@x.example", "type": "work", "primary": True}]
+    again = await scim.patch(
+        f"/Users/{user['id']}",
+        {"op": "add", "path": "emails", "value": [{"value": "Caps@X.example", "type": "WORK"}]},
+    )
+    assert again.json()["emails"] == user["emails"]
+
+
 def test_repeats_are_dropped_keeping_the_first_and_its_primary() -> None:
-    from tenants.scim.patching import without_repeats
+    from tenants.scim.documents import without_repeats
 
     doc = {
         "userName": "u",

@@ -74,3 +74,20 @@ async def test_a_wrong_document_is_not_remembered() -> None:
     assert refused.value.reason is Reason.IDP_METADATA_INVALID
     assert (await rp.metadata(ISSUER)).issuer == ISSUER
     assert len(asked) == 2
+
+
+async def test_callers_waiting_on_a_fetch_take_its_outcome_even_a_wrong_document() -> None:
+    """A document that arrives slowly and is wrong: those who waited for that fetch take
+    its refusal (they used to fetch again one after another, each waiting its turn); the
+    next caller, arriving later, asks again."""
+    wrong = {**document(), "issuer": "https://other.example"}
+    http, asked = provider([httpx.Response(200, json=wrong), httpx.Response(200, json=document())])
+    rp = RelyingParty(http, failure_ttl=60)
+    results = await asyncio.gather(*(rp.metadata(ISSUER) for _ in range(6)), return_exceptions=True)
+    assert len(asked) == 1
+    assert {r.reason for r in results if isinstance(r, SignInError)} == {
+        Reason.IDP_METADATA_INVALID
+    }
+    assert len([r for r in results if isinstance(r, SignInError)]) == 6
+    assert (await rp.metadata(ISSUER)).issuer == ISSUER
+    assert len(asked) == 2

@@ -106,3 +106,14 @@ def test_what_cannot_be_read_is_a_decoding_error(
 def test_the_request_asks_for_no_coding() -> None:
     asked = with_accept_encoding([(b"Accept-Encoding", b"gzip, deflate, br"), (b"Host", b"x")])
     assert asked == [(b"Host", b"x"), (b"Accept-Encoding", b"identity")]
+
+
+def test_many_members_are_refused_before_they_cost_more_than_a_few() -> None:
+    """Thousands of empty gzip members in a megabyte cost a copy of the rest of the body
+    each: refused past MAX_MEMBERS, a handful still read."""
+    from tenants.http_bodies import MAX_MEMBERS
+
+    empty = gzip.compress(b"", 0)
+    with pytest.raises(httpx.DecodingError, match=f"more than {MAX_MEMBERS} gzip members"):
+        decoded(headers("gzip"), empty * 45_000, LIMIT)
+    assert decoded(headers("gzip"), gzip.compress(b"x") * MAX_MEMBERS, LIMIT)[1] == b"x" * MAX_MEMBERS

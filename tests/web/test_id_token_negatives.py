@@ -218,3 +218,38 @@ async def test_a_provider_too_slow_in_all_is_cut_off_with_a_readable_page(
         assert "did not finish answering within 0.5 seconds" in text_of(response.text)
         assert browser.session_cookie is None
     assert [e["reason"] for e in await sign_in_log(owner_conn, gamma.id)] == ["idp_unreachable"]
+
+
+async def test_claims_the_database_cannot_hold_are_refused_or_left_out_never_a_500(
+    gamma: OrgHandle, hostile: HostileIdp, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
+    """A userinfo answer is checked as an ID token is (NUL is refused), and a group name
+    longer than any group's is simply no group's: the member signs in."""
+    saved = dict(hostile.account)
+    try:
+        hostile.claims_in_id_token = False
+        hostile.account = {**saved, "name": "Mia\x00Gamma"}
+        async with live_client(live_server) as browser:
+            refused = await browser.get(await callback_url(browser))
+            assert refused.status_code == 401, text_of(refused.text)
+            assert "userinfo answer's claim 'name' holds a NUL" in text_of(refused.text)
+        hostile.claims_in_id_token = True
+        hostile.account = {**saved, "groups": ["g" * 5000, "staff"]}
+        async with live_client(live_server) as browser:
+            signed_in = await browser.get(await callback_url(browser))
+            assert signed_in.status_code == 303, text_of(signed_in.text)
+    finally:
+        hostile.account = saved
+    assert [e["reason"] for e in await sign_in_log(owner_conn, gamma.id)] == [
+        "id_token_bad_claims",
+        None,
+    ]
+
+
+def test_a_provisioned_name_meets_the_rules_of_a_typed_one() -> None:
+    from tenants.sso.service import NAME_MAX, _provisioned_name
+
+    assert _provisioned_name("  Nora\u0301 N  ", "nora@x.example") == "Norá N"
+    assert _provisioned_name("n" * 300, "nora@x.example") == "n" * NAME_MAX
+    for odd in ("Bob\x1b[31m", "evil\u202egnp.exe", "\u200b", ["a", "b"], None, 7):
+        assert _provisioned_name(odd, "nora@x.example") == "nora"
