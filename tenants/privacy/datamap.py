@@ -373,7 +373,8 @@ TABLES: tuple[Table, ...] = (
     Table("tenant_counters", personal={}, not_personal={"name": "the name of a row count"}),
     Table("login_attempts", personal={}, not_personal={
         "browser_binding": HASH, "code_verifier": "a one-time secret", "nonce": ID,
-        "return_to": "a path in the service", "state": ID}),
+        "return_to": "a path in the service", "state": ID, "issuer": CONFIG,
+        "client_id": CONFIG}),
     Table("mail_template_overrides", personal={}, not_personal={
         "intro": CONFIG, "subject": CONFIG, "template": CONFIG}),
     Table("policy_rules", personal={}, not_personal={

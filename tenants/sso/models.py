@@ -64,6 +64,9 @@ class LoginAttempt(TenantModel):
     browser_binding = fields.CharField(max_length=64)
     return_to = fields.CharField(max_length=500, default="")
     used_at: datetime | None = fields.DatetimeField(null=True)
+    #: The provider and client the browser was sent to (None: made before migration 0039).
+    issuer = fields.CharField(max_length=500, null=True)
+    client_id = fields.CharField(max_length=255, null=True)
 
     class Meta:
         table = "login_attempts"

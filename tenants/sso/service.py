@@ -528,6 +528,8 @@ async def begin_sign_in(
         code_verifier=request.code_verifier,
         browser_binding=browser_binding(browser_id),
         return_to=return_to[:500],
+        issuer=connection.issuer,
+        client_id=connection.client_id,
     )
     return request.url
 
@@ -591,9 +593,11 @@ CONSUME_SQL = """
 WITH used AS (
   UPDATE login_attempts SET used_at = $3
    WHERE tenant_id = $1 AND state = $2 AND used_at IS NULL AND browser_binding = $4
-  RETURNING nonce, code_verifier, browser_binding, created_at, return_to
+  RETURNING nonce, code_verifier, browser_binding, created_at, return_to,
+            issuer AS started_issuer, client_id AS started_client_id
 )
 SELECT u.nonce, u.code_verifier, u.browser_binding, u.created_at, u.return_to,
+       u.started_issuer, u.started_client_id,
        c.id AS connection_id, c.enabled, c.issuer, c.client_id, c.client_secret_enc,
        c.email_claim, c.name_claim, c.groups_claim, c.unit_claim
   FROM used u LEFT JOIN sso_connections c ON c.tenant_id = $1
@@ -635,6 +639,15 @@ async def consume_login_attempt(state: str, *, box: SecretBox, browser_id: str) 
     if row["connection_id"] is None or not row["enabled"]:
         raise oidc.SignInError(
             "this organisation has no identity provider for sign-in", Reason.SSO_NOT_CONFIGURED
+        )
+    if row["started_issuer"] is not None and (
+        row["started_issuer"] != row["issuer"] or row["started_client_id"] != row["client_id"]
+    ):
+        # Nothing of this sign-in (its code, the verifier, a client secret) goes anywhere:
+        # the code was issued by and for the provider the browser was sent to.
+        raise oidc.SignInError(
+            "the organisation's identity provider changed while you were signing in; start again",
+            Reason.ISSUER_MISMATCH,
         )
     secret = box.decrypt(row["client_secret_enc"]) if row["client_secret_enc"] else ""
     return PendingSignIn(

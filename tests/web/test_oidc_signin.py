@@ -651,3 +651,22 @@ async def test_a_stranger_posting_logout_tokens_learns_nothing_of_how_sign_in_is
     assert forged.json()["error_description"] == (
         "the logout token is not validly signed by the identity provider"
     )
+
+
+async def test_a_sign_in_started_before_the_provider_changed_is_refused_and_sends_nothing(
+    world: SsoWorld, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
+    """The callback uses the provider the browser was sent to, or none: after an admin
+    switches the connection, a sign-in started before cannot send its code, verifier or
+    the new client's secret to the new provider."""
+    async with live_client(live_server) as ada:
+        callback = await ada.sso_callback_url(ALPHA, ADA.sub)
+        await owner_conn.execute(
+            "UPDATE sso_connections SET client_id = 'another-client' WHERE tenant_id = $1",
+            world.alpha.id,
+        )
+        response = await ada.get(callback)
+        assert response.status_code == 401
+        assert "identity provider changed while you were signing in" in text_of(response.text)
+        assert ada.session_cookie is None
+    assert await logged(owner_conn, world.alpha) == [("issuer_mismatch", None)]
