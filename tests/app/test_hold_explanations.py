@@ -161,7 +161,7 @@ async def test_holds_without_a_review_date_are_listed_for_admins_who_place_holds
             "csrf": csrf, "member_text": MEMBER_TEXT, "review_on": "2020-01-01",
             "reason": CONFIDENTIAL,
         })
-        assert refused.status_code == 400 and 'id="review_on-error"' in refused.text
+        assert refused.status_code == 400 and 'id="hold-review_on-error"' in refused.text
         saved = await browser.post(f"/console/holds/{hold_path}", {
             "csrf": csrf, "member_text": MEMBER_TEXT, "review_on": review_date(),
             "reason": CONFIDENTIAL,
