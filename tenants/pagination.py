@@ -68,7 +68,9 @@ def column_of(field: Field[Any]) -> Column:
         return Column(Kind.UUID)
     if kind is int:
         limits = getattr(field, "constraints", {})
-        return Column(Kind.INTEGER, low=limits.get("ge", BIGINT[0]), high=limits.get("le", BIGINT[1]))
+        return Column(
+            Kind.INTEGER, low=limits.get("ge", BIGINT[0]), high=limits.get("le", BIGINT[1])
+        )
     if isinstance(kind, type) and issubclass(kind, str):
         return Column(Kind.TEXT, max_length=getattr(field, "max_length", None))
     raise TypeError(f"cannot page on {field.model_field_name}: {kind!r} has no cursor rule")
@@ -100,3 +102,19 @@ async def paginate(query: QuerySet[M], sort: Sort, *, cursor: str | None, limit:
         last = rows[-1]
         next_cursor = cursors.seal(list_name, str(sort), [getattr(last, sort.field), last.pk])
     return Page(list(rows), next_cursor)
+
+
+#: Counting a list stops here: a page says "10,000 or more" (``shown_total``) rather than
+#: read every row of a long log or of a member's many items to give the exact number.
+COUNT_CAP = 10_000
+
+
+async def count_up_to(query: QuerySet[M], cap: int = COUNT_CAP) -> int:
+    """How many rows ``query`` matches, at most ``cap + 1`` (reads that many ids of its
+    index at worst)."""
+    return len(await query.limit(cap + 1).values_list("id", flat=True))
+
+
+def shown_total(count: int, cap: int = COUNT_CAP) -> int | str:
+    """A list's total as its caption shows it: the number, or "10,000 or more"."""
+    return f"{cap:,} or more" if count > cap else count

@@ -667,6 +667,10 @@ async def consume_login_attempt(state: str, *, box: SecretBox, browser_id: str) 
     )
 
 
+#: The longest a sign-in's callback waits on the identity provider, all calls together.
+CALLBACK_SECONDS = 30
+
+
 async def verify_callback(
     rp: oidc.RelyingParty,
     pending: PendingSignIn,
@@ -683,68 +687,56 @@ async def verify_callback(
     the browser for minutes). Raises SignInError for every protocol failure."""
     try:
         async with asyncio.timeout(CALLBACK_SECONDS):
-            return await _verify_callback(
-                rp, pending, code=code, iss=iss, redirect_uri=redirect_uri, browser_id=browser_id
+            if datetime.now(UTC) - pending.created_at > ATTEMPT_LIFETIME:
+                raise oidc.SignInError(
+                    "the sign-in took too long; start again", Reason.SIGN_IN_EXPIRED
+                )
+            if not _same(pending.browser_binding, browser_binding(browser_id)):
+                raise oidc.SignInError(
+                    "the sign-in was started in another browser; start again here",
+                    Reason.BROWSER_MISMATCH,
+                )
+            metadata = await rp.metadata(pending.issuer)
+            if iss is not None and iss != metadata.issuer:
+                # RFC 9207: the authorization response names its issuer; a mix-up attack shows here.
+                raise oidc.SignInError(
+                    "the answer came from another identity provider (iss)", Reason.ISSUER_MISMATCH
+                )
+            tokens = await rp.exchange_code(
+                metadata,
+                client_id=pending.client_id,
+                client_secret=pending.client_secret,
+                code=code,
+                redirect_uri=redirect_uri,
+                code_verifier=pending.code_verifier,
             )
+            id_token = tokens["id_token"]
+            keys = await rp.keys_for(metadata, id_token)
+            claims = oidc.validate_id_token(
+                id_token,
+                keys,
+                issuer=metadata.issuer,
+                client_id=pending.client_id,
+                nonce=pending.nonce,
+            )
+            access_token = tokens.get("access_token")
+            complete = all(name in claims for name in pending.wanted_claims)
+            if isinstance(access_token, str) and metadata.userinfo_endpoint and not complete:
+                info = await rp.userinfo(metadata, access_token)
+                if info.get("sub") != claims["sub"]:
+                    raise oidc.SignInError(
+                        "the userinfo answer is about another person (sub)",
+                        Reason.USERINFO_SUBJECT_MISMATCH,
+                    )
+                oidc.check_storable(info, "userinfo answer")
+                claims = {**info, **claims}
+            return claims
     except TimeoutError:
         raise oidc.SignInError(
             f"the identity provider did not finish answering within {CALLBACK_SECONDS} seconds;"
             " try again",
             Reason.IDP_UNREACHABLE,
         ) from None
-
-
-#: The longest a sign-in's callback waits on the identity provider, all calls together.
-CALLBACK_SECONDS = 30
-
-
-async def _verify_callback(
-    rp: oidc.RelyingParty,
-    pending: PendingSignIn,
-    *,
-    code: str,
-    iss: str | None,
-    redirect_uri: str,
-    browser_id: str,
-) -> dict[str, Any]:
-    if datetime.now(UTC) - pending.created_at > ATTEMPT_LIFETIME:
-        raise oidc.SignInError("the sign-in took too long; start again", Reason.SIGN_IN_EXPIRED)
-    if not _same(pending.browser_binding, browser_binding(browser_id)):
-        raise oidc.SignInError(
-            "the sign-in was started in another browser; start again here",
-            Reason.BROWSER_MISMATCH,
-        )
-    metadata = await rp.metadata(pending.issuer)
-    if iss is not None and iss != metadata.issuer:
-        # RFC 9207: the authorization response names its issuer; a mix-up attack shows here.
-        raise oidc.SignInError(
-            "the answer came from another identity provider (iss)", Reason.ISSUER_MISMATCH
-        )
-    tokens = await rp.exchange_code(
-        metadata,
-        client_id=pending.client_id,
-        client_secret=pending.client_secret,
-        code=code,
-        redirect_uri=redirect_uri,
-        code_verifier=pending.code_verifier,
-    )
-    id_token = tokens["id_token"]
-    keys = await rp.keys_for(metadata, id_token)
-    claims = oidc.validate_id_token(
-        id_token, keys, issuer=metadata.issuer, client_id=pending.client_id, nonce=pending.nonce
-    )
-    access_token = tokens.get("access_token")
-    complete = all(name in claims for name in pending.wanted_claims)
-    if isinstance(access_token, str) and metadata.userinfo_endpoint and not complete:
-        info = await rp.userinfo(metadata, access_token)
-        if info.get("sub") != claims["sub"]:
-            raise oidc.SignInError(
-                "the userinfo answer is about another person (sub)",
-                Reason.USERINFO_SUBJECT_MISMATCH,
-            )
-        oidc.check_storable(info, "userinfo answer")
-        claims = {**info, **claims}
-    return claims
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,19 +38,13 @@ def _id(ctx: PageContext, what: str) -> uuid.UUID:
 REASON_MAX = 1000
 
 
-def _reason(ctx: PageContext, doing: str) -> str:
-    reason = (ctx.form.get("reason") or "").strip()
+def _reason_problem(reason: str) -> FieldProblem | None:
+    """What is wrong with a hold's confidential reason (placing and lifting alike)."""
     if not reason:
-        raise InvalidInputError(
-            f"say why you {doing}",
-            fields=[FieldProblem("reason", "why (for the audit trail only)")],
-        )
+        return FieldProblem("reason", "why (for the audit trail only)")
     if len(reason) > REASON_MAX:
-        raise InvalidInputError(
-            "the reason is too long",
-            fields=[FieldProblem("reason", f"at most {REASON_MAX} characters")],
-        )
-    return reason
+        return FieldProblem("reason", f"at most {REASON_MAX} characters")
+    return None
 
 
 async def _names(items: list[ContentItem]) -> tuple[dict[uuid.UUID, str], dict[uuid.UUID, str]]:
@@ -162,10 +156,8 @@ def routes(web: Web) -> list[BaseRoute]:
             if not (p.field == "review_on" and problems)  # a date that does not parse, said
         ]
         reason = values["reason"].strip()
-        if not reason:
-            problems.append(FieldProblem("reason", "why (for the audit trail only)"))
-        elif len(reason) > REASON_MAX:
-            problems.append(FieldProblem("reason", f"at most {REASON_MAX} characters"))
+        if (problem := _reason_problem(reason)) is not None:
+            problems.append(problem)
         try:
             if problems:
                 raise InvalidInputError("the hold is not saved", fields=problems)
@@ -199,7 +191,9 @@ def routes(web: Web) -> list[BaseRoute]:
         item = await content.get_item(_id(ctx, "content item"))
         if not item.legal_hold:
             return ctx.redirect(HOLDS, f"“{item.title}” is not under legal hold.")
-        reason = _reason(ctx, "lift the hold")
+        reason = (ctx.form.get("reason") or "").strip()
+        if (problem := _reason_problem(reason)) is not None:
+            raise InvalidInputError("say why you lift the hold", fields=[problem])
         if not ctx.confirmed:
             member = await Member.filter(id=item.member_id).first()
             return ctx.confirm(

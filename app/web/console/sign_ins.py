@@ -19,6 +19,7 @@ from app.downloads import StreamedDownload, attachment
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.errors import InvalidInputError
+from tenants.pagination import shown_total
 from tenants.permissions import Permission
 from tenants.signins import service
 from tenants.signins.models import SignIn
@@ -110,8 +111,7 @@ def routes(web: Web) -> list[BaseRoute]:
             result = await service.list_sign_ins(
                 filters, cursor=None, limit=view.size, sort=view.sort
             )
-        counted = await service.count_sign_ins(filters)
-        total = f"{service.COUNT_CAP:,} or more" if counted > service.COUNT_CAP else counted
+        total = shown_total(await service.count_sign_ins(filters))
         query = urlencode({k: v for k, v in shown.items() if v})
         return ctx.render(
             "console/sign_ins.html",
