@@ -225,3 +225,11 @@ async def test_holds_past_or_without_a_review_date_are_listed_apart_and_named_on
         seen = await auditor.get("/console/holds")
         assert seen.status_code == 200 and f'id="hold-{first}"' in seen.text
         assert f'href="/console/holds/{first}"' not in seen.text  # reads, does not review
+
+
+def test_a_long_list_shows_its_total_up_to_the_cap_then_or_more() -> None:
+    from tenants.pagination import COUNT_CAP, shown_total
+
+    assert shown_total(COUNT_CAP) == COUNT_CAP
+    assert shown_total(COUNT_CAP + 1) == "10,000 or more"
+    assert shown_total(3, cap=2) == "2 or more"

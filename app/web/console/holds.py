@@ -21,6 +21,7 @@ from tenants.content.service import ContentFilter, HoldsDue
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.members.models import Member
 from tenants.members.service import get_member
+from tenants.pagination import count_up_to, shown_total
 from tenants.permissions import Permission
 from tenants.products.models import Product
 
@@ -94,7 +95,8 @@ def routes(web: Web) -> list[BaseRoute]:
             member.id, ContentFilter(), cursor=view.cursor, limit=view.size
         )
         products, _ = await _names(found.items)
-        total = await ContentItem.filter(member_id=member.id).count()
+        # A member may hold a great many items: counted up to COUNT_CAP, then "or more".
+        total = shown_total(await count_up_to(ContentItem.filter(member_id=member.id)))
         return ctx.render(
             "console/member_content.html",
             member=member,
