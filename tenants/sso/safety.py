@@ -57,8 +57,9 @@ class LossRule:
 def loss_rule(before: SignInShape | None, after: SignInShape) -> LossRule:
     """Who loses sign-in going from ``before`` to ``after``. Nobody signs in through a
     connection that does not exist or is off, so nobody can lose it. A new issuer or client
-    answers other subjects: a member linked to the old one is refused as "linked to another
-    identity" until an admin unlinks them."""
+    answers other subjects: the change removes every member's link to the old one
+    (``tenants.sso.service._unlink_subjects``), and each signs in again only if the new
+    provider vouches for the same email address, so all of them are counted."""
     if before is None or not before.enabled or not before.allowed:
         return LossRule()
     admitted = tuple(sorted(before.allowed))

@@ -400,6 +400,7 @@ async def save_connection(
         )
         for key, value in changes.items():
             setattr(connection, key, value)
+        await _unlink_subjects(shape_before, _shape(connection, owned), connection, actor=actor)
     if secret:
         connection.client_secret_enc = box.encrypt(secret)
     after = connection_view(connection)
@@ -424,6 +425,39 @@ async def save_connection(
     return connection
 
 
+async def _unlink_subjects(
+    before: safety.SignInShape,
+    after: safety.SignInShape,
+    connection: SsoConnection,
+    *,
+    actor: Actor,
+) -> int:
+    """Forget every member's link to the provider when its issuer or client changes.
+
+    A subject is unique only within its issuer (OIDC Core §2, §5.7), and a pairwise one
+    within its client too: kept, a link would let the person the new provider happens to
+    call ``user-1`` sign in as the member the old one called that (found by a probe of a
+    provider change). Unlinked, each member links again at their first sign-in through
+    the new provider, by an email address it vouches for, as on their very first; the
+    change's preview counted them as losing sign-in, which is how it stays for anyone the
+    new provider does not vouch for. One audited event says how many links went."""
+    if (before.issuer, before.client_id) == (after.issuer, after.client_id):
+        return 0
+    unlinked = await Member.filter(idp_subject__not_isnull=True).update(
+        idp_subject=None, updated_at=datetime.now(UTC)
+    )
+    if unlinked:
+        await audit.record(
+            "sso.subjects_unlinked",
+            "sso_connection",
+            connection.id,
+            actor=actor,
+            before={"issuer": before.issuer, "client_id": before.client_id},
+            after={"issuer": after.issuer, "client_id": after.client_id, "members": unlinked},
+        )
+    return unlinked
+
+
 async def restore_previous(*, actor: Actor, now: datetime | None = None) -> SsoConnection:
     """Put back the configuration the last change replaced, within 24 hours of it (one
     step, audited; the restored-from configuration is not kept, so it cannot ping-pong)."""
@@ -444,6 +478,13 @@ async def restore_previous(*, actor: Actor, now: datetime | None = None) -> SsoC
     connection.previous_config = None
     connection.previous_saved_at = None
     await connection.save()
+    owned = await domains.owned_domains()
+    await _unlink_subjects(
+        safety.SignInShape(before["issuer"], before["client_id"], ()),
+        _shape(connection, owned),
+        connection,
+        actor=actor,
+    )
     old, new = audit.changed_fields(before, connection_view(connection))
     await audit.record(
         "sso.connection_restored",

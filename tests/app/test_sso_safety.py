@@ -152,6 +152,24 @@ async def test_a_change_locking_out_every_owner_is_refused_until_one_has_break_g
     done = await org.put("/v1/sso-connection", json={**moved, "confirm_losing": 2})
     assert done.status_code == 200, done.text
     assert done.json()["issuer"] == "https://login.example.net"
+    # The links to the old provider's subjects went with it, in the same change, audited
+    # once: the new provider's "sub-…" would otherwise name whoever the old one called so.
+    linked = await owner_conn.fetchval(
+        "SELECT count(*) FROM members WHERE tenant_id = $1 AND idp_subject IS NOT NULL", org.id
+    )
+    assert linked == 0
+    events = (await org.get("/v1/audit-events", params={"action": "sso.subjects_unlinked"})).json()
+    assert [e["after"]["members"] for e in events["items"]] == [2]
+    # A change that keeps the issuer and client keeps the links it makes after.
+    await link(owner_conn, org, f"bob@{a}")
+    kept = await org.put("/v1/sso-connection", json={**moved, "scopes": ["openid", "email"]})
+    assert kept.status_code == 200, kept.text
+    assert (
+        await owner_conn.fetchval(
+            "SELECT count(*) FROM members WHERE tenant_id = $1 AND idp_subject IS NOT NULL", org.id
+        )
+        == 1
+    )
 
 
 async def test_switching_sign_in_through_the_provider_off_needs_the_count(org: OrgHandle) -> None:

@@ -309,6 +309,33 @@ async def test_another_identity_carrying_a_linked_members_email_is_refused(
     ]
 
 
+async def test_after_a_change_of_provider_its_subjects_name_nobody_the_old_one_linked(
+    world: SsoWorld,
+    live_server: str,
+    idp_claims_in_id_token: RunningProvider,
+    owner_conn: asyncpg.Connection,
+) -> None:
+    """A subject is unique only within its issuer (OIDC Core §5.7): the member the old
+    provider called ``alpha-admin-ada`` is not whoever the new one calls that. Here the old
+    provider had linked Max to that subject; at the new one it is Ada's, and she signs in
+    as Ada (by her verified address), not as Max."""
+    await owner_conn.execute(
+        "UPDATE members SET idp_subject = $2 WHERE id = $1", world.max["id"], ADA.sub
+    )
+    await world.use_issuer(world.alpha, idp_claims_in_id_token)
+    async with live_client(live_server) as browser:
+        response = await browser.sso_sign_in(ALPHA, ADA.sub)
+        assert response.status_code == 303, text_of(response.text)
+        assert "Signed in as ada@alpha.example" in text_of((await browser.get("/account")).text)
+    assert await live_sessions(owner_conn, world.max["id"]) == 0
+    max_row = await member_row(owner_conn, world.alpha.id, MAX.email)
+    ada_row = await member_row(owner_conn, world.alpha.id, ADA.email)
+    assert max_row is not None and max_row["idp_subject"] is None
+    assert ada_row is not None and ada_row["idp_subject"] == ADA.sub
+    unlinked = await audit_events(owner_conn, world.alpha.id, "sso.subjects_unlinked")
+    assert [e.after["members"] for e in unlinked] == [1]
+
+
 @pytest.mark.parametrize("who", ["existing member", "newcomer"])
 async def test_an_unverified_email_neither_links_a_member_nor_provisions_one(
     world: SsoWorld,
