@@ -199,7 +199,10 @@ async def create_member(call: Call[MemberCreate, Input]) -> MemberOut:
     )
     if b.invite:
         await invitations.invite_member(
-            member.id, secret_key=call.request.app.state.settings.secret_key, actor=call.actor
+            member.id,
+            secret_key=call.request.app.state.settings.secret_key,
+            actor=call.actor,
+            sender=call.principal.permissions,
         )
     return MemberOut.of(member)
 
@@ -216,7 +219,10 @@ async def invite_member(call: Call[Input, Input]) -> InvitationOut:
     """Queues the invitation email (a new sign-in link each time; earlier links keep working
     until used or expired). 409 for a member who cannot sign in (suspended, departed)."""
     sent = await invitations.invite_member(
-        call.id(), secret_key=call.request.app.state.settings.secret_key, actor=call.actor
+        call.id(),
+        secret_key=call.request.app.state.settings.secret_key,
+        actor=call.actor,
+        sender=call.principal.permissions,
     )
     return InvitationOut(member_id=sent.member.id, way=sent.way, expires_at=sent.expires_at)
 

@@ -33,8 +33,10 @@ from tenants.ids import OrgId
 from tenants.mail import service as mail
 from tenants.members.lifecycle import MemberStatus, can_sign_in
 from tenants.members.models import Member
+from tenants.members.roles import check_may_act_for
 from tenants.models_base import get_by_id
 from tenants.organisations.models import Organisation
+from tenants.permissions import Permission
 from tenants.sso.models import SsoConnection
 
 #: The salt: a key derived for invitation links alone, unlike any other use of the secret.
@@ -162,12 +164,22 @@ async def _uses_identity_provider() -> bool:
     return connection is not None and connection.enabled
 
 
-async def invite_member(member_id: uuid.UUID, *, secret_key: str, actor: Actor) -> Invitation:
+async def invite_member(
+    member_id: uuid.UUID,
+    *,
+    secret_key: str,
+    actor: Actor,
+    sender: frozenset[Permission] | None = None,
+) -> Invitation:
     """Queue the invitation email to ``member_id`` in the open tenant transaction and audit
     it (``member.invited``). A new link each time (earlier ones stay valid until used or
     expired). ConflictError naming ``invite`` when the member may not sign in (suspended,
-    departed, purged); NotFoundError for an unknown member."""
+    departed, purged); NotFoundError for an unknown member. ``sender``: the permissions of
+    whoever sends it, who may send a link to sign in as someone only if they hold all that
+    member's permissions (``roles.check_may_act_for``)."""
     member = await get_by_id(Member, member_id, "member")
+    if sender is not None:
+        check_may_act_for(sender, member.roles, doing="send a sign-in link", field="invite")
     if not can_sign_in(member.status):
         raise ConflictError(
             f"{member.name} is {member.status.value} and cannot sign in: there is nothing "
@@ -191,15 +203,19 @@ async def invite_member(member_id: uuid.UUID, *, secret_key: str, actor: Actor) 
         context["expires_on"] = expires_at.strftime("%Y-%m-%d %H:%M UTC")
         path = link_path(token)
         key = f"invitation:{member.id}:{claims.link_id}"
-    await mail.send_later(template, to=[member.email], context={**context, "link_path": path},
-                          key=key)
+    await mail.send_later(
+        template, to=[member.email], context={**context, "link_path": path}, key=key
+    )
     await audit.record(
         "member.invited",
         "member",
         member.id,
         actor=actor,
-        after={"way": way.value, "email": member.email,
-               "expires_at": expires_at.isoformat() if expires_at else None},
+        after={
+            "way": way.value,
+            "email": member.email,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
     )
     return Invitation(member, way, expires_at)
 
@@ -212,7 +228,8 @@ async def member_for_link(claims: LinkClaims) -> Member:
         raise InvitationLinkError(LinkProblem.CANNOT_SIGN_IN)
     if await db.fetch_one(
         "SELECT 1 AS used FROM seen_logout_tokens WHERE tenant_id = $1 AND jti = $2",
-        db.current_org(), SEEN_PREFIX + claims.link_id,
+        db.current_org(),
+        SEEN_PREFIX + claims.link_id,
     ):
         raise InvitationLinkError(LinkProblem.USED)
     return member
@@ -230,7 +247,9 @@ async def use_link(claims: LinkClaims, *, actor: Actor) -> Member:
         "(id, tenant_id, jti, expires_at, created_at, updated_at) "
         "VALUES (gen_random_uuid(), $1, $2, $3, now(), now()) "
         "ON CONFLICT (tenant_id, jti) DO NOTHING RETURNING id) SELECT id FROM remembered",
-        db.current_org(), SEEN_PREFIX + claims.link_id, claims.expires_at,
+        db.current_org(),
+        SEEN_PREFIX + claims.link_id,
+        claims.expires_at,
     )
     if remembered is None:
         raise InvitationLinkError(LinkProblem.USED)
@@ -241,7 +260,10 @@ async def use_link(claims: LinkClaims, *, actor: Actor) -> Member:
             status=MemberStatus.ACTIVE, status_changed_at=member.status_changed_at
         )
         await audit.record(
-            "member.activate", "member", member.id, actor=actor,
+            "member.activate",
+            "member",
+            member.id,
+            actor=actor,
             before={"status": "invited"},
             after={"status": "active", "reason": "first sign-in with an invitation link"},
         )

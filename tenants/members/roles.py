@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tenants.errors import ConflictError, FieldProblem, PermissionDeniedError
-from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, may_grant
+from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, may_grant, permissions_of
 
 #: Members with a role beyond ``member``: ``members.staff`` (generated from ``roles``) and
 #: the partial index ``members_staff`` on it (migration 0029). A lookup of owners, admins
@@ -84,3 +84,24 @@ def check_may_assign(
             "permissions you do not have; ask an owner",
             fields=[FieldProblem("roles", f"{named}: beyond your own permissions")],
         )
+
+
+def check_may_act_for(
+    editor: frozenset[Permission], target_roles: Iterable[str], *, doing: str, field: str
+) -> None:
+    """Refuse ``doing`` (changing the address a member signs in with, sending them a
+    sign-in link) to someone who holds permissions the editor does not: whoever controls
+    a member's sign-in holds the member's powers, so a helpdesk that could point an
+    owner's address at its own mailbox and send it a sign-in link became owner. An
+    owner may act for anyone; anyone else for members whose permissions they hold all of
+    (``may_grant``, the rule of giving roles). Raises PermissionDeniedError naming
+    ``field``."""
+    target = [r for r in target_roles if r in set(Role)]
+    if may_grant(editor, permissions_of(target)):
+        return
+    beyond = role_names(r for r in target if not may_assign(editor, Role(r)))
+    raise PermissionDeniedError(
+        f"you cannot {doing} of a member who holds the role {beyond}: it holds permissions "
+        "you do not have; ask an owner",
+        fields=[FieldProblem(field, f"the member is {beyond}: beyond your own permissions")],
+    )

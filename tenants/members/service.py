@@ -187,8 +187,10 @@ async def update_member(
     assigner: frozenset[Permission] | None = None,
 ) -> Member:
     """Apply ``changes`` (a subset of UPDATABLE); returns early when nothing differs.
-    ``assigner``: the permissions of whoever changes the roles, needed when they change
-    (``roles.check_may_assign``)."""
+    ``assigner``: the permissions of whoever makes the change, needed when the roles change
+    (``roles.check_may_assign``), and checked when the address or subject the member signs
+    in with changes (``roles.check_may_act_for``). Without one (SCIM, where the identity
+    provider is the source of both) those are not checked."""
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
         raise InvalidInputError(
@@ -203,6 +205,12 @@ async def update_member(
     if "email" in changes:
         changes["email"] = changes["email"].strip().lower()
         await _check_unique("email", changes["email"], member.id)
+    for field, doing in (
+        ("email", "change the email address"),
+        ("idp_subject", "relink the sign-in"),
+    ):
+        if assigner is not None and field in changes and changes[field] != getattr(member, field):
+            roles.check_may_act_for(assigner, member.roles, doing=doing, field=field)
     for field in ("idp_subject", "external_id"):
         if changes.get(field) is not None:
             await _check_unique(field, changes[field], member.id)

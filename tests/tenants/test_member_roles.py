@@ -10,6 +10,7 @@ from tenants.members.roles import (
     ANY_ASSIGNER,
     ROLE_NAMES,
     check_keeps_owner,
+    check_may_act_for,
     check_may_assign,
     drops_owner,
     may_assign,
@@ -106,3 +107,37 @@ def test_every_role_has_a_name_people_read_and_unknown_codes_pass_through() -> N
     assert role_name("privacy_officer") == role_name(Role.PRIVACY_OFFICER) == "Privacy officer"
     assert role_names(["admin", "privacy_officer"]) == "Admin, Privacy officer"
     assert role_name("retired_role") == "retired_role"
+
+
+#: Whose sign-in (address, subject, sign-in link) each role's holder may take in hand:
+#: exactly the members whose roles it could give.
+@pytest.mark.parametrize("editor", list(Role))
+@pytest.mark.parametrize("target", list(Role))
+def test_only_someone_holding_all_a_members_powers_may_change_how_they_sign_in(
+    editor: Role, target: Role
+) -> None:
+    def act() -> None:
+        check_may_act_for(
+            permissions_of([editor]),
+            [target.value],
+            doing="change the email address",
+            field="email",
+        )
+
+    if target in EXPECTED[editor]:
+        act()
+    else:
+        with pytest.raises(PermissionDeniedError) as refused:
+            act()
+        assert refused.value.fields[0].field == "email"
+        assert ROLE_NAMES[target] in refused.value.message
+
+
+def test_a_member_holding_two_roles_needs_an_editor_holding_both() -> None:
+    both = ["helpdesk", "auditor"]
+    with pytest.raises(PermissionDeniedError, match="Auditor"):
+        check_may_act_for(permissions_of([Role.HELPDESK]), both, doing="x", field="invite")
+    check_may_act_for(permissions_of([Role.ADMIN]), both, doing="x", field="invite")
+    check_may_act_for(
+        permissions_of([Role.OWNER]), ["owner", "privacy_officer"], doing="x", field="invite"
+    )

@@ -940,3 +940,68 @@ async def test_a_member_joins_any_group_through_the_picker_not_a_list_of_the_fir
         )
         assert "Added Picker Nora to the group." in await follow(browser, added)
         assert "Team 204" in text_of((await browser.get(page)).text)
+
+
+@pytest.mark.parametrize("role", ["helpdesk", "admin"])
+async def test_nobody_takes_over_the_sign_in_of_a_member_with_more_powers_than_their_own(
+    app: Any, org: OrgHandle, role: str
+) -> None:
+    """A helpdesk pointed an owner's address at its own mailbox ("Save anyway") and had a
+    sign-in link sent there: the owner's account was the helpdesk's. Neither the address,
+    the sign-in subject nor a sign-in link of a member holding permissions the editor
+    lacks can be changed or sent, in the console or the API; a member within the editor's
+    powers still can."""
+    boss = await make_member(org, name="Bo Boss", roles=["owner"])
+    peer = await make_member(org, name="Pat Peer", roles=[role])
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org, roles=[role])
+        boss_page = f"/console/members/{boss['id']}"
+        moved = await browser.post(
+            f"{boss_page}/details",
+            {
+                "csrf": csrf,
+                "name": "Bo Boss",
+                "email": "mine@gmail.example",
+                "outside_domain_ok": "gmail.example",
+            },
+        )
+        said = await follow(browser, moved) if moved.status_code == 303 else text_of(moved.text)
+        assert "you cannot change the email address of a member who holds the role Owner" in said
+        invited = await browser.post(f"{boss_page}/invite", {"csrf": csrf})
+        said = (
+            await follow(browser, invited) if invited.status_code == 303 else text_of(invited.text)
+        )
+        assert "you cannot send a sign-in link of a member who holds the role Owner" in said
+        # Within their powers: a peer's address changes and a link goes.
+        peer_page = f"/console/members/{peer['id']}"
+        changed = await browser.post(
+            f"{peer_page}/details",
+            {"csrf": csrf, "name": "Pat Peer", "email": f"pat.two@{org.slug}.example"},
+        )
+        assert "Saved Pat Peer." in await follow(browser, changed)
+        sent = await browser.post(f"{peer_page}/invite", {"csrf": csrf})
+        assert sent.status_code == 303, sent.text[:300]
+    after = (await org.get(f"/v1/members/{boss['id']}")).json()
+    assert after["email"] == boss["email"]
+    invitations = await org.get(
+        "/v1/audit-events", params={"action": "member.invited", "target_id": boss["id"]}
+    )
+    assert invitations.json()["items"] == []
+    # The API judges a token by its scopes the same way.
+    narrow = await org.token_with(Permission.MEMBERS_READ, Permission.MEMBERS_WRITE)
+    bearer = {"Authorization": f"Bearer {narrow}"}
+    patched = await org.client.patch(
+        f"/v1/members/{boss['id']}", headers=bearer, json={"email": "mine@gmail.example"}
+    )
+    assert patched.status_code == 403, patched.text
+    assert patched.json()["errors"][0]["field"] == "email"
+    relinked = await org.client.patch(
+        f"/v1/members/{boss['id']}", headers=bearer, json={"idp_subject": "mine"}
+    )
+    assert relinked.status_code == 403 and relinked.json()["errors"][0]["field"] == "idp_subject"
+    link = await org.client.post(f"/v1/members/{boss['id']}/invitation", headers=bearer)
+    assert link.status_code == 403 and link.json()["errors"][0]["field"] == "invite"
+    renamed = await org.client.patch(
+        f"/v1/members/{boss['id']}", headers=bearer, json={"name": "Bo B. Boss"}
+    )
+    assert renamed.status_code == 200, renamed.text  # the rest of the details stay editable

@@ -359,7 +359,10 @@ def routes(web: Web) -> list[BaseRoute]:
         member = await service.create_member(new, actor=ctx.actor, assigner=ctx.permissions)
         if form.get("invite") == "1":
             sent = await invitations.invite_member(
-                member.id, secret_key=ctx.web.settings.secret_key, actor=ctx.actor
+                member.id,
+                secret_key=ctx.web.settings.secret_key,
+                actor=ctx.actor,
+                sender=ctx.permissions,
             )
             return ctx.redirect(
                 f"/console/members/{member.id}", f"Added {member.name}. {invited_text(sent)}"
@@ -369,7 +372,10 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def invite(ctx: PageContext) -> Response:
         sent = await invitations.invite_member(
-            _member_id(ctx), secret_key=ctx.web.settings.secret_key, actor=ctx.actor
+            _member_id(ctx),
+            secret_key=ctx.web.settings.secret_key,
+            actor=ctx.actor,
+            sender=ctx.permissions,
         )
         return ctx.redirect(f"/console/members/{sent.member.id}", invited_text(sent))
 
@@ -394,7 +400,9 @@ def routes(web: Web) -> list[BaseRoute]:
         )
         if asked is not None:
             return asked
-        member = await service.update_member(current.id, changes, actor=ctx.actor)
+        member = await service.update_member(
+            current.id, changes, actor=ctx.actor, assigner=ctx.permissions
+        )
         return ctx.redirect(f"/console/members/{member.id}", f"Saved {member.name}.")
 
     @page(web, permission=Permission.MEMBERS_WRITE)
