@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, Field, StringConstraints
+from pydantic import AnyHttpUrl, Field, PrivateAttr, StringConstraints, model_validator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from app.api import ApiRouter, Call
 from app.v1.common import NAME, Input, Output, StoredUrl
@@ -60,6 +61,18 @@ class SsoConnectionIn(Input):
     jit_provisioning: bool = False
     default_unit_id: uuid.UUID | None = None
     enabled: bool = True
+    #: Whether the issuer as sent ends in "/": parsed, ``https://idp`` and ``https://idp/``
+    #: are one URL, but an issuer is compared character for character (OIDC Discovery
+    #: §4.3), and Auth0's is ``https://tenant.auth0.com/``, Okta's is ``https://tenant.okta.com``.
+    _issuer_slash: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_issuer_as_sent(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        model = handler(data)
+        issuer = data.get("issuer") if isinstance(data, dict) else None
+        model._issuer_slash = isinstance(issuer, str) and issuer.strip().endswith("/")
+        return model
 
 
 class SsoConnectionChange(SsoConnectionIn):
@@ -158,13 +171,14 @@ async def get_sso_connection(call: Call[Input, Input]) -> SsoConnectionOut:
 
 
 def connection_changes(body: SsoConnectionIn) -> dict[str, Any]:
-    """The service's changes from the body: the issuer without a bare trailing slash, the
-    domains normalised, an absent secret kept."""
+    """The service's changes from the body: the issuer as sent (with a trailing slash
+    after the host only when it was sent with one), the domains normalised, an absent
+    secret kept."""
     changes = body.model_dump(exclude={"confirm_losing"})
+    issuer = str(body.issuer)
+    bare_host = body.issuer.path in ("/", None) and not body.issuer.query
     changes["issuer"] = (
-        str(body.issuer).rstrip("/")
-        if str(body.issuer).endswith("/") and body.issuer.path in ("/", None)
-        else str(body.issuer)
+        issuer[:-1] if bare_host and issuer.endswith("/") and not body._issuer_slash else issuer
     )
     changes["allowed_domains"] = normalise_domains(changes["allowed_domains"])
     if changes["client_secret"] is None:

@@ -16,20 +16,21 @@ import math
 import re
 import secrets
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import JWKRegistry, KeySet, RSAKey
 
 from tenants.errors import TenantryError
 from tenants.signins.rules import Reason
-from tenants.sso.rules import endpoint_problem
+from tenants.sso.rules import accepted_issuers, endpoint_problem
 from tenants.text import is_control, is_storable
 
 #: Asymmetric algorithms only: HS256 would let anyone holding the client secret mint tokens,
@@ -47,6 +48,9 @@ ALLOWED_ALGORITHMS = (
     "EdDSA",
 )
 LEEWAY_SECONDS = 60
+#: The smallest RSA modulus a provider may sign with: 1024-bit keys are disallowed for
+#: signatures (NIST SP 800-131A) and a key set's such key is ignored like an unusable one.
+MIN_RSA_BITS = 2048
 #: OIDC Core §2: ``sub`` "MUST NOT exceed 255 ASCII characters"; ``sid`` and a logout
 #: token's ``jti`` are identifiers of the same kind, kept in columns of that size.
 MAX_IDENTIFIER = 255
@@ -83,6 +87,9 @@ class ProviderMetadata:
     jwks_uri: str
     userinfo_endpoint: str | None = None
     end_session_endpoint: str | None = None
+    #: ``token_endpoint_auth_methods_supported``; empty when the document does not say
+    #: (then ``client_secret_basic``, the default of OIDC Discovery §3).
+    token_auth_methods: tuple[str, ...] = ()
 
     @classmethod
     def from_document(cls, issuer: str, document: Mapping[str, Any]) -> ProviderMetadata:
@@ -110,8 +117,8 @@ class ProviderMetadata:
             )
         for key in (*REQUIRED_ENDPOINTS, *OPTIONAL_ENDPOINTS):
             value = document.get(key)
-            if value is None and key in OPTIONAL_ENDPOINTS:
-                continue
+            if value in (None, "") and key in OPTIONAL_ENDPOINTS:
+                continue  # an empty string for an endpoint a provider does not have
             problem = endpoint_problem(value)
             if problem is not None:
                 raise SignInError(
@@ -122,9 +129,31 @@ class ProviderMetadata:
             authorization_endpoint=document["authorization_endpoint"],
             token_endpoint=document["token_endpoint"],
             jwks_uri=document["jwks_uri"],
-            userinfo_endpoint=document.get("userinfo_endpoint"),
-            end_session_endpoint=document.get("end_session_endpoint"),
+            userinfo_endpoint=document.get("userinfo_endpoint") or None,
+            end_session_endpoint=document.get("end_session_endpoint") or None,
+            token_auth_methods=_strings(document.get("token_endpoint_auth_methods_supported")),
         )
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """The strings of a JSON list (a discovery document's list field); () otherwise."""
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def client_auth_method(supported: tuple[str, ...]) -> str:
+    """How to authenticate at the token endpoint with a client secret: HTTP Basic unless
+    the provider says it takes only the secret in the form (``client_secret_post``).
+    ``private_key_jwt`` and the rest need no secret and are not offered."""
+    if supported and "client_secret_basic" not in supported and "client_secret_post" in supported:
+        return "client_secret_post"
+    return "client_secret_basic"
+
+
+def basic_credentials(client_id: str, client_secret: str) -> httpx.BasicAuth:
+    """RFC 6749 §2.3.1: the id and the secret are form-encoded before they are joined for
+    HTTP Basic, so a secret holding ``+``, ``/``, ``%`` or ``:`` reaches the provider as
+    it is (providers that decode, node ``oidc-provider`` among them, refused it raw)."""
+    return httpx.BasicAuth(quote(client_id, safe=""), quote(client_secret, safe=""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,13 +274,23 @@ def validate_logout_token(
     )
 
 
-def _decode(token: str, keys: KeySet, what: str) -> dict[str, Any]:
-    refused = SignInError(
-        f"the {what} is not validly signed by the identity provider",
-        Reason.ID_TOKEN_BAD_SIGNATURE if what == "ID token" else Reason.LOGOUT_TOKEN_INVALID,
-    )
-    if jws_header(token) is None:  # before joserfc, which assumes the header is an object
+def _decode(token: str, keys: KeySet, what: str, reason: Reason | None = None) -> dict[str, Any]:
+    if reason is None:
+        reason = (
+            Reason.ID_TOKEN_BAD_SIGNATURE if what == "ID token" else Reason.LOGOUT_TOKEN_INVALID
+        )
+    refused = SignInError(f"the {what} is not validly signed by the identity provider", reason)
+    header = jws_header(token)
+    if header is None:  # before joserfc, which assumes the header is an object
         raise refused
+    kid = header.get("kid")
+    if isinstance(kid, str) and kid not in {key.kid for key in keys.keys}:
+        raise SignInError(
+            f"the {what} is signed with a key the provider's key set does not hold"
+            f" (kid {kid[:64]!r}); if the provider has just changed its keys, try again in a"
+            " minute",
+            reason,
+        )
     try:
         decoded = jwt.decode(token, keys, algorithms=list(ALLOWED_ALGORITHMS))
     except (JoseError, ValueError, TypeError, RecursionError) as exc:
@@ -260,7 +299,7 @@ def _decode(token: str, keys: KeySet, what: str) -> dict[str, Any]:
     check_storable(
         claims,
         what,
-        Reason.ID_TOKEN_BAD_CLAIMS if what == "ID token" else Reason.LOGOUT_TOKEN_INVALID,
+        Reason.ID_TOKEN_BAD_CLAIMS if what == "ID token" else reason,
     )
     return claims
 
@@ -325,7 +364,7 @@ def _check_common(
     def reason(for_id_token: Reason) -> Reason:
         return for_id_token if id_token else Reason.LOGOUT_TOKEN_INVALID
 
-    if claims.get("iss") != issuer:
+    if claims.get("iss") not in accepted_issuers(issuer):
         raise SignInError(
             f"the {what} was issued by {claims.get('iss')!r}, not {issuer!r}",
             reason(Reason.ID_TOKEN_WRONG_ISSUER),
@@ -412,16 +451,39 @@ class JwksCache:
         if not stale and cached:
             return cached.value  # type: ignore[no-any-return]
         document = await get_json(self.http, url, "the key set (JWKS)")
-        try:
-            if not isinstance(document, dict):
-                raise TypeError("a key set is a JSON object")
-            keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
-        except (JoseError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise SignInError(
-                f"the key set (JWKS) at {url} is not valid", Reason.IDP_METADATA_INVALID
-            ) from exc
+        keys = usable_keys(document, url)
         self._sets[url] = _Cached(keys, time.monotonic())
         return keys
+
+
+def usable_keys(document: Any, url: str) -> KeySet:
+    """The keys of a JWKS Tenantry can verify a provider's signature with. A member it
+    cannot use (an unknown ``kty``, a malformed key, a symmetric one, an RSA key under
+    MIN_RSA_BITS) is left out, as RFC 7517 §5 asks, instead of failing the whole set: one
+    odd key published beside the signing key stopped every sign-in. SignInError when no
+    key is left."""
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise SignInError(f"the key set (JWKS) at {url} is not valid", Reason.IDP_METADATA_INVALID)
+    keys = []
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("kty") == "oct":
+            continue
+        with warnings.catch_warnings():  # joserfc warns of a weak key: it is not used
+            warnings.simplefilter("error", SecurityWarning)
+            try:
+                key = JWKRegistry.import_key(entry)
+            except (JoseError, SecurityWarning, ValueError, TypeError, KeyError, AttributeError):
+                continue
+        if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
+            continue
+        keys.append(key)
+    if not keys:
+        raise SignInError(
+            f"the key set (JWKS) at {url} holds no key Tenantry can verify a signature with",
+            Reason.IDP_METADATA_INVALID,
+        )
+    return KeySet(keys)
 
 
 @dataclass
@@ -505,16 +567,21 @@ class RelyingParty:
         redirect_uri: str,
         code_verifier: str,
     ) -> dict[str, Any]:
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        auth: httpx.Auth = basic_credentials(client_id, client_secret)
+        if client_auth_method(metadata.token_auth_methods) == "client_secret_post":
+            form |= {"client_id": client_id, "client_secret": client_secret}
+            auth = httpx.Auth()  # no Authorization header: the secret is in the form
         try:
             response = await self.http.post(
                 metadata.token_endpoint,
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": redirect_uri,
-                    "code_verifier": code_verifier,
-                },
-                auth=httpx.BasicAuth(client_id, client_secret),
+                data=form,
+                auth=auth,
                 headers={"Accept": "application/json"},
             )
         except httpx.HTTPError as exc:
@@ -535,7 +602,13 @@ class RelyingParty:
             raise SignInError("the identity provider returned no ID token", Reason.NO_ID_TOKEN)
         return body
 
-    async def userinfo(self, metadata: ProviderMetadata, access_token: str) -> dict[str, Any]:
+    async def userinfo(
+        self, metadata: ProviderMetadata, access_token: str, *, client_id: str
+    ) -> dict[str, Any]:
+        """The userinfo answer's claims: a JSON object, or a JWT signed by the provider
+        (``application/jwt``, OIDC Core §5.3.2, as Keycloak and PingFederate can be set to
+        answer), whose ``iss`` and ``aud``, when present, must be the provider and this
+        client."""
         if not metadata.userinfo_endpoint:
             return {}
         try:
@@ -546,13 +619,42 @@ class RelyingParty:
             raise SignInError(
                 "the identity provider's userinfo endpoint did not answer", Reason.USERINFO_FAILED
             ) from exc
+        if response.status_code == 200 and _media_type(response) == "application/jwt":
+            return await self._signed_userinfo(metadata, response.text.strip(), client_id)
         body = _json_or_none(response)
         if response.status_code != 200 or not isinstance(body, dict):
             raise SignInError(
-                f"the identity provider's userinfo endpoint answered HTTP {response.status_code}",
+                f"the identity provider's userinfo endpoint answered HTTP {response.status_code}"
+                + ("" if response.status_code != 200 else ", not a JSON object"),
                 Reason.USERINFO_FAILED,
             )
         return body
+
+    async def _signed_userinfo(
+        self, metadata: ProviderMetadata, token: str, client_id: str
+    ) -> dict[str, Any]:
+        if token.count(".") != 2:
+            raise SignInError(
+                "the identity provider's userinfo answer is encrypted, which Tenantry does not"
+                " read; switch userinfo encryption off for this client",
+                Reason.USERINFO_FAILED,
+            )
+        keys = await self.keys_for(metadata, token)
+        claims = _decode(token, keys, "userinfo answer", Reason.USERINFO_FAILED)
+        audience = claims.get("aud", client_id)
+        if claims.get("iss", metadata.issuer) not in accepted_issuers(metadata.issuer) or (
+            client_id not in (audience if isinstance(audience, list) else [audience])
+        ):
+            raise SignInError(
+                "the identity provider's signed userinfo answer names another issuer or client",
+                Reason.USERINFO_FAILED,
+            )
+        return claims
+
+
+def _media_type(response: httpx.Response) -> str:
+    media: str = response.headers.get("content-type", "")
+    return media.split(";", 1)[0].strip().lower()
 
 
 async def get_json(http: httpx.AsyncClient, url: str, what: str) -> Any:

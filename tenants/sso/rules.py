@@ -71,3 +71,50 @@ def email_vouched_for(claims: Mapping[str, Any]) -> bool | None:
     if isinstance(value, str):
         return value.strip().lower() == "true"
     return value is True
+
+
+#: Google's issuer. Its ID tokens name it with or without the scheme (Google's OpenID
+#: Connect guide: "https://accounts.google.com or accounts.google.com").
+GOOGLE_ISSUER = "https://accounts.google.com"
+
+
+def accepted_issuers(issuer: str) -> frozenset[str]:
+    """The ``iss`` values that mean the connection's ``issuer``: itself, and for Google its
+    scheme-less form too. Nothing else: an issuer is compared character for character."""
+    if issuer == GOOGLE_ISSUER:
+        return frozenset({issuer, "accounts.google.com"})
+    return frozenset({issuer})
+
+
+def hosted_domain_problem(
+    issuer: str, claims: Mapping[str, Any], admitted: list[str]
+) -> str | None:
+    """Why a Google account may not sign in to an organisation admitting ``admitted``
+    domains, or None. Anyone can make a consumer Google account for an address at any
+    domain, and Google verifies the address: only ``hd``, the Google Workspace the account
+    belongs to, says the organisation manages it (Google: "you must check this claim when
+    restricting access to members of certain domains"). Other providers send no ``hd``."""
+    if issuer != GOOGLE_ISSUER:
+        return None
+    hosted = claims.get("hd")
+    if not isinstance(hosted, str) or not hosted:
+        return "this Google account belongs to no Google Workspace (no hd claim)"
+    if hosted.strip().lower() not in admitted:
+        return f"this Google account belongs to the Google Workspace of {hosted[:253]!r}"
+    return None
+
+
+def claimed_group_names(value: Any, longest: int) -> set[str]:
+    """The group names a groups claim gives: a list of names, or one name as a string (ADFS
+    sends a single group so). A Keycloak full path (``/Staff/Teachers``, its group
+    mapper's default) also names the group by its last segment. Names longer than
+    ``longest`` can name no group and are left out."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    names: set[str] = set()
+    for item in items:
+        if not isinstance(item, str):
+            continue
+        names.add(item)
+        if item.startswith("/"):
+            names.add(item.rstrip("/").rsplit("/", 1)[-1])
+    return {n for n in names if 0 < len(n) <= longest}

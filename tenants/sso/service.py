@@ -12,6 +12,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +44,8 @@ from tenants.sso import oidc, rules, safety
 from tenants.sso.models import LoginAttempt, SeenLogoutToken, SsoConnection
 from tenants.text import TextError, clean_name, counted
 from tenants.units.models import Unit
+
+log = logging.getLogger(__name__)
 
 ATTEMPT_LIFETIME = timedelta(minutes=10)
 CLAIM_NAME_MAX = 100
@@ -763,7 +766,17 @@ async def verify_callback(
             access_token = tokens.get("access_token")
             complete = all(name in claims for name in pending.wanted_claims)
             if isinstance(access_token, str) and metadata.userinfo_endpoint and not complete:
-                info = await rp.userinfo(metadata, access_token)
+                try:
+                    info = await rp.userinfo(metadata, access_token, client_id=pending.client_id)
+                except oidc.SignInError as exc:
+                    # Userinfo only adds to the ID token. Entra's is on Microsoft Graph and
+                    # answers 401 to a token for another resource, and its ID tokens never
+                    # say email_verified: when the ID token names the person's address, the
+                    # sign-in goes on without it (groups it would have added are not added).
+                    if _email_in(claims, pending.email_claim) is None:
+                        raise
+                    log.info("userinfo skipped for %s: %s", pending.issuer, exc.message)
+                    return claims
                 if info.get("sub") != claims["sub"]:
                     raise oidc.SignInError(
                         "the userinfo answer is about another person (sub)",
@@ -948,6 +961,9 @@ async def _admit(
         return await refuse(
             f"accounts from {domain} cannot sign in to {org_name}", Reason.DOMAIN_NOT_ALLOWED
         )
+    hosted = rules.hosted_domain_problem(connection.issuer, claims, allowed)
+    if hosted is not None:
+        return await refuse(f"{hosted}; it cannot sign in to {org_name}", Reason.DOMAIN_NOT_ALLOWED)
     # An email address only identifies a person the first time (linking or provisioning),
     # and only if the identity provider vouches for it: otherwise another identity at the
     # provider that carries (or made up) a member's address would sign in as that member.
@@ -1059,11 +1075,7 @@ async def _join_claimed_groups(
     Only additions: a group membership set by an admin is never removed by a sign-in,
     because nothing marks which memberships the identity provider owns (SCIM does).
     """
-    names = _claim(claims, connection.groups_claim)
-    if not isinstance(names, list):
-        return
-    # A name longer than a group's can name no group (and would not fit the query's column).
-    wanted = {n for n in names if isinstance(n, str) and 0 < len(n) <= NAME_MAX}
+    wanted = rules.claimed_group_names(_claim(claims, connection.groups_claim), NAME_MAX)
     if not wanted:
         return
     for group in await Group.filter(name__in=sorted(wanted)):

@@ -148,6 +148,10 @@ class HostileIdp:
         self.discovery_raw: bytes | None = None
         #: Seconds the token endpoint waits before it answers.
         self.token_delay = 0.0
+        #: How the token endpoint takes the client's secret (as its discovery says), and
+        #: what /userinfo answers instead of the claims (an HTTP status), when set.
+        self.token_auth_methods = ["client_secret_basic", "client_secret_post"]
+        self.userinfo_status: int | None = None
         self.signing_key = _generate_key("hostile-signing-1")
         # Lazily made: forging keys are only needed by a few tests and RSA generation costs time.
         self._other_key: RSAKey | None = None
@@ -299,6 +303,8 @@ class HostileIdp:
             self.discovery_changes = {}
             self.discovery_raw = None
             self.token_delay = 0.0
+            self.token_auth_methods = ["client_secret_basic", "client_secret_post"]
+            self.userinfo_status = None
             self._codes.clear()
             self._access_tokens.clear()
             self.issued_id_tokens.clear()
@@ -315,18 +321,19 @@ class HostileIdp:
         return document
 
     def _discovery_document(self) -> dict[str, Any]:
+        base = self.issuer.rstrip("/")  # Auth0's issuer ends in "/", its endpoints do not
         return {
             "issuer": self.issuer,
-            "authorization_endpoint": f"{self.issuer}/authorize",
-            "token_endpoint": f"{self.issuer}/token",
-            "userinfo_endpoint": f"{self.issuer}/userinfo",
-            "jwks_uri": f"{self.issuer}/jwks",
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "jwks_uri": f"{base}/jwks",
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": self.token_auth_methods,
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": ["openid", "email", "profile", "groups"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", *self.account.keys()],
@@ -376,13 +383,15 @@ class HostileIdp:
         self, request: Request, form: Mapping[str, str]
     ) -> tuple[str | None, str | None]:
         auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("basic "):
+        if auth.lower().startswith("basic ") and "client_secret_basic" in self.token_auth_methods:
             try:
                 decoded = base64.b64decode(auth[6:]).decode("utf-8")
             except ValueError:
                 return None, None
             client_id, _, secret = decoded.partition(":")
             return unquote_plus(client_id), unquote_plus(secret)
+        if "client_secret_post" not in self.token_auth_methods:
+            return None, None
         return form.get("client_id"), form.get("client_secret")
 
     async def _token(self, request: Request) -> Response:
@@ -432,6 +441,8 @@ class HostileIdp:
         token = auth[7:] if auth.lower().startswith("bearer ") else ""
         with self._lock:
             claims = self._access_tokens.get(token)
+        if self.userinfo_status is not None:
+            return JSONResponse({"error": "invalid_token"}, status_code=self.userinfo_status)
         if claims is None:
             return JSONResponse(
                 {"error": "invalid_token"},

@@ -41,7 +41,7 @@ REASONS: dict[Misbehaviour, str] = {
     Misbehaviour.MISSING_NONCE: r"ID token carries no nonce",
     Misbehaviour.WRONG_NONCE: r"ID token's nonce does not match",
     Misbehaviour.BAD_SIGNATURE: r"ID token is not validly signed",
-    Misbehaviour.UNKNOWN_KID: r"ID token is not validly signed",
+    Misbehaviour.UNKNOWN_KID: r"ID token is signed with a key the provider.s key set does not hold",
     Misbehaviour.ALG_NONE: r"ID token is not validly signed",
     Misbehaviour.MISSING_SUB: r"ID token has no subject",
     Misbehaviour.EMPTY_SUB: r"ID token's subject \(sub\) is empty",
