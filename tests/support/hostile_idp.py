@@ -152,6 +152,9 @@ class HostileIdp:
         #: what /userinfo answers instead of the claims (an HTTP status), when set.
         self.token_auth_methods = ["client_secret_basic", "client_secret_post"]
         self.userinfo_status: int | None = None
+        #: /userinfo answers a JWT signed with the signing key (``application/jwt``,
+        #: OIDC Core §5.3.2) carrying this audience, instead of JSON, when set.
+        self.userinfo_signed_for: str | None = None
         self.signing_key = _generate_key("hostile-signing-1")
         # Lazily made: forging keys are only needed by a few tests and RSA generation costs time.
         self._other_key: RSAKey | None = None
@@ -305,6 +308,7 @@ class HostileIdp:
             self.token_delay = 0.0
             self.token_auth_methods = ["client_secret_basic", "client_secret_post"]
             self.userinfo_status = None
+            self.userinfo_signed_for = None
             self._codes.clear()
             self._access_tokens.clear()
             self.issued_id_tokens.clear()
@@ -443,6 +447,9 @@ class HostileIdp:
             claims = self._access_tokens.get(token)
         if self.userinfo_status is not None:
             return JSONResponse({"error": "invalid_token"}, status_code=self.userinfo_status)
+        if claims is not None and self.userinfo_signed_for is not None:
+            signed = self._sign({**claims, "iss": self.issuer, "aud": self.userinfo_signed_for})
+            return Response(signed, media_type="application/jwt")
         if claims is None:
             return JSONResponse(
                 {"error": "invalid_token"},

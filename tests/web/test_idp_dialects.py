@@ -122,3 +122,24 @@ async def test_groups_claims_as_one_name_or_keycloak_paths_join_the_group(
         assert (await sign_in(browser, org)).status_code == 303
     members = (await org.get(f"/v1/groups/{staff['id']}/members")).json()["items"]
     assert [m["id"] for m in members] == [member["id"]]
+
+
+async def test_a_signed_userinfo_answer_is_read_when_it_is_for_this_client(
+    org: OrgHandle, idp: HostileIdp, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
+    """Keycloak and PingFederate can answer userinfo as a signed JWT (``application/jwt``,
+    OIDC Core §5.3.2): it was refused as "answered HTTP 200"."""
+    idp.claims_in_id_token = False
+    idp.userinfo_signed_for = idp.client_id
+    await make_member(org, email=idp.account["email"], name="Dee Dialect")
+    await connect(org, idp)
+    async with live_client(live_server) as browser:
+        assert (await sign_in(browser, org)).status_code == 303
+    idp.userinfo_signed_for = "another-client"
+    async with live_client(live_server) as browser:
+        refused = await sign_in(browser, org)
+        assert "signed userinfo answer names another issuer or client" in text_of(refused.text)
+    assert [e["reason"] for e in await sign_in_log(owner_conn, org.id)] == [
+        None,
+        "userinfo_failed",
+    ]
