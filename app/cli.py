@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -72,13 +73,33 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def run_with_orm(
-    settings: Settings, work: Callable[[], Awaitable[T]], *, migrate: bool = True
+    settings: Settings,
+    work: Callable[[], Awaitable[T]],
+    *,
+    migrate: bool = True,
+    wait_for_database: bool = False,
 ) -> T:
-    """Run ``work`` with the ORM on the runtime role of a ready database."""
+    """Run ``work`` with the ORM on the runtime role of a ready database. With
+    ``wait_for_database`` (a worker, which a process manager would otherwise restart in a
+    loop) a database that cannot be reached yet is waited for, with a warning per try;
+    anything else wrong with it still stops the command."""
     from app.runtime import admin_url, orm, ready_database
+    from tenants.outages import Backoff, is_database_outage
 
     async def main(url: str) -> T:
-        urls = await ready_database(settings, url, migrate=migrate)
+        backoff = Backoff()
+        while True:
+            try:
+                urls = await ready_database(settings, url, migrate=migrate)
+                break
+            except DatabaseSetupError as exc:
+                if not (wait_for_database and is_database_outage(exc)):
+                    raise
+                delay = backoff.next_delay()
+                logging.getLogger("tenantry.worker").warning(
+                    "database unavailable (%s); trying again in %.0f s", exc, delay
+                )
+                await asyncio.sleep(delay)
         async with orm(urls):
             return await work()
 
@@ -203,11 +224,12 @@ def worker(
         heartbeat_seconds=heartbeat,
         shutdown_seconds=settings.shutdown_seconds,
     )
-    out.print(f"worker [bold]{job_worker.name}[/bold] running; Ctrl+C stops it")
+    out.print(f"worker [bold]{job_worker.name}[/bold] starting; Ctrl+C stops it")
     run_with_orm(
         settings,
         lambda: run_worker_process(job_worker, settings, metrics_port=metrics_port),
         migrate=False,
+        wait_for_database=True,
     )
 
 

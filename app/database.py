@@ -556,6 +556,23 @@ def _migrations_on_disk() -> set[str]:
     return names
 
 
+async def check_runtime_connection(urls: DatabaseUrls) -> None:
+    """DatabaseSetupError unless the runtime role can connect and is safe to serve from
+    (``check_runtime_role``), named plainly: a wrong ``APP_DATABASE_URL`` password was a
+    traceback from inside the web server's start, and a worker's every loop logged one."""
+    try:
+        conn = await asyncpg.connect(**urls.runtime_params())
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseSetupError(
+            f"cannot connect as the runtime role at {_redact(urls.app)} (APP_DATABASE_URL,"
+            f" or the role `tenantry migrate` made): {exc}"
+        ) from exc
+    try:
+        await check_runtime_role(conn)
+    finally:
+        await conn.close()
+
+
 async def check_runtime_role(conn: asyncpg.Connection) -> None:
     """Refuse to serve from a role that could read across tenants.
 

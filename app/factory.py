@@ -270,14 +270,17 @@ def create_app(
     app.state.ssf_refusals = ssf_refusals
     app.state.metrics = metrics
     app.add_middleware(StorableAddressMiddleware, web=web)
-    if metrics is not None:
-        app.add_middleware(MetricsMiddleware, metrics=metrics)
     tracing = settings.otel_endpoint is not None
     app.add_middleware(
         RequestContextMiddleware,
         production=settings.is_production,
         trace_id=app_tracing.trace_id_source(tracing),
     )
+    if metrics is not None:
+        # Outside the request context, which turns an outage into its 503 (and a bug into
+        # its 500): the metrics count the status the client got. Inside it, they saw the
+        # outage's exception and counted every 503 of an outage as a 500.
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
     if tracing:
         app.add_middleware(app_tracing.asgi_middleware_class(), exclude_spans=["receive", "send"])
     return app

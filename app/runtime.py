@@ -38,7 +38,7 @@ def admin_url(settings: Settings) -> Iterator[str]:
 async def ready_database(settings: Settings, url: str, *, migrate: bool) -> DatabaseUrls:
     """Prepare roles and database and apply migrations when ``migrate``; otherwise check
     that the database answers and is current (DatabaseSetupError naming what to do).
-    Returns the URLs."""
+    Then that the runtime role connects and may serve. Returns the URLs."""
     if migrate:
         urls = await database.prepare_database(
             url, app_role=settings.app_role, app_database_url=settings.app_database_url
@@ -49,11 +49,13 @@ async def ready_database(settings: Settings, url: str, *, migrate: bool) -> Data
         urls = database.urls_for(
             url, app_role=settings.app_role, app_database_url=settings.app_database_url
         )
-    return replace(
+    urls = replace(
         urls,
         direct=settings.direct_app_database_url,
         pooled=settings.database_pooler is Pooler.TRANSACTION,
     )
+    await database.check_runtime_connection(urls)
+    return urls
 
 
 @asynccontextmanager

@@ -3,6 +3,7 @@
 Background loops (the job worker, the audit sealer, the notification listener) must
 outlive PostgreSQL restarts: while the server restarts, asyncpg raises ``OSError``
 (connection refused), ``CannotConnectNowError`` (57P03, still recovering),
+``TooManyConnectionsError`` (53300, the server's connections all taken),
 ``AdminShutdownError`` (57P01, a fast shutdown ended the session),
 ``ConnectionDoesNotExistError`` and ``InterfaceError`` (a pooled connection that died);
 tortoise passes them through, sometimes as the cause of its own errors. Such a loop logs
@@ -30,6 +31,11 @@ def _is_outage_itself(exc: BaseException) -> bool:
         OSError  # refused, reset, timed out (TimeoutError is an OSError)
         | asyncpg.PostgresConnectionError  # SQLSTATE class 08
         | asyncpg.OperatorInterventionError  # class 57: shutdown, cannot connect now
+        # 53300: every connection the server allows is taken (by others, or a pooler's).
+        | asyncpg.TooManyConnectionsError
+        # Class 28: the role's password or pg_hba.conf refuses it. Not a bug in a request
+        # either: a password being rotated, or a wrong one, which the log names each time.
+        | asyncpg.InvalidAuthorizationSpecificationError
         | asyncpg.InterfaceError  # the connection is closed
         # A pooled connection whose session the server ended mid-operation is left in a
         # state the driver refuses the next statement in ("cannot switch to state 15;

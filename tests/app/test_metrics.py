@@ -251,3 +251,32 @@ async def test_sign_ins_are_counted_by_method_and_outcome(
         before, name, method="password", outcome="refused"
     )
     assert grown == 1
+
+
+async def test_a_request_answered_503_in_an_outage_is_counted_as_503_not_as_a_bug(
+    org: OrgHandle, local: httpx.AsyncClient, owner_conn: asyncpg.Connection
+) -> None:
+    """The metrics saw the outage's exception before it became the 503 the client got,
+    and counted it as a 500: the error-rate alert paged for an application bug."""
+    from tests.app.test_database_outage_requests import KILL_APP_SESSIONS
+
+    member = await make_member(org)
+    before = await scrape(local)
+    statuses = []
+    for round_ in range(12):
+        assert (await org.get(f"/v1/members/{member['id']}")).status_code == 200
+        await owner_conn.fetchval(KILL_APP_SESSIONS)
+        changed = await org.patch(f"/v1/members/{member['id']}", json={"name": f"Ada {round_}"})
+        statuses.append(changed.status_code)
+    after = await scrape(local)
+    assert 503 in statuses
+    route = "/v1/members/{id}"
+
+    def grew(status: str) -> float:
+        labels = {"route": route, "method": "PATCH", "status": status}
+        return value(after, "tenantry_http_requests_total", **labels) - value(
+            before, "tenantry_http_requests_total", **labels
+        )
+
+    assert grew("503") == statuses.count(503)
+    assert grew("500") == 0

@@ -4,8 +4,14 @@ do, rather than serving 500s and logging failed job rounds forever."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import signal
+import time
 import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -14,6 +20,7 @@ from app import database
 from app.database import DatabaseSetupError, DatabaseUrls
 from app.runtime import ready_database
 from app.settings import Settings
+from tests.support.processes import free_port, start_tenantry
 
 
 async def test_a_database_without_the_schema_is_refused_naming_the_command_to_run(
@@ -45,3 +52,53 @@ async def test_a_current_database_passes_and_an_unreachable_one_is_named_without
     message = str(refused.value)
     assert message.startswith("cannot connect to the database at postgresql://tenantry:")
     assert "s3cr3t" not in message and "127.0.0.1:1/tenantry" in message
+
+
+@pytest.mark.slow
+async def test_a_worker_started_before_its_database_answers_waits_for_it(tmp_path: Path) -> None:
+    """A worker that exited at once when its database was not up yet was restarted in a
+    loop by its process manager (docs/operations.md promised it waits): it logs a warning
+    per try, keeps trying, and stops on SIGTERM like any worker."""
+    port = free_port()  # nothing listens there
+    url = f"postgresql://tenantry:s3cr3t@127.0.0.1:{port}/tenantry"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "TENANTRY_SECRET_KEY": "k" * 43,
+        "TENANTRY_DATA_DIR": str(tmp_path),
+        "TENANTRY_ENV": "development",
+        "TENANTRY_LOG_JSON": "true",
+    }
+    log = tmp_path / "worker.log"
+    worker = start_tenantry(["worker", "--name", "early"], env, log)
+    try:
+        deadline = time.monotonic() + 20
+        while log.read_text().count("database unavailable") < 2:
+            assert worker.poll() is None, f"the worker exited:\n{log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            await asyncio.sleep(0.1)
+        assert "s3cr3t" not in log.read_text() and "Traceback" not in log.read_text()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        exited = await asyncio.to_thread(worker.wait, 20)
+    assert exited in (0, 1, -signal.SIGTERM, 128 + signal.SIGTERM), log.read_text()[-2000:]
+
+
+async def test_a_runtime_role_that_cannot_connect_is_named_at_start_without_its_password(
+    database_urls: DatabaseUrls,
+) -> None:
+    """A wrong APP_DATABASE_URL was a traceback from inside the web server's start (and a
+    traceback per loop in a worker): it is named, like the admin URL, before anything
+    starts."""
+    parts = urlsplit(database_urls.app)
+    wrong = urlunsplit(parts._replace(netloc=f"nobody_here:s3cr3t@{parts.netloc.split('@')[-1]}"))
+    settings = Settings.from_env({"APP_DATABASE_URL": wrong})
+    with pytest.raises(DatabaseSetupError) as refused:
+        await ready_database(settings, database_urls.admin, migrate=False)
+    message = str(refused.value)
+    assert message.startswith("cannot connect as the runtime role at postgresql://nobody_here:***@")
+    assert "APP_DATABASE_URL" in message and "s3cr3t" not in message
+    # The admin role is no runtime role either: refused as unsafe, in words.
+    settings = Settings.from_env({"APP_DATABASE_URL": database_urls.admin})
+    with pytest.raises(DatabaseSetupError, match="superuser"):
+        await ready_database(settings, database_urls.admin, migrate=False)

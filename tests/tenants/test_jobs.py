@@ -256,7 +256,9 @@ def test_database_outages_are_told_from_bugs_through_causes_contexts_and_groups(
                    asyncpg.CannotConnectNowError("recovering"),
                    asyncpg.AdminShutdownError("terminating connection"),
                    asyncpg.ConnectionDoesNotExistError("connection was closed"),
-                   asyncpg.InterfaceError("connection is closed")):
+                   asyncpg.InterfaceError("connection is closed"),
+                   asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+                   asyncpg.InvalidPasswordError("password authentication failed")):
         assert is_database_outage(outage), outage
         wrapped = OperationalError("query failed")
         wrapped.__cause__ = outage
