@@ -14,6 +14,7 @@ having.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -47,6 +48,8 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 #: How long figures read from the database are reused between scrapes.
 DATABASE_FIGURES_TTL = 5.0
+#: The longest a scrape waits for the database figures (``refresh_database_figures``).
+FIGURES_TIMEOUT = 2.0
 
 
 def last_progress(worker: Any) -> float | None:
@@ -85,6 +88,8 @@ class Metrics:
         self._figures: list[dict[str, Any]] = []
         self._figures_read_at = 0.0
         self._figures_ok = False
+        #: Whether the figures were ever read: until then they are unknown, not zero.
+        self._figures_known = False
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry.register(_ProcessCollector(self))
 
@@ -108,15 +113,20 @@ class Metrics:
             return
         self._figures_read_at = now
         try:
-            _, rows = await connections.get("default").execute_query(
-                "SELECT figure, kind, status, value FROM service_metrics()"
-            )
+            # A scrape waits this long at most: with the pool taken (or a lock held), it
+            # waited for a connection as long as the requests did, and Prometheus gave up
+            # on the whole scrape, pool gauges included, and called the service down.
+            async with asyncio.timeout(FIGURES_TIMEOUT):
+                _, rows = await connections.get("default").execute_query(
+                    "SELECT figure, kind, status, value FROM service_metrics()"
+                )
         except Exception as exc:  # any failure to read is reported as a gauge, not a 500
             log.warning("metrics: cannot read service figures: %s", exc)
             self._figures_ok = False
             return
         self._figures = [dict(r) for r in rows]
         self._figures_ok = True
+        self._figures_known = True
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
@@ -192,6 +202,10 @@ def _database_metrics(metrics: Metrics) -> Iterator[Metric]:
         "1 when the last read of the service's database figures succeeded.",
         value=1.0 if metrics._figures_ok else 0.0,
     )
+    if not metrics._figures_known:
+        # A process started in an outage has not read them once: absent, not 0, which
+        # would say nothing waits and clear the backlog and sealing alerts.
+        return
     jobs = GaugeMetricFamily(
         "tenantry_jobs",
         "Jobs of all organisations by kind and status (queued, running, dead).",

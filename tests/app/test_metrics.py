@@ -280,3 +280,32 @@ async def test_a_request_answered_503_in_an_outage_is_counted_as_503_not_as_a_bu
 
     assert grew("503") == statuses.count(503)
     assert grew("500") == 0
+
+
+async def test_figures_never_read_are_absent_and_a_slow_read_does_not_hold_the_scrape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process started in an outage showed 0 jobs waiting and 0 events to seal, which
+    cleared the backlog alerts; and a scrape waited for a pool connection as long as the
+    requests did (17 s with a lock held), so Prometheus gave up on it."""
+    from app import metrics as metrics_module
+
+    class SlowConnection:
+        async def execute_query(self, sql: str) -> tuple[int, list[Any]]:
+            await asyncio.sleep(30)
+            raise AssertionError("not reached")
+
+    monkeypatch.setattr(metrics_module, "FIGURES_TIMEOUT", 0.2)
+    monkeypatch.setattr(metrics_module.connections, "get", lambda name: SlowConnection())
+    metrics = Metrics()
+    started = time.monotonic()
+    await metrics.refresh_database_figures()
+    assert time.monotonic() - started < 2
+    samples = parse(metrics.render().decode())
+    assert value(samples, "tenantry_database_up") == 0
+    names = {name for name, _ in samples}
+    assert not names & {
+        "tenantry_jobs_oldest_due_seconds",
+        "tenantry_audit_pending_events",
+        "tenantry_audit_sealing_lag_seconds",
+    }
