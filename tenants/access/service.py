@@ -228,13 +228,17 @@ def _refuse(verdict: rules.Verdict) -> None:
         raise PermissionDeniedError(verdict.reason)
 
 
+#: Each action as the refusal words it ("it cannot be denied").
+PAST = {GrantAction.APPROVE: "approved", GrantAction.DENY: "denied", GrantAction.REVOKE: "revoked"}
+
+
 def _transition(grant: AccessGrant, action: GrantAction, now: datetime) -> GrantStatus:
     state = state_of(grant, now)
     status = rules.next_status(state, action)
     if status is None:
         legal = ", ".join(a.value for a in rules.allowed_actions(state)) or "none"
         raise IllegalTransitionError(
-            f"the grant is {state.value}: it cannot be {action.value}d (possible now: {legal})",
+            f"the grant is {state.value}: it cannot be {PAST[action]} (possible now: {legal})",
             extra={"state": state.value, "allowed_actions": legal},
         )
     return status

@@ -202,9 +202,15 @@ def is_open(status: RequestStatus) -> bool:
 def check_transition(current: RequestStatus, target: RequestStatus) -> None:
     """IllegalTransitionError unless ``target`` may follow ``current``."""
     if target not in TRANSITIONS[current]:
+        now, asked = current.value.replace("_", " "), target.value.replace("_", " ")
+        if current is target:
+            said = f"this request is already {now}"
+        elif not is_open(current):
+            said = f"this request is {now}, which closed it: it can no longer be {asked}"
+        else:
+            said = f"this request is {now}: it cannot go back to {asked}"
         raise IllegalTransitionError(
-            f"a request that is {current.value.replace('_', ' ')} cannot become "
-            f"{target.value.replace('_', ' ')}",
+            said,
             extra={"status": current.value, "requested_status": target.value},
         )
 

@@ -449,12 +449,10 @@ async def extend_deadline(
     return request
 
 
-async def close_request(
-    request_id: uuid.UUID, status: RequestStatus, answer: str, *, actor: Actor
-) -> PrivacyRequest:
-    """Answer or reject the request (``answer`` is what the member reads: the reply, or
-    the reason for a rejection). Closed requests stay closed; the member is emailed, unless
-    they were erased."""
+def check_closing(status: RequestStatus, answer: str) -> str:
+    """The answer a request is closed with, stripped; InvalidInputError naming the field
+    when ``status`` does not close a request or the answer is empty or too long (for the
+    console to say before it asks to confirm)."""
     if status not in (RequestStatus.ANSWERED, RequestStatus.REJECTED):
         raise InvalidInputError("a request is closed as answered or rejected",
                                 fields=[FieldProblem("status", "answered or rejected")])
@@ -464,6 +462,16 @@ async def close_request(
             "the member is told the answer; write one",
             fields=[FieldProblem("answer", f"write 1 to {MAX_MESSAGE} characters")],
         )
+    return text
+
+
+async def close_request(
+    request_id: uuid.UUID, status: RequestStatus, answer: str, *, actor: Actor
+) -> PrivacyRequest:
+    """Answer or reject the request (``answer`` is what the member reads: the reply, or
+    the reason for a rejection). Closed requests stay closed; the member is emailed, unless
+    they were erased."""
+    text = check_closing(status, answer)
     request = await get_request(request_id, for_update=True)
     before = snapshot(request)
     await _set_status(request, status, actor=actor)

@@ -171,7 +171,7 @@ def test_extensions_add_up_to_two_months() -> None:
 def test_a_closed_request_cannot_change_and_the_refusal_says_from_what_to_what() -> None:
     with pytest.raises(IllegalTransitionError) as refused:
         rules.check_transition(RequestStatus.IN_PROGRESS, RequestStatus.RECEIVED)
-    assert refused.value.message == "a request that is in progress cannot become received"
+    assert refused.value.message == "this request is in progress: it cannot go back to received"
     assert refused.value.extra == {"status": "in_progress", "requested_status": "received"}
     for closed in (RequestStatus.ANSWERED, RequestStatus.REJECTED, RequestStatus.WITHDRAWN):
         for target in RequestStatus:
@@ -220,7 +220,7 @@ def test_only_access_and_portability_are_exports_and_only_erasure_erases() -> No
 def test_a_request_cannot_go_back_to_in_progress_and_the_refusal_reads_in_words() -> None:
     with pytest.raises(IllegalTransitionError) as refused:
         rules.check_transition(RequestStatus.IN_PROGRESS, RequestStatus.IN_PROGRESS)
-    assert refused.value.message == "a request that is in progress cannot become in progress"
+    assert refused.value.message == "this request is already in progress"
 
 
 def test_a_deadline_eight_days_away_is_not_yet_soon() -> None:
@@ -239,3 +239,14 @@ def test_an_extension_out_of_range_is_refused_saying_so() -> None:
     with pytest.raises(ValueError, match="out of range") as refused:
         rules.due_date(date(2026, 1, 1), 3)
     assert str(refused.value) == "extension of 3 months is out of range"
+
+
+def test_a_refused_change_of_a_closed_request_says_it_is_closed_in_plain_words() -> None:
+    with pytest.raises(IllegalTransitionError) as refused:
+        rules.check_transition(RequestStatus.ANSWERED, RequestStatus.REJECTED)
+    assert refused.value.message == (
+        "this request is answered, which closed it: it can no longer be rejected"
+    )
+    with pytest.raises(IllegalTransitionError) as again:
+        rules.check_transition(RequestStatus.WITHDRAWN, RequestStatus.WITHDRAWN)
+    assert again.value.message == "this request is already withdrawn"

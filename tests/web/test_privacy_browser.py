@@ -54,15 +54,19 @@ async def test_a_member_sends_an_access_request_and_downloads_the_export_when_it
     await page.reload()
     await expect(page.get_by_text("Your data is being collected")).to_be_visible()
     await run_jobs()
-    answered = await org.post(f"/v1/privacy-requests/{request_id}/answer",
-                              {"answer": "Your data is attached as a download."})
+    answered = await org.post(
+        f"/v1/privacy-requests/{request_id}/answer",
+        {"answer": "Your data is attached as a download."},
+    )
     assert answered.status_code == 200, answered.text
 
     await page.reload()
     await tab.land(f"/account/privacy-requests/{request_id}", tmp_path, "export-ready")
     await expect(page.get_by_role("heading", name="Your data is ready")).to_be_visible()
     await expect(page.locator("ol.timeline")).to_contain_text("Data ready to download")
-    await expect(page.locator("blockquote.answer")).to_have_text("Your data is attached as a download.")
+    await expect(page.locator("blockquote.answer")).to_have_text(
+        "Your data is attached as a download."
+    )
     async with page.expect_download() as info:
         await page.get_by_role("link", name="Download your data").click()
     download = await info.value
@@ -94,8 +98,11 @@ async def test_a_privacy_officer_works_the_queue_from_the_overdue_badge_to_the_a
 
     await sign_in_with_password(tab, org, olivia["email"])
     await tab.land("/console", tmp_path, "console")
-    await page.get_by_role("navigation", name="Console").get_by_role(
-        "link", name="Privacy requests").click()
+    await (
+        page.get_by_role("navigation", name="Console")
+        .get_by_role("link", name="Privacy requests")
+        .click()
+    )
     await tab.land("/console/privacy-requests", tmp_path, "queue")
     rows = page.locator("table.privacy-queue tbody tr")
     await expect(rows).to_have_count(2)
@@ -119,10 +126,20 @@ async def test_a_privacy_officer_works_the_queue_from_the_overdue_badge_to_the_a
     await expect(page.get_by_role("status")).to_contain_text("Erased 0 items")
     await page.get_by_label("Answer").fill("Your photos are deleted.")
     await page.get_by_role("button", name="Send answer").click()
+    # Closing is for good: it asks first (the erasure ran, so no warning about it).
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Send this answer")
+    await expect(page.get_by_text("No erasure was run")).to_have_count(0)
+    await page.get_by_role("button", name="Send the answer").click()
     await tab.land(f"/console/privacy-requests/{late['id']}", tmp_path, "answered")
     timeline = page.locator("ol.timeline")
-    for text in ("Request received", "Work started", "Assigned", "Internal note",
-                 "Data erased", "Answered"):
+    for text in (
+        "Request received",
+        "Work started",
+        "Assigned",
+        "Internal note",
+        "Data erased",
+        "Answered",
+    ):
         await expect(timeline).to_contain_text(text)
     await expect(timeline.locator("li.internal")).to_have_count(2)
     await expect(page.locator("h1 .badge")).to_have_text("Answered")

@@ -44,8 +44,9 @@ async def sign_in(browser: WebClient, org: OrgHandle, who: dict[str, Any]) -> st
 
 
 async def send_request(browser: WebClient, csrf: str, kind: str, message: str) -> str:
-    sent = await browser.post("/account/privacy-requests",
-                              {"csrf": csrf, "kind": kind, "message": message})
+    sent = await browser.post(
+        "/account/privacy-requests", {"csrf": csrf, "kind": kind, "message": message}
+    )
     assert sent.status_code == 303, sent.text
     location = sent.headers["location"]
     assert location.startswith("/account/privacy-requests/"), location
@@ -59,8 +60,9 @@ async def test_a_member_sends_a_request_and_follows_it_while_the_officer_works_o
     olivia = await person(local_org, "Olivia Officer", ["privacy_officer"])
     async with asgi_client(app) as member, asgi_client(app) as officer:
         csrf = await sign_in(member, local_org, mia)
-        request_id = await send_request(member, csrf, "rectification",
-                                        "My surname is misspelt everywhere.")
+        request_id = await send_request(
+            member, csrf, "rectification", "My surname is misspelt everywhere."
+        )
         status = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
         assert "Sent." in status and "Rectification: correct your data" in status
         assert "due in" in status and "Request received" in status
@@ -79,7 +81,11 @@ async def test_a_member_sends_a_request_and_follows_it_while_the_officer_works_o
             ("assign", {"assignee_id": olivia["id"]}),
             ("notes", {"text": "Check the spelling in the HR export too."}),
             ("extend", {"months": "1", "reason": "Three products store your name."}),
-            ("close", {"outcome": "answer", "answer": "Corrected in every product."}),
+            # Closing asks first (its own test): confirmed here.
+            (
+                "close",
+                {"outcome": "answer", "answer": "Corrected in every product.", "confirmed": "1"},
+            ),
         ):
             done = await officer.post(f"{page}/{path}", {"csrf": officer_csrf, **form})
             assert done.status_code == 303 and done.headers["location"] == page, (path, done.text)
@@ -127,7 +133,9 @@ async def test_the_export_downloads_through_its_signed_link_for_its_member_only(
         assert (await member.get(later)).status_code == 403
     downloads = await owner_conn.fetchval(
         "SELECT count(*) FROM audit_events WHERE action = 'privacy_request.export_downloaded' "
-        "AND target_id = $1", request_id)
+        "AND target_id = $1",
+        request_id,
+    )
     assert downloads == 1
 
 
@@ -148,8 +156,9 @@ async def test_a_member_cannot_open_or_withdraw_another_members_request(
 
         still = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
         assert "Received" in still and "Withdrawn" not in still
-        withdrawn = await member.post(f"/account/privacy-requests/{request_id}/withdraw",
-                                      {"csrf": csrf})
+        withdrawn = await member.post(
+            f"/account/privacy-requests/{request_id}/withdraw", {"csrf": csrf}
+        )
         assert withdrawn.status_code == 303
         after = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
         assert "Withdrawn" in after
@@ -161,9 +170,11 @@ async def test_an_empty_message_is_refused_and_nothing_is_sent(
     mia = await person(local_org, "Mia Member")
     async with asgi_client(app) as member:
         csrf = await sign_in(member, local_org, mia)
-        refused = await member.post("/account/privacy-requests",
-                                    {"csrf": csrf, "kind": "access", "message": "   "},
-                                    headers={"referer": "/account/privacy-requests"})
+        refused = await member.post(
+            "/account/privacy-requests",
+            {"csrf": csrf, "kind": "access", "message": "   "},
+            headers={"referer": "/account/privacy-requests"},
+        )
         assert refused.status_code == 303
         shown = text_of((await member.get(refused.headers["location"])).text)
         assert "Not done" in shown and "message" in shown
@@ -218,7 +229,7 @@ async def test_running_an_erasure_asks_first_naming_the_account_and_what_goes(
             )
         closed = await officer.post(
             f"/console/privacy-requests/{request_id}/close",
-            {"csrf": csrf, "outcome": "answer", "answer": "Your data is erased."},
+            {"csrf": csrf, "outcome": "answer", "answer": "Your data is erased.", "confirmed": "1"},
         )
         assert "the member is erased, so no email was sent; the answer is on record" in (
             text_of((await officer.get(closed.headers["location"])).text)
@@ -232,3 +243,36 @@ async def test_running_an_erasure_asks_first_naming_the_account_and_what_goes(
     assert "This member was erased" in page and "nothing here can be changed" in page
     for form in ("Save details", "Save roles", "Sign out everywhere", "Product accounts"):
         assert form not in page, form
+
+
+@pytest.mark.parametrize("kind", ["erasure", "access"])
+async def test_closing_a_request_asks_first_and_warns_when_no_erasure_was_run(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection, kind: str
+) -> None:
+    """An officer answered "Your chat history was deleted" to an erasure request for which
+    no erasure had run, and the member was told so at once, for good."""
+    mia = await person(local_org, "Mia Member")
+    olivia = await person(local_org, "Olivia Officer", ["privacy_officer"])
+    async with asgi_client(app) as member, asgi_client(app) as officer:
+        request_id = await send_request(
+            member, await sign_in(member, local_org, mia), kind, "Please see to my data."
+        )
+        csrf = await sign_in(officer, local_org, olivia)
+        close = f"/console/privacy-requests/{request_id}/close"
+        form = {"csrf": csrf, "outcome": "answer", "answer": "Your chat history was deleted."}
+        asked = await officer.post(close, form)
+        assert asked.status_code == 200, asked.text[:500]
+        shown = text_of(asked.text)
+        assert "Send this answer and close the request?" in shown
+        assert "closed for good" in shown
+        assert ("No erasure was run for this erasure request" in shown) == (kind == "erasure")
+        status = "SELECT status FROM privacy_requests WHERE id = $1"
+        assert await owner_conn.fetchval(status, uuid.UUID(request_id)) == "received"
+        done = await officer.post(close, {**form, "confirmed": "1"})
+        assert done.status_code == 303
+        assert await owner_conn.fetchval(status, uuid.UUID(request_id)) == "answered"
+        # A stale form of the same request is refused, not asked about again.
+        again = await officer.post(close, {**form, "outcome": "reject"})
+        assert again.status_code == 303
+        said = text_of((await officer.get(again.headers["location"])).text)
+        assert "this request is answered, which closed it: it can no longer be rejected" in said

@@ -138,6 +138,26 @@ FILTERS = ("open", "overdue", "mine", "unassigned", "closed")
 QUEUE_SORTABLE = ("due_on", "received_at", "status")
 
 
+def closing_consequences(request: PrivacyRequest, status: RequestStatus) -> list[str]:
+    """What closing ``request`` as ``status`` does, for its confirmation page."""
+    said = [
+        "The request is closed for good: it cannot be reopened, extended or answered again.",
+        "The member is emailed at once and reads your text on their account page"
+        + (" as the reason for the rejection." if status is RequestStatus.REJECTED else "."),
+    ]
+    if (
+        status is RequestStatus.ANSWERED
+        and rules.can_erase(request.kind)
+        and request.erasure_evidence is None
+    ):
+        said.insert(
+            0,
+            "No erasure was run for this erasure request: nothing of the member's has been"
+            " erased. Run the erasure first if that is what you are telling them.",
+        )
+    return said
+
+
 async def erasure_consequences(member: Member, kinds: list[ContentKind]) -> list[str]:
     """What running an erasure does, in counts, for its confirmation page."""
     rows = await db.fetch(
@@ -303,6 +323,20 @@ def routes(web: Web) -> list[BaseRoute]:
         request_id = _request_id(ctx)
         outcome = ctx.form.get("outcome")
         status = RequestStatus.REJECTED if outcome == "reject" else RequestStatus.ANSWERED
+        if not ctx.confirmed:
+            # Closing is for good and the member is emailed at once: asked first, and an
+            # erasure request answered with no erasure run says so (an officer answered
+            # "your chat history was deleted" while nothing had been).
+            service.check_closing(status, ctx.form.get("answer", ""))
+            request = await service.get_request(request_id)
+            rules.check_transition(request.status, status)
+            return ctx.confirm(
+                title="Reject this request?" if status is RequestStatus.REJECTED
+                else "Send this answer and close the request?",
+                consequences=closing_consequences(request, status),
+                button="Reject it" if status is RequestStatus.REJECTED else "Send the answer",
+                back=back(request_id),
+            )
         request = await service.close_request(
             request_id, status, ctx.form.get("answer", ""), actor=ctx.actor
         )
