@@ -22,13 +22,14 @@ from app.web.pages import PageContext, Web, page
 from tenants.content.holds import member_hold_explanation
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
 from tenants.members.models import Member
-from tenants.requests import fulfilment, links, service
+from tenants.requests import fulfilment, links, rules, service
 from tenants.requests.models import (
     ExportStatus,
     PrivacyExport,
     PrivacyRequest,
     RequestKind,
     RequestSource,
+    RequestStatus,
 )
 
 #: What the member can ask for, in the order the form offers it, with a hint each.
@@ -121,6 +122,22 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=None)
     async def withdraw(ctx: PageContext) -> Response:
+        if not ctx.confirmed:
+            # Withdrawing is for good: a slip of the button ended a request the member
+            # would have to send again, with a new deadline.
+            asked = await service.member_request(ctx.active.member.id, _request_id(ctx))
+            rules.check_transition(asked.status, RequestStatus.WITHDRAWN)
+            return ctx.confirm(
+                title="Withdraw your request?",
+                consequences=[
+                    f"{ctx.organisation.name} stops working on it and will not answer it.",
+                    "A withdrawn request cannot be reopened: to ask again, send a new request,"
+                    " which starts a new deadline.",
+                ],
+                button="Withdraw it",
+                back=service.account_path(asked.id),
+                template="account/confirm.html",
+            )
         request = await service.withdraw_request(
             _request_id(ctx), member_id=ctx.active.member.id, actor=ctx.actor
         )

@@ -27,7 +27,7 @@ def routes(web: Web) -> list[BaseRoute]:
         return await decide_from_form(
             ctx,
             back_prefix=service.ACCOUNT_QUEUE_PATH,
-            confirm_template="account/access_review_confirm.html",
+            confirm_template="account/confirm.html",
         )
 
     return [

@@ -215,17 +215,18 @@ class PageContext:
         consequences: list[str],
         button: str,
         back: str,
+        template: str = "console/confirm.html",
     ) -> HTMLResponse:
         """Ask before a destructive action: the same form posted again with ``confirmed=1``,
         after a page naming what will happen (to whom, how many). Handlers call this when
-        ``not ctx.confirmed``."""
+        ``not ctx.confirmed``; account pages pass ``account/confirm.html``."""
         fields = [(k, v) for k, v in self.form.items() if k not in ("csrf", "confirmed")]
         if "refused_on" not in self.form:
             # A refusal of the confirmed form goes back where the action started, not to
             # this page's address (the action's, which answers POST only).
             fields.append(("refused_on", back))
         return self.render(
-            "console/confirm.html",
+            template,
             title=title,
             consequences=consequences,
             button=button,

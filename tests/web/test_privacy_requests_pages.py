@@ -149,16 +149,24 @@ async def test_a_member_cannot_open_or_withdraw_another_members_request(
         other_csrf = await sign_in(other, local_org, max_)
 
         assert (await other.get(f"/account/privacy-requests/{request_id}")).status_code == 404
-        await other.post(f"/account/privacy-requests/{request_id}/withdraw", {"csrf": other_csrf})
+        for form in ({"csrf": other_csrf}, {"csrf": other_csrf, "confirmed": "1"}):
+            await other.post(f"/account/privacy-requests/{request_id}/withdraw", form)
         assert (await other.get(f"/account/privacy-requests/{uuid.uuid4()}")).status_code == 404
         console = await other.get("/console/privacy-requests")
         assert console.status_code == 403
 
         still = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
         assert "Received" in still and "Withdrawn" not in still
-        withdrawn = await member.post(
-            f"/account/privacy-requests/{request_id}/withdraw", {"csrf": csrf}
-        )
+        withdraw = f"/account/privacy-requests/{request_id}/withdraw"
+        # It asks first, on an account page (not the console's), and asking changes nothing.
+        asked = await member.post(withdraw, {"csrf": csrf})
+        assert asked.status_code == 200, asked.text[:300]
+        shown = text_of(asked.text)
+        assert "Withdraw your request?" in shown and "cannot be reopened" in shown
+        assert "your account" in shown and "Members" not in shown
+        still = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
+        assert "Withdrawn" not in still
+        withdrawn = await member.post(withdraw, {"csrf": csrf, "confirmed": "1"})
         assert withdrawn.status_code == 303
         after = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
         assert "Withdrawn" in after

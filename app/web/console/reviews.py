@@ -172,18 +172,12 @@ async def decide_from_form(
         }[item.kind]
         title = f"Revoke: {item.subject_label}"
         consequences = [what, f"Your reason is recorded in the audit log: “{reason}”."]
-        if confirm_template is None:
-            return ctx.confirm(
-                title=title, consequences=consequences, button="Revoke now", back=target
-            )
-        fields = [(k, v) for k, v in ctx.form.items() if k not in ("csrf", "confirmed")]
-        return ctx.render(
-            confirm_template,
+        return ctx.confirm(
             title=title,
             consequences=consequences,
+            button="Revoke now",
             back=target,
-            action=ctx.request.url.path,
-            fields=fields,
+            template=confirm_template or "console/confirm.html",
         )
     await service.decide_item(
         item.review_id,
