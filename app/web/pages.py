@@ -423,6 +423,12 @@ FIELD_LABELS = {
     "member_text": "What the member is told",
     "review_on": "Review date",
     "kind": "Type of request",
+    "max_duration_hours": "Longest access",
+    "emergency_max_hours": "Longest emergency access",
+    "max_disclosure_delay_days": "Longest disclosure delay",
+    "reminder_days": "Reminder",
+    "export_collect_hours": "Hours products have to send their data",
+    "export_link_days": "Days a download link works",
 }
 
 

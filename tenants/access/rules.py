@@ -44,6 +44,35 @@ class PolicyRules:
 DEFAULT_POLICY = PolicyRules()
 
 
+def weakenings(before: PolicyRules, after: PolicyRules) -> list[str]:
+    """What a change of the policy takes from members' protection, in words (empty when
+    nothing): the console asks before saving such a change, as one person makes it."""
+    said = []
+    if after.emergency_allowed and not before.emergency_allowed:
+        said.append(
+            "Emergency access is allowed: an admin's access starts at once, without a privacy"
+            " officer's approval, which is only reviewed afterwards."
+        )
+    elif after.emergency_allowed and after.emergency_max_hours > before.emergency_max_hours:
+        said.append(
+            f"Emergency access may last {after.emergency_max_hours} hours"
+            f" (was {before.emergency_max_hours})."
+        )
+    if after.max_duration_hours > before.max_duration_hours:
+        said.append(
+            f"Access may last {after.max_duration_hours} hours (was {before.max_duration_hours})."
+        )
+    if before.notify_member_per_access and not after.notify_member_per_access:
+        said.append("Members are no longer emailed about access to their data.")
+    if after.max_disclosure_delay_days > before.max_disclosure_delay_days:
+        said.append(
+            f"An access may be hidden from its member for up to {after.max_disclosure_delay_days}"
+            f" days (was {before.max_disclosure_delay_days}): their access log does not show it"
+            " until then."
+        )
+    return said
+
+
 def policy_problems(policy: PolicyRules) -> list[FieldProblem]:
     """What is wrong with a policy as a whole (each field's own bounds are the schema's)."""
     if policy.emergency_max_hours > policy.max_duration_hours:

@@ -490,3 +490,27 @@ def test_each_problem_is_said_in_words_beside_its_field_all_at_once() -> None:
         == []
     )
     assert request_problems(request(justification="j" * 2000), DEFAULT_POLICY) == []
+
+
+def test_a_policy_change_that_protects_members_less_is_named_in_words() -> None:
+    from tenants.access.rules import DEFAULT_POLICY, PolicyRules, weakenings
+
+    assert weakenings(DEFAULT_POLICY, DEFAULT_POLICY) == []
+    stricter = PolicyRules(max_duration_hours=24, emergency_max_hours=12)
+    assert weakenings(DEFAULT_POLICY, stricter) == []
+    looser = PolicyRules(
+        max_duration_hours=240,
+        emergency_allowed=True,
+        emergency_max_hours=48,
+        notify_member_per_access=False,
+        max_disclosure_delay_days=92,
+    )
+    said = weakenings(DEFAULT_POLICY, looser)
+    assert len(said) == 4
+    assert said[0].startswith("Emergency access is allowed")
+    assert "240 hours (was 168)" in said[1]
+    assert "no longer emailed" in said[2]
+    assert "up to 92 days (was 0)" in said[3]
+    allowed = PolicyRules(emergency_allowed=True, emergency_max_hours=24)
+    longer = PolicyRules(emergency_allowed=True, emergency_max_hours=72)
+    assert weakenings(allowed, longer) == ["Emergency access may last 72 hours (was 24)."]

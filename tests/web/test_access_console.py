@@ -366,3 +366,45 @@ def test_a_suspension_says_what_becomes_of_the_sessions_in_words() -> None:
     assert sessions_ending(0) == " (they have no live session)"
     assert sessions_ending(1) == "; their 1 live session ends now"
     assert sessions_ending(3) == "; their 3 live sessions end now"
+
+
+async def test_a_policy_that_protects_members_less_is_saved_only_once_confirmed(
+    app: Any, local_org: OrgHandle
+) -> None:
+    """One privacy officer allowed emergency access and a 92-day disclosure delay with one
+    click: members' protection changed without a second look."""
+    olivia = await person(local_org, "Olivia Officer", "privacy_officer")
+    form = {
+        "max_duration_hours": "168",
+        "emergency_max_hours": "24",
+        "max_disclosure_delay_days": "92",
+        "emergency_allowed": "1",
+        "notify_member_per_access": "1",
+    }
+    async with asgi_client(app) as browser:
+        csrf = await signed_in(browser, local_org, olivia)
+        asked = await browser.post("/console/data-access/policy", {"csrf": csrf, **form})
+        assert asked.status_code == 200, asked.text[:300]
+        shown = text_of(asked.text)
+        assert "Save a policy that protects members less?" in shown
+        assert "without a privacy officer's approval" in shown and "up to 92 days" in shown
+        policy = (await local_org.get("/v1/access/policy")).json()
+        assert policy["emergency_allowed"] is False and policy["max_disclosure_delay_days"] == 0
+        saved = await browser.post(
+            "/console/data-access/policy", {"csrf": csrf, **form, "confirmed": "1"}
+        )
+        assert saved.status_code == 303
+        policy = (await local_org.get("/v1/access/policy")).json()
+        assert policy["emergency_allowed"] is True and policy["max_disclosure_delay_days"] == 92
+        # Back to stricter: nothing to ask.
+        stricter = {**form, "max_disclosure_delay_days": "0", "emergency_allowed": ""}
+        done = await browser.post("/console/data-access/policy", {"csrf": csrf, **stricter})
+        assert done.status_code == 303
+        # Two bad numbers are both named.
+        bad = await browser.post(
+            "/console/data-access/policy",
+            {"csrf": csrf, **form, "max_duration_hours": "x", "emergency_max_hours": "y"},
+            headers={"referer": "/console/data-access/policy"},
+        )
+        said = text_of((await browser.get(bad.headers["location"])).text)
+        assert "Longest access takes a whole number" in said

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import partial
 from typing import Any
 
 from starlette.responses import Response
@@ -20,12 +21,12 @@ from starlette.routing import BaseRoute, Route
 from app.web.console.member_forms import picked_in
 from app.web.console.tables import ListView
 from app.web.numbers import INT32, INT64, whole_number
-from app.web.pages import PageContext, Web, page
+from app.web.pages import PageContext, Web, field_label, page
 from tenants.access import log, rules, service
 from tenants.access import policy as access_policy
 from tenants.access.models import AccessGrant, DataCategory
 from tenants.access.rules import GrantState, Party
-from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
+from tenants.errors import FieldProblem, InvalidInputError, NotFoundError, Problems
 from tenants.members import service as members
 from tenants.members.models import Member
 from tenants.permissions import Permission
@@ -135,7 +136,7 @@ def _int(form: Mapping[str, str], name: str) -> int:
     value = whole_number(form.get(name), low=INT32[0])
     if value is None:
         raise InvalidInputError(
-            f"{name.replace('_', ' ')} takes a whole number",
+            f"{field_label(name)} takes a whole number",
             fields=[FieldProblem(name, "is not a whole number")],
         )
     return value
@@ -411,10 +412,13 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.ACCESS_APPROVE)
     async def policy_save(ctx: PageContext) -> Response:
         form = ctx.form
+        problems = Problems()
         changes: dict[str, Any] = {
-            "max_duration_hours": _int(form, "max_duration_hours"),
-            "emergency_max_hours": _int(form, "emergency_max_hours"),
-            "max_disclosure_delay_days": _int(form, "max_disclosure_delay_days"),
+            name: problems.check(partial(_int, form, name), 0)
+            for name in ("max_duration_hours", "emergency_max_hours", "max_disclosure_delay_days")
+        }
+        problems.raise_any()
+        changes |= {
             "emergency_allowed": bool(form.get("emergency_allowed")),
             "notify_member_per_access": bool(form.get("notify_member_per_access")),
         }
@@ -423,13 +427,21 @@ def routes(web: Web) -> list[BaseRoute]:
             "emergency_max_hours": (1, rules.MAX_HOURS),
             "max_disclosure_delay_days": (0, rules.MAX_DISCLOSURE_DELAY_DAYS),
         }
-        problems = [
+        out_of_bounds = [
             FieldProblem(name, f"must be from {low} to {high}")
             for name, (low, high) in bounds.items()
             if not low <= changes[name] <= high
         ]
-        if problems:
-            raise InvalidInputError("the policy was not saved", fields=problems)
+        if out_of_bounds:
+            raise InvalidInputError("the policy was not saved", fields=out_of_bounds)
+        weaker = rules.weakenings(await access_policy.get_policy(), rules.PolicyRules(**changes))
+        if weaker and not ctx.confirmed:
+            return ctx.confirm(
+                title="Save a policy that protects members less?",
+                consequences=[*weaker, "The change is recorded in the audit log in your name."],
+                button="Save the policy",
+                back=f"{BASE}/policy",
+            )
         await access_policy.update_policy(changes, actor=ctx.actor)
         return ctx.redirect(f"{BASE}/policy", "Data-access policy saved.")
 
