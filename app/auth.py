@@ -46,6 +46,8 @@ class Principal:
     actor: Actor
     #: Epoch seconds after which the credential is no longer valid (None: no expiry).
     valid_until: float | None = None
+    #: The product whose own client this is (client credentials); None for other callers.
+    product_id: uuid.UUID | None = None
 
     def for_request(self, request: Request) -> Principal:
         """The same principal acting in ``request`` (its id and client address on the actor)."""
@@ -57,7 +59,7 @@ class Principal:
             request_id=request_id,
             client_addr=client,
         )
-        return Principal(self.org_id, self.permissions, actor, self.valid_until)
+        return Principal(self.org_id, self.permissions, actor, self.valid_until, self.product_id)
 
 
 class Credential(Protocol):
@@ -121,7 +123,7 @@ class ProductTokenCredential:
         if client is None or client.revoked_at is not None:
             raise AuthenticationError("the product's client was revoked")
         actor = _actor(request, ActorKind.PRODUCT, self.client_id, f"product client {client.name}")
-        return Principal(self.org_id, self.scopes, actor)
+        return Principal(self.org_id, self.scopes, actor, product_id=client.product_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from app.v1.common import Input, Output, Page
 from tenants.access import log, notices
 from tenants.access.models import DataCategory
 from tenants.access.rules import DenyReason
+from tenants.errors import FieldProblem, PermissionDeniedError
 from tenants.ids import OrgId
 from tenants.permissions import Permission
 
@@ -108,6 +109,8 @@ async def _check_fast(
         return None
     if (body.admin_id is None) == (body.admin_email is None):
         return None
+    if principal.product_id not in (None, body.product_id):
+        return None  # another product's name: the normal path refuses it
     question = _question(body)
     answer = await _batcher(request).check(
         principal.org_id, question, checked_by=principal.actor.ref
@@ -162,6 +165,13 @@ async def check_data_access(call: Call[CheckIn, Input]) -> Response:
     ``category_not_granted`` or ``product_not_granted``. Every check is recorded in the
     access log (``log_id``); allowed ones appear in the member's "who accessed your data".
     Unknown admins, members or products are 422 and record nothing."""
+    if call.principal.product_id not in (None, call.body.product_id):
+        # Its checks are logged as the product's reads, which members see in "who
+        # accessed your data": one product's client wrote entries in another's name.
+        raise PermissionDeniedError(
+            "a product's client checks access for its own product only",
+            fields=[FieldProblem("product_id", "is not this client's product")],
+        )
     question = _question(call.body)
     answer = await log.check_access(question, checked_by=call.actor.ref)
     _tell_member(call.request, call.principal.org_id, question, answer)

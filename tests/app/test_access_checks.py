@@ -76,8 +76,20 @@ async def test_checks_answer_with_the_reason_and_each_is_logged_once(
     assert by_email.json()["allowed"] is True and by_email.json()["admin_id"] == admin["id"]
     files = await check(org.client, bearer, **ask, category="files")
     assert files.json()["reason"] == "category_not_granted"
+    # A product's own client asks for itself only: its checks are logged as its reads,
+    # which members see (403 on both paths, nothing logged).
+    for _ in range(2):  # the first verifies the client, the second takes the fast path
+        foreign = await check(
+            org.client, bearer, **{**ask, "product_id": other_product["id"]}, category="interaction"
+        )
+        assert foreign.status_code == 403, foreign.text
+        assert foreign.json()["errors"] == [
+            {"field": "product_id", "reason": "is not this client's product"}
+        ]
+    # A gateway's API token may ask for any product of the organisation.
+    gateway = {"Authorization": f"Bearer {await org.token_with(Permission.ACCESS_CHECK)}"}
     elsewhere = await check(
-        org.client, bearer, **{**ask, "product_id": other_product["id"]}, category="interaction"
+        org.client, gateway, **{**ask, "product_id": other_product["id"]}, category="interaction"
     )
     assert elsewhere.json()["reason"] == "product_not_granted"
 
@@ -175,14 +187,16 @@ async def test_checks_naming_unknown_people_or_products_are_refused_and_record_n
         "product_id": product["id"],
         "category": "files",
     }
-    for body, field in [
-        ({**good, "admin_id": str(uuid.uuid4())}, "admin_id"),
-        ({**good, "member_id": str(uuid.uuid4())}, "member_id"),
-        ({**good, "product_id": str(uuid.uuid4())}, "product_id"),
-        ({**good, "category": "thoughts"}, "category"),
+    gateway = {"Authorization": f"Bearer {await org.token_with(Permission.ACCESS_CHECK)}"}
+    for body, field, asking in [
+        ({**good, "admin_id": str(uuid.uuid4())}, "admin_id", bearer),
+        ({**good, "member_id": str(uuid.uuid4())}, "member_id", bearer),
+        # (A product's own client naming another product is refused before: 403.)
+        ({**good, "product_id": str(uuid.uuid4())}, "product_id", gateway),
+        ({**good, "category": "thoughts"}, "category", bearer),
     ]:
         for _ in range(2):  # the first may take the normal path, the second the fast one
-            response = await check(org.client, bearer, **body)
+            response = await check(org.client, asking, **body)
             assert response.status_code == 422, response.text
             assert field in {e["field"] for e in response.json()["errors"]}, response.text
     both = await check(org.client, bearer, **good, admin_email=people["admin"]["email"])
@@ -262,8 +276,9 @@ async def test_both_paths_answer_exactly_as_check_out_documents(
     bearer, ask, grant_id = await granted(org, people)
     normal = await check(org.client, bearer, **ask, category="interaction")
     fast = [await check(org.client, bearer, **ask, category=c) for c in ("interaction", "files")]
-    denied = await check(org.client, bearer, **{**ask, "admin_id": people["officer"]["id"]},
-                         category="files")
+    denied = await check(
+        org.client, bearer, **{**ask, "admin_id": people["officer"]["id"]}, category="files"
+    )
 
     for response in (normal, *fast, denied):
         assert response.status_code == 200, response.text
@@ -275,8 +290,11 @@ async def test_both_paths_answer_exactly_as_check_out_documents(
     assert normal.json()["grant_id"] == str(grant_id) and normal.json()["reason"] is None
     assert fast[1].json()["reason"] == "category_not_granted"
     assert denied.json() == {
-        "allowed": False, "reason": "no_grant", "grant_id": None,
-        "admin_id": people["officer"]["id"], "log_id": denied.json()["log_id"],
+        "allowed": False,
+        "reason": "no_grant",
+        "grant_id": None,
+        "admin_id": people["officer"]["id"],
+        "log_id": denied.json()["log_id"],
     }
     assert app.state.access_checks.checks >= 3  # the fast path answered the later ones
 
