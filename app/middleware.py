@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 
 from app import outage
@@ -126,6 +126,20 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # The client left before its body was whole (shorter than its Content-Length):
+            # nothing was done. A 400 no one reads, not an unhandled error with a traceback
+            # that anyone could repeat to fill the error log and the 5xx rate.
+            log.info(
+                "client left before sending its whole body: %s %s",
+                scope.get("method"),
+                scope.get("path"),
+            )
+            if not response_started:
+                gone = http_problem(
+                    Request(scope), "bad_request", "the body ended before its Content-Length"
+                )
+                await gone(scope, receive, send_with_headers)
         except Exception as exc:
             where = f"{scope.get('method')} {scope.get('path')}"
             down = is_database_outage(exc)

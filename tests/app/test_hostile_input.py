@@ -7,13 +7,16 @@ field, and write nothing.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 import uuid
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
@@ -375,3 +378,40 @@ async def test_identifiers_an_admin_types_pass_the_text_policy_too(org: OrgHandl
         assert "control character" in problem["errors"][0]["reason"]
     assert (await org.get("/v1/signal-transmitter")).status_code == 404
     assert (await org.get("/v1/identity-backend")).json()["kind"] == "local"
+
+
+@pytest.mark.parametrize(
+    ("path", "media"),
+    [
+        ("/v1/groups", "application/json"),
+        ("/v1/members/import?dry_run=true", "text/csv"),
+        ("/v1/content/bulk", "application/x-ndjson"),
+        ("/v1/access/check", "application/json"),
+        ("/scim/v2/Users", "application/scim+json"),
+    ],
+)
+async def test_a_body_cut_short_by_a_leaving_client_is_no_server_error(
+    org: OrgHandle, live_server: str, caplog: pytest.LogCaptureFixture, path: str, media: str
+) -> None:
+    """A client that promised 100 bytes, sent 18 and left made an unhandled error with a
+    traceback in the log and a 500 in the metrics, as often as anyone liked."""
+    host, port = live_server.removeprefix("http://").split(":")
+    token = org.headers["Authorization"]
+    with caplog.at_level(logging.INFO):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\n"
+            f"Content-Type: {media}\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"name": "Cut sho'
+        )
+        await writer.drain()
+        writer.write_eof()
+        await reader.read()  # the server closes its side
+        writer.close()
+        await asyncio.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+    ]
+    assert any(
+        "client left before sending its whole body" in r.getMessage() for r in caplog.records
+    ), [r.getMessage() for r in caplog.records][-5:]
