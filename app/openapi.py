@@ -123,16 +123,15 @@ def build_openapi(
             }
         else:
             operation["responses"][str(e.status)] = {"description": "Done; no content"}
-        # Any operation meets a database that is restarting: a 503 (app/outage.py).
-        statuses = set(e.errors) | {400, 401, 403, 503}
+        # Any operation meets a database that is restarting: a 503 (app/outage.py); and
+        # any refuses a query parameter it does not know (422 naming ``query.<name>``).
+        statuses = set(e.errors) | {400, 401, 403, 422, 503}
         if e.method != "GET":
             # Any write can clash with a concurrent one (a uniqueness race, a deadlock):
             # a 409 asking to retry, nothing written (app/api.py).
             statuses |= {409}
         if e.body is not None or e.stream is not None:
-            statuses |= {413, 415, 422}
-        if e.query is not None:
-            statuses |= {422}
+            statuses |= {413, 415}
         if e.path_params:
             statuses |= {404}
         for status in sorted(statuses):
