@@ -8,7 +8,6 @@ cannot drift. A handler receives a parsed ``Call`` and returns a model (or None 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -32,7 +31,7 @@ from app.problems import (
     http_problem,
     method_not_allowed,
 )
-from tenants import notifications
+from tenants import json_objects, notifications
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
 from tenants.errors import ConflictError, PermissionDeniedError, TenantryError
@@ -334,31 +333,6 @@ def _paths_with_nul(value: Any, path: str) -> list[str]:
     return found
 
 
-class DuplicateKeyError(ValueError):
-    """A JSON object names a member twice (``{"name": "a", "name": "b"}``)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"duplicate key {key!r}")
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object's members; DuplicateKeyError when a name repeats. RFC 8259 leaves
-    what a repeated name means to each parser (most take the last, some the first), so
-    a body that relies on one reading is refused rather than read one way here and
-    another way by whatever checked it on its way in."""
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        from tenants.text import is_storable
-
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise DuplicateKeyError(key if is_storable(key) else "body")
-            seen.add(key)
-    return found
-
-
 def _surrogate_problems(data: Any, limit: int = 20) -> list[Any]:
     """Where raw JSON (``json.loads`` reads ``"\\udc00"`` as a lone surrogate, where the
     model's parser refuses the whole body) holds a lone UTF-16 surrogate, as field
@@ -442,8 +416,8 @@ def _parse_body(request: Request, model: type[BaseModel] | None, raw: bytes) -> 
     if model is None:
         return NoBody()
     try:
-        data = json.loads(raw, object_pairs_hook=_unique_keys)
-    except DuplicateKeyError as exc:
+        data = json_objects.loads(raw)
+    except json_objects.DuplicateKeyError as exc:
         raise _Refused(
             http_problem(
                 request,

@@ -19,8 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
+from tenants import json_objects
 from tenants import text as text_policy
 from tenants.content.models import ContentKind
 from tenants.errors import FieldProblem
@@ -113,8 +112,10 @@ def _uuid(
     return None
 
 
-#: An absolute http(s) URL with a host, without whitespace or control characters.
-URL = re.compile(r"https?://[^\s/?#\x00-\x1f\x7f]+(?:[/?#][^\s\x00-\x1f\x7f]*)?", re.ASCII)
+#: An absolute https URL with a host, without whitespace or control characters: the member
+#: follows it from their account page to fetch their item (plain http would let anyone on
+#: the way read or change what they download, as the error and the schema always said).
+URL = re.compile(r"https://[^\s/?#\x00-\x1f\x7f]+(?:[/?#][^\s\x00-\x1f\x7f]*)?", re.ASCII)
 
 
 def check_url(value: str) -> str | None:
@@ -214,8 +215,11 @@ def parse_ndjson(
             )
             break
         try:
-            raw = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
+            raw = json_objects.loads(text)
+        except json_objects.DuplicateKeyError as exc:
+            problems.append(LineProblem(number, exc.key, "is named twice in the line"))
+            continue
+        except (ValueError, RecursionError) as exc:
             problems.append(LineProblem(number, "body", f"is not valid JSON: {exc}"))
             continue
         parsed = parse_item(raw, number, seen)

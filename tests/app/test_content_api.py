@@ -209,8 +209,9 @@ async def test_one_item_is_registered_then_updated_in_place_and_refusals_name_th
 
     unknown = await org.post("/v1/content", item({"id": str(uuid.uuid4())}, product, 2))
     assert set(error_fields(assert_problem(unknown, 422))) == {"member_id"}
-    bad_url = await org.post("/v1/content", item(member, product, 3, export_url="ftp://x/y"))
-    assert set(error_fields(assert_problem(bad_url, 422))) == {"export_url"}
+    for url in ("ftp://x/y", "http://x.example/a"):  # the member downloads over https only
+        bad_url = await org.post("/v1/content", item(member, product, 3, export_url=url))
+        assert set(error_fields(assert_problem(bad_url, 422))) == {"export_url"}
 
 
 async def test_a_product_client_registers_and_removes_only_its_own_products_items(

@@ -186,3 +186,18 @@ def test_an_ndjson_title_or_external_id_with_a_control_or_bidi_character_is_refu
 
 def ndjson_lines(*items: dict[str, Any]) -> bytes:
     return b"".join(orjson.dumps(item) + b"\n" for item in items)
+
+
+def test_an_ndjson_line_naming_a_field_twice_is_refused_naming_it() -> None:
+    """``POST /v1/content`` refused a body naming a member twice, the same object as a
+    bulk line was taken (with whichever title the parser kept)."""
+    member, product = uuid.uuid4(), uuid.uuid4()
+    line = (
+        f'{{"external_id": "d1", "member_id": "{member}", "product_id": "{product}",'
+        ' "kind": "personal", "title": "first", "title": "second"}'
+    )
+    items, problems = parse_ndjson(line.encode())
+    assert items == []
+    assert [(p.line, p.field, p.reason) for p in problems] == [
+        (1, "title", "is named twice in the line")
+    ]
