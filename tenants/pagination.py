@@ -81,10 +81,20 @@ def _columns(model: type[Model], sort: Sort) -> list[Column]:
     return [column_of(fields[sort.field]), Column(Kind.UUID)]
 
 
-async def paginate(query: QuerySet[M], sort: Sort, *, cursor: str | None, limit: int) -> Page[M]:
-    """One page of ``query`` ordered by ``sort`` then id, starting after ``cursor``."""
+async def paginate(
+    query: QuerySet[M],
+    sort: Sort,
+    *,
+    cursor: str | None,
+    limit: int,
+    within: object | None = None,
+) -> Page[M]:
+    """One page of ``query`` ordered by ``sort`` then id, starting after ``cursor``.
+    ``within``: the parent a nested list belongs to (a group's members, a member's items,
+    a review's items), whose cursors then serve that list only: bound to the table alone,
+    a group's cursor went on in the organisation's member list, or another group's."""
     direction = "-" if sort.descending else ""
-    list_name = query.model._meta.db_table
+    list_name = query.model._meta.db_table + (f"/{within}" if within is not None else "")
     if cursor:
         value, last_id = cursors.unseal(cursor, list_name, str(sort), _columns(query.model, sort))
         op = "lt" if sort.descending else "gt"

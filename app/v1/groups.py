@@ -133,7 +133,9 @@ class GroupMemberQuery(ListQuery):
 async def list_group_members(call: Call[Input, GroupMemberQuery]) -> MemberPage:
     group = await service.get_group(call.id())
     query = Member.filter(group_memberships__group_id=group.id)
-    page = await paginate(query, Sort("email"), cursor=call.query.cursor, limit=call.query.limit)
+    page = await paginate(
+        query, Sort("email"), cursor=call.query.cursor, limit=call.query.limit, within=group.id
+    )
     return MemberPage(items=[MemberOut.of(m) for m in page.items], next_cursor=page.next_cursor)
 
 

@@ -262,6 +262,7 @@ async def list_product_clients(call: Call[Input, ListQuery]) -> ClientPage:
         Sort("created_at"),
         cursor=call.query.cursor,
         limit=call.query.limit,
+        within=product.id,
     )
     return ClientPage(
         items=[ClientOut.model_validate(c) for c in page.items], next_cursor=page.next_cursor

@@ -127,6 +127,7 @@ def routes(web: Web) -> list[BaseRoute]:
             Sort("created_at", descending=True),
             cursor=ctx.request.query_params.get("cursor") or None,
             limit=EXPORT_PAGE,
+            within=f"{member.id}/personal",
         )
         departure = await departures.current_departure(member.id)
         names = {p.id: p.name for p in await Product.all().only("id", "name")}

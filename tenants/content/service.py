@@ -383,7 +383,9 @@ async def list_member_content(
         value = getattr(filters, name)
         if value is not None:
             query = query.filter(**{name: value})
-    return await paginate(query, Sort("created_at", descending=True), cursor=cursor, limit=limit)
+    return await paginate(
+        query, Sort("created_at", descending=True), cursor=cursor, limit=limit, within=member.id
+    )
 
 
 async def member_totals(member_id: uuid.UUID, filters: ContentFilter) -> list[Total]:

@@ -260,14 +260,15 @@ async def _standing_access(scopes: set[ScopeKind]) -> list[_Access]:
             )
         }
         units = {
-            u.id: u.name
-            for u in await Unit.filter(id__in={g.unit_id for g in grants if g.unit_id})
+            u.id: u.name for u in await Unit.filter(id__in={g.unit_id for g in grants if g.unit_id})
         }
         for g in grants:
             holder = people.get(g.admin_id)
             whose = (
-                f"{people[g.member_id].name}'s" if g.member_id in people else "a member's"
-            ) if g.member_id else f"unit {units.get(g.unit_id or uuid.UUID(int=0), '?')}'s"
+                (f"{people[g.member_id].name}'s" if g.member_id in people else "a member's")
+                if g.member_id
+                else f"unit {units.get(g.unit_id or uuid.UUID(int=0), '?')}'s"
+            )
             until = g.ends_at.date().isoformat() if g.ends_at else "?"
             found.append(
                 _Access(
@@ -421,15 +422,19 @@ async def _close(review: AccessReview, now: datetime) -> None:
     """Apply the campaign's rule to every undecided item, complete it, start its successor."""
     actor = system_actor("access-review")
     outcome = rules.state_on_due(review.default_on_due)
-    pending = await AccessReviewItem.filter(
-        review_id=review.id, state=ItemState.PENDING
-    ).select_for_update().order_by("created_at", "id")
+    pending = (
+        await AccessReviewItem.filter(review_id=review.id, state=ItemState.PENDING)
+        .select_for_update()
+        .order_by("created_at", "id")
+    )
     reason = f"not reviewed by the due date {review.due_on.isoformat()}: the campaign's rule "
     reason += "revokes it" if rules.revokes(outcome) else "keeps it"
     for item in pending:
-        note = await _apply_revocation(item, reason, actor, on_due=True) if rules.revokes(
-            outcome
-        ) else None
+        note = (
+            await _apply_revocation(item, reason, actor, on_due=True)
+            if rules.revokes(outcome)
+            else None
+        )
         # A revocation the access's own rules refused (the last owner) keeps the access.
         item.state = ItemState.KEPT_ON_DUE if note and note.startswith(KEPT) else outcome
         item.reason = reason
@@ -438,7 +443,11 @@ async def _close(review: AccessReview, now: datetime) -> None:
         item.outcome_note = note
         await item.save(
             update_fields=[
-                "state", "reason", "decided_at", "decided_by_display", "outcome_note",
+                "state",
+                "reason",
+                "decided_at",
+                "decided_by_display",
+                "outcome_note",
                 "updated_at",
             ]
         )
@@ -452,8 +461,11 @@ async def _close(review: AccessReview, now: datetime) -> None:
         review.id,
         actor=actor,
         before={"status": CampaignStatus.OPEN.value},
-        after={"status": review.status.value, "undecided": len(pending),
-               "default_on_due": review.default_on_due.value},
+        after={
+            "status": review.status.value,
+            "undecided": len(pending),
+            "default_on_due": review.default_on_due.value,
+        },
     )
     await _recur(review, now)
 
@@ -606,8 +618,13 @@ async def decide_item(
     item.outcome_note = note
     await item.save(
         update_fields=[
-            "state", "reason", "decided_by", "decided_by_display", "decided_at",
-            "outcome_note", "updated_at",
+            "state",
+            "reason",
+            "decided_by",
+            "decided_by_display",
+            "decided_at",
+            "outcome_note",
+            "updated_at",
         ]
     )
     review.items_decided += 1
@@ -618,8 +635,13 @@ async def decide_item(
         item.id,
         actor=actor,
         before={"state": ItemState.PENDING.value},
-        after={"state": item.state.value, "reason": text, "review_id": str(review.id),
-               "kind": item.kind.value, "outcome_note": note},
+        after={
+            "state": item.state.value,
+            "reason": text,
+            "review_id": str(review.id),
+            "kind": item.kind.value,
+            "outcome_note": note,
+        },
     )
     return item
 
@@ -647,7 +669,7 @@ async def list_items(
     query = AccessReviewItem.filter(review_id=review_id)
     if state is not None:
         query = query.filter(state=state)
-    return await paginate(query, Sort("created_at"), cursor=cursor, limit=limit)
+    return await paginate(query, Sort("created_at"), cursor=cursor, limit=limit, within=review_id)
 
 
 async def all_items(review_id: uuid.UUID) -> list[AccessReviewItem]:
@@ -689,8 +711,19 @@ async def names_of(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
 
 
 EXPORT_COLUMNS = (
-    "item_id", "kind", "subject", "member_id", "role", "grant_id", "client_id", "reviewers",
-    "state", "reason", "decided_by", "decided_at", "outcome_note",
+    "item_id",
+    "kind",
+    "subject",
+    "member_id",
+    "role",
+    "grant_id",
+    "client_id",
+    "reviewers",
+    "state",
+    "reason",
+    "decided_by",
+    "decided_at",
+    "outcome_note",
 )
 
 
@@ -700,9 +733,18 @@ async def export_rows(review_id: uuid.UUID) -> list[list[object]]:
     names = await names_of({uuid.UUID(r) for i in items for r in i.reviewer_ids})
     return [
         [
-            i.id, i.kind.value, i.subject_label, i.member_id, i.role, i.grant_id, i.client_id,
-            "; ".join(names.get(uuid.UUID(r), r) for r in i.reviewer_ids), i.state.value,
-            i.reason, i.decided_by_display, i.decided_at.isoformat() if i.decided_at else None,
+            i.id,
+            i.kind.value,
+            i.subject_label,
+            i.member_id,
+            i.role,
+            i.grant_id,
+            i.client_id,
+            "; ".join(names.get(uuid.UUID(r), r) for r in i.reviewer_ids),
+            i.state.value,
+            i.reason,
+            i.decided_by_display,
+            i.decided_at.isoformat() if i.decided_at else None,
             i.outcome_note,
         ]
         for i in items

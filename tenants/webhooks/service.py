@@ -281,7 +281,11 @@ async def list_deliveries(
     if status is not None:
         query = query.filter(status=status)
     return await paginate(
-        query, Sort("created_at", descending=not oldest_first), cursor=cursor, limit=limit
+        query,
+        Sort("created_at", descending=not oldest_first),
+        cursor=cursor,
+        limit=limit,
+        within=product.id,
     )
 
 

@@ -415,3 +415,26 @@ async def test_a_body_cut_short_by_a_leaving_client_is_no_server_error(
     assert any(
         "client left before sending its whole body" in r.getMessage() for r in caplog.records
     ), [r.getMessage() for r in caplog.records][-5:]
+
+
+async def test_a_nested_list_s_cursor_serves_that_list_only(org: OrgHandle) -> None:
+    """A group's member-list cursor went on in the organisation's member list and in any
+    other group's (they were bound to the table, not the list)."""
+    first = await org.post("/v1/groups", {"name": "first"})
+    second = await org.post("/v1/groups", {"name": "second"})
+    for _ in range(3):
+        member = await make_member(org)
+        for group in (first.json(), second.json()):
+            added = await org.client.put(
+                f"/v1/groups/{group['id']}/members/{member['id']}", headers=org.headers
+            )
+            assert added.status_code in (200, 204), added.text
+    path = f"/v1/groups/{first.json()['id']}/members"
+    cursor = (await org.get(path, params={"limit": 1})).json()["next_cursor"]
+    assert (await org.get(path, params={"limit": 1, "cursor": cursor})).status_code == 200
+    for elsewhere in (f"/v1/groups/{second.json()['id']}/members", "/v1/members"):
+        params = {"limit": 1, "cursor": cursor} | (
+            {"sort": "email"} if "groups" not in elsewhere else {}
+        )
+        problem = assert_problem(await org.get(elsewhere, params=params), 400)
+        assert [e["field"] for e in problem["errors"]] == ["cursor"], (elsewhere, problem)

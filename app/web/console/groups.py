@@ -114,6 +114,7 @@ def routes(web: Web) -> list[BaseRoute]:
             view.sort,
             cursor=view.cursor,
             limit=view.size,
+            within=group.id,
         )
         return ctx.render(
             "console/group.html",
