@@ -209,6 +209,10 @@ class _Refused(Exception):
         self.response = response
 
 
+#: A uuid as this API writes it (either case): 8-4-4-4-12 hexadecimal digits.
+CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
 def _parse_path(request: Request, endpoint: Endpoint) -> dict[str, uuid.UUID]:
     values = {}
     for name in endpoint.path_params:
@@ -216,11 +220,16 @@ def _parse_path(request: Request, endpoint: Endpoint) -> dict[str, uuid.UUID]:
             continue
         raw = request.path_params.get(name, "")
         try:
+            # The canonical form only: uuid.UUID also reads "{…}", "urn:uuid:…" and 32 bare
+            # digits, several addresses of one resource (for caches, logs and audits alike).
+            if not CANONICAL_UUID.fullmatch(raw):
+                raise ValueError(raw)
             values[name] = uuid.UUID(raw)
         except ValueError:
             # ``/v1/members/import`` matched ``/v1/members/{id}`` for a method its own
             # route does not serve: the path exists, the method does not.
-            if methods := allowed_methods(request.app.router.routes, request.scope):
+            methods = allowed_methods(request.app.router.routes, request.scope)
+            if methods and request.method not in methods:
                 raise _Refused(method_not_allowed(request, sorted(methods))) from None
             # A malformed id names nothing, exactly like a well-formed id of nothing.
             raise _Refused(

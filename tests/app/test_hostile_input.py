@@ -438,3 +438,13 @@ async def test_a_nested_list_s_cursor_serves_that_list_only(org: OrgHandle) -> N
         )
         problem = assert_problem(await org.get(elsewhere, params=params), 400)
         assert [e["field"] for e in problem["errors"]] == ["cursor"], (elsewhere, problem)
+
+
+async def test_an_id_in_a_path_is_read_in_its_canonical_form_only(org: OrgHandle) -> None:
+    member = await make_member(org)
+    plain = member["id"]
+    assert (await org.get(f"/v1/members/{plain}")).status_code == 200
+    assert (await org.get(f"/v1/members/{plain.upper()}")).status_code == 200
+    for other in (f"{{{plain}}}", f"urn:uuid:{plain}", plain.replace("-", "")):
+        problem = assert_problem(await org.get(f"/v1/members/{other}"), 404)
+        assert "is not an id" in problem["detail"], other
