@@ -35,6 +35,11 @@ class SignInOut(Output):
     )
     client_addr: str | None
     user_agent: str | None
+    detail: str | None = Field(
+        None,
+        description="What went wrong in the sign-in protocol, in words (the provider's values"
+        " quoted); null otherwise.",
+    )
 
 
 class SignInPage(Page[SignInOut]):

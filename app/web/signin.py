@@ -60,6 +60,7 @@ def _attempt(
     idp_subject: str | None = None,
     member_id: uuid.UUID | None = None,
     idp: str | None = None,
+    detail: str | None = None,
 ) -> sign_ins.SignInAttempt:
     """A sign-in log entry for this request: its address and user agent, and what is known."""
     return sign_ins.SignInAttempt(
@@ -69,6 +70,7 @@ def _attempt(
         idp_subject=idp_subject,
         member_id=member_id,
         idp=idp,
+        detail=detail,
         client_addr=_client(request),
         user_agent=request.headers.get("user-agent"),
     )
@@ -82,13 +84,26 @@ async def _log_refusal(
     *,
     email: str | None = None,
     idp: str | None = None,
+    failure: SignInError | None = None,
 ) -> None:
     """Record a refused attempt in a transaction of its own (the refusing one rolled back);
-    an SSO attempt names the organisation's identity provider when the caller did not."""
+    an SSO attempt names the organisation's identity provider when the caller did not.
+    ``failure``: the protocol's refusal, whose words (and whom it knew) the log keeps for
+    the admin, who otherwise saw only its code."""
     async with db.tenant_transaction(org_id):
         if method is SignInMethod.SSO and idp is None:
             idp = await sso.current_issuer()
-        await sign_ins.record(_attempt(request, method, reason=reason, email=email, idp=idp))
+        await sign_ins.record(
+            _attempt(
+                request,
+                method,
+                reason=reason,
+                email=email or (failure.email if failure else None),
+                idp_subject=failure.subject if failure else None,
+                idp=idp,
+                detail=failure.message if failure else None,
+            )
+        )
 
 
 #: The OAuth 2.0 error codes an authorization response may carry (RFC 6749 §4.1.2.1,
@@ -260,7 +275,7 @@ def routes(web: Web) -> list[BaseRoute]:
                     return_to=safe_next(form.get("next"), ""),
                 )
         except SignInError as exc:
-            await _log_refusal(request, org_id, SignInMethod.SSO, exc.reason)
+            await _log_refusal(request, org_id, SignInMethod.SSO, exc.reason, failure=exc)
             return web.message(
                 request,
                 "Sign-in is not available",
@@ -323,7 +338,7 @@ def routes(web: Web) -> list[BaseRoute]:
                         )
                     )
         except SignInError as exc:
-            log.info("sign-in refused for %s: %s", slug, exc.reason)
+            log.info("sign-in refused for %s: %s (%s)", slug, exc.reason, exc.message)
             assert org_id is not None  # only found organisations get this far
             await _log_refusal(
                 request,
@@ -331,6 +346,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 SignInMethod.SSO,
                 exc.reason,
                 idp=pending.issuer if pending is not None else None,
+                failure=exc,
             )
             return web.message(request, "Sign-in failed", exc.message, status=401, link=back)
         if outcome.refusal is not None or outcome.token is None or outcome.member is None:

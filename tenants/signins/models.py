@@ -29,6 +29,8 @@ class SignIn(TenantModel):
     member_id: uuid.UUID | None = fields.UUIDField(null=True)
     #: The identity provider's issuer (SSO), or the product client's id (product_client).
     idp = fields.CharField(max_length=500, null=True)
+    #: What went wrong in the protocol, in words (a SignInError's message; migration 0040).
+    detail = fields.CharField(max_length=300, null=True)
     client_addr = fields.CharField(max_length=100, null=True)
     user_agent = fields.CharField(max_length=300, null=True)
 

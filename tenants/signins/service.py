@@ -36,6 +36,8 @@ class SignInAttempt:
     idp: str | None = None
     client_addr: str | None = None
     user_agent: str | None = None
+    #: What went wrong in the protocol, in words (``SignInError.message``).
+    detail: str | None = None
 
     @property
     def outcome(self) -> SignInOutcome:
@@ -46,10 +48,17 @@ def _clip(value: str | None, length: int) -> str | None:
     return value[:length] if value else None
 
 
+def _printable(value: str | None, length: int) -> str | None:
+    """``value`` cut to ``length`` with anything unprintable as "?": a detail quotes the
+    provider's values, which are its to choose."""
+    return "".join(c if c.isprintable() else "?" for c in value[:length]) if value else None
+
+
 _RECORD_SQL = """
 INSERT INTO sign_ins (id, tenant_id, created_at, updated_at, at, method, outcome, reason, email,
-                      idp_subject, member_id, idp, client_addr, user_agent)
-VALUES (${0}, ${1}, ${2}, ${2}, ${2}, ${3}, ${4}, ${5}, ${6}, ${7}, ${8}, ${9}, ${10}, ${11})
+                      idp_subject, member_id, idp, client_addr, user_agent, detail)
+VALUES (${0}, ${1}, ${2}, ${2}, ${2}, ${3}, ${4}, ${5}, ${6}, ${7}, ${8}, ${9}, ${10}, ${11},
+        ${12})
 """
 
 
@@ -72,6 +81,7 @@ def record_statement(attempt: SignInAttempt, *, first: int = 1) -> tuple[str, li
         _clip(attempt.idp, 500),
         _clip(attempt.client_addr, 100),
         _clip(attempt.user_agent, 300),
+        _printable(attempt.detail, 300),
     ]
 
 
@@ -87,6 +97,7 @@ _TYPES = (
     "text",
     "text",
     "uuid",
+    "text",
     "text",
     "text",
     "text",

@@ -72,6 +72,10 @@ class SignInError(TenantryError):
     def __init__(self, message: str, reason: Reason) -> None:
         super().__init__(message)
         self.reason = reason
+        #: Who the provider said the person is, when it failed after the ID token
+        #: validated (userinfo): the sign-in log names them.
+        self.subject: str | None = None
+        self.email: str | None = None
 
 
 #: The endpoints a discovery document must name, and those Tenantry uses when it does.

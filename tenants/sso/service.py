@@ -763,34 +763,48 @@ async def verify_callback(
                 client_id=pending.client_id,
                 nonce=pending.nonce,
             )
-            access_token = tokens.get("access_token")
-            complete = all(name in claims for name in pending.wanted_claims)
-            if isinstance(access_token, str) and metadata.userinfo_endpoint and not complete:
-                try:
-                    info = await rp.userinfo(metadata, access_token, client_id=pending.client_id)
-                except oidc.SignInError as exc:
-                    # Userinfo only adds to the ID token. Entra's is on Microsoft Graph and
-                    # answers 401 to a token for another resource, and its ID tokens never
-                    # say email_verified: when the ID token names the person's address, the
-                    # sign-in goes on without it (groups it would have added are not added).
-                    if _email_in(claims, pending.email_claim) is None:
-                        raise
-                    log.info("userinfo skipped for %s: %s", pending.issuer, exc.message)
-                    return claims
-                if info.get("sub") != claims["sub"]:
-                    raise oidc.SignInError(
-                        "the userinfo answer is about another person (sub)",
-                        Reason.USERINFO_SUBJECT_MISMATCH,
-                    )
-                oidc.check_storable(info, "userinfo answer")
-                claims = {**info, **claims}
-            return claims
+            try:
+                return await _completed(rp, metadata, pending, claims, tokens.get("access_token"))
+            except oidc.SignInError as exc:
+                exc.subject, exc.email = claims["sub"], _email_in(claims, pending.email_claim)
+                raise
     except TimeoutError:
         raise oidc.SignInError(
             f"the identity provider did not finish answering within {CALLBACK_SECONDS} seconds;"
             " try again",
             Reason.IDP_UNREACHABLE,
         ) from None
+
+
+async def _completed(
+    rp: oidc.RelyingParty,
+    metadata: oidc.ProviderMetadata,
+    pending: PendingSignIn,
+    claims: dict[str, Any],
+    access_token: Any,
+) -> dict[str, Any]:
+    """The validated ID token's claims, merged with userinfo when they lack some the
+    sign-in reads."""
+    complete = all(name in claims for name in pending.wanted_claims)
+    if not isinstance(access_token, str) or not metadata.userinfo_endpoint or complete:
+        return claims
+    try:
+        info = await rp.userinfo(metadata, access_token, client_id=pending.client_id)
+    except oidc.SignInError as exc:
+        # Userinfo only adds to the ID token. Entra's is on Microsoft Graph and answers 401
+        # to a token for another resource, and its ID tokens never say email_verified:
+        # when the ID token names the person's address, the sign-in goes on without it
+        # (groups it would have added are not added).
+        if _email_in(claims, pending.email_claim) is None:
+            raise
+        log.info("userinfo skipped for %s: %s", pending.issuer, exc.message)
+        return claims
+    if info.get("sub") != claims["sub"]:
+        raise oidc.SignInError(
+            "the userinfo answer is about another person (sub)", Reason.USERINFO_SUBJECT_MISMATCH
+        )
+    oidc.check_storable(info, "userinfo answer")
+    return {**info, **claims}
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,8 @@ async def test_defective_id_token_is_refused_with_a_readable_401_and_no_session(
         assert (refused[0]["method"], refused[0]["outcome"]) == ("sso", "refused")
         assert refused[0]["idp"] == hostile.issuer
         assert refused[0]["client_addr"] == browser.address
+        # The admin reads the cause in the same words (it was the code alone).
+        assert re.search(REASONS[defect], refused[0]["detail"] or ""), refused[0]["detail"]
 
         # Nothing was left broken: the same browser signs in once the provider behaves.
         hostile.misbehaviour = Misbehaviour.NONE

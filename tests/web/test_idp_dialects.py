@@ -102,10 +102,16 @@ async def test_a_userinfo_endpoint_that_refuses_is_no_matter_when_the_id_token_n
         refused = await sign_in(browser, org)
         assert refused.status_code == 401
         assert "userinfo endpoint answered HTTP 401" in text_of(refused.text)
-    assert [e["reason"] for e in await sign_in_log(owner_conn, org.id)] == [
-        None,
-        "userinfo_failed",
-    ]
+    logged = await sign_in_log(owner_conn, org.id)
+    assert [e["reason"] for e in logged] == [None, "userinfo_failed"]
+    # Who it was, and why, for the admin: the ID token had validated.
+    refused = logged[1]
+    assert (refused["idp_subject"], refused["detail"]) == (
+        idp.account["sub"],
+        "the identity provider's userinfo endpoint answered HTTP 401",
+    )
+    listed = (await org.get("/v1/sign-ins", params={"outcome": "refused"})).json()["items"]
+    assert listed[0]["detail"] == refused["detail"]
 
 
 @pytest.mark.parametrize(

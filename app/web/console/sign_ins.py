@@ -40,6 +40,7 @@ COLUMNS = (
     "idp",
     "client_addr",
     "user_agent",
+    "detail",
 )
 
 
