@@ -138,6 +138,9 @@ async def test_an_admin_runs_the_directory_from_the_console(
     await page.goto(nora_page)
     await page.get_by_role("checkbox", name="helpdesk").check()
     await page.get_by_role("button", name="Save roles").click()
+    # Giving a role asks first, saying what it lets her do.
+    await expect(page.get_by_text("Edits members (not those with more rights)")).to_be_visible()
+    await page.get_by_role("button", name="Give Helpdesk").click()
     await expect(page.get_by_role("status")).to_contain_text("roles: Helpdesk")
     await page.get_by_label("Assign a product").select_option(label="Mailbox")
     await page.get_by_role("button", name="Assign", exact=True).click()

@@ -98,9 +98,13 @@ async def test_an_admin_adds_a_member_then_edits_moves_and_gives_roles_and_a_pro
             f"{member_page}/move", {"csrf": csrf, "unit_id": sales["id"], "confirmed": "1"}
         )
         assert "Moved Nina New." in await follow(browser, moved)
-        roles = await browser.post(
-            f"{member_page}/roles", {"csrf": csrf, "role_helpdesk": "1", "role_auditor": "1"}
-        )
+        given = {"csrf": csrf, "role_helpdesk": "1", "role_auditor": "1"}
+        asked = await browser.post(f"{member_page}/roles", given)
+        assert asked.status_code == 200, asked.text[:300]  # a role is given once confirmed
+        shown = text_of(asked.text)
+        assert "Give Nina New the role Auditor, Helpdesk?" in shown
+        assert "Reads everything, changes nothing" in shown
+        roles = await browser.post(f"{member_page}/roles", {**given, "confirmed": "1"})
         assert "roles: Auditor, Helpdesk" in await follow(browser, roles)
         assigned = await browser.post(
             f"{member_page}/products", {"csrf": csrf, "product_id": product["id"], "op": "assign"}
@@ -767,7 +771,7 @@ async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the
         assert '<input type="hidden" name="role_owner" value="1">' in boss_form
         kept = await browser.post(
             f"/console/members/{boss['id']}/roles",
-            {"csrf": csrf, "role_owner": "1", f"role_{role}": "1"},
+            {"csrf": csrf, "role_owner": "1", f"role_{role}": "1", "confirmed": "1"},
         )
         assert kept.status_code == 303, kept.text[:500]
         assert sorted((await org.get(f"/v1/members/{boss['id']}")).json()["roles"]) == sorted(
@@ -775,7 +779,8 @@ async def test_nobody_gives_a_role_beyond_their_own_powers_in_the_console_or_the
         )
         # Within their own powers it works: their own role given to another.
         given = await browser.post(
-            f"/console/members/{other['id']}/roles", {"csrf": csrf, f"role_{role}": "1"}
+            f"/console/members/{other['id']}/roles",
+            {"csrf": csrf, f"role_{role}": "1", "confirmed": "1"},
         )
         assert f"Ada Other's roles: {role.capitalize()}." in await follow(browser, given)
     assert (await org.get(f"/v1/members/{me['id']}")).json()["roles"] == [role]

@@ -29,7 +29,13 @@ from tenants.members import invitations, service
 from tenants.members.addresses import normal_email
 from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
-from tenants.members.roles import check_keeps_owner, may_assign, role_names
+from tenants.members.roles import (
+    check_keeps_owner,
+    check_may_assign,
+    may_assign,
+    role_name,
+    role_names,
+)
 from tenants.models_base import get_referenced
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, permissions_of
 from tenants.policy import moves
@@ -43,7 +49,8 @@ from tenants.units.models import Unit
 ROLE_LABELS: dict[Role, str] = {
     Role.OWNER: "Everything, including API tokens and the organisation's settings",
     Role.ADMIN: "Manages people, structure, policies and departures",
-    Role.HELPDESK: "Edits members, their lifecycle and sessions; reads the rest",
+    Role.HELPDESK: "Edits members (not those with more rights), their lifecycle and sessions;"
+    " reads units, groups, products, policies and departures",
     Role.PRIVACY_OFFICER: "Approves data access, answers privacy requests, reads the audit log",
     Role.AUDITOR: "Reads everything, changes nothing",
     Role.MEMBER: "No console access",
@@ -447,8 +454,24 @@ def routes(web: Web) -> list[BaseRoute]:
                 button="Take them away from me",
                 back=f"/console/members/{target}",
             )
+        current = await service.get_member(target)
+        given = sorted(set(roles_of(ctx.form)) - set(current.roles) - {Role.MEMBER.value})
+        if given and not ctx.confirmed:
+            # A role is a power over others: the one who gives it says so twice (a helpdesk
+            # gave a student the helpdesk role, and every member's details, with one click).
+            check_may_assign(ctx.permissions, current.roles, roles_of(ctx.form))
+            return ctx.confirm(
+                title=f"Give {current.name} the role {role_names(given)}?",
+                consequences=[
+                    *(f"{role_name(r)}: {ROLE_LABELS[Role(r)]}." for r in given),
+                    f"{current.name} has these powers from their next page, until someone"
+                    " takes the role away; the change is in the audit log in your name.",
+                ],
+                button=f"Give {role_names(given)}",
+                back=f"/console/members/{target}",
+            )
         member = await service.update_member(
-            _member_id(ctx),
+            target,
             {"roles": roles_of(ctx.form)},
             actor=ctx.actor,
             assigner=ctx.permissions,
