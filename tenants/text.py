@@ -10,7 +10,9 @@ lone UTF-16 surrogate or a NUL cannot even be stored in PostgreSQL. So every edg
 - no C0 or C1 control characters (U+0000-U+001F, U+007F-U+009F); free text may keep
   line breaks and tabs, and a carriage return is turned into a line break;
 - no bidirectional embedding, override or isolate characters (U+202A-U+202E,
-  U+2066-U+2069) in names (free text may quote them; it is never shown as a label);
+  U+2066-U+2069) in names; free text may hold the embeddings and isolates that mixed
+  right-to-left writing uses, but not the overrides (U+202D, U+202E), which show what
+  follows them reversed (an officer read a member's "evil" as "live");
 - a name has at least one visible character when it has any (``\u200b`` alone is not one);
 - normalised to NFC, so the same name typed on two systems is the same string.
 
@@ -30,6 +32,8 @@ from tenants.errors import FieldProblem, InvalidInputError
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 #: Control characters free text may keep.
 FREE_TEXT_CONTROLS = frozenset("\n\t")
+#: The overrides, which no text needs: they reorder what follows on screen.
+BIDI_OVERRIDES = frozenset("\u202d\u202e")
 
 
 #: Characters that show nothing: spaces, and the zero-width, format and filler characters
@@ -52,7 +56,7 @@ NAME_PATTERN = (
     rf"^(?!{INVISIBLE_ONLY}$)[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
 )
 #: Free text may hold tabs and line breaks (a carriage return becomes a line break).
-FREE_TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+FREE_TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202d\u202e]*$"
 
 
 class TextError(ValueError):
@@ -78,7 +82,7 @@ def problem(text: str, *, free: bool = False) -> str | None:
             return "contains a NUL character (U+0000), which cannot be stored"
         if is_control(char) and not (free and char in FREE_TEXT_CONTROLS):
             return f"contains the control character U+{ord(char):04X}"
-        if char in BIDI_CONTROLS and not free:
+        if char in BIDI_CONTROLS and (not free or char in BIDI_OVERRIDES):
             return f"contains the bidirectional control character U+{ord(char):04X}"
     if not free and _INVISIBLE_ONLY.fullmatch(text):
         return "has no visible character (only spaces, zero-width or format characters)"
@@ -107,6 +111,13 @@ def clean_name(text: str) -> str:
 def clean_free_text(text: str) -> str:
     """Free text (a reason, a description, a message)."""
     return clean(text, free=True)
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: empty, or only spaces, line breaks and zero-width,
+    format or filler characters (a message of "\u200b" says nothing either)."""
+    stripped = text.strip()
+    return not stripped or _INVISIBLE_ONLY.fullmatch(stripped) is not None
 
 
 def is_storable(text: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from tortoise.queryset import QuerySet
 
 from tenants import db
+from tenants import text as text_policy
 from tenants.actors import Actor
 from tenants.audit import service as audit
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError
@@ -231,7 +232,7 @@ async def submit_request(
     """
     text = message.strip()
     problems = []
-    if not text:
+    if text_policy.is_blank(text):
         problems.append(FieldProblem("message", "say what you are asking for"))
     elif len(text) > MAX_MESSAGE:
         problems.append(FieldProblem("message", f"at most {MAX_MESSAGE} characters"))
@@ -457,7 +458,7 @@ def check_closing(status: RequestStatus, answer: str) -> str:
         raise InvalidInputError("a request is closed as answered or rejected",
                                 fields=[FieldProblem("status", "answered or rejected")])
     text = answer.strip()
-    if not text or len(text) > MAX_MESSAGE:
+    if text_policy.is_blank(text) or len(text) > MAX_MESSAGE:
         raise InvalidInputError(
             "the member is told the answer; write one",
             fields=[FieldProblem("answer", f"write 1 to {MAX_MESSAGE} characters")],

@@ -37,10 +37,16 @@ def test_free_text_keeps_line_breaks_and_tabs_and_turns_carriage_returns_into_br
 
 
 @pytest.mark.parametrize("char", BIDI)
-def test_bidirectional_controls_are_refused_in_names_but_kept_in_free_text(char: str) -> None:
+def test_bidirectional_controls_are_refused_in_names_and_overrides_in_free_text(
+    char: str,
+) -> None:
     with pytest.raises(text.TextError, match="bidirectional"):
         text.clean_name(f"txt{char}exe")
-    assert text.clean_free_text(f"txt{char}exe") == f"txt{char}exe"
+    if char in ("\u202d", "\u202e"):  # an override shows what follows it reversed
+        with pytest.raises(text.TextError, match="U\\+202[DE]"):
+            text.clean_free_text(f"txt{char}exe")
+    else:  # embeddings and isolates: mixed right-to-left writing uses them
+        assert text.clean_free_text(f"txt{char}exe") == f"txt{char}exe"
 
 
 def test_marks_next_to_the_bidi_ranges_are_not_refused() -> None:
@@ -190,3 +196,12 @@ def test_a_name_of_invisible_characters_alone_is_refused_but_free_text_may_be(
     assert text.clean_name(f"Ada{invisible}Lovelace") == f"Ada{invisible}Lovelace"
     assert text.clean_name("") == ""
     assert text.clean_name("  ") == "  "  # spaces alone: empty, as the field's rules say
+
+
+def test_text_that_shows_nothing_is_blank() -> None:
+    from tenants.text import is_blank
+
+    for blank in ("", "   ", "\n\t ", "\u200b", "  \u200b \ufeff\n", "\u2800"):
+        assert is_blank(blank), repr(blank)
+    for said in ("a", " x ", "\u200bhi", "\u2067evil\u2069"):
+        assert not is_blank(said), repr(said)
