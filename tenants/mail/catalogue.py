@@ -93,7 +93,7 @@ TEMPLATES: dict[str, MailTemplate] = {
             "Privacy request answered (to the member)",
             "Your request was answered: {{ kind_label }}",
             "{{ organisation }} answered your privacy request.",
-            ("member_name", "kind_label", "status_label", "answer"),
+            ("member_name", "kind_label", "status_label", "answer", "rejected"),
             greeting="member_name",
         ),
         MailTemplate(

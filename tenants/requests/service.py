@@ -489,6 +489,7 @@ async def close_request(
         "request_answered", to=[member.email],
         context={**_mail_context(request, member), "answer": text,
                  "status_label": rules.STATUS_LABELS[status],
+                 "rejected": status is RequestStatus.REJECTED,
                  "link_path": account_path(request.id)},
         key=f"privacy_request:{request.id}:closed",
     )

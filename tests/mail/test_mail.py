@@ -29,7 +29,7 @@ async def queue(org: OrgHandle, to: list[str], key: str | None = None, **context
         await mail.send_later(
             "request_answered", to=to,
             context={"member_name": "Mia", "kind_label": "Access", "status_label": "Answered",
-                     "answer": "Here it is.", **context},
+                     "answer": "Here it is.", "rejected": False, **context},
             key=key or f"test:{uuid.uuid4()}",
         )
 

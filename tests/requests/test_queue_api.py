@@ -165,8 +165,26 @@ async def test_an_answer_closes_the_request_once_and_the_member_reads_it(
     told = await mails(owner_conn, org, "request_answered")
     assert told[0]["recipients"] == [mia["email"]]
     assert "Only the gradebook does." in told[0]["text"]
+    assert "supervisory authority" not in told[0]["text"]  # answered: nothing to complain of
     open_ = await org.get("/v1/privacy-requests", params={"open": "true"})
     assert open_.json()["items"] == []
+
+
+async def test_a_rejected_member_is_told_they_may_complain_to_a_supervisory_authority(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """GDPR Art. 12(4): a controller that does not act on a request tells the member of
+    the complaint to a supervisory authority and the judicial remedy open to them."""
+    mia = await make_member(org)
+    request = await submit(org, mia, "erasure", "Delete my photos.")
+    rejected = await org.post(
+        f"/v1/privacy-requests/{request['id']}/reject", {"reason": "They are under legal hold."}
+    )
+    assert rejected.status_code == 200, rejected.text
+    told = await mails(owner_conn, org, "request_answered")
+    for part in ("text", "html"):
+        assert "complaint with a data protection supervisory authority" in told[0][part]
+        assert "judicial remedy" in told[0][part]
 
 
 async def test_bad_filters_and_bodies_are_refused_naming_the_field(org: OrgHandle) -> None:
