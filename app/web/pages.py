@@ -342,7 +342,7 @@ def page(
                                 "Ask an owner of the organisation if you need a role."
                             )
                         else:
-                            text = "Your role in this organisation does not allow this page."
+                            text = not_allowed_text(permission, active.member.roles)
                         # An admin goes back to the console; a member to their account.
                         home = (
                             ("/console", "Back to the console")
@@ -430,6 +430,22 @@ FIELD_LABELS = {
     "export_collect_hours": "Hours products have to send their data",
     "export_link_days": "Days a download link works",
 }
+
+
+def not_allowed_text(permission: Permission, roles: list[str]) -> str:
+    """Why a page refuses an admin, and who could open it: the roles that give the page's
+    permission (the refusal said only "your role does not allow this page")."""
+    from tenants.members.roles import role_names
+    from tenants.permissions import ROLE_PERMISSIONS, Role
+
+    holders = [r for r in Role if permission in ROLE_PERMISSIONS[r]]
+    mine = role_names(r for r in roles if r != Role.MEMBER.value) or "Member"
+    if not holders:
+        return f"This page is not for people: it needs {permission.value}, which no role gives."
+    return (
+        f"This page is for the role{'s' if len(holders) > 1 else ''} {role_names(holders)};"
+        f" yours: {mine}. Ask an owner of the organisation if your work needs it."
+    )
 
 
 def field_label(name: str) -> str:

@@ -349,9 +349,8 @@ async def test_roles_that_only_read_policies_see_them_but_cannot_preview_save_re
         ]:
             response = await browser.post(path, fields)
             assert response.status_code == 403, path
-            assert "Your role in this organisation does not allow this page" in text_of(
-                response.text
-            )
+            said = text_of(response.text)
+            assert "This page is for the role" in said and "Ask an owner" in said, said
         assert await row_counts(owner_conn) == before
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from app.settings import Settings
 from app.web.pages import CONSOLE_NAV
+from tenants.members.roles import ROLE_NAMES
 from tenants.permissions import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import OrgHandle, make_member, make_product, make_unit, row_counts
 from tests.support.dns_server import Zone
@@ -881,9 +882,11 @@ async def test_auditors_read_every_console_page_and_change_nothing(
         for route in [r for r in ROUTES if r.method == "POST" and r.key not in CHECKS_THAT_RECORD]:
             response = await try_route(browser, route, targets, csrf)
             assert response.status_code == 403, route.key
-            assert "Your role in this organisation does not allow this page" in text_of(
-                response.text
-            )
+            said = text_of(response.text)
+            # Who could: the roles that give the page's permission, and the auditor's own.
+            holders = [r for r in Role if route.permission in ROLE_PERMISSIONS[r]]
+            assert f"This page is for the role{'s' if len(holders) > 1 else ''}" in said, said
+            assert all(ROLE_NAMES[r] in said for r in holders) and "yours: Auditor" in said
         assert await row_counts(owner_conn) == before  # not even an audit event
         # Verifying the audit chain is reading it: an auditor may, and what it writes is
         # its job (the finding is recorded when the job runs), nothing of anyone's data.
