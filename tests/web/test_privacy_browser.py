@@ -175,3 +175,29 @@ async def test_a_long_message_comes_back_whole_when_the_request_is_refused(
     await page.goto(f"{tab.base_url}/account/privacy-requests")
     await tab.land("/account/privacy-requests", tmp_path, "again")
     await expect(page.get_by_label("Your message")).to_have_value("")
+
+
+async def test_an_answer_being_written_survives_a_note_added_beside_it(
+    org: OrgHandle, tab: Tab, tmp_path: Path
+) -> None:
+    """The request page has five forms and is drawn again after each: a long answer typed
+    but not yet sent was lost to a note added beside it (keep-input.js keeps the text
+    areas of the forms not sent, for the page drawn again)."""
+    await set_local_sign_in(org.id, True)
+    mia = await make_member(org, name="Mia Member")
+    olivia = await make_member(org, name="Olivia Officer", roles=["privacy_officer"])
+    await set_password(org.id, olivia["id"], PASSWORD)
+    request = await submit(org, mia, "rectification", "My surname is spelt wrong.")
+    page = tab.page
+    await sign_in_with_password(tab, org, olivia["email"])
+    await page.goto(f"{tab.base_url}/console/privacy-requests/{request['id']}")
+    draft = "We corrected your surname in the directory, in Mail and in Drive. " * 8
+    await page.get_by_label("Answer").fill(draft)
+    await page.get_by_label("Internal note").fill("Checked the HR export too.")
+    await page.get_by_role("button", name="Add note").click()
+    await expect(page.locator("ol.timeline")).to_contain_text("Checked the HR export too.")
+    await expect(page.get_by_label("Answer")).to_have_value(draft)
+    await expect(page.get_by_label("Internal note")).to_have_value("")
+    # Only once: a later visit starts empty.
+    await page.reload()
+    await expect(page.get_by_label("Answer")).to_have_value("")
