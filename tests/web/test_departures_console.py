@@ -582,7 +582,7 @@ async def test_the_account_page_says_what_leaving_would_mean_and_exports_are_rec
         assert "What leaving would mean for you Nothing is planned." in text
         # Each product account: when it ends, said once.
         assert re.search(
-            r"Drive ?: your account ends when your last day is over \d{4}-\d\d-\d\d", text
+            r"Drive ?: your account ends \d{4}-\d\d-\d\d", text
         )
         assert "last day ends" not in text
         assert "30 items in Drive: handed to Bo Boss (your manager)." in text
