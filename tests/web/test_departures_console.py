@@ -598,6 +598,10 @@ async def test_the_account_page_says_what_leaving_would_mean_and_exports_are_rec
         assert "Export your personal items one by one (4)" in text
         everything = await browser.get("/account/export")
         assert sorted(personal_item_ids(everything.text)) == sorted(str(i) for i in exportable)
+        # Some have links, one has none: the page says how to get each (it promised a
+        # link for every item, whether the product gave one or not).
+        assert 'An "Export" link takes you to the product' in text_of(everything.text)
+        assert "for the others, ask the product named" in text_of(everything.text)
 
         item = exportable[0]
         exported = await browser.get(f"/account/content/{item}/export")
