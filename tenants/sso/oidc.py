@@ -94,6 +94,9 @@ class ProviderMetadata:
     #: ``token_endpoint_auth_methods_supported``; empty when the document does not say
     #: (then ``client_secret_basic``, the default of OIDC Discovery §3).
     token_auth_methods: tuple[str, ...] = ()
+    #: ``authorization_response_iss_parameter_supported`` (RFC 9207 §3): the provider names
+    #: itself in every authorization response, so one that does not is refused.
+    iss_in_response: bool = False
 
     @classmethod
     def from_document(cls, issuer: str, document: Mapping[str, Any]) -> ProviderMetadata:
@@ -136,6 +139,7 @@ class ProviderMetadata:
             userinfo_endpoint=document.get("userinfo_endpoint") or None,
             end_session_endpoint=document.get("end_session_endpoint") or None,
             token_auth_methods=_strings(document.get("token_endpoint_auth_methods_supported")),
+            iss_in_response=document.get("authorization_response_iss_parameter_supported") is True,
         )
 
 

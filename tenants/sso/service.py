@@ -746,6 +746,14 @@ async def verify_callback(
                 raise oidc.SignInError(
                     "the answer came from another identity provider (iss)", Reason.ISSUER_MISMATCH
                 )
+            if iss is None and metadata.iss_in_response:
+                # RFC 9207 §2.4: a provider that says it names itself in every response,
+                # answering without its name, is not the provider (or not its answer).
+                raise oidc.SignInError(
+                    "the answer does not name its identity provider (iss), which this provider"
+                    " always does",
+                    Reason.ISSUER_MISMATCH,
+                )
             tokens = await rp.exchange_code(
                 metadata,
                 client_id=pending.client_id,

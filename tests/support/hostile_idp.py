@@ -155,6 +155,8 @@ class HostileIdp:
         #: /userinfo answers a JWT signed with the signing key (``application/jwt``,
         #: OIDC Core §5.3.2) carrying this audience, instead of JSON, when set.
         self.userinfo_signed_for: str | None = None
+        #: Whether the authorization response carries ``iss`` (RFC 9207), as discovery says.
+        self.iss_in_response = True
         self.signing_key = _generate_key("hostile-signing-1")
         # Lazily made: forging keys are only needed by a few tests and RSA generation costs time.
         self._other_key: RSAKey | None = None
@@ -309,6 +311,7 @@ class HostileIdp:
             self.token_auth_methods = ["client_secret_basic", "client_secret_post"]
             self.userinfo_status = None
             self.userinfo_signed_for = None
+            self.iss_in_response = True
             self._codes.clear()
             self._access_tokens.clear()
             self.issued_id_tokens.clear()
@@ -363,7 +366,8 @@ class HostileIdp:
         reply: dict[str, str] = {}
         if "state" in params:
             reply["state"] = params["state"]
-        reply["iss"] = self.issuer
+        if self.iss_in_response:
+            reply["iss"] = self.issuer
         if params.get("response_type") != "code":
             return RedirectResponse(
                 _with_query(redirect_uri, {"error": "unsupported_response_type", **reply}), 302

@@ -149,3 +149,29 @@ async def test_a_signed_userinfo_answer_is_read_when_it_is_for_this_client(
         None,
         "userinfo_failed",
     ]
+
+
+@pytest.mark.parametrize("promised", [True, False], ids=["promised", "not-promised"])
+async def test_an_answer_without_the_issuer_a_provider_promises_is_refused(
+    org: OrgHandle,
+    idp: HostileIdp,
+    live_server: str,
+    owner_conn: asyncpg.Connection,
+    promised: bool,
+) -> None:
+    """RFC 9207 §2.4: a provider whose discovery says it names itself in every
+    authorization response (``authorization_response_iss_parameter_supported``), answering
+    without ``iss``, is refused (a mix-up); one that promises nothing is taken without."""
+    if not promised:
+        idp.discovery_changes = {"authorization_response_iss_parameter_supported": None}
+    idp.iss_in_response = False
+    await make_member(org, email=idp.account["email"], name="Dee Dialect")
+    await connect(org, idp)
+    async with live_client(live_server) as browser:
+        answer = await sign_in(browser, org)
+    if promised:
+        assert answer.status_code == 401
+        assert "does not name its identity provider (iss)" in text_of(answer.text)
+        assert [e["reason"] for e in await sign_in_log(owner_conn, org.id)] == ["issuer_mismatch"]
+    else:
+        assert answer.status_code == 303, text_of(answer.text)
