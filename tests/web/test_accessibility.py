@@ -260,3 +260,41 @@ async def test_an_api_token_is_made_shown_once_and_revoked_accessibly(
     assert await current_violations(tab) == []
     await tab.page.get_by_role("button", name="Revoke Axe sync").click()
     await tab.page.get_by_text("Revoked the API token Axe sync").wait_for()
+
+
+#: The ring's contrast with the page (WCAG 1.4.11: 3:1 for what shows a component's state).
+FOCUS_CONTRAST = """
+(el) => {
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  let back = el.parentElement, bg = "rgba(0, 0, 0, 0)";
+  while (back && /rgba\\(0, 0, 0, 0\\)|transparent/.test(bg)) {
+    bg = getComputedStyle(back).backgroundColor; back = back.parentElement;
+  }
+  if (/rgba\\(0, 0, 0, 0\\)|transparent/.test(bg)) { bg = "rgb(255, 255, 255)"; }
+  const style = getComputedStyle(el);
+  const [a, b] = [lum(rgb(style.outlineColor)), lum(rgb(bg))];
+  return { width: style.outlineWidth, style: style.outlineStyle,
+           ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) };
+}
+"""
+
+
+async def test_the_keyboard_focus_ring_stands_out_from_the_page(
+    tab: Tab, org: OrgHandle, people: dict[str, Any]
+) -> None:
+    """The ring was a 3 px yellow line, 1.6:1 against white: hard to see on radios,
+    links and text fields (and text areas had none of their own)."""
+    await sign_in_with_password(tab, org, people["member"]["email"])
+    await tab.page.goto(f"{tab.base_url}/account/privacy-requests")
+    for field in ("input[type=radio]", "textarea", "button[type=submit]"):
+        element = tab.page.locator(f"main {field}").first
+        await element.focus()
+        await tab.page.keyboard.press("Shift+Tab")
+        await tab.page.keyboard.press("Tab")  # focus from the keyboard: :focus-visible
+        ring = await element.evaluate(FOCUS_CONTRAST)
+        assert ring["style"] != "none" and ring["width"] != "0px", (field, ring)
+        assert ring["ratio"] >= 3, (field, ring)
