@@ -25,6 +25,7 @@ from app.web.console.policies import (
 from app.web.pages import PageContext, Web, page
 from policies.catalogue import Catalogue, Setting
 from policies.resolve import Resolved, SourceKind
+from tenants.access import policy as access_policy
 from tenants.content.holds import member_hold_explanation
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members import preferences
@@ -151,6 +152,7 @@ def routes(web: Web) -> list[BaseRoute]:
             past_moves=await moves.past_moves(member.id),
             **account_departure.template_helpers(),
             access=await account_access.who_accessed(ctx),
+            access_policy=await access_policy.get_policy(),
             **account_access.template_helpers(),
             privacy_requests=await account_privacy.your_requests(member),
             sign_ins=await sign_ins.recent_for_member(member.id),

@@ -253,7 +253,10 @@ async def test_a_delayed_grant_is_hidden_from_its_member_until_the_delay_ends(
 
     async with asgi_client(app) as browser:
         await signed_in(browser, local_org, mia)
-        assert "Ada Admin" not in text_of((await browser.get("/account")).text)
+        account = text_of((await browser.get("/account")).text)
+        assert "Ada Admin" not in account
+        # The page says an access may be listed late, as the policy now allows.
+        assert "an access may be listed up to 30 days late" in account
         # The end date passes.
         await owner_conn.execute(
             "UPDATE access_grants SET disclosure_delayed_until = now() - interval '1 second' "
