@@ -93,18 +93,29 @@ def build_openapi(
                 "content": {"application/json": {"schema": keyed[(e.body, "validation")]}},
             }
         if e.stream is not None:
-            # OpenAPI 3.1 has no schema for a sequence of records (3.2's itemSchema): the
-            # schema given is that of each line.
+            # OpenAPI 3.1 has no schema for a sequence of records (3.2's itemSchema). A CSV
+            # body is text: declared as a string (a client generating bodies from the row's
+            # object schema sent JSON objects as CSV), its row's schema beside it under
+            # ``x-row-schema``. An NDJSON body's schema is that of each line.
+            row = keyed[(e.stream.item, "validation")]
+            csv = e.stream.media_type == "text/csv"
             operation["requestBody"] = {
                 "required": True,
                 "description": (
                     f"A CSV file ({e.stream.media_type}) with a header line; each line's "
-                    f"cells as the schema's fields; at most {e.stream.max_bytes} bytes."
-                    if e.stream.media_type == "text/csv"
+                    f"cells as the fields of x-row-schema; at most {e.stream.max_bytes} bytes."
+                    if csv
                     else f"One JSON object per line ({e.stream.media_type}), each "
                     f"matching the schema; at most {e.stream.max_bytes} bytes."
                 ),
-                "content": {e.stream.media_type: {"schema": keyed[(e.stream.item, "validation")]}},
+                "content": {
+                    e.stream.media_type: {
+                        "schema": {"type": "string", "maxLength": e.stream.max_bytes}
+                        if csv
+                        else row,
+                        **({"x-row-schema": row} if csv else {}),
+                    }
+                },
             }
         if e.response is not None and e.status != 204:
             operation["responses"][str(e.status)] = {

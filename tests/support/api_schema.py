@@ -76,7 +76,11 @@ class Operation:
         media = self.stream_media
         if media is None:
             return None
-        return resolve(self.document, self.spec["requestBody"]["content"][media]["schema"])
+        content = self.spec["requestBody"]["content"][media]
+        # A CSV body is declared as text, its row's schema beside it.
+        return resolve(
+            self.document, content["x-row-schema"] if media == CSV else content["schema"]
+        )
 
     @property
     def stream_media(self) -> str | None:
@@ -225,13 +229,15 @@ RESOURCE_BY_PREFIX = {
 #: Operations whose ``{id}`` must name a resource in a particular state (before
 #: RESOURCE_BY_PREFIX): only emergency access is reviewed.
 #: Operations only a privacy officer's credentials may make (``PERSONAL_SCOPES``).
-DECIDED_BY_AN_OFFICER = frozenset({
-    "POST /v1/access/grants/{id}/approve",
-    "POST /v1/access/grants/{id}/deny",
-    "POST /v1/access/grants/{id}/review",
-    "PUT /v1/access/grants/{id}/disclosure-delay",
-    "DELETE /v1/access/grants/{id}/disclosure-delay",
-})
+DECIDED_BY_AN_OFFICER = frozenset(
+    {
+        "POST /v1/access/grants/{id}/approve",
+        "POST /v1/access/grants/{id}/deny",
+        "POST /v1/access/grants/{id}/review",
+        "PUT /v1/access/grants/{id}/disclosure-delay",
+        "DELETE /v1/access/grants/{id}/disclosure-delay",
+    }
+)
 RESOURCE_BY_OPERATION = {"POST /v1/access/grants/{id}/review": "emergency_grant"}
 
 #: Other path parameters → the World attribute they name.
@@ -308,7 +314,9 @@ CHANGES: Table = {
     # Placing a hold needs what the member is told and a review date (both optional in the
     # schema, since lifting a hold takes neither).
     "PUT /v1/content/{id}/legal-hold": lambda w: {
-        "legal_hold": True, "reason": "probe", "member_text": "Kept while a claim is open.",
+        "legal_hold": True,
+        "reason": "probe",
+        "member_text": "Kept while a claim is open.",
         "review_on": "2999-01-01",
     },
     "PUT /v1/products/{id}/webhook": lambda w: {"url": f"https://hooks.{w.org.slug}.example/in"},
@@ -495,7 +503,9 @@ class World:
         # Names standing in for ids in paths (a domain) are not ids; the organisation's
         # domain in them makes them markers anyway.
         found |= {
-            str(value["id"]) for value in self.extra.values() if "id" in value and _is_uuid(value["id"])
+            str(value["id"])
+            for value in self.extra.values()
+            if "id" in value and _is_uuid(value["id"])
         }
         return found
 
@@ -568,8 +578,12 @@ async def departures_world(org: OrgHandle, world: World) -> dict[str, JSON]:
         job = await db.fetch_one("SELECT id FROM jobs WHERE key = $1", key)
     assert job is not None
     stayer = await make_member(org)
-    return {"departure": departures[0], "dead_job": {"id": str(job["id"])}, "stayer": stayer,
-            **leavers}
+    return {
+        "departure": departures[0],
+        "dead_job": {"id": str(job["id"])},
+        "stayer": stayer,
+        **leavers,
+    }
 
 
 @world_extension
@@ -726,8 +740,11 @@ async def privacy_world(org: OrgHandle, world: World) -> dict[str, JSON]:
         {"member_id": world.member["id"], "kind": "inquiry", "message": "What do you keep?"},
     )
     assert inquiry.status_code == 201, inquiry.text
-    return {"privacy_request": request, "privacy_officer": privacy_officer,
-            "privacy_inquiry": inquiry.json()}
+    return {
+        "privacy_request": request,
+        "privacy_officer": privacy_officer,
+        "privacy_inquiry": inquiry.json(),
+    }
 
 
 @world_extension
@@ -737,11 +754,18 @@ async def reviews_world(org: OrgHandle, world: World) -> dict[str, JSON]:
     may decide (it holds reviews:write)."""
     today = datetime.now(UTC).date()
     for scopes in (["product_clients"], ["admin_roles", "product_clients"]):
-        response = await org.post("/v1/access-reviews", {
-            "name": "Probe review", "scopes": scopes, "reviewer_rule": "named",
-            "named_reviewer_ids": [world.member["id"]], "starts_on": today.isoformat(),
-            "due_on": (today + timedelta(days=7)).isoformat(), "default_on_due": "keep",
-        })
+        response = await org.post(
+            "/v1/access-reviews",
+            {
+                "name": "Probe review",
+                "scopes": scopes,
+                "reviewer_rule": "named",
+                "named_reviewer_ids": [world.member["id"]],
+                "starts_on": today.isoformat(),
+                "due_on": (today + timedelta(days=7)).isoformat(),
+                "default_on_due": "keep",
+            },
+        )
         assert response.status_code == 201, response.text
     review = response.json()
     items = await org.get(f"/v1/access-reviews/{review['id']}/items", params={"limit": 500})
