@@ -91,7 +91,11 @@ class MemberCreate(Input):
     unit_id: uuid.UUID
     manager_id: uuid.UUID | None = None
     roles: list[Role] = Field(default_factory=lambda: [Role.MEMBER], max_length=len(Role))
-    status: MemberStatus = Field(MemberStatus.INVITED, description="invited or active")
+    status: MemberStatus = Field(
+        MemberStatus.INVITED,
+        description="invited or active",
+        json_schema_extra={"enum": [MemberStatus.INVITED.value, MemberStatus.ACTIVE.value]},
+    )
     idp_subject: ExternalRef | None = None
     external_id: ExternalRef | None = None
     invite: bool = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
@@ -39,7 +39,9 @@ class ProductPage(Page[ProductOut]):
 
 class ProductCreate(Input):
     key: Key = Field(
-        description="Short stable name: lower-case letter, then letters, digits, - or _."
+        description="Short stable name: lower-case letter, then letters, digits, - or _.",
+        # The service's own rule, declared (it refuses in words beside the field).
+        json_schema_extra={"pattern": service.KEY.pattern},
     )
     name: Name
     description: Text = ""
@@ -240,10 +242,22 @@ class ClientPage(Page[ClientOut]):
     pass
 
 
+#: The scopes a product's client may be given, as the document declares them.
+GRANTABLE_SCOPES: dict[str, Any] = {
+    "type": "string",
+    "maxLength": 50,
+    "enum": sorted(p.value for p in clients.GRANTABLE),
+}
+
+
 class ClientCreate(Input):
     name: Name
     scopes: list[Annotated[str, StringConstraints(max_length=50)]] = Field(
-        min_length=1, max_length=20
+        min_length=1,
+        max_length=20,
+        # Declared, so a client generating requests sends scopes a product may hold; the
+        # service names an unknown or ungrantable one (422) in its own words.
+        json_schema_extra={"items": GRANTABLE_SCOPES},
     )
 
 

@@ -53,17 +53,25 @@ async def create_client(
     product_id: uuid.UUID, name: str, scopes: list[str], *, actor: Actor
 ) -> tuple[ProductClient, str]:
     """Register a client for a product; returns it and its secret (shown once)."""
-    try:
-        permissions = parse_scopes(scopes)
-    except ValueError as exc:
-        raise InvalidInputError(str(exc), fields=[FieldProblem("scopes", str(exc))]) from None
-    beyond = permissions - GRANTABLE
-    if beyond:
-        names = ", ".join(sorted(p.value for p in beyond))
+    grantable = {p.value for p in GRANTABLE}
+    refused = [(i, s) for i, s in enumerate(scopes) if s not in grantable]
+    if refused:
+        # Each named by its place in the list: an unknown scope and one no product may
+        # hold are told apart, with what a product may hold.
+        known = {p.value for p in Permission}
         raise InvalidInputError(
-            f"a product cannot hold {names}",
-            fields=[FieldProblem("scopes", f"not grantable to products: {names}")],
+            f"a product's client may hold only {', '.join(sorted(grantable))}",
+            fields=[
+                FieldProblem(
+                    f"scopes[{i}]",
+                    "expected a scope a product may hold: this one is not grantable to products"
+                    if scope in known
+                    else "expected a known scope",
+                )
+                for i, scope in refused
+            ],
         )
+    permissions = parse_scopes(scopes)
     product = await get_by_id(Product, product_id, "product")
     client_id = f"{PREFIX}_{db.current_org().hex}_{secrets.token_hex(8)}"
     secret = secrets.token_urlsafe(32)

@@ -85,10 +85,17 @@ async def test_token_endpoint_errors_follow_rfc_6749(org: OrgHandle) -> None:
 async def test_a_product_cannot_be_granted_admin_permissions(org: OrgHandle) -> None:
     product = await make_product(org)
     response = await org.post(
-        f"/v1/products/{product['id']}/clients", {"name": "x", "scopes": ["members:write"]}
+        f"/v1/products/{product['id']}/clients",
+        {"name": "x", "scopes": ["members:read", "members:write", "no:such"]},
     )
     assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "scopes"
+    assert response.json()["errors"] == [
+        {
+            "field": "scopes[1]",
+            "reason": "expected a scope a product may hold: this one is not grantable to products",
+        },
+        {"field": "scopes[2]", "reason": "expected a known scope"},
+    ]
 
 
 async def test_a_revoked_client_gets_no_token_and_its_tokens_stop_working(org: OrgHandle) -> None:
