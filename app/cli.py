@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 from app.cli_audit import register as register_audit_archive
@@ -45,7 +46,8 @@ cli.add_typer(admin_cli, name="admin")
 cli.add_typer(identity_cli, name="identity")
 
 out = Console()
-err = Console(stderr=True)
+#: Errors are not wrapped (soft_wrap): one error is one line in a journal or a log file.
+err = Console(stderr=True, soft_wrap=True)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -68,7 +70,8 @@ def name_option(value: str) -> str:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    # Escaped: a message quoting an address ("[::1]") or a name is not Rich markup.
+    err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -211,6 +214,8 @@ def worker(
             ready, report = run_with_orm(
                 settings, lambda: worker_health(name=name, within=within), migrate=False
             )
+        except typer.Exit:  # the error that stopped it is printed already
+            ready, report = False, "the worker's health could not be read"
         except Exception as exc:  # a health check answers, whatever went wrong
             ready, report = False, f"the database is unreachable: {type(exc).__name__}: {exc}"
         (out if ready else err).print(("ready: " if ready else "not ready: ") + report)

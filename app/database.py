@@ -350,12 +350,14 @@ def _sigterm_exits() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-async def _admin_connect(url: str) -> asyncpg.Connection:
+async def _admin_connect(url: str, *, named: str | None = None) -> asyncpg.Connection:
+    """A connection to ``url``; DatabaseSetupError naming ``named`` (the URL the operator
+    gave, when ``url`` is the server's ``postgres`` database reached on its way)."""
     try:
         return await asyncpg.connect(**connection_params(url))
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseSetupError(
-            f"cannot connect to the database at {_redact(url)}: {exc}"
+            f"cannot connect to the database at {_redact(named or url)}: {exc}"
         ) from exc
 
 
@@ -386,7 +388,9 @@ async def prepare_database(
     database = connection_params(admin_url)["database"]
     # Nodes started together each prepare: one at a time (the catalog changes below,
     # GRANT and ALTER ROLE, fail with "tuple concurrently updated" when they race).
-    async with _advisory_lock(with_database(admin_url, "postgres"), f"tenantry.prepare.{database}"):
+    async with _advisory_lock(
+        with_database(admin_url, "postgres"), f"tenantry.prepare.{database}", named=admin_url
+    ):
         return await _prepare_database(
             admin_url, database, app_role=app_role, app_database_url=app_database_url
         )
@@ -395,7 +399,7 @@ async def prepare_database(
 async def _prepare_database(
     admin_url: str, database: str, *, app_role: str, app_database_url: str | None
 ) -> DatabaseUrls:
-    conn = await _admin_connect(with_database(admin_url, "postgres"))
+    conn = await _admin_connect(with_database(admin_url, "postgres"), named=admin_url)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
@@ -497,10 +501,11 @@ class MigrationRecord(MigrationRecorder):
 
 
 @contextlib.asynccontextmanager
-async def _advisory_lock(url: str, name: str) -> AsyncIterator[None]:
+async def _advisory_lock(url: str, name: str, *, named: str | None = None) -> AsyncIterator[None]:
     """Hold the session advisory lock ``name`` in the database at ``url`` for the block:
-    waits for whoever holds it; a process that dies releases it with its connection."""
-    conn = await _admin_connect(url)
+    waits for whoever holds it; a process that dies releases it with its connection.
+    ``named``: the URL a connection failure names (``_admin_connect``)."""
+    conn = await _admin_connect(url, named=named)
     try:
         await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", name)
         yield

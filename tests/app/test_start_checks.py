@@ -8,6 +8,7 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +21,7 @@ from app import database
 from app.database import DatabaseSetupError, DatabaseUrls
 from app.runtime import ready_database
 from app.settings import Settings
-from tests.support.processes import free_port, start_tenantry
+from tests.support.processes import free_port, start_tenantry, tenantry_command
 
 
 async def test_a_database_without_the_schema_is_refused_naming_the_command_to_run(
@@ -102,3 +103,29 @@ async def test_a_runtime_role_that_cannot_connect_is_named_at_start_without_its_
     settings = Settings.from_env({"APP_DATABASE_URL": database_urls.admin})
     with pytest.raises(DatabaseSetupError, match="superuser"):
         await ready_database(settings, database_urls.admin, migrate=False)
+
+
+def test_a_command_on_an_unreachable_database_says_so_in_one_line_without_its_password(
+    tmp_path: Path,
+) -> None:
+    """A journal showed one error as three lines (wrapped at 80 columns), and a worker's
+    health check added "Exit: 1" to it."""
+    url = f"postgresql://tenantry:s3cr3t@127.0.0.1:{free_port()}/tenantry-with-a-long-name"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "TENANTRY_SECRET_KEY": "k" * 43,
+        "TENANTRY_DATA_DIR": str(tmp_path),
+        "TENANTRY_ENV": "development",
+        "COLUMNS": "60",
+    }
+    for args in (["audit", "verify", "--org", "nowhere"], ["worker", "--health"]):
+        done = subprocess.run(
+            [*tenantry_command(), *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1, (args, done.stderr)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert lines[0].startswith("error: cannot connect to the database at "), (args, lines)
+        assert "tenantry-with-a-long-name" in lines[0], lines  # not cut onto a second line
+        assert "s3cr3t" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+        assert "Exit" not in done.stdout + done.stderr, (args, done.stdout, done.stderr)
