@@ -463,8 +463,13 @@ async def _hurry_departure(actor: Actor) -> None:
         return
     now = datetime.now(UTC)
     at = {name: now + delay for name, delay in DEMO_STEP_DELAYS.items()}
+    # Its last day is today: a departure whose steps ran today said "last day" three weeks
+    # ahead, with the member already erased.
     await Departure.filter(id=running.id).update(
-        suspend_at=at["suspend"], export_until=at["export_until"], purge_at=at["purge"]
+        last_day=now.date(),
+        suspend_at=at["suspend"],
+        export_until=at["export_until"],
+        purge_at=at["purge"],
     )
     for name in ("suspend", "transfer", "purge"):
         await DepartureStep.filter(

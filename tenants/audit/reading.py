@@ -25,6 +25,9 @@ MEMBER_FIELDS = (
     "previous_member_id",
 )
 UNIT_FIELDS = ("unit_id", "parent_id")
+PRODUCT_FIELDS = ("product_id",)
+#: Which fields name which kind of thing, and the target types that are such things.
+FIELDS_OF = {"member": MEMBER_FIELDS, "unit": UNIT_FIELDS, "group": (), "product": PRODUCT_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +74,17 @@ def shown(value: Any) -> str:
 
 
 #: Words written in capitals where an action's code spells them in small letters.
-_ACRONYMS = {"api": "API", "scim": "SCIM", "sso": "SSO", "oidc": "OIDC", "idp": "IdP",
-             "csv": "CSV", "ssf": "SSF", "url": "URL", "id": "ID"}
+_ACRONYMS = {
+    "api": "API",
+    "scim": "SCIM",
+    "sso": "SSO",
+    "oidc": "OIDC",
+    "idp": "IdP",
+    "csv": "CSV",
+    "ssf": "SSF",
+    "url": "URL",
+    "id": "ID",
+}
 
 
 def action_words(action: str) -> str:
@@ -98,28 +110,26 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-def mentioned_ids(
-    events: Sequence[Mapping[str, Any]],
-) -> tuple[set[uuid.UUID], set[uuid.UUID], set[uuid.UUID]]:
-    """(member ids, unit ids, group ids) the events name as actor, target or field value."""
-    members: set[uuid.UUID] = set()
-    units: set[uuid.UUID] = set()
-    groups: set[uuid.UUID] = set()
+def kind_of(field: str) -> str | None:
+    """The kind of thing a field's value names (``FIELDS_OF``), or None."""
+    return next((kind for kind, fields in FIELDS_OF.items() if field in fields), None)
+
+
+def mentioned_ids(events: Sequence[Mapping[str, Any]]) -> dict[str, set[uuid.UUID]]:
+    """The ids the events name, by kind (``FIELDS_OF``: member, unit, group, product), as
+    actor, target or field value."""
+    found: dict[str, set[uuid.UUID]] = {kind: set() for kind in FIELDS_OF}
     for event in events:
         kind, _, ref = str(event.get("actor", "")).partition(":")
-        if kind == "member" and (found := _as_uuid(ref)):
-            members.add(found)
+        if kind == "member" and (actor := _as_uuid(ref)):
+            found["member"].add(actor)
         target = _as_uuid(event.get("target_id"))
-        if target is not None:
-            {"member": members, "unit": units, "group": groups}.get(
-                str(event.get("target_type")), set()
-            ).add(target)
+        if target is not None and str(event.get("target_type")) in found:
+            found[str(event.get("target_type"))].add(target)
         for side in ("before", "after"):
             values = event.get(side) or {}
-            for field in MEMBER_FIELDS:
-                if (found := _as_uuid(values.get(field))) is not None:
-                    members.add(found)
-            for field in UNIT_FIELDS:
-                if (found := _as_uuid(values.get(field))) is not None:
-                    units.add(found)
-    return members, units, groups
+            for named, fields in FIELDS_OF.items():
+                for field in fields:
+                    if (value := _as_uuid(values.get(field))) is not None:
+                        found[named].add(value)
+    return found

@@ -48,6 +48,12 @@ class ParsedFile:
     lines: list[ImportLine] = field(default_factory=list)
     problems: list[LineProblem] = field(default_factory=list)
 
+    @property
+    def header_problem(self) -> str | None:
+        """Why the file as a whole is no import file (empty, not CSV, or a header without
+        the columns it needs: a problem of line 1), or None."""
+        return next((p.reason for p in self.problems if p.number == 1), None)
+
 
 def parse_import(text: str) -> ParsedFile:
     """The file's lines and what is wrong with each bad one; a missing required column

@@ -93,9 +93,16 @@ CHANGED_WORDS = {"name": "name", "manager_id": "manager", "roles": "roles", "uni
 
 
 async def _plan(
-    text: str, default_unit: uuid.UUID, assigner: frozenset[Permission]
+    text: str, default_unit: uuid.UUID, assigner: frozenset[Permission], field: str
 ) -> tuple[ImportReport, list[_Planned]]:
     parsed = parse_import(text)
+    if parsed.header_problem is not None:
+        # No line can be read without its header: the file is refused as a whole (a
+        # report of one refused "line" answered 200 to a body that was no CSV file at all).
+        raise InvalidInputError(
+            f"the file cannot be imported: {parsed.header_problem}",
+            fields=[FieldProblem(field, f"line 1: {parsed.header_problem}")],
+        )
     report = ImportReport()
     # Every problem of a line, so that one round of fixes is enough.
     refused: dict[int, list[str]] = {}
@@ -195,13 +202,15 @@ async def import_members(
     apply: bool,
     actor: Actor,
     assigner: frozenset[Permission],
+    field: str = "body",
 ) -> ImportReport:
     """Plan the import (``apply=False``: nothing is written) or apply it; a line giving or
     taking away a role ``assigner`` may not is refused. Applying with any
     refused line raises InvalidInputError naming each line (``line 3: ...``) before
     anything is written; a line failing while applied (a race) raises and the caller's
-    transaction rolls back every line."""
-    report, planned = await _plan(text, default_unit, assigner)
+    transaction rolls back every line. A file whose header cannot be read is refused as a
+    whole, naming ``field`` (the request's body, the console's text area)."""
+    report, planned = await _plan(text, default_unit, assigner, field)
     if not apply:
         return report
     if report.refused:

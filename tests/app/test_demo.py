@@ -55,8 +55,12 @@ async def test_the_demo_prints_every_role_and_its_departure_runs_within_minutes(
         "WHERE d.status = 'running'"
     )
     assert len(soon) == 2 and all(row["wait"] <= timedelta(minutes=2) for row in soon)
-    purge = await owner_conn.fetch("SELECT purge_at - now() AS wait FROM departures")
+    purge = await owner_conn.fetch(
+        "SELECT purge_at - now() AS wait, last_day = (now() AT TIME ZONE 'UTC')::date AS today"
+        " FROM departures"
+    )
     assert all(row["wait"] <= timedelta(minutes=6) for row in purge)
+    assert all(row["today"] for row in purge)  # hurried, its last day is today
     pending = await owner_conn.fetchval(
         "SELECT count(*) FROM access_grants WHERE status = 'requested'"
     )

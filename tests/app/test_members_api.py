@@ -27,8 +27,11 @@ CREATED_AS = (MemberStatus.INVITED, MemberStatus.ACTIVE)
 def legal_from(status: MemberStatus) -> list[str]:
     """The actions the API offers from ``status`` (depart and purge never: a member leaves
     through a departure and is erased through the erasure path)."""
-    return [action.value for action, t in TRANSITIONS.items()
-            if status in t.sources and action in DIRECT_ACTIONS]
+    return [
+        action.value
+        for action, t in TRANSITIONS.items()
+        if status in t.sources and action in DIRECT_ACTIONS
+    ]
 
 
 def route_to(status: MemberStatus) -> tuple[MemberStatus, list[LifecycleAction]]:
@@ -93,8 +96,10 @@ async def test_each_action_from_each_status_follows_the_transition_table(
     for step in route:
         if step is LifecycleAction.BEGIN_DEPARTURE:
             # Departing is reached the one way there is: a departure with its plan.
-            response = await org.post("/v1/departures", {
-                "member_id": member["id"], "last_day": datetime.now(UTC).date().isoformat()})
+            response = await org.post(
+                "/v1/departures",
+                {"member_id": member["id"], "last_day": datetime.now(UTC).date().isoformat()},
+            )
             assert response.status_code == 201, response.text
             continue
         if step not in DIRECT_ACTIONS:
@@ -147,8 +152,9 @@ async def test_each_action_from_each_status_follows_the_transition_table(
 
 def test_purged_is_final_and_every_other_status_has_a_way_out() -> None:
     assert legal_from(MemberStatus.PURGED) == []
-    assert all(legal_from(s) for s in MemberStatus
-               if s not in (MemberStatus.PURGED, MemberStatus.DEPARTED))
+    assert all(
+        legal_from(s) for s in MemberStatus if s not in (MemberStatus.PURGED, MemberStatus.DEPARTED)
+    )
     # A departed member's ways out: reinstatement here, or the erasure path.
     assert legal_from(MemberStatus.DEPARTED) == ["reinstate"]
 
@@ -447,3 +453,28 @@ async def test_a_search_ignores_accents_and_case_in_names(org: OrgHandle) -> Non
     assert await listed(org, q="GARCÍA") == {garcia["id"]}
     assert await listed(org, q="lukasz") == {lukasz["id"]}
     assert await listed(org, q="josé") == {plain["id"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("null", "missing column email"),
+        ("email;name\na@x.example;A\n", "missing column email"),
+        ("", "the file is empty"),
+    ],
+)
+async def test_a_file_whose_header_cannot_be_read_is_refused_whole_naming_the_body(
+    org: OrgHandle, body: str, said: str
+) -> None:
+    """A body that was no import file at all (``null``, a header without the columns)
+    answered 200 with one refused "line"; it is a 422 naming the body, dry run or not."""
+    for dry_run in ("true", "false"):
+        response = await org.client.post(
+            "/v1/members/import",
+            params={"dry_run": dry_run},
+            content=body.encode(),
+            headers={**org.headers, "Content-Type": "text/csv"},
+        )
+        problem = assert_problem(response, 422)
+        assert [e["field"] for e in problem["errors"]] == ["body"], problem
+        assert said in problem["errors"][0]["reason"], problem

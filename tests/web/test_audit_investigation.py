@@ -15,7 +15,7 @@ from tenants import db
 from tenants.audit import service as audit
 from tenants.audit.sealer import seal_all
 from tenants.jobs.worker import Worker
-from tests.conftest import OrgHandle, make_member, make_unit
+from tests.conftest import OrgHandle, make_member, make_product, make_unit
 from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
 
 
@@ -177,7 +177,9 @@ async def test_an_auditor_verifies_the_chain_from_the_console_and_watches_it_run
         page = (await browser.get(started.headers["location"])).text
         assert "Verification started; its progress is below." in text_of(page)
         assert 'hx-get="/console/audit/verification" hx-trigger="every 2s"' in page
-        assert re.search(r"Verifying, asked by Ann Auditor <[^>]+>: 0 of 0 events checked", text_of(page))
+        assert re.search(
+            r"Verifying, asked by Ann Auditor <[^>]+>: 0 of 0 events checked", text_of(page)
+        )
         assert "Verify the chain now" not in text_of(page)  # one at a time
 
         await Worker(concurrency=1).run_until_idle()
@@ -208,16 +210,32 @@ async def test_people_a_departure_or_a_grant_names_are_shown_by_name(
     await set_password(org.id, owner["id"], PASSWORD)
     heir = await make_member(org, name="Hana Heir")
     boss = await make_member(org, name="Dora Decider")
+    mail = await make_product(org, name="Mailbox")
     async with db.tenant_transaction(org.id):
         await audit.record(
             "departure.started",
             "departure",
             "d-1",
             actor=system_actor("tests"),
-            after={"successor_id": heir["id"], "decided_by_id": boss["id"]},
+            after={
+                "successor_id": heir["id"],
+                "decided_by_id": boss["id"],
+                "product_id": mail["id"],
+            },
+        )
+        await audit.record(
+            "product.renamed",
+            "product",
+            mail["id"],
+            actor=system_actor("tests"),
+            after={"name": "Mailbox"},
         )
     async with asgi_client(app) as browser:
         await browser.password_sign_in(org.slug, owner["email"], PASSWORD)
         page = (await browser.get("/console/audit", params={"action": "departure"})).text
+        products = (await browser.get("/console/audit", params={"action": "product"})).text
     assert f'href="/console/members/{heir["id"]}">Hana Heir</a>' in page
     assert f'href="/console/members/{boss["id"]}">Dora Decider</a>' in page
+    # Products too, as a value and as a target (their ids were shown bare).
+    assert f'href="/console/products/{mail["id"]}/webhooks">Mailbox</a>' in page
+    assert f'href="/console/products/{mail["id"]}/webhooks">Mailbox</a>' in products

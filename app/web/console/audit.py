@@ -27,6 +27,7 @@ from tenants.groups.models import Group
 from tenants.members import service as members
 from tenants.members.models import Member
 from tenants.permissions import Permission
+from tenants.products.models import Product
 from tenants.units.models import Unit
 
 PAGE = 50
@@ -106,33 +107,41 @@ async def read_form(params: QueryParams) -> AuditForm:
     )
 
 
+#: Where a named thing of each kind is shown on the console.
+NAMED_PAGES = {
+    "member": "/console/members/{}",
+    "unit": "/console/members?unit={}",
+    "group": "/console/groups/{}",
+    "product": "/console/products/{}/webhooks",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Names:
-    members: dict[uuid.UUID, Member]
-    units: dict[uuid.UUID, str]
-    groups: dict[uuid.UUID, str]
+    #: kind (``reading.FIELDS_OF``) → id → name.
+    by_kind: dict[str, dict[uuid.UUID, str]]
 
     def link(self, kind: str, value: Any) -> tuple[str, str | None]:
-        """(text, href or None) for an id of ``kind`` (member, unit, group)."""
+        """(text, href or None) for an id of ``kind`` (member, unit, group, product)."""
         try:
             key = uuid.UUID(str(value))
         except ValueError:
             return str(value), None
-        if kind == "member" and key in self.members:
-            return self.members[key].name, f"/console/members/{key}"
-        if kind == "unit" and key in self.units:
-            return self.units[key], f"/console/members?unit={key}"
-        if kind == "group" and key in self.groups:
-            return self.groups[key], f"/console/groups/{key}"
-        return str(value), None
+        name = self.by_kind.get(kind, {}).get(key)
+        if name is None:
+            return str(value), None
+        return name, NAMED_PAGES[kind].format(key)
 
 
 async def names_for(events: list[dict[str, Any]]) -> Names:
-    member_ids, unit_ids, group_ids = reading.mentioned_ids(events)
+    """The names of what a page of events mentions: one query per kind, by id."""
+    ids = reading.mentioned_ids(events)
+    models: dict[str, Any] = {"member": Member, "unit": Unit, "group": Group, "product": Product}
     return Names(
-        {m.id: m for m in await Member.filter(id__in=list(member_ids))},
-        {u.id: u.name for u in await Unit.filter(id__in=list(unit_ids))},
-        {g.id: g.name for g in await Group.filter(id__in=list(group_ids))},
+        {
+            kind: dict(await model.filter(id__in=list(ids[kind])).values_list("id", "name"))
+            for kind, model in models.items()
+        }
     )
 
 
@@ -188,8 +197,8 @@ def routes(web: Web) -> list[BaseRoute]:
             changes={r["id"]: reading.changes_of(r["before"], r["after"]) for r in rows},
             names=await names_for(rows),
             shown=lambda value: shown_in_zone(value, ctx),
-            member_fields=reading.MEMBER_FIELDS,
-            unit_fields=reading.UNIT_FIELDS,
+            fields_of=reading.FIELDS_OF,
+            kind_of=reading.kind_of,
             values=form.values,
             problems=form.problems,
             outcomes=OUTCOMES,

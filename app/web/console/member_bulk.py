@@ -232,7 +232,12 @@ def routes(web: Web) -> list[BaseRoute]:
         apply = ctx.form.get("apply") == "1"
         default_unit = (await root_unit()).id
         report = await imports.import_members(
-            text, default_unit=default_unit, apply=False, actor=ctx.actor, assigner=ctx.permissions
+            text,
+            default_unit=default_unit,
+            apply=False,
+            actor=ctx.actor,
+            assigner=ctx.permissions,
+            field="csv_text",
         )
         if not apply or report.refused:
             # A dry run, or an apply refused before anything is written: the report, per line.
