@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
@@ -47,6 +47,10 @@ UNMATCHED = "unmatched"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 #: How long figures read from the database are reused between scrapes.
+# No ``*_created`` series: they doubled the series of every counter and histogram, and
+# docs/operations.md lists none (a scraper derives restarts from the process's own start).
+disable_created_metrics()
+
 DATABASE_FIGURES_TTL = 5.0
 #: The longest a scrape waits for the database figures (``refresh_database_figures``).
 FIGURES_TIMEOUT = 2.0

@@ -309,3 +309,9 @@ async def test_figures_never_read_are_absent_and_a_slow_read_does_not_hold_the_s
         "tenantry_audit_pending_events",
         "tenantry_audit_sealing_lag_seconds",
     }
+
+
+async def test_no_created_series_double_the_count(local: httpx.AsyncClient, org: OrgHandle) -> None:
+    assert (await org.get("/v1/members")).status_code == 200
+    samples = await scrape(local)
+    assert not [name for name, _ in samples if name.endswith("_created")]
