@@ -118,3 +118,20 @@ def claimed_group_names(value: Any, longest: int) -> set[str]:
         if item.startswith("/"):
             names.add(item.rstrip("/").rsplit("/", 1)[-1])
     return {n for n in names if 0 < len(n) <= longest}
+
+
+def groups_overage(claims: Mapping[str, Any], groups_claim: str | None) -> str | None:
+    """What to tell the admin when the provider sent, instead of the groups claim, a pointer
+    to them (``_claim_names``: Entra's "overage" when a person is in more than 200 groups,
+    OIDC Core §5.6.2 distributed claims): the sign-in goes on, joining no group from it.
+    None otherwise."""
+    names = claims.get("_claim_names")
+    if not groups_claim or groups_claim in claims or not isinstance(names, Mapping):
+        return None
+    if groups_claim not in names:
+        return None
+    return (
+        f"the provider sent no {groups_claim!r} claim but a pointer to it (too many groups:"
+        " Entra's overage, over 200); no group was joined from this sign-in. Send fewer"
+        " groups (Entra: groups assigned to the application) to map them."
+    )

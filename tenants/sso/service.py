@@ -1062,7 +1062,13 @@ async def _admit(
         idp_sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
         idp_subject=subject,
         user_agent=user_agent,
-        sign_in=replace(sign_in, email=email, idp_subject=subject, member_id=member.id)
+        sign_in=replace(
+            sign_in,
+            email=email,
+            idp_subject=subject,
+            member_id=member.id,
+            detail=rules.groups_overage(claims, connection.groups_claim),
+        )
         if sign_in is not None
         else None,
     )

@@ -143,3 +143,17 @@ def test_groups_claims_of_every_shape_give_the_names_they_mean(
     claim: object, names: set[str]
 ) -> None:
     assert claimed_group_names(claim, 200) == names
+
+
+def test_a_groups_overage_is_said_for_the_admin_and_nothing_else_is() -> None:
+    """Entra sends, for a person in over 200 groups, a pointer instead of the groups: the
+    sign-in goes on without them, and the log says why no group was joined."""
+    from tenants.sso.rules import groups_overage
+
+    overage = {"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "x"}}}
+    said = groups_overage(overage, "groups")
+    assert said is not None and "overage" in said and "'groups'" in said
+    assert groups_overage({**overage, "groups": ["a"]}, "groups") is None
+    assert groups_overage(overage, None) is None
+    assert groups_overage({"_claim_names": {"roles": "src1"}}, "groups") is None
+    assert groups_overage({"_claim_names": "groups"}, "groups") is None

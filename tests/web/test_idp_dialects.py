@@ -175,3 +175,17 @@ async def test_an_answer_without_the_issuer_a_provider_promises_is_refused(
         assert [e["reason"] for e in await sign_in_log(owner_conn, org.id)] == ["issuer_mismatch"]
     else:
         assert answer.status_code == 303, text_of(answer.text)
+
+
+async def test_a_groups_overage_signs_in_and_the_log_says_no_group_was_joined(
+    org: OrgHandle, idp: HostileIdp, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
+    await make_group(org, name="Staff")
+    await make_member(org, email=idp.account["email"], name="Dee Dialect")
+    idp.account["_claim_names"] = {"groups": "src1"}
+    idp.account["_claim_sources"] = {"src1": {"endpoint": "https://graph.example/v1/me"}}
+    await connect(org, idp, groups_claim="groups")
+    async with live_client(live_server) as browser:
+        assert (await sign_in(browser, org)).status_code == 303
+    [entry] = await sign_in_log(owner_conn, org.id)
+    assert entry["reason"] is None and "overage" in (entry["detail"] or ""), entry
