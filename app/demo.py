@@ -339,6 +339,8 @@ SELECT gen_random_uuid(), $1, m.id, $2, $3 || '-' || m.id || '-' || g,
        (g * 7919) % 5000000, g % 29 = 0, 'active', 0, now() - g * interval '3 days',
        now(), now()
   FROM unnest($6::uuid[]) AS m(id), generate_series(1, $7) AS g
+ WHERE EXISTS (SELECT 1 FROM product_accounts a
+                WHERE a.tenant_id = $1 AND a.product_id = $2 AND a.member_id = m.id)
 """
 
 CONTENT_TITLES = {
@@ -353,7 +355,9 @@ CONTENT_TITLES = {
 async def _seed_content(
     org_id: uuid.UUID, people: list[Member], products: list[Product], rng: random.Random
 ) -> None:
-    """Items for the members who hold products, so departures have something to plan."""
+    """Items for the members who hold products, in the products they have an account in
+    (a member's leaving page listed items of a product they had no account in), so
+    departures have something to plan."""
     holders = [m.id for m in people if m.status != MemberStatus.INVITED]
     for product in products:
         work, personal = CONTENT_TITLES.get(product.key, ("Item", "Personal item"))

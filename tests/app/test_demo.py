@@ -23,6 +23,14 @@ async def test_the_demo_seeds_content_and_a_departure_and_can_run_twice(
     )
     assert counts["orgs"] == 2
     assert counts["items"] > 1000
+    # Items only where the member has an account (a leaving page listed Classroom items
+    # of a member without a Classroom account).
+    stray = await owner_conn.fetchval(
+        "SELECT count(*) FROM content_items c WHERE NOT EXISTS (SELECT 1 FROM product_accounts a"
+        " WHERE a.tenant_id = c.tenant_id AND a.product_id = c.product_id"
+        " AND a.member_id = c.member_id)"
+    )
+    assert stray == 0
     assert counts["departures"] == counts["departing"] == 2
     # The example domains route at once, marked as vouched for by the seed, not DNS.
     domains = await owner_conn.fetch("SELECT name, status, proof FROM domains ORDER BY name")
