@@ -243,13 +243,16 @@ def _database_metrics(metrics: Metrics) -> Iterator[Metric]:
             yield GaugeMetricFamily(name, doc, value=0.0)
 
 
-def tag_routes(routes: Iterable[BaseRoute]) -> None:
+def tag_routes(routes: Iterable[BaseRoute], prefix: str = "") -> None:
     """Make each route record its template in the request scope when it matches, so the
     request metrics are labelled by template (``/v1/members/{id}``), never by raw path:
-    a label per member id would grow without bound."""
+    a label per member id would grow without bound. The routes inside a mount are tagged
+    with their whole template (``/scim/v2/Users/{id}``; all of SCIM was ``/scim/v2``)."""
     for route in routes:
         if isinstance(route, Route | Mount):
-            route.app = _tagged(route.app, route.path or "/")
+            route.app = _tagged(route.app, prefix + route.path or "/")
+        if isinstance(route, Mount):
+            tag_routes(route.routes, prefix + route.path)
 
 
 def _tagged(app: ASGIApp, template: str) -> ASGIApp:

@@ -315,3 +315,20 @@ async def test_no_created_series_double_the_count(local: httpx.AsyncClient, org:
     assert (await org.get("/v1/members")).status_code == 200
     samples = await scrape(local)
     assert not [name for name, _ in samples if name.endswith("_created")]
+
+
+async def test_scim_requests_are_counted_by_their_own_templates(
+    local: httpx.AsyncClient, org: OrgHandle
+) -> None:
+    """All of SCIM was one label, the mount (``/scim/v2``): users, groups and discovery
+    could not be told apart."""
+    before = await scrape(local)
+    await org.client.get("/scim/v2/ServiceProviderConfig")
+    await org.client.get(f"/scim/v2/Users/{uuid.uuid4()}")
+    after = await scrape(local)
+    routes = {
+        dict(labels).get("route")
+        for (name, labels), count in after.items()
+        if name == "tenantry_http_requests_total" and count > before.get((name, labels), 0)
+    }
+    assert {"/scim/v2/ServiceProviderConfig", "/scim/v2/Users/{id}"} <= routes, routes
