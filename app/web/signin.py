@@ -321,6 +321,7 @@ def routes(web: Web) -> list[BaseRoute]:
                     actor=_anonymous(request, "oidc-callback"),
                     user_agent=request.headers.get("user-agent"),
                     email_claim=pending.email_claim,
+                    started_with=(pending.issuer, pending.client_id),
                     sign_in=_attempt(request, SignInMethod.SSO, idp=pending.issuer),
                 )
                 # The log entry commits with the outcome: the session (written with it),

@@ -20,7 +20,7 @@ from tenants.audit import service as audit
 from tenants.clients.models import ProductClient
 from tenants.errors import AuthenticationError, FieldProblem, InvalidInputError
 from tenants.ids import OrgId
-from tenants.models_base import get_by_id
+from tenants.models_base import get_by_id, max_length_of
 from tenants.permissions import PRODUCT_SCOPES, Permission, parse_scopes
 from tenants.products.models import Product
 
@@ -104,7 +104,9 @@ async def authenticate_client(client_id: str, secret: str) -> AuthenticatedClien
     """The client for these credentials, in the current organisation; AuthenticationError
     (one message for every cause) otherwise."""
     refused = AuthenticationError("the client credentials are not valid")
-    client = await ProductClient.filter(client_id=client_id).first()
+    # An id longer than the column can name no client (and the ORM refuses to compare it).
+    fits = len(client_id) <= max_length_of(ProductClient, "client_id")
+    client = await ProductClient.filter(client_id=client_id).first() if fits else None
     if client is None or client.revoked_at is not None:
         hmac.compare_digest(_digest(secret), _digest("x"))
         raise refused

@@ -18,8 +18,10 @@ from tenants.audit import service as audit
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members.lifecycle import can_sign_in
 from tenants.members.models import Member
+from tenants.models_base import max_length_of
 from tenants.sessions.models import LocalCredential
 from tenants.signins.rules import Reason, member_status_reason
+from tenants.text import is_storable
 
 HASHER = PasswordHasher()
 MAX_FAILURES = 5
@@ -90,7 +92,10 @@ async def check_password(email: str, password: str, *, actor: Actor) -> Password
     credential is locked for LOCKOUT. An unknown email and a wrong password are refused
     with the same words and (by hashing anyway) the same time."""
     wrong = Reason.BAD_CREDENTIALS
-    member = await Member.filter(email=email.strip().lower()).first()
+    address = email.strip().lower()
+    # An address longer than the column names nobody (and the ORM refuses to compare it).
+    fits = is_storable(address) and len(address) <= max_length_of(Member, "email")
+    member = await Member.filter(email=address).first() if fits else None
     credential = (
         await LocalCredential.filter(member_id=member.id).select_for_update().first()
         if member

@@ -49,8 +49,9 @@ def _clip(value: str | None, length: int) -> str | None:
 
 
 def _printable(value: str | None, length: int) -> str | None:
-    """``value`` cut to ``length`` with anything unprintable as "?": a detail quotes the
-    provider's values, which are its to choose."""
+    """``value`` cut to ``length`` with anything unprintable as "?": what the log keeps of
+    a request (a typed address, a user agent) or a provider (a detail quoting its values)
+    is theirs to choose, and the log is read on screens and in spreadsheets."""
     return "".join(c if c.isprintable() else "?" for c in value[:length]) if value else None
 
 
@@ -75,12 +76,12 @@ def record_statement(attempt: SignInAttempt, *, first: int = 1) -> tuple[str, li
         attempt.method.value,
         attempt.outcome.value,
         attempt.reason.value if attempt.reason else None,
-        _clip(attempt.email.strip().lower() if attempt.email else None, 320),
+        _printable(attempt.email.strip().lower() if attempt.email else None, 320),
         _clip(attempt.idp_subject, 255),
         attempt.member_id,
         _clip(attempt.idp, 500),
-        _clip(attempt.client_addr, 100),
-        _clip(attempt.user_agent, 300),
+        _printable(attempt.client_addr, 100),
+        _printable(attempt.user_agent, 300),
         _printable(attempt.detail, 300),
     ]
 

@@ -372,7 +372,8 @@ def _check_common(
     def reason(for_id_token: Reason) -> Reason:
         return for_id_token if id_token else Reason.LOGOUT_TOKEN_INVALID
 
-    if claims.get("iss") not in accepted_issuers(issuer):
+    said = claims.get("iss")
+    if not isinstance(said, str) or said not in accepted_issuers(issuer):
         raise SignInError(
             f"the {what} was issued by {claims.get('iss')!r}, not {issuer!r}",
             reason(Reason.ID_TOKEN_WRONG_ISSUER),
@@ -650,8 +651,11 @@ class RelyingParty:
         keys = await self.keys_for(metadata, token)
         claims = _decode(token, keys, "userinfo answer", Reason.USERINFO_FAILED)
         audience = claims.get("aud", client_id)
-        if claims.get("iss", metadata.issuer) not in accepted_issuers(metadata.issuer) or (
-            client_id not in (audience if isinstance(audience, list) else [audience])
+        said = claims.get("iss", metadata.issuer)
+        if (
+            not isinstance(said, str)
+            or said not in accepted_issuers(metadata.issuer)
+            or (client_id not in (audience if isinstance(audience, list) else [audience]))
         ):
             raise SignInError(
                 "the identity provider's signed userinfo answer names another issuer or client",

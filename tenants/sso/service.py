@@ -36,7 +36,7 @@ from tenants.models_base import get_referenced, max_length_of
 from tenants.organisations.models import Organisation
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
-from tenants.sessions.models import AuthMethod
+from tenants.sessions.models import AuthMethod, Session
 from tenants.signins import rules as sign_in_rules
 from tenants.signins import service as sign_ins
 from tenants.signins.rules import Reason, member_status_reason
@@ -449,6 +449,10 @@ async def _unlink_subjects(
     unlinked = await Member.filter(idp_subject__not_isnull=True).update(
         idp_subject=None, updated_at=datetime.now(UTC)
     )
+    # The sessions the old provider opened go on, but its subjects and session ids no
+    # longer name them: a logout token of the new provider for the same ``sub`` ended the
+    # session the old one had opened for someone else.
+    await Session.filter(idp_subject__not_isnull=True).update(idp_subject=None, idp_sid=None)
     if unlinked:
         await audit.record(
             "sso.subjects_unlinked",
@@ -838,7 +842,7 @@ def _admit_sql() -> str:
     use, when the ORM knows every column of ``members``."""
     columns = ", ".join(f'm."{c}" AS "m_{c}"' for c in Member._meta.fields_db_projection.values())
     return f"""
-SELECT c.enabled, c.issuer, c.email_claim, c.name_claim, c.groups_claim, c.unit_claim,
+SELECT c.enabled, c.issuer, c.client_id, c.email_claim, c.name_claim, c.groups_claim, c.unit_claim,
        c.allowed_domains, c.jit_provisioning, c.default_unit_id,
        o.name AS org_name, o.slug AS org_slug,
        ARRAY(SELECT d.name FROM domains d WHERE d.tenant_id = $1 AND d.status = ANY($4::text[])
@@ -873,6 +877,7 @@ async def admit(
     user_agent: str | None = None,
     email_claim: str = "email",
     sign_in: sign_ins.SignInAttempt | None = None,
+    started_with: tuple[str, str] | None = None,
 ) -> SignInOutcome:
     """Find (or provision) the member the validated claims name and open their session;
     an audited refusal when they may not sign in. ``email_claim`` is the claim the
@@ -880,7 +885,9 @@ async def admit(
     is looked up by it in the same statement as the rest, and again if the connection
     has changed since. The outcome names the organisation for the browser's cookie.
     ``sign_in`` (what the request tells of the attempt): when the member signs in, its log
-    entry is written with the session (``SignInOutcome.logged``)."""
+    entry is written with the session (``SignInOutcome.logged``). ``started_with``: the
+    issuer and client the sign-in began with; SignInError when the connection has changed
+    since (the claims are the old provider's)."""
     subject = str(claims["sub"])
     hinted = _email_in(claims, email_claim)
     rows = await db.fetch(
@@ -895,6 +902,15 @@ async def admit(
     if row is None or row["issuer"] is None or not row["enabled"]:
         raise oidc.SignInError(
             "this organisation has no identity provider for sign-in", Reason.SSO_NOT_CONFIGURED
+        )
+    if started_with is not None and started_with != (row["issuer"], row["client_id"]):
+        # The connection changed while the provider answered (the callback waits on it
+        # outside any transaction): the claims are the old provider's, whose subjects the
+        # change unlinked. Admitted now, they would link a member to the old provider's
+        # subject under the new one (a probe did, by having its token endpoint stall).
+        raise oidc.SignInError(
+            "the organisation's identity provider changed while you were signing in; start again",
+            Reason.ISSUER_MISMATCH,
         )
     settings = SignInSettings(
         issuer=row["issuer"],

@@ -448,3 +448,25 @@ async def test_an_id_in_a_path_is_read_in_its_canonical_form_only(org: OrgHandle
     for other in (f"{{{plain}}}", f"urn:uuid:{plain}", plain.replace("-", "")):
         problem = assert_problem(await org.get(f"/v1/members/{other}"), 404)
         assert "is not an id" in problem["detail"], other
+
+
+async def test_identifiers_longer_than_their_columns_are_refused_not_a_500(
+    app: Any, org: OrgHandle
+) -> None:
+    """A client id over its column's length at /oauth/token, and an address over 320
+    characters at password sign-in, made the ORM refuse the comparison: a 500 anyone
+    could cause without signing in."""
+    long_id = f"pc_{org.id.hex}_{'x' * 120}"
+    token = await org.client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(long_id, "secret")
+    )
+    assert token.status_code == 401, token.text
+    from tests.web.flows import asgi_client
+
+    async with asgi_client(app) as browser:
+        csrf = await browser.login_csrf(org.slug)
+        signed = await browser.post(
+            f"/login/{org.slug}/password",
+            {"csrf": csrf, "email": "a" * 400 + "@example.org", "password": "whatever"},
+        )
+        assert signed.status_code < 500, signed.text[:300]

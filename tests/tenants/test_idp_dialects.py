@@ -157,3 +157,19 @@ def test_a_groups_overage_is_said_for_the_admin_and_nothing_else_is() -> None:
     assert groups_overage(overage, None) is None
     assert groups_overage({"_claim_names": {"roles": "src1"}}, "groups") is None
     assert groups_overage({"_claim_names": "groups"}, "groups") is None
+
+
+@pytest.mark.parametrize("iss", [["https://idp.example"], {"nested": 1}, 7, None])
+def test_an_issuer_claim_that_is_not_text_is_refused_not_a_crash(iss: object) -> None:
+    """A list or an object as ``iss`` raised TypeError (unhashable) in the comparison: a
+    500 on the callback and on back-channel logout, unlogged."""
+    claims = {"iss": iss, "aud": "c", "iat": 1_700_000_000, "sub": "s"}
+    with pytest.raises(oidc.SignInError) as refused:
+        oidc._check_common(
+            claims,
+            issuer="https://idp.example",
+            client_id="c",
+            now=1_700_000_000,
+            what="logout token",
+        )
+    assert refused.value.reason is Reason.LOGOUT_TOKEN_INVALID

@@ -6,6 +6,8 @@ Microsoft Graph), and groups claims as a single name or Keycloak's full paths.""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -189,3 +191,38 @@ async def test_a_groups_overage_signs_in_and_the_log_says_no_group_was_joined(
         assert (await sign_in(browser, org)).status_code == 303
     [entry] = await sign_in_log(owner_conn, org.id)
     assert entry["reason"] is None and "overage" in (entry["detail"] or ""), entry
+
+
+async def test_a_provider_change_while_the_provider_answers_admits_nobody(
+    org: OrgHandle, idp: HostileIdp, live_server: str, owner_conn: asyncpg.Connection
+) -> None:
+    """The callback waits on the provider outside any transaction: a provider replaced
+    meanwhile (its token endpoint stalling on purpose) had its subject linked to a member
+    under the new one. Admitting checks the connection it began with."""
+    member = await make_member(org, email=idp.account["email"], name="Dee Dialect")
+    await connect(org, idp)
+    idp.token_delay = 2.0
+    async with live_client(live_server) as browser:
+        authorization_url = await browser.start_sso(org.slug)
+        async with httpx.AsyncClient(timeout=30) as at_provider:
+            callback = (await at_provider.get(authorization_url)).headers["location"]
+
+        async def replace_the_provider() -> None:
+            await asyncio.sleep(0.5)
+            moved = await org.put(
+                "/v1/sso-connection",
+                json={
+                    "issuer": "https://new-idp.example",
+                    "client_id": "tenantry",
+                    "confirm_losing": 0,
+                },
+            )
+            assert moved.status_code == 200, moved.text
+
+        answer, _ = await asyncio.gather(browser.get(callback), replace_the_provider())
+        assert answer.status_code == 401, text_of(answer.text)
+        assert "changed while you were signing in" in text_of(answer.text)
+    linked = await owner_conn.fetchval(
+        "SELECT idp_subject FROM members WHERE id = $1", uuid.UUID(member["id"])
+    )
+    assert linked is None
