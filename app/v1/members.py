@@ -385,6 +385,7 @@ async def transition_member(call: Call[MemberTransition, Input]) -> MemberOut:
         LifecycleAction(call.body.action.value),
         reason=call.body.reason,
         actor=call.actor,
+        by=call.principal.permissions,
     )
     return MemberOut.of(member)
 

@@ -35,14 +35,17 @@ from tenants.errors import (
     IllegalTransitionError,
     InvalidInputError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from tenants.jobs import service as jobs
 from tenants.mail import service as mail
 from tenants.members import lifecycle
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.members.models import Member
-from tenants.members.service import get_member, transition_member
+from tenants.members.roles import check_may_act_for
+from tenants.members.service import get_member, other_owners, transition_member
 from tenants.models_base import get_by_id, get_referenced
+from tenants.permissions import Permission, Role
 from tenants.products.models import Product
 from tenants.webhooks import service as webhooks
 
@@ -571,11 +574,43 @@ async def export_personal_item(item_id: uuid.UUID, *, member_id: uuid.UUID, acto
 
 
 async def apply_member_action(
-    member_id: uuid.UUID, action: LifecycleAction, *, reason: str | None, actor: Actor
+    member_id: uuid.UUID,
+    action: LifecycleAction,
+    *,
+    reason: str | None,
+    actor: Actor,
+    by: frozenset[Permission] | None = None,
 ) -> Member:
     """A lifecycle action asked for directly (API, console), kept consistent with
     departures: a departure is begun only with its plan and steps (``start_departure``),
-    and reinstating a member whose departure runs cancels that departure."""
+    and reinstating a member whose departure runs cancels that departure (which takes
+    ``departures:write``). ``by``: the permissions of whoever asks, who may act only for
+    members whose permissions they hold all of (``roles.check_may_act_for``: a helpdesk
+    suspended the organisation's only owner); the last active owner is never suspended."""
+    target = await get_member(member_id)
+    if by is not None:
+        check_may_act_for(
+            by, target.roles, doing=f"{action.value.replace('_', ' ')}", field="action"
+        )
+        if (
+            action is LifecycleAction.REINSTATE
+            and Permission.DEPARTURES_WRITE not in by
+            and await current_departure(member_id) is not None
+        ):
+            raise PermissionDeniedError(
+                "reinstating a departing member cancels their departure, which needs the "
+                "permission departures:write",
+                fields=[FieldProblem("action", "cancels a departure: departures:write")],
+            )
+    if (
+        action is LifecycleAction.SUSPEND
+        and Role.OWNER.value in target.roles
+        and not await other_owners(target.id)
+    ):
+        raise ConflictError(
+            "the organisation's only owner cannot be suspended: make someone else owner first",
+            fields=[FieldProblem("action", "the member is the only owner who can act")],
+        )
     if action is LifecycleAction.BEGIN_DEPARTURE:
         member = await get_member(member_id)
         raise IllegalTransitionError(

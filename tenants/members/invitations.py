@@ -179,7 +179,7 @@ async def invite_member(
     member's permissions (``roles.check_may_act_for``)."""
     member = await get_by_id(Member, member_id, "member")
     if sender is not None:
-        check_may_act_for(sender, member.roles, doing="send a sign-in link", field="invite")
+        check_may_act_for(sender, member.roles, doing="send a sign-in link to", field="invite")
     if not can_sign_in(member.status):
         raise ConflictError(
             f"{member.name} is {member.status.value} and cannot sign in: there is nothing "

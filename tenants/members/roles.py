@@ -101,7 +101,7 @@ def check_may_act_for(
         return
     beyond = role_names(r for r in target if not may_assign(editor, Role(r)))
     raise PermissionDeniedError(
-        f"you cannot {doing} of a member who holds the role {beyond}: it holds permissions "
+        f"you cannot {doing} a member who holds the role {beyond}: it holds permissions "
         "you do not have; ask an owner",
         fields=[FieldProblem(field, f"the member is {beyond}: beyond your own permissions")],
     )

@@ -120,7 +120,7 @@ def test_only_someone_holding_all_a_members_powers_may_change_how_they_sign_in(
         check_may_act_for(
             permissions_of([editor]),
             [target.value],
-            doing="change the email address",
+            doing="change the email address of",
             field="email",
         )
 

@@ -976,7 +976,7 @@ async def test_nobody_takes_over_the_sign_in_of_a_member_with_more_powers_than_t
         said = (
             await follow(browser, invited) if invited.status_code == 303 else text_of(invited.text)
         )
-        assert "you cannot send a sign-in link of a member who holds the role Owner" in said
+        assert "you cannot send a sign-in link to a member who holds the role Owner" in said
         # Within their powers: a peer's address changes and a link goes.
         peer_page = f"/console/members/{peer['id']}"
         changed = await browser.post(
@@ -986,6 +986,20 @@ async def test_nobody_takes_over_the_sign_in_of_a_member_with_more_powers_than_t
         assert "Saved Pat Peer." in await follow(browser, changed)
         sent = await browser.post(f"{peer_page}/invite", {"csrf": csrf})
         assert sent.status_code == 303, sent.text[:300]
+        # Nor the owner's other details, lifecycle or sessions (a helpdesk suspended the
+        # only owner), refused before any confirmation page.
+        for path, form in (
+            ("details", {"name": "Owned By Helpdesk", "email": boss["email"]}),
+            ("transition", {"action": "suspend", "reason": "test"}),
+            ("sign-out", {}),
+        ):
+            refused = await browser.post(f"{boss_page}/{path}", {"csrf": csrf, **form})
+            said = (
+                await follow(browser, refused)
+                if refused.status_code == 303
+                else text_of(refused.text)
+            )
+            assert "a member who holds the role Owner" in said, (path, said[:500])
     after = (await org.get(f"/v1/members/{boss['id']}")).json()
     assert after["email"] == boss["email"]
     invitations = await org.get(
@@ -1009,4 +1023,32 @@ async def test_nobody_takes_over_the_sign_in_of_a_member_with_more_powers_than_t
     renamed = await org.client.patch(
         f"/v1/members/{boss['id']}", headers=bearer, json={"name": "Bo B. Boss"}
     )
-    assert renamed.status_code == 200, renamed.text  # the rest of the details stay editable
+    assert renamed.status_code == 403 and renamed.json()["errors"][0]["field"] == "name"
+    suspended = await org.client.post(
+        f"/v1/members/{boss['id']}/transitions",
+        headers={"Authorization": f"Bearer {await org.token_with(Permission.MEMBERS_LIFECYCLE)}"},
+        json={"action": "suspend", "reason": "test"},
+    )
+    assert suspended.status_code == 403, suspended.text
+    assert (await org.get(f"/v1/members/{boss['id']}")).json()["status"] == "active"
+
+
+async def test_the_organisation_s_last_owner_is_never_suspended(org: OrgHandle) -> None:
+    """A helpdesk suspended the only owner; nobody could then manage the organisation's
+    settings or tokens, nor give the role back. Whoever asks, the last owner who can act
+    stays."""
+    await make_member(org, name="First Owner", roles=["owner"], status="active")
+    await make_member(org, name="Second Owner", roles=["owner"], status="active")
+    owners = [
+        m
+        for m in (await org.get("/v1/members", params={"limit": 200})).json()["items"]
+        if "owner" in m["roles"] and m["status"] in ("active", "invited")
+    ]
+    assert len(owners) >= 2
+    for owner in owners[:-1]:
+        done = await org.post(f"/v1/members/{owner['id']}/transitions", {"action": "suspend"})
+        assert done.status_code == 200, done.text
+    last = await org.post(f"/v1/members/{owners[-1]['id']}/transitions", {"action": "suspend"})
+    assert last.status_code == 409, last.text
+    assert last.json()["errors"][0]["field"] == "action"
+    assert "only owner" in last.json()["detail"]

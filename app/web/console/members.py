@@ -19,6 +19,7 @@ from tenants.groups.models import Group
 from tenants.members import service
 from tenants.members.lifecycle import LifecycleAction, MemberStatus, offered_actions
 from tenants.members.models import Member
+from tenants.members.roles import check_may_act_for
 from tenants.permissions import Permission
 from tenants.products.models import Product, ProductAccount
 from tenants.sessions import service as sessions
@@ -187,8 +188,12 @@ def routes(web: Web) -> list[BaseRoute]:
                 "choose one of the lifecycle buttons",
                 fields=[FieldProblem("action", "is not a lifecycle action")],
             ) from None
+        member = await service.get_member(member_id)
+        # Refused before the confirmation page, not after it (apply_member_action checks too).
+        check_may_act_for(
+            ctx.permissions, member.roles, doing=action.value.replace("_", " "), field="action"
+        )
         if action in CONSEQUENCES and not ctx.confirmed:
-            member = await service.get_member(member_id)
             live = await Session.filter(member_id=member.id, revoked_at=None).count()
             return ctx.confirm(
                 title=f"{ACTION_LABELS[action]} {member.name}?",
@@ -207,7 +212,11 @@ def routes(web: Web) -> list[BaseRoute]:
                 back=f"/console/members/{member.id}",
             )
         member = await departures.apply_member_action(
-            member_id, action, reason=ctx.form.get("reason") or None, actor=ctx.actor
+            member_id,
+            action,
+            reason=ctx.form.get("reason") or None,
+            actor=ctx.actor,
+            by=ctx.permissions,
         )
         return ctx.redirect(
             f"/console/members/{member.id}", f"{member.name} is now {member.status.value}."
@@ -216,6 +225,7 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_SESSIONS)
     async def member_sign_out_everywhere(ctx: PageContext) -> Response:
         member = await service.get_member(_member_id(ctx))
+        check_may_act_for(ctx.permissions, member.roles, doing="sign out", field="sessions")
         if not ctx.confirmed:
             live = await Session.filter(member_id=member.id, revoked_at=None).count()
             if not live:  # a button "End 0 sessions" asked to confirm nothing
