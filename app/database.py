@@ -387,9 +387,11 @@ async def prepare_database(
     """
     database = connection_params(admin_url)["database"]
     # Nodes started together each prepare: one at a time (the catalog changes below,
-    # GRANT and ALTER ROLE, fail with "tuple concurrently updated" when they race).
+    # GRANT and ALTER ROLE, fail with "tuple concurrently updated" when they race). The
+    # lock is the server's, not the database's: the roles are the server's, and two
+    # databases prepared at once (the tests' workers) raced on them.
     async with _advisory_lock(
-        with_database(admin_url, "postgres"), f"tenantry.prepare.{database}", named=admin_url
+        with_database(admin_url, "postgres"), "tenantry.prepare", named=admin_url
     ):
         return await _prepare_database(
             admin_url, database, app_role=app_role, app_database_url=app_database_url

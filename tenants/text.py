@@ -13,7 +13,8 @@ lone UTF-16 surrogate or a NUL cannot even be stored in PostgreSQL. So every edg
   U+2066-U+2069) in names; free text may hold the embeddings and isolates that mixed
   right-to-left writing uses, but not the overrides (U+202D, U+202E), which show what
   follows them reversed (an officer read a member's "evil" as "live");
-- a name has at least one visible character when it has any (``\u200b`` alone is not one);
+- a name or free text has at least one visible character when it has any (``\u200b``
+  alone is not one; spaces alone are left to the field's own emptiness rule);
 - normalised to NFC, so the same name typed on two systems is the same string.
 
 Each check returns the cleaned text or raises :class:`TextError` with a reason written for
@@ -47,6 +48,10 @@ MARKS = (
 )
 INVISIBLE_ONLY = f"[{SPACES}{MARKS}]*[{MARKS}][{SPACES}{MARKS}]*"
 _INVISIBLE_ONLY = re.compile(INVISIBLE_ONLY)
+#: The same for free text, whose line breaks and tabs show nothing either: a reason, a note
+#: or a justification of zero-width spaces reached its reader as an empty box.
+FREE_INVISIBLE_ONLY = f"[{SPACES}{MARKS}\n\t]*[{MARKS}][{SPACES}{MARKS}\n\t]*"
+_FREE_INVISIBLE_ONLY = re.compile(FREE_INVISIBLE_ONLY)
 
 #: The policy as regular expressions (JSON Schema's ``pattern``, ECMA-262 and Python alike),
 #: for the API document: a client generating input from it sends what the service takes.
@@ -56,7 +61,10 @@ NAME_PATTERN = (
     rf"^(?!{INVISIBLE_ONLY}$)[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
 )
 #: Free text may hold tabs and line breaks (a carriage return becomes a line break).
-FREE_TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202d\u202e]*$"
+FREE_TEXT_PATTERN = (
+    rf"^(?!{FREE_INVISIBLE_ONLY}$)"
+    r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202d\u202e]*$"
+)
 
 
 class TextError(ValueError):
@@ -84,7 +92,7 @@ def problem(text: str, *, free: bool = False) -> str | None:
             return f"contains the control character U+{ord(char):04X}"
         if char in BIDI_CONTROLS and (not free or char in BIDI_OVERRIDES):
             return f"contains the bidirectional control character U+{ord(char):04X}"
-    if not free and _INVISIBLE_ONLY.fullmatch(text):
+    if (_FREE_INVISIBLE_ONLY if free else _INVISIBLE_ONLY).fullmatch(text):
         return "has no visible character (only spaces, zero-width or format characters)"
     return None
 

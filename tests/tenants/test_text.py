@@ -187,12 +187,18 @@ def test_each_bounded_text_field_of_a_change_is_checked_and_others_pass() -> Non
 
 
 @pytest.mark.parametrize("invisible", ["\u200b", "\u200b\ufeff", " \u200b ", "\u3164", "\u00a0\u2060"])
-def test_a_name_of_invisible_characters_alone_is_refused_but_free_text_may_be(
+def test_a_name_or_free_text_of_invisible_characters_alone_is_refused(
     invisible: str,
 ) -> None:
+    """Free text too: a deny reason or a justification of zero-width spaces reached its
+    reader as an empty box."""
     with pytest.raises(text.TextError, match="has no visible character"):
         text.clean_name(invisible)
-    assert text.clean_free_text(invisible) == invisible
+    for blank in (invisible, f"{invisible}\n\t{invisible}"):
+        with pytest.raises(text.TextError, match="has no visible character"):
+            text.clean_free_text(blank)
+    assert text.clean_free_text(f"ok\n{invisible}") == f"ok\n{invisible}"
+    assert text.clean_free_text("") == "" and text.clean_free_text(" \n ") == " \n "
     assert text.clean_name(f"Ada{invisible}Lovelace") == f"Ada{invisible}Lovelace"
     assert text.clean_name("") == ""
     assert text.clean_name("  ") == "  "  # spaces alone: empty, as the field's rules say
