@@ -221,16 +221,40 @@ async def preview_sso_connection(call: Call[SsoConnectionIn, Input]) -> SignInLo
     return SignInLossOut.of(await service.preview_change(connection_changes(call.body)))
 
 
+class RestoreQuery(Input):
+    confirm_losing: int | None = Field(
+        None,
+        ge=0,
+        le=10_000_000,
+        description="When the restore takes sign-in from members, their count as "
+        "POST /v1/sso-connection/restore-preview answers it.",
+    )
+
+
+@router.post(
+    "/restore-preview",
+    summary="Who would lose sign-in if the previous configuration came back",
+    permission=Permission.SSO_WRITE,
+    response=SignInLossOut,
+)
+async def preview_sso_restore(call: Call[Input, Input]) -> SignInLossOut:
+    """Changes nothing; the same counts as a change's preview."""
+    return SignInLossOut.of(await service.preview_restore())
+
+
 @router.post(
     "/restore",
     summary="Restore the configuration before the last change (within 24 hours)",
     permission=Permission.SSO_WRITE,
+    query=RestoreQuery,
     response=SsoConnectionOut,
-    errors=(404, 409),
+    errors=(404, 409, 422),
 )
-async def restore_sso_connection(call: Call[Input, Input]) -> SsoConnectionOut:
-    """409 when there is no previous configuration or it was replaced over 24 hours ago."""
-    await service.restore_previous(actor=call.actor)
+async def restore_sso_connection(call: Call[Input, RestoreQuery]) -> SsoConnectionOut:
+    """409 when there is no previous configuration, it was replaced over 24 hours ago, or
+    it would lock out every owner; 422 naming ``confirm_losing`` when members would lose
+    sign-in and it is not their count (as for a change)."""
+    await service.restore_previous(actor=call.actor, confirm_losing=call.query.confirm_losing)
     return await _view(call)
 
 

@@ -226,6 +226,24 @@ async def preview_change(changes: dict[str, Any]) -> safety.Preview:
     return safety.judge(await count_losses(rule))
 
 
+def _restored(previous: dict[str, Any]) -> dict[str, Any]:
+    """The changes a restore makes: the previous configuration's fields that decide who
+    signs in (as ``_shape_after`` reads changes)."""
+    return {
+        k: previous[k]
+        for k in ("issuer", "client_id", "allowed_domains", "enabled")
+        if k in previous
+    }
+
+
+async def preview_restore() -> safety.Preview:
+    """Who would lose sign-in if the previous configuration came back (nothing changes)."""
+    connection = await get_connection()
+    if connection is None or connection.previous_config is None:
+        return safety.judge(safety.MemberCounts())
+    return await preview_change(_restored(dict(connection.previous_config)))
+
+
 async def preview_domain_removal(name: str) -> safety.Preview:
     """Who would lose sign-in if the organisation no longer owned ``name``."""
     connection = await get_connection()
@@ -465,15 +483,27 @@ async def _unlink_subjects(
     return unlinked
 
 
-async def restore_previous(*, actor: Actor, now: datetime | None = None) -> SsoConnection:
+async def restore_previous(
+    *, actor: Actor, confirm_losing: int | None = None, now: datetime | None = None
+) -> SsoConnection:
     """Put back the configuration the last change replaced, within 24 hours of it (one
-    step, audited; the restored-from configuration is not kept, so it cannot ping-pong)."""
+    step, audited; the restored-from configuration is not kept, so it cannot ping-pong).
+    The safety net of a change holds for it too: refused when it locks out every owner,
+    and ``confirm_losing`` is the count of members it takes sign-in from (a restore that
+    switched the provider off took it from 159 members unasked)."""
     connection = await SsoConnection.filter().select_for_update().first()
     if connection is None:
         raise NotFoundError("no identity provider is configured yet")
     if connection.previous_config is None:
         safety.check_restorable(None, now or datetime.now(UTC))
     safety.check_restorable(connection.previous_saved_at, now or datetime.now(UTC))
+    owned = await domains.owned_domains()
+    shape_before = _shape(connection, owned)
+    shape_after = _shape_after(connection, _restored(dict(connection.previous_config or {})), owned)
+    preview = safety.judge(await count_losses(safety.loss_rule(shape_before, shape_after)))
+    safety.check_confirmed(
+        preview, confirm_losing, field_name=_changed_field(shape_before, shape_after)
+    )
     before = connection_view(connection)
     previous = dict(connection.previous_config or {})
     for name in SNAPSHOT_FIELDS:
@@ -485,7 +515,6 @@ async def restore_previous(*, actor: Actor, now: datetime | None = None) -> SsoC
     connection.previous_config = None
     connection.previous_saved_at = None
     await connection.save()
-    owned = await domains.owned_domains()
     await _unlink_subjects(
         safety.SignInShape(before["issuer"], before["client_id"], ()),
         _shape(connection, owned),

@@ -360,3 +360,27 @@ def test_a_provider_is_a_way_in_once_tested_or_used_since_its_last_change() -> N
     assert not proven(last_test_ok=False, last_tested_at=after)  # the test failed
     assert proven(last_sign_in_at=after)
     assert not proven(last_sign_in_at=before)
+
+
+async def test_a_restore_that_takes_sign_in_away_needs_the_count_like_a_change(
+    org: OrgHandle,
+) -> None:
+    """Restoring a switched-off connection took sign-in from every member unasked (159 in
+    the demo): the restore answers to the same safety net as the change it undoes."""
+    a = f"{org.slug}.example"
+    await member(org, "bob", a)
+    await member(org, "cy", a)
+    assert (await org.put("/v1/sso-connection", json=connection(enabled=False))).status_code == 200
+    assert (await org.put("/v1/sso-connection", json=connection(enabled=True))).status_code == 200
+
+    preview = (await org.post("/v1/sso-connection/restore-preview")).json()
+    assert preview["losing"] == 2 and preview["confirm_losing"] == 2
+    unconfirmed = await org.post("/v1/sso-connection/restore")
+    assert unconfirmed.status_code == 422, unconfirmed.text
+    assert unconfirmed.json()["errors"][0]["field"] == "confirm_losing"
+    assert (await org.get("/v1/sso-connection")).json()["enabled"] is True
+    done = await org.client.post(
+        "/v1/sso-connection/restore", params={"confirm_losing": 2}, headers=org.headers
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["enabled"] is False

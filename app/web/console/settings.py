@@ -198,7 +198,19 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.SSO_WRITE)
     async def restore_sso(ctx: PageContext) -> Response:
-        await sso.restore_previous(actor=ctx.actor)
+        confirmed = confirmed_count(ctx.form)
+        if confirmed is None:
+            preview = await sso.preview_restore()
+            if preview.losing or preview.refused:
+                return confirm_page(
+                    ctx,
+                    preview,
+                    what="Restoring the previous identity provider connection takes sign-in"
+                    " from them.",
+                    action="/console/settings/sso/restore",
+                    back="/console/settings",
+                )
+        await sso.restore_previous(actor=ctx.actor, confirm_losing=confirmed)
         return ctx.redirect(
             "/console/settings", "Restored the previous identity provider connection."
         )
