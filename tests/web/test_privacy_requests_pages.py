@@ -275,6 +275,8 @@ async def test_closing_a_request_asks_first_and_warns_when_no_erasure_was_run(
         assert "Send this answer and close the request?" in shown
         assert "closed for good" in shown
         assert ("No erasure was run for this erasure request" in shown) == (kind == "erasure")
+        # An access request answered with no export built: the member gets no data.
+        assert ("No export of the member's data is ready" in shown) == (kind == "access")
         status = "SELECT status FROM privacy_requests WHERE id = $1"
         assert await owner_conn.fetchval(status, uuid.UUID(request_id)) == "received"
         done = await officer.post(close, {**form, "confirmed": "1"})

@@ -31,6 +31,7 @@ from tenants.permissions import Permission, Role, permissions_of
 from tenants.products.models import Product, ProductAccount
 from tenants.requests import fulfilment, rules, service
 from tenants.requests.models import (
+    ExportStatus,
     PrivacyExportPart,
     PrivacyRequest,
     RequestKind,
@@ -138,8 +139,16 @@ FILTERS = ("open", "overdue", "mine", "unassigned", "closed")
 QUEUE_SORTABLE = ("due_on", "received_at", "status")
 
 
-def closing_consequences(request: PrivacyRequest, status: RequestStatus) -> list[str]:
-    """What closing ``request`` as ``status`` does, for its confirmation page."""
+async def _export_ready(request_id: uuid.UUID) -> bool:
+    export = await fulfilment.export_of(request_id)
+    return export is not None and export.status is ExportStatus.READY
+
+
+def closing_consequences(
+    request: PrivacyRequest, status: RequestStatus, *, exported: bool = False
+) -> list[str]:
+    """What closing ``request`` as ``status`` does, for its confirmation page (``exported``:
+    an export of the member's data is ready)."""
     said = [
         "The request is closed for good: it cannot be reopened, extended or answered again.",
         "The member is emailed at once and reads your text on their account page"
@@ -154,6 +163,12 @@ def closing_consequences(request: PrivacyRequest, status: RequestStatus) -> list
             0,
             "No erasure was run for this erasure request: nothing of the member's has been"
             " erased. Run the erasure first if that is what you are telling them.",
+        )
+    if status is RequestStatus.ANSWERED and request.kind in rules.EXPORT_KINDS and not exported:
+        said.insert(
+            0,
+            "No export of the member's data is ready for this request: they get no copy of"
+            " their data with this answer. Build the export first if they should.",
         )
     return said
 
@@ -331,9 +346,12 @@ def routes(web: Web) -> list[BaseRoute]:
             request = await service.get_request(request_id)
             rules.check_transition(request.status, status)
             return ctx.confirm(
-                title="Reject this request?" if status is RequestStatus.REJECTED
+                title="Reject this request?"
+                if status is RequestStatus.REJECTED
                 else "Send this answer and close the request?",
-                consequences=closing_consequences(request, status),
+                consequences=closing_consequences(
+                    request, status, exported=await _export_ready(request.id)
+                ),
                 button="Reject it" if status is RequestStatus.REJECTED else "Send the answer",
                 back=back(request_id),
             )
