@@ -179,13 +179,24 @@ async def _plan(
             continue
         p = by_number[number]
         if p.existing is None:
+            given = [r for r in p.line.roles if r != Role.MEMBER.value]
             report.lines.append(
                 LineOutcome(
-                    number, p.line.email, "created", f"new {p.line.status} member {p.line.name}"
+                    number,
+                    p.line.email,
+                    "created",
+                    f"new {p.line.status} member {p.line.name}"
+                    + (f", given the role {roles.role_names(given)}" if given else ""),
                 )
             )
         elif p.changes:
-            detail = ", ".join(CHANGED_WORDS.get(c, c) for c in sorted(p.changes))
+            # The roles by name (a dry run said "roles" for a line that made someone Owner).
+            detail = ", ".join(
+                f"roles: {roles.role_names(p.changes['roles']) or 'Member'}"
+                if c == "roles"
+                else CHANGED_WORDS.get(c, c)
+                for c in sorted(p.changes)
+            )
             if p.existing.id in settings:
                 changed = await moves.describe_for_admin(settings[p.existing.id])
                 detail += f"; their settings change: {changed}"

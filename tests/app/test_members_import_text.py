@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import OrgHandle
+from tests.conftest import OrgHandle, make_member
 
 
 async def test_hostile_import_cells_are_refused_on_their_line_and_addresses_match_the_api_s(
@@ -59,3 +59,26 @@ async def test_a_default_unit_that_is_not_one_is_refused_by_the_dry_run_naming_t
             )
             assert answer.status_code == 422, answer.text
             assert [e["field"] for e in answer.json()["errors"]] == ["query.default_unit_id"]
+
+
+async def test_a_dry_run_names_the_roles_a_line_gives(org: OrgHandle) -> None:
+    """The dry run said "changed — roles" for a line that made someone Admin, and nothing
+    at all of a new member made Owner."""
+    ada = await make_member(org, name="Ada Mensah")
+    text = (
+        "email,name,unit,manager_email,roles,status\n"
+        f"{ada['email']},Ada Mensah,,,admin,\n"
+        f"new.bie@{org.slug}.example,New Bie,,,owner,active\n"
+    )
+    dry = await org.client.post(
+        "/v1/members/import",
+        params={"dry_run": "true"},
+        content=text.encode(),
+        headers={**org.headers, "Content-Type": "text/csv"},
+    )
+    assert dry.status_code == 200, dry.text
+    details = [(line["outcome"], line["detail"]) for line in dry.json()["lines"]]
+    assert details == [
+        ("changed", "roles: Admin"),
+        ("created", "new active member New Bie, given the role Owner"),
+    ]
