@@ -478,6 +478,8 @@ def usable_keys(document: Any, url: str) -> KeySet:
     for entry in entries:
         if not isinstance(entry, dict) or entry.get("kty") == "oct":
             continue
+        if entry.get("use") == "enc" or entry.get("crv") in ("X25519", "X448"):
+            continue  # for encryption or key agreement: signs nothing
         with warnings.catch_warnings():  # joserfc warns of a weak key: it is not used
             warnings.simplefilter("error", SecurityWarning)
             try:

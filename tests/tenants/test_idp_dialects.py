@@ -9,7 +9,7 @@ import base64
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, OKPKey
 
 from tenants.signins.rules import Reason
 from tenants.sso import oidc
@@ -48,6 +48,8 @@ def test_a_key_set_keeps_its_usable_keys_and_leaves_out_the_rest() -> None:
             {"kty": "AKP", "kid": "post-quantum", "alg": "ML-DSA-44", "pub": "AAAA"},
             {"kty": "oct", "kid": "shared", "k": base64.urlsafe_b64encode(b"k" * 32).decode()},
             rsa(1024, "weak"),
+            {**rsa(2048, "for-encryption"), "use": "enc"},
+            OKPKey.generate_key("X25519", parameters={"kid": "agreement"}).as_dict(private=False),
             "not a key",
             good,
             ec,
