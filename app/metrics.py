@@ -49,7 +49,7 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 #: How long figures read from the database are reused between scrapes.
 # No ``*_created`` series: they doubled the series of every counter and histogram, and
 # docs/operations.md lists none (a scraper derives restarts from the process's own start).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 DATABASE_FIGURES_TTL = 5.0
 #: The longest a scrape waits for the database figures (``refresh_database_figures``).

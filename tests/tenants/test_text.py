@@ -43,7 +43,7 @@ def test_bidirectional_controls_are_refused_in_names_and_overrides_in_free_text(
     with pytest.raises(text.TextError, match="bidirectional"):
         text.clean_name(f"txt{char}exe")
     if char in ("\u202d", "\u202e"):  # an override shows what follows it reversed
-        with pytest.raises(text.TextError, match="U\\+202[DE]"):
+        with pytest.raises(text.TextError, match=r"U\+202[DE]"):
             text.clean_free_text(f"txt{char}exe")
     else:  # embeddings and isolates: mixed right-to-left writing uses them
         assert text.clean_free_text(f"txt{char}exe") == f"txt{char}exe"
