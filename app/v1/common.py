@@ -130,6 +130,11 @@ class StoredUrl:
         return url
 
 
+#: The count of members a change takes sign-in from, as its preview answered it: the
+#: confirmation an identity change, a restore and a domain's removal each ask for.
+ConfirmLosing = Annotated[int | None, Field(ge=0, le=10_000_000)]
+
+
 class Input(BaseModel):
     """Request bodies: unknown fields are refused rather than silently dropped."""
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import Input, Output
+from app.v1.common import ConfirmLosing, Input, Output
 from app.v1.sso import SignInLossOut
 from tenants.domains import rules, service
 from tenants.domains.models import Domain
@@ -110,10 +110,8 @@ async def verify_domain(call: Call[Input, Input]) -> DomainOut:
 
 
 class RemovalQuery(Input):
-    confirm_losing: int | None = Field(
+    confirm_losing: ConfirmLosing = Field(
         None,
-        ge=0,
-        le=10_000_000,
         description="When removing the domain takes sign-in from members, their count as "
         "the removal preview answered it.",
     )

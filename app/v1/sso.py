@@ -9,7 +9,7 @@ from pydantic import AnyHttpUrl, Field, PrivateAttr, StringConstraints, model_va
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from app.api import ApiRouter, Call
-from app.v1.common import NAME, Input, Output, StoredUrl
+from app.v1.common import NAME, ConfirmLosing, Input, Output, StoredUrl
 from tenants.errors import NotFoundError
 from tenants.models_base import max_length_of
 from tenants.organisations.service import normalise_domains
@@ -76,10 +76,8 @@ class SsoConnectionIn(Input):
 
 
 class SsoConnectionChange(SsoConnectionIn):
-    confirm_losing: int | None = Field(
+    confirm_losing: ConfirmLosing = Field(
         None,
-        ge=0,
-        le=10_000_000,
         description="When the change takes sign-in from members, their count as the "
         "preview answered it (the change is refused otherwise).",
     )
@@ -222,10 +220,8 @@ async def preview_sso_connection(call: Call[SsoConnectionIn, Input]) -> SignInLo
 
 
 class RestoreQuery(Input):
-    confirm_losing: int | None = Field(
+    confirm_losing: ConfirmLosing = Field(
         None,
-        ge=0,
-        le=10_000_000,
         description="When the restore takes sign-in from members, their count as "
         "POST /v1/sso-connection/restore-preview answers it.",
     )
