@@ -82,15 +82,20 @@
     return null;
   }
 
-  function restoreDrafts() {
+  // What the last page kept under ``key``, once (it is removed), while fresh; or null.
+  function taken(key) {
     var store = storage();
-    if (!store) { return; }
-    var raw = store.getItem(DRAFTS);
-    if (!raw) { return; }
-    store.removeItem(DRAFTS);
+    var raw = store && store.getItem(key);
+    if (!raw) { return null; }
+    store.removeItem(key);
     var kept;
-    try { kept = JSON.parse(raw); } catch (e) { return; }
-    if (!kept || kept.path !== location.pathname || Date.now() - kept.at > MAX_AGE_MS) { return; }
+    try { kept = JSON.parse(raw); } catch (e) { return null; }
+    return kept && Date.now() - kept.at <= MAX_AGE_MS ? kept : null;
+  }
+
+  function restoreDrafts() {
+    var kept = taken(DRAFTS);
+    if (!kept || kept.path !== location.pathname) { return; }
     kept.drafts.forEach(function (draft) {
       var form = formFor(draft.action, draft.form);
       var field = form && form.elements.namedItem(draft.name);
@@ -101,14 +106,8 @@
   }
 
   function restore() {
-    var store = storage();
-    if (!store) { return; }
-    var raw = store.getItem(KEY);
-    if (!raw) { return; }
-    store.removeItem(KEY);
-    var sent;
-    try { sent = JSON.parse(raw); } catch (e) { return; }
-    if (!sent || Date.now() - sent.at > MAX_AGE_MS) { return; }
+    var sent = taken(KEY);
+    if (!sent) { return; }
     if (!document.querySelector('.field-error, .error-banner, [aria-invalid="true"]')) { return; }
     var form = formFor(sent.action, sent.form);
     if (!form) { return; }
