@@ -93,7 +93,7 @@ def test_a_second_member_cannot_grow_the_body_past_the_bound() -> None:
         (("br",), b"\x0b\x02\x80{}\x03", "encoded as 'br'"),
         (("zstd",), b"x", "encoded as 'zstd'"),
         (("gzip",), b"not gzip at all", "not valid gzip"),
-        (("gzip",), gzip.compress(b"x" * 1000)[:-12], "ends early"),
+        (("gzip",), gzip.compress(b"x" * 1000, mtime=0)[:-12], "ends early"),
     ],
 )
 def test_what_cannot_be_read_is_a_decoding_error(
