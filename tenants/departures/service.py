@@ -612,30 +612,28 @@ async def apply_member_action(
             fields=[FieldProblem("action", "the member is the only owner who can act")],
         )
     if action is LifecycleAction.BEGIN_DEPARTURE:
-        member = await get_member(member_id)
         raise IllegalTransitionError(
             "a departure starts with its plan and dates: use POST /v1/departures "
             "(console: the member's page, Start a departure)",
             extra={
-                "member_status": member.status,
+                "member_status": target.status,
                 "action": action.value,
-                "allowed_actions": [a.value for a in lifecycle.offered_actions(member.status)],
+                "allowed_actions": [a.value for a in lifecycle.offered_actions(target.status)],
                 "use": "/v1/departures",
             },
         )
     if action not in lifecycle.DIRECT_ACTIONS:
-        member = await get_member(member_id)
         raise IllegalTransitionError(
             f"{action.value} is not applied directly: a member leaves through a departure "
             "(POST /v1/departures) and is erased through an erasure request "
             "(POST /v1/privacy-requests/{id}/erasure)",
             extra={
-                "member_status": member.status,
+                "member_status": target.status,
                 "action": action.value,
-                "allowed_actions": [a.value for a in lifecycle.offered_actions(member.status)],
+                "allowed_actions": [a.value for a in lifecycle.offered_actions(target.status)],
             },
         )
-    lifecycle.next_status((await get_member(member_id)).status, action, direct=True)
+    lifecycle.next_status(target.status, action, direct=True)
     if action is LifecycleAction.REINSTATE:
         running = await current_departure(member_id)
         if running is not None:

@@ -179,6 +179,19 @@ async def create_member(
     return member
 
 
+def check_may_edit(editor: frozenset[Permission], member: Member, changes: dict[str, Any]) -> None:
+    """Refuse ``changes`` to ``member``'s details (roles aside: they have their own rule)
+    unless ``editor`` holds all the member's powers (``roles.check_may_act_for``): a
+    helpdesk renamed the owner, and pointed the owner's address at its own mailbox. The
+    address and subject are named first, being what sign-in rests on."""
+    doing = {"email": "change the email address of", "idp_subject": "relink the sign-in of"}
+    changed = [f for f in changes if f != "roles" and changes[f] != getattr(member, f)]
+    for field in sorted(changed, key=lambda f: f not in doing)[:1]:
+        roles.check_may_act_for(
+            editor, member.roles, doing=doing.get(field, "change the details of"), field=field
+        )
+
+
 async def update_member(
     member_id: uuid.UUID,
     changes: dict[str, Any],
@@ -206,14 +219,7 @@ async def update_member(
         changes["email"] = changes["email"].strip().lower()
         await _check_unique("email", changes["email"], member.id)
     if assigner is not None:
-        # Whoever edits a member holds all their powers (roles have their own rule): a
-        # helpdesk renamed the owner, and pointed the owner's address at its own mailbox.
-        doing = {"email": "change the email address of", "idp_subject": "relink the sign-in of"}
-        changed = [f for f in changes if f != "roles" and changes[f] != getattr(member, f)]
-        for field in sorted(changed, key=lambda f: f not in doing)[:1]:
-            roles.check_may_act_for(
-                assigner, member.roles, doing=doing.get(field, "change the details of"), field=field
-            )
+        check_may_edit(assigner, member, changes)
     for field in ("idp_subject", "external_id"):
         if changes.get(field) is not None:
             await _check_unique(field, changes[field], member.id)

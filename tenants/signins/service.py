@@ -44,10 +44,6 @@ class SignInAttempt:
         return SignInOutcome.SUCCEEDED if self.reason is None else SignInOutcome.REFUSED
 
 
-def _clip(value: str | None, length: int) -> str | None:
-    return value[:length] if value else None
-
-
 def _printable(value: str | None, length: int) -> str | None:
     """``value`` cut to ``length`` with anything unprintable as "?": what the log keeps of
     a request (a typed address, a user agent) or a provider (a detail quoting its values)
@@ -77,9 +73,9 @@ def record_statement(attempt: SignInAttempt, *, first: int = 1) -> tuple[str, li
         attempt.outcome.value,
         attempt.reason.value if attempt.reason else None,
         _printable(attempt.email.strip().lower() if attempt.email else None, 320),
-        _clip(attempt.idp_subject, 255),
+        _printable(attempt.idp_subject, 255),
         attempt.member_id,
-        _clip(attempt.idp, 500),
+        _printable(attempt.idp, 500),
         _printable(attempt.client_addr, 100),
         _printable(attempt.user_agent, 300),
         _printable(attempt.detail, 300),

@@ -223,7 +223,7 @@ def validate_id_token(
         raise SignInError(
             "the ID token is not valid yet (nbf); check the clocks", Reason.ID_TOKEN_NOT_YET_VALID
         )
-    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    audiences = _audiences(claims["aud"])
     if len(audiences) > 1 and claims.get("azp") != client_id:
         raise SignInError(
             "the ID token has several audiences but is not authorised for this client (azp)",
@@ -372,14 +372,13 @@ def _check_common(
     def reason(for_id_token: Reason) -> Reason:
         return for_id_token if id_token else Reason.LOGOUT_TOKEN_INVALID
 
-    said = claims.get("iss")
-    if not isinstance(said, str) or said not in accepted_issuers(issuer):
+    if not _names_issuer(claims.get("iss"), issuer):
         raise SignInError(
             f"the {what} was issued by {claims.get('iss')!r}, not {issuer!r}",
             reason(Reason.ID_TOKEN_WRONG_ISSUER),
         )
     audience = claims.get("aud")
-    audiences = audience if isinstance(audience, list) else [audience]
+    audiences = _audiences(audience)
     if client_id not in audiences:
         raise SignInError(
             f"the {what} is meant for another client (aud)", reason(Reason.ID_TOKEN_WRONG_AUDIENCE)
@@ -652,18 +651,25 @@ class RelyingParty:
             )
         keys = await self.keys_for(metadata, token)
         claims = _decode(token, keys, "userinfo answer", Reason.USERINFO_FAILED)
-        audience = claims.get("aud", client_id)
-        said = claims.get("iss", metadata.issuer)
-        if (
-            not isinstance(said, str)
-            or said not in accepted_issuers(metadata.issuer)
-            or (client_id not in (audience if isinstance(audience, list) else [audience]))
+        if not _names_issuer(claims.get("iss", metadata.issuer), metadata.issuer) or (
+            client_id not in _audiences(claims.get("aud", client_id))
         ):
             raise SignInError(
                 "the identity provider's signed userinfo answer names another issuer or client",
                 Reason.USERINFO_FAILED,
             )
         return claims
+
+
+def _names_issuer(value: Any, issuer: str) -> bool:
+    """Whether a token's ``iss`` names ``issuer`` (text only: a list or an object there was
+    a TypeError, a 500)."""
+    return isinstance(value, str) and value in accepted_issuers(issuer)
+
+
+def _audiences(value: Any) -> list[Any]:
+    """A token's ``aud``: one audience or a list of them (RFC 7519 §4.1.3), as a list."""
+    return value if isinstance(value, list) else [value]
 
 
 def _media_type(response: httpx.Response) -> str:

@@ -421,7 +421,7 @@ async def save_connection(
         )
         for key, value in changes.items():
             setattr(connection, key, value)
-        await _unlink_subjects(shape_before, _shape(connection, owned), connection, actor=actor)
+        await _unlink_subjects(shape_before, shape_after, connection, actor=actor)
     if secret:
         connection.client_secret_enc = box.encrypt(secret)
     after = connection_view(connection)
@@ -515,12 +515,7 @@ async def restore_previous(
     connection.previous_config = None
     connection.previous_saved_at = None
     await connection.save()
-    await _unlink_subjects(
-        safety.SignInShape(before["issuer"], before["client_id"], ()),
-        _shape(connection, owned),
-        connection,
-        actor=actor,
-    )
+    await _unlink_subjects(shape_before, shape_after, connection, actor=actor)
     old, new = audit.changed_fields(before, connection_view(connection))
     await audit.record(
         "sso.connection_restored",

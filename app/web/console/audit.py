@@ -140,6 +140,8 @@ async def names_for(events: list[dict[str, Any]]) -> Names:
     return Names(
         {
             kind: dict(await model.filter(id__in=list(ids[kind])).values_list("id", "name"))
+            if ids[kind]
+            else {}
             for kind, model in models.items()
         }
     )

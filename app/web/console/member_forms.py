@@ -31,7 +31,6 @@ from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.members.roles import (
     check_keeps_owner,
-    check_may_act_for,
     check_may_assign,
     may_assign,
     role_name,
@@ -403,16 +402,8 @@ def routes(web: Web) -> list[BaseRoute]:
             changes["manager_id"] = parse_uuid(form.get("manager_id"), "manager_id", "manager")
         current = await service.get_member(_member_id(ctx))
         changes = edited_since_shown(form, changes, current)
-        if any(changes.get(f, getattr(current, f)) != getattr(current, f) for f in changes):
-            # Refused before asking about the address's domain, not after it.
-            check_may_act_for(
-                ctx.permissions,
-                current.roles,
-                doing="change the email address of"
-                if changes.get("email", current.email) != current.email
-                else "change the details of",
-                field="email" if changes.get("email", current.email) != current.email else "name",
-            )
+        # Refused before asking about the address's domain, not after it.
+        service.check_may_edit(ctx.permissions, current, changes)
         asked = await ask_about_outside_domain(
             ctx, email, back=f"/console/members/{current.id}", doing="Save", before=current.email
         )
