@@ -36,8 +36,18 @@ class SsoConnectionOut(Output):
     jit_provisioning: bool
     default_unit_id: uuid.UUID | None
     enabled: bool
+    sign_out_at_provider: bool = Field(
+        description="Signing out of Tenantry also signs the person out at the identity "
+        "provider (OpenID Connect RP-Initiated Logout 1.0), so the next person at a shared "
+        "computer does not come in as them. Needs an end_session_endpoint in the "
+        "provider's discovery document and post_logout_redirect_uri registered there."
+    )
     redirect_uri: str = Field(description="Register this at the identity provider.")
     backchannel_logout_uri: str
+    post_logout_redirect_uri: str = Field(
+        description="Register this at the identity provider as an address to return to "
+        "after signing out (with sign_out_at_provider)."
+    )
 
 
 class SsoConnectionIn(Input):
@@ -61,6 +71,7 @@ class SsoConnectionIn(Input):
     jit_provisioning: bool = False
     default_unit_id: uuid.UUID | None = None
     enabled: bool = True
+    sign_out_at_provider: bool = False
     #: Whether the issuer as sent ends in "/": parsed, ``https://idp`` and ``https://idp/``
     #: are one URL, but an issuer is compared character for character (OIDC Discovery
     #: §4.3), and Auth0's is ``https://tenant.auth0.com/``, Okta's is ``https://tenant.okta.com``.
@@ -154,6 +165,7 @@ async def _view(call: Call[Any, Any]) -> SsoConnectionOut:
         **service.connection_view(connection),
         redirect_uri=f"{base}/oidc/{org.slug}/callback",
         backchannel_logout_uri=f"{base}/oidc/{org.slug}/backchannel-logout",
+        post_logout_redirect_uri=f"{base}/oidc/{org.slug}/signed-out",
     )
 
 

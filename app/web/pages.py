@@ -63,6 +63,8 @@ class Web:
     #: Sign-in attempts per client address per 5 minutes (settings.login_rate_limit);
     #: passwords also lock per credential after 5 failures.
     login_limiter: RateLimiter = field(init=False)
+    #: Encrypts the ID tokens sessions keep for signing out at the provider.
+    id_tokens: SecretBox = field(init=False)
     templates: Jinja2Templates = field(
         default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES))
     )
@@ -73,6 +75,7 @@ class Web:
 
     def __post_init__(self) -> None:
         self.login_limiter = RateLimiter("sign-in", self.settings.login_rate_limit, 300)
+        self.id_tokens = SecretBox(self.settings.secret_key, "id-token-hints")
         self.templates.env.filters["localtime"] = localtime
         self.templates.env.filters["role_name"] = role_name
         self.templates.env.filters["role_names"] = role_names

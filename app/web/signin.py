@@ -24,11 +24,13 @@ from tenants.ids import OrgId
 from tenants.organisations import service as organisations
 from tenants.organisations.models import Organisation
 from tenants.permissions import is_admin
+from tenants.secrets import SecretDecryptionError
 from tenants.sessions import passwords
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod
 from tenants.signins import service as sign_ins
 from tenants.signins.rules import Reason, SignInMethod, message_for
+from tenants.sso import oidc
 from tenants.sso import service as sso
 from tenants.sso.oidc import SignInError
 
@@ -240,6 +242,8 @@ def routes(web: Web) -> list[BaseRoute]:
                 "next": safe_next(request.query_params.get("next"), ""),
                 "error": message_for(request.query_params.get("reason")),
                 "break_glass": request.query_params.get("break_glass") == "1",
+                "signed_out": request.query_params.get("signed_out"),
+                "provider_signs_out": connection is not None and connection.sign_out_at_provider,
             },
         )
         if connection is not None and connection.enabled:
@@ -306,7 +310,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 return web.message(
                     request, "Unknown organisation", "There is no such organisation.", status=404
                 )
-            claims = await sso.verify_callback(
+            verified = await sso.verify_callback(
                 web.rp,
                 pending,
                 code=code,
@@ -316,13 +320,14 @@ def routes(web: Web) -> list[BaseRoute]:
             )
             async with db.tenant_transaction(org_id):
                 outcome = await sso.admit(
-                    claims,
+                    verified.claims,
                     return_to=pending.return_to,
                     actor=_anonymous(request, "oidc-callback"),
                     user_agent=request.headers.get("user-agent"),
                     email_claim=pending.email_claim,
                     started_with=(pending.issuer, pending.client_id),
                     sign_in=_attempt(request, SignInMethod.SSO, idp=pending.issuer),
+                    id_token_hint=web.id_tokens.encrypt(verified.id_token),
                 )
                 # The log entry commits with the outcome: the session (written with it),
                 # or the refusal's audit event.
@@ -502,19 +507,62 @@ def routes(web: Web) -> list[BaseRoute]:
                 status=403,
                 link=("/console", "Back to the console"),
             )
+        at_provider: sso.ProviderSignOut | None = None
+        target, slug = "/login?signed_out=1", ""
         if token is not None:
             async with db.tenant_transaction(token.org_id):
                 try:
                     active = await sessions.authenticate_session(token)
+                    at_provider = await sso.provider_sign_out(active.session)
                     await sessions.end_session(
                         active.session, reason="signed out", actor=active.actor
                     )
+                    if at_provider is not None:
+                        slug = (await Organisation.get(id=token.org_id)).slug
                 except Exception as exc:
                     log.info("sign-out of an ended session: %s", exc)
+                    at_provider = None
             state.remove(token.org_id)
-        response = RedirectResponse("/login?signed_out=1", status_code=303)
+            if at_provider is not None:
+                target = await _provider_sign_out_target(at_provider, slug)
+        response = RedirectResponse(target, status_code=303)
         web.cookies.store(response, state)
         return response
+
+    async def _provider_sign_out_target(at_provider: sso.ProviderSignOut, slug: str) -> str:
+        """The provider's sign-out address (RP-Initiated Logout), or the organisation's
+        sign-in page saying the person is still signed in at the provider when it has no
+        sign-out endpoint or cannot be reached: signed out of Tenantry, they should know
+        the provider's session is open on this computer."""
+        hint = None
+        if at_provider.id_token_enc is not None:
+            try:
+                hint = web.id_tokens.decrypt(at_provider.id_token_enc)
+            except SecretDecryptionError:
+                log.warning("an ID token kept for sign-out cannot be read (secret key changed)")
+        try:
+            metadata = await web.rp.metadata(at_provider.issuer)
+        except SignInError as exc:
+            log.warning("signing out at %s: %s", at_provider.issuer, exc.message)
+            metadata = None
+        url = (
+            oidc.end_session_url(
+                metadata,
+                client_id=at_provider.client_id,
+                post_logout_redirect_uri=f"{settings.base_url}/oidc/{slug}/signed-out",
+                id_token_hint=hint,
+            )
+            if metadata is not None
+            else None
+        )
+        return url or f"/login/{quote(slug)}?signed_out=here"
+
+    async def signed_out_at_provider(request: Request) -> Response:
+        """Where the provider sends the browser back after signing out there
+        (``post_logout_redirect_uri``): the organisation's sign-in page, saying so."""
+        return RedirectResponse(
+            f"/login/{quote(request.path_params['slug'])}?signed_out=both", status_code=303
+        )
 
     @storable_form
     async def switch(request: Request) -> Response:
@@ -571,6 +619,7 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/login/{slug}/password", password_sign_in, methods=["POST"]),
         Route("/oidc/{slug}/callback", callback, methods=["GET"]),
         Route("/oidc/{slug}/backchannel-logout", backchannel_logout, methods=["POST"]),
+        Route("/oidc/{slug}/signed-out", signed_out_at_provider, methods=["GET"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/console/switch", switch, methods=["POST"]),
     ]

@@ -135,6 +135,7 @@ TABLES: tuple[Table, ...] = (
     Table(
         "sessions",
         personal={"idp_subject": Category.IDENTITY, "idp_sid": Category.IDENTITY,
+                  "idp_id_token_enc": Category.CREDENTIAL,
                   "client_addr": Category.NETWORK, "user_agent": Category.NETWORK},
         not_personal={"secret_hash": HASH, "auth_method": STATE,
                       "revoked_reason": "why a session ended, from the service's own words"},
@@ -400,6 +401,7 @@ TABLES: tuple[Table, ...] = (
         "client_secret_enc": "an encrypted secret", "email_claim": CONFIG,
         "groups_claim": CONFIG, "issuer": CONFIG, "last_test_result": CONFIG,
         "name_claim": CONFIG, "scopes": CONFIG, "unit_claim": CONFIG,
+        "sign_out_at_provider": CONFIG,
         "previous_config": "the previous connection settings (secret encrypted)"}),
     Table("units", personal={}, not_personal={"name": CONFIG, "path": CONFIG}),
     Table("webhook_deliveries", personal={}, not_personal={

@@ -39,6 +39,10 @@ class Session(TenantModel):
     #: The IdP's session id (``sid``) and subject, for back-channel logout.
     idp_sid = fields.CharField(max_length=255, null=True)
     idp_subject = fields.CharField(max_length=255, null=True)
+    #: The ID token the session began with, encrypted (``tenants.secrets``), kept only
+    #: while the organisation signs out at its provider too: the ``id_token_hint`` of
+    #: RP-Initiated Logout. Cleared when the session ends.
+    idp_id_token_enc = fields.TextField(null=True)
     client_addr = fields.CharField(max_length=100, null=True)
     user_agent = fields.CharField(max_length=300, null=True)
 

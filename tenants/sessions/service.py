@@ -76,12 +76,13 @@ def _digest(secret: str) -> str:
 #: (``audit.record_change``; the session's parameters follow the event's).
 _OPEN_SESSION_SQL = """
 INSERT INTO sessions (id, tenant_id, created_at, updated_at, member_id, secret_hash, auth_method,
-                      last_seen_at, expires_at, idp_sid, idp_subject, client_addr, user_agent)
-VALUES ($12, $13, $14, $14, $15, $16, $17, $14, $18, $19, $20, $21, $22)
+                      last_seen_at, expires_at, idp_sid, idp_subject, client_addr, user_agent,
+                      idp_id_token_enc)
+VALUES ($12, $13, $14, $14, $15, $16, $17, $14, $18, $19, $20, $21, $22, $23)
 RETURNING id
 """
 #: Where the sign-in log entry's parameters start in that statement.
-_LOG_PARAMS_FROM = 23
+_LOG_PARAMS_FROM = 24
 
 
 async def create_session(
@@ -91,11 +92,13 @@ async def create_session(
     actor: Actor,
     idp_sid: str | None = None,
     idp_subject: str | None = None,
+    idp_id_token_enc: str | None = None,
     user_agent: str | None = None,
     sign_in: sign_ins.SignInAttempt | None = None,
 ) -> SessionToken:
     """Open a session for ``member`` and audit the sign-in; returns the cookie token.
-    ``sign_in``: the sign-in log's entry for it, written by the same statement."""
+    ``sign_in``: the sign-in log's entry for it, written by the same statement.
+    ``idp_id_token_enc``: the encrypted ID token, for signing out at the provider."""
     now = datetime.now(UTC)
     lifetime = BREAK_GLASS_TIMEOUT if method is AuthMethod.BREAK_GLASS else ABSOLUTE_TIMEOUT
     secret = secrets.token_urlsafe(32)
@@ -115,6 +118,7 @@ async def create_session(
             idp_subject,
             actor.client_addr,
             (user_agent or "")[:300] or None,
+            idp_id_token_enc,
         ],
         "session.signed_in",
         "member",
@@ -156,7 +160,9 @@ async def authenticate_session(token: SessionToken) -> ActiveSession:
 async def end_session(session: Session, *, reason: str, actor: Actor) -> None:
     if session.revoked_at is not None:
         return
-    await Session.filter(id=session.id).update(revoked_at=datetime.now(UTC), revoked_reason=reason)
+    await Session.filter(id=session.id).update(
+        revoked_at=datetime.now(UTC), revoked_reason=reason, idp_id_token_enc=None
+    )
     await audit.record(
         "session.ended",
         "member",
@@ -169,7 +175,7 @@ async def end_session(session: Session, *, reason: str, actor: Actor) -> None:
 async def end_member_sessions(member_id: uuid.UUID, *, reason: str, actor: Actor) -> int:
     """Revoke every live session of a member ("sign out everywhere"); returns how many."""
     count = await Session.filter(member_id=member_id, revoked_at=None).update(
-        revoked_at=datetime.now(UTC), revoked_reason=reason
+        revoked_at=datetime.now(UTC), revoked_reason=reason, idp_id_token_enc=None
     )
     if count:
         await audit.record(
@@ -190,7 +196,7 @@ async def end_idp_sessions(*, sid: str | None, subject: str | None, actor: Actor
     now = datetime.now(UTC)
     for session in sessions:
         await Session.filter(id=session.id).update(
-            revoked_at=now, revoked_reason="identity provider logout"
+            revoked_at=now, revoked_reason="identity provider logout", idp_id_token_enc=None
         )
     if sessions:
         await audit.record(

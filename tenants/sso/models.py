@@ -40,6 +40,8 @@ class SsoConnection(TenantModel):
     )
     default_unit_id: uuid.UUID | None
     enabled = fields.BooleanField(default=True)
+    #: Signing out of Tenantry also signs out at the provider (RP-Initiated Logout 1.0).
+    sign_out_at_provider = fields.BooleanField(default=False)
     last_tested_at: datetime | None = fields.DatetimeField(null=True)
     last_test_result: fields.Field[dict[str, object] | None] = fields.JSONField(null=True)
     #: The configuration before the last change (``service.restorable``), restorable for

@@ -195,6 +195,26 @@ def new_authorization_request(
     )
 
 
+def end_session_url(
+    metadata: ProviderMetadata,
+    *,
+    client_id: str,
+    post_logout_redirect_uri: str,
+    id_token_hint: str | None,
+) -> str | None:
+    """Where to send the browser to sign out at the provider too (OpenID Connect
+    RP-Initiated Logout 1.0 §2), or None when the provider has no sign-out endpoint
+    (Google). ``client_id`` names the client when there is no hint (§2: a provider needs
+    one of the two to accept the post-logout address; Okta requires the hint)."""
+    if metadata.end_session_endpoint is None:
+        return None
+    params = {"client_id": client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+    if id_token_hint:
+        params["id_token_hint"] = id_token_hint
+    separator = "&" if "?" in metadata.end_session_endpoint else "?"
+    return f"{metadata.end_session_endpoint}{separator}{urlencode(params)}"
+
+
 def validate_id_token(
     token: str,
     keys: KeySet,

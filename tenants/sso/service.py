@@ -66,6 +66,7 @@ def connection_view(connection: SsoConnection) -> dict[str, Any]:
         "jit_provisioning": connection.jit_provisioning,
         "default_unit_id": connection.default_unit_id,
         "enabled": connection.enabled,
+        "sign_out_at_provider": connection.sign_out_at_provider,
     }
 
 
@@ -87,6 +88,7 @@ SNAPSHOT_FIELDS = (
     "jit_provisioning",
     "default_unit_id",
     "enabled",
+    "sign_out_at_provider",
 )
 
 
@@ -422,6 +424,7 @@ async def save_connection(
         for key, value in changes.items():
             setattr(connection, key, value)
         await _unlink_subjects(shape_before, shape_after, connection, actor=actor)
+        await _forget_id_tokens(was_on=bool(previous["sign_out_at_provider"]), now=connection)
     if secret:
         connection.client_secret_enc = box.encrypt(secret)
     after = connection_view(connection)
@@ -444,6 +447,13 @@ async def save_connection(
     )
     await identity.organisation_changed("sso_connection")
     return connection
+
+
+async def _forget_id_tokens(*, was_on: bool, now: SsoConnection) -> None:
+    """Sessions keep their ID tokens only for signing out at the provider: once that is
+    switched off, the tokens kept for it go."""
+    if was_on and not now.sign_out_at_provider:
+        await Session.filter(idp_id_token_enc__not_isnull=True).update(idp_id_token_enc=None)
 
 
 async def _unlink_subjects(
@@ -469,8 +479,11 @@ async def _unlink_subjects(
     )
     # The sessions the old provider opened go on, but its subjects and session ids no
     # longer name them: a logout token of the new provider for the same ``sub`` ended the
-    # session the old one had opened for someone else.
-    await Session.filter(idp_subject__not_isnull=True).update(idp_subject=None, idp_sid=None)
+    # session the old one had opened for someone else. Their ID tokens are the old
+    # provider's, no hint to the new one's sign-out.
+    await Session.filter(idp_subject__not_isnull=True).update(
+        idp_subject=None, idp_sid=None, idp_id_token_enc=None
+    )
     if unlinked:
         await audit.record(
             "sso.subjects_unlinked",
@@ -516,6 +529,7 @@ async def restore_previous(
     connection.previous_saved_at = None
     await connection.save()
     await _unlink_subjects(shape_before, shape_after, connection, actor=actor)
+    await _forget_id_tokens(was_on=bool(before["sign_out_at_provider"]), now=connection)
     old, new = audit.changed_fields(before, connection_view(connection))
     await audit.record(
         "sso.connection_restored",
@@ -743,6 +757,15 @@ async def consume_login_attempt(state: str, *, box: SecretBox, browser_id: str) 
 CALLBACK_SECONDS = 30
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedSignIn:
+    """What a callback proved: the person's claims and the ID token that carried them (the
+    ``id_token_hint`` when the person later signs out at the provider too)."""
+
+    claims: dict[str, Any]
+    id_token: str
+
+
 async def verify_callback(
     rp: oidc.RelyingParty,
     pending: PendingSignIn,
@@ -751,9 +774,9 @@ async def verify_callback(
     iss: str | None,
     redirect_uri: str,
     browser_id: str,
-) -> dict[str, Any]:
+) -> VerifiedSignIn:
     """Exchange the code and validate the ID token; the person's claims, merged with
-    userinfo when the ID token lacks them. Runs outside any transaction: it waits on the
+    userinfo when the ID token lacks them, and the ID token. Runs outside any transaction: it waits on the
     identity provider, for CALLBACK_SECONDS at most in all (each call is capped on its own,
     but a provider slow at each of discovery, the token, the keys and userinfo would hold
     the browser for minutes). Raises SignInError for every protocol failure."""
@@ -800,7 +823,10 @@ async def verify_callback(
                 nonce=pending.nonce,
             )
             try:
-                return await _completed(rp, metadata, pending, claims, tokens.get("access_token"))
+                complete = await _completed(
+                    rp, metadata, pending, claims, tokens.get("access_token")
+                )
+                return VerifiedSignIn(complete, id_token)
             except oidc.SignInError as exc:
                 exc.subject, exc.email = claims["sub"], _email_in(claims, pending.email_claim)
                 raise
@@ -855,6 +881,7 @@ class SignInSettings:
     allowed_domains: list[str]
     jit_provisioning: bool
     default_unit_id: uuid.UUID | None
+    sign_out_at_provider: bool = False
 
 
 @functools.cache
@@ -867,7 +894,7 @@ def _admit_sql() -> str:
     columns = ", ".join(f'm."{c}" AS "m_{c}"' for c in Member._meta.fields_db_projection.values())
     return f"""
 SELECT c.enabled, c.issuer, c.client_id, c.email_claim, c.name_claim, c.groups_claim, c.unit_claim,
-       c.allowed_domains, c.jit_provisioning, c.default_unit_id,
+       c.allowed_domains, c.jit_provisioning, c.default_unit_id, c.sign_out_at_provider,
        o.name AS org_name, o.slug AS org_slug,
        ARRAY(SELECT d.name FROM domains d WHERE d.tenant_id = $1 AND d.status = ANY($4::text[])
               ORDER BY d.name) AS owned,
@@ -902,6 +929,7 @@ async def admit(
     email_claim: str = "email",
     sign_in: sign_ins.SignInAttempt | None = None,
     started_with: tuple[str, str] | None = None,
+    id_token_hint: str | None = None,
 ) -> SignInOutcome:
     """Find (or provision) the member the validated claims name and open their session;
     an audited refusal when they may not sign in. ``email_claim`` is the claim the
@@ -911,7 +939,9 @@ async def admit(
     ``sign_in`` (what the request tells of the attempt): when the member signs in, its log
     entry is written with the session (``SignInOutcome.logged``). ``started_with``: the
     issuer and client the sign-in began with; SignInError when the connection has changed
-    since (the claims are the old provider's)."""
+    since (the claims are the old provider's). ``id_token_hint``: the ID token, encrypted by
+    the caller (``tenants.secrets``), kept with the session only while the organisation
+    signs out at its provider too (RP-Initiated Logout's hint)."""
     subject = str(claims["sub"])
     hinted = _email_in(claims, email_claim)
     rows = await db.fetch(
@@ -945,6 +975,7 @@ async def admit(
         allowed_domains=_json_list(row["allowed_domains"]),
         jit_provisioning=row["jit_provisioning"],
         default_unit_id=row["default_unit_id"],
+        sign_out_at_provider=row["sign_out_at_provider"],
     )
     member: Member | None = None
     matched_by_email = False
@@ -970,6 +1001,7 @@ async def admit(
         return_to=return_to,
         user_agent=user_agent,
         sign_in=sign_in,
+        id_token_hint=id_token_hint if settings.sign_out_at_provider else None,
     )
     return replace(outcome, org_slug=row["org_slug"], org_name=row["org_name"])
 
@@ -998,6 +1030,7 @@ async def _admit(
     return_to: str,
     user_agent: str | None,
     sign_in: sign_ins.SignInAttempt | None,
+    id_token_hint: str | None = None,
 ) -> SignInOutcome:
     subject = str(claims["sub"])
     name_value = _claim(claims, connection.name_claim)
@@ -1101,6 +1134,7 @@ async def _admit(
         actor=member_actor,
         idp_sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
         idp_subject=subject,
+        idp_id_token_enc=id_token_hint,
         user_agent=user_agent,
         sign_in=replace(
             sign_in,
@@ -1162,6 +1196,29 @@ async def _unit_for(connection: SignInSettings, claims: dict[str, Any]) -> uuid.
         return connection.default_unit_id
     root = await Unit.get(parent_id=None)
     return root.id
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSignOut:
+    """Where a session's sign-out goes on to: the provider that opened it, and the ID
+    token it began with (encrypted; None when not kept)."""
+
+    issuer: str
+    client_id: str
+    id_token_enc: str | None
+
+
+async def provider_sign_out(session: Session) -> ProviderSignOut | None:
+    """For a session that is signing out: the provider to sign out at too, when the
+    organisation asks for it and the session came from that provider (a password or
+    break-glass session, or one the old provider opened before a change, has nothing
+    to end there)."""
+    if session.auth_method is not AuthMethod.OIDC or session.idp_subject is None:
+        return None
+    connection = await get_connection()
+    if connection is None or not connection.enabled or not connection.sign_out_at_provider:
+        return None
+    return ProviderSignOut(connection.issuer, connection.client_id, session.idp_id_token_enc)
 
 
 async def backchannel_logout(rp: oidc.RelyingParty, logout_token: str, *, actor: Actor) -> int:

@@ -6,6 +6,7 @@ the shapes of groups claims."""
 from __future__ import annotations
 
 import base64
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
@@ -175,3 +176,51 @@ def test_an_issuer_claim_that_is_not_text_is_refused_not_a_crash(iss: object) ->
             what="logout token",
         )
     assert refused.value.reason is Reason.LOGOUT_TOKEN_INVALID
+
+
+def _metadata(end_session: str | None) -> oidc.ProviderMetadata:
+    return oidc.ProviderMetadata(
+        issuer="https://idp.example",
+        authorization_endpoint="https://idp.example/a",
+        token_endpoint="https://idp.example/t",
+        jwks_uri=URL,
+        end_session_endpoint=end_session,
+    )
+
+
+def test_signing_out_at_the_provider_names_the_client_the_way_back_and_the_hint() -> None:
+    """RP-Initiated Logout 1.0 §2: the hint when kept, the client always (a provider needs
+    one of them to accept the way back), the endpoint's own query kept (Entra's and
+    Azure B2C's name their policy there)."""
+    url = oidc.end_session_url(
+        _metadata("https://idp.example/logout?p=b2c_1_signin"),
+        client_id="tenantry app",
+        post_logout_redirect_uri="https://tenantry.example/oidc/acme/signed-out",
+        id_token_hint="eyJ.a.b",
+    )
+    assert url is not None
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "idp.example", "/logout")
+    assert parse_qs(parts.query) == {
+        "p": ["b2c_1_signin"],
+        "client_id": ["tenantry app"],
+        "post_logout_redirect_uri": ["https://tenantry.example/oidc/acme/signed-out"],
+        "id_token_hint": ["eyJ.a.b"],
+    }
+    bare = oidc.end_session_url(
+        _metadata("https://idp.example/logout"),
+        client_id="c",
+        post_logout_redirect_uri="https://t.example/back",
+        id_token_hint=None,
+    )
+    assert bare == "https://idp.example/logout?client_id=c&post_logout_redirect_uri=https%3A%2F%2Ft.example%2Fback"
+
+
+def test_a_provider_without_a_sign_out_endpoint_has_no_sign_out_address() -> None:
+    """Google's discovery names no end_session_endpoint: the person is told instead."""
+    assert (
+        oidc.end_session_url(
+            _metadata(None), client_id="c", post_logout_redirect_uri="https://t/b", id_token_hint="x"
+        )
+        is None
+    )

@@ -62,6 +62,7 @@ def provider_config(base_url: str, *, claims_in_id_token: bool) -> ProviderConfi
             client_id(slug),
             client_secret(slug),
             redirect_uris=[f"{base_url}/oidc/{slug}/callback"],
+            post_logout_redirect_uris=[f"{base_url}/oidc/{slug}/signed-out"],
             backchannel_logout_uri=f"{base_url}/oidc/{slug}/backchannel-logout",
         )
         for slug in (ALPHA, BRAVO)

@@ -168,6 +168,7 @@ async def configure_sso(
     jit_provisioning: bool = False,
     default_unit_id: uuid.UUID | None = None,
     allowed_domains: list[str] | None = None,
+    sign_out_at_provider: bool = False,
 ) -> None:
     box = SecretBox(settings.secret_key, "sso-client-secrets")
     changes = {
@@ -179,6 +180,7 @@ async def configure_sso(
         "default_unit_id": default_unit_id,
         "allowed_domains": allowed_domains or [],
         "enabled": True,
+        "sign_out_at_provider": sign_out_at_provider,
     }
     async with db.tenant_transaction(org_id):
         # Set-up means the change: it confirms whatever sign-ins it takes away.

@@ -81,6 +81,7 @@ def connection_changes(form: dict[str, str]) -> dict[str, Any]:
         "jit_provisioning": form.get("jit_provisioning") == "on",
         "default_unit_id": form.get("default_unit_id") or None,
         "enabled": form.get("enabled") == "on",
+        "sign_out_at_provider": form.get("sign_out_at_provider") == "on",
     }
     scopes = _scopes(form.get("scopes"))
     if scopes:
@@ -170,6 +171,7 @@ def routes(web: Web) -> list[BaseRoute]:
             test=test,
             callback=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/callback",
             logout_uri=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/backchannel-logout",
+            post_logout_uri=f"{web.settings.base_url}/oidc/{ctx.organisation.slug}/signed-out",
             login_url=f"{web.settings.base_url}/login/{ctx.organisation.slug}",
             owned_domains=await domains.owned_domains(),
             restorable_until=restorable_until(connection),
