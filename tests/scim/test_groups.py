@@ -169,3 +169,38 @@ async def test_a_scim_push_tells_each_member_whose_settings_it_changes(
     )
     assert again.status_code in (200, 204)
     assert len(await notices(owner_conn, org)) == 2
+
+
+async def test_a_groups_last_modified_moves_with_its_members_whoever_changes_them(
+    scim: Scim,
+) -> None:
+    """RFC 7643 §3.1: members are among a Group's details. ``meta.lastModified`` stayed at
+    the group's creation through every membership change, and a client syncing by
+    ``filter=meta.lastModified gt …`` missed them all."""
+    a = await scim.create_user("a@x.example")
+    created = await scim.post("/Groups", {"schemas": [GROUP_URN], "displayName": "Sync"})
+    group = created.json()
+    stamps = [group["meta"]["lastModified"]]
+
+    async def changed_since(stamp: str) -> list[str]:
+        found = await scim.get("/Groups", filter=f'meta.lastModified gt "{stamp}"')
+        return [g["id"] for g in found.json()["Resources"]]
+
+    added = await scim.patch(
+        f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": a["id"]}]}
+    )
+    assert added.status_code == 200, added.text
+    stamps.append(added.json()["meta"]["lastModified"])
+    assert await changed_since(stamps[0]) == [group["id"]]
+
+    # Through the API (the console's path) as through SCIM.
+    assert (await scim.org.delete(f"/v1/groups/{group['id']}/members/{a['id']}")).status_code == 204
+    stamps.append((await scim.get(f"/Groups/{group['id']}")).json()["meta"]["lastModified"])
+    assert await changed_since(stamps[1]) == [group["id"]]
+    assert (await scim.org.get(f"/v1/groups/{group['id']}")).json()["updated_at"] > stamps[0][:19]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
+    # A change of nothing (adding a member already in) is not a change.
+    await scim.org.put(f"/v1/groups/{group['id']}/members/{a['id']}")
+    again = (await scim.get(f"/Groups/{group['id']}")).json()["meta"]["lastModified"]
+    await scim.org.put(f"/v1/groups/{group['id']}/members/{a['id']}")
+    assert (await scim.get(f"/Groups/{group['id']}")).json()["meta"]["lastModified"] == again
