@@ -28,7 +28,7 @@ from app.settings import TrustedIssuer
 from tenants.actors import Actor, ActorKind
 from tenants.clients.keys import KeyRing, TokenError
 from tenants.clients.models import ProductClient
-from tenants.errors import AuthenticationError
+from tenants.errors import AuthenticationError, CredentialsMissingError
 from tenants.identity import entra
 from tenants.ids import OrgId
 from tenants.organisations import service as organisations
@@ -183,7 +183,7 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise AuthenticationError("send a token as Authorization: Bearer <token>")
+        raise CredentialsMissingError("send a token as Authorization: Bearer <token>")
     return value.strip()
 
 

@@ -81,6 +81,12 @@ def unavailable(request: Request, request_id: str) -> Response:
     return http_problem(request, "unavailable", detail, headers=retry)
 
 
+def _personal_api(path: str) -> bool:
+    """Whether answers at ``path`` may hold people's data and are not to be kept by any
+    cache (RFC 9111 §5.2.2.5), unless the endpoint says otherwise: the API and SCIM."""
+    return path.startswith("/v1/") or is_scim_path(path)
+
+
 class RequestContextMiddleware:
     """Assigns the request id, logs one line per request, turns crashes into problem 500s."""
 
@@ -121,6 +127,8 @@ class RequestContextMiddleware:
                 present = {k.lower() for k, _ in headers}
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(h for h in self.headers if h[0] not in present)
+                if b"cache-control" not in present and _personal_api(scope["path"]):
+                    headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
 

@@ -52,15 +52,24 @@ def routes(keyring: KeyRing, issuer: str) -> list[BaseRoute]:
     limiter = RateLimiter("oauth-token", 120, 60)
 
     async def token(request: Request) -> Response:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        sent = [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
+        form = dict(sent)
+        if repeated := sorted({k for k, _ in sent if sum(1 for n, _ in sent if n == k) > 1}):
+            # RFC 6749 §3.2: "Request and response parameters MUST NOT be included more
+            # than once": which of two grant types or scopes was meant is not guessed.
+            return _error("invalid_request", f"{repeated[0]} is sent more than once")
         basic = _basic(request)
         posted = (form.get("client_id"), form.get("client_secret"))
-        if basic and any(posted):
+        # Naming the client in the body beside HTTP Basic is one way of authenticating
+        # (§2.3.1 forbids two); some libraries send it so. A secret in both is two.
+        if basic and (posted[1] or (posted[0] and posted[0] != basic[0])):
             return _error("invalid_request", "authenticate the client one way only")
         client_id, secret = basic or posted
         if not client_id or not secret:
             return _error("invalid_client", "client authentication is required", 401)
-        if form.get("grant_type") != "client_credentials":
+        if not form.get("grant_type"):
+            return _error("invalid_request", "grant_type is required")
+        if form["grant_type"] != "client_credentials":
             return _error("unsupported_grant_type", "only client_credentials is supported")
         address = request.client.host if request.client else "unknown"
         if (wait := await limiter.retry_after(address)) is not None:
@@ -127,6 +136,11 @@ def routes(keyring: KeyRing, issuer: str) -> list[BaseRoute]:
                 "token_endpoint": f"{issuer}/oauth/token",
                 "jwks_uri": f"{issuer}/.well-known/jwks.json",
                 "grant_types_supported": ["client_credentials"],
+                # Required by RFC 8414 §2, and not empty (validators refuse []): there is
+                # no authorization endpoint, so its only response type is "none" (OAuth
+                # 2.0 Multiple Response Type Encoding Practices §4), never a code or token.
+                "response_types_supported": ["none"],
+                "scopes_supported": sorted(p.value for p in clients.GRANTABLE),
                 "token_endpoint_auth_methods_supported": [
                     "client_secret_basic",
                     "client_secret_post",

@@ -9,6 +9,7 @@ and for input problems an ``errors`` list of ``{field, reason}``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import UnionType
@@ -19,7 +20,13 @@ from pydantic_core import ErrorDetails
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tenants.errors import FieldProblem, TenantryError
+from tenants.errors import (
+    AuthenticationError,
+    CredentialsMissingError,
+    FieldProblem,
+    PermissionDeniedError,
+    TenantryError,
+)
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -173,9 +180,30 @@ def status_for(error_class: type[TenantryError]) -> int:
     return 500
 
 
+#: What an ``error_description`` of a challenge may hold (RFC 6750 §3: printable ASCII
+#: but the quote and the backslash).
+_NOT_IN_CHALLENGE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+
+
+def bearer_challenge(realm: str, error: TenantryError) -> str | None:
+    """The ``WWW-Authenticate`` of a refusal (RFC 6750 §3): bare when no credential was
+    sent, ``invalid_token`` when the one sent is not valid, ``insufficient_scope`` with the
+    scope needed when it lacks a permission; None for other refusals."""
+    if isinstance(error, CredentialsMissingError):
+        return f'Bearer realm="{realm}"'
+    if isinstance(error, AuthenticationError):
+        description = _NOT_IN_CHALLENGE.sub("?", error.message)[:200]
+        return f'Bearer realm="{realm}", error="invalid_token", error_description="{description}"'
+    needed = (error.extra or {}).get("required_permission")
+    if isinstance(error, PermissionDeniedError) and isinstance(needed, str):
+        return f'Bearer realm="{realm}", error="insufficient_scope", scope="{needed}"'
+    return None
+
+
 def from_domain_error(request: Request | None, error: TenantryError) -> Response:
     status = status_for(type(error))
-    headers = {"WWW-Authenticate": 'Bearer realm="tenantry"'} if status == 401 else None
+    challenge = bearer_challenge("tenantry", error)
+    headers = {"WWW-Authenticate": challenge} if challenge and status in (401, 403) else None
     return problem_response(
         request,
         code=error.code,

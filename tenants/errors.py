@@ -105,3 +105,7 @@ class AuthenticationError(TenantryError):
 
     code = "unauthenticated"
     title = "Authentication required"
+
+
+class CredentialsMissingError(AuthenticationError):
+    """No credential at all (RFC 6750 §3.1: the challenge then names no error)."""

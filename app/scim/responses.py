@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from app.problems import bearer_challenge
 from tenants.errors import (
     AuthenticationError,
     ConflictError,
@@ -73,11 +74,19 @@ def error_body(status: int, detail: str, scim_type: str | None = None) -> dict[s
 
 
 def error_response(
-    status: int, detail: str, scim_type: str | None = None, *, allow: Sequence[str] = ()
+    status: int,
+    detail: str,
+    scim_type: str | None = None,
+    *,
+    allow: Sequence[str] = (),
+    challenge: str | None = None,
 ) -> Response:
     """A SCIM error document (RFC 7644 §3.12); a 405 names the methods allowed (``allow``)
-    in an ``Allow`` header, as RFC 9110 §15.5.6 requires."""
-    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if status == 401 else {}
+    in an ``Allow`` header, as RFC 9110 §15.5.6 requires; a 401 or 403 carries
+    ``challenge`` (RFC 6750 §3), a 401 at least the bare one."""
+    headers: dict[str, str] = {}
+    if challenge is not None or status == 401:
+        headers["WWW-Authenticate"] = challenge or 'Bearer realm="scim"'
     if allow:
         headers["Allow"] = ", ".join(allow)
     return scim_json(error_body(status, detail, scim_type), status, headers or None)
@@ -107,4 +116,4 @@ def from_error(error: TenantryError) -> Response:
     detail = error.message
     if error.fields:
         detail += " (" + "; ".join(f"{f.field}: {f.reason}" for f in error.fields) + ")"
-    return error_response(status, detail, scim_type)
+    return error_response(status, detail, scim_type, challenge=bearer_challenge("scim", error))

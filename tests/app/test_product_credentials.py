@@ -54,6 +54,12 @@ async def test_a_product_gets_a_token_and_reads_members_within_its_scopes(org: O
         f"/v1/members/{member['id']}", headers=bearer, json={"name": "X"}
     )
     assert write.status_code == 403 and write.json()["required_permission"] == "members:write"
+    # RFC 6750 §3.1: the challenge says the token lacks a scope, and which.
+    assert write.headers["www-authenticate"] == (
+        'Bearer realm="tenantry", error="insufficient_scope", scope="members:write"'
+    )
+    # Answers holding people's data are kept by no cache (RFC 9111 §5.2.2.5).
+    assert read.headers["cache-control"] == "no-store"
 
 
 async def test_the_listing_never_shows_the_secret(org: OrgHandle) -> None:
@@ -80,6 +86,39 @@ async def test_token_endpoint_errors_follow_rfc_6749(org: OrgHandle) -> None:
         "/oauth/token", data={"grant_type": "client_credentials"}, auth=("pc_nothing_here", "x")
     )
     assert unknown.status_code == 401
+    # §5.2: a missing grant type is a malformed request, not an unsupported grant type.
+    missing = await org.client.post(
+        "/oauth/token", data={}, auth=(registered["client_id"], registered["client_secret"])
+    )
+    assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
+    # §3.2: parameters are sent once; which of two grant types was meant is not guessed.
+    twice = await org.client.post(
+        "/oauth/token",
+        content="grant_type=password&grant_type=client_credentials",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        auth=(registered["client_id"], registered["client_secret"]),
+    )
+    assert twice.status_code == 400 and twice.json() == {
+        "error": "invalid_request",
+        "error_description": "grant_type is sent more than once",
+    }
+    # Naming the client in the body beside HTTP Basic is one way of authenticating
+    # (oauthlib's include_client_id); a secret in both, or another client's id, is two.
+    named = await token_for(org.client, registered, client_id=registered["client_id"])
+    assert named.status_code == 200, named.text
+    for extra in ({"client_secret": registered["client_secret"]}, {"client_id": "pc_other"}):
+        two_ways = await token_for(org.client, registered, **extra)
+        assert two_ways.status_code == 400 and two_ways.json()["error"] == "invalid_request"
+
+
+async def test_the_server_metadata_is_what_rfc_8414_requires(org: OrgHandle) -> None:
+    from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+
+    document = (await org.client.get("/.well-known/oauth-authorization-server")).json()
+    AuthorizationServerMetadata(document).validate()  # raises on a missing required field
+    assert document["response_types_supported"] == ["none"]
+    assert "members:read" in document["scopes_supported"]
+    assert "members:write" not in document["scopes_supported"]  # an admin permission
 
 
 async def test_a_product_cannot_be_granted_admin_permissions(org: OrgHandle) -> None:

@@ -47,7 +47,14 @@ def bearer(token: str) -> dict[str, str]:
 def assert_unauthenticated(response: object) -> JSON:
     problem = assert_problem(response, 401)  # type: ignore[arg-type]
     assert problem["type"] == "/problems/unauthenticated", problem
-    assert response.headers["www-authenticate"].startswith("Bearer "), response.headers  # type: ignore[attr-defined]
+    challenge = response.headers["www-authenticate"]  # type: ignore[attr-defined]
+    # RFC 6750 §3.1: a token that was sent and refused is named invalid_token; no token
+    # at all gets the bare challenge.
+    scheme, _, value = response.request.headers.get("authorization", "").partition(" ")  # type: ignore[attr-defined]
+    if scheme.lower() == "bearer" and value.strip():
+        assert challenge.startswith('Bearer realm="tenantry", error="invalid_token", error_description="'), challenge
+    else:
+        assert challenge == 'Bearer realm="tenantry"', challenge
     return problem
 
 

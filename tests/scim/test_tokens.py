@@ -24,7 +24,12 @@ async def test_no_or_a_bad_token_gets_401(scim: Scim) -> None:
         "/scim/v2/Users", headers={"Authorization": "Bearer tnt_nonsense"}
     )
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.headers["WWW-Authenticate"].startswith(
+        'Bearer realm="scim", error="invalid_token", error_description="'
+    )
+    bare = await scim.client.get("/scim/v2/Users")
+    assert bare.headers["WWW-Authenticate"] == 'Bearer realm="scim"'
+    assert bare.headers["Cache-Control"] == "no-store"
 
 
 async def test_discovery_needs_no_token(scim: Scim) -> None:
