@@ -97,6 +97,15 @@ TEMPLATES: dict[str, MailTemplate] = {
             greeting="member_name",
         ),
         MailTemplate(
+            "request_erased",
+            "Personal data erased (to the member, the last message to their address)",
+            "Your data was erased: {{ kind_label }}",
+            "{{ organisation }} erased your personal data as you asked. Your account is "
+            "closed, so this is the last message to this address from it.",
+            ("member_name", "kind_label", "outcome"),
+            greeting="member_name",
+        ),
+        MailTemplate(
             "export_ready",
             "Data export ready (to the member)",
             "Your data export is ready to download",

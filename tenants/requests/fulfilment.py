@@ -108,7 +108,8 @@ async def start_export(request_id: uuid.UUID, *, actor: Actor) -> PrivacyExport:
             "SELECT DISTINCT p.id FROM products p JOIN product_accounts a "
             "ON a.tenant_id = p.tenant_id AND a.product_id = p.id "
             "WHERE p.tenant_id = $1 AND a.member_id = $2 AND p.webhook_url IS NOT NULL",
-            db.current_org(), request.member_id,
+            db.current_org(),
+            request.member_id,
         )
     ]
     now = datetime.now(UTC)
@@ -117,8 +118,11 @@ async def start_export(request_id: uuid.UUID, *, actor: Actor) -> PrivacyExport:
         collect_until = now
     if existing is None:
         export = await PrivacyExport.create(
-            tenant_id=db.current_org(), request_id=request.id, status=ExportStatus.COLLECTING,
-            expected_product_ids=[str(p) for p in expected], collect_until=collect_until,
+            tenant_id=db.current_org(),
+            request_id=request.id,
+            status=ExportStatus.COLLECTING,
+            expected_product_ids=[str(p) for p in expected],
+            collect_until=collect_until,
         )
     else:
         export = existing
@@ -147,19 +151,28 @@ async def start_export(request_id: uuid.UUID, *, actor: Actor) -> PrivacyExport:
             product_ids=expected,
         )
     await jobs.enqueue(
-        BUILD_JOB, {"export_id": str(export.id)},
-        key=f"privacy_export:{export.id}:{round_}:build", run_at=collect_until,
+        BUILD_JOB,
+        {"export_id": str(export.id)},
+        key=f"privacy_export:{export.id}:{round_}:build",
+        run_at=collect_until,
     )
     await add_event(
-        request, "export_requested", actor=actor,
-        body=(f"Collecting your data from Tenantry and {counted(len(expected), 'product')}"
-              if expected else "Collecting your data"),
+        request,
+        "export_requested",
+        actor=actor,
+        body=(
+            f"Collecting your data from Tenantry and {counted(len(expected), 'product')}"
+            if expected
+            else "Collecting your data"
+        ),
         data={"products": len(expected)},
     )
     await audit.record(
-        "privacy_request.export_started", "privacy_request", request.id, actor=actor,
-        after={"export_id": export.id, "product_ids": expected,
-               "collect_until": collect_until},
+        "privacy_request.export_started",
+        "privacy_request",
+        request.id,
+        actor=actor,
+        after={"export_id": export.id, "product_ids": expected, "collect_until": collect_until},
     )
     return export
 
@@ -193,12 +206,16 @@ async def upload_part(
     request = await get_request(request_id)
     own = await acting_product(actor)
     if own is not None and product_id is not None and product_id != own:
-        raise PermissionDeniedError("a product uploads its own part only",
-                                    fields=[FieldProblem("product_id", "not your product")])
+        raise PermissionDeniedError(
+            "a product uploads its own part only",
+            fields=[FieldProblem("product_id", "not your product")],
+        )
     chosen = own or product_id
     if chosen is None:
-        raise InvalidInputError("say which product the part is from",
-                                fields=[FieldProblem("product_id", "required for API tokens")])
+        raise InvalidInputError(
+            "say which product the part is from",
+            fields=[FieldProblem("product_id", "required for API tokens")],
+        )
     product = await get_referenced(Product, chosen, "product", field="product_id")
     export = await PrivacyExport.filter(request_id=request.id).select_for_update().first()
     if export is None or export.status != ExportStatus.COLLECTING:
@@ -214,23 +231,38 @@ async def upload_part(
         part = existing
     else:
         part = await PrivacyExportPart.create(
-            tenant_id=db.current_org(), export_id=export.id, product_id=product.id, data=data,
-            size=len(data), uploaded_by=actor.display,
+            tenant_id=db.current_org(),
+            export_id=export.id,
+            product_id=product.id,
+            data=data,
+            size=len(data),
+            uploaded_by=actor.display,
         )
     await audit.record(
-        "privacy_request.export_part_uploaded", "privacy_request", request.id, actor=actor,
+        "privacy_request.export_part_uploaded",
+        "privacy_request",
+        request.id,
+        actor=actor,
         after={"product_id": product.id, "bytes": len(data), "replaced": existing is not None},
     )
     if existing is None:
-        await add_event(request, "export_part", actor=actor,
-                        body=f"{product.name} sent its data", data={"product_id": product.id})
+        await add_event(
+            request,
+            "export_part",
+            actor=actor,
+            body=f"{product.name} sent its data",
+            data={"product_id": product.id},
+        )
     uploaded = {
-        str(p) for p in await PrivacyExportPart.filter(export_id=export.id)
-        .values_list("product_id", flat=True)
+        str(p)
+        for p in await PrivacyExportPart.filter(export_id=export.id).values_list(
+            "product_id", flat=True
+        )
     }
     if set(export.expected_product_ids) <= uploaded:
         await jobs.enqueue(
-            BUILD_JOB, {"export_id": str(export.id)},
+            BUILD_JOB,
+            {"export_id": str(export.id)},
             key=f"privacy_export:{export.id}:{export.updated_at.isoformat()}:complete",
         )
     return part
@@ -369,24 +401,29 @@ async def _settings_doc(member_id: uuid.UUID) -> bytes:
         r["setting"]: r["value"]
         for r in await db.fetch(
             "SELECT setting, value FROM member_choices WHERE tenant_id = $1 AND member_id = $2",
-            db.current_org(), member_id,
+            db.current_org(),
+            member_id,
         )
     }
     effective = (await policy.effective_settings([member_id])).get(member_id, {})
     doc = {
-        "your_choices": {k: json.loads(v) if isinstance(v, str) else v
-                         for k, v in choices.items()},
+        "your_choices": {k: json.loads(v) if isinstance(v, str) else v for k, v in choices.items()},
         "effective": {
-            key: {"value": r.value, "locked_by_organisation": r.locked,
-                  "source": r.source.kind.value, "reason": r.reason}
+            key: {
+                "value": r.value,
+                "locked_by_organisation": r.locked,
+                "source": r.source.kind.value,
+                "reason": r.reason,
+            }
             for key, r in sorted(effective.items())
         },
     }
     return json.dumps(doc, indent=1, ensure_ascii=False, default=str).encode()
 
 
-async def collect_files(request: PrivacyRequest, export: PrivacyExport,
-                        now: datetime) -> list[tuple[str, bytes]]:
+async def collect_files(
+    request: PrivacyRequest, export: PrivacyExport, now: datetime
+) -> list[tuple[str, bytes]]:
     """Every file of the bundle, README first."""
     org = db.current_org()
     member = await get_member(request.member_id)
@@ -400,8 +437,12 @@ async def collect_files(request: PrivacyRequest, export: PrivacyExport,
         elif name == "audit_events.json":
             own.append((name, await _audit_doc(org, member.id)))
         elif name == "emails.json":
-            own.append((name, await _doc(LIST_SQL[name], org, member.id, member.email.lower(),
-                                         member.name)))
+            own.append(
+                (
+                    name,
+                    await _doc(LIST_SQL[name], org, member.id, member.email.lower(), member.name),
+                )
+            )
         elif name == "sign_ins.json":
             own.append((name, await _doc(LIST_SQL[name], org, member.id, member.email.lower())))
         else:
@@ -415,16 +456,23 @@ async def collect_files(request: PrivacyRequest, export: PrivacyExport,
     ]
     readme = bundle.readme(
         organisation=organisation["name"] if organisation else "",
-        member_name=member.name, member_email=member.email, request_id=str(request.id),
-        built_at=now, products=product_parts,
+        member_name=member.name,
+        member_email=member.email,
+        request_id=str(request.id),
+        built_at=now,
+        products=product_parts,
     )
     files = [
         *own,
         *[(f"products/{p.key}.json", p.data) for p in product_parts if p.data is not None],
     ]
     listed = bundle.index(
-        request_id=str(request.id), member_id=str(member.id), built_at=now, files=files,
-        products=product_parts, sources=datamap.export_sources(),
+        request_id=str(request.id),
+        member_id=str(member.id),
+        built_at=now,
+        files=files,
+        products=product_parts,
+        sources=datamap.export_sources(),
     )
     return [("README.txt", readme.encode()), (bundle.INDEX_FILE, listed), *files]
 
@@ -432,14 +480,29 @@ async def collect_files(request: PrivacyRequest, export: PrivacyExport,
 async def _audit_doc(org: uuid.UUID, member_id: uuid.UUID) -> bytes:
     """The member's audit events with their sealed fields opened (they are the member's)."""
     rows = await db.fetch(AUDIT_SQL, org, member_id)
-    events = await shredding.reveal_rows([
-        {**r, "before": json.loads(r["before"]) if isinstance(r["before"], str) else r["before"],
-         "after": json.loads(r["after"]) if isinstance(r["after"], str) else r["after"]}
-        for r in rows
-    ])
-    doc = [{"id": e["id"], "occurred_at": e["occurred_at"], "actor": e["actor_display"],
-            "action": e["action"], "target_type": e["target_type"], "target_id": e["target_id"],
-            "before": e["before"], "after": e["after"]} for e in events]
+    events = await shredding.reveal_rows(
+        [
+            {
+                **r,
+                "before": json.loads(r["before"]) if isinstance(r["before"], str) else r["before"],
+                "after": json.loads(r["after"]) if isinstance(r["after"], str) else r["after"],
+            }
+            for r in rows
+        ]
+    )
+    doc = [
+        {
+            "id": e["id"],
+            "occurred_at": e["occurred_at"],
+            "actor": e["actor_display"],
+            "action": e["action"],
+            "target_type": e["target_type"],
+            "target_id": e["target_id"],
+            "before": e["before"],
+            "after": e["after"],
+        }
+        for e in events
+    ]
     return json.dumps(doc, indent=1, ensure_ascii=False, default=str).encode()
 
 
@@ -458,26 +521,43 @@ async def build_export(export_id: uuid.UUID, *, actor: Actor) -> PrivacyExport |
     export.ready_at, export.expires_at = now, now + timedelta(days=link_days)
     await export.save()
     holds = await member_hold_explanation(request.member_id)
-    await add_event(request, "export_ready", actor=actor,
-                    body="Your data is ready to download"
-                    + (f"\n{holds.as_text()}" if holds else ""),
-                    data={"expires_at": export.expires_at, "bytes": export.size})
+    await add_event(
+        request,
+        "export_ready",
+        actor=actor,
+        body="Your data is ready to download" + (f"\n{holds.as_text()}" if holds else ""),
+        data={"expires_at": export.expires_at, "bytes": export.size},
+    )
     await audit.record(
-        "privacy_request.export_built", "privacy_request", request.id, actor=actor,
-        after={"export_id": export.id, "bytes": export.size, "sha256": export.sha256,
-               "files": len(built.files), "expires_at": export.expires_at},
+        "privacy_request.export_built",
+        "privacy_request",
+        request.id,
+        actor=actor,
+        after={
+            "export_id": export.id,
+            "bytes": export.size,
+            "sha256": export.sha256,
+            "files": len(built.files),
+            "expires_at": export.expires_at,
+        },
     )
     member = await get_member(request.member_id)
     await mail.send_later(
-        "export_ready", to=[member.email],
-        context={"member_name": member.name, "expires_on": export.expires_at.date().isoformat(),
-                 "link_path": account_path(request.id)},
+        "export_ready",
+        to=[member.email],
+        context={
+            "member_name": member.name,
+            "expires_on": export.expires_at.date().isoformat(),
+            "link_path": account_path(request.id),
+        },
         key=f"privacy_export:{export.id}:{now.isoformat()}:ready",
     )
-    await jobs.enqueue(EXPIRE_JOB, {"export_id": str(export.id),
-                                    "expires_at": export.expires_at.isoformat()},
-                       key=f"privacy_export:{export.id}:{now.isoformat()}:expire",
-                       run_at=export.expires_at)
+    await jobs.enqueue(
+        EXPIRE_JOB,
+        {"export_id": str(export.id), "expires_at": export.expires_at.isoformat()},
+        key=f"privacy_export:{export.id}:{now.isoformat()}:expire",
+        run_at=export.expires_at,
+    )
     return export
 
 
@@ -485,15 +565,19 @@ async def expire_export(export_id: uuid.UUID, expires_at: datetime, *, actor: Ac
     """Delete the bundle whose link expires at ``expires_at`` (the job runs then); False
     when there is nothing to do: gone, already expired, or rebuilt with a later expiry."""
     export = await PrivacyExport.filter(id=export_id).select_for_update().first()
-    if (export is None or export.status != ExportStatus.READY
-            or export.expires_at != expires_at):
+    if export is None or export.status != ExportStatus.READY or export.expires_at != expires_at:
         return False
     export.status, export.bundle = ExportStatus.EXPIRED, None
     await export.save(update_fields=["status", "bundle", "updated_at"])
     # The products' parts are copies of the member's data too: they go with the bundle.
     await PrivacyExportPart.filter(export_id=export.id).delete()
-    await audit.record("privacy_request.export_expired", "privacy_request", export.request_id,
-                       actor=actor, after={"export_id": export.id})
+    await audit.record(
+        "privacy_request.export_expired",
+        "privacy_request",
+        export.request_id,
+        actor=actor,
+        after={"export_id": export.id},
+    )
     return True
 
 
@@ -504,11 +588,21 @@ async def downloadable(request: PrivacyRequest, *, actor: Actor) -> PrivacyExpor
 
     export = await PrivacyExport.filter(request_id=request.id).first()
     now = datetime.now(UTC)
-    if (export is None or export.status != ExportStatus.READY or export.bundle is None
-            or export.expires_at is None or export.expires_at <= now):
+    if (
+        export is None
+        or export.status != ExportStatus.READY
+        or export.bundle is None
+        or export.expires_at is None
+        or export.expires_at <= now
+    ):
         raise NotFoundError("the export is not available (not ready yet, or expired)")
-    await audit.record("privacy_request.export_downloaded", "privacy_request", request.id,
-                       actor=actor, after={"export_id": export.id, "bytes": export.size})
+    await audit.record(
+        "privacy_request.export_downloaded",
+        "privacy_request",
+        request.id,
+        actor=actor,
+        after={"export_id": export.id, "bytes": export.size},
+    )
     return export
 
 
@@ -537,18 +631,23 @@ async def erase_for_request(
             extra={"kind": request.kind.value},
         )
     if not kinds:
-        raise InvalidInputError("choose what to erase",
-                                fields=[FieldProblem("kinds", "at least one kind")])
+        raise InvalidInputError(
+            "choose what to erase", fields=[FieldProblem("kinds", "at least one kind")]
+        )
     await begin_work(request, actor=actor)  # saved with the evidence below
     if member:
         kinds = {*kinds, ContentKind.PERSONAL}
     evidence = await departures.erase_member_content(
-        request.member_id, kinds=set(kinds), actor=actor,
+        request.member_id,
+        kinds=set(kinds),
+        actor=actor,
         reason=f"privacy request {request.id} (erasure)",
     )
     kept = await db.fetch(
         "SELECT kind, count(*) AS n FROM content_items WHERE tenant_id = $1 AND member_id = $2 "
-        "GROUP BY kind", db.current_org(), request.member_id,
+        "GROUP BY kind",
+        db.current_org(),
+        request.member_id,
     )
     run = {
         **audit.jsonable(evidence),
@@ -562,6 +661,7 @@ async def erase_for_request(
     # record is anonymised.
     holds = await member_hold_explanation(request.member_id)
     summary = f"\n{holds.as_text()}" if holds else ""
+    person = await get_member(request.member_id)
     if member:
         erased = await erasure.erase_member(
             request.member_id, why=f"privacy request {request.id} (erasure)", actor=actor
@@ -575,11 +675,31 @@ async def erase_for_request(
     deleted = sum(p.get("deleted", 0) for p in run["by_product"].values())
     held = sum(p.get("held", 0) for p in run["by_product"].values())
     await add_event(
-        request, "erased", actor=actor,
+        request,
+        "erased",
+        actor=actor,
         body=f"Deleted {counted(deleted, 'item')} in {counted(len(run['by_product']), 'product')}; "
         f"{held} kept under legal hold" + summary,
         data={"deleted": deleted, "held": held, "kinds": run["kinds"]},
     )
-    await audit.record("privacy_request.erased", "privacy_request", request.id, actor=actor,
-                       after=run)
+    await audit.record(
+        "privacy_request.erased", "privacy_request", request.id, actor=actor, after=run
+    )
+    if member and person.status is not MemberStatus.PURGED:
+        # The last message to the address the erasure has just removed (GDPR Art. 12(3),
+        # 19): the member can no longer sign in to read the timeline, and the officer's
+        # answer, written afterwards, has no address to go to. The address stays only in
+        # this message, until the outbox's retention deletes it once sent.
+        await mail.send_later(
+            "request_erased",
+            to=[person.email],
+            context={
+                "member_name": person.name,
+                "kind_label": rules.KIND_LABELS[request.kind],
+                "outcome": f"Deleted {counted(deleted, 'item')} in "
+                f"{counted(len(run['by_product']), 'product')}; {held} kept under legal"
+                f" hold.{summary}",
+            },
+            key=f"privacy_request:{request.id}:erased",
+        )
     return run

@@ -21,7 +21,8 @@ from tests.support.api_schema import assert_problem, error_fields
 async def remaining(conn: asyncpg.Connection, member_id: str) -> dict[tuple[str, bool], int]:
     rows = await conn.fetch(
         "SELECT kind, legal_hold, count(*) AS n FROM content_items WHERE member_id = $1 "
-        "GROUP BY kind, legal_hold", uuid.UUID(member_id),
+        "GROUP BY kind, legal_hold",
+        uuid.UUID(member_id),
     )
     return {(r["kind"], r["legal_hold"]): r["n"] for r in rows}
 
@@ -50,7 +51,8 @@ async def test_erasure_deletes_personal_items_keeps_held_and_work_items_and_reco
     }
     assert evidence["kept_by_kind"] == {"personal": 3, "organisation": 7}
     assert await remaining(owner_conn, mia["id"]) == {
-        ("personal", True): 3, ("organisation", False): 7
+        ("personal", True): 3,
+        ("organisation", False): 7,
     }
     assert await remaining(owner_conn, other["id"]) == {("personal", False): 4}
     detail = (await org.get(f"/v1/privacy-requests/{request['id']}")).json()
@@ -61,16 +63,35 @@ async def test_erasure_deletes_personal_items_keeps_held_and_work_items_and_reco
     assert "Kept, and why:" in body and "under legal hold" in body.split("\n", 1)[1]
     kept = [(k["table"], k["rows"]) for k in evidence["member_erasure"]["kept"]]
     assert ("content_items", 3) in kept and ("content_items", 7) in kept
-    assert all(k["reason"] and k["legal_basis"] and k["review_on"]
-               for k in evidence["member_erasure"]["kept"])
-    actions = [r["action"] for r in await owner_conn.fetch(
-        "SELECT action FROM audit_events WHERE tenant_id = $1 ORDER BY id", org.id)]
+    assert all(
+        k["reason"] and k["legal_basis"] and k["review_on"]
+        for k in evidence["member_erasure"]["kept"]
+    )
+    actions = [
+        r["action"]
+        for r in await owner_conn.fetch(
+            "SELECT action FROM audit_events WHERE tenant_id = $1 ORDER BY id", org.id
+        )
+    ]
     assert actions.index("content.erased") < actions.index("privacy_request.erased")
     told = await owner_conn.fetch(
         "SELECT topic, payload FROM outbox_events WHERE tenant_id = $1 AND topic = 'content.erased'",
         org.id,
     )
     assert len(told) == 1  # one product lost items; the held product is not told
+    # The member, who can no longer sign in to read the timeline, is emailed the outcome
+    # (what went, what stays, why, until when) at the address the erasure removed, and it
+    # is the only message left to that address.
+    mails = await owner_conn.fetch(
+        "SELECT template, recipients, text FROM mail_messages WHERE tenant_id = $1"
+        " AND recipients ? $2",
+        org.id,
+        mia["email"],
+    )
+    assert [m["template"] for m in mails] == ["request_erased"]
+    text = mails[0]["text"]
+    assert "Deleted 12 items in 2 products; 3 kept under legal hold." in text
+    assert "Kept, and why:" in text and "supervisory authority" in text
 
     await seal_all(wait=True)
     async with db.tenant_transaction(org.id):

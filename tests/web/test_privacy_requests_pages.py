@@ -198,9 +198,9 @@ async def test_running_an_erasure_asks_first_naming_the_account_and_what_goes(
     mia = await person(local_org, "Mia Member")
     olivia = await person(local_org, "Olivia Officer", ["privacy_officer"])
     async with asgi_client(app) as member, asgi_client(app) as officer:
-        request_id = await send_request(
-            member, await sign_in(member, local_org, mia), "erasure", "Please delete my data."
-        )
+        mia_csrf = await sign_in(member, local_org, mia)
+        request_id = await send_request(member, mia_csrf, "erasure", "Please delete my data.")
+        await send_request(member, mia_csrf, "access", "And a copy of it first.")
         csrf = await sign_in(officer, local_org, olivia)
         action = f"/console/privacy-requests/{request_id}/erasure"
         page = (await officer.get(f"/console/privacy-requests/{request_id}")).text
@@ -212,6 +212,9 @@ async def test_running_an_erasure_asks_first_naming_the_account_and_what_goes(
         assert "they can no longer sign in" in shown and "0 product accounts are removed" in shown
         assert "0 personal items are deleted in the products" in shown
         assert "This cannot be undone." in shown
+        assert "emailed, one last time, what was erased and what is kept" in shown
+        # Nothing can be delivered for her other requests afterwards: named before.
+        assert "Their other open requests (" in shown and "can no longer be delivered" in shown
         assert 'name="confirmed" value="1"' in asked.text
         # Asking erased nothing: the member still signs in.
         assert (await member.get("/account")).status_code == 200
@@ -236,9 +239,18 @@ async def test_running_an_erasure_asks_first_naming_the_account_and_what_goes(
             assert "member was erased" in text_of(
                 (await officer.get(again.headers["location"])).text
             )
+        answer = {"csrf": csrf, "outcome": "answer", "answer": "Your data is erased."}
+        asked = text_of(
+            (await officer.post(f"/console/privacy-requests/{request_id}/close", answer)).text
+        )
+        # Not "the member is emailed at once": nothing reaches an erased member.
+        assert (
+            "The member is erased: your text is kept on the request's record and reaches no one"
+            in asked
+        )
+        assert "emailed at once" not in asked
         closed = await officer.post(
-            f"/console/privacy-requests/{request_id}/close",
-            {"csrf": csrf, "outcome": "answer", "answer": "Your data is erased.", "confirmed": "1"},
+            f"/console/privacy-requests/{request_id}/close", {**answer, "confirmed": "1"}
         )
         assert "the member is erased, so no email was sent; the answer is on record" in (
             text_of((await officer.get(closed.headers["location"])).text)

@@ -145,13 +145,22 @@ async def _export_ready(request_id: uuid.UUID) -> bool:
 
 
 def closing_consequences(
-    request: PrivacyRequest, status: RequestStatus, *, exported: bool = False
+    request: PrivacyRequest,
+    status: RequestStatus,
+    *,
+    exported: bool = False,
+    member_erased: bool = False,
 ) -> list[str]:
     """What closing ``request`` as ``status`` does, for its confirmation page (``exported``:
-    an export of the member's data is ready)."""
+    an export of the member's data is ready; ``member_erased``: the member is erased, so
+    nothing reaches them)."""
     said = [
         "The request is closed for good: it cannot be reopened, extended or answered again.",
-        "The member is emailed at once and reads your text on their account page"
+        "The member is erased: your text is kept on the request's record and reaches no one"
+        " (no address is left). When the erasure ran they were emailed what was erased and"
+        " what is kept, and why."
+        if member_erased
+        else "The member is emailed at once and reads your text on their account page"
         + (" as the reason for the rejection." if status is RequestStatus.REJECTED else "."),
     ]
     if (
@@ -173,8 +182,16 @@ def closing_consequences(
     return said
 
 
-async def erasure_consequences(member: Member, kinds: list[ContentKind]) -> list[str]:
-    """What running an erasure does, in counts, for its confirmation page."""
+async def _erased(member_id: uuid.UUID) -> bool:
+    member = await Member.filter(id=member_id).only("id", "status").first()
+    return member is None or member.status is MemberStatus.PURGED
+
+
+async def erasure_consequences(
+    member: Member, kinds: list[ContentKind], *, request_id: uuid.UUID | None = None
+) -> list[str]:
+    """What running an erasure does, in counts, for its confirmation page; the member's
+    other open requests, which nothing can be delivered for afterwards, are named."""
     rows = await db.fetch(
         "SELECT kind, count(*) AS n FROM content_items WHERE tenant_id = $1 AND member_id = $2 "
         "GROUP BY kind",
@@ -191,13 +208,26 @@ async def erasure_consequences(member: Member, kinds: list[ContentKind]) -> list
         else f"{personal} are deleted in the products; {counted(work, 'item')} of work "
         "content stay with the organisation"
     )
+    others = await PrivacyRequest.filter(member_id=member.id, status__in=list(rules.OPEN)).exclude(
+        id=request_id
+    )
+    unfinished = (
+        [
+            f"Their other open requests ({', '.join(rules.KIND_LABELS[o.kind] for o in others)})"
+            " can no longer be delivered: no export reaches them and they cannot sign in."
+            " Answer them first if they should have what they asked for."
+        ]
+        if others
+        else []
+    )
     return [
+        *unfinished,
         f"{member.name}'s account is erased with the content: their name and address are "
         f"replaced, they can no longer sign in, their sessions end and their "
         f"{counted(accounts, 'product account')} are removed.",
         f"{deleted}. Items under legal hold are kept.",
-        "Records the law makes the organisation keep stay, and the member is told which, "
-        "why and until when.",
+        "Records the law makes the organisation keep stay. The member is emailed, one last"
+        " time, what was erased and what is kept, why and until when.",
         "This cannot be undone.",
     ]
 
@@ -350,7 +380,10 @@ def routes(web: Web) -> list[BaseRoute]:
                 if status is RequestStatus.REJECTED
                 else "Send this answer and close the request?",
                 consequences=closing_consequences(
-                    request, status, exported=await _export_ready(request.id)
+                    request,
+                    status,
+                    exported=await _export_ready(request.id),
+                    member_erased=await _erased(request.member_id),
                 ),
                 button="Reject it" if status is RequestStatus.REJECTED else "Send the answer",
                 back=back(request_id),
@@ -396,7 +429,7 @@ def routes(web: Web) -> list[BaseRoute]:
             lifecycle.check_changeable(member.status)  # erased already: nothing to ask
             return ctx.confirm(
                 title=f"Erase {member.name} ({member.email})?",
-                consequences=await erasure_consequences(member, kinds),
+                consequences=await erasure_consequences(member, kinds, request_id=request_id),
                 button="Erase the member",
                 back=back(request_id),
             )
