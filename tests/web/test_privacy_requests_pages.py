@@ -168,8 +168,12 @@ async def test_a_member_cannot_open_or_withdraw_another_members_request(
         assert "Withdrawn" not in still
         withdrawn = await member.post(withdraw, {"csrf": csrf, "confirmed": "1"})
         assert withdrawn.status_code == 303
-        after = text_of((await member.get(f"/account/privacy-requests/{request_id}")).text)
-        assert "Withdrawn" in after
+        after = (await member.get(f"/account/privacy-requests/{request_id}")).text
+        assert "Withdrawn" in text_of(after) and 'role="alert"' not in after
+        # A refusal on this page is an alert, not a status styled as success (WCAG 4.1.3).
+        again = await member.post(withdraw, {"csrf": csrf, "confirmed": "1"})
+        refused = (await member.get(again.headers["location"])).text
+        assert 'class="banner flash error-banner" role="alert">Not done' in refused
 
 
 async def test_an_empty_message_is_refused_and_nothing_is_sent(
