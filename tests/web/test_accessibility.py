@@ -173,6 +173,18 @@ async def test_every_page_a_member_reaches_has_no_axe_violation(
     ]
     found = {path: await violations(tab, path) for path in pages}
     assert {p: v for p, v in found.items() if v} == {}, json.dumps(found, indent=1)
+    # At 320 px (WCAG 1.4.10) tables scroll inside themselves: each that does must take
+    # the keyboard's focus (scrollable-region-focusable), or its last columns are out of
+    # a keyboard user's reach.
+    await tab.page.set_viewport_size({"width": 320, "height": 800})
+    narrow = {path: await violations(tab, path) for path in pages[:3]}
+    assert {p: v for p, v in narrow.items() if v} == {}, json.dumps(narrow, indent=1)
+    scrolling = await tab.page.evaluate(
+        """[...document.querySelectorAll('main table')]
+             .filter(t => t.scrollWidth > t.clientWidth + 1)
+             .map(t => t.getAttribute('tabindex'))"""
+    )
+    assert all(index == "0" for index in scrolling), scrolling
 
 
 async def test_the_sso_safety_net_shows_who_loses_sign_in_and_restores_accessibly(
