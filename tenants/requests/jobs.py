@@ -38,7 +38,8 @@ async def remind(job: RunningJob) -> None:
         left = rules.days_left(request.due_on, datetime.now(UTC).date())
         await mail.send_later(
             "deadline_approaching", to=to,
-            context={"member_name": member.name, "kind_label": rules.KIND_LABELS[request.kind],
+            context={"member_name": member.name,
+                     "kind_label": rules.STAFF_KIND_LABELS[request.kind],
                      "due_on": request.due_on.isoformat(), "days_left": left,
                      "link_path": console_path(request.id)},
             key=f"privacy_request:{request.id}:reminder-mail:{request.due_on.isoformat()}",

@@ -28,7 +28,7 @@ from tenants.members.roles import STAFF
 from tenants.members.service import get_member
 from tenants.models_base import get_by_id, get_referenced
 from tenants.pagination import Page, Sort, paginate
-from tenants.permissions import ROLE_PERMISSIONS, Permission, permissions_of
+from tenants.permissions import ROLE_PERMISSIONS, Permission, Role, permissions_of
 from tenants.products.models import Product
 from tenants.requests import rules
 from tenants.requests.models import (
@@ -169,15 +169,22 @@ async def timeline(request_id: uuid.UUID, *, for_member: bool) -> list[PrivacyRe
 
 
 async def officer_emails() -> list[str]:
-    """Addresses of the active members whose role lets them work on privacy requests."""
+    """Addresses of the organisation's active privacy officers; of every active member
+    whose role lets them work on privacy requests (owners, admins) when it has none.
+
+    That a colleague objects or asks for erasure is sensitive: told to every admin, it
+    reached the requester's own manager. The officers are who the work is for; the others
+    are told only when there is nobody else, so that no request waits unseen."""
     roles = [r.value for r, perms in ROLE_PERMISSIONS.items()
              if Permission.PRIVACY_REQUESTS_WRITE in perms]
     rows = await db.fetch(
-        "SELECT email FROM members WHERE tenant_id = $1 AND status = 'active' "  # noqa: S608 (STAFF is a constant)
-        f"AND {STAFF} AND roles ?| $2::text[] ORDER BY email",
-        db.current_org(), roles,
+        "SELECT email, roles ? $3 AS officer FROM members "  # noqa: S608 (STAFF is a constant)
+        f"WHERE tenant_id = $1 AND status = 'active' AND {STAFF} AND roles ?| $2::text[] "
+        "ORDER BY email",
+        db.current_org(), roles, Role.PRIVACY_OFFICER.value,
     )
-    return [r["email"] for r in rows]
+    officers = [r["email"] for r in rows if r["officer"]]
+    return officers or [r["email"] for r in rows]
 
 
 def can_handle(member: Member) -> bool:
@@ -290,7 +297,8 @@ async def submit_request(
     )
     await mail.send_later(
         "request_queued", to=await officer_emails(),
-        context={**context, "link_path": console_path(request.id)},
+        context={**context, "kind_label": rules.STAFF_KIND_LABELS[request.kind],
+                 "link_path": console_path(request.id)},
         key=f"privacy_request:{request.id}:queued",
     )
     await schedule_reminder(request, received)

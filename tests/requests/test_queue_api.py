@@ -31,6 +31,8 @@ async def test_a_request_lands_in_its_members_organisation_and_nowhere_else(
     mia = await make_member(alpha, name="Mia Alpha")
     olivia = await officer(alpha)
     bravo_officer = await officer(bravo, "Bruno Bravo")
+    # Mia's manager, an admin: who may work on requests, but is not whom they are for.
+    manager = await make_member(alpha, name="Max Manager", roles=["admin"])
 
     created = await submit(alpha, mia, "access")
 
@@ -45,9 +47,18 @@ async def test_a_request_lands_in_its_members_organisation_and_nowhere_else(
     received = await mails(owner_conn, alpha, "request_received")
     assert [m["recipients"] for m in received] == [[mia["email"]]]
     queued = await mails(owner_conn, alpha, "request_queued")
-    assert olivia["email"] in queued[0]["recipients"]
+    assert queued[0]["recipients"] == [olivia["email"]]  # the privacy officers only
+    assert manager["email"] not in json.dumps(queued)
+    assert "Access: a copy of their data" in queued[0]["subject"]  # the team's wording
     assert bravo_officer["email"] not in json.dumps(queued)
     assert await mails(owner_conn, bravo) == []
+    # With no privacy officer, those who may answer are told: no request waits unseen.
+    quiet = await make_member(bravo, name="Quinn Bravo")
+    bravo_admin = await make_member(bravo, name="Ada Admin", roles=["admin"])
+    await bravo.patch(f"/v1/members/{bravo_officer['id']}", {"roles": []})
+    await submit(bravo, quiet, "objection")
+    [told] = await mails(owner_conn, bravo, "request_queued")
+    assert bravo_admin["email"] in told["recipients"]
 
 
 async def test_an_organisation_cannot_file_a_request_for_another_organisations_member(
@@ -277,6 +288,7 @@ async def test_an_unassigned_requests_reminder_goes_to_every_privacy_officer(
     await run_jobs(ahead=timedelta(days=40))
 
     [reminded] = await mails(owner_conn, org, "deadline_approaching")
-    assert sorted(reminded["recipients"]) == sorted(
-        [olivia["email"], otto["email"], admin["email"]]
-    )
+    # The privacy officers, whom the work is for; not every admin (a request can be about
+    # one of them, or about someone they manage).
+    assert sorted(reminded["recipients"]) == sorted([olivia["email"], otto["email"]])
+    assert admin["email"] not in reminded["recipients"]
