@@ -514,8 +514,23 @@ async def test_csv_import_dry_run_then_apply_and_a_refused_apply_writes_nothing(
         text = text_of(dry.text)
         assert "1 created · 1 changed · 0 unchanged · 0 refused" in text
         assert await row_counts(owner_conn) == before
+        checked = re.search(r'name="checked" value="([0-9a-f]{64})"', dry.text)
+        assert checked is not None
+        # Text edited after its check is not imported under the check's button (an Owner
+        # line added below "Import 1 new, 1 changed" became an owner): it is checked anew.
+        edited = good + "eve@example.org,Eve,Imports,,owner,active\n"
+        stale = await browser.post(
+            "/console/members/import",
+            {"csrf": csrf, "csv_text": edited, "apply": "1", "checked": checked[1]},
+        )
+        assert stale.status_code == 409
+        said = text_of(stale.text)
+        assert "Nothing was imported: the text changed after it was checked" in said
+        assert "Import 2 new, 1 changed" in said
+        assert await row_counts(owner_conn) == before
         applied = await browser.post(
-            "/console/members/import", {"csrf": csrf, "csv_text": good, "apply": "1"}
+            "/console/members/import",
+            {"csrf": csrf, "csv_text": good, "apply": "1", "checked": checked[1]},
         )
         assert "Imported: 1 created, 1 changed, 0 unchanged." in await follow(browser, applied)
     ann = await owner_conn.fetchrow("SELECT * FROM members WHERE email = 'ann@example.org'")

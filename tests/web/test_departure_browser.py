@@ -157,6 +157,14 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
         await owner_conn.fetchval("SELECT count(*) FROM departures WHERE tenant_id = $1", org.id)
         == 0
     )
+    # A reason typed after the preview would not have been saved by its Confirm (it
+    # carries what was previewed): the preview goes, and comes back with the reason.
+    await page.get_by_label("Reason").fill("Moving abroad in spring")
+    await expect(page.locator(".preview-slot")).to_contain_text(
+        "The form has changed since this preview"
+    )
+    await expect(page.get_by_role("button", name="Confirm and start the departure")).to_have_count(0)
+    await page.get_by_role("button", name="Preview the plan").click()
     await preview.get_by_role("button", name="Confirm and start the departure").click()
     await console.land("^/console/departures/[0-9a-f-]{36}$", tmp_path, "05-started")
     departure_id = page.url.rsplit("/", 1)[-1]

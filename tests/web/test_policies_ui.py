@@ -555,6 +555,14 @@ async def test_admin_locks_personalised_ads_for_a_unit_and_members_see_it_at_onc
     await expect(impact).to_contain_text(
         "You still may see ads, but they are not chosen using your activity."
     )
+    # The form changed after its preview: the preview's Confirm (which saves what was
+    # previewed) goes, so what is saved is never other than what the form shows.
+    await ads.get_by_label("Reason").fill(REASON + " (draft)")
+    await expect(ads).to_contain_text("The form has changed since this preview")
+    await expect(ads.get_by_role("button", name="Confirm and save")).to_have_count(0)
+    await ads.get_by_label("Reason").fill(REASON)
+    await ads.get_by_role("button", name="Preview impact").click()
+    await expect(impact).to_contain_text("Members in scope 1")
     await ads.screenshot(path=str(tmp_path / "04-impact-preview.png"))
     await page.screenshot(path=str(tmp_path / "04-impact-preview-page.png"), full_page=False)
     assert (

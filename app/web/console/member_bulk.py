@@ -3,6 +3,7 @@ the count), CSV export of the filtered list, and CSV import with a dry run."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
@@ -86,6 +87,11 @@ DONE = {
 
 def _listed(names: list[str]) -> str:
     return ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+
+
+def _digest(text: str) -> str:
+    """What a dry run checked, for the Import button to carry back (not a secret)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -229,7 +235,12 @@ def routes(web: Web) -> list[BaseRoute]:
             raise InvalidInputError(
                 "the file is too large", fields=[FieldProblem("csv_text", "is larger than 2 MB")]
             )
-        apply = ctx.form.get("apply") == "1"
+        wanted = ctx.form.get("apply") == "1"
+        checked = _digest(text)
+        # The Import button applies what its dry run showed, and nothing else: text edited
+        # after the check (an Owner line added) was imported unchecked under a button
+        # still reading "Import 1 new". Changed text is checked again instead.
+        changed = wanted and ctx.form.get("checked") != checked
         default_unit = (await root_unit()).id
         report = await imports.import_members(
             text,
@@ -239,14 +250,18 @@ def routes(web: Web) -> list[BaseRoute]:
             assigner=ctx.permissions,
             field="csv_text",
         )
-        if not apply or report.refused:
-            # A dry run, or an apply refused before anything is written: the report, per line.
+        if not wanted or report.refused or changed:
+            # A dry run, an apply refused before anything is written, or text changed since
+            # its check: the report, per line.
+            refused = wanted and bool(report.refused)
             return ctx.render(
                 "console/members_import.html",
-                http_status=422 if apply else 200,
+                http_status=422 if refused else 409 if changed else 200,
                 report=report,
                 text=text,
-                refused_apply=apply,
+                refused_apply=refused,
+                changed_since_check=changed and not refused,
+                checked=checked,
             )
         report = await imports.import_members(
             text, default_unit=default_unit, apply=True, actor=ctx.actor, assigner=ctx.permissions
