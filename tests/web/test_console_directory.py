@@ -179,6 +179,24 @@ async def test_a_refused_form_comes_back_with_the_error_beside_the_field_and_the
         page = text_of((await browser.get("/console/members/new")).text)
         for shown in ("Email: is empty", "Name: is empty", "Unit: choose one"):
             assert shown in page, shown
+        # A manager typed in the picker but not chosen is named, not dropped (the member
+        # was created with no manager while the form showed "Ben Mor").
+        typed = await browser.post(
+            "/console/members",
+            {
+                "csrf": csrf,
+                "name": "New Person",
+                "email": "new.person@example.org",
+                "unit_id": str(org.root_unit_id),
+                "manager_id_q": "Ben Mor",
+            },
+            headers={"referer": "http://tenantry.test/console/members/new"},
+        )
+        assert typed.status_code == 303 and typed.headers["location"] == "/console/members/new"
+        page = text_of((await browser.get("/console/members/new")).text)
+        assert "“Ben Mor” is typed but not chosen: choose one of the matches" in page
+        listed = (await org.get("/v1/members", params={"q": "new.person"})).json()["items"]
+        assert listed == []
 
 
 async def test_an_address_outside_the_verified_domains_is_asked_about_before_it_is_saved(

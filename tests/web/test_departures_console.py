@@ -128,6 +128,16 @@ async def test_the_preview_shows_successor_dates_and_totals_and_writes_nothing(
         assert "Short notice: the member has 0 days to export personal items" in text
         assert 'class="seg act-transfer w-50"' in preview.text  # 30 of 59 in 5 % steps
         assert "Confirm and start the departure" in text
+        # A successor typed but not chosen is refused beside the field, not replaced by
+        # the default (the manager took over from the "Grace" an admin had typed).
+        typed = await browser.post(
+            f"/console/members/{leaver['id']}/departure/preview",
+            start_form(csrf, successor_q="Grace"),
+        )
+        assert typed.status_code == 422, typed.status_code
+        said = text_of(typed.text)
+        assert "“Grace” is typed but not chosen: choose them from the list" in said
+        assert "Confirm and start the departure" not in said
         # As a fragment for htmx: the form and the plan, no page around them.
         fragment = await browser.post(
             f"/console/members/{leaver['id']}/departure/preview",
@@ -581,9 +591,7 @@ async def test_the_account_page_says_what_leaving_would_mean_and_exports_are_rec
         text = text_of(page.text)
         assert "What leaving would mean for you Nothing is planned." in text
         # Each product account: when it ends, said once.
-        assert re.search(
-            r"Drive ?: your account ends \d{4}-\d\d-\d\d", text
-        )
+        assert re.search(r"Drive ?: your account ends \d{4}-\d\d-\d\d", text)
         assert "last day ends" not in text
         assert "30 items in Drive: handed to Bo Boss (your manager)." in text
         assert "20 items in Mail: deleted on" in text and "30 days after your last day" in text

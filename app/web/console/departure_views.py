@@ -184,6 +184,9 @@ class StartForm:
     last_day: str = ""
     successor: str = ""
     reason: str = ""
+    #: What the successor's search holds: a name typed there but not chosen is refused,
+    #: not dropped for the default (an admin typed "Grace" and the manager took over).
+    searched: str = ""
     errors: dict[str, str] = field(default_factory=dict)
     #: A refusal not tied to one field (the member is not active).
     refusal: str | None = None
@@ -194,6 +197,7 @@ class StartForm:
             last_day=(form.get("last_day") or "").strip(),
             successor=(form.get("successor") or "").strip(),
             reason=(form.get("reason") or "").strip(),
+            searched=(form.get("successor_q") or "").strip(),
         )
 
     def parsed(self) -> tuple[date, uuid.UUID | None] | None:
@@ -206,6 +210,11 @@ class StartForm:
         successor = parse_uuid(self.successor)
         if self.successor and successor is None:
             self.errors["successor"] = "Choose a member from the list."
+        elif not self.successor and self.searched:
+            self.errors["successor"] = (
+                f"“{self.searched}” is typed but not chosen: choose them from the list,"
+                " or clear the search to keep the default."
+            )
         if day is None or self.errors:
             return None
         return day, successor

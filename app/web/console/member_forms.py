@@ -71,6 +71,27 @@ def parse_uuid(value: str | None, field: str, what: str) -> uuid.UUID:
         ) from None
 
 
+def picked_id(form: dict[str, str], field: str, what: str) -> uuid.UUID | None:
+    """The id chosen in the picker ``field``; None when nothing is chosen and nothing
+    typed. A name typed in its search but not chosen is refused, naming the field: it was
+    dropped, and a member was created with no manager while the form showed one."""
+    if form.get(field):
+        return parse_uuid(form.get(field), field, what)
+    typed = (form.get(f"{field}_q") or "").strip()
+    if typed:
+        raise InvalidInputError(
+            f"choose the {what} from the matches",
+            fields=[
+                FieldProblem(
+                    field,
+                    f"“{typed}” is typed but not chosen: choose one of the matches,"
+                    " or clear the search",
+                )
+            ],
+        )
+    return None
+
+
 def required_text(form: dict[str, str], field: str, what: str, limit: int = 200) -> str:
     value = (form.get(field) or "").strip()
     if not value:
@@ -341,14 +362,11 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.MEMBERS_WRITE)
     async def create_member(ctx: PageContext) -> Response:
         form = ctx.form
-        manager = form.get("manager_id")
         problems = Problems()  # every empty or malformed field named at once
         email = problems.check(lambda: email_of(form), "")
         name = problems.check(lambda: required_text(form, "name", "name"), "")
         unit_id = problems.check(lambda: parse_uuid(form.get("unit_id"), "unit_id", "unit"), NIL)
-        manager_id = problems.check(
-            lambda: parse_uuid(manager, "manager_id", "manager") if manager else None, None
-        )
+        manager_id = problems.check(lambda: picked_id(form, "manager_id", "manager"), None)
         problems.raise_any()
         new = service.NewMember(
             email=email,
@@ -398,8 +416,8 @@ def routes(web: Web) -> list[BaseRoute]:
         problems.raise_any()
         if form.get("no_manager") == "1":
             changes["manager_id"] = None
-        elif form.get("manager_id"):
-            changes["manager_id"] = parse_uuid(form.get("manager_id"), "manager_id", "manager")
+        elif (manager_id := picked_id(form, "manager_id", "manager")) is not None:
+            changes["manager_id"] = manager_id
         current = await service.get_member(_member_id(ctx))
         changes = edited_since_shown(form, changes, current)
         # Refused before asking about the address's domain, not after it.
