@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from tenants.sessions.service import ABSOLUTE_TIMEOUT, SessionToken
 
 SESSION_COOKIE = "tenantry_session"
 BROWSER_COOKIE = "tenantry_browser"
+TYPED_EMAIL_COOKIE = "tenantry_login_email"
 FLASH_COOKIE = "tenantry_flash"
 #: A refused form's field errors and what was typed, for the page it is sent back to.
 FORM_COOKIE = "tenantry_form"
@@ -172,6 +174,24 @@ class CookieJar:
             samesite="lax",
         )
         return value
+
+    def remember_typed_email(self, response: Response, email: str) -> None:
+        """Keep the address typed on one sign-in page for the next (the organisation's
+        page, or the same one after a refusal) in a cookie rather than in the URL:
+        addresses in URLs end up in browser history, proxy and server logs."""
+        response.set_cookie(
+            TYPED_EMAIL_COOKIE,
+            quote(email[:320]),
+            max_age=600,
+            path="/login",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
+
+    @staticmethod
+    def typed_email(request: Request) -> str:
+        return unquote(request.cookies.get(TYPED_EMAIL_COOKIE, ""))
 
     def flash(self, response: Response, message: str) -> None:
         response.set_cookie(

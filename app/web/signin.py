@@ -196,10 +196,12 @@ def routes(web: Web) -> list[BaseRoute]:
                 else:
                     async with db.tenant_transaction(org_id):
                         org = await Organisation.get(id=org_id)
-                    target = f"/login/{org.slug}?email={quote(form['email'].strip())}"
+                    target = f"/login/{org.slug}"
                     if form.get("next"):
-                        target += "&next=" + quote(safe_next(form.get("next"), ""))
-                    return RedirectResponse(target, status_code=303)
+                        target += "?next=" + quote(safe_next(form.get("next"), ""))
+                    redirect = RedirectResponse(target, status_code=303)
+                    web.cookies.remember_typed_email(redirect, form["email"].strip())
+                    return redirect
         page = web.render(
             request,
             "login.html",
@@ -238,7 +240,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 "org": org,
                 "csrf": login_csrf(browser),
                 "has_sso": connection is not None and connection.enabled,
-                "email": request.query_params.get("email", ""),
+                "email": request.query_params.get("email") or web.cookies.typed_email(request),
                 "next": safe_next(request.query_params.get("next"), ""),
                 "error": message_for(request.query_params.get("reason")),
                 "break_glass": request.query_params.get("break_glass") == "1",
@@ -476,10 +478,12 @@ def routes(web: Web) -> list[BaseRoute]:
             )
         if token is None or check.member is None:
             code = refusal or Reason.BAD_CREDENTIALS
-            target = f"/login/{quote(slug)}?email={quote(form.get('email', ''))}&reason={code}"
+            target = f"/login/{quote(slug)}?reason={code}"
             if form.get("break_glass"):
                 target += "&break_glass=1"
-            return RedirectResponse(target, status_code=303)
+            redirect = RedirectResponse(target, status_code=303)
+            web.cookies.remember_typed_email(redirect, form.get("email", ""))
+            return redirect
         return signed_in_response(
             web,
             request,

@@ -45,6 +45,10 @@ async def test_password_attempts_are_logged_with_their_method_and_reason(
         await set_local_sign_in(org.id, True)
         wrong = await browser.password_sign_in(org.slug, member["email"], WRONG)
         assert "reason=bad_credentials" in wrong.headers["location"]
+        # The address typed comes back in the form, not in the URL (history, logs).
+        assert "email" not in wrong.headers["location"]
+        again = await browser.get(wrong.headers["location"])
+        assert f'value="{member["email"]}"' in again.text
         nobody = await browser.password_sign_in(org.slug, "nobody@elsewhere.example", WRONG)
         assert "reason=bad_credentials" in nobody.headers["location"]
         ok = await browser.password_sign_in(org.slug, member["email"], PASSWORD)
