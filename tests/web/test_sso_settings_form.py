@@ -127,3 +127,23 @@ async def test_a_first_connection_is_offered_with_sign_in_off_until_it_is_switch
         page = (await browser.get("/console/settings")).text
         assert '<input type="checkbox" name="enabled" checked>' in page
         assert 'id="enabled-hint"' not in page
+
+
+async def test_an_empty_or_unreadable_form_is_refused_in_words_and_asks_for_the_secret_again(
+    app: Any, org: OrgHandle
+) -> None:
+    """The refusals read "Issuer: input should be a valid URL, relative URL without a
+    base", and the typed secret was gone with nothing saying to type it again."""
+    async with asgi_client(app) as browser:
+        csrf = await owner_signed_in(browser, org)
+        page = await refused(
+            browser,
+            "/console/settings/sso",
+            {"csrf": csrf, "issuer": "idp.example.org", "client_id": "", "client_secret": "s"},
+            "/console/settings",
+        )
+    assert "is not a web address: write it in full, as https://" in error_beside(page, "issuer")
+    assert "is empty" in error_beside(page, "client_id")
+    assert "valid URL" not in page and "at least 1 character" not in page
+    assert "type it again: a secret is never written back into a page" in page
+    assert 'value="s"' not in page

@@ -44,6 +44,10 @@ def _form_problems(error: ValidationError) -> list[FieldProblem]:
         name = str(item["loc"][0]) if item["loc"] else "form"
         if item["type"] == "string_too_long":
             reason = f"has more than {item['ctx']['max_length']} characters"
+        elif item["type"] in ("missing", "string_too_short") or item.get("input") == "":
+            reason = "is empty"
+        elif item["type"].startswith("url_"):
+            reason = "is not a web address: write it in full, as https://…"
         elif name == "scopes" and item["type"] == "string_pattern_mismatch":
             reason = f"“{item['input']}” is not a scope (letters, digits and punctuation)"
         elif name == "scopes" and item["type"] == "too_long":
