@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +32,15 @@ OWN_FILES: dict[str, str] = {
     "emails.json": "the emails sent to you or about you",
     "scim.json": "what your organisation's identity provider sent about you (SCIM)",
     "departures.json": "your departures from the organisation, if any",
+}
+
+#: The periods the README names when the organisation has set none (days; as
+#: ``tenants.privacy.retention.DEFAULTS``, which imports the ORM: this module does not).
+RETENTION_DEFAULTS = {
+    "mail_days": 90,
+    "session_days": 30,
+    "sign_in_days": 400,
+    "access_log_days": 400,
 }
 
 #: The machine-readable index of the bundle (the README says the same for people).
@@ -62,8 +71,14 @@ def readme(
     request_id: str,
     built_at: datetime,
     products: Sequence[ProductPart],
+    recipients: Sequence[str] = (),
+    retention: Mapping[str, int] | None = None,
 ) -> str:
-    """The README.txt: what the bundle is, what each file holds, who did not answer."""
+    """The README.txt: what the bundle is, what each file holds, who did not answer, and
+    what else a person asking for their data has a right to be told (GDPR Art. 15(1),
+    15(2)): who decides, where the data comes from, who receives it, how long it is kept,
+    that no decision is automated, and their rights. ``recipients``: the products the
+    member has an account in; ``retention``: the organisation's periods in days."""
     lines = [
         f"Your data held by {organisation}",
         "=" * (len(organisation) + 19),
@@ -94,18 +109,52 @@ def readme(
             "",
             *[f"  {p.name}" for p in missing],
         ]
+    periods = {**RETENTION_DEFAULTS, **(retention or {})}
     lines += [
         "",
-        "If something is missing or wrong, you can ask for it to be corrected (a",
-        "rectification request) from your account page.",
+        "About this data (GDPR Art. 15)",
+        "------------------------------",
+        "",
+        f"Who decides: {organisation} decides why and how this data is used (it is the",
+        "controller); Tenantry keeps and processes it on its behalf. The privacy team of",
+        f"{organisation} answers for the purposes and the legal basis of each use: ask them",
+        "with a privacy request from your account page.",
+        "",
+        f"Where it comes from: from {organisation} (its administrators, its identity provider",
+        "and directory: scim.json), from its products (content_items.json), and from you.",
+        "",
+        "Who receives it: the products you have an account in, each what it needs to run",
+        "that account and the privacy settings that apply to you"
+        + (": " + ", ".join(recipients) + "." if recipients else " (you have none)."),
+        "",
+        "How long it is kept: while you are a member. After you leave, what the law makes",
+        "the organisation keep is kept until the date given then, and the rest is deleted.",
+        f"Some records go sooner: emails after {periods['mail_days']} days, ended sessions after",
+        f"{periods['session_days']} days, the sign-in log after {periods['sign_in_days']} days, "
+        f"checks of access to your data after {periods['access_log_days']} days.",
+        "",
+        "Automated decisions: none about you is made by automated means alone with legal or",
+        "similarly significant effects (GDPR Art. 22). The settings that apply to you follow",
+        "your organisation's rules, shown with their reasons on your account page.",
+        "",
+        "Your rights: to have data corrected (rectification) or erased, to restrict or object",
+        "to its use, to receive it in a machine-readable form (these files are), and to",
+        "withdraw consent, each by a privacy request from your account page; and to lodge a",
+        "complaint with a data protection supervisory authority (in the EU, the one where",
+        "you live or work; GDPR Art. 77).",
         "",
     ]
     return "\n".join(lines)
 
 
 def index(
-    *, request_id: str, member_id: str, built_at: datetime, files: Sequence[tuple[str, bytes]],
-    products: Sequence[ProductPart], sources: dict[str, list[str]],
+    *,
+    request_id: str,
+    member_id: str,
+    built_at: datetime,
+    files: Sequence[tuple[str, bytes]],
+    products: Sequence[ProductPart],
+    sources: dict[str, list[str]],
 ) -> bytes:
     """``index.json``: every file with what it holds, where it comes from (the tables of
     the personal-data map) and its size, and each product asked and whether it answered."""
@@ -117,14 +166,22 @@ def index(
         "member_id": member_id,
         "built_at": built_at.isoformat(),
         "files": [
-            {"name": name, "size": len(data),
-             "holds": OWN_FILES.get(name, "a product's own data" if name.startswith("products/")
-                                    else "what this bundle holds"),
-             "sources": sources.get(name, [])}
+            {
+                "name": name,
+                "size": len(data),
+                "holds": OWN_FILES.get(
+                    name,
+                    "a product's own data"
+                    if name.startswith("products/")
+                    else "what this bundle holds",
+                ),
+                "sources": sources.get(name, []),
+            }
             for name, data in files
         ],
-        "products": [{"key": p.key, "name": p.name, "answered": p.data is not None}
-                     for p in products],
+        "products": [
+            {"key": p.key, "name": p.name, "answered": p.data is not None} for p in products
+        ],
     }
     return json.dumps(doc, indent=1, ensure_ascii=False).encode()
 

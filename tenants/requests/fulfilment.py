@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Collection
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +38,7 @@ from tenants.members.lifecycle import MemberStatus
 from tenants.members.service import get_member
 from tenants.models_base import get_referenced
 from tenants.policy import service as policy
-from tenants.privacy import datamap, erasure, shredding
+from tenants.privacy import datamap, erasure, retention, shredding
 from tenants.products.models import Product
 from tenants.requests import bundle, rules
 from tenants.requests.models import (
@@ -454,6 +455,13 @@ async def collect_files(
         bundle.ProductPart(p.key, p.name, bytes(parts[p.id].data) if p.id in parts else None)
         for p in products
     ]
+    held = await db.fetch(
+        "SELECT DISTINCT p.name FROM product_accounts a JOIN products p"
+        " ON p.tenant_id = a.tenant_id AND p.id = a.product_id"
+        " WHERE a.tenant_id = $1 AND a.member_id = $2 ORDER BY p.name",
+        org,
+        member.id,
+    )
     readme = bundle.readme(
         organisation=organisation["name"] if organisation else "",
         member_name=member.name,
@@ -461,6 +469,8 @@ async def collect_files(
         request_id=str(request.id),
         built_at=now,
         products=product_parts,
+        recipients=[r["name"] for r in held],
+        retention=asdict(await retention.get_retention()),
     )
     files = [
         *own,

@@ -189,6 +189,15 @@ async def test_a_product_that_does_not_answer_in_time_is_named_in_the_readme(
     assert not [n for n in archive.namelist() if n.startswith("products/")]
     readme = archive.read("README.txt").decode()
     assert "had not sent it" in readme and "Silent Product" in readme
+    # What else Art. 15 says the person is told: who decides, the source, the recipients
+    # (the products they have an account in), how long, automated decisions, their rights.
+    about = readme.split("About this data (GDPR Art. 15)", 1)[1]
+    assert "decides why and how this data is used" in about
+    assert "Where it comes from:" in about
+    assert "Who receives it:" in about and "Silent Product." in about
+    assert "emails after 90 days" in about and "the sign-in log after 400 days" in about
+    assert "Automated decisions: none" in about
+    assert "supervisory authority" in about and "restrict or object" in about
     late = await org.put(
         f"/v1/privacy-requests/{request['id']}/export/parts",
         json={"product_id": silent["id"], "data": {}},
