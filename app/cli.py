@@ -16,7 +16,7 @@ from rich.panel import Panel
 
 from app.cli_audit import register as register_audit_archive
 from app.cli_identity import identity_cli
-from app.database import DatabaseSetupError
+from app.database import DatabaseSetupError, DatabaseUrls
 from app.settings import Settings, SettingsError
 from tenants import text
 from tenants.errors import TenantryError
@@ -75,6 +75,28 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+async def _ready(settings: Settings, url: str, *, migrate: bool, wait: bool) -> DatabaseUrls:
+    """``ready_database``; with ``wait``, a database that cannot be reached yet is waited
+    for, with a warning per try (anything else wrong with it still stops the command): a
+    process started in an outage, which a process manager would otherwise restart in a
+    loop, or leave down (``serve`` exited at once and stayed down until restarted)."""
+    from app.runtime import ready_database
+    from tenants.outages import Backoff, is_database_outage
+
+    backoff = Backoff()
+    while True:
+        try:
+            return await ready_database(settings, url, migrate=migrate)
+        except DatabaseSetupError as exc:
+            if not (wait and is_database_outage(exc)):
+                raise
+            delay = backoff.next_delay()
+            logging.getLogger("tenantry.start").warning(
+                "database unavailable (%s); trying again in %.0f s", exc, delay
+            )
+            await asyncio.sleep(delay)
+
+
 def run_with_orm(
     settings: Settings,
     work: Callable[[], Awaitable[T]],
@@ -86,23 +108,10 @@ def run_with_orm(
     ``wait_for_database`` (a worker, which a process manager would otherwise restart in a
     loop) a database that cannot be reached yet is waited for, with a warning per try;
     anything else wrong with it still stops the command."""
-    from app.runtime import admin_url, orm, ready_database
-    from tenants.outages import Backoff, is_database_outage
+    from app.runtime import admin_url, orm
 
     async def main(url: str) -> T:
-        backoff = Backoff()
-        while True:
-            try:
-                urls = await ready_database(settings, url, migrate=migrate)
-                break
-            except DatabaseSetupError as exc:
-                if not (wait_for_database and is_database_outage(exc)):
-                    raise
-                delay = backoff.next_delay()
-                logging.getLogger("tenantry.worker").warning(
-                    "database unavailable (%s); trying again in %.0f s", exc, delay
-                )
-                await asyncio.sleep(delay)
+        urls = await _ready(settings, url, migrate=migrate, wait=wait_for_database)
         async with orm(urls):
             return await work()
 
@@ -136,7 +145,7 @@ def serve(
 
     from app.factory import create_app
     from app.logs import configure_logging
-    from app.runtime import admin_url, orm, ready_database
+    from app.runtime import admin_url, orm
 
     settings = load_settings(host=host, port=port)
     configure_logging(settings.log_level, json_lines=settings.log_json and not sys.stderr.isatty())
@@ -145,7 +154,12 @@ def serve(
     try:
         with admin_url(settings) as url:
             with out.status("Preparing the database…"):
-                urls = asyncio.run(ready_database(settings, url, migrate=do_migrate))
+                # An external database is waited for; the embedded one is started here.
+                urls = asyncio.run(
+                    _ready(
+                        settings, url, migrate=do_migrate, wait=settings.database_url is not None
+                    )
+                )
             if demo:
                 from app.demo import seed_demo
 

@@ -98,6 +98,18 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
 
 
+#: Settings of every runtime session (the pool's startup parameters, and the login role's
+#: own where a pooler refuses startup parameters it does not know):
+#: - jit off: OLTP; every statement is small, and the JIT compile the planner triggers on
+#:   a large estimate costs more than the query (247 ms on a 1M-member preview);
+#: - a transaction left idle for a minute is ended: a worker frozen mid-step (stopped,
+#:   swapped out, cut off by a half-open connection) held its departure's row lock with no
+#:   limit, and the worker that took its job over waited on the lock, renewing the lease,
+#:   for as long as it lasted. Tenantry waits on nothing outside the database inside a
+#:   transaction (identity providers, Keycloak and products are called between them).
+RUNTIME_SETTINGS = {"jit": "off", "idle_in_transaction_session_timeout": "60s"}
+
+
 def tortoise_connection(
     url: str, *, role: str | None = None, pool_size: int = 10, pooled: bool = False
 ) -> dict[str, Any]:
@@ -118,7 +130,7 @@ def tortoise_connection(
         # login role's own setting applies).
         "server_settings": {
             "application_name": "tenantry",
-            **({"role": role} if role else {} if pooled else {"jit": "off"}),
+            **({"role": role} if role else {} if pooled else RUNTIME_SETTINGS),
         },
     }
     if "password" in params:
@@ -430,9 +442,8 @@ async def _prepare_database(
                 log.info("created role %s", role)
         if app_database_url is None:
             await conn.execute(f"GRANT {_ident(RUNTIME_ROLE)} TO {_ident(app_role)}")
-            # OLTP: every statement is small, and the JIT compile the planner triggers on a
-            # large estimate costs more than the query (247 ms on a 1M-member preview).
-            await conn.execute(f"ALTER ROLE {_ident(app_role)} SET jit = off")
+            for name, value in RUNTIME_SETTINGS.items():
+                await conn.execute(f"ALTER ROLE {_ident(app_role)} SET {name} = '{value}'")
         if not is_super:
             await conn.execute(f"GRANT {_ident(OWNER_ROLE)} TO CURRENT_USER")
     finally:
@@ -540,7 +551,7 @@ async def check_current(url: str) -> None:
         raise DatabaseSetupError(
             f"the database at {_redact(url)} lacks {len(pending)} "
             f"migration{'s' if len(pending) != 1 else ''} ({shown}): run `tenantry migrate` "
-            "first, or start with --migrate"
+            "first (or start the server with `tenantry serve --migrate`)"
         )
 
 

@@ -106,6 +106,8 @@ OUTCOMES = {
 }
 
 #: The event is delivered once every product it went to has it.
+EVENT_LOCK_SQL = "SELECT 1 AS held FROM outbox_events WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
+
 EVENT_DELIVERED_SQL = """
 UPDATE outbox_events SET delivered_at = now()
  WHERE tenant_id = $1 AND id = $2 AND delivered_at IS NULL
@@ -154,6 +156,12 @@ async def _record(
     error: str | None,
 ) -> None:
     async with db.tenant_transaction(job.org_id):
+        if status == DeliveryStatus.DELIVERED:
+            # The event's last two deliveries, committing at once, each saw the other still
+            # pending and neither marked the event delivered (71 of 6,017 under load). Held
+            # first, the event's row makes the second wait; its next statement then sees
+            # the first's delivery done.
+            await db.fetch_one(EVENT_LOCK_SQL, job.org_id, event_id)
         row = await db.fetch_one(RECORD_SQL, job.org_id, delivery_id, status.value, code, error)
         if status == DeliveryStatus.DELIVERED:
             await db.connection().execute_query(EVENT_DELIVERED_SQL, [job.org_id, event_id])

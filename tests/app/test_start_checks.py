@@ -38,7 +38,8 @@ async def test_a_database_without_the_schema_is_refused_naming_the_command_to_ru
             await ready_database(Settings.from_env({}), url, migrate=False)
         message = str(refused.value)
         assert re.search(r"lacks \d+ migrations \(tenants\.0001_\w+, .* and \d+ more\)", message)
-        assert "run `tenantry migrate` first, or start with --migrate" in message
+        # The worker has no --migrate: the way named is one every command can take.
+        assert "run `tenantry migrate` first (or start the server with `tenantry serve --migrate`)" in message
     finally:
         await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await server.close()
@@ -56,10 +57,14 @@ async def test_a_current_database_passes_and_an_unreachable_one_is_named_without
 
 
 @pytest.mark.slow
-async def test_a_worker_started_before_its_database_answers_waits_for_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["worker", "serve"])
+async def test_a_process_started_before_its_database_answers_waits_for_it(
+    tmp_path: Path, command: str
+) -> None:
     """A worker that exited at once when its database was not up yet was restarted in a
-    loop by its process manager (docs/operations.md promised it waits): it logs a warning
-    per try, keeps trying, and stops on SIGTERM like any worker."""
+    loop by its process manager (docs/operations.md promised it waits), and ``serve``
+    stayed down until someone restarted it: each logs a warning per try, keeps trying,
+    and stops on SIGTERM."""
     port = free_port()  # nothing listens there
     url = f"postgresql://tenantry:s3cr3t@127.0.0.1:{port}/tenantry"
     env = {
@@ -70,12 +75,13 @@ async def test_a_worker_started_before_its_database_answers_waits_for_it(tmp_pat
         "TENANTRY_ENV": "development",
         "TENANTRY_LOG_JSON": "true",
     }
-    log = tmp_path / "worker.log"
-    worker = start_tenantry(["worker", "--name", "early"], env, log)
+    log = tmp_path / f"{command}.log"
+    arguments = ["--name", "early"] if command == "worker" else ["--port", str(free_port())]
+    worker = start_tenantry([command, *arguments], env, log)
     try:
         deadline = time.monotonic() + 20
         while log.read_text().count("database unavailable") < 2:
-            assert worker.poll() is None, f"the worker exited:\n{log.read_text()[-2000:]}"
+            assert worker.poll() is None, f"{command} exited:\n{log.read_text()[-2000:]}"
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             await asyncio.sleep(0.1)
         assert "s3cr3t" not in log.read_text() and "Traceback" not in log.read_text()

@@ -613,3 +613,16 @@ async def test_the_api_tokens_list_reads_a_page_of_its_index_in_either_order(
             plan = "\n".join(r[0] for r in rows)
             assert index in plan, plan
             assert "Sort" not in plan, plan
+
+
+async def test_a_transaction_left_idle_is_ended_so_its_locks_go_with_it(
+    runtime_conn: asyncpg.Connection, org: OrgHandle
+) -> None:
+    """A worker frozen mid-step held its departure's row lock with no limit: the worker
+    that took its job over waited on it, renewing the lease, for as long as it lasted."""
+    assert await runtime_conn.fetchval("SHOW idle_in_transaction_session_timeout") == "1min"
+    async with db.tenant_transaction(org.id):
+        row = await db.fetch_one(
+            "SELECT current_setting('idle_in_transaction_session_timeout') AS limit"
+        )
+    assert row == {"limit": "1min"}
