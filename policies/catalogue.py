@@ -155,10 +155,24 @@ class Setting:
     member_choosable: bool = True
     #: The product cannot work with it off; switching it off needs an explicit confirmation.
     required: bool = False
+    #: It rests on each member's own consent (advertising, optional sharing, cookies that
+    #: are not needed; GDPR Art. 4(11), 7(3), ePrivacy Art. 5(3)): an organisation may lock
+    #: it off, never on, for consent that cannot be withdrawn is none. Off by default.
+    consent: bool = False
     #: The product that declared it; None for built-in settings.
     product: str | None = None
     #: What the product sends at each value (enum and bool settings only), in value order.
     samples: tuple[Sample, ...] = ()
+
+    def rule_problem(self, value: Value, *, enforced: bool) -> str | None:
+        """Why an organisation's rule may not give this setting ``value`` (locked when
+        ``enforced``); None when it may."""
+        if self.consent and enforced and value is True:
+            return (
+                f"{self.title} rests on each member's own consent, which they may withdraw "
+                "at any time: a rule may lock it off, not on"
+            )
+        return None
 
     def choices(self) -> tuple[str, ...]:
         """The values a sample may be declared for, as text; none for ints and lists."""
@@ -223,6 +237,7 @@ class Setting:
             "maximum": self.maximum,
             "member_choosable": self.member_choosable,
             "required": self.required,
+            "consent": self.consent,
             "product": self.product,
             "samples": {
                 s.value: {"document": s.parsed(), "description": s.description}
@@ -260,6 +275,14 @@ class Catalogue:
             raise CatalogueError(f"there is no setting {key!r}", field="setting")
         return setting.validate(value)
 
+    def validate_rule(self, key: str, value: Any, *, enforced: bool) -> Value:
+        """``validate``, and what an organisation's rule may not set (``rule_problem``)."""
+        checked = self.validate(key, value)
+        problem = self.settings[key].rule_problem(checked, enforced=enforced)
+        if problem is not None:
+            raise CatalogueError(problem, field="value")
+        return checked
+
     def with_declared(self, declared: Iterable[Setting]) -> Catalogue:
         """The catalogue extended with products' settings; CatalogueError on a clash of
         key (with a built-in or another product's setting) or of type."""
@@ -290,6 +313,7 @@ def _bool(
     off_effect: str = "",
     choosable: bool = True,
     required: bool = False,
+    consent: bool = False,
 ) -> Setting:  # pragma: no mutate block
     # Not mutated: it runs only while this module is imported, before mutmut can switch a
     # mutant on; test_the_builtin_catalogue_is_the_one_the_service_promises checks every
@@ -305,6 +329,7 @@ def _bool(
         off_effect=off_effect,
         member_choosable=choosable,
         required=required,
+        consent=consent,
     )
 
 
@@ -390,6 +415,7 @@ BUILTIN = Catalogue.of(
             Purpose.ADVERTISING,
             {"interaction"},
             default=False,
+            consent=True,
             off_effect="You still may see ads, but they are not chosen using your activity.",
         ),
         _bool(
@@ -399,6 +425,7 @@ BUILTIN = Catalogue.of(
             Purpose.ADVERTISING,
             {"contact"},
             default=False,
+            consent=True,
         ),
         _bool(
             "advertising.relevant_offers",
@@ -407,6 +434,7 @@ BUILTIN = Catalogue.of(
             Purpose.ADVERTISING,
             {"interaction"},
             default=False,
+            consent=True,
         ),
         _bool(
             "data.combine_across_products",
@@ -426,6 +454,7 @@ BUILTIN = Catalogue.of(
             Purpose.SHARE,
             {"interaction", "contact"},
             default=False,
+            consent=True,
         ),
         _bool(
             "sharing.obtain_from_third_parties",
@@ -462,6 +491,7 @@ BUILTIN = Catalogue.of(
             Purpose.COOKIES,
             {"device", "interaction"},
             default=False,
+            consent=True,
         ),
         _bool(
             "cookies.advertising",
@@ -470,6 +500,7 @@ BUILTIN = Catalogue.of(
             Purpose.COOKIES,
             {"device", "interaction"},
             default=False,
+            consent=True,
         ),
         _bool(
             "cookies.third_party",
@@ -478,6 +509,7 @@ BUILTIN = Catalogue.of(
             Purpose.COOKIES,
             {"device", "interaction"},
             default=False,
+            consent=True,
         ),
         _bool(
             "cookies.web_beacons",
@@ -486,6 +518,7 @@ BUILTIN = Catalogue.of(
             Purpose.COOKIES,
             {"device", "interaction"},
             default=False,
+            consent=True,
         ),
         Setting(
             "social.activity_visibility",

@@ -300,6 +300,12 @@ class Declaration(Input):
     maximum: JsonInt | None = None
     member_choosable: bool = True
     required: bool = False
+    consent: bool = Field(
+        False,
+        description="It rests on each member's own consent (advertising, optional sharing, "
+        "cookies not needed): an on/off setting, off by default, which an organisation may "
+        "lock off but never on.",
+    )
     samples: dict[Annotated[str, StringConstraints(max_length=100)], SampleIn] = Field(
         default_factory=dict,
         max_length=50,

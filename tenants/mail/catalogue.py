@@ -24,6 +24,9 @@ class MailTemplate:
     required: tuple[str, ...]
     #: The context key holding the name to greet; "" greets nobody by name (a team).
     greeting: str = ""
+    #: Sent to someone whose data is gone (the erased member's last message): once sent,
+    #: or given up on, the message keeps neither its recipient nor its text.
+    forgotten_once_sent: bool = False
 
 
 TEMPLATES: dict[str, MailTemplate] = {
@@ -104,6 +107,7 @@ TEMPLATES: dict[str, MailTemplate] = {
             "closed, so this is the last message to this address from it.",
             ("member_name", "kind_label", "outcome"),
             greeting="member_name",
+            forgotten_once_sent=True,
         ),
         MailTemplate(
             "export_ready",

@@ -17,7 +17,7 @@ from tortoise.expressions import F
 
 from tenants.db import tenant_transaction
 from tenants.jobs.registry import RetryLaterError, RunningJob, handler
-from tenants.mail import sender
+from tenants.mail import catalogue, sender
 from tenants.mail.models import MailMessage, MailStatus
 from tenants.mail.sender import MailDeliveryError, OutgoingMail
 from tenants.organisations.models import Organisation
@@ -37,8 +37,15 @@ async def _mark(
         message.last_error = error
         if status is MailStatus.SENT:
             message.sent_at = datetime.now(UTC)
+        forgotten = []
+        template = catalogue.TEMPLATES.get(message.template)
+        if template is not None and template.forgotten_once_sent:
+            # The erased member's address and name lived on only to carry this message.
+            message.recipients, message.subject = [], "(sent to an erased member)"
+            message.text = message.html = ""
+            forgotten = ["recipients", "subject", "text", "html"]
         await message.save(
-            update_fields=["attempts", "status", "last_error", "sent_at", "updated_at"]
+            update_fields=["attempts", "status", "last_error", "sent_at", "updated_at", *forgotten]
         )
 
 

@@ -109,9 +109,14 @@ def setting_from_definition(definition: Mapping[str, Any], product: str) -> Sett
         maximum=definition.get("maximum"),
         member_choosable=bool(definition.get("member_choosable", True)),
         required=bool(definition.get("required", False)),
+        consent=bool(definition.get("consent", False)),
         product=product,
     )
     setting.validate(setting.default)
+    if setting.consent and (setting.type is not SettingType.BOOL or setting.default is not False):
+        raise CatalogueError(
+            "a setting resting on consent is an on/off setting, off by default", field="consent"
+        )
     return replace(setting, samples=samples_from_definition(setting, definition.get("samples")))
 
 
@@ -303,7 +308,7 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
     check_rule_reason(change.reason)
     cat = await catalogue()
     try:
-        value = cat.validate(change.setting, change.value)
+        value = cat.validate_rule(change.setting, change.value, enforced=change.enforced)
     except CatalogueError as exc:
         raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
     if change.effective_from is not None:
@@ -483,8 +488,15 @@ async def rollback(to_version: int, *, actor: Actor) -> int:
         if ids[kind]
         for row in await model.filter(id__in=ids[kind]).values("id")
     }
-    # A rule of a unit or group that is gone cannot come back.
-    wanted = [r for r in stored if str(r["target_id"]) in present]
+    # A rule of a unit or group that is gone cannot come back, nor one that switched on
+    # what rests on each member's consent (refused since; ``Setting.rule_problem``).
+    cat = await catalogue()
+    wanted = [
+        r
+        for r in stored
+        if str(r["target_id"]) in present
+        and (r["setting"] not in cat or cat[r["setting"]].rule_problem(r["value"], enforced=r["enforced"]) is None)
+    ]
     in_force = [rule_view(r) for r in await PolicyRule.all()]
     if not diff_rules(in_force, wanted):
         raise ConflictError(
@@ -768,7 +780,7 @@ async def preview_candidate(change: RuleInput) -> Rule:
     value the setting does not take, for a target that does not exist), not saved."""
     cat = await catalogue()
     try:
-        value = cat.validate(change.setting, change.value)
+        value = cat.validate_rule(change.setting, change.value, enforced=change.enforced)
     except CatalogueError as exc:
         raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
     await _check_target(change.target_kind, change.target_id)

@@ -699,7 +699,7 @@ async def erase_for_request(
         # The last message to the address the erasure has just removed (GDPR Art. 12(3),
         # 19): the member can no longer sign in to read the timeline, and the officer's
         # answer, written afterwards, has no address to go to. The address stays only in
-        # this message, until the outbox's retention deletes it once sent.
+        # this message, which forgets it once sent (``forgotten_once_sent``).
         await mail.send_later(
             "request_erased",
             to=[person.email],

@@ -10,7 +10,7 @@ import asyncpg
 from tests.conftest import OrgHandle, make_group, make_member, make_product, make_unit, row_counts
 from tests.support.api_schema import assert_problem, error_fields
 
-ADS = "advertising.personalised_ads"
+ADS = "improvement.use_data"
 
 
 async def settings_of(org: OrgHandle, member_id: str, **headers: str) -> Any:
@@ -178,6 +178,9 @@ async def test_invalid_rules_are_refused_and_change_nothing(
         ({"setting": ADS, "value": "yes"}, "value"),
         ({"setting": "no.such.setting", "value": True}, "setting"),
         ({"setting": "diagnostics.level", "value": "everything"}, "value"),
+        # Consent the member cannot withdraw is none (GDPR Art. 7(3)): locked on, refused.
+        ({"setting": "advertising.personalised_ads", "value": True}, "value"),
+        ({"setting": "cookies.analytics", "value": True}, "value"),
     ):
         response = await org.put(
             "/v1/policy/rules",
@@ -372,7 +375,7 @@ async def test_the_notice_names_the_organisation_and_its_locks(org: OrgHandle) -
     notice = (await org.get(f"/v1/members/{member['id']}/notice")).json()
     assert notice["organisation"] == org.slug.title() and len(notice["notice"]) == 5
     assert notice["locked"] == [
-        {"setting": ADS, "title": "Personalised ads", "value": False, "reason": "Policy 7 <b>"}
+        {"setting": ADS, "title": "Use of data to improve products", "value": False, "reason": "Policy 7 <b>"}
     ]
     fragment = await org.get(f"/v1/members/{member['id']}/notice.html")
     assert fragment.headers["content-type"].startswith("text/html")

@@ -22,7 +22,7 @@ async def test_a_rule_dated_at_an_edge_is_refused_naming_effective_from(
     org: OrgHandle, at: str
 ) -> None:
     rule = {
-        "target_kind": "unit", "target_id": str(org.root_unit_id), "setting": "cookies.analytics",
+        "target_kind": "unit", "target_id": str(org.root_unit_id), "setting": "sharing.obtain_from_third_parties",
         "value": True, "enforced": True, "effective_from": at,
     }  # fmt: skip
     refused = assert_problem(await org.put("/v1/policy/rules", json=rule), 422)
@@ -63,7 +63,7 @@ async def test_a_moment_written_as_a_unix_timestamp_is_refused_naming_its_field(
     """The API takes RFC 3339 date-times with a zone; pydantic would read digits as a Unix
     timestamp, in a JSON body as in a query string."""
     rule = {
-        "target_kind": "unit", "target_id": str(org.root_unit_id), "setting": "cookies.analytics",
+        "target_kind": "unit", "target_id": str(org.root_unit_id), "setting": "sharing.obtain_from_third_parties",
         "value": True, "enforced": True, "effective_from": at,
     }  # fmt: skip
     refused = assert_problem(await org.put("/v1/policy/rules", json=rule), 422)

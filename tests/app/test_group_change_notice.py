@@ -13,7 +13,7 @@ import asyncpg
 from tests.conftest import OrgHandle, make_group, make_member, row_counts
 from tests.web.flows import PASSWORD, asgi_client, set_local_sign_in, set_password, text_of
 
-ADS = "advertising.personalised_ads"
+ADS = "improvement.use_data"
 
 
 async def lock_ads_on(org: OrgHandle, group: dict[str, Any]) -> None:
@@ -51,7 +51,7 @@ async def test_joining_and_leaving_a_ruled_group_through_the_api_tells_the_membe
     assert len(told) == 1  # the plain group changes nothing; the invited member is not told
     assert json.loads(told[0]["recipients"]) == [mia["email"]]
     assert "added you to the group Pilot" in told[0]["text"]
-    assert "Personalised ads: off -> on, locked (the pilot group tries ads)" in told[0]["text"]
+    assert "Use of data to improve products: off -> on, locked (the pilot group tries ads)" in told[0]["text"]
     event = await owner_conn.fetchrow(
         "SELECT after FROM audit_events WHERE tenant_id = $1 AND action = 'group.member_added' "
         "AND target_id = $2 AND after->>'member_id' = $3",
@@ -65,7 +65,7 @@ async def test_joining_and_leaving_a_ruled_group_through_the_api_tells_the_membe
     told = await notices(owner_conn, org)
     assert len(told) == 2
     assert "removed you from the group Pilot" in told[1]["text"]
-    assert "Personalised ads: on, locked -> off" in told[1]["text"]
+    assert "Use of data to improve products: on, locked -> off" in told[1]["text"]
 
 
 async def test_the_console_asks_before_a_group_change_that_changes_settings(
@@ -89,7 +89,7 @@ async def test_the_console_asks_before_a_group_change_that_changes_settings(
         shown = text_of(asked.text)
         assert "Add Mia Member?" in shown
         assert "Mia Member joins the group Pilot." in shown
-        assert "Personalised ads: Off becomes On (locked). The rule's reason: “the pilot group tries ads”." in shown
+        assert "Use of data to improve products: Off becomes On (locked). The rule's reason: “the pilot group tries ads”." in shown
         assert "Mia Member is emailed what changed for them." in shown
         assert await row_counts(owner_conn) == before  # nothing written until confirmed
         done = await browser.post(
@@ -142,7 +142,7 @@ async def test_a_csv_dry_run_names_the_settings_a_move_changes(
     assert dry.status_code == 200, dry.text
     details = {line["email"]: line["detail"] for line in dry.json()["lines"]}
     assert details[mover["email"]] == (
-        "unit; their settings change: Personalised ads: off -> on, locked (the lab tries ads)"
+        "unit; their settings change: Use of data to improve products: off -> on, locked (the lab tries ads)"
     )
     assert details[calm["email"]] == "unit"  # a unit without rules changes nothing
     assert await row_counts(owner_conn) == before

@@ -179,7 +179,7 @@ async def test_a_rule_changed_on_one_node_reaches_the_others_cached_answers(
     cluster: Cluster, org: OrgHandle
 ) -> None:
     member = await make_member(org)
-    ads = "advertising.personalised_ads"
+    ads = "improvement.use_data"
     async with httpx.AsyncClient(headers=org.headers, timeout=10) as http:
         path = f"/v1/members/{member['id']}/settings"
         before = (await http.get(cluster.b.url + path)).json()["settings"][ads]

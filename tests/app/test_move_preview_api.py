@@ -15,7 +15,7 @@ from tests.conftest import OrgHandle, make_group, make_member, make_org, make_un
 from tests.support.access import JUSTIFICATION, decide_as, make_people
 from tests.support.api_schema import assert_problem, error_fields
 
-ADS = "advertising.personalised_ads"
+ADS = "improvement.use_data"
 
 
 async def set_rule(org: OrgHandle, kind: str, target: str, value: Any, enforced: bool) -> None:
@@ -186,11 +186,11 @@ async def test_the_account_page_shows_what_a_move_changed_and_only_moves_that_ch
         text = text_of((await browser.get("/account")).text)
         assert "What changed when you were moved" in text
         assert "moved you to Sales . These settings changed for you:" in text
-        assert "Personalised ads: off -> on, locked (ads policy)" in text
+        assert "Use of data to improve products: off -> on, locked (ads policy)" in text
         # Back to a unit without rules: that move changes the lock back, and is shown first.
         assert (
             await org.post(f"/v1/members/{member['id']}/move", {"unit_id": other["id"]})
         ).status_code == 200
         text = text_of((await browser.get("/account")).text)
         assert text.index("moved you to Other") < text.index("moved you to Sales")
-        assert "Personalised ads: on, locked -> off" in text
+        assert "Use of data to improve products: on, locked -> off" in text

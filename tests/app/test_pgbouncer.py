@@ -206,7 +206,7 @@ async def test_a_rule_changed_elsewhere_reaches_the_pooled_process_over_its_dire
     pooled: Pooled, org: OrgHandle
 ) -> None:
     member = await make_member(org)
-    ads = "advertising.personalised_ads"
+    ads = "improvement.use_data"
     async with through(pooled, org) as p:
         before = (await p.get(f"/v1/members/{member['id']}/settings")).json()["settings"][ads]
         # Changed through the in-process app (another process as far as the pooled one knows).

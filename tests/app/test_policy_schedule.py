@@ -90,9 +90,9 @@ async def test_notice_goes_once_to_exactly_the_affected_members_and_the_change_l
     )
     text = {d.rcpt_tos[0]: d.part("plain") for d in notices}
     when = at.strftime("%Y-%m-%d %H:%M UTC")
-    assert (f"From {when}, Personalised ads: on -> off, locked (No ads while the audit runs)"
+    assert (f"From {when}, Use of data to improve products: on -> off, locked (No ads while the audit runs)"
             in text[team["ben"]["email"]])
-    assert (f"From {when}, Personalised ads: off -> off, locked (No ads while the audit runs)"
+    assert (f"From {when}, Use of data to improve products: off -> off, locked (No ads while the audit runs)"
             in text[team["ana"]["email"]])
     assert "Hello Ben Sales," in text[team["ben"]["email"]]
     told = await owner_conn.fetch(
@@ -164,7 +164,7 @@ async def test_a_lifted_lock_is_noticed_with_the_rules_reason_and_the_choice_com
     assert sorted(m["recipients"][0] for m in notices) == sorted(
         [team["ana"]["email"], team["ben"]["email"]])
     ben_text = next(m["text"] for m in notices if m["recipients"] == [team["ben"]["email"]])
-    assert "Personalised ads: off, locked -> on (Audit over: yours again)" in ben_text
+    assert "Use of data to improve products: off, locked -> on (Audit over: yours again)" in ben_text
 
 
 async def test_cancelling_or_moving_a_noticed_change_tells_exactly_those_told(

@@ -31,7 +31,7 @@ from app.settings import Settings
 from tests.conftest import OrgHandle, make_member
 from tests.support.processes import free_port, start_tenantry, tenantry_env
 
-ADS = "advertising.personalised_ads"
+ADS = "improvement.use_data"
 PROBE = "cookies.analytics"  # default false; the probe choice sets it true
 POLL = 0.05
 LISTENERS = """

@@ -356,3 +356,27 @@ def test_the_catalogue_version_changes_when_a_sample_changes() -> None:
     versions = {Catalogue.of([s]).version for s in (base, one, other_document, other_text)}
     assert len(versions) == 4
     assert Catalogue.of([one]).version == Catalogue.of([replace(one)]).version
+
+
+def test_what_rests_on_consent_may_be_locked_off_but_never_on() -> None:
+    """An organisation cannot consent for its members: advertising, optional sharing and
+    cookies that are not needed may be switched off or locked off by a rule, a member may
+    switch them on, but no rule may lock them on (consent must be withdrawable at any
+    time, GDPR Art. 7(3); the member would read "On · you cannot change it")."""
+    consented = {s.key for s in BUILTIN if s.consent}
+    assert consented == {
+        "advertising.personalised_ads", "advertising.promotional_communications",
+        "advertising.relevant_offers", "sharing.third_parties_optional", "cookies.analytics",
+        "cookies.advertising", "cookies.third_party", "cookies.web_beacons",
+    }
+    for key in consented:
+        setting = BUILTIN[key]
+        assert setting.default is False and setting.member_choosable, key
+        assert setting.rule_problem(True, enforced=True) is not None
+        assert setting.rule_problem(False, enforced=True) is None
+        assert setting.rule_problem(True, enforced=False) is None
+        with pytest.raises(CatalogueError) as refused:
+            BUILTIN.validate_rule(key, True, enforced=True)
+        assert refused.value.field == "value" and "consent" in str(refused.value)
+    assert BUILTIN.validate_rule("improvement.use_data", True, enforced=True) is True
+    assert BUILTIN["cookies.necessary"].rule_problem(True, enforced=True) is None

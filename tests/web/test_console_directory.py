@@ -71,13 +71,13 @@ async def test_an_admin_adds_a_member_then_edits_moves_and_gives_roles_and_a_pro
         assert (row["email"], row["status"]) == ("nina@example.org", "active")
 
         # Moving asks first, showing what the move changes for her (resolved before and
-        # after: a lock on Sales switches personalised ads off); then it happens.
+        # after: a lock on Sales switches use of data to improve products off); then it happens.
         await org.put(
             "/v1/policy/rules",
             json={
                 "target_kind": "unit",
                 "target_id": sales["id"],
-                "setting": "advertising.personalised_ads",
+                "setting": "improvement.use_data",
                 "value": False,
                 "enforced": True,
                 "reason": "sales policy",
@@ -375,7 +375,7 @@ async def test_bulk_move_of_three_selected_members_is_confirmed_with_the_count_t
         json={
             "target_kind": "unit",
             "target_id": locked["id"],
-            "setting": "advertising.personalised_ads",
+            "setting": "improvement.use_data",
             "value": True,
             "enforced": True,
             "reason": "locked unit",

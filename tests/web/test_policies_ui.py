@@ -28,6 +28,8 @@ from tests.web.flows import (
 )
 
 ADS = "advertising.personalised_ads"
+#: A setting a rule may lock on (locking ads on is refused: it rests on consent).
+USE_DATA = "improvement.use_data"
 REASON = "No personalised ads in Sales."
 
 
@@ -145,11 +147,11 @@ async def test_a_dated_rule_is_said_to_be_scheduled_and_a_past_date_means_from_n
     async with asgi_client(app) as browser:
         csrf = await signed_in(browser, local_org, admin)
         saved = await browser.post(
-            "/console/policies/rules", rule_form(csrf, sales["id"], effective_from=coming)
+            "/console/policies/rules", rule_form(csrf, sales["id"], setting=USE_DATA, effective_from=coming)
         )
         landing = text_of((await browser.get(saved.headers["location"])).text)
         assert (
-            "Scheduled: Personalised ads becomes Off, locked for everyone below, on Sales from "
+            "Scheduled: Use of data to improve products becomes Off, locked for everyone below, on Sales from "
             f"{coming} (UTC); members see it under Coming changes." in landing
         )
         # Previewed, a past date says it takes effect at once, without notice.
@@ -157,7 +159,7 @@ async def test_a_dated_rule_is_said_to_be_scheduled_and_a_past_date_means_from_n
             (
                 await browser.post(
                     "/console/policies/preview",
-                    rule_form(csrf, sales["id"], value="true", effective_from="2020-01-01"),
+                    rule_form(csrf, sales["id"], setting=USE_DATA, value="true", effective_from="2020-01-01"),
                 )
             ).text
         )
@@ -169,7 +171,7 @@ async def test_a_dated_rule_is_said_to_be_scheduled_and_a_past_date_means_from_n
             (
                 await browser.post(
                     "/console/policies/preview",
-                    rule_form(csrf, sales["id"], value="true", effective_from=coming),
+                    rule_form(csrf, sales["id"], setting=USE_DATA, value="true", effective_from=coming),
                 )
             ).text
         )
@@ -179,17 +181,17 @@ async def test_a_dated_rule_is_said_to_be_scheduled_and_a_past_date_means_from_n
             (
                 await browser.post(
                     "/console/policies/preview",
-                    rule_form(csrf, sales["id"], value="true", effective_from=today),
+                    rule_form(csrf, sales["id"], setting=USE_DATA, value="true", effective_from=today),
                 )
             ).text
         )
         assert "It takes effect at once: today has begun, so members get no" in now
         past = await browser.post(
             "/console/policies/rules",
-            rule_form(csrf, sales["id"], value="true", effective_from="2020-01-01"),
+            rule_form(csrf, sales["id"], setting=USE_DATA, value="true", effective_from="2020-01-01"),
         )
         landing = text_of((await browser.get(past.headers["location"])).text)
-        assert "Saved: Personalised ads is On, locked for everyone below, on Sales." in landing
+        assert "Saved: Use of data to improve products is On, locked for everyone below, on Sales." in landing
         assert "2020-01-01" not in landing  # no "since" a date the rule never had
     stored = await owner_conn.fetchval(
         "SELECT effective_from FROM policy_rules WHERE tenant_id = $1", local_org.id
@@ -399,16 +401,16 @@ async def test_history_shows_each_version_and_rollback_restores_an_earlier_one(
         csrf = await signed_in(browser, local_org, admin)
         for value, reason in [("false", "First reason"), ("true", "Second reason")]:
             saved = await browser.post(
-                "/console/policies/rules", rule_form(csrf, sales["id"], value=value, reason=reason)
+                "/console/policies/rules", rule_form(csrf, sales["id"], setting=USE_DATA, value=value, reason=reason)
             )
             assert saved.status_code == 303
         history = text_of((await browser.get("/console/policies/history")).text)
         assert "The rule set is at version 2" in history
-        assert "Personalised ads on unit Sales" in history and "Ada Admin" in history
+        assert "Use of data to improve products on unit Sales" in history and "Ada Admin" in history
         diff = text_of((await browser.get("/console/policies/diff?version=2")).text)
         assert "Changes from version 1 to version 2" in diff
         assert (
-            "changed Sales unit Personalised ads Off, locked for everyone below — “First reason” "
+            "changed Sales unit Use of data to improve products Off, locked for everyone below — “First reason” "
             "On, locked for everyone below — “Second reason”"
         ) in diff
         assert "Restore version" not in diff  # the current version
@@ -421,7 +423,7 @@ async def test_history_shows_each_version_and_rollback_restores_an_earlier_one(
         landing = text_of((await browser.get("/console/policies/history")).text)
         assert "Restored the rules of version 1; this is now version 3." in landing
         assert "rolled back to version 1" in landing
-    assert await rules_of(owner_conn, local_org) == [(sales["id"], ADS, "false", True)]
+    assert await rules_of(owner_conn, local_org) == [(sales["id"], USE_DATA, "false", True)]
     reason = await owner_conn.fetchval(
         "SELECT reason FROM policy_rules WHERE tenant_id = $1", local_org.id
     )
