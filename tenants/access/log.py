@@ -298,6 +298,11 @@ class TransparencyEntry:
     revoked_at: datetime | None
     emergency: bool
     on_unit: bool
+    #: Who approved it (the second person) and what they noted; for an emergency access,
+    #: who reviewed it afterwards. None while nobody has (or for a removed member).
+    approver_name: str | None = None
+    decision_reason: str | None = None
+    reviewer_name: str | None = None
 
 
 #: Grants that opened the member's data (started) and accesses under them, disclosed now.
@@ -327,10 +332,13 @@ WITH me AS (
 SELECT e.kind, e.key, e.at, e.grant_id, e.product_id, e.category,
        a.name AS admin_name, a.email AS admin_email, g.justification, g.case_reference,
        g.categories, g.all_products, g.product_ids, g.ends_at, g.status, g.revoked_at,
-       g.emergency, g.unit_id IS NOT NULL AS on_unit
+       g.emergency, g.unit_id IS NOT NULL AS on_unit,
+       d.name AS approver_name, g.decision_reason, r.name AS reviewer_name
   FROM entries e
   JOIN covering g ON g.id = e.grant_id
   JOIN members a ON a.tenant_id = g.tenant_id AND a.id = g.admin_id
+  LEFT JOIN members d ON d.tenant_id = g.tenant_id AND d.id = g.decided_by_id
+  LEFT JOIN members r ON r.tenant_id = g.tenant_id AND r.id = g.reviewed_by_id
  WHERE $2::timestamptz IS NULL OR (e.at, e.key) < ($2::timestamptz, $3::text)
  ORDER BY e.at DESC, e.key DESC
  LIMIT $4
@@ -400,6 +408,9 @@ async def member_transparency(
             revoked_at=r["revoked_at"],
             emergency=r["emergency"],
             on_unit=r["on_unit"],
+            approver_name=r["approver_name"],
+            decision_reason=r["decision_reason"],
+            reviewer_name=r["reviewer_name"],
         )
         for r in rows[:limit]
     ]

@@ -89,7 +89,10 @@ async def test_the_console_asks_before_a_group_change_that_changes_settings(
         shown = text_of(asked.text)
         assert "Add Mia Member?" in shown
         assert "Mia Member joins the group Pilot." in shown
-        assert "Use of data to improve products: Off becomes On (locked). The rule's reason: “the pilot group tries ads”." in shown
+        assert (
+            "Use of data to improve products: Off becomes On (locked)."
+            " The rule's reason: “the pilot group tries ads”."
+        ) in shown
         assert "Mia Member is emailed what changed for them." in shown
         assert await row_counts(owner_conn) == before  # nothing written until confirmed
         done = await browser.post(

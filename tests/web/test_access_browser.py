@@ -151,6 +151,8 @@ async def test_admin_requests_access_another_approves_a_product_checks_and_the_m
     await expect(entries.first).to_contain_text("viewed your files in Mailbox.")
     await expect(entries.first).to_contain_text(f"Purpose: {WHY} (case LEG-12)")
     await expect(entries.nth(1)).to_contain_text("was given access to your files in every product")
+    # The second person the page promises is named (GDPR Art. 15(1)(a): who decided).
+    await expect(entries.nth(1)).to_contain_text("Approved by Olga Officer")
     await expect(section).not_to_contain_text("communications")
 
     # Back in the console, the access log shows both checks.
