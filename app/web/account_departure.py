@@ -33,6 +33,7 @@ from tenants.departures.steps import plan_for_run
 from tenants.errors import NotFoundError
 from tenants.members.models import Member
 from tenants.pagination import Sort, paginate
+from tenants.privacy import datamap
 from tenants.products.models import Product, ProductAccount, ProductAccountStatus
 
 #: Personal items listed on the account page itself; all of them are on the export page.
@@ -99,7 +100,19 @@ async def what_leaving_means(member: Member) -> Leaving:
 
 def template_helpers() -> dict[str, Any]:
     """Functions the leaving section's template uses."""
-    return {"number": number, "size": size, "action_labels": ACTION_LABELS}
+    return {
+        "number": number,
+        "size": size,
+        "action_labels": ACTION_LABELS,
+        "kept_after_leaving": datamap.kept_kinds(),
+        "kept_for": kept_for,
+    }
+
+
+def kept_for(days: int) -> str:
+    """A review period as people say it: "3 years", "90 days"."""
+    years, rest = divmod(days, 365)
+    return f"{years} year{'s' if years != 1 else ''}" if years and not rest else f"{days} days"
 
 
 def routes(web: Web) -> list[BaseRoute]:

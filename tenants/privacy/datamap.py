@@ -424,6 +424,26 @@ def personal_tables() -> list[Table]:
     return [t for t in TABLES if t.owner is not None]
 
 
+@dataclass(frozen=True, slots=True)
+class KeptKind:
+    """A kind of record an erasure keeps: why, on what basis, reviewed after how long."""
+
+    reason: str
+    basis: str
+    review_days: int
+
+
+def kept_kinds() -> list[KeptKind]:
+    """Every kind of record an erasure (a departure's purge, an erasure request) keeps,
+    once each, as the map declares them: what a member is told before leaving stays."""
+    found: dict[str, KeptKind] = {}
+    for table in TABLES:
+        for step in table.erase:
+            if step.action is Action.KEEP and step.reason and step.basis and step.review_days:
+                found.setdefault(step.reason, KeptKind(step.reason, step.basis, step.review_days))
+    return list(found.values())
+
+
 def export_sources() -> dict[str, list[str]]:
     """Each export file and the tables it is made from (for the bundle's index)."""
     sources: dict[str, list[str]] = {}

@@ -22,6 +22,7 @@ import pytest
 from playwright.async_api import expect
 
 from tenants import db
+from tenants.privacy import datamap
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items, run_jobs
 from tests.web.browser import OpenTab, sign_in_with_password
@@ -109,6 +110,12 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     await expect(leaving).to_contain_text("3 items in Drive: yours to export until")
     await expect(leaving.get_by_role("link", name="Export Holiday photo photo-1")).to_be_visible()
     await expect(leaving).to_contain_text("ask Drive to export it")
+    # What stays after leaving, and why, as the personal-data map keeps it (Art. 13(2)(a)):
+    # the page said only "what is not kept is deleted".
+    kept = leaving.get_by_role("list").filter(has_text="reviewed after")
+    await expect(kept).to_contain_text("The departure's record: dates, steps and what happened")
+    await expect(kept).to_contain_text("reviewed after 6 years")
+    await expect(kept.get_by_role("listitem")).to_have_count(len(datamap.kept_kinds()))
     await leaving.screenshot(path=str(tmp_path / "01-member-leaving-section.png"))
 
     # The admin previews the departure from Lea's page, then starts it.
