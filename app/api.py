@@ -25,6 +25,7 @@ from tortoise.exceptions import IntegrityError
 
 from app import outage
 from app.auth import Authenticator, BearerAuthenticator, Credential, Principal, unverified_claims
+from app.conditional import entity_tag, if_match, none_match
 from app.problems import (
     from_domain_error,
     from_validation_error,
@@ -34,7 +35,13 @@ from app.problems import (
 from tenants import json_objects, notifications
 from tenants.actors import Actor
 from tenants.db import tenant_transaction
-from tenants.errors import ConflictError, PermissionDeniedError, TenantryError
+from tenants.errors import (
+    ConflictError,
+    FieldProblem,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    TenantryError,
+)
 from tenants.outages import is_concurrency_conflict, is_database_outage
 from tenants.permissions import Permission
 
@@ -599,15 +606,67 @@ def _check_permission(endpoint: Endpoint, principal: Principal) -> None:
         )
 
 
+#: Methods that change a resource in place, and so may be made conditional on its version.
+CONDITIONAL_WRITES = frozenset({"PATCH", "PUT", "DELETE"})
+
+
+def versioned(endpoints: Sequence[Endpoint]) -> dict[str, Endpoint]:
+    """The GET endpoint of each resource that can be changed in place (a path some PATCH,
+    PUT or DELETE shares with a GET answering one object, not a page): its answer carries
+    an ``ETag``, which ``If-None-Match`` on it and ``If-Match`` on its writes compare."""
+    written = {e.path for e in endpoints if e.method in CONDITIONAL_WRITES}
+    return {
+        e.path: e
+        for e in endpoints
+        if e.method == "GET"
+        and e.path in written
+        and e.response is not None
+        and "items" not in e.response.model_fields
+    }
+
+
+async def _check_if_match(
+    request: Request, current: Endpoint, call: Call[Any, Any]
+) -> None:
+    """PreconditionFailedError unless ``If-Match`` names the resource's current version
+    (RFC 9110 §13.1.1), read in the write's own transaction: a client that read it, and
+    changes it only if nobody has since, is refused (412) instead of overwriting another's
+    change. Without the header the write is unconditional."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return
+    shown = _render(current, await current.handler(call))
+    if not if_match(header, entity_tag(bytes(shown.body))):
+        raise PreconditionFailedError(
+            "the resource changed since the version named in If-Match: read it again and "
+            "decide on the current version",
+            fields=[FieldProblem("If-Match", "is not the current version (ETag)")],
+        )
+
+
+def _tagged(request: Request, response: Response) -> Response:
+    """``response`` with its representation's ``ETag``; 304 when ``If-None-Match`` names it."""
+    if response.status_code != 200:
+        return response
+    tag = entity_tag(bytes(response.body))
+    if request.method == "GET" and none_match(request.headers.get("if-none-match"), tag):
+        return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
+    return response
+
+
 def build_route(
     endpoint: Endpoint,
     authenticator: Authenticator,
     max_body: int,
     principals: PrincipalCache | None = None,
     committed: Callable[[list[str]], None] | None = None,
+    current: Endpoint | None = None,
 ) -> Route:
     """The Starlette route that runs ``endpoint`` in one tenant transaction (or, for a read
-    with a fast path and a recently verified credential, from memory)."""
+    with a fast path and a recently verified credential, from memory). ``current``: the GET
+    of the resource ``endpoint`` reads or changes in place (``versioned``), whose answer's
+    ``ETag`` conditional requests compare."""
     #: The bearer authenticator reads nothing but the Authorization header, so a header it
     #: accepted moments ago identifies the same credential (see PrincipalCache.presented).
     by_header = isinstance(authenticator, BearerAuthenticator)
@@ -652,6 +711,12 @@ def build_route(
                                 if streamed is not None
                                 else _parse_body(request, endpoint.body, raw)
                             )
+                            if current is not None and current is not endpoint:
+                                await _check_if_match(
+                                    request,
+                                    current,
+                                    Call(request, principal, None, current_query(request), path),
+                                )
                             result = await endpoint.handler(
                                 Call(request, principal, body, query, path)
                             )
@@ -677,7 +742,14 @@ def build_route(
             # another one: nothing is written, and the same request later succeeds.
             log.info("concurrency conflict turned into 409: %s", error)
             return from_domain_error(request, ConflictError(CLASHED))
-        return _render(endpoint, result)
+        response = _render(endpoint, result)
+        # Only the read is tagged: a write's answer, rendered from the state it just wrote,
+        # is not promised to be the bytes the next read gives.
+        return _tagged(request, response) if current is endpoint else response
+
+    def current_query(request: Request) -> BaseModel:
+        assert current is not None
+        return _parse_query(request, current.query)
 
     asgi_endpoint.__name__ = endpoint.operation_id
     starlette_path = endpoint.path

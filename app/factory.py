@@ -22,7 +22,7 @@ from tortoise.context import TortoiseContext
 
 from app import database, oauth, outage
 from app import tracing as app_tracing
-from app.api import Endpoint, PrincipalCache, allowed_methods, build_route
+from app.api import Endpoint, PrincipalCache, allowed_methods, build_route, versioned
 from app.auth import Authenticator, BearerAuthenticator
 from app.database import DatabaseUrls
 from app.idp_http import identity_provider_client
@@ -179,8 +179,16 @@ def create_app(
         Route("/problems", problems_index, methods=["GET"]),
         Route("/problems/{code}", problem_page, methods=["GET"]),
     ]
+    resources = versioned(endpoints)
     routes += [
-        build_route(e, authenticator, settings.max_body_bytes, principals, listener.applied_locally)
+        build_route(
+            e,
+            authenticator,
+            settings.max_body_bytes,
+            principals,
+            listener.applied_locally,
+            current=resources.get(e.path) if e.method != "POST" else None,
+        )
         for e in endpoints
     ]
     routes += scim_routes(

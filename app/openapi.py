@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from app.api import NAME_PARAMS, Endpoint, NoQuery
+from app.api import NAME_PARAMS, Endpoint, NoQuery, versioned
 from app.problems import STATUS_BY_CODE
 
 REF = "#/components/schemas/{model}"
@@ -47,11 +47,37 @@ ERROR_TEXT = {
     405: "Method not allowed",
     409: "Conflicts with the current state",
     413: "Body too large",
+    412: "If-Match names a version that is no longer current; nothing was changed",
     415: "Body is not of the media type the operation takes",
     422: "Invalid input; see errors",
     500: "Internal error",
     503: "The database (or a service it depends on, such as DNS) is not reachable right "
     "now; nothing was changed, retry after Retry-After",
+}
+
+
+ETAG_HEADER = {
+    "description": "The version of the resource, for If-Match on its writes and "
+    "If-None-Match on this read.",
+    "schema": {"type": "string"},
+}
+#: The header parameters of conditional requests (RFC 9110 §13.1).
+CONDITION: dict[str, dict[str, Any]] = {
+    "If-None-Match": {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "description": "An ETag this resource was read with: 304 while it is still current.",
+        "schema": {"type": "string"},
+    },
+    "If-Match": {
+        "name": "If-Match",
+        "in": "header",
+        "required": False,
+        "description": "The ETag the resource was read with: the change is made only if "
+        "nobody has changed it since (412 otherwise; * for any current version).",
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -73,8 +99,10 @@ def build_openapi(
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     schemas["Problem"] = PROBLEM_SCHEMA
 
+    resources = versioned(endpoints)
     paths: dict[str, dict[str, Any]] = {}
     for e in endpoints:
+        current = resources.get(e.path) if e.method != "POST" else None
         operation: dict[str, Any] = {
             "operationId": e.operation_id,
             "summary": e.summary,
@@ -137,6 +165,13 @@ def build_openapi(
         # Any operation meets a database that is restarting: a 503 (app/outage.py); and
         # any refuses a query parameter it does not know (422 naming ``query.<name>``).
         statuses = set(e.errors) | {400, 401, 403, 422, 503}
+        if current is e:
+            statuses |= {304}
+            operation["parameters"].append(CONDITION["If-None-Match"])
+            operation["responses"][str(e.status)]["headers"] = {"ETag": ETAG_HEADER}
+        elif current is not None:
+            statuses |= {412}
+            operation["parameters"].append(CONDITION["If-Match"])
         if e.method != "GET":
             # Any write can clash with a concurrent one (a uniqueness race, a deadlock):
             # a 409 asking to retry, nothing written (app/api.py).

@@ -39,6 +39,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # breach of a domain rule.
     "invalid_cursor": 400,
     "conflict": 409,
+    "precondition_failed": 412,
     "illegal_transition": 409,
     "permission_denied": 403,
     "unauthenticated": 401,

@@ -86,6 +86,14 @@ class ConflictError(TenantryError):
     title = "Conflict"
 
 
+class PreconditionFailedError(TenantryError):
+    """The client's If-Match names a version of the resource that is no longer current
+    (RFC 9110 §13.1.1): someone changed it since the client read it."""
+
+    code = "precondition_failed"
+    title = "Precondition failed"
+
+
 class IllegalTransitionError(ConflictError):
     """A lifecycle action that the current status does not allow."""
 
