@@ -189,6 +189,13 @@ class CookieJar:
             samesite="lax",
         )
 
+    def forget_typed_email(self, response: Response) -> None:
+        """Signed in or out: the address typed is not offered to the next person at this
+        computer."""
+        response.delete_cookie(
+            TYPED_EMAIL_COOKIE, path="/login", secure=self.secure, httponly=True, samesite="lax"
+        )
+
     @staticmethod
     def typed_email(request: Request) -> str:
         return unquote(request.cookies.get(TYPED_EMAIL_COOKIE, ""))

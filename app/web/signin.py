@@ -512,7 +512,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 link=("/console", "Back to the console"),
             )
         at_provider: sso.ProviderSignOut | None = None
-        target, slug = "/login?signed_out=1", ""
+        target, slug, org_name = "/login?signed_out=1", "", ""
         if token is not None:
             async with db.tenant_transaction(token.org_id):
                 try:
@@ -522,15 +522,28 @@ def routes(web: Web) -> list[BaseRoute]:
                         active.session, reason="signed out", actor=active.actor
                     )
                     if at_provider is not None:
-                        slug = (await Organisation.get(id=token.org_id)).slug
+                        org = await Organisation.get(id=token.org_id)
+                        slug, org_name = org.slug, org.name
                 except Exception as exc:
                     log.info("sign-out of an ended session: %s", exc)
                     at_provider = None
             state.remove(token.org_id)
             if at_provider is not None:
                 target = await _provider_sign_out_target(at_provider, slug)
-        response = RedirectResponse(target, status_code=303)
+        response: Response
+        if target.startswith("/"):
+            response = RedirectResponse(target, status_code=303)
+        else:
+            # Not a redirect: every page's CSP allows forms to post only to this site
+            # (form-action 'self'), which browsers apply to the redirects after a form too,
+            # and the browser stayed on the page, still showing the member's data, with
+            # the provider's session open. A page of this site sends it on instead.
+            response = web.render(
+                request, "signing_out.html", {"url": target, "org_name": org_name}
+            )
+            response.headers["cache-control"] = "no-store"
         web.cookies.store(response, state)
+        web.cookies.forget_typed_email(response)
         return response
 
     async def _provider_sign_out_target(at_provider: sso.ProviderSignOut, slug: str) -> str:
@@ -638,6 +651,7 @@ def signed_in_response(
     state.add(token, slug, name)
     response = RedirectResponse(target, status_code=303)
     web.cookies.store(response, state)
+    web.cookies.forget_typed_email(response)
     return response
 
 

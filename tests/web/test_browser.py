@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from tests.support.oidc_provider import OidcAccount
+from tests.support.oidc_provider import OidcAccount, RunningProvider
 from tests.web.browser import Tab
 from tests.web.conftest import ADA, BEA, MAX, SsoWorld
 
@@ -88,3 +88,29 @@ async def test_suspended_member_is_refused_with_a_visible_message(
     await expect(page.get_by_role("heading", level=1)).to_have_text("You cannot sign in")
     await expect(page.get_by_text("your account is suspended; it cannot sign in")).to_be_visible()
     await expect(page.get_by_role("link", name="Try again")).to_be_visible()
+
+
+async def test_signing_out_at_the_provider_works_in_a_browser_and_the_next_person_is_asked(
+    world: SsoWorld, tab: Tab, tmp_path: Path, idp: RunningProvider
+) -> None:
+    """Sign-out at the provider was a redirect answering the sign-out form, which every
+    page's CSP (form-action 'self') let the browser refuse: it stayed on the page showing
+    the member's data, and the provider's session stayed open (httpx, which knows no
+    CSP, had passed it)."""
+    await world.use_issuer(world.alpha, idp, sign_out_at_provider=True)
+    await sign_in_at_the_provider(tab, MAX)
+    await tab.land("/account", tmp_path, "before-sign-out")
+    page = tab.page
+    await page.get_by_role("button", name="Sign out").click()
+    # The provider asks to confirm (oidc-provider's own page), then sends the browser back.
+    await page.wait_for_url(f"{idp.issuer}/**")
+    await page.locator("button[autofocus], button[type=submit]").first.click()
+    await tab.land(f"/login/{world.alpha.slug}?signed_out=both", tmp_path, "signed-out-both")
+    await expect(page.get_by_role("status")).to_contain_text(
+        "You are signed out of Tenantry and of Alpha's sign-in."
+    )
+    # The next person here is asked who they are, and is not offered the last address.
+    await page.get_by_role("button", name="Continue with Alpha's sign-in").click()
+    await expect(page.locator("input[name=login]")).to_be_visible()
+    await page.goto(f"{tab.base_url}/login/{world.alpha.slug}")
+    assert MAX.email not in await page.content()
