@@ -167,10 +167,11 @@ class Setting:
     def rule_problem(self, value: Value, *, enforced: bool) -> str | None:
         """Why an organisation's rule may not give this setting ``value`` (locked when
         ``enforced``); None when it may."""
-        if self.consent and enforced and value is True:
+        if self.consent and value is True:
             return (
-                f"{self.title} rests on each member's own consent, which they may withdraw "
-                "at any time: a rule may lock it off, not on"
+                f"{self.title} rests on each member's own consent: a rule may switch it off "
+                "or lock it off, never on (not even as a default a member may change: a box "
+                "ticked in advance is no consent)"
             )
         return None
 

@@ -94,15 +94,26 @@ def group_order(groups: Iterable[GroupRef]) -> list[GroupRef]:
     return sorted(groups, key=lambda g: (-g.priority, g.id))
 
 
+def applicable(catalogue: Catalogue, rules: Iterable[Rule]) -> Iterable[Rule]:
+    """The rules that may decide anything: not those a rule may not be
+    (``Setting.rule_problem``): switching on what rests on each member's consent, saved
+    before that was refused, or before a product declared its setting as such."""
+    for rule in rules:
+        setting = catalogue.settings.get(rule.setting)
+        if setting is None or setting.rule_problem(rule.value, enforced=rule.enforced) is None:
+            yield rule
+
+
 def resolve_settings(
     catalogue: Catalogue, rules: Iterable[Rule], member: MemberFacts
 ) -> dict[str, Resolved]:
     """Every setting's effective value for ``member``: the reference implementation.
 
-    ``rules`` may include rules that do not touch the member; they are ignored.
+    ``rules`` may include rules that do not touch the member; they are ignored, and so are
+    those that may decide nothing (``applicable``).
     """
     by_target: dict[tuple[TargetKind, str], dict[str, Rule]] = {}
-    for given in rules:
+    for given in applicable(catalogue, rules):
         by_target.setdefault((given.target_kind, given.target_id), {})[given.setting] = given
     unit_rules = [by_target.get((TargetKind.UNIT, unit), {}) for unit in member.unit_path]
     group_rules = [by_target.get((TargetKind.GROUP, g.id), {}) for g in group_order(member.groups)]
@@ -257,7 +268,7 @@ def compile_policy(
     """
     unit_rules: dict[str, dict[str, Rule]] = {}
     group_rules: dict[str, dict[str, Rule]] = {}
-    for rule in rules:
+    for rule in applicable(catalogue, rules):
         if rule.setting not in catalogue:
             continue
         table = unit_rules if rule.target_kind is TargetKind.UNIT else group_rules

@@ -96,9 +96,9 @@ async def test_a_group_rule_beats_a_unit_rule(org: OrgHandle) -> None:
     member = await make_member(org)
     group = await make_group(org, priority=5)
     await org.put(f"/v1/groups/{group['id']}/members/{member['id']}")
-    await set_rule(org, "unit", str(org.root_unit_id), False, setting="cookies.analytics")
-    await set_rule(org, "group", group["id"], True, setting="cookies.analytics")
-    analytics = (await settings_of(org, member["id"])).json()["settings"]["cookies.analytics"]
+    await set_rule(org, "unit", str(org.root_unit_id), False, setting="sharing.obtain_from_third_parties")
+    await set_rule(org, "group", group["id"], True, setting="sharing.obtain_from_third_parties")
+    analytics = (await settings_of(org, member["id"])).json()["settings"]["sharing.obtain_from_third_parties"]
     assert analytics["value"] is True and analytics["source"]["target_kind"] == "group"
 
 

@@ -102,7 +102,7 @@ async def change_policy(org: OrgHandle, value: bool = False) -> None:
     response = await org.put(
         "/v1/policy/rules",
         json={"target_kind": "unit", "target_id": str(org.root_unit_id),
-              "setting": "cookies.analytics", "value": value, "reason": "test"},
+              "setting": "sharing.obtain_from_third_parties", "value": value, "reason": "test"},
     )
     assert response.status_code == 200, response.text
 

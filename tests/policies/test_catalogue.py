@@ -361,8 +361,8 @@ def test_the_catalogue_version_changes_when_a_sample_changes() -> None:
 def test_what_rests_on_consent_may_be_locked_off_but_never_on() -> None:
     """An organisation cannot consent for its members: advertising, optional sharing and
     cookies that are not needed may be switched off or locked off by a rule, a member may
-    switch them on, but no rule may lock them on (consent must be withdrawable at any
-    time, GDPR Art. 7(3); the member would read "On · you cannot change it")."""
+    switch them on, but no rule may switch them on: locked, consent could not be withdrawn
+    (GDPR Art. 7(3)); as a default, it is a box ticked in advance (no consent either)."""
     consented = {s.key for s in BUILTIN if s.consent}
     assert consented == {
         "advertising.personalised_ads", "advertising.promotional_communications",
@@ -373,8 +373,9 @@ def test_what_rests_on_consent_may_be_locked_off_but_never_on() -> None:
         setting = BUILTIN[key]
         assert setting.default is False and setting.member_choosable, key
         assert setting.rule_problem(True, enforced=True) is not None
+        assert setting.rule_problem(True, enforced=False) is not None  # pre-ticked: no consent
         assert setting.rule_problem(False, enforced=True) is None
-        assert setting.rule_problem(True, enforced=False) is None
+        assert setting.rule_problem(False, enforced=False) is None
         with pytest.raises(CatalogueError) as refused:
             BUILTIN.validate_rule(key, True, enforced=True)
         assert refused.value.field == "value" and "consent" in str(refused.value)

@@ -21,7 +21,9 @@ from policies.resolve import (
     resolve_settings,
 )
 
-ADS = "advertising.personalised_ads"
+#: An on/off setting, off by default, that rules may switch on (it rests on no consent).
+ADS = "improvement.use_data"
+CONSENTED = "advertising.personalised_ads"
 U, G = TargetKind.UNIT, TargetKind.GROUP
 
 
@@ -171,8 +173,9 @@ def test_compiled_resolution_equals_resolution_from_scratch(org: Any) -> None:
     assert compiled.catalogue is CATALOGUE
 
 
-def member_of(parents: dict[str, str | None], unit: str, groups: tuple[GroupRef, ...],
-              choices: dict[str, Any]) -> MemberFacts:
+def member_of(
+    parents: dict[str, str | None], unit: str, groups: tuple[GroupRef, ...], choices: dict[str, Any]
+) -> MemberFacts:
     path = [unit]
     while parents[path[-1]] is not None:
         path.append(parents[path[-1]])  # type: ignore[arg-type]
@@ -204,9 +207,7 @@ def test_many_members_resolved_against_one_compiled_policy_each_get_their_own_an
         )
     )
     for member in members + members[::-1]:
-        fast = compiled.resolve(
-            member.unit_path[-1], [g.id for g in member.groups], member.choices
-        )
+        fast = compiled.resolve(member.unit_path[-1], [g.id for g in member.groups], member.choices)
         assert fast == resolve_settings(CATALOGUE, rules, member), member
 
 
@@ -266,7 +267,9 @@ def test_the_result_is_deterministic_and_every_source_is_a_real_rule(org: Any, r
             assert resolved.reason == ""
         else:
             rule = ids[resolved.source.rule_id]
-            assert resolved.source == Source(SourceKind.RULE, rule.id, rule.target_kind, rule.target_id)
+            assert resolved.source == Source(
+                SourceKind.RULE, rule.id, rule.target_kind, rule.target_id
+            )
             assert (rule.setting, rule.value, rule.reason) == (key, resolved.value, resolved.reason)
 
 
@@ -275,3 +278,27 @@ def test_a_unit_the_compiled_organisation_does_not_have_is_a_key_error() -> None
         compiled = compile_policy(BUILTIN, parents, [rule("r1", U, "root", True)], {})
         with pytest.raises(KeyError):
             compiled.resolve("elsewhere", [], {})
+
+
+def test_a_stored_rule_switching_on_what_rests_on_consent_decides_nothing() -> None:
+    """Rules saved before such rules were refused (or before a product declared its setting
+    as resting on consent) are left out by both resolutions: the member's own choice, or
+    the default (off), applies."""
+    stored = [
+        rule("lock", U, "root", True, enforced=True, key=CONSENTED),
+        rule("plain", U, "leaf", True, key=CONSENTED),
+        rule("off", U, "mid", False, enforced=True, key="cookies.analytics"),
+    ]
+    member = MemberFacts(("root", "mid", "leaf"), (), {})
+    reference = resolve_settings(BUILTIN, stored, member)
+    assert (reference[CONSENTED].value, reference[CONSENTED].locked) == (False, False)
+    assert reference[CONSENTED].source == Source(SourceKind.DEFAULT)
+    # Locking it off stays possible.
+    assert (reference["cookies.analytics"].value, reference["cookies.analytics"].locked) == (
+        False,
+        True,
+    )
+    chose = resolve_settings(BUILTIN, stored, MemberFacts(member.unit_path, (), {CONSENTED: True}))
+    assert (chose[CONSENTED].value, chose[CONSENTED].source.kind) == (True, SourceKind.MEMBER)
+    compiled = compile_policy(BUILTIN, {"root": None, "mid": "root", "leaf": "mid"}, stored, {})
+    assert compiled.resolve("leaf", (), {}) == reference

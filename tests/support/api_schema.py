@@ -249,7 +249,7 @@ RESOURCE_BY_PARAM = {
 }
 
 #: A setting members may choose and the organisation may set (from the built-in catalogue).
-SETTING = "cookies.analytics"
+SETTING = "sharing.obtain_from_third_parties"
 
 Table = dict[str, Callable[["World"], JSON]]
 

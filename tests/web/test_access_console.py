@@ -178,7 +178,7 @@ async def test_each_member_sees_exactly_their_own_accesses(app: Any, local_org: 
     product = await make_product(local_org, name="Mailbox")
     async with asgi_client(app) as ada, asgi_client(app) as olga:
         csrf = await signed_in(ada, local_org, admin)
-        for who, why in ((mia, WHY), (noor, "Recovering files for a legal hold, case L-7.")):
+        for who, why in ((mia, WHY), (noor, "Recovering files for the matter L-7.")):
             grant_id = await request_in_console(ada, csrf, who, justification=why)
             olga_csrf = await signed_in(olga, local_org, officer)
             await olga.post(f"/console/data-access/grants/{grant_id}/approve", {"csrf": olga_csrf})
@@ -189,13 +189,13 @@ async def test_each_member_sees_exactly_their_own_accesses(app: Any, local_org: 
         page = text_of((await browser.get("/account")).text)
     assert "Ada Admin (" in page and "viewed your files in Mailbox." in page
     assert f"Purpose: {WHY}" in page
-    assert "legal hold" not in page
+    assert "the matter L-7" not in page
     assert page.count("Ada Admin (") == 2  # the grant and the access, nothing of Noor's
 
     async with asgi_client(app) as browser:
         await signed_in(browser, local_org, noor)
         page = text_of((await browser.get("/account")).text)
-    assert "Recovering files for a legal hold" in page and WHY not in page
+    assert "Recovering files for the matter L-7" in page and WHY not in page
 
 
 async def test_a_member_of_another_organisation_sees_none_of_these_accesses(

@@ -25,6 +25,8 @@ from tests.web.flows import (
 )
 
 ADS = "advertising.personalised_ads"
+#: Off by default and resting on no consent: a rule may switch it on.
+USE_DATA = "improvement.use_data"
 
 
 @pytest.fixture
@@ -94,7 +96,7 @@ async def test_every_setting_is_listed_with_a_badge_that_says_who_decides(
         local_org,
         "unit",
         local_org.root_unit_id,
-        "cookies.analytics",
+        "sharing.obtain_from_third_parties",
         True,
         enforced=False,
         reason="",
@@ -114,9 +116,9 @@ async def test_every_setting_is_listed_with_a_badge_that_says_who_decides(
     )
     assert "Set for Chess club" in block(page, "social.activity_visibility")
     assert "Why: Club games stay private." in block(page, "social.activity_visibility")
-    analytics = block(page, "cookies.analytics")
-    assert analytics.startswith(f"Analytics cookies On {org_name} default — you can change it")
-    assert "Your choice for Analytics cookies" in analytics
+    analytics = block(page, "sharing.obtain_from_third_parties")
+    assert analytics.startswith(f"Data about you from third parties On {org_name} default — you can change it")
+    assert "Your choice for Data about you from third parties" in analytics
     preferences = block(page, "cookies.preferences")
     assert preferences.startswith("Preference cookies Off Your choice")
     assert f"Use {org_name}'s default (On) for Preference cookies" in preferences
@@ -174,20 +176,20 @@ async def test_using_the_organisations_default_removes_the_members_choice(
     local_org: OrgHandle,
     owner_conn: asyncpg.Connection,
 ) -> None:
-    await set_rule(local_org, "unit", local_org.root_unit_id, ADS, True, enforced=False, reason="")
+    await set_rule(local_org, "unit", local_org.root_unit_id, USE_DATA, True, enforced=False, reason="")
     mia = await member_of(local_org)
     async with asgi_client(app) as browser:
         csrf = await signed_in(browser, local_org, mia)
-        await browser.post("/account/settings", {"csrf": csrf, "setting": ADS, "value": "false"})
-        assert block((await browser.get("/account")).text, ADS).startswith(
-            "Personalised ads Off Your choice"
+        await browser.post("/account/settings", {"csrf": csrf, "setting": USE_DATA, "value": "false"})
+        assert block((await browser.get("/account")).text, USE_DATA).startswith(
+            "Use of data to improve products Off Your choice"
         )
-        reset = await browser.post("/account/settings/default", {"csrf": csrf, "setting": ADS})
+        reset = await browser.post("/account/settings/default", {"csrf": csrf, "setting": USE_DATA})
         assert reset.status_code == 303
-        ads = block((await browser.get(reset.headers["location"])).text, ADS)
+        ads = block((await browser.get(reset.headers["location"])).text, USE_DATA)
         org_name = local_org.slug.title()
-        assert ads.startswith(f"Personalised ads On {org_name} default — you can change it")
-        assert f"Personalised ads now follows {org_name}'s default: On." in ads
+        assert ads.startswith(f"Use of data to improve products On {org_name} default — you can change it")
+        assert f"Use of data to improve products now follows {org_name}'s default: On." in ads
     assert (
         await owner_conn.fetchval(
             "SELECT count(*) FROM member_choices WHERE member_id = $1", uuid.UUID(mia["id"])

@@ -41,7 +41,7 @@ async def test_the_member_sees_the_coming_change_with_its_date_and_reason(
     await member.land("/account", tmp_path, "01-account")
     coming = member.page.get_by_role("region", name="Coming changes")
     await expect(coming).to_be_visible()
-    await expect(coming).to_contain_text("Personalised ads")
+    await expect(coming).to_contain_text("Use of data to improve products")
     await expect(coming).to_contain_text("becomes Off, set by")
     await expect(coming).to_contain_text("No personalised ads while the advertising audit runs")
     await expect(coming).to_contain_text(at.strftime("%Y-%m-%d"))

@@ -258,23 +258,23 @@ async def test_a_rule_is_removed_after_its_own_preview(
             json={
                 "target_kind": "unit",
                 "target_id": unit["id"],
-                "setting": "cookies.analytics",
+                "setting": "sharing.obtain_from_third_parties",
                 "value": True,
             },
         )
         form = {
             "csrf": csrf,
             "target": f"unit:{unit['id']}",
-            "setting": "cookies.analytics",
+            "setting": "sharing.obtain_from_third_parties",
             "value": "true",
         }
         preview = await browser.post("/console/policies/preview", {**form, "remove": "yes"})
         text = text_of(preview.text)
-        assert "Remove the rule for Analytics cookies on Sales" in text
+        assert "Remove the rule for Data about you from third parties on Sales" in text
         assert "Effective values that change 1" in text and "Confirm and remove" in text
         removed = await browser.post("/console/policies/rules/remove", form)
         assert removed.status_code == 303
-        assert "Removed the rule for Analytics cookies on Sales." in text_of(
+        assert "Removed the rule for Data about you from third parties on Sales." in text_of(
             (await browser.get(removed.headers["location"])).text
         )
     assert await rules_of(owner_conn, local_org) == [(unit["id"], ADS, "false", True)]
@@ -475,7 +475,7 @@ async def test_view_as_member_shows_each_setting_with_where_it_comes_from(
     )
     for target_kind, target_id, setting, value, enforced in [
         ("unit", sales["id"], ADS, False, True),
-        ("group", group["id"], "cookies.analytics", True, False),
+        ("group", group["id"], "sharing.obtain_from_third_parties", True, False),
         ("unit", sales["id"], "cookies.preferences", False, False),
     ]:
         response = await local_org.put(
@@ -500,7 +500,7 @@ async def test_view_as_member_shows_each_setting_with_where_it_comes_from(
         text = text_of(page.text)
     assert "What Sam Sales gets" in text and "Groups Analysts" in text
     assert f"Personalised ads Off Locked Sales reason for {ADS} On hidden by the lock" in text
-    assert "Analytics cookies On Group rule Analysts reason for cookies.analytics" in text
+    assert "Data about you from third parties On Group rule Analysts reason for sharing.obtain_from_third_parties" in text
     assert "Preference cookies Off Unit rule Sales reason for cookies.preferences" in text
     assert "Personalisation and recommendations Off Own choice Off" in text
     assert "Web beacons Off Default" in text
@@ -677,8 +677,8 @@ async def test_admin_reads_history_restores_a_version_and_views_a_member_in_chro
     await local_org.post(f"/v1/members/{sam['id']}/choices", json={"setting": ADS, "value": True})
     for target_kind, target_id, setting, value, enforced in [
         ("unit", sales["id"], ADS, False, True),
-        ("group", group["id"], "cookies.analytics", True, False),
-        ("unit", sales["id"], ADS, True, False),
+        ("group", group["id"], "sharing.obtain_from_third_parties", True, False),
+        ("unit", sales["id"], ADS, False, False),  # unlocked (never on: it rests on consent)
     ]:
         response = await local_org.put(
             "/v1/policy/rules",

@@ -48,7 +48,7 @@ async def test_the_policies_page_shows_a_scheduled_change_and_the_rule_in_force_
     app: Any, org: OrgHandle
 ) -> None:
     rule = {"target_kind": "unit", "target_id": str(org.root_unit_id),
-            "setting": "advertising.personalised_ads", "reason": "Ads policy"}
+            "setting": "improvement.use_data", "reason": "Ads policy"}
     assert (await org.put("/v1/policy/rules", json={**rule, "value": True})).status_code == 200
     when = datetime.now(UTC) + timedelta(days=30)
     scheduled = await org.put("/v1/policy/rules", json={
