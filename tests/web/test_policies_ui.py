@@ -500,7 +500,10 @@ async def test_view_as_member_shows_each_setting_with_where_it_comes_from(
         text = text_of(page.text)
     assert "What Sam Sales gets" in text and "Groups Analysts" in text
     assert f"Personalised ads Off Locked Sales reason for {ADS} On hidden by the lock" in text
-    assert "Data about you from third parties On Group rule Analysts reason for sharing.obtain_from_third_parties" in text
+    assert (
+        "Data about you from third parties On Group rule Analysts"
+        " reason for sharing.obtain_from_third_parties"
+    ) in text
     assert "Preference cookies Off Unit rule Sales reason for cookies.preferences" in text
     assert "Personalisation and recommendations Off Own choice Off" in text
     assert "Web beacons Off Default" in text
