@@ -124,8 +124,12 @@ DELETE FROM {table} WHERE (tenant_id, id) IN (
 
 
 SWEEPS: dict[str, Sweep] = {
+    # A message to an erased member that never went out (its sending gave up while the
+    # mail server refused) goes too, although still queued: it is the last place their
+    # address is kept (``MailTemplate.forgotten_once_sent``).
     "mail_messages": Sweep("mail_days", """
-DELETE FROM mail_messages WHERE tenant_id = $1 AND status <> 'queued'
+DELETE FROM mail_messages WHERE tenant_id = $1
+   AND (status <> 'queued' OR template = 'request_erased')
    AND created_at < $3::timestamptz - make_interval(days => $2)"""),
     "sessions": Sweep("session_days", """
 DELETE FROM sessions WHERE tenant_id = $1

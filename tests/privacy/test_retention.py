@@ -98,3 +98,14 @@ async def test_the_worker_removes_what_its_period_no_longer_keeps_and_audits_it(
         "SELECT run_at FROM jobs WHERE kind = 'privacy.retention' AND status = 'queued'")
     assert queued is not None and queued - retention.datetime.now(retention.UTC) > timedelta(
         hours=23)
+
+
+def test_the_mail_sweep_takes_forgotten_messages_that_never_went_out_too() -> None:
+    """The erased member's last message keeps their address until it is sent; if sending
+    gives up, the sweep is what removes it, queued or not."""
+    from tenants.mail.catalogue import TEMPLATES
+    from tenants.privacy.retention import SWEEPS
+
+    forgotten = {t.name for t in TEMPLATES.values() if t.forgotten_once_sent}
+    assert forgotten == {"request_erased"}
+    assert all(f"template = '{name}'" in SWEEPS["mail_messages"].sql for name in forgotten)

@@ -147,3 +147,19 @@ async def test_an_empty_or_unreadable_form_is_refused_in_words_and_asks_for_the_
     assert "valid URL" not in page and "at least 1 character" not in page
     assert "type it again: a secret is never written back into a page" in page
     assert 'value="s"' not in page
+
+
+async def test_a_default_unit_typed_but_not_chosen_is_refused_not_reset_to_the_root(
+    app: Any, org: OrgHandle
+) -> None:
+    """Typing "Year" in the unit picker (five matches, none chosen) and saving reset the
+    connection's unit for new members to the root unit, unasked."""
+    async with asgi_client(app) as browser:
+        csrf = await owner_signed_in(browser, org)
+        page = await refused(
+            browser,
+            "/console/settings/sso",
+            {"csrf": csrf, **FORM, "default_unit_id_q": "Year"},
+            "/console/settings",
+        )
+    assert "“Year” is typed but not chosen" in error_beside(page, "default_unit_id")

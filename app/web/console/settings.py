@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from app.problems import error_reason
 from app.v1.sso import SsoConnectionIn
 from app.v1.sso import connection_changes as api_connection_changes
+from app.web.console.member_forms import picked_id
 from app.web.numbers import whole_number
 from app.web.pages import PageContext, Web, page
 from tenants.domains import service as domains
@@ -83,7 +84,9 @@ def connection_changes(form: dict[str, str]) -> dict[str, Any]:
         "unit_claim": (form.get("unit_claim") or "").strip() or None,
         "allowed_domains": domains,
         "jit_provisioning": form.get("jit_provisioning") == "on",
-        "default_unit_id": form.get("default_unit_id") or None,
+        # A unit typed in the picker but not chosen is refused, not read as "none" (the
+        # default unit was reset to the root unit unasked).
+        "default_unit_id": picked_id(form, "default_unit_id", "unit"),
         "enabled": form.get("enabled") == "on",
         "sign_out_at_provider": form.get("sign_out_at_provider") == "on",
     }
