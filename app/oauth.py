@@ -7,6 +7,7 @@ import base64
 import binascii
 import secrets
 import time
+from collections import Counter
 from functools import partial
 from urllib.parse import unquote
 
@@ -54,7 +55,7 @@ def routes(keyring: KeyRing, issuer: str) -> list[BaseRoute]:
     async def token(request: Request) -> Response:
         sent = [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
         form = dict(sent)
-        if repeated := sorted({k for k, _ in sent if sum(1 for n, _ in sent if n == k) > 1}):
+        if repeated := sorted(k for k, n in Counter(k for k, _ in sent).items() if n > 1):
             # RFC 6749 §3.2: "Request and response parameters MUST NOT be included more
             # than once": which of two grant types or scopes was meant is not guessed.
             return _error("invalid_request", f"{repeated[0]} is sent more than once")

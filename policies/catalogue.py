@@ -164,9 +164,9 @@ class Setting:
     #: What the product sends at each value (enum and bool settings only), in value order.
     samples: tuple[Sample, ...] = ()
 
-    def rule_problem(self, value: Value, *, enforced: bool) -> str | None:
-        """Why an organisation's rule may not give this setting ``value`` (locked when
-        ``enforced``); None when it may."""
+    def rule_problem(self, value: Value) -> str | None:
+        """Why an organisation's rule, locked or not, may not give this setting ``value``;
+        None when it may."""
         if self.consent and value is True:
             return (
                 f"{self.title} rests on each member's own consent: a rule may switch it off "
@@ -276,10 +276,10 @@ class Catalogue:
             raise CatalogueError(f"there is no setting {key!r}", field="setting")
         return setting.validate(value)
 
-    def validate_rule(self, key: str, value: Any, *, enforced: bool) -> Value:
+    def validate_rule(self, key: str, value: Any) -> Value:
         """``validate``, and what an organisation's rule may not set (``rule_problem``)."""
         checked = self.validate(key, value)
-        problem = self.settings[key].rule_problem(checked, enforced=enforced)
+        problem = self.settings[key].rule_problem(checked)
         if problem is not None:
             raise CatalogueError(problem, field="value")
         return checked

@@ -100,7 +100,7 @@ def applicable(catalogue: Catalogue, rules: Iterable[Rule]) -> Iterable[Rule]:
     before that was refused, or before a product declared its setting as such."""
     for rule in rules:
         setting = catalogue.settings.get(rule.setting)
-        if setting is None or setting.rule_problem(rule.value, enforced=rule.enforced) is None:
+        if setting is None or setting.rule_problem(rule.value) is None:
             yield rule
 
 

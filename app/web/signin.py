@@ -245,7 +245,6 @@ def routes(web: Web) -> list[BaseRoute]:
                 "error": message_for(request.query_params.get("reason")),
                 "break_glass": request.query_params.get("break_glass") == "1",
                 "signed_out": request.query_params.get("signed_out"),
-                "provider_signs_out": connection is not None and connection.sign_out_at_provider,
             },
         )
         if connection is not None and connection.enabled:

@@ -308,7 +308,7 @@ async def set_rule(change: RuleInput, *, confirm: bool = False, actor: Actor) ->
     check_rule_reason(change.reason)
     cat = await catalogue()
     try:
-        value = cat.validate_rule(change.setting, change.value, enforced=change.enforced)
+        value = cat.validate_rule(change.setting, change.value)
     except CatalogueError as exc:
         raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
     if change.effective_from is not None:
@@ -495,7 +495,7 @@ async def rollback(to_version: int, *, actor: Actor) -> int:
         r
         for r in stored
         if str(r["target_id"]) in present
-        and (r["setting"] not in cat or cat[r["setting"]].rule_problem(r["value"], enforced=r["enforced"]) is None)
+        and (r["setting"] not in cat or cat[r["setting"]].rule_problem(r["value"]) is None)
     ]
     in_force = [rule_view(r) for r in await PolicyRule.all()]
     if not diff_rules(in_force, wanted):
@@ -780,7 +780,7 @@ async def preview_candidate(change: RuleInput) -> Rule:
     value the setting does not take, for a target that does not exist), not saved."""
     cat = await catalogue()
     try:
-        value = cat.validate_rule(change.setting, change.value, enforced=change.enforced)
+        value = cat.validate_rule(change.setting, change.value)
     except CatalogueError as exc:
         raise InvalidInputError(str(exc), fields=[FieldProblem(exc.field, str(exc))]) from None
     await _check_target(change.target_kind, change.target_id)

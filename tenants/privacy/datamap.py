@@ -20,6 +20,7 @@ gone from everything but what is kept here for a reason.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -424,24 +425,17 @@ def personal_tables() -> list[Table]:
     return [t for t in TABLES if t.owner is not None]
 
 
-@dataclass(frozen=True, slots=True)
-class KeptKind:
-    """A kind of record an erasure keeps: why, on what basis, reviewed after how long."""
-
-    reason: str
-    basis: str
-    review_days: int
-
-
-def kept_kinds() -> list[KeptKind]:
+@functools.cache
+def kept_kinds() -> tuple[Step, ...]:
     """Every kind of record an erasure (a departure's purge, an erasure request) keeps,
-    once each, as the map declares them: what a member is told before leaving stays."""
-    found: dict[str, KeptKind] = {}
+    once each (its reason, basis and review period), as the map declares them: what a
+    member is told before leaving stays."""
+    found: dict[str, Step] = {}
     for table in TABLES:
         for step in table.erase:
-            if step.action is Action.KEEP and step.reason and step.basis and step.review_days:
-                found.setdefault(step.reason, KeptKind(step.reason, step.basis, step.review_days))
-    return list(found.values())
+            if step.action is Action.KEEP and step.reason:
+                found.setdefault(step.reason, step)
+    return tuple(found.values())
 
 
 def export_sources() -> dict[str, list[str]]:

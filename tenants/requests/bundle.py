@@ -34,15 +34,6 @@ OWN_FILES: dict[str, str] = {
     "departures.json": "your departures from the organisation, if any",
 }
 
-#: The periods the README names when the organisation has set none (days; as
-#: ``tenants.privacy.retention.DEFAULTS``, which imports the ORM: this module does not).
-RETENTION_DEFAULTS = {
-    "mail_days": 90,
-    "session_days": 30,
-    "sign_in_days": 400,
-    "access_log_days": 400,
-}
-
 #: The machine-readable index of the bundle (the README says the same for people).
 INDEX_FILE = "index.json"
 
@@ -71,8 +62,8 @@ def readme(
     request_id: str,
     built_at: datetime,
     products: Sequence[ProductPart],
-    recipients: Sequence[str] = (),
-    retention: Mapping[str, int] | None = None,
+    recipients: Sequence[str],
+    retention: Mapping[str, int],
 ) -> str:
     """The README.txt: what the bundle is, what each file holds, who did not answer, and
     what else a person asking for their data has a right to be told (GDPR Art. 15(1),
@@ -109,7 +100,6 @@ def readme(
             "",
             *[f"  {p.name}" for p in missing],
         ]
-    periods = {**RETENTION_DEFAULTS, **(retention or {})}
     lines += [
         "",
         "About this data (GDPR Art. 15)",
@@ -129,9 +119,9 @@ def readme(
         "",
         "How long it is kept: while you are a member. After you leave, what the law makes",
         "the organisation keep is kept until the date given then, and the rest is deleted.",
-        f"Some records go sooner: emails after {periods['mail_days']} days, ended sessions after",
-        f"{periods['session_days']} days, the sign-in log after {periods['sign_in_days']} days, "
-        f"checks of access to your data after {periods['access_log_days']} days.",
+        f"Some records go sooner: emails after {retention['mail_days']} days, ended sessions after",
+        f"{retention['session_days']} days, the sign-in log after {retention['sign_in_days']} days, "
+        f"checks of access to your data after {retention['access_log_days']} days.",
         "",
         "Automated decisions: none about you is made by automated means alone with legal or",
         "similarly significant effects (GDPR Art. 22). The settings that apply to you follow",

@@ -455,13 +455,8 @@ async def collect_files(
         bundle.ProductPart(p.key, p.name, bytes(parts[p.id].data) if p.id in parts else None)
         for p in products
     ]
-    held = await db.fetch(
-        "SELECT DISTINCT p.name FROM product_accounts a JOIN products p"
-        " ON p.tenant_id = a.tenant_id AND p.id = a.product_id"
-        " WHERE a.tenant_id = $1 AND a.member_id = $2 ORDER BY p.name",
-        org,
-        member.id,
-    )
+    # The products the member has an account in, as product_accounts.json lists them.
+    accounts = json.loads(dict(own)["product_accounts.json"])
     readme = bundle.readme(
         organisation=organisation["name"] if organisation else "",
         member_name=member.name,
@@ -469,7 +464,7 @@ async def collect_files(
         request_id=str(request.id),
         built_at=now,
         products=product_parts,
-        recipients=[r["name"] for r in held],
+        recipients=sorted({a["product"] for a in accounts}),
         retention=asdict(await retention.get_retention()),
     )
     files = [

@@ -189,10 +189,16 @@ def new_authorization_request(
         "code_challenge": create_s256_code_challenge(verifier),
         "code_challenge_method": "S256",
     }
-    separator = "&" if "?" in metadata.authorization_endpoint else "?"
     return AuthorizationRequest(
-        f"{metadata.authorization_endpoint}{separator}{urlencode(params)}", state, nonce, verifier
+        _with_params(metadata.authorization_endpoint, params), state, nonce, verifier
     )
+
+
+def _with_params(endpoint: str, params: Mapping[str, str]) -> str:
+    """``endpoint`` with ``params`` added to the query it may already have (Entra's and
+    Azure B2C's endpoints name their policy there)."""
+    separator = "&" if "?" in endpoint else "?"
+    return f"{endpoint}{separator}{urlencode(params)}"
 
 
 def end_session_url(
@@ -211,8 +217,7 @@ def end_session_url(
     params = {"client_id": client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
     if id_token_hint:
         params["id_token_hint"] = id_token_hint
-    separator = "&" if "?" in metadata.end_session_endpoint else "?"
-    return f"{metadata.end_session_endpoint}{separator}{urlencode(params)}"
+    return _with_params(metadata.end_session_endpoint, params)
 
 
 def validate_id_token(

@@ -776,10 +776,11 @@ async def verify_callback(
     browser_id: str,
 ) -> VerifiedSignIn:
     """Exchange the code and validate the ID token; the person's claims, merged with
-    userinfo when the ID token lacks them, and the ID token. Runs outside any transaction: it waits on the
-    identity provider, for CALLBACK_SECONDS at most in all (each call is capped on its own,
-    but a provider slow at each of discovery, the token, the keys and userinfo would hold
-    the browser for minutes). Raises SignInError for every protocol failure."""
+    userinfo when the ID token lacks them, and the ID token. Runs outside any transaction:
+    it waits on the identity provider, for CALLBACK_SECONDS at most in all (each call is
+    capped on its own, but a provider slow at each of discovery, the token, the keys and
+    userinfo would hold the browser for minutes). Raises SignInError for every protocol
+    failure."""
     try:
         async with asyncio.timeout(CALLBACK_SECONDS):
             if datetime.now(UTC) - pending.created_at > ATTEMPT_LIFETIME:

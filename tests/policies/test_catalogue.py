@@ -372,12 +372,10 @@ def test_what_rests_on_consent_may_be_locked_off_but_never_on() -> None:
     for key in consented:
         setting = BUILTIN[key]
         assert setting.default is False and setting.member_choosable, key
-        assert setting.rule_problem(True, enforced=True) is not None
-        assert setting.rule_problem(True, enforced=False) is not None  # pre-ticked: no consent
-        assert setting.rule_problem(False, enforced=True) is None
-        assert setting.rule_problem(False, enforced=False) is None
+        assert setting.rule_problem(True) is not None  # locked or not (pre-ticked: no consent)
+        assert setting.rule_problem(False) is None
         with pytest.raises(CatalogueError) as refused:
-            BUILTIN.validate_rule(key, True, enforced=True)
+            BUILTIN.validate_rule(key, True)
         assert refused.value.field == "value" and "consent" in str(refused.value)
-    assert BUILTIN.validate_rule("improvement.use_data", True, enforced=True) is True
-    assert BUILTIN["cookies.necessary"].rule_problem(True, enforced=True) is None
+    assert BUILTIN.validate_rule("improvement.use_data", True) is True
+    assert BUILTIN["cookies.necessary"].rule_problem(True) is None

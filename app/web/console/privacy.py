@@ -391,11 +391,10 @@ def routes(web: Web) -> list[BaseRoute]:
         request = await service.close_request(
             request_id, status, ctx.form.get("answer", ""), actor=ctx.actor
         )
-        member = await Member.filter(id=request.member_id).first()
         told = (
-            "the member was emailed"
-            if member and member.status is not MemberStatus.PURGED
-            else "the member is erased, so no email was sent; the answer is on record"
+            "the member is erased, so no email was sent; the answer is on record"
+            if await _erased(request.member_id)
+            else "the member was emailed"
         )
         return ctx.redirect(back(request_id), f"{rules.STATUS_LABELS[status]}; {told}.")
 
