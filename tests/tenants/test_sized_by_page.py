@@ -626,3 +626,18 @@ async def test_a_transaction_left_idle_is_ended_so_its_locks_go_with_it(
             "SELECT current_setting('idle_in_transaction_session_timeout') AS limit"
         )
     assert row == {"limit": "1min"}
+
+
+async def test_forgetting_kept_id_tokens_reads_only_the_sessions_that_keep_one(
+    runtime_conn: asyncpg.Connection, org: OrgHandle
+) -> None:
+    """Switching off signing out at the provider forgets the kept ID tokens in one
+    statement: through their own partial index, not every session of the organisation."""
+    from tenants.sessions.models import Session
+
+    async with db.tenant_transaction(org.id):
+        sql, params = statement(
+            Session.filter(idp_id_token_enc__not_isnull=True).update(idp_id_token_enc=None)
+        )
+    for plan in await plans(runtime_conn, org, sql, params, seqscan=False):
+        assert "sessions_kept_id_tokens" in plan, plan
