@@ -89,13 +89,6 @@ HTTP_PROBLEMS: dict[str, ProblemType] = {
             "The resource exists but not with this method.",
         ),
         ProblemType("route_not_found", "Not found", 404, "No resource lives at this address."),
-        ProblemType("not_acceptable", "Not acceptable", 406, "The service answers in JSON only."),
-        ProblemType(
-            "rate_limited",
-            "Too many requests",
-            429,
-            "Slow down and retry after the time given in Retry-After.",
-        ),
         ProblemType(
             "internal",
             "Internal error",

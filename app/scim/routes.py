@@ -195,6 +195,12 @@ def scim_routes(
                 return error_response(
                     405, f"{request.method} is not allowed here", allow=["GET", "HEAD"]
                 )
+            if "filter" in request.query_params:
+                # RFC 7644 §4: a client must not take what it asked a filter to match as
+                # true of a discovery document that ignored it.
+                return error_response(
+                    403, f"{request.url.path} takes no filter: it returns every document"
+                )
             found = handler(request)
             if found is None:
                 return error_response(404, f"nothing lives at {request.url.path}")

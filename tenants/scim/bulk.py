@@ -99,6 +99,10 @@ class _Run:
             body["scimType"] = scim_type
         body["detail"] = error.message
         op.result = {"method": op.method, "status": str(status), "response": body}
+        if op.method != "POST" and op.target:
+            # RFC 7644 §3.7.3: location is required but for a failed POST (which created
+            # nothing): the resource the operation was about, as its path named it.
+            op.result["location"] = f"{self.base}/{op.kind}/{op.target}"
         if op.bulk_id:
             op.result["bulkId"] = op.bulk_id
             self.created[op.bulk_id] = None

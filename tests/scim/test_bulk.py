@@ -100,6 +100,10 @@ async def test_each_failed_operation_reports_its_error_and_the_others_stand(
     }
     dup = next(r for r in results if r.get("bulkId") == "dup")
     assert dup["response"]["scimType"] == "uniqueness"
+    # RFC 7644 §3.7.3: a failed operation on a resource names it; a failed POST does not.
+    missing = next(r for r in results if r["method"] == "DELETE")
+    assert missing["location"].endswith("/scim/v2/Users/00000000-0000-0000-0000-000000000000")
+    assert "location" not in dup
     names = sorted(u["userName"] for u in (await scim.get("/Users")).json()["Resources"])
     assert names == ["a@x.example", "taken@x.example", "twin@x.example"]
 

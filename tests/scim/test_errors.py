@@ -43,6 +43,18 @@ async def test_methods_the_route_does_not_take_answer_scim_405(scim: Scim) -> No
     assert_scim_error(await scim.client.request("DELETE", "/scim/v2/Schemas"), 405)
 
 
+async def test_discovery_refuses_a_filter_it_would_ignore(scim: Scim) -> None:
+    """RFC 7644 §4: a filter on a discovery endpoint is answered 403, so that a client does
+    not take the whole list for the documents matching its filter."""
+    for path in ("/ServiceProviderConfig", "/ResourceTypes", "/Schemas", "/Schemas/x"):
+        error = assert_scim_error(
+            await scim.client.get(f"/scim/v2{path}", params={"filter": 'id eq "User"'}), 403
+        )
+        assert "filter" in error["detail"]
+    listed = await scim.client.get("/scim/v2/Schemas")
+    assert listed.status_code == 200 and listed.json()["totalResults"] >= 2
+
+
 async def test_me_is_not_implemented(scim: Scim) -> None:
     """RFC 7644 §3.11: a provider without /Me SHOULD answer 501 (it used to be a 404,
     which reads as a wrong base URL)."""
