@@ -99,7 +99,7 @@ async def test_every_setting_is_listed_with_a_badge_that_says_who_decides(
         "sharing.obtain_from_third_parties",
         True,
         enforced=False,
-        reason="",
+        reason="Partners fill in missing school records",
     )
     chose = await local_org.post(
         f"/v1/members/{mia['id']}/choices", json={"setting": "cookies.preferences", "value": False}
@@ -119,6 +119,11 @@ async def test_every_setting_is_listed_with_a_badge_that_says_who_decides(
     analytics = block(page, "sharing.obtain_from_third_parties")
     assert analytics.startswith(f"Data about you from third parties On {org_name} default — you can change it")
     assert "Your choice for Data about you from third parties" in analytics
+    # A default's reason reaches the member as a lock's does, with where it is set.
+    assert (
+        f"Why {org_name} chose this default: Partners fill in missing school records. "
+        f"Set for {org_name}. You can change it." in analytics
+    )
     preferences = block(page, "cookies.preferences")
     assert preferences.startswith("Preference cookies Off Your choice")
     assert f"Use {org_name}'s default (On) for Preference cookies" in preferences
