@@ -270,7 +270,10 @@ async def update_member(call: Call[MemberPatch, Input]) -> MemberOut:
     errors=(404, 409, 422),
 )
 async def move_member(call: Call[MemberMove, Input]) -> MemberOut:
-    return MemberOut.of(await service.move_member(call.id(), call.body.unit_id, actor=call.actor))
+    moved = await service.move_member(
+        call.id(), call.body.unit_id, actor=call.actor, by=call.principal.permissions
+    )
+    return MemberOut.of(moved)
 
 
 class MovePreviewBody(Input):

@@ -579,7 +579,7 @@ async def apply_member_action(
     *,
     reason: str | None,
     actor: Actor,
-    by: frozenset[Permission] | None = None,
+    by: frozenset[Permission] | None,
 ) -> Member:
     """A lifecycle action asked for directly (API, console), kept consistent with
     departures: a departure is begun only with its plan and steps (``start_departure``),

@@ -15,6 +15,7 @@ from tenants.groups.models import GroupMembership
 from tenants.members import service
 from tenants.members.lifecycle import LifecycleAction, MemberStatus
 from tenants.members.models import Member
+from tenants.permissions import Permission
 from tenants.products import service as products
 from tenants.products.models import ProductAccount, ProductAccountStatus
 
@@ -36,10 +37,13 @@ async def apply_bulk(
     *,
     target: uuid.UUID | None,
     actor: Actor,
+    by: frozenset[Permission],
 ) -> int:
     """Apply ``action`` to each member (``target`` is the unit, group or product it
     needs); returns how many members changed. InvalidInputError when nothing is selected,
-    too much is, or the action's target is missing."""
+    too much is, or the action's target is missing. ``by``: the permissions of whoever
+    asks, held to what a single change by them is (a helpdesk suspended admins through
+    the bulk action that the member's own page refused it)."""
     if not member_ids:
         raise InvalidInputError(
             "select at least one member", fields=[FieldProblem("members", "none selected")]
@@ -65,7 +69,7 @@ async def apply_bulk(
     unchanged = await unchanged_by(action, member_ids, target=target)
     for member_id in member_ids:
         if action is BulkAction.MOVE and target is not None:
-            await service.move_member(member_id, target, actor=actor)
+            await service.move_member(member_id, target, actor=actor, by=by)
         elif action is BulkAction.ADD_TO_GROUP and target is not None:
             await groups.add_member(target, member_id, actor=actor)
         elif action is BulkAction.ASSIGN_PRODUCT and target is not None:
@@ -80,7 +84,7 @@ async def apply_bulk(
                 )
         elif action is BulkAction.SUSPEND and member_id not in unchanged:
             await apply_member_action(
-                member_id, LifecycleAction.SUSPEND, reason="bulk suspension", actor=actor
+                member_id, LifecycleAction.SUSPEND, reason="bulk suspension", actor=actor, by=by
             )
     return len(set(member_ids) - unchanged)
 

@@ -159,6 +159,16 @@ async def _plan(
             changes["roles"] = sorted(set(line.roles))
         if unit_ref is not None and unit_ref != member.unit_id:
             changes["unit_id"] = unit_ref
+        if set(changes) - {"roles"} and not roles.may_act_for(assigner, member.roles):
+            # As a single change by them would be (a helpdesk moved and renamed owners
+            # through the file).
+            above = (r for r in member.roles if r in set(Role))
+            named = roles.role_names(r for r in above if not roles.may_assign(assigner, Role(r)))
+            refused.setdefault(line.number, []).append(
+                f"{line.email} holds the role {named}, beyond your own permissions: you "
+                "cannot change their details or unit; ask an owner"
+            )
+            continue
         planned.append(_Planned(line, unit_ref, member, changes))
     by_number = {p.line.number: p for p in planned}
     # What each move changes in the member's settings, shown before anything is applied.
@@ -249,6 +259,6 @@ async def import_members(
         if changes:
             await service.update_member(p.existing.id, changes, actor=actor, assigner=assigner)
         if unit_id is not None:
-            await service.move_member(p.existing.id, unit_id, actor=actor)
+            await service.move_member(p.existing.id, unit_id, actor=actor, by=assigner)
     report.applied = True
     return report

@@ -86,6 +86,12 @@ def check_may_assign(
         )
 
 
+def may_act_for(editor: frozenset[Permission], target_roles: Iterable[str]) -> bool:
+    """Whether someone holding ``editor`` may act for a member holding ``target_roles``
+    (``check_may_act_for``): they hold all of the member's permissions."""
+    return may_grant(editor, permissions_of([r for r in target_roles if r in set(Role)]))
+
+
 def check_may_act_for(
     editor: frozenset[Permission], target_roles: Iterable[str], *, doing: str, field: str
 ) -> None:
@@ -96,9 +102,9 @@ def check_may_act_for(
     owner may act for anyone; anyone else for members whose permissions they hold all of
     (``may_grant``, the rule of giving roles). Raises PermissionDeniedError naming
     ``field``."""
-    target = [r for r in target_roles if r in set(Role)]
-    if may_grant(editor, permissions_of(target)):
+    if may_act_for(editor, target_roles):
         return
+    target = [r for r in target_roles if r in set(Role)]
     beyond = role_names(r for r in target if not may_assign(editor, Role(r)))
     raise PermissionDeniedError(
         f"you cannot {doing} a member who holds the role {beyond}: it holds permissions "

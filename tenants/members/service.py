@@ -265,8 +265,21 @@ def _column_value(member: Member, field: str) -> Any:
     return json.dumps(value) if field == "roles" else value
 
 
-async def move_member(member_id: uuid.UUID, unit_id: uuid.UUID, *, actor: Actor) -> Member:
+async def move_member(
+    member_id: uuid.UUID,
+    unit_id: uuid.UUID,
+    *,
+    actor: Actor,
+    by: frozenset[Permission] | None,
+) -> Member:
+    """Move a member to another unit, which changes the settings its rules give them.
+    ``by``: the permissions of whoever asks, who may move only members whose permissions
+    they hold all of (a helpdesk moved an owner out from under the owner's locks); None
+    for the identity provider and the service's own work, whose moves nobody asked of a
+    person."""
     member = await get_member(member_id, for_update=True)
+    if by is not None:
+        roles.check_may_act_for(by, member.roles, doing="move", field="unit_id")
     check_changeable(member.status)
     if member.unit_id == unit_id:
         return member

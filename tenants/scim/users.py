@@ -294,7 +294,7 @@ async def _write(before: UserRecord, document: UserDocument, *, actor: Actor) ->
         if new_value is not None and new_value != unit_value(before.stored, rules.unit_attribute):
             unit_id = (await service.units_for([new_value], rules))[0]
             if unit_id != before.unit_id:
-                await members.move_member(before.id, unit_id, actor=actor)
+                await members.move_member(before.id, unit_id, actor=actor, by=None)
     if document.active is None:
         document = replace(document, attributes={**document.attributes, ACTIVE_UNASSIGNED: True})
     modified = await _store(before.id, document, before, actor=actor, rename=(before.name, renamed))

@@ -1066,6 +1066,69 @@ async def test_nobody_takes_over_the_sign_in_of_a_member_with_more_powers_than_t
     assert (await org.get(f"/v1/members/{boss['id']}")).json()["status"] == "active"
 
 
+async def test_no_path_moves_or_suspends_a_member_with_more_powers_than_the_editor(
+    app: Any, org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """A helpdesk suspended admins and auditors through the bulk action (the member's own
+    page refused it) and moved owners out from under their locks (page, bulk, import, API).
+    Each path now judges each member as the single change does, and refuses the whole."""
+    boss = await make_member(org, name="Bo Boss", roles=["owner"])
+    chief = await make_member(org, name="Ada Admin", roles=["admin"])
+    plain = await make_member(org, name="Pat Plain")
+    away = await make_unit(org, "Annex")
+    async with asgi_client(app) as browser:
+        _, csrf = await signed_in_admin(browser, org, roles=["helpdesk"])
+        both = {f"member_{chief['id']}": "1", f"member_{plain['id']}": "1"}
+        for action, extra in (("suspend", {}), ("move", {"unit_id": away["id"]})):
+            refused = await browser.post(
+                "/console/members/bulk",
+                {"csrf": csrf, "action": action, "confirmed": "1", **extra, **both},
+                headers={"referer": "/console/members"},
+            )
+            said = (
+                await follow(browser, refused)
+                if refused.status_code == 303
+                else text_of(refused.text)
+            )
+            assert "a member who holds the role Admin" in said, (action, said[:400])
+        moved = await browser.post(
+            f"/console/members/{boss['id']}/move", {"csrf": csrf, "unit_id": away["id"]}
+        )
+        said = await follow(browser, moved) if moved.status_code == 303 else text_of(moved.text)
+        assert "you cannot move a member who holds the role Owner" in said
+        assert "Move Bo Boss?" not in said  # refused before the confirmation
+        dry = await browser.post(
+            "/console/members/import",
+            {
+                "csrf": csrf,
+                "csv_text": f"email,name,unit\n{boss['email']},Bo Boss,Annex\n"
+                f"{plain['email']},Pat Plain,Annex\n",
+            },
+        )
+        said = text_of(dry.text)
+        assert f"{boss['email']} holds the role Owner, beyond your own permissions" in said
+    rows = await owner_conn.fetch(
+        "SELECT id::text, status, unit_id FROM members WHERE tenant_id = $1 AND id = ANY($2)",
+        org.id,
+        [uuid.UUID(m["id"]) for m in (boss, chief, plain)],
+    )
+    assert {(r["status"], r["unit_id"]) for r in rows} == {("active", org.root_unit_id)}
+    narrow = await org.token_with(Permission.MEMBERS_READ, Permission.MEMBERS_WRITE)
+    api_move = await org.client.post(
+        f"/v1/members/{boss['id']}/move",
+        headers={"Authorization": f"Bearer {narrow}"},
+        json={"unit_id": away["id"]},
+    )
+    assert api_move.status_code == 403 and api_move.json()["errors"][0]["field"] == "unit_id"
+    # Within the editor's powers, the same paths still work.
+    fine = await org.client.post(
+        f"/v1/members/{plain['id']}/move",
+        headers={"Authorization": f"Bearer {narrow}"},
+        json={"unit_id": away["id"]},
+    )
+    assert fine.status_code == 200, fine.text
+
+
 async def test_the_organisation_s_last_owner_is_never_suspended(org: OrgHandle) -> None:
     """A helpdesk suspended the only owner; nobody could then manage the organisation's
     settings or tokens, nor give the role back. Whoever asks, the last owner who can act

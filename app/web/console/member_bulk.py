@@ -171,7 +171,9 @@ def routes(web: Web) -> list[BaseRoute]:
                 back="/console/members?"
                 + urlencode({**keep, "picked": ",".join(str(i) for i in ids)}),
             )
-        changed = await apply_bulk(action, ids, target=target, actor=ctx.actor)
+        changed = await apply_bulk(
+            action, ids, target=target, actor=ctx.actor, by=ctx.permissions
+        )
         done = DONE[action].format(n=counted(changed, "member"))
         rest = len(ids) - changed
         return ctx.redirect(

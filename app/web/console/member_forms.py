@@ -31,6 +31,7 @@ from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.members.roles import (
     check_keeps_owner,
+    check_may_act_for,
     check_may_assign,
     may_assign,
     role_name,
@@ -436,6 +437,9 @@ def routes(web: Web) -> list[BaseRoute]:
     async def move(ctx: PageContext) -> Response:
         unit_id = parse_uuid(ctx.form.get("unit_id"), "unit_id", "unit")
         if not ctx.confirmed:
+            # Refused before the confirmation, not after it.
+            moving = await service.get_member(_member_id(ctx))
+            check_may_act_for(ctx.permissions, moving.roles, doing="move", field="unit_id")
             preview = await moves.preview_move(_member_id(ctx), unit_id=unit_id)
             if preview.unit_before != preview.unit_after:
                 member = await service.get_member(preview.member_id)
@@ -449,7 +453,9 @@ def routes(web: Web) -> list[BaseRoute]:
                     button=f"Move {member.name}",
                     back=f"/console/members/{member.id}",
                 )
-        member = await service.move_member(_member_id(ctx), unit_id, actor=ctx.actor)
+        member = await service.move_member(
+            _member_id(ctx), unit_id, actor=ctx.actor, by=ctx.permissions
+        )
         return ctx.redirect(f"/console/members/{member.id}", f"Moved {member.name}.")
 
     @page(web, permission=Permission.MEMBERS_WRITE)
