@@ -10,6 +10,7 @@ Three roles keep tenant isolation in PostgreSQL rather than in our code:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -479,28 +480,76 @@ async def migrate(urls: DatabaseUrls, *, target: str | None = None) -> list[str]
     from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
     applied: list[str] = []
+    running: list[str] = []
 
     def progress(event: str, app_label: str, name: str) -> None:
-        if event == "apply_done":
+        if event == "apply_start":
+            running[:] = [f"{app_label}.{name}"]
+        elif event == "apply_done":
             applied.append(f"{app_label}.{name}")
 
-    config = tortoise_config(tortoise_connection(urls.admin, role=OWNER_ROLE, pool_size=2))
+    connection = tortoise_connection(urls.admin, role=OWNER_ROLE, pool_size=2)
+    connection["credentials"]["server_settings"]["lock_timeout"] = MIGRATION_LOCK_TIMEOUT
+    config = tortoise_config(connection)
+    targets = None
+    if target:
+        app_label, name = target.split(".", 1)
+        targets = [MigrationTarget(app_label=app_label, name=name)]
     async with _advisory_lock(urls.admin, "tenantry.migrate"):
-        try:
-            # What tortoise.migrations.api.migrate does, with a recorder that leaves the
-            # record a migration made of itself.
-            await Tortoise.init(config=config, init_connections=False)
-            connection = connections.get("default")
-            executor = MigrationExecutor(connection, config["apps"])
-            executor.recorder = executor.loader.recorder = MigrationRecord(connection)
-            targets = None
-            if target:
-                app_label, name = target.split(".", 1)
-                targets = [MigrationTarget(app_label=app_label, name=name)]
-            await executor.migrate(targets, progress=progress)
-        finally:
-            await Tortoise.close_connections()
+        for attempt in range(1, MIGRATION_LOCK_TRIES + 1):
+            try:
+                # What tortoise.migrations.api.migrate does, with a recorder that leaves
+                # the record a migration made of itself.
+                await Tortoise.init(config=config, init_connections=False)
+                connection = connections.get("default")
+                executor = MigrationExecutor(connection, config["apps"])
+                executor.recorder = executor.loader.recorder = MigrationRecord(connection)
+                await executor.migrate(targets, progress=progress)
+                return applied
+            except Exception as exc:
+                failed = running[0] if running else "the migration table"
+                if _waited_for_a_lock(exc) and attempt < MIGRATION_LOCK_TRIES:
+                    log.warning(
+                        "migration %s gave way after waiting %s for a table another "
+                        "transaction holds (a long query, a backup); trying again in %d s "
+                        "(%d of %d)",
+                        failed, MIGRATION_LOCK_TIMEOUT, attempt * 2, attempt,
+                        MIGRATION_LOCK_TRIES,
+                    )
+                    await asyncio.sleep(attempt * 2)
+                    continue
+                before = f": {', '.join(applied)}" if applied else ""
+                raise DatabaseSetupError(
+                    f"migration {failed} failed and was rolled back, nothing of it kept "
+                    f"({type(exc).__name__}: {_one_line(exc)}); {len(applied)} applied "
+                    f"before it, each kept{before}"
+                ) from exc
+            finally:
+                await Tortoise.close_connections()
     return applied
+
+
+#: How long one migration waits for a lock on a table it changes before giving way. It
+#: waits in the lock queue, and every query of that table after it waits behind it: a
+#: migration queued behind one long transaction (a report, a backup) froze every request
+#: reading the sessions table for as long as that transaction lasted.
+MIGRATION_LOCK_TIMEOUT = "5s"
+#: How many times ``migrate`` tries a migration that gave way, pausing 2, 4, 6, … s
+#: between tries (about two minutes and a half in all).
+MIGRATION_LOCK_TRIES = 12
+
+
+def _waited_for_a_lock(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, asyncpg.LockNotAvailableError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500]
 
 
 class MigrationRecord(MigrationRecorder):

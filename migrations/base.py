@@ -20,6 +20,7 @@ collection and reversal, goes through tortoise's own code unchanged.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops
@@ -58,6 +59,24 @@ class Migration(migrations.Migration):
                 RECORD_APPLIED, [self.app_label, self.name, datetime.now(UTC)]
             )
         return state
+
+
+class AddColumnWithDefault(ops.AddField):
+    """``AddField`` of a NOT NULL column whose default the database gets too, so that the
+    rows already there take it. Tortoise's own ``AddField`` adds such a column without a
+    default, which fails on any table with rows: migrations 0027 (organisations) and 0041
+    (SSO connections) stopped the upgrade of every database that had one. ``column_sql``
+    is the column's type and default as SQL (``boolean NOT NULL DEFAULT false``)."""
+
+    def __init__(self, *, model_name: str, name: str, field: Any, table: str, column_sql: str):
+        super().__init__(model_name=model_name, name=name, field=field)
+        self.sql = f"ALTER TABLE {table} ADD COLUMN {name} {column_sql};"
+
+    async def database_forward(
+        self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None
+    ) -> None:
+        if state_editor is not None:
+            await state_editor._run_sql(self.sql)
 
 
 #: A migration's record of being applied; nothing when it is there already.

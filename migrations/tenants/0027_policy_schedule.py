@@ -24,7 +24,6 @@
 The partial indexes hold exactly the rules the sweep looks for, so it costs what is due.
 """
 
-from typing import Any
 from uuid import uuid4
 
 from tortoise import fields
@@ -85,33 +84,19 @@ GRANT EXECUTE ON FUNCTION policy_schedule_due(timestamptz) TO {RUNTIME_ROLE};"""
 ]
 
 
-class NoticeDays(ops.AddField):
-    """``AddField`` whose column gets its default in the database too, so the organisations
-    already there take it (a plain ``AddField`` adds a NOT NULL column without one, which
-    fails on a database with rows)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            model_name="Organisation", name="policy_notice_days", field=fields.IntField(default=7)
-        )
-
-    async def database_forward(
-        self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None
-    ) -> None:
-        if state_editor is None:
-            return
-        await state_editor._run_sql(
-            "ALTER TABLE organisations ADD COLUMN policy_notice_days integer NOT NULL DEFAULT 7;"
-        )
-
-
 class Migration(base.Migration):
     dependencies = [("tenants", "0026_sso_previous")]
 
     initial = False
 
     operations = [
-        NoticeDays(),
+        base.AddColumnWithDefault(
+            model_name="Organisation",
+            name="policy_notice_days",
+            field=fields.IntField(default=7),
+            table="organisations",
+            column_sql="integer NOT NULL DEFAULT 7",
+        ),
         ops.AddField(
             model_name="PolicyRule",
             name="replaces",

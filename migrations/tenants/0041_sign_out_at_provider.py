@@ -20,10 +20,14 @@ class Migration(base.Migration):
     initial = False
 
     operations = [
-        ops.AddField(
+        # With its default in the database: a plain AddField failed on every database
+        # holding an SSO connection (a NOT NULL column without a default).
+        base.AddColumnWithDefault(
             model_name="SsoConnection",
             name="sign_out_at_provider",
             field=fields.BooleanField(default=False),
+            table="sso_connections",
+            column_sql="boolean NOT NULL DEFAULT false",
         ),
         ops.AddField(
             model_name="Session",

@@ -312,7 +312,7 @@ class Worker:
         )
         handler = HANDLERS.get(job.kind)
         if handler is None:
-            await self._fail(job, f"no handler for job kind {job.kind!r}", permanent=True)
+            await self._unknown(job)
             return
         if job.claims > 1:
             # Taken before and not finished (its worker was killed, lost the database or
@@ -422,6 +422,22 @@ class Worker:
             attempts, error[:4000], datetime.now(UTC) + timedelta(seconds=wait),
         )
 
+    async def _unknown(self, job: RunningJob) -> None:
+        """A job of a kind this worker does not know: in a rolling upgrade, one a newer
+        version queued while this older worker still runs (an old worker failed every
+        "Verify the chain now" for good). It goes back to the queue for a worker that
+        knows it, its attempts untouched; only after UNKNOWN_KIND_CLAIMS tries (an hour)
+        is it given up, as a kind no version knows."""
+        error = f"no handler for job kind {job.kind!r} in this version of the worker"
+        if job.claims >= UNKNOWN_KIND_CLAIMS:
+            await self._fail(job, error, permanent=True)
+            return
+        log.warning("job %s: %s; left for a worker that knows it", job.id, error)
+        await self._settle(
+            job, "status = 'queued', last_error = $4, run_at = $5",
+            error, datetime.now(UTC) + timedelta(seconds=UNKNOWN_KIND_DELAY),
+        )
+
     async def _settle(self, job: RunningJob, assignments: str, *args: object) -> None:
         """Apply ``assignments`` and release the lease, if this worker still holds it."""
         async with db.tenant_transaction(job.org_id):
@@ -431,6 +447,12 @@ class Worker:
                 "updated_at = now() WHERE tenant_id = $1 AND id = $2 AND locked_by = $3",
                 [job.org_id, job.id, self.name, *args],
             )
+
+
+#: A job of a kind this worker does not know waits this long between its tries, and is
+#: given up after this many (``Worker._unknown``).
+UNKNOWN_KIND_DELAY = 60
+UNKNOWN_KIND_CLAIMS = 60
 
 
 #: The worker's row in ``workers`` (not organisation data: which workers live, and how

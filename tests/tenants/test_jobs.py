@@ -22,7 +22,7 @@ from tenants.jobs.registry import (
     RunningJob,
     handler,
 )
-from tenants.jobs.worker import BACKOFF_CAP, Worker, backoff_seconds
+from tenants.jobs.worker import BACKOFF_CAP, UNKNOWN_KIND_CLAIMS, Worker, backoff_seconds
 from tests.conftest import ACTOR, OrgHandle
 
 SEEN: list[tuple[str, Any]] = []
@@ -161,6 +161,32 @@ async def test_a_permanent_error_goes_straight_to_the_dead_letters(
     await Worker(name="w").run_until_idle()
     row = await job_row(owner_conn, key)
     assert (row["status"], row["attempts"], row["last_error"]) == ("dead", 1, "the subject is gone")
+
+
+async def test_a_job_of_a_kind_the_worker_does_not_know_waits_for_one_that_does(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """In a rolling upgrade an older worker took a newer version's job (the console's
+    "Verify the chain now") and failed it for good: it now leaves it for a worker that
+    knows its kind, and gives up only on a kind no worker has known for an hour."""
+    key = await enqueue(org, "test.record", n=4)
+    await owner_conn.execute("UPDATE jobs SET kind = 'test.newer' WHERE key = $1", key)
+    assert await Worker(name="old").run_until_idle() == 1
+    row = await job_row(owner_conn, key)
+    assert (row["status"], row["attempts"], row["locked_by"]) == ("queued", 0, None)
+    assert "no handler for job kind 'test.newer'" in row["last_error"]
+    assert await Worker(name="old").run_until_idle() == 0  # not again at once
+    await owner_conn.execute("UPDATE jobs SET kind = 'test.record' WHERE key = $1", key)
+    assert await Worker(name="new").run_until_idle(ahead=timedelta(minutes=2)) == 1
+    assert SEEN == [("test.record", 4)]
+    assert (await job_row(owner_conn, key))["status"] == "done"
+    never = await enqueue(org, "test.record", n=5)
+    await owner_conn.execute(
+        "UPDATE jobs SET kind = 'test.nobody', claims = $2 WHERE key = $1",
+        never, UNKNOWN_KIND_CLAIMS - 1,
+    )
+    assert await Worker(name="old").run_until_idle() == 1
+    assert (await job_row(owner_conn, never))["status"] == "dead"
 
 
 async def test_jobs_sharing_a_queue_run_in_order_and_a_failing_one_holds_the_rest(
