@@ -6,12 +6,14 @@ connection; fresh databases, which the rest of the suite migrates, never saw it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import os
 import pkgutil
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -211,3 +213,25 @@ async def test_a_failed_migration_is_named_with_what_was_kept_before_it(fresh_ur
         " back, nothing of it kept (" in output
     ), output[-2000:]
     assert "1 applied before it, each kept: tenants.0040_sign_in_detail" in output
+
+
+def test_a_released_migration_is_never_edited() -> None:
+    """A database that applied a migration never applies it again: an edit reaches only
+    new databases (0036 gained two indexes after its release, and databases already past
+    it never got them). A change goes into a new migration. An edit that cannot change any
+    database that applied it (a comment; a fix for databases it failed on, as 0027 and
+    0041 got) is made on purpose, with its line in ``migrations/released.sha256``."""
+    folder = Path(migrations.tenants.__path__[0])
+    released = {
+        name: digest
+        for digest, name in (
+            line.split() for line in (folder.parent / "released.sha256").read_text().splitlines()
+        )
+    }
+    edited = [
+        name
+        for name, digest in released.items()
+        if hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest
+    ]
+    assert edited == []
+    assert sorted(released) == sorted(p.name for p in folder.glob("0*.py"))
