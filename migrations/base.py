@@ -61,7 +61,20 @@ class Migration(migrations.Migration):
         return state
 
 
-class AddColumnWithDefault(ops.AddField):
+class _BySql:
+    """A tortoise field operation whose change of the model state is tortoise's and whose
+    change of the database is ``self.sql``, for what tortoise's own SQL gets wrong."""
+
+    sql: str
+
+    async def database_forward(
+        self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None
+    ) -> None:
+        if state_editor is not None:
+            await state_editor._run_sql(self.sql)
+
+
+class AddColumnWithDefault(_BySql, ops.AddField):
     """``AddField`` of a NOT NULL column whose default the database gets too, so that the
     rows already there take it. Tortoise's own ``AddField`` adds such a column without a
     default, which fails on any table with rows: migrations 0027 (organisations) and 0041
@@ -72,11 +85,15 @@ class AddColumnWithDefault(ops.AddField):
         super().__init__(model_name=model_name, name=name, field=field)
         self.sql = f"ALTER TABLE {table} ADD COLUMN {name} {column_sql};"
 
-    async def database_forward(
-        self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None
-    ) -> None:
-        if state_editor is not None:
-            await state_editor._run_sql(self.sql)
+
+class AlterColumnType(_BySql, ops.AlterField):
+    """``AlterField`` that changes a column's type in place (``ALTER COLUMN … TYPE``):
+    from ``varchar(n)`` to ``text`` PostgreSQL rewrites neither the table nor its
+    indexes."""
+
+    def __init__(self, *, model_name: str, name: str, field: Any, table: str, sql_type: str):
+        super().__init__(model_name=model_name, name=name, field=field)
+        self.sql = f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {sql_type};"
 
 
 #: A migration's record of being applied; nothing when it is there already.

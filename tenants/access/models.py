@@ -101,7 +101,7 @@ class AccessGrant(TenantModel):
     status = fields.CharEnumField(GrantStatus, max_length=16, default=GrantStatus.REQUESTED)
     #: Who asked (an actor reference: ``member:<id>`` or ``api_token:<id>``).
     requested_by = fields.CharField(max_length=300)
-    requested_by_display = fields.CharField(max_length=300)
+    requested_by_display = fields.TextField()
     #: Set when access starts (approval, or at once for emergency access).
     starts_at: datetime | None = fields.DatetimeField(null=True)
     ends_at: datetime | None = fields.DatetimeField(null=True)

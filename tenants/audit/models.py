@@ -31,14 +31,14 @@ class AuditEvent(Model):
     )
     occurred_at = fields.DatetimeField()
     actor = fields.CharField(max_length=300)
-    actor_display = fields.CharField(max_length=300)
+    actor_display = fields.TextField()
     action = fields.CharField(max_length=100)
     target_type = fields.CharField(max_length=50)
     target_id = fields.CharField(max_length=100)
     before: fields.Field[dict[str, object] | None] = fields.JSONField(null=True)
     after: fields.Field[dict[str, object] | None] = fields.JSONField(null=True)
     request_id = fields.CharField(max_length=100, null=True)
-    client_addr = fields.CharField(max_length=100, null=True)
+    client_addr = fields.TextField(null=True)
 
     class Meta:
         table = "audit_events"

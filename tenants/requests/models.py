@@ -93,7 +93,7 @@ class PrivacyRequestEvent(TenantModel):
     body = fields.TextField(default="")
     data: fields.Field[dict[str, Any]] = fields.JSONField(default=dict)
     actor = fields.CharField(max_length=300)
-    actor_display = fields.CharField(max_length=300)
+    actor_display = fields.TextField()
 
     class Meta:
         table = "privacy_request_events"

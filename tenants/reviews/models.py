@@ -42,7 +42,7 @@ class AccessReview(TenantModel):
     #: reviewers of last resort. None when a credential acting for nobody created it.
     owner_id: uuid.UUID | None = fields.UUIDField(null=True)
     created_by = fields.CharField(max_length=300)
-    created_by_display = fields.CharField(max_length=300)
+    created_by_display = fields.TextField()
     #: The campaign this one recurs from (unique: a recurrence happens once).
     previous_id: uuid.UUID | None = fields.UUIDField(null=True)
     opened_at: datetime | None = fields.DatetimeField(null=True)
@@ -80,7 +80,7 @@ class AccessReviewItem(TenantModel):
     state = fields.CharEnumField(ItemState, max_length=16, default=ItemState.PENDING)
     reason: str | None = fields.TextField(null=True)
     decided_by: uuid.UUID | None = fields.UUIDField(null=True)
-    decided_by_display = fields.CharField(max_length=300, null=True)
+    decided_by_display = fields.TextField(null=True)
     decided_at: datetime | None = fields.DatetimeField(null=True)
     #: What applying a revocation found ("already ended") when there was nothing left to end.
     outcome_note = fields.CharField(max_length=300, null=True)
