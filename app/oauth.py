@@ -16,11 +16,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.auth import API_AUDIENCE
-from app.web.ratelimit import RateLimiter
 from tenants.clients import service as clients
 from tenants.clients.keys import KeyRing
 from tenants.db import tenant_transaction
 from tenants.errors import AuthenticationError
+from tenants.ratelimits import RateLimiter
 from tenants.signins import service as sign_ins
 from tenants.signins.rules import Reason, SignInMethod
 

@@ -384,7 +384,7 @@ def bare_relying_party(cfg: dict[str, Any]) -> Any:
 def serve(config_path: str) -> None:
     """The app as ``tenantry serve`` runs it (one uvicorn worker, JSON access logs to
     stderr, here a file), with the bench's hooks; or the bare relying party (``bare``)."""
-    from app.web.ratelimit import RateLimiter
+    from tenants.ratelimits import RateLimiter
 
     cfg = json.loads(Path(config_path).read_text())
     if cfg.get("bare"):

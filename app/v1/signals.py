@@ -21,12 +21,12 @@ from starlette.routing import BaseRoute, Route
 from app.api import ApiRouter, Call
 from app.auth import request_origin
 from app.v1.common import NAME, Input, Output, StoredUrl
-from app.web.ratelimit import RateLimiter
 from tenants.db import tenant_transaction
 from tenants.errors import NotFoundError, TenantryError
 from tenants.models_base import max_length_of
 from tenants.organisations.service import id_by_slug
 from tenants.permissions import Permission
+from tenants.ratelimits import RateLimiter
 from tenants.signals import service
 from tenants.signals.models import SignalTransmitter
 from tenants.signals.refusals import RefusalCounter

@@ -29,7 +29,6 @@ from app.settings import Settings
 from app.web.addresses import storage_problem
 from app.web.cookies import CookieJar, SignedIn
 from app.web.forms import MAX_FORM_BYTES, UnreadableForm, read_form
-from app.web.ratelimit import RateLimiter
 from app.web.timezones import localtime, viewer_time
 from tenants import notifications, text
 from tenants.actors import Actor
@@ -40,6 +39,7 @@ from tenants.ids import OrgId
 from tenants.members.roles import role_name, role_names
 from tenants.organisations.models import Organisation
 from tenants.permissions import Permission, permissions_of
+from tenants.ratelimits import RateLimiter
 from tenants.secrets import SecretBox
 from tenants.sessions import service as sessions
 from tenants.sessions.models import AuthMethod

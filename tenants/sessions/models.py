@@ -68,6 +68,9 @@ class LocalCredential(TenantModel):
     member_id: uuid.UUID
     password_hash = fields.CharField(max_length=300)
     break_glass = fields.BooleanField(default=False)
+    # Written by versions before migration 0046, read by none since (wrong passwords are
+    # counted per address and client in rate_limit_hits); kept while such a version may run
+    # beside this one.
     failed_attempts = fields.IntField(default=0)
     locked_until: datetime | None = fields.DatetimeField(null=True)
     last_used_at: datetime | None = fields.DatetimeField(null=True)

@@ -1,5 +1,6 @@
 """Local passwords (argon2id): for organisations without an identity provider and for the
-break-glass admin. Repeated failures lock the credential for a while."""
+break-glass admin. Repeated failures from one client lock that client out of that address
+for a while."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tenants.errors import FieldProblem, InvalidInputError
 from tenants.members.lifecycle import can_sign_in
 from tenants.members.models import Member
 from tenants.models_base import max_length_of
+from tenants.ratelimits import RateLimiter
 from tenants.sessions.models import LocalCredential
 from tenants.signins.rules import Reason, member_status_reason
 from tenants.text import is_storable
@@ -27,6 +29,8 @@ HASHER = PasswordHasher()
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 MIN_LENGTH = 12
+#: Wrong passwords, counted per address typed and client, on every node.
+FAILURES = RateLimiter("password-failures", MAX_FAILURES, int(LOCKOUT.total_seconds()))
 
 
 @cache
@@ -88,9 +92,13 @@ class PasswordCheck:
 
 
 async def check_password(email: str, password: str, *, actor: Actor) -> PasswordCheck:
-    """Check a password sign-in. Failures are counted and audited; after MAX_FAILURES the
-    credential is locked for LOCKOUT. An unknown email and a wrong password are refused
-    with the same words and (by hashing anyway) the same time."""
+    """Check a password sign-in. After MAX_FAILURES wrong passwords for an address from
+    one client (``actor.client_addr``) within LOCKOUT, that client may not try that
+    address again until the oldest failure leaves the window; other clients still may, so
+    nobody can lock a member (the break-glass owner included) out by failing on purpose.
+    An unknown address, a wrong password and a locked one are told apart by no one
+    outside: unknown addresses lock the same way, and a password is hashed in every case,
+    so each costs the same time. Failures on a known address are audited."""
     wrong = Reason.BAD_CREDENTIALS
     address = email.strip().lower()
     # An address longer than the column names nobody (and the ORM refuses to compare it).
@@ -101,18 +109,14 @@ async def check_password(email: str, password: str, *, actor: Actor) -> Password
         if member
         else None
     )
-    if member is None or credential is None:
-        _verify(_dummy_hash(), password)
-        return PasswordCheck(None, None, wrong)
-    now = datetime.now(UTC)
-    if credential.locked_until is not None and credential.locked_until > now:
+    tried = f"{address}\x00{actor.client_addr or 'unknown'}"
+    right = _verify(credential.password_hash if credential else _dummy_hash(), password)
+    if await FAILURES.waiting(tried) is not None:
         return PasswordCheck(member, credential, Reason.CREDENTIAL_LOCKED)
-    if not _verify(credential.password_hash, password):
-        failures = credential.failed_attempts + 1
-        locked = now + LOCKOUT if failures >= MAX_FAILURES else None
-        await LocalCredential.filter(id=credential.id).update(
-            failed_attempts=0 if locked else failures, locked_until=locked
-        )
+    if member is None or credential is None or not right:
+        await FAILURES.retry_after(tried)  # counts this failure
+        if member is None or credential is None:
+            return PasswordCheck(None, None, wrong)
         await audit.record(
             "session.sign_in_refused",
             "member",
@@ -120,7 +124,7 @@ async def check_password(email: str, password: str, *, actor: Actor) -> Password
             actor=actor,
             after={
                 "reason": "wrong password",
-                "locked": locked is not None,
+                "locked": await FAILURES.waiting(tried) is not None,
                 "break_glass": credential.break_glass,
             },
         )
@@ -134,9 +138,7 @@ async def check_password(email: str, password: str, *, actor: Actor) -> Password
             after={"reason": f"member is {member.status.value}"},
         )
         return PasswordCheck(member, credential, member_status_reason(member.status.value))
-    await LocalCredential.filter(id=credential.id).update(
-        failed_attempts=0, locked_until=None, last_used_at=now
-    )
+    await LocalCredential.filter(id=credential.id).update(last_used_at=datetime.now(UTC))
     return PasswordCheck(member, credential, None)
 
 

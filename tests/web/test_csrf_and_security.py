@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from app.web.ratelimit import RateLimiter
+from tenants.ratelimits import RateLimiter
 from tenants.sessions.passwords import MAX_FAILURES
 from tenants.signins.rules import message_for
 from tests.conftest import OrgHandle, make_member, row_counts
@@ -307,32 +307,40 @@ async def test_the_address_limit_is_shared_by_every_process_and_keeps_no_address
     assert stored and all(address not in r["bucket"] for r in stored)
 
 
-async def test_credential_locks_after_five_wrong_passwords(
+async def test_five_wrong_passwords_lock_that_client_out_of_that_address_alone(
     app: Any,
     local_org: OrgHandle,
     owner_conn: asyncpg.Connection,
 ) -> None:
-    admin = await admin_of(local_org)
+    """Five wrong passwords for an address locked its credential for everyone: anyone
+    could keep any member, the break-glass owner too, locked out; and a locked account
+    answered unlike an unknown address, which told which addresses exist. The lock is
+    now the client's, for that address, and an unknown address locks alike."""
+    admin = await admin_of(local_org, break_glass=True)
+    nobody = f"nobody-{uuid.uuid4().hex[:6]}@{local_org.slug}.example"
     async with asgi_client(app) as browser:
-        for _ in range(MAX_FAILURES):
-            wrong = await browser.password_sign_in(local_org.slug, admin["email"], WRONG)
-            assert refused_reason(wrong) == "the email or password is not right."
+        for address in (admin["email"], nobody):
+            for _ in range(MAX_FAILURES):
+                wrong = await browser.password_sign_in(local_org.slug, address, WRONG)
+                assert refused_reason(wrong) == "the email or password is not right."
         refusals = await audit_events(owner_conn, local_org.id, "session.sign_in_refused")
         assert [e.after["locked"] for e in refusals] == [False] * (MAX_FAILURES - 1) + [True]
         assert {e.target_id for e in refusals} == {admin["id"]}
-
+        # Locked, right password or not, known address or not: the same answer.
         locked = await browser.password_sign_in(local_org.slug, admin["email"], PASSWORD)
+        unknown = await browser.password_sign_in(local_org.slug, nobody, PASSWORD)
         assert "too many failed attempts" in refused_reason(locked)
+        assert refused_reason(unknown) == refused_reason(locked)
         assert browser.session_cookie is None
         assert await owner_conn.fetchval("SELECT count(*) FROM sessions") == 0
-
-        # When the lock ends, the right password works again.
-        await owner_conn.execute(
-            "UPDATE local_credentials SET locked_until = now() - interval '1 second' "
-            "WHERE member_id = $1",
-            uuid.UUID(admin["id"]),
-        )
-        unlocked = await browser.password_sign_in(local_org.slug, admin["email"], PASSWORD)
+    # Another client is not locked out of the address.
+    async with asgi_client(app) as elsewhere:
+        fine = await elsewhere.password_sign_in(local_org.slug, admin["email"], PASSWORD)
+        assert fine.headers["location"] == "/console"
+        # When the failures leave the window, the locked-out client may try again.
+        await owner_conn.execute("UPDATE rate_limit_hits SET at = at - interval '16 minutes'")
+    async with asgi_client(app, address=browser.address) as again:
+        unlocked = await again.password_sign_in(local_org.slug, admin["email"], PASSWORD)
         assert unlocked.headers["location"] == "/console"
 
 
