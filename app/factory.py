@@ -100,7 +100,7 @@ def create_app(
     )
     web = Web(
         settings=settings,
-        cookies=CookieJar(settings.secret_key, secure=settings.is_production),
+        cookies=CookieJar(settings.secret_key, secure=settings.secure_cookies),
         rp=rp,
         box=SecretBox(settings.secret_key, "sso-client-secrets"),
     )

@@ -134,6 +134,12 @@ class Settings:
         return self.environment is Environment.PRODUCTION
 
     @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS: in production, and wherever the service is reached by
+        an https address (a staging site sent its cookies in clear where it could)."""
+        return self.is_production or self.base_url.startswith("https://")
+
+    @property
     def outbound_networks(self) -> NetworkPolicy:
         """Where the service's requests to addresses admins typed (webhooks, identity
         providers) may go: this machine outside production (a developer's receiver or

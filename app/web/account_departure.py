@@ -118,8 +118,10 @@ def kept_for(days: int) -> str:
 def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=None)
     async def export_item(ctx: PageContext) -> Response:
-        """Take one personal item out: recorded, then off to the product's export link.
-        Anything but the member's own personal item answers 404."""
+        """Take one personal item out: recorded, then off to the product's export link
+        (a POST with the session's token: the export is recorded, and a link any site could
+        open recorded exports the member never made). Anything but the member's own
+        personal item answers 404."""
         try:
             item_id = uuid.UUID(ctx.request.path_params["id"])
         except ValueError:
@@ -127,7 +129,15 @@ def routes(web: Web) -> list[BaseRoute]:
         url = await departures.export_personal_item(
             item_id, member_id=ctx.active.member.id, actor=ctx.actor
         )
-        return ctx.redirect(url)
+        item = await ContentItem.get(id=item_id)
+        product = await Product.get(id=item.product_id)
+        # A page of this site sends the browser on: every page's CSP lets forms post only
+        # here (form-action 'self'), and browsers hold the redirect after a form to it.
+        response = ctx.render(
+            "account/export_redirect.html", url=url, title=item.title, product=product.name
+        )
+        response.headers["cache-control"] = "no-store"
+        return response
 
     @page(web, permission=None)
     async def export_all(ctx: PageContext) -> Response:
@@ -155,5 +165,7 @@ def routes(web: Web) -> list[BaseRoute]:
 
     return [
         Route("/account/export", export_all, methods=["GET"]),
-        Route("/account/content/{id}/export", export_item, methods=["GET"]),
+        # A POST with the session's CSRF token: the export is recorded ("content.exported",
+        # which the member and admins read), and a GET could be set off by any site.
+        Route("/account/content/{id}/export", export_item, methods=["POST"]),
     ]

@@ -47,13 +47,22 @@ class SignedIn:
             return None
         return SessionToken.parse(f"{key}.{self.sessions[key][0]}")
 
-    def add(self, token: SessionToken, slug: str, name: str) -> None:
+    def add(self, token: SessionToken, slug: str, name: str) -> list[SessionToken]:
+        """Make ``token`` the current session; returns the sessions this drops from the
+        cookie (the organisation's earlier one, the oldest beyond MAX_ORGS), which the
+        caller ends: a session no browser holds must not stay valid (an admin's did,
+        after someone else signed in at the same browser)."""
         key = token.org_id.hex
+        earlier = self.token(key)
+        dropped = [earlier] if earlier is not None and earlier.secret != token.secret else []
         self.sessions.pop(key, None)
         self.sessions[key] = (token.secret, slug, name)
         while len(self.sessions) > MAX_ORGS:
-            self.sessions.pop(next(iter(self.sessions)))
+            oldest = next(iter(self.sessions))
+            dropped.extend(t for t in [self.token(oldest)] if t is not None)
+            self.sessions.pop(oldest)
         self.current = key
+        return dropped
 
     def remove(self, org_id: OrgId) -> None:
         self.sessions.pop(org_id.hex, None)

@@ -147,7 +147,7 @@ def routes(web: Web) -> list[BaseRoute]:
         except InvitationLinkError as error:
             return await refused(request, error, claims)
         landing = "/console" if is_admin(member.roles) else "/account"
-        return signed_in_response(web, request, session, org.slug, org.name, landing)
+        return await signed_in_response(web, request, session, org.slug, org.name, landing)
 
     return [
         Route("/invitation/{token}", show, methods=["GET"]),

@@ -19,7 +19,7 @@ from app.web.forms import UnreadableForm, read_form
 from app.web.pages import Web, openable_page, posted_form, safe_next
 from tenants import db
 from tenants.actors import Actor, ActorKind
-from tenants.errors import InvalidInputError
+from tenants.errors import AuthenticationError, InvalidInputError
 from tenants.ids import OrgId
 from tenants.organisations import service as organisations
 from tenants.organisations.models import Organisation
@@ -364,7 +364,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 status=403,
                 link=back,
             )
-        return signed_in_response(
+        return await signed_in_response(
             web,
             request,
             outcome.token,
@@ -483,7 +483,7 @@ def routes(web: Web) -> list[BaseRoute]:
             redirect = RedirectResponse(target, status_code=303)
             web.cookies.remember_typed_email(redirect, form.get("email", ""))
             return redirect
-        return signed_in_response(
+        return await signed_in_response(
             web,
             request,
             token,
@@ -641,17 +641,31 @@ def routes(web: Web) -> list[BaseRoute]:
     ]
 
 
-def signed_in_response(
+async def signed_in_response(
     web: Web, request: Request, token: sessions.SessionToken, slug: str, name: str, target: str
 ) -> Response:
     """Redirect to ``target`` with the session for the organisation ``slug`` (shown as
-    ``name`` in the organisation switcher) added to the browser's cookie."""
+    ``name`` in the organisation switcher) added to the browser's cookie; the sessions the
+    cookie no longer holds end."""
     state = web.cookies.signed_in(request)
-    state.add(token, slug, name)
+    for dropped in state.add(token, slug, name):
+        await _end_dropped(dropped)
     response = RedirectResponse(target, status_code=303)
     web.cookies.store(response, state)
     web.cookies.forget_typed_email(response)
     return response
+
+
+async def _end_dropped(token: sessions.SessionToken) -> None:
+    """End a session its browser no longer holds; one already over is left as it is."""
+    async with db.tenant_transaction(token.org_id):
+        try:
+            active = await sessions.authenticate_session(token)
+        except AuthenticationError:
+            return
+        await sessions.end_session(
+            active.session, reason="replaced by another sign-in in this browser", actor=active.actor
+        )
 
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")

@@ -258,6 +258,39 @@ async def test_session_and_browser_cookies_are_http_only_and_same_site_lax(
         assert "path=/" in flags, cookies[name]
 
 
+async def test_a_session_the_browser_gives_up_for_another_sign_in_ends(
+    app: Any, local_org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """Someone signing in at a browser where an admin was signed in replaced the admin's
+    session in the cookie, and the admin's session went on working for whoever had
+    copied it, until it timed out."""
+    admin = await admin_of(local_org)
+    other = await make_member(local_org, name="Next Person")
+    await set_password(local_org.id, other["id"], PASSWORD)
+    async with asgi_client(app) as browser:
+        await signed_in_admin(browser, local_org, admin)
+        held = browser.session_cookie
+        assert (await browser.get("/console")).status_code == 200
+        await browser.signed_in(local_org.slug, other["email"])
+    async with asgi_client(app) as copied:
+        copied.http.cookies.set("tenantry_session", held or "")
+        assert (await copied.get("/console")).status_code != 200
+    reasons = await owner_conn.fetch(
+        "SELECT revoked_reason FROM sessions WHERE tenant_id = $1 AND member_id = $2",
+        local_org.id,
+        uuid.UUID(admin["id"]),
+    )
+    assert [r["revoked_reason"] for r in reasons] == ["replaced by another sign-in in this browser"]
+
+
+def test_cookies_are_secure_wherever_the_service_is_reached_by_https() -> None:
+    """Secure followed the environment, not the address: a staging site at an https
+    address sent its session cookie in clear wherever a link was http."""
+    assert Settings.from_env({"TENANTRY_PUBLIC_URL": "https://staging.example"}).secure_cookies
+    assert not Settings.from_env({"TENANTRY_PUBLIC_URL": "http://127.0.0.1:8000"}).secure_cookies
+    assert not Settings.from_env({}).secure_cookies
+
+
 # --- sign-in limits -----------------------------------------------------------------------
 
 

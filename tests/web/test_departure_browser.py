@@ -108,7 +108,7 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
         "12,345 items in Drive: handed to Bo Boss (your manager)."
     )
     await expect(leaving).to_contain_text("3 items in Drive: yours to export until")
-    await expect(leaving.get_by_role("link", name="Export Holiday photo photo-1")).to_be_visible()
+    await expect(leaving.get_by_role("button", name="Export Holiday photo photo-1")).to_be_visible()
     await expect(leaving).to_contain_text("ask Drive to export it")
     # What stays after leaving, and why, as the personal-data map keeps it (Art. 13(2)(a)):
     # the page said only "what is not kept is deleted".
@@ -188,7 +188,7 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     leaving = member.page.get_by_role("region", name=f"You are leaving {org.slug.title()}")
     await expect(leaving).to_contain_text(f"Your last day is {today}")
     await member.page.screenshot(path=str(tmp_path / "06-member-told.png"), full_page=True)
-    await leaving.get_by_role("link", name="Export Holiday photo photo-1").click()
+    await leaving.get_by_role("button", name="Export Holiday photo photo-1").click()
     await member.page.wait_for_url(f"{export_server.url}/export/photo-1")
     await expect(member.page.get_by_role("heading", level=1)).to_have_text(
         "Exported /export/photo-1"

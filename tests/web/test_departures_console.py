@@ -23,6 +23,7 @@ from tests.web.flows import (
     WebClient,
     asgi_client,
     audit_events,
+    csrf_in,
     set_local_sign_in,
     set_password,
     text_of,
@@ -560,7 +561,7 @@ async def set_export_urls(org: OrgHandle, prefix: str, url: str, count: int) -> 
 
 
 def personal_item_ids(page: str) -> list[str]:
-    return re.findall(r'href="/account/content/([0-9a-f-]{36})/export"', page)
+    return re.findall(r'action="/account/content/([0-9a-f-]{36})/export"', page)
 
 
 async def test_the_account_page_says_what_leaving_would_mean_and_exports_are_recorded(
@@ -608,21 +609,36 @@ async def test_the_account_page_says_what_leaving_would_mean_and_exports_are_rec
         assert sorted(personal_item_ids(everything.text)) == sorted(str(i) for i in exportable)
         # Some have links, one has none: the page says how to get each (it promised a
         # link for every item, whether the product gave one or not).
-        assert 'An "Export" link takes you to the product' in text_of(everything.text)
+        assert 'An "Export" button takes you to the product' in text_of(everything.text)
         assert "for the others, ask the product named" in text_of(everything.text)
 
         item = exportable[0]
-        exported = await browser.get(f"/account/content/{item}/export")
-        assert exported.status_code == 303
-        location = exported.headers["location"]
+        csrf = csrf_in(page.text)
+        # A link any site could open recorded an export: it takes the session's form.
+        assert (await browser.get(f"/account/content/{item}/export")).status_code == 405
+        forged = await browser.post(f"/account/content/{item}/export", {"csrf": "forged"})
+        assert forged.status_code == 403
+        exported = await browser.post(f"/account/content/{item}/export", {"csrf": csrf})
+        assert exported.status_code == 200
+        location = re.search(r'<a class="button" href="([^"]+)">Continue to Drive', exported.text)
+        assert location is not None and f'content="0; url={location[1]}"' in exported.text
+        location = location[1]
         assert location.startswith("https://drive.example/export/photo-")
-        for forbidden in (oli_item, work_item, uuid.uuid4()):
-            refused = await browser.get(f"/account/content/{forbidden}/export")
-            assert refused.status_code == 404, forbidden
-        assert (await browser.get("/account/content/not-an-id/export")).status_code == 404
-        unlinked = await browser.get(f"/account/content/{no_link}/export")
-        assert unlinked.status_code == 400
-        assert "ask the product to export it for you" in text_of(unlinked.text)
+        # Refused back on the page the member was on, the reason beside it.
+        for forbidden, said in (
+            (oli_item, f"Not done: you have no personal item with id {oli_item}"),
+            (work_item, f"Not done: you have no personal item with id {work_item}"),
+            (stranger := uuid.uuid4(), f"Not done: you have no personal item with id {stranger}"),
+            ("not-an-id", "Not done: you have no such personal item"),
+            (no_link, "ask the product to export it for you"),
+        ):
+            refused = await browser.post(
+                f"/account/content/{forbidden}/export", {"csrf": csrf},
+                headers={"referer": "/account/export"},
+            )
+            assert refused.status_code == 303, forbidden
+            back = await browser.get(refused.headers["location"])
+            assert said in text_of(back.text), (forbidden, text_of(back.text)[:300])
     [event] = await audit_events(owner_conn, org.id, "content.exported")
     assert event.target_id == str(item) and event.actor == f"member:{leaver['id']}"
     assert event.after["member_id"] == leaver["id"] and event.after["export_url"] == location
