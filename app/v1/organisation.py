@@ -30,6 +30,11 @@ class OrganisationOut(Output):
         description="Days before a scheduled policy change that the members it affects are "
         "emailed what changes for them."
     )
+    time_zone: str = Field(
+        description="The IANA time zone of the organisation's days: a member's last day, "
+        "the day a policy takes effect and a review's due day begin and end at midnight "
+        "there (UTC unless set)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -41,6 +46,13 @@ class OrganisationPatch(Input):
         ge=0,
         le=90,
         description="Days of advance notice of scheduled policy changes (0 to 90).",
+    )
+    time_zone: str = Field(
+        default_factory=absent,
+        max_length=64,
+        description="An IANA time zone such as Europe/Paris: days named from now on are "
+        "this zone's (departures under way keep their instants).",
+        examples=["Europe/Paris"],
     )
 
 
@@ -62,7 +74,7 @@ async def get_organisation(call: Call[Input, Input]) -> OrganisationOut:
 
 @router.patch(
     "",
-    summary="Change the organisation's name or its days of notice of policy changes",
+    summary="Change the organisation's name, its days of notice of policy changes or its time zone",
     permission=Permission.ORGANISATION_WRITE,
     body=OrganisationPatch,
     response=OrganisationOut,

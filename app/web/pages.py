@@ -29,7 +29,7 @@ from app.settings import Settings
 from app.web.addresses import storage_problem
 from app.web.cookies import CookieJar, SignedIn
 from app.web.forms import MAX_FORM_BYTES, UnreadableForm, read_form
-from app.web.timezones import localtime, viewer_time
+from app.web.timezones import localtime, org_date, viewer_time
 from tenants import notifications, text
 from tenants.actors import Actor
 from tenants.audit import reading
@@ -77,6 +77,7 @@ class Web:
         self.login_limiter = RateLimiter("sign-in", self.settings.login_rate_limit, 300)
         self.id_tokens = SecretBox(self.settings.secret_key, "id-token-hints")
         self.templates.env.filters["localtime"] = localtime
+        self.templates.env.filters["org_date"] = org_date
         self.templates.env.filters["role_name"] = role_name
         self.templates.env.filters["role_names"] = role_names
         self.templates.env.filters["field_label"] = field_label

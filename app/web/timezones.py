@@ -74,3 +74,15 @@ def viewer_time(
 @pass_context
 def localtime(context: Any, value: datetime | str | None) -> Markup:
     return viewer_time(value, context.get("viewer_zone"), context.get("request"))
+
+
+@pass_context
+def org_date(context: Any, value: datetime | None) -> str:
+    """The date ``value`` falls on in the organisation's zone (``org.time_zone``): the day
+    an admin named (a policy's effective day begins at midnight there), whatever the
+    viewer's zone."""
+    if value is None:
+        return ""
+    org = context.get("org")
+    zone = stored_zone(getattr(org, "time_zone", None)) or UTC
+    return value.astimezone(zone).date().isoformat()

@@ -15,12 +15,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tenants.content.models import ContentKind, ContentStatus
 from tenants.departures.models import ContentAction, PersonalOutcome
+from tenants.organisations import days
 from tenants.text import counted
 
 
@@ -228,7 +230,7 @@ class Totals:
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """The departure's dates, all UTC."""
+    """The departure's instants (UTC), from its last day in the organisation's zone."""
 
     last_day: date
     #: Sign-in ends, sessions end, product accounts are suspended, content moves.
@@ -239,8 +241,10 @@ class Schedule:
     purge_at: datetime
 
 
-def schedule_for(last_day: date, policy: PolicyView) -> Schedule:
-    suspend_at = datetime.combine(last_day + timedelta(days=1), time(0, 0), tzinfo=UTC)
+def schedule_for(last_day: date, policy: PolicyView, zone: ZoneInfo) -> Schedule:
+    """The last day ends at midnight in ``zone``, the organisation's (read as a UTC day,
+    a Los Angeles member lost sign-in at 4 pm on it)."""
+    suspend_at = days.end_of(last_day, zone)
     return Schedule(
         last_day=last_day,
         suspend_at=suspend_at,

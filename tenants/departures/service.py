@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tenants import db, text
 from tenants.actors import Actor
@@ -45,6 +46,8 @@ from tenants.members.models import Member
 from tenants.members.roles import check_may_act_for
 from tenants.members.service import get_member, other_owners, transition_member
 from tenants.models_base import get_by_id, get_referenced
+from tenants.organisations import days
+from tenants.organisations import service as organisations
 from tenants.permissions import Permission, Role
 from tenants.products.models import Product
 from tenants.webhooks import service as webhooks
@@ -188,7 +191,8 @@ async def preview_departure(
 ) -> Plan:
     """The plan a departure would follow if started now; changes nothing.
     InvalidInputError when the last day is further ahead than a departure may start."""
-    check_last_day(last_day, past_allowed=True)
+    zone = await organisations.time_zone()
+    check_last_day(last_day, zone, past_allowed=True)
     member = await get_member(member_id)
     policy = policy or await get_policy()
     chosen = None
@@ -217,7 +221,7 @@ async def preview_departure(
         policy,
         leaver,
         await item_groups(member.id),
-        schedule=planner.schedule_for(last_day, policy),
+        schedule=planner.schedule_for(last_day, policy, zone),
         successor=successor,
         successor_source=source,
         now=datetime.now(UTC),
@@ -236,11 +240,12 @@ def step_key(departure_id: uuid.UUID, step: str) -> str:
 MAX_NOTICE_DAYS = 3650
 
 
-def check_last_day(last_day: date, *, past_allowed: bool = False) -> None:
-    """InvalidInputError naming ``last_day`` when it is before today (UTC), unless
-    ``past_allowed`` (a preview), or more than MAX_NOTICE_DAYS ahead: a departure cannot
-    start in the past (the console's preview says so before anyone confirms)."""
-    today = datetime.now(UTC).date()
+def check_last_day(last_day: date, zone: ZoneInfo, *, past_allowed: bool = False) -> None:
+    """InvalidInputError naming ``last_day`` when it is before today (in ``zone``, the
+    organisation's), unless ``past_allowed`` (a preview), or more than MAX_NOTICE_DAYS
+    ahead: a departure cannot start in the past (the console's preview says so before
+    anyone confirms)."""
+    today = days.today(zone)
     if last_day < today and not past_allowed:
         raise InvalidInputError(
             "the last day cannot be in the past",
@@ -267,7 +272,7 @@ async def start_departure(
     InvalidInputError when the last day is in the past, the successor cannot receive or
     the reason is past ``REASON_MAX_LENGTH``."""
     check_reason(reason)
-    check_last_day(last_day)
+    check_last_day(last_day, await organisations.time_zone())
     await get_referenced(Member, member_id, "member", field="member_id")
     member = await get_member(member_id, for_update=True)
     # Refuse before planning, with the lifecycle's own message and allowed actions.

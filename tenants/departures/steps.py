@@ -137,7 +137,10 @@ async def plan_for_run(departure: Departure) -> Plan:
         policy,
         leaver,
         await item_groups(member.id),
-        schedule=planner.schedule_for(departure.last_day, policy),
+        # The instants it was started with (the organisation's zone may have changed since).
+        schedule=planner.Schedule(
+            departure.last_day, departure.suspend_at, departure.export_until, departure.purge_at
+        ),
         successor=successor,
         successor_source=source,
         now=datetime.now(UTC),

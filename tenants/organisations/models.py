@@ -39,6 +39,8 @@ class Organisation(Model):
     #: Days before a scheduled policy change takes effect that the members it affects are
     #: emailed what changes for them (``tenants.policy.schedule``).
     policy_notice_days = fields.IntField(default=7)
+    #: The IANA zone of the organisation's days (``tenants.organisations.days``).
+    time_zone = fields.CharField(max_length=64, default="UTC")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tenants import db
 from tenants.actors import Actor
@@ -14,6 +15,8 @@ from tenants.domains import service as domain_service
 from tenants.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
 from tenants.identity import changes as identity
 from tenants.ids import OrgId
+from tenants.members import preferences
+from tenants.organisations import days
 from tenants.organisations.models import Organisation, OrganisationKind
 from tenants.units.service import create_root_unit
 
@@ -51,6 +54,7 @@ def snapshot(org: Organisation) -> dict[str, Any]:
         "kind": org.kind,
         "status": org.status,
         "policy_notice_days": org.policy_notice_days,
+        "time_zone": org.time_zone,
     }
 
 
@@ -128,10 +132,19 @@ async def get_current_organisation() -> Organisation:
     return org
 
 
+async def time_zone() -> ZoneInfo:
+    """The zone of the current organisation's days (``tenants.organisations.days``)."""
+    _, rows = await db.connection().execute_query(
+        "SELECT time_zone FROM organisations WHERE id = $1", [db.current_org()]
+    )
+    return ZoneInfo(rows[0]["time_zone"] if rows else days.DEFAULT_ZONE)
+
+
 async def update_organisation(changes: dict[str, Any], *, actor: Actor) -> Organisation:
-    """Change the name or the days of notice of scheduled policy changes; returns early
-    when nothing changes. (Domains are added and proven one by one:
-    ``tenants.domains.service``.)"""
+    """Change the name, the days of notice of scheduled policy changes or the time zone of
+    the organisation's days; returns early when nothing changes. A new zone applies to the
+    days named from then on: a departure under way keeps the instants it was started with.
+    (Domains are added and proven one by one: ``tenants.domains.service``.)"""
     org = await Organisation.filter(id=db.current_org()).select_for_update().first()
     if org is None:
         raise NotFoundError("the organisation does not exist")
@@ -140,6 +153,8 @@ async def update_organisation(changes: dict[str, Any], *, actor: Actor) -> Organ
         org.name = changes["name"]
     if "policy_notice_days" in changes:
         org.policy_notice_days = changes["policy_notice_days"]
+    if "time_zone" in changes:
+        org.time_zone = preferences.time_zone_name(changes["time_zone"])
     old, new = audit.changed_fields(before, snapshot(org))
     if not new:
         return org

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from tortoise import fields
 
@@ -50,6 +51,13 @@ class AccessReview(TenantModel):
     closed_at: datetime | None = fields.DatetimeField(null=True)
     items_total = fields.IntField(default=0)
     items_decided = fields.IntField(default=0)
+    #: The zone of its days (the organisation's when it was made): it opens and closes at
+    #: midnight there, whatever the organisation's zone becomes meanwhile.
+    time_zone = fields.CharField(max_length=64, default="UTC")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     class Meta:
         table = "access_reviews"

@@ -18,10 +18,12 @@ import calendar
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from tenants.errors import FieldProblem
+from tenants.organisations import days
 from tenants.permissions import Role
 
 
@@ -164,22 +166,24 @@ def revokes(state: ItemState) -> bool:
     return state in (ItemState.REVOKED, ItemState.REVOKED_ON_DUE)
 
 
-def opens_at(starts_on: date) -> datetime:
-    """A campaign opens at the start of its first day (UTC)."""
-    return datetime.combine(starts_on, time(), tzinfo=UTC)
+def opens_at(starts_on: date, zone: ZoneInfo) -> datetime:
+    """A campaign opens at the start of its first day in ``zone`` (the organisation's when
+    the campaign was made)."""
+    return days.start_of(starts_on, zone)
 
 
-def closes_at(due_on: date) -> datetime:
-    """A campaign closes at the end of its due day (UTC): the due day is the last day on
-    which reviewers decide."""
-    return datetime.combine(due_on + timedelta(days=1), time(), tzinfo=UTC)
+def closes_at(due_on: date, zone: ZoneInfo) -> datetime:
+    """A campaign closes at the end of its due day in ``zone``: the due day is the last day
+    on which reviewers decide (read as a UTC day, Los Angeles reviewers lost the afternoon
+    of it)."""
+    return days.end_of(due_on, zone)
 
 
-def reminder_at(starts_on: date, due_on: date) -> datetime | None:
+def reminder_at(starts_on: date, due_on: date, zone: ZoneInfo) -> datetime | None:
     """When reviewers are reminded: ``REMINDER_BEFORE`` before the close; None when that is
     not after the opening (a campaign too short for a reminder)."""
-    moment = closes_at(due_on) - REMINDER_BEFORE
-    return moment if moment > opens_at(starts_on) else None
+    moment = closes_at(due_on, zone) - REMINDER_BEFORE
+    return moment if moment > opens_at(starts_on, zone) else None
 
 
 def add_months(day: date, months: int) -> date:
@@ -211,14 +215,14 @@ def successor_dates(
 
 
 def status_at(
-    status: CampaignStatus, starts_on: date, due_on: date, now: datetime
+    status: CampaignStatus, starts_on: date, due_on: date, now: datetime, zone: ZoneInfo
 ) -> CampaignStatus:
     """The status the campaign should have at ``now`` (what the worker moves it to):
     completed stays completed; otherwise open from its first day, completed after its due
     day."""
-    if status is CampaignStatus.COMPLETED or now >= closes_at(due_on):
+    if status is CampaignStatus.COMPLETED or now >= closes_at(due_on, zone):
         return CampaignStatus.COMPLETED
-    if now >= opens_at(starts_on):
+    if now >= opens_at(starts_on, zone):
         return CampaignStatus.OPEN
     return CampaignStatus.SCHEDULED
 

@@ -44,6 +44,8 @@ from tenants.members.lifecycle import MemberStatus
 from tenants.members.models import Member
 from tenants.members.roles import ANY_ASSIGNER, STAFF, role_name
 from tenants.models_base import get_by_id
+from tenants.organisations import days
+from tenants.organisations import service as organisations
 from tenants.pagination import Page, Sort, paginate
 from tenants.permissions import Permission, permissions_of
 from tenants.products.models import Product
@@ -133,7 +135,7 @@ async def create_review(
     """Create a campaign; it opens at once (items snapshot, reviewers emailed) when it starts
     today, else on its start day. Raises InvalidInputError naming the fields at fault."""
     now = now or datetime.now(UTC)
-    problems = rules.campaign_problems(draft, now.date())
+    problems = rules.campaign_problems(draft, days.today(await organisations.time_zone(), now))
     if problems:
         raise InvalidInputError("the campaign cannot be created as asked", fields=problems)
     await _check_named(draft.named_reviewers)
@@ -163,8 +165,9 @@ async def _insert(
         status=CampaignStatus.SCHEDULED,
         owner_id=owner_id,
         created_by=actor.ref,
-        created_by_display=actor.display[:300],
+        created_by_display=actor.display,
         previous_id=previous,
+        time_zone=(await organisations.time_zone()).key,
     )
     await audit.record(
         "access_review.created", "access_review", review.id, actor=actor, after=snapshot(review)
@@ -176,9 +179,9 @@ async def _schedule(review: AccessReview, now: datetime) -> None:
     """Queue the campaign's moments (open, reminder, close) as durable jobs: a worker that
     was down runs them when it is back, late but in order, so a missed moment catches up."""
     moments = {
-        "open": rules.opens_at(review.starts_on),
-        "remind": rules.reminder_at(review.starts_on, review.due_on),
-        "close": rules.closes_at(review.due_on),
+        "open": rules.opens_at(review.starts_on, review.zone),
+        "remind": rules.reminder_at(review.starts_on, review.due_on, review.zone),
+        "close": rules.closes_at(review.due_on, review.zone),
     }
     for name, moment in moments.items():
         if moment is None or (name == "open" and moment <= now):
@@ -199,10 +202,10 @@ async def advance_review(review_id: uuid.UUID, *, now: datetime) -> AccessReview
     remind its reviewers, close it with its rule and start its successor. Idempotent:
     calling it again at the same moment changes nothing."""
     review = await get_by_id(AccessReview, review_id, "access review", for_update=True)
-    target = rules.status_at(review.status, review.starts_on, review.due_on, now)
+    target = rules.status_at(review.status, review.starts_on, review.due_on, now, review.zone)
     if review.status is CampaignStatus.SCHEDULED and target is not CampaignStatus.SCHEDULED:
         await _open(review, now)
-    reminder = rules.reminder_at(review.starts_on, review.due_on)
+    reminder = rules.reminder_at(review.starts_on, review.due_on, review.zone)
     if (
         review.status is CampaignStatus.OPEN
         and target is CampaignStatus.OPEN
@@ -475,7 +478,7 @@ async def _recur(review: AccessReview, now: datetime) -> None:
     if recurrence is None or await AccessReview.filter(previous_id=review.id).exists():
         return
     starts_on, due_on = rules.successor_dates(
-        review.starts_on, review.due_on, recurrence, now.date()
+        review.starts_on, review.due_on, recurrence, days.today(review.zone, now)
     )
     draft = rules.CampaignDraft(
         name=review.name,
@@ -751,5 +754,6 @@ async def export_rows(review_id: uuid.UUID) -> list[list[object]]:
     ]
 
 
-def today() -> date:
-    return datetime.now(UTC).date()
+async def today() -> date:
+    """Today in the organisation's zone: the first day a campaign may start."""
+    return days.today(await organisations.time_zone())

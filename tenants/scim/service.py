@@ -221,10 +221,13 @@ async def deprovision(member_id: uuid.UUID, status: str, rules: Rules, *, actor:
     reason = "deprovisioned by the identity provider (SCIM)"
     if rules.deprovisioning is Deprovisioning.DEPARTURE and status == MemberStatus.ACTIVE:
         from tenants.departures.service import start_departure
+        from tenants.organisations import days
+        from tenants.organisations import service as organisations
 
         await start_departure(
             member_id,
-            last_day=datetime.now(UTC).date(),
+            # Today is the last day, the organisation's today: it ends at midnight there.
+            last_day=days.today(await organisations.time_zone()),
             successor_id=None,
             reason=reason,
             actor=actor,

@@ -11,6 +11,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -23,6 +24,9 @@ from tenants.reviews import rules, service
 from tests.conftest import OrgHandle, make_member, make_org, make_product
 from tests.support.access import as_member, decide_as, request_as
 from tests.support.smtp_server import mail_to, smtp_server
+
+#: The zone of the test organisations' days (none set: UTC).
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def today() -> str:
@@ -155,7 +159,7 @@ async def test_a_campaign_runs_through_approve_revoke_and_default_on_due(
     assert (progress["items_decided"], progress["items_total"]) == (3, 5)
 
     # The due day passes (a controlled clock): the undecided follow the rule (revoke).
-    closing = rules.closes_at(datetime.fromisoformat(review["due_on"]).date())
+    closing = rules.closes_at(datetime.fromisoformat(review["due_on"]).date(), UTC_ZONE)
     async with db.tenant_transaction(org.id):
         before = await service.advance_review(
             uuid.UUID(review["id"]), now=closing - timedelta(seconds=1)
@@ -261,7 +265,7 @@ async def test_a_campaign_starting_later_opens_on_its_day_with_the_access_standi
         f"/v1/products/{product['id']}/clients", {"name": "late", "scopes": ["members:read"]}
     )
     assert later.status_code == 201, later.text
-    opening = rules.opens_at(datetime.fromisoformat(review["starts_on"]).date())
+    opening = rules.opens_at(datetime.fromisoformat(review["starts_on"]).date(), UTC_ZONE)
     async with db.tenant_transaction(org.id):
         opened = await service.advance_review(uuid.UUID(review["id"]), now=opening)
     assert opened.status is rules.CampaignStatus.OPEN
@@ -359,7 +363,7 @@ async def test_the_last_owner_is_never_revoked_by_a_review(org: OrgHandle) -> No
     refused = await org.post(url, {"decision": "revoke", "reason": "Spring cleaning"})
     assert refused.status_code == 409, refused.text
     assert "always keeps an owner" in refused.text
-    closing = rules.closes_at(datetime.fromisoformat(review["due_on"]).date())
+    closing = rules.closes_at(datetime.fromisoformat(review["due_on"]).date(), UTC_ZONE)
     async with db.tenant_transaction(org.id):
         await service.advance_review(uuid.UUID(review["id"]), now=closing)
     after = {i["member_id"]: i for i in await items_of(org, review["id"])}

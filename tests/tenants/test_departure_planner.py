@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from random import Random
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -28,6 +29,7 @@ from tenants.departures.planner import (
 
 PRODUCTS = [uuid.UUID(int=i) for i in range(1, 5)]
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+UTC_ZONE = ZoneInfo("UTC")
 LEAVER = Person(uuid.uuid4(), "Lea Leaver", "lea@example.org", manager_id=None)
 BOSS = Person(uuid.uuid4(), "Bo Boss", "bo@example.org")
 
@@ -57,7 +59,7 @@ items = st.lists(
 def plan_for(policy: PolicyView, its: list[Item], successor: Person | None) -> planner.Plan:
     return plan_departure(
         policy, LEAVER, groups_of(its),
-        schedule=schedule_for(date(2026, 12, 31), policy),
+        schedule=schedule_for(date(2026, 12, 31), policy, UTC_ZONE),
         successor=successor,
         successor_source=SuccessorSource.MANAGER if successor else SuccessorSource.NONE,
         now=NOW,
@@ -246,17 +248,36 @@ def test_a_per_product_action_overrides_the_default() -> None:
 
 
 def test_dates_follow_the_last_day_and_retention() -> None:
-    schedule = schedule_for(date(2026, 12, 31), PolicyView(retention_days=30))
+    schedule = schedule_for(date(2026, 12, 31), PolicyView(retention_days=30), UTC_ZONE)
     assert schedule.suspend_at == datetime(2027, 1, 1, tzinfo=UTC)
     assert schedule.export_until == schedule.suspend_at
     assert schedule.purge_at == schedule.suspend_at + timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    ("zone", "ends"),
+    [
+        # A Los Angeles member's last day is over at midnight there, 08:00 UTC the next day
+        # (read as a UTC day, their sign-in ended at 4 pm on it); Auckland's before noon
+        # UTC of the last day itself (13 hours of the next day were theirs).
+        ("America/Los_Angeles", datetime(2027, 1, 1, 8, tzinfo=UTC)),
+        ("Pacific/Auckland", datetime(2026, 12, 31, 11, tzinfo=UTC)),
+        ("Europe/London", datetime(2027, 1, 1, tzinfo=UTC)),
+    ],
+)
+def test_the_last_day_ends_at_midnight_in_the_organisation_s_zone(
+    zone: str, ends: datetime
+) -> None:
+    schedule = schedule_for(date(2026, 12, 31), PolicyView(retention_days=30), ZoneInfo(zone))
+    assert schedule.suspend_at == ends == schedule.export_until
+    assert schedule.purge_at == ends + timedelta(days=30)
 
 
 def test_short_notice_for_personal_items_is_flagged() -> None:
     its = [Item(uuid.uuid4(), PRODUCTS[0], ContentKind.PERSONAL, False)]
     plan = plan_departure(
         PolicyView(export_window_days=14), LEAVER, groups_of(its),
-        schedule=schedule_for(NOW.date() + timedelta(days=2), PolicyView()),
+        schedule=schedule_for(NOW.date() + timedelta(days=2), PolicyView(), UTC_ZONE),
         successor=BOSS, successor_source=SuccessorSource.MANAGER, now=NOW,
     )
     assert "short_export_window" in {w.code for w in plan.warnings}
@@ -279,7 +300,7 @@ def test_notice_shorter_than_the_export_window_is_flagged_with_the_days_left(
     notice: timedelta, kind: ContentKind, warning: str | None
 ) -> None:
     policy = PolicyView(export_window_days=14)
-    schedule = schedule_for(date(2026, 12, 31), policy)
+    schedule = schedule_for(date(2026, 12, 31), policy, UTC_ZONE)
     plan = plan_departure(
         policy, LEAVER, groups_of([Item(uuid.uuid4(), PRODUCTS[0], kind, False)]),
         schedule=schedule, successor=BOSS, successor_source=SuccessorSource.MANAGER,
@@ -396,7 +417,7 @@ def test_single_items_are_grouped_by_product_kind_and_hold_with_counts_and_sizes
 
 
 def test_the_schedule_suspends_after_the_last_day_and_purges_after_retention() -> None:
-    schedule = schedule_for(date(2026, 12, 31), PolicyView(retention_days=10))
+    schedule = schedule_for(date(2026, 12, 31), PolicyView(retention_days=10), UTC_ZONE)
     assert schedule.suspend_at == datetime(2027, 1, 1, tzinfo=UTC)
     assert schedule.export_until == datetime(2027, 1, 1, tzinfo=UTC)
     assert schedule.purge_at == datetime(2027, 1, 11, tzinfo=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,6 +25,8 @@ from tenants.reviews.rules import (
 
 ROOT, LAB, TEAM = (uuid.uuid4() for _ in range(3))
 ME, BOSS, NAMED, OWNER, ROOT_ADMIN, LAB_ADMIN = (uuid.uuid4() for _ in range(6))
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def subject(manager: uuid.UUID | None = BOSS, path: tuple[uuid.UUID, ...] = (ROOT, LAB, TEAM)) -> Subject:
@@ -105,16 +108,39 @@ def test_a_campaign_is_scheduled_then_open_then_completed_after_its_due_day() ->
     start, due = date(2026, 3, 2), date(2026, 3, 16)
     at = lambda d, h=0: datetime(d.year, d.month, d.day, h, tzinfo=UTC)  # noqa: E731
     s = CampaignStatus.SCHEDULED
-    assert rules.status_at(s, start, due, at(start) - timedelta(seconds=1)) is s
-    assert rules.status_at(s, start, due, at(start)) is CampaignStatus.OPEN
-    assert rules.status_at(s, start, due, at(due, 23)) is CampaignStatus.OPEN
-    assert rules.status_at(s, start, due, at(due + timedelta(days=1))) is CampaignStatus.COMPLETED
-    assert rules.status_at(CampaignStatus.COMPLETED, start, due, at(start)) is CampaignStatus.COMPLETED
+    assert rules.status_at(s, start, due, at(start) - timedelta(seconds=1), UTC_ZONE) is s
+    assert rules.status_at(s, start, due, at(start), UTC_ZONE) is CampaignStatus.OPEN
+    assert rules.status_at(s, start, due, at(due, 23), UTC_ZONE) is CampaignStatus.OPEN
+    assert (
+        rules.status_at(s, start, due, at(due + timedelta(days=1)), UTC_ZONE)
+        is CampaignStatus.COMPLETED
+    )
+    assert (
+        rules.status_at(CampaignStatus.COMPLETED, start, due, at(start), UTC_ZONE)
+        is CampaignStatus.COMPLETED
+    )
+
+
+def test_a_campaign_s_days_are_its_organisation_s_days() -> None:
+    """Read as UTC days, a Los Angeles campaign closed at 4 pm on its due day, revoking
+    what reviewers meant to decide that evening."""
+    la = ZoneInfo("America/Los_Angeles")
+    start, due = date(2026, 12, 1), date(2026, 12, 21)
+    assert rules.opens_at(start, la) == datetime(2026, 12, 1, 8, tzinfo=UTC)
+    assert rules.closes_at(due, la) == datetime(2026, 12, 22, 8, tzinfo=UTC)
+    evening = datetime(2026, 12, 22, 3, tzinfo=UTC)  # 19:00 on the due day there
+    assert rules.status_at(CampaignStatus.OPEN, start, due, evening, la) is CampaignStatus.OPEN
+    assert rules.status_at(CampaignStatus.OPEN, start, due, evening, UTC_ZONE) is (
+        CampaignStatus.COMPLETED
+    )
+    assert rules.reminder_at(start, due, la) == datetime(2026, 12, 19, 8, tzinfo=UTC)
 
 
 def test_the_reminder_comes_three_days_before_the_close_unless_the_campaign_is_too_short() -> None:
-    assert rules.reminder_at(date(2026, 3, 1), date(2026, 3, 10)) == datetime(2026, 3, 8, tzinfo=UTC)
-    assert rules.reminder_at(date(2026, 3, 1), date(2026, 3, 2)) is None
+    assert rules.reminder_at(date(2026, 3, 1), date(2026, 3, 10), UTC_ZONE) == datetime(
+        2026, 3, 8, tzinfo=UTC
+    )
+    assert rules.reminder_at(date(2026, 3, 1), date(2026, 3, 2), UTC_ZONE) is None
 
 
 def test_monthly_recurrence_keeps_the_length_and_clamps_the_day() -> None:

@@ -263,6 +263,12 @@ ROUTES: list[ConsoleRoute] = [
         lambda t: {"policy_notice_days": "10"},
     ),
     ConsoleRoute(
+        "POST",
+        "/console/settings/time-zone",
+        Permission.ORGANISATION_WRITE,
+        lambda t: {"time_zone": "Europe/Paris"},
+    ),
+    ConsoleRoute(
         "POST", "/console/identity/backend", Permission.SSO_WRITE, lambda t: {"kind": "local"}
     ),
     ConsoleRoute("POST", "/console/identity/reconcile", Permission.SSO_WRITE),

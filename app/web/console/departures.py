@@ -56,6 +56,8 @@ from tenants.jobs.models import Job, JobStatus
 from tenants.members.lifecycle import LifecycleAction, allowed_actions
 from tenants.members.models import Member
 from tenants.members.service import get_member
+from tenants.organisations import days
+from tenants.organisations import service as organisations
 from tenants.pagination import paginate
 from tenants.permissions import Permission
 from tenants.products.models import Product
@@ -103,7 +105,7 @@ async def _start_page(
         "fallback": fallback,
         "chosen": chosen,
         "can_start": can_start,
-        "today": datetime.now(UTC).date().isoformat(),
+        "today": days.today(await organisations.time_zone()).isoformat(),
         "action_labels": ACTION_LABELS,
         "kind_labels": KIND_LABELS,
         "number": number,
@@ -195,7 +197,7 @@ def routes(web: Web) -> list[BaseRoute]:
             return await _start_page(ctx, member, form, status=refused, partial=partial)
         last_day, successor_id = parsed
         try:
-            service.check_last_day(last_day)
+            service.check_last_day(last_day, await organisations.time_zone())
             service.check_reason(form.reason)
             plan = await service.preview_departure(
                 member.id, last_day=last_day, successor_id=successor_id

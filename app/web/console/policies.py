@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -29,6 +30,8 @@ from tenants import db
 from tenants.errors import FieldProblem, InvalidInputError, NotFoundError, TenantryError
 from tenants.groups.models import Group
 from tenants.members import service as members
+from tenants.organisations import days
+from tenants.organisations import service as organisations
 from tenants.pagination import Sort, paginate
 from tenants.permissions import Permission
 from tenants.policy import previews
@@ -312,7 +315,8 @@ def form_value(value: Any) -> str:
     return str(value)
 
 
-def _effective_from(text: str | None) -> datetime | None:
+def _effective_from(text: str | None, zone: ZoneInfo) -> datetime | None:
+    """The start of the day the form names, in the organisation's zone."""
     if not text:
         return None
     try:
@@ -321,7 +325,7 @@ def _effective_from(text: str | None) -> datetime | None:
         raise InvalidInputError(
             "the effective date is not a date", fields=[FieldProblem("effective_from", text)]
         ) from None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return days.start_of(day, zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,18 +335,26 @@ class ChangeForm:
     target: Target
     setting: Setting
     change: policy.RuleInput
+    #: The organisation's: the day the form names begins at midnight there.
+    zone: ZoneInfo
+
+    @property
+    def effective_day(self) -> date | None:
+        """The day the change takes effect, as the admin named it."""
+        when = self.change.effective_from
+        return when.astimezone(self.zone).date() if when else None
 
     @property
     def fields(self) -> dict[str, str]:
         """Hidden fields that carry the change from the preview to the save."""
-        when = self.change.effective_from
+        day = self.effective_day
         return {
             "target": self.target.token,
             "setting": self.setting.key,
             "value": form_value(self.change.value),
             "enforced": "on" if self.change.enforced else "",
             "reason": self.change.reason,
-            "effective_from": when.date().isoformat() if when else "",
+            "effective_from": day.isoformat() if day else "",
         }
 
     @property
@@ -365,6 +377,7 @@ async def read_change(form: Mapping[str, str], cat: Catalogue) -> ChangeForm:
     setting = cat[key]
     reason = (form.get("reason") or "").strip()
     policy.check_rule_reason(reason)
+    zone = await organisations.time_zone()
     change = policy.RuleInput(
         target.kind,
         target.id,
@@ -372,9 +385,9 @@ async def read_change(form: Mapping[str, str], cat: Catalogue) -> ChangeForm:
         parse_value(setting, form.get("value")),
         form.get("enforced") in {"on", "true", "1"},
         reason,
-        _effective_from(form.get("effective_from")),
+        _effective_from(form.get("effective_from"), zone),
     )
-    return ChangeForm(target, setting, change)
+    return ChangeForm(target, setting, change, zone)
 
 
 def _back_from(form: Mapping[str, str]) -> str:
@@ -569,7 +582,7 @@ def routes(web: Web) -> list[BaseRoute]:
             # A date already past means "in force now" (``policy.set_rule``): said so, since
             # it also means no advance notice to the members it changes.
             "past_date": c.effective_from is not None and c.effective_from <= datetime.now(UTC),
-            "today": datetime.now(UTC).date(),
+            "today": days.today(form.zone),
             "shown": show_value(form.setting, c.value),
             "required_off": form.setting.required and not removing and form.setting.is_off(c.value),
         }
@@ -654,7 +667,8 @@ def routes(web: Web) -> list[BaseRoute]:
                 form.back,
                 f"Scheduled: {form.setting.title} becomes "
                 f"{show_value(form.setting, form.change.value)}{lock} on {form.target.name} "
-                f"from {at.date().isoformat()} (UTC); members see it under Coming changes.",
+                f"from {form.effective_day} ({form.zone.key}); members see it under Coming"
+                " changes.",
             )
         return ctx.redirect(
             form.back,

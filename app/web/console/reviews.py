@@ -212,7 +212,7 @@ def routes(web: Web) -> list[BaseRoute]:
             scope_labels=SCOPE_LABELS,
             rule_labels=RULE_LABELS,
             reviewers=await reviewer_choices(),
-            today=service.today().isoformat(),
+            today=(await service.today()).isoformat(),
             name_max=rules.NAME_MAX_LENGTH,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import available_timezones
 
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -163,6 +164,17 @@ def restorable_until(connection: SsoConnection | None) -> datetime | None:
     return until if until > datetime.now(UTC) else None
 
 
+#: The zones the form suggests: the canonical IANA names (no ``posix/``, ``right/``).
+ZONE_CHOICES = [
+    *sorted(
+        z
+        for z in available_timezones()
+        if "/" in z and not z.startswith(("posix/", "right/", "Etc/"))
+    ),
+    "UTC",
+]
+
+
 def routes(web: Web) -> list[BaseRoute]:
     async def render(ctx: PageContext, test: sso.ConnectionTest | None = None) -> Response:
         connection = await sso.get_connection()
@@ -182,6 +194,7 @@ def routes(web: Web) -> list[BaseRoute]:
             login_url=f"{web.settings.base_url}/login/{ctx.organisation.slug}",
             owned_domains=await domains.owned_domains(),
             restorable_until=restorable_until(connection),
+            zones=ZONE_CHOICES,
         )
 
     @page(web, permission=Permission.SSO_READ)
@@ -260,8 +273,21 @@ def routes(web: Web) -> list[BaseRoute]:
             f"{counted(org.policy_notice_days, 'day')} before they take effect.",
         )
 
+    @page(web, permission=Permission.ORGANISATION_WRITE)
+    async def save_time_zone(ctx: PageContext) -> Response:
+        """The zone of the organisation's days; refused beside the field when no zone."""
+        org = await organisations.update_organisation(
+            {"time_zone": ctx.form.get("time_zone", "")}, actor=ctx.actor
+        )
+        return ctx.redirect(
+            "/console/settings",
+            f"The organisation's days are {org.time_zone}'s: last days, the days policies take"
+            " effect and review due days begin and end at midnight there.",
+        )
+
     return [
         Route("/console/settings", settings_page, methods=["GET"]),
+        Route("/console/settings/time-zone", save_time_zone, methods=["POST"]),
         Route("/console/settings/policy-notice", save_policy_notice, methods=["POST"]),
         Route("/console/settings/sso", save_sso, methods=["POST"]),
         Route("/console/settings/sso/test", test_sso, methods=["POST"]),

@@ -1,0 +1,35 @@
+"""An organisation's calendar: the days its admins name (a member's last day, the day a
+policy takes effect, the last day to decide a review) begin and end at midnight in the
+organisation's time zone, not in UTC. A last day read as a UTC day ended a Los Angeles
+member's sign-in at 4 pm on that day, and let an Auckland member in for 13 hours of the
+next.
+
+Plain functions of a zone and a date (or an instant), so rules and tests need no server.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+#: Where an organisation has not said otherwise (and every organisation before migration
+#: 0047, whose days were UTC days).
+DEFAULT_ZONE = "UTC"
+
+
+def start_of(day: date, zone: ZoneInfo) -> datetime:
+    """The instant (UTC) at which ``day`` begins in ``zone``. Where the clocks skip
+    midnight (a change of time at 00:00), the day begins at the first time that exists:
+    a local time that does not exist is read with the offset before the change (PEP 495,
+    ``fold=0``), which lands on it."""
+    return datetime.combine(day, time(0, 0), tzinfo=zone).astimezone(UTC)
+
+
+def end_of(day: date, zone: ZoneInfo) -> datetime:
+    """The instant (UTC) at which ``day`` is over in ``zone``: when the next one begins."""
+    return start_of(day + timedelta(days=1), zone)
+
+
+def today(zone: ZoneInfo, now: datetime | None = None) -> date:
+    """The date it is in ``zone`` at ``now`` (default: now)."""
+    return (now or datetime.now(UTC)).astimezone(zone).date()
