@@ -266,7 +266,8 @@ ROUTES: list[ConsoleRoute] = [
         "POST",
         "/console/settings/time-zone",
         Permission.ORGANISATION_WRITE,
-        lambda t: {"time_zone": "Europe/Paris"},
+        # A zone whose days are UTC days: later routes of the matrix name UTC dates.
+        lambda t: {"time_zone": "Atlantic/Reykjavik"},
     ),
     ConsoleRoute(
         "POST", "/console/identity/backend", Permission.SSO_WRITE, lambda t: {"kind": "local"}
