@@ -430,12 +430,18 @@ async def add_note(request_id: uuid.UUID, text: str, *, actor: Actor) -> Privacy
 
 
 async def extend_deadline(
-    request_id: uuid.UUID, months: int, reason: str, *, actor: Actor
+    request_id: uuid.UUID, months: int, reason: str, *, actor: Actor, today: date | None = None
 ) -> PrivacyRequest:
     """Extend the deadline by ``months`` (at most two in total, counted from the day of
-    receipt); the member is told the new date and the reason."""
+    receipt); the member is told the new date and the reason. Refused (InvalidInputError
+    naming ``months``, nothing written) once the first month after receipt is over:
+    ``rules.check_extension``. ``today`` is the UTC day (tests pass one)."""
     request = await _open_request(request_id)
-    total = rules.check_extension(request.extension_months, months, reason)
+    total = rules.check_extension(
+        request.extension_months, months, reason,
+        received_on=request.received_at.astimezone(UTC).date(),
+        today=today or datetime.now(UTC).date(),
+    )
     before = snapshot(request)
     request.extension_months = total
     request.extension_reason = reason.strip()
