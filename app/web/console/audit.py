@@ -16,6 +16,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app import rfc3339
 from app.v1.audit import export_response
 from app.web.console.tables import PAGE_SIZES, TRAIL
 from app.web.numbers import INT64, whole_number
@@ -45,7 +46,7 @@ class AuditForm:
 
 def _day(text: str) -> date | None:
     try:
-        return date.fromisoformat(text) if text else None
+        return rfc3339.parse_date(text) if text else None
     except ValueError:
         return None
 
