@@ -149,6 +149,29 @@ def check_extension(
     return current_months + more_months
 
 
+#: How long ago a request entered on a member's behalf may have been received, in months:
+#: far past its longest deadline (three months), so a letter found late is still recorded
+#: with its true date (and shows as overdue), while a mistyped year (2016 for 2026) is
+#: refused.
+RECEIVED_WITHIN_MONTHS = 12
+
+
+def check_received_on(received_on: date, today: date) -> date:
+    """``received_on``, the day a request came by post or email, when it may be recorded
+    ``today`` (UTC): not in the future, nor more than RECEIVED_WITHIN_MONTHS ago.
+    InvalidInputError naming ``received_on`` otherwise. The deadline runs from it."""
+    earliest = add_months(today, -RECEIVED_WITHIN_MONTHS)
+    if received_on > today:
+        reason = f"cannot be in the future (today is {today.isoformat()} UTC)"
+    elif received_on < earliest:
+        reason = f"must be {earliest.isoformat()} or later (at most a year ago)"
+    else:
+        return received_on
+    raise InvalidInputError(
+        "the day of receipt is not possible", fields=[FieldProblem("received_on", reason)]
+    )
+
+
 def days_left(due_on: date, today: date) -> int:
     """Whole days until the due day: 0 on the day itself, negative once overdue."""
     return (due_on - today).days

@@ -297,3 +297,19 @@ def test_a_refused_change_of_a_closed_request_says_it_is_closed_in_plain_words()
     with pytest.raises(IllegalTransitionError) as again:
         rules.check_transition(RequestStatus.WITHDRAWN, RequestStatus.WITHDRAWN)
     assert again.value.message == "this request is already withdrawn"
+
+
+def test_a_day_of_receipt_is_not_in_the_future_nor_more_than_a_year_ago() -> None:
+    today = date(2026, 12, 7)
+    assert rules.check_received_on(today, today) == today
+    assert rules.check_received_on(date(2025, 12, 7), today) == date(2025, 12, 7)
+    with pytest.raises(InvalidInputError) as future:
+        rules.check_received_on(date(2026, 12, 8), today)
+    assert [(f.field, f.reason) for f in future.value.fields] == [
+        ("received_on", "cannot be in the future (today is 2026-12-07 UTC)")
+    ]
+    with pytest.raises(InvalidInputError) as old:
+        rules.check_received_on(date(2025, 12, 6), today)
+    assert [(f.field, f.reason) for f in old.value.fields] == [
+        ("received_on", "must be 2025-12-07 or later (at most a year ago)")
+    ]

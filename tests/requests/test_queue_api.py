@@ -163,6 +163,38 @@ async def test_an_extension_moves_the_deadline_from_the_day_of_receipt_and_tells
     assert rules.due_date(received, 2).isoformat() in told[-1]["text"]
 
 
+async def test_a_request_that_came_by_post_runs_from_its_day_of_receipt(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """An officer keys in a letter received twelve days ago: the deadline is a month from
+    that day, not from the day it was typed in, and the audit event says when it came."""
+    mia = await make_member(org)
+    today = datetime.now(UTC).date()
+    came = today - timedelta(days=12)
+
+    request = await submit(org, mia, received_on=came.isoformat())
+
+    assert request["due_on"] == rules.due_date(came).isoformat()
+    assert request["received_at"] == f"{came.isoformat()}T00:00:00Z"
+    after = await owner_conn.fetchval(
+        "SELECT after FROM audit_events WHERE tenant_id = $1 AND action = $2",
+        org.id, "privacy_request.received",
+    )
+    assert json.loads(after)["received_on"] == came.isoformat()
+    counts = await row_counts(owner_conn)
+    for received_on, reason in [
+        ((today + timedelta(days=1)).isoformat(), "cannot be in the future"),
+        (rules.add_months(today, -12) - timedelta(days=1), "at most a year ago"),
+        ("1796774400", "YYYY-MM-DD"),
+    ]:
+        refused = await org.post("/v1/privacy-requests", {
+            "member_id": mia["id"], "kind": "access", "message": "A copy.",
+            "received_on": str(received_on),
+        })  # fmt: skip
+        assert reason in error_fields(assert_problem(refused, 422))["received_on"]
+    assert await row_counts(owner_conn) == counts
+
+
 async def test_an_overdue_request_cannot_be_extended_and_nothing_is_written_or_told(
     org: OrgHandle, owner_conn: asyncpg.Connection
 ) -> None:
