@@ -276,6 +276,8 @@ async def test_an_overdue_privacy_request_refuses_an_extension_beside_the_months
     request_page = f"/console/privacy-requests/{request_id}"
     async with asgi_client(app) as officer:
         csrf = await signed_in(officer, local_org, olivia)
+        shown = (await officer.get(request_page)).text
+        assert "Too late to extend" in shown and 'name="months"' not in shown
         page = await refused(
             officer, f"{request_page}/extend",
             {"csrf": csrf, "months": "1", "reason": "complex request"}, request_page,
