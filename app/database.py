@@ -80,6 +80,10 @@ def connection_params(url: str) -> dict[str, Any]:
         params["password"] = unquote(parts.password)
     if "sslmode" in query:
         params["ssl"] = query.pop("sslmode")
+    # Every session the service opens is in UTC (current_date, a timestamptz written as
+    # text): the server's or database's own TimeZone (Pacific/Kiritimati, New York) made
+    # the overview's "today" and an export's times differ from the rest of the service.
+    params["server_settings"] = dict(SESSION_SETTINGS)
     return params
 
 
@@ -108,7 +112,11 @@ def with_database(url: str, database: str) -> str:
 #:   limit, and the worker that took its job over waited on the lock, renewing the lease,
 #:   for as long as it lasted. Tenantry waits on nothing outside the database inside a
 #:   transaction (identity providers, Keycloak and products are called between them).
-RUNTIME_SETTINGS = {"jit": "off", "idle_in_transaction_session_timeout": "60s"}
+RUNTIME_SETTINGS = {"jit": "off", "idle_in_transaction_session_timeout": "60s",
+                    "TimeZone": "UTC"}
+#: Settings of every session the service opens, runtime, admin or listening, pooled or
+#: not (PgBouncer passes TimeZone on, as it does application_name).
+SESSION_SETTINGS = {"TimeZone": "UTC"}
 
 
 def tortoise_connection(
@@ -131,6 +139,7 @@ def tortoise_connection(
         # login role's own setting applies).
         "server_settings": {
             "application_name": "tenantry",
+            **SESSION_SETTINGS,
             **({"role": role} if role else {} if pooled else RUNTIME_SETTINGS),
         },
     }

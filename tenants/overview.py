@@ -155,8 +155,10 @@ async def attention(
         # Both read the held items alone (the partial indexes of migration 0038).
         overdue = await _count(
             "SELECT count(*) AS n FROM content_items WHERE tenant_id = $1 AND legal_hold "
-            "AND hold_review_on < current_date",
+            "AND hold_review_on < $2",
             org,
+            # The UTC day, as the holds list counts it (not the session's current_date).
+            today,
         )
         unreviewed = await _count(
             "SELECT count(*) AS n FROM content_items WHERE tenant_id = $1 AND legal_hold "

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from app.api import ApiRouter, Call
 from app.downloads import attachment
-from app.v1.common import FREE_TEXT, Input, ListQuery, Name, Output, Page
+from app.v1.common import FREE_TEXT, Day, Input, ListQuery, Name, Output, Page
 from tenants.csvcells import csv_line
 from tenants.permissions import Permission
 from tenants.reviews import rules, service
@@ -57,8 +57,8 @@ class ReviewIn(Input):
         "campaign's owner, take over."
     )
     named_reviewer_ids: list[uuid.UUID] = Field(default_factory=list, max_length=rules.MAX_NAMED)
-    starts_on: date
-    due_on: date = Field(description="The last day to decide (UTC).")
+    starts_on: Day
+    due_on: Day = Field(description="The last day to decide (UTC).")
     recurrence: RecurrenceIn | None = None
     default_on_due: DueDefault = Field(
         description="What happens to items nobody decided by the end of the due day."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from app import rfc3339
 from tenants import text
 from tenants.pagination import MAX_LIMIT
 
@@ -68,21 +69,32 @@ def _storable(value: datetime) -> datetime:
 
 
 def _rfc3339_text(value: object) -> object:
-    """Text read as an RFC 3339 date-time, the documented format: pydantic would also take
-    a Unix timestamp written as text ("1765000000"), in a query string or a JSON body. The
-    text is parsed here, since a strictly validated body takes no text after this step."""
+    """Text read as an RFC 3339 date-time, the documented format (``app.rfc3339``):
+    pydantic would also take a Unix timestamp written as text ("1765000000"), or any of
+    ISO 8601's other spellings, in a query string or a JSON body. The text is parsed here,
+    since a strictly validated body takes no text after this step."""
     if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                "expected an RFC 3339 date-time such as 2024-01-31T09:00:00Z"
-            ) from None
+        return rfc3339.parse_datetime(value)
     return value
 
 
 #: A moment as the API takes one: RFC 3339 text with a zone, within what PostgreSQL holds.
 Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable)]
+
+
+def _full_date_text(value: object) -> object:
+    """Text read as a date ``YYYY-MM-DD`` (RFC 3339 ``full-date``), the documented format:
+    pydantic would also read digits as a Unix timestamp ("1796774400" was 2026-12-09),
+    and a number in a JSON body too."""
+    if isinstance(value, str):
+        return rfc3339.parse_date(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    raise ValueError(rfc3339.DATE_EXPECTED)
+
+
+#: A day as the API takes one: ``YYYY-MM-DD`` and nothing else.
+Day = Annotated[date, BeforeValidator(_full_date_text)]
 
 
 #: An integer every JSON reader holds exactly (I-JSON, RFC 7493: within +-(2**53 - 1)); a

@@ -26,7 +26,7 @@ import orjson
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call, RawBody, StreamBody
-from app.v1.common import FREE_TEXT, NAME, Input, Instant, ListQuery, Output, Page
+from app.v1.common import FREE_TEXT, NAME, Day, Input, Instant, ListQuery, Output, Page
 from tenants.content import rules, service
 from tenants.content.models import ContentKind, ContentStatus
 from tenants.permissions import Permission
@@ -111,7 +111,7 @@ class LegalHoldIn(Input):
         description="Required when placing a hold: what the member is told on their account "
         "page and in the answer to their privacy request. Never the matter's details.",
     )
-    review_on: date | None = Field(
+    review_on: Day | None = Field(
         None, description="Required when placing a hold: when it is reviewed (in the future)."
     )
 

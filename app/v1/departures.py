@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import FREE_TEXT, Input, ListQuery, Output, Page, sort_param
+from app.v1.common import FREE_TEXT, Day, Input, ListQuery, Output, Page, sort_param
 from tenants.departures import service
 from tenants.departures.models import (
     ContentAction,
@@ -152,7 +152,7 @@ class PlanOut(Output):
 
 
 class PreviewBody(Input):
-    last_day: date
+    last_day: Day
     successor_id: uuid.UUID | None = Field(
         None, description="Default: the member's manager, else the policy's fallback."
     )
@@ -215,7 +215,7 @@ class DeparturePage(Page[DepartureOut]):
 
 class DepartureCreate(Input):
     member_id: uuid.UUID
-    last_day: date = Field(
+    last_day: Day = Field(
         description="The member's last working day (UTC); today or later, at most ten years ahead."
     )
     successor_id: uuid.UUID | None = None

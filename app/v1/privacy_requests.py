@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from app.api import ApiRouter, Call
-from app.v1.common import FREE_TEXT, NAME, Input, ListQuery, Output, Page, sort_param
+from app.v1.common import FREE_TEXT, NAME, Day, Input, ListQuery, Output, Page, sort_param
 from tenants.content.models import ContentKind
 from tenants.content.service import acting_product
 from tenants.errors import FieldProblem, NotFoundError, PermissionDeniedError
@@ -153,6 +153,12 @@ class RequestCreate(Input):
         description="The product's own id for the request: sending it again returns "
         "the first request instead of a second one.",
     )
+    received_on: Day | None = Field(
+        None,
+        description="The day (UTC) the request reached the organisation, when it came by "
+        "post or email and is entered later: the deadline runs from it. Not in the future, "
+        "at most a year ago. Default: today.",
+    )
 
 
 class AssignBody(Input):
@@ -280,7 +286,8 @@ async def list_privacy_requests(call: Call[Input, RequestQuery]) -> RequestPage:
     errors=(403, 422),
 )
 async def submit_privacy_request(call: Call[RequestCreate, Input]) -> RequestOut:
-    """The request joins the organisation's queue with a deadline one month from today;
+    """The request joins the organisation's queue with a deadline one month from the day
+    of receipt (``received_on``, default today);
     the member is told it was received. A product's own client forwards for its own
     product only. Idempotent on ``product_reference``."""
     b = call.body
@@ -298,6 +305,7 @@ async def submit_privacy_request(call: Call[RequestCreate, Input]) -> RequestOut
         source=RequestSource.API,
         product_id=own or b.product_id,
         product_reference=b.product_reference,
+        received_on=b.received_on,
     )
     return RequestOut.of(request)
 

@@ -17,13 +17,16 @@ from jinja2 import pass_context
 from markupsafe import Markup, escape
 from starlette.requests import Request
 
+from tenants.members.preferences import is_time_zone
+
 TZ_COOKIE = "tz"
 
 
 def zone_of(request: Request) -> ZoneInfo | None:
-    """The browser's time zone from its cookie; None (UTC) when absent or unknown."""
+    """The browser's time zone from its cookie; None (UTC) when absent or not one a member
+    may choose (``preferences.is_time_zone``: no ``right/`` zone, no ``localtime``)."""
     name = request.cookies.get(TZ_COOKIE, "")
-    if not name or len(name) > 64 or ".." in name:
+    if not is_time_zone(name):
         return None
     try:
         return ZoneInfo(name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from tenants import db
 from tenants.content.models import ContentKind
@@ -26,6 +26,11 @@ OBLIGATION = (
     "(GDPR Art. 17(3)(b), (e)); they are not deleted while the hold lasts."
 )
 
+#: How far ahead a hold's review may be: ten years, as a departure's last day
+#: (``tenants.departures.service.MAX_NOTICE_DAYS``); a date beyond is a typo (9999-12-31)
+#: that would keep a member's items unreviewed for good.
+MAX_REVIEW_DAYS = 3650
+
 #: The member-facing text's limits (it is shown on a page and in an email-sized answer).
 TEXT_MAX = 2000
 
@@ -33,7 +38,8 @@ TEXT_MAX = 2000
 def hold_problems(member_text: str | None, review_on: date | None, today: date) -> list[FieldProblem]:
     """Why a new hold's member-facing text and review date are refused: both are required
     (a member must be told something, and a hold must be reviewed), the text is free text
-    under the project's text policy, and the review date lies in the future."""
+    under the project's text policy, and the review date lies in the future, at most
+    MAX_REVIEW_DAYS after ``today``."""
     problems: list[FieldProblem] = []
     if member_text is None or not member_text.strip():
         problems.append(FieldProblem("member_text", "tell the member why their items are kept"))
@@ -48,6 +54,8 @@ def hold_problems(member_text: str | None, review_on: date | None, today: date) 
         problems.append(FieldProblem("review_on", "a date to review the hold"))
     elif review_on <= today:
         problems.append(FieldProblem("review_on", "must be in the future"))
+    elif review_on > (latest := today + timedelta(days=MAX_REVIEW_DAYS)):
+        problems.append(FieldProblem("review_on", f"must be {latest.isoformat()} or earlier"))
     return problems
 
 

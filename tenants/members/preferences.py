@@ -7,7 +7,9 @@ fail on.
 
 from __future__ import annotations
 
+import functools
 import uuid
+import zoneinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tenants.actors import Actor
@@ -19,11 +21,30 @@ from tenants.models_base import get_by_id
 MAX_ZONE = 64
 
 
+#: Files of the zoneinfo directory that are not zones of the IANA database: the host's own
+#: zone, the POSIX rules template and tzdata's "Factory" placeholder ("-00").
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+#: Trees of the same zones with leap seconds counted (``right/``: their clocks run 27 s
+#: behind UTC as Python and PostgreSQL count it) or duplicated (``posix/``).
+NOT_ZONE_TREES = ("right/", "posix/")
+
+
+@functools.cache
+def time_zone_names() -> frozenset[str]:
+    """The IANA time zone names a member may choose: every zone and link of the database
+    (``Europe/Paris``, and ``Asia/Calcutta``, which browsers still report), without the
+    files that are not zones (NOT_ZONES) or count leap seconds (NOT_ZONE_TREES)."""
+    return frozenset(
+        name
+        for name in zoneinfo.available_timezones()
+        if name not in NOT_ZONES and not name.startswith(NOT_ZONE_TREES)
+    )
+
+
 def is_time_zone(name: str) -> bool:
-    """Whether ``name`` is a time zone zoneinfo knows (not a path, not empty)."""
-    if not name or len(name) > MAX_ZONE or name.startswith("/") or ".." in name:
-        return False
-    if not all(c.isalnum() or c in "/_+-" for c in name):
+    """Whether ``name`` is a time zone a member may choose (``time_zone_names``); never a
+    path, ``right/Europe/Paris``, ``localtime`` or ``Factory``."""
+    if not name or len(name) > MAX_ZONE or name not in time_zone_names():
         return False
     try:
         ZoneInfo(name)

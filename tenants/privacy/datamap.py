@@ -20,9 +20,11 @@ gone from everything but what is kept here for a reason.
 
 from __future__ import annotations
 
+import calendar
 import functools
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from enum import StrEnum
 
 
@@ -47,8 +49,12 @@ class Step:
     """One treatment of the member's rows of a table.
 
     ``where`` narrows the table's owner condition (SQL, same parameters); ``set`` is the
-    SET clause of a pseudonymisation; a kept step names its reason, legal basis and the
-    days after which the organisation reviews whether it still needs the rows.
+    SET clause of a pseudonymisation; a kept step names its reason, legal basis and when
+    the organisation reviews whether it still needs the rows: ``review_days`` days or
+    ``review_years`` calendar years after the erasure, or, when ``review_column`` is set,
+    the latest date the kept rows hold in that column (a legal hold's own review date),
+    ``review_days`` serving only when none of them holds one. A step in years also has
+    ``review_days`` (365 a year), to say its period in words, never to count a date.
     """
 
     action: Action
@@ -57,6 +63,33 @@ class Step:
     reason: str | None = None
     basis: str | None = None
     review_days: int | None = None
+    review_years: int | None = None
+    review_column: str | None = None
+
+    def review_on(self, today: date, latest: date | None = None) -> date:
+        """When kept rows are reviewed, for an erasure on ``today``; ``latest`` is the
+        latest ``review_column`` date of the kept rows (None: none holds one)."""
+        if self.review_column is not None and latest is not None:
+            return latest
+        if self.review_years is not None:
+            return add_years(today, self.review_years)
+        if self.review_days is None:
+            raise ValueError("a kept step states when it is reviewed")
+        return today + timedelta(days=self.review_days)
+
+
+def add_years(day: date, years: int) -> date:
+    """The same date ``years`` calendar years later; 29 February becomes 28 February in a
+    year that has none (not N x 365 days, which falls a day short per leap year passed)."""
+    year = day.year + years
+    return date(year, day.month, min(day.day, calendar.monthrange(year, day.month)[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class Years:
+    """A review period in calendar years (``keep(..., Years(6))``)."""
+
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +117,23 @@ def pseudonymise(set_clause: str, where: str | None = None) -> Step:
     return Step(Action.PSEUDONYMISE, where=where, set=set_clause)
 
 
-def keep(reason: str, basis: str, review_days: int, where: str | None = None) -> Step:
-    return Step(Action.KEEP, where=where, reason=reason, basis=basis, review_days=review_days)
+def keep(
+    reason: str,
+    basis: str,
+    review: int | Years,
+    where: str | None = None,
+    review_column: str | None = None,
+) -> Step:
+    """Rows kept for ``reason`` on ``basis``, reviewed ``review`` days (an int) or calendar
+    years (``Years``) after the erasure, or on the latest date in ``review_column``."""
+    if isinstance(review, Years):
+        # review_days stays the period's length for wording alone ("3 years" on the account
+        # page's leaving section, ``kept_for``); the date is counted in calendar years.
+        return Step(Action.KEEP, where=where, reason=reason, basis=basis,
+                    review_days=365 * review.count, review_years=review.count,
+                    review_column=review_column)
+    return Step(Action.KEEP, where=where, reason=reason, basis=basis, review_days=review,
+                review_column=review_column)
 
 
 #: The name erased people go by where a record of them must stay.
@@ -179,10 +227,10 @@ TABLES: tuple[Table, ...] = (
         owner="member_id = $2",
         erase=(
             keep("under legal hold", "legal obligation (GDPR Art. 17(3)(b), (e))", 90,
-                 where="legal_hold"),
+                 where="legal_hold", review_column="hold_review_on"),
             keep("work content or the organisation's archive: the organisation's, not the "
                  "person's", "legitimate interest of the organisation in its own work "
-                 "(GDPR Art. 6(1)(f))", 365,
+                 "(GDPR Art. 6(1)(f))", Years(1),
                  where="NOT legal_hold AND (kind = 'organisation' OR status = 'archived')"),
             delete(where="NOT legal_hold AND kind <> 'organisation' AND status <> 'archived'"),
         ),
@@ -202,7 +250,7 @@ TABLES: tuple[Table, ...] = (
             pseudonymise(f"requested_by_display = '{ERASED}'",
                          where="requested_by = 'member:' || $2::uuid::text"),
             keep("who was allowed to see the person's data, and why", "accountability for "
-                 "access to personal data (GDPR Art. 5(2), 30)", 365 * 3),
+                 "access to personal data (GDPR Art. 5(2), 30)", Years(3)),
         ),
         export="data_access.json",
     ),
@@ -216,7 +264,7 @@ TABLES: tuple[Table, ...] = (
         erase=(
             pseudonymise(f"created_by_display = '{ERASED}'"),
             keep("the campaign the person ran (who owned it)", "accountability for reviews "
-                 "of access to personal data (GDPR Art. 5(2), 32)", 365 * 3),
+                 "of access to personal data (GDPR Art. 5(2), 32)", Years(3)),
         ),
         export_note="a campaign's settings; the person's own part is their review items",
     ),
@@ -233,7 +281,7 @@ TABLES: tuple[Table, ...] = (
             pseudonymise(f"decided_by_display = '{ERASED}'", where="decided_by = $2"),
             keep("whether the person's access was recertified or revoked, and why",
                  "accountability for reviews of access to personal data (GDPR Art. 5(2), 32)",
-                 365 * 3),
+                 Years(3)),
         ),
         export_note="the organisation's review of the person's access (the access itself is "
                     "in profile.json and data_access.json)",
@@ -244,7 +292,7 @@ TABLES: tuple[Table, ...] = (
         not_personal={"category": STATE, "reason": STATE},
         owner="(member_id = $2 OR admin_id = $2)",
         erase=(keep("each access to the person's data", "accountability for access to "
-                    "personal data (GDPR Art. 5(2), 30)", 365 * 3),),
+                    "personal data (GDPR Art. 5(2), 30)", Years(3)),),
         export="data_access.json",
     ),
     Table(
@@ -258,7 +306,7 @@ TABLES: tuple[Table, ...] = (
         erase=(
             pseudonymise("message = '[erased]', product_reference = NULL"),
             keep("the request and how it was answered, with the erasure's evidence",
-                 "proof that the request was answered (GDPR Art. 5(2), 12)", 365 * 3),
+                 "proof that the request was answered (GDPR Art. 5(2), 12)", Years(3)),
         ),
         export="privacy_requests.json",
     ),
@@ -272,7 +320,7 @@ TABLES: tuple[Table, ...] = (
         erase=(
             pseudonymise(f"actor_display = '{ERASED}'", where=ACTOR_IS_MEMBER),
             keep("the timeline of the person's requests", "proof that the request was "
-                 "answered (GDPR Art. 5(2), 12)", 365 * 3),
+                 "answered (GDPR Art. 5(2), 12)", Years(3)),
         ),
         export="privacy_requests.json",
     ),
@@ -324,7 +372,7 @@ TABLES: tuple[Table, ...] = (
             pseudonymise("reason = '[erased]'"),
             keep("the departure's record: dates, steps and what happened to the content",
                  "the organisation's records of employment or enrolment (legal obligation)",
-                 365 * 6),
+                 Years(6)),
         ),
         export="departures.json",
     ),
@@ -345,7 +393,7 @@ TABLES: tuple[Table, ...] = (
               "AND target_id = $2::uuid::text))",
         erase=(keep("the tamper-evident audit trail: its personal fields are sealed with the "
                     "person's key, which the erasure deletes; only pseudonymous ids remain",
-                    "accountability (GDPR Art. 5(2)); integrity of the record", 365 * 6),),
+                    "accountability (GDPR Art. 5(2)); integrity of the record", Years(6)),),
         export="audit_events.json",
     ),
     # --- tables that hold nobody's personal data -------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from tenants import db
@@ -96,11 +96,15 @@ def map_statement() -> tuple[str, list[tuple[str, datamap.Step]]]:
             elif step.action is Action.PSEUDONYMISE:
                 body = f"UPDATE {table.name} SET {step.set} WHERE {condition} RETURNING 1"  # noqa: S608
             else:
-                body = f"SELECT 1 FROM {table.name} WHERE {condition}"  # noqa: S608
+                # A kept step with a review column reads its latest date (a hold's review).
+                kept = f"{step.review_column} AS review" if step.review_column else "1"
+                body = f"SELECT {kept} FROM {table.name} WHERE {condition}"  # noqa: S608
             parts.append(f"{name} AS ({body})")
             steps.append((table.name, step))
     counts = ", ".join(
-        f"(SELECT count(*) FROM s{i}) AS s{i}" for i in range(len(steps))  # noqa: S608
+        f"(SELECT count(*) FROM s{i}) AS s{i}"  # noqa: S608
+        + (f", (SELECT max(review) FROM s{i}) AS r{i}" if step.review_column else "")  # noqa: S608
+        for i, (_, step) in enumerate(steps)
     )
     return f"WITH {', '.join(parts)} SELECT {counts}", steps
 
@@ -127,9 +131,8 @@ async def apply_map(member: Member, params: list[Any]) -> tuple[dict[str, int], 
         else:
             assert step.reason is not None
             assert step.basis is not None
-            assert step.review_days is not None
-            kept.append(Kept(table, n, step.reason, step.basis,
-                             today + timedelta(days=step.review_days)))
+            latest = row.get(f"r{i}")
+            kept.append(Kept(table, n, step.reason, step.basis, step.review_on(today, latest)))
     return deleted, pseudonymised, kept
 
 

@@ -427,6 +427,9 @@ async def collect_files(
 ) -> list[tuple[str, bytes]]:
     """Every file of the bundle, README first."""
     org = db.current_org()
+    # The documents' times are built in SQL (json_build_object writes a timestamptz in the
+    # session's zone): UTC for this transaction whatever the server's or role's default.
+    await db.fetch_one("SELECT set_config('TimeZone', 'UTC', true) AS zone")
     member = await get_member(request.member_id)
     organisation = await db.fetch_one("SELECT name FROM organisations WHERE id = $1", org)
     own: list[tuple[str, bytes]] = [("profile.json", await _doc(PROFILE_SQL, org, member.id))]

@@ -99,15 +99,39 @@ def due_date(received_on: date, extension_months: int = 0) -> date:
     return add_months(received_on, BASE_MONTHS + extension_months)
 
 
-def check_extension(current_months: int, more_months: int, reason: str) -> int:
-    """The total extension after adding ``more_months`` to ``current_months``.
+def extension_deadline(received_on: date) -> date:
+    """The last day a deadline may still be extended: the original due day.
+
+    GDPR art. 12(3) lets the controller extend the period only if it tells the member
+    within one month of receipt; past that day (the request is then overdue, or was
+    already extended once and the first month is over) an extension would be a late
+    excuse, not a lawful one.
+    """
+    return due_date(received_on)
+
+
+def check_extension(
+    current_months: int, more_months: int, reason: str, *, received_on: date, today: date
+) -> int:
+    """The total extension after adding ``more_months`` to ``current_months``, for a
+    request received on ``received_on`` and extended on ``today`` (UTC days).
 
     Raises InvalidInputError (naming ``months`` or ``reason``) when the total would pass
-    two months, the addition is not positive, or no reason is given: the member must be
-    told why.
+    two months, the addition is not positive, the first month after receipt is over
+    (``extension_deadline``: the member must be told of an extension within it), or no
+    reason is given: the member must be told why.
     """
     problems = []
-    if more_months < 1:
+    last_day = extension_deadline(received_on)
+    if today > last_day:
+        problems.append(
+            FieldProblem(
+                "months",
+                "too late to extend: the member must be told of an extension within one "
+                f"month of receipt (by {last_day.isoformat()}, GDPR art. 12(3))",
+            )
+        )
+    elif more_months < 1:
         problems.append(FieldProblem("months", "must be 1 or 2"))
     elif current_months + more_months > MAX_EXTENSION_MONTHS:
         left = MAX_EXTENSION_MONTHS - current_months
@@ -123,6 +147,29 @@ def check_extension(current_months: int, more_months: int, reason: str) -> int:
     if problems:
         raise InvalidInputError("the deadline cannot be extended so", fields=problems)
     return current_months + more_months
+
+
+#: How long ago a request entered on a member's behalf may have been received, in months:
+#: far past its longest deadline (three months), so a letter found late is still recorded
+#: with its true date (and shows as overdue), while a mistyped year (2016 for 2026) is
+#: refused.
+RECEIVED_WITHIN_MONTHS = 12
+
+
+def check_received_on(received_on: date, today: date) -> date:
+    """``received_on``, the day a request came by post or email, when it may be recorded
+    ``today`` (UTC): not in the future, nor more than RECEIVED_WITHIN_MONTHS ago.
+    InvalidInputError naming ``received_on`` otherwise. The deadline runs from it."""
+    earliest = add_months(today, -RECEIVED_WITHIN_MONTHS)
+    if received_on > today:
+        reason = f"cannot be in the future (today is {today.isoformat()} UTC)"
+    elif received_on < earliest:
+        reason = f"must be {earliest.isoformat()} or later (at most a year ago)"
+    else:
+        return received_on
+    raise InvalidInputError(
+        "the day of receipt is not possible", fields=[FieldProblem("received_on", reason)]
+    )
 
 
 def days_left(due_on: date, today: date) -> int:

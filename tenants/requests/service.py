@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from tortoise.queryset import QuerySet
@@ -227,18 +227,30 @@ async def submit_request(
     source: RequestSource,
     product_id: uuid.UUID | None = None,
     product_reference: str | None = None,
+    received_on: date | None = None,
     now: datetime | None = None,
 ) -> tuple[PrivacyRequest, bool]:
     """Receive a request into the organisation's queue; (request, created).
 
     From the account page (no product) or forwarded by a product, whose own reference
     makes forwarding idempotent: the same reference again returns the first request.
-    The deadline runs from ``now`` (the day of receipt). The member gets an
+    The deadline runs from the day of receipt: ``received_on`` for a request that came by
+    post or email and is entered later (``rules.check_received_on``: not in the future,
+    at most a year ago; not for a member's own request from the account page), else
+    ``now``. The member gets an
     acknowledgement, the privacy officers a notice, and the reminder is queued.
     InvalidInputError for an empty or overlong message, or a member who cannot ask.
     """
     text = message.strip()
+    received = now or datetime.now(UTC)
     problems = []
+    if received_on is not None and source is RequestSource.ACCOUNT:
+        problems.append(FieldProblem("received_on", "not for a request from the account page"))
+    elif received_on is not None:
+        try:
+            rules.check_received_on(received_on, received.astimezone(UTC).date())
+        except InvalidInputError as refused:
+            problems += refused.fields
     if text_policy.is_blank(text):
         problems.append(FieldProblem("message", "say what you are asking for"))
     elif len(text) > MAX_MESSAGE:
@@ -268,7 +280,10 @@ async def submit_request(
             f"{member.name} has {open_count} open requests; wait for answers first",
             fields=[FieldProblem("member_id", "too many open requests")],
         )
-    received = now or datetime.now(UTC)
+    entered = received
+    if received_on is not None and received_on != received.astimezone(UTC).date():
+        # The start of the UTC day of receipt: the hour of a letter's arrival is not known.
+        received = datetime.combine(received_on, time(), UTC)
     request = await PrivacyRequest.create(
         tenant_id=db.current_org(),
         member_id=member.id,
@@ -283,11 +298,12 @@ async def submit_request(
     await add_event(
         request, "received", actor=actor,
         body=f"Forwarded by {product.name}" if product else SOURCE_TEXT[source],
-        data={"due_on": request.due_on},
+        data={"due_on": request.due_on,
+              **({"received_on": received_on} if received_on is not None else {})},
     )
     await audit.record(
         "privacy_request.received", "privacy_request", request.id, actor=actor,
-        after=snapshot(request),
+        after={**snapshot(request), "received_on": received.date().isoformat()},
     )
     context = _mail_context(request, member)
     await mail.send_later(
@@ -301,7 +317,7 @@ async def submit_request(
                  "link_path": console_path(request.id)},
         key=f"privacy_request:{request.id}:queued",
     )
-    await schedule_reminder(request, received)
+    await schedule_reminder(request, entered)
     return request, True
 
 
@@ -430,12 +446,18 @@ async def add_note(request_id: uuid.UUID, text: str, *, actor: Actor) -> Privacy
 
 
 async def extend_deadline(
-    request_id: uuid.UUID, months: int, reason: str, *, actor: Actor
+    request_id: uuid.UUID, months: int, reason: str, *, actor: Actor, today: date | None = None
 ) -> PrivacyRequest:
     """Extend the deadline by ``months`` (at most two in total, counted from the day of
-    receipt); the member is told the new date and the reason."""
+    receipt); the member is told the new date and the reason. Refused (InvalidInputError
+    naming ``months``, nothing written) once the first month after receipt is over:
+    ``rules.check_extension``. ``today`` is the UTC day (tests pass one)."""
     request = await _open_request(request_id)
-    total = rules.check_extension(request.extension_months, months, reason)
+    total = rules.check_extension(
+        request.extension_months, months, reason,
+        received_on=request.received_at.astimezone(UTC).date(),
+        today=today or datetime.now(UTC).date(),
+    )
     before = snapshot(request)
     request.extension_months = total
     request.extension_reason = reason.strip()

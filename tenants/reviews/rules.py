@@ -193,22 +193,57 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def next_dates(starts_on: date, due_on: date, recurrence: Recurrence) -> tuple[date, date]:
-    """The successor's start and due dates: one period after this start, same length."""
+def occurrence(first: tuple[date, date], recurrence: Recurrence, n: int) -> tuple[date, date]:
+    """The start and due dates of the ``n``-th campaign of a series whose first campaign
+    ran ``first`` (start, due), the first being the 0th: each date is ``n`` periods after
+    the first's own, so a monthly series from 31 January starts 28 February, 31 March,
+    30 April (never drifting to the 28th), and its due dates keep their day likewise."""
+    first_start, first_due = first
     if recurrence.unit is RecurrenceUnit.MONTHS:
-        start = add_months(starts_on, recurrence.every)
+        return (
+            add_months(first_start, n * recurrence.every),
+            add_months(first_due, n * recurrence.every),
+        )
+    step = timedelta(days=n * recurrence.every)
+    return first_start + step, first_due + step
+
+
+def next_dates(
+    starts_on: date,
+    due_on: date,
+    recurrence: Recurrence,
+    first: tuple[date, date] | None = None,
+) -> tuple[date, date]:
+    """The successor's start and due dates: the series' first occurrence (``occurrence``,
+    counted from ``first``, the series' first campaign; this one when None) that starts
+    after ``starts_on``. Not chained from this campaign's own dates, whose day a short
+    month clamped or a late worker moved (``successor_dates``)."""
+    first = first or (starts_on, due_on)
+    every = recurrence.every
+    if recurrence.unit is RecurrenceUnit.MONTHS:
+        months = (starts_on.year - first[0].year) * 12 + starts_on.month - first[0].month
+        n = max(months // every, 0)
     else:
-        start = starts_on + timedelta(days=recurrence.every)
-    return start, start + (due_on - starts_on)
+        n = max((starts_on - first[0]).days // every, 0)
+    start, due = occurrence(first, recurrence, n)
+    while start <= starts_on:
+        n += 1
+        start, due = occurrence(first, recurrence, n)
+    return start, due
 
 
 def successor_dates(
-    starts_on: date, due_on: date, recurrence: Recurrence, today: date
+    starts_on: date,
+    due_on: date,
+    recurrence: Recurrence,
+    today: date,
+    first: tuple[date, date] | None = None,
 ) -> tuple[date, date]:
-    """The dates of the campaign that follows one closed ``today``: ``next_dates``, moved to
-    start today when that start has already passed (a worker that was down for a whole
-    period), so reviewers always get the campaign's full length to decide."""
-    start, due = next_dates(starts_on, due_on, recurrence)
+    """The dates of the campaign that follows one closed ``today``: ``next_dates`` (from the
+    series' ``first`` campaign), moved to start today when that start has already passed
+    (a worker that was down for a whole period), so reviewers always get the campaign's
+    full length to decide."""
+    start, due = next_dates(starts_on, due_on, recurrence, first)
     if start < today:
         return today, today + (due - start)
     return start, due

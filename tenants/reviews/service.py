@@ -473,12 +473,44 @@ async def _close(review: AccessReview, now: datetime) -> None:
     await _recur(review, now)
 
 
+async def _series_first(review: AccessReview, recurrence: rules.Recurrence) -> tuple[date, date]:
+    """The start and due dates of the first campaign of ``review``'s series with its
+    recurrence (walking ``previous_id`` back in one query): the successor's dates are
+    counted from it, not chained from the previous campaign's, which a short month clamped.
+    A change of recurrence starts a new series at the campaign that made it."""
+    rows = await db.fetch(
+        """
+        WITH RECURSIVE series AS (
+            SELECT id, previous_id, starts_on, due_on, recurrence_every, recurrence_unit,
+                   0 AS depth
+            FROM access_reviews WHERE id = $1
+            UNION ALL
+            SELECT r.id, r.previous_id, r.starts_on, r.due_on, r.recurrence_every,
+                   r.recurrence_unit, s.depth + 1
+            FROM access_reviews r JOIN series s ON r.id = s.previous_id
+            WHERE s.depth < 10000
+        )
+        SELECT starts_on, due_on, recurrence_every, recurrence_unit FROM series ORDER BY depth
+        """,
+        review.id,
+    )
+    first = (review.starts_on, review.due_on)
+    for row in rows:
+        if (row["recurrence_every"], row["recurrence_unit"]) != (
+            recurrence.every, recurrence.unit.value
+        ):
+            break
+        first = (row["starts_on"], row["due_on"])
+    return first
+
+
 async def _recur(review: AccessReview, now: datetime) -> None:
     recurrence = recurrence_of(review)
     if recurrence is None or await AccessReview.filter(previous_id=review.id).exists():
         return
     starts_on, due_on = rules.successor_dates(
-        review.starts_on, review.due_on, recurrence, days.today(review.zone, now)
+        review.starts_on, review.due_on, recurrence, days.today(review.zone, now),
+        await _series_first(review, recurrence),
     )
     draft = rules.CampaignDraft(
         name=review.name,

@@ -5,6 +5,7 @@ and totals per member, and legal hold."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -288,10 +289,11 @@ async def test_legal_hold_is_set_and_lifted_by_an_admin_with_a_reason_and_blocks
     member, product = await make_member(org), await make_product(org)
     registered = (await org.post("/v1/content", item(member, product, 1))).json()
     url = f"/v1/content/{registered['id']}/legal-hold"
+    review_on = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
 
     held = await org.put(url, json={"legal_hold": True, "reason": "Litigation 2024-17",
                                     "member_text": "Kept for a legal claim.",
-                                    "review_on": "2999-01-01"})
+                                    "review_on": review_on})
 
     assert held.status_code == 200 and held.json()["legal_hold"] is True
     again = await org.post("/v1/content", item(member, product, 1, legal_hold=False, size=5))
@@ -301,7 +303,7 @@ async def test_legal_hold_is_set_and_lifted_by_an_admin_with_a_reason_and_blocks
     lifted = await org.put(url, json={"legal_hold": False, "reason": "Case closed"})
     assert lifted.json()["legal_hold"] is False
     no_reason = await org.put(url, json={"legal_hold": True, "reason": " ",
-                                         "member_text": "Kept.", "review_on": "2999-01-01"})
+                                         "member_text": "Kept.", "review_on": review_on})
     assert set(error_fields(assert_problem(no_reason, 422))) == {"reason"}
     # Read through the API: the reason is free text about the member's item, stored sealed
     # with the member's key (tenants.privacy.shredding) and opened for readers.

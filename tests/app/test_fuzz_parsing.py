@@ -17,6 +17,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable, Coroutine
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.rfc3339 import parse_datetime
 from tests.conftest import OrgHandle, make_member
 from tests.scim.conftest import USER_URN, scim_for
 from tests.scim.test_parsing_properties import FILTER, HOSTILE
@@ -108,6 +110,33 @@ def test_any_cursor_on_any_paged_list_is_a_page_or_a_400_naming_cursor(
         assert response.status_code in (200, 400, 422), (path, params, response.text)
         if response.status_code == 400:
             assert [e["field"] for e in response.json()["errors"]] == ["cursor"], response.text
+
+
+#: Text near RFC 3339: its own characters, ISO 8601's others, digits of other scripts.
+MOMENT_TEXT = st.from_regex(r"\A[0-9Tt zZ:.,+W-]{0,35}\Z") | st.text(
+    st.characters(codec="utf-8"), max_size=40
+)
+
+
+@FUZZ
+@given(since=MOMENT_TEXT, until=MOMENT_TEXT)
+def test_any_date_time_in_a_query_is_a_page_or_a_422_naming_it_and_reads_back_the_same(
+    org: OrgHandle, run: Run, since: str, until: str
+) -> None:
+    """``since`` and ``until`` go through the one RFC 3339 reader (app/rfc3339.py): never
+    a 500, and an instant the API takes is the instant its own RFC 3339 spelling names."""
+    response = run(org.get("/v1/audit-events", params={"since": since, "until": until}))
+    assert response.status_code in (200, 422), (since, until, response.text)
+    if response.status_code == 422:
+        named = {e["field"] for e in response.json()["errors"]}
+        assert named <= {"query.since", "query.until"} and named, response.text
+    for text in (since, until):
+        try:
+            moment = parse_datetime(text)
+        except ValueError:
+            continue
+        assert parse_datetime(moment.isoformat()) == moment
+        assert parse_datetime(moment.astimezone(UTC).isoformat()) == moment
 
 
 @pytest.fixture

@@ -63,6 +63,9 @@ async def test_placing_a_hold_needs_a_member_text_and_a_future_review_date(
     assert set(error_fields(assert_problem(past, 422))) == {"review_on"}
     today = await held_item(org, member, product, 3, review_on=review_date(0))
     assert set(error_fields(assert_problem(today, 422))) == {"review_on"}
+    far = await held_item(org, member, product, 5, review_on="9999-12-31")
+    assert set(error_fields(assert_problem(far, 422))) == {"review_on"}
+    assert "or earlier" in error_fields(assert_problem(far, 422))["review_on"]
     control = await held_item(org, member, product, 4, member_text="bell \x07")
     assert set(error_fields(assert_problem(control, 422))) == {"member_text"}
     long = await held_item(org, member, product, 5, member_text="x" * 2001)

@@ -39,7 +39,8 @@ async def test_a_lost_listen_connection_clears_the_caches_while_it_cannot_reconn
         if attempts > 1:
             raise OSError("the database is away")  # it stays away: only the loss can clear
         params = database.connection_params(database_urls.app)
-        return await asyncpg.connect(**params, server_settings={"application_name": NAME})
+        params["server_settings"] = {**params["server_settings"], "application_name": NAME}
+        return await asyncpg.connect(**params)
 
     org = OrgId(uuid.uuid4())
     decisions: DecisionCache[OrgId] = DecisionCache()

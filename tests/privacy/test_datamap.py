@@ -3,6 +3,8 @@ the migrated database is classified, and the map names no column that does not e
 
 from __future__ import annotations
 
+from datetime import date
+
 import asyncpg
 
 from tenants.privacy import datamap
@@ -50,9 +52,35 @@ def test_every_kept_step_states_its_reason_basis_and_review() -> None:
         assert table.export or table.export_note, table.name
         for step in table.erase:
             if step.action is datamap.Action.KEEP:
-                assert step.reason and step.basis and step.review_days, table.name
+                assert step.reason and step.basis, table.name
+                assert step.review_days or step.review_years, table.name
             if step.action is datamap.Action.PSEUDONYMISE:
                 assert step.set, table.name
+
+
+def test_years_of_retention_are_calendar_years_and_a_29_february_becomes_the_28th() -> None:
+    """3 years from 2026-12-07 were 2029-12-06 and 6 years 2032-12-05 (N x 365 days)."""
+    three, six = datamap.keep("r", "b", datamap.Years(3)), datamap.keep("r", "b", datamap.Years(6))
+    assert three.review_on(date(2026, 12, 7)) == date(2029, 12, 7)
+    assert six.review_on(date(2026, 12, 7)) == date(2032, 12, 7)
+    assert datamap.keep("r", "b", datamap.Years(1)).review_on(date(2028, 2, 29)) == date(2029, 2, 28)
+    assert datamap.keep("r", "b", datamap.Years(4)).review_on(date(2028, 2, 29)) == date(2032, 2, 29)
+    assert datamap.keep("r", "b", 30).review_on(date(2026, 12, 7)) == date(2027, 1, 6)
+
+
+def test_held_content_is_reviewed_on_its_holds_latest_review_date() -> None:
+    """Kept under legal hold, the evidence gave today + 90 days, not the hold's own date."""
+    (held,) = [
+        step
+        for table in datamap.personal_tables()
+        if table.name == "content_items"
+        for step in table.erase
+        if step.where == "legal_hold"
+    ]
+    assert held.review_column == "hold_review_on"
+    assert held.review_on(date(2026, 12, 7), date(2027, 6, 30)) == date(2027, 6, 30)
+    # A hold placed before review dates were asked for has none: the map's 90 days.
+    assert held.review_on(date(2026, 12, 7), None) == date(2027, 3, 7)
 
 
 def test_a_column_missing_from_the_map_is_reported() -> None:

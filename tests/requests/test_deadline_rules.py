@@ -17,6 +17,15 @@ from tenants.requests.rules import RequestStatus
 days = st.dates(min_value=date(2000, 1, 1), max_value=date(2200, 12, 31))
 
 
+def check_extension(current: int, more: int, reason: str) -> int:
+    """``rules.check_extension`` of a request received 1 October and extended ten days
+    later, well within its first month."""
+    return rules.check_extension(
+        current, more, reason, received_on=date(2026, 10, 1), today=date(2026, 10, 10)
+    )
+
+
+
 @pytest.mark.parametrize(
     ("received", "extension", "due"),
     [
@@ -64,20 +73,58 @@ def test_extensions_only_ever_move_the_deadline_later(received: date) -> None:
 
 
 def test_a_deadline_cannot_be_extended_past_two_months_in_total() -> None:
-    assert rules.check_extension(0, 2, "complex request") == 2
-    assert rules.check_extension(1, 1, "many products") == 2
+    assert check_extension(0, 2, "complex request") == 2
+    assert check_extension(1, 1, "many products") == 2
     with pytest.raises(InvalidInputError) as refused:
-        rules.check_extension(1, 2, "still more")
+        check_extension(1, 2, "still more")
     assert [f.field for f in refused.value.fields] == ["months"]
     assert "1 left" in refused.value.fields[0].reason
     with pytest.raises(InvalidInputError) as again:
-        rules.check_extension(2, 1, "once more")
+        check_extension(2, 1, "once more")
     assert "it already is" in again.value.fields[0].reason
+
+
+def test_an_overdue_request_cannot_be_extended_and_the_refusal_says_until_when_it_could() -> None:
+    """GDPR art. 12(3): the member is told of an extension within one month of receipt.
+    Received 2026-10-01, due 2026-11-01: on 2026-12-07 (36 days overdue) it is too late."""
+    with pytest.raises(InvalidInputError) as refused:
+        rules.check_extension(
+            0, 2, "complex request", received_on=date(2026, 10, 1), today=date(2026, 12, 7)
+        )
+    assert [(f.field, f.reason) for f in refused.value.fields] == [
+        ("months", "too late to extend: the member must be told of an extension within one "
+                   "month of receipt (by 2026-11-01, GDPR art. 12(3))")
+    ]
+
+
+def test_an_extension_is_possible_up_to_the_original_due_day_and_not_after_a_first_one() -> None:
+    received = date(2025, 1, 31)
+    assert rules.extension_deadline(received) == date(2025, 2, 28)
+    assert rules.check_extension(0, 1, "busy", received_on=received, today=date(2025, 2, 28)) == 1
+    # Extended once in time (due 31 March), a second month asked in March is too late.
+    with pytest.raises(InvalidInputError) as refused:
+        rules.check_extension(1, 1, "busy", received_on=received, today=date(2025, 3, 1))
+    assert "by 2025-02-28" in refused.value.fields[0].reason
+
+
+@given(days, st.integers(min_value=0, max_value=120), st.integers(0, 2), st.integers(1, 2))
+def test_an_extension_is_allowed_exactly_until_the_first_month_is_over(
+    received: date, after: int, current: int, more: int
+) -> None:
+    today = received + timedelta(days=after)
+    allowed = today <= rules.due_date(received) and current + more <= 2
+    if allowed:
+        total = rules.check_extension(current, more, "busy", received_on=received, today=today)
+        assert total == current + more
+    else:
+        with pytest.raises(InvalidInputError) as refused:
+            rules.check_extension(current, more, "busy", received_on=received, today=today)
+        assert [f.field for f in refused.value.fields] == ["months"]
 
 
 def test_an_extension_needs_a_reason_and_a_positive_number_of_months() -> None:
     with pytest.raises(InvalidInputError) as refused:
-        rules.check_extension(0, 0, "   ")
+        check_extension(0, 0, "   ")
     assert {f.field for f in refused.value.fields} == {"months", "reason"}
 
 
@@ -137,7 +184,7 @@ def test_closed_requests_stay_closed_and_open_ones_move_forward_only() -> None:
 
 def problems_of(current: int, more: int, reason: str) -> list[tuple[str, str]]:
     with pytest.raises(InvalidInputError) as refused:
-        rules.check_extension(current, more, reason)
+        check_extension(current, more, reason)
     assert refused.value.message == "the deadline cannot be extended so"
     return [(p.field, p.reason) for p in refused.value.fields]
 
@@ -163,9 +210,9 @@ def test_an_extension_without_a_reason_is_refused_naming_reason() -> None:
 
 
 def test_extensions_add_up_to_two_months() -> None:
-    assert rules.check_extension(0, 2, "busy") == 2
-    assert rules.check_extension(1, 1, "busy") == 2
-    assert rules.check_extension(0, 1, "busy") == 1
+    assert check_extension(0, 2, "busy") == 2
+    assert check_extension(1, 1, "busy") == 2
+    assert check_extension(0, 1, "busy") == 1
 
 
 def test_a_closed_request_cannot_change_and_the_refusal_says_from_what_to_what() -> None:
@@ -250,3 +297,19 @@ def test_a_refused_change_of_a_closed_request_says_it_is_closed_in_plain_words()
     with pytest.raises(IllegalTransitionError) as again:
         rules.check_transition(RequestStatus.WITHDRAWN, RequestStatus.WITHDRAWN)
     assert again.value.message == "this request is already withdrawn"
+
+
+def test_a_day_of_receipt_is_not_in_the_future_nor_more_than_a_year_ago() -> None:
+    today = date(2026, 12, 7)
+    assert rules.check_received_on(today, today) == today
+    assert rules.check_received_on(date(2025, 12, 7), today) == date(2025, 12, 7)
+    with pytest.raises(InvalidInputError) as future:
+        rules.check_received_on(date(2026, 12, 8), today)
+    assert [(f.field, f.reason) for f in future.value.fields] == [
+        ("received_on", "cannot be in the future (today is 2026-12-07 UTC)")
+    ]
+    with pytest.raises(InvalidInputError) as old:
+        rules.check_received_on(date(2025, 12, 6), today)
+    assert [(f.field, f.reason) for f in old.value.fields] == [
+        ("received_on", "must be 2025-12-07 or later (at most a year ago)")
+    ]

@@ -5,12 +5,14 @@ audit chain that still verifies."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime
 
 import asyncpg
 
 from tenants import db
 from tenants.audit import service as audit
 from tenants.audit.sealer import seal_all
+from tenants.privacy.datamap import add_years
 from tests.conftest import OrgHandle, make_member, make_product
 from tests.departures.support import make_items
 from tests.requests.support import officer, submit
@@ -164,3 +166,32 @@ async def test_access_to_an_erased_members_data_ends_with_them(org: OrgHandle) -
     ended = {(e["action"], e["target_id"]) for e in events["items"]}
     assert ("access_grant.denied", str(waiting)) in ended
     assert ("access_grant.revoked", str(open_access)) in ended
+
+
+async def test_the_evidence_reviews_held_items_on_their_holds_date_and_years_as_calendar_years(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """Held items were to be reviewed 90 days after the erasure whatever the hold said,
+    and "6 years" was 6 x 365 days (a day or two short)."""
+    mia, olivia = await make_member(org, name="Mia Member"), await officer(org)
+    drive = await make_product(org, key="drive")
+    await make_items(org, mia["id"], drive["id"], 3, kind="personal", legal_hold=True)
+    ids = [r["id"] for r in await owner_conn.fetch(
+        "SELECT id FROM content_items WHERE member_id = $1 ORDER BY id", uuid.UUID(mia["id"])
+    )]  # fmt: skip
+    for item_id, review_on in zip(ids, [date(2027, 3, 1), date(2027, 6, 30), None], strict=True):
+        await owner_conn.execute(
+            "UPDATE content_items SET hold_review_on = $2 WHERE id = $1", item_id, review_on
+        )
+    request = await submit(org, mia, "erasure", "Delete what I bought myself.")
+    await org.post(f"/v1/privacy-requests/{request['id']}/assign", {"assignee_id": olivia["id"]})
+
+    erased = await org.post(f"/v1/privacy-requests/{request['id']}/erasure", {})
+
+    assert erased.status_code == 200, erased.text
+    today = datetime.now(UTC).date()
+    kept = erased.json()["member_erasure"]["kept"]
+    (held,) = [k for k in kept if k["table"] == "content_items"]
+    assert held["reason"] == "under legal hold" and held["review_on"] == "2027-06-30"
+    (trail,) = [k for k in kept if k["table"] == "audit_events"]
+    assert trail["review_on"] == add_years(today, 6).isoformat()

@@ -138,10 +138,12 @@ async def test_an_extension_moves_the_deadline_from_the_day_of_receipt_and_tells
 ) -> None:
     mia = await make_member(org)
     request = await submit(org, mia)
-    received = date(2025, 1, 31)
+    # Received ten days ago: still within the month in which an extension may be told.
+    received_at = datetime.now(UTC) - timedelta(days=10)
+    received = received_at.date()
     await owner_conn.execute(
         "UPDATE privacy_requests SET received_at = $2, due_on = $3 WHERE id = $1",
-        uuid.UUID(request["id"]), datetime(2025, 1, 31, 16, tzinfo=UTC), rules.due_date(received),
+        uuid.UUID(request["id"]), received_at, rules.due_date(received),
     )
     url = f"/v1/privacy-requests/{request['id']}"
 
@@ -150,13 +152,74 @@ async def test_an_extension_moves_the_deadline_from_the_day_of_receipt_and_tells
     counts = await row_counts(owner_conn)
     beyond = await org.post(f"{url}/extend", {"months": 1, "reason": "Still more."})
 
-    assert once.json()["due_on"] == "2025-03-31"
-    assert twice.json()["due_on"] == "2025-04-30" and twice.json()["extension_months"] == 2
+    assert once.json()["due_on"] == rules.due_date(received, 1).isoformat()
+    assert twice.json()["due_on"] == rules.due_date(received, 2).isoformat()
+    assert twice.json()["extension_months"] == 2
     assert "months" in error_fields(assert_problem(beyond, 422))
     assert await row_counts(owner_conn) == counts
     told = await mails(owner_conn, org, "request_extended")
     assert [m["recipients"] for m in told] == [[mia["email"]], [mia["email"]]]
-    assert "One product is late." in told[-1]["text"] and "2025-04-30" in told[-1]["text"]
+    assert "One product is late." in told[-1]["text"]
+    assert rules.due_date(received, 2).isoformat() in told[-1]["text"]
+
+
+async def test_a_request_that_came_by_post_runs_from_its_day_of_receipt(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """An officer keys in a letter received twelve days ago: the deadline is a month from
+    that day, not from the day it was typed in, and the audit event says when it came."""
+    mia = await make_member(org)
+    today = datetime.now(UTC).date()
+    came = today - timedelta(days=12)
+
+    request = await submit(org, mia, received_on=came.isoformat())
+
+    assert request["due_on"] == rules.due_date(came).isoformat()
+    assert request["received_at"] == f"{came.isoformat()}T00:00:00Z"
+    after = await owner_conn.fetchval(
+        "SELECT after FROM audit_events WHERE tenant_id = $1 AND action = $2",
+        org.id, "privacy_request.received",
+    )
+    assert json.loads(after)["received_on"] == came.isoformat()
+    counts = await row_counts(owner_conn)
+    for received_on, reason in [
+        ((today + timedelta(days=1)).isoformat(), "cannot be in the future"),
+        (rules.add_months(today, -12) - timedelta(days=1), "at most a year ago"),
+        ("1796774400", "YYYY-MM-DD"),
+    ]:
+        refused = await org.post("/v1/privacy-requests", {
+            "member_id": mia["id"], "kind": "access", "message": "A copy.",
+            "received_on": str(received_on),
+        })  # fmt: skip
+        assert reason in error_fields(assert_problem(refused, 422))["received_on"]
+    assert await row_counts(owner_conn) == counts
+
+
+async def test_an_overdue_request_cannot_be_extended_and_nothing_is_written_or_told(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """The audit's repro: received 2026-10-01, due 2026-11-01, extended weeks later. GDPR
+    art. 12(3) wants the member told of an extension within one month of receipt."""
+    mia = await make_member(org)
+    request = await submit(org, mia)
+    received_at = datetime.now(UTC) - timedelta(days=70)
+    due = rules.due_date(received_at.date())
+    await owner_conn.execute(
+        "UPDATE privacy_requests SET received_at = $2, due_on = $3 WHERE id = $1",
+        uuid.UUID(request["id"]), received_at, due,
+    )
+    url = f"/v1/privacy-requests/{request['id']}"
+    counts = await row_counts(owner_conn)
+
+    late = await org.post(f"{url}/extend", {"months": 2, "reason": "complex request"})
+
+    problem = assert_problem(late, 422)
+    assert "months" in error_fields(problem)
+    assert f"by {due.isoformat()}" in late.text and "too late" in late.text
+    assert await row_counts(owner_conn) == counts
+    detail = (await org.get(url)).json()
+    assert detail["due_on"] == due.isoformat() and detail["overdue"] is True
+    assert await mails(owner_conn, org, "request_extended") == []
 
 
 async def test_an_answer_closes_the_request_once_and_the_member_reads_it(

@@ -317,7 +317,7 @@ CHANGES: Table = {
         "legal_hold": True,
         "reason": "probe",
         "member_text": "Kept while a claim is open.",
-        "review_on": "2999-01-01",
+        "review_on": (datetime.now(UTC).date() + timedelta(days=365)).isoformat(),
     },
     "PUT /v1/products/{id}/webhook": lambda w: {"url": f"https://hooks.{w.org.slug}.example/in"},
     "POST /v1/privacy-requests/{id}/assign": lambda w: {

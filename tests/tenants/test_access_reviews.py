@@ -389,3 +389,40 @@ async def test_each_reviewer_gets_one_email_with_their_count_through_smtp(org: O
     assert "Hello Mona Manager," in text
     assert "Quarterly recertification" in text and "Items waiting for you: 3" in text
     assert "/account/access-reviews" in text  # a manager without an admin role
+
+
+async def test_a_monthly_series_from_the_31st_keeps_to_months_ends(
+    org: OrgHandle, owner_conn: asyncpg.Connection
+) -> None:
+    """Successors are counted from the series' first campaign (its start and due plus n
+    months): from 2027-01-31 they start 02-28 and 03-31, not 02-28 and 03-28."""
+    owner = await make_member(org, roles=["owner"])
+    created = await org.post("/v1/access-reviews", campaign(
+        scopes=["admin_roles"], reviewer_rule="named", named_reviewer_ids=[owner["id"]],
+        default_on_due="keep", recurrence={"every": 1, "unit": "months"},
+    ))  # fmt: skip
+    assert created.status_code == 201, created.text
+    first = uuid.UUID(created.json()["id"])
+    await owner_conn.execute(
+        "UPDATE access_reviews SET starts_on = '2027-01-31', due_on = '2027-02-14' WHERE id = $1",
+        first,
+    )
+    series = [first]
+    for due in ("2027-02-14", "2027-03-14", "2027-04-14"):
+        async with db.tenant_transaction(org.id):
+            await service.advance_review(
+                series[-1], now=rules.closes_at(datetime.fromisoformat(due).date(), UTC_ZONE)
+            )
+        following = await owner_conn.fetchval(
+            "SELECT id FROM access_reviews WHERE previous_id = $1", series[-1]
+        )
+        assert following is not None, due
+        series.append(following)
+    rows = await owner_conn.fetch(
+        "SELECT id, starts_on, due_on FROM access_reviews WHERE id = ANY($1::uuid[])", series
+    )
+    by_id = {r["id"]: (r["starts_on"].isoformat(), r["due_on"].isoformat()) for r in rows}
+    assert [by_id[i] for i in series] == [
+        ("2027-01-31", "2027-02-14"), ("2027-02-28", "2027-03-14"),
+        ("2027-03-31", "2027-04-14"), ("2027-04-30", "2027-05-14"),
+    ]  # fmt: skip

@@ -4,10 +4,11 @@ new hold's text and review date must meet."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from tenants.content.holds import OBLIGATION, HeldGroup, KeptCategory, explain_holds, hold_problems
 from tenants.content.models import ContentKind
+from tenants.errors import FieldProblem
 
 TODAY = date(2026, 6, 1)
 
@@ -55,3 +56,13 @@ def test_a_new_hold_needs_a_clean_text_and_a_future_review_date() -> None:
     assert fields("x" * 2001, date(2030, 1, 1)) == {"member_text"}
     assert fields("ok", TODAY) == {"review_on"}
     assert fields("ok", date(2020, 1, 1)) == {"review_on"}
+
+
+def test_a_hold_review_more_than_ten_years_ahead_is_refused_naming_review_on() -> None:
+    """Capped like a departure's last day: 9999-12-31 is a typo, not a review date."""
+    latest = TODAY + timedelta(days=3650)
+    assert hold_problems("ok", latest, TODAY) == []
+    assert hold_problems("ok", latest + timedelta(days=1), TODAY) == [
+        FieldProblem("review_on", f"must be {latest.isoformat()} or earlier")
+    ]
+    assert [p.field for p in hold_problems("ok", date(9999, 12, 31), TODAY)] == ["review_on"]

@@ -3,6 +3,7 @@ the next campaign runs, the campaign's status over time, and who may decide."""
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -177,8 +178,63 @@ def test_the_next_campaign_is_as_long_and_starts_after_this_one_started(
 ) -> None:
     due = start + timedelta(days=length)
     nxt, nxt_due = rules.next_dates(start, due, Recurrence(every, unit))
-    assert nxt > start
-    assert nxt_due - nxt == due - start
+    assert nxt > start and nxt_due >= nxt
+    if unit is RecurrenceUnit.DAYS:
+        assert nxt_due - nxt == due - start
+    else:
+        # Each date is its own month later, its day clamped to the month's end.
+        assert (nxt, nxt_due) == (rules.add_months(start, every), rules.add_months(due, every))
+
+
+def test_a_monthly_series_from_a_months_end_keeps_to_months_ends() -> None:
+    """From 2027-01-31 the campaigns started 02-28, 03-28, 04-28: each was chained from the
+    one before, whose day February had clamped. Counted from the first, they keep the 31st
+    where a month has it, and their due dates keep theirs."""
+    monthly = Recurrence(1, RecurrenceUnit.MONTHS)
+    first = (date(2027, 1, 31), date(2027, 2, 14))
+    series = [first]
+    for _ in range(5):
+        series.append(rules.next_dates(*series[-1], monthly, first))
+    assert [s for s, _ in series] == [
+        date(2027, 1, 31), date(2027, 2, 28), date(2027, 3, 31), date(2027, 4, 30),
+        date(2027, 5, 31), date(2027, 6, 30),
+    ]  # fmt: skip
+    assert [d for _, d in series][1:3] == [date(2027, 3, 14), date(2027, 4, 14)]
+    ends = (date(2027, 1, 1), date(2027, 1, 31))
+    assert rules.next_dates(date(2027, 2, 1), date(2027, 2, 28), monthly, ends) == (
+        date(2027, 3, 1), date(2027, 3, 31)
+    )
+
+
+def test_after_a_late_start_the_series_goes_back_to_its_own_dates() -> None:
+    """A campaign moved to start on the day it was created (a worker was down) is followed
+    by the series' next occurrence, not by one a period after the late start."""
+    monthly = Recurrence(1, RecurrenceUnit.MONTHS)
+    first = (date(2027, 1, 31), date(2027, 2, 10))
+    late = rules.successor_dates(*first, monthly, date(2027, 3, 5), first)
+    assert late == (date(2027, 3, 5), date(2027, 3, 15))
+    assert rules.next_dates(*late, monthly, first) == (date(2027, 3, 31), date(2027, 4, 10))
+
+
+@given(
+    start=st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 1, 1)),
+    length=st.integers(0, 60),
+    every=st.integers(1, 24),
+    unit=st.sampled_from(list(RecurrenceUnit)),
+    count=st.integers(1, 40),
+)
+def test_chaining_successors_lands_on_the_nth_occurrence_counted_from_the_first(
+    start: date, length: int, every: int, unit: RecurrenceUnit, count: int
+) -> None:
+    recurrence = Recurrence(every, unit)
+    first = (start, start + timedelta(days=length))
+    dates = first
+    for n in range(1, count + 1):
+        dates = rules.next_dates(*dates, recurrence, first)
+        assert dates == rules.occurrence(first, recurrence, n)
+    if unit is RecurrenceUnit.MONTHS:
+        month_end = calendar.monthrange(dates[0].year, dates[0].month)[1]
+        assert dates[0].day == min(start.day, month_end)
 
 
 def draft(**kw: object) -> CampaignDraft:

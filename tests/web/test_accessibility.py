@@ -60,7 +60,7 @@ async def people(org: OrgHandle) -> dict[str, Any]:
     # obligation" section) and one without a review date (the owner's overview reminder).
     held = []
     for n, hold in enumerate(({"member_text": "Kept while a claim is open.",
-                               "review_on": "2999-01-01"}, None)):
+                               "review_on": (datetime.now(UTC).date() + timedelta(days=365)).isoformat()}, None)):
         registered = await org.post("/v1/content", {
             "product_id": product["id"], "external_id": f"axe-{n}", "member_id": member["id"],
             "title": f"Axe file {n}", "kind": "personal"})

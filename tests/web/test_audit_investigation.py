@@ -97,6 +97,36 @@ async def test_filters_readable_changes_and_exports_in_the_console(
         assert {e["action"] for e in events} == {"member.created", "member.moved", "member.updated"}
 
 
+async def test_a_wrong_filter_offers_no_export_and_the_export_refuses_it_naming_why(
+    app: Any, org: OrgHandle
+) -> None:
+    """/console/audit?since=2026-12-32&action=member. said "From: is not a date" and
+    offered an export of every member. event; a date the browser's date input would not
+    send (ISO week or basic form) is not a date either."""
+    await set_local_sign_in(org.id, True)
+    owner = await make_member(org, name="Owen Owner", roles=["owner"])
+    await set_password(org.id, owner["id"], PASSWORD)
+    await make_member(org)
+    async with asgi_client(app) as browser:
+        await browser.password_sign_in(org.slug, owner["email"], PASSWORD)
+        for since in ("2026-12-32", "2026-W51-1", "20261214"):
+            filters = {"since": since, "action": "member."}
+            page = await browser.get("/console/audit", params=filters)
+            assert page.status_code == 200
+            assert "From: is not a date" in text_of(page.text), since
+            assert "/console/audit/export" not in page.text, since
+            assert "Correct the filters above to export" in text_of(page.text)
+            exported = await browser.get(
+                "/console/audit/export", params={**filters, "format": "csv"}
+            )
+            assert exported.status_code == 400, since
+            assert exported.headers["content-type"].startswith("text/html")
+            assert "Nothing was exported" in text_of(exported.text)
+            assert "From: is not a date" in text_of(exported.text)
+        fine = await browser.get("/console/audit", params={"since": "2026-01-01"})
+        assert "/console/audit/export?since=2026-01-01" in fine.text
+
+
 async def test_the_api_filters_by_prefix_and_streams_csv_and_ndjson(org: OrgHandle) -> None:
     member = await make_member(org, name="@SUM(1+1)")
     await org.post(f"/v1/members/{member['id']}/transitions", {"action": "suspend"})

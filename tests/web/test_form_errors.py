@@ -6,10 +6,12 @@ banner or lose the input."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tenants.requests import rules
 from tests.conftest import OrgHandle, make_group, make_member, make_product
 from tests.web.flows import PASSWORD, WebClient, asgi_client, set_local_sign_in, set_password
 
@@ -252,3 +254,36 @@ async def test_an_error_beside_a_field_names_the_field_then_the_reason(
             "/console/data-access/new",
         )
     assert error_beside(page, "member_id") == "Member: choose one"
+
+
+async def test_an_overdue_privacy_request_refuses_an_extension_beside_the_months(
+    app: Any, local_org: OrgHandle, owner_conn: Any
+) -> None:
+    """GDPR art. 12(3): an extension is told within one month of receipt; once the request
+    is overdue the console says so beside the field and changes nothing."""
+    mia = await person(local_org, "Mia Member")
+    olivia = await person(local_org, "Olivia Officer", "privacy_officer")
+    sent = await local_org.post(
+        "/v1/privacy-requests",
+        {"member_id": mia["id"], "kind": "access", "message": "A copy, please."},
+    )
+    request_id = sent.json()["id"]
+    received_at = datetime.now(UTC) - timedelta(days=70)
+    await owner_conn.execute(
+        "UPDATE privacy_requests SET received_at = $2, due_on = $3 WHERE id = $1::uuid",
+        request_id, received_at, rules.due_date(received_at.date()),
+    )
+    request_page = f"/console/privacy-requests/{request_id}"
+    async with asgi_client(app) as officer:
+        csrf = await signed_in(officer, local_org, olivia)
+        shown = (await officer.get(request_page)).text
+        assert "Too late to extend" in shown and 'name="months"' not in shown
+        page = await refused(
+            officer, f"{request_page}/extend",
+            {"csrf": csrf, "months": "1", "reason": "complex request"}, request_page,
+        )
+    assert "too late to extend" in error_beside(page, "months")
+    due_on = await owner_conn.fetchval(
+        "SELECT due_on FROM privacy_requests WHERE id = $1::uuid", request_id
+    )
+    assert due_on == rules.due_date(received_at.date())

@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -231,7 +232,7 @@ ROUTES: list[ConsoleRoute] = [
         Permission.CONTENT_HOLD,
         lambda t: {
             "member_text": "Kept while a claim is open.",
-            "review_on": "2999-01-01",
+            "review_on": (datetime.now(UTC).date() + timedelta(days=365)).isoformat(),
             "reason": "role matrix",
         },
     ),

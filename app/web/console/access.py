@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from functools import partial
 from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app import rfc3339
 from app.web.console.member_forms import picked_in
 from app.web.console.tables import ListView
 from app.web.numbers import INT32, INT64, whole_number
@@ -124,7 +125,7 @@ async def _names(ids: set[uuid.UUID | None]) -> dict[uuid.UUID, str]:
 def _until(text: str | None) -> datetime:
     """The end of the chosen day (UTC): a delay "until 31 May" lasts through that day."""
     try:
-        day = date.fromisoformat((text or "").strip())
+        day = rfc3339.parse_date((text or "").strip())
     except ValueError:
         raise InvalidInputError(
             "choose the date disclosure waits until", fields=[FieldProblem("until", "not a date")]

@@ -16,6 +16,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app import rfc3339
 from app.v1.audit import export_response
 from app.web.console.tables import PAGE_SIZES, TRAIL
 from app.web.numbers import INT64, whole_number
@@ -23,6 +24,7 @@ from app.web.pages import PageContext, Web, page
 from tenants import db
 from tenants.audit import reading, verification
 from tenants.audit import service as audit
+from tenants.errors import FieldProblem, InvalidInputError
 from tenants.groups.models import Group
 from tenants.members import service as members
 from tenants.members.models import Member
@@ -45,7 +47,7 @@ class AuditForm:
 
 def _day(text: str) -> date | None:
     try:
-        return date.fromisoformat(text) if text else None
+        return rfc3339.parse_date(text) if text else None
     except ValueError:
         return None
 
@@ -105,6 +107,10 @@ async def read_form(params: QueryParams) -> AuditForm:
         ),
         problems,
     )
+
+
+#: The filters' names as the form shows them.
+FILTER_LABELS = {"actor": "Who", "since": "From", "until": "To"}
 
 
 #: Where a named thing of each kind is shown on the console.
@@ -247,7 +253,19 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.AUDIT_READ)
     async def audit_export(ctx: PageContext) -> Response:
+        """The events the filters match, as a download; refused (400, naming each filter
+        and why) when a filter is wrong: a filter left out would export more than asked
+        (an impossible From exported every event of the action)."""
         form = await read_form(ctx.request.query_params)
+        if form.problems:
+            reasons = "; ".join(
+                f"{FILTER_LABELS.get(k, k)}: {v}" for k, v in form.problems.items()
+            )
+            raise InvalidInputError(
+                f"Nothing was exported: a filter is wrong ({reasons}). Correct it on the "
+                "audit log page and export from there.",
+                fields=[FieldProblem(k, v) for k, v in form.problems.items()],
+            )
         fmt = "ndjson" if ctx.request.query_params.get("format") == "ndjson" else "csv"
         return export_response(db.current_org(), form.filters, fmt)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from app import rfc3339
 from app.web.numbers import INT32, whole_number
 from tenants.departures.models import (
     ContentAction,
@@ -204,7 +205,7 @@ class StartForm:
         """The last day and successor, or None with ``errors`` filled in."""
         day = None
         try:
-            day = date.fromisoformat(self.last_day)
+            day = rfc3339.parse_date(self.last_day.strip())
         except ValueError:
             self.errors["last_day"] = "Enter the last day as a date (YYYY-MM-DD)."
         successor = parse_uuid(self.successor)

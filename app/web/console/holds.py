@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app import rfc3339
 from app.web.console.tables import ListView
 from app.web.pages import PageContext, Web, page
 from tenants.content import service as content
@@ -149,7 +150,7 @@ def routes(web: Web) -> list[BaseRoute]:
         review_on: date | None = None
         if values["review_on"]:
             try:
-                review_on = date.fromisoformat(values["review_on"])
+                review_on = rfc3339.parse_date(values["review_on"].strip())
             except ValueError:
                 problems.append(FieldProblem("review_on", "a date (YYYY-MM-DD)"))
         problems += [

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app import rfc3339
 from app.web.console.tables import ListView
 from app.web.numbers import INT64, whole_number
 from app.web.pages import PageContext, Web, page
@@ -320,10 +321,10 @@ def _effective_from(text: str | None, zone: ZoneInfo) -> datetime | None:
     if not text:
         return None
     try:
-        day = date.fromisoformat(text.strip())
-    except ValueError:
+        day = rfc3339.parse_date(text.strip())
+    except ValueError as error:
         raise InvalidInputError(
-            "the effective date is not a date", fields=[FieldProblem("effective_from", text)]
+            "the effective date is not a date", fields=[FieldProblem("effective_from", str(error))]
         ) from None
     return days.start_of(day, zone)
 

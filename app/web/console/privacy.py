@@ -316,6 +316,9 @@ def routes(web: Web) -> list[BaseRoute]:
             ),
             content_kinds=list(ContentKind),
             max_extension=rules.MAX_EXTENSION_MONTHS,
+            # The last day an extension may be told (GDPR art. 12(3)); past it, no form.
+            extend_by=rules.extension_deadline(request.received_at.astimezone(UTC).date()),
+            today=datetime.now(UTC).date(),
             product_names={str(p.id): p.name for p in await Product.all().only("id", "name")},
             **template_helpers(),
         )

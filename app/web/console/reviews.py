@@ -11,6 +11,7 @@ from datetime import date
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app import rfc3339
 from app.downloads import attachment
 from app.web.numbers import whole_number
 from app.web.pages import PageContext, Web, page
@@ -67,7 +68,7 @@ def _uuid(text: str | None, what: str) -> uuid.UUID:
 
 def _date(text: str, field: str) -> date:
     try:
-        return date.fromisoformat(text.strip())
+        return rfc3339.parse_date(text.strip())
     except ValueError:
         raise InvalidInputError(
             "a date is not valid", fields=[FieldProblem(field, "must be a date (YYYY-MM-DD)")]
