@@ -14,11 +14,11 @@ import html
 import itertools
 import json
 import re
-from html.parser import HTMLParser
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 import asyncpg
@@ -59,6 +59,13 @@ def csrf_in(page: str) -> str:
 def text_of(page: str) -> str:
     """The page's visible text, roughly (tags dropped, entities decoded, spaces collapsed)."""
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def title_of(page: str) -> str:
+    """The page's <title>, entities decoded."""
+    match = re.search(r"<title>([^<]*)</title>", page)
+    assert match, "the page has no title"
+    return html.unescape(match.group(1))
 
 
 class _DescribedBy(HTMLParser):
