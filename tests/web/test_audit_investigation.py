@@ -239,6 +239,14 @@ async def test_people_a_departure_or_a_grant_names_are_shown_by_name(
             actor=system_actor("tests"),
             after={"name": "Mailbox"},
         )
+        await audit.record(
+            "product.updated",
+            "product",
+            mail["id"],
+            actor=system_actor("tests"),
+            before={"support_url": "https://help.example.org"},
+            after={},
+        )
     async with asgi_client(app) as browser:
         await browser.password_sign_in(org.slug, owner["email"], PASSWORD)
         page = (await browser.get("/console/audit", params={"action": "departure"})).text
@@ -248,3 +256,11 @@ async def test_people_a_departure_or_a_grant_names_are_shown_by_name(
     # Products too, as a value and as a target (their ids were shown bare).
     assert f'href="/console/products/{mail["id"]}/webhooks">Mailbox</a>' in page
     assert f'href="/console/products/{mail["id"]}/webhooks">Mailbox</a>' in products
+    # A removed value is struck through, and said in words for those who do not see it.
+    assert "support_url : removed, was https://help.example.org" in text_of(products)
+    assert "<s>https://help.example.org</s>" in products
+    # The table says what it holds.
+    assert (
+        '<table class="audit">\n  <caption class="sr-only">Audit events matching the filter, '
+        "newest first</caption>" in products
+    )
