@@ -310,3 +310,23 @@ async def test_the_keyboard_focus_ring_stands_out_from_the_page(
         ring = await element.evaluate(FOCUS_CONTRAST)
         assert ring["style"] != "none" and ring["width"] != "0px", (field, ring)
         assert ring["ratio"] >= 3, (field, ring)
+
+
+async def test_a_date_field_shows_the_ring_on_each_of_its_parts(
+    tab: Tab, org: OrgHandle, people: dict[str, Any]
+) -> None:
+    """Tabbing through a date field reaches its calendar button, inside the field: the
+    ring went when it got there (:focus-visible is not set on the field then)."""
+    await sign_in_with_password(tab, org, people["owner"]["email"])
+    await tab.page.goto(f"{tab.base_url}/console/audit")
+    since = tab.page.locator("#since")
+    await tab.page.locator("#target_id").focus()
+    seen = []
+    for _ in range(6):  # month, day, year, the calendar button
+        await tab.page.keyboard.press("Tab")
+        if not await since.evaluate("(el) => el === document.activeElement"):
+            break
+        ring = await since.evaluate(FOCUS_CONTRAST)
+        seen.append(ring)
+    assert len(seen) == 4, seen
+    assert all(r["style"] != "none" and r["ratio"] >= 3 for r in seen), seen
