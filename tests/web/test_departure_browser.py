@@ -127,11 +127,18 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     await page.get_by_role("link", name="Start a departure…").click()
     await console.land(f"/console/members/{lea['id']}/departure", tmp_path, "03-start-form")
     await page.get_by_label("Last day").fill("2020-01-01")
-    await page.get_by_role("button", name="Preview the plan").click()
+    # From the keyboard: the answer replaces the fields, the button pressed among them; the
+    # focus goes to the field refused (it fell to the page), and the preview slot, a live
+    # region, stays the same element (it was replaced, so nothing was announced).
+    await page.evaluate("document.querySelector('#start-preview').dataset.kept = 'yes'")
+    await page.get_by_role("button", name="Preview the plan").press("Enter")
     await expect(page.locator("#last_day-error")).to_contain_text(
         "The last day cannot be in the past."
     )
     await expect(page.get_by_label("Last day")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Last day")).to_be_focused()
+    await expect(page.locator("#start-preview")).to_have_attribute("data-kept", "yes")
+    await expect(page.locator("#start-preview")).to_contain_text("Not previewed")
     await page.get_by_label("Last day").fill(today)
     await page.get_by_label("Reason").fill("Moving abroad")
     # The successor search answers every change of its text (on the form as it came back
@@ -149,8 +156,12 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     await expect(options.get_by_role("radio")).to_have_count(0)
     await page.get_by_role("radio", name="Default: their manager, Bo Boss").check()
     await expect(page.get_by_label("Successor")).to_have_value("")
-    await page.get_by_role("button", name="Preview the plan").click()
+    await page.get_by_role("button", name="Preview the plan").press("Enter")
     preview = page.get_by_role("region", name="What this departure does")
+    # The plan's heading has the focus: its Confirm button is a few Tabs away (36 before).
+    await expect(page.locator("#preview-h")).to_be_focused()
+    await expect(page.locator("#start-preview")).to_have_attribute("data-kept", "yes")
+    await expect(page.locator("#last_day-error")).to_have_count(0)
     await expect(preview).to_contain_text("Successor Bo Boss — their manager")
     await expect(preview).to_contain_text("12,348 items")
     transfer = preview.locator('table.breakdown tr[data-action="transfer"]')

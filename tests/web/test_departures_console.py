@@ -147,6 +147,12 @@ async def test_the_preview_shows_successor_dates_and_totals_and_writes_nothing(
         assert fragment.status_code == 200
         assert "<html" not in fragment.text and 'id="start-departure"' in fragment.text
         assert "Transferred to the successor" in fragment.text
+        # htmx puts the plan in the slot, a live region that stays (it replaced the slot,
+        # and the button pressed: nothing was announced and the focus was lost), and the
+        # fields out of band; the plan's heading can take the focus.
+        assert 'hx-target="#start-preview" hx-swap="innerHTML"' in fragment.text
+        assert 'hx-select="#start-preview > *" hx-select-oob="#departure-fields"' in fragment.text
+        assert '<h2 id="preview-h" class="impact-title" tabindex="-1">' in fragment.text
     assert await row_counts(owner_conn) == before
 
 
@@ -203,7 +209,7 @@ async def test_bad_input_is_refused_beside_its_field_and_changes_nothing(
             f"/console/members/{invited['id']}/departure", start_form(csrf)
         )
         assert conflict.status_code == 409
-        assert '<p class="error-summary" role="alert">' in conflict.text
+        assert '<p class="error-summary" role="alert" id="departure-refusal"' in conflict.text
         assert "Cannot start the departure of a member who is invited" in text_of(conflict.text)
         unknown = await browser.get(f"/console/members/{uuid.uuid4()}/departure")
         assert unknown.status_code == 404
