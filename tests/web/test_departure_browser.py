@@ -186,11 +186,12 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     await preview.get_by_role("button", name="Confirm and start the departure").click()
     await console.land("^/console/departures/[0-9a-f-]{36}$", tmp_path, "05-started")
     departure_id = page.url.rsplit("/", 1)[-1]
-    await expect(page.get_by_role("status")).to_contain_text(
+    await expect(page.get_by_role("status").first).to_contain_text(
         f"Departure of Lea Leaver started: their last day is {today}."
     )
     progress = page.locator("#departure-progress")
-    await expect(progress).to_contain_text("Status: running")
+    news = page.locator("#departure-news")  # the live region: one line, outside the card
+    await expect(news).to_contain_text("Status: running")
     await expect(progress).to_contain_text("0 of 12,348 items")
 
     # Lea is told, and takes a personal item out before her last day is over.
@@ -211,9 +212,21 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     assert exported.after["external_id"] == "photo-1"
 
     # The admin watches the run: the page polls while the worker runs here, in-process.
+    # She has begun typing a reason to reinstate Lea: a step finishing reloaded the whole
+    # page, which threw the text and the focus away. Now only what changed is redrawn.
+    reason = page.locator("#reinstate-reason")
+    await reason.fill("She is staying after all")
+    await page.evaluate("document.querySelector('#departure-news').dataset.kept = 'yes'")
     ran = await run_jobs(ahead=PAST_RETENTION)
     assert ran >= 3
-    await expect(progress).to_contain_text("Status: completed", timeout=20_000)
+    await expect(news).to_contain_text("Status: completed", timeout=20_000)
+    await expect(news).to_contain_text("4 of 4 steps done")
+    await expect(news).to_have_attribute("data-kept", "yes")  # the same live region
+    await expect(page.locator("#departure-badge")).to_have_text("completed")
+    await expect(reason).to_have_value("She is staying after all")
+    await expect(reason).to_be_focused()
+    await expect(page.locator("#reinstate-state")).to_contain_text("can no longer be reinstated")
+    await expect(page.locator("#departure-log")).to_contain_text("transfer done")
     await expect(progress).to_contain_text("12,348 of 12,348 items")
     await expect(progress.locator(".badge.step-done")).to_have_count(4)
     await expect(progress.locator("progress#step-transfer-bar")).to_have_attribute("value", "12348")
