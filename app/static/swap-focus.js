@@ -4,7 +4,33 @@
 // data-focus-after="SELECTOR" gives the focus, once its answer is in place, to what it
 // refused first (its error summary, else its first field marked aria-invalid) or, when
 // nothing was refused, to SELECTOR (the answer's heading, tabindex="-1").
+//
+// A link that htmx replaces with what it loads ("More sub-units": the next rows), marked
+// data-focus-new, gives the focus to the first thing put in its place.
 (function () {
+  var places = new WeakMap();  // link -> where its replacement goes (parent, node before)
+
+  function focusFirst(element) {
+    if (!element.hasAttribute("tabindex")) { element.setAttribute("tabindex", "-1"); }
+    element.focus();
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var config = event.detail && event.detail.requestConfig;
+    var link = config && config.elt;
+    var target = event.detail.target;
+    if (!link || !link.hasAttribute || !link.hasAttribute("data-focus-new") || !target) { return; }
+    places.set(link, { parent: target.parentNode, before: target.previousElementSibling });
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var config = event.detail && event.detail.requestConfig;
+    var link = config && config.elt;
+    var place = link && places.get(link);
+    if (!place) { return; }
+    places.delete(link);
+    var first = place.before ? place.before.nextElementSibling : place.parent.firstElementChild;
+    if (first) { focusFirst(first); }
+  });
+
   function place(event) {
     var config = event.detail && event.detail.requestConfig;
     var form = config && config.elt;

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from playwright.async_api import expect
 
 from app.settings import Settings
 from app.web.pages import CONSOLE_NAV
@@ -142,6 +143,15 @@ async def test_the_units_page_opens_sub_units_and_their_forms_in_place_and_stays
     await tab.page.get_by_label("New name for Axe team").fill("Axe squad")
     await tab.page.get_by_role("button", name="Rename", exact=True).click()
     await tab.page.get_by_text("Renamed to Axe squad.").wait_for()
+    # "More sub-units" is replaced by the next rows: the focus goes to the first of them
+    # (it fell to the page, and a keyboard user started again from the top).
+    regions = await make_unit(org, "Axe regions")
+    for i in range(51):
+        await make_unit(org, f"Axe region {i:02d}", parent=uuid.UUID(regions["id"]))
+    await tab.page.goto(f"{tab.base_url}/console/units?parent={regions['id']}")
+    await tab.page.get_by_role("link", name="More sub-units").press("Enter")
+    first_new = tab.page.locator("xpath=//li[strong[normalize-space()='Axe region 50']]")
+    await expect(first_new).to_be_focused()
 
 
 async def test_every_page_a_member_reaches_has_no_axe_violation(
