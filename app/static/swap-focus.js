@@ -7,7 +7,28 @@
 //
 // A link that htmx replaces with what it loads ("More sub-units": the next rows), marked
 // data-focus-new, gives the focus to the first thing put in its place.
+//
+// A form refused without htmx comes back as a new page, which a screen reader starts
+// reading from the top: the focus goes to its first field marked aria-invalid (described by
+// its error) or, when the refusal names no field, to the error banner or summary, unless
+// something already has the focus.
 (function () {
+  function refused() {
+    if (document.activeElement && document.activeElement !== document.body) { return; }
+    var target = document.querySelector('main [aria-invalid="true"]') ||
+      document.querySelector(".error-banner, main form .error-summary");
+    if (!target) { return; }
+    if (!/^(input|select|textarea|button)$/i.test(target.tagName) && !target.hasAttribute("tabindex")) {
+      target.setAttribute("tabindex", "-1");
+    }
+    target.focus();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", refused);
+  } else {
+    refused();
+  }
+
   var places = new WeakMap();  // link -> where its replacement goes (parent, node before)
 
   function focusFirst(element) {

@@ -268,6 +268,9 @@ async def test_an_api_token_is_made_shown_once_and_revoked_accessibly(
     assert await violations(tab, "/console/api-tokens/new") == []
     await tab.page.get_by_role("button", name="Create token").click()
     await tab.page.locator("#name-error").wait_for()
+    # The refused form is a new page: the focus is on the first field refused, not at the
+    # top of the page.
+    await expect(tab.page.locator("#name")).to_be_focused()
     assert await current_violations(tab) == []
     await tab.page.locator("#name").fill("Axe sync")
     await tab.page.locator('input[name="scopes"][value="members:read"]').check()
