@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 import asyncpg
@@ -58,6 +59,49 @@ def csrf_in(page: str) -> str:
 def text_of(page: str) -> str:
     """The page's visible text, roughly (tags dropped, entities decoded, spaces collapsed)."""
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def title_of(page: str) -> str:
+    """The page's <title>, entities decoded."""
+    match = re.search(r"<title>([^<]*)</title>", page)
+    assert match, "the page has no title"
+    return html.unescape(match.group(1))
+
+
+class _DescribedBy(HTMLParser):
+    """Each element's aria-describedby as a browser reads it: the first of the attribute
+    when it is written twice (the second is dropped, as the HTML parser says)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str | None, list[str], bool, int]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        described = [v or "" for k, v in attrs if k == "aria-describedby"]
+        if described:
+            self.elements.append(
+                (
+                    dict(attrs).get("id"),
+                    described[0].split(),
+                    ("aria-invalid", "true") in attrs,
+                    len(described),
+                )
+            )
+
+
+def described_by(page: str, target_id: str, *, invalid: bool = True) -> list[str]:
+    """The ids of the elements that ``target_id`` (an error or a hint) describes, as
+    assistive technology finds them; checks no element of the page writes aria-describedby
+    twice and, with ``invalid``, that each such element says aria-invalid="true"."""
+    parser = _DescribedBy()
+    parser.feed(page)
+    twice = [e for e in parser.elements if e[3] > 1]
+    assert not twice, f"aria-describedby written twice on {twice}"
+    found = [e for e in parser.elements if target_id in e[1]]
+    assert found, f"nothing points at #{target_id}"
+    if invalid:
+        assert all(e[2] for e in found), f"#{target_id} describes a field not marked invalid"
+    return [e[0] or "" for e in found]
 
 
 @dataclass

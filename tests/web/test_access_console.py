@@ -24,6 +24,7 @@ from tests.web.flows import (
     set_local_sign_in,
     set_password,
     text_of,
+    title_of,
 )
 
 WHY = "Investigating a reported data leak, ticket SEC-42."
@@ -97,6 +98,8 @@ async def test_the_requester_sees_no_approve_button_and_is_refused_behind_it(
         grant_id = await request_in_console(bo, csrf, member)
         page = await bo.get(f"/console/data-access/grants/{grant_id}")
         assert page.status_code == 200
+        # The title names whose data (it said "Access grant" on every grant).
+        assert title_of(page.text).startswith("Access to Mia Member's data · ")
         text = text_of(page.text)
         assert "requested" in text and "Approve" not in text and "Deny" not in text
         assert (

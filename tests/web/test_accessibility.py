@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from playwright.async_api import expect
 
 from app.settings import Settings
 from app.web.pages import CONSOLE_NAV
@@ -142,6 +143,15 @@ async def test_the_units_page_opens_sub_units_and_their_forms_in_place_and_stays
     await tab.page.get_by_label("New name for Axe team").fill("Axe squad")
     await tab.page.get_by_role("button", name="Rename", exact=True).click()
     await tab.page.get_by_text("Renamed to Axe squad.").wait_for()
+    # "More sub-units" is replaced by the next rows: the focus goes to the first of them
+    # (it fell to the page, and a keyboard user started again from the top).
+    regions = await make_unit(org, "Axe regions")
+    for i in range(51):
+        await make_unit(org, f"Axe region {i:02d}", parent=uuid.UUID(regions["id"]))
+    await tab.page.goto(f"{tab.base_url}/console/units?parent={regions['id']}")
+    await tab.page.get_by_role("link", name="More sub-units").press("Enter")
+    first_new = tab.page.locator("xpath=//li[strong[normalize-space()='Axe region 50']]")
+    await expect(first_new).to_be_focused()
 
 
 async def test_every_page_a_member_reaches_has_no_axe_violation(
@@ -258,6 +268,9 @@ async def test_an_api_token_is_made_shown_once_and_revoked_accessibly(
     assert await violations(tab, "/console/api-tokens/new") == []
     await tab.page.get_by_role("button", name="Create token").click()
     await tab.page.locator("#name-error").wait_for()
+    # The refused form is a new page: the focus is on the first field refused, not at the
+    # top of the page.
+    await expect(tab.page.locator("#name")).to_be_focused()
     assert await current_violations(tab) == []
     await tab.page.locator("#name").fill("Axe sync")
     await tab.page.locator('input[name="scopes"][value="members:read"]').check()
@@ -310,3 +323,23 @@ async def test_the_keyboard_focus_ring_stands_out_from_the_page(
         ring = await element.evaluate(FOCUS_CONTRAST)
         assert ring["style"] != "none" and ring["width"] != "0px", (field, ring)
         assert ring["ratio"] >= 3, (field, ring)
+
+
+async def test_a_date_field_shows_the_ring_on_each_of_its_parts(
+    tab: Tab, org: OrgHandle, people: dict[str, Any]
+) -> None:
+    """Tabbing through a date field reaches its calendar button, inside the field: the
+    ring went when it got there (:focus-visible is not set on the field then)."""
+    await sign_in_with_password(tab, org, people["owner"]["email"])
+    await tab.page.goto(f"{tab.base_url}/console/audit")
+    since = tab.page.locator("#since")
+    await tab.page.locator("#target_id").focus()
+    seen = []
+    for _ in range(6):  # month, day, year, the calendar button
+        await tab.page.keyboard.press("Tab")
+        if not await since.evaluate("(el) => el === document.activeElement"):
+            break
+        ring = await since.evaluate(FOCUS_CONTRAST)
+        seen.append(ring)
+    assert len(seen) == 4, seen
+    assert all(r["style"] != "none" and r["ratio"] >= 3 for r in seen), seen

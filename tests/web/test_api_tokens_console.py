@@ -28,6 +28,7 @@ from tests.web.flows import (
     WebClient,
     asgi_client,
     audit_events,
+    described_by,
     set_local_sign_in,
     set_password,
     text_of,
@@ -191,8 +192,13 @@ async def test_an_empty_or_over_long_name_is_refused_beside_the_field_and_nothin
         csrf = await signed_in(browser, org)
         before = await row_counts(owner_conn)
         form = {"csrf": csrf, "scopes": ["members:read", "units:read"], "expires": "7"}
+        blank = (await browser.get(NEW)).text
+        # The hint describes the field and is not part of its label too (read twice).
+        assert '<label for="name">Name</label>' in blank
+        assert described_by(blank, "name-hint", invalid=False) == ["name"]
         empty = await refused(browser, NEW, {**form, "name": "  "}, NEW)
         assert error_beside(empty, "name") == "Name: is empty"
+        assert described_by(empty, "name-hint") == ["name"], "the hint stays with the error"
         assert 'value="members:read" checked' in empty and 'value="units:read" checked' in empty
         assert '<option value="7" selected>' in empty, "what was chosen is kept"
         too_long = "x" * (NAME_MAX_LENGTH + 1)

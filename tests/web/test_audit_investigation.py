@@ -211,12 +211,21 @@ async def test_an_auditor_verifies_the_chain_from_the_console_and_watches_it_run
             r"Verifying, asked by Ann Auditor <[^>]+>: 0 of 0 events checked", text_of(page)
         )
         assert "Verify the chain now" not in text_of(page)  # one at a time
+        assert '<p id="verification-news" class="sr-only" role="status"></p>' in page
+        assert page.index('id="verification-news"') < page.index('<section id="verification"')
 
         await Worker(concurrency=1).run_until_idle()
         card = await browser.get("/console/audit/verification", headers={"HX-Request": "true"})
         shown = text_of(card.text)
         assert "<html" not in card.text and "hx-trigger" not in card.text  # done: no more polling
         assert re.search(r"intact .*: the \d+ events up to event \d+ were checked", shown), shown
+        # The card is replaced, so its new lines need not be read out: the finding is put
+        # in the page's live region, which stays where it is (out of band).
+        assert re.search(
+            r'<p id="verification-news" hx-swap-oob="innerHTML">Chain verification finished: '
+            r"intact, \d+ events checked\.</p>",
+            card.text,
+        ), card.text
         assert "Verify the chain now" in shown
     async with db.tenant_transaction(org.id):
         [event] = await audit.list_events(
@@ -260,6 +269,14 @@ async def test_people_a_departure_or_a_grant_names_are_shown_by_name(
             actor=system_actor("tests"),
             after={"name": "Mailbox"},
         )
+        await audit.record(
+            "product.updated",
+            "product",
+            mail["id"],
+            actor=system_actor("tests"),
+            before={"support_url": "https://help.example.org"},
+            after={},
+        )
     async with asgi_client(app) as browser:
         await browser.password_sign_in(org.slug, owner["email"], PASSWORD)
         page = (await browser.get("/console/audit", params={"action": "departure"})).text
@@ -269,3 +286,11 @@ async def test_people_a_departure_or_a_grant_names_are_shown_by_name(
     # Products too, as a value and as a target (their ids were shown bare).
     assert f'href="/console/products/{mail["id"]}/webhooks">Mailbox</a>' in page
     assert f'href="/console/products/{mail["id"]}/webhooks">Mailbox</a>' in products
+    # A removed value is struck through, and said in words for those who do not see it.
+    assert "support_url : removed, was https://help.example.org" in text_of(products)
+    assert "<s>https://help.example.org</s>" in products
+    # The table says what it holds.
+    assert (
+        '<table class="audit">\n  <caption class="sr-only">Audit events matching the filter, '
+        "newest first</caption>" in products
+    )

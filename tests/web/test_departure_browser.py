@@ -127,11 +127,18 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     await page.get_by_role("link", name="Start a departure…").click()
     await console.land(f"/console/members/{lea['id']}/departure", tmp_path, "03-start-form")
     await page.get_by_label("Last day").fill("2020-01-01")
-    await page.get_by_role("button", name="Preview the plan").click()
+    # From the keyboard: the answer replaces the fields, the button pressed among them; the
+    # focus goes to the field refused (it fell to the page), and the preview slot, a live
+    # region, stays the same element (it was replaced, so nothing was announced).
+    await page.evaluate("document.querySelector('#start-preview').dataset.kept = 'yes'")
+    await page.get_by_role("button", name="Preview the plan").press("Enter")
     await expect(page.locator("#last_day-error")).to_contain_text(
         "The last day cannot be in the past."
     )
     await expect(page.get_by_label("Last day")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Last day")).to_be_focused()
+    await expect(page.locator("#start-preview")).to_have_attribute("data-kept", "yes")
+    await expect(page.locator("#start-preview")).to_contain_text("Not previewed")
     await page.get_by_label("Last day").fill(today)
     await page.get_by_label("Reason").fill("Moving abroad")
     # The successor search answers every change of its text (on the form as it came back
@@ -149,8 +156,12 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     await expect(options.get_by_role("radio")).to_have_count(0)
     await page.get_by_role("radio", name="Default: their manager, Bo Boss").check()
     await expect(page.get_by_label("Successor")).to_have_value("")
-    await page.get_by_role("button", name="Preview the plan").click()
+    await page.get_by_role("button", name="Preview the plan").press("Enter")
     preview = page.get_by_role("region", name="What this departure does")
+    # The plan's heading has the focus: its Confirm button is a few Tabs away (36 before).
+    await expect(page.locator("#preview-h")).to_be_focused()
+    await expect(page.locator("#start-preview")).to_have_attribute("data-kept", "yes")
+    await expect(page.locator("#last_day-error")).to_have_count(0)
     await expect(preview).to_contain_text("Successor Bo Boss — their manager")
     await expect(preview).to_contain_text("12,348 items")
     transfer = preview.locator('table.breakdown tr[data-action="transfer"]')
@@ -175,11 +186,12 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     await preview.get_by_role("button", name="Confirm and start the departure").click()
     await console.land("^/console/departures/[0-9a-f-]{36}$", tmp_path, "05-started")
     departure_id = page.url.rsplit("/", 1)[-1]
-    await expect(page.get_by_role("status")).to_contain_text(
+    await expect(page.get_by_role("status").first).to_contain_text(
         f"Departure of Lea Leaver started: their last day is {today}."
     )
     progress = page.locator("#departure-progress")
-    await expect(progress).to_contain_text("Status: running")
+    news = page.locator("#departure-news")  # the live region: one line, outside the card
+    await expect(news).to_contain_text("Status: running")
     await expect(progress).to_contain_text("0 of 12,348 items")
 
     # Lea is told, and takes a personal item out before her last day is over.
@@ -200,9 +212,21 @@ async def test_admin_starts_a_departure_the_member_exports_and_the_admin_watches
     assert exported.after["external_id"] == "photo-1"
 
     # The admin watches the run: the page polls while the worker runs here, in-process.
+    # She has begun typing a reason to reinstate Lea: a step finishing reloaded the whole
+    # page, which threw the text and the focus away. Now only what changed is redrawn.
+    reason = page.locator("#reinstate-reason")
+    await reason.fill("She is staying after all")
+    await page.evaluate("document.querySelector('#departure-news').dataset.kept = 'yes'")
     ran = await run_jobs(ahead=PAST_RETENTION)
     assert ran >= 3
-    await expect(progress).to_contain_text("Status: completed", timeout=20_000)
+    await expect(news).to_contain_text("Status: completed", timeout=20_000)
+    await expect(news).to_contain_text("4 of 4 steps done")
+    await expect(news).to_have_attribute("data-kept", "yes")  # the same live region
+    await expect(page.locator("#departure-badge")).to_have_text("completed")
+    await expect(reason).to_have_value("She is staying after all")
+    await expect(reason).to_be_focused()
+    await expect(page.locator("#reinstate-state")).to_contain_text("can no longer be reinstated")
+    await expect(page.locator("#departure-log")).to_contain_text("transfer done")
     await expect(progress).to_contain_text("12,348 of 12,348 items")
     await expect(progress.locator(".badge.step-done")).to_have_count(4)
     await expect(progress.locator("progress#step-transfer-bar")).to_have_attribute("value", "12348")

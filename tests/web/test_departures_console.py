@@ -148,6 +148,12 @@ async def test_the_preview_shows_successor_dates_and_totals_and_writes_nothing(
         assert fragment.status_code == 200
         assert "<html" not in fragment.text and 'id="start-departure"' in fragment.text
         assert "Transferred to the successor" in fragment.text
+        # htmx puts the plan in the slot, a live region that stays (it replaced the slot,
+        # and the button pressed: nothing was announced and the focus was lost), and the
+        # fields out of band; the plan's heading can take the focus.
+        assert 'hx-target="#start-preview" hx-swap="innerHTML"' in fragment.text
+        assert 'hx-select="#start-preview > *" hx-select-oob="#departure-fields"' in fragment.text
+        assert '<h2 id="preview-h" class="impact-title" tabindex="-1">' in fragment.text
     assert await row_counts(owner_conn) == before
 
 
@@ -204,7 +210,7 @@ async def test_bad_input_is_refused_beside_its_field_and_changes_nothing(
             f"/console/members/{invited['id']}/departure", start_form(csrf)
         )
         assert conflict.status_code == 409
-        assert '<p class="error-summary" role="alert">' in conflict.text
+        assert '<p class="error-summary" role="alert" id="departure-refusal"' in conflict.text
         assert "Cannot start the departure of a member who is invited" in text_of(conflict.text)
         unknown = await browser.get(f"/console/members/{uuid.uuid4()}/departure")
         assert unknown.status_code == 404
@@ -238,7 +244,13 @@ async def test_a_started_departure_shows_its_plan_and_its_progress_until_complet
         assert '<progress id="step-transfer-bar" max="59" value="0"' in page.text
         assert "0 of 59 items" in text and "1 of 1 tasks" in text
         assert 'hx-get="/console/departures/' in page.text and 'hx-trigger="every 2s"' in page.text
-        assert 'aria-live="polite"' in page.text
+        # The live region is one status line, outside the card polled every 2 s (the card
+        # was live, and was read out again at every poll).
+        progress = page.text[page.text.index('<section aria-labelledby="progress-h">'):]
+        progress = progress[: progress.index("</section>")]
+        assert "aria-live" not in progress and progress.count('role="status"') == 1
+        assert '<p id="departure-news" class="progress-status" role="status">' in progress
+        assert "Status: running · 1 of 4 steps done; next: " in text
         assert "Departure: started by Ada Admin" in text  # the log
         assert "Reason moving on" in text
         listed = text_of((await browser.get("/console/departures?status=running")).text)
@@ -250,18 +262,37 @@ async def test_a_started_departure_shows_its_plan_and_its_progress_until_complet
         )
 
         assert "/progress?seen=running%3A1" in page.text  # one step (the notice) is done
+        same = await browser.get(
+            f"/console/departures/{departure_id}/progress?seen=running%3A1",
+            headers={"HX-Request": "true"},
+        )
+        assert same.status_code == 200 and "hx-swap-oob" not in same.text  # nothing new
         await run_jobs(ahead=PAST_RETENTION)
-        # The page polling with what it shows is told to reload: every step finished since.
+        # The page polling with what it shows gets, with the steps, the parts of the page
+        # that changed since (it was told to reload, losing the focus and typed text).
         polled = await browser.get(
             f"/console/departures/{departure_id}/progress?seen=running%3A1",
             headers={"HX-Request": "true"},
         )
-        assert polled.status_code == 200 and polled.headers["hx-refresh"] == "true"
+        assert polled.status_code == 200 and "hx-refresh" not in polled.headers
+        assert "<html" not in polled.text and 'id="departure-progress"' in polled.text
+        news = re.search(
+            r'<p id="departure-news" hx-swap-oob="innerHTML">(.*?)</p>', polled.text, re.S
+        )
+        assert news and "Status: completed" in text_of(news.group(1))
+        assert "4 of 4 steps done" in text_of(news.group(1))
+        assert '<span id="departure-badge" class="badge dep-completed" hx-swap-oob="true">' in (
+            polled.text
+        )
+        assert '<ol id="departure-log" class="log card" hx-swap-oob="true">' in polled.text
+        assert '<div id="departure-failures" hx-swap-oob="true">' in polled.text
+        assert "it can no longer be reinstated" in text_of(polled.text)
+        assert 'name="reason"' not in polled.text  # the reason being typed is left alone
         fragment = await browser.get(f"/console/departures/{departure_id}/progress")
         assert fragment.status_code == 200 and "<html" not in fragment.text
         assert "hx-trigger" not in fragment.text  # finished: the page stops asking
         done = text_of(fragment.text)
-        assert "Status: completed" in done and "59 of 59 items" in done
+        assert "59 of 59 items" in done
         assert fragment.text.count('<span class="badge step-done">done</span>') == 4
         completed = text_of((await browser.get("/console/departures?status=completed")).text)
         assert "erased member completed" in completed and "all steps done" in completed

@@ -13,7 +13,14 @@ import pytest
 
 from tenants.requests import rules
 from tests.conftest import OrgHandle, make_group, make_member, make_product
-from tests.web.flows import PASSWORD, WebClient, asgi_client, set_local_sign_in, set_password
+from tests.web.flows import (
+    PASSWORD,
+    WebClient,
+    asgi_client,
+    described_by,
+    set_local_sign_in,
+    set_password,
+)
 
 WHY = "Investigating a reported leak of the quarterly figures (case 77)."
 
@@ -52,7 +59,7 @@ async def refused(
 def error_beside(page: str, field: str, *, error_id: str | None = None) -> str:
     """The field's error paragraph, checking the field points at it."""
     error_id = error_id or f"{field}-error"
-    assert f'aria-invalid="true" aria-describedby="{error_id}"' in page, field
+    assert described_by(page, error_id), field
     match = re.search(rf'<p class="field-error" id="{re.escape(error_id)}">([^<]+)</p>', page)
     assert match, f"no error beside {field}"
     return match.group(1)
@@ -102,6 +109,10 @@ async def test_a_data_access_request_missing_everything_names_every_field_at_onc
             "/console/data-access/new",
         )
     assert "choose one" in error_beside(page, "member_id")
+    # The picker's search field names its hint and its error in one aria-describedby (a
+    # second attribute for the error was dropped by the browser: the error went unread).
+    assert described_by(page, "member_id-error") == ["access-member-q"]
+    assert described_by(page, "access-member-hint") == ["access-member-q"]
     assert "whole number" in error_beside(page, "duration_hours")
     assert "at least" in error_beside(page, "justification")
     # A group of checkboxes: its fieldset points at the error.

@@ -26,6 +26,7 @@ from tests.web.flows import (
     set_local_sign_in,
     set_password,
     text_of,
+    title_of,
 )
 
 ADS = "advertising.personalised_ads"
@@ -105,6 +106,7 @@ async def test_preview_counts_the_members_in_scope_and_writes_nothing_until_conf
         csrf = await signed_in(browser, local_org, admin)
         page = await browser.get(f"/console/policies?target=unit:{sales['id']}")
         assert page.status_code == 200
+        assert title_of(page.text).startswith("Policies · Sales · ")
         assert "Personalised ads" in page.text and 'action="/console/policies/preview"' in page.text
         before = await row_counts(owner_conn)
         preview = await browser.post("/console/policies/preview", rule_form(csrf, sales["id"]))
@@ -338,6 +340,9 @@ async def test_roles_that_only_read_policies_see_them_but_cannot_preview_save_re
         csrf = await signed_in(browser, local_org, reader)
         page = await browser.get("/console/policies")
         assert page.status_code == 200 and "Personalised ads" in page.text
+        # The root unit bears the organisation's name, which the title names once.
+        policies, org_name, product = title_of(page.text).split(" · ")
+        assert (policies, product) == ("Policies", "Tenantry") and org_name
         assert "Preview impact" not in page.text and "/console/policies/preview" not in page.text
         assert (await browser.get("/console/policies/history")).status_code == 200
         diff = await browser.get("/console/policies/diff?version=0")

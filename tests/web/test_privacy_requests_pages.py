@@ -24,6 +24,7 @@ from tests.web.flows import (
     set_local_sign_in,
     set_password,
     text_of,
+    title_of,
 )
 
 
@@ -209,8 +210,12 @@ async def test_running_an_erasure_asks_first_naming_the_account_and_what_goes(
         action = f"/console/privacy-requests/{request_id}/erasure"
         page = (await officer.get(f"/console/privacy-requests/{request_id}")).text
         assert "Erase the member" in page and "they can no longer sign in" in page
+        # The title names the request and whose it is (it said "Privacy request" alone).
+        assert title_of(page).startswith("Erasure: delete their data · Mia Member · ")
         asked = await officer.post(action, {"csrf": csrf, "kind_personal": "on"})
         assert asked.status_code == 200, asked.text[:500]
+        # The confirmation's title is its question (every one was titled "Confirm").
+        assert title_of(asked.text).startswith(f"Erase Mia Member ({mia['email']})? · ")
         shown = text_of(asked.text)
         assert f"Erase Mia Member ({mia['email']})?" in shown
         assert "they can no longer sign in" in shown and "0 product accounts are removed" in shown

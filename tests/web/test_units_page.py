@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import OrgHandle, make_member, make_unit
-from tests.web.flows import asgi_client, text_of
+from tests.web.flows import asgi_client, described_by, text_of
 from tests.web.test_console_directory import signed_in_admin
 
 HTMX = {"hx-request": "true"}
@@ -234,7 +234,7 @@ async def test_moving_a_unit_under_its_own_sub_unit_says_so(app: Any, org: OrgHa
         assert typed.status_code == 303
         shown = (await browser.get(page)).text
         assert "cannot move a unit under one of its own sub-units" in text_of(shown)
-        assert f'aria-describedby="{move_form}-parent_id-error"' in shown
+        assert described_by(shown, f"{move_form}-parent_id-error") == [f"move-{maths['id']}-q"]
         # Nothing typed, nothing chosen: asked to choose, not told "not a unit".
         await browser.post(
             f"/console/units/{maths['id']}/move",
@@ -267,7 +267,8 @@ async def test_deleting_a_unit_with_members_without_a_target_shows_the_page_agai
     assert refused.status_code == (200 if htmx else 422), refused.text[:500]
     assert "method_not_allowed" not in refused.text
     assert "Delete the unit Mathematics?" in refused.text
-    assert 'aria-invalid="true" aria-describedby="unit_id-error"' in refused.text
+    assert described_by(refused.text, "unit_id-error") == ["delete-target-q"]
+    assert described_by(refused.text, "delete-target-hint") == ["delete-target-q"]
     assert re.search(r'<p class="field-error" id="unit_id-error">[^<]*choose', refused.text)
     assert 'value="Phys"' in refused.text  # what was typed in the picker is kept
     assert (

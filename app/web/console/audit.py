@@ -249,7 +249,9 @@ def routes(web: Web) -> list[BaseRoute]:
     @page(web, permission=Permission.AUDIT_READ)
     async def verification_state(ctx: PageContext) -> Response:
         """The verification card alone, polled every 2 s while one runs."""
-        return ctx.render("console/audit_verification.html", **await _verification_context())
+        return ctx.render(
+            "console/audit_verification.html", polled=True, **await _verification_context()
+        )
 
     @page(web, permission=Permission.AUDIT_READ)
     async def audit_export(ctx: PageContext) -> Response:

@@ -246,9 +246,9 @@ def routes(web: Web) -> list[BaseRoute]:
             "number": number,
         }
 
-    @page(web, permission=Permission.DEPARTURES_READ)
-    async def departure_page(ctx: PageContext) -> Response:
-        departure = await service.get_departure(_path_id(ctx, "departure"))
+    async def _page_context(departure: Departure) -> dict[str, Any]:
+        """What the departure page shows, for the page and for the parts of it that its
+        polling refreshes when a step has finished."""
         names = await names_of([departure.member_id, departure.successor_id])
         products = await product_names()
         events = list(
@@ -268,36 +268,46 @@ def routes(web: Web) -> list[BaseRoute]:
             "created_at"
         )
         totals = departure.plan_totals or {}
-        return ctx.render(
-            "console/departures_detail.html",
+        return {
             **await _detail_context(departure),
-            member_name=names.get(departure.member_id, "a member who is gone"),
-            successor_name=names.get(departure.successor_id) if departure.successor_id else None,
-            successor_why=SUCCESSOR_WHY.get(totals.get("successor_source", ""), ""),
-            summary=PlanSummary.of(totals, products),
-            products=products,
-            events=events,
-            started_by=next(
+            "member_name": names.get(departure.member_id, "a member who is gone"),
+            "successor_name": (
+                names.get(departure.successor_id) if departure.successor_id else None
+            ),
+            "successor_why": SUCCESSOR_WHY.get(totals.get("successor_source", ""), ""),
+            "summary": PlanSummary.of(totals, products),
+            "products": products,
+            "events": events,
+            "started_by": next(
                 (e["actor_display"] for e in events if e["action"] == "departure.started"),
                 departure.started_by,
             ),
-            deliveries=deliveries,
-            dead_jobs=dead_jobs,
-            size=size,
-            reason_max=service.REASON_MAX_LENGTH,
-        )
+            "deliveries": deliveries,
+            "dead_jobs": dead_jobs,
+            "size": size,
+            "reason_max": service.REASON_MAX_LENGTH,
+        }
+
+    @page(web, permission=Permission.DEPARTURES_READ)
+    async def departure_page(ctx: PageContext) -> Response:
+        departure = await service.get_departure(_path_id(ctx, "departure"))
+        return ctx.render("console/departures_detail.html", **await _page_context(departure))
 
     @page(web, permission=Permission.DEPARTURES_READ)
     async def departure_progress(ctx: PageContext) -> Response:
         """The steps' progress alone, polled by the departure page every 2 s while the
-        departure runs (the fragment stops asking once it has finished)."""
+        departure runs (the fragment stops asking once it has finished).
+
+        When a step has finished (or the departure has) since the stage the page shows
+        (``seen``), the answer also carries, out of band, the parts of the page that change
+        with it: the status badge, the status line (the page's live region, so only this
+        change is announced), the failures and the log. Nothing else is redrawn: the page
+        was reloaded, which lost the focus and any reason being typed."""
         departure = await service.get_departure(_path_id(ctx, "departure"))
         context = await _detail_context(departure)
         seen = ctx.request.query_params.get("seen")
         if ctx.is_htmx and seen is not None and seen != context["stage"]:
-            # A step finished (or the departure did) since the page was drawn: reload it
-            # all, so the log, the failures and the actions offered are current too.
-            return Response(status_code=200, headers={"HX-Refresh": "true"})
+            return ctx.render("console/departures_update.html", **await _page_context(departure))
         return ctx.render("console/departures_progress.html", **context)
 
     @page(web, permission=Permission.DEPARTURES_WRITE)

@@ -525,6 +525,7 @@ def routes(web: Web) -> list[BaseRoute]:
             inline_flash=ctx.flash if beside else None,
             flash=None if beside else ctx.flash,
             target=target,
+            at_root=target.id == root.id,
             parent=parent,
             tree=unit_tree(units, cut),
             groups=groups,
