@@ -364,7 +364,11 @@ async def _notify_member_by_email(member: Member, departure: Departure) -> None:
         context={
             "member_name": member.name,
             "last_day": departure.last_day.isoformat(),
-            "export_until": departure.export_until.strftime("%Y-%m-%d %H:%M UTC"),
+            # In the member's own zone when known, else the organisation's.
+            "export_until": days.shown(
+                departure.export_until,
+                ZoneInfo(member.time_zone) if member.time_zone else await organisations.time_zone(),
+            ),
             "link_path": "/account",
         },
         key=f"departure:{departure.id}:notice-email",

@@ -33,3 +33,13 @@ def end_of(day: date, zone: ZoneInfo) -> datetime:
 def today(zone: ZoneInfo, now: datetime | None = None) -> date:
     """The date it is in ``zone`` at ``now`` (default: now)."""
     return (now or datetime.now(UTC)).astimezone(zone).date()
+
+
+def shown(instant: datetime, zone: ZoneInfo) -> str:
+    """``instant`` as an email says it to people of ``zone``, with the UTC time beside it
+    when the zone is another: ``2026-12-11 00:00 PST (08:00 UTC)``."""
+    here = instant.astimezone(zone)
+    text = f"{here:%Y-%m-%d %H:%M} {here.tzname()}"
+    if here.utcoffset():
+        text += f" ({instant.astimezone(UTC):%H:%M} UTC)"
+    return text

@@ -406,7 +406,9 @@ async def _mail_reviewers(review: AccessReview, template: str, moment: str) -> N
                 "reviewer_name": person.name,
                 "campaign_name": review.name,
                 "count": counts[str(person.id)],
-                "due_on": review.due_on.isoformat(),
+                # The day ends at midnight in the campaign's zone: said, with its instant.
+                "due_on": f"{review.due_on.isoformat()} (until "
+                f"{days.shown(rules.closes_at(review.due_on, review.zone), review.zone)})",
                 "link_path": QUEUE_PATH
                 if Permission.REVIEWS_DECIDE in permissions_of(person.roles)
                 else ACCOUNT_QUEUE_PATH,

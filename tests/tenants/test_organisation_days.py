@@ -59,3 +59,14 @@ def test_days_follow_each_other_and_each_is_that_date_in_its_zone(day: date, zon
 def test_today_is_the_zone_s_date(zone: str, date_there: date) -> None:
     at = datetime(2026, 12, 7, 23, 3, tzinfo=UTC)
     assert days.today(ZoneInfo(zone), at) == date_there
+
+
+def test_an_instant_is_shown_in_the_zone_with_utc_beside_it_when_they_differ() -> None:
+    end = datetime(2026, 12, 11, 8, tzinfo=UTC)
+    assert calendar_shown(end, "America/Los_Angeles") == "2026-12-11 00:00 PST (08:00 UTC)"
+    assert calendar_shown(end, "UTC") == "2026-12-11 08:00 UTC"
+    assert calendar_shown(end, "Europe/London") == "2026-12-11 08:00 GMT"
+
+
+def calendar_shown(instant: datetime, zone: str) -> str:
+    return days.shown(instant, ZoneInfo(zone))
