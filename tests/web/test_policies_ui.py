@@ -179,6 +179,18 @@ async def test_a_dated_rule_is_said_to_be_scheduled_and_a_past_date_means_from_n
             ).text
         )
         assert f"on Sales from {coming}." in future and "takes effect at once" not in future
+        assert "Short notice" not in future  # ten days ahead, beyond the seven of notice
+        soon = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+        short = text_of(
+            (
+                await browser.post(
+                    "/console/policies/preview",
+                    rule_form(csrf, sales["id"], setting=USE_DATA, value="true", effective_from=soon),
+                )
+            ).text
+        )
+        assert "Short notice: the members it changes are told at once, 2 whole days ahead, fewer" in short
+        assert "than the 7 days of notice the organisation gives." in short
         today = datetime.now(UTC).date().isoformat()
         now = text_of(
             (

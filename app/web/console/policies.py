@@ -584,6 +584,11 @@ def routes(web: Web) -> list[BaseRoute]:
             # A date already past means "in force now" (``policy.set_rule``): said so, since
             # it also means no advance notice to the members it changes.
             "past_date": c.effective_from is not None and c.effective_from <= datetime.now(UTC),
+            # Whole days of notice members get, when the change is scheduled: fewer than the
+            # organisation gives are said before saving (they are told at once).
+            "notice_left": (c.effective_from - datetime.now(UTC)).days
+            if c.effective_from is not None and c.effective_from > datetime.now(UTC)
+            else None,
             "today": days.today(form.zone),
             "shown": show_value(form.setting, c.value),
             "required_off": form.setting.required and not removing and form.setting.is_off(c.value),
