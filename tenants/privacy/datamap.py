@@ -259,7 +259,7 @@ TABLES: tuple[Table, ...] = (
         personal={"created_by_display": Category.IDENTITY, "created_by": Category.IDENTITY},
         not_personal={"name": CONFIG, "scopes": STATE, "reviewer_rule": STATE,
                       "named_reviewer_ids": ID, "recurrence_unit": STATE,
-                      "default_on_due": STATE, "status": STATE},
+                      "default_on_due": STATE, "status": STATE, "time_zone": CONFIG},
         owner="owner_id = $2",
         erase=(
             pseudonymise(f"created_by_display = '{ERASED}'"),
