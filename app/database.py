@@ -28,6 +28,7 @@ import asyncpg
 from tortoise.migrations.recorder import MigrationRecorder
 
 from migrations.config import tortoise_config
+from tenants.outages import is_lock_timeout
 
 log = logging.getLogger(__name__)
 
@@ -517,7 +518,7 @@ async def migrate(urls: DatabaseUrls, *, target: str | None = None) -> list[str]
                 return applied
             except Exception as exc:
                 failed = running[0] if running else "the migration table"
-                if _waited_for_a_lock(exc) and attempt < MIGRATION_LOCK_TRIES:
+                if is_lock_timeout(exc) and attempt < MIGRATION_LOCK_TRIES:
                     log.warning(
                         "migration %s gave way after waiting %s for a table another "
                         "transaction holds (a long query, a backup); trying again in %d s "
@@ -546,15 +547,6 @@ MIGRATION_LOCK_TIMEOUT = "5s"
 #: How many times ``migrate`` tries a migration that gave way, pausing 2, 4, 6, … s
 #: between tries (about two minutes and a half in all).
 MIGRATION_LOCK_TRIES = 12
-
-
-def _waited_for_a_lock(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, asyncpg.LockNotAvailableError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _one_line(exc: BaseException) -> str:

@@ -59,6 +59,13 @@ def is_concurrency_conflict(exc: BaseException) -> bool:
     return _anywhere_in(exc, lambda e: isinstance(e, asyncpg.TransactionRollbackError))
 
 
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL giving up a wait for a lock (``lock_timeout``, 55P03):
+    someone else held it for longer; the same statement later usually succeeds. Looks
+    where is_database_outage looks."""
+    return _anywhere_in(exc, lambda e: isinstance(e, asyncpg.LockNotAvailableError))
+
+
 def _anywhere_in(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
     seen: set[int] = set()
     stack: list[BaseException] = [exc]

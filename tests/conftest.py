@@ -142,6 +142,21 @@ async def _without_fsync(url: str) -> None:
         await conn.close()
 
 
+@pytest.fixture
+async def fresh_database_url(admin_server_url: str) -> AsyncIterator[str]:
+    """The admin URL of a database that does not exist yet (dropped afterwards): for
+    tests of creating and upgrading one."""
+    name = f"tenantry_fresh_{uuid.uuid4().hex[:8]}"
+    yield database.with_database(admin_server_url, name)
+    server = await asyncpg.connect(
+        **database.connection_params(database.with_database(admin_server_url, "postgres"))
+    )
+    try:
+        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await server.close()
+
+
 @pytest.fixture(scope="session")
 async def database_urls(admin_server_url: str) -> AsyncIterator[DatabaseUrls]:
     """A fresh, migrated database for this test session, dropped afterwards."""

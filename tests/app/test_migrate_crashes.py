@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -61,20 +59,6 @@ async def run_migrate(url: str, die_at: int = 0) -> tuple[int, str]:
     return process.returncode, output.decode()
 
 
-@pytest.fixture
-async def fresh_url(admin_server_url: str) -> AsyncIterator[str]:
-    """The admin URL of a database that does not exist yet (dropped afterwards)."""
-    name = f"tenantry_crash_{uuid.uuid4().hex[:8]}"
-    yield database.with_database(admin_server_url, name)
-    server = await asyncpg.connect(
-        **database.connection_params(database.with_database(admin_server_url, "postgres"))
-    )
-    try:
-        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await server.close()
-
-
 async def recorded(url: str) -> list[str]:
     conn = await asyncpg.connect(**database.connection_params(url))
     try:
@@ -85,28 +69,28 @@ async def recorded(url: str) -> list[str]:
 
 
 async def test_a_migrate_killed_between_a_migration_and_its_record_is_finished_by_the_next(
-    fresh_url: str,
+    fresh_database_url: str,
 ) -> None:
     """Tortoise records a migration after committing it; dying in between used to leave
     the schema changed and the record missing, and every later migrate failed on
     "already exists"."""
-    code, output = await run_migrate(fresh_url, die_at=5)
+    code, output = await run_migrate(fresh_database_url, die_at=5)
     assert code == 9, output[-2000:]
-    assert len(await recorded(fresh_url)) == 5  # the fifth recorded itself as it committed
-    code, output = await run_migrate(fresh_url)
+    assert len(await recorded(fresh_database_url)) == 5  # the fifth recorded itself as it committed
+    code, output = await run_migrate(fresh_database_url)
     assert code == 0, output[-3000:]
-    names = await recorded(fresh_url)
+    names = await recorded(fresh_database_url)
     assert len(names) == len(set(names)) == len(database.pending_migrations_from(set()))
     assert database.pending_migrations_from(set(names)) == []
 
 
-async def test_migrates_started_together_take_turns_and_both_succeed(fresh_url: str) -> None:
+async def test_migrates_started_together_take_turns_and_both_succeed(fresh_database_url: str) -> None:
     """Nodes started at once with --migrate: one prepares and migrates, the others wait and
     find nothing to do (they used to fail on a duplicate database or on "tuple concurrently
     updated")."""
-    results = await asyncio.gather(*(run_migrate(fresh_url) for _ in range(3)))
+    results = await asyncio.gather(*(run_migrate(fresh_database_url) for _ in range(3)))
     assert [code for code, _ in results] == [0, 0, 0], [o[-2000:] for _, o in results]
     applied = sorted(int(output.strip().splitlines()[-1]) for _, output in results)
     assert applied[:2] == [0, 0] and applied[2] == len(database.pending_migrations_from(set()))
-    names = await recorded(fresh_url)
+    names = await recorded(fresh_database_url)
     assert len(names) == len(set(names))

@@ -12,7 +12,6 @@ import os
 import pkgutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -81,19 +80,6 @@ async def run_migrate(url: str, target: str = "", *lock_timeout: str, fails: boo
     return output.decode()
 
 
-@pytest.fixture
-async def fresh_url(admin_server_url: str) -> AsyncIterator[str]:
-    name = f"tenantry_upgrade_{uuid.uuid4().hex[:8]}"
-    yield database.with_database(admin_server_url, name)
-    server = await asyncpg.connect(
-        **database.connection_params(database.with_database(admin_server_url, "postgres"))
-    )
-    try:
-        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await server.close()
-
-
 #: A value of each column type a row needs where the schema gives none.
 FILLERS = {
     "uuid": "gen_random_uuid()",
@@ -126,18 +112,18 @@ async def insert_row(conn: asyncpg.Connection, table: str, given: dict[str, str]
 
 @pytest.mark.slow
 async def test_a_database_with_an_organisation_and_its_sso_connection_upgrades(
-    fresh_url: str,
+    fresh_database_url: str,
 ) -> None:
-    await run_migrate(fresh_url, "tenants.0026_sso_previous")
+    await run_migrate(fresh_database_url, "tenants.0026_sso_previous")
     org = uuid.uuid4()
-    conn = await asyncpg.connect(**database.connection_params(fresh_url))
+    conn = await asyncpg.connect(**database.connection_params(fresh_database_url))
     try:
         await insert_row(conn, "organisations", {"id": f"'{org}'", "slug": "'upgraded'"})
         await insert_row(conn, "sso_connections", {"tenant_id": f"'{org}'"})
     finally:
         await conn.close()
-    await run_migrate(fresh_url)
-    conn = await asyncpg.connect(**database.connection_params(fresh_url))
+    await run_migrate(fresh_database_url)
+    conn = await asyncpg.connect(**database.connection_params(fresh_database_url))
     try:
         row = await conn.fetchrow(
             "SELECT o.policy_notice_days, s.sign_out_at_provider FROM organisations o"
@@ -161,18 +147,18 @@ WAITING_FOR_SESSIONS = (
 
 @pytest.mark.slow
 async def test_a_migration_gives_way_to_a_long_transaction_instead_of_queueing_every_reader(
-    fresh_url: str,
+    fresh_database_url: str,
 ) -> None:
     """0041 alters the sessions table. Queued behind one long transaction (a report, a
     backup), it held every later reader of sessions, every request, for as long as that
     lasted. It waits for its lock only so long, gives way, and tries again."""
-    await run_migrate(fresh_url, "tenants.0040_sign_in_detail")
-    params = database.connection_params(fresh_url)
+    await run_migrate(fresh_database_url, "tenants.0040_sign_in_detail")
+    params = database.connection_params(fresh_database_url)
     report = await asyncpg.connect(**params)
     reader = await asyncpg.connect(**params)
     try:
         await report.execute("BEGIN; LOCK TABLE sessions IN ACCESS SHARE MODE")
-        upgrade = asyncio.create_task(run_migrate(fresh_url, "", "300ms"))
+        upgrade = asyncio.create_task(run_migrate(fresh_database_url, "", "300ms"))
         # The migration asks for its lock (a process start and 40 migrations away), and
         # gives way.
         for _ in range(200):
@@ -198,16 +184,16 @@ async def test_a_migration_gives_way_to_a_long_transaction_instead_of_queueing_e
 
 
 @pytest.mark.slow
-async def test_a_failed_migration_is_named_with_what_was_kept_before_it(fresh_url: str) -> None:
+async def test_a_failed_migration_is_named_with_what_was_kept_before_it(fresh_database_url: str) -> None:
     """A failed upgrade was an 82-line traceback naming neither the migration that failed
     nor the ten committed before it."""
-    await run_migrate(fresh_url, "tenants.0039_sign_in_keeps_its_provider")
-    conn = await asyncpg.connect(**database.connection_params(fresh_url))
+    await run_migrate(fresh_database_url, "tenants.0039_sign_in_keeps_its_provider")
+    conn = await asyncpg.connect(**database.connection_params(fresh_database_url))
     try:
         await conn.execute("ALTER TABLE sso_connections ADD COLUMN sign_out_at_provider int")
     finally:
         await conn.close()
-    output = await run_migrate(fresh_url, fails=True)
+    output = await run_migrate(fresh_database_url, fails=True)
     assert (
         "DatabaseSetupError: migration tenants.0041_sign_out_at_provider failed and was rolled"
         " back, nothing of it kept (" in output
