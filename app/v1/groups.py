@@ -147,7 +147,9 @@ async def list_group_members(call: Call[Input, GroupMemberQuery]) -> MemberPage:
     errors=(404, 409),
 )
 async def add_group_member(call: Call[Input, Input]) -> None:
-    await service.add_member(call.id(), call.id("member_id"), actor=call.actor)
+    await service.add_member(
+        call.id(), call.id("member_id"), actor=call.actor, by=call.principal.permissions
+    )
 
 
 @router.delete(
@@ -158,4 +160,6 @@ async def add_group_member(call: Call[Input, Input]) -> None:
     errors=(404,),
 )
 async def remove_group_member(call: Call[Input, Input]) -> None:
-    await service.remove_member(call.id(), call.id("member_id"), actor=call.actor)
+    await service.remove_member(
+        call.id(), call.id("member_id"), actor=call.actor, by=call.principal.permissions
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from starlette.responses import Response
@@ -32,6 +32,8 @@ from tenants.departures.planner import Plan, PlanRow
 from tenants.departures.steps import plan_for_run
 from tenants.errors import NotFoundError
 from tenants.members.models import Member
+from tenants.organisations import days
+from tenants.organisations import service as organisations
 from tenants.pagination import Sort, paginate
 from tenants.privacy import datamap
 from tenants.products.models import Product, ProductAccount, ProductAccountStatus
@@ -75,7 +77,8 @@ async def what_leaving_means(member: Member) -> Leaving:
         retention = (departure.purge_at - departure.suspend_at).days
     else:
         policy = await departures.get_policy()
-        last_day = datetime.now(UTC).date() + timedelta(days=policy.export_window_days)
+        today = days.today(await organisations.time_zone())
+        last_day = today + timedelta(days=policy.export_window_days)
         plan = await departures.preview_departure(member.id, last_day=last_day, policy=policy)
         retention = policy.retention_days
     products = await product_names()

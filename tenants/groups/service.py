@@ -15,8 +15,10 @@ from tenants.groups.models import Group, GroupMembership
 from tenants.identity import changes as identity
 from tenants.members.lifecycle import check_changeable
 from tenants.members.models import Member
+from tenants.members.roles import check_may_act_for
 from tenants.members.service import get_member
 from tenants.models_base import get_by_id
+from tenants.permissions import Permission
 from tenants.policy import moves
 from tenants.policy import service as policy
 from tenants.units.service import name_prefix_pattern
@@ -117,10 +119,21 @@ async def delete_group(group_id: uuid.UUID, *, actor: Actor) -> None:
     await policy.structure_changed()
 
 
-async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor) -> bool:
-    """Add a member to a group; False when they already were in it (nothing written)."""
+async def add_member(
+    group_id: uuid.UUID,
+    member_id: uuid.UUID,
+    *,
+    actor: Actor,
+    by: frozenset[Permission] | None,
+) -> bool:
+    """Add a member to a group; False when they already were in it (nothing written).
+    ``by``: the permissions of whoever asks, who may change the groups (and so the
+    settings) only of members whose permissions they hold all of, as for a move; None for
+    the identity provider's groups."""
     group = await get_group(group_id)
     member = await get_member(member_id)
+    if by is not None:
+        check_may_act_for(by, member.roles, doing="add to a group", field="member_id")
     check_changeable(member.status)
     if await GroupMembership.filter(group_id=group.id, member_id=member.id).exists():
         return False
@@ -150,13 +163,22 @@ async def add_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor)
     return True
 
 
-async def remove_member(group_id: uuid.UUID, member_id: uuid.UUID, *, actor: Actor) -> bool:
+async def remove_member(
+    group_id: uuid.UUID,
+    member_id: uuid.UUID,
+    *,
+    actor: Actor,
+    by: frozenset[Permission] | None,
+) -> bool:
     """Remove a member from a group; False when they were not in it (nothing written).
+    ``by`` as for ``add_member``.
 
     NotFoundError when the group or the member does not exist, as for ``add_member``.
     """
     group = await get_group(group_id)
     member = await get_member(member_id)
+    if by is not None:
+        check_may_act_for(by, member.roles, doing="remove from a group", field="member_id")
     changes = await moves.group_change_settings([member.id], group.id, joining=False)
     deleted = await GroupMembership.filter(group_id=group.id, member_id=member.id).delete()
     if not deleted:

@@ -71,7 +71,7 @@ async def apply_bulk(
         if action is BulkAction.MOVE and target is not None:
             await service.move_member(member_id, target, actor=actor, by=by)
         elif action is BulkAction.ADD_TO_GROUP and target is not None:
-            await groups.add_member(target, member_id, actor=actor)
+            await groups.add_member(target, member_id, actor=actor, by=by)
         elif action is BulkAction.ASSIGN_PRODUCT and target is not None:
             await products.assign_product(member_id, target, actor=actor)
         elif action is BulkAction.SUSPEND_PRODUCT and target is not None:

@@ -22,12 +22,19 @@ def start_of(day: date, zone: ZoneInfo) -> datetime:
     midnight (a change of time at 00:00), the day begins at the first time that exists:
     a local time that does not exist is read with the offset before the change (PEP 495,
     ``fold=0``), which lands on it."""
-    return datetime.combine(day, time(0, 0), tzinfo=zone).astimezone(UTC)
+    try:
+        return datetime.combine(day, time(0, 0), tzinfo=zone).astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC began in year 0
+        raise ValueError(f"{day.isoformat()} is outside the days this service keeps") from None
 
 
 def end_of(day: date, zone: ZoneInfo) -> datetime:
     """The instant (UTC) at which ``day`` is over in ``zone``: when the next one begins."""
-    return start_of(day + timedelta(days=1), zone)
+    try:
+        following = day + timedelta(days=1)
+    except OverflowError:
+        raise ValueError(f"{day.isoformat()} is outside the days this service keeps") from None
+    return start_of(following, zone)
 
 
 def today(zone: ZoneInfo, now: datetime | None = None) -> date:
@@ -36,10 +43,11 @@ def today(zone: ZoneInfo, now: datetime | None = None) -> date:
 
 
 def shown(instant: datetime, zone: ZoneInfo) -> str:
-    """``instant`` as an email says it to people of ``zone``, with the UTC time beside it
-    when the zone is another: ``2026-12-11 00:00 PST (08:00 UTC)``."""
+    """``instant`` as an email says it to people of ``zone``, with the UTC date and time
+    beside it when the zone is another: ``2026-12-11 00:00 PST (2026-12-11 08:00 UTC)``
+    (the date too: east of UTC it is often the day before)."""
     here = instant.astimezone(zone)
     text = f"{here:%Y-%m-%d %H:%M} {here.tzname()}"
     if here.utcoffset():
-        text += f" ({instant.astimezone(UTC):%H:%M} UTC)"
+        text += f" ({instant.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
     return text

@@ -179,10 +179,13 @@ async def _depart(member: Member, event: SecurityEvent, actor: Actor) -> str:
     if member.status != MemberStatus.ACTIVE:
         return f"no departure started: the member is {member.status.value}"
     from tenants.departures.service import start_departure
+    from tenants.organisations import days
+    from tenants.organisations import service as organisations
 
     departure = await start_departure(
         member.id,
-        last_day=datetime.now(UTC).date(),
+        # Today in the organisation's zone (a UTC date ahead of it was refused as past).
+        last_day=days.today(await organisations.time_zone()),
         successor_id=None,
         reason="account purged at the identity provider",
         actor=actor,

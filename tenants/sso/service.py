@@ -1182,7 +1182,7 @@ async def _join_claimed_groups(
     if not wanted:
         return
     for group in await Group.filter(name__in=sorted(wanted)):
-        await add_member(group.id, member.id, actor=actor)
+        await add_member(group.id, member.id, actor=actor, by=None)
 
 
 async def _unit_for(connection: SignInSettings, claims: dict[str, Any]) -> uuid.UUID:

@@ -63,10 +63,24 @@ def test_today_is_the_zone_s_date(zone: str, date_there: date) -> None:
 
 def test_an_instant_is_shown_in_the_zone_with_utc_beside_it_when_they_differ() -> None:
     end = datetime(2026, 12, 11, 8, tzinfo=UTC)
-    assert calendar_shown(end, "America/Los_Angeles") == "2026-12-11 00:00 PST (08:00 UTC)"
+    assert calendar_shown(end, "America/Los_Angeles") == (
+        "2026-12-11 00:00 PST (2026-12-11 08:00 UTC)"
+    )
+    # East of UTC the UTC date is often the day before: said.
+    assert calendar_shown(datetime(2026, 12, 20, 10, tzinfo=UTC), "Pacific/Kiritimati") == (
+        "2026-12-21 00:00 +14 (2026-12-20 10:00 UTC)"
+    )
     assert calendar_shown(end, "UTC") == "2026-12-11 08:00 UTC"
     assert calendar_shown(end, "Europe/London") == "2026-12-11 08:00 GMT"
 
 
 def calendar_shown(instant: datetime, zone: str) -> str:
     return days.shown(instant, ZoneInfo(zone))
+
+
+def test_a_day_beyond_the_calendar_is_refused_as_a_value() -> None:
+    """0001-01-01 began in year 0 in UTC east of Greenwich: a 500 in the policy form."""
+    with pytest.raises(ValueError, match="outside the days"):
+        days.start_of(date(1, 1, 1), ZoneInfo("Asia/Kolkata"))
+    with pytest.raises(ValueError, match="outside the days"):
+        days.end_of(date(9999, 12, 31), ZoneInfo("UTC"))

@@ -17,7 +17,14 @@ import asyncpg
 import pytest
 
 from tenants.permissions import Permission
-from tests.conftest import OrgHandle, make_member, make_product, make_unit, row_counts
+from tests.conftest import (
+    OrgHandle,
+    make_group,
+    make_member,
+    make_product,
+    make_unit,
+    row_counts,
+)
 from tests.web.flows import (
     PASSWORD,
     WebClient,
@@ -1120,6 +1127,20 @@ async def test_no_path_moves_or_suspends_a_member_with_more_powers_than_the_edit
         json={"unit_id": away["id"]},
     )
     assert api_move.status_code == 403 and api_move.json()["errors"][0]["field"] == "unit_id"
+    # Nor added to or taken out of a group (its rules change their settings) by a token
+    # holding members and groups but not the owner's powers.
+    grouper = await org.token_with(
+        Permission.MEMBERS_READ, Permission.MEMBERS_WRITE, Permission.GROUPS_WRITE
+    )
+    club = await make_group(org, name="Lockers")
+    for method in ("PUT", "DELETE"):
+        grouped = await org.client.request(
+            method,
+            f"/v1/groups/{club['id']}/members/{boss['id']}",
+            headers={"Authorization": f"Bearer {grouper}"},
+        )
+        assert grouped.status_code == 403, (method, grouped.text)
+        assert grouped.json()["errors"][0]["field"] == "member_id"
     # Within the editor's powers, the same paths still work.
     fine = await org.client.post(
         f"/v1/members/{plain['id']}/move",

@@ -5,6 +5,7 @@ Runs in process (no server): each test's browser has its own client address.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
@@ -375,6 +376,25 @@ async def test_five_wrong_passwords_lock_that_client_out_of_that_address_alone(
     async with asgi_client(app, address=browser.address) as again:
         unlocked = await again.password_sign_in(local_org.slug, admin["email"], PASSWORD)
         assert unlocked.headers["location"] == "/console"
+
+
+async def test_a_burst_of_wrong_passwords_locks_a_known_and_an_unknown_address_alike(
+    app: Any, local_org: OrgHandle
+) -> None:
+    """Sent at once, attempts at a known address queued on its credential's row while
+    those at an unknown address were counted side by side, past the limit: 5 refusals as
+    'not right' for one, 7 or 8 for the other, which told them apart."""
+    admin = await admin_of(local_org)
+    nobody = f"nobody-{uuid.uuid4().hex[:6]}@{local_org.slug}.example"
+    counts = []
+    async with asgi_client(app) as browser:
+        for address in (admin["email"], nobody):
+            answers = await asyncio.gather(
+                *(browser.password_sign_in(local_org.slug, address, f"{WRONG}{i}") for i in range(12))
+            )
+            said = [refused_reason(a) for a in answers]
+            counts.append(said.count("the email or password is not right."))
+    assert counts == [MAX_FAILURES, MAX_FAILURES]
 
 
 # --- the break-glass administrator --------------------------------------------------------

@@ -10,7 +10,7 @@ and webhooks services for retries) and render; what the pages say and read is in
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from starlette.responses import Response
@@ -180,7 +180,8 @@ def routes(web: Web) -> list[BaseRoute]:
         if running is not None:
             return ctx.redirect(f"/console/departures/{running.id}")
         policy = await service.get_policy()
-        last_day = datetime.now(UTC).date() + timedelta(days=policy.export_window_days)
+        today = days.today(await organisations.time_zone())
+        last_day = today + timedelta(days=policy.export_window_days)
         return await _start_page(ctx, member, StartForm(last_day=last_day.isoformat()))
 
     @page(web, permission=Permission.DEPARTURES_WRITE)

@@ -170,10 +170,12 @@ def routes(web: Web) -> list[BaseRoute]:
         if asked is not None:
             return asked
         if not joining:
-            done = await groups.remove_member(group_id, member_id, actor=ctx.actor)
+            done = await groups.remove_member(
+                group_id, member_id, actor=ctx.actor, by=ctx.permissions
+            )
             message = "Removed from the group." if done else "They were not in the group."
         else:
-            done = await groups.add_member(group_id, member_id, actor=ctx.actor)
+            done = await groups.add_member(group_id, member_id, actor=ctx.actor, by=ctx.permissions)
             message = "Added to the group." if done else "They were already in the group."
         return ctx.redirect(f"/console/groups/{group_id}", message)
 

@@ -557,10 +557,10 @@ def routes(web: Web) -> list[BaseRoute]:
         if asked is not None:
             return asked
         if not joining:
-            await groups.remove_member(group_id, member.id, actor=ctx.actor)
+            await groups.remove_member(group_id, member.id, actor=ctx.actor, by=ctx.permissions)
             done = f"Removed {member.name} from the group."
         else:
-            added = await groups.add_member(group_id, member.id, actor=ctx.actor)
+            added = await groups.add_member(group_id, member.id, actor=ctx.actor, by=ctx.permissions)
             done = (
                 f"Added {member.name} to the group."
                 if added

@@ -321,12 +321,11 @@ def _effective_from(text: str | None, zone: ZoneInfo) -> datetime | None:
     if not text:
         return None
     try:
-        day = rfc3339.parse_date(text.strip())
+        return days.start_of(rfc3339.parse_date(text.strip()), zone)
     except ValueError as error:
         raise InvalidInputError(
             "the effective date is not a date", fields=[FieldProblem("effective_from", str(error))]
         ) from None
-    return days.start_of(day, zone)
 
 
 @dataclass(frozen=True, slots=True)
