@@ -103,6 +103,14 @@ async def test_the_console_sets_the_zone_and_dates_policies_by_it(
         assert f"from {day.isoformat()} (Pacific/Auckland)" in landing
         # Shown as the day the admin named, though it begins the day before in UTC.
         assert f"scheduled from {day.isoformat()}" in landing
+        # Another zone: the change keeps its moment, and the admin is told to check it.
+        moved = await browser.post(
+            "/console/settings/time-zone", {"csrf": csrf, "time_zone": "UTC"}
+        )
+        assert (
+            "Policy changes already scheduled (1) keep their moments, named in"
+            " Pacific/Auckland's days" in text_of((await browser.get(moved.headers["location"])).text)
+        )
     effective = await owner_conn.fetchval(
         "SELECT effective_from FROM policy_rules WHERE tenant_id = $1 AND setting = $2",
         org.id,

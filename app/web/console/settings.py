@@ -21,6 +21,7 @@ from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError
 from tenants.organisations import service as organisations
 from tenants.permissions import Permission
+from tenants.policy.models import PolicyRule
 from tenants.sso import safety
 from tenants.sso import service as sso
 from tenants.sso.models import SsoConnection
@@ -275,15 +276,24 @@ def routes(web: Web) -> list[BaseRoute]:
 
     @page(web, permission=Permission.ORGANISATION_WRITE)
     async def save_time_zone(ctx: PageContext) -> Response:
-        """The zone of the organisation's days; refused beside the field when no zone."""
+        """The zone of the organisation's days; refused beside the field when no zone.
+        Says how many policy changes already scheduled keep their moments (they may now
+        read as another day)."""
+        before = ctx.organisation.time_zone
         org = await organisations.update_organisation(
             {"time_zone": ctx.form.get("time_zone", "")}, actor=ctx.actor
         )
-        return ctx.redirect(
-            "/console/settings",
+        said = (
             f"The organisation's days are {org.time_zone}'s: last days, the days policies take"
-            " effect and review due days begin and end at midnight there.",
+            " effect and review due days begin and end at midnight there."
         )
+        scheduled = await PolicyRule.filter(effective_from__gt=datetime.now(UTC)).count()
+        if scheduled and org.time_zone != before:
+            said += (
+                f" Policy changes already scheduled ({scheduled}) keep their moments, named in"
+                f" {before}'s days: check their dates on the Policies page."
+            )
+        return ctx.redirect("/console/settings", said)
 
     return [
         Route("/console/settings", settings_page, methods=["GET"]),
