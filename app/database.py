@@ -104,8 +104,12 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
 
 
+#: Settings of every session the service opens, runtime, admin or listening, pooled or
+#: not (PgBouncer passes TimeZone on, as it does application_name).
+SESSION_SETTINGS = {"TimeZone": "UTC"}
 #: Settings of every runtime session (the pool's startup parameters, and the login role's
-#: own where a pooler refuses startup parameters it does not know):
+#: own where a pooler refuses startup parameters it does not know), those of every session
+#: among them:
 #: - jit off: OLTP; every statement is small, and the JIT compile the planner triggers on
 #:   a large estimate costs more than the query (247 ms on a 1M-member preview);
 #: - a transaction left idle for a minute is ended: a worker frozen mid-step (stopped,
@@ -113,11 +117,7 @@ def with_database(url: str, database: str) -> str:
 #:   limit, and the worker that took its job over waited on the lock, renewing the lease,
 #:   for as long as it lasted. Tenantry waits on nothing outside the database inside a
 #:   transaction (identity providers, Keycloak and products are called between them).
-RUNTIME_SETTINGS = {"jit": "off", "idle_in_transaction_session_timeout": "60s",
-                    "TimeZone": "UTC"}
-#: Settings of every session the service opens, runtime, admin or listening, pooled or
-#: not (PgBouncer passes TimeZone on, as it does application_name).
-SESSION_SETTINGS = {"TimeZone": "UTC"}
+RUNTIME_SETTINGS = {**SESSION_SETTINGS, "jit": "off", "idle_in_transaction_session_timeout": "60s"}
 
 
 def tortoise_connection(

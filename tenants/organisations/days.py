@@ -9,6 +9,7 @@ Plain functions of a zone and a date (or an instant), so rules and tests need no
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,15 @@ def end_of(day: date, zone: ZoneInfo) -> datetime:
     except OverflowError:
         raise ValueError(f"{day.isoformat()} is outside the days this service keeps") from None
     return start_of(following, zone)
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` moved by ``months`` calendar months, clamped to the end of a shorter month
+    (31 Jan + 1 → 28/29 Feb; 29 Feb + 12 → 28 Feb): a privacy request's deadline, a review
+    series' dates, a kept record's review in years."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def today(zone: ZoneInfo, now: datetime | None = None) -> date:

@@ -20,12 +20,13 @@ gone from everything but what is kept here for a reason.
 
 from __future__ import annotations
 
-import calendar
 import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
+
+from tenants.organisations.days import add_months
 
 
 class Category(StrEnum):
@@ -81,8 +82,7 @@ class Step:
 def add_years(day: date, years: int) -> date:
     """The same date ``years`` calendar years later; 29 February becomes 28 February in a
     year that has none (not N x 365 days, which falls a day short per leap year passed)."""
-    year = day.year + years
-    return date(year, day.month, min(day.day, calendar.monthrange(year, day.month)[1]))
+    return add_months(day, 12 * years)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,12 @@ reason told to the member. Dates are UTC days.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 from tenants.errors import FieldProblem, IllegalTransitionError, InvalidInputError
+from tenants.organisations.days import add_months
 
 
 class RequestKind(StrEnum):
@@ -78,14 +78,6 @@ DEFAULT_POLICY = RequestPolicyView()
 REMINDER_DAYS_RANGE = (0, 27)
 EXPORT_LINK_DAYS_RANGE = (1, 90)
 EXPORT_COLLECT_HOURS_RANGE = (0, 720)
-
-
-def add_months(day: date, months: int) -> date:
-    """``day`` moved by ``months`` calendar months, clamped to the end of a shorter month
-    (31 Jan + 1 → 28/29 Feb; 29 Feb + 12 → 28 Feb)."""
-    index = day.month - 1 + months
-    year, month = day.year + index // 12, index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def due_date(received_on: date, extension_months: int = 0) -> date:

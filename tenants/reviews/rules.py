@@ -14,7 +14,6 @@ own subject has no reviewer (only someone with ``reviews:write`` may then decide
 
 from __future__ import annotations
 
-import calendar
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from tenants.errors import FieldProblem
 from tenants.organisations import days
+from tenants.organisations.days import add_months
 from tenants.permissions import Role
 
 
@@ -184,13 +184,6 @@ def reminder_at(starts_on: date, due_on: date, zone: ZoneInfo) -> datetime | Non
     not after the opening (a campaign too short for a reminder)."""
     moment = closes_at(due_on, zone) - REMINDER_BEFORE
     return moment if moment > opens_at(starts_on, zone) else None
-
-
-def add_months(day: date, months: int) -> date:
-    """``day`` plus ``months``, the day of the month clamped to the month's last day."""
-    index = day.month - 1 + months
-    year, month = day.year + index // 12, index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def occurrence(first: tuple[date, date], recurrence: Recurrence, n: int) -> tuple[date, date]:

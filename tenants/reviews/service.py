@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tortoise.queryset import QuerySet
 
@@ -135,11 +136,14 @@ async def create_review(
     """Create a campaign; it opens at once (items snapshot, reviewers emailed) when it starts
     today, else on its start day. Raises InvalidInputError naming the fields at fault."""
     now = now or datetime.now(UTC)
-    problems = rules.campaign_problems(draft, days.today(await organisations.time_zone(), now))
+    zone = await organisations.time_zone()
+    problems = rules.campaign_problems(draft, days.today(zone, now))
     if problems:
         raise InvalidInputError("the campaign cannot be created as asked", fields=problems)
     await _check_named(draft.named_reviewers)
-    review = await _insert(draft, owner_id=await person_of(actor), actor=actor, previous=None)
+    review = await _insert(
+        draft, owner_id=await person_of(actor), actor=actor, previous=None, zone=zone
+    )
     await _schedule(review, now)
     return await advance_review(review.id, now=now)
 
@@ -150,7 +154,9 @@ async def _insert(
     owner_id: uuid.UUID | None,
     actor: Actor,
     previous: uuid.UUID | None,
+    zone: ZoneInfo,
 ) -> AccessReview:
+    """Store a campaign in ``zone``, the organisation's now: its days stay that zone's."""
     review = await AccessReview.create(
         tenant_id=db.current_org(),
         name=draft.name.strip(),
@@ -167,7 +173,7 @@ async def _insert(
         created_by=actor.ref,
         created_by_display=actor.display,
         previous_id=previous,
-        time_zone=(await organisations.time_zone()).key,
+        time_zone=zone.key,
     )
     await audit.record(
         "access_review.created", "access_review", review.id, actor=actor, after=snapshot(review)
@@ -525,7 +531,8 @@ async def _recur(review: AccessReview, now: datetime) -> None:
         default_on_due=review.default_on_due,
     )
     successor = await _insert(
-        draft, owner_id=review.owner_id, actor=system_actor("access-review"), previous=review.id
+        draft, owner_id=review.owner_id, actor=system_actor("access-review"), previous=review.id,
+        zone=await organisations.time_zone(),
     )
     await _schedule(successor, now)
     await advance_review(successor.id, now=now)

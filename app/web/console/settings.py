@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import available_timezones
 
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -19,6 +18,7 @@ from app.web.numbers import whole_number
 from app.web.pages import PageContext, Web, page
 from tenants.domains import service as domains
 from tenants.errors import FieldProblem, InvalidInputError
+from tenants.members import preferences
 from tenants.organisations import service as organisations
 from tenants.permissions import Permission
 from tenants.policy.models import PolicyRule
@@ -165,12 +165,11 @@ def restorable_until(connection: SsoConnection | None) -> datetime | None:
     return until if until > datetime.now(UTC) else None
 
 
-#: The zones the form suggests: the canonical IANA names (no ``posix/``, ``right/``).
+#: The zones the form suggests: of those taken (``preferences.time_zone_names``), the
+#: Area/Location names and UTC, without the fixed offsets of ``Etc/``.
 ZONE_CHOICES = [
     *sorted(
-        z
-        for z in available_timezones()
-        if "/" in z and not z.startswith(("posix/", "right/", "Etc/"))
+        z for z in preferences.time_zone_names() if "/" in z and not z.startswith("Etc/")
     ),
     "UTC",
 ]
